@@ -1,0 +1,479 @@
+//! CSV lead import as a job: the upload is spooled to a temporary file as it arrives (never held
+//! in memory), then a background task streams it through [`csv`] and writes the good rows in ONE
+//! transaction: an upload is imported whole or not at all. Progress is visible at
+//! `GET /imports/{id}`; rejected rows come back as an error CSV in the upload's own encoding.
+
+pub mod csv;
+
+use std::collections::{HashMap, HashSet};
+use std::io::BufReader;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body as RawBody;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use store::accounts::Role;
+use store::sqlx::{self, Row};
+use tokio::io::AsyncWriteExt;
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Id, Params};
+use crate::openapi::schema_ref;
+use crate::resource::{visible, Ctx};
+use crate::resources::{self, MAX_LEADS_PER_LIST};
+use crate::{AppState, Op, Registry};
+
+use self::csv::{FileError, LeadRow, Mapping, RowError};
+
+pub const IMPORTERS: &[Role] = &[Role::Mgr, Role::Sv, Role::By];
+/// Largest upload accepted (50,000 rows of long remarks fit well below it).
+pub const UPLOAD_MAX_BYTES: u64 = 128 << 20;
+/// Rows per INSERT statement inside the import transaction.
+const INSERT_CHUNK: usize = 400;
+
+/// Live progress of running imports (the database row holds the final figures).
+#[derive(Clone, Default)]
+pub struct Imports(Arc<Mutex<HashMap<i64, Progress>>>);
+
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Progress {
+    pub bytes_read: u64,
+    pub rows_read: u64,
+}
+
+impl Imports {
+    fn set(&self, id: i64, p: Progress) {
+        // Invariant: the lock is only held for a map operation; poisoning would need a panic there.
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(id, p);
+        }
+    }
+    fn get(&self, id: i64) -> Option<Progress> {
+        self.0.lock().ok().and_then(|m| m.get(&id).copied())
+    }
+    fn remove(&self, id: i64) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&id);
+        }
+    }
+}
+
+/// Decodes a small upload (number lists): UTF-8 (BOM allowed) or Shift_JIS/CP932.
+pub fn decode_small(bytes: &[u8]) -> Option<String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Some(s.to_string());
+    }
+    let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes);
+    (!had_errors).then(|| text.into_owned())
+}
+
+pub fn schemas() -> Vec<(&'static str, Value)> {
+    vec![(
+        "ImportJob",
+        json!({"type": "object", "required": ["id", "list_id", "kind", "status", "rows_read", "imported_rows", "rejected_rows"], "properties": {
+            "id": {"type": "integer"}, "list_id": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["standard", "generic"]},
+            "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "encoding": {"type": ["string", "null"], "enum": ["utf-8", "utf-8-bom", "shift_jis", null]},
+            "bytes_total": {"type": "integer"}, "bytes_read": {"type": "integer"}, "rows_read": {"type": "integer"},
+            "imported_rows": {"type": "integer"}, "rejected_rows": {"type": "integer"},
+            "error_code": {"type": ["string", "null"]}, "error_message": {"type": ["string", "null"]},
+            "errors_csv": {"type": ["string", "null"], "description": "Path of the error CSV when rows were rejected."},
+            "created_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": ["string", "null"], "format": "date-time"}}}),
+    )]
+}
+
+pub fn mount(reg: &mut Registry) {
+    let mut o = Op {
+        method: "post",
+        path: "/lists/{id}/imports".into(),
+        summary: "Import leads from CSV (name,kana,tel,remarks, or generic with a mapping); answers 202 with the import job".into(),
+        tag: "lists",
+        roles: Some(IMPORTERS.to_vec()),
+        request: Some(("text/csv", json!({"type": "string"}))),
+        response: (202, "application/json", schema_ref("ImportJob")),
+        errors: vec![400, 401, 403, 404, 413, 422],
+        query: vec![],
+    };
+    o.query.push(("kind".into(), json!({"type": "string", "enum": ["standard", "generic"], "default": "standard"}), "standard: name,kana,tel,remarks; generic: columns mapped onto custom fields.".into()));
+    o.query.push(("mapping".into(), json!({"type": "string"}), "generic only: JSON object from CSV header to target: name, kana, tel, remarks or a custom field key; exactly one column maps to tel.".into()));
+    o.query.push(("tags".into(), json!({"type": "string"}), "JSON array of tags added to every imported lead.".into()));
+    reg.add(o, post(start_import));
+    let o = Op {
+        method: "get",
+        path: "/imports/{id}".into(),
+        summary: "An import job's status and progress".into(),
+        tag: "lists",
+        roles: Some(IMPORTERS.to_vec()),
+        request: None,
+        response: (200, "application/json", schema_ref("ImportJob")),
+        errors: vec![401, 403, 404],
+        query: vec![],
+    };
+    reg.add(o, get(import_status));
+    let o = Op {
+        method: "get",
+        path: "/imports/{id}/errors.csv".into(),
+        summary: "The rejected rows with their reasons, in the upload's encoding".into(),
+        tag: "lists",
+        roles: Some(IMPORTERS.to_vec()),
+        request: None,
+        response: (200, "text/csv", json!({"type": "string"})),
+        errors: vec![401, 403, 404],
+        query: vec![],
+    };
+    reg.add(o, get(import_errors));
+}
+
+/// What the upload asks for, checked before anything is stored.
+struct Request {
+    list_id: i64,
+    batch_id: i64,
+    allow_duplicates: bool,
+    mapping: Option<Mapping>,
+    tags: Vec<String>,
+}
+
+async fn parse_request(ctx: &Ctx, list_id: i64, params: &Params) -> ApiResult<Request> {
+    let mut kind = "standard";
+    let (mut mapping_raw, mut tags) = (None, Vec::new());
+    for (k, v) in &params.0 {
+        match k.as_str() {
+            "kind" if v == "standard" || v == "generic" => kind = if v == "generic" { "generic" } else { "standard" },
+            "kind" => return Err(ApiError::bad_request("kind", "kind: standard or generic")),
+            "mapping" => mapping_raw = Some(v.clone()),
+            "tags" => {
+                tags = serde_json::from_str::<Vec<String>>(v)
+                    .ok()
+                    .filter(|t| t.len() <= 50 && t.iter().all(|s| !s.is_empty() && s.chars().count() <= 64 && !s.contains('\0')))
+                    .ok_or_else(|| ApiError::bad_request("tags", "tags: a JSON array of at most 50 strings of 1 to 64 characters"))?
+            }
+            other => return Err(ApiError::bad_request(other, format!("{other}: unknown parameter"))),
+        }
+    }
+    let mapping = match (kind, mapping_raw) {
+        ("generic", Some(raw)) => {
+            let m: HashMap<String, String> =
+                serde_json::from_str(&raw).map_err(|_| ApiError::bad_request("mapping", "mapping: a JSON object from CSV header to target"))?;
+            let fields = custom_fields(ctx).await?;
+            Some(Mapping::new(m, fields).map_err(|msg| ApiError::invalid("mapping", format!("mapping: {msg}")))?)
+        }
+        ("generic", None) => return Err(ApiError::invalid("mapping", "mapping: required for a generic import")),
+        (_, Some(_)) => return Err(ApiError::bad_request("mapping", "mapping: only for kind=generic")),
+        _ => None,
+    };
+    let row = sqlx::query("SELECT batch_id, allow_duplicates FROM customer_lists WHERE id = $1 AND tenant_id = $2")
+        .bind(list_id)
+        .bind(ctx.tenant())
+        .fetch_one(&ctx.st.db.pool)
+        .await?;
+    Ok(Request { list_id, batch_id: row.try_get("batch_id")?, allow_duplicates: row.try_get::<i64, _>("allow_duplicates")? != 0, mapping, tags })
+}
+
+async fn custom_fields(ctx: &Ctx) -> ApiResult<Vec<csv::CustomField>> {
+    let rows = sqlx::query("SELECT key, kind, options FROM custom_fields WHERE tenant_id = $1").bind(ctx.tenant()).fetch_all(&ctx.st.db.pool).await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let options: Vec<String> = serde_json::from_str(&r.try_get::<String, _>("options")?).unwrap_or_default();
+        out.push(csv::CustomField { key: r.try_get("key")?, kind: r.try_get("kind")?, options });
+    }
+    Ok(out)
+}
+
+async fn start_import(State(st): State<AppState>, auth: Auth, Id(list_id): Id, params: Params, body: RawBody) -> ApiResult<Response> {
+    let ctx = Ctx { st, auth };
+    ctx.auth.require(IMPORTERS)?;
+    visible(&ctx, &resources::LISTS, list_id).await?;
+    let req = parse_request(&ctx, list_id, &params).await?;
+
+    // Spool the body to disk as it arrives.
+    let file = tempfile::NamedTempFile::new().map_err(|e| io_error(&e))?;
+    let (std_file, path) = file.into_parts();
+    let mut out = tokio::fs::File::from_std(std_file);
+    let mut stream = body.into_data_stream();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("body", "the upload was interrupted"))?;
+        total += chunk.len() as u64;
+        if total > UPLOAD_MAX_BYTES {
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("an upload is at most {} MiB", UPLOAD_MAX_BYTES >> 20)).with_field("body"));
+        }
+        out.write_all(&chunk).await.map_err(|e| io_error(&e))?;
+    }
+    out.flush().await.map_err(|e| io_error(&e))?;
+    drop(out);
+
+    let now = store::now_ms();
+    let kind = if req.mapping.is_some() { "generic" } else { "standard" };
+    let id: i64 = sqlx::query(
+        "INSERT INTO import_jobs (tenant_id, list_id, user_id, kind, status, bytes_total, created_at) VALUES ($1, $2, $3, $4, 'queued', $5, $6) RETURNING id",
+    )
+    .bind(ctx.tenant())
+    .bind(list_id)
+    .bind(ctx.auth.user())
+    .bind(kind)
+    .bind(total as i64)
+    .bind(now)
+    .fetch_one(&ctx.st.db.pool)
+    .await?
+    .try_get("id")?;
+    let st = ctx.st.clone();
+    let tenant = ctx.tenant();
+    tokio::spawn(async move {
+        // The temporary file is removed when `path` drops at the end of the job.
+        run_import(&st, tenant, id, &path, req).await;
+    });
+    let status = import_json(&ctx, id).await?;
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/imports/{id}"))], Json(status)).into_response())
+}
+
+fn io_error(e: &std::io::Error) -> ApiError {
+    tracing::error!(error = %e, "import spool");
+    ApiError::internal()
+}
+
+/// The outcome of the parse-and-write pass.
+struct Outcome {
+    encoding: Option<csv::Encoding>,
+    imported: u64,
+    rejected: Vec<RowError>,
+    header: Vec<String>,
+    fatal: Option<(&'static str, String)>,
+}
+
+async fn run_import(st: &AppState, tenant: i64, id: i64, path: &tempfile::TempPath, req: Request) {
+    let _ = sqlx::query("UPDATE import_jobs SET status = 'running' WHERE id = $1").bind(id).execute(&st.db.pool).await;
+    let outcome = match import_file(st, tenant, id, path, &req).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, import = id, "import failed");
+            Outcome { encoding: None, imported: 0, rejected: vec![], header: vec![], fatal: Some(("internal", "the import failed; nothing was imported".into())) }
+        }
+    };
+    let progress = st.imports.get(id).unwrap_or_default();
+    st.imports.remove(id);
+    let errors_csv = (!outcome.rejected.is_empty())
+        .then(|| csv::error_csv(outcome.encoding.unwrap_or(csv::Encoding::Utf8), &outcome.header, &outcome.rejected));
+    let (code, message) = outcome.fatal.map(|(c, m)| (Some(c), Some(m))).unwrap_or((None, None));
+    let status = if code.is_some() { "failed" } else { "done" };
+    let imported = if code.is_some() { 0 } else { outcome.imported as i64 };
+    let res = sqlx::query(
+        "UPDATE import_jobs SET status = $1, encoding = $2, bytes_read = $3, rows_read = $4, imported_rows = $5, rejected_rows = $6,
+            error_code = $7, error_message = $8, error_csv = $9, finished_at = $10 WHERE id = $11",
+    )
+    .bind(status)
+    .bind(outcome.encoding.map(|e| e.as_str()))
+    .bind(progress.bytes_read as i64)
+    .bind(progress.rows_read as i64)
+    .bind(imported)
+    .bind(outcome.rejected.len() as i64)
+    .bind(code)
+    .bind(message)
+    .bind(errors_csv)
+    .bind(store::now_ms())
+    .bind(id)
+    .execute(&st.db.pool)
+    .await;
+    if let Err(e) = res {
+        tracing::error!(error = %e, import = id, "could not record the import's outcome");
+    }
+}
+
+async fn import_file(st: &AppState, tenant: i64, id: i64, path: &std::path::Path, req: &Request) -> Result<Outcome, store::StoreError> {
+    let file = std::fs::File::open(path).map_err(|e| store::StoreError::Config(e.to_string()))?;
+    let mut outcome = Outcome { encoding: None, imported: 0, rejected: vec![], header: vec![], fatal: None };
+    let mut reader = match csv::LeadReader::new(BufReader::new(file), req.mapping.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            outcome.fatal = Some(fatal_of(&e));
+            outcome.encoding = e.encoding();
+            return Ok(outcome);
+        }
+    };
+    outcome.encoding = Some(reader.encoding());
+    outcome.header = reader.header().to_vec();
+
+    let pool = &st.db.pool;
+    let mut seen: HashSet<String> = HashSet::new();
+    if !req.allow_duplicates {
+        let rows = sqlx::query("SELECT tel FROM leads WHERE batch_id = $1 AND tenant_id = $2").bind(req.batch_id).bind(tenant).fetch_all(pool).await?;
+        for r in rows {
+            seen.insert(r.try_get("tel")?);
+        }
+    }
+    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1").bind(req.list_id).fetch_one(pool).await?.try_get("n")?;
+    let tags = serde_json::to_string(&req.tags).unwrap_or_else(|_| "[]".into());
+    let now = store::now_ms();
+
+    let mut tx = pool.begin().await?;
+    let mut chunk: Vec<LeadRow> = Vec::with_capacity(INSERT_CHUNK);
+    let mut last_report = 0u64;
+    loop {
+        let item = match reader.next() {
+            None => break,
+            Some(item) => item,
+        };
+        match item {
+            Ok(row) => {
+                if !req.allow_duplicates && !seen.insert(row.tel.clone()) {
+                    outcome.rejected.push(RowError { row: row.row, raw: row.raw.clone(), message: resources::DUPLICATE_IN_BATCH.to_string() });
+                    continue;
+                }
+                chunk.push(row);
+                if chunk.len() == INSERT_CHUNK {
+                    outcome.imported += insert_chunk(&mut tx, tenant, req, &tags, now, &mut chunk).await?;
+                }
+            }
+            Err(csv::ReadError::Row(e)) => outcome.rejected.push(e),
+            Err(csv::ReadError::File(e)) => {
+                // Fatal midway (too many rows, undecodable bytes): nothing of this upload stays.
+                outcome.fatal = Some(fatal_of(&e));
+                tx.rollback().await?;
+                return Ok(outcome);
+            }
+        }
+        let p = reader.progress();
+        if p.rows_read >= last_report + 1000 {
+            last_report = p.rows_read;
+            st.imports.set(id, Progress { bytes_read: p.bytes_read, rows_read: p.rows_read });
+        }
+    }
+    let p = reader.progress();
+    st.imports.set(id, Progress { bytes_read: p.bytes_read, rows_read: p.rows_read });
+    outcome.imported += insert_chunk(&mut tx, tenant, req, &tags, now, &mut chunk).await?;
+    if outcome.imported == 0 && outcome.rejected.is_empty() {
+        outcome.fatal = Some(fatal_of(&FileError::NoData));
+        tx.rollback().await?;
+        return Ok(outcome);
+    }
+    if existing + outcome.imported as i64 > MAX_LEADS_PER_LIST {
+        outcome.fatal = Some((
+            "list_full",
+            format!("1つのリストは{MAX_LEADS_PER_LIST}件までです (a list holds at most {MAX_LEADS_PER_LIST} leads; it has {existing})"),
+        ));
+        tx.rollback().await?;
+        return Ok(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+fn fatal_of(e: &FileError) -> (&'static str, String) {
+    (e.code(), e.to_string())
+}
+
+async fn insert_chunk(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: i64,
+    req: &Request,
+    tags: &str,
+    now: i64,
+    chunk: &mut Vec<LeadRow>,
+) -> Result<u64, store::StoreError> {
+    if chunk.is_empty() {
+        return Ok(0);
+    }
+    const COLS: usize = 10;
+    let mut sql = String::from(
+        "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, remarks, custom, tags, state, attempts, created_at) VALUES ",
+    );
+    for i in 0..chunk.len() {
+        if i > 0 {
+            sql.push(',');
+        }
+        let b = i * COLS;
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'open', 0, {now})",
+            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+        ));
+    }
+    let mut q = sqlx::query(&sql);
+    for r in chunk.iter() {
+        q = q
+            .bind(tenant)
+            .bind(req.list_id)
+            .bind(req.batch_id)
+            .bind(r.name.clone())
+            .bind(r.kana.clone())
+            .bind(r.tel.clone())
+            .bind(store::leads::PhoneType::of(&r.tel).as_str())
+            .bind(r.remarks.clone())
+            .bind(serde_json::Value::Object(r.custom.clone()).to_string())
+            .bind(tags.to_string());
+    }
+    let n = q.execute(&mut **tx).await?.rows_affected();
+    chunk.clear();
+    Ok(n)
+}
+
+async fn import_json(ctx: &Ctx, id: i64) -> ApiResult<Value> {
+    let r = sqlx::query(
+        "SELECT id, list_id, kind, status, encoding, bytes_total, bytes_read, rows_read, imported_rows, rejected_rows, error_code, error_message, created_at, finished_at
+         FROM import_jobs WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(id)
+    .bind(ctx.tenant())
+    .fetch_optional(&ctx.st.db.pool)
+    .await?
+    .ok_or_else(ApiError::not_found)?;
+    let list_id: i64 = r.try_get("list_id")?;
+    visible(ctx, &resources::LISTS, list_id).await?;
+    let live = ctx.st.imports.get(id);
+    let tz = ctx.auth.tz();
+    let rejected: i64 = r.try_get("rejected_rows")?;
+    Ok(json!({
+        "id": id,
+        "list_id": list_id,
+        "kind": r.try_get::<String, _>("kind")?,
+        "status": r.try_get::<String, _>("status")?,
+        "encoding": r.try_get::<Option<String>, _>("encoding")?,
+        "bytes_total": r.try_get::<i64, _>("bytes_total")?,
+        "bytes_read": live.map(|p| p.bytes_read as i64).unwrap_or(r.try_get("bytes_read")?),
+        "rows_read": live.map(|p| p.rows_read as i64).unwrap_or(r.try_get("rows_read")?),
+        "imported_rows": r.try_get::<i64, _>("imported_rows")?,
+        "rejected_rows": rejected,
+        "error_code": r.try_get::<Option<String>, _>("error_code")?,
+        "error_message": r.try_get::<Option<String>, _>("error_message")?,
+        "errors_csv": (rejected > 0).then(|| format!("/imports/{id}/errors.csv")),
+        "created_at": store::tenancy::local_rfc3339(tz, r.try_get("created_at")?),
+        "finished_at": r.try_get::<Option<i64>, _>("finished_at")?.map(|ms| store::tenancy::local_rfc3339(tz, ms)),
+    }))
+}
+
+async fn import_status(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    let ctx = Ctx { st, auth };
+    ctx.auth.require(IMPORTERS)?;
+    import_json(&ctx, id).await.map(Json)
+}
+
+async fn import_errors(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Response> {
+    let ctx = Ctx { st, auth };
+    ctx.auth.require(IMPORTERS)?;
+    import_json(&ctx, id).await?;
+    let r = sqlx::query("SELECT encoding, error_csv FROM import_jobs WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(ctx.tenant())
+        .fetch_one(&ctx.st.db.pool)
+        .await?;
+    let bytes: Option<Vec<u8>> = r.try_get("error_csv")?;
+    let bytes = bytes.ok_or_else(ApiError::not_found)?;
+    let charset = match r.try_get::<Option<String>, _>("encoding")?.as_deref() {
+        Some("shift_jis") => "Shift_JIS",
+        _ => "UTF-8",
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, format!("text/csv; charset={charset}")),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"import-{id}-errors.csv\"")),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,140 @@
+//! The admin API (axum): configuration of the outbound model, CSV lead import, records, and the
+//! OpenAPI document that describes every endpoint.
+//!
+//! Layout: [`resource`] is the generic machinery, [`resources`] the specs of the outbound model,
+//! [`custom`] the endpoints that are not plain records, [`import`] the CSV lead import,
+//! [`openapi`] the document assembled from the same registrations that build the router.
+
+pub mod auth;
+pub mod custom;
+pub mod error;
+pub mod extract;
+pub mod import;
+pub mod openapi;
+pub mod resource;
+pub mod resources;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::{Json, Router};
+use serde_json::Value;
+use store::accounts::Role;
+use store::Db;
+
+use crate::auth::Auth;
+use crate::extract::{Body, Id, Params};
+use crate::resource::{Ctx, Spec};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Lifetime of a bearer token.
+    pub token_ttl_ms: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { token_ttl_ms: 12 * 3600 * 1000 }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub openapi: Arc<Value>,
+    pub imports: import::Imports,
+}
+
+/// One documented operation; the router and the OpenAPI document are built from the same list.
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub method: &'static str,
+    pub path: String,
+    pub summary: String,
+    pub tag: &'static str,
+    /// `None`: no token needed.
+    pub roles: Option<Vec<Role>>,
+    pub request: Option<(&'static str, Value)>,
+    pub response: (u16, &'static str, Value),
+    pub errors: Vec<u16>,
+    pub query: Vec<(String, Value, String)>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    pub router: Router<AppState>,
+    pub ops: Vec<Op>,
+}
+
+impl Registry {
+    pub fn add(&mut self, op: Op, handler: MethodRouter<AppState>) {
+        let router = std::mem::take(&mut self.router);
+        self.router = router.route(&op.path, handler);
+        self.ops.push(op);
+    }
+}
+
+fn ctx(st: AppState, auth: Auth) -> Ctx {
+    Ctx { st, auth }
+}
+
+/// Mounts list/get/create/update/delete for one resource spec.
+pub fn mount(reg: &mut Registry, spec: &'static Spec) {
+    let item = format!("{}/{{id}}", spec.path);
+    reg.add(
+        openapi::list_op(spec),
+        get(move |State(st): State<AppState>, auth: Auth, p: Params| async move { resource::list(&ctx(st, auth), spec, &p).await.map(Json) }),
+    );
+    if spec.creatable {
+        reg.add(
+            openapi::create_op(spec),
+            post(move |State(st): State<AppState>, auth: Auth, Body(b): Body<Value>| async move {
+                resource::create(&ctx(st, auth), spec, b).await.map(|(s, v)| (s, Json(v)))
+            }),
+        );
+    }
+    reg.add(
+        openapi::get_op(spec, &item),
+        get(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move { resource::get(&ctx(st, auth), spec, id).await.map(Json) }),
+    );
+    if spec.updatable {
+        reg.add(
+            openapi::update_op(spec, &item),
+            patch(move |State(st): State<AppState>, auth: Auth, Id(id): Id, Body(b): Body<Value>| async move {
+                resource::update(&ctx(st, auth), spec, id, b).await.map(Json)
+            }),
+        );
+    }
+    if !spec.delete.is_empty() {
+        reg.add(
+            openapi::delete_op(spec, &item),
+            delete(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move { resource::delete(&ctx(st, auth), spec, id).await }),
+        );
+    }
+}
+
+/// The whole API.
+pub fn build(db: Db, config: Config) -> Router {
+    let mut reg = Registry::default();
+    custom::mount_auth(&mut reg);
+    for spec in resources::ALL_SPECS {
+        mount(&mut reg, spec);
+    }
+    custom::mount(&mut reg);
+    import::mount(&mut reg);
+    let doc = openapi::document(&reg.ops);
+    let state = AppState { db, config: Arc::new(config), openapi: Arc::new(doc), imports: import::Imports::default() };
+    reg.router
+        .route("/openapi.json", get(|State(st): State<AppState>| async move { Json((*st.openapi).clone()) }))
+        .route("/docs", get(openapi::docs_page))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { error::ApiError::not_found() })
+        .with_state(state)
+}
+
+/// Serves the API until the future `shutdown` completes.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,937 @@
+//! Every resource of the outbound model, as data ([`Spec`]) plus the hooks that hold its rules.
+
+use chrono::NaiveDate;
+use serde_json::{Map, Value};
+use store::accounts::Role;
+use store::batch_dates;
+use store::leads::PhoneType;
+use store::sqlx::{self, Row};
+
+use crate::error::{ApiError, ApiResult};
+use crate::resource::{check_ref, BoxFut, Ctx, Extra, Field, Hooks, SqlVal, Spec, Ty, Values};
+
+pub const MGR: &[Role] = &[Role::Mgr];
+pub const MGR_SV: &[Role] = &[Role::Mgr, Role::Sv];
+pub const ALL: &[Role] = &[Role::Mgr, Role::Sv, Role::Op, Role::Biz, Role::By];
+
+const NAME: Ty = Ty::Text { min: 1, max: 255 };
+const NOTE: Ty = Ty::Text { min: 0, max: 255 };
+const COUNT: Ty = Ty::Int { min: 0, max: i64::MAX };
+const CREATED: Field = Field::new("created_at", Ty::Instant, "When the record was created.").read_only().sort();
+const UPDATED: Field = Field::new("updated_at", Ty::Instant, "When the record last changed.").read_only().sort();
+
+/// Campaign modes (SPEC 4).
+pub const MODES: &[&str] = &["preview", "progressive", "predictive", "standard", "distribute", "dial"];
+/// The nine system results set by the dialer (SPEC 4).
+pub const SYSTEM_RESULTS: &[&str] =
+    &["pending", "busy", "no_entry", "timeout", "cancel", "error", "channel_limit", "restricted", "stopped"];
+pub const FIELD_KINDS: &[&str] =
+    &["text", "number", "date", "phone", "email", "long_text", "select", "radio", "checkbox", "postal_code"];
+pub const MAX_LEADS_PER_LIST: i64 = 200_000;
+pub const DUPLICATE_IN_BATCH: &str = "指定したバッチ内に同一の電話番号が既に登録されています";
+
+macro_rules! hook {
+    ($name:ident, |$ctx:ident, $id:ident, $v:ident| $body:block) => {
+        fn $name<'a>($ctx: &'a Ctx, $id: Option<i64>, $v: &'a mut Values) -> BoxFut<'a, ApiResult<()>> {
+            Box::pin(async move { $body })
+        }
+    };
+}
+
+macro_rules! guard {
+    ($name:ident, |$ctx:ident, $id:ident| $body:block) => {
+        fn $name<'a>($ctx: &'a Ctx, $id: i64) -> BoxFut<'a, ApiResult<()>> {
+            Box::pin(async move { $body })
+        }
+    };
+}
+
+/// `true` when the query returns a row.
+pub async fn exists(ctx: &Ctx, sql: &str, id: i64) -> ApiResult<bool> {
+    Ok(sqlx::query(sql).bind(id).bind(ctx.tenant()).fetch_optional(&ctx.st.db.pool).await?.is_some())
+}
+
+// ---------------------------------------------------------------------------------------- campaigns
+
+pub static CAMPAIGNS: Spec = Spec {
+    schema: "Campaign",
+    path: "/campaigns",
+    table: "campaigns",
+    tag: "campaigns",
+    doc: "キャンペーン: dialing settings shared by its batches and call jobs.",
+    fields: &[
+        Field::new("name", NAME, "Campaign name, unique in the tenant.").req().filter().sort(),
+        Field::new("enabled", Ty::Bool, "On/off. Default true.").filter(),
+        Field::new("caller_id", Ty::Tel, "発信者番号 shown to customers; null with withhold_caller_id.").null(),
+        Field::new("withhold_caller_id", Ty::Bool, "Withhold the caller ID (prefix 184). Default false."),
+        Field::new("mode", Ty::Enum(MODES), "Dialing mode. Default progressive.").filter(),
+        Field::new("dial_ratio", Ty::Real { min: 0.1, max: 10.0 }, "発信速度倍率: channels per ready agent (fixed ratio). Default 1.0."),
+        Field::new("max_channels", Ty::Int { min: 1, max: 100_000 }, "最大チャンネル. Default 30."),
+        Field::new("ring_timeout_s", Ty::Int { min: 5, max: 600 }, "タイムアウト: ring time before 制限時間. Default 180."),
+        Field::new("agent_wait_timeout_s", Ty::Int { min: 1, max: 120 }, "待ち呼タイムアウト for an answered customer. Default 20."),
+        Field::new("waiting_audio", Ty::Text { min: 1, max: 255 }, "呼中音声: audio played to a waiting customer.").null(),
+        Field::new("acw_enabled", Ty::Bool, "After-call work (後処理) on. Default true."),
+        Field::new("acw_seconds", Ty::Int { min: 0, max: 3600 }, "ACW length in seconds. Default 30."),
+        Field::new("dtmf_result_entry", Ty::Bool, "Agents may key results by DTMF. Default false."),
+        Field::new("business_start", Ty::TimeOfDay, "予約 From (HH:MM, tenant zone). Default 09:00."),
+        Field::new("business_end", Ty::TimeOfDay, "予約 To (HH:MM, tenant zone). Default 18:00."),
+        Field::new("abandon_target_pct", Ty::Real { min: 0.0, max: 100.0 }, "Abandon-rate target in percent (100 - service level). Default 3.0."),
+        CREATED,
+        UPDATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op, Role::Biz],
+    write: MGR_SV,
+    delete: MGR,
+    scope: Some(("id", "campaigns")),
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(campaign_write), after_write: None, before_delete: Some(campaign_delete), decorate: None },
+};
+
+hook!(campaign_write, |ctx, id, v| {
+    let (mut start, mut end) = ("09:00".to_string(), "18:00".to_string());
+    if let Some(id) = id {
+        let r = sqlx::query("SELECT business_start, business_end FROM campaigns WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(ctx.tenant())
+            .fetch_one(&ctx.st.db.pool)
+            .await?;
+        start = r.try_get("business_start")?;
+        end = r.try_get("business_end")?;
+    }
+    if let Some(s) = v.get("business_start").and_then(SqlVal::as_str) {
+        start = s.to_string();
+    }
+    if let Some(s) = v.get("business_end").and_then(SqlVal::as_str) {
+        end = s.to_string();
+    }
+    if start >= end {
+        return Err(ApiError::invalid("business_end", "business_end: must be after business_start"));
+    }
+    Ok(())
+});
+
+guard!(campaign_delete, |ctx, id| {
+    if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE campaign_id = $1 AND tenant_id = $2 AND status = 'running'", id).await? {
+        return Err(ApiError::conflict("job_running", "a call job of this campaign is running"));
+    }
+    Ok(())
+});
+
+pub static RESULT_CODES: Spec = Spec {
+    schema: "ResultCode",
+    path: "/result-codes",
+    table: "result_codes",
+    tag: "campaigns",
+    doc: "Numbered campaign results (番号,テキスト), keyed by DTMF entry. The nine system results are fixed: pending, busy, no_entry, timeout, cancel, error, channel_limit, restricted, stopped.",
+    fields: &[
+        Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
+        Field::new("number", Ty::Int { min: 1, max: 999 }, "Result number (0 is reserved for DTMF recall entry).").req().filter().sort(),
+        Field::new("label", NAME, "Result text.").req(),
+        Field::new("connected", Ty::Bool, "Counts as a connect (false for 不通, FAX, 現アナ). Default true."),
+        CREATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op, Role::Biz],
+    write: MGR_SV,
+    delete: MGR,
+    scope: Some(("campaign_id", "campaigns")),
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+};
+
+// ------------------------------------------------------------------------------------ agents, floor
+
+pub static DIALING_GROUPS: Spec = Spec {
+    schema: "DialingGroup",
+    path: "/dialing-groups",
+    table: "dialing_groups",
+    tag: "agents",
+    doc: "発信グループ: the agents a call job connects customers to. Members: /dialing-groups/{id}/agents.",
+    fields: &[Field::new("name", NAME, "Group name, unique in the tenant.").req().filter().sort(), CREATED],
+    extra: &[Extra { name: "agent_count", expr: "SELECT COUNT(*) FROM dialing_group_agents a WHERE a.group_id = t.id", ty: COUNT, doc: "Number of member agents." }],
+    read: &[Role::Mgr, Role::Sv, Role::Op],
+    write: MGR_SV,
+    delete: MGR,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: Some(group_delete), decorate: None },
+};
+
+guard!(group_delete, |ctx, id| {
+    if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE dialing_group_id = $1 AND tenant_id = $2 AND status = 'running'", id).await? {
+        return Err(ApiError::conflict("job_running", "a running call job uses this group"));
+    }
+    Ok(())
+});
+
+pub static PAUSE_REASONS: Spec = Spec {
+    schema: "PauseReason",
+    path: "/pause-reasons",
+    table: "pause_reasons",
+    tag: "agents",
+    doc: "停止理由: the tenant's pause reasons with their wallboard colours.",
+    fields: &[
+        Field::new("name", Ty::Text { min: 1, max: 64 }, "Reason, e.g. 昼休憩.").req().sort(),
+        Field::new("color", Ty::Color, "Colour on the wallboard, #RRGGBB."),
+        Field::new("position", Ty::Int { min: 0, max: 1000 }, "Display order.").sort(),
+        CREATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op],
+    write: MGR,
+    delete: MGR,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+};
+
+pub static PHONES: Spec = Spec {
+    schema: "Phone",
+    path: "/phones",
+    table: "phones",
+    tag: "agents",
+    doc: "Agents' SIP accounts. Digest credentials are kept as HA1 (MD5 and SHA-256) in the tenant's realm; the password is never shown.",
+    fields: &[
+        Field::new("user_id", Ty::Ref("users"), "The agent using this phone.").null().filter(),
+        Field::new("sip_username", Ty::Ident { max: 64 }, "SIP user name, unique in the realm.").req().create_only().filter().sort(),
+        Field::new("password", Ty::Text { min: 8, max: 128 }, "Digest password (write-only).").req().write_only(),
+        Field::new("realm", NAME, "Digest realm: the tenant's code.").read_only(),
+        CREATED,
+    ],
+    extra: &[],
+    read: MGR_SV,
+    write: MGR,
+    delete: MGR,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(phone_write), after_write: None, before_delete: None, decorate: None },
+};
+
+hook!(phone_write, |ctx, id, v| {
+    let realm: String = sqlx::query("SELECT code FROM tenants WHERE id = $1")
+        .bind(ctx.tenant())
+        .fetch_one(&ctx.st.db.pool)
+        .await?
+        .try_get("code")?;
+    let username = match (id, v.get("sip_username").and_then(SqlVal::as_str)) {
+        (_, Some(u)) => u.to_string(),
+        (Some(id), None) => sqlx::query("SELECT sip_username FROM phones WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(ctx.tenant())
+            .fetch_one(&ctx.st.db.pool)
+            .await?
+            .try_get("sip_username")?,
+        (None, None) => return Err(ApiError::invalid("sip_username", "sip_username: required")),
+    };
+    if let Some(pw) = v.input.get("password").and_then(Value::as_str) {
+        let (md5, sha) = store::accounts::digest_ha1(&username, &realm, pw);
+        v.set("ha1_md5", SqlVal::S(md5));
+        v.set("ha1_sha256", SqlVal::S(sha));
+    }
+    if id.is_none() {
+        v.set("realm", SqlVal::S(realm));
+    }
+    Ok(())
+});
+
+pub static USERS: Spec = Spec {
+    schema: "User",
+    path: "/users",
+    table: "users",
+    tag: "accounts",
+    doc: "The tenant's users and their roles (MGR, SV, OP, BIZ, BY). An SV manages OP, BIZ and BY users only.",
+    fields: &[
+        Field::new("login", Ty::Ident { max: 64 }, "Login name, unique in the tenant.").req().create_only().filter().sort(),
+        Field::new("display_name", NAME, "Name shown on the wallboard.").req().sort(),
+        Field::new("role", Ty::Enum(&["MGR", "SV", "OP", "BIZ", "BY"]), "Role.").req().filter(),
+        Field::new("password", Ty::Text { min: 8, max: 128 }, "Password (write-only; stored as an argon2 hash).").req().write_only(),
+        Field::new("disabled", Ty::Bool, "A disabled user cannot log in. Default false.").filter(),
+        CREATED,
+        UPDATED,
+    ],
+    extra: &[],
+    read: MGR_SV,
+    write: MGR_SV,
+    delete: MGR,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(user_write), after_write: None, before_delete: Some(user_delete), decorate: None },
+};
+
+hook!(user_write, |ctx, id, v| {
+    if ctx.auth.role() == Role::Sv {
+        let lower = |r: &str| matches!(r, "OP" | "BIZ" | "BY");
+        if let Some(role) = v.get("role").and_then(SqlVal::as_str) {
+            if !lower(role) {
+                return Err(ApiError::forbidden().with_field("role"));
+            }
+        }
+        if let Some(id) = id {
+            let current: String = sqlx::query("SELECT role FROM users WHERE id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(ctx.tenant())
+                .fetch_one(&ctx.st.db.pool)
+                .await?
+                .try_get("role")?;
+            if !lower(&current) {
+                return Err(ApiError::forbidden());
+            }
+        }
+    }
+    if let Some(pw) = v.input.get("password").and_then(Value::as_str) {
+        let pw = pw.to_string();
+        let hash = tokio::task::spawn_blocking(move || store::accounts::hash_password(&pw)).await.map_err(|_| ApiError::internal())?;
+        v.set("password_hash", SqlVal::S(hash));
+    }
+    Ok(())
+});
+
+guard!(user_delete, |ctx, id| {
+    if id == ctx.auth.user() {
+        return Err(ApiError::conflict("self_delete", "you cannot delete yourself"));
+    }
+    Ok(())
+});
+
+pub static GRANTS: Spec = Spec {
+    schema: "Grant",
+    path: "/grants",
+    table: "grants",
+    tag: "accounts",
+    doc: "A campaign or customer list granted to a user or to a dialing group. OP, BIZ and BY users see campaigns and lists only through grants; MGR and SV see the whole tenant.",
+    fields: &[
+        Field::new("user_id", Ty::Ref("users"), "Grantee user (or group_id).").null().create_only().filter(),
+        Field::new("group_id", Ty::Ref("dialing_groups"), "Grantee dialing group (or user_id).").null().create_only().filter(),
+        Field::new("resource_kind", Ty::Enum(&["campaign", "list"]), "What is granted.").req().create_only().filter(),
+        Field::new("resource_id", Ty::Int { min: 1, max: i64::MAX }, "The campaign or list id.").req().create_only().filter(),
+        CREATED,
+    ],
+    extra: &[],
+    read: MGR_SV,
+    write: MGR,
+    delete: MGR,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: false,
+    hooks: Hooks { before_write: Some(grant_write), after_write: None, before_delete: None, decorate: None },
+};
+
+hook!(grant_write, |ctx, _id, v| {
+    let user = v.get("user_id").and_then(SqlVal::as_i64);
+    let group = v.get("group_id").and_then(SqlVal::as_i64);
+    if user.is_some() == group.is_some() {
+        return Err(ApiError::invalid("user_id", "user_id: give exactly one of user_id and group_id"));
+    }
+    let table = match v.get("resource_kind").and_then(SqlVal::as_str) {
+        Some("campaign") => "campaigns",
+        _ => "customer_lists",
+    };
+    let rid = v.get("resource_id").and_then(SqlVal::as_i64).unwrap_or(0);
+    check_ref(ctx, "resource_id", table, rid).await
+});
+
+// ---------------------------------------------------------------------------------- caller ids, DNC
+
+pub static CALLER_IDS: Spec = Spec {
+    schema: "CallerId",
+    path: "/caller-ids",
+    table: "caller_ids",
+    tag: "dialing",
+    doc: "発信者番号 and the channel limit per number.",
+    fields: &[
+        Field::new("number", Ty::Tel, "The number.").req().filter().sort(),
+        Field::new("label", NOTE, "Label."),
+        Field::new("max_channels", Ty::Int { min: 1, max: 100_000 }, "Channels at once on this number. Default 30."),
+        CREATED,
+    ],
+    extra: &[],
+    read: MGR_SV,
+    write: MGR,
+    delete: MGR,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+};
+
+macro_rules! number_list {
+    ($name:ident, $schema:literal, $path:literal, $table:literal, $doc:literal) => {
+        pub static $name: Spec = Spec {
+            schema: $schema,
+            path: $path,
+            table: $table,
+            tag: "dialing",
+            doc: $doc,
+            fields: &[
+                Field::new("number", Ty::Tel, "Phone number, unique in the list.").req().filter().sort(),
+                Field::new("note", NOTE, "Why the number is listed."),
+                CREATED,
+            ],
+            extra: &[],
+            read: MGR_SV,
+            write: MGR_SV,
+            delete: MGR,
+            scope: None,
+            own: None,
+            creatable: true,
+            updatable: true,
+            hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+        };
+    };
+}
+
+number_list!(DNC_NUMBERS, "DncNumber", "/dnc-numbers", "dnc_numbers",
+    "発信規制: numbers never dialled (result restricted). CSV upload: POST /dnc-numbers/upload; bulk delete: POST /dnc-numbers/bulk-delete.");
+number_list!(INBOUND_BLOCKS, "InboundBlock", "/inbound-blocks", "inbound_blocks",
+    "着信拒否: inbound calls from these numbers are refused. CSV upload: POST /inbound-blocks/upload; bulk delete: POST /inbound-blocks/bulk-delete.");
+
+// --------------------------------------------------------------------------------- batches, lists
+
+pub static BATCHES: Spec = Spec {
+    schema: "Batch",
+    path: "/batches",
+    table: "batches",
+    tag: "lists",
+    doc: "バッチ: a dated slice of a campaign holding customer lists. Default end = start + (R - 91) days, batch deletion = end + 90 days, history deletion = batch deletion + (R - 1) days, R the tenant's history retention. Start may not move after the first call's day, end not before the last call's day. A batch with calls and lists, with a running call job or with unsaved wrap-up records cannot be deleted.",
+    fields: &[
+        Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
+        Field::new("name", NAME, "Batch name.").req().filter().sort(),
+        Field::new("start_date", Ty::Date, "First day (tenant zone).").req().sort(),
+        Field::new("end_date", Ty::Date, "Last day; default start + (R - 91) days.").sort(),
+        Field::new("first_call_at", Ty::Instant, "First call made in this batch.").null().read_only(),
+        Field::new("last_call_at", Ty::Instant, "Last call made in this batch.").null().read_only(),
+        CREATED,
+    ],
+    extra: &[Extra { name: "list_count", expr: "SELECT COUNT(*) FROM customer_lists c WHERE c.batch_id = t.id", ty: COUNT, doc: "Customer lists in the batch." }],
+    read: ALL,
+    write: MGR_SV,
+    delete: MGR,
+    scope: Some(("campaign_id", "campaigns")),
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(batch_write), after_write: None, before_delete: Some(batch_delete), decorate: Some(batch_decorate) },
+};
+
+fn date_of(v: &Values, col: &str) -> Option<NaiveDate> {
+    v.get(col).and_then(SqlVal::as_str).and_then(|s| s.parse().ok())
+}
+
+hook!(batch_write, |ctx, id, v| {
+    let r = ctx.auth.0.retention_days;
+    let tz = ctx.auth.tz();
+    let (mut start, mut end, mut first, mut last) = (None, None, None, None);
+    if let Some(id) = id {
+        let row = sqlx::query("SELECT start_date, end_date, first_call_at, last_call_at FROM batches WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(ctx.tenant())
+            .fetch_one(&ctx.st.db.pool)
+            .await?;
+        start = row.try_get::<String, _>("start_date")?.parse().ok();
+        end = row.try_get::<String, _>("end_date")?.parse().ok();
+        first = row.try_get::<Option<i64>, _>("first_call_at")?.map(|ms| store::tenancy::local_date(tz, ms));
+        last = row.try_get::<Option<i64>, _>("last_call_at")?.map(|ms| store::tenancy::local_date(tz, ms));
+    }
+    let start = date_of(v, "start_date").or(start).ok_or_else(|| ApiError::invalid("start_date", "start_date: required"))?;
+    let end = match date_of(v, "end_date").or(end) {
+        Some(e) => e,
+        None => {
+            let e = batch_dates::default_end(start, r);
+            v.set("end_date", SqlVal::S(e.to_string()));
+            e
+        }
+    };
+    batch_dates::check_dates(start, end, first, last).map_err(|e| ApiError::invalid(e.field(), format!("{}: {}", e.field(), e.message())))
+});
+
+fn batch_decorate(ctx: &Ctx, m: &mut Map<String, Value>) {
+    let start = m.get("start_date").and_then(Value::as_str).and_then(|s| s.parse::<NaiveDate>().ok());
+    let end = m.get("end_date").and_then(Value::as_str).and_then(|s| s.parse::<NaiveDate>().ok());
+    if let (Some(s), Some(e)) = (start, end) {
+        let d = batch_dates::derive(s, e, ctx.auth.0.retention_days);
+        m.insert("batch_deletion_date".into(), Value::from(d.batch_deletion.to_string()));
+        m.insert("history_deletion_date".into(), Value::from(d.history_deletion.to_string()));
+    }
+}
+
+guard!(batch_delete, |ctx, id| {
+    if exists(
+        ctx,
+        "SELECT 1 AS one FROM batches b WHERE b.id = $1 AND b.tenant_id = $2 AND b.first_call_at IS NOT NULL
+           AND EXISTS (SELECT 1 FROM customer_lists c WHERE c.batch_id = b.id)",
+        id,
+    )
+    .await?
+    {
+        return Err(ApiError::conflict("batch_has_calls", "the batch has calls and lists: delete its lists first"));
+    }
+    if exists(
+        ctx,
+        "SELECT 1 AS one FROM call_jobs j JOIN call_job_lists jl ON jl.job_id = j.id JOIN customer_lists c ON c.id = jl.list_id
+         WHERE c.batch_id = $1 AND j.tenant_id = $2 AND j.status = 'running'",
+        id,
+    )
+    .await?
+    {
+        return Err(ApiError::conflict("job_running", "a call job over this batch is running"));
+    }
+    if exists(
+        ctx,
+        "SELECT 1 AS one FROM wrapup_records w JOIN leads l ON l.id = w.lead_id WHERE l.batch_id = $1 AND w.tenant_id = $2 AND w.saved_at IS NULL",
+        id,
+    )
+    .await?
+    {
+        return Err(ApiError::conflict("unsaved_records", "the batch has unsaved wrap-up records"));
+    }
+    Ok(())
+});
+
+pub static LISTS: Spec = Spec {
+    schema: "CustomerList",
+    path: "/lists",
+    table: "customer_lists",
+    tag: "lists",
+    doc: "顧客リスト: a list of leads in a batch (at most 200,000 leads). Import CSV with POST /lists/{id}/imports.",
+    fields: &[
+        Field::new("batch_id", Ty::Ref("batches"), "The batch.").req().create_only().filter(),
+        Field::new("name", NAME, "List name.").req().filter().sort(),
+        Field::new("allow_duplicates", Ty::Bool, "Accept a phone number already in the batch. Default false."),
+        CREATED,
+    ],
+    extra: &[Extra { name: "lead_count", expr: "SELECT COUNT(*) FROM leads l WHERE l.list_id = t.id", ty: COUNT, doc: "Leads in the list." }],
+    read: &[Role::Mgr, Role::Sv, Role::Biz, Role::By],
+    write: &[Role::Mgr, Role::Sv, Role::By],
+    delete: MGR,
+    scope: Some(("id", "customer_lists")),
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: Some(list_delete), decorate: None },
+};
+
+guard!(list_delete, |ctx, id| {
+    if exists(
+        ctx,
+        "SELECT 1 AS one FROM call_jobs j JOIN call_job_lists jl ON jl.job_id = j.id WHERE jl.list_id = $1 AND j.tenant_id = $2 AND j.status = 'running'",
+        id,
+    )
+    .await?
+    {
+        return Err(ApiError::conflict("job_running", "a running call job uses this list"));
+    }
+    Ok(())
+});
+
+pub static CUSTOM_FIELDS: Spec = Spec {
+    schema: "CustomField",
+    path: "/custom-fields",
+    table: "custom_fields",
+    tag: "lists",
+    doc: "The tenant's typed lead fields, targets of the generic CSV import.",
+    fields: &[
+        Field::new("key", Ty::Ident { max: 64 }, "Key in a lead's `custom` object.").req().create_only().filter().sort(),
+        Field::new("label", NAME, "Label.").req(),
+        Field::new("kind", Ty::Enum(FIELD_KINDS), "Type.").req().create_only().filter(),
+        Field::new("options", Ty::JsonArray, "Choices for select, radio and checkbox (array of strings)."),
+        CREATED,
+    ],
+    extra: &[],
+    read: ALL,
+    write: MGR,
+    delete: MGR,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(custom_field_write), after_write: None, before_delete: None, decorate: None },
+};
+
+hook!(custom_field_write, |ctx, id, v| {
+    let kind = match (v.get("kind").and_then(SqlVal::as_str), id) {
+        (Some(k), _) => k.to_string(),
+        (None, Some(id)) => sqlx::query("SELECT kind FROM custom_fields WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(ctx.tenant())
+            .fetch_one(&ctx.st.db.pool)
+            .await?
+            .try_get("kind")?,
+        (None, None) => String::new(),
+    };
+    let options = v.input.get("options");
+    if let Some(Value::Array(items)) = options {
+        if items.len() > 200 || !items.iter().all(|i| i.as_str().is_some_and(|s| !s.is_empty() && s.chars().count() <= 255)) {
+            return Err(ApiError::invalid("options", "options: at most 200 strings of 1 to 255 characters"));
+        }
+    }
+    let needs = matches!(kind.as_str(), "select" | "radio" | "checkbox");
+    let empty = options.and_then(Value::as_array).is_none_or(|a| a.is_empty());
+    if needs && empty && (id.is_none() || options.is_some()) {
+        return Err(ApiError::invalid("options", "options: select, radio and checkbox need at least one choice"));
+    }
+    Ok(())
+});
+
+pub static LEADS: Spec = Spec {
+    schema: "Lead",
+    path: "/leads",
+    table: "leads",
+    tag: "lists",
+    doc: "A customer to call. History entries: /leads/{id}/history.",
+    fields: &[
+        Field::new("list_id", Ty::Ref("customer_lists"), "The customer list.").req().create_only().filter(),
+        Field::new("batch_id", Ty::Ref("batches"), "The list's batch.").read_only().filter(),
+        Field::new("name", NAME, "Customer name.").req().filter().sort(),
+        Field::new("kana", NAME, "Name in kana.").req().sort(),
+        Field::new("tel", Ty::Tel, "The number dialled.").req().filter().sort(),
+        Field::new("phone_type", Ty::Enum(&["mobile", "fixed"]), "mobile (070/080/090) or fixed.").read_only().filter(),
+        Field::new("remarks", Ty::Text { min: 0, max: 1000 }, "Remarks.").null(),
+        Field::new("custom", Ty::JsonObject, "Custom field values by key."),
+        Field::new("tags", Ty::JsonArray, "Tags."),
+        Field::new("state", Ty::Enum(&["open", "done"]), "open, or done once completed.").filter(),
+        Field::new("attempts", COUNT, "Calls made.").read_only().filter().sort(),
+        Field::new("last_attempt_at", Ty::Instant, "Last call.").null().read_only().sort(),
+        Field::new("last_result", NAME, "Result of the last call.").null().read_only().filter(),
+        CREATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op, Role::Biz, Role::By],
+    write: &[Role::Mgr, Role::Sv, Role::By],
+    delete: MGR,
+    scope: Some(("list_id", "customer_lists")),
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(lead_write), after_write: None, before_delete: None, decorate: None },
+};
+
+hook!(lead_write, |ctx, id, v| {
+    let (list_id, batch_id, allow) = {
+        let sql = "SELECT c.id, c.batch_id, c.allow_duplicates FROM customer_lists c WHERE c.tenant_id = $2 AND c.id = ";
+        let (cond, bound) = match (id, v.get("list_id").and_then(SqlVal::as_i64)) {
+            (_, Some(list)) => ("$1", list),
+            (Some(id), None) => ("(SELECT list_id FROM leads WHERE id = $1)", id),
+            (None, None) => return Err(ApiError::invalid("list_id", "list_id: required")),
+        };
+        let full = format!("{sql}{cond}");
+        let row = sqlx::query(&full).bind(bound).bind(ctx.tenant()).fetch_one(&ctx.st.db.pool).await?;
+        (row.try_get::<i64, _>("id")?, row.try_get::<i64, _>("batch_id")?, row.try_get::<i64, _>("allow_duplicates")? != 0)
+    };
+    if id.is_none() {
+        v.set("batch_id", SqlVal::I(batch_id));
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1").bind(list_id).fetch_one(&ctx.st.db.pool).await?.try_get("n")?;
+        if n >= MAX_LEADS_PER_LIST {
+            return Err(ApiError::conflict("list_full", format!("a list holds at most {MAX_LEADS_PER_LIST} leads")));
+        }
+    }
+    if let Some(tel) = v.get("tel").and_then(SqlVal::as_str).map(str::to_string) {
+        v.set("phone_type", SqlVal::S(PhoneType::of(&tel).as_str().to_string()));
+        if !allow {
+            let dup = sqlx::query("SELECT id FROM leads WHERE batch_id = $1 AND tel = $2 AND id <> $3")
+                .bind(batch_id)
+                .bind(&tel)
+                .bind(id.unwrap_or(0))
+                .fetch_optional(&ctx.st.db.pool)
+                .await?;
+            if dup.is_some() {
+                return Err(ApiError::conflict("duplicate_tel", DUPLICATE_IN_BATCH).with_field("tel"));
+            }
+        }
+    }
+    Ok(())
+});
+
+// -------------------------------------------------------------------------------------- call jobs
+
+pub const MAX_RUNNING_JOBS: i64 = 5;
+
+pub static CALL_JOBS: Spec = Spec {
+    schema: "CallJob",
+    path: "/call-jobs",
+    table: "call_jobs",
+    tag: "dialing",
+    doc: "コールジョブ: lists + dialing group + caller ID + filters. At most 5 run at once per tenant; a job starts from 1 hour before business start, dials inside business hours only. Start/stop: POST /call-jobs/{id}/start and /stop.",
+    fields: &[
+        Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
+        Field::new("dialing_group_id", Ty::Ref("dialing_groups"), "Agents to connect customers to.").req().filter(),
+        Field::new("name", NAME, "Job name.").req().sort(),
+        Field::new("caller_id", Ty::Tel, "Caller ID; null for the campaign's.").null(),
+        Field::new("phone_type", Ty::Enum(&["any", "mobile", "fixed"]), "Dial only mobile (070/080/090) or fixed numbers. Default any."),
+        Field::new("attempts_min", Ty::Int { min: 0, max: 1000 }, "Dial leads with at least this many attempts. Default 0."),
+        Field::new("attempts_max", Ty::Int { min: 0, max: 1000 }, "... and at most this many (0..0 = never dialled).").null(),
+        Field::new("last_attempt_from", Ty::Instant, "Last attempt at or after.").null(),
+        Field::new("last_attempt_to", Ty::Instant, "Last attempt at or before.").null(),
+        Field::new("list_ids", Ty::JsonArray, "Customer lists of the job's campaign (array of ids).").virtual_(),
+        Field::new("status", Ty::Enum(&["stopped", "running", "finished"]), "State.").read_only().filter(),
+        Field::new("started_at", Ty::Instant, "Last start.").null().read_only(),
+        Field::new("stopped_at", Ty::Instant, "Last stop.").null().read_only(),
+        CREATED,
+    ],
+    extra: &[
+        Extra { name: "list_count", expr: "SELECT COUNT(*) FROM call_job_lists jl WHERE jl.job_id = t.id", ty: COUNT, doc: "Lists in the job." },
+        Extra {
+            name: "target_count",
+            expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id WHERE jl.job_id = t.id",
+            ty: COUNT,
+            doc: "Leads in the job's lists.",
+        },
+        Extra {
+            name: "remaining_count",
+            expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id WHERE jl.job_id = t.id AND l.state = 'open' AND l.attempts >= t.attempts_min AND (t.attempts_max IS NULL OR l.attempts <= t.attempts_max)",
+            ty: COUNT,
+            doc: "Open leads still matching the attempt range.",
+        },
+    ],
+    read: &[Role::Mgr, Role::Sv, Role::Op],
+    write: MGR_SV,
+    delete: MGR,
+    scope: Some(("campaign_id", "campaigns")),
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(job_write), after_write: Some(job_lists), before_delete: Some(job_delete), decorate: None },
+};
+
+hook!(job_write, |ctx, id, v| {
+    if let Some(id) = id {
+        if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE id = $1 AND tenant_id = $2 AND status = 'running'", id).await? {
+            return Err(ApiError::conflict("job_running", "stop the job before changing it"));
+        }
+    }
+    let (a, b) = (v.get("attempts_min").and_then(SqlVal::as_i64), v.get("attempts_max").and_then(SqlVal::as_i64));
+    if let (Some(a), Some(b)) = (a, b) {
+        if a > b {
+            return Err(ApiError::invalid("attempts_max", "attempts_max: must not be below attempts_min"));
+        }
+    }
+    let (f, t) = (v.get("last_attempt_from").and_then(SqlVal::as_i64), v.get("last_attempt_to").and_then(SqlVal::as_i64));
+    if let (Some(f), Some(t)) = (f, t) {
+        if f > t {
+            return Err(ApiError::invalid("last_attempt_to", "last_attempt_to: must not be before last_attempt_from"));
+        }
+    }
+    if id.is_none() && !v.input.contains_key("list_ids") {
+        return Err(ApiError::invalid("list_ids", "list_ids: required"));
+    }
+    Ok(())
+});
+
+fn job_lists<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut<'a, ApiResult<()>> {
+    Box::pin(async move {
+        let Some(Value::Array(items)) = input.get("list_ids") else { return Ok(()) };
+        if items.is_empty() || items.len() > 100 {
+            return Err(ApiError::invalid("list_ids", "list_ids: 1 to 100 list ids"));
+        }
+        let campaign: i64 = sqlx::query("SELECT campaign_id FROM call_jobs WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(ctx.tenant())
+            .fetch_one(&ctx.st.db.pool)
+            .await?
+            .try_get("campaign_id")?;
+        let mut ids = Vec::new();
+        for item in items {
+            let list = item.as_i64().filter(|n| *n > 0).ok_or_else(|| ApiError::invalid("list_ids", "list_ids: must hold list ids"))?;
+            check_ref(ctx, "list_ids", "customer_lists", list).await?;
+            let in_campaign = sqlx::query("SELECT 1 AS one FROM customer_lists c JOIN batches b ON b.id = c.batch_id WHERE c.id = $1 AND b.campaign_id = $2")
+                .bind(list)
+                .bind(campaign)
+                .fetch_optional(&ctx.st.db.pool)
+                .await?
+                .is_some();
+            if !in_campaign {
+                return Err(ApiError::invalid("list_ids", format!("list_ids: list {list} is not in the job's campaign")));
+            }
+            if !ids.contains(&list) {
+                ids.push(list);
+            }
+        }
+        let mut tx = ctx.st.db.pool.begin().await?;
+        sqlx::query("DELETE FROM call_job_lists WHERE job_id = $1 AND tenant_id = $2").bind(id).bind(ctx.tenant()).execute(&mut *tx).await?;
+        for list in ids {
+            sqlx::query("INSERT INTO call_job_lists (tenant_id, job_id, list_id) VALUES ($1, $2, $3)")
+                .bind(ctx.tenant())
+                .bind(id)
+                .bind(list)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+guard!(job_delete, |ctx, id| {
+    if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE id = $1 AND tenant_id = $2 AND status = 'running'", id).await? {
+        return Err(ApiError::conflict("job_running", "stop the job before deleting it"));
+    }
+    Ok(())
+});
+
+// ------------------------------------------------------------------------------ recalls and records
+
+pub static RECALLS: Spec = Spec {
+    schema: "Recall",
+    path: "/recalls",
+    table: "recalls",
+    tag: "dialing",
+    doc: "再コール: scheduled (due_at: auto-dialled when due) and/or owned by an agent (in that agent's recall list). OP users see and create only their own.",
+    fields: &[
+        Field::new("lead_id", Ty::Ref("leads"), "The lead.").req().create_only().filter(),
+        Field::new("campaign_id", Ty::Ref("campaigns"), "The lead's campaign.").read_only().filter(),
+        Field::new("due_at", Ty::Instant, "When to call.").null().sort(),
+        Field::new("agent_user_id", Ty::Ref("users"), "Agent who owns the recall.").null().filter(),
+        Field::new("status", Ty::Enum(&["open", "done", "cancelled"]), "State. Default open.").filter(),
+        Field::new("note", Ty::Text { min: 0, max: 1000 }, "Note."),
+        Field::new("created_by", Ty::Ref("users"), "Who scheduled it.").null().read_only(),
+        CREATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op],
+    write: &[Role::Mgr, Role::Sv, Role::Op],
+    delete: MGR,
+    scope: Some(("campaign_id", "campaigns")),
+    own: Some(("agent_user_id", &[Role::Op])),
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(recall_write), after_write: None, before_delete: None, decorate: None },
+};
+
+hook!(recall_write, |ctx, id, v| {
+    let (mut due, mut agent) = (None, None);
+    if let Some(id) = id {
+        let r = sqlx::query("SELECT due_at, agent_user_id FROM recalls WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(ctx.tenant())
+            .fetch_one(&ctx.st.db.pool)
+            .await?;
+        due = r.try_get::<Option<i64>, _>("due_at")?;
+        agent = r.try_get::<Option<i64>, _>("agent_user_id")?;
+    } else {
+        v.set("created_by", SqlVal::I(ctx.auth.user()));
+        let lead = v.get("lead_id").and_then(SqlVal::as_i64).unwrap_or(0);
+        let campaign: i64 = sqlx::query("SELECT b.campaign_id FROM leads l JOIN batches b ON b.id = l.batch_id WHERE l.id = $1 AND l.tenant_id = $2")
+            .bind(lead)
+            .bind(ctx.tenant())
+            .fetch_one(&ctx.st.db.pool)
+            .await?
+            .try_get("campaign_id")?;
+        check_ref(ctx, "lead_id", "campaigns", campaign).await.map_err(|_| ApiError::invalid("lead_id", "lead_id: no such record"))?;
+        v.set("campaign_id", SqlVal::I(campaign));
+    }
+    match v.get("due_at") {
+        Some(SqlVal::I(t)) => due = Some(*t),
+        Some(_) => due = None,
+        None => {}
+    }
+    match v.get("agent_user_id") {
+        Some(SqlVal::I(u)) => agent = Some(*u),
+        Some(_) => agent = None,
+        None => {}
+    }
+    if due.is_none() && agent.is_none() {
+        return Err(ApiError::invalid("due_at", "due_at: give due_at, agent_user_id or both"));
+    }
+    Ok(())
+});
+
+pub static CALL_RECORDS: Spec = Spec {
+    schema: "CallRecord",
+    path: "/call-records",
+    table: "call_records",
+    tag: "records",
+    doc: "One record per call placed (written by the dialer). OP users see their own calls.",
+    fields: &[
+        Field::new("campaign_id", Ty::Ref("campaigns"), "Campaign.").null().filter(),
+        Field::new("call_job_id", Ty::Ref("call_jobs"), "Call job.").null().filter(),
+        Field::new("lead_id", Ty::Ref("leads"), "Lead.").null().filter(),
+        Field::new("agent_user_id", Ty::Ref("users"), "Agent connected.").null().filter(),
+        Field::new("tel", Ty::Tel, "Number dialled.").filter(),
+        Field::new("caller_id", Ty::Tel, "Caller ID used.").null(),
+        Field::new("direction", Ty::Enum(&["outbound", "inbound"]), "Direction.").filter(),
+        Field::new("started_at", Ty::Instant, "Dial time.").sort(),
+        Field::new("answered_at", Ty::Instant, "Customer answered.").null().sort(),
+        Field::new("bridged_at", Ty::Instant, "Connected to the agent.").null(),
+        Field::new("ended_at", Ty::Instant, "Ended.").null().sort(),
+        Field::new("result", NAME, "System or campaign result.").filter(),
+        Field::new("sip_status", Ty::Int { min: 0, max: 699 }, "Final SIP status.").null().filter(),
+        Field::new("recording_path", Ty::Text { min: 0, max: 1024 }, "Recording.").null(),
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op, Role::Biz],
+    write: &[],
+    delete: &[],
+    scope: None,
+    own: Some(("agent_user_id", &[Role::Op])),
+    creatable: false,
+    updatable: false,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+};
+
+pub static WRAPUP_RECORDS: Spec = Spec {
+    schema: "WrapupRecord",
+    path: "/wrapup-records",
+    table: "wrapup_records",
+    tag: "records",
+    doc: "応対記録: one per connected call; saved_at null = in the unsaved list (応対記録(未保存)). OP users see their own.",
+    fields: &[
+        Field::new("call_record_id", Ty::Ref("call_records"), "The call.").null().filter(),
+        Field::new("lead_id", Ty::Ref("leads"), "The lead.").null().filter(),
+        Field::new("agent_user_id", Ty::Ref("users"), "The agent.").null().filter(),
+        Field::new("interlocutor", Ty::Enum(&["self", "other"]), "本人 or その他.").null(),
+        Field::new("result", NAME, "Result.").filter(),
+        Field::new("other_tel", Ty::Tel, "Other number.").null(),
+        Field::new("next_action", Ty::Enum(&["continue", "recall", "complete"]), "Next action.").null(),
+        Field::new("recall_at", Ty::Instant, "Recall time.").null(),
+        Field::new("memo", Ty::Text { min: 0, max: 5000 }, "Memo."),
+        Field::new("state_after", Ty::Enum(&["continue", "break", "away", "end_job"]), "Agent state after saving.").null(),
+        Field::new("saved_at", Ty::Instant, "Saved; null while unsaved.").null().sort(),
+        Field::new("saved_by", Ty::Ref("users"), "Who saved.").null(),
+        CREATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op, Role::Biz],
+    write: &[],
+    delete: &[],
+    scope: None,
+    own: Some(("agent_user_id", &[Role::Op])),
+    creatable: false,
+    updatable: false,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+};
+
+/// Every generic resource, in the order of the OpenAPI document.
+pub static ALL_SPECS: &[&Spec] = &[
+    &USERS,
+    &GRANTS,
+    &CAMPAIGNS,
+    &RESULT_CODES,
+    &DIALING_GROUPS,
+    &PAUSE_REASONS,
+    &PHONES,
+    &CALLER_IDS,
+    &BATCHES,
+    &LISTS,
+    &CUSTOM_FIELDS,
+    &LEADS,
+    &CALL_JOBS,
+    &DNC_NUMBERS,
+    &INBOUND_BLOCKS,
+    &RECALLS,
+    &CALL_RECORDS,
+    &WRAPUP_RECORDS,
+];

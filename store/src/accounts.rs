@@ -1,0 +1,241 @@
+//! Tenants' users, roles, argon2 password hashes and expiring bearer tokens.
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{Db, Result, StoreError};
+
+/// The five roles of SPEC 3 (CALLTREE names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// System admin: everything, including delete.
+    #[serde(rename = "MGR")]
+    Mgr,
+    /// Supervisor: manages campaigns, lists and agents below MGR; no destructive admin.
+    #[serde(rename = "SV")]
+    Sv,
+    /// Operator (agent): works calls.
+    #[serde(rename = "OP")]
+    Op,
+    /// Business / report viewer: results and reports only.
+    #[serde(rename = "BIZ")]
+    Biz,
+    /// Back office: edits granted lists, adds lead history; no calls.
+    #[serde(rename = "BY")]
+    By,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [Role::Mgr, Role::Sv, Role::Op, Role::Biz, Role::By];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Mgr => "MGR",
+            Role::Sv => "SV",
+            Role::Op => "OP",
+            Role::Biz => "BIZ",
+            Role::By => "BY",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        // Invariant: hashing with the default parameters and a fresh salt cannot fail.
+        .expect("argon2 hashing with default parameters")
+}
+
+/// Checks a password against a stored PHC string; a malformed hash never verifies.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A random printable secret (tokens, generated passwords).
+pub fn random_secret(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Who a valid bearer token speaks for.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub role: Role,
+    pub login: String,
+    pub time_zone: String,
+    /// The tenant's history retention R in days (batch date rules).
+    pub retention_days: i64,
+}
+
+pub struct NewUser<'a> {
+    pub tenant_id: i64,
+    pub login: &'a str,
+    pub display_name: &'a str,
+    pub role: Role,
+    pub password: &'a str,
+}
+
+pub async fn create_user(db: &Db, u: &NewUser<'_>, now_ms: i64) -> Result<i64> {
+    let hash = hash_password(u.password);
+    let row = sqlx::query(
+        "INSERT INTO users (tenant_id, login, display_name, role, password_hash, disabled, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $6) RETURNING id",
+    )
+    .bind(u.tenant_id)
+    .bind(u.login)
+    .bind(u.display_name)
+    .bind(u.role.as_str())
+    .bind(hash)
+    .bind(now_ms)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// Sets a user's password (argon2) within its tenant.
+pub async fn set_password(db: &Db, tenant_id: i64, user_id: i64, password: &str, now_ms: i64) -> Result<()> {
+    let done = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4")
+        .bind(hash_password(password))
+        .bind(now_ms)
+        .bind(user_id)
+        .bind(tenant_id)
+        .execute(&db.pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Checks tenant code, login and password; on success stores a new session and returns its token.
+/// Wrong tenant, unknown login, disabled user and wrong password all answer `NotFound` alike.
+pub async fn login(db: &Db, tenant_code: &str, login: &str, password: &str, now_ms: i64, ttl_ms: i64) -> Result<(String, i64, Principal)> {
+    let row = sqlx::query(
+        "SELECT u.id, u.tenant_id, u.role, u.password_hash, u.disabled, t.time_zone, t.history_retention_days
+         FROM users u JOIN tenants t ON t.id = u.tenant_id
+         WHERE t.code = $1 AND u.login = $2",
+    )
+    .bind(tenant_code)
+    .bind(login)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else {
+        // Spend the same time as a real check so that logins cannot be probed by timing.
+        let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$5R0ZAnKSnUJ5nq2lM6L9m0dEqZ2S/1xH8q2fNpEJ2rI");
+        return Err(StoreError::NotFound);
+    };
+    let hash: String = row.try_get("password_hash")?;
+    let disabled = row.try_get::<i64, _>("disabled")? != 0;
+    if disabled || !verify_password(password, &hash) {
+        return Err(StoreError::NotFound);
+    }
+    let principal = Principal {
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("id")?,
+        role: Role::parse(&row.try_get::<String, _>("role")?).ok_or_else(|| StoreError::Constraint("role".into()))?,
+        login: login.to_string(),
+        time_zone: row.try_get("time_zone")?,
+        retention_days: row.try_get("history_retention_days")?,
+    };
+    let token = random_secret(32);
+    let expires_at = now_ms + ttl_ms;
+    sqlx::query("INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(token_hash(&token))
+        .bind(principal.tenant_id)
+        .bind(principal.user_id)
+        .bind(now_ms)
+        .bind(expires_at)
+        .execute(&db.pool)
+        .await?;
+    Ok((token, expires_at, principal))
+}
+
+/// Resolves a bearer token; expired tokens and tokens of disabled users resolve to nothing.
+pub async fn authenticate(db: &Db, token: &str, now_ms: i64) -> Result<Option<Principal>> {
+    let row = sqlx::query(
+        "SELECT u.id, u.tenant_id, u.role, u.login, u.disabled, t.time_zone, t.history_retention_days
+         FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id
+         JOIN tenants t ON t.id = s.tenant_id
+         WHERE s.token_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(token_hash(token))
+    .bind(now_ms)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    if row.try_get::<i64, _>("disabled")? != 0 {
+        return Ok(None);
+    }
+    let Some(role) = Role::parse(&row.try_get::<String, _>("role")?) else { return Ok(None) };
+    Ok(Some(Principal {
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("id")?,
+        role,
+        login: row.try_get("login")?,
+        time_zone: row.try_get("time_zone")?,
+        retention_days: row.try_get("history_retention_days")?,
+    }))
+}
+
+/// Ends one session (logout).
+pub async fn logout(db: &Db, token: &str) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash(token)).execute(&db.pool).await?;
+    Ok(())
+}
+
+/// Deletes expired sessions; returns how many.
+pub async fn purge_expired_sessions(db: &Db, now_ms: i64) -> Result<u64> {
+    let r = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now_ms).execute(&db.pool).await?;
+    Ok(r.rows_affected())
+}
+
+/// SIP digest HA1 values for an agent's phone: H(username:realm:password) in MD5 (RFC 2617, what most
+/// phones use) and SHA-256 (RFC 8760).
+pub fn digest_ha1(username: &str, realm: &str, password: &str) -> (String, String) {
+    use md5::Md5;
+    let input = format!("{username}:{realm}:{password}");
+    (hex::encode(Md5::digest(input.as_bytes())), hex::encode(Sha256::digest(input.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2_round_trip() {
+        let h = hash_password("s3cret");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("s3cret", &h));
+        assert!(!verify_password("s3creT", &h));
+        assert!(!verify_password("s3cret", "not a hash"));
+    }
+
+    #[test]
+    fn ha1_known_value() {
+        // RFC 2617 3.5 example: Mufasa / testrealm@host.com / Circle Of Life.
+        let (md5, sha) = digest_ha1("Mufasa", "testrealm@host.com", "Circle Of Life");
+        assert_eq!(md5, "939e7578ed9e3c518a452acee763bce9");
+        assert_eq!(sha.len(), 64);
+    }
+}

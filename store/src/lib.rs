@@ -1,0 +1,147 @@
+//! Storage shared by the api, control and dialer roles.
+//!
+//! One schema, two backends: PostgreSQL in production and SQLite (a file, nothing to install) as the
+//! embedded default, chosen by the `DATABASE_URL` scheme. Queries go through sqlx's `Any` driver so
+//! that every query is written once; they use only types both backends share (integers, reals,
+//! text, booleans, bytes). Times are Unix milliseconds in UTC; the tenant's time zone is applied at
+//! the edges (see [`tenancy`]).
+//!
+//! Invariant: every query that reads or writes a tenant's rows filters on `tenant_id`.
+
+pub mod accounts;
+pub mod batch_dates;
+pub mod leads;
+pub mod seed;
+pub mod tenancy;
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::AnyPool;
+
+pub use sqlx;
+
+/// The backend behind a [`Db`], from the URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(StoreError::Config(format!(
+                "DATABASE_URL must start with postgres:// or sqlite: (got {:?})",
+                url.split(':').next().unwrap_or("")
+            )))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness constraint refused the write; carries the constraint's columns where known.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A foreign key or check constraint refused the write.
+    #[error("constraint: {0}")]
+    Constraint(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Db(sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) => {
+                let msg = db.message().to_string();
+                match db.kind() {
+                    sqlx::error::ErrorKind::UniqueViolation => StoreError::Conflict(msg),
+                    sqlx::error::ErrorKind::ForeignKeyViolation
+                    | sqlx::error::ErrorKind::CheckViolation
+                    | sqlx::error::ErrorKind::NotNullViolation => StoreError::Constraint(msg),
+                    _ => StoreError::Db(e),
+                }
+            }
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A connection pool on either backend.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+impl Db {
+    /// Migrates the database named by `url` to the newest schema, then opens a pool on it.
+    pub async fn connect(url: &str) -> Result<Db> {
+        migrate(url).await?;
+        Self::connect_no_migrate(url).await
+    }
+
+    pub async fn connect_no_migrate(url: &str) -> Result<Db> {
+        let backend = Backend::from_url(url)?;
+        sqlx::any::install_default_drivers();
+        let max = match backend {
+            Backend::Postgres => 16,
+            // One writer at a time in SQLite; a few readers beside it.
+            Backend::Sqlite => 4,
+        };
+        let pool = AnyPoolOptions::new().max_connections(max).connect(url).await?;
+        Ok(Db { pool, backend })
+    }
+
+    /// `true` for PostgreSQL: some statements differ (e.g. `ILIKE`).
+    pub fn is_postgres(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+}
+
+/// Applies the versioned migrations under `migrations/<backend>/` with the backend's own driver.
+pub async fn migrate(url: &str) -> Result<()> {
+    match Backend::from_url(url)? {
+        Backend::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
+            sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+            pool.close().await;
+        }
+        Backend::Sqlite => {
+            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+            sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+            pool.close().await;
+        }
+    }
+    Ok(())
+}
+
+/// Current time, Unix milliseconds UTC. Drivers call this; sans-IO cores take `now` as input.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Reads an optional integer column (helper for hand-written row mapping).
+pub fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    use sqlx::Row;
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}

@@ -1,0 +1,94 @@
+//! Tenants and the edges where their time zone applies.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Db, Result, StoreError};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub time_zone: String,
+    pub history_retention_days: i64,
+    pub recording_quota_bytes: i64,
+    pub created_at: i64,
+}
+
+/// Retention bounds: the batch rules need R >= 92 so that a default batch lasts at least a day.
+pub const RETENTION_MIN_DAYS: i64 = 92;
+pub const RETENTION_MAX_DAYS: i64 = 3650;
+
+pub async fn create_tenant(db: &Db, code: &str, name: &str, time_zone: &str, now_ms: i64) -> Result<i64> {
+    if parse_tz(time_zone).is_none() {
+        return Err(StoreError::Config(format!("unknown time zone {time_zone:?}")));
+    }
+    let row = sqlx::query("INSERT INTO tenants (code, name, time_zone, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+        .bind(code)
+        .bind(name)
+        .bind(time_zone)
+        .bind(now_ms)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(row.try_get("id")?)
+}
+
+pub async fn get_tenant(db: &Db, id: i64) -> Result<Tenant> {
+    let r = sqlx::query(
+        "SELECT id, code, name, time_zone, history_retention_days, recording_quota_bytes, created_at FROM tenants WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(Tenant {
+        id: r.try_get("id")?,
+        code: r.try_get("code")?,
+        name: r.try_get("name")?,
+        time_zone: r.try_get("time_zone")?,
+        history_retention_days: r.try_get("history_retention_days")?,
+        recording_quota_bytes: r.try_get("recording_quota_bytes")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub fn parse_tz(name: &str) -> Option<Tz> {
+    name.parse::<Tz>().ok()
+}
+
+/// The calendar date of an instant in the tenant's zone.
+pub fn local_date(tz: Tz, at_ms: i64) -> NaiveDate {
+    let utc: DateTime<Utc> = DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
+    utc.with_timezone(&tz).date_naive()
+}
+
+/// RFC 3339 text of an instant in the tenant's zone (how the API shows times).
+pub fn local_rfc3339(tz: Tz, at_ms: i64) -> String {
+    let utc: DateTime<Utc> = DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
+    utc.with_timezone(&tz).to_rfc3339()
+}
+
+/// Midnight at the start of `date` in the tenant's zone, as Unix ms.
+pub fn local_midnight_ms(tz: Tz, date: NaiveDate) -> i64 {
+    let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    tz.from_local_datetime(&naive).earliest().map(|d| d.timestamp_millis()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokyo_edges() {
+        let tz = parse_tz("Asia/Tokyo").unwrap();
+        // 2026-11-21T15:30:00Z is 2026-11-22 00:30 in Tokyo.
+        let at = DateTime::parse_from_rfc3339("2026-11-21T15:30:00Z").unwrap().timestamp_millis();
+        assert_eq!(local_date(tz, at).to_string(), "2026-11-22");
+        assert_eq!(local_rfc3339(tz, at), "2026-11-22T00:30:00+09:00");
+        let midnight = local_midnight_ms(tz, NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
+        assert_eq!(midnight, DateTime::parse_from_rfc3339("2026-11-21T15:00:00Z").unwrap().timestamp_millis());
+        assert!(parse_tz("Mars/Olympus").is_none());
+    }
+}
