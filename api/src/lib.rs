@@ -115,8 +115,7 @@ pub fn mount(reg: &mut Registry, spec: &'static Spec) {
     }
 }
 
-/// The whole API.
-pub fn build(db: Db, config: Config) -> Router {
+fn registry() -> Registry {
     let mut reg = Registry::default();
     custom::mount_auth(&mut reg);
     for spec in resources::ALL_SPECS {
@@ -124,6 +123,17 @@ pub fn build(db: Db, config: Config) -> Router {
     }
     custom::mount(&mut reg);
     import::mount(&mut reg);
+    reg
+}
+
+/// Every documented operation (what the router serves), for tests and tools.
+pub fn operations() -> Vec<Op> {
+    registry().ops
+}
+
+/// The whole API.
+pub fn build(db: Db, config: Config) -> Router {
+    let reg = registry();
     let doc = openapi::document(&reg.ops);
     let state = AppState { db, config: Arc::new(config), openapi: Arc::new(doc), imports: import::Imports::default() };
     reg.router

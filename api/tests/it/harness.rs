@@ -1,0 +1,165 @@
+//! Test harness: the real API on port 0 over a fresh database (a temporary SQLite file, or a new
+//! PostgreSQL database per test), and tenants with one user of each role.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use store::accounts::{self, NewUser, Role};
+use store::sqlx::Connection;
+use store::Db;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: Db,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Admin connection used to create one database per PostgreSQL test.
+pub fn pg_admin_url() -> String {
+    std::env::var("KAKERU_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}{:x}{n}", std::process::id(), rand::random::<u32>())
+}
+
+/// A fresh database URL for the backend (the SQLite file lives in `dir`).
+pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            (format!("sqlite:{}/kakeru.db", dir.path().display()), Some(dir))
+        }
+        Backend::Postgres => {
+            let admin = pg_admin_url();
+            let name = unique("kt_");
+            let mut conn = store::sqlx::postgres::PgConnection::connect(&admin).await.expect("PostgreSQL reachable at KAKERU_TEST_PG_URL");
+            store::sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+            (format!("{base}/{name}"), None)
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        TestApp::start_with(backend, api::Config::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, config: api::Config) -> TestApp {
+        let (url, dir) = fresh_database(backend).await;
+        let db = Db::connect(&url).await.expect("connect and migrate");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let app = api::build(db.clone(), config);
+        tokio::spawn(async move {
+            let _ = api::serve(listener, app, std::future::pending()).await;
+        });
+        TestApp { base: format!("http://{addr}"), http: reqwest::Client::new(), db, backend, _dir: dir }
+    }
+
+    /// Calls the API; returns the status and the JSON body (Null when empty or not JSON).
+    pub async fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+        let m = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
+        let mut req = self.http.request(m, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub async fn raw(&self, token: &str, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let resp = self
+            .http
+            .request(m, format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status();
+        (status, resp.bytes().await.expect("body").to_vec())
+    }
+
+    /// A tenant with one user per role, each logged in.
+    pub async fn tenant(&self, code: &str) -> Tenant {
+        let now = store::now_ms();
+        let id = store::tenancy::create_tenant(&self.db, code, code, "Asia/Tokyo", now).await.expect("tenant");
+        let mut users = HashMap::new();
+        for role in Role::ALL {
+            let login = role.as_str().to_ascii_lowercase();
+            let password = format!("pw-{login}-123");
+            let uid = accounts::create_user(&self.db, &NewUser { tenant_id: id, login: &login, display_name: &login, role, password: &password }, now)
+                .await
+                .expect("user");
+            let body = serde_json::json!({"tenant": code, "login": login, "password": password});
+            let (status, reply) = self.call(None, "post", "/auth/login", Some(&body)).await;
+            assert_eq!(status, StatusCode::OK, "login {reply}");
+            let token = reply["token"].as_str().expect("token").to_string();
+            users.insert(role, (uid, token));
+        }
+        Tenant { id, users }
+    }
+}
+
+pub struct Tenant {
+    pub id: i64,
+    pub users: HashMap<Role, (i64, String)>,
+}
+
+impl Tenant {
+    pub fn token(&self, role: Role) -> Option<&str> {
+        self.users.get(&role).map(|(_, t)| t.as_str())
+    }
+    pub fn user(&self, role: Role) -> i64 {
+        self.users[&role].0
+    }
+    pub fn mgr(&self) -> Option<&str> {
+        self.token(Role::Mgr)
+    }
+}
+
+/// Asserts a status and returns the body, printing the body on failure.
+#[track_caller]
+pub fn expect(got: (StatusCode, Value), want: u16) -> Value {
+    assert_eq!(got.0.as_u16(), want, "body: {}", got.1);
+    got.1
+}
+
+/// Runs an async test body against SQLite and against PostgreSQL.
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::harness::TestApp::start($crate::harness::Backend::Sqlite).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::harness::TestApp::start($crate::harness::Backend::Postgres).await).await
+            }
+        }
+    )*};
+}

@@ -1,0 +1,6 @@
+//! API integration tests: each test runs against SQLite and against PostgreSQL.
+
+mod access;
+mod harness;
+mod imports;
+mod model;

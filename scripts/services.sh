@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Makes sure what the test suite talks to is installed and running: PostgreSQL, Redis, and the
+# tools the suite drives (cargo-nextest, Python for schemathesis). Idempotent; needs root on a
+# fresh Debian machine (apt-get), does nothing when everything is already there.
+set -euo pipefail
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- PostgreSQL (127.0.0.1:5432; the tests log in as postgres/postgres or by trust) -----------
+pg_ready() { (command -v pg_isready >/dev/null && pg_isready -h 127.0.0.1 -p 5432 -q); }
+if ! pg_ready; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    echo "services: installing PostgreSQL"
+    apt_install postgresql
+  fi
+  ver=$(ls /etc/postgresql | sort -V | tail -1)
+  conf=/etc/postgresql/$ver/main
+  grep -q "^listen_addresses = '127.0.0.1'" "$conf/postgresql.conf" || echo "listen_addresses = '127.0.0.1'" >> "$conf/postgresql.conf"
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+  su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+fi
+pg_ready || { echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+
+# --- Redis (127.0.0.1:6379) ----------------------------------------------------------------------
+redis_ready() { (command -v redis-cli >/dev/null && [ "$(redis-cli -h 127.0.0.1 ping 2>/dev/null)" = PONG ]); }
+if ! redis_ready; then
+  command -v redis-server >/dev/null || { echo "services: installing Redis"; apt_install redis-server; }
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir /var/lib/redis --logfile /var/log/redis/kakeru-ci.log
+  for _ in $(seq 1 30); do redis_ready && break; sleep 1; done
+fi
+redis_ready || { echo "services: Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
+
+# --- Tools ---------------------------------------------------------------------------------------
+command -v python3 >/dev/null || apt_install python3 python3-venv
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "services: installing cargo-nextest"
+  cargo install cargo-nextest --locked --quiet
+fi
