@@ -82,7 +82,13 @@ pub struct Me {
 
 impl From<&Principal> for Me {
     fn from(p: &Principal) -> Me {
-        Me { id: p.user_id, tenant_id: p.tenant_id, login: p.login.clone(), role: p.role, time_zone: p.time_zone.clone() }
+        Me {
+            id: p.user_id,
+            tenant_id: p.tenant_id,
+            login: p.login.clone(),
+            role: p.role,
+            time_zone: p.time_zone.clone(),
+        }
     }
 }
 
@@ -96,7 +102,11 @@ pub async fn login(State(st): State<AppState>, Body(b): Body<LoginBody>) -> ApiR
     match accounts::login(&st.db, &b.tenant, &b.login, &b.password, now, st.config.token_ttl_ms).await {
         Ok((token, expires_at, p)) => {
             let tz = store::tenancy::parse_tz(&p.time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
-            Ok(Json(LoginReply { token, expires_at: store::tenancy::local_rfc3339(tz, expires_at), user: Me::from(&p) }))
+            Ok(Json(LoginReply {
+                token,
+                expires_at: store::tenancy::local_rfc3339(tz, expires_at),
+                user: Me::from(&p),
+            }))
         }
         Err(store::StoreError::NotFound) => Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,

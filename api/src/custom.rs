@@ -16,7 +16,7 @@ use crate::auth::{self, Auth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Id};
 use crate::openapi::schema_ref;
-use crate::resource::{self, normalize_tel, visible, Ctx, Spec};
+use crate::resource::{self, visible, Ctx, Spec};
 use crate::resources::{self, ALL, MGR, MGR_SV};
 use crate::{AppState, Op, Registry};
 
@@ -47,42 +47,73 @@ fn with_response(mut o: Op, code: u16, schema: Value) -> Op {
 /// Schemas of the bodies used here, for the OpenAPI document.
 pub fn schemas() -> Vec<(&'static str, Value)> {
     vec![
-        ("LoginRequest", json!({"type": "object", "required": ["tenant", "login", "password"], "additionalProperties": false, "properties": {
+        (
+            "LoginRequest",
+            json!({"type": "object", "required": ["tenant", "login", "password"], "additionalProperties": false, "properties": {
             "tenant": {"type": "string", "minLength": 1, "maxLength": 256, "description": "The tenant's code."},
-            "login": {"type": "string", "minLength": 1, "maxLength": 256}, "password": {"type": "string", "minLength": 1, "maxLength": 256}}})),
-        ("Me", json!({"type": "object", "required": ["id", "tenant_id", "login", "role", "time_zone"], "properties": {
+            "login": {"type": "string", "minLength": 1, "maxLength": 256}, "password": {"type": "string", "minLength": 1, "maxLength": 256}}}),
+        ),
+        (
+            "Me",
+            json!({"type": "object", "required": ["id", "tenant_id", "login", "role", "time_zone"], "properties": {
             "id": {"type": "integer"}, "tenant_id": {"type": "integer"}, "login": {"type": "string"},
-            "role": {"type": "string", "enum": ["MGR", "SV", "OP", "BIZ", "BY"]}, "time_zone": {"type": "string"}}})),
-        ("LoginReply", json!({"type": "object", "required": ["token", "expires_at", "user"], "properties": {
-            "token": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}, "user": schema_ref("Me")}})),
-        ("Tenant", json!({"type": "object", "required": ["id", "code", "name", "time_zone", "history_retention_days", "recording_quota_bytes", "created_at"], "properties": {
+            "role": {"type": "string", "enum": ["MGR", "SV", "OP", "BIZ", "BY"]}, "time_zone": {"type": "string"}}}),
+        ),
+        (
+            "LoginReply",
+            json!({"type": "object", "required": ["token", "expires_at", "user"], "properties": {
+            "token": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"}, "user": schema_ref("Me")}}),
+        ),
+        (
+            "Tenant",
+            json!({"type": "object", "required": ["id", "code", "name", "time_zone", "history_retention_days", "recording_quota_bytes", "created_at"], "properties": {
             "id": {"type": "integer"}, "code": {"type": "string"}, "name": {"type": "string"}, "time_zone": {"type": "string"},
-            "history_retention_days": {"type": "integer"}, "recording_quota_bytes": {"type": "integer"}, "created_at": {"type": "integer", "description": "Unix ms"}}})),
-        ("TenantUpdate", json!({"type": "object", "additionalProperties": false, "properties": {
+            "history_retention_days": {"type": "integer"}, "recording_quota_bytes": {"type": "integer"}, "created_at": {"type": "integer", "description": "Unix ms"}}}),
+        ),
+        (
+            "TenantUpdate",
+            json!({"type": "object", "additionalProperties": false, "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": 255},
             "time_zone": {"type": "string", "description": "IANA time zone, e.g. Asia/Tokyo."},
             "history_retention_days": {"type": "integer", "minimum": store::tenancy::RETENTION_MIN_DAYS, "maximum": store::tenancy::RETENTION_MAX_DAYS, "description": "履歴保持期間 R in days."},
-            "recording_quota_bytes": {"type": "integer", "minimum": 0}}})),
-        ("Members", json!({"type": "object", "required": ["user_ids"], "additionalProperties": false, "properties": {
-            "user_ids": {"type": "array", "maxItems": 10000, "items": {"type": "integer", "minimum": 1}}}})),
-        ("HistoryEntry", json!({"type": "object", "required": ["text"], "additionalProperties": false, "properties": {
-            "text": {"type": "string", "minLength": 1, "maxLength": 5000}}})),
-        ("NumberUploadReply", json!({"type": "object", "required": ["added", "duplicates", "errors"], "properties": {
+            "recording_quota_bytes": {"type": "integer", "minimum": 0}}}),
+        ),
+        (
+            "Members",
+            json!({"type": "object", "required": ["user_ids"], "additionalProperties": false, "properties": {
+            "user_ids": {"type": "array", "maxItems": 10000, "items": {"type": "integer", "minimum": 1}}}}),
+        ),
+        (
+            "HistoryEntry",
+            json!({"type": "object", "required": ["text"], "additionalProperties": false, "properties": {
+            "text": {"type": "string", "minLength": 1, "maxLength": 5000}}}),
+        ),
+        (
+            "NumberUploadReply",
+            json!({"type": "object", "required": ["added", "duplicates", "errors"], "properties": {
             "added": {"type": "integer"}, "duplicates": {"type": "integer"},
-            "errors": {"type": "array", "items": {"type": "object", "properties": {"row": {"type": "integer"}, "message": {"type": "string"}}}}}})),
-        ("BulkDelete", json!({"type": "object", "additionalProperties": false, "properties": {
+            "errors": {"type": "array", "items": {"type": "object", "properties": {"row": {"type": "integer"}, "message": {"type": "string"}}}}}}),
+        ),
+        (
+            "BulkDelete",
+            json!({"type": "object", "additionalProperties": false, "properties": {
             "ids": {"type": "array", "maxItems": 100000, "items": {"type": "integer", "minimum": 1}},
             "numbers": {"type": "array", "maxItems": 100000, "items": {"type": "string"}},
-            "all": {"type": "boolean"}}})),
+            "all": {"type": "boolean"}}}),
+        ),
     ]
 }
 
 pub fn mount_auth(reg: &mut Registry) {
-    let mut o = with_request(op("post", "/auth/login", "Log in: a bearer token for the tenant's user", "accounts", None), schema_ref("LoginRequest"));
+    let mut o = with_request(
+        op("post", "/auth/login", "Log in: a bearer token for the tenant's user", "accounts", None),
+        schema_ref("LoginRequest"),
+    );
     o.response = (200, "application/json", schema_ref("LoginReply"));
     o.errors = vec![400, 401, 422];
     reg.add(o, post(auth::login));
-    let mut o = with_response(op("post", "/auth/logout", "End this token's session", "accounts", Some(ALL)), 204, Value::Null);
+    let mut o =
+        with_response(op("post", "/auth/logout", "End this token's session", "accounts", Some(ALL)), 204, Value::Null);
     o.errors = vec![401];
     reg.add(o, post(auth::logout));
     let mut o = with_response(op("get", "/me", "The caller", "accounts", Some(ALL)), 200, schema_ref("Me"));
@@ -91,58 +122,127 @@ pub fn mount_auth(reg: &mut Registry) {
 }
 
 pub fn mount(reg: &mut Registry) {
-    let o = with_response(op("get", "/tenant", "The caller's tenant", "accounts", Some(ALL)), 200, schema_ref("Tenant"));
+    let o =
+        with_response(op("get", "/tenant", "The caller's tenant", "accounts", Some(ALL)), 200, schema_ref("Tenant"));
     reg.add(o, get(get_tenant).patch(patch_tenant));
-    let o = with_response(with_request(op("patch", "/tenant", "Change the tenant's settings", "accounts", Some(MGR)), schema_ref("TenantUpdate")), 200, schema_ref("Tenant"));
+    let o = with_response(
+        with_request(
+            op("patch", "/tenant", "Change the tenant's settings", "accounts", Some(MGR)),
+            schema_ref("TenantUpdate"),
+        ),
+        200,
+        schema_ref("Tenant"),
+    );
     reg.ops.push(o);
 
     for (path, parent, table, col) in [
         ("/dialing-groups/{id}/agents", &resources::DIALING_GROUPS, "dialing_group_agents", "group_id"),
         ("/campaigns/{id}/agents", &resources::CAMPAIGNS, "campaign_agents", "campaign_id"),
     ] {
-        let o = with_response(op("get", path, "Member agents", parent.tag, Some(parent.read)), 200, schema_ref("Members"));
+        let o =
+            with_response(op("get", path, "Member agents", parent.tag, Some(parent.read)), 200, schema_ref("Members"));
         reg.add(
             o,
             get(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move {
                 members_get(&Ctx { st, auth }, parent, table, col, id).await.map(Json)
             })
-            .put(move |State(st): State<AppState>, auth: Auth, Id(id): Id, Body(b): Body<MembersBody>| async move {
-                members_put(&Ctx { st, auth }, parent, table, col, id, b).await.map(Json)
-            }),
+            .put(
+                move |State(st): State<AppState>, auth: Auth, Id(id): Id, Body(b): Body<MembersBody>| async move {
+                    members_put(&Ctx { st, auth }, parent, table, col, id, b).await.map(Json)
+                },
+            ),
         );
-        let o = with_response(with_request(op("put", path, "Replace the member agents", parent.tag, Some(parent.write)), schema_ref("Members")), 200, schema_ref("Members"));
+        let o = with_response(
+            with_request(
+                op("put", path, "Replace the member agents", parent.tag, Some(parent.write)),
+                schema_ref("Members"),
+            ),
+            200,
+            schema_ref("Members"),
+        );
         reg.ops.push(o);
     }
 
-    for (action, summary) in [("start", "Start a call job (from 1 h before business start, at most 5 running per tenant)"), ("stop", "Stop a call job; calls in progress are not cut")] {
-        let mut o = with_response(op("post", &format!("/call-jobs/{{id}}/{action}"), summary, "dialing", Some(MGR_SV)), 200, schema_ref("CallJob"));
+    for (action, summary) in [
+        ("start", "Start a call job (from 1 h before business start, at most 5 running per tenant)"),
+        ("stop", "Stop a call job; calls in progress are not cut"),
+    ] {
+        let mut o = with_response(
+            op("post", &format!("/call-jobs/{{id}}/{action}"), summary, "dialing", Some(MGR_SV)),
+            200,
+            schema_ref("CallJob"),
+        );
         o.errors = vec![401, 403, 404, 409];
         let start = action == "start";
         reg.add(
             o,
-            post(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move { job_switch(&Ctx { st, auth }, id, start).await.map(Json) }),
+            post(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move {
+                job_switch(&Ctx { st, auth }, id, start).await.map(Json)
+            }),
         );
     }
 
-    let o = with_response(op("get", "/leads/{id}/history", "A lead's history entries", "lists", Some(resources::LEADS.read)), 200, json!({"type": "object"}));
+    let o = with_response(
+        op("get", "/leads/{id}/history", "A lead's history entries", "lists", Some(resources::LEADS.read)),
+        200,
+        json!({"type": "object"}),
+    );
     reg.add(
         o,
-        get(|State(st): State<AppState>, auth: Auth, Id(id): Id| async move { history_get(&Ctx { st, auth }, id).await.map(Json) })
-            .post(|State(st): State<AppState>, auth: Auth, Id(id): Id, Body(b): Body<HistoryBody>| async move {
-                history_post(&Ctx { st, auth }, id, b).await.map(|v| (StatusCode::CREATED, Json(v)))
-            }),
+        get(|State(st): State<AppState>, auth: Auth, Id(id): Id| async move {
+            history_get(&Ctx { st, auth }, id).await.map(Json)
+        })
+        .post(|State(st): State<AppState>, auth: Auth, Id(id): Id, Body(b): Body<HistoryBody>| async move {
+            history_post(&Ctx { st, auth }, id, b).await.map(|v| (StatusCode::CREATED, Json(v)))
+        }),
     );
-    let o = with_response(with_request(op("post", "/leads/{id}/history", "Add a history entry to a lead", "lists", Some(HISTORY_WRITERS)), schema_ref("HistoryEntry")), 201, json!({"type": "object"}));
+    let o = with_response(
+        with_request(
+            op("post", "/leads/{id}/history", "Add a history entry to a lead", "lists", Some(HISTORY_WRITERS)),
+            schema_ref("HistoryEntry"),
+        ),
+        201,
+        json!({"type": "object"}),
+    );
     reg.ops.push(o);
 
     for spec in [&resources::DNC_NUMBERS, &resources::INBOUND_BLOCKS] {
-        let mut o = op("post", &format!("{}/upload", spec.path), "Add numbers from a CSV (one number per row, optional note column; UTF-8 or Shift_JIS)", spec.tag, Some(spec.write));
+        let mut o = op(
+            "post",
+            &format!("{}/upload", spec.path),
+            "Add numbers from a CSV (one number per row, optional note column; UTF-8 or Shift_JIS)",
+            spec.tag,
+            Some(spec.write),
+        );
         o.request = Some(("text/csv", json!({"type": "string"})));
         o.response = (200, "application/json", schema_ref("NumberUploadReply"));
         o.errors = vec![401, 403, 413, 415];
-        reg.add(o, post(move |State(st): State<AppState>, auth: Auth, body: Bytes| async move { numbers_upload(&Ctx { st, auth }, spec, body).await.map(Json) }));
-        let o = with_response(with_request(op("post", &format!("{}/bulk-delete", spec.path), "Delete numbers by id, by number, or all", spec.tag, Some(spec.delete)), schema_ref("BulkDelete")), 200, json!({"type": "object", "properties": {"deleted": {"type": "integer"}}}));
-        reg.add(o, post(move |State(st): State<AppState>, auth: Auth, Body(b): Body<BulkDeleteBody>| async move { numbers_delete(&Ctx { st, auth }, spec, b).await.map(Json) }));
+        reg.add(
+            o,
+            post(move |State(st): State<AppState>, auth: Auth, body: Bytes| async move {
+                numbers_upload(&Ctx { st, auth }, spec, body).await.map(Json)
+            }),
+        );
+        let o = with_response(
+            with_request(
+                op(
+                    "post",
+                    &format!("{}/bulk-delete", spec.path),
+                    "Delete numbers by id, by number, or all",
+                    spec.tag,
+                    Some(spec.delete),
+                ),
+                schema_ref("BulkDelete"),
+            ),
+            200,
+            json!({"type": "object", "properties": {"deleted": {"type": "integer"}}}),
+        );
+        reg.add(
+            o,
+            post(move |State(st): State<AppState>, auth: Auth, Body(b): Body<BulkDeleteBody>| async move {
+                numbers_delete(&Ctx { st, auth }, spec, b).await.map(Json)
+            }),
+        );
     }
 }
 
@@ -161,7 +261,11 @@ pub struct TenantBody {
     recording_quota_bytes: Option<i64>,
 }
 
-async fn patch_tenant(State(st): State<AppState>, auth: Auth, Body(b): Body<TenantBody>) -> ApiResult<Json<store::tenancy::Tenant>> {
+async fn patch_tenant(
+    State(st): State<AppState>,
+    auth: Auth,
+    Body(b): Body<TenantBody>,
+) -> ApiResult<Json<store::tenancy::Tenant>> {
     auth.require(MGR)?;
     let t = auth.tenant();
     let pool = &st.db.pool;
@@ -182,13 +286,21 @@ async fn patch_tenant(State(st): State<AppState>, auth: Auth, Body(b): Body<Tena
         if !(MIN..=MAX).contains(&r) {
             return Err(ApiError::invalid("history_retention_days", format!("history_retention_days: {MIN} to {MAX}")));
         }
-        sqlx::query("UPDATE tenants SET history_retention_days = $1 WHERE id = $2").bind(r).bind(t).execute(pool).await?;
+        sqlx::query("UPDATE tenants SET history_retention_days = $1 WHERE id = $2")
+            .bind(r)
+            .bind(t)
+            .execute(pool)
+            .await?;
     }
     if let Some(q) = b.recording_quota_bytes {
         if q < 0 {
             return Err(ApiError::invalid("recording_quota_bytes", "recording_quota_bytes: not negative"));
         }
-        sqlx::query("UPDATE tenants SET recording_quota_bytes = $1 WHERE id = $2").bind(q).bind(t).execute(pool).await?;
+        sqlx::query("UPDATE tenants SET recording_quota_bytes = $1 WHERE id = $2")
+            .bind(q)
+            .bind(t)
+            .execute(pool)
+            .await?;
     }
     Ok(Json(store::tenancy::get_tenant(&st.db, t).await?))
 }
@@ -204,16 +316,24 @@ pub struct MembersBody {
 async fn members_get(ctx: &Ctx, parent: &'static Spec, table: &str, col: &str, id: i64) -> ApiResult<Value> {
     ctx.auth.require(parent.read)?;
     visible(ctx, parent, id).await?;
-    let rows = sqlx::query(&format!("SELECT user_id FROM {table} WHERE {col} = $1 AND tenant_id = $2 ORDER BY user_id"))
-        .bind(id)
-        .bind(ctx.tenant())
-        .fetch_all(&ctx.st.db.pool)
-        .await?;
+    let rows =
+        sqlx::query(&format!("SELECT user_id FROM {table} WHERE {col} = $1 AND tenant_id = $2 ORDER BY user_id"))
+            .bind(id)
+            .bind(ctx.tenant())
+            .fetch_all(&ctx.st.db.pool)
+            .await?;
     let ids = rows.iter().map(|r| r.try_get::<i64, _>("user_id")).collect::<Result<Vec<_>, _>>()?;
     Ok(json!({ "user_ids": ids }))
 }
 
-async fn members_put(ctx: &Ctx, parent: &'static Spec, table: &str, col: &str, id: i64, b: MembersBody) -> ApiResult<Value> {
+async fn members_put(
+    ctx: &Ctx,
+    parent: &'static Spec,
+    table: &str,
+    col: &str,
+    id: i64,
+    b: MembersBody,
+) -> ApiResult<Value> {
     ctx.auth.require(parent.write)?;
     visible(ctx, parent, id).await?;
     if b.user_ids.len() > 10_000 {
@@ -226,7 +346,11 @@ async fn members_put(ctx: &Ctx, parent: &'static Spec, table: &str, col: &str, i
         resource::check_ref(ctx, "user_ids", "users", *u).await?;
     }
     let mut tx = ctx.st.db.pool.begin().await?;
-    sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1 AND tenant_id = $2")).bind(id).bind(ctx.tenant()).execute(&mut *tx).await?;
+    sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1 AND tenant_id = $2"))
+        .bind(id)
+        .bind(ctx.tenant())
+        .execute(&mut *tx)
+        .await?;
     for u in &ids {
         sqlx::query(&format!("INSERT INTO {table} (tenant_id, {col}, user_id) VALUES ($1, $2, $3)"))
             .bind(ctx.tenant())
@@ -270,10 +394,14 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
         if row.try_get::<i64, _>("lists")? == 0 {
             return Err(ApiError::conflict("no_lists", "the job has no customer list"));
         }
-        let local = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&ctx.auth.tz()).time();
+        let local =
+            chrono::DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&ctx.auth.tz()).time();
         let (bs, be): (String, String) = (row.try_get("business_start")?, row.try_get("business_end")?);
         if !may_start(local, &bs, &be) {
-            return Err(ApiError::conflict("outside_business_hours", format!("a job may start from 1 hour before {bs} until {be}")));
+            return Err(ApiError::conflict(
+                "outside_business_hours",
+                format!("a job may start from 1 hour before {bs} until {be}"),
+            ));
         }
         // The count and the switch in one statement, so two starts at once cannot both pass.
         let done = sqlx::query(
@@ -287,7 +415,10 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
         .execute(pool)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(ApiError::conflict("too_many_running_jobs", format!("at most {} call jobs run at once", resources::MAX_RUNNING_JOBS)));
+            return Err(ApiError::conflict(
+                "too_many_running_jobs",
+                format!("at most {} call jobs run at once", resources::MAX_RUNNING_JOBS),
+            ));
         }
     } else {
         sqlx::query("UPDATE call_jobs SET status = 'stopped', stopped_at = $1 WHERE id = $2 AND tenant_id = $3 AND status = 'running'")
@@ -313,11 +444,13 @@ pub struct HistoryBody {
 async fn history_get(ctx: &Ctx, id: i64) -> ApiResult<Value> {
     ctx.auth.require(resources::LEADS.read)?;
     visible(ctx, &resources::LEADS, id).await?;
-    let rows = sqlx::query("SELECT id, user_id, text, created_at FROM lead_history WHERE lead_id = $1 AND tenant_id = $2 ORDER BY id")
-        .bind(id)
-        .bind(ctx.tenant())
-        .fetch_all(&ctx.st.db.pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, user_id, text, created_at FROM lead_history WHERE lead_id = $1 AND tenant_id = $2 ORDER BY id",
+    )
+    .bind(id)
+    .bind(ctx.tenant())
+    .fetch_all(&ctx.st.db.pool)
+    .await?;
     let tz = ctx.auth.tz();
     let mut items = Vec::new();
     for r in rows {
@@ -347,7 +480,9 @@ async fn history_post(ctx: &Ctx, id: i64, b: HistoryBody) -> ApiResult<Value> {
         .fetch_one(&ctx.st.db.pool)
         .await?
         .try_get("id")?;
-    Ok(json!({"id": new_id, "user_id": ctx.auth.user(), "text": b.text, "created_at": store::tenancy::local_rfc3339(ctx.auth.tz(), now)}))
+    Ok(
+        json!({"id": new_id, "user_id": ctx.auth.user(), "text": b.text, "created_at": store::tenancy::local_rfc3339(ctx.auth.tz(), now)}),
+    )
 }
 
 // ------------------------------------------------------------------------------------- number lists
@@ -357,10 +492,13 @@ pub const NUMBER_UPLOAD_MAX_BYTES: usize = 5 << 20;
 async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, body: Bytes) -> ApiResult<Value> {
     ctx.auth.require(spec.write)?;
     if body.len() > NUMBER_UPLOAD_MAX_BYTES {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "at most 5 MiB per upload").with_field("body"));
+        return Err(
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "at most 5 MiB per upload").with_field("body")
+        );
     }
     let text = crate::import::decode_small(&body).ok_or_else(|| {
-        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_encoding", "the file is neither UTF-8 nor Shift_JIS").with_field("body")
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_encoding", "the file is neither UTF-8 nor Shift_JIS")
+            .with_field("body")
     })?;
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut numbers: Vec<(String, String)> = Vec::new();
@@ -372,17 +510,20 @@ async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, body: Bytes) -> ApiResul
             continue;
         };
         let raw = rec.get(0).unwrap_or("").trim();
-        if row == 1 && (raw.eq_ignore_ascii_case("number") || raw == "電話番号" || raw.eq_ignore_ascii_case("tel")) {
+        if row == 1 && (raw.eq_ignore_ascii_case("number") || raw == "電話番号" || raw.eq_ignore_ascii_case("tel"))
+        {
             continue;
         }
         if raw.is_empty() && rec.len() <= 1 {
             continue;
         }
-        let tel = normalize_tel(raw);
-        if let Err(e) = resource::check_tel("number", &tel) {
-            errors.push(json!({"row": row, "message": e.message}));
-            continue;
-        }
+        let tel = match resource::tel("number", raw) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(json!({"row": row, "message": e.message}));
+                continue;
+            }
+        };
         let note: String = rec.get(1).unwrap_or("").trim().chars().take(255).collect();
         numbers.push((tel, note));
     }
@@ -401,13 +542,16 @@ async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, body: Bytes) -> ApiResul
             duplicates += 1;
             continue;
         }
-        sqlx::query(&format!("INSERT INTO {} (tenant_id, number, note, created_at) VALUES ($1, $2, $3, $4)", spec.table))
-            .bind(ctx.tenant())
-            .bind(&tel)
-            .bind(&note)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO {} (tenant_id, number, note, created_at) VALUES ($1, $2, $3, $4)",
+            spec.table
+        ))
+        .bind(ctx.tenant())
+        .bind(&tel)
+        .bind(&note)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         added += 1;
     }
     tx.commit().await?;
@@ -432,7 +576,11 @@ async fn numbers_delete(ctx: &Ctx, spec: &'static Spec, b: BulkDeleteBody) -> Ap
     }
     let mut tx = pool.begin().await?;
     if b.all == Some(true) {
-        deleted = sqlx::query(&format!("DELETE FROM {} WHERE tenant_id = $1", spec.table)).bind(ctx.tenant()).execute(&mut *tx).await?.rows_affected();
+        deleted = sqlx::query(&format!("DELETE FROM {} WHERE tenant_id = $1", spec.table))
+            .bind(ctx.tenant())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
     }
     for id in b.ids.unwrap_or_default().into_iter().take(100_000) {
         deleted += sqlx::query(&format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", spec.table))
@@ -445,7 +593,7 @@ async fn numbers_delete(ctx: &Ctx, spec: &'static Spec, b: BulkDeleteBody) -> Ap
     for n in b.numbers.unwrap_or_default().into_iter().take(100_000) {
         deleted += sqlx::query(&format!("DELETE FROM {} WHERE tenant_id = $1 AND number = $2", spec.table))
             .bind(ctx.tenant())
-            .bind(normalize_tel(&n))
+            .bind(resource::tel("numbers", &n)?)
             .execute(&mut *tx)
             .await?
             .rows_affected();

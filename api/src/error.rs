@@ -69,8 +69,12 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict(_) => ApiError::conflict("already_exists", "a record with the same value already exists"),
-            StoreError::Constraint(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "constraint", "the record breaks a rule of the data"),
+            StoreError::Conflict(_) => {
+                ApiError::conflict("already_exists", "a record with the same value already exists")
+            }
+            StoreError::Constraint(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "constraint", "the record breaks a rule of the data")
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::internal()

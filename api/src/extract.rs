@@ -21,7 +21,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             .await
             .map_err(|_| ApiError::bad_request("body", "the body could not be read"))?;
         if bytes.len() > JSON_LIMIT_BYTES {
-            return Err(ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the body is larger than 1 MiB").with_field("body"));
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the body is larger than 1 MiB",
+            )
+            .with_field("body"));
         }
         parse_json(&bytes).map(Body)
     }

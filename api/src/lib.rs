@@ -85,7 +85,9 @@ pub fn mount(reg: &mut Registry, spec: &'static Spec) {
     let item = format!("{}/{{id}}", spec.path);
     reg.add(
         openapi::list_op(spec),
-        get(move |State(st): State<AppState>, auth: Auth, p: Params| async move { resource::list(&ctx(st, auth), spec, &p).await.map(Json) }),
+        get(move |State(st): State<AppState>, auth: Auth, p: Params| async move {
+            resource::list(&ctx(st, auth), spec, &p).await.map(Json)
+        }),
     );
     if spec.creatable {
         reg.add(
@@ -97,7 +99,9 @@ pub fn mount(reg: &mut Registry, spec: &'static Spec) {
     }
     reg.add(
         openapi::get_op(spec, &item),
-        get(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move { resource::get(&ctx(st, auth), spec, id).await.map(Json) }),
+        get(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move {
+            resource::get(&ctx(st, auth), spec, id).await.map(Json)
+        }),
     );
     if spec.updatable {
         reg.add(
@@ -110,7 +114,9 @@ pub fn mount(reg: &mut Registry, spec: &'static Spec) {
     if !spec.delete.is_empty() {
         reg.add(
             openapi::delete_op(spec, &item),
-            delete(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move { resource::delete(&ctx(st, auth), spec, id).await }),
+            delete(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move {
+                resource::delete(&ctx(st, auth), spec, id).await
+            }),
         );
     }
 }
@@ -145,6 +151,10 @@ pub fn build(db: Db, config: Config) -> Router {
 }
 
 /// Serves the API until the future `shutdown` completes.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

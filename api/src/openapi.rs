@@ -24,7 +24,9 @@ pub fn ty_schema(ty: Ty, nullable: bool) -> Value {
         Ty::Date => json!({"type": "string", "format": "date"}),
         Ty::TimeOfDay => json!({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}),
         Ty::Color => json!({"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"}),
-        Ty::Tel => json!({"type": "string", "pattern": "^0[0-9 ()-]*$", "minLength": 1, "maxLength": 60, "description": "Digits, leading 0; hyphens and spaces are removed; at most 30 digits."}),
+        Ty::Tel => {
+            json!({"type": "string", "pattern": "^0[0-9 ()-]*$", "minLength": 1, "maxLength": 60, "description": "Digits, leading 0; hyphens and spaces are removed; at most 30 digits."})
+        }
         Ty::Instant => json!({"type": "string", "format": "date-time"}),
         Ty::JsonArray => json!({"type": "array"}),
         Ty::JsonObject => json!({"type": "object"}),
@@ -62,7 +64,7 @@ pub fn spec_schemas(spec: &Spec) -> Vec<(String, Value)> {
     out_props.insert("id".into(), json!({"type": "integer", "format": "int64"}));
     let mut out_req = vec!["id"];
     for f in spec.fields.iter().filter(|f| f.io != Io::WriteOnly) {
-        out_props.insert(f.name.into(), with_doc(ty_schema(f.ty, f.nullable || f.io == Io::ReadOnly && f.nullable), f.doc));
+        out_props.insert(f.name.into(), with_doc(ty_schema(f.ty, f.nullable), f.doc));
         if f.column {
             out_req.push(f.name);
         }
@@ -129,14 +131,22 @@ pub fn list_op(spec: &Spec) -> Op {
             "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}}),
     );
     o.errors = vec![400, 401, 403];
-    o.query.push(("limit".into(), json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 50}), "Page size.".into()));
+    o.query.push((
+        "limit".into(),
+        json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+        "Page size.".into(),
+    ));
     o.query.push(("offset".into(), json!({"type": "integer", "minimum": 0, "default": 0}), "Records to skip.".into()));
     let mut sorts = vec!["id".to_string(), "-id".to_string()];
     for f in spec.fields.iter().filter(|f| f.sort && f.column) {
         sorts.push(f.name.to_string());
         sorts.push(format!("-{}", f.name));
     }
-    o.query.push(("sort".into(), json!({"type": "string", "enum": sorts}), "Sort field; prefix - for descending.".into()));
+    o.query.push((
+        "sort".into(),
+        json!({"type": "string", "enum": sorts}),
+        "Sort field; prefix - for descending.".into(),
+    ));
     for f in spec.fields.iter().filter(|f| f.filter && f.column) {
         o.query.push((f.name.into(), ty_schema(f.ty, false), format!("Only records whose {} equals this.", f.name)));
     }

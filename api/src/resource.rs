@@ -26,12 +26,23 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A field's type: how it is validated, stored and shown.
 #[derive(Debug, Clone, Copy)]
 pub enum Ty {
-    Int { min: i64, max: i64 },
-    Real { min: f64, max: f64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Real {
+        min: f64,
+        max: f64,
+    },
     /// Text with a length in characters (Unicode scalar values).
-    Text { min: usize, max: usize },
+    Text {
+        min: usize,
+        max: usize,
+    },
     /// Lower-case identifier `[a-z0-9_.-]`, 1..=max characters.
-    Ident { max: usize },
+    Ident {
+        max: usize,
+    },
     Bool,
     Enum(&'static [&'static str]),
     /// A calendar date, `YYYY-MM-DD`.
@@ -246,23 +257,10 @@ fn null_of(ty: Ty) -> SqlVal {
     }
 }
 
-/// Removes the separators people write in phone numbers.
-pub fn normalize_tel(s: &str) -> String {
-    s.chars().filter(|c| !matches!(c, '-' | ' ' | '(' | ')')).collect()
-}
-
-/// Checks a phone number (after [`normalize_tel`]); the message names the field.
-pub fn check_tel(field: &str, tel: &str) -> ApiResult<()> {
-    if tel.is_empty() || tel.chars().count() > 30 {
-        return Err(ApiError::invalid(field, format!("{field}: 1 to 30 digits")));
-    }
-    if !tel.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid(field, format!("{field}: digits only")));
-    }
-    if !tel.starts_with('0') {
-        return Err(ApiError::invalid(field, format!("{field}: must start with 0")));
-    }
-    Ok(())
+/// Checks and normalises a phone number with the same rules as the lead CSV (digits after removing
+/// separators, full-width digits and +81; 1 to 30 digits; leading 0); the error names the field.
+pub fn tel(field: &str, raw: &str) -> ApiResult<String> {
+    crate::import::csv::validate::tel(field, raw).map_err(|m| ApiError::invalid(field, m))
 }
 
 /// Validates one JSON value against a field and converts it for binding.
@@ -336,9 +334,7 @@ pub fn validate(f: &Field, v: &Value) -> ApiResult<SqlVal> {
         }
         Ty::Tel => {
             let s = v.as_str().ok_or_else(|| bad("must be a string of digits"))?;
-            let tel = normalize_tel(s);
-            check_tel(name, &tel)?;
-            SqlVal::S(tel)
+            SqlVal::S(tel(name, s)?)
         }
         Ty::Instant => {
             let s = v.as_str().ok_or_else(|| bad("must be an RFC 3339 date-time"))?;
@@ -478,28 +474,35 @@ pub async fn list(ctx: &Ctx, spec: &'static Spec, params: &Params) -> ApiResult<
     for (k, v) in &params.0 {
         match k.as_str() {
             "limit" => {
-                limit = v.parse().ok().filter(|n| (1..=LIMIT_MAX).contains(n)).ok_or_else(|| {
-                    ApiError::bad_request("limit", format!("limit: an integer from 1 to {LIMIT_MAX}"))
-                })?
+                limit =
+                    v.parse().ok().filter(|n| (1..=LIMIT_MAX).contains(n)).ok_or_else(|| {
+                        ApiError::bad_request("limit", format!("limit: an integer from 1 to {LIMIT_MAX}"))
+                    })?
             }
             "offset" => {
-                offset = v.parse().ok().filter(|n: &i64| (0..=1_000_000_000).contains(n)).ok_or_else(|| {
-                    ApiError::bad_request("offset", "offset: a non-negative integer")
-                })?
+                offset = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &i64| (0..=1_000_000_000).contains(n))
+                    .ok_or_else(|| ApiError::bad_request("offset", "offset: a non-negative integer"))?
             }
             "sort" => {
                 let (desc, name) = v.strip_prefix('-').map(|n| (true, n)).unwrap_or((false, v.as_str()));
                 let ok = name == "id" || spec.field(name).is_some_and(|f| f.sort && f.column);
                 if !ok {
                     let names: Vec<&str> = spec.fields.iter().filter(|f| f.sort).map(|f| f.name).collect();
-                    return Err(ApiError::bad_request("sort", format!("sort: one of id, {} (prefix - for descending)", names.join(", "))));
+                    return Err(ApiError::bad_request(
+                        "sort",
+                        format!("sort: one of id, {} (prefix - for descending)", names.join(", ")),
+                    ));
                 }
                 order = format!("t.{name} {}, t.id", if desc { "DESC" } else { "ASC" });
             }
             name => {
-                let f = spec.field(name).filter(|f| f.filter && f.column).ok_or_else(|| {
-                    ApiError::bad_request(name, format!("{name}: not a filter of this list"))
-                })?;
+                let f = spec
+                    .field(name)
+                    .filter(|f| f.filter && f.column)
+                    .ok_or_else(|| ApiError::bad_request(name, format!("{name}: not a filter of this list")))?;
                 let json = match f.ty {
                     Ty::Int { .. } | Ty::Ref(_) => v.parse::<i64>().map(Value::from).unwrap_or(Value::Null),
                     Ty::Bool => match v.as_str() {
@@ -523,7 +526,11 @@ pub async fn list(ctx: &Ctx, spec: &'static Spec, params: &Params) -> ApiResult<
         q = b.bind(q);
     }
     let total: i64 = q.fetch_one(&ctx.st.db.pool).await?.try_get("n")?;
-    let sql = format!("SELECT {} FROM {} t WHERE {where_} ORDER BY {order} LIMIT {limit} OFFSET {offset}", spec.select_list(), spec.table);
+    let sql = format!(
+        "SELECT {} FROM {} t WHERE {where_} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
+        spec.select_list(),
+        spec.table
+    );
     let mut q = store::sqlx::query(&sql);
     for b in binds {
         q = b.bind(q);
@@ -540,8 +547,14 @@ pub async fn get(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Value> {
 }
 
 async fn fetch(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Value> {
-    let sql = format!("SELECT {} FROM {} t WHERE t.id = $1 AND {}", spec.select_list(), spec.table, spec.visibility(&ctx.auth));
-    let row = store::sqlx::query(&sql).bind(id).fetch_optional(&ctx.st.db.pool).await?.ok_or_else(ApiError::not_found)?;
+    let sql = format!(
+        "SELECT {} FROM {} t WHERE t.id = $1 AND {}",
+        spec.select_list(),
+        spec.table,
+        spec.visibility(&ctx.auth)
+    );
+    let row =
+        store::sqlx::query(&sql).bind(id).fetch_optional(&ctx.st.db.pool).await?.ok_or_else(ApiError::not_found)?;
     spec.row_json(ctx, &row)
 }
 
@@ -558,14 +571,21 @@ fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
     }
 }
 
-async fn validate_body(ctx: &Ctx, spec: &'static Spec, input: &Map<String, Value>, creating: bool) -> ApiResult<Values> {
+async fn validate_body(
+    ctx: &Ctx,
+    spec: &'static Spec,
+    input: &Map<String, Value>,
+    creating: bool,
+) -> ApiResult<Values> {
     for k in input.keys() {
         let Some(f) = spec.field(k) else {
             return Err(ApiError::invalid(k.as_str(), format!("{k}: unknown field")));
         };
         match f.io {
             Io::ReadOnly => return Err(ApiError::invalid(k.as_str(), format!("{k}: set by the server"))),
-            Io::CreateOnly if !creating => return Err(ApiError::invalid(k.as_str(), format!("{k}: cannot be changed"))),
+            Io::CreateOnly if !creating => {
+                return Err(ApiError::invalid(k.as_str(), format!("{k}: cannot be changed")))
+            }
             _ => {}
         }
     }
@@ -628,7 +648,8 @@ pub async fn create(ctx: &Ctx, spec: &'static Spec, body: Value) -> ApiResult<(S
         names.push(c);
         placeholders.push(format!("${}", i + 2));
     }
-    let sql = format!("INSERT INTO {} ({}) VALUES ({}) RETURNING id", spec.table, names.join(", "), placeholders.join(", "));
+    let sql =
+        format!("INSERT INTO {} ({}) VALUES ({}) RETURNING id", spec.table, names.join(", "), placeholders.join(", "));
     let mut q = store::sqlx::query(&sql).bind(ctx.tenant());
     for (_, v) in vals.cols.iter().cloned() {
         q = v.bind(q);
@@ -689,7 +710,7 @@ mod tests {
         let f = Field::new("tel", Ty::Tel, "");
         assert_eq!(validate(&f, &Value::from("03-1234-5678")).unwrap(), SqlVal::S("0312345678".into()));
         assert_eq!(validate(&f, &Value::from("3123")).unwrap_err().field.as_deref(), Some("tel"));
-        assert!(validate(&f, &Value::from("03x")).unwrap_err().message.contains("digits only"));
+        assert_eq!(validate(&f, &Value::from("03x")).unwrap_err().message, "tel:書式が正しくありません");
         let c = Field::new("color", Ty::Color, "");
         assert!(validate(&c, &Value::from("#12ab9Z")).is_err());
         assert_eq!(validate(&c, &Value::from("#12AB9f")).unwrap(), SqlVal::S("#12ab9f".into()));

@@ -8,7 +8,7 @@ use store::leads::PhoneType;
 use store::sqlx::{self, Row};
 
 use crate::error::{ApiError, ApiResult};
-use crate::resource::{check_ref, BoxFut, Ctx, Extra, Field, Hooks, SqlVal, Spec, Ty, Values};
+use crate::resource::{check_ref, BoxFut, Ctx, Extra, Field, Hooks, Spec, SqlVal, Ty, Values};
 
 pub const MGR: &[Role] = &[Role::Mgr];
 pub const MGR_SV: &[Role] = &[Role::Mgr, Role::Sv];
@@ -65,17 +65,34 @@ pub static CAMPAIGNS: Spec = Spec {
         Field::new("caller_id", Ty::Tel, "発信者番号 shown to customers; null with withhold_caller_id.").null(),
         Field::new("withhold_caller_id", Ty::Bool, "Withhold the caller ID (prefix 184). Default false."),
         Field::new("mode", Ty::Enum(MODES), "Dialing mode. Default progressive.").filter(),
-        Field::new("dial_ratio", Ty::Real { min: 0.1, max: 10.0 }, "発信速度倍率: channels per ready agent (fixed ratio). Default 1.0."),
+        Field::new(
+            "dial_ratio",
+            Ty::Real { min: 0.1, max: 10.0 },
+            "発信速度倍率: channels per ready agent (fixed ratio). Default 1.0.",
+        ),
         Field::new("max_channels", Ty::Int { min: 1, max: 100_000 }, "最大チャンネル. Default 30."),
-        Field::new("ring_timeout_s", Ty::Int { min: 5, max: 600 }, "タイムアウト: ring time before 制限時間. Default 180."),
-        Field::new("agent_wait_timeout_s", Ty::Int { min: 1, max: 120 }, "待ち呼タイムアウト for an answered customer. Default 20."),
-        Field::new("waiting_audio", Ty::Text { min: 1, max: 255 }, "呼中音声: audio played to a waiting customer.").null(),
+        Field::new(
+            "ring_timeout_s",
+            Ty::Int { min: 5, max: 600 },
+            "タイムアウト: ring time before 制限時間. Default 180.",
+        ),
+        Field::new(
+            "agent_wait_timeout_s",
+            Ty::Int { min: 1, max: 120 },
+            "待ち呼タイムアウト for an answered customer. Default 20.",
+        ),
+        Field::new("waiting_audio", Ty::Text { min: 1, max: 255 }, "呼中音声: audio played to a waiting customer.")
+            .null(),
         Field::new("acw_enabled", Ty::Bool, "After-call work (後処理) on. Default true."),
         Field::new("acw_seconds", Ty::Int { min: 0, max: 3600 }, "ACW length in seconds. Default 30."),
         Field::new("dtmf_result_entry", Ty::Bool, "Agents may key results by DTMF. Default false."),
         Field::new("business_start", Ty::TimeOfDay, "予約 From (HH:MM, tenant zone). Default 09:00."),
         Field::new("business_end", Ty::TimeOfDay, "予約 To (HH:MM, tenant zone). Default 18:00."),
-        Field::new("abandon_target_pct", Ty::Real { min: 0.0, max: 100.0 }, "Abandon-rate target in percent (100 - service level). Default 3.0."),
+        Field::new(
+            "abandon_target_pct",
+            Ty::Real { min: 0.0, max: 100.0 },
+            "Abandon-rate target in percent (100 - service level). Default 3.0.",
+        ),
         CREATED,
         UPDATED,
     ],
@@ -87,7 +104,12 @@ pub static CAMPAIGNS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(campaign_write), after_write: None, before_delete: Some(campaign_delete), decorate: None },
+    hooks: Hooks {
+        before_write: Some(campaign_write),
+        after_write: None,
+        before_delete: Some(campaign_delete),
+        decorate: None,
+    },
 };
 
 hook!(campaign_write, |ctx, id, v| {
@@ -114,7 +136,13 @@ hook!(campaign_write, |ctx, id, v| {
 });
 
 guard!(campaign_delete, |ctx, id| {
-    if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE campaign_id = $1 AND tenant_id = $2 AND status = 'running'", id).await? {
+    if exists(
+        ctx,
+        "SELECT 1 AS one FROM call_jobs WHERE campaign_id = $1 AND tenant_id = $2 AND status = 'running'",
+        id,
+    )
+    .await?
+    {
         return Err(ApiError::conflict("job_running", "a call job of this campaign is running"));
     }
     Ok(())
@@ -153,7 +181,12 @@ pub static DIALING_GROUPS: Spec = Spec {
     tag: "agents",
     doc: "発信グループ: the agents a call job connects customers to. Members: /dialing-groups/{id}/agents.",
     fields: &[Field::new("name", NAME, "Group name, unique in the tenant.").req().filter().sort(), CREATED],
-    extra: &[Extra { name: "agent_count", expr: "SELECT COUNT(*) FROM dialing_group_agents a WHERE a.group_id = t.id", ty: COUNT, doc: "Number of member agents." }],
+    extra: &[Extra {
+        name: "agent_count",
+        expr: "SELECT COUNT(*) FROM dialing_group_agents a WHERE a.group_id = t.id",
+        ty: COUNT,
+        doc: "Number of member agents.",
+    }],
     read: &[Role::Mgr, Role::Sv, Role::Op],
     write: MGR_SV,
     delete: MGR,
@@ -165,7 +198,13 @@ pub static DIALING_GROUPS: Spec = Spec {
 };
 
 guard!(group_delete, |ctx, id| {
-    if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE dialing_group_id = $1 AND tenant_id = $2 AND status = 'running'", id).await? {
+    if exists(
+        ctx,
+        "SELECT 1 AS one FROM call_jobs WHERE dialing_group_id = $1 AND tenant_id = $2 AND status = 'running'",
+        id,
+    )
+    .await?
+    {
         return Err(ApiError::conflict("job_running", "a running call job uses this group"));
     }
     Ok(())
@@ -252,10 +291,16 @@ pub static USERS: Spec = Spec {
     tag: "accounts",
     doc: "The tenant's users and their roles (MGR, SV, OP, BIZ, BY). An SV manages OP, BIZ and BY users only.",
     fields: &[
-        Field::new("login", Ty::Ident { max: 64 }, "Login name, unique in the tenant.").req().create_only().filter().sort(),
+        Field::new("login", Ty::Ident { max: 64 }, "Login name, unique in the tenant.")
+            .req()
+            .create_only()
+            .filter()
+            .sort(),
         Field::new("display_name", NAME, "Name shown on the wallboard.").req().sort(),
         Field::new("role", Ty::Enum(&["MGR", "SV", "OP", "BIZ", "BY"]), "Role.").req().filter(),
-        Field::new("password", Ty::Text { min: 8, max: 128 }, "Password (write-only; stored as an argon2 hash).").req().write_only(),
+        Field::new("password", Ty::Text { min: 8, max: 128 }, "Password (write-only; stored as an argon2 hash).")
+            .req()
+            .write_only(),
         Field::new("disabled", Ty::Bool, "A disabled user cannot log in. Default false.").filter(),
         CREATED,
         UPDATED,
@@ -268,7 +313,12 @@ pub static USERS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(user_write), after_write: None, before_delete: Some(user_delete), decorate: None },
+    hooks: Hooks {
+        before_write: Some(user_write),
+        after_write: None,
+        before_delete: Some(user_delete),
+        decorate: None,
+    },
 };
 
 hook!(user_write, |ctx, id, v| {
@@ -293,7 +343,9 @@ hook!(user_write, |ctx, id, v| {
     }
     if let Some(pw) = v.input.get("password").and_then(Value::as_str) {
         let pw = pw.to_string();
-        let hash = tokio::task::spawn_blocking(move || store::accounts::hash_password(&pw)).await.map_err(|_| ApiError::internal())?;
+        let hash = tokio::task::spawn_blocking(move || store::accounts::hash_password(&pw))
+            .await
+            .map_err(|_| ApiError::internal())?;
         v.set("password_hash", SqlVal::S(hash));
     }
     Ok(())
@@ -437,17 +489,20 @@ hook!(batch_write, |ctx, id, v| {
     let tz = ctx.auth.tz();
     let (mut start, mut end, mut first, mut last) = (None, None, None, None);
     if let Some(id) = id {
-        let row = sqlx::query("SELECT start_date, end_date, first_call_at, last_call_at FROM batches WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(ctx.tenant())
-            .fetch_one(&ctx.st.db.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT start_date, end_date, first_call_at, last_call_at FROM batches WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(id)
+        .bind(ctx.tenant())
+        .fetch_one(&ctx.st.db.pool)
+        .await?;
         start = row.try_get::<String, _>("start_date")?.parse().ok();
         end = row.try_get::<String, _>("end_date")?.parse().ok();
         first = row.try_get::<Option<i64>, _>("first_call_at")?.map(|ms| store::tenancy::local_date(tz, ms));
         last = row.try_get::<Option<i64>, _>("last_call_at")?.map(|ms| store::tenancy::local_date(tz, ms));
     }
-    let start = date_of(v, "start_date").or(start).ok_or_else(|| ApiError::invalid("start_date", "start_date: required"))?;
+    let start =
+        date_of(v, "start_date").or(start).ok_or_else(|| ApiError::invalid("start_date", "start_date: required"))?;
     let end = match date_of(v, "end_date").or(end) {
         Some(e) => e,
         None => {
@@ -456,7 +511,8 @@ hook!(batch_write, |ctx, id, v| {
             e
         }
     };
-    batch_dates::check_dates(start, end, first, last).map_err(|e| ApiError::invalid(e.field(), format!("{}: {}", e.field(), e.message())))
+    batch_dates::check_dates(start, end, first, last)
+        .map_err(|e| ApiError::invalid(e.field(), format!("{}: {}", e.field(), e.message())))
 });
 
 fn batch_decorate(ctx: &Ctx, m: &mut Map<String, Value>) {
@@ -514,7 +570,12 @@ pub static LISTS: Spec = Spec {
         Field::new("allow_duplicates", Ty::Bool, "Accept a phone number already in the batch. Default false."),
         CREATED,
     ],
-    extra: &[Extra { name: "lead_count", expr: "SELECT COUNT(*) FROM leads l WHERE l.list_id = t.id", ty: COUNT, doc: "Leads in the list." }],
+    extra: &[Extra {
+        name: "lead_count",
+        expr: "SELECT COUNT(*) FROM leads l WHERE l.list_id = t.id",
+        ty: COUNT,
+        doc: "Leads in the list.",
+    }],
     read: &[Role::Mgr, Role::Sv, Role::Biz, Role::By],
     write: &[Role::Mgr, Role::Sv, Role::By],
     delete: MGR,
@@ -545,7 +606,11 @@ pub static CUSTOM_FIELDS: Spec = Spec {
     tag: "lists",
     doc: "The tenant's typed lead fields, targets of the generic CSV import.",
     fields: &[
-        Field::new("key", Ty::Ident { max: 64 }, "Key in a lead's `custom` object.").req().create_only().filter().sort(),
+        Field::new("key", Ty::Ident { max: 64 }, "Key in a lead's `custom` object.")
+            .req()
+            .create_only()
+            .filter()
+            .sort(),
         Field::new("label", NAME, "Label.").req(),
         Field::new("kind", Ty::Enum(FIELD_KINDS), "Type.").req().create_only().filter(),
         Field::new("options", Ty::JsonArray, "Choices for select, radio and checkbox (array of strings)."),
@@ -575,7 +640,9 @@ hook!(custom_field_write, |ctx, id, v| {
     };
     let options = v.input.get("options");
     if let Some(Value::Array(items)) = options {
-        if items.len() > 200 || !items.iter().all(|i| i.as_str().is_some_and(|s| !s.is_empty() && s.chars().count() <= 255)) {
+        if items.len() > 200
+            || !items.iter().all(|i| i.as_str().is_some_and(|s| !s.is_empty() && s.chars().count() <= 255))
+        {
             return Err(ApiError::invalid("options", "options: at most 200 strings of 1 to 255 characters"));
         }
     }
@@ -622,7 +689,8 @@ pub static LEADS: Spec = Spec {
 
 hook!(lead_write, |ctx, id, v| {
     let (list_id, batch_id, allow) = {
-        let sql = "SELECT c.id, c.batch_id, c.allow_duplicates FROM customer_lists c WHERE c.tenant_id = $2 AND c.id = ";
+        let sql =
+            "SELECT c.id, c.batch_id, c.allow_duplicates FROM customer_lists c WHERE c.tenant_id = $2 AND c.id = ";
         let (cond, bound) = match (id, v.get("list_id").and_then(SqlVal::as_i64)) {
             (_, Some(list)) => ("$1", list),
             (Some(id), None) => ("(SELECT list_id FROM leads WHERE id = $1)", id),
@@ -630,11 +698,19 @@ hook!(lead_write, |ctx, id, v| {
         };
         let full = format!("{sql}{cond}");
         let row = sqlx::query(&full).bind(bound).bind(ctx.tenant()).fetch_one(&ctx.st.db.pool).await?;
-        (row.try_get::<i64, _>("id")?, row.try_get::<i64, _>("batch_id")?, row.try_get::<i64, _>("allow_duplicates")? != 0)
+        (
+            row.try_get::<i64, _>("id")?,
+            row.try_get::<i64, _>("batch_id")?,
+            row.try_get::<i64, _>("allow_duplicates")? != 0,
+        )
     };
     if id.is_none() {
         v.set("batch_id", SqlVal::I(batch_id));
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1").bind(list_id).fetch_one(&ctx.st.db.pool).await?.try_get("n")?;
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1")
+            .bind(list_id)
+            .fetch_one(&ctx.st.db.pool)
+            .await?
+            .try_get("n")?;
         if n >= MAX_LEADS_PER_LIST {
             return Err(ApiError::conflict("list_full", format!("a list holds at most {MAX_LEADS_PER_LIST} leads")));
         }
@@ -709,7 +785,9 @@ pub static CALL_JOBS: Spec = Spec {
 
 hook!(job_write, |ctx, id, v| {
     if let Some(id) = id {
-        if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE id = $1 AND tenant_id = $2 AND status = 'running'", id).await? {
+        if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE id = $1 AND tenant_id = $2 AND status = 'running'", id)
+            .await?
+        {
             return Err(ApiError::conflict("job_running", "stop the job before changing it"));
         }
     }
@@ -719,7 +797,8 @@ hook!(job_write, |ctx, id, v| {
             return Err(ApiError::invalid("attempts_max", "attempts_max: must not be below attempts_min"));
         }
     }
-    let (f, t) = (v.get("last_attempt_from").and_then(SqlVal::as_i64), v.get("last_attempt_to").and_then(SqlVal::as_i64));
+    let (f, t) =
+        (v.get("last_attempt_from").and_then(SqlVal::as_i64), v.get("last_attempt_to").and_then(SqlVal::as_i64));
     if let (Some(f), Some(t)) = (f, t) {
         if f > t {
             return Err(ApiError::invalid("last_attempt_to", "last_attempt_to: must not be before last_attempt_from"));
@@ -745,7 +824,10 @@ fn job_lists<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut
             .try_get("campaign_id")?;
         let mut ids = Vec::new();
         for item in items {
-            let list = item.as_i64().filter(|n| *n > 0).ok_or_else(|| ApiError::invalid("list_ids", "list_ids: must hold list ids"))?;
+            let list = item
+                .as_i64()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::invalid("list_ids", "list_ids: must hold list ids"))?;
             check_ref(ctx, "list_ids", "customer_lists", list).await?;
             let in_campaign = sqlx::query("SELECT 1 AS one FROM customer_lists c JOIN batches b ON b.id = c.batch_id WHERE c.id = $1 AND b.campaign_id = $2")
                 .bind(list)
@@ -754,14 +836,21 @@ fn job_lists<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut
                 .await?
                 .is_some();
             if !in_campaign {
-                return Err(ApiError::invalid("list_ids", format!("list_ids: list {list} is not in the job's campaign")));
+                return Err(ApiError::invalid(
+                    "list_ids",
+                    format!("list_ids: list {list} is not in the job's campaign"),
+                ));
             }
             if !ids.contains(&list) {
                 ids.push(list);
             }
         }
         let mut tx = ctx.st.db.pool.begin().await?;
-        sqlx::query("DELETE FROM call_job_lists WHERE job_id = $1 AND tenant_id = $2").bind(id).bind(ctx.tenant()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM call_job_lists WHERE job_id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(ctx.tenant())
+            .execute(&mut *tx)
+            .await?;
         for list in ids {
             sqlx::query("INSERT INTO call_job_lists (tenant_id, job_id, list_id) VALUES ($1, $2, $3)")
                 .bind(ctx.tenant())
@@ -776,7 +865,8 @@ fn job_lists<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut
 }
 
 guard!(job_delete, |ctx, id| {
-    if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE id = $1 AND tenant_id = $2 AND status = 'running'", id).await? {
+    if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE id = $1 AND tenant_id = $2 AND status = 'running'", id).await?
+    {
         return Err(ApiError::conflict("job_running", "stop the job before deleting it"));
     }
     Ok(())
@@ -830,7 +920,9 @@ hook!(recall_write, |ctx, id, v| {
             .fetch_one(&ctx.st.db.pool)
             .await?
             .try_get("campaign_id")?;
-        check_ref(ctx, "lead_id", "campaigns", campaign).await.map_err(|_| ApiError::invalid("lead_id", "lead_id: no such record"))?;
+        check_ref(ctx, "lead_id", "campaigns", campaign)
+            .await
+            .map_err(|_| ApiError::invalid("lead_id", "lead_id: no such record"))?;
         v.set("campaign_id", SqlVal::I(campaign));
     }
     match v.get("due_at") {

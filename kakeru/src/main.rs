@@ -57,7 +57,9 @@ async fn main() -> anyhow::Result<()> {
         Role::Tenant { code, name, time_zone, admin_login } => {
             let db = store::Db::connect(&cli.database_url).await.context("opening the database")?;
             let now = store::now_ms();
-            let tenant_id = store::tenancy::create_tenant(&db, &code, &name, &time_zone, now).await.context("creating the tenant")?;
+            let tenant_id = store::tenancy::create_tenant(&db, &code, &name, &time_zone, now)
+                .await
+                .context("creating the tenant")?;
             let password = store::accounts::random_secret(8);
             let user = store::accounts::NewUser {
                 tenant_id,
@@ -77,12 +79,16 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
-            let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+            let listener =
+                tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
             let app = api::build(db, api::Config::default());
             println!("kakeru api listening on http://{addr}  (API docs: http://{addr}/docs, OpenAPI: http://{addr}/openapi.json)");
             if let Some(d) = demo {
-                println!("login: POST http://{addr}/auth/login {{\"tenant\":\"{}\",\"login\":\"{}\",\"password\":\"{}\"}}", d.tenant, d.login, d.password);
+                println!(
+                    "login: POST http://{addr}/auth/login {{\"tenant\":\"{}\",\"login\":\"{}\",\"password\":\"{}\"}}",
+                    d.tenant, d.login, d.password
+                );
             }
             api::serve(listener, app, async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -130,7 +130,14 @@ pub async fn set_password(db: &Db, tenant_id: i64, user_id: i64, password: &str,
 
 /// Checks tenant code, login and password; on success stores a new session and returns its token.
 /// Wrong tenant, unknown login, disabled user and wrong password all answer `NotFound` alike.
-pub async fn login(db: &Db, tenant_code: &str, login: &str, password: &str, now_ms: i64, ttl_ms: i64) -> Result<(String, i64, Principal)> {
+pub async fn login(
+    db: &Db,
+    tenant_code: &str,
+    login: &str,
+    password: &str,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<(String, i64, Principal)> {
     let row = sqlx::query(
         "SELECT u.id, u.tenant_id, u.role, u.password_hash, u.disabled, t.time_zone, t.history_retention_days
          FROM users u JOIN tenants t ON t.id = u.tenant_id
@@ -142,7 +149,10 @@ pub async fn login(db: &Db, tenant_code: &str, login: &str, password: &str, now_
     .await?;
     let Some(row) = row else {
         // Spend the same time as a real check so that logins cannot be probed by timing.
-        let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$5R0ZAnKSnUJ5nq2lM6L9m0dEqZ2S/1xH8q2fNpEJ2rI");
+        let _ = verify_password(
+            password,
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$5R0ZAnKSnUJ5nq2lM6L9m0dEqZ2S/1xH8q2fNpEJ2rI",
+        );
         return Err(StoreError::NotFound);
     };
     let hash: String = row.try_get("password_hash")?;
@@ -160,14 +170,16 @@ pub async fn login(db: &Db, tenant_code: &str, login: &str, password: &str, now_
     };
     let token = random_secret(32);
     let expires_at = now_ms + ttl_ms;
-    sqlx::query("INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(token_hash(&token))
-        .bind(principal.tenant_id)
-        .bind(principal.user_id)
-        .bind(now_ms)
-        .bind(expires_at)
-        .execute(&db.pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash(&token))
+    .bind(principal.tenant_id)
+    .bind(principal.user_id)
+    .bind(now_ms)
+    .bind(expires_at)
+    .execute(&db.pool)
+    .await?;
     Ok((token, expires_at, principal))
 }
 

@@ -54,8 +54,12 @@ impl MoveError {
     }
     pub fn message(self) -> &'static str {
         match self {
-            MoveError::StartAfterFirstCall => "開始日は最初の発信日より後にできません (start may not be after the first call)",
-            MoveError::EndBeforeLastCall => "終了日は最後の発信日より前にできません (end may not be before the last call)",
+            MoveError::StartAfterFirstCall => {
+                "開始日は最初の発信日より後にできません (start may not be after the first call)"
+            }
+            MoveError::EndBeforeLastCall => {
+                "終了日は最後の発信日より前にできません (end may not be before the last call)"
+            }
             MoveError::StartAfterEnd => "開始日は終了日より後にできません (start may not be after end)",
         }
     }

@@ -76,7 +76,14 @@ pub async fn job_filter(db: &Db, tenant_id: i64, job_id: i64) -> Result<JobFilte
 /// The next `limit` leads a call job may dial at `now_ms`: scheduled recalls that are due come first
 /// (oldest due first), then open leads matching the job's filters, fewest attempts first. Leads with
 /// an open recall wait for it; agent-owned recalls are dialled by their agent, not by the job.
-pub async fn next_dialable(db: &Db, tenant_id: i64, job_id: i64, f: &JobFilter, now_ms: i64, limit: i64) -> Result<Vec<Candidate>> {
+pub async fn next_dialable(
+    db: &Db,
+    tenant_id: i64,
+    job_id: i64,
+    f: &JobFilter,
+    now_ms: i64,
+    limit: i64,
+) -> Result<Vec<Candidate>> {
     let mut out = Vec::with_capacity(limit as usize);
     let recalls = sqlx::query(
         "SELECT r.id AS recall_id, l.id AS lead_id, l.tel FROM recalls r JOIN leads l ON l.id = r.lead_id
@@ -93,7 +100,11 @@ pub async fn next_dialable(db: &Db, tenant_id: i64, job_id: i64, f: &JobFilter, 
     .fetch_all(&db.pool)
     .await?;
     for r in recalls {
-        out.push(Candidate { lead_id: r.try_get("lead_id")?, tel: r.try_get("tel")?, recall_id: Some(r.try_get("recall_id")?) });
+        out.push(Candidate {
+            lead_id: r.try_get("lead_id")?,
+            tel: r.try_get("tel")?,
+            recall_id: Some(r.try_get("recall_id")?),
+        });
     }
     let rest = limit - out.len() as i64;
     if rest <= 0 {

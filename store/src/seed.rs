@@ -17,12 +17,15 @@ pub struct DemoLogin {
 /// Creates the demo tenant and its MGR user if missing, with a few pause reasons, and gives the
 /// user a fresh random password (printed by the caller: only its hash is stored).
 pub async fn ensure_demo_tenant(db: &Db, now_ms: i64) -> Result<DemoLogin> {
-    let existing = sqlx::query("SELECT id FROM tenants WHERE code = $1").bind(DEMO_TENANT).fetch_optional(&db.pool).await?;
+    let existing =
+        sqlx::query("SELECT id FROM tenants WHERE code = $1").bind(DEMO_TENANT).fetch_optional(&db.pool).await?;
     let tenant_id: i64 = match existing {
         Some(r) => r.try_get("id")?,
         None => {
             let id = tenancy::create_tenant(db, DEMO_TENANT, "デモ株式会社", "Asia/Tokyo", now_ms).await?;
-            for (i, (name, color)) in [("昼休憩", "#f4a261"), ("離席", "#e76f51"), ("研修", "#2a9d8f")].iter().enumerate() {
+            for (i, (name, color)) in
+                [("昼休憩", "#f4a261"), ("離席", "#e76f51"), ("研修", "#2a9d8f")].iter().enumerate()
+            {
                 sqlx::query("INSERT INTO pause_reasons (tenant_id, name, color, position, created_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(id)
                     .bind(*name)
@@ -46,7 +49,9 @@ pub async fn ensure_demo_tenant(db: &Db, now_ms: i64) -> Result<DemoLogin> {
         None => {
             accounts::create_user(
                 db,
-                &NewUser { tenant_id, login: DEMO_LOGIN, display_name: "管理者", role: Role::Mgr, password: &password },
+                &NewUser {
+                    tenant_id, login: DEMO_LOGIN, display_name: "管理者", role: Role::Mgr, password: &password
+                },
                 now_ms,
             )
             .await?;

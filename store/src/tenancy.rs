@@ -26,13 +26,14 @@ pub async fn create_tenant(db: &Db, code: &str, name: &str, time_zone: &str, now
     if parse_tz(time_zone).is_none() {
         return Err(StoreError::Config(format!("unknown time zone {time_zone:?}")));
     }
-    let row = sqlx::query("INSERT INTO tenants (code, name, time_zone, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
-        .bind(code)
-        .bind(name)
-        .bind(time_zone)
-        .bind(now_ms)
-        .fetch_one(&db.pool)
-        .await?;
+    let row =
+        sqlx::query("INSERT INTO tenants (code, name, time_zone, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(code)
+            .bind(name)
+            .bind(time_zone)
+            .bind(now_ms)
+            .fetch_one(&db.pool)
+            .await?;
     Ok(row.try_get("id")?)
 }
 

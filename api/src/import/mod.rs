@@ -29,11 +29,12 @@ use crate::resource::{visible, Ctx};
 use crate::resources::{self, MAX_LEADS_PER_LIST};
 use crate::{AppState, Op, Registry};
 
-use self::csv::{FileError, LeadRow, Mapping, RowError};
+use self::csv::{Encoding, FieldKind, FieldMapping, FileError, Format, GenericMapping, LeadRow, Options, RowError};
 
 pub const IMPORTERS: &[Role] = &[Role::Mgr, Role::Sv, Role::By];
-/// Largest upload accepted (50,000 rows of long remarks fit well below it).
-pub const UPLOAD_MAX_BYTES: u64 = 128 << 20;
+/// Largest upload accepted. The hosted systems stop at 5 MB; a floor's 50,000 rows with long
+/// remarks pass that, and the upload streams, so the limit here is set by disk, not memory.
+pub const UPLOAD_MAX_BYTES: u64 = 64 << 20;
 /// Rows per INSERT statement inside the import transaction.
 const INSERT_CHUNK: usize = 400;
 
@@ -94,7 +95,9 @@ pub fn mount(reg: &mut Registry) {
     let mut o = Op {
         method: "post",
         path: "/lists/{id}/imports".into(),
-        summary: "Import leads from CSV (name,kana,tel,remarks, or generic with a mapping); answers 202 with the import job".into(),
+        summary:
+            "Import leads from CSV (name,kana,tel,remarks, or generic with a mapping); answers 202 with the import job"
+                .into(),
         tag: "lists",
         roles: Some(IMPORTERS.to_vec()),
         request: Some(("text/csv", json!({"type": "string"}))),
@@ -102,7 +105,11 @@ pub fn mount(reg: &mut Registry) {
         errors: vec![400, 401, 403, 404, 413, 422],
         query: vec![],
     };
-    o.query.push(("kind".into(), json!({"type": "string", "enum": ["standard", "generic"], "default": "standard"}), "standard: name,kana,tel,remarks; generic: columns mapped onto custom fields.".into()));
+    o.query.push((
+        "kind".into(),
+        json!({"type": "string", "enum": ["standard", "generic"], "default": "standard"}),
+        "standard: name,kana,tel,remarks; generic: columns mapped onto custom fields.".into(),
+    ));
     o.query.push(("mapping".into(), json!({"type": "string"}), "generic only: JSON object from CSV header to target: name, kana, tel, remarks or a custom field key; exactly one column maps to tel.".into()));
     o.query.push(("tags".into(), json!({"type": "string"}), "JSON array of tags added to every imported lead.".into()));
     reg.add(o, post(start_import));
@@ -137,8 +144,70 @@ struct Request {
     list_id: i64,
     batch_id: i64,
     allow_duplicates: bool,
-    mapping: Option<Mapping>,
+    mapping: Option<GenericMapping>,
     tags: Vec<String>,
+}
+
+/// A tenant's custom field, as the generic import needs it.
+pub struct CustomField {
+    pub key: String,
+    pub label: String,
+    pub kind: String,
+    pub options: Vec<String>,
+}
+
+/// Builds a generic mapping from `{csv header: target}` where a target is name, kana, tel, remarks
+/// or a custom field key; exactly one column maps to tel (the dialled number).
+pub fn generic_mapping(m: &HashMap<String, String>, fields: &[CustomField]) -> Result<GenericMapping, String> {
+    let mut g = GenericMapping::default();
+    let mut tel = Vec::new();
+    let mut columns: Vec<&String> = m.keys().collect();
+    columns.sort();
+    for column in columns {
+        let target = &m[column];
+        let slot = match target.as_str() {
+            "tel" => {
+                tel.push(column.clone());
+                continue;
+            }
+            "name" => &mut g.name_column,
+            "kana" => &mut g.kana_column,
+            "remarks" => &mut g.remarks_column,
+            key => {
+                let f = fields.iter().find(|f| f.key == key).ok_or_else(|| format!("{key} is not a custom field"))?;
+                let options = f.options.clone();
+                let kind = match f.kind.as_str() {
+                    "text" => FieldKind::Text,
+                    "long_text" => FieldKind::LongText,
+                    "number" => FieldKind::Number,
+                    "date" => FieldKind::Date,
+                    "phone" => FieldKind::Phone,
+                    "email" => FieldKind::Email,
+                    "select" => FieldKind::Select { options },
+                    "radio" => FieldKind::Radio { options },
+                    "checkbox" => FieldKind::Checkbox { options },
+                    _ => FieldKind::PostalCode,
+                };
+                g.fields.push(FieldMapping {
+                    column: column.clone(),
+                    key: f.key.clone(),
+                    label: f.label.clone(),
+                    kind,
+                    required: false,
+                });
+                continue;
+            }
+        };
+        if slot.is_some() {
+            return Err(format!("{target} is mapped twice"));
+        }
+        *slot = Some(column.clone());
+    }
+    match tel.as_slice() {
+        [one] => g.tel_column = one.clone(),
+        _ => return Err("exactly one column must map to tel".into()),
+    }
+    Ok(g)
 }
 
 async fn parse_request(ctx: &Ctx, list_id: i64, params: &Params) -> ApiResult<Request> {
@@ -152,18 +221,22 @@ async fn parse_request(ctx: &Ctx, list_id: i64, params: &Params) -> ApiResult<Re
             "tags" => {
                 tags = serde_json::from_str::<Vec<String>>(v)
                     .ok()
-                    .filter(|t| t.len() <= 50 && t.iter().all(|s| !s.is_empty() && s.chars().count() <= 64 && !s.contains('\0')))
-                    .ok_or_else(|| ApiError::bad_request("tags", "tags: a JSON array of at most 50 strings of 1 to 64 characters"))?
+                    .filter(|t| {
+                        t.len() <= 50 && t.iter().all(|s| !s.is_empty() && s.chars().count() <= 64 && !s.contains('\0'))
+                    })
+                    .ok_or_else(|| {
+                        ApiError::bad_request("tags", "tags: a JSON array of at most 50 strings of 1 to 64 characters")
+                    })?
             }
             other => return Err(ApiError::bad_request(other, format!("{other}: unknown parameter"))),
         }
     }
     let mapping = match (kind, mapping_raw) {
         ("generic", Some(raw)) => {
-            let m: HashMap<String, String> =
-                serde_json::from_str(&raw).map_err(|_| ApiError::bad_request("mapping", "mapping: a JSON object from CSV header to target"))?;
+            let m: HashMap<String, String> = serde_json::from_str(&raw)
+                .map_err(|_| ApiError::bad_request("mapping", "mapping: a JSON object from CSV header to target"))?;
             let fields = custom_fields(ctx).await?;
-            Some(Mapping::new(m, fields).map_err(|msg| ApiError::invalid("mapping", format!("mapping: {msg}")))?)
+            Some(generic_mapping(&m, &fields).map_err(|msg| ApiError::invalid("mapping", format!("mapping: {msg}")))?)
         }
         ("generic", None) => return Err(ApiError::invalid("mapping", "mapping: required for a generic import")),
         (_, Some(_)) => return Err(ApiError::bad_request("mapping", "mapping: only for kind=generic")),
@@ -174,20 +247,35 @@ async fn parse_request(ctx: &Ctx, list_id: i64, params: &Params) -> ApiResult<Re
         .bind(ctx.tenant())
         .fetch_one(&ctx.st.db.pool)
         .await?;
-    Ok(Request { list_id, batch_id: row.try_get("batch_id")?, allow_duplicates: row.try_get::<i64, _>("allow_duplicates")? != 0, mapping, tags })
+    Ok(Request {
+        list_id,
+        batch_id: row.try_get("batch_id")?,
+        allow_duplicates: row.try_get::<i64, _>("allow_duplicates")? != 0,
+        mapping,
+        tags,
+    })
 }
 
-async fn custom_fields(ctx: &Ctx) -> ApiResult<Vec<csv::CustomField>> {
-    let rows = sqlx::query("SELECT key, kind, options FROM custom_fields WHERE tenant_id = $1").bind(ctx.tenant()).fetch_all(&ctx.st.db.pool).await?;
+async fn custom_fields(ctx: &Ctx) -> ApiResult<Vec<CustomField>> {
+    let rows = sqlx::query("SELECT key, label, kind, options FROM custom_fields WHERE tenant_id = $1")
+        .bind(ctx.tenant())
+        .fetch_all(&ctx.st.db.pool)
+        .await?;
     let mut out = Vec::new();
     for r in rows {
         let options: Vec<String> = serde_json::from_str(&r.try_get::<String, _>("options")?).unwrap_or_default();
-        out.push(csv::CustomField { key: r.try_get("key")?, kind: r.try_get("kind")?, options });
+        out.push(CustomField { key: r.try_get("key")?, label: r.try_get("label")?, kind: r.try_get("kind")?, options });
     }
     Ok(out)
 }
 
-async fn start_import(State(st): State<AppState>, auth: Auth, Id(list_id): Id, params: Params, body: RawBody) -> ApiResult<Response> {
+async fn start_import(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(list_id): Id,
+    params: Params,
+    body: RawBody,
+) -> ApiResult<Response> {
     let ctx = Ctx { st, auth };
     ctx.auth.require(IMPORTERS)?;
     visible(&ctx, &resources::LISTS, list_id).await?;
@@ -203,7 +291,12 @@ async fn start_import(State(st): State<AppState>, auth: Auth, Id(list_id): Id, p
         let chunk = chunk.map_err(|_| ApiError::bad_request("body", "the upload was interrupted"))?;
         total += chunk.len() as u64;
         if total > UPLOAD_MAX_BYTES {
-            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("an upload is at most {} MiB", UPLOAD_MAX_BYTES >> 20)).with_field("body"));
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("an upload is at most {} MiB", UPLOAD_MAX_BYTES >> 20),
+            )
+            .with_field("body"));
         }
         out.write_all(&chunk).await.map_err(|e| io_error(&e))?;
     }
@@ -241,7 +334,7 @@ fn io_error(e: &std::io::Error) -> ApiError {
 
 /// The outcome of the parse-and-write pass.
 struct Outcome {
-    encoding: Option<csv::Encoding>,
+    encoding: Option<Encoding>,
     imported: u64,
     rejected: Vec<RowError>,
     header: Vec<String>,
@@ -254,13 +347,19 @@ async fn run_import(st: &AppState, tenant: i64, id: i64, path: &tempfile::TempPa
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, import = id, "import failed");
-            Outcome { encoding: None, imported: 0, rejected: vec![], header: vec![], fatal: Some(("internal", "the import failed; nothing was imported".into())) }
+            Outcome {
+                encoding: None,
+                imported: 0,
+                rejected: vec![],
+                header: vec![],
+                fatal: Some(("internal", "the import failed; nothing was imported".into())),
+            }
         }
     };
     let progress = st.imports.get(id).unwrap_or_default();
     st.imports.remove(id);
     let errors_csv = (!outcome.rejected.is_empty())
-        .then(|| csv::error_csv(outcome.encoding.unwrap_or(csv::Encoding::Utf8), &outcome.header, &outcome.rejected));
+        .then(|| csv::error_csv(outcome.encoding.unwrap_or(Encoding::Utf8), &outcome.header, &outcome.rejected));
     let (code, message) = outcome.fatal.map(|(c, m)| (Some(c), Some(m))).unwrap_or((None, None));
     let status = if code.is_some() { "failed" } else { "done" };
     let imported = if code.is_some() { 0 } else { outcome.imported as i64 };
@@ -269,7 +368,7 @@ async fn run_import(st: &AppState, tenant: i64, id: i64, path: &tempfile::TempPa
             error_code = $7, error_message = $8, error_csv = $9, finished_at = $10 WHERE id = $11",
     )
     .bind(status)
-    .bind(outcome.encoding.map(|e| e.as_str()))
+    .bind(outcome.encoding.map(encoding_name))
     .bind(progress.bytes_read as i64)
     .bind(progress.rows_read as i64)
     .bind(imported)
@@ -286,55 +385,75 @@ async fn run_import(st: &AppState, tenant: i64, id: i64, path: &tempfile::TempPa
     }
 }
 
-async fn import_file(st: &AppState, tenant: i64, id: i64, path: &std::path::Path, req: &Request) -> Result<Outcome, store::StoreError> {
-    let file = std::fs::File::open(path).map_err(|e| store::StoreError::Config(e.to_string()))?;
+fn encoding_name(e: Encoding) -> &'static str {
+    match e {
+        Encoding::Utf8 => "utf-8",
+        Encoding::Utf8Bom => "utf-8-bom",
+        Encoding::Cp932 => "shift_jis",
+    }
+}
+
+/// Streams the spooled file through the reader and writes the good rows in one transaction,
+/// rolled back on any fatal error: the upload is imported whole or not at all.
+async fn import_file(
+    st: &AppState,
+    tenant: i64,
+    id: i64,
+    path: &std::path::Path,
+    req: &Request,
+) -> Result<Outcome, store::StoreError> {
     let mut outcome = Outcome { encoding: None, imported: 0, rejected: vec![], header: vec![], fatal: None };
-    let mut reader = match csv::LeadReader::new(BufReader::new(file), req.mapping.clone()) {
+    let pool = &st.db.pool;
+    let mut in_batch: HashSet<String> = HashSet::new();
+    if !req.allow_duplicates {
+        let rows = sqlx::query("SELECT tel FROM leads WHERE batch_id = $1 AND tenant_id = $2")
+            .bind(req.batch_id)
+            .bind(tenant)
+            .fetch_all(pool)
+            .await?;
+        for r in rows {
+            in_batch.insert(r.try_get("tel")?);
+        }
+    }
+    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1")
+        .bind(req.list_id)
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
+    let opts = Options {
+        format: req.mapping.clone().map(Format::Generic).unwrap_or(Format::Standard),
+        max_bytes: Some(UPLOAD_MAX_BYTES),
+        allow_duplicate_tels: req.allow_duplicates,
+        tags: req.tags.clone(),
+        ..Options::default()
+    };
+    let file = std::fs::File::open(path).map_err(|e| store::StoreError::Config(e.to_string()))?;
+    let mut reader = match csv::LeadReader::new(BufReader::new(file), opts, |tel: &str| in_batch.contains(tel)) {
         Ok(r) => r,
         Err(e) => {
             outcome.fatal = Some(fatal_of(&e));
-            outcome.encoding = e.encoding();
             return Ok(outcome);
         }
     };
     outcome.encoding = Some(reader.encoding());
     outcome.header = reader.header().to_vec();
-
-    let pool = &st.db.pool;
-    let mut seen: HashSet<String> = HashSet::new();
-    if !req.allow_duplicates {
-        let rows = sqlx::query("SELECT tel FROM leads WHERE batch_id = $1 AND tenant_id = $2").bind(req.batch_id).bind(tenant).fetch_all(pool).await?;
-        for r in rows {
-            seen.insert(r.try_get("tel")?);
-        }
-    }
-    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1").bind(req.list_id).fetch_one(pool).await?.try_get("n")?;
-    let tags = serde_json::to_string(&req.tags).unwrap_or_else(|_| "[]".into());
     let now = store::now_ms();
-
     let mut tx = pool.begin().await?;
     let mut chunk: Vec<LeadRow> = Vec::with_capacity(INSERT_CHUNK);
     let mut last_report = 0u64;
-    loop {
-        let item = match reader.next() {
-            None => break,
-            Some(item) => item,
-        };
+    while let Some(item) = reader.next() {
         match item {
-            Ok(row) => {
-                if !req.allow_duplicates && !seen.insert(row.tel.clone()) {
-                    outcome.rejected.push(RowError { row: row.row, raw: row.raw.clone(), message: resources::DUPLICATE_IN_BATCH.to_string() });
-                    continue;
-                }
+            Ok(Ok(row)) => {
                 chunk.push(row);
                 if chunk.len() == INSERT_CHUNK {
-                    outcome.imported += insert_chunk(&mut tx, tenant, req, &tags, now, &mut chunk).await?;
+                    outcome.imported += insert_chunk(&mut tx, tenant, req, now, &mut chunk).await?;
                 }
             }
-            Err(csv::ReadError::Row(e)) => outcome.rejected.push(e),
-            Err(csv::ReadError::File(e)) => {
+            Ok(Err(rejected)) => outcome.rejected.push(rejected),
+            Err(e) => {
                 // Fatal midway (too many rows, undecodable bytes): nothing of this upload stays.
                 outcome.fatal = Some(fatal_of(&e));
+                outcome.encoding = Some(reader.encoding());
                 tx.rollback().await?;
                 return Ok(outcome);
             }
@@ -347,12 +466,7 @@ async fn import_file(st: &AppState, tenant: i64, id: i64, path: &std::path::Path
     }
     let p = reader.progress();
     st.imports.set(id, Progress { bytes_read: p.bytes_read, rows_read: p.rows_read });
-    outcome.imported += insert_chunk(&mut tx, tenant, req, &tags, now, &mut chunk).await?;
-    if outcome.imported == 0 && outcome.rejected.is_empty() {
-        outcome.fatal = Some(fatal_of(&FileError::NoData));
-        tx.rollback().await?;
-        return Ok(outcome);
-    }
+    outcome.imported += insert_chunk(&mut tx, tenant, req, now, &mut chunk).await?;
     if existing + outcome.imported as i64 > MAX_LEADS_PER_LIST {
         outcome.fatal = Some((
             "list_full",
@@ -366,14 +480,23 @@ async fn import_file(st: &AppState, tenant: i64, id: i64, path: &std::path::Path
 }
 
 fn fatal_of(e: &FileError) -> (&'static str, String) {
-    (e.code(), e.to_string())
+    let code = match e {
+        FileError::Empty => "empty",
+        FileError::HeaderOnly => "header_only",
+        FileError::MissingColumn(_) | FileError::UnknownColumn(_) | FileError::DuplicateColumn(_) => "bad_header",
+        FileError::BadMapping(_) => "bad_mapping",
+        FileError::TooManyRows { .. } => "too_many_rows",
+        FileError::TooLarge { .. } => "too_large",
+        FileError::Undecodable { .. } => "undecodable",
+        FileError::Io(_) => "unreadable",
+    };
+    (code, e.to_string())
 }
 
 async fn insert_chunk(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tenant: i64,
     req: &Request,
-    tags: &str,
     now: i64,
     chunk: &mut Vec<LeadRow>,
 ) -> Result<u64, store::StoreError> {
@@ -391,7 +514,16 @@ async fn insert_chunk(
         let b = i * COLS;
         sql.push_str(&format!(
             "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'open', 0, {now})",
-            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9,
+            b + 10
         ));
     }
     let mut q = sqlx::query(&sql);
@@ -406,7 +538,7 @@ async fn insert_chunk(
             .bind(store::leads::PhoneType::of(&r.tel).as_str())
             .bind(r.remarks.clone())
             .bind(serde_json::Value::Object(r.custom.clone()).to_string())
-            .bind(tags.to_string());
+            .bind(serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".into()));
     }
     let n = q.execute(&mut **tx).await?.rows_affected();
     chunk.clear();

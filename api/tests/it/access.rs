@@ -28,10 +28,15 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     let list = post("/lists", json!({"batch_id": batch, "name": "fx"})).await;
     post("/custom-fields", json!({"key": "fx", "label": "fx", "kind": "text"})).await;
     let lead = post("/leads", json!({"list_id": list, "name": "fx", "kana": "フィクス", "tel": "0311112222"})).await;
-    post("/call-jobs", json!({"campaign_id": campaign, "dialing_group_id": group, "name": "fx", "list_ids": [list]})).await;
+    post("/call-jobs", json!({"campaign_id": campaign, "dialing_group_id": group, "name": "fx", "list_ids": [list]}))
+        .await;
     post("/dnc-numbers", json!({"number": "0399998888"})).await;
     post("/inbound-blocks", json!({"number": "0399997777"})).await;
-    post("/recalls", json!({"lead_id": lead, "due_at": "2030-01-01T09:00:00+09:00", "agent_user_id": t.user(Role::Op)})).await;
+    post(
+        "/recalls",
+        json!({"lead_id": lead, "due_at": "2030-01-01T09:00:00+09:00", "agent_user_id": t.user(Role::Op)}),
+    )
+    .await;
     post("/users", json!({"login": "fx", "display_name": "fx", "role": "OP", "password": "fx-password"})).await;
     // OP, BIZ and BY see the campaign and the list through grants.
     for role in [Role::Op, Role::Biz, Role::By] {
@@ -67,7 +72,15 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     .and_then(|r| store::sqlx::Row::try_get(&r, "id"))
     .expect("wrap-up record");
     fx.insert("/wrapup-records", wrap);
-    let (status, body) = app.raw(tok.unwrap(), "POST", &format!("/lists/{list}/imports"), "text/csv", "name,kana,tel,remarks\nA,エー,0312340000,\n,ビー,0312340001,\n".into()).await;
+    let (status, body) = app
+        .raw(
+            tok.unwrap(),
+            "POST",
+            &format!("/lists/{list}/imports"),
+            "text/csv",
+            "name,kana,tel,remarks\nA,エー,0312340000,\n,ビー,0312340001,\n".into(),
+        )
+        .await;
     assert_eq!(status.as_u16(), 202, "{}", String::from_utf8_lossy(&body));
     let import: Value = serde_json::from_slice(&body).expect("json");
     let import_id = import["id"].as_i64().expect("import id");
@@ -103,10 +116,14 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
         ("post", "/lists") => json!({"batch_id": fx["/batches"], "name": name}),
         ("post", "/custom-fields") => json!({"key": name, "label": name, "kind": "number"}),
         ("post", "/leads") => json!({"list_id": fx["/lists"], "name": name, "kana": "カナ", "tel": tel}),
-        ("post", "/call-jobs") => json!({"campaign_id": fx["/campaigns"], "dialing_group_id": fx["/dialing-groups"], "name": name, "list_ids": [fx["/lists"]]}),
+        ("post", "/call-jobs") => {
+            json!({"campaign_id": fx["/campaigns"], "dialing_group_id": fx["/dialing-groups"], "name": name, "list_ids": [fx["/lists"]]})
+        }
         ("post", "/recalls") => json!({"lead_id": fx["/leads"], "due_at": "2031-01-01T09:00:00+09:00"}),
         ("post", "/users") => json!({"login": name, "display_name": name, "role": "BY", "password": "password-1"}),
-        ("post", "/grants") => json!({"group_id": fx["/dialing-groups"], "resource_kind": "campaign", "resource_id": fx["/campaigns"]}),
+        ("post", "/grants") => {
+            json!({"group_id": fx["/dialing-groups"], "resource_kind": "campaign", "resource_id": fx["/campaigns"]})
+        }
         ("patch", "/tenant") => json!({"name": "テナント"}),
         ("patch", p) if p.starts_with("/users/") => json!({"display_name": name}),
         ("patch", p) if p.starts_with("/recalls/") => json!({"note": name}),
@@ -126,9 +143,23 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
     })
 }
 
-async fn send(app: &TestApp, token: Option<&str>, method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> (reqwest::StatusCode, Value) {
+async fn send(
+    app: &TestApp,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    fx: &HashMap<&'static str, i64>,
+) -> (reqwest::StatusCode, Value) {
     if path.ends_with("/imports") || path.ends_with("/upload") {
-        let (s, b) = app.raw(token.unwrap_or(""), &method.to_ascii_uppercase(), path, "text/csv", "name,kana,tel,remarks\nA,エー,0312349999,\n".into()).await;
+        let (s, b) = app
+            .raw(
+                token.unwrap_or(""),
+                &method.to_ascii_uppercase(),
+                path,
+                "text/csv",
+                "name,kana,tel,remarks\nA,エー,0312349999,\n".into(),
+            )
+            .await;
         return (s, serde_json::from_slice(&b).unwrap_or(Value::Null));
     }
     let body = body_for(method, path, fx);
@@ -139,7 +170,7 @@ fn ordered_ops() -> Vec<api::Op> {
     let mut ops = api::operations();
     // Deletes last, and children before parents, so that fixtures live through the sweep.
     ops.sort_by_key(|o| (o.method == "delete", o.method == "delete" && o.path.starts_with("/campaigns")));
-    ops.retain(|o| !(o.path == "/auth/logout"));
+    ops.retain(|o| o.path != "/auth/logout");
     ops
 }
 
@@ -191,7 +222,12 @@ pub async fn foreign_ids_answer_404(app: TestApp) {
             // Lists never show the other tenant's records.
             let own = fx.get(op.path.as_str()).copied();
             for item in body["items"].as_array().expect("items") {
-                assert_ne!(Some(item["id"].as_i64().unwrap_or(-1)), own, "{} leaks a record of another tenant", op.path);
+                assert_ne!(
+                    Some(item["id"].as_i64().unwrap_or(-1)),
+                    own,
+                    "{} leaks a record of another tenant",
+                    op.path
+                );
             }
         }
     }
@@ -224,8 +260,16 @@ pub async fn grants_limit_what_op_biz_by_see(app: TestApp) {
     expect(app.call(op, "get", &format!("/campaigns/{c1}"), None).await, 404);
     // Granted to a dialing group the agent belongs to.
     let g = expect(app.call(mgr, "post", "/dialing-groups", Some(&mk("g"))).await, 201)["id"].as_i64().unwrap();
-    expect(app.call(mgr, "put", &format!("/dialing-groups/{g}/agents"), Some(&json!({"user_ids": [t.user(Role::Op)]}))).await, 200);
-    expect(app.call(mgr, "post", "/grants", Some(&json!({"group_id": g, "resource_kind": "campaign", "resource_id": c1}))).await, 201);
+    expect(
+        app.call(mgr, "put", &format!("/dialing-groups/{g}/agents"), Some(&json!({"user_ids": [t.user(Role::Op)]})))
+            .await,
+        200,
+    );
+    expect(
+        app.call(mgr, "post", "/grants", Some(&json!({"group_id": g, "resource_kind": "campaign", "resource_id": c1})))
+            .await,
+        201,
+    );
     let seen = expect(app.call(op, "get", "/campaigns", None).await, 200);
     assert_eq!(seen["total"], 1);
     assert_eq!(seen["items"][0]["id"], c1);
@@ -233,15 +277,26 @@ pub async fn grants_limit_what_op_biz_by_see(app: TestApp) {
     // SV sees the whole tenant.
     assert_eq!(expect(app.call(t.token(Role::Sv), "get", "/campaigns", None).await, 200)["total"], 2);
     // An SV manages agents but never an MGR or SV account.
-    let e = app.call(t.token(Role::Sv), "post", "/users", Some(&json!({"login": "boss", "display_name": "b", "role": "MGR", "password": "password-1"}))).await;
+    let e = app
+        .call(
+            t.token(Role::Sv),
+            "post",
+            "/users",
+            Some(&json!({"login": "boss", "display_name": "b", "role": "MGR", "password": "password-1"})),
+        )
+        .await;
     assert_eq!(e.0.as_u16(), 403);
-    let e = app.call(t.token(Role::Sv), "patch", &format!("/users/{}", t.user(Role::Mgr)), Some(&json!({"display_name": "x"}))).await;
+    let e = app
+        .call(t.token(Role::Sv), "patch", &format!("/users/{}", t.user(Role::Mgr)), Some(&json!({"display_name": "x"})))
+        .await;
     assert_eq!(e.0.as_u16(), 403);
 }
 
 pub async fn tokens_expire_and_logout_ends_them(app: TestApp) {
     let t = app.tenant("tok").await;
-    let (token, _, _) = store::accounts::login(&app.db, "tok", "mgr", "pw-mgr-123", store::now_ms() - 10_000, 5_000).await.expect("login");
+    let (token, _, _) = store::accounts::login(&app.db, "tok", "mgr", "pw-mgr-123", store::now_ms() - 10_000, 5_000)
+        .await
+        .expect("login");
     expect(app.call(Some(&token), "get", "/me", None).await, 401);
     let me = expect(app.call(t.mgr(), "get", "/me", None).await, 200);
     assert_eq!(me["role"], "MGR");
@@ -258,11 +313,20 @@ pub async fn tokens_expire_and_logout_ends_them(app: TestApp) {
     }
     // The stored hash is argon2id, never the password.
     let hash: String = store::sqlx::Row::try_get(
-        &store::sqlx::query("SELECT password_hash FROM users WHERE login = 'op' AND tenant_id = $1").bind(t.id).fetch_one(&app.db.pool).await.unwrap(),
+        &store::sqlx::query("SELECT password_hash FROM users WHERE login = 'op' AND tenant_id = $1")
+            .bind(t.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap(),
         "password_hash",
     )
     .unwrap();
     assert!(hash.starts_with("$argon2id$") && !hash.contains("pw-op-123"));
 }
 
-crate::both!(every_endpoint_checks_roles, foreign_ids_answer_404, grants_limit_what_op_biz_by_see, tokens_expire_and_logout_ends_them);
+crate::both!(
+    every_endpoint_checks_roles,
+    foreign_ids_answer_404,
+    grants_limit_what_op_biz_by_see,
+    tokens_expire_and_logout_ends_them
+);

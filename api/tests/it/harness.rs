@@ -46,8 +46,13 @@ pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempD
         Backend::Postgres => {
             let admin = pg_admin_url();
             let name = unique("kt_");
-            let mut conn = store::sqlx::postgres::PgConnection::connect(&admin).await.expect("PostgreSQL reachable at KAKERU_TEST_PG_URL");
-            store::sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let mut conn = store::sqlx::postgres::PgConnection::connect(&admin)
+                .await
+                .expect("PostgreSQL reachable at KAKERU_TEST_PG_URL");
+            store::sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
             let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
             (format!("{base}/{name}"), None)
         }
@@ -72,7 +77,13 @@ impl TestApp {
     }
 
     /// Calls the API; returns the status and the JSON body (Null when empty or not JSON).
-    pub async fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<&Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
         let m = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
         let mut req = self.http.request(m, format!("{}{}", self.base, path));
         if let Some(t) = token {
@@ -87,7 +98,14 @@ impl TestApp {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
-    pub async fn raw(&self, token: &str, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+    pub async fn raw(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Vec<u8>) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let resp = self
             .http
@@ -110,9 +128,13 @@ impl TestApp {
         for role in Role::ALL {
             let login = role.as_str().to_ascii_lowercase();
             let password = format!("pw-{login}-123");
-            let uid = accounts::create_user(&self.db, &NewUser { tenant_id: id, login: &login, display_name: &login, role, password: &password }, now)
-                .await
-                .expect("user");
+            let uid = accounts::create_user(
+                &self.db,
+                &NewUser { tenant_id: id, login: &login, display_name: &login, role, password: &password },
+                now,
+            )
+            .await
+            .expect("user");
             let body = serde_json::json!({"tenant": code, "login": login, "password": password});
             let (status, reply) = self.call(None, "post", "/auth/login", Some(&body)).await;
             assert_eq!(status, StatusCode::OK, "login {reply}");

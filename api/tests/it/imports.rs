@@ -22,8 +22,25 @@ pub async fn list(app: &TestApp, t: &Tenant, allow_duplicates: bool) -> (i64, i6
     let mgr = t.mgr();
     let n = crate::harness::unique("c");
     let c = expect(app.call(mgr, "post", "/campaigns", Some(&json!({"name": n}))).await, 201)["id"].as_i64().unwrap();
-    let b = expect(app.call(mgr, "post", "/batches", Some(&json!({"campaign_id": c, "name": "b", "start_date": "2026-11-01"}))).await, 201)["id"].as_i64().unwrap();
-    let l = expect(app.call(mgr, "post", "/lists", Some(&json!({"batch_id": b, "name": "l", "allow_duplicates": allow_duplicates}))).await, 201)["id"].as_i64().unwrap();
+    let b = expect(
+        app.call(mgr, "post", "/batches", Some(&json!({"campaign_id": c, "name": "b", "start_date": "2026-11-01"})))
+            .await,
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let l = expect(
+        app.call(
+            mgr,
+            "post",
+            "/lists",
+            Some(&json!({"batch_id": b, "name": "l", "allow_duplicates": allow_duplicates})),
+        )
+        .await,
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
     (b, l)
 }
 
@@ -36,7 +53,15 @@ pub async fn upload(app: &TestApp, t: &Tenant, list: i64, query: &str, bytes: Ve
 }
 
 async fn lead_count(app: &TestApp, list: i64) -> i64 {
-    store::sqlx::Row::try_get(&store::sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1").bind(list).fetch_one(&app.db.pool).await.unwrap(), "n").unwrap()
+    store::sqlx::Row::try_get(
+        &store::sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1")
+            .bind(list)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap(),
+        "n",
+    )
+    .unwrap()
 }
 
 fn sjis(s: &str) -> Vec<u8> {
@@ -59,7 +84,8 @@ pub async fn imports_cp932_and_utf8_with_error_csv(app: TestApp) {
     assert_eq!(leads["items"][0]["phone_type"], "mobile");
     // The error CSV comes back in the upload's encoding, one row per rejected line with its reason.
     let id = v["id"].as_i64().unwrap();
-    let (status, bytes) = app.raw(t.mgr().unwrap(), "GET", &format!("/imports/{id}/errors.csv"), "text/csv", vec![]).await;
+    let (status, bytes) =
+        app.raw(t.mgr().unwrap(), "GET", &format!("/imports/{id}/errors.csv"), "text/csv", vec![]).await;
     assert_eq!(status.as_u16(), 200);
     let (text, _, bad) = encoding_rs::SHIFT_JIS.decode(&bytes);
     assert!(!bad, "error CSV is Shift_JIS");
@@ -105,11 +131,15 @@ pub async fn header_only_and_limits_import_nothing(app: TestApp) {
     // A list holds at most 200,000 leads: an upload that would pass it imports nothing.
     let (b, l2) = list(&app, &t, true).await;
     let fill = match app.backend {
-        crate::harness::Backend::Postgres => "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at)
-             SELECT $1, $2, $3, 'x', 'x', '0300000000', 'fixed', 0 FROM generate_series(1, 199995)",
-        crate::harness::Backend::Sqlite => "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 199995)
+        crate::harness::Backend::Postgres => {
+            "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at)
+             SELECT $1, $2, $3, 'x', 'x', '0300000000', 'fixed', 0 FROM generate_series(1, 199995)"
+        }
+        crate::harness::Backend::Sqlite => {
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 199995)
              INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at)
-             SELECT $1, $2, $3, 'x', 'x', '0300000000', 'fixed', 0 FROM s",
+             SELECT $1, $2, $3, 'x', 'x', '0300000000', 'fixed', 0 FROM s"
+        }
     };
     store::sqlx::query(fill).bind(t.id).bind(l2).bind(b).execute(&app.db.pool).await.unwrap();
     let mut csv = String::from("name,kana,tel,remarks\n");
@@ -125,10 +155,24 @@ pub async fn header_only_and_limits_import_nothing(app: TestApp) {
 pub async fn generic_import_maps_custom_fields(app: TestApp) {
     let t = app.tenant("gen").await;
     let mgr = t.mgr();
-    expect(app.call(mgr, "post", "/custom-fields", Some(&json!({"key": "age", "label": "年齢", "kind": "number"}))).await, 201);
-    expect(app.call(mgr, "post", "/custom-fields", Some(&json!({"key": "plan", "label": "プラン", "kind": "select", "options": ["A", "B"]}))).await, 201);
+    expect(
+        app.call(mgr, "post", "/custom-fields", Some(&json!({"key": "age", "label": "年齢", "kind": "number"}))).await,
+        201,
+    );
+    expect(
+        app.call(
+            mgr,
+            "post",
+            "/custom-fields",
+            Some(&json!({"key": "plan", "label": "プラン", "kind": "select", "options": ["A", "B"]})),
+        )
+        .await,
+        201,
+    );
     let (_, l) = list(&app, &t, false).await;
-    let mapping = serde_json::to_string(&json!({"氏名": "name", "カナ": "kana", "電話": "tel", "年齢": "age", "プラン": "plan"})).unwrap();
+    let mapping =
+        serde_json::to_string(&json!({"氏名": "name", "カナ": "kana", "電話": "tel", "年齢": "age", "プラン": "plan"}))
+            .unwrap();
     let q = format!("?kind=generic&mapping={}", urlencode(&mapping));
     let csv = "氏名,カナ,電話,年齢,プラン\n田中,タナカ,0355556666,42,A\n伊藤,イトウ,0355557777,abc,B\n";
     let v = upload(&app, &t, l, &q, csv.as_bytes().to_vec()).await;
@@ -139,10 +183,12 @@ pub async fn generic_import_maps_custom_fields(app: TestApp) {
     assert_eq!(leads["items"][0]["custom"]["plan"], json!("A"));
     // A mapping without a tel column is refused before anything is read.
     let q = format!("?kind=generic&mapping={}", urlencode(r#"{"氏名":"name"}"#));
-    let (status, body) = app.raw(mgr.unwrap(), "POST", &format!("/lists/{l}/imports{q}"), "text/csv", b"x".to_vec()).await;
+    let (status, body) =
+        app.raw(mgr.unwrap(), "POST", &format!("/lists/{l}/imports{q}"), "text/csv", b"x".to_vec()).await;
     assert_eq!(status.as_u16(), 422, "{}", String::from_utf8_lossy(&body));
     // Only MGR, SV and BY import.
-    let (status, _) = app.raw(t.token(Role::Op).unwrap(), "POST", &format!("/lists/{l}/imports"), "text/csv", b"x".to_vec()).await;
+    let (status, _) =
+        app.raw(t.token(Role::Op).unwrap(), "POST", &format!("/lists/{l}/imports"), "text/csv", b"x".to_vec()).await;
     assert_eq!(status.as_u16(), 403);
 }
 
@@ -155,4 +201,8 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-crate::both!(imports_cp932_and_utf8_with_error_csv, header_only_and_limits_import_nothing, generic_import_maps_custom_fields);
+crate::both!(
+    imports_cp932_and_utf8_with_error_csv,
+    header_only_and_limits_import_nothing,
+    generic_import_maps_custom_fields
+);

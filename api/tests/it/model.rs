@@ -12,7 +12,11 @@ pub async fn batch_dates_follow_retention(app: TestApp) {
     let mgr = t.mgr();
     expect(app.call(mgr, "patch", "/tenant", Some(&json!({"history_retention_days": 400}))).await, 200);
     let c = expect(app.call(mgr, "post", "/campaigns", Some(&json!({"name": "c"}))).await, 201)["id"].as_i64().unwrap();
-    let b = expect(app.call(mgr, "post", "/batches", Some(&json!({"campaign_id": c, "name": "b", "start_date": "2026-04-01"}))).await, 201);
+    let b = expect(
+        app.call(mgr, "post", "/batches", Some(&json!({"campaign_id": c, "name": "b", "start_date": "2026-04-01"})))
+            .await,
+        201,
+    );
     assert_eq!(b["end_date"], "2027-02-04");
     assert_eq!(b["batch_deletion_date"], "2027-05-05");
     assert_eq!(b["history_deletion_date"], "2028-06-07");
@@ -35,7 +39,16 @@ pub async fn batch_dates_follow_retention(app: TestApp) {
     assert_eq!(e["error"]["field"], "end_date");
     // R = 92: the shortest batch.
     expect(app.call(mgr, "patch", "/tenant", Some(&json!({"history_retention_days": 92}))).await, 200);
-    let b = expect(app.call(mgr, "post", "/batches", Some(&json!({"campaign_id": c, "name": "short", "start_date": "2026-12-31"}))).await, 201);
+    let b = expect(
+        app.call(
+            mgr,
+            "post",
+            "/batches",
+            Some(&json!({"campaign_id": c, "name": "short", "start_date": "2026-12-31"})),
+        )
+        .await,
+        201,
+    );
     assert_eq!(b["end_date"], "2027-01-01");
     assert_eq!(b["history_deletion_date"], "2027-07-01");
     let e = expect(app.call(mgr, "patch", "/tenant", Some(&json!({"history_retention_days": 91}))).await, 422);
@@ -46,14 +59,35 @@ pub async fn batch_delete_guards(app: TestApp) {
     let t = app.tenant("guards").await;
     let mgr = t.mgr();
     let (b, l) = list(&app, &t, false).await;
-    let lead = expect(app.call(mgr, "post", "/leads", Some(&json!({"list_id": l, "name": "a", "kana": "エー", "tel": "0312345678"}))).await, 201)["id"].as_i64().unwrap();
+    let lead = expect(
+        app.call(mgr, "post", "/leads", Some(&json!({"list_id": l, "name": "a", "kana": "エー", "tel": "0312345678"})))
+            .await,
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
     // Unsaved wrap-up record.
-    store::sqlx::query("INSERT INTO wrapup_records (tenant_id, lead_id, result, created_at) VALUES ($1, $2, 'no_entry', 0)").bind(t.id).bind(lead).execute(&app.db.pool).await.unwrap();
+    store::sqlx::query(
+        "INSERT INTO wrapup_records (tenant_id, lead_id, result, created_at) VALUES ($1, $2, 'no_entry', 0)",
+    )
+    .bind(t.id)
+    .bind(lead)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
     let e = expect(app.call(mgr, "delete", &format!("/batches/{b}"), None).await, 409);
     assert_eq!(e["error"]["code"], "unsaved_records");
-    store::sqlx::query("UPDATE wrapup_records SET saved_at = 1 WHERE lead_id = $1").bind(lead).execute(&app.db.pool).await.unwrap();
+    store::sqlx::query("UPDATE wrapup_records SET saved_at = 1 WHERE lead_id = $1")
+        .bind(lead)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     // Calls and lists.
-    store::sqlx::query("UPDATE batches SET first_call_at = 1, last_call_at = 2 WHERE id = $1").bind(b).execute(&app.db.pool).await.unwrap();
+    store::sqlx::query("UPDATE batches SET first_call_at = 1, last_call_at = 2 WHERE id = $1")
+        .bind(b)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     let e = expect(app.call(mgr, "delete", &format!("/batches/{b}"), None).await, 409);
     assert_eq!(e["error"]["code"], "batch_has_calls");
     // A running call job over its list (SV may not delete at all).
@@ -65,11 +99,46 @@ pub async fn batch_delete_guards(app: TestApp) {
 
 async fn job(app: &TestApp, t: &crate::harness::Tenant, hours: (&str, &str)) -> (i64, i64) {
     let mgr = t.mgr();
-    let c = expect(app.call(mgr, "post", "/campaigns", Some(&json!({"name": crate::harness::unique("c"), "business_start": hours.0, "business_end": hours.1}))).await, 201)["id"].as_i64().unwrap();
-    let b = expect(app.call(mgr, "post", "/batches", Some(&json!({"campaign_id": c, "name": "b", "start_date": "2026-11-01"}))).await, 201)["id"].as_i64().unwrap();
-    let l = expect(app.call(mgr, "post", "/lists", Some(&json!({"batch_id": b, "name": "l"}))).await, 201)["id"].as_i64().unwrap();
-    let g = expect(app.call(mgr, "post", "/dialing-groups", Some(&json!({"name": crate::harness::unique("g")}))).await, 201)["id"].as_i64().unwrap();
-    let j = expect(app.call(mgr, "post", "/call-jobs", Some(&json!({"campaign_id": c, "dialing_group_id": g, "name": "j", "list_ids": [l]}))).await, 201)["id"].as_i64().unwrap();
+    let c = expect(
+        app.call(
+            mgr,
+            "post",
+            "/campaigns",
+            Some(&json!({"name": crate::harness::unique("c"), "business_start": hours.0, "business_end": hours.1})),
+        )
+        .await,
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let b = expect(
+        app.call(mgr, "post", "/batches", Some(&json!({"campaign_id": c, "name": "b", "start_date": "2026-11-01"})))
+            .await,
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let l = expect(app.call(mgr, "post", "/lists", Some(&json!({"batch_id": b, "name": "l"}))).await, 201)["id"]
+        .as_i64()
+        .unwrap();
+    let g = expect(
+        app.call(mgr, "post", "/dialing-groups", Some(&json!({"name": crate::harness::unique("g")}))).await,
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let j = expect(
+        app.call(
+            mgr,
+            "post",
+            "/call-jobs",
+            Some(&json!({"campaign_id": c, "dialing_group_id": g, "name": "j", "list_ids": [l]})),
+        )
+        .await,
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
     (j, l)
 }
 
@@ -111,20 +180,48 @@ pub async fn next_dialable_leads_respect_filters_and_recalls(app: TestApp) {
     let (j, l) = job(&app, &t, ("00:00", "23:59")).await;
     let mut ids = vec![];
     for (i, tel) in ["0311110001", "09011110002", "0311110003", "08011110004"].iter().enumerate() {
-        let v = expect(app.call(mgr, "post", "/leads", Some(&json!({"list_id": l, "name": format!("l{i}"), "kana": "カナ", "tel": tel}))).await, 201);
+        let v = expect(
+            app.call(
+                mgr,
+                "post",
+                "/leads",
+                Some(&json!({"list_id": l, "name": format!("l{i}"), "kana": "カナ", "tel": tel})),
+            )
+            .await,
+            201,
+        );
         ids.push(v["id"].as_i64().unwrap());
     }
-    store::sqlx::query("UPDATE leads SET attempts = 2, last_attempt_at = 1000 WHERE id = $1").bind(ids[2]).execute(&app.db.pool).await.unwrap();
+    store::sqlx::query("UPDATE leads SET attempts = 2, last_attempt_at = 1000 WHERE id = $1")
+        .bind(ids[2])
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     // A due scheduled recall on the last lead comes first; an agent-owned one is not the job's.
-    expect(app.call(mgr, "post", "/recalls", Some(&json!({"lead_id": ids[3], "due_at": "2020-01-01T00:00:00Z"}))).await, 201);
-    expect(app.call(mgr, "post", "/recalls", Some(&json!({"lead_id": ids[1], "agent_user_id": t.user(Role::Op)}))).await, 201);
+    expect(
+        app.call(mgr, "post", "/recalls", Some(&json!({"lead_id": ids[3], "due_at": "2020-01-01T00:00:00Z"}))).await,
+        201,
+    );
+    expect(
+        app.call(mgr, "post", "/recalls", Some(&json!({"lead_id": ids[1], "agent_user_id": t.user(Role::Op)}))).await,
+        201,
+    );
     let f = store::leads::job_filter(&app.db, t.id, j).await.unwrap();
     let got = store::leads::next_dialable(&app.db, t.id, j, &f, store::now_ms(), 100).await.unwrap();
     let order: Vec<i64> = got.iter().map(|c| c.lead_id).collect();
     assert_eq!(order, vec![ids[3], ids[0], ids[2]]);
     assert!(got[0].recall_id.is_some());
     // Filters: never dialled (0..0), fixed numbers only.
-    expect(app.call(mgr, "patch", &format!("/call-jobs/{j}"), Some(&json!({"attempts_min": 0, "attempts_max": 0, "phone_type": "fixed"}))).await, 200);
+    expect(
+        app.call(
+            mgr,
+            "patch",
+            &format!("/call-jobs/{j}"),
+            Some(&json!({"attempts_min": 0, "attempts_max": 0, "phone_type": "fixed"})),
+        )
+        .await,
+        200,
+    );
     let f = store::leads::job_filter(&app.db, t.id, j).await.unwrap();
     let got = store::leads::next_dialable(&app.db, t.id, j, &f, store::now_ms(), 100).await.unwrap();
     assert_eq!(got.iter().filter(|c| c.recall_id.is_none()).map(|c| c.lead_id).collect::<Vec<_>>(), vec![ids[0]]);
@@ -140,7 +237,10 @@ pub async fn next_dialable_leads_respect_filters_and_recalls(app: TestApp) {
 pub async fn number_lists_upload_and_bulk_delete(app: TestApp) {
     let t = app.tenant("dnc").await;
     let mgr = t.mgr().unwrap();
-    let csv = encoding_rs::SHIFT_JIS.encode("電話番号,備考\r\n03-1111-2222,本人希望\r\n0311112222,重複\r\nabc,\r\n09033334444,\r\n").0.into_owned();
+    let csv = encoding_rs::SHIFT_JIS
+        .encode("電話番号,備考\r\n03-1111-2222,本人希望\r\n0311112222,重複\r\nabc,\r\n09033334444,\r\n")
+        .0
+        .into_owned();
     let (s, body) = app.raw(mgr, "POST", "/dnc-numbers/upload", "text/csv", csv).await;
     assert_eq!(s.as_u16(), 200);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -150,7 +250,10 @@ pub async fn number_lists_upload_and_bulk_delete(app: TestApp) {
     let list = expect(app.call(Some(mgr), "get", "/dnc-numbers?sort=number", None).await, 200);
     assert_eq!(list["items"][0]["number"], "0311112222");
     assert_eq!(list["items"][0]["note"], "本人希望");
-    let v = expect(app.call(Some(mgr), "post", "/dnc-numbers/bulk-delete", Some(&json!({"numbers": ["090-3333-4444"]}))).await, 200);
+    let v = expect(
+        app.call(Some(mgr), "post", "/dnc-numbers/bulk-delete", Some(&json!({"numbers": ["090-3333-4444"]}))).await,
+        200,
+    );
     assert_eq!(v["deleted"], 1);
     let v = expect(app.call(Some(mgr), "post", "/dnc-numbers/bulk-delete", Some(&json!({"all": true}))).await, 200);
     assert_eq!(v["deleted"], 1);
@@ -165,14 +268,23 @@ pub async fn lists_paginate_sort_filter_and_validate(app: TestApp) {
     let t = app.tenant("page").await;
     let mgr = t.mgr();
     for i in 0..7 {
-        expect(app.call(mgr, "post", "/campaigns", Some(&json!({"name": format!("c{i}"), "enabled": i % 2 == 0}))).await, 201);
+        expect(
+            app.call(mgr, "post", "/campaigns", Some(&json!({"name": format!("c{i}"), "enabled": i % 2 == 0}))).await,
+            201,
+        );
     }
     let v = expect(app.call(mgr, "get", "/campaigns?limit=3&offset=2&sort=-name", None).await, 200);
     assert_eq!(v["total"], 7);
     let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["c4", "c3", "c2"]);
     assert_eq!(expect(app.call(mgr, "get", "/campaigns?enabled=false", None).await, 200)["total"], 3);
-    for (q, field) in [("limit=0", "limit"), ("limit=x", "limit"), ("sort=password", "sort"), ("enabled=maybe", "enabled"), ("nope=1", "nope")] {
+    for (q, field) in [
+        ("limit=0", "limit"),
+        ("limit=x", "limit"),
+        ("sort=password", "sort"),
+        ("enabled=maybe", "enabled"),
+        ("nope=1", "nope"),
+    ] {
         let e = expect(app.call(mgr, "get", &format!("/campaigns?{q}"), None).await, 400);
         assert_eq!(e["error"]["field"], field, "{q}");
     }
