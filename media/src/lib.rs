@@ -1,0 +1,30 @@
+//! Media plane: shard-per-core RTP relay, recording, prompts and DTMF (see ARCHITECTURE.md).
+//!
+//! This crate's core is sans-IO: [`call::Call`] is driven by `handle_receive(now, socket, from,
+//! bytes)` and `handle_timeout(now)`, and its outputs are drained with `poll_transmit`,
+//! `poll_event`, `poll_recording_write` and `poll_timeout`. It reads no clock, owns no socket,
+//! spawns nothing and takes no lock; the io_uring shard runtime is the driver around it.
+//!
+//! Modules, bottom-up: [`g711`] (µ-law/A-law), [`wav`] (clip files), [`rtp`] (RFC 3550 headers,
+//! parsed with `rtp-rs`), [`rewrite`] (SSRC/sequence/timestamp rewriting per outgoing stream),
+//! [`stats`] (RFC 3550 statistics and RTCP), [`dtmf`] (RFC 4733 and Goertzel), [`player`]
+//! (prompts, beeps, hold audio), [`recording`] (crash-safe stereo G.711 WAV), [`call`] (the relay
+//! state machine).
+
+pub mod call;
+pub mod dtmf;
+pub mod g711;
+pub mod player;
+pub mod recording;
+pub mod rewrite;
+pub mod rtp;
+pub mod stats;
+pub mod wav;
+
+pub use call::{
+    Call, CallConfig, DropCounters, DropReason, Event, Leg, LegConfig, LegStats, RecordingId, Role, SendDtmfError,
+    SocketId, Transmit,
+};
+pub use dtmf::DtmfKind;
+pub use g711::Codec;
+pub use player::Clip;

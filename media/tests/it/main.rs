@@ -1,0 +1,7 @@
+//! Integration tests of the sans-IO media core, under virtual time (one binary per crate).
+
+mod dtmf;
+mod harness;
+mod malformed;
+mod recording;
+mod relay;
