@@ -82,7 +82,8 @@ async fn main() -> anyhow::Result<()> {
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
-            let app = api::build(db, api::Config::default());
+            let app = api::build(db.clone(), api::Config::default());
+            tokio::spawn(purge_sessions(db));
             println!("kakeru api listening on http://{addr}  (API docs: http://{addr}/docs, OpenAPI: http://{addr}/openapi.json)");
             if let Some(d) = demo {
                 println!(
@@ -97,6 +98,19 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Deletes expired bearer sessions every 10 minutes.
+async fn purge_sessions(db: store::Db) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match store::accounts::purge_expired_sessions(&db, store::now_ms()).await {
+            Ok(n) if n > 0 => tracing::info!(sessions = n, "expired sessions deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+        }
+    }
 }
 
 /// A database URL without its password, for printing.
