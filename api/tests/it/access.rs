@@ -45,32 +45,31 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
         }
     }
     // Records the dialer and the control service write.
-    let now = store::now_ms();
-    let call: i64 = store::sqlx::query(
-        "INSERT INTO call_records (tenant_id, campaign_id, lead_id, agent_user_id, tel, started_at, result) VALUES ($1, $2, $3, $4, '0311112222', $5, 'busy') RETURNING id",
+    let insert = async |sql: &str, id: i64| -> i64 {
+        store::sqlx::query(sql)
+            .bind(t.id)
+            .bind(id)
+            .bind(lead)
+            .bind(t.user(Role::Op))
+            .bind(store::now_ms())
+            .fetch_one(&app.db.pool)
+            .await
+            .and_then(|r| store::sqlx::Row::try_get(&r, "id"))
+            .expect("record")
+    };
+    let call = insert(
+        "INSERT INTO call_records (tenant_id, campaign_id, lead_id, agent_user_id, tel, started_at, result)
+         VALUES ($1, $2, $3, $4, '0311112222', $5, 'busy') RETURNING id",
+        campaign,
     )
-    .bind(t.id)
-    .bind(campaign)
-    .bind(lead)
-    .bind(t.user(Role::Op))
-    .bind(now)
-    .fetch_one(&app.db.pool)
-    .await
-    .and_then(|r| store::sqlx::Row::try_get(&r, "id"))
-    .expect("call record");
+    .await;
     fx.insert("/call-records", call);
-    let wrap: i64 = store::sqlx::query(
-        "INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, result, created_at) VALUES ($1, $2, $3, $4, 'no_entry', $5) RETURNING id",
+    let wrap = insert(
+        "INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, result, created_at)
+         VALUES ($1, $2, $3, $4, 'no_entry', $5) RETURNING id",
+        call,
     )
-    .bind(t.id)
-    .bind(call)
-    .bind(lead)
-    .bind(t.user(Role::Op))
-    .bind(now)
-    .fetch_one(&app.db.pool)
-    .await
-    .and_then(|r| store::sqlx::Row::try_get(&r, "id"))
-    .expect("wrap-up record");
+    .await;
     fx.insert("/wrapup-records", wrap);
     let (status, body) = app
         .raw(

@@ -162,6 +162,22 @@ impl Tenant {
     }
 }
 
+/// A campaign (with extra fields), a batch and a list: returns (campaign, batch, list) ids.
+pub async fn scaffold(app: &TestApp, t: &Tenant, campaign: Value, allow_duplicates: bool) -> (i64, i64, i64) {
+    let mgr = t.mgr();
+    let mut body = serde_json::json!({"name": unique("c")});
+    if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), campaign) {
+        b.extend(extra);
+    }
+    let id = |v: Value| v["id"].as_i64().expect("id");
+    let c = id(expect(app.call(mgr, "post", "/campaigns", Some(&body)).await, 201));
+    let batch = serde_json::json!({"campaign_id": c, "name": "b", "start_date": "2026-11-01"});
+    let b = id(expect(app.call(mgr, "post", "/batches", Some(&batch)).await, 201));
+    let list = serde_json::json!({"batch_id": b, "name": "l", "allow_duplicates": allow_duplicates});
+    let l = id(expect(app.call(mgr, "post", "/lists", Some(&list)).await, 201));
+    (c, b, l)
+}
+
 /// Asserts a status and returns the body, printing the body on failure.
 #[track_caller]
 pub fn expect(got: (StatusCode, Value), want: u16) -> Value {

@@ -19,28 +19,7 @@ pub async fn wait(app: &TestApp, token: &str, id: i64) -> Value {
 
 /// A campaign, a batch and a list; returns (batch id, list id).
 pub async fn list(app: &TestApp, t: &Tenant, allow_duplicates: bool) -> (i64, i64) {
-    let mgr = t.mgr();
-    let n = crate::harness::unique("c");
-    let c = expect(app.call(mgr, "post", "/campaigns", Some(&json!({"name": n}))).await, 201)["id"].as_i64().unwrap();
-    let b = expect(
-        app.call(mgr, "post", "/batches", Some(&json!({"campaign_id": c, "name": "b", "start_date": "2026-11-01"})))
-            .await,
-        201,
-    )["id"]
-        .as_i64()
-        .unwrap();
-    let l = expect(
-        app.call(
-            mgr,
-            "post",
-            "/lists",
-            Some(&json!({"batch_id": b, "name": "l", "allow_duplicates": allow_duplicates})),
-        )
-        .await,
-        201,
-    )["id"]
-        .as_i64()
-        .unwrap();
+    let (_, b, l) = crate::harness::scaffold(app, t, json!({}), allow_duplicates).await;
     (b, l)
 }
 

@@ -99,46 +99,16 @@ pub async fn batch_delete_guards(app: TestApp) {
 
 async fn job(app: &TestApp, t: &crate::harness::Tenant, hours: (&str, &str)) -> (i64, i64) {
     let mgr = t.mgr();
-    let c = expect(
-        app.call(
-            mgr,
-            "post",
-            "/campaigns",
-            Some(&json!({"name": crate::harness::unique("c"), "business_start": hours.0, "business_end": hours.1})),
-        )
-        .await,
-        201,
-    )["id"]
-        .as_i64()
-        .unwrap();
-    let b = expect(
-        app.call(mgr, "post", "/batches", Some(&json!({"campaign_id": c, "name": "b", "start_date": "2026-11-01"})))
-            .await,
-        201,
-    )["id"]
-        .as_i64()
-        .unwrap();
-    let l = expect(app.call(mgr, "post", "/lists", Some(&json!({"batch_id": b, "name": "l"}))).await, 201)["id"]
-        .as_i64()
-        .unwrap();
+    let hours = json!({"business_start": hours.0, "business_end": hours.1});
+    let (c, _, l) = crate::harness::scaffold(app, t, hours, false).await;
     let g = expect(
         app.call(mgr, "post", "/dialing-groups", Some(&json!({"name": crate::harness::unique("g")}))).await,
         201,
     )["id"]
         .as_i64()
         .unwrap();
-    let j = expect(
-        app.call(
-            mgr,
-            "post",
-            "/call-jobs",
-            Some(&json!({"campaign_id": c, "dialing_group_id": g, "name": "j", "list_ids": [l]})),
-        )
-        .await,
-        201,
-    )["id"]
-        .as_i64()
-        .unwrap();
+    let body = json!({"campaign_id": c, "dialing_group_id": g, "name": "j", "list_ids": [l]});
+    let j = expect(app.call(mgr, "post", "/call-jobs", Some(&body)).await, 201)["id"].as_i64().unwrap();
     (j, l)
 }
 
