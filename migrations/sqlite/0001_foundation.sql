@@ -327,5 +327,6 @@ CREATE TABLE import_jobs (
     error_message TEXT,
     error_csv BLOB,
     created_at BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL,                      -- the importing process is alive
     finished_at BIGINT
 );

@@ -35,6 +35,10 @@ pub const IMPORTERS: &[Role] = &[Role::Mgr, Role::Sv, Role::By];
 /// Largest upload accepted. The hosted systems stop at 5 MB; a floor's 50,000 rows with long
 /// remarks pass that, and the upload streams, so the limit here is set by disk, not memory.
 pub const UPLOAD_MAX_BYTES: u64 = 64 << 20;
+/// How often a running import proves it is alive, and after how long without proof it counts as
+/// interrupted (its process died: its transaction never committed, so nothing was imported).
+const HEARTBEAT_MS: u64 = 2_000;
+const STALE_MS: i64 = 60_000;
 /// Rows per INSERT statement inside the import transaction.
 const INSERT_CHUNK: usize = 400;
 
@@ -306,7 +310,8 @@ async fn start_import(
     let now = store::now_ms();
     let kind = if req.mapping.is_some() { "generic" } else { "standard" };
     let id: i64 = sqlx::query(
-        "INSERT INTO import_jobs (tenant_id, list_id, user_id, kind, status, bytes_total, created_at) VALUES ($1, $2, $3, $4, 'queued', $5, $6) RETURNING id",
+        "INSERT INTO import_jobs (tenant_id, list_id, user_id, kind, status, bytes_total, created_at, heartbeat_at)
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $6) RETURNING id",
     )
     .bind(ctx.tenant())
     .bind(list_id)
@@ -320,11 +325,26 @@ async fn start_import(
     let st = ctx.st.clone();
     let tenant = ctx.tenant();
     tokio::spawn(async move {
+        let beat = tokio::spawn(heartbeat(st.db.clone(), id));
         // The temporary file is removed when `path` drops at the end of the job.
         run_import(&st, tenant, id, &path, req).await;
+        beat.abort();
     });
     let status = import_json(&ctx, id).await?;
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/imports/{id}"))], Json(status)).into_response())
+}
+
+async fn heartbeat(db: store::Db, id: i64) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(HEARTBEAT_MS));
+    loop {
+        tick.tick().await;
+        // Best effort: on SQLite the import's own transaction may hold the write lock for a moment.
+        let _ = sqlx::query("UPDATE import_jobs SET heartbeat_at = $1 WHERE id = $2")
+            .bind(store::now_ms())
+            .bind(id)
+            .execute(&db.pool)
+            .await;
+    }
 }
 
 fn io_error(e: &std::io::Error) -> ApiError {
@@ -546,6 +566,32 @@ async fn insert_chunk(
 }
 
 async fn import_json(ctx: &Ctx, id: i64) -> ApiResult<Value> {
+    // An unfinished job that no live process is running was interrupted: say so once, durably.
+    // (Checked before writing: on SQLite a running import holds the write lock.)
+    let now = store::now_ms();
+    let beat = sqlx::query(
+        "SELECT heartbeat_at FROM import_jobs WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'running')",
+    )
+    .bind(id)
+    .bind(ctx.tenant())
+    .fetch_optional(&ctx.st.db.pool)
+    .await?;
+    let stale = match beat {
+        Some(r) => r.try_get::<i64, _>("heartbeat_at")? < now - STALE_MS && ctx.st.imports.get(id).is_none(),
+        None => false,
+    };
+    if stale {
+        sqlx::query(
+            "UPDATE import_jobs SET status = 'failed', error_code = 'interrupted',
+                error_message = 'the import was interrupted; nothing was imported', finished_at = $1
+             WHERE id = $2 AND tenant_id = $3 AND status IN ('queued', 'running')",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(ctx.tenant())
+        .execute(&ctx.st.db.pool)
+        .await?;
+    }
     let r = sqlx::query(
         "SELECT id, list_id, kind, status, encoding, bytes_total, bytes_read, rows_read, imported_rows, rejected_rows, error_code, error_message, created_at, finished_at
          FROM import_jobs WHERE id = $1 AND tenant_id = $2",

@@ -180,7 +180,28 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+pub async fn an_interrupted_import_reports_failed(app: TestApp) {
+    let t = app.tenant("crash").await;
+    let (_, l) = list(&app, &t, false).await;
+    // A job whose process died: unfinished, no heartbeat for minutes, nothing imported.
+    let row = store::sqlx::query(
+        "INSERT INTO import_jobs (tenant_id, list_id, kind, status, created_at, heartbeat_at)
+         VALUES ($1, $2, 'standard', 'running', 0, 0) RETURNING id",
+    )
+    .bind(t.id)
+    .bind(l)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let id: i64 = store::sqlx::Row::try_get(&row, "id").unwrap();
+    let v = expect(app.call(t.mgr(), "get", &format!("/imports/{id}"), None).await, 200);
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["error_code"], "interrupted");
+    assert_eq!(lead_count(&app, l).await, 0);
+}
+
 crate::both!(
+    an_interrupted_import_reports_failed,
     imports_cp932_and_utf8_with_error_csv,
     header_only_and_limits_import_nothing,
     generic_import_maps_custom_fields
