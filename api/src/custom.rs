@@ -206,6 +206,22 @@ pub fn mount(reg: &mut Registry) {
     );
     reg.ops.push(o);
 
+    let mut o = op(
+        "post",
+        "/wrapup-records/{id}/save",
+        "Save a wrap-up record: result, next action, memo, state after saving",
+        "records",
+        Some(WRAPUP_SAVERS),
+    );
+    o.request = Some(("application/json", schema_ref("WrapupSave")));
+    o.response = (200, "application/json", schema_ref("WrapupRecord"));
+    reg.add(
+        o,
+        post(|State(st): State<AppState>, auth: Auth, Id(id): Id, Body(b): Body<WrapupBody>| async move {
+            wrapup_save(&Ctx { st, auth }, id, b).await.map(Json)
+        }),
+    );
+
     for spec in [&resources::DNC_NUMBERS, &resources::INBOUND_BLOCKS] {
         let mut o = op(
             "post",
@@ -483,6 +499,84 @@ async fn history_post(ctx: &Ctx, id: i64, b: HistoryBody) -> ApiResult<Value> {
     Ok(
         json!({"id": new_id, "user_id": ctx.auth.user(), "text": b.text, "created_at": store::tenancy::local_rfc3339(ctx.auth.tz(), now)}),
     )
+}
+
+// ---------------------------------------------------------------------------------- wrap-up records
+
+const WRAPUP_SAVERS: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrapupBody {
+    interlocutor: Option<String>,
+    result: String,
+    other_tel: Option<String>,
+    next_action: String,
+    recall_at: Option<String>,
+    #[serde(default)]
+    recall_to_agent: bool,
+    #[serde(default)]
+    memo: String,
+    state_after: String,
+}
+
+async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
+    ctx.auth.require(WRAPUP_SAVERS)?;
+    visible(ctx, &resources::WRAPUP_RECORDS, id).await?;
+    let one_of = |field: &str, v: &str, options: &[&str]| {
+        if options.contains(&v) {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(field, format!("{field}: one of {}", options.join(", "))))
+        }
+    };
+    if let Some(i) = &b.interlocutor {
+        one_of("interlocutor", i, &["self", "other"])?;
+    }
+    one_of("next_action", &b.next_action, &["continue", "recall", "complete"])?;
+    one_of("state_after", &b.state_after, &["continue", "break", "away", "end_job"])?;
+    if b.memo.chars().count() > 5000 || b.memo.contains('\0') {
+        return Err(ApiError::invalid("memo", "memo: at most 5000 characters"));
+    }
+    let other_tel = b.other_tel.as_deref().map(|t| resource::tel("other_tel", t)).transpose()?;
+    let recall_at = match (b.next_action.as_str(), &b.recall_at) {
+        ("recall", Some(at)) => Some(
+            chrono::DateTime::parse_from_rfc3339(at)
+                .map_err(|_| ApiError::invalid("recall_at", "recall_at: an RFC 3339 date-time"))?
+                .timestamp_millis(),
+        ),
+        ("recall", None) => return Err(ApiError::invalid("recall_at", "recall_at: required for a recall")),
+        _ => None,
+    };
+    let rc = store::records::record_context(&ctx.st.db, ctx.tenant(), id).await?;
+    let system = resources::SYSTEM_RESULTS.contains(&b.result.as_str());
+    let numbered = match (b.result.parse::<i64>(), rc.campaign_id) {
+        (Ok(n), Some(c)) => {
+            sqlx::query("SELECT 1 AS one FROM result_codes WHERE campaign_id = $1 AND number = $2 AND tenant_id = $3")
+                .bind(c)
+                .bind(n)
+                .bind(ctx.tenant())
+                .fetch_optional(&ctx.st.db.pool)
+                .await?
+                .is_some()
+        }
+        _ => false,
+    };
+    if !system && !numbered {
+        return Err(ApiError::invalid("result", "result: a system result or a result number of the campaign"));
+    }
+    let save = store::records::WrapupSave {
+        interlocutor: b.interlocutor,
+        result: b.result,
+        other_tel,
+        next_action: b.next_action,
+        recall_at,
+        recall_to_agent: b.recall_to_agent,
+        memo: b.memo,
+        state_after: b.state_after,
+    };
+    store::records::save_wrapup(&ctx.st.db, ctx.tenant(), id, &save, ctx.auth.user(), store::now_ms()).await?;
+    resource::get(ctx, &resources::WRAPUP_RECORDS, id).await
 }
 
 // ------------------------------------------------------------------------------------- number lists

@@ -979,7 +979,7 @@ pub static WRAPUP_RECORDS: Spec = Spec {
     path: "/wrapup-records",
     table: "wrapup_records",
     tag: "records",
-    doc: "応対記録: one per connected call; saved_at null = in the unsaved list (応対記録(未保存)). OP users see their own.",
+    doc: "応対記録: one per connected call; `saved=false` lists the unsaved ones (応対記録(未保存)) until someone saves them with POST /wrapup-records/{id}/save. OP users see and save their own.",
     fields: &[
         Field::new("call_record_id", Ty::Ref("call_records"), "The call.").null().filter(),
         Field::new("lead_id", Ty::Ref("leads"), "The lead.").null().filter(),
@@ -991,6 +991,7 @@ pub static WRAPUP_RECORDS: Spec = Spec {
         Field::new("recall_at", Ty::Instant, "Recall time.").null(),
         Field::new("memo", Ty::Text { min: 0, max: 5000 }, "Memo."),
         Field::new("state_after", Ty::Enum(&["continue", "break", "away", "end_job"]), "Agent state after saving.").null(),
+        Field::new("saved", Ty::Bool, "false while in the unsaved list (応対記録(未保存)).").read_only().filter(),
         Field::new("saved_at", Ty::Instant, "Saved; null while unsaved.").null().sort(),
         Field::new("saved_by", Ty::Ref("users"), "Who saved.").null(),
         CREATED,

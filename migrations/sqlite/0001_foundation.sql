@@ -304,11 +304,12 @@ CREATE TABLE wrapup_records (
     recall_at BIGINT,
     memo TEXT NOT NULL DEFAULT '',
     state_after TEXT,                                  -- continue, break, away, end_job
+    saved BIGINT NOT NULL DEFAULT 0,                   -- 0: listed in 応対記録(未保存)
     saved_at BIGINT,
     saved_by BIGINT,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX wrapup_unsaved ON wrapup_records (tenant_id, saved_at);
+CREATE INDEX wrapup_unsaved ON wrapup_records (tenant_id, saved, created_at);
 
 CREATE TABLE import_jobs (
     id INTEGER PRIMARY KEY,

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod batch_dates;
 pub mod leads;
+pub mod records;
 pub mod seed;
 pub mod tenancy;
 

@@ -136,6 +136,9 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
         ("patch", _) => json!({"name": name}),
         ("put", _) => json!({"user_ids": []}),
         ("post", p) if p.ends_with("/history") => json!({"text": name}),
+        ("post", p) if p.ends_with("/save") => {
+            json!({"result": "busy", "next_action": "continue", "state_after": "continue"})
+        }
         ("post", p) if p.ends_with("/bulk-delete") => json!({"numbers": ["0300000000"]}),
         ("post", "/auth/login") => return None,
         _ => return None,

@@ -287,7 +287,78 @@ pub async fn lists_paginate_sort_filter_and_validate(app: TestApp) {
     }
 }
 
+pub async fn wrapup_records_save_results_and_recalls(app: TestApp) {
+    let t = app.tenant("wrap").await;
+    let mgr = t.mgr();
+    let (c, _, l) = crate::harness::scaffold(&app, &t, json!({}), false).await;
+    expect(
+        app.call(mgr, "post", "/result-codes", Some(&json!({"campaign_id": c, "number": 3, "label": "成約"}))).await,
+        201,
+    );
+    let lead = |tel: &str| json!({"list_id": l, "name": "n", "kana": "カナ", "tel": tel});
+    let l1 = expect(app.call(mgr, "post", "/leads", Some(&lead("0311110001"))).await, 201)["id"].as_i64().unwrap();
+    let l2 = expect(app.call(mgr, "post", "/leads", Some(&lead("0311110002"))).await, 201)["id"].as_i64().unwrap();
+    let op = t.user(Role::Op);
+    let mut records = vec![];
+    for (lead, agent) in [(l1, op), (l2, t.user(Role::Sv))] {
+        let call: i64 = store::sqlx::Row::try_get(
+            &store::sqlx::query("INSERT INTO call_records (tenant_id, campaign_id, lead_id, agent_user_id, tel, started_at, result) VALUES ($1, $2, $3, $4, '03', 0, 'pending') RETURNING id")
+                .bind(t.id).bind(c).bind(lead).bind(agent).fetch_one(&app.db.pool).await.unwrap(),
+            "id",
+        )
+        .unwrap();
+        let w: i64 = store::sqlx::Row::try_get(
+            &store::sqlx::query("INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, result, created_at) VALUES ($1, $2, $3, $4, 'no_entry', 0) RETURNING id")
+                .bind(t.id).bind(call).bind(lead).bind(agent).fetch_one(&app.db.pool).await.unwrap(),
+            "id",
+        )
+        .unwrap();
+        records.push((w, call));
+    }
+    // Both wait in the unsaved list; the agent sees only their own.
+    assert_eq!(expect(app.call(mgr, "get", "/wrapup-records?saved=false", None).await, 200)["total"], 2);
+    assert_eq!(expect(app.call(t.token(Role::Op), "get", "/wrapup-records?saved=false", None).await, 200)["total"], 1);
+    let (w1, call1) = records[0];
+    let (w2, _) = records[1];
+    // The agent may not save a colleague's record; a result must exist.
+    let body = json!({"result": "3", "next_action": "recall", "recall_at": "2030-01-02T10:00:00+09:00", "recall_to_agent": true, "memo": "明日10時に再度", "state_after": "break"});
+    expect(app.call(t.token(Role::Op), "post", &format!("/wrapup-records/{w2}/save"), Some(&body)).await, 404);
+    let bad = json!({"result": "99", "next_action": "continue", "state_after": "continue"});
+    assert_eq!(
+        expect(app.call(mgr, "post", &format!("/wrapup-records/{w1}/save"), Some(&bad)).await, 422)["error"]["field"],
+        "result"
+    );
+    let no_time = json!({"result": "3", "next_action": "recall", "state_after": "continue"});
+    assert_eq!(
+        expect(app.call(mgr, "post", &format!("/wrapup-records/{w1}/save"), Some(&no_time)).await, 422)["error"]
+            ["field"],
+        "recall_at"
+    );
+    let saved =
+        expect(app.call(t.token(Role::Op), "post", &format!("/wrapup-records/{w1}/save"), Some(&body)).await, 200);
+    assert_eq!(saved["saved"], true);
+    assert_eq!(saved["result"], "3");
+    assert_eq!(saved["memo"], "明日10時に再度");
+    // The recall is the agent's, due at the time given; the lead and the call carry the result.
+    let recalls = expect(app.call(mgr, "get", &format!("/recalls?lead_id={l1}&status=open"), None).await, 200);
+    assert_eq!(recalls["total"], 1);
+    assert_eq!(recalls["items"][0]["agent_user_id"], op);
+    assert_eq!(recalls["items"][0]["due_at"], "2030-01-02T10:00:00+09:00");
+    assert_eq!(expect(app.call(mgr, "get", &format!("/leads/{l1}"), None).await, 200)["last_result"], "3");
+    assert_eq!(expect(app.call(mgr, "get", &format!("/call-records/{call1}"), None).await, 200)["result"], "3");
+    // Completing replaces the open recall and closes the lead.
+    let done = json!({"result": "busy", "next_action": "complete", "state_after": "continue"});
+    expect(app.call(mgr, "post", &format!("/wrapup-records/{w1}/save"), Some(&done)).await, 200);
+    assert_eq!(
+        expect(app.call(mgr, "get", &format!("/recalls?lead_id={l1}&status=open"), None).await, 200)["total"],
+        0
+    );
+    assert_eq!(expect(app.call(mgr, "get", &format!("/leads/{l1}"), None).await, 200)["state"], "done");
+    assert_eq!(expect(app.call(mgr, "get", "/wrapup-records?saved=false", None).await, 200)["total"], 1);
+}
+
 crate::both!(
+    wrapup_records_save_results_and_recalls,
     batch_dates_follow_retention,
     batch_delete_guards,
     at_most_five_jobs_run,
