@@ -1,0 +1,385 @@
+//! The agent state machine (SPEC 5), sans-IO.
+//!
+//! No clock reads, no IO, no locks: the driver passes `now_ms` (milliseconds on the driver's clock,
+//! Unix epoch in production so that [`Transition::at_ms`] can be stored as is) into every
+//! `handle_*` call, then drains [`Floor::poll_event`] and arms a timer for [`Floor::poll_timeout`].
+//!
+//! Run loop of a driver:
+//! ```text
+//! loop {
+//!     select { input => floor.handle_input(now, agent, input), timer(floor.poll_timeout()) => floor.handle_timeout(now) }
+//!     while let Some(ev) = floor.poll_event() { publish / store ev }
+//! }
+//! ```
+//!
+//! Rules (each is tested in `tests/it/agent.rs`):
+//! - log in = start a call job: the system dials the agent's phone (nailed-up leg): `Ringing` until the
+//!   leg is up, then `Ready`; a leg that does not come up in time makes the agent `Unknown`.
+//! - an offer of a customer is accepted only from `Ready` (never two customers); the agent is then
+//!   `Ringing` with that call reserved, `Talking` once bridged, `Hold` / `Talking` on hold / unhold.
+//! - when the customer ends: `WrapUp` (ACW) if the campaign has ACW, else straight to the next state.
+//!   ACW ends when the record is saved, when the campaign's ACW seconds pass, or on go-ready.
+//! - pause / log-off asked for during a call (offer, talking, hold, ACW) is deferred to the end of the
+//!   call's wrap-up; the last request wins. A supervisor's force is deferred the same way in a call,
+//!   immediate otherwise.
+//! - 60 minutes idle (no activity) in `Ready`, `WrapUp` or `Paused` logs the agent off.
+//! - an offer the agent does not take within the ring timeout is released, and the agent auto-paused
+//!   when the campaign says so.
+//! - the phone leg dropping or the phone being unreachable makes the agent `Unknown` at once; a customer
+//!   in the call is hung up.
+
+mod floor;
+
+pub use floor::{Floor, FloorLimits};
+
+use serde::{Deserialize, Serialize};
+
+/// An agent (operator) of the tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AgentId(pub u64);
+
+/// A supervisor (SV) user, recorded as the cause of forced changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SupervisorId(pub u64);
+
+/// A customer call, numbered by the dialer (unique per tenant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CallId(pub u64);
+
+/// A tenant-defined pause reason (lunch, away, training, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PauseReasonId(pub u32);
+
+/// Agent states (SPEC 5). The Japanese floor word is in each variant's doc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AgentState {
+    /// オフライン: logged off, no phone leg.
+    Offline,
+    /// 待機: phone leg up, waiting for a customer.
+    Ready,
+    /// 着信中: the agent leg is being set up, or a customer is offered (reserved) to the agent.
+    Ringing,
+    /// 通話中: bridged with a customer.
+    Talking,
+    /// 保留: customer on hold.
+    Hold,
+    /// 後処理 (ACW): after the customer left, until the wrap-up record is saved or the ACW time ends.
+    WrapUp,
+    /// 停止: paused with a tenant-defined reason.
+    Paused { reason_id: PauseReasonId },
+    /// 未確認: the phone is unreachable.
+    Unknown,
+}
+
+impl AgentState {
+    /// A short lowercase name, for logs and statistics keys.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AgentState::Offline => "offline",
+            AgentState::Ready => "ready",
+            AgentState::Ringing => "ringing",
+            AgentState::Talking => "talking",
+            AgentState::Hold => "hold",
+            AgentState::WrapUp => "wrap_up",
+            AgentState::Paused { .. } => "paused",
+            AgentState::Unknown => "unknown",
+        }
+    }
+
+    /// States counted as idle for the 60-minute log-off.
+    pub fn is_idle_state(&self) -> bool {
+        matches!(self, AgentState::Ready | AgentState::WrapUp | AgentState::Paused { .. })
+    }
+}
+
+/// Whether `from -> to` is a transition the machine may make (any cause). Used by tests and by
+/// consumers that rebuild state from stored transitions.
+pub fn is_allowed(from: AgentState, to: AgentState) -> bool {
+    use AgentState::*;
+    if from == to {
+        return false;
+    }
+    match (from, to) {
+        // Leg drop / phone unreachable from anywhere logged in; log-off from anywhere.
+        (Offline, Unknown) => false,
+        (_, Unknown) | (_, Offline) => true,
+        (Offline | Unknown, Ringing) => true,
+        (Ringing, Ready | Talking | Paused { .. }) => true,
+        (Ready, Ringing | Paused { .. }) => true,
+        (Talking, Hold | WrapUp | Ready | Paused { .. }) => true,
+        (Hold, Talking | WrapUp | Ready | Paused { .. }) => true,
+        (WrapUp, Ready | Paused { .. }) => true,
+        (Paused { .. }, Ready | Paused { .. }) => true,
+        _ => false,
+    }
+}
+
+/// Why a transition happened. Status statistics group by this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum Cause {
+    /// The agent started a call job (log in): the system dials the agent's phone.
+    Login,
+    /// The nailed-up agent leg answered.
+    AgentLegUp,
+    /// The agent leg ended (agent hung up the phone, media worker lost it).
+    AgentLegDown,
+    /// The agent leg was not up within the set-up timeout, or the phone was reported unreachable.
+    PhoneUnreachable,
+    /// A customer was offered (reserved) to the agent.
+    Offer,
+    /// The agent declined the offered customer (preview).
+    Declined,
+    /// The offered customer was not taken within the ring timeout.
+    NoAnswer,
+    /// The customer was bridged to the agent.
+    Bridged,
+    /// The customer left (hung up, or hung up from the agent's UI).
+    CustomerEnded,
+    /// Hold / unhold by the agent.
+    Hold,
+    Unhold,
+    /// The wrap-up record was saved.
+    WrapUpSaved,
+    /// The campaign's ACW seconds ran out.
+    AcwTimeout,
+    /// The agent asked to be ready.
+    GoReady,
+    /// The agent asked for a pause (applied now, or at the end of the call).
+    PauseRequested,
+    /// The agent asked to log off (applied now, or at the end of the call).
+    LogOffRequested,
+    /// 60 minutes idle in ready / ACW / paused.
+    IdleTimeout,
+    /// A supervisor changed the agent's state.
+    Supervisor {
+        supervisor_id: SupervisorId,
+    },
+}
+
+/// One recorded state change: the unit of status statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub agent_id: AgentId,
+    pub from: AgentState,
+    pub to: AgentState,
+    /// The driver's `now_ms` when the transition was made.
+    pub at_ms: u64,
+    pub cause: Cause,
+    /// The customer call the agent was in or is offered, if any.
+    pub call_id: Option<CallId>,
+}
+
+/// Commands for the media / dialer shards, produced by the state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Dial the agent's phone (nailed-up leg).
+    DialAgentLeg { agent_id: AgentId },
+    /// Hang up the agent's phone leg.
+    HangUpAgentLeg { agent_id: AgentId },
+    /// Bridge the offered customer to the agent's leg (beep, then audio).
+    Bridge { agent_id: AgentId, call_id: CallId },
+    /// The reserved customer is no longer for this agent: offer it to another agent or abandon it.
+    ReleaseCustomer { agent_id: AgentId, call_id: CallId },
+    /// Hang up the customer (the agent's leg is gone).
+    HangUpCustomer { agent_id: AgentId, call_id: CallId },
+}
+
+/// Output of the state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Transition(Transition),
+    Command(Command),
+}
+
+/// What the agent wants after the wrap-up record is saved (SPEC 5 "state after saving").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "after", rename_all = "snake_case")]
+pub enum AfterWrapUp {
+    /// Continue auto-dial: ready.
+    Continue,
+    /// Break / away: paused with this reason.
+    Pause { reason_id: PauseReasonId },
+    /// End the call job: log off.
+    EndJob,
+}
+
+/// States a supervisor may force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "to", rename_all = "snake_case")]
+pub enum ForceTarget {
+    Ready,
+    Paused { reason_id: PauseReasonId },
+    Offline,
+}
+
+/// Per-agent settings, from the campaign of the agent's call job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    /// ACW seconds of the campaign, in ms; `None` = no ACW (straight to the next state),
+    /// `Some(0)` is treated as no ACW as well.
+    pub acw_ms: Option<u64>,
+    /// Idle log-off after this long in ready / ACW / paused (SPEC 5: 60 minutes).
+    pub idle_logoff_ms: u64,
+    /// How long an offered customer waits for the agent before being released.
+    pub offer_timeout_ms: u64,
+    /// How long the nailed-up leg may take to come up before the agent is `Unknown`.
+    pub leg_setup_timeout_ms: u64,
+    /// Auto-pause an agent who does not take an offered customer, with this reason.
+    pub no_answer_pause: Option<PauseReasonId>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            acw_ms: None,
+            idle_logoff_ms: 60 * 60 * 1000,
+            offer_timeout_ms: 20_000,
+            leg_setup_timeout_ms: 60_000,
+            no_answer_pause: None,
+        }
+    }
+}
+
+/// Inputs for one agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "snake_case")]
+pub enum Input {
+    /// Start a call job: dial the agent's phone. From offline or unknown.
+    Login {
+        config: AgentConfig,
+    },
+    /// The agent leg answered.
+    AgentLegUp,
+    /// The agent leg ended.
+    AgentLegDown,
+    /// The phone cannot be reached (registration lost, SIP error).
+    PhoneUnreachable,
+    /// The agent asks to be ready (from paused or ACW).
+    GoReady,
+    /// Offer a customer. Accepted only in ready; see [`OfferRefused`].
+    Offer {
+        call_id: CallId,
+    },
+    /// The agent declines the offered customer.
+    Decline {
+        call_id: CallId,
+    },
+    /// The offered customer is bridged to the agent.
+    Bridged {
+        call_id: CallId,
+    },
+    /// The customer left.
+    CustomerEnded {
+        call_id: CallId,
+    },
+    Hold {
+        call_id: CallId,
+    },
+    Unhold {
+        call_id: CallId,
+    },
+    /// The wrap-up record of the call was saved.
+    WrapUpSaved {
+        call_id: CallId,
+        after: AfterWrapUp,
+    },
+    Pause {
+        reason_id: PauseReasonId,
+    },
+    LogOff,
+    /// A supervisor forces a state.
+    Force {
+        supervisor_id: SupervisorId,
+        to: ForceTarget,
+    },
+    /// Agent activity (UI keep-alive): restarts the idle timer.
+    Activity,
+}
+
+/// Why an offer was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum OfferRefused {
+    /// The agent is not ready (in this state).
+    NotReady { state: AgentState },
+    /// The call is already offered to or talking with another agent.
+    CallTaken { agent_id: AgentId },
+    /// No agent of the floor is ready.
+    NoReadyAgent,
+}
+
+/// Input the state machine refuses. Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    #[error("unknown agent {0:?}")]
+    UnknownAgent(AgentId),
+    #[error("agent {0:?} already exists")]
+    AgentExists(AgentId),
+    #[error("agent limit of the floor reached ({0})")]
+    TooManyAgents(usize),
+    #[error("agent must be offline to be removed (is {0:?})")]
+    NotOffline(AgentState),
+    #[error("offer refused: {0:?}")]
+    OfferRefused(OfferRefused),
+    #[error("input {input} not allowed in state {state:?}")]
+    NotAllowed { state: AgentState, input: &'static str },
+    #[error("call {got:?} is not the agent's call ({expected:?})")]
+    WrongCall { expected: Option<CallId>, got: CallId },
+    #[error("unknown pause reason {0:?}")]
+    UnknownPauseReason(PauseReasonId),
+    #[error("invalid config: {0}")]
+    InvalidConfig(&'static str),
+    #[error("event queue full: drain poll_event first")]
+    QueueFull,
+}
+
+impl Input {
+    fn name(&self) -> &'static str {
+        match self {
+            Input::Login { .. } => "login",
+            Input::AgentLegUp => "agent_leg_up",
+            Input::AgentLegDown => "agent_leg_down",
+            Input::PhoneUnreachable => "phone_unreachable",
+            Input::GoReady => "go_ready",
+            Input::Offer { .. } => "offer",
+            Input::Decline { .. } => "decline",
+            Input::Bridged { .. } => "bridged",
+            Input::CustomerEnded { .. } => "customer_ended",
+            Input::Hold { .. } => "hold",
+            Input::Unhold { .. } => "unhold",
+            Input::WrapUpSaved { .. } => "wrap_up_saved",
+            Input::Pause { .. } => "pause",
+            Input::LogOff => "log_off",
+            Input::Force { .. } => "force",
+            Input::Activity => "activity",
+        }
+    }
+}
+
+/// A change asked for during a call, applied when the call's wrap-up ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "pending", rename_all = "snake_case")]
+pub enum Pending {
+    Pause { reason_id: PauseReasonId, cause: Cause },
+    LogOff { cause: Cause },
+}
+
+/// Read-only view of one agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentView {
+    pub agent_id: AgentId,
+    pub state: AgentState,
+    /// When the agent entered `state`.
+    pub since_ms: u64,
+    pub call_id: Option<CallId>,
+    pub leg_up: bool,
+    pub pending: Option<Pending>,
+}

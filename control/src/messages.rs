@@ -1,0 +1,205 @@
+//! Versioned message schemas carried on the bus (documented in `control/MESSAGES.md`).
+//!
+//! Each message type has a `KIND` (the envelope's `kind`) and a `SCHEMA` version (the envelope's
+//! `schema`). Rules: within one schema version changes are additive only (new optional fields, new
+//! enum variants that old readers refuse as a counted error); a breaking change bumps `SCHEMA`, and
+//! a reader refuses envelopes with a newer schema than it knows ([`DecodeError::NewerSchema`]) so
+//! they stay pending (or dead-letter) until a new reader is deployed.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{AfterWrapUp, AgentConfig, AgentId, CallId, Event, ForceTarget, Input, PauseReasonId, SupervisorId};
+use crate::bus::{Envelope, MessageId};
+
+/// A message type carried in an [`Envelope`].
+pub trait Message: Serialize + DeserializeOwned {
+    /// The envelope `kind`.
+    const KIND: &'static str;
+    /// The schema version this code writes and the newest it reads.
+    const SCHEMA: u16;
+}
+
+/// A campaign (キャンペーン).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CampaignId(pub u64);
+
+/// A lead (a row of a call list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeadId(pub u64);
+
+/// Commands from the admin API to the control service (stream [`streams::control_commands`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ApiCommand {
+    /// 発信開始: start a call job; the control service dials the agent's phone (nailed-up leg).
+    StartCallJob { agent_id: AgentId, campaign_id: CampaignId, config: AgentConfig },
+    /// 発信終了: stop the call job (log off, deferred to the end of a call).
+    StopCallJob { agent_id: AgentId },
+    /// 待機: go ready.
+    GoReady { agent_id: AgentId },
+    /// 停止: pause with a tenant reason (deferred to the end of a call).
+    Pause { agent_id: AgentId, reason_id: PauseReasonId },
+    /// ログオフ: log off (deferred to the end of a call).
+    LogOff { agent_id: AgentId },
+    /// SV: force a state.
+    SupervisorForce { agent_id: AgentId, supervisor_id: SupervisorId, to: ForceTarget },
+    /// 応対記録 saved (the record itself is in SQL; this carries the state change).
+    SaveWrapUp { agent_id: AgentId, call_id: CallId, after: AfterWrapUp },
+    /// お客様通話切断: the agent ends the customer leg from the UI.
+    HangUpCustomer { agent_id: AgentId, call_id: CallId },
+    /// UI keep-alive: restarts the idle timer.
+    Activity { agent_id: AgentId },
+}
+
+impl Message for ApiCommand {
+    const KIND: &'static str = "api_command";
+    const SCHEMA: u16 = 1;
+}
+
+/// Who ended a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Customer,
+    Agent,
+    System,
+}
+
+/// How a SIP call ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SipOutcome {
+    /// Final SIP status of the INVITE (200 when answered, 486 busy, 480, 487 cancelled, 408...).
+    pub status: u16,
+    /// Reason phrase or Q.850 text; bounded to 256 bytes by the writer.
+    pub reason: String,
+    pub ended_by: Party,
+    /// Seconds talking (0 if never answered).
+    pub talk_ms: u64,
+}
+
+/// Events from the dialer / media shards (stream [`streams::shard_events`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ShardEvent {
+    /// The nailed-up agent leg answered.
+    AgentLegUp { agent_id: AgentId, shard: u32 },
+    /// The agent leg ended.
+    AgentLegDown { agent_id: AgentId, shard: u32 },
+    /// The agent's phone cannot be reached (SIP 4xx/5xx/6xx on the agent leg, registration lost).
+    AgentUnreachable { agent_id: AgentId, sip_status: u16 },
+    /// A customer answered and waits for an agent (待ち呼).
+    CustomerAnswered { call_id: CallId, campaign_id: CampaignId, lead_id: LeadId, shard: u32 },
+    /// The customer is bridged to the agent.
+    Bridged { call_id: CallId, agent_id: AgentId },
+    /// The customer call ended.
+    CallEnded { call_id: CallId, agent_id: Option<AgentId>, outcome: SipOutcome },
+}
+
+impl Message for ShardEvent {
+    const KIND: &'static str = "shard_event";
+    const SCHEMA: u16 = 1;
+}
+
+/// Outputs of the control service: agent transitions (for statistics and the wallboard) and commands
+/// for the shards (stream [`streams::agent_events`]).
+impl Message for Event {
+    const KIND: &'static str = "agent_event";
+    const SCHEMA: u16 = 1;
+}
+
+impl ApiCommand {
+    /// The agent and the state-machine input this command maps to (`None` for a command the state
+    /// machine does not take, e.g. hanging up the customer, which goes to the shard first).
+    pub fn to_input(&self) -> (AgentId, Option<Input>) {
+        match *self {
+            ApiCommand::StartCallJob { agent_id, config, .. } => (agent_id, Some(Input::Login { config })),
+            ApiCommand::StopCallJob { agent_id } | ApiCommand::LogOff { agent_id } => (agent_id, Some(Input::LogOff)),
+            ApiCommand::GoReady { agent_id } => (agent_id, Some(Input::GoReady)),
+            ApiCommand::Pause { agent_id, reason_id } => (agent_id, Some(Input::Pause { reason_id })),
+            ApiCommand::SupervisorForce { agent_id, supervisor_id, to } => {
+                (agent_id, Some(Input::Force { supervisor_id, to }))
+            }
+            ApiCommand::SaveWrapUp { agent_id, call_id, after } => {
+                (agent_id, Some(Input::WrapUpSaved { call_id, after }))
+            }
+            ApiCommand::HangUpCustomer { agent_id, .. } => (agent_id, None),
+            ApiCommand::Activity { agent_id } => (agent_id, Some(Input::Activity)),
+        }
+    }
+}
+
+impl ShardEvent {
+    /// The agent and the state-machine input this event maps to. `CustomerAnswered` has no agent
+    /// yet: the control service matches it ([`crate::agent::Floor::offer_to_longest_ready`]).
+    pub fn to_input(&self) -> Option<(AgentId, Input)> {
+        match *self {
+            ShardEvent::AgentLegUp { agent_id, .. } => Some((agent_id, Input::AgentLegUp)),
+            ShardEvent::AgentLegDown { agent_id, .. } => Some((agent_id, Input::AgentLegDown)),
+            ShardEvent::AgentUnreachable { agent_id, .. } => Some((agent_id, Input::PhoneUnreachable)),
+            ShardEvent::CustomerAnswered { .. } => None,
+            ShardEvent::Bridged { call_id, agent_id } => Some((agent_id, Input::Bridged { call_id })),
+            ShardEvent::CallEnded { call_id, agent_id, .. } => agent_id.map(|a| (a, Input::CustomerEnded { call_id })),
+        }
+    }
+}
+
+/// Why an envelope could not be decoded into a message. The consumer counts it and dead-letters
+/// the entry; it never panics.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("kind {got:?}, expected {expected:?}")]
+    WrongKind { expected: &'static str, got: String },
+    #[error("schema {got} is newer than {known} (deploy a newer reader)")]
+    NewerSchema { known: u16, got: u16 },
+    #[error("payload: {0}")]
+    Payload(#[from] serde_json::Error),
+}
+
+impl Envelope {
+    /// Wraps a message, with a fresh id.
+    pub fn new<M: Message>(tenant_id: u64, at_ms: u64, msg: &M) -> Result<Envelope, DecodeError> {
+        Ok(Envelope {
+            schema: M::SCHEMA,
+            id: MessageId::new(),
+            kind: M::KIND.to_owned(),
+            tenant_id,
+            at_ms,
+            payload: serde_json::to_value(msg)?,
+        })
+    }
+
+    /// Decodes the payload as `M`, checking kind and schema.
+    pub fn decode<M: Message>(&self) -> Result<M, DecodeError> {
+        if self.kind != M::KIND {
+            return Err(DecodeError::WrongKind { expected: M::KIND, got: self.kind.clone() });
+        }
+        if self.schema > M::SCHEMA {
+            return Err(DecodeError::NewerSchema { known: M::SCHEMA, got: self.schema });
+        }
+        Ok(M::deserialize(&self.payload)?)
+    }
+}
+
+/// Stream names. One stream per tenant and direction keeps tenants apart and lets a control
+/// instance own a set of tenants.
+pub mod streams {
+    /// API -> control service: [`super::ApiCommand`].
+    pub fn control_commands(tenant_id: u64) -> String {
+        format!("kakeru:t{tenant_id}:control:commands")
+    }
+    /// Shards -> control service: [`super::ShardEvent`].
+    pub fn shard_events(tenant_id: u64) -> String {
+        format!("kakeru:t{tenant_id}:shard:events")
+    }
+    /// Control service -> statistics, wallboard and shards: [`crate::agent::Event`].
+    pub fn agent_events(tenant_id: u64) -> String {
+        format!("kakeru:t{tenant_id}:agent:events")
+    }
+    /// Dead letters of a stream.
+    pub fn dead(stream: &str) -> String {
+        format!("{stream}:dead")
+    }
+}

@@ -1,0 +1,7 @@
+//! One integration-test binary for the control crate.
+
+mod agent;
+mod agent_prop;
+mod bus_contract;
+mod messages;
+mod redis_faults;
