@@ -11,3 +11,5 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 cargo build --workspace --all-targets --quiet
 cargo nextest run --workspace --no-fail-fast
 bash scripts/schemathesis.sh
+# The SIP parser under libFuzzer for a bounded time (a crash fails the suite).
+bash sip/fuzz/run.sh "${SIP_FUZZ_SECONDS:-30}" 2>&1 | tail -15

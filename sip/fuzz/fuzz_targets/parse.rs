@@ -1,0 +1,17 @@
+//! Fuzzes the datagram parser and the endpoint's handling of whatever it accepts.
+#![no_main]
+
+use std::time::Instant;
+
+use libfuzzer_sys::fuzz_target;
+use rand::SeedableRng;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = sip::message::parse(data);
+    let _ = sip::sdp::parse(data);
+    let mut ep = sip::Endpoint::new(sip::Config::new("10.0.0.2:5060"), Box::new(rand::rngs::StdRng::seed_from_u64(1)));
+    let from = std::net::SocketAddr::from(([10, 0, 0, 1], 5060));
+    ep.handle_datagram(Instant::now(), from, data);
+    while ep.poll_transmit().is_some() {}
+    while ep.poll_event().is_some() {}
+});

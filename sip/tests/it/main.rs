@@ -1,0 +1,8 @@
+//! The one integration-test binary of the `sip` crate.
+
+mod auth;
+mod call;
+mod malformed;
+mod pair;
+mod registrar;
+mod sdp;
