@@ -1,0 +1,3 @@
+//! Dialer: SIP, call jobs and pacing (see ARCHITECTURE.md).
+
+pub mod pacer;
