@@ -12,12 +12,14 @@
 //! state machine).
 
 pub mod call;
+pub mod driver;
 pub mod dtmf;
 pub mod g711;
 pub mod player;
 pub mod recording;
 pub mod rewrite;
 pub mod rtp;
+pub mod shard;
 pub mod stats;
 pub mod wav;
 

@@ -5,3 +5,4 @@ mod harness;
 mod malformed;
 mod recording;
 mod relay;
+mod shard;

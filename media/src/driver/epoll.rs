@@ -1,0 +1,130 @@
+//! The epoll driver: a mio readiness loop over non-blocking sockets.
+
+use std::io::{self, ErrorKind};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::Wake;
+use crate::call::{SocketId, Transmit};
+use crate::rtp::MAX_DATAGRAM_LEN;
+use crate::shard::{Control, Report, Shard, ShardStats, SocketOp, SocketTable};
+
+const WAKER: Token = Token(u32::MAX as usize + 1);
+/// Control messages applied per loop turn (the rest wait for the next turn).
+const CONTROLS_PER_TURN: usize = 256;
+
+pub(super) fn run(
+    control: Receiver<Control>,
+    reports: Sender<Report>,
+    wake_tx: SyncSender<io::Result<Wake>>,
+) -> io::Result<ShardStats> {
+    let setup = Poll::new().and_then(|p| Waker::new(p.registry(), WAKER).map(|w| (p, w)));
+    let (mut poll, waker) = match setup {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = wake_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(e);
+        }
+    };
+    let waker = Arc::new(waker);
+    let wake: Wake = Arc::new(move || {
+        let _ = waker.wake();
+    });
+    let _ = wake_tx.send(Ok(wake));
+
+    let mut shard = Shard::new(reports);
+    let mut sockets: SocketTable<UdpSocket> = SocketTable::default();
+    let mut events = Events::with_capacity(1024);
+    let mut out: Vec<Transmit> = Vec::with_capacity(64);
+    let mut buf = vec![0u8; MAX_DATAGRAM_LEN + 1];
+    loop {
+        let timeout = if control.is_empty() {
+            shard.poll_timeout().map(|at| at.saturating_duration_since(Instant::now()))
+        } else {
+            Some(std::time::Duration::ZERO) // messages left over from the last turn
+        };
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() != ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        for event in events.iter() {
+            if event.token() == WAKER {
+                continue;
+            }
+            let id = SocketId(event.token().0 as u32);
+            // Edge-triggered: read until the socket is empty.
+            while let Some(sock) = sockets.get(id) {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        shard.handle_datagram(Instant::now(), id, from, &buf[..n], &mut out);
+                        flush(&mut shard, &sockets, &mut out);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    // ICMP errors (ECONNREFUSED from a previous send) surface here; keep reading.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                    Err(e) => {
+                        shard.report(Report::SocketError { id, error: e.to_string() });
+                        break;
+                    }
+                }
+            }
+        }
+        for _ in 0..CONTROLS_PER_TURN {
+            let Ok(c) = control.try_recv() else { break };
+            match shard.handle_control(Instant::now(), c, &mut out) {
+                None => {}
+                Some(SocketOp::Add(id, socket)) => {
+                    if let Err(e) = add_socket(&poll, &mut sockets, id, socket) {
+                        shard.report(Report::SocketError { id, error: e.to_string() });
+                    }
+                }
+                Some(SocketOp::Remove(id)) => {
+                    if let Some(mut s) = sockets.remove(id) {
+                        let _ = poll.registry().deregister(&mut s);
+                    }
+                }
+                Some(SocketOp::Shutdown) => {
+                    flush(&mut shard, &sockets, &mut out);
+                    return Ok(shard.stats());
+                }
+            }
+            flush(&mut shard, &sockets, &mut out);
+        }
+        shard.handle_timeout(Instant::now(), &mut out);
+        flush(&mut shard, &sockets, &mut out);
+    }
+}
+
+fn add_socket(
+    poll: &Poll,
+    sockets: &mut SocketTable<UdpSocket>,
+    id: SocketId,
+    socket: std::net::UdpSocket,
+) -> io::Result<()> {
+    socket.set_nonblocking(true)?;
+    let mut s = UdpSocket::from_std(socket);
+    poll.registry().register(&mut s, Token(id.0 as usize), Interest::READABLE)?;
+    if let Some(mut old) = sockets.insert(id, s) {
+        let _ = poll.registry().deregister(&mut old);
+    }
+    Ok(())
+}
+
+fn flush(shard: &mut Shard, sockets: &SocketTable<UdpSocket>, out: &mut Vec<Transmit>) {
+    for t in out.drain(..) {
+        let sent = match sockets.get(t.socket) {
+            Some(s) => s.send_to(&t.payload, t.destination).is_ok(),
+            None => false,
+        };
+        if !sent {
+            shard.count_send_error();
+        }
+    }
+}
