@@ -13,6 +13,7 @@ pub mod import;
 pub mod openapi;
 pub mod resource;
 pub mod resources;
+pub mod wallboard;
 
 use std::sync::Arc;
 
@@ -31,11 +32,13 @@ use crate::resource::{Ctx, Spec};
 pub struct Config {
     /// Lifetime of a bearer token.
     pub token_ttl_ms: i64,
+    /// The tenants' live wallboard feeds (written by the control service; see `wallboard`).
+    pub wallboards: wallboard::Wallboards,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { token_ttl_ms: 12 * 3600 * 1000 }
+        Config { token_ttl_ms: 12 * 3600 * 1000, wallboards: wallboard::Wallboards::default() }
     }
 }
 
@@ -129,6 +132,7 @@ fn registry() -> Registry {
     }
     custom::mount(&mut reg);
     import::mount(&mut reg);
+    wallboard::mount(&mut reg);
     reg
 }
 

@@ -21,7 +21,7 @@ pub trait Message: Serialize + DeserializeOwned {
 }
 
 /// A campaign (キャンペーン).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CampaignId(pub u64);
 

@@ -29,6 +29,25 @@ enum Role {
     },
     /// Apply the database migrations and exit.
     Migrate,
+    /// The control service: owns agent state, matches answered customers to ready agents, feeds the
+    /// wallboard. Consumes the API's commands and the shards' events from Redis Streams.
+    Control {
+        /// redis://host:port (the bus).
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Serve only these tenants (default: every tenant in the database).
+        #[arg(long, value_delimiter = ',')]
+        tenants: Vec<u64>,
+        /// Consumer name in the groups (default: host-pid); keep it stable across restarts of one
+        /// instance so its pending entries are taken back at once.
+        #[arg(long, env = "KAKERU_CONTROL_CONSUMER")]
+        consumer: Option<String>,
+    },
+    /// The benches capacity planners run (figures in bench/RESULTS.md).
+    Bench {
+        #[command(subcommand)]
+        bench: BenchKind,
+    },
     /// Create a tenant with its first MGR user; prints the generated password.
     Tenant {
         #[arg(long)]
@@ -42,6 +61,20 @@ enum Role {
     },
 }
 
+#[derive(Subcommand)]
+enum BenchKind {
+    /// CSV lead import through the API: a CP932 file with bad rows, on SQLite and PostgreSQL.
+    Import(bench::storage::ImportArgs),
+    /// Selecting a call job's next dialable leads over a large list, on SQLite and PostgreSQL.
+    Leads(bench::storage::LeadsArgs),
+    /// Predictive pacing in the floor simulator against the baselines.
+    Pacing(bench::pacing::PacingArgs),
+    /// RTP relay on loopback: N two-leg calls through one pinned shard, optionally against rtpengine.
+    Media(bench::media::MediaArgs),
+    /// The control service over Redis: state changes per second and event-to-wallboard latency.
+    Control(bench::control::ControlArgs),
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -50,6 +83,16 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.role {
+        Role::Bench { bench } => match bench {
+            BenchKind::Import(args) => bench::storage::run_import(&args).await?,
+            BenchKind::Leads(args) => bench::storage::run_leads(&args).await?,
+            BenchKind::Pacing(args) => tokio::task::spawn_blocking(move || bench::pacing::run(&args)).await??,
+            BenchKind::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
+            BenchKind::Control(args) => bench::control::run(&args).await?,
+        },
+        Role::Control { redis_url, tenants, consumer } => {
+            run_control(&cli.database_url, &redis_url, tenants, consumer).await?;
+        }
         Role::Migrate => {
             store::migrate(&cli.database_url).await.context("migrating")?;
             println!("migrations applied to {}", redact(&cli.database_url));
@@ -97,6 +140,54 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
     }
+    Ok(())
+}
+
+/// `kakeru control`: one supervised control service per tenant, until Ctrl-C or SIGTERM.
+async fn run_control(
+    database_url: &str,
+    redis_url: &str,
+    tenants: Vec<u64>,
+    consumer: Option<String>,
+) -> anyhow::Result<()> {
+    use control::bus::{RedisBus, RedisBusConfig};
+    let db = store::Db::connect(database_url).await.context("opening the database")?;
+    let tenants = if tenants.is_empty() {
+        control::service::tenant_ids(&db, 100_000).await.context("listing tenants")?
+    } else {
+        tenants
+    };
+    let consumer = consumer.unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "control".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in &tenants {
+        let cfg = control::service::ServiceConfig::new(*t, consumer.clone());
+        let url = redis_url.to_owned();
+        let buses = move || {
+            let url = url.clone();
+            async move {
+                let c = RedisBusConfig::new(url);
+                Ok::<_, control::bus::BusError>([
+                    RedisBus::connect(c.clone()).await?,
+                    RedisBus::connect(c.clone()).await?,
+                    RedisBus::connect(c).await?,
+                ])
+            }
+        };
+        let feed = std::sync::Arc::new(control::wallboard::Feed::default());
+        tasks.spawn(control::service::supervise(buses, db.clone(), cfg, feed, stop_rx.clone()));
+    }
+    eprintln!("kakeru control: serving {} tenant(s) as consumer {consumer}", tenants.len());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
     Ok(())
 }
 

@@ -39,8 +39,12 @@ pub const UPLOAD_MAX_BYTES: u64 = 64 << 20;
 /// interrupted (its process died: its transaction never committed, so nothing was imported).
 const HEARTBEAT_MS: u64 = 2_000;
 const STALE_MS: i64 = 60_000;
-/// Rows per INSERT statement inside the import transaction.
-const INSERT_CHUNK: usize = 400;
+/// Rows per INSERT statement inside the import transaction, per backend. Measured on 50,000 rows
+/// (`kakeru bench import`): SQLite's cost per statement grows faster than its parameters (inserts took
+/// 0.8 s at 10 rows, 0.9 s at 20, 1.9 s at 100, 5.1 s at 400 per statement); PostgreSQL gains from
+/// fewer round trips (3.4 s at 100 rows, 2.3 s at 3,000, on a loaded machine).
+const INSERT_ROWS_SQLITE: usize = 16;
+const INSERT_ROWS_POSTGRES: usize = 1000;
 
 /// Live progress of running imports (the database row holds the final figures).
 #[derive(Clone, Default)]
@@ -458,15 +462,20 @@ async fn import_file(
     outcome.encoding = Some(reader.encoding());
     outcome.header = reader.header().to_vec();
     let now = store::now_ms();
+    let started = std::time::Instant::now();
+    let mut insert_time = std::time::Duration::ZERO;
     let mut tx = pool.begin().await?;
-    let mut chunk: Vec<LeadRow> = Vec::with_capacity(INSERT_CHUNK);
+    let chunk_rows = if st.db.is_postgres() { INSERT_ROWS_POSTGRES } else { INSERT_ROWS_SQLITE };
+    let mut chunk: Vec<LeadRow> = Vec::with_capacity(chunk_rows);
     let mut last_report = 0u64;
     while let Some(item) = reader.next() {
         match item {
             Ok(Ok(row)) => {
                 chunk.push(row);
-                if chunk.len() == INSERT_CHUNK {
+                if chunk.len() == chunk_rows {
+                    let t = std::time::Instant::now();
                     outcome.imported += insert_chunk(&mut tx, tenant, req, now, &mut chunk).await?;
+                    insert_time += t.elapsed();
                 }
             }
             Ok(Err(rejected)) => outcome.rejected.push(rejected),
@@ -495,7 +504,16 @@ async fn import_file(
         tx.rollback().await?;
         return Ok(outcome);
     }
+    let t = std::time::Instant::now();
     tx.commit().await?;
+    tracing::info!(
+        import = id,
+        rows = p.rows_read,
+        total_ms = started.elapsed().as_millis() as u64,
+        insert_ms = insert_time.as_millis() as u64,
+        commit_ms = t.elapsed().as_millis() as u64,
+        "import committed"
+    );
     Ok(outcome)
 }
 

@@ -278,6 +278,81 @@ impl Floor {
         Ok(agent_id)
     }
 
+    /// Like [`Floor::offer_to_longest_ready`], among the ready agents `eligible` accepts (e.g. agents
+    /// in a call job of the customer's campaign): the longest idle of them is reserved. Scans the ready
+    /// agents in idle order, so the cost is the number of ineligible agents idle longer.
+    pub fn offer_to_longest_ready_where(
+        &mut self,
+        now_ms: u64,
+        call_id: CallId,
+        eligible: impl Fn(AgentId) -> bool,
+    ) -> Result<AgentId, AgentError> {
+        if let Some(&agent_id) = self.ix.calls.get(&call_id) {
+            return Err(AgentError::OfferRefused(OfferRefused::CallTaken { agent_id }));
+        }
+        let Some(agent_id) = self.ix.ready.iter().map(|&(_, id)| id).find(|&id| eligible(id)) else {
+            return Err(AgentError::OfferRefused(OfferRefused::NoReadyAgent));
+        };
+        self.handle_input(now_ms, agent_id, Input::Offer { call_id })?;
+        Ok(agent_id)
+    }
+
+    /// Puts an agent back as a driver stored it (a restarted control service rebuilding its floor
+    /// from persisted views). No event is produced. Deadlines are re-derived from `since_ms`: the
+    /// offer / leg set-up / ACW / idle timers run from the time the agent entered its state.
+    pub fn restore(&mut self, view: AgentView, config: AgentConfig) -> Result<(), AgentError> {
+        if let Some(c) = view.call_id {
+            if self.ix.calls.get(&c).is_some_and(|&a| a != view.agent_id) {
+                return Err(AgentError::OfferRefused(OfferRefused::CallTaken { agent_id: view.agent_id }));
+            }
+        }
+        if !self.agents.contains_key(&view.agent_id) {
+            self.add_agent(view.agent_id)?;
+        }
+        let a = self.agents.get_mut(&view.agent_id).ok_or(AgentError::UnknownAgent(view.agent_id))?;
+        if a.state == AgentState::Ready {
+            self.ix.ready.remove(&(a.since_ms, a.id));
+        }
+        Self::free_call_of(&mut self.ix, a);
+        a.state = view.state;
+        a.since_ms = view.since_ms;
+        a.call = view.call_id;
+        a.leg_up = view.leg_up;
+        a.pending = view.pending;
+        a.config = config;
+        if let Some(c) = view.call_id {
+            if matches!(view.state, AgentState::Ringing | AgentState::Talking | AgentState::Hold) {
+                self.ix.calls.insert(c, a.id);
+            }
+        }
+        if a.state == AgentState::Ready {
+            self.ix.ready.insert((a.since_ms, a.id));
+        }
+        let since = a.since_ms;
+        a.ring_deadline = match (a.state, a.call) {
+            (AgentState::Ringing, Some(_)) => Some(since.saturating_add(config.offer_timeout_ms)),
+            (AgentState::Ringing, None) if !a.leg_up => Some(since.saturating_add(config.leg_setup_timeout_ms)),
+            _ => None,
+        };
+        a.acw_deadline = match (a.state, config.acw_ms) {
+            (AgentState::WrapUp, Some(acw)) if acw > 0 => Some(since.saturating_add(acw)),
+            _ => None,
+        };
+        a.idle_deadline = a.state.is_idle_state().then(|| since.saturating_add(config.idle_logoff_ms));
+        Self::rearm(&mut self.timers, a);
+        self.compact_timers();
+        Ok(())
+    }
+
+    fn free_call_of(ix: &mut Index, a: &mut Agent) {
+        ix.free_call(a);
+    }
+
+    /// The configuration of an agent's current call job.
+    pub fn agent_config(&self, agent_id: AgentId) -> Option<AgentConfig> {
+        self.agents.get(&agent_id).map(|a| a.config)
+    }
+
     /// The earliest deadline of any agent.
     pub fn poll_timeout(&self) -> Option<u64> {
         self.timers.peek().map(|Reverse((t, _))| *t)

@@ -5,3 +5,5 @@ mod agent_prop;
 mod bus_contract;
 mod messages;
 mod redis_faults;
+mod service;
+mod service_crash;

@@ -1,0 +1,239 @@
+//! The live wallboard (SPEC 6): `GET /wallboard` (a snapshot) and `GET /wallboard/stream`
+//! (server-sent events), both over the tenant's [`control::wallboard::Feed`].
+//!
+//! Stream protocol: every event has an `id` (the feed sequence number). `event: snapshot` carries
+//! the whole board (`{"seq", "agents", "campaigns"}`); `event: change` carries one tile replaced whole
+//! (`{"seq", "at_ms", "tile": "agent" | "campaign", ...}`). A client reconnecting with `Last-Event-ID`
+//! (or `?last_event_id=`) gets the changes after that id when the replay ring still holds them,
+//! else a fresh snapshot. A client too slow for its bounded buffer (4,096 changes) is skipped to a
+//! fresh snapshot instead of buffering without bound. Keep-alive comments every 15 s. A request
+//! that does not accept `text/event-stream` (not an EventSource) gets the start (snapshot or
+//! replay) and the end of the stream, so plain HTTP clients and sweeps never hang on it.
+//!
+//! Roles: MGR and SV see every tile; OP sees only their own agent tile; BIZ and BY get 403.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Json;
+use control::wallboard::{Change, Feed, FeedLimits, Snapshot, Start, Tile};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use store::accounts::Role;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, Op, Registry};
+
+/// Most tenants whose feeds one API process holds.
+const MAX_TENANTS: usize = 10_000;
+
+const ROLES: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
+
+/// The wallboard feeds of the tenants, shared by the API and, in the embedded default, the control
+/// services running in the same process (each writes its tenant's feed).
+#[derive(Clone, Debug, Default)]
+pub struct Wallboards {
+    feeds: Arc<RwLock<HashMap<u64, Arc<Feed>>>>,
+}
+
+impl Wallboards {
+    /// The tenant's feed (created empty on first use). `None` past [`MAX_TENANTS`].
+    pub fn feed(&self, tenant_id: u64) -> Option<Arc<Feed>> {
+        if let Some(f) = self.feeds.read().unwrap_or_else(|p| p.into_inner()).get(&tenant_id) {
+            return Some(f.clone());
+        }
+        let mut g = self.feeds.write().unwrap_or_else(|p| p.into_inner());
+        if g.len() >= MAX_TENANTS && !g.contains_key(&tenant_id) {
+            return None;
+        }
+        Some(g.entry(tenant_id).or_insert_with(|| Arc::new(Feed::new(FeedLimits::default()))).clone())
+    }
+}
+
+/// Who sees what.
+#[derive(Clone, Copy, Debug)]
+enum Scope {
+    All,
+    Agent(u64),
+}
+
+fn scope(auth: &Auth) -> ApiResult<Scope> {
+    auth.require(ROLES)?;
+    Ok(if auth.role() == Role::Op { Scope::Agent(u64::try_from(auth.user()).unwrap_or(0)) } else { Scope::All })
+}
+
+fn visible(scope: Scope, tile: &Tile) -> bool {
+    match (scope, tile) {
+        (Scope::All, _) => true,
+        (Scope::Agent(me), Tile::Agent(a)) => a.agent_id.0 == me,
+        (Scope::Agent(_), Tile::Campaign(_)) => false,
+    }
+}
+
+fn filter(scope: Scope, mut s: Snapshot) -> Snapshot {
+    if let Scope::Agent(me) = scope {
+        s.agents.retain(|a| a.agent_id.0 == me);
+        s.campaigns.clear();
+    }
+    s
+}
+
+fn feed_of(st: &AppState, auth: &Auth) -> ApiResult<Arc<Feed>> {
+    let t = u64::try_from(auth.tenant()).map_err(|_| ApiError::internal())?;
+    st.config.wallboards.feed(t).ok_or_else(ApiError::internal)
+}
+
+async fn snapshot(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Snapshot>> {
+    let scope = scope(&auth)?;
+    let feed = feed_of(&st, &auth)?;
+    Ok(Json(filter(scope, feed.snapshot())))
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    last_event_id: Option<u64>,
+}
+
+fn snapshot_event(s: &Snapshot) -> Event {
+    Event::default().id(s.seq.to_string()).event("snapshot").json_data(s).unwrap_or_else(|_| Event::default())
+}
+
+fn change_event(c: &Change) -> Event {
+    Event::default().id(c.seq.to_string()).event("change").json_data(c).unwrap_or_else(|_| Event::default())
+}
+
+struct Streamer {
+    scope: Scope,
+    feed: Arc<Feed>,
+    rx: tokio::sync::broadcast::Receiver<Arc<Change>>,
+    queued: VecDeque<Event>,
+    last_seq: u64,
+    /// `false`: send what is queued (the snapshot or the replay) and end.
+    live: bool,
+}
+
+async fn stream(
+    State(st): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let scope = scope(&auth)?;
+    let q = q.map_err(|_| ApiError::bad_request("last_event_id", "must be a non-negative integer"))?;
+    let header = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("Last-Event-ID", "must be a non-negative integer"))?,
+        ),
+        None => None,
+    };
+    let last = header.or(q.last_event_id);
+    let feed = feed_of(&st, &auth)?;
+    let sub = feed.subscribe(last);
+    let mut queued = VecDeque::new();
+    let mut last_seq = last.unwrap_or(0);
+    match sub.start {
+        Start::Replay(changes) => {
+            for c in changes {
+                last_seq = c.seq;
+                if visible(scope, &c.tile) {
+                    queued.push_back(change_event(&c));
+                }
+            }
+        }
+        Start::Snapshot(s) => {
+            last_seq = s.seq;
+            queued.push_back(snapshot_event(&filter(scope, s)));
+        }
+    }
+    let live = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    let s = Streamer { scope, feed, rx: sub.rx, queued, last_seq, live };
+    let body = futures::stream::unfold(s, |mut s| async move {
+        loop {
+            if let Some(e) = s.queued.pop_front() {
+                return Some((Ok(e), s));
+            }
+            if !s.live {
+                return None;
+            }
+            match s.rx.recv().await {
+                Ok(c) => {
+                    if c.seq <= s.last_seq {
+                        continue;
+                    }
+                    s.last_seq = c.seq;
+                    if visible(s.scope, &c.tile) {
+                        return Some((Ok(change_event(&c)), s));
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Too slow for the bounded buffer: skip to the current state.
+                    let snap = s.feed.snapshot();
+                    s.last_seq = snap.seq;
+                    return Some((Ok(snapshot_event(&filter(s.scope, snap))), s));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn op(path: &str, summary: &str, content: &'static str, schema: serde_json::Value) -> Op {
+    Op {
+        method: "GET",
+        path: path.to_string(),
+        summary: summary.to_string(),
+        tag: "wallboard",
+        roles: Some(ROLES.to_vec()),
+        request: None,
+        response: (200, content, schema),
+        errors: vec![400, 401, 403],
+        query: vec![],
+    }
+}
+
+/// Registers the wallboard endpoints.
+pub fn mount(reg: &mut Registry) {
+    let tile = json!({"type": "object", "description": "An agent tile (agent_id, state, since_ms, campaign_id, calls_today, last_call_ms) or a campaign tile (campaign_id, waiting, talking_calls, agents_by_state, agents_online, calls_today, today, last_24h, last_30d, series_5min, dials_in_flight, dial_level, remaining_leads)."});
+    let snap = json!({"type": "object", "required": ["seq", "agents", "campaigns"], "properties": {
+        "seq": {"type": "integer", "description": "The last change included; resume the stream after it."},
+        "agents": {"type": "array", "items": tile},
+        "campaigns": {"type": "array", "items": tile},
+    }});
+    reg.add(
+        op(
+            "/wallboard",
+            "The live wallboard of the tenant now: agents (state, time in state, calls today) and campaigns (answered, abandoned, waiting, rates over 24 h and 30 days, dial level). OP: only their own agent.",
+            "application/json",
+            snap,
+        ),
+        get(snapshot),
+    );
+    let mut o = op(
+        "/wallboard/stream",
+        "Wallboard changes as server-sent events (event: snapshot | change, id: sequence). Resumes after Last-Event-ID (header) or last_event_id (query); a client too slow for its buffer is sent a fresh snapshot. Without Accept: text/event-stream the response is the start only (snapshot or replay), then ends.",
+        "text/event-stream",
+        json!({"type": "string"}),
+    );
+    o.query = vec![(
+        "last_event_id".to_string(),
+        json!({"type": "integer", "minimum": 0}),
+        "Resume after this event id (as the Last-Event-ID header).".to_string(),
+    )];
+    reg.add(o, get(stream));
+}

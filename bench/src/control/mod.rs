@@ -1,0 +1,237 @@
+//! `kakeru bench control`: one control service over a real Redis and SQLite, N agents, each agent
+//! closed-loop (one command in flight): pause, then go ready when the pause shows on the wallboard
+//! feed, and so on. Measures state changes applied per second through the one service, and the
+//! latency from publishing the command to the change arriving on the wallboard feed (what the SSE
+//! handler forwards), p50 and p99. Afterwards every command must be exactly one stored transition:
+//! `lost` and `duplicated` count the difference.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use control::agent::{AgentConfig, AgentId, AgentState, PauseReasonId};
+use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
+use control::messages::{streams, ApiCommand, CampaignId, ShardEvent};
+use control::service::{Service, ServiceConfig};
+use control::wallboard::{Feed, FeedLimits, Tile};
+use store::sqlx::{self, Row};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControlArgs {
+    #[arg(long, default_value_t = 10_000)]
+    pub agents: u64,
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Publishing connections.
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+}
+
+async fn publish(bus: &RedisBus, stream: &str, env: &Envelope) -> anyhow::Result<()> {
+    bus.publish(stream, env).await.map(|_| ()).context("publish")
+}
+
+pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=20_000).contains(&args.agents), "--agents must be 1..=20000");
+    anyhow::ensure!((1..=3_600).contains(&args.seconds), "--seconds must be 1..=3600");
+    let dir = tempfile::tempdir()?;
+    let db = store::Db::connect(&format!("sqlite:{}/bench.db", dir.path().display())).await?;
+    let t = u64::try_from(store::now_ms())? % 1_000_000_000_000;
+    sqlx::query("INSERT INTO tenants (id, code, name, created_at) VALUES ($1, $2, 'bench', 0)")
+        .bind(t as i64)
+        .bind(format!("bench{t}"))
+        .execute(&db.pool)
+        .await?;
+    let reason: i64 =
+        sqlx::query("INSERT INTO pause_reasons (tenant_id, name, created_at) VALUES ($1, 'away', 0) RETURNING id")
+            .bind(t as i64)
+            .fetch_one(&db.pool)
+            .await?
+            .try_get("id")?;
+    let reason = PauseReasonId(u32::try_from(reason)?);
+    let rc = RedisBusConfig::new(args.redis_url.clone());
+    let connect = || RedisBus::connect(rc.clone());
+    let feed = Arc::new(Feed::new(FeedLimits { replay: 16_384, per_client: 1 << 20 }));
+    let mut cfg = ServiceConfig::new(t, "bench");
+    cfg.batch = 1_000;
+    let svc = Service::open(connect().await?, db.clone(), cfg, feed.clone()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let readers = [connect().await?, connect().await?];
+    let service = tokio::spawn(svc.run(readers, async move {
+        let _ = stop_rx.await;
+    }));
+    let mut pubs = Vec::new();
+    for _ in 0..args.publishers.clamp(1, 64) {
+        pubs.push(connect().await?);
+    }
+    let commands = streams::control_commands(t);
+    let shard = streams::shard_events(t);
+
+    // Log every agent in and bring the legs up.
+    let n = args.agents;
+    let config = AgentConfig { idle_logoff_ms: 24 * 3_600_000, ..AgentConfig::default() };
+    for a in 1..=n {
+        let c = ApiCommand::StartCallJob { agent_id: AgentId(a), campaign_id: CampaignId(1), config };
+        publish(&pubs[(a as usize) % pubs.len()], &commands, &Envelope::new(t, 0, &c)?).await?;
+    }
+    wait_states(&feed, n, AgentState::Ringing).await?;
+    for a in 1..=n {
+        let e = ShardEvent::AgentLegUp { agent_id: AgentId(a), shard: 0 };
+        publish(&pubs[(a as usize) % pubs.len()], &shard, &Envelope::new(t, 0, &e)?).await?;
+    }
+    wait_states(&feed, n, AgentState::Ready).await?;
+    let base: i64 = count(&db, t).await?;
+    let base_msgs: i64 = count_applied(&db, t).await?;
+    // Subscribed only now: the login changes are not in its buffer.
+    let mut rx = feed.subscribe(None).rx;
+
+    // Closed loop: one command in flight per agent.
+    let (send_tx, mut send_rx) = tokio::sync::mpsc::channel::<(u64, bool)>(n as usize + 16);
+    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let pubs = Arc::new(pubs);
+    let sender = {
+        let (sent, published, pubs, commands) = (sent.clone(), published.clone(), pubs.clone(), commands.clone());
+        tokio::spawn(async move {
+            let mut k = 0usize;
+            let mut inflight = tokio::task::JoinSet::new();
+            while let Some((a, pause)) = send_rx.recv().await {
+                let c = if pause {
+                    ApiCommand::Pause { agent_id: AgentId(a), reason_id: reason }
+                } else {
+                    ApiCommand::GoReady { agent_id: AgentId(a) }
+                };
+                let Ok(env) = Envelope::new(t, 0, &c) else { continue };
+                let bus = pubs[k % pubs.len()].clone();
+                k += 1;
+                let (sent, published, commands) = (sent.clone(), published.clone(), commands.clone());
+                while inflight.len() >= 256 {
+                    inflight.join_next().await;
+                }
+                inflight.spawn(async move {
+                    sent.lock().unwrap_or_else(|p| p.into_inner()).insert(a, Instant::now());
+                    if bus.publish(&commands, &env).await.is_ok() {
+                        published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+            while inflight.join_next().await.is_some() {}
+        })
+    };
+    for a in 1..=n {
+        send_tx.send((a, true)).await?;
+    }
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.seconds);
+    let mut lat_us: Vec<u64> = Vec::with_capacity(1 << 20);
+    let mut running = true;
+    while Instant::now() < end + Duration::from_secs(5) {
+        let change = match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(_)) => break,
+            Err(_) => {
+                if !running {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Tile::Agent(a) = &change.tile else { continue };
+        let id = a.agent_id.0;
+        let t0 = sent.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if let Some(t0) = t0 {
+            lat_us.push(t0.elapsed().as_micros() as u64);
+            if running && Instant::now() < end {
+                let _ = send_tx.try_send((id, a.state == AgentState::Ready));
+            } else {
+                running = false;
+            }
+        }
+    }
+    let elapsed = Instant::now().min(end).duration_since(start).as_secs_f64();
+    drop(send_tx);
+    sender.await?;
+    // Drain: every published command applied.
+    let published = published.load(std::sync::atomic::Ordering::Relaxed) as i64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut applied = count_applied(&db, t).await? - base_msgs;
+    while applied < published && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        applied = count_applied(&db, t).await? - base_msgs;
+    }
+    let transitions = count(&db, t).await? - base;
+    let _ = stop_tx.send(());
+    let stats = service.await??;
+    lat_us.sort_unstable();
+    let pct = |p: f64| {
+        lat_us.get(((lat_us.len() as f64 * p) as usize).min(lat_us.len().saturating_sub(1))).copied().unwrap_or(0)
+            as f64
+            / 1000.0
+    };
+    let out = serde_json::json!({
+        "agents": n,
+        "seconds": args.seconds,
+        "events_per_s": lat_us.len() as f64 / elapsed,
+        "latency_p50_ms": pct(0.50),
+        "latency_p99_ms": pct(0.99),
+        "published": published,
+        "applied": applied,
+        "transitions": transitions,
+        "lost": (published - applied).max(0),
+        "duplicated": (applied - published).max(0) as u64 + stats.duplicates,
+        "batches": stats.batches,
+        "store": "sqlite",
+        "bus": "redis",
+    });
+    for s in [commands, shard, streams::agent_events(t)] {
+        let _ = cleanup(&args.redis_url, &s).await;
+    }
+    if args.json {
+        println!("{out}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+async fn count(db: &store::Db, t: u64) -> anyhow::Result<i64> {
+    Ok(sqlx::query("SELECT COUNT(*) FROM agent_transitions WHERE tenant_id = $1")
+        .bind(t as i64)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)?)
+}
+
+async fn count_applied(db: &store::Db, t: u64) -> anyhow::Result<i64> {
+    Ok(sqlx::query("SELECT COUNT(*) FROM control_applied WHERE tenant_id = $1")
+        .bind(t as i64)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get(0)?)
+}
+
+async fn wait_states(feed: &Feed, n: u64, state: AgentState) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let s = feed.snapshot();
+        if s.agents.iter().filter(|a| a.state == state).count() as u64 >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "agents did not reach {}", state.name());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn cleanup(url: &str, stream: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(url)?;
+    let mut c = client.get_multiplexed_async_connection().await?;
+    redis::cmd("DEL").arg(stream).arg(format!("{stream}:dead")).query_async::<()>(&mut c).await?;
+    Ok(())
+}

@@ -1,0 +1,4 @@
+pub mod control;
+pub mod media;
+pub mod pacing;
+pub mod storage;

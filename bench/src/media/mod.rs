@@ -1,0 +1,300 @@
+//! `kakeru bench media`: concurrent relayed G.711 calls through one pinned media shard.
+//!
+//! One shard runs on `--shard-core`, the [`generator`] on `--generator-core`; every call has two
+//! legs and audio flows both ways (100 packets/s per call into the relay, 100 out). A run
+//! reports loss, duplicates, reordering and one-way latency through the relay (generator send
+//! to generator receive, loopback both ways: an upper bound of the relay's added latency).
+//! `--find-max` searches the largest zero-loss call count; `--peer rtpengine` runs Debian's
+//! rtpengine under the same generator and reports the ratio.
+
+pub mod generator;
+pub mod kakeru;
+pub mod rtpengine;
+
+use ::media::driver::DriverChoice;
+use anyhow::Context;
+use clap::ValueEnum;
+use serde::Serialize;
+
+use generator::{Measurement, Sides};
+
+/// The relay to compare against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Peer {
+    Rtpengine,
+}
+
+/// The shard's I/O driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// The bench winner (epoll today).
+    Auto,
+    Uring,
+    Epoll,
+}
+
+impl From<Driver> for DriverChoice {
+    fn from(d: Driver) -> Self {
+        match d {
+            Driver::Auto => DriverChoice::Auto,
+            Driver::Uring => DriverChoice::Uring,
+            Driver::Epoll => DriverChoice::Epoll,
+        }
+    }
+}
+
+/// Arguments of `kakeru bench media`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MediaArgs {
+    /// Simultaneous relayed calls (two legs, both directions).
+    #[arg(long, default_value_t = 1000)]
+    pub calls: usize,
+    /// Seconds of traffic per run.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Record every call (stereo WAV per call, in a temporary directory deleted afterwards).
+    #[arg(long)]
+    pub record: bool,
+    /// Run this relay under the same generator, side by side.
+    #[arg(long, value_enum)]
+    pub peer: Option<Peer>,
+    /// Search the largest zero-loss call count (binary search between --min-calls and
+    /// --max-calls, to --resolution), then measure latency at 80% of it.
+    #[arg(long)]
+    pub find_max: bool,
+    #[arg(long, default_value_t = 250)]
+    pub min_calls: usize,
+    #[arg(long, default_value_t = 8000)]
+    pub max_calls: usize,
+    #[arg(long, default_value_t = 250)]
+    pub resolution: usize,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The shard's I/O driver.
+    #[arg(long, value_enum, default_value_t = Driver::Auto)]
+    pub driver: Driver,
+    /// Core the relay (kakeru's shard, or rtpengine) is pinned to.
+    #[arg(long, default_value_t = 0)]
+    pub shard_core: usize,
+    /// Core the generator is pinned to.
+    #[arg(long, default_value_t = 1)]
+    pub generator_core: usize,
+    /// The rtpengine daemon binary.
+    #[arg(long, default_value = "rtpengine")]
+    pub rtpengine_bin: String,
+    /// Seed of the calls' random phases.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// One run of one relay.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub relay: String,
+    #[serde(flatten)]
+    pub m: Measurement,
+    /// kakeru only: datagrams the shard failed to send, recording bytes written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_send_errors: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_bytes: Option<u64>,
+}
+
+impl Run {
+    /// No packet lost, and the generator kept its schedule (else the run proves nothing).
+    pub fn zero_loss(&self) -> bool {
+        self.m.lost == 0 && self.m.sent > 0 && self.m.sent == self.m.scheduled
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Kakeru,
+    Rtpengine,
+}
+
+/// Play on a thread of its own, pinned to the generator core (the caller's affinity is kept).
+fn play(args: &MediaArgs, sides: Sides, ports: &[generator::CallPorts]) -> anyhow::Result<Measurement> {
+    std::thread::scope(|s| {
+        s.spawn(|| generator::play(sides, ports, args.seconds, Some(args.generator_core), args.seed))
+            .join()
+            .map_err(|_| anyhow::anyhow!("generator thread panicked"))?
+    })
+}
+
+fn run_once(args: &MediaArgs, target: Target, calls: usize) -> anyhow::Result<Run> {
+    let sides = Sides::bind().context("bind generator sockets")?;
+    match target {
+        Target::Kakeru => {
+            let (relay, ports) =
+                kakeru::Relay::start(&sides, calls, args.driver.into(), Some(args.shard_core), args.record)?;
+            let name = format!("kakeru {}", relay.driver().label());
+            let m = play(args, sides, &ports)?;
+            let (stats, bytes) = relay.stop()?;
+            Ok(Run {
+                relay: name,
+                m,
+                shard_send_errors: Some(stats.send_errors),
+                recorded_bytes: args.record.then_some(bytes),
+            })
+        }
+        Target::Rtpengine => {
+            let (relay, ports) = rtpengine::Relay::start(&sides, calls, Some(args.shard_core), &args.rtpengine_bin)?;
+            let m = play(args, sides, &ports)?;
+            relay.stop()?;
+            Ok(Run { relay: "rtpengine (userspace)".into(), m, shard_send_errors: None, recorded_bytes: None })
+        }
+    }
+}
+
+/// The result of a `--find-max` search for one relay.
+#[derive(Debug, Clone, Serialize)]
+pub struct Search {
+    pub max_zero_loss_calls: usize,
+    /// The zero-loss run at the maximum (absent if even `--min-calls` lost packets).
+    pub at_max: Option<Run>,
+    /// Latency at 80% of the maximum.
+    pub at_80pct: Option<Run>,
+    pub runs: Vec<Run>,
+}
+
+fn find_max(args: &MediaArgs, target: Target) -> anyhow::Result<Search> {
+    let step = args.resolution.max(1);
+    let mut runs = Vec::new();
+    let mut best: Option<Run> = None;
+    // Invariant: `lo` had zero loss (0 = none yet), `hi` lost packets (or is past the range).
+    let (mut lo, mut hi) = (0usize, args.max_calls + step);
+    let mut n = args.min_calls.max(1);
+    loop {
+        let r = run_once(args, target, n)?;
+        eprintln!(
+            "  {:>5} calls: lost {} (p99 {} µs, generator lag p99 {} µs)",
+            n, r.m.lost, r.m.latency_p99_us, r.m.send_lag_p99_us
+        );
+        if r.zero_loss() {
+            lo = n;
+            best = Some(r.clone());
+        } else {
+            hi = n;
+        }
+        runs.push(r);
+        if lo == 0 || hi - lo <= step {
+            break;
+        }
+        n = ((lo + hi) / 2 / step * step).max(lo + step);
+        if n >= hi {
+            break;
+        }
+    }
+    let at_80pct = if lo > 0 { Some(run_once(args, target, (lo * 4 / 5).max(1))?) } else { None };
+    Ok(Search { max_zero_loss_calls: lo, at_max: best, at_80pct, runs })
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    machine: String,
+    driver: Driver,
+    record: bool,
+    #[serde(flatten)]
+    top: Option<&'a Measurement>,
+    kakeru: KakeruOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer: Option<PeerOut<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum KakeruOut<'a> {
+    Run(&'a Run),
+    Search(&'a Search),
+}
+
+#[derive(Serialize)]
+struct PeerOut<'a> {
+    name: Peer,
+    #[serde(flatten)]
+    result: KakeruOut<'a>,
+    /// kakeru's zero-loss calls per core divided by the peer's (find-max only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio: Option<f64>,
+}
+
+fn machine() -> String {
+    // Read before any pinning: available_parallelism follows the thread's affinity.
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {} cores, Linux {}", std::thread::available_parallelism().map_or(0, |n| n.get()), kernel.trim())
+}
+
+fn print_run(r: &Run) {
+    let m = &r.m;
+    println!(
+        "{:<28} calls {:>5}  sent {:>9}  received {:>9}  lost {:>6}  dup {:>3}  reord {:>5}  latency p50 {:>5} µs  p99 {:>6} µs  max {:>6} µs  gen-lag p99 {:>5} µs",
+        r.relay, m.calls, m.sent, m.received, m.lost, m.duplicates, m.reordered, m.latency_p50_us, m.latency_p99_us, m.latency_max_us, m.send_lag_p99_us
+    );
+}
+
+/// Run the bench (see module docs).
+pub fn run(args: &MediaArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.seconds > 0.0 && args.seconds <= 600.0, "--seconds must be in (0, 600]");
+    anyhow::ensure!(args.calls > 0 && args.calls <= 9000, "--calls must be in 1..=9000 (two sockets per call)");
+    if args.find_max {
+        let k = find_max(args, Target::Kakeru)?;
+        let p = match args.peer {
+            Some(Peer::Rtpengine) => Some(find_max(args, Target::Rtpengine)?),
+            None => None,
+        };
+        let ratio = p
+            .as_ref()
+            .filter(|p| p.max_zero_loss_calls > 0)
+            .map(|p| k.max_zero_loss_calls as f64 / p.max_zero_loss_calls as f64);
+        if args.json {
+            let report = Report {
+                machine: machine(),
+                driver: args.driver,
+                record: args.record,
+                top: k.at_max.as_ref().map(|r| &r.m),
+                kakeru: KakeruOut::Search(&k),
+                peer: p.as_ref().map(|p| PeerOut { name: Peer::Rtpengine, result: KakeruOut::Search(p), ratio }),
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!("kakeru: max zero-loss calls per core {}", k.max_zero_loss_calls);
+            k.at_80pct.iter().for_each(print_run);
+            if let Some(p) = &p {
+                println!("rtpengine: max zero-loss calls per core {}", p.max_zero_loss_calls);
+                p.at_80pct.iter().for_each(print_run);
+                println!("ratio kakeru / rtpengine: {}", ratio.map_or("n/a".into(), |r| format!("{r:.2}")));
+            }
+        }
+        return Ok(());
+    }
+    let k = run_once(args, Target::Kakeru, args.calls)?;
+    let p = match args.peer {
+        Some(Peer::Rtpengine) => Some(run_once(args, Target::Rtpengine, args.calls)?),
+        None => None,
+    };
+    if args.json {
+        let report = Report {
+            machine: machine(),
+            driver: args.driver,
+            record: args.record,
+            top: Some(&k.m),
+            kakeru: KakeruOut::Run(&k),
+            peer: p.as_ref().map(|p| PeerOut { name: Peer::Rtpengine, result: KakeruOut::Run(p), ratio: None }),
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_run(&k);
+        p.iter().for_each(print_run);
+    }
+    Ok(())
+}

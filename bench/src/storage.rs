@@ -1,0 +1,318 @@
+//! Storage benches: CSV lead import (50,000 CP932 rows, 1% bad) and the selection of a call job's
+//! next dialable leads over a 200,000-lead list, on SQLite and PostgreSQL in the same run.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use store::sqlx::{self, Connection, Row};
+use store::Db;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// Rows per upload.
+    #[arg(long, default_value_t = 50_000)]
+    pub rows: usize,
+    /// Share of bad rows, in percent.
+    #[arg(long, default_value_t = 1.0)]
+    pub bad_pct: f64,
+    /// Uploads per backend (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// sqlite, postgres or both.
+    #[arg(long, default_value = "both")]
+    pub backend: String,
+    /// PostgreSQL server for the bench's scratch databases.
+    #[arg(long, env = "KAKERU_BENCH_PG_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/postgres")]
+    pub pg_url: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LeadsArgs {
+    /// Leads in the list.
+    #[arg(long, default_value_t = 200_000)]
+    pub leads: i64,
+    /// Selections timed per backend.
+    #[arg(long, default_value_t = 500)]
+    pub iterations: usize,
+    /// Leads per selection.
+    #[arg(long, default_value_t = 100)]
+    pub batch: i64,
+    #[arg(long, default_value = "both")]
+    pub backend: String,
+    #[arg(long, env = "KAKERU_BENCH_PG_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/postgres")]
+    pub pg_url: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn backends(which: &str) -> anyhow::Result<Vec<&'static str>> {
+    Ok(match which {
+        "both" => vec!["sqlite", "postgres"],
+        "sqlite" => vec!["sqlite"],
+        "postgres" => vec!["postgres"],
+        other => bail!("--backend: sqlite, postgres or both (got {other})"),
+    })
+}
+
+/// A scratch database; the SQLite directory or the PostgreSQL database is removed on drop of
+/// the returned guard (PostgreSQL: dropped by [`Scratch::finish`]).
+struct Scratch {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Scratch {
+    async fn new(backend: &str, pg_url: &str) -> anyhow::Result<Scratch> {
+        if backend == "sqlite" {
+            let dir = tempfile::tempdir()?;
+            return Ok(Scratch { url: format!("sqlite:{}/bench.db", dir.path().display()), _dir: Some(dir), pg: None });
+        }
+        let name = format!("kakeru_bench_{}_{}", std::process::id(), rand::random::<u32>());
+        let mut c = sqlx::postgres::PgConnection::connect(pg_url).await.context("PostgreSQL for the bench")?;
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await?;
+        let base = pg_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(pg_url);
+        Ok(Scratch { url: format!("{base}/{name}"), _dir: None, pg: Some((pg_url.to_string(), name)) })
+    }
+
+    async fn finish(self, db: Db) {
+        db.pool.close().await;
+        if let Some((admin, name)) = &self.pg {
+            if let Ok(mut c) = sqlx::postgres::PgConnection::connect(admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut c).await;
+            }
+        }
+    }
+}
+
+/// Tenant, MGR login, campaign, batch and list; returns (tenant id, list id, batch id, campaign id).
+async fn scaffold(db: &Db) -> anyhow::Result<(i64, i64, i64, i64)> {
+    let now = store::now_ms();
+    let t = store::tenancy::create_tenant(db, "bench", "bench", "Asia/Tokyo", now).await?;
+    store::accounts::create_user(
+        db,
+        &store::accounts::NewUser {
+            tenant_id: t,
+            login: "mgr",
+            display_name: "mgr",
+            role: store::accounts::Role::Mgr,
+            password: "bench-password",
+        },
+        now,
+    )
+    .await?;
+    let c: i64 = sqlx::query(
+        "INSERT INTO campaigns (tenant_id, name, created_at, updated_at) VALUES ($1, 'bench', $2, $2) RETURNING id",
+    )
+    .bind(t)
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("id")?;
+    let b: i64 = sqlx::query("INSERT INTO batches (tenant_id, campaign_id, name, start_date, end_date, created_at) VALUES ($1, $2, 'b', '2026-01-01', '2026-12-31', $3) RETURNING id")
+        .bind(t)
+        .bind(c)
+        .bind(now)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("id")?;
+    let l: i64 = sqlx::query(
+        "INSERT INTO customer_lists (tenant_id, batch_id, name, created_at) VALUES ($1, $2, 'l', $3) RETURNING id",
+    )
+    .bind(t)
+    .bind(b)
+    .bind(now)
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("id")?;
+    Ok((t, l, b, c))
+}
+
+/// A CP932 lead file with `bad_pct` percent of rows broken in varied ways.
+pub fn cp932_file(rows: usize, bad_pct: f64, seed: u64) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut s = String::with_capacity(rows * 64);
+    s.push_str("name,kana,tel,remarks\r\n");
+    for i in 0..rows {
+        let bad = rng.gen_bool(bad_pct / 100.0);
+        let tel = format!("0{}{:08}", [3, 6, 90, 80][i % 4], i);
+        match (bad, i % 4) {
+            (false, _) => s.push_str(&format!("山田 太郎{i},ヤマダ タロウ,{tel},\"備考です。\\n二行目 {i}\"\r\n")),
+            (true, 0) => s.push_str(&format!(",ヤマダ,{tel},\r\n")),
+            (true, 1) => s.push_str(&format!("山田{i},ヤマダ,12345,\r\n")),
+            (true, 2) => s.push_str(&format!("山田{i},ヤマダ,03-abc,\r\n")),
+            (true, _) => s.push_str(&format!("山田{i},ヤマダ\r\n")),
+        }
+    }
+    encoding_rs::SHIFT_JIS.encode(&s).0.into_owned()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// `kakeru bench import`: end to end through the HTTP API (upload, spool, parse, one transaction).
+pub async fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
+    let file = cp932_file(args.rows, args.bad_pct, 7);
+    let mut results = Vec::new();
+    for backend in backends(&args.backend)? {
+        let mut times = Vec::new();
+        let mut imported = 0;
+        let mut rejected = 0;
+        for _ in 0..args.runs {
+            let scratch = Scratch::new(backend, &args.pg_url).await?;
+            let db = Db::connect(&scratch.url).await?;
+            let (_, list, _, _) = scaffold(&db).await?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let base = format!("http://{}", listener.local_addr()?);
+            let app = api::build(db.clone(), api::Config::default());
+            let server = tokio::spawn(async move { api::serve(listener, app, std::future::pending()).await });
+            let http = reqwest::Client::new();
+            let login: Value = http
+                .post(format!("{base}/auth/login"))
+                .json(&json!({"tenant": "bench", "login": "mgr", "password": "bench-password"}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let token = login["token"].as_str().context("login")?.to_string();
+            let started = Instant::now();
+            let job: Value = http
+                .post(format!("{base}/lists/{list}/imports"))
+                .bearer_auth(&token)
+                .header("content-type", "text/csv")
+                .body(file.clone())
+                .send()
+                .await?
+                .json()
+                .await?;
+            let id = job["id"].as_i64().context("import id")?;
+            let status = loop {
+                let v: Value =
+                    http.get(format!("{base}/imports/{id}")).bearer_auth(&token).send().await?.json().await?;
+                if v["status"] == "done" || v["status"] == "failed" {
+                    break v;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            let secs = started.elapsed().as_secs_f64();
+            if status["status"] != "done" {
+                bail!("import failed: {status}");
+            }
+            imported = status["imported_rows"].as_i64().unwrap_or(0);
+            rejected = status["rejected_rows"].as_i64().unwrap_or(0);
+            times.push(secs);
+            server.abort();
+            scratch.finish(db).await;
+        }
+        let r = json!({"bench": "import", "backend": backend, "rows": args.rows, "bad_pct": args.bad_pct, "runs": args.runs,
+            "seconds_median": median(times.clone()), "seconds_min": times.iter().cloned().fold(f64::MAX, f64::min),
+            "imported": imported, "rejected": rejected, "file_bytes": file.len()});
+        if !args.json {
+            println!("import {backend:8}: {} rows ({} bad) CP932 {:.1} MB: median {:.2} s over {} runs (imported {imported}, rejected {rejected})",
+                args.rows, rejected, file.len() as f64 / 1e6, r["seconds_median"].as_f64().unwrap_or(0.0), args.runs);
+        }
+        results.push(r);
+    }
+    if args.json {
+        println!("{}", Value::Array(results));
+    }
+    Ok(())
+}
+
+/// `kakeru bench leads`: p50/p99 of selecting the next dialable leads of a call job.
+pub async fn run_leads(args: &LeadsArgs) -> anyhow::Result<()> {
+    let mut results = Vec::new();
+    for backend in backends(&args.backend)? {
+        let scratch = Scratch::new(backend, &args.pg_url).await?;
+        let db = Db::connect(&scratch.url).await?;
+        let (t, list, batch, campaign) = scaffold(&db).await?;
+        let fill = if backend == "postgres" {
+            "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, attempts, last_attempt_at, created_at)
+             SELECT $1, $2, $3, 'n', 'k', '03' || lpad(i::text, 8, '0'), CASE WHEN i % 3 = 0 THEN 'mobile' ELSE 'fixed' END,
+                    i % 5, CASE WHEN i % 5 = 0 THEN NULL ELSE 1000 * (i % 1000) END, 0 FROM generate_series(1, $4) AS i"
+        } else {
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $4)
+             INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, attempts, last_attempt_at, created_at)
+             SELECT $1, $2, $3, 'n', 'k', '03' || printf('%08d', i), CASE WHEN i % 3 = 0 THEN 'mobile' ELSE 'fixed' END,
+                    i % 5, CASE WHEN i % 5 = 0 THEN NULL ELSE 1000 * (i % 1000) END, 0 FROM s"
+        };
+        sqlx::query(fill).bind(t).bind(list).bind(batch).bind(args.leads).execute(&db.pool).await?;
+        let now = store::now_ms();
+        // 500 due scheduled recalls and 500 agent-owned ones scattered through the list.
+        for i in 0..1000i64 {
+            let lead = 1 + (i * 397) % args.leads;
+            let (due, agent) = if i % 2 == 0 { (Some(now - 1000 * i), None) } else { (None, Some(1i64)) };
+            sqlx::query("INSERT INTO recalls (tenant_id, lead_id, campaign_id, due_at, agent_user_id, created_at) VALUES ($1, $2, $3, $4, $5, 0)")
+                .bind(t)
+                .bind(lead)
+                .bind(campaign)
+                .bind(due)
+                .bind(agent)
+                .execute(&db.pool)
+                .await?;
+        }
+        let group: i64 =
+            sqlx::query("INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, 'g', 0) RETURNING id")
+                .bind(t)
+                .fetch_one(&db.pool)
+                .await?
+                .try_get("id")?;
+        let job: i64 = sqlx::query(
+            "INSERT INTO call_jobs (tenant_id, campaign_id, dialing_group_id, name, phone_type, attempts_min, attempts_max, last_attempt_from, last_attempt_to, created_at)
+             VALUES ($1, $2, $3, 'j', 'fixed', 1, 3, 0, 900000, 0) RETURNING id",
+        )
+        .bind(t)
+        .bind(campaign)
+        .bind(group)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("id")?;
+        sqlx::query("INSERT INTO call_job_lists (tenant_id, job_id, list_id) VALUES ($1, $2, $3)")
+            .bind(t)
+            .bind(job)
+            .bind(list)
+            .execute(&db.pool)
+            .await?;
+        sqlx::query("ANALYZE").execute(&db.pool).await?;
+        let filter = store::leads::job_filter(&db, t, job).await?;
+        let mut ms = Vec::with_capacity(args.iterations);
+        let mut got = 0;
+        for _ in 0..args.iterations {
+            let start = Instant::now();
+            let c = store::leads::next_dialable(&db, t, job, &filter, now, args.batch).await?;
+            ms.push(start.elapsed().as_secs_f64() * 1000.0);
+            got = c.len();
+        }
+        ms.sort_by(f64::total_cmp);
+        let r = json!({"bench": "next_dialable", "backend": backend, "leads": args.leads, "batch": args.batch, "iterations": args.iterations,
+            "selected": got, "p50_ms": percentile(&ms, 0.5), "p99_ms": percentile(&ms, 0.99), "max_ms": ms[ms.len() - 1]});
+        if !args.json {
+            println!(
+                "next {} dialable of {} leads {backend:8}: p50 {:.2} ms  p99 {:.2} ms  ({} selections, {} returned)",
+                args.batch,
+                args.leads,
+                r["p50_ms"].as_f64().unwrap_or(0.0),
+                r["p99_ms"].as_f64().unwrap_or(0.0),
+                args.iterations,
+                got
+            );
+        }
+        results.push(r);
+        scratch.finish(db).await;
+    }
+    if args.json {
+        println!("{}", Value::Array(results));
+    }
+    Ok(())
+}

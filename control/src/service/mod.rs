@@ -1,0 +1,709 @@
+//! The control service (`kakeru control`): the single owner of agent state. One [`Service`] per
+//! tenant: it consumes the API's commands and the shards' events, drives the tenant's
+//! [`Floor`], matches answered customers to ready agents, publishes transitions and shard commands,
+//! persists what must survive, and feeds the wallboard.
+//!
+//! # Run loop
+//! Two reader tasks (commands, shard events) read their stream in its consumer group and hand
+//! batches to the one owner task over a bounded channel. The owner, per batch:
+//! 1. skips message ids it already applied (dedup window, reloaded from `control_applied` at start);
+//! 2. applies each message to the floor, collecting the floor's events and the SQL writes;
+//! 3. publishes the events to `agent:events` (envelope ids derived from the source message id, so a
+//!    redelivered message republishes the same ids and readers skip them);
+//! 4. commits the SQL writes, the applied ids and the touched agents' state in one transaction;
+//! 5. acks the entries, then publishes the wallboard changes.
+//!
+//! A crash anywhere leaves the entries pending; the restarted service rebuilds its floor from
+//! `control_agents`, reloads the applied ids, claims its pending entries and skips what it had
+//! committed: nothing lost, nothing applied twice. A failed commit or publish stops the service
+//! (crash-only): its in-memory state may be ahead of what was committed, so it must restart from SQL.
+//!
+//! # The match (the 2-second rule)
+//! `customer_answered` is matched here, in the owner task, in the same step that applies it:
+//! [`Floor::offer_to_longest_ready_where`] picks the longest-idle ready agent of the call's campaign
+//! and reserves it (ready -> ringing with the call) before any other message is applied, so an agent
+//! can never be offered two customers; the `bridge` command is published in the same batch. With
+//! no ready agent the customer waits (FIFO per tenant) and is offered as soon as an agent of its
+//! campaign becomes ready. A released customer (agent did not answer, declined, lost the phone) is
+//! put back at the head of the queue. The shard abandons a customer after the campaign's wait
+//! timeout and reports `call_ended`, which takes it off the queue.
+
+mod persist;
+
+pub use persist::{BatchWrites, CallOp, PersistError, StoredAgent};
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::agent::{
+    AgentError, AgentId, AgentState, CallId, Command, Event, Floor, FloorLimits, Input, OfferRefused, PauseReasonId,
+};
+use crate::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope, MessageId};
+use crate::messages::{streams, ApiCommand, CampaignId, ShardEvent};
+use crate::wallboard::{Feed, Wallboard};
+
+/// Settings of one tenant's control service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    pub tenant_id: u64,
+    /// Consumer group on both input streams.
+    pub group: String,
+    /// Consumer name, unique per process (host + pid).
+    pub consumer: String,
+    /// Most entries per read.
+    pub batch: usize,
+    /// How long a read blocks.
+    pub block_ms: u64,
+    /// Entries pending this long are taken over (from a dead consumer).
+    pub min_idle_ms: u64,
+    /// Applied ids remembered in memory (and reloaded at start).
+    pub dedup_window: usize,
+    pub floor: FloorLimits,
+    /// Most customers waiting for an agent; beyond it a new one is released at once.
+    pub max_waiting: usize,
+    /// Applied ids older than this are pruned from `control_applied`.
+    pub applied_retention_ms: u64,
+}
+
+impl ServiceConfig {
+    pub fn new(tenant_id: u64, consumer: impl Into<String>) -> Self {
+        ServiceConfig {
+            tenant_id,
+            group: "control".into(),
+            consumer: consumer.into(),
+            batch: 1_000,
+            block_ms: 1_000,
+            min_idle_ms: 30_000,
+            dedup_window: 200_000,
+            floor: FloorLimits::default(),
+            max_waiting: 100_000,
+            applied_retention_ms: 7 * 86_400_000,
+        }
+    }
+}
+
+/// Why the service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    #[error("storage: {0}")]
+    Persist(#[from] PersistError),
+    #[error("agent state: {0}")]
+    Agent(#[from] AgentError),
+    #[error("a reader task ended")]
+    ReaderGone,
+}
+
+/// Counters of a running service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    pub applied: u64,
+    pub duplicates: u64,
+    /// Inputs the floor refused (counted, acked: a refused input changes nothing).
+    pub refused: u64,
+    pub dead: u64,
+    pub matched: u64,
+    pub batches: u64,
+    pub events_published: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Commands,
+    ShardEvents,
+}
+
+struct ReadBatch {
+    source: Source,
+    deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    call_id: CallId,
+    campaign_id: CampaignId,
+}
+
+/// One tenant's control service. See the module docs.
+pub struct Service<B: Bus> {
+    cfg: ServiceConfig,
+    bus: B,
+    db: store::Db,
+    feed: Arc<Feed>,
+    floor: Floor,
+    campaign_of: HashMap<AgentId, CampaignId>,
+    waiting: VecDeque<Waiting>,
+    waiting_set: HashSet<CallId>,
+    /// Campaign of each answered customer call still open (for releases and the wallboard).
+    call_campaign: HashMap<CallId, CampaignId>,
+    dedup: Deduper,
+    wallboard: Wallboard,
+    /// Commands control issues itself (hang up on the agent's request, release when the queue is
+    /// full), published with the floor's events.
+    pending_commands: VecDeque<Command>,
+    stats: ServiceStats,
+    commands_stream: String,
+    events_stream: String,
+    out_stream: String,
+}
+
+/// Wall clock, Unix ms (driver code).
+fn now_ms() -> u64 {
+    u64::try_from(store::now_ms()).unwrap_or(0)
+}
+
+/// The envelope id of the `n`th event produced by message `src`: the same on every redelivery.
+fn derived_id(src: MessageId, n: u32) -> MessageId {
+    let mut x = src.0.random() ^ (u128::from(n) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+    x ^= x >> 61;
+    MessageId(ulid::Ulid::from_parts(src.0.timestamp_ms(), x & ((1u128 << 80) - 1)))
+}
+
+impl<B: Bus + Clone + 'static> Service<B> {
+    /// Opens the service: loads the tenant's pause reasons, the committed agents, the applied-id
+    /// window and the waiting customers, and creates the consumer groups. `bus` publishes and acks;
+    /// the readers get their own handles from `reader` (one per stream: blocking reads need their
+    /// own connection on Redis).
+    pub async fn open(bus: B, db: store::Db, cfg: ServiceConfig, feed: Arc<Feed>) -> Result<Self, ServiceError> {
+        let t = cfg.tenant_id;
+        let reasons = persist::load_pause_reasons(&db, t).await?;
+        let mut floor = Floor::new(cfg.floor, reasons.into_iter().map(PauseReasonId));
+        let mut wallboard = Wallboard::new();
+        let mut campaign_of = HashMap::new();
+        for a in persist::load_agents(&db, t, cfg.floor.max_agents).await? {
+            floor.restore(a.view, a.config)?;
+            if let Some(c) = a.campaign_id {
+                campaign_of.insert(a.view.agent_id, c);
+            }
+            wallboard.set_agent(a.view.agent_id, a.view.state, a.view.since_ms, a.campaign_id);
+        }
+        let mut dedup = Deduper::new(cfg.dedup_window);
+        for id in persist::load_applied(&db, t, cfg.dedup_window).await? {
+            dedup.mark_applied(id);
+        }
+        let mut waiting = VecDeque::new();
+        let mut waiting_set = HashSet::new();
+        let mut call_campaign = HashMap::new();
+        for (call_id, campaign_id, at) in persist::load_waiting(&db, t, cfg.max_waiting).await? {
+            call_campaign.insert(call_id, campaign_id);
+            wallboard.customer_answered(at, call_id, campaign_id);
+            if floor.call_owner(call_id).is_none() && waiting_set.insert(call_id) {
+                waiting.push_back(Waiting { call_id, campaign_id });
+            }
+        }
+        let commands_stream = streams::control_commands(t);
+        let events_stream = streams::shard_events(t);
+        bus.ensure_group(&commands_stream, &cfg.group).await?;
+        bus.ensure_group(&events_stream, &cfg.group).await?;
+        let mut s = Service {
+            out_stream: streams::agent_events(t),
+            commands_stream,
+            events_stream,
+            cfg,
+            bus,
+            db,
+            feed,
+            floor,
+            campaign_of,
+            waiting,
+            waiting_set,
+            call_campaign,
+            dedup,
+            wallboard,
+            pending_commands: VecDeque::new(),
+            stats: ServiceStats::default(),
+        };
+        let now = now_ms();
+        s.feed.publish(now, s.wallboard.take_changes(now));
+        Ok(s)
+    }
+
+    pub fn floor(&self) -> &Floor {
+        &self.floor
+    }
+
+    pub fn stats(&self) -> ServiceStats {
+        self.stats
+    }
+
+    /// Runs until `shutdown` resolves (returns the counters) or a fault stops it. `readers` are two
+    /// bus handles for the two blocking readers (for Redis: separate connections).
+    pub async fn run(
+        mut self,
+        readers: [B; 2],
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<ServiceStats, ServiceError> {
+        // First, everything left pending by a previous run (ours, killed before its ack): claimed
+        // and applied batch by batch, each acked before the next claim, so none is claimed twice.
+        for source in [Source::Commands, Source::ShardEvents] {
+            loop {
+                let stream = self.stream(source).to_owned();
+                let b = self.bus.claim_stale(&stream, &self.cfg.group, &self.cfg.consumer, 0, self.cfg.batch).await?;
+                if b.is_empty() {
+                    break;
+                }
+                tracing::info!(%stream, entries = b.len(), "applying entries left pending");
+                self.process(vec![ReadBatch { source, deliveries: b }]).await?;
+            }
+        }
+        let (tx, mut rx) = mpsc::channel::<Result<ReadBatch, BusError>>(4);
+        let [r1, r2] = readers;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(reader(r1, self.commands_stream.clone(), Source::Commands, self.cfg.clone(), tx.clone()));
+        tasks.spawn(reader(r2, self.events_stream.clone(), Source::ShardEvents, self.cfg.clone(), tx));
+        tokio::pin!(shutdown);
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
+        let result = loop {
+            let timer = self.floor.poll_timeout();
+            let sleep = async {
+                match timer {
+                    Some(t) => tokio::time::sleep(Duration::from_millis(t.saturating_sub(now_ms()))).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break Ok(self.stats),
+                msg = rx.recv() => match msg {
+                    Some(Ok(first)) => {
+                        let mut batches = vec![first];
+                        while batches.len() < 8 {
+                            match rx.try_recv() {
+                                Ok(Ok(b)) => batches.push(b),
+                                Ok(Err(e)) => tracing::warn!(error = %e, "reader error"),
+                                Err(_) => break,
+                            }
+                        }
+                        if let Err(e) = self.process(batches).await {
+                            break Err(e);
+                        }
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "reader error; it retries"),
+                    None => break Err(ServiceError::ReaderGone),
+                },
+                () = sleep => {
+                    if let Err(e) = self.process(Vec::new()).await {
+                        break Err(e);
+                    }
+                }
+                _ = housekeeping.tick() => {
+                    if let Err(e) = self.housekeeping().await {
+                        tracing::warn!(error = %e, "housekeeping failed");
+                    }
+                }
+            }
+        };
+        tasks.abort_all();
+        result
+    }
+
+    async fn housekeeping(&mut self) -> Result<(), ServiceError> {
+        let t = self.cfg.tenant_id;
+        let reasons = persist::load_pause_reasons(&self.db, t).await?;
+        self.floor.set_pause_reasons(reasons.into_iter().map(PauseReasonId));
+        let before = now_ms().saturating_sub(self.cfg.applied_retention_ms);
+        persist::prune_applied(&self.db, t, before).await?;
+        Ok(())
+    }
+
+    /// Applies batches (and due timers), publishes, commits, acks. Public for tests that step the
+    /// service without reader tasks.
+    async fn process(&mut self, batches: Vec<ReadBatch>) -> Result<(), ServiceError> {
+        let now = now_ms();
+        let mut w = BatchWrites::default();
+        let mut out: Vec<Envelope> = Vec::new();
+        let mut acks: Vec<(Source, EntryId)> = Vec::new();
+        let mut dead: Vec<(Source, Delivery, String)> = Vec::new();
+        // Timers first: they are due already.
+        self.floor.handle_timeout(now);
+        self.drain(now, None, &mut w, &mut out)?;
+        for b in batches {
+            for d in b.deliveries {
+                if self.dedup.is_applied(&d.envelope.id) {
+                    self.stats.duplicates += 1;
+                    acks.push((b.source, d.entry_id));
+                    continue;
+                }
+                if d.envelope.tenant_id != self.cfg.tenant_id {
+                    dead.push((b.source, d, "message of another tenant".into()));
+                    continue;
+                }
+                let r = match b.source {
+                    Source::Commands => match d.envelope.decode::<ApiCommand>() {
+                        Ok(c) => {
+                            self.apply_command(now, &c);
+                            Ok(())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Source::ShardEvents => match d.envelope.decode::<ShardEvent>() {
+                        Ok(e) => {
+                            self.apply_shard_event(now, &e, &mut w);
+                            Ok(())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    },
+                };
+                match r {
+                    Ok(()) => {
+                        self.match_waiting(now);
+                        self.drain(now, Some(d.envelope.id), &mut w, &mut out)?;
+                        self.dedup.mark_applied(d.envelope.id);
+                        w.applied.push(d.envelope.id);
+                        self.stats.applied += 1;
+                        acks.push((b.source, d.entry_id));
+                    }
+                    Err(reason) => dead.push((b.source, d, reason)),
+                }
+            }
+        }
+        // Timers may have freed agents for waiting customers.
+        self.match_waiting(now);
+        self.drain(now, None, &mut w, &mut out)?;
+        if w.is_empty() && out.is_empty() && acks.is_empty() && dead.is_empty() {
+            return Ok(());
+        }
+        // Publish (pipelined), then commit, then ack.
+        let publishes = out.iter().map(|e| self.bus.publish(&self.out_stream, e));
+        for r in futures::future::join_all(publishes).await {
+            r?;
+        }
+        self.stats.events_published += out.len() as u64;
+        persist::commit(&self.db, self.cfg.tenant_id, now, &w).await?;
+        for (source, d, reason) in &dead {
+            tracing::warn!(entry = %d.entry_id, id = %d.envelope.id, %reason, "dead-lettered");
+            self.bus.dead_letter(self.stream(*source), &self.cfg.group, d, reason).await?;
+            self.stats.dead += 1;
+        }
+        for source in [Source::Commands, Source::ShardEvents] {
+            let ids: Vec<EntryId> = acks.iter().filter(|(s, _)| *s == source).map(|(_, id)| *id).collect();
+            if !ids.is_empty() {
+                self.bus.ack(self.stream(source), &self.cfg.group, &ids).await?;
+            }
+        }
+        self.stats.batches += 1;
+        self.feed.publish(now, self.wallboard.take_changes(now));
+        Ok(())
+    }
+
+    fn stream(&self, s: Source) -> &str {
+        match s {
+            Source::Commands => &self.commands_stream,
+            Source::ShardEvents => &self.events_stream,
+        }
+    }
+
+    /// Takes the floor's events: transitions to SQL and the wallboard, everything to the bus.
+    fn drain(
+        &mut self,
+        now: u64,
+        src: Option<MessageId>,
+        w: &mut BatchWrites,
+        out: &mut Vec<Envelope>,
+    ) -> Result<(), ServiceError> {
+        let mut n = 0u32;
+        while let Some(ev) = self.floor.poll_event().or_else(|| self.pending_commands.pop_front().map(Event::Command)) {
+            let agent_id = match &ev {
+                Event::Transition(t) => {
+                    let msg = src.map(|s| s.to_string()).unwrap_or_else(|| format!("timer:{now}"));
+                    w.transitions.push((*t, msg));
+                    self.wallboard.transition(t);
+                    t.agent_id
+                }
+                Event::Command(c) => {
+                    self.on_command(c);
+                    command_agent(c)
+                }
+            };
+            if let (Some(view), Some(config)) = (self.floor.agent(agent_id), self.floor.agent_config(agent_id)) {
+                w.agents.insert(agent_id, (self.campaign_of.get(&agent_id).copied(), view, config));
+            }
+            let mut env = Envelope::new(self.cfg.tenant_id, now, &ev)
+                .map_err(|e| ServiceError::Bus(BusError::Protocol(format!("encoding an agent event: {e}"))))?;
+            if let Some(s) = src {
+                env.id = derived_id(s, n);
+            }
+            n += 1;
+            out.push(env);
+        }
+        Ok(())
+    }
+
+    /// Control's own reaction to the floor's shard commands.
+    fn on_command(&mut self, c: &Command) {
+        if let Command::ReleaseCustomer { call_id, .. } = *c {
+            // The reserved customer is no longer for that agent: offer it again, first in line.
+            if let Some(&campaign_id) = self.call_campaign.get(&call_id) {
+                if self.waiting_set.insert(call_id) {
+                    self.waiting.push_front(Waiting { call_id, campaign_id });
+                }
+            }
+        }
+    }
+
+    fn apply_command(&mut self, now: u64, c: &ApiCommand) {
+        let (agent_id, input) = c.to_input();
+        let r = match (c, input) {
+            (ApiCommand::StartCallJob { campaign_id, .. }, Some(input)) => {
+                if self.floor.agent(agent_id).is_none() {
+                    if let Err(e) = self.floor.add_agent(agent_id) {
+                        self.refused(agent_id, "start_call_job", &e);
+                        return;
+                    }
+                }
+                let state = self.floor.agent(agent_id).map(|a| a.state);
+                if matches!(state, Some(AgentState::Offline | AgentState::Unknown)) {
+                    self.campaign_of.insert(agent_id, *campaign_id);
+                    if let Some(a) = self.floor.agent(agent_id) {
+                        self.wallboard.set_agent(agent_id, a.state, a.since_ms, Some(*campaign_id));
+                    }
+                }
+                self.floor.handle_input(now, agent_id, input)
+            }
+            (ApiCommand::HangUpCustomer { call_id, .. }, _) => {
+                if self.floor.call_owner(*call_id) == Some(agent_id) {
+                    self.pending_commands.push_back(Command::HangUpCustomer { agent_id, call_id: *call_id });
+                    Ok(())
+                } else {
+                    Err(AgentError::WrongCall {
+                        expected: self.floor.agent(agent_id).and_then(|a| a.call_id),
+                        got: *call_id,
+                    })
+                }
+            }
+            (_, Some(input)) => self.floor.handle_input(now, agent_id, input),
+            (_, None) => Ok(()),
+        };
+        if let Err(e) = r {
+            self.refused(agent_id, "api_command", &e);
+        }
+    }
+
+    fn refused(&mut self, agent_id: AgentId, what: &str, e: &AgentError) {
+        self.stats.refused += 1;
+        tracing::debug!(agent = agent_id.0, what, error = %e, "refused");
+    }
+
+    fn apply_shard_event(&mut self, now: u64, e: &ShardEvent, w: &mut BatchWrites) {
+        match *e {
+            ShardEvent::CustomerAnswered { call_id, campaign_id, lead_id, .. } => {
+                w.calls.push(CallOp::Answered { call_id, campaign_id, lead_id, at_ms: now });
+                self.wallboard.customer_answered(now, call_id, campaign_id);
+                if self.call_campaign.contains_key(&call_id) || self.floor.call_owner(call_id).is_some() {
+                    return; // the same call reported twice
+                }
+                self.call_campaign.insert(call_id, campaign_id);
+                if self.waiting.len() >= self.cfg.max_waiting {
+                    tracing::warn!(call = call_id.0, "waiting queue full; customer released");
+                    self.pending_commands.push_back(Command::ReleaseCustomer { agent_id: AgentId(0), call_id });
+                    return;
+                }
+                if self.offer(now, call_id, campaign_id).is_err() {
+                    self.waiting_set.insert(call_id);
+                    self.waiting.push_back(Waiting { call_id, campaign_id });
+                }
+            }
+            ShardEvent::Bridged { call_id, agent_id } => {
+                w.calls.push(CallOp::Bridged { call_id, agent_id, at_ms: now });
+                self.wallboard.bridged(now, call_id);
+                if let Err(e) = self.floor.handle_input(now, agent_id, Input::Bridged { call_id }) {
+                    self.refused(agent_id, "bridged", &e);
+                }
+            }
+            ShardEvent::CallEnded { call_id, agent_id, ref outcome } => {
+                let owner = agent_id.or_else(|| self.floor.call_owner(call_id));
+                let view = owner.and_then(|a| self.floor.agent(a));
+                let was_bridged = view.is_some_and(|v| {
+                    v.call_id == Some(call_id) && matches!(v.state, AgentState::Talking | AgentState::Hold)
+                });
+                let answered = self.call_campaign.contains_key(&call_id);
+                let result = if was_bridged {
+                    "no_entry"
+                } else if answered || outcome.status == 200 {
+                    "abandoned"
+                } else {
+                    match outcome.status {
+                        486 | 600 => "busy",
+                        408 | 480 => "timeout",
+                        487 => "cancel",
+                        _ => "error",
+                    }
+                };
+                w.calls.push(CallOp::Ended { call_id, agent_id: owner, outcome: outcome.clone(), result, at_ms: now });
+                if was_bridged {
+                    if let Some(a) = owner {
+                        w.calls.push(CallOp::WrapUpRow { call_id, agent_id: a, at_ms: now });
+                    }
+                }
+                let campaign = self.call_campaign.remove(&call_id);
+                self.wallboard.call_ended(now, call_id, campaign);
+                if self.waiting_set.remove(&call_id) {
+                    self.waiting.retain(|x| x.call_id != call_id);
+                }
+                if let Some(a) = owner {
+                    if view.is_some_and(|v| v.call_id == Some(call_id)) {
+                        if let Err(e) = self.floor.handle_input(now, a, Input::CustomerEnded { call_id }) {
+                            self.refused(a, "call_ended", &e);
+                        }
+                    }
+                }
+            }
+            _ => {
+                if let Some((agent_id, input)) = e.to_input() {
+                    if let Err(err) = self.floor.handle_input(now, agent_id, input) {
+                        self.refused(agent_id, "shard_event", &err);
+                    }
+                }
+            }
+        }
+    }
+
+    fn offer(&mut self, now: u64, call_id: CallId, campaign_id: CampaignId) -> Result<AgentId, AgentError> {
+        let campaign_of = &self.campaign_of;
+        let r = self.floor.offer_to_longest_ready_where(now, call_id, |a| campaign_of.get(&a) == Some(&campaign_id));
+        if r.is_ok() {
+            self.stats.matched += 1;
+        }
+        r
+    }
+
+    /// Offers waiting customers (oldest first) to ready agents of their campaign.
+    fn match_waiting(&mut self, now: u64) {
+        if self.waiting.is_empty() || self.floor.ready_count() == 0 {
+            return;
+        }
+        let mut kept = VecDeque::with_capacity(self.waiting.len());
+        while let Some(wt) = self.waiting.pop_front() {
+            if self.floor.ready_count() == 0 {
+                kept.push_back(wt);
+                continue;
+            }
+            match self.offer(now, wt.call_id, wt.campaign_id) {
+                Ok(_) => {
+                    self.waiting_set.remove(&wt.call_id);
+                }
+                Err(AgentError::OfferRefused(OfferRefused::CallTaken { .. })) => {
+                    self.waiting_set.remove(&wt.call_id);
+                }
+                Err(_) => kept.push_back(wt),
+            }
+        }
+        self.waiting = kept;
+    }
+}
+
+fn command_agent(c: &Command) -> AgentId {
+    match *c {
+        Command::DialAgentLeg { agent_id }
+        | Command::HangUpAgentLeg { agent_id }
+        | Command::Bridge { agent_id, .. }
+        | Command::ReleaseCustomer { agent_id, .. }
+        | Command::HangUpCustomer { agent_id, .. } => agent_id,
+    }
+}
+
+/// Reads one stream for the owner: new entries, and entries of dead consumers once they are
+/// pending longer than `min_idle_ms`.
+async fn reader<B: Bus>(
+    bus: B,
+    stream: String,
+    source: Source,
+    cfg: ServiceConfig,
+    tx: mpsc::Sender<Result<ReadBatch, BusError>>,
+) {
+    let mut backoff_ms = 10u64;
+    loop {
+        let claimed = bus.claim_stale(&stream, &cfg.group, &cfg.consumer, cfg.min_idle_ms, cfg.batch).await;
+        let r = match claimed {
+            Ok(b) if !b.is_empty() => Ok(b),
+            Ok(_) => bus.read(&stream, &cfg.group, &cfg.consumer, cfg.batch, cfg.block_ms).await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(deliveries) => {
+                backoff_ms = 10;
+                if deliveries.is_empty() {
+                    continue;
+                }
+                if tx.send(Ok(ReadBatch { source, deliveries })).await.is_err() {
+                    return;
+                }
+            }
+            Err(BusError::NoGroup { .. }) => {
+                tracing::warn!(%stream, "group missing; creating it");
+                if let Err(e) = bus.ensure_group(&stream, &cfg.group).await {
+                    tracing::warn!(%stream, error = %e, "could not create the group");
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                }
+            }
+            Err(e) => {
+                if tx.send(Err(e)).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(1_000);
+            }
+        }
+    }
+}
+
+/// Per-agent state counts, for logs and tests.
+pub fn states_of(floor: &Floor) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for a in floor.agents() {
+        *m.entry(a.state.name()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// The tenants in the database (the control service serves each).
+pub async fn tenant_ids(db: &store::Db, limit: usize) -> Result<Vec<u64>, PersistError> {
+    persist::tenant_ids(db, limit).await
+}
+
+/// Runs one tenant's service until `shutdown`, restarting it from SQL after a fault (crash-only:
+/// the floor is rebuilt from what was committed, pending entries are claimed again). `buses` makes
+/// three bus handles (publish/ack and the two readers); for Redis, each its own connection.
+pub async fn supervise<B, F, Fut>(
+    buses: F,
+    db: store::Db,
+    cfg: ServiceConfig,
+    feed: Arc<Feed>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    B: Bus + Clone + 'static,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<[B; 3], BusError>>,
+{
+    let mut backoff_ms = 100u64;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let attempt = async {
+            let [bus, r1, r2] = buses().await?;
+            let svc = Service::open(bus, db.clone(), cfg.clone(), feed.clone()).await?;
+            let mut stop = shutdown.clone();
+            svc.run([r1, r2], async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        };
+        match attempt.await {
+            Ok(stats) => {
+                tracing::info!(tenant = cfg.tenant_id, ?stats, "control service stopped");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(tenant = cfg.tenant_id, error = %e, "control service failed; restarting from storage");
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(5_000);
+            }
+        }
+    }
+}

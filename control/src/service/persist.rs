@@ -1,0 +1,357 @@
+//! What the control service writes to SQL, as one transaction per applied batch (group commit):
+//! the message ids applied, the agent transitions, call-record and wrap-up-record changes, and the
+//! state of every agent the batch touched. And what a restarted service reads back.
+
+use std::collections::BTreeMap;
+
+use store::sqlx::{self, Row};
+use store::Db;
+
+use crate::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, Transition};
+use crate::bus::MessageId;
+use crate::messages::{CampaignId, LeadId, SipOutcome};
+
+/// Rows per multi-row INSERT (well under SQLite's 32,766 and PostgreSQL's 65,535 parameters).
+const ROWS_PER_INSERT: usize = 200;
+
+/// One call-record (or wrap-up-record) change, in apply order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallOp {
+    /// A customer answered: the call record is created (or completed) with its campaign and lead.
+    Answered { call_id: CallId, campaign_id: CampaignId, lead_id: LeadId, at_ms: u64 },
+    /// The customer was bridged to the agent.
+    Bridged { call_id: CallId, agent_id: AgentId, at_ms: u64 },
+    /// The call ended; `result` is the call record's result until a wrap-up record is saved.
+    Ended { call_id: CallId, agent_id: Option<AgentId>, outcome: SipOutcome, result: &'static str, at_ms: u64 },
+    /// A bridged call ended: its wrap-up record, unsaved, result 未入力 (`no_entry`).
+    WrapUpRow { call_id: CallId, agent_id: AgentId, at_ms: u64 },
+}
+
+/// The writes of one batch.
+#[derive(Debug, Default)]
+pub struct BatchWrites {
+    pub applied: Vec<MessageId>,
+    pub transitions: Vec<(Transition, String)>,
+    pub calls: Vec<CallOp>,
+    /// The agents touched, with their campaign, state and call-job config.
+    pub agents: BTreeMap<AgentId, (Option<CampaignId>, AgentView, AgentConfig)>,
+}
+
+impl BatchWrites {
+    pub fn is_empty(&self) -> bool {
+        self.applied.is_empty() && self.transitions.is_empty() && self.calls.is_empty() && self.agents.is_empty()
+    }
+}
+
+/// Persistence errors (the service stops on them: crash-only, it restarts from what was committed).
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("sql: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("bad stored row: {0}")]
+    BadRow(String),
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn reason(s: &AgentState) -> Option<i64> {
+    match s {
+        AgentState::Paused { reason_id } => Some(i64::from(reason_id.0)),
+        _ => None,
+    }
+}
+
+fn cause_name(c: &Cause) -> (&'static str, Option<i64>) {
+    match c {
+        Cause::Login => ("login", None),
+        Cause::AgentLegUp => ("agent_leg_up", None),
+        Cause::AgentLegDown => ("agent_leg_down", None),
+        Cause::PhoneUnreachable => ("phone_unreachable", None),
+        Cause::Offer => ("offer", None),
+        Cause::Declined => ("declined", None),
+        Cause::NoAnswer => ("no_answer", None),
+        Cause::Bridged => ("bridged", None),
+        Cause::CustomerEnded => ("customer_ended", None),
+        Cause::Hold => ("hold", None),
+        Cause::Unhold => ("unhold", None),
+        Cause::WrapUpSaved => ("wrap_up_saved", None),
+        Cause::AcwTimeout => ("acw_timeout", None),
+        Cause::GoReady => ("go_ready", None),
+        Cause::PauseRequested => ("pause_requested", None),
+        Cause::LogOffRequested => ("log_off_requested", None),
+        Cause::IdleTimeout => ("idle_timeout", None),
+        Cause::Supervisor { supervisor_id } => ("supervisor", Some(i(supervisor_id.0))),
+    }
+}
+
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// Writes one batch in one transaction.
+pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Result<(), PersistError> {
+    let t = i(tenant_id);
+    let mut tx = db.pool.begin().await?;
+    for chunk in w.applied.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO control_applied (tenant_id, message_id, applied_at) VALUES {}",
+            placeholders(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(t).bind(id.to_string()).bind(i(now_ms));
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for chunk in w.transitions.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO agent_transitions (tenant_id, agent_user_id, from_state, to_state, from_reason_id, to_reason_id,
+                cause, supervisor_id, call_id, at, message_id) VALUES {}",
+            placeholders(chunk.len(), 11)
+        );
+        let mut q = sqlx::query(&sql);
+        for (tr, msg) in chunk {
+            let (cause, sv) = cause_name(&tr.cause);
+            q = q
+                .bind(t)
+                .bind(i(tr.agent_id.0))
+                .bind(tr.from.name())
+                .bind(tr.to.name())
+                .bind(reason(&tr.from))
+                .bind(reason(&tr.to))
+                .bind(cause)
+                .bind(sv)
+                .bind(tr.call_id.map(|c| i(c.0)))
+                .bind(i(tr.at_ms))
+                .bind(msg.as_str());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for op in &w.calls {
+        match op {
+            CallOp::Answered { call_id, campaign_id, lead_id, at_ms } => {
+                sqlx::query(
+                    "INSERT INTO call_records (tenant_id, dialer_call_id, campaign_id, lead_id, tel, started_at, answered_at, result)
+                     VALUES ($1, $2, $3, $4, COALESCE((SELECT tel FROM leads WHERE id = $5 AND tenant_id = $6), ''), $7, $8, 'pending')
+                     ON CONFLICT (tenant_id, dialer_call_id) DO UPDATE SET answered_at = excluded.answered_at,
+                        campaign_id = excluded.campaign_id, lead_id = excluded.lead_id, tel = excluded.tel",
+                )
+                .bind(t)
+                .bind(i(call_id.0))
+                .bind(i(campaign_id.0))
+                .bind(i(lead_id.0))
+                .bind(i(lead_id.0))
+                .bind(t)
+                .bind(i(*at_ms))
+                .bind(i(*at_ms))
+                .execute(&mut *tx)
+                .await?;
+            }
+            CallOp::Bridged { call_id, agent_id, at_ms } => {
+                sqlx::query(
+                    "UPDATE call_records SET bridged_at = $1, agent_user_id = $2 WHERE tenant_id = $3 AND dialer_call_id = $4",
+                )
+                .bind(i(*at_ms))
+                .bind(i(agent_id.0))
+                .bind(t)
+                .bind(i(call_id.0))
+                .execute(&mut *tx)
+                .await?;
+            }
+            CallOp::Ended { call_id, agent_id, outcome, result, at_ms } => {
+                sqlx::query(
+                    "INSERT INTO call_records (tenant_id, dialer_call_id, agent_user_id, tel, started_at, ended_at, sip_status, result)
+                     VALUES ($1, $2, $3, '', $4, $5, $6, $7)
+                     ON CONFLICT (tenant_id, dialer_call_id) DO UPDATE SET ended_at = excluded.ended_at,
+                        sip_status = excluded.sip_status,
+                        agent_user_id = COALESCE(call_records.agent_user_id, excluded.agent_user_id),
+                        result = CASE WHEN call_records.result = 'pending' THEN excluded.result ELSE call_records.result END",
+                )
+                .bind(t)
+                .bind(i(call_id.0))
+                .bind(agent_id.map(|a| i(a.0)))
+                .bind(i(*at_ms))
+                .bind(i(*at_ms))
+                .bind(i64::from(outcome.status))
+                .bind(*result)
+                .execute(&mut *tx)
+                .await?;
+            }
+            CallOp::WrapUpRow { call_id, agent_id, at_ms } => {
+                sqlx::query(
+                    "INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, result, saved, created_at, dialer_call_id)
+                     SELECT $1, c.id, c.lead_id, $2, 'no_entry', 0, $3, $4 FROM call_records c
+                     WHERE c.tenant_id = $5 AND c.dialer_call_id = $6
+                     ON CONFLICT (tenant_id, dialer_call_id) DO NOTHING",
+                )
+                .bind(t)
+                .bind(i(agent_id.0))
+                .bind(i(*at_ms))
+                .bind(i(call_id.0))
+                .bind(t)
+                .bind(i(call_id.0))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    let agents: Vec<_> = w.agents.iter().collect();
+    for chunk in agents.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO control_agents (tenant_id, agent_user_id, campaign_id, view, config, updated_at) VALUES {}
+             ON CONFLICT (tenant_id, agent_user_id) DO UPDATE SET campaign_id = excluded.campaign_id,
+                view = excluded.view, config = excluded.config, updated_at = excluded.updated_at",
+            placeholders(chunk.len(), 6)
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, (campaign, view, config)) in chunk {
+            q = q
+                .bind(t)
+                .bind(i(id.0))
+                .bind(campaign.map(|c| i(c.0)))
+                .bind(serde_json::to_string(view)?)
+                .bind(serde_json::to_string(config)?)
+                .bind(i(now_ms));
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An agent as the last committed batch left it.
+#[derive(Debug, Clone)]
+pub struct StoredAgent {
+    pub campaign_id: Option<CampaignId>,
+    pub view: AgentView,
+    pub config: AgentConfig,
+}
+
+/// The tenant's agents, as committed.
+pub async fn load_agents(db: &Db, tenant_id: u64, limit: usize) -> Result<Vec<StoredAgent>, PersistError> {
+    let rows = sqlx::query(
+        "SELECT campaign_id, view, config FROM control_agents WHERE tenant_id = $1 ORDER BY agent_user_id LIMIT $2",
+    )
+    .bind(i(tenant_id))
+    .bind(i(limit as u64))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let campaign: Option<i64> = r.try_get("campaign_id")?;
+        let view: String = r.try_get("view")?;
+        let config: String = r.try_get("config")?;
+        out.push(StoredAgent {
+            campaign_id: campaign.and_then(|c| u64::try_from(c).ok()).map(CampaignId),
+            view: serde_json::from_str(&view)?,
+            config: serde_json::from_str(&config)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The newest applied message ids (the dedup window of a restarted service).
+pub async fn load_applied(db: &Db, tenant_id: u64, limit: usize) -> Result<Vec<MessageId>, PersistError> {
+    let rows = sqlx::query("SELECT message_id FROM control_applied WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2")
+        .bind(i(tenant_id))
+        .bind(i(limit as u64))
+        .fetch_all(&db.pool)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let s: String = r.try_get("message_id")?;
+        let id = s.parse::<ulid::Ulid>().map_err(|e| PersistError::BadRow(format!("message id {s:?}: {e}")))?;
+        out.push(MessageId(id));
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Customers answered and not yet bridged nor ended: (call, campaign, answered at), oldest first.
+pub async fn load_waiting(
+    db: &Db,
+    tenant_id: u64,
+    limit: usize,
+) -> Result<Vec<(CallId, CampaignId, u64)>, PersistError> {
+    let rows = sqlx::query(
+        "SELECT dialer_call_id, campaign_id, answered_at FROM call_records WHERE tenant_id = $1
+            AND dialer_call_id IS NOT NULL AND answered_at IS NOT NULL AND bridged_at IS NULL AND ended_at IS NULL
+         ORDER BY answered_at LIMIT $2",
+    )
+    .bind(i(tenant_id))
+    .bind(i(limit as u64))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let call: i64 = r.try_get("dialer_call_id")?;
+        let campaign: Option<i64> = r.try_get("campaign_id")?;
+        let at: Option<i64> = r.try_get("answered_at")?;
+        out.push((
+            CallId(u64::try_from(call).unwrap_or(0)),
+            CampaignId(campaign.and_then(|c| u64::try_from(c).ok()).unwrap_or(0)),
+            at.and_then(|a| u64::try_from(a).ok()).unwrap_or(0),
+        ));
+    }
+    Ok(out)
+}
+
+/// The tenant's pause reasons.
+pub async fn load_pause_reasons(db: &Db, tenant_id: u64) -> Result<Vec<u32>, PersistError> {
+    let rows = sqlx::query("SELECT id FROM pause_reasons WHERE tenant_id = $1 LIMIT 10000")
+        .bind(i(tenant_id))
+        .fetch_all(&db.pool)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        if let Ok(id) = u32::try_from(id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes applied ids older than `before_ms` (they can no longer be redelivered: the entries were
+/// acked long ago). Keeps the table bounded.
+pub async fn prune_applied(db: &Db, tenant_id: u64, before_ms: u64) -> Result<u64, PersistError> {
+    let r = sqlx::query("DELETE FROM control_applied WHERE tenant_id = $1 AND applied_at < $2")
+        .bind(i(tenant_id))
+        .bind(i(before_ms))
+        .execute(&db.pool)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Tenant ids, ascending.
+pub async fn tenant_ids(db: &Db, limit: usize) -> Result<Vec<u64>, PersistError> {
+    let rows =
+        sqlx::query("SELECT id FROM tenants ORDER BY id LIMIT $1").bind(i(limit as u64)).fetch_all(&db.pool).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let id: i64 = r.try_get("id")?;
+        if let Ok(id) = u64::try_from(id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
