@@ -95,6 +95,18 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             "errors": {"type": "array", "items": {"type": "object", "properties": {"row": {"type": "integer"}, "message": {"type": "string"}}}}}}),
         ),
         (
+            "WrapupSave",
+            json!({"type": "object", "required": ["result", "next_action", "state_after"], "additionalProperties": false, "properties": {
+                "interlocutor": {"type": ["string", "null"], "enum": ["self", "other", null], "description": "本人 or その他."},
+                "result": {"type": "string", "description": "A system result or a campaign result number, e.g. \"3\"."},
+                "other_tel": {"type": ["string", "null"]},
+                "next_action": {"type": "string", "enum": ["continue", "recall", "complete"]},
+                "recall_at": {"type": ["string", "null"], "format": "date-time", "description": "Required when next_action is recall."},
+                "recall_to_agent": {"type": "boolean", "description": "The recall goes to the agent's own recall list."},
+                "memo": {"type": "string", "maxLength": 5000},
+                "state_after": {"type": "string", "enum": ["continue", "break", "away", "end_job"]}}}),
+        ),
+        (
             "BulkDelete",
             json!({"type": "object", "additionalProperties": false, "properties": {
             "ids": {"type": "array", "maxItems": 100000, "items": {"type": "integer", "minimum": 1}},

@@ -285,6 +285,26 @@ pub async fn lists_paginate_sort_filter_and_validate(app: TestApp) {
     for op in api::operations() {
         assert!(doc["paths"][&op.path][op.method].is_object(), "{} {} undocumented", op.method, op.path);
     }
+    // Every reference in the document resolves to a component.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = vec![];
+    refs(&doc, &mut all);
+    assert!(all.len() > 100, "only {} references", all.len());
+    for r in all {
+        let name = r.trim_start_matches("#/components/schemas/");
+        assert!(doc["components"]["schemas"][name].is_object(), "{r} does not resolve");
+    }
 }
 
 pub async fn wrapup_records_save_results_and_recalls(app: TestApp) {
