@@ -41,10 +41,10 @@ const HEARTBEAT_MS: u64 = 2_000;
 const STALE_MS: i64 = 60_000;
 /// Rows per INSERT statement inside the import transaction, per backend. Measured on 50,000 rows
 /// (`kakeru bench import`): SQLite's cost per statement grows faster than its parameters (inserts took
-/// 0.8 s at 10 rows, 0.9 s at 20, 1.9 s at 100, 5.1 s at 400 per statement); PostgreSQL gains from
-/// fewer round trips (3.4 s at 100 rows, 2.3 s at 3,000, on a loaded machine).
+/// 0.8 s at 10 rows, 0.9 s at 20, 1.9 s at 100, 5.1 s at 400 per statement); PostgreSQL: whole import
+/// 2.21 s at 400 rows, 3.07-3.71 s at 1,000 (loaded machine; to be re-measured quiet).
 const INSERT_ROWS_SQLITE: usize = 16;
-const INSERT_ROWS_POSTGRES: usize = 1000;
+const INSERT_ROWS_POSTGRES: usize = 400;
 
 /// Live progress of running imports (the database row holds the final figures).
 #[derive(Clone, Default)]
