@@ -37,8 +37,8 @@ impl Auth {
     }
 }
 
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let h = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let h = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = h.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token.trim())
 }
@@ -47,7 +47,7 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         match accounts::authenticate(&state.db, token, store::now_ms()).await? {
             Some(p) => Ok(Auth(p)),
             None => Err(ApiError::unauthorized()),
@@ -117,12 +117,8 @@ pub async fn login(State(st): State<AppState>, Body(b): Body<LoginBody>) -> ApiR
     }
 }
 
-pub async fn logout(State(st): State<AppState>, parts: axum::http::HeaderMap) -> ApiResult<axum::http::StatusCode> {
-    let h = parts.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let token = h.split_once(' ').map(|(_, t)| t.trim()).unwrap_or("");
-    if token.is_empty() {
-        return Err(ApiError::unauthorized());
-    }
+pub async fn logout(State(st): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult<axum::http::StatusCode> {
+    let token = bearer(&headers).ok_or_else(ApiError::unauthorized)?;
     accounts::logout(&st.db, token).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,7 @@ use crate::auth::{self, Auth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Id};
 use crate::openapi::schema_ref;
-use crate::resource::{self, visible, Ctx, Spec};
+use crate::resource::{self, visible, Ctx, Spec, SqlVal};
 use crate::resources::{self, ALL, MGR, MGR_SV};
 use crate::{AppState, Op, Registry};
 
@@ -602,10 +602,13 @@ async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, body: Bytes) -> ApiResul
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "at most 5 MiB per upload").with_field("body")
         );
     }
-    let text = crate::import::decode_small(&body).ok_or_else(|| {
-        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_encoding", "the file is neither UTF-8 nor Shift_JIS")
-            .with_field("body")
-    })?;
+    // The lead import's decoder: UTF-8 (BOM allowed) or Shift_JIS/CP932, detected the same way.
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut crate::import::csv::decode::DecodeReader::new(&body[..], None), &mut text)
+        .map_err(|_| {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_encoding", "the file is neither UTF-8 nor Shift_JIS")
+                .with_field("body")
+        })?;
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut numbers: Vec<(String, String)> = Vec::new();
     let mut errors = Vec::new();
@@ -637,32 +640,24 @@ async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, body: Bytes) -> ApiResul
     let mut added = 0i64;
     let mut duplicates = 0i64;
     let mut tx = ctx.st.db.pool.begin().await?;
+    // One statement a number: the unique (tenant_id, number) key tells a duplicate from a new one.
+    let insert = format!(
+        "INSERT INTO {} (tenant_id, number, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, number) DO NOTHING",
+        spec.table
+    );
     for (tel, note) in numbers {
-        let exists = sqlx::query(&format!("SELECT 1 AS one FROM {} WHERE tenant_id = $1 AND number = $2", spec.table))
-            .bind(ctx.tenant())
-            .bind(&tel)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if exists {
+        let n = sqlx::query(&insert).bind(ctx.tenant()).bind(&tel).bind(&note).bind(now).execute(&mut *tx).await?;
+        if n.rows_affected() == 0 {
             duplicates += 1;
-            continue;
+        } else {
+            added += 1;
         }
-        sqlx::query(&format!(
-            "INSERT INTO {} (tenant_id, number, note, created_at) VALUES ($1, $2, $3, $4)",
-            spec.table
-        ))
-        .bind(ctx.tenant())
-        .bind(&tel)
-        .bind(&note)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        added += 1;
     }
     tx.commit().await?;
     Ok(json!({"added": added, "duplicates": duplicates, "errors": errors}))
 }
+
+const BULK_MAX: usize = 100_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -688,21 +683,23 @@ async fn numbers_delete(ctx: &Ctx, spec: &'static Spec, b: BulkDeleteBody) -> Ap
             .await?
             .rows_affected();
     }
-    for id in b.ids.unwrap_or_default().into_iter().take(100_000) {
-        deleted += sqlx::query(&format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2", spec.table))
-            .bind(ctx.tenant())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    }
-    for n in b.numbers.unwrap_or_default().into_iter().take(100_000) {
-        deleted += sqlx::query(&format!("DELETE FROM {} WHERE tenant_id = $1 AND number = $2", spec.table))
-            .bind(ctx.tenant())
-            .bind(resource::tel("numbers", &n)?)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+    let numbers = b.numbers.unwrap_or_default().iter().map(|n| resource::tel("numbers", n)).collect::<ApiResult<Vec<_>>>()?;
+    let ids: Vec<SqlVal> = b.ids.unwrap_or_default().into_iter().map(SqlVal::I).collect();
+    let numbers: Vec<SqlVal> = numbers.into_iter().map(SqlVal::S).collect();
+    for (column, values) in [("id", ids), ("number", numbers)] {
+        if values.len() > BULK_MAX {
+            return Err(ApiError::invalid(column, format!("{column}: at most {BULK_MAX} per request")));
+        }
+        // A few hundred values a statement rather than one statement a value.
+        for chunk in values.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND {column} IN ({})", spec.table, marks.join(", "));
+            let mut q = sqlx::query(&sql).bind(ctx.tenant());
+            for v in chunk.iter().cloned() {
+                q = v.bind(q);
+            }
+            deleted += q.execute(&mut *tx).await?.rows_affected();
+        }
     }
     tx.commit().await?;
     Ok(json!({ "deleted": deleted }))

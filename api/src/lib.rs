@@ -46,7 +46,8 @@ impl Default for Config {
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
-    pub openapi: Arc<Value>,
+    /// The OpenAPI document, serialized once at start.
+    pub openapi: axum::body::Bytes,
     pub imports: import::Imports,
 }
 
@@ -145,9 +146,16 @@ pub fn operations() -> Vec<Op> {
 pub fn build(db: Db, config: Config) -> Router {
     let reg = registry();
     let doc = openapi::document(&reg.ops);
-    let state = AppState { db, config: Arc::new(config), openapi: Arc::new(doc), imports: import::Imports::default() };
+    // Serializing a serde_json::Value cannot fail (its map keys are strings).
+    let openapi = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    let state = AppState { db, config: Arc::new(config), openapi, imports: import::Imports::default() };
     reg.router
-        .route("/openapi.json", get(|State(st): State<AppState>| async move { Json((*st.openapi).clone()) }))
+        .route(
+            "/openapi.json",
+            get(|State(st): State<AppState>| async move {
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], st.openapi.clone())
+            }),
+        )
         .route("/docs", get(openapi::docs_page))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { error::ApiError::not_found() })

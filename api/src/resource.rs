@@ -639,7 +639,7 @@ pub async fn create(ctx: &Ctx, spec: &'static Spec, body: Value) -> ApiResult<(S
     let now = store::now_ms();
     for stamp in ["created_at", "updated_at"] {
         if spec.field(stamp).is_some() {
-            vals.set(if stamp == "created_at" { "created_at" } else { "updated_at" }, SqlVal::I(now));
+            vals.set(stamp, SqlVal::I(now));
         }
     }
     let mut names = vec!["tenant_id"];

@@ -65,6 +65,12 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     }
 }
 
+/// A valid argon2 hash of nothing anyone knows, for checking unknown logins in the same time.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_secret(16)))
+}
+
 /// A random printable secret (tokens, generated passwords).
 pub fn random_secret(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -147,19 +153,20 @@ pub async fn login(
     .bind(login)
     .fetch_optional(&db.pool)
     .await?;
-    let Some(row) = row else {
-        // Spend the same time as a real check so that logins cannot be probed by timing.
-        let _ = verify_password(
-            password,
-            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$5R0ZAnKSnUJ5nq2lM6L9m0dEqZ2S/1xH8q2fNpEJ2rI",
-        );
-        return Err(StoreError::NotFound);
+    // Argon2 is CPU work: off the async workers. An unknown login checks against a dummy hash so
+    // that logins cannot be probed by timing; wrong tenant, login, disabled and password answer alike.
+    let (hash, disabled) = match &row {
+        Some(r) => (r.try_get::<String, _>("password_hash")?, r.try_get::<i64, _>("disabled")? != 0),
+        None => (dummy_hash().to_string(), true),
     };
-    let hash: String = row.try_get("password_hash")?;
-    let disabled = row.try_get::<i64, _>("disabled")? != 0;
-    if disabled || !verify_password(password, &hash) {
-        return Err(StoreError::NotFound);
-    }
+    let password = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| StoreError::Config(format!("password check: {e}")))?;
+    let row = match row {
+        Some(row) if ok && !disabled => row,
+        _ => return Err(StoreError::NotFound),
+    };
     let principal = Principal {
         tenant_id: row.try_get("tenant_id")?,
         user_id: row.try_get("id")?,

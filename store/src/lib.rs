@@ -17,7 +17,8 @@ pub mod tenancy;
 
 use std::str::FromStr;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
+use sqlx::Executor;
 use sqlx::AnyPool;
 
 pub use sqlx;
@@ -105,11 +106,22 @@ impl Db {
             // One writer at a time in SQLite; a few readers beside it.
             Backend::Sqlite => 4,
         };
-        let pool = AnyPoolOptions::new().max_connections(max).connect(url).await?;
+        let mut options = AnyPoolOptions::new().max_connections(max);
+        if backend == Backend::Sqlite {
+            // Per connection: WAL (set once, in the file, by `migrate`) is crash-safe with NORMAL,
+            // which syncs at checkpoints instead of at every commit.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
         Ok(Db { pool, backend })
     }
 
-    /// `true` for PostgreSQL: some statements differ (e.g. `ILIKE`).
+    /// `true` for PostgreSQL (tuning that differs by backend, such as rows per INSERT).
     pub fn is_postgres(&self) -> bool {
         self.backend == Backend::Postgres
     }
@@ -126,8 +138,7 @@ pub async fn migrate(url: &str) -> Result<()> {
         Backend::Sqlite => {
             let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal);
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
             let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
             pool.close().await;
@@ -139,10 +150,4 @@ pub async fn migrate(url: &str) -> Result<()> {
 /// Current time, Unix milliseconds UTC. Drivers call this; sans-IO cores take `now` as input.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// Reads an optional integer column (helper for hand-written row mapping).
-pub fn get_opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
-    use sqlx::Row;
-    Ok(row.try_get::<Option<i64>, _>(col)?)
 }

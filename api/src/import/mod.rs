@@ -73,16 +73,6 @@ impl Imports {
     }
 }
 
-/// Decodes a small upload (number lists): UTF-8 (BOM allowed) or Shift_JIS/CP932.
-pub fn decode_small(bytes: &[u8]) -> Option<String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        return Some(s.to_string());
-    }
-    let (text, had_errors) = encoding_rs::SHIFT_JIS.decode_without_bom_handling(bytes);
-    (!had_errors).then(|| text.into_owned())
-}
-
 pub fn schemas() -> Vec<(&'static str, Value)> {
     vec![(
         "ImportJob",
@@ -583,22 +573,28 @@ async fn insert_chunk(
     Ok(n)
 }
 
-async fn import_json(ctx: &Ctx, id: i64) -> ApiResult<Value> {
-    // An unfinished job that no live process is running was interrupted: say so once, durably.
-    // (Checked before writing: on SQLite a running import holds the write lock.)
-    let now = store::now_ms();
-    let beat = sqlx::query(
-        "SELECT heartbeat_at FROM import_jobs WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'running')",
+async fn read_job(ctx: &Ctx, id: i64) -> ApiResult<sqlx::any::AnyRow> {
+    sqlx::query(
+        "SELECT id, list_id, kind, status, encoding, bytes_total, bytes_read, rows_read, imported_rows, rejected_rows,
+                error_code, error_message, created_at, heartbeat_at, finished_at
+         FROM import_jobs WHERE id = $1 AND tenant_id = $2",
     )
     .bind(id)
     .bind(ctx.tenant())
     .fetch_optional(&ctx.st.db.pool)
-    .await?;
-    let stale = match beat {
-        Some(r) => r.try_get::<i64, _>("heartbeat_at")? < now - STALE_MS && ctx.st.imports.get(id).is_none(),
-        None => false,
-    };
-    if stale {
+    .await?
+    .ok_or_else(ApiError::not_found)
+}
+
+async fn import_json(ctx: &Ctx, id: i64) -> ApiResult<Value> {
+    let mut r = read_job(ctx, id).await?;
+    let list_id: i64 = r.try_get("list_id")?;
+    visible(ctx, &resources::LISTS, list_id).await?;
+    // An unfinished job that no live process is running was interrupted: say so once, durably.
+    // (Only then does this read write: on SQLite a running import holds the write lock.)
+    let now = store::now_ms();
+    let unfinished = matches!(r.try_get::<String, _>("status")?.as_str(), "queued" | "running");
+    if unfinished && r.try_get::<i64, _>("heartbeat_at")? < now - STALE_MS && ctx.st.imports.get(id).is_none() {
         sqlx::query(
             "UPDATE import_jobs SET status = 'failed', error_code = 'interrupted',
                 error_message = 'the import was interrupted; nothing was imported', finished_at = $1
@@ -609,18 +605,8 @@ async fn import_json(ctx: &Ctx, id: i64) -> ApiResult<Value> {
         .bind(ctx.tenant())
         .execute(&ctx.st.db.pool)
         .await?;
+        r = read_job(ctx, id).await?;
     }
-    let r = sqlx::query(
-        "SELECT id, list_id, kind, status, encoding, bytes_total, bytes_read, rows_read, imported_rows, rejected_rows, error_code, error_message, created_at, finished_at
-         FROM import_jobs WHERE id = $1 AND tenant_id = $2",
-    )
-    .bind(id)
-    .bind(ctx.tenant())
-    .fetch_optional(&ctx.st.db.pool)
-    .await?
-    .ok_or_else(ApiError::not_found)?;
-    let list_id: i64 = r.try_get("list_id")?;
-    visible(ctx, &resources::LISTS, list_id).await?;
     let live = ctx.st.imports.get(id);
     let tz = ctx.auth.tz();
     let rejected: i64 = r.try_get("rejected_rows")?;
