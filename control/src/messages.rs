@@ -96,6 +96,16 @@ pub enum ShardEvent {
     Bridged { call_id: CallId, agent_id: AgentId },
     /// The customer call ended.
     CallEnded { call_id: CallId, agent_id: Option<AgentId>, outcome: SipOutcome },
+    /// About once a second per campaign with a running call job: what the dialer is doing, for the
+    /// wallboard. Integers keep the schema exact: the dial level in thousandths, the predicted
+    /// abandon share in parts per million.
+    DialerStatus {
+        campaign_id: CampaignId,
+        dials_in_flight: u32,
+        remaining_leads: u64,
+        dial_level_milli: u32,
+        predicted_abandon_ppm: u32,
+    },
 }
 
 impl Message for ShardEvent {
@@ -142,6 +152,7 @@ impl ShardEvent {
             ShardEvent::CustomerAnswered { .. } => None,
             ShardEvent::Bridged { call_id, agent_id } => Some((agent_id, Input::Bridged { call_id })),
             ShardEvent::CallEnded { call_id, agent_id, .. } => agent_id.map(|a| (a, Input::CustomerEnded { call_id })),
+            ShardEvent::DialerStatus { .. } => None,
         }
     }
 }

@@ -490,7 +490,7 @@ impl Floor {
                 a.pending = None;
                 ix.enter(a, S::Ringing, Cause::Login, now_ms);
                 a.ring_deadline = Some(now_ms.saturating_add(config.leg_setup_timeout_ms));
-                ix.command(Command::DialAgentLeg { agent_id: a.id });
+                ix.command(Command::DialAgentLeg { agent_id: a.id, campaign_id: None });
             }
             Input::AgentLegUp => {
                 if !a.leg_setup() {

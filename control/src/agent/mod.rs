@@ -179,8 +179,14 @@ pub struct Transition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    /// Dial the agent's phone (nailed-up leg).
-    DialAgentLeg { agent_id: AgentId },
+    /// Dial the agent's phone (nailed-up leg). `campaign_id` is the campaign of the agent's call job:
+    /// the state machine leaves it `None`; the control service fills it in before publishing, so
+    /// that the dialer places the leg on the campaign's shard.
+    DialAgentLeg {
+        agent_id: AgentId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        campaign_id: Option<crate::messages::CampaignId>,
+    },
     /// Hang up the agent's phone leg.
     HangUpAgentLeg { agent_id: AgentId },
     /// Bridge the offered customer to the agent's leg (beep, then audio).

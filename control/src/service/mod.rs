@@ -407,7 +407,11 @@ impl<B: Bus + Clone + 'static> Service<B> {
         out: &mut Vec<Envelope>,
     ) -> Result<(), ServiceError> {
         let mut n = 0u32;
-        while let Some(ev) = self.floor.poll_event().or_else(|| self.pending_commands.pop_front().map(Event::Command)) {
+        while let Some(mut ev) = self.floor.poll_event().or_else(|| self.pending_commands.pop_front().map(Event::Command))
+        {
+            if let Event::Command(Command::DialAgentLeg { agent_id, campaign_id }) = &mut ev {
+                *campaign_id = self.campaign_of.get(agent_id).copied();
+            }
             let agent_id = match &ev {
                 Event::Transition(t) => {
                     let msg = src.map(|s| s.to_string()).unwrap_or_else(|| format!("timer:{now}"));
@@ -553,6 +557,9 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     }
                 }
             }
+            ShardEvent::DialerStatus { campaign_id, dials_in_flight, .. } => {
+                self.wallboard.set_dials_in_flight(campaign_id, u64::from(dials_in_flight));
+            }
             _ => {
                 if let Some((agent_id, input)) = e.to_input() {
                     if let Err(err) = self.floor.handle_input(now, agent_id, input) {
@@ -599,7 +606,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
 
 fn command_agent(c: &Command) -> AgentId {
     match *c {
-        Command::DialAgentLeg { agent_id }
+        Command::DialAgentLeg { agent_id, .. }
         | Command::HangUpAgentLeg { agent_id }
         | Command::Bridge { agent_id, .. }
         | Command::ReleaseCustomer { agent_id, .. }

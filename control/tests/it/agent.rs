@@ -108,7 +108,7 @@ fn login_dials_the_agent_leg_then_ready() {
     let t0 = s.now;
     s.input(A, Input::Login { config: acw(30) }).unwrap();
     assert_eq!(s.state(A), AgentState::Ringing);
-    assert_eq!(s.commands(), vec![Command::DialAgentLeg { agent_id: A }]);
+    assert_eq!(s.commands(), vec![Command::DialAgentLeg { agent_id: A, campaign_id: None }]);
     s.advance(1500);
     s.input(A, Input::AgentLegUp).unwrap();
     let ts = s.transitions(A);
