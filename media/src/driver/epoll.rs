@@ -12,7 +12,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::Wake;
 use crate::call::{SocketId, Transmit};
 use crate::rtp::MAX_DATAGRAM_LEN;
-use crate::shard::{Control, Report, Shard, ShardStats, SocketOp, SocketTable};
+use crate::shard::{Control, Report, Shard, ShardApp, ShardStats, SocketOp, SocketTable};
 
 const WAKER: Token = Token(u32::MAX as usize + 1);
 /// Control messages applied per loop turn (the rest wait for the next turn).
@@ -22,6 +22,7 @@ pub(super) fn run(
     control: Receiver<Control>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
+    app: Option<Box<dyn ShardApp>>,
 ) -> io::Result<ShardStats> {
     let setup = Poll::new().and_then(|p| Waker::new(p.registry(), WAKER).map(|w| (p, w)));
     let (mut poll, waker) = match setup {
@@ -37,7 +38,10 @@ pub(super) fn run(
     });
     let _ = wake_tx.send(Ok(wake));
 
-    let mut shard = Shard::new(reports);
+    let mut shard = match app {
+        Some(app) => Shard::with_app(reports, app),
+        None => Shard::new(reports),
+    };
     let mut sockets: SocketTable<UdpSocket> = SocketTable::default();
     let mut events = Events::with_capacity(1024);
     let mut out: Vec<Transmit> = Vec::with_capacity(64);
@@ -63,6 +67,7 @@ pub(super) fn run(
                 match sock.recv_from(&mut buf) {
                     Ok((n, from)) => {
                         shard.handle_datagram(Instant::now(), id, from, &buf[..n], &mut out);
+                        socket_ops(&poll, &mut shard, &mut sockets);
                         flush(&mut shard, &sockets, &mut out);
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -78,27 +83,44 @@ pub(super) fn run(
         }
         for _ in 0..CONTROLS_PER_TURN {
             let Ok(c) = control.try_recv() else { break };
-            match shard.handle_control(Instant::now(), c, &mut out) {
-                None => {}
-                Some(SocketOp::Add(id, socket)) => {
-                    if let Err(e) = add_socket(&poll, &mut sockets, id, socket) {
-                        shard.report(Report::SocketError { id, error: e.to_string() });
-                    }
-                }
-                Some(SocketOp::Remove(id)) => {
-                    if let Some(mut s) = sockets.remove(id) {
-                        let _ = poll.registry().deregister(&mut s);
-                    }
-                }
-                Some(SocketOp::Shutdown) => {
-                    flush(&mut shard, &sockets, &mut out);
-                    return Ok(shard.stats());
-                }
+            let op = shard.handle_control(Instant::now(), c, &mut out);
+            if let Some(SocketOp::Shutdown) = op {
+                flush(&mut shard, &sockets, &mut out);
+                return Ok(shard.stats());
             }
+            if let Some(op) = op {
+                socket_op(&poll, &mut shard, &mut sockets, op);
+            }
+            socket_ops(&poll, &mut shard, &mut sockets);
             flush(&mut shard, &sockets, &mut out);
         }
         shard.handle_timeout(Instant::now(), &mut out);
+        socket_ops(&poll, &mut shard, &mut sockets);
         flush(&mut shard, &sockets, &mut out);
+    }
+}
+
+/// Applies the socket operations a hosted app asked for.
+fn socket_ops(poll: &Poll, shard: &mut Shard, sockets: &mut SocketTable<UdpSocket>) {
+    while let Some(op) = shard.poll_socket_op() {
+        socket_op(poll, shard, sockets, op);
+    }
+}
+
+fn socket_op(poll: &Poll, shard: &mut Shard, sockets: &mut SocketTable<UdpSocket>, op: SocketOp) {
+    match op {
+        SocketOp::Add(id, socket) => {
+            if let Err(e) = add_socket(poll, sockets, id, socket) {
+                shard.report(Report::SocketError { id, error: e.to_string() });
+            }
+        }
+        SocketOp::Remove(id) => {
+            if let Some(mut s) = sockets.remove(id) {
+                let _ = poll.registry().deregister(&mut s);
+            }
+        }
+        // Only a Shutdown control stops the loop; an app cannot.
+        SocketOp::Shutdown => {}
     }
 }
 

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::shard::{Control, Report, ShardStats, MAX_CONTROLS, MAX_REPORTS};
+use crate::shard::{Control, Report, ShardApp, ShardStats, MAX_CONTROLS, MAX_REPORTS};
 
 /// Which I/O driver runs a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,6 +108,11 @@ impl ShardHandle {
         r
     }
 
+    /// A function that wakes the shard's loop (after sending on a channel the app polls).
+    pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        self.wake.clone()
+    }
+
     /// The shard's reports (events, ended calls, closed recordings, refusals).
     pub fn reports(&self) -> &Receiver<Report> {
         &self.reports
@@ -149,6 +154,16 @@ pub fn io_uring_available() -> bool {
 
 /// Start a shard on its own thread with the chosen driver.
 pub fn spawn(config: ShardConfig) -> io::Result<ShardHandle> {
+    spawn_inner(config, None)
+}
+
+/// Start a shard hosting `app` (see [`crate::shard::ShardApp`]) on the epoll driver, whatever
+/// `config.driver` asks: the io_uring driver hosts no app (the relay bench chose epoll).
+pub fn spawn_with_app(config: ShardConfig, app: Box<dyn ShardApp>) -> io::Result<ShardHandle> {
+    spawn_inner(ShardConfig { driver: DriverChoice::Epoll, ..config }, Some(app))
+}
+
+fn spawn_inner(config: ShardConfig, app: Option<Box<dyn ShardApp>>) -> io::Result<ShardHandle> {
     let kind = match config.driver {
         DriverChoice::Epoll | DriverChoice::Auto => DriverKind::Epoll,
         DriverChoice::Uring => match uring::probe() {
@@ -171,8 +186,8 @@ pub fn spawn(config: ShardConfig) -> io::Result<ShardHandle> {
             }
         }
         match kind {
-            DriverKind::Epoll => epoll::run(control_rx, report_tx, wake_tx),
-            DriverKind::Uring => uring::run(control_rx, report_tx, wake_tx),
+            DriverKind::Epoll => epoll::run(control_rx, report_tx, wake_tx, app),
+            DriverKind::Uring => uring::run(control_rx, report_tx, wake_tx, app),
         }
     })?;
     let wake = match wake_rx.recv() {

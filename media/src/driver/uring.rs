@@ -63,7 +63,14 @@ pub(super) fn run(
     control: Receiver<Control>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
+    app: Option<Box<dyn crate::shard::ShardApp>>,
 ) -> io::Result<ShardStats> {
+    if app.is_some() {
+        // The hosted app (the dialer's SIP) runs on the epoll driver, which spawn() picks for it.
+        let e = io::Error::new(ErrorKind::Unsupported, "the io_uring driver hosts no shard app");
+        let _ = wake_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+        return Err(e);
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

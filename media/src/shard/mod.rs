@@ -11,9 +11,15 @@
 //!
 //! Recording writes are applied here, in order, with positioned writes (`pwrite`) on the shard's
 //! thread: they land in the page cache, one small write per call every 20 ms.
+//!
+//! A shard may host one [`ShardApp`] (the dialer's SIP): it runs on the shard's thread beside the
+//! calls, so that a call's signalling and media live on one shard. It owns the sockets it adds as
+//! app sockets, gets their datagrams, its own [`Control::App`] messages and every [`Report`] of the
+//! shard (instead of the report channel), and drives the calls through a [`ShardCtx`] synchronously.
 
+use std::any::Any;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::FileExt;
@@ -68,6 +74,8 @@ pub enum Control {
     Ping { token: u64 },
     /// Stop the shard's driver after ending every call.
     Shutdown,
+    /// A message for the shard's [`ShardApp`] (dropped and refused without one).
+    App(Box<dyn Any + Send>),
 }
 
 /// A message from a shard.
@@ -149,6 +157,123 @@ impl<S> SocketTable<S> {
     }
 }
 
+/// An application on the shard's thread (the dialer's SIP user agent). Every method gets a
+/// [`ShardCtx`] to drive the shard's calls, add sockets and send datagrams; none may block.
+pub trait ShardApp: Send {
+    /// A datagram on one of the app's sockets ([`ShardCtx::add_app_socket`]).
+    fn handle_datagram(&mut self, now: Instant, socket: SocketId, from: SocketAddr, data: &[u8], ctx: &mut ShardCtx<'_>);
+    /// A [`Control::App`] message.
+    fn handle_message(&mut self, now: Instant, message: Box<dyn Any + Send>, ctx: &mut ShardCtx<'_>);
+    /// A report of the shard (call events, ended calls, closed recordings, refusals). Forward what
+    /// the control plane needs with [`ShardCtx::report`].
+    fn handle_report(&mut self, now: Instant, report: Report, ctx: &mut ShardCtx<'_>);
+    /// [`ShardApp::poll_timeout`] has passed.
+    fn handle_timeout(&mut self, now: Instant, ctx: &mut ShardCtx<'_>);
+    /// When `handle_timeout` is next due.
+    fn poll_timeout(&self) -> Option<Instant>;
+}
+
+/// The shard as its [`ShardApp`] sees it during a call into the app.
+pub struct ShardCtx<'a> {
+    shard: &'a mut Shard,
+    now: Instant,
+    out: &'a mut Vec<Transmit>,
+}
+
+impl ShardCtx<'_> {
+    /// Apply a control message to the shard's calls now (socket messages are queued for the
+    /// driver). Its reports reach the app after the current call returns.
+    pub fn control(&mut self, control: Control) {
+        if let Some(op) = self.shard.apply_control(self.now, control, self.out) {
+            self.shard.socket_ops.push_back(op);
+        }
+    }
+
+    /// Hand a bound socket to the driver as one of the app's: its datagrams go to
+    /// [`ShardApp::handle_datagram`].
+    pub fn add_app_socket(&mut self, id: SocketId, socket: UdpSocket) {
+        self.shard.app_sockets.insert(id);
+        self.shard.socket_ops.push_back(SocketOp::Add(id, socket));
+    }
+
+    /// Hand a bound socket to the driver for a call leg (RTP): routed once a leg names it.
+    pub fn add_socket(&mut self, id: SocketId, socket: UdpSocket) {
+        self.shard.app_sockets.remove(&id);
+        self.shard.socket_ops.push_back(SocketOp::Add(id, socket));
+    }
+
+    /// Close a socket (the app's or a leg's).
+    pub fn remove_socket(&mut self, id: SocketId) {
+        self.shard.app_sockets.remove(&id);
+        self.shard.socket_ops.push_back(SocketOp::Remove(id));
+    }
+
+    /// Send a datagram from one of the shard's sockets.
+    pub fn send(&mut self, socket: SocketId, destination: SocketAddr, payload: Vec<u8>) {
+        self.shard.stats.transmits += 1;
+        self.out.push(Transmit { socket, destination, payload });
+    }
+
+    /// Report to the control plane (the shard's bounded report channel; full means a counted drop).
+    pub fn report(&mut self, report: Report) {
+        self.shard.reports.send_out(report, &mut self.shard.stats);
+    }
+
+    /// A call of the shard, for inspection.
+    pub fn call(&self, call: CallId) -> Option<&Call> {
+        self.shard.call(call)
+    }
+
+    /// Send an RFC 4733 digit on a leg of a call.
+    pub fn send_dtmf(&mut self, call: CallId, role: Role, digit: char, duration_ms: u16) -> Result<(), SendDtmfErrorOrNoCall> {
+        let now = self.now;
+        let r = match self.shard.calls.get_mut(&call) {
+            Some(slot) => slot.call.send_dtmf(now, role, digit, duration_ms).map_err(SendDtmfErrorOrNoCall::Dtmf),
+            None => Err(SendDtmfErrorOrNoCall::NoCall),
+        };
+        self.shard.after_input(now, call, self.out);
+        r
+    }
+
+    /// The shard's counters.
+    pub fn stats(&self) -> ShardStats {
+        self.shard.stats
+    }
+}
+
+/// Why [`ShardCtx::send_dtmf`] sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendDtmfErrorOrNoCall {
+    #[error("no such call")]
+    NoCall,
+    #[error("{0}")]
+    Dtmf(crate::call::SendDtmfError),
+}
+
+/// Where reports go: the channel, or (with an app) the app's inbox first.
+struct Reports {
+    tx: Sender<Report>,
+    inbox: Option<VecDeque<Report>>,
+}
+
+impl Reports {
+    /// A report of the shard: to the app when there is one, else out.
+    fn send(&mut self, report: Report, stats: &mut ShardStats) {
+        match &mut self.inbox {
+            Some(inbox) if inbox.len() < MAX_REPORTS => inbox.push_back(report),
+            Some(_) => stats.reports_dropped += 1,
+            None => self.send_out(report, stats),
+        }
+    }
+
+    fn send_out(&mut self, report: Report, stats: &mut ShardStats) {
+        match self.tx.try_send(report) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => stats.reports_dropped += 1,
+        }
+    }
+}
+
 struct Slot {
     call: Call,
     /// The deadline queued in the timer heap for this call, if any.
@@ -169,9 +294,15 @@ pub struct Shard {
     routes: HashMap<SocketId, CallId>,
     timers: BinaryHeap<Reverse<(Instant, CallId)>>,
     recordings: HashMap<RecordingId, OpenRecording>,
-    reports: Sender<Report>,
+    reports: Reports,
     stats: ShardStats,
     due: Vec<(Instant, CallId)>,
+    /// The hosted app; `None` while it is being called (its ctx borrows the shard).
+    app: Option<Box<dyn ShardApp>>,
+    app_sockets: HashSet<SocketId>,
+    app_deadline: Option<Instant>,
+    /// Socket operations for the driver, from the app.
+    socket_ops: VecDeque<SocketOp>,
 }
 
 impl Shard {
@@ -182,10 +313,58 @@ impl Shard {
             routes: HashMap::new(),
             timers: BinaryHeap::new(),
             recordings: HashMap::new(),
-            reports,
+            reports: Reports { tx: reports, inbox: None },
             stats: ShardStats::default(),
             due: Vec::new(),
+            app: None,
+            app_sockets: HashSet::new(),
+            app_deadline: None,
+            socket_ops: VecDeque::new(),
         }
+    }
+
+    /// A shard hosting `app`: the app gets every report of the shard (see [`ShardApp`]).
+    pub fn with_app(reports: Sender<Report>, app: Box<dyn ShardApp>) -> Shard {
+        let mut s = Shard::new(reports);
+        s.reports.inbox = Some(VecDeque::new());
+        s.app_deadline = app.poll_timeout();
+        s.app = Some(app);
+        s
+    }
+
+    /// The next socket operation the app asked for; drivers apply them after every input.
+    pub fn poll_socket_op(&mut self) -> Option<SocketOp> {
+        self.socket_ops.pop_front()
+    }
+
+    /// Calls `f` on the app with a context over the shard, then hands the app the reports made
+    /// meanwhile (until there are none).
+    fn with_app_ctx(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<Transmit>,
+        f: impl FnOnce(&mut dyn ShardApp, &mut ShardCtx<'_>),
+    ) {
+        let Some(mut app) = self.app.take() else { return };
+        {
+            let mut ctx = ShardCtx { shard: self, now, out };
+            f(app.as_mut(), &mut ctx);
+        }
+        self.app = Some(app);
+        self.deliver_to_app(now, out);
+    }
+
+    /// Hands queued reports to the app; bounded by the inbox (reports its handling makes are
+    /// delivered in the same loop).
+    fn deliver_to_app(&mut self, now: Instant, out: &mut Vec<Transmit>) {
+        let Some(mut app) = self.app.take() else { return };
+        for _ in 0..(4 * MAX_REPORTS) {
+            let Some(r) = self.reports.inbox.as_mut().and_then(VecDeque::pop_front) else { break };
+            let mut ctx = ShardCtx { shard: self, now, out };
+            app.handle_report(now, r, &mut ctx);
+        }
+        self.app_deadline = app.poll_timeout();
+        self.app = Some(app);
     }
 
     pub fn stats(&self) -> ShardStats {
@@ -209,14 +388,26 @@ impl Shard {
 
     /// Report something to the control plane (bounded: a full channel drops and counts).
     pub fn report(&mut self, report: Report) {
-        match self.reports.try_send(report) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.stats.reports_dropped += 1,
-        }
+        self.reports.send(report, &mut self.stats);
     }
 
-    /// Apply a control message. Socket operations are returned for the driver to perform.
+    /// Apply a control message. Socket operations are returned for the driver to perform (and,
+    /// from a hosted app, queued: see [`Shard::poll_socket_op`]).
     pub fn handle_control(&mut self, now: Instant, control: Control, out: &mut Vec<Transmit>) -> Option<SocketOp> {
+        if let Control::App(message) = control {
+            if self.app.is_some() {
+                self.with_app_ctx(now, out, |app, ctx| app.handle_message(now, message, ctx));
+            } else {
+                self.refuse(None, "no app on this shard");
+            }
+            return None;
+        }
+        let op = self.apply_control(now, control, out);
+        self.deliver_to_app(now, out);
+        op
+    }
+
+    fn apply_control(&mut self, now: Instant, control: Control, out: &mut Vec<Transmit>) -> Option<SocketOp> {
         let touched = match &control {
             Control::AddCall { call, .. }
             | Control::SetAgent { call, .. }
@@ -231,6 +422,10 @@ impl Shard {
         match control {
             Control::AddSocket { id, socket } => return Some(SocketOp::Add(id, socket)),
             Control::RemoveSocket { id } => return Some(SocketOp::Remove(id)),
+            Control::App(_) => {
+                self.refuse(None, "app message inside the app");
+                return None;
+            }
             Control::Shutdown => {
                 let ids: Vec<CallId> = self.calls.keys().copied().collect();
                 for call in ids {
@@ -312,6 +507,11 @@ impl Shard {
         data: &[u8],
         out: &mut Vec<Transmit>,
     ) {
+        if self.app_sockets.contains(&socket) {
+            self.stats.received += 1;
+            self.with_app_ctx(now, out, |app, ctx| app.handle_datagram(now, socket, from, data, ctx));
+            return;
+        }
         let Some(&call) = self.routes.get(&socket) else {
             self.stats.unrouted += 1;
             return;
@@ -323,6 +523,9 @@ impl Shard {
         self.stats.received += 1;
         slot.call.handle_receive(now, socket, from, data);
         self.after_input(now, call, out);
+        if self.app.is_some() {
+            self.deliver_to_app(now, out);
+        }
     }
 
     /// Run every call whose deadline has passed.
@@ -348,11 +551,20 @@ impl Shard {
             self.after_input(now, call, out);
         }
         self.due = due;
+        if self.app_deadline.is_some_and(|at| at <= now) {
+            self.with_app_ctx(now, out, |app, ctx| app.handle_timeout(now, ctx));
+        } else if self.app.is_some() {
+            self.deliver_to_app(now, out);
+        }
     }
 
     /// When [`Shard::handle_timeout`] must next be called (may be early, never late).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let calls = self.timers.peek().map(|Reverse((at, _))| *at);
+        match (calls, self.app_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn refuse(&mut self, call: Option<CallId>, reason: &'static str) {
@@ -405,7 +617,7 @@ impl Shard {
             self.unroute(leg);
         }
         Self::apply_writes(&mut self.recordings, &mut self.stats, &mut slot.call);
-        Self::drain_events(&self.reports, &mut self.stats, call, &mut slot.call);
+        Self::drain_events(&mut self.reports, &mut self.stats, call, &mut slot.call);
         self.close_recordings_of(call);
         let drops = slot.call.drops().clone();
         self.report(Report::CallEnded {
@@ -452,11 +664,9 @@ impl Shard {
         }
     }
 
-    fn drain_events(reports: &Sender<Report>, stats: &mut ShardStats, call: CallId, c: &mut Call) {
+    fn drain_events(reports: &mut Reports, stats: &mut ShardStats, call: CallId, c: &mut Call) {
         while let Some(event) = c.poll_event() {
-            if reports.try_send(Report::Event { call, event }).is_err() {
-                stats.reports_dropped += 1;
-            }
+            reports.send(Report::Event { call, event }, stats);
         }
     }
 
