@@ -1,3 +1,5 @@
-//! Dialer: SIP, call jobs and pacing (see ARCHITECTURE.md).
+//! Dialer: call control on the shards (SIP to the carrier and to the agents' phones), call jobs and
+//! pacing (see ARCHITECTURE.md).
 
+pub mod calls;
 pub mod pacer;

@@ -19,7 +19,8 @@
 //! 2xx retransmissions go up to the dialog (which re-sends its ACK), and moves the server transaction to
 //! Accepted (timer L) where this layer retransmits the 2xx (G schedule) until the dialog's ACK arrives.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -235,6 +236,11 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    /// Deadlines of the transactions, lazily deleted: an entry whose transaction is gone or whose
+    /// next timer differs is skipped when it comes up (early, never late).
+    deadlines: BinaryHeap<Reverse<(Instant, TxId)>>,
+    /// Transactions whose timers changed during the current call (rescheduled at its end).
+    touched: Vec<TxId>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -255,6 +261,17 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            deadlines: BinaryHeap::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    /// Queues the next deadline of every transaction touched by the current call.
+    fn reschedule(&mut self) {
+        for id in std::mem::take(&mut self.touched) {
+            if let Some(at) = self.txs.get(&id).and_then(|t| t.timers.next()) {
+                self.deadlines.push(Reverse((at, id)));
+            }
         }
     }
 
@@ -299,8 +316,9 @@ impl Endpoint {
         self.events.pop_front()
     }
 
+    /// When [`Endpoint::handle_timeout`] is next due (may be early, never late).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.txs.values().filter_map(|t| t.timers.next()).min()
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
 
     fn transmit(&mut self, dest: SocketAddr, bytes: Vec<u8>) {
@@ -348,7 +366,9 @@ impl Endpoint {
         if request.headers.get("Max-Forwards").is_none() {
             request.headers.push("Max-Forwards", "70");
         }
-        Ok(self.start_client(now, dest, request, branch))
+        let id = self.start_client(now, dest, request, branch);
+        self.reschedule();
+        Ok(id)
     }
 
     fn start_client(&mut self, now: Instant, dest: SocketAddr, request: Request, branch: String) -> TxId {
@@ -374,6 +394,7 @@ impl Endpoint {
         let id = self.alloc_id();
         self.txs.insert(id, tx);
         self.by_key.insert(key, id);
+        self.touched.push(id);
         self.transmit(dest, wire);
         id
     }
@@ -400,7 +421,11 @@ impl Endpoint {
                 tx.cancel_pending = true;
                 Ok(None)
             }
-            TxState::Proceeding => Ok(Some(self.send_cancel(now, invite)?)),
+            TxState::Proceeding => {
+                let r = self.send_cancel(now, invite);
+                self.reschedule();
+                Ok(Some(r?))
+            }
             _ => Ok(None),
         }
     }
@@ -452,17 +477,28 @@ impl Endpoint {
         t.wire = bytes.clone();
         let dest = t.peer;
         self.transmit(dest, bytes);
+        self.touched.push(tx);
+        self.reschedule();
         Ok(())
     }
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<TxId> =
-            self.txs.iter().filter(|(_, t)| t.timers.next().is_some_and(|at| at <= now)).map(|(id, _)| *id).collect();
-        for id in due {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let mut fired = false;
             while let Some(timer) = self.txs.get_mut(&id).and_then(|t| t.timers.expired(now)) {
+                fired = true;
                 self.on_timer(now, id, timer);
             }
+            if fired {
+                self.touched.push(id);
+            }
+            // Timers set while firing are queued now; a new deadline <= now fires in this loop.
+            self.reschedule();
         }
     }
 
@@ -537,8 +573,14 @@ impl Endpoint {
             return; // RFC 5626 keep-alive
         }
         match message::parse(data) {
-            Ok(message::Message::Request(r)) => self.on_request(now, from, r),
-            Ok(message::Message::Response(r)) => self.on_response(now, r),
+            Ok(message::Message::Request(r)) => {
+                self.on_request(now, from, r);
+                self.reschedule();
+            }
+            Ok(message::Message::Response(r)) => {
+                self.on_response(now, r);
+                self.reschedule();
+            }
             Err(e) => {
                 self.count(e.reason);
                 if let Some(req) = e.answerable {
@@ -567,6 +609,7 @@ impl Endpoint {
             return;
         };
         let (t1, t4) = (self.config.t1, self.config.t4);
+        self.touched.push(id);
         let Some(t) = self.txs.get_mut(&id) else { return };
         if t.kind != TxKind::InviteClient && t.kind != TxKind::NonInviteClient {
             self.count(DropReason::StrayResponse);
@@ -693,12 +736,14 @@ impl Endpoint {
         tx.timers.set(Timer::Timeout, now + limit);
         self.txs.insert(id, tx);
         self.by_key.insert(key, id);
+        self.touched.push(id);
         self.event(Event::Request { tx: id, from, request });
         id
     }
 
     fn on_matched_request(&mut self, now: Instant, id: TxId, _from: SocketAddr, request: Request) {
         let t4 = self.config.t4;
+        self.touched.push(id);
         let Some(t) = self.txs.get_mut(&id) else { return };
         if request.method == Method::Ack {
             match (t.kind, t.state) {
@@ -733,7 +778,7 @@ impl Endpoint {
             return;
         };
         let mut matched = false;
-        for t in self.txs.values_mut() {
+        for (id, t) in self.txs.iter_mut() {
             if t.kind == TxKind::InviteServer
                 && t.state == TxState::Accepted
                 && t.request.call_id() == Some(call_id.as_str())
@@ -745,6 +790,7 @@ impl Endpoint {
                 t.timers.set(Timer::Linger, now + 64 * t1);
                 t.state = TxState::Confirmed;
                 matched = true;
+                self.touched.push(*id);
             }
         }
         if !matched {
@@ -790,6 +836,7 @@ impl Endpoint {
             },
         );
         self.by_key.insert(cancel_key, id);
+        self.touched.push(id);
         self.transmit(from, bytes);
         if let (true, Some(invite)) = (proceeding, target) {
             self.event(Event::Cancelled { tx: invite });

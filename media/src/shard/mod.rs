@@ -68,6 +68,9 @@ pub enum Control {
     StopRecording { call: CallId },
     /// Play a clip to a leg.
     Play { call: CallId, role: Role, clip: crate::player::Clip },
+    /// Loop a clip to a leg whenever nothing else plays to it (`None` stops the loop): waiting
+    /// audio (呼中音声) for a customer not yet bridged.
+    SetLoop { call: CallId, role: Role, clip: Option<crate::player::Clip> },
     /// End the call: recording finished, legs released, reported as [`Report::CallEnded`].
     EndCall { call: CallId },
     /// Answered by [`Report::Pong`] once every earlier message is applied (a barrier).
@@ -161,7 +164,14 @@ impl<S> SocketTable<S> {
 /// [`ShardCtx`] to drive the shard's calls, add sockets and send datagrams; none may block.
 pub trait ShardApp: Send {
     /// A datagram on one of the app's sockets ([`ShardCtx::add_app_socket`]).
-    fn handle_datagram(&mut self, now: Instant, socket: SocketId, from: SocketAddr, data: &[u8], ctx: &mut ShardCtx<'_>);
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        from: SocketAddr,
+        data: &[u8],
+        ctx: &mut ShardCtx<'_>,
+    );
     /// A [`Control::App`] message.
     fn handle_message(&mut self, now: Instant, message: Box<dyn Any + Send>, ctx: &mut ShardCtx<'_>);
     /// A report of the shard (call events, ended calls, closed recordings, refusals). Forward what
@@ -225,7 +235,13 @@ impl ShardCtx<'_> {
     }
 
     /// Send an RFC 4733 digit on a leg of a call.
-    pub fn send_dtmf(&mut self, call: CallId, role: Role, digit: char, duration_ms: u16) -> Result<(), SendDtmfErrorOrNoCall> {
+    pub fn send_dtmf(
+        &mut self,
+        call: CallId,
+        role: Role,
+        digit: char,
+        duration_ms: u16,
+    ) -> Result<(), SendDtmfErrorOrNoCall> {
         let now = self.now;
         let r = match self.shard.calls.get_mut(&call) {
             Some(slot) => slot.call.send_dtmf(now, role, digit, duration_ms).map_err(SendDtmfErrorOrNoCall::Dtmf),
@@ -415,7 +431,8 @@ impl Shard {
             | Control::TakeCustomer { call }
             | Control::StartRecording { call, .. }
             | Control::StopRecording { call }
-            | Control::Play { call, .. } => Some(*call),
+            | Control::Play { call, .. }
+            | Control::SetLoop { call, .. } => Some(*call),
             Control::MoveCustomer { to, .. } => Some(*to),
             _ => None,
         };
@@ -483,6 +500,9 @@ impl Shard {
                 if let Some(Err(_)) = self.with_call(call, |c| c.play(now, role, clip)) {
                     self.refuse(Some(call), "prompt queue full");
                 }
+            }
+            Control::SetLoop { call, role, clip } => {
+                self.with_call(call, |c| c.set_loop(now, role, clip));
             }
             Control::Ping { token } => self.report(Report::Pong { token }),
             Control::EndCall { call } => {

@@ -211,7 +211,12 @@ impl media::shard::ShardApp for EchoApp {
         ctx.send(socket, from, data.to_ascii_uppercase());
     }
 
-    fn handle_message(&mut self, _now: Instant, message: Box<dyn std::any::Any + Send>, ctx: &mut media::shard::ShardCtx<'_>) {
+    fn handle_message(
+        &mut self,
+        _now: Instant,
+        message: Box<dyn std::any::Any + Send>,
+        ctx: &mut media::shard::ShardCtx<'_>,
+    ) {
         if let Some(s) = self.bound.take() {
             ctx.add_app_socket(self.socket, s);
             return;
