@@ -583,13 +583,9 @@ impl CallControl {
     fn local_media(&mut self, port: SocketAddr) -> LocalMedia {
         self.session_version += 1;
         LocalMedia {
-            addr: port.ip(),
-            port: port.port(),
-            codecs: vec![sdp::Codec::Pcmu, sdp::Codec::Pcma],
-            telephone_event: Some(TELEPHONE_EVENT_PT),
             session_id: u64::from(self.rng.next_u32()),
             session_version: self.session_version,
-            ptime_ms: 20,
+            ..our_media(port)
         }
     }
 
@@ -871,19 +867,7 @@ impl CallControl {
                 let reason = c.cancel.unwrap_or(CancelReason::RingTimeout);
                 return self.end_answered(now, call, Party::System, EndCause::Cancelled(reason));
             }
-            let negotiated = sdp::parse(&resp.body).ok().and_then(|md| {
-                let local = LocalMedia {
-                    addr: c.port.1.ip(),
-                    port: c.port.1.port(),
-                    codecs: vec![sdp::Codec::Pcmu, sdp::Codec::Pcma],
-                    telephone_event: Some(TELEPHONE_EVENT_PT),
-                    session_id: 0,
-                    session_version: 0,
-                    ptime_ms: 20,
-                };
-                sdp::accept_answer(&local, &md).ok()
-            });
-            let Some(n) = negotiated else {
+            let Some(n) = negotiate(c.port.1, &resp.body) else {
                 return self.end_answered(now, call, Party::System, EndCause::Media);
             };
             let port = c.port.0;
@@ -1184,16 +1168,7 @@ impl CallControl {
             let ack = d.ack(d.invite_seq, None);
             self.endpoint.send_ack(dest, ack);
             a.dialog = Some(d);
-            let local = LocalMedia {
-                addr: a.port.1.ip(),
-                port: a.port.1.port(),
-                codecs: vec![sdp::Codec::Pcmu, sdp::Codec::Pcma],
-                telephone_event: Some(TELEPHONE_EVENT_PT),
-                session_id: 0,
-                session_version: 0,
-                ptime_ms: 20,
-            };
-            let Some(n) = sdp::parse(&resp.body).ok().and_then(|md| sdp::accept_answer(&local, &md).ok()) else {
+            let Some(n) = negotiate(a.port.1, &resp.body) else {
                 return self.drop_agent(now, agent, Some(488), true);
             };
             a.state = AgentState::Up;
@@ -1492,6 +1467,25 @@ impl CallControl {
             expires_s,
         });
     }
+}
+
+/// Our side of a session on RTP address `port`: PCMU, PCMA and telephone-event, 20 ms.
+fn our_media(port: SocketAddr) -> LocalMedia {
+    LocalMedia {
+        addr: port.ip(),
+        port: port.port(),
+        codecs: vec![sdp::Codec::Pcmu, sdp::Codec::Pcma],
+        telephone_event: Some(TELEPHONE_EVENT_PT),
+        session_id: 0,
+        session_version: 0,
+        ptime_ms: 20,
+    }
+}
+
+/// The media an answer's SDP gives our offer on `port`; `None` when it is unusable.
+fn negotiate(port: SocketAddr, answer: &[u8]) -> Option<Negotiated> {
+    let md = sdp::parse(answer).ok()?;
+    sdp::accept_answer(&our_media(port), &md).ok()
 }
 
 /// Whether the customer call is bridged (`None`: no such call).
