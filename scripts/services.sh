@@ -38,6 +38,8 @@ redis_ready || { echo "services: Redis is not reachable on 127.0.0.1:6379" >&2; 
 
 # --- Tools ---------------------------------------------------------------------------------------
 command -v python3 >/dev/null || apt_install python3 python3-venv
+# cmake: the opus crate builds libopus from source (the media plane's Opus pool).
+command -v cmake >/dev/null || { echo "services: installing cmake"; apt_install cmake; }
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "services: installing cargo-nextest"
   cargo install cargo-nextest --locked --quiet

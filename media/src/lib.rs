@@ -11,6 +11,7 @@
 //! (prompts, beeps, hold audio), [`recording`] (crash-safe stereo G.711 WAV), [`call`] (the relay
 //! state machine).
 
+pub mod archive;
 pub mod call;
 pub mod driver;
 pub mod dtmf;

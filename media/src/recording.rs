@@ -24,6 +24,12 @@ pub const MAX_FRAMES: u64 = (u32::MAX as u64 - HEADER_LEN as u64) / 2;
 /// At most this many writes wait for the driver before appends are refused.
 pub const MAX_PENDING_WRITES: usize = 1024;
 
+/// Audio length of a recording file of `file_bytes` bytes (what the shard reports as
+/// `RecordingClosed.bytes`): 16 bytes (two channels of 8 kHz G.711) per millisecond.
+pub fn duration_ms(file_bytes: u64) -> u64 {
+    file_bytes.saturating_sub(HEADER_LEN as u64) / 16
+}
+
 /// One positioned write for the driver to apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileWrite {

@@ -11,15 +11,18 @@
 pub mod accounts;
 pub mod batch_dates;
 pub mod leads;
+pub mod recordings;
 pub mod records;
 pub mod seed;
 pub mod tenancy;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::str::FromStr;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::Executor;
 use sqlx::AnyPool;
+use sqlx::Executor;
 
 pub use sqlx;
 
