@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure what the test suite talks to is installed and running: PostgreSQL, Redis, and the
-# tools the suite drives (cargo-nextest, Python for schemathesis). Idempotent; needs root on a
+# tools the suite drives (cargo-nextest, Python for schemathesis, promtool, Chromium and
+# playwright-core for the browser tests). Idempotent; needs root on a
 # fresh Debian machine (apt-get), does nothing when everything is already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 apt_updated=0
 apt_install() {
@@ -40,6 +42,18 @@ redis_ready || { echo "services: Redis is not reachable on 127.0.0.1:6379" >&2; 
 command -v python3 >/dev/null || apt_install python3 python3-venv
 # cmake: the opus crate builds libopus from source (the media plane's Opus pool).
 command -v cmake >/dev/null || { echo "services: installing cmake"; apt_install cmake; }
+# promtool (checks the /metrics exposition and deploy/prometheus), Debian's prometheus package.
+command -v promtool >/dev/null || { echo "services: installing promtool"; apt_install --no-install-recommends prometheus; }
+# The browser tests: Debian's Chromium (never a downloaded browser build), a Japanese font for the
+# screenshots, Node.js and npm for playwright-core.
+command -v chromium >/dev/null || { echo "services: installing Chromium"; apt_install chromium fonts-ipafont-gothic; }
+fc-list 2>/dev/null | grep -qi ipagothic || apt_install fonts-ipafont-gothic
+command -v npm >/dev/null || { echo "services: installing Node.js"; apt_install nodejs npm; }
+browser=api/tests/browser
+if [ ! -d "$browser/node_modules/playwright-core" ]; then
+  echo "services: installing the browser tests' node packages"
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "services: installing cargo-nextest"
   cargo install cargo-nextest --locked --quiet

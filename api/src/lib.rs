@@ -144,6 +144,11 @@ pub fn operations() -> Vec<Op> {
 
 /// The whole API.
 pub fn build(db: Db, config: Config) -> Router {
+    // Idempotent; the binary installs it first with its role's name.
+    if let Err(e) = telemetry::install("api") {
+        tracing::warn!(error = %e, "metrics are off");
+    }
+    telemetry::spawn_upkeep();
     let reg = registry();
     let doc = openapi::document(&reg.ops);
     // Serializing a serde_json::Value cannot fail (its map keys are strings).
@@ -158,7 +163,9 @@ pub fn build(db: Db, config: Config) -> Router {
         )
         .route("/docs", get(openapi::docs_page))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(telemetry::router())
         .fallback(|| async { error::ApiError::not_found() })
+        .layer(axum::middleware::from_fn(telemetry::http::track))
         .with_state(state)
 }
 

@@ -12,6 +12,9 @@ struct Cli {
     /// postgres://... (production) or sqlite:FILE (embedded default).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
+    /// Serve Prometheus metrics at http://ADDR/metrics (the API also serves them on its own listener).
+    #[arg(long, env = "KAKERU_METRICS_LISTEN", global = true)]
+    metrics_listen: Option<String>,
     #[command(subcommand)]
     role: Role,
 }
@@ -82,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    start_metrics(&cli).await?;
     match cli.role {
         Role::Bench { bench } => match bench {
             BenchKind::Import(args) => bench::storage::run_import(&args).await?,
@@ -188,6 +192,22 @@ async fn run_control(
     }
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Installs the metrics recorder for this role and serves `--metrics-listen` when given.
+async fn start_metrics(cli: &Cli) -> anyhow::Result<()> {
+    let role = match &cli.role {
+        Role::Api { .. } => "api",
+        Role::Control { .. } => "control",
+        Role::Bench { .. } => "bench",
+        Role::Migrate | Role::Tenant { .. } => return Ok(()),
+    };
+    telemetry::install(role)?;
+    if let Some(addr) = &cli.metrics_listen {
+        let bound = telemetry::serve(addr).await?;
+        eprintln!("kakeru {role}: metrics on http://{bound}/metrics");
+    }
     Ok(())
 }
 

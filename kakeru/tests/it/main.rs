@@ -1,0 +1,6 @@
+//! Tests of the `kakeru` binary itself: each starts real role processes on port 0 over a fresh
+//! SQLite file and talks to them over HTTP.
+
+mod deploy;
+mod metrics;
+mod process;

@@ -1,0 +1,113 @@
+//! A `kakeru` role process started for a test, killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running role. Its stdout and stderr lines are collected; `wait_line` waits for one.
+pub struct Role {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Role {
+    /// `kakeru ARGS` with `DATABASE_URL` on a fresh SQLite file in a temporary directory.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Role {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kakeru"));
+        cmd.args(args)
+            .current_dir(dir.path())
+            .env("DATABASE_URL", format!("sqlite:{}/kakeru.db", dir.path().display()))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn kakeru");
+        let (tx, lines) = mpsc::channel();
+        for out in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Role { child, lines, seen: Vec::new(), _dir: dir }
+    }
+
+    /// The first line (already seen or still to come, within 60 s) containing `needle`.
+    pub fn wait_line(&mut self, needle: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; output so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// The `http://host:port` that follows `needle` in the first line containing it.
+    pub fn url_after(&mut self, needle: &str) -> String {
+        let line = self.wait_line(needle);
+        let rest = &line[line.find(needle).expect("needle") + needle.len()..];
+        let start = rest.find("http://").unwrap_or_else(|| panic!("no URL in {line:?}"));
+        let url: String = rest[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+        url.trim_end_matches("/metrics").trim_end_matches('/').to_string()
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kakeru api` on port 0: (process, base URL, demo password).
+pub fn api(extra: &[&str]) -> (Role, String, String) {
+    let mut args = vec!["api", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut p = Role::start(&args, &[]);
+    let base = p.url_after("listening on");
+    let login = p.wait_line("\"password\":\"");
+    let password = login.split("\"password\":\"").nth(1).and_then(|s| s.split('"').next()).expect("password");
+    (p, base, password.to_string())
+}
+
+/// Runs a command to the end; (exit success, stdout + stderr).
+pub fn run(program: &str, args: &[&str], stdin: Option<&[u8]>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} (installed by scripts/services.sh): {e}"));
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
