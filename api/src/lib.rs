@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod import;
 pub mod openapi;
+pub mod recordings;
 pub mod resource;
 pub mod resources;
 pub mod wallboard;
@@ -134,6 +135,7 @@ fn registry() -> Registry {
     custom::mount(&mut reg);
     import::mount(&mut reg);
     wallboard::mount(&mut reg);
+    recordings::mount(&mut reg);
     reg
 }
 

@@ -261,7 +261,9 @@ pub fn document(ops: &[Op]) -> Value {
             schemas.insert(name, s);
         }
     }
-    for (name, s) in crate::custom::schemas().into_iter().chain(crate::import::schemas()) {
+    for (name, s) in
+        crate::custom::schemas().into_iter().chain(crate::import::schemas()).chain(crate::recordings::schemas())
+    {
         schemas.insert(name.to_string(), s);
     }
     json!({

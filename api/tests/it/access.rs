@@ -64,6 +64,8 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     )
     .await;
     fx.insert("/call-records", call);
+    let (rec, _) = crate::harness::recording(app, t.id, call, 4242, store::now_ms(), b"RIFF recording").await;
+    fx.insert("/recordings", rec);
     let wrap = insert(
         "INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, result, created_at)
          VALUES ($1, $2, $3, $4, 'no_entry', $5) RETURNING id",

@@ -22,6 +22,8 @@ pub struct TestApp {
     pub db: Db,
     pub backend: Backend,
     _dir: Option<tempfile::TempDir>,
+    /// Where tests lay down files the API serves (recordings).
+    pub files: tempfile::TempDir,
 }
 
 /// Admin connection used to create one database per PostgreSQL test.
@@ -73,7 +75,8 @@ impl TestApp {
         tokio::spawn(async move {
             let _ = api::serve(listener, app, std::future::pending()).await;
         });
-        TestApp { base: format!("http://{addr}"), http: reqwest::Client::new(), db, backend, _dir: dir }
+        let files = tempfile::tempdir().expect("temporary directory");
+        TestApp { base: format!("http://{addr}"), http: reqwest::Client::new(), db, backend, _dir: dir, files }
     }
 
     /// Calls the API; returns the status and the JSON body (Null when empty or not JSON).
@@ -160,6 +163,39 @@ impl Tenant {
     pub fn mgr(&self) -> Option<&str> {
         self.token(Role::Mgr)
     }
+}
+
+/// A recording of the call record `call_record_id` (given `dialer_call_id` if it has none), as the
+/// dialer reports it: a file of `bytes` under `app.files` and its row. Returns (id, path).
+pub async fn recording(
+    app: &TestApp,
+    tenant: i64,
+    call_record_id: i64,
+    dialer_call_id: i64,
+    started_at_ms: i64,
+    bytes: &[u8],
+) -> (i64, std::path::PathBuf) {
+    store::sqlx::query("UPDATE call_records SET dialer_call_id = $1 WHERE id = $2 AND tenant_id = $3")
+        .bind(dialer_call_id)
+        .bind(call_record_id)
+        .bind(tenant)
+        .execute(&app.db.pool)
+        .await
+        .expect("call record");
+    let tz = store::tenancy::parse_tz("Asia/Tokyo").expect("zone");
+    let path = store::recordings::recording_path(app.files.path(), tenant, tz, started_at_ms, dialer_call_id);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+    std::fs::write(&path, bytes).expect("write recording");
+    let rec = store::recordings::NewRecording {
+        tenant_id: tenant,
+        dialer_call_id,
+        path: path.to_string_lossy().into_owned(),
+        bytes: bytes.len() as i64,
+        duration_ms: (bytes.len() as i64 - 58).max(0) / 16,
+        started_at_ms,
+        closed_at_ms: started_at_ms + 1000,
+    };
+    (store::recordings::closed(&app.db, &rec).await.expect("recording closed"), path)
 }
 
 /// A campaign (with extra fields), a batch and a list: returns (campaign, batch, list) ids.
