@@ -683,7 +683,8 @@ async fn numbers_delete(ctx: &Ctx, spec: &'static Spec, b: BulkDeleteBody) -> Ap
             .await?
             .rows_affected();
     }
-    let numbers = b.numbers.unwrap_or_default().iter().map(|n| resource::tel("numbers", n)).collect::<ApiResult<Vec<_>>>()?;
+    let numbers =
+        b.numbers.unwrap_or_default().iter().map(|n| resource::tel("numbers", n)).collect::<ApiResult<Vec<_>>>()?;
     let ids: Vec<SqlVal> = b.ids.unwrap_or_default().into_iter().map(SqlVal::I).collect();
     let numbers: Vec<SqlVal> = numbers.into_iter().map(SqlVal::S).collect();
     for (column, values) in [("id", ids), ("number", numbers)] {

@@ -2,4 +2,5 @@
 //! pacing (see ARCHITECTURE.md).
 
 pub mod calls;
+pub mod engine;
 pub mod pacer;

@@ -21,6 +21,15 @@ impl PhoneType {
             PhoneType::Fixed
         }
     }
+    /// A call job's phone-type filter (`any`, `mobile`, `fixed`): `None` for any.
+    pub fn filter(s: &str) -> Option<PhoneType> {
+        match s {
+            "mobile" => Some(PhoneType::Mobile),
+            "fixed" => Some(PhoneType::Fixed),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PhoneType::Mobile => "mobile",
@@ -30,7 +39,7 @@ impl PhoneType {
 }
 
 /// A call job's filters (SPEC 4): phone type, attempt range, last-attempt window.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
     pub campaign_id: i64,
     pub phone_type: Option<PhoneType>,
@@ -38,6 +47,10 @@ pub struct JobFilter {
     pub attempts_max: Option<i64>,
     pub last_attempt_from: Option<i64>,
     pub last_attempt_to: Option<i64>,
+    /// The dialer's run of a job: leads attempted at or after this time are not picked again.
+    pub not_attempted_since: Option<i64>,
+    /// The 72-hour rule: leads whose last call was abandoned at or after this time are not picked.
+    pub not_abandoned_since: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,15 +74,13 @@ pub async fn job_filter(db: &Db, tenant_id: i64, job_id: i64) -> Result<JobFilte
     let pt: String = r.try_get("phone_type")?;
     Ok(JobFilter {
         campaign_id: r.try_get("campaign_id")?,
-        phone_type: match pt.as_str() {
-            "mobile" => Some(PhoneType::Mobile),
-            "fixed" => Some(PhoneType::Fixed),
-            _ => None,
-        },
+        phone_type: PhoneType::filter(&pt),
         attempts_min: r.try_get("attempts_min")?,
         attempts_max: r.try_get("attempts_max")?,
         last_attempt_from: r.try_get("last_attempt_from")?,
         last_attempt_to: r.try_get("last_attempt_to")?,
+        not_attempted_since: None,
+        not_abandoned_since: None,
     })
 }
 
@@ -110,47 +121,95 @@ pub async fn next_dialable(
     if rest <= 0 {
         return Ok(out);
     }
-    let mut sql = String::from(
-        "SELECT l.id AS lead_id, l.tel FROM leads l
-         WHERE l.tenant_id = $1 AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $2 AND tenant_id = $1)
-           AND l.state = 'open' AND l.attempts >= $3
-           AND NOT EXISTS (SELECT 1 FROM recalls r WHERE r.lead_id = l.id AND r.status = 'open')",
-    );
-    let mut n = 3;
-    let mut next = |sql: &mut String, clause: &str| {
-        n += 1;
-        sql.push_str(&clause.replace('?', &format!("${n}")));
-    };
-    if f.attempts_max.is_some() {
-        next(&mut sql, " AND l.attempts <= ?");
-    }
-    if f.phone_type.is_some() {
-        next(&mut sql, " AND l.phone_type = ?");
-    }
-    if f.last_attempt_from.is_some() {
-        next(&mut sql, " AND l.last_attempt_at >= ?");
-    }
-    if f.last_attempt_to.is_some() {
-        next(&mut sql, " AND l.last_attempt_at <= ?");
-    }
-    next(&mut sql, " ORDER BY l.attempts, l.id LIMIT ?");
-    let mut q = sqlx::query(&sql).bind(tenant_id).bind(job_id).bind(f.attempts_min);
-    if let Some(v) = f.attempts_max {
-        q = q.bind(v);
-    }
-    if let Some(pt) = f.phone_type {
-        q = q.bind(pt.as_str());
-    }
-    if let Some(v) = f.last_attempt_from {
-        q = q.bind(v);
-    }
-    if let Some(v) = f.last_attempt_to {
-        q = q.bind(v);
+    let (mut sql, binds) = open_leads_where(f, "l.id AS lead_id, l.tel");
+    sql.push_str(&format!(" ORDER BY l.attempts, l.id LIMIT ${}", binds.len() + 3));
+    let mut q = sqlx::query(&sql).bind(tenant_id).bind(job_id);
+    for b in &binds {
+        q = q.bind(*b);
     }
     for r in q.bind(rest).fetch_all(&db.pool).await? {
         out.push(Candidate { lead_id: r.try_get("lead_id")?, tel: r.try_get("tel")?, recall_id: None });
     }
     Ok(out)
+}
+
+/// `SELECT <columns> FROM leads l WHERE ...` for the open leads a job may dial (its lists and
+/// filters, no open recall), with `$1` the tenant and `$2` the job; the other parameters, in order,
+/// are returned for binding from `$3` on.
+fn open_leads_where(f: &JobFilter, columns: &str) -> (String, Vec<LeadBind<'static>>) {
+    let mut sql = format!(
+        "SELECT {columns} FROM leads l
+         WHERE l.tenant_id = $1 AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $2 AND tenant_id = $1)
+           AND l.state = 'open'
+           AND NOT EXISTS (SELECT 1 FROM recalls r WHERE r.lead_id = l.id AND r.status = 'open')"
+    );
+    let mut binds: Vec<LeadBind<'static>> = Vec::new();
+    let mut clause = |sql: &mut String, text: &str, b: LeadBind<'static>| {
+        binds.push(b);
+        sql.push_str(&text.replace('?', &format!("${}", binds.len() + 2)));
+    };
+    clause(&mut sql, " AND l.attempts >= ?", LeadBind::I(f.attempts_min));
+    if let Some(v) = f.attempts_max {
+        clause(&mut sql, " AND l.attempts <= ?", LeadBind::I(v));
+    }
+    if let Some(pt) = f.phone_type {
+        clause(&mut sql, " AND l.phone_type = ?", LeadBind::S(pt.as_str()));
+    }
+    if let Some(v) = f.last_attempt_from {
+        clause(&mut sql, " AND l.last_attempt_at >= ?", LeadBind::I(v));
+    }
+    if let Some(v) = f.last_attempt_to {
+        clause(&mut sql, " AND l.last_attempt_at <= ?", LeadBind::I(v));
+    }
+    if let Some(v) = f.not_attempted_since {
+        clause(&mut sql, " AND (l.last_attempt_at IS NULL OR l.last_attempt_at < ?)", LeadBind::I(v));
+    }
+    if let Some(v) = f.not_abandoned_since {
+        clause(
+            &mut sql,
+            " AND NOT (l.last_result = 'abandoned' AND l.last_attempt_at IS NOT NULL AND l.last_attempt_at >= ?)",
+            LeadBind::I(v),
+        );
+    }
+    (sql, binds)
+}
+
+/// A parameter of [`open_leads_where`].
+#[derive(Clone, Copy, Debug)]
+enum LeadBind<'a> {
+    I(i64),
+    S(&'a str),
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Any> for LeadBind<'q> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        match self {
+            LeadBind::I(v) => <i64 as sqlx::Encode<sqlx::Any>>::encode_by_ref(v, buf),
+            LeadBind::S(v) => <&str as sqlx::Encode<sqlx::Any>>::encode_by_ref(v, buf),
+        }
+    }
+}
+
+impl sqlx::Type<sqlx::Any> for LeadBind<'_> {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+    fn compatible(_ty: &sqlx::any::AnyTypeInfo) -> bool {
+        true
+    }
+}
+
+/// How many leads a job may still dial (as [`next_dialable`] would pick them, due recalls aside).
+pub async fn count_dialable(db: &Db, tenant_id: i64, job_id: i64, f: &JobFilter) -> Result<i64> {
+    let (sql, binds) = open_leads_where(f, "COUNT(*) AS n");
+    let mut q = sqlx::query(&sql).bind(tenant_id).bind(job_id);
+    for b in &binds {
+        q = q.bind(*b);
+    }
+    Ok(q.fetch_one(&db.pool).await?.try_get("n")?)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod batch_dates;
+pub mod dialing;
 pub mod leads;
 pub mod recordings;
 pub mod records;

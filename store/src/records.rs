@@ -23,6 +23,37 @@ pub struct WrapupSave {
     pub state_after: String,
 }
 
+/// The unsaved wrap-up record of a dialer call, with the campaign of its call: (record id, campaign).
+pub async fn unsaved_record_of_call(
+    db: &Db,
+    tenant_id: i64,
+    dialer_call_id: i64,
+) -> Result<Option<(i64, Option<i64>)>> {
+    let r = sqlx::query(
+        "SELECT w.id, c.campaign_id FROM wrapup_records w LEFT JOIN call_records c ON c.id = w.call_record_id
+         WHERE w.tenant_id = $1 AND w.dialer_call_id = $2 AND w.saved = 0",
+    )
+    .bind(tenant_id)
+    .bind(dialer_call_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    match r {
+        Some(r) => Ok(Some((r.try_get("id")?, r.try_get("campaign_id")?))),
+        None => Ok(None),
+    }
+}
+
+/// The campaign's result with this number (`番号,テキスト`), as a wrap-up record stores it.
+pub async fn result_label(db: &Db, tenant_id: i64, campaign_id: i64, number: i64) -> Result<Option<String>> {
+    let r = sqlx::query("SELECT number FROM result_codes WHERE tenant_id = $1 AND campaign_id = $2 AND number = $3")
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .bind(number)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(r.map(|_| number.to_string()))
+}
+
 /// The lead and campaign a record belongs to, for validation.
 pub struct RecordContext {
     pub lead_id: Option<i64>,

@@ -407,7 +407,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
         out: &mut Vec<Envelope>,
     ) -> Result<(), ServiceError> {
         let mut n = 0u32;
-        while let Some(mut ev) = self.floor.poll_event().or_else(|| self.pending_commands.pop_front().map(Event::Command))
+        while let Some(mut ev) =
+            self.floor.poll_event().or_else(|| self.pending_commands.pop_front().map(Event::Command))
         {
             if let Event::Command(Command::DialAgentLeg { agent_id, campaign_id }) = &mut ev {
                 *campaign_id = self.campaign_of.get(agent_id).copied();

@@ -258,6 +258,23 @@ pub struct CallEnd {
     pub talk_ms: u64,
 }
 
+impl CallEnd {
+    /// The end of a call that never reached the carrier (or was given up without an answer).
+    pub fn unsent(cause: EndCause, reason: &str) -> CallEnd {
+        CallEnd {
+            status: 0,
+            reason: reason.to_string(),
+            cause,
+            ended_by: Party::System,
+            answered: false,
+            agent: None,
+            ring_ms: 0,
+            wait_ms: 0,
+            talk_ms: 0,
+        }
+    }
+}
+
 /// The reason behind a [`CallEnd`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndCause {
@@ -703,20 +720,7 @@ impl CallControl {
     }
 
     fn end_unsent(&mut self, call: u64, cause: EndCause, reason: &str) {
-        self.emit(CallEvent::CustomerEnded {
-            call,
-            end: CallEnd {
-                status: 0,
-                reason: reason.to_string(),
-                cause,
-                ended_by: Party::System,
-                answered: false,
-                agent: None,
-                ring_ms: 0,
-                wait_ms: 0,
-                talk_ms: 0,
-            },
-        });
+        self.emit(CallEvent::CustomerEnded { call, end: CallEnd::unsent(cause, reason) });
     }
 
     fn dial_customer(&mut self, now: Now, cmd: Box<DialCustomer>) {

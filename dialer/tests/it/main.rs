@@ -1,4 +1,6 @@
 //! Integration tests of the dialer (one binary per crate).
 
 mod calls;
+mod engine;
+mod floor;
 mod net;

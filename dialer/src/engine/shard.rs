@@ -1,0 +1,156 @@
+//! The thin driver of [`CallControl`] on a media shard: a [`ShardApp`] that owns the shard's SIP
+//! socket, feeds the call control its datagrams, commands and the shard's reports, applies its
+//! media controls to the shard's calls, keeps its RTP port pool topped up, and sends its events
+//! to the engine over a bounded channel.
+
+use std::any::Any;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use media::shard::{Report, ShardApp, ShardCtx};
+use media::SocketId;
+
+use crate::calls::{CallControl, CallEvent, Command, MediaOp, Now};
+
+/// Free RTP ports the driver keeps bound ahead of new legs.
+pub const PORT_POOL: usize = 64;
+/// The shard's SIP socket id.
+pub const SIP_SOCKET: SocketId = SocketId(0);
+
+/// An event of a shard, for the engine.
+#[derive(Debug)]
+pub struct ShardOutput {
+    pub shard: usize,
+    pub event: CallEvent,
+}
+
+/// Counters the engine reads for metrics (sent as [`CallEvent`]s would be too noisy).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PortErrors {
+    pub bind_failures: u64,
+}
+
+/// The shard app. Commands arrive as `Control::App(Box<Command>)`.
+pub struct SipShard {
+    index: usize,
+    cc: CallControl,
+    sip_socket: Option<UdpSocket>,
+    media_ip: IpAddr,
+    next_socket: u32,
+    out: tokio::sync::mpsc::Sender<ShardOutput>,
+    /// Events the engine's channel had no room for (never expected: the channel is large).
+    pub dropped: u64,
+    bind_failures: u64,
+}
+
+impl SipShard {
+    /// `sip_socket` is bound already (the engine chose its address); `media_ip` is where RTP ports
+    /// are bound.
+    pub fn new(
+        index: usize,
+        cc: CallControl,
+        sip_socket: UdpSocket,
+        media_ip: IpAddr,
+        out: tokio::sync::mpsc::Sender<ShardOutput>,
+    ) -> SipShard {
+        SipShard {
+            index,
+            cc,
+            sip_socket: Some(sip_socket),
+            media_ip,
+            next_socket: 1,
+            out,
+            dropped: 0,
+            bind_failures: 0,
+        }
+    }
+
+    fn now(mono: Instant) -> Now {
+        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Now { mono, unix_ms }
+    }
+
+    /// Drains the call control's outputs into the shard and the engine.
+    fn flush(&mut self, ctx: &mut ShardCtx<'_>) {
+        if let Some(s) = self.sip_socket.take() {
+            ctx.add_app_socket(SIP_SOCKET, s);
+        }
+        while let Some(t) = self.cc.poll_transmit() {
+            ctx.send(SIP_SOCKET, t.dest, t.bytes);
+        }
+        while let Some(op) = self.cc.poll_media() {
+            match op {
+                MediaOp::Control(c) => ctx.control(c),
+                MediaOp::ClosePort(id) => ctx.remove_socket(id),
+            }
+        }
+        while let Some(event) = self.cc.poll_event() {
+            if self.out.try_send(ShardOutput { shard: self.index, event }).is_err() {
+                self.dropped += 1;
+                tracing::error!(shard = self.index, "engine channel full: a call event was dropped");
+            }
+        }
+        self.top_up_ports(ctx);
+    }
+
+    fn top_up_ports(&mut self, ctx: &mut ShardCtx<'_>) {
+        let mut added = Vec::new();
+        while self.cc.free_ports() + added.len() < PORT_POOL {
+            match UdpSocket::bind(SocketAddr::new(self.media_ip, 0)).and_then(|s| s.local_addr().map(|a| (s, a))) {
+                Ok((socket, addr)) => {
+                    let id = SocketId(self.next_socket);
+                    self.next_socket = self.next_socket.wrapping_add(1).max(1);
+                    ctx.add_socket(id, socket);
+                    added.push((id, addr));
+                }
+                Err(e) => {
+                    self.bind_failures += 1;
+                    tracing::warn!(error = %e, "could not bind an RTP port");
+                    break;
+                }
+            }
+        }
+        self.cc.add_rtp_ports(added);
+    }
+}
+
+impl ShardApp for SipShard {
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        _socket: SocketId,
+        from: SocketAddr,
+        data: &[u8],
+        ctx: &mut ShardCtx<'_>,
+    ) {
+        self.cc.handle_datagram(Self::now(now), from, data);
+        self.flush(ctx);
+    }
+
+    fn handle_message(&mut self, now: Instant, message: Box<dyn Any + Send>, ctx: &mut ShardCtx<'_>) {
+        match message.downcast::<Command>() {
+            Ok(cmd) => self.cc.handle_command(Self::now(now), *cmd),
+            Err(_) => tracing::warn!(shard = self.index, "unknown message for the SIP shard"),
+        }
+        self.flush(ctx);
+    }
+
+    fn handle_report(&mut self, now: Instant, report: Report, ctx: &mut ShardCtx<'_>) {
+        match &report {
+            Report::Refused { call, reason } => tracing::debug!(?call, reason, "shard refused a control"),
+            Report::SocketError { id, error } => tracing::warn!(?id, error, "socket error"),
+            _ => {}
+        }
+        self.cc.handle_media(Self::now(now), &report);
+        self.flush(ctx);
+    }
+
+    fn handle_timeout(&mut self, now: Instant, ctx: &mut ShardCtx<'_>) {
+        self.cc.handle_timeout(Self::now(now));
+        self.flush(ctx);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.cc.poll_timeout()
+    }
+}

@@ -1,0 +1,393 @@
+//! A whole floor on loopback for the engine's integration tests: a database with one tenant, its
+//! agents with SIP accounts, a campaign, a list of leads and a running call job; the control
+//! service and the dialer engine over one in-process bus; agents' phones registering with digest.
+//! The carrier is the test's (the built-in simulator, or sipp).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use control::agent::{AgentConfig, AgentId};
+use control::bus::{Bus, BusConfig, Envelope, MemoryBus};
+use control::messages::{streams, ApiCommand, CampaignId};
+use control::service::ServiceConfig;
+use control::wallboard::Feed;
+use dialer::engine::{self, EngineConfig, EngineInfo, EngineStats};
+use store::sqlx::{self, Connection, Row};
+use store::{Backend, Db};
+use tokio::sync::watch;
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// What the floor is made of.
+pub struct FloorSpec {
+    pub agents: usize,
+    pub leads: Vec<String>,
+    pub dnc: Vec<String>,
+    pub mode: &'static str,
+    pub max_channels: i64,
+    pub ring_timeout_s: i64,
+    pub agent_wait_timeout_s: i64,
+    /// ACW seconds (0: none).
+    pub acw_s: i64,
+    pub dtmf_result_entry: bool,
+    pub caller_id: Option<(&'static str, i64)>,
+    pub result_codes: Vec<(i64, &'static str)>,
+}
+
+impl Default for FloorSpec {
+    fn default() -> Self {
+        FloorSpec {
+            agents: 2,
+            leads: Vec::new(),
+            dnc: Vec::new(),
+            mode: "progressive",
+            max_channels: 30,
+            ring_timeout_s: 20,
+            agent_wait_timeout_s: 20,
+            acw_s: 0,
+            dtmf_result_entry: false,
+            caller_id: None,
+            result_codes: Vec::new(),
+        }
+    }
+}
+
+pub struct Floor {
+    pub db: Db,
+    pub bus: MemoryBus,
+    pub tenant: u64,
+    pub campaign: i64,
+    pub job: i64,
+    pub agents: Vec<i64>,
+    pub realm: String,
+    pub info: EngineInfo,
+    pub stop: watch::Sender<bool>,
+    engine: Option<tokio::task::JoinHandle<Result<EngineStats, engine::EngineError>>>,
+    control: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("KAKERU_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Sqlite];
+    if std::env::var("KAKERU_TEST_SKIP_PG").is_err() {
+        v.push(Backend::Postgres);
+    }
+    v
+}
+
+async fn database(backend: Backend) -> (Db, Option<tempfile::TempDir>) {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let (url, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            (format!("sqlite:{}/kakeru.db", dir.path().display()), Some(dir))
+        }
+        Backend::Postgres => {
+            let admin = pg_admin_url();
+            let name = format!("kd_{}_{}_{}", std::process::id(), n, rand::random::<u32>() % 1_000_000);
+            let mut conn =
+                sqlx::postgres::PgConnection::connect(&admin).await.expect("PostgreSQL at KAKERU_TEST_PG_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+            (format!("{base}/{name}"), None)
+        }
+    };
+    (Db::connect(&url).await.expect("connect and migrate"), dir)
+}
+
+async fn insert(db: &Db, sql: &str, binds: &[i64]) -> i64 {
+    let mut q = sqlx::query(sql);
+    for b in binds {
+        q = q.bind(*b);
+    }
+    q.fetch_one(&db.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}")).try_get("id").expect("id")
+}
+
+async fn exec(db: &Db, sql: &str) {
+    sqlx::query(sql).execute(&db.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+impl Floor {
+    /// Builds the floor; the engine sends customer calls to `carrier`.
+    pub async fn start(backend: Backend, spec: &FloorSpec, carrier: SocketAddr) -> Floor {
+        let (db, dir) = database(backend).await;
+        let now = store::now_ms();
+        let code = format!("f{}{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let tenant = store::tenancy::create_tenant(&db, &code, "floor", "Asia/Tokyo", now).await.expect("tenant");
+        let realm = format!("{code}.kakeru");
+        let t = tenant;
+        let group = insert(
+            &db,
+            "INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, 'g', 0) RETURNING id",
+            &[t],
+        )
+        .await;
+        let campaign = insert(
+            &db,
+            &format!(
+                "INSERT INTO campaigns (tenant_id, name, mode, max_channels, ring_timeout_s, agent_wait_timeout_s, acw_enabled,
+                    acw_seconds, dtmf_result_entry, business_start, business_end, caller_id, created_at, updated_at)
+                 VALUES ($1, 'c', '{}', $2, $3, $4, $5, $6, $7, '00:00', '23:59', {}, 0, 0) RETURNING id",
+                spec.mode,
+                spec.caller_id.map(|(n, _)| format!("'{n}'")).unwrap_or_else(|| "NULL".into())
+            ),
+            &[t, spec.max_channels, spec.ring_timeout_s, spec.agent_wait_timeout_s, i64::from(spec.acw_s > 0), spec.acw_s.max(1), i64::from(spec.dtmf_result_entry)],
+        )
+        .await;
+        if let Some((number, max)) = spec.caller_id {
+            sqlx::query("INSERT INTO caller_ids (tenant_id, number, max_channels, created_at) VALUES ($1, $2, $3, 0)")
+                .bind(t)
+                .bind(number)
+                .bind(max)
+                .execute(&db.pool)
+                .await
+                .expect("caller id");
+        }
+        for (n, label) in &spec.result_codes {
+            sqlx::query("INSERT INTO result_codes (tenant_id, campaign_id, number, label, created_at) VALUES ($1, $2, $3, $4, 0)")
+                .bind(t)
+                .bind(campaign)
+                .bind(*n)
+                .bind(*label)
+                .execute(&db.pool)
+                .await
+                .expect("result code");
+        }
+        let batch = insert(
+            &db,
+            "INSERT INTO batches (tenant_id, campaign_id, name, start_date, end_date, created_at) VALUES ($1, $2, 'b', '2026-01-01', '2027-12-31', 0) RETURNING id",
+            &[t, campaign],
+        )
+        .await;
+        let list = insert(
+            &db,
+            "INSERT INTO customer_lists (tenant_id, batch_id, name, created_at) VALUES ($1, $2, 'l', 0) RETURNING id",
+            &[t, batch],
+        )
+        .await;
+        let mut tx = db.pool.begin().await.expect("tx");
+        for (i, tel) in spec.leads.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at) VALUES ($1, $2, $3, $4, 'カナ', $5, $6, 0)",
+            )
+            .bind(t)
+            .bind(list)
+            .bind(batch)
+            .bind(format!("顧客{i}"))
+            .bind(tel)
+            .bind(store::leads::PhoneType::of(tel).as_str())
+            .execute(&mut *tx)
+            .await
+            .expect("lead");
+        }
+        for n in &spec.dnc {
+            sqlx::query("INSERT INTO dnc_numbers (tenant_id, number, created_at) VALUES ($1, $2, 0)")
+                .bind(t)
+                .bind(n)
+                .execute(&mut *tx)
+                .await
+                .expect("dnc");
+        }
+        tx.commit().await.expect("commit");
+        let mut agents = Vec::new();
+        for i in 0..spec.agents {
+            let user = store::accounts::create_user(
+                &db,
+                &store::accounts::NewUser {
+                    tenant_id: t,
+                    login: &format!("agent{i}"),
+                    display_name: &format!("agent{i}"),
+                    role: store::accounts::Role::Op,
+                    password: "pw",
+                },
+                now,
+            )
+            .await
+            .expect("agent");
+            let (md5, sha) = store::accounts::digest_ha1(&format!("agent{i}"), &realm, &format!("sip{i}"));
+            sqlx::query(
+                "INSERT INTO phones (tenant_id, user_id, sip_username, realm, ha1_md5, ha1_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0)",
+            )
+            .bind(t)
+            .bind(user)
+            .bind(format!("agent{i}"))
+            .bind(&realm)
+            .bind(md5)
+            .bind(sha)
+            .execute(&db.pool)
+            .await
+            .expect("phone");
+            sqlx::query("INSERT INTO dialing_group_agents (tenant_id, group_id, user_id) VALUES ($1, $2, $3)")
+                .bind(t)
+                .bind(group)
+                .bind(user)
+                .execute(&db.pool)
+                .await
+                .expect("member");
+            agents.push(user);
+        }
+        let job = insert(
+            &db,
+            "INSERT INTO call_jobs (tenant_id, campaign_id, dialing_group_id, name, status, created_at) VALUES ($1, $2, $3, 'j', 'stopped', 0) RETURNING id",
+            &[t, campaign, group],
+        )
+        .await;
+        sqlx::query("INSERT INTO call_job_lists (tenant_id, job_id, list_id) VALUES ($1, $2, $3)")
+            .bind(t)
+            .bind(job)
+            .bind(list)
+            .execute(&db.pool)
+            .await
+            .expect("job list");
+        let _ = exec;
+        // The bus, the control service and the engine.
+        let bus = MemoryBus::new(BusConfig::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let b = bus.clone();
+        let control = tokio::spawn(control::service::supervise(
+            move || {
+                let b = b.clone();
+                async move { Ok::<_, control::bus::BusError>([b.clone(), b.clone(), b]) }
+            },
+            db.clone(),
+            ServiceConfig::new(t as u64, "control-test"),
+            Arc::new(Feed::default()),
+            stop_rx.clone(),
+        ));
+        let mut cfg = EngineConfig::new(carrier);
+        cfg.instance = format!("test-{code}:{}", store::now_ms());
+        cfg.instance_prefix = format!("test-{code}:");
+        cfg.tenants = Some(vec![t as u64]);
+        cfg.reload_every = Duration::from_millis(500);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let engine = tokio::spawn(engine::run(db.clone(), bus.clone(), cfg, stop_rx, Some(ready_tx)));
+        let info = ready_rx.await.expect("the engine starts its shards");
+        Floor {
+            db,
+            bus,
+            tenant: t as u64,
+            campaign,
+            job,
+            agents,
+            realm,
+            info,
+            stop,
+            engine: Some(engine),
+            control: Some(control),
+            _dir: dir,
+        }
+    }
+
+    /// The agents' phone accounts (username agentN, password sipN, the tenant's realm).
+    pub fn phone_accounts(&self) -> Vec<sim::phone::PhoneAccount> {
+        (0..self.agents.len())
+            .map(|i| sim::phone::PhoneAccount {
+                username: format!("agent{i}"),
+                password: format!("sip{i}"),
+                domain: self.realm.clone(),
+            })
+            .collect()
+    }
+
+    /// Starts the call job (as `POST /call-jobs/{id}/start` does).
+    pub async fn start_job(&self) {
+        sqlx::query("UPDATE call_jobs SET status = 'running', started_at = $1 WHERE id = $2")
+            .bind(store::now_ms())
+            .bind(self.job)
+            .execute(&self.db.pool)
+            .await
+            .expect("start the job");
+    }
+
+    /// Every agent starts working the job (発信開始), as the API publishes it.
+    pub async fn log_in_agents(&self, acw_ms: Option<u64>) {
+        for a in &self.agents {
+            let c = ApiCommand::StartCallJob {
+                agent_id: AgentId(*a as u64),
+                campaign_id: CampaignId(self.campaign as u64),
+                config: AgentConfig { acw_ms, leg_setup_timeout_ms: 20_000, ..AgentConfig::default() },
+            };
+            self.command(c).await;
+        }
+    }
+
+    pub async fn command(&self, c: ApiCommand) {
+        let env = Envelope::new(self.tenant, store::now_ms() as u64, &c).expect("encode");
+        self.bus.publish(&streams::control_commands(self.tenant), &env).await.expect("publish");
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query(sql).bind(self.tenant as i64).fetch_one(&self.db.pool).await.expect(sql).try_get(0).expect("column")
+    }
+
+    /// (tel, attempts, last_result) of every lead.
+    pub async fn leads(&self) -> Vec<(String, i64, Option<String>)> {
+        sqlx::query("SELECT tel, attempts, last_result FROM leads WHERE tenant_id = $1 ORDER BY id")
+            .bind(self.tenant as i64)
+            .fetch_all(&self.db.pool)
+            .await
+            .expect("leads")
+            .into_iter()
+            .map(|r| {
+                (
+                    r.try_get("tel").expect("tel"),
+                    r.try_get("attempts").expect("attempts"),
+                    r.try_get("last_result").expect("r"),
+                )
+            })
+            .collect()
+    }
+
+    pub async fn job_status(&self) -> String {
+        sqlx::query("SELECT status FROM call_jobs WHERE id = $1")
+            .bind(self.job)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("job")
+            .try_get("status")
+            .expect("status")
+    }
+
+    /// Agents in `state` per the control service's table.
+    pub async fn agents_in(&self, state: &str) -> usize {
+        let rows = sqlx::query("SELECT view FROM control_agents WHERE tenant_id = $1")
+            .bind(self.tenant as i64)
+            .fetch_all(&self.db.pool)
+            .await
+            .expect("agents");
+        rows.iter()
+            .filter(|r| r.try_get::<String, _>("view").is_ok_and(|v| v.contains(&format!("\"state\":\"{state}\""))))
+            .count()
+    }
+
+    pub async fn stop(mut self) -> EngineStats {
+        let _ = self.stop.send(true);
+        let stats = match self.engine.take() {
+            Some(h) => h.await.expect("engine task").expect("engine ran"),
+            None => EngineStats::default(),
+        };
+        if let Some(c) = self.control.take() {
+            let _ = c.await;
+        }
+        stats
+    }
+}
+
+/// Polls `f` until it holds, at most `limit`.
+pub async fn until<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

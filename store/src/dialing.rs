@@ -1,0 +1,433 @@
+//! What the dialer engine reads and writes: running call jobs with their campaign's settings, the
+//! do-not-call check, the call records of the calls it places and their results, the phones' SIP
+//! accounts and registrations.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Row;
+
+use crate::leads::{Candidate, JobFilter, PhoneType};
+use crate::{Db, Result};
+
+/// A running call job with the settings of its campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningJob {
+    pub tenant_id: i64,
+    pub time_zone: String,
+    pub job_id: i64,
+    pub campaign_id: i64,
+    pub dialing_group_id: i64,
+    pub started_at: Option<i64>,
+    pub filter: JobFilter,
+    /// The job's caller ID, else the campaign's; `None` with withholding (184).
+    pub caller_id: Option<String>,
+    pub mode: String,
+    pub dial_ratio: f64,
+    pub max_channels: i64,
+    pub ring_timeout_s: i64,
+    pub agent_wait_timeout_s: i64,
+    pub waiting_audio: Option<String>,
+    pub dtmf_result_entry: bool,
+    pub business_start: String,
+    pub business_end: String,
+    pub abandon_target_pct: f64,
+    pub campaign_enabled: bool,
+}
+
+/// Every running call job (of every tenant), oldest first.
+pub async fn running_jobs(db: &Db) -> Result<Vec<RunningJob>> {
+    let rows = sqlx::query(
+        "SELECT j.id, j.tenant_id, j.campaign_id, j.dialing_group_id, j.started_at, j.caller_id AS job_caller_id,
+                j.phone_type, j.attempts_min, j.attempts_max, j.last_attempt_from, j.last_attempt_to,
+                c.caller_id AS campaign_caller_id, c.withhold_caller_id, c.mode, c.dial_ratio, c.max_channels,
+                c.ring_timeout_s, c.agent_wait_timeout_s, c.waiting_audio, c.dtmf_result_entry,
+                c.business_start, c.business_end, c.abandon_target_pct, c.enabled, t.time_zone
+         FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
+         JOIN tenants t ON t.id = j.tenant_id
+         WHERE j.status = 'running' ORDER BY j.started_at, j.id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let withhold = r.try_get::<i64, _>("withhold_caller_id")? != 0;
+        let job_cid: Option<String> = r.try_get("job_caller_id")?;
+        let camp_cid: Option<String> = r.try_get("campaign_caller_id")?;
+        let pt: String = r.try_get("phone_type")?;
+        let campaign_id: i64 = r.try_get("campaign_id")?;
+        out.push(RunningJob {
+            tenant_id: r.try_get("tenant_id")?,
+            time_zone: r.try_get("time_zone")?,
+            job_id: r.try_get("id")?,
+            campaign_id,
+            dialing_group_id: r.try_get("dialing_group_id")?,
+            started_at: r.try_get("started_at")?,
+            filter: JobFilter {
+                campaign_id,
+                phone_type: PhoneType::filter(&pt),
+                attempts_min: r.try_get("attempts_min")?,
+                attempts_max: r.try_get("attempts_max")?,
+                last_attempt_from: r.try_get("last_attempt_from")?,
+                last_attempt_to: r.try_get("last_attempt_to")?,
+                not_attempted_since: None,
+                not_abandoned_since: None,
+            },
+            caller_id: if withhold { None } else { job_cid.or(camp_cid) },
+            mode: r.try_get("mode")?,
+            dial_ratio: r.try_get("dial_ratio")?,
+            max_channels: r.try_get("max_channels")?,
+            ring_timeout_s: r.try_get("ring_timeout_s")?,
+            agent_wait_timeout_s: r.try_get("agent_wait_timeout_s")?,
+            waiting_audio: r.try_get("waiting_audio")?,
+            dtmf_result_entry: r.try_get::<i64, _>("dtmf_result_entry")? != 0,
+            business_start: r.try_get("business_start")?,
+            business_end: r.try_get("business_end")?,
+            abandon_target_pct: r.try_get("abandon_target_pct")?,
+            campaign_enabled: r.try_get::<i64, _>("enabled")? != 0,
+        });
+    }
+    Ok(out)
+}
+
+/// The channel limit (最大チャンネル) of each of the tenant's caller ID numbers.
+pub async fn caller_id_limits(db: &Db, tenant_id: i64) -> Result<HashMap<String, i64>> {
+    let rows = sqlx::query("SELECT number, max_channels FROM caller_ids WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.into_iter().map(|r| Ok((r.try_get("number")?, r.try_get("max_channels")?))).collect()
+}
+
+/// Which of `numbers` are on the tenant's do-not-call list (発信規制).
+pub async fn dnc_hits(db: &Db, tenant_id: i64, numbers: &[String]) -> Result<HashSet<String>> {
+    let mut hits = HashSet::new();
+    for chunk in numbers.chunks(500) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!("SELECT number FROM dnc_numbers WHERE tenant_id = $1 AND number IN ({})", marks.join(", "));
+        let mut q = sqlx::query(&sql).bind(tenant_id);
+        for n in chunk {
+            q = q.bind(n);
+        }
+        for r in q.fetch_all(&db.pool).await? {
+            hits.insert(r.try_get("number")?);
+        }
+    }
+    Ok(hits)
+}
+
+/// A call the dialer is about to place.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    pub campaign_id: i64,
+    pub job_id: i64,
+    pub lead: Candidate,
+    pub caller_id: Option<String>,
+}
+
+/// A lead the dialer decided not to call, with the system result that says why.
+#[derive(Debug, Clone)]
+pub struct NotDialled {
+    pub campaign_id: i64,
+    pub job_id: i64,
+    pub lead: Candidate,
+    pub caller_id: Option<String>,
+    /// `restricted` (do-not-call) or `channel_limit`.
+    pub result: &'static str,
+}
+
+/// In one transaction: a call record per new call (result `pending`; its id is the dialer's call
+/// id), the lead's attempt counted and its time set, a due recall it answers marked done; and a
+/// finished call record for every lead not dialled (its result set on the lead, no attempt
+/// counted). Returns the call ids of `calls`, in order.
+pub async fn begin_calls(
+    db: &Db,
+    tenant_id: i64,
+    instance: &str,
+    now_ms: i64,
+    calls: &[NewCall],
+    not_dialled: &[NotDialled],
+) -> Result<Vec<i64>> {
+    let mut tx = db.pool.begin().await?;
+    let mut ids = Vec::with_capacity(calls.len());
+    for c in calls {
+        let r = sqlx::query(
+            "INSERT INTO call_records (tenant_id, campaign_id, call_job_id, lead_id, tel, caller_id, direction, started_at,
+                result, dialer_instance)
+             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, 'pending', $8) RETURNING id",
+        )
+        .bind(tenant_id)
+        .bind(c.campaign_id)
+        .bind(c.job_id)
+        .bind(c.lead.lead_id)
+        .bind(&c.lead.tel)
+        .bind(&c.caller_id)
+        .bind(now_ms)
+        .bind(instance)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = r.try_get("id")?;
+        sqlx::query("UPDATE call_records SET dialer_call_id = id WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE leads SET attempts = attempts + 1, last_attempt_at = $1, last_result = 'pending'
+             WHERE id = $2 AND tenant_id = $3",
+        )
+        .bind(now_ms)
+        .bind(c.lead.lead_id)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(recall) = c.lead.recall_id {
+            sqlx::query("UPDATE recalls SET status = 'done' WHERE id = $1 AND tenant_id = $2")
+                .bind(recall)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        ids.push(id);
+    }
+    for n in not_dialled {
+        sqlx::query(
+            "INSERT INTO call_records (tenant_id, campaign_id, call_job_id, lead_id, tel, caller_id, direction, started_at,
+                ended_at, result, dialer_instance)
+             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9)",
+        )
+        .bind(tenant_id)
+        .bind(n.campaign_id)
+        .bind(n.job_id)
+        .bind(n.lead.lead_id)
+        .bind(&n.lead.tel)
+        .bind(&n.caller_id)
+        .bind(now_ms)
+        .bind(n.result)
+        .bind(instance)
+        .execute(&mut *tx)
+        .await?;
+        // No attempt: nothing was dialled. The time keeps the job's run from picking it again.
+        sqlx::query("UPDATE leads SET last_attempt_at = $1, last_result = $2 WHERE id = $3 AND tenant_id = $4")
+            .bind(now_ms)
+            .bind(n.result)
+            .bind(n.lead.lead_id)
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut per_job: HashMap<i64, i64> = HashMap::new();
+    for c in calls {
+        *per_job.entry(c.job_id).or_default() += 1;
+    }
+    for (job, n) in per_job {
+        sqlx::query("UPDATE call_jobs SET dialed = dialed + $1 WHERE id = $2 AND tenant_id = $3")
+            .bind(n)
+            .bind(job)
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// The end of a placed call.
+#[derive(Debug, Clone)]
+pub struct CallResult {
+    pub call_id: i64,
+    pub result: &'static str,
+    pub sip_status: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: i64,
+}
+
+/// Writes call results: the call record (unless a wrap-up record already set its result) and the
+/// lead's last result (unless a saved record set it). One transaction for the batch.
+pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    for r in results {
+        sqlx::query(
+            "UPDATE call_records SET result = CASE WHEN result IN ('pending', 'no_entry', 'abandoned', 'busy', 'timeout', 'cancel', 'error')
+                    THEN $1 ELSE result END,
+                sip_status = $2, ended_at = $3, answered_at = COALESCE(answered_at, $4)
+             WHERE tenant_id = $5 AND dialer_call_id = $6",
+        )
+        .bind(r.result)
+        .bind(r.sip_status)
+        .bind(r.ended_at)
+        .bind(r.answered_at)
+        .bind(tenant_id)
+        .bind(r.call_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE leads SET last_result = $1 WHERE tenant_id = $2 AND last_result = 'pending'
+               AND id = (SELECT lead_id FROM call_records WHERE tenant_id = $2 AND dialer_call_id = $3)",
+        )
+        .bind(r.result)
+        .bind(tenant_id)
+        .bind(r.call_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets where a call's recording is.
+pub async fn set_recording(db: &Db, tenant_id: i64, call_id: i64, path: &str) -> Result<()> {
+    sqlx::query("UPDATE call_records SET recording_path = $1 WHERE tenant_id = $2 AND dialer_call_id = $3")
+        .bind(path)
+        .bind(tenant_id)
+        .bind(call_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Calls a dialer instance placed that have no result (the instance died with them): each gets
+/// `error` and an end time; their leads too. Returns (tenant, call id) of each.
+pub async fn fail_orphaned_calls(db: &Db, instance_prefix: &str, now_ms: i64) -> Result<Vec<(i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT tenant_id, dialer_call_id FROM call_records
+         WHERE result = 'pending' AND ended_at IS NULL AND dialer_instance LIKE $1 AND dialer_call_id IS NOT NULL",
+    )
+    .bind(format!("{instance_prefix}%"))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push((r.try_get("tenant_id")?, r.try_get("dialer_call_id")?));
+    }
+    let mut by_tenant: HashMap<i64, Vec<CallResult>> = HashMap::new();
+    for (t, c) in &out {
+        by_tenant.entry(*t).or_default().push(CallResult {
+            call_id: *c,
+            result: "error",
+            sip_status: 0,
+            answered_at: None,
+            ended_at: now_ms,
+        });
+    }
+    for (t, results) in by_tenant {
+        end_calls(db, t, &results).await?;
+    }
+    Ok(out)
+}
+
+/// Ends a job's run: `finished` (nothing left to dial) or `stopped` (business hours ended).
+pub async fn end_job(db: &Db, tenant_id: i64, job_id: i64, status: &str, now_ms: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE call_jobs SET status = $1, stopped_at = $2, finished_at = $2 WHERE id = $3 AND tenant_id = $4 AND status = 'running'",
+    )
+    .bind(status)
+    .bind(now_ms)
+    .bind(job_id)
+    .bind(tenant_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// A phone's SIP account, for REGISTER digest checks on the shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneAccount {
+    pub tenant_id: i64,
+    pub phone_id: i64,
+    pub user_id: Option<i64>,
+    pub realm: String,
+    pub username: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+/// Every phone account (of every tenant).
+pub async fn phone_accounts(db: &Db) -> Result<Vec<PhoneAccount>> {
+    let rows =
+        sqlx::query("SELECT id, tenant_id, user_id, realm, sip_username, ha1_md5, ha1_sha256 FROM phones ORDER BY id")
+            .fetch_all(&db.pool)
+            .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(PhoneAccount {
+                tenant_id: r.try_get("tenant_id")?,
+                phone_id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                realm: r.try_get("realm")?,
+                username: r.try_get("sip_username")?,
+                ha1_md5: r.try_get("ha1_md5")?,
+                ha1_sha256: r.try_get("ha1_sha256")?,
+            })
+        })
+        .collect()
+}
+
+/// Where a phone is registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub tenant_id: i64,
+    pub phone_id: i64,
+    pub user_id: Option<i64>,
+    pub contact: String,
+    pub source: String,
+    pub expires_at: i64,
+}
+
+/// Stores (or, with `expires_at <= now`, removes) a phone's registration.
+pub async fn save_registration(db: &Db, r: &Registration, now_ms: i64) -> Result<()> {
+    if r.expires_at <= now_ms {
+        sqlx::query("DELETE FROM sip_registrations WHERE tenant_id = $1 AND phone_id = $2")
+            .bind(r.tenant_id)
+            .bind(r.phone_id)
+            .execute(&db.pool)
+            .await?;
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO sip_registrations (tenant_id, phone_id, user_id, contact, source, expires_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (tenant_id, phone_id) DO UPDATE SET user_id = excluded.user_id, contact = excluded.contact,
+            source = excluded.source, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+    )
+    .bind(r.tenant_id)
+    .bind(r.phone_id)
+    .bind(r.user_id)
+    .bind(&r.contact)
+    .bind(&r.source)
+    .bind(r.expires_at)
+    .bind(now_ms)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Live registrations (of every tenant).
+pub async fn registrations(db: &Db, now_ms: i64) -> Result<Vec<Registration>> {
+    let rows = sqlx::query(
+        "SELECT tenant_id, phone_id, user_id, contact, source, expires_at FROM sip_registrations WHERE expires_at > $1",
+    )
+    .bind(now_ms)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Registration {
+                tenant_id: r.try_get("tenant_id")?,
+                phone_id: r.try_get("phone_id")?,
+                user_id: r.try_get("user_id")?,
+                contact: r.try_get("contact")?,
+                source: r.try_get("source")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Agents of the control service's table with their campaign (a restarted dialer learns who works
+/// which campaign and their state from it).
+pub async fn control_agents(db: &Db) -> Result<Vec<(i64, i64, Option<i64>, String)>> {
+    let rows = sqlx::query("SELECT tenant_id, agent_user_id, campaign_id, view FROM control_agents")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok((r.try_get("tenant_id")?, r.try_get("agent_user_id")?, r.try_get("campaign_id")?, r.try_get("view")?))
+        })
+        .collect()
+}
