@@ -104,7 +104,8 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                 "recall_at": {"type": ["string", "null"], "format": "date-time", "description": "Required when next_action is recall."},
                 "recall_to_agent": {"type": "boolean", "description": "The recall goes to the agent's own recall list."},
                 "memo": {"type": "string", "maxLength": 5000},
-                "state_after": {"type": "string", "enum": ["continue", "break", "away", "end_job"]}}}),
+                "state_after": {"type": "string", "enum": ["continue", "break", "away", "end_job"], "description": "Applied to the record's agent by the control service: saving ends the ACW."},
+                "pause_reason_id": {"type": ["integer", "null"], "minimum": 1, "description": "The pause reason for break or away; default: the tenant's reason named break/休憩 or away/離席, else its first."}}}),
         ),
         (
             "BulkDelete",
@@ -530,6 +531,7 @@ pub struct WrapupBody {
     #[serde(default)]
     memo: String,
     state_after: String,
+    pause_reason_id: Option<i64>,
 }
 
 async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
@@ -547,6 +549,9 @@ async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
     }
     one_of("next_action", &b.next_action, &["continue", "recall", "complete"])?;
     one_of("state_after", &b.state_after, &["continue", "break", "away", "end_job"])?;
+    let live = crate::agents::record_call(&ctx.st, ctx.tenant(), id).await?;
+    let after =
+        crate::agents::after_wrap_up(&ctx.st, ctx.tenant(), &b.state_after, b.pause_reason_id, live.is_some()).await?;
     if b.memo.chars().count() > 5000 || b.memo.contains('\0') {
         return Err(ApiError::invalid("memo", "memo: at most 5000 characters"));
     }
@@ -588,6 +593,9 @@ async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
         state_after: b.state_after,
     };
     store::records::save_wrapup(&ctx.st.db, ctx.tenant(), id, &save, ctx.auth.user(), store::now_ms()).await?;
+    if let Some((agent, call)) = live {
+        crate::agents::wrap_up_saved(&ctx.st, &ctx.auth, agent, call, after).await?;
+    }
     resource::get(ctx, &resources::WRAPUP_RECORDS, id).await
 }
 

@@ -5,6 +5,7 @@
 //! [`custom`] the endpoints that are not plain records, [`import`] the CSV lead import,
 //! [`openapi`] the document assembled from the same registrations that build the router.
 
+pub mod agents;
 pub mod auth;
 pub mod custom;
 pub mod error;
@@ -35,11 +36,18 @@ pub struct Config {
     pub token_ttl_ms: i64,
     /// The tenants' live wallboard feeds (written by the control service; see `wallboard`).
     pub wallboards: wallboard::Wallboards,
+    /// Where commands for the control service go (see `agents`): the node's bus (Redis, or the
+    /// in-process bus shared with the control services of the embedded default).
+    pub commands: control::bus::Publisher,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { token_ttl_ms: 12 * 3600 * 1000, wallboards: wallboard::Wallboards::default() }
+        Config {
+            token_ttl_ms: 12 * 3600 * 1000,
+            wallboards: wallboard::Wallboards::default(),
+            commands: control::bus::Publisher::new(control::bus::MemoryBus::default()),
+        }
     }
 }
 
@@ -136,6 +144,7 @@ fn registry() -> Registry {
     import::mount(&mut reg);
     wallboard::mount(&mut reg);
     recordings::mount(&mut reg);
+    agents::mount(&mut reg);
     reg
 }
 

@@ -189,6 +189,7 @@ fn error_description(code: u16) -> &'static str {
         413 => "The upload is too large.",
         415 => "The upload's content type or encoding is not accepted.",
         422 => "A field's value is not acceptable; `field` names it.",
+        503 => "The message bus to the control service is unavailable; retry.",
         _ => "Error.",
     }
 }

@@ -2,13 +2,23 @@
 //! (server-sent events), both over the tenant's [`control::wallboard::Feed`].
 //!
 //! Stream protocol: every event has an `id` (the feed sequence number). `event: snapshot` carries
-//! the whole board (`{"seq", "agents", "campaigns"}`); `event: change` carries one tile replaced whole
-//! (`{"seq", "at_ms", "tile": "agent" | "campaign", ...}`). A client reconnecting with `Last-Event-ID`
+//! the whole board (`{"seq", "agents", "campaigns", "groups", "tenant"}`); `event: change` carries one
+//! tile replaced whole (`{"seq", "at_ms", "tile": "agent" | "campaign" | "group" | "tenant", ...}`).
+//! Sequence numbers are the control service's (they increase but may jump, e.g. across a restart of
+//! control), the same in every API process. A client reconnecting with `Last-Event-ID`
 //! (or `?last_event_id=`) gets the changes after that id when the replay ring still holds them,
 //! else a fresh snapshot. A client too slow for its bounded buffer (4,096 changes) is skipped to a
 //! fresh snapshot instead of buffering without bound. Keep-alive comments every 15 s. A request
 //! that does not accept `text/event-stream` (not an EventSource) gets the start (snapshot or
 //! replay) and the end of the stream, so plain HTTP clients and sweeps never hang on it.
+//!
+//! Remaining leads: `GET /wallboard` counts them in the database (open leads of the running call
+//! jobs' lists never dialled); a `change` carries the dialer's own figure when it reports one, else
+//! `null` (keep the last value).
+//!
+//! Where the feed comes from: in one process (the embedded default) the control services write the
+//! API's feeds directly; with control in another process, `control::wallboard::mirror::follow` keeps
+//! each feed in step with control's mirror on Redis (started by the node, see `kakeru::node`).
 //!
 //! Roles: MGR and SV see every tile; OP sees only their own agent tile; BIZ and BY get 403.
 
@@ -22,11 +32,12 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Json;
-use control::wallboard::{Change, Feed, FeedLimits, Snapshot, Start, Tile};
+use control::wallboard::{Change, Feed, FeedLimits, Push, Snapshot, Start, Tile};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use store::accounts::Role;
+use store::sqlx::Row;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::Auth;
@@ -55,7 +66,10 @@ impl Wallboards {
         if g.len() >= MAX_TENANTS && !g.contains_key(&tenant_id) {
             return None;
         }
-        Some(g.entry(tenant_id).or_insert_with(|| Arc::new(Feed::new(FeedLimits::default()))).clone())
+        // Sequence numbers from the clock: ids a browser holds from before a restart stay
+        // meaningful (see `Feed::starting_at`).
+        let start = u64::try_from(store::now_ms()).unwrap_or(0).saturating_mul(1000);
+        Some(g.entry(tenant_id).or_insert_with(|| Arc::new(Feed::starting_at(FeedLimits::default(), start))).clone())
     }
 }
 
@@ -75,7 +89,7 @@ fn visible(scope: Scope, tile: &Tile) -> bool {
     match (scope, tile) {
         (Scope::All, _) => true,
         (Scope::Agent(me), Tile::Agent(a)) => a.agent_id.0 == me,
-        (Scope::Agent(_), Tile::Campaign(_)) => false,
+        (Scope::Agent(_), _) => false,
     }
 }
 
@@ -83,6 +97,8 @@ fn filter(scope: Scope, mut s: Snapshot) -> Snapshot {
     if let Scope::Agent(me) = scope {
         s.agents.retain(|a| a.agent_id.0 == me);
         s.campaigns.clear();
+        s.groups.clear();
+        s.tenant = None;
     }
     s
 }
@@ -95,7 +111,48 @@ fn feed_of(st: &AppState, auth: &Auth) -> ApiResult<Arc<Feed>> {
 async fn snapshot(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Snapshot>> {
     let scope = scope(&auth)?;
     let feed = feed_of(&st, &auth)?;
-    Ok(Json(filter(scope, feed.snapshot())))
+    let mut s = filter(scope, feed.snapshot());
+    if matches!(scope, Scope::All) {
+        fill_remaining_leads(&st, auth.tenant(), &mut s).await?;
+    }
+    Ok(Json(s))
+}
+
+/// Remaining leads from the database: open leads of the running call jobs' lists never dialled,
+/// per campaign, per dialing group and for the tenant.
+async fn fill_remaining_leads(st: &AppState, tenant: i64, s: &mut Snapshot) -> ApiResult<()> {
+    let count = |by: &'static str| {
+        let sql = format!(
+            "SELECT {by} AS k, COUNT(DISTINCT l.id) AS n FROM call_jobs j
+             JOIN call_job_lists jl ON jl.job_id = j.id AND jl.tenant_id = j.tenant_id
+             JOIN leads l ON l.list_id = jl.list_id AND l.tenant_id = j.tenant_id
+             WHERE j.tenant_id = $1 AND j.status = 'running' AND l.state = 'open' AND l.attempts = 0
+             GROUP BY {by}"
+        );
+        async move {
+            let rows = store::sqlx::query(&sql).bind(tenant).fetch_all(&st.db.pool).await?;
+            let mut m = HashMap::new();
+            for r in rows {
+                let k: i64 = r.try_get("k")?;
+                let n: i64 = r.try_get("n")?;
+                m.insert(u64::try_from(k).unwrap_or(0), u64::try_from(n).unwrap_or(0));
+            }
+            Ok::<_, ApiError>(m)
+        }
+    };
+    let by_campaign = count("j.campaign_id").await?;
+    let by_group = count("j.dialing_group_id").await?;
+    let total = count("j.tenant_id").await?.values().sum::<u64>();
+    for c in &mut s.campaigns {
+        c.figures.remaining_leads = Some(by_campaign.get(&c.campaign_id.0).copied().unwrap_or(0));
+    }
+    for g in &mut s.groups {
+        g.figures.remaining_leads = Some(by_group.get(&g.dialing_group_id.0).copied().unwrap_or(0));
+    }
+    if let Some(t) = &mut s.tenant {
+        t.figures.remaining_leads = Some(total);
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,7 +171,7 @@ fn change_event(c: &Change) -> Event {
 struct Streamer {
     scope: Scope,
     feed: Arc<Feed>,
-    rx: tokio::sync::broadcast::Receiver<Arc<Change>>,
+    rx: tokio::sync::broadcast::Receiver<Push>,
     queued: VecDeque<Event>,
     last_seq: u64,
     /// `false`: send what is queued (the snapshot or the replay) and end.
@@ -154,7 +211,7 @@ async fn stream(
         }
         Start::Snapshot(s) => {
             last_seq = s.seq;
-            queued.push_back(snapshot_event(&filter(scope, s)));
+            queued.push_back(snapshot_event(&filter(scope, *s)));
         }
     }
     let live = headers
@@ -171,7 +228,7 @@ async fn stream(
                 return None;
             }
             match s.rx.recv().await {
-                Ok(c) => {
+                Ok(Push::Change(c)) => {
                     if c.seq <= s.last_seq {
                         continue;
                     }
@@ -180,8 +237,9 @@ async fn stream(
                         return Some((Ok(change_event(&c)), s));
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    // Too slow for the bounded buffer: skip to the current state.
+                Ok(Push::Reset) | Err(RecvError::Lagged(_)) => {
+                    // Too slow for the bounded buffer, or the feed was replaced: skip to the
+                    // current state.
                     let snap = s.feed.snapshot();
                     s.last_seq = snap.seq;
                     return Some((Ok(snapshot_event(&filter(s.scope, snap))), s));
@@ -209,11 +267,13 @@ fn op(path: &str, summary: &str, content: &'static str, schema: serde_json::Valu
 
 /// Registers the wallboard endpoints.
 pub fn mount(reg: &mut Registry) {
-    let tile = json!({"type": "object", "description": "An agent tile (agent_id, state, since_ms, campaign_id, calls_today, last_call_ms) or a campaign tile (campaign_id, waiting, talking_calls, agents_by_state, agents_online, calls_today, today, last_24h, last_30d, series_5min, dials_in_flight, dial_level, remaining_leads)."});
-    let snap = json!({"type": "object", "required": ["seq", "agents", "campaigns"], "properties": {
+    let tile = json!({"type": "object", "description": "An agent tile (agent_id, state, since_ms, campaign_id, dialing_group_id, calls_today, last_call_ms), or the figures of a campaign (campaign_id), a dialing group (dialing_group_id) or the tenant: waiting, longest_waiting_since_ms, talking_calls, agents_by_state, longest_in_state_since_ms, agents_online, agents_total, calls_today, today, last_24h, last_30d (answered, connected, abandoned, answer_rate, abandon_rate), series_5min, dials_in_flight, dial_level, predicted_abandon_rate, remaining_leads, dialer_at_ms."});
+    let snap = json!({"type": "object", "required": ["seq", "agents", "campaigns", "groups"], "properties": {
         "seq": {"type": "integer", "description": "The last change included; resume the stream after it."},
         "agents": {"type": "array", "items": tile},
         "campaigns": {"type": "array", "items": tile},
+        "groups": {"type": "array", "items": tile},
+        "tenant": tile,
     }});
     reg.add(
         op(

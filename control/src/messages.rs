@@ -25,6 +25,16 @@ pub trait Message: Serialize + DeserializeOwned {
 #[serde(transparent)]
 pub struct CampaignId(pub u64);
 
+/// A call job (コールジョブ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CallJobId(pub u64);
+
+/// A dialing group (発信グループ): the agents a call job dials for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DialingGroupId(pub u64);
+
 /// A lead (a row of a call list).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -35,7 +45,17 @@ pub struct LeadId(pub u64);
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ApiCommand {
     /// 発信開始: start a call job; the control service dials the agent's phone (nailed-up leg).
-    StartCallJob { agent_id: AgentId, campaign_id: CampaignId, config: AgentConfig },
+    /// `call_job_id` and `dialing_group_id` (added in v1, optional) place the agent on the
+    /// wallboard's dialing-group tiles.
+    StartCallJob {
+        agent_id: AgentId,
+        campaign_id: CampaignId,
+        config: AgentConfig,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_job_id: Option<CallJobId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dialing_group_id: Option<DialingGroupId>,
+    },
     /// 発信終了: stop the call job (log off, deferred to the end of a call).
     StopCallJob { agent_id: AgentId },
     /// 待機: go ready.

@@ -71,6 +71,13 @@ pub fn local_rfc3339(tz: Tz, at_ms: i64) -> String {
     utc.with_timezone(&tz).to_rfc3339()
 }
 
+/// The zone's offset from UTC at an instant, in ms (e.g. +32,400,000 for Asia/Tokyo).
+pub fn utc_offset_ms(tz: Tz, at_ms: i64) -> i64 {
+    use chrono::Offset;
+    let utc: DateTime<Utc> = DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
+    i64::from(tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc()) * 1000
+}
+
 /// Midnight at the start of `date` in the tenant's zone, as Unix ms.
 pub fn local_midnight_ms(tz: Tz, date: NaiveDate) -> i64 {
     let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
@@ -88,6 +95,7 @@ mod tests {
         let at = DateTime::parse_from_rfc3339("2026-11-21T15:30:00Z").unwrap().timestamp_millis();
         assert_eq!(local_date(tz, at).to_string(), "2026-11-22");
         assert_eq!(local_rfc3339(tz, at), "2026-11-22T00:30:00+09:00");
+        assert_eq!(utc_offset_ms(tz, at), 9 * 3_600_000);
         let midnight = local_midnight_ms(tz, NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
         assert_eq!(midnight, DateTime::parse_from_rfc3339("2026-11-21T15:00:00Z").unwrap().timestamp_millis());
         assert!(parse_tz("Mars/Olympus").is_none());

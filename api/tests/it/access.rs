@@ -87,6 +87,9 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     let import_id = import["id"].as_i64().expect("import id");
     crate::imports::wait(app, tok.unwrap(), import_id).await;
     fx.insert("/imports", import_id);
+    // Agents: the OP (whom every agent-side role may read), and a call id no one holds.
+    fx.insert("/agents", t.user(Role::Op));
+    fx.insert("/agent", 1);
     fx
 }
 
@@ -142,6 +145,9 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
             json!({"result": "busy", "next_action": "continue", "state_after": "continue"})
         }
         ("post", p) if p.ends_with("/bulk-delete") => json!({"numbers": ["0300000000"]}),
+        ("post", "/agent/session") => json!({"call_job_id": fx["/call-jobs"]}),
+        ("post", "/agent/pause") => json!({"reason_id": fx["/pause-reasons"]}),
+        ("post", p) if p.starts_with("/agents/") && p.ends_with("/state") => json!({"to": "ready"}),
         ("post", "/auth/login") => return None,
         _ => return None,
     })

@@ -1,6 +1,7 @@
 //! API integration tests: each test runs against SQLite and against PostgreSQL.
 
 mod access;
+mod agents;
 mod harness;
 mod imports;
 mod model;

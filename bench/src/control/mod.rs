@@ -14,7 +14,7 @@ use control::agent::{AgentConfig, AgentId, AgentState, PauseReasonId};
 use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
 use control::messages::{streams, ApiCommand, CampaignId, ShardEvent};
 use control::service::{Service, ServiceConfig};
-use control::wallboard::{Feed, FeedLimits, Tile};
+use control::wallboard::{Feed, FeedLimits, Push, Tile};
 use store::sqlx::{self, Row};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -77,7 +77,13 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     let n = args.agents;
     let config = AgentConfig { idle_logoff_ms: 24 * 3_600_000, ..AgentConfig::default() };
     for a in 1..=n {
-        let c = ApiCommand::StartCallJob { agent_id: AgentId(a), campaign_id: CampaignId(1), config };
+        let c = ApiCommand::StartCallJob {
+            agent_id: AgentId(a),
+            campaign_id: CampaignId(1),
+            config,
+            call_job_id: None,
+            dialing_group_id: None,
+        };
         publish(&pubs[(a as usize) % pubs.len()], &commands, &Envelope::new(t, 0, &c)?).await?;
     }
     wait_states(&feed, n, AgentState::Ringing).await?;
@@ -133,7 +139,8 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     let mut running = true;
     while Instant::now() < end + Duration::from_secs(5) {
         let change = match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
-            Ok(Ok(c)) => c,
+            Ok(Ok(Push::Change(c))) => c,
+            Ok(Ok(Push::Reset)) => continue,
             Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
             Ok(Err(_)) => break,
             Err(_) => {

@@ -42,6 +42,8 @@ struct Stream {
 #[derive(Debug, Default)]
 struct State {
     streams: HashMap<String, Stream>,
+    /// `set_value` keys: (value, expiry).
+    values: HashMap<String, (String, Instant)>,
 }
 
 impl State {
@@ -270,6 +272,75 @@ impl Bus for MemoryBus {
                 DeadLetter { entry_id: *id, source_entry_id: source, group, reason, envelope: e.env.clone() }
             })
             .collect())
+    }
+
+    async fn publish_many(&self, stream: &str, envs: &[Envelope]) -> Result<Vec<EntryId>, BusError> {
+        self.cfg.check(stream, 1, 0)?;
+        let ids = {
+            let mut st = self.lock();
+            envs.iter()
+                .map(|env| st.append(stream, Stored { env: Some(env.clone()), dead: None }, self.cfg.maxlen))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        self.tick.send_modify(|t| *t = t.wrapping_add(1));
+        Ok(ids)
+    }
+
+    async fn read_after(
+        &self,
+        stream: &str,
+        after: EntryId,
+        count: usize,
+        block_ms: u64,
+    ) -> Result<Vec<(EntryId, Envelope)>, BusError> {
+        self.cfg.check(stream, count, block_ms)?;
+        let deadline = Instant::now() + Duration::from_millis(block_ms);
+        let mut rx = self.tick.subscribe();
+        loop {
+            rx.borrow_and_update();
+            {
+                let st = self.lock();
+                let start = EntryId { ms: after.ms, seq: after.seq.saturating_add(1) };
+                let out: Vec<_> = st
+                    .streams
+                    .get(stream)
+                    .map(|s| {
+                        s.entries
+                            .range(start..)
+                            .filter_map(|(id, e)| e.env.clone().map(|env| (*id, env)))
+                            .take(count)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !out.is_empty() || block_ms == 0 {
+                    return Ok(out);
+                }
+            }
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn last_entry_id(&self, stream: &str) -> Result<Option<EntryId>, BusError> {
+        Ok(self.lock().streams.get(stream).and_then(|s| s.entries.last_key_value().map(|(id, _)| *id)))
+    }
+
+    async fn set_value(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), BusError> {
+        super::check_value(value)?;
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.values.retain(|_, (_, exp)| *exp > now);
+        if st.values.len() >= MAX_STREAMS && !st.values.contains_key(key) {
+            return Err(BusError::BadArgument(format!("memory bus holds at most {MAX_STREAMS} values")));
+        }
+        st.values.insert(key.to_owned(), (value.to_owned(), now + Duration::from_millis(ttl_ms.max(1))));
+        Ok(())
+    }
+
+    async fn get_value(&self, key: &str) -> Result<Option<String>, BusError> {
+        let st = self.lock();
+        Ok(st.values.get(key).filter(|(_, exp)| *exp > Instant::now()).map(|(v, _)| v.clone()))
     }
 
     async fn len(&self, stream: &str) -> Result<u64, BusError> {

@@ -19,9 +19,11 @@
 //! group's lag). Reads and claims return at most [`BusConfig::max_batch`] entries and block at most
 //! [`BusConfig::max_block_ms`].
 
+mod any;
 mod memory;
 mod redis;
 
+pub use self::any::{AnyBus, Publisher};
 pub use self::memory::MemoryBus;
 pub use self::redis::{RedisBus, RedisBusConfig};
 
@@ -227,6 +229,44 @@ pub trait Bus: Send + Sync {
 
     /// Entries delivered to the group and not acked yet.
     fn pending(&self, stream: &str, group: &str) -> impl Future<Output = Result<u64, BusError>> + Send;
+
+    /// Appends several envelopes in one round trip (one pipeline on Redis), in order. Returns once
+    /// all are stored; on an error some may be stored (a retry stores them again, same ids).
+    fn publish_many(
+        &self,
+        stream: &str,
+        envs: &[Envelope],
+    ) -> impl Future<Output = Result<Vec<EntryId>, BusError>> + Send;
+
+    /// Entries after `after` (`XREAD`, no group: every reader sees every entry), blocking up to
+    /// `block_ms` when there are none. For fan-out readers that keep their own position (the API's
+    /// wallboard mirror). Entries that are not envelopes are skipped.
+    fn read_after(
+        &self,
+        stream: &str,
+        after: EntryId,
+        count: usize,
+        block_ms: u64,
+    ) -> impl Future<Output = Result<Vec<(EntryId, Envelope)>, BusError>> + Send;
+
+    /// The id of the stream's newest entry (`None` for an empty or missing stream).
+    fn last_entry_id(&self, stream: &str) -> impl Future<Output = Result<Option<EntryId>, BusError>> + Send;
+
+    /// Stores a value under `key` for `ttl_ms` (a snapshot others read at start).
+    fn set_value(&self, key: &str, value: &str, ttl_ms: u64) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// The value under `key`, if set and not expired.
+    fn get_value(&self, key: &str) -> impl Future<Output = Result<Option<String>, BusError>> + Send;
+}
+
+/// Largest value [`Bus::set_value`] stores.
+pub const MAX_VALUE_BYTES: usize = 64 << 20;
+
+fn check_value(value: &str) -> Result<(), BusError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(BusError::BadArgument(format!("value of {} bytes > {MAX_VALUE_BYTES}", value.len())));
+    }
+    Ok(())
 }
 
 /// Where a consumer remembers which message ids it applied.

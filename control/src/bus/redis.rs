@@ -26,6 +26,9 @@ use super::{dead_stream, Bus, BusConfig, BusError, DeadLetter, Delivery, EntryId
 pub struct RedisBusConfig {
     /// `redis://host:port/db`.
     pub url: String,
+    /// Put before every stream and key name (empty in production; lets several installations, or
+    /// tests, share one Redis without meeting).
+    pub prefix: String,
     pub bus: BusConfig,
     /// First retry delay; doubled per attempt up to `retry_max_ms`.
     pub retry_initial_ms: u64,
@@ -42,6 +45,7 @@ impl RedisBusConfig {
     pub fn new(url: impl Into<String>) -> Self {
         RedisBusConfig {
             url: url.into(),
+            prefix: String::new(),
             bus: BusConfig::default(),
             retry_initial_ms: 20,
             retry_max_ms: 1_000,
@@ -105,6 +109,11 @@ impl RedisBus {
 
     pub fn config(&self) -> &RedisBusConfig {
         &self.cfg
+    }
+
+    /// The Redis name of a stream or key (with the configured prefix).
+    fn name(&self, name: &str) -> String {
+        format!("{}{}", self.cfg.prefix, name)
     }
 
     async fn query<T: redis::FromRedisValue + Send>(
@@ -277,19 +286,106 @@ fn raw_fields(map: &HashMap<String, Value>) -> Vec<(String, Vec<u8>)> {
     map.iter().filter(|(k, _)| !k.starts_with("dead_")).map(|(k, v)| (k.clone(), value_bytes(v))).collect()
 }
 
-impl Bus for RedisBus {
-    async fn publish(&self, stream: &str, env: &Envelope) -> Result<EntryId, BusError> {
-        self.cfg.bus.check(stream, 1, 0)?;
+impl RedisBus {
+    fn xadd(&self, stream: &str, env: &Envelope) -> Result<redis::Cmd, BusError> {
         let mut c = redis::cmd("XADD");
         c.arg(stream).arg("MAXLEN").arg("~").arg(self.cfg.bus.maxlen).arg("*");
         for (k, v) in envelope_fields(env)? {
             c.arg(k).arg(v);
         }
+        Ok(c)
+    }
+}
+
+impl Bus for RedisBus {
+    async fn publish(&self, stream: &str, env: &Envelope) -> Result<EntryId, BusError> {
+        let stream = &self.name(stream);
+        self.cfg.bus.check(stream, 1, 0)?;
+        let c = self.xadd(stream, env)?;
         let id: String = self.query("publish", &c).await.map_err(|e| self.fail(e))?;
         id.parse()
     }
 
+    async fn publish_many(&self, stream: &str, envs: &[Envelope]) -> Result<Vec<EntryId>, BusError> {
+        let stream = &self.name(stream);
+        self.cfg.bus.check(stream, 1, 0)?;
+        if envs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for env in envs {
+            pipe.add_command(self.xadd(stream, env)?);
+        }
+        let conn = self.cmd.clone();
+        let ids: Vec<String> = retry_raw(&self.cfg, "publish_many", || {
+            let mut conn = conn.clone();
+            let pipe = &pipe;
+            async move { pipe.query_async(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.fail(e))?;
+        ids.iter().map(|id| id.parse()).collect()
+    }
+
+    async fn read_after(
+        &self,
+        stream: &str,
+        after: EntryId,
+        count: usize,
+        block_ms: u64,
+    ) -> Result<Vec<(EntryId, Envelope)>, BusError> {
+        let stream = &self.name(stream);
+        self.cfg.bus.check(stream, count, block_ms)?;
+        let mut c = redis::cmd("XREAD");
+        c.arg("COUNT").arg(count);
+        if block_ms > 0 {
+            c.arg("BLOCK").arg(block_ms);
+        }
+        c.arg("STREAMS").arg(stream).arg(after.to_string());
+        let conn = if block_ms > 0 { self.blocking.clone() } else { self.cmd.clone() };
+        let reply: Option<StreamReadReply> = retry_raw(&self.cfg, "read_after", || {
+            let mut conn = conn.clone();
+            let c = &c;
+            async move { c.query_async::<Option<StreamReadReply>>(&mut conn).await }
+        })
+        .await
+        .map_err(|e| self.fail(e))?;
+        let mut out = Vec::new();
+        for sid in reply.map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>()).unwrap_or_default() {
+            match (sid.id.parse::<EntryId>(), parse_envelope(&sid.map)) {
+                (Ok(id), Ok(env)) => out.push((id, env)),
+                (_, Err(e)) => tracing::warn!(%stream, entry = %sid.id, error = %e, "malformed entry skipped"),
+                (Err(e), _) => tracing::warn!(%stream, entry = %sid.id, error = %e, "malformed entry id skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn last_entry_id(&self, stream: &str) -> Result<Option<EntryId>, BusError> {
+        let stream = &self.name(stream);
+        let mut c = redis::cmd("XREVRANGE");
+        c.arg(stream).arg("+").arg("-").arg("COUNT").arg(1);
+        let reply: StreamRangeReply = self.query("last_entry_id", &c).await.map_err(|e| self.fail(e))?;
+        reply.ids.first().map(|sid| sid.id.parse()).transpose()
+    }
+
+    async fn set_value(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), BusError> {
+        let key = &self.name(key);
+        super::check_value(value)?;
+        let mut c = redis::cmd("SET");
+        c.arg(key).arg(value).arg("PX").arg(ttl_ms.max(1));
+        self.query::<()>("set_value", &c).await.map_err(|e| self.fail(e))
+    }
+
+    async fn get_value(&self, key: &str) -> Result<Option<String>, BusError> {
+        let key = &self.name(key);
+        let mut c = redis::cmd("GET");
+        c.arg(key);
+        self.query("get_value", &c).await.map_err(|e| self.fail(e))
+    }
+
     async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), BusError> {
+        let stream = &self.name(stream);
         self.cfg.bus.check(stream, 1, 0)?;
         let mut c = redis::cmd("XGROUP");
         c.arg("CREATE").arg(stream).arg(group).arg("0").arg("MKSTREAM");
@@ -308,6 +404,7 @@ impl Bus for RedisBus {
         count: usize,
         block_ms: u64,
     ) -> Result<Vec<Delivery>, BusError> {
+        let stream = &self.name(stream);
         self.cfg.bus.check(stream, count, block_ms)?;
         let mut c = redis::cmd("XREADGROUP");
         c.arg("GROUP").arg(group).arg(consumer).arg("COUNT").arg(count);
@@ -329,6 +426,7 @@ impl Bus for RedisBus {
     }
 
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<u64, BusError> {
+        let stream = &self.name(stream);
         if ids.is_empty() {
             return Ok(0);
         }
@@ -348,6 +446,7 @@ impl Bus for RedisBus {
         min_idle_ms: u64,
         count: usize,
     ) -> Result<Vec<Delivery>, BusError> {
+        let stream = &self.name(stream);
         self.cfg.bus.check(stream, count, 0)?;
         let mut c = redis::cmd("XAUTOCLAIM");
         c.arg(stream).arg(group).arg(consumer).arg(min_idle_ms).arg("0-0").arg("COUNT").arg(count);
@@ -394,11 +493,13 @@ impl Bus for RedisBus {
     }
 
     async fn dead_letter(&self, stream: &str, group: &str, delivery: &Delivery, reason: &str) -> Result<(), BusError> {
+        let stream = &self.name(stream);
         let fields = envelope_fields(&delivery.envelope)?;
         self.dead_letter_raw(stream, group, &delivery.entry_id.to_string(), fields, reason).await
     }
 
     async fn dead_letters(&self, stream: &str, count: usize) -> Result<Vec<DeadLetter>, BusError> {
+        let stream = &self.name(stream);
         self.cfg.bus.check(stream, count, 0)?;
         let mut c = redis::cmd("XRANGE");
         c.arg(dead_stream(stream)).arg("-").arg("+").arg("COUNT").arg(count);
@@ -419,12 +520,14 @@ impl Bus for RedisBus {
     }
 
     async fn len(&self, stream: &str) -> Result<u64, BusError> {
+        let stream = &self.name(stream);
         let mut c = redis::cmd("XLEN");
         c.arg(stream);
         self.query("len", &c).await.map_err(|e| self.fail(e))
     }
 
     async fn pending(&self, stream: &str, group: &str) -> Result<u64, BusError> {
+        let stream = &self.name(stream);
         let mut c = redis::cmd("XPENDING");
         c.arg(stream).arg(group);
         let v: Vec<Value> = self.query("pending", &c).await.map_err(|e| self.fail_group(e, stream, group))?;

@@ -30,7 +30,7 @@
 
 mod persist;
 
-pub use persist::{BatchWrites, CallOp, PersistError, StoredAgent};
+pub use persist::{AgentRow, BatchWrites, CallOp, PersistError};
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -43,7 +43,8 @@ use crate::agent::{
     AgentError, AgentId, AgentState, CallId, Command, Event, Floor, FloorLimits, Input, OfferRefused, PauseReasonId,
 };
 use crate::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope, MessageId};
-use crate::messages::{streams, ApiCommand, CampaignId, ShardEvent};
+use crate::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, ShardEvent};
+use crate::wallboard::mirror::MirrorWriter;
 use crate::wallboard::{Feed, Wallboard};
 
 /// Settings of one tenant's control service.
@@ -67,6 +68,9 @@ pub struct ServiceConfig {
     pub max_waiting: usize,
     /// Applied ids older than this are pruned from `control_applied`.
     pub applied_retention_ms: u64,
+    /// Mirror the wallboard feed on the bus (stream and snapshot key, see
+    /// [`crate::wallboard::mirror`]) for API processes elsewhere. Needed when the bus is shared.
+    pub mirror_wallboard: bool,
 }
 
 impl ServiceConfig {
@@ -82,6 +86,7 @@ impl ServiceConfig {
             floor: FloorLimits::default(),
             max_waiting: 100_000,
             applied_retention_ms: 7 * 86_400_000,
+            mirror_wallboard: false,
         }
     }
 }
@@ -123,6 +128,14 @@ struct ReadBatch {
     deliveries: Vec<Delivery>,
 }
 
+/// An agent's call job, from `start_call_job`.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    campaign_id: CampaignId,
+    call_job_id: Option<CallJobId>,
+    dialing_group_id: Option<DialingGroupId>,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Waiting {
     call_id: CallId,
@@ -136,7 +149,8 @@ pub struct Service<B: Bus> {
     db: store::Db,
     feed: Arc<Feed>,
     floor: Floor,
-    campaign_of: HashMap<AgentId, CampaignId>,
+    /// The call job each agent works (or last worked).
+    jobs: HashMap<AgentId, Job>,
     waiting: VecDeque<Waiting>,
     waiting_set: HashSet<CallId>,
     /// Campaign of each answered customer call still open (for releases and the wallboard).
@@ -147,6 +161,7 @@ pub struct Service<B: Bus> {
     /// full), published with the floor's events.
     pending_commands: VecDeque<Command>,
     stats: ServiceStats,
+    mirror: Option<MirrorWriter>,
     commands_stream: String,
     events_stream: String,
     out_stream: String,
@@ -174,13 +189,31 @@ impl<B: Bus + Clone + 'static> Service<B> {
         let reasons = persist::load_pause_reasons(&db, t).await?;
         let mut floor = Floor::new(cfg.floor, reasons.into_iter().map(PauseReasonId));
         let mut wallboard = Wallboard::new();
-        let mut campaign_of = HashMap::new();
+        let now = now_ms();
+        let tz = persist::load_time_zone(&db, t).await?;
+        let offset = store::tenancy::parse_tz(&tz).map_or(0, |z| store::tenancy::utc_offset_ms(z, now as i64));
+        wallboard.set_utc_offset_ms(offset);
+        let mut jobs = HashMap::new();
         for a in persist::load_agents(&db, t, cfg.floor.max_agents).await? {
             floor.restore(a.view, a.config)?;
-            if let Some(c) = a.campaign_id {
-                campaign_of.insert(a.view.agent_id, c);
+            if let Some(campaign_id) = a.campaign_id {
+                jobs.insert(
+                    a.view.agent_id,
+                    Job { campaign_id, call_job_id: a.call_job_id, dialing_group_id: a.dialing_group_id },
+                );
             }
-            wallboard.set_agent(a.view.agent_id, a.view.state, a.view.since_ms, a.campaign_id);
+            wallboard.set_agent(a.view.agent_id, a.view.state, a.view.since_ms, a.campaign_id, a.dialing_group_id);
+        }
+        // The wallboard's counts, rebuilt from the call records (it keeps no state of its own).
+        let day = wallboard.day_start(now);
+        let fine_since = now.saturating_sub(86_400_000);
+        let coarse_since = now.saturating_sub(30 * 86_400_000);
+        wallboard.restore_counts(&persist::load_wallboard_counts(&db, t, fine_since, coarse_since).await?);
+        for (c, n) in persist::load_calls_since(&db, t, day).await? {
+            wallboard.restore_calls_today(c, day, n);
+        }
+        for (a, n) in persist::load_agent_calls_since(&db, t, day).await? {
+            wallboard.restore_agent_calls(a, day, n);
         }
         let mut dedup = Deduper::new(cfg.dedup_window);
         for id in persist::load_applied(&db, t, cfg.dedup_window).await? {
@@ -209,7 +242,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
             db,
             feed,
             floor,
-            campaign_of,
+            jobs,
             waiting,
             waiting_set,
             call_campaign,
@@ -217,9 +250,13 @@ impl<B: Bus + Clone + 'static> Service<B> {
             wallboard,
             pending_commands: VecDeque::new(),
             stats: ServiceStats::default(),
+            mirror: None,
         };
-        let now = now_ms();
-        s.feed.publish(now, s.wallboard.take_changes(now));
+        if s.cfg.mirror_wallboard {
+            s.mirror = Some(MirrorWriter::new(t));
+        }
+        // Every tile, once: a follower that sees this service's first changes has the whole board.
+        s.publish_wallboard(now).await?;
         Ok(s)
     }
 
@@ -258,6 +295,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
         tasks.spawn(reader(r2, self.events_stream.clone(), Source::ShardEvents, self.cfg.clone(), tx));
         tokio::pin!(shutdown);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
             let timer = self.floor.poll_timeout();
             let sleep = async {
@@ -291,6 +330,11 @@ impl<B: Bus + Clone + 'static> Service<B> {
                         break Err(e);
                     }
                 }
+                _ = second.tick() => {
+                    if let Err(e) = self.every_second().await {
+                        break Err(e);
+                    }
+                }
                 _ = housekeeping.tick() => {
                     if let Err(e) = self.housekeeping().await {
                         tracing::warn!(error = %e, "housekeeping failed");
@@ -300,6 +344,30 @@ impl<B: Bus + Clone + 'static> Service<B> {
         };
         tasks.abort_all();
         result
+    }
+
+    /// Wallboard upkeep: stale dialer figures dropped, the mirror's snapshot key rewritten.
+    async fn every_second(&mut self) -> Result<(), ServiceError> {
+        let now = now_ms();
+        self.wallboard.expire(now);
+        self.publish_wallboard(now).await?;
+        if let Some(m) = &mut self.mirror {
+            m.write_snapshot(&self.bus, &self.feed).await?;
+        }
+        Ok(())
+    }
+
+    /// The tiles changed since the last call, to the feed (and its mirror).
+    async fn publish_wallboard(&mut self, now: u64) -> Result<(), ServiceError> {
+        let tiles = self.wallboard.take_changes(now);
+        if tiles.is_empty() {
+            return Ok(());
+        }
+        let changes = self.feed.publish(now, tiles);
+        if let Some(m) = &mut self.mirror {
+            m.publish(&self.bus, now, &changes).await?;
+        }
+        Ok(())
     }
 
     async fn housekeeping(&mut self) -> Result<(), ServiceError> {
@@ -368,10 +436,9 @@ impl<B: Bus + Clone + 'static> Service<B> {
         if w.is_empty() && out.is_empty() && acks.is_empty() && dead.is_empty() {
             return Ok(());
         }
-        // Publish (pipelined), then commit, then ack.
-        let publishes = out.iter().map(|e| self.bus.publish(&self.out_stream, e));
-        for r in futures::future::join_all(publishes).await {
-            r?;
+        // Publish (one pipeline), then commit, then ack.
+        for chunk in out.chunks(self.cfg.batch.max(1)) {
+            self.bus.publish_many(&self.out_stream, chunk).await?;
         }
         self.stats.events_published += out.len() as u64;
         persist::commit(&self.db, self.cfg.tenant_id, now, &w).await?;
@@ -387,8 +454,21 @@ impl<B: Bus + Clone + 'static> Service<B> {
             }
         }
         self.stats.batches += 1;
-        self.feed.publish(now, self.wallboard.take_changes(now));
-        Ok(())
+        self.publish_wallboard(now).await
+    }
+
+    /// The control_agents row of an agent as the floor has them now.
+    fn agent_row(&self, agent_id: AgentId) -> Option<AgentRow> {
+        let view = self.floor.agent(agent_id)?;
+        let config = self.floor.agent_config(agent_id)?;
+        let job = self.jobs.get(&agent_id);
+        Some(AgentRow {
+            campaign_id: job.map(|j| j.campaign_id),
+            call_job_id: job.and_then(|j| j.call_job_id),
+            dialing_group_id: job.and_then(|j| j.dialing_group_id),
+            view,
+            config,
+        })
     }
 
     fn stream(&self, s: Source) -> &str {
@@ -411,7 +491,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
             self.floor.poll_event().or_else(|| self.pending_commands.pop_front().map(Event::Command))
         {
             if let Event::Command(Command::DialAgentLeg { agent_id, campaign_id }) = &mut ev {
-                *campaign_id = self.campaign_of.get(agent_id).copied();
+                *campaign_id = self.jobs.get(agent_id).map(|j| j.campaign_id);
             }
             let agent_id = match &ev {
                 Event::Transition(t) => {
@@ -425,8 +505,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     command_agent(c)
                 }
             };
-            if let (Some(view), Some(config)) = (self.floor.agent(agent_id), self.floor.agent_config(agent_id)) {
-                w.agents.insert(agent_id, (self.campaign_of.get(&agent_id).copied(), view, config));
+            if let Some(row) = self.agent_row(agent_id) {
+                w.agents.insert(agent_id, row);
             }
             let mut env = Envelope::new(self.cfg.tenant_id, now, &ev)
                 .map_err(|e| ServiceError::Bus(BusError::Protocol(format!("encoding an agent event: {e}"))))?;
@@ -454,7 +534,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
     fn apply_command(&mut self, now: u64, c: &ApiCommand) {
         let (agent_id, input) = c.to_input();
         let r = match (c, input) {
-            (ApiCommand::StartCallJob { campaign_id, .. }, Some(input)) => {
+            (ApiCommand::StartCallJob { campaign_id, call_job_id, dialing_group_id, .. }, Some(input)) => {
                 if self.floor.agent(agent_id).is_none() {
                     if let Err(e) = self.floor.add_agent(agent_id) {
                         self.refused(agent_id, "start_call_job", &e);
@@ -463,9 +543,14 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 }
                 let state = self.floor.agent(agent_id).map(|a| a.state);
                 if matches!(state, Some(AgentState::Offline | AgentState::Unknown)) {
-                    self.campaign_of.insert(agent_id, *campaign_id);
+                    let job = Job {
+                        campaign_id: *campaign_id,
+                        call_job_id: *call_job_id,
+                        dialing_group_id: *dialing_group_id,
+                    };
+                    self.jobs.insert(agent_id, job);
                     if let Some(a) = self.floor.agent(agent_id) {
-                        self.wallboard.set_agent(agent_id, a.state, a.since_ms, Some(*campaign_id));
+                        self.wallboard.set_agent(agent_id, a.state, a.since_ms, Some(*campaign_id), *dialing_group_id);
                     }
                 }
                 self.floor.handle_input(now, agent_id, input)
@@ -558,8 +643,21 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     }
                 }
             }
-            ShardEvent::DialerStatus { campaign_id, dials_in_flight, .. } => {
-                self.wallboard.set_dials_in_flight(campaign_id, u64::from(dials_in_flight));
+            ShardEvent::DialerStatus {
+                campaign_id,
+                dials_in_flight,
+                remaining_leads,
+                dial_level_milli,
+                predicted_abandon_ppm,
+            } => {
+                self.wallboard.dialer_status(
+                    now,
+                    campaign_id,
+                    u64::from(dials_in_flight),
+                    remaining_leads,
+                    f64::from(dial_level_milli) / 1000.0,
+                    f64::from(predicted_abandon_ppm) / 1_000_000.0,
+                );
             }
             _ => {
                 if let Some((agent_id, input)) = e.to_input() {
@@ -572,8 +670,10 @@ impl<B: Bus + Clone + 'static> Service<B> {
     }
 
     fn offer(&mut self, now: u64, call_id: CallId, campaign_id: CampaignId) -> Result<AgentId, AgentError> {
-        let campaign_of = &self.campaign_of;
-        let r = self.floor.offer_to_longest_ready_where(now, call_id, |a| campaign_of.get(&a) == Some(&campaign_id));
+        let jobs = &self.jobs;
+        let r = self
+            .floor
+            .offer_to_longest_ready_where(now, call_id, |a| jobs.get(&a).map(|j| j.campaign_id) == Some(campaign_id));
         if r.is_ok() {
             self.stats.matched += 1;
         }

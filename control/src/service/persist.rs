@@ -9,7 +9,8 @@ use store::Db;
 
 use crate::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, Transition};
 use crate::bus::MessageId;
-use crate::messages::{CampaignId, LeadId, SipOutcome};
+use crate::messages::{CallJobId, CampaignId, DialingGroupId, LeadId, SipOutcome};
+use crate::wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
 
 /// Rows per multi-row INSERT (well under SQLite's 32,766 and PostgreSQL's 65,535 parameters).
 const ROWS_PER_INSERT: usize = 200;
@@ -27,14 +28,24 @@ pub enum CallOp {
     WrapUpRow { call_id: CallId, agent_id: AgentId, at_ms: u64 },
 }
 
+/// An agent's row in `control_agents`: their call job and state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AgentRow {
+    pub campaign_id: Option<CampaignId>,
+    pub call_job_id: Option<CallJobId>,
+    pub dialing_group_id: Option<DialingGroupId>,
+    pub view: AgentView,
+    pub config: AgentConfig,
+}
+
 /// The writes of one batch.
 #[derive(Debug, Default)]
 pub struct BatchWrites {
     pub applied: Vec<MessageId>,
     pub transitions: Vec<(Transition, String)>,
     pub calls: Vec<CallOp>,
-    /// The agents touched, with their campaign, state and call-job config.
-    pub agents: BTreeMap<AgentId, (Option<CampaignId>, AgentView, AgentConfig)>,
+    /// The agents touched, as they are after the batch.
+    pub agents: BTreeMap<AgentId, AgentRow>,
 }
 
 impl BatchWrites {
@@ -217,19 +228,23 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
     let agents: Vec<_> = w.agents.iter().collect();
     for chunk in agents.chunks(ROWS_PER_INSERT) {
         let sql = format!(
-            "INSERT INTO control_agents (tenant_id, agent_user_id, campaign_id, view, config, updated_at) VALUES {}
+            "INSERT INTO control_agents (tenant_id, agent_user_id, campaign_id, call_job_id, dialing_group_id, view, config, updated_at)
+             VALUES {}
              ON CONFLICT (tenant_id, agent_user_id) DO UPDATE SET campaign_id = excluded.campaign_id,
+                call_job_id = excluded.call_job_id, dialing_group_id = excluded.dialing_group_id,
                 view = excluded.view, config = excluded.config, updated_at = excluded.updated_at",
-            placeholders(chunk.len(), 6)
+            placeholders(chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
-        for (id, (campaign, view, config)) in chunk {
+        for (id, a) in chunk {
             q = q
                 .bind(t)
                 .bind(i(id.0))
-                .bind(campaign.map(|c| i(c.0)))
-                .bind(serde_json::to_string(view)?)
-                .bind(serde_json::to_string(config)?)
+                .bind(a.campaign_id.map(|c| i(c.0)))
+                .bind(a.call_job_id.map(|c| i(c.0)))
+                .bind(a.dialing_group_id.map(|c| i(c.0)))
+                .bind(serde_json::to_string(&a.view)?)
+                .bind(serde_json::to_string(&a.config)?)
                 .bind(i(now_ms));
         }
         q.execute(&mut *tx).await?;
@@ -238,18 +253,15 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
     Ok(())
 }
 
-/// An agent as the last committed batch left it.
-#[derive(Debug, Clone)]
-pub struct StoredAgent {
-    pub campaign_id: Option<CampaignId>,
-    pub view: AgentView,
-    pub config: AgentConfig,
+fn id_of(v: Option<i64>) -> Option<u64> {
+    v.and_then(|c| u64::try_from(c).ok())
 }
 
 /// The tenant's agents, as committed.
-pub async fn load_agents(db: &Db, tenant_id: u64, limit: usize) -> Result<Vec<StoredAgent>, PersistError> {
+pub async fn load_agents(db: &Db, tenant_id: u64, limit: usize) -> Result<Vec<AgentRow>, PersistError> {
     let rows = sqlx::query(
-        "SELECT campaign_id, view, config FROM control_agents WHERE tenant_id = $1 ORDER BY agent_user_id LIMIT $2",
+        "SELECT campaign_id, call_job_id, dialing_group_id, view, config FROM control_agents WHERE tenant_id = $1
+         ORDER BY agent_user_id LIMIT $2",
     )
     .bind(i(tenant_id))
     .bind(i(limit as u64))
@@ -257,16 +269,96 @@ pub async fn load_agents(db: &Db, tenant_id: u64, limit: usize) -> Result<Vec<St
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let campaign: Option<i64> = r.try_get("campaign_id")?;
         let view: String = r.try_get("view")?;
         let config: String = r.try_get("config")?;
-        out.push(StoredAgent {
-            campaign_id: campaign.and_then(|c| u64::try_from(c).ok()).map(CampaignId),
+        out.push(AgentRow {
+            campaign_id: id_of(r.try_get("campaign_id")?).map(CampaignId),
+            call_job_id: id_of(r.try_get("call_job_id")?).map(CallJobId),
+            dialing_group_id: id_of(r.try_get("dialing_group_id")?).map(DialingGroupId),
             view: serde_json::from_str(&view)?,
             config: serde_json::from_str(&config)?,
         });
     }
     Ok(out)
+}
+
+/// The wallboard's rolling counts from the call records: 5-minute buckets since `fine_since_ms`
+/// and 1-hour buckets since `coarse_since_ms`, by answer time.
+pub async fn load_wallboard_counts(
+    db: &Db,
+    tenant_id: u64,
+    fine_since_ms: u64,
+    coarse_since_ms: u64,
+) -> Result<Vec<StoredCounts>, PersistError> {
+    let mut out = Vec::new();
+    for (fine, bucket, since) in [(true, BUCKET_24H_MS, fine_since_ms), (false, BUCKET_30D_MS, coarse_since_ms)] {
+        let rows = sqlx::query(
+            "SELECT campaign_id, answered_at / $1 AS bucket, COUNT(*) AS answered,
+                SUM(CASE WHEN bridged_at IS NOT NULL THEN 1 ELSE 0 END) AS connected,
+                SUM(CASE WHEN bridged_at IS NULL AND ended_at IS NOT NULL THEN 1 ELSE 0 END) AS abandoned
+             FROM call_records WHERE tenant_id = $2 AND answered_at >= $3 AND campaign_id IS NOT NULL
+             GROUP BY 1, 2",
+        )
+        .bind(i(bucket))
+        .bind(i(tenant_id))
+        .bind(i(since))
+        .fetch_all(&db.pool)
+        .await?;
+        for r in rows {
+            let n = |col: &str| -> Result<u64, PersistError> {
+                let v: Option<i64> = r.try_get(col)?;
+                Ok(id_of(v).unwrap_or(0))
+            };
+            let Some(campaign) = id_of(r.try_get("campaign_id")?) else { continue };
+            out.push(StoredCounts {
+                campaign_id: CampaignId(campaign),
+                at_ms: n("bucket")? * bucket,
+                fine,
+                counts: Counts { answered: n("answered")?, connected: n("connected")?, abandoned: n("abandoned")? },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `(key, n)` rows of a `SELECT k, COUNT(*) AS n ... GROUP BY k` over one tenant since a time.
+async fn counts_since(db: &Db, sql: &str, tenant_id: u64, since_ms: u64) -> Result<Vec<(u64, u64)>, PersistError> {
+    let rows = sqlx::query(sql).bind(i(tenant_id)).bind(i(since_ms)).fetch_all(&db.pool).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Some(k) = id_of(r.try_get("k")?) {
+            out.push((k, id_of(r.try_get("n")?).unwrap_or(0)));
+        }
+    }
+    Ok(out)
+}
+
+/// Calls ended since `since_ms`, per campaign.
+pub async fn load_calls_since(db: &Db, tenant_id: u64, since_ms: u64) -> Result<Vec<(CampaignId, u64)>, PersistError> {
+    let sql = "SELECT campaign_id AS k, COUNT(*) AS n FROM call_records WHERE tenant_id = $1 AND ended_at >= $2
+        AND campaign_id IS NOT NULL GROUP BY campaign_id";
+    Ok(counts_since(db, sql, tenant_id, since_ms).await?.into_iter().map(|(k, n)| (CampaignId(k), n)).collect())
+}
+
+/// Conversations (bridged calls that ended) since `since_ms`, per agent.
+pub async fn load_agent_calls_since(
+    db: &Db,
+    tenant_id: u64,
+    since_ms: u64,
+) -> Result<Vec<(AgentId, u64)>, PersistError> {
+    let sql = "SELECT agent_user_id AS k, COUNT(*) AS n FROM call_records WHERE tenant_id = $1 AND ended_at >= $2
+        AND bridged_at IS NOT NULL AND agent_user_id IS NOT NULL GROUP BY agent_user_id";
+    Ok(counts_since(db, sql, tenant_id, since_ms).await?.into_iter().map(|(k, n)| (AgentId(k), n)).collect())
+}
+
+/// The tenant's time zone name.
+pub async fn load_time_zone(db: &Db, tenant_id: u64) -> Result<String, PersistError> {
+    let r =
+        sqlx::query("SELECT time_zone FROM tenants WHERE id = $1").bind(i(tenant_id)).fetch_optional(&db.pool).await?;
+    Ok(match r {
+        Some(r) => r.try_get("time_zone")?,
+        None => "UTC".to_owned(),
+    })
 }
 
 /// The newest applied message ids (the dedup window of a restarted service).

@@ -1,30 +1,42 @@
-//! The live wallboard (SPEC 6): aggregates kept incrementally per tenant, per campaign and per agent
-//! ([`Wallboard`], fed by the control service with the same events it applies), and the change feed
-//! the API serves as a snapshot and as server-sent events ([`Feed`]).
+//! The live wallboard (SPEC 6): aggregates kept incrementally per tenant, per campaign, per dialing
+//! group and per agent ([`Wallboard`], fed by the control service with the same events it applies),
+//! the change feed the API serves as a snapshot and as server-sent events ([`Feed`]), and its mirror
+//! over the bus for an API in another process ([`mirror`]).
 //!
-//! Every change is a whole tile (one agent, or one campaign) with a feed sequence number; a snapshot
-//! is the set of current tiles with the sequence it includes. A client resumes after a reconnect from
-//! its last sequence (`Last-Event-ID`) out of a bounded replay ring; older than the ring, or too slow
-//! for its bounded channel, it is sent a fresh snapshot and continues from there (never an unbounded
-//! buffer per client).
+//! Every change is a whole tile (one agent, one campaign, one dialing group, or the tenant) with a
+//! feed sequence number; a snapshot is the set of current tiles with the sequence it includes. A
+//! client resumes after a reconnect from its last sequence (`Last-Event-ID`) out of a bounded replay
+//! ring; older than the ring, or too slow for its bounded channel, it is sent a fresh snapshot and
+//! continues from there (never an unbounded buffer per client).
+//!
+//! Attribution: an agent counts in the campaign and the dialing group of their call job. A customer
+//! call counts in its campaign and in the dialing group working that campaign (the lowest-numbered
+//! one when several groups work it at once), fixed when the customer answers.
+
+mod feed;
+pub mod mirror;
+
+pub use feed::{Change, Feed, FeedLimits, Push, Snapshot, Start, Subscription};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 
 use crate::agent::{AgentId, AgentState, CallId, Transition};
-use crate::messages::CampaignId;
+use crate::messages::{CampaignId, DialingGroupId};
 
 const DAY_MS: u64 = 86_400_000;
 /// Rolling 24 h in 5-minute buckets (also the 5-minute answer-rate series of SPEC 6).
-const BUCKET_24H_MS: u64 = 300_000;
+pub const BUCKET_24H_MS: u64 = 300_000;
 /// Rolling 30 days in 1-hour buckets.
-const BUCKET_30D_MS: u64 = 3_600_000;
+pub const BUCKET_30D_MS: u64 = 3_600_000;
 /// Most customer calls tracked at once (answered, not ended); beyond it a call is counted but not
 /// followed (its end is not attributed).
 const MAX_TRACKED_CALLS: usize = 200_000;
+/// Most campaigns and dialing groups with tiles (a tenant has far fewer).
+const MAX_SCOPES: usize = 10_000;
+/// A dialer status older than this is no longer shown (the dialer reports about once a second).
+pub const DIALER_STALE_MS: u64 = 5_000;
 
 /// Counts of one rolling bucket.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +49,15 @@ pub struct Counts {
     pub abandoned: u64,
 }
 
-/// A rolling window of bucketed counts.
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.answered += o.answered;
+        self.connected += o.connected;
+        self.abandoned += o.abandoned;
+    }
+}
+
+/// A rolling window of bucketed counts (buckets aligned to UTC multiples of `bucket_ms`).
 #[derive(Clone, Debug)]
 struct Rolling {
     bucket_ms: u64,
@@ -50,19 +70,24 @@ impl Rolling {
         Rolling { bucket_ms, window_ms, buckets: VecDeque::new() }
     }
 
-    fn add(&mut self, now_ms: u64, f: impl FnOnce(&mut Counts)) {
+    fn add(&mut self, now_ms: u64, c: &Counts) {
         let start = now_ms - now_ms % self.bucket_ms;
         match self.buckets.back_mut() {
-            Some((s, c)) if *s == start => f(c),
+            Some((s, b)) if *s == start => b.add(c),
             // A late event (clock of another host behind ours) counts in the newest bucket.
-            Some((s, c)) if *s > start => f(c),
-            _ => {
-                let mut c = Counts::default();
-                f(&mut c);
-                self.buckets.push_back((start, c));
-            }
+            Some((s, b)) if *s > start => b.add(c),
+            _ => self.buckets.push_back((start, *c)),
         }
         self.expire(now_ms);
+    }
+
+    /// Puts stored counts back (at start), in any order.
+    fn restore(&mut self, start_ms: u64, c: &Counts) {
+        let start = start_ms - start_ms % self.bucket_ms;
+        match self.buckets.binary_search_by_key(&start, |(s, _)| *s) {
+            Ok(i) => self.buckets[i].1.add(c),
+            Err(i) => self.buckets.insert(i, (start, *c)),
+        }
     }
 
     fn expire(&mut self, now_ms: u64) {
@@ -72,13 +97,18 @@ impl Rolling {
         }
     }
 
-    fn total(&self) -> Counts {
-        self.buckets.iter().fold(Counts::default(), |mut t, (_, c)| {
-            t.answered += c.answered;
-            t.connected += c.connected;
-            t.abandoned += c.abandoned;
-            t
-        })
+    /// Totals of the window ending at `now_ms`, and of the buckets starting at or after `from_ms`.
+    fn totals(&self, now_ms: u64, from_ms: u64) -> (Counts, Counts) {
+        let oldest = now_ms.saturating_sub(self.window_ms);
+        let mut all = Counts::default();
+        let mut since = Counts::default();
+        for (s, c) in self.buckets.iter().filter(|(s, _)| s + self.bucket_ms > oldest) {
+            all.add(c);
+            if *s >= from_ms {
+                since.add(c);
+            }
+        }
+        (all, since)
     }
 }
 
@@ -114,39 +144,77 @@ pub struct AgentTile {
     pub state: AgentState,
     /// When the agent entered `state` (time in state = now - since_ms).
     pub since_ms: u64,
+    /// Campaign of the agent's (last) call job.
     pub campaign_id: Option<CampaignId>,
-    /// Customers talked to since the day started (UTC day of the control service).
+    /// Dialing group of the agent's (last) call job.
+    #[serde(default)]
+    pub dialing_group_id: Option<DialingGroupId>,
+    /// Customers talked to today (the tenant's day).
     pub calls_today: u64,
     /// Length of the last customer conversation.
     pub last_call_ms: Option<u64>,
+}
+
+/// The figures of one aggregate: the tenant, a campaign or a dialing group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Customers answered and waiting for an agent now (待ち呼).
+    pub waiting: u64,
+    /// When the customer waiting longest answered (`None` with nobody waiting).
+    pub longest_waiting_since_ms: Option<u64>,
+    /// Customers bridged to an agent now.
+    pub talking_calls: u64,
+    /// Agents by state name (`ready`, `talking`, `paused`, `offline`, ...).
+    pub agents_by_state: BTreeMap<String, u64>,
+    /// Per state, when the agent longest in it entered it (time in state = now - this).
+    pub longest_in_state_since_ms: BTreeMap<String, u64>,
+    /// Agents logged in (not offline).
+    pub agents_online: u64,
+    /// Agents known here (offline included).
+    pub agents_total: u64,
+    /// Calls that ended today (the tenant's day), answered or not.
+    pub calls_today: u64,
+    /// Today's counts (the tenant's day).
+    pub today: Counts,
+    pub last_24h: Rates,
+    pub last_30d: Rates,
+    /// 5-minute buckets of the last 24 h: (bucket start ms, counts).
+    pub series_5min: Vec<(u64, Counts)>,
+    /// Calls being dialled (reported by the dialer; `None` until it reports, or when stale).
+    pub dials_in_flight: Option<u64>,
+    /// Dial level, calls per ready agent: the dialer's own figure for a campaign; dials in flight
+    /// per ready agent for a group and the tenant. `None` when unknown or nobody is ready.
+    pub dial_level: Option<f64>,
+    /// The pacer's predicted abandon share (campaigns; `None` until the dialer reports).
+    pub predicted_abandon_rate: Option<f64>,
+    /// Leads left to dial: the dialer's figure in the feed; the snapshot endpoint fills it from the
+    /// database (open leads of the running call jobs' lists, never dialled).
+    pub remaining_leads: Option<u64>,
+    /// When the dialer last reported.
+    pub dialer_at_ms: Option<u64>,
 }
 
 /// One campaign on the wallboard.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CampaignTile {
     pub campaign_id: CampaignId,
-    /// Customers answered and waiting for an agent now.
-    pub waiting: u64,
-    /// Customers bridged to an agent now.
-    pub talking_calls: u64,
-    /// Agents of the campaign's call jobs by state name (`ready`, `talking`, `paused`, ...).
-    pub agents_by_state: BTreeMap<String, u64>,
-    /// Agents logged in (not offline).
-    pub agents_online: u64,
-    /// Calls ended today (UTC day).
-    pub calls_today: u64,
-    /// Today's counts.
-    pub today: Counts,
-    pub last_24h: Rates,
-    pub last_30d: Rates,
-    /// 5-minute buckets of the last 24 h: (bucket start ms, counts).
-    pub series_5min: Vec<(u64, Counts)>,
-    /// Calls being dialled (reported by the dialer; `None` until it reports).
-    pub dials_in_flight: Option<u64>,
-    /// Dial level: (waiting + dials in flight) per ready agent; `None` with no ready agent.
-    pub dial_level: Option<f64>,
-    /// Leads left to dial (from the database, filled by the snapshot endpoint; `None` in the feed).
-    pub remaining_leads: Option<u64>,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// One dialing group on the wallboard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupTile {
+    pub dialing_group_id: DialingGroupId,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// The whole tenant on the wallboard.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TenantTile {
+    #[serde(flatten)]
+    pub figures: Figures,
 }
 
 /// A wallboard change: one tile, replaced whole.
@@ -155,70 +223,102 @@ pub struct CampaignTile {
 pub enum Tile {
     Agent(AgentTile),
     Campaign(CampaignTile),
+    Group(GroupTile),
+    Tenant(TenantTile),
 }
 
+/// What the dialer last said about a campaign.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct DialerFigures {
+    at_ms: u64,
+    dials_in_flight: u64,
+    remaining_leads: u64,
+    dial_level: f64,
+    predicted_abandon: f64,
+}
+
+/// One aggregate's running state.
 #[derive(Debug)]
-struct CampaignAgg {
-    waiting: BTreeSet<CallId>,
+struct Agg {
+    /// Waiting customers by answer time.
+    waiting: BTreeSet<(u64, CallId)>,
     talking: BTreeSet<CallId>,
-    agents_by_state: BTreeMap<&'static str, u64>,
+    /// Agents per state, by the time they entered it.
+    in_state: BTreeMap<&'static str, BTreeSet<(u64, AgentId)>>,
     calls_today: u64,
-    today: Counts,
     day: u64,
     r24: Rolling,
     r30: Rolling,
-    dials_in_flight: Option<u64>,
+    dialer: Option<DialerFigures>,
 }
 
-impl CampaignAgg {
+impl Agg {
     fn new() -> Self {
-        CampaignAgg {
+        Agg {
             waiting: BTreeSet::new(),
             talking: BTreeSet::new(),
-            agents_by_state: BTreeMap::new(),
+            in_state: BTreeMap::new(),
             calls_today: 0,
-            today: Counts::default(),
             day: 0,
             r24: Rolling::new(BUCKET_24H_MS, DAY_MS),
             r30: Rolling::new(BUCKET_30D_MS, 30 * DAY_MS),
-            dials_in_flight: None,
+            dialer: None,
         }
     }
 
-    fn count(&mut self, now_ms: u64, f: impl Fn(&mut Counts) + Copy) {
-        let day = now_ms / DAY_MS;
-        if day != self.day {
-            self.day = day;
-            self.today = Counts::default();
-            self.calls_today = 0;
-        }
-        f(&mut self.today);
-        self.r24.add(now_ms, f);
-        self.r30.add(now_ms, f);
+    fn count(&mut self, now_ms: u64, c: Counts) {
+        self.r24.add(now_ms, &c);
+        self.r30.add(now_ms, &c);
     }
 
-    fn tile(&self, id: CampaignId, now_ms: u64) -> CampaignTile {
-        let mut r24 = self.r24.clone();
-        r24.expire(now_ms);
-        let mut r30 = self.r30.clone();
-        r30.expire(now_ms);
-        let ready = self.agents_by_state.get("ready").copied().unwrap_or(0);
-        let online = self.agents_by_state.iter().filter(|(k, _)| **k != "offline").map(|(_, v)| *v).sum();
-        let waiting = self.waiting.len() as u64;
-        CampaignTile {
-            campaign_id: id,
-            waiting,
+    fn ready(&self) -> u64 {
+        self.in_state.get("ready").map_or(0, |s| s.len() as u64)
+    }
+
+    /// `dialers`: the dialer figures of the campaigns counted here (a campaign: its own).
+    fn figures(&self, now_ms: u64, day_start_ms: u64, own_dialer: bool, dialers: &[DialerFigures]) -> Figures {
+        let (d24, today) = self.r24.totals(now_ms, day_start_ms);
+        let (d30, _) = self.r30.totals(now_ms, 0);
+        let oldest = now_ms.saturating_sub(DAY_MS);
+        let fresh: Vec<&DialerFigures> = dialers
+            .iter()
+            .filter(|d| d.at_ms + DIALER_STALE_MS > now_ms && d.at_ms <= now_ms + DIALER_STALE_MS)
+            .collect();
+        let ready = self.ready();
+        let in_flight = (!fresh.is_empty()).then(|| fresh.iter().map(|d| d.dials_in_flight).sum::<u64>());
+        let dial_level = match (own_dialer, fresh.first()) {
+            (true, Some(d)) => Some(d.dial_level),
+            (false, Some(_)) if ready > 0 => in_flight.map(|n| n as f64 / ready as f64),
+            _ => None,
+        };
+        let agents_total: u64 = self.in_state.values().map(|s| s.len() as u64).sum();
+        Figures {
+            waiting: self.waiting.len() as u64,
+            longest_waiting_since_ms: self.waiting.first().map(|(t, _)| *t),
             talking_calls: self.talking.len() as u64,
-            agents_by_state: self.agents_by_state.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-            agents_online: online,
-            calls_today: self.calls_today,
-            today: self.today,
-            last_24h: r24.total().into(),
-            last_30d: r30.total().into(),
-            series_5min: r24.buckets.iter().copied().collect(),
-            dials_in_flight: self.dials_in_flight,
-            dial_level: (ready > 0).then(|| (waiting + self.dials_in_flight.unwrap_or(0)) as f64 / ready as f64),
-            remaining_leads: None,
+            agents_by_state: self
+                .in_state
+                .iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(k, s)| ((*k).to_owned(), s.len() as u64))
+                .collect(),
+            longest_in_state_since_ms: self
+                .in_state
+                .iter()
+                .filter_map(|(k, s)| s.first().map(|(t, _)| ((*k).to_owned(), *t)))
+                .collect(),
+            agents_online: agents_total - self.in_state.get("offline").map_or(0, |s| s.len() as u64),
+            agents_total,
+            calls_today: if self.day == day_start_ms { self.calls_today } else { 0 },
+            today,
+            last_24h: d24.into(),
+            last_30d: d30.into(),
+            series_5min: self.r24.buckets.iter().filter(|(s, _)| s + BUCKET_24H_MS > oldest).copied().collect(),
+            dials_in_flight: in_flight,
+            dial_level,
+            predicted_abandon_rate: if own_dialer { fresh.first().map(|d| d.predicted_abandon) } else { None },
+            remaining_leads: (!fresh.is_empty()).then(|| fresh.iter().map(|d| d.remaining_leads).sum()),
+            dialer_at_ms: fresh.iter().map(|d| d.at_ms).max(),
         }
     }
 }
@@ -226,65 +326,171 @@ impl CampaignAgg {
 #[derive(Debug, Clone, Copy)]
 struct CallInfo {
     campaign_id: CampaignId,
+    group: Option<DialingGroupId>,
+    answered_at: u64,
     bridged_at: Option<u64>,
+}
+
+/// Which aggregates an event touches.
+#[derive(Clone, Copy, Debug)]
+struct Scopes {
+    campaign: Option<CampaignId>,
+    group: Option<DialingGroupId>,
+}
+
+/// Stored counts put back at start (see [`Wallboard::restore_counts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredCounts {
+    pub campaign_id: CampaignId,
+    /// Bucket start (any time inside the bucket).
+    pub at_ms: u64,
+    /// `true`: a 5-minute bucket of the last 24 h; `false`: a 1-hour bucket of the last 30 days.
+    pub fine: bool,
+    pub counts: Counts,
 }
 
 /// The wallboard aggregates of one tenant. Sans-IO: fed events with their time, asked for the tiles
 /// that changed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Wallboard {
+    /// The tenant's UTC offset: days start at local midnight.
+    utc_offset_ms: i64,
     agents: BTreeMap<AgentId, AgentTile>,
     agent_day: HashMap<AgentId, u64>,
-    campaigns: BTreeMap<CampaignId, CampaignAgg>,
+    tenant: Agg,
+    campaigns: BTreeMap<CampaignId, Agg>,
+    groups: BTreeMap<DialingGroupId, Agg>,
+    /// Groups whose agents work each campaign, with how many agents.
+    campaign_groups: HashMap<CampaignId, BTreeMap<DialingGroupId, u64>>,
     calls: HashMap<CallId, CallInfo>,
     dirty_agents: BTreeSet<AgentId>,
     dirty_campaigns: BTreeSet<CampaignId>,
+    dirty_groups: BTreeSet<DialingGroupId>,
+    dirty_tenant: bool,
+}
+
+impl Default for Wallboard {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Wallboard {
     pub fn new() -> Self {
-        Self::default()
+        Wallboard {
+            utc_offset_ms: 0,
+            agents: BTreeMap::new(),
+            agent_day: HashMap::new(),
+            tenant: Agg::new(),
+            campaigns: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            campaign_groups: HashMap::new(),
+            calls: HashMap::new(),
+            dirty_agents: BTreeSet::new(),
+            dirty_campaigns: BTreeSet::new(),
+            dirty_groups: BTreeSet::new(),
+            dirty_tenant: false,
+        }
     }
 
-    fn campaign(&mut self, id: CampaignId) -> &mut CampaignAgg {
-        self.dirty_campaigns.insert(id);
-        self.campaigns.entry(id).or_insert_with(CampaignAgg::new)
+    /// Days (calls today) start at midnight of this UTC offset (the tenant's zone, e.g. +9 h).
+    pub fn set_utc_offset_ms(&mut self, offset_ms: i64) {
+        self.utc_offset_ms = offset_ms;
     }
 
-    /// An agent's call job campaign (on start of a call job, or restored).
-    pub fn set_agent(&mut self, agent_id: AgentId, state: AgentState, since_ms: u64, campaign: Option<CampaignId>) {
-        let old = self.agents.get(&agent_id).map(|t| (t.campaign_id, t.state));
-        if let Some((Some(c), s)) = old {
-            let agg = self.campaign(c);
-            if let Some(n) = agg.agents_by_state.get_mut(s.name()) {
-                *n = n.saturating_sub(1);
+    /// Start of the tenant's day holding `now_ms`, as Unix ms.
+    pub fn day_start(&self, now_ms: u64) -> u64 {
+        let local = now_ms as i64 + self.utc_offset_ms;
+        let start = local - local.rem_euclid(DAY_MS as i64) - self.utc_offset_ms;
+        u64::try_from(start).unwrap_or(0)
+    }
+
+    /// Runs `f` on each aggregate the scopes name (the tenant always), marking them changed.
+    fn each(&mut self, s: Scopes, mut f: impl FnMut(&mut Agg)) {
+        self.dirty_tenant = true;
+        f(&mut self.tenant);
+        if let Some(c) = s.campaign {
+            if self.campaigns.len() < MAX_SCOPES || self.campaigns.contains_key(&c) {
+                self.dirty_campaigns.insert(c);
+                f(self.campaigns.entry(c).or_insert_with(Agg::new));
             }
         }
-        if let Some(c) = campaign {
-            *self.campaign(c).agents_by_state.entry(state.name()).or_insert(0) += 1;
+        if let Some(g) = s.group {
+            if self.groups.len() < MAX_SCOPES || self.groups.contains_key(&g) {
+                self.dirty_groups.insert(g);
+                f(self.groups.entry(g).or_insert_with(Agg::new));
+            }
+        }
+    }
+
+    /// The dialing group a customer of `campaign` counts in.
+    fn group_of_campaign(&self, campaign: CampaignId) -> Option<DialingGroupId> {
+        self.campaign_groups.get(&campaign).and_then(|m| m.iter().find(|(_, n)| **n > 0).map(|(g, _)| *g))
+    }
+
+    /// Places an agent (on start of a call job, or restored): their state, since when, and the
+    /// campaign and dialing group of their call job.
+    pub fn set_agent(
+        &mut self,
+        agent_id: AgentId,
+        state: AgentState,
+        since_ms: u64,
+        campaign: Option<CampaignId>,
+        group: Option<DialingGroupId>,
+    ) {
+        if let Some(old) = self.agents.get(&agent_id).cloned() {
+            let key = (old.since_ms, agent_id);
+            self.each(Scopes { campaign: old.campaign_id, group: old.dialing_group_id }, |a| {
+                if let Some(s) = a.in_state.get_mut(old.state.name()) {
+                    s.remove(&key);
+                }
+            });
+            if let (Some(c), Some(g)) = (old.campaign_id, old.dialing_group_id) {
+                if let Some(n) = self.campaign_groups.get_mut(&c).and_then(|m| m.get_mut(&g)) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
+        self.each(Scopes { campaign, group }, |a| {
+            a.in_state.entry(state.name()).or_default().insert((since_ms, agent_id));
+        });
+        if let (Some(c), Some(g)) = (campaign, group) {
+            *self.campaign_groups.entry(c).or_default().entry(g).or_insert(0) += 1;
         }
         let t = self.agents.entry(agent_id).or_insert(AgentTile {
             agent_id,
             state,
             since_ms,
             campaign_id: campaign,
+            dialing_group_id: group,
             calls_today: 0,
             last_call_ms: None,
         });
         t.state = state;
         t.since_ms = since_ms;
         t.campaign_id = campaign;
+        t.dialing_group_id = group;
         self.dirty_agents.insert(agent_id);
+    }
+
+    /// An agent's counts of today, as stored (at start).
+    pub fn restore_agent_calls(&mut self, agent_id: AgentId, day_start_ms: u64, calls_today: u64) {
+        if let Some(a) = self.agents.get_mut(&agent_id) {
+            a.calls_today = calls_today;
+            self.agent_day.insert(agent_id, day_start_ms);
+            self.dirty_agents.insert(agent_id);
+        }
     }
 
     /// An agent transition.
     pub fn transition(&mut self, t: &Transition) {
-        let campaign = self.agents.get(&t.agent_id).and_then(|a| a.campaign_id);
-        self.set_agent(t.agent_id, t.to, t.at_ms, campaign);
+        let (campaign, group) =
+            self.agents.get(&t.agent_id).map(|a| (a.campaign_id, a.dialing_group_id)).unwrap_or((None, None));
+        self.set_agent(t.agent_id, t.to, t.at_ms, campaign, group);
         if matches!(t.from, AgentState::Talking | AgentState::Hold)
             && !matches!(t.to, AgentState::Talking | AgentState::Hold)
         {
-            let day = t.at_ms / DAY_MS;
+            let day = self.day_start(t.at_ms);
             let bridged_at = t.call_id.and_then(|c| self.calls.get(&c)).and_then(|c| c.bridged_at);
             let last_day = self.agent_day.insert(t.agent_id, day);
             if let Some(a) = self.agents.get_mut(&t.agent_id) {
@@ -299,16 +505,21 @@ impl Wallboard {
 
     /// A customer answered and waits (待ち呼).
     pub fn customer_answered(&mut self, now_ms: u64, call_id: CallId, campaign_id: CampaignId) {
+        let group = self.group_of_campaign(campaign_id);
+        let scopes = Scopes { campaign: Some(campaign_id), group };
+        let answered = Counts { answered: 1, ..Counts::default() };
         if self.calls.len() >= MAX_TRACKED_CALLS && !self.calls.contains_key(&call_id) {
-            self.campaign(campaign_id).count(now_ms, |c| c.answered += 1);
+            self.each(scopes, |a| a.count(now_ms, answered));
             return;
         }
-        if self.calls.insert(call_id, CallInfo { campaign_id, bridged_at: None }).is_some() {
+        if self.calls.contains_key(&call_id) {
             return;
         }
-        let agg = self.campaign(campaign_id);
-        agg.waiting.insert(call_id);
-        agg.count(now_ms, |c| c.answered += 1);
+        self.calls.insert(call_id, CallInfo { campaign_id, group, answered_at: now_ms, bridged_at: None });
+        self.each(scopes, |a| {
+            a.waiting.insert((now_ms, call_id));
+            a.count(now_ms, answered);
+        });
     }
 
     /// The customer is bridged to an agent.
@@ -318,38 +529,130 @@ impl Wallboard {
             return;
         }
         info.bridged_at = Some(now_ms);
-        let c = info.campaign_id;
-        let agg = self.campaign(c);
-        agg.waiting.remove(&call_id);
-        agg.talking.insert(call_id);
-        agg.count(now_ms, |c| c.connected += 1);
+        let info = *info;
+        self.each(Scopes { campaign: Some(info.campaign_id), group: info.group }, |a| {
+            a.waiting.remove(&(info.answered_at, call_id));
+            a.talking.insert(call_id);
+            a.count(now_ms, Counts { connected: 1, ..Counts::default() });
+        });
     }
 
-    /// The customer call ended.
+    /// The customer call ended (answered or not: `campaign` names it when it never answered).
     pub fn call_ended(&mut self, now_ms: u64, call_id: CallId, campaign: Option<CampaignId>) {
         let info = self.calls.remove(&call_id);
         let Some(c) = info.map(|i| i.campaign_id).or(campaign) else { return };
-        let agg = self.campaign(c);
-        agg.waiting.remove(&call_id);
-        agg.talking.remove(&call_id);
-        if info.is_some_and(|i| i.bridged_at.is_none()) {
-            agg.count(now_ms, |c| c.abandoned += 1);
-        }
-        let day = now_ms / DAY_MS;
-        if agg.day != day {
-            agg.count(now_ms, |_| {});
-        }
-        agg.calls_today += 1;
+        let group = info.map_or_else(|| self.group_of_campaign(c), |i| i.group);
+        let day = self.day_start(now_ms);
+        self.each(Scopes { campaign: Some(c), group }, |a| {
+            if let Some(i) = info {
+                a.waiting.remove(&(i.answered_at, call_id));
+                a.talking.remove(&call_id);
+                if i.bridged_at.is_none() {
+                    a.count(now_ms, Counts { abandoned: 1, ..Counts::default() });
+                }
+            }
+            if a.day != day {
+                a.day = day;
+                a.calls_today = 0;
+            }
+            a.calls_today += 1;
+        });
     }
 
-    /// Dials in flight for a campaign, as the dialer reports them.
-    pub fn set_dials_in_flight(&mut self, campaign_id: CampaignId, n: u64) {
-        self.campaign(campaign_id).dials_in_flight = Some(n);
+    /// What the dialer reports about a campaign (about once a second).
+    pub fn dialer_status(
+        &mut self,
+        now_ms: u64,
+        campaign_id: CampaignId,
+        dials_in_flight: u64,
+        remaining_leads: u64,
+        dial_level: f64,
+        predicted_abandon: f64,
+    ) {
+        let group = self.group_of_campaign(campaign_id);
+        let d = DialerFigures { at_ms: now_ms, dials_in_flight, remaining_leads, dial_level, predicted_abandon };
+        self.each(Scopes { campaign: Some(campaign_id), group }, |_| {});
+        if let Some(a) = self.campaigns.get_mut(&campaign_id) {
+            a.dialer = Some(d);
+        }
+    }
+
+    /// Marks the aggregates whose dialer figures went stale (no report for [`DIALER_STALE_MS`]), so
+    /// that their tiles are sent again without them. Call about once a second.
+    pub fn expire(&mut self, now_ms: u64) {
+        let stale: Vec<CampaignId> = self
+            .campaigns
+            .iter_mut()
+            .filter_map(|(id, a)| match a.dialer {
+                Some(d) if d.at_ms + DIALER_STALE_MS <= now_ms => {
+                    a.dialer = None;
+                    Some(*id)
+                }
+                _ => None,
+            })
+            .collect();
+        for c in stale {
+            let group = self.group_of_campaign(c);
+            self.each(Scopes { campaign: Some(c), group }, |_| {});
+        }
+    }
+
+    /// Puts stored rolling counts back (at start, from the call records).
+    pub fn restore_counts(&mut self, rows: &[StoredCounts]) {
+        for r in rows {
+            let group = self.group_of_campaign(r.campaign_id);
+            self.each(Scopes { campaign: Some(r.campaign_id), group }, |a| {
+                if r.fine {
+                    a.r24.restore(r.at_ms, &r.counts);
+                } else {
+                    a.r30.restore(r.at_ms, &r.counts);
+                }
+            });
+        }
+    }
+
+    /// Puts back the calls ended today per campaign (at start).
+    pub fn restore_calls_today(&mut self, campaign_id: CampaignId, day_start_ms: u64, n: u64) {
+        let group = self.group_of_campaign(campaign_id);
+        self.each(Scopes { campaign: Some(campaign_id), group }, |a| {
+            if a.day != day_start_ms {
+                a.day = day_start_ms;
+                a.calls_today = 0;
+            }
+            a.calls_today += n;
+        });
+    }
+
+    fn dialers_of(&self, campaigns: impl Iterator<Item = CampaignId>) -> Vec<DialerFigures> {
+        campaigns.filter_map(|c| self.campaigns.get(&c).and_then(|a| a.dialer)).collect()
+    }
+
+    fn campaign_tile(&self, id: CampaignId, a: &Agg, now_ms: u64) -> Tile {
+        let day = self.day_start(now_ms);
+        Tile::Campaign(CampaignTile {
+            campaign_id: id,
+            figures: a.figures(now_ms, day, true, &self.dialers_of([id].into_iter())),
+        })
+    }
+
+    fn group_tile(&self, id: DialingGroupId, a: &Agg, now_ms: u64) -> Tile {
+        let day = self.day_start(now_ms);
+        let campaigns = self.campaign_groups.keys().copied().filter(|c| self.group_of_campaign(*c) == Some(id));
+        Tile::Group(GroupTile {
+            dialing_group_id: id,
+            figures: a.figures(now_ms, day, false, &self.dialers_of(campaigns)),
+        })
+    }
+
+    fn tenant_tile(&self, now_ms: u64) -> Tile {
+        let day = self.day_start(now_ms);
+        let dialers = self.dialers_of(self.campaigns.keys().copied());
+        Tile::Tenant(TenantTile { figures: self.tenant.figures(now_ms, day, false, &dialers) })
     }
 
     /// The tiles changed since the last call (each once, current).
     pub fn take_changes(&mut self, now_ms: u64) -> Vec<Tile> {
-        let mut out = Vec::with_capacity(self.dirty_agents.len() + self.dirty_campaigns.len());
+        let mut out = Vec::with_capacity(self.dirty_agents.len() + self.dirty_campaigns.len() + 2);
         for id in std::mem::take(&mut self.dirty_agents) {
             if let Some(t) = self.agents.get(&id) {
                 out.push(Tile::Agent(t.clone()));
@@ -357,8 +660,16 @@ impl Wallboard {
         }
         for id in std::mem::take(&mut self.dirty_campaigns) {
             if let Some(a) = self.campaigns.get(&id) {
-                out.push(Tile::Campaign(a.tile(id, now_ms)));
+                out.push(self.campaign_tile(id, a, now_ms));
             }
+        }
+        for id in std::mem::take(&mut self.dirty_groups) {
+            if let Some(a) = self.groups.get(&id) {
+                out.push(self.group_tile(id, a, now_ms));
+            }
+        }
+        if std::mem::take(&mut self.dirty_tenant) {
+            out.push(self.tenant_tile(now_ms));
         }
         out
     }
@@ -366,160 +677,9 @@ impl Wallboard {
     /// Every tile.
     pub fn tiles(&self, now_ms: u64) -> Vec<Tile> {
         let mut out: Vec<Tile> = self.agents.values().cloned().map(Tile::Agent).collect();
-        out.extend(self.campaigns.iter().map(|(id, a)| Tile::Campaign(a.tile(*id, now_ms))));
+        out.extend(self.campaigns.iter().map(|(id, a)| self.campaign_tile(*id, a, now_ms)));
+        out.extend(self.groups.iter().map(|(id, a)| self.group_tile(*id, a, now_ms)));
+        out.push(self.tenant_tile(now_ms));
         out
-    }
-}
-
-/// One change in the feed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    /// Feed sequence number (the SSE event id). Strictly increasing, from 1.
-    pub seq: u64,
-    pub at_ms: u64,
-    #[serde(flatten)]
-    pub tile: Tile,
-}
-
-/// The state of every tile at `seq`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
-    /// The last change the snapshot includes; resume the feed after it.
-    pub seq: u64,
-    pub agents: Vec<AgentTile>,
-    pub campaigns: Vec<CampaignTile>,
-}
-
-/// Bounds of a [`Feed`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FeedLimits {
-    /// Changes kept for resuming after a reconnect.
-    pub replay: usize,
-    /// Changes buffered per subscriber before it is skipped to a snapshot.
-    pub per_client: usize,
-}
-
-impl Default for FeedLimits {
-    fn default() -> Self {
-        FeedLimits { replay: 16_384, per_client: 4_096 }
-    }
-}
-
-#[derive(Debug)]
-struct FeedInner {
-    seq: u64,
-    ring: VecDeque<Arc<Change>>,
-    agents: BTreeMap<AgentId, AgentTile>,
-    campaigns: BTreeMap<CampaignId, CampaignTile>,
-}
-
-/// The wallboard change feed of one tenant: the current tiles, a bounded replay ring and a bounded
-/// broadcast to live subscribers. Shared (`Arc`) between the control service (writer) and the API's
-/// SSE handlers (readers).
-#[derive(Debug)]
-pub struct Feed {
-    limits: FeedLimits,
-    inner: Mutex<FeedInner>,
-    tx: broadcast::Sender<Arc<Change>>,
-}
-
-/// Where a new subscriber starts.
-#[derive(Debug)]
-pub enum Start {
-    /// The changes after the client's last id, in order; then live.
-    Replay(Vec<Arc<Change>>),
-    /// The client's id is unknown or too old (or absent): the full state, then live.
-    Snapshot(Snapshot),
-}
-
-/// A live subscription: the start, then the receiver of later changes. A receiver that lags past
-/// [`FeedLimits::per_client`] gets `RecvError::Lagged`: the SSE handler then sends a snapshot.
-#[derive(Debug)]
-pub struct Subscription {
-    pub start: Start,
-    pub rx: broadcast::Receiver<Arc<Change>>,
-}
-
-impl Feed {
-    pub fn new(limits: FeedLimits) -> Self {
-        let (tx, _) = broadcast::channel(limits.per_client.max(1));
-        Feed {
-            limits,
-            inner: Mutex::new(FeedInner {
-                seq: 0,
-                ring: VecDeque::new(),
-                agents: BTreeMap::new(),
-                campaigns: BTreeMap::new(),
-            }),
-            tx,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, FeedInner> {
-        // A panic while holding the lock cannot leave the tiles half-written (each update is one
-        // insert), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Appends changes (the writer: one control service per tenant).
-    pub fn publish(&self, at_ms: u64, tiles: Vec<Tile>) {
-        let mut g = self.lock();
-        for tile in tiles {
-            match &tile {
-                Tile::Agent(a) => {
-                    g.agents.insert(a.agent_id, a.clone());
-                }
-                Tile::Campaign(c) => {
-                    g.campaigns.insert(c.campaign_id, c.clone());
-                }
-            }
-            g.seq += 1;
-            let ch = Arc::new(Change { seq: g.seq, at_ms, tile });
-            g.ring.push_back(ch.clone());
-            while g.ring.len() > self.limits.replay {
-                g.ring.pop_front();
-            }
-            // No subscriber is not an error.
-            let _ = self.tx.send(ch);
-        }
-    }
-
-    /// The current state.
-    pub fn snapshot(&self) -> Snapshot {
-        let g = self.lock();
-        Self::snapshot_of(&g)
-    }
-
-    fn snapshot_of(g: &FeedInner) -> Snapshot {
-        Snapshot {
-            seq: g.seq,
-            agents: g.agents.values().cloned().collect(),
-            campaigns: g.campaigns.values().cloned().collect(),
-        }
-    }
-
-    /// The last sequence number.
-    pub fn seq(&self) -> u64 {
-        self.lock().seq
-    }
-
-    /// Subscribes, resuming after `last_seq` when the ring still holds what follows it.
-    pub fn subscribe(&self, last_seq: Option<u64>) -> Subscription {
-        let g = self.lock();
-        let rx = self.tx.subscribe();
-        let oldest = g.ring.front().map(|c| c.seq).unwrap_or(g.seq + 1);
-        let start = match last_seq {
-            Some(s) if s <= g.seq && s + 1 >= oldest => {
-                Start::Replay(g.ring.iter().filter(|c| c.seq > s).cloned().collect())
-            }
-            _ => Start::Snapshot(Self::snapshot_of(&g)),
-        };
-        Subscription { start, rx }
-    }
-}
-
-impl Default for Feed {
-    fn default() -> Self {
-        Feed::new(FeedLimits::default())
     }
 }

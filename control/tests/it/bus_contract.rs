@@ -117,6 +117,8 @@ contract! {
     crash_mid_batch_loses_nothing_and_applies_once => cfg();
     republished_message_is_applied_once => cfg();
     bad_arguments_are_errors => cfg();
+    publish_many_and_fan_out_reads => cfg();
+    values_are_set_read_and_expire => cfg();
 }
 
 async fn publish_read_ack<B: Bus>(bus: B, s: String) {
@@ -318,4 +320,45 @@ async fn bad_arguments_are_errors<B: Bus>(bus: B, s: String) {
     c.poll(&bus, &mut store, |st, e| st.apply(e)).await.unwrap();
     let st = c.poll(&bus, &mut store, |st, e| st.apply(e)).await.unwrap();
     assert_eq!(st.applied, 1);
+}
+
+async fn publish_many_and_fan_out_reads<B: Bus + Clone + 'static>(bus: B, s: String) {
+    assert_eq!(bus.last_entry_id(&s).await.unwrap(), None);
+    let sent: Vec<Envelope> = (0..5).map(env).collect();
+    let ids = bus.publish_many(&s, &sent).await.unwrap();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order");
+    assert_eq!(bus.last_entry_id(&s).await.unwrap(), Some(ids[4]));
+    // Two readers without a group each see everything, from where they are.
+    let all = bus.read_after(&s, control::bus::EntryId::default(), 100, 0).await.unwrap();
+    assert_eq!(all.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(), sent);
+    assert_eq!(all.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids);
+    let rest = bus.read_after(&s, ids[2], 100, 0).await.unwrap();
+    assert_eq!(rest.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids[3..].to_vec());
+    assert!(bus.read_after(&s, ids[4], 100, 0).await.unwrap().is_empty());
+    // A blocked reader wakes on the next publish.
+    let publisher = bus.clone();
+    let s2 = s.clone();
+    let t = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        publisher.publish(&s2, &env(9)).await.unwrap();
+    });
+    let start = std::time::Instant::now();
+    let got = bus.read_after(&s, ids[4], 100, 5_000).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.at_ms, env(9).at_ms);
+    assert!(start.elapsed() < Duration::from_millis(3_000), "woke on publish");
+    t.await.unwrap();
+    assert!(bus.publish_many(&s, &[]).await.unwrap().is_empty());
+}
+
+async fn values_are_set_read_and_expire<B: Bus>(bus: B, s: String) {
+    let key = format!("{s}:value");
+    assert_eq!(bus.get_value(&key).await.unwrap(), None);
+    bus.set_value(&key, "one", 60_000).await.unwrap();
+    assert_eq!(bus.get_value(&key).await.unwrap().as_deref(), Some("one"));
+    bus.set_value(&key, "two", 150).await.unwrap();
+    assert_eq!(bus.get_value(&key).await.unwrap().as_deref(), Some("two"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(bus.get_value(&key).await.unwrap(), None, "expired");
 }

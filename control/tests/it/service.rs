@@ -174,7 +174,13 @@ async fn login_ready(bus: &MemoryBus, db: &Db, tenant: u64, agents: &[u64], camp
         cmd(
             bus,
             tenant,
-            ApiCommand::StartCallJob { agent_id: AgentId(a), campaign_id: CampaignId(campaign), config: config(acw) },
+            ApiCommand::StartCallJob {
+                agent_id: AgentId(a),
+                campaign_id: CampaignId(campaign),
+                config: config(acw),
+                call_job_id: None,
+                dialing_group_id: None,
+            },
         )
         .await;
     }
@@ -273,9 +279,9 @@ async fn match_bridge_end_wrapup_and_state_after() {
         // The wallboard saw it.
         let snap = feed.snapshot();
         let c7 = snap.campaigns.iter().find(|c| c.campaign_id == CampaignId(7)).expect("campaign 7");
-        assert_eq!((c7.today.answered, c7.today.connected, c7.today.abandoned), (1, 1, 0));
+        assert_eq!((c7.figures.today.answered, c7.figures.today.connected, c7.figures.today.abandoned), (1, 1, 0));
         let c8 = snap.campaigns.iter().find(|c| c.campaign_id == CampaignId(8)).expect("campaign 8");
-        assert_eq!((c8.today.answered, c8.today.abandoned, c8.waiting), (1, 1, 0));
+        assert_eq!((c8.figures.today.answered, c8.figures.today.abandoned, c8.figures.waiting), (1, 1, 0));
         let a1 = snap.agents.iter().find(|a| a.agent_id == AgentId(1)).expect("agent 1");
         assert_eq!(a1.calls_today, 1);
         let stats = run.stop().await;
@@ -374,23 +380,30 @@ async fn wallboard_feed_resumes_after_last_id_and_skips_a_slow_client_to_a_snaps
     let feed = Feed::new(control::wallboard::FeedLimits { replay: 10, per_client: 8 });
     let mut wb = control::wallboard::Wallboard::new();
     for i in 0..10 {
-        wb.set_agent(AgentId(i), AgentState::Ready, i, Some(CampaignId(1)));
+        wb.set_agent(AgentId(i), AgentState::Ready, i, Some(CampaignId(1)), None);
         feed.publish(i, wb.take_changes(i));
     }
-    // 10 agent tiles + 10 campaign tiles.
-    assert_eq!(feed.seq(), 20);
-    let sub = feed.subscribe(Some(15));
+    // 10 x (agent tile, campaign tile, tenant tile).
+    assert_eq!(feed.seq(), 30);
+    let sub = feed.subscribe(Some(25));
     let Start::Replay(changes) = sub.start else { panic!("expected a replay") };
-    assert_eq!(changes.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![16, 17, 18, 19, 20]);
+    assert_eq!(changes.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![26, 27, 28, 29, 30]);
     // Unknown (future) or absent id: a snapshot.
     assert!(matches!(feed.subscribe(Some(999)).start, Start::Snapshot(_)));
     let Start::Snapshot(s) = feed.subscribe(None).start else { panic!("expected a snapshot") };
-    assert_eq!((s.seq, s.agents.len(), s.campaigns.len()), (20, 10, 1));
+    assert_eq!((s.seq, s.agents.len(), s.campaigns.len()), (30, 10, 1));
+    assert_eq!(s.tenant.as_ref().map(|t| t.figures.agents_by_state.get("ready").copied()), Some(Some(10)));
     // A subscriber that does not read lags past its bound and is told so (the SSE handler then
     // sends a snapshot).
     let mut slow = feed.subscribe(None).rx;
     for i in 0..20 {
-        wb.set_agent(AgentId(0), AgentState::Paused { reason_id: PauseReasonId(1) }, 100 + i, Some(CampaignId(1)));
+        wb.set_agent(
+            AgentId(0),
+            AgentState::Paused { reason_id: PauseReasonId(1) },
+            100 + i,
+            Some(CampaignId(1)),
+            None,
+        );
         feed.publish(100 + i, wb.take_changes(100 + i));
     }
     assert!(matches!(slow.try_recv(), Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_))));

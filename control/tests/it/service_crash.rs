@@ -45,7 +45,13 @@ async fn kill_9_mid_stream_loses_nothing_and_applies_nothing_twice() {
         cmd(
             &bus,
             t,
-            ApiCommand::StartCallJob { agent_id: AgentId(a), campaign_id: CampaignId(1), config: config(None) },
+            ApiCommand::StartCallJob {
+                agent_id: AgentId(a),
+                campaign_id: CampaignId(1),
+                config: config(None),
+                call_job_id: None,
+                dialing_group_id: None,
+            },
         )
         .await;
     }

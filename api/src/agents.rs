@@ -1,0 +1,550 @@
+//! The agents' own commands and the supervisors' (SPEC 5), published to the control service, and
+//! the agents' live states.
+//!
+//! Commands are checked here (role, tenant, the call job, membership, the phone, the pause reason)
+//! and published on the bus to the tenant's `control:commands` stream; the answer is `202 Accepted`
+//! with the published message id (`{"message_id"}`): the control service, the one owner of agent
+//! state, applies it within milliseconds, and the change shows in `GET /agents` and on the
+//! wallboard. A command the state machine refuses at that point (a race with another change)
+//! changes nothing.
+//!
+//! - the agent's own (OP; MGR and SV acting for themselves): `POST /agent/session` (発信開始),
+//!   `DELETE /agent/session` (発信終了), `POST /agent/ready` (待機), `POST /agent/pause` (停止),
+//!   `POST /agent/activity` (keep-alive), `POST /agent/calls/{id}/hang-up` (お客様通話切断);
+//! - supervisors (MGR, SV): `POST /agents/{id}/state`;
+//! - states: `GET /agents`, `GET /agents/{id}` (OP: only themselves).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Json;
+use control::agent::{AfterWrapUp, AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, ForceTarget};
+use control::agent::{PauseReasonId, Pending, SupervisorId};
+use control::bus::Envelope;
+use control::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::accounts::Role;
+use store::sqlx::{self, Row};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Id};
+use crate::resources::MGR_SV;
+use crate::{AppState, Op, Registry};
+
+/// Who works calls: OP, and MGR / SV acting for themselves.
+const AGENTS: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
+
+/// SPEC 5: logged off after 60 minutes idle in ready, ACW or paused.
+const IDLE_LOGOFF_MS: u64 = 60 * 60 * 1000;
+/// How long the agent's phone may take to answer the nailed-up leg.
+const LEG_SETUP_TIMEOUT_MS: u64 = 60_000;
+/// Most agents `GET /agents` lists.
+const MAX_LIST: i64 = 10_000;
+
+fn op(method: &'static str, path: &str, summary: &str, roles: &[Role], request: Option<Value>) -> Op {
+    Op {
+        method,
+        path: path.to_string(),
+        summary: summary.to_string(),
+        tag: "agents",
+        roles: Some(roles.to_vec()),
+        request: request.map(|r| ("application/json", r)),
+        response: (
+            202,
+            "application/json",
+            json!({"type": "object", "required": ["message_id"], "properties": {
+                "message_id": {"type": "string", "description": "The id of the command published to the control service (a ULID)."}}}),
+        ),
+        errors: vec![400, 401, 403, 404, 409, 422, 503],
+        query: vec![],
+    }
+}
+
+fn agent_schema() -> Value {
+    json!({"type": "object", "required": ["id", "login", "display_name", "role", "state"], "properties": {
+        "id": {"type": "integer", "description": "The agent's user id."},
+        "login": {"type": "string"}, "display_name": {"type": "string"}, "role": {"type": "string"},
+        "state": {"type": "string", "enum": ["offline", "ready", "ringing", "talking", "hold", "wrap_up", "paused", "unknown"]},
+        "reason_id": {"type": ["integer", "null"], "description": "The pause reason when paused."},
+        "since": {"type": ["string", "null"], "format": "date-time", "description": "When the agent entered the state."},
+        "seconds_in_state": {"type": ["integer", "null"]},
+        "call_id": {"type": ["integer", "null"], "description": "The customer call offered to or talking with the agent (the dialer's call id)."},
+        "leg_up": {"type": "boolean", "description": "The agent's phone is connected (nailed-up leg)."},
+        "campaign_id": {"type": ["integer", "null"]}, "call_job_id": {"type": ["integer", "null"]},
+        "dialing_group_id": {"type": ["integer", "null"]},
+        "pending": {"type": ["object", "null"], "description": "A change asked for during a call, applied when it ends: {\"change\": \"pause\" | \"log_off\", \"reason_id\", \"by\": \"agent\" | \"supervisor\"}."},
+        "updated_at": {"type": ["string", "null"], "format": "date-time"}}})
+}
+
+/// Registers the endpoints.
+pub fn mount(reg: &mut Registry) {
+    let session = json!({"type": "object", "required": ["call_job_id"], "additionalProperties": false, "properties": {
+        "call_job_id": {"type": "integer", "minimum": 1, "description": "A running call job of the tenant whose dialing group or campaign the caller is an agent of."}}});
+    reg.add(
+        op(
+            "post",
+            "/agent/session",
+            "発信開始: start working a running call job; the system calls the caller's phone (nailed-up leg)",
+            AGENTS,
+            Some(session),
+        ),
+        post(start_session).delete(stop_session),
+    );
+    reg.ops.push(op(
+        "delete",
+        "/agent/session",
+        "発信終了: stop working the call job (log off; during a call, when it ends)",
+        AGENTS,
+        None,
+    ));
+    reg.add(
+        op("post", "/agent/ready", "待機: be ready for the next customer (from paused or wrap-up)", AGENTS, None),
+        post(ready),
+    );
+    let pause_body = json!({"type": "object", "required": ["reason_id"], "additionalProperties": false, "properties": {
+        "reason_id": {"type": "integer", "minimum": 1, "description": "One of the tenant's pause reasons."}}});
+    reg.add(
+        op("post", "/agent/pause", "停止: pause with a reason (during a call, when it ends)", AGENTS, Some(pause_body)),
+        post(pause),
+    );
+    reg.add(
+        op(
+            "post",
+            "/agent/activity",
+            "Keep-alive from the agent's screen: restarts the 60-minute idle log-off",
+            AGENTS,
+            None,
+        ),
+        post(activity),
+    );
+    reg.add(
+        op(
+            "post",
+            "/agent/calls/{id}/hang-up",
+            "お客様通話切断: end the customer leg of the caller's current call (id: the call_id of GET /agents/{id})",
+            AGENTS,
+            None,
+        ),
+        post(hang_up),
+    );
+    let force = json!({"type": "object", "required": ["to"], "additionalProperties": false, "properties": {
+        "to": {"type": "string", "enum": ["ready", "paused", "offline"]},
+        "reason_id": {"type": "integer", "minimum": 1, "description": "The pause reason; required with to: paused, refused otherwise."}}});
+    reg.add(
+        op(
+            "post",
+            "/agents/{id}/state",
+            "Change an agent's state (supervisor): ready, paused with a reason, or offline; during a call, when it ends",
+            MGR_SV,
+            Some(force),
+        ),
+        post(force_state),
+    );
+    let mut list = op("get", "/agents", "Agents and their live states (OP: only themselves)", AGENTS, None);
+    list.response = (
+        200,
+        "application/json",
+        json!({"type": "object", "required": ["items", "total"], "properties": {
+            "items": {"type": "array", "items": agent_schema()}, "total": {"type": "integer"}}}),
+    );
+    list.errors = vec![401, 403];
+    reg.add(list, get(list_agents));
+    let mut one = op("get", "/agents/{id}", "One agent's live state (OP: only themselves)", AGENTS, None);
+    one.response = (200, "application/json", agent_schema());
+    one.errors = vec![401, 403, 404];
+    reg.add(one, get(get_agent));
+}
+
+fn tenant_u64(auth: &Auth) -> ApiResult<u64> {
+    u64::try_from(auth.tenant()).map_err(|_| ApiError::internal())
+}
+
+fn me(auth: &Auth) -> ApiResult<AgentId> {
+    u64::try_from(auth.user()).map(AgentId).map_err(|_| ApiError::internal())
+}
+
+/// Publishes a command to the tenant's control service: 202 with the message id.
+pub async fn publish(st: &AppState, auth: &Auth, cmd: &ApiCommand) -> ApiResult<(StatusCode, Json<Value>)> {
+    let t = tenant_u64(auth)?;
+    let now = u64::try_from(store::now_ms()).unwrap_or(0);
+    let env = Envelope::new(t, now, cmd).map_err(|e| {
+        tracing::error!(error = %e, "encoding a command");
+        ApiError::internal()
+    })?;
+    st.config.commands.publish(&streams::control_commands(t), &env).await.map_err(|e| {
+        tracing::error!(error = %e, "publishing a command to control");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bus_unavailable",
+            "the control service cannot be reached; retry",
+        )
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"message_id": env.id.to_string()}))))
+}
+
+/// The agent's committed state (`None`: never logged in).
+async fn current(st: &AppState, tenant: i64, agent: AgentId) -> ApiResult<Option<AgentView>> {
+    let r = sqlx::query("SELECT view FROM control_agents WHERE tenant_id = $1 AND agent_user_id = $2")
+        .bind(tenant)
+        .bind(i64::try_from(agent.0).unwrap_or(0))
+        .fetch_optional(&st.db.pool)
+        .await?;
+    let Some(r) = r else { return Ok(None) };
+    let v: String = r.try_get("view")?;
+    Ok(serde_json::from_str(&v).ok())
+}
+
+/// Refuses with 409 unless the agent works a call job.
+async fn in_session(st: &AppState, tenant: i64, agent: AgentId) -> ApiResult<AgentView> {
+    match current(st, tenant, agent).await? {
+        Some(v) if v.state != AgentState::Offline => Ok(v),
+        _ => Err(ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session")),
+    }
+}
+
+/// A pause reason of the tenant, or 422 naming `field`.
+async fn pause_reason(st: &AppState, tenant: i64, field: &str, id: i64) -> ApiResult<PauseReasonId> {
+    let found = sqlx::query("SELECT id FROM pause_reasons WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&st.db.pool)
+        .await?
+        .is_some();
+    match u32::try_from(id) {
+        Ok(r) if found => Ok(PauseReasonId(r)),
+        _ => Err(ApiError::invalid(field, format!("{field}: not one of the tenant's pause reasons"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionBody {
+    call_job_id: i64,
+}
+
+async fn start_session(
+    State(st): State<AppState>,
+    auth: Auth,
+    Body(b): Body<SessionBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(AGENTS)?;
+    let t = auth.tenant();
+    let agent = me(&auth)?;
+    let pool = &st.db.pool;
+    let job = sqlx::query(
+        "SELECT j.status, j.campaign_id, j.dialing_group_id, c.acw_enabled, c.acw_seconds, c.agent_wait_timeout_s
+         FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
+         WHERE j.id = $1 AND j.tenant_id = $2",
+    )
+    .bind(b.call_job_id)
+    .bind(t)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| ApiError::invalid("call_job_id", "call_job_id: no such call job"))?;
+    if job.try_get::<String, _>("status")? != "running" {
+        return Err(
+            ApiError::conflict("job_not_running", "call_job_id: the call job is not running").with_field("call_job_id")
+        );
+    }
+    let campaign: i64 = job.try_get("campaign_id")?;
+    let group: i64 = job.try_get("dialing_group_id")?;
+    let member = sqlx::query(
+        "SELECT 1 AS one FROM dialing_group_agents WHERE group_id = $1 AND user_id = $2 AND tenant_id = $3
+         UNION SELECT 1 AS one FROM campaign_agents WHERE campaign_id = $4 AND user_id = $2 AND tenant_id = $3",
+    )
+    .bind(group)
+    .bind(auth.user())
+    .bind(t)
+    .bind(campaign)
+    .fetch_optional(pool)
+    .await?
+    .is_some();
+    if !member {
+        return Err(ApiError::invalid(
+            "call_job_id",
+            "call_job_id: you are not an agent of this call job's dialing group or campaign",
+        ));
+    }
+    let phone = sqlx::query("SELECT id FROM phones WHERE user_id = $1 AND tenant_id = $2")
+        .bind(auth.user())
+        .bind(t)
+        .fetch_optional(pool)
+        .await?
+        .is_some();
+    if !phone {
+        return Err(ApiError::invalid(
+            "phone",
+            "phone: you have no phone (SIP account); an MGR assigns one in /phones",
+        ));
+    }
+    if let Some(v) =
+        current(&st, t, agent).await?.filter(|v| !matches!(v.state, AgentState::Offline | AgentState::Unknown))
+    {
+        return Err(ApiError::conflict(
+            "in_session",
+            format!("already working a call job (state {}); end it with DELETE /agent/session", v.state.name()),
+        ));
+    }
+    let acw_enabled: i64 = job.try_get("acw_enabled")?;
+    let acw_seconds: i64 = job.try_get("acw_seconds")?;
+    let wait_s: i64 = job.try_get("agent_wait_timeout_s")?;
+    let config = AgentConfig {
+        acw_ms: (acw_enabled != 0 && acw_seconds > 0).then(|| u64::try_from(acw_seconds).unwrap_or(0) * 1000),
+        idle_logoff_ms: IDLE_LOGOFF_MS,
+        offer_timeout_ms: u64::try_from(wait_s.max(1)).unwrap_or(20) * 1000,
+        leg_setup_timeout_ms: LEG_SETUP_TIMEOUT_MS,
+        no_answer_pause: None,
+    };
+    let id = |v: i64| u64::try_from(v).unwrap_or(0);
+    let cmd = ApiCommand::StartCallJob {
+        agent_id: agent,
+        campaign_id: CampaignId(id(campaign)),
+        config,
+        call_job_id: Some(CallJobId(id(b.call_job_id))),
+        dialing_group_id: Some(DialingGroupId(id(group))),
+    };
+    publish(&st, &auth, &cmd).await
+}
+
+/// A command about the caller that needs only a session.
+async fn own(st: &AppState, auth: &Auth, cmd: fn(AgentId) -> ApiCommand) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(AGENTS)?;
+    let agent = me(auth)?;
+    in_session(st, auth.tenant(), agent).await?;
+    publish(st, auth, &cmd(agent)).await
+}
+
+async fn stop_session(State(st): State<AppState>, auth: Auth) -> ApiResult<(StatusCode, Json<Value>)> {
+    own(&st, &auth, |agent_id| ApiCommand::StopCallJob { agent_id }).await
+}
+
+async fn ready(State(st): State<AppState>, auth: Auth) -> ApiResult<(StatusCode, Json<Value>)> {
+    own(&st, &auth, |agent_id| ApiCommand::GoReady { agent_id }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    reason_id: i64,
+}
+
+async fn pause(
+    State(st): State<AppState>,
+    auth: Auth,
+    Body(b): Body<PauseBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(AGENTS)?;
+    let agent = me(&auth)?;
+    let reason_id = pause_reason(&st, auth.tenant(), "reason_id", b.reason_id).await?;
+    in_session(&st, auth.tenant(), agent).await?;
+    publish(&st, &auth, &ApiCommand::Pause { agent_id: agent, reason_id }).await
+}
+
+async fn activity(State(st): State<AppState>, auth: Auth) -> ApiResult<(StatusCode, Json<Value>)> {
+    own(&st, &auth, |agent_id| ApiCommand::Activity { agent_id }).await
+}
+
+async fn hang_up(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(AGENTS)?;
+    let agent = me(&auth)?;
+    let call_id = CallId(u64::try_from(call).unwrap_or(0));
+    // Only the caller's own current call: any other id answers like a missing one.
+    let v = current(&st, auth.tenant(), agent).await?;
+    if v.and_then(|v| v.call_id) != Some(call_id) {
+        return Err(ApiError::not_found());
+    }
+    publish(&st, &auth, &ApiCommand::HangUpCustomer { agent_id: agent, call_id }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForceBody {
+    to: String,
+    reason_id: Option<i64>,
+}
+
+async fn force_state(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(id): Id,
+    Body(b): Body<ForceBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(MGR_SV)?;
+    let t = auth.tenant();
+    let role = sqlx::query("SELECT role FROM users WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(t)
+        .fetch_optional(&st.db.pool)
+        .await?
+        .ok_or_else(ApiError::not_found)?
+        .try_get::<String, _>("role")?;
+    if role != "OP" && role != "SV" {
+        return Err(ApiError::not_found());
+    }
+    let to = match (b.to.as_str(), b.reason_id) {
+        ("paused", Some(r)) => ForceTarget::Paused { reason_id: pause_reason(&st, t, "reason_id", r).await? },
+        ("paused", None) => return Err(ApiError::invalid("reason_id", "reason_id: required with to: paused")),
+        ("ready" | "offline", Some(_)) => {
+            return Err(ApiError::invalid("reason_id", "reason_id: only with to: paused"));
+        }
+        ("ready", None) => ForceTarget::Ready,
+        ("offline", None) => ForceTarget::Offline,
+        _ => return Err(ApiError::invalid("to", "to: one of ready, paused, offline")),
+    };
+    let agent = AgentId(u64::try_from(id).unwrap_or(0));
+    in_session(&st, t, agent).await?;
+    let supervisor = SupervisorId(u64::try_from(auth.user()).unwrap_or(0));
+    publish(&st, &auth, &ApiCommand::SupervisorForce { agent_id: agent, supervisor_id: supervisor, to }).await
+}
+
+fn pending_json(p: &Option<Pending>) -> Value {
+    let by = |c: &Cause| if matches!(c, Cause::Supervisor { .. }) { "supervisor" } else { "agent" };
+    match p {
+        Some(Pending::Pause { reason_id, cause }) => {
+            json!({"change": "pause", "reason_id": reason_id.0, "by": by(cause)})
+        }
+        Some(Pending::LogOff { cause }) => json!({"change": "log_off", "reason_id": null, "by": by(cause)}),
+        None => Value::Null,
+    }
+}
+
+fn agent_json(auth: &Auth, r: &store::sqlx::any::AnyRow, now: i64) -> ApiResult<Value> {
+    let tz = auth.tz();
+    let view: Option<String> = r.try_get("view")?;
+    let view: Option<AgentView> = view.and_then(|v| serde_json::from_str(&v).ok());
+    let state = view.map_or(AgentState::Offline, |v| v.state);
+    let reason = match state {
+        AgentState::Paused { reason_id } => Some(reason_id.0),
+        _ => None,
+    };
+    let since = view.map(|v| i64::try_from(v.since_ms).unwrap_or(0));
+    let updated: Option<i64> = r.try_get("updated_at")?;
+    Ok(json!({
+        "id": r.try_get::<i64, _>("id")?,
+        "login": r.try_get::<String, _>("login")?,
+        "display_name": r.try_get::<String, _>("display_name")?,
+        "role": r.try_get::<String, _>("role")?,
+        "state": state.name(),
+        "reason_id": reason,
+        "since": since.map(|s| store::tenancy::local_rfc3339(tz, s)),
+        "seconds_in_state": since.map(|s| (now - s).max(0) / 1000),
+        "call_id": view.and_then(|v| v.call_id).map(|c| c.0),
+        "leg_up": view.is_some_and(|v| v.leg_up),
+        "campaign_id": r.try_get::<Option<i64>, _>("campaign_id")?,
+        "call_job_id": r.try_get::<Option<i64>, _>("call_job_id")?,
+        "dialing_group_id": r.try_get::<Option<i64>, _>("dialing_group_id")?,
+        "pending": pending_json(&view.and_then(|v| v.pending)),
+        "updated_at": updated.map(|u| store::tenancy::local_rfc3339(tz, u)),
+    }))
+}
+
+/// The agents of the tenant: OP and SV users, and anyone else who worked a call job.
+const AGENTS_SQL: &str = "SELECT u.id, u.login, u.display_name, u.role, ca.view, ca.campaign_id, ca.call_job_id,
+        ca.dialing_group_id, ca.updated_at
+     FROM users u LEFT JOIN control_agents ca ON ca.tenant_id = u.tenant_id AND ca.agent_user_id = u.id
+     WHERE u.tenant_id = $1 AND (u.role IN ('OP', 'SV') OR ca.id IS NOT NULL) AND ($2 = 0 OR u.id = $2)
+     ORDER BY u.id LIMIT $3";
+
+async fn list_agents(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+    auth.require(AGENTS)?;
+    let only = if auth.role() == Role::Op { auth.user() } else { 0 };
+    let rows = sqlx::query(AGENTS_SQL).bind(auth.tenant()).bind(only).bind(MAX_LIST).fetch_all(&st.db.pool).await?;
+    let now = store::now_ms();
+    let items = rows.iter().map(|r| agent_json(&auth, r, now)).collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(json!({"total": items.len(), "items": items})))
+}
+
+async fn get_agent(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    auth.require(AGENTS)?;
+    if auth.role() == Role::Op && id != auth.user() {
+        return Err(ApiError::not_found());
+    }
+    let row = sqlx::query(AGENTS_SQL)
+        .bind(auth.tenant())
+        .bind(id)
+        .bind(1i64)
+        .fetch_optional(&st.db.pool)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(agent_json(&auth, &row, store::now_ms())?))
+}
+
+/// What a saved wrap-up record asks of its agent (SPEC 5 "state after saving"): continue (ready),
+/// break or away (paused: `pause_reason_id`, else the tenant's reason named like the choice, else
+/// its first reason), end job (log off). Checked before the record is saved. `resolve`: the record
+/// is of a live call (its agent's state follows); otherwise the default reason is not looked up
+/// (nothing will be paused) and only the body is checked.
+pub async fn after_wrap_up(
+    st: &AppState,
+    tenant: i64,
+    state_after: &str,
+    pause_reason_id: Option<i64>,
+    resolve: bool,
+) -> ApiResult<AfterWrapUp> {
+    match (state_after, pause_reason_id) {
+        ("continue", None) => Ok(AfterWrapUp::Continue),
+        ("end_job", None) => Ok(AfterWrapUp::EndJob),
+        ("break" | "away", Some(r)) => {
+            Ok(AfterWrapUp::Pause { reason_id: pause_reason(st, tenant, "pause_reason_id", r).await? })
+        }
+        ("break" | "away", None) if !resolve => Ok(AfterWrapUp::Pause { reason_id: PauseReasonId(0) }),
+        ("break" | "away", None) => {
+            let names: &[&str] = if state_after == "break" { &["break", "休憩"] } else { &["away", "離席"] };
+            let rows =
+                sqlx::query("SELECT id, name FROM pause_reasons WHERE tenant_id = $1 ORDER BY position, id LIMIT 1000")
+                    .bind(tenant)
+                    .fetch_all(&st.db.pool)
+                    .await?;
+            let mut first = None;
+            let mut named = None;
+            for r in &rows {
+                let id: i64 = r.try_get("id")?;
+                let name: String = r.try_get("name")?;
+                first = first.or(Some(id));
+                if named.is_none() && names.iter().any(|n| name.trim().eq_ignore_ascii_case(n)) {
+                    named = Some(id);
+                }
+            }
+            let id = named.or(first).ok_or_else(|| {
+                ApiError::invalid(
+                    "state_after",
+                    "state_after: the tenant has no pause reasons (add one in /pause-reasons)",
+                )
+            })?;
+            Ok(AfterWrapUp::Pause { reason_id: PauseReasonId(u32::try_from(id).unwrap_or(0)) })
+        }
+        (_, Some(_)) => {
+            Err(ApiError::invalid("pause_reason_id", "pause_reason_id: only with state_after break or away"))
+        }
+        _ => Err(ApiError::invalid("state_after", "state_after: one of continue, break, away, end_job")),
+    }
+}
+
+/// The agent and the dialer's call of a wrap-up record, when it has both (a record of a call the
+/// control service saw: its agent's state follows the save).
+pub async fn record_call(st: &AppState, tenant: i64, record_id: i64) -> ApiResult<Option<(AgentId, CallId)>> {
+    let r = sqlx::query("SELECT agent_user_id, dialer_call_id FROM wrapup_records WHERE id = $1 AND tenant_id = $2")
+        .bind(record_id)
+        .bind(tenant)
+        .fetch_one(&st.db.pool)
+        .await?;
+    let agent: Option<i64> = r.try_get("agent_user_id")?;
+    let call: Option<i64> = r.try_get("dialer_call_id")?;
+    let id = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(agent.zip(call).map(|(a, c)| (AgentId(id(a)), CallId(id(c)))))
+}
+
+/// After a wrap-up record is saved: tells the control service, so that saving ends the agent's ACW
+/// (`save_wrap_up`).
+pub async fn wrap_up_saved(
+    st: &AppState,
+    auth: &Auth,
+    agent_id: AgentId,
+    call_id: CallId,
+    after: AfterWrapUp,
+) -> ApiResult<()> {
+    let _accepted = publish(st, auth, &ApiCommand::SaveWrapUp { agent_id, call_id, after }).await?;
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! The agents' commands end to end: the API checks and publishes, the real control service applies
+//! them (over the in-process bus, and over a real Redis), the states read back through `GET /agents`.
+//! The dialer's side (the agent leg, the customer) is simulated by publishing shard events.
+
+use std::time::{Duration, Instant};
+
+use control::agent::{AgentId, CallId, Command, Event};
+use control::bus::{AnyBus, Bus, EntryId, Envelope, MemoryBus, RedisBus, RedisBusConfig};
+use control::messages::{streams, CampaignId, LeadId, Party, ShardEvent, SipOutcome};
+use control::service::{Service, ServiceConfig};
+use serde_json::{json, Value};
+use store::accounts::Role;
+
+use crate::harness::{expect, scaffold, unique, Backend, Tenant, TestApp};
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A bus: in process, or Redis under a prefix of its own (deleted by [`Buses::cleanup`]).
+pub struct Buses {
+    pub bus: AnyBus,
+    prefix: Option<String>,
+}
+
+impl Buses {
+    pub async fn new(redis: bool) -> Option<Buses> {
+        if !redis {
+            return Some(Buses { bus: AnyBus::Memory(MemoryBus::default()), prefix: None });
+        }
+        let prefix = format!("{}:", unique("test:api:"));
+        let mut cfg = RedisBusConfig::new(redis_url());
+        cfg.prefix = prefix.clone();
+        cfg.retry_max_attempts = 3;
+        match RedisBus::connect(cfg).await {
+            Ok(b) => Some(Buses { bus: AnyBus::Redis(b), prefix: Some(prefix) }),
+            Err(e) => {
+                eprintln!("SKIPPED: no Redis at {}: {e}", redis_url());
+                None
+            }
+        }
+    }
+
+    pub async fn cleanup(&self) {
+        let Some(prefix) = &self.prefix else { return };
+        let client = redis::Client::open(redis_url()).expect("redis url");
+        let mut c = client.get_multiplexed_async_connection().await.expect("redis");
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut c).await.unwrap_or_default();
+        for k in keys {
+            let _: Result<(), _> = redis::cmd("DEL").arg(k).query_async(&mut c).await;
+        }
+    }
+}
+
+/// The real control service of one tenant, over `bus`, writing the API's wallboard feed.
+pub struct Control {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<control::service::ServiceStats, control::service::ServiceError>>,
+}
+
+impl Control {
+    pub async fn start(bus: &AnyBus, app: &TestApp, wallboards: &api::wallboard::Wallboards, tenant: i64) -> Control {
+        let t = tenant as u64;
+        let mut cfg = ServiceConfig::new(t, "api-test");
+        cfg.block_ms = 50;
+        let feed = wallboards.feed(t).expect("feed");
+        let svc = Service::open(bus.clone(), app.db.clone(), cfg, feed).await.expect("control opens");
+        let readers = [bus.another().await.expect("bus"), bus.another().await.expect("bus")];
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(svc.run(readers, async move {
+            let _ = rx.await;
+        }));
+        Control { stop, task }
+    }
+
+    pub async fn stop(self) -> control::service::ServiceStats {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("control ran")
+    }
+}
+
+pub async fn shard_event(bus: &AnyBus, tenant: i64, e: ShardEvent) {
+    let env = Envelope::new(tenant as u64, 0, &e).expect("encode");
+    bus.publish(&streams::shard_events(tenant as u64), &env).await.expect("publish");
+}
+
+/// Polls `GET /agents/{id}` until `f` holds.
+pub async fn until_agent(
+    app: &TestApp,
+    token: Option<&str>,
+    agent: i64,
+    what: &str,
+    f: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = expect(app.call(token, "get", &format!("/agents/{agent}"), None).await, 200);
+        if f(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "agent {agent} never {what}: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn state_is(s: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["state"] == s
+}
+
+/// A running call job whose dialing group holds `agents`; returns (campaign, group, job).
+pub async fn running_job(app: &TestApp, t: &Tenant, agents: &[i64], campaign: Value) -> (i64, i64, i64) {
+    let mgr = t.mgr();
+    let mut c = json!({"business_start": "00:00", "business_end": "23:59"});
+    if let (Some(o), Value::Object(extra)) = (c.as_object_mut(), campaign) {
+        o.extend(extra);
+    }
+    let (campaign, _, list) = scaffold(app, t, c, false).await;
+    let g = expect(app.call(mgr, "post", "/dialing-groups", Some(&json!({"name": unique("g")}))).await, 201)["id"]
+        .as_i64()
+        .unwrap();
+    expect(app.call(mgr, "put", &format!("/dialing-groups/{g}/agents"), Some(&json!({"user_ids": agents}))).await, 200);
+    let job = json!({"campaign_id": campaign, "dialing_group_id": g, "name": unique("j"), "list_ids": [list]});
+    let j = expect(app.call(mgr, "post", "/call-jobs", Some(&job)).await, 201)["id"].as_i64().unwrap();
+    expect(app.call(mgr, "post", &format!("/call-jobs/{j}/start"), None).await, 200);
+    (campaign, g, j)
+}
+
+pub async fn phone_for(app: &TestApp, t: &Tenant, user: i64) {
+    let body = json!({"sip_username": unique("p"), "password": "phone-password", "user_id": user});
+    expect(app.call(t.mgr(), "post", "/phones", Some(&body)).await, 201);
+}
+
+fn field(v: &Value) -> &str {
+    v["error"]["field"].as_str().unwrap_or("")
+}
+
+/// Reads the control service's output until a command matches.
+async fn command(bus: &AnyBus, tenant: i64, want: impl Fn(&Command) -> bool) -> Command {
+    let s = streams::agent_events(tenant as u64);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = EntryId::default();
+    loop {
+        for (id, env) in bus.read_after(&s, after, 100, 100).await.expect("read") {
+            after = id;
+            if let Ok(Event::Command(c)) = env.decode::<Event>() {
+                if want(&c) {
+                    return c;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no such command");
+    }
+}
+
+async fn session_pause_force_and_end(backend: Backend, redis: bool) {
+    let Some(buses) = Buses::new(redis).await else { return };
+    let bus = buses.bus.clone();
+    let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
+    let wallboards = config.wallboards.clone();
+    let app = TestApp::start_with(backend, config).await;
+    let t = app.tenant("floor").await;
+    let (op, sv, mgr) = (t.token(Role::Op), t.token(Role::Sv), t.mgr());
+    let op_id = t.user(Role::Op);
+    let (campaign, group, job) =
+        running_job(&app, &t, &[op_id, t.user(Role::Sv)], json!({"acw_enabled": true, "acw_seconds": 600})).await;
+    let lunch = expect(app.call(mgr, "post", "/pause-reasons", Some(&json!({"name": "lunch"}))).await, 201)["id"]
+        .as_i64()
+        .unwrap();
+    let kyukei = expect(app.call(mgr, "post", "/pause-reasons", Some(&json!({"name": "休憩"}))).await, 201)["id"]
+        .as_i64()
+        .unwrap();
+    phone_for(&app, &t, op_id).await;
+    let control = Control::start(&bus, &app, &wallboards, t.id).await;
+
+    // Before anything: offline, and commands that need a session are refused.
+    let v = expect(app.call(op, "get", "/agents", None).await, 200);
+    assert_eq!(v["total"], 1, "an OP sees only themselves: {v}");
+    assert_eq!((v["items"][0]["id"].as_i64(), v["items"][0]["state"].as_str()), (Some(op_id), Some("offline")));
+    let e = expect(app.call(op, "post", "/agent/ready", None).await, 409);
+    assert_eq!(e["error"]["code"], "not_in_session");
+
+    // 発信開始: the system dials the agent's phone.
+    let r = expect(app.call(op, "post", "/agent/session", Some(&json!({"call_job_id": job}))).await, 202);
+    assert_eq!(r["message_id"].as_str().map(str::len), Some(26), "a ULID: {r}");
+    let v = until_agent(&app, op, op_id, "ringing", state_is("ringing")).await;
+    assert_eq!((v["campaign_id"].as_i64(), v["call_job_id"].as_i64()), (Some(campaign), Some(job)));
+    assert_eq!(v["dialing_group_id"].as_i64(), Some(group));
+    let dial = command(&bus, t.id, |c| matches!(c, Command::DialAgentLeg { .. })).await;
+    assert_eq!(
+        dial,
+        Command::DialAgentLeg { agent_id: AgentId(op_id as u64), campaign_id: Some(CampaignId(campaign as u64)) }
+    );
+    // Twice is refused while the first holds.
+    let e = expect(app.call(op, "post", "/agent/session", Some(&json!({"call_job_id": job}))).await, 409);
+    assert_eq!(e["error"]["code"], "in_session");
+    // The agent answers the nailed-up leg: ready.
+    shard_event(&bus, t.id, ShardEvent::AgentLegUp { agent_id: AgentId(op_id as u64), shard: 0 }).await;
+    let v = until_agent(&app, op, op_id, "ready", state_is("ready")).await;
+    assert_eq!(v["leg_up"], true);
+
+    // 停止, then 待機.
+    expect(app.call(op, "post", "/agent/pause", Some(&json!({"reason_id": lunch}))).await, 202);
+    let v = until_agent(&app, op, op_id, "paused", state_is("paused")).await;
+    assert_eq!(v["reason_id"].as_i64(), Some(lunch));
+    expect(app.call(op, "post", "/agent/ready", None).await, 202);
+    until_agent(&app, op, op_id, "ready", state_is("ready")).await;
+    expect(app.call(op, "post", "/agent/activity", None).await, 202);
+
+    // An SV forces a pause and then ready.
+    let path = format!("/agents/{op_id}/state");
+    expect(app.call(sv, "post", &path, Some(&json!({"to": "paused", "reason_id": lunch}))).await, 202);
+    until_agent(&app, sv, op_id, "paused by the SV", state_is("paused")).await;
+    expect(app.call(sv, "post", &path, Some(&json!({"to": "ready"}))).await, 202);
+    until_agent(&app, sv, op_id, "ready by the SV", state_is("ready")).await;
+    let forced = store::sqlx::query(
+        "SELECT COUNT(*) AS n FROM agent_transitions WHERE tenant_id = $1 AND agent_user_id = $2 AND cause = 'supervisor' AND supervisor_id = $3",
+    )
+    .bind(t.id)
+    .bind(op_id)
+    .bind(t.user(Role::Sv))
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("count");
+    assert_eq!(store::sqlx::Row::try_get::<i64, _>(&forced, "n").unwrap(), 2);
+
+    // A customer: offered, bridged; the agent hangs up from the screen (お客様通話切断).
+    let call = 7_000 + t.id as u64;
+    shard_event(
+        &bus,
+        t.id,
+        ShardEvent::CustomerAnswered {
+            call_id: CallId(call),
+            campaign_id: CampaignId(campaign as u64),
+            lead_id: LeadId(0),
+            shard: 0,
+        },
+    )
+    .await;
+    let v = until_agent(&app, op, op_id, "offered", |v| v["state"] == "ringing" && v["call_id"].as_u64() == Some(call))
+        .await;
+    assert_eq!(v["call_id"].as_u64(), Some(call));
+    shard_event(&bus, t.id, ShardEvent::Bridged { call_id: CallId(call), agent_id: AgentId(op_id as u64) }).await;
+    until_agent(&app, op, op_id, "talking", state_is("talking")).await;
+    expect(app.call(op, "post", &format!("/agent/calls/{}/hang-up", call + 1), None).await, 404);
+    expect(app.call(sv, "post", &format!("/agent/calls/{call}/hang-up"), None).await, 404);
+    expect(app.call(op, "post", &format!("/agent/calls/{call}/hang-up"), None).await, 202);
+    let c = command(&bus, t.id, |c| matches!(c, Command::HangUpCustomer { .. })).await;
+    assert_eq!(c, Command::HangUpCustomer { agent_id: AgentId(op_id as u64), call_id: CallId(call) });
+    let outcome = SipOutcome { status: 200, reason: "BYE".into(), ended_by: Party::Agent, talk_ms: 5_000 };
+    shard_event(
+        &bus,
+        t.id,
+        ShardEvent::CallEnded { call_id: CallId(call), agent_id: Some(AgentId(op_id as u64)), outcome },
+    )
+    .await;
+    until_agent(&app, op, op_id, "in wrap-up", state_is("wrap_up")).await;
+
+    // Saving the record ends the ACW: "break" pauses with the reason named 休憩.
+    let list = expect(app.call(op, "get", "/wrapup-records?saved=false", None).await, 200);
+    let rec = list["items"][0]["id"].as_i64().expect("the unsaved record");
+    let save = json!({"result": "busy", "next_action": "continue", "state_after": "break"});
+    expect(app.call(op, "post", &format!("/wrapup-records/{rec}/save"), Some(&save)).await, 200);
+    let v = until_agent(&app, op, op_id, "paused after saving", state_is("paused")).await;
+    assert_eq!(v["reason_id"].as_i64(), Some(kyukei));
+    let bad = json!({"result": "busy", "next_action": "continue", "state_after": "continue", "pause_reason_id": lunch});
+    let e = expect(app.call(op, "post", &format!("/wrapup-records/{rec}/save"), Some(&bad)).await, 422);
+    assert_eq!(field(&e), "pause_reason_id");
+
+    // The wallboard (written by control into the API's feed, just after the commit) shows the agent
+    // and the group.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let w = expect(app.call(sv, "get", "/wallboard", None).await, 200);
+        let a = w["agents"].as_array().unwrap().iter().find(|a| a["agent_id"].as_i64() == Some(op_id)).cloned();
+        let g = w["groups"].as_array().unwrap().iter().find(|g| g["dialing_group_id"].as_i64() == Some(group)).cloned();
+        let paused = g.as_ref().and_then(|g| g["agents_by_state"]["paused"].as_u64());
+        if a.is_some_and(|a| a["state"]["state"] == "paused") && paused == Some(1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the wallboard never showed the pause: {w}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // 発信終了.
+    expect(app.call(op, "delete", "/agent/session", None).await, 202);
+    until_agent(&app, op, op_id, "offline", state_is("offline")).await;
+    let e = expect(app.call(op, "delete", "/agent/session", None).await, 409);
+    assert_eq!(e["error"]["code"], "not_in_session");
+    let stats = control.stop().await;
+    assert_eq!(stats.refused, 0, "every command the API accepted was applied: {stats:?}");
+    buses.cleanup().await;
+}
+
+async fn refusals_name_the_field(backend: Backend, redis: bool) {
+    let Some(buses) = Buses::new(redis).await else { return };
+    let config = api::Config { commands: control::bus::Publisher::new(buses.bus.clone()), ..Default::default() };
+    let app = TestApp::start_with(backend, config).await;
+    let t = app.tenant("one").await;
+    let other = app.tenant("two").await;
+    let (op, sv, mgr) = (t.token(Role::Op), t.token(Role::Sv), t.mgr());
+    let op_id = t.user(Role::Op);
+    phone_for(&app, &t, op_id).await;
+    let (_, _, job) = running_job(&app, &t, &[op_id, t.user(Role::Sv)], json!({})).await;
+    let (_, _, foreign_job) = running_job(&app, &other, &[other.user(Role::Op)], json!({})).await;
+    let (_, _, not_mine) = running_job(&app, &t, &[t.user(Role::Sv)], json!({})).await;
+    let session = |j: i64| json!({"call_job_id": j});
+
+    // Another tenant's call job is a missing one.
+    let e = expect(app.call(op, "post", "/agent/session", Some(&session(foreign_job))).await, 422);
+    assert_eq!(field(&e), "call_job_id");
+    assert!(e["error"]["message"].as_str().unwrap().contains("no such call job"), "{e}");
+    // Not an agent of the job's group or campaign.
+    let e = expect(app.call(op, "post", "/agent/session", Some(&session(not_mine))).await, 422);
+    assert_eq!(field(&e), "call_job_id");
+    assert!(e["error"]["message"].as_str().unwrap().contains("not an agent"), "{e}");
+    // No phone (the SV is a member but has no SIP account).
+    let e = expect(app.call(sv, "post", "/agent/session", Some(&session(job))).await, 422);
+    assert_eq!(field(&e), "phone");
+    // A stopped job.
+    expect(app.call(mgr, "post", &format!("/call-jobs/{job}/stop"), None).await, 200);
+    let e = expect(app.call(op, "post", "/agent/session", Some(&session(job))).await, 409);
+    assert_eq!((e["error"]["code"].as_str(), field(&e)), (Some("job_not_running"), "call_job_id"));
+    // Bad bodies.
+    let e = expect(app.call(op, "post", "/agent/session", Some(&json!({"call_job_id": "x"}))).await, 400);
+    assert_eq!(field(&e), "call_job_id");
+    let e = expect(app.call(op, "post", "/agent/session", Some(&json!({"job": 1}))).await, 400);
+    assert_eq!(field(&e), "job", "the unknown field is named");
+    // Pause reasons must be the tenant's.
+    let foreign_reason =
+        expect(app.call(other.mgr(), "post", "/pause-reasons", Some(&json!({"name": "x"}))).await, 201)["id"]
+            .as_i64()
+            .unwrap();
+    let e = expect(app.call(op, "post", "/agent/pause", Some(&json!({"reason_id": foreign_reason}))).await, 422);
+    assert_eq!(field(&e), "reason_id");
+    let path = format!("/agents/{op_id}/state");
+    for (body, f) in [
+        (json!({"to": "paused"}), "reason_id"),
+        (json!({"to": "paused", "reason_id": foreign_reason}), "reason_id"),
+        (json!({"to": "ready", "reason_id": foreign_reason}), "reason_id"),
+        (json!({"to": "lunch"}), "to"),
+    ] {
+        let e = expect(app.call(sv, "post", &path, Some(&body)).await, 422);
+        assert_eq!(field(&e), f, "{body}");
+    }
+    // Supervisors act on the tenant's agents only: not an MGR, not another tenant's agent.
+    let mgr_path = format!("/agents/{}/state", t.user(Role::Mgr));
+    expect(app.call(sv, "post", &mgr_path, Some(&json!({"to": "ready"}))).await, 404);
+    let foreign_path = format!("/agents/{}/state", other.user(Role::Op));
+    expect(app.call(sv, "post", &foreign_path, Some(&json!({"to": "ready"}))).await, 404);
+    expect(app.call(sv, "get", &format!("/agents/{}", other.user(Role::Op)), None).await, 404);
+    // An OP sees only themselves; an OP may not force states.
+    expect(app.call(op, "get", &format!("/agents/{}", t.user(Role::Sv)), None).await, 404);
+    expect(app.call(op, "post", &path, Some(&json!({"to": "ready"}))).await, 403);
+    let all = expect(app.call(sv, "get", "/agents", None).await, 200);
+    let ids: Vec<i64> = all["items"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![t.user(Role::Sv), op_id], "OP and SV users of the tenant");
+    buses.cleanup().await;
+}
+
+macro_rules! flavours {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use crate::harness::Backend;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory_sqlite() { super::$name(Backend::Sqlite, false).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory_postgres() { super::$name(Backend::Postgres, false).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis_sqlite() { super::$name(Backend::Sqlite, true).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis_postgres() { super::$name(Backend::Postgres, true).await }
+        }
+    )*};
+}
+
+flavours!(session_pause_force_and_end, refusals_name_the_field);
