@@ -312,6 +312,8 @@ impl Floor {
                 agent_id: AgentId(*a as u64),
                 campaign_id: CampaignId(self.campaign as u64),
                 config: AgentConfig { acw_ms, leg_setup_timeout_ms: 20_000, ..AgentConfig::default() },
+                call_job_id: None,
+                dialing_group_id: None,
             };
             self.command(c).await;
         }
