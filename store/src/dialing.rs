@@ -270,17 +270,6 @@ pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Resul
     Ok(())
 }
 
-/// Sets where a call's recording is.
-pub async fn set_recording(db: &Db, tenant_id: i64, call_id: i64, path: &str) -> Result<()> {
-    sqlx::query("UPDATE call_records SET recording_path = $1 WHERE tenant_id = $2 AND dialer_call_id = $3")
-        .bind(path)
-        .bind(tenant_id)
-        .bind(call_id)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
-}
-
 /// Calls a dialer instance placed that have no result (the instance died with them): each gets
 /// `error` and an end time; their leads too. Returns (tenant, call id) of each.
 pub async fn fail_orphaned_calls(db: &Db, instance_prefix: &str, now_ms: i64) -> Result<Vec<(i64, i64)>> {

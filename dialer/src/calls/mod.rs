@@ -972,6 +972,8 @@ impl CallControl {
         if let CustomerState::Bridged { agent: a, at } = c.state {
             agent = Some(a);
             talk_ms = elapsed_ms(at, now.mono);
+            // The recording file is closed (and reported) with the customer's leaving.
+            self.control(Control::StopRecording { call: agent_media_call(a) });
             self.control(Control::TakeCustomer { call: agent_media_call(a) });
             let window = self.cfg.dtmf_entry_window;
             if let Some(ag) = self.agents.get_mut(&a) {

@@ -253,7 +253,7 @@ enum Input {
 
 enum Write {
     Results { tenant: u64, results: Vec<CallResult> },
-    Recording { tenant: u64, call: u64, path: String },
+    Recording(store::recordings::NewRecording),
     Registration(store::dialing::Registration),
     EndJob { tenant: u64, job: i64, status: &'static str },
     Dtmf { tenant: u64, agent: u64, call: u64, entry: DtmfEntry },
@@ -701,7 +701,7 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                 let Some(tenant) = self.agents.get(&agent).map(|a| a.tenant) else { return };
                 let _ = self.write_tx.send(Write::Dtmf { tenant, agent, call, entry }).await;
             }
-            CallEvent::RecordingClosed { call, path, error, .. } => {
+            CallEvent::RecordingClosed { call, path, bytes, error } => {
                 if let Some(e) = error {
                     tracing::warn!(call, error = %e, "recording failed");
                 }
@@ -712,8 +712,18 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                     })
                 });
                 if let Some(tenant) = tenant {
-                    let path = path.to_string_lossy().into_owned();
-                    let _ = self.write_tx.send(Write::Recording { tenant, call, path }).await;
+                    let now = store::now_ms();
+                    let duration_ms = i64::try_from(media::recording::duration_ms(bytes)).unwrap_or(0);
+                    let r = store::recordings::NewRecording {
+                        tenant_id: i(tenant),
+                        dialer_call_id: i(call),
+                        path: path.to_string_lossy().into_owned(),
+                        bytes: i(bytes),
+                        duration_ms,
+                        started_at_ms: now - duration_ms,
+                        closed_at_ms: now,
+                    };
+                    let _ = self.write_tx.send(Write::Recording(r)).await;
                 }
             }
         }
@@ -1269,8 +1279,9 @@ async fn prepare(
         Some(d) if !calls.is_empty() => {
             let tz =
                 jobs.first().and_then(|j| store::tenancy::parse_tz(&j.time_zone)).unwrap_or(chrono_tz::Asia::Tokyo);
-            let day = store::tenancy::local_date(tz, now);
-            let dir = d.join(tenant.to_string()).join(day.format("%Y-%m-%d").to_string());
+            // The store's layout: <dir>/<tenant>/<YYYY-MM-DD>/<call>.wav.
+            let file = store::recordings::recording_path(&d, i(tenant), tz, now, 0);
+            let dir = file.parent().map(std::path::Path::to_path_buf).unwrap_or(d);
             match tokio::fs::create_dir_all(&dir).await {
                 Ok(()) => Some(dir),
                 Err(e) => {
@@ -1394,7 +1405,9 @@ async fn apply_write<B: Bus>(db: &Db, bus: &B, w: &Write) -> Result<(), EngineEr
     let now = store::now_ms();
     match w {
         Write::Results { tenant, results } => dialing::end_calls(db, i(*tenant), results).await?,
-        Write::Recording { tenant, call, path } => dialing::set_recording(db, i(*tenant), i(*call), path).await?,
+        Write::Recording(r) => {
+            store::recordings::closed(db, r).await?;
+        }
         Write::Registration(r) => dialing::save_registration(db, r, now).await?,
         Write::EndJob { tenant, job, status } => dialing::end_job(db, i(*tenant), *job, status, now).await?,
         Write::Dtmf { tenant, agent, call, entry } => {

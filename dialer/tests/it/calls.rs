@@ -98,6 +98,7 @@ fn answered_bridged_and_hung_up_by_the_customer() {
     );
     assert!((60_000..60_200).contains(&e.talk_ms), "talk time: {}", e.talk_ms);
     let m = net.take_media();
+    assert!(m.iter().any(|c| matches!(c, Control::StopRecording { call } if *call == agent_media_call(7))));
     assert!(m.iter().any(|c| matches!(c, Control::TakeCustomer { call } if *call == agent_media_call(7))));
     assert!(m.iter().any(|c| matches!(c, Control::EndCall { call } if *call == customer_media_call(1))));
     assert_eq!(net.cc.customer_calls(), 0);

@@ -109,6 +109,28 @@ async fn a_call_job_places_real_calls_and_every_lead_gets_what_the_carrier_did()
             floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'restricted'").await,
             2
         );
+        // Every answered call was recorded: a readable stereo file with the customer and the agent.
+        until("recordings indexed", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM recordings WHERE tenant_id = $1").await == answered
+        })
+        .await;
+        let paths: Vec<String> = store::sqlx::query("SELECT path FROM recordings WHERE tenant_id = $1")
+            .bind(floor.tenant as i64)
+            .fetch_all(&floor.db.pool)
+            .await
+            .expect("recordings")
+            .iter()
+            .map(|r| store::sqlx::Row::try_get(r, "path").expect("path"))
+            .collect();
+        for p in &paths {
+            assert!(p.starts_with(&floor.recordings.path().display().to_string()), "{p}");
+            let bytes = std::fs::read(p).expect("the recording file exists");
+            let rec = media::recording::read_recording(&bytes).expect("a readable recording");
+            assert!(
+                rec.customer.len() > 8_000 && rec.agent.len() == rec.customer.len(),
+                "a second of audio per channel: {p}"
+            );
+        }
         // RTP flowed both ways through the shard.
         let c = carrier.stats();
         assert!(c.rtp_received > 0 && c.rtp_sent > 0, "RTP both ways: {c:?}");

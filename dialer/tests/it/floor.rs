@@ -64,6 +64,8 @@ pub struct Floor {
     pub realm: String,
     pub info: EngineInfo,
     pub stop: watch::Sender<bool>,
+    /// Where the engine records calls.
+    pub recordings: tempfile::TempDir,
     engine: Option<tokio::task::JoinHandle<Result<EngineStats, engine::EngineError>>>,
     control: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -265,6 +267,8 @@ impl Floor {
         cfg.instance_prefix = format!("test-{code}:");
         cfg.tenants = Some(vec![t as u64]);
         cfg.reload_every = Duration::from_millis(500);
+        let recordings = tempfile::tempdir().expect("recordings directory");
+        cfg.recordings_dir = Some(recordings.path().to_path_buf());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let engine = tokio::spawn(engine::run(db.clone(), bus.clone(), cfg, stop_rx, Some(ready_tx)));
         let info = ready_rx.await.expect("the engine starts its shards");
@@ -278,6 +282,7 @@ impl Floor {
             realm,
             info,
             stop,
+            recordings,
             engine: Some(engine),
             control: Some(control),
             _dir: dir,
