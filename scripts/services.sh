@@ -42,6 +42,8 @@ redis_ready || { echo "services: Redis is not reachable on 127.0.0.1:6379" >&2; 
 command -v python3 >/dev/null || apt_install python3 python3-venv
 # cmake: the opus crate builds libopus from source (the media plane's Opus pool).
 command -v cmake >/dev/null || { echo "services: installing cmake"; apt_install cmake; }
+# sipp (Debian's sip-tester): the carrier and the agents' phones of the dialer's SIP tests and bench.
+command -v sipp >/dev/null || { echo "services: installing sipp"; apt_install sip-tester; }
 # promtool (checks the /metrics exposition and deploy/prometheus), Debian's prometheus package.
 command -v promtool >/dev/null || { echo "services: installing promtool"; apt_install --no-install-recommends prometheus; }
 # The browser tests: Debian's Chromium (never a downloaded browser build), a Japanese font for the

@@ -1415,8 +1415,10 @@ impl CallControl {
             s.stats.auth_challenges += 1;
             let mut r = response_to(req, 401, Some("kakeru"));
             let signer = s.signer(&realm).clone();
-            r.headers.push("WWW-Authenticate", signer.challenge(now_s, Algorithm::Sha256, stale));
+            // MD5 first: many phones (and sipp) answer only the first challenge; RFC 8760 clients
+            // that know SHA-256 pick it from the second.
             r.headers.push("WWW-Authenticate", signer.challenge(now_s, Algorithm::Md5, stale));
+            r.headers.push("WWW-Authenticate", signer.challenge(now_s, Algorithm::Sha256, stale));
             r
         };
         let Some(auth) = req.headers.get("Authorization").map(str::to_string) else {
@@ -1515,6 +1517,19 @@ fn split_user_host(uri: &str) -> (&str, &str) {
     (user, host)
 }
 
+/// The address a SIP URI names when its host is an IP literal (`sip:a@127.0.0.1:5062` ->
+/// 127.0.0.1:5062; port 5060 when absent); `None` for a host name.
+pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let rest = uri.strip_prefix("sip:").unwrap_or(uri);
+    let rest = rest.split([';', '?']).next().unwrap_or("");
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    if let Ok(a) = hostport.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let host = hostport.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 5060))
+}
+
 /// Where an IP address is unspecified (0.0.0.0), the address to advertise instead.
 pub fn advertised(ip: IpAddr, fallback: IpAddr) -> IpAddr {
     if ip.is_unspecified() {
@@ -1545,6 +1560,14 @@ mod tests {
         assert_eq!(split_user_host("sip:agent1@demo.kakeru:5060;transport=udp"), ("agent1", "demo.kakeru"));
         assert_eq!(split_user_host("sip:demo.kakeru"), ("", "demo.kakeru"));
         assert_eq!(split_user_host("sip:a@[::1]:5060"), ("a", "::1"));
+    }
+
+    #[test]
+    fn addresses_of_uris() {
+        assert_eq!(uri_addr("sip:agent@127.0.0.1:5062;transport=udp"), Some("127.0.0.1:5062".parse().expect("addr")));
+        assert_eq!(uri_addr("sip:agent@127.0.0.1"), Some("127.0.0.1:5060".parse().expect("addr")));
+        assert_eq!(uri_addr("sip:agent@[::1]:5070"), Some("[::1]:5070".parse().expect("addr")));
+        assert_eq!(uri_addr("sip:agent@phone.example:5060"), None);
     }
 
     #[test]

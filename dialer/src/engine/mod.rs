@@ -881,8 +881,15 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                 }
                 let shard = shard_of(a.campaign.unwrap_or(0), self.shards.len());
                 match self.contacts.get(&agent).filter(|(_, _, exp)| *exp > now_ms()).cloned() {
-                    Some((target, dest, _)) => self
-                        .send_to_shard(shard, Command::DialAgent(DialAgent { agent, tenant_id: tenant, target, dest })),
+                    Some((target, source, _)) => {
+                        // The Contact's address when it names one (a phone registering for another
+                        // UA, or behind no NAT); else where the REGISTER came from.
+                        let dest = calls::uri_addr(&target).filter(|a| !a.ip().is_unspecified()).unwrap_or(source);
+                        self.send_to_shard(
+                            shard,
+                            Command::DialAgent(DialAgent { agent, tenant_id: tenant, target, dest }),
+                        )
+                    }
                     None => {
                         tracing::info!(agent, "no registered phone for the agent");
                         let (bus, ev) = (self.bus.clone(), ShardEvent::AgentUnreachable { agent_id, sip_status: 404 });

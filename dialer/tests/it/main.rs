@@ -4,3 +4,4 @@ mod calls;
 mod engine;
 mod floor;
 mod net;
+mod sipp;
