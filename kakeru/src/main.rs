@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use kakeru::node::{Node, NodeConfig};
 
 /// The embedded default: a SQLite file beside the working directory, nothing to install.
 const DEFAULT_DATABASE_URL: &str = "sqlite:kakeru.db";
@@ -22,6 +23,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Role {
     /// The admin API (configuration, lead import, records, OpenAPI at /openapi.json, docs at /docs).
+    /// Without --redis-url (the embedded default) it also runs the control service of every tenant,
+    /// over the in-process bus; with it, the API publishes commands on Redis for `kakeru control`.
     Api {
         /// Address to listen on.
         #[arg(long, env = "KAKERU_LISTEN", default_value = "127.0.0.1:8080")]
@@ -29,6 +32,12 @@ enum Role {
         /// Create (or refresh the password of) the demo tenant and print its login. Always on for SQLite.
         #[arg(long)]
         seed_demo: bool,
+        /// redis://host:port: the bus is Redis and the control service runs elsewhere (`kakeru control`).
+        #[arg(long, env = "REDIS_URL")]
+        redis_url: Option<String>,
+        /// Put before every Redis stream and key name (several installations sharing one Redis).
+        #[arg(long, env = "KAKERU_REDIS_PREFIX", default_value = "")]
+        redis_prefix: String,
     },
     /// Apply the database migrations and exit.
     Migrate,
@@ -45,6 +54,9 @@ enum Role {
         /// instance so its pending entries are taken back at once.
         #[arg(long, env = "KAKERU_CONTROL_CONSUMER")]
         consumer: Option<String>,
+        /// Put before every Redis stream and key name (several installations sharing one Redis).
+        #[arg(long, env = "KAKERU_REDIS_PREFIX", default_value = "")]
+        redis_prefix: String,
     },
     /// The benches capacity planners run (figures in bench/RESULTS.md).
     Bench {
@@ -94,8 +106,19 @@ async fn main() -> anyhow::Result<()> {
             BenchKind::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
             BenchKind::Control(args) => bench::control::run(&args).await?,
         },
-        Role::Control { redis_url, tenants, consumer } => {
-            run_control(&cli.database_url, &redis_url, tenants, consumer).await?;
+        Role::Control { redis_url, tenants, consumer, redis_prefix } => {
+            let mut cfg = NodeConfig::new(&cli.database_url);
+            cfg.redis_url = Some(redis_url);
+            cfg.redis_prefix = redis_prefix;
+            cfg.tenants = tenants;
+            if let Some(c) = consumer {
+                cfg.consumer = c;
+            }
+            let consumer = cfg.consumer.clone();
+            let mut node = Node::open(cfg).await?;
+            node.spawn_control();
+            eprintln!("kakeru control: serving every tenant as consumer {consumer}");
+            node.run(terminated()).await?;
         }
         Role::Migrate => {
             store::migrate(&cli.database_url).await.context("migrating")?;
@@ -118,81 +141,67 @@ async fn main() -> anyhow::Result<()> {
             store::accounts::create_user(&db, &user, now).await.context("creating the MGR user")?;
             println!("tenant {code} created; login: tenant={code} login={admin_login} password={password}");
         }
-        Role::Api { listen, seed_demo } => {
+        Role::Api { listen, seed_demo, redis_url, redis_prefix } => {
             eprintln!("kakeru api: opening {} ...", redact(&cli.database_url));
-            let db = store::Db::connect(&cli.database_url).await.context("opening the database")?;
-            let demo = if seed_demo || db.backend == store::Backend::Sqlite {
-                Some(store::seed::ensure_demo_tenant(&db, store::now_ms()).await.context("seeding the demo tenant")?)
+            let mut cfg = NodeConfig::new(&cli.database_url);
+            cfg.redis_url = redis_url;
+            cfg.redis_prefix = redis_prefix;
+            let embedded = cfg.redis_url.is_none();
+            let mut node = Node::open(cfg).await?;
+            let demo = if seed_demo || node.db().backend == store::Backend::Sqlite {
+                Some(
+                    store::seed::ensure_demo_tenant(node.db(), store::now_ms())
+                        .await
+                        .context("seeding the demo tenant")?,
+                )
             } else {
                 None
             };
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
-            let app = api::build(db.clone(), api::Config::default());
-            tokio::spawn(purge_sessions(db));
+            node.spawn_api(listener);
+            if embedded {
+                // The embedded default: the control services in this process, over the in-process bus.
+                node.spawn_control();
+            } else {
+                node.spawn_wallboard_follower();
+            }
             println!("kakeru api listening on http://{addr}  (API docs: http://{addr}/docs, OpenAPI: http://{addr}/openapi.json)");
+            println!(
+                "kakeru api: {}",
+                if embedded {
+                    "embedded: control service in this process, in-process bus"
+                } else {
+                    "bus on Redis: the control service runs as `kakeru control`"
+                }
+            );
             if let Some(d) = demo {
                 println!(
                     "login: POST http://{addr}/auth/login {{\"tenant\":\"{}\",\"login\":\"{}\",\"password\":\"{}\"}}",
                     d.tenant, d.login, d.password
                 );
             }
-            api::serve(listener, app, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            node.run(terminated()).await?;
         }
     }
     Ok(())
 }
 
-/// `kakeru control`: one supervised control service per tenant, until Ctrl-C or SIGTERM.
-async fn run_control(
-    database_url: &str,
-    redis_url: &str,
-    tenants: Vec<u64>,
-    consumer: Option<String>,
-) -> anyhow::Result<()> {
-    use control::bus::{RedisBus, RedisBusConfig};
-    let db = store::Db::connect(database_url).await.context("opening the database")?;
-    let tenants = if tenants.is_empty() {
-        control::service::tenant_ids(&db, 100_000).await.context("listing tenants")?
-    } else {
-        tenants
-    };
-    let consumer = consumer.unwrap_or_else(|| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "control".into());
-        format!("{host}-{}", std::process::id())
-    });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    for t in &tenants {
-        let cfg = control::service::ServiceConfig::new(*t, consumer.clone());
-        let url = redis_url.to_owned();
-        let buses = move || {
-            let url = url.clone();
-            async move {
-                let c = RedisBusConfig::new(url);
-                Ok::<_, control::bus::BusError>([
-                    RedisBus::connect(c.clone()).await?,
-                    RedisBus::connect(c.clone()).await?,
-                    RedisBus::connect(c).await?,
-                ])
+/// Ctrl-C or SIGTERM.
+async fn terminated() {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    match term {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
-        };
-        let feed = std::sync::Arc::new(control::wallboard::Feed::default());
-        tasks.spawn(control::service::supervise(buses, db.clone(), cfg, feed, stop_rx.clone()));
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
-    eprintln!("kakeru control: serving {} tenant(s) as consumer {consumer}", tenants.len());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    Ok(())
 }
 
 /// Installs the metrics recorder for this role and serves `--metrics-listen` when given.
@@ -209,19 +218,6 @@ async fn start_metrics(cli: &Cli) -> anyhow::Result<()> {
         eprintln!("kakeru {role}: metrics on http://{bound}/metrics");
     }
     Ok(())
-}
-
-/// Deletes expired bearer sessions every 10 minutes.
-async fn purge_sessions(db: store::Db) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        match store::accounts::purge_expired_sessions(&db, store::now_ms()).await {
-            Ok(n) if n > 0 => tracing::info!(sessions = n, "expired sessions deleted"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
-        }
-    }
 }
 
 /// A database URL without its password, for printing.

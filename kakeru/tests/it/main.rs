@@ -3,4 +3,5 @@
 
 mod deploy;
 mod metrics;
+mod node;
 mod process;

@@ -1,0 +1,293 @@
+//! A node: one kakeru process and the roles it runs, all over one bus handle ([`AnyBus`]) and one
+//! database ([`store::Db`]).
+//!
+//! - the embedded default (`kakeru api` on SQLite, no `--redis-url`): the in-process bus, the API
+//!   and a control service for every tenant in the same process; the control services write the
+//!   API's wallboard feeds directly.
+//! - production: `kakeru api --redis-url ...` runs the API, which only publishes commands and follows
+//!   the control services' wallboard mirror; `kakeru control` runs the control services.
+//!
+//! A role is a function of a [`RoleCtx`] (the bus, the database, the shutdown signal, the tenants to
+//! serve); adding one is one call, [`Node::spawn_role`]:
+//!
+//! ```ignore
+//! node.spawn_role("dialer", |ctx| dialer::run(ctx.db, ctx.bus, ctx.shutdown));
+//! ```
+//!
+//! Roles that serve every tenant use [`for_each_tenant`], which starts one task per tenant and picks
+//! up tenants created later (checked every [`NodeConfig::tenant_poll`]).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use control::bus::{AnyBus, BusError, MemoryBus, RedisBus, RedisBusConfig};
+use control::service::{supervise, ServiceConfig};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// What a node is given.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// `postgres://...` or `sqlite:FILE`.
+    pub database_url: String,
+    /// `redis://...`: the bus is Redis (shared with other processes); `None`: the in-process bus.
+    pub redis_url: Option<String>,
+    /// Put before every Redis stream and key name (several installations on one Redis, tests).
+    pub redis_prefix: String,
+    /// This process's consumer name in the control groups (stable across restarts of one instance,
+    /// so that its pending entries are taken back at once).
+    pub consumer: String,
+    /// Serve only these tenants (empty: every tenant, new ones included).
+    pub tenants: Vec<u64>,
+    /// How often roles that serve every tenant look for new tenants.
+    pub tenant_poll: Duration,
+}
+
+impl NodeConfig {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "kakeru".into());
+        NodeConfig {
+            database_url: database_url.into(),
+            redis_url: None,
+            redis_prefix: String::new(),
+            consumer: format!("{host}-{}", std::process::id()),
+            tenants: Vec::new(),
+            tenant_poll: Duration::from_secs(3),
+        }
+    }
+}
+
+/// What every role gets.
+#[derive(Clone, Debug)]
+pub struct RoleCtx {
+    pub db: store::Db,
+    /// The node's bus. A task that blocks in reads takes its own handle ([`AnyBus::another`]).
+    pub bus: AnyBus,
+    /// Turns true when the node stops.
+    pub shutdown: watch::Receiver<bool>,
+    pub config: Arc<NodeConfig>,
+}
+
+/// The running roles of one process.
+pub struct Node {
+    ctx: RoleCtx,
+    wallboards: api::wallboard::Wallboards,
+    stop: watch::Sender<bool>,
+    roles: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+impl Node {
+    /// Opens the database (migrating it) and the bus.
+    pub async fn open(config: NodeConfig) -> anyhow::Result<Node> {
+        let db = store::Db::connect(&config.database_url).await.context("opening the database")?;
+        let bus = match &config.redis_url {
+            None => AnyBus::Memory(MemoryBus::default()),
+            Some(url) => {
+                let mut c = RedisBusConfig::new(url.clone());
+                c.prefix = config.redis_prefix.clone();
+                AnyBus::Redis(RedisBus::connect(c).await.context("connecting to Redis")?)
+            }
+        };
+        Ok(Node::with(db, bus, config))
+    }
+
+    /// A node over a database and a bus already open.
+    pub fn with(db: store::Db, bus: AnyBus, config: NodeConfig) -> Node {
+        let (stop, shutdown) = watch::channel(false);
+        Node {
+            ctx: RoleCtx { db, bus, shutdown, config: Arc::new(config) },
+            wallboards: api::wallboard::Wallboards::default(),
+            stop,
+            roles: JoinSet::new(),
+        }
+    }
+
+    pub fn db(&self) -> &store::Db {
+        &self.ctx.db
+    }
+
+    pub fn bus(&self) -> &AnyBus {
+        &self.ctx.bus
+    }
+
+    /// The wallboard feeds of this process (written by its control services or followers, read by
+    /// its API).
+    pub fn wallboards(&self) -> &api::wallboard::Wallboards {
+        &self.wallboards
+    }
+
+    /// Starts a role: `f` gets the node's bus, database and shutdown signal and runs until the
+    /// signal turns true. Its end (or error) is reported by [`Node::run`].
+    pub fn spawn_role<F, Fut>(&mut self, name: &'static str, f: F)
+    where
+        F: FnOnce(RoleCtx) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let fut = f(self.ctx.clone());
+        self.roles.spawn(async move { (name, fut.await) });
+    }
+
+    /// The admin API on `listener`, publishing commands on the node's bus and serving the node's
+    /// wallboard feeds; purges expired sessions every 10 minutes.
+    pub fn spawn_api(&mut self, listener: tokio::net::TcpListener) {
+        let config = api::Config {
+            wallboards: self.wallboards.clone(),
+            commands: control::bus::Publisher::new(self.ctx.bus.clone()),
+            ..api::Config::default()
+        };
+        self.spawn_role("api", move |ctx| async move {
+            let app = api::build(ctx.db.clone(), config);
+            let purge = tokio::spawn(purge_sessions(ctx.db.clone()));
+            let mut stop = ctx.shutdown.clone();
+            let r = api::serve(listener, app, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+            purge.abort();
+            r.context("serving the API")
+        });
+    }
+
+    /// A control service for every tenant (supervised: restarted from storage after a fault). On a
+    /// shared bus (Redis) each also mirrors its wallboard for API processes elsewhere.
+    pub fn spawn_control(&mut self) {
+        let wallboards = self.wallboards.clone();
+        self.spawn_role("control", move |ctx| {
+            for_each_tenant(ctx, move |ctx, tenant| {
+                let wallboards = wallboards.clone();
+                async move {
+                    let mut cfg = ServiceConfig::new(tenant, ctx.config.consumer.clone());
+                    cfg.mirror_wallboard = ctx.bus.is_shared();
+                    let feed = wallboards.feed(tenant).context("too many tenants for one process")?;
+                    let bus = ctx.bus.clone();
+                    let buses = move || {
+                        let bus = bus.clone();
+                        async move { Ok::<_, BusError>([bus.another().await?, bus.another().await?, bus.another().await?]) }
+                    };
+                    supervise(buses, ctx.db.clone(), cfg, feed, ctx.shutdown.clone()).await;
+                    Ok(())
+                }
+            })
+        });
+    }
+
+    /// For an API whose control services run in other processes: follows each tenant's wallboard
+    /// mirror on the bus into this process's feeds.
+    pub fn spawn_wallboard_follower(&mut self) {
+        let wallboards = self.wallboards.clone();
+        self.spawn_role("wallboard", move |ctx| {
+            for_each_tenant(ctx, move |ctx, tenant| {
+                let wallboards = wallboards.clone();
+                async move {
+                    let feed = wallboards.feed(tenant).context("too many tenants for one process")?;
+                    let bus = ctx.bus.another().await.context("a bus connection for the wallboard")?;
+                    let stats = control::wallboard::mirror::follow(bus, tenant, feed, ctx.shutdown.clone()).await;
+                    tracing::info!(tenant, ?stats, "wallboard follower stopped");
+                    Ok(())
+                }
+            })
+        });
+    }
+
+    /// Asks every role to stop.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Runs until `shutdown` completes or a role fails, then stops every role and waits for them.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let mut failed = None;
+        tokio::select! {
+            () = &mut shutdown => {}
+            Some(r) = self.roles.join_next() => failed = Some(r),
+        }
+        self.stop();
+        let mut result = Ok(());
+        let mut note = |r: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>| match r {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(e))) => {
+                tracing::error!(role = name, error = %format!("{e:#}"), "role failed");
+                if result.is_ok() {
+                    result = Err(e.context(format!("the {name} role failed")));
+                }
+            }
+            Err(e) => {
+                if result.is_ok() {
+                    result = Err(anyhow::anyhow!("a role panicked: {e}"));
+                }
+            }
+        };
+        if let Some(r) = failed {
+            note(r);
+        }
+        while let Some(r) = self.roles.join_next().await {
+            note(r);
+        }
+        result
+    }
+}
+
+/// Runs `f` once per tenant (the configured ones, or every tenant in the database, checking for new
+/// ones every `tenant_poll`) until shutdown; then waits for every tenant's task.
+pub async fn for_each_tenant<F, Fut>(ctx: RoleCtx, f: F) -> anyhow::Result<()>
+where
+    F: Fn(RoleCtx, u64) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let mut started = BTreeSet::new();
+    let mut tasks = JoinSet::new();
+    let mut shutdown = ctx.shutdown.clone();
+    let mut poll = tokio::time::interval(ctx.config.tenant_poll);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+            Some(r) = tasks.join_next() => {
+                match r {
+                    Ok((t, Err(e))) => tracing::error!(tenant = t, error = %format!("{e:#}"), "tenant task failed"),
+                    Err(e) => tracing::error!(error = %e, "tenant task panicked"),
+                    Ok(_) => {}
+                }
+                continue;
+            }
+        }
+        let tenants = if ctx.config.tenants.is_empty() {
+            match control::service::tenant_ids(&ctx.db, 100_000).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing tenants failed; retrying");
+                    continue;
+                }
+            }
+        } else {
+            ctx.config.tenants.clone()
+        };
+        for t in tenants {
+            if started.insert(t) {
+                tracing::info!(tenant = t, "serving tenant");
+                let fut = f(ctx.clone(), t);
+                tasks.spawn(async move { (t, fut.await) });
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Deletes expired bearer sessions every 10 minutes.
+async fn purge_sessions(db: store::Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match store::accounts::purge_expired_sessions(&db, store::now_ms()).await {
+            Ok(n) if n > 0 => tracing::info!(sessions = n, "expired sessions deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
+        }
+    }
+}

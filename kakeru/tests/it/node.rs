@@ -1,0 +1,368 @@
+//! The node composition as the binary runs it: the embedded default (`kakeru api` alone runs the
+//! control services, new tenants included), and production's split (`kakeru api --redis-url` and
+//! `kakeru control` in two processes over a real Redis) with the wallboard followed across the
+//! processes, resumable after a reconnect, and the control process killed with SIGKILL while the
+//! API's commands flow.
+
+use std::time::{Duration, Instant};
+
+use control::agent::AgentId;
+use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
+use control::messages::{streams, ShardEvent};
+use serde_json::{json, Value};
+
+use crate::process::Role;
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique(p: &str) -> String {
+    format!("{p}{}x{}", std::process::id(), store::now_ms())
+}
+
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub async fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(m, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub async fn ok(&self, token: Option<&str>, method: &str, path: &str, body: Option<Value>, want: u16) -> Value {
+        let (s, v) = self.call(token, method, path, body).await;
+        assert_eq!(s, want, "{method} {path}: {v}");
+        v
+    }
+
+    pub async fn login(&self, tenant: &str, login: &str, password: &str) -> String {
+        let v = self
+            .ok(None, "POST", "/auth/login", Some(json!({"tenant": tenant, "login": login, "password": password})), 200)
+            .await;
+        v["token"].as_str().expect("token").to_owned()
+    }
+
+    /// An OP with a phone in a running call job's dialing group: (OP token, OP id, job id).
+    pub async fn floor(&self, tenant: &str, mgr: &str) -> (String, i64, i64) {
+        let m = Some(mgr);
+        let op = self
+            .ok(
+                m,
+                "POST",
+                "/users",
+                Some(json!({"login": "op1", "display_name": "op1", "role": "OP", "password": "op-password"})),
+                201,
+            )
+            .await["id"]
+            .as_i64()
+            .expect("op id");
+        self.ok(
+            m,
+            "POST",
+            "/phones",
+            Some(json!({"sip_username": "op1", "password": "phone-password", "user_id": op})),
+            201,
+        )
+        .await;
+        let c = self
+            .ok(
+                m,
+                "POST",
+                "/campaigns",
+                Some(json!({"name": unique("c"), "business_start": "00:00", "business_end": "23:59"})),
+                201,
+            )
+            .await["id"]
+            .as_i64()
+            .expect("campaign");
+        let b = self
+            .ok(m, "POST", "/batches", Some(json!({"campaign_id": c, "name": "b", "start_date": "2026-11-01"})), 201)
+            .await["id"]
+            .as_i64()
+            .expect("batch");
+        let l = self.ok(m, "POST", "/lists", Some(json!({"batch_id": b, "name": "l"})), 201).await["id"]
+            .as_i64()
+            .expect("list");
+        let g = self.ok(m, "POST", "/dialing-groups", Some(json!({"name": unique("g")})), 201).await["id"]
+            .as_i64()
+            .expect("group");
+        self.ok(m, "PUT", &format!("/dialing-groups/{g}/agents"), Some(json!({"user_ids": [op]})), 200).await;
+        let j = self
+            .ok(
+                m,
+                "POST",
+                "/call-jobs",
+                Some(json!({"campaign_id": c, "dialing_group_id": g, "name": "j", "list_ids": [l]})),
+                201,
+            )
+            .await["id"]
+            .as_i64()
+            .expect("job");
+        self.ok(m, "POST", &format!("/call-jobs/{j}/start"), None, 200).await;
+        (self.login(tenant, "op1", "op-password").await, op, j)
+    }
+
+    /// Polls `GET /agents/{id}` until the state is `state`.
+    pub async fn until_state(&self, token: &str, agent: i64, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.ok(Some(token), "GET", &format!("/agents/{agent}"), None, 200).await;
+            if v["state"] == state {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "agent {agent} never {state}: {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A server-sent-events reader.
+pub struct Sse {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+/// One event: (id, event name, data).
+pub type SseEvent = (String, String, Value);
+
+impl Sse {
+    pub async fn open(api: &Api, token: &str, last_event_id: Option<&str>) -> Sse {
+        let mut req = api
+            .http
+            .get(format!("{}/wallboard/stream", api.base))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.expect("stream");
+        assert_eq!(resp.status().as_u16(), 200);
+        Sse { resp, buf: String::new() }
+    }
+
+    /// The next event, within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if event.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some((id, event, serde_json::from_str(&data).expect("event data is JSON")));
+            }
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Events until one satisfies `f` (within `within` in all).
+    pub async fn until(&mut self, within: Duration, f: impl Fn(&SseEvent) -> bool) -> SseEvent {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let e = self.next(left).await.expect("no matching event in time");
+            if f(&e) {
+                return e;
+            }
+        }
+    }
+}
+
+fn agent_change(agent: i64, state: &'static str) -> impl Fn(&SseEvent) -> bool {
+    move |(_, event, data)| {
+        event == "change"
+            && data["tile"] == "agent"
+            && data["agent_id"].as_i64() == Some(agent)
+            && data["state"]["state"] == state
+    }
+}
+
+async fn start_api(args: &[&str], env: &[(&str, &str)]) -> (Role, Api, String) {
+    let mut all = vec!["api", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut p = Role::start(&all, env);
+    let base = p.url_after("listening on");
+    let login = p.wait_line("\"password\":\"");
+    let password = login.split("\"password\":\"").nth(1).and_then(|s| s.split('"').next()).expect("password");
+    let api = Api { base, http: reqwest::Client::new() };
+    let mgr = api.login("demo", "admin", password).await;
+    (p, api, mgr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_api_runs_control_for_every_tenant_new_ones_included() {
+    let (mut p, api, mgr) = start_api(&[], &[]).await;
+    p.wait_line("embedded: control service in this process");
+    let (op, op_id, job) = api.floor("demo", &mgr).await;
+    api.ok(Some(&op), "POST", "/agent/session", Some(json!({"call_job_id": job})), 202).await;
+    api.until_state(&op, op_id, "ringing").await;
+    // The wallboard is fed in the same process.
+    let w = api.ok(Some(&mgr), "GET", "/wallboard", None, 200).await;
+    assert!(w["agents"].as_array().unwrap().iter().any(|a| a["agent_id"].as_i64() == Some(op_id)), "{w}");
+
+    // A tenant created while the node runs is served without a restart.
+    let db_url = p.database_url();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kakeru"))
+        .args(["tenant", "--code", "late", "--name", "late"])
+        .env("DATABASE_URL", &db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("kakeru tenant");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let password = text.split("password=").nth(1).map(str::trim).expect("the new tenant's password").to_owned();
+    let late_mgr = api.login("late", "admin", &password).await;
+    let (late_op, late_id, late_job) = api.floor("late", &late_mgr).await;
+    api.ok(Some(&late_op), "POST", "/agent/session", Some(json!({"call_job_id": late_job})), 202).await;
+    api.until_state(&late_op, late_id, "ringing").await;
+    api.ok(Some(&late_op), "DELETE", "/agent/session", None, 202).await;
+    api.until_state(&late_op, late_id, "offline").await;
+}
+
+async fn shard_event(bus: &RedisBus, tenant: u64, e: ShardEvent) {
+    let env = Envelope::new(tenant, 0, &e).expect("encode");
+    bus.publish(&streams::shard_events(tenant), &env).await.expect("publish");
+}
+
+async fn tenant_id(api: &Api, token: &str) -> u64 {
+    api.ok(Some(token), "GET", "/me", None, 200).await["tenant_id"].as_u64().expect("tenant id")
+}
+
+async fn delete_prefix(prefix: &str) {
+    let client = redis::Client::open(redis_url()).expect("redis url");
+    let mut c = client.get_multiplexed_async_connection().await.expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut c).await.unwrap_or_default();
+    for k in keys {
+        let _: Result<(), _> = redis::cmd("DEL").arg(k).query_async(&mut c).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_and_control_in_two_processes_over_redis() {
+    let redis = redis_url();
+    let mut probe = RedisBusConfig::new(redis.clone());
+    probe.retry_max_attempts = 2;
+    if RedisBus::connect(probe).await.is_err() {
+        eprintln!("SKIPPED: no Redis at {redis}");
+        return;
+    }
+    let prefix = format!("{}:", unique("test:node:"));
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite:{}/kakeru.db", dir.path().display());
+    let env = [("DATABASE_URL", db.as_str())];
+    let (mut p, api, mgr) = start_api(&["--redis-url", &redis, "--redis-prefix", &prefix], &env).await;
+    p.wait_line("bus on Redis");
+    let control_args =
+        ["control", "--redis-url", redis.as_str(), "--redis-prefix", prefix.as_str(), "--consumer", "node-test"];
+    let mut control = Role::start(&control_args, &env);
+    control.wait_line("serving every tenant");
+    let tenant = tenant_id(&api, &mgr).await;
+    let (op, op_id, job) = api.floor("demo", &mgr).await;
+    let mut bus_cfg = RedisBusConfig::new(redis.clone());
+    bus_cfg.prefix = prefix.clone();
+    let bus = RedisBus::connect(bus_cfg).await.expect("redis");
+
+    // The wallboard stream of the API, fed from the control process.
+    let mut sse = Sse::open(&api, &mgr, None).await;
+    let (_, event, _) = sse.next(Duration::from_secs(10)).await.expect("the first event");
+    assert_eq!(event, "snapshot");
+    api.ok(Some(&op), "POST", "/agent/session", Some(json!({"call_job_id": job})), 202).await;
+    api.until_state(&op, op_id, "ringing").await;
+    let (ringing_id, _, _) = sse.until(Duration::from_secs(10), agent_change(op_id, "ringing")).await;
+
+    // Event to browser: the agent leg comes up (a shard event on Redis), the SSE change follows
+    // within a second.
+    let t0 = Instant::now();
+    shard_event(&bus, tenant, ShardEvent::AgentLegUp { agent_id: AgentId(op_id as u64), shard: 0 }).await;
+    let (ready_id, _, _) = sse.until(Duration::from_secs(5), agent_change(op_id, "ready")).await;
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(1), "shard event to SSE change took {took:?}");
+    eprintln!("shard event -> control process -> Redis -> API process -> SSE: {took:?}");
+    drop(sse);
+
+    // A browser that reconnects with the id it had gets what it missed, not a snapshot.
+    let mut again = Sse::open(&api, &mgr, Some(&ringing_id)).await;
+    let (id, event, data) = again.next(Duration::from_secs(5)).await.expect("the replay");
+    assert_eq!(event, "change", "{data}");
+    assert!(id.parse::<u64>().unwrap() > ringing_id.parse::<u64>().unwrap());
+    let replayed = again.until(Duration::from_secs(5), |(id, _, _)| *id == ready_id).await;
+    assert_eq!(replayed.2["state"]["state"], "ready");
+    drop(again);
+
+    // kill -9 of the control process while the API's commands flow: nothing lost, nothing twice.
+    let reason =
+        api.ok(Some(&mgr), "GET", "/pause-reasons", None, 200).await["items"][0]["id"].as_i64().expect("reason");
+    const CYCLES: usize = 30;
+    for i in 0..CYCLES {
+        api.ok(Some(&op), "POST", "/agent/pause", Some(json!({"reason_id": reason})), 202).await;
+        api.ok(Some(&op), "POST", "/agent/ready", None, 202).await;
+        if i == CYCLES / 3 || i == 2 * CYCLES / 3 {
+            drop(control); // SIGKILL
+            control = Role::start(&control_args, &env);
+        }
+    }
+    api.until_state(&op, op_id, "ready").await;
+    let sql_db = store::Db::connect(&db).await.expect("db");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let count = |sql: &'static str| {
+        let pool = sql_db.pool.clone();
+        async move {
+            let r = store::sqlx::query(sql).bind(op_id).fetch_one(&pool).await.expect("count");
+            store::sqlx::Row::try_get::<i64, _>(&r, 0).expect("n")
+        }
+    };
+    // login, leg up, then one pause and one go-ready per cycle.
+    let want = 2 + 2 * CYCLES as i64;
+    loop {
+        let n = count("SELECT COUNT(*) FROM agent_transitions WHERE agent_user_id = $1").await;
+        if n >= want || Instant::now() > deadline {
+            assert_eq!(n, want, "one transition per command, none twice");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dup = count(
+        "SELECT COUNT(*) FROM (SELECT message_id FROM agent_transitions WHERE agent_user_id = $1 GROUP BY message_id HAVING COUNT(*) > 1) d",
+    )
+    .await;
+    assert_eq!(dup, 0);
+    // And the wallboard in the API caught up with the restarted control process.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let w = api.ok(Some(&mgr), "GET", "/wallboard", None, 200).await;
+        let a = w["agents"].as_array().unwrap().iter().find(|a| a["agent_id"].as_i64() == Some(op_id)).cloned();
+        if a.as_ref().is_some_and(|a| a["state"]["state"] == "ready") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the API's wallboard never caught up: {a:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(control);
+    drop(p);
+    delete_prefix(&prefix).await;
+}
