@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod recordings;
 pub mod resource;
 pub mod resources;
+pub mod ui;
 pub mod wallboard;
 
 use std::sync::Arc;
@@ -175,6 +176,7 @@ pub fn build(db: Db, config: Config) -> Router {
         .route("/docs", get(openapi::docs_page))
         .route("/healthz", get(|| async { "ok" }))
         .merge(telemetry::router())
+        .merge(ui::router())
         .fallback(|| async { error::ApiError::not_found() })
         .layer(axum::middleware::from_fn(telemetry::http::track))
         .with_state(state)

@@ -21,14 +21,24 @@
 //! each feed in step with control's mirror on Redis (started by the node, see `kakeru::node`).
 //!
 //! Roles: MGR and SV see every tile; OP sees only their own agent tile; BIZ and BY get 403.
+//!
+//! Authentication of the stream: a browser's `EventSource` cannot send an `Authorization` header,
+//! and a bearer token in a URL would end up in access logs and browser history for its whole 12 h
+//! life. So the stream also accepts `?ticket=`: a ticket from `POST /wallboard/tickets` (bearer
+//! authenticated, same roles) is single-use, lives 30 s, stands for the session that asked for it
+//! (and dies with it at logout), and is stored only as a hash (`store::stream_tickets`), so any API
+//! host can redeem it. The role and tenant checks run on the ticket's session exactly as for a bearer.
+//! A page whose stream drops asks for a new ticket and reconnects with `last_event_id` (an
+//! EventSource's own retry would reuse the spent ticket and be refused with 401).
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Json;
@@ -40,7 +50,7 @@ use store::accounts::Role;
 use store::sqlx::Row;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::auth::Auth;
+use crate::auth::{bearer, Auth};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, Op, Registry};
 
@@ -48,6 +58,91 @@ use crate::{AppState, Op, Registry};
 const MAX_TENANTS: usize = 10_000;
 
 const ROLES: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
+
+const STREAM_CLIENTS: &str = "kakeru_wallboard_stream_clients";
+const TICKETS_TOTAL: &str = "kakeru_wallboard_stream_tickets_total";
+
+fn describe_metrics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        metrics::describe_gauge!(STREAM_CLIENTS, "Open wallboard SSE streams in this API process.");
+        metrics::describe_counter!(
+            TICKETS_TOTAL,
+            "Wallboard stream tickets by result: issued, redeemed, refused (unknown, used or expired)."
+        );
+    });
+}
+
+fn count_ticket(result: &'static str) {
+    metrics::counter!(TICKETS_TOTAL, "result" => result).increment(1);
+}
+
+/// The caller of the stream: a bearer token, or else a stream ticket in `?ticket=`.
+struct StreamAuth(Auth);
+
+impl FromRequestParts<AppState> for StreamAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if bearer(&parts.headers).is_some() {
+            return Auth::from_request_parts(parts, state).await.map(StreamAuth);
+        }
+        let query = parts.uri.query().unwrap_or("");
+        let ticket = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "ticket").map(|(_, v)| v));
+        let Some(ticket) = ticket.filter(|t| !t.is_empty() && t.len() <= 256) else {
+            return Err(ApiError::unauthorized());
+        };
+        match store::stream_tickets::redeem(&state.db, &ticket, store::now_ms()).await? {
+            Some(p) => {
+                count_ticket("redeemed");
+                Ok(StreamAuth(Auth(p)))
+            }
+            None => {
+                count_ticket("refused");
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the stream ticket is unknown, already used or expired: ask POST /wallboard/tickets for a new one",
+                )
+                .with_field("ticket"))
+            }
+        }
+    }
+}
+
+/// `POST /wallboard/tickets`: a single-use ticket for `GET /wallboard/stream?ticket=`.
+async fn ticket(
+    State(st): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    scope(&auth)?;
+    let token = bearer(&headers).ok_or_else(ApiError::unauthorized)?;
+    let now = store::now_ms();
+    match store::stream_tickets::issue(&st.db, token, auth.tenant(), now).await? {
+        Ok((ticket, expires_at)) => {
+            count_ticket("issued");
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({
+                    "ticket": ticket,
+                    "expires_at": store::tenancy::local_rfc3339(auth.tz(), expires_at),
+                    "expires_in_ms": expires_at - now,
+                })),
+            ))
+        }
+        Err(store::stream_tickets::IssueRefused::TooMany) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_tickets",
+            format!(
+                "this session holds {} unused stream tickets: use one or wait 30 s",
+                store::stream_tickets::MAX_LIVE_PER_SESSION
+            ),
+        )),
+    }
+}
 
 /// The wallboard feeds of the tenants, shared by the API and, in the embedded default, the control
 /// services running in the same process (each writes its tenant's feed).
@@ -176,11 +271,12 @@ struct Streamer {
     last_seq: u64,
     /// `false`: send what is queued (the snapshot or the replay) and end.
     live: bool,
+    _gauge: Option<telemetry::GaugeGuard>,
 }
 
 async fn stream(
     State(st): State<AppState>,
-    auth: Auth,
+    StreamAuth(auth): StreamAuth,
     headers: HeaderMap,
     q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
@@ -218,7 +314,8 @@ async fn stream(
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
-    let s = Streamer { scope, feed, rx: sub.rx, queued, last_seq, live };
+    let _gauge = live.then(|| telemetry::GaugeGuard::new(STREAM_CLIENTS));
+    let s = Streamer { scope, feed, rx: sub.rx, queued, last_seq, live, _gauge };
     let body = futures::stream::unfold(s, |mut s| async move {
         loop {
             if let Some(e) = s.queued.pop_front() {
@@ -267,6 +364,7 @@ fn op(path: &str, summary: &str, content: &'static str, schema: serde_json::Valu
 
 /// Registers the wallboard endpoints.
 pub fn mount(reg: &mut Registry) {
+    describe_metrics();
     let tile = json!({"type": "object", "description": "An agent tile (agent_id, state, since_ms, campaign_id, dialing_group_id, calls_today, last_call_ms), or the figures of a campaign (campaign_id), a dialing group (dialing_group_id) or the tenant: waiting, longest_waiting_since_ms, talking_calls, agents_by_state, longest_in_state_since_ms, agents_online, agents_total, calls_today, today, last_24h, last_30d (answered, connected, abandoned, answer_rate, abandon_rate), series_5min, dials_in_flight, dial_level, predicted_abandon_rate, remaining_leads, dialer_at_ms."});
     let snap = json!({"type": "object", "required": ["seq", "agents", "campaigns", "groups"], "properties": {
         "seq": {"type": "integer", "description": "The last change included; resume the stream after it."},
@@ -290,10 +388,31 @@ pub fn mount(reg: &mut Registry) {
         "text/event-stream",
         json!({"type": "string"}),
     );
-    o.query = vec![(
-        "last_event_id".to_string(),
-        json!({"type": "integer", "minimum": 0}),
-        "Resume after this event id (as the Last-Event-ID header).".to_string(),
-    )];
+    o.query = vec![
+        (
+            "last_event_id".to_string(),
+            json!({"type": "integer", "minimum": 0}),
+            "Resume after this event id (as the Last-Event-ID header).".to_string(),
+        ),
+        (
+            "ticket".to_string(),
+            json!({"type": "string", "maxLength": 256}),
+            "A stream ticket from POST /wallboard/tickets, for clients that cannot send a bearer header (EventSource). Single-use, valid 30 s.".to_string(),
+        ),
+    ];
     reg.add(o, get(stream));
+    let mut o = op(
+        "/wallboard/tickets",
+        "A single-use stream ticket (valid 30 s) for GET /wallboard/stream?ticket=..., for an EventSource, which cannot send the bearer header. It stands for this session: logging out voids it.",
+        "application/json",
+        json!({"type": "object", "required": ["ticket", "expires_at", "expires_in_ms"], "properties": {
+            "ticket": {"type": "string"},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "expires_in_ms": {"type": "integer"},
+        }}),
+    );
+    o.method = "post";
+    o.response.0 = 201;
+    o.errors = vec![401, 403, 429];
+    reg.add(o, axum::routing::post(ticket));
 }

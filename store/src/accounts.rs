@@ -192,13 +192,18 @@ pub async fn login(
 
 /// Resolves a bearer token; expired tokens and tokens of disabled users resolve to nothing.
 pub async fn authenticate(db: &Db, token: &str, now_ms: i64) -> Result<Option<Principal>> {
+    authenticate_session(db, &token_hash(token), now_ms).await
+}
+
+/// Resolves a session by the SHA-256 of its token (as stored).
+pub async fn authenticate_session(db: &Db, session_hash: &str, now_ms: i64) -> Result<Option<Principal>> {
     let row = sqlx::query(
         "SELECT u.id, u.tenant_id, u.role, u.login, u.disabled, t.time_zone, t.history_retention_days
          FROM sessions s JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id
          JOIN tenants t ON t.id = s.tenant_id
          WHERE s.token_hash = $1 AND s.expires_at > $2",
     )
-    .bind(token_hash(token))
+    .bind(session_hash)
     .bind(now_ms)
     .fetch_optional(&db.pool)
     .await?;

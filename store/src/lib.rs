@@ -15,6 +15,7 @@ pub mod leads;
 pub mod recordings;
 pub mod records;
 pub mod seed;
+pub mod stream_tickets;
 pub mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;

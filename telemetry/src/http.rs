@@ -55,29 +55,13 @@ pub fn status_class(status: u16) -> &'static str {
     }
 }
 
-/// Decrements the in-flight gauge also when the handler's future is dropped (client gone).
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> Self {
-        metrics::gauge!(REQUESTS_IN_FLIGHT).increment(1.0);
-        InFlight
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        metrics::gauge!(REQUESTS_IN_FLIGHT).decrement(1.0);
-    }
-}
-
 /// The middleware: `router.layer(axum::middleware::from_fn(telemetry::http::track))`.
 pub async fn track(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
     let start = Instant::now();
-    let _in_flight = InFlight::enter();
+    let _in_flight = crate::GaugeGuard::new(REQUESTS_IN_FLIGHT);
     let resp = next.run(req).await;
     let class = status_class(resp.status().as_u16());
     metrics::counter!(REQUESTS_TOTAL, "method" => method, "route" => route.clone(), "status_class" => class)

@@ -76,6 +76,24 @@ fn describe_process(role: &str) {
     metrics::gauge!("kakeru_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role.to_owned()).set(1.0);
 }
 
+/// Counts one thing in a gauge while the guard lives (an open request, an open stream): +1 now, -1
+/// when dropped, also when the future holding it is dropped half-way.
+#[derive(Debug)]
+pub struct GaugeGuard(&'static str);
+
+impl GaugeGuard {
+    pub fn new(gauge: &'static str) -> Self {
+        metrics::gauge!(gauge).increment(1.0);
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        metrics::gauge!(self.0).decrement(1.0);
+    }
+}
+
 /// `GET /metrics` over the installed recorder.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/metrics", get(render))

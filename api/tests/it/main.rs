@@ -2,7 +2,9 @@
 
 mod access;
 mod agents;
+mod browser;
 mod harness;
 mod imports;
 mod model;
 mod recordings;
+mod wallboard;
