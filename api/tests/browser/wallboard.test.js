@@ -321,6 +321,7 @@ async function load() {
   await page.screenshot({ path: shot });
   log(`SCREENSHOT ${shot}`);
   const bound = FIX.bounds;
+  assert.ok(result.frame_ms_p50 <= bound.frame_ms_p50, `median frame ${result.frame_ms_p50} ms > ${bound.frame_ms_p50} ms`);
   assert.ok(result.frame_ms_p95 <= bound.frame_ms_p95, `p95 frame ${result.frame_ms_p95} ms > ${bound.frame_ms_p95} ms`);
   assert.ok(result.long_task_ms_max <= bound.long_task_ms_max, `a long task of ${result.long_task_ms_max} ms > ${bound.long_task_ms_max} ms`);
   assert.deepEqual(problems, [], 'no page errors');

@@ -460,9 +460,10 @@ async fn wallboard_stays_smooth_with_1000_agents() {
         "tenant": "load",
         "sv": {"login": login_of(Role::Sv), "password": password(Role::Sv)},
         "agent_count": AGENTS,
-        // Bounds for the page under the burst, in a software-rendered headless Chromium on a shared
-        // 2-core machine (frame = the interval between animation frames).
-        "bounds": {"frame_ms_p95": 50.0, "long_task_ms_max": 250.0},
+        // Bounds for the page under the burst, in a software-rendered headless Chromium on a 2-core
+        // machine (frame = the interval between animation frames; 16.7 ms is 60 fps): the median
+        // frame stays at 60 fps, 95% of frames within 100 ms, no task blocks the page for 250 ms.
+        "bounds": {"frame_ms_p50": 20.0, "frame_ms_p95": 100.0, "long_task_ms_max": 250.0},
     });
     let mut b = Browser::start("load", &app.base, &fixture);
     while let Some(step) = b.next_step().await {
