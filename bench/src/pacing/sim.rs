@@ -144,6 +144,8 @@ enum Outcome {
 struct Call {
     launched_ms: u64,
     outcome: Outcome,
+    /// Index in `Sim::ring_launched` / `Sim::ring_slot`.
+    pos: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +176,10 @@ struct Sim<'p> {
     svc_rng: ChaCha8Rng,
     calls: Vec<Option<Call>>,
     free_slots: Vec<u32>,
-    ringing: usize,
+    /// The ringing calls, compact (swap-removed on resolve): launch times and
+    /// slots, so that a tick reads only calls in flight.
+    ring_launched: Vec<u64>,
+    ring_slot: Vec<u32>,
     queue: VecDeque<(u64, u64)>,
     next_customer: u64,
     agents: Vec<Agent>,
@@ -199,7 +204,8 @@ pub fn simulate(cfg: &SimConfig, pacer: &mut dyn Pacer) -> SimResult {
         svc_rng: ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(2).wrapping_add(2)),
         calls: Vec::new(),
         free_slots: Vec::new(),
-        ringing: 0,
+        ring_launched: Vec::new(),
+        ring_slot: Vec::new(),
         queue: VecDeque::new(),
         next_customer: 0,
         agents: vec![
@@ -385,9 +391,7 @@ impl Sim<'_> {
         }
         let now = self.now;
         self.ages.clear();
-        for c in self.calls.iter().flatten() {
-            self.ages.push(now - c.launched_ms);
-        }
+        self.ages.extend(self.ring_launched.iter().map(|t| now - t));
         self.views.clear();
         for ag in &self.agents {
             let state = match ag.state {
@@ -403,7 +407,7 @@ impl Sim<'_> {
             FloorView { ringing_ages_ms: &self.ages, waiting_customers: self.queue.len() as u32, agents: &self.views };
         let d = self.pacer.decide(now, &floor);
         // Bound: never more than 100 lines per agent in flight.
-        let launch = d.launch.min((self.cfg.agents * 100).saturating_sub(self.ringing as u32));
+        let launch = d.launch.min((self.cfg.agents * 100).saturating_sub(self.ring_slot.len() as u32));
         for _ in 0..launch {
             self.launch();
         }
@@ -438,7 +442,7 @@ impl Sim<'_> {
         } else {
             (Outcome::RingOut, timeout)
         };
-        let call = Call { launched_ms: self.now, outcome };
+        let call = Call { launched_ms: self.now, outcome, pos: self.ring_slot.len() as u32 };
         let slot = match self.free_slots.pop() {
             Some(s) => {
                 self.calls[s as usize] = Some(call);
@@ -449,7 +453,8 @@ impl Sim<'_> {
                 (self.calls.len() - 1) as u32
             }
         };
-        self.ringing += 1;
+        self.ring_launched.push(self.now);
+        self.ring_slot.push(slot);
         self.push(self.now + ms(after_s), Ev::Resolve(slot));
     }
 
@@ -459,7 +464,14 @@ impl Sim<'_> {
             return;
         };
         self.free_slots.push(slot);
-        self.ringing -= 1;
+        let pos = call.pos as usize;
+        self.ring_launched.swap_remove(pos);
+        self.ring_slot.swap_remove(pos);
+        if let Some(&moved) = self.ring_slot.get(pos) {
+            if let Some(c) = self.calls[moved as usize].as_mut() {
+                c.pos = pos as u32;
+            }
+        }
         let after = self.now - call.launched_ms;
         match call.outcome {
             Outcome::Live => {
@@ -526,7 +538,7 @@ impl Sim<'_> {
     /// After shift end, once no call is ringing or waiting, free agents log
     /// out; busy ones log out when their wrap-up ends.
     fn maybe_log_out_all(&mut self) {
-        if self.shift_open || self.ringing > 0 || !self.queue.is_empty() {
+        if self.shift_open || !self.ring_slot.is_empty() || !self.queue.is_empty() {
             return;
         }
         let now = self.now;

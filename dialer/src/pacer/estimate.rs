@@ -214,6 +214,12 @@ impl OutcomeModel {
         self.fail_fast.min(self.fail_slow)
     }
 
+    /// How far the recent failure share (the last ~60 calls) runs above the
+    /// long-run one: near 0 normally, towards 0.7 in a carrier outage.
+    pub fn fail_surge(&self) -> f64 {
+        (self.fail_fast - self.fail_slow).max(0.0)
+    }
+
     /// Recomputes the cumulative tables (call every few seconds).
     pub fn refresh(&mut self) {
         let f = self.fail_share();

@@ -37,6 +37,13 @@ impl LedgerCounts {
     }
 }
 
+fn sum<'a>(it: impl Iterator<Item = &'a LedgerCounts>) -> LedgerCounts {
+    it.fold(LedgerCounts::default(), |a, c| LedgerCounts {
+        live: a.live + c.live,
+        abandoned: a.abandoned + c.abandoned,
+    })
+}
+
 /// Per-campaign record of live answers and abandons, bounded: 1,440 minute
 /// buckets and 30 day buckets.
 #[derive(Clone, Debug)]
@@ -88,28 +95,23 @@ impl ComplianceLedger {
 
     /// Counts over `window` as of `now_ms`.
     pub fn counts(&self, now_ms: u64, window: LedgerWindow) -> LedgerCounts {
-        let sum = |it: &mut dyn Iterator<Item = &LedgerCounts>| {
-            it.fold(LedgerCounts::default(), |a, c| LedgerCounts {
-                live: a.live + c.live,
-                abandoned: a.abandoned + c.abandoned,
-            })
-        };
-        let minute = now_ms / MINUTE_MS;
         let day = self.day_index(now_ms);
         match window {
-            LedgerWindow::LastHour => {
-                sum(&mut self.minutes.iter().filter(|(m, _)| *m <= minute && minute - m < 60).map(|(_, c)| c))
-            }
-            LedgerWindow::Rolling24h => sum(&mut self
-                .minutes
-                .iter()
-                .filter(|(m, _)| *m <= minute && minute - m < MINUTES_PER_DAY as u64)
-                .map(|(_, c)| c)),
-            LedgerWindow::Today => sum(&mut self.days.iter().filter(|(d, _)| *d == day).map(|(_, c)| c)),
+            LedgerWindow::LastHour => self.last_minutes(now_ms, 60),
+            LedgerWindow::Rolling24h => self.last_minutes(now_ms, MINUTES_PER_DAY as u64),
+            LedgerWindow::Today => sum(self.days.iter().filter(|(d, _)| *d == day).map(|(_, c)| c)),
             LedgerWindow::Rolling30d => {
-                sum(&mut self.days.iter().filter(|(d, _)| *d <= day && day - d < DAYS_KEPT as u64).map(|(_, c)| c))
+                sum(self.days.iter().filter(|(d, _)| *d <= day && day - d < DAYS_KEPT as u64).map(|(_, c)| c))
             }
         }
+    }
+
+    /// Counts over the last `minutes` minutes (the current one included;
+    /// at most 1,440).
+    pub fn last_minutes(&self, now_ms: u64, minutes: u64) -> LedgerCounts {
+        let minute = now_ms / MINUTE_MS;
+        let n = minutes.min(MINUTES_PER_DAY as u64);
+        sum(self.minutes.iter().filter(|(m, _)| *m <= minute && minute - m < n).map(|(_, c)| c))
     }
 
     /// Per-day counts of the last 30 days, oldest first.
@@ -127,31 +129,72 @@ impl ComplianceLedger {
     }
 }
 
-/// "Abandoned customers are not redialled within 72 h unless an agent is
-/// guaranteed" (configurable per campaign).
+/// The no-redial rule (再発信禁止): "abandoned customers are not redialled
+/// within 72 h unless an agent is guaranteed", per campaign.
+///
+/// How the dialer uses it:
+/// - keep, per lead, the time of its last abandon (the [`PacerEvent::Abandoned`]
+///   of a call to it; `None` if never);
+/// - when selecting leads for predictive calls, leave out those abandoned
+///   after [`RedialRule::abandoned_after_ms`]`(now)`, e.g. `WHERE
+///   last_abandoned_ms IS NULL OR last_abandoned_ms <= ?` (the query bound is
+///   `None` when the rule is off: no filter);
+/// - before each dial, [`RedialRule::may_dial`] answers for one lead;
+///   [`RedialRule::not_before_ms`] tells a recall schedule when it may be.
+///
+/// An agent is *guaranteed* when the call is placed with an agent already
+/// reserved for it and waiting: preview, progressive (one call per reserved
+/// ready agent), a recall assigned to an agent. Predictive calls never are.
+///
+/// [`PacerEvent::Abandoned`]: super::PacerEvent::Abandoned
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RedialRule {
     pub enabled: bool,
     pub hold_off_ms: u64,
 }
 
+/// The rule's default hold-off: 72 hours.
+pub const DEFAULT_REDIAL_HOLD_OFF_MS: u64 = 72 * 3_600_000;
+
 impl Default for RedialRule {
     fn default() -> Self {
-        RedialRule { enabled: true, hold_off_ms: 72 * 3_600_000 }
+        RedialRule { enabled: true, hold_off_ms: DEFAULT_REDIAL_HOLD_OFF_MS }
     }
 }
 
 impl RedialRule {
+    /// The rule as a campaign sets it: on or off, and the hold-off in hours
+    /// (72 by default).
+    pub fn new(enabled: bool, hold_off_hours: u32) -> Self {
+        RedialRule { enabled, hold_off_ms: u64::from(hold_off_hours) * 3_600_000 }
+    }
+
     /// May the dialer call this lead now? `last_abandoned_ms`: when the lead
     /// was last abandoned, if ever. `agent_guaranteed`: the call is placed
-    /// with an agent already reserved for it (preview, progressive with a
-    /// nailed-up free agent, a callback assigned to an agent).
+    /// with an agent already reserved for it (see the type's docs).
     pub fn may_dial(&self, now_ms: u64, last_abandoned_ms: Option<u64>, agent_guaranteed: bool) -> bool {
         match last_abandoned_ms {
             _ if !self.enabled || agent_guaranteed => true,
             None => true,
             Some(t) => now_ms.saturating_sub(t) >= self.hold_off_ms,
         }
+    }
+
+    /// Earliest time a lead abandoned at `abandoned_ms` may be dialled
+    /// without an agent guaranteed (`abandoned_ms` itself when the rule is off).
+    pub fn not_before_ms(&self, abandoned_ms: u64) -> u64 {
+        if self.enabled {
+            abandoned_ms.saturating_add(self.hold_off_ms)
+        } else {
+            abandoned_ms
+        }
+    }
+
+    /// Lead selection bound for predictive calls at `now_ms`: leads last
+    /// abandoned *after* the returned time must be left out; `None` when the
+    /// rule is off.
+    pub fn abandoned_after_ms(&self, now_ms: u64) -> Option<u64> {
+        self.enabled.then(|| now_ms.saturating_sub(self.hold_off_ms))
     }
 }
 
@@ -197,5 +240,16 @@ mod tests {
         assert!(r.may_dial(t + 72 * H, Some(t), false));
         let off = RedialRule { enabled: false, ..r };
         assert!(off.may_dial(t + H, Some(t), false));
+        // The campaign's form, the recall bound and the selection bound agree
+        // with may_dial.
+        assert_eq!(RedialRule::new(true, 72), r);
+        assert_eq!(r.not_before_ms(t), t + 72 * H);
+        let now = 1_000 * H;
+        let bound = r.abandoned_after_ms(now).unwrap();
+        for abandoned in [0, now - 100 * H, bound, bound + 1, now - H, now] {
+            assert_eq!(r.may_dial(now, Some(abandoned), false), abandoned <= bound, "abandoned at {abandoned}");
+        }
+        assert_eq!(off.abandoned_after_ms(now), None);
+        assert_eq!(off.not_before_ms(t), t);
     }
 }

@@ -11,14 +11,72 @@
 //! Policies: [`PreviewPacer`] (never launches by itself), [`ProgressivePacer`]
 //! (one call per free agent), [`FixedRatioPacer`] (channels per ready agent) and
 //! [`PredictivePacer`] (model-based, steers the campaign's service level).
+//!
+//! # Driving a pacer
+//!
+//! One pacer per campaign and dialing group (its compliance ledger is the
+//! campaign's when the campaign dials through one group), created from the
+//! campaign's settings with [`PredictiveConfig::for_campaign`]
+//! (`abandon_target_pct`, `ring_timeout_s`, the tenant's UTC offset). The
+//! driver owns it (one task or shard; the pacer is not `Sync`-shared) and:
+//!
+//! 1. **Reports every event of the group's calls, as it happens**, with the
+//!    time it happened as `now_ms` (Unix ms if the ledger's days should be
+//!    local days: see `local_offset_ms`):
+//!    - [`PacerEvent::Launched`] when a call is sent to the carrier (INVITE
+//!      out);
+//!    - exactly one resolution per launched call, with its time since launch:
+//!      [`PacerEvent::AnsweredLive`] (a person: after answering-machine
+//!      detection, if any, when the call is handed to the agent queue),
+//!      [`PacerEvent::AnsweredMachine`], [`PacerEvent::Failed`] (busy,
+//!      congestion, invalid number, carrier error: any final failure before an
+//!      answer), [`PacerEvent::RangOut`] (the ring timeout, or a cancel by the
+//!      dialer);
+//!    - exactly one of these per live answer: [`PacerEvent::Connected`] with
+//!      the customer's wait from answer to agent, or [`PacerEvent::Abandoned`]
+//!      when no agent took the customer within [`SERVICE_LEVEL_WAIT_MS`] (2 s):
+//!      the driver then plays the campaign's abandon message (破棄呼) at once
+//!      and records the abandon on the lead for the [`RedialRule`]. A customer
+//!      hanging up before 2 s with no agent is also `Abandoned`; a `Connected`
+//!      with `wait_ms` over 2 s counts as a missed service level;
+//!    - per connected call, [`PacerEvent::TalkEnded`] (talk time, hold
+//!      included) when the agent enters wrap-up, and [`PacerEvent::WrapEnded`]
+//!      (wrap-up time) when the agent is ready again (a zero-length wrap-up is
+//!      still reported, with 0).
+//! 2. **Calls [`Pacer::decide`]** every 250-500 ms while the group dials (the
+//!    simulator uses 500 ms), and may call it as well right after an agent
+//!    becomes ready. It launches exactly [`Decision::launch`] calls then
+//!    (fewer only when the campaign's channel limit or the lead supply says
+//!    so: the pacer learns from what was launched, not from what it asked).
+//!    Outside business hours, or with the job stopped, it simply stops calling.
+//! 3. **Builds the [`FloorView`]** for each decision from its own state:
+//!    - `ringing_ages_ms`: for each call launched and not yet resolved (no
+//!      resolution event sent yet), `now_ms` minus its launch time; any order;
+//!    - `waiting_customers`: live-answered customers not yet connected nor
+//!      abandoned;
+//!    - `agents`: every agent logged in to the group, with the pacer's coarse
+//!      [`AgentState`] (Ready = waiting for a customer; Talking = connected,
+//!      incl. hold and the agent's own ringing; WrapUp = after-call work;
+//!      Paused = logged in but not taking calls), `in_state_ms` = time since it
+//!      entered that state, and `pause_after_call` set when the agent asked for
+//!      a break after this call (it will not come back to Ready). Agents logged
+//!      out are left out.
+//!
+//! The pacer keeps no lead or call identity: the counts above are all it
+//! needs. A restarted driver starts a fresh pacer: it begins progressive and
+//! becomes predictive as it learns again (some hundred resolved calls); its
+//! ledger is empty, so a driver that must keep the day's compliance across a
+//! restart records the last 24 hours' live answers (served or abandoned, at
+//! their times) with [`PredictivePacer::ledger_mut`] and
+//! [`ComplianceLedger::record`] before dialling.
 
 mod estimate;
 mod ledger;
 mod predictive;
 
 pub use estimate::{DecayingHistogram, OutcomeModel, Resolution, ServiceModel};
-pub use ledger::{ComplianceLedger, LedgerCounts, LedgerWindow, RedialRule};
-pub use predictive::{PredictiveConfig, PredictivePacer};
+pub use ledger::{ComplianceLedger, LedgerCounts, LedgerWindow, RedialRule, DEFAULT_REDIAL_HOLD_OFF_MS};
+pub use predictive::{PacerConfigError, PredictiveConfig, PredictivePacer};
 
 /// Wait limit of the service level: a live-answered customer connected to an
 /// agent within this many ms counts as served; later (or never) is an abandon.

@@ -12,8 +12,19 @@
 //! so the realised abandon rate converges to `aim`; `aim` sits below the
 //! target by a margin sized to the day's volume, and tightens when the day's
 //! ledger runs hot, so that every day (not only the average) stays under
-//! target. With few agents or little data the decision blends smoothly into
-//! progressive; lines per available agent are capped and the dial level ramps.
+//! target.
+//!
+//! Two guards act on λ directly, faster than the loop: the *hourly cap* cuts
+//! it as the last 60 minutes' abandons near `hour_cap_factor` × target (no
+//! rolling hour above 5 % for a 3 % target), and the *recent-excess* term
+//! cuts it while the last 10 minutes run clearly above the aim, so that a
+//! step change (longer talks, agents leaving) is corrected within minutes;
+//! the loop does not wind up while they hold. With few agents or little data
+//! the decision blends smoothly into progressive, and so it does while the
+//! carrier fails calls far more than usual (an outage: the lines it would
+//! hold would all answer at once when the carrier comes back); lines per
+//! available agent are capped and the dial level ramps. A target of 0 is
+//! progressive dialling.
 
 use super::estimate::{OutcomeModel, Resolution, ServiceModel};
 use super::ledger::{ComplianceLedger, LedgerWindow};
@@ -22,10 +33,14 @@ use super::{
     SERVICE_LEVEL_WAIT_MS,
 };
 
-/// Tuning of [`PredictivePacer`]. The defaults are the tuned values.
+/// Tuning of [`PredictivePacer`]. The defaults are the tuned values; build
+/// a campaign's with [`PredictiveConfig::for_campaign`] (or set fields over
+/// `..PredictiveConfig::default()`: fields may be added).
 #[derive(Clone, Debug)]
 pub struct PredictiveConfig {
-    /// Abandon target (1 - service level), e.g. 0.03.
+    /// Abandon target (1 - service level) as a share, e.g. 0.03 for the
+    /// campaign's `abandon_target_pct` 3.0. 0 means never abandon: the pacer
+    /// then dials progressively.
     pub abandon_target: f64,
     /// Safety margin in standard deviations of a day's abandon rate.
     pub daily_margin_sd: f64,
@@ -53,13 +68,32 @@ pub struct PredictiveConfig {
     pub loop_gain_agents: f64,
     /// Offset from `now_ms` to the campaign's local time (ledger days).
     pub local_offset_ms: i64,
+    /// No rolling 60 minutes may exceed this many times the target (5 % for
+    /// a 3 % target): as the last hour's abandons near that cap, λ is cut
+    /// towards progressive.
+    pub hour_cap_factor: f64,
+    /// Headroom under the hourly cap, in abandons, below which the cut
+    /// starts (at least; more on large floors, see `hour_guard`).
+    pub hour_headroom_abandons: f64,
+    /// Recent-excess guard: when the abandons of the last
+    /// `recent_window_min` minutes run more than `recent_z` standard
+    /// deviations above the aim, λ is cut by `exp(-(z - recent_z) *
+    /// recent_gain)` (a proportional term beside the integral loop, so a step
+    /// change is corrected within minutes).
+    pub recent_window_min: u64,
+    pub recent_z: f64,
+    pub recent_gain: f64,
+    /// Failure surge (recent minus long-run failure share) from which the
+    /// pacer treats the carrier as failing and falls back to progressive,
+    /// fully so at twice this value.
+    pub outage_surge: f64,
 }
 
 impl Default for PredictiveConfig {
     fn default() -> Self {
         PredictiveConfig {
             abandon_target: DEFAULT_ABANDON_TARGET,
-            daily_margin_sd: 2.0,
+            daily_margin_sd: 1.5,
             ring_timeout_ms: 20_000,
             max_horizon_s: 30,
             max_live_per_available: 2.0,
@@ -68,10 +102,62 @@ impl Default for PredictiveConfig {
             full_predictive_agents: 6,
             full_predictive_samples: 150.0,
             outcome_half_life_calls: 800.0,
-            service_half_life_calls: 250.0,
+            service_half_life_calls: 100.0,
             loop_gain_agents: 0.8,
             local_offset_ms: 0,
+            hour_cap_factor: 5.0 / 3.0,
+            hour_headroom_abandons: 4.0,
+            outage_surge: 0.12,
+            recent_window_min: 10,
+            recent_z: 1.0,
+            recent_gain: 0.5,
         }
+    }
+}
+
+/// A campaign setting the pacer cannot take (the field is named).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PacerConfigError {
+    /// `abandon_target_pct` is not a number from 0 to 100.
+    AbandonTargetPct(f64),
+    /// `ring_timeout_s` is not from 5 to 600 seconds.
+    RingTimeoutS(u32),
+}
+
+impl std::fmt::Display for PacerConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PacerConfigError::AbandonTargetPct(v) => write!(f, "abandon_target_pct must be from 0 to 100, got {v}"),
+            PacerConfigError::RingTimeoutS(v) => write!(f, "ring_timeout_s must be from 5 to 600, got {v}"),
+        }
+    }
+}
+
+impl std::error::Error for PacerConfigError {}
+
+impl PredictiveConfig {
+    /// The tuned defaults with a campaign's own settings: its
+    /// `abandon_target_pct` (percent of live answers, default 3.0; 0 =
+    /// progressive), its `ring_timeout_s` (タイムアウト), and the tenant's
+    /// UTC offset in ms (the compliance ledger's days start at local
+    /// midnight when `now_ms` is Unix time).
+    pub fn for_campaign(
+        abandon_target_pct: f64,
+        ring_timeout_s: u32,
+        utc_offset_ms: i64,
+    ) -> Result<Self, PacerConfigError> {
+        if !(0.0..=100.0).contains(&abandon_target_pct) {
+            return Err(PacerConfigError::AbandonTargetPct(abandon_target_pct));
+        }
+        if !(5..=600).contains(&ring_timeout_s) {
+            return Err(PacerConfigError::RingTimeoutS(ring_timeout_s));
+        }
+        Ok(PredictiveConfig {
+            abandon_target: abandon_target_pct / 100.0,
+            ring_timeout_ms: u64::from(ring_timeout_s) * 1_000,
+            local_offset_ms: utc_offset_ms,
+            ..PredictiveConfig::default()
+        })
     }
 }
 
@@ -92,6 +178,8 @@ pub struct PredictivePacer {
     ledger: ComplianceLedger,
     ln_lambda: f64,
     aim_now: f64,
+    /// Cut of λ (0..=1) from the hourly cap.
+    hour_guard: f64,
     outcome_refreshed_ms: Option<u64>,
     service_refreshed_ms: Option<u64>,
     last_decide_ms: Option<u64>,
@@ -119,6 +207,7 @@ impl PredictivePacer {
             ledger: ComplianceLedger::new(cfg.local_offset_ms),
             ln_lambda: INITIAL_LAMBDA.ln(),
             aim_now: cfg.abandon_target * 0.75,
+            hour_guard: 1.0,
             outcome_refreshed_ms: None,
             service_refreshed_ms: None,
             last_decide_ms: None,
@@ -144,9 +233,15 @@ impl PredictivePacer {
         &self.ledger
     }
 
-    /// Current marginal abandon threshold.
+    /// The ledger, to restore counts kept elsewhere (after a restart: the
+    /// last 24 hours' live answers, with [`ComplianceLedger::record`]).
+    pub fn ledger_mut(&mut self) -> &mut ComplianceLedger {
+        &mut self.ledger
+    }
+
+    /// Current marginal abandon threshold (the hourly guard included).
     pub fn lambda(&self) -> f64 {
-        self.ln_lambda.exp()
+        self.ln_lambda.exp() * self.hour_guard
     }
 
     /// Abandon rate the loop currently steers to.
@@ -163,7 +258,11 @@ impl PredictivePacer {
         self.ledger.record(now_ms, abandoned);
         let x = f64::from(u8::from(abandoned));
         let gain = (self.cfg.loop_gain_agents / self.active_agents.max(1.0)).clamp(0.002, 0.15);
-        self.ln_lambda = (self.ln_lambda + gain * (self.aim_now - x)).clamp(LN_LAMBDA_MIN, LN_LAMBDA_MAX);
+        let step = gain * (self.aim_now - x);
+        // While the hourly guard holds λ down, the loop does not wind up.
+        if step < 0.0 || self.hour_guard >= 1.0 {
+            self.ln_lambda = (self.ln_lambda + step).clamp(LN_LAMBDA_MIN, LN_LAMBDA_MAX);
+        }
     }
 
     /// The abandon rate to aim at now: below target by a margin sized to a
@@ -181,6 +280,17 @@ impl PredictivePacer {
         let budget = aim * (today.live as f64 + remaining) - today.abandoned as f64;
         let aim_today = (budget / remaining).clamp(0.3 * aim, aim);
         self.aim_now = aim_today;
+        // Hourly cap: cut λ as the last hour's headroom (abandons it may
+        // still take before its rate reaches the cap) runs out.
+        let hour = self.ledger.counts(now_ms, LedgerWindow::LastHour);
+        let cap = self.cfg.hour_cap_factor * target;
+        let headroom = cap * hour.live as f64 - hour.abandoned as f64;
+        let scale = self.cfg.hour_headroom_abandons.max(0.5 * (cap - aim) * hour.live as f64);
+        self.hour_guard = (headroom / scale).clamp(0.0, 1.0);
+        let recent = self.ledger.last_minutes(now_ms, self.cfg.recent_window_min);
+        let expected = self.aim_now * recent.live as f64;
+        let z = (recent.abandoned as f64 - expected) / (expected + 1.0).sqrt();
+        self.hour_guard *= (-(z - self.cfg.recent_z).max(0.0) * self.cfg.recent_gain).exp();
     }
 
     fn refresh_models(&mut self, now_ms: u64) {
@@ -255,9 +365,12 @@ impl Pacer for PredictivePacer {
             self.last_level = 0.0;
             return Decision::new(0, floor, 0.0);
         }
+        if self.cfg.abandon_target <= 0.0 {
+            let d = Decision::new(prog, floor, 0.0);
+            self.last_level = d.dial_level;
+            return d;
+        }
 
-        // (Outages: see `OutcomeModel::fail_share`.)
-        let g = 1.0;
         let q95 = self.outcome.live_delay_quantile_ms(0.95);
         let h = (((q95 + SERVICE_LEVEL_WAIT_MS as f64) / 1_000.0).ceil() as usize).clamp(4, self.cfg.max_horizon_s);
         let patience_s = (SERVICE_LEVEL_WAIT_MS / 1_000) as usize;
@@ -277,7 +390,7 @@ impl Pacer for PredictivePacer {
             self.var_l.push(0.0);
             self.mean_a.push(ready);
             self.var_a.push(0.0);
-            let r = (g * self.outcome.fresh_live_within(u as f64 * 1_000.0)).min(1.0);
+            let r = self.outcome.fresh_live_within(u as f64 * 1_000.0).min(1.0);
             self.fresh.push(r);
         }
         // Busy agents, grouped by residual-life row (talking) or by second in
@@ -348,11 +461,11 @@ impl Pacer for PredictivePacer {
             let age = (b as u64 * bin) as f64 + 0.5 * bin as f64;
             self.outcome.live_within_row(age, &mut self.row);
             for (i, &u) in self.us.iter().enumerate() {
-                let q = (g * self.row[u]).min(1.0);
+                let q = self.row[u].min(1.0);
                 self.mean_l[i] += n * q;
                 self.var_l[i] += n * q * (1.0 - q);
             }
-            inflight_live += n * (g * self.row[h]).min(1.0);
+            inflight_live += n * self.row[h].min(1.0);
         }
 
         // Caps: expected live answers per available agent, lines per agent,
@@ -386,7 +499,9 @@ impl Pacer for PredictivePacer {
             / f64::from(self.cfg.full_predictive_agents.saturating_sub(1).max(1)))
         .min(1.0);
         let w_data = (self.outcome.effective_samples() / self.cfg.full_predictive_samples).min(1.0);
-        let w = w_agents * w_data;
+        let surge = self.outcome.fail_surge() / self.cfg.outage_surge.max(1e-6);
+        let w_carrier = (2.0 - surge).clamp(0.0, 1.0);
+        let w = w_agents * w_data * w_carrier;
         let extra = f64::from(k_pred.saturating_sub(prog)) * w + self.carry;
         let extra_whole = extra.floor();
         self.carry = (extra - extra_whole).clamp(0.0, 0.999);
@@ -493,6 +608,82 @@ mod tests {
         }
         assert!(p.lambda() < before);
         assert_eq!(p.ledger().counts(10_000, LedgerWindow::Today).abandoned, 10);
+    }
+
+    fn ready(n: usize) -> Vec<AgentView> {
+        vec![AgentView { state: AgentState::Ready, in_state_ms: 5_000, pause_after_call: false }; n]
+    }
+
+    #[test]
+    fn a_carrier_outage_falls_back_to_progressive() {
+        let mut p = PredictivePacer::new(PredictiveConfig::default());
+        let mut now = 0;
+        train(&mut p, &mut now);
+        // Let the slow failure share settle on the trained 25 %.
+        for _ in 0..400 {
+            now += 5_000;
+            p.decide(now, &floor_of(&ready(0), &[]));
+        }
+        let agents = ready(10);
+        let before = p.clone().decide(now + 5_000, &floor_of(&agents, &[])).launch;
+        assert!(before > 10, "a trained pacer dials ahead of 10 ready agents, got {before}");
+        // Two minutes of every call failing at 3 s.
+        for _ in 0..240 {
+            now += 500;
+            p.on_event(now, PacerEvent::Failed { after_ms: 3_000 });
+        }
+        let d = p.decide(now + 5_000, &floor_of(&agents, &[]));
+        assert_eq!(d.launch, 10, "one call per ready agent while the carrier fails: {d:?}");
+    }
+
+    #[test]
+    fn a_hot_hour_cuts_to_progressive() {
+        let mut p = PredictivePacer::new(PredictiveConfig::default());
+        let mut now = 0;
+        train(&mut p, &mut now);
+        let agents = ready(10);
+        // Past the ramp (nothing launched is fed back: the floor stays empty).
+        for _ in 0..20 {
+            now += 500;
+            p.decide(now, &floor_of(&agents, &[]));
+        }
+        let before = p.clone().decide(now + 500, &floor_of(&agents, &[])).launch;
+        assert!(before > 10, "got {before}");
+        // An hour later, the last hour: 300 live answers, 16 abandoned (5.3 %).
+        now += 3_600_000;
+        for i in 0..300u64 {
+            now += 1_000;
+            if i % 19 == 0 {
+                p.on_event(now, PacerEvent::Abandoned);
+            } else {
+                p.on_event(now, PacerEvent::Connected { wait_ms: 500 });
+            }
+        }
+        let d = p.decide(now + 5_000, &floor_of(&agents, &[]));
+        assert_eq!(d.launch, 10, "{d:?}");
+        assert!(p.lambda() < 1e-9);
+    }
+
+    #[test]
+    fn zero_target_is_progressive() {
+        let cfg = PredictiveConfig::for_campaign(0.0, 30, 0).unwrap();
+        let mut p = PredictivePacer::new(cfg);
+        let mut now = 0;
+        train(&mut p, &mut now);
+        let d = p.decide(now + 5_000, &floor_of(&ready(7), &[1_000, 2_000]));
+        assert_eq!(d.launch, 5);
+    }
+
+    #[test]
+    fn campaign_settings_are_checked_by_field() {
+        let c = PredictiveConfig::for_campaign(2.5, 180, 9 * 3_600_000).unwrap();
+        assert!((c.abandon_target - 0.025).abs() < 1e-12);
+        assert_eq!(c.ring_timeout_ms, 180_000);
+        let e = PredictiveConfig::for_campaign(-1.0, 180, 0).unwrap_err();
+        assert!(e.to_string().contains("abandon_target_pct"), "{e}");
+        assert!(PredictiveConfig::for_campaign(f64::NAN, 180, 0).is_err());
+        let e = PredictiveConfig::for_campaign(3.0, 2, 0).unwrap_err();
+        assert!(e.to_string().contains("ring_timeout_s"), "{e}");
     }
 
     #[test]
