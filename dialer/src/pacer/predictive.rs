@@ -116,24 +116,13 @@ impl Default for PredictiveConfig {
 }
 
 /// A campaign setting the pacer cannot take (the field is named).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum PacerConfigError {
-    /// `abandon_target_pct` is not a number from 0 to 100.
+    #[error("abandon_target_pct must be from 0 to 100, got {0}")]
     AbandonTargetPct(f64),
-    /// `ring_timeout_s` is not from 5 to 600 seconds.
+    #[error("ring_timeout_s must be from 5 to 600, got {0}")]
     RingTimeoutS(u32),
 }
-
-impl std::fmt::Display for PacerConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PacerConfigError::AbandonTargetPct(v) => write!(f, "abandon_target_pct must be from 0 to 100, got {v}"),
-            PacerConfigError::RingTimeoutS(v) => write!(f, "ring_timeout_s must be from 5 to 600, got {v}"),
-        }
-    }
-}
-
-impl std::error::Error for PacerConfigError {}
 
 impl PredictiveConfig {
     /// The tuned defaults with a campaign's own settings: its
