@@ -120,6 +120,11 @@ pub async fn running_job(app: &TestApp, t: &Tenant, agents: &[i64], campaign: Va
         .as_i64()
         .unwrap();
     expect(app.call(mgr, "put", &format!("/dialing-groups/{g}/agents"), Some(&json!({"user_ids": agents}))).await, 200);
+    // Two leads never dialled (remaining leads on the wallboard).
+    for tel in ["0311110001", "0311110002"] {
+        let lead = json!({"list_id": list, "name": "n", "kana": "カナ", "tel": tel});
+        expect(app.call(mgr, "post", "/leads", Some(&lead)).await, 201);
+    }
     let job = json!({"campaign_id": campaign, "dialing_group_id": g, "name": unique("j"), "list_ids": [list]});
     let j = expect(app.call(mgr, "post", "/call-jobs", Some(&job)).await, 201)["id"].as_i64().unwrap();
     expect(app.call(mgr, "post", &format!("/call-jobs/{j}/start"), None).await, 200);
@@ -276,6 +281,11 @@ async fn session_pause_force_and_end(backend: Backend, redis: bool) {
         let g = w["groups"].as_array().unwrap().iter().find(|g| g["dialing_group_id"].as_i64() == Some(group)).cloned();
         let paused = g.as_ref().and_then(|g| g["agents_by_state"]["paused"].as_u64());
         if a.is_some_and(|a| a["state"]["state"] == "paused") && paused == Some(1) {
+            // Remaining leads, counted in the database for the snapshot.
+            let c = w["campaigns"].as_array().unwrap().iter().find(|c| c["campaign_id"].as_i64() == Some(campaign));
+            assert_eq!(c.map(|c| c["remaining_leads"].as_u64()), Some(Some(2)), "{w}");
+            assert_eq!(g.map(|g| g["remaining_leads"].as_u64()), Some(Some(2)), "{w}");
+            assert_eq!(w["tenant"]["remaining_leads"].as_u64(), Some(2), "{w}");
             break;
         }
         assert!(Instant::now() < deadline, "the wallboard never showed the pause: {w}");

@@ -172,7 +172,7 @@ pub struct Figures {
     pub agents_online: u64,
     /// Agents known here (offline included).
     pub agents_total: u64,
-    /// Calls that ended today (the tenant's day), answered or not.
+    /// Answered calls (customers reached) that ended today (the tenant's day).
     pub calls_today: u64,
     /// Today's counts (the tenant's day).
     pub today: Counts,
@@ -363,6 +363,9 @@ pub struct Wallboard {
     /// Groups whose agents work each campaign, with how many agents.
     campaign_groups: HashMap<CampaignId, BTreeMap<DialingGroupId, u64>>,
     calls: HashMap<CallId, CallInfo>,
+    /// Bridge times of calls that ended and whose agent's transition out of the call is still to
+    /// come (the call's end is applied before the agent's): the last call's length.
+    ended_bridged: HashMap<CallId, u64>,
     dirty_agents: BTreeSet<AgentId>,
     dirty_campaigns: BTreeSet<CampaignId>,
     dirty_groups: BTreeSet<DialingGroupId>,
@@ -386,6 +389,7 @@ impl Wallboard {
             groups: BTreeMap::new(),
             campaign_groups: HashMap::new(),
             calls: HashMap::new(),
+            ended_bridged: HashMap::new(),
             dirty_agents: BTreeSet::new(),
             dirty_campaigns: BTreeSet::new(),
             dirty_groups: BTreeSet::new(),
@@ -491,7 +495,9 @@ impl Wallboard {
             && !matches!(t.to, AgentState::Talking | AgentState::Hold)
         {
             let day = self.day_start(t.at_ms);
-            let bridged_at = t.call_id.and_then(|c| self.calls.get(&c)).and_then(|c| c.bridged_at);
+            let bridged_at = t
+                .call_id
+                .and_then(|c| self.ended_bridged.remove(&c).or_else(|| self.calls.get(&c).and_then(|i| i.bridged_at)));
             let last_day = self.agent_day.insert(t.agent_id, day);
             if let Some(a) = self.agents.get_mut(&t.agent_id) {
                 if last_day != Some(day) {
@@ -537,9 +543,16 @@ impl Wallboard {
         });
     }
 
-    /// The customer call ended (answered or not: `campaign` names it when it never answered).
+    /// The customer call ended. Only calls this wallboard saw answer are counted (`campaign` names
+    /// one whose answer it did not track).
     pub fn call_ended(&mut self, now_ms: u64, call_id: CallId, campaign: Option<CampaignId>) {
         let info = self.calls.remove(&call_id);
+        if let Some(b) = info.and_then(|i| i.bridged_at) {
+            if self.ended_bridged.len() >= MAX_TRACKED_CALLS {
+                self.ended_bridged.clear();
+            }
+            self.ended_bridged.insert(call_id, b);
+        }
         let Some(c) = info.map(|i| i.campaign_id).or(campaign) else { return };
         let group = info.map_or_else(|| self.group_of_campaign(c), |i| i.group);
         let day = self.day_start(now_ms);

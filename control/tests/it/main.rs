@@ -7,3 +7,4 @@ mod messages;
 mod redis_faults;
 mod service;
 mod service_crash;
+mod wallboard;

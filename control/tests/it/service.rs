@@ -195,7 +195,7 @@ async fn login_ready(bus: &MemoryBus, db: &Db, tenant: u64, agents: &[u64], camp
     }
 }
 
-fn answered(call: u64, campaign: u64) -> ShardEvent {
+pub fn answered(call: u64, campaign: u64) -> ShardEvent {
     ShardEvent::CustomerAnswered {
         call_id: CallId(call),
         campaign_id: CampaignId(campaign),
