@@ -218,6 +218,24 @@ pub enum Event {
     RecordingStopped { id: RecordingId, reason: AppendError },
 }
 
+/// RTP counters of a call since the shard last took them ([`Call::take_rtp_counters`]): plain
+/// integers the shard sums and its driver flushes to metrics, never a recorder call per packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpCounters {
+    /// RTP packets accepted from the legs' remotes, and their UDP payload bytes (header included).
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    /// RTP packets queued to the legs' remotes, and their UDP payload bytes.
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    /// Packets found missing from the received sequences (RFC 3550 A.3 cumulative loss, counted as
+    /// it grows; packets arriving late afterwards do not take it back).
+    pub lost: u64,
+    /// Interarrival jitter (RFC 3550 A.8, timestamp units) of the stream from each leg (customer,
+    /// agent) when an RTCP report was built for it.
+    pub jitter: [Option<u32>; 2],
+}
+
 /// Statistics of one leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LegStats {
@@ -284,6 +302,8 @@ pub struct Leg {
     created: Instant,
     rx: ReceiveStats,
     rx_window: SeqWindow,
+    /// The cumulative loss of `rx` already added to [`RtpCounters::lost`].
+    lost_counted: i64,
     remote_ssrc: Option<u32>,
     ssrc_candidate: Option<(u32, u32)>,
     out: StreamRewriter,
@@ -313,6 +333,7 @@ impl Leg {
             created: now,
             rx: ReceiveStats::default(),
             rx_window: SeqWindow::default(),
+            lost_counted: 0,
             remote_ssrc: None,
             ssrc_candidate: None,
             out,
@@ -374,6 +395,7 @@ pub struct Call {
     events: VecDeque<Event>,
     events_lost: u64,
     drops: DropCounters,
+    rtp: RtpCounters,
     recording: Option<(RecordingId, RecordingWriter)>,
     next_record_at: Option<Instant>,
     recording_writes: VecDeque<(RecordingId, FileWrite)>,
@@ -391,6 +413,7 @@ impl Call {
             events: VecDeque::new(),
             events_lost: 0,
             drops: DropCounters::default(),
+            rtp: RtpCounters::default(),
             recording: None,
             next_record_at: None,
             recording_writes: VecDeque::new(),
@@ -609,11 +632,28 @@ impl Call {
         }
     }
 
-    fn send(&mut self, t: Transmit) {
+    /// The RTP counters since the last call (then zero again).
+    pub fn take_rtp_counters(&mut self) -> RtpCounters {
+        std::mem::take(&mut self.rtp)
+    }
+
+    /// Queues a datagram; false when the queue is full (counted as a drop).
+    fn send(&mut self, t: Transmit) -> bool {
         if self.transmits.len() >= MAX_TRANSMITS {
             self.drops.add(DropReason::TransmitQueueFull);
+            false
         } else {
             self.transmits.push_back(t);
+            true
+        }
+    }
+
+    /// Queues an RTP datagram and counts it.
+    fn send_rtp(&mut self, t: Transmit) {
+        let n = t.payload.len() as u64;
+        if self.send(t) {
+            self.rtp.packets_out += 1;
+            self.rtp.bytes_out += n;
         }
     }
 
@@ -671,6 +711,7 @@ impl Call {
                 leg.ssrc_candidate = None;
                 leg.rx = ReceiveStats::default();
                 leg.rx_window = SeqWindow::default();
+                leg.lost_counted = 0;
                 leg.te_rx.reset();
                 self.emit(Event::RemoteSsrcChanged { role, ssrc: pkt.ssrc });
             }
@@ -681,6 +722,15 @@ impl Call {
         leg.rx_window.accept(pkt.sequence)?;
         let units = leg.units(now);
         leg.rx.update(pkt.sequence, pkt.timestamp, units, pkt.payload.len());
+        let lost = leg.rx.snapshot().cumulative_lost;
+        let new_loss = u64::try_from(lost - leg.lost_counted).unwrap_or(0);
+        leg.lost_counted = leg.lost_counted.max(lost);
+        self.rtp.packets_in += 1;
+        self.rtp.bytes_in += data.len() as u64;
+        self.rtp.lost += new_loss;
+        let Some(leg) = self.leg_mut(role).as_mut() else {
+            return Err(DropReason::UnknownSocket);
+        };
 
         if is_event {
             if let Some(digit) = leg.te_rx.receive(pkt.timestamp, pkt.payload) {
@@ -758,7 +808,7 @@ impl Call {
             } else {
                 forward(now, peer, pkt, data, codec.payload_type())
             }
-            .map(|t| self.send(t));
+            .map(|t| self.send_rtp(t));
         }
         for &digit in &digits {
             self.emit(Event::Dtmf { role, digit, kind: DtmfKind::InBand });
@@ -785,7 +835,7 @@ impl Call {
             return Ok(());
         };
         let t = forward(now, peer, pkt, data, pt)?;
-        self.send(t);
+        self.send_rtp(t);
         Ok(())
     }
 
@@ -860,7 +910,7 @@ impl Call {
                             &event,
                         ),
                     };
-                    self.send(t);
+                    self.send_rtp(t);
                 }
                 frames_sent += 1;
                 if frames_sent > MAX_FRAMES_BEHIND {
@@ -896,7 +946,7 @@ impl Call {
                         &payload,
                     ),
                 };
-                self.send(t);
+                self.send_rtp(t);
             }
             if info.prompt_finished {
                 self.emit(Event::PromptFinished { role });
@@ -935,6 +985,9 @@ impl Call {
         let block = leg.remote_ssrc.map(|s| leg.rx.report_block(s, units));
         let payload = stats::build_compound(leg.out.ssrc(), info, block, &cname);
         let (socket, destination) = leg.rtcp_destination();
+        if let Some(b) = &block {
+            self.rtp.jitter[role as usize] = Some(b.jitter);
+        }
         self.send(Transmit { socket, destination, payload });
     }
 

@@ -25,8 +25,8 @@ pub mod stats;
 pub mod wav;
 
 pub use call::{
-    Call, CallConfig, DropCounters, DropReason, Event, Leg, LegConfig, LegStats, RecordingId, Role, SendDtmfError,
-    SocketId, Transmit,
+    Call, CallConfig, DropCounters, DropReason, Event, Leg, LegConfig, LegStats, RecordingId, Role, RtpCounters,
+    SendDtmfError, SocketId, Transmit,
 };
 pub use dtmf::DtmfKind;
 pub use g711::Codec;

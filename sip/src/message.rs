@@ -125,6 +125,24 @@ impl DropReason {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// A short snake_case name, for logs and metric labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Oversized => "oversized",
+            DropReason::NotUtf8 => "not_utf8",
+            DropReason::Unparsable => "unparsable",
+            DropReason::MissingHeader => "missing_header",
+            DropReason::BadCSeq => "bad_cseq",
+            DropReason::BadVia => "bad_via",
+            DropReason::BadContentLength => "bad_content_length",
+            DropReason::TooManyHeaders => "too_many_headers",
+            DropReason::StrayResponse => "stray_response",
+            DropReason::StrayAck => "stray_ack",
+            DropReason::QueueFull => "queue_full",
+            DropReason::TooManyTransactions => "too_many_transactions",
+        }
+    }
 }
 
 /// A parse failure. `answerable` holds the request when a 400 can be sent back.

@@ -146,13 +146,42 @@ pub enum Error {
     BadRequest,
 }
 
-/// Counters for the driver's metrics.
+/// The methods completed transactions are counted by; every other method is `other`.
+pub const COUNTED_METHODS: [&str; 6] = ["INVITE", "BYE", "CANCEL", "OPTIONS", "REGISTER", "other"];
+/// How a transaction completed: the class of its final response (`2xx`..`6xx`), or `timeout`
+/// (no final response: timer B or F on a client, the TU never answering on a non-INVITE server).
+pub const COMPLETION_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "6xx", "timeout"];
+const TIMEOUT_CLASS: usize = 5;
+
+/// Row of `method` in [`Stats::completed`] (see [`COUNTED_METHODS`]).
+pub fn counted_method(method: &Method) -> usize {
+    match method {
+        Method::Invite => 0,
+        Method::Bye => 1,
+        Method::Cancel => 2,
+        Method::Options => 3,
+        Method::Register => 4,
+        _ => 5,
+    }
+}
+
+/// Column of a final `status` in [`Stats::completed`] (see [`COMPLETION_CLASSES`]).
+fn status_class(status: u16) -> usize {
+    usize::from(status / 100).clamp(2, 6) - 2
+}
+
+/// Counters for the driver's metrics: plain integers, read (and diffed) by the driver as often as
+/// it likes; the endpoint never touches a metrics library.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub dropped: [u64; DropReason::ALL.len()],
     pub bad_request_answered: u64,
     pub retransmissions: u64,
     pub timeouts: u64,
+    /// Transactions (client and server) completed, by [`COUNTED_METHODS`] row and
+    /// [`COMPLETION_CLASSES`] column: a client's first final response received, a server's final
+    /// response sent, or a timeout without one.
+    pub completed: [[u64; COMPLETION_CLASSES.len()]; COUNTED_METHODS.len()],
 }
 
 impl Stats {
@@ -162,6 +191,19 @@ impl Stats {
 
     pub fn total_dropped(&self) -> u64 {
         self.dropped.iter().sum()
+    }
+
+    /// Transactions of `method` completed with class `class` (a [`COMPLETION_CLASSES`] name).
+    pub fn completed(&self, method: &Method, class: &str) -> u64 {
+        COMPLETION_CLASSES.iter().position(|c| *c == class).map_or(0, |i| self.completed[counted_method(method)][i])
+    }
+
+    fn complete(&mut self, method: &Method, status: u16) {
+        self.completed[counted_method(method)][status_class(status)] += 1;
+    }
+
+    fn complete_timeout(&mut self, method: &Method) {
+        self.completed[counted_method(method)][TIMEOUT_CLASS] += 1;
     }
 }
 
@@ -473,6 +515,9 @@ impl Endpoint {
             }
             _ => return Err(Error::InvalidState),
         }
+        if status >= 200 {
+            self.stats.complete(&t.request.method, status);
+        }
         let bytes = response.to_bytes();
         t.wire = bytes.clone();
         let dest = t.peer;
@@ -534,6 +579,7 @@ impl Endpoint {
             | (Timer::Timeout, TxKind::NonInviteClient, TxState::Proceeding) => {
                 // Timer B / F.
                 self.stats.timeouts += 1;
+                self.stats.complete_timeout(&t.request.method);
                 self.event(Event::Timeout { tx: id });
                 self.terminate(id);
             }
@@ -551,6 +597,7 @@ impl Endpoint {
             }
             (Timer::Timeout, TxKind::NonInviteServer, TxState::Trying | TxState::Proceeding) => {
                 self.stats.timeouts += 1;
+                self.stats.complete_timeout(&t.request.method);
                 self.terminate(id);
             }
             (Timer::Linger, _, _) => self.terminate(id),
@@ -616,6 +663,15 @@ impl Endpoint {
             return;
         }
         let status = response.status;
+        let first_final = status >= 200
+            && matches!(
+                (t.kind, t.state),
+                (TxKind::InviteClient, TxState::Calling | TxState::Proceeding)
+                    | (TxKind::NonInviteClient, TxState::Trying | TxState::Proceeding)
+            );
+        if first_final {
+            self.stats.complete(&t.request.method, status);
+        }
         match (t.kind, t.state) {
             (TxKind::InviteClient, TxState::Calling | TxState::Proceeding) => {
                 if status < 200 {
@@ -817,6 +873,7 @@ impl Endpoint {
         // (then it has no effect); one matching nothing gets 481.
         let status = if target.is_some() { 200 } else { 481 };
         let resp = response_to(&request, status, tag.as_deref().or(Some("cx")));
+        self.stats.complete(&Method::Cancel, status);
         let bytes = resp.to_bytes();
         let mut timers = TimerTable::default();
         timers.set(Timer::Linger, now + 64 * self.config.t1);

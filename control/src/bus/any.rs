@@ -95,6 +95,9 @@ impl Bus for AnyBus {
     async fn pending(&self, stream: &str, group: &str) -> Result<u64, BusError> {
         delegate!(self, b => b.pending(stream, group))
     }
+    async fn lag(&self, stream: &str, group: &str) -> Result<Option<u64>, BusError> {
+        delegate!(self, b => b.lag(stream, group))
+    }
     async fn publish_many(&self, stream: &str, envs: &[Envelope]) -> Result<Vec<EntryId>, BusError> {
         delegate!(self, b => b.publish_many(stream, envs))
     }

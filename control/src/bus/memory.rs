@@ -352,4 +352,13 @@ impl Bus for MemoryBus {
         let s = st.group(stream, group)?;
         Ok(s.groups.get(group).map_or(0, |g| g.pending.len() as u64))
     }
+
+    async fn lag(&self, stream: &str, group: &str) -> Result<Option<u64>, BusError> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut st = self.lock();
+        let s = st.group(stream, group)?;
+        let Some(g) = s.groups.get(group) else { return Ok(None) };
+        // Bounded by the stream's MAXLEN; sampled every few seconds, not per entry.
+        Ok(Some(s.entries.range((Excluded(g.last_delivered), Unbounded)).count() as u64))
+    }
 }

@@ -230,6 +230,10 @@ pub trait Bus: Send + Sync {
     /// Entries delivered to the group and not acked yet.
     fn pending(&self, stream: &str, group: &str) -> impl Future<Output = Result<u64, BusError>> + Send;
 
+    /// Entries of the stream not yet delivered to the group (`XINFO GROUPS` `lag`, Redis 7); `None`
+    /// when the bus cannot tell (Redis answers nil for a while after entries were deleted).
+    fn lag(&self, stream: &str, group: &str) -> impl Future<Output = Result<Option<u64>, BusError>> + Send;
+
     /// Appends several envelopes in one round trip (one pipeline on Redis), in order. Returns once
     /// all are stored; on an error some may be stored (a retry stores them again, same ids).
     fn publish_many(

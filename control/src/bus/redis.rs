@@ -536,6 +536,17 @@ impl Bus for RedisBus {
             None => Err(BusError::Protocol("empty XPENDING reply".into())),
         }
     }
+
+    async fn lag(&self, stream: &str, group: &str) -> Result<Option<u64>, BusError> {
+        let stream = &self.name(stream);
+        let mut c = redis::cmd("XINFO");
+        c.arg("GROUPS").arg(stream);
+        let reply: redis::streams::StreamInfoGroupsReply = self.query("lag", &c).await.map_err(|e| self.fail(e))?;
+        match reply.groups.iter().find(|g| g.name == group) {
+            Some(g) => Ok(g.lag.map(|n| n as u64)),
+            None => Err(BusError::NoGroup { stream: stream.to_owned(), group: group.to_owned() }),
+        }
+    }
 }
 
 impl RedisBus {

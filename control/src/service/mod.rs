@@ -28,6 +28,7 @@
 //! put back at the head of the queue. The shard abandons a customer after the campaign's wait
 //! timeout and reports `call_ended`, which takes it off the queue.
 
+mod gauges;
 mod persist;
 
 pub use persist::{AgentRow, BatchWrites, CallOp, PersistError};
@@ -165,7 +166,13 @@ pub struct Service<B: Bus> {
     commands_stream: String,
     events_stream: String,
     out_stream: String,
+    gauges: gauges::ServiceGauges,
+    /// Seconds ticked (the lag is sampled every [`LAG_SAMPLE_SECONDS`]).
+    seconds: u64,
 }
+
+/// How often the service samples its consumer groups' lag (a round trip per stream on Redis).
+const LAG_SAMPLE_SECONDS: u64 = 5;
 
 /// Wall clock, Unix ms (driver code).
 fn now_ms() -> u64 {
@@ -231,6 +238,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
         }
         let commands_stream = streams::control_commands(t);
         let events_stream = streams::shard_events(t);
+        let cfg_group = cfg.group.clone();
         bus.ensure_group(&commands_stream, &cfg.group).await?;
         bus.ensure_group(&events_stream, &cfg.group).await?;
         let mut s = Service {
@@ -251,6 +259,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
             pending_commands: VecDeque::new(),
             stats: ServiceStats::default(),
             mirror: None,
+            gauges: gauges::ServiceGauges::new(&cfg_group),
+            seconds: 0,
         };
         if s.cfg.mirror_wallboard {
             s.mirror = Some(MirrorWriter::new(t));
@@ -354,7 +364,24 @@ impl<B: Bus + Clone + 'static> Service<B> {
         if let Some(m) = &mut self.mirror {
             m.write_snapshot(&self.bus, &self.feed).await?;
         }
+        self.gauges.count_agents(&self.floor);
+        if self.seconds.is_multiple_of(LAG_SAMPLE_SECONDS) {
+            self.sample_lag().await;
+        }
+        self.seconds += 1;
         Ok(())
+    }
+
+    /// The lag of this service's groups on its two input streams, into the gauges. A failed sample
+    /// keeps the last value (the readers report a bus that is down).
+    async fn sample_lag(&mut self) {
+        for (i, source) in [Source::Commands, Source::ShardEvents].into_iter().enumerate() {
+            match self.bus.lag(self.stream(source), &self.cfg.group).await {
+                Ok(Some(n)) => self.gauges.lag[i].set(n as f64),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "sampling the consumer group lag"),
+            }
+        }
     }
 
     /// The tiles changed since the last call, to the feed (and its mirror).

@@ -33,6 +33,7 @@
 //! - A crash loses no lead: a call record is written before its INVITE; a restarted dialer gives the
 //!   calls its previous run left pending the result `error` and tells the control service.
 
+pub mod instruments;
 pub mod results;
 pub mod shard;
 
@@ -281,6 +282,7 @@ pub async fn run<B: Bus + Clone + 'static>(
     shutdown: watch::Receiver<bool>,
     ready: Option<tokio::sync::oneshot::Sender<EngineInfo>>,
 ) -> Result<EngineStats, EngineError> {
+    instruments::describe();
     let (shard_tx, shard_rx) = mpsc::channel::<ShardOutput>(65_536);
     let mut handles = Vec::with_capacity(cfg.shards);
     let mut sip_addrs = Vec::with_capacity(cfg.shards);
@@ -1108,9 +1110,9 @@ impl<B: Bus + Clone + 'static> Owner<B> {
             let in_flight =
                 self.calls.values().filter(|c| c.campaign == *campaign && c.bridged.is_none()).count() as u32;
             let d = st.last_decision;
-            metrics::gauge!("kakeru_pacer_dial_level", "campaign" => campaign.to_string())
+            metrics::gauge!("kakeru_pacer_dial_level", "campaign_id" => campaign.to_string())
                 .set(d.map_or(0.0, |d| d.dial_level));
-            metrics::gauge!("kakeru_pacer_predicted_abandon_ratio", "campaign" => campaign.to_string())
+            metrics::gauge!("kakeru_pacer_predicted_abandon_ratio", "campaign_id" => campaign.to_string())
                 .set(d.map_or(0.0, |d| d.predicted_abandon));
             out.push((
                 st.tenant,

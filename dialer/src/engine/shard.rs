@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use media::shard::{Report, ShardApp, ShardCtx};
 use media::SocketId;
 
+use super::instruments::SipMetrics;
 use crate::calls::{CallControl, CallEvent, Command, MediaOp, Now};
 
 /// Free RTP ports the driver keeps bound ahead of new legs.
@@ -41,6 +42,7 @@ pub struct SipShard {
     /// Events the engine's channel had no room for (never expected: the channel is large).
     pub dropped: u64,
     bind_failures: u64,
+    sip_metrics: SipMetrics,
 }
 
 impl SipShard {
@@ -62,6 +64,7 @@ impl SipShard {
             out,
             dropped: 0,
             bind_failures: 0,
+            sip_metrics: SipMetrics::new(Instant::now()),
         }
     }
 
@@ -148,9 +151,17 @@ impl ShardApp for SipShard {
     fn handle_timeout(&mut self, now: Instant, ctx: &mut ShardCtx<'_>) {
         self.cc.handle_timeout(Self::now(now));
         self.flush(ctx);
+        self.sip_metrics.maybe_flush(now, self.cc.sip_stats());
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.cc.poll_timeout()
+        let m = self.sip_metrics.next_at();
+        Some(self.cc.poll_timeout().map_or(m, |t| t.min(m)))
+    }
+}
+
+impl Drop for SipShard {
+    fn drop(&mut self) {
+        self.sip_metrics.flush(self.cc.sip_stats());
     }
 }

@@ -3,5 +3,6 @@
 mod calls;
 mod engine;
 mod floor;
+mod metrics;
 mod net;
 mod sipp;

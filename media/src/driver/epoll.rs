@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::meter::Meter;
 use super::Wake;
 use crate::call::{SocketId, Transmit};
 use crate::rtp::MAX_DATAGRAM_LEN;
@@ -19,6 +20,7 @@ const WAKER: Token = Token(u32::MAX as usize + 1);
 const CONTROLS_PER_TURN: usize = 256;
 
 pub(super) fn run(
+    index: usize,
     control: Receiver<Control>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
@@ -46,9 +48,11 @@ pub(super) fn run(
     let mut events = Events::with_capacity(1024);
     let mut out: Vec<Transmit> = Vec::with_capacity(64);
     let mut buf = vec![0u8; MAX_DATAGRAM_LEN + 1];
+    let mut meter = Meter::new(index, Instant::now());
     loop {
         let timeout = if control.is_empty() {
-            shard.poll_timeout().map(|at| at.saturating_duration_since(Instant::now()))
+            let at = shard.poll_timeout().map_or(meter.next_at(), |at| at.min(meter.next_at()));
+            Some(at.saturating_duration_since(Instant::now()))
         } else {
             Some(std::time::Duration::ZERO) // messages left over from the last turn
         };
@@ -86,6 +90,7 @@ pub(super) fn run(
             let op = shard.handle_control(Instant::now(), c, &mut out);
             if let Some(SocketOp::Shutdown) = op {
                 flush(&mut shard, &sockets, &mut out);
+                meter.flush(&mut shard);
                 return Ok(shard.stats());
             }
             if let Some(op) = op {
@@ -97,6 +102,7 @@ pub(super) fn run(
         shard.handle_timeout(Instant::now(), &mut out);
         socket_ops(&poll, &mut shard, &mut sockets);
         flush(&mut shard, &sockets, &mut out);
+        meter.maybe_flush(Instant::now(), &mut shard);
     }
 }
 

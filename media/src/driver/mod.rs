@@ -13,6 +13,7 @@
 //! channels of [`Control`] in and [`Report`] out, plus a wake-up of the driver's event loop.
 
 mod epoll;
+pub mod meter;
 mod uring;
 
 use std::io;
@@ -179,6 +180,7 @@ fn spawn_inner(config: ShardConfig, app: Option<Box<dyn ShardApp>>) -> io::Resul
     let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<io::Result<Wake>>(1);
     let name = format!("media-shard-{}", config.index);
     let core = config.core;
+    let index = config.index;
     let thread = std::thread::Builder::new().name(name).spawn(move || {
         if let Some(core) = core {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -186,8 +188,8 @@ fn spawn_inner(config: ShardConfig, app: Option<Box<dyn ShardApp>>) -> io::Resul
             }
         }
         match kind {
-            DriverKind::Epoll => epoll::run(control_rx, report_tx, wake_tx, app),
-            DriverKind::Uring => uring::run(control_rx, report_tx, wake_tx, app),
+            DriverKind::Epoll => epoll::run(index, control_rx, report_tx, wake_tx, app),
+            DriverKind::Uring => uring::run(index, control_rx, report_tx, wake_tx, app),
         }
     })?;
     let wake = match wake_rx.recv() {

@@ -23,6 +23,7 @@ use compio::BufResult;
 use crossbeam_channel::{Receiver, Sender};
 use futures::task::AtomicWaker;
 
+use super::meter::Meter;
 use super::Wake;
 use crate::call::{SocketId, Transmit};
 use crate::rtp::MAX_DATAGRAM_LEN;
@@ -36,6 +37,7 @@ const CONTROLS_PER_TURN: usize = 256;
 
 struct Inner {
     shard: Shard,
+    meter: Meter,
     sockets: SocketTable<Rc<UdpSocket>>,
     tasks: HashMap<SocketId, JoinHandle<()>>,
     stop: bool,
@@ -60,6 +62,7 @@ pub(super) fn probe() -> io::Result<()> {
 }
 
 pub(super) fn run(
+    index: usize,
     control: Receiver<Control>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
@@ -85,6 +88,7 @@ pub(super) fn run(
 
     let inner = Rc::new(RefCell::new(Inner {
         shard: Shard::new(reports),
+        meter: Meter::new(index, Instant::now()),
         sockets: SocketTable::default(),
         tasks: HashMap::new(),
         stop: false,
@@ -95,7 +99,9 @@ pub(super) fn run(
         drop(timer);
         let mut i = inner.borrow_mut();
         i.tasks.clear();
-        Ok(i.shard.stats())
+        let Inner { shard, meter, .. } = &mut *i;
+        meter.flush(shard);
+        Ok(shard.stats())
     })
 }
 
@@ -153,6 +159,9 @@ async fn timer_loop(inner: Rc<RefCell<Inner>>) {
         }
         inner.borrow_mut().shard.handle_timeout(Instant::now(), &mut out);
         send_all(&inner, &mut out).await;
+        let mut i = inner.borrow_mut();
+        let Inner { shard, meter, .. } = &mut *i;
+        meter.maybe_flush(Instant::now(), shard);
     }
 }
 

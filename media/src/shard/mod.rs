@@ -29,7 +29,7 @@ use std::time::Instant;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::call::{
-    Call, CallConfig, DropCounters, Event, Leg, LegConfig, LegStats, RecordingId, Role, SocketId, Transmit,
+    Call, CallConfig, DropCounters, Event, Leg, LegConfig, LegStats, RecordingId, Role, RtpCounters, SocketId, Transmit,
 };
 use crate::g711::Codec;
 
@@ -39,6 +39,9 @@ pub const MAX_REPORTS: usize = 4096;
 pub const MAX_CONTROLS: usize = 4096;
 /// Calls one shard accepts.
 pub const MAX_CALLS: usize = 20_000;
+/// Jitter samples a shard keeps until its driver takes them (about a second's worth at
+/// [`MAX_CALLS`]; beyond it samples are dropped).
+pub const MAX_JITTER_SAMPLES: usize = 16_384;
 
 /// Id of a call on a shard, chosen by the control plane (unique per shard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,6 +119,23 @@ pub struct ShardStats {
     pub reports_dropped: u64,
     /// Recording writes that failed.
     pub recording_errors: u64,
+    /// RTP packets and bytes received from and sent to the calls' legs, and packets lost on the
+    /// received streams (sums of the calls' [`crate::call::RtpCounters`]).
+    pub rtp_packets_in: u64,
+    pub rtp_bytes_in: u64,
+    pub rtp_packets_out: u64,
+    pub rtp_bytes_out: u64,
+    pub rtp_lost: u64,
+}
+
+impl ShardStats {
+    fn add_rtp(&mut self, c: &RtpCounters) {
+        self.rtp_packets_in += c.packets_in;
+        self.rtp_bytes_in += c.bytes_in;
+        self.rtp_packets_out += c.packets_out;
+        self.rtp_bytes_out += c.bytes_out;
+        self.rtp_lost += c.lost;
+    }
 }
 
 /// What the driver must do after a control message.
@@ -312,6 +332,9 @@ pub struct Shard {
     recordings: HashMap<RecordingId, OpenRecording>,
     reports: Reports,
     stats: ShardStats,
+    /// Interarrival jitter samples (timestamp units) not yet taken by the driver: one per stream per
+    /// RTCP report, and one when a leg leaves.
+    jitter_samples: Vec<u32>,
     due: Vec<(Instant, CallId)>,
     /// The hosted app; `None` while it is being called (its ctx borrows the shard).
     app: Option<Box<dyn ShardApp>>,
@@ -331,6 +354,7 @@ impl Shard {
             recordings: HashMap::new(),
             reports: Reports { tx: reports, inbox: None },
             stats: ShardStats::default(),
+            jitter_samples: Vec::new(),
             due: Vec::new(),
             app: None,
             app_sockets: HashSet::new(),
@@ -385,6 +409,24 @@ impl Shard {
 
     pub fn stats(&self) -> ShardStats {
         self.stats
+    }
+
+    /// The jitter samples (RFC 3550 A.8, timestamp units) gathered since the last call.
+    pub fn drain_jitter_samples(&mut self) -> std::vec::Drain<'_, u32> {
+        self.jitter_samples.drain(..)
+    }
+
+    fn sample_jitter(samples: &mut Vec<u32>, jitter: u32) {
+        if samples.len() < MAX_JITTER_SAMPLES {
+            samples.push(jitter);
+        }
+    }
+
+    /// The final jitter of a leaving leg's received stream (when it received enough to have one).
+    fn sample_leg_end(&mut self, stats: &LegStats) {
+        if stats.received.packets > 1 {
+            Self::sample_jitter(&mut self.jitter_samples, stats.received.jitter);
+        }
     }
 
     /// Count datagrams a driver failed to send.
@@ -464,6 +506,7 @@ impl Shard {
             Control::TakeCustomer { call } => {
                 if let Some(leg) = self.with_call(call, |c| c.take_customer(now)).flatten() {
                     self.unroute(&leg);
+                    self.sample_leg_end(&leg.stats());
                     self.report(Report::LegReleased { call, role: Role::Customer, stats: leg.stats() });
                 }
             }
@@ -613,6 +656,7 @@ impl Shard {
         };
         if let Some(old) = old {
             self.unroute(&old);
+            self.sample_leg_end(&old.stats());
             self.report(Report::LegReleased { call, role, stats: old.stats() });
         }
         for s in sockets.into_iter().flatten() {
@@ -635,7 +679,9 @@ impl Shard {
         let agent = slot.call.take_agent(now);
         for leg in [&customer, &agent].into_iter().flatten() {
             self.unroute(leg);
+            self.sample_leg_end(&leg.stats());
         }
+        self.stats.add_rtp(&slot.call.take_rtp_counters());
         Self::apply_writes(&mut self.recordings, &mut self.stats, &mut slot.call);
         Self::drain_events(&mut self.reports, &mut self.stats, call, &mut slot.call);
         self.close_recordings_of(call);
@@ -652,11 +698,16 @@ impl Shard {
     /// After any input to a call: collect its datagrams, recording writes and events, and
     /// queue its next deadline.
     fn after_input(&mut self, _now: Instant, call: CallId, out: &mut Vec<Transmit>) {
-        let Shard { calls, timers, recordings, reports, stats, .. } = self;
+        let Shard { calls, timers, recordings, reports, stats, jitter_samples, .. } = self;
         let Some(slot) = calls.get_mut(&call) else { return };
         while let Some(t) = slot.call.poll_transmit() {
             stats.transmits += 1;
             out.push(t);
+        }
+        let rtp = slot.call.take_rtp_counters();
+        stats.add_rtp(&rtp);
+        for j in rtp.jitter.into_iter().flatten() {
+            Self::sample_jitter(jitter_samples, j);
         }
         Self::apply_writes(recordings, stats, &mut slot.call);
         Self::drain_events(reports, stats, call, &mut slot.call);

@@ -67,7 +67,12 @@ struct Wired {
 
 /// A shard with one bridged call: customer peer <-> shard socket 11 | shard socket 12 <-> agent peer.
 fn wired(driver: DriverChoice) -> Wired {
-    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver }).expect("shard starts");
+    wired_at(driver, 0)
+}
+
+/// [`wired`] on the shard numbered `index` (its metrics' `shard` label).
+fn wired_at(driver: DriverChoice, index: usize) -> Wired {
+    let shard = driver::spawn(ShardConfig { index, core: None, driver }).expect("shard starts");
     let (sc, sa) = (bind(), bind());
     let (customer, agent) = (bind(), bind());
     let (shard_customer, shard_agent) = (addr(&sc), addr(&sa));
@@ -144,6 +149,64 @@ fn uring_shard_relays_every_packet_once_with_rewritten_headers() {
     // Where the kernel refuses io_uring the shard must fall back to epoll, not fail.
     let expected = if driver::io_uring_available() { DriverKind::Uring } else { DriverKind::Epoll };
     assert_eq!(relays_both_ways(DriverChoice::Uring), expected);
+}
+
+/// The shard's RTP counters with 4 packets missing from the customer's stream, and the same
+/// figures in the Prometheus exposition once the driver flushed them (at shutdown here).
+fn counts_rtp_for_metrics(driver: DriverChoice, index: usize) {
+    let handle = telemetry::install("media-test").expect("recorder");
+    let w = wired_at(driver, index);
+    let lost: [u16; 4] = [10, 11, 12, 30];
+    let sent: Vec<u16> = (0..PACKETS).filter(|s| !lost.contains(s)).collect();
+    for &seq in &sent {
+        w.customer.send_to(&packet(0x1234_5678, seq, 0x23), w.shard_customer).expect("loopback send");
+    }
+    let mut buf = [0u8; 1500];
+    for _ in &sent {
+        w.agent.recv_from(&mut buf).expect("relayed packet within bound");
+    }
+    for seq in 0..PACKETS {
+        w.agent.send_to(&packet(0x0BAD_CAFE, seq, 0x24), w.shard_agent).expect("loopback send");
+    }
+    for _ in 0..PACKETS {
+        w.customer.recv_from(&mut buf).expect("relayed packet within bound");
+    }
+    w.shard.send(Control::EndCall { call: CALL }).expect("shard running");
+    wait_for(&w.shard, |r| matches!(r, Report::CallEnded { .. }));
+    let stats = w.shard.shutdown().expect("shard stops cleanly");
+    let packets = (sent.len() + usize::from(PACKETS)) as u64;
+    let datagram = packet(0, 0, 0).len() as u64;
+    assert_eq!((stats.rtp_packets_in, stats.rtp_packets_out), (packets, packets), "{stats:?}");
+    assert_eq!((stats.rtp_bytes_in, stats.rtp_bytes_out), (packets * datagram, packets * datagram), "{stats:?}");
+    assert_eq!(stats.rtp_lost, lost.len() as u64, "{stats:?}");
+
+    let text = handle.render();
+    let shard = format!("shard=\"{index}\"");
+    let sample = |name: &str, labels: &[&str]| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|x| l.contains(x)))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    let p = "kakeru_media_rtp_packets_total";
+    let b = "kakeru_media_rtp_bytes_total";
+    assert_eq!(sample(p, &[&shard, "direction=\"in\""]), packets as f64, "{text}");
+    assert_eq!(sample(p, &[&shard, "direction=\"out\""]), packets as f64, "{text}");
+    assert_eq!(sample(b, &[&shard, "direction=\"in\""]), (packets * datagram) as f64, "{text}");
+    assert_eq!(sample("kakeru_media_rtp_lost_packets_total", &[&shard]), lost.len() as f64, "{text}");
+    // One jitter sample per leg as it left (the call was shorter than an RTCP interval).
+    assert_eq!(sample("kakeru_media_rtp_jitter_seconds_count", &[&shard]), 2.0, "{text}");
+    assert!(text.contains("# TYPE kakeru_media_rtp_jitter_seconds histogram"), "{text}");
+}
+
+#[test]
+fn epoll_shard_counts_rtp_packets_bytes_loss_and_jitter_for_metrics() {
+    counts_rtp_for_metrics(DriverChoice::Epoll, 91);
+}
+
+#[test]
+fn uring_shard_counts_rtp_packets_bytes_loss_and_jitter_for_metrics() {
+    counts_rtp_for_metrics(DriverChoice::Uring, 92);
 }
 
 #[test]

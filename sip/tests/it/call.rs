@@ -114,6 +114,13 @@ fn invite_ringing_answer_ack_bye() {
     assert_eq!(p.a.transaction_count(), 0);
     assert_eq!(p.b.transaction_count(), 0);
     assert_eq!(p.a.stats().total_dropped() + p.b.stats().total_dropped(), 0);
+    // Both sides counted each transaction once, by method and final class (the 2xx
+    // retransmissions and the ACK count for nothing).
+    for ep in [&p.a, &p.b] {
+        let s = ep.stats();
+        assert_eq!((s.completed(&Method::Invite, "2xx"), s.completed(&Method::Bye, "2xx")), (1, 1), "{s:?}");
+        assert_eq!(s.completed.iter().flatten().sum::<u64>(), 2, "{s:?}");
+    }
 }
 
 #[test]
@@ -154,6 +161,8 @@ fn timer_b_times_out_unanswered_invite() {
     let ev = p.take_a();
     assert!(ev.contains(&Event::Timeout { tx }), "timer B fires at 64*T1: {ev:?}");
     assert_eq!(p.a.transaction_count(), 0);
+    assert_eq!(p.a.stats().completed(&Method::Invite, "timeout"), 1);
+    assert_eq!(p.a.stats().completed.iter().flatten().sum::<u64>(), 1);
     // A: 0, .5, 1.5, 3.5, 7.5, 15.5, 31.5 s.
     assert_eq!(p.sent_by(A).len(), 7);
 }

@@ -160,3 +160,13 @@ fn fuzz_parser_for_a_bounded_time() {
     let status = std::process::Command::new(script).arg(&secs).status().expect("fuzz/run.sh starts");
     assert!(status.success(), "fuzzing found a crash or failed to run (see fuzz/artifacts)");
 }
+
+#[test]
+fn drop_reasons_have_distinct_snake_case_labels() {
+    let labels: std::collections::BTreeSet<&str> = DropReason::ALL.iter().map(|r| r.label()).collect();
+    assert_eq!(labels.len(), DropReason::ALL.len(), "{labels:?}");
+    assert!(
+        labels.iter().all(|l| l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')),
+        "{labels:?}"
+    );
+}
