@@ -38,7 +38,7 @@ pub mod results;
 pub mod shard;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -288,7 +288,7 @@ pub async fn run<B: Bus + Clone + 'static>(
     let mut sip_addrs = Vec::with_capacity(cfg.shards);
     for i in 0..cfg.shards.max(1) {
         let port = if cfg.sip_listen.port() == 0 { 0 } else { cfg.sip_listen.port() + i as u16 };
-        let socket = UdpSocket::bind(SocketAddr::new(cfg.sip_listen.ip(), port))?;
+        let socket = shard::bind_sip_socket(SocketAddr::new(cfg.sip_listen.ip(), port))?;
         let local = socket.local_addr()?;
         let advertised = SocketAddr::new(calls::advertised(local.ip(), cfg.advertise_ip), local.port());
         let mut cc_cfg = calls::Config::new(advertised, cfg.carrier);
