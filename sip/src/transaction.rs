@@ -333,6 +333,12 @@ impl Endpoint {
         self.txs.get(&tx).map(|t| t.state)
     }
 
+    /// Bytes a transaction keeps to retransmit (its request, or its last response), for memory
+    /// accounting; an INVITE client transaction in Accepted keeps none.
+    pub fn retransmit_bytes(&self, tx: TxId) -> Option<usize> {
+        self.txs.get(&tx).map(|t| t.wire.capacity() + t.ack.as_ref().map_or(0, Vec::capacity))
+    }
+
     /// The request that opened a transaction (the INVITE a dialog is built from).
     pub fn request(&self, tx: TxId) -> Option<&Request> {
         self.txs.get(&tx).map(|t| &t.request)
@@ -689,6 +695,9 @@ impl Endpoint {
                     t.timers.stop(Timer::Timeout);
                     t.timers.set(Timer::Linger, now + 64 * t1);
                     t.cancel_pending = false;
+                    // Never retransmitted again (the dialog ACKs 2xx retransmissions): an answered
+                    // call held for minutes should not keep its INVITE's bytes for timer M.
+                    t.wire = Vec::new();
                     self.event(Event::Response { tx: id, response });
                 } else {
                     t.state = TxState::Completed;

@@ -115,8 +115,10 @@ pub struct Config {
 impl Config {
     pub fn new(local_sip: SocketAddr, carrier: SocketAddr) -> Config {
         let mut sip = sip::Config::new(local_sip.to_string());
-        // 1,000 call set-ups a second keep ~32,000 INVITE transactions in RFC 6026 Accepted.
-        sip.max_transactions = 131_072;
+        // Each set-up keeps its INVITE transaction in RFC 6026 Accepted for timer M (32 s): 4,000
+        // set-ups a second (past one shard's saturation, bench/RESULTS.md) keep ~128,000 of them,
+        // plus the BYEs'. Accepted ones hold no retransmit copy, so the room costs little.
+        sip.max_transactions = 262_144;
         Config {
             sip_socket: SocketId(0),
             local_sip,

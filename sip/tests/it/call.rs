@@ -59,6 +59,16 @@ fn start_call(p: &mut Pair) -> (TxId, TxId, Request) {
     (tx_a, tx_b, req)
 }
 
+/// B answers its INVITE server transaction with a 200 (Contact set) and the network carries it.
+fn answer_200(p: &mut Pair, uas: &mut Dialog, tx_b: TxId, req: &Request) {
+    let mut ok = uas.respond(req, 200);
+    ok.headers.push("Contact", "<sip:b@10.0.0.2:5060>");
+    let now = p.now;
+    p.b.send_response(now, tx_b, ok).expect("proceeding");
+    uas.on_invite_response_sent(200);
+    p.drive_network();
+}
+
 #[test]
 fn invite_ringing_answer_ack_bye() {
     let mut p = Pair::new(1);
@@ -67,12 +77,7 @@ fn invite_ringing_answer_ack_bye() {
     let now = p.now;
     p.b.send_response(now, tx_b, uas.respond(&req, 180)).expect("proceeding");
     p.drive_network();
-    let mut ok = uas.respond(&req, 200);
-    ok.headers.push("Contact", "<sip:b@10.0.0.2:5060>");
-    let now = p.now;
-    p.b.send_response(now, tx_b, ok).expect("proceeding");
-    uas.on_invite_response_sent(200);
-    p.drive_network();
+    answer_200(&mut p, &mut uas, tx_b, &req);
     let ev = p.take_a();
     assert_eq!(statuses(&ev), vec![100, 180, 200]);
     let invite = p.a.request(tx_a).expect("tx lives in Accepted").clone();
@@ -530,4 +535,27 @@ fn options_keepalive_towards_the_trunk() {
     // Timer K (T4) then J (64*T1) clean up.
     p.drive_for(Duration::from_secs(33));
     assert_eq!(p.a.transaction_count() + p.b.transaction_count(), 0);
+}
+
+#[test]
+fn an_accepted_invite_keeps_no_copy_to_retransmit() {
+    let mut p = Pair::new(7);
+    let (tx_a, tx_b, req) = start_call(&mut p);
+    let invite_len = p.a.retransmit_bytes(tx_a).expect("the INVITE transaction lives");
+    assert!(invite_len > 200, "Calling keeps the INVITE to retransmit: {invite_len} bytes");
+    let mut uas = Dialog::uas(&req, "btag", "sip:b@10.0.0.2:5060").expect("INVITE has what a dialog needs");
+    answer_200(&mut p, &mut uas, tx_b, &req);
+    assert_eq!(p.a.state(tx_a), Some(TxState::Accepted));
+    assert_eq!(p.a.retransmit_bytes(tx_a), Some(0), "Accepted (RFC 6026) drops the INVITE's bytes");
+    // The request itself stays for the dialog, and B still holds its 2xx until the ACK.
+    assert!(p.a.request(tx_a).is_some());
+    assert!(p.b.retransmit_bytes(tx_b).is_some_and(|n| n > 0));
+    // A 2xx retransmission still reaches A's TU (which ACKs it again), and nothing is resent.
+    let first = p.take_a();
+    assert_eq!(statuses(&first), vec![100, 200]);
+    let before = p.sent_by(A).len();
+    p.drive_for(Duration::from_secs(1));
+    let ev = p.take_a();
+    assert!(statuses(&ev).contains(&200), "the retransmitted 200 goes up: {ev:?}");
+    assert_eq!(p.sent_by(A).len(), before, "A retransmits nothing in Accepted");
 }
