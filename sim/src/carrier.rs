@@ -94,6 +94,10 @@ pub struct CarrierStats {
     pub active: u64,
     /// Most calls up at once.
     pub peak_active: u64,
+    /// Calls INVITEd and not yet ended (ringing or up): the channels the dialer holds here.
+    pub in_progress: u64,
+    /// Most calls in progress at once.
+    pub peak_in_progress: u64,
 }
 
 /// A running carrier.
@@ -214,6 +218,13 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                                 r.headers.push("Content-Type", "application/sdp");
                                 let Some((answer, to)) = answer_sdp(&c.invite.body, local_rtp) else {
                                     let _ = ep.send_response(now, tx, c.dialog.respond(&c.invite, 488));
+                                    calls.remove(&call_id);
+                                    by_tx.remove(&tx);
+                                    let n = calls.len() as u64;
+                                    bump(&|s| {
+                                        s.failed += 1;
+                                        s.in_progress = n;
+                                    });
                                     continue;
                                 };
                                 r.body = answer;
@@ -256,6 +267,8 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                             if status != 200 {
                                 calls.remove(&call_id);
                                 by_tx.remove(&tx);
+                                let n = calls.len() as u64;
+                                bump(&|s| s.in_progress = n);
                             }
                         }
                         Action::HangUp { call_id } => {
@@ -264,10 +277,11 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                                 let _ = ep.send_request(now, c.from, bye);
                                 streams.stop(c.key);
                                 mark_ended(&me, c.log_index);
-                                let active = streams.len() as u64;
+                                let (active, n) = (streams.len() as u64, calls.len() as u64);
                                 bump(&|s| {
                                     s.byes_sent += 1;
                                     s.active = active;
+                                    s.in_progress = n;
                                 });
                             }
                         }
@@ -318,6 +332,11 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                         call_id,
                         Call { invite: request, from, dialog, log_index, key: next_key, answered: false },
                     );
+                    let n = calls.len() as u64;
+                    bump(&|s| {
+                        s.in_progress = n;
+                        s.peak_in_progress = s.peak_in_progress.max(n);
+                    });
                     next_key += 1;
                     let (at, status) = match behaviour {
                         Behaviour::Answer { after_ms, .. } => (Some(after_ms), 200),
@@ -341,10 +360,11 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                             let _ = ep.send_response(now, tx, r);
                             streams.stop(c.key);
                             mark_ended(&me, c.log_index);
-                            let active = streams.len() as u64;
+                            let (active, n) = (streams.len() as u64, calls.len() as u64);
                             bump(&|s| {
                                 s.byes_received += 1;
                                 s.active = active;
+                                s.in_progress = n;
                             });
                         }
                         None => {
@@ -365,7 +385,11 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                                     e.outcome = "cancelled".into();
                                 }
                             }
-                            bump(&|s| s.cancelled += 1);
+                            let n = calls.len() as u64;
+                            bump(&|s| {
+                                s.cancelled += 1;
+                                s.in_progress = n;
+                            });
                         }
                     }
                 }

@@ -14,7 +14,7 @@ use sip::{Endpoint, Event};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use crate::rtp::{dtmf_packets, Streams};
+use crate::rtp::Streams;
 
 /// One phone's SIP account.
 #[derive(Clone, Debug)]
@@ -138,7 +138,6 @@ async fn run(
     let mut streams = Streams::default();
     let mut keys: Vec<char> = Vec::new();
     let mut next_key_at = Instant::now();
-    let mut dtmf_seq: u16 = rng.gen();
     let ssrc: u32 = rng.gen();
     let mut buf = vec![0u8; 65_536];
     let mut rtp_buf = vec![0u8; 2048];
@@ -247,11 +246,14 @@ async fn run(
         // Key the next digit.
         if !keys.is_empty() && now >= next_key_at {
             if let Some(k) = keys.pop() {
-                if let Some((to, pt)) = current.as_ref().and_then(|c| c.remote_rtp.map(|r| (r, c.te_pt))) {
-                    let ts: u32 = rng.gen();
-                    for p in dtmf_packets(k, ssrc ^ 0x5555, &mut dtmf_seq, ts, pt) {
+                let pt = current.as_ref().filter(|c| c.remote_rtp.is_some()).map(|c| c.te_pt);
+                // The digit goes in the call's own RTP stream (its SSRC and sequence), as phones do.
+                if let Some((to, packets)) = pt.and_then(|pt| streams.dtmf(1, k, pt)) {
+                    for p in packets {
                         let _ = rtp.send_to(&p, to).await;
                     }
+                    let sent = streams.sent;
+                    bump(&|s| s.rtp_sent = sent);
                 }
                 next_key_at = now + Duration::from_millis(300);
             }

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 
 /// PCMU silence.
 const ULAW_SILENCE: u8 = 0xFF;
+/// Timestamp units a digit of [`dtmf_packets`] lasts (its final duration).
+const DTMF_EVENT_TS: u32 = 160 * 6;
 
 /// The RTP streams a peer sends, keyed by the peer's call key.
 #[derive(Debug, Default)]
@@ -37,6 +39,20 @@ impl Streams {
 
     pub fn is_empty(&self) -> bool {
         self.streams.is_empty()
+    }
+
+    /// RFC 4733 packets for one digit on stream `key`, in the stream's own SSRC and sequence: the
+    /// event starts at the stream's current timestamp, which then moves past the event, so the
+    /// audio after it continues in order. `None` when there is no such stream or digit.
+    pub fn dtmf(&mut self, key: u64, digit: char, pt: u8) -> Option<(SocketAddr, Vec<Vec<u8>>)> {
+        let s = self.streams.get_mut(&key)?;
+        let packets = dtmf_packets(digit, s.ssrc, &mut s.seq, s.ts, pt);
+        if packets.is_empty() {
+            return None;
+        }
+        s.ts = s.ts.wrapping_add(DTMF_EVENT_TS);
+        self.sent += packets.len() as u64;
+        Some((s.to, packets))
     }
 
     /// One 20 ms frame for every stream: (destination, packet).
@@ -85,4 +101,45 @@ pub fn dtmf_packets(digit: char, ssrc: u32, seq: &mut u16, ts: u32, pt: u8) -> V
         out.push(p);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(p: &[u8]) -> u16 {
+        u16::from_be_bytes([p[2], p[3]])
+    }
+
+    fn ts(p: &[u8]) -> u32 {
+        u32::from_be_bytes([p[4], p[5], p[6], p[7]])
+    }
+
+    fn ssrc(p: &[u8]) -> u32 {
+        u32::from_be_bytes([p[8], p[9], p[10], p[11]])
+    }
+
+    #[test]
+    fn digits_go_in_the_stream_own_ssrc_and_sequence() {
+        let mut s = Streams::default();
+        let to: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        s.start(1, to, 0xABCD_1234);
+        let audio = s.frame().remove(0).1;
+        let (dest, digit) = s.dtmf(1, '2', 101).expect("a stream and a digit");
+        assert_eq!(dest, to);
+        assert_eq!(digit.len(), 8);
+        for (i, p) in digit.iter().enumerate() {
+            assert_eq!(ssrc(p), 0xABCD_1234);
+            assert_eq!(seq(p), seq(&audio).wrapping_add(1 + i as u16), "one sequence across audio and events");
+            assert_eq!(ts(p), ts(&audio).wrapping_add(160), "the event starts where the audio is");
+            assert_eq!(p[1] & 0x7F, 101);
+            assert_eq!(p[12], 2, "event code of '2'");
+        }
+        assert_eq!(digit[0][1] & 0x80, 0x80, "the first packet is marked");
+        let after = s.frame().remove(0).1;
+        assert_eq!(seq(&after), seq(&digit[7]).wrapping_add(1));
+        assert_eq!(ts(&after), ts(&digit[0]).wrapping_add(DTMF_EVENT_TS), "audio resumes past the event");
+        assert!(s.dtmf(1, 'x', 101).is_none());
+        assert!(s.dtmf(2, '1', 101).is_none());
+    }
 }

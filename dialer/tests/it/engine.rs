@@ -31,6 +31,30 @@ fn rules() -> [Behaviour; 10] {
     ]
 }
 
+/// The built-in carrier with rules by the dialled number's last digit.
+async fn carrier(rules: [Behaviour; 10], stop: &watch::Receiver<bool>) -> sim::carrier::Carrier {
+    sim::carrier::start(
+        LOCALHOST,
+        CarrierConfig { by_last_digit: Some(rules), ..CarrierConfig::default() },
+        stop.clone(),
+    )
+    .await
+    .expect("carrier")
+}
+
+/// The floor's agents' phones, answering after `answer_after`, once all have registered.
+async fn phones(floor: &Floor, answer_after: Duration, stop: &watch::Receiver<bool>) -> Vec<sim::phone::Phone> {
+    let phones = sim::phone::start(
+        floor.phone_accounts(),
+        PhoneConfig { registrar: floor.info.sip_addrs[0], bind_ip: LOCALHOST, expires_s: 300, answer_after },
+        stop.clone(),
+    )
+    .await
+    .expect("phones");
+    until("phones registered", Duration::from_secs(10), || async { phones.iter().all(|p| p.stats().registered) }).await;
+    phones
+}
+
 fn expected_result(tel: &str) -> &'static str {
     match tel.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(0) {
         4 | 5 => "busy",
@@ -44,32 +68,13 @@ fn expected_result(tel: &str) -> &'static str {
 async fn a_call_job_places_real_calls_and_every_lead_gets_what_the_carrier_did() {
     for backend in backends() {
         let (stop_tx, stop) = watch::channel(false);
-        let carrier = sim::carrier::start(
-            LOCALHOST,
-            CarrierConfig { by_last_digit: Some(rules()), ..CarrierConfig::default() },
-            stop.clone(),
-        )
-        .await
-        .expect("carrier");
+        let carrier = carrier(rules(), &stop).await;
         let leads: Vec<String> = (0..40).map(|i| format!("03{:08}", 1000 + i)).collect();
         let dnc = vec![leads[3].clone(), leads[13].clone()];
         let spec =
             FloorSpec { agents: 3, leads: leads.clone(), dnc: dnc.clone(), ring_timeout_s: 2, ..FloorSpec::default() };
         let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
-        let phones = sim::phone::start(
-            floor.phone_accounts(),
-            PhoneConfig {
-                registrar: floor.info.sip_addrs[0],
-                bind_ip: LOCALHOST,
-                expires_s: 300,
-                answer_after: Duration::from_millis(200),
-            },
-            stop.clone(),
-        )
-        .await
-        .expect("phones");
-        until("phones registered", Duration::from_secs(10), || async { phones.iter().all(|p| p.stats().registered) })
-            .await;
+        let phones = phones(&floor, Duration::from_millis(200), &stop).await;
         until("registrations stored", Duration::from_secs(10), || async {
             floor.scalar("SELECT COUNT(*) FROM sip_registrations WHERE tenant_id = $1").await == 3
         })
@@ -138,6 +143,151 @@ async fn a_call_job_places_real_calls_and_every_lead_gets_what_the_carrier_did()
         let stats = floor.stop().await;
         assert_eq!(stats.restricted, 2);
         assert_eq!(stats.launched, 38);
+        let _ = stop_tx.send(true);
+    }
+}
+
+/// A text column of one row.
+async fn text(floor: &Floor, sql: &str, id: i64) -> Option<String> {
+    store::sqlx::query(sql)
+        .bind(floor.tenant as i64)
+        .bind(id)
+        .fetch_optional(&floor.db.pool)
+        .await
+        .expect(sql)
+        .and_then(|r| store::sqlx::Row::try_get(&r, 0).ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_limits_hold_under_load_and_the_job_still_finishes() {
+    const MAX_CHANNELS: i64 = 5;
+    const CALLER_ID_LIMIT: i64 = 3;
+    for backend in backends() {
+        let (stop_tx, stop) = watch::channel(false);
+        // Slow answers keep every channel busy for a while; some numbers fail slowly too.
+        let answer = Behaviour::Answer { after_ms: 1_200, talk_ms: Some(300) };
+        let fail = Behaviour::Fail { status: 486, after_ms: 1_000 };
+        let rules = [answer, answer, answer, answer, answer, answer, answer, fail, fail, fail];
+        let carrier = carrier(rules, &stop).await;
+        let leads: Vec<String> = (0..24).map(|i| format!("03{:08}", 5000 + i)).collect();
+        // Eight ready agents: progressive pacing wants eight calls at once, more than either limit.
+        let spec = FloorSpec {
+            agents: 8,
+            leads: leads.clone(),
+            max_channels: MAX_CHANNELS,
+            caller_id: Some(("0312340000", CALLER_ID_LIMIT)),
+            ring_timeout_s: 10,
+            ..FloorSpec::default()
+        };
+        let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
+        let _phones = phones(&floor, Duration::from_millis(100), &stop).await;
+        floor.log_in_agents(None).await;
+        until("agents ready", Duration::from_secs(15), || async { floor.agents_in("ready").await == 8 }).await;
+        floor.start_job().await;
+        until("the job finishes", Duration::from_secs(90), || async { floor.job_status().await == "finished" }).await;
+
+        let c = carrier.stats();
+        assert_eq!(c.invites, leads.len() as u64, "every lead dialled once: {c:?}");
+        assert!(
+            c.peak_in_progress <= CALLER_ID_LIMIT as u64,
+            "the carrier never had more calls than the caller ID allows ({CALLER_ID_LIMIT}): {c:?}"
+        );
+        assert_eq!(c.peak_in_progress, CALLER_ID_LIMIT as u64, "the limit was reached, not just respected: {c:?}");
+        assert_eq!(c.in_progress, 0, "every call ended: {c:?}");
+        for (tel, attempts, result) in floor.leads().await {
+            let expected = if tel.ends_with(['7', '8', '9']) { "busy" } else { "no_entry" };
+            assert_eq!((attempts, result.as_deref()), (1, Some(expected)), "{tel}");
+        }
+        let stats = floor.stop().await;
+        assert_eq!(stats.launched, leads.len() as u64);
+        let _ = stop_tx.send(true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_keys_a_result_and_a_recall_on_the_phone() {
+    for backend in backends() {
+        let (stop_tx, stop) = watch::channel(false);
+        // Every customer answers, talks a second and hangs up.
+        let answer = Behaviour::Answer { after_ms: 300, talk_ms: Some(1_000) };
+        let carrier = carrier([answer; 10], &stop).await;
+        let spec = FloorSpec {
+            agents: 1,
+            leads: vec!["0310000001".into(), "0310000002".into()],
+            dtmf_result_entry: true,
+            // ACW keeps the next customer away while the agent keys; the keyed result ends it.
+            acw_s: 120,
+            result_codes: vec![(1, "見込みなし"), (2, "成約"), (3, "不在")],
+            ..FloorSpec::default()
+        };
+        let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
+        let phones = phones(&floor, Duration::from_millis(100), &stop).await;
+        floor.log_in_agents(Some(120_000)).await;
+        until("agent ready", Duration::from_secs(15), || async { floor.agents_in("ready").await == 1 }).await;
+        floor.start_job().await;
+
+        // The first customer hangs up; the agent keys result 2 on the phone.
+        until("the first call ends in ACW", Duration::from_secs(20), || async {
+            floor.scalar("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1 AND saved = 0").await == 1
+                && floor.agents_in("wrap_up").await == 1
+        })
+        .await;
+        let first = floor.scalar("SELECT MIN(call_record_id) FROM wrapup_records WHERE tenant_id = $1").await;
+        phones[0].command(sim::phone::PhoneCommand::Keys("2#".into())).await;
+        until("the keyed result is saved", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1 AND saved = 1").await == 1
+        })
+        .await;
+        assert_eq!(
+            text(&floor, "SELECT result FROM call_records WHERE tenant_id = $1 AND id = $2", first).await.as_deref(),
+            Some("2"),
+            "the call record has result code 2"
+        );
+        assert_eq!(
+            text(&floor, "SELECT result FROM wrapup_records WHERE tenant_id = $1 AND call_record_id = $2", first)
+                .await
+                .as_deref(),
+            Some("2")
+        );
+
+        // The saved result ended ACW: the second customer comes, hangs up, and the agent keys a
+        // recall in 30 minutes (0, then 30#).
+        until("the second call ends", Duration::from_secs(20), || async {
+            floor.scalar("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1 AND saved = 0").await == 1
+                && floor.scalar("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1").await == 2
+        })
+        .await;
+        let second = floor.scalar("SELECT MAX(call_record_id) FROM wrapup_records WHERE tenant_id = $1").await;
+        let second_lead =
+            floor.scalar(&format!("SELECT lead_id FROM call_records WHERE tenant_id = $1 AND id = {second}")).await;
+        let keyed_from = store::now_ms();
+        phones[0].command(sim::phone::PhoneCommand::Keys("030#".into())).await;
+        until("the recall is created", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM recalls WHERE tenant_id = $1").await == 1
+        })
+        .await;
+        let keyed_to = store::now_ms();
+        let due = floor.scalar("SELECT due_at FROM recalls WHERE tenant_id = $1").await;
+        let thirty_min = 30 * 60_000;
+        assert!(
+            due >= keyed_from + thirty_min && due <= keyed_to + thirty_min,
+            "the recall is due 30 minutes after the keys: due {due}, keyed {keyed_from}..{keyed_to}"
+        );
+        assert_eq!(floor.scalar("SELECT lead_id FROM recalls WHERE tenant_id = $1").await, second_lead);
+        assert_eq!(
+            text(&floor, "SELECT status FROM recalls WHERE tenant_id = $1 AND lead_id = $2", second_lead)
+                .await
+                .as_deref(),
+            Some("open")
+        );
+        assert_eq!(
+            text(&floor, "SELECT next_action FROM wrapup_records WHERE tenant_id = $1 AND call_record_id = $2", second)
+                .await
+                .as_deref(),
+            Some("recall")
+        );
+        let stats = floor.stop().await;
+        assert_eq!(stats.dtmf_entries, 2);
         let _ = stop_tx.send(true);
     }
 }
