@@ -1,4 +1,5 @@
 pub mod control;
 pub mod media;
 pub mod pacing;
+pub mod sip;
 pub mod storage;

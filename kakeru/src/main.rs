@@ -88,6 +88,8 @@ enum BenchKind {
     Media(bench::media::MediaArgs),
     /// The control service over Redis: state changes per second and event-to-wallboard latency.
     Control(bench::control::ControlArgs),
+    /// SIP call set-ups a second on one dialer shard against sipp as the UAS, and memory per held call.
+    Sip(bench::sip::SipArgs),
 }
 
 #[tokio::main]
@@ -105,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
             BenchKind::Pacing(args) => tokio::task::spawn_blocking(move || bench::pacing::run(&args)).await??,
             BenchKind::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
             BenchKind::Control(args) => bench::control::run(&args).await?,
+            BenchKind::Sip(args) => tokio::task::spawn_blocking(move || bench::sip::run(&args)).await??,
         },
         Role::Control { redis_url, tenants, consumer, redis_prefix } => {
             let mut cfg = NodeConfig::new(&cli.database_url);
