@@ -39,6 +39,54 @@ enum Role {
         #[arg(long, env = "KAKERU_REDIS_PREFIX", default_value = "")]
         redis_prefix: String,
     },
+    /// A whole floor in one process on the embedded default: the API, the control service and the
+    /// dialer, with a simulated carrier (real SIP and RTP on loopback) and simulated agents working
+    /// a predictive campaign through the API. Prints the wallboard's URL and a login.
+    Demo(kakeru::demo::DemoArgs),
+    /// The dialer engine on this host's media shards: places the call jobs' calls to the carrier,
+    /// keeps the agents' nailed-up legs, bridges and records. Over Redis, beside `kakeru control`.
+    Dialer {
+        /// redis://host:port (the bus).
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Put before every Redis stream and key name.
+        #[arg(long, env = "KAKERU_REDIS_PREFIX", default_value = "")]
+        redis_prefix: String,
+        /// The carrier trunk's SIP address (host:port).
+        #[arg(long, env = "KAKERU_CARRIER")]
+        carrier: String,
+        /// The carrier's domain in request URIs (default: its address).
+        #[arg(long, env = "KAKERU_CARRIER_DOMAIN")]
+        carrier_domain: Option<String>,
+        /// Digest user name towards a carrier that challenges.
+        #[arg(long, env = "KAKERU_CARRIER_USER")]
+        carrier_user: Option<String>,
+        /// Digest password towards the carrier.
+        #[arg(long, env = "KAKERU_CARRIER_PASSWORD", hide_env_values = true)]
+        carrier_password: Option<String>,
+        /// SIP address of shard 0; shard i listens on port + i.
+        #[arg(long, env = "KAKERU_SIP_LISTEN", default_value = "0.0.0.0:5060")]
+        sip_listen: std::net::SocketAddr,
+        /// Address put in SIP and SDP (when listening on 0.0.0.0).
+        #[arg(long, env = "KAKERU_ADVERTISE_IP")]
+        advertise_ip: Option<std::net::IpAddr>,
+        /// Where RTP ports are bound.
+        #[arg(long, env = "KAKERU_MEDIA_IP", default_value = "0.0.0.0")]
+        media_ip: std::net::IpAddr,
+        /// Media shards (default: one per core), each pinned to its core.
+        #[arg(long, env = "KAKERU_SHARDS")]
+        shards: Option<usize>,
+        /// Where recordings are written (none: calls are not recorded).
+        #[arg(long, env = "KAKERU_RECORDINGS_DIR")]
+        recordings_dir: Option<std::path::PathBuf>,
+        /// Serve only these tenants (default: every tenant).
+        #[arg(long, value_delimiter = ',')]
+        tenants: Vec<u64>,
+        /// This host's name on call records (calls it left pending are failed on restart); default
+        /// the host name.
+        #[arg(long, env = "KAKERU_DIALER_INSTANCE")]
+        instance: Option<String>,
+    },
     /// Apply the database migrations and exit.
     Migrate,
     /// The control service: owns agent state, matches answered customers to ready agents, feeds the
@@ -121,6 +169,57 @@ async fn main() -> anyhow::Result<()> {
             let mut node = Node::open(cfg).await?;
             node.spawn_control();
             eprintln!("kakeru control: serving every tenant as consumer {consumer}");
+            node.run(terminated()).await?;
+        }
+        Role::Demo(args) => {
+            kakeru::demo::run(&cli.database_url, &args.listen, args.config(), terminated()).await?;
+        }
+        Role::Dialer {
+            redis_url,
+            redis_prefix,
+            carrier,
+            carrier_domain,
+            carrier_user,
+            carrier_password,
+            sip_listen,
+            advertise_ip,
+            media_ip,
+            shards,
+            recordings_dir,
+            tenants,
+            instance,
+        } => {
+            let carrier = resolve(&carrier).await.context("--carrier")?;
+            let mut ecfg = dialer::engine::EngineConfig::new(carrier);
+            let host = instance.unwrap_or_else(|| std::env::var("HOSTNAME").unwrap_or_else(|_| "dialer".into()));
+            ecfg.instance = format!("{host}:{}:{}", std::process::id(), store::now_ms());
+            ecfg.instance_prefix = format!("{host}:");
+            ecfg.consumer = host.clone();
+            ecfg.shards = shards.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            ecfg.pin_cores = true;
+            ecfg.sip_listen = sip_listen;
+            ecfg.media_ip = media_ip;
+            if let Some(ip) = advertise_ip {
+                ecfg.advertise_ip = ip;
+            } else if !sip_listen.ip().is_unspecified() {
+                ecfg.advertise_ip = sip_listen.ip();
+            }
+            ecfg.carrier_domain = carrier_domain;
+            ecfg.carrier_credentials = match (carrier_user, carrier_password) {
+                (Some(username), Some(password)) => Some(sip::auth::Credentials { username, password }),
+                (None, None) => None,
+                _ => anyhow::bail!("--carrier-user and --carrier-password go together"),
+            };
+            ecfg.recordings_dir = recordings_dir;
+            ecfg.tenants = (!tenants.is_empty()).then_some(tenants.clone());
+            let mut cfg = NodeConfig::new(&cli.database_url);
+            cfg.redis_url = Some(redis_url);
+            cfg.redis_prefix = redis_prefix;
+            cfg.tenants = tenants;
+            let shards = ecfg.shards;
+            let mut node = Node::open(cfg).await?;
+            node.spawn_dialer(ecfg);
+            eprintln!("kakeru dialer: {shards} shard(s), SIP from {sip_listen}, carrier {carrier}");
             node.run(terminated()).await?;
         }
         Role::Migrate => {
@@ -212,6 +311,8 @@ async fn start_metrics(cli: &Cli) -> anyhow::Result<()> {
     let role = match &cli.role {
         Role::Api { .. } => "api",
         Role::Control { .. } => "control",
+        Role::Dialer { .. } => "dialer",
+        Role::Demo(_) => "demo",
         Role::Bench { .. } => "bench",
         Role::Migrate | Role::Tenant { .. } => return Ok(()),
     };
@@ -221,6 +322,15 @@ async fn start_metrics(cli: &Cli) -> anyhow::Result<()> {
         eprintln!("kakeru {role}: metrics on http://{bound}/metrics");
     }
     Ok(())
+}
+
+/// `host:port` to one socket address (the first the resolver gives).
+async fn resolve(addr: &str) -> anyhow::Result<std::net::SocketAddr> {
+    tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("resolving {addr}"))?
+        .next()
+        .with_context(|| format!("{addr}: no address"))
 }
 
 /// A database URL without its password, for printing.

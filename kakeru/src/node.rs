@@ -192,6 +192,24 @@ impl Node {
         });
     }
 
+    /// The dialer engine on this host's media shards (`kakeru dialer`): every tenant's call jobs,
+    /// unless `cfg.tenants` names some. Each tenant's `agent:events` reader gets its own bus handle.
+    pub fn spawn_dialer(&mut self, cfg: dialer::engine::EngineConfig) {
+        self.spawn_role("dialer", move |ctx| async move {
+            let bus = ctx.bus.clone();
+            let readers: dialer::engine::ReaderFactory<AnyBus> = Arc::new(move || {
+                let bus = bus.clone();
+                Box::pin(async move { bus.another().await })
+            });
+            let stats =
+                dialer::engine::run_with_readers(ctx.db.clone(), ctx.bus.clone(), readers, cfg, ctx.shutdown, None)
+                    .await
+                    .context("the dialer engine")?;
+            tracing::info!(?stats, "dialer stopped");
+            Ok(())
+        });
+    }
+
     /// Asks every role to stop.
     pub fn stop(&self) {
         let _ = self.stop.send(true);

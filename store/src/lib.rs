@@ -114,10 +114,13 @@ impl Db {
         let mut options = AnyPoolOptions::new().max_connections(max);
         if backend == Backend::Sqlite {
             // Per connection: WAL (set once, in the file, by `migrate`) is crash-safe with NORMAL,
-            // which syncs at checkpoints instead of at every commit.
+            // which syncs at checkpoints instead of at every commit; a 10 s busy timeout.
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    // Writers from several tasks (API, control, dialer) wait for the one lock
+                    // instead of failing at once with SQLITE_BUSY.
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
                     Ok(())
                 })
             });

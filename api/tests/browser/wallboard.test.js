@@ -7,6 +7,7 @@
 // dropped stream, switch the language and the series range, change an agent's state from the grid,
 // save a screenshot, then check that BIZ is refused and that OP sees only themselves.
 // KAKERU_MODE=load: 1,000 agents, a burst of changes; frame times and long tasks measured in the page.
+// KAKERU_MODE=demo: the wallboard of a running `kakeru demo` (started by kakeru/tests/it/demo.rs).
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -328,7 +329,58 @@ async function load() {
   await context.close();
 }
 
-(MODE === 'floor' ? floor() : load()).then(
+// KAKERU_MODE=demo: the `kakeru demo` binary runs a simulated floor; log in with the login it printed,
+// watch the campaign's figures and the agents' states change as its calls flow, pause a ready agent
+// from the grid, save a screenshot.
+async function demo() {
+  const { context, page, problems } = await launch();
+  await page.goto(`${BASE}/ui/wallboard`);
+  await until(page, 'the login form', () => !document.getElementById('login').hidden);
+  await login(page, FIX.tenant, FIX.login, FIX.password);
+  await until(page, 'the live board', () => !document.getElementById('board').hidden && document.getElementById('conn').dataset.state === 'live');
+  const C = FIX.campaign;
+  await until(page, `at least ${FIX.agents} agents on the grid`, (n) => document.querySelectorAll('.agent').length >= n, FIX.agents);
+  await until(page, 'the demo campaign card', (c) => document.querySelector(`[data-campaign="${c}"]`) !== null, C);
+  const figures = () => page.evaluate(([a, c, d]) => ({
+    answered: Number(document.querySelector(a)?.textContent.replace(/,/g, '') || 0),
+    connected: Number(document.querySelector(c)?.textContent.replace(/,/g, '') || 0),
+    dials: document.querySelector(d)?.textContent || '',
+    states: [...document.querySelectorAll('.agent')].map((e) => e.dataset.state).sort().join(','),
+  }), [fig(C, 'answered'), fig(C, 'connected'), `[data-campaign="${C}"] [data-fig="dials_in_flight"] .v`]);
+  const first = await figures();
+  log(`DEMO first ${JSON.stringify({ ...first, states: undefined })}`);
+  // Calls flow: the answered and connected counts grow, the agents' states change, as seen live.
+  await until(page, 'more customers answered and connected', ([a, c, s]) => {
+    const n = (sel) => Number(document.querySelector(sel)?.textContent.replace(/,/g, '') || 0);
+    return n(a) >= s.answered + 3 && n(c) >= s.connected + 3;
+  }, [fig(C, 'answered'), fig(C, 'connected'), first], 120000);
+  await until(page, 'agents talking', () => document.querySelector('.agent[data-state="talking"]') !== null, null, 60000);
+  const later = await figures();
+  assert.notEqual(later.states, first.states, 'the agents\' states changed');
+  log(`DEMO later ${JSON.stringify({ ...later, states: undefined })}`);
+
+  // The SV pauses a ready agent from the grid (POST /agents/{id}/state).
+  await until(page, 'a ready agent', () => document.querySelector('.agent[data-state="ready"]') !== null, null, 60000);
+  const id = await page.$eval('.agent[data-state="ready"]', (e) => e.dataset.agent);
+  await page.click(`[data-agent="${id}"]`);
+  await until(page, 'the agent menu', () => !document.getElementById('agent-menu').hidden);
+  await page.selectOption('#menu-reason', { index: 0 });
+  const [req] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith(`/agents/${id}/state`) && r.method() === 'POST'),
+    page.click('#agent-menu [data-to="paused"]'),
+  ]);
+  assert.equal(JSON.parse(req.postData()).to, 'paused');
+  // The agent may be offered a customer first; the pause then waits for that call's end.
+  await until(page, `agent ${id} paused`, (a) => document.querySelector(`[data-agent="${a}"]`).dataset.state === 'paused', id, 60000);
+  log(`STATE_CHANGE applied to ${id}`);
+  const shot = path.join(OUT, 'wallboard-demo.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  log(`SCREENSHOT ${shot}`);
+  assert.deepEqual(problems, [], 'no page errors, no outside requests');
+  await context.close();
+}
+
+({ floor, load, demo }[MODE])().then(
   () => { log('BROWSER OK'); process.exit(0); },
   (e) => { log(`BROWSER FAILED: ${e.stack || e}`); process.exit(1); },
 );

@@ -282,6 +282,29 @@ pub async fn run<B: Bus + Clone + 'static>(
     shutdown: watch::Receiver<bool>,
     ready: Option<tokio::sync::oneshot::Sender<EngineInfo>>,
 ) -> Result<EngineStats, EngineError> {
+    let reader = bus.clone();
+    let readers: ReaderFactory<B> = Arc::new(move || {
+        let b = reader.clone();
+        Box::pin(async move { Ok(b) })
+    });
+    run_with_readers(db, bus, readers, cfg, shutdown, ready).await
+}
+
+/// Opens the bus handle one `agent:events` reader blocks on.
+pub type ReaderFactory<B> =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<B, BusError>> + Send>> + Send + Sync>;
+
+/// [`run`], with a handle of its own for each tenant's `agent:events` reader (on Redis a blocking
+/// read holds up every command queued behind it on its connection: the engine's publishes, and
+/// the other tenants' reads).
+pub async fn run_with_readers<B: Bus + Clone + 'static>(
+    db: Db,
+    bus: B,
+    new_reader: ReaderFactory<B>,
+    cfg: EngineConfig,
+    shutdown: watch::Receiver<bool>,
+    ready: Option<tokio::sync::oneshot::Sender<EngineInfo>>,
+) -> Result<EngineStats, EngineError> {
     instruments::describe();
     let (shard_tx, shard_rx) = mpsc::channel::<ShardOutput>(65_536);
     let mut handles = Vec::with_capacity(cfg.shards);
@@ -323,6 +346,7 @@ pub async fn run<B: Bus + Clone + 'static>(
         cfg,
         db,
         bus,
+        new_reader,
         shards: handles,
         input_tx,
         write_tx,
@@ -356,6 +380,7 @@ struct Owner<B: Bus + Clone + 'static> {
     cfg: EngineConfig,
     db: Db,
     bus: B,
+    new_reader: ReaderFactory<B>,
     shards: Vec<ShardHandle>,
     input_tx: mpsc::Sender<Input>,
     write_tx: mpsc::Sender<Write>,
@@ -513,8 +538,8 @@ impl<B: Bus + Clone + 'static> Owner<B> {
             }
             let stream = streams::agent_events(t);
             self.bus.ensure_group(&stream, &self.cfg.group).await?;
-            let (bus, group, consumer, tx) =
-                (self.bus.clone(), self.cfg.group.clone(), self.cfg.consumer.clone(), self.input_tx.clone());
+            let bus = (self.new_reader)().await?;
+            let (group, consumer, tx) = (self.cfg.group.clone(), self.cfg.consumer.clone(), self.input_tx.clone());
             self.readers.insert(t, tokio::spawn(read_agent_events(bus, t, stream, group, consumer, tx)));
         }
         Ok(())

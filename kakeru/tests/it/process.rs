@@ -89,6 +89,43 @@ impl Role {
     }
 }
 
+impl Role {
+    /// Ctrl-C: SIGINT to the process.
+    pub fn interrupt(&mut self) {
+        let (ok, out) = run("kill", &["-INT", &self.child.id().to_string()], None);
+        assert!(ok, "kill -INT: {out}");
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; its exit success and every line it
+    /// printed.
+    pub fn wait_exit(&mut self, limit: Duration) -> (bool, Vec<String>) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            while let Ok(l) = self.lines.try_recv() {
+                self.seen.push(l);
+            }
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // The output threads end with the process.
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
+                    self.seen.push(l);
+                }
+                return (status.success(), self.seen.clone());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running after {limit:?}; output so far:\n{}",
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The directory the process runs in.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
 impl Drop for Role {
     fn drop(&mut self) {
         let _ = self.child.kill();
