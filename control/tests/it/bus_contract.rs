@@ -119,6 +119,21 @@ contract! {
     bad_arguments_are_errors => cfg();
     publish_many_and_fan_out_reads => cfg();
     values_are_set_read_and_expire => cfg();
+    lag_counts_entries_not_yet_delivered_to_the_group => cfg();
+}
+
+/// The lag the control service samples for `kakeru_bus_stream_lag_entries`.
+async fn lag_counts_entries_not_yet_delivered_to_the_group<B: Bus>(bus: B, s: String) {
+    bus.ensure_group(&s, "g").await.unwrap();
+    assert_eq!(bus.lag(&s, "g").await.unwrap(), Some(0));
+    for i in 0..5 {
+        bus.publish(&s, &env(i)).await.unwrap();
+    }
+    assert_eq!(bus.lag(&s, "g").await.unwrap(), Some(5));
+    let got = bus.read(&s, "g", "c1", 3, 0).await.unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(bus.lag(&s, "g").await.unwrap(), Some(2), "delivered entries leave the lag, acked or not");
+    assert!(matches!(bus.lag(&s, "nobody").await, Err(BusError::NoGroup { .. })), "an unknown group is an error");
 }
 
 async fn publish_read_ack<B: Bus>(bus: B, s: String) {
