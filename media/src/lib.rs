@@ -11,6 +11,8 @@
 //! (prompts, beeps, hold audio), [`recording`] (crash-safe stereo G.711 WAV), [`call`] (the relay
 //! state machine).
 
+/// The Opus archive of finished recordings (feature `opus`).
+#[cfg(feature = "opus")]
 pub mod archive;
 pub mod call;
 pub mod driver;
