@@ -524,6 +524,9 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
         })
         .await?
     };
+    if hashed.len() != agents.len() {
+        bail!("hashing the agents' passwords failed");
+    }
     let mut tx = pool.begin().await?;
     for (id, hash) in &hashed {
         sqlx::query(
@@ -562,9 +565,6 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
         }
     }
     tx.commit().await?;
-    if hashed.len() != agents.len() {
-        bail!("hashing the agents' passwords failed");
-    }
 
     // This run's list: mobile numbers, a few of them on the do-not-call list (発信規制).
     let leads = if cfg.leads == 0 { (cfg.agents * 200).max(2_000) } else { cfg.leads };

@@ -10,18 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::metrics::{parse, value};
 use crate::process::Role;
 
 const AGENTS: usize = 50;
-
-/// The value of the first `name` sample (any labels) summed over its series.
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-        .sum()
-}
 
 fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api/tests/browser")
@@ -113,12 +105,14 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
 
     // /metrics counts the calls: launched, ended by result, answered.
     let metrics = http.get(format!("{base}/metrics")).send().await.expect("scrape").text().await.expect("body");
-    let launched = metric_sum(&metrics, "kakeru_dialer_calls_launched_total");
-    let answered = metric_sum(&metrics, "kakeru_dialer_calls_answered_total");
-    let ended = metric_sum(&metrics, "kakeru_dialer_calls_total");
+    let samples = parse(&metrics);
+    let sum = |name: &str| value(&samples, name, &[]);
+    let launched = sum("kakeru_dialer_calls_launched_total");
+    let answered = sum("kakeru_dialer_calls_answered_total");
+    let ended = sum("kakeru_dialer_calls_total");
     println!("metrics: launched {launched}, answered {answered}, ended {ended}");
     assert!(launched >= 10.0 && answered >= 5.0 && ended >= 1.0, "the calls are not counted:\n{metrics}");
-    assert!(metric_sum(&metrics, "kakeru_http_requests_total") > 100.0, "the agents' API requests are counted");
+    assert!(sum("kakeru_http_requests_total") > 100.0, "the agents' API requests are counted");
 
     // The page in a real Chromium: figures change, an SV pauses an agent, a screenshot.
     assert!(

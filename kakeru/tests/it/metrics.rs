@@ -7,13 +7,13 @@ use crate::process::{api, run, Role};
 
 /// One sample of the text exposition: name, labels, value.
 #[derive(Debug)]
-struct Sample {
+pub struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
 }
 
-fn parse(text: &str) -> Vec<Sample> {
+pub fn parse(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample line {line:?}"));
@@ -35,7 +35,7 @@ fn parse(text: &str) -> Vec<Sample> {
     out
 }
 
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
