@@ -527,7 +527,7 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
     if hashed.len() != agents.len() {
         bail!("hashing the agents' passwords failed");
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for (id, hash) in &hashed {
         sqlx::query(
             "UPDATE users SET password_hash = $1, disabled = 0, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
@@ -599,30 +599,39 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
     while numbers.len() < leads {
         numbers.insert(format!("090{:08}", rng.gen_range(0..100_000_000u32)));
     }
-    let mut tx = pool.begin().await?;
-    for (i, tel) in numbers.iter().enumerate() {
+    let mut tx = db.begin_write().await?;
+    // Many rows per INSERT (64 leads: 512 parameters, within SQLite's 999).
+    let numbers: Vec<&String> = numbers.iter().collect();
+    for (c, chunk) in numbers.chunks(64).enumerate() {
+        let sql = format!(
+            "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at) VALUES {}",
+            store::placeholders(chunk.len(), 8)
+        );
+        let mut q = sqlx::query(&sql);
+        for (r, tel) in chunk.iter().enumerate() {
+            let n = c * 64 + r + 1;
+            q = q
+                .bind(tenant_id)
+                .bind(list)
+                .bind(batch)
+                .bind(format!("顧客{n:05}"))
+                .bind(format!("コキャク{n:05}"))
+                .bind(tel.as_str())
+                .bind("mobile")
+                .bind(now);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    // One number in a hundred is on the do-not-call list.
+    for tel in numbers.iter().skip(99).step_by(100) {
         sqlx::query(
-            "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'mobile', $7)",
+            "INSERT INTO dnc_numbers (tenant_id, number, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(tenant_id)
-        .bind(list)
-        .bind(batch)
-        .bind(format!("顧客{:05}", i + 1))
-        .bind(format!("コキャク{:05}", i + 1))
-        .bind(tel)
+        .bind(tel.as_str())
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if i % 100 == 99 {
-            sqlx::query(
-                "INSERT INTO dnc_numbers (tenant_id, number, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(tenant_id)
-            .bind(tel)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
     }
     let job: i64 = sqlx::query(
         "INSERT INTO call_jobs (tenant_id, campaign_id, dialing_group_id, name, status, created_at) VALUES ($1, $2, $3, $4, 'stopped', $5) RETURNING id",

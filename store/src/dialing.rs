@@ -147,7 +147,7 @@ pub async fn begin_calls(
     calls: &[NewCall],
     not_dialled: &[NotDialled],
 ) -> Result<Vec<i64>> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut ids = Vec::with_capacity(calls.len());
     for c in calls {
         let r = sqlx::query(
@@ -240,7 +240,7 @@ pub struct CallResult {
 /// Writes call results: the call record (unless a wrap-up record already set its result) and the
 /// lead's last result (unless a saved record set it). One transaction for the batch.
 pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for r in results {
         sqlx::query(
             "UPDATE call_records SET result = CASE WHEN result IN ('pending', 'no_entry', 'abandoned', 'busy', 'timeout', 'cancel', 'error')
@@ -263,6 +263,35 @@ pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Resul
         .bind(r.result)
         .bind(tenant_id)
         .bind(r.call_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Calls whose records were written but that the dialer did not place, because it was stopping:
+/// each gets `stopped` (停止) and an end time, and its lead's attempt is taken back (the carrier
+/// never saw it). One transaction.
+pub async fn not_dialled_at_stop(db: &Db, tenant_id: i64, call_ids: &[i64], now_ms: i64) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    for call in call_ids {
+        sqlx::query(
+            "UPDATE leads SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, last_result = 'stopped'
+             WHERE tenant_id = $1 AND last_result = 'pending'
+               AND id = (SELECT lead_id FROM call_records WHERE tenant_id = $1 AND dialer_call_id = $2 AND result = 'pending')",
+        )
+        .bind(tenant_id)
+        .bind(call)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE call_records SET result = 'stopped', sip_status = 0, ended_at = $1
+             WHERE tenant_id = $2 AND dialer_call_id = $3 AND result = 'pending'",
+        )
+        .bind(now_ms)
+        .bind(tenant_id)
+        .bind(call)
         .execute(&mut *tx)
         .await?;
     }

@@ -87,6 +87,26 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// `($1,$2,...),(...)`: the VALUES of a multi-row INSERT of `rows` rows of `cols` parameters.
+pub fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A connection pool on either backend.
@@ -127,6 +147,18 @@ impl Db {
         }
         let pool = options.connect(url).await?;
         Ok(Db { pool, backend })
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN` (`BEGIN
+    /// IMMEDIATE`), waiting for it within the busy timeout: a deferred transaction that read first
+    /// and then writes would instead fail at once with "database is locked" whenever another writer
+    /// holds the lock (SQLite cannot wait there without risking a deadlock). On PostgreSQL a plain
+    /// `BEGIN`.
+    pub async fn begin_write(&self) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// `true` for PostgreSQL (tuning that differs by backend, such as rows per INSERT).

@@ -99,33 +99,14 @@ fn cause_name(c: &Cause) -> (&'static str, Option<i64>) {
     }
 }
 
-fn placeholders(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push(',');
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push(',');
-            }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
-        }
-        s.push(')');
-    }
-    s
-}
-
 /// Writes one batch in one transaction.
 pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Result<(), PersistError> {
     let t = i(tenant_id);
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for chunk in w.applied.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO control_applied (tenant_id, message_id, applied_at) VALUES {}",
-            placeholders(chunk.len(), 3)
+            store::placeholders(chunk.len(), 3)
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -137,7 +118,7 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
         let sql = format!(
             "INSERT INTO agent_transitions (tenant_id, agent_user_id, from_state, to_state, from_reason_id, to_reason_id,
                 cause, supervisor_id, call_id, at, message_id) VALUES {}",
-            placeholders(chunk.len(), 11)
+            store::placeholders(chunk.len(), 11)
         );
         let mut q = sqlx::query(&sql);
         for (tr, msg) in chunk {
@@ -233,7 +214,7 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
              ON CONFLICT (tenant_id, agent_user_id) DO UPDATE SET campaign_id = excluded.campaign_id,
                 call_job_id = excluded.call_job_id, dialing_group_id = excluded.dialing_group_id,
                 view = excluded.view, config = excluded.config, updated_at = excluded.updated_at",
-            placeholders(chunk.len(), 8)
+            store::placeholders(chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for (id, a) in chunk {

@@ -178,6 +178,8 @@ pub struct EngineStats {
     pub registrations: u64,
     pub dtmf_entries: u64,
     pub orphans_failed: u64,
+    /// Leads prepared when shutdown began, given `stopped` without a dial.
+    pub not_dialled_at_stop: u64,
 }
 
 /// A handle on a running engine: its SIP addresses and counters.
@@ -253,11 +255,28 @@ enum Input {
 }
 
 enum Write {
-    Results { tenant: u64, results: Vec<CallResult> },
+    Results {
+        tenant: u64,
+        results: Vec<CallResult>,
+    },
     Recording(store::recordings::NewRecording),
     Registration(store::dialing::Registration),
-    EndJob { tenant: u64, job: i64, status: &'static str },
-    Dtmf { tenant: u64, agent: u64, call: u64, entry: DtmfEntry },
+    EndJob {
+        tenant: u64,
+        job: i64,
+        status: &'static str,
+    },
+    /// Call records of leads prepared when shutdown began: not dialled.
+    NotDialled {
+        tenant: u64,
+        calls: Vec<i64>,
+    },
+    Dtmf {
+        tenant: u64,
+        agent: u64,
+        call: u64,
+        entry: DtmfEntry,
+    },
 }
 
 fn now_ms() -> u64 {
@@ -361,6 +380,7 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
         shared_stats: stats,
         readers: HashMap::new(),
         clip_cache: HashMap::new(),
+        stopping: false,
     };
     let r = owner.run(shard_rx, input_rx, shutdown).await;
     let stats = owner.stats;
@@ -397,6 +417,8 @@ struct Owner<B: Bus + Clone + 'static> {
     shared_stats: Arc<std::sync::Mutex<EngineStats>>,
     readers: HashMap<u64, tokio::task::JoinHandle<()>>,
     clip_cache: HashMap<String, Option<Clip>>,
+    /// Set once shutdown begins: leads prepared after that are not dialled.
+    stopping: bool,
 }
 
 impl<B: Bus + Clone + 'static> Owner<B> {
@@ -444,7 +466,7 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                 }
             }
         }
-        self.drain_calls(&mut shard_rx).await;
+        self.drain_calls(&mut shard_rx, &mut input_rx).await;
         if let Ok(mut s) = self.shared_stats.lock() {
             *s = self.stats;
         }
@@ -1058,6 +1080,15 @@ impl<B: Bus + Clone + 'static> Owner<B> {
             t.preparing = false;
         }
         self.stats.restricted += p.restricted as u64;
+        if self.stopping {
+            let calls: Vec<i64> = p.dials.iter().map(|(call, ..)| *call).collect();
+            self.stats.not_dialled_at_stop += calls.len() as u64;
+            metrics::counter!("kakeru_dialer_calls_total", "result" => "stopped").increment(calls.len() as u64);
+            if !calls.is_empty() {
+                let _ = self.write_tx.send(Write::NotDialled { tenant: p.tenant, calls }).await;
+            }
+            return;
+        }
         let shard = shard_of(p.campaign, self.shards.len());
         let (ring_timeout, wait_limit, dtmf, waiting, predictive) = match self.campaigns.get_mut(&p.campaign) {
             Some(st) => {
@@ -1158,7 +1189,20 @@ impl<B: Bus + Clone + 'static> Owner<B> {
 
     /// Shutdown: no more dials; ringing calls CANCELled (停止), answered ones hung up; waits for
     /// their ends (a few seconds at most), then hangs up the agents' legs.
-    async fn drain_calls(&mut self, shard_rx: &mut mpsc::Receiver<ShardOutput>) {
+    ///
+    /// Leads being prepared when shutdown began already have call records (`pending`): they are
+    /// not dialled, and get `stopped` (停止) like a ringing call the stop cancelled.
+    async fn drain_calls(&mut self, shard_rx: &mut mpsc::Receiver<ShardOutput>, input_rx: &mut mpsc::Receiver<Input>) {
+        self.stopping = true;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.tenants.values().any(|t| t.preparing) && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_millis(100), input_rx.recv()).await {
+                // Agent events not taken now stay pending on the bus for the next run.
+                Ok(Some(Input::Prepared(r))) => self.on_prepared(r).await,
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => break,
+            }
+        }
         let calls: Vec<(u64, usize, bool)> =
             self.calls.iter().map(|(id, c)| (*id, c.shard, c.answered.is_some())).collect();
         for (call, shard, answered) in calls {
@@ -1444,6 +1488,7 @@ async fn apply_write<B: Bus>(db: &Db, bus: &B, w: &Write) -> Result<(), EngineEr
         }
         Write::Registration(r) => dialing::save_registration(db, r, now).await?,
         Write::EndJob { tenant, job, status } => dialing::end_job(db, i(*tenant), *job, status, now).await?,
+        Write::NotDialled { tenant, calls } => dialing::not_dialled_at_stop(db, i(*tenant), calls, now).await?,
         Write::Dtmf { tenant, agent, call, entry } => {
             // The wrap-up record is created by the control service when the call's end reaches it;
             // it may lag a little behind the agent's keys.

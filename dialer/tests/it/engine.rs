@@ -106,10 +106,12 @@ async fn a_call_job_places_real_calls_and_every_lead_gets_what_the_carrier_did()
             floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'no_entry'").await,
             answered
         );
-        assert_eq!(
-            floor.scalar("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1 AND saved = 0").await,
-            answered
-        );
+        // The control service writes the wrap-up records as the calls' ends reach it, in batches that
+        // may commit after the dialer marked the job finished.
+        until("an unsaved wrap-up record per answered call", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1 AND saved = 0").await == answered
+        })
+        .await;
         assert_eq!(
             floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'restricted'").await,
             2
@@ -288,6 +290,80 @@ async fn an_agent_keys_a_result_and_a_recall_on_the_phone() {
         );
         let stats = floor.stop().await;
         assert_eq!(stats.dtmf_entries, 2);
+        let _ = stop_tx.send(true);
+    }
+}
+
+/// The job stopped while its first dials were being written (the test holds the lock the
+/// engine's write waits on, stops the engine, then lets go): those leads are not dialled, every call
+/// record gets a result, and a lead counts an attempt only when the carrier saw its INVITE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
+    use store::sqlx::{self, Row};
+    for backend in backends() {
+        let (stop_tx, stop) = watch::channel(false);
+        let carrier = carrier([Behaviour::Ring; 10], &stop).await;
+        let leads: Vec<String> = (0..200).map(|i| format!("03{:08}", 7000 + i)).collect();
+        // No channel yet: the job runs with its agents ready and dials nothing.
+        let spec = FloorSpec { agents: 8, leads: leads.clone(), max_channels: 0, ..FloorSpec::default() };
+        let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
+        let _phones = phones(&floor, Duration::from_millis(100), &stop).await;
+        floor.log_in_agents(None).await;
+        until("agents ready", Duration::from_secs(15), || async { floor.agents_in("ready").await == 8 }).await;
+        floor.start_job().await;
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+
+        // Channels open, and the lock is held before the engine can have written a record: on
+        // SQLite the database's write lock, taken at once after the change commits (the engine
+        // reloads campaigns every 500 ms and reads before it writes); on PostgreSQL row locks on
+        // the leads, which the engine's attempt update waits on.
+        let open = "UPDATE campaigns SET max_channels = 30 WHERE id = $1";
+        let mut lock = floor.db.pool.acquire().await.expect("a connection");
+        match backend {
+            store::Backend::Sqlite => {
+                sqlx::query(open).bind(floor.campaign).execute(&mut *lock).await.expect("open channels");
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *lock).await.expect("write lock");
+            }
+            store::Backend::Postgres => {
+                sqlx::query("BEGIN").execute(&mut *lock).await.expect("begin");
+                sqlx::query("SELECT id FROM leads WHERE tenant_id = $1 FOR UPDATE")
+                    .bind(floor.tenant as i64)
+                    .execute(&mut *lock)
+                    .await
+                    .expect("row locks");
+                sqlx::query(open).bind(floor.campaign).execute(&floor.db.pool).await.expect("open channels");
+            }
+        }
+        // The engine sees the channels, prepares dials and waits on the lock writing them.
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        let db = floor.db.clone();
+        let tenant = floor.tenant as i64;
+        let stopping = tokio::spawn(floor.stop());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sqlx::query("COMMIT").execute(&mut *lock).await.expect("let go");
+        drop(lock);
+        let stats = stopping.await.expect("stop");
+        println!("{backend:?}: placed {}, not dialled at the stop {}", stats.launched, stats.not_dialled_at_stop);
+        assert!(stats.not_dialled_at_stop > 0, "the stop met dials being prepared: {stats:?}");
+
+        let count = |sql: &'static str| {
+            let db = db.clone();
+            async move {
+                let r = sqlx::query(sql).bind(tenant).fetch_one(&db.pool).await.expect(sql);
+                r.try_get::<i64, _>(0).expect("count")
+            }
+        };
+        let pending = count("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending'").await;
+        assert_eq!(pending, 0, "every call record has a result: {stats:?}");
+        let stopped = count("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'stopped'").await;
+        let all = count("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1").await;
+        assert_eq!(stopped, all, "each call the stop met ended 停止: {stats:?}");
+        assert_eq!(all as u64, stats.launched + stats.not_dialled_at_stop, "{stats:?}");
+        let attempts = count("SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) FROM leads WHERE tenant_id = $1").await;
+        let c = carrier.stats();
+        assert_eq!(attempts as u64, stats.launched, "attempts are the dials placed: {stats:?}");
+        assert_eq!(c.invites, stats.launched, "the carrier saw each placed dial once: {c:?} {stats:?}");
+        assert_eq!(c.in_progress, 0, "every placed dial was cancelled: {c:?}");
         let _ = stop_tx.send(true);
     }
 }

@@ -81,6 +81,10 @@ fn invited_numbers(trace: &Path) -> HashMap<String, usize> {
     seen.into_iter().map(|(t, calls)| (t, calls.len())).collect()
 }
 
+/// The list: a few hundred leads, worked by ten agents' phones.
+const LEADS: usize = 300;
+const AGENTS: usize = 10;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_job_against_sipp_as_carrier_and_phones() {
     if Command::new("sipp").arg("-v").output().is_err() {
@@ -111,14 +115,20 @@ async fn a_call_job_against_sipp_as_carrier_and_phones() {
             ],
             &work.path().join("carrier.out"),
         );
-        let leads: Vec<String> = (0..60).map(|i| format!("06{:08}", 2000 + i)).collect();
-        let dnc = vec![leads[2].clone(), leads[21].clone(), leads[40].clone()];
-        let spec =
-            FloorSpec { agents: 2, leads: leads.clone(), dnc: dnc.clone(), ring_timeout_s: 2, ..FloorSpec::default() };
+        let leads: Vec<String> = (0..LEADS).map(|i| format!("06{:08}", 2000 + i)).collect();
+        // Every 25th number (all last digits among them) is on the do-not-call list.
+        let dnc: Vec<String> = leads.iter().skip(2).step_by(25).cloned().collect();
+        let spec = FloorSpec {
+            agents: AGENTS,
+            leads: leads.clone(),
+            dnc: dnc.clone(),
+            ring_timeout_s: 2,
+            ..FloorSpec::default()
+        };
         let floor = Floor::start(backend, &spec, format!("127.0.0.1:{carrier_port}").parse().expect("addr")).await;
         // The agents' phones: a sipp answering calls, and a sipp registering it with digest.
         let mut phones = Vec::new();
-        for i in 0..2 {
+        for i in 0..AGENTS {
             let (port, media) = (free_port(), free_port());
             phones.push(sipp(
                 &[
@@ -174,16 +184,16 @@ async fn a_call_job_against_sipp_as_carrier_and_phones() {
             );
         }
         until("registrations stored", Duration::from_secs(10), || async {
-            floor.scalar("SELECT COUNT(*) FROM sip_registrations WHERE tenant_id = $1").await == 2
+            floor.scalar("SELECT COUNT(*) FROM sip_registrations WHERE tenant_id = $1").await == AGENTS as i64
         })
         .await;
         floor.log_in_agents(None).await;
         until("agents ready (sipp answered the nailed-up legs)", Duration::from_secs(15), || async {
-            floor.agents_in("ready").await == 2
+            floor.agents_in("ready").await == AGENTS
         })
         .await;
         floor.start_job().await;
-        until("the job finishes", Duration::from_secs(120), || async { floor.job_status().await == "finished" }).await;
+        until("the job finishes", Duration::from_secs(240), || async { floor.job_status().await == "finished" }).await;
 
         let invited = invited_numbers(&trace);
         assert!(
@@ -204,10 +214,36 @@ async fn a_call_job_against_sipp_as_carrier_and_phones() {
                 "the carrier saw one call to {tel}: {:?}",
                 invited.keys().take(5).collect::<Vec<_>>()
             );
-            assert_eq!((attempts, result.as_deref()), (1, Some(expected_result(&tel))), "{tel}");
+            if (attempts, result.as_deref()) != (1, Some(expected_result(&tel))) {
+                // The call's times (ms from its start) say where it went wrong.
+                let r = store::sqlx::query(
+                    "SELECT started_at, answered_at, bridged_at, ended_at, sip_status FROM call_records
+                     WHERE tenant_id = $1 AND tel = $2",
+                )
+                .bind(floor.tenant as i64)
+                .bind(&tel)
+                .fetch_one(&floor.db.pool)
+                .await
+                .expect("its call record");
+                let at = |c: &str| store::sqlx::Row::try_get::<Option<i64>, _>(&r, c).ok().flatten();
+                let start = at("started_at").unwrap_or(0);
+                let rel = |c: &str| at(c).map(|t| t - start);
+                panic!(
+                    "{tel}: attempts {attempts}, result {result:?}, expected {}; answered at {:?} ms, bridged at {:?} ms, ended at {:?} ms, SIP {:?}",
+                    expected_result(&tel),
+                    rel("answered_at"),
+                    rel("bridged_at"),
+                    rel("ended_at"),
+                    at("sip_status")
+                );
+            }
         }
         let answered = leads.iter().filter(|t| !dnc.contains(t) && expected_result(t) == "no_entry").count() as i64;
-        assert_eq!(floor.scalar("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1").await, answered);
+        // The control service writes the wrap-up records as the calls' ends reach it.
+        until("a wrap-up record per answered call", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1").await == answered
+        })
+        .await;
         // Audio went through: every answered call's recording holds both channels.
         until("recordings indexed", Duration::from_secs(10), || async {
             floor.scalar("SELECT COUNT(*) FROM recordings WHERE tenant_id = $1").await == answered

@@ -151,7 +151,7 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
     let last =
         lines.iter().find(|l| l.contains("kakeru demo: stopped.")).unwrap_or_else(|| panic!("no summary:\n{all}"));
     println!("{last}");
-    assert!(last.ends_with("calls without a result: 0"), "{last}");
+    assert!(last.ends_with("calls without a result: 0"), "{last}\n{all}");
 
     // The database after the stop: the job stopped, no call left pending, every connected call
     // with a recording file that exists and holds audio.

@@ -23,6 +23,18 @@ fn bind() -> UdpSocket {
     s
 }
 
+/// A blocking receive within `RECV_BOUND`. A receive interrupted by a signal (EINTR) is retried:
+/// that is the test process being signalled, not a lost packet.
+fn recv(s: &UdpSocket, buf: &mut [u8], what: &str) -> (usize, SocketAddr) {
+    loop {
+        match s.recv_from(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("{what} within {RECV_BOUND:?}: {e}"),
+            Ok(r) => break r,
+        }
+    }
+}
+
 fn addr(s: &UdpSocket) -> SocketAddr {
     s.local_addr().expect("invariant: bound socket has an address")
 }
@@ -106,7 +118,7 @@ fn relay_one_way(from: &UdpSocket, to: SocketAddr, at: &UdpSocket, relay: Socket
     let mut seen = BTreeSet::new();
     let mut buf = [0u8; 1500];
     for _ in 0..PACKETS {
-        let (n, src) = at.recv_from(&mut buf).expect("relayed packet within bound");
+        let (n, src) = recv(at, &mut buf, "relayed packet");
         assert_eq!(src, relay);
         let p = rtp::parse(&buf[..n]).expect("relayed packet parses");
         assert_eq!(p.ssrc, out_ssrc);
@@ -162,21 +174,14 @@ fn counts_rtp_for_metrics(driver: DriverChoice, index: usize) {
         w.customer.send_to(&packet(0x1234_5678, seq, 0x23), w.shard_customer).expect("loopback send");
     }
     let mut buf = [0u8; 1500];
-    // A blocking receive may be interrupted by a signal (EINTR): that is a retry, not a loss.
-    let recv = |s: &std::net::UdpSocket, buf: &mut [u8]| loop {
-        match s.recv_from(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            r => break r.expect("relayed packet within bound"),
-        }
-    };
     for _ in &sent {
-        recv(&w.agent, &mut buf);
+        recv(&w.agent, &mut buf, "relayed packet");
     }
     for seq in 0..PACKETS {
         w.agent.send_to(&packet(0x0BAD_CAFE, seq, 0x24), w.shard_agent).expect("loopback send");
     }
     for _ in 0..PACKETS {
-        recv(&w.customer, &mut buf);
+        recv(&w.customer, &mut buf, "relayed packet");
     }
     w.shard.send(Control::EndCall { call: CALL }).expect("shard running");
     wait_for(&w.shard, |r| matches!(r, Report::CallEnded { .. }));
@@ -325,10 +330,10 @@ fn a_hosted_app_gets_its_datagrams_messages_and_the_reports() {
     let peer = bind();
     peer.send_to(b"invite", app_addr).expect("loopback send");
     let mut buf = [0u8; 64];
-    let (n, _) = peer.recv_from(&mut buf).expect("echo within bound");
+    let (n, _) = recv(&peer, &mut buf, "echo");
     assert_eq!(&buf[..n], b"INVITE");
     shard.send(Control::App(Box::new("bye".to_string()))).expect("shard running");
-    let (n, _) = peer.recv_from(&mut buf).expect("app's datagram within bound");
+    let (n, _) = recv(&peer, &mut buf, "app's datagram");
     assert_eq!(&buf[..n], b"bye");
     // The Ping the app applied came back to the app, which forwarded it changed.
     wait_for(&shard, |r| *r == Report::Pong { token: 1005 });
