@@ -12,7 +12,7 @@
 //!    customer call, its dialog and transactions, its media call and RTP socket on the shard). Then
 //!    they are hung up. It runs first, so the rate phase's freed memory does not hide its cost.
 //! 2. **Rate**: open loop at `--rate` calls a second for `--seconds`, at most `--concurrency` in
-//!    flight (a launch due at the cap waits for a slot; the window does not stretch, so a saturated
+//!    flight, a call counting from its INVITE until sipp answered its BYE (a launch due at the cap waits for a slot; the window does not stretch, so a saturated
 //!    shard launches fewer than scheduled). `calls_per_s` is set-ups completed over the time from
 //!    the first INVITE to the last answer. A call fails on any non-2xx final response, no answer
 //!    (ring timeout, CANCEL), or no 200 to its BYE.
@@ -116,6 +116,7 @@ pub struct SipReport {
     pub setup_p50_ms: f64,
     pub setup_p99_ms: f64,
     pub setup_max_ms: f64,
+    /// Most calls holding a slot at once (from the INVITE until the BYE's 200).
     pub peak_in_flight: usize,
     /// Calls the hold phase asked for, established at once, and failed.
     pub hold: usize,
@@ -340,6 +341,8 @@ struct Tally {
     rejected: u64,
     no_answer: u64,
     byes: u64,
+    /// Answered calls that ended here (their BYE sent).
+    ended_answered: u64,
     setups_ms: Vec<f64>,
     first_launch: Option<Instant>,
     last_setup: Option<Instant>,
@@ -349,6 +352,7 @@ struct Tally {
 impl Tally {
     fn ended(&mut self, end: &calls::CallEnd) {
         if end.answered {
+            self.ended_answered += 1;
             return;
         }
         match end.cause {
@@ -448,9 +452,18 @@ fn rate_phase(d: &mut Dialer, args: &SipArgs) -> anyhow::Result<(Tally, u64, u64
     let start = Instant::now();
     let window_end = start + Duration::from_secs_f64(args.seconds);
     let due = |n: u64| start + interval * u32::try_from(n).unwrap_or(u32::MAX);
+    // A call holds its slot until sipp answered its BYE: calls in flight, plus ended calls whose
+    // BYE is not answered yet.
+    let busy = |t: &Tally, in_flight: &HashMap<u64, Instant>, d: &Dialer| {
+        let unanswered = t.ended_answered.saturating_sub(d.bye_ok() - bye_before);
+        in_flight.len() + usize::try_from(unanswered).unwrap_or(usize::MAX)
+    };
     loop {
         let now = Instant::now();
-        while t.launched < scheduled && now < window_end && due(t.launched) <= now && in_flight.len() < args.concurrency
+        while t.launched < scheduled
+            && now < window_end
+            && due(t.launched) <= now
+            && busy(&t, &in_flight, d) < args.concurrency
         {
             let at = Instant::now();
             let call = d.dial()?;
@@ -458,12 +471,12 @@ fn rate_phase(d: &mut Dialer, args: &SipArgs) -> anyhow::Result<(Tally, u64, u64
             in_flight.insert(call, at);
             t.launched += 1;
         }
-        t.peak_in_flight = t.peak_in_flight.max(in_flight.len());
+        t.peak_in_flight = t.peak_in_flight.max(busy(&t, &in_flight, d));
         let launching = t.launched < scheduled && now < window_end;
         if !launching && in_flight.is_empty() {
             break;
         }
-        let wake = if launching && in_flight.len() < args.concurrency {
+        let wake = if launching && busy(&t, &in_flight, d) < args.concurrency {
             due(t.launched)
         } else if launching {
             now + Duration::from_millis(5) // at the cap: the next end frees a slot
