@@ -271,11 +271,11 @@ pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Resul
 }
 
 /// Calls whose records were written but that the dialer did not place, because it was stopping:
-/// each gets `stopped` (停止) and an end time, and its lead's attempt is taken back (the carrier
-/// never saw it). One transaction.
-pub async fn not_dialled_at_stop(db: &Db, tenant_id: i64, call_ids: &[i64], now_ms: i64) -> Result<()> {
+/// `(call id, the recall it was to answer)`. Each gets `stopped` (停止) and an end time, its lead's
+/// attempt is taken back (the carrier never saw it) and its recall is open again. One transaction.
+pub async fn not_dialled_at_stop(db: &Db, tenant_id: i64, calls: &[(i64, Option<i64>)], now_ms: i64) -> Result<()> {
     let mut tx = db.begin_write().await?;
-    for call in call_ids {
+    for (call, recall) in calls {
         sqlx::query(
             "UPDATE leads SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, last_result = 'stopped'
              WHERE tenant_id = $1 AND last_result = 'pending'
@@ -294,6 +294,13 @@ pub async fn not_dialled_at_stop(db: &Db, tenant_id: i64, call_ids: &[i64], now_
         .bind(call)
         .execute(&mut *tx)
         .await?;
+        if let Some(recall) = recall {
+            sqlx::query("UPDATE recalls SET status = 'open' WHERE id = $1 AND tenant_id = $2 AND status = 'done'")
+                .bind(recall)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     tx.commit().await?;
     Ok(())

@@ -266,10 +266,11 @@ enum Write {
         job: i64,
         status: &'static str,
     },
-    /// Call records of leads prepared when shutdown began: not dialled.
+    /// Call records of leads prepared when shutdown began, with the recall each was to answer: not
+    /// dialled.
     NotDialled {
         tenant: u64,
-        calls: Vec<i64>,
+        calls: Vec<(i64, Option<i64>)>,
     },
     Dtmf {
         tenant: u64,
@@ -1081,7 +1082,8 @@ impl<B: Bus + Clone + 'static> Owner<B> {
         }
         self.stats.restricted += p.restricted as u64;
         if self.stopping {
-            let calls: Vec<i64> = p.dials.iter().map(|(call, ..)| *call).collect();
+            let calls: Vec<(i64, Option<i64>)> =
+                p.dials.iter().map(|(call, _, lead, _)| (*call, lead.recall_id)).collect();
             self.stats.not_dialled_at_stop += calls.len() as u64;
             metrics::counter!("kakeru_dialer_calls_total", "result" => "stopped").increment(calls.len() as u64);
             if !calls.is_empty() {

@@ -12,7 +12,7 @@
 //! | number not in service | 404, 410, 484, 604 | `error` (エラー; the call record keeps the status, which reports read as 現アナ) |
 //! | refused, server failure, any other final | 401/403/407 after our one authenticated retry, 4xx, 5xx, 6xx | `error` |
 //! | no response at all (timer B), unusable SDP, no RTP port, shard full | - | `error` |
-//! | prepared (its record written) as the dialer stopped: not dialled, its attempt taken back | - | `stopped` |
+//! | prepared (its record written) as the dialer stopped: not dialled, its attempt taken back, its recall open again | - | `stopped` |
 //! | on the do-not-call list | not dialled | `restricted` (発信規制) |
 //! | a caller ID's channel limit reached | not dialled | `channel_limit` (チャンネル制限) |
 //! | the dialer process died with the call | - | `error` (set when it restarts) |

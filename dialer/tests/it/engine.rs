@@ -310,6 +310,19 @@ async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
         let _phones = phones(&floor, Duration::from_millis(100), &stop).await;
         floor.log_in_agents(None).await;
         until("agents ready", Duration::from_secs(15), || async { floor.agents_in("ready").await == 8 }).await;
+        // Three leads are recalls due now: they are picked first.
+        sqlx::query(
+            "INSERT INTO recalls (tenant_id, lead_id, campaign_id, due_at, status, created_at)
+             SELECT tenant_id, id, $1, 0, 'open', 0 FROM leads WHERE tenant_id = $2 AND tel IN ($3, $4, $5)",
+        )
+        .bind(floor.campaign)
+        .bind(floor.tenant as i64)
+        .bind(&leads[10])
+        .bind(&leads[20])
+        .bind(&leads[30])
+        .execute(&floor.db.pool)
+        .await
+        .expect("recalls");
         floor.start_job().await;
         tokio::time::sleep(Duration::from_millis(1_000)).await;
 
@@ -364,6 +377,14 @@ async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
         assert_eq!(attempts as u64, stats.launched, "attempts are the dials placed: {stats:?}");
         assert_eq!(c.invites, stats.launched, "the carrier saw each placed dial once: {c:?} {stats:?}");
         assert_eq!(c.in_progress, 0, "every placed dial was cancelled: {c:?}");
+        // A recall whose dial was not placed is open again.
+        let recalls =
+            "SELECT COUNT(*) FROM recalls r JOIN leads l ON l.id = r.lead_id WHERE r.tenant_id = $1 AND l.attempts = 0";
+        let open = "SELECT COUNT(*) FROM recalls r JOIN leads l ON l.id = r.lead_id
+                    WHERE r.tenant_id = $1 AND l.attempts = 0 AND r.status = 'open'";
+        let not_dialled = count(recalls).await;
+        assert_eq!(count(open).await, not_dialled, "recalls of leads not dialled are open");
+        assert_eq!(not_dialled, 3 - stats.launched.min(3) as i64, "{stats:?}");
         let _ = stop_tx.send(true);
     }
 }
