@@ -149,18 +149,6 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
-    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN` (`BEGIN
-    /// IMMEDIATE`), waiting for it within the busy timeout: a deferred transaction that read first
-    /// and then writes would instead fail at once with "database is locked" whenever another writer
-    /// holds the lock (SQLite cannot wait there without risking a deadlock). On PostgreSQL a plain
-    /// `BEGIN`.
-    pub async fn begin_write(&self) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
-    }
-
     /// `true` for PostgreSQL (tuning that differs by backend, such as rows per INSERT).
     pub fn is_postgres(&self) -> bool {
         self.backend == Backend::Postgres
