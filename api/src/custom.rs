@@ -374,7 +374,7 @@ async fn members_put(
     for u in &ids {
         resource::check_ref(ctx, "user_ids", "users", *u).await?;
     }
-    let mut tx = ctx.st.db.pool.begin().await?;
+    let mut tx = ctx.st.db.begin_write().await?;
     sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1 AND tenant_id = $2"))
         .bind(id)
         .bind(ctx.tenant())
@@ -647,7 +647,7 @@ async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, body: Bytes) -> ApiResul
     let now = store::now_ms();
     let mut added = 0i64;
     let mut duplicates = 0i64;
-    let mut tx = ctx.st.db.pool.begin().await?;
+    let mut tx = ctx.st.db.begin_write().await?;
     // One statement a number: the unique (tenant_id, number) key tells a duplicate from a new one.
     let insert = format!(
         "INSERT INTO {} (tenant_id, number, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, number) DO NOTHING",
@@ -682,7 +682,7 @@ async fn numbers_delete(ctx: &Ctx, spec: &'static Spec, b: BulkDeleteBody) -> Ap
     if chosen != 1 {
         return Err(ApiError::invalid("ids", "ids: give exactly one of ids, numbers or all: true"));
     }
-    let mut tx = ctx.st.db.pool.begin().await?;
+    let mut tx = ctx.st.db.begin_write().await?;
     if b.all == Some(true) {
         deleted = sqlx::query(&format!("DELETE FROM {} WHERE tenant_id = $1", spec.table))
             .bind(ctx.tenant())

@@ -845,7 +845,7 @@ fn job_lists<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut
                 ids.push(list);
             }
         }
-        let mut tx = ctx.st.db.pool.begin().await?;
+        let mut tx = ctx.st.db.begin_write().await?;
         sqlx::query("DELETE FROM call_job_lists WHERE job_id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(ctx.tenant())

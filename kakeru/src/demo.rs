@@ -527,7 +527,7 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
     if hashed.len() != agents.len() {
         bail!("hashing the agents' passwords failed");
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for (id, hash) in &hashed {
         sqlx::query(
             "UPDATE users SET password_hash = $1, disabled = 0, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
@@ -599,7 +599,7 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
     while numbers.len() < leads {
         numbers.insert(format!("090{:08}", rng.gen_range(0..100_000_000u32)));
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     // Many rows per INSERT (64 leads: 512 parameters, within SQLite's 999).
     let numbers: Vec<&String> = numbers.iter().collect();
     for (c, chunk) in numbers.chunks(64).enumerate() {

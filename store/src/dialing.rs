@@ -147,7 +147,7 @@ pub async fn begin_calls(
     calls: &[NewCall],
     not_dialled: &[NotDialled],
 ) -> Result<Vec<i64>> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let mut ids = Vec::with_capacity(calls.len());
     for c in calls {
         let r = sqlx::query(
@@ -240,7 +240,7 @@ pub struct CallResult {
 /// Writes call results: the call record (unless a wrap-up record already set its result) and the
 /// lead's last result (unless a saved record set it). One transaction for the batch.
 pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for r in results {
         sqlx::query(
             "UPDATE call_records SET result = CASE WHEN result IN ('pending', 'no_entry', 'abandoned', 'busy', 'timeout', 'cancel', 'error')
@@ -274,7 +274,7 @@ pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Resul
 /// `(call id, the recall it was to answer)`. Each gets `stopped` (停止) and an end time, its lead's
 /// attempt is taken back (the carrier never saw it) and its recall is open again. One transaction.
 pub async fn not_dialled_at_stop(db: &Db, tenant_id: i64, calls: &[(i64, Option<i64>)], now_ms: i64) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for (call, recall) in calls {
         sqlx::query(
             "UPDATE leads SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, last_result = 'stopped'

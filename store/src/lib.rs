@@ -21,6 +21,7 @@ pub mod tenancy;
 pub mod testing;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
@@ -114,6 +115,38 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    /// SQLite: the in-process queue of writing transactions (see [`Db::begin_write`]).
+    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// A writing transaction from [`Db::begin_write`]. Execute on `&mut *tx` as on an sqlx transaction;
+/// `commit` it, or drop it to roll back. On SQLite it holds the write gate until then.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Db {
@@ -146,7 +179,26 @@ impl Db {
             });
         }
         let pool = options.connect(url).await?;
-        Ok(Db { pool, backend })
+        let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Db { pool, backend, write_gate })
+    }
+
+    /// A transaction that will write. On SQLite, this process's writing transactions queue on one
+    /// in-process gate *before* they take a pool connection, then begin with `BEGIN IMMEDIATE`
+    /// (the write lock at once, waited for within the busy timeout, against other processes and
+    /// single-statement writes). A deferred transaction that read first would instead fail with
+    /// "database is locked" when it came to write while another writer held the lock; and writers
+    /// waiting for the lock inside the pool would hold its few connections and starve the readers.
+    /// On PostgreSQL a plain `BEGIN`, no gate.
+    pub async fn begin_write(&self) -> std::result::Result<WriteTx, sqlx::Error> {
+        match &self.write_gate {
+            Some(gate) => {
+                let guard = gate.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx { tx, _gate: Some(guard) })
+            }
+            None => Ok(WriteTx { tx: self.pool.begin().await?, _gate: None }),
+        }
     }
 
     /// `true` for PostgreSQL (tuning that differs by backend, such as rows per INSERT).

@@ -152,7 +152,7 @@ pub async fn closed(db: &Db, r: &NewRecording) -> Result<i64> {
     let tenant = tenancy::get_tenant(db, r.tenant_id).await?;
     let tz = tenancy::parse_tz(&tenant.time_zone).unwrap_or(chrono_tz::UTC);
     let local_date = tenancy::local_date(tz, r.started_at_ms).format("%Y-%m-%d").to_string();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let call_record_id: Option<i64> =
         sqlx::query("SELECT id FROM call_records WHERE tenant_id = $1 AND dialer_call_id = $2")
             .bind(r.tenant_id)
@@ -394,7 +394,7 @@ pub async fn encoded(
     duration_ms: i64,
     now_ms: i64,
 ) -> Result<bool> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "UPDATE recordings SET format = 'opus', path = $1, bytes = $2, duration_ms = $3, encoded_at = $4,
             encode_error = NULL, encode_claimed_at = NULL, encode_claimed_by = NULL

@@ -82,7 +82,7 @@ pub async fn record_context(db: &Db, tenant_id: i64, id: i64) -> Result<RecordCo
 /// recall (replacing the lead's open ones) when the next action is a recall.
 pub async fn save_wrapup(db: &Db, tenant_id: i64, id: i64, s: &WrapupSave, saved_by: i64, now_ms: i64) -> Result<()> {
     let ctx = record_context(db, tenant_id, id).await?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "UPDATE wrapup_records SET interlocutor = $1, result = $2, other_tel = $3, next_action = $4, recall_at = $5,
             memo = $6, state_after = $7, saved = 1, saved_at = $8, saved_by = $9 WHERE id = $10 AND tenant_id = $11",

@@ -454,7 +454,7 @@ async fn import_file(
     let now = store::now_ms();
     let started = std::time::Instant::now();
     let mut insert_time = std::time::Duration::ZERO;
-    let mut tx = st.db.pool.begin().await?;
+    let mut tx = st.db.begin_write().await?;
     let chunk_rows = if st.db.is_postgres() { INSERT_ROWS_POSTGRES } else { INSERT_ROWS_SQLITE };
     let mut chunk: Vec<LeadRow> = Vec::with_capacity(chunk_rows);
     let mut last_report = 0u64;
@@ -522,7 +522,7 @@ fn fatal_of(e: &FileError) -> (&'static str, String) {
 }
 
 async fn insert_chunk(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut store::WriteTx,
     tenant: i64,
     req: &Request,
     now: i64,

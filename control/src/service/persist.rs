@@ -102,7 +102,7 @@ fn cause_name(c: &Cause) -> (&'static str, Option<i64>) {
 /// Writes one batch in one transaction.
 pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Result<(), PersistError> {
     let t = i(tenant_id);
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     for chunk in w.applied.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO control_applied (tenant_id, message_id, applied_at) VALUES {}",
