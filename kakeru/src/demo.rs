@@ -600,16 +600,17 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
         numbers.insert(format!("090{:08}", rng.gen_range(0..100_000_000u32)));
     }
     let mut tx = db.begin_write().await?;
-    // Many rows per INSERT (64 leads: 512 parameters, within SQLite's 999).
+    // Many rows per INSERT: 64 leads are 512 parameters, within SQLite's 999.
+    const ROWS: usize = 64;
     let numbers: Vec<&String> = numbers.iter().collect();
-    for (c, chunk) in numbers.chunks(64).enumerate() {
+    for (c, chunk) in numbers.chunks(ROWS).enumerate() {
         let sql = format!(
             "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at) VALUES {}",
             store::placeholders(chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for (r, tel) in chunk.iter().enumerate() {
-            let n = c * 64 + r + 1;
+            let n = c * ROWS + r + 1;
             q = q
                 .bind(tenant_id)
                 .bind(list)

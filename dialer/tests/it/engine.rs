@@ -9,7 +9,7 @@ use sim::carrier::{Behaviour, CarrierConfig};
 use sim::phone::PhoneConfig;
 use tokio::sync::watch;
 
-use crate::floor::{backends, until, Floor, FloorSpec};
+use crate::floor::{backends, scalar, until, Floor, FloorSpec};
 
 const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -299,7 +299,7 @@ async fn an_agent_keys_a_result_and_a_recall_on_the_phone() {
 /// record gets a result, and a lead counts an attempt only when the carrier saw its INVITE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
-    use store::sqlx::{self, Row};
+    use store::sqlx;
     for backend in backends() {
         let (stop_tx, stop) = watch::channel(false);
         let carrier = carrier([Behaviour::Ring; 10], &stop).await;
@@ -350,7 +350,7 @@ async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
         // The engine sees the channels, prepares dials and waits on the lock writing them.
         tokio::time::sleep(Duration::from_millis(2_000)).await;
         let db = floor.db.clone();
-        let tenant = floor.tenant as i64;
+        let tenant = floor.tenant;
         let stopping = tokio::spawn(floor.stop());
         tokio::time::sleep(Duration::from_millis(500)).await;
         sqlx::query("COMMIT").execute(&mut *lock).await.expect("let go");
@@ -359,13 +359,7 @@ async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
         println!("{backend:?}: placed {}, not dialled at the stop {}", stats.launched, stats.not_dialled_at_stop);
         assert!(stats.not_dialled_at_stop > 0, "the stop met dials being prepared: {stats:?}");
 
-        let count = |sql: &'static str| {
-            let db = db.clone();
-            async move {
-                let r = sqlx::query(sql).bind(tenant).fetch_one(&db.pool).await.expect(sql);
-                r.try_get::<i64, _>(0).expect("count")
-            }
-        };
+        let count = |sql: &'static str| scalar(&db, tenant, sql);
         let pending = count("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending'").await;
         assert_eq!(pending, 0, "every call record has a result: {stats:?}");
         let stopped = count("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'stopped'").await;

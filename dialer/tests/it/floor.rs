@@ -330,7 +330,7 @@ impl Floor {
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
-        sqlx::query(sql).bind(self.tenant as i64).fetch_one(&self.db.pool).await.expect(sql).try_get(0).expect("column")
+        scalar(&self.db, self.tenant, sql).await
     }
 
     /// (tel, attempts, last_result) of every lead.
@@ -384,6 +384,11 @@ impl Floor {
         }
         stats
     }
+}
+
+/// One integer from `sql`, with `$1` the tenant (usable after [`Floor::stop`] took the floor).
+pub async fn scalar(db: &Db, tenant: u64, sql: &str) -> i64 {
+    sqlx::query(sql).bind(tenant as i64).fetch_one(&db.pool).await.expect(sql).try_get(0).expect("column")
 }
 
 /// Polls `f` until it holds, at most `limit`.
