@@ -11,6 +11,8 @@
 //! - the agent's own (OP; MGR and SV acting for themselves): `POST /agent/session` (発信開始),
 //!   `DELETE /agent/session` (発信終了), `POST /agent/ready` (待機), `POST /agent/pause` (停止),
 //!   `POST /agent/activity` (keep-alive), `POST /agent/calls/{id}/hang-up` (お客様通話切断);
+//! - preview (プレビュー, a call job of a preview campaign): `POST /agent/preview` (the next lead,
+//!   held for the caller), `POST /agent/preview/dial` (dial it), `POST /agent/preview/skip`;
 //! - supervisors (MGR, SV): `POST /agents/{id}/state`;
 //! - states: `GET /agents`, `GET /agents/{id}` (OP: only themselves).
 
@@ -21,7 +23,7 @@ use axum::Json;
 use control::agent::{AfterWrapUp, AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, ForceTarget};
 use control::agent::{PauseReasonId, Pending, SupervisorId};
 use control::bus::Envelope;
-use control::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId};
+use control::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, LeadId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
@@ -42,6 +44,9 @@ const IDLE_LOGOFF_MS: u64 = 60 * 60 * 1000;
 const LEG_SETUP_TIMEOUT_MS: u64 = 60_000;
 /// Most agents `GET /agents` lists.
 const MAX_LIST: i64 = 10_000;
+/// Preview: how much longer than the campaign's ring timeout control waits for the agent's call to
+/// be answered or ended before hanging it up itself.
+const PREVIEW_MARGIN_S: u64 = 30;
 
 fn op(method: &'static str, path: &str, summary: &str, roles: &[Role], request: Option<Value>) -> Op {
     Op {
@@ -129,6 +134,40 @@ pub fn mount(reg: &mut Registry) {
         ),
         post(hang_up),
     );
+    let mut next = op(
+        "post",
+        "/agent/preview",
+        "プレビュー: the next lead of the caller's preview call job, held for the caller for 5 minutes (the same lead again while held); lead null when none is left",
+        AGENTS,
+        None,
+    );
+    next.response = (200, "application/json", preview_schema());
+    reg.add(next, post(preview_next));
+    let lead_body = json!({"type": "object", "required": ["lead_id"], "additionalProperties": false, "properties": {
+        "lead_id": {"type": "integer", "minimum": 1, "description": "The lead POST /agent/preview holds for the caller."}}});
+    reg.add(
+        op(
+            "post",
+            "/agent/preview/dial",
+            "プレビュー発信: dial the previewed lead for the caller (ready); the caller is ringing until the customer answers, then bridged",
+            AGENTS,
+            Some(lead_body.clone()),
+        ),
+        post(preview_dial),
+    );
+    let mut skip = op(
+        "post",
+        "/agent/preview/skip",
+        "Skip the previewed lead: not shown again in this run of the call job, no attempt counted",
+        AGENTS,
+        Some(lead_body),
+    );
+    skip.response = (
+        200,
+        "application/json",
+        json!({"type": "object", "required": ["skipped"], "properties": {"skipped": {"type": "integer"}}}),
+    );
+    reg.add(skip, post(preview_skip));
     let force = json!({"type": "object", "required": ["to"], "additionalProperties": false, "properties": {
         "to": {"type": "string", "enum": ["ready", "paused", "offline"]},
         "reason_id": {"type": "integer", "minimum": 1, "description": "The pause reason; required with to: paused, refused otherwise."}}});
@@ -155,6 +194,18 @@ pub fn mount(reg: &mut Registry) {
     one.response = (200, "application/json", agent_schema());
     one.errors = vec![401, 403, 404];
     reg.add(one, get(get_agent));
+}
+
+fn preview_schema() -> Value {
+    json!({"type": "object", "required": ["lead"], "properties": {"lead": {"oneOf": [{"type": "null"},
+        {"type": "object", "required": ["lead_id", "list_id", "name", "kana", "tel", "attempts", "held_until"], "properties": {
+            "lead_id": {"type": "integer"}, "list_id": {"type": "integer"},
+            "name": {"type": "string"}, "kana": {"type": "string"}, "tel": {"type": "string"},
+            "remarks": {"type": ["string", "null"]}, "custom": {"type": "object"},
+            "attempts": {"type": "integer"}, "last_result": {"type": ["string", "null"]},
+            "last_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+            "recall": {"type": ["object", "null"], "description": "The due recall this dial answers: {id, due_at, note, own (the caller's own recall)}."},
+            "held_until": {"type": "string", "format": "date-time"}}}]}}})
 }
 
 fn tenant_u64(auth: &Auth) -> ApiResult<u64> {
@@ -234,7 +285,8 @@ async fn start_session(
     let agent = me(&auth)?;
     let pool = &st.db.pool;
     let job = sqlx::query(
-        "SELECT j.status, j.campaign_id, j.dialing_group_id, c.acw_enabled, c.acw_seconds, c.agent_wait_timeout_s
+        "SELECT j.status, j.campaign_id, j.dialing_group_id, c.acw_enabled, c.acw_seconds, c.agent_wait_timeout_s,
+                c.ring_timeout_s
          FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
          WHERE j.id = $1 AND j.tenant_id = $2",
     )
@@ -290,12 +342,14 @@ async fn start_session(
     let acw_enabled: i64 = job.try_get("acw_enabled")?;
     let acw_seconds: i64 = job.try_get("acw_seconds")?;
     let wait_s: i64 = job.try_get("agent_wait_timeout_s")?;
+    let ring_s: i64 = job.try_get("ring_timeout_s")?;
     let config = AgentConfig {
         acw_ms: (acw_enabled != 0 && acw_seconds > 0).then(|| u64::try_from(acw_seconds).unwrap_or(0) * 1000),
         idle_logoff_ms: IDLE_LOGOFF_MS,
         offer_timeout_ms: u64::try_from(wait_s.max(1)).unwrap_or(20) * 1000,
         leg_setup_timeout_ms: LEG_SETUP_TIMEOUT_MS,
         no_answer_pause: None,
+        preview_timeout_ms: (u64::try_from(ring_s.max(1)).unwrap_or(180) + PREVIEW_MARGIN_S) * 1000,
     };
     let id = |v: i64| u64::try_from(v).unwrap_or(0);
     let cmd = ApiCommand::StartCallJob {
@@ -356,6 +410,126 @@ async fn hang_up(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiRes
         return Err(ApiError::not_found());
     }
     publish(&st, &auth, &ApiCommand::HangUpCustomer { agent_id: agent, call_id }).await
+}
+
+/// The caller's preview call job: (agent, job, campaign, the job's filter for this run, the run's
+/// start). 409 unless the caller works a running call job of a preview campaign.
+async fn preview_job(
+    st: &AppState,
+    auth: &Auth,
+) -> ApiResult<(AgentId, AgentView, i64, i64, store::leads::JobFilter, i64)> {
+    auth.require(AGENTS)?;
+    let agent = me(auth)?;
+    let t = auth.tenant();
+    let view = in_session(st, t, agent).await?;
+    let job = sqlx::query(
+        "SELECT j.id, j.status, j.campaign_id, j.started_at, c.mode FROM control_agents ca
+         JOIN call_jobs j ON j.id = ca.call_job_id AND j.tenant_id = ca.tenant_id
+         JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
+         WHERE ca.tenant_id = $1 AND ca.agent_user_id = $2",
+    )
+    .bind(t)
+    .bind(auth.user())
+    .fetch_optional(&st.db.pool)
+    .await?
+    .ok_or_else(|| {
+        ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session")
+    })?;
+    if job.try_get::<String, _>("mode")? != "preview" {
+        return Err(ApiError::conflict("not_preview", "the call job's campaign is not in preview mode"));
+    }
+    if job.try_get::<String, _>("status")? != "running" {
+        return Err(ApiError::conflict("job_not_running", "the call job is not running"));
+    }
+    let job_id: i64 = job.try_get("id")?;
+    let started: i64 = job.try_get::<Option<i64>, _>("started_at")?.unwrap_or(0);
+    let mut filter = store::leads::job_filter(&st.db, t, job_id).await?;
+    filter.not_attempted_since = Some(started);
+    Ok((agent, view, job_id, job.try_get("campaign_id")?, filter, started))
+}
+
+fn preview_json(auth: &Auth, l: &store::preview::PreviewLead) -> Value {
+    let tz = auth.tz();
+    let custom: Value = serde_json::from_str(&l.custom).unwrap_or_else(|_| json!({}));
+    json!({
+        "lead_id": l.lead_id,
+        "list_id": l.list_id,
+        "name": l.name,
+        "kana": l.kana,
+        "tel": l.tel,
+        "remarks": l.remarks,
+        "custom": custom,
+        "attempts": l.attempts,
+        "last_result": l.last_result,
+        "last_attempt_at": l.last_attempt_at.map(|t| store::tenancy::local_rfc3339(tz, t)),
+        "recall": l.recall.as_ref().map(|(id, due, note, own)| json!({
+            "id": id, "due_at": due.map(|d| store::tenancy::local_rfc3339(tz, d)), "note": note, "own": own})),
+        "held_until": store::tenancy::local_rfc3339(tz, l.held_until),
+    })
+}
+
+async fn preview_next(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+    let (_, _, job, _, filter, started) = preview_job(&st, &auth).await?;
+    let now = store::now_ms();
+    let lead = store::preview::reserve(
+        &st.db,
+        auth.tenant(),
+        job,
+        auth.user(),
+        &filter,
+        started,
+        now,
+        store::preview::HOLD_MS,
+    )
+    .await?;
+    Ok(Json(json!({"lead": lead.as_ref().map(|l| preview_json(&auth, l))})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeadBody {
+    lead_id: i64,
+}
+
+/// 409 naming `lead_id` unless the caller holds the lead in the job.
+async fn held(st: &AppState, auth: &Auth, job: i64, lead: i64) -> ApiResult<()> {
+    if store::preview::holds(&st.db, auth.tenant(), job, auth.user(), lead, store::now_ms()).await? {
+        return Ok(());
+    }
+    Err(ApiError::conflict("not_held", "lead_id: not held for you (its hold ended, or ask POST /agent/preview first)")
+        .with_field("lead_id"))
+}
+
+async fn preview_dial(
+    State(st): State<AppState>,
+    auth: Auth,
+    Body(b): Body<LeadBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (agent, view, job, campaign, _, _) = preview_job(&st, &auth).await?;
+    held(&st, &auth, job, b.lead_id).await?;
+    if view.state != AgentState::Ready {
+        return Err(ApiError::conflict(
+            "not_ready",
+            format!("a preview dial needs the ready state (state {}): POST /agent/ready", view.state.name()),
+        ));
+    }
+    let id = |v: i64| u64::try_from(v).unwrap_or(0);
+    let cmd = ApiCommand::PreviewDial {
+        agent_id: agent,
+        campaign_id: CampaignId(id(campaign)),
+        call_job_id: CallJobId(id(job)),
+        lead_id: LeadId(id(b.lead_id)),
+    };
+    publish(&st, &auth, &cmd).await
+}
+
+async fn preview_skip(State(st): State<AppState>, auth: Auth, Body(b): Body<LeadBody>) -> ApiResult<Json<Value>> {
+    let (_, _, job, _, _, _) = preview_job(&st, &auth).await?;
+    held(&st, &auth, job, b.lead_id).await?;
+    if !store::preview::skip(&st.db, auth.tenant(), auth.user(), b.lead_id, store::now_ms()).await? {
+        return Err(ApiError::conflict("not_held", "lead_id: not held for you").with_field("lead_id"));
+    }
+    Ok(Json(json!({"skipped": b.lead_id})))
 }
 
 #[derive(Deserialize)]

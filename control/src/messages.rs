@@ -72,6 +72,8 @@ pub enum ApiCommand {
     HangUpCustomer { agent_id: AgentId, call_id: CallId },
     /// UI keep-alive: restarts the idle timer.
     Activity { agent_id: AgentId },
+    /// プレビュー発信: the agent dials the lead they previewed (added in v1).
+    PreviewDial { agent_id: AgentId, campaign_id: CampaignId, call_job_id: CallJobId, lead_id: LeadId },
 }
 
 impl Message for ApiCommand {
@@ -116,6 +118,13 @@ pub enum ShardEvent {
     Bridged { call_id: CallId, agent_id: AgentId },
     /// The customer call ended.
     CallEnded { call_id: CallId, agent_id: Option<AgentId>, outcome: SipOutcome },
+    /// Preview (added in v1): the agent's call is placed (its record written, the INVITE about to
+    /// leave); published before any other event of the call.
+    PreviewPlaced { call_id: CallId, agent_id: AgentId, lead_id: LeadId },
+    /// Preview (added in v1): the agent's call was not placed. `result` is the lead's system result
+    /// when a call record was written (`restricted`, `channel_limit`, `stopped`), else why not
+    /// (`number_in_call`, `outside_hours`, `job_not_running`, `lead_not_dialable`).
+    PreviewNotDialled { agent_id: AgentId, lead_id: LeadId, result: String },
     /// About once a second per campaign with a running call job: what the dialer is doing, for the
     /// wallboard. Integers keep the schema exact: the dial level in thousandths, the predicted
     /// abandon share in parts per million.
@@ -157,6 +166,9 @@ impl ApiCommand {
             }
             ApiCommand::HangUpCustomer { agent_id, .. } => (agent_id, None),
             ApiCommand::Activity { agent_id } => (agent_id, Some(Input::Activity)),
+            ApiCommand::PreviewDial { agent_id, campaign_id, call_job_id, lead_id } => {
+                (agent_id, Some(Input::PreviewDial { campaign_id, call_job_id, lead_id }))
+            }
         }
     }
 }
@@ -173,6 +185,8 @@ impl ShardEvent {
             ShardEvent::Bridged { call_id, agent_id } => Some((agent_id, Input::Bridged { call_id })),
             ShardEvent::CallEnded { call_id, agent_id, .. } => agent_id.map(|a| (a, Input::CustomerEnded { call_id })),
             ShardEvent::DialerStatus { .. } => None,
+            ShardEvent::PreviewPlaced { call_id, agent_id, .. } => Some((agent_id, Input::PreviewPlaced { call_id })),
+            ShardEvent::PreviewNotDialled { agent_id, .. } => Some((agent_id, Input::PreviewNotDialled)),
         }
     }
 }

@@ -71,6 +71,7 @@ pub async fn running_jobs(db: &Db) -> Result<Vec<RunningJob>> {
                 last_attempt_to: r.try_get("last_attempt_to")?,
                 not_attempted_since: None,
                 not_abandoned_since: None,
+                preview: None,
             },
             caller_id: if withhold { None } else { job_cid.or(camp_cid) },
             mode: r.try_get("mode")?,
@@ -168,7 +169,8 @@ pub async fn begin_calls(
         let id: i64 = r.try_get("id")?;
         sqlx::query("UPDATE call_records SET dialer_call_id = id WHERE id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query(
-            "UPDATE leads SET attempts = attempts + 1, last_attempt_at = $1, last_result = 'pending'
+            "UPDATE leads SET attempts = attempts + 1, last_attempt_at = $1, last_result = 'pending',
+                preview_user_id = NULL, preview_until = NULL
              WHERE id = $2 AND tenant_id = $3",
         )
         .bind(now_ms)
@@ -203,13 +205,16 @@ pub async fn begin_calls(
         .execute(&mut *tx)
         .await?;
         // No attempt: nothing was dialled. The time keeps the job's run from picking it again.
-        sqlx::query("UPDATE leads SET last_attempt_at = $1, last_result = $2 WHERE id = $3 AND tenant_id = $4")
-            .bind(now_ms)
-            .bind(n.result)
-            .bind(n.lead.lead_id)
-            .bind(tenant_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE leads SET last_attempt_at = $1, last_result = $2, preview_user_id = NULL, preview_until = NULL
+             WHERE id = $3 AND tenant_id = $4",
+        )
+        .bind(now_ms)
+        .bind(n.result)
+        .bind(n.lead.lead_id)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
     }
     let mut per_job: HashMap<i64, i64> = HashMap::new();
     for c in calls {

@@ -51,6 +51,19 @@ pub struct JobFilter {
     pub not_attempted_since: Option<i64>,
     /// The 72-hour rule: leads whose last call was abandoned at or after this time are not picked.
     pub not_abandoned_since: Option<i64>,
+    /// Preview holds: leads an agent is looking at are not picked by anyone else.
+    pub preview: Option<PreviewFilter>,
+}
+
+/// Which preview holds and skips lead selection respects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PreviewFilter {
+    /// Holds that end after this time are respected.
+    pub now_ms: i64,
+    /// The agent whose own holds do not exclude (0: nobody's, as for paced dials).
+    pub user_id: i64,
+    /// Leads skipped at or after this time are not picked (the run of the job, for previews).
+    pub skipped_since: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +94,7 @@ pub async fn job_filter(db: &Db, tenant_id: i64, job_id: i64) -> Result<JobFilte
         last_attempt_to: r.try_get("last_attempt_to")?,
         not_attempted_since: None,
         not_abandoned_since: None,
+        preview: None,
     })
 }
 
@@ -96,11 +110,14 @@ pub async fn next_dialable(
     limit: i64,
 ) -> Result<Vec<Candidate>> {
     let mut out = Vec::with_capacity(limit as usize);
+    let p = f.preview.unwrap_or(PreviewFilter { now_ms: i64::MIN, user_id: 0, skipped_since: None });
     let recalls = sqlx::query(
         "SELECT r.id AS recall_id, l.id AS lead_id, l.tel FROM recalls r JOIN leads l ON l.id = r.lead_id
          WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND r.status = 'open' AND r.agent_user_id IS NULL
            AND r.due_at <= $3 AND l.state = 'open'
            AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $4 AND tenant_id = $1)
+           AND (l.preview_until IS NULL OR l.preview_until <= $6 OR l.preview_user_id = $7)
+           AND (l.preview_skipped_at IS NULL OR l.preview_skipped_at < $8)
          ORDER BY r.due_at, r.id LIMIT $5",
     )
     .bind(tenant_id)
@@ -108,6 +125,9 @@ pub async fn next_dialable(
     .bind(now_ms)
     .bind(job_id)
     .bind(limit)
+    .bind(p.now_ms)
+    .bind(p.user_id)
+    .bind(p.skipped_since.unwrap_or(i64::MAX))
     .fetch_all(&db.pool)
     .await?;
     for r in recalls {
@@ -163,6 +183,13 @@ fn open_leads_where(f: &JobFilter, columns: &str) -> (String, Vec<LeadBind<'stat
     }
     if let Some(v) = f.not_attempted_since {
         clause(&mut sql, " AND (l.last_attempt_at IS NULL OR l.last_attempt_at < ?)", LeadBind::I(v));
+    }
+    if let Some(p) = f.preview {
+        clause(&mut sql, " AND (l.preview_until IS NULL OR l.preview_until <= ?", LeadBind::I(p.now_ms));
+        clause(&mut sql, " OR l.preview_user_id = ?)", LeadBind::I(p.user_id));
+        if let Some(v) = p.skipped_since {
+            clause(&mut sql, " AND (l.preview_skipped_at IS NULL OR l.preview_skipped_at < ?)", LeadBind::I(v));
+        }
     }
     if let Some(v) = f.not_abandoned_since {
         clause(

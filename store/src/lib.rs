@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod batch_dates;
 pub mod dialing;
 pub mod leads;
+pub mod preview;
 pub mod recordings;
 pub mod records;
 pub mod seed;

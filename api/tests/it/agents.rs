@@ -368,6 +368,119 @@ async fn refusals_name_the_field(backend: Backend, redis: bool) {
     buses.cleanup().await;
 }
 
+/// Preview (プレビュー): the next lead held for the caller, the dial through control to the dialer,
+/// the answered customer bridged to that agent, skip; the refusals name the field.
+async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
+    let Some(buses) = Buses::new(redis).await else { return };
+    let bus = buses.bus.clone();
+    let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
+    let wallboards = config.wallboards.clone();
+    let app = TestApp::start_with(backend, config).await;
+    let t = app.tenant("preview").await;
+    let (op, biz) = (t.token(Role::Op), t.token(Role::Biz));
+    let op_id = t.user(Role::Op);
+    let agent = AgentId(op_id as u64);
+    let (campaign, _, job) = running_job(&app, &t, &[op_id], json!({"mode": "preview"})).await;
+    let (_, _, progressive) = running_job(&app, &t, &[op_id], json!({})).await;
+    phone_for(&app, &t, op_id).await;
+    let control = Control::start(&bus, &app, &wallboards, t.id).await;
+    let session = |j: i64| json!({"call_job_id": j});
+    let leg_up = || shard_event(&bus, t.id, ShardEvent::AgentLegUp { agent_id: agent, shard: 0 });
+
+    // Not in a session: nothing to preview. Roles other than agents: refused.
+    let e = expect(app.call(op, "post", "/agent/preview", None).await, 409);
+    assert_eq!(e["error"]["code"], "not_in_session");
+    expect(app.call(biz, "post", "/agent/preview", None).await, 403);
+    // A progressive job has no previews.
+    expect(app.call(op, "post", "/agent/session", Some(&session(progressive))).await, 202);
+    until_agent(&app, op, op_id, "ringing", state_is("ringing")).await;
+    leg_up().await;
+    until_agent(&app, op, op_id, "ready", state_is("ready")).await;
+    let e = expect(app.call(op, "post", "/agent/preview", None).await, 409);
+    assert_eq!(e["error"]["code"], "not_preview");
+    expect(app.call(op, "delete", "/agent/session", None).await, 202);
+    until_agent(&app, op, op_id, "offline", state_is("offline")).await;
+
+    // The preview job: the first lead, held (the same one again on reload).
+    expect(app.call(op, "post", "/agent/session", Some(&session(job))).await, 202);
+    until_agent(&app, op, op_id, "ringing", state_is("ringing")).await;
+    leg_up().await;
+    until_agent(&app, op, op_id, "ready", state_is("ready")).await;
+    let v = expect(app.call(op, "post", "/agent/preview", None).await, 200);
+    let lead = v["lead"].clone();
+    assert_eq!((lead["tel"].as_str(), lead["attempts"].as_i64()), (Some("0311110001"), Some(0)), "{v}");
+    assert_eq!((lead["name"].as_str(), lead["kana"].as_str()), (Some("n"), Some("カナ")), "{v}");
+    assert!(lead["held_until"].as_str().is_some_and(|s| s.ends_with("+09:00")), "local time: {v}");
+    let lead_id = lead["lead_id"].as_i64().expect("lead id");
+    let again = expect(app.call(op, "post", "/agent/preview", None).await, 200);
+    assert_eq!(again["lead"]["lead_id"].as_i64(), Some(lead_id));
+
+    // Refusals name the field: a lead not held, a body of the wrong type.
+    let e = expect(app.call(op, "post", "/agent/preview/dial", Some(&json!({"lead_id": lead_id + 1}))).await, 409);
+    assert_eq!((e["error"]["code"].as_str(), field(&e)), (Some("not_held"), "lead_id"));
+    let e = expect(app.call(op, "post", "/agent/preview/dial", Some(&json!({"lead_id": "x"}))).await, 400);
+    assert_eq!(field(&e), "lead_id");
+    let e = expect(app.call(op, "post", "/agent/preview/skip", Some(&json!({"lead": lead_id}))).await, 400);
+    assert_eq!(field(&e), "lead");
+
+    // Dial: control makes the agent ringing with no customer and asks the dialer for the lead.
+    expect(app.call(op, "post", "/agent/preview/dial", Some(&json!({"lead_id": lead_id}))).await, 202);
+    let v = until_agent(&app, op, op_id, "ringing for the preview", state_is("ringing")).await;
+    assert_eq!(v["call_id"], Value::Null);
+    let c = command(&bus, t.id, |c| matches!(c, Command::DialPreview { .. })).await;
+    assert_eq!(
+        c,
+        Command::DialPreview {
+            agent_id: agent,
+            campaign_id: CampaignId(campaign as u64),
+            call_job_id: control::messages::CallJobId(job as u64),
+            lead_id: LeadId(lead_id as u64),
+        }
+    );
+    let e = expect(app.call(op, "post", "/agent/preview/dial", Some(&json!({"lead_id": lead_id}))).await, 409);
+    assert_eq!(e["error"]["code"], "not_ready");
+    // The dialer places it; the customer answers: bridged to this agent at once.
+    let call = CallId(9_000 + t.id as u64);
+    shard_event(
+        &bus,
+        t.id,
+        ShardEvent::PreviewPlaced { call_id: call, agent_id: agent, lead_id: LeadId(lead_id as u64) },
+    )
+    .await;
+    until_agent(&app, op, op_id, "holding the call", |v| v["call_id"].as_u64() == Some(call.0)).await;
+    let answered = ShardEvent::CustomerAnswered {
+        call_id: call,
+        campaign_id: CampaignId(campaign as u64),
+        lead_id: LeadId(lead_id as u64),
+        shard: 0,
+    };
+    shard_event(&bus, t.id, answered).await;
+    let c = command(&bus, t.id, |c| matches!(c, Command::Bridge { .. })).await;
+    assert_eq!(c, Command::Bridge { agent_id: agent, call_id: call });
+    shard_event(&bus, t.id, ShardEvent::Bridged { call_id: call, agent_id: agent }).await;
+    until_agent(&app, op, op_id, "talking", state_is("talking")).await;
+    let outcome = SipOutcome { status: 200, reason: "BYE".into(), ended_by: Party::Customer, talk_ms: 3_000 };
+    shard_event(&bus, t.id, ShardEvent::CallEnded { call_id: call, agent_id: Some(agent), outcome }).await;
+    until_agent(&app, op, op_id, "in wrap-up after the conversation", state_is("wrap_up")).await;
+    expect(app.call(op, "post", "/agent/ready", None).await, 202);
+    until_agent(&app, op, op_id, "ready after the call", state_is("ready")).await;
+
+    // Skip: the hold ends, the next lead is shown, the skipped one is not held any more.
+    let v = expect(app.call(op, "post", "/agent/preview/skip", Some(&json!({"lead_id": lead_id}))).await, 200);
+    assert_eq!(v["skipped"].as_i64(), Some(lead_id));
+    let next = expect(app.call(op, "post", "/agent/preview", None).await, 200);
+    assert_eq!(next["lead"]["tel"].as_str(), Some("0311110002"), "{next}");
+    let e = expect(app.call(op, "post", "/agent/preview/skip", Some(&json!({"lead_id": lead_id}))).await, 409);
+    assert_eq!(field(&e), "lead_id");
+    let next_id = next["lead"]["lead_id"].as_i64().unwrap();
+    expect(app.call(op, "post", "/agent/preview/skip", Some(&json!({"lead_id": next_id}))).await, 200);
+    let none = expect(app.call(op, "post", "/agent/preview", None).await, 200);
+    assert_eq!(none["lead"], Value::Null, "both leads skipped in this run: {none}");
+    let stats = control.stop().await;
+    assert_eq!(stats.refused, 0, "every command the API accepted was applied: {stats:?}");
+    buses.cleanup().await;
+}
+
 macro_rules! flavours {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -384,4 +497,4 @@ macro_rules! flavours {
     )*};
 }
 
-flavours!(session_pause_force_and_end, refusals_name_the_field);
+flavours!(session_pause_force_and_end, refusals_name_the_field, preview_next_dial_and_skip);

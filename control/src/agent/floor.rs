@@ -34,6 +34,9 @@ struct Agent {
     call: Option<CallId>,
     leg_up: bool,
     pending: Option<Pending>,
+    /// Preview: the agent's own call is being placed or rings (cleared by the answer and by any
+    /// transition).
+    dialling: bool,
     config: AgentConfig,
     ring_deadline: Option<u64>,
     acw_deadline: Option<u64>,
@@ -51,6 +54,7 @@ impl Agent {
             call: None,
             leg_up: false,
             pending: None,
+            dialling: false,
             config: AgentConfig::default(),
             ring_deadline: None,
             acw_deadline: None,
@@ -63,10 +67,11 @@ impl Agent {
         [self.ring_deadline, self.acw_deadline, self.idle_deadline].into_iter().flatten().min()
     }
 
-    /// In a call: a customer is offered, bridged or on hold.
+    /// In a call: a customer is offered, bridged or on hold, or the agent's preview call is being
+    /// placed.
     fn in_call(&self) -> bool {
         match self.state {
-            AgentState::Ringing => self.call.is_some(),
+            AgentState::Ringing => self.call.is_some() || self.dialling,
             AgentState::Talking | AgentState::Hold => true,
             _ => false,
         }
@@ -74,7 +79,7 @@ impl Agent {
 
     /// Ringing while the nailed-up leg is being set up (no customer).
     fn leg_setup(&self) -> bool {
-        self.state == AgentState::Ringing && self.call.is_none() && !self.leg_up
+        self.state == AgentState::Ringing && self.call.is_none() && !self.leg_up && !self.dialling
     }
 
     fn view(&self) -> AgentView {
@@ -85,6 +90,7 @@ impl Agent {
             call_id: self.call,
             leg_up: self.leg_up,
             pending: self.pending,
+            dialling: self.dialling,
         }
     }
 }
@@ -122,6 +128,7 @@ impl Index {
         }));
         a.state = to;
         a.since_ms = now_ms;
+        a.dialling = false;
         a.ring_deadline = None;
         a.acw_deadline = None;
         a.idle_deadline = to.is_idle_state().then(|| now_ms.saturating_add(a.config.idle_logoff_ms));
@@ -176,6 +183,8 @@ impl Index {
     fn unreachable(&mut self, a: &mut Agent, cause: Cause, now_ms: u64) {
         if let Some(call_id) = a.call {
             match a.state {
+                // The agent's own preview call is for nobody else: it ends.
+                AgentState::Ringing if a.dialling => self.command(Command::HangUpCustomer { agent_id: a.id, call_id }),
                 AgentState::Ringing => self.command(Command::ReleaseCustomer { agent_id: a.id, call_id }),
                 AgentState::Talking | AgentState::Hold => {
                     self.command(Command::HangUpCustomer { agent_id: a.id, call_id })
@@ -319,6 +328,7 @@ impl Floor {
         a.call = view.call_id;
         a.leg_up = view.leg_up;
         a.pending = view.pending;
+        a.dialling = view.dialling && view.state == AgentState::Ringing;
         a.config = config;
         if let Some(c) = view.call_id {
             if matches!(view.state, AgentState::Ringing | AgentState::Talking | AgentState::Hold) {
@@ -330,6 +340,7 @@ impl Floor {
         }
         let since = a.since_ms;
         a.ring_deadline = match (a.state, a.call) {
+            (AgentState::Ringing, _) if a.dialling => Some(since.saturating_add(config.preview_timeout_ms)),
             (AgentState::Ringing, Some(_)) => Some(since.saturating_add(config.offer_timeout_ms)),
             (AgentState::Ringing, None) if !a.leg_up => Some(since.saturating_add(config.leg_setup_timeout_ms)),
             _ => None,
@@ -391,6 +402,15 @@ impl Floor {
         if a.ring_deadline.is_some_and(|t| t <= now_ms) {
             a.ring_deadline = None;
             match (a.state, a.call) {
+                // Preview: the call was not placed or not answered in time; it ends, the agent is
+                // ready again.
+                (AgentState::Ringing, call) if a.dialling => {
+                    if let Some(call_id) = call {
+                        ix.command(Command::HangUpCustomer { agent_id: a.id, call_id });
+                    }
+                    ix.free_call(a);
+                    ix.after_call(a, AgentState::Ready, Cause::NoAnswer, now_ms);
+                }
                 (AgentState::Ringing, None) => ix.unreachable(a, Cause::PhoneUnreachable, now_ms),
                 (AgentState::Ringing, Some(call_id)) => {
                     ix.command(Command::ReleaseCustomer { agent_id: a.id, call_id });
@@ -539,7 +559,8 @@ impl Floor {
                 ix.command(Command::Bridge { agent_id: a.id, call_id });
             }
             Input::Decline { call_id } => {
-                if a.state != S::Ringing {
+                // The agent's own preview call is ended with a hang-up, not declined.
+                if a.state != S::Ringing || a.dialling {
                     return Err(not_allowed(a));
                 }
                 check_call(a, call_id)?;
@@ -628,6 +649,42 @@ impl Floor {
                 }
                 touch(a, now_ms);
             }
+            Input::PreviewDial { campaign_id, call_job_id, lead_id } => {
+                if a.state != S::Ready {
+                    return Err(not_allowed(a));
+                }
+                ix.enter(a, S::Ringing, Cause::PreviewDial, now_ms);
+                a.dialling = true;
+                a.ring_deadline = Some(now_ms.saturating_add(a.config.preview_timeout_ms));
+                ix.command(Command::DialPreview { agent_id: a.id, campaign_id, call_job_id, lead_id });
+            }
+            Input::PreviewPlaced { call_id } => {
+                if !(a.state == S::Ringing && a.dialling && a.call.is_none()) {
+                    return Err(not_allowed(a));
+                }
+                if let Some(&agent_id) = ix.calls.get(&call_id) {
+                    return Err(AgentError::OfferRefused(OfferRefused::CallTaken { agent_id }));
+                }
+                a.call = Some(call_id);
+                ix.calls.insert(call_id, a.id);
+            }
+            Input::PreviewNotDialled => {
+                if !(a.state == S::Ringing && a.dialling && a.call.is_none()) {
+                    return Err(not_allowed(a));
+                }
+                ix.after_call(a, S::Ready, Cause::NotDialled, now_ms);
+            }
+            Input::PreviewAnswered { call_id } => {
+                if !(a.state == S::Ringing && a.dialling) {
+                    return Err(not_allowed(a));
+                }
+                check_call(a, call_id)?;
+                // From here it is an offered customer: bridged at once, released if the bridge
+                // does not happen within the offer timeout.
+                a.dialling = false;
+                a.ring_deadline = Some(now_ms.saturating_add(a.config.offer_timeout_ms));
+                ix.command(Command::Bridge { agent_id: a.id, call_id });
+            }
         }
         Ok(())
     }
@@ -642,6 +699,9 @@ fn validate(c: &AgentConfig, reasons: &BTreeSet<PauseReasonId>) -> Result<(), Ag
     }
     if c.leg_setup_timeout_ms == 0 {
         return Err(AgentError::InvalidConfig("leg_setup_timeout_ms must be > 0"));
+    }
+    if c.preview_timeout_ms == 0 {
+        return Err(AgentError::InvalidConfig("preview_timeout_ms must be > 0"));
     }
     if let Some(r) = c.no_answer_pause {
         if !reasons.contains(&r) {

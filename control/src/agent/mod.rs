@@ -27,6 +27,10 @@
 //!   when the campaign says so.
 //! - the phone leg dropping or the phone being unreachable makes the agent `Unknown` at once; a customer
 //!   in the call is hung up.
+//! - preview (プレビュー): a ready agent who asks to dial the lead they see is `Ringing` at once with no
+//!   customer yet (so no other customer is offered) while the dialer places the call; the call is
+//!   attached when placed, the answered customer is bridged to that agent only, and a call that is not
+//!   placed (do-not-call, a channel limit, ...) or not answered gives the agent back to `Ready`.
 
 mod floor;
 
@@ -133,8 +137,13 @@ pub enum Cause {
     PhoneUnreachable,
     /// A customer was offered (reserved) to the agent.
     Offer,
-    /// The agent declined the offered customer (preview).
+    /// The agent declined the offered customer.
     Declined,
+    /// The agent asked to dial the lead they previewed (preview mode).
+    PreviewDial,
+    /// The dialer did not place the agent's preview call (do-not-call, a channel limit, outside
+    /// business hours, the number already in a call, the job stopped).
+    NotDialled,
     /// The offered customer was not taken within the ring timeout.
     NoAnswer,
     /// The customer was bridged to the agent.
@@ -193,8 +202,15 @@ pub enum Command {
     Bridge { agent_id: AgentId, call_id: CallId },
     /// The reserved customer is no longer for this agent: offer it to another agent or abandon it.
     ReleaseCustomer { agent_id: AgentId, call_id: CallId },
-    /// Hang up the customer (the agent's leg is gone).
+    /// Hang up the customer (the agent's leg is gone); a call still ringing is cancelled.
     HangUpCustomer { agent_id: AgentId, call_id: CallId },
+    /// Preview: dial this lead of the agent's call job for the agent (who waits in `Ringing`).
+    DialPreview {
+        agent_id: AgentId,
+        campaign_id: crate::messages::CampaignId,
+        call_job_id: crate::messages::CallJobId,
+        lead_id: crate::messages::LeadId,
+    },
 }
 
 /// Output of the state machine.
@@ -240,6 +256,14 @@ pub struct AgentConfig {
     pub leg_setup_timeout_ms: u64,
     /// Auto-pause an agent who does not take an offered customer, with this reason.
     pub no_answer_pause: Option<PauseReasonId>,
+    /// Preview: how long the agent's own call may take from the dial to the answer (the campaign's
+    /// ring timeout and a margin); past it the call is hung up and the agent is ready again.
+    #[serde(default = "default_preview_timeout_ms")]
+    pub preview_timeout_ms: u64,
+}
+
+fn default_preview_timeout_ms() -> u64 {
+    210_000
 }
 
 impl Default for AgentConfig {
@@ -250,6 +274,7 @@ impl Default for AgentConfig {
             offer_timeout_ms: 20_000,
             leg_setup_timeout_ms: 60_000,
             no_answer_pause: None,
+            preview_timeout_ms: default_preview_timeout_ms(),
         }
     }
 }
@@ -308,6 +333,23 @@ pub enum Input {
     },
     /// Agent activity (UI keep-alive): restarts the idle timer.
     Activity,
+    /// Preview: the agent dials the lead they see. From ready; the agent is `Ringing` with no
+    /// customer until the dialer attaches the call ([`Input::PreviewPlaced`]).
+    PreviewDial {
+        campaign_id: crate::messages::CampaignId,
+        call_job_id: crate::messages::CallJobId,
+        lead_id: crate::messages::LeadId,
+    },
+    /// The dialer placed the agent's preview call: this is its call id.
+    PreviewPlaced {
+        call_id: CallId,
+    },
+    /// The dialer did not place the agent's preview call.
+    PreviewNotDialled,
+    /// The customer of the agent's preview call answered: bridge them to this agent.
+    PreviewAnswered {
+        call_id: CallId,
+    },
 }
 
 /// Why an offer was refused.
@@ -366,6 +408,10 @@ impl Input {
             Input::LogOff => "log_off",
             Input::Force { .. } => "force",
             Input::Activity => "activity",
+            Input::PreviewDial { .. } => "preview_dial",
+            Input::PreviewPlaced { .. } => "preview_placed",
+            Input::PreviewNotDialled => "preview_not_dialled",
+            Input::PreviewAnswered { .. } => "preview_answered",
         }
     }
 }
@@ -388,4 +434,7 @@ pub struct AgentView {
     pub call_id: Option<CallId>,
     pub leg_up: bool,
     pub pending: Option<Pending>,
+    /// Preview: the agent's own call is being placed or rings (not answered yet).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dialling: bool,
 }

@@ -593,6 +593,18 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     })
                 }
             }
+            (ApiCommand::PreviewDial { campaign_id, call_job_id, .. }, Some(input)) => {
+                // Only for the call job the agent works (the API checked it; a change since is a race).
+                let job = self.jobs.get(&agent_id);
+                if job.is_some_and(|j| j.campaign_id == *campaign_id && j.call_job_id == Some(*call_job_id)) {
+                    self.floor.handle_input(now, agent_id, input)
+                } else {
+                    Err(AgentError::NotAllowed {
+                        state: self.floor.agent(agent_id).map_or(AgentState::Offline, |a| a.state),
+                        input: "preview_dial",
+                    })
+                }
+            }
             (_, Some(input)) => self.floor.handle_input(now, agent_id, input),
             (_, None) => Ok(()),
         };
@@ -611,8 +623,16 @@ impl<B: Bus + Clone + 'static> Service<B> {
             ShardEvent::CustomerAnswered { call_id, campaign_id, lead_id, .. } => {
                 w.calls.push(CallOp::Answered { call_id, campaign_id, lead_id, at_ms: now });
                 self.wallboard.customer_answered(now, call_id, campaign_id);
-                if self.call_campaign.contains_key(&call_id) || self.floor.call_owner(call_id).is_some() {
+                if self.call_campaign.contains_key(&call_id) {
                     return; // the same call reported twice
+                }
+                if let Some(agent_id) = self.floor.call_owner(call_id) {
+                    // A preview call: its agent holds it already; bridge it to that agent now.
+                    self.call_campaign.insert(call_id, campaign_id);
+                    if let Err(e) = self.floor.handle_input(now, agent_id, Input::PreviewAnswered { call_id }) {
+                        self.refused(agent_id, "preview_answered", &e);
+                    }
+                    return;
                 }
                 self.call_campaign.insert(call_id, campaign_id);
                 if self.waiting.len() >= self.cfg.max_waiting {
@@ -686,6 +706,22 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     f64::from(predicted_abandon_ppm) / 1_000_000.0,
                 );
             }
+            ShardEvent::PreviewPlaced { call_id, agent_id, .. } => {
+                match self.floor.handle_input(now, agent_id, Input::PreviewPlaced { call_id }) {
+                    // The call is attached without a transition: the agent's row changes all the same.
+                    Ok(()) => {
+                        if let Some(row) = self.agent_row(agent_id) {
+                            w.agents.insert(agent_id, row);
+                        }
+                    }
+                    // The agent gave up waiting (timeout, log-off, phone lost): the call is for
+                    // nobody, so it ends rather than ring for a customer no one will talk to.
+                    Err(e) => {
+                        self.refused(agent_id, "preview_placed", &e);
+                        self.pending_commands.push_back(Command::HangUpCustomer { agent_id, call_id });
+                    }
+                }
+            }
             _ => {
                 if let Some((agent_id, input)) = e.to_input() {
                     if let Err(err) = self.floor.handle_input(now, agent_id, input) {
@@ -738,7 +774,8 @@ fn command_agent(c: &Command) -> AgentId {
         | Command::HangUpAgentLeg { agent_id }
         | Command::Bridge { agent_id, .. }
         | Command::ReleaseCustomer { agent_id, .. }
-        | Command::HangUpCustomer { agent_id, .. } => agent_id,
+        | Command::HangUpCustomer { agent_id, .. }
+        | Command::DialPreview { agent_id, .. } => agent_id,
     }
 }
 

@@ -84,6 +84,8 @@ fn cause_name(c: &Cause) -> (&'static str, Option<i64>) {
         Cause::PhoneUnreachable => ("phone_unreachable", None),
         Cause::Offer => ("offer", None),
         Cause::Declined => ("declined", None),
+        Cause::PreviewDial => ("preview_dial", None),
+        Cause::NotDialled => ("not_dialled", None),
         Cause::NoAnswer => ("no_answer", None),
         Cause::Bridged => ("bridged", None),
         Cause::CustomerEnded => ("customer_ended", None),

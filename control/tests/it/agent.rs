@@ -479,3 +479,129 @@ fn timer_heap_stays_bounded_under_many_rearms() {
     s.advance(60 * MIN);
     assert_eq!(s.state(A), AgentState::Offline);
 }
+
+// ---------------------------------------------------------------- preview (プレビュー)
+
+const CAMPAIGN: control::messages::CampaignId = control::messages::CampaignId(7);
+const JOB: control::messages::CallJobId = control::messages::CallJobId(70);
+const LEAD: control::messages::LeadId = control::messages::LeadId(700);
+
+fn preview_dial() -> Input {
+    Input::PreviewDial { campaign_id: CAMPAIGN, call_job_id: JOB, lead_id: LEAD }
+}
+
+#[test]
+fn preview_dial_holds_the_agent_then_bridges_the_answer_to_them() {
+    let mut s = Sim::new(&[A, B]);
+    s.ready(A, acw(30));
+    s.advance(10);
+    s.ready(B, acw(30));
+    s.input(A, preview_dial()).unwrap();
+    let t = s.last(A);
+    assert_eq!((t.from, t.to, t.cause, t.call_id), (AgentState::Ready, AgentState::Ringing, Cause::PreviewDial, None));
+    assert!(s.commands().contains(&Command::DialPreview {
+        agent_id: A,
+        campaign_id: CAMPAIGN,
+        call_job_id: JOB,
+        lead_id: LEAD
+    }));
+    assert!(s.floor.agent(A).unwrap().dialling);
+    // While A's own call is being placed, no other customer goes to A: B (idle shorter) gets it.
+    assert_eq!(s.floor.ready_agents().collect::<Vec<_>>(), vec![B]);
+    assert_eq!(
+        s.input(A, Input::Offer { call_id: C2 }),
+        Err(AgentError::OfferRefused(OfferRefused::NotReady { state: AgentState::Ringing }))
+    );
+    assert_eq!(s.floor.offer_to_longest_ready(s.now, C2), Ok(B));
+    s.drain();
+    // The dialer placed it: A holds the call, nobody else can be offered it.
+    s.advance(300);
+    s.input(A, Input::PreviewPlaced { call_id: C1 }).unwrap();
+    assert_eq!(s.floor.call_owner(C1), Some(A));
+    assert_eq!(s.floor.agent(A).unwrap().call_id, Some(C1));
+    // Rings 25 s (longer than the 20 s offer timeout: a preview call's own limit applies).
+    s.advance(25_000);
+    assert_eq!(s.state(A), AgentState::Ringing);
+    let bridges = |s: &Sim| s.commands().iter().filter(|c| matches!(c, Command::Bridge { agent_id: A, .. })).count();
+    assert_eq!(bridges(&s), 0);
+    s.input(A, Input::PreviewAnswered { call_id: C1 }).unwrap();
+    assert_eq!(bridges(&s), 1);
+    assert!(s.commands().contains(&Command::Bridge { agent_id: A, call_id: C1 }));
+    s.input(A, Input::Bridged { call_id: C1 }).unwrap();
+    assert_eq!(s.state(A), AgentState::Talking);
+    s.input(A, Input::CustomerEnded { call_id: C1 }).unwrap();
+    assert_eq!(s.state(A), AgentState::WrapUp, "a preview conversation has its ACW like any other");
+}
+
+#[test]
+fn preview_not_dialled_or_not_answered_gives_the_agent_back() {
+    let mut s = Sim::new(&[A]);
+    s.ready(A, acw(30));
+    // Not placed (do-not-call, a channel limit, ...): ready again, cause not_dialled.
+    s.input(A, preview_dial()).unwrap();
+    s.input(A, Input::PreviewNotDialled).unwrap();
+    assert_eq!((s.state(A), s.last(A).cause), (AgentState::Ready, Cause::NotDialled));
+    // Placed but never answered (busy, ring timeout): ready again, no ACW.
+    s.input(A, preview_dial()).unwrap();
+    s.input(A, Input::PreviewPlaced { call_id: C1 }).unwrap();
+    s.input(A, Input::CustomerEnded { call_id: C1 }).unwrap();
+    assert_eq!((s.state(A), s.last(A).cause), (AgentState::Ready, Cause::CustomerEnded));
+    assert_eq!(s.floor.call_owner(C1), None);
+    // A pause asked for while the preview call rings waits for its end.
+    s.input(A, preview_dial()).unwrap();
+    s.input(A, Input::Pause { reason_id: LUNCH }).unwrap();
+    assert_eq!(s.state(A), AgentState::Ringing);
+    s.input(A, Input::PreviewNotDialled).unwrap();
+    assert_eq!(s.state(A), AgentState::Paused { reason_id: LUNCH });
+    // Preview only from ready; the events of a preview call are refused outside one.
+    assert!(matches!(s.input(A, preview_dial()), Err(AgentError::NotAllowed { .. })));
+    assert!(matches!(s.input(A, Input::PreviewPlaced { call_id: C2 }), Err(AgentError::NotAllowed { .. })));
+    assert!(matches!(s.input(A, Input::PreviewAnswered { call_id: C2 }), Err(AgentError::NotAllowed { .. })));
+}
+
+#[test]
+fn preview_call_past_its_timeout_is_hung_up() {
+    let mut s = Sim::new(&[A, B]);
+    let cfg = AgentConfig { preview_timeout_ms: 40_000, ..acw(30) };
+    s.ready(A, cfg);
+    s.input(A, preview_dial()).unwrap();
+    s.input(A, Input::PreviewPlaced { call_id: C1 }).unwrap();
+    s.advance(39_999);
+    assert_eq!(s.state(A), AgentState::Ringing);
+    s.advance(1);
+    assert_eq!((s.state(A), s.last(A).cause), (AgentState::Ready, Cause::NoAnswer));
+    assert!(s.commands().contains(&Command::HangUpCustomer { agent_id: A, call_id: C1 }));
+    assert!(!s.commands().iter().any(|c| matches!(c, Command::ReleaseCustomer { .. })));
+    assert_eq!(s.floor.call_owner(C1), None);
+    // The dialer's late answer for a call nobody holds is refused (control then hangs it up).
+    assert!(s.input(A, Input::PreviewPlaced { call_id: C2 }).is_err());
+    // The agent's phone lost while the preview call rings: the call ends with a hang-up, not a
+    // release to another agent.
+    s.ready(B, cfg);
+    s.input(B, preview_dial()).unwrap();
+    s.input(B, Input::PreviewPlaced { call_id: C2 }).unwrap();
+    s.input(B, Input::PhoneUnreachable).unwrap();
+    assert_eq!(s.state(B), AgentState::Unknown);
+    assert!(s.commands().contains(&Command::HangUpCustomer { agent_id: B, call_id: C2 }));
+    assert!(!s.commands().iter().any(|c| matches!(c, Command::ReleaseCustomer { .. })));
+}
+
+#[test]
+fn preview_state_survives_a_restore() {
+    let mut s = Sim::new(&[A]);
+    let cfg = AgentConfig { preview_timeout_ms: 40_000, ..acw(30) };
+    s.ready(A, cfg);
+    s.input(A, preview_dial()).unwrap();
+    s.input(A, Input::PreviewPlaced { call_id: C1 }).unwrap();
+    let view = s.floor.agent(A).unwrap();
+    // The view as control stores it (JSON), read back by a restarted control service.
+    let json = serde_json::to_string(&view).unwrap();
+    let back: control::agent::AgentView = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, view);
+    let mut r = Sim::new(&[]);
+    r.now = s.now;
+    r.floor.restore(back, cfg).unwrap();
+    assert_eq!(r.floor.call_owner(C1), Some(A));
+    r.input(A, Input::PreviewAnswered { call_id: C1 }).unwrap();
+    assert!(r.commands().contains(&Command::Bridge { agent_id: A, call_id: C1 }));
+}

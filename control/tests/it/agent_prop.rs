@@ -6,6 +6,7 @@ use control::agent::{
     is_allowed, AfterWrapUp, AgentConfig, AgentId, AgentState, CallId, Event, Floor, FloorLimits, ForceTarget, Input,
     PauseReasonId, SupervisorId,
 };
+use control::messages::{CallJobId, CampaignId, LeadId};
 use proptest::prelude::*;
 
 const AGENTS: u64 = 4;
@@ -52,11 +53,15 @@ fn input() -> impl Strategy<Value = Input> {
         call.clone().prop_map(|call_id| Input::CustomerEnded { call_id }),
         call.clone().prop_map(|call_id| Input::Hold { call_id }),
         call.clone().prop_map(|call_id| Input::Unhold { call_id }),
-        (call, after).prop_map(|(call_id, after)| Input::WrapUpSaved { call_id, after }),
+        (call.clone(), after).prop_map(|(call_id, after)| Input::WrapUpSaved { call_id, after }),
         reason().prop_map(|reason_id| Input::Pause { reason_id }),
         Just(Input::LogOff),
         force.prop_map(|to| Input::Force { supervisor_id: SupervisorId(5), to }),
         Just(Input::Activity),
+        Just(Input::PreviewDial { campaign_id: CampaignId(1), call_job_id: CallJobId(1), lead_id: LeadId(1) }),
+        call.clone().prop_map(|call_id| Input::PreviewPlaced { call_id }),
+        Just(Input::PreviewNotDialled),
+        call.clone().prop_map(|call_id| Input::PreviewAnswered { call_id }),
     ]
 }
 
@@ -132,7 +137,8 @@ fn check(seen: &mut HashMap<AgentId, AgentState>, e: Event, now: u64) -> Result<
         prop_assert_eq!(seen[&t.agent_id], t.from, "transition does not chain: {:?}", t);
         prop_assert_eq!(t.at_ms, now);
         if t.to == AgentState::Ringing && t.from == AgentState::Ready {
-            prop_assert!(t.call_id.is_some());
+            // An offer carries its customer; a preview dial has none until the call is placed.
+            prop_assert!(t.call_id.is_some() || t.cause == control::agent::Cause::PreviewDial, "{:?}", t);
         }
         seen.insert(t.agent_id, t.to);
     }

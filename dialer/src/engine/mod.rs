@@ -30,6 +30,10 @@
 //! - A job's run dials each lead at most once (due recalls aside); when nothing is left and its
 //!   calls have ended, it is `finished`.
 //! - Predictive campaigns do not redial a customer abandoned within the last 72 hours.
+//! - Preview (プレビュー): control's `dial_preview` places one lead for one agent through the same
+//!   prepare step and checks (do-not-call, number in flight, channel limits, business hours, the job
+//!   running, once per run); `preview_placed` (before the INVITE) or `preview_not_dialled` goes back
+//!   to control. Paced dials never pick a lead an agent is previewing.
 //! - A crash loses no lead: a call record is written before its INVITE; a restarted dialer gives the
 //!   calls its previous run left pending the result `error` and tells the control service.
 
@@ -180,6 +184,9 @@ pub struct EngineStats {
     pub orphans_failed: u64,
     /// Leads prepared when shutdown began, given `stopped` without a dial.
     pub not_dialled_at_stop: u64,
+    /// Preview dials asked for by agents, and those placed.
+    pub preview_asked: u64,
+    pub preview_placed: u64,
 }
 
 /// A handle on a running engine: its SIP addresses and counters.
@@ -233,6 +240,19 @@ struct TenantState {
     preparing: bool,
     caller_limits: HashMap<String, i64>,
     numbers: HashSet<String>,
+    /// Preview dials waiting for the tenant's prepare step (served before paced dials).
+    previews: VecDeque<PreviewAsk>,
+}
+
+/// An agent's preview dial, accepted by the owner (its channel counted in `reserved`).
+#[derive(Debug, Clone)]
+struct PreviewAsk {
+    agent: u64,
+    campaign: u64,
+    job: RunningJob,
+    lead: i64,
+    /// A channel limit was reached when it was asked: recorded `channel_limit`, not dialled.
+    limit_reached: bool,
 }
 
 struct Prepared {
@@ -244,11 +264,17 @@ struct Prepared {
     exhausted: Vec<i64>,
     remaining: u64,
     recording_dir: Option<PathBuf>,
+    /// A preview dial: the agent and lead, and why it was not placed (`None`: placed).
+    preview: Option<(u64, i64, Option<&'static str>)>,
 }
+
+/// A prepare step that failed: tenant, campaign, dials asked, the error, and the preview dial's agent
+/// and lead when it was one.
+type PrepareError = (u64, u64, u32, String, Option<(u64, i64)>);
 
 enum Input {
     AgentEvents { tenant: u64, deliveries: Vec<Delivery> },
-    Prepared(Result<Prepared, (u64, u64, u32, String)>),
+    Prepared(Result<Prepared, PrepareError>),
     Jobs(Vec<RunningJob>),
     Accounts(Vec<store::dialing::PhoneAccount>),
     Limits { tenant: u64, limits: HashMap<String, i64> },
@@ -942,12 +968,7 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                     }
                     None => {
                         tracing::info!(agent, "no registered phone for the agent");
-                        let (bus, ev) = (self.bus.clone(), ShardEvent::AgentUnreachable { agent_id, sip_status: 404 });
-                        tokio::spawn(async move {
-                            if let Ok(env) = Envelope::new(tenant, now_ms(), &ev) {
-                                publish_retrying(&bus, &streams::shard_events(tenant), &env).await;
-                            }
-                        });
+                        self.publish_later(tenant, ShardEvent::AgentUnreachable { agent_id, sip_status: 404 });
                     }
                 }
             }
@@ -980,7 +1001,103 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                     self.send_to_shard(shard, Command::HangUpCustomer { call: call_id.0, by: Party::Agent });
                 }
             }
+            CtlCommand::DialPreview { agent_id, campaign_id, call_job_id, lead_id } => {
+                self.on_preview_dial(tenant, agent_id.0, campaign_id.0, call_job_id.0, lead_id.0);
+            }
         }
+    }
+
+    /// An agent's preview dial: the owner's checks (job running, business hours, channel limits),
+    /// then the tenant's prepare step ([`prepare_preview`]) does the rest.
+    fn on_preview_dial(&mut self, tenant: u64, agent: u64, campaign: u64, job_id: u64, lead: u64) {
+        self.stats.preview_asked += 1;
+        let lead = i(lead);
+        let job = self
+            .campaigns
+            .get(&campaign)
+            .filter(|st| st.tenant == tenant)
+            .and_then(|st| st.jobs.iter().find(|j| j.job_id == i(job_id)).cloned());
+        let refuse = |s: &Self, result: &'static str| {
+            tracing::info!(agent, lead, result, "preview dial not placed");
+            let ev = ShardEvent::PreviewNotDialled {
+                agent_id: control::agent::AgentId(agent),
+                lead_id: LeadId(lead as u64),
+                result: result.to_string(),
+            };
+            s.publish_later(tenant, ev);
+        };
+        let Some(job) = job.filter(|j| j.campaign_enabled) else {
+            return refuse(self, "job_not_running");
+        };
+        if self.stopping {
+            return refuse(self, "job_not_running");
+        }
+        if !in_business_hours(&job, now_ms()) {
+            return refuse(self, "outside_hours");
+        }
+        let in_use = self.calls.values().filter(|c| c.campaign == campaign).count() as i64
+            + self.campaigns.get(&campaign).map_or(0, |st| i64::from(st.reserved));
+        let mut limit_reached = in_use >= job.max_channels;
+        if let Some(cid) = &job.caller_id {
+            if let Some(limit) = self.tenants.get(&tenant).and_then(|t| t.caller_limits.get(cid)) {
+                let used =
+                    self.calls.values().filter(|c| c.tenant == tenant && c.caller_id.as_ref() == Some(cid)).count();
+                limit_reached |= used as i64 >= *limit;
+            }
+        }
+        if let Some(st) = self.campaigns.get_mut(&campaign) {
+            st.reserved += 1;
+        }
+        self.tenants.entry(tenant).or_default().previews.push_back(PreviewAsk {
+            agent,
+            campaign,
+            job,
+            lead,
+            limit_reached,
+        });
+        self.start_preview(tenant);
+    }
+
+    /// Starts the tenant's next preview dial when its prepare step is free.
+    fn start_preview(&mut self, tenant: u64) {
+        let Some(t) = self.tenants.get_mut(&tenant) else { return };
+        if self.stopping {
+            // Not placed: the agents are given back (their leads stay held for them, unattempted).
+            let asks: Vec<PreviewAsk> = t.previews.drain(..).collect();
+            for ask in asks {
+                let ev = ShardEvent::PreviewNotDialled {
+                    agent_id: control::agent::AgentId(ask.agent),
+                    lead_id: LeadId(ask.lead as u64),
+                    result: "job_not_running".to_string(),
+                };
+                self.publish_later(tenant, ev);
+            }
+            return;
+        }
+        if t.preparing {
+            return;
+        }
+        let Some(ask) = t.previews.pop_front() else { return };
+        t.preparing = true;
+        let numbers = t.numbers.clone();
+        let jobs: Vec<RunningJob> = self.campaigns.get(&ask.campaign).map(|st| st.jobs.clone()).unwrap_or_default();
+        let (db, tx, instance) = (self.db.clone(), self.input_tx.clone(), self.cfg.instance.clone());
+        let rec_dir = self.cfg.recordings_dir.clone();
+        tokio::spawn(async move {
+            let r = prepare_preview(&db, &instance, tenant, &ask, &jobs, &numbers, rec_dir).await;
+            let msg = r.map_err(|e| (tenant, ask.campaign, 1, e.to_string(), Some((ask.agent, ask.lead))));
+            let _ = tx.send(Input::Prepared(msg)).await;
+        });
+    }
+
+    /// Publishes from a task of its own (for the owner's synchronous paths), retrying.
+    fn publish_later(&self, tenant: u64, ev: ShardEvent) {
+        let bus = self.bus.clone();
+        tokio::spawn(async move {
+            if let Ok(env) = Envelope::new(tenant, now_ms(), &ev) {
+                publish_retrying(&bus, &streams::shard_events(tenant), &env).await;
+            }
+        });
     }
 
     // ------------------------------------------------------------------ pacing
@@ -1040,6 +1157,11 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                 wanted.push((st.tenant, *campaign, k as u32));
             }
         }
+        let tenants: Vec<u64> =
+            self.tenants.iter().filter(|(_, t)| !t.previews.is_empty()).map(|(id, _)| *id).collect();
+        for tenant in tenants {
+            self.start_preview(tenant);
+        }
         for (tenant, campaign, k) in wanted {
             let t = self.tenants.entry(tenant).or_default();
             if t.preparing {
@@ -1057,16 +1179,16 @@ impl<B: Bus + Clone + 'static> Owner<B> {
             let rec_dir = self.cfg.recordings_dir.clone();
             tokio::spawn(async move {
                 let r = prepare(&db, &instance, tenant, campaign, jobs, start, k, numbers, predictive, rec_dir).await;
-                let msg = r.map_err(|e| (tenant, campaign, k, e.to_string()));
+                let msg = r.map_err(|e| (tenant, campaign, k, e.to_string(), None));
                 let _ = tx.send(Input::Prepared(msg)).await;
             });
         }
     }
 
-    async fn on_prepared(&mut self, r: Result<Prepared, (u64, u64, u32, String)>) {
+    async fn on_prepared(&mut self, r: Result<Prepared, PrepareError>) {
         let p = match r {
             Ok(p) => p,
-            Err((tenant, campaign, asked, e)) => {
+            Err((tenant, campaign, asked, e, preview)) => {
                 tracing::warn!(tenant, campaign, error = %e, "could not prepare dials");
                 if let Some(t) = self.tenants.get_mut(&tenant) {
                     t.preparing = false;
@@ -1074,6 +1196,10 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                 if let Some(st) = self.campaigns.get_mut(&campaign) {
                     st.reserved = st.reserved.saturating_sub(asked);
                 }
+                if let Some((agent, lead)) = preview {
+                    self.preview_not_dialled(tenant, agent, lead, "error").await;
+                }
+                self.start_preview(tenant);
                 return;
             }
         };
@@ -1089,6 +1215,18 @@ impl<B: Bus + Clone + 'static> Owner<B> {
             if !calls.is_empty() {
                 let _ = self.write_tx.send(Write::NotDialled { tenant: p.tenant, calls }).await;
             }
+            if let Some((agent, lead, why)) = p.preview {
+                self.preview_not_dialled(p.tenant, agent, lead, why.unwrap_or("stopped")).await;
+            }
+            return;
+        }
+        if let Some((agent, lead, Some(why))) = p.preview {
+            if let Some(st) = self.campaigns.get_mut(&p.campaign) {
+                st.reserved = st.reserved.saturating_sub(p.asked);
+                st.remaining = p.remaining;
+            }
+            self.preview_not_dialled(p.tenant, agent, lead, why).await;
+            self.start_preview(p.tenant);
             return;
         }
         let shard = shard_of(p.campaign, self.shards.len());
@@ -1138,6 +1276,16 @@ impl<B: Bus + Clone + 'static> Owner<B> {
             }
             self.stats.launched += 1;
             metrics::counter!("kakeru_dialer_calls_launched_total").increment(1);
+            if let Some((agent, _, None)) = p.preview {
+                // Control attaches the call to its agent before any event of the call can arrive.
+                self.stats.preview_placed += 1;
+                let ev = ShardEvent::PreviewPlaced {
+                    call_id: control::agent::CallId(call),
+                    agent_id: control::agent::AgentId(agent),
+                    lead_id: LeadId(lead.lead_id as u64),
+                };
+                self.publish(p.tenant, &ev).await;
+            }
             let recording = p.recording_dir.as_ref().map(|d| d.join(format!("{call}.wav")));
             let cmd = DialCustomer {
                 call,
@@ -1157,6 +1305,17 @@ impl<B: Bus + Clone + 'static> Owner<B> {
         for job in exhausted {
             self.maybe_finish_job(p.campaign, job).await;
         }
+        self.start_preview(p.tenant);
+    }
+
+    async fn preview_not_dialled(&mut self, tenant: u64, agent: u64, lead: i64, result: &str) {
+        tracing::info!(agent, lead, result, "preview dial not placed");
+        let ev = ShardEvent::PreviewNotDialled {
+            agent_id: control::agent::AgentId(agent),
+            lead_id: LeadId(lead as u64),
+            result: result.to_string(),
+        };
+        self.publish(tenant, &ev).await;
     }
 
     async fn publish_status(&mut self) {
@@ -1312,6 +1471,8 @@ async fn prepare(
         if predictive {
             f.not_abandoned_since = Some(now - NO_REDIAL_AFTER_ABANDON_MS);
         }
+        // Leads agents are previewing are theirs.
+        f.preview = Some(store::leads::PreviewFilter { now_ms: now, user_id: 0, skipped_since: None });
         if want > 0 {
             // Ask for more than needed: some numbers may be in flight already.
             let ask = want + numbers.len().min(1000) as i64;
@@ -1356,20 +1517,7 @@ async fn prepare(
     }
     let ids = dialing::begin_calls(db, i(tenant), instance, now, &calls, &not_dialled).await?;
     let recording_dir = match recordings_dir {
-        Some(d) if !calls.is_empty() => {
-            let tz =
-                jobs.first().and_then(|j| store::tenancy::parse_tz(&j.time_zone)).unwrap_or(chrono_tz::Asia::Tokyo);
-            // The store's layout: <dir>/<tenant>/<YYYY-MM-DD>/<call>.wav.
-            let file = store::recordings::recording_path(&d, i(tenant), tz, now, 0);
-            let dir = file.parent().map(std::path::Path::to_path_buf).unwrap_or(d);
-            match tokio::fs::create_dir_all(&dir).await {
-                Ok(()) => Some(dir),
-                Err(e) => {
-                    tracing::warn!(error = %e, dir = %dir.display(), "recordings directory unusable; calls not recorded");
-                    None
-                }
-            }
-        }
+        Some(d) if !calls.is_empty() => recording_dir(d, tenant, jobs.first(), now).await,
         _ => None,
     };
     let dials = ids.into_iter().zip(calls).map(|(id, c)| (id, c.job_id, c.lead, c.caller_id)).collect::<Vec<_>>();
@@ -1383,7 +1531,96 @@ async fn prepare(
         exhausted,
         remaining,
         recording_dir,
+        preview: None,
     })
+}
+
+/// Today's recordings directory of a tenant (created), in the store's layout
+/// `<dir>/<tenant>/<YYYY-MM-DD>/<call>.wav`; `None` (calls not recorded) when it cannot be made.
+async fn recording_dir(d: PathBuf, tenant: u64, job: Option<&RunningJob>, now: i64) -> Option<PathBuf> {
+    let tz = job.and_then(|j| store::tenancy::parse_tz(&j.time_zone)).unwrap_or(chrono_tz::Asia::Tokyo);
+    let file = store::recordings::recording_path(&d, i(tenant), tz, now, 0);
+    let dir = file.parent().map(std::path::Path::to_path_buf).unwrap_or(d);
+    match tokio::fs::create_dir_all(&dir).await {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %dir.display(), "recordings directory unusable; calls not recorded");
+            None
+        }
+    }
+}
+
+/// The prepare step of one preview dial: the lead still dialable by the job and held by the agent,
+/// its number not in a call, not on the do-not-call list, no channel limit reached; then its call
+/// record (or the record of why not) in one transaction, as for paced dials.
+async fn prepare_preview(
+    db: &Db,
+    instance: &str,
+    tenant: u64,
+    ask: &PreviewAsk,
+    jobs: &[RunningJob],
+    numbers: &HashSet<String>,
+    recordings_dir: Option<PathBuf>,
+) -> Result<Prepared, store::StoreError> {
+    let now = store::now_ms();
+    let job = &ask.job;
+    let mut remaining = 0u64;
+    for j in jobs {
+        let mut f = j.filter.clone();
+        f.not_attempted_since = j.started_at;
+        remaining += store::leads::count_dialable(db, i(tenant), j.job_id, &f).await?.max(0) as u64;
+    }
+    let mut p = Prepared {
+        tenant,
+        campaign: ask.campaign,
+        asked: 1,
+        dials: Vec::new(),
+        restricted: 0,
+        exhausted: Vec::new(),
+        remaining,
+        recording_dir: None,
+        preview: Some((ask.agent, ask.lead, None)),
+    };
+    let why = |p: &mut Prepared, r: &'static str| p.preview = Some((ask.agent, ask.lead, Some(r)));
+    let cand =
+        store::preview::candidate(db, i(tenant), job.job_id, i(ask.agent), ask.lead, job.started_at, now).await?;
+    let Some(c) = cand else {
+        why(&mut p, "lead_not_dialable");
+        return Ok(p);
+    };
+    if numbers.contains(&c.tel) {
+        why(&mut p, "number_in_call");
+        return Ok(p);
+    }
+    let restricted = !dialing::dnc_hits(db, i(tenant), std::slice::from_ref(&c.tel)).await?.is_empty();
+    let result = if restricted {
+        Some("restricted")
+    } else if ask.limit_reached {
+        Some("channel_limit")
+    } else {
+        None
+    };
+    if let Some(result) = result {
+        let n = NotDialled {
+            campaign_id: job.campaign_id,
+            job_id: job.job_id,
+            lead: c,
+            caller_id: job.caller_id.clone(),
+            result,
+        };
+        dialing::begin_calls(db, i(tenant), instance, now, &[], &[n]).await?;
+        p.restricted = usize::from(restricted);
+        why(&mut p, result);
+        return Ok(p);
+    }
+    let call = NewCall { campaign_id: job.campaign_id, job_id: job.job_id, lead: c, caller_id: job.caller_id.clone() };
+    let ids = dialing::begin_calls(db, i(tenant), instance, now, std::slice::from_ref(&call), &[]).await?;
+    if let Some(d) = recordings_dir {
+        p.recording_dir = recording_dir(d, tenant, Some(job), now).await;
+    }
+    p.dials = ids.into_iter().map(|id| (id, call.job_id, call.lead.clone(), call.caller_id.clone())).collect();
+    p.remaining = p.remaining.saturating_sub(1);
+    Ok(p)
 }
 
 /// Publishes with retries (Redis restarting, connection dropped): an event is never given up on

@@ -32,7 +32,7 @@ fn rules() -> [Behaviour; 10] {
 }
 
 /// The built-in carrier with rules by the dialled number's last digit.
-async fn carrier(rules: [Behaviour; 10], stop: &watch::Receiver<bool>) -> sim::carrier::Carrier {
+pub async fn carrier(rules: [Behaviour; 10], stop: &watch::Receiver<bool>) -> sim::carrier::Carrier {
     sim::carrier::start(
         LOCALHOST,
         CarrierConfig { by_last_digit: Some(rules), ..CarrierConfig::default() },
@@ -43,7 +43,7 @@ async fn carrier(rules: [Behaviour; 10], stop: &watch::Receiver<bool>) -> sim::c
 }
 
 /// The floor's agents' phones, answering after `answer_after`, once all have registered.
-async fn phones(floor: &Floor, answer_after: Duration, stop: &watch::Receiver<bool>) -> Vec<sim::phone::Phone> {
+pub async fn phones(floor: &Floor, answer_after: Duration, stop: &watch::Receiver<bool>) -> Vec<sim::phone::Phone> {
     let phones = sim::phone::start(
         floor.phone_accounts(),
         PhoneConfig { registrar: floor.info.sip_addrs[0], bind_ip: LOCALHOST, expires_s: 300, answer_after },

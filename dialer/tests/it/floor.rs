@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use control::agent::{AgentConfig, AgentId};
 use control::bus::{Bus, BusConfig, Envelope, MemoryBus};
-use control::messages::{streams, ApiCommand, CampaignId};
+use control::messages::{streams, ApiCommand, CallJobId, CampaignId};
 use control::service::ServiceConfig;
 use control::wallboard::Feed;
 use dialer::engine::{self, EngineConfig, EngineInfo, EngineStats};
@@ -317,7 +317,7 @@ impl Floor {
                 agent_id: AgentId(*a as u64),
                 campaign_id: CampaignId(self.campaign as u64),
                 config: AgentConfig { acw_ms, leg_setup_timeout_ms: 20_000, ..AgentConfig::default() },
-                call_job_id: None,
+                call_job_id: Some(CallJobId(self.job as u64)),
                 dialing_group_id: None,
             };
             self.command(c).await;
@@ -349,6 +349,17 @@ impl Floor {
                 )
             })
             .collect()
+    }
+
+    /// One agent's view as the control service committed it (`None`: never logged in).
+    pub async fn agent_view(&self, agent: i64) -> Option<control::agent::AgentView> {
+        let r = sqlx::query("SELECT view FROM control_agents WHERE tenant_id = $1 AND agent_user_id = $2")
+            .bind(self.tenant as i64)
+            .bind(agent)
+            .fetch_optional(&self.db.pool)
+            .await
+            .expect("agent view")?;
+        serde_json::from_str(&r.try_get::<String, _>("view").expect("view")).ok()
     }
 
     pub async fn job_status(&self) -> String {

@@ -5,4 +5,5 @@ mod engine;
 mod floor;
 mod metrics;
 mod net;
+mod preview;
 mod sipp;

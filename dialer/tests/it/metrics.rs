@@ -7,7 +7,6 @@ use std::net::{IpAddr, UdpSocket};
 use std::time::Duration;
 
 use sim::carrier::{Behaviour, CarrierConfig};
-use sim::phone::PhoneConfig;
 use store::Backend;
 use tokio::sync::watch;
 
@@ -63,19 +62,7 @@ async fn a_call_job_shows_in_the_dialer_media_sip_and_agent_metrics() {
     let leads: Vec<String> = (0..10).map(|i| format!("03{:08}", 2000 + i)).collect();
     let spec = FloorSpec { agents: 2, leads, ..FloorSpec::default() };
     let floor = Floor::start(Backend::Sqlite, &spec, carrier.sip_addr).await;
-    let phones = sim::phone::start(
-        floor.phone_accounts(),
-        PhoneConfig {
-            registrar: floor.info.sip_addrs[0],
-            bind_ip: LOCALHOST,
-            expires_s: 300,
-            answer_after: Duration::from_millis(200),
-        },
-        stop.clone(),
-    )
-    .await
-    .expect("phones");
-    until("phones registered", Duration::from_secs(10), || async { phones.iter().all(|p| p.stats().registered) }).await;
+    let _phones = crate::engine::phones(&floor, Duration::from_millis(200), &stop).await;
     // Garbage on the SIP port: a counted drop, not a transaction.
     let junk = UdpSocket::bind((LOCALHOST, 0)).expect("loopback bind");
     junk.send_to(b"this is not SIP\r\n\r\n", floor.info.sip_addrs[0]).expect("loopback send");

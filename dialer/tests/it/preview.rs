@@ -1,0 +1,175 @@
+//! Preview mode end to end (プレビュー): an agent takes the next lead (held for them), dials it, and
+//! the customer who answers is bridged to that agent only; the pacer never dials by itself. Real SIP
+//! and RTP on loopback against the built-in carrier, SQLite and PostgreSQL.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use control::agent::{AgentId, AgentState};
+use control::messages::{ApiCommand, CallJobId, CampaignId, LeadId};
+use sim::carrier::Behaviour;
+use store::sqlx::{self, Row};
+use tokio::sync::watch;
+
+use crate::engine::{carrier, phones};
+use crate::floor::{backends, until, Floor, FloorSpec};
+
+/// By last digit: 0-3 answer (talk 1.5 s), 4 busy, 7 rings until our timeout; the rest answer.
+fn rules() -> [Behaviour; 10] {
+    let answer = Behaviour::Answer { after_ms: 400, talk_ms: Some(1_500) };
+    let mut r = [answer; 10];
+    r[4] = Behaviour::Fail { status: 486, after_ms: 300 };
+    r[7] = Behaviour::Ring;
+    r
+}
+
+/// What the lead's number makes the carrier do.
+fn expected(tel: &str) -> &'static str {
+    match tel.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(0) {
+        4 => "busy",
+        7 => "timeout",
+        _ => "no_entry",
+    }
+}
+
+/// Reserves the agent's next lead, as `POST /agent/preview` does.
+async fn next_lead(floor: &Floor, agent: i64) -> Option<store::preview::PreviewLead> {
+    let t = floor.tenant as i64;
+    let started: i64 = sqlx::query("SELECT started_at FROM call_jobs WHERE id = $1")
+        .bind(floor.job)
+        .fetch_one(&floor.db.pool)
+        .await
+        .expect("job")
+        .try_get("started_at")
+        .expect("started_at");
+    let mut f = store::leads::job_filter(&floor.db, t, floor.job).await.expect("job filter");
+    f.not_attempted_since = Some(started);
+    let now = store::now_ms();
+    store::preview::reserve(&floor.db, t, floor.job, agent, &f, started, now, store::preview::HOLD_MS)
+        .await
+        .expect("reserve")
+}
+
+fn dial(floor: &Floor, agent: i64, lead: i64) -> ApiCommand {
+    ApiCommand::PreviewDial {
+        agent_id: AgentId(agent as u64),
+        campaign_id: CampaignId(floor.campaign as u64),
+        call_job_id: CallJobId(floor.job as u64),
+        lead_id: LeadId(lead as u64),
+    }
+}
+
+async fn state(floor: &Floor, agent: i64) -> Option<AgentState> {
+    floor.agent_view(agent).await.map(|v| v.state)
+}
+
+async fn lead_result(floor: &Floor, lead: i64) -> (i64, Option<String>) {
+    let r = sqlx::query("SELECT attempts, last_result FROM leads WHERE id = $1")
+        .bind(lead)
+        .fetch_one(&floor.db.pool)
+        .await
+        .expect("lead");
+    (r.try_get("attempts").expect("attempts"), r.try_get("last_result").expect("last_result"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_dials_only_what_the_agent_asks_and_bridges_the_answer_to_that_agent() {
+    for backend in backends() {
+        let (stop_tx, stop) = watch::channel(false);
+        let carrier = carrier(rules(), &stop).await;
+        // 0 answers, 4 busy, 7 rings out, 1 answers, 2 is on the do-not-call list, 3 and 9 answer.
+        let leads: Vec<String> =
+            [0, 4, 7, 1, 2, 3, 9].iter().enumerate().map(|(i, d)| format!("0311{i:05}{d}")).collect();
+        let dnc = vec![leads[4].clone()];
+        let spec = FloorSpec {
+            agents: 2,
+            leads: leads.clone(),
+            dnc: dnc.clone(),
+            mode: "preview",
+            ring_timeout_s: 2,
+            ..FloorSpec::default()
+        };
+        let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
+        let phones = phones(&floor, Duration::from_millis(200), &stop).await;
+        until("registrations stored", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM sip_registrations WHERE tenant_id = $1").await == 2
+        })
+        .await;
+        floor.start_job().await;
+        // B logs in first: the longest-idle ready agent, whom a match would pick. A previews.
+        let (b, a) = (floor.agents[0], floor.agents[1]);
+        floor.log_in_agents(None).await;
+        until("agents ready", Duration::from_secs(10), || async { floor.agents_in("ready").await == 2 }).await;
+
+        // B holds the first lead: A is shown the next, and no paced dial takes B's.
+        let held_by_b = next_lead(&floor, b).await.expect("a lead for B");
+        assert_eq!(held_by_b.tel, leads[0]);
+        assert_eq!(next_lead(&floor, b).await.expect("the same lead again").lead_id, held_by_b.lead_id);
+        // Nothing is dialled until an agent asks: the pacer of a preview campaign never launches.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(carrier.log().is_empty(), "a preview campaign dialled by itself: {:?}", carrier.log());
+
+        let mut seen: Vec<(String, i64)> = Vec::new();
+        while let Some(lead) = next_lead(&floor, a).await {
+            assert_ne!(lead.lead_id, held_by_b.lead_id, "A was shown the lead B holds");
+            assert_eq!(lead.attempts, 0);
+            floor.command(dial(&floor, a, lead.lead_id)).await;
+            // The agent rings (no customer offered meanwhile), then the call ends one way or another.
+            until("the lead's result", Duration::from_secs(20), || async {
+                !matches!(lead_result(&floor, lead.lead_id).await.1.as_deref(), None | Some("pending"))
+            })
+            .await;
+            until("A ready again", Duration::from_secs(20), || async {
+                state(&floor, a).await == Some(AgentState::Ready)
+            })
+            .await;
+            seen.push((lead.tel.clone(), lead.lead_id));
+            assert!(seen.len() <= leads.len(), "a lead shown twice: {seen:?}");
+        }
+        // B skips its lead: the hold ends, and it is not shown again in this run.
+        assert!(store::preview::skip(&floor.db, floor.tenant as i64, b, held_by_b.lead_id, store::now_ms())
+            .await
+            .unwrap());
+        assert!(next_lead(&floor, b).await.is_none(), "a skipped lead is not shown again in the run");
+        assert_eq!(seen.len(), leads.len() - 1, "A saw every lead but B's: {seen:?}");
+
+        // Every lead A dialled got what the carrier did, once; the do-not-call one never reached it.
+        let dialled: HashMap<String, usize> = carrier.log().iter().fold(HashMap::new(), |mut m, e| {
+            *m.entry(e.tel.clone()).or_default() += 1;
+            m
+        });
+        for (tel, lead) in &seen {
+            let (attempts, result) = lead_result(&floor, *lead).await;
+            if dnc.contains(tel) {
+                assert_eq!(dialled.get(tel), None, "a do-not-call number reached the carrier: {tel}");
+                assert_eq!((attempts, result.as_deref()), (0, Some("restricted")), "{tel}");
+            } else {
+                assert_eq!(dialled.get(tel), Some(&1), "dialled exactly once: {tel}");
+                assert_eq!((attempts, result.as_deref()), (1, Some(expected(tel))), "{tel}");
+            }
+        }
+        assert_eq!(dialled.get(&leads[0]), None, "B's skipped lead was never dialled");
+        // Every answered customer talked to A, the agent who dialled, although B was ready longer.
+        let answered = seen.iter().filter(|(t, _)| !dnc.contains(t) && expected(t) == "no_entry").count() as i64;
+        until("a wrap-up record per answered call", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1").await == answered
+        })
+        .await;
+        let by_a = floor
+            .scalar(&format!("SELECT COUNT(*) FROM wrapup_records WHERE tenant_id = $1 AND agent_user_id = {a}"))
+            .await;
+        assert_eq!(by_a, answered, "answered preview customers bridged to their own agent");
+        assert_eq!(
+            floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'abandoned'").await,
+            0
+        );
+        assert_eq!(state(&floor, b).await, Some(AgentState::Ready), "B was never offered a customer");
+
+        let stats = floor.stop().await;
+        assert_eq!(stats.preview_asked, leads.len() as u64 - 1);
+        assert_eq!(stats.preview_placed, leads.len() as u64 - 2, "all but the do-not-call lead placed");
+        assert_eq!(stats.launched, stats.preview_placed, "the engine launched nothing else");
+        let _ = stop_tx.send(true);
+        drop(phones);
+    }
+}

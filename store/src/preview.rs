@@ -1,0 +1,247 @@
+//! Preview mode (プレビュー, SPEC 4): the agent sees the lead, then the customer is dialled.
+//!
+//! An agent working a preview call job asks for their next lead: it is held for them for
+//! [`HOLD_MS`] (no other agent and no paced dial picks it meanwhile) and shown with what the agent
+//! needs to decide. The agent then dials it (the dialer places the call for that agent; placing it
+//! ends the hold) or skips it (not shown again in this run of the job; no attempt counted).
+//! Order: the agent's own due recalls of the campaign first, then what a paced dial would take
+//! ([`crate::leads::next_dialable`]: the campaign's due recalls, then open leads, fewest attempts first).
+
+use sqlx::Row;
+
+use crate::leads::{Candidate, JobFilter, PreviewFilter};
+use crate::{Db, Result};
+
+/// How long a previewed lead stays held for its agent.
+pub const HOLD_MS: i64 = 5 * 60_000;
+
+/// A lead as the agent sees it before dialling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewLead {
+    pub lead_id: i64,
+    pub list_id: i64,
+    pub name: String,
+    pub kana: String,
+    pub tel: String,
+    pub remarks: Option<String>,
+    /// The lead's custom fields (a JSON object, as stored).
+    pub custom: String,
+    pub attempts: i64,
+    pub last_result: Option<String>,
+    pub last_attempt_at: Option<i64>,
+    /// The due recall this lead answers, if any: (id, due at, note, the agent's own).
+    pub recall: Option<(i64, Option<i64>, String, bool)>,
+    pub held_until: i64,
+}
+
+/// The lead `user_id` holds in `job_id`, else the next one, held for them until `now_ms + hold_ms`.
+/// `f` is the job's filter with its run's rules (`not_attempted_since`); leads skipped since
+/// `run_started` are not shown again. `None`: nothing left to preview.
+#[allow(clippy::too_many_arguments)]
+pub async fn reserve(
+    db: &Db,
+    tenant_id: i64,
+    job_id: i64,
+    user_id: i64,
+    f: &JobFilter,
+    run_started: i64,
+    now_ms: i64,
+    hold_ms: i64,
+) -> Result<Option<PreviewLead>> {
+    let mut f = f.clone();
+    f.preview = Some(PreviewFilter { now_ms, user_id, skipped_since: Some(run_started) });
+    // Already holding one: the same lead again (a reload of the agent's screen).
+    let held = sqlx::query(
+        "SELECT l.id FROM leads l WHERE l.tenant_id = $1 AND l.preview_user_id = $2 AND l.preview_until > $3
+           AND l.state = 'open'
+           AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $4 AND tenant_id = $1)
+         ORDER BY l.preview_until DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(now_ms)
+    .bind(job_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    let mut candidates: Vec<i64> = Vec::new();
+    if let Some(r) = held {
+        candidates.push(r.try_get("id")?);
+    }
+    if candidates.is_empty() {
+        let own = sqlx::query(
+            "SELECT l.id FROM recalls r JOIN leads l ON l.id = r.lead_id
+             WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND r.status = 'open' AND r.agent_user_id = $3
+               AND r.due_at <= $4 AND l.state = 'open'
+               AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $5 AND tenant_id = $1)
+               AND (l.preview_until IS NULL OR l.preview_until <= $4 OR l.preview_user_id = $3)
+               AND (l.preview_skipped_at IS NULL OR l.preview_skipped_at < $6)
+             ORDER BY r.due_at, r.id LIMIT 8",
+        )
+        .bind(tenant_id)
+        .bind(f.campaign_id)
+        .bind(user_id)
+        .bind(now_ms)
+        .bind(job_id)
+        .bind(run_started)
+        .fetch_all(&db.pool)
+        .await?;
+        for r in own {
+            candidates.push(r.try_get("id")?);
+        }
+        for c in crate::leads::next_dialable(db, tenant_id, job_id, &f, now_ms, 8).await? {
+            candidates.push(c.lead_id);
+        }
+    }
+    for lead in candidates {
+        // Taken only if nobody else holds it now: two agents asking at once get two leads.
+        let mut tx = db.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE leads SET preview_user_id = $1, preview_until = $2
+             WHERE id = $3 AND tenant_id = $4 AND state = 'open'
+               AND (preview_until IS NULL OR preview_until <= $5 OR preview_user_id = $1)",
+        )
+        .bind(user_id)
+        .bind(now_ms + hold_ms)
+        .bind(lead)
+        .bind(tenant_id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n == 1 {
+            return lead_view(db, tenant_id, lead, user_id, now_ms).await;
+        }
+    }
+    Ok(None)
+}
+
+async fn lead_view(db: &Db, tenant_id: i64, lead: i64, user_id: i64, now_ms: i64) -> Result<Option<PreviewLead>> {
+    let Some(r) = sqlx::query(
+        "SELECT id, list_id, name, kana, tel, remarks, custom, attempts, last_result, last_attempt_at, preview_until
+         FROM leads WHERE id = $1 AND tenant_id = $2",
+    )
+    .bind(lead)
+    .bind(tenant_id)
+    .fetch_optional(&db.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let recall = due_recall(db, tenant_id, lead, user_id, now_ms).await?;
+    Ok(Some(PreviewLead {
+        lead_id: r.try_get("id")?,
+        list_id: r.try_get("list_id")?,
+        name: r.try_get("name")?,
+        kana: r.try_get("kana")?,
+        tel: r.try_get("tel")?,
+        remarks: r.try_get("remarks")?,
+        custom: r.try_get("custom")?,
+        attempts: r.try_get("attempts")?,
+        last_result: r.try_get("last_result")?,
+        last_attempt_at: r.try_get("last_attempt_at")?,
+        recall,
+        held_until: r.try_get::<Option<i64>, _>("preview_until")?.unwrap_or(now_ms),
+    }))
+}
+
+/// The due open recall of a lead that a dial by `user_id` answers: theirs or the campaign's.
+async fn due_recall(
+    db: &Db,
+    tenant_id: i64,
+    lead: i64,
+    user_id: i64,
+    now_ms: i64,
+) -> Result<Option<(i64, Option<i64>, String, bool)>> {
+    let r = sqlx::query(
+        "SELECT id, due_at, note, agent_user_id FROM recalls
+         WHERE tenant_id = $1 AND lead_id = $2 AND status = 'open' AND due_at <= $3
+           AND (agent_user_id IS NULL OR agent_user_id = $4)
+         ORDER BY due_at, id LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(lead)
+    .bind(now_ms)
+    .bind(user_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    match r {
+        Some(r) => Ok(Some((
+            r.try_get("id")?,
+            r.try_get("due_at")?,
+            r.try_get("note")?,
+            r.try_get::<Option<i64>, _>("agent_user_id")?.is_some(),
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Whether `user_id` holds `lead` in `job_id` at `now_ms` (what the API checks before a dial).
+pub async fn holds(db: &Db, tenant_id: i64, job_id: i64, user_id: i64, lead: i64, now_ms: i64) -> Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 AS one FROM leads l WHERE l.id = $1 AND l.tenant_id = $2 AND l.preview_user_id = $3
+           AND l.preview_until > $4 AND l.state = 'open'
+           AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $5 AND tenant_id = $2)",
+    )
+    .bind(lead)
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(now_ms)
+    .bind(job_id)
+    .fetch_optional(&db.pool)
+    .await?
+    .is_some())
+}
+
+/// Skips the lead `user_id` holds: the hold ends and the lead is not shown again in this run of the
+/// job. `false`: the user does not hold it.
+pub async fn skip(db: &Db, tenant_id: i64, user_id: i64, lead: i64, now_ms: i64) -> Result<bool> {
+    let mut tx = db.begin_write().await?;
+    let n = sqlx::query(
+        "UPDATE leads SET preview_user_id = NULL, preview_until = NULL, preview_skipped_at = $1
+         WHERE id = $2 AND tenant_id = $3 AND preview_user_id = $4 AND preview_until > $1",
+    )
+    .bind(now_ms)
+    .bind(lead)
+    .bind(tenant_id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// The dialer's check of a preview dial: the lead as a dial candidate when it is still dialable by
+/// this job (open, in the job's lists, not attempted in this run, held by `user_id`), with the due
+/// recall the dial answers.
+pub async fn candidate(
+    db: &Db,
+    tenant_id: i64,
+    job_id: i64,
+    user_id: i64,
+    lead: i64,
+    run_started: Option<i64>,
+    now_ms: i64,
+) -> Result<Option<Candidate>> {
+    let r = sqlx::query(
+        "SELECT l.id, l.tel, l.last_attempt_at FROM leads l WHERE l.id = $1 AND l.tenant_id = $2
+           AND l.state = 'open' AND l.preview_user_id = $3
+           AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $4 AND tenant_id = $2)",
+    )
+    .bind(lead)
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(job_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(r) = r else { return Ok(None) };
+    let last: Option<i64> = r.try_get("last_attempt_at")?;
+    if let (Some(run), Some(last)) = (run_started, last) {
+        if last >= run {
+            return Ok(None); // each lead once per run of the job
+        }
+    }
+    let recall = due_recall(db, tenant_id, lead, user_id, now_ms).await?;
+    Ok(Some(Candidate { lead_id: r.try_get("id")?, tel: r.try_get("tel")?, recall_id: recall.map(|r| r.0) }))
+}
