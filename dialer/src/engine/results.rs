@@ -15,6 +15,8 @@
 //! | prepared (its record written) as the dialer stopped: not dialled, its attempt taken back, its recall open again | - | `stopped` |
 //! | on the do-not-call list | not dialled | `restricted` (発信規制) |
 //! | a caller ID's channel limit reached | not dialled | `channel_limit` (チャンネル制限) |
+//! | preview: the campaign's or the caller ID's channel limit reached when the agent dials | not dialled | `channel_limit` |
+//! | preview: the number already in a call, outside business hours, the job not running, the lead no longer dialable | not dialled | none (no record; the agent is ready again) |
 //! | the dialer process died with the call | - | `error` (set when it restarts) |
 
 use crate::calls::{CallEnd, CancelReason, EndCause};

@@ -143,6 +143,18 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
     assert!(out.status.success() && text.lines().any(|l| l == "BROWSER OK"), "the browser test failed:\n{text}");
     assert!(text.contains("STATE_CHANGE applied"), "{text}");
 
+    // The simulated agents save their records through the API: wait for the first (a call's talk and
+    // wrap-up take about 15 s on average, longer than the steps above when the machine is fast).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let saved = get(format!("{base}/wrapup-records?saved=true")).await;
+        if saved["total"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no agent saved a wrap-up record within 90 s: {saved}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // Ctrl-C: the job stops, every call gets its result, the recordings are closed.
     demo.interrupt();
     let (ok, lines) = demo.wait_exit(Duration::from_secs(60));
