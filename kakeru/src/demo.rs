@@ -606,7 +606,7 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
     for (c, chunk) in numbers.chunks(ROWS).enumerate() {
         let sql = format!(
             "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at) VALUES {}",
-            store::placeholders(chunk.len(), 8)
+            store::placeholders(db.backend, chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for (r, tel) in chunk.iter().enumerate() {

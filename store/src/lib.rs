@@ -89,8 +89,12 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// `($1,$2,...),(...)`: the VALUES of a multi-row INSERT of `rows` rows of `cols` parameters.
-pub fn placeholders(rows: usize, cols: usize) -> String {
+/// `($1,$2,...),(...)`: the VALUES of a multi-row INSERT of `rows` rows of `cols` parameters, as
+/// `backend` takes them best. SQLite gets anonymous `?`: with numbered parameters sqlx looks each
+/// one's name up (`sqlite3_bind_parameter_name`, a linear scan of the statement's names), which
+/// makes binding quadratic in the parameters: a quarter of the control service's CPU at 200 rows
+/// of 11 (bench/RESULTS.md). Statements built with it take no other parameters.
+pub fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -101,8 +105,13 @@ pub fn placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
+            match backend {
+                Backend::Sqlite => s.push('?'),
+                Backend::Postgres => {
+                    s.push('$');
+                    s.push_str(&(r * cols + c + 1).to_string());
+                }
+            }
         }
         s.push(')');
     }

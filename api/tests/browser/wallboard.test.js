@@ -345,7 +345,8 @@ async function demo() {
     answered: Number(document.querySelector(a)?.textContent.replace(/,/g, '') || 0),
     connected: Number(document.querySelector(c)?.textContent.replace(/,/g, '') || 0),
     dials: document.querySelector(d)?.textContent || '',
-    states: [...document.querySelectorAll('.agent')].map((e) => e.dataset.state).sort().join(','),
+    // Each agent's own state: the same counts per state can come back with other agents in them.
+    states: [...document.querySelectorAll('.agent')].map((e) => `${e.dataset.agent}:${e.dataset.state}`).sort().join(','),
   }), [fig(C, 'answered'), fig(C, 'connected'), `[data-campaign="${C}"] [data-fig="dials_in_flight"] .v`]);
   const first = await figures();
   log(`DEMO first ${JSON.stringify({ ...first, states: undefined })}`);

@@ -4,6 +4,12 @@
 //! latency from publishing the command to the change arriving on the wallboard feed (what the SSE
 //! handler forwards), p50 and p99. Afterwards every command must be exactly one stored transition:
 //! `lost` and `duplicated` count the difference.
+//!
+//! With `--rate R` the load is offered instead (open loop): R commands a second spread over the
+//! agents, each agent's next command only once its last change arrived (an agent still waiting when
+//! its turn comes is passed over and counted in `deferred`). Closed loop measures the most the
+//! service sustains (its latency is then the queue of 10,000 agents); an offered rate below that
+//! measures the latency of one change through the service.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +37,9 @@ pub struct ControlArgs {
     /// Publishing connections.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
+    /// Offered commands a second (open loop); without it every agent has one command in flight.
+    #[arg(long)]
+    pub rate: Option<u64>,
 }
 
 async fn publish(bus: &RedisBus, stream: &str, env: &Envelope) -> anyhow::Result<()> {
@@ -130,15 +139,55 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
             while inflight.join_next().await.is_some() {}
         })
     };
-    for a in 1..=n {
-        send_tx.send((a, true)).await?;
+    // Agents whose next command may go (open loop), with whether it is a pause.
+    let mut idle: std::collections::VecDeque<(u64, bool)> = std::collections::VecDeque::new();
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(rate > 0, "--rate must be > 0");
+        idle.extend((1..=n).map(|a| (a, true)));
+    } else {
+        for a in 1..=n {
+            send_tx.send((a, true)).await?;
+        }
     }
     let start = Instant::now();
     let end = start + Duration::from_secs(args.seconds);
     let mut lat_us: Vec<u64> = Vec::with_capacity(1 << 20);
     let mut running = true;
+    let (mut offered, mut deferred) = (0u64, 0u64);
+    let mut pace = tokio::time::interval(Duration::from_millis(1));
     while Instant::now() < end + Duration::from_secs(5) {
-        let change = match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+        if let Some(rate) = args.rate {
+            // Commands due by now at the offered rate, taken from the agents that may go.
+            let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+            while running && offered < due && Instant::now() < end {
+                offered += 1;
+                match idle.pop_front() {
+                    Some(next) => {
+                        let _ = send_tx.try_send(next);
+                    }
+                    None => deferred += 1,
+                }
+            }
+        }
+        let recv = async {
+            if args.rate.is_some() {
+                tokio::select! {
+                    r = rx.recv() => Some(r),
+                    _ = pace.tick() => None,
+                }
+            } else {
+                Some(rx.recv().await)
+            }
+        };
+        let change = match tokio::time::timeout(Duration::from_millis(200), recv).await {
+            Ok(None) => continue,
+            Ok(Some(r)) => match r {
+                Ok(Push::Change(c)) => Ok(Ok(Push::Change(c))),
+                other => Ok(other),
+            },
+            Err(e) => Err(e),
+        };
+        let change = match change {
             Ok(Ok(Push::Change(c))) => c,
             Ok(Ok(Push::Reset)) => continue,
             Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
@@ -156,7 +205,11 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
         if let Some(t0) = t0 {
             lat_us.push(t0.elapsed().as_micros() as u64);
             if running && Instant::now() < end {
-                let _ = send_tx.try_send((id, a.state == AgentState::Ready));
+                if args.rate.is_some() {
+                    idle.push_back((id, a.state == AgentState::Ready));
+                } else {
+                    let _ = send_tx.try_send((id, a.state == AgentState::Ready));
+                }
             } else {
                 running = false;
             }
@@ -194,6 +247,8 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
         "lost": (published - applied).max(0),
         "duplicated": (applied - published).max(0) as u64 + stats.duplicates,
         "batches": stats.batches,
+        "offered_per_s": args.rate,
+        "deferred": deferred,
         "store": "sqlite",
         "bus": "redis",
     });

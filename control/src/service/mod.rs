@@ -36,7 +36,7 @@ pub use persist::{AgentRow, BatchWrites, CallOp, PersistError};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -781,6 +781,10 @@ fn command_agent(c: &Command) -> AgentId {
 
 /// Reads one stream for the owner: new entries, and entries of dead consumers once they are
 /// pending longer than `min_idle_ms`.
+///
+/// Stale entries are looked for every quarter of `min_idle_ms` (and again at once while some are
+/// found), not before every read: XAUTOCLAIM walks the group's pending list on the Redis server, and
+/// one before each read cost more server time than the reads themselves under load.
 async fn reader<B: Bus>(
     bus: B,
     stream: String,
@@ -789,11 +793,23 @@ async fn reader<B: Bus>(
     tx: mpsc::Sender<Result<ReadBatch, BusError>>,
 ) {
     let mut backoff_ms = 10u64;
+    let claim_every = Duration::from_millis((cfg.min_idle_ms / 4).max(1));
+    let mut last_claim: Option<Instant> = None;
     loop {
-        let claimed = bus.claim_stale(&stream, &cfg.group, &cfg.consumer, cfg.min_idle_ms, cfg.batch).await;
+        let claim_due = last_claim.is_none_or(|t| t.elapsed() >= claim_every);
+        let claimed = if claim_due {
+            bus.claim_stale(&stream, &cfg.group, &cfg.consumer, cfg.min_idle_ms, cfg.batch).await
+        } else {
+            Ok(Vec::new())
+        };
         let r = match claimed {
             Ok(b) if !b.is_empty() => Ok(b),
-            Ok(_) => bus.read(&stream, &cfg.group, &cfg.consumer, cfg.batch, cfg.block_ms).await,
+            Ok(_) => {
+                if claim_due {
+                    last_claim = Some(Instant::now());
+                }
+                bus.read(&stream, &cfg.group, &cfg.consumer, cfg.batch, cfg.block_ms).await
+            }
             Err(e) => Err(e),
         };
         match r {

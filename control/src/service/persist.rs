@@ -108,7 +108,7 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
     for chunk in w.applied.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO control_applied (tenant_id, message_id, applied_at) VALUES {}",
-            store::placeholders(chunk.len(), 3)
+            store::placeholders(db.backend, chunk.len(), 3)
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -120,7 +120,7 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
         let sql = format!(
             "INSERT INTO agent_transitions (tenant_id, agent_user_id, from_state, to_state, from_reason_id, to_reason_id,
                 cause, supervisor_id, call_id, at, message_id) VALUES {}",
-            store::placeholders(chunk.len(), 11)
+            store::placeholders(db.backend, chunk.len(), 11)
         );
         let mut q = sqlx::query(&sql);
         for (tr, msg) in chunk {
@@ -216,7 +216,7 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
              ON CONFLICT (tenant_id, agent_user_id) DO UPDATE SET campaign_id = excluded.campaign_id,
                 call_job_id = excluded.call_job_id, dialing_group_id = excluded.dialing_group_id,
                 view = excluded.view, config = excluded.config, updated_at = excluded.updated_at",
-            store::placeholders(chunk.len(), 8)
+            store::placeholders(db.backend, chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for (id, a) in chunk {
