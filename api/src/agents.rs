@@ -412,18 +412,22 @@ async fn hang_up(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiRes
     publish(&st, &auth, &ApiCommand::HangUpCustomer { agent_id: agent, call_id }).await
 }
 
-/// The caller's preview call job: (agent, job, campaign, the job's filter for this run, the run's
-/// start). 409 unless the caller works a running call job of a preview campaign.
-async fn preview_job(
-    st: &AppState,
-    auth: &Auth,
-) -> ApiResult<(AgentId, AgentView, i64, i64, store::leads::JobFilter, i64)> {
+/// The caller's preview call job, as they work it now.
+struct PreviewSession {
+    agent: AgentId,
+    view: AgentView,
+    job: i64,
+    campaign: i64,
+}
+
+/// 409 unless the caller works a running call job of a preview campaign.
+async fn preview_session(st: &AppState, auth: &Auth) -> ApiResult<PreviewSession> {
     auth.require(AGENTS)?;
     let agent = me(auth)?;
     let t = auth.tenant();
     let view = in_session(st, t, agent).await?;
     let job = sqlx::query(
-        "SELECT j.id, j.status, j.campaign_id, j.started_at, c.mode FROM control_agents ca
+        "SELECT j.id, j.status, j.campaign_id, c.mode FROM control_agents ca
          JOIN call_jobs j ON j.id = ca.call_job_id AND j.tenant_id = ca.tenant_id
          JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
          WHERE ca.tenant_id = $1 AND ca.agent_user_id = $2",
@@ -441,11 +445,7 @@ async fn preview_job(
     if job.try_get::<String, _>("status")? != "running" {
         return Err(ApiError::conflict("job_not_running", "the call job is not running"));
     }
-    let job_id: i64 = job.try_get("id")?;
-    let started: i64 = job.try_get::<Option<i64>, _>("started_at")?.unwrap_or(0);
-    let mut filter = store::leads::job_filter(&st.db, t, job_id).await?;
-    filter.not_attempted_since = Some(started);
-    Ok((agent, view, job_id, job.try_get("campaign_id")?, filter, started))
+    Ok(PreviewSession { agent, view, job: job.try_get("id")?, campaign: job.try_get("campaign_id")? })
 }
 
 fn preview_json(auth: &Auth, l: &store::preview::PreviewLead) -> Value {
@@ -462,26 +462,16 @@ fn preview_json(auth: &Auth, l: &store::preview::PreviewLead) -> Value {
         "attempts": l.attempts,
         "last_result": l.last_result,
         "last_attempt_at": l.last_attempt_at.map(|t| store::tenancy::local_rfc3339(tz, t)),
-        "recall": l.recall.as_ref().map(|(id, due, note, own)| json!({
-            "id": id, "due_at": due.map(|d| store::tenancy::local_rfc3339(tz, d)), "note": note, "own": own})),
+        "recall": l.recall.as_ref().map(|r| json!({
+            "id": r.id, "due_at": r.due_at.map(|d| store::tenancy::local_rfc3339(tz, d)), "note": r.note, "own": r.own})),
         "held_until": store::tenancy::local_rfc3339(tz, l.held_until),
     })
 }
 
 async fn preview_next(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
-    let (_, _, job, _, filter, started) = preview_job(&st, &auth).await?;
-    let now = store::now_ms();
-    let lead = store::preview::reserve(
-        &st.db,
-        auth.tenant(),
-        job,
-        auth.user(),
-        &filter,
-        started,
-        now,
-        store::preview::HOLD_MS,
-    )
-    .await?;
+    let p = preview_session(&st, &auth).await?;
+    let hold = store::preview::HOLD_MS;
+    let lead = store::preview::reserve(&st.db, auth.tenant(), p.job, auth.user(), store::now_ms(), hold).await?;
     Ok(Json(json!({"lead": lead.as_ref().map(|l| preview_json(&auth, l))})))
 }
 
@@ -491,13 +481,10 @@ struct LeadBody {
     lead_id: i64,
 }
 
-/// 409 naming `lead_id` unless the caller holds the lead in the job.
-async fn held(st: &AppState, auth: &Auth, job: i64, lead: i64) -> ApiResult<()> {
-    if store::preview::holds(&st.db, auth.tenant(), job, auth.user(), lead, store::now_ms()).await? {
-        return Ok(());
-    }
-    Err(ApiError::conflict("not_held", "lead_id: not held for you (its hold ended, or ask POST /agent/preview first)")
-        .with_field("lead_id"))
+/// 409 naming `lead_id`: the caller does not hold that lead in their job.
+fn not_held() -> ApiError {
+    ApiError::conflict("not_held", "lead_id: not held for you (its hold ended, or ask POST /agent/preview first)")
+        .with_field("lead_id")
 }
 
 async fn preview_dial(
@@ -505,29 +492,30 @@ async fn preview_dial(
     auth: Auth,
     Body(b): Body<LeadBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (agent, view, job, campaign, _, _) = preview_job(&st, &auth).await?;
-    held(&st, &auth, job, b.lead_id).await?;
-    if view.state != AgentState::Ready {
+    let p = preview_session(&st, &auth).await?;
+    if !store::preview::holds(&st.db, auth.tenant(), p.job, auth.user(), b.lead_id, store::now_ms()).await? {
+        return Err(not_held());
+    }
+    if p.view.state != AgentState::Ready {
         return Err(ApiError::conflict(
             "not_ready",
-            format!("a preview dial needs the ready state (state {}): POST /agent/ready", view.state.name()),
+            format!("a preview dial needs the ready state (state {}): POST /agent/ready", p.view.state.name()),
         ));
     }
     let id = |v: i64| u64::try_from(v).unwrap_or(0);
     let cmd = ApiCommand::PreviewDial {
-        agent_id: agent,
-        campaign_id: CampaignId(id(campaign)),
-        call_job_id: CallJobId(id(job)),
+        agent_id: p.agent,
+        campaign_id: CampaignId(id(p.campaign)),
+        call_job_id: CallJobId(id(p.job)),
         lead_id: LeadId(id(b.lead_id)),
     };
     publish(&st, &auth, &cmd).await
 }
 
 async fn preview_skip(State(st): State<AppState>, auth: Auth, Body(b): Body<LeadBody>) -> ApiResult<Json<Value>> {
-    let (_, _, job, _, _, _) = preview_job(&st, &auth).await?;
-    held(&st, &auth, job, b.lead_id).await?;
-    if !store::preview::skip(&st.db, auth.tenant(), auth.user(), b.lead_id, store::now_ms()).await? {
-        return Err(ApiError::conflict("not_held", "lead_id: not held for you").with_field("lead_id"));
+    let p = preview_session(&st, &auth).await?;
+    if !store::preview::skip(&st.db, auth.tenant(), p.job, auth.user(), b.lead_id, store::now_ms()).await? {
+        return Err(not_held());
     }
     Ok(Json(json!({"skipped": b.lead_id})))
 }

@@ -51,19 +51,34 @@ pub struct JobFilter {
     pub not_attempted_since: Option<i64>,
     /// The 72-hour rule: leads whose last call was abandoned at or after this time are not picked.
     pub not_abandoned_since: Option<i64>,
-    /// Preview holds: leads an agent is looking at are not picked by anyone else.
+    /// The agent picking for their own preview (`None`: a paced dial). [`next_dialable`] never
+    /// picks a lead held for another agent's preview; this agent's own hold does not exclude.
     pub preview: Option<PreviewFilter>,
 }
 
-/// Which preview holds and skips lead selection respects.
+/// An agent picking their next preview lead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PreviewFilter {
-    /// Holds that end after this time are respected.
-    pub now_ms: i64,
-    /// The agent whose own holds do not exclude (0: nobody's, as for paced dials).
     pub user_id: i64,
-    /// Leads skipped at or after this time are not picked (the run of the job, for previews).
-    pub skipped_since: Option<i64>,
+    /// Leads skipped at or after this time are not picked (the start of the job's run).
+    pub skipped_since: i64,
+}
+
+/// The rule every lead selection keeps: a lead held for an agent's preview until after `?1` is
+/// picked only by that agent (`?2`; 0 for a paced dial). `?1`/`?2` are replaced by the statement's
+/// parameter numbers.
+pub(crate) const NOT_HELD_BY_ANOTHER: &str =
+    " AND (l.preview_until IS NULL OR l.preview_until <= ?1 OR l.preview_user_id = ?2)";
+/// Leads an agent skipped at or after `?1` are not shown again.
+pub(crate) const NOT_SKIPPED_SINCE: &str = " AND (l.preview_skipped_at IS NULL OR l.preview_skipped_at < ?1)";
+
+/// `clause` with its `?1`, `?2`, ... replaced by the statement's parameters `$params[0]`, ....
+pub(crate) fn numbered(clause: &str, params: &[usize]) -> String {
+    params
+        .iter()
+        .enumerate()
+        .rev()
+        .fold(clause.to_owned(), |c, (i, n)| c.replace(&format!("?{}", i + 1), &format!("${n}")))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +116,7 @@ pub async fn job_filter(db: &Db, tenant_id: i64, job_id: i64) -> Result<JobFilte
 /// The next `limit` leads a call job may dial at `now_ms`: scheduled recalls that are due come first
 /// (oldest due first), then open leads matching the job's filters, fewest attempts first. Leads with
 /// an open recall wait for it; agent-owned recalls are dialled by their agent, not by the job.
+/// Leads held for another agent's preview are not picked ([`NOT_HELD_BY_ANOTHER`]).
 pub async fn next_dialable(
     db: &Db,
     tenant_id: i64,
@@ -110,26 +126,28 @@ pub async fn next_dialable(
     limit: i64,
 ) -> Result<Vec<Candidate>> {
     let mut out = Vec::with_capacity(limit as usize);
-    let p = f.preview.unwrap_or(PreviewFilter { now_ms: i64::MIN, user_id: 0, skipped_since: None });
-    let recalls = sqlx::query(
+    let viewer = f.preview.map_or(0, |p| p.user_id);
+    let skipped_since = f.preview.map_or(i64::MAX, |p| p.skipped_since);
+    let sql = format!(
         "SELECT r.id AS recall_id, l.id AS lead_id, l.tel FROM recalls r JOIN leads l ON l.id = r.lead_id
          WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND r.status = 'open' AND r.agent_user_id IS NULL
            AND r.due_at <= $3 AND l.state = 'open'
-           AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $4 AND tenant_id = $1)
-           AND (l.preview_until IS NULL OR l.preview_until <= $6 OR l.preview_user_id = $7)
-           AND (l.preview_skipped_at IS NULL OR l.preview_skipped_at < $8)
+           AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $4 AND tenant_id = $1){}{}
          ORDER BY r.due_at, r.id LIMIT $5",
-    )
-    .bind(tenant_id)
-    .bind(f.campaign_id)
-    .bind(now_ms)
-    .bind(job_id)
-    .bind(limit)
-    .bind(p.now_ms)
-    .bind(p.user_id)
-    .bind(p.skipped_since.unwrap_or(i64::MAX))
-    .fetch_all(&db.pool)
-    .await?;
+        numbered(NOT_HELD_BY_ANOTHER, &[6, 7]),
+        numbered(NOT_SKIPPED_SINCE, &[8])
+    );
+    let recalls = sqlx::query(&sql)
+        .bind(tenant_id)
+        .bind(f.campaign_id)
+        .bind(now_ms)
+        .bind(job_id)
+        .bind(limit)
+        .bind(now_ms)
+        .bind(viewer)
+        .bind(skipped_since)
+        .fetch_all(&db.pool)
+        .await?;
     for r in recalls {
         out.push(Candidate {
             lead_id: r.try_get("lead_id")?,
@@ -142,12 +160,15 @@ pub async fn next_dialable(
         return Ok(out);
     }
     let (mut sql, binds) = open_leads_where(f, "l.id AS lead_id, l.tel");
-    sql.push_str(&format!(" ORDER BY l.attempts, l.id LIMIT ${}", binds.len() + 3));
+    let n = binds.len() + 3;
+    sql.push_str(&numbered(NOT_HELD_BY_ANOTHER, &[n, n + 1]));
+    sql.push_str(&numbered(NOT_SKIPPED_SINCE, &[n + 2]));
+    sql.push_str(&format!(" ORDER BY l.attempts, l.id LIMIT ${}", n + 3));
     let mut q = sqlx::query(&sql).bind(tenant_id).bind(job_id);
     for b in &binds {
         q = q.bind(*b);
     }
-    for r in q.bind(rest).fetch_all(&db.pool).await? {
+    for r in q.bind(now_ms).bind(viewer).bind(skipped_since).bind(rest).fetch_all(&db.pool).await? {
         out.push(Candidate { lead_id: r.try_get("lead_id")?, tel: r.try_get("tel")?, recall_id: None });
     }
     Ok(out)
@@ -183,13 +204,6 @@ fn open_leads_where(f: &JobFilter, columns: &str) -> (String, Vec<LeadBind<'stat
     }
     if let Some(v) = f.not_attempted_since {
         clause(&mut sql, " AND (l.last_attempt_at IS NULL OR l.last_attempt_at < ?)", LeadBind::I(v));
-    }
-    if let Some(p) = f.preview {
-        clause(&mut sql, " AND (l.preview_until IS NULL OR l.preview_until <= ?", LeadBind::I(p.now_ms));
-        clause(&mut sql, " OR l.preview_user_id = ?)", LeadBind::I(p.user_id));
-        if let Some(v) = p.skipped_since {
-            clause(&mut sql, " AND (l.preview_skipped_at IS NULL OR l.preview_skipped_at < ?)", LeadBind::I(v));
-        }
     }
     if let Some(v) = f.not_abandoned_since {
         clause(

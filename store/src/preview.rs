@@ -9,7 +9,7 @@
 
 use sqlx::Row;
 
-use crate::leads::{Candidate, JobFilter, PreviewFilter};
+use crate::leads::{numbered, Candidate, PreviewFilter, NOT_HELD_BY_ANOTHER, NOT_SKIPPED_SINCE};
 use crate::{Db, Result};
 
 /// How long a previewed lead stays held for its agent.
@@ -29,27 +29,42 @@ pub struct PreviewLead {
     pub attempts: i64,
     pub last_result: Option<String>,
     pub last_attempt_at: Option<i64>,
-    /// The due recall this lead answers, if any: (id, due at, note, the agent's own).
-    pub recall: Option<(i64, Option<i64>, String, bool)>,
+    /// The due recall a dial of this lead answers.
+    pub recall: Option<PreviewRecall>,
     pub held_until: i64,
 }
 
+/// A due recall, as the previewing agent sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewRecall {
+    pub id: i64,
+    pub due_at: Option<i64>,
+    pub note: String,
+    /// The agent's own recall (rather than the campaign's).
+    pub own: bool,
+}
+
 /// The lead `user_id` holds in `job_id`, else the next one, held for them until `now_ms + hold_ms`.
-/// `f` is the job's filter with its run's rules (`not_attempted_since`); leads skipped since
-/// `run_started` are not shown again. `None`: nothing left to preview.
-#[allow(clippy::too_many_arguments)]
+/// The job's filters apply with its run's rule (each lead once per run, from its `started_at`);
+/// leads skipped in this run are not shown again. `None`: nothing left to preview.
 pub async fn reserve(
     db: &Db,
     tenant_id: i64,
     job_id: i64,
     user_id: i64,
-    f: &JobFilter,
-    run_started: i64,
     now_ms: i64,
     hold_ms: i64,
 ) -> Result<Option<PreviewLead>> {
-    let mut f = f.clone();
-    f.preview = Some(PreviewFilter { now_ms, user_id, skipped_since: Some(run_started) });
+    let run_started: i64 = sqlx::query("SELECT started_at FROM call_jobs WHERE id = $1 AND tenant_id = $2")
+        .bind(job_id)
+        .bind(tenant_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get::<Option<i64>, _>("started_at")?
+        .unwrap_or(0);
+    let mut f = crate::leads::job_filter(db, tenant_id, job_id).await?;
+    f.not_attempted_since = Some(run_started);
+    f.preview = Some(PreviewFilter { user_id, skipped_since: run_started });
     // Already holding one: the same lead again (a reload of the agent's screen).
     let held = sqlx::query(
         "SELECT l.id FROM leads l WHERE l.tenant_id = $1 AND l.preview_user_id = $2 AND l.preview_until > $3
@@ -68,23 +83,24 @@ pub async fn reserve(
         candidates.push(r.try_get("id")?);
     }
     if candidates.is_empty() {
-        let own = sqlx::query(
+        let sql = format!(
             "SELECT l.id FROM recalls r JOIN leads l ON l.id = r.lead_id
              WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND r.status = 'open' AND r.agent_user_id = $3
                AND r.due_at <= $4 AND l.state = 'open'
-               AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $5 AND tenant_id = $1)
-               AND (l.preview_until IS NULL OR l.preview_until <= $4 OR l.preview_user_id = $3)
-               AND (l.preview_skipped_at IS NULL OR l.preview_skipped_at < $6)
+               AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $5 AND tenant_id = $1){}{}
              ORDER BY r.due_at, r.id LIMIT 8",
-        )
-        .bind(tenant_id)
-        .bind(f.campaign_id)
-        .bind(user_id)
-        .bind(now_ms)
-        .bind(job_id)
-        .bind(run_started)
-        .fetch_all(&db.pool)
-        .await?;
+            numbered(NOT_HELD_BY_ANOTHER, &[4, 3]),
+            numbered(NOT_SKIPPED_SINCE, &[6])
+        );
+        let own = sqlx::query(&sql)
+            .bind(tenant_id)
+            .bind(f.campaign_id)
+            .bind(user_id)
+            .bind(now_ms)
+            .bind(job_id)
+            .bind(run_started)
+            .fetch_all(&db.pool)
+            .await?;
         for r in own {
             candidates.push(r.try_get("id")?);
         }
@@ -146,13 +162,7 @@ async fn lead_view(db: &Db, tenant_id: i64, lead: i64, user_id: i64, now_ms: i64
 }
 
 /// The due open recall of a lead that a dial by `user_id` answers: theirs or the campaign's.
-async fn due_recall(
-    db: &Db,
-    tenant_id: i64,
-    lead: i64,
-    user_id: i64,
-    now_ms: i64,
-) -> Result<Option<(i64, Option<i64>, String, bool)>> {
+async fn due_recall(db: &Db, tenant_id: i64, lead: i64, user_id: i64, now_ms: i64) -> Result<Option<PreviewRecall>> {
     let r = sqlx::query(
         "SELECT id, due_at, note, agent_user_id FROM recalls
          WHERE tenant_id = $1 AND lead_id = $2 AND status = 'open' AND due_at <= $3
@@ -166,12 +176,12 @@ async fn due_recall(
     .fetch_optional(&db.pool)
     .await?;
     match r {
-        Some(r) => Ok(Some((
-            r.try_get("id")?,
-            r.try_get("due_at")?,
-            r.try_get("note")?,
-            r.try_get::<Option<i64>, _>("agent_user_id")?.is_some(),
-        ))),
+        Some(r) => Ok(Some(PreviewRecall {
+            id: r.try_get("id")?,
+            due_at: r.try_get("due_at")?,
+            note: r.try_get("note")?,
+            own: r.try_get::<Option<i64>, _>("agent_user_id")?.is_some(),
+        })),
         None => Ok(None),
     }
 }
@@ -193,18 +203,20 @@ pub async fn holds(db: &Db, tenant_id: i64, job_id: i64, user_id: i64, lead: i64
     .is_some())
 }
 
-/// Skips the lead `user_id` holds: the hold ends and the lead is not shown again in this run of the
-/// job. `false`: the user does not hold it.
-pub async fn skip(db: &Db, tenant_id: i64, user_id: i64, lead: i64, now_ms: i64) -> Result<bool> {
+/// Skips the lead `user_id` holds in `job_id`: the hold ends and the lead is not shown again in
+/// this run of the job. `false`: the user does not hold it there.
+pub async fn skip(db: &Db, tenant_id: i64, job_id: i64, user_id: i64, lead: i64, now_ms: i64) -> Result<bool> {
     let mut tx = db.begin_write().await?;
     let n = sqlx::query(
         "UPDATE leads SET preview_user_id = NULL, preview_until = NULL, preview_skipped_at = $1
-         WHERE id = $2 AND tenant_id = $3 AND preview_user_id = $4 AND preview_until > $1",
+         WHERE id = $2 AND tenant_id = $3 AND preview_user_id = $4 AND preview_until > $1 AND state = 'open'
+           AND list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $5 AND tenant_id = $3)",
     )
     .bind(now_ms)
     .bind(lead)
     .bind(tenant_id)
     .bind(user_id)
+    .bind(job_id)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -243,5 +255,5 @@ pub async fn candidate(
         }
     }
     let recall = due_recall(db, tenant_id, lead, user_id, now_ms).await?;
-    Ok(Some(Candidate { lead_id: r.try_get("id")?, tel: r.try_get("tel")?, recall_id: recall.map(|r| r.0) }))
+    Ok(Some(Candidate { lead_id: r.try_get("id")?, tel: r.try_get("tel")?, recall_id: recall.map(|r| r.id) }))
 }

@@ -181,6 +181,28 @@ pub async fn next_dialable_leads_respect_filters_and_recalls(app: TestApp) {
     let order: Vec<i64> = got.iter().map(|c| c.lead_id).collect();
     assert_eq!(order, vec![ids[3], ids[0], ids[2]]);
     assert!(got[0].recall_id.is_some());
+    // A lead held for an agent's preview is nobody else's until the hold ends; an ended hold
+    // (never dialled, never skipped) excludes nothing.
+    let now = store::now_ms();
+    let hold = |until: i64, lead: i64| {
+        store::sqlx::query("UPDATE leads SET preview_user_id = $1, preview_until = $2 WHERE id = $3")
+            .bind(t.user(Role::Op))
+            .bind(until)
+            .bind(lead)
+            .execute(&app.db.pool)
+    };
+    hold(now + 60_000, ids[0]).await.unwrap();
+    hold(now + 60_000, ids[3]).await.unwrap();
+    let got = store::leads::next_dialable(&app.db, t.id, j, &f, now, 100).await.unwrap();
+    assert_eq!(got.iter().map(|c| c.lead_id).collect::<Vec<_>>(), vec![ids[2]], "held leads and recalls skipped");
+    let mut own = f.clone();
+    own.preview = Some(store::leads::PreviewFilter { user_id: t.user(Role::Op), skipped_since: 0 });
+    let got = store::leads::next_dialable(&app.db, t.id, j, &own, now, 100).await.unwrap();
+    assert_eq!(got.iter().map(|c| c.lead_id).collect::<Vec<_>>(), order, "the agent's own holds do not exclude");
+    hold(now - 1, ids[0]).await.unwrap();
+    hold(now - 1, ids[3]).await.unwrap();
+    let got = store::leads::next_dialable(&app.db, t.id, j, &f, now, 100).await.unwrap();
+    assert_eq!(got.iter().map(|c| c.lead_id).collect::<Vec<_>>(), order, "ended holds exclude nothing");
     // Filters: never dialled (0..0), fixed numbers only.
     expect(
         app.call(

@@ -49,6 +49,7 @@ async fn publish(bus: &RedisBus, stream: &str, env: &Envelope) -> anyhow::Result
 pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     anyhow::ensure!((1..=20_000).contains(&args.agents), "--agents must be 1..=20000");
     anyhow::ensure!((1..=3_600).contains(&args.seconds), "--seconds must be 1..=3600");
+    anyhow::ensure!(args.rate != Some(0), "--rate must be > 0");
     let dir = tempfile::tempdir()?;
     let db = store::Db::connect(&format!("sqlite:{}/bench.db", dir.path().display())).await?;
     let t = u64::try_from(store::now_ms())? % 1_000_000_000_000;
@@ -141,8 +142,7 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     };
     // Agents whose next command may go (open loop), with whether it is a pause.
     let mut idle: std::collections::VecDeque<(u64, bool)> = std::collections::VecDeque::new();
-    if let Some(rate) = args.rate {
-        anyhow::ensure!(rate > 0, "--rate must be > 0");
+    if args.rate.is_some() {
         idle.extend((1..=n).map(|a| (a, true)));
     } else {
         for a in 1..=n {
@@ -181,10 +181,7 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
         };
         let change = match tokio::time::timeout(Duration::from_millis(200), recv).await {
             Ok(None) => continue,
-            Ok(Some(r)) => match r {
-                Ok(Push::Change(c)) => Ok(Ok(Push::Change(c))),
-                other => Ok(other),
-            },
+            Ok(Some(r)) => Ok(r),
             Err(e) => Err(e),
         };
         let change = match change {

@@ -77,6 +77,11 @@ impl Agent {
         }
     }
 
+    /// Preview: the agent's own call is asked for and not placed yet.
+    fn awaiting_placement(&self) -> bool {
+        self.state == AgentState::Ringing && self.dialling && self.call.is_none()
+    }
+
     /// Ringing while the nailed-up leg is being set up (no customer).
     fn leg_setup(&self) -> bool {
         self.state == AgentState::Ringing && self.call.is_none() && !self.leg_up && !self.dialling
@@ -659,7 +664,7 @@ impl Floor {
                 ix.command(Command::DialPreview { agent_id: a.id, campaign_id, call_job_id, lead_id });
             }
             Input::PreviewPlaced { call_id } => {
-                if !(a.state == S::Ringing && a.dialling && a.call.is_none()) {
+                if !a.awaiting_placement() {
                     return Err(not_allowed(a));
                 }
                 if let Some(&agent_id) = ix.calls.get(&call_id) {
@@ -669,7 +674,7 @@ impl Floor {
                 ix.calls.insert(call_id, a.id);
             }
             Input::PreviewNotDialled => {
-                if !(a.state == S::Ringing && a.dialling && a.call.is_none()) {
+                if !a.awaiting_placement() {
                     return Err(not_allowed(a));
                 }
                 ix.after_call(a, S::Ready, Cause::NotDialled, now_ms);

@@ -1017,15 +1017,7 @@ impl<B: Bus + Clone + 'static> Owner<B> {
             .get(&campaign)
             .filter(|st| st.tenant == tenant)
             .and_then(|st| st.jobs.iter().find(|j| j.job_id == i(job_id)).cloned());
-        let refuse = |s: &Self, result: &'static str| {
-            tracing::info!(agent, lead, result, "preview dial not placed");
-            let ev = ShardEvent::PreviewNotDialled {
-                agent_id: control::agent::AgentId(agent),
-                lead_id: LeadId(lead as u64),
-                result: result.to_string(),
-            };
-            s.publish_later(tenant, ev);
-        };
+        let refuse = |s: &Self, result: &'static str| s.publish_later(tenant, not_dialled(agent, lead, result));
         let Some(job) = job.filter(|j| j.campaign_enabled) else {
             return refuse(self, "job_not_running");
         };
@@ -1035,16 +1027,8 @@ impl<B: Bus + Clone + 'static> Owner<B> {
         if !in_business_hours(&job, now_ms()) {
             return refuse(self, "outside_hours");
         }
-        let in_use = self.calls.values().filter(|c| c.campaign == campaign).count() as i64
-            + self.campaigns.get(&campaign).map_or(0, |st| i64::from(st.reserved));
-        let mut limit_reached = in_use >= job.max_channels;
-        if let Some(cid) = &job.caller_id {
-            if let Some(limit) = self.tenants.get(&tenant).and_then(|t| t.caller_limits.get(cid)) {
-                let used =
-                    self.calls.values().filter(|c| c.tenant == tenant && c.caller_id.as_ref() == Some(cid)).count();
-                limit_reached |= used as i64 >= *limit;
-            }
-        }
+        let reserved = self.campaigns.get(&campaign).map_or(0, |st| st.reserved);
+        let limit_reached = free_channels(&self.calls, &self.tenants, tenant, campaign, reserved, &job) == 0;
         if let Some(st) = self.campaigns.get_mut(&campaign) {
             st.reserved += 1;
         }
@@ -1065,12 +1049,7 @@ impl<B: Bus + Clone + 'static> Owner<B> {
             // Not placed: the agents are given back (their leads stay held for them, unattempted).
             let asks: Vec<PreviewAsk> = t.previews.drain(..).collect();
             for ask in asks {
-                let ev = ShardEvent::PreviewNotDialled {
-                    agent_id: control::agent::AgentId(ask.agent),
-                    lead_id: LeadId(ask.lead as u64),
-                    result: "job_not_running".to_string(),
-                };
-                self.publish_later(tenant, ev);
+                self.publish_later(tenant, not_dialled(ask.agent, ask.lead, "job_not_running"));
             }
             return;
         }
@@ -1140,19 +1119,8 @@ impl<B: Bus + Clone + 'static> Owner<B> {
             let floor = FloorView { ringing_ages_ms: &ringing, waiting_customers: waiting, agents: &agents };
             let d = st.pacer.decide(now, &floor);
             st.last_decision = Some(d);
-            let in_use = live.len() as i64 + i64::from(st.reserved);
-            let free = (first.max_channels - in_use).max(0);
-            let mut k = i64::from(d.launch).min(free).min(i64::from(MAX_PREPARE));
-            if let Some(cid) = &first.caller_id {
-                if let Some(limit) = self.tenants.get(&st.tenant).and_then(|t| t.caller_limits.get(cid)) {
-                    let used = self
-                        .calls
-                        .values()
-                        .filter(|c| c.tenant == st.tenant && c.caller_id.as_ref() == Some(cid))
-                        .count() as i64;
-                    k = k.min((limit - used).max(0));
-                }
-            }
+            let free = free_channels(&self.calls, &self.tenants, st.tenant, *campaign, st.reserved, first);
+            let k = i64::from(d.launch).min(free).min(i64::from(MAX_PREPARE));
             if k > 0 && st.jobs.iter().any(|j| !st.exhausted.contains(&j.job_id)) {
                 wanted.push((st.tenant, *campaign, k as u32));
             }
@@ -1309,13 +1277,7 @@ impl<B: Bus + Clone + 'static> Owner<B> {
     }
 
     async fn preview_not_dialled(&mut self, tenant: u64, agent: u64, lead: i64, result: &str) {
-        tracing::info!(agent, lead, result, "preview dial not placed");
-        let ev = ShardEvent::PreviewNotDialled {
-            agent_id: control::agent::AgentId(agent),
-            lead_id: LeadId(lead as u64),
-            result: result.to_string(),
-        };
-        self.publish(tenant, &ev).await;
+        self.publish(tenant, &not_dialled(agent, lead, result)).await;
     }
 
     async fn publish_status(&mut self) {
@@ -1403,6 +1365,37 @@ impl<B: Bus + Clone + 'static> Owner<B> {
     }
 }
 
+/// Tells control the agent's preview call was not placed, and why (logged once, here).
+fn not_dialled(agent: u64, lead: i64, result: &str) -> ShardEvent {
+    tracing::info!(agent, lead, result, "preview dial not placed");
+    ShardEvent::PreviewNotDialled {
+        agent_id: control::agent::AgentId(agent),
+        lead_id: LeadId(lead as u64),
+        result: result.to_string(),
+    }
+}
+
+/// Channels a campaign may still open now: its 最大チャンネル less its live calls and the dials
+/// being prepared (`reserved`), and its caller ID's limit less that number's live calls.
+fn free_channels(
+    calls: &HashMap<u64, LiveCall>,
+    tenants: &HashMap<u64, TenantState>,
+    tenant: u64,
+    campaign: u64,
+    reserved: u32,
+    job: &RunningJob,
+) -> i64 {
+    let in_use = calls.values().filter(|c| c.campaign == campaign).count() as i64 + i64::from(reserved);
+    let mut free = (job.max_channels - in_use).max(0);
+    if let Some(cid) = &job.caller_id {
+        if let Some(limit) = tenants.get(&tenant).and_then(|t| t.caller_limits.get(cid)) {
+            let used = calls.values().filter(|c| c.tenant == tenant && c.caller_id.as_ref() == Some(cid)).count();
+            free = free.min((limit - used as i64).max(0));
+        }
+    }
+    free
+}
+
 fn pacer_for(job: &RunningJob) -> Box<dyn Pacer + Send + Sync> {
     match job.mode.as_str() {
         "predictive" => {
@@ -1471,8 +1464,6 @@ async fn prepare(
         if predictive {
             f.not_abandoned_since = Some(now - NO_REDIAL_AFTER_ABANDON_MS);
         }
-        // Leads agents are previewing are theirs.
-        f.preview = Some(store::leads::PreviewFilter { now_ms: now, user_id: 0, skipped_since: None });
         if want > 0 {
             // Ask for more than needed: some numbers may be in flight already.
             let ask = want + numbers.len().min(1000) as i64;

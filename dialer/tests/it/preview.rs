@@ -34,20 +34,8 @@ fn expected(tel: &str) -> &'static str {
 
 /// Reserves the agent's next lead, as `POST /agent/preview` does.
 async fn next_lead(floor: &Floor, agent: i64) -> Option<store::preview::PreviewLead> {
-    let t = floor.tenant as i64;
-    let started: i64 = sqlx::query("SELECT started_at FROM call_jobs WHERE id = $1")
-        .bind(floor.job)
-        .fetch_one(&floor.db.pool)
-        .await
-        .expect("job")
-        .try_get("started_at")
-        .expect("started_at");
-    let mut f = store::leads::job_filter(&floor.db, t, floor.job).await.expect("job filter");
-    f.not_attempted_since = Some(started);
-    let now = store::now_ms();
-    store::preview::reserve(&floor.db, t, floor.job, agent, &f, started, now, store::preview::HOLD_MS)
-        .await
-        .expect("reserve")
+    let (t, now) = (floor.tenant as i64, store::now_ms());
+    store::preview::reserve(&floor.db, t, floor.job, agent, now, store::preview::HOLD_MS).await.expect("reserve")
 }
 
 fn dial(floor: &Floor, agent: i64, lead: i64) -> ApiCommand {
@@ -127,7 +115,7 @@ async fn preview_dials_only_what_the_agent_asks_and_bridges_the_answer_to_that_a
             assert!(seen.len() <= leads.len(), "a lead shown twice: {seen:?}");
         }
         // B skips its lead: the hold ends, and it is not shown again in this run.
-        assert!(store::preview::skip(&floor.db, floor.tenant as i64, b, held_by_b.lead_id, store::now_ms())
+        assert!(store::preview::skip(&floor.db, floor.tenant as i64, floor.job, b, held_by_b.lead_id, store::now_ms())
             .await
             .unwrap());
         assert!(next_lead(&floor, b).await.is_none(), "a skipped lead is not shown again in the run");
