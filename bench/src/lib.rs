@@ -1,5 +1,6 @@
 pub mod control;
 pub mod media;
+pub mod opus;
 pub mod pacing;
 pub mod sip;
 pub mod storage;

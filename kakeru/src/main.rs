@@ -138,6 +138,8 @@ enum BenchKind {
     Control(bench::control::ControlArgs),
     /// SIP call set-ups a second on one dialer shard against sipp as the UAS, and memory per held call.
     Sip(bench::sip::SipArgs),
+    /// The Opus archive pool: call-minutes of recordings encoded per core-second (needs `--features opus`).
+    Opus(bench::opus::OpusArgs),
 }
 
 #[tokio::main]
@@ -156,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
             BenchKind::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
             BenchKind::Control(args) => bench::control::run(&args).await?,
             BenchKind::Sip(args) => tokio::task::spawn_blocking(move || bench::sip::run(&args)).await??,
+            BenchKind::Opus(args) => tokio::task::spawn_blocking(move || bench::opus::run(&args)).await??,
         },
         Role::Control { redis_url, tenants, consumer, redis_prefix } => {
             let mut cfg = NodeConfig::new(&cli.database_url);

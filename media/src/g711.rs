@@ -1,7 +1,10 @@
 //! G.711 µ-law (PCMU, RTP payload type 0) and A-law (PCMA, payload type 8) companding.
 //!
 //! Decoding uses 256-entry tables built at compile time; encoding is branch-light bit arithmetic
-//! (ITU-T G.711, after the classic Sun reference implementation). Linear samples are 16-bit.
+//! (ITU-T G.711, after the classic Sun reference implementation), looked up in a table of every
+//! 16-bit sample built from it on first use. Linear samples are 16-bit.
+
+use std::sync::OnceLock;
 
 /// A G.711 codec, the only audio codecs the relay core carries (clock rate 8 kHz).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,12 +44,17 @@ impl Codec {
         }
     }
 
-    /// Encode one linear sample.
+    /// Encode one linear sample (a lookup in a 64 KiB table of [`linear_to_ulaw`] or
+    /// [`linear_to_alaw`], built on first use: the recording path encodes every sample).
     pub fn encode(self, sample: i16) -> u8 {
-        match self {
-            Codec::Pcmu => linear_to_ulaw(sample),
-            Codec::Pcma => linear_to_alaw(sample),
-        }
+        static ULAW: OnceLock<Box<[u8]>> = OnceLock::new();
+        static ALAW: OnceLock<Box<[u8]>> = OnceLock::new();
+        let (table, f): (_, fn(i16) -> u8) = match self {
+            Codec::Pcmu => (&ULAW, linear_to_ulaw),
+            Codec::Pcma => (&ALAW, linear_to_alaw),
+        };
+        let t = table.get_or_init(|| (0..=u16::MAX).map(|i| f(i as i16)).collect());
+        t[usize::from(sample as u16)]
     }
 
     /// Decode one companded byte.
@@ -166,6 +174,14 @@ mod tests {
                 // µ-law has two codes for zero (0x7F and 0xFF); both decode to 0.
                 assert_eq!(codec.decode(back), lin, "{codec:?} {b:#x}");
             }
+        }
+    }
+
+    #[test]
+    fn the_encoding_table_is_the_arithmetic_for_every_sample() {
+        for s in i16::MIN..=i16::MAX {
+            assert_eq!(Codec::Pcmu.encode(s), linear_to_ulaw(s), "µ-law {s}");
+            assert_eq!(Codec::Pcma.encode(s), linear_to_alaw(s), "A-law {s}");
         }
     }
 

@@ -56,6 +56,11 @@ pub struct RecordingWriter {
     frames_in_header: u64,
     header_every_frames: u64,
     pending: VecDeque<FileWrite>,
+    /// Audio appended since the last data write: written out in one piece just before each
+    /// header rewrite, so a call costs one data write per header period, not one per frame.
+    /// A crash loses at most that period, and the file still reads (the header never counts
+    /// unwritten data).
+    unwritten: Vec<u8>,
     finished: bool,
 }
 
@@ -95,8 +100,9 @@ pub fn header(codec: Codec, frames: u64) -> [u8; HEADER_LEN] {
 }
 
 impl RecordingWriter {
-    /// Start a recording; the header write is queued at once. The header is rewritten every
-    /// `header_every_ms` of audio (at least every 20 ms frame-block).
+    /// Start a recording; the header write is queued at once. Every `header_every_ms` of audio
+    /// (at least every 20 ms frame-block) that audio is queued as one write, then the header
+    /// that counts it.
     pub fn new(codec: Codec, header_every_ms: u32) -> Self {
         let mut pending = VecDeque::new();
         pending.push_back(FileWrite { offset: 0, bytes: header(codec, 0).to_vec() });
@@ -106,6 +112,7 @@ impl RecordingWriter {
             frames_in_header: 0,
             header_every_frames: u64::from(header_every_ms.max(20)) * 8,
             pending,
+            unwritten: Vec::new(),
             finished: false,
         }
     }
@@ -134,12 +141,13 @@ impl RecordingWriter {
             return Err(AppendError::Full);
         }
         let silence = self.codec.silence();
-        let mut bytes = Vec::with_capacity(n as usize * 2);
-        for i in 0..n as usize {
-            bytes.push(customer.get(i).copied().unwrap_or(silence));
-            bytes.push(agent.get(i).copied().unwrap_or(silence));
+        if self.unwritten.capacity() == 0 {
+            self.unwritten.reserve(self.header_every_frames as usize * 2);
         }
-        self.pending.push_back(FileWrite { offset: HEADER_LEN as u64 + self.frames * 2, bytes });
+        for i in 0..n as usize {
+            self.unwritten.push(customer.get(i).copied().unwrap_or(silence));
+            self.unwritten.push(agent.get(i).copied().unwrap_or(silence));
+        }
         self.frames += n;
         if self.frames - self.frames_in_header >= self.header_every_frames {
             self.push_header();
@@ -148,6 +156,11 @@ impl RecordingWriter {
     }
 
     fn push_header(&mut self) {
+        if !self.unwritten.is_empty() {
+            let bytes = std::mem::take(&mut self.unwritten);
+            let offset = HEADER_LEN as u64 + self.frames * 2 - bytes.len() as u64;
+            self.pending.push_back(FileWrite { offset, bytes });
+        }
         self.frames_in_header = self.frames;
         self.pending.push_back(FileWrite { offset: 0, bytes: header(self.codec, self.frames).to_vec() });
     }

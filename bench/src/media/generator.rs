@@ -31,6 +31,9 @@ const DRAIN: Duration = Duration::from_millis(500);
 /// Latency histogram: 1 µs buckets up to this, then one overflow bucket.
 const HIST_US: usize = 200_000;
 
+/// A send due sooner than this is waited for by polling, not with a timer.
+const SPIN: Duration = Duration::from_micros(100);
+
 /// Generator sockets per side.
 pub const SOCKETS_PER_SIDE: usize = 32;
 
@@ -173,7 +176,116 @@ fn packet(buf: &mut [u8; 12 + PAYLOAD], call: u32, dir: u8, seq: u32, send_ns: u
     p[13..21].copy_from_slice(&send_ns.to_be_bytes());
 }
 
-/// Play `ports.len()` calls for `seconds`, then drain; `core` pins the generator thread.
+/// What the generator received, per stream.
+struct Tally {
+    n: usize,
+    ticks: u32,
+    streams: Vec<Stream>,
+    hist: Hist,
+    duplicates: u64,
+}
+
+impl Tally {
+    fn new(n: usize, ticks: u32) -> Tally {
+        let words = (ticks as usize).div_ceil(64);
+        let streams =
+            (0..2 * n).map(|_| Stream { received: 0, max_seq: None, reordered: 0, seen: vec![0; words] }).collect();
+        Tally { n, ticks, streams, hist: Hist::new(), duplicates: 0 }
+    }
+
+    /// A datagram received `at_ns` after the start.
+    fn datagram(&mut self, at_ns: u64, p: &[u8]) {
+        if p.len() < 12 + 21 || p[12..16] != MAGIC {
+            return; // RTCP or foreign
+        }
+        let q = &p[12..];
+        let call = u32::from_be_bytes([q[4], q[5], q[6], q[7]]) as usize;
+        let dir = q[8] as usize;
+        let seq = u32::from_be_bytes([q[9], q[10], q[11], q[12]]);
+        let send_ns = u64::from_be_bytes(q[13..21].try_into().expect("invariant: 8 bytes"));
+        if call >= self.n || dir > 1 || seq >= self.ticks {
+            return;
+        }
+        let st = &mut self.streams[call * 2 + dir];
+        let (w, bit) = (seq as usize / 64, 1u64 << (seq % 64));
+        if st.seen[w] & bit != 0 {
+            self.duplicates += 1;
+            return;
+        }
+        st.seen[w] |= bit;
+        st.received += 1;
+        match st.max_seq {
+            Some(m) if seq < m => st.reordered += 1,
+            _ => st.max_seq = Some(seq),
+        }
+        self.hist.add(at_ns.saturating_sub(send_ns) / 1000);
+    }
+}
+
+/// When each call sends: every 20 ms at its random phase.
+struct Schedule {
+    order: Vec<(u64, usize)>,
+    start: Instant,
+    ticks: u32,
+    tick: u32,
+    cursor: usize,
+    lag: Hist,
+    sent: u64,
+}
+
+impl Schedule {
+    fn new(n: usize, ticks: u32, seed: u64, start: Instant) -> Schedule {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut order: Vec<(u64, usize)> = (0..n).map(|i| (rng.gen_range(0..PERIOD.as_nanos() as u64), i)).collect();
+        order.sort_unstable();
+        Schedule { order, start, ticks, tick: 0, cursor: 0, lag: Hist::new(), sent: 0 }
+    }
+
+    fn done(&self) -> bool {
+        self.tick >= self.ticks
+    }
+
+    /// When the next call is due (None: every packet sent).
+    fn next_due(&self) -> Option<Instant> {
+        if self.done() {
+            return None;
+        }
+        let (phase, _) = self.order[self.cursor];
+        Some(self.start + PERIOD * self.tick + Duration::from_nanos(phase))
+    }
+
+    /// The packets of every call due now (at most `max` calls), each once, to `send` as
+    /// (generator socket index, relay address, packet); their lag and count are kept.
+    fn due(&mut self, max: usize, ports: &[CallPorts], mut send: impl FnMut(usize, SocketAddr, &[u8])) {
+        for _ in 0..max {
+            let Some(due) = self.next_due() else { return };
+            let now = Instant::now();
+            if due > now {
+                return;
+            }
+            self.lag.add(now.duration_since(due).as_micros() as u64);
+            let (_, call) = self.order[self.cursor];
+            for dir in 0..2u8 {
+                let mut buf = [0u8; 12 + PAYLOAD];
+                let send_ns = Instant::now().duration_since(self.start).as_nanos() as u64;
+                packet(&mut buf, call as u32, dir, self.tick, send_ns);
+                let (sock, to) = route(ports, call, dir);
+                send(sock, to, &buf);
+            }
+            self.sent += 2;
+            self.cursor += 1;
+            if self.cursor == self.order.len() {
+                self.cursor = 0;
+                self.tick += 1;
+            }
+        }
+    }
+}
+
+/// Play `ports.len()` calls for `seconds`, then drain; `core` pins the generator thread. The
+/// generator runs on io_uring ([`media::driver::ring::UdpRing`]: it sleeps until the next send is
+/// due, and sends and receives without a system call per datagram), or on epoll where the
+/// kernel refuses io_uring.
 pub fn play(
     sides: Sides,
     ports: &[CallPorts],
@@ -186,72 +298,112 @@ pub fn play(
     }
     let n = ports.len();
     let ticks = (seconds * 50.0).ceil() as u32;
-    let words = (ticks as usize).div_ceil(64);
-    let mut streams: Vec<Stream> =
-        (0..2 * n).map(|_| Stream { received: 0, max_seq: None, reordered: 0, seen: vec![0; words] }).collect();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<(u64, usize)> = (0..n).map(|i| (rng.gen_range(0..PERIOD.as_nanos() as u64), i)).collect();
-    order.sort_unstable();
-
-    let mut poll = Poll::new()?;
-    let mut socks: Vec<MioUdp> = Vec::new();
-    for s in sides.a.into_iter().chain(sides.b) {
-        socks.push(MioUdp::from_std(s));
+    let mut tally = Tally::new(n, ticks);
+    let (rcv0, snd0) = udp_errors();
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut schedule = Schedule::new(n, ticks, seed, start);
+    let end = start + PERIOD * ticks + DRAIN;
+    let socks: Vec<UdpSocket> = sides.a.into_iter().chain(sides.b).collect();
+    if ::media::driver::ring::probe().is_ok() {
+        play_uring(&socks, ports, &mut schedule, &mut tally, end)?;
+    } else {
+        play_epoll(socks, ports, &mut schedule, &mut tally, end)?;
     }
+    let (rcv1, snd1) = udp_errors();
+    let received: u64 = tally.streams.iter().map(|s| u64::from(s.received)).sum();
+    let sent = schedule.sent;
+    let hist = &tally.hist;
+    Ok(Measurement {
+        calls: n,
+        seconds: f64::from(ticks) / 50.0,
+        scheduled: 2 * n as u64 * u64::from(ticks),
+        sent,
+        received,
+        lost: sent.saturating_sub(received),
+        duplicates: tally.duplicates,
+        reordered: tally.streams.iter().map(|s| u64::from(s.reordered)).sum(),
+        latency_p50_us: hist.quantile(0.5),
+        latency_p90_us: hist.quantile(0.9),
+        latency_p99_us: hist.quantile(0.99),
+        latency_p999_us: hist.quantile(0.999),
+        latency_max_us: hist.max,
+        send_lag_p99_us: schedule.lag.quantile(0.99),
+        send_lag_max_us: schedule.lag.max,
+        udp_rcvbuf_errors: rcv1.saturating_sub(rcv0),
+        udp_sndbuf_errors: snd1.saturating_sub(snd0),
+    })
+}
+
+/// The generator's socket and destination for one direction of one call.
+fn route(ports: &[CallPorts], call: usize, dir: u8) -> (usize, SocketAddr) {
+    if dir == 0 {
+        (call % SOCKETS_PER_SIDE, ports[call].a)
+    } else {
+        (SOCKETS_PER_SIDE + call % SOCKETS_PER_SIDE, ports[call].b)
+    }
+}
+
+fn play_uring(
+    socks: &[UdpSocket],
+    ports: &[CallPorts],
+    schedule: &mut Schedule,
+    tally: &mut Tally,
+    end: Instant,
+) -> anyhow::Result<()> {
+    use ::media::driver::ring::{Completion, RingConfig, UdpRing};
+    use std::os::fd::AsRawFd;
+    let mut ring = UdpRing::new(RingConfig { sq_entries: 4096, recv_buffers: 16_384, send_slots: 65_536 })
+        .context("io_uring for the generator")?;
+    for (i, s) in socks.iter().enumerate() {
+        ring.recv(s.as_raw_fd(), i as u64);
+    }
+    let start = schedule.start;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        // A refused send (every slot in flight) is counted as sent: it shows as lost.
+        schedule.due(256, ports, |sock, to, buf| {
+            let _ = ring.send_to(socks[sock].as_raw_fd(), to, buf.to_vec());
+        });
+        // Sleep until the next send is due; closer than a timer's worth, only collect.
+        let wake_at = schedule.next_due().unwrap_or(end).min(end);
+        let wait = wake_at.saturating_duration_since(Instant::now());
+        ring.submit_and_wait(if wait < SPIN { Duration::ZERO } else { wait })?;
+        ring.complete(|c| {
+            if let Completion::Datagram { data, .. } = c {
+                let at_ns = Instant::now().saturating_duration_since(start).as_nanos() as u64;
+                tally.datagram(at_ns, data);
+            }
+        });
+    }
+}
+
+fn play_epoll(
+    socks: Vec<UdpSocket>,
+    ports: &[CallPorts],
+    schedule: &mut Schedule,
+    tally: &mut Tally,
+    end: Instant,
+) -> anyhow::Result<()> {
+    let mut poll = Poll::new()?;
+    let mut socks: Vec<MioUdp> = socks.into_iter().map(MioUdp::from_std).collect();
     for (i, s) in socks.iter_mut().enumerate() {
         poll.registry().register(s, Token(i), Interest::READABLE).context("register generator socket")?;
     }
     let mut events = Events::with_capacity(256);
-    let mut hist = Hist::new();
-    let mut lag = Hist::new();
-    let mut sent = 0u64;
-    let mut duplicates = 0u64;
-    let mut buf = [0u8; 12 + PAYLOAD];
     let mut rbuf = [0u8; 2048];
-    let (rcv0, snd0) = udp_errors();
-
-    let start = Instant::now() + Duration::from_millis(50);
-    let end_send = start + PERIOD * ticks;
-    let end = end_send + DRAIN;
-    let mut tick = 0u32;
-    let mut cursor = 0usize;
     let mut ready: Vec<usize> = Vec::new();
+    let start = schedule.start;
     loop {
-        let now = Instant::now();
-        if now >= end {
-            break;
+        if Instant::now() >= end {
+            return Ok(());
         }
-        // Send everything due.
-        let mut sends = 0;
-        while tick < ticks && sends < 256 {
-            let (phase, call) = order[cursor];
-            let due = start + PERIOD * tick + Duration::from_nanos(phase);
-            let now = Instant::now();
-            if due > now {
-                break;
-            }
-            lag.add(now.duration_since(due).as_micros() as u64);
-            for dir in 0..2u8 {
-                let send_ns = Instant::now().duration_since(start).as_nanos() as u64;
-                packet(&mut buf, call as u32, dir, tick, send_ns);
-                let (sock, to) = if dir == 0 {
-                    (&socks[call % SOCKETS_PER_SIDE], ports[call].a)
-                } else {
-                    (&socks[SOCKETS_PER_SIDE + call % SOCKETS_PER_SIDE], ports[call].b)
-                };
-                match sock.send_to(&buf, to) {
-                    Ok(_) => sent += 1,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => sent += 1, // counted as sent, lost
-                    Err(_) => sent += 1,
-                }
-            }
-            sends += 1;
-            cursor += 1;
-            if cursor == n {
-                cursor = 0;
-                tick += 1;
-            }
-        }
+        // A full send buffer counts the packet as sent: it shows as lost.
+        schedule.due(256, ports, |sock, to, buf| {
+            let _ = socks[sock].send_to(buf, to);
+        });
         // Receive whatever is ready (never block: the next send may be due).
         poll.poll(&mut events, Some(Duration::ZERO))?;
         ready.clear();
@@ -261,60 +413,15 @@ pub fn play(
                 match socks[i].recv_from(&mut rbuf) {
                     Ok((len, _)) => {
                         let at_ns = Instant::now().saturating_duration_since(start).as_nanos() as u64;
-                        let p = &rbuf[..len];
-                        if len < 12 + 21 || p[12..16] != MAGIC {
-                            continue; // RTCP or foreign
-                        }
-                        let q = &p[12..];
-                        let call = u32::from_be_bytes([q[4], q[5], q[6], q[7]]) as usize;
-                        let dir = q[8] as usize;
-                        let seq = u32::from_be_bytes([q[9], q[10], q[11], q[12]]);
-                        let send_ns = u64::from_be_bytes(q[13..21].try_into().expect("invariant: 8 bytes"));
-                        if call >= n || dir > 1 || seq >= ticks {
-                            continue;
-                        }
-                        let st = &mut streams[call * 2 + dir];
-                        let (w, bit) = (seq as usize / 64, 1u64 << (seq % 64));
-                        if st.seen[w] & bit != 0 {
-                            duplicates += 1;
-                            continue;
-                        }
-                        st.seen[w] |= bit;
-                        st.received += 1;
-                        match st.max_seq {
-                            Some(m) if seq < m => st.reordered += 1,
-                            _ => st.max_seq = Some(seq),
-                        }
-                        hist.add(at_ns.saturating_sub(send_ns) / 1000);
+                        tally.datagram(at_ns, &rbuf[..len]);
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(_) => break,
                 }
             }
         }
-        if tick >= ticks && ready.is_empty() {
+        if schedule.done() && ready.is_empty() {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    let (rcv1, snd1) = udp_errors();
-    let received: u64 = streams.iter().map(|s| u64::from(s.received)).sum();
-    Ok(Measurement {
-        calls: n,
-        seconds: f64::from(ticks) / 50.0,
-        scheduled: 2 * n as u64 * u64::from(ticks),
-        sent,
-        received,
-        lost: sent.saturating_sub(received),
-        duplicates,
-        reordered: streams.iter().map(|s| u64::from(s.reordered)).sum(),
-        latency_p50_us: hist.quantile(0.5),
-        latency_p90_us: hist.quantile(0.9),
-        latency_p99_us: hist.quantile(0.99),
-        latency_p999_us: hist.quantile(0.999),
-        latency_max_us: hist.max,
-        send_lag_p99_us: lag.quantile(0.99),
-        send_lag_max_us: lag.max,
-        udp_rcvbuf_errors: rcv1.saturating_sub(rcv0),
-        udp_sndbuf_errors: snd1.saturating_sub(snd0),
-    })
 }

@@ -90,6 +90,15 @@ impl Relay {
         self.shard.driver()
     }
 
+    /// CPU time the shard's thread has used so far.
+    pub fn cpu(&self) -> std::time::Duration {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Duration::ZERO };
+        tasks
+            .filter_map(|t| t.ok())
+            .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "media-shard-0"))
+            .map_or(Duration::ZERO, |t| super::cpu_of(&t.path().join("stat")))
+    }
+
     /// Stop the shard; returns its counters and the bytes recorded.
     pub fn stop(self) -> anyhow::Result<(ShardStats, u64)> {
         let stats = self.shard.shutdown().context("stop shard")?;

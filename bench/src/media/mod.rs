@@ -29,10 +29,13 @@ pub enum Peer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
-    /// The bench winner (epoll today).
+    /// The bench winner (io_uring, epoll where the kernel refuses it).
     Auto,
+    /// io_uring driven by hand: multishot receive, batched sends.
     Uring,
     Epoll,
+    /// compio's runtime on io_uring.
+    Compio,
 }
 
 impl From<Driver> for DriverChoice {
@@ -41,6 +44,7 @@ impl From<Driver> for DriverChoice {
             Driver::Auto => DriverChoice::Auto,
             Driver::Uring => DriverChoice::Uring,
             Driver::Epoll => DriverChoice::Epoll,
+            Driver::Compio => DriverChoice::Compio,
         }
     }
 }
@@ -101,6 +105,29 @@ pub struct Run {
     pub shard_send_errors: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_bytes: Option<u64>,
+    /// The relay's CPU use while the generator played, in % of one core (kakeru: the shard's
+    /// thread; rtpengine: the whole daemon). Kernel work a relay's sends cause (the loopback
+    /// delivery into the generator's sockets) is counted to the relay.
+    pub relay_cpu_pct: f64,
+    /// `calls` scaled to a whole core at that CPU use: what the relay would carry were it
+    /// alone, past the generator's own ceiling (capacity planning, not a zero-loss figure).
+    pub calls_per_core_at_this_cpu: f64,
+}
+
+/// CPU time (user + system) in a /proc `stat` file (fields 14 and 15, 100 Hz ticks).
+pub fn cpu_of(path: &std::path::Path) -> std::time::Duration {
+    let Ok(stat) = std::fs::read_to_string(path) else { return std::time::Duration::ZERO };
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    std::time::Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// The relay's CPU share over a play that took `wall`, and the calls a core would carry at it.
+fn cpu_figures(calls: usize, cpu: std::time::Duration, wall: std::time::Duration) -> (f64, f64) {
+    let pct = 100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9);
+    let per_core = if pct > 0.0 { calls as f64 * 100.0 / pct } else { 0.0 };
+    ((pct * 10.0).round() / 10.0, per_core.round())
 }
 
 impl Run {
@@ -132,20 +159,35 @@ fn run_once(args: &MediaArgs, target: Target, calls: usize) -> anyhow::Result<Ru
             let (relay, ports) =
                 kakeru::Relay::start(&sides, calls, args.driver.into(), Some(args.shard_core), args.record)?;
             let name = format!("kakeru {}", relay.driver().label());
+            let (cpu0, t0) = (relay.cpu(), std::time::Instant::now());
             let m = play(args, sides, &ports)?;
+            let (cpu, wall) = (relay.cpu().saturating_sub(cpu0), t0.elapsed());
+            let (relay_cpu_pct, calls_per_core_at_this_cpu) = cpu_figures(calls, cpu, wall);
             let (stats, bytes) = relay.stop()?;
             Ok(Run {
                 relay: name,
                 m,
                 shard_send_errors: Some(stats.send_errors),
                 recorded_bytes: args.record.then_some(bytes),
+                relay_cpu_pct,
+                calls_per_core_at_this_cpu,
             })
         }
         Target::Rtpengine => {
             let (relay, ports) = rtpengine::Relay::start(&sides, calls, Some(args.shard_core), &args.rtpengine_bin)?;
+            let (cpu0, t0) = (relay.cpu(), std::time::Instant::now());
             let m = play(args, sides, &ports)?;
+            let (cpu, wall) = (relay.cpu().saturating_sub(cpu0), t0.elapsed());
+            let (relay_cpu_pct, calls_per_core_at_this_cpu) = cpu_figures(calls, cpu, wall);
             relay.stop()?;
-            Ok(Run { relay: "rtpengine (userspace)".into(), m, shard_send_errors: None, recorded_bytes: None })
+            Ok(Run {
+                relay: "rtpengine (userspace)".into(),
+                m,
+                shard_send_errors: None,
+                recorded_bytes: None,
+                relay_cpu_pct,
+                calls_per_core_at_this_cpu,
+            })
         }
     }
 }
@@ -171,8 +213,8 @@ fn find_max(args: &MediaArgs, target: Target) -> anyhow::Result<Search> {
     loop {
         let r = run_once(args, target, n)?;
         eprintln!(
-            "  {:>5} calls: lost {} (p99 {} µs, generator lag p99 {} µs)",
-            n, r.m.lost, r.m.latency_p99_us, r.m.send_lag_p99_us
+            "  {:>5} calls: lost {} (p99 {} µs, generator lag p99 {} µs, relay cpu {:.1} %)",
+            n, r.m.lost, r.m.latency_p99_us, r.m.send_lag_p99_us, r.relay_cpu_pct
         );
         if r.zero_loss() {
             lo = n;
@@ -237,8 +279,8 @@ fn machine() -> String {
 fn print_run(r: &Run) {
     let m = &r.m;
     println!(
-        "{:<28} calls {:>5}  sent {:>9}  received {:>9}  lost {:>6}  dup {:>3}  reord {:>5}  latency p50 {:>5} µs  p99 {:>6} µs  max {:>6} µs  gen-lag p99 {:>5} µs",
-        r.relay, m.calls, m.sent, m.received, m.lost, m.duplicates, m.reordered, m.latency_p50_us, m.latency_p99_us, m.latency_max_us, m.send_lag_p99_us
+        "{:<28} calls {:>5}  sent {:>9}  received {:>9}  lost {:>6}  dup {:>3}  reord {:>5}  latency p50 {:>5} µs  p99 {:>6} µs  max {:>6} µs  gen-lag p99 {:>5} µs  relay cpu {:>5.1} % ({:.0} calls per core at that rate)",
+        r.relay, m.calls, m.sent, m.received, m.lost, m.duplicates, m.reordered, m.latency_p50_us, m.latency_p99_us, m.latency_max_us, m.send_lag_p99_us, r.relay_cpu_pct, r.calls_per_core_at_this_cpu
     );
 }
 

@@ -181,6 +181,11 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// CPU time the daemon (all its threads) has used so far.
+    pub fn cpu(&self) -> std::time::Duration {
+        super::cpu_of(std::path::Path::new(&format!("/proc/{}/stat", self.child.id())))
+    }
+
     pub fn start(
         sides: &Sides,
         calls: usize,

@@ -1,19 +1,24 @@
 //! I/O drivers around a [`Shard`]: one OS thread per shard, pinned to its core, owning the
 //! shard's sockets and clock.
 //!
-//! Two drivers run the same [`Shard`]:
-//! - [`DriverKind::Epoll`]: a mio (epoll) readiness loop with non-blocking std sockets. It won
-//!   the relay bench (bench/RESULTS.md) and is what [`DriverChoice::Auto`] runs; it is also the
+//! Three drivers run the same [`Shard`]:
+//! - [`DriverKind::Uring`]: one io_uring driven by hand (the `io-uring` crate): multishot
+//!   receive into a provided buffer ring, a turn's sends submitted together with the wait.
+//! - [`DriverKind::Epoll`]: a mio (epoll) readiness loop with non-blocking std sockets; the
 //!   fallback where io_uring is unavailable (a container whose seccomp blocks `io_uring_setup`,
-//!   `kernel.io_uring_disabled`), chosen with a warning rather than failing.
-//! - [`DriverKind::Uring`]: compio on io_uring (one task per socket, completion-based receive
-//!   and send), on request ([`DriverChoice::Uring`]); [`spawn`] probes io_uring first.
+//!   `kernel.io_uring_disabled`, a kernel before 6.0), chosen with a warning rather than failing.
+//! - [`DriverKind::Compio`]: compio's runtime on io_uring (one task per socket, one receive in
+//!   flight, each send awaited), kept for the relay bench's comparison.
+//!
+//! [`DriverChoice::Auto`] runs the relay bench's winner (bench/RESULTS.md).
 //!
 //! The control plane reaches a shard only through its [`ShardHandle`]: bounded crossbeam
 //! channels of [`Control`] in and [`Report`] out, plus a wake-up of the driver's event loop.
 
+mod compio;
 mod epoll;
 pub mod meter;
+pub mod ring;
 mod uring;
 
 use std::io;
@@ -27,17 +32,20 @@ use crate::shard::{Control, Report, ShardApp, ShardStats, MAX_CONTROLS, MAX_REPO
 /// Which I/O driver runs a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DriverKind {
-    /// io_uring (compio).
+    /// io_uring, driven by hand (multishot receive, batched sends).
     Uring,
     /// epoll (mio).
     Epoll,
+    /// io_uring through compio's runtime.
+    Compio,
 }
 
 impl DriverKind {
     pub fn label(self) -> &'static str {
         match self {
-            DriverKind::Uring => "io_uring (compio)",
+            DriverKind::Uring => "io_uring (io-uring, multishot)",
             DriverKind::Epoll => "epoll (mio)",
+            DriverKind::Compio => "io_uring (compio)",
         }
     }
 }
@@ -45,12 +53,15 @@ impl DriverKind {
 /// Which driver to ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DriverChoice {
-    /// The driver that won the relay bench (bench/RESULTS.md): epoll today.
+    /// The driver that won the relay bench (bench/RESULTS.md): io_uring, epoll where the
+    /// kernel refuses it.
     #[default]
     Auto,
     /// io_uring; where the kernel refuses it, epoll with a warning (never a failure).
     Uring,
     Epoll,
+    /// compio on io_uring (epoll with a warning where io_uring is refused).
+    Compio,
 }
 
 /// How to start a shard.
@@ -148,9 +159,15 @@ impl Drop for ShardHandle {
     }
 }
 
-/// Whether io_uring can be set up here (a ring is created and dropped).
+/// Whether io_uring can be set up here with what the io_uring driver uses (a ring is created
+/// and dropped).
 pub fn io_uring_available() -> bool {
     uring::probe().is_ok()
+}
+
+/// Whether compio runs on io_uring here.
+pub fn compio_available() -> bool {
+    compio::probe().is_ok()
 }
 
 /// Start a shard on its own thread with the chosen driver.
@@ -158,23 +175,31 @@ pub fn spawn(config: ShardConfig) -> io::Result<ShardHandle> {
     spawn_inner(config, None)
 }
 
-/// Start a shard hosting `app` (see [`crate::shard::ShardApp`]) on the epoll driver, whatever
-/// `config.driver` asks: the io_uring driver hosts no app (the relay bench chose epoll).
+/// Start a shard hosting `app` (see [`crate::shard::ShardApp`]). compio's driver hosts no app:
+/// asked for, the app runs on the [`DriverChoice::Auto`] driver.
 pub fn spawn_with_app(config: ShardConfig, app: Box<dyn ShardApp>) -> io::Result<ShardHandle> {
-    spawn_inner(ShardConfig { driver: DriverChoice::Epoll, ..config }, Some(app))
+    let driver = match config.driver {
+        DriverChoice::Compio => DriverChoice::Auto,
+        d => d,
+    };
+    spawn_inner(ShardConfig { driver, ..config }, Some(app))
+}
+
+/// The driver a choice runs here: io_uring where the kernel gives it, epoll otherwise.
+pub fn resolve(choice: DriverChoice) -> DriverKind {
+    let fallback = |e: io::Error| {
+        tracing::warn!(error = %e, "io_uring unavailable; media shard falls back to epoll");
+        DriverKind::Epoll
+    };
+    match choice {
+        DriverChoice::Epoll => DriverKind::Epoll,
+        DriverChoice::Uring | DriverChoice::Auto => uring::probe().map_or_else(fallback, |()| DriverKind::Uring),
+        DriverChoice::Compio => compio::probe().map_or_else(fallback, |()| DriverKind::Compio),
+    }
 }
 
 fn spawn_inner(config: ShardConfig, app: Option<Box<dyn ShardApp>>) -> io::Result<ShardHandle> {
-    let kind = match config.driver {
-        DriverChoice::Epoll | DriverChoice::Auto => DriverKind::Epoll,
-        DriverChoice::Uring => match uring::probe() {
-            Ok(()) => DriverKind::Uring,
-            Err(e) => {
-                tracing::warn!(error = %e, "io_uring unavailable; media shard falls back to epoll");
-                DriverKind::Epoll
-            }
-        },
-    };
+    let kind = resolve(config.driver);
     let (control_tx, control_rx) = crossbeam_channel::bounded(MAX_CONTROLS);
     let (report_tx, report_rx) = crossbeam_channel::bounded(MAX_REPORTS);
     let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<io::Result<Wake>>(1);
@@ -190,6 +215,7 @@ fn spawn_inner(config: ShardConfig, app: Option<Box<dyn ShardApp>>) -> io::Resul
         match kind {
             DriverKind::Epoll => epoll::run(index, control_rx, report_tx, wake_tx, app),
             DriverKind::Uring => uring::run(index, control_rx, report_tx, wake_tx, app),
+            DriverKind::Compio => compio::run(index, control_rx, report_tx, wake_tx, app),
         }
     })?;
     let wake = match wake_rx.recv() {

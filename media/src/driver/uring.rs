@@ -1,201 +1,170 @@
-//! The io_uring driver: compio's completion-based runtime, one task per socket.
+//! The io_uring driver: a [`UdpRing`] around a [`Shard`] (multishot receive into a provided
+//! buffer ring, a turn's sends submitted together with the wait for the next completions).
 //!
-//! Every socket has a task that keeps one `recvfrom` in flight and, when it completes, hands
-//! the datagram to the shard and submits the resulting sends. A timer task runs the shard's
-//! deadlines; a control task applies [`Control`] messages when woken through an `AtomicWaker`.
-//! All tasks run on the shard's one thread and share the shard through an `Rc<RefCell<_>>`,
-//! never borrowed across an `.await`.
+//! One turn: submit and wait (the shard's next deadline is the timeout), hand every datagram to
+//! the shard, apply control messages, run due deadlines, queue the turn's sends.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::poll_fn;
-use std::io::{self, ErrorKind};
-use std::rc::Rc;
+use std::io;
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use compio::driver::DriverType;
-use compio::net::UdpSocket;
-use compio::runtime::{JoinHandle, Runtime};
-use compio::BufResult;
 use crossbeam_channel::{Receiver, Sender};
-use futures::task::AtomicWaker;
 
 use super::meter::Meter;
+use super::ring::{Completion, RingConfig, UdpRing, MAX_TOKEN};
 use super::Wake;
 use crate::call::{SocketId, Transmit};
-use crate::rtp::MAX_DATAGRAM_LEN;
-use crate::shard::{Control, Report, Shard, ShardStats, SocketOp, SocketTable};
+use crate::shard::{Control, Report, Shard, ShardApp, ShardStats, SocketOp};
 
-/// The timer task re-reads the shard's next deadline at least this often (a call added by a
-/// control message may have an earlier one).
-const TIMER_RECHECK: Duration = Duration::from_millis(5);
-/// Control messages applied per wake-up before yielding.
+/// Control messages applied per turn (the rest wait for the next turn).
 const CONTROLS_PER_TURN: usize = 256;
+/// How late a deadline may be handled when nothing else wakes the shard: the calls' 20 ms
+/// ticks (recording, prompts, hold audio) fall at every phase, and a datagram arriving within
+/// this window wakes the shard anyway, so the ticks are handled in that turn instead of each
+/// costing a wake-up of its own. Under load a turn comes every few microseconds regardless.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
 
-struct Inner {
-    shard: Shard,
-    meter: Meter,
-    sockets: SocketTable<Rc<UdpSocket>>,
-    tasks: HashMap<SocketId, JoinHandle<()>>,
-    stop: bool,
-}
-
-/// Submission/completion ring entries: every socket keeps a receive in flight.
-const RING_ENTRIES: u32 = 32_768;
-
-fn runtime() -> io::Result<Runtime> {
-    let mut proactor = compio::driver::ProactorBuilder::new();
-    proactor.capacity(RING_ENTRIES).coop_taskrun(true);
-    compio::runtime::RuntimeBuilder::new().with_proactor(proactor).build()
-}
-
-/// Build a runtime and check it runs on io_uring (not compio's polling fallback).
-pub(super) fn probe() -> io::Result<()> {
-    let rt = Runtime::new()?;
-    match rt.driver_type() {
-        DriverType::IoUring => Ok(()),
-        other => Err(io::Error::new(ErrorKind::Unsupported, format!("io_uring unavailable (compio chose {other:?})"))),
-    }
-}
+pub(super) use super::ring::probe;
 
 pub(super) fn run(
     index: usize,
     control: Receiver<Control>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
-    app: Option<Box<dyn crate::shard::ShardApp>>,
+    app: Option<Box<dyn ShardApp>>,
 ) -> io::Result<ShardStats> {
-    if app.is_some() {
-        // The hosted app (the dialer's SIP) runs on the epoll driver, which spawn() picks for it.
-        let e = io::Error::new(ErrorKind::Unsupported, "the io_uring driver hosts no shard app");
-        let _ = wake_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-        return Err(e);
-    }
-    let rt = match runtime() {
-        Ok(rt) => rt,
+    let setup = UdpRing::new(RingConfig::default()).and_then(|r| r.waker().map(|w| (r, w)));
+    let (ring, waker) = match setup {
+        Ok(x) => x,
         Err(e) => {
             let _ = wake_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
             return Err(e);
         }
     };
-    let notify = Arc::new(AtomicWaker::new());
-    let n = notify.clone();
-    let wake: Wake = Arc::new(move || n.wake());
+    let wake: Wake = Arc::new(move || waker.wake());
     let _ = wake_tx.send(Ok(wake));
 
-    let inner = Rc::new(RefCell::new(Inner {
-        shard: Shard::new(reports),
-        meter: Meter::new(index, Instant::now()),
-        sockets: SocketTable::default(),
-        tasks: HashMap::new(),
-        stop: false,
-    }));
-    rt.block_on(async move {
-        let timer = compio::runtime::spawn(timer_loop(inner.clone()));
-        control_loop(inner.clone(), control, notify).await;
-        drop(timer);
-        let mut i = inner.borrow_mut();
-        i.tasks.clear();
-        let Inner { shard, meter, .. } = &mut *i;
-        meter.flush(shard);
-        Ok(shard.stats())
-    })
-}
-
-async fn control_loop(inner: Rc<RefCell<Inner>>, control: Receiver<Control>, notify: Arc<AtomicWaker>) {
-    let mut out = Vec::new();
+    let mut shard = match app {
+        Some(app) => Shard::with_app(reports, app),
+        None => Shard::new(reports),
+    };
+    let mut d = Driver { ring, sockets: HashMap::new(), next_generation: 0 };
+    let mut meter = Meter::new(index, Instant::now());
+    let mut out: Vec<Transmit> = Vec::with_capacity(256);
     loop {
-        poll_fn(|cx| {
-            notify.register(cx.waker());
-            if control.is_empty() {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
+        let timeout = if control.is_empty() {
+            let at = shard.poll_timeout().map_or(meter.next_at(), |at| at.min(meter.next_at()));
+            at.saturating_duration_since(Instant::now()) + TIMER_SLACK
+        } else {
+            Duration::ZERO // messages left over from the last turn
+        };
+        d.ring.submit_and_wait(timeout)?;
+        d.complete(&mut shard, &mut out);
+        d.after_input(&mut shard, &mut out);
         for _ in 0..CONTROLS_PER_TURN {
             let Ok(c) = control.try_recv() else { break };
-            let op = inner.borrow_mut().shard.handle_control(Instant::now(), c, &mut out);
-            match op {
-                None => {}
-                Some(SocketOp::Add(id, socket)) => match UdpSocket::from_std(socket) {
-                    Ok(s) => {
-                        let s = Rc::new(s);
-                        let task = compio::runtime::spawn(recv_loop(inner.clone(), id, s.clone()));
-                        let mut i = inner.borrow_mut();
-                        i.sockets.insert(id, s);
-                        i.tasks.insert(id, task);
-                    }
-                    Err(e) => inner.borrow_mut().shard.report(Report::SocketError { id, error: e.to_string() }),
-                },
-                Some(SocketOp::Remove(id)) => {
-                    let mut i = inner.borrow_mut();
-                    i.tasks.remove(&id);
-                    i.sockets.remove(id);
+            let op = shard.handle_control(Instant::now(), c, &mut out);
+            if let Some(SocketOp::Shutdown) = op {
+                d.after_input(&mut shard, &mut out);
+                d.ring.submit_and_wait(Duration::ZERO)?;
+                meter.flush(&mut shard);
+                return Ok(shard.stats());
+            }
+            if let Some(op) = op {
+                d.socket_op(&mut shard, op);
+            }
+            d.after_input(&mut shard, &mut out);
+        }
+        shard.handle_timeout(Instant::now(), &mut out);
+        d.after_input(&mut shard, &mut out);
+        meter.maybe_flush(Instant::now(), &mut shard);
+    }
+}
+
+/// A socket the ring receives on.
+struct Armed {
+    socket: UdpSocket,
+    /// Tells this socket's completions from those of an earlier socket with the same id.
+    generation: u32,
+}
+
+/// A receive's token: the socket id and its generation.
+fn token(id: SocketId, generation: u32) -> u64 {
+    (u64::from(generation) << 32 | u64::from(id.0)) & MAX_TOKEN
+}
+
+struct Driver {
+    ring: UdpRing,
+    sockets: HashMap<SocketId, Armed>,
+    next_generation: u32,
+}
+
+impl Driver {
+    /// Hand every completion to the shard.
+    fn complete(&mut self, shard: &mut Shard, out: &mut Vec<Transmit>) {
+        let sockets = &self.sockets;
+        let current = |t: u64| {
+            let id = SocketId(t as u32);
+            sockets.get(&id).filter(|s| token(id, s.generation) == t).map(|_| id)
+        };
+        self.ring.complete(|c| match c {
+            Completion::Datagram { token, from, data } => {
+                if let Some(id) = current(token) {
+                    shard.handle_datagram(Instant::now(), id, from, data, out);
                 }
-                Some(SocketOp::Shutdown) => {
-                    send_all(&inner, &mut out).await;
-                    inner.borrow_mut().stop = true;
+            }
+            Completion::SendFailed(_) => shard.count_send_error(),
+            Completion::RecvFailed { token, error } => {
+                if let Some(id) = current(token) {
+                    shard.report(Report::SocketError { id, error: error.to_string() });
+                }
+            }
+            Completion::Woken => {}
+        });
+    }
+
+    /// Apply the socket operations and queue the sends an input produced.
+    fn after_input(&mut self, shard: &mut Shard, out: &mut Vec<Transmit>) {
+        while let Some(op) = shard.poll_socket_op() {
+            self.socket_op(shard, op);
+        }
+        for t in out.drain(..) {
+            let sent = match self.sockets.get(&t.socket) {
+                Some(s) => self.ring.send_to(s.socket.as_raw_fd(), t.destination, t.payload).is_ok(),
+                None => false,
+            };
+            if !sent {
+                shard.count_send_error();
+            }
+        }
+    }
+
+    fn socket_op(&mut self, shard: &mut Shard, op: SocketOp) {
+        match op {
+            SocketOp::Add(id, socket) => {
+                if let Err(e) = socket.set_nonblocking(true) {
+                    shard.report(Report::SocketError { id, error: e.to_string() });
                     return;
                 }
+                self.remove(id);
+                self.next_generation = self.next_generation.wrapping_add(1) & 0xff_ffff;
+                let generation = self.next_generation;
+                self.ring.recv(socket.as_raw_fd(), token(id, generation));
+                self.sockets.insert(id, Armed { socket, generation });
             }
-            send_all(&inner, &mut out).await;
+            SocketOp::Remove(id) => self.remove(id),
+            SocketOp::Shutdown => {}
         }
     }
-}
 
-async fn timer_loop(inner: Rc<RefCell<Inner>>) {
-    let mut out = Vec::new();
-    loop {
-        let recheck = Instant::now() + TIMER_RECHECK;
-        let at = inner.borrow().shard.poll_timeout().map_or(recheck, |t| t.min(recheck));
-        compio::time::sleep_until(at).await;
-        if inner.borrow().stop {
-            return;
-        }
-        inner.borrow_mut().shard.handle_timeout(Instant::now(), &mut out);
-        send_all(&inner, &mut out).await;
-        let mut i = inner.borrow_mut();
-        let Inner { shard, meter, .. } = &mut *i;
-        meter.maybe_flush(Instant::now(), shard);
-    }
-}
-
-async fn recv_loop(inner: Rc<RefCell<Inner>>, id: SocketId, socket: Rc<UdpSocket>) {
-    let mut buf: Vec<u8> = Vec::with_capacity(MAX_DATAGRAM_LEN + 1);
-    let mut out = Vec::new();
-    loop {
-        buf.clear();
-        let BufResult(res, b) = socket.recv_from(buf).await;
-        buf = b;
-        match res {
-            Ok((n, from)) => {
-                let n = n.min(buf.len());
-                inner.borrow_mut().shard.handle_datagram(Instant::now(), id, from, &buf[..n], &mut out);
-                send_all(&inner, &mut out).await;
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionRefused) => {}
-            Err(e) => {
-                inner.borrow_mut().shard.report(Report::SocketError { id, error: e.to_string() });
-                return;
-            }
-        }
-    }
-}
-
-async fn send_all(inner: &Rc<RefCell<Inner>>, out: &mut Vec<Transmit>) {
-    for t in out.drain(..) {
-        let socket = inner.borrow().sockets.get(t.socket).cloned();
-        let sent = match socket {
-            Some(s) => s.send_to(t.payload, t.destination).await.0.is_ok(),
-            None => false,
-        };
-        if !sent {
-            inner.borrow_mut().shard.count_send_error();
+    /// Stop a socket's receive and close it.
+    fn remove(&mut self, id: SocketId) {
+        if let Some(s) = self.sockets.remove(&id) {
+            self.ring.cancel(token(id, s.generation));
         }
     }
 }

@@ -7,4 +7,5 @@ mod harness;
 mod malformed;
 mod recording;
 mod relay;
+mod ring;
 mod shard;

@@ -161,6 +161,13 @@ fn uring_shard_relays_every_packet_once_with_rewritten_headers() {
     // Where the kernel refuses io_uring the shard must fall back to epoll, not fail.
     let expected = if driver::io_uring_available() { DriverKind::Uring } else { DriverKind::Epoll };
     assert_eq!(relays_both_ways(DriverChoice::Uring), expected);
+    assert_eq!(driver::resolve(DriverChoice::Auto), expected, "the bench's winner, where the kernel has it");
+}
+
+#[test]
+fn compio_shard_relays_every_packet_once_with_rewritten_headers() {
+    let expected = if driver::compio_available() { DriverKind::Compio } else { DriverKind::Epoll };
+    assert_eq!(relays_both_ways(DriverChoice::Compio), expected);
 }
 
 /// The shard's RTP counters with 4 packets missing from the customer's stream, and the same
@@ -318,12 +325,23 @@ impl media::shard::ShardApp for EchoApp {
 }
 
 #[test]
-fn a_hosted_app_gets_its_datagrams_messages_and_the_reports() {
+fn a_hosted_app_gets_its_datagrams_messages_and_the_reports_on_epoll() {
+    hosted_app(DriverChoice::Epoll, DriverKind::Epoll);
+}
+
+#[test]
+fn a_hosted_app_gets_its_datagrams_messages_and_the_reports_on_io_uring() {
+    let expected = if driver::io_uring_available() { DriverKind::Uring } else { DriverKind::Epoll };
+    hosted_app(DriverChoice::Auto, expected);
+}
+
+fn hosted_app(choice: DriverChoice, expected: DriverKind) {
     let app_socket = bind();
     let app_addr = addr(&app_socket);
     let app = EchoApp { socket: SocketId(1), bound: Some(app_socket), peer: None, reports_seen: 0 };
-    let shard = driver::spawn_with_app(ShardConfig::default(), Box::new(app)).expect("shard starts");
-    assert_eq!(shard.driver(), DriverKind::Epoll);
+    let config = ShardConfig { driver: choice, ..ShardConfig::default() };
+    let shard = driver::spawn_with_app(config, Box::new(app)).expect("shard starts");
+    assert_eq!(shard.driver(), expected);
     // First message: the app registers its socket.
     shard.send(Control::App(Box::new(()))).expect("shard running");
     barrier_app(&shard, 1);
