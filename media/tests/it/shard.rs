@@ -364,3 +364,56 @@ fn barrier_app(shard: &ShardHandle, token: u64) {
     shard.send(Control::Ping { token }).expect("shard running");
     wait_for(shard, |r| *r == Report::Pong { token: token + 1000 });
 }
+
+/// Where the child process of [`a_recording_cut_by_kill_9_opens_and_plays`] records.
+const CHILD_RECORDING: &str = "KAKERU_TEST_RECORDING_CHILD";
+
+/// The child of [`a_recording_cut_by_kill_9_opens_and_plays`] (run only by it, as a process of
+/// its own): a shard records a call whose customer sends audio every 20 ms, until the process is
+/// killed.
+#[test]
+#[ignore = "the child process of a_recording_cut_by_kill_9_opens_and_plays"]
+fn recording_child_process() {
+    let path = std::env::var_os(CHILD_RECORDING).expect("started by the kill -9 test");
+    let w = wired(DriverChoice::Auto);
+    let control = Control::StartRecording { call: CALL, id: RecordingId(9), path: path.into(), codec: Codec::Pcmu };
+    w.shard.send(control).expect("shard running");
+    barrier(&w.shard, 2);
+    println!("recording");
+    for seq in 0u16.. {
+        w.customer.send_to(&packet(0x1234_5678, seq, 0x23), w.shard_customer).expect("loopback send");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_recording_cut_by_kill_9_opens_and_plays() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("cut.wav");
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["shard::recording_child_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_RECORDING, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("child starts");
+    let stdout = child.stdout.take().expect("piped");
+    let started = BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.contains("recording"));
+    assert!(started, "the child started recording");
+    // Three and a half seconds of audio: three whole seconds are written (a second at a time),
+    // the last half second is in the child's memory when it dies.
+    std::thread::sleep(Duration::from_millis(3500));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let file = std::fs::read(&path).expect("the recording survives");
+    let rec = read_recording(&file).expect("a recording cut by kill -9 opens");
+    let seconds = rec.customer.len() as f64 / 8000.0;
+    eprintln!("kill -9 after 3.5 s of audio: {seconds} s kept");
+    assert!((2.0..=3.6).contains(&seconds), "{seconds} s of audio kept");
+    assert_eq!(rec.declared_frames as usize, rec.customer.len(), "the header counts what was written");
+    // It plays: the customer's relayed audio is there, the silent agent channel is silence.
+    assert!(rec.customer.iter().filter(|&&b| b == 0x23).count() > rec.customer.len() / 2, "customer audio");
+    assert!(rec.agent.iter().all(|&b| b == Codec::Pcmu.silence()), "agent channel silent");
+}
