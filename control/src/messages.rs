@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{AfterWrapUp, AgentConfig, AgentId, CallId, Event, ForceTarget, Input, PauseReasonId, SupervisorId};
-use crate::bus::{Envelope, MessageId};
+use crate::bus::{Envelope, MessageId, Payload};
 
 /// A message type carried in an [`Envelope`].
 pub trait Message: Serialize + DeserializeOwned {
@@ -212,7 +212,7 @@ impl Envelope {
             kind: M::KIND.to_owned(),
             tenant_id,
             at_ms,
-            payload: serde_json::to_value(msg)?,
+            payload: Payload::encode(msg)?,
         })
     }
 
@@ -224,7 +224,7 @@ impl Envelope {
         if self.schema > M::SCHEMA {
             return Err(DecodeError::NewerSchema { known: M::SCHEMA, got: self.schema });
         }
-        Ok(M::deserialize(&self.payload)?)
+        Ok(serde_json::from_str(self.payload.text())?)
     }
 }
 

@@ -4,6 +4,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kakeru::node::{Node, NodeConfig};
 
+/// mimalloc instead of glibc's malloc: allocation was a fifth of the control service's CPU under
+/// load (bench/RESULTS.md, "Control service throughput").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The embedded default: a SQLite file beside the working directory, nothing to install.
 const DEFAULT_DATABASE_URL: &str = "sqlite:kakeru.db";
 

@@ -127,6 +127,43 @@ pub struct Db {
     pub backend: Backend,
     /// SQLite: the in-process queue of writing transactions (see [`Db::begin_write`]).
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite: the background checkpointer, stopped when the last clone is dropped.
+    _checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// How often the background task checkpoints a SQLite database's WAL.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A SQLite database's WAL, checkpointed in the background: every [`CHECKPOINT_EVERY`], a
+/// `PRAGMA wal_checkpoint(PASSIVE)` on a pool connection copies committed pages back into the
+/// database file beside the writer, instead of a commit doing it (and waiting for its fsync) when
+/// the WAL passes the auto-checkpoint size. The auto-checkpoint stays, at a size the background
+/// task keeps the WAL well under, in case it falls behind.
+#[derive(Debug)]
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Checkpointer {
+    fn start(pool: AnyPool) -> Self {
+        Checkpointer(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                    tracing::debug!(error = %e, "WAL checkpoint");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A writing transaction from [`Db::begin_write`]. Execute on `&mut *tx` as on an sqlx transaction;
@@ -184,13 +221,20 @@ impl Db {
                     // Writers from several tasks (API, control, dialer) wait for the one lock
                     // instead of failing at once with SQLITE_BUSY.
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    // A 64 MiB page cache (default 2 MiB): a control-service batch of thousands
+                    // of messages touches more pages than that, and spilled and re-read them.
+                    conn.execute("PRAGMA cache_size = -65536").await?;
+                    // Checkpoints are the background checkpointer's ([`Checkpointer`]); a
+                    // commit checkpoints only if the WAL passes 40 MiB (10,000 pages) anyway.
+                    conn.execute("PRAGMA wal_autocheckpoint = 10000").await?;
                     Ok(())
                 })
             });
         }
         let pool = options.connect(url).await?;
         let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Ok(Db { pool, backend, write_gate })
+        let _checkpointer = (backend == Backend::Sqlite).then(|| Arc::new(Checkpointer::start(pool.clone())));
+        Ok(Db { pool, backend, write_gate, _checkpointer })
     }
 
     /// A transaction that will write. On SQLite, this process's writing transactions queue on one

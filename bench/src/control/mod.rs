@@ -19,7 +19,7 @@ use anyhow::Context;
 use control::agent::{AgentConfig, AgentId, AgentState, PauseReasonId};
 use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
 use control::messages::{streams, ApiCommand, CampaignId, ShardEvent};
-use control::service::{Service, ServiceConfig};
+use control::service::{Service, ServiceConfig, ServiceStats};
 use control::wallboard::{Feed, FeedLimits, Push, Tile};
 use store::sqlx::{self, Row};
 
@@ -40,6 +40,9 @@ pub struct ControlArgs {
     /// Offered commands a second (open loop); without it every agent has one command in flight.
     #[arg(long)]
     pub rate: Option<u64>,
+    /// Most commands being published at once (the API's concurrent requests).
+    #[arg(long, default_value_t = 4_096)]
+    pub in_flight: usize,
 }
 
 async fn publish(bus: &RedisBus, stream: &str, env: &Envelope) -> anyhow::Result<()> {
@@ -70,12 +73,8 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     let feed = Arc::new(Feed::new(FeedLimits { replay: 16_384, per_client: 1 << 20 }));
     let mut cfg = ServiceConfig::new(t, "bench");
     cfg.batch = 1_000;
-    let svc = Service::open(connect().await?, db.clone(), cfg, feed.clone()).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let readers = [connect().await?, connect().await?];
-    let service = tokio::spawn(svc.run(readers, async move {
-        let _ = stop_rx.await;
-    }));
+    let service = spawn_service(rc.clone(), db.clone(), cfg, feed.clone(), stop_rx).await?;
     let mut pubs = Vec::new();
     for _ in 0..args.publishers.clamp(1, 64) {
         pubs.push(connect().await?);
@@ -112,6 +111,7 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let pubs = Arc::new(pubs);
+    let in_flight = args.in_flight.clamp(1, 65_536);
     let sender = {
         let (sent, published, pubs, commands) = (sent.clone(), published.clone(), pubs.clone(), commands.clone());
         tokio::spawn(async move {
@@ -127,7 +127,7 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
                 let bus = pubs[k % pubs.len()].clone();
                 k += 1;
                 let (sent, published, commands) = (sent.clone(), published.clone(), commands.clone());
-                while inflight.len() >= 256 {
+                while inflight.len() >= in_flight {
                     inflight.join_next().await;
                 }
                 inflight.spawn(async move {
@@ -225,7 +225,9 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     }
     let transitions = count(&db, t).await? - base;
     let _ = stop_tx.send(());
-    let stats = service.await??;
+    let stats = tokio::task::spawn_blocking(move || service.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the control service's thread panicked"))??;
     lat_us.sort_unstable();
     let pct = |p: f64| {
         lat_us.get(((lat_us.len() as f64 * p) as usize).min(lat_us.len().saturating_sub(1))).copied().unwrap_or(0)
@@ -259,6 +261,50 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Starts the control service on a runtime of its own, as `kakeru control` runs in a process of
+/// its own: the bench's publishers and feed reader, on the bench's runtime, do not take the
+/// service's turns (they still share the machine's cores with it). Returns once the service is
+/// open; the thread returns the service's counters after `stop`.
+async fn spawn_service(
+    rc: RedisBusConfig,
+    db: store::Db,
+    cfg: ServiceConfig,
+    feed: Arc<Feed>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<ServiceStats>>> {
+    let (opened_tx, opened) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    let thread = std::thread::Builder::new().name("control".into()).spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(SERVICE_THREADS).enable_all().build()?;
+        rt.block_on(async move {
+            // The connections are made here: their I/O tasks run on this runtime.
+            let open = async {
+                let svc = Service::open(RedisBus::connect(rc.clone()).await?, db, cfg, feed).await?;
+                let readers = [RedisBus::connect(rc.clone()).await?, RedisBus::connect(rc).await?];
+                Ok::<_, anyhow::Error>((svc, readers))
+            };
+            match open.await {
+                Ok((svc, readers)) => {
+                    let _ = opened_tx.send(Ok(()));
+                    Ok(svc
+                        .run(readers, async move {
+                            let _ = stop.await;
+                        })
+                        .await?)
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(format!("{e:#}")));
+                    Err(e)
+                }
+            }
+        })
+    })?;
+    opened.await?.map_err(|e| anyhow::anyhow!("opening the control service: {e}"))?;
+    Ok(thread)
+}
+
+/// Worker threads of the service's runtime (as `kakeru control` has on this machine's two cores).
+const SERVICE_THREADS: usize = 2;
 
 async fn count(db: &store::Db, t: u64) -> anyhow::Result<i64> {
     Ok(sqlx::query("SELECT COUNT(*) FROM agent_transitions WHERE tenant_id = $1")

@@ -70,7 +70,37 @@ pub struct Envelope {
     pub tenant_id: u64,
     /// When the message was made (Unix ms, the publisher's clock).
     pub at_ms: u64,
-    pub payload: serde_json::Value,
+    pub payload: Payload,
+}
+
+/// A message's payload: its JSON text, kept as text. A message is encoded once, straight from its
+/// type, and decoded once, straight into its type (no `serde_json::Value` between: building one
+/// per message cost a fifth of the control service's time in malloc and free).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<serde_json::value::RawValue>);
+
+impl Payload {
+    /// Checks that `text` is one JSON value and keeps it.
+    pub fn from_json_text(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(Payload)
+    }
+
+    /// Encodes a value.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Payload)
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
 }
 
 /// A stream entry id (`<ms>-<seq>`), as Redis makes them.

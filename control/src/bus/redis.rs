@@ -19,7 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamRangeReply, StreamReadReply};
 use redis::{ErrorKind, RedisError, Value};
 
-use super::{dead_stream, Bus, BusConfig, BusError, DeadLetter, Delivery, EntryId, Envelope, MessageId};
+use super::{dead_stream, Bus, BusConfig, BusError, DeadLetter, Delivery, EntryId, Envelope, MessageId, Payload};
 
 /// Settings of a [`RedisBus`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -266,19 +266,18 @@ fn parse_envelope(map: &HashMap<String, Value>) -> Result<Envelope, String> {
         kind: field(map, "kind")?,
         tenant_id: field(map, "tenant_id")?,
         at_ms: field(map, "at_ms")?,
-        payload: serde_json::from_str(&payload).map_err(|e| format!("field payload: {e}"))?,
+        payload: Payload::from_json_text(payload).map_err(|e| format!("field payload: {e}"))?,
     })
 }
 
 fn envelope_fields(env: &Envelope) -> Result<Vec<(String, Vec<u8>)>, BusError> {
-    let payload = serde_json::to_string(&env.payload)?;
     Ok(vec![
         ("schema".into(), env.schema.to_string().into_bytes()),
         ("id".into(), env.id.to_string().into_bytes()),
         ("kind".into(), env.kind.clone().into_bytes()),
         ("tenant_id".into(), env.tenant_id.to_string().into_bytes()),
         ("at_ms".into(), env.at_ms.to_string().into_bytes()),
-        ("payload".into(), payload.into_bytes()),
+        ("payload".into(), env.payload.text().as_bytes().to_vec()),
     ])
 }
 

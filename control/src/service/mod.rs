@@ -5,13 +5,20 @@
 //!
 //! # Run loop
 //! Two reader tasks (commands, shard events) read their stream in its consumer group and hand
-//! batches to the one owner task over a bounded channel. The owner, per batch:
-//! 1. skips message ids it already applied (dedup window, reloaded from `control_applied` at start);
-//! 2. applies each message to the floor, collecting the floor's events and the SQL writes;
-//! 3. publishes the events to `agent:events` (envelope ids derived from the source message id, so a
-//!    redelivered message republishes the same ids and readers skip them);
-//! 4. commits the SQL writes, the applied ids and the touched agents' state in one transaction;
-//! 5. acks the entries, then publishes the wallboard changes.
+//! batches to the one owner task over a bounded channel. A batch then passes three stages, each a
+//! task of its own, in the owner's order:
+//! 1. the **owner** skips message ids it already applied (dedup window, reloaded from
+//!    `control_applied` at start), applies each message to the floor and collects the floor's
+//!    events, the SQL writes, the acks and the wallboard tiles changed;
+//! 2. the **publisher** publishes the events to `agent:events` (envelope ids derived from the source
+//!    message id, so a redelivered message republishes the same ids and readers skip them);
+//! 3. the **committer** commits the SQL writes, the applied ids and the touched agents' state in
+//!    one transaction, then acks the entries, then shows the wallboard changes.
+//!
+//! So while batch N is committed, N+1's events are published and N+2 is applied; batches that
+//! queued behind a slow stage are merged (one publish pipeline, one transaction, one ack): the
+//! busier the service, the larger its group commits. Nothing of a batch is acked or shown on the
+//! wallboard before it is committed, and its events are published before it is committed.
 //!
 //! A crash anywhere leaves the entries pending; the restarted service rebuilds its floor from
 //! `control_agents`, reloads the applied ids, claims its pending entries and skips what it had
@@ -28,6 +35,7 @@
 //! put back at the head of the queue. The shard abandons a customer after the campaign's wait
 //! timeout and reports `call_ended`, which takes it off the queue.
 
+mod committer;
 mod gauges;
 mod persist;
 
@@ -38,7 +46,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+use self::committer::{Applied, CommitJob, Committer};
 
 use crate::agent::{
     AgentError, AgentId, AgentState, CallId, Command, Event, Floor, FloorLimits, Input, OfferRefused, PauseReasonId,
@@ -103,6 +113,8 @@ pub enum ServiceError {
     Agent(#[from] AgentError),
     #[error("a reader task ended")]
     ReaderGone,
+    #[error("the committer task ended: {0}")]
+    CommitterGone(String),
 }
 
 /// Counters of a running service.
@@ -162,7 +174,10 @@ pub struct Service<B: Bus> {
     /// full), published with the floor's events.
     pending_commands: VecDeque<Command>,
     stats: ServiceStats,
+    /// Until `run` hands it to the committer.
     mirror: Option<MirrorWriter>,
+    /// The committer's queue, while `run` runs.
+    commits: Option<mpsc::Sender<CommitJob>>,
     commands_stream: String,
     events_stream: String,
     out_stream: String,
@@ -170,6 +185,9 @@ pub struct Service<B: Bus> {
     /// Seconds ticked (the lag is sampled every [`LAG_SAMPLE_SECONDS`]).
     seconds: u64,
 }
+
+/// Jobs queued before each stage of the pipeline (see the module docs).
+const PIPELINE_DEPTH: usize = 64;
 
 /// How often the service samples its consumer groups' lag (a round trip per stream on Redis).
 const LAG_SAMPLE_SECONDS: u64 = 5;
@@ -259,6 +277,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
             pending_commands: VecDeque::new(),
             stats: ServiceStats::default(),
             mirror: None,
+            commits: None,
             gauges: gauges::ServiceGauges::new(&cfg_group),
             seconds: 0,
         };
@@ -266,7 +285,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
             s.mirror = Some(MirrorWriter::new(t));
         }
         // Every tile, once: a follower that sees this service's first changes has the whole board.
-        s.publish_wallboard(now).await?;
+        let tiles = s.wallboard.take_changes(now);
+        committer::show(&s.bus, &s.feed, &mut s.mirror, now, tiles).await?;
         Ok(s)
     }
 
@@ -285,6 +305,46 @@ impl<B: Bus + Clone + 'static> Service<B> {
         readers: [B; 2],
         shutdown: impl Future<Output = ()>,
     ) -> Result<ServiceStats, ServiceError> {
+        // The publisher and committer stages, behind bounded queues: the owner is at most
+        // `PIPELINE_DEPTH` batches ahead of the publisher, and it of the committer.
+        let (publish_tx, publish_rx) = mpsc::channel::<CommitJob>(PIPELINE_DEPTH);
+        let (commit_tx, commit_rx) = mpsc::channel::<CommitJob>(PIPELINE_DEPTH);
+        let publisher = tokio::spawn(committer::publish(
+            self.bus.clone(),
+            self.out_stream.clone(),
+            self.cfg.batch,
+            publish_rx,
+            commit_tx,
+        ));
+        let committer = Committer {
+            bus: self.bus.clone(),
+            db: self.db.clone(),
+            feed: self.feed.clone(),
+            mirror: self.mirror.take(),
+            tenant_id: self.cfg.tenant_id,
+            group: self.cfg.group.clone(),
+            commands_stream: self.commands_stream.clone(),
+            events_stream: self.events_stream.clone(),
+        };
+        let committer = tokio::spawn(committer.run(commit_rx));
+        self.commits = Some(publish_tx);
+        let result = self.run_owner(readers, shutdown).await;
+        // Whatever was applied is committed before the service returns (or the first fault is).
+        self.commits = None;
+        for stage in [publisher, committer] {
+            match stage.await {
+                Ok(r) => r?,
+                Err(e) => return Err(ServiceError::CommitterGone(e.to_string())),
+            }
+        }
+        result
+    }
+
+    async fn run_owner(
+        &mut self,
+        readers: [B; 2],
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<ServiceStats, ServiceError> {
         // First, everything left pending by a previous run (ours, killed before its ack): claimed
         // and applied batch by batch, each acked before the next claim, so none is claimed twice.
         for source in [Source::Commands, Source::ShardEvents] {
@@ -296,6 +356,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 }
                 tracing::info!(%stream, entries = b.len(), "applying entries left pending");
                 self.process(vec![ReadBatch { source, deliveries: b }]).await?;
+                self.flush().await?;
             }
         }
         let (tx, mut rx) = mpsc::channel::<Result<ReadBatch, BusError>>(4);
@@ -307,6 +368,9 @@ impl<B: Bus + Clone + 'static> Service<B> {
         let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
         let mut second = tokio::time::interval(Duration::from_secs(1));
         second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Closed when the committer stopped on a fault: the owner stops too (and `run` returns the
+        // committer's error).
+        let commits = self.commits.clone().ok_or(ServiceError::CommitterGone("not running".into()))?;
         let result = loop {
             let timer = self.floor.poll_timeout();
             let sleep = async {
@@ -318,6 +382,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break Ok(self.stats),
+                () = commits.closed() => break Err(ServiceError::CommitterGone("stopped".into())),
                 msg = rx.recv() => match msg {
                     Some(Ok(first)) => {
                         let mut batches = vec![first];
@@ -356,14 +421,26 @@ impl<B: Bus + Clone + 'static> Service<B> {
         result
     }
 
+    /// Queues a job for the committer (waiting while its queue is full).
+    async fn queue(&self, job: CommitJob) -> Result<(), ServiceError> {
+        let tx = self.commits.as_ref().ok_or(ServiceError::CommitterGone("not running".into()))?;
+        // A send fails only when the committer stopped: `run` returns its error.
+        tx.send(job).await.map_err(|_| ServiceError::CommitterGone("stopped".into()))
+    }
+
+    /// Waits until everything queued so far is committed and acked.
+    async fn flush(&self) -> Result<(), ServiceError> {
+        let (done_tx, done) = oneshot::channel();
+        self.queue(CommitJob::Flush(done_tx)).await?;
+        done.await.map_err(|_| ServiceError::CommitterGone("stopped".into()))
+    }
+
     /// Wallboard upkeep: stale dialer figures dropped, the mirror's snapshot key rewritten.
     async fn every_second(&mut self) -> Result<(), ServiceError> {
         let now = now_ms();
         self.wallboard.expire(now);
-        self.publish_wallboard(now).await?;
-        if let Some(m) = &mut self.mirror {
-            m.write_snapshot(&self.bus, &self.feed).await?;
-        }
+        let tiles = self.wallboard.take_changes(now);
+        self.queue(CommitJob::Wallboard { now, tiles }).await?;
         self.gauges.count_agents(&self.floor);
         if self.seconds.is_multiple_of(LAG_SAMPLE_SECONDS) {
             self.sample_lag().await;
@@ -384,19 +461,6 @@ impl<B: Bus + Clone + 'static> Service<B> {
         }
     }
 
-    /// The tiles changed since the last call, to the feed (and its mirror).
-    async fn publish_wallboard(&mut self, now: u64) -> Result<(), ServiceError> {
-        let tiles = self.wallboard.take_changes(now);
-        if tiles.is_empty() {
-            return Ok(());
-        }
-        let changes = self.feed.publish(now, tiles);
-        if let Some(m) = &mut self.mirror {
-            m.publish(&self.bus, now, &changes).await?;
-        }
-        Ok(())
-    }
-
     async fn housekeeping(&mut self) -> Result<(), ServiceError> {
         let t = self.cfg.tenant_id;
         let reasons = persist::load_pause_reasons(&self.db, t).await?;
@@ -406,8 +470,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
         Ok(())
     }
 
-    /// Applies batches (and due timers), publishes, commits, acks. Public for tests that step the
-    /// service without reader tasks.
+    /// Applies batches (and due timers) and queues their effects for the committer.
     async fn process(&mut self, batches: Vec<ReadBatch>) -> Result<(), ServiceError> {
         let now = now_ms();
         let mut w = BatchWrites::default();
@@ -460,28 +523,15 @@ impl<B: Bus + Clone + 'static> Service<B> {
         // Timers may have freed agents for waiting customers.
         self.match_waiting(now);
         self.drain(now, None, &mut w, &mut out)?;
-        if w.is_empty() && out.is_empty() && acks.is_empty() && dead.is_empty() {
+        let tiles = self.wallboard.take_changes(now);
+        if w.is_empty() && out.is_empty() && acks.is_empty() && dead.is_empty() && tiles.is_empty() {
             return Ok(());
         }
-        // Publish (one pipeline), then commit, then ack.
-        for chunk in out.chunks(self.cfg.batch.max(1)) {
-            self.bus.publish_many(&self.out_stream, chunk).await?;
-        }
         self.stats.events_published += out.len() as u64;
-        persist::commit(&self.db, self.cfg.tenant_id, now, &w).await?;
-        for (source, d, reason) in &dead {
-            tracing::warn!(entry = %d.entry_id, id = %d.envelope.id, %reason, "dead-lettered");
-            self.bus.dead_letter(self.stream(*source), &self.cfg.group, d, reason).await?;
-            self.stats.dead += 1;
-        }
-        for source in [Source::Commands, Source::ShardEvents] {
-            let ids: Vec<EntryId> = acks.iter().filter(|(s, _)| *s == source).map(|(_, id)| *id).collect();
-            if !ids.is_empty() {
-                self.bus.ack(self.stream(source), &self.cfg.group, &ids).await?;
-            }
-        }
+        self.stats.dead += dead.len() as u64;
         self.stats.batches += 1;
-        self.publish_wallboard(now).await
+        // Published, committed, acked and shown by the committer, while the next batch is applied.
+        self.queue(CommitJob::Batch(Box::new(Applied { now, writes: w, events: out, dead, acks, tiles }))).await
     }
 
     /// The control_agents row of an agent as the floor has them now.

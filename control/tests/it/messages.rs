@@ -1,7 +1,7 @@
 //! Message schemas: the JSON shapes documented in MESSAGES.md, and version checks.
 
 use control::agent::{AfterWrapUp, AgentId, CallId, Event, ForceTarget, PauseReasonId, SupervisorId};
-use control::bus::Envelope;
+use control::bus::{Envelope, Payload};
 use control::messages::{ApiCommand, DecodeError, Party, ShardEvent, SipOutcome};
 use serde_json::json;
 
@@ -49,7 +49,7 @@ fn envelope_checks_kind_and_schema() {
     newer.schema = 2;
     assert!(matches!(newer.decode::<ApiCommand>(), Err(DecodeError::NewerSchema { known: 1, got: 2 })));
     let mut bad = env.clone();
-    bad.payload = json!({"type": "fly_to_the_moon"});
+    bad.payload = Payload::from_json_text(r#"{"type": "fly_to_the_moon"}"#.into()).unwrap();
     assert!(matches!(bad.decode::<ApiCommand>(), Err(DecodeError::Payload(_))));
     // The envelope itself round-trips through JSON.
     let back: Envelope = serde_json::from_str(&serde_json::to_string(&env).unwrap()).unwrap();
