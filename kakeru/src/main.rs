@@ -4,8 +4,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kakeru::node::{Node, NodeConfig};
 
-/// mimalloc instead of glibc's malloc: allocation was a fifth of the control service's CPU under
-/// load (bench/RESULTS.md, "Control service throughput").
+/// mimalloc instead of glibc's malloc: under the control bench, glibc's malloc and free were 19 %
+/// of all CPU samples, mimalloc's 7 % (bench/RESULTS.md, "Control service throughput").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

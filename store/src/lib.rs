@@ -285,3 +285,41 @@ pub async fn migrate(url: &str) -> Result<()> {
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit leaves its pages in the WAL (the auto-checkpoint is 10,000 pages away); the
+    /// background checkpointer, not a later commit, copies them into the database file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_background_checkpointer_copies_the_wal_into_the_database_file() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("checkpoint.db");
+        let db = Db::connect(&format!("sqlite:{}", path.display())).await.expect("database");
+        sqlx::query("CREATE TABLE checkpoint_rows (id INTEGER PRIMARY KEY, b BLOB)")
+            .execute(&db.pool)
+            .await
+            .expect("table");
+        let file_len = || std::fs::metadata(&path).expect("database file").len();
+        let wal_len = || std::fs::metadata(dir.path().join("checkpoint.db-wal")).map_or(0, |m| m.len());
+        let before = file_len();
+        // About 4 MB: 1,000 pages of the 4 KiB default.
+        let mut tx = db.begin_write().await.expect("begin");
+        for _ in 0..1_000 {
+            sqlx::query("INSERT INTO checkpoint_rows (b) VALUES (zeroblob(4000))")
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+        }
+        tx.commit().await.expect("commit");
+        let wal = wal_len();
+        assert!(wal > 3_500_000, "the commit is in the WAL ({wal} bytes)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while file_len() < before + 3_500_000 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let after = file_len();
+        assert!(after >= before + 3_500_000, "the database file grew from {before} to {after} bytes");
+    }
+}

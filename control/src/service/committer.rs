@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::persist::{self, BatchWrites};
-use super::{ServiceError, Source};
+use super::{InputStreams, ServiceError, Source};
 use crate::bus::{Bus, Delivery, EntryId, Envelope};
 use crate::wallboard::mirror::MirrorWriter;
 use crate::wallboard::{Feed, Tile};
@@ -67,8 +67,7 @@ pub(super) struct Committer<B: Bus> {
     pub mirror: Option<MirrorWriter>,
     pub tenant_id: u64,
     pub group: String,
-    pub commands_stream: String,
-    pub events_stream: String,
+    pub inputs: InputStreams,
 }
 
 /// The next job, with the batches queued right behind it merged into it (up to [`MAX_MERGED`]);
@@ -118,13 +117,6 @@ pub(super) async fn publish<B: Bus>(
 }
 
 impl<B: Bus> Committer<B> {
-    fn stream(&self, s: Source) -> &str {
-        match s {
-            Source::Commands => &self.commands_stream,
-            Source::ShardEvents => &self.events_stream,
-        }
-    }
-
     /// Runs the jobs until the publisher drops its sender (then returns `Ok`) or one fails.
     pub async fn run(mut self, mut rx: mpsc::Receiver<CommitJob>) -> Result<(), ServiceError> {
         let mut next = None;
@@ -151,12 +143,12 @@ impl<B: Bus> Committer<B> {
         persist::commit(&self.db, self.tenant_id, a.now, &a.writes).await?;
         for (source, d, reason) in &a.dead {
             tracing::warn!(entry = %d.entry_id, id = %d.envelope.id, %reason, "dead-lettered");
-            self.bus.dead_letter(self.stream(*source), &self.group, d, reason).await?;
+            self.bus.dead_letter(self.inputs.of(*source), &self.group, d, reason).await?;
         }
         for source in [Source::Commands, Source::ShardEvents] {
             let ids: Vec<EntryId> = a.acks.iter().filter(|(s, _)| *s == source).map(|(_, id)| *id).collect();
             if !ids.is_empty() {
-                self.bus.ack(self.stream(source), &self.group, &ids).await?;
+                self.bus.ack(self.inputs.of(source), &self.group, &ids).await?;
             }
         }
         self.show(a.now, a.tiles).await
@@ -184,4 +176,67 @@ pub(super) async fn show<B: Bus>(
         m.publish(bus, now, &changes).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{AgentConfig, AgentId, AgentState, AgentView};
+    use crate::bus::MessageId;
+    use crate::service::AgentRow;
+
+    fn row(agent: u64, state: AgentState, since_ms: u64) -> AgentRow {
+        AgentRow {
+            campaign_id: None,
+            call_job_id: None,
+            dialing_group_id: None,
+            view: AgentView {
+                agent_id: AgentId(agent),
+                state,
+                since_ms,
+                call_id: None,
+                leg_up: true,
+                pending: None,
+                dialling: false,
+            },
+            config: AgentConfig::default(),
+        }
+    }
+
+    fn applied(now: u64, entry: u64, agents: &[AgentRow]) -> Applied {
+        let mut a = Applied { now, ..Applied::default() };
+        a.writes.applied.push(MessageId::new());
+        a.acks.push((Source::Commands, EntryId { ms: entry, seq: 0 }));
+        for r in agents {
+            a.writes.agents.insert(r.view.agent_id, *r);
+        }
+        a
+    }
+
+    #[tokio::test]
+    async fn queued_batches_merge_in_order_and_the_later_agent_row_wins() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let first = applied(10, 1, &[row(1, AgentState::Ready, 10), row(2, AgentState::Ready, 10)]);
+        let ids: Vec<MessageId> = first.writes.applied.clone();
+        tx.send(CommitJob::Batch(Box::new(first))).await.unwrap();
+        tx.send(CommitJob::Batch(Box::new(applied(30, 2, &[row(1, AgentState::Talking, 30)])))).await.unwrap();
+        let (flush_tx, _flush_rx) = oneshot::channel();
+        tx.send(CommitJob::Flush(flush_tx)).await.unwrap();
+        tx.send(CommitJob::Batch(Box::new(applied(40, 3, &[])))).await.unwrap();
+
+        let mut next = None;
+        let Some(CommitJob::Batch(a)) = next_merged(&mut rx, &mut next).await else { panic!("a merged batch") };
+        // The two batches before the flush, in order; the flush waits, then the batch after it.
+        assert_eq!(a.now, 30);
+        assert_eq!(a.acks.iter().map(|(_, e)| e.ms).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(a.writes.applied.len(), 2);
+        assert_eq!(a.writes.applied[0], ids[0]);
+        assert_eq!(a.writes.agents[&AgentId(1)].view.state, AgentState::Talking);
+        assert_eq!(a.writes.agents[&AgentId(2)].view.state, AgentState::Ready);
+        assert!(matches!(next_merged(&mut rx, &mut next).await, Some(CommitJob::Flush(_))));
+        let Some(CommitJob::Batch(b)) = next_merged(&mut rx, &mut next).await else { panic!("the last batch") };
+        assert_eq!(b.acks[0].1.ms, 3);
+        drop(tx);
+        assert!(next_merged(&mut rx, &mut next).await.is_none());
+    }
 }

@@ -136,6 +136,26 @@ enum Source {
     ShardEvents,
 }
 
+/// The tenant's two input streams, by [`Source`].
+#[derive(Clone, Debug)]
+struct InputStreams {
+    commands: String,
+    events: String,
+}
+
+impl InputStreams {
+    fn new(tenant_id: u64) -> Self {
+        InputStreams { commands: streams::control_commands(tenant_id), events: streams::shard_events(tenant_id) }
+    }
+
+    fn of(&self, s: Source) -> &str {
+        match s {
+            Source::Commands => &self.commands,
+            Source::ShardEvents => &self.events,
+        }
+    }
+}
+
 struct ReadBatch {
     source: Source,
     deliveries: Vec<Delivery>,
@@ -178,8 +198,7 @@ pub struct Service<B: Bus> {
     mirror: Option<MirrorWriter>,
     /// The committer's queue, while `run` runs.
     commits: Option<mpsc::Sender<CommitJob>>,
-    commands_stream: String,
-    events_stream: String,
+    inputs: InputStreams,
     out_stream: String,
     gauges: gauges::ServiceGauges,
     /// Seconds ticked (the lag is sampled every [`LAG_SAMPLE_SECONDS`]).
@@ -254,15 +273,14 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 waiting.push_back(Waiting { call_id, campaign_id });
             }
         }
-        let commands_stream = streams::control_commands(t);
-        let events_stream = streams::shard_events(t);
+        let inputs = InputStreams::new(t);
         let cfg_group = cfg.group.clone();
-        bus.ensure_group(&commands_stream, &cfg.group).await?;
-        bus.ensure_group(&events_stream, &cfg.group).await?;
+        for source in [Source::Commands, Source::ShardEvents] {
+            bus.ensure_group(inputs.of(source), &cfg.group).await?;
+        }
         let mut s = Service {
             out_stream: streams::agent_events(t),
-            commands_stream,
-            events_stream,
+            inputs,
             cfg,
             bus,
             db,
@@ -323,8 +341,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
             mirror: self.mirror.take(),
             tenant_id: self.cfg.tenant_id,
             group: self.cfg.group.clone(),
-            commands_stream: self.commands_stream.clone(),
-            events_stream: self.events_stream.clone(),
+            inputs: self.inputs.clone(),
         };
         let committer = tokio::spawn(committer.run(commit_rx));
         self.commits = Some(publish_tx);
@@ -349,7 +366,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
         // and applied batch by batch, each acked before the next claim, so none is claimed twice.
         for source in [Source::Commands, Source::ShardEvents] {
             loop {
-                let stream = self.stream(source).to_owned();
+                let stream = self.inputs.of(source).to_owned();
                 let b = self.bus.claim_stale(&stream, &self.cfg.group, &self.cfg.consumer, 0, self.cfg.batch).await?;
                 if b.is_empty() {
                     break;
@@ -362,8 +379,10 @@ impl<B: Bus + Clone + 'static> Service<B> {
         let (tx, mut rx) = mpsc::channel::<Result<ReadBatch, BusError>>(4);
         let [r1, r2] = readers;
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(reader(r1, self.commands_stream.clone(), Source::Commands, self.cfg.clone(), tx.clone()));
-        tasks.spawn(reader(r2, self.events_stream.clone(), Source::ShardEvents, self.cfg.clone(), tx));
+        for (bus, source) in [(r1, Source::Commands), (r2, Source::ShardEvents)] {
+            tasks.spawn(reader(bus, self.inputs.of(source).to_owned(), source, self.cfg.clone(), tx.clone()));
+        }
+        drop(tx);
         tokio::pin!(shutdown);
         let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
         let mut second = tokio::time::interval(Duration::from_secs(1));
@@ -453,7 +472,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
     /// keeps the last value (the readers report a bus that is down).
     async fn sample_lag(&mut self) {
         for (i, source) in [Source::Commands, Source::ShardEvents].into_iter().enumerate() {
-            match self.bus.lag(self.stream(source), &self.cfg.group).await {
+            match self.bus.lag(self.inputs.of(source), &self.cfg.group).await {
                 Ok(Some(n)) => self.gauges.lag[i].set(n as f64),
                 Ok(None) => {}
                 Err(e) => tracing::debug!(error = %e, "sampling the consumer group lag"),
@@ -546,13 +565,6 @@ impl<B: Bus + Clone + 'static> Service<B> {
             view,
             config,
         })
-    }
-
-    fn stream(&self, s: Source) -> &str {
-        match s {
-            Source::Commands => &self.commands_stream,
-            Source::ShardEvents => &self.events_stream,
-        }
     }
 
     /// Takes the floor's events: transitions to SQL and the wallboard, everything to the bus.

@@ -13,8 +13,8 @@ use crate::messages::{CallJobId, CampaignId, DialingGroupId, LeadId, SipOutcome}
 use crate::wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
 
 /// Rows per multi-row INSERT (at 11 columns, well under SQLite's 32,766 and PostgreSQL's 65,535
-/// parameters). Each statement is a round trip to the database's thread or server: at 200 rows a
-/// batch of 5,000 messages took 75 of them, and the commit was the service's bottleneck.
+/// parameters). Each statement is a round trip to the database's thread or server; at 200 rows a
+/// merged batch of 5,000 messages took 75 of them, at 1,000 rows 15.
 const ROWS_PER_INSERT: usize = 1_000;
 
 /// One call-record (or wrap-up-record) change, in apply order.
