@@ -397,7 +397,8 @@ mod tests {
         let commits = writer.await.expect("the writer");
         let (wal, written) = (wal_len(), u64::from(commits) * 8 * 4096);
         assert!(commits > 100, "the writer committed {commits} times");
-        // Ten restarts: about a tenth of it. None: all of it.
-        assert!(wal < written / 3, "the WAL grew to {wal} bytes of {written} written");
+        // Ten restarts: about a tenth of it (40 % seen with the machine busy). None: more than
+        // all of it.
+        assert!(wal < written / 2, "the WAL grew to {wal} bytes of {written} written");
     }
 }
