@@ -262,6 +262,10 @@ pub enum SendDtmfError {
     Busy,
 }
 
+/// The nominal RTCP report interval (RFC 3550 §6.2's recommended minimum), before a leg knows
+/// its call's [`CallConfig::rtcp_interval`]: its first report comes after this, spread.
+pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Call-wide settings.
 #[derive(Debug, Clone)]
 pub struct CallConfig {
@@ -271,7 +275,8 @@ pub struct CallConfig {
     pub bridge_beep: Option<Clip>,
     /// RTCP SDES CNAME.
     pub cname: String,
-    /// RTCP report interval (RFC 3550 §6.2 minimum: 5 s).
+    /// Nominal RTCP report interval (RFC 3550 §6.2 minimum: 5 s); each leg's intervals are
+    /// drawn from 0.5 to 1.5 times it (§6.3.1).
     pub rtcp_interval: Duration,
     /// Wall clock as a 64-bit NTP timestamp at `ntp_origin` (for sender reports).
     pub ntp_at_origin: u64,
@@ -287,7 +292,7 @@ impl CallConfig {
             hold_audio: None,
             bridge_beep: None,
             cname: "kakeru".to_owned(),
-            rtcp_interval: Duration::from_secs(5),
+            rtcp_interval: DEFAULT_RTCP_INTERVAL,
             ntp_at_origin: ntp_now,
             ntp_origin: now,
             recording_header_every_ms: 1000,
@@ -314,6 +319,8 @@ pub struct Leg {
     player_ts: u32,
     next_frame_at: Option<Instant>,
     next_rtcp_at: Instant,
+    /// State of the generator that spreads this leg's RTCP intervals ([`Leg::rtcp_interval`]).
+    rtcp_spread: u64,
     te_rx: TelephoneEventReceiver,
     goertzel: Option<GoertzelDetector>,
     rec_fifo: VecDeque<i16>,
@@ -329,7 +336,7 @@ impl Leg {
     pub fn new(now: Instant, config: LegConfig) -> Leg {
         let out = StreamRewriter::new(config.ssrc, config.initial_seq, config.initial_timestamp);
         let goertzel = config.inband_dtmf.then(GoertzelDetector::default);
-        Leg {
+        let mut leg = Leg {
             created: now,
             rx: ReceiveStats::default(),
             rx_window: SeqWindow::default(),
@@ -343,7 +350,10 @@ impl Leg {
             player_seq: 0,
             player_ts: 0,
             next_frame_at: None,
-            next_rtcp_at: now + Duration::from_secs(5),
+            next_rtcp_at: now,
+            // Seeded by the leg's own random SSRC and initial timestamp (RFC 3550 §5.1, §8.1):
+            // legs set up at one instant report at different instants.
+            rtcp_spread: u64::from(config.ssrc) << 32 | u64::from(config.initial_timestamp),
             te_rx: TelephoneEventReceiver::default(),
             goertzel,
             rec_fifo: VecDeque::new(),
@@ -351,7 +361,23 @@ impl Leg {
             dtmf_ts: 0,
             dtmf_samples: 0,
             config,
-        }
+        };
+        leg.next_rtcp_at = now + leg.rtcp_interval(DEFAULT_RTCP_INTERVAL);
+        leg
+    }
+
+    /// The time to this leg's next RTCP report: RFC 3550 §6.3.1 draws each interval from 0.5
+    /// to 1.5 times the nominal, so that legs set up together (a floor's agents logging in, a
+    /// dialer's burst of answered calls) do not send their reports together. The draw is
+    /// SplitMix64 over the leg's seed: no clock, no global randomness.
+    fn rtcp_interval(&mut self, nominal: Duration) -> Duration {
+        self.rtcp_spread = self.rtcp_spread.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rtcp_spread;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        nominal.mul_f64(0.5 + unit)
     }
 
     pub fn config(&self) -> &LegConfig {
@@ -969,7 +995,8 @@ impl Call {
             return;
         }
         while leg.next_rtcp_at <= now {
-            leg.next_rtcp_at += interval;
+            let step = leg.rtcp_interval(interval);
+            leg.next_rtcp_at += step;
         }
         let (packets, octets) = leg.out.sent();
         let info = leg.out.last_sent().map(|(_, ts, at)| {

@@ -5,7 +5,10 @@
 //! and the relay must deliver it to the other side. Each call starts at a random phase in the
 //! 20 ms period. The payload carries a magic, the call, the direction, the generator's own
 //! sequence number and the send time, so loss, reordering and one-way latency are measured per
-//! stream regardless of how the relay rewrites RTP headers.
+//! stream regardless of how the relay rewrites RTP headers. Latency runs from the send stamp,
+//! taken just before the packet is queued, to the kernel's time of arrival at the generator's
+//! socket (`SO_TIMESTAMPNS`; on epoll, the time it is read): the generator's own late reads
+//! are not counted as the relay's.
 //!
 //! The generator shares a few sockets per side among all calls (the relays demultiplex on their
 //! own local port, not on the remote address), polls them with epoll on its own pinned thread
@@ -33,6 +36,10 @@ const HIST_US: usize = 200_000;
 
 /// A send due sooner than this is waited for by polling, not with a timer.
 const SPIN: Duration = Duration::from_micros(100);
+
+/// Sends queued before they are submitted (io_uring): the delay between a packet's send stamp
+/// and its send stays a few microseconds even when the generator sends a burst.
+const SEND_BATCH: usize = 16;
 
 /// Generator sockets per side.
 pub const SOCKETS_PER_SIDE: usize = 32;
@@ -162,6 +169,12 @@ pub fn udp_errors() -> (u64, u64) {
     (get("RcvbufErrors"), get("SndbufErrors"))
 }
 
+/// The realtime clock in nanoseconds since the Unix epoch: the clock of the kernel's arrival
+/// times, so the send stamp uses it too (a 10 s run does not see it stepped).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
 fn packet(buf: &mut [u8; 12 + PAYLOAD], call: u32, dir: u8, seq: u32, send_ns: u64) {
     buf[0] = 0x80;
     buf[1] = 0; // PCMU
@@ -193,7 +206,7 @@ impl Tally {
         Tally { n, ticks, streams, hist: Hist::new(), duplicates: 0 }
     }
 
-    /// A datagram received `at_ns` after the start.
+    /// A datagram that arrived at `at_ns` ([`wall_ns`]).
     fn datagram(&mut self, at_ns: u64, p: &[u8]) {
         if p.len() < 12 + 21 || p[12..16] != MAGIC {
             return; // RTCP or foreign
@@ -267,7 +280,7 @@ impl Schedule {
             let (_, call) = self.order[self.cursor];
             for dir in 0..2u8 {
                 let mut buf = [0u8; 12 + PAYLOAD];
-                let send_ns = Instant::now().duration_since(self.start).as_nanos() as u64;
+                let send_ns = wall_ns();
                 packet(&mut buf, call as u32, dir, self.tick, send_ns);
                 let (sock, to) = route(ports, call, dir);
                 send(sock, to, &buf);
@@ -352,28 +365,33 @@ fn play_uring(
 ) -> anyhow::Result<()> {
     use ::media::driver::ring::{Completion, RingConfig, UdpRing};
     use std::os::fd::AsRawFd;
-    let mut ring = UdpRing::new(RingConfig { sq_entries: 4096, recv_buffers: 16_384, send_slots: 65_536 })
-        .context("io_uring for the generator")?;
+    let config = RingConfig { sq_entries: 4096, recv_buffers: 16_384, send_slots: 65_536, rx_timestamps: true };
+    let mut ring = UdpRing::new(config).context("io_uring for the generator")?;
     for (i, s) in socks.iter().enumerate() {
         ring.recv(s.as_raw_fd(), i as u64);
     }
-    let start = schedule.start;
     loop {
         let now = Instant::now();
         if now >= end {
             return Ok(());
         }
-        // A refused send (every slot in flight) is counted as sent: it shows as lost.
+        // A refused send (every slot in flight) is counted as sent: it shows as lost. Sends go
+        // out in batches of SEND_BATCH, so a stamp is at most a batch older than its send.
+        let mut queued = 0;
         schedule.due(256, ports, |sock, to, buf| {
             let _ = ring.send_to(socks[sock].as_raw_fd(), to, buf.to_vec());
+            queued += 1;
+            if queued % SEND_BATCH == 0 {
+                let _ = ring.submit();
+            }
         });
         // Sleep until the next send is due; closer than a timer's worth, only collect.
         let wake_at = schedule.next_due().unwrap_or(end).min(end);
         let wait = wake_at.saturating_duration_since(Instant::now());
         ring.submit_and_wait(if wait < SPIN { Duration::ZERO } else { wait })?;
         ring.complete(|c| {
-            if let Completion::Datagram { data, .. } = c {
-                let at_ns = Instant::now().saturating_duration_since(start).as_nanos() as u64;
+            if let Completion::Datagram { data, arrived, .. } = c {
+                let at_ns = arrived.map_or_else(wall_ns, |at| at.as_nanos() as u64);
                 tally.datagram(at_ns, data);
             }
         });
@@ -395,7 +413,6 @@ fn play_epoll(
     let mut events = Events::with_capacity(256);
     let mut rbuf = [0u8; 2048];
     let mut ready: Vec<usize> = Vec::new();
-    let start = schedule.start;
     loop {
         if Instant::now() >= end {
             return Ok(());
@@ -412,8 +429,7 @@ fn play_epoll(
             loop {
                 match socks[i].recv_from(&mut rbuf) {
                     Ok((len, _)) => {
-                        let at_ns = Instant::now().saturating_duration_since(start).as_nanos() as u64;
-                        tally.datagram(at_ns, &rbuf[..len]);
+                        tally.datagram(wall_ns(), &rbuf[..len]);
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(_) => break,

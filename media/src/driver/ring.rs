@@ -33,9 +33,13 @@ use io_uring::{cqueue, opcode, types, IoUring};
 
 use crate::rtp::MAX_DATAGRAM_LEN;
 
-/// Bytes per receive buffer: the multishot header, the source address, and one byte more than
-/// the largest datagram, so an oversized one is seen (and dropped by the shard) as such.
-const RECV_BUFFER_LEN: usize = 64 + MAX_DATAGRAM_LEN + 1;
+/// Bytes of control data a receive keeps: one `SCM_TIMESTAMPNS` message (a 16-byte header and a
+/// `timespec`), where [`RingConfig::rx_timestamps`] asks for it.
+const CONTROL_LEN: usize = 32;
+/// Bytes per receive buffer: the multishot header, the source address, the control data and one
+/// byte more than the largest datagram, so an oversized one is seen (and dropped by the shard)
+/// as such.
+const RECV_BUFFER_LEN: usize = 64 + CONTROL_LEN + MAX_DATAGRAM_LEN + 1;
 const BUFFER_GROUP: u16 = 0;
 
 /// What a completion is for: the top byte of `user_data`; the rest is the receive's token or
@@ -58,11 +62,15 @@ pub struct RingConfig {
     /// Sends in flight at most; past this a send is refused (it never happens on a loopback or
     /// LAN, where a UDP send completes at submission).
     pub send_slots: usize,
+    /// Ask the kernel for each datagram's arrival time (`SO_TIMESTAMPNS` on every socket
+    /// received on): [`Completion::Datagram::arrived`]. The relay bench's generator measures
+    /// latency with it, so that its own late reads do not count as the relay's.
+    pub rx_timestamps: bool,
 }
 
 impl Default for RingConfig {
     fn default() -> Self {
-        RingConfig { sq_entries: 4096, recv_buffers: 8192, send_slots: 32_768 }
+        RingConfig { sq_entries: 4096, recv_buffers: 8192, send_slots: 32_768, rx_timestamps: false }
     }
 }
 
@@ -71,7 +79,9 @@ impl Default for RingConfig {
 pub enum Completion<'a> {
     /// A datagram on the receive armed with `token`. `data` is at most one byte longer than
     /// [`MAX_DATAGRAM_LEN`] (a longer datagram is cut there, so it still reads as too long).
-    Datagram { token: u64, from: SocketAddr, data: &'a [u8] },
+    /// `arrived` is the kernel's time of arrival (since the Unix epoch, the realtime clock),
+    /// where [`RingConfig::rx_timestamps`] asked for it.
+    Datagram { token: u64, from: SocketAddr, data: &'a [u8], arrived: Option<Duration> },
     /// A send failed (the error is the kernel's).
     SendFailed(io::Error),
     /// The receive armed with `token` ended for good (it is not armed again).
@@ -155,6 +165,7 @@ pub struct UdpRing {
     in_flight: usize,
     /// Shutting down: nothing is armed again.
     closing: bool,
+    rx_timestamps: bool,
 }
 
 impl UdpRing {
@@ -164,6 +175,9 @@ impl UdpRing {
         // SAFETY: a zeroed msghdr is valid; only the lengths are set.
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        if config.rx_timestamps {
+            msghdr.msg_controllen = CONTROL_LEN as _;
+        }
         // SAFETY: eventfd returns a new descriptor or -1.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -185,6 +199,7 @@ impl UdpRing {
             cqes: Vec::with_capacity(4096),
             in_flight: 0,
             closing: false,
+            rx_timestamps: config.rx_timestamps,
         };
         r.arm_wake();
         Ok(r)
@@ -225,6 +240,19 @@ impl UdpRing {
     pub fn recv(&mut self, socket: RawFd, token: u64) {
         debug_assert!(token <= MAX_TOKEN, "invariant: tokens fit in 56 bits");
         self.receives.insert(token, socket);
+        if self.rx_timestamps {
+            let on: libc::c_int = 1;
+            // SAFETY: passes a live c_int of the size given; a refusal only leaves `arrived` empty.
+            unsafe {
+                libc::setsockopt(
+                    socket,
+                    libc::SOL_SOCKET,
+                    libc::SO_TIMESTAMPNS,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+        }
         self.arm_recv(token, socket);
     }
 
@@ -267,6 +295,17 @@ impl UdpRing {
         match self.ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts)) {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Submit what is queued, without waiting: sends go out now rather than with the next wait
+    /// (the relay bench's generator sends its bursts in small batches, so that a packet's send
+    /// stamp is not a whole burst older than its send).
+    pub fn submit(&mut self) -> io::Result<()> {
+        match self.ring.submit() {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -329,7 +368,8 @@ impl UdpRing {
                     if let Some(from) = sockaddr(msg.name_data()) {
                         let payload = msg.payload_data();
                         let data = &payload[..payload.len().min(MAX_DATAGRAM_LEN + 1)];
-                        f(Completion::Datagram { token, from, data });
+                        let arrived = arrival(msg.control_data());
+                        f(Completion::Datagram { token, from, data, arrived });
                     }
                 }
             }
@@ -479,4 +519,25 @@ impl Drop for BufRing {
         // SAFETY: unmaps the mapping made in new(); the registration ended with the ring.
         unsafe { libc::munmap(self.ring.cast(), self.ring_len) };
     }
+}
+
+/// The `SCM_TIMESTAMPNS` time in a receive's control data (cmsg headers read by hand: a length,
+/// a level and a type, then the data, each message padded to 8 bytes).
+fn arrival(mut control: &[u8]) -> Option<Duration> {
+    const HEADER: usize = 16;
+    while control.len() >= HEADER {
+        let len = usize::try_from(u64::from_ne_bytes(control[0..8].try_into().ok()?)).ok()?;
+        let level = i32::from_ne_bytes(control[8..12].try_into().ok()?);
+        let kind = i32::from_ne_bytes(control[12..16].try_into().ok()?);
+        if len < HEADER || len > control.len() {
+            return None;
+        }
+        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS && len >= HEADER + 16 {
+            let sec = i64::from_ne_bytes(control[16..24].try_into().ok()?);
+            let nsec = i64::from_ne_bytes(control[24..32].try_into().ok()?);
+            return Some(Duration::new(u64::try_from(sec).ok()?, u32::try_from(nsec).ok()?));
+        }
+        control = control.get(len.next_multiple_of(8)..)?;
+    }
+    None
 }

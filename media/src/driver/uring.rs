@@ -112,7 +112,7 @@ impl Driver {
             sockets.get(&id).filter(|s| token(id, s.generation) == t).map(|_| id)
         };
         self.ring.complete(|c| match c {
-            Completion::Datagram { token, from, data } => {
+            Completion::Datagram { token, from, data, .. } => {
                 if let Some(id) = current(token) {
                     shard.handle_datagram(Instant::now(), id, from, data, out);
                 }

@@ -173,6 +173,39 @@ fn bridged_relay_every_packet_once_with_valid_headers_and_seamless_hold_switches
     }
 }
 
+/// RFC 3550 §6.3.1: two legs set up at the same instant send their reports at different
+/// instants, each interval between 0.5 and 1.5 times the nominal 5 s and not all the same.
+#[test]
+fn rtcp_intervals_are_spread_so_legs_set_up_together_do_not_report_together() {
+    let mut sim = Sim::new(|_| {});
+    let start = sim.now;
+    let agent = sim.leg(false, Codec::Pcmu, false);
+    let cust = sim.leg(true, Codec::Pcmu, false);
+    sim.call.set_agent(sim.now, agent);
+    sim.call.set_customer(sim.now, cust);
+    sim.advance(Duration::from_secs(300));
+    let times = |addr: std::net::SocketAddr| -> Vec<Duration> {
+        let rtcp = sim.sent.iter().filter(|(_, t)| t.destination == addr && rtp::looks_like_rtcp(&t.payload));
+        rtcp.map(|(at, _)| at.duration_since(start)).collect()
+    };
+    let (to_customer, to_agent) = (times(crate::harness::customer_addr()), times(crate::harness::agent_addr()));
+    assert!(
+        to_customer.len() >= 40 && to_agent.len() >= 40,
+        "{} and {} reports in 300 s",
+        to_customer.len(),
+        to_agent.len()
+    );
+    assert_ne!(to_customer[0], to_agent[0], "both legs' first reports at the same instant");
+    for reports in [&to_customer, &to_agent] {
+        let gaps: Vec<Duration> = reports.windows(2).map(|w| w[1] - w[0]).collect();
+        let (min, max) = (gaps.iter().min().expect("gaps"), gaps.iter().max().expect("gaps"));
+        assert!(*min >= Duration::from_millis(2500) && *max <= Duration::from_millis(7500), "gaps {min:?}..{max:?}");
+        assert!(*max - *min >= Duration::from_secs(2), "intervals not spread: {min:?}..{max:?}");
+        let mean = gaps.iter().sum::<Duration>() / gaps.len() as u32;
+        assert!(mean > Duration::from_millis(4300) && mean < Duration::from_millis(5700), "mean interval {mean:?}");
+    }
+}
+
 #[test]
 fn transcodes_between_pcmu_and_pcma() {
     let mut sim = Sim::new(|_| {});

@@ -31,7 +31,7 @@ fn collect(ring: &mut UdpRing, want: usize, within: Duration) -> Vec<(u64, Socke
     while got.len() < want && Instant::now() < until {
         ring.submit_and_wait(Duration::from_millis(20)).expect("wait");
         ring.complete(|c| {
-            if let Completion::Datagram { token, from, data } = c {
+            if let Completion::Datagram { token, from, data, .. } = c {
                 got.push((token, from, data.to_vec()));
             }
         });
@@ -43,7 +43,11 @@ fn collect(ring: &mut UdpRing, want: usize, within: Duration) -> Vec<(u64, Socke
 fn every_datagram_arrives_once_even_when_the_buffers_run_out() {
     // 8 buffers for 2,000 datagrams: the multishot receive ends on ENOBUFS many times over and
     // must be armed again each time, losing nothing (the datagrams wait in the socket queue).
-    let Some(mut ring) = ring_here(RingConfig { sq_entries: 64, recv_buffers: 8, send_slots: 64 }) else { return };
+    let Some(mut ring) =
+        ring_here(RingConfig { sq_entries: 64, recv_buffers: 8, send_slots: 64, rx_timestamps: false })
+    else {
+        return;
+    };
     let rx = bind();
     let tx = bind();
     ring.recv(rx.as_raw_fd(), 7);
@@ -136,4 +140,35 @@ fn a_waker_ends_the_wait_from_another_thread() {
     t.join().unwrap();
     assert!(woken);
     assert!(start.elapsed() < Duration::from_secs(2), "woken, not timed out: {:?}", start.elapsed());
+}
+
+#[test]
+fn with_rx_timestamps_each_datagram_carries_its_arrival_and_is_whole() {
+    let config = RingConfig { rx_timestamps: true, ..RingConfig::default() };
+    let Some(mut ring) = ring_here(config) else { return };
+    let (rx, tx) = (bind(), bind());
+    ring.recv(rx.as_raw_fd(), 3);
+    let since_epoch = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    let before = since_epoch();
+    // The largest datagram the shard takes: the control data must not eat into it.
+    for i in 0..50u8 {
+        tx.send_to(&vec![i; MAX_DATAGRAM_LEN], rx.local_addr().unwrap()).expect("send");
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.len() < 50 && Instant::now() < until {
+        ring.submit_and_wait(Duration::from_millis(20)).expect("wait");
+        ring.complete(|c| {
+            if let Completion::Datagram { data, arrived, .. } = c {
+                got.push((data.to_vec(), arrived));
+            }
+        });
+    }
+    let after = since_epoch();
+    assert_eq!(got.len(), 50);
+    for (i, (data, arrived)) in got.iter().enumerate() {
+        assert_eq!(data, &vec![i as u8; MAX_DATAGRAM_LEN], "datagram {i} whole and in order");
+        let at = arrived.expect("the kernel's arrival time");
+        assert!(before <= at && at <= after, "arrival {at:?} outside {before:?}..{after:?}");
+    }
 }
