@@ -266,6 +266,20 @@ pub enum SendDtmfError {
 /// its call's [`CallConfig::rtcp_interval`]: its first report comes after this, spread.
 pub const DEFAULT_RTCP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The time to a leg's next RTCP report: RFC 3550 §6.3.1 draws each interval from 0.5 to 1.5
+/// times the nominal, so that legs set up together (a floor's agents logging in, a dialer's burst
+/// of answered calls) do not send their reports together. The draw is SplitMix64 over the leg's
+/// `state`: no clock, no global randomness.
+fn spread_interval(state: &mut u64, nominal: Duration) -> Duration {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+    nominal.mul_f64(0.5 + unit)
+}
+
 /// Call-wide settings.
 #[derive(Debug, Clone)]
 pub struct CallConfig {
@@ -319,7 +333,7 @@ pub struct Leg {
     player_ts: u32,
     next_frame_at: Option<Instant>,
     next_rtcp_at: Instant,
-    /// State of the generator that spreads this leg's RTCP intervals ([`Leg::rtcp_interval`]).
+    /// State of the generator that spreads this leg's RTCP intervals ([`spread_interval`]).
     rtcp_spread: u64,
     te_rx: TelephoneEventReceiver,
     goertzel: Option<GoertzelDetector>,
@@ -336,7 +350,10 @@ impl Leg {
     pub fn new(now: Instant, config: LegConfig) -> Leg {
         let out = StreamRewriter::new(config.ssrc, config.initial_seq, config.initial_timestamp);
         let goertzel = config.inband_dtmf.then(GoertzelDetector::default);
-        let mut leg = Leg {
+        // Seeded by the leg's own random SSRC and initial timestamp (RFC 3550 §5.1, §8.1): legs
+        // set up at one instant report at different instants.
+        let mut rtcp_spread = u64::from(config.ssrc) << 32 | u64::from(config.initial_timestamp);
+        Leg {
             created: now,
             rx: ReceiveStats::default(),
             rx_window: SeqWindow::default(),
@@ -350,10 +367,8 @@ impl Leg {
             player_seq: 0,
             player_ts: 0,
             next_frame_at: None,
-            next_rtcp_at: now,
-            // Seeded by the leg's own random SSRC and initial timestamp (RFC 3550 §5.1, §8.1):
-            // legs set up at one instant report at different instants.
-            rtcp_spread: u64::from(config.ssrc) << 32 | u64::from(config.initial_timestamp),
+            next_rtcp_at: now + spread_interval(&mut rtcp_spread, DEFAULT_RTCP_INTERVAL),
+            rtcp_spread,
             te_rx: TelephoneEventReceiver::default(),
             goertzel,
             rec_fifo: VecDeque::new(),
@@ -361,23 +376,7 @@ impl Leg {
             dtmf_ts: 0,
             dtmf_samples: 0,
             config,
-        };
-        leg.next_rtcp_at = now + leg.rtcp_interval(DEFAULT_RTCP_INTERVAL);
-        leg
-    }
-
-    /// The time to this leg's next RTCP report: RFC 3550 §6.3.1 draws each interval from 0.5
-    /// to 1.5 times the nominal, so that legs set up together (a floor's agents logging in, a
-    /// dialer's burst of answered calls) do not send their reports together. The draw is
-    /// SplitMix64 over the leg's seed: no clock, no global randomness.
-    fn rtcp_interval(&mut self, nominal: Duration) -> Duration {
-        self.rtcp_spread = self.rtcp_spread.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rtcp_spread;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
-        nominal.mul_f64(0.5 + unit)
+        }
     }
 
     pub fn config(&self) -> &LegConfig {
@@ -995,8 +994,7 @@ impl Call {
             return;
         }
         while leg.next_rtcp_at <= now {
-            let step = leg.rtcp_interval(interval);
-            leg.next_rtcp_at += step;
+            leg.next_rtcp_at += spread_interval(&mut leg.rtcp_spread, interval);
         }
         let (packets, octets) = leg.out.sent();
         let info = leg.out.last_sent().map(|(_, ts, at)| {

@@ -5,8 +5,9 @@
 //! reports loss, duplicates, reordering and one-way latency through the relay (generator send
 //! to generator receive, loopback both ways: an upper bound of the relay's added latency).
 //! `--find-max` searches the largest zero-loss call count; `--peer rtpengine` runs Debian's
-//! rtpengine under the same generator and reports the ratio; `--peer loopback` runs the generator with
-//! no relay at all (each side straight to the other), the ceiling of what this machine can show.
+//! rtpengine under the same generator and reports the ratio; `--peer loopback` runs the generator
+//! with no relay at all (each side straight to the other), the ceiling of what this machine can
+//! show.
 
 pub mod generator;
 pub mod kakeru;
@@ -115,11 +116,24 @@ pub struct Run {
     pub recorded_bytes: Option<u64>,
     /// The relay's CPU use while the generator played, in % of one core (kakeru: the shard's
     /// thread; rtpengine: the whole daemon). Kernel work a relay's sends cause (the loopback
-    /// delivery into the generator's sockets) is counted to the relay.
-    pub relay_cpu_pct: f64,
+    /// delivery into the generator's sockets) is counted to the relay. Absent where there is
+    /// no relay (`--peer loopback`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_cpu_pct: Option<f64>,
     /// `calls` scaled to a whole core at that CPU use: what the relay would carry were it
     /// alone, past the generator's own ceiling (capacity planning, not a zero-loss figure).
-    pub calls_per_core_at_this_cpu: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_per_core_at_this_cpu: Option<f64>,
+}
+
+/// What ended a `--find-max` search above its maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Limit {
+    /// The relay lost packets while the generator kept its schedule.
+    Relay,
+    /// The generator fell behind first: the relay may carry more than this machine can show.
+    Generator,
 }
 
 /// CPU time (user + system) in a /proc `stat` file (fields 14 and 15, 100 Hz ticks).
@@ -132,10 +146,10 @@ pub fn cpu_of(path: &std::path::Path) -> std::time::Duration {
 }
 
 /// The relay's CPU share over a play that took `wall`, and the calls a core would carry at it.
-fn cpu_figures(calls: usize, cpu: std::time::Duration, wall: std::time::Duration) -> (f64, f64) {
+fn cpu_figures(calls: usize, cpu: std::time::Duration, wall: std::time::Duration) -> (Option<f64>, Option<f64>) {
     let pct = 100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9);
     let per_core = if pct > 0.0 { calls as f64 * 100.0 / pct } else { 0.0 };
-    ((pct * 10.0).round() / 10.0, per_core.round())
+    (Some((pct * 10.0).round() / 10.0), Some(per_core.round()))
 }
 
 impl Run {
@@ -223,8 +237,8 @@ fn run_once(args: &MediaArgs, target: Target, calls: usize) -> anyhow::Result<Ru
                 m,
                 shard_send_errors: None,
                 recorded_bytes: None,
-                relay_cpu_pct: 0.0,
-                calls_per_core_at_this_cpu: 0.0,
+                relay_cpu_pct: None,
+                calls_per_core_at_this_cpu: None,
             })
         }
     }
@@ -234,10 +248,8 @@ fn run_once(args: &MediaArgs, target: Target, calls: usize) -> anyhow::Result<Ru
 #[derive(Debug, Clone, Serialize)]
 pub struct Search {
     pub max_zero_loss_calls: usize,
-    /// What ended the search above the maximum: `relay` (it lost packets while the generator
-    /// kept its schedule) or `generator` (the generator fell behind first: the relay may carry
-    /// more than this machine can show).
-    pub limited_by: Option<&'static str>,
+    /// What ended the search above the maximum (none: the range ran out first).
+    pub limited_by: Option<Limit>,
     /// The zero-loss run at the maximum (absent if even `--min-calls` lost packets).
     pub at_max: Option<Run>,
     /// Latency at 80% of the maximum.
@@ -257,20 +269,20 @@ fn find_max(args: &MediaArgs, target: Target) -> anyhow::Result<Search> {
     loop {
         let r = run_once(args, target, n)?;
         eprintln!(
-            "  {:>5} calls: lost {} (p99 {} µs, generator lag p99 {} µs{}, relay cpu {:.1} %)",
+            "  {:>5} calls: lost {} (p99 {} µs, generator lag p99 {} µs{}, relay cpu {})",
             n,
             r.m.lost,
             r.m.latency_p99_us,
             r.m.send_lag_p99_us,
             if r.generator_kept_up() { "" } else { ": behind schedule, the run does not count" },
-            r.relay_cpu_pct
+            cpu_text(r.relay_cpu_pct)
         );
         if r.zero_loss() {
             lo = n;
             best = Some(r.clone());
         } else {
             hi = n;
-            limited_by = Some(if r.generator_kept_up() { "relay" } else { "generator" });
+            limited_by = Some(if r.generator_kept_up() { Limit::Relay } else { Limit::Generator });
         }
         runs.push(r);
         if lo == 0 || hi - lo <= step {
@@ -329,16 +341,21 @@ fn machine() -> String {
 fn print_run(r: &Run) {
     let m = &r.m;
     println!(
-        "{:<28} calls {:>5}  sent {:>9}  received {:>9}  lost {:>6}  dup {:>3}  reord {:>5}  latency p50 {:>5} µs  p99 {:>6} µs  max {:>6} µs  gen-lag p99 {:>5} µs  relay cpu {:>5.1} % ({:.0} calls per core at that rate)",
-        r.relay, m.calls, m.sent, m.received, m.lost, m.duplicates, m.reordered, m.latency_p50_us, m.latency_p99_us, m.latency_max_us, m.send_lag_p99_us, r.relay_cpu_pct, r.calls_per_core_at_this_cpu
+        "{:<28} calls {:>5}  sent {:>9}  received {:>9}  lost {:>6}  dup {:>3}  reord {:>5}  latency p50 {:>5} µs  p99 {:>6} µs  max {:>6} µs  gen-lag p99 {:>5} µs  relay cpu {}{}",
+        r.relay, m.calls, m.sent, m.received, m.lost, m.duplicates, m.reordered, m.latency_p50_us, m.latency_p99_us, m.latency_max_us, m.send_lag_p99_us, cpu_text(r.relay_cpu_pct),
+        r.calls_per_core_at_this_cpu.map_or_else(String::new, |c| format!(" ({c:.0} calls per core at that rate)"))
     );
 }
 
 fn bound_note(s: &Search) -> &'static str {
     match s.limited_by {
-        Some("generator") => " (the generator fell behind above it: a lower bound)",
+        Some(Limit::Generator) => " (the generator fell behind above it: a lower bound)",
         _ => "",
     }
+}
+
+fn cpu_text(pct: Option<f64>) -> String {
+    pct.map_or_else(|| "none (no relay)".to_owned(), |p| format!("{p:.1} %"))
 }
 
 /// Run the bench (see module docs).

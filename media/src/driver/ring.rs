@@ -221,10 +221,8 @@ impl UdpRing {
             if unsafe { self.ring.submission().push(entry) }.is_ok() {
                 return;
             }
-            if let Err(e) = self.ring.submit() {
-                if !matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EINTR)) {
-                    tracing::warn!(error = %e, "io_uring submit failed");
-                }
+            if let Err(e) = entered(self.ring.submit()) {
+                tracing::warn!(error = %e, "io_uring submit failed");
             }
         }
     }
@@ -292,22 +290,14 @@ impl UdpRing {
         // Always an enter that gets events (even with a zero timeout): with DEFER_TASKRUN the
         // kernel posts receive completions only then.
         let ts = types::Timespec::new().sec(timeout.as_secs()).nsec(timeout.subsec_nanos());
-        match self.ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts)) {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        entered(self.ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&ts)))
     }
 
     /// Submit what is queued, without waiting: sends go out now rather than with the next wait
     /// (the relay bench's generator sends its bursts in small batches, so that a packet's send
     /// stamp is not a whole burst older than its send).
     pub fn submit(&mut self) -> io::Result<()> {
-        match self.ring.submit() {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        entered(self.ring.submit())
     }
 
     /// Hand every completion the ring holds to `f`, return the receive buffers, and arm again
@@ -521,23 +511,37 @@ impl Drop for BufRing {
     }
 }
 
-/// The `SCM_TIMESTAMPNS` time in a receive's control data (cmsg headers read by hand: a length,
-/// a level and a type, then the data, each message padded to 8 bytes).
+/// An `io_uring_enter` that ended for a reason that is not a failure: the wait timed out
+/// (`ETIME`), a signal came (`EINTR`), or the completion queue was full (`EBUSY`; the next turn
+/// empties it).
+fn entered(r: io::Result<usize>) -> io::Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `SCM_TIMESTAMPNS` time in a receive's control data. The cmsg headers are read by hand
+/// (`cmsg_len` as a `size_t`, then the level and the type as `int`s, then the data, each message
+/// padded to a `size_t`), so that this module's `unsafe` stays with the memory the kernel shares.
 fn arrival(mut control: &[u8]) -> Option<Duration> {
-    const HEADER: usize = 16;
+    const WORD: usize = std::mem::size_of::<usize>();
+    const HEADER: usize = std::mem::size_of::<libc::cmsghdr>();
+    const TIME: usize = std::mem::size_of::<libc::time_t>();
     while control.len() >= HEADER {
-        let len = usize::try_from(u64::from_ne_bytes(control[0..8].try_into().ok()?)).ok()?;
-        let level = i32::from_ne_bytes(control[8..12].try_into().ok()?);
-        let kind = i32::from_ne_bytes(control[12..16].try_into().ok()?);
+        let len = usize::from_ne_bytes(control[..WORD].try_into().ok()?);
+        let level = libc::c_int::from_ne_bytes(control[WORD..WORD + 4].try_into().ok()?);
+        let kind = libc::c_int::from_ne_bytes(control[WORD + 4..WORD + 8].try_into().ok()?);
         if len < HEADER || len > control.len() {
             return None;
         }
-        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS && len >= HEADER + 16 {
-            let sec = i64::from_ne_bytes(control[16..24].try_into().ok()?);
-            let nsec = i64::from_ne_bytes(control[24..32].try_into().ok()?);
+        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPNS && len >= HEADER + 2 * TIME {
+            let sec = libc::time_t::from_ne_bytes(control[HEADER..HEADER + TIME].try_into().ok()?);
+            let nsec = libc::c_long::from_ne_bytes(control[HEADER + TIME..HEADER + 2 * TIME].try_into().ok()?);
             return Some(Duration::new(u64::try_from(sec).ok()?, u32::try_from(nsec).ok()?));
         }
-        control = control.get(len.next_multiple_of(8)..)?;
+        control = control.get(len.next_multiple_of(WORD)..)?;
     }
     None
 }
