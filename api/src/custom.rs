@@ -219,6 +219,19 @@ pub fn mount(reg: &mut Registry) {
     );
     reg.ops.push(o);
 
+    let o = with_response(
+        op(
+            "get",
+            "/dialer/dead-letters",
+            "Writes of the dialer that failed for good, newest first",
+            "records",
+            Some(MGR),
+        ),
+        200,
+        json!({"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}}),
+    );
+    reg.add(o, get(dead_letters));
+
     let mut o = op(
         "post",
         "/wrapup-records/{id}/save",
@@ -457,7 +470,24 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
             .execute(pool)
             .await?;
     }
+    crate::notify::dialers(&ctx.st, ctx.tenant(), control::messages::DialerNotice::JobsChanged).await;
     resource::get(ctx, &resources::CALL_JOBS, id).await
+}
+
+/// `GET /dialer/dead-letters`: what the dialer's writer could not write (results of call records
+/// gone meanwhile, registrations of phones deleted, values the schema refused), for an operator.
+async fn dead_letters(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+    auth.require(MGR)?;
+    let tz = auth.tz();
+    let items: Vec<Value> = store::dialing::dead_letters(&st.db, auth.tenant(), 1_000)
+        .await?
+        .into_iter()
+        .map(|d| {
+            json!({"id": d.id, "kind": d.kind, "payload": d.payload, "error": d.error, "attempts": d.attempts,
+                   "created_at": store::tenancy::local_rfc3339(tz, d.created_at)})
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
 }
 
 // ------------------------------------------------------------------------------------- lead history

@@ -11,6 +11,7 @@ pub mod custom;
 pub mod error;
 pub mod extract;
 pub mod import;
+pub mod notify;
 pub mod openapi;
 pub mod recordings;
 pub mod resource;

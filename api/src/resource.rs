@@ -658,6 +658,7 @@ pub async fn create(ctx: &Ctx, spec: &'static Spec, body: Value) -> ApiResult<(S
     if let Some(h) = spec.hooks.after_write {
         h(ctx, id, &input).await?;
     }
+    notify(ctx, spec).await;
     Ok((StatusCode::CREATED, fetch(ctx, spec, id).await?))
 }
 
@@ -686,7 +687,15 @@ pub async fn update(ctx: &Ctx, spec: &'static Spec, id: i64, body: Value) -> Api
     if let Some(h) = spec.hooks.after_write {
         h(ctx, id, &input).await?;
     }
+    notify(ctx, spec).await;
     fetch(ctx, spec, id).await
+}
+
+/// Tells the dialer hosts when a write changes what they dial with.
+async fn notify(ctx: &Ctx, spec: &Spec) {
+    if let Some(n) = crate::notify::for_table(spec.table) {
+        crate::notify::dialers(&ctx.st, ctx.tenant(), n).await;
+    }
 }
 
 /// `DELETE /things/{id}`.
@@ -698,6 +707,7 @@ pub async fn delete(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Status
     }
     let sql = format!("DELETE FROM {} WHERE id = $1 AND tenant_id = $2", spec.table);
     store::sqlx::query(&sql).bind(id).bind(ctx.tenant()).execute(&ctx.st.db.pool).await?;
+    notify(ctx, spec).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -102,6 +102,78 @@ pub struct SipOutcome {
     pub talk_ms: u64,
 }
 
+/// A call's system result (SPEC 4 結果), set by the dialer alone (the table is in
+/// `dialer::engine::results`); a saved wrap-up record carries the agent's result beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemResult {
+    /// 発信待機中: placed, not ended.
+    Pending,
+    /// 未入力: answered and bridged; no wrap-up record saved yet.
+    NoEntry,
+    /// 破棄呼: answered, no agent took the customer.
+    Abandoned,
+    /// ビジー.
+    Busy,
+    /// 制限時間: no answer within the ring timeout.
+    Timeout,
+    /// キャンセル: cancelled by the carrier, or declined by the callee (603).
+    Cancel,
+    /// エラー.
+    Error,
+    /// チャンネル制限: not dialled, a channel limit was reached.
+    ChannelLimit,
+    /// 発信規制: not dialled, the number is on the do-not-call list.
+    Restricted,
+    /// 停止: cancelled or not dialled because the dialer or the job stopped.
+    Stopped,
+}
+
+impl SystemResult {
+    pub const ALL: [SystemResult; 10] = [
+        SystemResult::Pending,
+        SystemResult::NoEntry,
+        SystemResult::Abandoned,
+        SystemResult::Busy,
+        SystemResult::Timeout,
+        SystemResult::Cancel,
+        SystemResult::Error,
+        SystemResult::ChannelLimit,
+        SystemResult::Restricted,
+        SystemResult::Stopped,
+    ];
+
+    /// The name stored in SQL and sent in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemResult::Pending => "pending",
+            SystemResult::NoEntry => "no_entry",
+            SystemResult::Abandoned => "abandoned",
+            SystemResult::Busy => "busy",
+            SystemResult::Timeout => "timeout",
+            SystemResult::Cancel => "cancel",
+            SystemResult::Error => "error",
+            SystemResult::ChannelLimit => "channel_limit",
+            SystemResult::Restricted => "restricted",
+            SystemResult::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SystemResult> {
+        SystemResult::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// What an agent keyed on the phone after a call (DTMF result entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "keyed", rename_all = "snake_case")]
+pub enum Keyed {
+    /// One of the campaign's result numbers (checked by the dialer).
+    Result { number: u32 },
+    /// A recall this long after now.
+    Recall { after_ms: u64 },
+}
+
 /// Events from the dialer / media shards (stream [`streams::shard_events`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -116,8 +188,9 @@ pub enum ShardEvent {
     CustomerAnswered { call_id: CallId, campaign_id: CampaignId, lead_id: LeadId, shard: u32 },
     /// The customer is bridged to the agent.
     Bridged { call_id: CallId, agent_id: AgentId },
-    /// The customer call ended.
-    CallEnded { call_id: CallId, agent_id: Option<AgentId>, outcome: SipOutcome },
+    /// The customer call ended, with its system result (v2: `result` is required; the dialer is
+    /// its one author).
+    CallEnded { call_id: CallId, agent_id: Option<AgentId>, outcome: SipOutcome, result: SystemResult },
     /// Preview (added in v1): the agent's call is placed (its record written, the INVITE about to
     /// leave); published before any other event of the call.
     PreviewPlaced { call_id: CallId, agent_id: AgentId, lead_id: LeadId },
@@ -125,6 +198,9 @@ pub enum ShardEvent {
     /// when a call record was written (`restricted`, `channel_limit`, `stopped`), else why not
     /// (`number_in_call`, `outside_hours`, `job_not_running`, `lead_not_dialable`).
     PreviewNotDialled { agent_id: AgentId, lead_id: LeadId, result: String },
+    /// DTMF result entry (v2): the agent keyed a result or a recall for `call_id` after it ended;
+    /// control saves the call's wrap-up record and ends the agent's ACW.
+    ResultKeyed { call_id: CallId, agent_id: AgentId, keyed: Keyed },
     /// About once a second per campaign with a running call job: what the dialer is doing, for the
     /// wallboard. Integers keep the schema exact: the dial level in thousandths, the predicted
     /// abandon share in parts per million.
@@ -139,6 +215,24 @@ pub enum ShardEvent {
 
 impl Message for ShardEvent {
     const KIND: &'static str = "shard_event";
+    const SCHEMA: u16 = 2;
+}
+
+/// Notices to every dialer host (stream [`streams::dialer_notices`], read with `XREAD` by each host
+/// from where it starts): what changed in a tenant's configuration, so that the hosts read it again
+/// instead of polling for it. The tenant is the envelope's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DialerNotice {
+    /// A call job started or stopped, or what jobs dial with changed (campaigns, caller IDs,
+    /// results): the tenant's running jobs are read again.
+    JobsChanged,
+    /// The tenant's phones changed: their SIP accounts are read again.
+    PhonesChanged,
+}
+
+impl Message for DialerNotice {
+    const KIND: &'static str = "dialer_notice";
     const SCHEMA: u16 = 1;
 }
 
@@ -185,6 +279,9 @@ impl ShardEvent {
             ShardEvent::Bridged { call_id, agent_id } => Some((agent_id, Input::Bridged { call_id })),
             ShardEvent::CallEnded { call_id, agent_id, .. } => agent_id.map(|a| (a, Input::CustomerEnded { call_id })),
             ShardEvent::DialerStatus { .. } => None,
+            ShardEvent::ResultKeyed { agent_id, call_id, .. } => {
+                Some((agent_id, Input::WrapUpSaved { call_id, after: AfterWrapUp::Continue }))
+            }
             ShardEvent::PreviewPlaced { call_id, agent_id, .. } => Some((agent_id, Input::PreviewPlaced { call_id })),
             ShardEvent::PreviewNotDialled { agent_id, .. } => Some((agent_id, Input::PreviewNotDialled)),
         }
@@ -242,6 +339,10 @@ pub mod streams {
     /// Control service -> statistics, wallboard and shards: [`crate::agent::Event`].
     pub fn agent_events(tenant_id: u64) -> String {
         format!("kakeru:t{tenant_id}:agent:events")
+    }
+    /// Admin API -> every dialer host: [`super::DialerNotice`] (all tenants; read with `XREAD`).
+    pub fn dialer_notices() -> String {
+        "kakeru:dialer:notices".to_string()
     }
     /// Dead letters of a stream.
     pub fn dead(stream: &str) -> String {

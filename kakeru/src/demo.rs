@@ -225,7 +225,6 @@ pub async fn run(
     ecfg.shards = cfg.shards.max(1);
     ecfg.tenants = Some(vec![floor.tenant_id as u64]);
     ecfg.recordings_dir = cfg.recordings_dir.clone();
-    ecfg.reload_every = Duration::from_secs(1);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let bus = node.bus().clone();
     let engine_db = db.clone();

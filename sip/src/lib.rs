@@ -9,7 +9,6 @@
 pub mod auth;
 pub mod dialog;
 pub mod message;
-pub mod outcome;
 pub mod registrar;
 pub mod sdp;
 pub mod transaction;

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 
 use crate::leads::{Candidate, JobFilter, PhoneType};
-use crate::{Db, Result};
+use crate::{Db, Result, StoreError};
 
 /// A running call job with the settings of its campaign.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,16 @@ pub struct RunningJob {
 
 /// Every running call job (of every tenant), oldest first.
 pub async fn running_jobs(db: &Db) -> Result<Vec<RunningJob>> {
-    let rows = sqlx::query(
+    running_jobs_where(db, None).await
+}
+
+/// The tenant's running call jobs, oldest first.
+pub async fn running_jobs_of(db: &Db, tenant_id: i64) -> Result<Vec<RunningJob>> {
+    running_jobs_where(db, Some(tenant_id)).await
+}
+
+async fn running_jobs_where(db: &Db, tenant_id: Option<i64>) -> Result<Vec<RunningJob>> {
+    let sql = format!(
         "SELECT j.id, j.tenant_id, j.campaign_id, j.dialing_group_id, j.started_at, j.caller_id AS job_caller_id,
                 j.phone_type, j.attempts_min, j.attempts_max, j.last_attempt_from, j.last_attempt_to,
                 c.caller_id AS campaign_caller_id, c.withhold_caller_id, c.mode, c.dial_ratio, c.max_channels,
@@ -44,10 +53,14 @@ pub async fn running_jobs(db: &Db) -> Result<Vec<RunningJob>> {
                 c.business_start, c.business_end, c.abandon_target_pct, c.enabled, t.time_zone
          FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
          JOIN tenants t ON t.id = j.tenant_id
-         WHERE j.status = 'running' ORDER BY j.started_at, j.id",
-    )
-    .fetch_all(&db.pool)
-    .await?;
+         WHERE j.status = 'running'{} ORDER BY j.started_at, j.id",
+        if tenant_id.is_some() { " AND j.tenant_id = $1" } else { "" }
+    );
+    let mut q = sqlx::query(&sql);
+    if let Some(t) = tenant_id {
+        q = q.bind(t);
+    }
+    let rows = q.fetch_all(&db.pool).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let withhold = r.try_get::<i64, _>("withhold_caller_id")? != 0;
@@ -86,6 +99,20 @@ pub async fn running_jobs(db: &Db) -> Result<Vec<RunningJob>> {
             abandon_target_pct: r.try_get("abandon_target_pct")?,
             campaign_enabled: r.try_get::<i64, _>("enabled")? != 0,
         });
+    }
+    Ok(out)
+}
+
+/// The result numbers (結果) of each of the tenant's campaigns, for DTMF result entry.
+pub async fn result_numbers(db: &Db, tenant_id: i64) -> Result<HashMap<i64, Vec<i64>>> {
+    let rows =
+        sqlx::query("SELECT campaign_id, number FROM result_codes WHERE tenant_id = $1 ORDER BY campaign_id, number")
+            .bind(tenant_id)
+            .fetch_all(&db.pool)
+            .await?;
+    let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
+    for r in rows {
+        out.entry(r.try_get("campaign_id")?).or_default().push(r.try_get("number")?);
     }
     Ok(out)
 }
@@ -233,7 +260,7 @@ pub async fn begin_calls(
 }
 
 /// The end of a placed call.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CallResult {
     pub call_id: i64,
     pub result: &'static str,
@@ -242,15 +269,15 @@ pub struct CallResult {
     pub ended_at: i64,
 }
 
-/// Writes call results: the call record (unless a wrap-up record already set its result) and the
-/// lead's last result (unless a saved record set it). One transaction for the batch.
+/// Writes call results: the call record's line columns (the dialer is their one writer: result,
+/// SIP status, answer and end) and the lead's last result (unless a saved wrap-up record set it).
+/// One transaction for the batch; a call record that does not exist is [`StoreError::NotFound`]
+/// and nothing of the batch is written.
 pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Result<()> {
     let mut tx = db.begin_write().await?;
     for r in results {
-        sqlx::query(
-            "UPDATE call_records SET result = CASE WHEN result IN ('pending', 'no_entry', 'abandoned', 'busy', 'timeout', 'cancel', 'error')
-                    THEN $1 ELSE result END,
-                sip_status = $2, ended_at = $3, answered_at = COALESCE(answered_at, $4)
+        let done = sqlx::query(
+            "UPDATE call_records SET result = $1, sip_status = $2, ended_at = $3, answered_at = COALESCE(answered_at, $4)
              WHERE tenant_id = $5 AND dialer_call_id = $6",
         )
         .bind(r.result)
@@ -261,6 +288,9 @@ pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Resul
         .bind(r.call_id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
         sqlx::query(
             "UPDATE leads SET last_result = $1 WHERE tenant_id = $2 AND last_result = 'pending'
                AND id = (SELECT lead_id FROM call_records WHERE tenant_id = $2 AND dialer_call_id = $3)",
@@ -373,6 +403,21 @@ pub async fn phone_accounts(db: &Db) -> Result<Vec<PhoneAccount>> {
         sqlx::query("SELECT id, tenant_id, user_id, realm, sip_username, ha1_md5, ha1_sha256 FROM phones ORDER BY id")
             .fetch_all(&db.pool)
             .await?;
+    phone_rows(rows)
+}
+
+/// The tenant's phone accounts.
+pub async fn phone_accounts_of(db: &Db, tenant_id: i64) -> Result<Vec<PhoneAccount>> {
+    let rows = sqlx::query(
+        "SELECT id, tenant_id, user_id, realm, sip_username, ha1_md5, ha1_sha256 FROM phones WHERE tenant_id = $1 ORDER BY id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&db.pool)
+    .await?;
+    phone_rows(rows)
+}
+
+fn phone_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<PhoneAccount>> {
     rows.into_iter()
         .map(|r| {
             Ok(PhoneAccount {
@@ -389,7 +434,7 @@ pub async fn phone_accounts(db: &Db) -> Result<Vec<PhoneAccount>> {
 }
 
 /// Where a phone is registered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Registration {
     pub tenant_id: i64,
     pub phone_id: i64,
@@ -460,4 +505,73 @@ pub async fn control_agents(db: &Db) -> Result<Vec<(i64, i64, Option<i64>, Strin
             Ok((r.try_get("tenant_id")?, r.try_get("agent_user_id")?, r.try_get("campaign_id")?, r.try_get("view")?))
         })
         .collect()
+}
+
+/// A write of the dialer that failed for good, kept for an operator.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub tenant_id: i64,
+    /// What was written: `results`, `recording`, `registration`, `end_job`, `not_dialled`.
+    pub kind: String,
+    /// The write, as JSON.
+    pub payload: String,
+    pub error: String,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// Keeps a write that failed for good.
+pub async fn dead_letter(
+    db: &Db,
+    tenant_id: i64,
+    kind: &str,
+    payload: &str,
+    error: &str,
+    attempts: i64,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO dialer_dead_letters (tenant_id, kind, payload, error, attempts, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .bind(payload)
+    .bind(error)
+    .bind(attempts)
+    .bind(now_ms)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// The tenant's dead letters, newest first.
+pub async fn dead_letters(db: &Db, tenant_id: i64, limit: i64) -> Result<Vec<DeadLetter>> {
+    let rows = sqlx::query(
+        "SELECT id, tenant_id, kind, payload, error, attempts, created_at FROM dialer_dead_letters
+         WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(tenant_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(DeadLetter {
+                id: r.try_get("id")?,
+                tenant_id: r.try_get("tenant_id")?,
+                kind: r.try_get("kind")?,
+                payload: r.try_get("payload")?,
+                error: r.try_get("error")?,
+                attempts: r.try_get("attempts")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Ids of every tenant (at most `limit`), for roles that serve all of them.
+pub async fn tenant_ids(db: &Db, limit: i64) -> Result<Vec<u64>> {
+    let rows = sqlx::query("SELECT id FROM tenants ORDER BY id LIMIT $1").bind(limit).fetch_all(&db.pool).await?;
+    rows.into_iter().map(|r| Ok(u64::try_from(r.try_get::<i64, _>("id")?).unwrap_or(0))).collect()
 }

@@ -73,7 +73,7 @@ pub fn recording_path(dir: &Path, tenant_id: i64, tz: Tz, started_at_ms: i64, di
 }
 
 /// What the dialer reports when a shard closed a recording file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NewRecording {
     pub tenant_id: i64,
     /// The dialer's call id: the row is linked to `call_records` by it.

@@ -23,35 +23,21 @@ pub struct WrapupSave {
     pub state_after: String,
 }
 
-/// The unsaved wrap-up record of a dialer call, with the campaign of its call: (record id, campaign).
-pub async fn unsaved_record_of_call(
-    db: &Db,
+/// The unsaved wrap-up record of a dialer call, inside a writing transaction.
+pub async fn unsaved_record_of_call_in(
+    conn: &mut sqlx::AnyConnection,
     tenant_id: i64,
     dialer_call_id: i64,
-) -> Result<Option<(i64, Option<i64>)>> {
-    let r = sqlx::query(
-        "SELECT w.id, c.campaign_id FROM wrapup_records w LEFT JOIN call_records c ON c.id = w.call_record_id
-         WHERE w.tenant_id = $1 AND w.dialer_call_id = $2 AND w.saved = 0",
-    )
-    .bind(tenant_id)
-    .bind(dialer_call_id)
-    .fetch_optional(&db.pool)
-    .await?;
-    match r {
-        Some(r) => Ok(Some((r.try_get("id")?, r.try_get("campaign_id")?))),
-        None => Ok(None),
-    }
-}
-
-/// The campaign's result with this number (`番号,テキスト`), as a wrap-up record stores it.
-pub async fn result_label(db: &Db, tenant_id: i64, campaign_id: i64, number: i64) -> Result<Option<String>> {
-    let r = sqlx::query("SELECT number FROM result_codes WHERE tenant_id = $1 AND campaign_id = $2 AND number = $3")
+) -> Result<Option<i64>> {
+    let r = sqlx::query("SELECT id FROM wrapup_records WHERE tenant_id = $1 AND dialer_call_id = $2 AND saved = 0")
         .bind(tenant_id)
-        .bind(campaign_id)
-        .bind(number)
-        .fetch_optional(&db.pool)
+        .bind(dialer_call_id)
+        .fetch_optional(&mut *conn)
         .await?;
-    Ok(r.map(|_| number.to_string()))
+    Ok(match r {
+        Some(r) => Some(r.try_get("id")?),
+        None => None,
+    })
 }
 
 /// The lead and campaign a record belongs to, for validation.
@@ -62,6 +48,11 @@ pub struct RecordContext {
 }
 
 pub async fn record_context(db: &Db, tenant_id: i64, id: i64) -> Result<RecordContext> {
+    let mut conn = db.pool.acquire().await?;
+    record_context_in(&mut conn, tenant_id, id).await
+}
+
+async fn record_context_in(conn: &mut sqlx::AnyConnection, tenant_id: i64, id: i64) -> Result<RecordContext> {
     let r = sqlx::query(
         "SELECT w.lead_id, w.agent_user_id, b.campaign_id FROM wrapup_records w
          LEFT JOIN leads l ON l.id = w.lead_id LEFT JOIN batches b ON b.id = l.batch_id
@@ -69,7 +60,7 @@ pub async fn record_context(db: &Db, tenant_id: i64, id: i64) -> Result<RecordCo
     )
     .bind(id)
     .bind(tenant_id)
-    .fetch_one(&db.pool)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(RecordContext {
         lead_id: r.try_get("lead_id")?,
@@ -78,11 +69,27 @@ pub async fn record_context(db: &Db, tenant_id: i64, id: i64) -> Result<RecordCo
     })
 }
 
-/// Saves a record: the record itself, its call's result, the lead's result and state, and the
-/// recall (replacing the lead's open ones) when the next action is a recall.
+/// Saves a record: the record itself, the lead's result and state, and the recall (replacing the
+/// lead's open ones) when the next action is a recall, in one transaction. The call record's
+/// `result` stays the dialer's system result (each column of `call_records` has one writer).
 pub async fn save_wrapup(db: &Db, tenant_id: i64, id: i64, s: &WrapupSave, saved_by: i64, now_ms: i64) -> Result<()> {
-    let ctx = record_context(db, tenant_id, id).await?;
     let mut tx = db.begin_write().await?;
+    save_wrapup_in(&mut tx, tenant_id, id, s, saved_by, now_ms).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`save_wrapup`] inside the caller's writing transaction (control saves DTMF-keyed results with
+/// the rest of its batch).
+pub async fn save_wrapup_in(
+    tx: &mut sqlx::AnyConnection,
+    tenant_id: i64,
+    id: i64,
+    s: &WrapupSave,
+    saved_by: i64,
+    now_ms: i64,
+) -> Result<()> {
+    let ctx = record_context_in(tx, tenant_id, id).await?;
     let done = sqlx::query(
         "UPDATE wrapup_records SET interlocutor = $1, result = $2, other_tel = $3, next_action = $4, recall_at = $5,
             memo = $6, state_after = $7, saved = 1, saved_at = $8, saved_by = $9 WHERE id = $10 AND tenant_id = $11",
@@ -103,14 +110,6 @@ pub async fn save_wrapup(db: &Db, tenant_id: i64, id: i64, s: &WrapupSave, saved
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }
-    sqlx::query(
-        "UPDATE call_records SET result = $1 WHERE tenant_id = $2 AND id = (SELECT call_record_id FROM wrapup_records WHERE id = $3)",
-    )
-    .bind(&s.result)
-    .bind(tenant_id)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
     if let Some(lead) = ctx.lead_id {
         let state = if s.next_action == "complete" { "done" } else { "open" };
         sqlx::query("UPDATE leads SET last_result = $1, state = $2 WHERE id = $3 AND tenant_id = $4")
@@ -146,6 +145,5 @@ pub async fn save_wrapup(db: &Db, tenant_id: i64, id: i64, s: &WrapupSave, saved
             .await?;
         }
     }
-    tx.commit().await?;
     Ok(())
 }

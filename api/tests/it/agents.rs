@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use control::agent::{AgentId, CallId, Command, Event};
 use control::bus::{AnyBus, Bus, EntryId, Envelope, MemoryBus, RedisBus, RedisBusConfig};
-use control::messages::{streams, CampaignId, LeadId, Party, ShardEvent, SipOutcome};
+use control::messages::{streams, CampaignId, LeadId, Party, ShardEvent, SipOutcome, SystemResult};
 use control::service::{Service, ServiceConfig};
 use serde_json::{json, Value};
 use store::accounts::Role;
@@ -229,8 +229,20 @@ async fn session_pause_force_and_end(backend: Backend, redis: bool) {
     .expect("count");
     assert_eq!(store::sqlx::Row::try_get::<i64, _>(&forced, "n").unwrap(), 2);
 
-    // A customer: offered, bridged; the agent hangs up from the screen (お客様通話切断).
+    // A customer: offered, bridged; the agent hangs up from the screen (お客様通話切断). The
+    // dialer wrote its call record before dialling.
     let call = 7_000 + t.id as u64;
+    store::sqlx::query(
+        "INSERT INTO call_records (tenant_id, dialer_call_id, campaign_id, tel, started_at, result)
+         VALUES ($1, $2, $3, '0312345678', $4, 'pending')",
+    )
+    .bind(t.id)
+    .bind(call as i64)
+    .bind(campaign)
+    .bind(store::now_ms())
+    .execute(&app.db.pool)
+    .await
+    .expect("the dialer's call record");
     shard_event(
         &bus,
         t.id,
@@ -256,7 +268,12 @@ async fn session_pause_force_and_end(backend: Backend, redis: bool) {
     shard_event(
         &bus,
         t.id,
-        ShardEvent::CallEnded { call_id: CallId(call), agent_id: Some(AgentId(op_id as u64)), outcome },
+        ShardEvent::CallEnded {
+            call_id: CallId(call),
+            agent_id: Some(AgentId(op_id as u64)),
+            outcome,
+            result: SystemResult::NoEntry,
+        },
     )
     .await;
     until_agent(&app, op, op_id, "in wrap-up", state_is("wrap_up")).await;
@@ -460,7 +477,8 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
     shard_event(&bus, t.id, ShardEvent::Bridged { call_id: call, agent_id: agent }).await;
     until_agent(&app, op, op_id, "talking", state_is("talking")).await;
     let outcome = SipOutcome { status: 200, reason: "BYE".into(), ended_by: Party::Customer, talk_ms: 3_000 };
-    shard_event(&bus, t.id, ShardEvent::CallEnded { call_id: call, agent_id: Some(agent), outcome }).await;
+    let ended = ShardEvent::CallEnded { call_id: call, agent_id: Some(agent), outcome, result: SystemResult::NoEntry };
+    shard_event(&bus, t.id, ended).await;
     until_agent(&app, op, op_id, "in wrap-up after the conversation", state_is("wrap_up")).await;
     expect(app.call(op, "post", "/agent/ready", None).await, 202);
     until_agent(&app, op, op_id, "ready after the call", state_is("ready")).await;

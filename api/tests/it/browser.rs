@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use control::agent::{AgentConfig, AgentId, AgentState, CallId, Command, Event, PauseReasonId};
 use control::bus::{Bus, BusConfig, Envelope, MemoryBus};
-use control::messages::{streams, ApiCommand, CampaignId, DialingGroupId, LeadId, Party, ShardEvent, SipOutcome};
+use control::messages::{
+    streams, ApiCommand, CampaignId, DialingGroupId, LeadId, Party, ShardEvent, SipOutcome, SystemResult,
+};
 use control::service::{Service, ServiceConfig};
 use control::wallboard::{AgentTile, CampaignTile, Counts, Figures, Rates, Tile};
 use serde_json::{json, Value};
@@ -167,6 +169,7 @@ fn ended(call: u64, agent: Option<u64>) -> ShardEvent {
         call_id: CallId(call),
         agent_id: agent.map(AgentId),
         outcome: SipOutcome { status: 200, reason: "BYE".into(), ended_by, talk_ms: 42_000 },
+        result: if agent.is_some() { SystemResult::NoEntry } else { SystemResult::Abandoned },
     }
 }
 

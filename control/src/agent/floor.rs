@@ -546,6 +546,7 @@ impl Floor {
                     if matches!(a.pending, Some(Pending::Pause { cause, .. } | Pending::LogOff { cause }) if !matches!(cause, Cause::Supervisor { .. }))
                     {
                         a.pending = None;
+                        ix.events.push_back(Event::Deferred { agent_id: a.id, after_call: false });
                     }
                 }
                 _ => return Err(not_allowed(a)),
@@ -737,6 +738,7 @@ fn pause(
     let defer = a.in_call() || a.leg_setup() || (by_agent && a.state == S::WrapUp);
     if defer {
         a.pending = Some(Pending::Pause { reason_id, cause });
+        ix.events.push_back(Event::Deferred { agent_id: a.id, after_call: true });
         return Ok(());
     }
     match a.state {
@@ -759,6 +761,7 @@ fn log_off(ix: &mut Index, a: &mut Agent, cause: Cause, now_ms: u64, by_agent: b
     }
     if a.in_call() || (by_agent && a.state == S::WrapUp) {
         a.pending = Some(Pending::LogOff { cause });
+        ix.events.push_back(Event::Deferred { agent_id: a.id, after_call: true });
         return Ok(());
     }
     ix.log_off(a, cause, now_ms);

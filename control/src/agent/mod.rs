@@ -219,6 +219,12 @@ pub enum Command {
 pub enum Event {
     Transition(Transition),
     Command(Command),
+    /// A pause or log-off asked for during a call is deferred to the call's end (`after_call`), or
+    /// such a request was dropped (`false`). The pacer counts the agent as not coming back.
+    Deferred {
+        agent_id: AgentId,
+        after_call: bool,
+    },
 }
 
 /// What the agent wants after the wrap-up record is saved (SPEC 5 "state after saving").

@@ -54,7 +54,7 @@ use crate::agent::{
     AgentError, AgentId, AgentState, CallId, Command, Event, Floor, FloorLimits, Input, OfferRefused, PauseReasonId,
 };
 use crate::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope, MessageId};
-use crate::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, ShardEvent};
+use crate::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, ShardEvent, SystemResult};
 use crate::wallboard::mirror::MirrorWriter;
 use crate::wallboard::{Feed, Wallboard};
 
@@ -593,6 +593,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     self.on_command(c);
                     command_agent(c)
                 }
+                Event::Deferred { agent_id, .. } => *agent_id,
             };
             if let Some(row) = self.agent_row(agent_id) {
                 w.agents.insert(agent_id, row);
@@ -682,8 +683,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
 
     fn apply_shard_event(&mut self, now: u64, e: &ShardEvent, w: &mut BatchWrites) {
         match *e {
-            ShardEvent::CustomerAnswered { call_id, campaign_id, lead_id, .. } => {
-                w.calls.push(CallOp::Answered { call_id, campaign_id, lead_id, at_ms: now });
+            ShardEvent::CustomerAnswered { call_id, campaign_id, .. } => {
                 self.wallboard.customer_answered(now, call_id, campaign_id);
                 if self.call_campaign.contains_key(&call_id) {
                     return; // the same call reported twice
@@ -714,27 +714,12 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     self.refused(agent_id, "bridged", &e);
                 }
             }
-            ShardEvent::CallEnded { call_id, agent_id, ref outcome } => {
+            ShardEvent::CallEnded { call_id, agent_id, result, .. } => {
+                // The dialer is the one author of a call's result and of its call record's line
+                // columns; control writes who took the call and the wrap-up record.
                 let owner = agent_id.or_else(|| self.floor.call_owner(call_id));
                 let view = owner.and_then(|a| self.floor.agent(a));
-                let was_bridged = view.is_some_and(|v| {
-                    v.call_id == Some(call_id) && matches!(v.state, AgentState::Talking | AgentState::Hold)
-                });
-                let answered = self.call_campaign.contains_key(&call_id);
-                let result = if was_bridged {
-                    "no_entry"
-                } else if answered || outcome.status == 200 {
-                    "abandoned"
-                } else {
-                    match outcome.status {
-                        486 | 600 => "busy",
-                        408 | 480 => "timeout",
-                        487 => "cancel",
-                        _ => "error",
-                    }
-                };
-                w.calls.push(CallOp::Ended { call_id, agent_id: owner, outcome: outcome.clone(), result, at_ms: now });
-                if was_bridged {
+                if result == SystemResult::NoEntry {
                     if let Some(a) = owner {
                         w.calls.push(CallOp::WrapUpRow { call_id, agent_id: a, at_ms: now });
                     }
@@ -767,6 +752,15 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     f64::from(dial_level_milli) / 1000.0,
                     f64::from(predicted_abandon_ppm) / 1_000_000.0,
                 );
+            }
+            ShardEvent::ResultKeyed { call_id, agent_id, keyed } => {
+                // The record was written when the call ended (an earlier entry of this stream).
+                w.calls.push(CallOp::Keyed { call_id, agent_id, keyed, at_ms: now });
+                if let Some((agent_id, input)) = e.to_input() {
+                    if let Err(err) = self.floor.handle_input(now, agent_id, input) {
+                        self.refused(agent_id, "result_keyed", &err);
+                    }
+                }
             }
             ShardEvent::PreviewPlaced { call_id, agent_id, .. } => {
                 match self.floor.handle_input(now, agent_id, Input::PreviewPlaced { call_id }) {

@@ -9,7 +9,7 @@ use store::Db;
 
 use crate::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, Transition};
 use crate::bus::MessageId;
-use crate::messages::{CallJobId, CampaignId, DialingGroupId, LeadId, SipOutcome};
+use crate::messages::{CallJobId, CampaignId, DialingGroupId, Keyed};
 use crate::wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
 
 /// Rows per multi-row INSERT (at 11 columns, well under SQLite's 32,766 and PostgreSQL's 65,535
@@ -20,14 +20,14 @@ const ROWS_PER_INSERT: usize = 1_000;
 /// One call-record (or wrap-up-record) change, in apply order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CallOp {
-    /// A customer answered: the call record is created (or completed) with its campaign and lead.
-    Answered { call_id: CallId, campaign_id: CampaignId, lead_id: LeadId, at_ms: u64 },
-    /// The customer was bridged to the agent.
+    /// The customer was bridged to the agent: the call record's `bridged_at` and `agent_user_id`
+    /// (control's columns; the dialer writes the rest of the row).
     Bridged { call_id: CallId, agent_id: AgentId, at_ms: u64 },
-    /// The call ended; `result` is the call record's result until a wrap-up record is saved.
-    Ended { call_id: CallId, agent_id: Option<AgentId>, outcome: SipOutcome, result: &'static str, at_ms: u64 },
     /// A bridged call ended: its wrap-up record, unsaved, result 未入力 (`no_entry`).
     WrapUpRow { call_id: CallId, agent_id: AgentId, at_ms: u64 },
+    /// The agent keyed a result or a recall on the phone (DTMF result entry): the call's unsaved
+    /// wrap-up record is saved with it.
+    Keyed { call_id: CallId, agent_id: AgentId, keyed: Keyed, at_ms: u64 },
 }
 
 /// An agent's row in `control_agents`: their call job and state.
@@ -65,6 +65,8 @@ pub enum PersistError {
     Json(#[from] serde_json::Error),
     #[error("bad stored row: {0}")]
     BadRow(String),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
 }
 
 fn i(v: u64) -> i64 {
@@ -144,24 +146,6 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
     }
     for op in &w.calls {
         match op {
-            CallOp::Answered { call_id, campaign_id, lead_id, at_ms } => {
-                sqlx::query(
-                    "INSERT INTO call_records (tenant_id, dialer_call_id, campaign_id, lead_id, tel, started_at, answered_at, result)
-                     VALUES ($1, $2, $3, $4, COALESCE((SELECT tel FROM leads WHERE id = $5 AND tenant_id = $6), ''), $7, $8, 'pending')
-                     ON CONFLICT (tenant_id, dialer_call_id) DO UPDATE SET answered_at = excluded.answered_at,
-                        campaign_id = excluded.campaign_id, lead_id = excluded.lead_id, tel = excluded.tel",
-                )
-                .bind(t)
-                .bind(i(call_id.0))
-                .bind(i(campaign_id.0))
-                .bind(i(lead_id.0))
-                .bind(i(lead_id.0))
-                .bind(t)
-                .bind(i(*at_ms))
-                .bind(i(*at_ms))
-                .execute(&mut *tx)
-                .await?;
-            }
             CallOp::Bridged { call_id, agent_id, at_ms } => {
                 sqlx::query(
                     "UPDATE call_records SET bridged_at = $1, agent_user_id = $2 WHERE tenant_id = $3 AND dialer_call_id = $4",
@@ -170,25 +154,6 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
                 .bind(i(agent_id.0))
                 .bind(t)
                 .bind(i(call_id.0))
-                .execute(&mut *tx)
-                .await?;
-            }
-            CallOp::Ended { call_id, agent_id, outcome, result, at_ms } => {
-                sqlx::query(
-                    "INSERT INTO call_records (tenant_id, dialer_call_id, agent_user_id, tel, started_at, ended_at, sip_status, result)
-                     VALUES ($1, $2, $3, '', $4, $5, $6, $7)
-                     ON CONFLICT (tenant_id, dialer_call_id) DO UPDATE SET ended_at = excluded.ended_at,
-                        sip_status = excluded.sip_status,
-                        agent_user_id = COALESCE(call_records.agent_user_id, excluded.agent_user_id),
-                        result = CASE WHEN call_records.result = 'pending' THEN excluded.result ELSE call_records.result END",
-                )
-                .bind(t)
-                .bind(i(call_id.0))
-                .bind(agent_id.map(|a| i(a.0)))
-                .bind(i(*at_ms))
-                .bind(i(*at_ms))
-                .bind(i64::from(outcome.status))
-                .bind(*result)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -207,6 +172,41 @@ pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Re
                 .bind(i(call_id.0))
                 .execute(&mut *tx)
                 .await?;
+            }
+            CallOp::Keyed { call_id, agent_id, keyed, at_ms } => {
+                let Some(record) = store::records::unsaved_record_of_call_in(&mut tx, t, i(call_id.0)).await? else {
+                    tracing::info!(call = call_id.0, "a result was keyed for a call with no unsaved record");
+                    continue;
+                };
+                let save = match *keyed {
+                    Keyed::Result { number } => store::records::WrapupSave {
+                        interlocutor: None,
+                        result: number.to_string(),
+                        other_tel: None,
+                        next_action: "continue".into(),
+                        recall_at: None,
+                        recall_to_agent: false,
+                        memo: String::new(),
+                        state_after: "continue".into(),
+                    },
+                    Keyed::Recall { after_ms } => store::records::WrapupSave {
+                        interlocutor: None,
+                        result: "no_entry".into(),
+                        other_tel: None,
+                        next_action: "recall".into(),
+                        recall_at: Some(i(at_ms.saturating_add(after_ms))),
+                        recall_to_agent: false,
+                        memo: String::new(),
+                        state_after: "continue".into(),
+                    },
+                };
+                match store::records::save_wrapup_in(&mut tx, t, record, &save, i(agent_id.0), i(*at_ms)).await {
+                    // Saved by someone else in between: the agent's keys come too late.
+                    Err(store::StoreError::NotFound) => {
+                        tracing::info!(call = call_id.0, "a keyed result found its record saved already");
+                    }
+                    r => r?,
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use control::agent::{AfterWrapUp, AgentId, CallId, Event, ForceTarget, PauseReasonId, SupervisorId};
 use control::bus::{Envelope, Payload};
-use control::messages::{ApiCommand, DecodeError, Party, ShardEvent, SipOutcome};
+use control::messages::{ApiCommand, DecodeError, Party, ShardEvent, SipOutcome, SystemResult};
 use serde_json::json;
 
 #[test]
@@ -30,11 +30,13 @@ fn shard_event_json_shape_and_mapping() {
         call_id: CallId(9),
         agent_id: Some(AgentId(12)),
         outcome: SipOutcome { status: 200, reason: "BYE".into(), ended_by: Party::Customer, talk_ms: 61_000 },
+        result: SystemResult::NoEntry,
     };
     assert_eq!(
         serde_json::to_value(&e).unwrap(),
         json!({"type": "call_ended", "call_id": 9, "agent_id": 12,
-               "outcome": {"status": 200, "reason": "BYE", "ended_by": "customer", "talk_ms": 61000}})
+               "outcome": {"status": 200, "reason": "BYE", "ended_by": "customer", "talk_ms": 61000},
+               "result": "no_entry"})
     );
     assert!(e.to_input().is_some());
 }

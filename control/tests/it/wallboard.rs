@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use control::agent::{AgentId, AgentState, CallId, PauseReasonId};
 use control::bus::{AnyBus, BusConfig, MemoryBus, RedisBus, RedisBusConfig};
-use control::messages::{ApiCommand, CampaignId, DialingGroupId, Party, ShardEvent, SipOutcome};
+use control::messages::{ApiCommand, CampaignId, DialingGroupId, Party, ShardEvent, SipOutcome, SystemResult};
 use control::service::{Service, ServiceConfig, ServiceStats};
 use control::wallboard::mirror::{self, MirrorWriter};
 use control::wallboard::{Feed, Figures, Push, Snapshot, Tile, Wallboard};
@@ -63,6 +63,13 @@ fn ended(call: u64, agent: Option<u64>, status: u16) -> ShardEvent {
         call_id: CallId(call),
         agent_id: agent.map(AgentId),
         outcome: SipOutcome { status, reason: "x".into(), ended_by: Party::Customer, talk_ms: 1_000 },
+        result: match (agent, status) {
+            (Some(_), _) => SystemResult::NoEntry,
+            (None, 200) => SystemResult::Abandoned,
+            (None, 486) => SystemResult::Busy,
+            (None, 408 | 480) => SystemResult::Timeout,
+            _ => SystemResult::Error,
+        },
     }
 }
 
@@ -144,6 +151,8 @@ async fn figures_per_tenant_campaign_and_group_through_the_service() {
         board(&feed, "agent 2 paused", |s| campaign(s, 7).is_some_and(|c| by_state(&c, "paused") == 1)).await;
 
         // Customer 100 answers: offered to agent 1, bridged: one talking call.
+        crate::service::placed(&db, t, 100, 7).await;
+        crate::service::placed(&db, t, 101, 7).await;
         ev(&bus, t, answered(100, 7)).await;
         until("offered", || async { crate::service::agent_state(&db, t, 1).await == Some(AgentState::Ringing) }).await;
         ev(&bus, t, ShardEvent::Bridged { call_id: CallId(100), agent_id: AgentId(1) }).await;
@@ -200,7 +209,16 @@ async fn figures_per_tenant_campaign_and_group_through_the_service() {
         assert!(a1.last_call_ms.is_some());
         run.stop().await;
 
-        // Restarted: the counts come back from the call records.
+        // Restarted: the counts come back from the call records (the dialer wrote their ends).
+        let now = store::now_ms();
+        let end = |call: i64, result: &'static str| store::dialing::CallResult {
+            call_id: call,
+            result,
+            sip_status: 200,
+            answered_at: Some(now - 5_000),
+            ended_at: now,
+        };
+        store::dialing::end_calls(&db, t as i64, &[end(100, "no_entry"), end(101, "abandoned")]).await.expect("ends");
         let feed = Arc::new(Feed::default());
         let run = start(&bus, &db, t, feed.clone(), false).await;
         let s = board(&feed, "the restored board", |s| campaign(s, 7).is_some()).await;

@@ -1,11 +1,13 @@
-//! How a call's end becomes its system result (SPEC 4), and what the pacer learns from it.
+//! How a call's end becomes its system result (SPEC 4), and what the pacer learns from it. This is
+//! the one place a SIP outcome becomes a result: the dialer writes it on the call record and sends
+//! it to control on `call_ended`; nothing else derives one.
 //!
 //! | how the call ended | SIP | result |
 //! |---|---|---|
 //! | answered, bridged to an agent, then hung up by either side | 200 | `no_entry` (未入力) until a wrap-up record is saved |
 //! | answered, no agent within the wait limit (or the customer hung up while waiting) | 200 | `abandoned` (破棄呼) |
 //! | busy | 486, 600 | `busy` (ビジー) |
-//! | declined by the callee | 603 | `busy` (ビジー; the call record keeps 603) |
+//! | declined by the callee | 603 | `cancel` (キャンセル, SPEC 4: the callee rejecting the call) |
 //! | our CANCEL at the ring timeout, or the carrier's own no-answer | 487 after our CANCEL, 408, 480 | `timeout` (制限時間) |
 //! | cancelled by the carrier (not by us) | 487 | `cancel` (キャンセル) |
 //! | our CANCEL because the dialer stopped | 487 | `stopped` (停止) |
@@ -19,24 +21,26 @@
 //! | preview: the number already in a call, outside business hours, the job not running, the lead no longer dialable | not dialled | none (no record; the agent is ready again) |
 //! | the dialer process died with the call | - | `error` (set when it restarts) |
 
+use control::messages::SystemResult;
+
 use crate::calls::{CallEnd, CancelReason, EndCause};
 use crate::pacer::PacerEvent;
 
 /// The system result of a call's end (see the module table).
-pub fn result_of(end: &CallEnd) -> &'static str {
+pub fn result_of(end: &CallEnd) -> SystemResult {
     match end.cause {
-        EndCause::Completed => "no_entry",
-        EndCause::Abandoned => "abandoned",
-        EndCause::Cancelled(CancelReason::RingTimeout) => "timeout",
-        EndCause::Cancelled(CancelReason::Stopped) => "stopped",
-        EndCause::Cancelled(CancelReason::HungUp) => "cancel",
+        EndCause::Completed => SystemResult::NoEntry,
+        EndCause::Abandoned => SystemResult::Abandoned,
+        EndCause::Cancelled(CancelReason::RingTimeout) => SystemResult::Timeout,
+        EndCause::Cancelled(CancelReason::Stopped) => SystemResult::Stopped,
+        EndCause::Cancelled(CancelReason::HungUp) => SystemResult::Cancel,
         EndCause::Rejected => match end.status {
-            486 | 600 | 603 => "busy",
-            408 | 480 => "timeout",
-            487 => "cancel",
-            _ => "error",
+            486 | 600 => SystemResult::Busy,
+            603 | 487 => SystemResult::Cancel,
+            408 | 480 => SystemResult::Timeout,
+            _ => SystemResult::Error,
         },
-        EndCause::Transport | EndCause::Media | EndCause::Capacity => "error",
+        EndCause::Transport | EndCause::Media | EndCause::Capacity => SystemResult::Error,
     }
 }
 
@@ -84,7 +88,7 @@ mod tests {
             (end(200, EndCause::Abandoned, true, None), "abandoned"),
             (end(486, EndCause::Rejected, false, None), "busy"),
             (end(600, EndCause::Rejected, false, None), "busy"),
-            (end(603, EndCause::Rejected, false, None), "busy"),
+            (end(603, EndCause::Rejected, false, None), "cancel"),
             (end(487, EndCause::Cancelled(CancelReason::RingTimeout), false, None), "timeout"),
             (end(480, EndCause::Rejected, false, None), "timeout"),
             (end(408, EndCause::Rejected, false, None), "timeout"),
@@ -99,7 +103,7 @@ mod tests {
             (end(0, EndCause::Capacity, false, None), "error"),
         ];
         for (e, want) in cases {
-            assert_eq!(result_of(&e), want, "{e:?}");
+            assert_eq!(result_of(&e).as_str(), want, "{e:?}");
         }
     }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use control::messages::DialerNotice;
 use sim::carrier::{Behaviour, CarrierConfig};
 use sim::phone::PhoneConfig;
 use tokio::sync::watch;
@@ -57,7 +58,9 @@ pub async fn phones(floor: &Floor, answer_after: Duration, stop: &watch::Receive
 
 fn expected_result(tel: &str) -> &'static str {
     match tel.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(0) {
-        4 | 5 => "busy",
+        4 => "busy",
+        // 603 Decline: キャンセル (SPEC 4: the callee rejecting the call).
+        5 => "cancel",
         6 | 8 => "error",
         7 => "timeout",
         _ => "no_entry",
@@ -242,8 +245,15 @@ async fn an_agent_keys_a_result_and_a_recall_on_the_phone() {
         .await;
         assert_eq!(
             text(&floor, "SELECT result FROM call_records WHERE tenant_id = $1 AND id = $2", first).await.as_deref(),
+            Some("no_entry"),
+            "the call record keeps the dialer's system result"
+        );
+        assert_eq!(
+            text(&floor, "SELECT l.last_result FROM leads l JOIN call_records c ON c.lead_id = l.id WHERE c.tenant_id = $1 AND c.id = $2", first)
+                .await
+                .as_deref(),
             Some("2"),
-            "the call record has result code 2"
+            "the lead has result code 2"
         );
         assert_eq!(
             text(&floor, "SELECT result FROM wrapup_records WHERE tenant_id = $1 AND call_record_id = $2", first)
@@ -328,7 +338,7 @@ async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
 
         // Channels open, and the lock is held before the engine can have written a record: on
         // SQLite the database's write lock, taken at once after the change commits (the engine
-        // reloads campaigns every 500 ms and reads before it writes); on PostgreSQL row locks on
+        // reads the campaign again on the notice, and reads before it writes); on PostgreSQL row locks on
         // the leads, which the engine's attempt update waits on.
         let open = "UPDATE campaigns SET max_channels = 30 WHERE id = $1";
         let mut lock = floor.db.pool.acquire().await.expect("a connection");
@@ -336,6 +346,7 @@ async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
             store::Backend::Sqlite => {
                 sqlx::query(open).bind(floor.campaign).execute(&mut *lock).await.expect("open channels");
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *lock).await.expect("write lock");
+                floor.notify(DialerNotice::JobsChanged).await;
             }
             store::Backend::Postgres => {
                 sqlx::query("BEGIN").execute(&mut *lock).await.expect("begin");
@@ -345,6 +356,7 @@ async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
                     .await
                     .expect("row locks");
                 sqlx::query(open).bind(floor.campaign).execute(&floor.db.pool).await.expect("open channels");
+                floor.notify(DialerNotice::JobsChanged).await;
             }
         }
         // The engine sees the channels, prepares dials and waits on the lock writing them.

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control::agent::{AgentConfig, AgentId};
-use control::bus::{Bus, BusConfig, Envelope, MemoryBus};
-use control::messages::{streams, ApiCommand, CallJobId, CampaignId};
+use control::bus::{AnyBus, Bus, BusConfig, Envelope, MemoryBus, RedisBus, RedisBusConfig};
+use control::messages::{streams, ApiCommand, CallJobId, CampaignId, DialerNotice};
 use control::service::ServiceConfig;
 use control::wallboard::Feed;
 use dialer::engine::{self, EngineConfig, EngineInfo, EngineStats};
-use store::sqlx::{self, Connection, Row};
+use store::sqlx::{self, Row};
 use store::{Backend, Db};
 use tokio::sync::watch;
 
@@ -34,6 +34,8 @@ pub struct FloorSpec {
     pub dtmf_result_entry: bool,
     pub caller_id: Option<(&'static str, i64)>,
     pub result_codes: Vec<(i64, &'static str)>,
+    /// The bus: Redis at this URL, else the in-process bus.
+    pub redis_url: Option<String>,
 }
 
 impl Default for FloorSpec {
@@ -50,13 +52,14 @@ impl Default for FloorSpec {
             dtmf_result_entry: false,
             caller_id: None,
             result_codes: Vec::new(),
+            redis_url: None,
         }
     }
 }
 
 pub struct Floor {
     pub db: Db,
-    pub bus: MemoryBus,
+    pub bus: AnyBus,
     pub tenant: u64,
     pub campaign: i64,
     pub job: i64,
@@ -71,10 +74,6 @@ pub struct Floor {
     _dir: Option<tempfile::TempDir>,
 }
 
-pub fn pg_admin_url() -> String {
-    std::env::var("KAKERU_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 pub fn backends() -> Vec<Backend> {
     let mut v = vec![Backend::Sqlite];
     if std::env::var("KAKERU_TEST_SKIP_PG").is_err() {
@@ -84,23 +83,7 @@ pub fn backends() -> Vec<Backend> {
 }
 
 async fn database(backend: Backend) -> (Db, Option<tempfile::TempDir>) {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let (url, dir) = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            (format!("sqlite:{}/kakeru.db", dir.path().display()), Some(dir))
-        }
-        Backend::Postgres => {
-            let admin = pg_admin_url();
-            let name = format!("kd_{}_{}_{}", std::process::id(), n, rand::random::<u32>() % 1_000_000);
-            let mut conn =
-                sqlx::postgres::PgConnection::connect(&admin).await.expect("PostgreSQL at KAKERU_TEST_PG_URL");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
-            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
-            (format!("{base}/{name}"), None)
-        }
-    };
-    (Db::connect(&url).await.expect("connect and migrate"), dir)
+    store::testing::fresh_db(backend).await
 }
 
 async fn insert(db: &Db, sql: &str, binds: &[i64]) -> i64 {
@@ -249,13 +232,20 @@ impl Floor {
             .expect("job list");
         let _ = exec;
         // The bus, the control service and the engine.
-        let bus = MemoryBus::new(BusConfig::default());
+        let bus: AnyBus = match &spec.redis_url {
+            Some(url) => {
+                let mut cfg = RedisBusConfig::new(url.clone());
+                cfg.prefix = format!("{code}:");
+                RedisBus::connect(cfg).await.expect("Redis at the floor's URL").into()
+            }
+            None => MemoryBus::new(BusConfig::default()).into(),
+        };
         let (stop, stop_rx) = watch::channel(false);
         let b = bus.clone();
         let control = tokio::spawn(control::service::supervise(
             move || {
                 let b = b.clone();
-                async move { Ok::<_, control::bus::BusError>([b.clone(), b.clone(), b]) }
+                async move { Ok::<_, control::bus::BusError>([b.another().await?, b.another().await?, b]) }
             },
             db.clone(),
             ServiceConfig::new(t as u64, "control-test"),
@@ -266,11 +256,16 @@ impl Floor {
         cfg.instance = format!("test-{code}:{}", store::now_ms());
         cfg.instance_prefix = format!("test-{code}:");
         cfg.tenants = Some(vec![t as u64]);
-        cfg.reload_every = Duration::from_millis(500);
         let recordings = tempfile::tempdir().expect("recordings directory");
         cfg.recordings_dir = Some(recordings.path().to_path_buf());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let engine = tokio::spawn(engine::run(db.clone(), bus.clone(), cfg, stop_rx, Some(ready_tx)));
+        let r = bus.clone();
+        let readers: engine::ReaderFactory<AnyBus> = Arc::new(move || {
+            let r = r.clone();
+            Box::pin(async move { r.another().await })
+        });
+        let engine =
+            tokio::spawn(engine::run_with_readers(db.clone(), bus.clone(), readers, cfg, stop_rx, Some(ready_tx)));
         let info = ready_rx.await.expect("the engine starts its shards");
         Floor {
             db,
@@ -308,6 +303,13 @@ impl Floor {
             .execute(&self.db.pool)
             .await
             .expect("start the job");
+        self.notify(DialerNotice::JobsChanged).await;
+    }
+
+    /// Tells the dialer hosts what changed, as the API does.
+    pub async fn notify(&self, n: DialerNotice) {
+        let env = Envelope::new(self.tenant, store::now_ms() as u64, &n).expect("encode");
+        self.bus.publish(&streams::dialer_notices(), &env).await.expect("publish");
     }
 
     /// Every agent starts working the job (発信開始), as the API publishes it.

@@ -51,7 +51,9 @@ fn sipp(args: &[String], log: &Path) -> Sipp {
 
 fn expected_result(tel: &str) -> &'static str {
     match tel.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(0) {
-        4 | 5 => "busy",
+        4 => "busy",
+        // 603 Decline: キャンセル (SPEC 4).
+        5 => "cancel",
         6 | 8 => "error",
         7 => "timeout",
         _ => "no_entry",

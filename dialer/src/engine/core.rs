@@ -1,0 +1,1292 @@
+//! The dialer's policy for one tenant, as a sans-IO state machine ([`Engine`]).
+//!
+//! It never reads a clock, touches a socket or a database, spawns a task or takes a lock: time
+//! arrives as a [`Now`], everything it learns arrives as an [`Input`], and everything it wants done
+//! leaves as one closed [`Output`] enum that a driver ([`super::driver`]) carries out: commands to a
+//! shard's call control, events to publish for the control service, writes for the writer, and lead
+//! selections ("prepares") whose answer comes back as [`Input::Prepared`].
+//!
+//! Run loop of a driver (the str0m shape):
+//! ```text
+//! input:  handle_input(now, input) | handle_timeout(now) once the last Output::Timeout passed
+//! drain:  poll_output() until it answers Output::Timeout(deadline)
+//! ```
+//!
+//! [`super::dialer::Dialer`] demultiplexes the inputs of every tenant of a host onto their engines,
+//! as quinn-proto's endpoint does onto its connections.
+//!
+//! # Rules it keeps
+//! - Business hours (予約 From/To in the tenant's zone): launches only inside them; a job started
+//!   early waits; at the end it launches no more, and calls in progress finish.
+//! - Channel limits: launches never exceed the campaign's 最大チャンネル nor a caller ID's limit (the
+//!   pacer's answer is capped before any lead is touched, counting the dials being prepared).
+//! - The same number is never dialled twice at once within the tenant: one prepare at a time per
+//!   tenant, and the numbers in flight go with each prepare.
+//! - A job's run dials each lead at most once (due recalls aside); when nothing is left and its
+//!   calls have ended, it is `finished`.
+//! - Preview (プレビュー): control's `dial_preview` places one lead for one agent through the same
+//!   prepare step and checks (do-not-call, number in flight, channel limits, business hours, the job
+//!   running, once per run), served before paced dials.
+//! - Stop: no more dials; ringing calls CANCELled (停止), answered ones hung up; then the agents'
+//!   legs; whatever has not ended after the grace periods still gets a result. Leads prepared when
+//!   the stop began are not dialled and get `stopped`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Timelike;
+use control::agent::{AgentId, AgentState as CtlState, CallId, Command as CtlCommand, Event as CtlEvent};
+use control::messages::{CampaignId, LeadId, Party as MsgParty, ShardEvent, SipOutcome};
+use media::Clip;
+use store::dialing::{CallResult, RunningJob};
+use store::leads::Candidate;
+
+use super::results;
+use crate::calls::{self, CallEnd, CallEvent, CancelReason, Command, DialAgent, DialCustomer, DtmfEntry, Now, Party};
+use crate::pacer::{
+    AgentState as PacerAgentState, AgentView as PacerAgent, Decision, FixedRatioPacer, FloorView, Pacer, PacerEvent,
+    PredictiveConfig, PredictivePacer, PreviewPacer, ProgressivePacer,
+};
+
+/// The 72-hour rule for predictive campaigns.
+pub const NO_REDIAL_AFTER_ABANDON_MS: i64 = 72 * 3_600_000;
+/// Most dials one prepare step asks for.
+pub const MAX_PREPARE: u32 = 500;
+/// Most preview dials waiting for the tenant's prepare step; more are refused (`busy`).
+pub const MAX_PREVIEW_QUEUE: usize = 10_000;
+
+/// Settings every tenant's engine shares.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// Number of shards; a campaign lives on shard `campaign % shards`.
+    pub shards: usize,
+    /// How often the pacers are asked.
+    pub tick: Duration,
+    /// How often each campaign's dialer status is published.
+    pub status_every: Duration,
+    /// After a stop: how long calls get to end before they are given a result anyway.
+    pub stop_grace: Duration,
+    /// After a stop: how long agents' legs get to go down.
+    pub leg_grace: Duration,
+    /// Played to a customer no agent took, before release (the campaign's message).
+    pub abandon_message: Option<Clip>,
+    /// 呼中音声 when the campaign names none.
+    pub waiting_audio: Option<Clip>,
+    /// Whether calls are recorded (the prepare step then names a directory).
+    pub recording: bool,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            shards: 1,
+            tick: Duration::from_millis(250),
+            status_every: Duration::from_secs(1),
+            stop_grace: Duration::from_secs(5),
+            leg_grace: Duration::from_secs(2),
+            abandon_message: None,
+            waiting_audio: None,
+            recording: false,
+        }
+    }
+}
+
+/// A running call job as the driver loaded it, with what its campaign needs beside the SQL row.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    pub job: RunningJob,
+    /// The campaign's 呼中音声, read from its file by the driver (`None`: the default).
+    pub waiting_audio: Option<Clip>,
+    /// The numbers of the campaign's results (結果), for DTMF result entry.
+    pub result_numbers: Vec<i64>,
+}
+
+/// An agent as control last committed it, for an engine that starts.
+#[derive(Clone, Copy, Debug)]
+pub struct RecoveredAgent {
+    pub agent: u64,
+    pub campaign: Option<u64>,
+    pub state: CtlState,
+    pub since_ms: u64,
+    pub call: Option<u64>,
+}
+
+/// A phone's registered contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    pub uri: String,
+    pub source: std::net::SocketAddr,
+    pub expires_at_ms: u64,
+}
+
+/// What an engine is told.
+#[derive(Debug)]
+pub enum Input {
+    /// An event of a shard's call control.
+    Shard { shard: usize, event: CallEvent },
+    /// An agent event control published (each once: the driver drops redeliveries).
+    Agent(CtlEvent),
+    /// The tenant's running jobs (replaces the set).
+    Jobs(Vec<JobConfig>),
+    /// The channel limit (最大チャンネル) of each of the tenant's caller ID numbers.
+    CallerLimits(HashMap<String, i64>),
+    /// The tenant's phone accounts: username → phone id (registrations are written by phone).
+    Phones(HashMap<String, i64>),
+    /// What an earlier run left: control's agents, the stored registrations, and the calls still
+    /// pending (orphans: the driver has given them `error`; control is told they ended).
+    Recovered { agents: Vec<RecoveredAgent>, contacts: Vec<(u64, Contact)>, orphans: Vec<u64> },
+    /// The answer to an [`Output::Prepare`].
+    Prepared(Prepared),
+    /// A prepare that failed (nothing was written).
+    PrepareFailed { id: u64, error: String },
+    /// Begin the stop (see the module docs).
+    Stop,
+}
+
+/// What an engine wants done. [`Output::Timeout`] ends a drain.
+#[derive(Debug)]
+pub enum Output {
+    /// A command for a shard's call control.
+    Shard { shard: usize, command: Command },
+    /// An event for the control service, on the tenant's `shard:events`.
+    Publish { tenant: u64, event: ShardEvent },
+    /// A write for the writer (in order per tenant).
+    Write { tenant: u64, write: Write },
+    /// Select leads and write their call records; answer with [`Input::Prepared`] or
+    /// [`Input::PrepareFailed`] carrying the same `id`.
+    Prepare(Box<PrepareRequest>),
+    /// Nothing more now: call `handle_timeout` at this instant (or on the next input).
+    Timeout(Instant),
+}
+
+/// A write the writer carries out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Calls' ends: their system results.
+    Results(Vec<CallResult>),
+    Recording(store::recordings::NewRecording),
+    Registration(store::dialing::Registration),
+    /// A job's run is over (`finished`).
+    EndJob {
+        job: i64,
+        status: &'static str,
+    },
+    /// Call records of leads prepared when the stop began, with the recall each was to answer: not
+    /// dialled (`stopped`, the attempt taken back).
+    NotDialled(Vec<(i64, Option<i64>)>),
+}
+
+/// A lead selection the driver runs against the database.
+#[derive(Debug, Clone)]
+pub struct PrepareRequest {
+    pub id: u64,
+    pub tenant: u64,
+    pub campaign: u64,
+    /// Numbers in a call or being dialled in the tenant: not picked again.
+    pub numbers: HashSet<String>,
+    pub kind: PrepareKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum PrepareKind {
+    /// Up to `k` leads over `jobs`, round robin from `start`.
+    Paced { jobs: Vec<RunningJob>, start: usize, k: u32, predictive: bool },
+    /// One agent's preview dial of one lead; `all_jobs` are counted for the remaining leads.
+    Preview { ask: Box<PreviewAsk>, all_jobs: Vec<RunningJob> },
+}
+
+/// An agent's preview dial, accepted by the engine (its channel counted in `reserved`).
+#[derive(Debug, Clone)]
+pub struct PreviewAsk {
+    pub agent: u64,
+    pub campaign: u64,
+    pub job: RunningJob,
+    pub lead: i64,
+    /// A channel limit was reached when it was asked: recorded `channel_limit`, not dialled.
+    pub limit_reached: bool,
+}
+
+/// One lead picked and its call record written.
+#[derive(Debug, Clone)]
+pub struct PreparedDial {
+    pub call: u64,
+    pub job: i64,
+    pub lead: Candidate,
+    pub caller_id: Option<String>,
+}
+
+/// The answer of a prepare.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    pub id: u64,
+    pub dials: Vec<PreparedDial>,
+    /// Leads given `restricted` (do-not-call) without a dial.
+    pub restricted: usize,
+    /// Jobs with no dialable lead left in this run.
+    pub exhausted: Vec<i64>,
+    /// Dialable leads left over the campaign's jobs.
+    pub remaining: u64,
+    /// Where the calls' recordings go (`None`: not recorded).
+    pub recording_dir: Option<PathBuf>,
+    /// A preview dial that was not placed, and why (`None` when placed, or not a preview).
+    pub not_placed: Option<&'static str>,
+}
+
+/// Counters of an engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub launched: u64,
+    pub answered: u64,
+    pub bridged: u64,
+    pub ended: u64,
+    pub abandoned: u64,
+    pub restricted: u64,
+    pub agent_legs_up: u64,
+    pub registrations: u64,
+    pub dtmf_entries: u64,
+    pub orphans_failed: u64,
+    /// Leads prepared when shutdown began, given `stopped` without a dial.
+    pub not_dialled_at_stop: u64,
+    /// Preview dials asked for by agents, and those placed.
+    pub preview_asked: u64,
+    pub preview_placed: u64,
+    pub prepare_failures: u64,
+}
+
+impl std::ops::AddAssign for EngineStats {
+    fn add_assign(&mut self, o: EngineStats) {
+        self.launched += o.launched;
+        self.answered += o.answered;
+        self.bridged += o.bridged;
+        self.ended += o.ended;
+        self.abandoned += o.abandoned;
+        self.restricted += o.restricted;
+        self.agent_legs_up += o.agent_legs_up;
+        self.registrations += o.registrations;
+        self.dtmf_entries += o.dtmf_entries;
+        self.orphans_failed += o.orphans_failed;
+        self.not_dialled_at_stop += o.not_dialled_at_stop;
+        self.preview_asked += o.preview_asked;
+        self.preview_placed += o.preview_placed;
+        self.prepare_failures += o.prepare_failures;
+    }
+}
+
+#[derive(Debug)]
+struct LiveCall {
+    campaign: u64,
+    job: i64,
+    lead: i64,
+    tel: String,
+    caller_id: Option<String>,
+    shard: usize,
+    launched: Instant,
+    answered: Option<Instant>,
+    bridged: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AgentInfo {
+    campaign: Option<u64>,
+    state: CtlState,
+    since_ms: u64,
+    /// The call the agent holds or is offered.
+    call: Option<u64>,
+    leg_shard: Option<usize>,
+    /// The agent asked for a break or to log off after this call (control's deferred request).
+    pause_after_call: bool,
+}
+
+struct Campaign {
+    jobs: Vec<RunningJob>,
+    pacer: Box<dyn Pacer + Send + Sync>,
+    mode: String,
+    next_job: usize,
+    /// Dials being prepared (counted against the channel limits).
+    reserved: u32,
+    /// Jobs whose run has no dialable lead left.
+    exhausted: HashSet<i64>,
+    last_decision: Option<Decision>,
+    remaining: u64,
+    waiting_audio: Option<Clip>,
+    result_numbers: HashSet<i64>,
+}
+
+impl Campaign {
+    fn first(&self) -> Option<&RunningJob> {
+        self.jobs.first()
+    }
+}
+
+/// The prepare in flight (one per tenant).
+#[derive(Debug)]
+struct InFlight {
+    id: u64,
+    campaign: u64,
+    asked: u32,
+    /// The preview dial it serves.
+    preview: Option<(u64, i64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Stopping: calls are being ended (since).
+    CallsEnding(Instant),
+    /// Stopping: the agents' legs are being hung up (since).
+    LegsDown(Instant),
+    Stopped,
+}
+
+/// The dialer's policy for one tenant. See the module docs.
+pub struct Engine {
+    tenant: u64,
+    cfg: Arc<CoreConfig>,
+    calls: HashMap<u64, LiveCall>,
+    agents: HashMap<u64, AgentInfo>,
+    contacts: HashMap<u64, Contact>,
+    phones: HashMap<String, i64>,
+    campaigns: HashMap<u64, Campaign>,
+    caller_limits: HashMap<String, i64>,
+    numbers: HashSet<String>,
+    previews: VecDeque<PreviewAsk>,
+    preparing: Option<InFlight>,
+    next_prepare_id: u64,
+    phase: Phase,
+    next_tick: Option<Instant>,
+    next_status: Option<Instant>,
+    out: VecDeque<Output>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(tenant: u64, cfg: Arc<CoreConfig>) -> Engine {
+        Engine {
+            tenant,
+            cfg,
+            calls: HashMap::new(),
+            agents: HashMap::new(),
+            contacts: HashMap::new(),
+            phones: HashMap::new(),
+            campaigns: HashMap::new(),
+            caller_limits: HashMap::new(),
+            numbers: HashSet::new(),
+            previews: VecDeque::new(),
+            preparing: None,
+            next_prepare_id: 1,
+            phase: Phase::Running,
+            next_tick: None,
+            next_status: None,
+            out: VecDeque::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn tenant(&self) -> u64 {
+        self.tenant
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Calls in progress (placed and not ended).
+    pub fn calls_in_flight(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether a prepare is in flight.
+    pub fn is_preparing(&self) -> bool {
+        self.preparing.is_some()
+    }
+
+    /// The stop is over: every call has its result and no prepare is in flight.
+    pub fn is_stopped(&self) -> bool {
+        self.phase == Phase::Stopped && self.preparing.is_none()
+    }
+
+    /// Campaigns this engine paces (with a running job or calls in flight).
+    pub fn campaigns(&self) -> impl Iterator<Item = u64> + '_ {
+        self.campaigns.keys().copied()
+    }
+
+    // ------------------------------------------------------------------ the run loop
+
+    pub fn handle_input(&mut self, now: Now, input: Input) {
+        self.arm(now);
+        match input {
+            Input::Shard { shard, event } => self.on_shard(now, shard, event),
+            Input::Agent(ev) => self.on_agent_event(now, ev),
+            Input::Jobs(jobs) => self.on_jobs(now, jobs),
+            Input::CallerLimits(l) => self.caller_limits = l,
+            Input::Phones(p) => self.phones = p,
+            Input::Recovered { agents, contacts, orphans } => self.on_recovered(agents, contacts, orphans),
+            Input::Prepared(p) => self.on_prepared(now, p),
+            Input::PrepareFailed { id, error } => self.on_prepare_failed(now, id, &error),
+            Input::Stop => self.begin_stop(now),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.arm(now);
+        let tick = self.next_tick.is_some_and(|t| t <= now.mono);
+        if tick {
+            self.next_tick = Some(now.mono + self.cfg.tick);
+        }
+        match self.phase {
+            Phase::Running => {
+                if tick {
+                    self.plan(now);
+                }
+            }
+            Phase::CallsEnding(since) => {
+                if self.calls.is_empty() || now.mono.duration_since(since) >= self.cfg.stop_grace {
+                    self.hang_up_legs(now);
+                }
+            }
+            Phase::LegsDown(since) => {
+                let legs_up = self.agents.values().any(|a| a.leg_shard.is_some());
+                if !legs_up || now.mono.duration_since(since) >= self.cfg.leg_grace {
+                    self.finish_stop(now);
+                }
+            }
+            Phase::Stopped => {}
+        }
+        if self.next_status.is_some_and(|t| t <= now.mono) {
+            self.next_status = Some(now.mono + self.cfg.status_every);
+            self.publish_status();
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        Output::Timeout(self.poll_timeout())
+    }
+
+    /// The next instant `handle_timeout` has work.
+    pub fn poll_timeout(&self) -> Instant {
+        let far = || Instant::now() + Duration::from_secs(3600);
+        let phase = match self.phase {
+            Phase::Running => self.next_tick,
+            // Checked every tick while stopping.
+            Phase::CallsEnding(_) | Phase::LegsDown(_) => self.next_tick,
+            Phase::Stopped => None,
+        };
+        match (phase, self.next_status) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => far(),
+        }
+    }
+
+    /// The first input starts the clocks.
+    fn arm(&mut self, now: Now) {
+        if self.next_tick.is_none() {
+            self.next_tick = Some(now.mono);
+        }
+        if self.next_status.is_none() {
+            self.next_status = Some(now.mono + self.cfg.status_every);
+        }
+    }
+
+    fn push(&mut self, o: Output) {
+        self.out.push_back(o);
+    }
+
+    fn command(&mut self, shard: usize, command: Command) {
+        self.push(Output::Shard { shard, command });
+    }
+
+    fn publish(&mut self, event: ShardEvent) {
+        let tenant = self.tenant;
+        self.push(Output::Publish { tenant, event });
+    }
+
+    fn write(&mut self, write: Write) {
+        let tenant = self.tenant;
+        self.push(Output::Write { tenant, write });
+    }
+
+    fn shard_of(&self, campaign: u64) -> usize {
+        shard_of(campaign, self.cfg.shards)
+    }
+
+    // ------------------------------------------------------------------ recovery and configuration
+
+    fn on_recovered(&mut self, agents: Vec<RecoveredAgent>, contacts: Vec<(u64, Contact)>, orphans: Vec<u64>) {
+        for a in agents {
+            self.agents.insert(
+                a.agent,
+                AgentInfo {
+                    campaign: a.campaign,
+                    state: a.state,
+                    since_ms: a.since_ms,
+                    call: a.call,
+                    leg_shard: None,
+                    pause_after_call: false,
+                },
+            );
+        }
+        self.contacts.extend(contacts);
+        self.stats.orphans_failed += orphans.len() as u64;
+        for call in orphans {
+            let outcome =
+                SipOutcome { status: 0, reason: "dialer restarted".into(), ended_by: MsgParty::System, talk_ms: 0 };
+            self.publish(ShardEvent::CallEnded {
+                call_id: CallId(call),
+                agent_id: None,
+                outcome,
+                result: control::messages::SystemResult::Error,
+            });
+        }
+    }
+
+    fn on_jobs(&mut self, now: Now, jobs: Vec<JobConfig>) {
+        let mut by_campaign: HashMap<u64, Vec<JobConfig>> = HashMap::new();
+        for j in jobs {
+            by_campaign.entry(j.job.campaign_id as u64).or_default().push(j);
+        }
+        // Campaigns with no running job keep their pacer while calls are in flight.
+        let live: HashSet<u64> = self.calls.values().map(|c| c.campaign).collect();
+        self.campaigns.retain(|c, _| by_campaign.contains_key(c) || live.contains(c));
+        for st in self.campaigns.values_mut() {
+            st.jobs.retain(|j| by_campaign.contains_key(&(j.campaign_id as u64)));
+        }
+        for (campaign, jobs) in by_campaign {
+            let first = &jobs[0];
+            let mode = first.job.mode.clone();
+            let waiting = first.waiting_audio.clone().or_else(|| self.cfg.waiting_audio.clone());
+            let results: HashSet<i64> = first.result_numbers.iter().copied().collect();
+            let st = self.campaigns.entry(campaign).or_insert_with(|| Campaign {
+                jobs: Vec::new(),
+                pacer: pacer_for(&first.job, now.unix_ms),
+                mode: mode.clone(),
+                next_job: 0,
+                reserved: 0,
+                exhausted: HashSet::new(),
+                last_decision: None,
+                remaining: 0,
+                waiting_audio: None,
+                result_numbers: HashSet::new(),
+            });
+            if st.mode != mode {
+                st.pacer = pacer_for(&first.job, now.unix_ms);
+                st.mode = mode;
+            }
+            st.waiting_audio = waiting;
+            st.result_numbers = results;
+            // A job started again begins a new run.
+            let started: HashMap<i64, Option<i64>> = st.jobs.iter().map(|j| (j.job_id, j.started_at)).collect();
+            st.exhausted
+                .retain(|j| jobs.iter().any(|x| x.job.job_id == *j && started.get(j) == Some(&x.job.started_at)));
+            st.jobs = jobs.into_iter().map(|j| j.job).collect();
+        }
+    }
+
+    // ------------------------------------------------------------------ shard events
+
+    fn on_shard(&mut self, now: Now, shard: usize, event: CallEvent) {
+        match event {
+            CallEvent::CustomerRinging { .. } => {}
+            CallEvent::CustomerAnswered { call, ring_ms } => {
+                let Some(c) = self.calls.get_mut(&call) else { return };
+                c.answered = Some(now.mono);
+                let (campaign, lead) = (c.campaign, c.lead);
+                self.stats.answered += 1;
+                metrics::counter!("kakeru_dialer_calls_answered_total").increment(1);
+                if let Some(st) = self.campaigns.get_mut(&campaign) {
+                    st.pacer.on_event(now.unix_ms, PacerEvent::AnsweredLive { ring_ms });
+                }
+                self.publish(ShardEvent::CustomerAnswered {
+                    call_id: CallId(call),
+                    campaign_id: CampaignId(campaign),
+                    lead_id: LeadId(lead as u64),
+                    shard: shard as u32,
+                });
+            }
+            CallEvent::Bridged { call, agent } => {
+                let Some(c) = self.calls.get_mut(&call) else { return };
+                c.bridged = Some(agent);
+                let wait_ms = c.answered.map_or(0, |a| now.mono.duration_since(a).as_millis() as u64);
+                let campaign = c.campaign;
+                self.stats.bridged += 1;
+                metrics::histogram!("kakeru_dialer_answer_to_bridge_seconds").record(wait_ms as f64 / 1000.0);
+                if let Some(st) = self.campaigns.get_mut(&campaign) {
+                    st.pacer.on_event(now.unix_ms, PacerEvent::Connected { wait_ms });
+                }
+                self.publish(ShardEvent::Bridged { call_id: CallId(call), agent_id: AgentId(agent) });
+            }
+            CallEvent::BridgeFailed { call, agent, reason } => {
+                tracing::info!(call, agent, reason, "bridge not made");
+            }
+            CallEvent::CustomerEnded { call, end } => self.on_call_ended(now, call, end),
+            CallEvent::AgentLegUp { agent } => {
+                let Some(a) = self.agents.get_mut(&agent) else { return };
+                a.leg_shard = Some(shard);
+                self.stats.agent_legs_up += 1;
+                self.publish(ShardEvent::AgentLegUp { agent_id: AgentId(agent), shard: shard as u32 });
+            }
+            CallEvent::AgentLegDown { agent } => {
+                let Some(a) = self.agents.get_mut(&agent) else { return };
+                a.leg_shard = None;
+                self.publish(ShardEvent::AgentLegDown { agent_id: AgentId(agent), shard: shard as u32 });
+            }
+            CallEvent::AgentUnreachable { agent, status } => {
+                if self.agents.contains_key(&agent) {
+                    self.publish(ShardEvent::AgentUnreachable { agent_id: AgentId(agent), sip_status: status });
+                }
+            }
+            CallEvent::Registered { user_id, username, contact, source, expires_s, .. } => {
+                self.stats.registrations += 1;
+                let expires_at_ms = now.unix_ms + u64::from(expires_s) * 1000;
+                if let Some(u) = user_id {
+                    if expires_s == 0 {
+                        self.contacts.remove(&u);
+                    } else {
+                        self.contacts.insert(u, Contact { uri: contact.clone(), source, expires_at_ms });
+                    }
+                }
+                if let Some(phone_id) = self.phones.get(&username).copied() {
+                    self.write(Write::Registration(store::dialing::Registration {
+                        tenant_id: i(self.tenant),
+                        phone_id,
+                        user_id: user_id.map(i),
+                        contact,
+                        source: source.to_string(),
+                        expires_at: i(expires_at_ms),
+                    }));
+                }
+            }
+            CallEvent::DtmfEntry { agent, call, entry } => self.on_dtmf_entry(agent, call, entry),
+            CallEvent::RecordingClosed { call, path, bytes, error } => {
+                if let Some(e) = error {
+                    tracing::warn!(call, error = %e, "recording failed");
+                }
+                let end = i(now.unix_ms);
+                let duration_ms = i64::try_from(media::recording::duration_ms(bytes)).unwrap_or(0);
+                self.write(Write::Recording(store::recordings::NewRecording {
+                    tenant_id: i(self.tenant),
+                    dialer_call_id: i(call),
+                    path: path.to_string_lossy().into_owned(),
+                    bytes: i(bytes),
+                    duration_ms,
+                    started_at_ms: end - duration_ms,
+                    closed_at_ms: end,
+                }));
+            }
+        }
+    }
+
+    /// DTMF result entry: a result number of the agent's campaign, or a recall; control saves the
+    /// call's wrap-up record (it wrote it when the call ended) and ends the agent's ACW.
+    fn on_dtmf_entry(&mut self, agent: u64, call: u64, entry: DtmfEntry) {
+        self.stats.dtmf_entries += 1;
+        let Some(a) = self.agents.get(&agent) else { return };
+        let keyed = match entry {
+            DtmfEntry::Result { number } => {
+                let known = a
+                    .campaign
+                    .and_then(|c| self.campaigns.get(&c))
+                    .is_some_and(|st| st.result_numbers.contains(&i64::from(number)));
+                if !known {
+                    tracing::info!(call, number, "DTMF result number is not one of the campaign's");
+                    return;
+                }
+                control::messages::Keyed::Result { number }
+            }
+            DtmfEntry::Recall { after_ms } => control::messages::Keyed::Recall { after_ms },
+        };
+        self.publish(ShardEvent::ResultKeyed { call_id: CallId(call), agent_id: AgentId(agent), keyed });
+    }
+
+    fn on_call_ended(&mut self, now: Now, call: u64, end: CallEnd) {
+        let Some(c) = self.calls.remove(&call) else { return };
+        self.stats.ended += 1;
+        let result = results::result_of(&end);
+        if result == control::messages::SystemResult::Abandoned {
+            self.stats.abandoned += 1;
+        }
+        metrics::counter!("kakeru_dialer_calls_total", "result" => result.as_str()).increment(1);
+        self.numbers.remove(&c.tel);
+        if let Some(st) = self.campaigns.get_mut(&c.campaign) {
+            if let Some(ev) = results::pacer_event(&end) {
+                st.pacer.on_event(now.unix_ms, ev);
+            }
+        }
+        let answered_at = c.answered.map(|a| i(now.unix_ms) - now.mono.duration_since(a).as_millis() as i64);
+        let r = CallResult {
+            call_id: i(call),
+            result: result.as_str(),
+            sip_status: i64::from(end.status),
+            answered_at,
+            ended_at: i(now.unix_ms),
+        };
+        self.write(Write::Results(vec![r]));
+        let outcome = SipOutcome {
+            status: end.status,
+            reason: end.reason.chars().take(256).collect(),
+            ended_by: match end.ended_by {
+                Party::Customer => MsgParty::Customer,
+                Party::Agent => MsgParty::Agent,
+                Party::System => MsgParty::System,
+            },
+            talk_ms: end.talk_ms,
+        };
+        self.publish(ShardEvent::CallEnded {
+            call_id: CallId(call),
+            agent_id: end.agent.map(AgentId),
+            outcome,
+            result,
+        });
+        self.maybe_finish_job(c.campaign, c.job);
+    }
+
+    fn maybe_finish_job(&mut self, campaign: u64, job: i64) {
+        let Some(st) = self.campaigns.get(&campaign) else { return };
+        if !st.exhausted.contains(&job) || st.reserved > 0 || self.calls.values().any(|c| c.job == job) {
+            return;
+        }
+        self.write(Write::EndJob { job, status: "finished" });
+        if let Some(st) = self.campaigns.get_mut(&campaign) {
+            st.jobs.retain(|j| j.job_id != job);
+            st.exhausted.remove(&job);
+        }
+    }
+
+    // ------------------------------------------------------------------ agent events
+
+    fn on_agent_event(&mut self, now: Now, ev: CtlEvent) {
+        match ev {
+            CtlEvent::Transition(t) => {
+                let a = self.agents.entry(t.agent_id.0).or_insert(AgentInfo {
+                    campaign: None,
+                    state: t.from,
+                    since_ms: t.at_ms,
+                    call: None,
+                    leg_shard: None,
+                    pause_after_call: false,
+                });
+                let in_state = t.at_ms.saturating_sub(a.since_ms);
+                let learned = match (a.state, t.to) {
+                    (CtlState::Talking | CtlState::Hold, CtlState::WrapUp) => {
+                        Some(PacerEvent::TalkEnded { talk_ms: in_state })
+                    }
+                    (CtlState::WrapUp, _) => Some(PacerEvent::WrapEnded { wrap_ms: in_state }),
+                    _ => None,
+                };
+                a.state = t.to;
+                a.since_ms = t.at_ms;
+                a.call = t.call_id.map(|c| c.0);
+                // A deferred request is applied (or given up) when the call is over.
+                if !matches!(t.to, CtlState::Ringing | CtlState::Talking | CtlState::Hold | CtlState::WrapUp) {
+                    a.pause_after_call = false;
+                }
+                if let (Some(ev), Some(c)) = (learned, a.campaign) {
+                    if let Some(st) = self.campaigns.get_mut(&c) {
+                        st.pacer.on_event(now.unix_ms, ev);
+                    }
+                }
+            }
+            CtlEvent::Deferred { agent_id, after_call } => {
+                if let Some(a) = self.agents.get_mut(&agent_id.0) {
+                    a.pause_after_call = after_call;
+                }
+            }
+            CtlEvent::Command(c) => self.on_command(now, c),
+        }
+    }
+
+    fn on_command(&mut self, now: Now, c: CtlCommand) {
+        match c {
+            CtlCommand::DialAgentLeg { agent_id, campaign_id } => {
+                let agent = agent_id.0;
+                let a = self.agents.entry(agent).or_insert(AgentInfo {
+                    campaign: None,
+                    state: CtlState::Ringing,
+                    since_ms: now.unix_ms,
+                    call: None,
+                    leg_shard: None,
+                    pause_after_call: false,
+                });
+                if let Some(c) = campaign_id {
+                    a.campaign = Some(c.0);
+                }
+                let shard = shard_of(a.campaign.unwrap_or(0), self.cfg.shards);
+                match self.contacts.get(&agent).filter(|c| c.expires_at_ms > now.unix_ms).cloned() {
+                    Some(contact) => {
+                        // The Contact's address when it names one (a phone registering for another
+                        // UA, or behind no NAT); else where the REGISTER came from.
+                        let dest = calls::uri_addr(&contact.uri)
+                            .filter(|a| !a.ip().is_unspecified())
+                            .unwrap_or(contact.source);
+                        let tenant_id = self.tenant;
+                        self.command(
+                            shard,
+                            Command::DialAgent(DialAgent { agent, tenant_id, target: contact.uri, dest }),
+                        );
+                    }
+                    None => {
+                        tracing::info!(agent, "no registered phone for the agent");
+                        self.publish(ShardEvent::AgentUnreachable { agent_id, sip_status: 404 });
+                    }
+                }
+            }
+            CtlCommand::HangUpAgentLeg { agent_id } => {
+                let agent = agent_id.0;
+                let shard = self
+                    .agents
+                    .get(&agent)
+                    .and_then(|a| a.leg_shard.or(a.campaign.map(|c| shard_of(c, self.cfg.shards))))
+                    .unwrap_or(0);
+                self.command(shard, Command::HangUpAgent { agent });
+            }
+            CtlCommand::Bridge { agent_id, call_id } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    self.command(shard, Command::Bridge { call: call_id.0, agent: agent_id.0 });
+                }
+            }
+            CtlCommand::ReleaseCustomer { agent_id, call_id } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    let cmd = if agent_id.0 == 0 {
+                        Command::Abandon { call: call_id.0 }
+                    } else {
+                        Command::Unbridge { call: call_id.0 }
+                    };
+                    self.command(shard, cmd);
+                }
+            }
+            CtlCommand::HangUpCustomer { call_id, .. } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    self.command(shard, Command::HangUpCustomer { call: call_id.0, by: Party::Agent });
+                }
+            }
+            CtlCommand::DialPreview { agent_id, campaign_id, call_job_id, lead_id } => {
+                self.on_preview_dial(now, agent_id.0, campaign_id.0, i(call_job_id.0), i(lead_id.0));
+            }
+        }
+    }
+
+    /// An agent's preview dial: the engine's checks (job running, business hours, channel limits),
+    /// then the tenant's prepare step does the rest (the lead, its number, do-not-call).
+    fn on_preview_dial(&mut self, now: Now, agent: u64, campaign: u64, job_id: i64, lead: i64) {
+        self.stats.preview_asked += 1;
+        let job = self.campaigns.get(&campaign).and_then(|st| st.jobs.iter().find(|j| j.job_id == job_id).cloned());
+        let Some(job) = job.filter(|j| j.campaign_enabled) else {
+            return self.not_dialled(agent, lead, "job_not_running");
+        };
+        if self.phase != Phase::Running {
+            return self.not_dialled(agent, lead, "job_not_running");
+        }
+        if !in_business_hours(&job, now.unix_ms) {
+            return self.not_dialled(agent, lead, "outside_hours");
+        }
+        if self.previews.len() >= MAX_PREVIEW_QUEUE {
+            return self.not_dialled(agent, lead, "busy");
+        }
+        let limit_reached = self.free_channels(campaign, &job) == 0;
+        if let Some(st) = self.campaigns.get_mut(&campaign) {
+            st.reserved += 1;
+        }
+        self.previews.push_back(PreviewAsk { agent, campaign, job, lead, limit_reached });
+        self.start_preview();
+    }
+
+    /// Tells control the agent's preview call was not placed, and why.
+    fn not_dialled(&mut self, agent: u64, lead: i64, result: &str) {
+        tracing::info!(agent, lead, result, "preview dial not placed");
+        self.publish(ShardEvent::PreviewNotDialled {
+            agent_id: AgentId(agent),
+            lead_id: LeadId(lead as u64),
+            result: result.to_string(),
+        });
+    }
+
+    /// Starts the tenant's next preview dial when its prepare step is free.
+    fn start_preview(&mut self) {
+        if self.preparing.is_some() {
+            return;
+        }
+        let Some(ask) = self.previews.pop_front() else { return };
+        let all_jobs = self.campaigns.get(&ask.campaign).map(|st| st.jobs.clone()).unwrap_or_default();
+        let id = self.next_prepare_id();
+        self.preparing = Some(InFlight { id, campaign: ask.campaign, asked: 1, preview: Some((ask.agent, ask.lead)) });
+        let req = PrepareRequest {
+            id,
+            tenant: self.tenant,
+            campaign: ask.campaign,
+            numbers: self.numbers.clone(),
+            kind: PrepareKind::Preview { ask: Box::new(ask), all_jobs },
+        };
+        self.push(Output::Prepare(Box::new(req)));
+    }
+
+    fn next_prepare_id(&mut self) -> u64 {
+        let id = self.next_prepare_id;
+        self.next_prepare_id += 1;
+        id
+    }
+
+    // ------------------------------------------------------------------ pacing
+
+    /// Channels a campaign may still open now: its 最大チャンネル less its live calls and the dials
+    /// being prepared (`reserved`), and its caller ID's limit less that number's live calls.
+    fn free_channels(&self, campaign: u64, job: &RunningJob) -> i64 {
+        let reserved = self.campaigns.get(&campaign).map_or(0, |st| st.reserved);
+        let in_use = self.calls.values().filter(|c| c.campaign == campaign).count() as i64 + i64::from(reserved);
+        let mut free = (job.max_channels - in_use).max(0);
+        if let Some(cid) = &job.caller_id {
+            if let Some(limit) = self.caller_limits.get(cid) {
+                let used = self.calls.values().filter(|c| c.caller_id.as_ref() == Some(cid)).count() as i64;
+                let reserved_here: i64 = self
+                    .campaigns
+                    .values()
+                    .filter(|st| st.first().is_some_and(|j| j.caller_id.as_ref() == Some(cid)))
+                    .map(|st| i64::from(st.reserved))
+                    .sum();
+                free = free.min((limit - used - reserved_here).max(0));
+            }
+        }
+        free
+    }
+
+    /// Asks every campaign's pacer and starts the dials it wants (capped by the channel limits).
+    fn plan(&mut self, now: Now) {
+        // Preview dials are served before paced ones.
+        self.start_preview();
+        let mut wanted: Vec<(u64, u32)> = Vec::new();
+        let campaigns: Vec<u64> = self.campaigns.keys().copied().collect();
+        for campaign in campaigns {
+            let Some(d) = self.decide(now, campaign) else { continue };
+            let Some(st) = self.campaigns.get(&campaign) else { continue };
+            let Some(first) = st.first() else { continue };
+            let free = self.free_channels(campaign, first);
+            let k = i64::from(d.launch).min(free).min(i64::from(MAX_PREPARE));
+            let st = &self.campaigns[&campaign];
+            if k > 0 && st.jobs.iter().any(|j| !st.exhausted.contains(&j.job_id)) {
+                wanted.push((campaign, k as u32));
+            }
+        }
+        // One prepare at a time per tenant: the campaign asked first goes first; the others ask
+        // again on the next tick.
+        wanted.sort_unstable();
+        if let Some((campaign, k)) = wanted.into_iter().next() {
+            if self.preparing.is_none() {
+                self.start_paced(campaign, k);
+            }
+        }
+    }
+
+    /// The pacer's decision for one campaign now (`None` outside business hours or disabled).
+    fn decide(&mut self, now: Now, campaign: u64) -> Option<Decision> {
+        let st = self.campaigns.get(&campaign)?;
+        let first = st.first()?;
+        if !first.campaign_enabled || !in_business_hours(first, now.unix_ms) {
+            return None;
+        }
+        let mut ringing: Vec<u64> = Vec::new();
+        let mut waiting = 0u32;
+        for c in self.calls.values().filter(|c| c.campaign == campaign) {
+            match (c.answered, c.bridged) {
+                (None, _) => ringing.push(now.mono.duration_since(c.launched).as_millis() as u64),
+                (Some(_), None) => waiting += 1,
+                (Some(_), Some(_)) => {}
+            }
+        }
+        ringing.extend(std::iter::repeat_n(0, st.reserved as usize));
+        let agents = self.pacer_agents(now, campaign);
+        let floor = FloorView { ringing_ages_ms: &ringing, waiting_customers: waiting, agents: &agents };
+        let st = self.campaigns.get_mut(&campaign)?;
+        let d = st.pacer.decide(now.unix_ms, &floor);
+        st.last_decision = Some(d);
+        Some(d)
+    }
+
+    /// The campaign's agents as its pacer sees them.
+    pub fn pacer_agents(&self, now: Now, campaign: u64) -> Vec<PacerAgent> {
+        self.agents
+            .values()
+            .filter(|a| a.campaign == Some(campaign))
+            .filter_map(|a| {
+                let state = match a.state {
+                    CtlState::Ready => PacerAgentState::Ready,
+                    CtlState::Talking | CtlState::Hold => PacerAgentState::Talking,
+                    CtlState::Ringing if a.call.is_some() => PacerAgentState::Talking,
+                    CtlState::WrapUp => PacerAgentState::WrapUp,
+                    CtlState::Paused { .. } => PacerAgentState::Paused,
+                    _ => return None,
+                };
+                Some(PacerAgent {
+                    state,
+                    in_state_ms: now.unix_ms.saturating_sub(a.since_ms),
+                    pause_after_call: a.pause_after_call,
+                })
+            })
+            .collect()
+    }
+
+    fn start_paced(&mut self, campaign: u64, k: u32) {
+        let id = self.next_prepare_id();
+        let numbers = self.numbers.clone();
+        let Some(st) = self.campaigns.get_mut(&campaign) else { return };
+        st.reserved += k;
+        let jobs: Vec<RunningJob> = st.jobs.iter().filter(|j| !st.exhausted.contains(&j.job_id)).cloned().collect();
+        let start = st.next_job;
+        st.next_job = st.next_job.wrapping_add(1);
+        let predictive = st.mode == "predictive";
+        self.preparing = Some(InFlight { id, campaign, asked: k, preview: None });
+        let req = PrepareRequest {
+            id,
+            tenant: self.tenant,
+            campaign,
+            numbers,
+            kind: PrepareKind::Paced { jobs, start, k, predictive },
+        };
+        self.push(Output::Prepare(Box::new(req)));
+    }
+
+    fn on_prepare_failed(&mut self, now: Now, id: u64, error: &str) {
+        let Some(f) = self.preparing.take_if(|f| f.id == id) else { return };
+        self.stats.prepare_failures += 1;
+        tracing::warn!(tenant = self.tenant, campaign = f.campaign, error, "could not prepare dials");
+        if let Some(st) = self.campaigns.get_mut(&f.campaign) {
+            st.reserved = st.reserved.saturating_sub(f.asked);
+        }
+        if let Some((agent, lead)) = f.preview {
+            self.not_dialled(agent, lead, "error");
+        }
+        if self.phase == Phase::Running {
+            self.start_preview();
+        }
+        let _ = now;
+    }
+
+    fn on_prepared(&mut self, now: Now, p: Prepared) {
+        let Some(f) = self.preparing.take_if(|f| f.id == p.id) else {
+            tracing::warn!(id = p.id, "a prepare answered that was not asked; its leads stay pending");
+            return;
+        };
+        self.stats.restricted += p.restricted as u64;
+        if let Some(st) = self.campaigns.get_mut(&f.campaign) {
+            st.reserved = st.reserved.saturating_sub(f.asked);
+            st.remaining = p.remaining;
+        }
+        if self.phase != Phase::Running {
+            let calls: Vec<(i64, Option<i64>)> = p.dials.iter().map(|d| (i(d.call), d.lead.recall_id)).collect();
+            self.stats.not_dialled_at_stop += calls.len() as u64;
+            metrics::counter!("kakeru_dialer_calls_total", "result" => "stopped").increment(calls.len() as u64);
+            if !calls.is_empty() {
+                self.write(Write::NotDialled(calls));
+            }
+            if let Some((agent, lead)) = f.preview {
+                self.not_dialled(agent, lead, p.not_placed.unwrap_or("stopped"));
+            }
+            return;
+        }
+        if let (Some((agent, lead)), Some(why)) = (f.preview, p.not_placed) {
+            self.not_dialled(agent, lead, why);
+            self.start_preview();
+            return;
+        }
+        let campaign = f.campaign;
+        let shard = self.shard_of(campaign);
+        let (ring_timeout, wait_limit, dtmf, waiting, predictive) = match self.campaigns.get_mut(&campaign) {
+            Some(st) => {
+                st.exhausted.extend(p.exhausted.iter().copied());
+                let j = st.jobs.first();
+                (
+                    Duration::from_secs(j.map_or(180, |j| j.ring_timeout_s.max(1) as u64)),
+                    Duration::from_secs(j.map_or(20, |j| j.agent_wait_timeout_s.max(1) as u64)),
+                    j.is_some_and(|j| j.dtmf_result_entry),
+                    st.waiting_audio.clone(),
+                    st.mode == "predictive",
+                )
+            }
+            None => (Duration::from_secs(180), Duration::from_secs(20), false, None, false),
+        };
+        // Predictive dialling keeps the 2-second rule: a customer no agent takes in 2 s hears the
+        // message (the campaign's wait limit applies to progressive and preview).
+        let wait_limit = if predictive {
+            wait_limit.min(Duration::from_millis(crate::pacer::SERVICE_LEVEL_WAIT_MS))
+        } else {
+            wait_limit
+        };
+        for d in p.dials {
+            let call = d.call;
+            self.numbers.insert(d.lead.tel.clone());
+            self.calls.insert(
+                call,
+                LiveCall {
+                    campaign,
+                    job: d.job,
+                    lead: d.lead.lead_id,
+                    tel: d.lead.tel.clone(),
+                    caller_id: d.caller_id.clone(),
+                    shard,
+                    launched: now.mono,
+                    answered: None,
+                    bridged: None,
+                },
+            );
+            if let Some(st) = self.campaigns.get_mut(&campaign) {
+                st.pacer.on_event(now.unix_ms, PacerEvent::Launched);
+            }
+            self.stats.launched += 1;
+            metrics::counter!("kakeru_dialer_calls_launched_total").increment(1);
+            if let Some((agent, _)) = f.preview {
+                // Control attaches the call to its agent before any event of the call can arrive.
+                self.stats.preview_placed += 1;
+                self.publish(ShardEvent::PreviewPlaced {
+                    call_id: CallId(call),
+                    agent_id: AgentId(agent),
+                    lead_id: LeadId(d.lead.lead_id as u64),
+                });
+            }
+            let recording = p.recording_dir.as_ref().map(|dir| dir.join(format!("{call}.wav")));
+            let cmd = DialCustomer {
+                call,
+                tenant_id: self.tenant,
+                tel: d.lead.tel,
+                caller_id: d.caller_id,
+                ring_timeout,
+                wait_limit,
+                waiting_audio: waiting.clone(),
+                abandon_message: self.cfg.abandon_message.clone(),
+                recording,
+                dtmf_result_entry: dtmf,
+            };
+            self.command(shard, Command::DialCustomer(Box::new(cmd)));
+        }
+        for job in p.exhausted {
+            self.maybe_finish_job(campaign, job);
+        }
+        self.start_preview();
+    }
+
+    fn publish_status(&mut self) {
+        let mut out = Vec::new();
+        for (campaign, st) in &self.campaigns {
+            if st.jobs.is_empty() {
+                continue;
+            }
+            let in_flight = self.calls.values().filter(|c| c.campaign == *campaign && c.bridged.is_none()).count();
+            let d = st.last_decision;
+            metrics::gauge!("kakeru_pacer_dial_level", "campaign_id" => campaign.to_string())
+                .set(d.map_or(0.0, |d| d.dial_level));
+            metrics::gauge!("kakeru_pacer_predicted_abandon_ratio", "campaign_id" => campaign.to_string())
+                .set(d.map_or(0.0, |d| d.predicted_abandon));
+            out.push(ShardEvent::DialerStatus {
+                campaign_id: CampaignId(*campaign),
+                dials_in_flight: in_flight as u32,
+                remaining_leads: st.remaining,
+                dial_level_milli: d.map_or(0, |d| (d.dial_level * 1000.0).round().clamp(0.0, 1e9) as u32),
+                predicted_abandon_ppm: d.map_or(0, |d| (d.predicted_abandon * 1e6).round().clamp(0.0, 1e6) as u32),
+            });
+        }
+        for ev in out {
+            self.publish(ev);
+        }
+    }
+
+    // ------------------------------------------------------------------ stop
+
+    fn begin_stop(&mut self, now: Now) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        self.phase = Phase::CallsEnding(now.mono);
+        // Not placed: the agents are given back (their leads stay held for them, unattempted).
+        let asks: Vec<PreviewAsk> = self.previews.drain(..).collect();
+        for ask in asks {
+            if let Some(st) = self.campaigns.get_mut(&ask.campaign) {
+                st.reserved = st.reserved.saturating_sub(1);
+            }
+            self.not_dialled(ask.agent, ask.lead, "job_not_running");
+        }
+        let calls: Vec<(u64, usize, bool)> =
+            self.calls.iter().map(|(id, c)| (*id, c.shard, c.answered.is_some())).collect();
+        for (call, shard, answered) in calls {
+            let command = if answered {
+                Command::HangUpCustomer { call, by: Party::System }
+            } else {
+                Command::Cancel { call, reason: CancelReason::Stopped }
+            };
+            self.command(shard, command);
+        }
+        self.next_tick = Some(now.mono);
+    }
+
+    fn hang_up_legs(&mut self, now: Now) {
+        self.phase = Phase::LegsDown(now.mono);
+        let legs: Vec<(u64, usize)> = self.agents.iter().filter_map(|(a, i)| i.leg_shard.map(|s| (*a, s))).collect();
+        for (agent, shard) in legs {
+            self.command(shard, Command::HangUpAgent { agent });
+        }
+        self.next_tick = Some(now.mono);
+    }
+
+    /// Whatever did not end in time still gets a result.
+    fn finish_stop(&mut self, now: Now) {
+        let left: Vec<u64> = self.calls.keys().copied().collect();
+        for call in left {
+            let end = CallEnd::unsent(calls::EndCause::Cancelled(CancelReason::Stopped), "dialer stopped");
+            self.on_call_ended(now, call, end);
+        }
+        self.phase = Phase::Stopped;
+        self.next_tick = None;
+    }
+}
+
+/// The shard a campaign lives on.
+pub fn shard_of(campaign: u64, shards: usize) -> usize {
+    (campaign % shards.max(1) as u64) as usize
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The pacer of a campaign's mode.
+fn pacer_for(job: &RunningJob, now_ms: u64) -> Box<dyn Pacer + Send + Sync> {
+    match job.mode.as_str() {
+        "predictive" => {
+            let tz = store::tenancy::parse_tz(&job.time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
+            let offset = {
+                use chrono::Offset;
+                use chrono::TimeZone;
+                let at = chrono::DateTime::from_timestamp_millis(i(now_ms)).unwrap_or_default().naive_utc();
+                tz.offset_from_utc_datetime(&at).fix().local_minus_utc()
+            };
+            Box::new(PredictivePacer::new(PredictiveConfig {
+                abandon_target: (job.abandon_target_pct / 100.0).clamp(0.001, 0.5),
+                ring_timeout_ms: (job.ring_timeout_s.max(1) as u64) * 1000,
+                local_offset_ms: i64::from(offset) * 1000,
+                ..PredictiveConfig::default()
+            }))
+        }
+        "progressive" if (job.dial_ratio - 1.0).abs() > 1e-9 => {
+            Box::new(FixedRatioPacer { ratio: job.dial_ratio.max(0.0) })
+        }
+        "progressive" => Box::new(ProgressivePacer),
+        // preview and the agent-driven list modes: the agent starts each dial.
+        _ => Box::new(PreviewPacer),
+    }
+}
+
+/// Whether `now` is inside the campaign's business hours in the tenant's zone.
+pub fn in_business_hours(job: &RunningJob, now_ms: u64) -> bool {
+    let tz = store::tenancy::parse_tz(&job.time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
+    let local = chrono::DateTime::from_timestamp_millis(i(now_ms)).unwrap_or_default().with_timezone(&tz);
+    let minute = local.hour() * 60 + local.minute();
+    let parse = |s: &str| -> Option<u32> {
+        let (h, m) = s.split_once(':')?;
+        Some(h.parse::<u32>().ok()? * 60 + m.parse::<u32>().ok()?)
+    };
+    match (parse(&job.business_start), parse(&job.business_end)) {
+        (Some(s), Some(e)) => s <= minute && minute < e,
+        _ => false,
+    }
+}

@@ -1,0 +1,814 @@
+//! The engine core under virtual time: no socket, no database, no clock. A [`Sim`] plays the
+//! world around one tenant's [`Engine`]: an in-memory lead store answering its prepares (with a
+//! do-not-call list), a scripted carrier answering its dials by the number's last digit, and a
+//! small stand-in for control that offers answered customers to ready agents and walks them
+//! through talk and wrap-up. Every step checks the channel limits.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use control::agent::{AgentId, AgentState, CallId, Cause, Command as Ctl, Event, Transition};
+use control::messages::{CallJobId, CampaignId, Keyed, LeadId, ShardEvent, SystemResult};
+use dialer::calls::{CallEnd, CallEvent, CancelReason, Command, DtmfEntry, EndCause, Now, Party};
+use dialer::engine::core::{
+    CoreConfig, Engine, Input, JobConfig, Output, PrepareKind, PrepareRequest, Prepared, PreparedDial, RecoveredAgent,
+    Write,
+};
+use store::dialing::RunningJob;
+use store::leads::{Candidate, JobFilter};
+
+const TENANT: u64 = 1;
+/// 2026-12-07 10:00 in Tokyo (01:00 UTC).
+const T0_UNIX_MS: u64 = 1_796_605_200_000;
+
+/// What the carrier does with a number, by its last digit.
+#[derive(Clone, Copy, Debug)]
+enum Line {
+    /// Answers after the first, the customer hangs up after the second (if bridged).
+    Answer(u64, u64),
+    /// A final failure status after this long.
+    Fail(u16, u64),
+    /// Rings until cancelled.
+    Ring,
+}
+
+fn line(tel: &str) -> Line {
+    match tel.chars().last().and_then(|c| c.to_digit(10)).unwrap_or(0) {
+        4 => Line::Fail(486, 300),
+        5 => Line::Fail(603, 300),
+        7 => Line::Ring,
+        _ => Line::Answer(2_000, 5_000),
+    }
+}
+
+#[derive(Debug)]
+enum Ev {
+    Answer(u64),
+    Fail(u64, u16),
+    RingTimeout(u64),
+    CustomerHangsUp(u64),
+    WrapDone(u64),
+    /// The stand-in for control offers waiting customers again.
+    Offer,
+}
+
+struct Job {
+    job: RunningJob,
+    leads: Vec<(i64, String)>,
+}
+
+/// The world around one engine. See the module docs.
+struct Sim {
+    engine: Engine,
+    t_ms: u64,
+    base: Instant,
+    events: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    payloads: Vec<Option<Ev>>,
+    seq: u64,
+    jobs: Vec<Job>,
+    dnc: HashSet<String>,
+    /// Leads dialled (or given a result without a dial) in this run.
+    attempted: HashSet<i64>,
+    next_call: u64,
+    /// Live calls: tel, campaign, answered, the agent bridged.
+    calls: BTreeMap<u64, (String, u64, bool, Option<u64>)>,
+    ring_timeout_ms: u64,
+    /// Calls each number got from the carrier.
+    dialled: HashMap<String, usize>,
+    agents: BTreeMap<u64, AgentState>,
+    waiting: Vec<u64>,
+    /// Automatically answer prepares (off: the test answers them).
+    auto_prepare: bool,
+    pending_prepares: Vec<PrepareRequest>,
+    published: Vec<ShardEvent>,
+    writes: Vec<Write>,
+    commands: Vec<Command>,
+    max_in_flight: HashMap<u64, usize>,
+    limits: HashMap<u64, usize>,
+}
+
+fn running_job(job_id: i64, campaign: i64, mode: &str, max_channels: i64) -> RunningJob {
+    RunningJob {
+        tenant_id: TENANT as i64,
+        time_zone: "Asia/Tokyo".into(),
+        job_id,
+        campaign_id: campaign,
+        dialing_group_id: 1,
+        started_at: Some(T0_UNIX_MS as i64),
+        filter: JobFilter {
+            campaign_id: campaign,
+            phone_type: None,
+            attempts_min: 0,
+            attempts_max: None,
+            last_attempt_from: None,
+            last_attempt_to: None,
+            not_attempted_since: None,
+            not_abandoned_since: None,
+            preview: None,
+        },
+        caller_id: Some("0312345678".into()),
+        mode: mode.into(),
+        dial_ratio: 1.0,
+        max_channels,
+        ring_timeout_s: 20,
+        agent_wait_timeout_s: 20,
+        waiting_audio: None,
+        dtmf_result_entry: true,
+        business_start: "09:00".into(),
+        business_end: "18:00".into(),
+        abandon_target_pct: 3.0,
+        campaign_enabled: true,
+    }
+}
+
+impl Sim {
+    fn new(jobs: Vec<(RunningJob, usize)>) -> Sim {
+        let cfg = CoreConfig { shards: 2, ..CoreConfig::default() };
+        let mut next_lead = 1;
+        let jobs: Vec<Job> = jobs
+            .into_iter()
+            .map(|(job, n)| {
+                let leads = (0..n)
+                    .map(|_| {
+                        let id = next_lead;
+                        next_lead += 1;
+                        (id, format!("0900000{id:04}"))
+                    })
+                    .collect();
+                Job { job, leads }
+            })
+            .collect();
+        let limits = jobs.iter().map(|j| (j.job.campaign_id as u64, j.job.max_channels as usize)).collect();
+        let mut sim = Sim {
+            engine: Engine::new(TENANT, Arc::new(cfg)),
+            t_ms: 0,
+            base: Instant::now(),
+            events: BinaryHeap::new(),
+            payloads: Vec::new(),
+            seq: 0,
+            jobs,
+            dnc: HashSet::new(),
+            attempted: HashSet::new(),
+            next_call: 1000,
+            calls: BTreeMap::new(),
+            ring_timeout_ms: 20_000,
+            dialled: HashMap::new(),
+            agents: BTreeMap::new(),
+            waiting: Vec::new(),
+            auto_prepare: true,
+            pending_prepares: Vec::new(),
+            published: Vec::new(),
+            writes: Vec::new(),
+            commands: Vec::new(),
+            max_in_flight: HashMap::new(),
+            limits,
+        };
+        let jobs = sim.job_configs();
+        sim.input(Input::Jobs(jobs));
+        sim
+    }
+
+    fn job_configs(&self) -> Vec<JobConfig> {
+        self.jobs
+            .iter()
+            .map(|j| JobConfig { job: j.job.clone(), waiting_audio: None, result_numbers: vec![1, 2, 3] })
+            .collect()
+    }
+
+    fn now(&self) -> Now {
+        Now { mono: self.base + Duration::from_millis(self.t_ms), unix_ms: T0_UNIX_MS + self.t_ms }
+    }
+
+    fn at(&mut self, after_ms: u64, ev: Ev) {
+        self.seq += 1;
+        self.payloads.push(Some(ev));
+        self.events.push(Reverse((self.t_ms + after_ms, self.seq, self.payloads.len() - 1)));
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = self.now();
+        self.engine.handle_input(now, input);
+        self.drain();
+    }
+
+    /// Logs agents in to campaign `campaign` and makes them ready (as control's transitions do).
+    fn agents_ready(&mut self, campaign: u64, ids: &[u64]) {
+        for &a in ids {
+            // The agent's phone registers, then the agent starts the job (the nailed-up leg).
+            self.shard(CallEvent::Registered {
+                tenant_id: TENANT,
+                user_id: Some(a),
+                username: format!("agent{a}"),
+                contact: format!("sip:agent{a}@127.0.0.9:5070"),
+                source: "127.0.0.9:5070".parse().expect("address"),
+                expires_s: 3600,
+            });
+            self.input(Input::Agent(Event::Command(Ctl::DialAgentLeg {
+                agent_id: AgentId(a),
+                campaign_id: Some(CampaignId(campaign)),
+            })));
+            self.transition(a, AgentState::Ready, None);
+        }
+    }
+
+    fn transition(&mut self, agent: u64, to: AgentState, call: Option<u64>) {
+        let from = self.agents.get(&agent).copied().unwrap_or(AgentState::Offline);
+        self.agents.insert(agent, to);
+        let t = Transition {
+            agent_id: AgentId(agent),
+            from,
+            to,
+            at_ms: self.now().unix_ms,
+            cause: Cause::GoReady,
+            call_id: call.map(CallId),
+        };
+        self.input(Input::Agent(Event::Transition(t)));
+    }
+
+    /// Carries out the engine's outputs the way the world would.
+    fn drain(&mut self) {
+        loop {
+            match self.engine.poll_output() {
+                Output::Timeout(_) => break,
+                Output::Shard { command, .. } => self.on_command(command),
+                Output::Publish { tenant, event } => {
+                    assert_eq!(tenant, TENANT);
+                    if let ShardEvent::CustomerAnswered { call_id, .. } = &event {
+                        self.waiting.push(call_id.0);
+                        self.at(0, Ev::Offer);
+                    }
+                    self.published.push(event);
+                }
+                Output::Write { tenant, write } => {
+                    assert_eq!(tenant, TENANT);
+                    self.writes.push(write);
+                }
+                Output::Prepare(req) => {
+                    assert_eq!(req.tenant, TENANT);
+                    assert!(self.pending_prepares.is_empty(), "two prepares at once for one tenant");
+                    self.pending_prepares.push(*req);
+                }
+            }
+        }
+        if self.auto_prepare {
+            while let Some(req) = self.pending_prepares.pop() {
+                let p = self.answer(&req);
+                self.input(Input::Prepared(p));
+            }
+        }
+        self.check_limits();
+    }
+
+    fn check_limits(&mut self) {
+        let mut per: HashMap<u64, usize> = HashMap::new();
+        for (_, c, _, _) in self.calls.values() {
+            *per.entry(*c).or_default() += 1;
+        }
+        for (c, n) in per {
+            let m = self.max_in_flight.entry(c).or_default();
+            *m = (*m).max(n);
+            if let Some(limit) = self.limits.get(&c) {
+                assert!(n <= *limit, "campaign {c}: {n} calls in flight over its limit {limit}");
+            }
+        }
+    }
+
+    /// The lead store's answer to a prepare.
+    fn answer(&mut self, req: &PrepareRequest) -> Prepared {
+        let mut p = Prepared { id: req.id, ..Prepared::default() };
+        let mut numbers = req.numbers.clone();
+        match &req.kind {
+            PrepareKind::Paced { jobs, k, .. } => {
+                let mut want = *k as usize;
+                for rj in jobs {
+                    let job = self.jobs.iter().find(|j| j.job.job_id == rj.job_id).expect("known job");
+                    let leads: Vec<(i64, String)> =
+                        job.leads.iter().filter(|(id, _)| !self.attempted.contains(id)).cloned().collect();
+                    let mut got = 0;
+                    for (id, tel) in leads {
+                        if want == 0 {
+                            break;
+                        }
+                        if numbers.contains(&tel) {
+                            continue;
+                        }
+                        got += 1;
+                        self.attempted.insert(id);
+                        numbers.insert(tel.clone());
+                        if self.dnc.contains(&tel) {
+                            p.restricted += 1;
+                            continue;
+                        }
+                        want -= 1;
+                        self.next_call += 1;
+                        p.dials.push(PreparedDial {
+                            call: self.next_call,
+                            job: rj.job_id,
+                            lead: Candidate { lead_id: id, tel, recall_id: None },
+                            caller_id: rj.caller_id.clone(),
+                        });
+                    }
+                    if want > 0 && got < *k as usize {
+                        p.exhausted.push(rj.job_id);
+                    }
+                }
+            }
+            PrepareKind::Preview { ask, .. } => {
+                let job = self.jobs.iter().find(|j| j.job.job_id == ask.job.job_id).expect("known job");
+                let lead = job.leads.iter().find(|(id, _)| *id == ask.lead).cloned();
+                match lead {
+                    None => p.not_placed = Some("lead_not_dialable"),
+                    Some((_, tel)) if numbers.contains(&tel) => p.not_placed = Some("number_in_call"),
+                    Some((id, tel)) if self.dnc.contains(&tel) => {
+                        self.attempted.insert(id);
+                        p.restricted = 1;
+                        p.not_placed = Some("restricted");
+                    }
+                    Some(_) if ask.limit_reached => p.not_placed = Some("channel_limit"),
+                    Some((id, tel)) => {
+                        self.attempted.insert(id);
+                        self.next_call += 1;
+                        p.dials.push(PreparedDial {
+                            call: self.next_call,
+                            job: ask.job.job_id,
+                            lead: Candidate { lead_id: id, tel, recall_id: None },
+                            caller_id: ask.job.caller_id.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        p
+    }
+
+    /// The shard and the carrier.
+    fn on_command(&mut self, cmd: Command) {
+        self.commands.push(cmd.clone());
+        match cmd {
+            Command::DialCustomer(d) => {
+                *self.dialled.entry(d.tel.clone()).or_default() += 1;
+                let campaign = self
+                    .jobs
+                    .iter()
+                    .find(|j| j.leads.iter().any(|(_, t)| *t == d.tel))
+                    .map(|j| j.job.campaign_id as u64)
+                    .expect("a dialled number is a lead's");
+                self.calls.insert(d.call, (d.tel.clone(), campaign, false, None));
+                match line(&d.tel) {
+                    Line::Answer(after, _) => self.at(after, Ev::Answer(d.call)),
+                    Line::Fail(status, after) => self.at(after, Ev::Fail(d.call, status)),
+                    Line::Ring => {}
+                }
+                let timeout = self.ring_timeout_ms;
+                self.at(timeout, Ev::RingTimeout(d.call));
+            }
+            Command::Bridge { call, agent } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.3 = Some(agent);
+                    let talk = match line(&c.0) {
+                        Line::Answer(_, talk) => talk,
+                        _ => 1_000,
+                    };
+                    self.shard(CallEvent::Bridged { call, agent });
+                    self.transition(agent, AgentState::Talking, Some(call));
+                    self.at(talk, Ev::CustomerHangsUp(call));
+                }
+            }
+            Command::Cancel { call, reason } => {
+                if self.calls.get(&call).is_some_and(|c| !c.2) {
+                    self.end(call, 487, EndCause::Cancelled(reason), false, None);
+                }
+            }
+            Command::HangUpCustomer { call, by } => {
+                if let Some(c) = self.calls.get(&call).cloned() {
+                    let cause =
+                        if c.3.is_some() { EndCause::Completed } else { EndCause::Cancelled(CancelReason::HungUp) };
+                    let _ = by;
+                    self.end(call, 200, cause, c.2, c.3);
+                }
+            }
+            Command::Abandon { call } => self.end(call, 200, EndCause::Abandoned, true, None),
+            Command::DialAgent(d) => {
+                self.shard(CallEvent::AgentLegUp { agent: d.agent });
+            }
+            Command::HangUpAgent { agent } => self.shard(CallEvent::AgentLegDown { agent }),
+            Command::Unbridge { .. } | Command::SetAccounts(_) => {}
+        }
+    }
+
+    fn shard(&mut self, event: CallEvent) {
+        self.input(Input::Shard { shard: 0, event });
+    }
+
+    fn end(&mut self, call: u64, status: u16, cause: EndCause, answered: bool, agent: Option<u64>) {
+        if self.calls.remove(&call).is_none() {
+            return;
+        }
+        self.waiting.retain(|c| *c != call);
+        let end = CallEnd {
+            status,
+            reason: String::new(),
+            cause,
+            ended_by: Party::Customer,
+            answered,
+            agent,
+            ring_ms: 0,
+            wait_ms: 0,
+            talk_ms: 0,
+        };
+        self.shard(CallEvent::CustomerEnded { call, end });
+        if let Some(a) = agent {
+            self.transition(a, AgentState::WrapUp, Some(call));
+            self.at(1_000, Ev::WrapDone(a));
+        }
+    }
+
+    fn on_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Answer(call) => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    if !c.2 {
+                        c.2 = true;
+                        self.shard(CallEvent::CustomerAnswered { call, ring_ms: 2_000 });
+                    }
+                }
+            }
+            Ev::Fail(call, status) => {
+                if self.calls.get(&call).is_some_and(|c| !c.2) {
+                    self.end(call, status, EndCause::Rejected, false, None);
+                }
+            }
+            Ev::RingTimeout(call) => {
+                if self.calls.get(&call).is_some_and(|c| !c.2) {
+                    self.end(call, 487, EndCause::Cancelled(CancelReason::RingTimeout), false, None);
+                }
+            }
+            Ev::CustomerHangsUp(call) => {
+                if let Some(c) = self.calls.get(&call).cloned() {
+                    self.end(call, 200, EndCause::Completed, true, c.3);
+                }
+            }
+            Ev::WrapDone(agent) => {
+                if self.agents.get(&agent) == Some(&AgentState::WrapUp) {
+                    self.transition(agent, AgentState::Ready, None);
+                    self.at(0, Ev::Offer);
+                }
+            }
+            Ev::Offer => {
+                // Control's match: the longest waiting customer to a ready agent.
+                while let Some(&call) = self.waiting.first() {
+                    let Some(agent) = self.agents.iter().find(|(_, s)| **s == AgentState::Ready).map(|(a, _)| *a)
+                    else {
+                        break;
+                    };
+                    self.waiting.remove(0);
+                    self.transition(agent, AgentState::Ringing, Some(call));
+                    self.input(Input::Agent(Event::Command(Ctl::Bridge {
+                        agent_id: AgentId(agent),
+                        call_id: CallId(call),
+                    })));
+                }
+            }
+        }
+    }
+
+    /// Runs the world for `ms` of virtual time.
+    fn run_for(&mut self, ms: u64) {
+        let end = self.t_ms + ms;
+        loop {
+            let next_event = self.events.peek().map(|Reverse((t, _, _))| *t);
+            let next_timer = {
+                let d = self.engine.poll_timeout().saturating_duration_since(self.base);
+                d.as_millis() as u64
+            };
+            let t = next_event.unwrap_or(u64::MAX).min(next_timer).max(self.t_ms);
+            if t > end {
+                self.t_ms = end;
+                return;
+            }
+            self.t_ms = t;
+            if next_event == Some(t) {
+                let Some(Reverse((_, _, i))) = self.events.pop() else { continue };
+                if let Some(ev) = self.payloads[i].take() {
+                    self.on_event(ev);
+                }
+            } else {
+                let now = self.now();
+                self.engine.handle_timeout(now);
+                self.drain();
+            }
+        }
+    }
+
+    fn results(&self) -> HashMap<u64, &'static str> {
+        let mut out = HashMap::new();
+        for w in &self.writes {
+            if let Write::Results(r) = w {
+                for r in r {
+                    out.insert(r.call_id as u64, r.result);
+                }
+            }
+        }
+        out
+    }
+
+    fn finished_jobs(&self) -> Vec<i64> {
+        self.writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::EndJob { job, .. } => Some(*job),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn progressive_dials_every_lead_once_and_the_job_finishes() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "progressive", 50), 30)]);
+    sim.dnc.insert("09000000003".into());
+    sim.agents_ready(10, &[1, 2, 3]);
+    sim.run_for(600_000);
+    // Every lead but the do-not-call one reached the carrier exactly once.
+    let leads: Vec<String> = sim.jobs[0].leads.iter().map(|(_, t)| t.clone()).collect();
+    for tel in &leads {
+        let n = sim.dialled.get(tel).copied().unwrap_or(0);
+        if sim.dnc.contains(tel) {
+            assert_eq!(n, 0, "a do-not-call number was dialled: {tel}");
+        } else {
+            assert_eq!(n, 1, "{tel}");
+        }
+    }
+    assert_eq!(sim.engine.stats().restricted, 1);
+    // Progressive: never more calls ringing or waiting than ready agents (3).
+    assert!(sim.max_in_flight[&10] <= 3 + 3, "{:?}", sim.max_in_flight);
+    // Every call has its result: busy (486), cancel (603, SPEC 4), timeout (ring), no_entry.
+    let results = sim.results();
+    assert_eq!(results.len(), leads.len() - 1);
+    for d in sim.commands.iter().filter_map(|c| match c {
+        Command::DialCustomer(d) => Some(d),
+        _ => None,
+    }) {
+        let want = match line(&d.tel) {
+            Line::Fail(486, _) => "busy",
+            Line::Fail(603, _) => "cancel",
+            Line::Ring => "timeout",
+            _ => "no_entry",
+        };
+        assert_eq!(results.get(&d.call).copied(), Some(want), "{}", d.tel);
+    }
+    // The result travels on call_ended: the same as written.
+    for ev in &sim.published {
+        if let ShardEvent::CallEnded { call_id, result, .. } = ev {
+            assert_eq!(Some(result.as_str()), results.get(&call_id.0).copied());
+        }
+    }
+    assert_eq!(sim.finished_jobs(), vec![1]);
+}
+
+#[test]
+fn channel_limits_hold_for_the_campaign_and_the_shared_caller_id() {
+    // Two campaigns, one caller ID limited to 3 channels; each campaign allows 4.
+    let mut a = running_job(1, 10, "progressive", 4);
+    let mut b = running_job(2, 11, "progressive", 4);
+    a.ring_timeout_s = 60;
+    b.ring_timeout_s = 60;
+    let mut sim = Sim::new(vec![(a, 40), (b, 40)]);
+    sim.limits.insert(10, 4);
+    sim.limits.insert(11, 4);
+    sim.input(Input::CallerLimits(HashMap::from([("0312345678".to_string(), 3)])));
+    sim.agents_ready(10, &[1, 2, 3, 4, 5, 6]);
+    sim.agents_ready(11, &[7, 8, 9, 10, 11, 12]);
+    let mut worst = 0;
+    for _ in 0..600 {
+        sim.run_for(500);
+        let n = sim.calls.len();
+        worst = worst.max(n);
+        assert!(n <= 3, "the caller ID's limit: {n} calls at once");
+    }
+    assert_eq!(worst, 3, "the limit is reached, not just respected");
+}
+
+#[test]
+fn dials_only_within_business_hours_and_calls_in_progress_finish() {
+    let mut job = running_job(1, 10, "progressive", 10);
+    job.business_start = "10:00".into();
+    job.business_end = "10:05".into();
+    let mut sim = Sim::new(vec![(job, 200)]);
+    sim.agents_ready(10, &[1, 2]);
+    // 10:00 to 10:05 Tokyo: dials; the last ones still end with their results.
+    sim.run_for(5 * 60_000 - 1);
+    let dialled_in_hours = sim.dialled.len();
+    assert!(dialled_in_hours > 10, "dials inside the hours: {dialled_in_hours}");
+    sim.run_for(10 * 60_000);
+    assert_eq!(sim.dialled.len(), dialled_in_hours, "no dial after the end of business hours");
+    assert!(sim.calls.is_empty(), "calls in progress at the end finished");
+    assert_eq!(sim.results().len(), dialled_in_hours, "each with its result");
+}
+
+#[test]
+fn a_job_before_business_hours_waits_for_them() {
+    let mut job = running_job(1, 10, "progressive", 10);
+    job.business_start = "10:30".into();
+    let mut sim = Sim::new(vec![(job, 20)]);
+    sim.agents_ready(10, &[1]);
+    sim.run_for(29 * 60_000);
+    assert!(sim.dialled.is_empty(), "dialled before business start");
+    sim.run_for(2 * 60_000);
+    assert!(!sim.dialled.is_empty(), "dials from business start");
+}
+
+#[test]
+fn preview_dials_only_what_the_agent_asks() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "preview", 10), 10)]);
+    sim.dnc.insert("09000000002".into());
+    sim.agents_ready(10, &[1]);
+    sim.run_for(10_000);
+    assert!(sim.dialled.is_empty(), "the preview pacer never launches");
+    let ask = |lead: u64| {
+        Input::Agent(Event::Command(Ctl::DialPreview {
+            agent_id: AgentId(1),
+            campaign_id: CampaignId(10),
+            call_job_id: CallJobId(1),
+            lead_id: LeadId(lead),
+        }))
+    };
+    sim.input(ask(1));
+    sim.run_for(1);
+    assert_eq!(sim.dialled.len(), 1);
+    // Placed: control learns it before any event of the call.
+    let placed = sim.published.iter().position(|e| matches!(e, ShardEvent::PreviewPlaced { lead_id: LeadId(1), .. }));
+    let answered = sim.published.iter().position(|e| matches!(e, ShardEvent::CustomerAnswered { .. }));
+    assert!(placed.is_some() && answered.is_none_or(|a| a > placed.unwrap_or(0)));
+    // A do-not-call lead: 発信規制, no call.
+    sim.input(ask(2));
+    assert!(sim.published.iter().any(
+        |e| matches!(e, ShardEvent::PreviewNotDialled { lead_id: LeadId(2), result, .. } if result == "restricted")
+    ));
+    assert_eq!(sim.dialled.len(), 1);
+    // An unknown lead, a job that is not running.
+    sim.input(ask(99));
+    assert!(sim.published.iter().any(|e| matches!(e, ShardEvent::PreviewNotDialled { lead_id: LeadId(99), result, .. } if result == "lead_not_dialable")));
+    sim.input(Input::Agent(Event::Command(Ctl::DialPreview {
+        agent_id: AgentId(1),
+        campaign_id: CampaignId(10),
+        call_job_id: CallJobId(7),
+        lead_id: LeadId(3),
+    })));
+    assert!(sim.published.iter().any(
+        |e| matches!(e, ShardEvent::PreviewNotDialled { lead_id: LeadId(3), result, .. } if result == "job_not_running")
+    ));
+}
+
+#[test]
+fn preview_outside_business_hours_and_at_the_channel_limit() {
+    let mut job = running_job(1, 10, "preview", 1);
+    job.business_start = "11:00".into();
+    let mut sim = Sim::new(vec![(job, 10)]);
+    sim.agents_ready(10, &[1, 2]);
+    let ask = |agent: u64, lead: u64| {
+        Input::Agent(Event::Command(Ctl::DialPreview {
+            agent_id: AgentId(agent),
+            campaign_id: CampaignId(10),
+            call_job_id: CallJobId(1),
+            lead_id: LeadId(lead),
+        }))
+    };
+    sim.input(ask(1, 1));
+    assert!(sim
+        .published
+        .iter()
+        .any(|e| matches!(e, ShardEvent::PreviewNotDialled { result, .. } if result == "outside_hours")));
+    sim.run_for(60 * 60_000);
+    // 11:00: one channel; the first dial takes it, the second is recorded channel_limit.
+    sim.auto_prepare = false;
+    sim.input(ask(1, 7));
+    sim.input(ask(2, 8));
+    assert_eq!(sim.pending_prepares.len(), 1, "one prepare at a time");
+    let first = sim.pending_prepares.remove(0);
+    let p = sim.answer(&first);
+    sim.input(Input::Prepared(p));
+    let second = sim.pending_prepares.remove(0);
+    match &second.kind {
+        PrepareKind::Preview { ask, .. } => assert!(ask.limit_reached, "the channel was counted while being prepared"),
+        k => panic!("{k:?}"),
+    }
+}
+
+#[test]
+fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "progressive", 20), 50)]);
+    sim.agents_ready(10, &[1, 2, 3, 4, 5]);
+    sim.run_for(30_000);
+    assert!(!sim.calls.is_empty());
+    // A prepare is in flight when the stop begins.
+    sim.auto_prepare = false;
+    sim.run_for(10_000);
+    let in_flight = sim.pending_prepares.pop();
+    let ringing: Vec<u64> = sim.calls.iter().filter(|(_, c)| !c.2).map(|(id, _)| *id).collect();
+    sim.input(Input::Stop);
+    let in_flight_was_asked = in_flight.is_some();
+    if let Some(req) = in_flight {
+        let p = sim.answer(&req);
+        let n = p.dials.len();
+        sim.input(Input::Prepared(p));
+        let not_dialled: usize =
+            sim.writes.iter().map(|w| if let Write::NotDialled(c) = w { c.len() } else { 0 }).sum();
+        assert_eq!(not_dialled, n, "prepared leads are not dialled and get stopped");
+    }
+    let dials_before = sim.dialled.values().sum::<usize>();
+    sim.run_for(10_000);
+    assert_eq!(sim.dialled.values().sum::<usize>(), dials_before, "no dial after the stop");
+    assert!(sim.engine.is_stopped());
+    assert_eq!(sim.engine.calls_in_flight(), 0);
+    let placed: Vec<u64> = sim
+        .commands
+        .iter()
+        .filter_map(|c| if let Command::DialCustomer(d) = c { Some(d.call) } else { None })
+        .collect();
+    let results = sim.results();
+    for c in placed {
+        assert!(results.contains_key(&c), "call {c} has no result");
+    }
+    // Ringing calls were cancelled as stopped; the agents' legs hung up.
+    assert!(in_flight_was_asked || !ringing.is_empty(), "the test stops with something in flight");
+    for c in ringing {
+        assert_eq!(results.get(&c), Some(&"stopped"), "call {c} ringing at the stop");
+    }
+    assert!(sim.commands.iter().any(|c| matches!(c, Command::HangUpAgent { .. })));
+}
+
+#[test]
+fn calls_that_never_end_get_a_result_after_the_grace() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "progressive", 20), 5)]);
+    sim.agents_ready(10, &[1, 2]);
+    sim.run_for(100);
+    let live: Vec<u64> = sim.calls.keys().copied().collect();
+    assert!(!live.is_empty());
+    // The shard is gone: nothing answers the stop's cancels.
+    sim.calls.clear();
+    sim.input(Input::Stop);
+    sim.run_for(10_000);
+    assert!(sim.engine.is_stopped());
+    let results = sim.results();
+    for c in live {
+        assert_eq!(results.get(&c), Some(&"stopped"));
+    }
+}
+
+#[test]
+fn orphans_of_an_earlier_run_are_told_to_control_with_the_result_error() {
+    let mut sim = Sim::new(vec![]);
+    let agents =
+        vec![RecoveredAgent { agent: 5, campaign: Some(10), state: AgentState::Ready, since_ms: 0, call: None }];
+    sim.input(Input::Recovered { agents, contacts: vec![], orphans: vec![71, 72] });
+    let ended: Vec<(u64, SystemResult)> = sim
+        .published
+        .iter()
+        .filter_map(|e| match e {
+            ShardEvent::CallEnded { call_id, result, .. } => Some((call_id.0, *result)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, vec![(71, SystemResult::Error), (72, SystemResult::Error)]);
+    assert_eq!(sim.engine.stats().orphans_failed, 2);
+}
+
+#[test]
+fn dtmf_result_entry_goes_to_control_only_for_the_campaigns_numbers() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "progressive", 10), 0)]);
+    sim.agents_ready(10, &[1]);
+    sim.shard(CallEvent::DtmfEntry { agent: 1, call: 500, entry: DtmfEntry::Result { number: 2 } });
+    sim.shard(CallEvent::DtmfEntry { agent: 1, call: 501, entry: DtmfEntry::Result { number: 9 } });
+    sim.shard(CallEvent::DtmfEntry { agent: 1, call: 502, entry: DtmfEntry::Recall { after_ms: 600_000 } });
+    let keyed: Vec<(u64, Keyed)> = sim
+        .published
+        .iter()
+        .filter_map(|e| match e {
+            ShardEvent::ResultKeyed { call_id, keyed, .. } => Some((call_id.0, *keyed)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keyed, vec![(500, Keyed::Result { number: 2 }), (502, Keyed::Recall { after_ms: 600_000 })]);
+}
+
+#[test]
+fn an_agent_pausing_after_the_call_is_counted_as_not_coming_back() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "predictive", 50), 100)]);
+    sim.agents_ready(10, &[1, 2]);
+    sim.transition(1, AgentState::Talking, Some(900));
+    use dialer::pacer::AgentState as P;
+    let seen: Vec<(bool, P)> =
+        sim.engine.pacer_agents(sim.now(), 10).iter().map(|a| (a.pause_after_call, a.state)).collect();
+    assert!(seen.contains(&(false, P::Talking)) && seen.contains(&(false, P::Ready)), "{seen:?}");
+    // Control deferred the agent's break to the end of the call.
+    sim.input(Input::Agent(Event::Deferred { agent_id: AgentId(1), after_call: true }));
+    assert!(sim.engine.pacer_agents(sim.now(), 10).iter().any(|a| a.pause_after_call && a.state == P::Talking));
+    // Still in the call through wrap-up; cleared once the break begins.
+    sim.transition(1, AgentState::WrapUp, Some(900));
+    assert!(sim.engine.pacer_agents(sim.now(), 10).iter().any(|a| a.pause_after_call && a.state == P::WrapUp));
+    sim.transition(1, AgentState::Paused { reason_id: control::agent::PauseReasonId(1) }, None);
+    assert!(sim.engine.pacer_agents(sim.now(), 10).iter().all(|a| !a.pause_after_call));
+}
