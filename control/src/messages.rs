@@ -201,6 +201,9 @@ pub enum ShardEvent {
     /// DTMF result entry (v2): the agent keyed a result or a recall for `call_id` after it ended;
     /// control saves the call's wrap-up record and ends the agent's ACW.
     ResultKeyed { call_id: CallId, agent_id: AgentId, keyed: Keyed },
+    /// v2: a due recall an agent owns in a progressive or predictive job, held for that agent:
+    /// control dials it for the agent (a preview dial) if the agent is still ready for the job.
+    RecallDue { agent_id: AgentId, campaign_id: CampaignId, call_job_id: CallJobId, lead_id: LeadId },
     /// About once a second per campaign with a running call job: what the dialer is doing, for the
     /// wallboard. Integers keep the schema exact: the dial level in thousandths, the predicted
     /// abandon share in parts per million.
@@ -279,6 +282,9 @@ impl ShardEvent {
             ShardEvent::Bridged { call_id, agent_id } => Some((agent_id, Input::Bridged { call_id })),
             ShardEvent::CallEnded { call_id, agent_id, .. } => agent_id.map(|a| (a, Input::CustomerEnded { call_id })),
             ShardEvent::DialerStatus { .. } => None,
+            ShardEvent::RecallDue { agent_id, campaign_id, call_job_id, lead_id } => {
+                Some((agent_id, Input::PreviewDial { campaign_id, call_job_id, lead_id }))
+            }
             ShardEvent::ResultKeyed { agent_id, call_id, .. } => {
                 Some((agent_id, Input::WrapUpSaved { call_id, after: AfterWrapUp::Continue }))
             }

@@ -248,12 +248,72 @@ pub async fn candidate(
     .fetch_optional(&db.pool)
     .await?;
     let Some(r) = r else { return Ok(None) };
+    let recall = due_recall(db, tenant_id, lead, user_id, now_ms).await?;
     let last: Option<i64> = r.try_get("last_attempt_at")?;
-    if let (Some(run), Some(last)) = (run_started, last) {
+    if let (Some(run), Some(last), None) = (run_started, last, &recall) {
         if last >= run {
-            return Ok(None); // each lead once per run of the job
+            return Ok(None); // each lead once per run of the job (a due recall aside)
         }
     }
-    let recall = due_recall(db, tenant_id, lead, user_id, now_ms).await?;
     Ok(Some(Candidate { lead_id: r.try_get("id")?, tel: r.try_get("tel")?, recall_id: recall.map(|r| r.id) }))
+}
+
+/// A due recall assigned to an agent, held for that agent's dial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnedRecall {
+    pub agent: i64,
+    pub job_id: i64,
+    pub lead_id: i64,
+}
+
+/// Agent-owned recalls (再コール assigned to an agent) in progressive and predictive jobs: for each of
+/// `agents` (ready in the jobs' campaign), its earliest due open recall whose lead is open in one of
+/// `job_ids`' lists, held for it for [`HOLD_MS`] (so nobody else dials it meanwhile) unless another
+/// agent holds it. At most one per agent; the dial itself then goes through the agent's preview
+/// dial, so only that agent gets it.
+pub async fn owned_recalls_due(
+    db: &Db,
+    tenant_id: i64,
+    job_ids: &[i64],
+    agents: &[i64],
+    now_ms: i64,
+) -> Result<Vec<OwnedRecall>> {
+    let mut out = Vec::new();
+    for &agent in agents {
+        for &job_id in job_ids {
+            let r = sqlx::query(
+                "SELECT r.lead_id FROM recalls r JOIN leads l ON l.id = r.lead_id
+                 WHERE r.tenant_id = $1 AND r.agent_user_id = $2 AND r.status = 'open' AND r.due_at <= $3
+                   AND l.state = 'open' AND (l.preview_user_id IS NULL OR l.preview_user_id = $2 OR l.preview_until <= $3)
+                   AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $4 AND tenant_id = $1)
+                 ORDER BY r.due_at, r.id LIMIT 1",
+            )
+            .bind(tenant_id)
+            .bind(agent)
+            .bind(now_ms)
+            .bind(job_id)
+            .fetch_optional(&db.pool)
+            .await?;
+            let Some(r) = r else { continue };
+            let lead: i64 = r.try_get("lead_id")?;
+            let mut tx = db.begin_write().await?;
+            let held = sqlx::query(
+                "UPDATE leads SET preview_user_id = $1, preview_until = $2 WHERE id = $3 AND tenant_id = $4
+                   AND (preview_user_id IS NULL OR preview_user_id = $1 OR preview_until <= $5)",
+            )
+            .bind(agent)
+            .bind(now_ms + HOLD_MS)
+            .bind(lead)
+            .bind(tenant_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            if held.rows_affected() == 1 {
+                out.push(OwnedRecall { agent, job_id, lead_id: lead });
+                break;
+            }
+        }
+    }
+    Ok(out)
 }

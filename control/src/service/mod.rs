@@ -753,6 +753,18 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     f64::from(predicted_abandon_ppm) / 1_000_000.0,
                 );
             }
+            ShardEvent::RecallDue { agent_id, campaign_id, call_job_id, .. } => {
+                // Dialled for its agent as a preview dial, only while the agent works that job and
+                // is ready (else it waits for the dialer's next look, held for the agent).
+                let job = self.jobs.get(&agent_id);
+                if job.is_some_and(|j| j.campaign_id == campaign_id && j.call_job_id == Some(call_job_id)) {
+                    if let Some((agent_id, input)) = e.to_input() {
+                        if let Err(err) = self.floor.handle_input(now, agent_id, input) {
+                            self.refused(agent_id, "recall_due", &err);
+                        }
+                    }
+                }
+            }
             ShardEvent::ResultKeyed { call_id, agent_id, keyed } => {
                 // The record was written when the call ended (an earlier entry of this stream).
                 w.calls.push(CallOp::Keyed { call_id, agent_id, keyed, at_ms: now });

@@ -56,6 +56,8 @@ pub const NO_REDIAL_AFTER_ABANDON_MS: i64 = 72 * 3_600_000;
 pub const MAX_PREPARE: u32 = 500;
 /// Most preview dials waiting for the tenant's prepare step; more are refused (`busy`).
 pub const MAX_PREVIEW_QUEUE: usize = 10_000;
+/// How often a paced campaign looks for due recalls its ready agents own.
+pub const OWNED_RECALLS_EVERY: Duration = Duration::from_secs(5);
 
 /// Settings every tenant's engine shares.
 #[derive(Clone, Debug)]
@@ -195,6 +197,9 @@ pub enum PrepareKind {
     Paced { jobs: Vec<RunningJob>, start: usize, k: u32, predictive: bool },
     /// One agent's preview dial of one lead; `all_jobs` are counted for the remaining leads.
     Preview { ask: Box<PreviewAsk>, all_jobs: Vec<RunningJob> },
+    /// Due recalls owned by these ready agents of a paced campaign, each held for its agent (the
+    /// agent then dials it as a preview dial, through control). Writes no call record.
+    OwnedRecalls { job_ids: Vec<i64>, agents: Vec<u64> },
 }
 
 /// An agent's preview dial, accepted by the engine (its channel counted in `reserved`).
@@ -232,6 +237,8 @@ pub struct Prepared {
     pub recording_dir: Option<PathBuf>,
     /// A preview dial that was not placed, and why (`None` when placed, or not a preview).
     pub not_placed: Option<&'static str>,
+    /// Agent-owned recalls now held for their agents: (agent, job, lead).
+    pub owned_recalls: Vec<(u64, i64, i64)>,
 }
 
 /// Counters of an engine.
@@ -312,6 +319,8 @@ struct Campaign {
     remaining: u64,
     waiting_audio: Option<Clip>,
     result_numbers: HashSet<i64>,
+    /// When to look for due recalls owned by the campaign's ready agents next.
+    next_owned_recalls: Option<Instant>,
 }
 
 impl Campaign {
@@ -354,6 +363,8 @@ pub struct Engine {
     previews: VecDeque<PreviewAsk>,
     preparing: Option<InFlight>,
     next_prepare_id: u64,
+    /// The campaign whose paced prepare went last (the campaigns take turns).
+    last_paced: u64,
     phase: Phase,
     next_tick: Option<Instant>,
     next_status: Option<Instant>,
@@ -376,6 +387,7 @@ impl Engine {
             previews: VecDeque::new(),
             preparing: None,
             next_prepare_id: 1,
+            last_paced: 0,
             phase: Phase::Running,
             next_tick: None,
             next_status: None,
@@ -572,6 +584,7 @@ impl Engine {
                 remaining: 0,
                 waiting_audio: None,
                 result_numbers: HashSet::new(),
+                next_owned_recalls: None,
             });
             if st.mode != mode {
                 st.pacer = pacer_for(&first.job, now.unix_ms);
@@ -955,8 +968,11 @@ impl Engine {
 
     /// Asks every campaign's pacer and starts the dials it wants (capped by the channel limits).
     fn plan(&mut self, now: Now) {
-        // Preview dials are served before paced ones.
+        // Preview dials are served before paced ones, and due recalls agents own before new leads.
         self.start_preview();
+        if self.preparing.is_none() && self.look_for_owned_recalls(now) {
+            return;
+        }
         let mut wanted: Vec<(u64, u32)> = Vec::new();
         let campaigns: Vec<u64> = self.campaigns.keys().copied().collect();
         for campaign in campaigns {
@@ -970,14 +986,53 @@ impl Engine {
                 wanted.push((campaign, k as u32));
             }
         }
-        // One prepare at a time per tenant: the campaign asked first goes first; the others ask
-        // again on the next tick.
+        // One prepare at a time per tenant: the campaigns take turns; the others ask again on the
+        // next tick.
         wanted.sort_unstable();
-        if let Some((campaign, k)) = wanted.into_iter().next() {
+        let next = wanted.iter().find(|(c, _)| *c > self.last_paced).or(wanted.first()).copied();
+        if let Some((campaign, k)) = next {
             if self.preparing.is_none() {
+                self.last_paced = campaign;
                 self.start_paced(campaign, k);
             }
         }
+    }
+
+    /// Agent-owned recalls in progressive and predictive jobs: every [`OWNED_RECALLS_EVERY`], a
+    /// campaign with ready agents asks which of them own a due recall (dialled by that agent only).
+    /// Whether it started a prepare.
+    fn look_for_owned_recalls(&mut self, now: Now) -> bool {
+        let due = self.campaigns.iter().find(|(_, st)| {
+            st.mode != "preview"
+                && !st.jobs.is_empty()
+                && st.next_owned_recalls.is_none_or(|t| t <= now.mono)
+                && st.first().is_some_and(|j| j.campaign_enabled && in_business_hours(j, now.unix_ms))
+        });
+        let Some((&campaign, st)) = due else { return false };
+        let job_ids: Vec<i64> = st.jobs.iter().map(|j| j.job_id).collect();
+        let agents: Vec<u64> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.campaign == Some(campaign) && a.state == CtlState::Ready)
+            .map(|(id, _)| *id)
+            .collect();
+        if let Some(st) = self.campaigns.get_mut(&campaign) {
+            st.next_owned_recalls = Some(now.mono + OWNED_RECALLS_EVERY);
+        }
+        if agents.is_empty() {
+            return false;
+        }
+        let id = self.next_prepare_id();
+        self.preparing = Some(InFlight { id, campaign, asked: 0, preview: None });
+        let req = PrepareRequest {
+            id,
+            tenant: self.tenant,
+            campaign,
+            numbers: HashSet::new(),
+            kind: PrepareKind::OwnedRecalls { job_ids, agents },
+        };
+        self.push(Output::Prepare(Box::new(req)));
+        true
     }
 
     /// The pacer's decision for one campaign now (`None` outside business hours or disabled).
@@ -1064,7 +1119,7 @@ impl Engine {
         let _ = now;
     }
 
-    fn on_prepared(&mut self, now: Now, p: Prepared) {
+    fn on_prepared(&mut self, now: Now, mut p: Prepared) {
         let Some(f) = self.preparing.take_if(|f| f.id == p.id) else {
             tracing::warn!(id = p.id, "a prepare answered that was not asked; its leads stay pending");
             return;
@@ -1085,6 +1140,16 @@ impl Engine {
                 self.not_dialled(agent, lead, p.not_placed.unwrap_or("stopped"));
             }
             return;
+        }
+        // Agent-owned recalls: each to its agent, through control (which dials it for that agent
+        // when the agent is still ready for the job).
+        for (agent, job, lead) in std::mem::take(&mut p.owned_recalls) {
+            self.publish(ShardEvent::RecallDue {
+                agent_id: AgentId(agent),
+                campaign_id: CampaignId(f.campaign),
+                call_job_id: control::messages::CallJobId(job as u64),
+                lead_id: LeadId(lead as u64),
+            });
         }
         if let (Some((agent, lead)), Some(why)) = (f.preview, p.not_placed) {
             self.not_dialled(agent, lead, why);

@@ -24,6 +24,12 @@ pub async fn run(
             paced(db, instance, tenant, jobs, start, k, numbers, predictive).await?
         }
         PrepareKind::Preview { ask, all_jobs } => preview(db, instance, tenant, &ask, &all_jobs, &numbers).await?,
+        PrepareKind::OwnedRecalls { job_ids, agents } => {
+            let agents: Vec<i64> = agents.iter().map(|a| i(*a)).collect();
+            let due = store::preview::owned_recalls_due(db, i(tenant), &job_ids, &agents, store::now_ms()).await?;
+            let owned_recalls = due.into_iter().map(|r| (r.agent as u64, r.job_id, r.lead_id)).collect();
+            Step { time_zone: String::new(), prepared: Prepared { owned_recalls, ..Prepared::default() } }
+        }
     };
     p.id = id;
     if let Some(d) = recordings_dir.filter(|_| !p.dials.is_empty()) {

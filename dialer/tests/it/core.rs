@@ -87,6 +87,8 @@ struct Sim {
     commands: Vec<Command>,
     max_in_flight: HashMap<u64, usize>,
     limits: HashMap<u64, usize>,
+    /// Due recalls agents own: (agent, job, lead).
+    owned: Vec<(u64, i64, i64)>,
 }
 
 fn running_job(job_id: i64, campaign: i64, mode: &str, max_channels: i64) -> RunningJob {
@@ -164,6 +166,7 @@ impl Sim {
             commands: Vec::new(),
             max_in_flight: HashMap::new(),
             limits,
+            owned: Vec::new(),
         };
         let jobs = sim.job_configs();
         sim.input(Input::Jobs(jobs));
@@ -314,6 +317,10 @@ impl Sim {
                         p.exhausted.push(rj.job_id);
                     }
                 }
+            }
+            PrepareKind::OwnedRecalls { job_ids, agents } => {
+                p.owned_recalls =
+                    self.owned.iter().filter(|(a, j, _)| agents.contains(a) && job_ids.contains(j)).copied().collect();
             }
             PrepareKind::Preview { ask, .. } => {
                 let job = self.jobs.iter().find(|j| j.job.job_id == ask.job.job_id).expect("known job");
@@ -744,7 +751,7 @@ fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
 fn calls_that_never_end_get_a_result_after_the_grace() {
     let mut sim = Sim::new(vec![(running_job(1, 10, "progressive", 20), 5)]);
     sim.agents_ready(10, &[1, 2]);
-    sim.run_for(100);
+    sim.run_for(600);
     let live: Vec<u64> = sim.calls.keys().copied().collect();
     assert!(!live.is_empty());
     // The shard is gone: nothing answers the stop's cancels.
@@ -811,4 +818,28 @@ fn an_agent_pausing_after_the_call_is_counted_as_not_coming_back() {
     assert!(sim.engine.pacer_agents(sim.now(), 10).iter().any(|a| a.pause_after_call && a.state == P::WrapUp));
     sim.transition(1, AgentState::Paused { reason_id: control::agent::PauseReasonId(1) }, None);
     assert!(sim.engine.pacer_agents(sim.now(), 10).iter().all(|a| !a.pause_after_call));
+}
+
+#[test]
+fn a_recall_an_agent_owns_in_a_paced_job_goes_to_that_agent_only() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "predictive", 10), 50)]);
+    sim.owned.push((2, 1, 77));
+    sim.agents_ready(10, &[1]);
+    sim.run_for(6_000);
+    let due = |sim: &Sim| {
+        sim.published
+            .iter()
+            .filter_map(|e| match e {
+                ShardEvent::RecallDue { agent_id, lead_id, call_job_id, .. } => {
+                    Some((agent_id.0, lead_id.0, call_job_id.0))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(due(&sim).is_empty(), "the owner is not working the job yet");
+    sim.agents_ready(10, &[2]);
+    sim.run_for(6_000);
+    assert_eq!(due(&sim).first(), Some(&(2, 77, 1)), "to its owner, for its job");
+    assert!(due(&sim).iter().all(|(a, _, _)| *a == 2));
 }

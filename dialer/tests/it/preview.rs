@@ -161,3 +161,52 @@ async fn preview_dials_only_what_the_agent_asks_and_bridges_the_answer_to_that_a
         drop(phones);
     }
 }
+
+/// A recall an agent owns (再コール assigned to it) in a progressive job is dialled for that agent
+/// only: the customer who answers is bridged to the owner, never to the colleague who is ready
+/// longer; the job's own leads go on to either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recall_an_agent_owns_in_a_paced_job_is_dialled_for_that_agent_only() {
+    for backend in backends() {
+        let (stop_tx, stop) = watch::channel(false);
+        let carrier = carrier(rules(), &stop).await;
+        let leads: Vec<String> = (0..6).map(|i| format!("0312{i:05}0")).collect();
+        let spec = FloorSpec { agents: 2, leads: leads.clone(), mode: "progressive", ..FloorSpec::default() };
+        let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
+        let _phones = phones(&floor, Duration::from_millis(200), &stop).await;
+        // The last lead has a recall due now that agent B owns.
+        let (a, b) = (floor.agents[0], floor.agents[1]);
+        let recalled = &leads[5];
+        sqlx::query(
+            "INSERT INTO recalls (tenant_id, lead_id, campaign_id, due_at, agent_user_id, status, created_at)
+             SELECT tenant_id, id, $1, 0, $2, 'open', 0 FROM leads WHERE tenant_id = $3 AND tel = $4",
+        )
+        .bind(floor.campaign)
+        .bind(b)
+        .bind(floor.tenant as i64)
+        .bind(recalled)
+        .execute(&floor.db.pool)
+        .await
+        .expect("the recall");
+        floor.log_in_agents(None).await;
+        until("agents ready", Duration::from_secs(15), || async { floor.agents_in("ready").await == 2 }).await;
+        floor.start_job().await;
+        until("the recalled customer talked to someone", Duration::from_secs(30), || async {
+            floor
+                .scalar(&format!(
+                    "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND tel = '{recalled}' AND bridged_at IS NOT NULL"
+                ))
+                .await
+                == 1
+        })
+        .await;
+        let to = floor
+            .scalar(&format!("SELECT agent_user_id FROM call_records WHERE tenant_id = $1 AND tel = '{recalled}'"))
+            .await;
+        assert_eq!(to, b, "{backend:?}: the owner took the recall (not agent {a})");
+        let done = floor.scalar("SELECT COUNT(*) FROM recalls WHERE tenant_id = $1 AND status = 'done'").await;
+        assert_eq!(done, 1, "the recall is answered");
+        floor.stop().await;
+        let _ = stop_tx.send(true);
+    }
+}
