@@ -78,7 +78,7 @@ fn count_ticket(result: &'static str) {
 }
 
 /// The caller of the stream: a bearer token, or else a stream ticket in `?ticket=`.
-struct StreamAuth(Auth);
+pub(crate) struct StreamAuth(pub(crate) Auth);
 
 impl FromRequestParts<AppState> for StreamAuth {
     type Rejection = ApiError;
@@ -119,7 +119,25 @@ async fn ticket(
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     scope(&auth)?;
-    let token = bearer(&headers).ok_or_else(ApiError::unauthorized)?;
+    issue_ticket(&st, &auth, &headers).await
+}
+
+/// `POST /stream-tickets`: the same ticket for any of the caller's streams (an import's progress);
+/// each stream checks the ticket's session's role as it would a bearer's.
+async fn any_ticket(
+    State(st): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    issue_ticket(&st, &auth, &headers).await
+}
+
+async fn issue_ticket(
+    st: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let token = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     let now = store::now_ms();
     match store::stream_tickets::issue(&st.db, token, auth.tenant(), now).await? {
         Ok((ticket, expires_at)) => {
@@ -414,5 +432,11 @@ pub fn mount(reg: &mut Registry) {
     o.method = "post";
     o.response.0 = 201;
     o.errors = vec![401, 403, 429];
+    let mut any = o.clone();
     reg.add(o, axum::routing::post(ticket));
+    any.path = "/stream-tickets".into();
+    any.summary = "A single-use stream ticket (valid 30 s) for any event stream of the caller (GET /imports/{id}/stream?ticket=...); the stream checks the role of this session.".into();
+    any.roles = Some(crate::resources::ALL.to_vec());
+    any.errors = vec![401, 429];
+    reg.add(any, axum::routing::post(any_ticket));
 }

@@ -3,6 +3,7 @@
 mod access;
 mod agents;
 mod browser;
+mod console;
 mod harness;
 mod imports;
 mod model;
