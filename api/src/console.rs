@@ -40,7 +40,7 @@ async fn specs(State(st): State<AppState>, auth: Auth) -> Json<Value> {
 }
 
 /// Whether `role` may call `method path` (an operation of the registry).
-fn allowed(ops: &[Op], role: Role, method: &str, path: &str) -> bool {
+pub fn allowed(ops: &[Op], role: Role, method: &str, path: &str) -> bool {
     ops.iter().any(|o| {
         o.method.eq_ignore_ascii_case(method) && o.path == path && o.roles.as_ref().is_none_or(|r| r.contains(&role))
     })

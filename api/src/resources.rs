@@ -766,13 +766,20 @@ pub static CALL_JOBS: Spec = Spec {
             name: "target_count",
             expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id WHERE jl.job_id = t.id",
             ty: COUNT,
-            doc: "Leads in the job's lists.",
+            doc: "対象件数: leads in the job's lists.",
         },
         Extra {
             name: "remaining_count",
-            expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id WHERE jl.job_id = t.id AND l.state = 'open' AND l.attempts >= t.attempts_min AND (t.attempts_max IS NULL OR l.attempts <= t.attempts_max)",
+            expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id AND jl.tenant_id = l.tenant_id
+                   WHERE jl.job_id = t.id AND l.state = 'open'
+                     AND l.attempts >= t.attempts_min AND (t.attempts_max IS NULL OR l.attempts <= t.attempts_max)
+                     AND (t.phone_type = 'any' OR l.phone_type = t.phone_type)
+                     AND (t.last_attempt_from IS NULL OR l.last_attempt_at >= t.last_attempt_from)
+                     AND (t.last_attempt_to IS NULL OR l.last_attempt_at <= t.last_attempt_to)
+                     AND NOT EXISTS (SELECT 1 FROM recalls r WHERE r.lead_id = l.id AND r.status = 'open')
+                     AND (t.status <> 'running' OR t.started_at IS NULL OR l.last_attempt_at IS NULL OR l.last_attempt_at < t.started_at)",
             ty: COUNT,
-            doc: "Open leads still matching the attempt range.",
+            doc: "残りリード (残件数): leads the job will still dial in this run (open, matching its filters, no open recall, not dialled since it started; for a stopped job, if started now). The same figure as the wallboard's remaining leads.",
         },
     ],
     read: &[Role::Mgr, Role::Sv, Role::Op],

@@ -47,7 +47,6 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use store::accounts::Role;
-use store::sqlx::Row;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::{bearer, Auth};
@@ -231,39 +230,23 @@ async fn snapshot(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Snap
     Ok(Json(s))
 }
 
-/// Remaining leads from the database: open leads of the running call jobs' lists never dialled,
-/// per campaign, per dialing group and for the tenant.
+/// Remaining leads (残りリード) from the database, as the dialer counts them: per running call job,
+/// the leads it will still dial in this run; summed per campaign, per dialing group and for the tenant.
 async fn fill_remaining_leads(st: &AppState, tenant: i64, s: &mut Snapshot) -> ApiResult<()> {
-    let count = |by: &'static str| {
-        let sql = format!(
-            "SELECT {by} AS k, COUNT(DISTINCT l.id) AS n FROM call_jobs j
-             JOIN call_job_lists jl ON jl.job_id = j.id AND jl.tenant_id = j.tenant_id
-             JOIN leads l ON l.list_id = jl.list_id AND l.tenant_id = j.tenant_id
-             WHERE j.tenant_id = $1 AND j.status = 'running' AND l.state = 'open' AND l.attempts = 0
-             GROUP BY {by}"
-        );
-        async move {
-            let rows = store::sqlx::query(&sql).bind(tenant).fetch_all(&st.db.pool).await?;
-            let mut m = HashMap::new();
-            for r in rows {
-                let k: i64 = r.try_get("k")?;
-                let n: i64 = r.try_get("n")?;
-                m.insert(u64::try_from(k).unwrap_or(0), u64::try_from(n).unwrap_or(0));
-            }
-            Ok::<_, ApiError>(m)
-        }
+    let jobs = store::leads::remaining_of_running_jobs(&st.db, tenant).await?;
+    let sum = |keep: &dyn Fn(&store::leads::JobRemaining) -> bool| -> u64 {
+        jobs.iter().filter(|j| keep(j)).map(|j| u64::try_from(j.remaining).unwrap_or(0)).sum()
     };
-    let by_campaign = count("j.campaign_id").await?;
-    let by_group = count("j.dialing_group_id").await?;
-    let total = count("j.tenant_id").await?.values().sum::<u64>();
     for c in &mut s.campaigns {
-        c.figures.remaining_leads = Some(by_campaign.get(&c.campaign_id.0).copied().unwrap_or(0));
+        let id = i64::try_from(c.campaign_id.0).unwrap_or(-1);
+        c.figures.remaining_leads = Some(sum(&|j| j.campaign_id == id));
     }
     for g in &mut s.groups {
-        g.figures.remaining_leads = Some(by_group.get(&g.dialing_group_id.0).copied().unwrap_or(0));
+        let id = i64::try_from(g.dialing_group_id.0).unwrap_or(-1);
+        g.figures.remaining_leads = Some(sum(&|j| j.dialing_group_id == id));
     }
     if let Some(t) = &mut s.tenant {
-        t.figures.remaining_leads = Some(total);
+        t.figures.remaining_leads = Some(sum(&|_| true));
     }
     Ok(())
 }

@@ -253,6 +253,41 @@ pub async fn count_dialable(db: &Db, tenant_id: i64, job_id: i64, f: &JobFilter)
     Ok(q.fetch_one(&db.pool).await?.try_get("n")?)
 }
 
+/// A running call job and its remaining leads (残りリード).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRemaining {
+    pub job_id: i64,
+    pub campaign_id: i64,
+    pub dialing_group_id: i64,
+    /// Leads the job will still dial in this run: open, matching its filters, without an open
+    /// recall, not dialled since the job started ([`count_dialable`] as the dialer counts them, the
+    /// 72-hour rule aside).
+    pub remaining: i64,
+}
+
+/// The remaining leads of each running call job of the tenant (at most a handful run at once).
+pub async fn remaining_of_running_jobs(db: &Db, tenant_id: i64) -> Result<Vec<JobRemaining>> {
+    let jobs = sqlx::query(
+        "SELECT id, campaign_id, dialing_group_id, started_at FROM call_jobs WHERE tenant_id = $1 AND status = 'running' ORDER BY id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        let job_id: i64 = j.try_get("id")?;
+        let mut f = job_filter(db, tenant_id, job_id).await?;
+        f.not_attempted_since = j.try_get("started_at")?;
+        out.push(JobRemaining {
+            job_id,
+            campaign_id: j.try_get("campaign_id")?,
+            dialing_group_id: j.try_get("dialing_group_id")?,
+            remaining: count_dialable(db, tenant_id, job_id, &f).await?,
+        });
+    }
+    Ok(out)
+}
+
 /// A tenant's custom lead field (カスタム項目).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomField {

@@ -3,9 +3,11 @@
 //!
 //! Events: `progress` (`{"status", "bytes_total", "bytes_read", "rows_read"}`) whenever the job
 //! reports (every 1,000 rows), then one `done` carrying the job as `GET /imports/{id}` answers it,
-//! and the stream ends. The page opens it with a single-use stream ticket (`POST /stream-tickets`),
-//! as the wallboard does. A job running in another API process is followed through its row instead
-//! (read every half second, at most for [`MAX_STREAM`]).
+//! and the stream ends. The console reads it with `fetch` and its bearer header: on SQLite a stream
+//! ticket (`POST /stream-tickets`, for an `EventSource`) is a write, and the running import holds the
+//! writer until it commits, so a ticket would arrive with the outcome. Following the stream only
+//! reads. A job running in another API process is followed through its row instead (read every half
+//! second, at most for [`MAX_STREAM`]).
 
 use std::convert::Infallible;
 use std::time::Duration;

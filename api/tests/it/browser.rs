@@ -37,7 +37,7 @@ fn out_dir() -> PathBuf {
 }
 
 /// The browser script, talking `STEP name` / `GO name [json]` over its stdout / stdin.
-struct Browser {
+pub struct Browser {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
@@ -46,13 +46,18 @@ struct Browser {
 
 impl Browser {
     fn start(mode: &str, base: &str, fixture: &Value) -> Browser {
+        Browser::script("wallboard.test.js", mode, base, fixture)
+    }
+
+    /// Runs one of the scripts of `api/tests/browser/` in `mode`.
+    pub fn script(script: &str, mode: &str, base: &str, fixture: &Value) -> Browser {
         assert!(
             std::path::Path::new("/usr/bin/chromium").exists()
                 && browser_dir().join("node_modules/playwright-core").exists(),
             "Chromium and playwright-core are missing: run `bash scripts/services.sh`"
         );
         let mut child = tokio::process::Command::new("node")
-            .arg("wallboard.test.js")
+            .arg(script)
             .current_dir(browser_dir())
             .env("KAKERU_MODE", mode)
             .env("KAKERU_BASE", base)
@@ -70,7 +75,7 @@ impl Browser {
     }
 
     /// The next step the browser asks for (`None` once it has finished), echoing everything else.
-    async fn next_step(&mut self) -> Option<String> {
+    pub async fn next_step(&mut self) -> Option<String> {
         let deadline = Duration::from_secs(240);
         loop {
             let line = tokio::time::timeout(deadline, self.lines.next_line())
@@ -85,7 +90,7 @@ impl Browser {
         }
     }
 
-    async fn go(&mut self, step: &str, reply: Option<Value>) {
+    pub async fn go(&mut self, step: &str, reply: Option<Value>) {
         let line = match reply {
             Some(v) => format!("GO {step} {v}\n"),
             None => format!("GO {step}\n"),
@@ -94,7 +99,7 @@ impl Browser {
     }
 
     /// Waits for the script to end; panics unless it passed.
-    async fn finish(mut self) -> Vec<String> {
+    pub async fn finish(mut self) -> Vec<String> {
         if let Some(step) = self.next_step().await {
             panic!("the browser asked for a step nobody handles: {step}");
         }
@@ -212,11 +217,11 @@ async fn post(app: &TestApp, t: &Tenant, path: &str, body: Value) -> i64 {
     expect(app.call(t.mgr(), "post", path, Some(&body)).await, 201)["id"].as_i64().expect("id")
 }
 
-fn password(role: Role) -> String {
+pub fn password(role: Role) -> String {
     format!("pw-{}-123", role.as_str().to_ascii_lowercase())
 }
 
-fn login_of(role: Role) -> String {
+pub fn login_of(role: Role) -> String {
     role.as_str().to_ascii_lowercase()
 }
 

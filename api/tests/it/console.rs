@@ -18,13 +18,7 @@ fn sjis(s: &str) -> Vec<u8> {
 pub async fn console_specs_follow_the_registry(app: TestApp) {
     let t = app.tenant("spec").await;
     let ops = api::operations();
-    let may = |role: Role, method: &str, path: &str| {
-        ops.iter().any(|o| {
-            o.method.eq_ignore_ascii_case(method)
-                && o.path == path
-                && o.roles.as_ref().is_none_or(|r| r.contains(&role))
-        })
-    };
+    let may = |role: Role, method: &str, path: &str| api::console::allowed(&ops, role, method, path);
     assert_eq!(app.call(None, "get", "/console/specs", None).await.0.as_u16(), 401);
     for role in Role::ALL {
         let doc = expect(app.call(t.token(role), "get", "/console/specs", None).await, 200);

@@ -4,6 +4,7 @@ mod access;
 mod agents;
 mod browser;
 mod console;
+mod console_ui;
 mod harness;
 mod imports;
 mod model;
