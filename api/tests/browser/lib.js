@@ -57,8 +57,8 @@ async function launch() {
   page.on('console', (m) => {
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
   });
-  // Nothing may be fetched from anywhere but the API itself.
-  page.on('request', (r) => { if (!r.url().startsWith(BASE) && !r.url().startsWith('data:')) problems.push(`outside request: ${r.url()}`); });
+  // Nothing may be fetched from anywhere but the API itself (and what the page made of it: blob:).
+  page.on('request', (r) => { if (![BASE, `blob:${BASE}`, 'data:'].some((p) => r.url().startsWith(p))) problems.push(`outside request: ${r.url()}`); });
   return { context, page, problems, profile };
 }
 
@@ -67,7 +67,7 @@ async function until(page, what, fn, arg, timeout = 20000) {
   try {
     await page.waitForFunction(fn, arg, { timeout, polling: 50 });
   } catch (e) {
-    const snap = await page.evaluate(() => document.body.innerText.slice(0, 1500)).catch(() => '');
+    const snap = await page.evaluate(() => `${location.hash}\n${(document.querySelector('main') || document.body).innerText.slice(0, 1500)}`).catch(() => '');
     throw new Error(`timed out waiting for ${what}\n--- page text ---\n${snap}`);
   }
 }

@@ -8,14 +8,9 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 use store::accounts::Role;
 
-use crate::browser::{login_of, password, Browser};
+use crate::browser::{login_of, password};
+use crate::browser_proc::{out_dir, Browser};
 use crate::harness::{Backend, TestApp};
-
-fn out_dir() -> std::path::PathBuf {
-    let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&d).expect("screenshot directory");
-    d
-}
 
 /// What each role may reach, from the API's registry (the operations that build the router): the
 /// resources it reads with the buttons it gets, the hand-written screens, and what it may not reach.

@@ -36,6 +36,8 @@ export function tt(key, vars) {
 }
 
 export const resourceName = (key) => t(`r.${key}`) ?? (S.missing.add(`r.${key}`), key);
+/** The name of one record of a resource (English has singulars; Japanese has no plural). */
+export const recordName = (key) => (S.lang === 'en' && CATALOGUE.en[`one.${key}`]) || resourceName(key);
 
 export function fieldLabel(key, name) {
   const s = t(`f.${key}.${name}`) ?? t(`f.${name}`);
@@ -110,12 +112,13 @@ export function duration(ms) {
   const ss = String(s % 60).padStart(2, '0');
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
+/** Bytes in units of 1,024 (50 GB of recordings is 50 × 1,024³ bytes). */
 export function bytes(n) {
   if (n === null || n === undefined) return '—';
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let i = 0;
   let v = n;
-  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
   return `${i ? v.toFixed(1) : v} ${units[i]}`;
 }
 /** An instant as the server wrote it (RFC 3339 in the tenant's zone) -> `YYYY-MM-DD HH:MM`. */
@@ -158,6 +161,10 @@ export function confirm(text, okLabel) {
 }
 
 let noticeTimer = 0;
+export function clearNotice() {
+  document.getElementById('notice').hidden = true;
+}
+
 export function notice(text, kind = 'ok') {
   const n = document.getElementById('notice');
   n.textContent = text;

@@ -6,7 +6,7 @@
 
 import { api, listAll, upload, download, saveBlob, HttpError } from './api.js';
 import {
-  S, t, tt, el, button, link, resourceName, fieldLabel, enumLabel, help, may, num, when, errorText,
+  S, t, tt, el, button, link, resourceName, recordName, fieldLabel, enumLabel, help, may, num, when, errorText,
   fromLocalInput, toLocalInput, confirm, notice, showOnce, generatePassword, go, shortcut, recordLabel, onLeave,
 } from './core.js';
 
@@ -328,7 +328,7 @@ export async function renderView(view, key, id) {
   const actions = el('div', { class: 'actions' });
   view.replaceChildren(
     el('nav', { class: 'crumbs' }, link(`#/r/${key}`, `← ${resourceName(key)}`)),
-    el('div', { class: 'screen-head' }, el('h1', null, `${resourceName(key)}: ${recordLabel(rec)}`), actions),
+    el('div', { class: 'screen-head' }, el('h1', null, `${recordName(key)}: ${recordLabel(rec)}`), actions),
   );
   if (spec.can.update) {
     const b = button(tt('edit'), () => go(`#/r/${key}/${id}/edit`), { class: 'primary', keys: 'e', keyText: 'E' });
@@ -402,7 +402,7 @@ export function addWidget(name, f) { widgets.set(name, f); }
 /** One field's control: `{row, get(), error(msg)}`; `get()` answers undefined to leave it out. */
 async function control(spec, f, value, editing) {
   const key = spec.key;
-  const id = `f-${f.name}`;
+  const id = `field-${f.name}`;
   const label = fieldLabel(key, f.name);
   const locked = editing && f.io === 'create';
   const required = f.required && !(editing && f.io === 'write');
@@ -519,7 +519,7 @@ export async function renderForm(view, key, id, qs) {
       rec[k] = ['int', 'ref', 'real'].includes(f.type.kind) ? Number(v) : f.type.kind === 'bool' ? v === 'true' : v;
     }
   }
-  const title = editing ? `${resourceName(key)}: ${recordLabel(rec)} — ${tt('edit')}` : `${resourceName(key)} — ${tt('new')}`;
+  const title = editing ? `${recordName(key)}: ${recordLabel(rec)} — ${tt('edit')}` : `${recordName(key)} — ${tt('new')}`;
   const back = editing ? `#/r/${key}/${id}` : `#/r/${key}`;
   view.replaceChildren(el('nav', { class: 'crumbs' }, link(back, `← ${editing ? recordLabel(rec) : resourceName(key)}`)), el('h1', null, title));
   const form = el('form', { class: 'panel form', novalidate: true, dataset: { resource: key } });

@@ -14,7 +14,7 @@
 //   #/tenant                tenant settings
 
 import { api, session, HttpError } from './api.js';
-import { S, tt, el, link, resourceName, errorText } from './core.js';
+import { S, tt, el, link, resourceName, errorText, clearNotice } from './core.js';
 import { renderList, renderView, renderForm, clearRefs } from './generic.js';
 import './sections.js';
 import { renderImport } from './imports.js';
@@ -208,6 +208,7 @@ function init() {
     b.addEventListener('click', () => {
       S.lang = b.dataset.lang;
       localStorage.setItem('kakeru.lang', S.lang);
+      clearNotice();
       applyLang();
     });
   }

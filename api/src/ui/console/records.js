@@ -5,7 +5,7 @@
 import { api, listAll, download, saveBlob } from './api.js';
 import {
   S, tt, el, button, link, fieldLabel, enumLabel, may, num, pct, bytes, duration, when, today, errorText, confirm,
-  notice, go, onLeave, fromLocalInput, recordLabel, resourceName,
+  notice, go, onLeave, fromLocalInput, recordLabel, resourceName, shortcut,
 } from './core.js';
 
 // ------------------------------------------------------------------------------------ recordings
@@ -153,6 +153,7 @@ async function renderUnsavedOne(view, id) {
   form.append(problem, el('div', { class: 'buttons' }, save));
   view.append(form);
   result.focus();
+  shortcut('Control+s', () => form.requestSubmit());
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     for (const e of form.querySelectorAll('.field-error')) e.textContent = '';

@@ -3,8 +3,8 @@
 // lead's history, resetting a password (shown once), saving an unsaved wrap-up record. Each appears
 // only when the caller's role may use its operation.
 
-import { api, listAll } from './api.js';
-import { S, tt, el, button, link, fieldLabel, may, num, when, errorText, confirm, notice, showOnce, generatePassword, go, recordLabel } from './core.js';
+import { api, listAll, eventSource } from './api.js';
+import { S, tt, el, button, link, fieldLabel, may, num, when, errorText, confirm, notice, showOnce, generatePassword, go, recordLabel, onLeave } from './core.js';
 import { addViewSection, addWidget, exportButtons, refs } from './generic.js';
 
 // ---------------------------------------------------------------------------- call job start/stop
@@ -20,9 +20,45 @@ addViewSection(async (spec, rec, actions) => {
   };
   if (rec.status === 'running' && may('post', '/call-jobs/{id}/stop')) actions.prepend(button(tt('stop_job'), () => run('stop'), { class: 'danger', dataset: { job: 'stop' } }));
   if (rec.status !== 'running' && may('post', '/call-jobs/{id}/start')) actions.prepend(button(tt('start_job'), () => run('start'), { class: 'primary', dataset: { job: 'start' } }));
-  if (rec.status === 'running' && may('get', '/wallboard/stream')) actions.append(link('#/monitor', tt('m.monitor')));
+  if (rec.status === 'running' && may('get', '/wallboard/stream')) {
+    actions.append(link('#/monitor', tt('m.monitor')));
+    liveCounts(rec);
+  }
   return null;
 });
+
+/**
+ * A running job's target and remaining counts, live: each change of its campaign on the wallboard
+ * feed (the dialer reports about once a second while it dials) brings the job's counts again, at
+ * most every 2 s.
+ */
+async function liveCounts(rec) {
+  let es = null;
+  let closed = false;
+  let timer = 0;
+  onLeave(() => { closed = true; clearTimeout(timer); if (es) es.close(); });
+  const refresh = async () => {
+    timer = 0;
+    const j = await api('GET', `/call-jobs/${rec.id}`).catch(() => null);
+    if (!j || closed) return;
+    for (const k of ['target_count', 'remaining_count']) {
+      const dd = document.querySelector(`[data-f="${k}"]`);
+      if (dd) dd.textContent = num(j[k]);
+    }
+  };
+  const connect = async () => {
+    if (closed) return;
+    try { es = await eventSource('/wallboard/stream', '/wallboard/tickets'); } catch (_) { setTimeout(connect, 5000); return; }
+    if (closed) { es.close(); return; }
+    es.addEventListener('change', (m) => {
+      const c = JSON.parse(m.data);
+      if (c.tile === 'campaign' && c.campaign_id === rec.campaign_id && !timer) timer = setTimeout(refresh, 2000);
+    });
+    // A dropped stream: a new ticket (a spent one is refused).
+    es.addEventListener('error', () => { es.close(); if (!closed) setTimeout(connect, 2000); });
+  };
+  connect();
+}
 
 // ----------------------------------------------------------------------- a list's CSV in and out
 addViewSection(async (spec, rec, actions) => {
@@ -118,13 +154,13 @@ addViewSection(async (spec, rec, actions) => {
 addWidget('grants.resource_id', async ({ value, common }) => {
   const select = el('select', common);
   const fill = async () => {
-    const kindSel = document.getElementById('f-resource_kind');
+    const kindSel = document.getElementById('field-resource_kind');
     const table = kindSel && kindSel.value === 'list' ? 'customer_lists' : 'campaigns';
     const m = (await refs(table)) || new Map();
     select.replaceChildren(el('option', { value: '' }, '--'), [...m.values()].map((r) => el('option', { value: r.id, selected: r.id === value }, recordLabel(r))));
   };
   setTimeout(() => {
-    const kindSel = document.getElementById('f-resource_kind');
+    const kindSel = document.getElementById('field-resource_kind');
     if (kindSel) kindSel.addEventListener('change', fill);
     fill();
   });
