@@ -366,7 +366,7 @@ fn op(path: &str, summary: &str, content: &'static str, schema: serde_json::Valu
 /// Registers the wallboard endpoints.
 pub fn mount(reg: &mut Registry) {
     describe_metrics();
-    let tile = json!({"type": "object", "description": "An agent tile (agent_id, state, since_ms, campaign_id, dialing_group_id, calls_today, last_call_ms), or the figures of a campaign (campaign_id), a dialing group (dialing_group_id) or the tenant: waiting, longest_waiting_since_ms, talking_calls, agents_by_state, longest_in_state_since_ms, agents_online, agents_total, calls_today, today, last_24h, last_30d (answered, connected, abandoned, answer_rate, abandon_rate), series_5min, dials_in_flight, dial_level, predicted_abandon_rate, remaining_leads, dialer_at_ms."});
+    let tile = json!({"type": "object", "description": "An agent tile (agent_id, state, since_ms, campaign_id, dialing_group_id, calls_today, last_call_ms), or the figures of a campaign (campaign_id), a dialing group (dialing_group_id) or the tenant: waiting, longest_waiting_since_ms, talking_calls, agents_by_state, longest_in_state_since_ms, agents_online, agents_total, calls_today, today, last_24h, last_30d (answered, connected, abandoned, answer_rate, abandon_rate), series_5min, dials_in_flight, dial_level (dials in flight per active agent: logged in, not paused), predicted_abandon_rate, remaining_leads, dialer_at_ms. calls_today: conversations (bridged calls) that ended today, for an agent and an aggregate alike."});
     let snap = json!({"type": "object", "required": ["seq", "agents", "campaigns", "groups"], "properties": {
         "seq": {"type": "integer", "description": "The last change included; resume the stream after it."},
         "agents": {"type": "array", "items": tile},

@@ -393,6 +393,26 @@ async function floor() {
   await save(page, 'caller-ids');
   await ja('caller-id');
 
+  // The do-not-call list (発信規制): a CSV upload, a search, a bulk delete.
+  await show(page, '#/r/dnc-numbers');
+  const dncFile = path.join(OUT, 'floor-dnc.csv');
+  fs.writeFileSync(dncFile, '電話番号,備考\r\n090-0000-1024,苦情のため\r\n0311119999,誤登録\r\n');
+  await page.setInputFiles('.screen-head input[type="file"]', dncFile);
+  await until(page, 'two numbers', () => document.querySelectorAll('table.records tbody tr').length === 2 && !document.getElementById('view').hasAttribute('aria-busy'));
+  await page.fill('#list-q', '0311');
+  await page.keyboard.press('Enter');
+  await until(page, 'the search', () => /q=0311/.test(location.hash) && document.querySelectorAll('table.records tbody tr').length === 1);
+  await page.check('table.records tbody tr input[type="checkbox"]');
+  await page.click('button[data-bulk]');
+  await until(page, 'the confirmation', () => document.getElementById('confirm').open);
+  assert.match(await text(page, '#confirm-text'), /1 件を削除します/);
+  await page.click('#confirm-ok');
+  await until(page, 'the number deleted', () => document.querySelector('#notice:not([hidden])') && /削除しました/.test(document.getElementById('notice').textContent) && document.querySelector('#view .empty') !== null);
+  await show(page, '#/r/dnc-numbers');
+  await until(page, 'one number left', () => document.querySelectorAll('table.records tbody tr').length === 1);
+  assert.match(await text(page, 'table.records tbody'), /09000001024/);
+  await ja('dnc');
+
   // The call job, then 起動.
   await show(page, `#/r/campaigns/${campaign}`);
   await page.click('[data-child="call-jobs"] button[data-child="call-jobs"]');
@@ -452,6 +472,9 @@ async function floor() {
   await page.click('[data-recording] button[data-play]');
   await until(page, 'the player', () => document.querySelector('[data-recording] audio')?.src.startsWith('blob:'));
   await ja('recordings');
+  const [zip] = await Promise.all([page.waitForEvent('download'), page.click('button[data-zip]')]);
+  const zipBytes = fs.readFileSync(await zip.path());
+  assert.equal(zipBytes.subarray(0, 2).toString(), 'PK', "the day's recordings as a zip");
 
   // The SV stops the job (calls in progress are not cut).
   await show(page, `#/r/call-jobs/${job}`);
