@@ -45,6 +45,12 @@ export const FIGURES = {
   },
 };
 
+/** The agents' state colours, the same on every page (a pause shows its reason's own colour). */
+export const STATE_COLORS = {
+  ready: '#2e9d4f', ringing: '#d99a16', talking: '#2f6fd6', hold: '#7b5cd6', wrap_up: '#13989a',
+  paused: '#c0622f', unknown: '#8a1c1c', offline: '#8d949b',
+};
+
 /** [label, definition] of a figure in a language (Japanese when the language has none). */
 export function figure(lang, key) {
   return (FIGURES[lang] && FIGURES[lang][key]) || FIGURES.ja[key] || [key, ''];

@@ -12,7 +12,7 @@
 // monitor, and is shown as each figure's tooltip and in the legend under the board.
 'use strict';
 
-import { FIGURES, figure } from '/ui/figures.js';
+import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
 
 (() => {
   // ------------------------------------------------------------------------------------------ words
@@ -63,10 +63,6 @@ import { FIGURES, figure } from '/ui/figures.js';
     },
   };
   const STATES = ['ready', 'ringing', 'talking', 'hold', 'wrap_up', 'paused', 'unknown', 'offline'];
-  const STATE_COLORS = {
-    ready: '#2e9d4f', ringing: '#d99a16', talking: '#2f6fd6', hold: '#7b5cd6', wrap_up: '#13989a',
-    paused: '#c0622f', unknown: '#8a1c1c', offline: '#8d949b',
-  };
   const SV_ROLES = ['MGR', 'SV'];
   const BOARD_ROLES = ['MGR', 'SV', 'OP'];
   const BUCKET_MS = 300000;

@@ -42,7 +42,13 @@ fn expectations(fx: &HashMap<&'static str, i64>) -> Value {
         let screens = [
             ("agents", reads("users")),
             ("import", may(role, "post", "/lists/{id}/imports/preview") && reads("lists")),
-            ("monitor", may(role, "get", "/wallboard/stream") && reads("call-jobs") && reads("campaigns")),
+            (
+                "monitor",
+                may(role, "get", "/wallboard/stream")
+                    && may(role, "post", "/call-jobs/{id}/stop")
+                    && reads("call-jobs")
+                    && reads("campaigns"),
+            ),
             ("unsaved", may(role, "post", "/wrapup-records/{id}/save") && reads("wrapup-records")),
             ("recordings", may(role, "get", "/recordings")),
             ("tenant", may(role, "get", "/tenant") && may(role, "patch", "/tenant")),

@@ -7,7 +7,7 @@
 import { api, listAll, upload, download, saveBlob, HttpError } from './api.js';
 import {
   S, t, tt, el, button, link, resourceName, recordName, fieldLabel, enumLabel, help, may, num, when, errorText,
-  fromLocalInput, toLocalInput, confirm, notice, showOnce, generatePassword, go, shortcut, recordLabel, onLeave,
+  fromLocalInput, toLocalInput, confirm, notice, showOnce, generatePassword, go, shortcut, recordLabel,
 } from './core.js';
 
 const PAGE_SIZE = 50;
@@ -571,7 +571,4 @@ export async function renderForm(view, key, id, qs) {
       }
     }
   });
-  onLeave(() => {});
 }
-
-export { show as showValue, namesFor, remove as removeRecord };

@@ -68,6 +68,7 @@ const ja = {
   'home.step.lists': '顧客リストを作り、CSVをアップロードする', 'home.step.dialing-groups': '発信グループを作る',
   'home.step.agents': 'エージェントと電話機を登録し、発信グループのメンバーにする', 'home.step.caller-ids': '発信者番号を登録する',
   'home.step.call-jobs': 'コールジョブを作って起動する', 'home.step.monitor': 'ジョブモニタで見守る', 'home.count': '{n} 件',
+  'home.menu': '左のメニューから画面を選んでください。',
   // menu entries that are not resources
   'm.agents': 'エージェント', 'm.monitor': 'ジョブモニタ', 'm.unsaved': '応対記録(未保存)', 'm.import': 'CSVアップロード',
   'm.recordings': '通話録音', 'm.tenant': 'テナント設定', 'm.reports': 'レポート', 'm.wallboard': 'ウォールボード',
@@ -218,6 +219,7 @@ const en = {
   'home.step.lists': 'Make a customer list and upload its CSV', 'home.step.dialing-groups': 'Make a dialing group',
   'home.step.agents': 'Add agents with their phones, make them members of the group', 'home.step.caller-ids': 'Add caller IDs',
   'home.step.call-jobs': 'Make a call job and start it', 'home.step.monitor': 'Watch it in the job monitor', 'home.count': '{n}',
+  'home.menu': 'Choose a screen in the menu on the left.',
   'm.agents': 'Agents', 'm.monitor': 'Job monitor', 'm.unsaved': 'Unsaved wrap-up records', 'm.import': 'CSV upload',
   'm.recordings': 'Recordings', 'm.tenant': 'Tenant settings', 'm.reports': 'Reports', 'm.wallboard': 'Wallboard',
   'r.users': 'Users', 'r.grants': 'Grants', 'r.campaigns': 'Campaigns', 'r.result-codes': 'Results',

@@ -37,7 +37,8 @@ const MENU = [
 const SCREENS = {
   agents: () => S.specs.has('users'),
   import: () => S.ops.has('post /lists/{id}/imports/preview') && S.specs.has('lists'),
-  monitor: () => S.ops.has('get /wallboard/stream') && S.specs.has('call-jobs') && S.specs.has('campaigns'),
+  // BIZTEL's ジョブモニタ is for those who run the jobs (the campaign figures are theirs only).
+  monitor: () => S.ops.has('get /wallboard/stream') && S.ops.has('post /call-jobs/{id}/stop') && S.specs.has('call-jobs') && S.specs.has('campaigns'),
   unsaved: () => S.ops.has('post /wrapup-records/{id}/save') && S.specs.has('wrapup-records'),
   recordings: () => S.ops.has('get /recordings'),
   tenant: () => S.ops.has('get /tenant') && S.ops.has('patch /tenant'),

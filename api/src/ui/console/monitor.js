@@ -4,15 +4,10 @@
 // with a stream ticket; a reconnect resumes after the last event id). What each figure means is
 // /ui/figures.js, shared with the wallboard, shown as tooltips and in a legend.
 
-import { FIGURES, figure } from '/ui/figures.js';
+import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
 import { api, listAll, eventSource } from './api.js';
-import { S, tt, el, button, link, num, pct, duration, when, errorText, confirm, notice, go, onLeave, recordLabel } from './core.js';
+import { S, tt, el, button, link, num, pct, duration, when, errorText, confirm, notice, onLeave, recordLabel } from './core.js';
 
-// The wallboard's agent-state colours (one set for every page).
-const STATE_COLORS = {
-  ready: '#2e9d4f', ringing: '#d99a16', talking: '#2f6fd6', hold: '#7b5cd6', wrap_up: '#13989a',
-  paused: '#c0622f', unknown: '#8a1c1c', offline: '#8d949b',
-};
 const STATE_WORDS = {
   ja: { ready: '待機', ringing: '着信中', talking: '通話中', hold: '保留', wrap_up: '後処理', paused: '停止', unknown: '未確認', offline: 'オフライン' },
   en: { ready: 'Ready', ringing: 'Ringing', talking: 'Talking', hold: 'Hold', wrap_up: 'Wrap-up', paused: 'Paused', unknown: 'Unknown', offline: 'Offline' },

@@ -5,7 +5,7 @@
 import { api, listAll, download, saveBlob } from './api.js';
 import {
   S, tt, el, button, link, fieldLabel, enumLabel, may, num, pct, bytes, duration, when, today, errorText, confirm,
-  notice, go, onLeave, fromLocalInput, recordLabel, resourceName, shortcut,
+  notice, go, onLeave, fromLocalInput, recordLabel, shortcut,
 } from './core.js';
 
 // ------------------------------------------------------------------------------------ recordings
@@ -233,7 +233,8 @@ export async function renderHome(view) {
   const ol = el('ol', { class: 'steps' });
   for (const [k, href] of steps) {
     const spec = S.specs.get(k === 'agents' ? 'users' : k);
-    const reachable = k === 'monitor' ? may('get', '/wallboard/stream') && S.specs.has('call-jobs') : Boolean(spec);
+    // Only the steps this role takes: the records it may make, the monitor of the jobs it runs.
+    const reachable = k === 'monitor' ? may('get', '/wallboard/stream') && may('post', '/call-jobs/{id}/stop') : Boolean(spec && spec.can.create);
     if (!reachable) continue;
     const count = el('span', { class: 'muted' });
     ol.append(el('li', null, link(href, tt(`home.step.${k}`)), ' ', count));
@@ -242,5 +243,5 @@ export async function renderHome(view) {
       api('GET', `${spec.path}${filter}`).then((r) => { count.textContent = tt('home.count', { n: num(r.total) }); }).catch(() => {});
     }
   }
-  view.append(el('section', { class: 'panel' }, ol.children.length ? ol : el('p', null, resourceName('campaigns'))));
+  view.append(el('section', { class: 'panel' }, ol.children.length ? ol : el('p', null, tt('home.menu'))));
 }

@@ -202,6 +202,3 @@ addWidget('leads.custom', async ({ value, common }) => {
   };
   return { input: box, get };
 });
-
-/** The job monitor link and live remaining counts need the job's own numbers only: none here. */
-export const sectionsReady = true;
