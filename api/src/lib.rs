@@ -7,8 +7,10 @@
 
 pub mod agents;
 pub mod auth;
+pub mod console;
 pub mod custom;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod import;
 pub mod notify;
@@ -60,6 +62,8 @@ pub struct AppState {
     /// The OpenAPI document, serialized once at start.
     pub openapi: axum::body::Bytes,
     pub imports: import::Imports,
+    /// The registry's operations (their roles decide what the console offers each role).
+    pub ops: Arc<Vec<Op>>,
 }
 
 /// One documented operation; the router and the OpenAPI document are built from the same list.
@@ -147,6 +151,8 @@ fn registry() -> Registry {
     wallboard::mount(&mut reg);
     recordings::mount(&mut reg);
     agents::mount(&mut reg);
+    console::mount(&mut reg);
+    export::mount(&mut reg);
     reg
 }
 
@@ -166,7 +172,8 @@ pub fn build(db: Db, config: Config) -> Router {
     let doc = openapi::document(&reg.ops);
     // Serializing a serde_json::Value cannot fail (its map keys are strings).
     let openapi = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
-    let state = AppState { db, config: Arc::new(config), openapi, imports: import::Imports::default() };
+    let state =
+        AppState { db, config: Arc::new(config), openapi, imports: import::Imports::default(), ops: Arc::new(reg.ops) };
     reg.router
         .route(
             "/openapi.json",

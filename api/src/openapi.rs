@@ -31,6 +31,8 @@ pub fn ty_schema(ty: Ty, nullable: bool) -> Value {
         Ty::JsonArray => json!({"type": "array"}),
         Ty::JsonObject => json!({"type": "object"}),
         Ty::Ref(t) => json!({"type": "integer", "format": "int64", "minimum": 1, "description": format!("id in {t}")}),
+        Ty::RefList(t) => json!({"type": "array", "maxItems": crate::resource::REF_LIST_MAX,
+            "items": {"type": "integer", "format": "int64", "minimum": 1}, "description": format!("ids in {t}")}),
     };
     if nullable {
         if let Some(t) = s.get("type").cloned() {
@@ -149,6 +151,17 @@ pub fn list_op(spec: &Spec) -> Op {
     ));
     for f in spec.fields.iter().filter(|f| f.filter && f.column) {
         o.query.push((f.name.into(), ty_schema(f.ty, false), format!("Only records whose {} equals this.", f.name)));
+    }
+    let searched: Vec<&str> = spec.fields.iter().filter(|f| f.search && f.column).map(|f| f.name).collect();
+    if !searched.is_empty() {
+        o.query.push((
+            "q".into(),
+            json!({"type": "string", "maxLength": 200}),
+            format!(
+                "Free text: records where every word appears in one of {} (case-insensitive; phone numbers also without separators).",
+                searched.join(", ")
+            ),
+        ));
     }
     o
 }

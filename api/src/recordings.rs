@@ -365,7 +365,7 @@ async fn day_zip(State(st): State<AppState>, auth: Auth, p: Params) -> ApiResult
             let _ = tx.blocking_send(Err(io::Error::other("zip stopped")));
         }
     });
-    let body = HttpBody::from_stream(tokio_stream_of(rx));
+    let body = HttpBody::from_stream(stream_of(rx));
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_string()),
@@ -377,7 +377,8 @@ async fn day_zip(State(st): State<AppState>, auth: Auth, p: Params) -> ApiResult
 }
 
 /// The receiving end of a channel as a stream of body chunks.
-fn tokio_stream_of(
+/// The receiving end of a bounded channel of body chunks, as a response body's stream.
+pub(crate) fn stream_of(
     mut rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
 ) -> impl futures::Stream<Item = io::Result<Bytes>> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))

@@ -16,6 +16,8 @@ use store::sqlx::any::{AnyArguments, AnyRow};
 use store::sqlx::query::Query;
 use store::sqlx::{Any, Row};
 
+use store::links::Link;
+
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Params;
@@ -59,6 +61,8 @@ pub enum Ty {
     JsonObject,
     /// The id of a record of the same tenant in the named table.
     Ref(&'static str),
+    /// Ids of records of the named table (a virtual field kept in a link table, see [`Field::link`]).
+    RefList(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,12 +88,38 @@ pub struct Field {
     pub sort: bool,
     /// `false` for virtual fields that hooks turn into other rows or columns.
     pub column: bool,
+    /// Searched by the list's free-text `q`.
+    pub search: bool,
+    /// A virtual [`Ty::RefList`] read from this link table (its hook writes it).
+    pub link: Option<Link>,
     pub doc: &'static str,
 }
 
 impl Field {
     pub const fn new(name: &'static str, ty: Ty, doc: &'static str) -> Field {
-        Field { name, ty, io: Io::Rw, required: false, nullable: false, filter: false, sort: false, column: true, doc }
+        Field {
+            name,
+            ty,
+            io: Io::Rw,
+            required: false,
+            nullable: false,
+            filter: false,
+            sort: false,
+            column: true,
+            search: false,
+            link: None,
+            doc,
+        }
+    }
+    pub const fn search(mut self) -> Field {
+        self.search = true;
+        self
+    }
+    /// A virtual list of ids kept in `table` (`owner` = this record's id, `item` = the linked id).
+    pub const fn link(mut self, table: &'static str, owner: &'static str, item: &'static str) -> Field {
+        self.link = Some(Link { table, owner, item });
+        self.column = false;
+        self
     }
     pub const fn req(mut self) -> Field {
         self.required = true;
@@ -263,6 +293,9 @@ pub fn tel(field: &str, raw: &str) -> ApiResult<String> {
     crate::import::csv::validate::tel(field, raw).map_err(|m| ApiError::invalid(field, m))
 }
 
+/// Ids in one [`Ty::RefList`] value.
+pub const REF_LIST_MAX: usize = 1000;
+
 /// Validates one JSON value against a field and converts it for binding.
 pub fn validate(f: &Field, v: &Value) -> ApiResult<SqlVal> {
     let name = f.name;
@@ -356,6 +389,13 @@ pub fn validate(f: &Field, v: &Value) -> ApiResult<SqlVal> {
             let n = v.as_i64().filter(|n| *n > 0).ok_or_else(|| bad("must be a record id"))?;
             SqlVal::I(n)
         }
+        Ty::RefList(_) => {
+            let items = v.as_array().ok_or_else(|| bad("must be an array of record ids"))?;
+            if items.len() > REF_LIST_MAX || !items.iter().all(|i| i.as_i64().is_some_and(|n| n > 0)) {
+                return Err(bad(&format!("must be an array of at most {REF_LIST_MAX} record ids")));
+            }
+            SqlVal::S(v.to_string())
+        }
     })
 }
 
@@ -407,6 +447,38 @@ impl Spec {
             }
         }
         w
+    }
+
+    /// The searched columns as `(t.column, is a phone number)`.
+    pub fn search_columns(&self) -> Vec<(String, bool)> {
+        self.fields
+            .iter()
+            .filter(|f| f.search && f.column)
+            .map(|f| (format!("t.{}", f.name), matches!(f.ty, Ty::Tel)))
+            .collect()
+    }
+
+    /// The list's free-text condition over the fields marked [`Field::search`], its parameters
+    /// numbered from `$first`.
+    pub fn search_condition(&self, q: &str, first: usize) -> Option<store::search::Condition> {
+        let exprs = self.search_columns();
+        let columns: Vec<store::search::Column<'_>> =
+            exprs.iter().map(|(expr, tel)| store::search::Column { expr, tel: *tel }).collect();
+        store::search::condition(&columns, q, first)
+    }
+
+    /// Adds the virtual [`Ty::RefList`] fields to records read (one query per link for them all).
+    async fn read_links(&self, ctx: &Ctx, items: &mut [Value]) -> ApiResult<()> {
+        let ids: Vec<i64> = items.iter().filter_map(|v| v["id"].as_i64()).collect();
+        for f in self.fields {
+            let Some(link) = f.link else { continue };
+            let mut by_owner = store::links::ids_by_owner(&ctx.st.db, ctx.tenant(), link, &ids).await?;
+            for item in items.iter_mut() {
+                let linked = item["id"].as_i64().and_then(|id| by_owner.remove(&id)).unwrap_or_default();
+                item[f.name] = Value::from(linked);
+            }
+        }
+        Ok(())
     }
 
     pub fn row_json(&self, ctx: &Ctx, row: &AnyRow) -> ApiResult<Value> {
@@ -471,8 +543,15 @@ pub async fn list(ctx: &Ctx, spec: &'static Spec, params: &Params) -> ApiResult<
     let mut order = "t.id".to_string();
     let mut conds = vec![spec.visibility(&ctx.auth)];
     let mut binds = Vec::new();
+    let mut search = None;
     for (k, v) in &params.0 {
         match k.as_str() {
+            "q" if spec.fields.iter().any(|f| f.search) => {
+                if v.chars().count() > 200 || v.contains('\0') {
+                    return Err(ApiError::bad_request("q", "q: at most 200 characters"));
+                }
+                search = Some(v.clone());
+            }
             "limit" => {
                 limit =
                     v.parse().ok().filter(|n| (1..=LIMIT_MAX).contains(n)).ok_or_else(|| {
@@ -519,6 +598,10 @@ pub async fn list(ctx: &Ctx, spec: &'static Spec, params: &Params) -> ApiResult<
             }
         }
     }
+    if let Some(c) = search.as_deref().and_then(|q| spec.search_condition(q, binds.len() + 1)) {
+        conds.push(format!("({})", c.sql));
+        binds.extend(c.binds.into_iter().map(SqlVal::S));
+    }
     let where_ = conds.join(" AND ");
     let count_sql = format!("SELECT COUNT(*) AS n FROM {} t WHERE {where_}", spec.table);
     let mut q = store::sqlx::query(&count_sql);
@@ -536,7 +619,8 @@ pub async fn list(ctx: &Ctx, spec: &'static Spec, params: &Params) -> ApiResult<
         q = b.bind(q);
     }
     let rows = q.fetch_all(&ctx.st.db.pool).await?;
-    let items = rows.iter().map(|r| spec.row_json(ctx, r)).collect::<ApiResult<Vec<_>>>()?;
+    let mut items = rows.iter().map(|r| spec.row_json(ctx, r)).collect::<ApiResult<Vec<_>>>()?;
+    spec.read_links(ctx, &mut items).await?;
     Ok(serde_json::json!({ "items": items, "total": total, "limit": limit, "offset": offset }))
 }
 
@@ -555,7 +639,10 @@ async fn fetch(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Value> {
     );
     let row =
         store::sqlx::query(&sql).bind(id).fetch_optional(&ctx.st.db.pool).await?.ok_or_else(ApiError::not_found)?;
-    spec.row_json(ctx, &row)
+    let mut items = [spec.row_json(ctx, &row)?];
+    spec.read_links(ctx, &mut items).await?;
+    let [item] = items;
+    Ok(item)
 }
 
 /// Whether the record exists and the caller may see it.

@@ -60,7 +60,7 @@ pub static CAMPAIGNS: Spec = Spec {
     tag: "campaigns",
     doc: "キャンペーン: dialing settings shared by its batches and call jobs.",
     fields: &[
-        Field::new("name", NAME, "Campaign name, unique in the tenant.").req().filter().sort(),
+        Field::new("name", NAME, "Campaign name, unique in the tenant.").req().filter().sort().search(),
         Field::new("enabled", Ty::Bool, "On/off. Default true.").filter(),
         Field::new("caller_id", Ty::Tel, "発信者番号 shown to customers; null with withhold_caller_id.").null(),
         Field::new("withhold_caller_id", Ty::Bool, "Withhold the caller ID (prefix 184). Default false."),
@@ -157,7 +157,7 @@ pub static RESULT_CODES: Spec = Spec {
     fields: &[
         Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
         Field::new("number", Ty::Int { min: 1, max: 999 }, "Result number (0 is reserved for DTMF recall entry).").req().filter().sort(),
-        Field::new("label", NAME, "Result text.").req(),
+        Field::new("label", NAME, "Result text.").req().search(),
         Field::new("connected", Ty::Bool, "Counts as a connect (false for 不通, FAX, 現アナ). Default true."),
         CREATED,
     ],
@@ -180,7 +180,7 @@ pub static DIALING_GROUPS: Spec = Spec {
     table: "dialing_groups",
     tag: "agents",
     doc: "発信グループ: the agents a call job connects customers to. Members: /dialing-groups/{id}/agents.",
-    fields: &[Field::new("name", NAME, "Group name, unique in the tenant.").req().filter().sort(), CREATED],
+    fields: &[Field::new("name", NAME, "Group name, unique in the tenant.").req().filter().sort().search(), CREATED],
     extra: &[Extra {
         name: "agent_count",
         expr: "SELECT COUNT(*) FROM dialing_group_agents a WHERE a.group_id = t.id",
@@ -217,7 +217,7 @@ pub static PAUSE_REASONS: Spec = Spec {
     tag: "agents",
     doc: "停止理由: the tenant's pause reasons with their wallboard colours.",
     fields: &[
-        Field::new("name", Ty::Text { min: 1, max: 64 }, "Reason, e.g. 昼休憩.").req().sort(),
+        Field::new("name", Ty::Text { min: 1, max: 64 }, "Reason, e.g. 昼休憩.").req().sort().search(),
         Field::new("color", Ty::Color, "Colour on the wallboard, #RRGGBB."),
         Field::new("position", Ty::Int { min: 0, max: 1000 }, "Display order.").sort(),
         CREATED,
@@ -241,7 +241,7 @@ pub static PHONES: Spec = Spec {
     doc: "Agents' SIP accounts. Digest credentials are kept as HA1 (MD5 and SHA-256) in the tenant's realm; the password is never shown.",
     fields: &[
         Field::new("user_id", Ty::Ref("users"), "The agent using this phone.").null().filter(),
-        Field::new("sip_username", Ty::Ident { max: 64 }, "SIP user name, unique in the realm.").req().create_only().filter().sort(),
+        Field::new("sip_username", Ty::Ident { max: 64 }, "SIP user name, unique in the realm.").req().create_only().filter().sort().search(),
         Field::new("password", Ty::Text { min: 8, max: 128 }, "Digest password (write-only).").req().write_only(),
         Field::new("realm", NAME, "Digest realm: the tenant's code.").read_only(),
         CREATED,
@@ -295,8 +295,9 @@ pub static USERS: Spec = Spec {
             .req()
             .create_only()
             .filter()
-            .sort(),
-        Field::new("display_name", NAME, "Name shown on the wallboard.").req().sort(),
+            .sort()
+            .search(),
+        Field::new("display_name", NAME, "Name shown on the wallboard.").req().sort().search(),
         Field::new("role", Ty::Enum(&["MGR", "SV", "OP", "BIZ", "BY"]), "Role.").req().filter(),
         Field::new("password", Ty::Text { min: 8, max: 128 }, "Password (write-only; stored as an argon2 hash).")
             .req()
@@ -405,8 +406,8 @@ pub static CALLER_IDS: Spec = Spec {
     tag: "dialing",
     doc: "発信者番号 and the channel limit per number.",
     fields: &[
-        Field::new("number", Ty::Tel, "The number.").req().filter().sort(),
-        Field::new("label", NOTE, "Label."),
+        Field::new("number", Ty::Tel, "The number.").req().filter().sort().search(),
+        Field::new("label", NOTE, "Label.").search(),
         Field::new("max_channels", Ty::Int { min: 1, max: 100_000 }, "Channels at once on this number. Default 30."),
         CREATED,
     ],
@@ -430,8 +431,8 @@ macro_rules! number_list {
             tag: "dialing",
             doc: $doc,
             fields: &[
-                Field::new("number", Ty::Tel, "Phone number, unique in the list.").req().filter().sort(),
-                Field::new("note", NOTE, "Why the number is listed."),
+                Field::new("number", Ty::Tel, "Phone number, unique in the list.").req().filter().sort().search(),
+                Field::new("note", NOTE, "Why the number is listed.").search(),
                 CREATED,
             ],
             extra: &[],
@@ -462,7 +463,7 @@ pub static BATCHES: Spec = Spec {
     doc: "バッチ: a dated slice of a campaign holding customer lists. Default end = start + (R - 91) days, batch deletion = end + 90 days, history deletion = batch deletion + (R - 1) days, R the tenant's history retention. Start may not move after the first call's day, end not before the last call's day. A batch with calls and lists, with a running call job or with unsaved wrap-up records cannot be deleted.",
     fields: &[
         Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
-        Field::new("name", NAME, "Batch name.").req().filter().sort(),
+        Field::new("name", NAME, "Batch name.").req().filter().sort().search(),
         Field::new("start_date", Ty::Date, "First day (tenant zone).").req().sort(),
         Field::new("end_date", Ty::Date, "Last day; default start + (R - 91) days.").sort(),
         Field::new("first_call_at", Ty::Instant, "First call made in this batch.").null().read_only(),
@@ -566,7 +567,7 @@ pub static LISTS: Spec = Spec {
     doc: "顧客リスト: a list of leads in a batch (at most 200,000 leads). Import CSV with POST /lists/{id}/imports.",
     fields: &[
         Field::new("batch_id", Ty::Ref("batches"), "The batch.").req().create_only().filter(),
-        Field::new("name", NAME, "List name.").req().filter().sort(),
+        Field::new("name", NAME, "List name.").req().filter().sort().search(),
         Field::new("allow_duplicates", Ty::Bool, "Accept a phone number already in the batch. Default false."),
         CREATED,
     ],
@@ -611,7 +612,7 @@ pub static CUSTOM_FIELDS: Spec = Spec {
             .create_only()
             .filter()
             .sort(),
-        Field::new("label", NAME, "Label.").req(),
+        Field::new("label", NAME, "Label.").req().search(),
         Field::new("kind", Ty::Enum(FIELD_KINDS), "Type.").req().create_only().filter(),
         Field::new("options", Ty::JsonArray, "Choices for select, radio and checkbox (array of strings)."),
         CREATED,
@@ -663,13 +664,13 @@ pub static LEADS: Spec = Spec {
     fields: &[
         Field::new("list_id", Ty::Ref("customer_lists"), "The customer list.").req().create_only().filter(),
         Field::new("batch_id", Ty::Ref("batches"), "The list's batch.").read_only().filter(),
-        Field::new("name", NAME, "Customer name.").req().filter().sort(),
-        Field::new("kana", NAME, "Name in kana.").req().sort(),
-        Field::new("tel", Ty::Tel, "The number dialled.").req().filter().sort(),
+        Field::new("name", NAME, "Customer name.").req().filter().sort().search(),
+        Field::new("kana", NAME, "Name in kana.").req().sort().search(),
+        Field::new("tel", Ty::Tel, "The number dialled.").req().filter().sort().search(),
         Field::new("phone_type", Ty::Enum(&["mobile", "fixed"]), "mobile (070/080/090) or fixed.").read_only().filter(),
-        Field::new("remarks", Ty::Text { min: 0, max: 1000 }, "Remarks.").null(),
+        Field::new("remarks", Ty::Text { min: 0, max: 1000 }, "Remarks.").null().search(),
         Field::new("custom", Ty::JsonObject, "Custom field values by key."),
-        Field::new("tags", Ty::JsonArray, "Tags."),
+        Field::new("tags", Ty::JsonArray, "Tags.").search(),
         Field::new("state", Ty::Enum(&["open", "done"]), "open, or done once completed.").filter(),
         Field::new("attempts", COUNT, "Calls made.").read_only().filter().sort(),
         Field::new("last_attempt_at", Ty::Instant, "Last call.").null().read_only().sort(),
@@ -745,14 +746,15 @@ pub static CALL_JOBS: Spec = Spec {
     fields: &[
         Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
         Field::new("dialing_group_id", Ty::Ref("dialing_groups"), "Agents to connect customers to.").req().filter(),
-        Field::new("name", NAME, "Job name.").req().sort(),
+        Field::new("name", NAME, "Job name.").req().sort().search(),
         Field::new("caller_id", Ty::Tel, "Caller ID; null for the campaign's.").null(),
         Field::new("phone_type", Ty::Enum(&["any", "mobile", "fixed"]), "Dial only mobile (070/080/090) or fixed numbers. Default any."),
         Field::new("attempts_min", Ty::Int { min: 0, max: 1000 }, "Dial leads with at least this many attempts. Default 0."),
         Field::new("attempts_max", Ty::Int { min: 0, max: 1000 }, "... and at most this many (0..0 = never dialled).").null(),
         Field::new("last_attempt_from", Ty::Instant, "Last attempt at or after.").null(),
         Field::new("last_attempt_to", Ty::Instant, "Last attempt at or before.").null(),
-        Field::new("list_ids", Ty::JsonArray, "Customer lists of the job's campaign (array of ids).").virtual_(),
+        Field::new("list_ids", Ty::RefList("customer_lists"), "Customer lists of the job's campaign.")
+            .link("call_job_lists", "job_id", "list_id"),
         Field::new("status", Ty::Enum(&["stopped", "running", "finished"]), "State.").read_only().filter(),
         Field::new("started_at", Ty::Instant, "Last start.").null().read_only(),
         Field::new("stopped_at", Ty::Instant, "Last stop.").null().read_only(),
@@ -764,13 +766,20 @@ pub static CALL_JOBS: Spec = Spec {
             name: "target_count",
             expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id WHERE jl.job_id = t.id",
             ty: COUNT,
-            doc: "Leads in the job's lists.",
+            doc: "対象件数: leads in the job's lists.",
         },
         Extra {
             name: "remaining_count",
-            expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id WHERE jl.job_id = t.id AND l.state = 'open' AND l.attempts >= t.attempts_min AND (t.attempts_max IS NULL OR l.attempts <= t.attempts_max)",
+            expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id AND jl.tenant_id = l.tenant_id
+                   WHERE jl.job_id = t.id AND l.state = 'open'
+                     AND l.attempts >= t.attempts_min AND (t.attempts_max IS NULL OR l.attempts <= t.attempts_max)
+                     AND (t.phone_type = 'any' OR l.phone_type = t.phone_type)
+                     AND (t.last_attempt_from IS NULL OR l.last_attempt_at >= t.last_attempt_from)
+                     AND (t.last_attempt_to IS NULL OR l.last_attempt_at <= t.last_attempt_to)
+                     AND NOT EXISTS (SELECT 1 FROM recalls r WHERE r.lead_id = l.id AND r.status = 'open')
+                     AND (t.status <> 'running' OR t.started_at IS NULL OR l.last_attempt_at IS NULL OR l.last_attempt_at < t.started_at)",
             ty: COUNT,
-            doc: "Open leads still matching the attempt range.",
+            doc: "残りリード (残件数): leads the job will still dial in this run (open, matching its filters, no open recall, not dialled since it started; for a stopped job, if started now). The same figure as the wallboard's remaining leads.",
         },
     ],
     read: &[Role::Mgr, Role::Sv, Role::Op],
@@ -886,7 +895,7 @@ pub static RECALLS: Spec = Spec {
         Field::new("due_at", Ty::Instant, "When to call.").null().sort(),
         Field::new("agent_user_id", Ty::Ref("users"), "Agent who owns the recall.").null().filter(),
         Field::new("status", Ty::Enum(&["open", "done", "cancelled"]), "State. Default open.").filter(),
-        Field::new("note", Ty::Text { min: 0, max: 1000 }, "Note."),
+        Field::new("note", Ty::Text { min: 0, max: 1000 }, "Note.").search(),
         Field::new("created_by", Ty::Ref("users"), "Who scheduled it.").null().read_only(),
         CREATED,
     ],
@@ -952,7 +961,7 @@ pub static CALL_RECORDS: Spec = Spec {
         Field::new("call_job_id", Ty::Ref("call_jobs"), "Call job.").null().filter(),
         Field::new("lead_id", Ty::Ref("leads"), "Lead.").null().filter(),
         Field::new("agent_user_id", Ty::Ref("users"), "Agent connected.").null().filter(),
-        Field::new("tel", Ty::Tel, "Number dialled.").filter(),
+        Field::new("tel", Ty::Tel, "Number dialled.").filter().search(),
         Field::new("caller_id", Ty::Tel, "Caller ID used.").null(),
         Field::new("direction", Ty::Enum(&["outbound", "inbound"]), "Direction.").filter(),
         Field::new("started_at", Ty::Instant, "Dial time.").sort(),
@@ -989,7 +998,7 @@ pub static WRAPUP_RECORDS: Spec = Spec {
         Field::new("other_tel", Ty::Tel, "Other number.").null(),
         Field::new("next_action", Ty::Enum(&["continue", "recall", "complete"]), "Next action.").null(),
         Field::new("recall_at", Ty::Instant, "Recall time.").null(),
-        Field::new("memo", Ty::Text { min: 0, max: 5000 }, "Memo."),
+        Field::new("memo", Ty::Text { min: 0, max: 5000 }, "Memo.").search(),
         Field::new("state_after", Ty::Enum(&["continue", "break", "away", "end_job"]), "Agent state after saving.").null(),
         Field::new("saved", Ty::Bool, "false while in the unsaved list (応対記録(未保存)).").read_only().filter(),
         Field::new("saved_at", Ty::Instant, "Saved; null while unsaved.").null().sort(),

@@ -47,7 +47,6 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use store::accounts::Role;
-use store::sqlx::Row;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::{bearer, Auth};
@@ -78,7 +77,7 @@ fn count_ticket(result: &'static str) {
 }
 
 /// The caller of the stream: a bearer token, or else a stream ticket in `?ticket=`.
-struct StreamAuth(Auth);
+pub(crate) struct StreamAuth(pub(crate) Auth);
 
 impl FromRequestParts<AppState> for StreamAuth {
     type Rejection = ApiError;
@@ -119,7 +118,25 @@ async fn ticket(
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     scope(&auth)?;
-    let token = bearer(&headers).ok_or_else(ApiError::unauthorized)?;
+    issue_ticket(&st, &auth, &headers).await
+}
+
+/// `POST /stream-tickets`: the same ticket for any of the caller's streams (an import's progress);
+/// each stream checks the ticket's session's role as it would a bearer's.
+async fn any_ticket(
+    State(st): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    issue_ticket(&st, &auth, &headers).await
+}
+
+async fn issue_ticket(
+    st: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let token = bearer(headers).ok_or_else(ApiError::unauthorized)?;
     let now = store::now_ms();
     match store::stream_tickets::issue(&st.db, token, auth.tenant(), now).await? {
         Ok((ticket, expires_at)) => {
@@ -213,39 +230,23 @@ async fn snapshot(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Snap
     Ok(Json(s))
 }
 
-/// Remaining leads from the database: open leads of the running call jobs' lists never dialled,
-/// per campaign, per dialing group and for the tenant.
+/// Remaining leads (残りリード) from the database, as the dialer counts them: per running call job,
+/// the leads it will still dial in this run; summed per campaign, per dialing group and for the tenant.
 async fn fill_remaining_leads(st: &AppState, tenant: i64, s: &mut Snapshot) -> ApiResult<()> {
-    let count = |by: &'static str| {
-        let sql = format!(
-            "SELECT {by} AS k, COUNT(DISTINCT l.id) AS n FROM call_jobs j
-             JOIN call_job_lists jl ON jl.job_id = j.id AND jl.tenant_id = j.tenant_id
-             JOIN leads l ON l.list_id = jl.list_id AND l.tenant_id = j.tenant_id
-             WHERE j.tenant_id = $1 AND j.status = 'running' AND l.state = 'open' AND l.attempts = 0
-             GROUP BY {by}"
-        );
-        async move {
-            let rows = store::sqlx::query(&sql).bind(tenant).fetch_all(&st.db.pool).await?;
-            let mut m = HashMap::new();
-            for r in rows {
-                let k: i64 = r.try_get("k")?;
-                let n: i64 = r.try_get("n")?;
-                m.insert(u64::try_from(k).unwrap_or(0), u64::try_from(n).unwrap_or(0));
-            }
-            Ok::<_, ApiError>(m)
-        }
+    let jobs = store::leads::remaining_of_running_jobs(&st.db, tenant).await?;
+    let sum = |keep: &dyn Fn(&store::leads::JobRemaining) -> bool| -> u64 {
+        jobs.iter().filter(|j| keep(j)).map(|j| u64::try_from(j.remaining).unwrap_or(0)).sum()
     };
-    let by_campaign = count("j.campaign_id").await?;
-    let by_group = count("j.dialing_group_id").await?;
-    let total = count("j.tenant_id").await?.values().sum::<u64>();
     for c in &mut s.campaigns {
-        c.figures.remaining_leads = Some(by_campaign.get(&c.campaign_id.0).copied().unwrap_or(0));
+        let id = i64::try_from(c.campaign_id.0).unwrap_or(-1);
+        c.figures.remaining_leads = Some(sum(&|j| j.campaign_id == id));
     }
     for g in &mut s.groups {
-        g.figures.remaining_leads = Some(by_group.get(&g.dialing_group_id.0).copied().unwrap_or(0));
+        let id = i64::try_from(g.dialing_group_id.0).unwrap_or(-1);
+        g.figures.remaining_leads = Some(sum(&|j| j.dialing_group_id == id));
     }
     if let Some(t) = &mut s.tenant {
-        t.figures.remaining_leads = Some(total);
+        t.figures.remaining_leads = Some(sum(&|_| true));
     }
     Ok(())
 }
@@ -365,7 +366,7 @@ fn op(path: &str, summary: &str, content: &'static str, schema: serde_json::Valu
 /// Registers the wallboard endpoints.
 pub fn mount(reg: &mut Registry) {
     describe_metrics();
-    let tile = json!({"type": "object", "description": "An agent tile (agent_id, state, since_ms, campaign_id, dialing_group_id, calls_today, last_call_ms), or the figures of a campaign (campaign_id), a dialing group (dialing_group_id) or the tenant: waiting, longest_waiting_since_ms, talking_calls, agents_by_state, longest_in_state_since_ms, agents_online, agents_total, calls_today, today, last_24h, last_30d (answered, connected, abandoned, answer_rate, abandon_rate), series_5min, dials_in_flight, dial_level, predicted_abandon_rate, remaining_leads, dialer_at_ms."});
+    let tile = json!({"type": "object", "description": "An agent tile (agent_id, state, since_ms, campaign_id, dialing_group_id, calls_today, last_call_ms), or the figures of a campaign (campaign_id), a dialing group (dialing_group_id) or the tenant: waiting, longest_waiting_since_ms, talking_calls, agents_by_state, longest_in_state_since_ms, agents_online, agents_total, calls_today, today, last_24h, last_30d (answered, connected, abandoned, answer_rate, abandon_rate), series_5min, dials_in_flight, dial_level (dials in flight per active agent: logged in, not paused), predicted_abandon_rate, remaining_leads, dialer_at_ms. calls_today: conversations (bridged calls) that ended today, for an agent and an aggregate alike."});
     let snap = json!({"type": "object", "required": ["seq", "agents", "campaigns", "groups"], "properties": {
         "seq": {"type": "integer", "description": "The last change included; resume the stream after it."},
         "agents": {"type": "array", "items": tile},
@@ -414,5 +415,11 @@ pub fn mount(reg: &mut Registry) {
     o.method = "post";
     o.response.0 = 201;
     o.errors = vec![401, 403, 429];
+    let mut any = o.clone();
     reg.add(o, axum::routing::post(ticket));
+    any.path = "/stream-tickets".into();
+    any.summary = "A single-use stream ticket (valid 30 s) for any event stream of the caller (GET /imports/{id}/stream?ticket=...); the stream checks the role of this session.".into();
+    any.roles = Some(crate::resources::ALL.to_vec());
+    any.errors = vec![401, 429];
+    reg.add(any, axum::routing::post(any_ticket));
 }

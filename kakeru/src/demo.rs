@@ -126,13 +126,14 @@ impl DemoArgs {
     }
 }
 
-/// One simulated agent's accounts.
+/// One simulated agent's accounts: the user who logs in to the API and the password of their SIP
+/// phone (its user name is the login).
 #[derive(Clone, Debug)]
-struct DemoAgent {
-    user_id: i64,
-    login: String,
-    password: String,
-    sip_password: String,
+pub struct DemoAgent {
+    pub user_id: i64,
+    pub login: String,
+    pub password: String,
+    pub sip_password: String,
 }
 
 /// The floor in the database.
@@ -146,16 +147,81 @@ struct Floor {
 }
 
 /// Live counts the agents keep for the status line.
-#[derive(Default)]
-struct FloorCounts {
-    logged_in: AtomicU64,
-    ready: AtomicU64,
-    talking: AtomicU64,
-    wrap_up: AtomicU64,
-    paused: AtomicU64,
-    saved: AtomicU64,
-    hang_ups: AtomicU64,
-    api_errors: AtomicU64,
+#[derive(Default, Debug)]
+pub struct FloorCounts {
+    pub logged_in: AtomicU64,
+    pub ready: AtomicU64,
+    pub talking: AtomicU64,
+    pub wrap_up: AtomicU64,
+    pub paused: AtomicU64,
+    pub saved: AtomicU64,
+    pub hang_ups: AtomicU64,
+    pub api_errors: AtomicU64,
+}
+
+/// How the simulated agents work.
+#[derive(Clone, Debug)]
+pub struct AgentWork {
+    /// The campaign's result numbers they save.
+    pub result_codes: Vec<i64>,
+    /// Mean talk time (lognormal, cv 1), ms.
+    pub talk_mean_ms: f64,
+    /// Mean time to save the wrap-up record, ms.
+    pub wrapup_mean_ms: f64,
+    /// Agents (the last ones) who never save their records, as if their browser had closed: their
+    /// calls stay in 応対記録(未保存) until someone saves them.
+    pub forgetful: usize,
+    pub seed: u64,
+}
+
+/// Simulated agents working a call job through the API (`start_agents`).
+pub struct SimAgents {
+    pub counts: Arc<FloorCounts>,
+    tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl SimAgents {
+    /// Each agent logs off (`DELETE /agent/session`) and logs out.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts one simulated agent per account on `job`, each through the API at `base` as an agent's
+/// own screen would (log in, 発信開始, hang up, save the wrap-up record). `manager` (a logged-in
+/// MGR or SV) logs off an agent still in a session of an earlier run.
+pub fn start_agents(
+    http: &reqwest::Client,
+    base: &str,
+    tenant: &str,
+    agents: &[DemoAgent],
+    job: i64,
+    work: &AgentWork,
+    manager: Option<Api>,
+) -> SimAgents {
+    let counts = Arc::new(FloorCounts::default());
+    let (stop, rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, a) in agents.iter().enumerate() {
+        let sim = SimAgent {
+            http: http.clone(),
+            base: base.to_owned(),
+            tenant: tenant.to_owned(),
+            agent: a.clone(),
+            job,
+            result_codes: work.result_codes.clone(),
+            talk_mean_ms: work.talk_mean_ms,
+            wrapup_mean_ms: work.wrapup_mean_ms,
+            saves: i + work.forgetful < agents.len(),
+            counts: counts.clone(),
+            manager: manager.clone(),
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(work.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9)),
+        };
+        tasks.spawn(sim.run(rx.clone()));
+    }
+    SimAgents { counts, tasks, stop }
 }
 
 fn step(msg: impl AsRef<str>) {
@@ -233,41 +299,12 @@ pub async fn run(
     let info = ready_rx.await.context("the dialer did not start its shards")?;
     step(format!("dialer: {} shard(s), SIP on {:?}", info.sip_addrs.len(), info.sip_addrs));
 
-    let accounts = floor
-        .agents
-        .iter()
-        .map(|a| sim::phone::PhoneAccount {
-            username: a.login.clone(),
-            password: a.sip_password.clone(),
-            domain: floor.tenant_code.clone(),
-        })
-        .collect();
-    let phones = sim::phone::start(
-        accounts,
-        sim::phone::PhoneConfig {
-            registrar: info.sip_addrs[0],
-            bind_ip: loopback,
-            expires_s: 300,
-            answer_after: Duration::from_millis(300),
-        },
-        sim_rx.clone(),
-    )
-    .await
-    .context("starting the agents' phones")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = phones.iter().filter(|p| p.stats().registered).count();
-        eprint!("\rkakeru demo: phones registered {n}/{}   ", phones.len());
-        if n == phones.len() {
-            eprintln!();
-            break;
-        }
-        if Instant::now() > deadline {
-            eprintln!();
-            bail!("only {n} of {} phones registered within 30 s", phones.len());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Kept to the end: the phones answer the agents' legs until the stop.
+    let _phones = start_phones(&floor.agents, &floor.tenant_code, info.sip_addrs[0], sim_rx.clone(), |n, of| {
+        eprint!("\rkakeru demo: phones registered {n}/{of}   ");
+    })
+    .await?;
+    eprintln!();
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let manager = Api::login(&http, &base, &admin.tenant, &admin.login, &admin.password)
@@ -276,26 +313,16 @@ pub async fn run(
     manager.post(&format!("/call-jobs/{}/start", floor.job), &json!({})).await.context("starting the call job")?;
     step("call job started (POST /call-jobs/{id}/start)");
 
-    let counts = Arc::new(FloorCounts::default());
-    let (agents_stop, agents_rx) = watch::channel(false);
-    let mut agent_tasks = tokio::task::JoinSet::new();
-    let floor = Arc::new(floor);
-    for (i, a) in floor.agents.iter().enumerate() {
-        let sim = SimAgent {
-            http: http.clone(),
-            base: base.clone(),
-            tenant: floor.tenant_code.clone(),
-            agent: a.clone(),
-            job: floor.job,
-            result_codes: floor.result_codes.clone(),
-            talk_mean_ms: cfg.talk_mean_s * 1000.0,
-            wrapup_mean_ms: cfg.wrapup_mean_s * 1000.0,
-            counts: counts.clone(),
-            manager: manager.clone(),
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9)),
-        };
-        agent_tasks.spawn(sim.run(agents_rx.clone()));
-    }
+    let work = AgentWork {
+        result_codes: floor.result_codes.clone(),
+        talk_mean_ms: cfg.talk_mean_s * 1000.0,
+        wrapup_mean_ms: cfg.wrapup_mean_s * 1000.0,
+        forgetful: 0,
+        seed: cfg.seed,
+    };
+    let mut sims =
+        start_agents(&http, &base, &floor.tenant_code, &floor.agents, floor.job, &work, Some(manager.clone()));
+    let counts = sims.counts.clone();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let n = counts.logged_in.load(Ordering::Relaxed) as usize;
@@ -339,7 +366,7 @@ pub async fn run(
                     s.launched, s.launched.saturating_sub(s.ended + s.restricted), s.answered, s.bridged, s.abandoned, ld(&c.saved),
                 );
             }
-            Some(r) = agent_tasks.join_next() => {
+            Some(r) = sims.tasks.join_next() => {
                 if let Ok(Err(e)) = r {
                     tracing::warn!(error = %format!("{e:#}"), "a simulated agent stopped");
                 }
@@ -348,7 +375,7 @@ pub async fn run(
     }
 
     println!("kakeru demo: stopping: the call job stops, calls in progress get their results ...");
-    let _ = agents_stop.send(true);
+    let _ = sims.stop.send(true);
     if let Err(e) = manager.post(&format!("/call-jobs/{}/stop", floor.job), &json!({})).await {
         tracing::warn!(error = %format!("{e:#}"), "stopping the call job through the API failed");
         let _ = sqlx::query("UPDATE call_jobs SET status = 'stopped' WHERE id = $1 AND tenant_id = $2")
@@ -357,7 +384,7 @@ pub async fn run(
             .execute(&db.pool)
             .await;
     }
-    while agent_tasks.join_next().await.is_some() {}
+    sims.stop().await;
     let _ = engine_stop.send(true);
     let stats = match engine.await {
         Ok(Ok(s)) => s,
@@ -378,6 +405,50 @@ pub async fn run(
         stats.launched, stats.answered, stats.bridged, stats.abandoned, counts.saved.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// Starts one simulated SIP phone per agent (user name = the agent's login, in the tenant's realm)
+/// registering with `registrar`, and waits until every one is registered (at most 30 s), telling
+/// `progress(registered, of)` as they do.
+pub async fn start_phones(
+    agents: &[DemoAgent],
+    realm: &str,
+    registrar: std::net::SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    mut progress: impl FnMut(usize, usize),
+) -> anyhow::Result<Vec<sim::phone::Phone>> {
+    let accounts = agents
+        .iter()
+        .map(|a| sim::phone::PhoneAccount {
+            username: a.login.clone(),
+            password: a.sip_password.clone(),
+            domain: realm.to_owned(),
+        })
+        .collect();
+    let phones = sim::phone::start(
+        accounts,
+        sim::phone::PhoneConfig {
+            registrar,
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            expires_s: 300,
+            answer_after: Duration::from_millis(300),
+        },
+        shutdown,
+    )
+    .await
+    .context("starting the agents' phones")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = phones.iter().filter(|p| p.stats().registered).count();
+        progress(n, phones.len());
+        if n == phones.len() {
+            return Ok(phones);
+        }
+        if Instant::now() > deadline {
+            bail!("only {n} of {} phones registered within 30 s", phones.len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Creates (once) the group, the campaign and the agents, refreshes every password, and adds a
@@ -656,14 +727,14 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
 
 /// A logged-in API client.
 #[derive(Clone)]
-struct Api {
+pub struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl Api {
-    async fn login(
+    pub async fn login(
         http: &reqwest::Client,
         base: &str,
         tenant: &str,
@@ -717,8 +788,10 @@ struct SimAgent {
     result_codes: Vec<i64>,
     talk_mean_ms: f64,
     wrapup_mean_ms: f64,
+    /// Saves its wrap-up records (else its calls stay unsaved, its ACW ends by the timer).
+    saves: bool,
     counts: Arc<FloorCounts>,
-    manager: Api,
+    manager: Option<Api>,
     rng: rand_chacha::ChaCha8Rng,
 }
 
@@ -762,10 +835,10 @@ impl SimAgent {
                     // Still in a session of an earlier run: the floor manager logs them off first.
                     tries += 1;
                     tracing::debug!(agent = %self.agent.login, error = %format!("{e:#}"), "starting the session");
-                    let _ = self
-                        .manager
-                        .post(&format!("/agents/{}/state", self.agent.user_id), &json!({"to": "offline"}))
-                        .await;
+                    if let Some(m) = &self.manager {
+                        let _ =
+                            m.post(&format!("/agents/{}/state", self.agent.user_id), &json!({"to": "offline"})).await;
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(e) => return Err(e),
@@ -828,7 +901,7 @@ impl SimAgent {
                     let at = *save_at.get_or_insert_with(|| {
                         now + Duration::from_millis(sim::lognormal_ms(&mut self.rng, self.wrapup_mean_ms, 0.5))
                     });
-                    if now >= at {
+                    if now >= at && self.saves {
                         self.save_records(&me).await;
                         save_at = None;
                     }

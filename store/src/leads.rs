@@ -253,6 +253,141 @@ pub async fn count_dialable(db: &Db, tenant_id: i64, job_id: i64, f: &JobFilter)
     Ok(q.fetch_one(&db.pool).await?.try_get("n")?)
 }
 
+/// A running call job and its remaining leads (残りリード).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRemaining {
+    pub job_id: i64,
+    pub campaign_id: i64,
+    pub dialing_group_id: i64,
+    /// Leads the job will still dial in this run: open, matching its filters, without an open
+    /// recall, not dialled since the job started ([`count_dialable`] as the dialer counts them, the
+    /// 72-hour rule aside).
+    pub remaining: i64,
+}
+
+/// The remaining leads of each running call job of the tenant (at most a handful run at once).
+pub async fn remaining_of_running_jobs(db: &Db, tenant_id: i64) -> Result<Vec<JobRemaining>> {
+    let jobs = sqlx::query(
+        "SELECT id, campaign_id, dialing_group_id, started_at FROM call_jobs WHERE tenant_id = $1 AND status = 'running' ORDER BY id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        let job_id: i64 = j.try_get("id")?;
+        let mut f = job_filter(db, tenant_id, job_id).await?;
+        f.not_attempted_since = j.try_get("started_at")?;
+        out.push(JobRemaining {
+            job_id,
+            campaign_id: j.try_get("campaign_id")?,
+            dialing_group_id: j.try_get("dialing_group_id")?,
+            remaining: count_dialable(db, tenant_id, job_id, &f).await?,
+        });
+    }
+    Ok(out)
+}
+
+/// A tenant's custom lead field (カスタム項目).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomField {
+    pub key: String,
+    pub label: String,
+    /// text, number, date, phone, email, long_text, select, radio, checkbox or postal_code.
+    pub kind: String,
+    /// Choices of select, radio and checkbox.
+    pub options: Vec<String>,
+}
+
+/// The tenant's custom lead fields, in the order they were made.
+pub async fn custom_fields(db: &Db, tenant_id: i64) -> Result<Vec<CustomField>> {
+    let rows = sqlx::query("SELECT key, label, kind, options FROM custom_fields WHERE tenant_id = $1 ORDER BY id")
+        .bind(tenant_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CustomField {
+                key: r.try_get("key")?,
+                label: r.try_get("label")?,
+                kind: r.try_get("kind")?,
+                options: serde_json::from_str(&r.try_get::<String, _>("options")?).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// One lead of a list export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRow {
+    pub id: i64,
+    pub name: String,
+    pub kana: String,
+    pub tel: String,
+    pub remarks: Option<String>,
+    /// JSON text (an array of strings).
+    pub tags: String,
+    /// JSON text (an object of custom field values).
+    pub custom: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_result: Option<String>,
+    pub last_attempt_at: Option<i64>,
+}
+
+/// Which leads of a list an export holds.
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter<'a> {
+    /// Only leads dialled exactly this many times (未発信 = 0, 2回目 = 1, ...).
+    pub attempts: Option<i64>,
+    /// Free text over these columns (see [`crate::search`]).
+    pub search: Option<(&'a str, &'a [crate::search::Column<'a>])>,
+}
+
+/// The next `limit` leads of a list after lead id `after`, in id order (an export reads the list
+/// page by page, never all at once).
+pub async fn export_page(
+    db: &Db,
+    tenant_id: i64,
+    list_id: i64,
+    f: &ExportFilter<'_>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<ExportRow>> {
+    let mut sql = String::from(
+        "SELECT t.id, t.name, t.kana, t.tel, t.remarks, t.tags, t.custom, t.state, t.attempts, t.last_result, t.last_attempt_at
+         FROM leads t WHERE t.tenant_id = $1 AND t.list_id = $2 AND t.id > $3 AND t.attempts >= $4 AND t.attempts <= $5",
+    );
+    let cond = f.search.and_then(|(q, cols)| crate::search::condition(cols, q, 7));
+    if let Some(c) = &cond {
+        sql.push_str(&format!(" AND ({})", c.sql));
+    }
+    sql.push_str(" ORDER BY t.id LIMIT $6");
+    let (min, max) = f.attempts.map_or((0, i64::MAX), |n| (n, n));
+    let mut q = sqlx::query(&sql).bind(tenant_id).bind(list_id).bind(after).bind(min).bind(max).bind(limit);
+    for b in cond.map(|c| c.binds).unwrap_or_default() {
+        q = q.bind(b);
+    }
+    let rows = q.fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ExportRow {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                kana: r.try_get("kana")?,
+                tel: r.try_get("tel")?,
+                remarks: r.try_get("remarks")?,
+                tags: r.try_get("tags")?,
+                custom: r.try_get("custom")?,
+                state: r.try_get("state")?,
+                attempts: r.try_get("attempts")?,
+                last_result: r.try_get("last_result")?,
+                last_attempt_at: r.try_get("last_attempt_at")?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::PhoneType;

@@ -4,6 +4,8 @@
 //! `GET /imports/{id}`; rejected rows come back as an error CSV in the upload's own encoding.
 
 pub mod csv;
+mod live;
+pub mod preview;
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
@@ -20,6 +22,7 @@ use serde_json::{json, Value};
 use store::accounts::Role;
 use store::sqlx::{self, Row};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -46,11 +49,13 @@ const STALE_MS: i64 = 60_000;
 const INSERT_ROWS_SQLITE: usize = 16;
 const INSERT_ROWS_POSTGRES: usize = 400;
 
-/// Live progress of running imports (the database row holds the final figures).
+/// Live progress of the imports running in this process (the database row holds the final
+/// figures). Each is a watch channel: `GET /imports/{id}/stream` follows it, and sees it close when
+/// the job's final row is written.
 #[derive(Clone, Default)]
-pub struct Imports(Arc<Mutex<HashMap<i64, Progress>>>);
+pub struct Imports(Arc<Mutex<HashMap<i64, watch::Sender<Progress>>>>);
 
-#[derive(Clone, Copy, Default, Debug)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct Progress {
     pub bytes_read: u64,
     pub rows_read: u64,
@@ -60,11 +65,21 @@ impl Imports {
     fn set(&self, id: i64, p: Progress) {
         // Invariant: the lock is only held for a map operation; poisoning would need a panic there.
         if let Ok(mut m) = self.0.lock() {
-            m.insert(id, p);
+            match m.get(&id) {
+                Some(tx) => {
+                    tx.send_replace(p);
+                }
+                None => {
+                    m.insert(id, watch::channel(p).0);
+                }
+            }
         }
     }
     fn get(&self, id: i64) -> Option<Progress> {
-        self.0.lock().ok().and_then(|m| m.get(&id).copied())
+        self.0.lock().ok().and_then(|m| m.get(&id).map(|tx| *tx.borrow()))
+    }
+    fn subscribe(&self, id: i64) -> Option<watch::Receiver<Progress>> {
+        self.0.lock().ok().and_then(|m| m.get(&id).map(watch::Sender::subscribe))
     }
     fn remove(&self, id: i64) {
         if let Ok(mut m) = self.0.lock() {
@@ -110,7 +125,11 @@ pub fn mount(reg: &mut Registry) {
     ));
     o.query.push(("mapping".into(), json!({"type": "string"}), "generic only: JSON object from CSV header to target: name, kana, tel, remarks or a custom field key; exactly one column maps to tel.".into()));
     o.query.push(("tags".into(), json!({"type": "string"}), "JSON array of tags added to every imported lead.".into()));
+    o.query.push(delimiter_doc());
+    o.query.push(header_doc());
     reg.add(o, post(start_import));
+    preview::mount(reg);
+    live::mount(reg);
     let o = Op {
         method: "get",
         path: "/imports/{id}".into(),
@@ -144,15 +163,46 @@ struct Request {
     allow_duplicates: bool,
     mapping: Option<GenericMapping>,
     tags: Vec<String>,
+    delimiter: u8,
+    has_header: bool,
 }
 
-/// A tenant's custom field, as the generic import needs it.
-pub struct CustomField {
-    pub key: String,
-    pub label: String,
-    pub kind: String,
-    pub options: Vec<String>,
+fn delimiter_doc() -> (String, Value, String) {
+    (
+        "delimiter".into(),
+        json!({"type": "string", "enum": ["comma", "tab", "semicolon"], "default": "comma"}),
+        "区切り文字: the field separator.".into(),
+    )
 }
+
+fn header_doc() -> (String, Value, String) {
+    (
+        "header".into(),
+        json!({"type": "boolean", "default": true}),
+        "最初の行: true when the first row names the columns; false: every row is data and the columns are 列1, 列2, ... (kind=generic).".into(),
+    )
+}
+
+/// `delimiter`: `,` (default), `tab` or `;`.
+fn delimiter_param(v: &str) -> ApiResult<u8> {
+    match v {
+        "," | "comma" => Ok(b','),
+        "tab" | "\t" => Ok(b'\t'),
+        ";" | "semicolon" => Ok(b';'),
+        _ => Err(ApiError::bad_request("delimiter", "delimiter: comma, tab or semicolon")),
+    }
+}
+
+/// `header`: `true` (default: the first row names the columns) or `false` (列1, 列2, ...).
+fn header_param(v: &str) -> ApiResult<bool> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ApiError::bad_request("header", "header: true or false")),
+    }
+}
+
+pub use store::leads::CustomField;
 
 /// Builds a generic mapping from `{csv header: target}` where a target is name, kana, tel, remarks
 /// or a custom field key; exactly one column maps to tel (the dialled number).
@@ -211,8 +261,11 @@ pub fn generic_mapping(m: &HashMap<String, String>, fields: &[CustomField]) -> R
 async fn parse_request(ctx: &Ctx, list_id: i64, params: &Params) -> ApiResult<Request> {
     let mut kind = "standard";
     let (mut mapping_raw, mut tags) = (None, Vec::new());
+    let (mut delimiter, mut has_header) = (b',', true);
     for (k, v) in &params.0 {
         match k.as_str() {
+            "delimiter" => delimiter = delimiter_param(v)?,
+            "header" => has_header = header_param(v)?,
             "kind" if v == "standard" || v == "generic" => kind = if v == "generic" { "generic" } else { "standard" },
             "kind" => return Err(ApiError::bad_request("kind", "kind: standard or generic")),
             "mapping" => mapping_raw = Some(v.clone()),
@@ -240,6 +293,12 @@ async fn parse_request(ctx: &Ctx, list_id: i64, params: &Params) -> ApiResult<Re
         (_, Some(_)) => return Err(ApiError::bad_request("mapping", "mapping: only for kind=generic")),
         _ => None,
     };
+    if mapping.is_none() && !has_header {
+        return Err(ApiError::bad_request(
+            "header",
+            "header: a file without a header row needs kind=generic and a mapping",
+        ));
+    }
     let row = sqlx::query("SELECT batch_id, allow_duplicates FROM customer_lists WHERE id = $1 AND tenant_id = $2")
         .bind(list_id)
         .bind(ctx.tenant())
@@ -251,20 +310,13 @@ async fn parse_request(ctx: &Ctx, list_id: i64, params: &Params) -> ApiResult<Re
         allow_duplicates: row.try_get::<i64, _>("allow_duplicates")? != 0,
         mapping,
         tags,
+        delimiter,
+        has_header,
     })
 }
 
 async fn custom_fields(ctx: &Ctx) -> ApiResult<Vec<CustomField>> {
-    let rows = sqlx::query("SELECT key, label, kind, options FROM custom_fields WHERE tenant_id = $1")
-        .bind(ctx.tenant())
-        .fetch_all(&ctx.st.db.pool)
-        .await?;
-    let mut out = Vec::new();
-    for r in rows {
-        let options: Vec<String> = serde_json::from_str(&r.try_get::<String, _>("options")?).unwrap_or_default();
-        out.push(CustomField { key: r.try_get("key")?, label: r.try_get("label")?, kind: r.try_get("kind")?, options });
-    }
-    Ok(out)
+    Ok(store::leads::custom_fields(&ctx.st.db, ctx.tenant()).await?)
 }
 
 async fn start_import(
@@ -318,6 +370,7 @@ async fn start_import(
     .try_get("id")?;
     let st = ctx.st.clone();
     let tenant = ctx.tenant();
+    st.imports.set(id, Progress::default());
     tokio::spawn(async move {
         let beat = tokio::spawn(heartbeat(st.db.clone(), id));
         // The temporary file is removed when `path` drops at the end of the job.
@@ -371,7 +424,6 @@ async fn run_import(st: &AppState, tenant: i64, id: i64, path: &tempfile::TempPa
         }
     };
     let progress = st.imports.get(id).unwrap_or_default();
-    st.imports.remove(id);
     let errors_csv = (!outcome.rejected.is_empty())
         .then(|| csv::error_csv(outcome.encoding.unwrap_or(Encoding::Utf8), &outcome.header, &outcome.rejected));
     let (code, message) = outcome.fatal.map(|(c, m)| (Some(c), Some(m))).unwrap_or((None, None));
@@ -397,6 +449,8 @@ async fn run_import(st: &AppState, tenant: i64, id: i64, path: &tempfile::TempPa
     if let Err(e) = res {
         tracing::error!(error = %e, import = id, "could not record the import's outcome");
     }
+    // After the final row: a stream that sees the channel close reads the outcome.
+    st.imports.remove(id);
 }
 
 fn encoding_name(e: Encoding) -> &'static str {
@@ -439,6 +493,8 @@ async fn import_file(
         max_bytes: Some(UPLOAD_MAX_BYTES),
         allow_duplicate_tels: req.allow_duplicates,
         tags: req.tags.clone(),
+        delimiter: req.delimiter,
+        has_header: req.has_header,
         ..Options::default()
     };
     let file = std::fs::File::open(path).map_err(|e| store::StoreError::Config(e.to_string()))?;

@@ -7,7 +7,12 @@
 // changed; the DOM is touched once per animation frame for what changed (no full re-render per
 // event), so a floor of 1,000 agents under a burst of changes stays smooth. Time in state ticks
 // once a second from since_ms, corrected by the server clock seen in the events.
+//
+// An ES module: what each figure means comes from /ui/figures.js, shared with the console's job
+// monitor, and is shown as each figure's tooltip and in the legend under the board.
 'use strict';
+
+import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
 
 (() => {
   // ------------------------------------------------------------------------------------------ words
@@ -26,7 +31,7 @@
       answered: '応答', connected: '接続', abandoned: '破棄呼', answer_rate: '応答率',
       abandon_24h: '破棄率 (24時間)', abandon_30d: '破棄率 (30日)', target: '目標',
       dials_in_flight: '発信中', dial_level: '発信レベル', remaining_leads: '残りリード',
-      calls_today: '本日の通話', today: '本日', last_24h: '24時間', ready_agents: '待機',
+      calls_today: '本日の通話', today: '本日', legend: '数値の定義', last_24h: '24時間', ready_agents: '待機',
       talking_agents: '通話中', paused_agents: '停止', campaign: 'キャンペーン', group: '発信グループ',
       agents_count: '{n} 人', tile_calls: '通話', last_call: '前回', last_5min: '直近5分', no_series: 'まだデータがありません',
       menu_sent: '変更を送りました', no_reasons: '停止理由がありません', network_error: '通信できません',
@@ -48,7 +53,7 @@
       answered: 'Answered', connected: 'Connected', abandoned: 'Abandoned', answer_rate: 'Answer rate',
       abandon_24h: 'Abandon rate (24 h)', abandon_30d: 'Abandon rate (30 days)', target: 'target',
       dials_in_flight: 'Dials in flight', dial_level: 'Dial level', remaining_leads: 'Remaining leads',
-      calls_today: 'Calls today', today: 'today', last_24h: '24 h', ready_agents: 'Ready',
+      calls_today: 'Calls today', today: 'today', legend: 'What the figures mean', last_24h: '24 h', ready_agents: 'Ready',
       talking_agents: 'Talking', paused_agents: 'Paused', campaign: 'Campaign', group: 'Dialing group',
       agents_count: '{n} agents', tile_calls: 'calls', last_call: 'last', last_5min: 'last 5 min', no_series: 'No data yet',
       menu_sent: 'Change sent', no_reasons: 'No pause reasons', network_error: 'Network error',
@@ -58,10 +63,6 @@
     },
   };
   const STATES = ['ready', 'ringing', 'talking', 'hold', 'wrap_up', 'paused', 'unknown', 'offline'];
-  const STATE_COLORS = {
-    ready: '#2e9d4f', ringing: '#d99a16', talking: '#2f6fd6', hold: '#7b5cd6', wrap_up: '#13989a',
-    paused: '#c0622f', unknown: '#8a1c1c', offline: '#8d949b',
-  };
   const SV_ROLES = ['MGR', 'SV'];
   const BOARD_ROLES = ['MGR', 'SV', 'OP'];
   const BUCKET_MS = 300000;
@@ -209,8 +210,24 @@
     $('logout').hidden = view === 'login';
   }
 
+  /** The definitions of the figures, in the page's language (the same words as the tooltips). */
+  function renderLegend() {
+    const dl = $('legend');
+    const rows = [];
+    for (const key of Object.keys(FIGURES.ja)) {
+      if (key === 'target_count') continue;
+      const [label, def] = figure(S.lang, key);
+      const dt = el('dt', '', t(key) === key ? label : t(key));
+      const dd = el('dd', '', def);
+      dd.dataset.def = key;
+      rows.push(dt, dd);
+    }
+    dl.replaceChildren(...rows);
+  }
+
   function applyLang() {
     document.documentElement.lang = S.lang;
+    renderLegend();
     document.title = `kakeru ${t('title')}`;
     for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
     for (const b of document.querySelectorAll('[data-lang]')) b.setAttribute('aria-pressed', String(b.dataset.lang === S.lang));
@@ -725,6 +742,7 @@
     ['longest_wait', (c) => (c.waiting && c.longest_waiting_since_ms ? duration(serverNow() - c.longest_waiting_since_ms) : '—')],
     ['answered', (c) => num(c.today && c.today.answered)],
     ['connected', (c) => num(c.today && c.today.connected)],
+    ['talking_calls', (c) => num(c.talking_calls)],
     ['abandoned', (c) => num(c.today && c.today.abandoned)],
     ['answer_rate', (c) => pct(c.last_24h && c.last_24h.answered ? c.last_24h.answer_rate : null)],
     ['abandon_24h', (c) => pct(c.last_24h && c.last_24h.answered ? c.last_24h.abandon_rate : null)],
@@ -753,7 +771,9 @@
       const box = el('div', 'fig');
       box.dataset.fig = name;
       const v = el('dd', 'v');
-      box.append(el('dt', 'k', t(name)), v);
+      const dt = el('dt', 'k', t(name));
+      dt.title = figure(S.lang, name)[1];
+      box.append(dt, v);
       if (name.startsWith('abandon_')) {
         const tgt = el('span', 'target');
         box.append(tgt);

@@ -11,81 +11,10 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
-const { chromium } = require('playwright-core');
+const { BASE, OUT, MODE, FIX, step, log, launch, until, text, login } = require('./lib.js');
 
-const env = (k) => {
-  const v = process.env[k];
-  if (v === undefined) throw new Error(`${k} is not set`);
-  return v;
-};
-const BASE = env('KAKERU_BASE');
-const OUT = env('KAKERU_OUT');
-const MODE = env('KAKERU_MODE');
-const FIX = JSON.parse(env('KAKERU_FIXTURE'));
-
-const stdin = readline.createInterface({ input: process.stdin });
-const replies = [];
-const waiting = [];
-stdin.on('line', (l) => (waiting.length ? waiting.shift()(l) : replies.push(l)));
-/** Asks the Rust side to make `name` happen; resolves with its reply's JSON (or null). */
-async function step(name) {
-  process.stdout.write(`STEP ${name}\n`);
-  const line = await new Promise((r) => (replies.length ? r(replies.shift()) : waiting.push(r)));
-  const [go, got, ...rest] = line.split(' ');
-  assert.equal(`${go} ${got}`, `GO ${name}`, `protocol: ${line}`);
-  return rest.length ? JSON.parse(rest.join(' ')) : null;
-}
-const log = (...a) => process.stdout.write(`${a.join(' ')}\n`);
-
-async function launch() {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'kakeru-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    viewport: { width: 1440, height: 1000 },
-    locale: 'ja-JP',
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  // HTTP refusals the test provokes (401, 403, the cut stream) are logged by Chromium as resource
-  // errors: those are expected; any other console error is a problem.
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
-  });
-  // Nothing may be fetched from anywhere but the API itself.
-  page.on('request', (r) => { if (!r.url().startsWith(BASE) && !r.url().startsWith('data:')) problems.push(`outside request: ${r.url()}`); });
-  return { context, page, problems, profile };
-}
-
-/** Waits until `fn(arg)` is truthy in the page; fails with `what`. */
-async function until(page, what, fn, arg, timeout = 20000) {
-  try {
-    await page.waitForFunction(fn, arg, { timeout, polling: 50 });
-  } catch (e) {
-    const snap = await page.evaluate(() => document.body.innerText.slice(0, 1500)).catch(() => '');
-    throw new Error(`timed out waiting for ${what}\n--- page text ---\n${snap}`);
-  }
-}
-
-const agentState = (page, id) => page.$eval(`[data-agent="${id}"]`, (e) => e.dataset.state);
-const text = (page, sel) => page.$eval(sel, (e) => e.textContent.trim());
 const fig = (campaign, name) => `[data-campaign="${campaign}"] [data-fig="${name}"] .v`;
-
-async function login(page, tenant, user, password) {
-  await page.fill('#f-tenant', tenant);
-  await page.fill('#f-login', user);
-  await page.fill('#f-password', password);
-  await page.click('#f-submit');
-}
 
 async function floor() {
   const { context, page, problems } = await launch();
@@ -134,7 +63,13 @@ async function floor() {
   assert.equal(await text(page, fig(C, 'abandon_24h')), '25.0%', '1 of 4 answered abandoned');
   assert.match(await text(page, `[data-campaign="${C}"] [data-fig="abandon_24h"] .target`), /目標 3\.0%/);
   assert.ok(await page.$(`[data-campaign="${C}"] [data-fig="abandon_24h"].over`), 'above its target: marked');
-  assert.equal(await text(page, fig(C, 'calls_today')), '2');
+  // 本日の通話 counts conversations that ended (agent 1's), not the abandoned customer; the agents
+  // still talking are 通話中の呼.
+  assert.equal(await text(page, fig(C, 'calls_today')), '1');
+  assert.equal(await text(page, fig(C, 'talking_calls')), '2');
+  // Every figure says what it counts: a tooltip, and the legend under the board.
+  assert.match(await page.getAttribute(`[data-campaign="${C}"] [data-fig="dial_level"] dt`, 'title'), /発信中 ÷ 稼働エージェント/);
+  assert.match(await text(page, '#legend [data-def="calls_today"]'), /本日終了した会話/);
 
   // Time in state ticks every second, client side.
   const t0 = await text(page, `[data-agent="${a4}"] .time`);

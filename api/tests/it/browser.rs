@@ -8,8 +8,6 @@
 //! Screenshots are written under `target/tmp/browser/` and their paths printed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,96 +20,9 @@ use control::service::{Service, ServiceConfig};
 use control::wallboard::{AgentTile, CampaignTile, Counts, Figures, Rates, Tile};
 use serde_json::{json, Value};
 use store::accounts::Role;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use crate::browser_proc::Browser;
 use crate::harness::{expect, Backend, Tenant, TestApp};
-
-// ------------------------------------------------------------------------------------ the browser
-
-fn browser_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-fn out_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&d).expect("screenshot directory");
-    d
-}
-
-/// The browser script, talking `STEP name` / `GO name [json]` over its stdout / stdin.
-struct Browser {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    pub output: Vec<String>,
-}
-
-impl Browser {
-    fn start(mode: &str, base: &str, fixture: &Value) -> Browser {
-        assert!(
-            std::path::Path::new("/usr/bin/chromium").exists()
-                && browser_dir().join("node_modules/playwright-core").exists(),
-            "Chromium and playwright-core are missing: run `bash scripts/services.sh`"
-        );
-        let mut child = tokio::process::Command::new("node")
-            .arg("wallboard.test.js")
-            .current_dir(browser_dir())
-            .env("KAKERU_MODE", mode)
-            .env("KAKERU_BASE", base)
-            .env("KAKERU_OUT", out_dir())
-            .env("KAKERU_FIXTURE", fixture.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node (installed by scripts/services.sh)");
-        let stdin = child.stdin.take().expect("stdin");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Browser { child, stdin, lines, output: Vec::new() }
-    }
-
-    /// The next step the browser asks for (`None` once it has finished), echoing everything else.
-    async fn next_step(&mut self) -> Option<String> {
-        let deadline = Duration::from_secs(240);
-        loop {
-            let line = tokio::time::timeout(deadline, self.lines.next_line())
-                .await
-                .expect("the browser went silent")
-                .expect("browser output")?;
-            println!("browser: {line}");
-            if let Some(step) = line.strip_prefix("STEP ") {
-                return Some(step.to_owned());
-            }
-            self.output.push(line);
-        }
-    }
-
-    async fn go(&mut self, step: &str, reply: Option<Value>) {
-        let line = match reply {
-            Some(v) => format!("GO {step} {v}\n"),
-            None => format!("GO {step}\n"),
-        };
-        self.stdin.write_all(line.as_bytes()).await.expect("to the browser");
-    }
-
-    /// Waits for the script to end; panics unless it passed.
-    async fn finish(mut self) -> Vec<String> {
-        if let Some(step) = self.next_step().await {
-            panic!("the browser asked for a step nobody handles: {step}");
-        }
-        let status = self.child.wait().await.expect("browser exit");
-        assert!(
-            status.success() && self.output.iter().any(|l| l == "BROWSER OK"),
-            "the browser test failed:\n{}",
-            self.output.join("\n")
-        );
-        for l in self.output.iter().filter(|l| l.starts_with("SCREENSHOT ")) {
-            println!("screenshot: {}", &l["SCREENSHOT ".len()..]);
-        }
-        self.output
-    }
-}
 
 // ------------------------------------------------------------- a TCP proxy whose links can be cut
 
@@ -215,11 +126,11 @@ async fn post(app: &TestApp, t: &Tenant, path: &str, body: Value) -> i64 {
     expect(app.call(t.mgr(), "post", path, Some(&body)).await, 201)["id"].as_i64().expect("id")
 }
 
-fn password(role: Role) -> String {
+pub fn password(role: Role) -> String {
     format!("pw-{}-123", role.as_str().to_ascii_lowercase())
 }
 
-fn login_of(role: Role) -> String {
+pub fn login_of(role: Role) -> String {
     role.as_str().to_ascii_lowercase()
 }
 
@@ -296,7 +207,7 @@ async fn wallboard_in_chromium_follows_the_floor() {
         "group_name": "第1グループ",
         "reason": {"id": reason, "name": "昼休憩", "rgb": "rgb(242, 201, 76)"},
     });
-    let mut b = Browser::start("floor", &proxy.base, &fixture);
+    let mut b = Browser::script("wallboard.test.js", "floor", &proxy.base, &fixture);
     let mut call_of: HashMap<u64, u64> = HashMap::new();
     let mut waiting_call = 0;
     while let Some(step) = b.next_step().await {
@@ -470,7 +381,7 @@ async fn wallboard_stays_smooth_with_1000_agents() {
         // within 100 ms, no task blocks the page for 250 ms. The figures themselves are the bench's.
         "bounds": {"frame_ms_p50": 40.0, "frame_ms_p95": 100.0, "long_task_ms_max": 250.0},
     });
-    let mut b = Browser::start("load", &app.base, &fixture);
+    let mut b = Browser::script("wallboard.test.js", "load", &app.base, &fixture);
     while let Some(step) = b.next_step().await {
         assert_eq!(step, "burst");
         // 8 s of changes: every 20 ms, PER_TICK agents move to their next state, and the campaigns

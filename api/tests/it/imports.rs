@@ -171,7 +171,7 @@ pub async fn generic_import_maps_custom_fields(app: TestApp) {
     assert_eq!(status.as_u16(), 403);
 }
 
-fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),

@@ -3,6 +3,9 @@
 mod access;
 mod agents;
 mod browser;
+mod browser_proc;
+mod console;
+mod console_ui;
 mod harness;
 mod imports;
 mod model;

@@ -737,19 +737,16 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     }
                 }
             }
+            // The pacer's dial level (dial_level_milli) is its own figure, exported by the dialer to
+            // Prometheus; the wallboard computes its dial level one way for every tile.
             ShardEvent::DialerStatus {
-                campaign_id,
-                dials_in_flight,
-                remaining_leads,
-                dial_level_milli,
-                predicted_abandon_ppm,
+                campaign_id, dials_in_flight, remaining_leads, predicted_abandon_ppm, ..
             } => {
                 self.wallboard.dialer_status(
                     now,
                     campaign_id,
                     u64::from(dials_in_flight),
                     remaining_leads,
-                    f64::from(dial_level_milli) / 1000.0,
                     f64::from(predicted_abandon_ppm) / 1_000_000.0,
                 );
             }

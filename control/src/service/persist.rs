@@ -321,7 +321,7 @@ async fn counts_since(db: &Db, sql: &str, tenant_id: u64, since_ms: u64) -> Resu
 /// Answered calls ended since `since_ms`, per campaign.
 pub async fn load_calls_since(db: &Db, tenant_id: u64, since_ms: u64) -> Result<Vec<(CampaignId, u64)>, PersistError> {
     let sql = "SELECT campaign_id AS k, COUNT(*) AS n FROM call_records WHERE tenant_id = $1 AND ended_at >= $2
-        AND answered_at IS NOT NULL AND campaign_id IS NOT NULL GROUP BY campaign_id";
+        AND bridged_at IS NOT NULL AND campaign_id IS NOT NULL GROUP BY campaign_id";
     Ok(counts_since(db, sql, tenant_id, since_ms).await?.into_iter().map(|(k, n)| (CampaignId(k), n)).collect())
 }
 

@@ -172,7 +172,8 @@ pub struct Figures {
     pub agents_online: u64,
     /// Agents known here (offline included).
     pub agents_total: u64,
-    /// Answered calls (customers reached) that ended today (the tenant's day).
+    /// Conversations (calls bridged to an agent) that ended today, the tenant's day: 本日の通話,
+    /// the same figure as an agent tile's `calls_today`. Those still talking are `talking_calls`.
     pub calls_today: u64,
     /// Today's counts (the tenant's day).
     pub today: Counts,
@@ -182,8 +183,9 @@ pub struct Figures {
     pub series_5min: Vec<(u64, Counts)>,
     /// Calls being dialled (reported by the dialer; `None` until it reports, or when stale).
     pub dials_in_flight: Option<u64>,
-    /// Dial level, calls per ready agent: the dialer's own figure for a campaign; dials in flight
-    /// per ready agent for a group and the tenant. `None` when unknown or nobody is ready.
+    /// Dial level (発信レベル): dials in flight per active agent (logged in and not paused), the
+    /// same for a campaign, a group and the tenant. `None` without the dialer's figures or with no
+    /// active agent.
     pub dial_level: Option<f64>,
     /// The pacer's predicted abandon share (campaigns; `None` until the dialer reports).
     pub predicted_abandon_rate: Option<f64>,
@@ -233,7 +235,6 @@ struct DialerFigures {
     at_ms: u64,
     dials_in_flight: u64,
     remaining_leads: u64,
-    dial_level: f64,
     predicted_abandon: f64,
 }
 
@@ -271,8 +272,13 @@ impl Agg {
         self.r30.add(now_ms, &c);
     }
 
-    fn ready(&self) -> u64 {
-        self.in_state.get("ready").map_or(0, |s| s.len() as u64)
+    /// Agents logged in and not paused (the dial level's denominator, as the pacer counts them).
+    fn active(&self) -> u64 {
+        self.in_state
+            .iter()
+            .filter(|(state, _)| !matches!(**state, "offline" | "paused"))
+            .map(|(_, s)| s.len() as u64)
+            .sum()
     }
 
     /// `dialers`: the dialer figures of the campaigns counted here (a campaign: its own).
@@ -284,13 +290,9 @@ impl Agg {
             .iter()
             .filter(|d| d.at_ms + DIALER_STALE_MS > now_ms && d.at_ms <= now_ms + DIALER_STALE_MS)
             .collect();
-        let ready = self.ready();
+        let active = self.active();
         let in_flight = (!fresh.is_empty()).then(|| fresh.iter().map(|d| d.dials_in_flight).sum::<u64>());
-        let dial_level = match (own_dialer, fresh.first()) {
-            (true, Some(d)) => Some(d.dial_level),
-            (false, Some(_)) if ready > 0 => in_flight.map(|n| n as f64 / ready as f64),
-            _ => None,
-        };
+        let dial_level = in_flight.filter(|_| active > 0).map(|n| n as f64 / active as f64);
         let agents_total: u64 = self.in_state.values().map(|s| s.len() as u64).sum();
         Figures {
             waiting: self.waiting.len() as u64,
@@ -556,6 +558,7 @@ impl Wallboard {
         let Some(c) = info.map(|i| i.campaign_id).or(campaign) else { return };
         let group = info.map_or_else(|| self.group_of_campaign(c), |i| i.group);
         let day = self.day_start(now_ms);
+        let conversation = info.is_some_and(|i| i.bridged_at.is_some());
         self.each(Scopes { campaign: Some(c), group }, |a| {
             if let Some(i) = info {
                 a.waiting.remove(&(i.answered_at, call_id));
@@ -568,22 +571,24 @@ impl Wallboard {
                 a.day = day;
                 a.calls_today = 0;
             }
-            a.calls_today += 1;
+            if conversation {
+                a.calls_today += 1;
+            }
         });
     }
 
-    /// What the dialer reports about a campaign (about once a second).
+    /// What the dialer reports about a campaign (about once a second). The pacer's own dial level
+    /// is not shown: the wallboard's is computed here, one way for every tile (see [`Figures`]).
     pub fn dialer_status(
         &mut self,
         now_ms: u64,
         campaign_id: CampaignId,
         dials_in_flight: u64,
         remaining_leads: u64,
-        dial_level: f64,
         predicted_abandon: f64,
     ) {
         let group = self.group_of_campaign(campaign_id);
-        let d = DialerFigures { at_ms: now_ms, dials_in_flight, remaining_leads, dial_level, predicted_abandon };
+        let d = DialerFigures { at_ms: now_ms, dials_in_flight, remaining_leads, predicted_abandon };
         self.each(Scopes { campaign: Some(campaign_id), group }, |_| {});
         if let Some(a) = self.campaigns.get_mut(&campaign_id) {
             a.dialer = Some(d);
@@ -624,7 +629,7 @@ impl Wallboard {
         }
     }
 
-    /// Puts back the calls ended today per campaign (at start).
+    /// Puts back the conversations ended today per campaign (at start).
     pub fn restore_calls_today(&mut self, campaign_id: CampaignId, day_start_ms: u64, n: u64) {
         let group = self.group_of_campaign(campaign_id);
         self.each(Scopes { campaign: Some(campaign_id), group }, |a| {

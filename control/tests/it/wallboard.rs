@@ -181,7 +181,7 @@ async fn figures_per_tenant_campaign_and_group_through_the_service() {
         )
         .await;
         let s = board(&feed, "the dialer's figures", |s| {
-            campaign(s, 7).is_some_and(|c| c.dials_in_flight == Some(4) && c.calls_today == 2)
+            campaign(s, 7).is_some_and(|c| c.dials_in_flight == Some(4) && c.calls_today == 1)
         })
         .await;
         let c7 = campaign(&s, 7).expect("campaign 7");
@@ -191,11 +191,13 @@ async fn figures_per_tenant_campaign_and_group_through_the_service() {
         assert_eq!((c7.last_30d.answered, c7.last_30d.connected, c7.last_30d.abandoned), (4, 2, 2), "{c7:?}");
         assert_eq!((c7.waiting, c7.talking_calls), (0, 0));
         assert_eq!((by_state(&c7, "ready"), by_state(&c7, "paused"), c7.agents_total), (1, 1, 2));
-        assert_eq!((c7.dial_level, c7.predicted_abandon_rate, c7.remaining_leads), (Some(1.5), Some(0.02), Some(100)));
+        // Dial level: dials in flight per active agent (agent 1; agent 2 is paused), not the pacer's.
+        assert_eq!((c7.dial_level, c7.predicted_abandon_rate, c7.remaining_leads), (Some(4.0), Some(0.02), Some(100)));
         assert!(!c7.series_5min.is_empty() && c7.series_5min.iter().map(|(_, n)| n.answered).sum::<u64>() == 2);
-        // The group: its customers, its agents, dial level = dials in flight per ready agent.
+        // The group: its customers, its agents, the same dial level. Calls today are conversations
+        // that ended (the abandoned customer is not one).
         let g70 = group(&s, 70).expect("group 70");
-        assert_eq!((g70.today.answered, g70.today.abandoned, g70.calls_today), (2, 1, 2));
+        assert_eq!((g70.today.answered, g70.today.abandoned, g70.calls_today), (2, 1, 1));
         assert_eq!((g70.dials_in_flight, g70.dial_level), (Some(4), Some(4.0)));
         let g80 = group(&s, 80).expect("group 80");
         assert_eq!((g80.today.answered, g80.dials_in_flight, by_state(&g80, "ready")), (0, None, 1));
@@ -224,7 +226,7 @@ async fn figures_per_tenant_campaign_and_group_through_the_service() {
         let s = board(&feed, "the restored board", |s| campaign(s, 7).is_some()).await;
         let c7 = campaign(&s, 7).expect("campaign 7");
         assert_eq!((c7.today.answered, c7.today.connected, c7.today.abandoned), (2, 1, 1), "{backend:?} {c7:?}");
-        assert_eq!((c7.last_30d.answered, c7.calls_today), (4, 2));
+        assert_eq!((c7.last_30d.answered, c7.calls_today), (4, 1));
         assert_eq!((by_state(&c7, "ready"), by_state(&c7, "paused")), (1, 1));
         assert_eq!(group(&s, 70).expect("group 70").today.answered, 2);
         let a1 = s.agents.iter().find(|a| a.agent_id == AgentId(1)).expect("agent 1");
@@ -237,7 +239,7 @@ async fn figures_per_tenant_campaign_and_group_through_the_service() {
 fn dialer_figures_go_stale_without_reports() {
     let mut wb = Wallboard::new();
     wb.set_agent(AgentId(1), AgentState::Ready, 0, Some(CampaignId(7)), Some(DialingGroupId(70)));
-    wb.dialer_status(1_000, CampaignId(7), 3, 50, 1.2, 0.01);
+    wb.dialer_status(1_000, CampaignId(7), 3, 50, 0.01);
     let tiles = wb.take_changes(1_000);
     let c = tiles.iter().find_map(|t| match t {
         Tile::Campaign(c) => Some(c.figures.clone()),

@@ -2,6 +2,7 @@
 //! SQLite file and talks to them over HTTP.
 
 mod bench;
+mod console;
 mod demo;
 mod deploy;
 mod metrics;

@@ -169,6 +169,12 @@ pub struct Options {
     pub allow_duplicate_tels: bool,
     /// Added to every imported lead.
     pub tags: Vec<String>,
+    /// The field separator (区切り文字): `,` by default, or `\t`, `;`.
+    pub delimiter: u8,
+    /// The first record is a header (最初の行). Without one, the columns are named `列1`, `列2`,
+    /// ... (as many as the first record has) and the first record is data; a generic mapping
+    /// names them so.
+    pub has_header: bool,
 }
 
 impl Default for Options {
@@ -179,8 +185,71 @@ impl Default for Options {
             max_bytes: Some(MAX_UPLOAD_BYTES),
             allow_duplicate_tels: false,
             tags: Vec::new(),
+            delimiter: b',',
+            has_header: true,
         }
     }
+}
+
+/// The name of the `n`th column (from 1) of a file without a header row.
+pub fn column_name(n: usize) -> String {
+    format!("列{n}")
+}
+
+/// The first rows of an upload as the reader sees them, for the column mapping (no validation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    pub encoding: Encoding,
+    /// The header as read, or `列1`, `列2`, ... without a header row (as many as the widest row
+    /// previewed).
+    pub columns: Vec<String>,
+    /// Up to `max_rows` data records, fields as read (the CR of a CRLF dropped).
+    pub rows: Vec<Vec<String>>,
+}
+
+/// Reads the header (if any) and up to `max_rows` records. The input may be the start of a file cut
+/// at a line end. Errors: an empty or undecodable input.
+pub fn preview<R: Read>(input: R, delimiter: u8, has_header: bool, max_rows: usize) -> Result<Preview, FileError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_reader(DecodeReader::new(input, Some(MAX_UPLOAD_BYTES)));
+    let mut record = csv::StringRecord::new();
+    let mut header = None;
+    let mut rows = Vec::new();
+    while rows.len() < max_rows {
+        let more = csv.read_record(&mut record).map_err(|e| match csv.get_ref().failure() {
+            Some(DecodeFailure::Undecodable { line }) => FileError::Undecodable { line: *line },
+            Some(DecodeFailure::TooLarge { max_bytes }) => FileError::TooLarge { max_bytes: *max_bytes },
+            Some(DecodeFailure::Io(s)) => FileError::Io(s.clone()),
+            None => FileError::Io(e.to_string()),
+        })?;
+        if !more {
+            break;
+        }
+        if record.len() == 1 && record[0].trim().is_empty() {
+            continue;
+        }
+        let last = record.len() - 1;
+        let fields: Vec<String> = record
+            .iter()
+            .enumerate()
+            .map(|(i, f)| if i == last { f.strip_suffix('\r').unwrap_or(f) } else { f }.to_string())
+            .collect();
+        if has_header && header.is_none() {
+            header = Some(fields);
+        } else {
+            rows.push(fields);
+        }
+    }
+    let columns = match header {
+        Some(h) => h,
+        None if rows.is_empty() => return Err(FileError::Empty),
+        None => (1..=rows.iter().map(Vec::len).max().unwrap_or(0)).map(column_name).collect(),
+    };
+    Ok(Preview { encoding: csv.get_ref().encoding(), columns, rows })
 }
 
 /// Reading progress.
@@ -249,6 +318,7 @@ impl<R: Read, E: FnMut(&str) -> bool> LeadReader<R, E> {
             // exact for CRLF files (see `read_record`). A lone CR (classic
             // Mac) is not a line break.
             .terminator(csv::Terminator::Any(b'\n'))
+            .delimiter(opts.delimiter)
             .from_reader(decoder);
         let mut me = LeadReader {
             csv,
@@ -266,10 +336,15 @@ impl<R: Read, E: FnMut(&str) -> bool> LeadReader<R, E> {
         if !me.read_record()? {
             return Err(FileError::Empty);
         }
-        me.header = me.fields().map(str::to_string).collect();
-        me.roles = roles(&me.header, &me.opts.format)?;
-        if !me.read_record()? {
-            return Err(FileError::HeaderOnly);
+        if me.opts.has_header {
+            me.header = me.fields().map(str::to_string).collect();
+            me.roles = roles(&me.header, &me.opts.format)?;
+            if !me.read_record()? {
+                return Err(FileError::HeaderOnly);
+            }
+        } else {
+            me.header = (1..=me.record.len()).map(column_name).collect();
+            me.roles = roles(&me.header, &me.opts.format)?;
         }
         me.peeked = true;
         Ok(me)

@@ -438,3 +438,59 @@ fn lf_and_crlf_give_the_same_rows_and_numbers() {
     assert_eq!(rows(&a), vec![(2, Some("x\ny".into())), (5, Some("z".into()))]);
     assert_eq!(rows(&a), rows(&b));
 }
+
+#[test]
+fn no_header_row_and_other_delimiters() {
+    // 最初の行を含む: the first record is data; columns are 列1, 列2, ...; tab separated, CP932.
+    let opts = Options {
+        format: Format::Generic(GenericMapping {
+            tel_column: "列2".into(),
+            name_column: Some("列1".into()),
+            remarks_column: Some("列3".into()),
+            ..GenericMapping::default()
+        }),
+        delimiter: b'\t',
+        has_header: false,
+        ..Options::default()
+    };
+    let text = "山田\t03-1111-2222\t東京\r\n\t0311112223\t\r\n鈴木\t0311112224\r\n";
+    let bytes = sjis(text);
+    let mut reader = LeadReader::without_batch(&bytes[..], opts).unwrap();
+    assert_eq!(reader.header(), ["列1", "列2", "列3"]);
+    let rows: Vec<RowResult> = reader.by_ref().collect::<Result<_, _>>().unwrap();
+    assert_eq!(reader.encoding(), Encoding::Cp932);
+    let ok = accepted(&rows);
+    assert_eq!((ok.len(), ok[0].row, ok[0].name.as_str(), ok[0].tel.as_str()), (1, 1, "山田", "0311112222"));
+    assert_eq!(
+        rejected(&rows),
+        vec![(2, "name:値がありません".into()), (3, "カラムの数がヘッダーの数より少ないです".into())]
+    );
+    // The error CSV names the columns as the mapping does.
+    let bad: Vec<RowError> = rows.into_iter().filter_map(Result::err).collect();
+    let csv = String::from_utf8(error_csv(Encoding::Utf8, &["列1".into(), "列2".into(), "列3".into()], &bad)).unwrap();
+    assert!(csv.starts_with("行,列1,列2,列3,エラー内容\r\n2,,0311112223,,name:値がありません\r\n"), "{csv}");
+    // A semicolon file with a header; the standard format needs a header row.
+    let semi = Options { delimiter: b';', ..Options::default() };
+    let rows = read_with(b"name;kana;tel\nA;B;0312345678\n", semi).unwrap();
+    assert_eq!(accepted(&rows).len(), 1);
+    let headless = Options { has_header: false, ..Options::default() };
+    assert_eq!(read_with(b"A,B,0312345678\n", headless).unwrap_err(), FileError::UnknownColumn("列1".into()));
+}
+
+#[test]
+fn preview_shows_the_first_rows_as_read() {
+    let text = "氏名,電話\r\n山田,03-1111-2222\r\n\r\n\"鈴木\n二郎\",0311112223\r\n佐藤,0311112224,余分\r\n";
+    let p = preview(&sjis(text)[..], b',', true, 2).unwrap();
+    assert_eq!(p.encoding, Encoding::Cp932);
+    assert_eq!(p.columns, ["氏名", "電話"]);
+    assert_eq!(
+        p.rows,
+        vec![vec!["山田".to_string(), "03-1111-2222".into()], vec!["鈴木\n二郎".into(), "0311112223".into()]]
+    );
+    // Without a header: as many 列N as the widest row.
+    let p = preview(text.as_bytes(), b',', false, 10).unwrap();
+    assert_eq!(p.columns, ["列1", "列2", "列3"]);
+    assert_eq!((p.rows.len(), p.encoding), (4, Encoding::Utf8));
+    assert_eq!(preview(&b""[..], b',', true, 10).unwrap_err(), FileError::Empty);
+    assert!(matches!(preview(&b"a,b\n\xff\xff\xff\n"[..], b',', true, 10), Err(FileError::Undecodable { .. })));
+}

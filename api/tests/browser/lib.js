@@ -1,0 +1,84 @@
+// What the browser tests share: the protocol with the Rust side (it runs the API and the floor;
+// this prints `STEP <name>` when it wants the next thing to happen and waits for `GO <name> [json]`
+// on stdin), a headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) that
+// records page errors and any request outside the API, and small waiting helpers.
+'use strict';
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const readline = require('node:readline');
+const { chromium } = require('playwright-core');
+
+const env = (k) => {
+  const v = process.env[k];
+  if (v === undefined) throw new Error(`${k} is not set`);
+  return v;
+};
+const BASE = env('KAKERU_BASE');
+const OUT = env('KAKERU_OUT');
+const MODE = env('KAKERU_MODE');
+const FIX = JSON.parse(env('KAKERU_FIXTURE'));
+
+const stdin = readline.createInterface({ input: process.stdin });
+const replies = [];
+const waiting = [];
+stdin.on('line', (l) => (waiting.length ? waiting.shift()(l) : replies.push(l)));
+/** Asks the Rust side to make `name` happen; resolves with its reply's JSON (or null). */
+async function step(name) {
+  process.stdout.write(`STEP ${name}\n`);
+  const line = await new Promise((r) => (replies.length ? r(replies.shift()) : waiting.push(r)));
+  const [go, got, ...rest] = line.split(' ');
+  assert.equal(`${go} ${got}`, `GO ${name}`, `protocol: ${line}`);
+  return rest.length ? JSON.parse(rest.join(' ')) : null;
+}
+const log = (...a) => process.stdout.write(`${a.join(' ')}\n`);
+
+async function launch() {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'kakeru-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: { width: 1440, height: 1000 },
+    locale: 'ja-JP',
+    timezoneId: 'Asia/Tokyo',
+    acceptDownloads: true,
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  // HTTP refusals the test provokes (401, 403, the cut stream) are logged by Chromium as resource
+  // errors: those are expected; any other console error is a problem.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+  });
+  // Nothing may be fetched from anywhere but the API itself (and what the page made of it: blob:).
+  page.on('request', (r) => { if (![BASE, `blob:${BASE}`, 'data:'].some((p) => r.url().startsWith(p))) problems.push(`outside request: ${r.url()}`); });
+  return { context, page, problems, profile };
+}
+
+/** Waits until `fn(arg)` is truthy in the page; fails with `what`. */
+async function until(page, what, fn, arg, timeout = 20000) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 50 });
+  } catch (e) {
+    const snap = await page.evaluate(() => `${location.hash}\n${(document.querySelector('main') || document.body).innerText.slice(0, 1500)}`).catch(() => '');
+    throw new Error(`timed out waiting for ${what}\n--- page text ---\n${snap}`);
+  }
+}
+
+const agentState = (page, id) => page.$eval(`[data-agent="${id}"]`, (e) => e.dataset.state);
+const text = (page, sel) => page.$eval(sel, (e) => e.textContent.trim());
+async function login(page, tenant, user, password) {
+  await page.fill('#f-tenant', tenant);
+  await page.fill('#f-login', user);
+  await page.fill('#f-password', password);
+  await page.click('#f-submit');
+}
+
+module.exports = { assert, BASE, OUT, MODE, FIX, step, log, launch, until, text, login };
