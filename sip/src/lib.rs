@@ -9,6 +9,7 @@
 pub mod addr;
 pub mod auth;
 pub mod dialog;
+pub mod limits;
 pub mod message;
 pub mod outcome;
 pub mod registrar;

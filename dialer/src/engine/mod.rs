@@ -118,7 +118,11 @@ pub struct EngineConfig {
     pub carrier: SocketAddr,
     pub carrier_domain: Option<String>,
     pub carrier_credentials: Option<sip::auth::Credentials>,
-    pub nonce_secret: Vec<u8>,
+    /// The agents' phones: digest nonce secrets, registrar bounds, limits on failed authentication.
+    pub phones: calls::PhoneSettings,
+    /// A file the nonce secrets are read from at start and again at every reload (rotation);
+    /// without one, `phones.nonce_keys` stay as given.
+    pub nonce_key_file: Option<PathBuf>,
     /// Recordings go under here (`<dir>/<tenant>/<YYYY-MM-DD>/<call>.wav`); `None`: not recorded.
     pub recordings_dir: Option<PathBuf>,
     pub tick: Duration,
@@ -146,7 +150,9 @@ impl EngineConfig {
             carrier,
             carrier_domain: None,
             carrier_credentials: None,
-            nonce_secret: b"kakeru".to_vec(),
+            // A nonce secret of this process alone; `kakeru dialer` takes the deployment's.
+            phones: calls::PhoneSettings::new(sip::auth::NonceKeys::generate(&mut rand::thread_rng())),
+            nonce_key_file: None,
             recordings_dir: None,
             tick: Duration::from_millis(250),
             group: "dialer".into(),
@@ -277,6 +283,7 @@ enum Input {
     Prepared(Result<Prepared, PrepareError>),
     Jobs(Vec<RunningJob>),
     Accounts(Vec<store::dialing::PhoneAccount>),
+    NonceKeys(sip::auth::NonceKeys),
     Limits { tenant: u64, limits: HashMap<String, i64> },
 }
 
@@ -355,6 +362,12 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
     let (shard_tx, shard_rx) = mpsc::channel::<ShardOutput>(65_536);
     let mut handles = Vec::with_capacity(cfg.shards);
     let mut sip_addrs = Vec::with_capacity(cfg.shards);
+    let mut phones = cfg.phones.clone();
+    if let Some(path) = &cfg.nonce_key_file {
+        phones.nonce_keys = crate::secrets::load_nonce_keys(path)
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    }
     for i in 0..cfg.shards.max(1) {
         let port = if cfg.sip_listen.port() == 0 { 0 } else { cfg.sip_listen.port() + i as u16 };
         let socket = shard::bind_sip_socket(SocketAddr::new(cfg.sip_listen.ip(), port))?;
@@ -363,7 +376,7 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
         let mut cc_cfg = calls::Config::new(advertised, cfg.carrier);
         cc_cfg.carrier_domain = cfg.carrier_domain.clone().unwrap_or_else(|| cfg.carrier.ip().to_string());
         cc_cfg.carrier_credentials = cfg.carrier_credentials.clone();
-        cc_cfg.nonce_secret = cfg.nonce_secret.clone();
+        cc_cfg.phones = phones.clone();
         cc_cfg.hold_audio = cfg.clips.hold.clone();
         cc_cfg.bridge_beep = cfg.clips.beep.clone();
         let seed = rand::random::<u64>();
@@ -553,7 +566,18 @@ impl<B: Bus + Clone + 'static> Owner<B> {
     /// Reloads running jobs and phone accounts off the owner.
     fn reload(&mut self) {
         let (db, tx) = (self.db.clone(), self.input_tx.clone());
+        let key_file = self.cfg.nonce_key_file.clone();
         tokio::spawn(async move {
+            if let Some(path) = key_file {
+                match crate::secrets::load_nonce_keys(&path).await {
+                    Ok(k) => {
+                        let _ = tx.send(Input::NonceKeys(k)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not reload the SIP nonce secrets; keeping the current ones")
+                    }
+                }
+            }
             match dialing::running_jobs(&db).await {
                 Ok(j) => {
                     let _ = tx.send(Input::Jobs(j)).await;
@@ -605,6 +629,11 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                 username: a.username.clone(),
                 ha1_md5: a.ha1_md5.clone(),
                 ha1_sha256: a.ha1_sha256.clone(),
+                digest: match a.digest {
+                    store::dialing::DigestAlgorithms::Md5 => calls::DigestChallenges::Md5,
+                    store::dialing::DigestAlgorithms::Sha256 => calls::DigestChallenges::Sha256,
+                    store::dialing::DigestAlgorithms::Both => calls::DigestChallenges::Both,
+                },
             })
             .collect();
         self.phones = accounts.into_iter().map(|a| ((a.tenant_id as u64, a.username.clone()), a)).collect();
@@ -888,6 +917,12 @@ impl<B: Bus + Clone + 'static> Owner<B> {
                 self.refresh_limits();
             }
             Input::Accounts(a) => self.on_accounts(a),
+            // Every shard compares and keeps its keys when they did not change.
+            Input::NonceKeys(k) => {
+                for s in 0..self.shards.len() {
+                    self.send_to_shard(s, Command::SetNonceKeys(k.clone()));
+                }
+            }
             Input::Limits { tenant, limits } => self.tenants.entry(tenant).or_default().caller_limits = limits,
         }
     }

@@ -34,6 +34,8 @@ pub struct FloorSpec {
     pub dtmf_result_entry: bool,
     pub caller_id: Option<(&'static str, i64)>,
     pub result_codes: Vec<(i64, &'static str)>,
+    /// The engine reads its nonce secrets from this file (else a random secret of its own).
+    pub nonce_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for FloorSpec {
@@ -50,6 +52,7 @@ impl Default for FloorSpec {
             dtmf_result_entry: false,
             caller_id: None,
             result_codes: Vec::new(),
+            nonce_key_file: None,
         }
     }
 }
@@ -267,6 +270,7 @@ impl Floor {
         cfg.instance_prefix = format!("test-{code}:");
         cfg.tenants = Some(vec![t as u64]);
         cfg.reload_every = Duration::from_millis(500);
+        cfg.nonce_key_file = spec.nonce_key_file.clone();
         let recordings = tempfile::tempdir().expect("recordings directory");
         cfg.recordings_dir = Some(recordings.path().to_path_buf());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

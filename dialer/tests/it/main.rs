@@ -1,9 +1,11 @@
 //! Integration tests of the dialer (one binary per crate).
 
 mod calls;
+mod digest;
 mod engine;
 mod floor;
 mod metrics;
 mod net;
+mod phones;
 mod preview;
 mod sipp;
