@@ -233,6 +233,13 @@ impl Phones {
         let header = if req.method == Method::Register { "To" } else { "From" };
         let uri = req.headers.get(header).map(sip::message::addr_uri).unwrap_or("");
         let (user, realm) = user_host(uri);
+        if self.accounts.is_empty() {
+            // A shard that has not loaded the accounts yet (it has just started): come back soon,
+            // rather than a 403 after which phones wait for minutes.
+            let mut r = response_to(req, 503, Some("kakeru"));
+            r.headers.push("Retry-After", "5");
+            return Err(r);
+        }
         if !self.realms.contains(&realm) {
             // Counted, but not towards a ban: it costs no digest work, guesses nothing, and is what
             // every phone gets while a starting shard has not loaded the accounts yet.

@@ -20,7 +20,12 @@ use crate::floor::{until, Floor, FloorSpec};
 
 const GUESSES: usize = 1_000;
 
-fn register_request(account: &sim::phone::PhoneAccount, sock: &UdpSocket, call_id: &str, cseq: u32) -> Request {
+pub(crate) fn register_request(
+    account: &sim::phone::PhoneAccount,
+    sock: &UdpSocket,
+    call_id: &str,
+    cseq: u32,
+) -> Request {
     let aor = format!("sip:{}@{}", account.username, account.domain);
     let mut req =
         dialog::out_of_dialog(Method::Register, &format!("sip:{}", account.domain), &aor, "t", &aor, call_id, cseq);
@@ -28,8 +33,8 @@ fn register_request(account: &sim::phone::PhoneAccount, sock: &UdpSocket, call_i
     req
 }
 
-/// Waits until the shard knows the accounts (before, a realm is unknown: 403), asking from `sock`.
-async fn until_challenged(
+/// Waits until the shard knows the accounts (before, 503), asking from `sock`.
+pub(crate) async fn until_challenged(
     sock: &UdpSocket,
     registrar: SocketAddr,
     account: &sim::phone::PhoneAccount,
@@ -56,7 +61,7 @@ fn value(text: &str, name: &str, label: &str) -> f64 {
 static BRANCH: AtomicUsize = AtomicUsize::new(0);
 
 /// Sends `req` from `sock` with a fresh branch and waits for its final response.
-async fn exchange(sock: &UdpSocket, to: SocketAddr, req: &Request) -> message::Response {
+pub(crate) async fn exchange(sock: &UdpSocket, to: SocketAddr, req: &Request) -> message::Response {
     let n = BRANCH.fetch_add(1, Ordering::Relaxed);
     let mut r = req.clone();
     r.headers.remove("Via");
@@ -242,7 +247,8 @@ async fn each_phone_account_is_challenged_as_its_row_says() {
             async move {
                 let mut seen = Vec::new();
                 for a in accounts {
-                    let r = exchange(sock, registrar, &register_request(a, sock, &format!("alg-{}", a.username), 1)).await;
+                    let r =
+                        exchange(sock, registrar, &register_request(a, sock, &format!("alg-{}", a.username), 1)).await;
                     seen.push(algorithms(&r));
                 }
                 seen == [vec!["MD5"], vec!["SHA-256"], vec!["SHA-256", "MD5"]]

@@ -1,5 +1,6 @@
 //! Integration tests of the dialer (one binary per crate).
 
+mod baresip;
 mod calls;
 mod digest;
 mod engine;

@@ -360,3 +360,24 @@ fn rotating_the_nonce_secret_keeps_phones_registered_without_a_failure() {
     assert_eq!(shard.cc.stats().phones.wrong_credentials, 0);
     assert_eq!(shard.registered().len(), 3, "registered throughout");
 }
+
+#[test]
+fn a_shard_without_accounts_yet_asks_phones_to_come_back_soon() {
+    let mut shard = Shard::new(Vec::new());
+    let mut phone = Phone::new("agent1", "pw1", "127.0.0.3:5090", true);
+    let req = phone.request(600);
+    let r = shard.send(phone.source, &req);
+    assert_eq!((r.status, r.headers.get("Retry-After")), (503, Some("5")), "not a 403 phones give up on");
+    let now = shard.t();
+    shard.cc.handle_command(now, Command::SetAccounts(vec![account("agent1", "pw1", DigestChallenges::Md5)]));
+    assert_eq!(phone.register(&mut shard, 600), vec![401, 200]);
+    // Another realm is refused at once, counted, and bans nobody.
+    let mut stranger = Phone::new("agent1", "pw1", "127.0.0.4:5090", false);
+    for _ in 0..10 {
+        let mut req = stranger.request(600);
+        req.headers.set("To", "<sip:agent1@elsewhere.example>");
+        assert_eq!(shard.send(stranger.source, &req).status, 403);
+    }
+    let s = shard.cc.stats().phones;
+    assert_eq!((s.unknown_realm, s.sources_banned), (10, 0), "{s:?}");
+}
