@@ -35,9 +35,14 @@ mod tests {
         std::fs::write(&path, "second-secret-987654321\nfirst-secret-0123456789\n").expect("rotate");
         let two = load_nonce_keys(&path).await.expect("two keys");
         assert_eq!((one.len(), two.len()), (1, 2));
-        let mut settings = crate::calls::PhoneSettings::new(two);
-        settings.nonce_keys = one;
-        let shown = format!("{settings:?}");
+        // No configuration holding a secret shows it.
+        let mut engine = crate::engine::EngineConfig::new("127.0.0.1:5060".parse().expect("addr"));
+        engine.phones.nonce_keys = one;
+        engine.carrier_credentials =
+            Some(sip::auth::Credentials { username: "trunk".into(), password: "carrier-secret-0123".into() });
+        let mut shard = crate::calls::Config::new("127.0.0.1:5060".parse().expect("addr"), engine.carrier);
+        shard.phones = crate::calls::PhoneSettings::new(two);
+        let shown = format!("{engine:?} {shard:?}");
         assert!(!shown.contains("secret-0123") && shown.contains("redacted"), "{shown}");
         std::fs::write(&path, "short\n").expect("write");
         assert!(matches!(load_nonce_keys(&path).await, Err(SecretError::Invalid { .. })));

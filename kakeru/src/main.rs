@@ -267,6 +267,7 @@ async fn main() -> anyhow::Result<()> {
             ecfg.phones.min_expires_s = sip_min_expires;
             ecfg.phones.max_expires_s = sip_max_expires;
             ecfg.phones.default_expires_s = sip_max_expires;
+            tracing::info!(phones = ?ecfg.phones, nonce_key_file = ?ecfg.nonce_key_file, "the agents' phones' SIP settings");
             let mut cfg = NodeConfig::new(&cli.database_url);
             cfg.redis_url = Some(redis_url);
             cfg.redis_prefix = redis_prefix;

@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod deploy;
+mod dialer;
 mod metrics;
 mod node;
 mod process;
