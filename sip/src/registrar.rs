@@ -7,7 +7,9 @@
 //!   binding of the address of record.
 //! - A binding is named by its Contact URI, or, when the Contact carries `+sip.instance` (RFC 5626,
 //!   RFC 5627), by that instance and its `reg-id`: a phone that restarts on another port (or with
-//!   another contact user, as baresip does) replaces its binding instead of adding one.
+//!   another contact user, as baresip does) replaces its binding instead of adding one. The 200
+//!   echoes `+sip.instance` but neither `reg-id` nor `Require: outbound`: kakeru keeps no RFC 5626
+//!   flows, so phones keep to plain refreshes (baresip with `sipnat=outbound` does).
 //! - An address of record holds several bindings; [`Registrar::newest`] is the one most recently
 //!   bound (a refresh keeps a binding's place). Past the per-AOR bound the oldest is dropped, so that
 //!   a phone restarting without an instance id is never locked out by its own stale bindings.
