@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the test suite talks to is installed and running: PostgreSQL, Redis, and the
-# tools the suite drives (cargo-nextest, Python for schemathesis, promtool, Chromium and
-# playwright-core for the browser tests). Idempotent; needs root on a
+# tools the suite drives (cargo-nextest, Python for schemathesis, promtool, sipp and baresip for the
+# SIP tests, Chromium and playwright-core for the browser tests). Idempotent; needs root on a
 # fresh Debian machine (apt-get), does nothing when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,10 @@ command -v python3 >/dev/null || apt_install python3 python3-venv
 command -v cmake >/dev/null || { echo "services: installing cmake"; apt_install cmake; }
 # sipp (Debian's sip-tester): the carrier and the agents' phones of the dialer's SIP tests and bench.
 command -v sipp >/dev/null || { echo "services: installing sipp"; apt_install sip-tester; }
+# baresip (Debian 12 ships 1.0.0): the real softphone of the dialer's end-to-end test (the agent's phone
+# registering, auto-answering, keying DTMF). Its core modules only (g711, aufile, aubridge, sndfile,
+# ctrl_tcp, menu, uuid), not the GUI, video and codec packages it recommends.
+command -v baresip >/dev/null || { echo "services: installing baresip"; apt_install --no-install-recommends baresip; }
 # promtool (checks the /metrics exposition and deploy/prometheus), Debian's prometheus package.
 command -v promtool >/dev/null || { echo "services: installing promtool"; apt_install --no-install-recommends prometheus; }
 # The browser tests: Debian's Chromium (never a downloaded browser build), a Japanese font for the

@@ -244,6 +244,12 @@ pub static PHONES: Spec = Spec {
         Field::new("sip_username", Ty::Ident { max: 64 }, "SIP user name, unique in the realm.").req().create_only().filter().sort().search(),
         Field::new("password", Ty::Text { min: 8, max: 128 }, "Digest password (write-only).").req().write_only(),
         Field::new("realm", NAME, "Digest realm: the tenant's code.").read_only(),
+        Field::new(
+            "digest_algorithms",
+            Ty::Enum(&store::dialing::DigestAlgorithms::ALL),
+            "Digest challenges the phone gets: md5 (default; many phones give up on any other), sha256, or both (SHA-256 first, then MD5) for phones known to cope with two.",
+        )
+        .filter(),
         CREATED,
     ],
     extra: &[],

@@ -4,3 +4,4 @@
 pub mod calls;
 pub mod engine;
 pub mod pacer;
+pub mod secrets;

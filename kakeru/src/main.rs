@@ -91,6 +91,21 @@ enum Role {
         /// the host name.
         #[arg(long, env = "KAKERU_DIALER_INSTANCE")]
         instance: Option<String>,
+        /// The agents' phones' digest nonce secrets: a file, one secret (16 bytes or more) a line,
+        /// the current one first, read again every few seconds. To rotate, put the new secret first
+        /// and drop the old one after 5 minutes: no phone is refused meanwhile.
+        #[arg(long, env = "KAKERU_SIP_NONCE_SECRET_FILE")]
+        sip_nonce_secret_file: Option<std::path::PathBuf>,
+        /// The nonce secret itself, instead of a file (rotating it takes a restart). Prefer the
+        /// environment or the file to the command line, which other users of the host can read.
+        #[arg(long, env = "KAKERU_SIP_NONCE_SECRET", hide_env_values = true)]
+        sip_nonce_secret: Option<String>,
+        /// Phones' registrations shorter than this (seconds) are refused with 423 Interval Too Brief.
+        #[arg(long, env = "KAKERU_SIP_MIN_EXPIRES", default_value_t = 30)]
+        sip_min_expires: u32,
+        /// Phones' registrations longer than this (seconds) are granted this long.
+        #[arg(long, env = "KAKERU_SIP_MAX_EXPIRES", default_value_t = 3600)]
+        sip_max_expires: u32,
     },
     /// Apply the database migrations and exit.
     Migrate,
@@ -196,6 +211,10 @@ async fn main() -> anyhow::Result<()> {
             recordings_dir,
             tenants,
             instance,
+            sip_nonce_secret_file,
+            sip_nonce_secret,
+            sip_min_expires,
+            sip_max_expires,
         } => {
             let carrier = resolve(&carrier).await.context("--carrier")?;
             let mut ecfg = dialer::engine::EngineConfig::new(carrier);
@@ -220,6 +239,35 @@ async fn main() -> anyhow::Result<()> {
             };
             ecfg.recordings_dir = recordings_dir;
             ecfg.tenants = (!tenants.is_empty()).then_some(tenants.clone());
+            match (sip_nonce_secret_file, sip_nonce_secret) {
+                (Some(path), None) => {
+                    // Read here too, so that a missing or weak file stops the start with its reason.
+                    dialer::secrets::load_nonce_keys(&path).await?;
+                    ecfg.nonce_key_file = Some(path);
+                }
+                (None, Some(secret)) => {
+                    ecfg.phones.nonce_keys =
+                        sip::auth::NonceKeys::new(secret.as_bytes()).context("KAKERU_SIP_NONCE_SECRET")?;
+                }
+                (Some(_), Some(_)) => anyhow::bail!("give the SIP nonce secret as a file or as a value, not both"),
+                (None, None) => anyhow::bail!(
+                    "the phones' digest nonce secret is missing: set KAKERU_SIP_NONCE_SECRET_FILE (a file, one \
+                     secret a line, the current first) or KAKERU_SIP_NONCE_SECRET"
+                ),
+            }
+            if sip_min_expires == 0
+                || sip_min_expires > sip_max_expires
+                || sip_max_expires > sip::registrar::MAX_EXPIRES_S
+            {
+                anyhow::bail!(
+                    "--sip-min-expires and --sip-max-expires: 1 <= min <= max <= {}",
+                    sip::registrar::MAX_EXPIRES_S
+                );
+            }
+            ecfg.phones.min_expires_s = sip_min_expires;
+            ecfg.phones.max_expires_s = sip_max_expires;
+            ecfg.phones.default_expires_s = sip_max_expires;
+            tracing::info!(phones = ?ecfg.phones, nonce_key_file = ?ecfg.nonce_key_file, "the agents' phones' SIP settings");
             let mut cfg = NodeConfig::new(&cli.database_url);
             cfg.redis_url = Some(redis_url);
             cfg.redis_prefix = redis_prefix;

@@ -4,8 +4,9 @@
 //! endpoint adds a fresh Via branch when it is sent again).
 //!
 //! Server side: [`NonceSigner`] issues stateless nonces, `hex(timestamp) . hex(H(secret:timestamp:realm))`,
-//! so any shard holding the same secret verifies a nonce another shard issued; a nonce older than its
-//! lifetime is answered with a new challenge marked `stale=true`. HA1 is `H(user:realm:password)` in
+//! so any shard holding the same secrets ([`NonceKeys`]) verifies a nonce another shard issued; a
+//! right response with a nonce older than its lifetime, or signed with a secret no longer held, is
+//! answered with a new challenge marked `stale=true` (not a failure). HA1 is `H(user:realm:password)` in
 //! lowercase hex, the definition of `store::accounts::digest_ha1`.
 
 use md5::{Digest as _, Md5};
@@ -252,10 +253,80 @@ pub fn authorize(
     Ok(r)
 }
 
-/// Stateless nonces from a shared secret and the wall clock (seconds), verifiable on any shard.
+/// The secrets nonces are signed with. The first signs new nonces; every one verifies them, so a
+/// secret is rotated by putting the new one first and keeping the old one for a nonce lifetime:
+/// phones holding a nonce of the old secret are neither refused nor counted as failures.
+///
+/// `Debug` never shows a secret (a configuration holding keys prints as `NonceKeys(2 keys)`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NonceKeys(Vec<Vec<u8>>);
+
+impl std::fmt::Debug for NonceKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NonceKeys({} keys, redacted)", self.0.len())
+    }
+}
+
+/// Why nonce keys were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("no nonce secret given")]
+    Empty,
+    #[error("nonce secret {0} is shorter than {MIN_SECRET_BYTES} bytes")]
+    TooShort(usize),
+}
+
+/// The shortest secret accepted (16 bytes: 128 bits when random).
+pub const MIN_SECRET_BYTES: usize = 16;
+
+impl NonceKeys {
+    /// One secret, current; refused when shorter than [`MIN_SECRET_BYTES`].
+    pub fn new(secret: &[u8]) -> Result<NonceKeys, KeyError> {
+        NonceKeys::from_list(vec![secret.to_vec()])
+    }
+
+    /// The current secret first, then older ones still accepted.
+    pub fn from_list(keys: Vec<Vec<u8>>) -> Result<NonceKeys, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        if let Some(i) = keys.iter().position(|k| k.len() < MIN_SECRET_BYTES) {
+            return Err(KeyError::TooShort(i + 1));
+        }
+        Ok(NonceKeys(keys))
+    }
+
+    /// A key file: one secret a line, the current one first; blank lines and `#` comments skipped.
+    pub fn parse(text: &str) -> Result<NonceKeys, KeyError> {
+        NonceKeys::from_list(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| l.as_bytes().to_vec())
+                .collect(),
+        )
+    }
+
+    /// A random secret (32 bytes, hex): for a single process whose nonces need not outlive it.
+    pub fn generate(rng: &mut dyn rand::RngCore) -> NonceKeys {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        NonceKeys(vec![hex::encode(b).into_bytes()])
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Stateless nonces from shared secrets and the wall clock (seconds), verifiable on any shard.
 #[derive(Clone)]
 pub struct NonceSigner {
-    secret: Vec<u8>,
+    keys: NonceKeys,
     pub realm: String,
     pub lifetime_s: u64,
 }
@@ -269,28 +340,41 @@ impl std::fmt::Debug for NonceSigner {
 /// The server's verdict on an Authorization header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Correct response with a fresh nonce.
+    /// Correct response with a fresh nonce of ours.
     Ok { username: String },
-    /// Correct response but the nonce is older than its lifetime: challenge again with stale=true.
+    /// Correct response, but the nonce is older than its lifetime or not one of ours (signed with a
+    /// secret since retired, or by another deployment): challenge again with stale=true. The
+    /// password was right, so this is not a failure.
     Stale,
-    /// Anything else: challenge again (or 403 after repeated failures, the caller's policy).
+    /// A wrong response, an unknown user or a malformed header: a failure (the caller's limits
+    /// count it).
     Invalid,
 }
 
 impl NonceSigner {
-    pub fn new(secret: &[u8], realm: &str, lifetime_s: u64) -> NonceSigner {
-        NonceSigner { secret: secret.to_vec(), realm: realm.to_string(), lifetime_s }
+    pub fn new(keys: &NonceKeys, realm: &str, lifetime_s: u64) -> NonceSigner {
+        NonceSigner { keys: keys.clone(), realm: realm.to_string(), lifetime_s }
     }
 
-    fn mac(&self, ts: u64) -> String {
+    fn mac(key: &[u8], ts: u64, realm: &str) -> String {
         let mut h = Sha256::new();
-        h.update(&self.secret);
-        h.update(format!(":{ts}:{}", self.realm).as_bytes());
+        h.update(key);
+        h.update(format!(":{ts}:{realm}").as_bytes());
         hex::encode(&h.finalize()[..16])
     }
 
     pub fn nonce(&self, now_unix_s: u64) -> String {
-        format!("{now_unix_s:016x}{}", self.mac(now_unix_s))
+        format!("{now_unix_s:016x}{}", NonceSigner::mac(&self.keys.0[0], now_unix_s, &self.realm))
+    }
+
+    /// Whether `nonce` was signed by one of our keys, and when.
+    fn nonce_time(&self, nonce: &str) -> Option<u64> {
+        if nonce.len() != 48 {
+            return None;
+        }
+        let ts = u64::from_str_radix(nonce.get(..16)?, 16).ok()?;
+        let mac = nonce.get(16..)?.as_bytes();
+        self.keys.0.iter().any(|k| constant_eq(mac, NonceSigner::mac(k, ts, &self.realm).as_bytes())).then_some(ts)
     }
 
     /// A WWW-Authenticate (or Proxy-Authenticate) value.
@@ -307,7 +391,8 @@ impl NonceSigner {
         v
     }
 
-    /// Checks `authorization` for `method`; `ha1_for(username, algorithm)` looks the account up.
+    /// Checks `authorization` for `method`; `ha1_for(username, algorithm)` looks the account up
+    /// (`None`: no such user, or an algorithm its account does not accept).
     pub fn verify(
         &self,
         now_unix_s: u64,
@@ -321,28 +406,28 @@ impl NonceSigner {
         else {
             return Verdict::Invalid;
         };
-        if realm != self.realm || nonce.len() != 48 {
+        if realm != self.realm {
             return Verdict::Invalid;
         }
         let Some(alg) = Algorithm::parse(get(&p, "algorithm").unwrap_or("MD5")) else { return Verdict::Invalid };
-        let Ok(ts) = u64::from_str_radix(nonce.get(..16).unwrap_or(""), 16) else { return Verdict::Invalid };
-        if !constant_eq(nonce.get(16..).unwrap_or("").as_bytes(), self.mac(ts).as_bytes()) {
-            return Verdict::Invalid;
-        }
         let qop = match (get(&p, "qop"), get(&p, "nc"), get(&p, "cnonce")) {
             (Some("auth"), Some(nc), Some(cn)) => Some((nc, cn)),
             (None, _, _) => None,
             _ => return Verdict::Invalid,
         };
         let Some(ha1) = ha1_for(user, alg) else { return Verdict::Invalid };
+        // The response is checked over the nonce as sent, ours or not: a right password with a
+        // nonce we cannot vouch for is a stale nonce, never a failure.
         let expected = response_value(alg, &ha1.to_ascii_lowercase(), nonce, method, uri, qop);
         if !constant_eq(expected.as_bytes(), resp.to_ascii_lowercase().as_bytes()) {
             return Verdict::Invalid;
         }
-        if now_unix_s.saturating_sub(ts) > self.lifetime_s || ts > now_unix_s.saturating_add(60) {
-            return Verdict::Stale;
+        match self.nonce_time(nonce) {
+            Some(ts) if now_unix_s.saturating_sub(ts) <= self.lifetime_s && ts <= now_unix_s.saturating_add(60) => {
+                Verdict::Ok { username: user.to_string() }
+            }
+            _ => Verdict::Stale,
         }
-        Verdict::Ok { username: user.to_string() }
     }
 }
 

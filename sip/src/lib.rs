@@ -6,8 +6,10 @@
 //! and the wall clock for digest nonces as `now_unix_s`. Bad network input is a counted drop or a 400,
 //! never a panic; every queue and table is bounded.
 
+pub mod addr;
 pub mod auth;
 pub mod dialog;
+pub mod limits;
 pub mod message;
 pub mod registrar;
 pub mod sdp;

@@ -7,6 +7,8 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::addr::{params_iter, NameAddr};
+
 /// Largest datagram we look at (64 KiB; UDP carries at most 65,507 bytes).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Most header fields in one message.
@@ -309,13 +311,17 @@ impl Via {
         if sent_by.is_empty() || sent_by.contains(char::is_whitespace) {
             return None;
         }
-        let branch = param(value, "branch").map(str::to_string);
+        let params = rest.find(';').map_or("", |k| &rest[k..]);
+        let branch = params_iter(params)
+            .map_while(Result::ok)
+            .find(|p| p.name.eq_ignore_ascii_case("branch"))
+            .map(|p| p.raw_value().to_string());
         Some(Via { transport, sent_by, branch })
     }
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    !s.is_empty() && s.bytes().all(crate::addr::is_token_char)
 }
 
 /// Splits a header value at commas outside quotes and angle brackets.
@@ -345,41 +351,17 @@ pub fn split_list(value: &str) -> Vec<&str> {
     out
 }
 
-/// The header parameters part of a (name-)addr or Via value: what follows `>` or, without angle
-/// brackets, the first `;`.
-fn params_part(value: &str) -> &str {
-    match value.rfind('>') {
-        Some(i) if value.contains('<') => value.get(i + 1..).unwrap_or(""),
-        _ => match value.find(';') {
-            Some(i) => value.get(i..).unwrap_or(""),
-            None => "",
-        },
-    }
-}
-
-/// A header parameter (`tag`, `branch`, `expires`, ...): `Some("")` for a flag parameter.
+/// A header parameter of a From, To, Contact or Route value (`tag`, `expires`, ...), read as RFC 3261
+/// writes it ([`NameAddr`]): `Some("")` for a flag parameter, a quoted value without its quotes.
+/// `None` when absent or when the value is not an address.
 pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
-    params_part(value).split(';').skip(1).find_map(|p| {
-        let (k, v) = match p.split_once('=') {
-            Some((k, v)) => (k.trim(), v.trim()),
-            None => (p.trim(), ""),
-        };
-        if k.eq_ignore_ascii_case(name) {
-            Some(v.trim_matches('"'))
-        } else {
-            None
-        }
-    })
+    NameAddr::parse(value).ok()?.param(name).map(|p| p.raw_value())
 }
 
-/// The URI inside a name-addr (`"Bob" <sip:bob@h>;tag=1` -> `sip:bob@h`) or an addr-spec.
+/// The URI of a name-addr (`"Bob" <sip:bob@h>;tag=1` -> `sip:bob@h`) or an addr-spec
+/// (`sip:bob@h;tag=1` -> `sip:bob@h`); empty when the value is not an address.
 pub fn addr_uri(value: &str) -> &str {
-    if let (Some(a), Some(b)) = (value.find('<'), value.rfind('>')) {
-        if a < b {
-            return value.get(a + 1..b).unwrap_or("").trim();
-        }
-    }
-    value.split(';').next().unwrap_or("").trim()
+    NameAddr::parse(value).map_or("", |a| a.uri)
 }
 
 impl Request {

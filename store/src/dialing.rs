@@ -385,6 +385,39 @@ pub async fn end_job(db: &Db, tenant_id: i64, job_id: i64, status: &str, now_ms:
     Ok(())
 }
 
+/// The digest challenges a phone account gets (`phones.digest_algorithms`). MD5 alone by default:
+/// many phones give up on any non-MD5 challenge, so several are offered only where the account
+/// says the phone copes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DigestAlgorithms {
+    #[default]
+    Md5,
+    Sha256,
+    /// SHA-256 first, then MD5 (RFC 8760: the preferred first).
+    Both,
+}
+
+impl DigestAlgorithms {
+    pub const ALL: [&'static str; 3] = ["md5", "sha256", "both"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestAlgorithms::Md5 => "md5",
+            DigestAlgorithms::Sha256 => "sha256",
+            DigestAlgorithms::Both => "both",
+        }
+    }
+
+    /// The column's value; an unknown one reads as the default (MD5).
+    pub fn parse(s: &str) -> DigestAlgorithms {
+        match s {
+            "sha256" => DigestAlgorithms::Sha256,
+            "both" => DigestAlgorithms::Both,
+            _ => DigestAlgorithms::Md5,
+        }
+    }
+}
+
 /// A phone's SIP account, for REGISTER digest checks on the shards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneAccount {
@@ -395,26 +428,29 @@ pub struct PhoneAccount {
     pub username: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
+    pub digest: DigestAlgorithms,
 }
 
 /// Every phone account (of every tenant).
 pub async fn phone_accounts(db: &Db) -> Result<Vec<PhoneAccount>> {
-    let rows =
-        sqlx::query("SELECT id, tenant_id, user_id, realm, sip_username, ha1_md5, ha1_sha256 FROM phones ORDER BY id")
-            .fetch_all(&db.pool)
-            .await?;
-    phone_rows(rows)
+    phone_accounts_where(db, None).await
 }
 
 /// The tenant's phone accounts.
 pub async fn phone_accounts_of(db: &Db, tenant_id: i64) -> Result<Vec<PhoneAccount>> {
-    let rows = sqlx::query(
-        "SELECT id, tenant_id, user_id, realm, sip_username, ha1_md5, ha1_sha256 FROM phones WHERE tenant_id = $1 ORDER BY id",
-    )
-    .bind(tenant_id)
-    .fetch_all(&db.pool)
-    .await?;
-    phone_rows(rows)
+    phone_accounts_where(db, Some(tenant_id)).await
+}
+
+async fn phone_accounts_where(db: &Db, tenant_id: Option<i64>) -> Result<Vec<PhoneAccount>> {
+    let sql = format!(
+        "SELECT id, tenant_id, user_id, realm, sip_username, ha1_md5, ha1_sha256, digest_algorithms FROM phones{} ORDER BY id",
+        if tenant_id.is_some() { " WHERE tenant_id = $1" } else { "" }
+    );
+    let mut q = sqlx::query(&sql);
+    if let Some(t) = tenant_id {
+        q = q.bind(t);
+    }
+    phone_rows(q.fetch_all(&db.pool).await?)
 }
 
 fn phone_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<PhoneAccount>> {
@@ -428,6 +464,7 @@ fn phone_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<PhoneAccount>> {
                 username: r.try_get("sip_username")?,
                 ha1_md5: r.try_get("ha1_md5")?,
                 ha1_sha256: r.try_get("ha1_sha256")?,
+                digest: DigestAlgorithms::parse(&r.try_get::<String, _>("digest_algorithms")?),
             })
         })
         .collect()

@@ -29,6 +29,7 @@
 //!   entry, [`dtmf_entry`]).
 
 pub mod dtmf_entry;
+pub mod phones;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -39,14 +40,14 @@ use std::time::{Duration, Instant};
 use media::shard::{CallId as MediaCallId, Control, Report};
 use media::{CallConfig, Clip, LegConfig, RecordingId, Role, SocketId};
 use rand::RngCore;
-use sip::auth::{Algorithm, Credentials, NonceSigner, Verdict};
+use sip::auth::{Credentials, NonceKeys};
 use sip::dialog::{self, Dialog, InviteParams};
 use sip::message::{response_to, Method, Request, Response};
-use sip::registrar::{aor_of, ContactStore, MemoryContactStore, Registrar};
 use sip::sdp::{self, LocalMedia, Negotiated};
 use sip::{Endpoint, Event as SipEvent, TxId};
 
 pub use dtmf_entry::{DtmfEntry, EntryError, EntryParser};
+pub use phones::{Account, AuthStats, DigestChallenges, PhoneSettings, Phones};
 
 /// Payload type we offer for RFC 4733 telephone-event.
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -95,9 +96,8 @@ pub struct Config {
     pub domain: String,
     /// Digest credentials when the carrier challenges our INVITEs.
     pub carrier_credentials: Option<Credentials>,
-    /// Secret shared by every shard for the phones' digest nonces (any shard verifies any nonce).
-    pub nonce_secret: Vec<u8>,
-    pub nonce_lifetime_s: u64,
+    /// The agents' phones: nonce secrets, registrar bounds, limits on failed authentication.
+    pub phones: PhoneSettings,
     /// Transaction layer settings (`sent_by` is set from `local_sip`).
     pub sip: sip::Config,
     /// Most customer calls plus agent legs at once.
@@ -126,8 +126,8 @@ impl Config {
             carrier_domain: carrier.ip().to_string(),
             domain: local_sip.ip().to_string(),
             carrier_credentials: None,
-            nonce_secret: b"kakeru".to_vec(),
-            nonce_lifetime_s: 300,
+            // A secret of this process alone; a deployment gives every shard its own (`phones`).
+            phones: PhoneSettings::new(NonceKeys::generate(&mut rand::thread_rng())),
             sip,
             max_calls: 20_000,
             hold_audio: None,
@@ -136,18 +136,6 @@ impl Config {
             dtmf_entry_window: Duration::from_secs(120),
         }
     }
-}
-
-/// An agent's SIP account (a row of `phones`), for REGISTER digest checks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    pub tenant_id: u64,
-    /// The user the phone belongs to (the agent), if any.
-    pub user_id: Option<u64>,
-    pub realm: String,
-    pub username: String,
-    pub ha1_md5: String,
-    pub ha1_sha256: String,
 }
 
 /// Place a customer call.
@@ -239,6 +227,8 @@ pub enum Command {
     },
     /// The agents' SIP accounts (replaces the set).
     SetAccounts(Vec<Account>),
+    /// The nonce secrets (a rotation: the new one first, the old ones still verifying).
+    SetNonceKeys(NonceKeys),
 }
 
 /// How a customer call ended (exactly one per [`DialCustomer`]).
@@ -374,9 +364,10 @@ pub struct Stats {
     pub bridged: u64,
     pub abandoned: u64,
     pub agent_legs: u64,
-    pub registrations: u64,
+    /// The carrier's challenges we answered.
     pub auth_challenges: u64,
-    pub auth_failures: u64,
+    /// The phones' side: challenges, failures, refusals, registrations.
+    pub phones: AuthStats,
     pub no_port: u64,
     pub events_dropped: u64,
     pub dtmf_entries: u64,
@@ -463,9 +454,7 @@ pub struct CallControl {
     /// Customer phase deadlines, lazily deleted.
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
     ports: Vec<(SocketId, SocketAddr)>,
-    accounts: HashMap<(String, String), Account>,
-    signers: HashMap<String, NonceSigner>,
-    registrar: Registrar<MemoryContactStore>,
+    phones: Phones,
     media: VecDeque<MediaOp>,
     events: VecDeque<CallEvent>,
     stats: Stats,
@@ -507,8 +496,6 @@ impl CallControl {
         rng.fill_bytes(&mut seed);
         let sip_rng = Box::new(<rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(u64::from_le_bytes(seed)));
         let endpoint = Endpoint::new(cfg.sip.clone(), sip_rng);
-        let mut registrar = Registrar::new(MemoryContactStore::new(100_000, 4));
-        registrar.min_expires_s = 30;
         CallControl {
             endpoint,
             rng,
@@ -518,9 +505,7 @@ impl CallControl {
             call_ids: HashMap::new(),
             timers: BinaryHeap::new(),
             ports: Vec::new(),
-            accounts: HashMap::new(),
-            signers: HashMap::new(),
-            registrar,
+            phones: Phones::new(cfg.phones.clone()),
             media: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -534,7 +519,7 @@ impl CallControl {
     }
 
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats { phones: self.phones.stats(), ..self.stats }
     }
 
     /// The transaction layer's counters (drops by reason, retransmissions, timeouts).
@@ -575,10 +560,7 @@ impl CallControl {
     /// When [`CallControl::handle_timeout`] is next due (may be early, never late).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ours = self.timers.peek().map(|Reverse((at, _))| *at);
-        match (ours, self.endpoint.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [ours, self.endpoint.poll_timeout(), self.phones.poll_timeout()].into_iter().flatten().min()
     }
 
     fn emit(&mut self, e: CallEvent) {
@@ -648,6 +630,11 @@ impl CallControl {
                 TimerKey::Customer(call) => self.customer_deadline(now, call, at),
             }
         }
+        if self.phones.poll_timeout().is_some_and(|at| at <= now.mono) {
+            for e in self.phones.handle_timeout(now.mono) {
+                self.emit(e);
+            }
+        }
         self.drain_sip(now);
     }
 
@@ -661,10 +648,8 @@ impl CallControl {
             Command::Unbridge { call } => self.unbridge(now, call),
             Command::Cancel { call, reason } => self.cancel_customer(now, call, reason),
             Command::HangUpAgent { agent } => self.hang_up_agent(now, agent),
-            Command::SetAccounts(accounts) => {
-                self.accounts =
-                    accounts.into_iter().map(|a| ((a.realm.to_ascii_lowercase(), a.username.clone()), a)).collect();
-            }
+            Command::SetAccounts(accounts) => self.phones.set_accounts(accounts),
+            Command::SetNonceKeys(keys) => self.phones.set_nonce_keys(keys),
         }
         self.drain_sip(now);
     }
@@ -1337,7 +1322,7 @@ impl CallControl {
             }
             Method::Invite => {
                 // Calls from phones: authenticated like REGISTER; inbound is a later phase.
-                if let Some(r) = self.authenticate(now, &req) {
+                if let Err(r) = self.phones.authenticate(now.mono, now.unix_ms, from, &req) {
                     return self.respond(now, tx, r);
                 }
                 let mut r = response_to(&req, 480, Some("kakeru"));
@@ -1392,90 +1377,12 @@ impl CallControl {
 
     // ---------------------------------------------------------------- registrar
 
-    fn signer(&mut self, realm: &str) -> &NonceSigner {
-        let (secret, life) = (&self.cfg.nonce_secret, self.cfg.nonce_lifetime_s);
-        self.signers.entry(realm.to_string()).or_insert_with(|| NonceSigner::new(secret, realm, life))
-    }
-
-    /// Checks a phone's request against its account: `None` when authenticated, else the 401/403
-    /// to send. The realm is the host of the From (REGISTER: To) URI.
-    fn authenticate(&mut self, now: Now, req: &Request) -> Option<Response> {
-        self.authenticated(now, req).err()
-    }
-
-    fn authenticated(&mut self, now: Now, req: &Request) -> Result<Account, Response> {
-        let header = if req.method == Method::Register { "To" } else { "From" };
-        let uri = req.headers.get(header).map(sip::message::addr_uri).unwrap_or("");
-        let (user, host) = split_user_host(uri);
-        let realm = host.to_ascii_lowercase();
-        if !self.accounts.keys().any(|(r, _)| *r == realm) {
-            self.stats.auth_failures += 1;
-            return Err(response_to(req, 403, Some("kakeru")));
-        }
-        let now_s = now.unix_ms / 1000;
-        let challenge = |s: &mut Self, stale: bool| {
-            s.stats.auth_challenges += 1;
-            let mut r = response_to(req, 401, Some("kakeru"));
-            let signer = s.signer(&realm).clone();
-            // MD5 first: many phones (and sipp) answer only the first challenge; RFC 8760 clients
-            // that know SHA-256 pick it from the second.
-            r.headers.push("WWW-Authenticate", signer.challenge(now_s, Algorithm::Md5, stale));
-            r.headers.push("WWW-Authenticate", signer.challenge(now_s, Algorithm::Sha256, stale));
-            r
-        };
-        let Some(auth) = req.headers.get("Authorization").map(str::to_string) else {
-            return Err(challenge(self, false));
-        };
-        let signer = self.signer(&realm).clone();
-        let accounts = &self.accounts;
-        let mut found: Option<Account> = None;
-        let verdict = signer.verify(now_s, req.method.as_str(), &auth, |username, alg| {
-            let a = accounts.get(&(realm.clone(), username.to_string()))?;
-            found = Some(a.clone());
-            Some(match alg {
-                Algorithm::Md5 => a.ha1_md5.clone(),
-                Algorithm::Sha256 => a.ha1_sha256.clone(),
-            })
-        });
-        match (verdict, found) {
-            (Verdict::Ok { username }, Some(account)) if username == user || user.is_empty() => Ok(account),
-            (Verdict::Stale, _) => Err(challenge(self, true)),
-            _ => {
-                self.stats.auth_failures += 1;
-                Err(challenge(self, false))
-            }
-        }
-    }
-
     fn register(&mut self, now: Now, tx: TxId, from: SocketAddr, req: Request) {
-        let account = match self.authenticated(now, &req) {
-            Ok(a) => a,
-            Err(r) => return self.respond(now, tx, r),
-        };
-        let resp = self.registrar.handle_register(now.mono, &req, "kakeru");
-        let ok = resp.status == 200;
+        let (resp, registered) = self.phones.register(now.mono, now.unix_ms, from, &req);
         self.respond(now, tx, resp);
-        if !ok {
-            return;
+        if let Some(e) = registered {
+            self.emit(e);
         }
-        self.stats.registrations += 1;
-        let aor = aor_of(&req).unwrap_or_default();
-        let live = self.registrar.store.lookup(now.mono, &aor);
-        let (contact, expires_s) = match live.last() {
-            Some(b) => (
-                b.contact.clone(),
-                u32::try_from(b.expires_at.saturating_duration_since(now.mono).as_secs()).unwrap_or(0),
-            ),
-            None => (String::new(), 0),
-        };
-        self.emit(CallEvent::Registered {
-            tenant_id: account.tenant_id,
-            user_id: account.user_id,
-            username: account.username,
-            contact,
-            source: from,
-            expires_s,
-        });
     }
 }
 
@@ -1503,33 +1410,12 @@ fn c_state(customers: &HashMap<u64, Customer>, call: u64) -> Option<bool> {
     customers.get(&call).map(|c| matches!(c.state, CustomerState::Bridged { .. }))
 }
 
-/// `sip:user@host:port;params` -> (user, host).
-fn split_user_host(uri: &str) -> (&str, &str) {
-    let rest = uri.strip_prefix("sips:").or_else(|| uri.strip_prefix("sip:")).unwrap_or(uri);
-    let rest = rest.split([';', '?']).next().unwrap_or("");
-    let (user, hostport) = match rest.rsplit_once('@') {
-        Some((u, h)) => (u.split(':').next().unwrap_or(""), h),
-        None => ("", rest),
-    };
-    let host = if hostport.starts_with('[') {
-        hostport.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or("")
-    } else {
-        hostport.split(':').next().unwrap_or("")
-    };
-    (user, host)
-}
-
 /// The address a SIP URI names when its host is an IP literal (`sip:a@127.0.0.1:5062` ->
 /// 127.0.0.1:5062; port 5060 when absent); `None` for a host name.
 pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
-    let rest = uri.strip_prefix("sip:").unwrap_or(uri);
-    let rest = rest.split([';', '?']).next().unwrap_or("");
-    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    if let Ok(a) = hostport.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    let host = hostport.trim_start_matches('[').trim_end_matches(']');
-    host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 5060))
+    let u = sip::addr::SipUri::parse(uri)?;
+    let ip = u.host.parse::<IpAddr>().ok()?;
+    Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
 }
 
 /// Where an IP address is unspecified (0.0.0.0), the address to advertise instead.
@@ -1558,18 +1444,15 @@ mod tests {
     }
 
     #[test]
-    fn uri_user_and_host() {
-        assert_eq!(split_user_host("sip:agent1@demo.kakeru:5060;transport=udp"), ("agent1", "demo.kakeru"));
-        assert_eq!(split_user_host("sip:demo.kakeru"), ("", "demo.kakeru"));
-        assert_eq!(split_user_host("sip:a@[::1]:5060"), ("a", "::1"));
-    }
-
-    #[test]
     fn addresses_of_uris() {
         assert_eq!(uri_addr("sip:agent@127.0.0.1:5062;transport=udp"), Some("127.0.0.1:5062".parse().expect("addr")));
         assert_eq!(uri_addr("sip:agent@127.0.0.1"), Some("127.0.0.1:5060".parse().expect("addr")));
         assert_eq!(uri_addr("sip:agent@[::1]:5070"), Some("[::1]:5070".parse().expect("addr")));
         assert_eq!(uri_addr("sip:agent@phone.example:5060"), None);
+        assert_eq!(
+            uri_addr("sip:agent-0x55@127.0.0.1:5391;transport=udp"),
+            Some("127.0.0.1:5391".parse().expect("addr"))
+        );
     }
 
     #[test]

@@ -138,6 +138,11 @@ impl Host {
                         username: a.username,
                         ha1_md5: a.ha1_md5,
                         ha1_sha256: a.ha1_sha256,
+                        digest: match a.digest {
+                            store::dialing::DigestAlgorithms::Md5 => calls::DigestChallenges::Md5,
+                            store::dialing::DigestAlgorithms::Sha256 => calls::DigestChallenges::Sha256,
+                            store::dialing::DigestAlgorithms::Both => calls::DigestChallenges::Both,
+                        },
                     })
                     .collect();
                 self.accounts.insert(tenant, list);

@@ -8,11 +8,16 @@ use std::time::{Duration, Instant};
 use sip::message::DropReason;
 use sip::transaction::{Stats, COMPLETION_CLASSES, COUNTED_METHODS};
 
+use crate::calls::AuthStats;
+
 /// How often a shard's SIP counters reach the recorder.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 pub const TRANSACTIONS_TOTAL: &str = "kakeru_sip_transactions_total";
 pub const DROPPED_TOTAL: &str = "kakeru_sip_dropped_messages_total";
+pub const AUTH_FAILURES_TOTAL: &str = "kakeru_sip_auth_failures_total";
+pub const AUTH_REFUSED_TOTAL: &str = "kakeru_sip_auth_refused_total";
+pub const AUTH_BANS_TOTAL: &str = "kakeru_sip_auth_bans_total";
 
 /// Registers the help texts of the dialer's metrics (idempotent; the recorder must be installed).
 pub fn describe() {
@@ -39,18 +44,31 @@ pub fn describe() {
         "SIP transactions (client and server) completed, by method and final response class (or timeout)."
     );
     metrics::describe_counter!(DROPPED_TOTAL, "SIP messages dropped without reaching a transaction, by reason.");
+    metrics::describe_counter!(
+        AUTH_FAILURES_TOTAL,
+        "Failed digest authentications of agents' phones (a wrong password or user, an unknown realm), by reason."
+    );
+    metrics::describe_counter!(
+        AUTH_REFUSED_TOTAL,
+        "Phone requests refused without digest work: the source address banned, or the account locked for new addresses."
+    );
+    metrics::describe_counter!(
+        AUTH_BANS_TOTAL,
+        "Bans started: a source address, or an account, past its limit of failed digest authentications."
+    );
 }
 
 /// What a shard flushed last, and when it flushes next.
 #[derive(Debug)]
 pub struct SipMetrics {
     flushed: Stats,
+    flushed_auth: AuthStats,
     next_at: Instant,
 }
 
 impl SipMetrics {
     pub fn new(now: Instant) -> SipMetrics {
-        SipMetrics { flushed: Stats::default(), next_at: now }
+        SipMetrics { flushed: Stats::default(), flushed_auth: AuthStats::default(), next_at: now }
     }
 
     /// When [`SipMetrics::maybe_flush`] next has work.
@@ -59,16 +77,31 @@ impl SipMetrics {
     }
 
     /// Adds what changed since the last flush to the recorder, if a flush is due.
-    pub fn maybe_flush(&mut self, now: Instant, stats: &Stats) {
+    pub fn maybe_flush(&mut self, now: Instant, stats: &Stats, auth: &AuthStats) {
         if now < self.next_at {
             return;
         }
         self.next_at = now + FLUSH_EVERY;
-        self.flush(stats);
+        self.flush(stats, auth);
     }
 
     /// Adds what changed since the last flush to the recorder.
-    pub fn flush(&mut self, stats: &Stats) {
+    pub fn flush(&mut self, stats: &Stats, auth: &AuthStats) {
+        let was = self.flushed_auth;
+        for (name, label, value, before) in [
+            (AUTH_FAILURES_TOTAL, ("reason", "wrong_credentials"), auth.wrong_credentials, was.wrong_credentials),
+            (AUTH_FAILURES_TOTAL, ("reason", "unknown_realm"), auth.unknown_realm, was.unknown_realm),
+            (AUTH_REFUSED_TOTAL, ("limit", "source"), auth.refused_source, was.refused_source),
+            (AUTH_REFUSED_TOTAL, ("limit", "account"), auth.refused_account, was.refused_account),
+            (AUTH_BANS_TOTAL, ("limit", "source"), auth.sources_banned, was.sources_banned),
+            (AUTH_BANS_TOTAL, ("limit", "account"), auth.accounts_locked, was.accounts_locked),
+        ] {
+            let delta = value.saturating_sub(before);
+            if delta > 0 {
+                metrics::counter!(name, label.0 => label.1).increment(delta);
+            }
+        }
+        self.flushed_auth = *auth;
         for (m, method) in COUNTED_METHODS.iter().enumerate() {
             for (c, class) in COMPLETION_CLASSES.iter().enumerate() {
                 let delta = stats.completed[m][c].saturating_sub(self.flushed.completed[m][c]);

@@ -58,6 +58,9 @@ const PUBLISH_BATCH: usize = 500;
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 /// After the stop: how long queued events get to reach the bus.
 const PUBLISH_FLUSH: Duration = Duration::from_secs(10);
+/// How often the nonce secrets' file is read again (a local file: a rotation reaches the shards
+/// within this).
+pub const NONCE_KEYS_EVERY: Duration = Duration::from_secs(5);
 
 /// Audio the engine plays.
 #[derive(Clone, Debug, Default)]
@@ -107,7 +110,11 @@ pub struct EngineConfig {
     pub carrier: SocketAddr,
     pub carrier_domain: Option<String>,
     pub carrier_credentials: Option<sip::auth::Credentials>,
-    pub nonce_secret: Vec<u8>,
+    /// The agents' phones: digest nonce secrets, registrar bounds, limits on failed authentication.
+    pub phones: calls::PhoneSettings,
+    /// A file the nonce secrets are read from at start and again every [`NONCE_KEYS_EVERY`]
+    /// (rotation); without one, `phones.nonce_keys` stay as given.
+    pub nonce_key_file: Option<PathBuf>,
     /// Recordings go under here (`<dir>/<tenant>/<YYYY-MM-DD>/<call>.wav`); `None`: not recorded.
     pub recordings_dir: Option<PathBuf>,
     pub tick: Duration,
@@ -136,7 +143,9 @@ impl EngineConfig {
             carrier,
             carrier_domain: None,
             carrier_credentials: None,
-            nonce_secret: b"kakeru".to_vec(),
+            // A nonce secret of this process alone; `kakeru dialer` takes the deployment's.
+            phones: calls::PhoneSettings::new(sip::auth::NonceKeys::generate(&mut rand::thread_rng())),
+            nonce_key_file: None,
             recordings_dir: None,
             tick: Duration::from_millis(250),
             group: "dialer".into(),
@@ -209,6 +218,8 @@ enum Inbox {
         jobs: bool,
         phones: bool,
     },
+    /// The nonce secrets as the key file holds them now (every shard keeps its keys when unchanged).
+    NonceKeys(sip::auth::NonceKeys),
 }
 
 /// [`run`], with a handle of its own for each blocking reader (on Redis a blocking read holds up
@@ -226,6 +237,12 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
     let (shard_tx, shard_rx) = mpsc::channel::<ShardOutput>(65_536);
     let mut handles = Vec::with_capacity(cfg.shards);
     let mut sip_addrs = Vec::with_capacity(cfg.shards);
+    let mut phones = cfg.phones.clone();
+    if let Some(path) = &cfg.nonce_key_file {
+        phones.nonce_keys = crate::secrets::load_nonce_keys(path)
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    }
     for i in 0..cfg.shards.max(1) {
         let port = if cfg.sip_listen.port() == 0 { 0 } else { cfg.sip_listen.port() + i as u16 };
         let socket = shard::bind_sip_socket(SocketAddr::new(cfg.sip_listen.ip(), port))?;
@@ -234,7 +251,7 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
         let mut cc_cfg = calls::Config::new(advertised, cfg.carrier);
         cc_cfg.carrier_domain = cfg.carrier_domain.clone().unwrap_or_else(|| cfg.carrier.ip().to_string());
         cc_cfg.carrier_credentials = cfg.carrier_credentials.clone();
-        cc_cfg.nonce_secret = cfg.nonce_secret.clone();
+        cc_cfg.phones = phones.clone();
         cc_cfg.hold_audio = cfg.clips.hold.clone();
         cc_cfg.bridge_beep = cfg.clips.beep.clone();
         let seed = rand::random::<u64>();
@@ -348,6 +365,9 @@ impl<B: Bus + Clone + 'static> Driver<B> {
         let mut reconcile = tokio::time::interval(self.cfg.reconcile_every);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reconcile.tick().await;
+        let mut nonce_keys = tokio::time::interval(NONCE_KEYS_EVERY);
+        nonce_keys.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        nonce_keys.tick().await;
         let mut stop_deadline: Option<Instant> = None;
         loop {
             let deadline = self.drain();
@@ -382,6 +402,9 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                 }
                 Some(msg) = inbox_rx.recv() => self.on_inbox(msg).await,
                 _ = tokio::time::sleep_until(deadline.into()) => self.host.handle_timeout(now()),
+                _ = nonce_keys.tick(), if stop_deadline.is_none() && self.cfg.nonce_key_file.is_some() => {
+                    self.spawn_nonce_keys();
+                }
                 _ = reconcile.tick(), if stop_deadline.is_none() => {
                     for t in self.host.tenants().collect::<Vec<_>>() {
                         self.spawn_reload(t, true, true);
@@ -484,6 +507,11 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                 });
             }
             Inbox::Host(input) => self.host.handle_input(now(), input),
+            Inbox::NonceKeys(k) => {
+                for shard in 0..self.shards.len() {
+                    self.send_to_shard(shard, Command::SetNonceKeys(k.clone()));
+                }
+            }
             Inbox::Reload { tenant, jobs, phones } => {
                 if self.host.serves(tenant) {
                     if let Err(e) = self.ensure_reader(tenant).await {
@@ -554,6 +582,21 @@ impl<B: Bus + Clone + 'static> Driver<B> {
             for input in load(&db, tenant, jobs, phones, &mut cache).await {
                 if tx.send(Inbox::Host(input)).await.is_err() {
                     return;
+                }
+            }
+        });
+    }
+
+    /// Reads the nonce secrets' file again off the loop.
+    fn spawn_nonce_keys(&self) {
+        let (Some(path), tx) = (self.cfg.nonce_key_file.clone(), self.inbox_tx.clone()) else { return };
+        tokio::spawn(async move {
+            match crate::secrets::load_nonce_keys(&path).await {
+                Ok(k) => {
+                    let _ = tx.send(Inbox::NonceKeys(k)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the SIP nonce secrets again; keeping the current ones")
                 }
             }
         });

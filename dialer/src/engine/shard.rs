@@ -169,7 +169,7 @@ impl ShardApp for SipShard {
     fn handle_timeout(&mut self, now: Instant, ctx: &mut ShardCtx<'_>) {
         self.cc.handle_timeout(Self::now(now));
         self.flush(ctx);
-        self.sip_metrics.maybe_flush(now, self.cc.sip_stats());
+        self.sip_metrics.maybe_flush(now, self.cc.sip_stats(), &self.cc.stats().phones);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -180,7 +180,7 @@ impl ShardApp for SipShard {
 
 impl Drop for SipShard {
     fn drop(&mut self) {
-        self.sip_metrics.flush(self.cc.sip_stats());
+        self.sip_metrics.flush(self.cc.sip_stats(), &self.cc.stats().phones);
     }
 }
 

@@ -401,7 +401,7 @@ impl Sim {
                 self.shard(CallEvent::AgentLegUp { agent: d.agent });
             }
             Command::HangUpAgent { agent } => self.shard(CallEvent::AgentLegDown { agent }),
-            Command::Unbridge { .. } | Command::SetAccounts(_) => {}
+            Command::Unbridge { .. } | Command::SetAccounts(_) | Command::SetNonceKeys(_) => {}
         }
     }
 

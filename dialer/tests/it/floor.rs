@@ -36,6 +36,8 @@ pub struct FloorSpec {
     pub result_codes: Vec<(i64, &'static str)>,
     /// The bus: Redis at this URL, else the in-process bus.
     pub redis_url: Option<String>,
+    /// The engine reads its nonce secrets from this file (else a random secret of its own).
+    pub nonce_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for FloorSpec {
@@ -53,6 +55,7 @@ impl Default for FloorSpec {
             caller_id: None,
             result_codes: Vec::new(),
             redis_url: None,
+            nonce_key_file: None,
         }
     }
 }
@@ -256,6 +259,7 @@ impl Floor {
         cfg.instance = format!("test-{code}:{}", store::now_ms());
         cfg.instance_prefix = format!("test-{code}:");
         cfg.tenants = Some(vec![t as u64]);
+        cfg.nonce_key_file = spec.nonce_key_file.clone();
         let recordings = tempfile::tempdir().expect("recordings directory");
         cfg.recordings_dir = Some(recordings.path().to_path_buf());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

@@ -1,12 +1,15 @@
 //! Integration tests of the dialer (one binary per crate).
 
+mod baresip;
 mod calls;
 mod core;
+mod digest;
 mod engine;
 mod floor;
 mod metrics;
 mod net;
 mod outage;
+mod phones;
 mod preview;
 mod sipp;
 mod writer;

@@ -23,7 +23,7 @@ fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
-fn promtool_check(text: &str) {
+pub(crate) fn promtool_check(text: &str) {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut child = Command::new("promtool")

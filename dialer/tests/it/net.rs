@@ -19,6 +19,13 @@ pub const SHARD: &str = "127.0.0.1:5060";
 pub const CARRIER: &str = "127.0.0.2:5060";
 pub const PHONE: &str = "127.0.0.3:5062";
 
+/// Nonce keys for a test, named (padded to the shortest secret accepted).
+pub fn keys(name: &[u8]) -> sip::auth::NonceKeys {
+    let mut k = name.to_vec();
+    k.extend_from_slice(b"-test-nonce-secret");
+    sip::auth::NonceKeys::new(&k).expect("long enough")
+}
+
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address literal")
 }
@@ -185,7 +192,7 @@ impl Net {
 
     pub fn with_config(carrier: Script, f: impl FnOnce(&mut Config)) -> Net {
         let mut cfg = Config::new(addr(SHARD), addr(CARRIER));
-        cfg.nonce_secret = b"test secret".to_vec();
+        cfg.phones.nonce_keys = keys(b"shard");
         f(&mut cfg);
         let mut cc = CallControl::new(cfg, Box::new(ChaCha8Rng::seed_from_u64(7)));
         let mut next_port = 100;

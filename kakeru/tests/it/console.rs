@@ -116,7 +116,6 @@ async fn a_manager_builds_a_floor_in_the_console_and_the_agents_work_it() {
     let mut ecfg = dialer::engine::EngineConfig::new(carrier.sip_addr);
     ecfg.tenants = Some(vec![tenant as u64]);
     ecfg.recordings_dir = Some(recordings.path().to_path_buf());
-    ecfg.reload_every = Duration::from_millis(500);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let engine = tokio::spawn(dialer::engine::run(db.clone(), node.bus().clone(), ecfg, engine_rx, Some(ready_tx)));
     let info = ready_rx.await.expect("the engine starts its shard");

@@ -4,6 +4,8 @@ use sip::auth::{self, Algorithm, Challenge, Credentials, NonceSigner, Verdict};
 use sip::message::{response_to, Headers};
 use sip::{Method, Request};
 
+use crate::pair::keys;
+
 #[test]
 fn rfc2617_md5_vector() {
     let ha1 = auth::ha1(Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life");
@@ -46,7 +48,7 @@ fn invite() -> Request {
 
 #[test]
 fn carrier_challenge_answered_and_verified() {
-    let signer = NonceSigner::new(b"shard secret", "carrier.example", 300);
+    let signer = NonceSigner::new(&keys(b"shard secret"), "carrier.example", 300);
     let now_s = 1_800_000_000;
     let req = invite();
     for (status, alg) in [(401u16, Algorithm::Md5), (407, Algorithm::Sha256)] {
@@ -70,8 +72,8 @@ fn carrier_challenge_answered_and_verified() {
 #[test]
 fn phone_register_with_stored_ha1_stale_and_wrong_password() {
     // Our registrar (any shard with the same secret) challenges an agent's phone.
-    let signer = NonceSigner::new(b"cluster secret", "kakeru", 300);
-    let other_shard = NonceSigner::new(b"cluster secret", "kakeru", 300);
+    let signer = NonceSigner::new(&keys(b"cluster secret"), "kakeru", 300);
+    let other_shard = NonceSigner::new(&keys(b"cluster secret"), "kakeru", 300);
     let t0 = 1_800_000_000;
     let ch = Challenge::parse(&signer.challenge(t0, Algorithm::Md5, false)).expect("our own challenge parses");
     assert!(ch.qop_auth);
@@ -84,11 +86,14 @@ fn phone_register_with_stored_ha1_stale_and_wrong_password() {
     let wrong = Credentials { username: "agent7".into(), password: "guess".into() };
     let bad = auth::authorization_value(&ch, &wrong, "REGISTER", "sip:kakeru", "c0ffee", 1);
     assert_eq!(signer.verify(t0 + 10, "REGISTER", &bad, stored), Verdict::Invalid);
-    // A nonce from another secret, or garbage, is invalid.
-    let foreign = NonceSigner::new(b"other", "kakeru", 300);
+    // A nonce from another secret with the right password is stale (challenged again, not a
+    // failure); with a wrong one it is invalid. Garbage is invalid.
+    let foreign = NonceSigner::new(&keys(b"other"), "kakeru", 300);
     let ch2 = Challenge::parse(&foreign.challenge(t0, Algorithm::Md5, false)).expect("parses");
     let v2 = auth::authorization_value(&ch2, &creds, "REGISTER", "sip:kakeru", "c0ffee", 1);
-    assert_eq!(signer.verify(t0 + 10, "REGISTER", &v2, stored), Verdict::Invalid);
+    assert_eq!(signer.verify(t0 + 10, "REGISTER", &v2, stored), Verdict::Stale);
+    let v3 = auth::authorization_value(&ch2, &wrong, "REGISTER", "sip:kakeru", "c0ffee", 1);
+    assert_eq!(signer.verify(t0 + 10, "REGISTER", &v3, stored), Verdict::Invalid);
     for junk in ["", "Digest", "Basic abc", "Digest username=\"a", "Digest nonce=\"zz\", response=1"] {
         assert_eq!(signer.verify(t0, "REGISTER", junk, stored), Verdict::Invalid, "{junk}");
     }
@@ -104,4 +109,32 @@ fn store_ha1_definition_matches() {
         "939e7578ed9e3c518a452acee763bce9"
     );
     assert_eq!(auth::ha1(Algorithm::Sha256, "Mufasa", "testrealm@host.com", "Circle Of Life").len(), 64);
+}
+
+#[test]
+fn a_rotated_secret_keeps_verifying_the_nonces_of_the_old_one() {
+    use sip::auth::{KeyError, NonceKeys};
+    let old = NonceKeys::parse("# rotated 2026-12-01\nold-secret-0123456789abcdef\n").expect("one key");
+    let rotated = NonceKeys::parse("new-secret-fedcba9876543210\n\nold-secret-0123456789abcdef\n").expect("two keys");
+    assert_eq!((old.len(), rotated.len()), (1, 2));
+    let t0 = 1_800_000_000;
+    let creds = Credentials { username: "agent7".into(), password: "secret".into() };
+    let stored = |_: &str, a: Algorithm| Some(auth::ha1(a, "agent7", "kakeru", "secret"));
+    let before = NonceSigner::new(&old, "kakeru", 300);
+    let ch = Challenge::parse(&before.challenge(t0, Algorithm::Sha256, false)).expect("parses");
+    let value = auth::authorization_value(&ch, &creds, "REGISTER", "sip:kakeru", "c0ffee", 1);
+    // After the rotation the phone's nonce still verifies; new nonces are signed with the new key.
+    let after = NonceSigner::new(&rotated, "kakeru", 300);
+    assert_eq!(after.verify(t0 + 30, "REGISTER", &value, stored), Verdict::Ok { username: "agent7".into() });
+    assert_ne!(after.nonce(t0), before.nonce(t0));
+    // Once the old key is dropped, the same answer is stale: challenged again, never a failure.
+    let only_new = NonceSigner::new(&NonceKeys::parse("new-secret-fedcba9876543210").expect("key"), "kakeru", 300);
+    assert_eq!(only_new.verify(t0 + 30, "REGISTER", &value, stored), Verdict::Stale);
+    // Keys are never printed, and weak or missing ones are refused.
+    let shown = format!("{rotated:?} {after:?}");
+    assert!(!shown.contains("secret-"), "{shown}");
+    assert_eq!(NonceKeys::parse("# nothing\n"), Err(KeyError::Empty));
+    assert_eq!(NonceKeys::parse("long-enough-secret-1\nshort"), Err(KeyError::TooShort(2)));
+    let mut rng = rand::rngs::mock::StepRng::new(7, 13);
+    assert_ne!(NonceKeys::generate(&mut rng), NonceKeys::generate(&mut rng));
 }

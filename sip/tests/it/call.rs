@@ -6,7 +6,7 @@ use sip::dialog::{self, Dialog, DialogState, InviteParams};
 use sip::message::response_to;
 use sip::{Event, Method, Request, Response, TxId, TxState};
 
-use crate::pair::{addr, Pair, A, B};
+use crate::pair::{addr, keys, Pair, A, B};
 
 fn invite_request(p: &mut Pair) -> Request {
     let call_id = format!("{}@10.0.0.1", p.a.random_token(8));
@@ -422,7 +422,7 @@ fn rsip_ok(b: &[u8]) -> bool {
 #[test]
 fn carrier_407_then_authenticated_invite() {
     use sip::auth::{self, Algorithm, Credentials, NonceSigner, Verdict};
-    let signer = NonceSigner::new(b"carrier", "carrier.example", 300);
+    let signer = NonceSigner::new(&keys(b"carrier"), "carrier.example", 300);
     let unix_s = 1_800_000_000;
     let mut p = Pair::new(14);
     let (tx_a, tx_b, req) = start_call(&mut p);
@@ -453,9 +453,9 @@ fn carrier_407_then_authenticated_invite() {
 fn phone_registers_with_digest_against_our_registrar() {
     use sip::auth::{self, Algorithm, Credentials, NonceSigner, Verdict};
     use sip::registrar::{ContactStore, MemoryContactStore, Registrar};
-    let signer = NonceSigner::new(b"cluster", "kakeru", 300);
+    let signer = NonceSigner::new(&keys(b"cluster"), "kakeru", 300);
     let unix_s = 1_800_000_000;
-    let mut registrar = Registrar::new(MemoryContactStore::new(10, 2));
+    let mut registrar = Registrar::new(MemoryContactStore::new(10));
     let stored_ha1 = |_: &str, a: Algorithm| Some(auth::ha1(a, "agent7", "kakeru", "pw"));
     let mut p = Pair::new(15);
     let mut reg = Request::new(Method::Register, "sip:10.0.0.2");
@@ -478,7 +478,7 @@ fn phone_registers_with_digest_against_our_registrar() {
                 r
             }
             Some(a) => match signer.verify(unix_s + 2, "REGISTER", a, stored_ha1) {
-                Verdict::Ok { .. } => registrar.handle_register(p.now, &got, "r"),
+                Verdict::Ok { .. } => registrar.handle_register(p.now, &got, addr(A), "r"),
                 v => panic!("unexpected verdict {v:?}"),
             },
         };

@@ -1,5 +1,6 @@
 //! The one integration-test binary of the `sip` crate.
 
+mod addr;
 mod auth;
 mod call;
 mod malformed;

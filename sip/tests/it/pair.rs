@@ -12,6 +12,13 @@ use sip::{Config, Endpoint, Event};
 pub const A: &str = "10.0.0.1:5060";
 pub const B: &str = "10.0.0.2:5060";
 
+/// Nonce keys for a test, named (padded to the shortest secret accepted).
+pub fn keys(name: &[u8]) -> sip::auth::NonceKeys {
+    let mut k = name.to_vec();
+    k.extend_from_slice(b"-test-nonce-secret");
+    sip::auth::NonceKeys::new(&k).expect("long enough")
+}
+
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address literal")
 }
