@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod auth;
 pub mod custom;
+pub mod desk;
 pub mod error;
 pub mod extract;
 pub mod import;
@@ -40,6 +41,9 @@ pub struct Config {
     /// Where commands for the control service go (see `agents`): the node's bus (Redis, or the
     /// in-process bus shared with the control services of the embedded default).
     pub commands: control::bus::Publisher,
+    /// The agents' push channels of this process, fed by a follower of each tenant's
+    /// `agent:events` (started by the node, see `desk::hub`).
+    pub agents: desk::hub::AgentHub,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             token_ttl_ms: 12 * 3600 * 1000,
             wallboards: wallboard::Wallboards::default(),
             commands: control::bus::Publisher::new(control::bus::MemoryBus::default()),
+            agents: desk::hub::AgentHub::default(),
         }
     }
 }
@@ -146,6 +151,7 @@ fn registry() -> Registry {
     wallboard::mount(&mut reg);
     recordings::mount(&mut reg);
     agents::mount(&mut reg);
+    desk::mount(&mut reg);
     reg
 }
 

@@ -78,7 +78,7 @@ fn count_ticket(result: &'static str) {
 }
 
 /// The caller of the stream: a bearer token, or else a stream ticket in `?ticket=`.
-struct StreamAuth(Auth);
+pub(crate) struct StreamAuth(pub(crate) Auth);
 
 impl FromRequestParts<AppState> for StreamAuth {
     type Rejection = ApiError;
@@ -113,7 +113,7 @@ impl FromRequestParts<AppState> for StreamAuth {
 }
 
 /// `POST /wallboard/tickets`: a single-use ticket for `GET /wallboard/stream?ticket=`.
-async fn ticket(
+pub(crate) async fn ticket(
     State(st): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
