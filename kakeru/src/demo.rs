@@ -7,10 +7,12 @@
 //!   pacing simulator's distributions (answer probability, answer delay lognormal with mean 8 s,
 //!   30 % of the non-answers failing at about 3 s, the rest ringing until the ring timeout);
 //! - **agents' phones** ([`sim::phone`]): REGISTER with digest, auto-answer the nailed-up leg, RTP;
-//! - **agents**: each logs in through the API (`POST /auth/login`, `POST /agent/session`), talks
-//!   for a drawn time (lognormal) and hangs the customer up (`POST /agent/calls/{id}/hang-up`),
-//!   then saves the wrap-up record after a drawn time (`POST /wrapup-records/{id}/save`). An agent
-//!   paused by a supervisor from the wallboard comes back after a minute's break.
+//! - **agents** ([`sim::agent`]): each logs in through the API and works through the same
+//!   endpoints and push channel (`GET /agent/stream`) as the agent desktop: talks for a drawn time
+//!   (lognormal) and hangs the customer up, then saves the wrap-up record after a drawn time. An
+//!   agent paused by a supervisor from the wallboard comes back after a minute's break.
+//! - **a person**: one more agent, `op000`, is left to whoever opens the agent desktop (`/`) with
+//!   the printed login; its phone is a simulated one too (it answers the nailed-up leg).
 //!
 //! The demo tenant gets (once) a dialing group and a predictive campaign, its agents (users with
 //! SIP phones; fresh passwords every run), and every run a generated list and a call job over it,
@@ -26,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::json;
+use sim::agent::{Api, Counts};
 use store::sqlx::{self, Row};
 use store::Db;
 use tokio::sync::watch;
@@ -143,19 +146,6 @@ struct Floor {
     leads: usize,
     agents: Vec<DemoAgent>,
     result_codes: Vec<i64>,
-}
-
-/// Live counts the agents keep for the status line.
-#[derive(Default)]
-struct FloorCounts {
-    logged_in: AtomicU64,
-    ready: AtomicU64,
-    talking: AtomicU64,
-    wrap_up: AtomicU64,
-    paused: AtomicU64,
-    saved: AtomicU64,
-    hang_ups: AtomicU64,
-    api_errors: AtomicU64,
 }
 
 fn step(msg: impl AsRef<str>) {
@@ -277,31 +267,33 @@ pub async fn run(
     manager.post(&format!("/call-jobs/{}/start", floor.job), &json!({})).await.context("starting the call job")?;
     step("call job started (POST /call-jobs/{id}/start)");
 
-    let counts = Arc::new(FloorCounts::default());
+    let counts = Arc::new(Counts::default());
     let (agents_stop, agents_rx) = watch::channel(false);
     let mut agent_tasks = tokio::task::JoinSet::new();
     let floor = Arc::new(floor);
-    for (i, a) in floor.agents.iter().enumerate() {
-        let sim = SimAgent {
-            http: http.clone(),
+    // The first agent (op000) is the person's; the others are simulated.
+    let simulated = &floor.agents[1..];
+    for (i, a) in simulated.iter().enumerate() {
+        let acfg = sim::agent::AgentConfig {
             base: base.clone(),
             tenant: floor.tenant_code.clone(),
-            agent: a.clone(),
-            job: floor.job,
+            login: a.login.clone(),
+            password: a.password.clone(),
+            user_id: a.user_id,
+            call_job_id: floor.job,
             result_codes: floor.result_codes.clone(),
             talk_mean_ms: cfg.talk_mean_s * 1000.0,
             wrapup_mean_ms: cfg.wrapup_mean_s * 1000.0,
-            counts: counts.clone(),
-            manager: manager.clone(),
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9)),
+            manager_token: Some(manager.token().to_owned()),
         };
-        agent_tasks.spawn(sim.run(agents_rx.clone()));
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
+        agent_tasks.spawn(sim::agent::run(acfg, counts.clone(), rng, http.clone(), agents_rx.clone()));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let n = counts.logged_in.load(Ordering::Relaxed) as usize;
-        eprint!("\rkakeru demo: agents logged in {n}/{}   ", floor.agents.len());
-        if n >= floor.agents.len() || Instant::now() > deadline {
+        eprint!("\rkakeru demo: agents logged in {n}/{}   ", simulated.len());
+        if n >= simulated.len() || Instant::now() > deadline {
             eprintln!();
             break;
         }
@@ -313,6 +305,15 @@ pub async fn run(
     println!(
         "  login:      tenant {}  login {}  password {}   (an MGR: sees every campaign and agent)",
         admin.tenant, admin.login, admin.password
+    );
+    let person = &floor.agents[0];
+    println!("  desktop:    {base}/   (the agent desktop: log in, start the call job, take calls)");
+    println!(
+        "  operator:   tenant {}  login {}  password {}   (an OP beside the {} simulated agents; its phone answers by itself)",
+        admin.tenant,
+        person.login,
+        person.password,
+        simulated.len()
     );
     println!("  API docs:   {base}/docs      metrics: {base}/metrics");
     println!(
@@ -342,7 +343,7 @@ pub async fn run(
             }
             Some(r) = agent_tasks.join_next() => {
                 if let Ok(Err(e)) = r {
-                    tracing::warn!(error = %format!("{e:#}"), "a simulated agent stopped");
+                    tracing::warn!(error = %e, "a simulated agent stopped");
                 }
             }
         }
@@ -462,9 +463,10 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
         result_codes.push(n);
     }
 
-    // Agents: op001... with a SIP phone each, members of the group; fresh passwords every run.
-    let mut agents = Vec::with_capacity(cfg.agents);
-    for i in 1..=cfg.agents {
+    // Agents: op000 (the person's) and op001... (simulated), each with a SIP phone, members of the
+    // group; fresh passwords every run.
+    let mut agents = Vec::with_capacity(cfg.agents + 1);
+    for i in 0..=cfg.agents {
         let login = format!("op{i:03}");
         let existing = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND login = $2")
             .bind(tenant_id)
@@ -481,7 +483,7 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
                 )
                 .bind(tenant_id)
                 .bind(&login)
-                .bind(format!("オペレーター{i:03}"))
+                .bind(if i == 0 { "デモ担当者".to_owned() } else { format!("オペレーター{i:03}") })
                 .bind(now)
                 .fetch_one(pool)
                 .await?
@@ -653,247 +655,4 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
         .await?;
     tx.commit().await?;
     Ok(Floor { tenant_id, tenant_code, job, leads, agents, result_codes })
-}
-
-/// A logged-in API client.
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn login(
-        http: &reqwest::Client,
-        base: &str,
-        tenant: &str,
-        login: &str,
-        password: &str,
-    ) -> anyhow::Result<Api> {
-        let r = http
-            .post(format!("{base}/auth/login"))
-            .json(&json!({"tenant": tenant, "login": login, "password": password}))
-            .send()
-            .await?;
-        let status = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        let token = body["token"].as_str().map(str::to_owned);
-        match token {
-            Some(token) if status.is_success() => Ok(Api { http: http.clone(), base: base.to_owned(), token }),
-            _ => bail!("POST /auth/login as {login}: {status} {body}"),
-        }
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
-        let r = req.bearer_auth(&self.token).send().await.with_context(|| what.to_owned())?;
-        let status = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{what}: {status} {body}");
-        }
-        Ok(body)
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base)), &format!("GET {path}")).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body), &format!("POST {path}")).await
-    }
-
-    async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.delete(format!("{}{path}", self.base)), &format!("DELETE {path}")).await
-    }
-}
-
-/// One simulated agent, working through the API like an agent's own screen would.
-struct SimAgent {
-    http: reqwest::Client,
-    base: String,
-    tenant: String,
-    agent: DemoAgent,
-    job: i64,
-    result_codes: Vec<i64>,
-    talk_mean_ms: f64,
-    wrapup_mean_ms: f64,
-    counts: Arc<FloorCounts>,
-    manager: Api,
-    rng: rand_chacha::ChaCha8Rng,
-}
-
-/// The agent's state as last seen, for the floor's counts.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    None,
-    Ready,
-    Talking,
-    WrapUp,
-    Paused,
-}
-
-impl SimAgent {
-    fn count(&self, s: Seen) -> Option<&AtomicU64> {
-        let c = &self.counts;
-        match s {
-            Seen::None => None,
-            Seen::Ready => Some(&c.ready),
-            Seen::Talking => Some(&c.talking),
-            Seen::WrapUp => Some(&c.wrap_up),
-            Seen::Paused => Some(&c.paused),
-        }
-    }
-
-    fn draw_ms(&mut self, mean_ms: f64) -> Duration {
-        Duration::from_millis(sim::lognormal_ms(&mut self.rng, mean_ms, 1.0).min(3_600_000))
-    }
-
-    async fn run(mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-        // Spread the logins over the first seconds, as a floor arriving would.
-        let jitter = Duration::from_millis(self.rng.gen_range(0..2_000));
-        tokio::time::sleep(jitter).await;
-        let me = Api::login(&self.http, &self.base, &self.tenant, &self.agent.login, &self.agent.password).await?;
-        let session = json!({"call_job_id": self.job});
-        let mut tries = 0;
-        loop {
-            match me.post("/agent/session", &session).await {
-                Ok(_) => break,
-                Err(e) if tries < 10 => {
-                    // Still in a session of an earlier run: the floor manager logs them off first.
-                    tries += 1;
-                    tracing::debug!(agent = %self.agent.login, error = %format!("{e:#}"), "starting the session");
-                    let _ = self
-                        .manager
-                        .post(&format!("/agents/{}/state", self.agent.user_id), &json!({"to": "offline"}))
-                        .await;
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.counts.logged_in.fetch_add(1, Ordering::Relaxed);
-        let mut seen = Seen::None;
-        let mut call_seen: Option<i64> = None;
-        let mut hang_up_at: Option<Instant> = None;
-        let mut save_at: Option<Instant> = None;
-        let mut back_at: Option<Instant> = None;
-        let mut last_activity = Instant::now();
-        let poll = Duration::from_millis(700 + self.rng.gen_range(0..600));
-        loop {
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => break,
-                () = tokio::time::sleep(poll) => {}
-            }
-            let view = match me.get(&format!("/agents/{}", self.agent.user_id)).await {
-                Ok(v) => v,
-                Err(_) => {
-                    self.counts.api_errors.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            };
-            let now = Instant::now();
-            let state = view["state"].as_str().unwrap_or("");
-            let next = match state {
-                "ready" => Seen::Ready,
-                "talking" | "hold" => Seen::Talking,
-                "wrap_up" => Seen::WrapUp,
-                "paused" => Seen::Paused,
-                _ => Seen::None,
-            };
-            if next != seen {
-                if let Some(c) = self.count(seen) {
-                    c.fetch_sub(1, Ordering::Relaxed);
-                }
-                if let Some(c) = self.count(next) {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
-                seen = next;
-            }
-            match next {
-                Seen::Talking => {
-                    let call = view["call_id"].as_i64();
-                    if call != call_seen {
-                        call_seen = call;
-                        hang_up_at = Some(now + self.draw_ms(self.talk_mean_ms));
-                    }
-                    if let (Some(at), Some(call)) = (hang_up_at, call) {
-                        if now >= at && me.post(&format!("/agent/calls/{call}/hang-up"), &json!({})).await.is_ok() {
-                            hang_up_at = None;
-                            self.counts.hang_ups.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    save_at = None;
-                }
-                Seen::WrapUp => {
-                    let at = *save_at.get_or_insert_with(|| {
-                        now + Duration::from_millis(sim::lognormal_ms(&mut self.rng, self.wrapup_mean_ms, 0.5))
-                    });
-                    if now >= at {
-                        self.save_records(&me).await;
-                        save_at = None;
-                    }
-                }
-                Seen::Paused => {
-                    // Paused by a supervisor (from the wallboard): back after a minute's break.
-                    let at = *back_at.get_or_insert(now + Duration::from_secs(60));
-                    if now >= at && me.post("/agent/ready", &json!({})).await.is_ok() {
-                        back_at = None;
-                    }
-                }
-                Seen::Ready | Seen::None => {
-                    back_at = None;
-                    save_at = None;
-                }
-            }
-            if now.duration_since(last_activity) > Duration::from_secs(60) {
-                let _ = me.post("/agent/activity", &json!({})).await;
-                last_activity = now;
-            }
-        }
-        if let Some(c) = self.count(seen) {
-            c.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.counts.logged_in.fetch_sub(1, Ordering::Relaxed);
-        let _ = me.delete("/agent/session").await;
-        let _ = me.post("/auth/logout", &json!({})).await;
-        Ok(())
-    }
-
-    /// Saves the agent's unsaved wrap-up records (応対記録) with a drawn result and next action.
-    async fn save_records(&mut self, me: &Api) {
-        let path = format!("/wrapup-records?agent_user_id={}&saved=false", self.agent.user_id);
-        let Ok(list) = me.get(&path).await else {
-            self.counts.api_errors.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let items = list["items"].as_array().cloned().unwrap_or_default();
-        for r in items {
-            let Some(id) = r["id"].as_i64() else { continue };
-            let result = self.result_codes[self.rng.gen_range(0..self.result_codes.len())];
-            let roll: f64 = self.rng.gen();
-            let mut body = json!({
-                "result": result.to_string(),
-                "interlocutor": "self",
-                "memo": "",
-                "state_after": "continue",
-                "next_action": if roll < 0.7 { "continue" } else { "complete" },
-            });
-            if result == 4 {
-                // 再架電: a recall tomorrow at the same time.
-                let at = chrono::Utc::now() + chrono::Duration::days(1);
-                body["next_action"] = json!("recall");
-                body["recall_at"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-            }
-            match me.post(&format!("/wrapup-records/{id}/save"), &body).await {
-                Ok(_) => {
-                    self.counts.saved.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.counts.api_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(agent = %self.agent.login, error = %format!("{e:#}"), "saving a wrap-up record");
-                }
-            }
-        }
-    }
 }
