@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod import;
 pub mod openapi;
+pub mod pages;
 pub mod recordings;
 pub mod resource;
 pub mod resources;
@@ -183,6 +184,7 @@ pub fn build(db: Db, config: Config) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(telemetry::router())
         .merge(ui::router())
+        .merge(pages::router())
         .fallback(|| async { error::ApiError::not_found() })
         .layer(axum::middleware::from_fn(telemetry::http::track))
         .with_state(state)

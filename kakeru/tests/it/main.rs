@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod desktop;
 mod deploy;
 mod metrics;
 mod node;
