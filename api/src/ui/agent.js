@@ -153,7 +153,7 @@
     es: null,
     retryMs: 1000,
     retryTimer: 0,
-    stats: { events: 0, connects: 0, pops: [] },
+    stats: { events: 0, connects: 0, pops: [], trail: [] },
   };
   window.__desk = S.stats;
 
@@ -301,6 +301,9 @@
     S.stats.connects++;
     const on = (name, f) => es.addEventListener(name, (m) => {
       S.stats.events++;
+      // The last events, for the browser tests' failure reports (bounded).
+      S.stats.trail.push(`${name} ${m.lastEventId} ${m.data.slice(0, 160)}`);
+      if (S.stats.trail.length > 50) S.stats.trail.shift();
       if (m.lastEventId) S.lastId = m.lastEventId;
       f(JSON.parse(m.data));
     });
@@ -363,17 +366,19 @@
     S.state = d.to;
     S.since = d.at_ms;
     const to = d.to.state;
-    if (d.cause === 'login') { S.legUp = false; clearCall(); }
-    if (d.cause === 'agent_leg_up') S.legUp = true;
-    if (d.cause === 'preview_dial') { S.dialling = true; S.mode.notice = ''; }
-    if (d.cause === 'not_dialled') {
+    const cause = (d.cause && d.cause.cause) || '';
+    if (cause === 'login') { S.legUp = false; clearCall(); }
+    if (cause === 'agent_leg_up') S.legUp = true;
+    if (cause === 'preview_dial') { S.dialling = true; S.mode.notice = ''; }
+    if (cause === 'not_dialled') {
       S.dialling = false;
-      S.mode.notice = t(`nd_${d.not_dialled || 'error'}`);
+      // Kept with the lead: an answer to a request that arrives after this does not bring it back.
+      S.mode.refused = { lead: d.lead_id, key: `nd_${d.not_dialled || 'error'}` };
       S.mode.lead = null;
     }
     if (to === 'talking' || to === 'hold' || to === 'wrap_up' || (to === 'ringing' && d.call_id)) {
       if (d.call_id && d.call_id !== S.callId) { clearCall(); S.callId = d.call_id; }
-      if (to === 'talking') S.dialling = false;
+      if (to === 'talking') { S.dialling = false; S.mode.lead = null; S.mode.results = null; S.mode.refused = null; }
       if (d.lead_id && d.lead_id !== S.leadId) loadLead(d.lead_id);
     }
     if (to === 'ready' || to === 'paused' || to === 'offline' || to === 'unknown') {
@@ -382,7 +387,7 @@
     }
     if (to === 'offline' || to === 'unknown') {
       S.legUp = false;
-      if (d.cause === 'idle_timeout' || d.cause === 'agent_leg_down' || d.cause === 'phone_unreachable') message('msg_logged_off');
+      if (cause === 'idle_timeout' || cause === 'agent_leg_down' || cause === 'phone_unreachable') message('msg_logged_off');
       if (to === 'offline') { S.job = null; S.mode.lead = null; loadJobs(); }
     }
     if (to === 'ready' && before !== 'ready') enterWaiting();
@@ -468,6 +473,7 @@
     try {
       const r = await api('POST', '/agent/preview');
       S.mode.lead = r.lead;
+      if (r.lead && S.mode.refused && S.mode.refused.lead !== r.lead.lead_id) S.mode.refused = null;
       if (!r.lead) S.mode.notice = t('no_more_leads');
     } catch (e) {
       S.mode.notice = e.message;
@@ -505,12 +511,10 @@
   async function dialLead(body, preview) {
     if (stateName() !== 'ready') { S.mode.notice = t('not_ready_to_dial'); return render(); }
     S.mode.notice = '';
-    await act(async () => {
-      await api('POST', preview ? '/agent/preview/dial' : '/agent/dial', body);
-      S.dialling = true;
-      S.mode.notice = '';
-      render();
-    });
+    render();
+    // The agent's transitions (preview_dial, then the call or not_dialled) may arrive before the
+    // answer: they set what the page shows.
+    await act(() => api('POST', preview ? '/agent/preview/dial' : '/agent/dial', body));
   }
 
   async function saveRecord(next) {
@@ -681,8 +685,14 @@
     $('dialling').textContent = t('dialling');
     const panel = $('mode-panel');
     const mode = S.job ? S.job.mode : '';
+    const refused = S.mode.refused;
+    if (refused && S.mode.lead && (S.mode.lead.id || S.mode.lead.lead_id) === refused.lead) S.mode.lead = null;
+    // Rebuilt only when what it shows changes, so that what the agent is typing stays.
+    const key = JSON.stringify([S.lang, mode, st, S.dialling, S.mode.lead, S.mode.results, S.mode.notice, refused]);
+    if (panel.dataset.key === key) return;
+    panel.dataset.key = key;
     const box = el('div', 'mode-box');
-    const notice = el('p', 'field-error', S.mode.notice);
+    const notice = el('p', 'field-error', refused ? t(refused.key) : S.mode.notice);
     notice.setAttribute('role', 'alert');
     notice.id = 'mode-notice';
     const ready = st === 'ready' && !S.dialling;
@@ -729,6 +739,7 @@
         ev.preventDefault();
         S.mode.searched = input.value.trim();
         S.mode.lead = null;
+        S.mode.refused = null;
         act(async () => {
           const q = mode === 'standard' ? `q=${encodeURIComponent(S.mode.searched)}` : `tel=${encodeURIComponent(S.mode.searched)}`;
           S.mode.results = (await api('GET', `/agent/leads?${q}`)).items;
@@ -790,7 +801,10 @@
       }
     }
     box.append(notice);
+    // What the agent had typed stays across a rebuild (a language switch, a new result).
+    const typed = new Map([...panel.querySelectorAll('input[id]')].map((i) => [i.id, i.value]));
     panel.replaceChildren(box);
+    for (const i of panel.querySelectorAll('input[id]')) if (typed.get(i.id)) i.value = typed.get(i.id);
   }
 
   function renderCall() {

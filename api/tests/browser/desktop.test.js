@@ -50,12 +50,13 @@ async function launch() {
   });
   const problems = [];
   const watch = (page) => {
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('pageerror', (e) => { problems.push(`page error: ${e.message}`); log(`PAGE ERROR ${e.message}`); });
     page.on('console', (m) => {
       if (m.type() === 'error' && !m.text().startsWith('Failed to load resource') && !m.text().includes('ERR_INTERNET_DISCONNECTED')) {
         problems.push(`console: ${m.text()}`);
       }
     });
+    page.on('response', (r) => { if (r.status() >= 400) log(`HTTP ${r.status()} ${r.request().method()} ${r.url()}`); });
     page.on('request', (r) => { if (!r.url().startsWith(BASE) && !r.url().startsWith('data:')) problems.push(`outside request: ${r.url()}`); });
   };
   const page = context.pages()[0] || (await context.newPage());
@@ -67,7 +68,8 @@ async function until(page, what, fn, arg, timeout = 30000) {
   try {
     await page.waitForFunction(fn, arg, { timeout, polling: 50 });
   } catch (e) {
-    const snap = await page.evaluate(() => document.body.innerText.slice(0, 2000)).catch(() => '');
+    const snap = await page.evaluate(() => `${document.body.innerText.slice(0, 600)}\n${(window.__desk.trail || []).filter((x) => !x.startsWith('remaining')).slice(-14).join('\n')}`).catch(() => '');
+    await page.screenshot({ path: path.join(OUT, 'desktop-failure.png'), fullPage: true }).catch(() => {});
     throw new Error(`timed out waiting for ${what}\n--- page text ---\n${snap}`);
   }
 }

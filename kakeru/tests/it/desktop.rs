@@ -354,6 +354,20 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
         }
     }
     let status = child.wait().await.expect("browser exit");
+    if !status.success() {
+        let rows = sqlx::query("SELECT from_state, to_state, cause, call_id, at FROM agent_transitions ORDER BY id DESC LIMIT 8")
+            .fetch_all(&db.pool)
+            .await
+            .expect("transitions");
+        for r in rows {
+            let (f, t, c): (String, String, String) = (r.get("from_state"), r.get("to_state"), r.get("cause"));
+            println!("transition {f} -> {t} ({c}) call {:?}", r.get::<Option<i64>, _>("call_id"));
+        }
+        let calls = sqlx::query("SELECT tel, result FROM call_records ORDER BY id DESC LIMIT 4").fetch_all(&db.pool).await.expect("calls");
+        for r in calls {
+            println!("call {} {}", r.get::<String, _>("tel"), r.get::<String, _>("result"));
+        }
+    }
     assert!(status.success() && output.iter().any(|l| l == "BROWSER OK"), "the browser test failed:\n{}", output.join("\n"));
 
     // What the page did, in SQL.
