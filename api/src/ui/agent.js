@@ -551,6 +551,7 @@
       if (!rec) throw new HttpError(409, { error: { message: t('save_after_call') } });
       await api('POST', `/wrapup-records/${rec.id}/save`, body);
       S.savedCall = S.callId;
+      $('saved-note').dataset.i18n = 'saved';
       $('saved-note').textContent = t('saved');
       if (body.recall_to_agent) loadRecalls();
       resetRecordForm();
@@ -919,6 +920,7 @@
       S.editing = false;
       L.lead = r.lead;
       $('lead-error').textContent = '';
+      $('saved-note').dataset.i18n = 'lead_updated';
       $('saved-note').textContent = t('lead_updated');
       await loadLead(L.lead.id);
     }, 'lead-error');
