@@ -7,10 +7,10 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
 use chrono::{NaiveTime, Timelike};
+use control::messages::AgentNotice;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
-use control::messages::AgentNotice;
 use store::sqlx::{self, Row};
 
 use crate::auth::{self, Auth};
@@ -460,7 +460,8 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
             .await?
             .rows_affected();
         if stopped > 0 {
-            let n = AgentNotice::JobStopped { call_job_id: control::messages::CallJobId(u64::try_from(id).unwrap_or(0)) };
+            let n =
+                AgentNotice::JobStopped { call_job_id: control::messages::CallJobId(u64::try_from(id).unwrap_or(0)) };
             crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
         }
     }

@@ -907,11 +907,12 @@ fn recall_assigned<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> 
         if input.get("agent_user_id").is_none_or(Value::is_null) {
             return Ok(());
         }
-        let r = sqlx::query("SELECT agent_user_id, lead_id, due_at, status FROM recalls WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(ctx.tenant())
-            .fetch_one(&ctx.st.db.pool)
-            .await?;
+        let r =
+            sqlx::query("SELECT agent_user_id, lead_id, due_at, status FROM recalls WHERE id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(ctx.tenant())
+                .fetch_one(&ctx.st.db.pool)
+                .await?;
         let agent: Option<i64> = r.try_get("agent_user_id")?;
         if let (Some(agent), "open") = (agent, r.try_get::<String, _>("status")?.as_str()) {
             let u = |v: i64| u64::try_from(v).unwrap_or(0);

@@ -37,7 +37,12 @@ fn now_ms() -> u64 {
     u64::try_from(store::now_ms()).unwrap_or(0)
 }
 
-async fn publish<M: control::messages::Message>(bus: &MemoryBus, stream: &str, tenant: u64, m: &M) -> anyhow::Result<()> {
+async fn publish<M: control::messages::Message>(
+    bus: &MemoryBus,
+    stream: &str,
+    tenant: u64,
+    m: &M,
+) -> anyhow::Result<()> {
     let env = Envelope::new(tenant, now_ms(), m).context("encode")?;
     bus.publish(stream, &env).await.context("publish")?;
     Ok(())
@@ -147,7 +152,12 @@ pub async fn run(args: &AgentsArgs) -> anyhow::Result<()> {
                 if ev.event != "state" || !measuring.load(Ordering::Relaxed) {
                     continue;
                 }
-                let at = ev.data.split("\"at_ms\":").nth(1).and_then(|r| r.split(',').next()).and_then(|n| n.parse::<u64>().ok());
+                let at = ev
+                    .data
+                    .split("\"at_ms\":")
+                    .nth(1)
+                    .and_then(|r| r.split(',').next())
+                    .and_then(|n| n.parse::<u64>().ok());
                 if let Some(at) = at {
                     let lat = now_ms().saturating_sub(at);
                     received[i].fetch_add(1, Ordering::Relaxed);
@@ -158,7 +168,11 @@ pub async fn run(args: &AgentsArgs) -> anyhow::Result<()> {
     }
     let t0 = Instant::now();
     while connected.load(Ordering::Relaxed) < agents.len() as u64 {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(120), "only {} clients connected", connected.load(Ordering::Relaxed));
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(120),
+            "only {} clients connected",
+            connected.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Let the logins' transitions drain before measuring.

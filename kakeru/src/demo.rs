@@ -45,6 +45,8 @@ pub const GROUP_NAME: &str = "デモ班";
 pub struct DemoConfig {
     /// Simulated agents (each a user with a SIP phone).
     pub agents: usize,
+    /// Agents left to people at the agent desktop (op000...), besides the simulated ones.
+    pub people: usize,
     /// The campaign's channel limit (最大チャンネル).
     pub channels: u32,
     /// Share of calls a live person answers.
@@ -66,6 +68,7 @@ impl Default for DemoConfig {
     fn default() -> Self {
         DemoConfig {
             agents: 50,
+            people: 1,
             channels: 200,
             answer_prob: 0.3,
             talk_mean_s: 120.0,
@@ -84,6 +87,9 @@ pub struct DemoArgs {
     /// Simulated agents.
     #[arg(long, default_value_t = 50)]
     pub agents: usize,
+    /// Agents left to people at the agent desktop (op000, op001, ...: their logins are printed).
+    #[arg(long, default_value_t = 1)]
+    pub people: usize,
     /// The campaign's channel limit (最大チャンネル).
     #[arg(long, default_value_t = 200)]
     pub channels: u32,
@@ -117,6 +123,7 @@ impl DemoArgs {
     pub fn config(&self) -> DemoConfig {
         DemoConfig {
             agents: self.agents,
+            people: self.people,
             channels: self.channels,
             answer_prob: self.answer_prob,
             talk_mean_s: self.talk_mean_s,
@@ -161,6 +168,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     if cfg.agents == 0 || cfg.agents > 5_000 {
         bail!("--agents: between 1 and 5000");
+    }
+    if cfg.people > 100 {
+        bail!("--people: between 0 and 100");
     }
     if cfg.channels == 0 || cfg.channels > 10_000 {
         bail!("--channels: between 1 and 10000");
@@ -271,8 +281,8 @@ pub async fn run(
     let (agents_stop, agents_rx) = watch::channel(false);
     let mut agent_tasks = tokio::task::JoinSet::new();
     let floor = Arc::new(floor);
-    // The first agent (op000) is the person's; the others are simulated.
-    let simulated = &floor.agents[1..];
+    // The first agents (op000...) are the people's; the others are simulated.
+    let simulated = &floor.agents[cfg.people..];
     for (i, a) in simulated.iter().enumerate() {
         let acfg = sim::agent::AgentConfig {
             base: base.clone(),
@@ -306,15 +316,16 @@ pub async fn run(
         "  login:      tenant {}  login {}  password {}   (an MGR: sees every campaign and agent)",
         admin.tenant, admin.login, admin.password
     );
-    let person = &floor.agents[0];
     println!("  desktop:    {base}/   (the agent desktop: log in, start the call job, take calls)");
-    println!(
-        "  operator:   tenant {}  login {}  password {}   (an OP beside the {} simulated agents; its phone answers by itself)",
-        admin.tenant,
-        person.login,
-        person.password,
-        simulated.len()
-    );
+    for person in &floor.agents[..cfg.people] {
+        println!(
+            "  operator:   tenant {}  login {}  password {}   (an OP beside the {} simulated agents; its phone answers by itself)",
+            admin.tenant,
+            person.login,
+            person.password,
+            simulated.len()
+        );
+    }
     println!("  API docs:   {base}/docs      metrics: {base}/metrics");
     println!(
         "  started in {:.1} s; Ctrl-C stops (the job stops, every call gets its result)",
@@ -465,8 +476,8 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
 
     // Agents: op000 (the person's) and op001... (simulated), each with a SIP phone, members of the
     // group; fresh passwords every run.
-    let mut agents = Vec::with_capacity(cfg.agents + 1);
-    for i in 0..=cfg.agents {
+    let mut agents = Vec::with_capacity(cfg.agents + cfg.people);
+    for i in 0..cfg.agents + cfg.people {
         let login = format!("op{i:03}");
         let existing = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND login = $2")
             .bind(tenant_id)
@@ -483,7 +494,7 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
                 )
                 .bind(tenant_id)
                 .bind(&login)
-                .bind(if i == 0 { "デモ担当者".to_owned() } else { format!("オペレーター{i:03}") })
+                .bind(if i < cfg.people { format!("デモ担当者{i:03}") } else { format!("オペレーター{i:03}") })
                 .bind(now)
                 .fetch_one(pool)
                 .await?

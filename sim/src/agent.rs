@@ -68,7 +68,13 @@ pub struct Api {
 
 impl Api {
     /// `POST /auth/login`.
-    pub async fn login(http: &reqwest::Client, base: &str, tenant: &str, login: &str, password: &str) -> Result<Api, AgentError> {
+    pub async fn login(
+        http: &reqwest::Client,
+        base: &str,
+        tenant: &str,
+        login: &str,
+        password: &str,
+    ) -> Result<Api, AgentError> {
         let r = http
             .post(format!("{base}/auth/login"))
             .json(&json!({"tenant": tenant, "login": login, "password": password}))
@@ -78,8 +84,13 @@ impl Api {
         let status = r.status();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         match body["token"].as_str() {
-            Some(t) if status.is_success() => Ok(Api { http: http.clone(), base: base.to_owned(), token: t.to_owned() }),
-            _ => Err(AgentError::Api { what: format!("POST /auth/login as {login}"), detail: format!("{status} {body}") }),
+            Some(t) if status.is_success() => {
+                Ok(Api { http: http.clone(), base: base.to_owned(), token: t.to_owned() })
+            }
+            _ => Err(AgentError::Api {
+                what: format!("POST /auth/login as {login}"),
+                detail: format!("{status} {body}"),
+            }),
         }
     }
 

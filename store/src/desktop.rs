@@ -788,6 +788,12 @@ pub async fn colleagues(db: &Db, tenant_id: i64, user_id: i64, limit: i64) -> Re
     .fetch_all(&db.pool)
     .await?;
     rows.iter()
-        .map(|r| Ok(Colleague { user_id: r.try_get("id")?, display_name: r.try_get("display_name")?, view: r.try_get("view")? }))
+        .map(|r| {
+            Ok(Colleague {
+                user_id: r.try_get("id")?,
+                display_name: r.try_get("display_name")?,
+                view: r.try_get("view")?,
+            })
+        })
         .collect()
 }

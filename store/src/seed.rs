@@ -78,14 +78,16 @@ pub async fn bench_agents(db: &Db, tenant_id: i64, n: usize, now_ms: i64, ttl_ms
         .await?
         .try_get("id")?;
         let token = crate::accounts::random_secret(32);
-        sqlx::query("INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(crate::accounts::token_hash(&token))
-            .bind(tenant_id)
-            .bind(id)
-            .bind(now_ms)
-            .bind(now_ms + ttl_ms)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(crate::accounts::token_hash(&token))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now_ms)
+        .bind(now_ms + ttl_ms)
+        .execute(&mut *tx)
+        .await?;
         out.push((id, token));
     }
     tx.commit().await?;

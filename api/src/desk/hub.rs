@@ -281,9 +281,9 @@ impl TenantHub {
         let started = g.started;
         let slot = g.agents.entry(agent).or_insert_with(|| AgentSlot { evicted_upto: started, ..AgentSlot::default() });
         let start = match last {
-            Some(l) if l >= slot.evicted_upto && l <= position => Start::Replay(
-                slot.ring.iter().filter(|e| e.id.is_some_and(|id| id > l)).cloned().collect(),
-            ),
+            Some(l) if l >= slot.evicted_upto && l <= position => {
+                Start::Replay(slot.ring.iter().filter(|e| e.id.is_some_and(|id| id > l)).cloned().collect())
+            }
             _ => Start::Fresh {
                 position,
                 recent: slot

@@ -80,7 +80,12 @@ pub fn mount(reg: &mut Registry) {
         get(desk_get),
     );
     reg.add(
-        op("get", "/agent/jobs", "The running call jobs the caller may start (発信開始); empty: 登録がありません", obj()),
+        op(
+            "get",
+            "/agent/jobs",
+            "The running call jobs the caller may start (発信開始); empty: 登録がありません",
+            obj(),
+        ),
         get(jobs),
     );
     let mut search = op(
@@ -144,7 +149,10 @@ pub fn mount(reg: &mut Registry) {
     ));
     dial.response.0 = 202;
     reg.add(dial, post(dial_now));
-    reg.add(op("get", "/agent/recalls", "再コール一覧: the caller's open recalls, the earliest due first", obj()), get(recalls));
+    reg.add(
+        op("get", "/agent/recalls", "再コール一覧: the caller's open recalls, the earliest due first", obj()),
+        get(recalls),
+    );
     reg.add(
         op("get", "/agent/presence", "The colleagues of the caller's dialing groups and their states", obj()),
         get(presence),
@@ -364,7 +372,10 @@ async fn lead_patch(
         let mut merged: serde_json::Map<String, Value> = serde_json::from_str(&lead.custom).unwrap_or_default();
         for (k, v) in custom {
             if !known.contains(&k) {
-                return Err(ApiError::invalid(format!("custom.{k}"), format!("custom.{k}: not a custom field of the tenant")));
+                return Err(ApiError::invalid(
+                    format!("custom.{k}"),
+                    format!("custom.{k}: not a custom field of the tenant"),
+                ));
             }
             let ok = match &v {
                 Value::String(s) => s.chars().count() <= 5000 && !s.contains('\0'),
@@ -373,7 +384,10 @@ async fn lead_patch(
                 Value::Object(_) => false,
             };
             if !ok {
-                return Err(ApiError::invalid(format!("custom.{k}"), format!("custom.{k}: not a value this field takes")));
+                return Err(ApiError::invalid(
+                    format!("custom.{k}"),
+                    format!("custom.{k}: not a value this field takes"),
+                ));
             }
             merged.insert(k, v);
         }
@@ -390,10 +404,9 @@ async fn session_job(st: &AppState, auth: &Auth) -> ApiResult<(Working, desk::De
     if !w.in_session() {
         return Err(ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session"));
     }
-    let job = w
-        .job
-        .clone()
-        .ok_or_else(|| ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session"))?;
+    let job = w.job.clone().ok_or_else(|| {
+        ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session")
+    })?;
     if job.status != "running" {
         return Err(ApiError::conflict("job_not_running", "the call job is not running"));
     }
@@ -463,9 +476,10 @@ async fn create_lead(
     let tel = crate::resource::tel("tel", b.tel.trim())?;
     let lists = desk::job_lists(&st.db, auth.tenant(), job.id).await?;
     let list = match b.list_id {
-        Some(id) => lists.iter().find(|l| l.id == id).ok_or_else(|| {
-            ApiError::invalid("list_id", "list_id: not a customer list of your call job")
-        })?,
+        Some(id) => lists
+            .iter()
+            .find(|l| l.id == id)
+            .ok_or_else(|| ApiError::invalid("list_id", "list_id: not a customer list of your call job"))?,
         None => lists.first().ok_or_else(|| ApiError::conflict("no_lists", "the call job has no customer list"))?,
     };
     let now = store::now_ms();
@@ -544,7 +558,10 @@ async fn dial_now(
     // Which leads the caller may dial: its own recalls in any mode; in standard and dial modes any
     // lead of the job; otherwise only a lead already held for it (preview, distribute).
     let own_recall = b.recall_id.is_some();
-    if !own_recall && !job.mode.agent_picks() && !store::preview::holds(&st.db, t, job.id, auth.user(), lead, now).await? {
+    if !own_recall
+        && !job.mode.agent_picks()
+        && !store::preview::holds(&st.db, t, job.id, auth.user(), lead, now).await?
+    {
         return Err(ApiError::conflict(
             "not_held",
             "lead_id: not held for you (ask POST /agent/preview for your next lead)",
@@ -554,7 +571,9 @@ async fn dial_now(
     match desk::hold(&st.db, t, job.id, auth.user(), lead, now, store::preview::HOLD_MS).await? {
         Ok(()) => {}
         Err(desk::HoldRefused::HeldByOther) => {
-            return Err(ApiError::conflict("held_by_other", "lead_id: another agent works this lead now").with_field("lead_id"))
+            return Err(
+                ApiError::conflict("held_by_other", "lead_id: another agent works this lead now").with_field("lead_id")
+            )
         }
         Err(desk::HoldRefused::NotInJob) => {
             return Err(ApiError::invalid("lead_id", "lead_id: not an open lead of your call job"))

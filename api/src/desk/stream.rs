@@ -58,7 +58,9 @@ fn to_sse(e: &DeskEvent) -> Event {
 }
 
 fn parse_id(field: &str, s: &str) -> ApiResult<EntryId> {
-    s.trim().parse::<EntryId>().map_err(|_| ApiError::bad_request(field, format!("{field}: an event id such as 1733480000000-0")))
+    s.trim()
+        .parse::<EntryId>()
+        .map_err(|_| ApiError::bad_request(field, format!("{field}: an event id such as 1733480000000-0")))
 }
 
 struct Streamer {
@@ -140,11 +142,8 @@ async fn stream(
         colleagues: Arc::new(colleagues),
     };
     let now = store::now_ms();
-    let business_end = w
-        .job
-        .as_ref()
-        .filter(|j| j.status == "running" && w.in_session())
-        .and_then(|j| business_end_ms(&auth, j, now));
+    let business_end =
+        w.job.as_ref().filter(|j| j.status == "running" && w.in_session()).and_then(|j| business_end_ms(&auth, j, now));
     let agent = super::me(&auth);
     let sub = hub.subscribe(agent, last, scope.clone());
     let live = headers
@@ -152,19 +151,8 @@ async fn stream(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
     let _gauge = live.then(|| telemetry::GaugeGuard::new(STREAM_CLIENTS));
-    let mut s = Streamer {
-        st,
-        auth,
-        hub,
-        agent,
-        scope,
-        sub,
-        queued: VecDeque::new(),
-        last,
-        live,
-        business_end,
-        _gauge,
-    };
+    let mut s =
+        Streamer { st, auth, hub, agent, scope, sub, queued: VecDeque::new(), last, live, business_end, _gauge };
     let start = std::mem::replace(&mut s.sub.start, Start::Replay(Vec::new()));
     s.start(start).await?;
     let body = futures::stream::unfold(s, |mut s| async move {
@@ -175,7 +163,8 @@ async fn stream(
             if !s.live {
                 return None;
             }
-            let until_end = s.business_end.map(|e| Duration::from_millis(u64::try_from(e - store::now_ms()).unwrap_or(0)));
+            let until_end =
+                s.business_end.map(|e| Duration::from_millis(u64::try_from(e - store::now_ms()).unwrap_or(0)));
             let end_timer = async {
                 match until_end {
                     Some(d) => tokio::time::sleep(d).await,

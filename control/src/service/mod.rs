@@ -54,7 +54,9 @@ use crate::agent::{
     AgentError, AgentId, AgentState, CallId, Command, Event, Floor, FloorLimits, Input, OfferRefused, PauseReasonId,
 };
 use crate::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope, MessageId};
-use crate::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, LeadId, NotDialledReason, ShardEvent};
+use crate::messages::{
+    streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, LeadId, NotDialledReason, ShardEvent,
+};
 use crate::wallboard::mirror::MirrorWriter;
 use crate::wallboard::{Feed, Wallboard};
 

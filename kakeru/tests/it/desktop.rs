@@ -100,7 +100,14 @@ struct Job {
 }
 
 /// A campaign of `mode` with a batch, a list of `leads` (name, tel) and a running call job.
-async fn campaign(db: &store::Db, t: i64, group: i64, name: &'static str, mode: &str, leads: &[(&str, &str)]) -> (Job, i64, Vec<i64>) {
+async fn campaign(
+    db: &store::Db,
+    t: i64,
+    group: i64,
+    name: &'static str,
+    mode: &str,
+    leads: &[(&str, &str)],
+) -> (Job, i64, Vec<i64>) {
     let c = insert(
         db,
         "INSERT INTO campaigns (tenant_id, name, mode, max_channels, ring_timeout_s, agent_wait_timeout_s, acw_enabled, acw_seconds,
@@ -195,7 +202,12 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     .execute(&db.pool)
     .await
     .expect("phone");
-    let group = insert(&db, "INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, '第一班', 0) RETURNING id", &[json!(t)]).await;
+    let group = insert(
+        &db,
+        "INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, '第一班', 0) RETURNING id",
+        &[json!(t)],
+    )
+    .await;
     for u in [tanaka, sato] {
         sqlx::query("INSERT INTO dialing_group_agents (tenant_id, group_id, user_id) VALUES ($1, $2, $3)")
             .bind(t)
@@ -206,7 +218,12 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
             .expect("member");
     }
     for (name, color) in [("休憩", "#f2c94c"), ("離席", "#9b51e0")] {
-        insert(&db, "INSERT INTO pause_reasons (tenant_id, name, color, created_at) VALUES ($1, $2, $3, 0) RETURNING id", &[json!(t), json!(name), json!(color)]).await;
+        insert(
+            &db,
+            "INSERT INTO pause_reasons (tenant_id, name, color, created_at) VALUES ($1, $2, $3, 0) RETURNING id",
+            &[json!(t), json!(name), json!(color)],
+        )
+        .await;
     }
     insert(&db, "INSERT INTO custom_fields (tenant_id, key, label, kind, created_at) VALUES ($1, 'plan', '契約プラン', 'text', 0) RETURNING id", &[json!(t)]).await;
     // The carrier by last digit: 1-3 answer and talk until hung up, 4 busy, 7 rings; 5 is never
@@ -218,13 +235,28 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
         .execute(&db.pool)
         .await
         .expect("dnc");
-    let (progressive, c1, l1) =
-        campaign(&db, t, group, "秋の新規獲得", "progressive", &[("山田 花子", "0311110001"), ("鈴木 一郎", "0311110002")]).await;
+    let (progressive, c1, l1) = campaign(
+        &db,
+        t,
+        group,
+        "秋の新規獲得",
+        "progressive",
+        &[("山田 花子", "0311110001"), ("鈴木 一郎", "0311110002")],
+    )
+    .await;
     let (dial, _, _) = campaign(&db, t, group, "ダイヤル発信", "dial", &[("既存 顧客", "0322220003")]).await;
     let (standard, _, _) =
-        campaign(&db, t, group, "標準発信", "standard", &[("佐藤 次郎", "0333330002"), ("高橋 三郎", "0333330003")]).await;
-    let (preview, _, _) =
-        campaign(&db, t, group, "プレビュー発信", "preview", &[("伊藤 四郎", "0344440002"), ("渡辺 五郎", "0344440003")]).await;
+        campaign(&db, t, group, "標準発信", "standard", &[("佐藤 次郎", "0333330002"), ("高橋 三郎", "0333330003")])
+            .await;
+    let (preview, _, _) = campaign(
+        &db,
+        t,
+        group,
+        "プレビュー発信",
+        "preview",
+        &[("伊藤 四郎", "0344440002"), ("渡辺 五郎", "0344440003")],
+    )
+    .await;
     let (distribute, _, _) = campaign(&db, t, group, "配布発信", "distribute", &[("中村 六子", "0366660001")]).await;
     // An earlier contact with 山田 花子 by the other agent (佐藤 花子), two days ago.
     let two_days = now - 2 * 86_400_000;
@@ -284,7 +316,11 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     let engine = tokio::spawn(dialer::engine::run(db.clone(), bus.clone(), ecfg, engine_rx, Some(ready_tx)));
     let info = ready_rx.await.expect("the engine starts");
     let phones = sim::phone::start(
-        vec![sim::phone::PhoneAccount { username: "tanaka".into(), password: "sip-tanaka".into(), domain: "desk".into() }],
+        vec![sim::phone::PhoneAccount {
+            username: "tanaka".into(),
+            password: "sip-tanaka".into(),
+            domain: "desk".into(),
+        }],
         sim::phone::PhoneConfig {
             registrar: info.sip_addrs[0],
             bind_ip: loopback,
@@ -355,20 +391,29 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     }
     let status = child.wait().await.expect("browser exit");
     if !status.success() {
-        let rows = sqlx::query("SELECT from_state, to_state, cause, call_id, at FROM agent_transitions ORDER BY id DESC LIMIT 8")
-            .fetch_all(&db.pool)
-            .await
-            .expect("transitions");
+        let rows = sqlx::query(
+            "SELECT from_state, to_state, cause, call_id, at FROM agent_transitions ORDER BY id DESC LIMIT 8",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("transitions");
         for r in rows {
             let (f, t, c): (String, String, String) = (r.get("from_state"), r.get("to_state"), r.get("cause"));
             println!("transition {f} -> {t} ({c}) call {:?}", r.get::<Option<i64>, _>("call_id"));
         }
-        let calls = sqlx::query("SELECT tel, result FROM call_records ORDER BY id DESC LIMIT 4").fetch_all(&db.pool).await.expect("calls");
+        let calls = sqlx::query("SELECT tel, result FROM call_records ORDER BY id DESC LIMIT 4")
+            .fetch_all(&db.pool)
+            .await
+            .expect("calls");
         for r in calls {
             println!("call {} {}", r.get::<String, _>("tel"), r.get::<String, _>("result"));
         }
     }
-    assert!(status.success() && output.iter().any(|l| l == "BROWSER OK"), "the browser test failed:\n{}", output.join("\n"));
+    assert!(
+        status.success() && output.iter().any(|l| l == "BROWSER OK"),
+        "the browser test failed:\n{}",
+        output.join("\n")
+    );
 
     // What the page did, in SQL.
     let n = |sql: String| {
@@ -383,15 +428,18 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     ))
     .await;
     assert_eq!(recall, 1, "the recall assigned to the agent");
-    let memo = n(format!("SELECT COUNT(*) FROM wrapup_records WHERE lead_id = {} AND memo LIKE '%資料送付%'", l1[0])).await;
+    let memo =
+        n(format!("SELECT COUNT(*) FROM wrapup_records WHERE lead_id = {} AND memo LIKE '%資料送付%'", l1[0])).await;
     assert_eq!(memo, 1, "the record's memo");
-    let history = n(format!("SELECT COUNT(*) FROM lead_history WHERE lead_id = {} AND user_id = {tanaka}", l1[0])).await;
+    let history =
+        n(format!("SELECT COUNT(*) FROM lead_history WHERE lead_id = {} AND user_id = {tanaka}", l1[0])).await;
     assert_eq!(history, 1, "the agent's correction is in the lead's history");
     let transitions = n(format!("SELECT COUNT(*) FROM agent_transitions WHERE agent_user_id = {tanaka}")).await;
     assert!(transitions >= 20, "{transitions} transitions");
     let created = n("SELECT COUNT(*) FROM leads WHERE tel = '0355550001' AND name = '新規 太郎'".into()).await;
     assert_eq!(created, 1, "the unknown number became a lead");
-    let restricted = n(format!("SELECT COUNT(*) FROM call_records WHERE tel = '{dnc}' AND result = 'restricted'")).await;
+    let restricted =
+        n(format!("SELECT COUNT(*) FROM call_records WHERE tel = '{dnc}' AND result = 'restricted'")).await;
     assert_eq!(restricted, 1, "the do-not-call dial is recorded as 発信規制");
     let log = carrier.log();
     assert!(!log.iter().any(|e| e.tel == dnc), "a do-not-call number reached the carrier: {log:?}");

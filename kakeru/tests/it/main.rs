@@ -3,8 +3,8 @@
 
 mod bench;
 mod demo;
-mod desktop;
 mod deploy;
+mod desktop;
 mod metrics;
 mod node;
 mod process;
