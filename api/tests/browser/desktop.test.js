@@ -303,7 +303,9 @@ async function desktop() {
 async function pop() {
   const { context, problems, watch } = await launch();
   const all = [];
-  const agent = async (a) => {
+  // Logins one after another (argon2 on a loaded machine), then every tab takes calls at once.
+  const pages = [];
+  for (const a of FIX.agents) {
     const page = await context.newPage();
     watch(page);
     await page.goto(`${BASE}/`);
@@ -311,8 +313,11 @@ async function pop() {
     await page.getByLabel('ログインID').fill(a.login);
     await page.getByLabel('パスワード').fill(a.password);
     await page.getByRole('button', { name: 'ログイン' }).click();
-    await page.waitForURL(`${BASE}/ui/agent`);
-    await until(page, 'jobs', () => document.querySelectorAll('#jobs-body tr').length > 0);
+    await page.waitForURL(`${BASE}/ui/agent`, { timeout: 120000 });
+    await until(page, 'jobs', () => document.querySelectorAll('#jobs-body tr').length > 0, undefined, 120000);
+    pages.push(page);
+  }
+  const agent = async (page) => {
     await page.locator('#jobs-body button').first().click();
     await ok(page);
     let done = 0;
@@ -329,7 +334,7 @@ async function pop() {
     }
     all.push(...(await page.evaluate(() => window.__desk.pops)));
   };
-  await Promise.all(FIX.agents.map(agent));
+  await Promise.all(pages.map(agent));
   log(`POPS ${JSON.stringify(all)}`);
   assert.deepEqual(problems, [], problems.join('\n'));
   await context.close();
