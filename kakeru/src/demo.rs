@@ -484,11 +484,12 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
             .bind(&login)
             .fetch_optional(pool)
             .await?;
-        let user_id = match existing {
-            Some(r) => r.try_get::<i64, _>("id")?,
-            None => {
-                // A placeholder hash: the real one is set below with every other password.
-                let id: i64 = sqlx::query(
+        let user_id =
+            match existing {
+                Some(r) => r.try_get::<i64, _>("id")?,
+                None => {
+                    // A placeholder hash: the real one is set below with every other password.
+                    let id: i64 = sqlx::query(
                     "INSERT INTO users (tenant_id, login, display_name, role, password_hash, created_at, updated_at)
                      VALUES ($1, $2, $3, 'OP', '-', $4, $4) RETURNING id",
                 )
@@ -499,9 +500,9 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
                 .fetch_one(pool)
                 .await?
                 .try_get("id")?;
-                id
-            }
-        };
+                    id
+                }
+            };
         sqlx::query(
             "INSERT INTO dialing_group_agents (tenant_id, group_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
