@@ -137,7 +137,7 @@ pub fn mount(reg: &mut Registry) {
     let mut next = op(
         "post",
         "/agent/preview",
-        "プレビュー: the next lead of the caller's preview call job, held for the caller for 5 minutes (the same lead again while held); lead null when none is left",
+        "プレビュー / 配布: the next lead of the caller's preview or distribute call job, held for the caller for 5 minutes (the same lead again while held; never the lead another agent holds); lead null when none is left",
         AGENTS,
         None,
     );
@@ -439,8 +439,9 @@ async fn preview_session(st: &AppState, auth: &Auth) -> ApiResult<PreviewSession
     .ok_or_else(|| {
         ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session")
     })?;
-    if job.try_get::<String, _>("mode")? != "preview" {
-        return Err(ApiError::conflict("not_preview", "the call job's campaign is not in preview mode"));
+    // Distribute (配布) hands leads out the same way: the next lead, held for one agent only.
+    if !matches!(job.try_get::<String, _>("mode")?.as_str(), "preview" | "distribute") {
+        return Err(ApiError::conflict("not_preview", "the call job's campaign is not in preview or distribute mode"));
     }
     if job.try_get::<String, _>("status")? != "running" {
         return Err(ApiError::conflict("job_not_running", "the call job is not running"));

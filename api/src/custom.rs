@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
 use chrono::{NaiveTime, Timelike};
+use control::messages::AgentNotice;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
@@ -105,6 +106,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                 "recall_to_agent": {"type": "boolean", "description": "The recall goes to the agent's own recall list."},
                 "memo": {"type": "string", "maxLength": 5000},
                 "state_after": {"type": "string", "enum": ["continue", "break", "away", "end_job"], "description": "Applied to the record's agent by the control service: saving ends the ACW."},
+                "keep_state": {"type": "boolean", "description": "保存のみ: save the record and leave the agent's state as it is (the ACW runs on until its end or 待機)."},
                 "pause_reason_id": {"type": ["integer", "null"], "minimum": 1, "description": "The pause reason for break or away; default: the tenant's reason named break/休憩 or away/離席, else its first."}}}),
         ),
         (
@@ -463,12 +465,18 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
             ));
         }
     } else {
-        sqlx::query("UPDATE call_jobs SET status = 'stopped', stopped_at = $1 WHERE id = $2 AND tenant_id = $3 AND status = 'running'")
+        let stopped = sqlx::query("UPDATE call_jobs SET status = 'stopped', stopped_at = $1 WHERE id = $2 AND tenant_id = $3 AND status = 'running'")
             .bind(now)
             .bind(id)
             .bind(ctx.tenant())
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected();
+        if stopped > 0 {
+            let n =
+                AgentNotice::JobStopped { call_job_id: control::messages::CallJobId(u64::try_from(id).unwrap_or(0)) };
+            crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
+        }
     }
     crate::notify::dialers(&ctx.st, ctx.tenant(), control::messages::DialerNotice::JobsChanged).await;
     resource::get(ctx, &resources::CALL_JOBS, id).await
@@ -562,6 +570,8 @@ pub struct WrapupBody {
     memo: String,
     state_after: String,
     pause_reason_id: Option<i64>,
+    #[serde(default)]
+    keep_state: bool,
 }
 
 async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
@@ -622,8 +632,20 @@ async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
         memo: b.memo,
         state_after: b.state_after,
     };
+    let recall_to = (save.next_action == "recall" && save.recall_to_agent).then_some(rc.agent_user_id).flatten();
     store::records::save_wrapup(&ctx.st.db, ctx.tenant(), id, &save, ctx.auth.user(), store::now_ms()).await?;
-    if let Some((agent, call)) = live {
+    if let (Some(agent), Some(lead)) = (recall_to, rc.lead_id) {
+        if let Some(r) = store::records::open_recall_of(&ctx.st.db, ctx.tenant(), lead).await? {
+            let n = AgentNotice::RecallAssigned {
+                agent_id: control::agent::AgentId(u64::try_from(agent).unwrap_or(0)),
+                recall_id: u64::try_from(r.0).unwrap_or(0),
+                lead_id: control::messages::LeadId(u64::try_from(lead).unwrap_or(0)),
+                due_at_ms: r.1.and_then(|d| u64::try_from(d).ok()),
+            };
+            crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
+        }
+    }
+    if let (Some((agent, call)), false) = (live, b.keep_state) {
         crate::agents::wrap_up_saved(&ctx.st, &ctx.auth, agent, call, after).await?;
     }
     resource::get(ctx, &resources::WRAPUP_RECORDS, id).await

@@ -9,12 +9,14 @@ pub mod agents;
 pub mod auth;
 pub mod console;
 pub mod custom;
+pub mod desk;
 pub mod error;
 pub mod export;
 pub mod extract;
 pub mod import;
 pub mod notify;
 pub mod openapi;
+pub mod pages;
 pub mod recordings;
 pub mod resource;
 pub mod resources;
@@ -43,6 +45,9 @@ pub struct Config {
     /// Where commands for the control service go (see `agents`): the node's bus (Redis, or the
     /// in-process bus shared with the control services of the embedded default).
     pub commands: control::bus::Publisher,
+    /// The agents' push channels of this process, fed by a follower of each tenant's
+    /// `agent:events` (started by the node, see `desk::hub`).
+    pub agents: desk::hub::AgentHub,
 }
 
 impl Default for Config {
@@ -51,6 +56,7 @@ impl Default for Config {
             token_ttl_ms: 12 * 3600 * 1000,
             wallboards: wallboard::Wallboards::default(),
             commands: control::bus::Publisher::new(control::bus::MemoryBus::default()),
+            agents: desk::hub::AgentHub::default(),
         }
     }
 }
@@ -153,6 +159,7 @@ fn registry() -> Registry {
     agents::mount(&mut reg);
     console::mount(&mut reg);
     export::mount(&mut reg);
+    desk::mount(&mut reg);
     reg
 }
 
@@ -185,6 +192,7 @@ pub fn build(db: Db, config: Config) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(telemetry::router())
         .merge(ui::router())
+        .merge(pages::router())
         .fallback(|| async { error::ApiError::not_found() })
         .layer(axum::middleware::from_fn(telemetry::http::track))
         .with_state(state)

@@ -913,8 +913,35 @@ pub static RECALLS: Spec = Spec {
     own: Some(("agent_user_id", &[Role::Op])),
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(recall_write), after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: Some(recall_write), after_write: Some(recall_assigned), before_delete: None, decorate: None },
 };
+
+/// A recall given to an agent is pushed to that agent's screen (its recall list's badge).
+fn recall_assigned<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut<'a, ApiResult<()>> {
+    Box::pin(async move {
+        if input.get("agent_user_id").is_none_or(Value::is_null) {
+            return Ok(());
+        }
+        let r =
+            sqlx::query("SELECT agent_user_id, lead_id, due_at, status FROM recalls WHERE id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(ctx.tenant())
+                .fetch_one(&ctx.st.db.pool)
+                .await?;
+        let agent: Option<i64> = r.try_get("agent_user_id")?;
+        if let (Some(agent), "open") = (agent, r.try_get::<String, _>("status")?.as_str()) {
+            let u = |v: i64| u64::try_from(v).unwrap_or(0);
+            let n = control::messages::AgentNotice::RecallAssigned {
+                agent_id: control::agent::AgentId(u(agent)),
+                recall_id: u(id),
+                lead_id: control::messages::LeadId(u(r.try_get("lead_id")?)),
+                due_at_ms: r.try_get::<Option<i64>, _>("due_at")?.map(u),
+            };
+            crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
+        }
+        Ok(())
+    })
+}
 
 hook!(recall_write, |ctx, id, v| {
     let (mut due, mut agent) = (None, None);

@@ -112,7 +112,7 @@ impl FromRequestParts<AppState> for StreamAuth {
 }
 
 /// `POST /wallboard/tickets`: a single-use ticket for `GET /wallboard/stream?ticket=`.
-async fn ticket(
+pub(crate) async fn ticket(
     State(st): State<AppState>,
     auth: Auth,
     headers: HeaderMap,

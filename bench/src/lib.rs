@@ -1,3 +1,4 @@
+pub mod agents;
 pub mod control;
 pub mod media;
 pub mod opus;

@@ -40,6 +40,62 @@ pub struct DialingGroupId(pub u64);
 #[serde(transparent)]
 pub struct LeadId(pub u64);
 
+/// Why the dialer did not place an agent's preview dial: the `result` of
+/// [`ShardEvent::PreviewNotDialled`], typed (an unknown text reads as `Error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotDialledReason {
+    /// 発信規制: the number is on the do-not-call list (a call record says so; no call).
+    Restricted,
+    /// チャンネル制限: the campaign's or the caller ID's channel limit.
+    ChannelLimit,
+    /// 停止: the dialer was stopping.
+    Stopped,
+    /// The number is already in a call.
+    NumberInCall,
+    /// Outside the campaign's business hours.
+    OutsideHours,
+    /// The call job is not running.
+    JobNotRunning,
+    /// The lead is no longer dialable by the job (done, not held for the agent, already called).
+    LeadNotDialable,
+    /// Anything else (the dialer's prepare step failed).
+    Error,
+}
+
+impl NotDialledReason {
+    /// The dialer's text (`preview_not_dialled`'s `result`).
+    pub fn parse(s: &str) -> NotDialledReason {
+        match s {
+            "restricted" => NotDialledReason::Restricted,
+            "channel_limit" => NotDialledReason::ChannelLimit,
+            "stopped" => NotDialledReason::Stopped,
+            "number_in_call" => NotDialledReason::NumberInCall,
+            "outside_hours" => NotDialledReason::OutsideHours,
+            "job_not_running" => NotDialledReason::JobNotRunning,
+            "lead_not_dialable" => NotDialledReason::LeadNotDialable,
+            _ => NotDialledReason::Error,
+        }
+    }
+}
+
+/// Notices for agents' screens from the admin API, published on the tenant's `agent:events`
+/// stream beside the control service's events (kind `agent_notice`): the API processes that serve
+/// agents' push channels follow that one stream, so a notice resumes with the same event ids.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum AgentNotice {
+    /// 再コール: a recall was assigned to the agent (by themselves, a supervisor or a manager).
+    RecallAssigned { agent_id: AgentId, recall_id: u64, lead_id: LeadId, due_at_ms: Option<u64> },
+    /// A supervisor or manager stopped the call job: its agents are told (calls in progress go on).
+    JobStopped { call_job_id: CallJobId },
+}
+
+impl Message for AgentNotice {
+    const KIND: &'static str = "agent_notice";
+    const SCHEMA: u16 = 1;
+}
+
 /// Commands from the admin API to the control service (stream [`streams::control_commands`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

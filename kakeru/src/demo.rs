@@ -7,10 +7,12 @@
 //!   pacing simulator's distributions (answer probability, answer delay lognormal with mean 8 s,
 //!   30 % of the non-answers failing at about 3 s, the rest ringing until the ring timeout);
 //! - **agents' phones** ([`sim::phone`]): REGISTER with digest, auto-answer the nailed-up leg, RTP;
-//! - **agents**: each logs in through the API (`POST /auth/login`, `POST /agent/session`), talks
-//!   for a drawn time (lognormal) and hangs the customer up (`POST /agent/calls/{id}/hang-up`),
-//!   then saves the wrap-up record after a drawn time (`POST /wrapup-records/{id}/save`). An agent
-//!   paused by a supervisor from the wallboard comes back after a minute's break.
+//! - **agents** ([`sim::agent`]): each logs in through the API and works through the same
+//!   endpoints and push channel (`GET /agent/stream`) as the agent desktop: talks for a drawn time
+//!   (lognormal) and hangs the customer up, then saves the wrap-up record after a drawn time. An
+//!   agent paused by a supervisor from the wallboard comes back after a minute's break.
+//! - **a person**: one more agent, `op000`, is left to whoever opens the agent desktop (`/`) with
+//!   the printed login; its phone is a simulated one too (it answers the nailed-up leg).
 //!
 //! The demo tenant gets (once) a dialing group and a predictive campaign, its agents (users with
 //! SIP phones; fresh passwords every run), and every run a generated list and a call job over it,
@@ -26,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::json;
+use sim::agent::{Api, Counts};
 use store::sqlx::{self, Row};
 use store::Db;
 use tokio::sync::watch;
@@ -42,6 +45,8 @@ pub const GROUP_NAME: &str = "デモ班";
 pub struct DemoConfig {
     /// Simulated agents (each a user with a SIP phone).
     pub agents: usize,
+    /// Agents left to people at the agent desktop (op000...), besides the simulated ones.
+    pub people: usize,
     /// The campaign's channel limit (最大チャンネル).
     pub channels: u32,
     /// Share of calls a live person answers.
@@ -63,6 +68,7 @@ impl Default for DemoConfig {
     fn default() -> Self {
         DemoConfig {
             agents: 50,
+            people: 1,
             channels: 200,
             answer_prob: 0.3,
             talk_mean_s: 120.0,
@@ -81,6 +87,9 @@ pub struct DemoArgs {
     /// Simulated agents.
     #[arg(long, default_value_t = 50)]
     pub agents: usize,
+    /// Agents left to people at the agent desktop (op000, op001, ...: their logins are printed).
+    #[arg(long, default_value_t = 1)]
+    pub people: usize,
     /// The campaign's channel limit (最大チャンネル).
     #[arg(long, default_value_t = 200)]
     pub channels: u32,
@@ -114,6 +123,7 @@ impl DemoArgs {
     pub fn config(&self) -> DemoConfig {
         DemoConfig {
             agents: self.agents,
+            people: self.people,
             channels: self.channels,
             answer_prob: self.answer_prob,
             talk_mean_s: self.talk_mean_s,
@@ -126,37 +136,14 @@ impl DemoArgs {
     }
 }
 
-/// One simulated agent's accounts: the user who logs in to the API and the password of their SIP
-/// phone (its user name is the login).
+/// One agent's accounts: the API login and the SIP password of the phone (its user name is the
+/// login).
 #[derive(Clone, Debug)]
 pub struct DemoAgent {
     pub user_id: i64,
     pub login: String,
     pub password: String,
     pub sip_password: String,
-}
-
-/// The floor in the database.
-struct Floor {
-    tenant_id: i64,
-    tenant_code: String,
-    job: i64,
-    leads: usize,
-    agents: Vec<DemoAgent>,
-    result_codes: Vec<i64>,
-}
-
-/// Live counts the agents keep for the status line.
-#[derive(Default, Debug)]
-pub struct FloorCounts {
-    pub logged_in: AtomicU64,
-    pub ready: AtomicU64,
-    pub talking: AtomicU64,
-    pub wrap_up: AtomicU64,
-    pub paused: AtomicU64,
-    pub saved: AtomicU64,
-    pub hang_ups: AtomicU64,
-    pub api_errors: AtomicU64,
 }
 
 /// How the simulated agents work.
@@ -176,22 +163,27 @@ pub struct AgentWork {
 
 /// Simulated agents working a call job through the API (`start_agents`).
 pub struct SimAgents {
-    pub counts: Arc<FloorCounts>,
-    tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+    pub counts: Arc<Counts>,
+    tasks: tokio::task::JoinSet<Result<(), sim::agent::AgentError>>,
     stop: watch::Sender<bool>,
 }
 
 impl SimAgents {
-    /// Each agent logs off (`DELETE /agent/session`) and logs out.
+    /// The next agent that stopped, with how (while they run, only one that failed stops).
+    pub async fn join_next(&mut self) -> Option<Result<Result<(), sim::agent::AgentError>, tokio::task::JoinError>> {
+        self.tasks.join_next().await
+    }
+
+    /// Each agent ends its session and logs out.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
 }
 
-/// Starts one simulated agent per account on `job`, each through the API at `base` as an agent's
-/// own screen would (log in, 発信開始, hang up, save the wrap-up record). `manager` (a logged-in
-/// MGR or SV) logs off an agent still in a session of an earlier run.
+/// Starts one simulated agent ([`sim::agent`]) per account on `job`, each working through the API
+/// at `base` and its push channel as an agent's own screen does. `manager_token` (a logged-in MGR or
+/// SV) logs off an agent still in a session of an earlier run.
 pub fn start_agents(
     http: &reqwest::Client,
     base: &str,
@@ -199,29 +191,82 @@ pub fn start_agents(
     agents: &[DemoAgent],
     job: i64,
     work: &AgentWork,
-    manager: Option<Api>,
+    manager_token: Option<String>,
 ) -> SimAgents {
-    let counts = Arc::new(FloorCounts::default());
+    let counts = Arc::new(Counts::default());
     let (stop, rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, a) in agents.iter().enumerate() {
-        let sim = SimAgent {
-            http: http.clone(),
+        let acfg = sim::agent::AgentConfig {
             base: base.to_owned(),
             tenant: tenant.to_owned(),
-            agent: a.clone(),
-            job,
+            login: a.login.clone(),
+            password: a.password.clone(),
+            user_id: a.user_id,
+            call_job_id: job,
             result_codes: work.result_codes.clone(),
             talk_mean_ms: work.talk_mean_ms,
             wrapup_mean_ms: work.wrapup_mean_ms,
-            saves: i + work.forgetful < agents.len(),
-            counts: counts.clone(),
-            manager: manager.clone(),
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(work.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9)),
+            manager_token: manager_token.clone(),
+            saves_records: i + work.forgetful < agents.len(),
         };
-        tasks.spawn(sim.run(rx.clone()));
+        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(work.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
+        tasks.spawn(sim::agent::run(acfg, counts.clone(), rng, http.clone(), rx.clone()));
     }
     SimAgents { counts, tasks, stop }
+}
+
+/// Starts the agents' simulated phones and waits until all have registered (at most 30 s);
+/// `progress(registered, all)` is called as they do.
+pub async fn start_phones(
+    agents: &[DemoAgent],
+    realm: &str,
+    registrar: std::net::SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    mut progress: impl FnMut(usize, usize),
+) -> anyhow::Result<Vec<sim::phone::Phone>> {
+    let accounts = agents
+        .iter()
+        .map(|a| sim::phone::PhoneAccount {
+            username: a.login.clone(),
+            password: a.sip_password.clone(),
+            domain: realm.to_owned(),
+        })
+        .collect();
+    let phones = sim::phone::start(
+        accounts,
+        sim::phone::PhoneConfig {
+            registrar,
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            expires_s: 300,
+            answer_after: Duration::from_millis(300),
+        },
+        shutdown,
+    )
+    .await
+    .context("starting the agents' phones")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = phones.iter().filter(|p| p.stats().registered).count();
+        progress(n, phones.len());
+        if n == phones.len() {
+            return Ok(phones);
+        }
+        if Instant::now() > deadline {
+            bail!("only {n} of {} phones registered within 30 s", phones.len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The floor in the database.
+struct Floor {
+    tenant_id: i64,
+    tenant_code: String,
+    job: i64,
+    leads: usize,
+    agents: Vec<DemoAgent>,
+    result_codes: Vec<i64>,
 }
 
 fn step(msg: impl AsRef<str>) {
@@ -237,6 +282,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     if cfg.agents == 0 || cfg.agents > 5_000 {
         bail!("--agents: between 1 and 5000");
+    }
+    if cfg.people > 100 {
+        bail!("--people: between 0 and 100");
     }
     if cfg.channels == 0 || cfg.channels > 10_000 {
         bail!("--channels: between 1 and 10000");
@@ -299,12 +347,13 @@ pub async fn run(
     let info = ready_rx.await.context("the dialer did not start its shards")?;
     step(format!("dialer: {} shard(s), SIP on {:?}", info.sip_addrs.len(), info.sip_addrs));
 
-    // Kept to the end: the phones answer the agents' legs until the stop.
-    let _phones = start_phones(&floor.agents, &floor.tenant_code, info.sip_addrs[0], sim_rx.clone(), |n, of| {
-        eprint!("\rkakeru demo: phones registered {n}/{of}   ");
+    let _phones = start_phones(&floor.agents, &floor.tenant_code, info.sip_addrs[0], sim_rx.clone(), |n, all| {
+        eprint!("\rkakeru demo: phones registered {n}/{all}   ");
+        if n == all {
+            eprintln!();
+        }
     })
     .await?;
-    eprintln!();
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let manager = Api::login(&http, &base, &admin.tenant, &admin.login, &admin.password)
@@ -313,6 +362,9 @@ pub async fn run(
     manager.post(&format!("/call-jobs/{}/start", floor.job), &json!({})).await.context("starting the call job")?;
     step("call job started (POST /call-jobs/{id}/start)");
 
+    let floor = Arc::new(floor);
+    // The first agents (op000...) are the people's; the others are simulated.
+    let simulated = &floor.agents[cfg.people..];
     let work = AgentWork {
         result_codes: floor.result_codes.clone(),
         talk_mean_ms: cfg.talk_mean_s * 1000.0,
@@ -321,13 +373,13 @@ pub async fn run(
         seed: cfg.seed,
     };
     let mut sims =
-        start_agents(&http, &base, &floor.tenant_code, &floor.agents, floor.job, &work, Some(manager.clone()));
+        start_agents(&http, &base, &floor.tenant_code, simulated, floor.job, &work, Some(manager.token().to_owned()));
     let counts = sims.counts.clone();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let n = counts.logged_in.load(Ordering::Relaxed) as usize;
-        eprint!("\rkakeru demo: agents logged in {n}/{}   ", floor.agents.len());
-        if n >= floor.agents.len() || Instant::now() > deadline {
+        eprint!("\rkakeru demo: agents logged in {n}/{}   ", simulated.len());
+        if n >= simulated.len() || Instant::now() > deadline {
             eprintln!();
             break;
         }
@@ -340,6 +392,16 @@ pub async fn run(
         "  login:      tenant {}  login {}  password {}   (an MGR: sees every campaign and agent)",
         admin.tenant, admin.login, admin.password
     );
+    println!("  desktop:    {base}/   (the agent desktop: log in, start the call job, take calls)");
+    for person in &floor.agents[..cfg.people] {
+        println!(
+            "  operator:   tenant {}  login {}  password {}   (an OP beside the {} simulated agents; its phone answers by itself)",
+            admin.tenant,
+            person.login,
+            person.password,
+            simulated.len()
+        );
+    }
     println!("  API docs:   {base}/docs      metrics: {base}/metrics");
     println!(
         "  started in {:.1} s; Ctrl-C stops (the job stops, every call gets its result)",
@@ -366,16 +428,16 @@ pub async fn run(
                     s.launched, s.launched.saturating_sub(s.ended + s.restricted), s.answered, s.bridged, s.abandoned, ld(&c.saved),
                 );
             }
-            Some(r) = sims.tasks.join_next() => {
+            Some(r) = sims.join_next() => {
                 if let Ok(Err(e)) = r {
-                    tracing::warn!(error = %format!("{e:#}"), "a simulated agent stopped");
+                    tracing::warn!(error = %e, "a simulated agent stopped");
                 }
             }
         }
     }
 
     println!("kakeru demo: stopping: the call job stops, calls in progress get their results ...");
-    let _ = sims.stop.send(true);
+    let agents_stopped = sims.stop();
     if let Err(e) = manager.post(&format!("/call-jobs/{}/stop", floor.job), &json!({})).await {
         tracing::warn!(error = %format!("{e:#}"), "stopping the call job through the API failed");
         let _ = sqlx::query("UPDATE call_jobs SET status = 'stopped' WHERE id = $1 AND tenant_id = $2")
@@ -384,7 +446,7 @@ pub async fn run(
             .execute(&db.pool)
             .await;
     }
-    sims.stop().await;
+    agents_stopped.await;
     let _ = engine_stop.send(true);
     let stats = match engine.await {
         Ok(Ok(s)) => s,
@@ -405,50 +467,6 @@ pub async fn run(
         stats.launched, stats.answered, stats.bridged, stats.abandoned, counts.saved.load(Ordering::Relaxed)
     );
     Ok(())
-}
-
-/// Starts one simulated SIP phone per agent (user name = the agent's login, in the tenant's realm)
-/// registering with `registrar`, and waits until every one is registered (at most 30 s), telling
-/// `progress(registered, of)` as they do.
-pub async fn start_phones(
-    agents: &[DemoAgent],
-    realm: &str,
-    registrar: std::net::SocketAddr,
-    shutdown: watch::Receiver<bool>,
-    mut progress: impl FnMut(usize, usize),
-) -> anyhow::Result<Vec<sim::phone::Phone>> {
-    let accounts = agents
-        .iter()
-        .map(|a| sim::phone::PhoneAccount {
-            username: a.login.clone(),
-            password: a.sip_password.clone(),
-            domain: realm.to_owned(),
-        })
-        .collect();
-    let phones = sim::phone::start(
-        accounts,
-        sim::phone::PhoneConfig {
-            registrar,
-            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            expires_s: 300,
-            answer_after: Duration::from_millis(300),
-        },
-        shutdown,
-    )
-    .await
-    .context("starting the agents' phones")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = phones.iter().filter(|p| p.stats().registered).count();
-        progress(n, phones.len());
-        if n == phones.len() {
-            return Ok(phones);
-        }
-        if Instant::now() > deadline {
-            bail!("only {n} of {} phones registered within 30 s", phones.len());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Creates (once) the group, the campaign and the agents, refreshes every password, and adds a
@@ -532,33 +550,35 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
         result_codes.push(n);
     }
 
-    // Agents: op001... with a SIP phone each, members of the group; fresh passwords every run.
-    let mut agents = Vec::with_capacity(cfg.agents);
-    for i in 1..=cfg.agents {
+    // Agents: op000 (the person's) and op001... (simulated), each with a SIP phone, members of the
+    // group; fresh passwords every run.
+    let mut agents = Vec::with_capacity(cfg.agents + cfg.people);
+    for i in 0..cfg.agents + cfg.people {
         let login = format!("op{i:03}");
         let existing = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND login = $2")
             .bind(tenant_id)
             .bind(&login)
             .fetch_optional(pool)
             .await?;
-        let user_id = match existing {
-            Some(r) => r.try_get::<i64, _>("id")?,
-            None => {
-                // A placeholder hash: the real one is set below with every other password.
-                let id: i64 = sqlx::query(
+        let user_id =
+            match existing {
+                Some(r) => r.try_get::<i64, _>("id")?,
+                None => {
+                    // A placeholder hash: the real one is set below with every other password.
+                    let id: i64 = sqlx::query(
                     "INSERT INTO users (tenant_id, login, display_name, role, password_hash, created_at, updated_at)
                      VALUES ($1, $2, $3, 'OP', '-', $4, $4) RETURNING id",
                 )
                 .bind(tenant_id)
                 .bind(&login)
-                .bind(format!("オペレーター{i:03}"))
+                .bind(if i < cfg.people { format!("デモ担当者{i:03}") } else { format!("オペレーター{i:03}") })
                 .bind(now)
                 .fetch_one(pool)
                 .await?
                 .try_get("id")?;
-                id
-            }
-        };
+                    id
+                }
+            };
         sqlx::query(
             "INSERT INTO dialing_group_agents (tenant_id, group_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -723,249 +743,4 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
         .await?;
     tx.commit().await?;
     Ok(Floor { tenant_id, tenant_code, job, leads, agents, result_codes })
-}
-
-/// A logged-in API client.
-#[derive(Clone)]
-pub struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    pub async fn login(
-        http: &reqwest::Client,
-        base: &str,
-        tenant: &str,
-        login: &str,
-        password: &str,
-    ) -> anyhow::Result<Api> {
-        let r = http
-            .post(format!("{base}/auth/login"))
-            .json(&json!({"tenant": tenant, "login": login, "password": password}))
-            .send()
-            .await?;
-        let status = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        let token = body["token"].as_str().map(str::to_owned);
-        match token {
-            Some(token) if status.is_success() => Ok(Api { http: http.clone(), base: base.to_owned(), token }),
-            _ => bail!("POST /auth/login as {login}: {status} {body}"),
-        }
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
-        let r = req.bearer_auth(&self.token).send().await.with_context(|| what.to_owned())?;
-        let status = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{what}: {status} {body}");
-        }
-        Ok(body)
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base)), &format!("GET {path}")).await
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body), &format!("POST {path}")).await
-    }
-
-    async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.delete(format!("{}{path}", self.base)), &format!("DELETE {path}")).await
-    }
-}
-
-/// One simulated agent, working through the API like an agent's own screen would.
-struct SimAgent {
-    http: reqwest::Client,
-    base: String,
-    tenant: String,
-    agent: DemoAgent,
-    job: i64,
-    result_codes: Vec<i64>,
-    talk_mean_ms: f64,
-    wrapup_mean_ms: f64,
-    /// Saves its wrap-up records (else its calls stay unsaved, its ACW ends by the timer).
-    saves: bool,
-    counts: Arc<FloorCounts>,
-    manager: Option<Api>,
-    rng: rand_chacha::ChaCha8Rng,
-}
-
-/// The agent's state as last seen, for the floor's counts.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    None,
-    Ready,
-    Talking,
-    WrapUp,
-    Paused,
-}
-
-impl SimAgent {
-    fn count(&self, s: Seen) -> Option<&AtomicU64> {
-        let c = &self.counts;
-        match s {
-            Seen::None => None,
-            Seen::Ready => Some(&c.ready),
-            Seen::Talking => Some(&c.talking),
-            Seen::WrapUp => Some(&c.wrap_up),
-            Seen::Paused => Some(&c.paused),
-        }
-    }
-
-    fn draw_ms(&mut self, mean_ms: f64) -> Duration {
-        Duration::from_millis(sim::lognormal_ms(&mut self.rng, mean_ms, 1.0).min(3_600_000))
-    }
-
-    async fn run(mut self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-        // Spread the logins over the first seconds, as a floor arriving would.
-        let jitter = Duration::from_millis(self.rng.gen_range(0..2_000));
-        tokio::time::sleep(jitter).await;
-        let me = Api::login(&self.http, &self.base, &self.tenant, &self.agent.login, &self.agent.password).await?;
-        let session = json!({"call_job_id": self.job});
-        let mut tries = 0;
-        loop {
-            match me.post("/agent/session", &session).await {
-                Ok(_) => break,
-                Err(e) if tries < 10 => {
-                    // Still in a session of an earlier run: the floor manager logs them off first.
-                    tries += 1;
-                    tracing::debug!(agent = %self.agent.login, error = %format!("{e:#}"), "starting the session");
-                    if let Some(m) = &self.manager {
-                        let _ =
-                            m.post(&format!("/agents/{}/state", self.agent.user_id), &json!({"to": "offline"})).await;
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.counts.logged_in.fetch_add(1, Ordering::Relaxed);
-        let mut seen = Seen::None;
-        let mut call_seen: Option<i64> = None;
-        let mut hang_up_at: Option<Instant> = None;
-        let mut save_at: Option<Instant> = None;
-        let mut back_at: Option<Instant> = None;
-        let mut last_activity = Instant::now();
-        let poll = Duration::from_millis(700 + self.rng.gen_range(0..600));
-        loop {
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => break,
-                () = tokio::time::sleep(poll) => {}
-            }
-            let view = match me.get(&format!("/agents/{}", self.agent.user_id)).await {
-                Ok(v) => v,
-                Err(_) => {
-                    self.counts.api_errors.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            };
-            let now = Instant::now();
-            let state = view["state"].as_str().unwrap_or("");
-            let next = match state {
-                "ready" => Seen::Ready,
-                "talking" | "hold" => Seen::Talking,
-                "wrap_up" => Seen::WrapUp,
-                "paused" => Seen::Paused,
-                _ => Seen::None,
-            };
-            if next != seen {
-                if let Some(c) = self.count(seen) {
-                    c.fetch_sub(1, Ordering::Relaxed);
-                }
-                if let Some(c) = self.count(next) {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
-                seen = next;
-            }
-            match next {
-                Seen::Talking => {
-                    let call = view["call_id"].as_i64();
-                    if call != call_seen {
-                        call_seen = call;
-                        hang_up_at = Some(now + self.draw_ms(self.talk_mean_ms));
-                    }
-                    if let (Some(at), Some(call)) = (hang_up_at, call) {
-                        if now >= at && me.post(&format!("/agent/calls/{call}/hang-up"), &json!({})).await.is_ok() {
-                            hang_up_at = None;
-                            self.counts.hang_ups.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    save_at = None;
-                }
-                Seen::WrapUp => {
-                    let at = *save_at.get_or_insert_with(|| {
-                        now + Duration::from_millis(sim::lognormal_ms(&mut self.rng, self.wrapup_mean_ms, 0.5))
-                    });
-                    if now >= at && self.saves {
-                        self.save_records(&me).await;
-                        save_at = None;
-                    }
-                }
-                Seen::Paused => {
-                    // Paused by a supervisor (from the wallboard): back after a minute's break.
-                    let at = *back_at.get_or_insert(now + Duration::from_secs(60));
-                    if now >= at && me.post("/agent/ready", &json!({})).await.is_ok() {
-                        back_at = None;
-                    }
-                }
-                Seen::Ready | Seen::None => {
-                    back_at = None;
-                    save_at = None;
-                }
-            }
-            if now.duration_since(last_activity) > Duration::from_secs(60) {
-                let _ = me.post("/agent/activity", &json!({})).await;
-                last_activity = now;
-            }
-        }
-        if let Some(c) = self.count(seen) {
-            c.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.counts.logged_in.fetch_sub(1, Ordering::Relaxed);
-        let _ = me.delete("/agent/session").await;
-        let _ = me.post("/auth/logout", &json!({})).await;
-        Ok(())
-    }
-
-    /// Saves the agent's unsaved wrap-up records (応対記録) with a drawn result and next action.
-    async fn save_records(&mut self, me: &Api) {
-        let path = format!("/wrapup-records?agent_user_id={}&saved=false", self.agent.user_id);
-        let Ok(list) = me.get(&path).await else {
-            self.counts.api_errors.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let items = list["items"].as_array().cloned().unwrap_or_default();
-        for r in items {
-            let Some(id) = r["id"].as_i64() else { continue };
-            let result = self.result_codes[self.rng.gen_range(0..self.result_codes.len())];
-            let roll: f64 = self.rng.gen();
-            let mut body = json!({
-                "result": result.to_string(),
-                "interlocutor": "self",
-                "memo": "",
-                "state_after": "continue",
-                "next_action": if roll < 0.7 { "continue" } else { "complete" },
-            });
-            if result == 4 {
-                // 再架電: a recall tomorrow at the same time.
-                let at = chrono::Utc::now() + chrono::Duration::days(1);
-                body["next_action"] = json!("recall");
-                body["recall_at"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-            }
-            match me.post(&format!("/wrapup-records/{id}/save"), &body).await {
-                Ok(_) => {
-                    self.counts.saved.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.counts.api_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(agent = %self.agent.login, error = %format!("{e:#}"), "saving a wrap-up record");
-                }
-            }
-        }
-    }
 }

@@ -156,6 +156,8 @@ enum BenchKind {
     Media(bench::media::MediaArgs),
     /// The control service over Redis: state changes per second and event-to-wallboard latency.
     Control(bench::control::ControlArgs),
+    /// The agents' push channel: N connected agents, R state changes a second in all.
+    Agents(bench::agents::AgentsArgs),
     /// SIP call set-ups a second on one dialer shard against sipp as the UAS, and memory per held call.
     Sip(bench::sip::SipArgs),
     /// The Opus archive pool: call-minutes of recordings encoded per core-second (needs `--features opus`).
@@ -177,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
             BenchKind::Pacing(args) => tokio::task::spawn_blocking(move || bench::pacing::run(&args)).await??,
             BenchKind::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
             BenchKind::Control(args) => bench::control::run(&args).await?,
+            BenchKind::Agents(args) => bench::agents::run(&args).await?,
             BenchKind::Sip(args) => tokio::task::spawn_blocking(move || bench::sip::run(&args)).await??,
             BenchKind::Opus(args) => tokio::task::spawn_blocking(move || bench::opus::run(&args)).await??,
         },

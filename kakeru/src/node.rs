@@ -75,6 +75,7 @@ pub struct RoleCtx {
 pub struct Node {
     ctx: RoleCtx,
     wallboards: api::wallboard::Wallboards,
+    agents: api::desk::hub::AgentHub,
     stop: watch::Sender<bool>,
     roles: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
@@ -100,6 +101,7 @@ impl Node {
         Node {
             ctx: RoleCtx { db, bus, shutdown, config: Arc::new(config) },
             wallboards: api::wallboard::Wallboards::default(),
+            agents: api::desk::hub::AgentHub::default(),
             stop,
             roles: JoinSet::new(),
         }
@@ -130,14 +132,32 @@ impl Node {
         self.roles.spawn(async move { (name, fut.await) });
     }
 
+    /// The agents' push channels of this process (`GET /agent/stream`).
+    pub fn agent_hub(&self) -> &api::desk::hub::AgentHub {
+        &self.agents
+    }
+
     /// The admin API on `listener`, publishing commands on the node's bus and serving the node's
-    /// wallboard feeds; purges expired sessions every 10 minutes.
+    /// wallboard feeds and agents' push channels (a follower of every tenant's `agent:events`, on
+    /// a bus handle of its own); purges expired sessions every 10 minutes.
     pub fn spawn_api(&mut self, listener: tokio::net::TcpListener) {
         let config = api::Config {
             wallboards: self.wallboards.clone(),
             commands: control::bus::Publisher::new(self.ctx.bus.clone()),
+            agents: self.agents.clone(),
             ..api::Config::default()
         };
+        let (hub, wallboards) = (self.agents.clone(), self.wallboards.clone());
+        self.spawn_role("agent-events", move |ctx| {
+            for_each_tenant(ctx, move |ctx, tenant| {
+                let (hub, feed) = (hub.clone(), wallboards.feed(tenant));
+                async move {
+                    let bus = ctx.bus.another().await.context("a bus connection for the agents' events")?;
+                    hub.follow(bus, tenant, feed, ctx.shutdown.clone()).await.context("following agent events")?;
+                    Ok(())
+                }
+            })
+        });
         self.spawn_role("api", move |ctx| async move {
             let app = api::build(ctx.db.clone(), config);
             let purge = tokio::spawn(purge_sessions(ctx.db.clone()));

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod batch_dates;
+pub mod desktop;
 pub mod dialing;
 pub mod leads;
 pub mod links;

@@ -161,13 +161,14 @@ async fn lead_view(db: &Db, tenant_id: i64, lead: i64, user_id: i64, now_ms: i64
     }))
 }
 
-/// The due open recall of a lead that a dial by `user_id` answers: theirs or the campaign's.
+/// The open recall of a lead that a dial by `user_id` answers: their own (due or not: "dial now"
+/// from their recall list), else the campaign's once it is due.
 async fn due_recall(db: &Db, tenant_id: i64, lead: i64, user_id: i64, now_ms: i64) -> Result<Option<PreviewRecall>> {
     let r = sqlx::query(
         "SELECT id, due_at, note, agent_user_id FROM recalls
-         WHERE tenant_id = $1 AND lead_id = $2 AND status = 'open' AND due_at <= $3
-           AND (agent_user_id IS NULL OR agent_user_id = $4)
-         ORDER BY due_at, id LIMIT 1",
+         WHERE tenant_id = $1 AND lead_id = $2 AND status = 'open'
+           AND (agent_user_id = $4 OR (agent_user_id IS NULL AND due_at <= $3))
+         ORDER BY CASE WHEN agent_user_id IS NULL THEN 1 ELSE 0 END, due_at, id LIMIT 1",
     )
     .bind(tenant_id)
     .bind(lead)
@@ -225,8 +226,10 @@ pub async fn skip(db: &Db, tenant_id: i64, job_id: i64, user_id: i64, lead: i64,
 }
 
 /// The dialer's check of a preview dial: the lead as a dial candidate when it is still dialable by
-/// this job (open, in the job's lists, not attempted in this run, held by `user_id`), with the due
-/// recall the dial answers.
+/// this job (open, in the job's lists, held by `user_id`, not attempted in this run), with the
+/// recall the dial answers. The once-per-run rule spares a lead whose recall the dial answers and
+/// the leads of the modes where the agent picks the lead itself (standard, dial: a redial is the
+/// agent's choice).
 pub async fn candidate(
     db: &Db,
     tenant_id: i64,
@@ -237,8 +240,9 @@ pub async fn candidate(
     now_ms: i64,
 ) -> Result<Option<Candidate>> {
     let r = sqlx::query(
-        "SELECT l.id, l.tel, l.last_attempt_at FROM leads l WHERE l.id = $1 AND l.tenant_id = $2
-           AND l.state = 'open' AND l.preview_user_id = $3
+        "SELECT l.id, l.tel, l.last_attempt_at, c.mode FROM leads l
+         JOIN call_jobs j ON j.id = $4 AND j.tenant_id = $2 JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = $2
+         WHERE l.id = $1 AND l.tenant_id = $2 AND l.state = 'open' AND l.preview_user_id = $3
            AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $4 AND tenant_id = $2)",
     )
     .bind(lead)
@@ -250,7 +254,8 @@ pub async fn candidate(
     let Some(r) = r else { return Ok(None) };
     let recall = due_recall(db, tenant_id, lead, user_id, now_ms).await?;
     let last: Option<i64> = r.try_get("last_attempt_at")?;
-    if let (Some(run), Some(last), None) = (run_started, last, &recall) {
+    let picks = crate::desktop::Mode::parse(&r.try_get::<String, _>("mode")?).is_some_and(|m| m.agent_picks());
+    if let (Some(run), Some(last), None, false) = (run_started, last, &recall, picks) {
         if last >= run {
             return Ok(None); // each lead once per run of the job (a due recall aside)
         }

@@ -40,6 +40,21 @@ pub async fn unsaved_record_of_call_in(
     })
 }
 
+/// The lead's open recall: (id, due_at).
+pub async fn open_recall_of(db: &Db, tenant_id: i64, lead_id: i64) -> Result<Option<(i64, Option<i64>)>> {
+    let r = sqlx::query(
+        "SELECT id, due_at FROM recalls WHERE tenant_id = $1 AND lead_id = $2 AND status = 'open' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(lead_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    match r {
+        Some(r) => Ok(Some((r.try_get("id")?, r.try_get("due_at")?))),
+        None => Ok(None),
+    }
+}
+
 /// The lead and campaign a record belongs to, for validation.
 pub struct RecordContext {
     pub lead_id: Option<i64>,

@@ -59,3 +59,56 @@ pub async fn ensure_demo_tenant(db: &Db, now_ms: i64) -> Result<DemoLogin> {
     }
     Ok(DemoLogin { tenant: DEMO_TENANT.into(), login: DEMO_LOGIN.into(), password })
 }
+
+/// Bench and test floors: `n` OP users `agent<i>` of `tenant_id` that cannot log in with a
+/// password (a placeholder hash), each with a bearer session valid for `ttl_ms`. Returns
+/// (user id, bearer token) per agent. Many rows per statement; one transaction.
+pub async fn bench_agents(db: &Db, tenant_id: i64, n: usize, now_ms: i64, ttl_ms: i64) -> Result<Vec<(i64, String)>> {
+    let mut out = Vec::with_capacity(n);
+    let mut tx = db.begin_write().await?;
+    for i in 0..n {
+        let id: i64 = sqlx::query(
+            "INSERT INTO users (tenant_id, login, display_name, role, password_hash, created_at, updated_at)
+             VALUES ($1, $2, $2, 'OP', '-', $3, $3) RETURNING id",
+        )
+        .bind(tenant_id)
+        .bind(format!("agent{i}"))
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        let token = crate::accounts::random_secret(32);
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(crate::accounts::token_hash(&token))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(now_ms)
+        .bind(now_ms + ttl_ms)
+        .execute(&mut *tx)
+        .await?;
+        out.push((id, token));
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// A pause reason for a bench floor; returns its id.
+pub async fn bench_pause_reason(db: &Db, tenant_id: i64, now_ms: i64) -> Result<i64> {
+    Ok(sqlx::query("INSERT INTO pause_reasons (tenant_id, name, created_at) VALUES ($1, 'away', $2) RETURNING id")
+        .bind(tenant_id)
+        .bind(now_ms)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("id")?)
+}
+
+/// Agent transitions stored for a tenant (benches wait on it).
+pub async fn transitions(db: &Db, tenant_id: i64) -> Result<i64> {
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM agent_transitions WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("n")?)
+}

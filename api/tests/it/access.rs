@@ -87,9 +87,18 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     let import_id = import["id"].as_i64().expect("import id");
     crate::imports::wait(app, tok.unwrap(), import_id).await;
     fx.insert("/imports", import_id);
-    // Agents: the OP (whom every agent-side role may read), and a call id no one holds.
+    // Agents: the OP (whom every agent-side role may read), and under /agent/ the fixture lead
+    // (which the OP works: its recall and unsaved record), also a call id no one holds.
     fx.insert("/agents", t.user(Role::Op));
-    fx.insert("/agent", 1);
+    fx.insert("/agent", lead);
+    // Held for the OP's next manual dial (the sweep's saves end its recall and record).
+    store::sqlx::query("UPDATE leads SET preview_user_id = $1, preview_until = $2 WHERE id = $3")
+        .bind(t.user(Role::Op))
+        .bind(store::now_ms() + 86_400_000)
+        .bind(lead)
+        .execute(&app.db.pool)
+        .await
+        .expect("hold the lead");
     fx
 }
 

@@ -130,6 +130,8 @@ impl Index {
             at_ms: now_ms,
             cause,
             call_id: a.call,
+            lead_id: None,
+            not_dialled: None,
         }));
         a.state = to;
         a.since_ms = now_ms;

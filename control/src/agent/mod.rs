@@ -182,6 +182,15 @@ pub struct Transition {
     pub cause: Cause,
     /// The customer call the agent was in or is offered, if any.
     pub call_id: Option<CallId>,
+    /// The lead of that call, or of the preview dial the agent asked for (added in v1). The state
+    /// machine leaves it `None`; the control service fills it in before publishing, so that an
+    /// agent's screen shows the customer the moment the transition arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<crate::messages::LeadId>,
+    /// Cause `not_dialled` only: why the dialer did not place the preview dial (added in v1; filled
+    /// in by the control service from `preview_not_dialled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_dialled: Option<crate::messages::NotDialledReason>,
 }
 
 /// Commands for the media / dialer shards, produced by the state machine.

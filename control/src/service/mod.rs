@@ -54,7 +54,9 @@ use crate::agent::{
     AgentError, AgentId, AgentState, CallId, Command, Event, Floor, FloorLimits, Input, OfferRefused, PauseReasonId,
 };
 use crate::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope, MessageId};
-use crate::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, ShardEvent, SystemResult};
+use crate::messages::{
+    streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, LeadId, NotDialledReason, ShardEvent, SystemResult,
+};
 use crate::wallboard::mirror::MirrorWriter;
 use crate::wallboard::{Feed, Wallboard};
 
@@ -188,6 +190,15 @@ pub struct Service<B: Bus> {
     waiting_set: HashSet<CallId>,
     /// Campaign of each answered customer call still open (for releases and the wallboard).
     call_campaign: HashMap<CallId, CampaignId>,
+    /// The lead of each customer call still open that control heard of (answered, or a placed
+    /// preview call): published with the agent's transitions ([`crate::agent::Transition::lead_id`]).
+    call_lead: HashMap<CallId, LeadId>,
+    /// The lead each agent asked to dial (preview), until the call is placed or refused.
+    preview_lead: HashMap<AgentId, LeadId>,
+    /// Why the dialer refused an agent's preview dial, until its transition is published.
+    not_dialled: HashMap<AgentId, NotDialledReason>,
+    /// Leads of calls that ended in the batch being applied (cleared after it).
+    ended_lead: HashMap<CallId, LeadId>,
     dedup: Deduper,
     wallboard: Wallboard,
     /// Commands control issues itself (hang up on the agent's request, release when the queue is
@@ -273,6 +284,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 waiting.push_back(Waiting { call_id, campaign_id });
             }
         }
+        let call_lead = persist::load_open_call_leads(&db, t, cfg.max_waiting + cfg.floor.max_agents).await?;
         let inputs = InputStreams::new(t);
         let cfg_group = cfg.group.clone();
         for source in [Source::Commands, Source::ShardEvents] {
@@ -290,6 +302,10 @@ impl<B: Bus + Clone + 'static> Service<B> {
             waiting,
             waiting_set,
             call_campaign,
+            call_lead,
+            preview_lead: HashMap::new(),
+            not_dialled: HashMap::new(),
+            ended_lead: HashMap::new(),
             dedup,
             wallboard,
             pending_commands: VecDeque::new(),
@@ -542,6 +558,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
         // Timers may have freed agents for waiting customers.
         self.match_waiting(now);
         self.drain(now, None, &mut w, &mut out)?;
+        self.ended_lead.clear();
         let tiles = self.wallboard.take_changes(now);
         if w.is_empty() && out.is_empty() && acks.is_empty() && dead.is_empty() && tiles.is_empty() {
             return Ok(());
@@ -582,6 +599,9 @@ impl<B: Bus + Clone + 'static> Service<B> {
             if let Event::Command(Command::DialAgentLeg { agent_id, campaign_id }) = &mut ev {
                 *campaign_id = self.jobs.get(agent_id).map(|j| j.campaign_id);
             }
+            if let Event::Transition(t) = &mut ev {
+                self.fill_in(t);
+            }
             let agent_id = match &ev {
                 Event::Transition(t) => {
                     let msg = src.map(|s| s.to_string()).unwrap_or_else(|| format!("timer:{now}"));
@@ -607,6 +627,24 @@ impl<B: Bus + Clone + 'static> Service<B> {
             out.push(env);
         }
         Ok(())
+    }
+
+    /// What the state machine does not know of a transition: the lead of its call or of the
+    /// agent's preview dial, and why a preview dial was refused.
+    fn fill_in(&mut self, t: &mut crate::agent::Transition) {
+        t.lead_id = match t.call_id {
+            Some(c) => self.call_lead.get(&c).or_else(|| self.ended_lead.get(&c)).copied(),
+            None => self.preview_lead.get(&t.agent_id).copied(),
+        };
+        if t.cause == crate::agent::Cause::NotDialled {
+            t.not_dialled = self.not_dialled.remove(&t.agent_id);
+            t.lead_id = self.preview_lead.remove(&t.agent_id).or(t.lead_id);
+        } else if t.to != AgentState::Ringing {
+            // The preview dial is over one way or another (placed calls carry their call's lead).
+            if t.call_id.is_none() {
+                self.preview_lead.remove(&t.agent_id);
+            }
+        }
     }
 
     /// Control's own reaction to the floor's shard commands.
@@ -656,11 +694,15 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     })
                 }
             }
-            (ApiCommand::PreviewDial { campaign_id, call_job_id, .. }, Some(input)) => {
+            (ApiCommand::PreviewDial { campaign_id, call_job_id, lead_id, .. }, Some(input)) => {
                 // Only for the call job the agent works (the API checked it; a change since is a race).
                 let job = self.jobs.get(&agent_id);
                 if job.is_some_and(|j| j.campaign_id == *campaign_id && j.call_job_id == Some(*call_job_id)) {
-                    self.floor.handle_input(now, agent_id, input)
+                    let r = self.floor.handle_input(now, agent_id, input);
+                    if r.is_ok() {
+                        self.preview_lead.insert(agent_id, *lead_id);
+                    }
+                    r
                 } else {
                     Err(AgentError::NotAllowed {
                         state: self.floor.agent(agent_id).map_or(AgentState::Offline, |a| a.state),
@@ -683,7 +725,10 @@ impl<B: Bus + Clone + 'static> Service<B> {
 
     fn apply_shard_event(&mut self, now: u64, e: &ShardEvent, w: &mut BatchWrites) {
         match *e {
-            ShardEvent::CustomerAnswered { call_id, campaign_id, .. } => {
+            ShardEvent::CustomerAnswered { call_id, campaign_id, lead_id, .. } => {
+                if self.call_lead.len() < self.cfg.max_waiting + self.cfg.floor.max_agents {
+                    self.call_lead.insert(call_id, lead_id);
+                }
                 self.wallboard.customer_answered(now, call_id, campaign_id);
                 if self.call_campaign.contains_key(&call_id) {
                     return; // the same call reported twice
@@ -726,6 +771,10 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 }
                 let campaign = self.call_campaign.remove(&call_id);
                 self.wallboard.call_ended(now, call_id, campaign);
+                // Kept for the agent's transitions of this batch, then forgotten.
+                if let Some(lead) = self.call_lead.remove(&call_id) {
+                    self.ended_lead.insert(call_id, lead);
+                }
                 if self.waiting_set.remove(&call_id) {
                     self.waiting.retain(|x| x.call_id != call_id);
                 }
@@ -771,7 +820,11 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     }
                 }
             }
-            ShardEvent::PreviewPlaced { call_id, agent_id, .. } => {
+            ShardEvent::PreviewPlaced { call_id, agent_id, lead_id } => {
+                self.preview_lead.remove(&agent_id);
+                if self.call_lead.len() < self.cfg.max_waiting + self.cfg.floor.max_agents {
+                    self.call_lead.insert(call_id, lead_id);
+                }
                 match self.floor.handle_input(now, agent_id, Input::PreviewPlaced { call_id }) {
                     // The call is attached without a transition: the agent's row changes all the same.
                     Ok(()) => {
@@ -785,6 +838,14 @@ impl<B: Bus + Clone + 'static> Service<B> {
                         self.refused(agent_id, "preview_placed", &e);
                         self.pending_commands.push_back(Command::HangUpCustomer { agent_id, call_id });
                     }
+                }
+            }
+            ShardEvent::PreviewNotDialled { agent_id, ref result, .. } => {
+                match self.floor.handle_input(now, agent_id, Input::PreviewNotDialled) {
+                    Ok(()) => {
+                        self.not_dialled.insert(agent_id, NotDialledReason::parse(result));
+                    }
+                    Err(err) => self.refused(agent_id, "preview_not_dialled", &err),
                 }
             }
             _ => {

@@ -2,14 +2,14 @@
 //! the message ids applied, the agent transitions, call-record and wrap-up-record changes, and the
 //! state of every agent the batch touched. And what a restarted service reads back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use store::sqlx::{self, Row};
 use store::Db;
 
 use crate::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, Transition};
 use crate::bus::MessageId;
-use crate::messages::{CallJobId, CampaignId, DialingGroupId, Keyed};
+use crate::messages::{CallJobId, CampaignId, DialingGroupId, Keyed, LeadId};
 use crate::wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
 
 /// Rows per multi-row INSERT (at 11 columns, well under SQLite's 32,766 and PostgreSQL's 65,535
@@ -388,6 +388,31 @@ pub async fn load_waiting(
             CampaignId(campaign.and_then(|c| u64::try_from(c).ok()).unwrap_or(0)),
             at.and_then(|a| u64::try_from(a).ok()).unwrap_or(0),
         ));
+    }
+    Ok(out)
+}
+
+/// The lead of every customer call not ended yet (a restarted service publishes them with its
+/// agents' transitions again).
+pub async fn load_open_call_leads(
+    db: &Db,
+    tenant_id: u64,
+    limit: usize,
+) -> Result<HashMap<CallId, LeadId>, PersistError> {
+    let rows = sqlx::query(
+        "SELECT dialer_call_id, lead_id FROM call_records WHERE tenant_id = $1
+            AND dialer_call_id IS NOT NULL AND lead_id IS NOT NULL AND ended_at IS NULL
+         ORDER BY id DESC LIMIT $2",
+    )
+    .bind(i(tenant_id))
+    .bind(i(limit as u64))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let call: i64 = r.try_get("dialer_call_id")?;
+        let lead: i64 = r.try_get("lead_id")?;
+        out.insert(CallId(u64::try_from(call).unwrap_or(0)), LeadId(u64::try_from(lead).unwrap_or(0)));
     }
     Ok(out)
 }

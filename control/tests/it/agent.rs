@@ -121,7 +121,9 @@ fn login_dials_the_agent_leg_then_ready() {
             to: AgentState::Ringing,
             at_ms: t0,
             cause: Cause::Login,
-            call_id: None
+            call_id: None,
+            lead_id: None,
+            not_dialled: None,
         }
     );
     assert_eq!((ts[1].to, ts[1].at_ms, ts[1].cause), (AgentState::Ready, t0 + 1500, Cause::AgentLegUp));

@@ -68,6 +68,8 @@ fn agent_event_json_shape() {
         at_ms: 1_763_770_000_000,
         cause: Cause::CustomerEnded,
         call_id: Some(CallId(9)),
+        lead_id: None,
+        not_dialled: None,
     });
     assert_eq!(
         serde_json::to_value(t).unwrap(),

@@ -492,6 +492,10 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                         continue;
                     }
                     self.dedup.mark_applied(d.envelope.id);
+                    // The stream also carries the API's notices for agents' screens.
+                    if d.envelope.kind != <control::agent::Event as control::messages::Message>::KIND {
+                        continue;
+                    }
                     match d.envelope.decode::<control::agent::Event>() {
                         Ok(ev) => self.host.handle_input(now(), HostInput::Tenant { tenant, input: Input::Agent(ev) }),
                         Err(e) => tracing::warn!(error = %e, "agent event not understood"),

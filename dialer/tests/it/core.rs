@@ -226,6 +226,8 @@ impl Sim {
             at_ms: self.now().unix_ms,
             cause: Cause::GoReady,
             call_id: call.map(CallId),
+            lead_id: None,
+            not_dialled: None,
         };
         self.input(Input::Agent(Event::Transition(t)));
     }

@@ -5,6 +5,7 @@ mod bench;
 mod console;
 mod demo;
 mod deploy;
+mod desktop;
 mod dialer;
 mod metrics;
 mod node;

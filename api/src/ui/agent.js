@@ -1,0 +1,1091 @@
+// The kakeru agent desktop (/ui/agent, SPEC 5 and 12). Plain script, no framework, no build step:
+// served by the API from the binary (api/src/pages.rs).
+//
+// Data flow: the bearer token from the login page (sessionStorage) -> GET /me, /pause-reasons ->
+// POST /agent/tickets -> EventSource on /agent/stream?ticket=...&last_event_id=... . Everything
+// live arrives on that stream (the agent's transitions, the customer bridged with the lead id,
+// notices, remaining leads, colleagues' states); the page runs no polling timer, so a hidden tab
+// still gets every event. The one interval redraws clocks (time in state, call timer, ACW).
+// Every action is an ordinary endpoint with the agent's own token; the server checks the role.
+'use strict';
+
+(() => {
+  // ------------------------------------------------------------------------------------------ words
+  const I18N = {
+    ja: {
+      title: 'エージェントデスクトップ', language: '言語', menu: 'メニュー', logout: 'ログアウト',
+      ready: '待機', pause: '停止', pause_reason: '停止理由', resume: '再開', end: '終了',
+      menu_work: 'コールジョブ', menu_recalls: '再コール一覧',
+      conn_live: 'ライブ', conn_connecting: '接続中…', conn_retry: '再接続中…', conn_idle: '',
+      jobs_title: 'コールジョブ', col_job: 'コールジョブ', col_campaign: 'キャンペーン', col_mode: '発信モード',
+      col_hours: '業務時間', col_remaining: '残件数', col_action: 'ジョブアクション', start_job: '発信開始',
+      no_entries: '登録がありません',
+      no_entries_hint: 'コールジョブが起動されていないか、発信グループに所属していない可能性があります。管理者にお問い合わせください。',
+      confirm_start: 'コールジョブ「{job}」を開始します。よろしいですか?\n開始すると、お使いの電話機に着信があります。',
+      setup_title: '電話機を呼び出しています',
+      setup_text: 'お使いの電話機に着信があります。応答すると待機画面に移ります。応答後は電話機で切断しないでください。',
+      wait_title: '待機中', paused_title: '停止中', wait_time: '待機時間', remaining: '残件数', job: 'コールジョブ', mode: '発信モード',
+      mode_preview: 'プレビュー', mode_progressive: 'プログレッシブ', mode_predictive: 'プレディクティブ',
+      mode_standard: '標準', mode_distribute: '配布', mode_dial: 'ダイヤル',
+      auto_text: 'お客様に自動で発信しています。お客様につながると、この画面に表示されます。',
+      preview_title: '次のお客様', distribute_title: '配布', standard_title: 'リード検索', dial_title: 'ダイヤル',
+      dial: '発信', skip: 'スキップ', assign: '自動割当', search: '検索', select: '選択', create_lead: 'リード作成',
+      search_label: '名前・カナ・電話番号', tel_label: '電話番号 (半角数字、ハイフンなし)', name_label: '名前',
+      no_data: 'データがありません', no_more_leads: '発信できるリードはありません',
+      held_by_other: '他のエージェントが対応中', dialling: '発信中です… お客様が応答すると通話画面に切り替わります。',
+      nd_restricted: '発信規制: この番号は発信規制リストにあるため発信しませんでした。',
+      nd_channel_limit: 'チャンネル制限: 同時に発信できる数を超えるため発信しませんでした。',
+      nd_stopped: '停止: 発信を停止中のため発信しませんでした。', nd_number_in_call: 'この番号は通話中のため発信しませんでした。',
+      nd_outside_hours: '業務時間外のため発信しませんでした。', nd_job_not_running: 'コールジョブが稼働していないため発信しませんでした。',
+      nd_lead_not_dialable: 'このリードは発信できません (完了済み、または対応が終わっています)。', nd_error: '発信できませんでした。',
+      call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断',
+      confirm_hang_up: '切断しますか?', confirm_save: '保存しますか?', confirm_end: '発信業務を終了しますか?',
+      acw_left: '後処理 残り {t}', basic_info: '基本情報', edit_lead: '修正', update_lead: '更新', cancel: 'キャンセル',
+      f_name: '名前', f_kana: 'フリガナ', f_tel: '電話番号', f_remarks: '備考', f_tags: 'タグ', f_attempts: '発信回数',
+      f_last_result: '前回結果', f_list: '顧客リスト', lead_updated: '更新しました (履歴に記録)',
+      record: '応対記録', interlocutor: '対話者', self: '本人', other: 'その他', result: '対話結果',
+      other_tel: '電話番号(その他)', next_action: '次のアクション', na_continue: '自動発信継続', na_recall: '再発信日時選択',
+      na_complete: '完了', recall_at: '再発信日時', in_10m: '10分後', in_1h: '1時間後', in_1d: '1日後', assign_me: '自分を設定',
+      memo: 'メモ', state_after: '保存後のステータス', after_continue: '発信業務を継続する', after_break: '休憩', after_away: '離席',
+      after_end: '発信業務を終了する', save_next: '保存して次へ', save_only: '保存のみ', saved: '保存しました',
+      save_after_call: '通話が終わってから保存できます。', recall_required: '再発信日時を入力してください',
+      contacts: '応対履歴', c_started: '発信日時', c_saved: '登録日時', c_tel: '相手先番号', c_interlocutor: '対話者',
+      c_result: '対話結果', c_next: '次のアクション', c_talk: '通話時間', c_agent: '発信・登録担当者', c_memo: 'メモ',
+      no_contacts: '応対履歴はありません', current_call: '(この通話)',
+      recalls_title: '再コール一覧', r_due: '再コール日時', r_campaign: 'キャンペーン名', r_name: '名称と電話番号', r_note: 'メモ',
+      dial_now: '今すぐ発信', no_time: '日時指定なし', due_now: '期限',
+      presence: 'プレゼンス', no_colleagues: '同じ発信グループのエージェントはいません',
+      msg_title: 'お知らせ', msg_business_end: '業務終了時間になりました。コールジョブは停止しました。\n発信業務を続ける場合は、業務時間内にコールジョブ一覧から再度開始してください。',
+      msg_job_stopped: 'コールジョブが管理者により停止されました。\n通話中の通話は切断されません。通話終了後、発信業務を終了してください。',
+      msg_logged_off: 'エージェントステータスがログオフの状態です\nコールジョブ実行状態でソフトフォンを切断したか、システムの待機時間上限を超過しました\n発信業務を継続する場合はコールジョブ一覧から再度開始してください',
+      msg_recall: '再コールが割り当てられました。',
+      network_error: '通信できません', not_ready_to_dial: '待機状態のときに発信できます。',
+      state_offline: 'オフライン', state_ready: '待機', state_ringing: '着信中', state_talking: '通話中',
+      state_hold: '保留', state_wrap_up: '後処理', state_paused: '停止', state_unknown: '未確認',
+      res_pending: '発信待機中', res_busy: 'ビジー', res_no_entry: '未入力', res_timeout: '制限時間', res_cancel: 'キャンセル',
+      res_error: 'エラー', res_channel_limit: 'チャンネル制限', res_restricted: '発信規制', res_stopped: '停止', res_abandoned: '破棄呼',
+    },
+    en: {
+      title: 'Agent desktop', language: 'Language', menu: 'Menu', logout: 'Log out',
+      ready: 'Ready', pause: 'Pause', pause_reason: 'Pause reason', resume: 'Resume', end: 'End',
+      menu_work: 'Call jobs', menu_recalls: 'Recalls',
+      conn_live: 'Live', conn_connecting: 'Connecting…', conn_retry: 'Reconnecting…', conn_idle: '',
+      jobs_title: 'Call jobs', col_job: 'Call job', col_campaign: 'Campaign', col_mode: 'Mode',
+      col_hours: 'Business hours', col_remaining: 'Remaining', col_action: 'Action', start_job: 'Start calling',
+      no_entries: 'Nothing registered',
+      no_entries_hint: 'The call job may not be running, or you are not in its dialing group. Ask your manager.',
+      confirm_start: 'Start the call job "{job}"?\nYour phone will ring.',
+      setup_title: 'Calling your phone',
+      setup_text: 'Your phone is ringing. Answer it to get to the waiting screen; do not hang it up afterwards.',
+      wait_title: 'Waiting', paused_title: 'Paused', wait_time: 'Waiting', remaining: 'Remaining', job: 'Call job', mode: 'Mode',
+      mode_preview: 'Preview', mode_progressive: 'Progressive', mode_predictive: 'Predictive',
+      mode_standard: 'Standard', mode_distribute: 'Distribute', mode_dial: 'Dial',
+      auto_text: 'Customers are dialled automatically. When one answers, they show here.',
+      preview_title: 'Next customer', distribute_title: 'Distribute', standard_title: 'Find a lead', dial_title: 'Dial a number',
+      dial: 'Dial', skip: 'Skip', assign: 'Assign me a lead', search: 'Search', select: 'Select', create_lead: 'Create lead',
+      search_label: 'Name, kana or number', tel_label: 'Number (digits, no hyphens)', name_label: 'Name',
+      no_data: 'No data', no_more_leads: 'No lead left to dial',
+      held_by_other: 'Another agent works it', dialling: 'Dialling… the call screen shows when the customer answers.',
+      nd_restricted: 'Do-not-call: the number is on the do-not-call list; no call was made.',
+      nd_channel_limit: 'Channel limit: too many calls at once; no call was made.',
+      nd_stopped: 'Stopped: the dialer is stopping; no call was made.', nd_number_in_call: 'The number is in a call already; no call was made.',
+      nd_outside_hours: 'Outside business hours; no call was made.', nd_job_not_running: 'The call job is not running; no call was made.',
+      nd_lead_not_dialable: 'This lead cannot be dialled (completed, or its turn is over).', nd_error: 'The call could not be made.',
+      call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer',
+      confirm_hang_up: 'Hang up the customer?', confirm_save: 'Save the record?', confirm_end: 'End calling for this job?',
+      acw_left: 'Wrap-up {t} left', basic_info: 'Customer', edit_lead: 'Correct', update_lead: 'Update', cancel: 'Cancel',
+      f_name: 'Name', f_kana: 'Kana', f_tel: 'Number', f_remarks: 'Remarks', f_tags: 'Tags', f_attempts: 'Attempts',
+      f_last_result: 'Last result', f_list: 'Customer list', lead_updated: 'Updated (recorded in the history)',
+      record: 'Wrap-up record', interlocutor: 'Spoke with', self: 'The customer', other: 'Someone else', result: 'Result',
+      other_tel: 'Other number', next_action: 'Next action', na_continue: 'Keep auto-dialling', na_recall: 'Recall at',
+      na_complete: 'Complete', recall_at: 'Recall date and time', in_10m: 'In 10 min', in_1h: 'In 1 h', in_1d: 'In 1 day', assign_me: 'Assign to me',
+      memo: 'Memo', state_after: 'State after saving', after_continue: 'Continue calling', after_break: 'Break', after_away: 'Away',
+      after_end: 'End calling', save_next: 'Save and next', save_only: 'Save only', saved: 'Saved',
+      save_after_call: 'The record can be saved once the call has ended.', recall_required: 'Enter the recall date and time',
+      contacts: 'Earlier contacts', c_started: 'Dialled', c_saved: 'Saved', c_tel: 'Number', c_interlocutor: 'Spoke with',
+      c_result: 'Result', c_next: 'Next action', c_talk: 'Talk time', c_agent: 'Agent', c_memo: 'Memo',
+      no_contacts: 'No earlier contact', current_call: '(this call)',
+      recalls_title: 'Recalls', r_due: 'Recall at', r_campaign: 'Campaign', r_name: 'Name and number', r_note: 'Note',
+      dial_now: 'Dial now', no_time: 'No time set', due_now: 'Due',
+      presence: 'Presence', no_colleagues: 'No other agent in your dialing groups',
+      msg_title: 'Notice', msg_business_end: 'Business hours have ended. The call job has stopped.\nTo go on calling, start the call job again from the list during business hours.',
+      msg_job_stopped: 'A manager stopped the call job.\nCalls in progress are not cut. End calling after your call.',
+      msg_logged_off: 'You are logged off.\nYour phone was hung up during the call job, or you were idle longer than the limit.\nTo go on calling, start the call job again from the list.',
+      msg_recall: 'A recall was assigned to you.',
+      network_error: 'Network error', not_ready_to_dial: 'You can dial when you are ready.',
+      state_offline: 'Offline', state_ready: 'Ready', state_ringing: 'Ringing', state_talking: 'Talking',
+      state_hold: 'Hold', state_wrap_up: 'Wrap-up', state_paused: 'Paused', state_unknown: 'Unknown',
+      res_pending: 'Pending', res_busy: 'Busy', res_no_entry: 'No entry', res_timeout: 'No answer', res_cancel: 'Cancelled',
+      res_error: 'Error', res_channel_limit: 'Channel limit', res_restricted: 'Do-not-call', res_stopped: 'Stopped', res_abandoned: 'Abandoned',
+    },
+  };
+  // The wallboard's colours.
+  const STATE_COLORS = {
+    ready: '#2e9d4f', ringing: '#d99a16', talking: '#2f6fd6', hold: '#7b5cd6', wrap_up: '#13989a',
+    paused: '#c0622f', unknown: '#8a1c1c', offline: '#8d949b',
+  };
+
+  // ------------------------------------------------------------------------------------------ state
+  const S = {
+    lang: localStorage.getItem('kakeru.lang') === 'en' ? 'en' : 'ja',
+    token: sessionStorage.getItem('kakeru.token'),
+    me: null,
+    reasons: new Map(),
+    menu: 'work',
+    state: { state: 'offline' },
+    since: Date.now(),
+    legUp: false,
+    dialling: false,
+    callId: null,
+    leadId: null,
+    lead: null, // GET /agent/leads/{id}
+    bridgeAt: null,
+    job: null,
+    remaining: null,
+    jobs: null,
+    recalls: [],
+    presence: new Map(),
+    mode: { lead: null, results: null, searched: '', notice: '' },
+    messages: [],
+    savedCall: null,
+    editing: false,
+    lastId: null,
+    es: null,
+    retryMs: 1000,
+    retryTimer: 0,
+    stats: { events: 0, connects: 0, pops: [], trail: [] },
+  };
+  window.__desk = S.stats;
+
+  const $ = (id) => document.getElementById(id);
+  const t = (key, vars) => {
+    let s = (I18N[S.lang] && I18N[S.lang][key]) || I18N.ja[key] || key;
+    for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
+    return s;
+  };
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  };
+  const FORMATS = { ja: new Intl.NumberFormat('ja-JP'), en: new Intl.NumberFormat('en-US') };
+  const num = (n) => (n === null || n === undefined ? '—' : FORMATS[S.lang].format(n));
+  const duration = (ms) => {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const ss = String(s % 60).padStart(2, '0');
+    return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+  };
+  // Times come from the server in the tenant's zone (RFC 3339 with its offset).
+  const when = (s) => (s ? s.slice(0, 16).replace('T', ' ') : '—');
+  const stateName = () => (S.state && S.state.state) || 'offline';
+  const stateLabel = (st) => {
+    const name = (st && st.state) || 'offline';
+    if (name === 'paused' && S.reasons.has(st.reason_id)) return `${t('state_paused')}: ${S.reasons.get(st.reason_id).name}`;
+    return t(`state_${name}`);
+  };
+  const stateColor = (st) => {
+    const name = (st && st.state) || 'offline';
+    if (name === 'paused' && S.reasons.has(st.reason_id) && S.reasons.get(st.reason_id).color) return S.reasons.get(st.reason_id).color;
+    return STATE_COLORS[name] || STATE_COLORS.unknown;
+  };
+  const inkFor = (hex) => {
+    const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || '');
+    const lum = m ? m.slice(1).map((x) => parseInt(x, 16) / 255).reduce((a, v, i) => a + [0.2126, 0.7152, 0.0722][i] * v, 0) : 0;
+    return lum > 0.6 ? '#111' : '#fff';
+  };
+  const resultLabel = (r, codes) => {
+    if (r === null || r === undefined) return '—';
+    const c = (codes || []).find((x) => String(x.number) === String(r));
+    if (c) return `${c.number}: ${c.label}`;
+    return I18N[S.lang][`res_${r}`] || I18N.ja[`res_${r}`] || r;
+  };
+
+  // -------------------------------------------------------------------------------------------- API
+  class HttpError extends Error {
+    constructor(status, body) {
+      super((body && body.error && body.error.message) || `HTTP ${status}`);
+      this.status = status;
+      this.field = body && body.error && body.error.field;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json', Authorization: `Bearer ${S.token}` };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let r;
+    try {
+      r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (_) {
+      throw new HttpError(0, { error: { message: t('network_error') } });
+    }
+    const text = await r.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+    if (r.status === 401) toLogin();
+    if (!r.ok) throw new HttpError(r.status, json);
+    return json;
+  }
+
+  /** Shows an API error on the field it names (an element `e-<field>`), else on `fallback`. */
+  function showError(e, fallback) {
+    const target = (e.field && $(`e-${e.field}`)) || $(fallback);
+    if (target) target.textContent = e.message;
+  }
+
+  function toLogin() {
+    sessionStorage.removeItem('kakeru.token');
+    location.assign('/');
+  }
+
+  // ---------------------------------------------------------------------------------------- dialogs
+  /** A message or a confirmation (the seeds' 保存しますか? / 切断しますか?); resolves true on OK. */
+  function dialog(text, confirm) {
+    return new Promise((resolve) => {
+      const d = $('dlg');
+      $('dlg-title').textContent = t('msg_title');
+      $('dlg-text').textContent = text;
+      $('dlg-cancel').hidden = !confirm;
+      const done = () => {
+        d.removeEventListener('close', done);
+        resolve(d.returnValue === 'ok');
+      };
+      d.addEventListener('close', done);
+      d.returnValue = '';
+      d.showModal();
+      $('dlg-ok').focus();
+    });
+  }
+
+  /** Messages wait for the end of a call (BIZTEL: shown on the screen after the call). */
+  function message(key) {
+    S.messages.push(key);
+    flushMessages();
+  }
+
+  async function flushMessages() {
+    if (['talking', 'hold', 'wrap_up'].includes(stateName()) || $('dlg').open) return;
+    const key = S.messages.shift();
+    if (!key) return;
+    await dialog(t(key), false);
+    flushMessages();
+  }
+
+  // ----------------------------------------------------------------------------------------- stream
+  function setConn(state) {
+    $('conn').dataset.state = state;
+    $('conn').textContent = t(`conn_${state}`);
+  }
+
+  function stopStream() {
+    clearTimeout(S.retryTimer);
+    if (S.es) S.es.close();
+    S.es = null;
+  }
+
+  async function connect() {
+    stopStream();
+    setConn(S.lastId ? 'retry' : 'connecting');
+    let ticket;
+    try {
+      ticket = (await api('POST', '/agent/tickets')).ticket;
+    } catch (e) {
+      return retry();
+    }
+    const q = new URLSearchParams({ ticket });
+    if (S.lastId) q.set('last_event_id', S.lastId);
+    const es = new EventSource(`/agent/stream?${q}`);
+    S.es = es;
+    S.stats.connects++;
+    const on = (name, f) => es.addEventListener(name, (m) => {
+      S.stats.events++;
+      // The last events, for the browser tests' failure reports (bounded).
+      S.stats.trail.push(`${name} ${m.lastEventId} ${m.data.slice(0, 160)}`);
+      if (S.stats.trail.length > 50) S.stats.trail.shift();
+      if (m.lastEventId) S.lastId = m.lastEventId;
+      f(JSON.parse(m.data));
+    });
+    es.addEventListener('open', () => { S.retryMs = 1000; setConn('live'); });
+    on('desk', onDesk);
+    on('state', onState);
+    on('bridge', onBridge);
+    on('notice', onNotice);
+    on('remaining', (d) => { if (S.job && d.campaign_id === S.job.campaign_id) { S.remaining = d.remaining; render(); } });
+    on('presence', (d) => { for (const a of d.agents) { const p = S.presence.get(a.agent_id); if (p) { p.state = { ...a }; p.since_ms = a.since_ms; } } renderPresence(); });
+    // A dropped stream: the EventSource would retry with the spent ticket; take a new one and
+    // resume after the last event seen.
+    es.addEventListener('error', () => { if (S.es === es) retry(); });
+  }
+
+  function retry() {
+    if (S.es) S.es.close();
+    S.es = null;
+    setConn('retry');
+    clearTimeout(S.retryTimer);
+    S.retryTimer = setTimeout(connect, S.retryMs);
+    S.retryMs = Math.min(S.retryMs * 2, 15000);
+  }
+
+  // ----------------------------------------------------------------------------------------- events
+  function onDesk(d) {
+    S.state = d.state || { state: 'offline' };
+    S.since = d.since_ms || Date.now();
+    S.legUp = !!d.leg_up;
+    S.dialling = !!d.dialling;
+    S.job = d.job;
+    S.remaining = d.remaining;
+    S.deskCodes = d.result_codes || [];
+    S.recallCounts = d.recalls;
+    if (d.call_id) S.callId = d.call_id;
+    if (d.lead_id && (['talking', 'hold', 'wrap_up'].includes(stateName()) || (stateName() === 'ringing' && S.callId))) {
+      if (d.lead_id !== S.leadId || !S.lead) loadLead(d.lead_id);
+    } else if (!['talking', 'hold', 'wrap_up', 'ringing'].includes(stateName())) {
+      clearCall();
+    }
+    if (!S.job || stateName() === 'offline') loadJobs();
+    loadRecalls();
+    loadPresence();
+    enterWaiting();
+    render();
+  }
+
+  function clearCall() {
+    S.callId = null;
+    S.leadId = null;
+    S.lead = null;
+    S.bridgeAt = null;
+    S.savedCall = null;
+    S.editing = false;
+  }
+
+  function onState(d) {
+    if (d.at_ms < S.since) return; // older than what the page shows (repeated after a snapshot)
+    const before = stateName();
+    S.state = d.to;
+    S.since = d.at_ms;
+    const to = d.to.state;
+    const cause = (d.cause && d.cause.cause) || '';
+    if (cause === 'login') { S.legUp = false; clearCall(); }
+    if (cause === 'agent_leg_up') S.legUp = true;
+    if (cause === 'preview_dial') { S.dialling = true; S.mode.notice = ''; }
+    if (cause === 'not_dialled') {
+      S.dialling = false;
+      // Kept with the lead: an answer to a request that arrives after this does not bring it back.
+      S.mode.refused = { lead: d.lead_id, key: `nd_${d.not_dialled || 'error'}` };
+      S.mode.lead = null;
+    }
+    if (to === 'talking' || to === 'hold' || to === 'wrap_up' || (to === 'ringing' && d.call_id)) {
+      if (d.call_id && d.call_id !== S.callId) { clearCall(); S.callId = d.call_id; }
+      if (to === 'talking') { S.dialling = false; S.mode.lead = null; S.mode.results = null; S.mode.refused = null; }
+      if (d.lead_id && d.lead_id !== S.leadId) loadLead(d.lead_id);
+    }
+    if (to === 'ready' || to === 'paused' || to === 'offline' || to === 'unknown') {
+      S.dialling = false;
+      clearCall();
+    }
+    if (to === 'offline' || to === 'unknown') {
+      S.legUp = false;
+      if (cause === 'idle_timeout' || cause === 'agent_leg_down' || cause === 'phone_unreachable') message('msg_logged_off');
+      if (to === 'offline') { S.job = null; S.mode.lead = null; loadJobs(); }
+    }
+    if (to === 'ready' && before !== 'ready') enterWaiting();
+    render();
+    flushMessages();
+  }
+
+  function onBridge(d) {
+    if (d.call_id !== S.callId) { S.lead = null; S.leadId = null; S.callId = d.call_id; }
+    if (S.lead && d.lead_id && S.lead.lead.id === d.lead_id) {
+      S.stats.pops.push(Date.now() - d.at_ms); // already on screen (the offer named the lead)
+      return;
+    }
+    S.bridgeAt = d.at_ms;
+    if (d.lead_id) loadLead(d.lead_id);
+    else api('GET', '/agent/desk').then((x) => { if (x.lead_id) loadLead(x.lead_id); }).catch(() => {});
+  }
+
+  function onNotice(d) {
+    if (d.notice === 'business_end') message('msg_business_end');
+    else if (d.notice === 'job_stopped') message('msg_job_stopped');
+    else if (d.notice === 'recall_assigned') loadRecalls();
+  }
+
+  // ------------------------------------------------------------------------------------------ loads
+  async function loadLead(id) {
+    if (S.leadId === id && (S.lead || S.loadingLead === id)) return;
+    S.leadId = id;
+    S.loadingLead = id;
+    try {
+      const r = await api('GET', `/agent/leads/${id}`);
+      if (S.leadId !== id) return;
+      S.lead = r;
+      render();
+      if (S.bridgeAt) {
+        // The screen pop's time, from control's bridge to the lead on screen (bench/RESULTS.md).
+        S.stats.pops.push(Date.now() - S.bridgeAt);
+        S.bridgeAt = null;
+      }
+    } catch (e) {
+      $('banner').hidden = false;
+      $('banner').textContent = e.message;
+    } finally {
+      if (S.loadingLead === id) S.loadingLead = null;
+    }
+  }
+
+  async function loadJobs() {
+    try {
+      S.jobs = (await api('GET', '/agent/jobs')).items;
+      $('jobs-error').textContent = '';
+    } catch (e) {
+      S.jobs = [];
+      $('jobs-error').textContent = e.message;
+    }
+    render();
+  }
+
+  async function loadRecalls() {
+    try {
+      S.recalls = (await api('GET', '/agent/recalls')).items;
+    } catch (e) {
+      $('recalls-error').textContent = e.message;
+    }
+    render();
+  }
+
+  async function loadPresence() {
+    try {
+      const r = await api('GET', '/agent/presence');
+      S.presence = new Map(r.items.map((a) => [a.agent_id, a]));
+    } catch (_) { /* shown as empty */ }
+    renderPresence();
+  }
+
+  /** Back in the waiting screen: preview mode shows the next lead at once. */
+  function enterWaiting() {
+    if (!S.job || stateName() !== 'ready') return;
+    if (S.job.mode === 'preview' && !S.mode.lead && !S.dialling) nextPreview();
+  }
+
+  async function nextPreview() {
+    try {
+      const r = await api('POST', '/agent/preview');
+      S.mode.lead = r.lead;
+      if (r.lead && S.mode.refused && S.mode.refused.lead !== r.lead.lead_id) S.mode.refused = null;
+      if (!r.lead) S.mode.notice = t('no_more_leads');
+    } catch (e) {
+      S.mode.notice = e.message;
+    }
+    render();
+  }
+
+  // ---------------------------------------------------------------------------------------- actions
+  async function act(f, errTarget) {
+    try {
+      await f();
+    } catch (e) {
+      if (errTarget) showError(e, errTarget);
+      else { $('banner').hidden = false; $('banner').textContent = e.message; }
+    }
+  }
+
+  async function startJob(job) {
+    if (!(await dialog(t('confirm_start', { job: job.name }), true))) return;
+    await act(async () => {
+      await api('POST', '/agent/session', { call_job_id: job.id });
+      S.job = job;
+      S.remaining = job.remaining;
+      S.menu = 'work';
+      // The stream's scope (the job's notices, its remaining leads) follows the session.
+      connect();
+    }, 'jobs-error');
+  }
+
+  async function endJob() {
+    if (!(await dialog(t('confirm_end'), true))) return;
+    await act(() => api('DELETE', '/agent/session'));
+  }
+
+  async function dialLead(body, preview) {
+    if (stateName() !== 'ready') { S.mode.notice = t('not_ready_to_dial'); return render(); }
+    S.mode.notice = '';
+    render();
+    // The agent's transitions (preview_dial, then the call or not_dialled) may arrive before the
+    // answer: they set what the page shows.
+    await act(() => api('POST', preview ? '/agent/preview/dial' : '/agent/dial', body));
+  }
+
+  async function saveRecord(next) {
+    $('record-error').textContent = '';
+    for (const f of ['result', 'other_tel', 'recall_at', 'memo']) $(`e-${f}`).textContent = '';
+    if (!['wrap_up'].includes(stateName()) && S.callId && ['talking', 'hold', 'ringing'].includes(stateName())) {
+      $('record-error').textContent = t('save_after_call');
+      return;
+    }
+    const nextAction = document.querySelector('input[name="next_action"]:checked').value;
+    const body = {
+      interlocutor: document.querySelector('input[name="interlocutor"]:checked').value,
+      result: $('r-result').value,
+      other_tel: $('r-other-tel').value.trim() || null,
+      next_action: nextAction,
+      memo: $('r-memo').value,
+      state_after: $('r-after').value,
+    };
+    if (nextAction === 'recall') {
+      if (!$('r-recall-at').value) { $('e-recall_at').textContent = t('recall_required'); return; }
+      body.recall_at = toRfc3339($('r-recall-at').value);
+      body.recall_to_agent = $('r-to-me').checked;
+    }
+    if (!next) body.keep_state = true;
+    if (!(await dialog(t('confirm_save'), true))) return;
+    await act(async () => {
+      // The record is made when the call ends (control commits it a moment after the event).
+      let rec = null;
+      for (let i = 0; i < 10 && !rec; i++) {
+        const r = await api('GET', `/wrapup-records?agent_user_id=${S.me.id}&saved=false&lead_id=${S.leadId}`);
+        rec = r.items[0] || null;
+        if (!rec) await new Promise((res) => setTimeout(res, 200));
+      }
+      if (!rec) throw new HttpError(409, { error: { message: t('save_after_call') } });
+      await api('POST', `/wrapup-records/${rec.id}/save`, body);
+      S.savedCall = S.callId;
+      $('saved-note').dataset.i18n = 'saved';
+      $('saved-note').textContent = t('saved');
+      if (body.recall_to_agent) loadRecalls();
+      resetRecordForm();
+      render();
+    }, 'record-error');
+  }
+
+  function resetRecordForm() {
+    $('record-form').reset();
+    $('recall-box').hidden = true;
+    $('memo-count').textContent = `0 / ${num(5000)}`;
+  }
+
+  // The tenant's zone offset at an instant, e.g. +540 for Asia/Tokyo.
+  function zoneOffsetMin(date) {
+    const tz = (S.me && S.me.time_zone) || 'Asia/Tokyo';
+    const parts = new Intl.DateTimeFormat('en-US', { timeZone: tz, timeZoneName: 'longOffset' }).formatToParts(date);
+    const name = (parts.find((p) => p.type === 'timeZoneName') || {}).value || 'GMT';
+    const m = /GMT([+-])(\d\d):(\d\d)/.exec(name);
+    return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
+  }
+
+  /** A datetime-local value, read in the tenant's zone, as RFC 3339. */
+  function toRfc3339(local) {
+    const guess = new Date(`${local}:00Z`);
+    const off = zoneOffsetMin(guess);
+    const sign = off < 0 ? '-' : '+';
+    const a = Math.abs(off);
+    return `${local}:00${sign}${String(Math.floor(a / 60)).padStart(2, '0')}:${String(a % 60).padStart(2, '0')}`;
+  }
+
+  /** Now + minutes, in the tenant's zone, as a datetime-local value. */
+  function localIn(minutes) {
+    const d = new Date(Date.now() + minutes * 60000);
+    const shifted = new Date(d.getTime() + zoneOffsetMin(d) * 60000);
+    return shifted.toISOString().slice(0, 16);
+  }
+
+  // -------------------------------------------------------------------------------------- rendering
+  function whichView() {
+    if (S.menu === 'recalls') return 'recalls';
+    const st = stateName();
+    if (!S.job || st === 'offline' || st === 'unknown') return 'jobs';
+    if (st === 'ringing' && !S.legUp) return 'setup';
+    if (['talking', 'hold', 'wrap_up'].includes(st)) return 'call';
+    if (st === 'ringing' && S.callId && !S.dialling) return 'call';
+    return 'wait';
+  }
+
+  function render() {
+    const v = whichView();
+    for (const id of ['jobs', 'setup', 'wait', 'call', 'recalls']) $(`v-${id}`).hidden = id !== v;
+    $('m-work').setAttribute('aria-current', S.menu === 'work' ? 'page' : 'false');
+    $('m-recalls').setAttribute('aria-current', S.menu === 'recalls' ? 'page' : 'false');
+    renderStatus();
+    if (v === 'jobs') renderJobs();
+    if (v === 'wait') renderWait();
+    if (v === 'call') renderCall();
+    if (v === 'recalls') renderRecalls();
+    renderBadge();
+    tick();
+  }
+
+  function renderStatus() {
+    const box = $('me-state');
+    const color = stateColor(S.state);
+    box.style.setProperty('--bg', color);
+    box.style.setProperty('--ink', inkFor(color));
+    box.dataset.state = stateName();
+    $('me-state-label').textContent = stateLabel(S.state);
+    const st = stateName();
+    const inSession = S.job && st !== 'offline' && st !== 'unknown';
+    $('b-ready').disabled = !(inSession && (st === 'paused' || st === 'wrap_up'));
+    $('b-pause').disabled = !inSession || S.reasons.size === 0;
+    $('pause-reason').disabled = !inSession || S.reasons.size === 0;
+  }
+
+  function renderJobs() {
+    const jobs = S.jobs || [];
+    $('jobs-table').hidden = jobs.length === 0;
+    $('jobs-empty').hidden = jobs.length > 0 || S.jobs === null;
+    $('jobs-hint').hidden = jobs.length > 0 || S.jobs === null;
+    $('jobs-body').replaceChildren(...jobs.map((j) => {
+      const tr = el('tr');
+      const b = el('button', 'act primary', t('start_job'));
+      b.type = 'button';
+      b.dataset.job = String(j.id);
+      b.setAttribute('aria-label', `${t('start_job')} ${j.name}`);
+      b.addEventListener('click', () => startJob(j));
+      const td = el('td');
+      td.append(b);
+      tr.append(el('td', '', j.name), el('td', '', j.campaign_name), el('td', '', t(`mode_${j.mode}`)),
+        el('td', '', `${j.business_start}–${j.business_end}`), el('td', 'num', num(j.remaining)), td);
+      return tr;
+    }));
+  }
+
+  function leadPreview(l) {
+    const box = el('div', 'lead-preview');
+    const dl = el('dl', 'lead');
+    const row = (k, v) => { dl.append(el('dt', '', t(k)), el('dd', '', v === null || v === undefined || v === '' ? '—' : String(v))); };
+    row('f_name', l.name);
+    row('f_kana', l.kana);
+    row('f_tel', l.tel);
+    if ('remarks' in l) row('f_remarks', l.remarks);
+    row('f_attempts', num(l.attempts));
+    row('f_last_result', resultLabel(l.last_result, S.deskCodes));
+    if (l.recall) row('r_due', when(l.recall.due_at) || t('no_time'));
+    box.append(dl);
+    return box;
+  }
+
+  function button(key, onClick, cls = 'act') {
+    const b = el('button', cls);
+    b.type = 'button';
+    b.dataset.i18n = key;
+    const k = KEYS[key];
+    if (k) b.dataset.key = k;
+    label(b);
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  function renderWait() {
+    const st = stateName();
+    $('wait-title').textContent = st === 'paused' ? stateLabel(S.state) : t('wait_title');
+    $('wait-remaining').textContent = num(S.remaining);
+    $('wait-job').textContent = S.job ? S.job.name : '—';
+    $('wait-mode').textContent = S.job ? t(`mode_${S.job.mode}`) : '—';
+    $('b-resume').hidden = st !== 'paused';
+    $('dialling').hidden = !S.dialling;
+    $('dialling').textContent = t('dialling');
+    const panel = $('mode-panel');
+    const mode = S.job ? S.job.mode : '';
+    const refused = S.mode.refused;
+    if (refused && S.mode.lead && (S.mode.lead.id || S.mode.lead.lead_id) === refused.lead) S.mode.lead = null;
+    // Rebuilt only when what it shows changes, so that what the agent is typing stays.
+    const key = JSON.stringify([S.lang, mode, st, S.dialling, S.mode.lead, S.mode.results, S.mode.notice, refused]);
+    if (panel.dataset.key === key) return;
+    panel.dataset.key = key;
+    const box = el('div', 'mode-box');
+    const notice = el('p', 'field-error', refused ? t(refused.key) : S.mode.notice);
+    notice.setAttribute('role', 'alert');
+    notice.id = 'mode-notice';
+    const ready = st === 'ready' && !S.dialling;
+    if (mode === 'progressive' || mode === 'predictive') {
+      box.append(el('p', 'hint', t('auto_text')));
+    } else if (mode === 'preview' || mode === 'distribute') {
+      box.append(el('h2', '', t(mode === 'preview' ? 'preview_title' : 'distribute_title')));
+      if (mode === 'distribute') {
+        const a = button('assign', nextPreview);
+        a.disabled = !ready;
+        box.append(a);
+      }
+      if (S.mode.lead) {
+        box.append(leadPreview(S.mode.lead));
+        const row = el('div', 'row-actions');
+        const d = button('dial', () => dialLead({ lead_id: S.mode.lead.lead_id }, true), 'act primary');
+        d.disabled = !ready;
+        const s = button('skip', async () => {
+          await act(() => api('POST', '/agent/preview/skip', { lead_id: S.mode.lead.lead_id }));
+          S.mode.lead = null;
+          if (mode === 'preview') nextPreview(); else render();
+        });
+        s.disabled = !ready;
+        row.append(d, s);
+        box.append(row);
+      }
+    } else if (mode === 'standard' || mode === 'dial') {
+      box.append(el('h2', '', t(mode === 'standard' ? 'standard_title' : 'dial_title')));
+      const form = el('form', 'search-row');
+      const lab = el('label', 'sr', t(mode === 'standard' ? 'search_label' : 'tel_label'));
+      const input = el('input');
+      input.id = 'lead-query';
+      lab.htmlFor = 'lead-query';
+      input.value = S.mode.searched;
+      input.setAttribute('aria-label', t(mode === 'standard' ? 'search_label' : 'tel_label'));
+      input.placeholder = t(mode === 'standard' ? 'search_label' : 'tel_label');
+      if (mode === 'dial') input.inputMode = 'numeric';
+      const go = el('button', 'act', t('search'));
+      go.type = 'submit';
+      form.append(lab, input, go);
+      const err = el('p', 'field-error');
+      err.id = mode === 'standard' ? 'e-q' : 'e-tel';
+      form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        S.mode.searched = input.value.trim();
+        S.mode.lead = null;
+        S.mode.refused = null;
+        act(async () => {
+          const q = mode === 'standard' ? `q=${encodeURIComponent(S.mode.searched)}` : `tel=${encodeURIComponent(S.mode.searched)}`;
+          S.mode.results = (await api('GET', `/agent/leads?${q}`)).items;
+          render();
+          $('lead-query').focus();
+        }, err.id);
+      });
+      box.append(form, err);
+      if (S.mode.lead) {
+        box.append(leadPreview(S.mode.lead));
+        const d = button('dial', () => dialLead({ lead_id: S.mode.lead.id }, false), 'act primary');
+        d.disabled = !ready;
+        box.append(d);
+      } else if (S.mode.results && S.mode.results.length) {
+        const table = el('table', 'grid');
+        const head = el('tr');
+        for (const k of ['f_name', 'f_kana', 'f_tel', 'f_attempts', 'f_last_result', 'col_action']) head.append(el('th', '', t(k)));
+        table.append(head);
+        for (const l of S.mode.results) {
+          const tr = el('tr');
+          const td = el('td');
+          const b = el('button', 'act', l.held_by_other ? t('held_by_other') : t('select'));
+          b.type = 'button';
+          b.disabled = l.held_by_other;
+          b.setAttribute('aria-label', `${t('select')} ${l.name}`);
+          b.addEventListener('click', () => { S.mode.lead = l; render(); });
+          td.append(b);
+          tr.append(el('td', '', l.name), el('td', '', l.kana), el('td', '', l.tel), el('td', 'num', num(l.attempts)),
+            el('td', '', resultLabel(l.last_result, S.deskCodes)), td);
+          table.append(tr);
+        }
+        box.append(table);
+      } else if (S.mode.results) {
+        box.append(el('p', 'empty', t('no_data')));
+        if (mode === 'dial') {
+          const f = el('form', 'search-row');
+          const nl = el('label', 'sr', t('name_label'));
+          const name = el('input');
+          name.id = 'new-lead-name';
+          nl.htmlFor = 'new-lead-name';
+          name.placeholder = t('name_label');
+          name.setAttribute('aria-label', t('name_label'));
+          const c = el('button', 'act', t('create_lead'));
+          c.type = 'submit';
+          const e2 = el('p', 'field-error');
+          e2.id = 'e-name';
+          f.append(nl, name, c);
+          f.addEventListener('submit', (ev) => {
+            ev.preventDefault();
+            act(async () => {
+              const r = await api('POST', '/agent/leads', { name: name.value.trim(), tel: S.mode.searched });
+              S.mode.lead = r.lead;
+              S.mode.results = null;
+              render();
+            }, 'e-name');
+          });
+          box.append(f, e2);
+        }
+      }
+    }
+    box.append(notice);
+    // What the agent had typed stays across a rebuild (a language switch, a new result).
+    const typed = new Map([...panel.querySelectorAll('input[id]')].map((i) => [i.id, i.value]));
+    panel.replaceChildren(box);
+    for (const i of panel.querySelectorAll('input[id]')) if (typed.get(i.id)) i.value = typed.get(i.id);
+  }
+
+  function renderCall() {
+    const st = stateName();
+    $('call-title').textContent = st === 'wrap_up' ? t('wrapup_title') : st === 'ringing' ? t('offer_title') : st === 'hold' ? t('state_hold') : t('call_title');
+    $('b-hangup').disabled = !(st === 'talking' || st === 'hold');
+    $('acw').hidden = st !== 'wrap_up' || !(S.job && S.job.acw_seconds);
+    const canSave = st === 'wrap_up' || (S.savedCall === null && st === 'ready');
+    $('b-save-next').disabled = !canSave;
+    $('b-save-only').disabled = !canSave;
+    const L = S.lead;
+    const codes = (L && L.result_codes) || S.deskCodes || [];
+    const sel = $('r-result');
+    const keep = sel.value;
+    if (sel.dataset.codes !== JSON.stringify(codes)) {
+      sel.dataset.codes = JSON.stringify(codes);
+      sel.replaceChildren(...codes.map((c) => { const o = el('option', '', `${c.number}: ${c.label}`); o.value = String(c.number); return o; }));
+      if (keep) sel.value = keep;
+    }
+    const dl = $('lead-dl');
+    if (!L) {
+      dl.replaceChildren(el('dd', 'empty', '…'));
+      $('contacts-body').replaceChildren();
+      $('contacts-empty').hidden = false;
+      return;
+    }
+    const lead = L.lead;
+    dl.dataset.lead = String(lead.id);
+    if (!S.editing) {
+      const rows = [];
+      const row = (k, v, attr) => {
+        const dd = el('dd', '', v === null || v === undefined || v === '' ? '—' : String(v));
+        if (attr) dd.dataset.field = attr;
+        rows.push(el('dt', '', k), dd);
+      };
+      row(t('f_name'), lead.name, 'name');
+      row(t('f_kana'), lead.kana, 'kana');
+      row(t('f_tel'), lead.tel, 'tel');
+      row(t('f_remarks'), lead.remarks, 'remarks');
+      for (const f of L.custom_fields || []) {
+        const v = lead.custom[f.key];
+        row(f.label, Array.isArray(v) ? v.join(', ') : v, `custom.${f.key}`);
+      }
+      const tags = el('dd');
+      for (const tg of lead.tags || []) tags.append(el('span', 'tag', String(tg)));
+      if (!(lead.tags || []).length) tags.textContent = '—';
+      rows.push(el('dt', '', t('f_tags')), tags);
+      row(t('f_attempts'), num(lead.attempts));
+      row(t('f_last_result'), resultLabel(lead.last_result, codes));
+      row(t('f_list'), lead.list_name);
+      dl.replaceChildren(...rows);
+    }
+    $('b-edit-lead').hidden = S.editing;
+    $('b-save-lead').hidden = !S.editing;
+    $('b-cancel-lead').hidden = !S.editing;
+    const contacts = L.contacts || [];
+    $('contacts-empty').hidden = contacts.length > 0;
+    $('contacts-body').replaceChildren(...contacts.map((c) => {
+      const tr = el('tr');
+      if (c.call_id && c.call_id === S.callId) tr.className = 'current';
+      const memo = el('td', 'memo-cell', c.memo || '');
+      tr.append(
+        el('td', '', `${when(c.started_at)}${c.call_id && c.call_id === S.callId ? ` ${t('current_call')}` : ''}`),
+        el('td', '', when(c.saved_at)), el('td', '', c.tel),
+        el('td', '', c.interlocutor ? t(c.interlocutor) : '—'), el('td', '', resultLabel(c.result, codes)),
+        el('td', '', c.next_action ? t(`na_${c.next_action}`) + (c.recall_at ? ` ${when(c.recall_at)}` : '') : '—'),
+        el('td', 'num', c.talk_ms === null || c.talk_ms === undefined ? '—' : duration(c.talk_ms)),
+        el('td', '', c.agent || '—'), memo);
+      return tr;
+    }));
+  }
+
+  function startEdit() {
+    if (!S.lead) return;
+    S.editing = true;
+    const L = S.lead;
+    const lead = L.lead;
+    const rows = [];
+    const input = (k, id, v, area) => {
+      const i = el(area ? 'textarea' : 'input');
+      i.id = `lf-${id}`;
+      i.value = v || '';
+      const lab = el('label', '', k);
+      lab.htmlFor = i.id;
+      const dt = el('dt');
+      dt.append(lab);
+      const dd = el('dd');
+      const err = el('p', 'field-error');
+      err.id = `e-${id}`;
+      dd.append(i, err);
+      rows.push(dt, dd);
+    };
+    input(t('f_name'), 'name', lead.name);
+    input(t('f_kana'), 'kana', lead.kana);
+    input(t('f_remarks'), 'remarks', lead.remarks, true);
+    for (const f of L.custom_fields || []) input(f.label, `custom.${f.key}`, lead.custom[f.key]);
+    $('lead-dl').replaceChildren(...rows);
+    render();
+    $('lf-name').focus();
+  }
+
+  async function saveLead(ev) {
+    ev.preventDefault();
+    $('lead-error').textContent = '';
+    const L = S.lead;
+    const body = { name: $('lf-name').value.trim(), kana: $('lf-kana').value.trim(), remarks: $('lf-remarks').value };
+    const custom = {};
+    for (const f of L.custom_fields || []) custom[f.key] = $(`lf-custom.${f.key}`).value;
+    if ((L.custom_fields || []).length) body.custom = custom;
+    await act(async () => {
+      const r = await api('PATCH', `/agent/leads/${L.lead.id}`, body);
+      S.editing = false;
+      L.lead = r.lead;
+      $('lead-error').textContent = '';
+      $('saved-note').dataset.i18n = 'lead_updated';
+      $('saved-note').textContent = t('lead_updated');
+      await loadLead(L.lead.id);
+    }, 'lead-error');
+  }
+
+  function renderRecalls() {
+    const items = S.recalls || [];
+    $('recalls-table').hidden = items.length === 0;
+    $('recalls-empty').hidden = items.length > 0;
+    const canDial = S.job && stateName() === 'ready' && !S.dialling;
+    $('recalls-body').replaceChildren(...items.map((r) => {
+      const tr = el('tr');
+      tr.dataset.recall = String(r.id);
+      const due = r.due_ms !== null && r.due_ms <= Date.now();
+      const td = el('td');
+      const b = el('button', 'act primary', t('dial_now'));
+      b.type = 'button';
+      b.disabled = !canDial || !S.job || S.job.campaign_id !== r.campaign_id;
+      b.setAttribute('aria-label', `${t('dial_now')} ${r.name}`);
+      b.addEventListener('click', async () => {
+        S.menu = 'work';
+        await dialLead({ recall_id: r.id }, false);
+        render();
+      });
+      td.append(b);
+      const dueCell = el('td', due ? 'due' : '', r.due_at ? `${when(r.due_at)}${due ? ` (${t('due_now')})` : ''}` : t('no_time'));
+      tr.append(dueCell, el('td', '', r.campaign_name), el('td', '', `${r.name} ${r.tel}`), el('td', 'memo-cell', r.note || ''), td);
+      return tr;
+    }));
+  }
+
+  function renderBadge() {
+    const n = (S.recalls || []).length;
+    $('recall-badge').hidden = n === 0;
+    $('recall-badge').textContent = num(n);
+    $('m-recalls').setAttribute('aria-label', `${t('menu_recalls')} ${n}`);
+  }
+
+  function renderPresence() {
+    const list = [...S.presence.values()];
+    $('presence-empty').hidden = list.length > 0;
+    $('presence').replaceChildren(...list.map((a) => {
+      const li = el('li');
+      li.dataset.agent = String(a.agent_id);
+      li.dataset.state = (a.state && a.state.state) || 'offline';
+      const sw = el('span', 'swatch');
+      sw.style.setProperty('--bg', stateColor(a.state));
+      li.append(sw, el('span', 'pname', a.display_name), el('span', 'pstate', stateLabel(a.state)));
+      return li;
+    }));
+  }
+
+  /** Clocks, once a second (display only: no request). */
+  function tick() {
+    const now = Date.now();
+    $('me-state-time').textContent = stateName() === 'offline' ? '' : duration(now - S.since);
+    $('wait-time').textContent = duration(now - S.since);
+    $('setup-elapsed').textContent = duration(now - S.since);
+    $('call-timer').textContent = duration(now - S.since);
+    if (stateName() === 'wrap_up' && S.job && S.job.acw_seconds) {
+      $('acw').textContent = t('acw_left', { t: duration(S.job.acw_seconds * 1000 - (now - S.since)) });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- keys, language
+  const KEYS = { ready: 'r', pause: 'p', resume: 'r', end: 'e', hang_up: 'h', dial: 'd', skip: 'k', assign: 'a', save_next: 'n', save_only: 'o' };
+
+  /** A button's label in the current language, with its shortcut (Alt+key) shown beside it. */
+  function label(b) {
+    b.textContent = t(b.dataset.i18n);
+    const k = b.dataset.key;
+    if (k) {
+      const kbd = el('kbd', '', `Alt+${k.toUpperCase()}`);
+      kbd.setAttribute('aria-hidden', 'true');
+      b.append(kbd);
+      b.setAttribute('aria-keyshortcuts', `Alt+${k.toUpperCase()}`);
+    }
+  }
+
+  function applyLang() {
+    document.documentElement.lang = S.lang;
+    document.title = `kakeru ${t('title')}`;
+    for (const e of document.querySelectorAll('[data-i18n]')) {
+      if (e.tagName === 'BUTTON') label(e);
+      else e.textContent = t(e.dataset.i18n);
+    }
+    for (const e of document.querySelectorAll('[data-i18n-label]')) e.setAttribute('aria-label', t(e.dataset.i18nLabel));
+    for (const b of document.querySelectorAll('[data-lang]')) b.setAttribute('aria-pressed', String(b.dataset.lang === S.lang));
+    setConn($('conn').dataset.state);
+    fillReasons();
+    render();
+    renderPresence();
+  }
+
+  function fillReasons() {
+    const sel = $('pause-reason');
+    const keep = sel.value;
+    sel.replaceChildren(...[...S.reasons].map(([id, r]) => { const o = el('option', '', r.name); o.value = String(id); return o; }));
+    if (keep) sel.value = keep;
+  }
+
+  function onKey(ev) {
+    if (ev.ctrlKey && ev.key === 'Enter' && !$('v-call').hidden) { ev.preventDefault(); $('b-save-next').click(); return; }
+    if (!ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    const k = ev.key.toLowerCase();
+    const b = [...document.querySelectorAll(`[data-key="${k}"]`)].find((x) => !x.disabled && x.offsetParent !== null);
+    if (b) { ev.preventDefault(); b.click(); }
+  }
+
+  // ------------------------------------------------------------------------------------------ start
+  async function start() {
+    if (!S.token) return toLogin();
+    try {
+      S.me = await api('GET', '/me');
+    } catch (_) {
+      return toLogin();
+    }
+    $('who').textContent = `${S.me.login} (${S.me.role})`;
+    try {
+      const rs = await api('GET', '/pause-reasons?limit=500');
+      for (const r of rs.items) S.reasons.set(r.id, { name: r.name, color: r.color });
+    } catch (_) { /* no pause reasons */ }
+    fillReasons();
+    render();
+    connect();
+  }
+
+  function init() {
+    for (const b of document.querySelectorAll('[data-lang]')) {
+      b.addEventListener('click', () => { S.lang = b.dataset.lang; localStorage.setItem('kakeru.lang', S.lang); applyLang(); });
+    }
+    $('b-ready').addEventListener('click', () => act(() => api('POST', '/agent/ready')));
+    $('b-resume').addEventListener('click', () => act(() => api('POST', '/agent/ready')));
+    $('b-pause').addEventListener('click', () => act(() => api('POST', '/agent/pause', { reason_id: Number($('pause-reason').value) })));
+    $('b-end').addEventListener('click', endJob);
+    $('b-hangup').addEventListener('click', async () => {
+      if (!S.callId || !(await dialog(t('confirm_hang_up'), true))) return;
+      await act(() => api('POST', `/agent/calls/${S.callId}/hang-up`));
+    });
+    $('record-form').addEventListener('submit', (ev) => { ev.preventDefault(); saveRecord(true); });
+    $('b-save-only').addEventListener('click', () => saveRecord(false));
+    $('b-edit-lead').addEventListener('click', startEdit);
+    $('b-cancel-lead').addEventListener('click', () => { S.editing = false; render(); });
+    $('lead-form').addEventListener('submit', saveLead);
+    for (const r of document.querySelectorAll('input[name="next_action"]')) {
+      r.addEventListener('change', () => { $('recall-box').hidden = document.querySelector('input[name="next_action"]:checked').value !== 'recall'; });
+    }
+    for (const b of document.querySelectorAll('[data-preset]')) {
+      b.addEventListener('click', () => { $('r-recall-at').value = localIn(Number(b.dataset.preset)); });
+    }
+    $('r-memo').addEventListener('input', () => { $('memo-count').textContent = `${num($('r-memo').value.length)} / ${num(5000)}`; });
+    $('m-work').addEventListener('click', () => { S.menu = 'work'; render(); });
+    $('m-recalls').addEventListener('click', () => { S.menu = 'recalls'; loadRecalls(); });
+    $('b-logout').addEventListener('click', async () => {
+      stopStream();
+      try { await api('POST', '/auth/logout'); } catch (_) { /* gone already */ }
+      toLogin();
+    });
+    document.addEventListener('keydown', onKey);
+    $('m-work').dataset.key = 'j';
+    $('m-recalls').dataset.key = 'l';
+    applyLang();
+    setInterval(tick, 1000);
+    start();
+  }
+
+  init();
+})();

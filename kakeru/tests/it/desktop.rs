@@ -1,0 +1,456 @@
+//! The agent desktop in a real headless Chromium (`api/tests/browser/desktop.test.js`, driven by
+//! playwright-core), against the whole floor in one process: the API, the control service and the
+//! dialer engine of a [`Node`] on a fresh SQLite file and the in-process bus, the built-in carrier
+//! (by the number's last digit) and a simulated phone for the agent's nailed-up leg.
+//!
+//! One agent logs in at `/` and works five call jobs from the page alone: progressive (screen pop
+//! with an earlier contact by another agent, hang-up, a record with a recall to itself, the next
+//! customer offered; the push channel cut for 10 s mid-call), dial (an unknown number becomes a
+//! lead; a do-not-call number gets 発信規制 and never reaches the carrier), standard (search and
+//! pick), preview (skip, dial) and distribute (自動割当). Afterwards the records, the recall, the
+//! transitions and the carrier's log are checked in SQL. Screenshots under `target/tmp/browser/`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use control::agent::{AgentId, CallId};
+use control::bus::{Bus, Envelope};
+use control::messages::{streams, ApiCommand};
+use kakeru::node::{Node, NodeConfig};
+use serde_json::{json, Value};
+use sim::carrier::{Behaviour, CarrierConfig};
+use store::sqlx::{self, Row};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+/// Forwards the browser's connections to the API; [`Proxy::cut`] closes every open one and refuses
+/// new ones until [`Proxy::restore`] (the network gone for a while).
+struct Proxy {
+    base: String,
+    links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    down: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Proxy {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let links: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let down = Arc::new(AtomicBool::new(false));
+        let (l2, d2) = (links.clone(), down.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if d2.load(Ordering::Relaxed) {
+                    continue; // dropped: the connection is refused
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    }
+                });
+                let mut g = l2.lock().expect("links");
+                g.retain(|h| !h.is_finished());
+                g.push(task.abort_handle());
+            }
+        });
+        Proxy { base, links, down }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, Ordering::Relaxed);
+        for h in self.links.lock().expect("links").drain(..) {
+            h.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::Relaxed);
+    }
+}
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api/tests/browser")
+}
+
+async fn insert(db: &store::Db, sql: &str, binds: &[Value]) -> i64 {
+    let mut q = sqlx::query(sql);
+    for b in binds {
+        q = match b {
+            Value::Number(n) => q.bind(n.as_i64().expect("integer")),
+            Value::String(s) => q.bind(s.clone()),
+            Value::Null => q.bind(None::<i64>),
+            other => q.bind(other.to_string()),
+        };
+    }
+    q.fetch_one(&db.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}")).try_get("id").expect("id")
+}
+
+async fn scalar(db: &store::Db, sql: &str) -> i64 {
+    sqlx::query(sql).fetch_one(&db.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}")).try_get(0).expect("column")
+}
+
+struct Job {
+    id: i64,
+    name: &'static str,
+}
+
+/// A campaign of `mode` with a batch, a list of `leads` (name, tel) and a running call job.
+async fn campaign(
+    db: &store::Db,
+    t: i64,
+    group: i64,
+    name: &'static str,
+    mode: &str,
+    leads: &[(&str, &str)],
+) -> (Job, i64, Vec<i64>) {
+    let c = insert(
+        db,
+        "INSERT INTO campaigns (tenant_id, name, mode, max_channels, ring_timeout_s, agent_wait_timeout_s, acw_enabled, acw_seconds,
+            business_start, business_end, created_at, updated_at)
+         VALUES ($1, $2, $3, 10, 10, 20, 1, 120, '00:00', '23:59', 0, 0) RETURNING id",
+        &[json!(t), json!(name), json!(mode)],
+    )
+    .await;
+    for (n, label) in [(1, "アポ獲得"), (2, "検討中"), (3, "不要")] {
+        insert(
+            db,
+            "INSERT INTO result_codes (tenant_id, campaign_id, number, label, created_at) VALUES ($1, $2, $3, $4, 0) RETURNING id",
+            &[json!(t), json!(c), json!(n), json!(label)],
+        )
+        .await;
+    }
+    let b = insert(
+        db,
+        "INSERT INTO batches (tenant_id, campaign_id, name, start_date, end_date, created_at) VALUES ($1, $2, 'b', '2026-01-01', '2027-12-31', 0) RETURNING id",
+        &[json!(t), json!(c)],
+    )
+    .await;
+    let l = insert(
+        db,
+        "INSERT INTO customer_lists (tenant_id, batch_id, name, created_at) VALUES ($1, $2, $3, 0) RETURNING id",
+        &[json!(t), json!(b), json!(format!("{name}リスト"))],
+    )
+    .await;
+    let mut ids = Vec::new();
+    for (i, (n, tel)) in leads.iter().enumerate() {
+        let custom = if i == 0 { r#"{"plan":"ゴールド"}"# } else { "{}" };
+        let tags = if i == 0 { r#"["VIP"]"# } else { "[]" };
+        ids.push(
+            insert(
+                db,
+                "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, remarks, custom, tags, created_at)
+                 VALUES ($1, $2, $3, $4, 'カナ', $5, 'fixed', '午前中希望', $6, $7, 0) RETURNING id",
+                &[json!(t), json!(l), json!(b), json!(n), json!(tel), json!(custom), json!(tags)],
+            )
+            .await,
+        );
+    }
+    let j = insert(
+        db,
+        "INSERT INTO call_jobs (tenant_id, campaign_id, dialing_group_id, name, status, started_at, created_at)
+         VALUES ($1, $2, $3, $4, 'running', $5, 0) RETURNING id",
+        &[json!(t), json!(c), json!(group), json!(format!("{name}ジョブ")), json!(store::now_ms())],
+    )
+    .await;
+    sqlx::query("INSERT INTO call_job_lists (tenant_id, job_id, list_id) VALUES ($1, $2, $3)")
+        .bind(t)
+        .bind(j)
+        .bind(l)
+        .execute(&db.pool)
+        .await
+        .expect("job list");
+    (Job { id: j, name }, c, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_works_every_list_mode_from_the_desktop() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists()
+            && browser_dir().join("node_modules/playwright-core").exists(),
+        "Chromium and playwright-core are missing: run `bash scripts/services.sh`"
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite:{}/kakeru.db", dir.path().display());
+    let mut node = Node::open(NodeConfig::new(&url)).await.expect("node");
+    let db = node.db().clone();
+    let now = store::now_ms();
+    let t = store::tenancy::create_tenant(&db, "desk", "デスク株式会社", "Asia/Tokyo", now).await.expect("tenant");
+    let user = |login: &'static str, name: &'static str, role| store::accounts::NewUser {
+        tenant_id: t,
+        login,
+        display_name: name,
+        role,
+        password: "desk-password-1",
+    };
+    use store::accounts::Role;
+    let tanaka = store::accounts::create_user(&db, &user("tanaka", "田中 太郎", Role::Op), now).await.expect("op");
+    let sato = store::accounts::create_user(&db, &user("sato", "佐藤 花子", Role::Op), now).await.expect("op 2");
+    store::accounts::create_user(&db, &user("boss", "管理 者", Role::Mgr), now).await.expect("mgr");
+    let (md5, sha) = store::accounts::digest_ha1("tanaka", "desk", "sip-tanaka");
+    sqlx::query(
+        "INSERT INTO phones (tenant_id, user_id, sip_username, realm, ha1_md5, ha1_sha256, created_at) VALUES ($1, $2, 'tanaka', 'desk', $3, $4, 0)",
+    )
+    .bind(t)
+    .bind(tanaka)
+    .bind(md5)
+    .bind(sha)
+    .execute(&db.pool)
+    .await
+    .expect("phone");
+    let group = insert(
+        &db,
+        "INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, '第一班', 0) RETURNING id",
+        &[json!(t)],
+    )
+    .await;
+    for u in [tanaka, sato] {
+        sqlx::query("INSERT INTO dialing_group_agents (tenant_id, group_id, user_id) VALUES ($1, $2, $3)")
+            .bind(t)
+            .bind(group)
+            .bind(u)
+            .execute(&db.pool)
+            .await
+            .expect("member");
+    }
+    for (name, color) in [("休憩", "#f2c94c"), ("離席", "#9b51e0")] {
+        insert(
+            &db,
+            "INSERT INTO pause_reasons (tenant_id, name, color, created_at) VALUES ($1, $2, $3, 0) RETURNING id",
+            &[json!(t), json!(name), json!(color)],
+        )
+        .await;
+    }
+    insert(&db, "INSERT INTO custom_fields (tenant_id, key, label, kind, created_at) VALUES ($1, 'plan', '契約プラン', 'text', 0) RETURNING id", &[json!(t)]).await;
+    // The carrier by last digit: 1-3 answer and talk until hung up, 4 busy, 7 rings; 5 is never
+    // to be dialled (the do-not-call list).
+    let dnc = "0399990005";
+    sqlx::query("INSERT INTO dnc_numbers (tenant_id, number, created_at) VALUES ($1, $2, 0)")
+        .bind(t)
+        .bind(dnc)
+        .execute(&db.pool)
+        .await
+        .expect("dnc");
+    let (progressive, c1, l1) = campaign(
+        &db,
+        t,
+        group,
+        "秋の新規獲得",
+        "progressive",
+        &[("山田 花子", "0311110001"), ("鈴木 一郎", "0311110002")],
+    )
+    .await;
+    let (dial, _, _) = campaign(&db, t, group, "ダイヤル発信", "dial", &[("既存 顧客", "0322220003")]).await;
+    let (standard, _, _) =
+        campaign(&db, t, group, "標準発信", "standard", &[("佐藤 次郎", "0333330002"), ("高橋 三郎", "0333330003")])
+            .await;
+    let (preview, _, _) = campaign(
+        &db,
+        t,
+        group,
+        "プレビュー発信",
+        "preview",
+        &[("伊藤 四郎", "0344440002"), ("渡辺 五郎", "0344440003")],
+    )
+    .await;
+    let (distribute, _, _) = campaign(&db, t, group, "配布発信", "distribute", &[("中村 六子", "0366660001")]).await;
+    // An earlier contact with 山田 花子 by the other agent (佐藤 花子), two days ago.
+    let two_days = now - 2 * 86_400_000;
+    let call = insert(
+        &db,
+        "INSERT INTO call_records (tenant_id, campaign_id, call_job_id, lead_id, agent_user_id, tel, started_at, answered_at, bridged_at, ended_at, result)
+         VALUES ($1, $2, $3, $4, $5, '0311110001', $6, $7, $7, $8, '2') RETURNING id",
+        &[json!(t), json!(c1), json!(progressive.id), json!(l1[0]), json!(sato), json!(two_days), json!(two_days + 5_000), json!(two_days + 185_000)],
+    )
+    .await;
+    insert(
+        &db,
+        "INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, interlocutor, result, next_action, memo, state_after, saved, saved_at, saved_by, created_at)
+         VALUES ($1, $2, $3, $4, 'other', '2', 'continue', '奥様が対応。来週また連絡', 'continue', 1, $5, $4, $5) RETURNING id",
+        &[json!(t), json!(call), json!(l1[0]), json!(sato), json!(two_days + 200_000)],
+    )
+    .await;
+    sqlx::query("UPDATE leads SET attempts = 1, last_result = '2', last_attempt_at = $1 WHERE id = $2")
+        .bind(two_days)
+        .bind(l1[0])
+        .execute(&db.pool)
+        .await
+        .expect("lead");
+    // 鈴木 一郎 was tried twice before (no answer): 山田 花子 comes first (fewest attempts first).
+    sqlx::query("UPDATE leads SET attempts = 2, last_result = 'timeout' WHERE id = $1")
+        .bind(l1[1])
+        .execute(&db.pool)
+        .await
+        .expect("lead");
+
+    // The floor: the node's API and control, the carrier, the dialer engine, the agent's phone.
+    let (sim_stop, sim_rx) = watch::channel(false);
+    let answer = Behaviour::Answer { after_ms: 400, talk_ms: None };
+    let mut rules = [answer; 10];
+    rules[4] = Behaviour::Fail { status: 486, after_ms: 300 };
+    rules[7] = Behaviour::Ring;
+    let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let carrier = sim::carrier::start(
+        loopback,
+        CarrierConfig { by_last_digit: Some(rules), ..CarrierConfig::default() },
+        sim_rx.clone(),
+    )
+    .await
+    .expect("carrier");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    node.spawn_api(listener);
+    node.spawn_control();
+    let mut ecfg = dialer::engine::EngineConfig::new(carrier.sip_addr);
+    ecfg.tenants = Some(vec![t as u64]);
+    ecfg.instance = format!("desk-test-{}", store::now_ms());
+    ecfg.instance_prefix = "desk-test-".into();
+    let (engine_stop, engine_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let bus = node.bus().clone();
+    let engine = tokio::spawn(dialer::engine::run(db.clone(), bus.clone(), ecfg, engine_rx, Some(ready_tx)));
+    let info = ready_rx.await.expect("the engine starts");
+    let phones = sim::phone::start(
+        vec![sim::phone::PhoneAccount {
+            username: "tanaka".into(),
+            password: "sip-tanaka".into(),
+            domain: "desk".into(),
+        }],
+        sim::phone::PhoneConfig {
+            registrar: info.sip_addrs[0],
+            bind_ip: loopback,
+            expires_s: 300,
+            answer_after: Duration::from_millis(300),
+        },
+        sim_rx.clone(),
+    )
+    .await
+    .expect("phone");
+    let (node_stop, node_rx) = tokio::sync::oneshot::channel::<()>();
+    let node_task = tokio::spawn(node.run(async {
+        let _ = node_rx.await;
+    }));
+
+    // The page.
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&out_dir).expect("screenshot directory");
+    let fixture = json!({
+        "tenant": "desk", "login": "tanaka", "password": "desk-password-1", "agent": tanaka,
+        "jobs": {"progressive": progressive.name, "dial": dial.name, "standard": standard.name,
+                 "preview": preview.name, "distribute": distribute.name},
+        "dnc": dnc, "unknown": "0355550001", "colleague": "佐藤 花子",
+    });
+    let proxy = Proxy::start(&base).await;
+    let mut child = tokio::process::Command::new("node")
+        .arg("desktop.test.js")
+        .current_dir(browser_dir())
+        .env("KAKERU_MODE", "desktop")
+        .env("KAKERU_BASE", &proxy.base)
+        .env("KAKERU_OUT", &out_dir)
+        .env("KAKERU_FIXTURE", fixture.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut output = Vec::new();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(240), lines.next_line())
+            .await
+            .expect("the browser went silent")
+            .expect("browser output");
+        let Some(line) = line else { break };
+        println!("browser: {line}");
+        if let Some(step) = line.strip_prefix("STEP ") {
+            let (name, arg) = step.split_once(' ').unwrap_or((step, ""));
+            match name {
+                // The customer hangs up while the page's push channel is cut (as the dialer would
+                // report: control ends the customer leg).
+                "customer_hangs_up" => {
+                    let call: u64 = arg.parse().expect("call id");
+                    let c = ApiCommand::HangUpCustomer { agent_id: AgentId(tanaka as u64), call_id: CallId(call) };
+                    let env = Envelope::new(t as u64, 0, &c).expect("encode");
+                    bus.publish(&streams::control_commands(t as u64), &env).await.expect("publish");
+                }
+                "cut" => proxy.cut(),
+                "restore" => proxy.restore(),
+                other => panic!("the browser asked for an unknown step {other}"),
+            }
+            stdin.write_all(format!("GO {name}\n").as_bytes()).await.expect("to the browser");
+        } else {
+            output.push(line);
+        }
+    }
+    let status = child.wait().await.expect("browser exit");
+    if !status.success() {
+        let rows = sqlx::query(
+            "SELECT from_state, to_state, cause, call_id, at FROM agent_transitions ORDER BY id DESC LIMIT 8",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("transitions");
+        for r in rows {
+            let (f, t, c): (String, String, String) = (r.get("from_state"), r.get("to_state"), r.get("cause"));
+            println!("transition {f} -> {t} ({c}) call {:?}", r.get::<Option<i64>, _>("call_id"));
+        }
+        let calls = sqlx::query("SELECT tel, result FROM call_records ORDER BY id DESC LIMIT 4")
+            .fetch_all(&db.pool)
+            .await
+            .expect("calls");
+        for r in calls {
+            println!("call {} {}", r.get::<String, _>("tel"), r.get::<String, _>("result"));
+        }
+    }
+    assert!(
+        status.success() && output.iter().any(|l| l == "BROWSER OK"),
+        "the browser test failed:\n{}",
+        output.join("\n")
+    );
+
+    // What the page did, in SQL.
+    let n = |sql: String| {
+        let db = db.clone();
+        async move { scalar(&db, &sql).await }
+    };
+    let saved = n(format!("SELECT COUNT(*) FROM wrapup_records WHERE agent_user_id = {tanaka} AND saved = 1")).await;
+    assert!(saved >= 6, "{saved} records saved from the page");
+    let recall = n(format!(
+        "SELECT COUNT(*) FROM recalls WHERE lead_id = {} AND agent_user_id = {tanaka} AND status = 'open' AND due_at IS NOT NULL",
+        l1[0]
+    ))
+    .await;
+    assert_eq!(recall, 1, "the recall assigned to the agent");
+    let memo =
+        n(format!("SELECT COUNT(*) FROM wrapup_records WHERE lead_id = {} AND memo LIKE '%資料送付%'", l1[0])).await;
+    assert_eq!(memo, 1, "the record's memo");
+    let history =
+        n(format!("SELECT COUNT(*) FROM lead_history WHERE lead_id = {} AND user_id = {tanaka}", l1[0])).await;
+    assert_eq!(history, 1, "the agent's correction is in the lead's history");
+    let transitions = n(format!("SELECT COUNT(*) FROM agent_transitions WHERE agent_user_id = {tanaka}")).await;
+    assert!(transitions >= 20, "{transitions} transitions");
+    let created = n("SELECT COUNT(*) FROM leads WHERE tel = '0355550001' AND name = '新規 太郎'".into()).await;
+    assert_eq!(created, 1, "the unknown number became a lead");
+    let restricted =
+        n(format!("SELECT COUNT(*) FROM call_records WHERE tel = '{dnc}' AND result = 'restricted'")).await;
+    assert_eq!(restricted, 1, "the do-not-call dial is recorded as 発信規制");
+    let log = carrier.log();
+    assert!(!log.iter().any(|e| e.tel == dnc), "a do-not-call number reached the carrier: {log:?}");
+    for tel in ["0311110001", "0311110002", "0355550001", "0333330002", "0344440003", "0366660001"] {
+        assert!(log.iter().any(|e| e.tel == tel), "{tel} was not dialled: {log:?}");
+    }
+    assert!(!log.iter().any(|e| e.tel == "0344440002"), "the skipped preview lead was dialled");
+
+    let _ = engine_stop.send(true);
+    let _ = engine.await;
+    let _ = node_stop.send(());
+    let _ = node_task.await;
+    let _ = sim_stop.send(true);
+    drop(phones);
+}
