@@ -26,7 +26,8 @@ const FIGS = [
 ];
 
 export async function renderMonitor(view) {
-  view.replaceChildren(el('div', { class: 'screen-head' }, el('h1', null, tt('mon.title')), el('span', { class: 'conn', id: 'mon-conn', dataset: { state: 'connecting' } }, tt('mon.connecting'))));
+  const conn = el('span', { class: 'conn', id: 'mon-conn', dataset: { state: 'connecting' } }, tt('mon.connecting'));
+  view.replaceChildren(el('div', { class: 'screen-head' }, el('h1', null, tt('mon.title')), conn));
   const M = {
     jobs: [],
     campaigns: new Map(),
@@ -66,6 +67,8 @@ export async function renderMonitor(view) {
     body.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(e)));
     return;
   }
+  // The person may have left the monitor while it loaded: then nothing of it is started.
+  if (!body.isConnected) return;
   const cards = new Map();
   const draw = () => {
     M.frame = 0;
@@ -90,7 +93,6 @@ export async function renderMonitor(view) {
   // Time in state ticks on the page (no request: the tiles carry since_ms).
   const tick = setInterval(() => { for (const c of cards.values()) tickAgents(c, M); }, 1000);
 
-  const conn = document.getElementById('mon-conn');
   const setConn = (state) => { conn.dataset.state = state; conn.textContent = tt(`mon.${state}`); };
   const connect = async () => {
     if (M.closed) return;
