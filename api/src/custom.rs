@@ -423,13 +423,25 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
     visible(ctx, &resources::CALL_JOBS, id).await?;
     let now = store::now_ms();
     let pool = &ctx.st.db.pool;
+    let local_now = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&ctx.auth.tz());
+    let (local, today) = (local_now.time(), local_now.date_naive());
     if start {
         let row = sqlx::query(
-            "SELECT j.status, c.business_start, c.business_end, (SELECT COUNT(*) FROM call_job_lists jl WHERE jl.job_id = j.id) AS lists
+            "SELECT j.status, c.business_start, c.business_end, (SELECT COUNT(*) FROM call_job_lists jl WHERE jl.job_id = j.id) AS lists,
+                    (SELECT COUNT(*) FROM result_codes r WHERE r.campaign_id = j.campaign_id AND r.tenant_id = j.tenant_id) AS results,
+                    (SELECT COUNT(*) FROM wrapup_records w JOIN leads l ON l.id = w.lead_id JOIN call_job_lists jl ON jl.list_id = l.list_id
+                      WHERE jl.job_id = j.id AND w.tenant_id = j.tenant_id AND w.saved_at IS NULL) AS unsaved,
+                    (SELECT MIN(b.start_date) FROM call_job_lists jl JOIN customer_lists cl ON cl.id = jl.list_id JOIN batches b ON b.id = cl.batch_id
+                      WHERE jl.job_id = j.id) AS period_start,
+                    (SELECT MAX(b.end_date) FROM call_job_lists jl JOIN customer_lists cl ON cl.id = jl.list_id JOIN batches b ON b.id = cl.batch_id
+                      WHERE jl.job_id = j.id) AS period_end,
+                    (SELECT COUNT(*) FROM call_job_lists jl JOIN customer_lists cl ON cl.id = jl.list_id JOIN batches b ON b.id = cl.batch_id
+                      WHERE jl.job_id = j.id AND b.start_date <= $3 AND b.end_date >= $3) AS lists_in_period
              FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id WHERE j.id = $1 AND j.tenant_id = $2",
         )
         .bind(id)
         .bind(ctx.tenant())
+        .bind(today.to_string())
         .fetch_one(pool)
         .await?;
         if row.try_get::<String, _>("status")? == "running" {
@@ -438,8 +450,34 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
         if row.try_get::<i64, _>("lists")? == 0 {
             return Err(ApiError::conflict("no_lists", "the job has no customer list"));
         }
-        let local =
-            chrono::DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&ctx.auth.tz()).time();
+        // BIZTEL §3.1: no job starts while its campaign has no results (対話結果) or while
+        // 応対記録(未保存) holds records of its lists.
+        if row.try_get::<i64, _>("results")? == 0 {
+            return Err(ApiError::conflict(
+                "no_results",
+                "the campaign has no results (対話結果): add them to the campaign before starting the job",
+            ));
+        }
+        let unsaved = row.try_get::<i64, _>("unsaved")?;
+        if unsaved > 0 {
+            return Err(ApiError::conflict(
+                "unsaved_records",
+                format!("{unsaved} unsaved wrap-up records (応対記録(未保存)) of the job's lists: save them before starting the job"),
+            ));
+        }
+        // BIZTEL §1.2: a job is started and stopped within its batch's period (実施期間).
+        if row.try_get::<i64, _>("lists_in_period")? == 0 {
+            let (from, to): (Option<String>, Option<String>) =
+                (row.try_get("period_start")?, row.try_get("period_end")?);
+            return Err(ApiError::conflict(
+                "outside_batch_period",
+                format!(
+                    "today ({today}) is outside the period of the job's batches ({} to {})",
+                    from.unwrap_or_default(),
+                    to.unwrap_or_default()
+                ),
+            ));
+        }
         let (bs, be): (String, String) = (row.try_get("business_start")?, row.try_get("business_end")?);
         if !may_start(local, &bs, &be) {
             return Err(ApiError::conflict(

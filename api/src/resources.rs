@@ -23,8 +23,18 @@ const UPDATED: Field = Field::new("updated_at", Ty::Instant, "When the record la
 /// Campaign modes (SPEC 4).
 pub const MODES: &[&str] = &["preview", "progressive", "predictive", "standard", "distribute", "dial"];
 /// The nine system results set by the dialer (SPEC 4).
-pub const SYSTEM_RESULTS: &[&str] =
-    &["pending", "busy", "no_entry", "timeout", "cancel", "error", "channel_limit", "restricted", "stopped"];
+pub const SYSTEM_RESULTS: &[&str] = &[
+    "pending",
+    "busy",
+    "no_entry",
+    "timeout",
+    "cancel",
+    "error",
+    "not_in_service",
+    "channel_limit",
+    "restricted",
+    "stopped",
+];
 pub const FIELD_KINDS: &[&str] =
     &["text", "number", "date", "phone", "email", "long_text", "select", "radio", "checkbox", "postal_code"];
 pub const MAX_LEADS_PER_LIST: i64 = 200_000;
@@ -153,7 +163,7 @@ pub static RESULT_CODES: Spec = Spec {
     path: "/result-codes",
     table: "result_codes",
     tag: "campaigns",
-    doc: "Numbered campaign results (番号,テキスト), keyed by DTMF entry. The nine system results are fixed: pending, busy, no_entry, timeout, cancel, error, channel_limit, restricted, stopped.",
+    doc: "Numbered campaign results (番号,テキスト), keyed by DTMF entry. The ten system results are fixed: pending, busy, no_entry, timeout, cancel, error, not_in_service (現アナ), channel_limit, restricted, stopped.",
     fields: &[
         Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
         Field::new("number", Ty::Int { min: 1, max: 999 }, "Result number (0 is reserved for DTMF recall entry).").req().filter().sort(),
@@ -472,6 +482,7 @@ pub static BATCHES: Spec = Spec {
         Field::new("name", NAME, "Batch name.").req().filter().sort().search(),
         Field::new("start_date", Ty::Date, "First day (tenant zone).").req().sort(),
         Field::new("end_date", Ty::Date, "Last day; default start + (R - 91) days.").sort(),
+        Field::new("memo", Ty::Text { min: 0, max: 500 }, "メモ: free text, up to 500 characters."),
         Field::new("first_call_at", Ty::Instant, "First call made in this batch.").null().read_only(),
         Field::new("last_call_at", Ty::Instant, "Last call made in this batch.").null().read_only(),
         CREATED,
@@ -752,7 +763,7 @@ pub static CALL_JOBS: Spec = Spec {
     fields: &[
         Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
         Field::new("dialing_group_id", Ty::Ref("dialing_groups"), "Agents to connect customers to.").req().filter(),
-        Field::new("name", NAME, "Job name.").req().sort().search(),
+        Field::new("name", Ty::Text { min: 1, max: 60 }, "Job name (コールジョブ名), up to 60 characters.").req().sort().search(),
         Field::new("caller_id", Ty::Tel, "Caller ID; null for the campaign's.").null(),
         Field::new("phone_type", Ty::Enum(&["any", "mobile", "fixed"]), "Dial only mobile (070/080/090) or fixed numbers. Default any."),
         Field::new("attempts_min", Ty::Int { min: 0, max: 1000 }, "Dial leads with at least this many attempts. Default 0."),
@@ -761,6 +772,7 @@ pub static CALL_JOBS: Spec = Spec {
         Field::new("last_attempt_to", Ty::Instant, "Last attempt at or before.").null(),
         Field::new("list_ids", Ty::RefList("customer_lists"), "Customer lists of the job's campaign.")
             .link("call_job_lists", "job_id", "list_id"),
+        Field::new("notes", Ty::Text { min: 0, max: 500 }, "連絡事項: up to 500 characters, shown to admins and to the job's agents."),
         Field::new("status", Ty::Enum(&["stopped", "running", "finished"]), "State.").read_only().filter(),
         Field::new("started_at", Ty::Instant, "Last start.").null().read_only(),
         Field::new("stopped_at", Ty::Instant, "Last stop.").null().read_only(),
@@ -769,10 +781,21 @@ pub static CALL_JOBS: Spec = Spec {
     extra: &[
         Extra { name: "list_count", expr: "SELECT COUNT(*) FROM call_job_lists jl WHERE jl.job_id = t.id", ty: COUNT, doc: "Lists in the job." },
         Extra {
-            name: "target_count",
+            name: "assigned_count",
             expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id WHERE jl.job_id = t.id",
             ty: COUNT,
-            doc: "対象件数: leads in the job's lists.",
+            doc: "割当件数: leads in the job's lists.",
+        },
+        Extra {
+            name: "target_count",
+            expr: "SELECT COUNT(*) FROM leads l JOIN call_job_lists jl ON jl.list_id = l.list_id AND jl.tenant_id = l.tenant_id
+                   WHERE jl.job_id = t.id
+                     AND l.attempts >= t.attempts_min AND (t.attempts_max IS NULL OR l.attempts <= t.attempts_max)
+                     AND (t.phone_type = 'any' OR l.phone_type = t.phone_type)
+                     AND (t.last_attempt_from IS NULL OR l.last_attempt_at >= t.last_attempt_from)
+                     AND (t.last_attempt_to IS NULL OR l.last_attempt_at <= t.last_attempt_to)",
+            ty: COUNT,
+            doc: "対象件数: leads of the job's lists matching its filters (リスト抽出条件), dialled or not.",
         },
         Extra {
             name: "remaining_count",
@@ -783,7 +806,10 @@ pub static CALL_JOBS: Spec = Spec {
                      AND (t.last_attempt_from IS NULL OR l.last_attempt_at >= t.last_attempt_from)
                      AND (t.last_attempt_to IS NULL OR l.last_attempt_at <= t.last_attempt_to)
                      AND NOT EXISTS (SELECT 1 FROM recalls r WHERE r.lead_id = l.id AND r.status = 'open')
-                     AND (t.status <> 'running' OR t.started_at IS NULL OR l.last_attempt_at IS NULL OR l.last_attempt_at < t.started_at)",
+                     AND (t.status <> 'running' OR t.started_at IS NULL OR l.last_attempt_at IS NULL OR (l.last_attempt_at < t.started_at
+                          AND NOT EXISTS (SELECT 1 FROM call_job_lists jl2 JOIN call_jobs j2 ON j2.id = jl2.job_id
+                                          WHERE jl2.list_id = l.list_id AND jl2.tenant_id = l.tenant_id AND j2.status = 'running'
+                                            AND j2.started_at IS NOT NULL AND j2.started_at <= l.last_attempt_at)))",
             ty: COUNT,
             doc: "残りリード (残件数): leads the job will still dial in this run (open, matching its filters, no open recall, not dialled since it started; for a stopped job, if started now). The same figure as the wallboard's remaining leads.",
         },

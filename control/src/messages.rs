@@ -177,6 +177,8 @@ pub enum SystemResult {
     Cancel,
     /// エラー.
     Error,
+    /// 現アナ: the number is not in service (SIP 404, 410, 484, 604); a call, not a connect.
+    NotInService,
     /// チャンネル制限: not dialled, a channel limit was reached.
     ChannelLimit,
     /// 発信規制: not dialled, the number is on the do-not-call list.
@@ -186,7 +188,7 @@ pub enum SystemResult {
 }
 
 impl SystemResult {
-    pub const ALL: [SystemResult; 10] = [
+    pub const ALL: [SystemResult; 11] = [
         SystemResult::Pending,
         SystemResult::NoEntry,
         SystemResult::Abandoned,
@@ -194,6 +196,7 @@ impl SystemResult {
         SystemResult::Timeout,
         SystemResult::Cancel,
         SystemResult::Error,
+        SystemResult::NotInService,
         SystemResult::ChannelLimit,
         SystemResult::Restricted,
         SystemResult::Stopped,
@@ -209,6 +212,7 @@ impl SystemResult {
             SystemResult::Timeout => "timeout",
             SystemResult::Cancel => "cancel",
             SystemResult::Error => "error",
+            SystemResult::NotInService => "not_in_service",
             SystemResult::ChannelLimit => "channel_limit",
             SystemResult::Restricted => "restricted",
             SystemResult::Stopped => "stopped",

@@ -118,6 +118,25 @@ mod tests {
         assert_eq!(all.history_deletion, d("2027-07-01"));
     }
 
+    /// BIZTEL §1.2's three examples, start 2022/08/01: R = 180, 91 (the batch is one day: end =
+    /// start) and 366.
+    #[test]
+    fn the_seeds_examples() {
+        for (r, end, deletion, history) in [
+            (180, "2022-10-29", "2023-01-27", "2023-07-25"),
+            (91, "2022-08-01", "2022-10-30", "2023-01-28"),
+            (366, "2023-05-03", "2023-08-01", "2024-07-31"),
+        ] {
+            let start = d("2022-08-01");
+            let all = derive(start, default_end(start, r), r);
+            assert_eq!(
+                (all.end, all.batch_deletion, all.history_deletion),
+                (d(end), d(deletion), d(history)),
+                "R = {r}"
+            );
+        }
+    }
+
     #[test]
     fn moving_start_and_end() {
         let first = Some(d("2026-05-10"));

@@ -80,16 +80,19 @@ pub struct DeskJob {
     pub business_start: String,
     pub business_end: String,
     pub acw_seconds: Option<i64>,
+    /// 連絡事項: the job's notes for its agents.
+    pub notes: String,
 }
 
 const JOB_COLUMNS: &str = "j.id, j.name, j.status, j.campaign_id, c.name AS campaign_name, c.mode, j.dialing_group_id,
-    j.started_at, c.business_start, c.business_end, c.acw_enabled, c.acw_seconds";
+    j.started_at, c.business_start, c.business_end, c.acw_enabled, c.acw_seconds, j.notes";
 
 fn job_of_row(r: &sqlx::any::AnyRow) -> Result<DeskJob> {
     let acw: i64 = r.try_get("acw_enabled")?;
     Ok(DeskJob {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
+        notes: r.try_get("notes")?,
         status: r.try_get("status")?,
         campaign_id: r.try_get("campaign_id")?,
         campaign_name: r.try_get("campaign_name")?,

@@ -84,6 +84,7 @@ async fn running_jobs_where(db: &Db, tenant_id: Option<i64>) -> Result<Vec<Runni
                 last_attempt_to: r.try_get("last_attempt_to")?,
                 not_attempted_since: None,
                 not_abandoned_since: None,
+                period_day: None,
                 preview: None,
             },
             caller_id: if withhold { None } else { job_cid.or(camp_cid) },
@@ -374,7 +375,9 @@ pub async fn fail_orphaned_calls(db: &Db, instance_prefix: &str, now_ms: i64) ->
 /// Ends a job's run: `finished` (nothing left to dial) or `stopped` (business hours ended).
 pub async fn end_job(db: &Db, tenant_id: i64, job_id: i64, status: &str, now_ms: i64) -> Result<()> {
     sqlx::query(
-        "UPDATE call_jobs SET status = $1, stopped_at = $2, finished_at = $2 WHERE id = $3 AND tenant_id = $4 AND status = 'running'",
+        "UPDATE call_jobs SET status = $1, stopped_at = $2,
+                finished_at = CASE WHEN $1 = 'finished' THEN $2 ELSE finished_at END
+         WHERE id = $3 AND tenant_id = $4 AND status = 'running'",
     )
     .bind(status)
     .bind(now_ms)

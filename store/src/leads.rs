@@ -51,6 +51,9 @@ pub struct JobFilter {
     pub not_attempted_since: Option<i64>,
     /// The 72-hour rule: leads whose last call was abandoned at or after this time are not picked.
     pub not_abandoned_since: Option<i64>,
+    /// The tenant's date today (`YYYY-MM-DD`): only leads of batches whose period (実施期間)
+    /// holds it are picked (BIZTEL §1.2). `None`: no date rule (counts for screens).
+    pub period_day: Option<String>,
     /// The agent picking for their own preview (`None`: a paced dial). [`next_dialable`] never
     /// picks a lead held for another agent's preview; this agent's own hold does not exclude.
     pub preview: Option<PreviewFilter>,
@@ -109,6 +112,7 @@ pub async fn job_filter(db: &Db, tenant_id: i64, job_id: i64) -> Result<JobFilte
         last_attempt_to: r.try_get("last_attempt_to")?,
         not_attempted_since: None,
         not_abandoned_since: None,
+        period_day: None,
         preview: None,
     })
 }
@@ -177,16 +181,17 @@ pub async fn next_dialable(
 /// `SELECT <columns> FROM leads l WHERE ...` for the open leads a job may dial (its lists and
 /// filters, no open recall), with `$1` the tenant and `$2` the job; the other parameters, in order,
 /// are returned for binding from `$3` on.
-fn open_leads_where(f: &JobFilter, columns: &str) -> (String, Vec<LeadBind<'static>>) {
+fn open_leads_where<'a>(f: &'a JobFilter, columns: &str) -> (String, Vec<LeadBind<'a>>) {
     let mut sql = format!(
         "SELECT {columns} FROM leads l
          WHERE l.tenant_id = $1 AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $2 AND tenant_id = $1)
            AND l.state = 'open'
            AND NOT EXISTS (SELECT 1 FROM recalls r WHERE r.lead_id = l.id AND r.status = 'open')"
     );
-    let mut binds: Vec<LeadBind<'static>> = Vec::new();
-    let mut clause = |sql: &mut String, text: &str, b: LeadBind<'static>| {
+    let mut binds: Vec<LeadBind<'a>> = Vec::new();
+    let mut clause = |sql: &mut String, text: &str, b: LeadBind<'a>| {
         binds.push(b);
+        // Every `?` of one clause is the same parameter.
         sql.push_str(&text.replace('?', &format!("${}", binds.len() + 2)));
     };
     clause(&mut sql, " AND l.attempts >= ?", LeadBind::I(f.attempts_min));
@@ -203,7 +208,24 @@ fn open_leads_where(f: &JobFilter, columns: &str) -> (String, Vec<LeadBind<'stat
         clause(&mut sql, " AND l.last_attempt_at <= ?", LeadBind::I(v));
     }
     if let Some(v) = f.not_attempted_since {
-        clause(&mut sql, " AND (l.last_attempt_at IS NULL OR l.last_attempt_at < ?)", LeadBind::I(v));
+        // Each lead once per run, and a number is never taken into two running jobs over the same
+        // list (BIZTEL §2.7): a lead attempted since the start of any running job over its list
+        // waits, whichever job dialled it.
+        clause(
+            &mut sql,
+            " AND (l.last_attempt_at IS NULL OR (l.last_attempt_at < ? AND NOT EXISTS (
+                 SELECT 1 FROM call_job_lists jl2 JOIN call_jobs j2 ON j2.id = jl2.job_id
+                 WHERE jl2.list_id = l.list_id AND jl2.tenant_id = l.tenant_id AND j2.status = 'running'
+                   AND j2.started_at IS NOT NULL AND j2.started_at <= l.last_attempt_at)))",
+            LeadBind::I(v),
+        );
+    }
+    if let Some(day) = &f.period_day {
+        clause(
+            &mut sql,
+            " AND l.batch_id IN (SELECT b.id FROM batches b WHERE b.tenant_id = l.tenant_id AND b.start_date <= ? AND b.end_date >= ?)",
+            LeadBind::S(day),
+        );
     }
     if let Some(v) = f.not_abandoned_since {
         clause(

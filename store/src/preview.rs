@@ -55,15 +55,17 @@ pub async fn reserve(
     now_ms: i64,
     hold_ms: i64,
 ) -> Result<Option<PreviewLead>> {
-    let run_started: i64 = sqlx::query("SELECT started_at FROM call_jobs WHERE id = $1 AND tenant_id = $2")
-        .bind(job_id)
-        .bind(tenant_id)
-        .fetch_one(&db.pool)
-        .await?
-        .try_get::<Option<i64>, _>("started_at")?
-        .unwrap_or(0);
+    let row = sqlx::query(
+        "SELECT j.started_at, t.time_zone FROM call_jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = $1 AND j.tenant_id = $2",
+    )
+    .bind(job_id)
+    .bind(tenant_id)
+    .fetch_one(&db.pool)
+    .await?;
+    let run_started = row.try_get::<Option<i64>, _>("started_at")?.unwrap_or(0);
     let mut f = crate::leads::job_filter(db, tenant_id, job_id).await?;
     f.not_attempted_since = Some(run_started);
+    f.period_day = Some(crate::tenancy::local_day(&row.try_get::<String, _>("time_zone")?, now_ms));
     f.preview = Some(PreviewFilter { user_id, skipped_since: run_started });
     // Already holding one: the same lead again (a reload of the agent's screen).
     let held = sqlx::query(

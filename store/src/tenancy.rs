@@ -18,8 +18,8 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-/// Retention bounds: the batch rules need R >= 92 so that a default batch lasts at least a day.
-pub const RETENTION_MIN_DAYS: i64 = 92;
+/// Retention bounds: R >= 91, the seed's shortest (BIZTEL §1.2 example 2: a one-day batch, end = start).
+pub const RETENTION_MIN_DAYS: i64 = 91;
 pub const RETENTION_MAX_DAYS: i64 = 3650;
 
 pub async fn create_tenant(db: &Db, code: &str, name: &str, time_zone: &str, now_ms: i64) -> Result<i64> {
@@ -63,6 +63,11 @@ pub fn parse_tz(name: &str) -> Option<Tz> {
 pub fn local_date(tz: Tz, at_ms: i64) -> NaiveDate {
     let utc: DateTime<Utc> = DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
     utc.with_timezone(&tz).date_naive()
+}
+
+/// The tenant's date (`YYYY-MM-DD`) at an instant, by the zone's name (Asia/Tokyo if unknown).
+pub fn local_day(time_zone: &str, at_ms: i64) -> String {
+    local_date(parse_tz(time_zone).unwrap_or(chrono_tz::Asia::Tokyo), at_ms).to_string()
 }
 
 /// RFC 3339 text of an instant in the tenant's zone (how the API shows times).

@@ -208,6 +208,7 @@ fn job_json(auth: &Auth, j: &desk::DeskJob) -> Value {
         "id": j.id, "name": j.name, "status": j.status, "campaign_id": j.campaign_id, "campaign_name": j.campaign_name,
         "mode": j.mode.as_str(), "dialing_group_id": j.dialing_group_id, "started_at": tz_time(auth, j.started_at),
         "business_start": j.business_start, "business_end": j.business_end, "acw_seconds": j.acw_seconds,
+        "notes": j.notes,
     })
 }
 

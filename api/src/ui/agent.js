@@ -18,7 +18,7 @@
       menu_work: 'コールジョブ', menu_recalls: '再コール一覧',
       conn_live: 'ライブ', conn_connecting: '接続中…', conn_retry: '再接続中…', conn_idle: '',
       jobs_title: 'コールジョブ', col_job: 'コールジョブ', col_campaign: 'キャンペーン', col_mode: '発信モード',
-      col_hours: '業務時間', col_remaining: '残件数', col_action: 'ジョブアクション', start_job: '発信開始',
+      col_hours: '業務時間', col_remaining: '残件数', col_notes: '連絡事項', col_action: 'ジョブアクション', start_job: '発信開始',
       no_entries: '登録がありません',
       no_entries_hint: 'コールジョブが起動されていないか、発信グループに所属していない可能性があります。管理者にお問い合わせください。',
       confirm_start: 'コールジョブ「{job}」を開始します。よろしいですか?\n開始すると、お使いの電話機に着信があります。',
@@ -63,7 +63,7 @@
       state_offline: 'オフライン', state_ready: '待機', state_ringing: '着信中', state_talking: '通話中',
       state_hold: '保留', state_wrap_up: '後処理', state_paused: '停止', state_unknown: '未確認',
       res_pending: '発信待機中', res_busy: 'ビジー', res_no_entry: '未入力', res_timeout: '制限時間', res_cancel: 'キャンセル',
-      res_error: 'エラー', res_channel_limit: 'チャンネル制限', res_restricted: '発信規制', res_stopped: '停止', res_abandoned: '破棄呼',
+      res_error: 'エラー', res_not_in_service: '現アナ', res_channel_limit: 'チャンネル制限', res_restricted: '発信規制', res_stopped: '停止', res_abandoned: '破棄呼',
     },
     en: {
       title: 'Agent desktop', language: 'Language', menu: 'Menu', logout: 'Log out',
@@ -71,7 +71,7 @@
       menu_work: 'Call jobs', menu_recalls: 'Recalls',
       conn_live: 'Live', conn_connecting: 'Connecting…', conn_retry: 'Reconnecting…', conn_idle: '',
       jobs_title: 'Call jobs', col_job: 'Call job', col_campaign: 'Campaign', col_mode: 'Mode',
-      col_hours: 'Business hours', col_remaining: 'Remaining', col_action: 'Action', start_job: 'Start calling',
+      col_hours: 'Business hours', col_remaining: 'Remaining', col_notes: 'Notes', col_action: 'Action', start_job: 'Start calling',
       no_entries: 'Nothing registered',
       no_entries_hint: 'The call job may not be running, or you are not in its dialing group. Ask your manager.',
       confirm_start: 'Start the call job "{job}"?\nYour phone will ring.',
@@ -116,7 +116,7 @@
       state_offline: 'Offline', state_ready: 'Ready', state_ringing: 'Ringing', state_talking: 'Talking',
       state_hold: 'Hold', state_wrap_up: 'Wrap-up', state_paused: 'Paused', state_unknown: 'Unknown',
       res_pending: 'Pending', res_busy: 'Busy', res_no_entry: 'No entry', res_timeout: 'No answer', res_cancel: 'Cancelled',
-      res_error: 'Error', res_channel_limit: 'Channel limit', res_restricted: 'Do-not-call', res_stopped: 'Stopped', res_abandoned: 'Abandoned',
+      res_error: 'Error', res_not_in_service: 'Not in service', res_channel_limit: 'Channel limit', res_restricted: 'Do-not-call', res_stopped: 'Stopped', res_abandoned: 'Abandoned',
     },
   };
   // The wallboard's colours.
@@ -644,7 +644,7 @@
       const td = el('td');
       td.append(b);
       tr.append(el('td', '', j.name), el('td', '', j.campaign_name), el('td', '', t(`mode_${j.mode}`)),
-        el('td', '', `${j.business_start}–${j.business_end}`), el('td', 'num', num(j.remaining)), td);
+        el('td', '', `${j.business_start}–${j.business_end}`), el('td', 'num', num(j.remaining)), el('td', 'notes', j.notes || ''), td);
       return tr;
     }));
   }
@@ -681,6 +681,8 @@
     $('wait-remaining').textContent = num(S.remaining);
     $('wait-job').textContent = S.job ? S.job.name : '—';
     $('wait-mode').textContent = S.job ? t(`mode_${S.job.mode}`) : '—';
+    $('wait-notes').textContent = S.job && S.job.notes ? S.job.notes : '';
+    $('wait-notes-row').hidden = !(S.job && S.job.notes);
     $('b-resume').hidden = st !== 'paused';
     $('dialling').hidden = !S.dialling;
     $('dialling').textContent = t('dialling');

@@ -22,7 +22,7 @@ export const FIGURES = {
     talking_calls: ['通話中の呼', 'いまエージェントと話しているお客様の数。'],
     agents_online: ['ログイン中', 'オフライン以外の状態のエージェントの数。'],
     agents_total: ['エージェント', '表示しているエージェントの数 (オフラインを含む)。'],
-    target_count: ['対象件数', 'コールジョブの顧客リストにあるリードの数。'],
+    target_count: ['対象件数', 'コールジョブの顧客リストのうち、リスト抽出条件に合うリードの数 (発信済みを含む)。'],
   },
   en: {
     waiting: ['Waiting calls', 'Customers who answered and are waiting for an agent now.'],
@@ -41,7 +41,7 @@ export const FIGURES = {
     talking_calls: ['Calls talking', 'Customers talking to an agent now.'],
     agents_online: ['Logged in', 'Agents in any state but offline.'],
     agents_total: ['Agents', 'Agents shown, offline included.'],
-    target_count: ['Target count', 'Leads in the call job\'s customer lists.'],
+    target_count: ['Target count', 'Leads of the call job\'s customer lists that match its filters, dialled or not.'],
   },
 };
 

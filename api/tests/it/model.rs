@@ -3,6 +3,7 @@
 
 use serde_json::json;
 use store::accounts::Role;
+use store::sqlx::Row;
 
 use crate::harness::{expect, TestApp};
 use crate::imports::list;
@@ -37,8 +38,8 @@ pub async fn batch_dates_follow_retention(app: TestApp) {
     expect(app.call(mgr, "patch", &path, Some(&json!({"end_date": "2026-06-20"}))).await, 200);
     let e = expect(app.call(mgr, "patch", &path, Some(&json!({"end_date": "2026-06-19"}))).await, 422);
     assert_eq!(e["error"]["field"], "end_date");
-    // R = 92: the shortest batch.
-    expect(app.call(mgr, "patch", "/tenant", Some(&json!({"history_retention_days": 92}))).await, 200);
+    // R = 91 (BIZTEL §1.2 example 2): the shortest batch, end = start.
+    expect(app.call(mgr, "patch", "/tenant", Some(&json!({"history_retention_days": 91}))).await, 200);
     let b = expect(
         app.call(
             mgr,
@@ -49,9 +50,10 @@ pub async fn batch_dates_follow_retention(app: TestApp) {
         .await,
         201,
     );
-    assert_eq!(b["end_date"], "2027-01-01");
-    assert_eq!(b["history_deletion_date"], "2027-07-01");
-    let e = expect(app.call(mgr, "patch", "/tenant", Some(&json!({"history_retention_days": 91}))).await, 422);
+    assert_eq!(b["end_date"], "2026-12-31");
+    assert_eq!(b["batch_deletion_date"], "2027-03-31");
+    assert_eq!(b["history_deletion_date"], "2027-06-29");
+    let e = expect(app.call(mgr, "patch", "/tenant", Some(&json!({"history_retention_days": 90}))).await, 422);
     assert_eq!(e["error"]["field"], "history_retention_days");
 }
 
@@ -222,8 +224,134 @@ pub async fn next_dialable_leads_respect_filters_and_recalls(app: TestApp) {
     let f = store::leads::job_filter(&app.db, t.id, j).await.unwrap();
     let got = store::leads::next_dialable(&app.db, t.id, j, &f, store::now_ms(), 100).await.unwrap();
     assert_eq!(got.iter().filter(|c| c.recall_id.is_none()).map(|c| c.lead_id).collect::<Vec<_>>(), vec![ids[2]]);
+    // 割当件数 counts the job's leads; 対象件数 those matching its filters (BIZTEL §2.6).
     let job = expect(app.call(mgr, "get", &format!("/call-jobs/{j}"), None).await, 200);
-    assert_eq!(job["target_count"], 4);
+    assert_eq!(job["assigned_count"], 4);
+    assert_eq!(job["target_count"], 1);
+}
+
+/// BIZTEL's rules for call jobs: start preconditions (§3.1), the batch's period (§1.2), 連絡事項 and
+/// names (§2.5), and one number never taken into two running jobs over one list (§2.7).
+pub async fn call_job_rules_of_the_seeds(app: TestApp) {
+    let t = app.tenant("rules").await;
+    let mgr = t.mgr();
+    let (j, l) = job(&app, &t, ("00:00", "23:59")).await;
+    let lead = |tel: &'static str| {
+        let app = &app;
+        async move {
+            let body = json!({"list_id": l, "name": "n", "kana": "カナ", "tel": tel});
+            expect(app.call(mgr, "post", "/leads", Some(&body)).await, 201)["id"].as_i64().unwrap()
+        }
+    };
+    let (a, b) = (lead("0311112001").await, lead("0311112002").await);
+    let start = |job: i64| {
+        let app = &app;
+        async move { app.call(mgr, "post", &format!("/call-jobs/{job}/start"), None).await }
+    };
+    let job_row = expect(app.call(mgr, "get", &format!("/call-jobs/{j}"), None).await, 200);
+    let campaign = job_row["campaign_id"].as_i64().unwrap();
+
+    // No results (対話結果) on the campaign: refused, saying so.
+    let codes = expect(app.call(mgr, "get", &format!("/result-codes?campaign_id={campaign}"), None).await, 200);
+    let code = codes["items"][0]["id"].as_i64().unwrap();
+    expect(app.call(mgr, "delete", &format!("/result-codes/{code}"), None).await, 204);
+    let e = expect(start(j).await, 409);
+    assert_eq!(e["error"]["code"], "no_results");
+    assert!(e["error"]["message"].as_str().unwrap().contains("対話結果"), "{e}");
+    let result = json!({"campaign_id": campaign, "number": 1, "label": "成約"});
+    expect(app.call(mgr, "post", "/result-codes", Some(&result)).await, 201);
+
+    // An unsaved wrap-up record (応対記録(未保存)) of one of its leads: refused until saved.
+    store::sqlx::query(
+        "INSERT INTO wrapup_records (tenant_id, lead_id, result, created_at) VALUES ($1, $2, 'no_entry', 0)",
+    )
+    .bind(t.id)
+    .bind(a)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let e = expect(start(j).await, 409);
+    assert_eq!(e["error"]["code"], "unsaved_records");
+    store::sqlx::query("UPDATE wrapup_records SET saved_at = 1 WHERE lead_id = $1")
+        .bind(a)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+
+    // Outside its batch's period (実施期間): refused, and the dialer picks none of its leads.
+    let batch: i64 = store::sqlx::query("SELECT batch_id FROM customer_lists WHERE id = $1")
+        .bind(l)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+        .try_get("batch_id")
+        .unwrap();
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Tokyo).date_naive();
+    let day = |d: i64| (today + chrono::Duration::days(d)).to_string();
+    let period = json!({"start_date": day(-60), "end_date": day(-31)});
+    expect(app.call(mgr, "patch", &format!("/batches/{batch}"), Some(&period)).await, 200);
+    let e = expect(start(j).await, 409);
+    assert_eq!(e["error"]["code"], "outside_batch_period");
+    let mut f = store::leads::job_filter(&app.db, t.id, j).await.unwrap();
+    f.period_day = Some(today.to_string());
+    assert!(store::leads::next_dialable(&app.db, t.id, j, &f, store::now_ms(), 10).await.unwrap().is_empty());
+    f.period_day = Some(day(-40));
+    assert_eq!(store::leads::next_dialable(&app.db, t.id, j, &f, store::now_ms(), 10).await.unwrap().len(), 2);
+    let period = json!({"start_date": day(-60), "end_date": day(30)});
+    expect(app.call(mgr, "patch", &format!("/batches/{batch}"), Some(&period)).await, 200);
+    assert_eq!(expect(start(j).await, 200)["status"], "running");
+
+    // 連絡事項 up to 500 characters, shown to the job's agents; job names up to 60; batch memo 500.
+    let long = |n: usize| "あ".repeat(n);
+    expect(app.call(mgr, "post", &format!("/call-jobs/{j}/stop"), None).await, 200);
+    let e = expect(app.call(mgr, "patch", &format!("/call-jobs/{j}"), Some(&json!({"notes": long(501)}))).await, 422);
+    assert_eq!(e["error"]["field"], "notes");
+    let e = expect(app.call(mgr, "patch", &format!("/call-jobs/{j}"), Some(&json!({"name": long(61)}))).await, 422);
+    assert_eq!(e["error"]["field"], "name");
+    let v = expect(
+        app.call(mgr, "patch", &format!("/call-jobs/{j}"), Some(&json!({"notes": long(500), "name": long(60)}))).await,
+        200,
+    );
+    assert_eq!(v["notes"].as_str().unwrap().chars().count(), 500);
+    let e = expect(app.call(mgr, "patch", &format!("/batches/{batch}"), Some(&json!({"memo": long(501)}))).await, 422);
+    assert_eq!(e["error"]["field"], "memo");
+    expect(app.call(mgr, "patch", &format!("/batches/{batch}"), Some(&json!({"memo": "DM送付済み"}))).await, 200);
+
+    // Two running jobs over one list: a lead the first one dialled in its run is not taken into
+    // the second, though the second started later (BIZTEL §2.7).
+    let group = job_row["dialing_group_id"].as_i64().unwrap();
+    let body = json!({"campaign_id": campaign, "dialing_group_id": group, "name": "j2", "list_ids": [l]});
+    let j2 = expect(app.call(mgr, "post", "/call-jobs", Some(&body)).await, 201)["id"].as_i64().unwrap();
+    let now = store::now_ms();
+    for (job, started) in [(j, now - 60_000), (j2, now - 30_000)] {
+        store::sqlx::query("UPDATE call_jobs SET status = 'running', started_at = $1 WHERE id = $2")
+            .bind(started)
+            .bind(job)
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+    }
+    store::sqlx::query("UPDATE leads SET attempts = 1, last_attempt_at = $1 WHERE id = $2")
+        .bind(now - 45_000)
+        .bind(a)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let picks = |job: i64, started: i64| {
+        let app = &app;
+        let t = &t;
+        async move {
+            let mut f = store::leads::job_filter(&app.db, t.id, job).await.unwrap();
+            f.not_attempted_since = Some(started);
+            let got = store::leads::next_dialable(&app.db, t.id, job, &f, store::now_ms(), 10).await.unwrap();
+            got.into_iter().map(|c| c.lead_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(picks(j2, now - 30_000).await, vec![b], "the first job's lead is not taken into the second");
+    assert_eq!(picks(j, now - 60_000).await, vec![b]);
+    let remaining =
+        expect(app.call(mgr, "get", &format!("/call-jobs/{j2}"), None).await, 200)["remaining_count"].clone();
+    assert_eq!(remaining, 1, "the second job's 残件数 counts as it dials");
 }
 
 pub async fn number_lists_upload_and_bulk_delete(app: TestApp) {
@@ -406,6 +534,7 @@ crate::both!(
     batch_delete_guards,
     at_most_five_jobs_run,
     next_dialable_leads_respect_filters_and_recalls,
+    call_job_rules_of_the_seeds,
     number_lists_upload_and_bulk_delete,
     lists_paginate_sort_filter_and_validate,
 );

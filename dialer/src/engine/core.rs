@@ -17,7 +17,8 @@
 //!
 //! # Rules it keeps
 //! - Business hours (予約 From/To in the tenant's zone): launches only inside them; a job started
-//!   early waits; at the end it launches no more, and calls in progress finish.
+//!   early waits; at the end the job stops (written `stopped`), and calls in progress finish.
+//! - A batch's period (実施期間): only leads of batches whose period holds the tenant's date.
 //! - Channel limits: launches never exceed the campaign's 最大チャンネル nor a caller ID's limit (the
 //!   pacer's answer is capped before any lead is touched, counting the dials being prepared).
 //! - The same number is never dialled twice at once within the tenant: one prepare at a time per
@@ -758,6 +759,27 @@ impl Engine {
         self.maybe_finish_job(c.campaign, c.job);
     }
 
+    /// At business end (業務終了時間) a running job stops dialling and is marked stopped; the calls
+    /// in progress go on to their end (BIZTEL §3.2).
+    fn stop_jobs_at_business_end(&mut self, now: Now) {
+        let mut ended = Vec::new();
+        for st in self.campaigns.values_mut() {
+            st.jobs.retain(|j| {
+                let over = business_end_after_start(j).is_some_and(|end| now.unix_ms >= end);
+                if over {
+                    ended.push(j.job_id);
+                }
+                !over
+            });
+            st.exhausted.retain(|j| !ended.contains(j));
+        }
+        for job in ended {
+            tracing::info!(job, "business hours ended: the call job stops");
+            metrics::counter!("kakeru_dialer_jobs_stopped_at_business_end_total").increment(1);
+            self.write(Write::EndJob { job, status: "stopped" });
+        }
+    }
+
     fn maybe_finish_job(&mut self, campaign: u64, job: i64) {
         let Some(st) = self.campaigns.get(&campaign) else { return };
         if !st.exhausted.contains(&job) || st.reserved > 0 || self.calls.values().any(|c| c.job == job) {
@@ -968,6 +990,7 @@ impl Engine {
 
     /// Asks every campaign's pacer and starts the dials it wants (capped by the channel limits).
     fn plan(&mut self, now: Now) {
+        self.stop_jobs_at_business_end(now);
         // Preview dials are served before paced ones, and due recalls agents own before new leads.
         self.start_preview();
         if self.preparing.is_none() && self.look_for_owned_recalls(now) {
@@ -1339,6 +1362,19 @@ fn pacer_for(job: &RunningJob, now_ms: u64) -> Box<dyn Pacer + Send + Sync> {
         // preview and the agent-driven list modes: the agent starts each dial.
         _ => Box::new(PreviewPacer),
     }
+}
+
+/// The first business end (業務終了時間) after the job's start, in Unix ms: that day's end if it
+/// started before it, else the next day's (a job started early waits for the hours, then runs to
+/// their end). `None` for a job never started or hours that do not parse.
+pub fn business_end_after_start(job: &RunningJob) -> Option<u64> {
+    use chrono::TimeZone;
+    let tz = store::tenancy::parse_tz(&job.time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
+    let started = chrono::DateTime::from_timestamp_millis(job.started_at?)?.with_timezone(&tz);
+    let end = chrono::NaiveTime::parse_from_str(&job.business_end, "%H:%M").ok()?;
+    let day = if started.time() < end { started.date_naive() } else { started.date_naive().succ_opt()? };
+    let at = tz.from_local_datetime(&day.and_time(end)).earliest()?;
+    u64::try_from(at.timestamp_millis()).ok()
 }
 
 /// Whether `now` is inside the campaign's business hours in the tenant's zone.

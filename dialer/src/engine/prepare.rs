@@ -83,6 +83,7 @@ async fn paced(
         let job = &jobs[(start + off) % n];
         let mut f = job.filter.clone();
         f.not_attempted_since = job.started_at;
+        f.period_day = Some(store::tenancy::local_day(&job.time_zone, now));
         if predictive {
             f.not_abandoned_since = Some(now - NO_REDIAL_AFTER_ABANDON_MS);
         }
@@ -158,6 +159,7 @@ async fn preview(
     for j in all_jobs {
         let mut f = j.filter.clone();
         f.not_attempted_since = j.started_at;
+        f.period_day = Some(store::tenancy::local_day(&j.time_zone, now));
         remaining += store::leads::count_dialable(db, i(tenant), j.job_id, &f).await?.max(0) as u64;
     }
     let mut p = Step { time_zone: job.time_zone.clone(), prepared: Prepared { remaining, ..Prepared::default() } };

@@ -11,7 +11,7 @@
 //! | our CANCEL at the ring timeout, or the carrier's own no-answer | 487 after our CANCEL, 408, 480 | `timeout` (制限時間) |
 //! | cancelled by the carrier (not by us) | 487 | `cancel` (キャンセル) |
 //! | our CANCEL because the dialer stopped | 487 | `stopped` (停止) |
-//! | number not in service | 404, 410, 484, 604 | `error` (エラー; the call record keeps the status, which reports read as 現アナ) |
+//! | number not in service | 404, 410, 484, 604 | `not_in_service` (現アナ: a call, not a connect) |
 //! | refused, server failure, any other final | 401/403/407 after our one authenticated retry, 4xx, 5xx, 6xx | `error` |
 //! | no response at all (timer B), unusable SDP, no RTP port, shard full | - | `error` |
 //! | prepared (its record written) as the dialer stopped: not dialled, its attempt taken back, its recall open again | - | `stopped` |
@@ -38,6 +38,7 @@ pub fn result_of(end: &CallEnd) -> SystemResult {
             486 | 600 => SystemResult::Busy,
             603 | 487 => SystemResult::Cancel,
             408 | 480 => SystemResult::Timeout,
+            404 | 410 | 484 | 604 => SystemResult::NotInService,
             _ => SystemResult::Error,
         },
         EndCause::Transport | EndCause::Media | EndCause::Capacity => SystemResult::Error,
@@ -94,9 +95,10 @@ mod tests {
             (end(408, EndCause::Rejected, false, None), "timeout"),
             (end(487, EndCause::Rejected, false, None), "cancel"),
             (end(487, EndCause::Cancelled(CancelReason::Stopped), false, None), "stopped"),
-            (end(404, EndCause::Rejected, false, None), "error"),
-            (end(410, EndCause::Rejected, false, None), "error"),
-            (end(484, EndCause::Rejected, false, None), "error"),
+            (end(404, EndCause::Rejected, false, None), "not_in_service"),
+            (end(410, EndCause::Rejected, false, None), "not_in_service"),
+            (end(484, EndCause::Rejected, false, None), "not_in_service"),
+            (end(604, EndCause::Rejected, false, None), "not_in_service"),
             (end(503, EndCause::Rejected, false, None), "error"),
             (end(403, EndCause::Rejected, false, None), "error"),
             (end(408, EndCause::Transport, false, None), "error"),

@@ -108,6 +108,7 @@ fn running_job(job_id: i64, campaign: i64, mode: &str, max_channels: i64) -> Run
             last_attempt_to: None,
             not_attempted_since: None,
             not_abandoned_since: None,
+            period_day: None,
             preview: None,
         },
         caller_id: Some("0312345678".into()),
@@ -615,6 +616,31 @@ fn dials_only_within_business_hours_and_calls_in_progress_finish() {
     assert_eq!(sim.dialled.len(), dialled_in_hours, "no dial after the end of business hours");
     assert!(sim.calls.is_empty(), "calls in progress at the end finished");
     assert_eq!(sim.results().len(), dialled_in_hours, "each with its result");
+    // BIZTEL §3.2: at business end the job is stopped (once), and no call in progress is cut.
+    let ends: Vec<(i64, &str)> = sim
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::EndJob { job, status } => Some((*job, *status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![(1, "stopped")], "the job stops at business end");
+    assert!(sim.results().values().all(|r| *r != "stopped"), "no call in progress was cut: {:?}", sim.results());
+}
+
+#[test]
+fn a_job_started_before_business_hours_stops_at_their_end_that_day() {
+    let mut job = running_job(1, 10, "progressive", 10);
+    // Started 10:00 Tokyo; hours 10:30-10:40 that day.
+    job.business_start = "10:30".into();
+    job.business_end = "10:40".into();
+    assert_eq!(dialer::engine::core::business_end_after_start(&job), Some(T0_UNIX_MS + 40 * 60_000));
+    // Started after the end (by hand in the database): the next day's end.
+    job.started_at = Some((T0_UNIX_MS + 50 * 60_000) as i64);
+    assert_eq!(dialer::engine::core::business_end_after_start(&job), Some(T0_UNIX_MS + 40 * 60_000 + 86_400_000));
+    job.started_at = None;
+    assert_eq!(dialer::engine::core::business_end_after_start(&job), None);
 }
 
 #[test]

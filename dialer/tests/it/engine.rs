@@ -61,7 +61,9 @@ fn expected_result(tel: &str) -> &'static str {
         4 => "busy",
         // 603 Decline: キャンセル (SPEC 4: the callee rejecting the call).
         5 => "cancel",
-        6 | 8 => "error",
+        // 404: 現アナ (a number not in service); 503: エラー.
+        6 => "not_in_service",
+        8 => "error",
         7 => "timeout",
         _ => "no_entry",
     }

@@ -88,8 +88,10 @@ impl Api {
             .await["id"]
             .as_i64()
             .expect("campaign");
+        self.ok(m, "POST", "/result-codes", Some(json!({"campaign_id": c, "number": 1, "label": "成約"})), 201).await;
+        let start = (chrono::Utc::now() - chrono::Duration::days(30)).date_naive().to_string();
         let b = self
-            .ok(m, "POST", "/batches", Some(json!({"campaign_id": c, "name": "b", "start_date": "2026-11-01"})), 201)
+            .ok(m, "POST", "/batches", Some(json!({"campaign_id": c, "name": "b", "start_date": start})), 201)
             .await["id"]
             .as_i64()
             .expect("batch");

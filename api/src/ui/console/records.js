@@ -197,7 +197,7 @@ export async function renderTenant(view) {
   form.append(el('div', { class: 'field' }, el('span', { class: 'label' }, tt('ten.code')), el('code', null, ten.code)));
   row('name', tt('ten.name'), el('input', { value: ten.name, maxlength: 255 }));
   row('time_zone', tt('ten.time_zone'), el('input', { value: ten.time_zone, maxlength: 64 }));
-  row('history_retention_days', tt('ten.retention'), el('input', { type: 'number', min: 92, max: 3650, value: ten.history_retention_days }), tt('ten.retention_help'));
+  row('history_retention_days', tt('ten.retention'), el('input', { type: 'number', min: 91, max: 3650, value: ten.history_retention_days }), tt('ten.retention_help'));
   row('recording_quota_bytes', tt('ten.quota'), el('input', { type: 'number', min: 0, step: 'any', value: ten.recording_quota_bytes / 1e9 }), tt('ten.quota_help'));
   const problem = el('p', { class: 'error', role: 'alert' });
   form.append(problem);
