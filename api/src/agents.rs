@@ -181,6 +181,21 @@ pub fn mount(reg: &mut Registry) {
         ),
         post(force_state),
     );
+    let mut ready = op(
+        "post",
+        "/dialing-groups/{id}/ready",
+        "Every paused (停止) agent of the group back to ready (待機) at once (supervisor); answers the agents sent back",
+        MGR_SV,
+        None,
+    );
+    ready.response = (
+        202,
+        "application/json",
+        json!({"type": "object", "required": ["agent_ids"], "properties": {
+            "agent_ids": {"type": "array", "items": {"type": "integer"}, "description": "The agents sent back to ready."}}}),
+    );
+    ready.errors = vec![401, 403, 404, 503];
+    reg.add(ready, post(group_ready));
     let mut list = op("get", "/agents", "Agents and their live states (OP: only themselves)", AGENTS, None);
     list.response = (
         200,
@@ -560,6 +575,43 @@ async fn force_state(
     in_session(&st, t, agent).await?;
     let supervisor = SupervisorId(u64::try_from(auth.user()).unwrap_or(0));
     publish(&st, &auth, &ApiCommand::SupervisorForce { agent_id: agent, supervisor_id: supervisor, to }).await
+}
+
+/// `POST /dialing-groups/{id}/ready`: CloudCallCenter's 一斉に待機に戻す (§2 ⑥, §4.2) for one group.
+/// Only paused agents are sent back; agents in a call, ringing or in wrap-up are left as they are.
+async fn group_ready(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(MGR_SV)?;
+    let t = auth.tenant();
+    sqlx::query("SELECT id FROM dialing_groups WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(t)
+        .fetch_optional(&st.db.pool)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let rows = sqlx::query(
+        "SELECT a.agent_user_id, a.view FROM control_agents a
+           JOIN dialing_group_agents g ON g.user_id = a.agent_user_id AND g.tenant_id = a.tenant_id
+         WHERE g.group_id = $1 AND a.tenant_id = $2 ORDER BY a.agent_user_id",
+    )
+    .bind(id)
+    .bind(t)
+    .fetch_all(&st.db.pool)
+    .await?;
+    let supervisor = SupervisorId(u64::try_from(auth.user()).unwrap_or(0));
+    let mut sent = Vec::new();
+    for r in rows {
+        let view: Option<AgentView> =
+            r.try_get::<Option<String>, _>("view")?.and_then(|v| serde_json::from_str(&v).ok());
+        if !view.is_some_and(|v| matches!(v.state, AgentState::Paused { .. })) {
+            continue;
+        }
+        let user: i64 = r.try_get("agent_user_id")?;
+        let agent_id = AgentId(u64::try_from(user).unwrap_or(0));
+        let cmd = ApiCommand::SupervisorForce { agent_id, supervisor_id: supervisor, to: ForceTarget::Ready };
+        let _accepted = publish(&st, &auth, &cmd).await?;
+        sent.push(user);
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"agent_ids": sent}))))
 }
 
 fn pending_json(p: &Option<Pending>) -> Value {

@@ -228,6 +228,16 @@ async fn session_pause_force_and_end(backend: Backend, redis: bool) {
     .await
     .expect("count");
     assert_eq!(store::sqlx::Row::try_get::<i64, _>(&forced, "n").unwrap(), 2);
+    // Everyone of the group back to 待機 at once (CloudCallCenter §2 ⑥): only the paused agents.
+    expect(app.call(sv, "post", &path, Some(&json!({"to": "paused", "reason_id": lunch}))).await, 202);
+    until_agent(&app, sv, op_id, "paused by the SV", state_is("paused")).await;
+    let back = expect(app.call(sv, "post", &format!("/dialing-groups/{group}/ready"), None).await, 202);
+    assert_eq!(back["agent_ids"], json!([op_id]), "the paused OP only (the SV member never logged in)");
+    until_agent(&app, sv, op_id, "ready with the group", state_is("ready")).await;
+    let back = expect(app.call(mgr, "post", &format!("/dialing-groups/{group}/ready"), None).await, 202);
+    assert_eq!(back["agent_ids"], json!([]), "nobody paused: nobody sent");
+    expect(app.call(op, "post", &format!("/dialing-groups/{group}/ready"), None).await, 403);
+    expect(app.call(sv, "post", "/dialing-groups/999999999/ready", None).await, 404);
 
     // A customer: offered, bridged; the agent hangs up from the screen (お客様通話切断). The
     // dialer wrote its call record before dialling.

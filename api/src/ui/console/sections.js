@@ -27,6 +27,19 @@ addViewSection(async (spec, rec, actions) => {
   return null;
 });
 
+// ------------------------------------------------------------- a group's agents back to 待機
+addViewSection(async (spec, rec, actions) => {
+  if (spec.key !== 'dialing-groups' || !may('post', '/dialing-groups/{id}/ready')) return null;
+  actions.prepend(button(tt('group_ready'), async () => {
+    if (!(await confirm(tt('confirm_group_ready')))) return;
+    try {
+      const r = await api('POST', `/dialing-groups/${rec.id}/ready`);
+      notice(tt('group_ready_done', { n: num(r.agent_ids.length) }));
+    } catch (e) { notice(errorText(e), 'error'); }
+  }, { dataset: { group: 'ready' } }));
+  return null;
+});
+
 /**
  * A running job's target and remaining counts, live: each change of its campaign on the wallboard
  * feed (the dialer reports about once a second while it dials) brings the job's counts again, at
