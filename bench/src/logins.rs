@@ -23,9 +23,16 @@ pub struct LoginsArgs {
     /// Source addresses they come from (127.0.0.11 and up).
     #[arg(long, default_value_t = 10)]
     pub sources: usize,
+    /// Over how many seconds the wrong logins are spread (0: as fast as the clients go).
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
     /// Requests in flight at once, in all.
     #[arg(long, default_value_t = 128)]
     pub concurrency: usize,
+    /// Every attempt on another (unknown) login instead of the demo MGR: the source addresses'
+    /// limits and the bound on password checks are what stop it.
+    #[arg(long)]
+    pub spread: bool,
     /// Slow connections (one byte of a request head a second).
     #[arg(long, default_value_t = 100)]
     pub slow: usize,
@@ -159,6 +166,7 @@ pub async fn run(args: &LoginsArgs) -> anyhow::Result<()> {
     anyhow::ensure!((1..=100).contains(&args.sources), "--sources: 1 to 100");
     anyhow::ensure!((1..=1_000).contains(&args.concurrency), "--concurrency: 1 to 1000");
     anyhow::ensure!(args.slow <= 1_000, "--slow: at most 1000");
+    anyhow::ensure!((0.0..=600.0).contains(&args.seconds), "--seconds: 0 to 600");
     let mut api = start_api()?;
     let pid = api.child.id();
     let base = api.base.clone();
@@ -226,9 +234,19 @@ pub async fn run(args: &LoginsArgs) -> anyhow::Result<()> {
         let (client, base, counts, next) =
             (clients[w % clients.len()].clone(), base.clone(), counts.clone(), next.clone());
         let total = args.attempts as u64;
+        let spread = args.spread;
+        let gap = Duration::from_secs_f64(args.seconds.max(0.0) / args.attempts.max(1) as f64);
         workers.push(tokio::spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let slot = match login(&client, &base, "demo", "admin", "Wrong-guess-1").await {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                // The i-th attempt leaves at its time on the schedule (an open loop: a slow answer
+                // does not slow the attack down).
+                tokio::time::sleep_until((t0 + gap * u32::try_from(i).unwrap_or(u32::MAX)).into()).await;
+                let who = if spread { format!("guess{i}") } else { "admin".to_string() };
+                let slot = match login(&client, &base, "demo", &who, "Wrong-guess-1").await {
                     Ok((401, _)) => 0,
                     Ok((429, _)) => 1,
                     Ok((423, _)) => 2,
@@ -303,7 +321,7 @@ pub async fn run(args: &LoginsArgs) -> anyhow::Result<()> {
 
     let c = |i: usize| counts[i].load(Ordering::Relaxed);
     let report = json!({
-        "attempts": args.attempts, "sources": args.sources, "concurrency": args.concurrency,
+        "attempts": args.attempts, "sources": args.sources, "spread": args.spread, "concurrency": args.concurrency,
         "attack_seconds": attack_s,
         "answers": {"401": c(0), "429": c(1), "423": c(2), "503": c(3), "5xx": c(4), "other": c(5)},
         "account_locked": locked, "audited_failures": audited_failures,
