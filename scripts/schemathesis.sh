@@ -15,7 +15,7 @@ fi
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$((20000 + RANDOM % 20000))
-DATABASE_URL="sqlite:$work/kakeru.db" "${CARGO_TARGET_DIR:-target}/debug/kakeru" api --listen "127.0.0.1:$port" > "$work/api.out" 2> "$work/api.err" &
+DATABASE_URL="sqlite:$work/kakeru.db" "${CARGO_TARGET_DIR:-target}/debug/kakeru" api --listen "127.0.0.1:$port" --seed-demo > "$work/api.out" 2> "$work/api.err" &
 pid=$!
 for _ in $(seq 1 100); do grep -q '"password"' "$work/api.out" 2>/dev/null && break; sleep 0.1; done
 password=$(grep -o '"password":"[^"]*"' "$work/api.out" | cut -d'"' -f4)

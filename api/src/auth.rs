@@ -5,6 +5,7 @@ use axum::http::request::Parts;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use store::accounts::{self, Principal, Role};
+use store::audit::{self, AuditEvent, AuditKind};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
@@ -92,28 +93,95 @@ impl From<&Principal> for Me {
     }
 }
 
-pub async fn login(State(st): State<AppState>, Body(b): Body<LoginBody>) -> ApiResult<Json<LoginReply>> {
+/// The address a request came from (the connection's peer; `None` when the server was not given
+/// it, as in a router called directly).
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        Ok(ClientAddr(ip))
+    }
+}
+
+impl ClientAddr {
+    fn text(&self) -> String {
+        self.0.map_or_else(|| "-".to_string(), |ip| ip.to_string())
+    }
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "bad_credentials", "tenant, login or password is wrong")
+}
+
+/// `POST /auth/login`. Refused with 429 past the limits of the source address or the account,
+/// with 503 when too many verifications wait; a wrong password counts towards the account's
+/// ログインロック; a locked account answers 423 only to its right password. Every checked attempt
+/// of a known tenant is written to the audit trail.
+pub async fn login(
+    State(st): State<AppState>,
+    source: ClientAddr,
+    Body(b): Body<LoginBody>,
+) -> ApiResult<Json<LoginReply>> {
     for (field, v) in [("tenant", &b.tenant), ("login", &b.login), ("password", &b.password)] {
         if v.is_empty() || v.len() > 256 || v.contains('\0') {
             return Err(ApiError::invalid(field, format!("{field}: 1 to 256 characters")));
         }
     }
+    let guard = &st.config.logins;
+    let attempt = guard.admit(source.0, &b.tenant, &b.login)?;
+    let candidate = accounts::login_candidate(&st.db, &b.tenant, &b.login).await?;
+    let user = candidate.as_ref().and_then(|c| c.user.as_ref());
+    let hash = user.map_or_else(|| accounts::unknown_login_hash().to_string(), |u| u.password_hash.clone());
+    let ok = guard.verify(b.password, hash).await?;
     let now = store::now_ms();
-    match accounts::login(&st.db, &b.tenant, &b.login, &b.password, now, st.config.token_ttl_ms).await {
-        Ok((token, expires_at, p)) => {
+    let Some(c) = candidate else {
+        metrics::counter!("kakeru_logins_total", "outcome" => "failed").increment(1);
+        return Err(bad_credentials());
+    };
+    let src = source.text();
+    let event = |kind, user_id| AuditEvent {
+        tenant_id: c.tenant_id,
+        kind,
+        user_id,
+        login: &b.login,
+        source: &src,
+        actor_user_id: None,
+    };
+    match &c.user {
+        Some(u) if ok && !u.disabled && !u.locked => {
+            let (token, expires_at) = accounts::open_session(&st.db, &u.principal, now, c.session_ttl_ms).await?;
+            audit::record(&st.db, &event(AuditKind::Login, Some(u.principal.user_id)), now).await?;
+            guard.succeeded(attempt);
+            metrics::counter!("kakeru_logins_total", "outcome" => "ok").increment(1);
+            let p = &u.principal;
             let tz = store::tenancy::parse_tz(&p.time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
-            Ok(Json(LoginReply {
-                token,
-                expires_at: store::tenancy::local_rfc3339(tz, expires_at),
-                user: Me::from(&p),
-            }))
+            Ok(Json(LoginReply { token, expires_at: store::tenancy::local_rfc3339(tz, expires_at), user: Me::from(p) }))
         }
-        Err(store::StoreError::NotFound) => Err(ApiError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "bad_credentials",
-            "tenant, login or password is wrong",
-        )),
-        Err(e) => Err(e.into()),
+        Some(u) if ok && !u.disabled => {
+            // The right password of a locked account: say so, it cannot be guessed this way.
+            audit::record(&st.db, &event(AuditKind::LoginFailed, Some(u.principal.user_id)), now).await?;
+            metrics::counter!("kakeru_logins_total", "outcome" => "locked").increment(1);
+            Err(ApiError::new(
+                axum::http::StatusCode::LOCKED,
+                "account_locked",
+                "this account is locked after repeated wrong passwords: a manager unlocks it",
+            ))
+        }
+        user => {
+            let user_id = user.as_ref().map(|u| u.principal.user_id);
+            audit::record(&st.db, &event(AuditKind::LoginFailed, user_id), now).await?;
+            if let Some(id) = user_id {
+                if accounts::login_failed(&st.db, c.tenant_id, id, guard.limits().lockout_after, now).await? {
+                    audit::record(&st.db, &event(AuditKind::Locked, Some(id)), now).await?;
+                    metrics::counter!("kakeru_login_lockouts_total").increment(1);
+                }
+            }
+            metrics::counter!("kakeru_logins_total", "outcome" => "failed").increment(1);
+            Err(bad_credentials())
+        }
     }
 }
 

@@ -67,7 +67,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ),
         (
             "Tenant",
-            json!({"type": "object", "required": ["id", "code", "name", "time_zone", "history_retention_days", "recording_quota_bytes", "created_at"], "properties": {
+            json!({"type": "object", "required": ["id", "code", "name", "time_zone", "history_retention_days", "recording_quota_bytes", "session_ttl_minutes", "created_at"], "properties": {
             "id": {"type": "integer"}, "code": {"type": "string"}, "name": {"type": "string"}, "time_zone": {"type": "string"},
             "history_retention_days": {"type": "integer"}, "recording_quota_bytes": {"type": "integer"}, "created_at": {"type": "integer", "description": "Unix ms"}}}),
         ),
@@ -77,7 +77,9 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             "name": {"type": "string", "minLength": 1, "maxLength": 255},
             "time_zone": {"type": "string", "description": "IANA time zone, e.g. Asia/Tokyo."},
             "history_retention_days": {"type": "integer", "minimum": store::tenancy::RETENTION_MIN_DAYS, "maximum": store::tenancy::RETENTION_MAX_DAYS, "description": "履歴保持期間 R in days."},
-            "recording_quota_bytes": {"type": "integer", "minimum": 0}}}),
+            "recording_quota_bytes": {"type": "integer", "minimum": 0},
+            "session_ttl_minutes": {"type": "integer", "minimum": store::tenancy::SESSION_TTL_MIN_MINUTES, "maximum": store::tenancy::SESSION_TTL_MAX_MINUTES,
+                "description": "Lifetime of the tokens a login hands out, in minutes (default 720 = 12 h); tokens already handed out keep theirs."}}}),
         ),
         (
             "Members",
@@ -125,7 +127,7 @@ pub fn mount_auth(reg: &mut Registry) {
         schema_ref("LoginRequest"),
     );
     o.response = (200, "application/json", schema_ref("LoginReply"));
-    o.errors = vec![400, 401, 422];
+    o.errors = vec![400, 401, 413, 415, 422, 423, 429, 503];
     reg.add(o, post(auth::login));
     let mut o =
         with_response(op("post", "/auth/logout", "End this token's session", "accounts", Some(ALL)), 204, Value::Null);
@@ -149,6 +151,20 @@ pub fn mount(reg: &mut Registry) {
         schema_ref("Tenant"),
     );
     reg.ops.push(o);
+
+    let mut o = with_response(
+        op(
+            "post",
+            "/users/{id}/unlock",
+            "Lift a user's ログインロック (locked after repeated wrong passwords)",
+            "accounts",
+            Some(MGR),
+        ),
+        200,
+        schema_ref("User"),
+    );
+    o.errors = vec![401, 403, 404];
+    reg.add(o, post(unlock_user));
 
     for (path, parent, table, col) in [
         ("/dialing-groups/{id}/agents", &resources::DIALING_GROUPS, "dialing_group_agents", "group_id"),
@@ -260,10 +276,14 @@ pub fn mount(reg: &mut Registry) {
         );
         o.request = Some(("text/csv", json!({"type": "string"})));
         o.response = (200, "application/json", schema_ref("NumberUploadReply"));
-        o.errors = vec![401, 403, 413, 415];
+        o.errors = vec![400, 401, 403, 408, 413, 415];
         reg.add(
             o,
-            post(move |State(st): State<AppState>, auth: Auth, body: Bytes| async move {
+            post(move |State(st): State<AppState>, auth: Auth, req: axum::extract::Request| async move {
+                auth.require(spec.write)?;
+                let body =
+                    crate::extract::read_limited(req, NUMBER_UPLOAD_MAX_BYTES, crate::extract::UPLOAD_READ_TIMEOUT)
+                        .await?;
                 numbers_upload(&Ctx { st, auth }, spec, body).await.map(Json)
             }),
         );
@@ -303,6 +323,7 @@ pub struct TenantBody {
     time_zone: Option<String>,
     history_retention_days: Option<i64>,
     recording_quota_bytes: Option<i64>,
+    session_ttl_minutes: Option<i64>,
 }
 
 async fn patch_tenant(
@@ -346,7 +367,43 @@ async fn patch_tenant(
             .execute(pool)
             .await?;
     }
+    if let Some(m) = b.session_ttl_minutes {
+        use store::tenancy::{SESSION_TTL_MAX_MINUTES as MAX, SESSION_TTL_MIN_MINUTES as MIN};
+        if !(MIN..=MAX).contains(&m) {
+            return Err(ApiError::invalid(
+                "session_ttl_minutes",
+                format!("session_ttl_minutes: must be between {MIN} and {MAX}"),
+            ));
+        }
+        sqlx::query("UPDATE tenants SET session_ttl_minutes = $1 WHERE id = $2").bind(m).bind(t).execute(pool).await?;
+    }
     Ok(Json(store::tenancy::get_tenant(&st.db, t).await?))
+}
+
+/// `POST /users/{id}/unlock`: an MGR lifts a user's ログインロック (and its count of failures).
+async fn unlock_user(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(id): Id,
+    source: auth::ClientAddr,
+) -> ApiResult<Json<Value>> {
+    auth.require(MGR)?;
+    let ctx = Ctx { st, auth };
+    let user = resource::get(&ctx, &resources::USERS, id).await?;
+    let code = store::tenancy::get_tenant(&ctx.st.db, ctx.tenant()).await?.code;
+    ctx.st.config.logins.forget_account(&code, user["login"].as_str().unwrap_or(""));
+    if store::accounts::unlock(&ctx.st.db, ctx.tenant(), id).await? {
+        let e = store::audit::AuditEvent {
+            tenant_id: ctx.tenant(),
+            kind: store::audit::AuditKind::Unlocked,
+            user_id: Some(id),
+            login: user["login"].as_str().unwrap_or(""),
+            source: &source.0.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+            actor_user_id: Some(ctx.auth.user()),
+        };
+        store::audit::record(&ctx.st.db, &e, store::now_ms()).await?;
+    }
+    Ok(Json(resource::get(&ctx, &resources::USERS, id).await?))
 }
 
 // ----------------------------------------------------------------------------------------- members

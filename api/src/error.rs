@@ -17,13 +17,16 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    #[serde(skip)]
+    pub retry_after_s: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), field: None }
+        ApiError { status, code, message: message.into(), field: None, retry_after_s: None }
     }
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
         self.field = Some(field.into());
@@ -49,6 +52,19 @@ impl ApiError {
     pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, code, message)
     }
+    /// 429: too many attempts from this source or on this account; try again after `retry_after_s`.
+    pub fn too_many(retry_after_s: u64) -> ApiError {
+        let mut e =
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many attempts: try again later");
+        e.retry_after_s = Some(retry_after_s.max(1));
+        e
+    }
+    /// 503: the server is saturated (a bounded queue is full); try again after `retry_after_s`.
+    pub fn busy(retry_after_s: u64) -> ApiError {
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the server is busy: try again shortly");
+        e.retry_after_s = Some(retry_after_s.max(1));
+        e
+    }
     pub fn internal() -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
@@ -61,7 +77,11 @@ struct Envelope<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(Envelope { error: &self })).into_response()
+        let mut r = (self.status, Json(Envelope { error: &self })).into_response();
+        if let Some(s) = self.retry_after_s {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+        }
+        r
     }
 }
 

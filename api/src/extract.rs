@@ -1,34 +1,91 @@
 //! Extractors whose refusals use the API's error shape and name the field.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
 /// Largest JSON body accepted (CSV uploads stream through their own endpoints).
 pub const JSON_LIMIT_BYTES: usize = 1 << 20;
+/// How long a JSON body may take to arrive, whole.
+pub const JSON_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an upload (a CSV file) may take to arrive, whole.
+pub const UPLOAD_READ_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// A JSON body; a syntax or type error answers 400 naming the path of the offending field.
+/// A JSON body: it needs a JSON content type (415), is refused by its declared length before it
+/// is read and by its actual length while it is read (413), and must arrive within
+/// [`JSON_READ_TIMEOUT`] (408); a syntax or type error answers 400 naming the path of the
+/// offending field.
 pub struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::bad_request("body", "the body could not be read"))?;
-        if bytes.len() > JSON_LIMIT_BYTES {
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
             return Err(ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the body is larger than 1 MiB",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON, sent with Content-Type: application/json",
             )
             .with_field("body"));
         }
+        let bytes = read_limited(req, JSON_LIMIT_BYTES, JSON_READ_TIMEOUT).await?;
         parse_json(&bytes).map(Body)
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn too_large(limit: usize) -> ApiError {
+    let size = if limit >= 1 << 20 { format!("{} MiB", limit >> 20) } else { format!("{} KiB", limit >> 10) };
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body is larger than {size}"))
+        .with_field("body")
+}
+
+/// 413 when the request declares a `Content-Length` above `limit` (before anything is read).
+pub fn refuse_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => Err(too_large(usize::try_from(limit).unwrap_or(usize::MAX))),
+        _ => Ok(()),
+    }
+}
+
+/// The whole body, at most `limit` bytes (refused by its declared length first), within `within`.
+pub async fn read_limited(req: Request, limit: usize, within: Duration) -> Result<Bytes, ApiError> {
+    refuse_declared_length(req.headers(), limit as u64)?;
+    let read = axum::body::to_bytes(req.into_body(), limit);
+    match tokio::time::timeout(within, read).await {
+        Err(_) => {
+            Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the body did not arrive in time")
+                .with_field("body"))
+        }
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            // http-body-util's LengthLimitError, somewhere in the chain ("length limit exceeded").
+            let mut over = false;
+            let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = cur {
+                over |= err.to_string().contains("length limit");
+                cur = err.source();
+            }
+            if over {
+                Err(too_large(limit))
+            } else {
+                Err(ApiError::bad_request("body", "the body could not be read"))
+            }
+        }
     }
 }
 

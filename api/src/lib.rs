@@ -13,6 +13,7 @@ pub mod desk;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod guard;
 pub mod import;
 pub mod notify;
 pub mod openapi;
@@ -20,6 +21,7 @@ pub mod pages;
 pub mod recordings;
 pub mod resource;
 pub mod resources;
+pub mod serve;
 pub mod ui;
 pub mod wallboard;
 
@@ -38,8 +40,8 @@ use crate::resource::{Ctx, Spec};
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Lifetime of a bearer token.
-    pub token_ttl_ms: i64,
+    /// The login limits and the bound on password verifications of this process.
+    pub logins: guard::LoginGuard,
     /// The tenants' live wallboard feeds (written by the control service; see `wallboard`).
     pub wallboards: wallboard::Wallboards,
     /// Where commands for the control service go (see `agents`): the node's bus (Redis, or the
@@ -53,7 +55,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            token_ttl_ms: 12 * 3600 * 1000,
+            logins: guard::LoginGuard::default(),
             wallboards: wallboard::Wallboards::default(),
             commands: control::bus::Publisher::new(control::bus::MemoryBus::default()),
             agents: desk::hub::AgentHub::default(),
@@ -198,11 +200,12 @@ pub fn build(db: Db, config: Config) -> Router {
         .with_state(state)
 }
 
-/// Serves the API until the future `shutdown` completes.
+/// Serves the API with the default connection limits ([`serve::ServeLimits`]) until the future
+/// `shutdown` completes; open connections then get a bounded grace period.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    serve::serve_with(listener, app, serve::ServeLimits::default(), shutdown).await
 }

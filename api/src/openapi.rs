@@ -199,10 +199,12 @@ fn error_description(code: u16) -> &'static str {
         403 => "The caller's role may not do this.",
         404 => "No such record in the caller's tenant (records of other tenants answer the same).",
         409 => "Refused by a rule of the data (duplicate, running job, delete guard, limit).",
-        413 => "The upload is too large.",
-        415 => "The upload's content type or encoding is not accepted.",
+        413 => "The body is too large (refused by its Content-Length before it is read).",
+        415 => "The body's content type or encoding is not accepted (JSON bodies need application/json).",
         422 => "A field's value is not acceptable; `field` names it.",
-        503 => "The message bus to the control service is unavailable; retry.",
+        423 => "The account is locked (ログインロック) after repeated wrong passwords; a manager unlocks it.",
+        429 => "Too many attempts from this address or on this account; `Retry-After` says when to try again.",
+        503 => "The server is busy (the message bus, or the password checks, are saturated); retry after `Retry-After` if given.",
         _ => "Error.",
     }
 }

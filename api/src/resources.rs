@@ -307,7 +307,7 @@ pub static USERS: Spec = Spec {
     tag: "accounts",
     doc: "The tenant's users and their roles (MGR, SV, OP, BIZ, BY). An SV manages OP, BIZ and BY users only.",
     fields: &[
-        Field::new("login", Ty::Ident { max: 64 }, "Login name, unique in the tenant.")
+        Field::new("login", Ty::Text { min: 1, max: 64 }, "Login ID, unique in the tenant: 3 to 15 half-width letters and digits.")
             .req()
             .create_only()
             .filter()
@@ -315,10 +315,18 @@ pub static USERS: Spec = Spec {
             .search(),
         Field::new("display_name", NAME, "Name shown on the wallboard.").req().sort().search(),
         Field::new("role", Ty::Enum(&["MGR", "SV", "OP", "BIZ", "BY"]), "Role.").req().filter(),
-        Field::new("password", Ty::Text { min: 8, max: 128 }, "Password (write-only; stored as an argon2 hash).")
-            .req()
-            .write_only(),
-        Field::new("disabled", Ty::Bool, "A disabled user cannot log in. Default false.").filter(),
+        Field::new(
+            "password",
+            Ty::Text { min: 1, max: 128 },
+            "Password (write-only; stored as an argon2 hash): at least 8 characters with half-width digits, upper-case and lower-case letters. Setting it ends the user's other sessions.",
+        )
+        .req()
+        .write_only(),
+        Field::new("disabled", Ty::Bool, "A disabled user cannot log in; disabling ends its sessions for good. Default false.").filter(),
+        Field::new("locked_at", Ty::Instant, "ログインロック: when the account was locked after repeated wrong passwords (null: not locked). POST /users/{id}/unlock lifts it.")
+            .null()
+            .read_only()
+            .filter(),
         CREATED,
         UPDATED,
     ],
@@ -332,7 +340,7 @@ pub static USERS: Spec = Spec {
     updatable: true,
     hooks: Hooks {
         before_write: Some(user_write),
-        after_write: None,
+        after_write: Some(user_after),
         before_delete: Some(user_delete),
         decorate: None,
     },
@@ -358,7 +366,15 @@ hook!(user_write, |ctx, id, v| {
             }
         }
     }
+    if let Some(login) = v.input.get("login").and_then(Value::as_str) {
+        if !store::accounts::login_id_ok(login) {
+            return Err(ApiError::invalid("login", LOGIN_RULE));
+        }
+    }
     if let Some(pw) = v.input.get("password").and_then(Value::as_str) {
+        if !store::accounts::password_ok(pw) {
+            return Err(ApiError::invalid("password", PASSWORD_RULE));
+        }
         let pw = pw.to_string();
         let hash = tokio::task::spawn_blocking(move || store::accounts::hash_password(&pw))
             .await
@@ -367,6 +383,56 @@ hook!(user_write, |ctx, id, v| {
     }
     Ok(())
 });
+
+/// CloudCallCenter 11.1's rules (the console shows them in its words: 3文字以上15文字以下の半角英数字;
+/// 8文字以上で半角数字、半角英大文字、半角英小文字の全てを含む必要がある).
+pub const LOGIN_RULE: &str = "login: 3 to 15 half-width letters and digits";
+pub const PASSWORD_RULE: &str =
+    "password: at least 8 characters, and it must contain half-width digits, upper-case and lower-case letters";
+
+/// A new password ends the user's other sessions (the caller's own is kept when it changes its own);
+/// disabling ends them all, for good: re-enabling brings none back. Both go to the audit trail.
+fn user_after<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut<'a, ApiResult<()>> {
+    Box::pin(async move {
+        use store::audit::{AuditEvent, AuditKind};
+        // `login` is create-only and required: its presence means a new user, with no sessions yet.
+        if input.contains_key("login") {
+            return Ok(());
+        }
+        let db = &ctx.st.db;
+        let mut kinds = Vec::new();
+        if input.contains_key("password") {
+            let keep = if id == ctx.auth.user() { ctx.auth.0.session_hash.as_deref() } else { None };
+            store::accounts::end_sessions(db, ctx.tenant(), id, keep).await?;
+            kinds.push(AuditKind::PasswordChanged);
+        }
+        if input.get("disabled") == Some(&Value::Bool(true)) {
+            store::accounts::end_sessions(db, ctx.tenant(), id, None).await?;
+            kinds.push(AuditKind::Disabled);
+        }
+        if kinds.is_empty() {
+            return Ok(());
+        }
+        let login: String = sqlx::query("SELECT login FROM users WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(ctx.tenant())
+            .fetch_one(&db.pool)
+            .await?
+            .try_get("login")?;
+        for kind in kinds {
+            let e = AuditEvent {
+                tenant_id: ctx.tenant(),
+                kind,
+                user_id: Some(id),
+                login: &login,
+                source: "-",
+                actor_user_id: Some(ctx.auth.user()),
+            };
+            store::audit::record(db, &e, store::now_ms()).await?;
+        }
+        Ok(())
+    })
+}
 
 guard!(user_delete, |ctx, id| {
     if id == ctx.auth.user() {
@@ -1075,6 +1141,46 @@ pub static WRAPUP_RECORDS: Spec = Spec {
     hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
+pub static AUDIT_EVENTS: Spec = Spec {
+    schema: "AuditEvent",
+    path: "/audit-events",
+    table: "audit_events",
+    tag: "accounts",
+    doc: "The audit trail: logins, refused logins, lockouts (ログインロック) and unlocks, password changes and disables. Read by MGR; written by the server only.",
+    fields: &[
+        Field::new(
+            "kind",
+            Ty::Enum(&["login", "login_failed", "locked", "unlocked", "password_changed", "disabled"]),
+            "What happened.",
+        )
+        .read_only()
+        .filter(),
+        Field::new("user_id", Ty::Int { min: 1, max: i64::MAX }, "The account concerned (null: an unknown login).")
+            .null()
+            .read_only()
+        .filter(),
+        Field::new("login", Ty::Text { min: 0, max: 64 }, "The login, as typed for a refused one.").read_only().filter().search(),
+        Field::new("source", Ty::Text { min: 0, max: 64 }, "The client's address (- for a change made in the console).")
+            .read_only()
+            .filter()
+            .search(),
+        Field::new("actor_user_id", Ty::Int { min: 1, max: i64::MAX }, "Who made the change (unlock, password, disable).")
+            .null()
+            .read_only()
+        .filter(),
+        Field::new("created_at", Ty::Instant, "When.").read_only().sort(),
+    ],
+    extra: &[],
+    read: MGR,
+    write: &[],
+    delete: &[],
+    scope: None,
+    own: None,
+    creatable: false,
+    updatable: false,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+};
+
 /// Every generic resource, in the order of the OpenAPI document.
 pub static ALL_SPECS: &[&Spec] = &[
     &USERS,
@@ -1095,4 +1201,5 @@ pub static ALL_SPECS: &[&Spec] = &[
     &RECALLS,
     &CALL_RECORDS,
     &WRAPUP_RECORDS,
+    &AUDIT_EVENTS,
 ];

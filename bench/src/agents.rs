@@ -99,7 +99,13 @@ pub async fn run(args: &AgentsArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let app = api::build(db.clone(), config);
     let mut s2 = stop.clone();
-    let server = tokio::spawn(api::serve(listener, app, async move {
+    // Every agent's client comes from this one address: the cap per source is the agents' count.
+    let limits = api::serve::ServeLimits {
+        max_connections_per_source: args.agents * 2 + 64,
+        max_connections: args.agents * 2 + 64,
+        ..api::serve::ServeLimits::default()
+    };
+    let server = tokio::spawn(api::serve::serve_with(listener, app, limits, async move {
         let _ = s2.wait_for(|s| *s).await;
     }));
 

@@ -1,5 +1,6 @@
 pub mod agents;
 pub mod control;
+pub mod logins;
 pub mod media;
 pub mod opus;
 pub mod pacing;

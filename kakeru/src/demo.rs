@@ -138,12 +138,23 @@ impl DemoArgs {
 
 /// One agent's accounts: the API login and the SIP password of the phone (its user name is the
 /// login).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DemoAgent {
     pub user_id: i64,
     pub login: String,
     pub password: String,
     pub sip_password: String,
+}
+
+impl std::fmt::Debug for DemoAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoAgent")
+            .field("user_id", &self.user_id)
+            .field("login", &self.login)
+            .field("password", &"***")
+            .field("sip_password", &"***")
+            .finish()
+    }
 }
 
 /// How the simulated agents work.
@@ -297,7 +308,10 @@ pub async fn run(
     }
     let started = Instant::now();
     step(format!("opening {database_url} ..."));
-    let node = Node::open(NodeConfig::new(database_url)).await?;
+    let mut node_cfg = NodeConfig::new(database_url);
+    // Every simulated agent's clients come from this host: room for them on top of the default cap.
+    node_cfg.api_limits.max_connections_per_source += cfg.agents * 4;
+    let node = Node::open(node_cfg).await?;
     let db = node.db().clone();
     let admin = store::seed::ensure_demo_tenant(&db, store::now_ms()).await.context("seeding the demo tenant")?;
     step(format!("preparing the floor: {} agents with SIP phones, a generated list ...", cfg.agents));
@@ -590,8 +604,8 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
         agents.push(DemoAgent {
             user_id,
             login,
-            password: store::accounts::random_secret(8),
-            sip_password: store::accounts::random_secret(8),
+            password: store::accounts::random_password(),
+            sip_password: store::accounts::random_password(),
         });
     }
     // argon2 for every agent, off the async workers, on every core.

@@ -34,7 +34,8 @@ enum Role {
         /// Address to listen on.
         #[arg(long, env = "KAKERU_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Create (or refresh the password of) the demo tenant and print its login. Always on for SQLite.
+        /// Create the demo tenant (or give its MGR a fresh password) and print its login. Never
+        /// implied: a production start creates and resets no account (`kakeru demo` seeds its own).
         #[arg(long)]
         seed_demo: bool,
         /// redis://host:port: the bus is Redis and the control service runs elsewhere (`kakeru control`).
@@ -43,6 +44,13 @@ enum Role {
         /// Put before every Redis stream and key name (several installations sharing one Redis).
         #[arg(long, env = "KAKERU_REDIS_PREFIX", default_value = "")]
         redis_prefix: String,
+        /// Connections one client address may hold open at once (a floor behind one NAT address
+        /// needs about 4 per agent).
+        #[arg(long, env = "KAKERU_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 512)]
+        max_connections_per_source: usize,
+        /// Seconds a request head may take to arrive (also how long an idle kept-alive connection stays).
+        #[arg(long, env = "KAKERU_HEADER_TIMEOUT_S", default_value_t = 10)]
+        header_timeout_s: u64,
     },
     /// A whole floor in one process on the embedded default: the API, the control service and the
     /// dialer, with a simulated carrier (real SIP and RTP on loopback) and simulated agents working
@@ -158,6 +166,9 @@ enum BenchKind {
     Control(bench::control::ControlArgs),
     /// The agents' push channel: N connected agents, R state changes a second in all.
     Agents(bench::agents::AgentsArgs),
+    /// Issue 18's attacks on one `kakeru api` process: wrong logins from many addresses (memory,
+    /// another tenant's latency), slow connections, SIGTERM with them open.
+    Logins(bench::logins::LoginsArgs),
     /// SIP call set-ups a second on one dialer shard against sipp as the UAS, and memory per held call.
     Sip(bench::sip::SipArgs),
     /// The Opus archive pool: call-minutes of recordings encoded per core-second (needs `--features opus`).
@@ -180,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
             BenchKind::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
             BenchKind::Control(args) => bench::control::run(&args).await?,
             BenchKind::Agents(args) => bench::agents::run(&args).await?,
+            BenchKind::Logins(args) => bench::logins::run(&args).await?,
             BenchKind::Sip(args) => tokio::task::spawn_blocking(move || bench::sip::run(&args)).await??,
             BenchKind::Opus(args) => tokio::task::spawn_blocking(move || bench::opus::run(&args)).await??,
         },
@@ -286,12 +298,15 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied to {}", redact(&cli.database_url));
         }
         Role::Tenant { code, name, time_zone, admin_login } => {
+            if !store::accounts::login_id_ok(&admin_login) {
+                anyhow::bail!("--admin-login: 3 to 15 half-width letters and digits");
+            }
             let db = store::Db::connect(&cli.database_url).await.context("opening the database")?;
             let now = store::now_ms();
             let tenant_id = store::tenancy::create_tenant(&db, &code, &name, &time_zone, now)
                 .await
                 .context("creating the tenant")?;
-            let password = store::accounts::random_secret(8);
+            let password = store::accounts::random_password();
             let user = store::accounts::NewUser {
                 tenant_id,
                 login: &admin_login,
@@ -302,14 +317,18 @@ async fn main() -> anyhow::Result<()> {
             store::accounts::create_user(&db, &user, now).await.context("creating the MGR user")?;
             println!("tenant {code} created; login: tenant={code} login={admin_login} password={password}");
         }
-        Role::Api { listen, seed_demo, redis_url, redis_prefix } => {
+        Role::Api { listen, seed_demo, redis_url, redis_prefix, max_connections_per_source, header_timeout_s } => {
             eprintln!("kakeru api: opening {} ...", redact(&cli.database_url));
+            anyhow::ensure!(max_connections_per_source >= 1, "--max-connections-per-source: at least 1");
+            anyhow::ensure!((1..=300).contains(&header_timeout_s), "--header-timeout-s: 1 to 300");
             let mut cfg = NodeConfig::new(&cli.database_url);
+            cfg.api_limits.max_connections_per_source = max_connections_per_source;
+            cfg.api_limits.header_read_timeout = std::time::Duration::from_secs(header_timeout_s);
             cfg.redis_url = redis_url;
             cfg.redis_prefix = redis_prefix;
             let embedded = cfg.redis_url.is_none();
             let mut node = Node::open(cfg).await?;
-            let demo = if seed_demo || node.db().backend == store::Backend::Sqlite {
+            let demo = if seed_demo {
                 Some(
                     store::seed::ensure_demo_tenant(node.db(), store::now_ms())
                         .await
@@ -394,14 +413,5 @@ async fn resolve(addr: &str) -> anyhow::Result<std::net::SocketAddr> {
 
 /// A database URL without its password, for printing.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    kakeru::node::redact_url(url)
 }

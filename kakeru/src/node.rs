@@ -28,8 +28,8 @@ use control::service::{supervise, ServiceConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// What a node is given.
-#[derive(Clone, Debug)]
+/// What a node is given. Its `Debug` hides the passwords in the URLs.
+#[derive(Clone)]
 pub struct NodeConfig {
     /// `postgres://...` or `sqlite:FILE`.
     pub database_url: String,
@@ -44,6 +44,37 @@ pub struct NodeConfig {
     pub tenants: Vec<u64>,
     /// How often roles that serve every tenant look for new tenants.
     pub tenant_poll: Duration,
+    /// The API listener's time-outs and connection caps.
+    pub api_limits: api::serve::ServeLimits,
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("consumer", &self.consumer)
+            .field("tenants", &self.tenants)
+            .field("tenant_poll", &self.tenant_poll)
+            .field("api_limits", &self.api_limits)
+            .finish()
+    }
+}
+
+/// A URL with the password of its user info replaced by `***` (`postgres://u:***@host/db`).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                // redis://:password@host has an empty user: the whole user info is the secret.
+                None => format!("{}***{}", &url[..s + 3], &url[at..]),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl NodeConfig {
@@ -56,6 +87,7 @@ impl NodeConfig {
             consumer: format!("{host}-{}", std::process::id()),
             tenants: Vec::new(),
             tenant_poll: Duration::from_secs(3),
+            api_limits: api::serve::ServeLimits::default(),
         }
     }
 }
@@ -162,7 +194,8 @@ impl Node {
             let app = api::build(ctx.db.clone(), config);
             let purge = tokio::spawn(purge_sessions(ctx.db.clone()));
             let mut stop = ctx.shutdown.clone();
-            let r = api::serve(listener, app, async move {
+            let limits = ctx.config.api_limits.clone();
+            let r = api::serve::serve_with(listener, app, limits, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await;
@@ -327,5 +360,20 @@ async fn purge_sessions(db: store::Db) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_passwords_of_the_urls() {
+        let mut cfg = NodeConfig::new("postgres://kakeru:s3cret-db@db.example/kakeru");
+        cfg.redis_url = Some("redis://:s3cret-redis@cache.example:6379".into());
+        let text = format!("{cfg:?}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("postgres://kakeru:***@db.example/kakeru"), "{text}");
+        assert_eq!(redact_url("sqlite:kakeru.db"), "sqlite:kakeru.db");
     }
 }

@@ -16,8 +16,8 @@ use tokio::time::Instant;
 
 use crate::sse::AgentStream;
 
-/// One simulated agent.
-#[derive(Clone, Debug)]
+/// One simulated agent. Its `Debug` hides the password and the manager's token.
+#[derive(Clone)]
 pub struct AgentConfig {
     /// `http://host:port` of the API.
     pub base: String,
@@ -35,6 +35,24 @@ pub struct AgentConfig {
     /// `false`: the agent never saves its records, as if its browser had closed; its calls stay in
     /// 応対記録(未保存) until someone else saves them.
     pub saves_records: bool,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("base", &self.base)
+            .field("tenant", &self.tenant)
+            .field("login", &self.login)
+            .field("password", &"***")
+            .field("user_id", &self.user_id)
+            .field("call_job_id", &self.call_job_id)
+            .field("result_codes", &self.result_codes)
+            .field("talk_mean_ms", &self.talk_mean_ms)
+            .field("wrapup_mean_ms", &self.wrapup_mean_ms)
+            .field("manager_token", &self.manager_token.as_ref().map(|_| "***"))
+            .field("saves_records", &self.saves_records)
+            .finish()
+    }
 }
 
 /// Live counts of a floor of simulated agents (for a status line).

@@ -16,13 +16,23 @@ use tokio::sync::{mpsc, watch};
 
 use crate::rtp::Streams;
 
-/// One phone's SIP account.
-#[derive(Clone, Debug)]
+/// One phone's SIP account. Its `Debug` hides the password.
+#[derive(Clone)]
 pub struct PhoneAccount {
     pub username: String,
     pub password: String,
     /// The realm / domain of the account (`sip:<username>@<domain>`).
     pub domain: String,
+}
+
+impl std::fmt::Debug for PhoneAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneAccount")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("domain", &self.domain)
+            .finish()
+    }
 }
 
 /// How the phones behave.

@@ -92,6 +92,8 @@ pub struct Principal {
     pub time_zone: String,
     /// The tenant's history retention R in days (batch date rules).
     pub retention_days: i64,
+    /// The SHA-256 of the bearer token this principal came with (`None` at login).
+    pub session_hash: Option<String>,
 }
 
 pub struct NewUser<'a> {
@@ -134,8 +136,180 @@ pub async fn set_password(db: &Db, tenant_id: i64, user_id: i64, password: &str,
     Ok(())
 }
 
-/// Checks tenant code, login and password; on success stores a new session and returns its token.
-/// Wrong tenant, unknown login, disabled user and wrong password all answer `NotFound` alike.
+/// A login ID as CloudCallCenter 11.1 sets it: 3 to 15 half-width letters and digits.
+pub fn login_id_ok(login: &str) -> bool {
+    (3..=15).contains(&login.len()) && login.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A password as CloudCallCenter 11.1 sets it: at least 8 characters with half-width digits,
+/// upper-case and lower-case letters, all three.
+pub fn password_ok(password: &str) -> bool {
+    password.chars().count() >= 8
+        && password.bytes().any(|b| b.is_ascii_digit())
+        && password.bytes().any(|b| b.is_ascii_uppercase())
+        && password.bytes().any(|b| b.is_ascii_lowercase())
+}
+
+/// A random password that meets [`password_ok`]: 16 characters of upper and lower case letters and
+/// digits (without the look-alikes 0/O, 1/l/I), at least one of each.
+pub fn random_password() -> String {
+    const SETS: [&[u8]; 3] = [b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"abcdefghijkmnopqrstuvwxyz", b"23456789"];
+    let mut rng = rand::thread_rng();
+    let mut pick = |set: &[u8]| set[(rng.next_u32() as usize) % set.len()] as char;
+    let all: Vec<u8> = SETS.concat();
+    let mut out: Vec<char> = SETS.iter().map(|s| pick(s)).collect();
+    while out.len() < 16 {
+        out.push(pick(&all));
+    }
+    // Shuffle so the first three are not always upper, lower, digit.
+    for i in (1..out.len()).rev() {
+        let j = (rand::thread_rng().next_u32() as usize) % (i + 1);
+        out.swap(i, j);
+    }
+    out.into_iter().collect()
+}
+
+/// What a login attempt found: the tenant of the code, and the user of the login if there is one.
+pub struct LoginCandidate {
+    pub tenant_id: i64,
+    /// The tenant's token lifetime.
+    pub session_ttl_ms: i64,
+    pub user: Option<CandidateUser>,
+}
+
+pub struct CandidateUser {
+    pub principal: Principal,
+    pub password_hash: String,
+    pub disabled: bool,
+    /// ログインロック: refused until an MGR unlocks it.
+    pub locked: bool,
+}
+
+/// The tenant of `tenant_code` and its user `login`; `None` when there is no such tenant.
+pub async fn login_candidate(db: &Db, tenant_code: &str, login: &str) -> Result<Option<LoginCandidate>> {
+    let row = sqlx::query(
+        "SELECT t.id AS tenant_id, t.time_zone, t.history_retention_days, t.session_ttl_minutes,
+                u.id AS user_id, u.role, u.password_hash, u.disabled, u.locked_at
+         FROM tenants t LEFT JOIN users u ON u.tenant_id = t.id AND u.login = $2
+         WHERE t.code = $1",
+    )
+    .bind(tenant_code)
+    .bind(login)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    let tenant_id: i64 = r.try_get("tenant_id")?;
+    let user = match r.try_get::<Option<i64>, _>("user_id")? {
+        None => None,
+        Some(user_id) => Some(CandidateUser {
+            principal: Principal {
+                tenant_id,
+                user_id,
+                role: Role::parse(&r.try_get::<String, _>("role")?)
+                    .ok_or_else(|| StoreError::Constraint("role".into()))?,
+                login: login.to_string(),
+                time_zone: r.try_get("time_zone")?,
+                retention_days: r.try_get("history_retention_days")?,
+                session_hash: None,
+            },
+            password_hash: r.try_get("password_hash")?,
+            disabled: r.try_get::<i64, _>("disabled")? != 0,
+            locked: r.try_get::<Option<i64>, _>("locked_at")?.is_some(),
+        }),
+    };
+    Ok(Some(LoginCandidate {
+        tenant_id,
+        session_ttl_ms: r.try_get::<i64, _>("session_ttl_minutes")?.saturating_mul(60_000),
+        user,
+    }))
+}
+
+/// The hash an unknown login is checked against, so that logins cannot be probed by timing.
+pub fn unknown_login_hash() -> &'static str {
+    dummy_hash()
+}
+
+/// Counts a wrong password against a user; at `lockout_after` consecutive failures the user is
+/// locked (ログインロック). Returns true when this failure locked it.
+pub async fn login_failed(db: &Db, tenant_id: i64, user_id: i64, lockout_after: i64, now_ms: i64) -> Result<bool> {
+    let failed: i64 = sqlx::query(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 AND tenant_id = $2 RETURNING failed_logins",
+    )
+    .bind(user_id)
+    .bind(tenant_id)
+    .fetch_optional(&db.pool)
+    .await?
+    .map(|r| r.try_get("failed_logins"))
+    .transpose()?
+    .unwrap_or(0);
+    if failed < lockout_after {
+        return Ok(false);
+    }
+    let done = sqlx::query("UPDATE users SET locked_at = $1 WHERE id = $2 AND tenant_id = $3 AND locked_at IS NULL")
+        .bind(now_ms)
+        .bind(user_id)
+        .bind(tenant_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Stores a new session for `p` valid for `ttl_ms` and clears its count of failed logins; returns
+/// the token and its expiry.
+pub async fn open_session(db: &Db, p: &Principal, now_ms: i64, ttl_ms: i64) -> Result<(String, i64)> {
+    let token = random_secret(32);
+    let expires_at = now_ms + ttl_ms;
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash(&token))
+    .bind(p.tenant_id)
+    .bind(p.user_id)
+    .bind(now_ms)
+    .bind(expires_at)
+    .execute(&db.pool)
+    .await?;
+    sqlx::query("UPDATE users SET failed_logins = 0 WHERE id = $1 AND tenant_id = $2 AND failed_logins <> 0")
+        .bind(p.user_id)
+        .bind(p.tenant_id)
+        .execute(&db.pool)
+        .await?;
+    Ok((token, expires_at))
+}
+
+/// Lifts a user's ログインロック and clears its failures; `NotFound` if no such user in the tenant.
+/// Returns whether it was locked.
+pub async fn unlock(db: &Db, tenant_id: i64, user_id: i64) -> Result<bool> {
+    let row = sqlx::query("SELECT locked_at FROM users WHERE id = $1 AND tenant_id = $2")
+        .bind(user_id)
+        .bind(tenant_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let was_locked = row.try_get::<Option<i64>, _>("locked_at")?.is_some();
+    sqlx::query("UPDATE users SET locked_at = NULL, failed_logins = 0 WHERE id = $1 AND tenant_id = $2")
+        .bind(user_id)
+        .bind(tenant_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(was_locked)
+}
+
+/// Ends a user's sessions, but the one whose token hash is `keep` (the caller's own, when users
+/// change their own password). Returns how many ended.
+pub async fn end_sessions(db: &Db, tenant_id: i64, user_id: i64, keep: Option<&str>) -> Result<u64> {
+    let r = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND token_hash <> $3")
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(keep.unwrap_or(""))
+        .execute(&db.pool)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// Checks tenant code, login and password; on success stores a new session valid for `ttl_ms` and
+/// returns its token. Wrong tenant, unknown login, disabled or locked user and wrong password all
+/// answer `NotFound` alike. (No limits, no lockout: the API's login adds them.)
 pub async fn login(
     db: &Db,
     tenant_code: &str,
@@ -144,50 +318,20 @@ pub async fn login(
     now_ms: i64,
     ttl_ms: i64,
 ) -> Result<(String, i64, Principal)> {
-    let row = sqlx::query(
-        "SELECT u.id, u.tenant_id, u.role, u.password_hash, u.disabled, t.time_zone, t.history_retention_days
-         FROM users u JOIN tenants t ON t.id = u.tenant_id
-         WHERE t.code = $1 AND u.login = $2",
-    )
-    .bind(tenant_code)
-    .bind(login)
-    .fetch_optional(&db.pool)
-    .await?;
-    // Argon2 is CPU work: off the async workers. An unknown login checks against a dummy hash so
-    // that logins cannot be probed by timing; wrong tenant, login, disabled and password answer alike.
-    let (hash, disabled) = match &row {
-        Some(r) => (r.try_get::<String, _>("password_hash")?, r.try_get::<i64, _>("disabled")? != 0),
-        None => (dummy_hash().to_string(), true),
-    };
+    let candidate = login_candidate(db, tenant_code, login).await?;
+    let user = candidate.and_then(|c| c.user);
+    let hash = user.as_ref().map_or_else(|| dummy_hash().to_string(), |u| u.password_hash.clone());
     let password = password.to_string();
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(|e| StoreError::Config(format!("password check: {e}")))?;
-    let row = match row {
-        Some(row) if ok && !disabled => row,
-        _ => return Err(StoreError::NotFound),
-    };
-    let principal = Principal {
-        tenant_id: row.try_get("tenant_id")?,
-        user_id: row.try_get("id")?,
-        role: Role::parse(&row.try_get::<String, _>("role")?).ok_or_else(|| StoreError::Constraint("role".into()))?,
-        login: login.to_string(),
-        time_zone: row.try_get("time_zone")?,
-        retention_days: row.try_get("history_retention_days")?,
-    };
-    let token = random_secret(32);
-    let expires_at = now_ms + ttl_ms;
-    sqlx::query(
-        "INSERT INTO sessions (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(token_hash(&token))
-    .bind(principal.tenant_id)
-    .bind(principal.user_id)
-    .bind(now_ms)
-    .bind(expires_at)
-    .execute(&db.pool)
-    .await?;
-    Ok((token, expires_at, principal))
+    match user {
+        Some(u) if ok && !u.disabled && !u.locked => {
+            let (token, expires_at) = open_session(db, &u.principal, now_ms, ttl_ms).await?;
+            Ok((token, expires_at, u.principal))
+        }
+        _ => Err(StoreError::NotFound),
+    }
 }
 
 /// Resolves a bearer token; expired tokens and tokens of disabled users resolve to nothing.
@@ -219,6 +363,7 @@ pub async fn authenticate_session(db: &Db, session_hash: &str, now_ms: i64) -> R
         login: row.try_get("login")?,
         time_zone: row.try_get("time_zone")?,
         retention_days: row.try_get("history_retention_days")?,
+        session_hash: Some(session_hash.to_string()),
     }))
 }
 

@@ -9,6 +9,7 @@
 //! Invariant: every query that reads or writes a tenant's rows filters on `tenant_id`.
 
 pub mod accounts;
+pub mod audit;
 pub mod batch_dates;
 pub mod desktop;
 pub mod dialing;

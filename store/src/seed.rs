@@ -38,7 +38,7 @@ pub async fn ensure_demo_tenant(db: &Db, now_ms: i64) -> Result<DemoLogin> {
             id
         }
     };
-    let password = accounts::random_secret(8);
+    let password = accounts::random_password();
     let user = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND login = $2")
         .bind(tenant_id)
         .bind(DEMO_LOGIN)

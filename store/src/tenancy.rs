@@ -15,8 +15,14 @@ pub struct Tenant {
     pub time_zone: String,
     pub history_retention_days: i64,
     pub recording_quota_bytes: i64,
+    /// The lifetime of the bearer tokens a login hands out, in minutes (default 720 = 12 h).
+    pub session_ttl_minutes: i64,
     pub created_at: i64,
 }
+
+/// Bounds of a tenant's token lifetime: 5 minutes to 30 days.
+pub const SESSION_TTL_MIN_MINUTES: i64 = 5;
+pub const SESSION_TTL_MAX_MINUTES: i64 = 30 * 24 * 60;
 
 /// Retention bounds: R >= 91, the seed's shortest (BIZTEL §1.2 example 2: a one-day batch, end = start).
 pub const RETENTION_MIN_DAYS: i64 = 91;
@@ -39,7 +45,8 @@ pub async fn create_tenant(db: &Db, code: &str, name: &str, time_zone: &str, now
 
 pub async fn get_tenant(db: &Db, id: i64) -> Result<Tenant> {
     let r = sqlx::query(
-        "SELECT id, code, name, time_zone, history_retention_days, recording_quota_bytes, created_at FROM tenants WHERE id = $1",
+        "SELECT id, code, name, time_zone, history_retention_days, recording_quota_bytes, session_ttl_minutes, created_at
+         FROM tenants WHERE id = $1",
     )
     .bind(id)
     .fetch_one(&db.pool)
@@ -51,6 +58,7 @@ pub async fn get_tenant(db: &Db, id: i64) -> Result<Tenant> {
         time_zone: r.try_get("time_zone")?,
         history_retention_days: r.try_get("history_retention_days")?,
         recording_quota_bytes: r.try_get("recording_quota_bytes")?,
+        session_ttl_minutes: r.try_get("session_ttl_minutes")?,
         created_at: r.try_get("created_at")?,
     })
 }

@@ -324,10 +324,13 @@ async fn start_import(
     auth: Auth,
     Id(list_id): Id,
     params: Params,
+    headers: axum::http::HeaderMap,
     body: RawBody,
 ) -> ApiResult<Response> {
     let ctx = Ctx { st, auth };
     ctx.auth.require(IMPORTERS)?;
+    // An upload declaring more than the limit is refused before a byte of it is read.
+    crate::extract::refuse_declared_length(&headers, UPLOAD_MAX_BYTES)?;
     visible(&ctx, &resources::LISTS, list_id).await?;
     let req = parse_request(&ctx, list_id, &params).await?;
 

@@ -10,6 +10,8 @@
       submit: 'ログイン', language: '言語', required: '{f}を入力してください',
       bad_credentials: 'テナントコード、ログインID、パスワードのいずれかが違います。',
       network_error: '通信できません。接続を確認してください。', too_many: 'ログインの試行が多すぎます。しばらく待ってから再度お試しください。',
+      locked: 'このアカウントはパスワードを複数回間違えたためロックされています。管理者に解除を依頼してください。',
+      busy: '混み合っています。少し待ってから再度お試しください。',
       homes: 'オペレーターはエージェントデスクトップ、スーパーバイザーはウォールボード、管理者は管理コンソール、閲覧者とバックオフィスはレポートへ移動します。',
     },
     en: {
@@ -17,6 +19,8 @@
       submit: 'Log in', language: 'Language', required: 'Enter the {f}',
       bad_credentials: 'Tenant code, login ID or password is wrong.',
       network_error: 'The server cannot be reached. Check the connection.', too_many: 'Too many attempts. Wait a moment and try again.',
+      locked: 'This account is locked after repeated wrong passwords. Ask a manager to unlock it.',
+      busy: 'The server is busy. Wait a moment and try again.',
       homes: 'Operators go to the agent desktop, supervisors to the wallboard, managers to the admin console, report viewers and back office to the reports.',
     },
   };
@@ -66,6 +70,8 @@
         const err = (body && body.error) || {};
         if (r.status === 401) $('login-error').textContent = t('bad_credentials');
         else if (r.status === 429) $('login-error').textContent = t('too_many');
+        else if (r.status === 423) $('login-error').textContent = t('locked');
+        else if (r.status === 503) $('login-error').textContent = t('busy');
         else if (err.field && FIELDS.includes(err.field)) fieldError(err.field, err.message);
         else $('login-error').textContent = err.message || `HTTP ${r.status}`;
         return;

@@ -68,6 +68,7 @@ async function roles() {
     const exp = FIX.expect[role];
     const u = FIX.users[role];
     await logIn(page, FIX.tenant, u.login, u.password, role);
+    if (role === 'MGR') await unlock(page);
     const langs = role === 'MGR' ? ['ja', 'en'] : ['ja'];
     for (const lang of langs) {
       await setLang(page, lang);
@@ -156,6 +157,24 @@ async function roles() {
   assert.deepEqual(problems, [], `no page errors, no outside requests: ${problems.join('\n')}`);
   log(`ROLES walked, ${shots} screenshots`);
   await context.close();
+}
+
+/** ログインロック: the locked user's view shows the lock and ロック解除; the MGR lifts it. */
+async function unlock(page) {
+  const hash = `#/r/users/${FIX.locked}`;
+  for (const lang of ['en', 'ja']) {
+    await setLang(page, lang);
+    await show(page, hash);
+    const acts = await buttonsIn(page, '.screen-head .actions');
+    assert.ok(acts.includes(lang === 'ja' ? 'ロック解除' : 'Unlock'), `the unlock button: ${acts}`);
+    assert.match(await text(page, '#view'), lang === 'ja' ? /ログインロック/ : /Login lock/);
+    await shoot(page, `mgr-${lang}-users-locked`);
+  }
+  await page.getByRole('button', { name: 'ロック解除' }).click();
+  await until(page, 'the confirmation', () => document.getElementById('confirm').open);
+  await page.click('#confirm-ok');
+  await until(page, 'the lock lifted', () => ![...document.querySelectorAll('.screen-head .actions button')].some((b) => b.textContent.includes('ロック解除')));
+  await shoot(page, 'mgr-ja-users-unlocked');
 }
 
 // ------------------------------------------------------------------------------------ bulk

@@ -37,7 +37,7 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
         json!({"lead_id": lead, "due_at": "2030-01-01T09:00:00+09:00", "agent_user_id": t.user(Role::Op)}),
     )
     .await;
-    post("/users", json!({"login": "fx", "display_name": "fx", "role": "OP", "password": "fx-password"})).await;
+    post("/users", json!({"login": "fxuser", "display_name": "fx", "role": "OP", "password": "Fx-password1"})).await;
     // OP, BIZ and BY see the campaign and the list through grants.
     for role in [Role::Op, Role::Biz, Role::By] {
         for (kind, id) in [("campaign", campaign), ("list", list)] {
@@ -89,6 +89,14 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     fx.insert("/imports", import_id);
     // Agents: the OP (whom every agent-side role may read), and under /agent/ the fixture lead
     // (which the OP works: its recall and unsaved record), also a call id no one holds.
+    // The audit trail holds the users' logins of the harness.
+    let audit = store::sqlx::query("SELECT MIN(id) AS id FROM audit_events WHERE tenant_id = $1")
+        .bind(t.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .and_then(|r| store::sqlx::Row::try_get::<i64, _>(&r, "id"))
+        .expect("an audit event");
+    fx.insert("/audit-events", audit);
     fx.insert("/agents", t.user(Role::Op));
     fx.insert("/agent", lead);
     // Held for the OP's next manual dial (the sweep's saves end its recall and record).
@@ -133,7 +141,9 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
             json!({"campaign_id": fx["/campaigns"], "dialing_group_id": fx["/dialing-groups"], "name": name, "list_ids": [fx["/lists"]]})
         }
         ("post", "/recalls") => json!({"lead_id": fx["/leads"], "due_at": "2031-01-01T09:00:00+09:00"}),
-        ("post", "/users") => json!({"login": name, "display_name": name, "role": "BY", "password": "password-1"}),
+        ("post", "/users") => {
+            json!({"login": format!("usr{n}"), "display_name": name, "role": "BY", "password": "Password-1"})
+        }
         ("post", "/grants") => {
             json!({"group_id": fx["/dialing-groups"], "resource_kind": "campaign", "resource_id": fx["/campaigns"]})
         }
@@ -302,7 +312,7 @@ pub async fn grants_limit_what_op_biz_by_see(app: TestApp) {
             t.token(Role::Sv),
             "post",
             "/users",
-            Some(&json!({"login": "boss", "display_name": "b", "role": "MGR", "password": "password-1"})),
+            Some(&json!({"login": "boss", "display_name": "b", "role": "MGR", "password": "Password-1"})),
         )
         .await;
     assert_eq!(e.0.as_u16(), 403);

@@ -156,7 +156,7 @@ async fn wallboard_in_chromium_follows_the_floor() {
     let names = ["田中 太郎", "佐藤 花子", "鈴木 一郎", "高橋 美咲"];
     for (i, name) in names.iter().enumerate().skip(1) {
         let body =
-            json!({"login": format!("agent{i}"), "display_name": name, "role": "OP", "password": "agent-password"});
+            json!({"login": format!("agent{i}"), "display_name": name, "role": "OP", "password": "Agent-password1"});
         agents.push(post(&app, &t, "/users", body).await as u64);
     }
     let reason = post(&app, &t, "/pause-reasons", json!({"name": "昼休憩", "color": "#f2c94c"})).await;

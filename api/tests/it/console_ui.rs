@@ -82,10 +82,25 @@ async fn console_shows_each_role_only_what_it_may_do() {
     assert_eq!(expect["SV"]["resources"]["campaigns"]["delete"], false);
     assert_eq!(expect["MGR"]["resources"]["campaigns"]["delete"], true);
     assert!(expect["BY"]["forbidden"].as_array().is_some_and(|f| f.contains(&json!("campaigns"))));
-    let fixture = json!({"tenant": "walk", "users": users(), "expect": expect});
+    // A user locked after wrong passwords (ログインロック): the MGR unlocks it from its view.
+    let locked = fx["/users"];
+    store::sqlx::query("UPDATE users SET locked_at = $1, failed_logins = 5 WHERE id = $2")
+        .bind(store::now_ms())
+        .bind(locked)
+        .execute(&app.db.pool)
+        .await
+        .expect("lock");
+    let fixture = json!({"tenant": "walk", "users": users(), "expect": expect, "locked": locked});
     let b = Browser::script("console.test.js", "roles", &app.base, &fixture);
     let out = b.finish().await;
     assert!(out.iter().any(|l| l.starts_with("ROLES walked")), "{out:?}");
+    let row = store::sqlx::query("SELECT locked_at, failed_logins FROM users WHERE id = $1")
+        .bind(locked)
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("user");
+    let locked_at: Option<i64> = store::sqlx::Row::try_get(&row, "locked_at").expect("locked_at");
+    assert_eq!(locked_at, None, "unlocked from the console");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

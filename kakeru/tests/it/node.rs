@@ -63,7 +63,7 @@ impl Api {
                 m,
                 "POST",
                 "/users",
-                Some(json!({"login": "op1", "display_name": "op1", "role": "OP", "password": "op-password"})),
+                Some(json!({"login": "op1", "display_name": "op1", "role": "OP", "password": "Op-password1"})),
                 201,
             )
             .await["id"]
@@ -114,7 +114,7 @@ impl Api {
             .as_i64()
             .expect("job");
         self.ok(m, "POST", &format!("/call-jobs/{j}/start"), None, 200).await;
-        (self.login(tenant, "op1", "op-password").await, op, j)
+        (self.login(tenant, "op1", "Op-password1").await, op, j)
     }
 
     /// Polls `GET /agents/{id}` until the state is `state`.
@@ -206,7 +206,7 @@ fn agent_change(agent: i64, state: &'static str) -> impl Fn(&SseEvent) -> bool {
 }
 
 async fn start_api(args: &[&str], env: &[(&str, &str)]) -> (Role, Api, String) {
-    let mut all = vec!["api", "--listen", "127.0.0.1:0"];
+    let mut all = vec!["api", "--listen", "127.0.0.1:0", "--seed-demo"];
     all.extend_from_slice(args);
     let mut p = Role::start(&all, env);
     let base = p.url_after("listening on");

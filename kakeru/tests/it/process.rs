@@ -90,6 +90,11 @@ impl Role {
 }
 
 impl Role {
+    /// The process id (for signals).
+    pub fn child_id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Ctrl-C: SIGINT to the process.
     pub fn interrupt(&mut self) {
         let (ok, out) = run("kill", &["-INT", &self.child.id().to_string()], None);
@@ -135,7 +140,7 @@ impl Drop for Role {
 
 /// `kakeru api` on port 0: (process, base URL, demo password).
 pub fn api(extra: &[&str]) -> (Role, String, String) {
-    let mut args = vec!["api", "--listen", "127.0.0.1:0"];
+    let mut args = vec!["api", "--listen", "127.0.0.1:0", "--seed-demo"];
     args.extend_from_slice(extra);
     let mut p = Role::start(&args, &[]);
     let base = p.url_after("listening on");

@@ -155,6 +155,20 @@ addViewSection(async (spec, rec, actions) => {
   return null;
 });
 
+// ------------------------------------------------------------------ ログインロック: unlock a user
+addViewSection(async (spec, rec, actions) => {
+  if (spec.key !== 'users' || !rec.locked_at || !may('post', '/users/{id}/unlock')) return null;
+  actions.prepend(button(tt('unlock'), async () => {
+    if (!(await confirm(tt('confirm_unlock')))) return;
+    try {
+      await api('POST', `/users/${rec.id}/unlock`);
+      notice(tt('unlocked'));
+      go(`#/r/users/${rec.id}`);
+    } catch (e) { notice(errorText(e), 'error'); }
+  }, { class: 'primary', dataset: { unlock: rec.id } }));
+  return null;
+});
+
 // ------------------------------------------------------------------- an unsaved wrap-up record
 addViewSection(async (spec, rec, actions) => {
   if (spec.key !== 'wrapup-records' || rec.saved || !may('post', '/wrapup-records/{id}/save')) return null;

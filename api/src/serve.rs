@@ -1,0 +1,210 @@
+//! The API's own accept loop (axum::serve has no time-outs): HTTP/1.1 connections with a time-out
+//! for the request head (which is also how long a kept-alive connection may sit idle), a time-out
+//! between the bytes of a request body, a cap on connections per source address and in all, and a
+//! graceful shutdown bounded in time: connections still open after the grace period are cut.
+//!
+//! Each request carries its peer's address as axum's `ConnectInfo<SocketAddr>` (the login limits
+//! count per source with it).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::task::JoinSet;
+
+/// The connection limits of one listener.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// A request head must arrive whole within this; a kept-alive connection waiting for its next
+    /// request is closed after it too.
+    pub header_read_timeout: Duration,
+    /// Longest wait for the next bytes of a request body.
+    pub body_idle_timeout: Duration,
+    /// Connections open at once from one address; more are closed at once.
+    pub max_connections_per_source: usize,
+    /// Connections open at once in all.
+    pub max_connections: usize,
+    /// After the shutdown signal: how long open connections may finish their requests.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections_per_source: 512,
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Open connections per source address, and in all.
+#[derive(Default)]
+struct Open {
+    per_source: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// One admitted connection; dropping it frees its place.
+struct Slot {
+    open: Arc<Mutex<Open>>,
+    ip: IpAddr,
+}
+
+impl Slot {
+    fn take(open: &Arc<Mutex<Open>>, ip: IpAddr, limits: &ServeLimits) -> Option<Slot> {
+        let mut o = open.lock().unwrap_or_else(|p| p.into_inner());
+        if o.total >= limits.max_connections {
+            return None;
+        }
+        let n = o.per_source.entry(ip).or_insert(0);
+        if *n >= limits.max_connections_per_source {
+            return None;
+        }
+        *n += 1;
+        o.total += 1;
+        Some(Slot { open: open.clone(), ip })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut o = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        o.total = o.total.saturating_sub(1);
+        if let Some(n) = o.per_source.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                o.per_source.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A request body that fails when no bytes arrive for `idle` (a body sent slowly on purpose holds
+/// a connection, a task and its buffers).
+struct IdleBody<B> {
+    inner: B,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> IdleBody<B> {
+    fn new(inner: B, idle: Duration) -> Self {
+        IdleBody { inner, idle, timer: Box::pin(tokio::time::sleep(idle)) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no bytes of the request body arrived in time")]
+struct BodyTimedOut;
+
+impl<B> HttpBody for IdleBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + this.idle;
+                this.timer.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimedOut)))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets open connections finish for
+/// at most `limits.shutdown_grace` and cuts the rest.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let open = Arc::new(Mutex::new(Open::default()));
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept: wait a little, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = Slot::take(&open, peer.ip(), &limits) else {
+            metrics::counter!("kakeru_http_connections_refused_total").increment(1);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let idle = limits.body_idle_timeout;
+        let head = limits.header_read_timeout;
+        let mut closing = closing_rx.clone();
+        conns.spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                let req = req.map(|b| axum::body::Body::new(IdleBody::new(b, idle)));
+                let mut app = app.clone();
+                async move { tower_service::Service::call(&mut app, req).await }
+            });
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(head);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { closing.wait_for(|c| *c).await.is_ok() } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    let drained =
+        tokio::time::timeout(limits.shutdown_grace, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::info!(open = conns.len(), "shutdown: cutting the connections still open after the grace period");
+        conns.shutdown().await;
+    }
+    Ok(())
+}
