@@ -10,4 +10,5 @@ mod harness;
 mod imports;
 mod model;
 mod recordings;
+mod reports;
 mod wallboard;
