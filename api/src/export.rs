@@ -35,7 +35,7 @@ pub enum CsvEncoding {
 }
 
 impl CsvEncoding {
-    fn param(v: &str) -> ApiResult<CsvEncoding> {
+    pub fn param(v: &str) -> ApiResult<CsvEncoding> {
         match v {
             "utf-8" | "utf-8-bom" | "utf8" => Ok(CsvEncoding::Utf8Bom),
             "shift_jis" | "cp932" | "sjis" => Ok(CsvEncoding::Cp932),
@@ -43,14 +43,14 @@ impl CsvEncoding {
         }
     }
 
-    fn encode(self, text: &str) -> Vec<u8> {
+    pub fn encode(self, text: &str) -> Vec<u8> {
         match self {
             CsvEncoding::Utf8Bom => text.as_bytes().to_vec(),
             CsvEncoding::Cp932 => encoding_rs::SHIFT_JIS.encode(text).0.into_owned(),
         }
     }
 
-    fn charset(self) -> &'static str {
+    pub fn charset(self) -> &'static str {
         match self {
             CsvEncoding::Utf8Bom => "UTF-8",
             CsvEncoding::Cp932 => "Shift_JIS",
@@ -77,7 +77,7 @@ pub fn mount(reg: &mut Registry) {
     reg.add(o, get(export));
 }
 
-fn csv_line(fields: &[String]) -> String {
+pub fn csv_line(fields: &[String]) -> String {
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
     // Writing to a Vec cannot fail.
     let _ = w.write_record(fields);

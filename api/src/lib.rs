@@ -19,6 +19,7 @@ pub mod notify;
 pub mod openapi;
 pub mod pages;
 pub mod recordings;
+pub mod reports;
 pub mod resource;
 pub mod resources;
 pub mod serve;
@@ -161,6 +162,7 @@ fn registry() -> Registry {
     agents::mount(&mut reg);
     console::mount(&mut reg);
     export::mount(&mut reg);
+    reports::mount(&mut reg);
     desk::mount(&mut reg);
     reg
 }

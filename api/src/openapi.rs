@@ -277,8 +277,11 @@ pub fn document(ops: &[Op]) -> Value {
             schemas.insert(name, s);
         }
     }
-    for (name, s) in
-        crate::custom::schemas().into_iter().chain(crate::import::schemas()).chain(crate::recordings::schemas())
+    for (name, s) in crate::custom::schemas()
+        .into_iter()
+        .chain(crate::import::schemas())
+        .chain(crate::recordings::schemas())
+        .chain(crate::reports::schemas())
     {
         schemas.insert(name.to_string(), s);
     }

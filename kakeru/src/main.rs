@@ -117,6 +117,14 @@ enum Role {
     },
     /// Apply the database migrations and exit.
     Migrate,
+    /// The reports' rollups: recount them from the facts, or compare them with a recount.
+    Rollups {
+        #[arg(value_enum)]
+        action: RollupAction,
+        /// Only this tenant (default: every tenant).
+        #[arg(long)]
+        tenant: Option<i64>,
+    },
     /// The control service: owns agent state, matches answered customers to ready agents, feeds the
     /// wallboard. Consumes the API's commands and the shards' events from Redis Streams.
     Control {
@@ -150,6 +158,14 @@ enum Role {
         #[arg(long, default_value = "admin")]
         admin_login: String,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RollupAction {
+    /// Recount every day that has facts (days whose facts retention deleted are kept).
+    Rebuild,
+    /// Compare the stored rollups with a recount; exits non-zero when a day differs.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -293,6 +309,36 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("kakeru dialer: {shards} shard(s), SIP from {sip_listen}, carrier {carrier}");
             node.run(terminated()).await?;
         }
+        Role::Rollups { action, tenant } => {
+            let db = store::Db::connect(&cli.database_url).await.context("opening the database")?;
+            let tenants = match tenant {
+                Some(t) => vec![t],
+                None => store::rollups::tenant_ids(&db).await.context("listing tenants")?,
+            };
+            let mut differ = 0;
+            for t in tenants {
+                let now = store::now_ms();
+                match action {
+                    RollupAction::Rebuild => {
+                        let r = store::rollups::rebuild(&db, t, now).await.with_context(|| format!("tenant {t}"))?;
+                        println!("tenant {t}: {} day(s) recounted from the facts", r.days.len());
+                    }
+                    RollupAction::Verify => {
+                        let bad = store::rollups::verify(&db, t, now).await.with_context(|| format!("tenant {t}"))?;
+                        if bad.is_empty() {
+                            println!("tenant {t}: rollups equal a recount of the facts");
+                        } else {
+                            differ += bad.len();
+                            let days: Vec<String> = bad.iter().map(ToString::to_string).collect();
+                            println!("tenant {t}: {} day(s) differ from a recount: {}", bad.len(), days.join(" "));
+                        }
+                    }
+                }
+            }
+            if differ > 0 {
+                anyhow::bail!("{differ} day(s) differ; `kakeru rollups rebuild` recounts them");
+            }
+        }
         Role::Migrate => {
             store::migrate(&cli.database_url).await.context("migrating")?;
             println!("migrations applied to {}", redact(&cli.database_url));
@@ -392,7 +438,7 @@ async fn start_metrics(cli: &Cli) -> anyhow::Result<()> {
         Role::Dialer { .. } => "dialer",
         Role::Demo(_) => "demo",
         Role::Bench { .. } => "bench",
-        Role::Migrate | Role::Tenant { .. } => return Ok(()),
+        Role::Migrate | Role::Tenant { .. } | Role::Rollups { .. } => return Ok(()),
     };
     telemetry::install(role)?;
     if let Some(addr) = &cli.metrics_listen {

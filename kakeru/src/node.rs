@@ -204,9 +204,11 @@ impl Node {
         });
     }
 
-    /// A control service for every tenant (supervised: restarted from storage after a fault). On a
-    /// shared bus (Redis) each also mirrors its wallboard for API processes elsewhere.
+    /// A control service for every tenant (supervised: restarted from storage after a fault), and
+    /// the tenant's rollup job beside it. On a shared bus (Redis) each also mirrors its wallboard
+    /// for API processes elsewhere.
     pub fn spawn_control(&mut self) {
+        self.spawn_rollups();
         let wallboards = self.wallboards.clone();
         self.spawn_role("control", move |ctx| {
             for_each_tenant(ctx, move |ctx, tenant| {
@@ -222,6 +224,37 @@ impl Node {
                     };
                     supervise(buses, ctx.db.clone(), cfg, feed, ctx.shutdown.clone()).await;
                     Ok(())
+                }
+            })
+        });
+    }
+
+    /// The rollup job of every tenant (`store::rollups::refresh` every
+    /// `store::rollups::REFRESH_EVERY_MS`), started with the control services: one per tenant in
+    /// the installation, like them.
+    pub fn spawn_rollups(&mut self) {
+        self.spawn_role("rollups", move |ctx| {
+            for_each_tenant(ctx, move |ctx, tenant| async move {
+                let tenant = i64::try_from(tenant).context("tenant id")?;
+                let mut tick = tokio::time::interval(Duration::from_millis(store::rollups::REFRESH_EVERY_MS));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut stop = ctx.shutdown.clone();
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.wait_for(|s| *s) => return Ok(()),
+                    }
+                    let started = std::time::Instant::now();
+                    match store::rollups::refresh(&ctx.db, tenant, store::now_ms()).await {
+                        Ok(r) => tracing::debug!(
+                            tenant,
+                            days = r.days.len(),
+                            ms = started.elapsed().as_millis() as u64,
+                            "rollups refreshed"
+                        ),
+                        // Logged and tried again at the next tick: the job is idempotent.
+                        Err(e) => tracing::warn!(tenant, error = %e, "rollup refresh failed"),
+                    }
                 }
             })
         });

@@ -181,8 +181,9 @@ pub async fn begin_calls(
     for c in calls {
         let r = sqlx::query(
             "INSERT INTO call_records (tenant_id, campaign_id, call_job_id, lead_id, tel, caller_id, direction, started_at,
-                result, dialer_instance)
-             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, 'pending', $8) RETURNING id",
+                result, dialer_instance, list_id)
+             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, 'pending', $8,
+                (SELECT list_id FROM leads WHERE id = $4 AND tenant_id = $1)) RETURNING id",
         )
         .bind(tenant_id)
         .bind(c.campaign_id)
@@ -218,8 +219,9 @@ pub async fn begin_calls(
     for n in not_dialled {
         sqlx::query(
             "INSERT INTO call_records (tenant_id, campaign_id, call_job_id, lead_id, tel, caller_id, direction, started_at,
-                ended_at, result, dialer_instance)
-             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9)",
+                ended_at, result, dialer_instance, list_id)
+             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9,
+                (SELECT list_id FROM leads WHERE id = $4 AND tenant_id = $1))",
         )
         .bind(tenant_id)
         .bind(n.campaign_id)

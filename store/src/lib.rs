@@ -18,6 +18,8 @@ pub mod links;
 pub mod preview;
 pub mod recordings;
 pub mod records;
+pub mod reports;
+pub mod rollups;
 pub mod search;
 pub mod seed;
 pub mod stream_tickets;

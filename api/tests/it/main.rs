@@ -10,5 +10,6 @@ mod harness;
 mod imports;
 mod model;
 mod recordings;
+mod reports;
 mod security;
 mod wallboard;
