@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod callbacks;
 pub mod console;
 pub mod custom;
 pub mod desk;
@@ -17,6 +18,7 @@ pub mod import;
 pub mod notify;
 pub mod openapi;
 pub mod pages;
+pub mod phonebook;
 pub mod recordings;
 pub mod resource;
 pub mod resources;
@@ -160,6 +162,8 @@ fn registry() -> Registry {
     console::mount(&mut reg);
     export::mount(&mut reg);
     desk::mount(&mut reg);
+    phonebook::mount(&mut reg);
+    callbacks::mount(&mut reg);
     reg
 }
 

@@ -275,8 +275,12 @@ pub fn document(ops: &[Op]) -> Value {
             schemas.insert(name, s);
         }
     }
-    for (name, s) in
-        crate::custom::schemas().into_iter().chain(crate::import::schemas()).chain(crate::recordings::schemas())
+    for (name, s) in crate::custom::schemas()
+        .into_iter()
+        .chain(crate::import::schemas())
+        .chain(crate::recordings::schemas())
+        .chain(crate::phonebook::schemas())
+        .chain(crate::callbacks::schemas())
     {
         schemas.insert(name.to_string(), s);
     }

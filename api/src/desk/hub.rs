@@ -474,7 +474,7 @@ fn apply_event(
 fn apply_notice(agents: &mut HashMap<u64, AgentSlot>, started: EntryId, id: EntryId, n: AgentNotice) {
     let data = serde_json::to_string(&n).unwrap_or_default();
     match n {
-        AgentNotice::RecallAssigned { agent_id, .. } => {
+        AgentNotice::RecallAssigned { agent_id, .. } | AgentNotice::CallbackAssigned { agent_id, .. } => {
             if let Some(slot) = slot_of(agents, started, agent_id.0) {
                 deliver(slot, DeskEvent { id: Some(id), name: "notice", data });
             }
@@ -485,6 +485,12 @@ fn apply_notice(agents: &mut HashMap<u64, AgentSlot>, started: EntryId, id: Entr
                 if slot.clients.iter().any(|c| c.scope.call_job_id == job) {
                     deliver(slot, DeskEvent { id: Some(id), name: "notice", data: data.clone() });
                 }
+            }
+        }
+        // Every agent with a screen open; others find it in their list when they open it.
+        AgentNotice::CallbackRegistered { .. } => {
+            for slot in agents.values_mut().filter(|s| !s.clients.is_empty()) {
+                deliver(slot, DeskEvent { id: Some(id), name: "notice", data: data.clone() });
             }
         }
     }

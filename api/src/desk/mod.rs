@@ -405,7 +405,7 @@ async fn lead_patch(State(st): State<AppState>, auth: Auth, Id(id): Id, body: By
 }
 
 /// The caller's session in a running call job, or 409.
-async fn session_job(st: &AppState, auth: &Auth) -> ApiResult<(Working, desk::DeskJob)> {
+pub(crate) async fn session_job(st: &AppState, auth: &Auth) -> ApiResult<(Working, desk::DeskJob)> {
     let w = working(st, auth).await?;
     if !w.in_session() {
         return Err(ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session"));
@@ -550,6 +550,22 @@ async fn dial_now(State(st): State<AppState>, auth: Auth, body: Bytes) -> ApiRes
         }
         (Some(l), None) => l,
     };
+    place(&st, &auth, &w, &job, lead, b.recall_id.is_some()).await
+}
+
+/// Holds `lead` for the caller and has control dial it (`preview_dial`: the dialer places it through
+/// every check of a paced dial). `own`: a lead of the caller's own (its recall, its callback), which
+/// it may dial in any mode; otherwise in standard and dial modes any lead of the job, and in the
+/// others only a lead already held for it.
+pub(crate) async fn place(
+    st: &AppState,
+    auth: &Auth,
+    w: &Working,
+    job: &desk::DeskJob,
+    lead: i64,
+    own: bool,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let t = auth.tenant();
     if w.view.map(|v| v.state) != Some(AgentState::Ready) {
         let name = w.view.map_or("offline", |v| v.state.name());
         return Err(ApiError::conflict(
@@ -558,13 +574,7 @@ async fn dial_now(State(st): State<AppState>, auth: Auth, body: Bytes) -> ApiRes
         ));
     }
     let now = store::now_ms();
-    // Which leads the caller may dial: its own recalls in any mode; in standard and dial modes any
-    // lead of the job; otherwise only a lead already held for it (preview, distribute).
-    let own_recall = b.recall_id.is_some();
-    if !own_recall
-        && !job.mode.agent_picks()
-        && !store::preview::holds(&st.db, t, job.id, auth.user(), lead, now).await?
-    {
+    if !own && !job.mode.agent_picks() && !store::preview::holds(&st.db, t, job.id, auth.user(), lead, now).await? {
         return Err(ApiError::conflict(
             "not_held",
             "lead_id: not held for you (ask POST /agent/preview for your next lead)",
@@ -584,12 +594,12 @@ async fn dial_now(State(st): State<AppState>, auth: Auth, body: Bytes) -> ApiRes
     }
     let id = |v: i64| u64::try_from(v).unwrap_or(0);
     let cmd = ApiCommand::PreviewDial {
-        agent_id: AgentId(me(&auth)),
+        agent_id: AgentId(me(auth)),
         campaign_id: CampaignId(id(job.campaign_id)),
         call_job_id: CallJobId(id(job.id)),
         lead_id: LeadId(id(lead)),
     };
-    let (status, Json(mut v)) = crate::agents::publish(&st, &auth, &cmd).await?;
+    let (status, Json(mut v)) = crate::agents::publish(st, auth, &cmd).await?;
     v["lead_id"] = Value::from(lead);
     Ok((status, Json(v)))
 }

@@ -4,6 +4,7 @@ mod access;
 mod agents;
 mod browser;
 mod browser_proc;
+mod callbacks;
 mod console;
 mod console_ui;
 mod harness;
