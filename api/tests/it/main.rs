@@ -5,6 +5,7 @@ mod agents;
 mod browser;
 mod browser_proc;
 mod callbacks;
+mod callbacks_ui;
 mod console;
 mod console_ui;
 mod harness;

@@ -4,7 +4,7 @@
 // answers the seed's 409 text, shown with a reload. Admins also register a callback by hand.
 
 import { api, listAll, download } from './api.js';
-import { S, tt, el, button, link, may, num, when, today, errorText, confirm, notice, go, onLeave } from './core.js';
+import { S, tt, el, button, link, may, num, when, today, errorText, confirm, notice, go, onLeave, shortcut } from './core.js';
 
 const PAGE = 50;
 const dash = (v) => (v === null || v === undefined || v === '' ? '-' : String(v));
@@ -22,8 +22,9 @@ function daysAgo(n) {
   return d.toISOString().slice(0, 10);
 }
 
-export async function renderCallbacks(view, id, qs) {
+export async function renderCallbacks(view, id, qs, sub) {
   if (id === 'new') return renderNew(view);
+  if (id && sub === 'edit' && may('patch', '/callbacks/{id}')) return renderEdit(view, Number(id));
   if (id) return renderOne(view, Number(id));
   const q = new URLSearchParams(qs || '');
   if (!q.has('date_from')) q.set('date_from', daysAgo(30));
@@ -119,21 +120,23 @@ async function renderOne(view, id) {
     player.append(play);
     actions.append(player);
   }
-  if (may('patch', '/callbacks/{id}')) actions.prepend(button(tt('edit'), () => renderEdit(view, cb), { class: 'primary', dataset: { action: 'edit' } }));
+  if (may('patch', '/callbacks/{id}')) actions.prepend(button(tt('edit'), () => go(`#/callbacks/${cb.id}/edit`), { class: 'primary', dataset: { action: 'edit' } }));
   view.append(el('section', { class: 'panel' }, facts, actions));
 }
 
 /** 409 and other refusals: the message, and for a conflict a reload of the record. */
-function problemBox(view, cb) {
+function problemBox(cb) {
   const box = el('div', { class: 'error', role: 'alert', id: 'cb-problem' });
   box.show = (e) => {
     box.replaceChildren(errorText(e));
-    if (e.status === 409) box.append(' ', button(tt('cb.reload'), () => renderOne(view, cb.id), { dataset: { action: 'reload' } }));
+    if (e.status === 409) box.append(' ', button(tt('cb.reload'), () => go(`#/callbacks/${cb.id}`), { dataset: { action: 'reload' } }));
   };
   return box;
 }
 
-async function renderEdit(view, cb) {
+async function renderEdit(view, id) {
+  let cb;
+  try { cb = await api('GET', `/callbacks/${id}`); } catch (e) { view.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(e))); return; }
   const users = await assignees();
   view.replaceChildren(el('nav', { class: 'crumbs' }, link(`#/callbacks/${cb.id}`, `← ${tt('cb.one')} ${cb.id}`)), el('h1', null, `${tt('cb.one')} ${cb.id}: ${tt('edit')}`));
   const form = el('form', { class: 'panel form', id: 'cb-form' });
@@ -154,12 +157,13 @@ async function renderEdit(view, cb) {
   sync();
   const label = row('label', el('input', { value: cb.label || '', maxlength: 255 }));
   const memo = row('memo', el('textarea', { rows: 5, maxlength: 5000 }, cb.memo || ''));
-  const problem = problemBox(view, cb);
+  const problem = problemBox(cb);
   form.append(problem, el('div', { class: 'buttons' },
     button(tt('cb.save'), undefined, { type: 'submit', class: 'primary', keys: 'Control+S', keyText: 'Ctrl+S' }),
-    button(tt('cancel'), () => renderOne(view, cb.id))));
+    button(tt('cancel'), () => go(`#/callbacks/${cb.id}`))));
   view.append(form);
   assignee.focus();
+  shortcut('Control+s', () => form.requestSubmit());
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     for (const e of form.querySelectorAll('.field-error')) e.textContent = '';
@@ -172,7 +176,7 @@ async function renderEdit(view, cb) {
     try {
       await api('PATCH', `/callbacks/${cb.id}`, body);
       notice(tt('saved'));
-      renderOne(view, cb.id);
+      go(`#/callbacks/${cb.id}`);
     } catch (e) {
       const slot = e.field && form.querySelector(`#cbe-${e.field === 'assignee_user_id' ? 'assignee' : e.field}-error`);
       if (slot && e.status !== 409) slot.textContent = errorText(e);

@@ -11,7 +11,7 @@
 //   #/monitor               job monitor (live from the wallboard feed)
 //   #/unsaved[/<id>]        unsaved wrap-up records
 //   #/recordings            recordings
-//   #/callbacks[/<id>|/new] 折り返し呼履歴: search, one callback, its edit; register by hand
+//   #/callbacks[/<id>[/edit]|/new] 折り返し呼履歴: search, one callback, its edit; register by hand
 //   #/tenant                tenant settings
 
 import { api, session, HttpError } from './api.js';
@@ -195,7 +195,7 @@ async function route() {
     else if (a === 'monitor' && SCREENS.monitor()) await renderMonitor(view);
     else if (a === 'unsaved' && SCREENS.unsaved()) await renderUnsaved(view, b ? Number(b) : null);
     else if (a === 'recordings' && SCREENS.recordings()) await renderRecordings(view, qs);
-    else if (a === 'callbacks' && SCREENS.callbacks()) await renderCallbacks(view, b, qs);
+    else if (a === 'callbacks' && SCREENS.callbacks()) await renderCallbacks(view, b, qs, c);
     else if (a === 'tenant' && SCREENS.tenant()) await renderTenant(view);
     else forbidden(view);
   } catch (e) {
