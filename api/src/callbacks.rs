@@ -522,6 +522,27 @@ async fn check_assignee(ctx: &Ctx, field: &str, user: i64) -> ApiResult<()> {
     }
 }
 
+/// The tenant's open callbacks, counted and announced (the wallboard shows them).
+async fn announce_open(ctx: &Ctx) {
+    match open_count(&ctx.st, ctx.tenant()).await {
+        Ok(open) => {
+            let n = control::messages::AgentNotice::CallbacksOpen { open };
+            crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
+        }
+        Err(e) => tracing::warn!(error = %e.message, "counting open callbacks"),
+    }
+}
+
+/// The tenant's open callbacks now.
+pub async fn open_count(st: &AppState, tenant: i64) -> ApiResult<u64> {
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM callbacks WHERE tenant_id = $1 AND status = 'open'")
+        .bind(tenant)
+        .fetch_one(&st.db.pool)
+        .await?
+        .try_get("n")?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// Tells the assignee's desktop (or, for a callback no one has, every agent's).
 async fn push(ctx: &Ctx, callback: i64, assignee: Option<i64>) {
     let callback_id = u64::try_from(callback).unwrap_or(0);
@@ -614,6 +635,7 @@ async fn create(ctx: &Ctx, b: CreateBody) -> ApiResult<(StatusCode, Value)> {
         Err(e) => return Err(e.into()),
     };
     push(ctx, id, b.assignee_user_id).await;
+    announce_open(ctx).await;
     Ok((StatusCode::CREATED, fetch(ctx, id).await?))
 }
 
@@ -728,6 +750,9 @@ async fn update(ctx: &Ctx, id: i64, b: UpdateBody) -> ApiResult<Value> {
         if cur.assignee != Some(a) {
             push(ctx, id, Some(a)).await;
         }
+    }
+    if status.is_some() {
+        announce_open(ctx).await;
     }
     fetch(ctx, id).await
 }

@@ -94,6 +94,9 @@ pub enum AgentNotice {
     CallbackAssigned { agent_id: AgentId, callback_id: u64 },
     /// 折り返し呼: a callback was registered with no one assigned: every agent's list learns of it.
     CallbackRegistered { callback_id: u64 },
+    /// 折り返し呼: the tenant's open callbacks now (for the wallboard), after a registration or a
+    /// change of status.
+    CallbacksOpen { open: u64 },
 }
 
 impl Message for AgentNotice {

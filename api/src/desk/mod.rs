@@ -231,6 +231,15 @@ pub(crate) async fn desk_json(st: &AppState, auth: &Auth) -> ApiResult<Value> {
         let hub = st.config.agents.tenant(u64::try_from(t).ok()?)?;
         hub.lead_of(me(auth)).and_then(|l| i64::try_from(l.0).ok())
     });
+    // A call without a lead (one the dialer placed for a number alone): its number, named by the
+    // phone book (共通電話帳) when it knows it.
+    let caller = match (w.call(), lead) {
+        (Some(c), None) => match desk::tel_of_call(&st.db, t, c).await? {
+            Some(tel) => json!({"tel": tel, "name": crate::phonebook::name_of(st, t, &tel).await?}),
+            None => Value::Null,
+        },
+        _ => Value::Null,
+    };
     let recalls = desk::recalls_of(&st.db, t, auth.user(), 10_000).await?;
     let now = store::now_ms();
     let due = recalls.iter().filter(|r| r.due_at.is_some_and(|d| d <= now)).count();
@@ -243,6 +252,7 @@ pub(crate) async fn desk_json(st: &AppState, auth: &Auth) -> ApiResult<Value> {
         "dialling": w.view.is_some_and(|v| v.dialling),
         "pending": w.view.and_then(|v| v.pending).map(|p| serde_json::to_value(p).unwrap_or_default()),
         "lead_id": lead,
+        "caller": caller,
         "job": job,
         "remaining": remaining,
         "result_codes": codes,

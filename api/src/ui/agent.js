@@ -368,6 +368,7 @@
     S.remaining = d.remaining;
     S.deskCodes = d.result_codes || [];
     S.recallCounts = d.recalls;
+    S.caller = d.caller || null;
     if (d.call_id) S.callId = d.call_id;
     if (d.lead_id && (['talking', 'hold', 'wrap_up'].includes(stateName()) || (stateName() === 'ringing' && S.callId))) {
       if (d.lead_id !== S.leadId || !S.lead) loadLead(d.lead_id);
@@ -382,6 +383,7 @@
   }
 
   function clearCall() {
+    S.caller = null;
     S.callId = null;
     S.leadId = null;
     S.lead = null;
@@ -433,7 +435,12 @@
     }
     S.bridgeAt = d.at_ms;
     if (d.lead_id) loadLead(d.lead_id);
-    else api('GET', '/agent/desk').then((x) => { if (x.lead_id) loadLead(x.lead_id); }).catch(() => {});
+    else {
+      api('GET', '/agent/desk').then((x) => {
+        if (x.lead_id) loadLead(x.lead_id);
+        else { S.caller = x.caller || null; render(); }
+      }).catch(() => {});
+    }
   }
 
   function onNotice(d) {
@@ -860,6 +867,14 @@
       if (keep) sel.value = keep;
     }
     const dl = $('lead-dl');
+    if (!L && S.caller) {
+      // A call without a lead: its number, and the phone book's name for it (or -).
+      dl.replaceChildren(el('dt', '', t('cb_col_name')), el('dd', '', S.caller.name || '-'), el('dt', '', t('f_tel')), el('dd', '', S.caller.tel));
+      dl.dataset.caller = S.caller.tel;
+      $('contacts-body').replaceChildren();
+      $('contacts-empty').hidden = false;
+      return;
+    }
     if (!L) {
       dl.replaceChildren(el('dd', 'empty', '…'));
       $('contacts-body').replaceChildren();

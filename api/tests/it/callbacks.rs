@@ -203,6 +203,13 @@ async fn status_memo_and_admin_assignment(app: TestApp) {
     let v = expect(app.call(op, "patch", &path, Some(&json!({"status": "open"}))).await, 200);
     assert_eq!(v["status"], "open");
     assert_eq!(v["completed_at"], Value::Null);
+    // Calling back is the assignee's, from a running call job (the dial itself: dialer tests).
+    let dial = format!("/agent/callbacks/{}/dial", id(&cb));
+    let e = expect(app.call(Some(&other_tok), "post", &dial, Some(&json!({}))).await, 409);
+    assert_eq!(e["error"]["code"], "not_yours");
+    let e = expect(app.call(op, "post", &dial, Some(&json!({}))).await, 409);
+    assert_eq!(e["error"]["code"], "not_in_session");
+    expect(app.call(t.token(Role::Biz), "post", &dial, Some(&json!({}))).await, 403);
     // Bad input names the field.
     for (body, field) in [
         (json!({"status": "closed"}), "status"),
@@ -299,3 +306,103 @@ crate::both!(
     list_filters_sorts_and_pages,
     phone_book_csv_import,
 );
+
+/// The tenant's push channel in the test's API process: its notices go on the in-process bus, and a
+/// follower of the tenant's agent:events hands them to the agents' and wallboards' streams (the
+/// embedded default's wiring).
+pub struct Pushed {
+    stop: tokio::sync::watch::Sender<bool>,
+    follower: tokio::task::JoinHandle<Result<(), control::bus::BusError>>,
+}
+
+impl Pushed {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.follower.await;
+    }
+}
+
+/// An API with the push channel, and a tenant `code` with one user per role.
+pub async fn with_push(backend: crate::harness::Backend, code: &str) -> (TestApp, Tenant, Pushed) {
+    use control::bus::{BusConfig, MemoryBus};
+    let bus = MemoryBus::new(BusConfig::default());
+    let hub = api::desk::hub::AgentHub::default();
+    let config = api::Config {
+        commands: control::bus::Publisher::new(bus.clone()),
+        agents: hub.clone(),
+        ..api::Config::default()
+    };
+    let app = TestApp::start_with(backend, config).await;
+    let t = app.tenant(code).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let tenant = t.id as u64;
+    let follower = tokio::spawn(async move { hub.follow(bus, tenant, None, stopped).await });
+    (app, t, Pushed { stop, follower })
+}
+
+/// The wallboard's open callbacks: the first event of a supervisor's stream, then pushed on each
+/// registration and change of status (through the agents' push channel every API process follows).
+async fn the_wallboard_counts_open_callbacks(backend: crate::harness::Backend) {
+    let (app, t, pushed) = with_push(backend, "cbwall").await;
+    expect(app.call(t.mgr(), "post", "/callbacks", Some(&json!({"number": "0311110000"}))).await, 201);
+    let ticket = expect(app.call(t.token(Role::Sv), "post", "/wallboard/tickets", None).await, 201)["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_owned();
+    let mut resp = app
+        .http
+        .get(format!("{}/wallboard/stream?ticket={ticket}", app.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut seen = String::new();
+    let mut next_open = async |seen: &mut String| -> u64 {
+        loop {
+            if let Some(i) = seen.find("event: callbacks\ndata: ") {
+                let rest = &seen[i + "event: callbacks\ndata: ".len()..];
+                if let Some(end) = rest.find('\n') {
+                    let v: Value = serde_json::from_str(&rest[..end]).expect("json");
+                    *seen = rest[end..].to_string();
+                    return v["open"].as_u64().expect("open");
+                }
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk())
+                .await
+                .expect("an event within 10 s")
+                .expect("the stream")
+                .expect("more of the stream");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    assert_eq!(next_open(&mut seen).await, 1, "the first figure");
+    let v = expect(app.call(t.mgr(), "post", "/callbacks", Some(&json!({"number": "0311110001"}))).await, 201);
+    assert_eq!(next_open(&mut seen).await, 2, "a registration pushed");
+    let path = format!("/callbacks/{}", id(&v));
+    expect(app.call(t.mgr(), "patch", &path, Some(&json!({"assignee_user_id": t.user(Role::Op)}))).await, 200);
+    expect(app.call(t.token(Role::Op), "patch", &path, Some(&json!({"status": "done"}))).await, 200);
+    assert_eq!(next_open(&mut seen).await, 1, "a completion pushed");
+    // An OP's board (its own tile only) carries no tenant figure.
+    let ticket = expect(app.call(t.token(Role::Op), "post", "/wallboard/tickets", None).await, 201)["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_owned();
+    let (s, body) = {
+        let r = app.http.get(format!("{}/wallboard/stream?ticket={ticket}", app.base)).send().await.expect("stream");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    };
+    assert_eq!(s, 200);
+    assert!(!body.contains("event: callbacks"), "{body}");
+    pushed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wallboard_counts_open_callbacks_sqlite() {
+    the_wallboard_counts_open_callbacks(crate::harness::Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wallboard_counts_open_callbacks_postgres() {
+    the_wallboard_counts_open_callbacks(crate::harness::Backend::Postgres).await
+}

@@ -4,7 +4,6 @@
 //! reloads), and a supervisor's 折り返し呼履歴 in the admin console (search, edit, 保存しますか?, the
 //! 409 of a record changed meanwhile). Screenshots ja and en under `target/tmp/browser/`.
 
-use control::bus::{BusConfig, MemoryBus};
 use serde_json::{json, Value};
 use store::accounts::Role;
 
@@ -18,20 +17,7 @@ fn id(v: &Value) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_claim_and_complete_callbacks_on_the_desktop() {
-    // The API with the agents' push channel: its notices go on the in-process bus, a follower of
-    // the tenant's agent:events hands them to the agents' streams (the embedded default's wiring).
-    let bus = MemoryBus::new(BusConfig::default());
-    let hub = api::desk::hub::AgentHub::default();
-    let config = api::Config {
-        commands: control::bus::Publisher::new(bus.clone()),
-        agents: hub.clone(),
-        ..api::Config::default()
-    };
-    let app = TestApp::start_with(Backend::Sqlite, config).await;
-    let t = app.tenant("cbdesk").await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (follow_hub, follow_bus, tenant) = (hub.clone(), bus.clone(), t.id as u64);
-    let follower = tokio::spawn(async move { follow_hub.follow(follow_bus, tenant, None, stopped).await });
+    let (app, t, pushed) = crate::callbacks::with_push(Backend::Sqlite, "cbdesk").await;
     let mgr = t.mgr();
     let op = t.user(Role::Op);
     expect(app.call(mgr, "patch", &format!("/users/{op}"), Some(&json!({"display_name": "田中 太郎"}))).await, 200);
@@ -112,8 +98,7 @@ async fn agents_claim_and_complete_callbacks_on_the_desktop() {
     )
     .expect("n");
     assert_eq!(done, 1, "the callback the agent took, with its memo, complete");
-    let _ = stop.send(true);
-    let _ = follower.await;
+    pushed.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
