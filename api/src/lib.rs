@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod callbacks;
 pub mod console;
 pub mod custom;
 pub mod desk;
@@ -18,6 +19,7 @@ pub mod import;
 pub mod notify;
 pub mod openapi;
 pub mod pages;
+pub mod phonebook;
 pub mod recordings;
 pub mod reports;
 pub mod resource;
@@ -164,6 +166,8 @@ fn registry() -> Registry {
     export::mount(&mut reg);
     reports::mount(&mut reg);
     desk::mount(&mut reg);
+    phonebook::mount(&mut reg);
+    callbacks::mount(&mut reg);
     reg
 }
 

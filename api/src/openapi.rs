@@ -282,6 +282,8 @@ pub fn document(ops: &[Op]) -> Value {
         .chain(crate::import::schemas())
         .chain(crate::recordings::schemas())
         .chain(crate::reports::schemas())
+        .chain(crate::phonebook::schemas())
+        .chain(crate::callbacks::schemas())
     {
         schemas.insert(name.to_string(), s);
     }

@@ -177,13 +177,13 @@ fn json_of(auth: &Auth, r: &Recording) -> Value {
     })
 }
 
-fn parse_date(field: &str, v: &str) -> ApiResult<String> {
+pub(crate) fn parse_date(field: &str, v: &str) -> ApiResult<String> {
     NaiveDate::parse_from_str(v, "%Y-%m-%d")
         .map(|d| d.format("%Y-%m-%d").to_string())
         .map_err(|_| ApiError::bad_request(field, format!("{field}: a date YYYY-MM-DD")))
 }
 
-fn parse_int(field: &str, v: &str, min: i64, max: i64) -> ApiResult<i64> {
+pub(crate) fn parse_int(field: &str, v: &str, min: i64, max: i64) -> ApiResult<i64> {
     v.parse::<i64>()
         .ok()
         .filter(|n| (min..=max).contains(n))
@@ -229,6 +229,12 @@ async fn one(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Js
 async fn audio(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Response> {
     auth.require(READ)?;
     let r = visible(&st, &auth, id).await?;
+    serve(&r).await
+}
+
+/// The recording's file as a download (404 when the file is gone).
+pub(crate) async fn serve(r: &Recording) -> ApiResult<Response> {
+    let id = r.id;
     let file = match tokio::fs::File::open(&r.path).await {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ApiError::not_found()),

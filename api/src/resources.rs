@@ -535,6 +535,32 @@ number_list!(DNC_NUMBERS, "DncNumber", "/dnc-numbers", "dnc_numbers",
 number_list!(INBOUND_BLOCKS, "InboundBlock", "/inbound-blocks", "inbound_blocks",
     "着信拒否: inbound calls from these numbers are refused. CSV upload: POST /inbound-blocks/upload; bulk delete: POST /inbound-blocks/bulk-delete.");
 
+// ------------------------------------------------------------------------------------- phone book
+
+pub static PHONE_BOOK: Spec = Spec {
+    schema: "PhoneBookEntry",
+    path: "/phone-book",
+    table: "phone_book",
+    tag: "callbacks",
+    doc: "共通電話帳: the tenant's names for numbers, shown wherever a number is (callbacks, call history, the screen pop of a call without a lead). One name per number. CSV import: POST /phone-book/upload.",
+    fields: &[
+        Field::new("number", Ty::Tel, "Phone number, unique in the tenant.").req().filter().sort().search(),
+        Field::new("name", NAME, "The name shown for the number (相手の名前).").req().sort().search(),
+        Field::new("remarks", Ty::Text { min: 0, max: 1000 }, "Remarks.").null().search(),
+        CREATED,
+        UPDATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op],
+    write: MGR_SV,
+    delete: MGR_SV,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+};
+
 // --------------------------------------------------------------------------------- batches, lists
 
 pub static BATCHES: Spec = Spec {
@@ -1198,6 +1224,7 @@ pub static ALL_SPECS: &[&Spec] = &[
     &CALL_JOBS,
     &DNC_NUMBERS,
     &INBOUND_BLOCKS,
+    &PHONE_BOOK,
     &RECALLS,
     &CALL_RECORDS,
     &WRAPUP_RECORDS,

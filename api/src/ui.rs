@@ -32,6 +32,7 @@ const CONSOLE_MODULES: &[(&str, &str)] = &[
     ("imports.js", include_str!("ui/console/imports.js")),
     ("monitor.js", include_str!("ui/console/monitor.js")),
     ("records.js", include_str!("ui/console/records.js")),
+    ("callbacks.js", include_str!("ui/console/callbacks.js")),
 ];
 
 /// Only our own script, style and API; no framing, no referrer. The console plays recordings it

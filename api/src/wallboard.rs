@@ -264,7 +264,14 @@ fn change_event(c: &Change) -> Event {
     Event::default().id(c.seq.to_string()).event("change").json_data(c).unwrap_or_else(|_| Event::default())
 }
 
+/// The tenant's open callbacks; no id (a figure sent whole again on a reconnect).
+fn callbacks_event(open: u64) -> Event {
+    Event::default().event("callbacks").data(format!("{{\"open\":{open}}}"))
+}
+
 struct Streamer {
+    /// The tenant's open callbacks (折り返し呼) for a tenant-wide board: sent first, then on change.
+    callbacks: Option<tokio::sync::watch::Receiver<Option<u64>>>,
     scope: Scope,
     feed: Arc<Feed>,
     rx: tokio::sync::broadcast::Receiver<Push>,
@@ -316,7 +323,15 @@ async fn stream(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
     let _gauge = live.then(|| telemetry::GaugeGuard::new(STREAM_CLIENTS));
-    let s = Streamer { scope, feed, rx: sub.rx, queued, last_seq, live, _gauge };
+    let callbacks = match scope {
+        Scope::All => {
+            queued.push_back(callbacks_event(crate::callbacks::open_count(&st, auth.tenant()).await?));
+            let hub = u64::try_from(auth.tenant()).ok().and_then(|t| st.config.agents.tenant(t));
+            hub.map(|h| h.callbacks_open())
+        }
+        _ => None,
+    };
+    let s = Streamer { callbacks, scope, feed, rx: sub.rx, queued, last_seq, live, _gauge };
     let body = futures::stream::unfold(s, |mut s| async move {
         loop {
             if let Some(e) = s.queued.pop_front() {
@@ -325,7 +340,25 @@ async fn stream(
             if !s.live {
                 return None;
             }
-            match s.rx.recv().await {
+            let pushed = match s.callbacks.as_mut() {
+                Some(cb) => tokio::select! {
+                    p = s.rx.recv() => p,
+                    changed = cb.changed() => {
+                        match changed {
+                            Ok(()) => {
+                                let open = *cb.borrow_and_update();
+                                if let Some(n) = open {
+                                    return Some((Ok(callbacks_event(n)), s));
+                                }
+                            }
+                            Err(_) => s.callbacks = None,
+                        }
+                        continue;
+                    }
+                },
+                None => s.rx.recv().await,
+            };
+            match pushed {
                 Ok(Push::Change(c)) => {
                     if c.seq <= s.last_seq {
                         continue;

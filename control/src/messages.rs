@@ -89,6 +89,14 @@ pub enum AgentNotice {
     RecallAssigned { agent_id: AgentId, recall_id: u64, lead_id: LeadId, due_at_ms: Option<u64> },
     /// A supervisor or manager stopped the call job: its agents are told (calls in progress go on).
     JobStopped { call_job_id: CallJobId },
+    /// 折り返し呼: a callback was given to the agent (registered for them, claimed by them, or
+    /// assigned by a supervisor or manager).
+    CallbackAssigned { agent_id: AgentId, callback_id: u64 },
+    /// 折り返し呼: a callback was registered with no one assigned: every agent's list learns of it.
+    CallbackRegistered { callback_id: u64 },
+    /// 折り返し呼: the tenant's open callbacks now (for the wallboard), after a registration or a
+    /// change of status.
+    CallbacksOpen { open: u64 },
 }
 
 impl Message for AgentNotice {

@@ -191,6 +191,19 @@ pub async fn agent_row(db: &Db, tenant_id: i64, user_id: i64) -> Result<Option<A
 }
 
 /// The lead of a dialer call.
+/// The number of the agent's call (by the dialer's call id).
+pub async fn tel_of_call(db: &Db, tenant_id: i64, dialer_call_id: i64) -> Result<Option<String>> {
+    let r = sqlx::query("SELECT tel FROM call_records WHERE tenant_id = $1 AND dialer_call_id = $2")
+        .bind(tenant_id)
+        .bind(dialer_call_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(match r {
+        Some(r) => Some(r.try_get("tel")?),
+        None => None,
+    })
+}
+
 pub async fn lead_of_call(db: &Db, tenant_id: i64, dialer_call_id: i64) -> Result<Option<i64>> {
     let r = sqlx::query("SELECT lead_id FROM call_records WHERE tenant_id = $1 AND dialer_call_id = $2")
         .bind(tenant_id)

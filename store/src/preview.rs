@@ -258,11 +258,27 @@ pub async fn candidate(
     let last: Option<i64> = r.try_get("last_attempt_at")?;
     let picks = crate::desktop::Mode::parse(&r.try_get::<String, _>("mode")?).is_some_and(|m| m.agent_picks());
     if let (Some(run), Some(last), None, false) = (run_started, last, &recall, picks) {
-        if last >= run {
+        if last >= run && !callback_dial(db, tenant_id, lead, user_id, now_ms).await? {
             return Ok(None); // each lead once per run of the job (a due recall aside)
         }
     }
     Ok(Some(Candidate { lead_id: r.try_get("id")?, tel: r.try_get("tel")?, recall_id: recall.map(|r| r.id) }))
+}
+
+/// Whether the agent has just dialled the lead for one of its open callbacks (折り返し呼): a callback
+/// is the agent's own call back, spared the once-per-run rule like a due recall.
+async fn callback_dial(db: &Db, tenant_id: i64, lead: i64, user_id: i64, now_ms: i64) -> Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 AS one FROM callbacks WHERE tenant_id = $1 AND dialled_lead_id = $2 AND dialled_by = $3
+           AND assignee_user_id = $3 AND status = 'open' AND dialled_at >= $4",
+    )
+    .bind(tenant_id)
+    .bind(lead)
+    .bind(user_id)
+    .bind(now_ms - HOLD_MS)
+    .fetch_optional(&db.pool)
+    .await?
+    .is_some())
 }
 
 /// A due recall assigned to an agent, held for that agent's dial.

@@ -180,6 +180,8 @@ struct Inner {
 pub struct TenantHub {
     inner: Mutex<Inner>,
     next_client: AtomicU64,
+    /// The tenant's open callbacks (折り返し呼) as the latest notice said: the wallboard's figure.
+    callbacks_open: watch::Sender<Option<u64>>,
 }
 
 impl std::fmt::Debug for TenantHub {
@@ -299,6 +301,11 @@ impl TenantHub {
         Subscription { start, rx, lagged, hub: self.clone(), agent, client }
     }
 
+    /// The tenant's open callbacks as the notices tell them (`None` until the first), to watch.
+    pub fn callbacks_open(&self) -> watch::Receiver<Option<u64>> {
+        self.callbacks_open.subscribe()
+    }
+
     /// The lead the agent's latest transitions name (its call's, or its preview dial's).
     pub fn lead_of(&self, agent: u64) -> Option<LeadId> {
         self.lock().agents.get(&agent).and_then(|s| s.lead)
@@ -321,6 +328,9 @@ impl TenantHub {
                 }
             } else if env.kind == AgentNotice::KIND {
                 match env.decode::<AgentNotice>() {
+                    Ok(AgentNotice::CallbacksOpen { open }) => {
+                        self.callbacks_open.send_replace(Some(open));
+                    }
                     Ok(n) => apply_notice(&mut inner.agents, inner.started, *id, n),
                     Err(e) => tracing::debug!(entry = %id, error = %e, "agent notice skipped"),
                 }
@@ -474,7 +484,7 @@ fn apply_event(
 fn apply_notice(agents: &mut HashMap<u64, AgentSlot>, started: EntryId, id: EntryId, n: AgentNotice) {
     let data = serde_json::to_string(&n).unwrap_or_default();
     match n {
-        AgentNotice::RecallAssigned { agent_id, .. } => {
+        AgentNotice::RecallAssigned { agent_id, .. } | AgentNotice::CallbackAssigned { agent_id, .. } => {
             if let Some(slot) = slot_of(agents, started, agent_id.0) {
                 deliver(slot, DeskEvent { id: Some(id), name: "notice", data });
             }
@@ -485,6 +495,14 @@ fn apply_notice(agents: &mut HashMap<u64, AgentSlot>, started: EntryId, id: Entr
                 if slot.clients.iter().any(|c| c.scope.call_job_id == job) {
                     deliver(slot, DeskEvent { id: Some(id), name: "notice", data: data.clone() });
                 }
+            }
+        }
+        // For the wallboard (taken by `TenantHub::apply`).
+        AgentNotice::CallbacksOpen { .. } => {}
+        // Every agent with a screen open; others find it in their list when they open it.
+        AgentNotice::CallbackRegistered { .. } => {
+            for slot in agents.values_mut().filter(|s| !s.clients.is_empty()) {
+                deliver(slot, DeskEvent { id: Some(id), name: "notice", data: data.clone() });
             }
         }
     }

@@ -232,6 +232,15 @@ pub(crate) async fn desk_json(st: &AppState, auth: &Auth) -> ApiResult<Value> {
         let hub = st.config.agents.tenant(u64::try_from(t).ok()?)?;
         hub.lead_of(me(auth)).and_then(|l| i64::try_from(l.0).ok())
     });
+    // A call without a lead (one the dialer placed for a number alone): its number, named by the
+    // phone book (共通電話帳) when it knows it.
+    let caller = match (w.call(), lead) {
+        (Some(c), None) => match desk::tel_of_call(&st.db, t, c).await? {
+            Some(tel) => json!({"tel": tel, "name": crate::phonebook::name_of(st, t, &tel).await?}),
+            None => Value::Null,
+        },
+        _ => Value::Null,
+    };
     let recalls = desk::recalls_of(&st.db, t, auth.user(), 10_000).await?;
     let now = store::now_ms();
     let due = recalls.iter().filter(|r| r.due_at.is_some_and(|d| d <= now)).count();
@@ -244,6 +253,7 @@ pub(crate) async fn desk_json(st: &AppState, auth: &Auth) -> ApiResult<Value> {
         "dialling": w.view.is_some_and(|v| v.dialling),
         "pending": w.view.and_then(|v| v.pending).map(|p| serde_json::to_value(p).unwrap_or_default()),
         "lead_id": lead,
+        "caller": caller,
         "job": job,
         "remaining": remaining,
         "result_codes": codes,
@@ -406,7 +416,7 @@ async fn lead_patch(State(st): State<AppState>, auth: Auth, Id(id): Id, body: By
 }
 
 /// The caller's session in a running call job, or 409.
-async fn session_job(st: &AppState, auth: &Auth) -> ApiResult<(Working, desk::DeskJob)> {
+pub(crate) async fn session_job(st: &AppState, auth: &Auth) -> ApiResult<(Working, desk::DeskJob)> {
     let w = working(st, auth).await?;
     if !w.in_session() {
         return Err(ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session"));
@@ -551,6 +561,22 @@ async fn dial_now(State(st): State<AppState>, auth: Auth, body: Bytes) -> ApiRes
         }
         (Some(l), None) => l,
     };
+    place(&st, &auth, &w, &job, lead, b.recall_id.is_some()).await
+}
+
+/// Holds `lead` for the caller and has control dial it (`preview_dial`: the dialer places it through
+/// every check of a paced dial). `own`: a lead of the caller's own (its recall, its callback), which
+/// it may dial in any mode; otherwise in standard and dial modes any lead of the job, and in the
+/// others only a lead already held for it.
+pub(crate) async fn place(
+    st: &AppState,
+    auth: &Auth,
+    w: &Working,
+    job: &desk::DeskJob,
+    lead: i64,
+    own: bool,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let t = auth.tenant();
     if w.view.map(|v| v.state) != Some(AgentState::Ready) {
         let name = w.view.map_or("offline", |v| v.state.name());
         return Err(ApiError::conflict(
@@ -559,13 +585,7 @@ async fn dial_now(State(st): State<AppState>, auth: Auth, body: Bytes) -> ApiRes
         ));
     }
     let now = store::now_ms();
-    // Which leads the caller may dial: its own recalls in any mode; in standard and dial modes any
-    // lead of the job; otherwise only a lead already held for it (preview, distribute).
-    let own_recall = b.recall_id.is_some();
-    if !own_recall
-        && !job.mode.agent_picks()
-        && !store::preview::holds(&st.db, t, job.id, auth.user(), lead, now).await?
-    {
+    if !own && !job.mode.agent_picks() && !store::preview::holds(&st.db, t, job.id, auth.user(), lead, now).await? {
         return Err(ApiError::conflict(
             "not_held",
             "lead_id: not held for you (ask POST /agent/preview for your next lead)",
@@ -585,12 +605,12 @@ async fn dial_now(State(st): State<AppState>, auth: Auth, body: Bytes) -> ApiRes
     }
     let id = |v: i64| u64::try_from(v).unwrap_or(0);
     let cmd = ApiCommand::PreviewDial {
-        agent_id: AgentId(me(&auth)),
+        agent_id: AgentId(me(auth)),
         campaign_id: CampaignId(id(job.campaign_id)),
         call_job_id: CallJobId(id(job.id)),
         lead_id: LeadId(id(lead)),
     };
-    let (status, Json(mut v)) = crate::agents::publish(&st, &auth, &cmd).await?;
+    let (status, Json(mut v)) = crate::agents::publish(st, auth, &cmd).await?;
     v["lead_id"] = Value::from(lead);
     Ok((status, Json(v)))
 }

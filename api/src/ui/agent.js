@@ -59,6 +59,18 @@
       msg_job_stopped: 'コールジョブが管理者により停止されました。\n通話中の通話は切断されません。通話終了後、発信業務を終了してください。',
       msg_logged_off: 'エージェントステータスがログオフの状態です\nコールジョブ実行状態でソフトフォンを切断したか、システムの待機時間上限を超過しました\n発信業務を継続する場合はコールジョブ一覧から再度開始してください',
       msg_recall: '再コールが割り当てられました。',
+      menu_callbacks: '折り返し呼一覧', callbacks_title: '折り返し呼一覧', cb_filter: '絞り込み', cb_sort: 'ソート対象',
+      cb_asc: '昇順', cb_desc: '降順', cb_reload: 'リロード', cb_new: '新規 {n} 件', cb_status: '対応状況', cb_assignee: '担当者',
+      cb_open: '未完了', cb_done: '完了', cb_me: '自分', cb_none: '担当者なし (-)', cb_others: '他の担当者',
+      cb_paging: 'ページ', cb_prev: '前へ', cb_next: '次へ', cb_range: '{from}–{to} / {total} 件',
+      cb_col_status: '対応状況', cb_col_id: 'ID', cb_col_registered_at: '登録日時', cb_col_number: '相手の番号',
+      cb_col_name: '相手の名前', cb_col_campaign_name: 'コールセンター', cb_col_label: '業務ラベル', cb_col_assignee_name: '担当者',
+      cb_col_memo: 'メモ', cb_col_recording: '録音再生', cb_detail: '折り返し呼詳細 {id}', cb_request_id: 'リクエストID',
+      cb_campaign: 'コールセンター名', cb_label: '業務ラベル名', cb_unregistered: '未登録', cb_assign: '担当者を割り当て',
+      cb_assign_confirm: '担当者を割り当てます', cb_edit: '編集', cb_save: '保存', cb_cancel: 'キャンセル', cb_play: '再生',
+      cb_stop: '停止', cb_dial: '折り返し発信', cb_status_needs_assignee: '担当者の割り当て後に編集できます',
+      cb_dial_hint: '待機中のコールジョブから発信します', cb_notify_new: '新しい折り返し呼が登録されました',
+      cb_notify_assigned: '折り返し呼が割り当てられました', cb_sort_by: '{col}で並べ替え',
       network_error: '通信できません', not_ready_to_dial: '待機状態のときに発信できます。',
       state_offline: 'オフライン', state_ready: '待機', state_ringing: '着信中', state_talking: '通話中',
       state_hold: '保留', state_wrap_up: '後処理', state_paused: '停止', state_unknown: '未確認',
@@ -112,6 +124,18 @@
       msg_job_stopped: 'A manager stopped the call job.\nCalls in progress are not cut. End calling after your call.',
       msg_logged_off: 'You are logged off.\nYour phone was hung up during the call job, or you were idle longer than the limit.\nTo go on calling, start the call job again from the list.',
       msg_recall: 'A recall was assigned to you.',
+      menu_callbacks: 'Callbacks', callbacks_title: 'Callbacks', cb_filter: 'Filter', cb_sort: 'Sort by',
+      cb_asc: 'Ascending', cb_desc: 'Descending', cb_reload: 'Reload', cb_new: '{n} new', cb_status: 'Status', cb_assignee: 'Assignee',
+      cb_open: 'Open', cb_done: 'Done', cb_me: 'Me', cb_none: 'No one (-)', cb_others: 'Others',
+      cb_paging: 'Pages', cb_prev: 'Previous', cb_next: 'Next', cb_range: '{from}–{to} of {total}',
+      cb_col_status: 'Status', cb_col_id: 'ID', cb_col_registered_at: 'Registered', cb_col_number: 'Number',
+      cb_col_name: 'Name', cb_col_campaign_name: 'Call center', cb_col_label: 'Label', cb_col_assignee_name: 'Assignee',
+      cb_col_memo: 'Memo', cb_col_recording: 'Recording', cb_detail: 'Callback {id}', cb_request_id: 'Request ID',
+      cb_campaign: 'Call center', cb_label: 'Label', cb_unregistered: 'Not assigned', cb_assign: 'Assign to me',
+      cb_assign_confirm: 'Assign this callback to you.', cb_edit: 'Edit', cb_save: 'Save', cb_cancel: 'Cancel', cb_play: 'Play',
+      cb_stop: 'Stop', cb_dial: 'Call back', cb_status_needs_assignee: 'Editable once someone is assigned',
+      cb_dial_hint: 'Dialled from your running call job while ready', cb_notify_new: 'A new callback was registered',
+      cb_notify_assigned: 'A callback was assigned to you', cb_sort_by: 'Sort by {col}',
       network_error: 'Network error', not_ready_to_dial: 'You can dial when you are ready.',
       state_offline: 'Offline', state_ready: 'Ready', state_ringing: 'Ringing', state_talking: 'Talking',
       state_hold: 'Hold', state_wrap_up: 'Wrap-up', state_paused: 'Paused', state_unknown: 'Unknown',
@@ -144,6 +168,11 @@
     remaining: null,
     jobs: null,
     recalls: [],
+    // 折り返し呼一覧: the page shown, its query, and what arrived since it was loaded.
+    cb: {
+      items: [], total: 0, newest: null, offset: 0, q: '', sort: 'id', desc: true, sel: null,
+      fresh: new Set(), mine: new Set(), editing: null, problem: null, loaded: false, audio: null,
+    },
     presence: new Map(),
     mode: { lead: null, results: null, searched: '', notice: '' },
     messages: [],
@@ -155,6 +184,7 @@
     retryTimer: 0,
     stats: { events: 0, connects: 0, pops: [], trail: [] },
   };
+  S.stats.notifications = [];
   window.__desk = S.stats;
 
   const $ = (id) => document.getElementById(id);
@@ -338,6 +368,7 @@
     S.remaining = d.remaining;
     S.deskCodes = d.result_codes || [];
     S.recallCounts = d.recalls;
+    S.caller = d.caller || null;
     if (d.call_id) S.callId = d.call_id;
     if (d.lead_id && (['talking', 'hold', 'wrap_up'].includes(stateName()) || (stateName() === 'ringing' && S.callId))) {
       if (d.lead_id !== S.leadId || !S.lead) loadLead(d.lead_id);
@@ -352,6 +383,7 @@
   }
 
   function clearCall() {
+    S.caller = null;
     S.callId = null;
     S.leadId = null;
     S.lead = null;
@@ -403,13 +435,19 @@
     }
     S.bridgeAt = d.at_ms;
     if (d.lead_id) loadLead(d.lead_id);
-    else api('GET', '/agent/desk').then((x) => { if (x.lead_id) loadLead(x.lead_id); }).catch(() => {});
+    else {
+      api('GET', '/agent/desk').then((x) => {
+        if (x.lead_id) loadLead(x.lead_id);
+        else { S.caller = x.caller || null; render(); }
+      }).catch(() => {});
+    }
   }
 
   function onNotice(d) {
     if (d.notice === 'business_end') message('msg_business_end');
     else if (d.notice === 'job_stopped') message('msg_job_stopped');
     else if (d.notice === 'recall_assigned') loadRecalls();
+    else if (d.notice === 'callback_registered' || d.notice === 'callback_assigned') callbackPushed(d);
   }
 
   // ------------------------------------------------------------------------------------------ loads
@@ -593,6 +631,7 @@
   // -------------------------------------------------------------------------------------- rendering
   function whichView() {
     if (S.menu === 'recalls') return 'recalls';
+    if (S.menu === 'callbacks') return 'callbacks';
     const st = stateName();
     if (!S.job || st === 'offline' || st === 'unknown') return 'jobs';
     if (st === 'ringing' && !S.legUp) return 'setup';
@@ -603,14 +642,16 @@
 
   function render() {
     const v = whichView();
-    for (const id of ['jobs', 'setup', 'wait', 'call', 'recalls']) $(`v-${id}`).hidden = id !== v;
+    for (const id of ['jobs', 'setup', 'wait', 'call', 'recalls', 'callbacks']) $(`v-${id}`).hidden = id !== v;
     $('m-work').setAttribute('aria-current', S.menu === 'work' ? 'page' : 'false');
     $('m-recalls').setAttribute('aria-current', S.menu === 'recalls' ? 'page' : 'false');
+    $('m-callbacks').setAttribute('aria-current', S.menu === 'callbacks' ? 'page' : 'false');
     renderStatus();
     if (v === 'jobs') renderJobs();
     if (v === 'wait') renderWait();
     if (v === 'call') renderCall();
     if (v === 'recalls') renderRecalls();
+    if (v === 'callbacks') renderCallbacks();
     renderBadge();
     tick();
   }
@@ -828,6 +869,14 @@
       if (keep) sel.value = keep;
     }
     const dl = $('lead-dl');
+    if (!L && S.caller) {
+      // A call without a lead: its number, and the phone book's name for it (or -).
+      dl.replaceChildren(el('dt', '', t('cb_col_name')), el('dd', '', S.caller.name || '-'), el('dt', '', t('f_tel')), el('dd', '', S.caller.tel));
+      dl.dataset.caller = S.caller.tel;
+      $('contacts-body').replaceChildren();
+      $('contacts-empty').hidden = false;
+      return;
+    }
     if (!L) {
       dl.replaceChildren(el('dd', 'empty', '…'));
       $('contacts-body').replaceChildren();
@@ -959,6 +1008,12 @@
     $('recall-badge').hidden = n === 0;
     $('recall-badge').textContent = num(n);
     $('m-recalls').setAttribute('aria-label', `${t('menu_recalls')} ${n}`);
+    const f = S.cb.fresh.size;
+    $('callback-badge').hidden = f === 0;
+    $('callback-badge').textContent = num(f);
+    $('m-callbacks').setAttribute('aria-label', f ? `${t('menu_callbacks')} ${t('cb_new', { n: num(f) })}` : t('menu_callbacks'));
+    $('cb-new').hidden = f === 0;
+    $('cb-new').textContent = t('cb_new', { n: num(f) });
   }
 
   function renderPresence() {
@@ -984,6 +1039,271 @@
     $('call-timer').textContent = duration(now - S.since);
     if (stateName() === 'wrap_up' && S.job && S.job.acw_seconds) {
       $('acw').textContent = t('acw_left', { t: duration(S.job.acw_seconds * 1000 - (now - S.since)) });
+    }
+  }
+
+
+  // ------------------------------------------------------------------------- 折り返し呼一覧 (callbacks)
+  const CB_PAGE = 20;
+  const CB_COLS = ['status', 'id', 'registered_at', 'number', 'name', 'campaign_name', 'label', 'assignee_name', 'memo'];
+  const CONFLICT_CODE = 409;
+  const dash = (v) => (v === null || v === undefined || v === '' ? '-' : String(v));
+  const checked = (name) => [...document.querySelectorAll(`input[name="${name}"]:checked`)].map((i) => i.value);
+
+  function callbackQuery() {
+    const q = new URLSearchParams({ limit: String(CB_PAGE), offset: String(S.cb.offset), sort: `${S.cb.desc ? '-' : ''}${S.cb.sort}` });
+    if (S.cb.q.trim()) q.set('q', S.cb.q.trim());
+    const st = checked('cb-status');
+    if (st.length === 1) q.set('status', st[0]);
+    const who = checked('cb-assignee');
+    if (who.length < 3) q.set('assignee', who.length ? who.join(',') : 'nobody');
+    return q;
+  }
+
+  /** Loads the page of the list; the arrivals counted since the last load are then on it. */
+  async function loadCallbacks() {
+    const q = callbackQuery();
+    $('cb-error').textContent = '';
+    try {
+      let r;
+      if (q.get('assignee') === 'nobody') r = { items: [], total: 0, newest_id: S.cb.newest };
+      else r = await api('GET', `/callbacks?${q}`);
+      S.cb.items = r.items;
+      S.cb.total = r.total;
+      S.cb.newest = r.newest_id;
+      S.cb.fresh.clear();
+      S.cb.loaded = true;
+      if (S.cb.sel) {
+        const again = r.items.find((c) => c.id === S.cb.sel.id) || (await api('GET', `/callbacks/${S.cb.sel.id}`).catch(() => null));
+        S.cb.sel = again;
+      }
+    } catch (e) {
+      $('cb-error').textContent = e.message;
+    }
+    render();
+  }
+
+  /** A callback registered or assigned to the agent: counted on the reload button, and a notification. */
+  function callbackPushed(d) {
+    if (d.notice === 'callback_assigned' && S.me && d.agent_id !== S.me.id) return;
+    const mine = S.cb.mine.has(d.callback_id);
+    if (!mine) S.cb.fresh.add(d.callback_id);
+    renderBadge();
+    if (mine) return;
+    const title = t(d.notice === 'callback_assigned' ? 'cb_notify_assigned' : 'cb_notify_new');
+    S.stats.notifications.push({ title, id: d.callback_id, permission: 'Notification' in window ? Notification.permission : 'none' });
+    if ('Notification' in window && Notification.permission === 'granted') {
+      try {
+        const n = new Notification(title, { body: `${t('cb_col_id')} ${d.callback_id}`, tag: `callback-${d.callback_id}` });
+        n.addEventListener('click', () => { window.focus(); S.menu = 'callbacks'; loadCallbacks(); });
+      } catch (_) { /* a browser that refuses notifications from pages */ }
+    }
+  }
+
+  function sortBy(col) {
+    if (S.cb.sort === col) S.cb.desc = !S.cb.desc;
+    else { S.cb.sort = col; S.cb.desc = col === 'id' || col === 'registered_at'; }
+    S.cb.offset = 0;
+    loadCallbacks();
+  }
+
+  function renderCallbacks() {
+    const sel = $('cb-sort');
+    if (sel.dataset.lang !== S.lang) {
+      sel.replaceChildren(...CB_COLS.map((c) => { const o = el('option', '', t(`cb_col_${c}`)); o.value = c; return o; }));
+      sel.dataset.lang = S.lang;
+    }
+    sel.value = S.cb.sort;
+    $('cb-order').textContent = t(S.cb.desc ? 'cb_desc' : 'cb_asc');
+    $('cb-order').setAttribute('aria-label', `${t('cb_sort')}: ${t(S.cb.desc ? 'cb_desc' : 'cb_asc')}`);
+    $('cb-head').replaceChildren(...CB_COLS.map((c) => {
+      const th = el('th');
+      th.scope = 'col';
+      if (S.cb.sort === c) th.setAttribute('aria-sort', S.cb.desc ? 'descending' : 'ascending');
+      const b = el('button', '', t(`cb_col_${c}`));
+      b.type = 'button';
+      b.title = t('cb_sort_by', { col: t(`cb_col_${c}`) });
+      b.addEventListener('click', () => sortBy(c));
+      th.append(b);
+      return th;
+    }), el('th', '', t('cb_col_recording')));
+    const items = S.cb.items;
+    $('cb-table').hidden = items.length === 0;
+    $('cb-empty').hidden = items.length > 0 || !S.cb.loaded;
+    $('cb-body').replaceChildren(...items.map((c) => {
+      const tr = el('tr', S.cb.sel && S.cb.sel.id === c.id ? 'current' : '');
+      tr.dataset.callback = String(c.id);
+      tr.tabIndex = 0;
+      tr.setAttribute('aria-label', `${t('cb_col_id')} ${c.id} ${c.number}`);
+      const open = () => { S.cb.sel = c; S.cb.editing = null; S.cb.problem = null; render(); };
+      tr.addEventListener('click', open);
+      tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') open(); });
+      const status = el('span', `st st-${c.status}`, t(`cb_${c.status}`));
+      const td = el('td');
+      td.append(status);
+      const rec = el('td');
+      if (c.recording_id) rec.append(playButton(c));
+      tr.append(td, el('td', 'num', String(c.id)), el('td', '', when(c.registered_at)), el('td', '', c.number), el('td', '', dash(c.name)),
+        el('td', '', dash(c.campaign_name)), el('td', '', dash(c.label)), el('td', '', dash(c.assignee_name)), el('td', 'memo-cell', c.memo || ''), rec);
+      return tr;
+    }));
+    const from = S.cb.total ? S.cb.offset + 1 : 0;
+    const to = S.cb.offset + items.length;
+    $('cb-range').textContent = t('cb_range', { from: num(from), to: num(to), total: num(S.cb.total) });
+    $('cb-prev').disabled = S.cb.offset === 0;
+    $('cb-next').disabled = to >= S.cb.total;
+    renderCallbackDetail();
+  }
+
+  /** 録音再生 / 停止: the callback's call, fetched with the agent's token and played from a blob. */
+  function playButton(c) {
+    const playing = S.cb.audio && S.cb.audio.id === c.id;
+    const b = el('button', 'plain', t(playing ? 'cb_stop' : 'cb_play'));
+    b.type = 'button';
+    b.setAttribute('aria-label', `${t(playing ? 'cb_stop' : 'cb_play')} ${c.id}`);
+    b.addEventListener('click', async (ev) => {
+      ev.stopPropagation();
+      if (S.cb.audio) {
+        const was = S.cb.audio.id;
+        S.cb.audio.el.pause();
+        URL.revokeObjectURL(S.cb.audio.url);
+        S.cb.audio = null;
+        if (was === c.id) return render();
+      }
+      try {
+        const r = await fetch(`/callbacks/${c.id}/audio`, { headers: { Authorization: `Bearer ${S.token}` } });
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        const url = URL.createObjectURL(await r.blob());
+        const audio = new Audio(url);
+        S.cb.audio = { id: c.id, el: audio, url };
+        audio.addEventListener('ended', () => { if (S.cb.audio && S.cb.audio.id === c.id) { URL.revokeObjectURL(url); S.cb.audio = null; render(); } });
+        audio.play().catch(() => {});
+      } catch (e) { $('cb-error').textContent = e.message; }
+      render();
+    });
+    return b;
+  }
+
+  function small(key, onClick, cls = 'plain') {
+    const b = el('button', cls, t(key));
+    b.type = 'button';
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  /** A write of the selected callback; a 409 is shown with a reload, other refusals on the panel. */
+  async function callbackWrite(f) {
+    S.cb.problem = null;
+    try {
+      const c = await f();
+      S.cb.sel = c;
+      S.cb.editing = null;
+      S.cb.items = S.cb.items.map((x) => (x.id === c.id ? c : x));
+    } catch (e) {
+      S.cb.problem = { message: e.message, conflict: e.status === CONFLICT_CODE };
+    }
+    render();
+  }
+
+  function renderCallbackDetail() {
+    const c = S.cb.sel;
+    $('cb-detail').hidden = !c;
+    if (!c) return;
+    const me = S.me && c.assignee_user_id === S.me.id;
+    $('cb-detail-h').textContent = t('cb_detail', { id: c.id });
+    const dl = $('cb-dl');
+    dl.replaceChildren();
+    const row = (key, ...content) => {
+      const dd = el('dd');
+      dd.dataset.f = key;
+      dd.append(...content);
+      dl.append(el('dt', '', t(key)), dd);
+      return dd;
+    };
+    // 対応状況 and its 編集 (once assigned; an agent only on its own callbacks).
+    if (S.cb.editing === 'status') {
+      const pick = el('select');
+      pick.setAttribute('aria-label', t('cb_col_status'));
+      for (const s of ['open', 'done']) { const o = el('option', '', t(`cb_${s}`)); o.value = s; o.selected = c.status === s; pick.append(o); }
+      row('cb_col_status', pick, small('cb_save', () => callbackWrite(() => api('PATCH', `/callbacks/${c.id}`, { status: pick.value, version: c.version })), 'act primary'),
+        small('cb_cancel', () => { S.cb.editing = null; render(); }));
+    } else {
+      const edit = small('cb_edit', () => { S.cb.editing = 'status'; render(); });
+      edit.setAttribute('aria-label', `${t('cb_col_status')} ${t('cb_edit')}`);
+      edit.disabled = !me;
+      if (!c.assignee_user_id) edit.title = t('cb_status_needs_assignee');
+      row('cb_col_status', el('span', `st st-${c.status}`, t(`cb_${c.status}`)), edit);
+    }
+    // 担当者 and its + (担当者を割り当てます).
+    const who = row('cb_col_assignee_name', c.assignee_name || t('cb_unregistered'));
+    if (!c.assignee_user_id) {
+      const plus = small('cb_assign', async () => {
+        if (!(await dialog(t('cb_assign_confirm'), true))) return;
+        S.cb.mine.add(c.id);
+        callbackWrite(() => api('POST', `/callbacks/${c.id}/assign`, { version: c.version }));
+      }, 'act');
+      plus.textContent = '+';
+      plus.setAttribute('aria-label', t('cb_assign'));
+      plus.title = t('cb_assign');
+      who.append(plus);
+    }
+    row('cb_col_registered_at', when(c.registered_at));
+    row('cb_col_number', c.number);
+    row('cb_col_name', dash(c.name));
+    row('cb_campaign', dash(c.campaign_name));
+    row('cb_label', dash(c.label));
+    row('cb_request_id', dash(c.call_record_id));
+    // メモ: edited, saved or cancelled on its own.
+    if (S.cb.editing === 'memo') {
+      const ta = el('textarea');
+      ta.rows = 3;
+      ta.maxLength = 5000;
+      ta.value = c.memo || '';
+      ta.setAttribute('aria-label', t('cb_col_memo'));
+      row('cb_col_memo', ta, small('cb_save', () => callbackWrite(() => api('PATCH', `/callbacks/${c.id}`, { memo: ta.value, version: c.version })), 'act primary'),
+        small('cb_cancel', () => { S.cb.editing = null; render(); }));
+    } else {
+      const edit = small('cb_edit', () => { S.cb.editing = 'memo'; render(); });
+      edit.setAttribute('aria-label', `${t('cb_col_memo')} ${t('cb_edit')}`);
+      row('cb_col_memo', el('span', 'memo-cell', c.memo || ''), edit);
+    }
+    const actions = $('cb-actions');
+    actions.replaceChildren();
+    if (c.recording_id) actions.append(playButton(c));
+    if (me && c.status === 'open') {
+      const dial = small('cb_dial', async () => {
+        S.cb.problem = null;
+        try {
+          await api('POST', `/agent/callbacks/${c.id}/dial`, {});
+          S.menu = 'work';
+          render();
+        } catch (e) { S.cb.problem = { message: e.message, conflict: false }; render(); }
+      }, 'act primary');
+      dial.disabled = !(S.job && stateName() === 'ready' && !S.dialling);
+      dial.title = t('cb_dial_hint');
+      actions.append(dial);
+    }
+    const box = $('cb-detail-error');
+    box.replaceChildren();
+    if (S.cb.problem) {
+      box.append(el('span', '', S.cb.problem.message));
+      if (S.cb.problem.conflict) box.append(' ', small('cb_reload', () => { S.cb.problem = null; loadCallbacks(); }, 'act'));
+    }
+  }
+
+  function initCallbacks() {
+    let typing = 0;
+    $('cb-filter').addEventListener('input', () => {
+      clearTimeout(typing);
+      typing = setTimeout(() => { S.cb.q = $('cb-filter').value; S.cb.offset = 0; loadCallbacks(); }, 250);
+    });
+    $('cb-sort').addEventListener('change', () => { S.cb.sort = $('cb-sort').value; S.cb.offset = 0; loadCallbacks(); });
+    $('cb-order').addEventListener('click', () => { S.cb.desc = !S.cb.desc; S.cb.offset = 0; loadCallbacks(); });
+    $('cb-reload').addEventListener('click', loadCallbacks);
+    $('cb-prev').addEventListener('click', () => { S.cb.offset = Math.max(0, S.cb.offset - CB_PAGE); loadCallbacks(); });
+    $('cb-next').addEventListener('click', () => { S.cb.offset += CB_PAGE; loadCallbacks(); });
+    for (const i of document.querySelectorAll('input[name="cb-status"], input[name="cb-assignee"]')) {
+      i.addEventListener('change', () => { S.cb.offset = 0; loadCallbacks(); });
     }
   }
 
@@ -1046,6 +1366,8 @@
       for (const r of rs.items) S.reasons.set(r.id, { name: r.name, color: r.color });
     } catch (_) { /* no pause reasons */ }
     fillReasons();
+    // BIZTEL asks at the first log-in: new callbacks are shown as browser notifications.
+    if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
     render();
     connect();
   }
@@ -1076,6 +1398,8 @@
     $('r-memo').addEventListener('input', () => { $('memo-count').textContent = `${num($('r-memo').value.length)} / ${num(5000)}`; });
     $('m-work').addEventListener('click', () => { S.menu = 'work'; render(); });
     $('m-recalls').addEventListener('click', () => { S.menu = 'recalls'; loadRecalls(); });
+    $('m-callbacks').addEventListener('click', () => { S.menu = 'callbacks'; render(); loadCallbacks(); });
+    initCallbacks();
     $('b-logout').addEventListener('click', async () => {
       stopStream();
       try { await api('POST', '/auth/logout'); } catch (_) { /* gone already */ }
@@ -1084,6 +1408,7 @@
     document.addEventListener('keydown', onKey);
     $('m-work').dataset.key = 'j';
     $('m-recalls').dataset.key = 'l';
+    $('m-callbacks').dataset.key = 'b';
     applyLang();
     setInterval(tick, 1000);
     start();

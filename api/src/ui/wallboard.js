@@ -30,7 +30,7 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
       conn_live: 'ライブ', conn_connecting: '接続中…', conn_retry: '再接続中…', conn_idle: '',
       answered: '応答', connected: '接続', abandoned: '破棄呼', answer_rate: '応答率',
       abandon_24h: '破棄率 (24時間)', abandon_30d: '破棄率 (30日)', target: '目標',
-      dials_in_flight: '発信中', dial_level: '発信レベル', remaining_leads: '残りリード',
+      dials_in_flight: '発信中', dial_level: '発信レベル', remaining_leads: '残りリード', callbacks_open: '未完了の折り返し呼',
       calls_today: '本日の通話', today: '本日', legend: '数値の定義', last_24h: '24時間', ready_agents: '待機',
       talking_agents: '通話中', paused_agents: '停止', campaign: 'キャンペーン', group: '発信グループ',
       agents_count: '{n} 人', tile_calls: '通話', last_call: '前回', last_5min: '直近5分', no_series: 'まだデータがありません',
@@ -52,7 +52,7 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
       conn_live: 'Live', conn_connecting: 'Connecting…', conn_retry: 'Reconnecting…', conn_idle: '',
       answered: 'Answered', connected: 'Connected', abandoned: 'Abandoned', answer_rate: 'Answer rate',
       abandon_24h: 'Abandon rate (24 h)', abandon_30d: 'Abandon rate (30 days)', target: 'target',
-      dials_in_flight: 'Dials in flight', dial_level: 'Dial level', remaining_leads: 'Remaining leads',
+      dials_in_flight: 'Dials in flight', dial_level: 'Dial level', remaining_leads: 'Remaining leads', callbacks_open: 'Open callbacks',
       calls_today: 'Calls today', today: 'today', legend: 'What the figures mean', last_24h: '24 h', ready_agents: 'Ready',
       talking_agents: 'Talking', paused_agents: 'Paused', campaign: 'Campaign', group: 'Dialing group',
       agents_count: '{n} agents', tile_calls: 'calls', last_call: 'last', last_5min: 'last 5 min', no_series: 'No data yet',
@@ -392,6 +392,11 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
     S.stats.connects++;
     es.addEventListener('open', () => { S.retryMs = 1000; setConn('live'); });
     es.addEventListener('snapshot', (m) => onSnapshot(JSON.parse(m.data)));
+    // 折り返し呼: the tenant's open callbacks (supervisors' and managers' boards).
+    es.addEventListener('callbacks', (m) => {
+      $('fig-callbacks').hidden = false;
+      $('floor-callbacks').textContent = num(JSON.parse(m.data).open);
+    });
     es.addEventListener('change', (m) => {
       const t0 = performance.now();
       onChange(JSON.parse(m.data));

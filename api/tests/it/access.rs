@@ -32,6 +32,7 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
         .await;
     post("/dnc-numbers", json!({"number": "0399998888"})).await;
     post("/inbound-blocks", json!({"number": "0399997777"})).await;
+    post("/phone-book", json!({"number": "0399996666", "name": "fx"})).await;
     post(
         "/recalls",
         json!({"lead_id": lead, "due_at": "2030-01-01T09:00:00+09:00", "agent_user_id": t.user(Role::Op)}),
@@ -64,6 +65,8 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     )
     .await;
     fx.insert("/call-records", call);
+    let callback = expect(app.call(tok, "post", "/callbacks", Some(&json!({"call_id": call}))).await, 201);
+    fx.insert("/callbacks", callback["id"].as_i64().expect("callback id"));
     let (rec, _) = crate::harness::recording(app, t.id, call, 4242, store::now_ms(), b"RIFF recording").await;
     fx.insert("/recordings", rec);
     let wrap = insert(
@@ -140,6 +143,10 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
         ("post", "/call-jobs") => {
             json!({"campaign_id": fx["/campaigns"], "dialing_group_id": fx["/dialing-groups"], "name": name, "list_ids": [fx["/lists"]]})
         }
+        ("post", "/phone-book") => json!({"number": tel, "name": name}),
+        ("post", "/callbacks") => json!({"call_id": fx["/call-records"]}),
+        ("patch", p) if p.starts_with("/callbacks/") => json!({"memo": name}),
+        ("post", p) if p.ends_with("/assign") => json!({}),
         ("post", "/recalls") => json!({"lead_id": fx["/leads"], "due_at": "2031-01-01T09:00:00+09:00"}),
         ("post", "/users") => {
             json!({"login": format!("usr{n}"), "display_name": name, "role": "BY", "password": "Password-1"})

@@ -4,6 +4,8 @@ mod access;
 mod agents;
 mod browser;
 mod browser_proc;
+mod callbacks;
+mod callbacks_ui;
 mod console;
 mod console_ui;
 mod harness;

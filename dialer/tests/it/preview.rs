@@ -210,3 +210,104 @@ async fn a_recall_an_agent_owns_in_a_paced_job_is_dialled_for_that_agent_only() 
         let _ = stop_tx.send(true);
     }
 }
+
+/// Marks a callback (折り返し呼) of `agent` as dialled through `lead` now, as `POST
+/// /agent/callbacks/{id}/dial` does before it holds the lead and publishes the dial.
+async fn callback_dial(floor: &Floor, agent: i64, tel: &str, lead: i64) -> i64 {
+    let (t, now) = (floor.tenant as i64, store::now_ms());
+    let id: i64 = sqlx::query(
+        "INSERT INTO callbacks (tenant_id, number, campaign_id, assignee_user_id, registered_at, updated_at, dialled_lead_id, dialled_at, dialled_by)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $5, $4) RETURNING id",
+    )
+    .bind(t)
+    .bind(tel)
+    .bind(floor.campaign)
+    .bind(agent)
+    .bind(now)
+    .bind(lead)
+    .fetch_one(&floor.db.pool)
+    .await
+    .and_then(|r| r.try_get("id"))
+    .expect("callback");
+    let held =
+        store::desktop::hold(&floor.db, t, floor.job, agent, lead, now, store::preview::HOLD_MS).await.expect("hold");
+    assert!(held.is_ok(), "the lead is held for the agent");
+    id
+}
+
+/// Calling a callback back goes the preview dial's way: the dialer checks it like any dial (a
+/// do-not-call number gets 発信規制 and never reaches the carrier), and a lead already dialled in
+/// this run of the job is called again for the callback (the once-per-run rule spares it, as it
+/// spares a due recall). The call is linked to the callback through its lead and time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_is_dialled_through_every_check_of_a_dial() {
+    for backend in backends() {
+        let (stop_tx, stop) = watch::channel(false);
+        let carrier = carrier(rules(), &stop).await;
+        let leads = vec!["0312000001".to_string(), "0312000002".to_string()];
+        let spec = FloorSpec {
+            agents: 1,
+            leads: leads.clone(),
+            dnc: vec![leads[1].clone()],
+            mode: "preview",
+            ring_timeout_s: 2,
+            ..FloorSpec::default()
+        };
+        let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
+        let phones = phones(&floor, Duration::from_millis(200), &stop).await;
+        until("registration stored", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM sip_registrations WHERE tenant_id = $1").await == 1
+        })
+        .await;
+        floor.start_job().await;
+        let a = floor.agents[0];
+        floor.log_in_agents(None).await;
+        until("agent ready", Duration::from_secs(10), || async { floor.agents_in("ready").await == 1 }).await;
+        let id_of = |tel: &str| format!("SELECT id FROM leads WHERE tenant_id = $1 AND tel = '{tel}'");
+        let (first, dnc) = (floor.scalar(&id_of(&leads[0])).await, floor.scalar(&id_of(&leads[1])).await);
+
+        // The customer is called once in this run (previewed and dialled)...
+        let lead = next_lead(&floor, a).await.expect("a lead");
+        assert_eq!(lead.lead_id, first);
+        floor.command(dial(&floor, a, first)).await;
+        until("the first call's result", Duration::from_secs(20), || async {
+            lead_result(&floor, first).await == (1, Some("no_entry".into()))
+        })
+        .await;
+        until("ready again", Duration::from_secs(20), || async { state(&floor, a).await == Some(AgentState::Ready) })
+            .await;
+        // ... then asks to be called back: the callback's dial places a second call to the lead.
+        let cb = callback_dial(&floor, a, &leads[0], first).await;
+        floor.command(dial(&floor, a, first)).await;
+        until("the callback's call", Duration::from_secs(20), || async {
+            lead_result(&floor, first).await == (2, Some("no_entry".into()))
+        })
+        .await;
+        until("ready again", Duration::from_secs(20), || async { state(&floor, a).await == Some(AgentState::Ready) })
+            .await;
+        let linked = floor
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM call_records r JOIN callbacks c ON c.dialled_lead_id = r.lead_id AND r.started_at >= c.dialled_at
+                 WHERE r.tenant_id = $1 AND c.id = {cb}"
+            ))
+            .await;
+        assert_eq!(linked, 1, "the callback's call is the one placed after its dial");
+        // A callback to a do-not-call number: 発信規制, no call.
+        callback_dial(&floor, a, &leads[1], dnc).await;
+        floor.command(dial(&floor, a, dnc)).await;
+        until("restricted", Duration::from_secs(20), || async {
+            lead_result(&floor, dnc).await.1.as_deref() == Some("restricted")
+        })
+        .await;
+        let to_carrier: Vec<String> = carrier.log().iter().map(|e| e.tel.clone()).collect();
+        assert_eq!(
+            to_carrier,
+            vec![leads[0].clone(), leads[0].clone()],
+            "the do-not-call number never reached the carrier"
+        );
+        let stats = floor.stop().await;
+        assert_eq!((stats.preview_asked, stats.preview_placed), (3, 2));
+        let _ = stop_tx.send(true);
+        drop(phones);
+    }
+}

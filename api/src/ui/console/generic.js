@@ -262,7 +262,7 @@ function extraListActions(spec, q, actions) {
       try {
         const r = await upload('POST', `${spec.path}/upload`, f);
         const errs = r.errors.slice(0, 5).map((e) => `${e.row}: ${e.message}`).join(' / ');
-        notice(`${tt('upload')}: +${num(r.added)}, ${num(r.duplicates)} dup${r.errors.length ? `, ${tt('error')} ${num(r.errors.length)} (${errs})` : ''}`, r.errors.length ? 'error' : 'ok');
+        notice(`${tt('upload')}: +${num(r.added)}, ${r.updated !== undefined ? tt('updated_n', { n: num(r.updated) }) : `${num(r.duplicates)} dup`}${r.errors.length ? `, ${tt('error')} ${num(r.errors.length)} (${errs})` : ''}`, r.errors.length ? 'error' : 'ok');
         go(hashOf(spec.key, q));
       } catch (e) { notice(errorText(e), 'error'); }
       file.value = '';

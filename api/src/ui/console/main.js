@@ -11,6 +11,7 @@
 //   #/monitor               job monitor (live from the wallboard feed)
 //   #/unsaved[/<id>]        unsaved wrap-up records
 //   #/recordings            recordings
+//   #/callbacks[/<id>[/edit]|/new] 折り返し呼履歴: search, one callback, its edit; register by hand
 //   #/tenant                tenant settings
 
 import { api, session, HttpError } from './api.js';
@@ -20,6 +21,7 @@ import './sections.js';
 import { renderImport } from './imports.js';
 import { renderMonitor } from './monitor.js';
 import { renderRecordings, renderUnsaved, renderTenant, renderHome } from './records.js';
+import { renderCallbacks } from './callbacks.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,9 +29,9 @@ const $ = (id) => document.getElementById(id);
 // reads it), `s:<screen>` a hand-written screen (shown when the role may call what it needs), `x:`
 // another page. A resource of the registry not named here still appears, under その他.
 const MENU = [
-  ['g.outbound', ['r:campaigns', 'r:result-codes', 'r:batches', 'r:lists', 's:import', 'r:leads', 'r:call-jobs', 's:monitor', 's:unsaved', 'r:recalls']],
+  ['g.outbound', ['r:campaigns', 'r:result-codes', 'r:batches', 'r:lists', 's:import', 'r:leads', 'r:call-jobs', 's:monitor', 's:unsaved', 'r:recalls', 's:callbacks']],
   ['g.agents', ['s:agents', 'r:dialing-groups', 'r:phones', 'r:pause-reasons']],
-  ['g.settings', ['r:caller-ids', 'r:custom-fields', 'r:dnc-numbers', 'r:inbound-blocks', 'r:users', 'r:grants', 's:tenant', 'r:audit-events']],
+  ['g.settings', ['r:caller-ids', 'r:custom-fields', 'r:dnc-numbers', 'r:inbound-blocks', 'r:phone-book', 'r:users', 'r:grants', 's:tenant', 'r:audit-events']],
   ['g.records', ['r:call-records', 'r:wrapup-records', 's:recordings', 'x:reports', 'x:wallboard']],
 ];
 
@@ -41,6 +43,7 @@ const SCREENS = {
   monitor: () => S.ops.has('get /wallboard/stream') && S.ops.has('post /call-jobs/{id}/stop') && S.specs.has('call-jobs') && S.specs.has('campaigns'),
   unsaved: () => S.ops.has('post /wrapup-records/{id}/save') && S.specs.has('wrapup-records'),
   recordings: () => S.ops.has('get /recordings'),
+  callbacks: () => S.ops.has('get /callbacks'),
   tenant: () => S.ops.has('get /tenant') && S.ops.has('patch /tenant'),
 };
 const PAGES = {
@@ -192,6 +195,7 @@ async function route() {
     else if (a === 'monitor' && SCREENS.monitor()) await renderMonitor(view);
     else if (a === 'unsaved' && SCREENS.unsaved()) await renderUnsaved(view, b ? Number(b) : null);
     else if (a === 'recordings' && SCREENS.recordings()) await renderRecordings(view, qs);
+    else if (a === 'callbacks' && SCREENS.callbacks()) await renderCallbacks(view, b, qs, c);
     else if (a === 'tenant' && SCREENS.tenant()) await renderTenant(view);
     else forbidden(view);
   } catch (e) {
