@@ -57,7 +57,7 @@ fn ty_json(ty: Ty) -> Value {
         Ty::Date => json!({"kind": "date"}),
         Ty::TimeOfDay => json!({"kind": "time"}),
         Ty::Color => json!({"kind": "color"}),
-        Ty::Tel => json!({"kind": "tel"}),
+        Ty::Tel | Ty::LeadTel => json!({"kind": "tel"}),
         Ty::Instant => json!({"kind": "instant"}),
         Ty::JsonArray => json!({"kind": "list"}),
         Ty::JsonObject => json!({"kind": "object"}),

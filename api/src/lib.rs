@@ -153,6 +153,7 @@ pub fn mount(reg: &mut Registry, spec: &'static Spec) {
 
 fn registry() -> Registry {
     let mut reg = Registry::default();
+    describe_metrics();
     custom::mount_auth(&mut reg);
     for spec in resources::ALL_SPECS {
         mount(&mut reg, spec);
@@ -214,4 +215,25 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve::serve_with(listener, app, serve::ServeLimits::default(), shutdown).await
+}
+
+/// Help texts of the API's own metrics (the exposition must carry one for each; promtool checks).
+fn describe_metrics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        metrics::describe_counter!("kakeru_logins_total", "Logins by outcome: ok, failed (wrong login or password), locked (the account is locked).");
+        metrics::describe_counter!("kakeru_login_lockouts_total", "Accounts locked after repeated wrong passwords (ログインロック).");
+        metrics::describe_counter!(
+            "kakeru_login_refused_total",
+            "Logins refused before any password check, by limit: source (address), account, busy (verifications at their bound)."
+        );
+        metrics::describe_counter!(
+            "kakeru_http_connections_refused_total",
+            "Connections closed at accept because their source address holds its cap of open connections."
+        );
+        metrics::describe_counter!(
+            "kakeru_api_dialer_notices_failed_total",
+            "Notices to the dialers (jobs or phones changed) that could not be published; the dialers reconcile within a minute."
+        );
+    });
 }

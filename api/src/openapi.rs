@@ -27,6 +27,9 @@ pub fn ty_schema(ty: Ty, nullable: bool) -> Value {
         Ty::Tel => {
             json!({"type": "string", "pattern": "^0[0-9 ()-]*$", "minLength": 1, "maxLength": 60, "description": "Digits, leading 0; hyphens and spaces are removed; at most 30 digits."})
         }
+        Ty::LeadTel => {
+            json!({"type": "string", "pattern": "^0[0-9]{8,29}$", "description": "Half-width digits only, 9 to 30, leading 0 (BIZTEL §2.2); nothing is removed."})
+        }
         Ty::Instant => json!({"type": "string", "format": "date-time"}),
         Ty::JsonArray => json!({"type": "array"}),
         Ty::JsonObject => json!({"type": "object"}),

@@ -102,7 +102,8 @@ pub fn read(body: &[u8]) -> Result<(Vec<Entry>, Vec<RowProblem>), FileError> {
         remarks_column: column("remarks"),
         fields: vec![],
     };
-    let opts = Options { format: Format::Generic(mapping), max_rows: MAX_ROWS, ..Options::default() };
+    let opts =
+        Options { format: Format::Generic(mapping), max_rows: MAX_ROWS, normalise_tel: true, ..Options::default() };
     let reader = LeadReader::without_batch(body, opts)?;
     let (mut entries, mut problems) = (Vec::new(), Vec::new());
     for item in reader {

@@ -55,6 +55,8 @@ pub enum Ty {
     Color,
     /// A Japanese phone number: digits only (hyphens and spaces are removed), 1-30, leading 0.
     Tel,
+    /// A lead's number (BIZTEL §2.2): half-width digits only, 9-30, leading 0; nothing removed.
+    LeadTel,
     /// An instant: RFC 3339 in JSON (shown in the tenant's zone), Unix ms in the database.
     Instant,
     JsonArray,
@@ -293,6 +295,11 @@ pub fn tel(field: &str, raw: &str) -> ApiResult<String> {
     crate::import::csv::validate::tel(field, raw).map_err(|m| ApiError::invalid(field, m))
 }
 
+/// A lead's number, changed in nothing ([`crate::import::csv::validate::lead_tel`]), or 422.
+pub fn lead_tel(field: &str, raw: &str) -> ApiResult<String> {
+    crate::import::csv::validate::lead_tel(field, raw).map_err(|m| ApiError::invalid(field, m))
+}
+
 /// Ids in one [`Ty::RefList`] value.
 pub const REF_LIST_MAX: usize = 1000;
 
@@ -368,6 +375,10 @@ pub fn validate(f: &Field, v: &Value) -> ApiResult<SqlVal> {
         Ty::Tel => {
             let s = v.as_str().ok_or_else(|| bad("must be a string of digits"))?;
             SqlVal::S(tel(name, s)?)
+        }
+        Ty::LeadTel => {
+            let s = v.as_str().ok_or_else(|| bad("must be a string of digits"))?;
+            SqlVal::S(lead_tel(name, s)?)
         }
         Ty::Instant => {
             let s = v.as_str().ok_or_else(|| bad("must be an RFC 3339 date-time"))?;
@@ -454,7 +465,7 @@ impl Spec {
         self.fields
             .iter()
             .filter(|f| f.search && f.column)
-            .map(|f| (format!("t.{}", f.name), matches!(f.ty, Ty::Tel)))
+            .map(|f| (format!("t.{}", f.name), matches!(f.ty, Ty::Tel | Ty::LeadTel)))
             .collect()
     }
 

@@ -775,7 +775,11 @@ pub static LEADS: Spec = Spec {
         Field::new("batch_id", Ty::Ref("batches"), "The list's batch.").read_only().filter(),
         Field::new("name", NAME, "Customer name.").req().filter().sort().search(),
         Field::new("kana", NAME, "Name in kana.").req().sort().search(),
-        Field::new("tel", Ty::Tel, "The number dialled.").req().filter().sort().search(),
+        Field::new("tel", Ty::LeadTel, "The number dialled: half-width digits only, 9-30, leading 0 (BIZTEL §2.2).")
+            .req()
+            .filter()
+            .sort()
+            .search(),
         Field::new("phone_type", Ty::Enum(&["mobile", "fixed"]), "mobile (070/080/090) or fixed.").read_only().filter(),
         Field::new("remarks", Ty::Text { min: 0, max: 1000 }, "Remarks.").null().search(),
         Field::new("custom", Ty::JsonObject, "Custom field values by key."),

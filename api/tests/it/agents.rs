@@ -116,6 +116,7 @@ pub async fn running_job(app: &TestApp, t: &Tenant, agents: &[i64], campaign: Va
         o.extend(extra);
     }
     let (campaign, _, list) = scaffold(app, t, c, false).await;
+    crate::harness::a_result(app, t, campaign).await;
     let g = expect(app.call(mgr, "post", "/dialing-groups", Some(&json!({"name": unique("g")}))).await, 201)["id"]
         .as_i64()
         .unwrap();

@@ -21,14 +21,14 @@ async fn agents_claim_and_complete_callbacks_on_the_desktop() {
     let mgr = t.mgr();
     let op = t.user(Role::Op);
     expect(app.call(mgr, "patch", &format!("/users/{op}"), Some(&json!({"display_name": "田中 太郎"}))).await, 200);
-    let body = json!({"login": "sato", "display_name": "佐藤 花子", "role": "OP", "password": "sato-password"});
+    let body = json!({"login": "sato", "display_name": "佐藤 花子", "role": "OP", "password": "Sato-pass-1"});
     let sato = id(&expect(app.call(mgr, "post", "/users", Some(&body)).await, 201));
     let campaign = id(&expect(app.call(mgr, "post", "/campaigns", Some(&json!({"name": "春の案内"}))).await, 201));
     expect(app.call(mgr, "post", "/phone-book", Some(&json!({"number": "0355550001", "name": "山田商店"}))).await, 201);
     let fixture = json!({
         "tenant": "cbdesk",
         "a": {"login": login_of(Role::Op), "password": password(Role::Op), "name": "田中 太郎"},
-        "b": {"login": "sato", "password": "sato-password", "name": "佐藤 花子"},
+        "b": {"login": "sato", "password": "Sato-pass-1", "name": "佐藤 花子"},
         "named": "山田商店",
     });
     let mut b = Browser::script("callbacks.test.js", "desk", &app.base, &fixture);

@@ -207,9 +207,6 @@ pub async fn scaffold(app: &TestApp, t: &Tenant, campaign: Value, allow_duplicat
     }
     let id = |v: Value| v["id"].as_i64().expect("id");
     let c = id(expect(app.call(mgr, "post", "/campaigns", Some(&body)).await, 201));
-    // A campaign with no result (対話結果) cannot start a job.
-    let result = serde_json::json!({"campaign_id": c, "number": 1, "label": "成約"});
-    expect(app.call(mgr, "post", "/result-codes", Some(&result)).await, 201);
     // The batch's period (実施期間) holds today.
     let start = (chrono::Utc::now() - chrono::Duration::days(30)).date_naive().to_string();
     let batch = serde_json::json!({"campaign_id": c, "name": "b", "start_date": start});
@@ -217,6 +214,12 @@ pub async fn scaffold(app: &TestApp, t: &Tenant, campaign: Value, allow_duplicat
     let list = serde_json::json!({"batch_id": b, "name": "l", "allow_duplicates": allow_duplicates});
     let l = id(expect(app.call(mgr, "post", "/lists", Some(&list)).await, 201));
     (c, b, l)
+}
+
+/// A result (対話結果) on the campaign, which a call job needs to start (BIZTEL §3.1).
+pub async fn a_result(app: &TestApp, t: &Tenant, campaign: i64) {
+    let result = serde_json::json!({"campaign_id": campaign, "number": 99, "label": "その他"});
+    expect(app.call(t.mgr(), "post", "/result-codes", Some(&result)).await, 201);
 }
 
 /// Asserts a status and returns the body, printing the body on failure.

@@ -103,6 +103,7 @@ async fn job(app: &TestApp, t: &crate::harness::Tenant, hours: (&str, &str)) -> 
     let mgr = t.mgr();
     let hours = json!({"business_start": hours.0, "business_end": hours.1});
     let (c, _, l) = crate::harness::scaffold(app, t, hours, false).await;
+    crate::harness::a_result(app, t, c).await;
     let g = expect(
         app.call(mgr, "post", "/dialing-groups", Some(&json!({"name": crate::harness::unique("g")}))).await,
         201,

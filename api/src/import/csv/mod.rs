@@ -175,6 +175,10 @@ pub struct Options {
     /// ... (as many as the first record has) and the first record is data; a generic mapping
     /// names them so.
     pub has_header: bool,
+    /// The number column is normalised ([`validate::tel`]: hyphens, spaces and full-width digits
+    /// taken out) instead of taken as written ([`validate::lead_tel`]): for the phone book, where a
+    /// number only names a caller; a lead's number is dialled and is never changed silently.
+    pub normalise_tel: bool,
 }
 
 impl Default for Options {
@@ -187,6 +191,7 @@ impl Default for Options {
             tags: Vec::new(),
             delimiter: b',',
             has_header: true,
+            normalise_tel: false,
         }
     }
 }
@@ -431,10 +436,13 @@ impl<R: Read, E: FnMut(&str) -> bool> LeadReader<R, E> {
             let res = match *role {
                 Role::Name => validate::required_text("name", value, validate::NAME_MAX_CHARS).map(|v| lead.name = v),
                 Role::Kana => validate::required_text("kana", value, validate::NAME_MAX_CHARS).map(|v| lead.kana = v),
-                Role::Tel => validate::tel("tel", value).map(|v| {
-                    lead.tel = v;
-                    tel_ok = true;
-                }),
+                Role::Tel => {
+                    if self.opts.normalise_tel { validate::tel("tel", value) } else { validate::lead_tel("tel", value) }
+                        .map(|v| {
+                            lead.tel = v;
+                            tel_ok = true;
+                        })
+                }
                 Role::Remarks => {
                     validate::multiline_text("remarks", value, validate::REMARKS_MAX_CHARS).map(|v| lead.remarks = v)
                 }

@@ -25,24 +25,24 @@ const HEADER: &str = "name,kana,tel,remarks\r\n";
 fn every_spec_error_text_with_its_row() {
     let long = |n| "あ".repeat(n);
     let body = [
-        "山田太郎,ヤマダタロウ,03-1234-5678,メモ".to_string(), // 2 ok
-        ",ヤマダ,0311111111,".to_string(),                     // 3
-        "NULL,ヤマダ,0311111112,".to_string(),                 // 4
-        format!("{},ヤマダ,0311111113,", long(256)),           // 5
-        "山田,,0311111114,".to_string(),                       // 6
-        "山田,Null,0311111115,".to_string(),                   // 7
-        format!("山田,{},0311111116,", long(256)),             // 8
-        "山田,ヤマダ,,".to_string(),                           // 9
-        "山田,ヤマダ,null,".to_string(),                       // 10
-        "山田,ヤマダ,03-12x4,".to_string(),                    // 11
-        format!("山田,ヤマダ,0{},", "1".repeat(30)),           // 12
-        "山田,ヤマダ,312345678,".to_string(),                  // 13
-        "山田,ヤマダ,0312345678,".to_string(),                 // 14 dup of row 2
-        format!("山田,ヤマダ,0311111117,{}", long(1001)),      // 15
-        "山田,ヤマダ".to_string(),                             // 16
-        "山田,ヤマダ,0311111118,x,extra".to_string(),          // 17
-        format!("山田,ヤマダ,0311111119,{}", long(1000)),      // 18 ok
-        "山田,ヤマダ,0311111120,".to_string(),                 // 19 ok
+        "山田太郎,ヤマダタロウ,0312345678,メモ".to_string(), // 2 ok
+        ",ヤマダ,0311111111,".to_string(),                   // 3
+        "NULL,ヤマダ,0311111112,".to_string(),               // 4
+        format!("{},ヤマダ,0311111113,", long(256)),         // 5
+        "山田,,0311111114,".to_string(),                     // 6
+        "山田,Null,0311111115,".to_string(),                 // 7
+        format!("山田,{},0311111116,", long(256)),           // 8
+        "山田,ヤマダ,,".to_string(),                         // 9
+        "山田,ヤマダ,null,".to_string(),                     // 10
+        "山田,ヤマダ,03-12x4,".to_string(),                  // 11
+        format!("山田,ヤマダ,0{},", "1".repeat(30)),         // 12
+        "山田,ヤマダ,312345678,".to_string(),                // 13
+        "山田,ヤマダ,0312345678,".to_string(),               // 14 dup of row 2
+        format!("山田,ヤマダ,0311111117,{}", long(1001)),    // 15
+        "山田,ヤマダ".to_string(),                           // 16
+        "山田,ヤマダ,0311111118,x,extra".to_string(),        // 17
+        format!("山田,ヤマダ,0311111119,{}", long(1000)),    // 18 ok
+        "山田,ヤマダ,0311111120,".to_string(),               // 19 ok
     ]
     .join("\r\n");
     let rows = read(&format!("{HEADER}{body}\r\n")).unwrap();
@@ -87,7 +87,7 @@ fn several_errors_in_one_row_are_joined() {
 
 #[test]
 fn duplicates_against_batch_and_within_upload() {
-    let input = format!("{HEADER}a,ア,0311110000,\nb,イ,0322220000,\nc,ウ,03-2222-0000,\nd,エ,0333330000,\n");
+    let input = format!("{HEADER}a,ア,0311110000,\nb,イ,0322220000,\nc,ウ,0322220000,\nd,エ,0333330000,\n");
     let batch: HashSet<String> = ["0311110000".to_string()].into();
     let rows: Vec<_> = LeadReader::new(input.as_bytes(), Options::default(), |t: &str| batch.contains(t))
         .unwrap()
@@ -99,7 +99,7 @@ fn duplicates_against_batch_and_within_upload() {
     assert_eq!(rejected(&rows), vec![(2, "name:値がありません".into())]);
     // Allowed duplicates.
     let opts = Options { allow_duplicate_tels: true, ..Options::default() };
-    let rows = read_with(format!("{HEADER}a,ア,0311,\nb,イ,0311,\n").as_bytes(), opts).unwrap();
+    let rows = read_with(format!("{HEADER}a,ア,0311110001,\nb,イ,0311110001,\n").as_bytes(), opts).unwrap();
     assert_eq!(accepted(&rows).len(), 2);
 }
 
@@ -114,7 +114,7 @@ fn file_level_errors() {
     assert_eq!(read("name,kana,tell\na,b,0\n").unwrap_err().to_string(), "ヘッダーに不明なカラムがあります: tell");
     assert_eq!(read("name,kana,tel,Name\na,b,0,c\n").unwrap_err(), FileError::DuplicateColumn("Name".into()));
     // Header case and spaces do not matter; remarks is optional.
-    let rows = read(" Name ,KANA,Tel\na,b,0312\n").unwrap();
+    let rows = read(" Name ,KANA,Tel\na,b,0312345678\n").unwrap();
     assert_eq!(accepted(&rows).len(), 1);
 }
 
@@ -145,14 +145,14 @@ fn encodings_line_endings_and_quotes() {
     }
     // Blank lines are skipped but still counted in row numbers; a final
     // line without a newline is read.
-    let rows = read("name,kana,tel\n\na,b,01\r\n\r\nc,d,02").unwrap();
+    let rows = read("name,kana,tel\n\na,b,0100000001\r\n\r\nc,d,0200000002").unwrap();
     assert_eq!(accepted(&rows).iter().map(|r| r.row).collect::<Vec<_>>(), vec![3, 5]);
 }
 
 #[test]
 fn undecodable_and_too_large() {
-    let mut bytes = sjis("name,kana,tel\n山田,ヤマダ,01\n");
-    bytes.extend_from_slice(b"\xA0,b,02\n");
+    let mut bytes = sjis("name,kana,tel\n山田,ヤマダ,0100000001\n");
+    bytes.extend_from_slice(b"\xA0,b,0200000002\n");
     let items: Vec<_> = LeadReader::without_batch(&bytes[..], Options::default()).unwrap().collect();
     assert!(items[0].as_ref().unwrap().is_ok());
     assert_eq!(items.last().unwrap().as_ref().unwrap_err(), &FileError::Undecodable { line: 3 });
@@ -312,7 +312,7 @@ fn generic_import_with_every_field_kind() {
         ..Options::default()
     };
     let text = "氏名,電話番号,会社,金額,契約日,携帯,メール,詳細,プラン,性別,興味,郵便番号,メモ,未使用\n\
-        山田,03-1111-2222,ACME,\"1,200\",2024/4/1,090-1111-2222,a@b.jp,一\\n二,A,男,車|家,100-0001,m,x\n\
+        山田,0311112222,ACME,\"1,200\",2024/4/1,090-1111-2222,a@b.jp,一\\n二,A,男,車|家,100-0001,m,x\n\
         鈴木,0311112223,,abc,2024-02-30,12,bad,,C,他,船,1,,\n";
     let rows = read_with(&sjis(text), opts).unwrap();
     let ok = accepted(&rows);
@@ -363,7 +363,7 @@ fn generic_mapping_errors() {
         "カラム「a」が複数の項目に割り当てられています"
     );
     // Unmapped columns are ignored; tel rules apply to the mapped column.
-    let rows = read_with(b"a,b\n012,x\n12,y\n", g("a")).unwrap();
+    let rows = read_with(b"a,b\n0120000000,x\n120000000,y\n", g("a")).unwrap();
     assert_eq!(rejected(&rows), vec![(3, "tel:電話番号の先頭に0を入れてください".into())]);
 }
 
@@ -430,7 +430,7 @@ fn bom_only_is_empty_and_limit_mid_stream() {
 
 #[test]
 fn lf_and_crlf_give_the_same_rows_and_numbers() {
-    let lf = "name,kana,tel,remarks\na,ア,01,\"x\ny\"\n\nb,イ,02,z\n";
+    let lf = "name,kana,tel,remarks\na,ア,0100000001,\"x\ny\"\n\nb,イ,0200000002,z\n";
     let crlf = lf.replace('\n', "\r\n");
     let a = read(lf).unwrap();
     let b = read(&crlf).unwrap();
@@ -453,7 +453,7 @@ fn no_header_row_and_other_delimiters() {
         has_header: false,
         ..Options::default()
     };
-    let text = "山田\t03-1111-2222\t東京\r\n\t0311112223\t\r\n鈴木\t0311112224\r\n";
+    let text = "山田\t0311112222\t東京\r\n\t0311112223\t\r\n鈴木\t0311112224\r\n";
     let bytes = sjis(text);
     let mut reader = LeadReader::without_batch(&bytes[..], opts).unwrap();
     assert_eq!(reader.header(), ["列1", "列2", "列3"]);

@@ -105,6 +105,38 @@ pub fn tel(f: &str, raw: &str) -> Result<String, String> {
     Ok(digits)
 }
 
+/// The shortest number a lead may carry (BIZTEL §2.2: 半角数字のみ、9~30文字).
+pub const LEAD_TEL_MIN_CHARS: usize = 9;
+
+/// A lead's `tel` as BIZTEL §2.2 writes it: half-width digits only, 9 to 30 of them, a leading 0.
+/// Nothing is changed silently: a hyphen, a space or a full-width digit is refused with the seed's
+/// text, so the number dialled is the number the list holds. ([`tel`] still normalises where a
+/// number is typed to find or block one: searches, the do-not-call and inbound-block lists, the
+/// phone book, callbacks, custom phone fields, caller IDs; there a number written any way must
+/// still match.)
+pub fn lead_tel(f: &str, raw: &str) -> Result<String, String> {
+    let v = raw.trim();
+    if v.is_empty() {
+        return Err(msg_empty(f));
+    }
+    if is_null(v) {
+        return Err(msg_null(f));
+    }
+    if !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{f}:書式が正しくありません"));
+    }
+    if v.len() > TEL_MAX_CHARS {
+        return Err(msg_len(f, TEL_MAX_CHARS));
+    }
+    if v.len() < LEAD_TEL_MIN_CHARS {
+        return Err(format!("{f}:{LEAD_TEL_MIN_CHARS}文字から{TEL_MAX_CHARS}文字までにしてください"));
+    }
+    if !v.starts_with('0') {
+        return Err(format!("{f}:電話番号の先頭に0を入れてください"));
+    }
+    Ok(v.to_string())
+}
+
 /// Type of a tenant custom field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -265,6 +297,20 @@ fn postal(v: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn lead_tel_rules_change_nothing_silently() {
+        assert_eq!(lead_tel("tel", " 0312345678 "), Ok("0312345678".into()));
+        assert_eq!(lead_tel("tel", "03-1234-5678"), Err("tel:書式が正しくありません".into()));
+        assert_eq!(lead_tel("tel", "０３１２３４５６７８"), Err("tel:書式が正しくありません".into()));
+        assert_eq!(lead_tel("tel", "03 1234 5678"), Err("tel:書式が正しくありません".into()));
+        assert_eq!(lead_tel("tel", &"0".repeat(31)), Err("tel:1文字から30文字までにしてください".into()));
+        assert_eq!(lead_tel("tel", "03123456"), Err("tel:9文字から30文字までにしてください".into()));
+        assert_eq!(lead_tel("tel", "031234567"), Ok("031234567".into()));
+        assert_eq!(lead_tel("tel", &"0".repeat(30)), Ok("0".repeat(30)));
+        assert_eq!(lead_tel("tel", "312345678"), Err("tel:電話番号の先頭に0を入れてください".into()));
+        assert_eq!(lead_tel("tel", "null"), Err("tel:'null'は利用できない文字です".into()));
+    }
 
     #[test]
     fn tel_rules() {
