@@ -76,13 +76,7 @@ fn is_tel_separator(c: char) -> bool {
 /// spaces, hyphens/dashes and parentheses removed; a leading `+81` (or
 /// `＋81`) becomes `0`. Then: digits only, 1..=30 digits, leading `0`.
 pub fn tel(f: &str, raw: &str) -> Result<String, String> {
-    let v = raw.trim();
-    if v.is_empty() {
-        return Err(msg_empty(f));
-    }
-    if is_null(v) {
-        return Err(msg_null(f));
-    }
+    let v = given(f, raw)?;
     if v.len() <= TEL_MAX_CHARS && v.starts_with('0') && v.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(v.to_string()); // Fast path: already normalised.
     }
@@ -105,6 +99,18 @@ pub fn tel(f: &str, raw: &str) -> Result<String, String> {
     Ok(digits)
 }
 
+/// The trimmed value, or the seed's text for an empty one or `null`.
+fn given<'a>(f: &str, raw: &'a str) -> Result<&'a str, String> {
+    let v = raw.trim();
+    if v.is_empty() {
+        return Err(msg_empty(f));
+    }
+    if is_null(v) {
+        return Err(msg_null(f));
+    }
+    Ok(v)
+}
+
 /// The shortest number a lead may carry (BIZTEL §2.2: 半角数字のみ、9~30文字).
 pub const LEAD_TEL_MIN_CHARS: usize = 9;
 
@@ -115,13 +121,7 @@ pub const LEAD_TEL_MIN_CHARS: usize = 9;
 /// phone book, callbacks, custom phone fields, caller IDs; there a number written any way must
 /// still match.)
 pub fn lead_tel(f: &str, raw: &str) -> Result<String, String> {
-    let v = raw.trim();
-    if v.is_empty() {
-        return Err(msg_empty(f));
-    }
-    if is_null(v) {
-        return Err(msg_null(f));
-    }
+    let v = given(f, raw)?;
     if !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("{f}:書式が正しくありません"));
     }
