@@ -69,7 +69,10 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             "Tenant",
             json!({"type": "object", "required": ["id", "code", "name", "time_zone", "history_retention_days", "recording_quota_bytes", "session_ttl_minutes", "created_at"], "properties": {
             "id": {"type": "integer"}, "code": {"type": "string"}, "name": {"type": "string"}, "time_zone": {"type": "string"},
-            "history_retention_days": {"type": "integer"}, "recording_quota_bytes": {"type": "integer"}, "created_at": {"type": "integer", "description": "Unix ms"}}}),
+            "history_retention_days": {"type": "integer"}, "recording_quota_bytes": {"type": "integer"},
+            "session_ttl_minutes": {"type": "integer"},
+            "closed_on_national_holidays": {"type": "boolean", "description": "Japan's national holidays are closed days (休業日) for call jobs."},
+            "created_at": {"type": "integer", "description": "Unix ms"}}}),
         ),
         (
             "TenantUpdate",
@@ -79,7 +82,8 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             "history_retention_days": {"type": "integer", "minimum": store::tenancy::RETENTION_MIN_DAYS, "maximum": store::tenancy::RETENTION_MAX_DAYS, "description": "履歴保持期間 R in days."},
             "recording_quota_bytes": {"type": "integer", "minimum": 0},
             "session_ttl_minutes": {"type": "integer", "minimum": store::tenancy::SESSION_TTL_MIN_MINUTES, "maximum": store::tenancy::SESSION_TTL_MAX_MINUTES,
-                "description": "Lifetime of the tokens a login hands out, in minutes (default 720 = 12 h); tokens already handed out keep theirs."}}}),
+                "description": "Lifetime of the tokens a login hands out, in minutes (default 720 = 12 h); tokens already handed out keep theirs."},
+            "closed_on_national_holidays": {"type": "boolean", "description": "Japan's national holidays are closed days (休業日): no call job starts or dials on them (default true). The tenant's own closed dates are /closed-days."}}}),
         ),
         (
             "Members",
@@ -324,6 +328,7 @@ pub struct TenantBody {
     history_retention_days: Option<i64>,
     recording_quota_bytes: Option<i64>,
     session_ttl_minutes: Option<i64>,
+    closed_on_national_holidays: Option<bool>,
 }
 
 async fn patch_tenant(
@@ -345,6 +350,13 @@ async fn patch_tenant(
             return Err(ApiError::invalid("time_zone", "time_zone: an IANA zone such as Asia/Tokyo"));
         }
         sqlx::query("UPDATE tenants SET time_zone = $1 WHERE id = $2").bind(tz).bind(t).execute(pool).await?;
+    }
+    if let Some(on) = b.closed_on_national_holidays {
+        sqlx::query("UPDATE tenants SET closed_on_national_holidays = $1 WHERE id = $2")
+            .bind(i64::from(on))
+            .bind(t)
+            .execute(pool)
+            .await?;
     }
     if let Some(r) = b.history_retention_days {
         use store::tenancy::{RETENTION_MAX_DAYS as MAX, RETENTION_MIN_DAYS as MIN};
@@ -534,6 +546,10 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
                     to.unwrap_or_default()
                 ),
             ));
+        }
+        // Closed days (休業日): the national holidays the tenant keeps and its own closed dates.
+        if let Some(why) = store::tenancy::closed_day(&ctx.st.db, ctx.tenant(), today).await? {
+            return Err(ApiError::conflict("closed_day", format!("today ({today}) is a closed day: {why}")));
         }
         let (bs, be): (String, String) = (row.try_get("business_start")?, row.try_get("business_end")?);
         if !may_start(local, &bs, &be) {

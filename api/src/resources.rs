@@ -243,6 +243,28 @@ pub static PAUSE_REASONS: Spec = Spec {
     hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
+pub static CLOSED_DAYS: Spec = Spec {
+    schema: "ClosedDay",
+    path: "/closed-days",
+    table: "closed_days",
+    tag: "dialing",
+    doc: "休業日: the tenant's own closed dates (year-end, company holidays), besides Japan's national holidays (tenant setting closed_on_national_holidays). No call job starts or dials on a closed day.",
+    fields: &[
+        Field::new("day", Ty::Date, "The closed date, in the tenant's zone.").req().filter().sort(),
+        Field::new("name", Ty::Text { min: 0, max: 100 }, "Why, e.g. 年末年始.").search(),
+        CREATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op],
+    write: MGR,
+    delete: MGR,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+};
+
 pub static PHONES: Spec = Spec {
     schema: "Phone",
     path: "/phones",
@@ -1219,6 +1241,7 @@ pub static ALL_SPECS: &[&Spec] = &[
     &RESULT_CODES,
     &DIALING_GROUPS,
     &PAUSE_REASONS,
+    &CLOSED_DAYS,
     &PHONES,
     &CALLER_IDS,
     &BATCHES,

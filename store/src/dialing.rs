@@ -32,6 +32,10 @@ pub struct RunningJob {
     pub business_end: String,
     pub abandon_target_pct: f64,
     pub campaign_enabled: bool,
+    /// The tenant keeps Japan's national holidays closed (休業日).
+    pub national_holidays: bool,
+    /// The tenant's own closed dates (`YYYY-MM-DD`) from yesterday to a week ahead, as read.
+    pub closed_days: Vec<String>,
 }
 
 /// Every running call job (of every tenant), oldest first.
@@ -50,7 +54,7 @@ async fn running_jobs_where(db: &Db, tenant_id: Option<i64>) -> Result<Vec<Runni
                 j.phone_type, j.attempts_min, j.attempts_max, j.last_attempt_from, j.last_attempt_to,
                 c.caller_id AS campaign_caller_id, c.withhold_caller_id, c.mode, c.dial_ratio, c.max_channels,
                 c.ring_timeout_s, c.agent_wait_timeout_s, c.waiting_audio, c.dtmf_result_entry,
-                c.business_start, c.business_end, c.abandon_target_pct, c.enabled, t.time_zone
+                c.business_start, c.business_end, c.abandon_target_pct, c.enabled, t.time_zone, t.closed_on_national_holidays
          FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
          JOIN tenants t ON t.id = j.tenant_id
          WHERE j.status = 'running'{} ORDER BY j.started_at, j.id",
@@ -62,7 +66,18 @@ async fn running_jobs_where(db: &Db, tenant_id: Option<i64>) -> Result<Vec<Runni
     }
     let rows = q.fetch_all(&db.pool).await?;
     let mut out = Vec::with_capacity(rows.len());
+    let mut closed: HashMap<i64, Vec<String>> = HashMap::new();
     for r in rows {
+        let tenant: i64 = r.try_get("tenant_id")?;
+        let zone: String = r.try_get("time_zone")?;
+        if !closed.contains_key(&tenant) {
+            let today = crate::tenancy::local_date(
+                crate::tenancy::parse_tz(&zone).unwrap_or(chrono_tz::Asia::Tokyo),
+                crate::now_ms(),
+            );
+            let (from, to) = (today - chrono::Days::new(1), today + chrono::Days::new(8));
+            closed.insert(tenant, crate::tenancy::closing(db, tenant, from, to).await?.1);
+        }
         let withhold = r.try_get::<i64, _>("withhold_caller_id")? != 0;
         let job_cid: Option<String> = r.try_get("job_caller_id")?;
         let camp_cid: Option<String> = r.try_get("campaign_caller_id")?;
@@ -99,6 +114,8 @@ async fn running_jobs_where(db: &Db, tenant_id: Option<i64>) -> Result<Vec<Runni
             business_end: r.try_get("business_end")?,
             abandon_target_pct: r.try_get("abandon_target_pct")?,
             campaign_enabled: r.try_get::<i64, _>("enabled")? != 0,
+            national_holidays: r.try_get::<i64, _>("closed_on_national_holidays")? != 0,
+            closed_days: closed.get(&tenant).cloned().unwrap_or_default(),
         });
     }
     Ok(out)

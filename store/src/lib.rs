@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod batch_dates;
+pub mod calendar;
 pub mod desktop;
 pub mod dialing;
 pub mod leads;

@@ -38,6 +38,8 @@ pub async fn ensure_demo_tenant(db: &Db, now_ms: i64) -> Result<DemoLogin> {
             id
         }
     };
+    // The demo floor works every day, national holidays included (a setting of the tenant).
+    tenancy::set_national_holidays(db, tenant_id, false).await?;
     let password = accounts::random_password();
     let user = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND login = $2")
         .bind(tenant_id)

@@ -17,6 +17,8 @@ pub struct Tenant {
     pub recording_quota_bytes: i64,
     /// The lifetime of the bearer tokens a login hands out, in minutes (default 720 = 12 h).
     pub session_ttl_minutes: i64,
+    /// Japan's national holidays are closed days (休業日) for the tenant's call jobs (default on).
+    pub closed_on_national_holidays: bool,
     pub created_at: i64,
 }
 
@@ -27,6 +29,16 @@ pub const SESSION_TTL_MAX_MINUTES: i64 = 30 * 24 * 60;
 /// Retention bounds: R >= 91, the seed's shortest (BIZTEL §1.2 example 2: a one-day batch, end = start).
 pub const RETENTION_MIN_DAYS: i64 = 91;
 pub const RETENTION_MAX_DAYS: i64 = 3650;
+
+/// Whether Japan's national holidays are closed days for the tenant's call jobs.
+pub async fn set_national_holidays(db: &Db, tenant_id: i64, closed: bool) -> Result<()> {
+    sqlx::query("UPDATE tenants SET closed_on_national_holidays = $1 WHERE id = $2")
+        .bind(i64::from(closed))
+        .bind(tenant_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
 
 pub async fn create_tenant(db: &Db, code: &str, name: &str, time_zone: &str, now_ms: i64) -> Result<i64> {
     if parse_tz(time_zone).is_none() {
@@ -45,7 +57,8 @@ pub async fn create_tenant(db: &Db, code: &str, name: &str, time_zone: &str, now
 
 pub async fn get_tenant(db: &Db, id: i64) -> Result<Tenant> {
     let r = sqlx::query(
-        "SELECT id, code, name, time_zone, history_retention_days, recording_quota_bytes, session_ttl_minutes, created_at
+        "SELECT id, code, name, time_zone, history_retention_days, recording_quota_bytes, session_ttl_minutes,
+                closed_on_national_holidays, created_at
          FROM tenants WHERE id = $1",
     )
     .bind(id)
@@ -59,8 +72,35 @@ pub async fn get_tenant(db: &Db, id: i64) -> Result<Tenant> {
         history_retention_days: r.try_get("history_retention_days")?,
         recording_quota_bytes: r.try_get("recording_quota_bytes")?,
         session_ttl_minutes: r.try_get("session_ttl_minutes")?,
+        closed_on_national_holidays: r.try_get::<i64, _>("closed_on_national_holidays")? != 0,
         created_at: r.try_get("created_at")?,
     })
+}
+
+/// Why `day` is closed for the tenant's call jobs (a holiday's name, or the tenant's closed date),
+/// or `None` on a working day.
+pub async fn closed_day(db: &Db, tenant_id: i64, day: NaiveDate) -> Result<Option<String>> {
+    let (national, own) = closing(db, tenant_id, day, day).await?;
+    Ok(crate::calendar::is_closed(day, national, &own))
+}
+
+/// The tenant's holiday switch and its own closed dates from `from` to `to` (at most a year).
+pub async fn closing(db: &Db, tenant_id: i64, from: NaiveDate, to: NaiveDate) -> Result<(bool, Vec<String>)> {
+    let national = sqlx::query("SELECT closed_on_national_holidays FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get::<i64, _>("closed_on_national_holidays")?
+        != 0;
+    let rows = sqlx::query(
+        "SELECT day FROM closed_days WHERE tenant_id = $1 AND day >= $2 AND day <= $3 ORDER BY day LIMIT 366",
+    )
+    .bind(tenant_id)
+    .bind(from.to_string())
+    .bind(to.to_string())
+    .fetch_all(&db.pool)
+    .await?;
+    Ok((national, rows.iter().map(|r| r.try_get("day")).collect::<std::result::Result<_, _>>()?))
 }
 
 pub fn parse_tz(name: &str) -> Option<Tz> {

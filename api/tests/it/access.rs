@@ -33,6 +33,7 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     post("/dnc-numbers", json!({"number": "0399998888"})).await;
     post("/inbound-blocks", json!({"number": "0399997777"})).await;
     post("/phone-book", json!({"number": "0399996666", "name": "fx"})).await;
+    post("/closed-days", json!({"day": "2030-12-31", "name": "fx"})).await;
     post(
         "/recalls",
         json!({"lead_id": lead, "due_at": "2030-01-01T09:00:00+09:00", "agent_user_id": t.user(Role::Op)}),
@@ -144,6 +145,10 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
             json!({"campaign_id": fx["/campaigns"], "dialing_group_id": fx["/dialing-groups"], "name": name, "list_ids": [fx["/lists"]]})
         }
         ("post", "/phone-book") => json!({"number": tel, "name": name}),
+        ("post", "/closed-days") => {
+            let day = chrono::NaiveDate::from_ymd_opt(2031, 1, 1).unwrap() + chrono::Days::new(n);
+            json!({"day": day.to_string(), "name": name})
+        }
         ("post", "/callbacks") => json!({"call_id": fx["/call-records"]}),
         ("patch", p) if p.starts_with("/callbacks/") => json!({"memo": name}),
         ("post", p) if p.ends_with("/assign") => json!({}),

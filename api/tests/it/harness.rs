@@ -127,6 +127,8 @@ impl TestApp {
     pub async fn tenant(&self, code: &str) -> Tenant {
         let now = store::now_ms();
         let id = store::tenancy::create_tenant(&self.db, code, code, "Asia/Tokyo", now).await.expect("tenant");
+        // Tests run on any day: a national holiday must not close their floors.
+        store::tenancy::set_national_holidays(&self.db, id, false).await.expect("holidays");
         let mut users = HashMap::new();
         for role in Role::ALL {
             let login = role.as_str().to_ascii_lowercase();

@@ -300,6 +300,19 @@ pub async fn call_job_rules_of_the_seeds(app: TestApp) {
     assert_eq!(store::leads::next_dialable(&app.db, t.id, j, &f, store::now_ms(), 10).await.unwrap().len(), 2);
     let period = json!({"start_date": day(-60), "end_date": day(30)});
     expect(app.call(mgr, "patch", &format!("/batches/{batch}"), Some(&period)).await, 200);
+
+    // A closed day (休業日) of the tenant: refused, naming it; an SV may not add one.
+    let closed = json!({"day": day(0), "name": "創立記念日"});
+    expect(app.call(t.token(Role::Sv), "post", "/closed-days", Some(&closed)).await, 403);
+    let c = expect(app.call(mgr, "post", "/closed-days", Some(&closed)).await, 201)["id"].as_i64().unwrap();
+    expect(app.call(mgr, "post", "/closed-days", Some(&closed)).await, 409);
+    let e = expect(start(j).await, 409);
+    assert_eq!(e["error"]["code"], "closed_day");
+    assert!(e["error"]["message"].as_str().unwrap().contains(&day(0)), "{e}");
+    expect(app.call(mgr, "delete", &format!("/closed-days/{c}"), None).await, 204);
+    let ten = expect(app.call(mgr, "patch", "/tenant", Some(&json!({"closed_on_national_holidays": true}))).await, 200);
+    assert_eq!(ten["closed_on_national_holidays"], true);
+    expect(app.call(mgr, "patch", "/tenant", Some(&json!({"closed_on_national_holidays": false}))).await, 200);
     assert_eq!(expect(start(j).await, 200)["status"], "running");
 
     // 連絡事項 up to 500 characters, shown to the job's agents; job names up to 60; batch memo 500.

@@ -19,6 +19,8 @@
 //! - Business hours (予約 From/To in the tenant's zone): launches only inside them; a job started
 //!   early waits; at the end the job stops (written `stopped`), and calls in progress finish.
 //! - A batch's period (実施期間): only leads of batches whose period holds the tenant's date.
+//! - Closed days (休業日): no launch on Japan's national holidays (unless the tenant turns them
+//!   off) nor on the tenant's own closed dates, as outside business hours.
 //! - Channel limits: launches never exceed the campaign's 最大チャンネル nor a caller ID's limit (the
 //!   pacer's answer is capped before any lead is touched, counting the dials being prepared).
 //! - The same number is never dialled twice at once within the tenant: one prepare at a time per
@@ -1377,10 +1379,14 @@ pub fn business_end_after_start(job: &RunningJob) -> Option<u64> {
     u64::try_from(at.timestamp_millis()).ok()
 }
 
-/// Whether `now` is inside the campaign's business hours in the tenant's zone.
+/// Whether `now` is inside the campaign's business hours in the tenant's zone, on a day the tenant
+/// is open (not a national holiday it keeps, not one of its closed dates).
 pub fn in_business_hours(job: &RunningJob, now_ms: u64) -> bool {
     let tz = store::tenancy::parse_tz(&job.time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
     let local = chrono::DateTime::from_timestamp_millis(i(now_ms)).unwrap_or_default().with_timezone(&tz);
+    if store::calendar::is_closed(local.date_naive(), job.national_holidays, &job.closed_days).is_some() {
+        return false;
+    }
     let minute = local.hour() * 60 + local.minute();
     let parse = |s: &str| -> Option<u32> {
         let (h, m) = s.split_once(':')?;

@@ -123,6 +123,8 @@ fn running_job(job_id: i64, campaign: i64, mode: &str, max_channels: i64) -> Run
         business_end: "18:00".into(),
         abandon_target_pct: 3.0,
         campaign_enabled: true,
+        national_holidays: true,
+        closed_days: Vec::new(),
     }
 }
 
@@ -627,6 +629,25 @@ fn dials_only_within_business_hours_and_calls_in_progress_finish() {
         .collect();
     assert_eq!(ends, vec![(1, "stopped")], "the job stops at business end");
     assert!(sim.results().values().all(|r| *r != "stopped"), "no call in progress was cut: {:?}", sim.results());
+}
+
+#[test]
+fn no_dial_on_a_closed_day() {
+    let mut job = running_job(1, 10, "progressive", 10);
+    // 2026-12-07, the day of T0: one of the tenant's own closed dates.
+    job.closed_days = vec!["2026-12-07".into()];
+    let mut sim = Sim::new(vec![(job.clone(), 20)]);
+    sim.agents_ready(10, &[1]);
+    sim.run_for(30 * 60_000);
+    assert!(sim.dialled.is_empty(), "dialled on a closed day");
+    // National holidays count where the tenant keeps them: 2026-11-03 (文化の日).
+    let holiday = T0_UNIX_MS - 34 * 86_400_000;
+    assert!(!dialer::engine::core::in_business_hours(&job, holiday));
+    job.closed_days.clear();
+    assert!(dialer::engine::core::in_business_hours(&job, T0_UNIX_MS));
+    assert!(!dialer::engine::core::in_business_hours(&job, holiday));
+    job.national_holidays = false;
+    assert!(dialer::engine::core::in_business_hours(&job, holiday));
 }
 
 #[test]

@@ -108,6 +108,8 @@ impl Floor {
         let now = store::now_ms();
         let code = format!("f{}{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
         let tenant = store::tenancy::create_tenant(&db, &code, "floor", "Asia/Tokyo", now).await.expect("tenant");
+        // Tests run on any day: a national holiday must not close their floors.
+        store::tenancy::set_national_holidays(&db, tenant, false).await.expect("holidays");
         let realm = format!("{code}.kakeru");
         let t = tenant;
         let group = insert(

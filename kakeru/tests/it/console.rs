@@ -76,6 +76,8 @@ async fn a_manager_builds_a_floor_in_the_console_and_the_agents_work_it() {
     // From nothing: the tenant and its first users (as `kakeru tenant` makes them).
     let tenant =
         store::tenancy::create_tenant(&db, TENANT, "秋葉コールセンター", "Asia/Tokyo", now).await.expect("tenant");
+    // The test runs on any day: a national holiday must not close its floor.
+    store::tenancy::set_national_holidays(&db, tenant, false).await.expect("holidays");
     let mut sv_id = 0;
     for (role, (login, password)) in [(Role::Mgr, MGR), (Role::Sv, SV)] {
         let id = store::accounts::create_user(

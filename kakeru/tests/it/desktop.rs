@@ -180,6 +180,8 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     let db = node.db().clone();
     let now = store::now_ms();
     let t = store::tenancy::create_tenant(&db, "desk", "デスク株式会社", "Asia/Tokyo", now).await.expect("tenant");
+    // The test runs on any day: a national holiday must not close its floor.
+    store::tenancy::set_national_holidays(&db, t, false).await.expect("holidays");
     let user = |login: &'static str, name: &'static str, role| store::accounts::NewUser {
         tenant_id: t,
         login,

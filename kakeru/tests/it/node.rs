@@ -69,6 +69,8 @@ impl Api {
             .await["id"]
             .as_i64()
             .expect("op id");
+        // The test runs on any day: a national holiday must not close its floor.
+        self.ok(m, "PATCH", "/tenant", Some(json!({"closed_on_national_holidays": false})), 200).await;
         self.ok(
             m,
             "POST",

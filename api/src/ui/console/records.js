@@ -199,6 +199,7 @@ export async function renderTenant(view) {
   row('time_zone', tt('ten.time_zone'), el('input', { value: ten.time_zone, maxlength: 64 }));
   row('history_retention_days', tt('ten.retention'), el('input', { type: 'number', min: 91, max: 3650, value: ten.history_retention_days }), tt('ten.retention_help'));
   row('recording_quota_bytes', tt('ten.quota'), el('input', { type: 'number', min: 0, step: 'any', value: ten.recording_quota_bytes / 1e9 }), tt('ten.quota_help'));
+  row('closed_on_national_holidays', tt('ten.holidays'), el('input', { type: 'checkbox', checked: ten.closed_on_national_holidays }), tt('ten.holidays_help'));
   row('session_ttl_minutes', tt('ten.session_ttl'), el('input', { type: 'number', min: 5, max: 43200, value: ten.session_ttl_minutes }), tt('ten.session_ttl_help'));
   const problem = el('p', { class: 'error', role: 'alert' });
   form.append(problem);
@@ -213,6 +214,7 @@ export async function renderTenant(view) {
       history_retention_days: Number(inputs.history_retention_days.input.value),
       recording_quota_bytes: Math.round(Number(inputs.recording_quota_bytes.input.value) * 1e9),
       session_ttl_minutes: Number(inputs.session_ttl_minutes.input.value),
+      closed_on_national_holidays: inputs.closed_on_national_holidays.input.checked,
     };
     if (!(await confirm(tt('confirm_save')))) return;
     try {
