@@ -2,6 +2,7 @@
 //! 30-day grid is a benchmark (`--grid`), not a test.
 
 mod binary;
+mod control;
 
 use bench::pacing::{compliant, make_pacer, report, run_policy, run_reports, simulate, PacingArgs, SimConfig};
 use clap::Parser;
