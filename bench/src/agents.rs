@@ -1,4 +1,4 @@
-//! `kakeru bench agents`: the agents' push channel under load. One API process (its agent hub
+//! `kakeru-bench agents`: the agents' push channel under load. One API process (its agent hub
 //! following `agent:events`), the control service and N agents' SSE clients (Rust, the simulated
 //! agents' client, `sim::sse`), all over the in-process bus and a SQLite file. The generator offers
 //! `--rate` state changes a second in all (pause, then ready again, per agent in turn), each

@@ -4,5 +4,6 @@ pub mod logins;
 pub mod media;
 pub mod opus;
 pub mod pacing;
+pub mod scratch;
 pub mod sip;
 pub mod storage;

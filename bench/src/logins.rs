@@ -1,4 +1,4 @@
-//! `kakeru bench logins`: issue 18's attacks on one `kakeru api` process (this binary, started as
+//! `kakeru-bench logins`: issue 18's attacks on one `kakeru api` process (the `kakeru` binary beside this one, started as
 //! a child on a SQLite file, with its default limits): wrong passwords for one account from ten
 //! source addresses (127.0.0.11-20), while another tenant's MGR keeps calling the API and its
 //! latency is measured; the process's memory (VmHWM, VmRSS) is read from /proc. Then slow
@@ -60,7 +60,7 @@ impl Drop for ApiProcess {
 fn start_api() -> anyhow::Result<ApiProcess> {
     let dir = tempfile::tempdir()?;
     let db_url = format!("sqlite:{}/bench.db", dir.path().display());
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut child = Command::new(kakeru_binary()?)
         .args(["api", "--listen", "127.0.0.1:0", "--seed-demo"])
         .env("DATABASE_URL", &db_url)
         .env("RUST_LOG", "warn")
@@ -173,7 +173,7 @@ pub async fn run(args: &LoginsArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
 
     // The other tenant, and a second MGR of the demo tenant who reads the lock afterwards.
-    let out = Command::new(std::env::current_exe()?)
+    let out = Command::new(kakeru_binary()?)
         .args(["tenant", "--code", "other", "--name", "other"])
         .env("DATABASE_URL", &api.db_url)
         .env("RUST_LOG", "warn")
@@ -340,4 +340,12 @@ pub async fn run(args: &LoginsArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
+}
+
+/// The production binary beside this one (`cargo build --release -p kakeru -p bench` builds both).
+fn kakeru_binary() -> anyhow::Result<std::path::PathBuf> {
+    let me = std::env::current_exe()?;
+    let bin = me.with_file_name("kakeru");
+    anyhow::ensure!(bin.exists(), "{} is missing: build it with `cargo build --release -p kakeru`", bin.display());
+    Ok(bin)
 }

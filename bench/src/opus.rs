@@ -1,10 +1,10 @@
-//! `kakeru bench opus`: the Opus archive pool's throughput, in call-minutes encoded per
+//! `kakeru-bench opus`: the Opus archive pool's throughput, in call-minutes encoded per
 //! core-second (the figure that sizes the encoder cores beside the relay cores).
 //!
 //! The bench writes `--recordings` stereo G.711 recordings of `--minutes` each through the
 //! relay's own [`RecordingWriter`] (a conversation: customer and agent take turns, speech-like
 //! bursts of harmonics under a syllable envelope, with line noise), then hands them all to the
-//! archive's encoder [`media::archive::pool::Pool`] (`--workers` threads pinned to `--cores`),
+//! archive's encoder [`media_archive::pool::Pool`] (`--workers` threads pinned to `--cores`),
 //! and measures the wall time, the workers' CPU time and the Opus bytes per call-minute.
 //!
 //! [`RecordingWriter`]: media::recording::RecordingWriter
@@ -20,7 +20,7 @@ use {
     std::time::Instant,
 };
 
-/// Arguments of `kakeru bench opus`.
+/// Arguments of `kakeru-bench opus`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OpusArgs {
     /// Recordings to encode.
@@ -144,8 +144,8 @@ fn measure(_args: &OpusArgs) -> anyhow::Result<OpusRun> {
 
 #[cfg(feature = "opus")]
 fn measure(args: &OpusArgs) -> anyhow::Result<OpusRun> {
-    use media::archive::pool::{Job, Pool};
-    use media::archive::Outcome;
+    use media_archive::pool::{Job, Pool};
+    use media_archive::Outcome;
 
     let dir = tempfile::tempdir()?;
     let frames = (args.minutes * 60.0 * 50.0).round().max(1.0) as u64;

@@ -1,4 +1,4 @@
-//! `kakeru bench sip`: call set-ups a second on one dialer shard, against Debian's sipp as the UAS.
+//! `kakeru-bench sip`: call set-ups a second on one dialer shard, against Debian's sipp as the UAS.
 //!
 //! One [`SipShard`] (the very shard app `kakeru dialer` runs: a [`CallControl`] on a media shard,
 //! its SIP socket from [`bind_sip_socket`]) is pinned to `--core`; sipp's built-in `uas` scenario
@@ -28,12 +28,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use ::media::driver::{self, ShardConfig, ShardHandle};
-use ::media::shard::{Control, Report, ShardApp, ShardCtx};
 use ::media::SocketId;
 use anyhow::{bail, Context};
 use dialer::calls::{self, CallControl, CallEvent, Command, DialCustomer, EndCause, Party};
 use dialer::engine::shard::{bind_sip_socket, ShardOutput, SipShard};
+use media_driver::shard::{Input, Report, ShardApp, ShardCtx};
+use media_driver::{self as driver, ShardConfig, ShardHandle};
 use serde::Serialize;
 
 /// A call still ringing this long is CANCELled (and counted failed).
@@ -44,7 +44,7 @@ const DRAIN: Duration = Duration::from_secs(15);
 /// socket, so the file descriptor limit matters too).
 const MAX_HOLD: usize = 15_000;
 
-/// Arguments of `kakeru bench sip`.
+/// Arguments of `kakeru-bench sip`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SipArgs {
     /// Seconds of the rate phase.
@@ -228,6 +228,8 @@ struct Counted {
 }
 
 impl ShardApp for Counted {
+    type Message = Command;
+
     fn handle_datagram(
         &mut self,
         now: Instant,
@@ -244,7 +246,7 @@ impl ShardApp for Counted {
         self.inner.handle_datagram(now, socket, from, data, ctx);
     }
 
-    fn handle_message(&mut self, now: Instant, message: Box<dyn std::any::Any + Send>, ctx: &mut ShardCtx<'_>) {
+    fn handle_message(&mut self, now: Instant, message: Command, ctx: &mut ShardCtx<'_>) {
         self.inner.handle_message(now, message, ctx);
     }
 
@@ -263,7 +265,7 @@ impl ShardApp for Counted {
 
 /// The bench's end of the shard.
 struct Dialer {
-    shard: ShardHandle,
+    shard: ShardHandle<Command>,
     events: std_mpsc::Receiver<(Instant, CallEvent)>,
     bye_ok: Arc<AtomicU64>,
     next_call: u64,
@@ -282,9 +284,8 @@ impl Dialer {
             bye_answered: HashSet::new(),
             bye_ok: bye_ok.clone(),
         };
-        let shard =
-            driver::spawn_with_app(ShardConfig { index: 0, core: Some(core), ..ShardConfig::default() }, Box::new(app))
-                .context("start the dialer shard")?;
+        let shard = driver::spawn_with_app(ShardConfig { index: 0, core: Some(core), ..ShardConfig::default() }, app)
+            .context("start the dialer shard")?;
         // Each event is stamped when it reaches the bench side of the channel.
         let (fwd, events) = std_mpsc::channel();
         std::thread::Builder::new().name("bench-sip-events".into()).spawn(move || {
@@ -302,7 +303,7 @@ impl Dialer {
 
     fn send(&self, cmd: Command) -> anyhow::Result<()> {
         self.shard
-            .send_timeout(Control::App(Box::new(cmd)), Duration::from_secs(5))
+            .send_timeout(Input::App(cmd), Duration::from_secs(5))
             .map_err(|e| anyhow::anyhow!("the dialer shard took no command: {e}"))
     }
 
@@ -575,7 +576,7 @@ pub fn measure(args: &SipArgs) -> anyhow::Result<SipReport> {
     })
 }
 
-/// `kakeru bench sip`.
+/// `kakeru-bench sip`.
 pub fn run(args: &SipArgs) -> anyhow::Result<()> {
     let r = measure(args)?;
     if args.json {

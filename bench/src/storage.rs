@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use store::sqlx::{self, Connection, Row};
+use store::sqlx::{self, Row};
+
+use crate::scratch::Scratch;
 use store::Db;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -57,33 +59,12 @@ fn backends(which: &str) -> anyhow::Result<Vec<&'static str>> {
     })
 }
 
-/// A scratch database; the SQLite directory or the PostgreSQL database is removed on drop of
-/// the returned guard (PostgreSQL: dropped by [`Scratch::finish`]).
-struct Scratch {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
 impl Scratch {
     async fn new(backend: &str, pg_url: &str) -> anyhow::Result<Scratch> {
         if backend == "sqlite" {
-            let dir = tempfile::tempdir()?;
-            return Ok(Scratch { url: format!("sqlite:{}/bench.db", dir.path().display()), _dir: Some(dir), pg: None });
-        }
-        let name = format!("kakeru_bench_{}_{}", std::process::id(), rand::random::<u32>());
-        let mut c = sqlx::postgres::PgConnection::connect(pg_url).await.context("PostgreSQL for the bench")?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await?;
-        let base = pg_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(pg_url);
-        Ok(Scratch { url: format!("{base}/{name}"), _dir: None, pg: Some((pg_url.to_string(), name)) })
-    }
-
-    async fn finish(self, db: Db) {
-        db.pool.close().await;
-        if let Some((admin, name)) = &self.pg {
-            if let Ok(mut c) = sqlx::postgres::PgConnection::connect(admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut c).await;
-            }
+            Scratch::temporary_sqlite()
+        } else {
+            Scratch::postgres(pg_url).await
         }
     }
 }
@@ -161,7 +142,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// `kakeru bench import`: end to end through the HTTP API (upload, spool, parse, one transaction).
+/// `kakeru-bench import`: end to end through the HTTP API (upload, spool, parse, one transaction).
 pub async fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
     let file = cp932_file(args.rows, args.bad_pct, 7);
     let mut results = Vec::new();
@@ -230,7 +211,7 @@ pub async fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `kakeru bench leads`: p50/p99 of selecting the next dialable leads of a call job.
+/// `kakeru-bench leads`: p50/p99 of selecting the next dialable leads of a call job.
 pub async fn run_leads(args: &LeadsArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for backend in backends(&args.backend)? {

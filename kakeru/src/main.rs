@@ -142,11 +142,6 @@ enum Role {
         #[arg(long, env = "KAKERU_REDIS_PREFIX", default_value = "")]
         redis_prefix: String,
     },
-    /// The benches capacity planners run (figures in bench/RESULTS.md).
-    Bench {
-        #[command(subcommand)]
-        bench: BenchKind,
-    },
     /// Create a tenant with its first MGR user; prints the generated password.
     Tenant {
         #[arg(long)]
@@ -168,29 +163,6 @@ enum RollupAction {
     Verify,
 }
 
-#[derive(Subcommand)]
-enum BenchKind {
-    /// CSV lead import through the API: a CP932 file with bad rows, on SQLite and PostgreSQL.
-    Import(bench::storage::ImportArgs),
-    /// Selecting a call job's next dialable leads over a large list, on SQLite and PostgreSQL.
-    Leads(bench::storage::LeadsArgs),
-    /// Predictive pacing in the floor simulator against the baselines.
-    Pacing(bench::pacing::PacingArgs),
-    /// RTP relay on loopback: N two-leg calls through one pinned shard, optionally against rtpengine.
-    Media(bench::media::MediaArgs),
-    /// The control service over Redis: state changes per second and event-to-wallboard latency.
-    Control(bench::control::ControlArgs),
-    /// The agents' push channel: N connected agents, R state changes a second in all.
-    Agents(bench::agents::AgentsArgs),
-    /// Issue 18's attacks on one `kakeru api` process: wrong logins from many addresses (memory,
-    /// another tenant's latency), slow connections, SIGTERM with them open.
-    Logins(bench::logins::LoginsArgs),
-    /// SIP call set-ups a second on one dialer shard against sipp as the UAS, and memory per held call.
-    Sip(bench::sip::SipArgs),
-    /// The Opus archive pool: call-minutes of recordings encoded per core-second (needs `--features opus`).
-    Opus(bench::opus::OpusArgs),
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -200,17 +172,6 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     start_metrics(&cli).await?;
     match cli.role {
-        Role::Bench { bench } => match bench {
-            BenchKind::Import(args) => bench::storage::run_import(&args).await?,
-            BenchKind::Leads(args) => bench::storage::run_leads(&args).await?,
-            BenchKind::Pacing(args) => tokio::task::spawn_blocking(move || bench::pacing::run(&args)).await??,
-            BenchKind::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
-            BenchKind::Control(args) => bench::control::run(&args).await?,
-            BenchKind::Agents(args) => bench::agents::run(&args).await?,
-            BenchKind::Logins(args) => bench::logins::run(&args).await?,
-            BenchKind::Sip(args) => tokio::task::spawn_blocking(move || bench::sip::run(&args)).await??,
-            BenchKind::Opus(args) => tokio::task::spawn_blocking(move || bench::opus::run(&args)).await??,
-        },
         Role::Control { redis_url, tenants, consumer, redis_prefix } => {
             let mut cfg = NodeConfig::new(&cli.database_url);
             cfg.redis_url = Some(redis_url);
@@ -437,7 +398,6 @@ async fn start_metrics(cli: &Cli) -> anyhow::Result<()> {
         Role::Control { .. } => "control",
         Role::Dialer { .. } => "dialer",
         Role::Demo(_) => "demo",
-        Role::Bench { .. } => "bench",
         Role::Migrate | Role::Tenant { .. } | Role::Rollups { .. } => return Ok(()),
     };
     telemetry::install(role)?;

@@ -9,9 +9,22 @@
 //! sockets, statistics and outgoing streams, so a customer answered before any agent was free
 //! is bridged without a glitch.
 //!
-//! Sans-IO (str0m style): the driver calls [`Call::handle_receive`] and [`Call::handle_timeout`],
-//! then drains [`Call::poll_transmit`], [`Call::poll_event`], [`Call::poll_recording_write`]
-//! and sleeps until [`Call::poll_timeout`]. No clock, socket, thread or lock is touched here.
+//! Sans-IO (str0m style): the driver applies one input, [`Call::handle_receive`] or
+//! [`Call::handle_timeout`] (or a change of legs, prompts or recording), then drains
+//! [`Call::poll_output`] until it answers [`Output::Timeout`], and sleeps until that instant:
+//!
+//! ```text
+//! loop {
+//!     match call.poll_output() {
+//!         Output::Transmit(t) => send t.payload from t.socket to t.destination,
+//!         Output::RecordingWrite { id, write } => apply write to recording id's file, in order,
+//!         Output::Event(e) => tell the control plane,
+//!         Output::Timeout(at) => break at, // call handle_timeout then (None: only an input)
+//!     }
+//! }
+//! ```
+//!
+//! No clock, socket, thread or lock is touched here.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -216,6 +229,21 @@ pub enum Event {
     RemoteSsrcChanged { role: Role, ssrc: u32 },
     /// A recording could not take more audio.
     RecordingStopped { id: RecordingId, reason: AppendError },
+}
+
+/// What a [`Call`] asks of its driver: one of them per [`Call::poll_output`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A datagram to send.
+    Transmit(Transmit),
+    /// A write to a recording's file: apply a call's writes in the order given (crash safety:
+    /// a header never counts data not yet written).
+    RecordingWrite { id: RecordingId, write: FileWrite },
+    /// Something the control plane should know.
+    Event(Event),
+    /// Nothing more to do now: call [`Call::handle_timeout`] at this instant (`None`: no timer
+    /// runs, only an input wakes the call).
+    Timeout(Option<Instant>),
 }
 
 /// RTP counters of a call since the shard last took them ([`Call::take_rtp_counters`]): plain
@@ -1057,23 +1085,24 @@ impl Call {
         self.next_record_at = Some(at);
     }
 
-    /// Next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
-    }
-
-    /// Next event.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    /// Next recording write, in order (apply them in this order for crash safety).
-    pub fn poll_recording_write(&mut self) -> Option<(RecordingId, FileWrite)> {
-        self.recording_writes.pop_front()
+    /// The call's next output (see the module docs for the loop): datagrams first, then
+    /// recording writes, then events; [`Output::Timeout`] once nothing is queued. Drain it after
+    /// every input.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(t) = self.transmits.pop_front() {
+            return Output::Transmit(t);
+        }
+        if let Some((id, write)) = self.recording_writes.pop_front() {
+            return Output::RecordingWrite { id, write };
+        }
+        if let Some(e) = self.events.pop_front() {
+            return Output::Event(e);
+        }
+        Output::Timeout(self.poll_timeout())
     }
 
     /// When `handle_timeout` must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    fn poll_timeout(&self) -> Option<Instant> {
         let legs = [self.customer.as_ref(), self.agent.as_ref()];
         legs.into_iter()
             .flatten()

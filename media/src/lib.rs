@@ -1,9 +1,11 @@
 //! Media plane: shard-per-core RTP relay, recording, prompts and DTMF (see ARCHITECTURE.md).
 //!
 //! This crate's core is sans-IO: [`call::Call`] is driven by `handle_receive(now, socket, from,
-//! bytes)` and `handle_timeout(now)`, and its outputs are drained with `poll_transmit`,
-//! `poll_event`, `poll_recording_write` and `poll_timeout`. It reads no clock, owns no socket,
-//! spawns nothing and takes no lock; the io_uring shard runtime is the driver around it.
+//! bytes)` and `handle_timeout(now)`, and its outputs are drained from one `poll_output` over a
+//! closed enum ([`call::Output`]: transmit, recording write, event, timeout). It reads no clock, owns no socket,
+//! spawns nothing and takes no lock. The shards and their io_uring runtime (`media-driver`) and
+//! the recordings' archive (`media-archive`) are the drivers around it, in crates of their own: this
+//! one depends on no runtime and no storage.
 //!
 //! Modules, bottom-up: [`g711`] (µ-law/A-law), [`wav`] (clip files), [`rtp`] (RFC 3550 headers,
 //! parsed with `rtp-rs`), [`rewrite`] (SSRC/sequence/timestamp rewriting per outgoing stream),
@@ -11,13 +13,12 @@
 //! (prompts, beeps, hold audio), [`recording`] (crash-safe stereo G.711 WAV), [`call`] (the relay
 //! state machine).
 
-/// The Opus archive of finished recordings (feature `opus`).
-#[cfg(feature = "opus")]
-pub mod archive;
 pub mod call;
-pub mod driver;
 pub mod dtmf;
 pub mod g711;
+/// Recordings to Ogg Opus and back (feature `opus`: libopus is built with cmake).
+#[cfg(feature = "opus")]
+pub mod opus;
 pub mod player;
 pub mod recording;
 pub mod rewrite;
@@ -27,8 +28,8 @@ pub mod stats;
 pub mod wav;
 
 pub use call::{
-    Call, CallConfig, DropCounters, DropReason, Event, Leg, LegConfig, LegStats, RecordingId, Role, RtpCounters,
-    SendDtmfError, SocketId, Transmit,
+    Call, CallConfig, DropCounters, DropReason, Event, Leg, LegConfig, LegStats, Output, RecordingId, Role,
+    RtpCounters, SendDtmfError, SocketId, Transmit,
 };
 pub use dtmf::DtmfKind;
 pub use g711::Codec;

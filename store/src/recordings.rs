@@ -6,7 +6,7 @@
 //!    shard appends to). When the shard reports the file closed, the dialer calls [`closed`]:
 //!    the row is created (idempotent per `(tenant_id, dialer_call_id)`), linked to the call
 //!    record with the same `dialer_call_id`, and `call_records.recording_path` is set.
-//! 2. The Opus pool (`media::archive`) takes rows with [`claim_for_encoding`], writes the Ogg
+//! 2. The Opus pool (`media-archive`) takes rows with [`claim_for_encoding`], writes the Ogg
 //!    Opus file beside the WAV, makes it durable, removes the WAV and calls [`encoded`].
 //! 3. After each encoding the pool calls [`enforce_quota`]: past `tenants.recording_quota_bytes`
 //!    the oldest live recordings are marked deleted, their files unlinked, then [`purged`].

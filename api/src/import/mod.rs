@@ -43,7 +43,7 @@ pub const UPLOAD_MAX_BYTES: u64 = 64 << 20;
 const HEARTBEAT_MS: u64 = 2_000;
 const STALE_MS: i64 = 60_000;
 /// Rows per INSERT statement inside the import transaction, per backend. Measured on 50,000 rows
-/// (`kakeru bench import`): SQLite's cost per statement grows faster than its parameters (inserts took
+/// (`kakeru-bench import`): SQLite's cost per statement grows faster than its parameters (inserts took
 /// 0.8 s at 10 rows, 0.9 s at 20, 1.9 s at 100, 5.1 s at 400 per statement); PostgreSQL: whole import
 /// medians of 2.21 s and 2.64 s at 400 rows, 3.07-3.71 s at 1,000.
 const INSERT_ROWS_SQLITE: usize = 16;

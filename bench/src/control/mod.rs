@@ -1,4 +1,6 @@
-//! `kakeru bench control`: one control service over a real Redis and SQLite, N agents, each agent
+//! `kakeru-bench control`: one control service over a real Redis and the database given
+//! (`--database-url`: a scratch database on that PostgreSQL server, or a new SQLite file; by default
+//! a SQLite file in a temporary directory), N agents, each agent
 //! closed-loop (one command in flight): pause, then go ready when the pause shows on the wallboard
 //! feed, and so on. Measures state changes applied per second through the one service, and the
 //! latency from publishing the command to the change arriving on the wallboard feed (what the SSE
@@ -23,6 +25,8 @@ use control::service::{Service, ServiceConfig, ServiceStats};
 use control::wallboard::{Feed, FeedLimits, Push, Tile};
 use store::sqlx::{self, Row};
 
+use crate::scratch::Scratch;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct ControlArgs {
     #[arg(long, default_value_t = 10_000)]
@@ -32,8 +36,16 @@ pub struct ControlArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    /// redis://host:port of a Redis for the bench: required, never taken from the environment,
+    /// so that the bench never meets a production Redis by default. Its streams carry a prefix of
+    /// their own and are deleted at the end.
+    #[arg(long)]
     pub redis_url: String,
+    /// The backend measured: postgres://USER:PASSWORD@HOST:PORT/DB (the bench creates a scratch
+    /// database on that server and drops it at the end) or sqlite:PATH (a new file, removed at the
+    /// end). Without it: a SQLite file in a temporary directory.
+    #[arg(long)]
+    pub database_url: Option<String>,
     /// Publishing connections.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
@@ -53,14 +65,9 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     anyhow::ensure!((1..=20_000).contains(&args.agents), "--agents must be 1..=20000");
     anyhow::ensure!((1..=3_600).contains(&args.seconds), "--seconds must be 1..=3600");
     anyhow::ensure!(args.rate != Some(0), "--rate must be > 0");
-    let dir = tempfile::tempdir()?;
-    let db = store::Db::connect(&format!("sqlite:{}/bench.db", dir.path().display())).await?;
-    let t = u64::try_from(store::now_ms())? % 1_000_000_000_000;
-    sqlx::query("INSERT INTO tenants (id, code, name, created_at) VALUES ($1, $2, 'bench', 0)")
-        .bind(t as i64)
-        .bind(format!("bench{t}"))
-        .execute(&db.pool)
-        .await?;
+    let scratch = Scratch::for_url(args.database_url.as_deref(), "--database-url").await?;
+    let db = store::Db::connect(&scratch.url).await.context("--database-url")?;
+    let t = u64::try_from(store::tenancy::create_tenant(&db, "bench", "bench", "Asia/Tokyo", 0).await?)?;
     let reason: i64 =
         sqlx::query("INSERT INTO pause_reasons (tenant_id, name, created_at) VALUES ($1, 'away', 0) RETURNING id")
             .bind(t as i64)
@@ -68,7 +75,8 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
             .await?
             .try_get("id")?;
     let reason = PauseReasonId(u32::try_from(reason)?);
-    let rc = RedisBusConfig::new(args.redis_url.clone());
+    let mut rc = RedisBusConfig::new(args.redis_url.clone());
+    rc.prefix = format!("kakeru-bench-{}-{}:", std::process::id(), rand::random::<u32>());
     let connect = || RedisBus::connect(rc.clone());
     let feed = Arc::new(Feed::new(FeedLimits { replay: 16_384, per_client: 1 << 20 }));
     let mut cfg = ServiceConfig::new(t, "bench");
@@ -248,12 +256,13 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
         "batches": stats.batches,
         "offered_per_s": args.rate,
         "deferred": deferred,
-        "store": "sqlite",
+        "store": scratch.backend_name(),
         "bus": "redis",
     });
     for s in [commands, shard, streams::agent_events(t)] {
-        let _ = cleanup(&args.redis_url, &s).await;
+        let _ = cleanup(&args.redis_url, &format!("{}{s}", rc.prefix)).await;
     }
+    scratch.finish(db).await;
     if args.json {
         println!("{out}");
     } else {

@@ -296,7 +296,7 @@ impl Schedule {
 }
 
 /// Play `ports.len()` calls for `seconds`, then drain; `core` pins the generator thread. The
-/// generator runs on io_uring ([`media::driver::ring::UdpRing`]: it sleeps until the next send is
+/// generator runs on io_uring ([`media_driver::ring::UdpRing`]: it sleeps until the next send is
 /// due, and sends and receives without a system call per datagram), or on epoll where the
 /// kernel refuses io_uring.
 pub fn play(
@@ -317,7 +317,7 @@ pub fn play(
     let mut schedule = Schedule::new(n, ticks, seed, start);
     let end = start + PERIOD * ticks + DRAIN;
     let socks: Vec<UdpSocket> = sides.a.into_iter().chain(sides.b).collect();
-    if ::media::driver::ring::probe().is_ok() {
+    if media_driver::ring::probe().is_ok() {
         play_uring(&socks, ports, &mut schedule, &mut tally, end)?;
     } else {
         play_epoll(socks, ports, &mut schedule, &mut tally, end)?;
@@ -363,7 +363,7 @@ fn play_uring(
     tally: &mut Tally,
     end: Instant,
 ) -> anyhow::Result<()> {
-    use ::media::driver::ring::{Completion, RingConfig, UdpRing};
+    use media_driver::ring::{Completion, RingConfig, UdpRing};
     use std::os::fd::AsRawFd;
     let config = RingConfig { sq_entries: 4096, recv_buffers: 16_384, send_slots: 65_536, rx_timestamps: true };
     let mut ring = UdpRing::new(config).context("io_uring for the generator")?;

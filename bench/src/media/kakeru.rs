@@ -4,10 +4,10 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ::media::driver::{self, DriverChoice, DriverKind, ShardConfig, ShardHandle};
-use ::media::shard::{CallId, Control, Report, ShardStats};
 use ::media::{CallConfig, Codec, LegConfig, RecordingId, SocketId};
 use anyhow::{bail, Context};
+use media_driver::shard::{CallId, Control, Report, ShardStats};
+use media_driver::{self as driver, DriverChoice, DriverKind, ShardConfig, ShardHandle};
 
 use super::generator::{CallPorts, Sides};
 

@@ -1,4 +1,4 @@
-//! `kakeru bench media`: concurrent relayed G.711 calls through one pinned media shard.
+//! `kakeru-bench media`: concurrent relayed G.711 calls through one pinned media shard.
 //!
 //! One shard runs on `--shard-core`, the [`generator`] on `--generator-core`; every call has two
 //! legs and audio flows both ways (100 packets/s per call into the relay, 100 out). A run
@@ -13,9 +13,9 @@ pub mod generator;
 pub mod kakeru;
 pub mod rtpengine;
 
-use ::media::driver::DriverChoice;
 use anyhow::Context;
 use clap::ValueEnum;
+use media_driver::DriverChoice;
 use serde::Serialize;
 
 use generator::{Measurement, Sides};
@@ -55,7 +55,7 @@ impl From<Driver> for DriverChoice {
     }
 }
 
-/// Arguments of `kakeru bench media`.
+/// Arguments of `kakeru-bench media`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MediaArgs {
     /// Simultaneous relayed calls (two legs, both directions).

@@ -1,8 +1,8 @@
-//! `kakeru bench pacing`: the floor simulator, the baselines, the metrics and
+//! `kakeru-bench pacing`: the floor simulator, the baselines, the metrics and
 //! the CLI capacity planners run.
 //!
 //! ```text
-//! kakeru bench pacing --agents N --answer-prob P --talk-mean-s S --days D --seed X \
+//! kakeru-bench pacing --agents N --answer-prob P --talk-mean-s S --days D --seed X \
 //!     --policy kakeru,progressive,ratio,vicidial [--json]
 //! ```
 //!
@@ -50,7 +50,7 @@ pub use vicidial::{AdaptMode, VicidialPacer};
 /// Policies the bench knows.
 pub const POLICIES: [&str; 6] = ["kakeru", "progressive", "ratio", "ratio-active", "vicidial", "vicidial-average"];
 
-/// `kakeru bench pacing ...`
+/// `kakeru-bench pacing ...`
 #[derive(Clone, Debug, clap::Args)]
 pub struct PacingArgs {
     /// Agents logged in.
@@ -422,7 +422,7 @@ pub fn run_reports(args: &PacingArgs, mut each: impl FnMut(&PolicyReport) -> any
     Ok(())
 }
 
-/// Entry point of `kakeru bench pacing`.
+/// Entry point of `kakeru-bench pacing`.
 pub fn run(args: &PacingArgs) -> anyhow::Result<()> {
     check_args(args)?;
     if args.grid {

@@ -1,17 +1,20 @@
 //! Fast deterministic checks of the floor simulator and the pacers. The
 //! 30-day grid is a benchmark (`--grid`), not a test.
 
+mod binary;
+mod control;
+
 use bench::pacing::{compliant, make_pacer, report, run_policy, run_reports, simulate, PacingArgs, SimConfig};
 use clap::Parser;
 
-/// `kakeru bench pacing` as its CLI parses it.
+/// `kakeru-bench pacing` as its CLI parses it.
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
     args: PacingArgs,
 }
 
-/// The JSON lines `kakeru bench pacing ... --json` prints for `argv`.
+/// The JSON lines `kakeru-bench pacing ... --json` prints for `argv`.
 fn json_lines(argv: &str) -> Vec<String> {
     let cli = Cli::try_parse_from(std::iter::once("pacing").chain(argv.split_whitespace())).unwrap();
     let mut lines = Vec::new();

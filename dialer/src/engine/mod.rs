@@ -5,7 +5,7 @@
 //! - [`core::Engine`]: the dialer's policy for one tenant (pacing, channel limits, business hours,
 //!   the preview queue, job completion, the stop), a state machine under virtual time with one
 //!   closed output enum. [`host::Host`] demultiplexes a host's inputs onto its tenants' engines.
-//! - N media shards (one per core, [`media::driver::spawn_with_app`]), each hosting a
+//! - N media shards (one per core, [`media_driver::spawn_with_app`]), each hosting a
 //!   [`shard::SipShard`] with its own SIP socket (port `sip_port + i`), so a call's signalling and
 //!   media live on one shard. A campaign lives on one shard (`campaign % N`): its customers and the
 //!   nailed-up legs of its agents, so bridging is a move between two calls of that shard.
@@ -37,9 +37,9 @@ use std::time::{Duration, Instant};
 
 use control::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope};
 use control::messages::{streams, DialerNotice, ShardEvent};
-use media::driver::{self, ShardConfig, ShardHandle};
-use media::shard::Control;
 use media::Clip;
+use media_driver::shard::Input as ShardInput;
+use media_driver::{self as driver, ShardConfig, ShardHandle};
 use store::Db;
 use tokio::sync::{mpsc, watch};
 
@@ -261,9 +261,9 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
         );
         let app = SipShard::new(i, cc, socket, cfg.media_ip, shard_tx.clone());
         let core = cfg.pin_cores.then_some(i);
-        let h = driver::spawn_with_app(ShardConfig { index: i, core, ..ShardConfig::default() }, Box::new(app))?;
+        let h = driver::spawn_with_app(ShardConfig { index: i, core, ..ShardConfig::default() }, app)?;
         // Registers the SIP socket and binds the first RTP ports.
-        let _ = h.send(Control::App(Box::new(Command::SetAccounts(Vec::new()))));
+        let _ = h.try_send(ShardInput::App(Command::SetAccounts(Vec::new())));
         handles.push(h);
         sip_addrs.push(advertised);
     }
@@ -331,7 +331,7 @@ struct Driver<B: Bus + Clone + 'static> {
     bus: B,
     new_reader: ReaderFactory<B>,
     host: Host,
-    shards: Vec<ShardHandle>,
+    shards: Vec<ShardHandle<Command>>,
     inbox_tx: mpsc::Sender<Inbox>,
     publish_tx: mpsc::Sender<(u64, ShardEvent)>,
     write_tx: mpsc::Sender<writer::Job>,
@@ -468,7 +468,7 @@ impl<B: Bus + Clone + 'static> Driver<B> {
             Command::DialCustomer(d) => Some(d.call),
             _ => None,
         };
-        match h.send(Control::App(Box::new(cmd))) {
+        match h.try_send(ShardInput::App(cmd)) {
             Ok(()) => {}
             Err(e) => {
                 metrics::counter!("kakeru_dialer_shard_commands_dropped_total").increment(1);

@@ -3,13 +3,12 @@
 //! media controls to the shard's calls, keeps its RTP port pool topped up, and sends its events
 //! to the engine over a bounded channel.
 
-use std::any::Any;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use media::shard::{Report, ShardApp, ShardCtx};
 use media::SocketId;
+use media_driver::shard::{Report, ShardApp, ShardCtx};
 
 use super::instruments::SipMetrics;
 use crate::calls::{CallControl, CallEvent, Command, MediaOp, Now};
@@ -49,7 +48,7 @@ pub struct PortErrors {
     pub bind_failures: u64,
 }
 
-/// The shard app. Commands arrive as `Control::App(Box<Command>)`.
+/// The shard app. Its messages are the call control's [`Command`]s.
 pub struct SipShard {
     index: usize,
     cc: CallControl,
@@ -136,6 +135,8 @@ impl SipShard {
 }
 
 impl ShardApp for SipShard {
+    type Message = Command;
+
     fn handle_datagram(
         &mut self,
         now: Instant,
@@ -148,11 +149,8 @@ impl ShardApp for SipShard {
         self.flush(ctx);
     }
 
-    fn handle_message(&mut self, now: Instant, message: Box<dyn Any + Send>, ctx: &mut ShardCtx<'_>) {
-        match message.downcast::<Command>() {
-            Ok(cmd) => self.cc.handle_command(Self::now(now), *cmd),
-            Err(_) => tracing::warn!(shard = self.index, "unknown message for the SIP shard"),
-        }
+    fn handle_message(&mut self, now: Instant, command: Command, ctx: &mut ShardCtx<'_>) {
+        self.cc.handle_command(Self::now(now), command);
         self.flush(ctx);
     }
 

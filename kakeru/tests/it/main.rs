@@ -1,7 +1,7 @@
 //! Tests of the `kakeru` binary itself: each starts real role processes on port 0 over a fresh
 //! SQLite file and talks to them over HTTP.
 
-mod bench;
+mod cli;
 mod console;
 mod demo;
 mod deploy;

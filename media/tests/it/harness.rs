@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use media::recording::FileWrite;
 use media::rtp::{self, HeaderFields};
-use media::{Call, CallConfig, Codec, Event, Leg, LegConfig, SocketId, Transmit};
+use media::{Call, CallConfig, Codec, Event, Leg, LegConfig, Output, RecordingId, SocketId, Transmit};
 
 pub const CUSTOMER_SOCKET: SocketId = SocketId(1);
 pub const AGENT_SOCKET: SocketId = SocketId(2);
@@ -41,6 +42,8 @@ pub struct Sim {
     pub now: Instant,
     pub sent: Vec<(Instant, Transmit)>,
     pub events: Vec<Event>,
+    /// Recording writes not yet taken ([`Sim::take_writes`]).
+    pub writes: Vec<(RecordingId, FileWrite)>,
 }
 
 impl Sim {
@@ -48,31 +51,39 @@ impl Sim {
         let start = Instant::now();
         let mut cfg = CallConfig::new(start, 0xE000_0000_0000_0000);
         config(&mut cfg);
-        Sim { call: Call::new(cfg), now: start, sent: Vec::new(), events: Vec::new() }
+        Sim { call: Call::new(cfg), now: start, sent: Vec::new(), events: Vec::new(), writes: Vec::new() }
     }
 
     pub fn leg(&self, customer: bool, codec: Codec, inband: bool) -> Leg {
         Leg::new(self.now, leg_config(customer, codec, inband))
     }
 
-    pub fn drain(&mut self) {
-        while let Some(t) = self.call.poll_transmit() {
-            self.sent.push((self.now, t));
+    /// Collects the call's outputs until it answers with its next deadline, which it returns.
+    pub fn drain(&mut self) -> Option<Instant> {
+        loop {
+            match self.call.poll_output() {
+                Output::Transmit(t) => self.sent.push((self.now, t)),
+                Output::Event(e) => self.events.push(e),
+                Output::RecordingWrite { id, write } => self.writes.push((id, write)),
+                Output::Timeout(at) => return at,
+            }
         }
-        while let Some(e) = self.call.poll_event() {
-            self.events.push(e);
-        }
+    }
+
+    /// The recording writes made so far, in order.
+    pub fn take_writes(&mut self) -> Vec<(RecordingId, FileWrite)> {
+        self.drain();
+        std::mem::take(&mut self.writes)
     }
 
     /// Advance virtual time to `to`, firing every timer on the way.
     pub fn advance_to(&mut self, to: Instant) {
-        while let Some(t) = self.call.poll_timeout() {
+        while let Some(t) = self.drain() {
             if t > to {
                 break;
             }
             self.now = self.now.max(t);
             self.call.handle_timeout(self.now);
-            self.drain();
         }
         self.now = self.now.max(to);
         self.call.handle_timeout(self.now);

@@ -1,11 +1,8 @@
 //! Integration tests of the sans-IO media core, under virtual time (one binary per crate).
 
-#[cfg(feature = "opus")]
-mod archive;
+mod boundary;
 mod dtmf;
 mod harness;
 mod malformed;
 mod recording;
 mod relay;
-mod ring;
-mod shard;

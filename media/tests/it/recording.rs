@@ -27,7 +27,7 @@ fn record_call(codec: Codec, packets: usize) -> (Vec<recording::FileWrite>, Vec<
     }
     sim.call.take_customer(sim.now);
     let mut ops = Vec::new();
-    while let Some((id, op)) = sim.call.poll_recording_write() {
+    for (id, op) in sim.take_writes() {
         assert_eq!(id, RecordingId(7));
         ops.push(op);
     }

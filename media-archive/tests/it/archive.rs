@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use media::archive::{self, opus, ArchiveConfig, Archiver, Outcome};
+use media::opus;
 use media::recording;
 use media::{Codec, RecordingId};
+use media_archive::{self as archive, ArchiveConfig, Archiver, Outcome};
 use store::recordings::{self as recs, Format, NewRecording};
 use store::sqlx::{self, Row};
 use store::{Backend, Db};
@@ -51,12 +52,12 @@ fn record_tones(path: &Path, seconds: usize, codec: Codec) {
         sim.receive(true, &packet(pt, false, i as u16, 160 * i as u32, 1, &c));
         sim.receive(false, &packet(pt, false, i as u16, 160 * i as u32, 2, &a));
         sim.advance(Duration::from_millis(20));
-        while let Some((_, w)) = sim.call.poll_recording_write() {
+        for (_, w) in sim.take_writes() {
             recording::apply(&mut file, &w).expect("write");
         }
     }
     sim.call.stop_recording();
-    while let Some((_, w)) = sim.call.poll_recording_write() {
+    for (_, w) in sim.take_writes() {
         recording::apply(&mut file, &w).expect("write");
     }
 }

@@ -4,8 +4,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use media::driver::ring::{self, Completion, RingConfig, UdpRing};
 use media::rtp::MAX_DATAGRAM_LEN;
+use media_driver::ring::{self, Completion, RingConfig, UdpRing};
 
 fn bind() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::meter::Meter;
-use super::ring::{Completion, RingConfig, UdpRing, MAX_TOKEN};
-use super::Wake;
-use crate::call::{SocketId, Transmit};
-use crate::shard::{Control, Report, Shard, ShardApp, ShardStats, SocketOp};
+use crate::meter::Meter;
+use crate::ring::{Completion, RingConfig, UdpRing, MAX_TOKEN};
+use crate::shard::{Input, Report, Shard, ShardApp, ShardStats, SocketOp};
+use crate::Wake;
+use media::call::{SocketId, Transmit};
 
 /// Control messages applied per turn (the rest wait for the next turn).
 const CONTROLS_PER_TURN: usize = 256;
@@ -28,14 +28,14 @@ const CONTROLS_PER_TURN: usize = 256;
 /// costing a wake-up of its own. Under load a turn comes every few microseconds regardless.
 const TIMER_SLACK: Duration = Duration::from_millis(1);
 
-pub(super) use super::ring::probe;
+pub(crate) use crate::ring::probe;
 
-pub(super) fn run(
+pub(crate) fn run<A: ShardApp>(
     index: usize,
-    control: Receiver<Control>,
+    control: Receiver<Input<A::Message>>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
-    app: Option<Box<dyn ShardApp>>,
+    app: Option<A>,
 ) -> io::Result<ShardStats> {
     let setup = UdpRing::new(RingConfig::default()).and_then(|r| r.waker().map(|w| (r, w)));
     let (ring, waker) = match setup {
@@ -48,10 +48,7 @@ pub(super) fn run(
     let wake: Wake = Arc::new(move || waker.wake());
     let _ = wake_tx.send(Ok(wake));
 
-    let mut shard = match app {
-        Some(app) => Shard::with_app(reports, app),
-        None => Shard::new(reports),
-    };
+    let mut shard = Shard::maybe_with_app(reports, app);
     let mut d = Driver { ring, sockets: HashMap::new(), next_generation: 0 };
     let mut meter = Meter::new(index, Instant::now());
     let mut out: Vec<Transmit> = Vec::with_capacity(256);
@@ -67,7 +64,7 @@ pub(super) fn run(
         d.after_input(&mut shard, &mut out);
         for _ in 0..CONTROLS_PER_TURN {
             let Ok(c) = control.try_recv() else { break };
-            let op = shard.handle_control(Instant::now(), c, &mut out);
+            let op = shard.handle_input(Instant::now(), c, &mut out);
             if let Some(SocketOp::Shutdown) = op {
                 d.after_input(&mut shard, &mut out);
                 d.ring.submit_and_wait(Duration::ZERO)?;
@@ -105,7 +102,7 @@ struct Driver {
 
 impl Driver {
     /// Hand every completion to the shard.
-    fn complete(&mut self, shard: &mut Shard, out: &mut Vec<Transmit>) {
+    fn complete<A: ShardApp>(&mut self, shard: &mut Shard<A>, out: &mut Vec<Transmit>) {
         let sockets = &self.sockets;
         let current = |t: u64| {
             let id = SocketId(t as u32);
@@ -128,7 +125,7 @@ impl Driver {
     }
 
     /// Apply the socket operations and queue the sends an input produced.
-    fn after_input(&mut self, shard: &mut Shard, out: &mut Vec<Transmit>) {
+    fn after_input<A: ShardApp>(&mut self, shard: &mut Shard<A>, out: &mut Vec<Transmit>) {
         while let Some(op) = shard.poll_socket_op() {
             self.socket_op(shard, op);
         }
@@ -143,7 +140,7 @@ impl Driver {
         }
     }
 
-    fn socket_op(&mut self, shard: &mut Shard, op: SocketOp) {
+    fn socket_op<A: ShardApp>(&mut self, shard: &mut Shard<A>, op: SocketOp) {
         match op {
             SocketOp::Add(id, socket) => {
                 if let Err(e) = socket.set_nonblocking(true) {

@@ -1,7 +1,8 @@
-//! I/O drivers around a [`Shard`]: one OS thread per shard, pinned to its core, owning the
-//! shard's sockets and clock.
+//! The media plane's shards and their I/O drivers: a [`shard::Shard`] holds the calls of the
+//! sans-IO core (`media`) placed on it, and a driver runs it on one OS thread per shard, pinned to
+//! its core, owning the shard's sockets, recording files and clock.
 //!
-//! Three drivers run the same [`Shard`]:
+//! Three drivers run the same [`shard::Shard`]:
 //! - [`DriverKind::Uring`]: one io_uring driven by hand (the `io-uring` crate): multishot
 //!   receive into a provided buffer ring, a turn's sends submitted together with the wait.
 //! - [`DriverKind::Epoll`]: a mio (epoll) readiness loop with non-blocking std sockets; the
@@ -13,21 +14,24 @@
 //! [`DriverChoice::Auto`] runs the relay bench's winner (bench/RESULTS.md).
 //!
 //! The control plane reaches a shard only through its [`ShardHandle`]: bounded crossbeam
-//! channels of [`Control`] in and [`Report`] out, plus a wake-up of the driver's event loop.
+//! channels of [`Input`]s in (a [`Control`] for the calls, or a message of the hosted app's own
+//! type) and [`Report`]s out, plus a wake-up of the driver's event loop.
 
 mod compio;
 mod epoll;
 pub mod meter;
 pub mod ring;
+pub mod shard;
 mod uring;
 
 use std::io;
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::shard::{Control, Report, ShardApp, ShardStats, MAX_CONTROLS, MAX_REPORTS};
+use crate::shard::{Control, Input, NoApp, Report, ShardApp, ShardStats, MAX_CONTROLS, MAX_REPORTS};
 
 /// Which I/O driver runs a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,16 +81,17 @@ pub struct ShardConfig {
 /// Wakes a driver's event loop from another thread.
 pub(crate) type Wake = Arc<dyn Fn() + Send + Sync>;
 
-/// The control plane's end of a running shard.
-pub struct ShardHandle {
-    control: Sender<Control>,
+/// The control plane's end of a running shard; `M` is its app's message type
+/// ([`ShardApp::Message`]).
+pub struct ShardHandle<M: Send + 'static = std::convert::Infallible> {
+    input: Sender<Input<M>>,
     reports: Receiver<Report>,
     wake: Wake,
     driver: DriverKind,
     thread: Option<JoinHandle<io::Result<ShardStats>>>,
 }
 
-/// The shard is gone (its driver stopped).
+/// Why an input was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     #[error("the shard's control queue is full")]
@@ -95,10 +100,11 @@ pub enum SendError {
     Stopped,
 }
 
-impl ShardHandle {
-    /// Queue a control message and wake the shard. Never blocks: a full queue is an error.
-    pub fn send(&self, control: Control) -> Result<(), SendError> {
-        let r = match self.control.try_send(control) {
+impl<M: Send + 'static> ShardHandle<M> {
+    /// Queue an input (a [`Control`], or `Input::App(message)`) and wake the shard. Never blocks:
+    /// a full queue is an error, and the input is dropped.
+    pub fn try_send(&self, input: impl Into<Input<M>>) -> Result<(), SendError> {
+        let r = match self.input.try_send(input.into()) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(SendError::Full),
             Err(TrySendError::Disconnected(_)) => Err(SendError::Stopped),
@@ -107,11 +113,12 @@ impl ShardHandle {
         r
     }
 
-    /// Queue a control message, waiting up to `timeout` for room (set-up of many calls).
-    pub fn send_timeout(&self, control: Control, timeout: std::time::Duration) -> Result<(), SendError> {
+    /// Queue an input, waiting up to `timeout` for room: for synchronous set-up of many calls
+    /// (the benches' threads). Blocks the calling thread: never from async code or a shard.
+    pub fn send_timeout(&self, input: impl Into<Input<M>>, timeout: std::time::Duration) -> Result<(), SendError> {
         use crossbeam_channel::SendTimeoutError;
         (self.wake)();
-        let r = match self.control.send_timeout(control, timeout) {
+        let r = match self.input.send_timeout(input.into(), timeout) {
             Ok(()) => Ok(()),
             Err(SendTimeoutError::Timeout(_)) => Err(SendError::Full),
             Err(SendTimeoutError::Disconnected(_)) => Err(SendError::Stopped),
@@ -137,7 +144,7 @@ impl ShardHandle {
 
     /// Send [`Control::Shutdown`] and wait for the driver thread; returns the shard's counters.
     pub fn shutdown(mut self) -> io::Result<ShardStats> {
-        let _ = self.send(Control::Shutdown);
+        let _ = self.try_send(Control::Shutdown);
         self.join()
     }
 
@@ -149,10 +156,10 @@ impl ShardHandle {
     }
 }
 
-impl Drop for ShardHandle {
+impl<M: Send + 'static> Drop for ShardHandle<M> {
     fn drop(&mut self) {
         if self.thread.is_some() {
-            let _ = self.control.try_send(Control::Shutdown);
+            let _ = self.input.try_send(Input::Control(Control::Shutdown));
             (self.wake)();
             let _ = self.join();
         }
@@ -172,17 +179,25 @@ pub fn compio_available() -> bool {
 
 /// Start a shard on its own thread with the chosen driver.
 pub fn spawn(config: ShardConfig) -> io::Result<ShardHandle> {
-    spawn_inner(config, None)
+    let kind = resolve(config.driver);
+    spawn_thread(config, kind, move |index, input, reports, wake| match kind {
+        DriverKind::Epoll => epoll::run(index, input, reports, wake, None::<NoApp>),
+        DriverKind::Uring => uring::run(index, input, reports, wake, None::<NoApp>),
+        DriverKind::Compio => compio::run(index, input, reports, wake),
+    })
 }
 
 /// Start a shard hosting `app` (see [`crate::shard::ShardApp`]). compio's driver hosts no app:
 /// asked for, the app runs on the [`DriverChoice::Auto`] driver.
-pub fn spawn_with_app(config: ShardConfig, app: Box<dyn ShardApp>) -> io::Result<ShardHandle> {
-    let driver = match config.driver {
-        DriverChoice::Compio => DriverChoice::Auto,
-        d => d,
+pub fn spawn_with_app<A: ShardApp>(config: ShardConfig, app: A) -> io::Result<ShardHandle<A::Message>> {
+    let kind = match resolve(config.driver) {
+        DriverKind::Compio => resolve(DriverChoice::Auto),
+        k => k,
     };
-    spawn_inner(ShardConfig { driver, ..config }, Some(app))
+    spawn_thread(config, kind, move |index, input, reports, wake| match kind {
+        DriverKind::Uring => uring::run(index, input, reports, wake, Some(app)),
+        DriverKind::Epoll | DriverKind::Compio => epoll::run(index, input, reports, wake, Some(app)),
+    })
 }
 
 /// The driver a choice runs here: io_uring where the kernel gives it, epoll otherwise.
@@ -198,9 +213,16 @@ pub fn resolve(choice: DriverChoice) -> DriverKind {
     }
 }
 
-fn spawn_inner(config: ShardConfig, app: Option<Box<dyn ShardApp>>) -> io::Result<ShardHandle> {
-    let kind = resolve(config.driver);
-    let (control_tx, control_rx) = crossbeam_channel::bounded(MAX_CONTROLS);
+/// Runs `run` (a driver's loop: its index, its input and report channels, and where to say that it
+/// started, with its wake-up, or failed) on the shard's thread, pinned to its core.
+fn spawn_thread<M: Send + 'static>(
+    config: ShardConfig,
+    kind: DriverKind,
+    run: impl FnOnce(usize, Receiver<Input<M>>, Sender<Report>, SyncSender<io::Result<Wake>>) -> io::Result<ShardStats>
+        + Send
+        + 'static,
+) -> io::Result<ShardHandle<M>> {
+    let (input_tx, input_rx) = crossbeam_channel::bounded(MAX_CONTROLS);
     let (report_tx, report_rx) = crossbeam_channel::bounded(MAX_REPORTS);
     let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel::<io::Result<Wake>>(1);
     let name = format!("media-shard-{}", config.index);
@@ -212,11 +234,7 @@ fn spawn_inner(config: ShardConfig, app: Option<Box<dyn ShardApp>>) -> io::Resul
                 tracing::warn!(core, "could not pin media shard");
             }
         }
-        match kind {
-            DriverKind::Epoll => epoll::run(index, control_rx, report_tx, wake_tx, app),
-            DriverKind::Uring => uring::run(index, control_rx, report_tx, wake_tx, app),
-            DriverKind::Compio => compio::run(index, control_rx, report_tx, wake_tx, app),
-        }
+        run(index, input_rx, report_tx, wake_tx)
     })?;
     let wake = match wake_rx.recv() {
         Ok(Ok(w)) => w,
@@ -229,5 +247,5 @@ fn spawn_inner(config: ShardConfig, app: Option<Box<dyn ShardApp>>) -> io::Resul
             return Err(io::Error::other("shard thread exited during start-up"));
         }
     };
-    Ok(ShardHandle { control: control_tx, reports: report_rx, wake, driver: kind, thread: Some(thread) })
+    Ok(ShardHandle { input: input_tx, reports: report_rx, wake, driver: kind, thread: Some(thread) })
 }

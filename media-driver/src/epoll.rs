@@ -9,22 +9,22 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::meter::Meter;
-use super::Wake;
-use crate::call::{SocketId, Transmit};
-use crate::rtp::MAX_DATAGRAM_LEN;
-use crate::shard::{Control, Report, Shard, ShardApp, ShardStats, SocketOp, SocketTable};
+use crate::meter::Meter;
+use crate::shard::{Input, Report, Shard, ShardApp, ShardStats, SocketOp, SocketTable};
+use crate::Wake;
+use media::call::{SocketId, Transmit};
+use media::rtp::MAX_DATAGRAM_LEN;
 
 const WAKER: Token = Token(u32::MAX as usize + 1);
 /// Control messages applied per loop turn (the rest wait for the next turn).
 const CONTROLS_PER_TURN: usize = 256;
 
-pub(super) fn run(
+pub(crate) fn run<A: ShardApp>(
     index: usize,
-    control: Receiver<Control>,
+    control: Receiver<Input<A::Message>>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
-    app: Option<Box<dyn ShardApp>>,
+    app: Option<A>,
 ) -> io::Result<ShardStats> {
     let setup = Poll::new().and_then(|p| Waker::new(p.registry(), WAKER).map(|w| (p, w)));
     let (mut poll, waker) = match setup {
@@ -40,10 +40,7 @@ pub(super) fn run(
     });
     let _ = wake_tx.send(Ok(wake));
 
-    let mut shard = match app {
-        Some(app) => Shard::with_app(reports, app),
-        None => Shard::new(reports),
-    };
+    let mut shard = Shard::maybe_with_app(reports, app);
     let mut sockets: SocketTable<UdpSocket> = SocketTable::default();
     let mut events = Events::with_capacity(1024);
     let mut out: Vec<Transmit> = Vec::with_capacity(64);
@@ -87,7 +84,7 @@ pub(super) fn run(
         }
         for _ in 0..CONTROLS_PER_TURN {
             let Ok(c) = control.try_recv() else { break };
-            let op = shard.handle_control(Instant::now(), c, &mut out);
+            let op = shard.handle_input(Instant::now(), c, &mut out);
             if let Some(SocketOp::Shutdown) = op {
                 flush(&mut shard, &sockets, &mut out);
                 meter.flush(&mut shard);
@@ -107,13 +104,13 @@ pub(super) fn run(
 }
 
 /// Applies the socket operations a hosted app asked for.
-fn socket_ops(poll: &Poll, shard: &mut Shard, sockets: &mut SocketTable<UdpSocket>) {
+fn socket_ops<A: ShardApp>(poll: &Poll, shard: &mut Shard<A>, sockets: &mut SocketTable<UdpSocket>) {
     while let Some(op) = shard.poll_socket_op() {
         socket_op(poll, shard, sockets, op);
     }
 }
 
-fn socket_op(poll: &Poll, shard: &mut Shard, sockets: &mut SocketTable<UdpSocket>, op: SocketOp) {
+fn socket_op<A: ShardApp>(poll: &Poll, shard: &mut Shard<A>, sockets: &mut SocketTable<UdpSocket>, op: SocketOp) {
     match op {
         SocketOp::Add(id, socket) => {
             if let Err(e) = add_socket(poll, sockets, id, socket) {
@@ -145,7 +142,7 @@ fn add_socket(
     Ok(())
 }
 
-fn flush(shard: &mut Shard, sockets: &SocketTable<UdpSocket>, out: &mut Vec<Transmit>) {
+fn flush<A: ShardApp>(shard: &mut Shard<A>, sockets: &SocketTable<UdpSocket>, out: &mut Vec<Transmit>) {
     for t in out.drain(..) {
         let sent = match sockets.get(t.socket) {
             Some(s) => s.send_to(&t.payload, t.destination).is_ok(),

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::shard::{Shard, ShardStats};
+use crate::shard::{Shard, ShardApp, ShardStats};
 
 /// How often a shard's counters reach the recorder.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -54,7 +54,7 @@ impl Meter {
         self.next_at
     }
 
-    pub(crate) fn maybe_flush(&mut self, now: Instant, shard: &mut Shard) {
+    pub(crate) fn maybe_flush<A: ShardApp>(&mut self, now: Instant, shard: &mut Shard<A>) {
         if now >= self.next_at {
             self.next_at = now + FLUSH_EVERY;
             self.flush(shard);
@@ -62,7 +62,7 @@ impl Meter {
     }
 
     /// Adds the shard's counters since the last flush, and its jitter samples, to the recorder.
-    pub(crate) fn flush(&mut self, shard: &mut Shard) {
+    pub(crate) fn flush<A: ShardApp>(&mut self, shard: &mut Shard<A>) {
         let s = shard.stats();
         let f = &self.flushed;
         let shard_label = || self.shard.clone();

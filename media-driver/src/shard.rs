@@ -2,8 +2,8 @@
 //!
 //! A [`Shard`] owns the [`Call`]s placed on it, the demultiplexing table from local socket to
 //! call, the timer queue of the calls' deadlines and the open recording files. It owns no
-//! socket and reads no clock: a driver ([`crate::driver`]) owns the sockets ([`SocketTable`]),
-//! reads the clock and feeds the shard three inputs, [`Shard::handle_control`],
+//! socket and reads no clock: a driver ([`crate`]) owns the sockets ([`SocketTable`]),
+//! reads the clock and feeds the shard three inputs, [`Shard::handle_input`],
 //! [`Shard::handle_datagram`] and [`Shard::handle_timeout`], each of which appends the datagrams
 //! to send to a caller's vector. The control plane (the dialer, other shards) talks to a shard
 //! only by [`Control`] messages in and [`Report`]s out over bounded crossbeam channels; nothing
@@ -14,10 +14,10 @@
 //!
 //! A shard may host one [`ShardApp`] (the dialer's SIP): it runs on the shard's thread beside the
 //! calls, so that a call's signalling and media live on one shard. It owns the sockets it adds as
-//! app sockets, gets their datagrams, its own [`Control::App`] messages and every [`Report`] of the
+//! app sockets, gets their datagrams, its own messages ([`Input::App`], of its
+//! [`ShardApp::Message`] type: checked when compiled, never downcast) and every [`Report`] of the
 //! shard (instead of the report channel), and drives the calls through a [`ShardCtx`] synchronously.
 
-use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -28,81 +28,19 @@ use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::call::{
-    Call, CallConfig, DropCounters, Event, Leg, LegConfig, LegStats, RecordingId, Role, RtpCounters, SocketId, Transmit,
-};
-use crate::g711::Codec;
+use media::call::{Call, Leg, LegStats, Output, RecordingId, Role, RtpCounters, SocketId, Transmit};
+use media::recording::FileWrite;
+pub use media::shard::{CallId, Control, Report};
 
 /// Bound of the report channel a shard writes to.
 pub const MAX_REPORTS: usize = 4096;
-/// Bound of the control channel a shard reads from.
+/// Bound of the input channel a shard reads from.
 pub const MAX_CONTROLS: usize = 4096;
 /// Calls one shard accepts.
 pub const MAX_CALLS: usize = 20_000;
 /// Jitter samples a shard keeps until its driver takes them (about a second's worth at
 /// [`MAX_CALLS`]; beyond it samples are dropped).
 pub const MAX_JITTER_SAMPLES: usize = 16_384;
-
-/// Id of a call on a shard, chosen by the control plane (unique per shard).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(pub u64);
-
-/// A message to a shard.
-#[derive(Debug)]
-pub enum Control {
-    /// Take ownership of a bound UDP socket (RTP, RTCP or SIP) under `id`. The driver makes it
-    /// non-blocking and registers it; datagrams on it go to the call whose leg names it.
-    AddSocket { id: SocketId, socket: UdpSocket },
-    /// Close a socket.
-    RemoveSocket { id: SocketId },
-    /// Create an empty call.
-    AddCall { call: CallId, config: Box<CallConfig> },
-    /// Attach (or replace) the agent's nailed-up leg.
-    SetAgent { call: CallId, leg: Box<LegConfig> },
-    /// Attach (or replace) the customer leg; bridges if the agent is present.
-    SetCustomer { call: CallId, leg: Box<LegConfig> },
-    /// Detach the customer leg (hang-up); reported as [`Report::LegReleased`].
-    TakeCustomer { call: CallId },
-    /// Move the customer leg, with its state, to another call on this shard.
-    MoveCustomer { from: CallId, to: CallId },
-    /// Start recording the call to a new file at `path` (created, truncated).
-    StartRecording { call: CallId, id: RecordingId, path: PathBuf, codec: Codec },
-    /// Finish the call's recording; reported as [`Report::RecordingClosed`].
-    StopRecording { call: CallId },
-    /// Play a clip to a leg.
-    Play { call: CallId, role: Role, clip: crate::player::Clip },
-    /// Loop a clip to a leg whenever nothing else plays to it (`None` stops the loop): waiting
-    /// audio (呼中音声) for a customer not yet bridged.
-    SetLoop { call: CallId, role: Role, clip: Option<crate::player::Clip> },
-    /// End the call: recording finished, legs released, reported as [`Report::CallEnded`].
-    EndCall { call: CallId },
-    /// Answered by [`Report::Pong`] once every earlier message is applied (a barrier).
-    Ping { token: u64 },
-    /// Stop the shard's driver after ending every call.
-    Shutdown,
-    /// A message for the shard's [`ShardApp`] (dropped and refused without one).
-    App(Box<dyn Any + Send>),
-}
-
-/// A message from a shard.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Report {
-    /// An event of a call's core (DTMF, prompt finished, RTCP, ...).
-    Event { call: CallId, event: Event },
-    /// A leg left a call.
-    LegReleased { call: CallId, role: Role, stats: LegStats },
-    /// A call ended.
-    CallEnded { call: CallId, drops: DropCounters, customer: Option<LegStats>, agent: Option<LegStats> },
-    /// A recording file was closed; `error` if a write to it failed (the file then stops growing
-    /// but stays readable up to its last header).
-    RecordingClosed { call: CallId, id: RecordingId, path: PathBuf, bytes: u64, error: Option<String> },
-    /// A control message could not be applied (unknown call, duplicate id, ...). Nothing changed.
-    Refused { call: Option<CallId>, reason: &'static str },
-    /// A driver could not register or use a socket.
-    SocketError { id: SocketId, error: String },
-    /// Answer to [`Control::Ping`].
-    Pong { token: u64 },
-}
 
 /// Counters of one shard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -120,7 +58,7 @@ pub struct ShardStats {
     /// Recording writes that failed.
     pub recording_errors: u64,
     /// RTP packets and bytes received from and sent to the calls' legs, and packets lost on the
-    /// received streams (sums of the calls' [`crate::call::RtpCounters`]).
+    /// received streams (sums of the calls' [`media::call::RtpCounters`]).
     pub rtp_packets_in: u64,
     pub rtp_bytes_in: u64,
     pub rtp_packets_out: u64,
@@ -180,9 +118,25 @@ impl<S> SocketTable<S> {
     }
 }
 
+/// What a shard's channel carries: a control for its calls, or a message for its app.
+#[derive(Debug)]
+pub enum Input<M> {
+    Control(Control),
+    /// A message for the shard's [`ShardApp`].
+    App(M),
+}
+
+impl<M> From<Control> for Input<M> {
+    fn from(control: Control) -> Self {
+        Input::Control(control)
+    }
+}
+
 /// An application on the shard's thread (the dialer's SIP user agent). Every method gets a
 /// [`ShardCtx`] to drive the shard's calls, add sockets and send datagrams; none may block.
-pub trait ShardApp: Send {
+pub trait ShardApp: Send + 'static {
+    /// The app's own messages ([`Input::App`]).
+    type Message: Send + 'static;
     /// A datagram on one of the app's sockets ([`ShardCtx::add_app_socket`]).
     fn handle_datagram(
         &mut self,
@@ -192,8 +146,8 @@ pub trait ShardApp: Send {
         data: &[u8],
         ctx: &mut ShardCtx<'_>,
     );
-    /// A [`Control::App`] message.
-    fn handle_message(&mut self, now: Instant, message: Box<dyn Any + Send>, ctx: &mut ShardCtx<'_>);
+    /// One of the app's messages ([`Input::App`]).
+    fn handle_message(&mut self, now: Instant, message: Self::Message, ctx: &mut ShardCtx<'_>);
     /// A report of the shard (call events, ended calls, closed recordings, refusals). Forward what
     /// the control plane needs with [`ShardCtx::report`].
     fn handle_report(&mut self, now: Instant, report: Report, ctx: &mut ShardCtx<'_>);
@@ -203,9 +157,38 @@ pub trait ShardApp: Send {
     fn poll_timeout(&self) -> Option<Instant>;
 }
 
+/// The app of a shard that hosts none: it has no value, so none of its methods is ever called,
+/// and its message type has none either.
+#[derive(Debug)]
+pub enum NoApp {}
+
+impl ShardApp for NoApp {
+    type Message = std::convert::Infallible;
+
+    fn handle_datagram(&mut self, _: Instant, _: SocketId, _: SocketAddr, _: &[u8], _: &mut ShardCtx<'_>) {
+        match *self {}
+    }
+
+    fn handle_message(&mut self, _: Instant, message: Self::Message, _: &mut ShardCtx<'_>) {
+        match message {}
+    }
+
+    fn handle_report(&mut self, _: Instant, _: Report, _: &mut ShardCtx<'_>) {
+        match *self {}
+    }
+
+    fn handle_timeout(&mut self, _: Instant, _: &mut ShardCtx<'_>) {
+        match *self {}
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match *self {}
+    }
+}
+
 /// The shard as its [`ShardApp`] sees it during a call into the app.
 pub struct ShardCtx<'a> {
-    shard: &'a mut Shard,
+    shard: &'a mut Core,
     now: Instant,
     out: &'a mut Vec<Transmit>,
 }
@@ -283,7 +266,7 @@ pub enum SendDtmfErrorOrNoCall {
     #[error("no such call")]
     NoCall,
     #[error("{0}")]
-    Dtmf(crate::call::SendDtmfError),
+    Dtmf(media::call::SendDtmfError),
 }
 
 /// Where reports go: the channel, or (with an app) the app's inbox first.
@@ -324,8 +307,17 @@ struct OpenRecording {
     error: Option<String>,
 }
 
-/// One shard's calls, routes, timers and recordings (see module docs).
-pub struct Shard {
+/// One shard's calls, routes, timers and recordings (see module docs), and its app.
+pub struct Shard<A: ShardApp = NoApp> {
+    core: Core,
+    /// The hosted app; `None` while it is being called (its ctx borrows the core), and always
+    /// for [`NoApp`].
+    app: Option<A>,
+    app_deadline: Option<Instant>,
+}
+
+/// Everything of a shard but its app: what a [`ShardCtx`] lends the app.
+struct Core {
     calls: HashMap<CallId, Slot>,
     routes: HashMap<SocketId, CallId>,
     timers: BinaryHeap<Reverse<(Instant, CallId)>>,
@@ -336,59 +328,44 @@ pub struct Shard {
     /// RTCP report, and one when a leg leaves.
     jitter_samples: Vec<u32>,
     due: Vec<(Instant, CallId)>,
-    /// The hosted app; `None` while it is being called (its ctx borrows the shard).
-    app: Option<Box<dyn ShardApp>>,
     app_sockets: HashSet<SocketId>,
-    app_deadline: Option<Instant>,
     /// Socket operations for the driver, from the app.
     socket_ops: VecDeque<SocketOp>,
 }
 
-impl Shard {
+impl Shard<NoApp> {
     /// A shard writing its reports to `reports` (use a bounded channel, e.g. [`MAX_REPORTS`]).
     pub fn new(reports: Sender<Report>) -> Shard {
-        Shard {
-            calls: HashMap::new(),
-            routes: HashMap::new(),
-            timers: BinaryHeap::new(),
-            recordings: HashMap::new(),
-            reports: Reports { tx: reports, inbox: None },
-            stats: ShardStats::default(),
-            jitter_samples: Vec::new(),
-            due: Vec::new(),
-            app: None,
-            app_sockets: HashSet::new(),
-            app_deadline: None,
-            socket_ops: VecDeque::new(),
-        }
+        Shard { core: Core::new(reports, false), app: None, app_deadline: None }
+    }
+}
+
+impl<A: ShardApp> Shard<A> {
+    /// A shard hosting `app`: the app gets every report of the shard (see [`ShardApp`]).
+    pub fn with_app(reports: Sender<Report>, app: A) -> Shard<A> {
+        Shard { core: Core::new(reports, true), app_deadline: app.poll_timeout(), app: Some(app) }
     }
 
-    /// A shard hosting `app`: the app gets every report of the shard (see [`ShardApp`]).
-    pub fn with_app(reports: Sender<Report>, app: Box<dyn ShardApp>) -> Shard {
-        let mut s = Shard::new(reports);
-        s.reports.inbox = Some(VecDeque::new());
-        s.app_deadline = app.poll_timeout();
-        s.app = Some(app);
-        s
+    /// A shard hosting `app` if there is one.
+    pub fn maybe_with_app(reports: Sender<Report>, app: Option<A>) -> Shard<A> {
+        match app {
+            Some(app) => Shard::with_app(reports, app),
+            None => Shard { core: Core::new(reports, false), app: None, app_deadline: None },
+        }
     }
 
     /// The next socket operation the app asked for; drivers apply them after every input.
     pub fn poll_socket_op(&mut self) -> Option<SocketOp> {
-        self.socket_ops.pop_front()
+        self.core.socket_ops.pop_front()
     }
 
     /// Calls `f` on the app with a context over the shard, then hands the app the reports made
     /// meanwhile (until there are none).
-    fn with_app_ctx(
-        &mut self,
-        now: Instant,
-        out: &mut Vec<Transmit>,
-        f: impl FnOnce(&mut dyn ShardApp, &mut ShardCtx<'_>),
-    ) {
+    fn with_app_ctx(&mut self, now: Instant, out: &mut Vec<Transmit>, f: impl FnOnce(&mut A, &mut ShardCtx<'_>)) {
         let Some(mut app) = self.app.take() else { return };
         {
-            let mut ctx = ShardCtx { shard: self, now, out };
-            f(app.as_mut(), &mut ctx);
+            let mut ctx = ShardCtx { shard: &mut self.core, now, out };
+            f(&mut app, &mut ctx);
         }
         self.app = Some(app);
         self.deliver_to_app(now, out);
@@ -399,8 +376,8 @@ impl Shard {
     fn deliver_to_app(&mut self, now: Instant, out: &mut Vec<Transmit>) {
         let Some(mut app) = self.app.take() else { return };
         for _ in 0..(4 * MAX_REPORTS) {
-            let Some(r) = self.reports.inbox.as_mut().and_then(VecDeque::pop_front) else { break };
-            let mut ctx = ShardCtx { shard: self, now, out };
+            let Some(r) = self.core.reports.inbox.as_mut().and_then(VecDeque::pop_front) else { break };
+            let mut ctx = ShardCtx { shard: &mut self.core, now, out };
             app.handle_report(now, r, &mut ctx);
         }
         self.app_deadline = app.poll_timeout();
@@ -408,12 +385,119 @@ impl Shard {
     }
 
     pub fn stats(&self) -> ShardStats {
-        self.stats
+        self.core.stats
     }
 
     /// The jitter samples (RFC 3550 A.8, timestamp units) gathered since the last call.
     pub fn drain_jitter_samples(&mut self) -> std::vec::Drain<'_, u32> {
-        self.jitter_samples.drain(..)
+        self.core.jitter_samples.drain(..)
+    }
+
+    /// Count datagrams a driver failed to send.
+    pub fn count_send_error(&mut self) {
+        self.core.stats.send_errors += 1;
+    }
+
+    /// Calls on this shard.
+    pub fn call_count(&self) -> usize {
+        self.core.calls.len()
+    }
+
+    /// A call, for inspection.
+    pub fn call(&self, call: CallId) -> Option<&Call> {
+        self.core.call(call)
+    }
+
+    /// Report something to the control plane (bounded: a full channel drops and counts).
+    pub fn report(&mut self, report: Report) {
+        self.core.report(report);
+    }
+
+    /// Apply a control message or hand the app its message. Socket operations are returned for
+    /// the driver to perform (and, from a hosted app, queued: see [`Shard::poll_socket_op`]).
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        input: Input<A::Message>,
+        out: &mut Vec<Transmit>,
+    ) -> Option<SocketOp> {
+        match input {
+            Input::App(message) => {
+                if self.app.is_some() {
+                    self.with_app_ctx(now, out, |app, ctx| app.handle_message(now, message, ctx));
+                } else {
+                    self.core.refuse(None, "no app on this shard");
+                }
+                None
+            }
+            Input::Control(control) => {
+                let op = self.core.apply_control(now, control, out);
+                self.deliver_to_app(now, out);
+                op
+            }
+        }
+    }
+
+    /// Apply a control message (see [`Shard::handle_input`]).
+    pub fn handle_control(&mut self, now: Instant, control: Control, out: &mut Vec<Transmit>) -> Option<SocketOp> {
+        self.handle_input(now, Input::Control(control), out)
+    }
+
+    /// Handle a datagram received on `socket` from `from`; datagrams to send are appended to
+    /// `out`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        from: SocketAddr,
+        data: &[u8],
+        out: &mut Vec<Transmit>,
+    ) {
+        if self.core.app_sockets.contains(&socket) {
+            self.core.stats.received += 1;
+            self.with_app_ctx(now, out, |app, ctx| app.handle_datagram(now, socket, from, data, ctx));
+            return;
+        }
+        self.core.handle_datagram(now, socket, from, data, out);
+        if self.app.is_some() {
+            self.deliver_to_app(now, out);
+        }
+    }
+
+    /// Run every call whose deadline has passed.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
+        self.core.handle_timeout(now, out);
+        if self.app_deadline.is_some_and(|at| at <= now) {
+            self.with_app_ctx(now, out, |app, ctx| app.handle_timeout(now, ctx));
+        } else if self.app.is_some() {
+            self.deliver_to_app(now, out);
+        }
+    }
+
+    /// When [`Shard::handle_timeout`] must next be called (may be early, never late).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let calls = self.core.timers.peek().map(|Reverse((at, _))| *at);
+        match (calls, self.app_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl Core {
+    fn new(reports: Sender<Report>, app: bool) -> Core {
+        Core {
+            calls: HashMap::new(),
+            routes: HashMap::new(),
+            timers: BinaryHeap::new(),
+            recordings: HashMap::new(),
+            reports: Reports { tx: reports, inbox: app.then(VecDeque::new) },
+            stats: ShardStats::default(),
+            jitter_samples: Vec::new(),
+            due: Vec::new(),
+            app_sockets: HashSet::new(),
+            socket_ops: VecDeque::new(),
+        }
     }
 
     fn sample_jitter(samples: &mut Vec<u32>, jitter: u32) {
@@ -429,40 +513,12 @@ impl Shard {
         }
     }
 
-    /// Count datagrams a driver failed to send.
-    pub fn count_send_error(&mut self) {
-        self.stats.send_errors += 1;
-    }
-
-    /// Calls on this shard.
-    pub fn call_count(&self) -> usize {
-        self.calls.len()
-    }
-
-    /// A call, for inspection.
-    pub fn call(&self, call: CallId) -> Option<&Call> {
+    fn call(&self, call: CallId) -> Option<&Call> {
         self.calls.get(&call).map(|s| &s.call)
     }
 
-    /// Report something to the control plane (bounded: a full channel drops and counts).
-    pub fn report(&mut self, report: Report) {
+    fn report(&mut self, report: Report) {
         self.reports.send(report, &mut self.stats);
-    }
-
-    /// Apply a control message. Socket operations are returned for the driver to perform (and,
-    /// from a hosted app, queued: see [`Shard::poll_socket_op`]).
-    pub fn handle_control(&mut self, now: Instant, control: Control, out: &mut Vec<Transmit>) -> Option<SocketOp> {
-        if let Control::App(message) = control {
-            if self.app.is_some() {
-                self.with_app_ctx(now, out, |app, ctx| app.handle_message(now, message, ctx));
-            } else {
-                self.refuse(None, "no app on this shard");
-            }
-            return None;
-        }
-        let op = self.apply_control(now, control, out);
-        self.deliver_to_app(now, out);
-        op
     }
 
     fn apply_control(&mut self, now: Instant, control: Control, out: &mut Vec<Transmit>) -> Option<SocketOp> {
@@ -481,10 +537,6 @@ impl Shard {
         match control {
             Control::AddSocket { id, socket } => return Some(SocketOp::Add(id, socket)),
             Control::RemoveSocket { id } => return Some(SocketOp::Remove(id)),
-            Control::App(_) => {
-                self.refuse(None, "app message inside the app");
-                return None;
-            }
             Control::Shutdown => {
                 let ids: Vec<CallId> = self.calls.keys().copied().collect();
                 for call in ids {
@@ -560,9 +612,7 @@ impl Shard {
         None
     }
 
-    /// Handle a datagram received on `socket` from `from`; datagrams to send are appended to
-    /// `out`.
-    pub fn handle_datagram(
+    fn handle_datagram(
         &mut self,
         now: Instant,
         socket: SocketId,
@@ -570,11 +620,6 @@ impl Shard {
         data: &[u8],
         out: &mut Vec<Transmit>,
     ) {
-        if self.app_sockets.contains(&socket) {
-            self.stats.received += 1;
-            self.with_app_ctx(now, out, |app, ctx| app.handle_datagram(now, socket, from, data, ctx));
-            return;
-        }
         let Some(&call) = self.routes.get(&socket) else {
             self.stats.unrouted += 1;
             return;
@@ -586,13 +631,9 @@ impl Shard {
         self.stats.received += 1;
         slot.call.handle_receive(now, socket, from, data);
         self.after_input(now, call, out);
-        if self.app.is_some() {
-            self.deliver_to_app(now, out);
-        }
     }
 
-    /// Run every call whose deadline has passed.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
+    fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
         // Pop the due entries first: a deadline a call sets at or before `now` waits for the next
         // turn instead of spinning this one.
         let mut due = std::mem::take(&mut self.due);
@@ -614,20 +655,6 @@ impl Shard {
             self.after_input(now, call, out);
         }
         self.due = due;
-        if self.app_deadline.is_some_and(|at| at <= now) {
-            self.with_app_ctx(now, out, |app, ctx| app.handle_timeout(now, ctx));
-        } else if self.app.is_some() {
-            self.deliver_to_app(now, out);
-        }
-    }
-
-    /// When [`Shard::handle_timeout`] must next be called (may be early, never late).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let calls = self.timers.peek().map(|Reverse((at, _))| *at);
-        match (calls, self.app_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
     }
 
     fn refuse(&mut self, call: Option<CallId>, reason: &'static str) {
@@ -682,8 +709,8 @@ impl Shard {
             self.sample_leg_end(&leg.stats());
         }
         self.stats.add_rtp(&slot.call.take_rtp_counters());
-        Self::apply_writes(&mut self.recordings, &mut self.stats, &mut slot.call);
-        Self::drain_events(&mut self.reports, &mut self.stats, call, &mut slot.call);
+        // Its last writes and events; datagrams of a call that is gone are not sent.
+        Self::drain(&mut self.recordings, &mut self.reports, &mut self.stats, call, &mut slot.call, None);
         self.close_recordings_of(call);
         let drops = slot.call.drops().clone();
         self.report(Report::CallEnded {
@@ -698,20 +725,14 @@ impl Shard {
     /// After any input to a call: collect its datagrams, recording writes and events, and
     /// queue its next deadline.
     fn after_input(&mut self, _now: Instant, call: CallId, out: &mut Vec<Transmit>) {
-        let Shard { calls, timers, recordings, reports, stats, jitter_samples, .. } = self;
+        let Core { calls, timers, recordings, reports, stats, jitter_samples, .. } = self;
         let Some(slot) = calls.get_mut(&call) else { return };
-        while let Some(t) = slot.call.poll_transmit() {
-            stats.transmits += 1;
-            out.push(t);
-        }
+        let next = Self::drain(recordings, reports, stats, call, &mut slot.call, Some(out));
         let rtp = slot.call.take_rtp_counters();
         stats.add_rtp(&rtp);
         for j in rtp.jitter.into_iter().flatten() {
             Self::sample_jitter(jitter_samples, j);
         }
-        Self::apply_writes(recordings, stats, &mut slot.call);
-        Self::drain_events(reports, stats, call, &mut slot.call);
-        let next = slot.call.poll_timeout();
         if next != slot.deadline {
             if let Some(at) = next {
                 timers.push(Reverse((at, call)));
@@ -720,24 +741,46 @@ impl Shard {
         }
     }
 
-    fn apply_writes(recordings: &mut HashMap<RecordingId, OpenRecording>, stats: &mut ShardStats, call: &mut Call) {
-        while let Some((id, w)) = call.poll_recording_write() {
-            let Some(rec) = recordings.get_mut(&id) else { continue };
-            let Some(file) = rec.file.as_ref() else { continue };
-            match file.write_all_at(&w.bytes, w.offset) {
-                Ok(()) => rec.bytes = rec.bytes.max(w.offset + w.bytes.len() as u64),
-                Err(e) => {
-                    stats.recording_errors += 1;
-                    rec.error = Some(e.to_string());
-                    rec.file = None;
+    /// Drains a call's outputs: datagrams to `out` (dropped when `None`), recording writes applied
+    /// in order, events reported; returns its next deadline.
+    fn drain(
+        recordings: &mut HashMap<RecordingId, OpenRecording>,
+        reports: &mut Reports,
+        stats: &mut ShardStats,
+        id: CallId,
+        call: &mut Call,
+        mut out: Option<&mut Vec<Transmit>>,
+    ) -> Option<Instant> {
+        loop {
+            match call.poll_output() {
+                Output::Transmit(t) => {
+                    if let Some(out) = out.as_deref_mut() {
+                        stats.transmits += 1;
+                        out.push(t);
+                    }
                 }
+                Output::RecordingWrite { id, write } => Self::apply_write(recordings, stats, id, &write),
+                Output::Event(event) => reports.send(Report::Event { call: id, event }, stats),
+                Output::Timeout(at) => return at,
             }
         }
     }
 
-    fn drain_events(reports: &mut Reports, stats: &mut ShardStats, call: CallId, c: &mut Call) {
-        while let Some(event) = c.poll_event() {
-            reports.send(Report::Event { call, event }, stats);
+    fn apply_write(
+        recordings: &mut HashMap<RecordingId, OpenRecording>,
+        stats: &mut ShardStats,
+        id: RecordingId,
+        w: &FileWrite,
+    ) {
+        let Some(rec) = recordings.get_mut(&id) else { return };
+        let Some(file) = rec.file.as_ref() else { return };
+        match file.write_all_at(&w.bytes, w.offset) {
+            Ok(()) => rec.bytes = rec.bytes.max(w.offset + w.bytes.len() as u64),
+            Err(e) => {
+                stats.recording_errors += 1;
+                rec.error = Some(e.to_string());
+                rec.file = None;
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::mpsc;
 
-use super::{encode_file, Outcome};
+use crate::{encode_file, Outcome};
 
 /// One recording to archive.
 #[derive(Debug, Clone, PartialEq, Eq)]

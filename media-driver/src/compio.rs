@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::poll_fn;
 use std::io::{self, ErrorKind};
 use std::rc::Rc;
@@ -23,11 +24,11 @@ use compio::BufResult;
 use crossbeam_channel::{Receiver, Sender};
 use futures::task::AtomicWaker;
 
-use super::meter::Meter;
-use super::Wake;
-use crate::call::{SocketId, Transmit};
-use crate::rtp::MAX_DATAGRAM_LEN;
-use crate::shard::{Control, Report, Shard, ShardStats, SocketOp, SocketTable};
+use crate::meter::Meter;
+use crate::shard::{Input, Report, Shard, ShardStats, SocketOp, SocketTable};
+use crate::Wake;
+use media::call::{SocketId, Transmit};
+use media::rtp::MAX_DATAGRAM_LEN;
 
 /// The timer task re-reads the shard's next deadline at least this often (a call added by a
 /// control message may have an earlier one).
@@ -53,7 +54,7 @@ fn runtime() -> io::Result<Runtime> {
 }
 
 /// Build a runtime and check it runs on io_uring (not compio's polling fallback).
-pub(super) fn probe() -> io::Result<()> {
+pub(crate) fn probe() -> io::Result<()> {
     let rt = Runtime::new()?;
     match rt.driver_type() {
         DriverType::IoUring => Ok(()),
@@ -61,19 +62,14 @@ pub(super) fn probe() -> io::Result<()> {
     }
 }
 
-pub(super) fn run(
+/// Runs a shard without an app (the hosted app, the dialer's SIP, runs on the other drivers,
+/// which `spawn_with_app` picks for it).
+pub(crate) fn run(
     index: usize,
-    control: Receiver<Control>,
+    control: Receiver<Input<Infallible>>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
-    app: Option<Box<dyn crate::shard::ShardApp>>,
 ) -> io::Result<ShardStats> {
-    if app.is_some() {
-        // The hosted app (the dialer's SIP) runs on the epoll driver, which spawn() picks for it.
-        let e = io::Error::new(ErrorKind::Unsupported, "the io_uring driver hosts no shard app");
-        let _ = wake_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-        return Err(e);
-    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -105,7 +101,7 @@ pub(super) fn run(
     })
 }
 
-async fn control_loop(inner: Rc<RefCell<Inner>>, control: Receiver<Control>, notify: Arc<AtomicWaker>) {
+async fn control_loop(inner: Rc<RefCell<Inner>>, control: Receiver<Input<Infallible>>, notify: Arc<AtomicWaker>) {
     let mut out = Vec::new();
     loop {
         poll_fn(|cx| {
@@ -119,7 +115,7 @@ async fn control_loop(inner: Rc<RefCell<Inner>>, control: Receiver<Control>, not
         .await;
         for _ in 0..CONTROLS_PER_TURN {
             let Ok(c) = control.try_recv() else { break };
-            let op = inner.borrow_mut().shard.handle_control(Instant::now(), c, &mut out);
+            let op = inner.borrow_mut().shard.handle_input(Instant::now(), c, &mut out);
             match op {
                 None => {}
                 Some(SocketOp::Add(id, socket)) => match UdpSocket::from_std(socket) {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, types, IoUring};
 
-use crate::rtp::MAX_DATAGRAM_LEN;
+use media::rtp::MAX_DATAGRAM_LEN;
 
 /// Bytes of control data a receive keeps: one `SCM_TIMESTAMPNS` message (a 16-byte header and a
 /// `timespec`), where [`RingConfig::rx_timestamps`] asks for it.

@@ -4,11 +4,12 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use media::driver::{self, DriverChoice, DriverKind, ShardConfig, ShardHandle};
 use media::recording::read_recording;
 use media::rtp::{self, HeaderFields};
 use media::shard::{CallId, Control, Report};
 use media::{CallConfig, Codec, LegConfig, RecordingId, SocketId};
+use media_driver::shard::{Input, ShardApp, ShardCtx};
+use media_driver::{self as driver, DriverChoice, DriverKind, ShardConfig, ShardHandle};
 
 const CUSTOMER_SOCKET: SocketId = SocketId(11);
 const AGENT_SOCKET: SocketId = SocketId(12);
@@ -55,7 +56,7 @@ fn leg(socket: SocketId, remote: SocketAddr, ssrc: u32, initial_seq: u16) -> Box
 }
 
 /// Wait for a report matching `f`, collecting the others.
-fn wait_for(shard: &ShardHandle, mut f: impl FnMut(&Report) -> bool) -> Report {
+fn wait_for(shard: &ShardHandle<impl Send + 'static>, mut f: impl FnMut(&Report) -> bool) -> Report {
     loop {
         let r = shard.reports().recv_timeout(RECV_BOUND).expect("shard report within bound");
         if f(&r) {
@@ -65,7 +66,7 @@ fn wait_for(shard: &ShardHandle, mut f: impl FnMut(&Report) -> bool) -> Report {
 }
 
 fn barrier(shard: &ShardHandle, token: u64) {
-    shard.send(Control::Ping { token }).expect("shard running");
+    shard.try_send(Control::Ping { token }).expect("shard running");
     wait_for(shard, |r| *r == Report::Pong { token });
 }
 
@@ -88,15 +89,15 @@ fn wired_at(driver: DriverChoice, index: usize) -> Wired {
     let (sc, sa) = (bind(), bind());
     let (customer, agent) = (bind(), bind());
     let (shard_customer, shard_agent) = (addr(&sc), addr(&sa));
-    shard.send(Control::AddSocket { id: CUSTOMER_SOCKET, socket: sc }).expect("shard running");
-    shard.send(Control::AddSocket { id: AGENT_SOCKET, socket: sa }).expect("shard running");
+    shard.try_send(Control::AddSocket { id: CUSTOMER_SOCKET, socket: sc }).expect("shard running");
+    shard.try_send(Control::AddSocket { id: AGENT_SOCKET, socket: sa }).expect("shard running");
     let config = Box::new(CallConfig::new(Instant::now(), 0));
-    shard.send(Control::AddCall { call: CALL, config }).expect("shard running");
+    shard.try_send(Control::AddCall { call: CALL, config }).expect("shard running");
     shard
-        .send(Control::SetAgent { call: CALL, leg: leg(AGENT_SOCKET, addr(&agent), 0xA6E7_0002, 40_000) })
+        .try_send(Control::SetAgent { call: CALL, leg: leg(AGENT_SOCKET, addr(&agent), 0xA6E7_0002, 40_000) })
         .expect("shard running");
     shard
-        .send(Control::SetCustomer { call: CALL, leg: leg(CUSTOMER_SOCKET, addr(&customer), 0xC0C0_0001, 65_530) })
+        .try_send(Control::SetCustomer { call: CALL, leg: leg(CUSTOMER_SOCKET, addr(&customer), 0xC0C0_0001, 65_530) })
         .expect("shard running");
     barrier(&shard, 1);
     Wired { shard, customer, agent, shard_customer, shard_agent }
@@ -134,7 +135,7 @@ fn relays_both_ways(driver: DriverChoice) -> DriverKind {
     let w = wired(driver);
     relay_one_way(&w.customer, w.shard_customer, &w.agent, w.shard_agent, 0xA6E7_0002, 40_000);
     relay_one_way(&w.agent, w.shard_agent, &w.customer, w.shard_customer, 0xC0C0_0001, 65_530);
-    w.shard.send(Control::EndCall { call: CALL }).expect("shard running");
+    w.shard.try_send(Control::EndCall { call: CALL }).expect("shard running");
     let Report::CallEnded { agent, customer, drops, .. } =
         wait_for(&w.shard, |r| matches!(r, Report::CallEnded { .. }))
     else {
@@ -190,7 +191,7 @@ fn counts_rtp_for_metrics(driver: DriverChoice, index: usize) {
     for _ in 0..PACKETS {
         recv(&w.customer, &mut buf, "relayed packet");
     }
-    w.shard.send(Control::EndCall { call: CALL }).expect("shard running");
+    w.shard.try_send(Control::EndCall { call: CALL }).expect("shard running");
     wait_for(&w.shard, |r| matches!(r, Report::CallEnded { .. }));
     let stats = w.shard.shutdown().expect("shard stops cleanly");
     let packets = (sent.len() + usize::from(PACKETS)) as u64;
@@ -231,7 +232,7 @@ fn uring_shard_counts_rtp_packets_bytes_loss_and_jitter_for_metrics() {
 #[test]
 fn unknown_call_is_refused_and_changes_nothing() {
     let shard = driver::spawn(ShardConfig::default()).expect("shard starts");
-    shard.send(Control::EndCall { call: CallId(99) }).expect("shard running");
+    shard.try_send(Control::EndCall { call: CallId(99) }).expect("shard running");
     let r = wait_for(&shard, |r| matches!(r, Report::Refused { .. }));
     assert_eq!(r, Report::Refused { call: Some(CallId(99)), reason: "no such call" });
     shard.shutdown().expect("shard stops cleanly");
@@ -243,11 +244,11 @@ fn records_a_readable_file(driver: DriverChoice) {
     let w = wired(driver);
     let id = RecordingId(70);
     w.shard
-        .send(Control::StartRecording { call: CALL, id, path: path.clone(), codec: Codec::Pcmu })
+        .try_send(Control::StartRecording { call: CALL, id, path: path.clone(), codec: Codec::Pcmu })
         .expect("shard running");
     barrier(&w.shard, 2);
     relay_one_way(&w.customer, w.shard_customer, &w.agent, w.shard_agent, 0xA6E7_0002, 40_000);
-    w.shard.send(Control::StopRecording { call: CALL }).expect("shard running");
+    w.shard.try_send(Control::StopRecording { call: CALL }).expect("shard running");
     let closed = wait_for(&w.shard, |r| matches!(r, Report::RecordingClosed { .. }));
     let Report::RecordingClosed { id: closed_id, path: closed_path, error, bytes, .. } = closed else {
         unreachable!("wait_for returned the matching report")
@@ -280,44 +281,55 @@ struct EchoApp {
     reports_seen: u64,
 }
 
-impl media::shard::ShardApp for EchoApp {
+/// What the test tells its [`EchoApp`].
+#[derive(Debug)]
+enum EchoMessage {
+    /// Take the app's socket.
+    Register,
+    /// Send this text to the last peer.
+    Say(String),
+}
+
+impl ShardApp for EchoApp {
+    type Message = EchoMessage;
+
     fn handle_datagram(
         &mut self,
         _now: Instant,
         socket: SocketId,
         from: SocketAddr,
         data: &[u8],
-        ctx: &mut media::shard::ShardCtx<'_>,
+        ctx: &mut ShardCtx<'_>,
     ) {
         self.peer = Some(from);
         ctx.send(socket, from, data.to_ascii_uppercase());
     }
 
-    fn handle_message(
-        &mut self,
-        _now: Instant,
-        message: Box<dyn std::any::Any + Send>,
-        ctx: &mut media::shard::ShardCtx<'_>,
-    ) {
-        if let Some(s) = self.bound.take() {
-            ctx.add_app_socket(self.socket, s);
-            return;
-        }
-        if let (Ok(text), Some(peer)) = (message.downcast::<String>(), self.peer) {
+    fn handle_message(&mut self, _now: Instant, message: EchoMessage, ctx: &mut ShardCtx<'_>) {
+        let text = match message {
+            EchoMessage::Register => {
+                if let Some(s) = self.bound.take() {
+                    ctx.add_app_socket(self.socket, s);
+                }
+                return;
+            }
+            EchoMessage::Say(text) => text,
+        };
+        if let Some(peer) = self.peer {
             ctx.send(self.socket, peer, text.into_bytes());
             // A control applied from inside the app: its report comes back to the app first.
             ctx.control(Control::Ping { token: 5 });
         }
     }
 
-    fn handle_report(&mut self, _now: Instant, report: Report, ctx: &mut media::shard::ShardCtx<'_>) {
+    fn handle_report(&mut self, _now: Instant, report: Report, ctx: &mut ShardCtx<'_>) {
         self.reports_seen += 1;
         if let Report::Pong { token } = report {
             ctx.report(Report::Pong { token: token + 1000 });
         }
     }
 
-    fn handle_timeout(&mut self, _now: Instant, _ctx: &mut media::shard::ShardCtx<'_>) {}
+    fn handle_timeout(&mut self, _now: Instant, _ctx: &mut ShardCtx<'_>) {}
 
     fn poll_timeout(&self) -> Option<Instant> {
         None
@@ -340,17 +352,17 @@ fn hosted_app(choice: DriverChoice, expected: DriverKind) {
     let app_addr = addr(&app_socket);
     let app = EchoApp { socket: SocketId(1), bound: Some(app_socket), peer: None, reports_seen: 0 };
     let config = ShardConfig { driver: choice, ..ShardConfig::default() };
-    let shard = driver::spawn_with_app(config, Box::new(app)).expect("shard starts");
+    let shard = driver::spawn_with_app(config, app).expect("shard starts");
     assert_eq!(shard.driver(), expected);
     // First message: the app registers its socket.
-    shard.send(Control::App(Box::new(()))).expect("shard running");
+    shard.try_send(Input::App(EchoMessage::Register)).expect("shard running");
     barrier_app(&shard, 1);
     let peer = bind();
     peer.send_to(b"invite", app_addr).expect("loopback send");
     let mut buf = [0u8; 64];
     let (n, _) = recv(&peer, &mut buf, "echo");
     assert_eq!(&buf[..n], b"INVITE");
-    shard.send(Control::App(Box::new("bye".to_string()))).expect("shard running");
+    shard.try_send(Input::App(EchoMessage::Say("bye".to_string()))).expect("shard running");
     let (n, _) = recv(&peer, &mut buf, "app's datagram");
     assert_eq!(&buf[..n], b"bye");
     // The Ping the app applied came back to the app, which forwarded it changed.
@@ -360,8 +372,8 @@ fn hosted_app(choice: DriverChoice, expected: DriverKind) {
 }
 
 /// With an app, Pongs reach the app, which forwards them as token + 1000.
-fn barrier_app(shard: &ShardHandle, token: u64) {
-    shard.send(Control::Ping { token }).expect("shard running");
+fn barrier_app(shard: &ShardHandle<EchoMessage>, token: u64) {
+    shard.try_send(Control::Ping { token }).expect("shard running");
     wait_for(shard, |r| *r == Report::Pong { token: token + 1000 });
 }
 
@@ -377,7 +389,7 @@ fn recording_child_process() {
     let path = std::env::var_os(CHILD_RECORDING).expect("started by the kill -9 test");
     let w = wired(DriverChoice::Auto);
     let control = Control::StartRecording { call: CALL, id: RecordingId(9), path: path.into(), codec: Codec::Pcmu };
-    w.shard.send(control).expect("shard running");
+    w.shard.try_send(control).expect("shard running");
     barrier(&w.shard, 2);
     println!("recording");
     for seq in 0u16.. {

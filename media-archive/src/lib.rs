@@ -15,7 +15,7 @@
 //! is claimed again and re-encoded on restart) or the complete Opus file (recognised by
 //! [`encode_file`], which then only records it).
 
-pub mod opus;
+pub use media::opus;
 pub mod pool;
 
 use std::fs::File;
@@ -44,7 +44,7 @@ pub enum ArchiveError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0}: not a readable recording: {1}")]
-    Recording(PathBuf, crate::recording::RecordingError),
+    Recording(PathBuf, media::recording::RecordingError),
     #[error("{0}: {1}")]
     Opus(PathBuf, opus::OpusError),
 }
@@ -86,7 +86,7 @@ pub fn encode_file(wav: &Path) -> Result<Outcome, ArchiveError> {
         }
         Err(e) => return Err(ArchiveError::Io { path: wav.to_path_buf(), source: e }),
     };
-    let rec = crate::recording::read_recording(&bytes).map_err(|e| ArchiveError::Recording(wav.to_path_buf(), e))?;
+    let rec = media::recording::read_recording(&bytes).map_err(|e| ArchiveError::Recording(wav.to_path_buf(), e))?;
     drop(bytes);
     let tmp = wav.with_extension("opus.tmp");
     let file = File::create(&tmp).map_err(io_err(&tmp))?;

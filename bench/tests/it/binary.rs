@@ -1,15 +1,15 @@
-//! `kakeru bench media` as a capacity planner runs it: a short relayed run beside the
+//! `kakeru-bench media` as a capacity planner runs it: a short relayed run beside the
 //! generator's own ceiling (`--peer loopback`), its JSON read back, and a wrong flag refused.
 
 use std::process::Command;
 
 fn bench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_kakeru"))
-        .args(["bench", "media"])
+    Command::new(env!("CARGO_BIN_EXE_kakeru-bench"))
+        .arg("media")
         .args(args)
         .env("RUST_LOG", "warn")
         .output()
-        .expect("kakeru bench media")
+        .expect("kakeru-bench media")
 }
 
 #[test]

@@ -1,0 +1,71 @@
+//! A shard's messages: the [`Control`]s the control plane sends to the calls on a shard, and the
+//! [`Report`]s a shard sends back. The shard itself, which applies them to its [`Call`]s, and its
+//! drivers live in `media-driver`; a sans-IO user of the media plane (the dialer's call control)
+//! speaks to it in these types alone.
+//!
+//! [`Call`]: crate::Call
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+
+use crate::call::{CallConfig, DropCounters, Event, LegConfig, LegStats, RecordingId, Role, SocketId};
+use crate::g711::Codec;
+
+/// Id of a call on a shard, chosen by the control plane (unique per shard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+/// A message to a shard.
+#[derive(Debug)]
+pub enum Control {
+    /// Take ownership of a bound UDP socket (RTP, RTCP or SIP) under `id`. The driver makes it
+    /// non-blocking and registers it; datagrams on it go to the call whose leg names it.
+    AddSocket { id: SocketId, socket: UdpSocket },
+    /// Close a socket.
+    RemoveSocket { id: SocketId },
+    /// Create an empty call.
+    AddCall { call: CallId, config: Box<CallConfig> },
+    /// Attach (or replace) the agent's nailed-up leg.
+    SetAgent { call: CallId, leg: Box<LegConfig> },
+    /// Attach (or replace) the customer leg; bridges if the agent is present.
+    SetCustomer { call: CallId, leg: Box<LegConfig> },
+    /// Detach the customer leg (hang-up); reported as [`Report::LegReleased`].
+    TakeCustomer { call: CallId },
+    /// Move the customer leg, with its state, to another call on this shard.
+    MoveCustomer { from: CallId, to: CallId },
+    /// Start recording the call to a new file at `path` (created, truncated).
+    StartRecording { call: CallId, id: RecordingId, path: PathBuf, codec: Codec },
+    /// Finish the call's recording; reported as [`Report::RecordingClosed`].
+    StopRecording { call: CallId },
+    /// Play a clip to a leg.
+    Play { call: CallId, role: Role, clip: crate::player::Clip },
+    /// Loop a clip to a leg whenever nothing else plays to it (`None` stops the loop): waiting
+    /// audio (呼中音声) for a customer not yet bridged.
+    SetLoop { call: CallId, role: Role, clip: Option<crate::player::Clip> },
+    /// End the call: recording finished, legs released, reported as [`Report::CallEnded`].
+    EndCall { call: CallId },
+    /// Answered by [`Report::Pong`] once every earlier message is applied (a barrier).
+    Ping { token: u64 },
+    /// Stop the shard's driver after ending every call.
+    Shutdown,
+}
+
+/// A message from a shard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// An event of a call's core (DTMF, prompt finished, RTCP, ...).
+    Event { call: CallId, event: Event },
+    /// A leg left a call.
+    LegReleased { call: CallId, role: Role, stats: LegStats },
+    /// A call ended.
+    CallEnded { call: CallId, drops: DropCounters, customer: Option<LegStats>, agent: Option<LegStats> },
+    /// A recording file was closed; `error` if a write to it failed (the file then stops growing
+    /// but stays readable up to its last header).
+    RecordingClosed { call: CallId, id: RecordingId, path: PathBuf, bytes: u64, error: Option<String> },
+    /// A control message could not be applied (unknown call, duplicate id, ...). Nothing changed.
+    Refused { call: Option<CallId>, reason: &'static str },
+    /// A driver could not register or use a socket.
+    SocketError { id: SocketId, error: String },
+    /// Answer to [`Control::Ping`].
+    Pong { token: u64 },
+}
