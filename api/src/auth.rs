@@ -138,7 +138,7 @@ pub async fn login(
     let ok = guard.verify(b.password, hash).await?;
     let now = store::now_ms();
     let Some(c) = candidate else {
-        metrics::counter!("kakeru_logins_total", "outcome" => "failed").increment(1);
+        metrics::counter!(crate::guard::LOGINS_TOTAL, "outcome" => "failed").increment(1);
         return Err(bad_credentials());
     };
     let src = source.text();
@@ -155,7 +155,7 @@ pub async fn login(
             let (token, expires_at) = accounts::open_session(&st.db, &u.principal, now, c.session_ttl_ms).await?;
             audit::record(&st.db, &event(AuditKind::Login, Some(u.principal.user_id)), now).await?;
             guard.succeeded(attempt);
-            metrics::counter!("kakeru_logins_total", "outcome" => "ok").increment(1);
+            metrics::counter!(crate::guard::LOGINS_TOTAL, "outcome" => "ok").increment(1);
             let p = &u.principal;
             let tz = store::tenancy::parse_tz(&p.time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
             Ok(Json(LoginReply { token, expires_at: store::tenancy::local_rfc3339(tz, expires_at), user: Me::from(p) }))
@@ -163,7 +163,7 @@ pub async fn login(
         Some(u) if ok && !u.disabled => {
             // The right password of a locked account: say so, it cannot be guessed this way.
             audit::record(&st.db, &event(AuditKind::LoginFailed, Some(u.principal.user_id)), now).await?;
-            metrics::counter!("kakeru_logins_total", "outcome" => "locked").increment(1);
+            metrics::counter!(crate::guard::LOGINS_TOTAL, "outcome" => "locked").increment(1);
             Err(ApiError::new(
                 axum::http::StatusCode::LOCKED,
                 "account_locked",
@@ -176,10 +176,10 @@ pub async fn login(
             if let Some(id) = user_id {
                 if accounts::login_failed(&st.db, c.tenant_id, id, guard.limits().lockout_after, now).await? {
                     audit::record(&st.db, &event(AuditKind::Locked, Some(id)), now).await?;
-                    metrics::counter!("kakeru_login_lockouts_total").increment(1);
+                    metrics::counter!(crate::guard::LOCKOUTS_TOTAL).increment(1);
                 }
             }
-            metrics::counter!("kakeru_logins_total", "outcome" => "failed").increment(1);
+            metrics::counter!(crate::guard::LOGINS_TOTAL, "outcome" => "failed").increment(1);
             Err(bad_credentials())
         }
     }

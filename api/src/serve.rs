@@ -20,6 +20,8 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::task::JoinSet;
 
+const CONNECTIONS_REFUSED_TOTAL: &str = "kakeru_http_connections_refused_total";
+
 /// The connection limits of one listener.
 #[derive(Debug, Clone)]
 pub struct ServeLimits {
@@ -148,6 +150,10 @@ pub async fn serve_with(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        "Connections to the API closed at once: their source address, or the process, had its cap open."
+    );
     let open = Arc::new(Mutex::new(Open::default()));
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     let mut conns = JoinSet::new();
@@ -168,7 +174,7 @@ pub async fn serve_with(
             },
         };
         let Some(slot) = Slot::take(&open, peer.ip(), &limits) else {
-            metrics::counter!("kakeru_http_connections_refused_total").increment(1);
+            metrics::counter!(CONNECTIONS_REFUSED_TOTAL).increment(1);
             drop(stream);
             continue;
         };
