@@ -93,15 +93,17 @@ impl From<&Principal> for Me {
     }
 }
 
-/// The address a request came from (the connection's peer; `None` when the server was not given
-/// it, as in a router called directly).
+/// The address a request came from (the connection's peer, or the client behind a trusted proxy:
+/// see `serve::client_ip`; `None` when the server was not given it, as in a router called directly).
 pub struct ClientAddr(pub Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let resolved = parts.extensions.get::<crate::serve::ClientIp>().map(|c| c.0);
+        let ip = resolved
+            .or_else(|| parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()));
         Ok(ClientAddr(ip))
     }
 }
