@@ -109,7 +109,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 }
 
 impl ClientAddr {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         self.0.map_or_else(|| "-".to_string(), |ip| ip.to_string())
     }
 }
