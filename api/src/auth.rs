@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     /// The tenant's code.
@@ -65,11 +65,31 @@ pub struct LoginBody {
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+impl std::fmt::Debug for LoginBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginBody")
+            .field("tenant", &self.tenant)
+            .field("login", &self.login)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
 pub struct LoginReply {
     pub token: String,
     pub expires_at: String,
     pub user: Me,
+}
+
+impl std::fmt::Debug for LoginReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginReply")
+            .field("token", &"***")
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 #[derive(Debug, Serialize)]

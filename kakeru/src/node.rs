@@ -67,17 +67,7 @@ impl std::fmt::Debug for NodeConfig {
 
 /// A URL with the password of its user info replaced by `***` (`postgres://u:***@host/db`).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
-                // redis://:password@host has an empty user: the whole user info is the secret.
-                None => format!("{}***{}", &url[..s + 3], &url[at..]),
-            }
-        }
-        _ => url.to_string(),
-    }
+    control::bus::redact_url(url)
 }
 
 impl NodeConfig {
