@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     /// The tenant's code.
@@ -65,11 +65,31 @@ pub struct LoginBody {
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+impl std::fmt::Debug for LoginBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginBody")
+            .field("tenant", &self.tenant)
+            .field("login", &self.login)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
 pub struct LoginReply {
     pub token: String,
     pub expires_at: String,
     pub user: Me,
+}
+
+impl std::fmt::Debug for LoginReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginReply")
+            .field("token", &"***")
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user)
+            .finish()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -93,21 +113,23 @@ impl From<&Principal> for Me {
     }
 }
 
-/// The address a request came from (the connection's peer; `None` when the server was not given
-/// it, as in a router called directly).
+/// The address a request came from (the connection's peer, or the client behind a trusted proxy:
+/// see `serve::client_ip`; `None` when the server was not given it, as in a router called directly).
 pub struct ClientAddr(pub Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let resolved = parts.extensions.get::<crate::serve::ClientIp>().map(|c| c.0);
+        let ip = resolved
+            .or_else(|| parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip()));
         Ok(ClientAddr(ip))
     }
 }
 
 impl ClientAddr {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         self.0.map_or_else(|| "-".to_string(), |ip| ip.to_string())
     }
 }
@@ -138,7 +160,7 @@ pub async fn login(
     let ok = guard.verify(b.password, hash).await?;
     let now = store::now_ms();
     let Some(c) = candidate else {
-        metrics::counter!("kakeru_logins_total", "outcome" => "failed").increment(1);
+        metrics::counter!(crate::guard::LOGINS_TOTAL, "outcome" => "failed").increment(1);
         return Err(bad_credentials());
     };
     let src = source.text();
@@ -155,7 +177,7 @@ pub async fn login(
             let (token, expires_at) = accounts::open_session(&st.db, &u.principal, now, c.session_ttl_ms).await?;
             audit::record(&st.db, &event(AuditKind::Login, Some(u.principal.user_id)), now).await?;
             guard.succeeded(attempt);
-            metrics::counter!("kakeru_logins_total", "outcome" => "ok").increment(1);
+            metrics::counter!(crate::guard::LOGINS_TOTAL, "outcome" => "ok").increment(1);
             let p = &u.principal;
             let tz = store::tenancy::parse_tz(&p.time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
             Ok(Json(LoginReply { token, expires_at: store::tenancy::local_rfc3339(tz, expires_at), user: Me::from(p) }))
@@ -163,7 +185,7 @@ pub async fn login(
         Some(u) if ok && !u.disabled => {
             // The right password of a locked account: say so, it cannot be guessed this way.
             audit::record(&st.db, &event(AuditKind::LoginFailed, Some(u.principal.user_id)), now).await?;
-            metrics::counter!("kakeru_logins_total", "outcome" => "locked").increment(1);
+            metrics::counter!(crate::guard::LOGINS_TOTAL, "outcome" => "locked").increment(1);
             Err(ApiError::new(
                 axum::http::StatusCode::LOCKED,
                 "account_locked",
@@ -176,10 +198,10 @@ pub async fn login(
             if let Some(id) = user_id {
                 if accounts::login_failed(&st.db, c.tenant_id, id, guard.limits().lockout_after, now).await? {
                     audit::record(&st.db, &event(AuditKind::Locked, Some(id)), now).await?;
-                    metrics::counter!("kakeru_login_lockouts_total").increment(1);
+                    metrics::counter!(crate::guard::LOCKOUTS_TOTAL).increment(1);
                 }
             }
-            metrics::counter!("kakeru_logins_total", "outcome" => "failed").increment(1);
+            metrics::counter!(crate::guard::LOGINS_TOTAL, "outcome" => "failed").increment(1);
             Err(bad_credentials())
         }
     }

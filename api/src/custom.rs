@@ -410,7 +410,7 @@ async fn unlock_user(
             kind: store::audit::AuditKind::Unlocked,
             user_id: Some(id),
             login: user["login"].as_str().unwrap_or(""),
-            source: &source.0.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+            source: &source.text(),
             actor_user_id: Some(ctx.auth.user()),
         };
         store::audit::record(&ctx.st.db, &e, store::now_ms()).await?;

@@ -52,6 +52,26 @@ impl Default for LoginLimits {
     }
 }
 
+pub const LOGINS_TOTAL: &str = "kakeru_logins_total";
+pub const REFUSED_TOTAL: &str = "kakeru_login_refused_total";
+pub const LOCKOUTS_TOTAL: &str = "kakeru_login_lockouts_total";
+
+/// The help texts of the login metrics (once the process's recorder is installed).
+fn describe_metrics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        metrics::describe_counter!(
+            LOGINS_TOTAL,
+            "Logins checked, by outcome: ok, failed, locked (the right password of a locked account)."
+        );
+        metrics::describe_counter!(
+            REFUSED_TOTAL,
+            "Logins refused before any password check, by limit: source, account (429), busy (503)."
+        );
+        metrics::describe_counter!(LOCKOUTS_TOTAL, "Accounts locked after consecutive wrong passwords.");
+    });
+}
+
 /// Keys kept per table; beyond it, expired windows are dropped first, then any one.
 const MAX_KEYS: usize = 100_000;
 
@@ -150,13 +170,14 @@ impl LoginGuard {
     /// Counts an attempt from `source` on the account; 429 with `Retry-After` when either has used
     /// its attempts of the window.
     pub fn admit(&self, source: Option<IpAddr>, tenant: &str, login: &str) -> ApiResult<Attempt> {
+        describe_metrics();
         let l = &self.0.limits;
         let now = Instant::now();
         let account = (tenant.to_string(), login.to_string());
         if let Some(ip) = source {
             let mut s = self.0.sources.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(after) = s.take(&ip, now, l.per_source, l.window) {
-                metrics::counter!("kakeru_login_refused_total", "limit" => "source").increment(1);
+                metrics::counter!(REFUSED_TOTAL, "limit" => "source").increment(1);
                 return Err(ApiError::too_many(after));
             }
         }
@@ -166,7 +187,7 @@ impl LoginGuard {
             if let Some(ip) = source {
                 self.0.sources.lock().unwrap_or_else(|p| p.into_inner()).refund(&ip);
             }
-            metrics::counter!("kakeru_login_refused_total", "limit" => "account").increment(1);
+            metrics::counter!(REFUSED_TOTAL, "limit" => "account").increment(1);
             return Err(ApiError::too_many(after));
         }
         Ok(Attempt { source, account })
@@ -178,13 +199,13 @@ impl LoginGuard {
         let inner = &self.0;
         if inner.waiting.fetch_add(1, Ordering::AcqRel) >= inner.limits.queue {
             inner.waiting.fetch_sub(1, Ordering::AcqRel);
-            metrics::counter!("kakeru_login_refused_total", "limit" => "busy").increment(1);
+            metrics::counter!(REFUSED_TOTAL, "limit" => "busy").increment(1);
             return Err(ApiError::busy(1));
         }
         let permit = tokio::time::timeout(inner.limits.queue_wait, inner.verify.acquire()).await;
         inner.waiting.fetch_sub(1, Ordering::AcqRel);
         let Ok(Ok(permit)) = permit else {
-            metrics::counter!("kakeru_login_refused_total", "limit" => "busy").increment(1);
+            metrics::counter!(REFUSED_TOTAL, "limit" => "busy").increment(1);
             return Err(ApiError::busy(1));
         };
         let ok = tokio::task::spawn_blocking(move || store::accounts::verify_password(&password, &hash))

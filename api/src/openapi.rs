@@ -240,7 +240,12 @@ pub fn document(ops: &[Op]) -> Value {
             json!({"description": "Success.", "content": {*ctype: {"schema": schema}}})
         };
         responses.insert(code.to_string(), ok);
-        for e in &o.errors {
+        // Every JSON body may be refused for its type (415) or its size (413).
+        let mut errors = o.errors.clone();
+        if o.request.as_ref().is_some_and(|(ctype, _)| *ctype == "application/json") {
+            errors.extend([413, 415]);
+        }
+        for e in &errors {
             responses.insert(
                 e.to_string(),
                 json!({"description": error_description(*e), "content": {"application/json": {"schema": schema_ref("Error")}}}),

@@ -20,6 +20,8 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::task::JoinSet;
 
+const CONNECTIONS_REFUSED_TOTAL: &str = "kakeru_http_connections_refused_total";
+
 /// The connection limits of one listener.
 #[derive(Debug, Clone)]
 pub struct ServeLimits {
@@ -34,6 +36,9 @@ pub struct ServeLimits {
     pub max_connections: usize,
     /// After the shutdown signal: how long open connections may finish their requests.
     pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (the load balancers in front): the client of a
+    /// request from them is the right-most address of that header that is not one of them.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Default for ServeLimits {
@@ -44,9 +49,74 @@ impl Default for ServeLimits {
             max_connections_per_source: 512,
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
         }
     }
 }
+
+/// An address block, `10.0.0.0/8` or one address (`10.0.0.5`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: an address or a block such as 10.0.0.0/8");
+        let (a, p) = s.trim().split_once('/').map_or((s.trim(), None), |(a, p)| (a, Some(p)));
+        let addr: IpAddr = a.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The client of a request: its peer, or behind a trusted proxy the right-most address of
+/// `X-Forwarded-For` that is not a trusted proxy (what the proxies added themselves).
+pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for v in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(text) = v.to_str() else { return client };
+        for part in text.split(',').rev() {
+            let Ok(ip) = part.trim().parse::<IpAddr>() else { return client };
+            client = ip;
+            if !is_trusted(ip) {
+                return ip;
+            }
+        }
+    }
+    client
+}
+
+/// The client's address as the server resolved it (see [`client_ip`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
 
 /// Open connections per source address, and in all.
 #[derive(Default)]
@@ -148,6 +218,10 @@ pub async fn serve_with(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        "Connections to the API closed at once: their source address, or the process, had its cap open."
+    );
     let open = Arc::new(Mutex::new(Open::default()));
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     let mut conns = JoinSet::new();
@@ -168,7 +242,7 @@ pub async fn serve_with(
             },
         };
         let Some(slot) = Slot::take(&open, peer.ip(), &limits) else {
-            metrics::counter!("kakeru_http_connections_refused_total").increment(1);
+            metrics::counter!(CONNECTIONS_REFUSED_TOTAL).increment(1);
             drop(stream);
             continue;
         };
@@ -176,11 +250,14 @@ pub async fn serve_with(
         let app = app.clone();
         let idle = limits.body_idle_timeout;
         let head = limits.header_read_timeout;
+        let trusted = limits.trusted_proxies.clone();
         let mut closing = closing_rx.clone();
         conns.spawn(async move {
             let _slot = slot;
             let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                let client = client_ip(peer.ip(), req.headers(), &trusted);
                 req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req.extensions_mut().insert(ClientIp(client));
                 let req = req.map(|b| axum::body::Body::new(IdleBody::new(b, idle)));
                 let mut app = app.clone();
                 async move { tower_service::Service::call(&mut app, req).await }
@@ -207,4 +284,44 @@ pub async fn serve_with(
         conns.shutdown().await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_match_their_addresses() {
+        let c: Cidr = "10.0.0.0/8".parse().expect("cidr");
+        assert!(c.contains("10.1.2.3".parse().expect("ip")));
+        assert!(c.contains("::ffff:10.1.2.3".parse().expect("mapped")));
+        assert!(!c.contains("11.0.0.1".parse().expect("ip")));
+        let one: Cidr = "192.0.2.7".parse().expect("one address");
+        assert!(one.contains("192.0.2.7".parse().expect("ip")) && !one.contains("192.0.2.8".parse().expect("ip")));
+        let all: Cidr = "0.0.0.0/0".parse().expect("all");
+        assert!(all.contains("203.0.113.1".parse().expect("ip")));
+        let v6: Cidr = "2001:db8::/32".parse().expect("v6");
+        assert!(v6.contains("2001:db8::1".parse().expect("ip")) && !v6.contains("2001:db9::1".parse().expect("ip")));
+        for bad in ["10.0.0.0/33", "x", "10.0.0.0/", "::/129"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().expect("cidr")];
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("x-forwarded-for", "198.51.100.1, 203.0.113.5, 10.0.0.9".parse().expect("header"));
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        // A client talking to us directly cannot claim another address.
+        assert_eq!(client_ip(ip("203.0.113.99"), &h, &trusted), ip("203.0.113.99"));
+        // Behind the proxies: the right-most address they did not add (the left ones are the
+        // client's own claims).
+        assert_eq!(client_ip(ip("10.0.0.2"), &h, &trusted), ip("203.0.113.5"));
+        assert_eq!(client_ip(ip("10.0.0.2"), &axum::http::HeaderMap::new(), &trusted), ip("10.0.0.2"));
+        let mut junk = axum::http::HeaderMap::new();
+        junk.insert("x-forwarded-for", "not-an-address".parse().expect("header"));
+        assert_eq!(client_ip(ip("10.0.0.2"), &junk, &trusted), ip("10.0.0.2"));
+        assert_eq!(client_ip(ip("10.0.0.2"), &h, &[]), ip("10.0.0.2"));
+    }
 }

@@ -51,6 +51,20 @@ enum Role {
         /// Seconds a request head may take to arrive (also how long an idle kept-alive connection stays).
         #[arg(long, env = "KAKERU_HEADER_TIMEOUT_S", default_value_t = 10)]
         header_timeout_s: u64,
+        /// The load balancers in front (addresses or blocks, comma-separated): the client of a
+        /// request from them is taken from X-Forwarded-For (the login limits and the audit trail
+        /// count it). Without it, every request's client is its peer.
+        #[arg(long, env = "KAKERU_TRUSTED_PROXIES", value_delimiter = ',')]
+        trusted_proxies: Vec<api::serve::Cidr>,
+        /// Failed logins one client address may make in 5 minutes (then 429 until the window ends).
+        #[arg(long, env = "KAKERU_LOGIN_ATTEMPTS_PER_SOURCE", default_value_t = 30)]
+        login_attempts_per_source: u32,
+        /// Failed logins on one account in 5 minutes, from anywhere.
+        #[arg(long, env = "KAKERU_LOGIN_ATTEMPTS_PER_ACCOUNT", default_value_t = 10)]
+        login_attempts_per_account: u32,
+        /// Wrong passwords in a row that lock an account (ログインロック) until a manager unlocks it.
+        #[arg(long, env = "KAKERU_LOGIN_LOCKOUT_AFTER", default_value_t = 5)]
+        login_lockout_after: i64,
     },
     /// A whole floor in one process on the embedded default: the API, the control service and the
     /// dialer, with a simulated carrier (real SIP and RTP on loopback) and simulated agents working
@@ -324,13 +338,31 @@ async fn main() -> anyhow::Result<()> {
             store::accounts::create_user(&db, &user, now).await.context("creating the MGR user")?;
             println!("tenant {code} created; login: tenant={code} login={admin_login} password={password}");
         }
-        Role::Api { listen, seed_demo, redis_url, redis_prefix, max_connections_per_source, header_timeout_s } => {
+        Role::Api {
+            listen,
+            seed_demo,
+            redis_url,
+            redis_prefix,
+            max_connections_per_source,
+            header_timeout_s,
+            trusted_proxies,
+            login_attempts_per_source,
+            login_attempts_per_account,
+            login_lockout_after,
+        } => {
             eprintln!("kakeru api: opening {} ...", redact(&cli.database_url));
             anyhow::ensure!(max_connections_per_source >= 1, "--max-connections-per-source: at least 1");
             anyhow::ensure!((1..=300).contains(&header_timeout_s), "--header-timeout-s: 1 to 300");
             let mut cfg = NodeConfig::new(&cli.database_url);
             cfg.api_limits.max_connections_per_source = max_connections_per_source;
             cfg.api_limits.header_read_timeout = std::time::Duration::from_secs(header_timeout_s);
+            cfg.api_limits.trusted_proxies = trusted_proxies;
+            anyhow::ensure!(login_attempts_per_source >= 1, "--login-attempts-per-source: at least 1");
+            anyhow::ensure!(login_attempts_per_account >= 1, "--login-attempts-per-account: at least 1");
+            anyhow::ensure!((1..=1000).contains(&login_lockout_after), "--login-lockout-after: 1 to 1000");
+            cfg.login_limits.per_source = login_attempts_per_source;
+            cfg.login_limits.per_account = login_attempts_per_account;
+            cfg.login_limits.lockout_after = login_lockout_after;
             cfg.redis_url = redis_url;
             cfg.redis_prefix = redis_prefix;
             let embedded = cfg.redis_url.is_none();

@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub tenant_poll: Duration,
     /// The API listener's time-outs and connection caps.
     pub api_limits: api::serve::ServeLimits,
+    /// The API's login limits and lockout.
+    pub login_limits: api::guard::LoginLimits,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -58,23 +60,14 @@ impl std::fmt::Debug for NodeConfig {
             .field("tenants", &self.tenants)
             .field("tenant_poll", &self.tenant_poll)
             .field("api_limits", &self.api_limits)
+            .field("login_limits", &self.login_limits)
             .finish()
     }
 }
 
 /// A URL with the password of its user info replaced by `***` (`postgres://u:***@host/db`).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
-                // redis://:password@host has an empty user: the whole user info is the secret.
-                None => format!("{}***{}", &url[..s + 3], &url[at..]),
-            }
-        }
-        _ => url.to_string(),
-    }
+    control::bus::redact_url(url)
 }
 
 impl NodeConfig {
@@ -88,6 +81,7 @@ impl NodeConfig {
             tenants: Vec::new(),
             tenant_poll: Duration::from_secs(3),
             api_limits: api::serve::ServeLimits::default(),
+            login_limits: api::guard::LoginLimits::default(),
         }
     }
 }
@@ -177,6 +171,7 @@ impl Node {
             wallboards: self.wallboards.clone(),
             commands: control::bus::Publisher::new(self.ctx.bus.clone()),
             agents: self.agents.clone(),
+            logins: api::guard::LoginGuard::new(self.ctx.config.login_limits.clone()),
             ..api::Config::default()
         };
         let (hub, wallboards) = (self.agents.clone(), self.wallboards.clone());

@@ -96,12 +96,29 @@ impl Api {
         login: &str,
         password: &str,
     ) -> Result<Api, AgentError> {
-        let r = http
-            .post(format!("{base}/auth/login"))
-            .json(&json!({"tenant": tenant, "login": login, "password": password}))
-            .send()
-            .await
-            .map_err(|e| AgentError::Api { what: format!("POST /auth/login as {login}"), detail: e.to_string() })?;
+        // A floor logging in at once may find the API's password checks busy (503) for a moment:
+        // try again after its Retry-After, a few times, as a person would.
+        let mut tries = 0;
+        let r = loop {
+            let r = http
+                .post(format!("{base}/auth/login"))
+                .json(&json!({"tenant": tenant, "login": login, "password": password}))
+                .send()
+                .await
+                .map_err(|e| AgentError::Api { what: format!("POST /auth/login as {login}"), detail: e.to_string() })?;
+            if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE || tries >= 20 {
+                break r;
+            }
+            tries += 1;
+            let after = r
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 5);
+            tokio::time::sleep(Duration::from_secs(after)).await;
+        };
         let status = r.status();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         match body["token"].as_str() {

@@ -25,7 +25,6 @@ mod stream;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -160,13 +159,11 @@ pub fn mount(reg: &mut Registry) {
     );
 }
 
-/// A JSON body, read after the role check (a refused role gets 403 whatever it sent).
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
-    if bytes.len() > crate::extract::JSON_LIMIT_BYTES {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the body is larger than 1 MiB")
-            .with_field("body"));
-    }
-    crate::extract::parse_json(bytes)
+/// A JSON body, read after the role check (a refused role gets 403 whatever it sent), with the
+/// checks of every JSON body (content type, size, time).
+async fn json_body<T: serde::de::DeserializeOwned>(req: axum::extract::Request) -> ApiResult<T> {
+    use axum::extract::FromRequest;
+    crate::extract::Body::<T>::from_request(req, &()).await.map(|b| b.0)
 }
 
 fn me(auth: &Auth) -> u64 {
@@ -367,9 +364,14 @@ fn text_field(field: &str, v: &str, min: usize, max: usize) -> ApiResult<String>
     Ok(v.to_owned())
 }
 
-async fn lead_patch(State(st): State<AppState>, auth: Auth, Id(id): Id, body: Bytes) -> ApiResult<Json<Value>> {
+async fn lead_patch(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(id): Id,
+    req: axum::extract::Request,
+) -> ApiResult<Json<Value>> {
     auth.require(AGENTS)?;
-    let b: LeadPatch = json_body(&body)?;
+    let b: LeadPatch = json_body(req).await?;
     may_read(&st, &auth, id).await?;
     let t = auth.tenant();
     let mut c = desk::LeadCorrection {
@@ -481,9 +483,13 @@ struct NewLead {
     list_id: Option<i64>,
 }
 
-async fn create_lead(State(st): State<AppState>, auth: Auth, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create_lead(
+    State(st): State<AppState>,
+    auth: Auth,
+    req: axum::extract::Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require(AGENTS)?;
-    let b: NewLead = json_body(&body)?;
+    let b: NewLead = json_body(req).await?;
     let (_, job) = session_job(&st, &auth).await?;
     if job.mode != Mode::Dial {
         return Err(ApiError::conflict("wrong_mode", "leads are created from a number in dial mode only"));
@@ -537,9 +543,13 @@ struct DialBody {
     recall_id: Option<i64>,
 }
 
-async fn dial_now(State(st): State<AppState>, auth: Auth, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn dial_now(
+    State(st): State<AppState>,
+    auth: Auth,
+    req: axum::extract::Request,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require(AGENTS)?;
-    let b: DialBody = json_body(&body)?;
+    let b: DialBody = json_body(req).await?;
     let (w, job) = session_job(&st, &auth).await?;
     let t = auth.tenant();
     let lead = match (b.lead_id, b.recall_id) {

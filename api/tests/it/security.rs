@@ -268,13 +268,16 @@ pub async fn bodies_are_limited_and_json_needs_its_type(app: TestApp) {
 }
 
 /// The API on port 0 with `limits`; returns its address and the handle of its shutdown.
-async fn serve_limited(limits: ServeLimits) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn serve_limited(
+    limits: ServeLimits,
+    config: api::Config,
+) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (url, dir) = crate::harness::fresh_database(Backend::Sqlite).await;
     let db = store::Db::connect(&url).await.expect("database");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = api::build(db, api::Config::default());
+    let app = api::build(db, config);
     let task = tokio::spawn(async move {
         let _dir = dir;
         api::serve::serve_with(listener, app, limits, async move {
@@ -317,8 +320,9 @@ async fn slow_and_idle_connections_are_closed_and_capped() {
         max_connections_per_source: 6,
         max_connections: 100,
         shutdown_grace: Duration::from_millis(500),
+        ..ServeLimits::default()
     };
-    let (addr, stop, task) = serve_limited(limits).await;
+    let (addr, stop, task) = serve_limited(limits, api::Config::default()).await;
     // Four slow heads, one byte every 200 ms: each closed within the head time-out (plus slack),
     // while a normal request is answered meanwhile.
     let slow: Vec<_> = (0..4)
@@ -365,6 +369,31 @@ async fn slow_and_idle_connections_are_closed_and_capped() {
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(3), task).await.expect("shutdown within its grace").expect("task");
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_limits_count_the_forwarded_client() {
+    let limits = ServeLimits { trusted_proxies: vec!["127.0.0.0/8".parse().expect("cidr")], ..ServeLimits::default() };
+    let (addr, _stop, _task) = serve_limited(limits, limited(2, 100, 100)).await;
+    let http = reqwest::Client::new();
+    let attempt = |client: &'static str| {
+        let (http, addr) = (http.clone(), addr.clone());
+        async move {
+            http.post(format!("http://{addr}/auth/login"))
+                .header("x-forwarded-for", format!("192.0.2.1, {client}"))
+                .json(&json!({"tenant": "none", "login": "nobody", "password": "Wrong-pass1"}))
+                .send()
+                .await
+                .expect("login")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!((attempt("198.51.100.1").await, attempt("198.51.100.1").await), (401, 401));
+    assert_eq!(attempt("198.51.100.1").await, 429, "that client used its attempts");
+    // Another client behind the same proxy is not refused (what it claims for itself, the left
+    // address, is not believed: both claim 192.0.2.1).
+    assert_eq!(attempt("198.51.100.2").await, 401);
 }
 
 mod logins {

@@ -25,7 +25,7 @@ mod redis;
 
 pub use self::any::{AnyBus, Publisher};
 pub use self::memory::MemoryBus;
-pub use self::redis::{RedisBus, RedisBusConfig};
+pub use self::redis::{redact_url, RedisBus, RedisBusConfig};
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;

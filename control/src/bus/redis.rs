@@ -21,8 +21,8 @@ use redis::{ErrorKind, RedisError, Value};
 
 use super::{dead_stream, Bus, BusConfig, BusError, DeadLetter, Delivery, EntryId, Envelope, MessageId, Payload};
 
-/// Settings of a [`RedisBus`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Settings of a [`RedisBus`]. Its `Debug` hides the password of the URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisBusConfig {
     /// `redis://host:port/db`.
     pub url: String,
@@ -39,6 +39,37 @@ pub struct RedisBusConfig {
     pub connect_timeout_ms: u64,
     /// Timeout of one reply (blocking reads get `block_ms` on top).
     pub response_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for RedisBusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBusConfig")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("bus", &self.bus)
+            .field("retry_initial_ms", &self.retry_initial_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .field("retry_max_attempts", &self.retry_max_attempts)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("response_timeout_ms", &self.response_timeout_ms)
+            .finish()
+    }
+}
+
+/// A URL with the password of its user info replaced by `***` (`postgres://u:***@host/db`,
+/// `redis://:***@host`; user info without a colon is hidden whole).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                // User info without a colon may be a bare secret (a token): hidden whole.
+                None => format!("{}***{}", &url[..s + 3], &url[at..]),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl RedisBusConfig {
@@ -563,5 +594,18 @@ impl RedisBus {
         } else {
             self.fail(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password_of_the_url() {
+        let text = format!("{:?}", RedisBusConfig::new("redis://:s3cret@cache.example:6379/0"));
+        assert!(!text.contains("s3cret") && text.contains("redis://:***@cache.example:6379/0"), "{text}");
+        assert_eq!(redact_url("redis://bus:pw@h"), "redis://bus:***@h");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

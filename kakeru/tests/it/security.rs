@@ -84,3 +84,27 @@ async fn sigterm_ends_the_api_within_ten_seconds_with_connections_open() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}: {lines:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_limits_are_set_on_the_command_line() {
+    let mut p = Role::start(&["api", "--listen", "127.0.0.1:0", "--seed-demo", "--login-lockout-after", "2"], &[]);
+    let base = p.url_after("listening on");
+    let line = p.wait_line("\"password\":\"");
+    let password = line.split("\"password\":\"").nth(1).and_then(|s| s.split('"').next()).expect("password");
+    let http = reqwest::Client::new();
+    let login = |pw: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.post(format!("{base}/auth/login"))
+                .json(&serde_json::json!({"tenant": "demo", "login": "admin", "password": pw}))
+                .send()
+                .await
+                .expect("login")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(login("Wrong-pass1".into()).await, 401);
+    assert_eq!(login("Wrong-pass1".into()).await, 401);
+    assert_eq!(login(password.to_string()).await, 423, "locked after 2 wrong passwords, as configured");
+}

@@ -65,9 +65,12 @@ function menuEntries() {
   return groups.filter(([, items]) => items.length);
 }
 
+/** Lists a person reads newest first (a trail). */
+const NEWEST_FIRST = new Set(['audit-events']);
+
 function entryHref(it) {
   const [kind, key] = it.split(':');
-  if (kind === 'r') return `#/r/${key}`;
+  if (kind === 'r') return NEWEST_FIRST.has(key) ? `#/r/${key}?sort=-created_at` : `#/r/${key}`;
   if (kind === 's') return `#/${key}`;
   return PAGES[key].href;
 }
