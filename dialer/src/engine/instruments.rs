@@ -34,7 +34,7 @@ pub fn describe() {
         "kakeru_dialer_shard_commands_dropped_total",
         "Commands to a shard dropped because its control queue stayed full for a second."
     );
-    metrics::describe_gauge!("kakeru_pacer_dial_level", "The pacer's dial level (calls per ready agent), by campaign.");
+    metrics::describe_gauge!("kakeru_pacer_dial_level", "The pacer's dial level after a decision: lines (ringing plus to be launched) per active agent (logged in, not paused), by campaign; the pages show dials in flight per active agent instead.");
     metrics::describe_gauge!(
         "kakeru_pacer_predicted_abandon_ratio",
         "The pacer's predicted abandon share of answered calls (0..1), by campaign."
