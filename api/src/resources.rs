@@ -190,7 +190,16 @@ pub static DIALING_GROUPS: Spec = Spec {
     table: "dialing_groups",
     tag: "agents",
     doc: "発信グループ: the agents a call job connects customers to. Members: /dialing-groups/{id}/agents.",
-    fields: &[Field::new("name", NAME, "Group name, unique in the tenant.").req().filter().sort().search(), CREATED],
+    fields: &[
+        Field::new("name", NAME, "Group name, unique in the tenant.").req().filter().sort().search(),
+        Field::new(
+            "no_answer_pause_reason_id",
+            Ty::Ref("pause_reasons"),
+            "無応答自動停止: an agent who does not take an offered customer is paused with this reason; null: off (the agent is ready again).",
+        )
+        .null(),
+        CREATED,
+    ],
     extra: &[Extra {
         name: "agent_count",
         expr: "SELECT COUNT(*) FROM dialing_group_agents a WHERE a.group_id = t.id",

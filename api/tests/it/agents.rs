@@ -526,4 +526,68 @@ macro_rules! flavours {
     )*};
 }
 
-flavours!(session_pause_force_and_end, refusals_name_the_field, preview_next_dial_and_skip);
+/// 無応答自動停止 (CloudCallCenter §11.2): the group's setting pauses an agent who lets an offered
+/// customer go, with its reason.
+async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) {
+    let Some(buses) = Buses::new(redis).await else { return };
+    let bus = buses.bus.clone();
+    let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
+    let wallboards = config.wallboards.clone();
+    let app = TestApp::start_with(backend, config).await;
+    let t = app.tenant("noans").await;
+    let (op, mgr) = (t.token(Role::Op), t.mgr());
+    let op_id = t.user(Role::Op);
+    let (campaign, group, job) = running_job(&app, &t, &[op_id], json!({"agent_wait_timeout_s": 1})).await;
+    let reason = expect(app.call(mgr, "post", "/pause-reasons", Some(&json!({"name": "無応答"}))).await, 201)["id"]
+        .as_i64()
+        .unwrap();
+    let g = json!({"no_answer_pause_reason_id": reason});
+    let v = expect(app.call(mgr, "patch", &format!("/dialing-groups/{group}"), Some(&g)).await, 200);
+    assert_eq!(v["no_answer_pause_reason_id"].as_i64(), Some(reason));
+    phone_for(&app, &t, op_id).await;
+    let control = Control::start(&bus, &app, &wallboards, t.id).await;
+    expect(app.call(op, "post", "/agent/session", Some(&json!({"call_job_id": job}))).await, 202);
+    until_agent(&app, op, op_id, "ringing", state_is("ringing")).await;
+    shard_event(&bus, t.id, ShardEvent::AgentLegUp { agent_id: AgentId(op_id as u64), shard: 0 }).await;
+    until_agent(&app, op, op_id, "ready", state_is("ready")).await;
+    let call = 9_000 + t.id as u64;
+    store::sqlx::query(
+        "INSERT INTO call_records (tenant_id, dialer_call_id, campaign_id, tel, started_at, result)
+         VALUES ($1, $2, $3, '0312345678', $4, 'pending')",
+    )
+    .bind(t.id)
+    .bind(call as i64)
+    .bind(campaign)
+    .bind(store::now_ms())
+    .execute(&app.db.pool)
+    .await
+    .expect("the dialer's call record");
+    let offer = ShardEvent::CustomerAnswered {
+        call_id: CallId(call),
+        campaign_id: CampaignId(campaign as u64),
+        lead_id: LeadId(0),
+        shard: 0,
+    };
+    shard_event(&bus, t.id, offer).await;
+    // Not taken within the campaign's 1 s: released, and the agent paused with the group's reason.
+    let v = until_agent(&app, op, op_id, "paused on no answer", state_is("paused")).await;
+    assert_eq!(v["reason_id"].as_i64(), Some(reason), "{v}");
+    let cause = store::sqlx::query(
+        "SELECT cause FROM agent_transitions WHERE tenant_id = $1 AND agent_user_id = $2 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(t.id)
+    .bind(op_id)
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("the transition");
+    assert_eq!(store::sqlx::Row::try_get::<String, _>(&cause, "cause").unwrap(), "no_answer");
+    control.stop().await;
+    buses.cleanup().await;
+}
+
+flavours!(
+    session_pause_force_and_end,
+    refusals_name_the_field,
+    preview_next_dial_and_skip,
+    no_answer_pauses_with_the_groups_reason
+);
