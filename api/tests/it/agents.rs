@@ -85,6 +85,21 @@ pub async fn shard_event(bus: &AnyBus, tenant: i64, e: ShardEvent) {
     bus.publish(&streams::shard_events(tenant as u64), &env).await.expect("publish");
 }
 
+/// The call record the dialer writes before it dials a customer.
+async fn dialer_call_record(app: &TestApp, t: &Tenant, call: u64, campaign: i64) {
+    store::sqlx::query(
+        "INSERT INTO call_records (tenant_id, dialer_call_id, campaign_id, tel, started_at, result)
+         VALUES ($1, $2, $3, '0312345678', $4, 'pending')",
+    )
+    .bind(t.id)
+    .bind(call as i64)
+    .bind(campaign)
+    .bind(store::now_ms())
+    .execute(&app.db.pool)
+    .await
+    .expect("the dialer's call record");
+}
+
 /// Polls `GET /agents/{id}` until `f` holds.
 pub async fn until_agent(
     app: &TestApp,
@@ -243,17 +258,7 @@ async fn session_pause_force_and_end(backend: Backend, redis: bool) {
     // A customer: offered, bridged; the agent hangs up from the screen (お客様通話切断). The
     // dialer wrote its call record before dialling.
     let call = 7_000 + t.id as u64;
-    store::sqlx::query(
-        "INSERT INTO call_records (tenant_id, dialer_call_id, campaign_id, tel, started_at, result)
-         VALUES ($1, $2, $3, '0312345678', $4, 'pending')",
-    )
-    .bind(t.id)
-    .bind(call as i64)
-    .bind(campaign)
-    .bind(store::now_ms())
-    .execute(&app.db.pool)
-    .await
-    .expect("the dialer's call record");
+    dialer_call_record(&app, &t, call, campaign).await;
     shard_event(
         &bus,
         t.id,
@@ -551,17 +556,7 @@ async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) 
     shard_event(&bus, t.id, ShardEvent::AgentLegUp { agent_id: AgentId(op_id as u64), shard: 0 }).await;
     until_agent(&app, op, op_id, "ready", state_is("ready")).await;
     let call = 9_000 + t.id as u64;
-    store::sqlx::query(
-        "INSERT INTO call_records (tenant_id, dialer_call_id, campaign_id, tel, started_at, result)
-         VALUES ($1, $2, $3, '0312345678', $4, 'pending')",
-    )
-    .bind(t.id)
-    .bind(call as i64)
-    .bind(campaign)
-    .bind(store::now_ms())
-    .execute(&app.db.pool)
-    .await
-    .expect("the dialer's call record");
+    dialer_call_record(&app, &t, call, campaign).await;
     let offer = ShardEvent::CustomerAnswered {
         call_id: CallId(call),
         campaign_id: CampaignId(campaign as u64),
