@@ -897,6 +897,8 @@ pub static CALL_JOBS: Spec = Spec {
         Field::new("attempts_max", Ty::Int { min: 0, max: 1000 }, "... and at most this many (0..0 = never dialled).").null(),
         Field::new("last_attempt_from", Ty::Instant, "Last attempt at or after.").null(),
         Field::new("last_attempt_to", Ty::Instant, "Last attempt at or before.").null(),
+        Field::new("last_attempt_band_from", Ty::TimeOfDay, "前回発信時間帯 from (HH:MM, tenant zone): leads last called in the band, on any day; with last_attempt_band_to.").null(),
+        Field::new("last_attempt_band_to", Ty::TimeOfDay, "前回発信時間帯 to (HH:MM, exclusive; before from wraps past midnight).").null(),
         Field::new("list_ids", Ty::RefList("customer_lists"), "Customer lists of the job's campaign.")
             .link("call_job_lists", "job_id", "list_id"),
         Field::new("notes", Ty::Text { min: 0, max: 500 }, "連絡事項: up to 500 characters, shown to admins and to the job's agents."),
@@ -920,7 +922,10 @@ pub static CALL_JOBS: Spec = Spec {
                      AND l.attempts >= t.attempts_min AND (t.attempts_max IS NULL OR l.attempts <= t.attempts_max)
                      AND (t.phone_type = 'any' OR l.phone_type = t.phone_type)
                      AND (t.last_attempt_from IS NULL OR l.last_attempt_at >= t.last_attempt_from)
-                     AND (t.last_attempt_to IS NULL OR l.last_attempt_at <= t.last_attempt_to)",
+                     AND (t.last_attempt_to IS NULL OR l.last_attempt_at <= t.last_attempt_to)
+                     AND (t.last_attempt_band_from IS NULL OR t.last_attempt_band_to IS NULL OR t.last_attempt_band_from = t.last_attempt_band_to
+                          OR l.last_attempt_time IS NOT NULL AND (t.last_attempt_band_from < t.last_attempt_band_to AND l.last_attempt_time >= t.last_attempt_band_from AND l.last_attempt_time < t.last_attempt_band_to
+                             OR t.last_attempt_band_from > t.last_attempt_band_to AND (l.last_attempt_time >= t.last_attempt_band_from OR l.last_attempt_time < t.last_attempt_band_to)))",
             ty: COUNT,
             doc: "対象件数: leads of the job's lists matching its filters (リスト抽出条件), dialled or not.",
         },
@@ -932,6 +937,9 @@ pub static CALL_JOBS: Spec = Spec {
                      AND (t.phone_type = 'any' OR l.phone_type = t.phone_type)
                      AND (t.last_attempt_from IS NULL OR l.last_attempt_at >= t.last_attempt_from)
                      AND (t.last_attempt_to IS NULL OR l.last_attempt_at <= t.last_attempt_to)
+                     AND (t.last_attempt_band_from IS NULL OR t.last_attempt_band_to IS NULL OR t.last_attempt_band_from = t.last_attempt_band_to
+                          OR l.last_attempt_time IS NOT NULL AND (t.last_attempt_band_from < t.last_attempt_band_to AND l.last_attempt_time >= t.last_attempt_band_from AND l.last_attempt_time < t.last_attempt_band_to
+                             OR t.last_attempt_band_from > t.last_attempt_band_to AND (l.last_attempt_time >= t.last_attempt_band_from OR l.last_attempt_time < t.last_attempt_band_to)))
                      AND NOT EXISTS (SELECT 1 FROM recalls r WHERE r.lead_id = l.id AND r.status = 'open')
                      AND (t.status <> 'running' OR t.started_at IS NULL OR l.last_attempt_at IS NULL OR (l.last_attempt_at < t.started_at
                           AND NOT EXISTS (SELECT 1 FROM call_job_lists jl2 JOIN call_jobs j2 ON j2.id = jl2.job_id
@@ -970,6 +978,15 @@ hook!(job_write, |ctx, id, v| {
     if let (Some(f), Some(t)) = (f, t) {
         if f > t {
             return Err(ApiError::invalid("last_attempt_to", "last_attempt_to: must not be before last_attempt_from"));
+        }
+    }
+    let band = |c| v.get(c).and_then(SqlVal::as_str).map(str::to_owned);
+    if let (Some(f), Some(t)) = (band("last_attempt_band_from"), band("last_attempt_band_to")) {
+        if f == t {
+            return Err(ApiError::invalid(
+                "last_attempt_band_to",
+                "last_attempt_band_to: must differ from last_attempt_band_from",
+            ));
         }
     }
     if id.is_none() && !v.input.contains_key("list_ids") {

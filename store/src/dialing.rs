@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
-use crate::leads::{Candidate, JobFilter, PhoneType};
+use crate::leads::{band, Candidate, JobFilter, PhoneType};
 use crate::{Db, Result, StoreError};
 
 /// A running call job with the settings of its campaign.
@@ -52,6 +52,7 @@ async fn running_jobs_where(db: &Db, tenant_id: Option<i64>) -> Result<Vec<Runni
     let sql = format!(
         "SELECT j.id, j.tenant_id, j.campaign_id, j.dialing_group_id, j.started_at, j.caller_id AS job_caller_id,
                 j.phone_type, j.attempts_min, j.attempts_max, j.last_attempt_from, j.last_attempt_to,
+                j.last_attempt_band_from, j.last_attempt_band_to,
                 c.caller_id AS campaign_caller_id, c.withhold_caller_id, c.mode, c.dial_ratio, c.max_channels,
                 c.ring_timeout_s, c.agent_wait_timeout_s, c.waiting_audio, c.dtmf_result_entry,
                 c.business_start, c.business_end, c.abandon_target_pct, c.enabled, t.time_zone, t.closed_on_national_holidays
@@ -97,6 +98,7 @@ async fn running_jobs_where(db: &Db, tenant_id: Option<i64>) -> Result<Vec<Runni
                 attempts_max: r.try_get("attempts_max")?,
                 last_attempt_from: r.try_get("last_attempt_from")?,
                 last_attempt_to: r.try_get("last_attempt_to")?,
+                last_attempt_band: band(r.try_get("last_attempt_band_from")?, r.try_get("last_attempt_band_to")?),
                 not_attempted_since: None,
                 not_abandoned_since: None,
                 period_day: None,
@@ -193,6 +195,13 @@ pub async fn begin_calls(
     calls: &[NewCall],
     not_dialled: &[NotDialled],
 ) -> Result<Vec<i64>> {
+    // The tenant-local time of these calls, kept on each lead for 前回発信時間帯.
+    let zone: String = sqlx::query("SELECT time_zone FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("time_zone")?;
+    let local_time = crate::tenancy::local_hhmm(&zone, now_ms);
     let mut tx = db.begin_write().await?;
     let mut ids = Vec::with_capacity(calls.len());
     for c in calls {
@@ -216,12 +225,13 @@ pub async fn begin_calls(
         sqlx::query("UPDATE call_records SET dialer_call_id = id WHERE id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query(
             "UPDATE leads SET attempts = attempts + 1, last_attempt_at = $1, last_result = 'pending',
-                preview_user_id = NULL, preview_until = NULL
+                preview_user_id = NULL, preview_until = NULL, last_attempt_time = $4
              WHERE id = $2 AND tenant_id = $3",
         )
         .bind(now_ms)
         .bind(c.lead.lead_id)
         .bind(tenant_id)
+        .bind(&local_time)
         .execute(&mut *tx)
         .await?;
         if let Some(recall) = c.lead.recall_id {

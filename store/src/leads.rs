@@ -47,6 +47,9 @@ pub struct JobFilter {
     pub attempts_max: Option<i64>,
     pub last_attempt_from: Option<i64>,
     pub last_attempt_to: Option<i64>,
+    /// 前回発信時間帯: the tenant-local band of the day the lead's last call fell in, on any day,
+    /// as `HH:MM-HH:MM` (from inclusive, to exclusive; from > to wraps past midnight).
+    pub last_attempt_band: Option<String>,
     /// The dialer's run of a job: leads attempted at or after this time are not picked again.
     pub not_attempted_since: Option<i64>,
     /// The 72-hour rule: leads whose last call was abandoned at or after this time are not picked.
@@ -95,7 +98,8 @@ pub struct Candidate {
 /// Loads a call job's filters.
 pub async fn job_filter(db: &Db, tenant_id: i64, job_id: i64) -> Result<JobFilter> {
     let r = sqlx::query(
-        "SELECT campaign_id, phone_type, attempts_min, attempts_max, last_attempt_from, last_attempt_to
+        "SELECT campaign_id, phone_type, attempts_min, attempts_max, last_attempt_from, last_attempt_to,
+                last_attempt_band_from, last_attempt_band_to
          FROM call_jobs WHERE id = $1 AND tenant_id = $2",
     )
     .bind(job_id)
@@ -110,11 +114,23 @@ pub async fn job_filter(db: &Db, tenant_id: i64, job_id: i64) -> Result<JobFilte
         attempts_max: r.try_get("attempts_max")?,
         last_attempt_from: r.try_get("last_attempt_from")?,
         last_attempt_to: r.try_get("last_attempt_to")?,
+        last_attempt_band: band(r.try_get("last_attempt_band_from")?, r.try_get("last_attempt_band_to")?),
         not_attempted_since: None,
         not_abandoned_since: None,
         period_day: None,
         preview: None,
     })
+}
+
+/// A job's 前回発信時間帯 from its two columns (both set and different, else none).
+pub fn band(from: Option<String>, to: Option<String>) -> Option<String> {
+    from.zip(to).filter(|(f, t)| f != t).map(|(f, t)| format!("{f}-{t}"))
+}
+
+/// Whether the `HH:MM` column `time` lies in the band `from`-`to` (SQL expressions; from
+/// inclusive, to exclusive, wrapping past midnight when from > to).
+pub fn in_band_sql(time: &str, from: &str, to: &str) -> String {
+    format!("({from} < {to} AND {time} >= {from} AND {time} < {to} OR {from} > {to} AND ({time} >= {from} OR {time} < {to}))")
 }
 
 /// The next `limit` leads a call job may dial at `now_ms`: scheduled recalls that are due come first
@@ -206,6 +222,10 @@ fn open_leads_where<'a>(f: &'a JobFilter, columns: &str) -> (String, Vec<LeadBin
     }
     if let Some(v) = f.last_attempt_to {
         clause(&mut sql, " AND l.last_attempt_at <= ?", LeadBind::I(v));
+    }
+    if let Some(b) = &f.last_attempt_band {
+        let cond = in_band_sql("l.last_attempt_time", "SUBSTR(?, 1, 5)", "SUBSTR(?, 7, 5)");
+        clause(&mut sql, &format!(" AND l.last_attempt_time IS NOT NULL AND {cond}"), LeadBind::S(b));
     }
     if let Some(v) = f.not_attempted_since {
         // Each lead once per run, and a number is never taken into two running jobs over the same

@@ -118,6 +118,13 @@ pub fn local_day(time_zone: &str, at_ms: i64) -> String {
     local_date(parse_tz(time_zone).unwrap_or(chrono_tz::Asia::Tokyo), at_ms).to_string()
 }
 
+/// The tenant-local time of day (`HH:MM`) at an instant, by the zone's name.
+pub fn local_hhmm(time_zone: &str, at_ms: i64) -> String {
+    let tz = parse_tz(time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
+    let utc: DateTime<Utc> = DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
+    utc.with_timezone(&tz).format("%H:%M").to_string()
+}
+
 /// RFC 3339 text of an instant in the tenant's zone (how the API shows times).
 pub fn local_rfc3339(tz: Tz, at_ms: i64) -> String {
     let utc: DateTime<Utc> = DateTime::from_timestamp_millis(at_ms).unwrap_or_default();

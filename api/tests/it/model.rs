@@ -366,6 +366,36 @@ pub async fn call_job_rules_of_the_seeds(app: TestApp) {
     let remaining =
         expect(app.call(mgr, "get", &format!("/call-jobs/{j2}"), None).await, 200)["remaining_count"].clone();
     assert_eq!(remaining, 1, "the second job's 残件数 counts as it dials");
+
+    // 前回発信時間帯 (BIZTEL §2.5): a band of the day, on any day, wrapping past midnight.
+    let body = json!({"campaign_id": campaign, "dialing_group_id": group, "name": "j3", "list_ids": [l],
+        "last_attempt_band_from": "10:00", "last_attempt_band_to": "12:00"});
+    let j3 = expect(app.call(mgr, "post", "/call-jobs", Some(&body)).await, 201)["id"].as_i64().unwrap();
+    for (lead, time) in [(a, "10:30"), (b, "12:00")] {
+        store::sqlx::query("UPDATE leads SET last_attempt_time = $1 WHERE id = $2")
+            .bind(time)
+            .bind(lead)
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+    }
+    let band_picks = |job: i64| {
+        let app = &app;
+        let t = &t;
+        async move {
+            let f = store::leads::job_filter(&app.db, t.id, job).await.unwrap();
+            let got = store::leads::next_dialable(&app.db, t.id, job, &f, store::now_ms(), 10).await.unwrap();
+            got.into_iter().map(|c| c.lead_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(band_picks(j3).await, vec![a], "10:30 is in 10:00-12:00, 12:00 is not");
+    assert_eq!(expect(app.call(mgr, "get", &format!("/call-jobs/{j3}"), None).await, 200)["target_count"], 1);
+    let wrap = json!({"last_attempt_band_from": "11:00", "last_attempt_band_to": "10:15"});
+    expect(app.call(mgr, "patch", &format!("/call-jobs/{j3}"), Some(&wrap)).await, 200);
+    assert_eq!(band_picks(j3).await, vec![b], "11:00-10:15 wraps past midnight: 12:00 in, 10:30 out");
+    let same = json!({"last_attempt_band_from": "10:00", "last_attempt_band_to": "10:00"});
+    let e = expect(app.call(mgr, "patch", &format!("/call-jobs/{j3}"), Some(&same)).await, 422);
+    assert_eq!(e["error"]["field"], "last_attempt_band_to");
 }
 
 pub async fn number_lists_upload_and_bulk_delete(app: TestApp) {

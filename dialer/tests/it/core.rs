@@ -106,6 +106,7 @@ fn running_job(job_id: i64, campaign: i64, mode: &str, max_channels: i64) -> Run
             attempts_max: None,
             last_attempt_from: None,
             last_attempt_to: None,
+            last_attempt_band: None,
             not_attempted_since: None,
             not_abandoned_since: None,
             period_day: None,
