@@ -815,7 +815,12 @@ pub static LEADS: Spec = Spec {
         Field::new("remarks", Ty::Text { min: 0, max: 1000 }, "Remarks.").null().search(),
         Field::new("custom", Ty::JsonObject, "Custom field values by key."),
         Field::new("tags", Ty::JsonArray, "Tags.").search(),
-        Field::new("state", Ty::Enum(&["open", "done"]), "open, or done once completed.").filter(),
+        Field::new(
+            "state",
+            Ty::Enum(&["open", "done", "stopped"]),
+            "open; done once completed; stopped (停止) by hand: never dialled, recalls included, until set open again.",
+        )
+        .filter(),
         Field::new("attempts", COUNT, "Calls made.").read_only().filter().sort(),
         Field::new("last_attempt_at", Ty::Instant, "Last call.").null().read_only().sort(),
         Field::new("last_result", NAME, "Result of the last call.").null().read_only().filter(),

@@ -393,6 +393,11 @@ pub async fn call_job_rules_of_the_seeds(app: TestApp) {
     let wrap = json!({"last_attempt_band_from": "11:00", "last_attempt_band_to": "10:15"});
     expect(app.call(mgr, "patch", &format!("/call-jobs/{j3}"), Some(&wrap)).await, 200);
     assert_eq!(band_picks(j3).await, vec![b], "11:00-10:15 wraps past midnight: 12:00 in, 10:30 out");
+    // A lead stopped by hand (停止) is not dialled until it is open again (calltree-faq).
+    expect(app.call(mgr, "patch", &format!("/leads/{b}"), Some(&json!({"state": "stopped"}))).await, 200);
+    assert!(band_picks(j3).await.is_empty(), "a stopped lead is not picked");
+    expect(app.call(mgr, "patch", &format!("/leads/{b}"), Some(&json!({"state": "open"}))).await, 200);
+    assert_eq!(band_picks(j3).await, vec![b]);
     let same = json!({"last_attempt_band_from": "10:00", "last_attempt_band_to": "10:00"});
     let e = expect(app.call(mgr, "patch", &format!("/call-jobs/{j3}"), Some(&same)).await, 422);
     assert_eq!(e["error"]["field"], "last_attempt_band_to");
