@@ -162,6 +162,8 @@ enum BenchKind {
     Sip(bench::sip::SipArgs),
     /// The Opus archive pool: call-minutes of recordings encoded per core-second (needs `--features opus`).
     Opus(bench::opus::OpusArgs),
+    /// Agents claiming callbacks (折り返し呼) at once through the API: 0 double assignments, claim p99.
+    Callbacks(bench::callbacks::CallbacksArgs),
 }
 
 #[tokio::main]
@@ -182,6 +184,7 @@ async fn main() -> anyhow::Result<()> {
             BenchKind::Agents(args) => bench::agents::run(&args).await?,
             BenchKind::Sip(args) => tokio::task::spawn_blocking(move || bench::sip::run(&args)).await??,
             BenchKind::Opus(args) => tokio::task::spawn_blocking(move || bench::opus::run(&args)).await??,
+            BenchKind::Callbacks(args) => bench::callbacks::run(&args).await?,
         },
         Role::Control { redis_url, tenants, consumer, redis_prefix } => {
             let mut cfg = NodeConfig::new(&cli.database_url);
