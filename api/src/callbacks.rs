@@ -252,8 +252,8 @@ fn select_sql(ctx: &Ctx) -> String {
                    AND d.started_at >= c.dialled_at) AS dialled_call_id,
                 cp.name AS campaign_name, u.display_name AS assignee_name,
                 (SELECT p.name FROM phone_book p WHERE p.tenant_id = c.tenant_id AND p.number = c.number) AS name,
-                (SELECT MIN(r.id) FROM recordings r WHERE r.tenant_id = c.tenant_id AND r.deleted_at IS NULL
-                   AND (r.call_record_id = c.call_record_id OR r.dialer_call_id = cr.dialer_call_id)) AS recording_id
+                (SELECT r.id FROM recordings r WHERE r.tenant_id = c.tenant_id AND r.dialer_call_id = cr.dialer_call_id
+                   AND r.deleted_at IS NULL) AS recording_id
          FROM callbacks c
          LEFT JOIN campaigns cp ON cp.id = c.campaign_id AND cp.tenant_id = c.tenant_id
          LEFT JOIN users u ON u.id = c.assignee_user_id AND u.tenant_id = c.tenant_id
