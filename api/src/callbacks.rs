@@ -657,6 +657,22 @@ fn visible_id(ctx: &Ctx) -> String {
     format!("id = $1 AND tenant_id = {}", ctx.tenant())
 }
 
+/// One statement that writes: rows affected. On PostgreSQL a statement of its own (one round trip, its
+/// row lock orders the writers); on SQLite in a writing transaction (the process's write gate).
+async fn write_one(ctx: &Ctx, sql: &str, binds: Vec<SqlVal>) -> ApiResult<u64> {
+    let mut q = sqlx::query(sql);
+    for v in binds {
+        q = v.bind(q);
+    }
+    if ctx.st.db.backend == store::Backend::Postgres {
+        return Ok(q.execute(&ctx.st.db.pool).await?.rows_affected());
+    }
+    let mut tx = ctx.st.db.begin_write().await?;
+    let n = q.execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    Ok(n)
+}
+
 struct Current {
     assignee: Option<i64>,
     version: i64,
@@ -736,14 +752,7 @@ async fn update(ctx: &Ctx, id: i64, b: UpdateBody) -> ApiResult<Value> {
         return fetch(ctx, id).await;
     }
     let sql = format!("UPDATE callbacks SET {} WHERE {} AND version = $2", sets.join(", "), visible_id(ctx));
-    let mut q = sqlx::query(&sql);
-    for v in binds {
-        q = v.bind(q);
-    }
-    let mut tx = ctx.st.db.begin_write().await?;
-    let n = q.execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
-    if n == 0 {
+    if write_one(ctx, &sql, binds).await? == 0 {
         return Err(conflict());
     }
     if let (Some(_), Some(a)) = (b.assignee_user_id, assignee) {
@@ -783,10 +792,8 @@ async fn assign(ctx: &Ctx, id: i64, b: AssignBody) -> ApiResult<Value> {
         "UPDATE callbacks SET assignee_user_id = $2, version = version + 1, updated_at = $3 WHERE {}",
         conds.join(" AND ")
     );
-    let mut tx = ctx.st.db.begin_write().await?;
-    let n = sqlx::query(&sql).bind(id).bind(target).bind(store::now_ms()).execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
-    if n == 0 {
+    let binds = vec![SqlVal::I(id), SqlVal::I(target), SqlVal::I(store::now_ms())];
+    if write_one(ctx, &sql, binds).await? == 0 {
         // Missing (or another tenant's) is 404; there but changed by someone else is 409.
         current(ctx, id).await?;
         return Err(conflict());
