@@ -792,10 +792,28 @@ async fn assign(ctx: &Ctx, id: i64, b: AssignBody) -> ApiResult<Value> {
         "UPDATE callbacks SET assignee_user_id = $2, version = version + 1, updated_at = $3 WHERE {}",
         conds.join(" AND ")
     );
-    let binds = vec![SqlVal::I(id), SqlVal::I(target), SqlVal::I(store::now_ms())];
-    if write_one(ctx, &sql, binds).await? == 0 {
-        // Missing (or another tenant's) is 404; there but changed by someone else is 409.
-        current(ctx, id).await?;
+    let now = store::now_ms();
+    let won = if ctx.st.db.backend == store::Backend::Postgres {
+        // One round trip: the claim and, for a lost one, whether the callback is there at all.
+        let sql = format!(
+            "WITH w AS ({sql} RETURNING 1) SELECT (SELECT COUNT(*) FROM w) AS won,
+               (SELECT COUNT(*) FROM callbacks WHERE {}) AS present",
+            visible_id(ctx)
+        );
+        let r = sqlx::query(&sql).bind(id).bind(target).bind(now).fetch_one(&ctx.st.db.pool).await?;
+        if r.try_get::<i64, _>("present")? == 0 {
+            return Err(ApiError::not_found());
+        }
+        r.try_get::<i64, _>("won")? > 0
+    } else {
+        let n = write_one(ctx, &sql, vec![SqlVal::I(id), SqlVal::I(target), SqlVal::I(now)]).await?;
+        if n == 0 {
+            current(ctx, id).await?;
+        }
+        n > 0
+    };
+    if !won {
+        // There, but changed by someone else (a missing one, or another tenant's, is 404 above).
         return Err(conflict());
     }
     push(ctx, id, Some(target)).await;
