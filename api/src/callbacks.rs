@@ -252,8 +252,8 @@ fn select_sql(ctx: &Ctx) -> String {
                    AND d.started_at >= c.dialled_at) AS dialled_call_id,
                 cp.name AS campaign_name, u.display_name AS assignee_name,
                 (SELECT p.name FROM phone_book p WHERE p.tenant_id = c.tenant_id AND p.number = c.number) AS name,
-                (SELECT MIN(r.id) FROM recordings r WHERE r.tenant_id = c.tenant_id AND r.deleted_at IS NULL
-                   AND (r.call_record_id = c.call_record_id OR r.dialer_call_id = cr.dialer_call_id)) AS recording_id
+                (SELECT r.id FROM recordings r WHERE r.tenant_id = c.tenant_id AND r.dialer_call_id = cr.dialer_call_id
+                   AND r.deleted_at IS NULL) AS recording_id
          FROM callbacks c
          LEFT JOIN campaigns cp ON cp.id = c.campaign_id AND cp.tenant_id = c.tenant_id
          LEFT JOIN users u ON u.id = c.assignee_user_id AND u.tenant_id = c.tenant_id
@@ -652,9 +652,25 @@ async fn registered(ctx: &Ctx, call: i64) -> ApiResult<Option<i64>> {
     })
 }
 
-/// `id IN (...)`: the callback, if the caller may see it.
+/// The callback `$1`, if the caller may see it (its tenant's; see [`visibility`]).
 fn visible_id(ctx: &Ctx) -> String {
-    format!("id IN (SELECT c.id FROM callbacks c WHERE c.id = $1 AND {})", visibility(&ctx.auth, ctx.tenant()))
+    format!("id = $1 AND tenant_id = {}", ctx.tenant())
+}
+
+/// One statement that writes: rows affected. On PostgreSQL a statement of its own (one round trip, its
+/// row lock orders the writers); on SQLite in a writing transaction (the process's write gate).
+async fn write_one(ctx: &Ctx, sql: &str, binds: Vec<SqlVal>) -> ApiResult<u64> {
+    let mut q = sqlx::query(sql);
+    for v in binds {
+        q = v.bind(q);
+    }
+    if ctx.st.db.backend == store::Backend::Postgres {
+        return Ok(q.execute(&ctx.st.db.pool).await?.rows_affected());
+    }
+    let mut tx = ctx.st.db.begin_write().await?;
+    let n = q.execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    Ok(n)
 }
 
 struct Current {
@@ -736,14 +752,7 @@ async fn update(ctx: &Ctx, id: i64, b: UpdateBody) -> ApiResult<Value> {
         return fetch(ctx, id).await;
     }
     let sql = format!("UPDATE callbacks SET {} WHERE {} AND version = $2", sets.join(", "), visible_id(ctx));
-    let mut q = sqlx::query(&sql);
-    for v in binds {
-        q = v.bind(q);
-    }
-    let mut tx = ctx.st.db.begin_write().await?;
-    let n = q.execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
-    if n == 0 {
+    if write_one(ctx, &sql, binds).await? == 0 {
         return Err(conflict());
     }
     if let (Some(_), Some(a)) = (b.assignee_user_id, assignee) {
@@ -783,12 +792,28 @@ async fn assign(ctx: &Ctx, id: i64, b: AssignBody) -> ApiResult<Value> {
         "UPDATE callbacks SET assignee_user_id = $2, version = version + 1, updated_at = $3 WHERE {}",
         conds.join(" AND ")
     );
-    let mut tx = ctx.st.db.begin_write().await?;
-    let n = sqlx::query(&sql).bind(id).bind(target).bind(store::now_ms()).execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
-    if n == 0 {
-        // Missing (or another tenant's) is 404; there but changed by someone else is 409.
-        current(ctx, id).await?;
+    let now = store::now_ms();
+    let won = if ctx.st.db.backend == store::Backend::Postgres {
+        // One round trip: the claim and, for a lost one, whether the callback is there at all.
+        let sql = format!(
+            "WITH w AS ({sql} RETURNING 1) SELECT (SELECT COUNT(*) FROM w) AS won,
+               (SELECT COUNT(*) FROM callbacks WHERE {}) AS present",
+            visible_id(ctx)
+        );
+        let r = sqlx::query(&sql).bind(id).bind(target).bind(now).fetch_one(&ctx.st.db.pool).await?;
+        if r.try_get::<i64, _>("present")? == 0 {
+            return Err(ApiError::not_found());
+        }
+        r.try_get::<i64, _>("won")? > 0
+    } else {
+        let n = write_one(ctx, &sql, vec![SqlVal::I(id), SqlVal::I(target), SqlVal::I(now)]).await?;
+        if n == 0 {
+            current(ctx, id).await?;
+        }
+        n > 0
+    };
+    if !won {
+        // There, but changed by someone else (a missing one, or another tenant's, is 404 above).
         return Err(conflict());
     }
     push(ctx, id, Some(target)).await;

@@ -75,7 +75,9 @@ pub fn spec_schemas(spec: &Spec) -> Vec<(String, Value)> {
         }
     }
     for e in spec.extra {
-        out_props.insert(e.name.into(), with_doc(ty_schema(e.ty, false), e.doc));
+        // A count is never null; another subquery finds nothing as null.
+        let nullable = !e.expr.contains("COUNT(");
+        out_props.insert(e.name.into(), with_doc(ty_schema(e.ty, nullable), e.doc));
         out_req.push(e.name);
     }
     let mut out = json!({"type": "object", "description": spec.doc, "properties": out_props, "required": out_req});

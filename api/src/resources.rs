@@ -1180,7 +1180,20 @@ pub static CALL_RECORDS: Spec = Spec {
         Field::new("sip_status", Ty::Int { min: 0, max: 699 }, "Final SIP status.").null().filter(),
         Field::new("recording_path", Ty::Text { min: 0, max: 1024 }, "Recording.").null(),
     ],
-    extra: &[],
+    extra: &[
+        Extra {
+            name: "callback_id",
+            expr: "SELECT MIN(cb.id) FROM callbacks cb WHERE cb.tenant_id = t.tenant_id AND cb.call_record_id = t.id",
+            ty: Ty::Int { min: 1, max: i64::MAX },
+            doc: "折り返し呼ID: the callback registered from this call (POST /callbacks {\"call_id\"}), or null.",
+        },
+        Extra {
+            name: "phone_book_name",
+            expr: "SELECT pb.name FROM phone_book pb WHERE pb.tenant_id = t.tenant_id AND pb.number = t.tel",
+            ty: NAME,
+            doc: "相手の名前: the common phone book's name for the number, or null.",
+        },
+    ],
     read: &[Role::Mgr, Role::Sv, Role::Op, Role::Biz],
     write: &[],
     delete: &[],

@@ -1,4 +1,5 @@
 pub mod agents;
+pub mod callbacks;
 pub mod control;
 pub mod logins;
 pub mod media;

@@ -34,6 +34,8 @@ enum Bench {
     /// Issue 18's attacks on one `kakeru api` process: wrong logins from many addresses (memory,
     /// another tenant's latency), slow connections, SIGTERM with them open.
     Logins(bench::logins::LoginsArgs),
+    /// Agents claiming callbacks (折り返し呼) at once through the API: 0 double assignments, claim p99.
+    Callbacks(bench::callbacks::CallbacksArgs),
     /// SIP call set-ups a second on one dialer shard against sipp as the UAS, and memory per held call.
     Sip(bench::sip::SipArgs),
     /// The Opus archive pool: call-minutes of recordings encoded per core-second (needs `--features opus`).
@@ -57,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Control(args) => bench::control::run(&args).await?,
         Bench::Agents(args) => bench::agents::run(&args).await?,
         Bench::Logins(args) => bench::logins::run(&args).await?,
+        Bench::Callbacks(args) => bench::callbacks::run(&args).await?,
         Bench::Sip(args) => tokio::task::spawn_blocking(move || bench::sip::run(&args)).await??,
         Bench::Opus(args) => tokio::task::spawn_blocking(move || bench::opus::run(&args)).await??,
     }

@@ -50,7 +50,7 @@ pub struct LeadsArgs {
     pub json: bool,
 }
 
-fn backends(which: &str) -> anyhow::Result<Vec<&'static str>> {
+pub(crate) fn backends(which: &str) -> anyhow::Result<Vec<&'static str>> {
     Ok(match which {
         "both" => vec!["sqlite", "postgres"],
         "sqlite" => vec!["sqlite"],
@@ -60,7 +60,7 @@ fn backends(which: &str) -> anyhow::Result<Vec<&'static str>> {
 }
 
 impl Scratch {
-    async fn new(backend: &str, pg_url: &str) -> anyhow::Result<Scratch> {
+    pub(crate) async fn new(backend: &str, pg_url: &str) -> anyhow::Result<Scratch> {
         if backend == "sqlite" {
             Scratch::temporary_sqlite()
         } else {
@@ -132,12 +132,12 @@ pub fn cp932_file(rows: usize, bad_pct: f64, seed: u64) -> Vec<u8> {
     encoding_rs::SHIFT_JIS.encode(&s).0.into_owned()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }

@@ -68,6 +68,10 @@ async fn registered_from_a_call_and_by_hand(app: TestApp) {
     assert_eq!(cb["version"], 1);
     let registered = chrono::DateTime::parse_from_rfc3339(cb["registered_at"].as_str().unwrap()).unwrap();
     assert!(registered.timestamp_millis() >= before - 1000, "registered now, not at the call's time: {cb}");
+    // The call history names the callback (its 折り返し呼ID) and the phone book's name.
+    let rec = expect(app.call(mgr, "get", &format!("/call-records/{c}"), None).await, 200);
+    assert_eq!(rec["callback_id"], cb["id"]);
+    assert_eq!(rec["phone_book_name"], "山田商店");
     // The + again: the same callback, not a second one.
     let again = expect(app.call(mgr, "post", "/callbacks", Some(&json!({"call_id": c}))).await, 200);
     assert_eq!(id(&again), id(&cb));
