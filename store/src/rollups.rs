@@ -684,13 +684,15 @@ pub async fn rebuild(db: &Db, tenant_id: i64, now_ms: i64) -> Result<Refreshed> 
     Ok(Refreshed { days })
 }
 
-/// Compares every day's stored rollups with a recount (`kakeru rollups verify`): the days that
-/// differ.
+/// Compares every day's stored rollups with a recount as of their last refresh (an agent's open
+/// state grows with the clock; `now_ms` if never refreshed) (`kakeru rollups verify`): the days
+/// that differ.
 pub async fn verify(db: &Db, tenant_id: i64, now_ms: i64) -> Result<Vec<NaiveDate>> {
     let tz = tenant_tz(db, tenant_id).await?;
+    let as_of = job_state(db, tenant_id).await?.map_or(now_ms, |(at, _)| at);
     let mut bad = Vec::new();
-    for d in fact_days(db, tenant_id, tz, now_ms).await? {
-        let counted = count_day(db, tenant_id, tz, d, now_ms).await?;
+    for d in fact_days(db, tenant_id, tz, as_of).await? {
+        let counted = count_day(db, tenant_id, tz, d, as_of).await?;
         if stored_day(db, tenant_id, d).await? != counted {
             bad.push(d);
         }

@@ -10,3 +10,4 @@ mod dialer;
 mod metrics;
 mod node;
 mod process;
+mod reports;

@@ -12,6 +12,8 @@
 //   #/unsaved[/<id>]        unsaved wrap-up records
 //   #/recordings            recordings
 //   #/tenant                tenant settings
+//   #/reports[/<kind>]      the reports with their charts and CSV (/ui/reports opens here)
+//   #/call-history          発着信履歴 with the recordings played inline
 
 import { api, session, HttpError } from './api.js';
 import { S, tt, el, link, resourceName, errorText, clearNotice } from './core.js';
@@ -20,6 +22,7 @@ import './sections.js';
 import { renderImport } from './imports.js';
 import { renderMonitor } from './monitor.js';
 import { renderRecordings, renderUnsaved, renderTenant, renderHome } from './records.js';
+import { renderReports, renderHistory } from './reports.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,7 +33,7 @@ const MENU = [
   ['g.outbound', ['r:campaigns', 'r:result-codes', 'r:batches', 'r:lists', 's:import', 'r:leads', 'r:call-jobs', 's:monitor', 's:unsaved', 'r:recalls']],
   ['g.agents', ['s:agents', 'r:dialing-groups', 'r:phones', 'r:pause-reasons']],
   ['g.settings', ['r:caller-ids', 'r:custom-fields', 'r:dnc-numbers', 'r:inbound-blocks', 'r:users', 'r:grants', 's:tenant']],
-  ['g.records', ['r:call-records', 'r:wrapup-records', 's:recordings', 'x:reports', 'x:wallboard']],
+  ['g.records', ['s:reports', 's:call-history', 'r:call-records', 'r:wrapup-records', 's:recordings', 'x:wallboard']],
 ];
 
 /** What a hand-written screen needs the role to be allowed. */
@@ -42,9 +45,11 @@ const SCREENS = {
   unsaved: () => S.ops.has('post /wrapup-records/{id}/save') && S.specs.has('wrapup-records'),
   recordings: () => S.ops.has('get /recordings'),
   tenant: () => S.ops.has('get /tenant') && S.ops.has('patch /tenant'),
+  reports: () => S.ops.has('get /reports/groups'),
+  'call-history': () => S.ops.has('get /call-history'),
 };
 const PAGES = {
-  reports: { href: '/ui/reports', may: () => S.ops.has('get /call-records') && ['MGR', 'SV', 'BIZ'].includes(S.me.role) },
+  reports: { href: '/ui/reports', may: () => S.ops.has('get /reports/groups') },
   wallboard: { href: '/ui/wallboard', may: () => S.ops.has('get /wallboard/stream') },
 };
 
@@ -193,6 +198,8 @@ async function route() {
     else if (a === 'unsaved' && SCREENS.unsaved()) await renderUnsaved(view, b ? Number(b) : null);
     else if (a === 'recordings' && SCREENS.recordings()) await renderRecordings(view, qs);
     else if (a === 'tenant' && SCREENS.tenant()) await renderTenant(view);
+    else if (a === 'reports' && SCREENS.reports()) await renderReports(view, b, qs);
+    else if (a === 'call-history' && SCREENS['call-history']()) await renderHistory(view, qs);
     else forbidden(view);
   } catch (e) {
     if (mine === routing) view.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(e)));
@@ -220,6 +227,8 @@ function init() {
   });
   session.onUnauthorized(() => loggedOut());
   window.addEventListener('hashchange', route);
+  // /ui/reports is this console opened at its reports.
+  if (location.pathname === '/ui/reports' && !location.hash) history.replaceState(null, '', '/ui/reports#/reports');
   applyLang();
   if (session.token) start().catch(() => loggedOut());
   else show('login');
