@@ -30,30 +30,6 @@ async fn id(db: &store::Db, sql: &str, binds: &[&str]) -> i64 {
     q.fetch_one(&db.pool).await.expect(sql).try_get("id").expect("id")
 }
 
-/// A 1-second stereo G.711 µ-law WAV of silence (what a recording file holds).
-fn wav() -> Vec<u8> {
-    let data = vec![0xffu8; 8000 * 2];
-    let mut w = Vec::new();
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(50 + data.len() as u32).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&18u32.to_le_bytes());
-    w.extend_from_slice(&7u16.to_le_bytes()); // µ-law
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&8000u32.to_le_bytes());
-    w.extend_from_slice(&16000u32.to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&8u16.to_le_bytes());
-    w.extend_from_slice(&0u16.to_le_bytes());
-    w.extend_from_slice(b"fact");
-    w.extend_from_slice(&4u32.to_le_bytes());
-    w.extend_from_slice(&8000u32.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    w.extend_from_slice(&data);
-    w
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manager_reads_yesterday_in_the_reports() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -214,7 +190,7 @@ async fn a_manager_reads_yesterday_in_the_reports() {
                 recorded += 1;
                 let path = store::recordings::recording_path(recordings.path(), tenant, tz, started, 1000 + i);
                 std::fs::create_dir_all(path.parent().expect("dir")).expect("dirs");
-                let bytes = wav();
+                let bytes = media::wav::write_pcm16_mono_8k(&[0; 8000]);
                 std::fs::write(&path, &bytes).expect("recording");
                 let rec = store::recordings::NewRecording {
                     tenant_id: tenant,

@@ -4,6 +4,7 @@
 // the target, occupancy by hour). Nothing polls: a report is read when the search runs.
 
 import { api, listAll, download, saveBlob } from './api.js';
+import { playerCell } from './records.js';
 import { S, t, tt, el, button, may, num, pct, duration, when, today, errorText, notice, go, onLeave } from './core.js';
 
 /** The reports, their endpoint and their filters (keys of the query string). */
@@ -281,21 +282,7 @@ export async function renderHistory(view, qs) {
   onLeave(() => urls.forEach((u) => URL.revokeObjectURL(u)));
   const canCallback = may('post', '/callbacks');
   const rows = page.items.map((r) => {
-    const player = el('td', { class: 'player' });
-    if (r.audio_url) {
-      const play = button(tt('rec.play'), async () => {
-        play.disabled = true;
-        try {
-          const { blob } = await download(r.audio_url);
-          const url = URL.createObjectURL(blob);
-          urls.push(url);
-          const audio = el('audio', { controls: true, src: url, 'aria-label': `${tt('rec.play')} ${when(r.started_at)}` });
-          player.replaceChildren(audio);
-          audio.play().catch(() => {});
-        } catch (e) { notice(errorText(e), 'error'); play.disabled = false; }
-      }, { dataset: { play: r.id } });
-      player.append(play);
-    } else player.append('—');
+    const player = r.audio_url ? playerCell(r.audio_url, r.started_at, r.id, urls) : el('td', { class: 'player' }, '—');
     const cb = el('td', { class: 'callback', dataset: { callback: r.id } });
     if (r.callback_id) cb.append(String(r.callback_id));
     else if (canCallback) {
