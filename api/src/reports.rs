@@ -32,8 +32,15 @@ use crate::export::{csv_line, CsvEncoding};
 use crate::extract::Params;
 use crate::{AppState, Op, Registry};
 
-/// Who reads the reports: supervisors and managers (BIZ and OP: see the note).
+/// Who reads the tenant-wide reports: supervisors and managers.
 pub const READERS: &[Role] = &[Role::Mgr, Role::Sv];
+/// キャンペーン統計 and 発着信履歴: also OP (its own calls and figures) and BIZ (what was reported
+/// to it, CALLTREE's 報告).
+pub const RESULT_READERS: &[Role] = &[Role::Mgr, Role::Sv, Role::Op, Role::Biz];
+/// ステータス統計: also OP (its own time).
+pub const STATE_READERS: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
+/// Who marks a wrap-up record reported (OP its own records).
+pub const REPORTERS: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
 /// Longest range of days a report sums.
 const MAX_DAYS: i64 = 400;
 /// Rows of call history per page, at most.
@@ -278,13 +285,13 @@ fn system_result(r: &str) -> Option<(&'static str, &'static str)> {
 
 // ------------------------------------------------------------------------------------------ mount
 
-fn op(path: &str, summary: &str, csv: bool, query: Vec<(&str, Value, &str)>) -> Op {
+fn op(path: &str, summary: &str, csv: bool, roles: &[Role], query: Vec<(&str, Value, &str)>) -> Op {
     Op {
         method: "get",
         path: path.to_string(),
         summary: summary.to_string(),
         tag: "reports",
-        roles: Some(READERS.to_vec()),
+        roles: Some(roles.to_vec()),
         request: None,
         response: if csv {
             (200, "text/csv", json!({"type": "string"}))
@@ -334,11 +341,18 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
 type Handler =
     fn(AppState, Auth, Params) -> std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<Report>> + Send>>;
 
-fn mount_report(reg: &mut Registry, path: &'static str, summary: &str, query: Vec<(&str, Value, &str)>, h: Handler) {
+fn mount_report(
+    reg: &mut Registry,
+    path: &'static str,
+    summary: &str,
+    roles: &'static [Role],
+    query: Vec<(&str, Value, &str)>,
+    h: Handler,
+) {
     reg.add(
-        op(path, summary, false, query.clone()),
+        op(path, summary, false, roles, query.clone()),
         get(move |State(st): State<AppState>, auth: Auth, p: Params| async move {
-            auth.require(READERS)?;
+            auth.require(roles)?;
             Ok::<_, ApiError>(Json(h(st, auth, p).await?.json()))
         }),
     );
@@ -347,9 +361,9 @@ fn mount_report(reg: &mut Registry, path: &'static str, summary: &str, query: Ve
     q.push(enum_q("lang", &["ja", "en"], "The column names' language (default ja)."));
     let csv_path: &'static str = Box::leak(format!("{path}.csv").into_boxed_str());
     reg.add(
-        op(csv_path, &format!("{summary}, as CSV for Excel"), true, q),
+        op(csv_path, &format!("{summary}, as CSV for Excel"), true, roles, q),
         get(move |State(st): State<AppState>, auth: Auth, p: Params| async move {
-            auth.require(READERS)?;
+            auth.require(roles)?;
             let encoding = match p.get("encoding") {
                 Some(e) => CsvEncoding::param(e)?,
                 None => CsvEncoding::Utf8Bom,
@@ -397,7 +411,7 @@ pub fn mount(reg: &mut Registry) {
             "週の開始曜日 for by=week (default sun).",
         ),
     ]);
-    mount_report(reg, "/reports/groups", "統計: group statistics", q, |st, a, p| Box::pin(groups(st, a, p)));
+    mount_report(reg, "/reports/groups", "統計: group statistics", READERS, q, |st, a, p| Box::pin(groups(st, a, p)));
 
     let mut q = range();
     q.extend([
@@ -405,16 +419,21 @@ pub fn mount(reg: &mut Registry) {
         enum_q("by", &["date", "hour", "agent"], "区分: 日付, 時間, エージェント."),
         enum_q("show", &["count", "percent"], "表示: 個数 or % of 件数."),
     ]);
-    mount_report(reg, "/reports/campaigns", "キャンペーン統計: campaign statistics", q, |st, a, p| {
-        Box::pin(campaigns(st, a, p))
-    });
+    mount_report(
+        reg,
+        "/reports/campaigns",
+        "キャンペーン統計: campaign statistics (OP: its own; BIZ: reported records)",
+        RESULT_READERS,
+        q,
+        |st, a, p| Box::pin(campaigns(st, a, p)),
+    );
 
     let mut q = range();
     q.extend([
         enum_q("direction", &["all", "outbound", "inbound"], "発着信 (default all)."),
         ("number", json!({"type": "string", "maxLength": 30}), "電話番号: numbers starting with these digits."),
     ]);
-    mount_report(reg, "/reports/numbers", "電話番号統計: phone-number statistics", q, |st, a, p| {
+    mount_report(reg, "/reports/numbers", "電話番号統計: phone-number statistics", READERS, q, |st, a, p| {
         Box::pin(numbers(st, a, p))
     });
 
@@ -432,15 +451,25 @@ pub fn mount(reg: &mut Registry) {
         id_q("campaign_id", "キャンペーン: its member agents."),
         ("agent", json!({"type": "string", "maxLength": 100}), "エージェント: names containing this text."),
     ]);
-    mount_report(reg, "/reports/states", "ステータス統計: time in each agent state", q, |st, a, p| {
-        Box::pin(states(st, a, p))
-    });
+    mount_report(
+        reg,
+        "/reports/states",
+        "ステータス統計: time in each agent state (OP: its own)",
+        STATE_READERS,
+        q,
+        |st, a, p| Box::pin(states(st, a, p)),
+    );
 
     let q =
         vec![date_q("date", "The local date (default: today)."), id_q("campaign_id", "Only this campaign's lists.")];
-    mount_report(reg, "/reports/lists", "リスト: work count, progress and connect rate per list", q, |st, a, p| {
-        Box::pin(lists(st, a, p))
-    });
+    mount_report(
+        reg,
+        "/reports/lists",
+        "リスト: work count, progress and connect rate per list",
+        READERS,
+        q,
+        |st, a, p| Box::pin(lists(st, a, p)),
+    );
 
     let mut q = range();
     q.push(id_q("campaign_id", "Only this campaign."));
@@ -448,14 +477,20 @@ pub fn mount(reg: &mut Registry) {
         reg,
         "/reports/outbound",
         "発信: dials, live answers, abandons against the target, dial level, occupancy and wait per campaign and day",
+        READERS,
         q,
         |st, a, p| Box::pin(outbound(st, a, p)),
     );
     let mut q = range();
     q.push(id_q("campaign_id", "Only this campaign."));
-    mount_report(reg, "/reports/abandons", "破棄率台帳: every abandon with its time and wait", q, |st, a, p| {
-        Box::pin(abandons(st, a, p))
-    });
+    mount_report(
+        reg,
+        "/reports/abandons",
+        "破棄率台帳: every abandon with its time and wait",
+        READERS,
+        q,
+        |st, a, p| Box::pin(abandons(st, a, p)),
+    );
 
     let history_q = || {
         vec![
@@ -481,13 +516,42 @@ pub fn mount(reg: &mut Registry) {
     let mut q = history_q();
     q.push(("before", json!({"type": "string", "maxLength": 64}), "The `next` of the previous page."));
     q.push(("limit", json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE}), "Rows per page (default 100)."));
-    let mut o = op("/call-history", "発着信履歴: call history, newest first", false, q);
+    let mut o = op(
+        "/call-history",
+        "発着信履歴: call history, newest first (OP: its own calls; BIZ: reported ones)",
+        false,
+        RESULT_READERS,
+        q,
+    );
     o.response = (200, "application/json", crate::openapi::schema_ref("CallHistory"));
     reg.add(o, get(history));
     let mut q = history_q();
     q.push(enum_q("encoding", &["utf-8", "shift_jis"], "utf-8: UTF-8 with a BOM (default); shift_jis: CP932."));
     q.push(enum_q("lang", &["ja", "en"], "The column names' language (default ja)."));
-    reg.add(op("/call-history.csv", "発着信履歴 as CSV for Excel (streamed)", true, q), get(history_csv));
+    reg.add(
+        op("/call-history.csv", "発着信履歴 as CSV for Excel (streamed)", true, RESULT_READERS, q),
+        get(history_csv),
+    );
+    let mut o = op(
+        "/wrapup-records/{id}/report",
+        "報告: mark a wrap-up record reported (BIZ reads it) or not",
+        false,
+        REPORTERS,
+        vec![],
+    );
+    o.method = "post";
+    o.request = Some((
+        "application/json",
+        json!({"type": "object", "required": ["reported"], "additionalProperties": false, "properties": {"reported": {"type": "boolean"}}}),
+    ));
+    o.response = (
+        200,
+        "application/json",
+        json!({"type": "object", "properties": {"id": {"type": "integer"}, "reported": {"type": "boolean"}}}),
+    );
+    o.errors = vec![400, 401, 403, 404];
+    o.tag = "records";
+    reg.add(o, axum::routing::post(mark_reported));
 }
 
 fn csv_lang(p: &Params) -> ApiResult<Lang> {
@@ -692,15 +756,25 @@ async fn campaigns(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     let by = q.choice("by", &["date", "hour", "agent"], "date")?;
     let percent = q.choice("show", &["count", "percent"], "count")? == "percent";
     let (t, db) = (auth.tenant(), &st.db);
-    let f = Filter { from_day: from.to_string(), to_day: to.to_string(), campaign_id: campaign, ..Default::default() };
-    let (table, key) = match by {
+    let mut f =
+        Filter { from_day: from.to_string(), to_day: to.to_string(), campaign_id: campaign, ..Default::default() };
+    let (mut table, key) = match by {
         "date" => (RollupTable::Calls, By::Day),
         "hour" => (RollupTable::Calls, By::Hour),
         _ => (RollupTable::AgentDays, By::Agent),
     };
+    // An OP reads its own figures (kept per agent and day); BIZ counts the reported records only.
+    let (leads_m, dials_m) = if auth.role() == Role::Biz { (16, 16) } else { (13, 1) };
+    if auth.role() == Role::Op {
+        if by == "hour" {
+            return Err(ApiError::bad_request("by", "by: an operator's own figures are kept per day (date or agent)"));
+        }
+        table = RollupTable::AgentDays;
+        f.agent_user_id = Some(auth.user());
+    }
     let sums = store::reports::sum_calls(db, t, table, &f, &[key, By::Result]).await?;
     let mut results = result_labels(&st, t, campaign).await?;
-    let seen: BTreeSet<String> = sums.iter().filter(|r| r.m.0[13] > 0).map(|r| r.keys[1].clone()).collect();
+    let seen: BTreeSet<String> = sums.iter().filter(|r| r.m.0[leads_m] > 0).map(|r| r.keys[1].clone()).collect();
     for r in &seen {
         if !results.iter().any(|(k, _, _)| k == r) {
             let (ja, en) = system_result(r).unwrap_or((r.as_str(), r.as_str()));
@@ -727,9 +801,9 @@ async fn campaigns(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
         let k = if by == "hour" { format!("{:02}", r.keys[0].parse::<i64>().unwrap_or(0)) } else { r.keys[0].clone() };
         let e = per.entry(k).or_default();
         for e in [e, &mut total] {
-            e.0 += r.m.0[13];
-            e.1 += r.m.0[1];
-            *e.2.entry(r.keys[1].clone()).or_default() += r.m.0[13];
+            e.0 += r.m.0[leads_m];
+            e.1 += r.m.0[dials_m];
+            *e.2.entry(r.keys[1].clone()).or_default() += r.m.0[leads_m];
         }
     }
     let names = if by == "agent" {
@@ -902,6 +976,9 @@ async fn states(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     let (t, db) = (auth.tenant(), &st.db);
     let names = names_map(store::reports::names(db, t, "users", "display_name").await?);
     let mut agents = member_agents(&st, t, group, campaign).await?;
+    if auth.role() == Role::Op {
+        agents = Some(vec![auth.user()]);
+    }
     if !agent_text.is_empty() {
         let matching: Vec<i64> = names
             .iter()
@@ -1299,11 +1376,17 @@ async fn history_filter(st: &AppState, auth: &Auth, p: &Params) -> ApiResult<His
         group_id: q.id("group_id")?,
         campaign_id: q.id("campaign_id")?,
         result,
-        reported_only: false,
+        reported_only: auth.role() == Role::Biz,
         before,
         limit: q.int("limit", 1, MAX_PAGE)?.unwrap_or(100),
     };
-    checked_ref(st, auth, "users", "agent_id", f.agent_user_id).await?;
+    let mut f = f;
+    if auth.role() == Role::Op {
+        // An OP reads its own calls only, whatever it asks for.
+        f.agent_user_id = Some(auth.user());
+    } else {
+        checked_ref(st, auth, "users", "agent_id", f.agent_user_id).await?;
+    }
     checked_ref(st, auth, "dialing_groups", "group_id", f.group_id).await?;
     checked_ref(st, auth, "campaigns", "campaign_id", f.campaign_id).await?;
     Ok(f)
@@ -1339,7 +1422,7 @@ fn history_json(tz: Tz, r: &store::reports::HistoryRow) -> Value {
 }
 
 async fn history(State(st): State<AppState>, auth: Auth, p: Params) -> ApiResult<Json<Value>> {
-    auth.require(READERS)?;
+    auth.require(RESULT_READERS)?;
     let f = history_filter(&st, &auth, &p).await?;
     let rows = store::reports::call_history(&st.db, auth.tenant(), &f).await?;
     let next =
@@ -1381,7 +1464,7 @@ fn history_cells(tz: Tz, r: &store::reports::HistoryRow) -> Vec<String> {
 }
 
 async fn history_csv(State(st): State<AppState>, auth: Auth, p: Params) -> ApiResult<Response> {
-    auth.require(READERS)?;
+    auth.require(RESULT_READERS)?;
     let encoding = match p.get("encoding") {
         Some(e) => CsvEncoding::param(e)?,
         None => CsvEncoding::Utf8Bom,
@@ -1433,4 +1516,24 @@ async fn history_csv(State(st): State<AppState>, auth: Auth, p: Params) -> ApiRe
         body,
     )
         .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportedBody {
+    reported: bool,
+}
+
+/// `POST /wrapup-records/{id}/report`: 報告. The rollup job sees the change by `reported_at`.
+async fn mark_reported(
+    State(st): State<AppState>,
+    auth: Auth,
+    crate::extract::Id(id): crate::extract::Id,
+    crate::extract::Body(b): crate::extract::Body<ReportedBody>,
+) -> ApiResult<Json<Value>> {
+    auth.require(REPORTERS)?;
+    let ctx = crate::resource::Ctx { st: st.clone(), auth: auth.clone() };
+    crate::resource::visible(&ctx, &crate::resources::WRAPUP_RECORDS, id).await?;
+    store::records::set_reported(&st.db, auth.tenant(), id, b.reported, store::now_ms()).await?;
+    Ok(Json(json!({"id": id, "reported": b.reported})))
 }

@@ -164,6 +164,25 @@ async function reports() {
   await shoot(page, 'history-en');
 
   assert.deepEqual(await page.evaluate(() => [...window.__console.missing]), [], 'every word looked up is in the catalogue');
+
+  // The client (BIZ) logs in at / and lands on the reports: what was reported to it only.
+  await page.click('#logout');
+  await page.goto(`${BASE}/`);
+  await login(page, FIX.tenant, FIX.biz.login, FIX.biz.password);
+  await page.waitForURL(/\/ui\/reports/);
+  await until(page, "BIZ's reports", () => !!document.getElementById('rep-table') || !!document.querySelector('#view .empty'));
+  await setLang(page, 'ja');
+  assert.equal(await page.$eval('.chips .chip[aria-current="page"]', (e) => e.textContent), 'キャンペーン統計', 'the reports BIZ may read');
+  assert.equal(await page.$$eval('.chips .chip', (c) => c.length), 1);
+  await show(page, `#/reports/campaigns?from=${y}&to=${y}`);
+  t = await tableText(page);
+  assert.equal(t.rows[0][1], String(FIX.reported), '件数: the reported records');
+  assert.equal(t.rows[0][4], String(FIX.reported), 'all of them 見込');
+  await shoot(page, 'biz-campaigns-ja');
+  await show(page, `#/call-history?from=${y}&to=${y}`);
+  assert.equal(await page.$$eval('#hist-table tbody tr', (r) => r.length), FIX.reported, 'BIZ reads the reported calls only');
+  await setLang(page, 'en');
+  await shoot(page, 'biz-history-en');
   assert.deepEqual(problems, [], 'no page errors and nothing fetched from elsewhere');
   await context.close();
   log(`REPORTS walked, ${shots} screenshots`);

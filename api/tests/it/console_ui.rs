@@ -52,7 +52,12 @@ fn expectations(fx: &HashMap<&'static str, i64>) -> Value {
             ("unsaved", may(role, "post", "/wrapup-records/{id}/save") && reads("wrapup-records")),
             ("recordings", may(role, "get", "/recordings")),
             ("tenant", may(role, "get", "/tenant") && may(role, "patch", "/tenant")),
-            ("reports", may(role, "get", "/reports/groups")),
+            (
+                "reports",
+                ["groups", "campaigns", "numbers", "states", "lists", "outbound", "abandons"]
+                    .iter()
+                    .any(|r| may(role, "get", &format!("/reports/{r}"))),
+            ),
             ("call-history", may(role, "get", "/call-history")),
         ];
         let yes: Vec<&str> = screens.iter().filter(|(_, ok)| *ok).map(|(s, _)| *s).collect();

@@ -20,6 +20,7 @@ use browser_proc::Browser;
 
 const TENANT: &str = "yoake";
 const MGR: (&str, &str) = ("manager", "Manager-pass-1");
+const BIZ: (&str, &str) = ("client", "Client-pass-1");
 const AGENTS: [&str; 3] = ["田中 太郎", "佐藤 花子", "鈴木 一郎"];
 
 async fn id(db: &store::Db, sql: &str, binds: &[&str]) -> i64 {
@@ -47,6 +48,15 @@ async fn a_manager_reads_yesterday_in_the_reports() {
     )
     .await
     .expect("MGR");
+    store::accounts::create_user(
+        &db,
+        &NewUser {
+            tenant_id: tenant, login: BIZ.0, display_name: "取引先 担当", role: Role::Biz, password: BIZ.1
+        },
+        now,
+    )
+    .await
+    .expect("BIZ");
     let mut agents = Vec::new();
     for (i, name) in AGENTS.iter().enumerate() {
         let login = format!("op{i}");
@@ -124,6 +134,7 @@ async fn a_manager_reads_yesterday_in_the_reports() {
     let (mut live, mut connected, mut dials) = (0, 0, 0);
     let recordings = tempfile::tempdir().expect("recordings");
     let mut recorded = 0;
+    let mut reported = 0;
     for i in 0..60_i64 {
         let lead = id(
             &db,
@@ -170,9 +181,13 @@ async fn a_manager_reads_yesterday_in_the_reports() {
         .expect("id");
         if bridged.is_some() {
             let saved = (i % 4 != 1).then(|| ((i % 3) + 1).to_string());
+            // Every saved 見込 (result 2) is reported to the client (報告).
+            let report = saved.as_deref() == Some("2");
+            reported += i64::from(report);
             sqlx::query(
-                "INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, result, saved, saved_at, created_at, dialer_call_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, result, saved, saved_at, created_at,
+                    dialer_call_id, reported, reported_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $7)",
             )
             .bind(tenant)
             .bind(call)
@@ -183,6 +198,7 @@ async fn a_manager_reads_yesterday_in_the_reports() {
             .bind(saved.as_ref().map(|_| ended + 20_000))
             .bind(ended)
             .bind(1000 + i)
+            .bind(i64::from(report))
             .execute(&db.pool)
             .await
             .expect("wrap-up");
@@ -264,6 +280,7 @@ async fn a_manager_reads_yesterday_in_the_reports() {
     counted.await.expect("the rollup job counted yesterday within 30 s");
     assert!(store::rollups::verify(&db, tenant, store::now_ms()).await.expect("verify").is_empty());
 
+    assert!(reported > 0, "the client has reported records to read");
     let fixture = json!({
         "tenant": TENANT,
         "mgr": {"login": MGR.0, "password": MGR.1},
@@ -273,6 +290,8 @@ async fn a_manager_reads_yesterday_in_the_reports() {
         "connected": connected,
         "agents": AGENTS,
         "recorded": recorded,
+        "biz": {"login": BIZ.0, "password": BIZ.1},
+        "reported": reported,
     });
     let b = Browser::script("reports.test.js", "reports", &base, &fixture);
     let out = b.finish().await;

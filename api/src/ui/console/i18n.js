@@ -99,7 +99,7 @@ const ja = {
   'hist.agent': 'エージェント', 'hist.result': '結果', 'hist.add_callback': '折り返し呼に登録', 'hist.newest': '最新へ',
   'hist.col.started_at': '日時', 'hist.col.direction': '発着信', 'hist.col.tel': '相手番号', 'hist.col.caller_id': '発信者番号',
   'hist.col.campaign': 'キャンペーン', 'hist.col.group': 'グループ', 'hist.col.agent': 'エージェント', 'hist.col.customer': '顧客名',
-  'hist.col.result': '結果', 'hist.col.talk': '通話時間', 'hist.col.recording': '録音', 'hist.col.callback': '折り返し呼ID',
+  'hist.col.result': '結果', 'hist.col.talk': '通話時間', 'hist.col.recording': '録音', 'hist.col.reported': '報告', 'hist.col.callback': '折り返し呼ID',
   // resources
   'r.users': 'ユーザー', 'r.grants': '権限付与', 'r.campaigns': 'キャンペーン', 'r.result-codes': '結果',
   'r.dialing-groups': '発信グループ', 'r.pause-reasons': '停止理由', 'r.phones': '電話機', 'r.caller-ids': '発信者番号',
@@ -279,7 +279,7 @@ const en = {
   'hist.agent': 'Agent', 'hist.result': 'Result', 'hist.add_callback': 'Register as a callback', 'hist.newest': 'Newest',
   'hist.col.started_at': 'Time', 'hist.col.direction': 'Direction', 'hist.col.tel': 'Party number', 'hist.col.caller_id': 'Caller ID',
   'hist.col.campaign': 'Campaign', 'hist.col.group': 'Group', 'hist.col.agent': 'Agent', 'hist.col.customer': 'Customer',
-  'hist.col.result': 'Result', 'hist.col.talk': 'Talk time', 'hist.col.recording': 'Recording', 'hist.col.callback': 'Callback ID',
+  'hist.col.result': 'Result', 'hist.col.talk': 'Talk time', 'hist.col.recording': 'Recording', 'hist.col.reported': 'Reported', 'hist.col.callback': 'Callback ID',
   'r.users': 'Users', 'r.grants': 'Grants', 'r.campaigns': 'Campaigns', 'r.result-codes': 'Results',
   'r.dialing-groups': 'Dialing groups', 'r.pause-reasons': 'Pause reasons', 'r.phones': 'Phones', 'r.caller-ids': 'Caller IDs',
   'r.batches': 'Batches', 'r.lists': 'Customer lists', 'r.custom-fields': 'Custom fields', 'r.leads': 'Leads',

@@ -22,7 +22,7 @@ import './sections.js';
 import { renderImport } from './imports.js';
 import { renderMonitor } from './monitor.js';
 import { renderRecordings, renderUnsaved, renderTenant, renderHome } from './records.js';
-import { renderReports, renderHistory } from './reports.js';
+import { renderReports, renderHistory, REPORT_PATHS } from './reports.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -45,11 +45,11 @@ const SCREENS = {
   unsaved: () => S.ops.has('post /wrapup-records/{id}/save') && S.specs.has('wrapup-records'),
   recordings: () => S.ops.has('get /recordings'),
   tenant: () => S.ops.has('get /tenant') && S.ops.has('patch /tenant'),
-  reports: () => S.ops.has('get /reports/groups'),
+  reports: () => REPORT_PATHS.some((p) => S.ops.has(`get ${p}`)),
   'call-history': () => S.ops.has('get /call-history'),
 };
 const PAGES = {
-  reports: { href: '/ui/reports', may: () => S.ops.has('get /reports/groups') },
+  reports: { href: '/ui/reports', may: () => SCREENS.reports() },
   wallboard: { href: '/ui/wallboard', may: () => S.ops.has('get /wallboard/stream') },
 };
 

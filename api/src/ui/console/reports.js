@@ -18,6 +18,9 @@ const REPORTS = [
   { key: 'abandons', path: '/reports/abandons', filters: ['campaign_id', 'from', 'to'] },
 ];
 
+/** The reports' endpoints (the screen shows for a role that may read one of them). */
+export const REPORT_PATHS = REPORTS.map((r) => r.path);
+
 /** Choices of the select filters: [query key, values]. */
 const CHOICES = {
   by_group: ['by', ['date', 'week', 'hour', 'agent', 'duration']],
@@ -185,10 +188,11 @@ function charts(rep, data) {
 
 // --------------------------------------------------------------------------------------- screens
 export async function renderReports(view, kind, qs) {
-  const rep = REPORTS.find((r) => r.key === kind) || REPORTS[0];
+  const mine = REPORTS.filter((r) => may('get', r.path));
+  const rep = mine.find((r) => r.key === kind) || mine[0];
   const q = new URLSearchParams(qs || '');
   const tabs = el('nav', { class: 'chips', 'aria-label': tt('m.reports') },
-    REPORTS.filter((r) => may('get', r.path)).map((r) => el('a', { href: `#/reports/${r.key}`, class: 'chip', 'aria-current': r.key === rep.key ? 'page' : null }, tt(`rep.${r.key}`))));
+    mine.map((r) => el('a', { href: `#/reports/${r.key}`, class: 'chip', 'aria-current': r.key === rep.key ? 'page' : null }, tt(`rep.${r.key}`))));
   const out = el('div', { id: 'rep-out', 'aria-live': 'polite' });
   const search = (params) => go(`#/reports/${rep.key}?${params.toString()}`);
   const form = await filterForm(rep, q, search);
@@ -281,6 +285,7 @@ export async function renderHistory(view, qs) {
   const urls = [];
   onLeave(() => urls.forEach((u) => URL.revokeObjectURL(u)));
   const canCallback = may('post', '/callbacks');
+  const canReport = may('post', '/wrapup-records/{id}/report');
   const rows = page.items.map((r) => {
     const player = r.audio_url ? playerCell(r.audio_url, r.started_at, r.id, urls) : el('td', { class: 'player' }, '—');
     const cb = el('td', { class: 'callback', dataset: { callback: r.id } });
@@ -296,6 +301,16 @@ export async function renderHistory(view, qs) {
       add.setAttribute('aria-label', `${tt('hist.add_callback')} ${r.tel}`);
       cb.append(add);
     }
+    const rep = el('td', { class: 'reported' });
+    if (r.wrapup_id && canReport) {
+      const box = el('input', { type: 'checkbox', checked: r.reported, 'aria-label': `${tt('hist.col.reported')} ${r.tel}`, dataset: { report: r.wrapup_id } });
+      box.addEventListener('change', async () => {
+        box.disabled = true;
+        try { await api('POST', `/wrapup-records/${r.wrapup_id}/report`, { reported: box.checked }); } catch (e) { notice(errorText(e), 'error'); box.checked = !box.checked; }
+        box.disabled = false;
+      });
+      rep.append(box);
+    } else rep.append(r.reported ? '○' : '');
     return el('tr', { dataset: { call: r.id } },
       el('td', null, when(r.started_at)),
       el('td', null, t(`e.direction.${r.direction}`) ?? r.direction),
@@ -308,9 +323,10 @@ export async function renderHistory(view, qs) {
       el('td', null, resultText(r)),
       el('td', { class: 'num' }, duration(r.talk_ms)),
       player,
+      rep,
       cb);
   });
-  const heads = ['started_at', 'direction', 'tel', 'caller_id', 'campaign', 'group', 'agent', 'customer', 'result', 'talk', 'recording', 'callback'];
+  const heads = ['started_at', 'direction', 'tel', 'caller_id', 'campaign', 'group', 'agent', 'customer', 'result', 'talk', 'recording', 'reported', 'callback'];
   out.replaceChildren(
     el('div', { class: 'table-box' }, el('table', { class: 'records', id: 'hist-table', 'aria-label': tt('m.call-history') },
       el('thead', null, el('tr', null, heads.map((h) => el('th', { scope: 'col' }, tt(`hist.col.${h}`))))),
