@@ -558,7 +558,64 @@ pub async fn roles_limit_the_figures(app: TestApp) {
     expect(app.call(t.mgr(), "post", &format!("/wrapup-records/{foreign}/report"), Some(&yes)).await, 404);
 }
 
+/// Retention on a test clock: leads go at the batch-deletion date, the history at the
+/// history-deletion date; the reports keep their figures; a second run deletes nothing.
+pub async fn retention_deletes_on_its_dates_and_the_figures_stay(app: TestApp) {
+    let t = app.tenant("ret").await;
+    let (f, _) = seed_tokyo(&app, &t).await;
+    let other = app.tenant("ret2").await;
+    seed_tokyo(&app, &other).await;
+    store::rollups::rebuild(&app.db, t.id, store::now_ms()).await.unwrap();
+    let sv = t.token(Role::Sv);
+    let day = "from=2026-12-01&to=2026-12-01";
+    let before = expect(app.call(sv, "get", &format!("/reports/groups?{day}"), None).await, 200);
+    let lists_before = expect(app.call(sv, "get", "/reports/lists?date=2026-12-01", None).await, 200);
+    let r = sqlx::query("SELECT start_date, end_date FROM batches WHERE tenant_id = $1")
+        .bind(t.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let date = |c: &str| -> chrono::NaiveDate { sqlx::Row::try_get::<String, _>(&r, c).unwrap().parse().unwrap() };
+    let dates = store::batch_dates::derive(date("start_date"), date("end_date"), 400);
+    let noon = |d: chrono::NaiveDate| at(TOKYO, &format!("{d} 12:00:00"));
+    let count = |sql: &'static str, tenant: i64| {
+        let app = &app;
+        async move {
+            sqlx::Row::try_get::<i64, _>(&sqlx::query(sql).bind(tenant).fetch_one(&app.db.pool).await.unwrap(), "n")
+                .unwrap()
+        }
+    };
+    let leads = "SELECT COUNT(*) AS n FROM leads WHERE tenant_id = $1";
+    let calls = "SELECT COUNT(*) AS n FROM call_records WHERE tenant_id = $1";
+    // The day before the batch-deletion date: nothing goes.
+    let r = store::retention::run(&app.db, t.id, noon(dates.batch_deletion.pred_opt().unwrap())).await.unwrap();
+    assert_eq!(r, store::retention::Retained::default());
+    // At it: the leads go, the history stays.
+    let r = store::retention::run(&app.db, t.id, noon(dates.batch_deletion)).await.unwrap();
+    assert_eq!((r.leads, r.call_records), (4, 0));
+    assert_eq!((count(leads, t.id).await, count(calls, t.id).await), (0, 8));
+    // At the history-deletion date: the history, the lists and the batch go; the other tenant keeps all.
+    let r = store::retention::run(&app.db, t.id, noon(dates.history_deletion)).await.unwrap();
+    assert_eq!((r.call_records, r.wrapup_records, r.batches), (8, 3, 1));
+    assert_eq!(count(calls, t.id).await, 0);
+    assert_eq!((count(leads, other.id).await, count(calls, other.id).await), (4, 8));
+    // Idempotent: again, nothing.
+    assert_eq!(store::retention::run(&app.db, t.id, noon(dates.history_deletion)).await.unwrap(), Default::default());
+    // The rollups keep the figures; the job's refresh and a rebuild leave those days alone.
+    store::rollups::refresh(&app.db, t.id, store::now_ms()).await.unwrap();
+    store::rollups::rebuild(&app.db, t.id, store::now_ms()).await.unwrap();
+    let after = expect(app.call(sv, "get", &format!("/reports/groups?{day}"), None).await, 200);
+    assert_eq!(before["rows"], after["rows"]);
+    assert!(store::rollups::verify(&app.db, t.id, store::now_ms()).await.unwrap().is_empty());
+    // The list itself is gone, its figures with it from the list report (a deleted list has no row).
+    let lists_after = expect(app.call(sv, "get", "/reports/lists?date=2026-12-01", None).await, 200);
+    assert_eq!(lists_before["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(lists_after["rows"].as_array().unwrap().len(), 0);
+    let _ = f;
+}
+
 crate::both!(
+    retention_deletes_on_its_dates_and_the_figures_stay,
     roles_limit_the_figures,
     figures_match_the_hand_computed_ones,
     call_history_filters_pages_and_exports,
