@@ -1176,7 +1176,17 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
             .collect();
     // Agents' time per day and state; each campaign's figures over its member agents.
     let sf = Filter { from_day: from.to_string(), to_day: to.to_string(), ..Default::default() };
-    let states = store::reports::sum_states(db, t, &sf, &[By::Day, By::Agent, By::State]).await?;
+    // (day, agent) -> [ready, ringing, talking + hold + wrap-up] ms
+    let mut states: HashMap<(String, i64), [i64; 3]> = HashMap::new();
+    for s in store::reports::sum_states(db, t, &sf, &[By::Day, By::Agent, By::State]).await? {
+        let slot = match s.keys[2].as_str() {
+            "ready" => 0,
+            "ringing" => 1,
+            "talking" | "hold" | "wrap_up" => 2,
+            _ => continue,
+        };
+        states.entry((s.keys[0].clone(), s.keys[1].parse().unwrap_or(0))).or_default()[slot] += s.ms;
+    }
     let members =
         pairs(&st, "SELECT campaign_id AS a, user_id AS b FROM campaign_agents WHERE tenant_id = $1", t).await?;
     let columns = vec![
@@ -1213,22 +1223,12 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
             };
             let m = daily.get(&(cid.to_string(), d.to_string())).copied().unwrap_or_default();
             let (mut active, mut busy, mut ready) = (0_i64, 0_i64, 0_i64);
-            for s in states.iter().filter(|s| s.keys[0] == d.to_string()) {
-                let agent: i64 = s.keys[1].parse().unwrap_or(0);
-                if !agents.contains(&agent) {
-                    continue;
-                }
-                match s.keys[2].as_str() {
-                    "ready" => {
-                        ready += s.ms;
-                        active += s.ms;
-                    }
-                    "ringing" => active += s.ms,
-                    "talking" | "hold" | "wrap_up" => {
-                        busy += s.ms;
-                        active += s.ms;
-                    }
-                    _ => {}
+            let day = d.to_string();
+            for agent in &agents {
+                if let Some([r, ring, b]) = states.get(&(day.clone(), *agent)) {
+                    ready += r;
+                    busy += b;
+                    active += r + ring + b;
                 }
             }
             let abandons = m.0[4] + m.0[5];
@@ -1501,7 +1501,7 @@ async fn history_csv(State(st): State<AppState>, auth: Auth, p: Params) -> ApiRe
             };
             let Some(last) = rows.last() else { return };
             f.before = Some((last.started_at, last.id));
-            let text: String = rows.iter().map(|r| csv_line(&history_cells(tz, r))).collect();
+            let text = crate::export::csv_lines(rows.iter().map(|r| history_cells(tz, r)));
             if tx.send(Ok(Bytes::from(encoding.encode(&text)))).await.is_err() || (rows.len() as i64) < f.limit {
                 return;
             }

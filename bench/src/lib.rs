@@ -3,5 +3,6 @@ pub mod control;
 pub mod media;
 pub mod opus;
 pub mod pacing;
+pub mod reports;
 pub mod sip;
 pub mod storage;

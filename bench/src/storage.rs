@@ -48,7 +48,7 @@ pub struct LeadsArgs {
     pub json: bool,
 }
 
-fn backends(which: &str) -> anyhow::Result<Vec<&'static str>> {
+pub(crate) fn backends(which: &str) -> anyhow::Result<Vec<&'static str>> {
     Ok(match which {
         "both" => vec!["sqlite", "postgres"],
         "sqlite" => vec!["sqlite"],
@@ -59,14 +59,14 @@ fn backends(which: &str) -> anyhow::Result<Vec<&'static str>> {
 
 /// A scratch database; the SQLite directory or the PostgreSQL database is removed on drop of
 /// the returned guard (PostgreSQL: dropped by [`Scratch::finish`]).
-struct Scratch {
-    url: String,
+pub(crate) struct Scratch {
+    pub(crate) url: String,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
 
 impl Scratch {
-    async fn new(backend: &str, pg_url: &str) -> anyhow::Result<Scratch> {
+    pub(crate) async fn new(backend: &str, pg_url: &str) -> anyhow::Result<Scratch> {
         if backend == "sqlite" {
             let dir = tempfile::tempdir()?;
             return Ok(Scratch { url: format!("sqlite:{}/bench.db", dir.path().display()), _dir: Some(dir), pg: None });
@@ -78,7 +78,7 @@ impl Scratch {
         Ok(Scratch { url: format!("{base}/{name}"), _dir: None, pg: Some((pg_url.to_string(), name)) })
     }
 
-    async fn finish(self, db: Db) {
+    pub(crate) async fn finish(self, db: Db) {
         db.pool.close().await;
         if let Some((admin, name)) = &self.pg {
             if let Ok(mut c) = sqlx::postgres::PgConnection::connect(admin).await {
@@ -156,7 +156,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }

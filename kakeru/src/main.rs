@@ -166,6 +166,9 @@ enum BenchKind {
     Import(bench::storage::ImportArgs),
     /// Selecting a call job's next dialable leads over a large list, on SQLite and PostgreSQL.
     Leads(bench::storage::LeadsArgs),
+    /// The reports over a generated history: rollups rebuilt, each report over 31 days through the
+    /// API, a 31-day call-history CSV streamed; on SQLite and PostgreSQL.
+    Reports(bench::reports::ReportsArgs),
     /// Predictive pacing in the floor simulator against the baselines.
     Pacing(bench::pacing::PacingArgs),
     /// RTP relay on loopback: N two-leg calls through one pinned shard, optionally against rtpengine.
@@ -192,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
         Role::Bench { bench } => match bench {
             BenchKind::Import(args) => bench::storage::run_import(&args).await?,
             BenchKind::Leads(args) => bench::storage::run_leads(&args).await?,
+            BenchKind::Reports(args) => bench::reports::run(&args).await?,
             BenchKind::Pacing(args) => tokio::task::spawn_blocking(move || bench::pacing::run(&args)).await??,
             BenchKind::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
             BenchKind::Control(args) => bench::control::run(&args).await?,
