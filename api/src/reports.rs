@@ -1174,21 +1174,20 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
             .into_iter()
             .map(|r| ((r.keys[0].clone(), r.keys[1].clone()), r.m))
             .collect();
-    // Agents' time per day and state; each campaign's figures over its member agents.
-    let sf = Filter { from_day: from.to_string(), to_day: to.to_string(), ..Default::default() };
-    // (day, agent) -> [ready, ringing, talking + hold + wrap-up] ms
-    let mut states: HashMap<(String, i64), [i64; 3]> = HashMap::new();
-    for s in store::reports::sum_states(db, t, &sf, &[By::Day, By::Agent, By::State]).await? {
-        let slot = match s.keys[2].as_str() {
+    // The time per state of each campaign's member agents, per day.
+    // (campaign, day) -> [ready, ringing, talking + hold + wrap-up] ms
+    let mut states: HashMap<(i64, String), [i64; 3]> = HashMap::new();
+    for (c, day, state, ms) in
+        store::reports::campaign_states(db, t, &from.to_string(), &to.to_string(), campaign).await?
+    {
+        let slot = match state.as_str() {
             "ready" => 0,
             "ringing" => 1,
             "talking" | "hold" | "wrap_up" => 2,
             _ => continue,
         };
-        states.entry((s.keys[0].clone(), s.keys[1].parse().unwrap_or(0))).or_default()[slot] += s.ms;
+        states.entry((c, day)).or_default()[slot] += ms;
     }
-    let members =
-        pairs(&st, "SELECT campaign_id AS a, user_id AS b FROM campaign_agents WHERE tenant_id = $1", t).await?;
     let columns = vec![
         col("campaign", "キャンペーン", "Campaign", Kind::Text),
         col("date", "日付", "Date", Kind::Text),
@@ -1206,7 +1205,6 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     ];
     let mut rows = Vec::new();
     for (cid, name, target) in &camps {
-        let agents: BTreeSet<i64> = members.iter().filter(|(c, _)| c == cid).map(|(_, u)| *u).collect();
         let hours = by_campaign.get(cid).cloned().unwrap_or_default();
         for d in date_range(from, to) {
             let (start, end) = store::rollups::day_bounds(tz, d);
@@ -1222,15 +1220,8 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
                 ratio(ab, live)
             };
             let m = daily.get(&(cid.to_string(), d.to_string())).copied().unwrap_or_default();
-            let (mut active, mut busy, mut ready) = (0_i64, 0_i64, 0_i64);
-            let day = d.to_string();
-            for agent in &agents {
-                if let Some([r, ring, b]) = states.get(&(day.clone(), *agent)) {
-                    ready += r;
-                    busy += b;
-                    active += r + ring + b;
-                }
-            }
+            let [ready, ring, busy] = states.get(&(*cid, d.to_string())).copied().unwrap_or_default();
+            let active = ready + ring + busy;
             let abandons = m.0[4] + m.0[5];
             rows.push(vec![
                 json!(name),

@@ -262,6 +262,41 @@ pub async fn sum_states(db: &Db, tenant_id: i64, f: &Filter, by: &[By]) -> Resul
     Ok(out)
 }
 
+/// Time per state of each campaign's member agents, per day: (campaign, day, state, ms), summed in
+/// the database from the agents' whole-day rows.
+pub async fn campaign_states(
+    db: &Db,
+    tenant_id: i64,
+    from_day: &str,
+    to_day: &str,
+    campaign_id: Option<i64>,
+) -> Result<Vec<(i64, String, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT ca.campaign_id, r.day, r.state, CAST(SUM(r.ms) AS BIGINT) AS ms
+         FROM rollup_states r JOIN campaign_agents ca ON ca.tenant_id = r.tenant_id AND ca.user_id = 0 - r.agent_user_id
+         WHERE r.tenant_id = $1 AND r.day >= $2 AND r.day <= $3 AND r.agent_user_id < 0 AND r.hour = $4
+           AND ($5 = 0 OR ca.campaign_id = $5)
+         GROUP BY ca.campaign_id, r.day, r.state",
+    )
+    .bind(tenant_id)
+    .bind(from_day)
+    .bind(to_day)
+    .bind(crate::rollups::DAY_TOTAL)
+    .bind(campaign_id.unwrap_or(0))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("campaign_id")?,
+                r.try_get("day")?,
+                r.try_get("state")?,
+                r.try_get::<Option<i64>, _>("ms")?.unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
 /// First calls (作業数) of a list up to and including a day, and the leads registered in it.
 pub async fn list_work(db: &Db, tenant_id: i64, list_id: i64, to_day: &str) -> Result<(i64, i64)> {
     let r = sqlx::query(
