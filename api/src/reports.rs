@@ -1205,19 +1205,22 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     ];
     let mut rows = Vec::new();
     for (cid, name, target) in &camps {
-        let hours = by_campaign.get(cid).cloned().unwrap_or_default();
+        // The campaign's hours in order with running sums: a window is two binary searches.
+        let mut hours = by_campaign.get(cid).cloned().unwrap_or_default();
+        hours.sort_unstable();
+        let mut sums = Vec::with_capacity(hours.len() + 1);
+        sums.push((0_i64, 0_i64));
+        for (_, l, a) in &hours {
+            let (pl, pa) = sums[sums.len() - 1];
+            sums.push((pl + l, pa + a));
+        }
         for d in date_range(from, to) {
             let (start, end) = store::rollups::day_bounds(tz, d);
             let at = end.min(now.max(start));
             let window = |ms: i64| {
-                let (mut live, mut ab) = (0, 0);
-                for (h, l, a) in &hours {
-                    if *h >= at - ms && *h < at {
-                        live += l;
-                        ab += a;
-                    }
-                }
-                ratio(ab, live)
+                let lo = hours.partition_point(|(h, _, _)| *h < at - ms);
+                let hi = hours.partition_point(|(h, _, _)| *h < at);
+                ratio(sums[hi].1 - sums[lo].1, sums[hi].0 - sums[lo].0)
             };
             let m = daily.get(&(cid.to_string(), d.to_string())).copied().unwrap_or_default();
             let [ready, ring, busy] = states.get(&(*cid, d.to_string())).copied().unwrap_or_default();

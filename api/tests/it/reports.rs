@@ -343,6 +343,7 @@ pub async fn figures_match_the_hand_computed_ones(app: TestApp) {
     let row = o["rows"][0].as_array().unwrap().clone();
     assert_eq!(row[2..6], [json!(6), json!(5), json!(3), json!(2)], "{o}");
     assert_eq!(row[6], 0.4);
+    assert_eq!(row[8..10], [json!(0.4), json!(0.4)], "the 24 h and 30-day rates up to the day's end");
     assert_eq!(row[12], 2_608_000 / 3);
     let a = expect(app.call(sv, "get", &format!("/reports/abandons?{day}"), None).await, 200);
     let waits: Vec<i64> = a["rows"].as_array().unwrap().iter().map(|r| r[2].as_i64().unwrap()).collect();
