@@ -932,6 +932,9 @@ fn number_row(label: Value, v: &[i64; 6]) -> Vec<Value> {
 
 // ------------------------------------------------------------------------------------------ states
 
+/// (state, pause reason) -> (ms, entries)
+type StateSlots = HashMap<(String, i64), (i64, i64)>;
+
 const STATE_COLUMNS: [(&str, &str, &str); 8] = [
     ("ready", "待機", "Ready"),
     ("ringing", "着信中", "Ringing"),
@@ -1020,13 +1023,13 @@ async fn states(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
         slots.push(("paused".to_string(), *id));
     }
     // row key -> slot -> (ms, entries)
-    let mut per: BTreeMap<i64, HashMap<(String, i64), (i64, i64)>> = BTreeMap::new();
+    let mut per: BTreeMap<i64, StateSlots> = BTreeMap::new();
     if by == "hour" {
         for h in hour..(hour + hours).min(24) {
             per.insert(h, HashMap::new());
         }
     }
-    let mut total: HashMap<(String, i64), (i64, i64)> = HashMap::new();
+    let mut total = StateSlots::new();
     for r in &sums {
         let k: i64 = r.keys[0].parse().unwrap_or(0);
         let mut reason: i64 = r.keys[2].parse().unwrap_or(0);
@@ -1040,7 +1043,7 @@ async fn states(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
             e.1 += r.entries;
         }
     }
-    let row = |label: Value, m: &HashMap<(String, i64), (i64, i64)>| {
+    let row = |label: Value, m: &StateSlots| {
         let all: i64 = m.values().map(|(ms, _)| ms).sum();
         let mut out = vec![label];
         for s in &slots {

@@ -214,7 +214,7 @@ impl Node {
                     }
                     // Retention (BIZTEL 1.2) once an hour, the first time at start: idempotent,
                     // so a run cut short is finished by the next.
-                    if ticks % RETENTION_EVERY_TICKS == 0 {
+                    if ticks.is_multiple_of(RETENTION_EVERY_TICKS) {
                         match store::retention::run(&ctx.db, tenant, store::now_ms()).await {
                             Ok(r) if r != store::retention::Retained::default() => {
                                 tracing::info!(tenant, ?r, "retention ran")
