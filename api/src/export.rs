@@ -77,6 +77,16 @@ pub fn mount(reg: &mut Registry) {
     reg.add(o, get(export));
 }
 
+/// Many CSV records through one writer (a page of an export).
+pub fn csv_lines(records: impl Iterator<Item = Vec<String>>) -> String {
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    for r in records {
+        // Writing to a Vec cannot fail.
+        let _ = w.write_record(&r);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 pub fn csv_line(fields: &[String]) -> String {
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
     // Writing to a Vec cannot fail.

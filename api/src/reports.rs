@@ -32,8 +32,15 @@ use crate::export::{csv_line, CsvEncoding};
 use crate::extract::Params;
 use crate::{AppState, Op, Registry};
 
-/// Who reads the reports: supervisors and managers (BIZ and OP: see the note).
+/// Who reads the tenant-wide reports: supervisors and managers.
 pub const READERS: &[Role] = &[Role::Mgr, Role::Sv];
+/// キャンペーン統計 and 発着信履歴: also OP (its own calls and figures) and BIZ (what was reported
+/// to it, CALLTREE's 報告).
+pub const RESULT_READERS: &[Role] = &[Role::Mgr, Role::Sv, Role::Op, Role::Biz];
+/// ステータス統計: also OP (its own time).
+pub const STATE_READERS: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
+/// Who marks a wrap-up record reported (OP its own records).
+pub const REPORTERS: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
 /// Longest range of days a report sums.
 const MAX_DAYS: i64 = 400;
 /// Rows of call history per page, at most.
@@ -278,13 +285,13 @@ fn system_result(r: &str) -> Option<(&'static str, &'static str)> {
 
 // ------------------------------------------------------------------------------------------ mount
 
-fn op(path: &str, summary: &str, csv: bool, query: Vec<(&str, Value, &str)>) -> Op {
+fn op(path: &str, summary: &str, csv: bool, roles: &[Role], query: Vec<(&str, Value, &str)>) -> Op {
     Op {
         method: "get",
         path: path.to_string(),
         summary: summary.to_string(),
         tag: "reports",
-        roles: Some(READERS.to_vec()),
+        roles: Some(roles.to_vec()),
         request: None,
         response: if csv {
             (200, "text/csv", json!({"type": "string"}))
@@ -334,11 +341,18 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
 type Handler =
     fn(AppState, Auth, Params) -> std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<Report>> + Send>>;
 
-fn mount_report(reg: &mut Registry, path: &'static str, summary: &str, query: Vec<(&str, Value, &str)>, h: Handler) {
+fn mount_report(
+    reg: &mut Registry,
+    path: &'static str,
+    summary: &str,
+    roles: &'static [Role],
+    query: Vec<(&str, Value, &str)>,
+    h: Handler,
+) {
     reg.add(
-        op(path, summary, false, query.clone()),
+        op(path, summary, false, roles, query.clone()),
         get(move |State(st): State<AppState>, auth: Auth, p: Params| async move {
-            auth.require(READERS)?;
+            auth.require(roles)?;
             Ok::<_, ApiError>(Json(h(st, auth, p).await?.json()))
         }),
     );
@@ -347,9 +361,9 @@ fn mount_report(reg: &mut Registry, path: &'static str, summary: &str, query: Ve
     q.push(enum_q("lang", &["ja", "en"], "The column names' language (default ja)."));
     let csv_path: &'static str = Box::leak(format!("{path}.csv").into_boxed_str());
     reg.add(
-        op(csv_path, &format!("{summary}, as CSV for Excel"), true, q),
+        op(csv_path, &format!("{summary}, as CSV for Excel"), true, roles, q),
         get(move |State(st): State<AppState>, auth: Auth, p: Params| async move {
-            auth.require(READERS)?;
+            auth.require(roles)?;
             let encoding = match p.get("encoding") {
                 Some(e) => CsvEncoding::param(e)?,
                 None => CsvEncoding::Utf8Bom,
@@ -397,7 +411,7 @@ pub fn mount(reg: &mut Registry) {
             "週の開始曜日 for by=week (default sun).",
         ),
     ]);
-    mount_report(reg, "/reports/groups", "統計: group statistics", q, |st, a, p| Box::pin(groups(st, a, p)));
+    mount_report(reg, "/reports/groups", "統計: group statistics", READERS, q, |st, a, p| Box::pin(groups(st, a, p)));
 
     let mut q = range();
     q.extend([
@@ -405,16 +419,21 @@ pub fn mount(reg: &mut Registry) {
         enum_q("by", &["date", "hour", "agent"], "区分: 日付, 時間, エージェント."),
         enum_q("show", &["count", "percent"], "表示: 個数 or % of 件数."),
     ]);
-    mount_report(reg, "/reports/campaigns", "キャンペーン統計: campaign statistics", q, |st, a, p| {
-        Box::pin(campaigns(st, a, p))
-    });
+    mount_report(
+        reg,
+        "/reports/campaigns",
+        "キャンペーン統計: campaign statistics (OP: its own; BIZ: reported records)",
+        RESULT_READERS,
+        q,
+        |st, a, p| Box::pin(campaigns(st, a, p)),
+    );
 
     let mut q = range();
     q.extend([
         enum_q("direction", &["all", "outbound", "inbound"], "発着信 (default all)."),
         ("number", json!({"type": "string", "maxLength": 30}), "電話番号: numbers starting with these digits."),
     ]);
-    mount_report(reg, "/reports/numbers", "電話番号統計: phone-number statistics", q, |st, a, p| {
+    mount_report(reg, "/reports/numbers", "電話番号統計: phone-number statistics", READERS, q, |st, a, p| {
         Box::pin(numbers(st, a, p))
     });
 
@@ -432,15 +451,25 @@ pub fn mount(reg: &mut Registry) {
         id_q("campaign_id", "キャンペーン: its member agents."),
         ("agent", json!({"type": "string", "maxLength": 100}), "エージェント: names containing this text."),
     ]);
-    mount_report(reg, "/reports/states", "ステータス統計: time in each agent state", q, |st, a, p| {
-        Box::pin(states(st, a, p))
-    });
+    mount_report(
+        reg,
+        "/reports/states",
+        "ステータス統計: time in each agent state (OP: its own)",
+        STATE_READERS,
+        q,
+        |st, a, p| Box::pin(states(st, a, p)),
+    );
 
     let q =
         vec![date_q("date", "The local date (default: today)."), id_q("campaign_id", "Only this campaign's lists.")];
-    mount_report(reg, "/reports/lists", "リスト: work count, progress and connect rate per list", q, |st, a, p| {
-        Box::pin(lists(st, a, p))
-    });
+    mount_report(
+        reg,
+        "/reports/lists",
+        "リスト: work count, progress and connect rate per list",
+        READERS,
+        q,
+        |st, a, p| Box::pin(lists(st, a, p)),
+    );
 
     let mut q = range();
     q.push(id_q("campaign_id", "Only this campaign."));
@@ -448,14 +477,20 @@ pub fn mount(reg: &mut Registry) {
         reg,
         "/reports/outbound",
         "発信: dials, live answers, abandons against the target, dial level, occupancy and wait per campaign and day",
+        READERS,
         q,
         |st, a, p| Box::pin(outbound(st, a, p)),
     );
     let mut q = range();
     q.push(id_q("campaign_id", "Only this campaign."));
-    mount_report(reg, "/reports/abandons", "破棄率台帳: every abandon with its time and wait", q, |st, a, p| {
-        Box::pin(abandons(st, a, p))
-    });
+    mount_report(
+        reg,
+        "/reports/abandons",
+        "破棄率台帳: every abandon with its time and wait",
+        READERS,
+        q,
+        |st, a, p| Box::pin(abandons(st, a, p)),
+    );
 
     let history_q = || {
         vec![
@@ -481,13 +516,42 @@ pub fn mount(reg: &mut Registry) {
     let mut q = history_q();
     q.push(("before", json!({"type": "string", "maxLength": 64}), "The `next` of the previous page."));
     q.push(("limit", json!({"type": "integer", "minimum": 1, "maximum": MAX_PAGE}), "Rows per page (default 100)."));
-    let mut o = op("/call-history", "発着信履歴: call history, newest first", false, q);
+    let mut o = op(
+        "/call-history",
+        "発着信履歴: call history, newest first (OP: its own calls; BIZ: reported ones)",
+        false,
+        RESULT_READERS,
+        q,
+    );
     o.response = (200, "application/json", crate::openapi::schema_ref("CallHistory"));
     reg.add(o, get(history));
     let mut q = history_q();
     q.push(enum_q("encoding", &["utf-8", "shift_jis"], "utf-8: UTF-8 with a BOM (default); shift_jis: CP932."));
     q.push(enum_q("lang", &["ja", "en"], "The column names' language (default ja)."));
-    reg.add(op("/call-history.csv", "発着信履歴 as CSV for Excel (streamed)", true, q), get(history_csv));
+    reg.add(
+        op("/call-history.csv", "発着信履歴 as CSV for Excel (streamed)", true, RESULT_READERS, q),
+        get(history_csv),
+    );
+    let mut o = op(
+        "/wrapup-records/{id}/report",
+        "報告: mark a wrap-up record reported (BIZ reads it) or not",
+        false,
+        REPORTERS,
+        vec![],
+    );
+    o.method = "post";
+    o.request = Some((
+        "application/json",
+        json!({"type": "object", "required": ["reported"], "additionalProperties": false, "properties": {"reported": {"type": "boolean"}}}),
+    ));
+    o.response = (
+        200,
+        "application/json",
+        json!({"type": "object", "properties": {"id": {"type": "integer"}, "reported": {"type": "boolean"}}}),
+    );
+    o.errors = vec![400, 401, 403, 404];
+    o.tag = "records";
+    reg.add(o, axum::routing::post(mark_reported));
 }
 
 fn csv_lang(p: &Params) -> ApiResult<Lang> {
@@ -692,15 +756,25 @@ async fn campaigns(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     let by = q.choice("by", &["date", "hour", "agent"], "date")?;
     let percent = q.choice("show", &["count", "percent"], "count")? == "percent";
     let (t, db) = (auth.tenant(), &st.db);
-    let f = Filter { from_day: from.to_string(), to_day: to.to_string(), campaign_id: campaign, ..Default::default() };
-    let (table, key) = match by {
+    let mut f =
+        Filter { from_day: from.to_string(), to_day: to.to_string(), campaign_id: campaign, ..Default::default() };
+    let (mut table, key) = match by {
         "date" => (RollupTable::Calls, By::Day),
         "hour" => (RollupTable::Calls, By::Hour),
         _ => (RollupTable::AgentDays, By::Agent),
     };
+    // An OP reads its own figures (kept per agent and day); BIZ counts the reported records only.
+    let (leads_m, dials_m) = if auth.role() == Role::Biz { (16, 16) } else { (13, 1) };
+    if auth.role() == Role::Op {
+        if by == "hour" {
+            return Err(ApiError::bad_request("by", "by: an operator's own figures are kept per day (date or agent)"));
+        }
+        table = RollupTable::AgentDays;
+        f.agent_user_id = Some(auth.user());
+    }
     let sums = store::reports::sum_calls(db, t, table, &f, &[key, By::Result]).await?;
     let mut results = result_labels(&st, t, campaign).await?;
-    let seen: BTreeSet<String> = sums.iter().filter(|r| r.m.0[13] > 0).map(|r| r.keys[1].clone()).collect();
+    let seen: BTreeSet<String> = sums.iter().filter(|r| r.m.0[leads_m] > 0).map(|r| r.keys[1].clone()).collect();
     for r in &seen {
         if !results.iter().any(|(k, _, _)| k == r) {
             let (ja, en) = system_result(r).unwrap_or((r.as_str(), r.as_str()));
@@ -727,9 +801,9 @@ async fn campaigns(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
         let k = if by == "hour" { format!("{:02}", r.keys[0].parse::<i64>().unwrap_or(0)) } else { r.keys[0].clone() };
         let e = per.entry(k).or_default();
         for e in [e, &mut total] {
-            e.0 += r.m.0[13];
-            e.1 += r.m.0[1];
-            *e.2.entry(r.keys[1].clone()).or_default() += r.m.0[13];
+            e.0 += r.m.0[leads_m];
+            e.1 += r.m.0[dials_m];
+            *e.2.entry(r.keys[1].clone()).or_default() += r.m.0[leads_m];
         }
     }
     let names = if by == "agent" {
@@ -858,6 +932,9 @@ fn number_row(label: Value, v: &[i64; 6]) -> Vec<Value> {
 
 // ------------------------------------------------------------------------------------------ states
 
+/// (state, pause reason) -> (ms, entries)
+type StateSlots = HashMap<(String, i64), (i64, i64)>;
+
 const STATE_COLUMNS: [(&str, &str, &str); 8] = [
     ("ready", "待機", "Ready"),
     ("ringing", "着信中", "Ringing"),
@@ -902,6 +979,9 @@ async fn states(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     let (t, db) = (auth.tenant(), &st.db);
     let names = names_map(store::reports::names(db, t, "users", "display_name").await?);
     let mut agents = member_agents(&st, t, group, campaign).await?;
+    if auth.role() == Role::Op {
+        agents = Some(vec![auth.user()]);
+    }
     if !agent_text.is_empty() {
         let matching: Vec<i64> = names
             .iter()
@@ -943,13 +1023,13 @@ async fn states(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
         slots.push(("paused".to_string(), *id));
     }
     // row key -> slot -> (ms, entries)
-    let mut per: BTreeMap<i64, HashMap<(String, i64), (i64, i64)>> = BTreeMap::new();
+    let mut per: BTreeMap<i64, StateSlots> = BTreeMap::new();
     if by == "hour" {
         for h in hour..(hour + hours).min(24) {
             per.insert(h, HashMap::new());
         }
     }
-    let mut total: HashMap<(String, i64), (i64, i64)> = HashMap::new();
+    let mut total = StateSlots::new();
     for r in &sums {
         let k: i64 = r.keys[0].parse().unwrap_or(0);
         let mut reason: i64 = r.keys[2].parse().unwrap_or(0);
@@ -963,7 +1043,7 @@ async fn states(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
             e.1 += r.entries;
         }
     }
-    let row = |label: Value, m: &HashMap<(String, i64), (i64, i64)>| {
+    let row = |label: Value, m: &StateSlots| {
         let all: i64 = m.values().map(|(ms, _)| ms).sum();
         let mut out = vec![label];
         for s in &slots {
@@ -1097,11 +1177,20 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
             .into_iter()
             .map(|r| ((r.keys[0].clone(), r.keys[1].clone()), r.m))
             .collect();
-    // Agents' time per day and state; each campaign's figures over its member agents.
-    let sf = Filter { from_day: from.to_string(), to_day: to.to_string(), ..Default::default() };
-    let states = store::reports::sum_states(db, t, &sf, &[By::Day, By::Agent, By::State]).await?;
-    let members =
-        pairs(&st, "SELECT campaign_id AS a, user_id AS b FROM campaign_agents WHERE tenant_id = $1", t).await?;
+    // The time per state of each campaign's member agents, per day.
+    // (campaign, day) -> [ready, ringing, talking + hold + wrap-up] ms
+    let mut states: HashMap<(i64, String), [i64; 3]> = HashMap::new();
+    for (c, day, state, ms) in
+        store::reports::campaign_states(db, t, &from.to_string(), &to.to_string(), campaign).await?
+    {
+        let slot = match state.as_str() {
+            "ready" => 0,
+            "ringing" => 1,
+            "talking" | "hold" | "wrap_up" => 2,
+            _ => continue,
+        };
+        states.entry((c, day)).or_default()[slot] += ms;
+    }
     let columns = vec![
         col("campaign", "キャンペーン", "Campaign", Kind::Text),
         col("date", "日付", "Date", Kind::Text),
@@ -1119,41 +1208,26 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     ];
     let mut rows = Vec::new();
     for (cid, name, target) in &camps {
-        let agents: BTreeSet<i64> = members.iter().filter(|(c, _)| c == cid).map(|(_, u)| *u).collect();
-        let hours = by_campaign.get(cid).cloned().unwrap_or_default();
+        // The campaign's hours in order with running sums: a window is two binary searches.
+        let mut hours = by_campaign.get(cid).cloned().unwrap_or_default();
+        hours.sort_unstable();
+        let mut sums = Vec::with_capacity(hours.len() + 1);
+        sums.push((0_i64, 0_i64));
+        for (_, l, a) in &hours {
+            let (pl, pa) = sums[sums.len() - 1];
+            sums.push((pl + l, pa + a));
+        }
         for d in date_range(from, to) {
             let (start, end) = store::rollups::day_bounds(tz, d);
             let at = end.min(now.max(start));
             let window = |ms: i64| {
-                let (mut live, mut ab) = (0, 0);
-                for (h, l, a) in &hours {
-                    if *h >= at - ms && *h < at {
-                        live += l;
-                        ab += a;
-                    }
-                }
-                ratio(ab, live)
+                let lo = hours.partition_point(|(h, _, _)| *h < at - ms);
+                let hi = hours.partition_point(|(h, _, _)| *h < at);
+                ratio(sums[hi].1 - sums[lo].1, sums[hi].0 - sums[lo].0)
             };
             let m = daily.get(&(cid.to_string(), d.to_string())).copied().unwrap_or_default();
-            let (mut active, mut busy, mut ready) = (0_i64, 0_i64, 0_i64);
-            for s in states.iter().filter(|s| s.keys[0] == d.to_string()) {
-                let agent: i64 = s.keys[1].parse().unwrap_or(0);
-                if !agents.contains(&agent) {
-                    continue;
-                }
-                match s.keys[2].as_str() {
-                    "ready" => {
-                        ready += s.ms;
-                        active += s.ms;
-                    }
-                    "ringing" => active += s.ms,
-                    "talking" | "hold" | "wrap_up" => {
-                        busy += s.ms;
-                        active += s.ms;
-                    }
-                    _ => {}
-                }
-            }
+            let [ready, ring, busy] = states.get(&(*cid, d.to_string())).copied().unwrap_or_default();
+            let active = ready + ring + busy;
             let abandons = m.0[4] + m.0[5];
             rows.push(vec![
                 json!(name),
@@ -1299,11 +1373,17 @@ async fn history_filter(st: &AppState, auth: &Auth, p: &Params) -> ApiResult<His
         group_id: q.id("group_id")?,
         campaign_id: q.id("campaign_id")?,
         result,
-        reported_only: false,
+        reported_only: auth.role() == Role::Biz,
         before,
         limit: q.int("limit", 1, MAX_PAGE)?.unwrap_or(100),
     };
-    checked_ref(st, auth, "users", "agent_id", f.agent_user_id).await?;
+    let mut f = f;
+    if auth.role() == Role::Op {
+        // An OP reads its own calls only, whatever it asks for.
+        f.agent_user_id = Some(auth.user());
+    } else {
+        checked_ref(st, auth, "users", "agent_id", f.agent_user_id).await?;
+    }
     checked_ref(st, auth, "dialing_groups", "group_id", f.group_id).await?;
     checked_ref(st, auth, "campaigns", "campaign_id", f.campaign_id).await?;
     Ok(f)
@@ -1339,7 +1419,7 @@ fn history_json(tz: Tz, r: &store::reports::HistoryRow) -> Value {
 }
 
 async fn history(State(st): State<AppState>, auth: Auth, p: Params) -> ApiResult<Json<Value>> {
-    auth.require(READERS)?;
+    auth.require(RESULT_READERS)?;
     let f = history_filter(&st, &auth, &p).await?;
     let rows = store::reports::call_history(&st.db, auth.tenant(), &f).await?;
     let next =
@@ -1381,7 +1461,7 @@ fn history_cells(tz: Tz, r: &store::reports::HistoryRow) -> Vec<String> {
 }
 
 async fn history_csv(State(st): State<AppState>, auth: Auth, p: Params) -> ApiResult<Response> {
-    auth.require(READERS)?;
+    auth.require(RESULT_READERS)?;
     let encoding = match p.get("encoding") {
         Some(e) => CsvEncoding::param(e)?,
         None => CsvEncoding::Utf8Bom,
@@ -1418,7 +1498,7 @@ async fn history_csv(State(st): State<AppState>, auth: Auth, p: Params) -> ApiRe
             };
             let Some(last) = rows.last() else { return };
             f.before = Some((last.started_at, last.id));
-            let text: String = rows.iter().map(|r| csv_line(&history_cells(tz, r))).collect();
+            let text = crate::export::csv_lines(rows.iter().map(|r| history_cells(tz, r)));
             if tx.send(Ok(Bytes::from(encoding.encode(&text)))).await.is_err() || (rows.len() as i64) < f.limit {
                 return;
             }
@@ -1433,4 +1513,24 @@ async fn history_csv(State(st): State<AppState>, auth: Auth, p: Params) -> ApiRe
         body,
     )
         .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportedBody {
+    reported: bool,
+}
+
+/// `POST /wrapup-records/{id}/report`: 報告. The rollup job sees the change by `reported_at`.
+async fn mark_reported(
+    State(st): State<AppState>,
+    auth: Auth,
+    crate::extract::Id(id): crate::extract::Id,
+    crate::extract::Body(b): crate::extract::Body<ReportedBody>,
+) -> ApiResult<Json<Value>> {
+    auth.require(REPORTERS)?;
+    let ctx = crate::resource::Ctx { st: st.clone(), auth: auth.clone() };
+    crate::resource::visible(&ctx, &crate::resources::WRAPUP_RECORDS, id).await?;
+    store::records::set_reported(&st.db, auth.tenant(), id, b.reported, store::now_ms()).await?;
+    Ok(Json(json!({"id": id, "reported": b.reported})))
 }

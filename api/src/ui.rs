@@ -33,6 +33,7 @@ const CONSOLE_MODULES: &[(&str, &str)] = &[
     ("monitor.js", include_str!("ui/console/monitor.js")),
     ("records.js", include_str!("ui/console/records.js")),
     ("callbacks.js", include_str!("ui/console/callbacks.js")),
+    ("reports.js", include_str!("ui/console/reports.js")),
 ];
 
 /// Only our own script, style and API; no framing, no referrer. The console plays recordings it
@@ -65,6 +66,8 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/ui/figures.js", get(|| async { asset(JS_TYPE, FIGURES) }))
         .route("/ui/admin", get(|| async { asset("text/html; charset=utf-8", CONSOLE_HTML) }))
         .route("/ui/admin/", get(|| async { Redirect::permanent("/ui/admin") }))
+        // The reports are a section of the console: BIZ's and BY's home, and the console's link.
+        .route("/ui/reports", get(|| async { asset("text/html; charset=utf-8", CONSOLE_HTML) }))
         .route("/ui/admin/console.css", get(|| async { asset("text/css; charset=utf-8", CONSOLE_CSS) }));
     for (name, body) in CONSOLE_MODULES {
         r = r.route(&format!("/ui/admin/{name}"), get(move || async move { asset(JS_TYPE, body) }));

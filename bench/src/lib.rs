@@ -5,6 +5,7 @@ pub mod logins;
 pub mod media;
 pub mod opus;
 pub mod pacing;
+pub mod reports;
 pub mod scratch;
 pub mod sip;
 pub mod storage;

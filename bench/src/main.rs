@@ -22,6 +22,9 @@ enum Bench {
     Import(bench::storage::ImportArgs),
     /// Selecting a call job's next dialable leads over a large list, on SQLite and PostgreSQL.
     Leads(bench::storage::LeadsArgs),
+    /// The reports over a generated history: rollups rebuilt, each report over 31 days through the
+    /// API, a 31-day call-history CSV streamed; on SQLite and PostgreSQL.
+    Reports(bench::reports::ReportsArgs),
     /// Predictive pacing in the floor simulator against the baselines.
     Pacing(bench::pacing::PacingArgs),
     /// RTP relay on loopback: N two-leg calls through one pinned shard, optionally against rtpengine.
@@ -54,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.bench {
         Bench::Import(args) => bench::storage::run_import(&args).await?,
         Bench::Leads(args) => bench::storage::run_leads(&args).await?,
+        Bench::Reports(args) => bench::reports::run(&args).await?,
         Bench::Pacing(args) => tokio::task::spawn_blocking(move || bench::pacing::run(&args)).await??,
         Bench::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
         Bench::Control(args) => bench::control::run(&args).await?,

@@ -225,8 +225,8 @@ impl Node {
     }
 
     /// The rollup job of every tenant (`store::rollups::refresh` every
-    /// `store::rollups::REFRESH_EVERY_MS`), started with the control services: one per tenant in
-    /// the installation, like them.
+    /// `store::rollups::REFRESH_EVERY_MS`) and its retention job (`store::retention::run`, hourly),
+    /// started with the control services: one per tenant in the installation, like them.
     pub fn spawn_rollups(&mut self) {
         self.spawn_role("rollups", move |ctx| {
             for_each_tenant(ctx, move |ctx, tenant| async move {
@@ -234,11 +234,24 @@ impl Node {
                 let mut tick = tokio::time::interval(Duration::from_millis(store::rollups::REFRESH_EVERY_MS));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut stop = ctx.shutdown.clone();
+                let mut ticks: u64 = 0;
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {}
                         _ = stop.wait_for(|s| *s) => return Ok(()),
                     }
+                    // Retention (BIZTEL 1.2) once an hour, the first time at start: idempotent,
+                    // so a run cut short is finished by the next.
+                    if ticks.is_multiple_of(RETENTION_EVERY_TICKS) {
+                        match store::retention::run(&ctx.db, tenant, store::now_ms()).await {
+                            Ok(r) if r != store::retention::Retained::default() => {
+                                tracing::info!(tenant, ?r, "retention ran")
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(tenant, error = %e, "retention failed; retried in an hour"),
+                        }
+                    }
+                    ticks += 1;
                     let started = std::time::Instant::now();
                     match store::rollups::refresh(&ctx.db, tenant, store::now_ms()).await {
                         Ok(r) => tracing::debug!(
@@ -329,6 +342,9 @@ impl Node {
         result
     }
 }
+
+/// Rollup ticks between retention runs (an hour at 20 s a tick).
+const RETENTION_EVERY_TICKS: u64 = 3_600_000 / store::rollups::REFRESH_EVERY_MS;
 
 /// Runs `f` once per tenant (the configured ones, or every tenant in the database, checking for new
 /// ones every `tenant_poll`) until shutdown; then waits for every tenant's task.

@@ -162,3 +162,21 @@ pub async fn save_wrapup_in(
     }
     Ok(())
 }
+
+/// Marks a wrap-up record reported (報告: BIZ reads it) or not; `reported_at` tells the rollup job.
+pub async fn set_reported(db: &Db, tenant_id: i64, id: i64, reported: bool, now_ms: i64) -> Result<()> {
+    let mut tx = db.begin_write().await?;
+    let done =
+        sqlx::query("UPDATE wrapup_records SET reported = $1, reported_at = $2 WHERE id = $3 AND tenant_id = $4")
+            .bind(i64::from(reported))
+            .bind(now_ms)
+            .bind(id)
+            .bind(tenant_id)
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(())
+}

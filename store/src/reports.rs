@@ -216,9 +216,28 @@ pub struct StateRow {
 
 /// Sums the agents' time in states over `f` (its hours, agent and agents), grouped by `by`.
 pub async fn sum_states(db: &Db, tenant_id: i64, f: &Filter, by: &[By]) -> Result<Vec<StateRow>> {
+    use crate::rollups::{ALL_AGENTS, DAY_TOTAL};
     let mut args = Vec::new();
-    let f = Filter { campaign_id: None, group_id: None, ..f.clone() };
-    let w = where_clause(&f, true, true, false, &mut args);
+    let mut f = Filter { campaign_id: None, group_id: None, ..f.clone() };
+    let full_day =
+        f.hour_range.is_none_or(|(a, b)| a <= 0 && b >= 24) && f.hours_before.is_none() && f.hours_from.is_none();
+    let by_hour = by.iter().any(|b| matches!(b, By::Hour | By::HourAt));
+    // The rows that answer with the fewest: each agent's days, every agent's hours, or the hours
+    // of the agents asked for.
+    let days = full_day && !by_hour;
+    let kind = if days {
+        // Whole-day rows carry the agent's id negated (`rollups::DAY_TOTAL`).
+        f.hour_range = None;
+        f.agent_user_id = f.agent_user_id.map(|a| -a);
+        f.agents = f.agents.map(|list| list.into_iter().map(|a| -a).collect());
+        format!(" AND agent_user_id < 0 AND hour = {DAY_TOTAL}")
+    } else if !by.contains(&By::Agent) && f.agents.is_none() && f.agent_user_id.is_none() {
+        format!(" AND agent_user_id = {ALL_AGENTS} AND hour >= 0")
+    } else {
+        format!(" AND agent_user_id <> {ALL_AGENTS} AND hour >= 0")
+    };
+    let mut w = where_clause(&f, true, true, false, &mut args);
+    w.push_str(&kind);
     let (sel, grp) = keys_select(by);
     let sql = format!(
         "SELECT {sel}, CAST(SUM(ms) AS BIGINT) AS ms, CAST(SUM(entries) AS BIGINT) AS entries FROM rollup_states WHERE {w} GROUP BY {grp} ORDER BY {grp}"
@@ -226,7 +245,14 @@ pub async fn sum_states(db: &Db, tenant_id: i64, f: &Filter, by: &[By]) -> Resul
     let rows = bind_all(sqlx::query(&sql), tenant_id, &args).fetch_all(&db.pool).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let keys = keys_of(&r, by.len())?;
+        let mut keys = keys_of(&r, by.len())?;
+        if days {
+            for (k, b) in keys.iter_mut().zip(by) {
+                if *b == By::Agent {
+                    *k = k.trim_start_matches('-').to_owned();
+                }
+            }
+        }
         out.push(StateRow {
             keys,
             ms: r.try_get::<Option<i64>, _>("ms")?.unwrap_or(0),
@@ -234,6 +260,41 @@ pub async fn sum_states(db: &Db, tenant_id: i64, f: &Filter, by: &[By]) -> Resul
         });
     }
     Ok(out)
+}
+
+/// Time per state of each campaign's member agents, per day: (campaign, day, state, ms), summed in
+/// the database from the agents' whole-day rows.
+pub async fn campaign_states(
+    db: &Db,
+    tenant_id: i64,
+    from_day: &str,
+    to_day: &str,
+    campaign_id: Option<i64>,
+) -> Result<Vec<(i64, String, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT ca.campaign_id, r.day, r.state, CAST(SUM(r.ms) AS BIGINT) AS ms
+         FROM rollup_states r JOIN campaign_agents ca ON ca.tenant_id = r.tenant_id AND ca.user_id = 0 - r.agent_user_id
+         WHERE r.tenant_id = $1 AND r.day >= $2 AND r.day <= $3 AND r.agent_user_id < 0 AND r.hour = $4
+           AND ($5 = 0 OR ca.campaign_id = $5)
+         GROUP BY ca.campaign_id, r.day, r.state",
+    )
+    .bind(tenant_id)
+    .bind(from_day)
+    .bind(to_day)
+    .bind(crate::rollups::DAY_TOTAL)
+    .bind(campaign_id.unwrap_or(0))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("campaign_id")?,
+                r.try_get("day")?,
+                r.try_get("state")?,
+                r.try_get::<Option<i64>, _>("ms")?.unwrap_or(0),
+            ))
+        })
+        .collect()
 }
 
 /// First calls (作業数) of a list up to and including a day, and the leads registered in it.

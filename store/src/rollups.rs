@@ -391,8 +391,32 @@ async fn count_states(
     }
     close(&cur, end, states);
     states.retain(|_, (ms, n)| *ms > 0 || *n > 0);
+    // Offline time is kept only in hours the agent was also online: an agent off for days would
+    // otherwise cost a row every hour.
+    let online: BTreeSet<(i64, i64)> =
+        states.keys().filter(|k| k.state != "offline").map(|k| (k.agent_user_id, k.hour_at)).collect();
+    states.retain(|k, _| k.state != "offline" || online.contains(&(k.agent_user_id, k.hour_at)));
+    // Two sums beside the agents' hours, so that a month's report reads days, not hours:
+    // each agent's day (hour -1) and every agent's hour (agent 0).
+    let mut sums: HashMap<StateKey, (i64, i64)> = HashMap::new();
+    for (k, (ms, n)) in states.iter() {
+        let day = StateKey { hour_at: start, hour: DAY_TOTAL, agent_user_id: -k.agent_user_id, ..k.clone() };
+        let all = StateKey { agent_user_id: ALL_AGENTS, ..k.clone() };
+        for key in [day, all] {
+            let e = sums.entry(key).or_default();
+            e.0 += ms;
+            e.1 += n;
+        }
+    }
+    states.extend(sums);
     Ok(())
 }
+
+/// `rollup_states.hour` of an agent's whole-day row; its `agent_user_id` is the agent's id
+/// negated, so that the (tenant, day, agent) index finds a day's whole-day rows without the hours.
+pub const DAY_TOTAL: i64 = -1;
+/// `rollup_states.agent_user_id` of the every-agent hour rows.
+pub const ALL_AGENTS: i64 = 0;
 
 async fn day_rows(db: &Db, table: &str, tenant_id: i64, day: &str) -> Result<Vec<sqlx::any::AnyRow>> {
     let sql = format!("SELECT * FROM {table} WHERE tenant_id = $1 AND day = $2");
@@ -684,13 +708,15 @@ pub async fn rebuild(db: &Db, tenant_id: i64, now_ms: i64) -> Result<Refreshed> 
     Ok(Refreshed { days })
 }
 
-/// Compares every day's stored rollups with a recount (`kakeru rollups verify`): the days that
-/// differ.
+/// Compares every day's stored rollups with a recount as of their last refresh (an agent's open
+/// state grows with the clock; `now_ms` if never refreshed) (`kakeru rollups verify`): the days
+/// that differ.
 pub async fn verify(db: &Db, tenant_id: i64, now_ms: i64) -> Result<Vec<NaiveDate>> {
     let tz = tenant_tz(db, tenant_id).await?;
+    let as_of = job_state(db, tenant_id).await?.map_or(now_ms, |(at, _)| at);
     let mut bad = Vec::new();
-    for d in fact_days(db, tenant_id, tz, now_ms).await? {
-        let counted = count_day(db, tenant_id, tz, d, now_ms).await?;
+    for d in fact_days(db, tenant_id, tz, as_of).await? {
+        let counted = count_day(db, tenant_id, tz, d, as_of).await?;
         if stored_day(db, tenant_id, d).await? != counted {
             bad.push(d);
         }

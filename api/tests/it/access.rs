@@ -176,6 +176,7 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
             json!({"result": "busy", "next_action": "continue", "state_after": "continue"})
         }
         ("post", p) if p.ends_with("/bulk-delete") => json!({"numbers": ["0300000000"]}),
+        ("post", p) if p.ends_with("/report") => json!({"reported": true}),
         ("post", "/agent/session") => json!({"call_job_id": fx["/call-jobs"]}),
         ("post", "/agent/pause") => json!({"reason_id": fx["/pause-reasons"]}),
         ("post", "/agent/preview/dial" | "/agent/preview/skip") => json!({"lead_id": fx["/leads"]}),

@@ -53,6 +53,13 @@ fn expectations(fx: &HashMap<&'static str, i64>) -> Value {
             ("recordings", may(role, "get", "/recordings")),
             ("tenant", may(role, "get", "/tenant") && may(role, "patch", "/tenant")),
             ("callbacks", may(role, "get", "/callbacks")),
+            (
+                "reports",
+                ["groups", "campaigns", "numbers", "states", "lists", "outbound", "abandons"]
+                    .iter()
+                    .any(|r| may(role, "get", &format!("/reports/{r}"))),
+            ),
+            ("call-history", may(role, "get", "/call-history")),
         ];
         let yes: Vec<&str> = screens.iter().filter(|(_, ok)| *ok).map(|(s, _)| *s).collect();
         let no: Vec<&str> = screens.iter().filter(|(_, ok)| !*ok).map(|(s, _)| *s).collect();

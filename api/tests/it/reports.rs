@@ -343,6 +343,7 @@ pub async fn figures_match_the_hand_computed_ones(app: TestApp) {
     let row = o["rows"][0].as_array().unwrap().clone();
     assert_eq!(row[2..6], [json!(6), json!(5), json!(3), json!(2)], "{o}");
     assert_eq!(row[6], 0.4);
+    assert_eq!(row[8..10], [json!(0.4), json!(0.4)], "the 24 h and 30-day rates up to the day's end");
     assert_eq!(row[12], 2_608_000 / 3);
     let a = expect(app.call(sv, "get", &format!("/reports/abandons?{day}"), None).await, 200);
     let waits: Vec<i64> = a["rows"].as_array().unwrap().iter().map(|r| r[2].as_i64().unwrap()).collect();
@@ -487,7 +488,136 @@ pub async fn days_cut_at_the_tenants_midnight_across_dst(app: TestApp) {
     assert_eq!(ready, [3600, 7200, 3600, 0]);
 }
 
+pub async fn roles_limit_the_figures(app: TestApp) {
+    let t = app.tenant("rol").await;
+    let (_, ids) = seed_tokyo(&app, &t).await;
+    store::rollups::rebuild(&app.db, t.id, store::now_ms()).await.unwrap();
+    let day = "from=2026-12-01&to=2026-12-01";
+    let (op, biz) = (t.token(Role::Op), t.token(Role::Biz));
+    let history = |token: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let v = expect(app.call(token, "get", "/call-history?from=2026-11-30&to=2026-12-01", None).await, 200);
+            v["items"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect::<Vec<i64>>()
+        }
+    };
+    // OP: its own calls and figures only, whatever it asks for.
+    let op: Option<&'static str> = op.map(|s| &*Box::leak(s.to_owned().into_boxed_str()));
+    let biz: Option<&'static str> = biz.map(|s| &*Box::leak(s.to_owned().into_boxed_str()));
+    assert_eq!(history(op).await, [ids[7], ids[1]]);
+    let c = expect(app.call(op, "get", &format!("/reports/campaigns?{day}"), None).await, 200);
+    assert_eq!(cells(&c, "2026-12-01")[1..3], [json!(1), json!(2)], "{c}");
+    let c = expect(app.call(op, "get", &format!("/reports/campaigns?{day}&by=agent"), None).await, 200);
+    assert_eq!(c["rows"].as_array().unwrap().len(), 1);
+    let (s, b) = app.call(op, "get", &format!("/reports/campaigns?{day}&by=hour"), None).await;
+    assert_eq!((s.as_u16(), b["error"]["field"].as_str()), (400, Some("by")));
+    let st = expect(app.call(op, "get", &format!("/reports/states?{day}"), None).await, 200);
+    assert_eq!(st["rows"].as_array().unwrap().len(), 1);
+    for path in ["/reports/groups", "/reports/numbers", "/reports/outbound"] {
+        assert_eq!(app.call(op, "get", path, None).await.0.as_u16(), 403, "{path}");
+        assert_eq!(app.call(biz, "get", path, None).await.0.as_u16(), 403, "{path}");
+    }
+    // BIZ: what was reported to it (call 1, 受注).
+    assert_eq!(history(biz).await, [ids[1]]);
+    let c = expect(app.call(biz, "get", &format!("/reports/campaigns?{day}"), None).await, 200);
+    let row = cells(&c, "2026-12-01");
+    assert_eq!((row[1].clone(), row[column(&c, "result:1")].clone()), (json!(1), json!(1)), "{c}");
+    // The agent reports its record of call 7; not agent 2's (404), and BIZ reports nothing (403).
+    let wrapup = |call: i64| {
+        let app = &app;
+        let tenant = t.id;
+        async move {
+            let r = sqlx::query("SELECT id FROM wrapup_records WHERE tenant_id = $1 AND call_record_id = $2")
+                .bind(tenant)
+                .bind(call)
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap();
+            sqlx::Row::try_get::<i64, _>(&r, "id").unwrap()
+        }
+    };
+    let (w7, w5) = (wrapup(ids[7]).await, wrapup(ids[5]).await);
+    let yes = json!({"reported": true});
+    expect(app.call(op, "post", &format!("/wrapup-records/{w7}/report"), Some(&yes)).await, 200);
+    expect(app.call(op, "post", &format!("/wrapup-records/{w5}/report"), Some(&yes)).await, 404);
+    expect(app.call(biz, "post", &format!("/wrapup-records/{w7}/report"), Some(&yes)).await, 403);
+    let (s, b) = app.call(op, "post", &format!("/wrapup-records/{w7}/report"), Some(&json!({"reported": "yes"}))).await;
+    assert_eq!((s.as_u16(), b["error"]["field"].as_str()), (400, Some("reported")));
+    store::rollups::refresh(&app.db, t.id, store::now_ms()).await.unwrap();
+    assert_eq!(history(biz).await, [ids[7], ids[1]]);
+    let c = expect(app.call(biz, "get", &format!("/reports/campaigns?{day}"), None).await, 200);
+    assert_eq!(cells(&c, "2026-12-01")[1], 2);
+    // Another tenant's record is no record here.
+    let other = app.tenant("rol2").await;
+    let (_, oids) = seed_tokyo(&app, &other).await;
+    let r = sqlx::query("SELECT id FROM wrapup_records WHERE call_record_id = $1")
+        .bind(oids[1])
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let foreign: i64 = sqlx::Row::try_get(&r, "id").unwrap();
+    expect(app.call(t.mgr(), "post", &format!("/wrapup-records/{foreign}/report"), Some(&yes)).await, 404);
+}
+
+/// Retention on a test clock: leads go at the batch-deletion date, the history at the
+/// history-deletion date; the reports keep their figures; a second run deletes nothing.
+pub async fn retention_deletes_on_its_dates_and_the_figures_stay(app: TestApp) {
+    let t = app.tenant("ret").await;
+    let (f, _) = seed_tokyo(&app, &t).await;
+    let other = app.tenant("ret2").await;
+    seed_tokyo(&app, &other).await;
+    store::rollups::rebuild(&app.db, t.id, store::now_ms()).await.unwrap();
+    let sv = t.token(Role::Sv);
+    let day = "from=2026-12-01&to=2026-12-01";
+    let before = expect(app.call(sv, "get", &format!("/reports/groups?{day}"), None).await, 200);
+    let lists_before = expect(app.call(sv, "get", "/reports/lists?date=2026-12-01", None).await, 200);
+    let r = sqlx::query("SELECT start_date, end_date FROM batches WHERE tenant_id = $1")
+        .bind(t.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let date = |c: &str| -> chrono::NaiveDate { sqlx::Row::try_get::<String, _>(&r, c).unwrap().parse().unwrap() };
+    let dates = store::batch_dates::derive(date("start_date"), date("end_date"), 400);
+    let noon = |d: chrono::NaiveDate| at(TOKYO, &format!("{d} 12:00:00"));
+    let count = |sql: &'static str, tenant: i64| {
+        let app = &app;
+        async move {
+            sqlx::Row::try_get::<i64, _>(&sqlx::query(sql).bind(tenant).fetch_one(&app.db.pool).await.unwrap(), "n")
+                .unwrap()
+        }
+    };
+    let leads = "SELECT COUNT(*) AS n FROM leads WHERE tenant_id = $1";
+    let calls = "SELECT COUNT(*) AS n FROM call_records WHERE tenant_id = $1";
+    // The day before the batch-deletion date: nothing goes.
+    let r = store::retention::run(&app.db, t.id, noon(dates.batch_deletion.pred_opt().unwrap())).await.unwrap();
+    assert_eq!(r, store::retention::Retained::default());
+    // At it: the leads go, the history stays.
+    let r = store::retention::run(&app.db, t.id, noon(dates.batch_deletion)).await.unwrap();
+    assert_eq!((r.leads, r.call_records), (4, 0));
+    assert_eq!((count(leads, t.id).await, count(calls, t.id).await), (0, 8));
+    // At the history-deletion date: the history, the lists and the batch go; the other tenant keeps all.
+    let r = store::retention::run(&app.db, t.id, noon(dates.history_deletion)).await.unwrap();
+    assert_eq!((r.call_records, r.wrapup_records, r.batches), (8, 3, 1));
+    assert_eq!(count(calls, t.id).await, 0);
+    assert_eq!((count(leads, other.id).await, count(calls, other.id).await), (4, 8));
+    // Idempotent: again, nothing.
+    assert_eq!(store::retention::run(&app.db, t.id, noon(dates.history_deletion)).await.unwrap(), Default::default());
+    // The rollups keep the figures; the job's refresh and a rebuild leave those days alone.
+    store::rollups::refresh(&app.db, t.id, store::now_ms()).await.unwrap();
+    store::rollups::rebuild(&app.db, t.id, store::now_ms()).await.unwrap();
+    let after = expect(app.call(sv, "get", &format!("/reports/groups?{day}"), None).await, 200);
+    assert_eq!(before["rows"], after["rows"]);
+    assert!(store::rollups::verify(&app.db, t.id, store::now_ms()).await.unwrap().is_empty());
+    // The list itself is gone, its figures with it from the list report (a deleted list has no row).
+    let lists_after = expect(app.call(sv, "get", "/reports/lists?date=2026-12-01", None).await, 200);
+    assert_eq!(lists_before["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(lists_after["rows"].as_array().unwrap().len(), 0);
+    let _ = f;
+}
+
 crate::both!(
+    retention_deletes_on_its_dates_and_the_figures_stay,
+    roles_limit_the_figures,
     figures_match_the_hand_computed_ones,
     call_history_filters_pages_and_exports,
     days_cut_at_the_tenants_midnight_across_dst

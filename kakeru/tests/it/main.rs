@@ -10,4 +10,5 @@ mod dialer;
 mod metrics;
 mod node;
 mod process;
+mod reports;
 mod security;

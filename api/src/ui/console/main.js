@@ -13,6 +13,8 @@
 //   #/recordings            recordings
 //   #/callbacks[/<id>[/edit]|/new] 折り返し呼履歴: search, one callback, its edit; register by hand
 //   #/tenant                tenant settings
+//   #/reports[/<kind>]      the reports with their charts and CSV (/ui/reports opens here)
+//   #/call-history          発着信履歴 with the recordings played inline
 
 import { api, session, HttpError } from './api.js';
 import { S, tt, el, link, resourceName, errorText, clearNotice } from './core.js';
@@ -22,6 +24,7 @@ import { renderImport } from './imports.js';
 import { renderMonitor } from './monitor.js';
 import { renderRecordings, renderUnsaved, renderTenant, renderHome } from './records.js';
 import { renderCallbacks } from './callbacks.js';
+import { renderReports, renderHistory, REPORT_PATHS } from './reports.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -32,7 +35,7 @@ const MENU = [
   ['g.outbound', ['r:campaigns', 'r:result-codes', 'r:batches', 'r:lists', 's:import', 'r:leads', 'r:call-jobs', 's:monitor', 's:unsaved', 'r:recalls', 's:callbacks']],
   ['g.agents', ['s:agents', 'r:dialing-groups', 'r:phones', 'r:pause-reasons']],
   ['g.settings', ['r:caller-ids', 'r:custom-fields', 'r:dnc-numbers', 'r:inbound-blocks', 'r:closed-days', 'r:phone-book', 'r:users', 'r:grants', 's:tenant', 'r:audit-events']],
-  ['g.records', ['r:call-records', 'r:wrapup-records', 's:recordings', 'x:reports', 'x:wallboard']],
+  ['g.records', ['s:reports', 's:call-history', 'r:call-records', 'r:wrapup-records', 's:recordings', 'x:wallboard']],
 ];
 
 /** What a hand-written screen needs the role to be allowed. */
@@ -45,9 +48,11 @@ const SCREENS = {
   recordings: () => S.ops.has('get /recordings'),
   callbacks: () => S.ops.has('get /callbacks'),
   tenant: () => S.ops.has('get /tenant') && S.ops.has('patch /tenant'),
+  reports: () => REPORT_PATHS.some((p) => S.ops.has(`get ${p}`)),
+  'call-history': () => S.ops.has('get /call-history'),
 };
 const PAGES = {
-  reports: { href: '/ui/reports', may: () => S.ops.has('get /call-records') && ['MGR', 'SV', 'BIZ'].includes(S.me.role) },
+  reports: { href: '/ui/reports', may: () => SCREENS.reports() },
   wallboard: { href: '/ui/wallboard', may: () => S.ops.has('get /wallboard/stream') },
 };
 
@@ -200,6 +205,8 @@ async function route() {
     else if (a === 'recordings' && SCREENS.recordings()) await renderRecordings(view, qs);
     else if (a === 'callbacks' && SCREENS.callbacks()) await renderCallbacks(view, b, qs, c);
     else if (a === 'tenant' && SCREENS.tenant()) await renderTenant(view);
+    else if (a === 'reports' && SCREENS.reports()) await renderReports(view, b, qs);
+    else if (a === 'call-history' && SCREENS['call-history']()) await renderHistory(view, qs);
     else forbidden(view);
   } catch (e) {
     if (mine === routing) view.replaceChildren(el('p', { class: 'error', role: 'alert' }, errorText(e)));
@@ -227,6 +234,8 @@ function init() {
   });
   session.onUnauthorized(() => loggedOut());
   window.addEventListener('hashchange', route);
+  // /ui/reports is this console opened at its reports.
+  if (location.pathname === '/ui/reports' && !location.hash) history.replaceState(null, '', '/ui/reports#/reports');
   applyLang();
   if (session.token) start().catch(() => loggedOut());
   else show('login');

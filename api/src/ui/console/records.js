@@ -9,6 +9,27 @@ import {
 } from './core.js';
 
 // ------------------------------------------------------------------------------------ recordings
+/**
+ * A table cell with 再生: the recording is fetched with the caller's token and played in the page
+ * from a blob: URL (kept in `urls`, revoked when the screen changes).
+ */
+export function playerCell(audioUrl, startedAt, id, urls) {
+  const player = el('td', { class: 'player' });
+  const play = button(tt('rec.play'), async () => {
+    play.disabled = true;
+    try {
+      const { blob } = await download(audioUrl);
+      const url = URL.createObjectURL(blob);
+      urls.push(url);
+      const audio = el('audio', { controls: true, src: url, 'aria-label': `${tt('rec.play')} ${when(startedAt)}` });
+      player.replaceChildren(audio);
+      audio.play().catch(() => {});
+    } catch (e) { notice(errorText(e), 'error'); play.disabled = false; }
+  }, { dataset: { play: id } });
+  player.append(play);
+  return player;
+}
+
 export async function renderRecordings(view, qs) {
   const q = new URLSearchParams(qs || '');
   const date = q.get('date') || today();
@@ -55,19 +76,7 @@ export async function renderRecordings(view, qs) {
   const urls = [];
   onLeave(() => urls.forEach((u) => URL.revokeObjectURL(u)));
   const rows = page.items.map((r) => {
-    const player = el('td', { class: 'player' });
-    const play = button(tt('rec.play'), async () => {
-      play.disabled = true;
-      try {
-        const { blob } = await download(r.audio_url);
-        const url = URL.createObjectURL(blob);
-        urls.push(url);
-        const audio = el('audio', { controls: true, src: url, 'aria-label': `${tt('rec.play')} ${when(r.started_at)}` });
-        player.replaceChildren(audio);
-        audio.play().catch(() => {});
-      } catch (e) { notice(errorText(e), 'error'); play.disabled = false; }
-    }, { dataset: { play: r.id } });
-    player.append(play);
+    const player = playerCell(r.audio_url, r.started_at, r.id, urls);
     const dl = button(tt('rec.download'), async () => {
       try { const { blob, name } = await download(r.audio_url); saveBlob(blob, name); } catch (e) { notice(errorText(e), 'error'); }
     });
