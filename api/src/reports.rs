@@ -1415,6 +1415,7 @@ fn history_json(tz: Tz, r: &store::reports::HistoryRow) -> Value {
         "audio_url": r.recording_id.map(|id| format!("/recordings/{id}/audio")),
         "wrapup_id": r.wrapup_id,
         "reported": r.reported,
+        "callback_id": r.callback_id,
     })
 }
 

@@ -370,6 +370,8 @@ pub struct HistoryRow {
     pub recording_id: Option<i64>,
     pub wrapup_id: Option<i64>,
     pub reported: bool,
+    /// 折り返し呼ID: the callback registered from this call, if any.
+    pub callback_id: Option<i64>,
 }
 
 /// The call history, newest first, one keyset page. The one place its SQL lives: a column from
@@ -380,7 +382,8 @@ pub async fn call_history(db: &Db, tenant_id: i64, f: &HistoryFilter) -> Result<
             c.caller_id, c.campaign_id, cp.name AS campaign, j.dialing_group_id AS group_id, g.name AS grp,
             c.agent_user_id, u.display_name AS agent, c.lead_id, l.name AS lead_name, c.result AS system_result,
             CASE WHEN w.saved = 1 THEN w.result ELSE c.result END AS result, r.id AS recording_id,
-            w.id AS wrapup_id, COALESCE(w.reported, 0) AS reported
+            w.id AS wrapup_id, COALESCE(w.reported, 0) AS reported,
+            (SELECT MIN(cb.id) FROM callbacks cb WHERE cb.tenant_id = c.tenant_id AND cb.call_record_id = c.id) AS callback_id
          FROM call_records c
          LEFT JOIN campaigns cp ON cp.id = c.campaign_id AND cp.tenant_id = c.tenant_id
          LEFT JOIN call_jobs j ON j.id = c.call_job_id AND j.tenant_id = c.tenant_id
@@ -465,6 +468,7 @@ pub async fn call_history(db: &Db, tenant_id: i64, f: &HistoryFilter) -> Result<
             recording_id: r.try_get("recording_id")?,
             wrapup_id: r.try_get("wrapup_id")?,
             reported: r.try_get::<i64, _>("reported")? == 1,
+            callback_id: r.try_get("callback_id")?,
         });
     }
     Ok(out)

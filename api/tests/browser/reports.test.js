@@ -4,7 +4,7 @@
 // KAKERU_MODE=reports: a manager opens /ui/reports in the morning: yesterday's group statistics with
 // the answer-rate chart, then each report (per campaign, agent and hour) with its charts, the CSV
 // read back (UTF-8 with a BOM and Shift_JIS), and the call history with a recording played in the
-// page; the 折り返し呼ID column has no + while the role may not POST /callbacks. Screenshots ja and en.
+// page; the + on 折り返し呼ID registers a call as a callback and the history names it. Screenshots ja and en.
 'use strict';
 
 const fs = require('node:fs');
@@ -151,7 +151,17 @@ async function reports() {
   assert.equal(await page.$$eval('#hist-table tbody tr', (r) => r.length), 50);
   const heads = await page.$$eval('#hist-table thead th', (h) => h.map((x) => x.textContent));
   assert.equal(heads[heads.length - 1], '折り返し呼ID');
-  assert.equal(await page.$('[data-add-callback]'), null, 'no + while the role may not POST /callbacks');
+  // The manager may register callbacks: the + on 折り返し呼ID registers the call as one, and the
+  // history names it from then on.
+  const plus = await page.$('[data-add-callback]');
+  assert.ok(plus, 'a + where the role may POST /callbacks');
+  const call = await plus.getAttribute('data-add-callback');
+  await plus.click();
+  await until(page, 'the callback id', (c) => /^[0-9]+$/.test(document.querySelector(`td[data-callback="${c}"]`)?.textContent || ''), call);
+  const cbId = await page.$eval(`td[data-callback="${call}"]`, (e) => e.textContent);
+  await show(page, `#/reports/abandons?from=${y}&to=${y}`);
+  await show(page, `#/call-history?from=${y}&to=${y}`);
+  await until(page, 'the callback id after a reload', (c) => document.querySelector(`td[data-callback="${c[0]}"]`)?.textContent === c[1], [call, cbId]);
   const play = await page.$('button[data-play]');
   assert.ok(play, 'a recording to play');
   await play.click();
