@@ -24,20 +24,18 @@ pub struct Buses {
 }
 
 impl Buses {
-    pub async fn new(redis: bool) -> Option<Buses> {
+    /// The in-process bus, or Redis (a missing Redis fails the test: it never skips).
+    pub async fn new(redis: bool) -> Buses {
         if !redis {
-            return Some(Buses { bus: AnyBus::Memory(MemoryBus::default()), prefix: None });
+            return Buses { bus: AnyBus::Memory(MemoryBus::default()), prefix: None };
         }
         let prefix = format!("{}:", unique("test:api:"));
         let mut cfg = RedisBusConfig::new(redis_url());
         cfg.prefix = prefix.clone();
         cfg.retry_max_attempts = 3;
         match RedisBus::connect(cfg).await {
-            Ok(b) => Some(Buses { bus: AnyBus::Redis(b), prefix: Some(prefix) }),
-            Err(e) => {
-                eprintln!("SKIPPED: no Redis at {}: {e}", redis_url());
-                None
-            }
+            Ok(b) => Buses { bus: AnyBus::Redis(b), prefix: Some(prefix) },
+            Err(e) => panic!("no Redis at {} (scripts/services.sh starts one): {e}", redis_url()),
         }
     }
 
@@ -175,7 +173,7 @@ async fn command(bus: &AnyBus, tenant: i64, want: impl Fn(&Command) -> bool) -> 
 }
 
 async fn session_pause_force_and_end(backend: Backend, redis: bool) {
-    let Some(buses) = Buses::new(redis).await else { return };
+    let buses = Buses::new(redis).await;
     let bus = buses.bus.clone();
     let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
     let wallboards = config.wallboards.clone();
@@ -336,7 +334,7 @@ async fn session_pause_force_and_end(backend: Backend, redis: bool) {
 }
 
 async fn refusals_name_the_field(backend: Backend, redis: bool) {
-    let Some(buses) = Buses::new(redis).await else { return };
+    let buses = Buses::new(redis).await;
     let config = api::Config { commands: control::bus::Publisher::new(buses.bus.clone()), ..Default::default() };
     let app = TestApp::start_with(backend, config).await;
     let t = app.tenant("one").await;
@@ -404,7 +402,7 @@ async fn refusals_name_the_field(backend: Backend, redis: bool) {
 /// Preview (プレビュー): the next lead held for the caller, the dial through control to the dialer,
 /// the answered customer bridged to that agent, skip; the refusals name the field.
 async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
-    let Some(buses) = Buses::new(redis).await else { return };
+    let buses = Buses::new(redis).await;
     let bus = buses.bus.clone();
     let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
     let wallboards = config.wallboards.clone();
@@ -534,7 +532,7 @@ macro_rules! flavours {
 /// 無応答自動停止 (CloudCallCenter §11.2): the group's setting pauses an agent who lets an offered
 /// customer go, with its reason.
 async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) {
-    let Some(buses) = Buses::new(redis).await else { return };
+    let buses = Buses::new(redis).await;
     let bus = buses.bus.clone();
     let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
     let wallboards = config.wallboards.clone();

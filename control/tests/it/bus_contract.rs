@@ -15,17 +15,15 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// A Redis bus, or `None` (test skipped, loudly) when no Redis answers.
-pub async fn redis_bus(bus: BusConfig) -> Option<RedisBus> {
-    let mut probe = RedisBusConfig::new(redis_url());
-    probe.retry_max_attempts = 2;
-    if RedisBus::connect(probe).await.is_err() {
-        eprintln!("SKIPPED: no Redis at {}", redis_url());
-        return None;
-    }
+/// A Redis bus; a missing Redis fails the test (it never skips).
+pub async fn redis_bus(bus: BusConfig) -> RedisBus {
     let mut cfg = RedisBusConfig::new(redis_url());
     cfg.bus = bus;
-    Some(RedisBus::connect(cfg).await.expect("redis answered the probe"))
+    cfg.retry_max_attempts = 2;
+    match RedisBus::connect(cfg).await {
+        Ok(b) => b,
+        Err(e) => panic!("no Redis at {} (scripts/services.sh starts one): {e}", redis_url()),
+    }
 }
 
 /// Deletes a test's streams.
@@ -97,7 +95,7 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let Some(bus) = redis_bus($cfg).await else { return };
+                    let bus = redis_bus($cfg).await;
                     let s = stream(stringify!($name));
                     super::$name(bus, s.clone()).await;
                     cleanup(&s).await;
