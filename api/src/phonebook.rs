@@ -125,30 +125,22 @@ async fn upload(ctx: &Ctx, body: Bytes) -> ApiResult<Value> {
     let (mut added, mut updated) = (0i64, 0i64);
     let mut tx = ctx.st.db.begin_write().await?;
     for e in &entries {
-        let n = sqlx::query(
+        // The UPDATE and the INSERT bind the same values, $1 to $5.
+        let write = |sql: &'static str| {
+            sqlx::query(sql).bind(ctx.tenant()).bind(&e.number).bind(&e.name).bind(e.remarks.as_deref()).bind(now)
+        };
+        let n = write(
             "UPDATE phone_book SET name = $3, remarks = $4, updated_at = $5 WHERE tenant_id = $1 AND number = $2",
         )
-        .bind(ctx.tenant())
-        .bind(&e.number)
-        .bind(&e.name)
-        .bind(e.remarks.as_deref())
-        .bind(now)
         .execute(&mut *tx)
         .await?;
         if n.rows_affected() > 0 {
             updated += 1;
             continue;
         }
-        sqlx::query(
-            "INSERT INTO phone_book (tenant_id, number, name, remarks, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(ctx.tenant())
-        .bind(&e.number)
-        .bind(&e.name)
-        .bind(e.remarks.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        write("INSERT INTO phone_book (tenant_id, number, name, remarks, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
+            .execute(&mut *tx)
+            .await?;
         added += 1;
     }
     tx.commit().await?;

@@ -12,13 +12,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::{json, Value};
 use store::sqlx::{self, Row};
 use store::Db;
 
 use crate::scratch::Scratch;
-use crate::storage::{backends, median, percentile};
+use crate::storage::{backends, login, median, percentile, serve_api, StoreArgs};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CallbacksArgs {
@@ -34,13 +34,8 @@ pub struct CallbacksArgs {
     /// Runs per backend (the median p99 is reported).
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
-    /// sqlite, postgres or both.
-    #[arg(long, default_value = "both")]
-    pub backend: String,
-    #[arg(long, env = "KAKERU_BENCH_PG_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/postgres")]
-    pub pg_url: String,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// One claim as the agent saw it.
@@ -110,28 +105,18 @@ pub async fn run(args: &CallbacksArgs) -> anyhow::Result<()> {
         bail!("--agents, --callbacks and --contention: at least 1");
     }
     let mut results = Vec::new();
-    for backend in backends(&args.backend)? {
+    for backend in backends(&args.store.backend)? {
         let mut p99s = Vec::new();
         let mut last = json!({});
         for _ in 0..args.runs {
-            let scratch = Scratch::new(backend, &args.pg_url).await?;
+            let scratch = Scratch::new(backend, &args.store.pg_url).await?;
             let db = Db::connect(&scratch.url).await?;
             let (logins, ids) = floor(&db, args.agents, args.callbacks).await?;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let base = format!("http://{}", listener.local_addr()?);
-            let app = api::build(db.clone(), api::Config::default());
-            let server = tokio::spawn(async move { api::serve(listener, app, std::future::pending()).await });
+            let (base, server) = serve_api(&db).await?;
             let http = reqwest::Client::builder().pool_max_idle_per_host(args.agents).build()?;
             let mut tokens = Vec::new();
-            for login in &logins {
-                let v: Value = http
-                    .post(format!("{base}/auth/login"))
-                    .json(&json!({"tenant": "bench", "login": login, "password": "bench-password"}))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                tokens.push(v["token"].as_str().context("login")?.to_string());
+            for l in &logins {
+                tokens.push(login(&http, &base, l).await?);
             }
             let ids = Arc::new(ids);
             let share = args.callbacks.div_ceil(args.agents);
@@ -204,7 +189,7 @@ pub async fn run(args: &CallbacksArgs) -> anyhow::Result<()> {
             last = json!({"bench": "callbacks", "backend": backend, "agents": args.agents, "callbacks": args.callbacks, "contention": args.contention,
                 "claims": claims.len(), "won": ok, "conflicts": conflict, "other_status": other, "double_assignments": doubles,
                 "assigned_once_in_sql": assigned, "p50_ms": p50, "p99_ms": p99, "max_ms": max, "wall_s": wall});
-            if !args.json {
+            if !args.store.json {
                 println!(
                     "callbacks {backend:8}: {} agents, {} callbacks: {} claims ({ok} won, {conflict} 409, {other} other) in {wall:.2} s; double assignments {doubles}; assigned once in SQL {assigned}; claim p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
                     args.agents, args.callbacks, claims.len()
@@ -219,7 +204,7 @@ pub async fn run(args: &CallbacksArgs) -> anyhow::Result<()> {
         last["p99_ms_median_of_runs"] = json!(median(p99s));
         results.push(last);
     }
-    if args.json {
+    if args.store.json {
         println!("{}", Value::Array(results));
     }
     Ok(())

@@ -11,7 +11,7 @@ use store::sqlx::{self, Row};
 use store::Db;
 
 use crate::scratch::Scratch;
-use crate::storage::{backends, percentile};
+use crate::storage::{backends, percentile, StoreArgs};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReportsArgs {
@@ -30,12 +30,8 @@ pub struct ReportsArgs {
     /// Requests per report.
     #[arg(long, default_value_t = 20)]
     pub iterations: usize,
-    #[arg(long, default_value = "both")]
-    pub backend: String,
-    #[arg(long, env = "KAKERU_BENCH_PG_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/postgres")]
-    pub pg_url: String,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -197,8 +193,8 @@ fn rss_kib() -> u64 {
 
 pub async fn run(args: &ReportsArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
-    for backend in backends(&args.backend)? {
-        let scratch = Scratch::new(backend, &args.pg_url).await?;
+    for backend in backends(&args.store.backend)? {
+        let scratch = Scratch::new(backend, &args.store.pg_url).await?;
         let db = Db::connect(&scratch.url).await?;
         let started = Instant::now();
         let (tenant, _) = generate(&db, backend, args).await?;
@@ -215,19 +211,9 @@ pub async fn run(args: &ReportsArgs) -> anyhow::Result<()> {
         let refreshed = store::rollups::refresh(&db, tenant, store::now_ms()).await?;
         let refresh_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let app = api::build(db.clone(), api::Config::default());
-        let server = tokio::spawn(async move { api::serve(listener, app, std::future::pending()).await });
+        let (base, server) = crate::storage::serve_api(&db).await?;
         let http = reqwest::Client::new();
-        let login: serde_json::Value = http
-            .post(format!("{base}/auth/login"))
-            .json(&json!({"tenant": "bench", "login": "mgr", "password": "bench-password"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let token = login["token"].as_str().context("token")?.to_owned();
+        let token = crate::storage::login(&http, &base, "mgr").await?;
         let tz = chrono_tz::Asia::Tokyo;
         let today = store::tenancy::local_date(tz, store::now_ms());
         let (from, to) = (today - chrono::Duration::days(31), today - chrono::Duration::days(1));
@@ -277,7 +263,7 @@ pub async fn run(args: &ReportsArgs) -> anyhow::Result<()> {
             "refresh_ms": refresh_ms, "refreshed_days": refreshed.days.len(), "reports": timings,
             "csv": {"rows": rows.saturating_sub(1), "bytes": bytes, "seconds": csv_s, "rows_per_s": rows as f64 / csv_s,
                 "rss_before_kib": rss_before, "rss_max_kib": rss_max}});
-        if args.json {
+        if args.store.json {
             println!("{r}");
         } else {
             println!("{}", serde_json::to_string_pretty(&r)?);

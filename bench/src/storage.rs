@@ -10,6 +10,19 @@ use store::sqlx::{self, Row};
 use crate::scratch::Scratch;
 use store::Db;
 
+/// The backends a storage bench runs on, and how it reports.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// sqlite, postgres or both.
+    #[arg(long, default_value = "both")]
+    pub backend: String,
+    /// PostgreSQL server for the bench's scratch databases.
+    #[arg(long, env = "KAKERU_BENCH_PG_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/postgres")]
+    pub pg_url: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct ImportArgs {
     /// Rows per upload.
@@ -21,14 +34,8 @@ pub struct ImportArgs {
     /// Uploads per backend (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// sqlite, postgres or both.
-    #[arg(long, default_value = "both")]
-    pub backend: String,
-    /// PostgreSQL server for the bench's scratch databases.
-    #[arg(long, env = "KAKERU_BENCH_PG_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/postgres")]
-    pub pg_url: String,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -42,12 +49,8 @@ pub struct LeadsArgs {
     /// Leads per selection.
     #[arg(long, default_value_t = 100)]
     pub batch: i64,
-    #[arg(long, default_value = "both")]
-    pub backend: String,
-    #[arg(long, env = "KAKERU_BENCH_PG_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/postgres")]
-    pub pg_url: String,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 pub(crate) fn backends(which: &str) -> anyhow::Result<Vec<&'static str>> {
@@ -143,30 +146,41 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// `kakeru-bench import`: end to end through the HTTP API (upload, spool, parse, one transaction).
+/// An API server over `db` on a free local port: its base URL, and the handle that stops it.
+pub async fn serve_api(db: &Db) -> anyhow::Result<(String, tokio::task::AbortHandle)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = api::build(db.clone(), api::Config::default());
+    let server = tokio::spawn(async move { api::serve(listener, app, std::future::pending()).await });
+    Ok((base, server.abort_handle()))
+}
+
+/// Logs the bench tenant's `login` in with the bench password: its token.
+pub async fn login(http: &reqwest::Client, base: &str, login: &str) -> anyhow::Result<String> {
+    let v: Value = http
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"tenant": "bench", "login": login, "password": "bench-password"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(v["token"].as_str().context("login")?.to_string())
+}
+
 pub async fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
     let file = cp932_file(args.rows, args.bad_pct, 7);
     let mut results = Vec::new();
-    for backend in backends(&args.backend)? {
+    for backend in backends(&args.store.backend)? {
         let mut times = Vec::new();
         let mut imported = 0;
         let mut rejected = 0;
         for _ in 0..args.runs {
-            let scratch = Scratch::new(backend, &args.pg_url).await?;
+            let scratch = Scratch::new(backend, &args.store.pg_url).await?;
             let db = Db::connect(&scratch.url).await?;
             let (_, list, _, _) = scaffold(&db).await?;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let base = format!("http://{}", listener.local_addr()?);
-            let app = api::build(db.clone(), api::Config::default());
-            let server = tokio::spawn(async move { api::serve(listener, app, std::future::pending()).await });
+            let (base, server) = serve_api(&db).await?;
             let http = reqwest::Client::new();
-            let login: Value = http
-                .post(format!("{base}/auth/login"))
-                .json(&json!({"tenant": "bench", "login": "mgr", "password": "bench-password"}))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let token = login["token"].as_str().context("login")?.to_string();
+            let token = login(&http, &base, "mgr").await?;
             let started = Instant::now();
             let job: Value = http
                 .post(format!("{base}/lists/{list}/imports"))
@@ -199,13 +213,13 @@ pub async fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
         let r = json!({"bench": "import", "backend": backend, "rows": args.rows, "bad_pct": args.bad_pct, "runs": args.runs,
             "seconds_median": median(times.clone()), "seconds_min": times.iter().cloned().fold(f64::MAX, f64::min),
             "imported": imported, "rejected": rejected, "file_bytes": file.len()});
-        if !args.json {
+        if !args.store.json {
             println!("import {backend:8}: {} rows ({} bad) CP932 {:.1} MB: median {:.2} s over {} runs (imported {imported}, rejected {rejected})",
                 args.rows, rejected, file.len() as f64 / 1e6, r["seconds_median"].as_f64().unwrap_or(0.0), args.runs);
         }
         results.push(r);
     }
-    if args.json {
+    if args.store.json {
         println!("{}", Value::Array(results));
     }
     Ok(())
@@ -214,8 +228,8 @@ pub async fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
 /// `kakeru-bench leads`: p50/p99 of selecting the next dialable leads of a call job.
 pub async fn run_leads(args: &LeadsArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
-    for backend in backends(&args.backend)? {
-        let scratch = Scratch::new(backend, &args.pg_url).await?;
+    for backend in backends(&args.store.backend)? {
+        let scratch = Scratch::new(backend, &args.store.pg_url).await?;
         let db = Db::connect(&scratch.url).await?;
         let (t, list, batch, campaign) = scaffold(&db).await?;
         let fill = if backend == "postgres" {
@@ -278,7 +292,7 @@ pub async fn run_leads(args: &LeadsArgs) -> anyhow::Result<()> {
         ms.sort_by(f64::total_cmp);
         let r = json!({"bench": "next_dialable", "backend": backend, "leads": args.leads, "batch": args.batch, "iterations": args.iterations,
             "selected": got, "p50_ms": percentile(&ms, 0.5), "p99_ms": percentile(&ms, 0.99), "max_ms": ms[ms.len() - 1]});
-        if !args.json {
+        if !args.store.json {
             println!(
                 "next {} dialable of {} leads {backend:8}: p50 {:.2} ms  p99 {:.2} ms  ({} selections, {} returned)",
                 args.batch,
@@ -292,7 +306,7 @@ pub async fn run_leads(args: &LeadsArgs) -> anyhow::Result<()> {
         results.push(r);
         scratch.finish(db).await;
     }
-    if args.json {
+    if args.store.json {
         println!("{}", Value::Array(results));
     }
     Ok(())

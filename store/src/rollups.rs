@@ -23,7 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use crate::tenancy::{local_date, local_midnight_ms, parse_tz};
 use crate::{placeholders, Db, Result, StoreError};
@@ -81,7 +81,7 @@ impl Measures {
 }
 
 /// The key of a `rollup_calls` row (its day aside).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
 pub struct CallKey {
     pub hour_at: i64,
     pub hour: i64,
@@ -95,7 +95,7 @@ pub struct CallKey {
 }
 
 /// The key of a `rollup_agent_days` row (its day aside).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
 pub struct AgentKey {
     pub agent_user_id: i64,
     pub campaign_id: i64,
@@ -104,7 +104,7 @@ pub struct AgentKey {
 }
 
 /// The key of a `rollup_states` row (its day aside).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
 pub struct StateKey {
     pub hour_at: i64,
     pub hour: i64,
@@ -435,37 +435,13 @@ pub async fn stored_day(db: &Db, tenant_id: i64, day: NaiveDate) -> Result<DayCo
         Ok(m)
     };
     for r in day_rows(db, "rollup_calls", tenant_id, &d).await? {
-        let key = CallKey {
-            hour_at: r.try_get("hour_at")?,
-            hour: r.try_get("hour")?,
-            campaign_id: r.try_get("campaign_id")?,
-            group_id: r.try_get("group_id")?,
-            list_id: r.try_get("list_id")?,
-            caller_id: r.try_get("caller_id")?,
-            direction: r.try_get("direction")?,
-            result: r.try_get("result")?,
-            band: r.try_get("band")?,
-        };
-        out.calls.insert(key, measures(&r)?);
+        out.calls.insert(CallKey::from_row(&r)?, measures(&r)?);
     }
     for r in day_rows(db, "rollup_agent_days", tenant_id, &d).await? {
-        let key = AgentKey {
-            agent_user_id: r.try_get("agent_user_id")?,
-            campaign_id: r.try_get("campaign_id")?,
-            group_id: r.try_get("group_id")?,
-            result: r.try_get("result")?,
-        };
-        out.agents.insert(key, measures(&r)?);
+        out.agents.insert(AgentKey::from_row(&r)?, measures(&r)?);
     }
     for r in day_rows(db, "rollup_states", tenant_id, &d).await? {
-        let key = StateKey {
-            hour_at: r.try_get("hour_at")?,
-            hour: r.try_get("hour")?,
-            agent_user_id: r.try_get("agent_user_id")?,
-            state: r.try_get("state")?,
-            reason_id: r.try_get("reason_id")?,
-        };
-        out.states.insert(key, (r.try_get("ms")?, r.try_get("entries")?));
+        out.states.insert(StateKey::from_row(&r)?, (r.try_get("ms")?, r.try_get("entries")?));
     }
     Ok(out)
 }

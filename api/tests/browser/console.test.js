@@ -13,31 +13,11 @@
 
 const path = require('node:path');
 const fs = require('node:fs');
-const { assert, BASE, OUT, MODE, FIX, step, log, launch, until, text, login } = require('./lib.js');
+const { assert, BASE, OUT, MODE, FIX, step, log, launch, until, text, login, show, setLang, shooter } = require('./lib.js');
 
 const ROLES = ['MGR', 'SV', 'OP', 'BIZ', 'BY'];
 
-/** Goes to a hash route and waits for the screen to be drawn. */
-async function show(page, hash) {
-  await page.evaluate((h) => { location.hash = h; }, hash);
-  await until(page, `the screen ${hash}`, (h) => {
-    const v = document.getElementById('view');
-    return v.dataset.route === h && !v.hasAttribute('aria-busy');
-  }, hash);
-}
-
-let shots = 0;
-async function shoot(page, name) {
-  const file = path.join(OUT, `console-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  shots++;
-  log(`SCREENSHOT ${file}`);
-}
-
-async function setLang(page, lang) {
-  await page.click(`[data-lang="${lang}"]`);
-  await until(page, `the page in ${lang}`, (l) => document.documentElement.lang === l, lang);
-}
+const shoot = shooter('console');
 
 async function logIn(page, tenant, user, password, role) {
   await until(page, 'the login form', () => !document.getElementById('login').hidden);
@@ -155,7 +135,7 @@ async function roles() {
   const missing = await page.evaluate(() => [...window.__console.missing]);
   assert.deepEqual(missing, [], 'every word looked up is in the catalogue');
   assert.deepEqual(problems, [], `no page errors, no outside requests: ${problems.join('\n')}`);
-  log(`ROLES walked, ${shots} screenshots`);
+  log(`ROLES walked, ${shoot.count} screenshots`);
   await context.close();
 }
 

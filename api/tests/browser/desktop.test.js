@@ -10,33 +10,12 @@
 // screen-pop times (control's bridge to the lead on screen) as `POPS [...]`.
 'use strict';
 
-const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
 const { chromium } = require('playwright-core');
-
-const env = (k) => {
-  const v = process.env[k];
-  if (v === undefined) throw new Error(`${k} is not set`);
-  return v;
-};
-const BASE = env('KAKERU_BASE');
-const OUT = env('KAKERU_OUT');
-const MODE = env('KAKERU_MODE');
-const FIX = JSON.parse(env('KAKERU_FIXTURE'));
-
-const stdin = readline.createInterface({ input: process.stdin });
-const replies = [];
-const waiting = [];
-stdin.on('line', (l) => (waiting.length ? waiting.shift()(l) : replies.push(l)));
-async function step(name, arg) {
-  process.stdout.write(`STEP ${name}${arg === undefined ? '' : ` ${arg}`}\n`);
-  const line = await new Promise((r) => (replies.length ? r(replies.shift()) : waiting.push(r)));
-  assert.equal(line.split(' ').slice(0, 2).join(' '), `GO ${name}`, `protocol: ${line}`);
-}
-const log = (...a) => process.stdout.write(`${a.join(' ')}\n`);
+// The protocol with the Rust side and the fixture: shared with the other pages' tests.
+const { assert, BASE, OUT, MODE, FIX, step, log } = require('./lib.js');
 
 async function launch() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'kakeru-chromium-'));

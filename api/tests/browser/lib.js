@@ -25,9 +25,10 @@ const stdin = readline.createInterface({ input: process.stdin });
 const replies = [];
 const waiting = [];
 stdin.on('line', (l) => (waiting.length ? waiting.shift()(l) : replies.push(l)));
-/** Asks the Rust side to make `name` happen; resolves with its reply's JSON (or null). */
-async function step(name) {
-  process.stdout.write(`STEP ${name}\n`);
+/** Asks the Rust side to make `name` happen (with `arg`, if given); resolves with its reply's JSON
+ * (or null). */
+async function step(name, arg) {
+  process.stdout.write(`STEP ${name}${arg === undefined ? '' : ` ${arg}`}\n`);
   const line = await new Promise((r) => (replies.length ? r(replies.shift()) : waiting.push(r)));
   const [go, got, ...rest] = line.split(' ');
   assert.equal(`${go} ${got}`, `GO ${name}`, `protocol: ${line}`);
@@ -81,4 +82,31 @@ async function login(page, tenant, user, password) {
   await page.click('#f-submit');
 }
 
-module.exports = { assert, BASE, OUT, MODE, FIX, step, log, launch, until, text, login };
+// The admin console's screens (console, reports): a hash route drawn, the language switch, and
+// screenshots named `<prefix>-<name>.png`, counted.
+async function show(page, hash) {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+  await until(page, `the screen ${hash}`, (h) => {
+    const v = document.getElementById('view');
+    return v.dataset.route === h && !v.hasAttribute('aria-busy');
+  }, hash);
+}
+
+async function setLang(page, lang) {
+  await page.click(`[data-lang="${lang}"]`);
+  await until(page, `the page in ${lang}`, (l) => document.documentElement.lang === l, lang);
+  await until(page, 'the screen redrawn', () => !document.getElementById('view').hasAttribute('aria-busy'));
+}
+
+function shooter(prefix) {
+  const shoot = async (page, name) => {
+    const file = path.join(OUT, `${prefix}-${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    shoot.count++;
+    log(`SCREENSHOT ${file}`);
+  };
+  shoot.count = 0;
+  return shoot;
+}
+
+module.exports = { assert, BASE, OUT, MODE, FIX, step, log, launch, until, text, login, show, setLang, shooter };

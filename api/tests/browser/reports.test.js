@@ -9,29 +9,9 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { assert, BASE, OUT, MODE, FIX, log, launch, until, login } = require('./lib.js');
+const { assert, BASE, OUT, MODE, FIX, log, launch, until, login, show, setLang, shooter } = require('./lib.js');
 
-let shots = 0;
-async function shoot(page, name) {
-  const file = path.join(OUT, `reports-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  shots++;
-  log(`SCREENSHOT ${file}`);
-}
-
-async function show(page, hash) {
-  await page.evaluate((h) => { location.hash = h; }, hash);
-  await until(page, `the screen ${hash}`, (h) => {
-    const v = document.getElementById('view');
-    return v.dataset.route === h && !v.hasAttribute('aria-busy');
-  }, hash);
-}
-
-async function setLang(page, lang) {
-  await page.click(`[data-lang="${lang}"]`);
-  await until(page, `the page in ${lang}`, (l) => document.documentElement.lang === l, lang);
-  await until(page, 'the screen redrawn', () => !document.getElementById('view').hasAttribute('aria-busy'));
-}
+const shoot = shooter('reports');
 
 /** The report table as text: header cells and rows of cells. */
 const tableText = (page) => page.$eval('#rep-table', (t) => ({
@@ -195,7 +175,7 @@ async function reports() {
   await shoot(page, 'biz-history-en');
   assert.deepEqual(problems, [], 'no page errors and nothing fetched from elsewhere');
   await context.close();
-  log(`REPORTS walked, ${shots} screenshots`);
+  log(`REPORTS walked, ${shoot.count} screenshots`);
 }
 
 ({ reports }[MODE])().then(
