@@ -122,6 +122,9 @@ async function desktop() {
   // ----------------------------------------------------------------------------- the job list
   await visible(page, 'v-jobs');
   await until(page, 'five jobs', () => document.querySelectorAll('#jobs-body tr').length === 5);
+  // Each job's 連絡事項 (BIZTEL §2.6: shown to its agents) in the list.
+  const notes = await page.$$eval('#jobs-body td.notes', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(notes, Array(5).fill('12月DM送付済みのお客様です。'), "the jobs' notes for agents");
   await until(page, 'live', () => document.getElementById('conn').dataset.state === 'live');
   assert.match(await text(page, '#presence'), new RegExp(FIX.colleague), 'a colleague in the presence panel');
   assert.ok((await page.getAttribute('#b-ready', 'aria-keyshortcuts')) === 'Alt+R', 'the shortcut is on the button');
@@ -196,6 +199,7 @@ async function desktop() {
   await page.getByRole('button', { name: '待機', exact: true }).click();
   await stateIs(page, 'ready');
   await visible(page, 'v-wait');
+  assert.equal(await text(page, '#wait-notes'), '12月DM送付済みのお客様です。', "the job's notes in the waiting screen");
   await shots(page, 'waiting');
   // Pause with a reason, and back.
   await page.selectOption('#pause-reason', { label: '休憩' });

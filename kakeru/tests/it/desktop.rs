@@ -152,9 +152,16 @@ async fn campaign(
     }
     let j = insert(
         db,
-        "INSERT INTO call_jobs (tenant_id, campaign_id, dialing_group_id, name, status, started_at, created_at)
-         VALUES ($1, $2, $3, $4, 'running', $5, 0) RETURNING id",
-        &[json!(t), json!(c), json!(group), json!(format!("{name}ジョブ")), json!(store::now_ms())],
+        "INSERT INTO call_jobs (tenant_id, campaign_id, dialing_group_id, name, status, started_at, created_at, notes)
+         VALUES ($1, $2, $3, $4, 'running', $5, 0, $6) RETURNING id",
+        &[
+            json!(t),
+            json!(c),
+            json!(group),
+            json!(format!("{name}ジョブ")),
+            json!(store::now_ms()),
+            json!("12月DM送付済みのお客様です。"),
+        ],
     )
     .await;
     sqlx::query("INSERT INTO call_job_lists (tenant_id, job_id, list_id) VALUES ($1, $2, $3)")
