@@ -22,19 +22,6 @@ const UPDATED: Field = Field::new("updated_at", Ty::Instant, "When the record la
 
 /// Campaign modes (SPEC 4).
 pub const MODES: &[&str] = &["preview", "progressive", "predictive", "standard", "distribute", "dial"];
-/// The nine system results set by the dialer (SPEC 4).
-pub const SYSTEM_RESULTS: &[&str] = &[
-    "pending",
-    "busy",
-    "no_entry",
-    "timeout",
-    "cancel",
-    "error",
-    "not_in_service",
-    "channel_limit",
-    "restricted",
-    "stopped",
-];
 pub const FIELD_KINDS: &[&str] =
     &["text", "number", "date", "phone", "email", "long_text", "select", "radio", "checkbox", "postal_code"];
 pub const MAX_LEADS_PER_LIST: i64 = 200_000;
@@ -163,7 +150,7 @@ pub static RESULT_CODES: Spec = Spec {
     path: "/result-codes",
     table: "result_codes",
     tag: "campaigns",
-    doc: "Numbered campaign results (番号,テキスト), keyed by DTMF entry. The ten system results are fixed: pending, busy, no_entry, timeout, cancel, error, not_in_service (現アナ), channel_limit, restricted, stopped.",
+    doc: "Numbered campaign results (番号,テキスト), keyed by DTMF entry. Beside them every tenant has fixed results that cannot be renamed or deleted: the system results (pending, busy, no_entry, abandoned, timeout, cancel, error, channel_limit, restricted, stopped) and CALLTREE's default statuses no_contact (不通), fax (FAX), not_in_service (現アナ), prospect (見込), recall (再コール: saved with a recall) and complaint (クレーム: the lead is stopped and its number put on the do-not-call list); 不通, FAX and 現アナ are calls but not connects.",
     fields: &[
         Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
         Field::new("number", Ty::Int { min: 1, max: 999 }, "Result number (0 is reserved for DTMF recall entry).").req().filter().sort(),

@@ -20,6 +20,7 @@ pub mod preview;
 pub mod recordings;
 pub mod records;
 pub mod reports;
+pub mod results;
 pub mod retention;
 pub mod rollups;
 pub mod search;

@@ -209,6 +209,12 @@ fn job_json(auth: &Auth, j: &desk::DeskJob) -> Value {
     })
 }
 
+/// CALLTREE's default statuses (不通, FAX, 現アナ, 見込, 再コール, クレーム), offered on every wrap-up form
+/// after the campaign's numbered results; the page names them from its catalogue.
+fn default_results() -> Value {
+    json!(store::results::default_statuses().map(|f| json!({"key": f.key, "connected": f.connect})).collect::<Vec<_>>())
+}
+
 /// The desk whole (also the stream's first event).
 pub(crate) async fn desk_json(st: &AppState, auth: &Auth) -> ApiResult<Value> {
     let w = working(st, auth).await?;
@@ -254,6 +260,7 @@ pub(crate) async fn desk_json(st: &AppState, auth: &Auth) -> ApiResult<Value> {
         "job": job,
         "remaining": remaining,
         "result_codes": codes,
+        "default_results": default_results(),
         "recalls": {"open": recalls.len(), "due": due},
         "now_ms": now,
     }))
@@ -334,7 +341,7 @@ async fn lead_get(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResu
     let codes = desk::result_codes(&st.db, t, lead.campaign_id).await?;
     Ok(Json(json!({
         "lead": lead_json(&auth, &lead), "custom_fields": fields, "result_codes": codes,
-        "contacts": contacts, "history": history,
+        "default_results": default_results(), "contacts": contacts, "history": history,
     })))
 }
 

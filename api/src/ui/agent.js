@@ -76,6 +76,7 @@
       state_hold: '保留', state_wrap_up: '後処理', state_paused: '停止', state_unknown: '未確認',
       res_pending: '発信待機中', res_busy: 'ビジー', res_no_entry: '未入力', res_timeout: '制限時間', res_cancel: 'キャンセル',
       res_error: 'エラー', res_not_in_service: '現アナ', res_channel_limit: 'チャンネル制限', res_restricted: '発信規制', res_stopped: '停止', res_abandoned: '破棄呼',
+      res_no_contact: '不通', res_fax: 'FAX', res_prospect: '見込', res_recall: '再コール', res_complaint: 'クレーム', default_results: 'デフォルト',
     },
     en: {
       title: 'Agent desktop', language: 'Language', menu: 'Menu', logout: 'Log out',
@@ -141,6 +142,7 @@
       state_hold: 'Hold', state_wrap_up: 'Wrap-up', state_paused: 'Paused', state_unknown: 'Unknown',
       res_pending: 'Pending', res_busy: 'Busy', res_no_entry: 'No entry', res_timeout: 'No answer', res_cancel: 'Cancelled',
       res_error: 'Error', res_not_in_service: 'Not in service', res_channel_limit: 'Channel limit', res_restricted: 'Do-not-call', res_stopped: 'Stopped', res_abandoned: 'Abandoned',
+      res_no_contact: 'No contact', res_fax: 'Fax', res_prospect: 'Prospect', res_recall: 'Recall', res_complaint: 'Complaint', default_results: 'Default statuses',
     },
   };
   // The wallboard's colours.
@@ -367,6 +369,7 @@
     S.job = d.job;
     S.remaining = d.remaining;
     S.deskCodes = d.result_codes || [];
+    S.deskDefaults = d.default_results || [];
     S.recallCounts = d.recalls;
     S.caller = d.caller || null;
     if (d.call_id) S.callId = d.call_id;
@@ -861,11 +864,17 @@
     $('b-save-only').disabled = !canSave;
     const L = S.lead;
     const codes = (L && L.result_codes) || S.deskCodes || [];
+    const defaults = (L && L.default_results) || S.deskDefaults || [];
     const sel = $('r-result');
     const keep = sel.value;
-    if (sel.dataset.codes !== JSON.stringify(codes)) {
-      sel.dataset.codes = JSON.stringify(codes);
-      sel.replaceChildren(...codes.map((c) => { const o = el('option', '', `${c.number}: ${c.label}`); o.value = String(c.number); return o; }));
+    const sig = JSON.stringify([codes, defaults, S.lang]);
+    if (sel.dataset.codes !== sig) {
+      sel.dataset.codes = sig;
+      // The campaign's numbered results, then CALLTREE's default statuses (不通, FAX, 現アナ, 見込, 再コール, クレーム).
+      const fixed = el('optgroup');
+      fixed.label = t('default_results');
+      fixed.append(...defaults.map((d) => { const o = el('option', '', resultLabel(d.key, [])); o.value = d.key; return o; }));
+      sel.replaceChildren(...codes.map((c) => { const o = el('option', '', `${c.number}: ${c.label}`); o.value = String(c.number); return o; }), ...(defaults.length ? [fixed] : []));
       if (keep) sel.value = keep;
     }
     const dl = $('lead-dl');
@@ -1385,6 +1394,13 @@
       await act(() => api('POST', `/agent/calls/${S.callId}/hang-up`));
     });
     $('record-form').addEventListener('submit', (ev) => { ev.preventDefault(); saveRecord(true); });
+    // 再コール is saved with a recall; a クレーム stops the lead, so its record completes it.
+    $('r-result').addEventListener('change', () => {
+      const na = { recall: 'recall', complaint: 'complete' }[$('r-result').value];
+      if (!na) return;
+      document.querySelector(`input[name="next_action"][value="${na}"]`).checked = true;
+      $('recall-box').hidden = na !== 'recall';
+    });
     $('b-save-only').addEventListener('click', () => saveRecord(false));
     $('b-edit-lead').addEventListener('click', startEdit);
     $('b-cancel-lead').addEventListener('click', () => { S.editing = false; render(); });

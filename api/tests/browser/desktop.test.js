@@ -191,7 +191,11 @@ async function desktop() {
   await ok(page);
   await stateIs(page, 'wrap_up');
   // 保存のみ: saved, still in wrap-up until 待機.
-  await page.selectOption('#r-result', '3');
+  // CALLTREE's default statuses follow the campaign's codes: 再コール turns the next action to a recall.
+  await page.selectOption('#r-result', { label: '再コール' });
+  assert.ok(await page.getByLabel('再発信日時選択').isChecked(), '再コール selects a recall');
+  await page.selectOption('#r-result', { label: '見込' });
+  await page.getByLabel('自動発信継続').check();
   await page.getByRole('button', { name: '保存のみ' }).click();
   await ok(page);
   await until(page, 'saved', () => document.getElementById('saved-note').textContent.length > 0);

@@ -58,7 +58,7 @@ const ja = {
   'wr.title': '応対記録(未保存)', 'wr.hint': '通話成立後に保存されなかった応対記録です。開いて内容を入力し、保存してください。',
   'wr.open': '開く', 'wr.save': '保存', 'wr.interlocutor': '通話相手', 'wr.result': '結果', 'wr.other_tel': '他の電話番号',
   'wr.next_action': '次のアクション', 'wr.recall_at': '再コール日時', 'wr.memo': 'メモ', 'wr.state_after': '保存後の状態',
-  'wr.call': '通話', 'wr.system_results': 'システムの結果', 'wr.campaign_results': 'キャンペーンの結果',
+  'wr.call': '通話', 'wr.system_results': 'システムの結果', 'wr.default_results': 'デフォルトの結果ステータス', 'wr.campaign_results': 'キャンペーンの結果',
   // tenant
   'ten.title': 'テナント設定', 'ten.name': 'テナント名', 'ten.code': 'テナントコード', 'ten.time_zone': 'タイムゾーン',
   'ten.retention': '履歴保持期間 (日)', 'ten.retention_help': 'バッチの終了日・削除日の計算に使います (91日以上)。',
@@ -193,6 +193,7 @@ const ja = {
   'e.result.pending': '発信待機中', 'e.result.busy': 'ビジー', 'e.result.no_entry': '未入力', 'e.result.timeout': '制限時間',
   'e.result.cancel': 'キャンセル', 'e.result.error': 'エラー', 'e.result.not_in_service': '現アナ', 'e.result.channel_limit': 'チャンネル制限',
   'e.result.restricted': '発信規制', 'e.result.stopped': '停止', 'e.result.abandoned': '破棄呼',
+  'e.result.no_contact': '不通', 'e.result.fax': 'FAX', 'e.result.prospect': '見込', 'e.result.recall': '再コール', 'e.result.complaint': 'クレーム',
   // help under fields
   'h.campaigns.dial_ratio': 'エージェント1名に対して何chの発信をするか (固定倍率のとき)。',
   'h.campaigns.ring_timeout_s': '発信先の呼び出し時間。過ぎると結果は「制限時間」。',
@@ -267,7 +268,7 @@ const en = {
   'wr.title': 'Unsaved wrap-up records', 'wr.hint': 'Records of connected calls that were never saved. Open one, fill it in and save it.',
   'wr.open': 'Open', 'wr.save': 'Save', 'wr.interlocutor': 'Spoke with', 'wr.result': 'Result', 'wr.other_tel': 'Other number',
   'wr.next_action': 'Next action', 'wr.recall_at': 'Recall at', 'wr.memo': 'Memo', 'wr.state_after': 'State after saving',
-  'wr.call': 'Call', 'wr.system_results': 'System results', 'wr.campaign_results': 'Campaign results',
+  'wr.call': 'Call', 'wr.system_results': 'System results', 'wr.default_results': 'Default statuses', 'wr.campaign_results': 'Campaign results',
   'ten.title': 'Tenant settings', 'ten.name': 'Tenant name', 'ten.code': 'Tenant code', 'ten.time_zone': 'Time zone',
   'ten.retention': 'History retention (days)', 'ten.retention_help': "Drives the batches' end and deletion dates (91 days or more).",
   'ten.quota': 'Recording storage (GB)', 'ten.quota_help': 'Past it the oldest recordings are deleted first.',
@@ -401,6 +402,7 @@ const en = {
   'e.result.pending': 'Pending', 'e.result.busy': 'Busy', 'e.result.no_entry': 'No entry', 'e.result.timeout': 'Timeout',
   'e.result.cancel': 'Cancel', 'e.result.error': 'Error', 'e.result.not_in_service': 'Not in service', 'e.result.channel_limit': 'Channel limit',
   'e.result.restricted': 'Restricted', 'e.result.stopped': 'Stopped', 'e.result.abandoned': 'Abandoned',
+  'e.result.no_contact': 'No contact', 'e.result.fax': 'Fax', 'e.result.prospect': 'Prospect', 'e.result.recall': 'Recall', 'e.result.complaint': 'Complaint',
   'h.campaigns.dial_ratio': 'Channels per ready agent (fixed ratio).',
   'h.campaigns.ring_timeout_s': 'How long a customer rings; then the result is timeout.',
   'h.campaigns.agent_wait_timeout_s': 'How long an answered customer may wait for an agent.',
