@@ -539,6 +539,8 @@
       S.job = job;
       S.remaining = job.remaining;
       S.menu = 'work';
+      // A new job starts with an empty search (a name searched in standard mode is no number to dial).
+      S.mode = { lead: null, results: null, searched: '', notice: '' };
       // The stream's scope (the job's notices, its remaining leads) follows the session.
       connect();
     }, 'jobs-error');
