@@ -592,7 +592,7 @@ enum Published {
 /// batch's row is locked first, so publications into one batch (one list or several) run one
 /// after the other; on SQLite the write gate already orders them.
 async fn publish(db: &store::Db, tenant: i64, id: i64, req: &Request, staged: u64) -> Result<Published, store::StoreError> {
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_bulk_write().await?;
     if db.is_postgres() {
         sqlx::query("SELECT id FROM batches WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
             .bind(req.batch_id)
@@ -685,7 +685,7 @@ fn refused_rows(path: &std::path::Path, req: &Request, refused: &[(u64, String)]
 /// Deletes an import's staged rows, `DISCARD_ROWS` a transaction.
 async fn discard_staged(db: &store::Db, id: i64) -> Result<(), store::StoreError> {
     loop {
-        let mut tx = db.begin_write().await?;
+        let mut tx = db.begin_bulk_write().await?;
         let n = sqlx::query(
             "DELETE FROM import_staged_leads WHERE import_id = $1 AND row_no IN
                (SELECT row_no FROM import_staged_leads WHERE import_id = $1 ORDER BY row_no LIMIT $2)",
@@ -723,7 +723,7 @@ async fn stage(db: &store::Db, tenant: i64, id: i64, rows: &mut Vec<LeadRow>) ->
     }
     const COLS: usize = 10;
     let per_statement = if db.is_postgres() { INSERT_ROWS_POSTGRES } else { INSERT_ROWS_SQLITE };
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_bulk_write().await?;
     let mut n = 0;
     for chunk in rows.chunks(per_statement) {
         let sql = format!(
