@@ -136,6 +136,8 @@ pub struct Db {
     pub backend: Backend,
     /// SQLite: the in-process queue of writing transactions (see [`Db::begin_write`]).
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite: the queue bulk writers take before the write gate ([`Db::begin_bulk_write`]).
+    bulk_lane: Option<Arc<tokio::sync::Mutex<()>>>,
     /// SQLite: the background checkpointer, stopped when the last clone is dropped.
     _checkpointer: Option<Arc<Checkpointer>>,
 }
@@ -204,7 +206,9 @@ impl Drop for Checkpointer {
 /// `commit` it, or drop it to roll back. On SQLite it holds the write gate until then.
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    // Dropped in this order: the transaction ends before the gate, and the gate before the lane.
     _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _bulk: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
@@ -270,7 +274,8 @@ impl Db {
         let pool = options.connect(url).await?;
         let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let _checkpointer = write_gate.as_ref().map(|gate| Arc::new(Checkpointer::start(pool.clone(), gate.clone())));
-        Ok(Db { pool, backend, write_gate, _checkpointer })
+        let bulk_lane = write_gate.as_ref().map(|_| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Db { pool, backend, write_gate, bulk_lane, _checkpointer })
     }
 
     /// A transaction that will write. On SQLite, this process's writing transactions queue on one
@@ -285,10 +290,24 @@ impl Db {
             Some(gate) => {
                 let guard = gate.clone().lock_owned().await;
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, _gate: Some(guard) })
+                Ok(WriteTx { tx, _gate: Some(guard), _bulk: None })
             }
-            None => Ok(WriteTx { tx: self.pool.begin().await?, _gate: None }),
+            None => Ok(WriteTx { tx: self.pool.begin().await?, _gate: None, _bulk: None }),
         }
+    }
+
+    /// A writing transaction of a bulk job (an import's staged chunk or its publication): on
+    /// SQLite bulk writers first queue among themselves, so at most one of them waits at the write
+    /// gate at a time and a short write queues behind one bulk transaction, not behind every
+    /// running import's. The same as [`Db::begin_write`] on PostgreSQL.
+    pub async fn begin_bulk_write(&self) -> std::result::Result<WriteTx, sqlx::Error> {
+        let bulk = match &self.bulk_lane {
+            Some(lane) => Some(lane.clone().lock_owned().await),
+            None => None,
+        };
+        let mut tx = self.begin_write().await?;
+        tx._bulk = bulk;
+        Ok(tx)
     }
 
     /// `true` for PostgreSQL (tuning that differs by backend, such as rows per INSERT).

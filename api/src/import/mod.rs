@@ -1,6 +1,8 @@
 //! CSV lead import as a job: the upload is spooled to a temporary file as it arrives (never held
-//! in memory), then a background task streams it through [`csv`] and writes the good rows in ONE
-//! transaction: an upload is imported whole or not at all. Progress is visible at
+//! in memory), then a background task streams it through [`csv`], stages the good rows in short
+//! transactions and moves them into the list in ONE transaction that checks the batch's duplicate
+//! rule and the list's cap as committed then: an upload is imported whole or not at all, parallel
+//! uploads into one list or batch keep both rules exactly, and a refused row is named. Progress is visible at
 //! `GET /imports/{id}`; rejected rows come back as an error CSV in the upload's own encoding.
 
 pub mod csv;
@@ -42,7 +44,12 @@ pub const UPLOAD_MAX_BYTES: u64 = 64 << 20;
 /// interrupted (its process died: its transaction never committed, so nothing was imported).
 const HEARTBEAT_MS: u64 = 2_000;
 const STALE_MS: i64 = 60_000;
-/// Rows per INSERT statement inside the import transaction, per backend. Measured on 50,000 rows
+/// Rows staged per write transaction: on SQLite each holds the write gate for tens of milliseconds
+/// (bench/RESULTS.md, "Imports beside other tenants' writes").
+const STAGE_TX_ROWS: usize = 2_000;
+/// Staged rows deleted per write transaction once an import ends.
+const DISCARD_ROWS: i64 = 5_000;
+/// Rows per INSERT statement when staging, per backend. Measured on 50,000 rows
 /// (`kakeru-bench import`): SQLite's cost per statement grows faster than its parameters (inserts took
 /// 0.8 s at 10 rows, 0.9 s at 20, 1.9 s at 100, 5.1 s at 400 per statement); PostgreSQL: whole import
 /// medians of 2.21 s and 2.64 s at 400 rows, 3.07-3.71 s at 1,000.
@@ -464,8 +471,9 @@ fn encoding_name(e: Encoding) -> &'static str {
     }
 }
 
-/// Streams the spooled file through the reader and writes the good rows in one transaction,
-/// rolled back on any fatal error: the upload is imported whole or not at all.
+/// Streams the spooled file through the reader and stages the good rows in short transactions
+/// (`import_staged_leads`, `STAGE_TX_ROWS` a transaction), then [`publish`]es them: the upload is
+/// imported whole or not at all, and on SQLite the write gate is never held for the whole file.
 async fn import_file(
     st: &AppState,
     tenant: i64,
@@ -475,6 +483,8 @@ async fn import_file(
 ) -> Result<Outcome, store::StoreError> {
     let mut outcome = Outcome { encoding: None, imported: 0, rejected: vec![], header: vec![], fatal: None };
     let pool = &st.db.pool;
+    // An early look at the batch's numbers refuses most duplicates as the file is read; the
+    // publication checks again against what is committed then.
     let mut in_batch: HashSet<String> = HashSet::new();
     if !req.allow_duplicates {
         let rows = sqlx::query("SELECT tel FROM leads WHERE batch_id = $1 AND tenant_id = $2")
@@ -486,20 +496,7 @@ async fn import_file(
             in_batch.insert(r.try_get("tel")?);
         }
     }
-    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1")
-        .bind(req.list_id)
-        .fetch_one(pool)
-        .await?
-        .try_get("n")?;
-    let opts = Options {
-        format: req.mapping.clone().map(Format::Generic).unwrap_or(Format::Standard),
-        max_bytes: Some(UPLOAD_MAX_BYTES),
-        allow_duplicate_tels: req.allow_duplicates,
-        tags: req.tags.clone(),
-        delimiter: req.delimiter,
-        has_header: req.has_header,
-        ..Options::default()
-    };
+    let opts = read_options(req);
     let file = std::fs::File::open(path).map_err(|e| store::StoreError::Config(e.to_string()))?;
     let mut reader = match csv::LeadReader::new(BufReader::new(file), opts, |tel: &str| in_batch.contains(tel)) {
         Ok(r) => r,
@@ -510,21 +507,19 @@ async fn import_file(
     };
     outcome.encoding = Some(reader.encoding());
     outcome.header = reader.header().to_vec();
-    let now = store::now_ms();
     let started = std::time::Instant::now();
-    let mut insert_time = std::time::Duration::ZERO;
-    let mut tx = st.db.begin_write().await?;
-    let chunk_rows = if st.db.is_postgres() { INSERT_ROWS_POSTGRES } else { INSERT_ROWS_SQLITE };
-    let mut chunk: Vec<LeadRow> = Vec::with_capacity(chunk_rows);
+    let mut stage_time = std::time::Duration::ZERO;
+    let mut pending: Vec<LeadRow> = Vec::with_capacity(STAGE_TX_ROWS);
+    let mut staged = 0u64;
     let mut last_report = 0u64;
     while let Some(item) = reader.next() {
         match item {
             Ok(Ok(row)) => {
-                chunk.push(row);
-                if chunk.len() == chunk_rows {
+                pending.push(row);
+                if pending.len() == STAGE_TX_ROWS {
                     let t = std::time::Instant::now();
-                    outcome.imported += insert_chunk(&mut tx, tenant, req, now, &mut chunk).await?;
-                    insert_time += t.elapsed();
+                    staged += stage(&st.db, tenant, id, &mut pending).await?;
+                    stage_time += t.elapsed();
                 }
             }
             Ok(Err(rejected)) => outcome.rejected.push(rejected),
@@ -532,7 +527,7 @@ async fn import_file(
                 // Fatal midway (too many rows, undecodable bytes): nothing of this upload stays.
                 outcome.fatal = Some(fatal_of(&e));
                 outcome.encoding = Some(reader.encoding());
-                tx.rollback().await?;
+                discard_staged(&st.db, id).await?;
                 return Ok(outcome);
             }
         }
@@ -544,26 +539,167 @@ async fn import_file(
     }
     let p = reader.progress();
     st.imports.set(id, Progress { bytes_read: p.bytes_read, rows_read: p.rows_read });
-    outcome.imported += insert_chunk(&mut tx, tenant, req, now, &mut chunk).await?;
-    if existing + outcome.imported as i64 > MAX_LEADS_PER_LIST {
-        outcome.fatal = Some((
-            "list_full",
-            format!("1つのリストは{MAX_LEADS_PER_LIST}件までです (a list holds at most {MAX_LEADS_PER_LIST} leads; it has {existing})"),
-        ));
-        tx.rollback().await?;
-        return Ok(outcome);
-    }
+    drop(reader);
+    staged += stage(&st.db, tenant, id, &mut pending).await?;
     let t = std::time::Instant::now();
-    tx.commit().await?;
+    let published = publish(&st.db, tenant, id, req, staged).await;
+    let publish_ms = t.elapsed().as_millis() as u64;
+    discard_staged(&st.db, id).await?;
+    match published? {
+        Published::Done { imported, refused } => {
+            outcome.imported = imported;
+            if !refused.is_empty() {
+                outcome.rejected.extend(refused_rows(path, req, &refused)?);
+                outcome.rejected.sort_by_key(|e| e.row);
+            }
+        }
+        Published::Refused(code, message) => outcome.fatal = Some((code, message)),
+    }
     tracing::info!(
         import = id,
         rows = p.rows_read,
         total_ms = started.elapsed().as_millis() as u64,
-        insert_ms = insert_time.as_millis() as u64,
-        commit_ms = t.elapsed().as_millis() as u64,
-        "import committed"
+        stage_ms = stage_time.as_millis() as u64,
+        publish_ms,
+        "import ended"
     );
     Ok(outcome)
+}
+
+fn read_options(req: &Request) -> Options {
+    Options {
+        format: req.mapping.clone().map(Format::Generic).unwrap_or(Format::Standard),
+        max_bytes: Some(UPLOAD_MAX_BYTES),
+        allow_duplicate_tels: req.allow_duplicates,
+        tags: req.tags.clone(),
+        delimiter: req.delimiter,
+        has_header: req.has_header,
+        ..Options::default()
+    }
+}
+
+/// How the publication of an import's staged rows ended.
+enum Published {
+    /// `imported` rows are in the list; `refused` (line, number) were refused because the batch
+    /// got their numbers after the file was read (a parallel import).
+    Done { imported: u64, refused: Vec<(u64, String)> },
+    /// Nothing was imported (list full, list deleted meanwhile).
+    Refused(&'static str, String),
+}
+
+/// Moves an import's staged rows into the list in one write transaction, after checking the
+/// batch's duplicate rule and the list's cap against what is committed now. On PostgreSQL the
+/// batch's row is locked first, so publications into one batch (one list or several) run one
+/// after the other; on SQLite the write gate already orders them.
+async fn publish(db: &store::Db, tenant: i64, id: i64, req: &Request, staged: u64) -> Result<Published, store::StoreError> {
+    let mut tx = db.begin_bulk_write().await?;
+    if db.is_postgres() {
+        sqlx::query("SELECT id FROM batches WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
+            .bind(req.batch_id)
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+    }
+    let allow = sqlx::query("SELECT allow_duplicates FROM customer_lists WHERE id = $1 AND tenant_id = $2")
+        .bind(req.list_id)
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(allow) = allow else {
+        return Ok(Published::Refused("list_gone", "リストが削除されました (the list was deleted; nothing was imported)".into()));
+    };
+    let mut refused = Vec::new();
+    if allow.try_get::<i64, _>("allow_duplicates")? == 0 {
+        if db.is_postgres() {
+            // Right after an import the planner's statistics still say the batch is empty, and it
+            // picks a nested loop over the whole batch for every staged row (minutes at 49,000
+            // rows); a hash join reads the batch once.
+            sqlx::query("SET LOCAL enable_nestloop = off").execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "UPDATE import_staged_leads SET refused = 1 WHERE import_id = $1 AND EXISTS
+               (SELECT 1 FROM leads l WHERE l.batch_id = $2 AND l.tenant_id = $3 AND l.tel = import_staged_leads.tel)",
+        )
+        .bind(id)
+        .bind(req.batch_id)
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await?;
+        for r in sqlx::query("SELECT row_no, tel FROM import_staged_leads WHERE import_id = $1 AND refused = 1 ORDER BY row_no")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            refused.push((r.try_get::<i64, _>("row_no")? as u64, r.try_get::<String, _>("tel")?));
+        }
+    }
+    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1 AND tenant_id = $2")
+        .bind(req.list_id)
+        .bind(tenant)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+    let accepted = staged - refused.len() as u64;
+    if existing + accepted as i64 > MAX_LEADS_PER_LIST {
+        return Ok(Published::Refused(
+            "list_full",
+            format!("1つのリストは{MAX_LEADS_PER_LIST}件までです (a list holds at most {MAX_LEADS_PER_LIST} leads; it has {existing})"),
+        ));
+    }
+    let imported = sqlx::query(
+        "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, remarks, custom, tags, state, attempts, created_at)
+         SELECT tenant_id, $1, $2, name, kana, tel, phone_type, remarks, custom, tags, 'open', 0, $3
+         FROM import_staged_leads WHERE import_id = $4 AND refused = 0 ORDER BY row_no",
+    )
+    .bind(req.list_id)
+    .bind(req.batch_id)
+    .bind(store::now_ms())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(Published::Done { imported, refused })
+}
+
+/// The refused rows as the file has them, for the error CSV: the file is read again, each
+/// refused number counting as already in the batch.
+fn refused_rows(path: &std::path::Path, req: &Request, refused: &[(u64, String)]) -> Result<Vec<RowError>, store::StoreError> {
+    let rows: HashSet<u64> = refused.iter().map(|(r, _)| *r).collect();
+    let tels: HashSet<&str> = refused.iter().map(|(_, t)| t.as_str()).collect();
+    let file = std::fs::File::open(path).map_err(|e| store::StoreError::Config(e.to_string()))?;
+    let reader = csv::LeadReader::new(BufReader::new(file), read_options(req), |tel: &str| tels.contains(tel))
+        .map_err(|e| store::StoreError::Config(e.to_string()))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for item in reader {
+        if let Ok(Err(mut e)) = item {
+            if rows.contains(&e.row) {
+                e.message = csv::MSG_DUPLICATE.to_string();
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes an import's staged rows, `DISCARD_ROWS` a transaction.
+async fn discard_staged(db: &store::Db, id: i64) -> Result<(), store::StoreError> {
+    loop {
+        let mut tx = db.begin_bulk_write().await?;
+        let n = sqlx::query(
+            "DELETE FROM import_staged_leads WHERE import_id = $1 AND row_no IN
+               (SELECT row_no FROM import_staged_leads WHERE import_id = $1 ORDER BY row_no LIMIT $2)",
+        )
+        .bind(id)
+        .bind(DISCARD_ROWS)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n == 0 {
+            return Ok(());
+        }
+    }
 }
 
 fn fatal_of(e: &FileError) -> (&'static str, String) {
@@ -580,55 +716,38 @@ fn fatal_of(e: &FileError) -> (&'static str, String) {
     (code, e.to_string())
 }
 
-async fn insert_chunk(
-    tx: &mut store::WriteTx,
-    tenant: i64,
-    req: &Request,
-    now: i64,
-    chunk: &mut Vec<LeadRow>,
-) -> Result<u64, store::StoreError> {
-    if chunk.is_empty() {
+/// Stages `rows` in one short write transaction, in multi-row INSERTs of the backend's size.
+async fn stage(db: &store::Db, tenant: i64, id: i64, rows: &mut Vec<LeadRow>) -> Result<u64, store::StoreError> {
+    if rows.is_empty() {
         return Ok(0);
     }
     const COLS: usize = 10;
-    let mut sql = String::from(
-        "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, remarks, custom, tags, state, attempts, created_at) VALUES ",
-    );
-    for i in 0..chunk.len() {
-        if i > 0 {
-            sql.push(',');
+    let per_statement = if db.is_postgres() { INSERT_ROWS_POSTGRES } else { INSERT_ROWS_SQLITE };
+    let mut tx = db.begin_bulk_write().await?;
+    let mut n = 0;
+    for chunk in rows.chunks(per_statement) {
+        let sql = format!(
+            "INSERT INTO import_staged_leads (import_id, row_no, tenant_id, name, kana, tel, phone_type, remarks, custom, tags) VALUES {}",
+            store::placeholders(db.backend, chunk.len(), COLS)
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(id)
+                .bind(r.row as i64)
+                .bind(tenant)
+                .bind(r.name.clone())
+                .bind(r.kana.clone())
+                .bind(r.tel.clone())
+                .bind(store::leads::PhoneType::of(&r.tel).as_str())
+                .bind(r.remarks.clone())
+                .bind(serde_json::Value::Object(r.custom.clone()).to_string())
+                .bind(serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".into()));
         }
-        let b = i * COLS;
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'open', 0, {now})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8,
-            b + 9,
-            b + 10
-        ));
+        n += q.execute(&mut *tx).await?.rows_affected();
     }
-    let mut q = sqlx::query(&sql);
-    for r in chunk.iter() {
-        q = q
-            .bind(tenant)
-            .bind(req.list_id)
-            .bind(req.batch_id)
-            .bind(r.name.clone())
-            .bind(r.kana.clone())
-            .bind(r.tel.clone())
-            .bind(store::leads::PhoneType::of(&r.tel).as_str())
-            .bind(r.remarks.clone())
-            .bind(serde_json::Value::Object(r.custom.clone()).to_string())
-            .bind(serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".into()));
-    }
-    let n = q.execute(&mut **tx).await?.rows_affected();
-    chunk.clear();
+    tx.commit().await?;
+    rows.clear();
     Ok(n)
 }
 
@@ -664,6 +783,13 @@ async fn import_json(ctx: &Ctx, id: i64) -> ApiResult<Value> {
         .bind(ctx.tenant())
         .execute(&ctx.st.db.pool)
         .await?;
+        // What the dead process staged goes too (in the background: up to 50,000 rows).
+        let db = ctx.st.db.clone();
+        tokio::spawn(async move {
+            if let Err(e) = discard_staged(&db, id).await {
+                tracing::warn!(error = %e, import = id, "could not discard an interrupted import's rows");
+            }
+        });
         r = read_job(ctx, id).await?;
     }
     let live = ctx.st.imports.get(id);

@@ -109,18 +109,7 @@ pub async fn header_only_and_limits_import_nothing(app: TestApp) {
 
     // A list holds at most 200,000 leads: an upload that would pass it imports nothing.
     let (b, l2) = list(&app, &t, true).await;
-    let fill = match app.backend {
-        crate::harness::Backend::Postgres => {
-            "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at)
-             SELECT $1, $2, $3, 'x', 'x', '0300000000', 'fixed', 0 FROM generate_series(1, 199995)"
-        }
-        crate::harness::Backend::Sqlite => {
-            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 199995)
-             INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at)
-             SELECT $1, $2, $3, 'x', 'x', '0300000000', 'fixed', 0 FROM s"
-        }
-    };
-    store::sqlx::query(fill).bind(t.id).bind(l2).bind(b).execute(&app.db.pool).await.unwrap();
+    fill(&app, t.id, l2, b, 199_995).await;
     let mut csv = String::from("name,kana,tel,remarks\n");
     for i in 0..10 {
         csv.push_str(&format!("n{i},カナ,04{:08},\n", i));
@@ -200,7 +189,109 @@ pub async fn an_interrupted_import_reports_failed(app: TestApp) {
     assert_eq!(lead_count(&app, l).await, 0);
 }
 
+/// A file of `rows` distinct numbers (`prefix` makes files of different numbers).
+fn numbers_file(rows: usize, prefix: &str) -> Vec<u8> {
+    let mut csv = String::from("name,kana,tel,remarks\n");
+    for i in 0..rows {
+        csv.push_str(&format!("n{i},カナ,{prefix}{i:08},\n"));
+    }
+    csv.into_bytes()
+}
+
+/// Starts the uploads all at once (each waits for its 202) and waits for every job to end.
+async fn upload_parallel(app: &TestApp, t: &Tenant, uploads: Vec<(i64, Vec<u8>)>) -> Vec<Value> {
+    let token = t.mgr().unwrap();
+    let started = futures::future::join_all(uploads.into_iter().map(|(list, bytes)| async move {
+        let (status, body) = app.raw(token, "POST", &format!("/lists/{list}/imports"), "text/csv", bytes).await;
+        assert_eq!(status.as_u16(), 202, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice::<Value>(&body).unwrap()["id"].as_i64().unwrap()
+    }))
+    .await;
+    let mut out = Vec::new();
+    for id in started {
+        out.push(wait(app, token, id).await);
+    }
+    out
+}
+
+/// Parallel uploads of one file into one list that forbids duplicates (4, then 8 of them), and into
+/// two lists of one batch: each number is imported once; every other upload refuses it by row, in
+/// its error CSV (SPEC 4: no number twice in a batch).
+pub async fn parallel_imports_keep_the_duplicate_rule(app: TestApp) {
+    let t = app.tenant("par").await;
+    const ROWS: usize = 49_000;
+    let file = numbers_file(ROWS, "03");
+    for n in [4, 8] {
+        let (_, l) = list(&app, &t, false).await;
+        let jobs = upload_parallel(&app, &t, (0..n).map(|_| (l, file.clone())).collect()).await;
+        assert_eq!(lead_count(&app, l).await, ROWS as i64, "{n} parallel uploads: each number once");
+        let imported: i64 = jobs.iter().map(|j| j["imported_rows"].as_i64().unwrap()).sum();
+        assert_eq!(imported, ROWS as i64, "{jobs:?}");
+        for j in &jobs {
+            assert_eq!(j["status"], "done", "{j}");
+            let (imp, rej) = (j["imported_rows"].as_i64().unwrap(), j["rejected_rows"].as_i64().unwrap());
+            assert_eq!(imp + rej, ROWS as i64, "every row imported or refused: {j}");
+        }
+        // A refused row is named in the job's error CSV with the duplicate's text.
+        let refused = jobs.iter().find(|j| j["rejected_rows"].as_i64().unwrap() > 0).expect("a refusing upload");
+        let id = refused["id"].as_i64().unwrap();
+        let (status, bytes) =
+            app.raw(t.mgr().unwrap(), "GET", &format!("/imports/{id}/errors.csv"), "text/csv", vec![]).await;
+        assert_eq!(status.as_u16(), 200);
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.lines().count() as i64, 1 + refused["rejected_rows"].as_i64().unwrap(), "one line per row");
+        let line = text.lines().nth(1).unwrap();
+        assert!(line.contains("カナ,03") && line.ends_with("指定したバッチ内に同一の電話番号が既に登録されています"), "{line}");
+    }
+    // Two lists of one batch: the batch holds each number once.
+    let (b, l1) = list(&app, &t, false).await;
+    let l2 = expect(
+        app.call(t.mgr(), "post", "/lists", Some(&json!({"batch_id": b, "name": "l2", "allow_duplicates": false}))).await,
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let jobs = upload_parallel(&app, &t, vec![(l1, file.clone()), (l2, file.clone()), (l1, file.clone()), (l2, file)]).await;
+    assert_eq!(lead_count(&app, l1).await + lead_count(&app, l2).await, ROWS as i64, "{jobs:?}");
+}
+
+/// Parallel uploads into a list near its 200,000 cap: the list never passes it; each upload is
+/// imported whole or refused whole as list_full.
+pub async fn parallel_imports_keep_the_list_cap(app: TestApp) {
+    let t = app.tenant("cap").await;
+    let (b, l) = list(&app, &t, true).await;
+    fill(&app, t.id, l, b, 140_000).await;
+    // Each upload fits alone (140,000 + 49,000); two would not.
+    let uploads = (0..4).map(|i| (l, numbers_file(49_000, &format!("0{}", 4 + i)))).collect();
+    let jobs = upload_parallel(&app, &t, uploads).await;
+    let count = lead_count(&app, l).await;
+    assert_eq!(count, 189_000, "{jobs:?}");
+    assert_eq!(jobs.iter().filter(|j| j["status"] == "done").count(), 1, "{jobs:?}");
+    for j in jobs.iter().filter(|j| j["status"] != "done") {
+        assert_eq!(j["error_code"], "list_full", "{j}");
+        assert_eq!(j["imported_rows"], 0);
+    }
+}
+
+/// Puts `n` leads into a list straight in SQL.
+async fn fill(app: &TestApp, tenant: i64, list: i64, batch: i64, n: i64) {
+    let fill = match app.backend {
+        crate::harness::Backend::Postgres => {
+            "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at)
+             SELECT $1, $2, $3, 'x', 'x', '0300000000', 'fixed', 0 FROM generate_series(1, $4)"
+        }
+        crate::harness::Backend::Sqlite => {
+            "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $4)
+             INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at)
+             SELECT $1, $2, $3, 'x', 'x', '0300000000', 'fixed', 0 FROM s"
+        }
+    };
+    store::sqlx::query(fill).bind(tenant).bind(list).bind(batch).bind(n).execute(&app.db.pool).await.unwrap();
+}
+
 crate::both!(
+    parallel_imports_keep_the_duplicate_rule,
+    parallel_imports_keep_the_list_cap,
     an_interrupted_import_reports_failed,
     imports_cp932_and_utf8_with_error_csv,
     header_only_and_limits_import_nothing,
