@@ -15,6 +15,7 @@ pub mod calendar;
 pub mod desktop;
 pub mod dialing;
 pub mod leads;
+pub mod leases;
 pub mod links;
 pub mod preview;
 pub mod recordings;

@@ -6,6 +6,7 @@ mod core;
 mod digest;
 mod engine;
 mod floor;
+mod leases;
 mod metrics;
 mod net;
 mod outage;
