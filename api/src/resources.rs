@@ -185,6 +185,11 @@ pub static DIALING_GROUPS: Spec = Spec {
             "無応答自動停止: an agent who does not take an offered customer is paused with this reason; null: off (the agent is ready again).",
         )
         .null(),
+        Field::new(
+            "no_answer_pause_release_s",
+            Ty::Int { min: 0, max: 86_400 },
+            "無応答自動停止時間: that pause ends by itself after this many seconds; 0 (the default): it lasts until the agent or a supervisor ends it.",
+        ),
         CREATED,
     ],
     extra: &[Extra {

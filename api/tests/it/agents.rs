@@ -530,7 +530,7 @@ macro_rules! flavours {
 }
 
 /// 無応答自動停止 (CloudCallCenter §11.2): the group's setting pauses an agent who lets an offered
-/// customer go, with its reason.
+/// customer go, with its reason, and 無応答自動停止時間 ends that pause by itself.
 async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) {
     let buses = Buses::new(redis).await;
     let bus = buses.bus.clone();
@@ -544,9 +544,13 @@ async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) 
     let reason = expect(app.call(mgr, "post", "/pause-reasons", Some(&json!({"name": "無応答"}))).await, 201)["id"]
         .as_i64()
         .unwrap();
-    let g = json!({"no_answer_pause_reason_id": reason});
+    let g = json!({"no_answer_pause_reason_id": reason, "no_answer_pause_release_s": 2});
     let v = expect(app.call(mgr, "patch", &format!("/dialing-groups/{group}"), Some(&g)).await, 200);
     assert_eq!(v["no_answer_pause_reason_id"].as_i64(), Some(reason));
+    assert_eq!(v["no_answer_pause_release_s"].as_i64(), Some(2));
+    let bad = json!({"no_answer_pause_release_s": -1});
+    let e = expect(app.call(mgr, "patch", &format!("/dialing-groups/{group}"), Some(&bad)).await, 422);
+    assert_eq!(e["error"]["field"], "no_answer_pause_release_s");
     phone_for(&app, &t, op_id).await;
     let control = Control::start(&bus, &app, &wallboards, t.id).await;
     expect(app.call(op, "post", "/agent/session", Some(&json!({"call_job_id": job}))).await, 202);
@@ -574,6 +578,18 @@ async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) 
     .await
     .expect("the transition");
     assert_eq!(store::sqlx::Row::try_get::<String, _>(&cause, "cause").unwrap(), "no_answer");
+    // 無応答自動停止時間: the pause ends by itself after the group's 2 s (then the customer, who no
+    // dialer released in this test, is offered again).
+    until_agent(&app, op, op_id, "out of the pause", |v: &Value| v["state"] != "paused").await;
+    let cause = store::sqlx::query(
+        "SELECT cause FROM agent_transitions WHERE tenant_id = $1 AND agent_user_id = $2 AND from_state = 'paused' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(t.id)
+    .bind(op_id)
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("the transition");
+    assert_eq!(store::sqlx::Row::try_get::<String, _>(&cause, "cause").unwrap(), "pause_released");
     control.stop().await;
     buses.cleanup().await;
 }

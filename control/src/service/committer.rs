@@ -198,6 +198,7 @@ mod tests {
                 leg_up: true,
                 pending: None,
                 dialling: false,
+                release_at_ms: None,
             },
             config: AgentConfig::default(),
         }

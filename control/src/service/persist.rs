@@ -101,6 +101,7 @@ fn cause_name(c: &Cause) -> (&'static str, Option<i64>) {
         Cause::PauseRequested => ("pause_requested", None),
         Cause::LogOffRequested => ("log_off_requested", None),
         Cause::IdleTimeout => ("idle_timeout", None),
+        Cause::PauseReleased => ("pause_released", None),
         Cause::Supervisor { supervisor_id } => ("supervisor", Some(i(supervisor_id.0))),
     }
 }

@@ -958,7 +958,10 @@ impl Engine {
             }
             CtlCommand::HangUpAgentLeg { agent_id } => {
                 let agent = agent_id.0;
-                let here = self.agents.get(&agent).is_some_and(|a| a.leg_shard.is_some() || a.campaign.is_some_and(|c| self.holds(c)));
+                let here = self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|a| a.leg_shard.is_some() || a.campaign.is_some_and(|c| self.holds(c)));
                 if !here && self.held.is_some() {
                     return;
                 }

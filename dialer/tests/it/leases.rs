@@ -111,7 +111,11 @@ async fn a_taken_lease_fences_its_old_holders_writes_and_leads_and_channels_hold
         let b_call = ids[0].expect("placed");
         assert!(dialing::end_calls_fenced(db, t, &[result(b_call)], "host-b").await.expect("b result").is_empty());
         // The campaign's channel limit too.
-        sqlx::query("UPDATE campaigns SET max_channels = 1 WHERE id = $1").bind(c).execute(&db.pool).await.expect("limit");
+        sqlx::query("UPDATE campaigns SET max_channels = 1 WHERE id = $1")
+            .bind(c)
+            .execute(&db.pool)
+            .await
+            .expect("limit");
         let two = [call(&floor, &l[4], None), call(&floor, &l[5], None)];
         let ids = dialing::begin_calls(db, t, "host-b", later, &two, &[], Some(&fence_b)).await.expect("b dials");
         assert!(ids[0].is_some() && ids[1].is_none(), "one channel of the campaign: {ids:?}");
