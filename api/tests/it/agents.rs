@@ -569,27 +569,28 @@ async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) 
     // Not taken within the campaign's 1 s: released, and the agent paused with the group's reason.
     let v = until_agent(&app, op, op_id, "paused on no answer", state_is("paused")).await;
     assert_eq!(v["reason_id"].as_i64(), Some(reason), "{v}");
-    let cause = store::sqlx::query(
-        "SELECT cause FROM agent_transitions WHERE tenant_id = $1 AND agent_user_id = $2 ORDER BY id DESC LIMIT 1",
-    )
-    .bind(t.id)
-    .bind(op_id)
-    .fetch_one(&app.db.pool)
-    .await
-    .expect("the transition");
-    assert_eq!(store::sqlx::Row::try_get::<String, _>(&cause, "cause").unwrap(), "no_answer");
+    // The cause of the agent's last transition into (or out of) `state`.
+    let cause = |column: &'static str, state: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let sql = format!(
+                "SELECT cause FROM agent_transitions WHERE tenant_id = $1 AND agent_user_id = $2 AND {column} = $3 ORDER BY id DESC LIMIT 1"
+            );
+            let row = store::sqlx::query(&sql)
+                .bind(t.id)
+                .bind(op_id)
+                .bind(state)
+                .fetch_one(&db.pool)
+                .await
+                .expect("a transition");
+            store::sqlx::Row::try_get::<String, _>(&row, "cause").unwrap()
+        }
+    };
+    assert_eq!(cause("to_state", "paused").await, "no_answer");
     // 無応答自動停止時間: the pause ends by itself after the group's 2 s (then the customer, who no
     // dialer released in this test, is offered again).
     until_agent(&app, op, op_id, "out of the pause", |v: &Value| v["state"] != "paused").await;
-    let cause = store::sqlx::query(
-        "SELECT cause FROM agent_transitions WHERE tenant_id = $1 AND agent_user_id = $2 AND from_state = 'paused' ORDER BY id DESC LIMIT 1",
-    )
-    .bind(t.id)
-    .bind(op_id)
-    .fetch_one(&app.db.pool)
-    .await
-    .expect("the transition");
-    assert_eq!(store::sqlx::Row::try_get::<String, _>(&cause, "cause").unwrap(), "pause_released");
+    assert_eq!(cause("from_state", "paused").await, "pause_released");
     control.stop().await;
     buses.cleanup().await;
 }
