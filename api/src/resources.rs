@@ -63,6 +63,11 @@ pub static CAMPAIGNS: Spec = Spec {
         Field::new("withhold_caller_id", Ty::Bool, "Withhold the caller ID (prefix 184). Default false."),
         Field::new("mode", Ty::Enum(MODES), "Dialing mode. Default progressive.").filter(),
         Field::new(
+            "next_number_on_no_answer",
+            Ty::Bool,
+            "After a call nobody answered (timeout, busy, not in service) the lead's next dial takes its next number (/lead-numbers, in the order added; after the last, the main one). Default false: always the main number.",
+        ),
+        Field::new(
             "dial_ratio",
             Ty::Real { min: 0.1, max: 10.0 },
             "発信速度倍率: channels per ready agent (fixed ratio). Default 1.0.",
@@ -829,6 +834,40 @@ pub static LEADS: Spec = Spec {
     hooks: Hooks { before_write: Some(lead_write), after_write: None, before_delete: None, decorate: None },
 };
 
+pub static LEAD_NUMBERS: Spec = Spec {
+    schema: "LeadNumber",
+    path: "/lead-numbers",
+    table: "lead_numbers",
+    tag: "lists",
+    doc: "A lead's other numbers (電話番号の追加): dialled after the main one when the campaign moves on after no answer, in the order added.",
+    fields: &[
+        Field::new("lead_id", Ty::Ref("leads"), "The lead.").req().create_only().filter(),
+        Field::new("tel", Ty::LeadTel, "The number: half-width digits only, 9-30, leading 0 (BIZTEL §2.2).")
+            .req()
+            .filter()
+            .search(),
+        Field::new("phone_type", Ty::Enum(&["mobile", "fixed"]), "mobile (070/080/090) or fixed.").read_only(),
+        Field::new("label", Ty::Text { min: 0, max: 60 }, "What the number is (自宅, 携帯, 勤務先...).").null().search(),
+        CREATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op, Role::Biz, Role::By],
+    write: &[Role::Mgr, Role::Sv, Role::By],
+    delete: &[Role::Mgr, Role::Sv, Role::By],
+    scope: Some(("lead_id", "leads")),
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(lead_number_write), after_write: None, before_delete: None, decorate: None },
+};
+
+hook!(lead_number_write, |_ctx, _id, v| {
+    if let Some(tel) = v.get("tel").and_then(SqlVal::as_str).map(str::to_string) {
+        v.set("phone_type", SqlVal::S(PhoneType::of(&tel).as_str().to_string()));
+    }
+    Ok(())
+});
+
 hook!(lead_write, |ctx, id, v| {
     let (list_id, batch_id, allow) = {
         let sql =
@@ -1284,6 +1323,7 @@ pub static ALL_SPECS: &[&Spec] = &[
     &LISTS,
     &CUSTOM_FIELDS,
     &LEADS,
+    &LEAD_NUMBERS,
     &CALL_JOBS,
     &DNC_NUMBERS,
     &INBOUND_BLOCKS,

@@ -449,9 +449,33 @@ async fn write_results(db: &Db, tenant_id: i64, results: &[CallResult], holder: 
         .bind(r.call_id)
         .execute(&mut *tx)
         .await?;
+        if NOT_REACHED.contains(&r.result) {
+            next_number(&mut tx, tenant_id, r.call_id).await?;
+        }
     }
     tx.commit().await?;
     Ok(refused)
+}
+
+/// Results after which a campaign that says so dials the lead's next number: nobody answered
+/// (制限時間), the line was busy (ビジー), the number is not in service (現アナ).
+const NOT_REACHED: &[&str] = &["timeout", "busy", "not_in_service"];
+
+/// Moves the lead of a call nobody answered to its next number (the one added after the number
+/// dialled; after the last, the main number again), when its campaign moves on after no answer.
+async fn next_number(tx: &mut sqlx::AnyConnection, tenant_id: i64, call_id: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE leads SET next_number_id = (SELECT MIN(n.id) FROM lead_numbers n
+            WHERE n.tenant_id = leads.tenant_id AND n.lead_id = leads.id AND n.id > COALESCE(leads.next_number_id, 0))
+         WHERE tenant_id = $1
+           AND id = (SELECT r.lead_id FROM call_records r JOIN campaigns c ON c.id = r.campaign_id AND c.tenant_id = r.tenant_id
+                     WHERE r.tenant_id = $1 AND r.dialer_call_id = $2 AND c.next_number_on_no_answer = 1)",
+    )
+    .bind(tenant_id)
+    .bind(call_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// The calls of a campaign placed under another lease than `token` (an earlier holder's) and still

@@ -308,6 +308,7 @@ fn lead_json(auth: &Auth, l: &desk::LeadCard) -> Value {
     json!({
         "id": l.id, "list_id": l.list_id, "list_name": l.list_name, "campaign_id": l.campaign_id,
         "name": l.name, "kana": l.kana, "tel": l.tel, "remarks": l.remarks,
+        "other_numbers": l.other_numbers.iter().map(|(tel, label)| json!({"tel": tel, "label": label})).collect::<Vec<_>>(),
         "custom": serde_json::from_str::<Value>(&l.custom).unwrap_or_else(|_| json!({})),
         "tags": serde_json::from_str::<Value>(&l.tags).unwrap_or_else(|_| json!([])),
         "state": l.state, "attempts": l.attempts, "last_result": l.last_result,

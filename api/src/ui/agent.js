@@ -41,7 +41,7 @@
       call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断',
       confirm_hang_up: '切断しますか?', confirm_save: '保存しますか?', confirm_end: '発信業務を終了しますか?',
       acw_left: '後処理 残り {t}', basic_info: '基本情報', edit_lead: '修正', update_lead: '更新', cancel: 'キャンセル',
-      f_name: '名前', f_kana: 'フリガナ', f_tel: '電話番号', f_remarks: '備考', f_tags: 'タグ', f_attempts: '発信回数',
+      f_name: '名前', f_kana: 'フリガナ', f_tel: '電話番号', f_other_numbers: 'その他の電話番号', f_remarks: '備考', f_tags: 'タグ', f_attempts: '発信回数',
       f_last_result: '前回結果', f_list: '顧客リスト', lead_updated: '更新しました (履歴に記録)',
       record: '応対記録', interlocutor: '対話者', self: '本人', other: 'その他', result: '対話結果',
       other_tel: '電話番号(その他)', next_action: '次のアクション', na_continue: '自動発信継続', na_recall: '再発信日時選択',
@@ -107,7 +107,7 @@
       call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer',
       confirm_hang_up: 'Hang up the customer?', confirm_save: 'Save the record?', confirm_end: 'End calling for this job?',
       acw_left: 'Wrap-up {t} left', basic_info: 'Customer', edit_lead: 'Correct', update_lead: 'Update', cancel: 'Cancel',
-      f_name: 'Name', f_kana: 'Kana', f_tel: 'Number', f_remarks: 'Remarks', f_tags: 'Tags', f_attempts: 'Attempts',
+      f_name: 'Name', f_kana: 'Kana', f_tel: 'Number', f_other_numbers: 'Other numbers', f_remarks: 'Remarks', f_tags: 'Tags', f_attempts: 'Attempts',
       f_last_result: 'Last result', f_list: 'Customer list', lead_updated: 'Updated (recorded in the history)',
       record: 'Wrap-up record', interlocutor: 'Spoke with', self: 'The customer', other: 'Someone else', result: 'Result',
       other_tel: 'Other number', next_action: 'Next action', na_continue: 'Keep auto-dialling', na_recall: 'Recall at',
@@ -906,6 +906,9 @@
       row(t('f_name'), lead.name, 'name');
       row(t('f_kana'), lead.kana, 'kana');
       row(t('f_tel'), lead.tel, 'tel');
+      if ((lead.other_numbers || []).length) {
+        row(t('f_other_numbers'), lead.other_numbers.map((n) => (n.label ? `${n.tel} (${n.label})` : n.tel)).join(', '), 'other_numbers');
+      }
       row(t('f_remarks'), lead.remarks, 'remarks');
       for (const f of L.custom_fields || []) {
         const v = lead.custom[f.key];

@@ -638,7 +638,51 @@ pub async fn default_statuses_drive_their_features(app: TestApp) {
     assert_eq!(e["error"]["field"], "result");
 }
 
+/// A lead's other numbers (/lead-numbers): validated like the main number, typed, unique per lead,
+/// written by MGR/SV/BY and read by OP, never seen from another tenant.
+pub async fn a_lead_carries_other_numbers(app: TestApp) {
+    let t = app.tenant("numbers").await;
+    let mgr = t.mgr();
+    let (c, _, l) = crate::harness::scaffold(&app, &t, json!({}), false).await;
+    let body = json!({"list_id": l, "name": "n", "kana": "カナ", "tel": "0311130001"});
+    let lead = expect(app.call(mgr, "post", "/leads", Some(&body)).await, 201)["id"].as_i64().unwrap();
+    let n = expect(
+        app.call(mgr, "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "09011130002", "label": "携帯"})))
+            .await,
+        201,
+    );
+    assert_eq!((n["phone_type"].as_str(), n["label"].as_str()), (Some("mobile"), Some("携帯")));
+    let e = expect(
+        app.call(mgr, "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "03-1113-0003"}))).await,
+        422,
+    );
+    assert_eq!(e["error"]["field"], "tel");
+    expect(app.call(mgr, "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "09011130002"}))).await, 409);
+    let op = t.token(Role::Op);
+    expect(app.call(op, "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "0311130004"}))).await, 403);
+    let other = app.tenant("numbers2").await;
+    let e = expect(
+        app.call(other.mgr(), "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "0311130005"}))).await,
+        422,
+    );
+    assert_eq!(e["error"]["field"], "lead_id");
+    assert_eq!(expect(app.call(other.mgr(), "get", "/lead-numbers", None).await, 200)["total"], 0);
+    assert_eq!(expect(app.call(mgr, "get", &format!("/lead-numbers?lead_id={lead}"), None).await, 200)["total"], 1);
+    // The campaign's setting, off by default.
+    let camp = expect(app.call(mgr, "get", &format!("/campaigns/{c}"), None).await, 200);
+    assert_eq!(camp["next_number_on_no_answer"], false);
+    let camp = expect(
+        app.call(mgr, "patch", &format!("/campaigns/{c}"), Some(&json!({"next_number_on_no_answer": true}))).await,
+        200,
+    );
+    assert_eq!(camp["next_number_on_no_answer"], true);
+    // Deleting the lead takes its numbers with it.
+    expect(app.call(mgr, "delete", &format!("/leads/{lead}"), None).await, 204);
+    assert_eq!(expect(app.call(mgr, "get", "/lead-numbers", None).await, 200)["total"], 0);
+}
+
 crate::both!(
+    a_lead_carries_other_numbers,
     default_statuses_drive_their_features,
     wrapup_records_save_results_and_recalls,
     batch_dates_follow_retention,
