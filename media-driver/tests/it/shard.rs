@@ -445,3 +445,88 @@ fn a_recording_cut_by_kill_9_opens_and_plays() {
     assert!(rec.customer.iter().filter(|&&b| b == 0x23).count() > rec.customer.len() / 2, "customer audio");
     assert!(rec.agent.iter().all(|&b| b == Codec::Pcmu.silence()), "agent channel silent");
 }
+
+/// A small tmpfs mounted for one test (the test runs as root, as the suite does), unmounted when
+/// dropped, a failing test included. A mount refused fails the test: it never skips.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "kakeru-test", &dir.path().to_string_lossy()])
+            .status()
+            .expect("mount runs");
+        assert!(ok.success(), "mounting a tmpfs (the test needs root)");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// Talks for `n` packets of 20 ms from sequence `first`, in real time (the recording is written by
+/// the call's clock), each received relayed at the agent.
+fn talk(w: &Wired, first: u16, n: u16) {
+    let mut buf = [0u8; 1500];
+    let start = Instant::now();
+    for (i, seq) in (first..first + n).enumerate() {
+        w.customer.send_to(&packet(0x1234_5678, seq, 0x23), w.shard_customer).expect("loopback send");
+        recv(&w.agent, &mut buf, "relayed packet");
+        std::thread::sleep((start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(Instant::now()));
+    }
+}
+
+/// Records `n` packets of talk from sequence `first` into `path`: the closed recording's error and bytes.
+fn record_talk(w: &Wired, id: u64, path: &std::path::Path, first: u16, n: u16) -> (Option<String>, u64) {
+    let control = Control::StartRecording { call: CALL, id: RecordingId(id), path: path.into(), codec: Codec::Pcmu };
+    w.shard.try_send(control).expect("shard running");
+    barrier(&w.shard, id);
+    talk(w, first, n);
+    w.shard.try_send(Control::StopRecording { call: CALL }).expect("shard running");
+    match wait_for(&w.shard, |r| matches!(r, Report::RecordingClosed { .. })) {
+        Report::RecordingClosed { error, bytes, .. } => (error, bytes),
+        _ => unreachable!("wait_for returned the matching report"),
+    }
+}
+
+/// The recordings' disk fills during a call: the recording stops with a counted error (the shard's
+/// counter and `kakeru_media_recording_errors_total`), the call goes on relaying, the file holds a
+/// header that claims no more than was written, and once space returns the next recording is whole.
+#[test]
+fn a_full_disk_stops_the_recording_not_the_call() {
+    let handle = telemetry::install("media-test").expect("recorder");
+    let disk = Tmpfs::mount("64k");
+    // Leave 5 pages: the first second of stereo G.711 (16,000 bytes) fits, the second does not.
+    let filler = disk.0.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 44 << 10]).expect("filler");
+    let w = wired_at(DriverChoice::Epoll, 93);
+    let path = disk.0.path().join("call-7.wav");
+    let (error, _) = record_talk(&w, 71, &path, 0, 120);
+    let error = error.expect("the recording reports its error");
+    assert!(error.contains("space"), "{error}");
+    let file = std::fs::read(&path).expect("the cut recording stays");
+    let rec = read_recording(&file).expect("the cut recording parses");
+    assert_eq!(rec.declared_frames, 8000, "the header counts the second written before the disk filled");
+    assert!(rec.declared_frames as usize <= rec.customer.len(), "and no more than the file holds");
+    assert!(rec.customer[..8000].contains(&0x23), "the customer's audio of that second");
+    // The call goes on.
+    talk(&w, 150, 50);
+    // Space returns: the next recording is whole.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let path2 = disk.0.path().join("call-7b.wav");
+    let (error, bytes) = record_talk(&w, 72, &path2, 200, 60);
+    assert_eq!(error, None);
+    let file = std::fs::read(&path2).expect("recording file exists");
+    assert_eq!(file.len() as u64, bytes);
+    let rec = read_recording(&file).expect("recording parses");
+    assert_eq!(rec.declared_frames as usize, rec.customer.len(), "final header counts every frame");
+    assert!(rec.declared_frames >= 50 * 160, "{} frames", rec.declared_frames);
+    let stats = w.shard.shutdown().expect("shard stops cleanly");
+    assert_eq!(stats.recording_errors, 1, "{stats:?}");
+    let text = handle.render();
+    assert!(text.contains("kakeru_media_recording_errors_total{shard=\"93\"} 1"), "{text}");
+}
