@@ -12,6 +12,16 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# --- the media hosts' sysctls (deploy/sysctl/90-kakeru.conf): the dialer's SIP socket asks for 8 MiB
+# buffers, and the test of that socket asserts the whole grant where these allow it (CI needs them).
+while read -r key _ want; do
+  case "$key" in net.*) ;; *) continue ;; esac
+  have=$(sysctl -n "$key" 2>/dev/null || echo 0)
+  if [ "$have" -lt "$want" ]; then
+    sysctl -q -w "$key=$want" || echo "services: could not raise $key to $want (the SIP socket test then checks the warning only)" >&2
+  fi
+done < deploy/sysctl/90-kakeru.conf
+
 # --- PostgreSQL (127.0.0.1:5432; the tests log in as postgres/postgres or by trust) -----------
 pg_ready() { (command -v pg_isready >/dev/null && pg_isready -h 127.0.0.1 -p 5432 -q); }
 if ! pg_ready; then

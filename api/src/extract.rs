@@ -47,7 +47,12 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 fn too_large(limit: usize) -> ApiError {
-    let size = if limit >= 1 << 20 { format!("{} MiB", limit >> 20) } else { format!("{} KiB", limit >> 10) };
+    let size = match limit {
+        l if l >= 1 << 20 && l % (1 << 20) == 0 => format!("{} MiB", l >> 20),
+        l if l >= 1_000_000 && l % 1_000_000 == 0 => format!("{} MB", l / 1_000_000),
+        l if l % 1024 == 0 => format!("{} KiB", l >> 10),
+        l => format!("{l} bytes"),
+    };
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body is larger than {size}"))
         .with_field("body")
 }

@@ -346,28 +346,73 @@ impl Node {
 /// Rollup ticks between retention runs (an hour at 20 s a tick).
 const RETENTION_EVERY_TICKS: u64 = 3_600_000 / store::rollups::REFRESH_EVERY_MS;
 
+/// The first wait before a failed tenant task starts again; it doubles with each failure in a row,
+/// up to [`RESTART_MAX`], and starts over once a task has run for [`RESTART_RESET`].
+pub const RESTART_FIRST: Duration = Duration::from_secs(1);
+pub const RESTART_MAX: Duration = Duration::from_secs(60);
+const RESTART_RESET: Duration = Duration::from_secs(300);
+
+/// The wait before the restart that follows `failures` failures in a row (1 s, 2 s, 4 s, ... 60 s).
+pub fn restart_backoff(failures: u32) -> Duration {
+    RESTART_FIRST.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(RESTART_MAX)
+}
+
 /// Runs `f` once per tenant (the configured ones, or every tenant in the database, checking for new
-/// ones every `tenant_poll`) until shutdown; then waits for every tenant's task.
+/// ones every `tenant_poll`) until shutdown; then waits for every tenant's task. A tenant's task
+/// that fails (an error or a panic: Redis away at its start, a fault later) is started again after
+/// [`restart_backoff`]; one that ends without error is done.
 pub async fn for_each_tenant<F, Fut>(ctx: RoleCtx, f: F) -> anyhow::Result<()>
 where
     F: Fn(RoleCtx, u64) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    struct Running {
+        tenant: u64,
+        since: tokio::time::Instant,
+    }
     let mut started = BTreeSet::new();
     let mut tasks = JoinSet::new();
+    let mut running: std::collections::HashMap<tokio::task::Id, Running> = std::collections::HashMap::new();
+    let mut failures: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
     let mut shutdown = ctx.shutdown.clone();
     let mut poll = tokio::time::interval(ctx.config.tenant_poll);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let spawn = |tasks: &mut JoinSet<anyhow::Result<()>>, t: u64, delay: Duration| {
+        let fut = f(ctx.clone(), t);
+        let mut stop = ctx.shutdown.clone();
+        tasks
+            .spawn(async move {
+                if !delay.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.wait_for(|s| *s) => return Ok(()),
+                    }
+                }
+                fut.await
+            })
+            .id()
+    };
     loop {
         tokio::select! {
             _ = poll.tick() => {}
             _ = shutdown.wait_for(|s| *s) => break,
-            Some(r) = tasks.join_next() => {
-                match r {
-                    Ok((t, Err(e))) => tracing::error!(tenant = t, error = %format!("{e:#}"), "tenant task failed"),
-                    Err(e) => tracing::error!(error = %e, "tenant task panicked"),
-                    Ok(_) => {}
+            Some(r) = tasks.join_next_with_id() => {
+                let (id, failed) = match r {
+                    Ok((id, Ok(()))) => (id, None),
+                    Ok((id, Err(e))) => (id, Some(format!("{e:#}"))),
+                    Err(e) => (e.id(), Some(format!("panicked: {e}"))),
+                };
+                let Some(Running { tenant, since }) = running.remove(&id) else { continue };
+                let Some(error) = failed else { continue };
+                if *ctx.shutdown.borrow() {
+                    continue;
                 }
+                let n = failures.entry(tenant).or_insert(0);
+                *n = if since.elapsed() >= RESTART_RESET { 1 } else { n.saturating_add(1) };
+                let delay = restart_backoff(*n);
+                tracing::error!(tenant, error, failures = *n, restart_in_ms = delay.as_millis() as u64, "tenant task failed; restarting");
+                let id = spawn(&mut tasks, tenant, delay);
+                running.insert(id, Running { tenant, since: tokio::time::Instant::now() + delay });
                 continue;
             }
         }
@@ -385,8 +430,8 @@ where
         for t in tenants {
             if started.insert(t) {
                 tracing::info!(tenant = t, "serving tenant");
-                let fut = f(ctx.clone(), t);
-                tasks.spawn(async move { (t, fut.await) });
+                let id = spawn(&mut tasks, t, Duration::ZERO);
+                running.insert(id, Running { tenant: t, since: tokio::time::Instant::now() });
             }
         }
     }
@@ -410,6 +455,13 @@ async fn purge_sessions(db: store::Db) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restarts_back_off_doubling_to_a_minute() {
+        let secs: Vec<u64> = (1..=9).map(|n| restart_backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(restart_backoff(u32::MAX), RESTART_MAX);
+    }
 
     #[test]
     fn debug_hides_the_passwords_of_the_urls() {

@@ -15,6 +15,7 @@ pub const PACKETS_TOTAL: &str = "kakeru_media_rtp_packets_total";
 pub const BYTES_TOTAL: &str = "kakeru_media_rtp_bytes_total";
 pub const LOST_TOTAL: &str = "kakeru_media_rtp_lost_packets_total";
 pub const JITTER_SECONDS: &str = "kakeru_media_rtp_jitter_seconds";
+pub const RECORDING_ERRORS_TOTAL: &str = "kakeru_media_recording_errors_total";
 
 /// Registers the help texts (idempotent; the recorder must be installed).
 pub fn describe() {
@@ -28,6 +29,10 @@ pub fn describe() {
         "RTP bytes (UDP payload) received from and sent to call legs, by shard and direction."
     );
     metrics::describe_counter!(LOST_TOTAL, "RTP packets lost on received streams (RFC 3550 A.3), by shard.");
+    metrics::describe_counter!(
+        RECORDING_ERRORS_TOTAL,
+        "Recordings that stopped on a file error (disk full, directory gone); the call goes on unrecorded."
+    );
     metrics::describe_histogram!(
         JITTER_SECONDS,
         metrics::Unit::Seconds,
@@ -74,6 +79,8 @@ impl Meter {
             metrics::counter!(BYTES_TOTAL, "shard" => shard_label(), "direction" => dir).increment(bytes);
         }
         metrics::counter!(LOST_TOTAL, "shard" => shard_label()).increment(s.rtp_lost - f.rtp_lost);
+        metrics::counter!(RECORDING_ERRORS_TOTAL, "shard" => shard_label())
+            .increment(s.recording_errors - f.recording_errors);
         let jitter = metrics::histogram!(JITTER_SECONDS, "shard" => shard_label());
         for j in shard.drain_jitter_samples() {
             jitter.record(f64::from(j) / CLOCK_RATE);

@@ -55,7 +55,9 @@ pub struct ShardStats {
     pub send_errors: u64,
     /// Reports dropped because the report channel was full.
     pub reports_dropped: u64,
-    /// Recording writes that failed.
+    /// Recordings stopped by a file error: the file could not be created, or a write failed (a
+    /// full disk). The recording ends there, its header counting only what was written before;
+    /// the call goes on.
     pub recording_errors: u64,
     /// RTP packets and bytes received from and sent to the calls' legs, and packets lost on the
     /// received streams (sums of the calls' [`media::call::RtpCounters`]).
@@ -579,7 +581,10 @@ impl Core {
                 } else {
                     let (file, error) = match File::create(&path) {
                         Ok(f) => (Some(f), None),
-                        Err(e) => (None, Some(e.to_string())),
+                        Err(e) => {
+                            self.stats.recording_errors += 1;
+                            (None, Some(e.to_string()))
+                        }
                     };
                     self.close_recordings_of(call);
                     self.recordings.insert(id, OpenRecording { call, path, file, bytes: 0, error });

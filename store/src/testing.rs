@@ -13,6 +13,24 @@ pub fn pg_admin_url() -> String {
     std::env::var("KAKERU_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// Whether `CI` says this is a CI run (`CI=true`, as GitHub Actions and most CI systems set it):
+/// then no test may skip what it needs.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The backends a storage test runs on: SQLite and PostgreSQL. Locally, `KAKERU_TEST_SKIP_PG=1`
+/// leaves PostgreSQL out (an opt-in skip, said on stderr); with `CI=true` it is refused: the test
+/// fails rather than pass without PostgreSQL.
+pub fn backends() -> Vec<Backend> {
+    if std::env::var_os("KAKERU_TEST_SKIP_PG").is_none() {
+        return vec![Backend::Sqlite, Backend::Postgres];
+    }
+    assert!(!in_ci(), "KAKERU_TEST_SKIP_PG is set in a CI run (CI=true): every test runs on PostgreSQL too");
+    eprintln!("KAKERU_TEST_SKIP_PG: this test ran on SQLite only");
+    vec![Backend::Sqlite]
+}
+
 /// A fresh database, migrated: a SQLite file in a temporary directory (kept alive by the returned
 /// guard), or a new uniquely named PostgreSQL database.
 pub async fn fresh_db(backend: Backend) -> (Db, Option<tempfile::TempDir>) {

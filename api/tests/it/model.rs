@@ -431,6 +431,26 @@ pub async fn number_lists_upload_and_bulk_delete(app: TestApp) {
     // Bad bytes are a 415, never a 5xx.
     let (s, _) = app.raw(mgr, "POST", "/inbound-blocks/upload", "text/csv", vec![0x82, 0xff, 0xff, 0x00]).await;
     assert_eq!(s.as_u16(), 415);
+    // A large list (written many rows a statement): numbers new, repeated in the file, and already there.
+    let mut csv = String::from("0311112222\n");
+    for i in 0..60_000 {
+        csv.push_str(&format!("05{:08},n{i}\n", i % 50_000));
+    }
+    let (s, body) = app.raw(mgr, "POST", "/dnc-numbers/upload", "text/csv", csv.into_bytes()).await;
+    assert_eq!(s.as_u16(), 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((v["added"].as_i64(), v["duplicates"].as_i64()), (Some(50_001), Some(10_000)), "{v}");
+    let list = expect(app.call(Some(mgr), "get", "/dnc-numbers?number=0500000007", None).await, 200);
+    assert_eq!(list["items"][0]["note"], "n7", "the first of a repeated number is kept");
+    // Files over 5 MB (cloudcallcenter-manual §10.13: "csvの容量が5MBを超えている") are refused whole,
+    // naming the field, even when every row is a good number.
+    let big = "0312345678\n".repeat(5_000_001 / 11 + 1).into_bytes();
+    assert!(big.len() > 5_000_000 && big.len() < 5 << 20);
+    let (s, body) = app.raw(mgr, "POST", "/inbound-blocks/upload", "text/csv", big).await;
+    assert_eq!(s.as_u16(), 413, "{}", String::from_utf8_lossy(&body));
+    let e: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e["error"]["field"], "body", "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("5 MB"), "{e}");
 }
 
 pub async fn lists_paginate_sort_filter_and_validate(app: TestApp) {

@@ -252,9 +252,9 @@ pub async fn bodies_are_limited_and_json_needs_its_type(app: TestApp) {
     );
     let (reply, _) = raw_exchange(&addr, head.as_bytes(), Duration::from_secs(5)).await;
     assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
-    // A number list above the JSON limit (and axum's default 2 MB) is an upload: accepted to 5 MiB.
+    // A number list above the JSON limit (and axum's default 2 MB) is an upload: accepted to 5 MB.
     let mut csv = String::new();
-    let note = "備考".repeat(40);
+    let note = "備考".repeat(30);
     for i in 0..20_000 {
         csv.push_str(&format!("03{:08},{note}\n", 20_000_000 + i));
     }

@@ -60,11 +60,7 @@ pub async fn fixture(backend: Backend) -> (String, Db, u64, u32, Option<tempfile
 }
 
 pub fn backends() -> Vec<Backend> {
-    let mut v = vec![Backend::Sqlite];
-    if std::env::var("KAKERU_TEST_SKIP_PG").is_err() {
-        v.push(Backend::Postgres);
-    }
-    v
+    store::testing::backends()
 }
 
 pub fn config(acw_ms: Option<u64>) -> AgentConfig {

@@ -25,14 +25,39 @@ pub const SIP_SOCKET: SocketId = SocketId(0);
 pub const SIP_SOCKET_BUFFER: usize = 8 << 20;
 
 /// Binds a shard's SIP UDP socket: 8 MiB receive and send buffers ([`SIP_SOCKET_BUFFER`]),
-/// non-blocking as the shard's event loop expects.
+/// non-blocking as the shard's event loop expects. Where the kernel grants less (its
+/// `net.core.rmem_max` / `wmem_max` below 8 MiB: deploy/sysctl/90-kakeru.conf raises them) it says
+/// so in a warning, once per socket: the dialer runs, but drops datagrams under bursts of set-ups.
 pub fn bind_sip_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
     socket.set_recv_buffer_size(SIP_SOCKET_BUFFER)?;
     socket.set_send_buffer_size(SIP_SOCKET_BUFFER)?;
     socket.bind(&addr.into())?;
     socket.set_nonblocking(true)?;
-    Ok(socket.into())
+    let socket: UdpSocket = socket.into();
+    if let Some(short) = buffer_shortfall(&socket) {
+        tracing::warn!(%addr, "{short}");
+    }
+    Ok(socket)
+}
+
+/// What the kernel granted the SIP socket below [`SIP_SOCKET_BUFFER`], as a warning's text, or
+/// `None` when it granted both buffers whole. (Linux reports twice the granted size, the
+/// bookkeeping overhead it adds.)
+pub fn buffer_shortfall(socket: &UdpSocket) -> Option<String> {
+    let s = socket2::SockRef::from(socket);
+    let granted = |reported: io::Result<usize>| reported.map(|r| r / 2).unwrap_or(0);
+    let (rcv, snd) = (granted(s.recv_buffer_size()), granted(s.send_buffer_size()));
+    (rcv < SIP_SOCKET_BUFFER || snd < SIP_SOCKET_BUFFER).then(|| {
+        format!(
+            "the SIP socket got a {} KiB receive and {} KiB send buffer, not the {} KiB asked for: raise \
+             net.core.rmem_max and net.core.wmem_max (deploy/sysctl/90-kakeru.conf), or bursts of call \
+             set-ups lose datagrams",
+            rcv >> 10,
+            snd >> 10,
+            SIP_SOCKET_BUFFER >> 10
+        )
+    })
 }
 
 /// An event of a shard, for the engine.
@@ -190,9 +215,13 @@ mod tests {
         std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
             .ok()
             .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(SIP_SOCKET_BUFFER)
+            .unwrap_or(0)
     }
 
+    /// Where the sysctls allow 8 MiB (deploy/sysctl/90-kakeru.conf; scripts/services.sh sets them
+    /// on a test machine) the socket gets both buffers whole and nothing is said; where they do not,
+    /// the shortfall is named. A CI run (`CI=true`) needs the sysctls: the whole grant is what it
+    /// tests.
     #[test]
     fn the_sip_socket_gets_large_buffers_and_never_blocks() {
         let socket = bind_sip_socket("127.0.0.1:0".parse().expect("addr")).expect("bind");
@@ -200,8 +229,18 @@ mod tests {
         // Linux reports twice what was granted; the grant is capped at rmem_max / wmem_max.
         let rcv = s.recv_buffer_size().expect("SO_RCVBUF");
         let snd = s.send_buffer_size().expect("SO_SNDBUF");
-        assert!(rcv >= SIP_SOCKET_BUFFER.min(sysctl("rmem_max")), "SO_RCVBUF {rcv}");
-        assert!(snd >= SIP_SOCKET_BUFFER.min(sysctl("wmem_max")), "SO_SNDBUF {snd}");
+        let sysctls_allow = sysctl("rmem_max") >= SIP_SOCKET_BUFFER && sysctl("wmem_max") >= SIP_SOCKET_BUFFER;
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(sysctls_allow || !ci, "CI=true needs net.core.rmem_max/wmem_max >= 8 MiB (scripts/services.sh)");
+        if sysctls_allow {
+            assert_eq!((rcv / 2, snd / 2), (SIP_SOCKET_BUFFER, SIP_SOCKET_BUFFER), "both buffers granted whole");
+            assert_eq!(buffer_shortfall(&socket), None);
+        } else {
+            eprintln!("net.core.rmem_max/wmem_max below 8 MiB here: the shortfall's warning is tested, not the grant");
+            assert!(rcv >= sysctl("rmem_max").min(SIP_SOCKET_BUFFER), "SO_RCVBUF {rcv}");
+            let warning = buffer_shortfall(&socket).expect("a shortfall is named");
+            assert!(warning.contains("net.core.rmem_max"), "{warning}");
+        }
         assert!(rcv > 1 << 20, "more than the kernel default: {rcv}");
         let mut buf = [0u8; 16];
         let e = socket.recv_from(&mut buf).expect_err("nothing to read");

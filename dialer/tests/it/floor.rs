@@ -78,11 +78,7 @@ pub struct Floor {
 }
 
 pub fn backends() -> Vec<Backend> {
-    let mut v = vec![Backend::Sqlite];
-    if std::env::var("KAKERU_TEST_SKIP_PG").is_err() {
-        v.push(Backend::Postgres);
-    }
-    v
+    store::testing::backends()
 }
 
 async fn database(backend: Backend) -> (Db, Option<tempfile::TempDir>) {

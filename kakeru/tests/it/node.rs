@@ -11,6 +11,7 @@ use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
 use control::messages::{streams, ShardEvent};
 use serde_json::{json, Value};
 
+use crate::console::until;
 use crate::process::Role;
 
 fn redis_url() -> String {
@@ -368,4 +369,114 @@ async fn api_and_control_in_two_processes_over_redis() {
     drop(control);
     drop(p);
     delete_prefix(&prefix).await;
+}
+
+/// A tenant's task that fails (an error, then a panic) is started again, after 1 s and then 2 s;
+/// one that ends without error is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_tenant_task_restarts_with_backoff() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let db = store::Db::connect(&format!("sqlite:{}/k.db", dir.path().display())).await.unwrap();
+    let mut cfg = kakeru::node::NodeConfig::new("sqlite::memory:");
+    cfg.tenants = vec![7, 8];
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let ctx = kakeru::node::RoleCtx {
+        db,
+        bus: control::bus::AnyBus::Memory(control::bus::MemoryBus::default()),
+        shutdown,
+        config: Arc::new(cfg),
+    };
+    let runs: Arc<[AtomicU32; 2]> = Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
+    let started = Instant::now();
+    let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (r, s) = (runs.clone(), starts.clone());
+    let role = tokio::spawn(kakeru::node::for_each_tenant(ctx, move |ctx, tenant| {
+        let (r, s) = (r.clone(), s.clone());
+        async move {
+            let n = r[(tenant - 7) as usize].fetch_add(1, Ordering::SeqCst);
+            if tenant == 8 {
+                return Ok(()); // done: never started again
+            }
+            s.lock().unwrap().push(started.elapsed());
+            match n {
+                0 => anyhow::bail!("Redis away at start"),
+                1 => panic!("a fault later"),
+                _ => {
+                    let mut stop = ctx.shutdown.clone();
+                    let _ = stop.wait_for(|s| *s).await;
+                    Ok(())
+                }
+            }
+        }
+    }));
+    until("the third start", Duration::from_secs(10), || async { runs[0].load(Ordering::SeqCst) == 3 }).await;
+    let at = starts.lock().unwrap().clone();
+    assert!(at[1] - at[0] >= Duration::from_millis(950), "first restart after about 1 s: {at:?}");
+    assert!(at[2] - at[1] >= Duration::from_millis(1950), "second after about 2 s: {at:?}");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), role).await.expect("stops at shutdown").unwrap().unwrap();
+    assert_eq!(runs[0].load(Ordering::SeqCst), 3);
+    assert_eq!(runs[1].load(Ordering::SeqCst), 1, "a task that ended well is not restarted");
+}
+
+/// An API process whose wallboard follower could not reach Redis when it started follows the
+/// mirror once Redis is back (it was dead until the process restarted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallboard_follower_without_redis_at_boot_retries() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{port}");
+    /// Killed when dropped, a failing test included.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let redis = || {
+        Server(
+            std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (scripts/services.sh)"),
+        )
+    };
+    let up = |url: String| async move {
+        let Ok(c) = redis::Client::open(url) else { return false };
+        c.get_multiplexed_async_connection().await.is_ok()
+    };
+    let server = redis();
+    until("redis-server answers", Duration::from_secs(10), || up(url.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = kakeru::node::NodeConfig::new(format!("sqlite:{}/k.db", dir.path().display()));
+    cfg.redis_url = Some(url.clone());
+    cfg.tenants = vec![5];
+    // A small retry budget (the default rides out a minute of Redis away), which the follower's
+    // own connection inherits: it gives up at once.
+    let mut bus_cfg = RedisBusConfig::new(url.clone());
+    (bus_cfg.retry_max_attempts, bus_cfg.retry_max_ms) = (2, 50);
+    let bus = RedisBus::connect(bus_cfg).await.expect("Redis up");
+    let db = store::Db::connect(&cfg.database_url).await.unwrap();
+    let mut node = kakeru::node::Node::with(db, control::bus::AnyBus::Redis(bus), cfg);
+    // Redis goes away before the follower starts.
+    drop(server);
+    node.spawn_wallboard_follower();
+    let feed = node.wallboards().feed(5).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(node.run(async move {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Back: control writes its mirror's snapshot, and the follower loads it.
+    let _server = redis();
+    until("redis-server answers again", Duration::from_secs(10), || up(url.clone())).await;
+    let bus = RedisBus::connect(RedisBusConfig::new(url.clone())).await.unwrap();
+    let control_feed = control::wallboard::Feed::starting_at(Default::default(), 4242);
+    control::wallboard::mirror::MirrorWriter::new(5).write_snapshot(&bus, &control_feed).await.unwrap();
+    until("the follower follows", Duration::from_secs(20), || async { feed.seq() == 4242 }).await;
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), running).await.expect("node stops").unwrap().unwrap();
 }

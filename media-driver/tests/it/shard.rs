@@ -36,6 +36,22 @@ fn recv(s: &UdpSocket, buf: &mut [u8], what: &str) -> (usize, SocketAddr) {
     }
 }
 
+/// The driver a test of `wanted` (io_uring or compio) runs on here. Where the kernel refuses it the
+/// shard falls back to epoll, and the test then says so: it tested the fallback, not `wanted`. In a
+/// CI run (`CI=true`) that is a failure unless `KAKERU_TEST_ALLOW_EPOLL=1` accepts it.
+fn expected_driver(wanted: DriverKind, available: bool) -> DriverKind {
+    if available {
+        return wanted;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci || std::env::var_os("KAKERU_TEST_ALLOW_EPOLL").is_some(),
+        "{wanted:?} is unavailable on this kernel and CI=true: this test would only test the epoll fallback"
+    );
+    eprintln!("{wanted:?} unavailable here: this test ran on the epoll fallback");
+    DriverKind::Epoll
+}
+
 fn addr(s: &UdpSocket) -> SocketAddr {
     s.local_addr().expect("invariant: bound socket has an address")
 }
@@ -160,14 +176,14 @@ fn epoll_shard_relays_every_packet_once_with_rewritten_headers() {
 #[test]
 fn uring_shard_relays_every_packet_once_with_rewritten_headers() {
     // Where the kernel refuses io_uring the shard must fall back to epoll, not fail.
-    let expected = if driver::io_uring_available() { DriverKind::Uring } else { DriverKind::Epoll };
+    let expected = expected_driver(DriverKind::Uring, driver::io_uring_available());
     assert_eq!(relays_both_ways(DriverChoice::Uring), expected);
     assert_eq!(driver::resolve(DriverChoice::Auto), expected, "the bench's winner, where the kernel has it");
 }
 
 #[test]
 fn compio_shard_relays_every_packet_once_with_rewritten_headers() {
-    let expected = if driver::compio_available() { DriverKind::Compio } else { DriverKind::Epoll };
+    let expected = expected_driver(DriverKind::Compio, driver::compio_available());
     assert_eq!(relays_both_ways(DriverChoice::Compio), expected);
 }
 
@@ -343,7 +359,7 @@ fn a_hosted_app_gets_its_datagrams_messages_and_the_reports_on_epoll() {
 
 #[test]
 fn a_hosted_app_gets_its_datagrams_messages_and_the_reports_on_io_uring() {
-    let expected = if driver::io_uring_available() { DriverKind::Uring } else { DriverKind::Epoll };
+    let expected = expected_driver(DriverKind::Uring, driver::io_uring_available());
     hosted_app(DriverChoice::Auto, expected);
 }
 
@@ -428,4 +444,89 @@ fn a_recording_cut_by_kill_9_opens_and_plays() {
     // It plays: the customer's relayed audio is there, the silent agent channel is silence.
     assert!(rec.customer.iter().filter(|&&b| b == 0x23).count() > rec.customer.len() / 2, "customer audio");
     assert!(rec.agent.iter().all(|&b| b == Codec::Pcmu.silence()), "agent channel silent");
+}
+
+/// A small tmpfs mounted for one test (the test runs as root, as the suite does), unmounted when
+/// dropped, a failing test included. A mount refused fails the test: it never skips.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "kakeru-test", &dir.path().to_string_lossy()])
+            .status()
+            .expect("mount runs");
+        assert!(ok.success(), "mounting a tmpfs (the test needs root)");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// Talks for `n` packets of 20 ms from sequence `first`, in real time (the recording is written by
+/// the call's clock), each received relayed at the agent.
+fn talk(w: &Wired, first: u16, n: u16) {
+    let mut buf = [0u8; 1500];
+    let start = Instant::now();
+    for (i, seq) in (first..first + n).enumerate() {
+        w.customer.send_to(&packet(0x1234_5678, seq, 0x23), w.shard_customer).expect("loopback send");
+        recv(&w.agent, &mut buf, "relayed packet");
+        std::thread::sleep((start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(Instant::now()));
+    }
+}
+
+/// Records `n` packets of talk from sequence `first` into `path`: the closed recording's error and bytes.
+fn record_talk(w: &Wired, id: u64, path: &std::path::Path, first: u16, n: u16) -> (Option<String>, u64) {
+    let control = Control::StartRecording { call: CALL, id: RecordingId(id), path: path.into(), codec: Codec::Pcmu };
+    w.shard.try_send(control).expect("shard running");
+    barrier(&w.shard, id);
+    talk(w, first, n);
+    w.shard.try_send(Control::StopRecording { call: CALL }).expect("shard running");
+    match wait_for(&w.shard, |r| matches!(r, Report::RecordingClosed { .. })) {
+        Report::RecordingClosed { error, bytes, .. } => (error, bytes),
+        _ => unreachable!("wait_for returned the matching report"),
+    }
+}
+
+/// The recordings' disk fills during a call: the recording stops with a counted error (the shard's
+/// counter and `kakeru_media_recording_errors_total`), the call goes on relaying, the file holds a
+/// header that claims no more than was written, and once space returns the next recording is whole.
+#[test]
+fn a_full_disk_stops_the_recording_not_the_call() {
+    let handle = telemetry::install("media-test").expect("recorder");
+    let disk = Tmpfs::mount("64k");
+    // Leave 5 pages: the first second of stereo G.711 (16,000 bytes) fits, the second does not.
+    let filler = disk.0.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 44 << 10]).expect("filler");
+    let w = wired_at(DriverChoice::Epoll, 93);
+    let path = disk.0.path().join("call-7.wav");
+    let (error, _) = record_talk(&w, 71, &path, 0, 120);
+    let error = error.expect("the recording reports its error");
+    assert!(error.contains("space"), "{error}");
+    let file = std::fs::read(&path).expect("the cut recording stays");
+    let rec = read_recording(&file).expect("the cut recording parses");
+    assert_eq!(rec.declared_frames, 8000, "the header counts the second written before the disk filled");
+    assert!(rec.declared_frames as usize <= rec.customer.len(), "and no more than the file holds");
+    assert!(rec.customer[..8000].contains(&0x23), "the customer's audio of that second");
+    // The call goes on.
+    talk(&w, 150, 50);
+    // Space returns: the next recording is whole.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let path2 = disk.0.path().join("call-7b.wav");
+    let (error, bytes) = record_talk(&w, 72, &path2, 200, 60);
+    assert_eq!(error, None);
+    let file = std::fs::read(&path2).expect("recording file exists");
+    assert_eq!(file.len() as u64, bytes);
+    let rec = read_recording(&file).expect("recording parses");
+    assert_eq!(rec.declared_frames as usize, rec.customer.len(), "final header counts every frame");
+    assert!(rec.declared_frames >= 50 * 160, "{} frames", rec.declared_frames);
+    let stats = w.shard.shutdown().expect("shard stops cleanly");
+    assert_eq!(stats.recording_errors, 1, "{stats:?}");
+    let text = handle.render();
+    assert!(text.contains("kakeru_media_recording_errors_total{shard=\"93\"} 1"), "{text}");
 }
