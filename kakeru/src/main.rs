@@ -245,6 +245,8 @@ async fn main() -> anyhow::Result<()> {
             };
             ecfg.recordings_dir = recordings_dir;
             ecfg.tenants = (!tenants.is_empty()).then_some(tenants.clone());
+            // Production runs several dialer hosts: each campaign on one of them, on leases.
+            ecfg.placement = Some(dialer::engine::PlacementConfig::new(""));
             match (sip_nonce_secret_file, sip_nonce_secret) {
                 (Some(path), None) => {
                     // Read here too, so that a missing or weak file stops the start with its reason.
