@@ -196,7 +196,9 @@ async fn main() -> anyhow::Result<()> {
             }
             let consumer = cfg.consumer.clone();
             let mut node = Node::open(cfg).await?;
-            node.spawn_control();
+            // Active/standby on leases: a second `kakeru control` waits and takes over.
+            let member = format!("{consumer}:{}", store::now_ms());
+            node.spawn_control_on_leases(dialer::placement::PlacementConfig::new(member));
             eprintln!("kakeru control: serving every tenant as consumer {consumer}");
             node.run(terminated()).await?;
         }

@@ -202,6 +202,14 @@ fn placement_deals_campaigns_over_the_hosts_alive_and_lets_go_when_its_time_runs
     assert_eq!(p.plan(&idle(14_000)), vec![Action::Release { key: (1, 11), token: 4 }]);
 }
 
+/// Call records of the floor's tenant where `cond` holds (`$2` the instance, `$3` a time).
+async fn calls_of(floor: &Floor, cond: &str, instance: &str, since: i64) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND {cond}");
+    let q = sqlx::query(&sql).bind(floor.tenant as i64).bind(instance);
+    let q = if sql.contains("$3") { q.bind(since) } else { q };
+    q.fetch_one(&floor.db.pool).await.expect("count").try_get(0).expect("n")
+}
+
 async fn text(db: &store::Db, sql: &str, tenant: u64) -> Option<String> {
     sqlx::query(sql).bind(tenant as i64).fetch_optional(&db.pool).await.expect(sql).map(|r| r.try_get(0).expect("text"))
 }
@@ -245,16 +253,7 @@ async fn two_hosts_on_redis_hold_a_campaign_once_and_the_survivor_takes_it_over_
             floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'no_entry'").await >= 2
         })
         .await;
-        let placed_by_other: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND dialer_instance <> $2",
-        )
-        .bind(floor.tenant as i64)
-        .bind(&old)
-        .fetch_one(&floor.db.pool)
-        .await
-        .expect("count")
-        .try_get(0)
-        .expect("n");
+        let placed_by_other = calls_of(&floor, "dialer_instance <> $2", &old, 0).await;
         assert_eq!(placed_by_other, 0, "only the holder dials the campaign");
 
         // The holder dies (no lease given up, no result written).
@@ -269,32 +268,14 @@ async fn two_hosts_on_redis_hold_a_campaign_once_and_the_survivor_takes_it_over_
         let killed = Instant::now();
         let since = store::now_ms();
         until("the survivor dials the campaign again", Duration::from_secs(5), || async {
-            sqlx::query("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND dialer_instance = $2 AND started_at >= $3")
-                .bind(floor.tenant as i64)
-                .bind(&survivor)
-                .bind(since)
-                .fetch_one(&floor.db.pool)
-                .await
-                .expect("count")
-                .try_get::<i64, _>(0)
-                .expect("n")
-                > 0
+            calls_of(&floor, "dialer_instance = $2 AND started_at >= $3", &survivor, since).await > 0
         })
         .await;
         let took = killed.elapsed();
         assert!(took <= Duration::from_secs(5), "took {took:?}");
         assert_eq!(text(&floor.db, holder_sql, floor.tenant).await.as_deref(), Some(survivor.as_str()));
         // The dead host's calls got their results (as orphans); no lead is in two calls at once.
-        let pending_of_dead: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND dialer_instance = $2 AND result = 'pending'",
-        )
-        .bind(floor.tenant as i64)
-        .bind(&old)
-        .fetch_one(&floor.db.pool)
-        .await
-        .expect("count")
-        .try_get(0)
-        .expect("n");
+        let pending_of_dead = calls_of(&floor, "dialer_instance = $2 AND result = 'pending'", &old, 0).await;
         assert_eq!(pending_of_dead, 0, "every call of the dead host has a result");
         for _ in 0..20 {
             let twice = floor
