@@ -70,6 +70,9 @@ enum Role {
     /// dialer, with a simulated carrier (real SIP and RTP on loopback) and simulated agents working
     /// a predictive campaign through the API. Prints the wallboard's URL and a login.
     Demo(kakeru::demo::DemoArgs),
+    /// The simulated carrier and/or simulated agents with their phones, as a process of their own:
+    /// to try a layout of hosts without a carrier or a floor of people.
+    Sim(kakeru::sim::SimArgs),
     /// The dialer engine on this host's media shards: places the call jobs' calls to the carrier,
     /// keeps the agents' nailed-up legs, bridges and records. Over Redis, beside `kakeru control`.
     Dialer {
@@ -201,6 +204,14 @@ async fn main() -> anyhow::Result<()> {
             node.spawn_control_on_leases(dialer::placement::PlacementConfig::new(member));
             eprintln!("kakeru control: serving every tenant as consumer {consumer}");
             node.run(terminated()).await?;
+        }
+        Role::Sim(args) => {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                terminated().await;
+                let _ = tx.send(true);
+            });
+            kakeru::sim::run(args, rx).await?;
         }
         Role::Demo(args) => {
             kakeru::demo::run(&cli.database_url, &args.listen, args.config(), terminated()).await?;
@@ -434,6 +445,7 @@ async fn start_metrics(cli: &Cli) -> anyhow::Result<()> {
         Role::Control { .. } => "control",
         Role::Dialer { .. } => "dialer",
         Role::Demo(_) => "demo",
+        Role::Sim(_) => "sim",
         Role::Migrate | Role::Tenant { .. } | Role::Rollups { .. } => return Ok(()),
     };
     telemetry::install(role)?;
