@@ -136,8 +136,18 @@ struct Call {
 
 /// Starts the carrier on `ip` (ephemeral ports) until `shutdown` becomes true.
 pub async fn start(ip: IpAddr, cfg: CarrierConfig, shutdown: watch::Receiver<bool>) -> std::io::Result<Carrier> {
-    let sip = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-    let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+    start_at(SocketAddr::new(ip, 0), cfg, shutdown).await
+}
+
+/// [`start`] with SIP on `sip_addr` (a port of its own for operators and layout tests; RTP on
+/// any free port of the same address).
+pub async fn start_at(
+    sip_addr: SocketAddr,
+    cfg: CarrierConfig,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Carrier> {
+    let sip = UdpSocket::bind(sip_addr).await?;
+    let rtp = UdpSocket::bind(SocketAddr::new(sip_addr.ip(), 0)).await?;
     let carrier = Carrier {
         sip_addr: sip.local_addr()?,
         rtp_addr: rtp.local_addr()?,

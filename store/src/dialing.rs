@@ -822,10 +822,16 @@ pub async fn tenant_ids(db: &Db, limit: i64) -> Result<Vec<u64>> {
     rows.into_iter().map(|r| Ok(u64::try_from(r.try_get::<i64, _>("id")?).unwrap_or(0))).collect()
 }
 
-/// The campaigns with a running call job, of every tenant: (tenant, campaign).
+/// The campaigns a dialer host must hold, of every tenant: (tenant, campaign). Those with a running
+/// call job, and those agents work (logged in, not offline: their nailed-up legs are kept by the
+/// campaign's host, a job running or not).
 pub async fn running_campaigns(db: &Db) -> Result<Vec<(i64, i64)>> {
-    let rows = sqlx::query("SELECT DISTINCT tenant_id, campaign_id FROM call_jobs WHERE status = 'running'")
-        .fetch_all(&db.pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT tenant_id, campaign_id FROM call_jobs WHERE status = 'running'
+         UNION SELECT tenant_id, campaign_id FROM control_agents
+         WHERE campaign_id IS NOT NULL AND view NOT LIKE '%\"state\":\"offline\"%'",
+    )
+    .fetch_all(&db.pool)
+    .await?;
     rows.into_iter().map(|r| Ok((r.try_get("tenant_id")?, r.try_get("campaign_id")?))).collect()
 }

@@ -38,6 +38,8 @@ pub struct FloorSpec {
     pub redis_url: Option<String>,
     /// The engine reads its nonce secrets from this file (else a random secret of its own).
     pub nonce_key_file: Option<std::path::PathBuf>,
+    /// The engine holds its campaigns on leases (more hosts may join: [`Floor::spawn_host`]).
+    pub placement: bool,
 }
 
 impl Default for FloorSpec {
@@ -56,6 +58,7 @@ impl Default for FloorSpec {
             result_codes: Vec::new(),
             redis_url: None,
             nonce_key_file: None,
+            placement: false,
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct Floor {
     pub realm: String,
     pub info: EngineInfo,
     pub stop: watch::Sender<bool>,
+    /// The engine's instance (its member name on leases).
+    pub instance: String,
     /// Where the engine records calls.
     pub recordings: tempfile::TempDir,
     engine: Option<tokio::task::JoinHandle<Result<EngineStats, engine::EngineError>>>,
@@ -258,6 +263,10 @@ impl Floor {
         cfg.instance_prefix = format!("test-{code}:");
         cfg.tenants = Some(vec![t as u64]);
         cfg.nonce_key_file = spec.nonce_key_file.clone();
+        if spec.placement {
+            cfg.placement = Some(engine::PlacementConfig::new(""));
+        }
+        let instance = cfg.instance.clone();
         let recordings = tempfile::tempdir().expect("recordings directory");
         cfg.recordings_dir = Some(recordings.path().to_path_buf());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -279,10 +288,50 @@ impl Floor {
             realm,
             info,
             stop,
+            instance,
             recordings,
             engine: Some(engine),
             control: Some(control),
             _dir: dir,
+        }
+    }
+
+    /// Another dialer host on leases, on the floor's database and bus (its own shards and SIP
+    /// socket), named `name`; it runs until `stop` turns true or its task is aborted (a host that
+    /// dies: nothing given up, nothing written).
+    pub async fn spawn_host(
+        &self,
+        name: &str,
+        carrier: SocketAddr,
+        stop: watch::Receiver<bool>,
+    ) -> (tokio::task::JoinHandle<Result<EngineStats, engine::EngineError>>, EngineInfo, String) {
+        let mut cfg = EngineConfig::new(carrier);
+        cfg.instance = format!("{name}:{}", store::now_ms());
+        cfg.instance_prefix = format!("{name}:");
+        cfg.tenants = Some(vec![self.tenant]);
+        cfg.placement = Some(engine::PlacementConfig::new(""));
+        let instance = cfg.instance.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let r = self.bus.clone();
+        let readers: engine::ReaderFactory<AnyBus> = Arc::new(move || {
+            let r = r.clone();
+            Box::pin(async move { r.another().await })
+        });
+        let h = tokio::spawn(engine::run_with_readers(
+            self.db.clone(),
+            self.bus.clone(),
+            readers,
+            cfg,
+            stop,
+            Some(ready_tx),
+        ));
+        (h, ready_rx.await.expect("the host starts its shards"), instance)
+    }
+
+    /// The floor's own engine dies (kill -9: its task and shards end, nothing is given up).
+    pub fn kill_engine(&mut self) {
+        if let Some(h) = self.engine.take() {
+            h.abort();
         }
     }
 

@@ -10,7 +10,9 @@ use store::dialing::{self, CallResult, Fence, NewCall};
 use store::leases::{self, Kind};
 use store::sqlx::{self, Row};
 
-use crate::floor::{backends, Floor, FloorSpec};
+use tokio::sync::watch;
+
+use crate::floor::{backends, until, Floor, FloorSpec};
 
 fn dummy_carrier() -> std::net::SocketAddr {
     "127.0.0.1:9".parse().expect("address")
@@ -202,4 +204,105 @@ fn placement_deals_campaigns_over_the_hosts_alive_and_lets_go_when_its_time_runs
     assert_eq!(p.plan(&idle(10_000)), vec![Action::Renew { key: (1, 11), token: 4 }]);
     assert_eq!(p.plan(&idle(13_999)), vec![Action::Renew { key: (1, 11), token: 4 }]);
     assert_eq!(p.plan(&idle(14_000)), vec![Action::Release { key: (1, 11), token: 4 }]);
+}
+
+/// Call records of the floor's tenant where `cond` holds (`$2` the instance, `$3` a time).
+async fn calls_of(floor: &Floor, cond: &str, instance: &str, since: i64) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND {cond}");
+    let q = sqlx::query(&sql).bind(floor.tenant as i64).bind(instance);
+    let q = if sql.contains("$3") { q.bind(since) } else { q };
+    q.fetch_one(&floor.db.pool).await.expect("count").try_get(0).expect("n")
+}
+
+async fn text(db: &store::Db, sql: &str, tenant: u64) -> Option<String> {
+    sqlx::query(sql).bind(tenant as i64).fetch_optional(&db.pool).await.expect(sql).map(|r| r.try_get(0).expect("text"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_redis_hold_a_campaign_once_and_the_survivor_takes_it_over_within_5_s() {
+    use sim::carrier::Behaviour;
+    let redis = std::env::var("REDIS_URL").expect("REDIS_URL names the real Redis these tests need");
+    for backend in backends() {
+        let (stop_tx, stop) = watch::channel(false);
+        let answer = Behaviour::Answer { after_ms: 300, talk_ms: Some(2_000) };
+        let mut rules = [answer; 10];
+        rules[4] = Behaviour::Fail { status: 486, after_ms: 300 };
+        rules[7] = Behaviour::Ring;
+        let carrier = crate::engine::carrier(rules, &stop).await;
+        let leads: Vec<String> = (0..400).map(|i| format!("0322{:06}", i)).collect();
+        let spec = FloorSpec {
+            agents: 2,
+            leads,
+            ring_timeout_s: 3,
+            max_channels: 4,
+            redis_url: Some(redis.clone()),
+            placement: true,
+            ..FloorSpec::default()
+        };
+        let mut floor = Floor::start(backend, &spec, carrier.sip_addr).await;
+        let (b_stop_tx, b_stop) = watch::channel(false);
+        let (b, _b_info, b_name) = floor.spawn_host("host-b", carrier.sip_addr, b_stop).await;
+        let _phones = crate::engine::phones(&floor, Duration::from_millis(100), &stop).await;
+        floor.log_in_agents(None).await;
+        floor.start_job().await;
+        // One holder; the agents' legs come up from it and it dials.
+        let holder_sql = "SELECT holder FROM leases WHERE kind = 'dialer' AND tenant_id = $1";
+        until("the campaign is held", Duration::from_secs(5), || async {
+            text(&floor.db, holder_sql, floor.tenant).await.is_some()
+        })
+        .await;
+        until("agents ready", Duration::from_secs(10), || async { floor.agents_in("ready").await == 2 }).await;
+        let old = text(&floor.db, holder_sql, floor.tenant).await.expect("holder");
+        until("calls placed by the holder", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'no_entry'").await >= 2
+        })
+        .await;
+        let placed_by_other = calls_of(&floor, "dialer_instance <> $2", &old, 0).await;
+        assert_eq!(placed_by_other, 0, "only the holder dials the campaign");
+
+        // The holder dies (no lease given up, no result written).
+        let (survivor, b) = if old == floor.instance {
+            floor.kill_engine();
+            (b_name.clone(), Some(b))
+        } else {
+            b.abort();
+            let _ = b.await;
+            (floor.instance.clone(), None)
+        };
+        let killed = Instant::now();
+        let since = store::now_ms();
+        until("the survivor dials the campaign again", Duration::from_secs(5), || async {
+            calls_of(&floor, "dialer_instance = $2 AND started_at >= $3", &survivor, since).await > 0
+        })
+        .await;
+        let took = killed.elapsed();
+        assert!(took <= Duration::from_secs(5), "took {took:?}");
+        assert_eq!(text(&floor.db, holder_sql, floor.tenant).await.as_deref(), Some(survivor.as_str()));
+        // The dead host's calls got their results (as orphans); no lead is in two calls at once.
+        let pending_of_dead = calls_of(&floor, "dialer_instance = $2 AND result = 'pending'", &old, 0).await;
+        assert_eq!(pending_of_dead, 0, "every call of the dead host has a result");
+        for _ in 0..20 {
+            let twice = floor
+                .scalar(
+                    "SELECT COUNT(*) FROM (SELECT lead_id FROM call_records WHERE tenant_id = $1 AND result = 'pending'
+                     GROUP BY lead_id HAVING COUNT(*) > 1) x",
+                )
+                .await;
+            assert_eq!(twice, 0, "a lead in two calls at once");
+            let busy = floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending'").await;
+            assert!(busy <= 4, "the campaign's 4 channels exceeded: {busy}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The survivor's agents: their legs were set up again from it.
+        until("agents ready on the survivor", Duration::from_secs(10), || async {
+            floor.agents_in("ready").await + floor.agents_in("talking").await + floor.agents_in("wrap_up").await == 2
+        })
+        .await;
+        let _ = b_stop_tx.send(true);
+        if let Some(b) = b {
+            let _ = b.await;
+        }
+        floor.stop().await;
+        let _ = stop_tx.send(true);
+    }
 }
