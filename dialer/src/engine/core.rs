@@ -54,6 +54,10 @@ use crate::pacer::{
 };
 
 /// The 72-hour rule for predictive campaigns.
+/// How long a browser phone's offer waits for its agent's leg (the page offers, then starts the job).
+pub const PHONE_OFFER_TTL_MS: u64 = 60_000;
+/// Browser phone offers one engine keeps waiting at most.
+pub const MAX_PHONE_OFFERS: usize = 10_000;
 pub const NO_REDIAL_AFTER_ABANDON_MS: i64 = 72 * 3_600_000;
 /// Most dials one prepare step asks for.
 pub const MAX_PREPARE: u32 = 500;
@@ -155,6 +159,11 @@ pub enum Input {
     /// lost ends its calls here (their results are the new holder's) and a campaign gained gets
     /// its agents' legs set up from this host. Never given: every campaign is this host's.
     Leases(HashMap<u64, u64>),
+    /// ブラウザフォン: the SDP offer of an agent's page (the API's [`PhoneOffer`]): kept for the
+    /// agent's next leg, or handed to the shard of the leg the agent has (an ICE restart).
+    ///
+    /// [`PhoneOffer`]: control::messages::PhoneOffer
+    PhoneOffer { agent: u64, sdp: String },
     /// Begin the stop (see the module docs).
     Stop,
 }
@@ -171,6 +180,8 @@ pub enum Output {
     /// Select leads and write their call records; answer with [`Input::Prepared`] or
     /// [`Input::PrepareFailed`] carrying the same `id`.
     Prepare(Box<PrepareRequest>),
+    /// A notice for an agent's page, on the tenant's `agent:events` (the browser phone's answer).
+    Notice { tenant: u64, notice: control::messages::AgentNotice },
     /// Nothing more now: call `handle_timeout` at this instant (or on the next input).
     Timeout(Instant),
 }
@@ -371,6 +382,8 @@ pub struct Engine {
     calls: HashMap<u64, LiveCall>,
     agents: HashMap<u64, AgentInfo>,
     contacts: HashMap<u64, Contact>,
+    /// Browser phones' offers waiting for their agent's next leg, with when they came.
+    phone_offers: HashMap<u64, (u64, String)>,
     phones: HashMap<String, i64>,
     campaigns: HashMap<u64, Campaign>,
     caller_limits: HashMap<String, i64>,
@@ -400,6 +413,7 @@ impl Engine {
             calls: HashMap::new(),
             agents: HashMap::new(),
             contacts: HashMap::new(),
+            phone_offers: HashMap::new(),
             phones: HashMap::new(),
             campaigns: HashMap::new(),
             caller_limits: HashMap::new(),
@@ -465,6 +479,7 @@ impl Engine {
             Input::Leases(held) => self.on_leases(now, held),
             Input::CallerLimits(l) => self.caller_limits = l,
             Input::Phones(p) => self.phones = p,
+            Input::PhoneOffer { agent, sdp } => self.on_phone_offer(now, agent, sdp),
             Input::Recovered { agents, contacts, orphans } => self.on_recovered(agents, contacts, orphans),
             Input::Prepared(p) => self.on_prepared(now, p),
             Input::PrepareFailed { id, error } => self.on_prepare_failed(now, id, &error),
@@ -542,6 +557,28 @@ impl Engine {
 
     fn command(&mut self, shard: usize, command: Command) {
         self.push(Output::Shard { shard, command });
+    }
+
+    /// A browser phone's offer: to the shard of the leg the agent has (set up or up), else kept
+    /// for the agent's next leg ([`PHONE_OFFER_TTL_MS`]; one per agent, at most
+    /// [`MAX_PHONE_OFFERS`]).
+    fn on_phone_offer(&mut self, now: Now, agent: u64, sdp: String) {
+        let leg = self.agents.get(&agent).filter(|a| !matches!(a.state, CtlState::Offline | CtlState::Unknown));
+        if let Some(a) = leg {
+            let shard = a.leg_shard.unwrap_or_else(|| shard_of(a.campaign.unwrap_or(0), self.cfg.shards));
+            let tenant_id = self.tenant;
+            return self.command(shard, Command::DialBrowser(calls::DialBrowser { agent, tenant_id, offer: sdp }));
+        }
+        self.phone_offers.retain(|_, (at, _)| *at + PHONE_OFFER_TTL_MS > now.unix_ms);
+        if self.phone_offers.len() >= MAX_PHONE_OFFERS && !self.phone_offers.contains_key(&agent) {
+            tracing::warn!(agent, "too many browser phone offers waiting; refused");
+            let notice = control::messages::AgentNotice::PhoneFailed {
+                agent_id: AgentId(agent),
+                error: "the dialer is busy; try again".into(),
+            };
+            return self.push(Output::Notice { tenant: self.tenant, notice });
+        }
+        self.phone_offers.insert(agent, (now.unix_ms, sdp));
     }
 
     fn publish(&mut self, event: ShardEvent) {
@@ -776,6 +813,14 @@ impl Engine {
                 }
             }
             CallEvent::DtmfEntry { agent, call, entry } => self.on_dtmf_entry(agent, call, entry),
+            CallEvent::BrowserAnswer { agent, sdp } => {
+                let notice = control::messages::AgentNotice::PhoneAnswer { agent_id: AgentId(agent), sdp };
+                self.push(Output::Notice { tenant: self.tenant, notice });
+            }
+            CallEvent::BrowserFailed { agent, error } => {
+                let notice = control::messages::AgentNotice::PhoneFailed { agent_id: AgentId(agent), error };
+                self.push(Output::Notice { tenant: self.tenant, notice });
+            }
             CallEvent::RecordingClosed { call, path, bytes, error } => {
                 if let Some(e) = error {
                     tracing::warn!(call, error = %e, "recording failed");
@@ -1007,6 +1052,14 @@ impl Engine {
         let agent_id = AgentId(agent);
         let Some(a) = self.agents.get(&agent) else { return };
         let shard = shard_of(a.campaign.unwrap_or(0), self.cfg.shards);
+        // A browser phone: its page offered before the job started.
+        if let Some((at, offer)) = self.phone_offers.remove(&agent) {
+            if at + PHONE_OFFER_TTL_MS > now.unix_ms {
+                let tenant_id = self.tenant;
+                self.command(shard, Command::DialBrowser(calls::DialBrowser { agent, tenant_id, offer }));
+                return;
+            }
+        }
         {
             {
                 match self.contacts.get(&agent).filter(|c| c.expires_at_ms > now.unix_ms).cloned() {

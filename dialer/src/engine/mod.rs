@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope};
-use control::messages::{streams, DialerNotice, ShardEvent};
+use control::messages::{streams, DialerNotice, PhoneOffer, ShardEvent};
 use media::Clip;
 use media_driver::shard::Input as ShardInput;
 use media_driver::{self as driver, ShardConfig, ShardHandle};
@@ -228,6 +228,8 @@ enum Inbox {
         jobs: bool,
         phones: bool,
     },
+    /// A browser phone's offer for a tenant's engine (if this host serves the tenant).
+    PhoneOffer { tenant: u64, input: Input },
     /// The nonce secrets as the key file holds them now (every shard keeps its keys when unchanged).
     NonceKeys(sip::auth::NonceKeys),
     /// What a placement round read from the database.
@@ -503,6 +505,20 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                     tracing::error!(tenant, "the publish queue is full: an event for control was dropped");
                 }
             }
+            Output::Notice { tenant, notice } => {
+                // Rare (a browser phone's answer): one task each, bounded by the agents' offers.
+                let bus = self.bus.clone();
+                tokio::spawn(async move {
+                    let at = u64::try_from(store::now_ms()).unwrap_or(0);
+                    let published = match Envelope::new(tenant, at, &notice) {
+                        Ok(env) => bus.publish(&streams::agent_events(tenant), &env).await.map(|_| ()).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = published {
+                        tracing::warn!(tenant, error = %e, "a browser phone's answer was not published");
+                    }
+                });
+            }
             Output::Write { tenant, write } => {
                 if let Err(e) = self.write_tx.try_send(writer::Job { tenant, write }) {
                     metrics::counter!("kakeru_dialer_writes_dropped_total").increment(1);
@@ -764,6 +780,11 @@ impl<B: Bus + Clone + 'static> Driver<B> {
             Inbox::Host(input) => self.host.handle_input(now(), input),
             Inbox::PlacementView(view) => self.on_placement_view(view),
             Inbox::PlacementDone(outcomes) => self.on_placement_done(outcomes),
+            Inbox::PhoneOffer { tenant, input } => {
+                if self.host.serves(tenant) {
+                    self.host.handle_input(now(), HostInput::Tenant { tenant, input });
+                }
+            }
             Inbox::NonceKeys(k) => {
                 for shard in 0..self.shards.len() {
                     self.send_to_shard(shard, Command::SetNonceKeys(k.clone()));
@@ -1029,6 +1050,19 @@ async fn read_notices<B: Bus>(bus: B, stream: String, mut after: EntryId, tx: mp
                 for (id, env) in entries {
                     after = id;
                     let tenant = env.tenant_id;
+                    if env.kind == <PhoneOffer as control::messages::Message>::KIND {
+                        let input = match env.decode::<PhoneOffer>() {
+                            Ok(o) => Input::PhoneOffer { agent: o.agent_id.0, sdp: o.sdp },
+                            Err(e) => {
+                                tracing::warn!(error = %e, "browser phone offer not understood");
+                                continue;
+                            }
+                        };
+                        if tx.send(Inbox::PhoneOffer { tenant, input }).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                     let (jobs, phones) = match env.decode::<DialerNotice>() {
                         Ok(DialerNotice::JobsChanged) => (true, false),
                         Ok(DialerNotice::PhonesChanged) => (false, true),

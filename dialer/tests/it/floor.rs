@@ -467,3 +467,43 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A carrier whose every customer answers after 300 ms, says `voice` (PCMU; `None`: silence), talks
+/// three seconds and hangs up.
+pub async fn talking_carrier(voice: Option<Arc<[u8]>>, stop: watch::Receiver<bool>) -> sim::carrier::Carrier {
+    let answer = sim::carrier::Behaviour::Answer { after_ms: 300, talk_ms: Some(3_000) };
+    let cfg = sim::carrier::CarrierConfig { by_last_digit: Some([answer; 10]), voice, ..Default::default() };
+    sim::carrier::start(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), cfg, stop).await.expect("carrier")
+}
+
+/// One agent, one lead, DTMF result entry with results 1 and 2, 120 s of ACW.
+pub fn result_entry_spec() -> FloorSpec {
+    FloorSpec {
+        agents: 1,
+        leads: vec!["0310000001".into()],
+        dtmf_result_entry: true,
+        acw_s: 120,
+        result_codes: vec![(1, "見込みなし"), (2, "成約")],
+        ..FloorSpec::default()
+    }
+}
+
+impl Floor {
+    /// The tenant's one recording, read (customer and agent channels decoded to linear).
+    pub async fn the_recording(&self) -> (Vec<i16>, Vec<i16>) {
+        until("the recording indexed", Duration::from_secs(10), || async {
+            self.scalar("SELECT COUNT(*) FROM recordings WHERE tenant_id = $1").await == 1
+        })
+        .await;
+        let path: String = sqlx::query_scalar("SELECT path FROM recordings WHERE tenant_id = $1")
+            .bind(self.tenant as i64)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("the recording's path");
+        let rec = media::recording::read_recording(&std::fs::read(&path).expect("the recording")).expect("readable");
+        let (mut customer, mut agent) = (Vec::new(), Vec::new());
+        rec.codec.decode_into(&rec.customer, &mut customer);
+        rec.codec.decode_into(&rec.agent, &mut agent);
+        (customer, agent)
+    }
+}

@@ -1,6 +1,7 @@
 //! Integration tests of the dialer (one binary per crate).
 
 mod baresip;
+mod browser;
 mod calls;
 mod core;
 mod digest;
