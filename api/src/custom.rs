@@ -788,10 +788,8 @@ const NUMBER_ROWS_POSTGRES: usize = 400;
 async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, body: Bytes) -> ApiResult<Value> {
     ctx.auth.require(spec.write)?;
     if body.len() > NUMBER_UPLOAD_MAX_BYTES {
-        return Err(
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "a number list's file is at most 5 MB")
-                .with_field("body")
-        );
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "a number list's file is at most 5 MB")
+            .with_field("body"));
     }
     // The lead import's decoder: UTF-8 (BOM allowed) or Shift_JIS/CP932, detected the same way.
     let mut text = String::new();

@@ -607,7 +607,9 @@ impl Core {
             Control::SetLoop { call, role, clip } => {
                 self.with_call(call, |c| c.set_loop(now, role, clip));
             }
-            Control::SetWebRtcAgent { call, leg, local, offer } => self.set_webrtc_agent(now, call, *leg, local, &offer, out),
+            Control::SetWebRtcAgent { call, leg, local, offer } => {
+                self.set_webrtc_agent(now, call, *leg, local, &offer, out)
+            }
             Control::WebRtcOffer { call, offer } => match self.webrtc.reoffer(now, call, &offer, out) {
                 Some((socket, answer, pumped)) => {
                     match answer {
@@ -789,7 +791,16 @@ impl Core {
         }
         self.stats.add_rtp(&slot.call.take_rtp_counters());
         // Its last writes and events; datagrams of a call that is gone are not sent.
-        Self::drain(&mut self.recordings, &mut self.reports, &mut self.stats, &mut self.webrtc, now, call, &mut slot.call, None);
+        Self::drain(
+            &mut self.recordings,
+            &mut self.reports,
+            &mut self.stats,
+            &mut self.webrtc,
+            now,
+            call,
+            &mut slot.call,
+            None,
+        );
         self.close_recordings_of(call);
         let drops = slot.call.drops().clone();
         self.report(Report::CallEnded {

@@ -128,16 +128,10 @@ fn rtc_config() -> str0m::RtcConfig {
     }
     cfg = cfg.enable_pcmu(true, false);
     let codecs = cfg.codec_config();
-    for (pt, clock) in [(PT_TELEPHONE_EVENT_48K, Frequency::FORTY_EIGHT_KHZ), (PT_TELEPHONE_EVENT_8K, Frequency::EIGHT_KHZ)]
+    for (pt, clock) in
+        [(PT_TELEPHONE_EVENT_48K, Frequency::FORTY_EIGHT_KHZ), (PT_TELEPHONE_EVENT_8K, Frequency::EIGHT_KHZ)]
     {
-        codecs.add_config(
-            pt.into(),
-            None,
-            Codec::Tele,
-            clock,
-            Some(1),
-            str0m::format::FormatParams::default(),
-        );
+        codecs.add_config(pt.into(), None, Codec::Tele, clock, Some(1), str0m::format::FormatParams::default());
     }
     cfg
 }
@@ -145,7 +139,12 @@ fn rtc_config() -> str0m::RtcConfig {
 impl WebRtcLeg {
     /// Accepts a browser's SDP offer on `socket` (bound at `local`, our ICE-lite host
     /// candidate): the leg and our SDP answer.
-    pub fn accept(now: Instant, socket: SocketId, local: SocketAddr, offer: &str) -> Result<(WebRtcLeg, String), WebRtcError> {
+    pub fn accept(
+        now: Instant,
+        socket: SocketId,
+        local: SocketAddr,
+        offer: &str,
+    ) -> Result<(WebRtcLeg, String), WebRtcError> {
         let mut rtc = rtc_config().build(now);
         let candidate = Candidate::host(local, "udp").map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
         rtc.add_local_candidate(candidate);
@@ -241,7 +240,8 @@ impl WebRtcLeg {
             self.stats.drops += 1;
             return;
         };
-        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: self.local, contents });
+        let input =
+            Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: self.local, contents });
         if self.rtc.accepts(&input) {
             if let Err(e) = self.rtc.handle_input(input) {
                 tracing::debug!(error = %e, "webrtc input refused");
@@ -347,7 +347,11 @@ impl WebRtcLeg {
                 }
                 Ok(Output::Transmit(t)) => {
                     let payload = t.contents.to_vec();
-                    push(&mut self.transmits, Transmit { socket: self.socket, destination: t.destination, payload }, &mut self.stats);
+                    push(
+                        &mut self.transmits,
+                        Transmit { socket: self.socket, destination: t.destination, payload },
+                        &mut self.stats,
+                    );
                 }
                 Ok(Output::Event(e)) => self.on_event(e),
                 Err(e) => {
@@ -547,14 +551,27 @@ impl WebRtcLegs {
     }
 
     /// A datagram on a leg's socket; `None` if no leg has it.
-    pub fn handle_datagram(&mut self, now: Instant, socket: SocketId, from: SocketAddr, data: &[u8], out: &mut Vec<Transmit>) -> Option<Pumped> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        from: SocketAddr,
+        data: &[u8],
+        out: &mut Vec<Transmit>,
+    ) -> Option<Pumped> {
         let slot = self.slots.get_mut(&socket)?;
         slot.leg.handle_datagram(now, from, data);
         Some(self.pump(socket, out))
     }
 
     /// A call's packet to a leg's socket; false if no leg has it.
-    pub fn send_from_call(&mut self, now: Instant, socket: SocketId, packet: &[u8], out: Option<&mut Vec<Transmit>>) -> bool {
+    pub fn send_from_call(
+        &mut self,
+        now: Instant,
+        socket: SocketId,
+        packet: &[u8],
+        out: Option<&mut Vec<Transmit>>,
+    ) -> bool {
         let Some(slot) = self.slots.get_mut(&socket) else { return false };
         slot.leg.send_from_call(now, packet);
         match out {

@@ -67,7 +67,10 @@ pub struct Browser {
 
 impl std::fmt::Debug for Browser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Browser").field("local", &self.local).field("connected", &self.connected).finish_non_exhaustive()
+        f.debug_struct("Browser")
+            .field("local", &self.local)
+            .field("connected", &self.connected)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,7 +89,9 @@ impl Browser {
             cfg = cfg.enable_opus(true, false);
         }
         cfg = cfg.enable_pcmu(true, false);
-        for (pt, clock) in [(PT_TELEPHONE_EVENT_48K, Frequency::FORTY_EIGHT_KHZ), (PT_TELEPHONE_EVENT_8K, Frequency::EIGHT_KHZ)] {
+        for (pt, clock) in
+            [(PT_TELEPHONE_EVENT_48K, Frequency::FORTY_EIGHT_KHZ), (PT_TELEPHONE_EVENT_8K, Frequency::EIGHT_KHZ)]
+        {
             cfg.codec_config().add_config(pt.into(), None, Codec::Tele, clock, Some(1), FormatParams::default());
         }
         let mut rtc = cfg.build(now);
@@ -162,7 +167,10 @@ impl Browser {
                         continue;
                     }
                     let Ok(contents) = self.buf[..n].try_into() else { continue };
-                    let input = Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: self.local, contents });
+                    let input = Input::Receive(
+                        now,
+                        Receive { proto: Protocol::Udp, source: from, destination: self.local, contents },
+                    );
                     if self.rtc.accepts(&input) {
                         self.rtc.handle_input(input).map_err(rtc_err)?;
                         self.drain()?;
@@ -180,7 +188,14 @@ impl Browser {
     }
 
     /// Sends one RTP packet (audio at the codec's clock, or a telephone event).
-    pub fn send(&mut self, now: Instant, pt: u8, timestamp: u32, marker: bool, payload: &[u8]) -> Result<(), BrowserError> {
+    pub fn send(
+        &mut self,
+        now: Instant,
+        pt: u8,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Result<(), BrowserError> {
         if !self.connected {
             return Ok(());
         }

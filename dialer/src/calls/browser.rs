@@ -14,7 +14,8 @@ use sip::message::{Method, Request};
 use sip::TxId;
 
 use super::{
-    agent_media_call, ntp_of, Agent, AgentState, CallControl, CallEvent, DialAgent, EntryParser, Now, TELEPHONE_EVENT_PT,
+    agent_media_call, ntp_of, Agent, AgentState, CallControl, CallEvent, DialAgent, EntryParser, Now,
+    TELEPHONE_EVENT_PT,
 };
 
 /// Set up an agent's leg as a browser phone from the page's SDP offer.
@@ -74,7 +75,12 @@ impl CallControl {
                 cmd: DialAgent { agent, tenant_id: cmd.tenant_id, target: String::new(), dest: port.1 },
                 state: AgentState::Inviting,
                 tx: NO_TX,
-                invite: Request { method: Method::Invite, uri: String::new(), headers: Default::default(), body: Vec::new() },
+                invite: Request {
+                    method: Method::Invite,
+                    uri: String::new(),
+                    headers: Default::default(),
+                    body: Vec::new(),
+                },
                 dialog: None,
                 port,
                 local_sdp: Vec::new(),
@@ -89,7 +95,9 @@ impl CallControl {
     /// The shard's reports about a browser leg; true if the report was one.
     pub(super) fn on_browser_report(&mut self, now: Now, report: &Report) -> bool {
         let call = match report {
-            Report::WebRtcAnswer { call, .. } | Report::WebRtcConnection { call, .. } | Report::WebRtcFailed { call, .. } => *call,
+            Report::WebRtcAnswer { call, .. }
+            | Report::WebRtcConnection { call, .. }
+            | Report::WebRtcFailed { call, .. } => *call,
             _ => return false,
         };
         let Some(agent) = self.agent_of_media(call) else { return true };

@@ -229,7 +229,10 @@ enum Inbox {
         phones: bool,
     },
     /// A browser phone's offer for a tenant's engine (if this host serves the tenant).
-    PhoneOffer { tenant: u64, input: Input },
+    PhoneOffer {
+        tenant: u64,
+        input: Input,
+    },
     /// The nonce secrets as the key file holds them now (every shard keeps its keys when unchanged).
     NonceKeys(sip::auth::NonceKeys),
     /// What a placement round read from the database.
@@ -511,7 +514,11 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                 tokio::spawn(async move {
                     let at = u64::try_from(store::now_ms()).unwrap_or(0);
                     let published = match Envelope::new(tenant, at, &notice) {
-                        Ok(env) => bus.publish(&streams::agent_events(tenant), &env).await.map(|_| ()).map_err(|e| e.to_string()),
+                        Ok(env) => bus
+                            .publish(&streams::agent_events(tenant), &env)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
                         Err(e) => Err(e.to_string()),
                     };
                     if let Err(e) = published {

@@ -10,8 +10,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use control::bus::{Bus, EntryId, Envelope};
 use control::agent::AgentId;
+use control::bus::{Bus, EntryId, Envelope};
 use control::messages::{streams, AgentNotice, Message, PhoneOffer};
 use media::dtmf::goertzel_power;
 use media::voice::OpusTranscoder;
@@ -147,8 +147,9 @@ async fn the_browser_phone_works_a_call_end_to_end() {
 
         // The page offers (POST /agent/phone publishes this), then starts the job (発信開始).
         let (browser, offer) = Browser::offer(Instant::now(), "127.0.0.1:0".parse().unwrap(), true).expect("offer");
-        let env = Envelope::new(floor.tenant, store::now_ms() as u64, &PhoneOffer { agent_id: AgentId(agent), sdp: offer })
-            .expect("encode");
+        let env =
+            Envelope::new(floor.tenant, store::now_ms() as u64, &PhoneOffer { agent_id: AgentId(agent), sdp: offer })
+                .expect("encode");
         floor.bus.publish(&streams::dialer_notices(), &env).await.expect("publish");
         tokio::time::sleep(Duration::from_millis(300)).await;
         floor.log_in_agents(Some(120_000)).await;
@@ -181,11 +182,15 @@ async fn the_browser_phone_works_a_call_end_to_end() {
             async move { c.load(Ordering::Relaxed) }
         })
         .await;
-        until("the agent ready (the leg is up)", Duration::from_secs(10), || async { floor.agents_in("ready").await == 1 }).await;
+        until("the agent ready (the leg is up)", Duration::from_secs(10), || async {
+            floor.agents_in("ready").await == 1
+        })
+        .await;
         let hold = page.heard.lock().expect("lock").len();
 
         floor.start_job().await;
-        until("the customer bridged", Duration::from_secs(15), || async { floor.agents_in("talking").await == 1 }).await;
+        until("the customer bridged", Duration::from_secs(15), || async { floor.agents_in("talking").await == 1 })
+            .await;
         until("the call in ACW", Duration::from_secs(15), || async { floor.agents_in("wrap_up").await == 1 }).await;
         let heard = page.heard.lock().expect("lock")[hold..].to_vec();
         let (p, q) = dominant(&heard, CUSTOMER_HZ, AGENT_HZ);

@@ -289,7 +289,8 @@ async fn two_hosts_on_redis_hold_a_campaign_once_and_the_survivor_takes_it_over_
                 )
                 .await;
             assert_eq!(twice, 0, "a lead in two calls at once");
-            let busy = floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending'").await;
+            let busy =
+                floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending'").await;
             assert!(busy <= 4, "the campaign's 4 channels exceeded: {busy}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -479,6 +479,8 @@ async fn a_wallboard_follower_without_redis_at_boot_retries() {
     until("the follower follows", Duration::from_secs(20), || async { feed.seq() == 4242 }).await;
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), running).await.expect("node stops").unwrap().unwrap();
+}
+
 /// The active control on leases and a standby: kill -9 of the active one, and the standby applies
 /// the commands sent after the kill within 5 s (it takes the tenant's lease, rebuilds from SQL and
 /// reads the pending entries first); the killed one comes back as the standby, and it goes again.

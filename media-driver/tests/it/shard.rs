@@ -476,7 +476,9 @@ fn talk(w: &Wired, first: u16, n: u16) {
     for (i, seq) in (first..first + n).enumerate() {
         w.customer.send_to(&packet(0x1234_5678, seq, 0x23), w.shard_customer).expect("loopback send");
         recv(&w.agent, &mut buf, "relayed packet");
-        std::thread::sleep((start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(Instant::now()));
+        std::thread::sleep(
+            (start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(Instant::now()),
+        );
     }
 }
 

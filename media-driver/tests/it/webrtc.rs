@@ -91,19 +91,28 @@ fn talk(opus_offered: bool) {
     run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
 
     let now = Instant::now();
-    let (mut browser, offer) = Browser::offer(now, "127.0.0.1:0".parse().unwrap(), opus_offered).expect("browser offers");
+    let (mut browser, offer) =
+        Browser::offer(now, "127.0.0.1:0".parse().unwrap(), opus_offered).expect("browser offers");
     assert!(offer.contains("opus") == opus_offered && offer.contains("PCMU"), "{offer}");
     run.shard
-        .try_send(Control::SetWebRtcAgent { call: CALL, leg: leg(AGENT_SOCKET, shard_agent, 0xA6E7), local: shard_agent, offer })
+        .try_send(Control::SetWebRtcAgent {
+            call: CALL,
+            leg: leg(AGENT_SOCKET, shard_agent, 0xA6E7),
+            local: shard_agent,
+            offer,
+        })
         .unwrap();
-    let Report::WebRtcAnswer { sdp, .. } = run.wait("the answer", |r| matches!(r, Report::WebRtcAnswer { .. } | Report::WebRtcFailed { .. })) else {
+    let Report::WebRtcAnswer { sdp, .. } =
+        run.wait("the answer", |r| matches!(r, Report::WebRtcAnswer { .. } | Report::WebRtcFailed { .. }))
+    else {
         panic!("offer refused: {:?}", run.reports)
     };
     assert!(sdp.contains("a=ice-lite"), "ICE-lite answer: {sdp}");
     assert!(sdp.contains(&format!("{}", shard_agent.port())), "our host candidate: {sdp}");
     browser.answer(&sdp).expect("answer accepted");
     let opus = opus_offered && opus_available();
-    let (audio_pt, tele_pt, ticks) = if opus { (PT_OPUS, PT_TELEPHONE_EVENT_48K, 960) } else { (PT_PCMU, PT_TELEPHONE_EVENT_8K, 160) };
+    let (audio_pt, tele_pt, ticks) =
+        if opus { (PT_OPUS, PT_TELEPHONE_EVENT_48K, 960) } else { (PT_PCMU, PT_TELEPHONE_EVENT_8K, 160) };
 
     let until = Instant::now() + BOUND;
     while !browser.is_connected() {
@@ -117,9 +126,19 @@ fn talk(opus_offered: bool) {
     // The customer joins and the call is recorded.
     let rec_dir = tempfile::tempdir().unwrap();
     let rec_path = rec_dir.path().join("call.wav");
-    run.shard.try_send(Control::SetCustomer { call: CALL, leg: leg(CUSTOMER_SOCKET, customer.local_addr().unwrap(), 0xC0C0) }).unwrap();
     run.shard
-        .try_send(Control::StartRecording { call: CALL, id: RecordingId(1), path: rec_path.clone(), codec: Codec::Pcmu })
+        .try_send(Control::SetCustomer {
+            call: CALL,
+            leg: leg(CUSTOMER_SOCKET, customer.local_addr().unwrap(), 0xC0C0),
+        })
+        .unwrap();
+    run.shard
+        .try_send(Control::StartRecording {
+            call: CALL,
+            id: RecordingId(1),
+            path: rec_path.clone(),
+            codec: Codec::Pcmu,
+        })
         .unwrap();
 
     let mut encoder = OpusTranscoder::new();
@@ -182,13 +201,19 @@ fn talk(opus_offered: bool) {
     // An ICE restart (a rejoin) keeps the leg and the call.
     let offer = browser.restart().unwrap();
     run.shard.try_send(Control::WebRtcOffer { call: CALL, offer }).unwrap();
-    let Report::WebRtcAnswer { sdp, .. } = run.wait("the restart's answer", |r| matches!(r, Report::WebRtcAnswer { .. } | Report::WebRtcFailed { .. })) else {
+    let Report::WebRtcAnswer { sdp, .. } =
+        run.wait("the restart's answer", |r| matches!(r, Report::WebRtcAnswer { .. } | Report::WebRtcFailed { .. }))
+    else {
         panic!("restart refused: {:?}", run.reports)
     };
     browser.answer(&sdp).unwrap();
 
     run.shard.try_send(Control::EndCall { call: CALL }).unwrap();
-    let Report::CallEnded { agent, customer: cust, .. } = run.wait("the end", |r| matches!(r, Report::CallEnded { .. })) else { unreachable!() };
+    let Report::CallEnded { agent, customer: cust, .. } =
+        run.wait("the end", |r| matches!(r, Report::CallEnded { .. }))
+    else {
+        unreachable!()
+    };
     assert!(agent.unwrap().received.packets > 100, "{agent:?}");
     assert!(cust.unwrap().received.packets > 100, "{cust:?}");
     run.wait("the recording closed", |r| matches!(r, Report::RecordingClosed { .. }));
@@ -221,7 +246,12 @@ fn an_offer_without_audio_we_take_is_refused_by_name() {
     run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
     for offer in ["v=0\r\nnot sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"] {
         run.shard
-            .try_send(Control::SetWebRtcAgent { call: CALL, leg: leg(AGENT_SOCKET, local, 1), local, offer: offer.into() })
+            .try_send(Control::SetWebRtcAgent {
+                call: CALL,
+                leg: leg(AGENT_SOCKET, local, 1),
+                local,
+                offer: offer.into(),
+            })
             .unwrap();
         let r = run.wait("a refusal", |r| matches!(r, Report::WebRtcFailed { .. } | Report::WebRtcAnswer { .. }));
         assert!(matches!(r, Report::WebRtcFailed { call: CALL, .. }), "{r:?}");
