@@ -303,7 +303,9 @@ async fn start_session(
         "SELECT j.status, j.campaign_id, j.dialing_group_id, c.acw_enabled, c.acw_seconds, c.agent_wait_timeout_s,
                 c.ring_timeout_s,
                 (SELECT p.id FROM dialing_groups g JOIN pause_reasons p ON p.id = g.no_answer_pause_reason_id AND p.tenant_id = g.tenant_id
-                  WHERE g.id = j.dialing_group_id AND g.tenant_id = j.tenant_id) AS no_answer_reason
+                  WHERE g.id = j.dialing_group_id AND g.tenant_id = j.tenant_id) AS no_answer_reason,
+                (SELECT g.no_answer_pause_release_s FROM dialing_groups g
+                  WHERE g.id = j.dialing_group_id AND g.tenant_id = j.tenant_id) AS no_answer_release_s
          FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
          WHERE j.id = $1 AND j.tenant_id = $2",
     )
@@ -369,6 +371,11 @@ async fn start_session(
             .try_get::<Option<i64>, _>("no_answer_reason")?
             .and_then(|r| u32::try_from(r).ok())
             .map(PauseReasonId),
+        no_answer_release_ms: job
+            .try_get::<Option<i64>, _>("no_answer_release_s")?
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|&s| s > 0)
+            .map(|s| s * 1000),
         preview_timeout_ms: (u64::try_from(ring_s.max(1)).unwrap_or(180) + PREVIEW_MARGIN_S) * 1000,
     };
     let id = |v: i64| u64::try_from(v).unwrap_or(0);

@@ -520,7 +520,8 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
             return Err(ApiError::conflict("no_lists", "the job has no customer list"));
         }
         // BIZTEL §3.1: no job starts while its campaign has no results (対話結果) or while
-        // 応対記録(未保存) holds records of its lists.
+        // 応対記録(未保存) holds records of its lists. The default statuses every tenant has
+        // (store::results) do not count: the campaign's own outcomes (成約 and the like) are its own.
         if row.try_get::<i64, _>("results")? == 0 {
             return Err(ApiError::conflict(
                 "no_results",
@@ -717,7 +718,20 @@ async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
         _ => None,
     };
     let rc = store::records::record_context(&ctx.st.db, ctx.tenant(), id).await?;
-    let system = resources::SYSTEM_RESULTS.contains(&b.result.as_str());
+    let system = store::results::is_fixed(&b.result);
+    // CALLTREE's 再コール is saved with a recall; a クレーム never is (the lead is stopped).
+    match (b.result.as_str(), b.next_action.as_str()) {
+        ("recall", na) if na != "recall" => {
+            return Err(ApiError::invalid("next_action", "next_action: 再コール is saved with a recall (recall_at)"));
+        }
+        ("complaint", "recall") => {
+            return Err(ApiError::invalid(
+                "next_action",
+                "next_action: a クレーム is not recalled (the lead is stopped)",
+            ));
+        }
+        _ => {}
+    }
     let numbered = match (b.result.parse::<i64>(), rc.campaign_id) {
         (Ok(n), Some(c)) => {
             sqlx::query("SELECT 1 AS one FROM result_codes WHERE campaign_id = $1 AND number = $2 AND tenant_id = $3")

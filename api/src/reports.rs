@@ -266,21 +266,9 @@ fn names_map(v: Vec<(i64, String)>) -> HashMap<String, String> {
     v.into_iter().map(|(id, n)| (id.to_string(), n)).collect()
 }
 
-/// The system results' words (GLOSSARY.md).
+/// The fixed results' words (`store::results`, GLOSSARY.md).
 fn system_result(r: &str) -> Option<(&'static str, &'static str)> {
-    Some(match r {
-        "pending" => ("発信待機中", "Pending"),
-        "busy" => ("ビジー", "Busy"),
-        "no_entry" => ("未入力", "No entry"),
-        "abandoned" => ("破棄呼", "Abandoned"),
-        "timeout" => ("制限時間", "Timeout"),
-        "cancel" => ("キャンセル", "Cancel"),
-        "error" => ("エラー", "Error"),
-        "channel_limit" => ("チャンネル制限", "Channel limit"),
-        "restricted" => ("発信規制", "Restricted"),
-        "stopped" => ("停止", "Stopped"),
-        _ => return None,
-    })
+    store::results::fixed(r).map(|f| (f.ja, f.en))
 }
 
 // ------------------------------------------------------------------------------------------ mount

@@ -528,6 +528,10 @@ pub fn visible_ids(table: &str, auth: &Auth) -> Option<String> {
             granted("list"),
             granted("campaign")
         )),
+        "leads" => Some(format!(
+            "SELECT id FROM leads WHERE tenant_id = {t} AND list_id IN ({})",
+            visible_ids("customer_lists", auth).unwrap_or_default()
+        )),
         _ => None,
     }
 }

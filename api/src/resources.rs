@@ -22,19 +22,6 @@ const UPDATED: Field = Field::new("updated_at", Ty::Instant, "When the record la
 
 /// Campaign modes (SPEC 4).
 pub const MODES: &[&str] = &["preview", "progressive", "predictive", "standard", "distribute", "dial"];
-/// The nine system results set by the dialer (SPEC 4).
-pub const SYSTEM_RESULTS: &[&str] = &[
-    "pending",
-    "busy",
-    "no_entry",
-    "timeout",
-    "cancel",
-    "error",
-    "not_in_service",
-    "channel_limit",
-    "restricted",
-    "stopped",
-];
 pub const FIELD_KINDS: &[&str] =
     &["text", "number", "date", "phone", "email", "long_text", "select", "radio", "checkbox", "postal_code"];
 pub const MAX_LEADS_PER_LIST: i64 = 200_000;
@@ -75,6 +62,11 @@ pub static CAMPAIGNS: Spec = Spec {
         Field::new("caller_id", Ty::Tel, "発信者番号 shown to customers; null with withhold_caller_id.").null(),
         Field::new("withhold_caller_id", Ty::Bool, "Withhold the caller ID (prefix 184). Default false."),
         Field::new("mode", Ty::Enum(MODES), "Dialing mode. Default progressive.").filter(),
+        Field::new(
+            "next_number_on_no_answer",
+            Ty::Bool,
+            "After a call nobody answered (timeout, busy, not in service) the lead's next dial takes its next number (/lead-numbers, in the order added; after the last, the main one). Default false: always the main number.",
+        ),
         Field::new(
             "dial_ratio",
             Ty::Real { min: 0.1, max: 10.0 },
@@ -163,7 +155,7 @@ pub static RESULT_CODES: Spec = Spec {
     path: "/result-codes",
     table: "result_codes",
     tag: "campaigns",
-    doc: "Numbered campaign results (番号,テキスト), keyed by DTMF entry. The ten system results are fixed: pending, busy, no_entry, timeout, cancel, error, not_in_service (現アナ), channel_limit, restricted, stopped.",
+    doc: "Numbered campaign results (番号,テキスト), keyed by DTMF entry. Beside them every tenant has fixed results that cannot be renamed or deleted: the system results (pending, busy, no_entry, abandoned, timeout, cancel, error, channel_limit, restricted, stopped) and CALLTREE's default statuses no_contact (不通), fax (FAX), not_in_service (現アナ), prospect (見込), recall (再コール: saved with a recall) and complaint (クレーム: the lead is stopped and its number put on the do-not-call list); 不通, FAX and 現アナ are calls but not connects.",
     fields: &[
         Field::new("campaign_id", Ty::Ref("campaigns"), "The campaign.").req().create_only().filter(),
         Field::new("number", Ty::Int { min: 1, max: 999 }, "Result number (0 is reserved for DTMF recall entry).").req().filter().sort(),
@@ -198,6 +190,11 @@ pub static DIALING_GROUPS: Spec = Spec {
             "無応答自動停止: an agent who does not take an offered customer is paused with this reason; null: off (the agent is ready again).",
         )
         .null(),
+        Field::new(
+            "no_answer_pause_release_s",
+            Ty::Int { min: 0, max: 86_400 },
+            "無応答自動停止時間: that pause ends by itself after this many seconds; 0 (the default): it lasts until the agent or a supervisor ends it.",
+        ),
         CREATED,
     ],
     extra: &[Extra {
@@ -837,6 +834,40 @@ pub static LEADS: Spec = Spec {
     hooks: Hooks { before_write: Some(lead_write), after_write: None, before_delete: None, decorate: None },
 };
 
+pub static LEAD_NUMBERS: Spec = Spec {
+    schema: "LeadNumber",
+    path: "/lead-numbers",
+    table: "lead_numbers",
+    tag: "lists",
+    doc: "A lead's other numbers (電話番号の追加): dialled after the main one when the campaign moves on after no answer, in the order added.",
+    fields: &[
+        Field::new("lead_id", Ty::Ref("leads"), "The lead.").req().create_only().filter(),
+        Field::new("tel", Ty::LeadTel, "The number: half-width digits only, 9-30, leading 0 (BIZTEL §2.2).")
+            .req()
+            .filter()
+            .search(),
+        Field::new("phone_type", Ty::Enum(&["mobile", "fixed"]), "mobile (070/080/090) or fixed.").read_only(),
+        Field::new("label", Ty::Text { min: 0, max: 60 }, "What the number is (自宅, 携帯, 勤務先...).").null().search(),
+        CREATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op, Role::Biz, Role::By],
+    write: &[Role::Mgr, Role::Sv, Role::By],
+    delete: &[Role::Mgr, Role::Sv, Role::By],
+    scope: Some(("lead_id", "leads")),
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: Some(lead_number_write), after_write: None, before_delete: None, decorate: None },
+};
+
+hook!(lead_number_write, |_ctx, _id, v| {
+    if let Some(tel) = v.get("tel").and_then(SqlVal::as_str).map(str::to_string) {
+        v.set("phone_type", SqlVal::S(PhoneType::of(&tel).as_str().to_string()));
+    }
+    Ok(())
+});
+
 hook!(lead_write, |ctx, id, v| {
     let (list_id, batch_id, allow) = {
         let sql =
@@ -1292,6 +1323,7 @@ pub static ALL_SPECS: &[&Spec] = &[
     &LISTS,
     &CUSTOM_FIELDS,
     &LEADS,
+    &LEAD_NUMBERS,
     &CALL_JOBS,
     &DNC_NUMBERS,
     &INBOUND_BLOCKS,

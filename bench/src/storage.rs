@@ -226,7 +226,10 @@ pub async fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
         if !args.store.json {
             println!("import {backend:8}: {} x {} rows ({} bad) CP932 {:.1} MB at once: median {:.2} s over {} runs (imported {imported}, rejected {rejected} each)",
                 args.parallel, args.rows, rejected, file.len() as f64 / 1e6, r["seconds_median"].as_f64().unwrap_or(0.0), args.runs);
-            println!("  another tenant's writes meanwhile: {} writes, p50 {p50:.1} ms  p99 {p99:.1} ms  max {max:.1} ms", other_ms.len());
+            println!(
+                "  another tenant's writes meanwhile: {} writes, p50 {p50:.1} ms  p99 {p99:.1} ms  max {max:.1} ms",
+                other_ms.len()
+            );
         }
         results.push(r);
     }
@@ -237,7 +240,13 @@ pub async fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
 }
 
 /// Uploads `file` into `list` and polls the job until it ends: its final status.
-async fn upload_and_wait(http: &reqwest::Client, base: &str, token: &str, list: i64, file: Vec<u8>) -> anyhow::Result<Value> {
+async fn upload_and_wait(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    list: i64,
+    file: Vec<u8>,
+) -> anyhow::Result<Value> {
     let job: Value = http
         .post(format!("{base}/lists/{list}/imports"))
         .bearer_auth(token)
@@ -265,23 +274,26 @@ async fn another_list(db: &Db, tenant: i64, campaign: i64) -> anyhow::Result<i64
         .fetch_one(&db.pool)
         .await?
         .try_get("id")?;
-    Ok(sqlx::query("INSERT INTO customer_lists (tenant_id, batch_id, name, created_at) VALUES ($1, $2, 'l', 0) RETURNING id")
-        .bind(tenant)
-        .bind(b)
-        .fetch_one(&db.pool)
-        .await?
-        .try_get("id")?)
+    Ok(sqlx::query(
+        "INSERT INTO customer_lists (tenant_id, batch_id, name, created_at) VALUES ($1, $2, 'l', 0) RETURNING id",
+    )
+    .bind(tenant)
+    .bind(b)
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("id")?)
 }
 
 /// Another tenant and its campaign: (tenant, campaign).
 async fn other_tenant(db: &Db) -> anyhow::Result<(i64, i64)> {
     let t = store::tenancy::create_tenant(db, "other", "other", "Asia/Tokyo", 0).await?;
-    let c: i64 =
-        sqlx::query("INSERT INTO campaigns (tenant_id, name, created_at, updated_at) VALUES ($1, 'o', 0, 0) RETURNING id")
-            .bind(t)
-            .fetch_one(&db.pool)
-            .await?
-            .try_get("id")?;
+    let c: i64 = sqlx::query(
+        "INSERT INTO campaigns (tenant_id, name, created_at, updated_at) VALUES ($1, 'o', 0, 0) RETURNING id",
+    )
+    .bind(t)
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("id")?;
     Ok((t, c))
 }
 

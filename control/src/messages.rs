@@ -97,6 +97,11 @@ pub enum AgentNotice {
     /// 折り返し呼: the tenant's open callbacks now (for the wallboard), after a registration or a
     /// change of status.
     CallbacksOpen { open: u64 },
+    /// ブラウザフォン: the media shard's SDP answer to the agent's page's offer ([`PhoneOffer`]),
+    /// published by the dialer host that placed the agent's leg.
+    PhoneAnswer { agent_id: AgentId, sdp: String },
+    /// ブラウザフォン: the agent's offer was refused or the leg failed, in words for the page.
+    PhoneFailed { agent_id: AgentId, error: String },
 }
 
 impl Message for AgentNotice {
@@ -300,6 +305,20 @@ pub enum DialerNotice {
     JobsChanged,
     /// The tenant's phones changed: their SIP accounts are read again.
     PhonesChanged,
+}
+
+/// ブラウザフォン: the SDP offer of an agent's page (a new leg, an ICE restart, a rejoin), from the
+/// API to the dialer hosts on [`streams::dialer_notices`] (the host serving the tenant takes it).
+/// Answered by [`AgentNotice::PhoneAnswer`] or [`AgentNotice::PhoneFailed`] on `agent:events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneOffer {
+    pub agent_id: AgentId,
+    pub sdp: String,
+}
+
+impl Message for PhoneOffer {
+    const KIND: &'static str = "phone_offer";
+    const SCHEMA: u16 = 1;
 }
 
 impl Message for DialerNotice {

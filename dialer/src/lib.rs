@@ -4,4 +4,5 @@
 pub mod calls;
 pub mod engine;
 pub mod pacer;
+pub mod placement;
 pub mod secrets;

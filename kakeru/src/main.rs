@@ -70,6 +70,9 @@ enum Role {
     /// dialer, with a simulated carrier (real SIP and RTP on loopback) and simulated agents working
     /// a predictive campaign through the API. Prints the wallboard's URL and a login.
     Demo(kakeru::demo::DemoArgs),
+    /// The simulated carrier and/or simulated agents with their phones, as a process of their own:
+    /// to try a layout of hosts without a carrier or a floor of people.
+    Sim(kakeru::sim::SimArgs),
     /// The dialer engine on this host's media shards: places the call jobs' calls to the carrier,
     /// keeps the agents' nailed-up legs, bridges and records. Over Redis, beside `kakeru control`.
     Dialer {
@@ -196,9 +199,19 @@ async fn main() -> anyhow::Result<()> {
             }
             let consumer = cfg.consumer.clone();
             let mut node = Node::open(cfg).await?;
-            node.spawn_control();
+            // Active/standby on leases: a second `kakeru control` waits and takes over.
+            let member = format!("{consumer}:{}", store::now_ms());
+            node.spawn_control_on_leases(dialer::placement::PlacementConfig::new(member));
             eprintln!("kakeru control: serving every tenant as consumer {consumer}");
             node.run(terminated()).await?;
+        }
+        Role::Sim(args) => {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                terminated().await;
+                let _ = tx.send(true);
+            });
+            kakeru::sim::run(args, rx).await?;
         }
         Role::Demo(args) => {
             kakeru::demo::run(&cli.database_url, &args.listen, args.config(), terminated()).await?;
@@ -245,6 +258,8 @@ async fn main() -> anyhow::Result<()> {
             };
             ecfg.recordings_dir = recordings_dir;
             ecfg.tenants = (!tenants.is_empty()).then_some(tenants.clone());
+            // Production runs several dialer hosts: each campaign on one of them, on leases.
+            ecfg.placement = Some(dialer::engine::PlacementConfig::new(""));
             match (sip_nonce_secret_file, sip_nonce_secret) {
                 (Some(path), None) => {
                     // Read here too, so that a missing or weak file stops the start with its reason.
@@ -430,6 +445,7 @@ async fn start_metrics(cli: &Cli) -> anyhow::Result<()> {
         Role::Control { .. } => "control",
         Role::Dialer { .. } => "dialer",
         Role::Demo(_) => "demo",
+        Role::Sim(_) => "sim",
         Role::Migrate | Role::Tenant { .. } | Role::Rollups { .. } => return Ok(()),
     };
     telemetry::install(role)?;

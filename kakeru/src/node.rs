@@ -224,6 +224,21 @@ impl Node {
         });
     }
 
+    /// The control services of `kakeru control` on leases: active/standby per tenant. Every round
+    /// (`every`) this process heartbeats as a control member, takes the tenants' control leases
+    /// dealt to it among the controls alive ([`dialer::placement`], the same policy as the dialer
+    /// hosts': a free tenant goes to the control dealt it at once, to the next a round later) and
+    /// renews those it holds; each tenant held runs a control service whose every commit is fenced
+    /// by the lease's token. A lease lost (taken, or its time run out on this process's clock) ends
+    /// that tenant's service at once; a standby takes it within `ttl` plus a round and rebuilds
+    /// from SQL, reading the pending entries of the same consumer name first. Tenants spread over
+    /// every control alive.
+    pub fn spawn_control_on_leases(&mut self, placement: dialer::placement::PlacementConfig) {
+        self.spawn_rollups();
+        let wallboards = self.wallboards.clone();
+        self.spawn_role("control", move |ctx| control_on_leases(ctx, wallboards, placement));
+    }
+
     /// The rollup job of every tenant (`store::rollups::refresh` every
     /// `store::rollups::REFRESH_EVERY_MS`) and its retention job (`store::retention::run`, hourly),
     /// started with the control services: one per tenant in the installation, like them.
@@ -287,7 +302,8 @@ impl Node {
     }
 
     /// The dialer engine on this host's media shards (`kakeru dialer`): every tenant's call jobs,
-    /// unless `cfg.tenants` names some; the recordings' archive beside it when it records. Each tenant's `agent:events` reader gets its own bus handle.
+    /// unless `cfg.tenants` names some; the recordings' archive beside it when it records. Each
+    /// tenant's `agent:events` reader gets its own bus handle.
     pub fn spawn_dialer(&mut self, cfg: dialer::engine::EngineConfig) {
         if cfg.recordings_dir.is_some() {
             self.spawn_archiver();
@@ -478,6 +494,138 @@ async fn purge_sessions(db: store::Db) {
             Err(e) => tracing::warn!(error = %e, "could not delete expired sessions"),
         }
     }
+}
+
+/// One tenant's control service running under a lease.
+struct Held {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn control_on_leases(
+    ctx: RoleCtx,
+    wallboards: api::wallboard::Wallboards,
+    cfg: dialer::placement::PlacementConfig,
+) -> anyhow::Result<()> {
+    use dialer::placement::{Action, LeaseRow, Placement, View};
+    use store::leases::{self, Kind};
+    let mut placement = Placement::new(cfg.clone());
+    let mut services: std::collections::HashMap<u64, Held> = std::collections::HashMap::new();
+    let ttl = cfg.ttl.as_millis() as i64;
+    let mut tick = tokio::time::interval(cfg.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = ctx.shutdown.clone();
+    let stop_service = |services: &mut std::collections::HashMap<u64, Held>, tenant: u64| {
+        if let Some(h) = services.remove(&tenant) {
+            // At once: a stale owner's commit would be refused anyway, but it stops before trying.
+            let _ = h.stop.send(true);
+            h.task.abort();
+            tracing::warn!(tenant, "control lease lost: this tenant's control service stopped");
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+        for (tenant, _) in placement.expire(std::time::Instant::now()) {
+            stop_service(&mut services, tenant);
+        }
+        let read = async {
+            let now_ms = store::now_ms();
+            leases::heartbeat(&ctx.db, Kind::Control, &cfg.member, now_ms, ttl).await?;
+            let members = leases::members(&ctx.db, Kind::Control, now_ms).await?;
+            let rows = leases::list(&ctx.db, Kind::Control).await?;
+            let tenants = if ctx.config.tenants.is_empty() {
+                control::service::tenant_ids(&ctx.db, 100_000).await?
+            } else {
+                ctx.config.tenants.clone()
+            };
+            Ok::<_, anyhow::Error>(View {
+                now_ms,
+                members,
+                leases: rows
+                    .into_iter()
+                    .map(|l| LeaseRow {
+                        key: (l.tenant_id as u64, 0),
+                        holder: l.holder,
+                        token: l.token as u64,
+                        expires_at_ms: l.expires_at,
+                    })
+                    .collect(),
+                wanted: tenants.into_iter().map(|t| (t, 0)).collect(),
+                busy: Default::default(),
+            })
+        };
+        let view = match tokio::time::timeout(cfg.ttl, read).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "control placement: reading the leases failed");
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!("control placement: the database did not answer in time");
+                continue;
+            }
+        };
+        for action in placement.plan(&view) {
+            let sent = std::time::Instant::now();
+            let now_ms = store::now_ms();
+            let step = async {
+                match action {
+                    Action::Renew { key: (t, _), token } => {
+                        let held = leases::renew(&ctx.db, Kind::Control, t as i64, 0, &cfg.member, token as i64, now_ms, ttl)
+                            .await?;
+                        if placement.on_renewed((t, 0), token, held, sent) {
+                            stop_service(&mut services, t);
+                        }
+                    }
+                    Action::Release { key: (t, _), token } => {
+                        stop_service(&mut services, t);
+                        leases::release(&ctx.db, Kind::Control, t as i64, 0, &cfg.member, token as i64).await?;
+                        placement.on_released((t, 0));
+                    }
+                    Action::Acquire { key: (t, _) } => {
+                        let token = leases::acquire(&ctx.db, Kind::Control, t as i64, 0, &cfg.member, now_ms, ttl).await?;
+                        placement.on_acquired((t, 0), token.map(|x| x as u64), sent);
+                        if let Some(token) = token {
+                            tracing::info!(tenant = t, token, "control lease taken: this control is the tenant's active one");
+                            let (stop, stop_rx) = watch::channel(false);
+                            let mut svc = ServiceConfig::new(t, format!("control-t{t}"));
+                            svc.mirror_wallboard = ctx.bus.is_shared();
+                            svc.fence = Some((cfg.member.clone(), token));
+                            let feed = wallboards.feed(t).context("too many tenants for one process")?;
+                            let (bus, db) = (ctx.bus.clone(), ctx.db.clone());
+                            let buses = move || {
+                                let bus = bus.clone();
+                                async move {
+                                    Ok::<_, BusError>([bus.another().await?, bus.another().await?, bus.another().await?])
+                                }
+                            };
+                            let task = tokio::spawn(supervise(buses, db, svc, feed, stop_rx));
+                            services.insert(t, Held { stop, task });
+                        }
+                    }
+                }
+                Ok::<_, anyhow::Error>(())
+            };
+            match tokio::time::timeout(cfg.ttl, step).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "control placement action failed"),
+                Err(_) => tracing::warn!("control placement: an action timed out"),
+            }
+        }
+    }
+    // The stop: each service finishes its commits, then its lease goes to a standby at once.
+    for (t, h) in services.drain() {
+        let _ = h.stop.send(true);
+        let _ = h.task.await;
+        if let Some(token) = placement.held().get(&(t, 0)) {
+            let _ = leases::release(&ctx.db, Kind::Control, t as i64, 0, &cfg.member, *token as i64).await;
+        }
+    }
+    let _ = leases::leave(&ctx.db, Kind::Control, &cfg.member).await;
+    Ok(())
 }
 
 #[cfg(test)]

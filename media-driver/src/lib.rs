@@ -23,6 +23,7 @@ pub mod meter;
 pub mod ring;
 pub mod shard;
 mod uring;
+pub mod webrtc;
 
 use std::io;
 use std::sync::mpsc::SyncSender;

@@ -30,6 +30,8 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use media::call::{Call, Leg, LegStats, Output, RecordingId, Role, RtpCounters, SocketId, Transmit};
 use media::recording::FileWrite;
+
+use crate::webrtc::{Pumped, WebRtcEvent, WebRtcLeg, WebRtcLegs, WEBRTC_PEER};
 pub use media::shard::{CallId, Control, Report};
 
 /// Bound of the report channel a shard writes to.
@@ -333,6 +335,8 @@ struct Core {
     app_sockets: HashSet<SocketId>,
     /// Socket operations for the driver, from the app.
     socket_ops: VecDeque<SocketOp>,
+    /// Browser phones' agent legs, in front of their calls (`crate::webrtc`).
+    webrtc: WebRtcLegs,
 }
 
 impl Shard<NoApp> {
@@ -479,10 +483,7 @@ impl<A: ShardApp> Shard<A> {
     /// When [`Shard::handle_timeout`] must next be called (may be early, never late).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.core.timers.peek().map(|Reverse((at, _))| *at);
-        match (calls, self.app_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [calls, self.app_deadline, self.core.webrtc.poll_timeout()].into_iter().flatten().min()
     }
 }
 
@@ -499,6 +500,7 @@ impl Core {
             due: Vec::new(),
             app_sockets: HashSet::new(),
             socket_ops: VecDeque::new(),
+            webrtc: WebRtcLegs::default(),
         }
     }
 
@@ -532,7 +534,8 @@ impl Core {
             | Control::StartRecording { call, .. }
             | Control::StopRecording { call }
             | Control::Play { call, .. }
-            | Control::SetLoop { call, .. } => Some(*call),
+            | Control::SetLoop { call, .. }
+            | Control::SetWebRtcAgent { call, .. } => Some(*call),
             Control::MoveCustomer { to, .. } => Some(*to),
             _ => None,
         };
@@ -604,6 +607,17 @@ impl Core {
             Control::SetLoop { call, role, clip } => {
                 self.with_call(call, |c| c.set_loop(now, role, clip));
             }
+            Control::SetWebRtcAgent { call, leg, local, offer } => self.set_webrtc_agent(now, call, *leg, local, &offer, out),
+            Control::WebRtcOffer { call, offer } => match self.webrtc.reoffer(now, call, &offer, out) {
+                Some((socket, answer, pumped)) => {
+                    match answer {
+                        Ok(sdp) => self.report(Report::WebRtcAnswer { call, sdp }),
+                        Err(e) => self.report(Report::WebRtcFailed { call, error: e.to_string() }),
+                    }
+                    self.webrtc_pumped(now, call, socket, pumped, out);
+                }
+                None => self.report(Report::WebRtcFailed { call, error: "no browser phone on this call".into() }),
+            },
             Control::Ping { token } => self.report(Report::Pong { token }),
             Control::EndCall { call } => {
                 if !self.end_call(now, call) {
@@ -625,6 +639,13 @@ impl Core {
         data: &[u8],
         out: &mut Vec<Transmit>,
     ) {
+        if let Some(pumped) = self.webrtc.handle_datagram(now, socket, from, data, out) {
+            self.stats.received += 1;
+            if let Some(call) = self.webrtc.call_of(socket) {
+                self.webrtc_pumped(now, call, socket, pumped, out);
+            }
+            return;
+        }
         let Some(&call) = self.routes.get(&socket) else {
             self.stats.unrouted += 1;
             return;
@@ -660,6 +681,58 @@ impl Core {
             self.after_input(now, call, out);
         }
         self.due = due;
+        for (socket, pumped) in self.webrtc.handle_timeout(now, out) {
+            if let Some(call) = self.webrtc.call_of(socket) {
+                self.webrtc_pumped(now, call, socket, pumped, out);
+            }
+        }
+    }
+
+    /// Attaches a browser phone as the call's agent leg (see [`Control::SetWebRtcAgent`]).
+    fn set_webrtc_agent(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        mut leg: media::call::LegConfig,
+        local: SocketAddr,
+        offer: &str,
+        out: &mut Vec<Transmit>,
+    ) {
+        if !self.calls.contains_key(&call) {
+            return self.refuse(Some(call), "no such call");
+        }
+        match WebRtcLeg::accept(now, leg.rtp_socket, local, offer) {
+            Ok((w, sdp)) => {
+                leg.remote_rtp = WEBRTC_PEER;
+                leg.remote_rtcp = None;
+                leg.rtcp_socket = None;
+                leg.codec = media::g711::Codec::Pcmu;
+                leg.telephone_event_pt = Some(crate::webrtc::CALL_TELEPHONE_EVENT_PT);
+                let socket = leg.rtp_socket;
+                self.set_leg(now, call, Role::Agent, Leg::new(now, leg));
+                self.webrtc.insert(call, w);
+                self.report(Report::WebRtcAnswer { call, sdp });
+                self.webrtc_pumped(now, call, socket, Pumped::default(), out);
+            }
+            Err(e) => self.report(Report::WebRtcFailed { call, error: e.to_string() }),
+        }
+    }
+
+    /// Feeds a WebRTC leg's packets to its call and reports its events.
+    fn webrtc_pumped(&mut self, now: Instant, call: CallId, socket: SocketId, pumped: Pumped, out: &mut Vec<Transmit>) {
+        for e in pumped.events {
+            let report = match e {
+                WebRtcEvent::Connected => Report::WebRtcConnection { call, connected: true },
+                WebRtcEvent::Disconnected => Report::WebRtcConnection { call, connected: false },
+                WebRtcEvent::Closed => Report::WebRtcFailed { call, error: "the browser closed the connection".into() },
+            };
+            self.report(report);
+        }
+        for packet in pumped.to_call {
+            let Some(slot) = self.calls.get_mut(&call) else { return };
+            slot.call.handle_receive(now, socket, WEBRTC_PEER, &packet);
+            self.after_input(now, call, out);
+        }
     }
 
     fn refuse(&mut self, call: Option<CallId>, reason: &'static str) {
@@ -699,6 +772,7 @@ impl Core {
     fn unroute(&mut self, leg: &Leg) {
         for s in [Some(leg.config().rtp_socket), leg.config().rtcp_socket].into_iter().flatten() {
             self.routes.remove(&s);
+            self.webrtc.remove(s);
         }
     }
 
@@ -715,7 +789,7 @@ impl Core {
         }
         self.stats.add_rtp(&slot.call.take_rtp_counters());
         // Its last writes and events; datagrams of a call that is gone are not sent.
-        Self::drain(&mut self.recordings, &mut self.reports, &mut self.stats, call, &mut slot.call, None);
+        Self::drain(&mut self.recordings, &mut self.reports, &mut self.stats, &mut self.webrtc, now, call, &mut slot.call, None);
         self.close_recordings_of(call);
         let drops = slot.call.drops().clone();
         self.report(Report::CallEnded {
@@ -729,10 +803,10 @@ impl Core {
 
     /// After any input to a call: collect its datagrams, recording writes and events, and
     /// queue its next deadline.
-    fn after_input(&mut self, _now: Instant, call: CallId, out: &mut Vec<Transmit>) {
-        let Core { calls, timers, recordings, reports, stats, jitter_samples, .. } = self;
+    fn after_input(&mut self, now: Instant, call: CallId, out: &mut Vec<Transmit>) {
+        let Core { calls, timers, recordings, reports, stats, jitter_samples, webrtc, .. } = self;
         let Some(slot) = calls.get_mut(&call) else { return };
-        let next = Self::drain(recordings, reports, stats, call, &mut slot.call, Some(out));
+        let next = Self::drain(recordings, reports, stats, webrtc, now, call, &mut slot.call, Some(out));
         let rtp = slot.call.take_rtp_counters();
         stats.add_rtp(&rtp);
         for j in rtp.jitter.into_iter().flatten() {
@@ -748,16 +822,23 @@ impl Core {
 
     /// Drains a call's outputs: datagrams to `out` (dropped when `None`), recording writes applied
     /// in order, events reported; returns its next deadline.
+    #[allow(clippy::too_many_arguments)]
     fn drain(
         recordings: &mut HashMap<RecordingId, OpenRecording>,
         reports: &mut Reports,
         stats: &mut ShardStats,
+        webrtc: &mut WebRtcLegs,
+        now: Instant,
         id: CallId,
         call: &mut Call,
         mut out: Option<&mut Vec<Transmit>>,
     ) -> Option<Instant> {
         loop {
             match call.poll_output() {
+                Output::Transmit(t) if webrtc.contains(t.socket) => {
+                    // A browser phone's leg: through str0m as SRTP.
+                    webrtc.send_from_call(now, t.socket, &t.payload, out.as_deref_mut());
+                }
                 Output::Transmit(t) => {
                     if let Some(out) = out.as_deref_mut() {
                         stats.transmits += 1;

@@ -162,6 +162,23 @@ struct BlockClass {
     loose: Option<char>,
 }
 
+/// The power of one frequency in `samples` (Goertzel), scaled so that a sine of amplitude A over
+/// the whole slice gives about A² / 2 whatever its length: for checking a tone's frequency.
+pub fn goertzel_power(samples: &[i16], hz: f32, sample_rate: f32) -> f32 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let coeff = 2.0 * (2.0 * std::f32::consts::PI * hz / sample_rate).cos();
+    let (mut s1, mut s2) = (0f32, 0f32);
+    for &x in samples {
+        let s0 = f32::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let n = samples.len() as f32;
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2.0 / (n * n)
+}
+
 /// In-band DTMF detector for one direction of one leg. Feed it linear 8 kHz samples in any
 /// chunk sizes.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@
 //! parsed with `rtp-rs`), [`rewrite`] (SSRC/sequence/timestamp rewriting per outgoing stream),
 //! [`stats`] (RFC 3550 statistics and RTCP), [`dtmf`] (RFC 4733 and Goertzel), [`player`]
 //! (prompts, beeps, hold audio), [`recording`] (crash-safe stereo G.711 WAV), [`call`] (the relay
-//! state machine).
+//! state machine), [`voice`] (Opus ⇄ G.711 at a browser phone's leg).
 
 pub mod call;
 pub mod dtmf;
@@ -25,6 +25,7 @@ pub mod rewrite;
 pub mod rtp;
 pub mod shard;
 pub mod stats;
+pub mod voice;
 pub mod wav;
 
 pub use call::{

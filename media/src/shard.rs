@@ -44,6 +44,13 @@ pub enum Control {
     SetLoop { call: CallId, role: Role, clip: Option<crate::player::Clip> },
     /// End the call: recording finished, legs released, reported as [`Report::CallEnded`].
     EndCall { call: CallId },
+    /// Attach (or replace) the agent's leg as a browser phone: `offer` is the browser's SDP offer,
+    /// `leg.rtp_socket` a socket added to the shard, bound at `local` (the ICE-lite host
+    /// candidate). Answered by [`Report::WebRtcAnswer`] or [`Report::WebRtcFailed`].
+    SetWebRtcAgent { call: CallId, leg: Box<LegConfig>, local: std::net::SocketAddr, offer: String },
+    /// A new offer from the browser on the call's WebRTC agent leg (an ICE restart, a rejoin):
+    /// answered like [`Control::SetWebRtcAgent`].
+    WebRtcOffer { call: CallId, offer: String },
     /// Answered by [`Report::Pong`] once every earlier message is applied (a barrier).
     Ping { token: u64 },
     /// Stop the shard's driver after ending every call.
@@ -66,6 +73,12 @@ pub enum Report {
     Refused { call: Option<CallId>, reason: &'static str },
     /// A driver could not register or use a socket.
     SocketError { id: SocketId, error: String },
+    /// The SDP answer to a browser phone's offer.
+    WebRtcAnswer { call: CallId, sdp: String },
+    /// A browser phone's offer was refused (nothing changed), or its leg failed.
+    WebRtcFailed { call: CallId, error: String },
+    /// A browser phone's media path came up (ICE and DTLS) or went down (ICE lost it).
+    WebRtcConnection { call: CallId, connected: bool },
     /// Answer to [`Control::Ping`].
     Pong { token: u64 },
 }

@@ -47,6 +47,9 @@ pub struct CarrierConfig {
     /// Rules by the dialled number's last digit (tests): used instead of the draws.
     pub by_last_digit: Option<[Behaviour; 10]>,
     pub seed: u64,
+    /// What the customers say: PCMU (8 kHz) looped on every answered call (a voice clip in the
+    /// demo, a tone in tests); `None`: silence.
+    pub voice: Option<std::sync::Arc<[u8]>>,
 }
 
 impl Default for CarrierConfig {
@@ -61,6 +64,7 @@ impl Default for CarrierConfig {
             hang_up: true,
             by_last_digit: None,
             seed: 1,
+            voice: None,
         }
     }
 }
@@ -136,8 +140,18 @@ struct Call {
 
 /// Starts the carrier on `ip` (ephemeral ports) until `shutdown` becomes true.
 pub async fn start(ip: IpAddr, cfg: CarrierConfig, shutdown: watch::Receiver<bool>) -> std::io::Result<Carrier> {
-    let sip = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-    let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+    start_at(SocketAddr::new(ip, 0), cfg, shutdown).await
+}
+
+/// [`start`] with SIP on `sip_addr` (a port of its own for operators and layout tests; RTP on
+/// any free port of the same address).
+pub async fn start_at(
+    sip_addr: SocketAddr,
+    cfg: CarrierConfig,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<Carrier> {
+    let sip = UdpSocket::bind(sip_addr).await?;
+    let rtp = UdpSocket::bind(SocketAddr::new(sip_addr.ip(), 0)).await?;
     let carrier = Carrier {
         sip_addr: sip.local_addr()?,
         rtp_addr: rtp.local_addr()?,
@@ -163,6 +177,7 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
     let mut calls: HashMap<String, Call> = HashMap::new();
     let mut by_tx: HashMap<TxId, String> = HashMap::new();
     let mut streams = Streams::default();
+    streams.voice = cfg.voice.clone();
     let mut next_key = 1u64;
     let mut buf = vec![0u8; 65_536];
     let mut rtp_buf = vec![0u8; 2048];

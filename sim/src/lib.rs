@@ -9,10 +9,12 @@
 //!   call and what it did.
 //! - [`phone`]: agents' softphones: REGISTER with digest, auto-answer the nailed-up leg, RTP, and
 //!   RFC 4733 digits on request.
+//! - [`browser`]: a browser's WebRTC peer (str0m) for the browser phone's tests and bench.
 //! - [`agent`]: agents working a call job through the API and its push channel, as the agent
 //!   desktop does ([`sse`] is their server-sent events client).
 
 pub mod agent;
+pub mod browser;
 pub mod carrier;
 pub mod phone;
 mod rtp;

@@ -299,9 +299,15 @@ async fn run(
                         let _ = ep.send_response(now, tx, r.unwrap_or_else(|| response_to(&request, 481, None)));
                         continue;
                     }
-                    if current.is_some() {
+                    if current.as_ref().is_some_and(|c| c.from == from) {
                         let _ = ep.send_response(now, tx, response_to(&request, 486, Some("busy")));
                         continue;
+                    }
+                    if current.take().is_some() {
+                        // A nailed-up leg from another dialer host: the campaign moved there (the
+                        // host of the old leg is gone), so the new leg replaces the old one.
+                        streams.stop(1);
+                        bump(&|s| s.in_call = false);
                     }
                     let Some(d) = Dialog::uas(&request, "phone", &format!("sip:{}@{local}", account.username)) else {
                         let _ = ep.send_response(now, tx, response_to(&request, 400, Some("x")));

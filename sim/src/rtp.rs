@@ -14,6 +14,8 @@ const DTMF_EVENT_TS: u32 = 160 * 6;
 pub struct Streams {
     streams: HashMap<u64, Stream>,
     pub sent: u64,
+    /// PCMU looped on every stream (each from its own start); `None`: silence.
+    pub voice: Option<std::sync::Arc<[u8]>>,
 }
 
 #[derive(Debug)]
@@ -22,11 +24,13 @@ struct Stream {
     ssrc: u32,
     seq: u16,
     ts: u32,
+    /// Where in the voice clip the next frame starts.
+    at: usize,
 }
 
 impl Streams {
     pub fn start(&mut self, key: u64, to: SocketAddr, ssrc: u32) {
-        self.streams.insert(key, Stream { to, ssrc, seq: (ssrc >> 16) as u16, ts: ssrc.rotate_left(7) });
+        self.streams.insert(key, Stream { to, ssrc, seq: (ssrc >> 16) as u16, ts: ssrc.rotate_left(7), at: 0 });
     }
 
     pub fn stop(&mut self, key: u64) {
@@ -65,7 +69,16 @@ impl Streams {
             p.extend_from_slice(&s.seq.to_be_bytes());
             p.extend_from_slice(&s.ts.to_be_bytes());
             p.extend_from_slice(&s.ssrc.to_be_bytes());
-            p.resize(12 + 160, ULAW_SILENCE);
+            match self.voice.as_deref().filter(|v| !v.is_empty()) {
+                Some(v) => {
+                    for _ in 0..160 {
+                        s.at %= v.len();
+                        p.push(v[s.at]);
+                        s.at += 1;
+                    }
+                }
+                None => p.resize(12 + 160, ULAW_SILENCE),
+            }
             s.seq = s.seq.wrapping_add(1);
             s.ts = s.ts.wrapping_add(160);
             out.push((s.to, p));

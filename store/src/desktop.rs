@@ -260,6 +260,8 @@ pub struct LeadCard {
     pub attempts: i64,
     pub last_result: Option<String>,
     pub last_attempt_at: Option<i64>,
+    /// The lead's other numbers (tel, label), in the order added.
+    pub other_numbers: Vec<(String, Option<String>)>,
 }
 
 pub async fn lead_card(db: &Db, tenant_id: i64, lead_id: i64) -> Result<Option<LeadCard>> {
@@ -290,6 +292,16 @@ pub async fn lead_card(db: &Db, tenant_id: i64, lead_id: i64) -> Result<Option<L
         attempts: r.try_get("attempts")?,
         last_result: r.try_get("last_result")?,
         last_attempt_at: r.try_get("last_attempt_at")?,
+        other_numbers: sqlx::query(
+            "SELECT tel, label FROM lead_numbers WHERE tenant_id = $1 AND lead_id = $2 ORDER BY id LIMIT 100",
+        )
+        .bind(tenant_id)
+        .bind(lead_id)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|n| Ok((n.try_get("tel")?, n.try_get("label")?)))
+        .collect::<Result<_>>()?,
     }))
 }
 

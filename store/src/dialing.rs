@@ -183,10 +183,26 @@ pub struct NotDialled {
     pub result: &'static str,
 }
 
+/// The lease a dialer host writes one campaign's calls under (see [`crate::leases`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub campaign_id: i64,
+    pub holder: String,
+    pub token: i64,
+}
+
 /// In one transaction: a call record per new call (result `pending`; its id is the dialer's call
-/// id), the lead's attempt counted and its time set, a due recall it answers marked done; and a
-/// finished call record for every lead not dialled (its result set on the lead, no attempt
-/// counted). Returns the call ids of `calls`, in order.
+/// id), the lead claimed (its attempt counted and its time set), a due recall it answers marked
+/// done; and a finished call record for every lead not dialled (its result set on the lead, no
+/// attempt counted). Returns, for each of `calls` in order, its call id, or `None` when it is not
+/// to be dialled: its lead was claimed by another dial since it was picked (a lead in a call, or
+/// attempted at or after `now_ms`), or (with a fence) a channel limit is reached across hosts.
+///
+/// With a `fence` (a dialer host on leases), nothing is written unless the host still holds the
+/// campaign's lease with that token ([`StoreError::Conflict`]); the lease row stays locked to the
+/// commit, the records carry the token, and the campaign's and each caller ID's channel limits are
+/// counted over every host's pending calls (the caller ID's row locked, so two hosts never both
+/// take its last channel).
 pub async fn begin_calls(
     db: &Db,
     tenant_id: i64,
@@ -194,7 +210,8 @@ pub async fn begin_calls(
     now_ms: i64,
     calls: &[NewCall],
     not_dialled: &[NotDialled],
-) -> Result<Vec<i64>> {
+    fence: Option<&Fence>,
+) -> Result<Vec<Option<i64>>> {
     // The tenant-local time of these calls, kept on each lead for 前回発信時間帯.
     let zone: String = sqlx::query("SELECT time_zone FROM tenants WHERE id = $1")
         .bind(tenant_id)
@@ -203,13 +220,80 @@ pub async fn begin_calls(
         .try_get("time_zone")?;
     let local_time = crate::tenancy::local_hhmm(&zone, now_ms);
     let mut tx = db.begin_write().await?;
+    // Free channels across hosts: the campaign's, then each caller ID's (locked in order).
+    let mut campaign_free: Option<i64> = None;
+    let mut caller_free: HashMap<String, i64> = HashMap::new();
+    if let Some(f) = fence {
+        let kind = crate::leases::Kind::Dialer;
+        if !crate::leases::lock_held(&mut tx, kind, tenant_id, f.campaign_id, &f.holder, f.token).await? {
+            drop(tx);
+            return Err(StoreError::Conflict(format!("campaign {} is no longer held by {}", f.campaign_id, f.holder)));
+        }
+        let row = sqlx::query(
+            "SELECT c.max_channels, (SELECT COUNT(*) FROM call_records r
+                 WHERE r.tenant_id = c.tenant_id AND r.campaign_id = c.id AND r.result = 'pending') AS busy
+             FROM campaigns c WHERE c.id = $1 AND c.tenant_id = $2",
+        )
+        .bind(f.campaign_id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = row {
+            let (max, busy): (i64, i64) = (r.try_get("max_channels")?, r.try_get("busy")?);
+            campaign_free = Some((max - busy).max(0));
+        }
+        let mut numbers: Vec<&String> = calls.iter().filter_map(|c| c.caller_id.as_ref()).collect();
+        numbers.sort();
+        numbers.dedup();
+        for n in numbers {
+            sqlx::query("UPDATE caller_ids SET max_channels = max_channels WHERE tenant_id = $1 AND number = $2")
+                .bind(tenant_id)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query(
+                "SELECT c.max_channels, (SELECT COUNT(*) FROM call_records r
+                     WHERE r.tenant_id = c.tenant_id AND r.caller_id = c.number AND r.result = 'pending') AS busy
+                 FROM caller_ids c WHERE c.tenant_id = $1 AND c.number = $2",
+            )
+            .bind(tenant_id)
+            .bind(n)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(r) = row {
+                let (max, busy): (i64, i64) = (r.try_get("max_channels")?, r.try_get("busy")?);
+                caller_free.insert(n.clone(), (max - busy).max(0));
+            }
+        }
+    }
     let mut ids = Vec::with_capacity(calls.len());
     for c in calls {
+        if campaign_free == Some(0) || c.caller_id.as_ref().and_then(|n| caller_free.get(n)) == Some(&0) {
+            ids.push(None);
+            continue;
+        }
+        // The claim: only a lead in no call and not attempted since it was picked.
+        let claimed = sqlx::query(
+            "UPDATE leads SET attempts = attempts + 1, last_attempt_at = $1, last_result = 'pending',
+                preview_user_id = NULL, preview_until = NULL, last_attempt_time = $4
+             WHERE id = $2 AND tenant_id = $3
+               AND COALESCE(last_result, '') <> 'pending' AND COALESCE(last_attempt_at, -1) < $1",
+        )
+        .bind(now_ms)
+        .bind(c.lead.lead_id)
+        .bind(tenant_id)
+        .bind(&local_time)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            ids.push(None);
+            continue;
+        }
         let r = sqlx::query(
             "INSERT INTO call_records (tenant_id, campaign_id, call_job_id, lead_id, tel, caller_id, direction, started_at,
-                result, dialer_instance, list_id)
+                result, dialer_instance, list_id, lease_token)
              VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, 'pending', $8,
-                (SELECT list_id FROM leads WHERE id = $4 AND tenant_id = $1)) RETURNING id",
+                (SELECT list_id FROM leads WHERE id = $4 AND tenant_id = $1), $9) RETURNING id",
         )
         .bind(tenant_id)
         .bind(c.campaign_id)
@@ -219,21 +303,11 @@ pub async fn begin_calls(
         .bind(&c.caller_id)
         .bind(now_ms)
         .bind(instance)
+        .bind(fence.map(|f| f.token))
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = r.try_get("id")?;
         sqlx::query("UPDATE call_records SET dialer_call_id = id WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query(
-            "UPDATE leads SET attempts = attempts + 1, last_attempt_at = $1, last_result = 'pending',
-                preview_user_id = NULL, preview_until = NULL, last_attempt_time = $4
-             WHERE id = $2 AND tenant_id = $3",
-        )
-        .bind(now_ms)
-        .bind(c.lead.lead_id)
-        .bind(tenant_id)
-        .bind(&local_time)
-        .execute(&mut *tx)
-        .await?;
         if let Some(recall) = c.lead.recall_id {
             sqlx::query("UPDATE recalls SET status = 'done' WHERE id = $1 AND tenant_id = $2")
                 .bind(recall)
@@ -241,7 +315,13 @@ pub async fn begin_calls(
                 .execute(&mut *tx)
                 .await?;
         }
-        ids.push(id);
+        if let Some(f) = campaign_free.as_mut() {
+            *f -= 1;
+        }
+        if let Some(f) = c.caller_id.as_ref().and_then(|n| caller_free.get_mut(n)) {
+            *f -= 1;
+        }
+        ids.push(Some(id));
     }
     for n in not_dialled {
         sqlx::query(
@@ -274,8 +354,10 @@ pub async fn begin_calls(
         .await?;
     }
     let mut per_job: HashMap<i64, i64> = HashMap::new();
-    for c in calls {
-        *per_job.entry(c.job_id).or_default() += 1;
+    for (c, id) in calls.iter().zip(&ids) {
+        if id.is_some() {
+            *per_job.entry(c.job_id).or_default() += 1;
+        }
     }
     for (job, n) in per_job {
         sqlx::query("UPDATE call_jobs SET dialed = dialed + $1 WHERE id = $2 AND tenant_id = $3")
@@ -304,22 +386,59 @@ pub struct CallResult {
 /// One transaction for the batch; a call record that does not exist is [`StoreError::NotFound`]
 /// and nothing of the batch is written.
 pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Result<()> {
+    let refused = write_results(db, tenant_id, results, None).await?;
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// [`end_calls`] for a dialer host on leases (`holder`): a result is written only while the host
+/// still holds its call's campaign with the token the call was placed under, and only over a
+/// pending record; the lease rows the host holds in the tenant stay locked to the commit. Returns
+/// the calls whose results were refused (their campaign was taken: the new holder gave them their
+/// result).
+pub async fn end_calls_fenced(db: &Db, tenant_id: i64, results: &[CallResult], holder: &str) -> Result<Vec<i64>> {
+    write_results(db, tenant_id, results, Some(holder)).await
+}
+
+async fn write_results(db: &Db, tenant_id: i64, results: &[CallResult], holder: Option<&str>) -> Result<Vec<i64>> {
     let mut tx = db.begin_write().await?;
+    if let Some(h) = holder {
+        sqlx::query("UPDATE leases SET token = token WHERE kind = 'dialer' AND tenant_id = $1 AND holder = $2")
+            .bind(tenant_id)
+            .bind(h)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let fenced = " AND result = 'pending' AND EXISTS (SELECT 1 FROM leases l WHERE l.kind = 'dialer'
+        AND l.tenant_id = call_records.tenant_id AND l.resource_id = call_records.campaign_id
+        AND l.holder = $7 AND l.token = call_records.lease_token)";
+    let sql = format!(
+        "UPDATE call_records SET result = $1, sip_status = $2, ended_at = $3, answered_at = COALESCE(answered_at, $4)
+         WHERE tenant_id = $5 AND dialer_call_id = $6{}",
+        if holder.is_some() { fenced } else { "" }
+    );
+    let mut refused = Vec::new();
     for r in results {
-        let done = sqlx::query(
-            "UPDATE call_records SET result = $1, sip_status = $2, ended_at = $3, answered_at = COALESCE(answered_at, $4)
-             WHERE tenant_id = $5 AND dialer_call_id = $6",
-        )
-        .bind(r.result)
-        .bind(r.sip_status)
-        .bind(r.ended_at)
-        .bind(r.answered_at)
-        .bind(tenant_id)
-        .bind(r.call_id)
-        .execute(&mut *tx)
-        .await?;
+        let mut q = sqlx::query(&sql)
+            .bind(r.result)
+            .bind(r.sip_status)
+            .bind(r.ended_at)
+            .bind(r.answered_at)
+            .bind(tenant_id)
+            .bind(r.call_id);
+        if let Some(h) = holder {
+            q = q.bind(h);
+        }
+        let done = q.execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            if holder.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            refused.push(r.call_id);
+            continue;
         }
         sqlx::query(
             "UPDATE leads SET last_result = $1 WHERE tenant_id = $2 AND last_result = 'pending'
@@ -330,9 +449,67 @@ pub async fn end_calls(db: &Db, tenant_id: i64, results: &[CallResult]) -> Resul
         .bind(r.call_id)
         .execute(&mut *tx)
         .await?;
+        if NOT_REACHED.contains(&r.result) {
+            next_number(&mut tx, tenant_id, r.call_id).await?;
+        }
     }
     tx.commit().await?;
+    Ok(refused)
+}
+
+/// Results after which a campaign that says so dials the lead's next number: nobody answered
+/// (制限時間), the line was busy (ビジー), the number is not in service (現アナ).
+const NOT_REACHED: &[&str] = &["timeout", "busy", "not_in_service"];
+
+/// Moves the lead of a call nobody answered to its next number (the one added after the number
+/// dialled; after the last, the main number again), when its campaign moves on after no answer.
+async fn next_number(tx: &mut sqlx::AnyConnection, tenant_id: i64, call_id: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE leads SET next_number_id = (SELECT MIN(n.id) FROM lead_numbers n
+            WHERE n.tenant_id = leads.tenant_id AND n.lead_id = leads.id AND n.id > COALESCE(leads.next_number_id, 0))
+         WHERE tenant_id = $1
+           AND id = (SELECT r.lead_id FROM call_records r JOIN campaigns c ON c.id = r.campaign_id AND c.tenant_id = r.tenant_id
+                     WHERE r.tenant_id = $1 AND r.dialer_call_id = $2 AND c.next_number_on_no_answer = 1)",
+    )
+    .bind(tenant_id)
+    .bind(call_id)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
+}
+
+/// The calls of a campaign placed under another lease than `token` (an earlier holder's) and still
+/// pending: the new holder gives each `error` and an end time, their leads too, as the orphans of a
+/// restarted host. Returns their call ids.
+pub async fn fail_campaign_orphans(
+    db: &Db,
+    tenant_id: i64,
+    campaign_id: i64,
+    token: i64,
+    now_ms: i64,
+) -> Result<Vec<i64>> {
+    let rows = sqlx::query(
+        "SELECT dialer_call_id FROM call_records
+         WHERE tenant_id = $1 AND campaign_id = $2 AND result = 'pending' AND dialer_call_id IS NOT NULL
+           AND (lease_token IS NULL OR lease_token <> $3)",
+    )
+    .bind(tenant_id)
+    .bind(campaign_id)
+    .bind(token)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut calls = Vec::with_capacity(rows.len());
+    for r in rows {
+        calls.push(r.try_get::<i64, _>("dialer_call_id")?);
+    }
+    let results: Vec<CallResult> = calls
+        .iter()
+        .map(|c| CallResult { call_id: *c, result: "error", sip_status: 0, answered_at: None, ended_at: now_ms })
+        .collect();
+    if !results.is_empty() {
+        end_calls(db, tenant_id, &results).await?;
+    }
+    Ok(calls)
 }
 
 /// Calls whose records were written but that the dialer did not place, because it was stopping:
@@ -643,4 +820,18 @@ pub async fn dead_letters(db: &Db, tenant_id: i64, limit: i64) -> Result<Vec<Dea
 pub async fn tenant_ids(db: &Db, limit: i64) -> Result<Vec<u64>> {
     let rows = sqlx::query("SELECT id FROM tenants ORDER BY id LIMIT $1").bind(limit).fetch_all(&db.pool).await?;
     rows.into_iter().map(|r| Ok(u64::try_from(r.try_get::<i64, _>("id")?).unwrap_or(0))).collect()
+}
+
+/// The campaigns a dialer host must hold, of every tenant: (tenant, campaign). Those with a running
+/// call job, and those agents work (logged in, not offline: their nailed-up legs are kept by the
+/// campaign's host, a job running or not).
+pub async fn running_campaigns(db: &Db) -> Result<Vec<(i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT tenant_id, campaign_id FROM call_jobs WHERE status = 'running'
+         UNION SELECT tenant_id, campaign_id FROM control_agents
+         WHERE campaign_id IS NOT NULL AND view NOT LIKE '%\"state\":\"offline\"%'",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter().map(|r| Ok((r.try_get("tenant_id")?, r.try_get("campaign_id")?))).collect()
 }

@@ -87,6 +87,13 @@ pub(crate) fn numbered(clause: &str, params: &[usize]) -> String {
         .fold(clause.to_owned(), |c, (i, n)| c.replace(&format!("?{}", i + 1), &format!("${n}")))
 }
 
+/// The number a dial of lead `l` takes: the one `leads.next_number_id` names among the lead's
+/// other numbers while its campaign moves on after no answer, else the main number.
+pub const DIAL_TEL: &str = "COALESCE((SELECT n.tel FROM lead_numbers n
+    WHERE n.id = l.next_number_id AND n.tenant_id = l.tenant_id AND n.lead_id = l.id
+      AND EXISTS (SELECT 1 FROM batches b JOIN campaigns c ON c.id = b.campaign_id AND c.tenant_id = b.tenant_id
+                  WHERE b.id = l.batch_id AND b.tenant_id = l.tenant_id AND c.next_number_on_no_answer = 1)), l.tel)";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub lead_id: i64,
@@ -149,7 +156,7 @@ pub async fn next_dialable(
     let viewer = f.preview.map_or(0, |p| p.user_id);
     let skipped_since = f.preview.map_or(i64::MAX, |p| p.skipped_since);
     let sql = format!(
-        "SELECT r.id AS recall_id, l.id AS lead_id, l.tel FROM recalls r JOIN leads l ON l.id = r.lead_id
+        "SELECT r.id AS recall_id, l.id AS lead_id, {DIAL_TEL} AS tel FROM recalls r JOIN leads l ON l.id = r.lead_id
          WHERE r.tenant_id = $1 AND r.campaign_id = $2 AND r.status = 'open' AND r.agent_user_id IS NULL
            AND r.due_at <= $3 AND l.state = 'open'
            AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $4 AND tenant_id = $1){}{}
@@ -179,7 +186,7 @@ pub async fn next_dialable(
     if rest <= 0 {
         return Ok(out);
     }
-    let (mut sql, binds) = open_leads_where(f, "l.id AS lead_id, l.tel");
+    let (mut sql, binds) = open_leads_where(f, &format!("l.id AS lead_id, {DIAL_TEL} AS tel"));
     let n = binds.len() + 3;
     sql.push_str(&numbered(NOT_HELD_BY_ANOTHER, &[n, n + 1]));
     sql.push_str(&numbered(NOT_SKIPPED_SINCE, &[n + 2]));

@@ -241,18 +241,14 @@ pub async fn candidate(
     run_started: Option<i64>,
     now_ms: i64,
 ) -> Result<Option<Candidate>> {
-    let r = sqlx::query(
-        "SELECT l.id, l.tel, l.last_attempt_at, c.mode FROM leads l
+    let sql = format!(
+        "SELECT l.id, {} AS tel, l.last_attempt_at, c.mode FROM leads l
          JOIN call_jobs j ON j.id = $4 AND j.tenant_id = $2 JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = $2
          WHERE l.id = $1 AND l.tenant_id = $2 AND l.state = 'open' AND l.preview_user_id = $3
            AND l.list_id IN (SELECT list_id FROM call_job_lists WHERE job_id = $4 AND tenant_id = $2)",
-    )
-    .bind(lead)
-    .bind(tenant_id)
-    .bind(user_id)
-    .bind(job_id)
-    .fetch_optional(&db.pool)
-    .await?;
+        crate::leads::DIAL_TEL
+    );
+    let r = sqlx::query(&sql).bind(lead).bind(tenant_id).bind(user_id).bind(job_id).fetch_optional(&db.pool).await?;
     let Some(r) = r else { return Ok(None) };
     let recall = due_recall(db, tenant_id, lead, user_id, now_ms).await?;
     let last: Option<i64> = r.try_get("last_attempt_at")?;

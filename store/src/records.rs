@@ -126,7 +126,45 @@ pub async fn save_wrapup_in(
         return Err(StoreError::NotFound);
     }
     if let Some(lead) = ctx.lead_id {
-        let state = if s.next_action == "complete" { "done" } else { "open" };
+        // クレーム (CALLTREE's default status): the lead is stopped (停止) and its number goes on the
+        // tenant's do-not-call list, so no job calls the customer again.
+        let complaint = s.result == "complaint";
+        let state = if complaint {
+            "stopped"
+        } else if s.next_action == "complete" {
+            "done"
+        } else {
+            "open"
+        };
+        if complaint {
+            let tel: Option<String> = sqlx::query_scalar("SELECT tel FROM leads WHERE id = $1 AND tenant_id = $2")
+                .bind(lead)
+                .bind(tenant_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(tel) = tel {
+                sqlx::query(
+                    "INSERT INTO dnc_numbers (tenant_id, number, note, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (tenant_id, number) DO NOTHING",
+                )
+                .bind(tenant_id)
+                .bind(&tel)
+                .bind(format!("クレーム (wrap-up record {id})"))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "INSERT INTO lead_history (tenant_id, lead_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(tenant_id)
+            .bind(lead)
+            .bind(saved_by)
+            .bind("クレーム: 停止, 発信規制")
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query("UPDATE leads SET last_result = $1, state = $2 WHERE id = $3 AND tenant_id = $4")
             .bind(&s.result)
             .bind(state)

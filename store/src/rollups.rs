@@ -16,8 +16,8 @@
 //! - `leads` (件数): 1 on the last call of a lead in the day, so a day's sum is the leads processed
 //!   that day, each under its final result of the day;
 //! - `first_calls`: the lead's first dial ever (CALLTREE's 作業数 sums them up to a day);
-//! - `connects` (コネクト数): connected calls whose result is not a no-connect code (不通, FAX, 現アナ:
-//!   `result_codes.connected = 0`).
+//! - `connects` (コネクト数): connected calls whose result is not a no-connect one (不通, FAX, 現アナ:
+//!   the default statuses of `crate::results`, or a campaign code with `result_codes.connected = 0`).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -250,7 +250,9 @@ pub async fn count_day(db: &Db, tenant_id: i64, tz: Tz, day: NaiveDate, now_ms: 
                         m.0[7] = m.0[6];
                         m.0[10] = (ended - b).max(0);
                         band = band_of(m.0[10]);
-                        if !camps.no_connect.contains(&(campaign, result.clone())) {
+                        if !camps.no_connect.contains(&(campaign, result.clone()))
+                            && !crate::results::is_no_connect(&result)
+                        {
                             m.0[15] = 1;
                         }
                     }

@@ -484,7 +484,10 @@ fn apply_event(
 fn apply_notice(agents: &mut HashMap<u64, AgentSlot>, started: EntryId, id: EntryId, n: AgentNotice) {
     let data = serde_json::to_string(&n).unwrap_or_default();
     match n {
-        AgentNotice::RecallAssigned { agent_id, .. } | AgentNotice::CallbackAssigned { agent_id, .. } => {
+        AgentNotice::RecallAssigned { agent_id, .. }
+        | AgentNotice::CallbackAssigned { agent_id, .. }
+        | AgentNotice::PhoneAnswer { agent_id, .. }
+        | AgentNotice::PhoneFailed { agent_id, .. } => {
             if let Some(slot) = slot_of(agents, started, agent_id.0) {
                 deliver(slot, DeskEvent { id: Some(id), name: "notice", data });
             }

@@ -209,6 +209,12 @@ fn job_json(auth: &Auth, j: &desk::DeskJob) -> Value {
     })
 }
 
+/// CALLTREE's default statuses (不通, FAX, 現アナ, 見込, 再コール, クレーム), offered on every wrap-up form
+/// after the campaign's numbered results; the page names them from its catalogue.
+fn default_results() -> Value {
+    json!(store::results::default_statuses().map(|f| json!({"key": f.key, "connected": f.connect})).collect::<Vec<_>>())
+}
+
 /// The desk whole (also the stream's first event).
 pub(crate) async fn desk_json(st: &AppState, auth: &Auth) -> ApiResult<Value> {
     let w = working(st, auth).await?;
@@ -254,6 +260,7 @@ pub(crate) async fn desk_json(st: &AppState, auth: &Auth) -> ApiResult<Value> {
         "job": job,
         "remaining": remaining,
         "result_codes": codes,
+        "default_results": default_results(),
         "recalls": {"open": recalls.len(), "due": due},
         "now_ms": now,
     }))
@@ -301,6 +308,7 @@ fn lead_json(auth: &Auth, l: &desk::LeadCard) -> Value {
     json!({
         "id": l.id, "list_id": l.list_id, "list_name": l.list_name, "campaign_id": l.campaign_id,
         "name": l.name, "kana": l.kana, "tel": l.tel, "remarks": l.remarks,
+        "other_numbers": l.other_numbers.iter().map(|(tel, label)| json!({"tel": tel, "label": label})).collect::<Vec<_>>(),
         "custom": serde_json::from_str::<Value>(&l.custom).unwrap_or_else(|_| json!({})),
         "tags": serde_json::from_str::<Value>(&l.tags).unwrap_or_else(|_| json!([])),
         "state": l.state, "attempts": l.attempts, "last_result": l.last_result,
@@ -334,7 +342,7 @@ async fn lead_get(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResu
     let codes = desk::result_codes(&st.db, t, lead.campaign_id).await?;
     Ok(Json(json!({
         "lead": lead_json(&auth, &lead), "custom_fields": fields, "result_codes": codes,
-        "contacts": contacts, "history": history,
+        "default_results": default_results(), "contacts": contacts, "history": history,
     })))
 }
 

@@ -591,7 +591,13 @@ enum Published {
 /// batch's duplicate rule and the list's cap against what is committed now. On PostgreSQL the
 /// batch's row is locked first, so publications into one batch (one list or several) run one
 /// after the other; on SQLite the write gate already orders them.
-async fn publish(db: &store::Db, tenant: i64, id: i64, req: &Request, staged: u64) -> Result<Published, store::StoreError> {
+async fn publish(
+    db: &store::Db,
+    tenant: i64,
+    id: i64,
+    req: &Request,
+    staged: u64,
+) -> Result<Published, store::StoreError> {
     let mut tx = db.begin_bulk_write().await?;
     if db.is_postgres() {
         sqlx::query("SELECT id FROM batches WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
@@ -606,7 +612,10 @@ async fn publish(db: &store::Db, tenant: i64, id: i64, req: &Request, staged: u6
         .fetch_optional(&mut *tx)
         .await?;
     let Some(allow) = allow else {
-        return Ok(Published::Refused("list_gone", "リストが削除されました (the list was deleted; nothing was imported)".into()));
+        return Ok(Published::Refused(
+            "list_gone",
+            "リストが削除されました (the list was deleted; nothing was imported)".into(),
+        ));
     };
     let mut refused = Vec::new();
     if allow.try_get::<i64, _>("allow_duplicates")? == 0 {
@@ -625,10 +634,12 @@ async fn publish(db: &store::Db, tenant: i64, id: i64, req: &Request, staged: u6
         .bind(tenant)
         .execute(&mut *tx)
         .await?;
-        for r in sqlx::query("SELECT row_no, tel FROM import_staged_leads WHERE import_id = $1 AND refused = 1 ORDER BY row_no")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?
+        for r in sqlx::query(
+            "SELECT row_no, tel FROM import_staged_leads WHERE import_id = $1 AND refused = 1 ORDER BY row_no",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
         {
             refused.push((r.try_get::<i64, _>("row_no")? as u64, r.try_get::<String, _>("tel")?));
         }
@@ -664,7 +675,11 @@ async fn publish(db: &store::Db, tenant: i64, id: i64, req: &Request, staged: u6
 
 /// The refused rows as the file has them, for the error CSV: the file is read again, each
 /// refused number counting as already in the batch.
-fn refused_rows(path: &std::path::Path, req: &Request, refused: &[(u64, String)]) -> Result<Vec<RowError>, store::StoreError> {
+fn refused_rows(
+    path: &std::path::Path,
+    req: &Request,
+    refused: &[(u64, String)],
+) -> Result<Vec<RowError>, store::StoreError> {
     let rows: HashSet<u64> = refused.iter().map(|(r, _)| *r).collect();
     let tels: HashSet<&str> = refused.iter().map(|(_, t)| t.as_str()).collect();
     let file = std::fs::File::open(path).map_err(|e| store::StoreError::Config(e.to_string()))?;

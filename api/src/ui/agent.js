@@ -41,7 +41,7 @@
       call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断',
       confirm_hang_up: '切断しますか?', confirm_save: '保存しますか?', confirm_end: '発信業務を終了しますか?',
       acw_left: '後処理 残り {t}', basic_info: '基本情報', edit_lead: '修正', update_lead: '更新', cancel: 'キャンセル',
-      f_name: '名前', f_kana: 'フリガナ', f_tel: '電話番号', f_remarks: '備考', f_tags: 'タグ', f_attempts: '発信回数',
+      f_name: '名前', f_kana: 'フリガナ', f_tel: '電話番号', f_other_numbers: 'その他の電話番号', f_remarks: '備考', f_tags: 'タグ', f_attempts: '発信回数',
       f_last_result: '前回結果', f_list: '顧客リスト', lead_updated: '更新しました (履歴に記録)',
       record: '応対記録', interlocutor: '対話者', self: '本人', other: 'その他', result: '対話結果',
       other_tel: '電話番号(その他)', next_action: '次のアクション', na_continue: '自動発信継続', na_recall: '再発信日時選択',
@@ -76,6 +76,7 @@
       state_hold: '保留', state_wrap_up: '後処理', state_paused: '停止', state_unknown: '未確認',
       res_pending: '発信待機中', res_busy: 'ビジー', res_no_entry: '未入力', res_timeout: '制限時間', res_cancel: 'キャンセル',
       res_error: 'エラー', res_not_in_service: '現アナ', res_channel_limit: 'チャンネル制限', res_restricted: '発信規制', res_stopped: '停止', res_abandoned: '破棄呼',
+      res_no_contact: '不通', res_fax: 'FAX', res_prospect: '見込', res_recall: '再コール', res_complaint: 'クレーム', default_results: 'デフォルト',
     },
     en: {
       title: 'Agent desktop', language: 'Language', menu: 'Menu', logout: 'Log out',
@@ -106,7 +107,7 @@
       call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer',
       confirm_hang_up: 'Hang up the customer?', confirm_save: 'Save the record?', confirm_end: 'End calling for this job?',
       acw_left: 'Wrap-up {t} left', basic_info: 'Customer', edit_lead: 'Correct', update_lead: 'Update', cancel: 'Cancel',
-      f_name: 'Name', f_kana: 'Kana', f_tel: 'Number', f_remarks: 'Remarks', f_tags: 'Tags', f_attempts: 'Attempts',
+      f_name: 'Name', f_kana: 'Kana', f_tel: 'Number', f_other_numbers: 'Other numbers', f_remarks: 'Remarks', f_tags: 'Tags', f_attempts: 'Attempts',
       f_last_result: 'Last result', f_list: 'Customer list', lead_updated: 'Updated (recorded in the history)',
       record: 'Wrap-up record', interlocutor: 'Spoke with', self: 'The customer', other: 'Someone else', result: 'Result',
       other_tel: 'Other number', next_action: 'Next action', na_continue: 'Keep auto-dialling', na_recall: 'Recall at',
@@ -141,6 +142,7 @@
       state_hold: 'Hold', state_wrap_up: 'Wrap-up', state_paused: 'Paused', state_unknown: 'Unknown',
       res_pending: 'Pending', res_busy: 'Busy', res_no_entry: 'No entry', res_timeout: 'No answer', res_cancel: 'Cancelled',
       res_error: 'Error', res_not_in_service: 'Not in service', res_channel_limit: 'Channel limit', res_restricted: 'Do-not-call', res_stopped: 'Stopped', res_abandoned: 'Abandoned',
+      res_no_contact: 'No contact', res_fax: 'Fax', res_prospect: 'Prospect', res_recall: 'Recall', res_complaint: 'Complaint', default_results: 'Default statuses',
     },
   };
   // The wallboard's colours.
@@ -367,6 +369,7 @@
     S.job = d.job;
     S.remaining = d.remaining;
     S.deskCodes = d.result_codes || [];
+    S.deskDefaults = d.default_results || [];
     S.recallCounts = d.recalls;
     S.caller = d.caller || null;
     if (d.call_id) S.callId = d.call_id;
@@ -536,6 +539,8 @@
       S.job = job;
       S.remaining = job.remaining;
       S.menu = 'work';
+      // A new job starts with an empty search (a name searched in standard mode is no number to dial).
+      S.mode = { lead: null, results: null, searched: '', notice: '' };
       // The stream's scope (the job's notices, its remaining leads) follows the session.
       connect();
     }, 'jobs-error');
@@ -861,11 +866,17 @@
     $('b-save-only').disabled = !canSave;
     const L = S.lead;
     const codes = (L && L.result_codes) || S.deskCodes || [];
+    const defaults = (L && L.default_results) || S.deskDefaults || [];
     const sel = $('r-result');
     const keep = sel.value;
-    if (sel.dataset.codes !== JSON.stringify(codes)) {
-      sel.dataset.codes = JSON.stringify(codes);
-      sel.replaceChildren(...codes.map((c) => { const o = el('option', '', `${c.number}: ${c.label}`); o.value = String(c.number); return o; }));
+    const sig = JSON.stringify([codes, defaults, S.lang]);
+    if (sel.dataset.codes !== sig) {
+      sel.dataset.codes = sig;
+      // The campaign's numbered results, then CALLTREE's default statuses (不通, FAX, 現アナ, 見込, 再コール, クレーム).
+      const fixed = el('optgroup');
+      fixed.label = t('default_results');
+      fixed.append(...defaults.map((d) => { const o = el('option', '', resultLabel(d.key, [])); o.value = d.key; return o; }));
+      sel.replaceChildren(...codes.map((c) => { const o = el('option', '', `${c.number}: ${c.label}`); o.value = String(c.number); return o; }), ...(defaults.length ? [fixed] : []));
       if (keep) sel.value = keep;
     }
     const dl = $('lead-dl');
@@ -895,6 +906,9 @@
       row(t('f_name'), lead.name, 'name');
       row(t('f_kana'), lead.kana, 'kana');
       row(t('f_tel'), lead.tel, 'tel');
+      if ((lead.other_numbers || []).length) {
+        row(t('f_other_numbers'), lead.other_numbers.map((n) => (n.label ? `${n.tel} (${n.label})` : n.tel)).join(', '), 'other_numbers');
+      }
       row(t('f_remarks'), lead.remarks, 'remarks');
       for (const f of L.custom_fields || []) {
         const v = lead.custom[f.key];
@@ -1385,6 +1399,13 @@
       await act(() => api('POST', `/agent/calls/${S.callId}/hang-up`));
     });
     $('record-form').addEventListener('submit', (ev) => { ev.preventDefault(); saveRecord(true); });
+    // 再コール is saved with a recall; a クレーム stops the lead, so its record completes it.
+    $('r-result').addEventListener('change', () => {
+      const na = { recall: 'recall', complaint: 'complete' }[$('r-result').value];
+      if (!na) return;
+      document.querySelector(`input[name="next_action"][value="${na}"]`).checked = true;
+      $('recall-box').hidden = na !== 'recall';
+    });
     $('b-save-only').addEventListener('click', () => saveRecord(false));
     $('b-edit-lead').addEventListener('click', startEdit);
     $('b-cancel-lead').addEventListener('click', () => { S.editing = false; render(); });

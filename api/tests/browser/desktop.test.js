@@ -191,7 +191,11 @@ async function desktop() {
   await ok(page);
   await stateIs(page, 'wrap_up');
   // 保存のみ: saved, still in wrap-up until 待機.
-  await page.selectOption('#r-result', '3');
+  // CALLTREE's default statuses follow the campaign's codes: 再コール turns the next action to a recall.
+  await page.selectOption('#r-result', { label: '再コール' });
+  assert.ok(await page.getByLabel('再発信日時選択').isChecked(), '再コール selects a recall');
+  await page.selectOption('#r-result', { label: '見込' });
+  await page.getByLabel('自動発信継続').check();
   await page.getByRole('button', { name: '保存のみ' }).click();
   await ok(page);
   await until(page, 'saved', () => document.getElementById('saved-note').textContent.length > 0);
@@ -276,6 +280,67 @@ async function desktop() {
   await hangUpAndSave(page, 1);
   await endJob(page);
 
+  // A manager, through the API (what the console does).
+  const boss = await fetch(`${BASE}/auth/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ tenant: FIX.tenant, login: 'boss', password: FIX.password }),
+  }).then((r) => r.json());
+  const asBoss = (method, p, body) => fetch(`${BASE}${p}`, {
+    method,
+    headers: { Authorization: `Bearer ${boss.token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  }).then((r) => r.json());
+
+  // ------------------------------------------------------------ a callback (折り返し呼) dialled back
+  // A manager registers one by hand; the agent takes it (担当者 +) and calls back from the dial job.
+  await startJob(page, J.dial);
+  const cb = await asBoss('POST', '/callbacks', { number: FIX.callback, memo: '資料の件で折り返し希望' });
+  assert.ok(cb.id, JSON.stringify(cb));
+  await page.getByRole('button', { name: /折り返し呼一覧/ }).click();
+  await visible(page, 'v-callbacks');
+  await page.getByRole('button', { name: /リロード/ }).first().click();
+  await page.click(`#cb-body tr[data-callback="${cb.id}"]`);
+  await until(page, 'the callback', () => !document.getElementById('cb-detail').hidden);
+  await page.getByRole('button', { name: '担当者を割り当て' }).click();
+  await ok(page);
+  await until(page, 'assigned to me', () => document.querySelector('#cb-dl [data-f="cb_col_assignee_name"]').textContent.includes('田中'));
+  await shots(page, 'callback');
+  await page.getByRole('button', { name: '折り返し発信' }).click();
+  await visible(page, 'v-call');
+  await until(page, "the callback's lead on the call", (n) => document.getElementById('lead-dl').textContent.includes(n), FIX.callbackName);
+  await shots(page, 'callback-call');
+  await hangUpAndSave(page, 1);
+  await endJob(page);
+
+  // ------------------------------------------------------- the seeds' dialogs, in ja and in en
+  // A manager stops the job: the agent is told; then the agent's phone hangs up its leg: logged off.
+  const dialJob = (await asBoss('GET', `/call-jobs?q=${encodeURIComponent(J.dial)}`)).items[0];
+  const dialogSays = (re) => until(page, `the dialog ${re}`, (src) => document.getElementById('dlg').open && new RegExp(src).test(document.getElementById('dlg-text').textContent), re.source);
+  for (const lang of ['ja', 'en']) {
+    await page.getByRole('button', { name: lang === 'ja' ? '日本語' : 'English', exact: true }).click();
+    await visible(page, 'v-jobs');
+    await page.locator('#jobs-body tr', { hasText: J.dial }).getByRole('button').click();
+    await ok(page);
+    await stateIs(page, 'ready');
+    await asBoss('POST', `/call-jobs/${dialJob.id}/stop`);
+    await dialogSays(lang === 'ja' ? /管理者により停止されました/ : /A manager stopped the call job/);
+    const stoppedShot = path.join(OUT, `desktop-job-stopped-${lang}.png`);
+    await page.screenshot({ path: stoppedShot, fullPage: true });
+    log(`SCREENSHOT ${stoppedShot}`);
+    await ok(page);
+    await step('phone_hangs_up');
+    await dialogSays(lang === 'ja' ? /ログオフの状態です/ : /You are logged off/);
+    // The leg is down: 未確認 until the agent starts a job again (which sets the leg up anew).
+    await stateIs(page, 'unknown');
+    await visible(page, 'v-jobs');
+    const offShot = path.join(OUT, `desktop-logged-off-${lang}.png`);
+    await page.screenshot({ path: offShot, fullPage: true });
+    log(`SCREENSHOT ${offShot}`);
+    await ok(page);
+    await asBoss('POST', `/call-jobs/${dialJob.id}/start`);
+  }
+  await page.getByRole('button', { name: '日本語', exact: true }).click();
+
   const pops = await page.evaluate(() => window.__desk.pops);
   log(`POPS ${JSON.stringify(pops)}`);
   assert.deepEqual(problems, [], problems.join('\n'));
@@ -286,10 +351,20 @@ async function desktop() {
 async function pop() {
   const { context, problems, watch } = await launch();
   const all = [];
+  // Each agent in a browser context of its own, as each person has their own browser: tabs of one
+  // context share its HTTP/1.1 connection pool (6 per host), and each desktop holds one connection
+  // open for its push channel, so a seventh tab's requests would wait behind six streams.
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
   // Logins one after another (argon2 on a loaded machine), then every tab takes calls at once.
   const pages = [];
   for (const a of FIX.agents) {
-    const page = await context.newPage();
+    const own = await browser.newContext({ viewport: { width: 1440, height: 960 }, locale: 'ja-JP' });
+    const page = await own.newPage();
     watch(page);
     await page.goto(`${BASE}/`);
     await page.getByLabel('テナントコード').fill(FIX.tenant);
@@ -320,6 +395,7 @@ async function pop() {
   await Promise.all(pages.map(agent));
   log(`POPS ${JSON.stringify(all)}`);
   assert.deepEqual(problems, [], problems.join('\n'));
+  await browser.close();
   await context.close();
 }
 

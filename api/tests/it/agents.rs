@@ -530,7 +530,7 @@ macro_rules! flavours {
 }
 
 /// 無応答自動停止 (CloudCallCenter §11.2): the group's setting pauses an agent who lets an offered
-/// customer go, with its reason.
+/// customer go, with its reason, and 無応答自動停止時間 ends that pause by itself.
 async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) {
     let buses = Buses::new(redis).await;
     let bus = buses.bus.clone();
@@ -544,9 +544,13 @@ async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) 
     let reason = expect(app.call(mgr, "post", "/pause-reasons", Some(&json!({"name": "無応答"}))).await, 201)["id"]
         .as_i64()
         .unwrap();
-    let g = json!({"no_answer_pause_reason_id": reason});
+    let g = json!({"no_answer_pause_reason_id": reason, "no_answer_pause_release_s": 2});
     let v = expect(app.call(mgr, "patch", &format!("/dialing-groups/{group}"), Some(&g)).await, 200);
     assert_eq!(v["no_answer_pause_reason_id"].as_i64(), Some(reason));
+    assert_eq!(v["no_answer_pause_release_s"].as_i64(), Some(2));
+    let bad = json!({"no_answer_pause_release_s": -1});
+    let e = expect(app.call(mgr, "patch", &format!("/dialing-groups/{group}"), Some(&bad)).await, 422);
+    assert_eq!(e["error"]["field"], "no_answer_pause_release_s");
     phone_for(&app, &t, op_id).await;
     let control = Control::start(&bus, &app, &wallboards, t.id).await;
     expect(app.call(op, "post", "/agent/session", Some(&json!({"call_job_id": job}))).await, 202);
@@ -565,15 +569,28 @@ async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) 
     // Not taken within the campaign's 1 s: released, and the agent paused with the group's reason.
     let v = until_agent(&app, op, op_id, "paused on no answer", state_is("paused")).await;
     assert_eq!(v["reason_id"].as_i64(), Some(reason), "{v}");
-    let cause = store::sqlx::query(
-        "SELECT cause FROM agent_transitions WHERE tenant_id = $1 AND agent_user_id = $2 ORDER BY id DESC LIMIT 1",
-    )
-    .bind(t.id)
-    .bind(op_id)
-    .fetch_one(&app.db.pool)
-    .await
-    .expect("the transition");
-    assert_eq!(store::sqlx::Row::try_get::<String, _>(&cause, "cause").unwrap(), "no_answer");
+    // The cause of the agent's last transition into (or out of) `state`.
+    let cause = |column: &'static str, state: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let sql = format!(
+                "SELECT cause FROM agent_transitions WHERE tenant_id = $1 AND agent_user_id = $2 AND {column} = $3 ORDER BY id DESC LIMIT 1"
+            );
+            let row = store::sqlx::query(&sql)
+                .bind(t.id)
+                .bind(op_id)
+                .bind(state)
+                .fetch_one(&db.pool)
+                .await
+                .expect("a transition");
+            store::sqlx::Row::try_get::<String, _>(&row, "cause").unwrap()
+        }
+    };
+    assert_eq!(cause("to_state", "paused").await, "no_answer");
+    // 無応答自動停止時間: the pause ends by itself after the group's 2 s (then the customer, who no
+    // dialer released in this test, is offered again).
+    until_agent(&app, op, op_id, "out of the pause", |v: &Value| v["state"] != "paused").await;
+    assert_eq!(cause("from_state", "paused").await, "pause_released");
     control.stop().await;
     buses.cleanup().await;
 }

@@ -241,17 +241,22 @@ pub async fn parallel_imports_keep_the_duplicate_rule(app: TestApp) {
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(text.lines().count() as i64, 1 + refused["rejected_rows"].as_i64().unwrap(), "one line per row");
         let line = text.lines().nth(1).unwrap();
-        assert!(line.contains("カナ,03") && line.ends_with("指定したバッチ内に同一の電話番号が既に登録されています"), "{line}");
+        assert!(
+            line.contains("カナ,03") && line.ends_with("指定したバッチ内に同一の電話番号が既に登録されています"),
+            "{line}"
+        );
     }
     // Two lists of one batch: the batch holds each number once.
     let (b, l1) = list(&app, &t, false).await;
     let l2 = expect(
-        app.call(t.mgr(), "post", "/lists", Some(&json!({"batch_id": b, "name": "l2", "allow_duplicates": false}))).await,
+        app.call(t.mgr(), "post", "/lists", Some(&json!({"batch_id": b, "name": "l2", "allow_duplicates": false})))
+            .await,
         201,
     )["id"]
         .as_i64()
         .unwrap();
-    let jobs = upload_parallel(&app, &t, vec![(l1, file.clone()), (l2, file.clone()), (l1, file.clone()), (l2, file)]).await;
+    let jobs =
+        upload_parallel(&app, &t, vec![(l1, file.clone()), (l2, file.clone()), (l1, file.clone()), (l2, file)]).await;
     assert_eq!(lead_count(&app, l1).await + lead_count(&app, l2).await, ROWS as i64, "{jobs:?}");
 }
 

@@ -597,7 +597,113 @@ pub async fn wrapup_records_save_results_and_recalls(app: TestApp) {
     assert_eq!(expect(app.call(mgr, "get", "/wrapup-records?saved=false", None).await, 200)["total"], 1);
 }
 
+/// CALLTREE's default statuses (不通, FAX, 現アナ, 見込, 再コール, クレーム) exist in every tenant without a
+/// campaign code and drive their features: 再コール is saved with a recall, クレーム stops the lead
+/// and puts its number on the do-not-call list.
+pub async fn default_statuses_drive_their_features(app: TestApp) {
+    let t = app.tenant("defaults").await;
+    let mgr = t.mgr();
+    let (c, _, l) = crate::harness::scaffold(&app, &t, json!({}), false).await;
+    let op = t.user(Role::Op);
+    let mut records = vec![];
+    for tel in ["0311120001", "0311120002"] {
+        let body = json!({"list_id": l, "name": "n", "kana": "カナ", "tel": tel});
+        let lead = expect(app.call(mgr, "post", "/leads", Some(&body)).await, 201)["id"].as_i64().unwrap();
+        let call: i64 = store::sqlx::Row::try_get(
+            &store::sqlx::query("INSERT INTO call_records (tenant_id, campaign_id, lead_id, agent_user_id, tel, started_at, result) VALUES ($1, $2, $3, $4, $5, 0, 'pending') RETURNING id")
+                .bind(t.id).bind(c).bind(lead).bind(op).bind(tel).fetch_one(&app.db.pool).await.unwrap(),
+            "id",
+        )
+        .unwrap();
+        let w: i64 = store::sqlx::Row::try_get(
+            &store::sqlx::query("INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, result, created_at) VALUES ($1, $2, $3, $4, 'no_entry', 0) RETURNING id")
+                .bind(t.id).bind(call).bind(lead).bind(op).fetch_one(&app.db.pool).await.unwrap(),
+            "id",
+        )
+        .unwrap();
+        records.push((w, lead, tel));
+    }
+    let tok = t.token(Role::Op);
+    let appr = &app;
+    let save = |w: i64, body: serde_json::Value| async move {
+        appr.call(tok, "post", &format!("/wrapup-records/{w}/save"), Some(&body)).await
+    };
+    let (w1, l1, _) = records[0];
+    // The campaign has no codes of its own; the defaults are there all the same.
+    let e =
+        expect(save(w1, json!({"result": "recall", "next_action": "continue", "state_after": "continue"})).await, 422);
+    assert_eq!(e["error"]["field"], "next_action");
+    let recall = json!({"result": "recall", "next_action": "recall", "recall_at": "2030-01-02T10:00:00+09:00", "state_after": "continue"});
+    assert_eq!(expect(save(w1, recall).await, 200)["result"], "recall");
+    assert_eq!(
+        expect(app.call(mgr, "get", &format!("/recalls?lead_id={l1}&status=open"), None).await, 200)["total"],
+        1
+    );
+    // クレーム: never recalled; the lead is stopped and its number is on the do-not-call list.
+    let (w2, l2, tel2) = records[1];
+    let e = expect(save(w2, json!({"result": "complaint", "next_action": "recall", "recall_at": "2030-01-02T10:00:00+09:00", "state_after": "continue"})).await, 422);
+    assert_eq!(e["error"]["field"], "next_action");
+    expect(save(w2, json!({"result": "complaint", "next_action": "continue", "state_after": "continue"})).await, 200);
+    let lead = expect(app.call(mgr, "get", &format!("/leads/{l2}"), None).await, 200);
+    assert_eq!((lead["state"].as_str(), lead["last_result"].as_str()), (Some("stopped"), Some("complaint")));
+    let dnc = expect(app.call(mgr, "get", &format!("/dnc-numbers?number={tel2}"), None).await, 200);
+    assert_eq!(dnc["total"], 1, "{dnc}");
+    let history = expect(app.call(mgr, "get", &format!("/leads/{l2}/history"), None).await, 200);
+    assert!(history.to_string().contains("クレーム"), "{history}");
+    // The others' lead was untouched by the complaint.
+    assert_eq!(expect(app.call(mgr, "get", &format!("/leads/{l1}"), None).await, 200)["state"], "open");
+    // A fixed result is no campaign code: nothing to rename or delete, and an unknown word is refused.
+    let e =
+        expect(save(w1, json!({"result": "fuzu", "next_action": "continue", "state_after": "continue"})).await, 422);
+    assert_eq!(e["error"]["field"], "result");
+}
+
+/// A lead's other numbers (/lead-numbers): validated like the main number, typed, unique per lead,
+/// written by MGR/SV/BY and read by OP, never seen from another tenant.
+pub async fn a_lead_carries_other_numbers(app: TestApp) {
+    let t = app.tenant("numbers").await;
+    let mgr = t.mgr();
+    let (c, _, l) = crate::harness::scaffold(&app, &t, json!({}), false).await;
+    let body = json!({"list_id": l, "name": "n", "kana": "カナ", "tel": "0311130001"});
+    let lead = expect(app.call(mgr, "post", "/leads", Some(&body)).await, 201)["id"].as_i64().unwrap();
+    let n = expect(
+        app.call(mgr, "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "09011130002", "label": "携帯"})))
+            .await,
+        201,
+    );
+    assert_eq!((n["phone_type"].as_str(), n["label"].as_str()), (Some("mobile"), Some("携帯")));
+    let e = expect(
+        app.call(mgr, "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "03-1113-0003"}))).await,
+        422,
+    );
+    assert_eq!(e["error"]["field"], "tel");
+    expect(app.call(mgr, "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "09011130002"}))).await, 409);
+    let op = t.token(Role::Op);
+    expect(app.call(op, "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "0311130004"}))).await, 403);
+    let other = app.tenant("numbers2").await;
+    let e = expect(
+        app.call(other.mgr(), "post", "/lead-numbers", Some(&json!({"lead_id": lead, "tel": "0311130005"}))).await,
+        422,
+    );
+    assert_eq!(e["error"]["field"], "lead_id");
+    assert_eq!(expect(app.call(other.mgr(), "get", "/lead-numbers", None).await, 200)["total"], 0);
+    assert_eq!(expect(app.call(mgr, "get", &format!("/lead-numbers?lead_id={lead}"), None).await, 200)["total"], 1);
+    // The campaign's setting, off by default.
+    let camp = expect(app.call(mgr, "get", &format!("/campaigns/{c}"), None).await, 200);
+    assert_eq!(camp["next_number_on_no_answer"], false);
+    let camp = expect(
+        app.call(mgr, "patch", &format!("/campaigns/{c}"), Some(&json!({"next_number_on_no_answer": true}))).await,
+        200,
+    );
+    assert_eq!(camp["next_number_on_no_answer"], true);
+    // Deleting the lead takes its numbers with it.
+    expect(app.call(mgr, "delete", &format!("/leads/{lead}"), None).await, 204);
+    assert_eq!(expect(app.call(mgr, "get", "/lead-numbers", None).await, 200)["total"], 0);
+}
+
 crate::both!(
+    a_lead_carries_other_numbers,
+    default_statuses_drive_their_features,
     wrapup_records_save_results_and_recalls,
     batch_dates_follow_retention,
     batch_delete_guards,

@@ -615,7 +615,31 @@ pub async fn retention_deletes_on_its_dates_and_the_figures_stay(app: TestApp) {
     let _ = f;
 }
 
+/// CALLTREE's default statuses are fixed results: 不通, FAX and 現アナ are calls but not connects,
+/// 見込 is a connect, whichever campaign codes exist.
+pub async fn default_statuses_count_as_calltree_counts_them(app: TestApp) {
+    let t = app.tenant("calltree").await;
+    let (_, ids) = seed_tokyo(&app, &t).await;
+    let sv = t.token(Role::Sv);
+    let connects = |l: Value| cells(&l, "l")[5].clone();
+    for (result, want) in [("fax", 1), ("no_contact", 1), ("not_in_service", 1), ("prospect", 2), ("complaint", 2)] {
+        // Call 1 (a connect under code 1) saved with the default status instead.
+        save(&app, &t, ids[1], result, true, at(TOKYO, "2026-12-01 09:12:00")).await;
+        store::rollups::rebuild(&app.db, t.id, store::now_ms()).await.unwrap();
+        let l = expect(app.call(sv, "get", "/reports/lists?date=2026-12-01", None).await, 200);
+        assert_eq!(cells(&l, "l")[4], 6, "{result}: still 6 calls");
+        assert_eq!(connects(l), want, "{result}");
+    }
+    // Their words in the campaign statistics' columns (lead b ends the day on call 5, now クレーム).
+    save(&app, &t, ids[5], "complaint", false, at(TOKYO, "2026-12-01 10:31:00")).await;
+    store::rollups::rebuild(&app.db, t.id, store::now_ms()).await.unwrap();
+    let c = expect(app.call(sv, "get", "/reports/campaigns?from=2026-12-01&to=2026-12-01", None).await, 200);
+    let col = &c["columns"][column(&c, "result:complaint")];
+    assert!(col.to_string().contains("クレーム"), "{col}");
+}
+
 crate::both!(
+    default_statuses_count_as_calltree_counts_them,
     retention_deletes_on_its_dates_and_the_figures_stay,
     roles_limit_the_figures,
     figures_match_the_hand_computed_ones,

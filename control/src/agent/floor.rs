@@ -41,6 +41,8 @@ struct Agent {
     ring_deadline: Option<u64>,
     acw_deadline: Option<u64>,
     idle_deadline: Option<u64>,
+    /// 無応答自動停止時間: a pause for an offer not taken ends here (cleared by any transition).
+    release_deadline: Option<u64>,
     /// The deadline last pushed to the timer heap; heap entries that differ are stale.
     armed: Option<u64>,
 }
@@ -59,12 +61,13 @@ impl Agent {
             ring_deadline: None,
             acw_deadline: None,
             idle_deadline: None,
+            release_deadline: None,
             armed: None,
         }
     }
 
     fn next_deadline(&self) -> Option<u64> {
-        [self.ring_deadline, self.acw_deadline, self.idle_deadline].into_iter().flatten().min()
+        [self.ring_deadline, self.acw_deadline, self.idle_deadline, self.release_deadline].into_iter().flatten().min()
     }
 
     /// In a call: a customer is offered, bridged or on hold, or the agent's preview call is being
@@ -96,6 +99,7 @@ impl Agent {
             leg_up: self.leg_up,
             pending: self.pending,
             dialling: self.dialling,
+            release_at_ms: self.release_deadline,
         }
     }
 }
@@ -138,6 +142,7 @@ impl Index {
         a.dialling = false;
         a.ring_deadline = None;
         a.acw_deadline = None;
+        a.release_deadline = None;
         a.idle_deadline = to.is_idle_state().then(|| now_ms.saturating_add(a.config.idle_logoff_ms));
     }
 
@@ -357,6 +362,7 @@ impl Floor {
             _ => None,
         };
         a.idle_deadline = a.state.is_idle_state().then(|| since.saturating_add(config.idle_logoff_ms));
+        a.release_deadline = view.release_at_ms.filter(|_| matches!(a.state, AgentState::Paused { .. }));
         Self::rearm(&mut self.timers, a);
         self.compact_timers();
         Ok(())
@@ -427,6 +433,13 @@ impl Floor {
                         None => AgentState::Ready,
                     };
                     ix.after_call(a, fallback, Cause::NoAnswer, now_ms);
+                    // 無応答自動停止時間: the pause ends by itself after the group's time (none: it
+                    // lasts until the agent or a supervisor ends it).
+                    if let (AgentState::Paused { .. }, Some(ms)) = (a.state, a.config.no_answer_release_ms) {
+                        if a.state == fallback && ms > 0 {
+                            a.release_deadline = Some(now_ms.saturating_add(ms));
+                        }
+                    }
                 }
                 _ => {}
             }
@@ -436,6 +449,13 @@ impl Floor {
             a.acw_deadline = None;
             if a.state == AgentState::WrapUp {
                 ix.finish_wrap_up(a, AfterWrapUp::Continue, Cause::AcwTimeout, now_ms);
+            }
+            return;
+        }
+        if a.release_deadline.is_some_and(|t| t <= now_ms) {
+            a.release_deadline = None;
+            if matches!(a.state, AgentState::Paused { .. }) {
+                ix.enter(a, AgentState::Ready, Cause::PauseReleased, now_ms);
             }
             return;
         }

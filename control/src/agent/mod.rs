@@ -165,6 +165,8 @@ pub enum Cause {
     LogOffRequested,
     /// 60 minutes idle in ready / ACW / paused.
     IdleTimeout,
+    /// 無応答自動停止時間 ran out: the pause for an offer not taken ended by itself.
+    PauseReleased,
     /// A supervisor changed the agent's state.
     Supervisor {
         supervisor_id: SupervisorId,
@@ -271,6 +273,10 @@ pub struct AgentConfig {
     pub leg_setup_timeout_ms: u64,
     /// Auto-pause an agent who does not take an offered customer, with this reason.
     pub no_answer_pause: Option<PauseReasonId>,
+    /// 無応答自動停止時間: that pause ends by itself after this long (`None` or 0: it lasts until
+    /// the agent or a supervisor ends it).
+    #[serde(default)]
+    pub no_answer_release_ms: Option<u64>,
     /// Preview: how long the agent's own call may take from the dial to the answer (the campaign's
     /// ring timeout and a margin); past it the call is hung up and the agent is ready again.
     #[serde(default = "default_preview_timeout_ms")]
@@ -289,6 +295,7 @@ impl Default for AgentConfig {
             offer_timeout_ms: 20_000,
             leg_setup_timeout_ms: 60_000,
             no_answer_pause: None,
+            no_answer_release_ms: None,
             preview_timeout_ms: default_preview_timeout_ms(),
         }
     }
@@ -452,4 +459,7 @@ pub struct AgentView {
     /// Preview: the agent's own call is being placed or rings (not answered yet).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dialling: bool,
+    /// 無応答自動停止時間: when a pause for an offer not taken ends by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_at_ms: Option<u64>,
 }

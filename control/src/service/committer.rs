@@ -67,6 +67,7 @@ pub(super) struct Committer<B: Bus> {
     pub mirror: Option<MirrorWriter>,
     pub tenant_id: u64,
     pub group: String,
+    pub fence: Option<(String, i64)>,
     pub inputs: InputStreams,
 }
 
@@ -140,7 +141,7 @@ impl<B: Bus> Committer<B> {
     /// Commit, then ack, then show (the events are published already): see the module docs of
     /// [`super`].
     async fn commit(&mut self, a: Applied) -> Result<(), ServiceError> {
-        persist::commit(&self.db, self.tenant_id, a.now, &a.writes).await?;
+        persist::commit(&self.db, self.tenant_id, a.now, &a.writes, self.fence.as_ref()).await?;
         for (source, d, reason) in &a.dead {
             tracing::warn!(entry = %d.entry_id, id = %d.envelope.id, %reason, "dead-lettered");
             self.bus.dead_letter(self.inputs.of(*source), &self.group, d, reason).await?;
@@ -198,6 +199,7 @@ mod tests {
                 leg_up: true,
                 pending: None,
                 dialling: false,
+                release_at_ms: None,
             },
             config: AgentConfig::default(),
         }

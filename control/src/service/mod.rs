@@ -37,7 +37,7 @@
 
 mod committer;
 mod gauges;
-mod persist;
+pub mod persist;
 
 pub use persist::{AgentRow, BatchWrites, CallOp, PersistError};
 
@@ -84,6 +84,10 @@ pub struct ServiceConfig {
     /// Mirror the wallboard feed on the bus (stream and snapshot key, see
     /// [`crate::wallboard::mirror`]) for API processes elsewhere. Needed when the bus is shared.
     pub mirror_wallboard: bool,
+    /// The tenant's control lease this service runs under (`kakeru control` on leases): holder and
+    /// fencing token. Every commit first checks both in its transaction; a commit of a holder
+    /// whose lease was taken is refused ([`persist::PersistError::Fenced`]) and the service stops.
+    pub fence: Option<(String, i64)>,
 }
 
 impl ServiceConfig {
@@ -100,6 +104,7 @@ impl ServiceConfig {
             max_waiting: 100_000,
             applied_retention_ms: 7 * 86_400_000,
             mirror_wallboard: false,
+            fence: None,
         }
     }
 }
@@ -358,6 +363,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
             tenant_id: self.cfg.tenant_id,
             group: self.cfg.group.clone(),
             inputs: self.inputs.clone(),
+            fence: self.cfg.fence.clone(),
         };
         let committer = tokio::spawn(committer.run(commit_rx));
         self.commits = Some(publish_tx);

@@ -67,6 +67,8 @@ pub enum PersistError {
     BadRow(String),
     #[error("store: {0}")]
     Store(#[from] store::StoreError),
+    #[error("the tenant's control lease is held by another control (this one's commit is refused)")]
+    Fenced,
 }
 
 fn i(v: u64) -> i64 {
@@ -101,14 +103,28 @@ fn cause_name(c: &Cause) -> (&'static str, Option<i64>) {
         Cause::PauseRequested => ("pause_requested", None),
         Cause::LogOffRequested => ("log_off_requested", None),
         Cause::IdleTimeout => ("idle_timeout", None),
+        Cause::PauseReleased => ("pause_released", None),
         Cause::Supervisor { supervisor_id } => ("supervisor", Some(i(supervisor_id.0))),
     }
 }
 
 /// Writes one batch in one transaction.
-pub async fn commit(db: &Db, tenant_id: u64, now_ms: u64, w: &BatchWrites) -> Result<(), PersistError> {
+/// With a `fence` (holder, token), nothing is written unless that holder still holds the tenant's
+/// control lease with that token (the lease row locked to the commit).
+pub async fn commit(
+    db: &Db,
+    tenant_id: u64,
+    now_ms: u64,
+    w: &BatchWrites,
+    fence: Option<&(String, i64)>,
+) -> Result<(), PersistError> {
     let t = i(tenant_id);
     let mut tx = db.begin_write().await?;
+    if let Some((holder, token)) = fence {
+        if !store::leases::lock_held(&mut tx, store::leases::Kind::Control, t, 0, holder, *token).await? {
+            return Err(PersistError::Fenced);
+        }
+    }
     for chunk in w.applied.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO control_applied (tenant_id, message_id, applied_at) VALUES {}",

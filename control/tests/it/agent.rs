@@ -13,6 +13,7 @@ const A: AgentId = AgentId(1);
 const B: AgentId = AgentId(2);
 const C1: CallId = CallId(100);
 const C2: CallId = CallId(101);
+const C3: CallId = CallId(102);
 
 /// A floor driven under virtual time: fires every deadline in order, collects every event.
 pub struct Sim {
@@ -398,6 +399,48 @@ fn offer_not_taken_is_released_and_the_agent_auto_paused() {
     s.input(B, Input::Offer { call_id: C1 }).unwrap();
     s.advance(20_000);
     assert_eq!(s.state(B), AgentState::Ready);
+}
+
+/// 無応答自動停止時間 (cloudcallcenter-manual.txt §11.2): the pause for an offer not taken ends by
+/// itself after the group's time, also across a restart of control; a pause ended sooner by hand
+/// leaves nothing behind.
+#[test]
+fn the_no_answer_pause_ends_by_itself_after_the_release_time() {
+    let cfg = AgentConfig { no_answer_pause: Some(NO_ANSWER), no_answer_release_ms: Some(90_000), ..acw(30) };
+    let mut s = Sim::new(&[A, B]);
+    s.ready(A, cfg);
+    s.input(A, Input::Offer { call_id: C1 }).unwrap();
+    s.advance(20_000);
+    assert_eq!(s.state(A), AgentState::Paused { reason_id: NO_ANSWER });
+    let view = s.floor.agent(A).unwrap();
+    assert_eq!(view.release_at_ms, Some(s.now + 90_000));
+    s.advance(89_999);
+    assert_eq!(s.state(A), AgentState::Paused { reason_id: NO_ANSWER });
+    s.advance(1);
+    assert_eq!(s.state(A), AgentState::Ready);
+    assert_eq!(s.last(A).cause, Cause::PauseReleased);
+    assert_eq!(s.floor.agent(A).unwrap().release_at_ms, None);
+
+    // Restored from its stored view (control restarted), the pause still ends on time.
+    s.input(A, Input::Offer { call_id: C2 }).unwrap();
+    s.advance(20_000);
+    let stored = s.floor.agent(A).unwrap();
+    let mut restarted = Sim::new(&[A]);
+    restarted.now = s.now;
+    restarted.floor.restore(stored, cfg).unwrap();
+    restarted.advance(90_000);
+    assert_eq!(restarted.state(A), AgentState::Ready);
+    assert_eq!(restarted.last(A).cause, Cause::PauseReleased);
+
+    // Ended by hand first: no release fires later; without a release time the pause stays.
+    s.input(A, Input::GoReady).unwrap();
+    s.input(A, Input::Pause { reason_id: LUNCH }).unwrap();
+    s.advance(120_000);
+    assert_eq!(s.state(A), AgentState::Paused { reason_id: LUNCH });
+    s.ready(B, AgentConfig { no_answer_pause: Some(NO_ANSWER), ..acw(30) });
+    s.input(B, Input::Offer { call_id: C3 }).unwrap();
+    s.advance(20_000 + 1_800_000);
+    assert_eq!(s.state(B), AgentState::Paused { reason_id: NO_ANSWER });
 }
 
 #[test]

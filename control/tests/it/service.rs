@@ -426,3 +426,40 @@ async fn wallboard_feed_resumes_after_last_id_and_skips_a_slow_client_to_a_snaps
     assert!(matches!(a0.state, AgentState::Paused { .. }));
     let _ = Tile::Agent(a0.clone());
 }
+
+/// Control on leases: a commit made under a tenant's control lease is refused once another control
+/// took the lease (a new token), and nothing of it is written; the new holder's commits go in.
+#[tokio::test]
+async fn a_stale_owners_commit_is_refused_once_its_control_lease_was_taken() {
+    use control::service::persist::{commit, BatchWrites, PersistError};
+    use store::leases::{self, Kind};
+    for backend in backends() {
+        let (_url, db, tenant, _reason, _dir) = fixture(backend).await;
+        let t = tenant as i64;
+        let now = store::now_ms();
+        assert_eq!(leases::acquire(&db, Kind::Control, t, 0, "control-a", now, 2_000).await.expect("a"), Some(1));
+        let a = ("control-a".to_string(), 1i64);
+        let ids: Vec<control::bus::MessageId> = (0..3).map(|_| control::bus::MessageId::new()).collect();
+        let batch = |i: usize| BatchWrites { applied: vec![ids[i]], ..BatchWrites::default() };
+        commit(&db, tenant, now as u64, &batch(0), Some(&a)).await.expect("the holder commits");
+        // Control A is cut off; its lease runs out and B takes it.
+        assert_eq!(leases::acquire(&db, Kind::Control, t, 0, "control-b", now + 1_000, 2_000).await.expect("b"), None);
+        let b_token = leases::acquire(&db, Kind::Control, t, 0, "control-b", now + 2_500, 2_000).await.expect("b");
+        assert_eq!(b_token, Some(2));
+        let r = commit(&db, tenant, now as u64, &batch(1), Some(&a)).await;
+        assert!(matches!(r, Err(PersistError::Fenced)), "{r:?}");
+        let b = ("control-b".to_string(), 2i64);
+        commit(&db, tenant, now as u64, &batch(2), Some(&b)).await.expect("B commits");
+        let applied: Vec<String> =
+            sqlx::query("SELECT message_id FROM control_applied WHERE tenant_id = $1 ORDER BY message_id")
+                .bind(t)
+                .fetch_all(&db.pool)
+                .await
+                .expect("applied")
+                .into_iter()
+                .map(|r| r.try_get("message_id").expect("id"))
+                .collect();
+        assert_eq!(applied.len(), 2, "the stale commit wrote nothing: {applied:?}");
+        assert!(!applied.contains(&ids[1].to_string()), "{applied:?}");
+    }
+}

@@ -28,6 +28,7 @@
 //!   hangs up. After a customer hangs up, the agent may key a result on the phone (DTMF result
 //!   entry, [`dtmf_entry`]).
 
+pub mod browser;
 pub mod dtmf_entry;
 pub mod phones;
 
@@ -46,6 +47,7 @@ use sip::message::{response_to, Method, Request, Response};
 use sip::sdp::{self, LocalMedia, Negotiated};
 use sip::{Endpoint, Event as SipEvent, TxId};
 
+pub use browser::DialBrowser;
 pub use dtmf_entry::{DtmfEntry, EntryError, EntryParser};
 pub use phones::{Account, AuthStats, DigestChallenges, PhoneSettings, Phones};
 
@@ -197,6 +199,8 @@ pub enum CancelReason {
 pub enum Command {
     DialCustomer(Box<DialCustomer>),
     DialAgent(DialAgent),
+    /// The agent's leg as a browser phone (its page's WebRTC offer), or a new offer on it.
+    DialBrowser(DialBrowser),
     /// Move the answered customer onto the agent's leg (beep, audio, recording).
     Bridge {
         call: u64,
@@ -319,6 +323,16 @@ pub enum CallEvent {
     AgentLegDown {
         agent: u64,
     },
+    /// The shard's SDP answer to a browser phone's offer (for the agent's page).
+    BrowserAnswer {
+        agent: u64,
+        sdp: String,
+    },
+    /// A browser phone's offer was refused or its leg failed (for the agent's page, in words).
+    BrowserFailed {
+        agent: u64,
+        error: String,
+    },
     /// The phone refused or did not answer the nailed-up leg.
     AgentUnreachable {
         agent: u64,
@@ -433,6 +447,8 @@ struct Agent {
     /// The call whose result the agent may key, until the deadline.
     entry: Option<(u64, Instant)>,
     parser: EntryParser,
+    /// A browser phone's leg (WebRTC on the shard, no SIP dialog: `browser`).
+    browser: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -642,6 +658,7 @@ impl CallControl {
         match cmd {
             Command::DialCustomer(c) => self.dial_customer(now, c),
             Command::DialAgent(a) => self.dial_agent(now, a),
+            Command::DialBrowser(b) => self.dial_browser(now, b),
             Command::Bridge { call, agent } => self.bridge(now, call, agent),
             Command::HangUpCustomer { call, by } => self.hang_up_customer(now, call, by),
             Command::Abandon { call } => self.abandon(now, call),
@@ -656,6 +673,9 @@ impl CallControl {
 
     /// A report of the shard about one of our media calls.
     pub fn handle_media(&mut self, now: Now, report: &Report) {
+        if self.on_browser_report(now, report) {
+            return self.drain_sip(now);
+        }
         match report {
             Report::Event { call, event: media::Event::Dtmf { role: Role::Agent, digit, .. } } => {
                 if let Some(agent) = self.agent_of_media(*call) {
@@ -1139,6 +1159,7 @@ impl CallControl {
                 customer: None,
                 entry: None,
                 parser: EntryParser::new(self.cfg.dtmf_digit_timeout),
+                browser: false,
             },
         );
     }
@@ -1198,7 +1219,8 @@ impl CallControl {
             self.end_answered(now, call, Party::Agent, EndCause::Completed);
         }
         let was_up = a.state == AgentState::Up;
-        if was_up {
+        // A browser leg has its media call from the offer on, up or not.
+        if was_up || a.browser {
             self.control(Control::EndCall { call: agent_media_call(agent) });
             self.media.push_back(MediaOp::ClosePort(a.port.0));
         } else {

@@ -54,6 +54,10 @@ use crate::pacer::{
 };
 
 /// The 72-hour rule for predictive campaigns.
+/// How long a browser phone's offer waits for its agent's leg (the page offers, then starts the job).
+pub const PHONE_OFFER_TTL_MS: u64 = 60_000;
+/// Browser phone offers one engine keeps waiting at most.
+pub const MAX_PHONE_OFFERS: usize = 10_000;
 pub const NO_REDIAL_AFTER_ABANDON_MS: i64 = 72 * 3_600_000;
 /// Most dials one prepare step asks for.
 pub const MAX_PREPARE: u32 = 500;
@@ -81,6 +85,9 @@ pub struct CoreConfig {
     pub waiting_audio: Option<Clip>,
     /// Whether calls are recorded (the prepare step then names a directory).
     pub recording: bool,
+    /// The host places campaigns on leases: an engine holds no campaign until
+    /// [`Input::Leases`] names it.
+    pub on_leases: bool,
 }
 
 impl Default for CoreConfig {
@@ -94,6 +101,7 @@ impl Default for CoreConfig {
             abandon_message: None,
             waiting_audio: None,
             recording: false,
+            on_leases: false,
         }
     }
 }
@@ -146,6 +154,16 @@ pub enum Input {
     Prepared(Prepared),
     /// A prepare that failed (nothing was written).
     PrepareFailed { id: u64, error: String },
+    /// The campaigns this host holds on leases, each with its fencing token (replaces the set).
+    /// Once given, the engine paces, dials and sets up agents' legs only for these; a campaign
+    /// lost ends its calls here (their results are the new holder's) and a campaign gained gets
+    /// its agents' legs set up from this host. Never given: every campaign is this host's.
+    Leases(HashMap<u64, u64>),
+    /// ブラウザフォン: the SDP offer of an agent's page (the API's [`PhoneOffer`]): kept for the
+    /// agent's next leg, or handed to the shard of the leg the agent has (an ICE restart).
+    ///
+    /// [`PhoneOffer`]: control::messages::PhoneOffer
+    PhoneOffer { agent: u64, sdp: String },
     /// Begin the stop (see the module docs).
     Stop,
 }
@@ -162,6 +180,8 @@ pub enum Output {
     /// Select leads and write their call records; answer with [`Input::Prepared`] or
     /// [`Input::PrepareFailed`] carrying the same `id`.
     Prepare(Box<PrepareRequest>),
+    /// A notice for an agent's page, on the tenant's `agent:events` (the browser phone's answer).
+    Notice { tenant: u64, notice: control::messages::AgentNotice },
     /// Nothing more now: call `handle_timeout` at this instant (or on the next input).
     Timeout(Instant),
 }
@@ -189,6 +209,9 @@ pub struct PrepareRequest {
     pub id: u64,
     pub tenant: u64,
     pub campaign: u64,
+    /// The fencing token of the campaign's lease (on leases): the prepare writes nothing unless
+    /// the host still holds it.
+    pub token: Option<u64>,
     /// Numbers in a call or being dialled in the tenant: not picked again.
     pub numbers: HashSet<String>,
     pub kind: PrepareKind,
@@ -359,6 +382,8 @@ pub struct Engine {
     calls: HashMap<u64, LiveCall>,
     agents: HashMap<u64, AgentInfo>,
     contacts: HashMap<u64, Contact>,
+    /// Browser phones' offers waiting for their agent's next leg, with when they came.
+    phone_offers: HashMap<u64, (u64, String)>,
     phones: HashMap<String, i64>,
     campaigns: HashMap<u64, Campaign>,
     caller_limits: HashMap<String, i64>,
@@ -369,6 +394,10 @@ pub struct Engine {
     /// The campaign whose paced prepare went last (the campaigns take turns).
     last_paced: u64,
     phase: Phase,
+    /// On leases: the campaigns held and their tokens (`None`: all are this host's).
+    held: Option<HashMap<u64, u64>>,
+    /// The running jobs as last loaded, of held campaigns or not.
+    all_jobs: Vec<JobConfig>,
     next_tick: Option<Instant>,
     next_status: Option<Instant>,
     out: VecDeque<Output>,
@@ -377,12 +406,14 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(tenant: u64, cfg: Arc<CoreConfig>) -> Engine {
+        let held = cfg.on_leases.then(HashMap::new);
         Engine {
             tenant,
             cfg,
             calls: HashMap::new(),
             agents: HashMap::new(),
             contacts: HashMap::new(),
+            phone_offers: HashMap::new(),
             phones: HashMap::new(),
             campaigns: HashMap::new(),
             caller_limits: HashMap::new(),
@@ -392,6 +423,8 @@ impl Engine {
             next_prepare_id: 1,
             last_paced: 0,
             phase: Phase::Running,
+            held,
+            all_jobs: Vec::new(),
             next_tick: None,
             next_status: None,
             out: VecDeque::new(),
@@ -410,6 +443,11 @@ impl Engine {
     /// Calls in progress (placed and not ended).
     pub fn calls_in_flight(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Campaigns with calls in progress.
+    pub fn busy_campaigns(&self) -> impl Iterator<Item = u64> + '_ {
+        self.calls.values().map(|c| c.campaign).collect::<HashSet<u64>>().into_iter()
     }
 
     /// Whether a prepare is in flight.
@@ -434,9 +472,14 @@ impl Engine {
         match input {
             Input::Shard { shard, event } => self.on_shard(now, shard, event),
             Input::Agent(ev) => self.on_agent_event(now, ev),
-            Input::Jobs(jobs) => self.on_jobs(now, jobs),
+            Input::Jobs(jobs) => {
+                self.all_jobs = jobs;
+                self.apply_jobs(now);
+            }
+            Input::Leases(held) => self.on_leases(now, held),
             Input::CallerLimits(l) => self.caller_limits = l,
             Input::Phones(p) => self.phones = p,
+            Input::PhoneOffer { agent, sdp } => self.on_phone_offer(now, agent, sdp),
             Input::Recovered { agents, contacts, orphans } => self.on_recovered(agents, contacts, orphans),
             Input::Prepared(p) => self.on_prepared(now, p),
             Input::PrepareFailed { id, error } => self.on_prepare_failed(now, id, &error),
@@ -516,6 +559,28 @@ impl Engine {
         self.push(Output::Shard { shard, command });
     }
 
+    /// A browser phone's offer: to the shard of the leg the agent has (set up or up), else kept
+    /// for the agent's next leg ([`PHONE_OFFER_TTL_MS`]; one per agent, at most
+    /// [`MAX_PHONE_OFFERS`]).
+    fn on_phone_offer(&mut self, now: Now, agent: u64, sdp: String) {
+        let leg = self.agents.get(&agent).filter(|a| !matches!(a.state, CtlState::Offline | CtlState::Unknown));
+        if let Some(a) = leg {
+            let shard = a.leg_shard.unwrap_or_else(|| shard_of(a.campaign.unwrap_or(0), self.cfg.shards));
+            let tenant_id = self.tenant;
+            return self.command(shard, Command::DialBrowser(calls::DialBrowser { agent, tenant_id, offer: sdp }));
+        }
+        self.phone_offers.retain(|_, (at, _)| *at + PHONE_OFFER_TTL_MS > now.unix_ms);
+        if self.phone_offers.len() >= MAX_PHONE_OFFERS && !self.phone_offers.contains_key(&agent) {
+            tracing::warn!(agent, "too many browser phone offers waiting; refused");
+            let notice = control::messages::AgentNotice::PhoneFailed {
+                agent_id: AgentId(agent),
+                error: "the dialer is busy; try again".into(),
+            };
+            return self.push(Output::Notice { tenant: self.tenant, notice });
+        }
+        self.phone_offers.insert(agent, (now.unix_ms, sdp));
+    }
+
     fn publish(&mut self, event: ShardEvent) {
         let tenant = self.tenant;
         self.push(Output::Publish { tenant, event });
@@ -557,6 +622,71 @@ impl Engine {
                 outcome,
                 result: control::messages::SystemResult::Error,
             });
+        }
+    }
+
+    /// Whether this host dials for the campaign.
+    fn holds(&self, campaign: u64) -> bool {
+        self.held.as_ref().is_none_or(|h| h.contains_key(&campaign))
+    }
+
+    /// The fencing token of a held campaign's lease (on leases).
+    fn token_of(&self, campaign: u64) -> Option<u64> {
+        self.held.as_ref().and_then(|h| h.get(&campaign).copied())
+    }
+
+    /// The jobs of the campaigns held.
+    fn apply_jobs(&mut self, now: Now) {
+        let jobs: Vec<JobConfig> =
+            self.all_jobs.iter().filter(|j| self.holds(j.job.campaign_id as u64)).cloned().collect();
+        self.on_jobs(now, jobs);
+    }
+
+    /// The leases changed: a campaign lost stops here at once (its calls are ended without a word
+    /// to anyone: the new holder gave them their results and a stale write would be refused
+    /// anyway; its agents' legs are let go); a campaign gained gets the legs of its agents set up
+    /// from this host.
+    fn on_leases(&mut self, now: Now, held: HashMap<u64, u64>) {
+        let before: HashSet<u64> = self.held.as_ref().map(|h| h.keys().copied().collect()).unwrap_or_default();
+        let lost: HashSet<u64> = before.iter().copied().filter(|c| !held.contains_key(c)).collect();
+        let gained: Vec<u64> = held.keys().copied().filter(|c| !before.contains(c)).collect();
+        self.held = Some(held);
+        if !lost.is_empty() {
+            tracing::warn!(tenant = self.tenant, campaigns = ?lost, "campaign leases lost: dialling for them stops");
+            for call in self.end_calls_where(|c| lost.contains(&c.campaign)) {
+                if let Some(c) = self.calls.remove(&call) {
+                    self.numbers.remove(&c.tel);
+                }
+            }
+            let ask_lost = self.previews.iter().any(|a| lost.contains(&a.campaign));
+            if ask_lost {
+                self.previews.retain(|a| !lost.contains(&a.campaign));
+            }
+            let legs: Vec<(u64, usize)> = self
+                .agents
+                .iter()
+                .filter(|(_, a)| a.campaign.is_some_and(|c| lost.contains(&c)))
+                .filter_map(|(id, a)| a.leg_shard.map(|s| (*id, s)))
+                .collect();
+            for (agent, shard) in legs {
+                self.command(shard, Command::HangUpAgent { agent });
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.leg_shard = None;
+                }
+            }
+        }
+        self.apply_jobs(now);
+        for campaign in gained {
+            let agents: Vec<u64> = self
+                .agents
+                .iter()
+                .filter(|(_, a)| a.campaign == Some(campaign) && a.leg_shard.is_none())
+                .filter(|(_, a)| !matches!(a.state, CtlState::Offline | CtlState::Unknown))
+                .map(|(id, _)| *id)
+                .collect();
+            for agent in agents {
+                self.dial_agent_leg(now, agent);
+            }
         }
     }
 
@@ -647,7 +777,12 @@ impl Engine {
                 self.publish(ShardEvent::AgentLegUp { agent_id: AgentId(agent), shard: shard as u32 });
             }
             CallEvent::AgentLegDown { agent } => {
+                let held = self.agents.get(&agent).is_some_and(|a| a.campaign.is_none_or(|c| self.holds(c)));
                 let Some(a) = self.agents.get_mut(&agent) else { return };
+                if a.leg_shard.is_none() && !held {
+                    // A leg let go with its campaign's lease: its agent is the new holder's.
+                    return;
+                }
                 a.leg_shard = None;
                 self.publish(ShardEvent::AgentLegDown { agent_id: AgentId(agent), shard: shard as u32 });
             }
@@ -678,6 +813,14 @@ impl Engine {
                 }
             }
             CallEvent::DtmfEntry { agent, call, entry } => self.on_dtmf_entry(agent, call, entry),
+            CallEvent::BrowserAnswer { agent, sdp } => {
+                let notice = control::messages::AgentNotice::PhoneAnswer { agent_id: AgentId(agent), sdp };
+                self.push(Output::Notice { tenant: self.tenant, notice });
+            }
+            CallEvent::BrowserFailed { agent, error } => {
+                let notice = control::messages::AgentNotice::PhoneFailed { agent_id: AgentId(agent), error };
+                self.push(Output::Notice { tenant: self.tenant, notice });
+            }
             CallEvent::RecordingClosed { call, path, bytes, error } => {
                 if let Some(e) = error {
                     tracing::warn!(call, error = %e, "recording failed");
@@ -852,28 +995,21 @@ impl Engine {
                 if let Some(c) = campaign_id {
                     a.campaign = Some(c.0);
                 }
-                let shard = shard_of(a.campaign.unwrap_or(0), self.cfg.shards);
-                match self.contacts.get(&agent).filter(|c| c.expires_at_ms > now.unix_ms).cloned() {
-                    Some(contact) => {
-                        // The Contact's address when it names one (a phone registering for another
-                        // UA, or behind no NAT); else where the REGISTER came from.
-                        let dest = calls::uri_addr(&contact.uri)
-                            .filter(|a| !a.ip().is_unspecified())
-                            .unwrap_or(contact.source);
-                        let tenant_id = self.tenant;
-                        self.command(
-                            shard,
-                            Command::DialAgent(DialAgent { agent, tenant_id, target: contact.uri, dest }),
-                        );
-                    }
-                    None => {
-                        tracing::info!(agent, "no registered phone for the agent");
-                        self.publish(ShardEvent::AgentUnreachable { agent_id, sip_status: 404 });
-                    }
+                if !a.campaign.is_some_and(|c| self.holds(c)) && self.held.is_some() {
+                    // The host that holds the agent's campaign sets the leg up.
+                    return;
                 }
+                self.dial_agent_leg(now, agent);
             }
             CtlCommand::HangUpAgentLeg { agent_id } => {
                 let agent = agent_id.0;
+                let here = self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|a| a.leg_shard.is_some() || a.campaign.is_some_and(|c| self.holds(c)));
+                if !here && self.held.is_some() {
+                    return;
+                }
                 let shard = self
                     .agents
                     .get(&agent)
@@ -902,7 +1038,48 @@ impl Engine {
                 }
             }
             CtlCommand::DialPreview { agent_id, campaign_id, call_job_id, lead_id } => {
+                if !self.holds(campaign_id.0) {
+                    // The holder of the campaign answers it.
+                    return;
+                }
                 self.on_preview_dial(now, agent_id.0, campaign_id.0, i(call_job_id.0), i(lead_id.0));
+            }
+        }
+    }
+
+    /// Dials the agent's nailed-up leg to its registered phone, on its campaign's shard.
+    fn dial_agent_leg(&mut self, now: Now, agent: u64) {
+        let agent_id = AgentId(agent);
+        let Some(a) = self.agents.get(&agent) else { return };
+        let shard = shard_of(a.campaign.unwrap_or(0), self.cfg.shards);
+        // A browser phone: its page offered before the job started.
+        if let Some((at, offer)) = self.phone_offers.remove(&agent) {
+            if at + PHONE_OFFER_TTL_MS > now.unix_ms {
+                let tenant_id = self.tenant;
+                self.command(shard, Command::DialBrowser(calls::DialBrowser { agent, tenant_id, offer }));
+                return;
+            }
+        }
+        {
+            {
+                match self.contacts.get(&agent).filter(|c| c.expires_at_ms > now.unix_ms).cloned() {
+                    Some(contact) => {
+                        // The Contact's address when it names one (a phone registering for another
+                        // UA, or behind no NAT); else where the REGISTER came from.
+                        let dest = calls::uri_addr(&contact.uri)
+                            .filter(|a| !a.ip().is_unspecified())
+                            .unwrap_or(contact.source);
+                        let tenant_id = self.tenant;
+                        self.command(
+                            shard,
+                            Command::DialAgent(DialAgent { agent, tenant_id, target: contact.uri, dest }),
+                        );
+                    }
+                    None => {
+                        tracing::info!(agent, "no registered phone for the agent");
+                        self.publish(ShardEvent::AgentUnreachable { agent_id, sip_status: 404 });
+                    }
+                }
             }
         }
     }
@@ -955,6 +1132,7 @@ impl Engine {
             id,
             tenant: self.tenant,
             campaign: ask.campaign,
+            token: self.token_of(ask.campaign),
             numbers: self.numbers.clone(),
             kind: PrepareKind::Preview { ask: Box::new(ask), all_jobs },
         };
@@ -1053,6 +1231,7 @@ impl Engine {
             id,
             tenant: self.tenant,
             campaign,
+            token: self.token_of(campaign),
             numbers: HashSet::new(),
             kind: PrepareKind::OwnedRecalls { job_ids, agents },
         };
@@ -1122,6 +1301,7 @@ impl Engine {
             id,
             tenant: self.tenant,
             campaign,
+            token: self.token_of(campaign),
             numbers,
             kind: PrepareKind::Paced { jobs, start, k, predictive },
         };
@@ -1182,6 +1362,11 @@ impl Engine {
             return;
         }
         let campaign = f.campaign;
+        if !self.holds(campaign) {
+            // Lost while its records were written: the new holder gives them their result.
+            tracing::warn!(campaign, dials = p.dials.len(), "prepared dials of a campaign no longer held: not placed");
+            return;
+        }
         let shard = self.shard_of(campaign);
         let (ring_timeout, wait_limit, dtmf, waiting, predictive) = match self.campaigns.get_mut(&campaign) {
             Some(st) => {
@@ -1296,8 +1481,15 @@ impl Engine {
             }
             self.not_dialled(ask.agent, ask.lead, "job_not_running");
         }
+        self.end_calls_where(|_| true);
+        self.next_tick = Some(now.mono);
+    }
+
+    /// Cancels the ringing calls and hangs up the answered ones that `which` picks; returns them.
+    fn end_calls_where(&mut self, which: impl Fn(&LiveCall) -> bool) -> Vec<u64> {
         let calls: Vec<(u64, usize, bool)> =
-            self.calls.iter().map(|(id, c)| (*id, c.shard, c.answered.is_some())).collect();
+            self.calls.iter().filter(|(_, c)| which(c)).map(|(id, c)| (*id, c.shard, c.answered.is_some())).collect();
+        let mut ids = Vec::with_capacity(calls.len());
         for (call, shard, answered) in calls {
             let command = if answered {
                 Command::HangUpCustomer { call, by: Party::System }
@@ -1305,8 +1497,9 @@ impl Engine {
                 Command::Cancel { call, reason: CancelReason::Stopped }
             };
             self.command(shard, command);
+            ids.push(call);
         }
-        self.next_tick = Some(now.mono);
+        ids
     }
 
     fn hang_up_legs(&mut self, now: Now) {

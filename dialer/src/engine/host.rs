@@ -235,6 +235,9 @@ impl Host {
                 Command::DialAgent(d) => {
                     self.agent_tenant.insert(d.agent, tenant);
                 }
+                Command::DialBrowser(d) => {
+                    self.agent_tenant.insert(d.agent, tenant);
+                }
                 _ => {}
             }
         }
@@ -251,7 +254,9 @@ impl Host {
             CallEvent::AgentLegUp { agent }
             | CallEvent::AgentLegDown { agent }
             | CallEvent::AgentUnreachable { agent, .. }
-            | CallEvent::DtmfEntry { agent, .. } => self.agent_tenant.get(agent).copied(),
+            | CallEvent::DtmfEntry { agent, .. }
+            | CallEvent::BrowserAnswer { agent, .. }
+            | CallEvent::BrowserFailed { agent, .. } => self.agent_tenant.get(agent).copied(),
             CallEvent::Registered { tenant_id, .. } => Some(*tenant_id).filter(|t| self.serves(*t)),
         }
     }

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope};
-use control::messages::{streams, DialerNotice, ShardEvent};
+use control::messages::{streams, DialerNotice, PhoneOffer, ShardEvent};
 use media::Clip;
 use media_driver::shard::Input as ShardInput;
 use media_driver::{self as driver, ShardConfig, ShardHandle};
@@ -46,6 +46,9 @@ use tokio::sync::{mpsc, watch};
 use self::core::{CoreConfig, Input, JobConfig, Output, RecoveredAgent};
 use self::host::{Host, HostInput};
 use crate::calls::{self, CallEnd, CallEvent, Command, EndCause, Now};
+use crate::placement::{Action, LeaseRow, Placement, View};
+
+pub use crate::placement::PlacementConfig;
 use shard::{ShardOutput, SipShard};
 
 pub use self::core::{in_business_hours, EngineStats, NO_REDIAL_AFTER_ABANDON_MS};
@@ -127,6 +130,12 @@ pub struct EngineConfig {
     /// The safety net behind the dialer notices: running jobs and accounts are read again this
     /// often, in case a notice was lost (the notice, not this, is how a start or stop arrives).
     pub reconcile_every: Duration,
+    /// Campaigns placed on leases across the dialer hosts alive ([`crate::placement`]), this host
+    /// a member named `instance`; `None`: this host dials every campaign of its tenants (one
+    /// host). On leases, this host's consumer group on `agent:events` is its own
+    /// (`<group>:<instance_prefix>`), so every host sees every agent event and acts on those of
+    /// the campaigns it holds.
+    pub placement: Option<PlacementConfig>,
 }
 
 impl EngineConfig {
@@ -153,6 +162,7 @@ impl EngineConfig {
             tenants: None,
             clips: Clips::builtin(),
             reconcile_every: Duration::from_secs(60),
+            placement: None,
         }
     }
 }
@@ -218,8 +228,27 @@ enum Inbox {
         jobs: bool,
         phones: bool,
     },
+    /// A browser phone's offer for a tenant's engine (if this host serves the tenant).
+    PhoneOffer { tenant: u64, input: Input },
     /// The nonce secrets as the key file holds them now (every shard keeps its keys when unchanged).
     NonceKeys(sip::auth::NonceKeys),
+    /// What a placement round read from the database.
+    PlacementView(View),
+    /// A placement round's actions carried out.
+    PlacementDone(Vec<Outcome>),
+}
+
+/// One placement action carried out.
+#[derive(Debug)]
+struct Outcome {
+    action: Action,
+    sent: Instant,
+    /// Renew: still held; acquire: the token when taken. `Err`: the database did not answer.
+    result: Result<Option<u64>, String>,
+    /// A campaign taken: the calls of earlier holders still pending, now given `error`.
+    orphans: Vec<u64>,
+    /// A campaign taken: the registered phones of its tenant, read again.
+    contacts: Vec<(u64, core::Contact)>,
 }
 
 /// [`run`], with a handle of its own for each blocking reader (on Redis a blocking read holds up
@@ -279,6 +308,7 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
         abandon_message: cfg.clips.abandon.clone(),
         waiting_audio: cfg.clips.waiting.clone(),
         recording: cfg.recordings_dir.is_some(),
+        on_leases: cfg.placement.is_some(),
         ..CoreConfig::default()
     };
     let host = Host::new(core_cfg, cfg.tenants.as_ref().map(|t| t.iter().copied().collect()));
@@ -286,9 +316,23 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
     let (publish_tx, publish_rx) = mpsc::channel::<(u64, ShardEvent)>(PUBLISH_QUEUE);
     let (write_tx, write_rx) = mpsc::channel::<writer::Job>(writer::WRITE_QUEUE);
     let writer_stats = Arc::new(std::sync::Mutex::new(writer::WriterStats::default()));
-    let writer = tokio::spawn(writer::run(db.clone(), write_rx, writer_stats.clone()));
+    let fence = cfg.placement.as_ref().map(|_| cfg.instance.clone());
+    let writer = tokio::spawn(writer::run_fenced(db.clone(), write_rx, writer_stats.clone(), fence));
     let publisher = tokio::spawn(publisher(bus.clone(), publish_rx));
+    let placement = cfg.placement.clone().map(|mut p| {
+        p.member = cfg.instance.clone();
+        Placement::new(p)
+    });
+    let mut cfg = cfg;
+    if placement.is_some() {
+        cfg.group = format!("{}:{}", cfg.group, cfg.instance_prefix.trim_end_matches(':'));
+    }
+    let started_ms = u64::try_from(store::now_ms()).unwrap_or(0);
     let mut d = Driver {
+        placement,
+        round_in_flight: false,
+        stopping: false,
+        started_ms,
         cfg,
         db,
         bus,
@@ -306,7 +350,7 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
     };
     let r = d.run(shard_rx, inbox_rx, shutdown).await;
     let stats = d.host.stats();
-    let Driver { write_tx, publish_tx, shards, readers, notices, .. } = d;
+    let Driver { write_tx, publish_tx, shards, readers, notices, placement, db, .. } = d;
     for (_, h) in readers {
         h.abort();
     }
@@ -315,6 +359,16 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
     }
     drop(write_tx);
     let _ = writer.await;
+    if let Some(p) = placement {
+        // Every result is written: the campaigns go to the other hosts now, not at expiry.
+        let (kind, member) = (store::leases::Kind::Dialer, p.config().member.clone());
+        for ((t, c), token) in p.held() {
+            if let Err(e) = store::leases::release(&db, kind, i(t), i(c), &member, i(token)).await {
+                tracing::warn!(error = %e, "a campaign lease could not be given up; it expires");
+            }
+        }
+        let _ = store::leases::leave(&db, kind, &member).await;
+    }
     drop(publish_tx);
     if tokio::time::timeout(PUBLISH_FLUSH, publisher).await.is_err() {
         tracing::error!("events were still waiting for the bus when the dialer stopped");
@@ -326,6 +380,14 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
 }
 
 struct Driver<B: Bus + Clone + 'static> {
+    /// On leases: the campaigns this host holds.
+    placement: Option<Placement>,
+    /// A placement round is being read or carried out.
+    round_in_flight: bool,
+    /// The stop began (no campaign is taken any more; those held are renewed until their calls end).
+    stopping: bool,
+    /// When this run started (Unix ms): on leases, agent events from before are not acted on.
+    started_ms: u64,
     cfg: EngineConfig,
     db: Db,
     bus: B,
@@ -368,6 +430,9 @@ impl<B: Bus + Clone + 'static> Driver<B> {
         let mut nonce_keys = tokio::time::interval(NONCE_KEYS_EVERY);
         nonce_keys.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         nonce_keys.tick().await;
+        let mut placement_tick =
+            tokio::time::interval(self.placement.as_ref().map_or(Duration::from_secs(3600), |p| p.config().every));
+        placement_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stop_deadline: Option<Instant> = None;
         loop {
             let deadline = self.drain();
@@ -389,6 +454,7 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                 r = shutdown.changed(), if stop_deadline.is_none() => {
                     if r.is_err() || *shutdown.borrow() {
                         stop_deadline = Some(Instant::now() + STOP_DEADLINE);
+                        self.stopping = true;
                         self.host.handle_input(now(), HostInput::Stop);
                     }
                 }
@@ -405,6 +471,7 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                 _ = nonce_keys.tick(), if stop_deadline.is_none() && self.cfg.nonce_key_file.is_some() => {
                     self.spawn_nonce_keys();
                 }
+                _ = placement_tick.tick(), if self.placement.is_some() => self.placement_round(),
                 _ = reconcile.tick(), if stop_deadline.is_none() => {
                     for t in self.host.tenants().collect::<Vec<_>>() {
                         self.spawn_reload(t, true, true);
@@ -438,6 +505,20 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                     tracing::error!(tenant, "the publish queue is full: an event for control was dropped");
                 }
             }
+            Output::Notice { tenant, notice } => {
+                // Rare (a browser phone's answer): one task each, bounded by the agents' offers.
+                let bus = self.bus.clone();
+                tokio::spawn(async move {
+                    let at = u64::try_from(store::now_ms()).unwrap_or(0);
+                    let published = match Envelope::new(tenant, at, &notice) {
+                        Ok(env) => bus.publish(&streams::agent_events(tenant), &env).await.map(|_| ()).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = published {
+                        tracing::warn!(tenant, error = %e, "a browser phone's answer was not published");
+                    }
+                });
+            }
             Output::Write { tenant, write } => {
                 if let Err(e) = self.write_tx.try_send(writer::Job { tenant, write }) {
                     metrics::counter!("kakeru_dialer_writes_dropped_total").increment(1);
@@ -457,6 +538,187 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                 });
             }
             Output::Timeout(_) => {}
+        }
+    }
+
+    /// A placement round: leases past their time are dropped at once (the engines stop dialling
+    /// for them before anything else), then the database is read off the loop.
+    fn placement_round(&mut self) {
+        let Some(p) = self.placement.as_mut() else { return };
+        let lost = p.expire(Instant::now());
+        if !lost.is_empty() {
+            tracing::warn!(campaigns = ?lost, "campaign leases ran out before they were renewed");
+            metrics::counter!("kakeru_dialer_leases_lost_total").increment(lost.len() as u64);
+            self.push_leases();
+        }
+        if self.round_in_flight {
+            return;
+        }
+        let Some(p) = self.placement.as_ref() else { return };
+        self.round_in_flight = true;
+        let (db, tx, cfg) = (self.db.clone(), self.inbox_tx.clone(), p.config().clone());
+        tokio::spawn(async move {
+            let read = async {
+                let now_ms = store::now_ms();
+                let ttl = cfg.ttl.as_millis() as i64;
+                store::leases::heartbeat(&db, store::leases::Kind::Dialer, &cfg.member, now_ms, ttl).await?;
+                let members = store::leases::members(&db, store::leases::Kind::Dialer, now_ms).await?;
+                let leases = store::leases::list(&db, store::leases::Kind::Dialer).await?;
+                let wanted = store::dialing::running_campaigns(&db).await?;
+                Ok::<_, store::StoreError>(View {
+                    now_ms,
+                    members,
+                    leases: leases
+                        .into_iter()
+                        .map(|l| LeaseRow {
+                            key: (l.tenant_id as u64, l.resource_id as u64),
+                            holder: l.holder,
+                            token: l.token as u64,
+                            expires_at_ms: l.expires_at,
+                        })
+                        .collect(),
+                    wanted: wanted.into_iter().map(|(t, c)| (t as u64, c as u64)).collect(),
+                    busy: Default::default(),
+                })
+            };
+            let msg = match tokio::time::timeout(cfg.ttl, read).await {
+                Ok(Ok(view)) => Inbox::PlacementView(view),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "placement: reading the leases failed");
+                    Inbox::PlacementDone(Vec::new())
+                }
+                Err(_) => {
+                    tracing::warn!("placement: the database did not answer in time");
+                    Inbox::PlacementDone(Vec::new())
+                }
+            };
+            let _ = tx.send(msg).await;
+        });
+    }
+
+    /// Plans the round and carries its actions out off the loop (a campaign taken: the calls of
+    /// earlier holders still pending get `error`, and the tenant's registered phones are read).
+    fn on_placement_view(&mut self, mut view: View) {
+        let host = &self.host;
+        view.wanted.retain(|(t, _)| host.serves(*t));
+        if self.stopping {
+            // Nothing more is taken; what is held is kept until the end of the run, when every
+            // result has been written under it.
+            view.wanted = self.placement.as_ref().map(|p| p.held().into_keys().collect()).unwrap_or_default();
+        }
+        view.busy = host
+            .tenants()
+            .filter_map(|t| host.engine(t).map(|e| (t, e)))
+            .flat_map(|(t, e)| e.busy_campaigns().map(move |c| (t, c)))
+            .collect();
+        let Some(p) = self.placement.as_mut() else { return };
+        let mut actions = p.plan(&view);
+        if self.stopping {
+            actions.retain(|a| matches!(a, Action::Renew { .. }));
+        }
+        let (db, tx, cfg) = (self.db.clone(), self.inbox_tx.clone(), p.config().clone());
+        tokio::spawn(async move {
+            let ttl = cfg.ttl.as_millis() as i64;
+            let kind = store::leases::Kind::Dialer;
+            let mut outcomes = Vec::with_capacity(actions.len());
+            for action in actions {
+                let sent = Instant::now();
+                let mut o =
+                    Outcome { action: action.clone(), sent, result: Ok(None), orphans: vec![], contacts: vec![] };
+                let now_ms = store::now_ms();
+                let step = async {
+                    match action {
+                        Action::Renew { key: (t, c), token } => {
+                            let held =
+                                store::leases::renew(&db, kind, i(t), i(c), &cfg.member, i(token), now_ms, ttl).await?;
+                            Ok::<_, store::StoreError>(held.then_some(token))
+                        }
+                        Action::Release { key: (t, c), token } => {
+                            store::leases::release(&db, kind, i(t), i(c), &cfg.member, i(token)).await?;
+                            Ok(None)
+                        }
+                        Action::Acquire { key: (t, c) } => {
+                            let Some(token) =
+                                store::leases::acquire(&db, kind, i(t), i(c), &cfg.member, now_ms, ttl).await?
+                            else {
+                                return Ok(None);
+                            };
+                            let orphans = store::dialing::fail_campaign_orphans(&db, i(t), i(c), token, now_ms).await?;
+                            o.orphans = orphans.into_iter().map(|c| c as u64).collect();
+                            for r in store::dialing::registrations(&db, now_ms).await? {
+                                if let (true, Some(user), Ok(source)) =
+                                    (r.tenant_id == i(t), r.user_id, r.source.parse::<SocketAddr>())
+                                {
+                                    let contact =
+                                        core::Contact { uri: r.contact, source, expires_at_ms: r.expires_at as u64 };
+                                    o.contacts.push((user as u64, contact));
+                                }
+                            }
+                            Ok(Some(token as u64))
+                        }
+                    }
+                };
+                o.result = match tokio::time::timeout(cfg.ttl, step).await {
+                    Ok(Ok(r)) => Ok(r),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timed out".into()),
+                };
+                if let Err(e) = &o.result {
+                    tracing::warn!(action = ?o.action, error = %e, "placement action failed");
+                }
+                outcomes.push(o);
+            }
+            let _ = tx.send(Inbox::PlacementDone(outcomes)).await;
+        });
+    }
+
+    fn on_placement_done(&mut self, outcomes: Vec<Outcome>) {
+        self.round_in_flight = false;
+        let Some(p) = self.placement.as_mut() else { return };
+        let mut changed = false;
+        let mut recovered = Vec::new();
+        for o in outcomes {
+            match (o.action, o.result) {
+                (Action::Renew { key, token }, Ok(r)) => {
+                    let lost = p.on_renewed(key, token, r.is_some(), o.sent);
+                    if lost {
+                        tracing::warn!(?key, "a campaign lease was taken by another host");
+                        metrics::counter!("kakeru_dialer_leases_lost_total").increment(1);
+                        changed = true;
+                    }
+                }
+                (Action::Acquire { key }, Ok(Some(token))) => {
+                    tracing::info!(?key, token, orphans = o.orphans.len(), "campaign lease taken");
+                    metrics::counter!("kakeru_dialer_leases_taken_total").increment(1);
+                    p.on_acquired(key, Some(token), o.sent);
+                    recovered.push((key.0, o.contacts, o.orphans));
+                    changed = true;
+                }
+                (Action::Release { key, .. }, _) => {
+                    p.on_released(key);
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        for (tenant, contacts, orphans) in recovered {
+            let input = Input::Recovered { agents: Vec::new(), contacts, orphans };
+            self.host.handle_input(now(), HostInput::Tenant { tenant, input });
+        }
+        if changed {
+            self.push_leases();
+        }
+    }
+
+    /// Tells every engine the campaigns it holds now.
+    fn push_leases(&mut self) {
+        let Some(p) = self.placement.as_ref() else { return };
+        let mut by_tenant: HashMap<u64, HashMap<u64, u64>> = self.host.tenants().map(|t| (t, HashMap::new())).collect();
+        for ((t, c), token) in p.held() {
+            by_tenant.entry(t).or_default().insert(c, token);
+        }
+        for (tenant, held) in by_tenant {
+            self.host.handle_input(now(), HostInput::Tenant { tenant, input: Input::Leases(held) });
         }
     }
 
@@ -491,6 +753,11 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                     if self.dedup.is_applied(&d.envelope.id) {
                         continue;
                     }
+                    // On leases a host's group may be new: what control said before this run began
+                    // was for the hosts of then (this run learns agents from SQL).
+                    if self.placement.is_some() && d.envelope.at_ms < self.started_ms {
+                        continue;
+                    }
                     self.dedup.mark_applied(d.envelope.id);
                     // The stream also carries the API's notices for agents' screens.
                     if d.envelope.kind != <control::agent::Event as control::messages::Message>::KIND {
@@ -511,6 +778,13 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                 });
             }
             Inbox::Host(input) => self.host.handle_input(now(), input),
+            Inbox::PlacementView(view) => self.on_placement_view(view),
+            Inbox::PlacementDone(outcomes) => self.on_placement_done(outcomes),
+            Inbox::PhoneOffer { tenant, input } => {
+                if self.host.serves(tenant) {
+                    self.host.handle_input(now(), HostInput::Tenant { tenant, input });
+                }
+            }
             Inbox::NonceKeys(k) => {
                 for shard in 0..self.shards.len() {
                     self.send_to_shard(shard, Command::SetNonceKeys(k.clone()));
@@ -776,6 +1050,19 @@ async fn read_notices<B: Bus>(bus: B, stream: String, mut after: EntryId, tx: mp
                 for (id, env) in entries {
                     after = id;
                     let tenant = env.tenant_id;
+                    if env.kind == <PhoneOffer as control::messages::Message>::KIND {
+                        let input = match env.decode::<PhoneOffer>() {
+                            Ok(o) => Input::PhoneOffer { agent: o.agent_id.0, sdp: o.sdp },
+                            Err(e) => {
+                                tracing::warn!(error = %e, "browser phone offer not understood");
+                                continue;
+                            }
+                        };
+                        if tx.send(Inbox::PhoneOffer { tenant, input }).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                     let (jobs, phones) = match env.decode::<DialerNotice>() {
                         Ok(DialerNotice::JobsChanged) => (true, false),
                         Ok(DialerNotice::PhonesChanged) => (false, true),

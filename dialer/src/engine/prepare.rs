@@ -18,12 +18,16 @@ pub async fn run(
     req: PrepareRequest,
     recordings_dir: Option<&Path>,
 ) -> Result<Prepared, store::StoreError> {
-    let PrepareRequest { id, tenant, numbers, kind, .. } = req;
+    let PrepareRequest { id, tenant, campaign, token, numbers, kind } = req;
+    let fence = token.map(|t| dialing::Fence { campaign_id: i(campaign), holder: instance.to_string(), token: i(t) });
+    let fence = fence.as_ref();
     let mut p = match kind {
         PrepareKind::Paced { jobs, start, k, predictive } => {
-            paced(db, instance, tenant, jobs, start, k, numbers, predictive).await?
+            paced(db, instance, fence, tenant, jobs, start, k, numbers, predictive).await?
         }
-        PrepareKind::Preview { ask, all_jobs } => preview(db, instance, tenant, &ask, &all_jobs, &numbers).await?,
+        PrepareKind::Preview { ask, all_jobs } => {
+            preview(db, instance, fence, tenant, &ask, &all_jobs, &numbers).await?
+        }
         PrepareKind::OwnedRecalls { job_ids, agents } => {
             let agents: Vec<i64> = agents.iter().map(|a| i(*a)).collect();
             let due = store::preview::owned_recalls_due(db, i(tenant), &job_ids, &agents, store::now_ms()).await?;
@@ -66,6 +70,7 @@ fn i(v: u64) -> i64 {
 async fn paced(
     db: &Db,
     instance: &str,
+    fence: Option<&dialing::Fence>,
     tenant: u64,
     jobs: Vec<RunningJob>,
     start: usize,
@@ -129,11 +134,15 @@ async fn paced(
             });
         }
     }
-    let ids = dialing::begin_calls(db, i(tenant), instance, now, &calls, &not_dialled).await?;
+    // A lead claimed by another host since it was picked, or past a channel limit counted over
+    // every host, is left as it is.
+    let ids = dialing::begin_calls(db, i(tenant), instance, now, &calls, &not_dialled, fence).await?;
     let dials: Vec<PreparedDial> = ids
         .into_iter()
         .zip(calls)
-        .map(|(id, c)| PreparedDial { call: id as u64, job: c.job_id, lead: c.lead, caller_id: c.caller_id })
+        .filter_map(|(id, c)| {
+            id.map(|id| PreparedDial { call: id as u64, job: c.job_id, lead: c.lead, caller_id: c.caller_id })
+        })
         .collect();
     remaining = remaining.saturating_sub(dials.len() as u64);
     Ok(Step {
@@ -148,6 +157,7 @@ async fn paced(
 async fn preview(
     db: &Db,
     instance: &str,
+    fence: Option<&dialing::Fence>,
     tenant: u64,
     ask: &PreviewAsk,
     all_jobs: &[RunningJob],
@@ -189,15 +199,21 @@ async fn preview(
             caller_id: job.caller_id.clone(),
             result,
         };
-        dialing::begin_calls(db, i(tenant), instance, now, &[], &[n]).await?;
+        dialing::begin_calls(db, i(tenant), instance, now, &[], &[n], fence).await?;
         p.restricted = usize::from(restricted);
         p.not_placed = Some(result);
         return Ok(p);
     }
     let call = NewCall { campaign_id: job.campaign_id, job_id: job.job_id, lead: c, caller_id: job.caller_id.clone() };
-    let ids = dialing::begin_calls(db, i(tenant), instance, now, std::slice::from_ref(&call), &[]).await?;
+    let ids = dialing::begin_calls(db, i(tenant), instance, now, std::slice::from_ref(&call), &[], fence).await?;
+    if ids.first().is_some_and(Option::is_none) {
+        // Taken by another dial since it was checked, or a channel limit reached on another host.
+        p.not_placed = Some("lead_not_dialable");
+        return Ok(p);
+    }
     p.dials = ids
         .into_iter()
+        .flatten()
         .map(|id| PreparedDial {
             call: id as u64,
             job: call.job_id,

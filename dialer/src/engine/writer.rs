@@ -94,7 +94,20 @@ struct Retry {
 }
 
 /// The writer task: runs until `rx` closes and every write (and retry) is done or dead-lettered.
-pub async fn run(db: Db, mut rx: mpsc::Receiver<Job>, stats: std::sync::Arc<std::sync::Mutex<WriterStats>>) {
+pub async fn run(db: Db, rx: mpsc::Receiver<Job>, stats: std::sync::Arc<std::sync::Mutex<WriterStats>>) {
+    run_fenced(db, rx, stats, None).await
+}
+
+/// [`run`] for a host on leases (`holder`): results are written only under the lease their call
+/// was placed under ([`store::dialing::end_calls_fenced`]); a refused one is counted and logged,
+/// never retried (the campaign's new holder gave that call its result).
+pub async fn run_fenced(
+    db: Db,
+    mut rx: mpsc::Receiver<Job>,
+    stats: std::sync::Arc<std::sync::Mutex<WriterStats>>,
+    holder: Option<String>,
+) {
+    let holder = holder.as_deref();
     let mut queue: VecDeque<Job> = VecDeque::new();
     let mut retries: VecDeque<Retry> = VecDeque::new();
     let mut open = true;
@@ -123,11 +136,11 @@ pub async fn run(db: Db, mut rx: mpsc::Receiver<Job>, stats: std::sync::Arc<std:
         let (due, later): (Vec<Retry>, Vec<Retry>) = retries.drain(..).partition(|r| r.due <= now);
         retries.extend(later);
         for r in due {
-            attempt(&db, r.job, r.attempts, &mut retries, &stats).await;
+            attempt(&db, holder, r.job, r.attempts, &mut retries, &stats).await;
         }
         let Some(job) = queue.pop_front() else { continue };
         let job = merge_results(job, &mut queue);
-        attempt(&db, job, 0, &mut retries, &stats).await;
+        attempt(&db, holder, job, 0, &mut retries, &stats).await;
     }
 }
 
@@ -154,13 +167,14 @@ fn merge_results(job: Job, queue: &mut VecDeque<Job>) -> Job {
 
 async fn attempt(
     db: &Db,
+    holder: Option<&str>,
     job: Job,
     attempts: u32,
     retries: &mut VecDeque<Retry>,
     stats: &std::sync::Arc<std::sync::Mutex<WriterStats>>,
 ) {
     let attempts = attempts + 1;
-    match apply(db, &job).await {
+    match apply(db, holder, &job).await {
         Ok(()) => {
             bump(stats, |s| s.written += 1);
         }
@@ -179,7 +193,7 @@ async fn attempt(
                     if results.len() > 1 {
                         for r in results {
                             let one = Job { tenant: job.tenant, write: Write::Results(vec![r.clone()]) };
-                            Box::pin(attempt(db, one, attempts - 1, retries, stats)).await;
+                            Box::pin(attempt(db, holder, one, attempts - 1, retries, stats)).await;
                         }
                         return;
                     }
@@ -243,11 +257,21 @@ fn payload(w: &Write) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-async fn apply(db: &Db, job: &Job) -> Result<(), StoreError> {
+async fn apply(db: &Db, holder: Option<&str>, job: &Job) -> Result<(), StoreError> {
     let tenant = i64::try_from(job.tenant).unwrap_or(i64::MAX);
     let now = store::now_ms();
     match &job.write {
-        Write::Results(results) => store::dialing::end_calls(db, tenant, results).await,
+        Write::Results(results) => match holder {
+            None => store::dialing::end_calls(db, tenant, results).await,
+            Some(h) => {
+                let refused = store::dialing::end_calls_fenced(db, tenant, results, h).await?;
+                if !refused.is_empty() {
+                    metrics::counter!("kakeru_dialer_fenced_writes_total").increment(refused.len() as u64);
+                    tracing::warn!(tenant, calls = ?refused, "results refused: their campaign's lease was taken");
+                }
+                Ok(())
+            }
+        },
         Write::Recording(r) => store::recordings::closed(db, r).await.map(|_| ()),
         Write::Registration(r) => store::dialing::save_registration(db, r, now).await,
         Write::EndJob { job, status } => store::dialing::end_job(db, tenant, *job, status, now).await,

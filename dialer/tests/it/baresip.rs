@@ -14,12 +14,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use sim::carrier::{Behaviour, CarrierConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::floor::{backends, Floor, FloorSpec};
+use crate::floor::{backends, result_entry_spec, talking_carrier, Floor};
 
 /// The tone baresip sends as its microphone.
 const TONE_HZ: f64 = 1_000.0;
@@ -313,22 +312,8 @@ async fn baresip_as_the_agents_phone_end_to_end() {
     for backend in backends() {
         let (stop_tx, stop) = watch::channel(false);
         // The customer answers, talks three seconds and hangs up.
-        let answer = Behaviour::Answer { after_ms: 300, talk_ms: Some(3_000) };
-        let carrier = sim::carrier::start(
-            std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
-            CarrierConfig { by_last_digit: Some([answer; 10]), ..CarrierConfig::default() },
-            stop.clone(),
-        )
-        .await
-        .expect("carrier");
-        let spec = FloorSpec {
-            agents: 1,
-            leads: vec!["0310000001".into()],
-            dtmf_result_entry: true,
-            acw_s: 120,
-            result_codes: vec![(1, "見込みなし"), (2, "成約")],
-            ..FloorSpec::default()
-        };
+        let carrier = talking_carrier(None, stop.clone()).await;
+        let spec = result_entry_spec();
         let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
         let registrar = floor.info.sip_addrs[0];
         let account = floor.phone_accounts().remove(0);
@@ -394,19 +379,7 @@ async fn baresip_as_the_agents_phone_end_to_end() {
         assert_eq!(floor.leads().await[0].2.as_deref(), Some("2"), "the lead has result 2");
 
         // The recording holds baresip's tone on the agent channel.
-        wait(&phone.log, "the recording indexed", Duration::from_secs(10), || async {
-            floor.scalar("SELECT COUNT(*) FROM recordings WHERE tenant_id = $1").await == 1
-        })
-        .await;
-        let path: String = store::sqlx::query_scalar("SELECT path FROM recordings WHERE tenant_id = $1")
-            .bind(floor.tenant as i64)
-            .fetch_one(&floor.db.pool)
-            .await
-            .expect("the recording's path");
-        let rec = media::recording::read_recording(&std::fs::read(&path).expect("the recording")).expect("readable");
-        let (mut agent, mut customer) = (Vec::new(), Vec::new());
-        rec.codec.decode_into(&rec.agent, &mut agent);
-        rec.codec.decode_into(&rec.customer, &mut customer);
+        let (customer, agent) = floor.the_recording().await;
         assert!(agent.len() >= 2 * 8_000, "two seconds and more: {}", agent.len());
         let (tone, off) = (power_at(&agent, TONE_HZ), power_at(&agent, 1_700.0));
         eprintln!(

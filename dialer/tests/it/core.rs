@@ -254,6 +254,7 @@ impl Sim {
                     assert_eq!(tenant, TENANT);
                     self.writes.push(write);
                 }
+                Output::Notice { tenant, .. } => assert_eq!(tenant, TENANT),
                 Output::Prepare(req) => {
                     assert_eq!(req.tenant, TENANT);
                     assert!(self.pending_prepares.is_empty(), "two prepares at once for one tenant");
@@ -407,7 +408,10 @@ impl Sim {
                 self.shard(CallEvent::AgentLegUp { agent: d.agent });
             }
             Command::HangUpAgent { agent } => self.shard(CallEvent::AgentLegDown { agent }),
-            Command::Unbridge { .. } | Command::SetAccounts(_) | Command::SetNonceKeys(_) => {}
+            Command::Unbridge { .. }
+            | Command::SetAccounts(_)
+            | Command::SetNonceKeys(_)
+            | Command::DialBrowser(_) => {}
         }
     }
 

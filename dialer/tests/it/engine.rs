@@ -396,3 +396,79 @@ async fn a_stop_while_dials_are_prepared_leaves_no_call_without_a_result() {
         let _ = stop_tx.send(true);
     }
 }
+
+/// A lead with several numbers (issue 21, item 9): the campaign that moves on after no answer dials
+/// the lead's next number in the next run, and back to the main one after the last; a campaign
+/// that does not always dials the main number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_with_several_numbers_is_dialled_at_the_next_after_no_answer() {
+    for backend in backends() {
+        let (stop_tx, stop) = watch::channel(false);
+        let carrier = carrier(rules(), &stop).await;
+        // The main number is busy (…4), the second rings out (…7), the third is busy too.
+        let main = "0310002004".to_string();
+        let spec = FloorSpec { agents: 1, leads: vec![main.clone()], ring_timeout_s: 2, ..FloorSpec::default() };
+        let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
+        let _phones = phones(&floor, Duration::from_millis(100), &stop).await;
+        let t = floor.tenant as i64;
+        for (tel, label) in [("09010002007", "携帯"), ("0310002014", "勤務先")] {
+            store::sqlx::query(
+                "INSERT INTO lead_numbers (tenant_id, lead_id, tel, phone_type, label, created_at)
+                 SELECT tenant_id, id, $2, 'mobile', $3, 0 FROM leads WHERE tenant_id = $1",
+            )
+            .bind(t)
+            .bind(tel)
+            .bind(label)
+            .execute(&floor.db.pool)
+            .await
+            .expect("another number");
+        }
+        store::sqlx::query("UPDATE campaigns SET next_number_on_no_answer = 1 WHERE id = $1")
+            .bind(floor.campaign)
+            .execute(&floor.db.pool)
+            .await
+            .expect("the campaign moves on");
+        floor.log_in_agents(None).await;
+        until("agent ready", Duration::from_secs(10), || async { floor.agents_in("ready").await == 1 }).await;
+        // Four runs: busy on the main number, no answer on the mobile, busy at work, then the main
+        // number again (the last number done).
+        let mut dialled = Vec::new();
+        for run in 0..4 {
+            floor.start_job().await;
+            until("the run finishes", Duration::from_secs(30), || async { floor.job_status().await == "finished" })
+                .await;
+            let log = carrier.log();
+            assert_eq!(log.len(), run + 1, "one dial per run: {log:?}");
+            dialled.push(log[run].tel.clone());
+            until("the call ended", Duration::from_secs(10), || async {
+                floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending'").await == 0
+            })
+            .await;
+        }
+        assert_eq!(dialled, [main.as_str(), "09010002007", "0310002014", main.as_str()], "the numbers in turn");
+        let tels: Vec<String> = store::sqlx::query("SELECT tel FROM call_records WHERE tenant_id = $1 ORDER BY id")
+            .bind(t)
+            .fetch_all(&floor.db.pool)
+            .await
+            .expect("calls")
+            .iter()
+            .map(|r| store::sqlx::Row::try_get(r, "tel").expect("tel"))
+            .collect();
+        assert_eq!(tels, dialled, "each call record names the number dialled");
+        // Without the campaign's setting, the main number every time.
+        store::sqlx::query("UPDATE campaigns SET next_number_on_no_answer = 0 WHERE id = $1")
+            .bind(floor.campaign)
+            .execute(&floor.db.pool)
+            .await
+            .expect("setting off");
+        floor.start_job().await;
+        until("the run finishes", Duration::from_secs(30), || async { floor.job_status().await == "finished" }).await;
+        floor.start_job().await;
+        until("the run finishes", Duration::from_secs(30), || async { floor.job_status().await == "finished" }).await;
+        let log = carrier.log();
+        assert_eq!(log.len(), 6);
+        assert_eq!((log[4].tel.as_str(), log[5].tel.as_str()), (main.as_str(), main.as_str()));
+        floor.stop().await;
+        let _ = stop_tx.send(true);
+    }
+}

@@ -38,6 +38,8 @@ pub struct FloorSpec {
     pub redis_url: Option<String>,
     /// The engine reads its nonce secrets from this file (else a random secret of its own).
     pub nonce_key_file: Option<std::path::PathBuf>,
+    /// The engine holds its campaigns on leases (more hosts may join: [`Floor::spawn_host`]).
+    pub placement: bool,
 }
 
 impl Default for FloorSpec {
@@ -56,6 +58,7 @@ impl Default for FloorSpec {
             result_codes: Vec::new(),
             redis_url: None,
             nonce_key_file: None,
+            placement: false,
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct Floor {
     pub realm: String,
     pub info: EngineInfo,
     pub stop: watch::Sender<bool>,
+    /// The engine's instance (its member name on leases).
+    pub instance: String,
     /// Where the engine records calls.
     pub recordings: tempfile::TempDir,
     engine: Option<tokio::task::JoinHandle<Result<EngineStats, engine::EngineError>>>,
@@ -258,6 +263,10 @@ impl Floor {
         cfg.instance_prefix = format!("test-{code}:");
         cfg.tenants = Some(vec![t as u64]);
         cfg.nonce_key_file = spec.nonce_key_file.clone();
+        if spec.placement {
+            cfg.placement = Some(engine::PlacementConfig::new(""));
+        }
+        let instance = cfg.instance.clone();
         let recordings = tempfile::tempdir().expect("recordings directory");
         cfg.recordings_dir = Some(recordings.path().to_path_buf());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -279,10 +288,50 @@ impl Floor {
             realm,
             info,
             stop,
+            instance,
             recordings,
             engine: Some(engine),
             control: Some(control),
             _dir: dir,
+        }
+    }
+
+    /// Another dialer host on leases, on the floor's database and bus (its own shards and SIP
+    /// socket), named `name`; it runs until `stop` turns true or its task is aborted (a host that
+    /// dies: nothing given up, nothing written).
+    pub async fn spawn_host(
+        &self,
+        name: &str,
+        carrier: SocketAddr,
+        stop: watch::Receiver<bool>,
+    ) -> (tokio::task::JoinHandle<Result<EngineStats, engine::EngineError>>, EngineInfo, String) {
+        let mut cfg = EngineConfig::new(carrier);
+        cfg.instance = format!("{name}:{}", store::now_ms());
+        cfg.instance_prefix = format!("{name}:");
+        cfg.tenants = Some(vec![self.tenant]);
+        cfg.placement = Some(engine::PlacementConfig::new(""));
+        let instance = cfg.instance.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let r = self.bus.clone();
+        let readers: engine::ReaderFactory<AnyBus> = Arc::new(move || {
+            let r = r.clone();
+            Box::pin(async move { r.another().await })
+        });
+        let h = tokio::spawn(engine::run_with_readers(
+            self.db.clone(),
+            self.bus.clone(),
+            readers,
+            cfg,
+            stop,
+            Some(ready_tx),
+        ));
+        (h, ready_rx.await.expect("the host starts its shards"), instance)
+    }
+
+    /// The floor's own engine dies (kill -9: its task and shards end, nothing is given up).
+    pub fn kill_engine(&mut self) {
+        if let Some(h) = self.engine.take() {
+            h.abort();
         }
     }
 
@@ -416,5 +465,45 @@ where
     while !f().await {
         assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A carrier whose every customer answers after 300 ms, says `voice` (PCMU; `None`: silence), talks
+/// three seconds and hangs up.
+pub async fn talking_carrier(voice: Option<Arc<[u8]>>, stop: watch::Receiver<bool>) -> sim::carrier::Carrier {
+    let answer = sim::carrier::Behaviour::Answer { after_ms: 300, talk_ms: Some(3_000) };
+    let cfg = sim::carrier::CarrierConfig { by_last_digit: Some([answer; 10]), voice, ..Default::default() };
+    sim::carrier::start(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), cfg, stop).await.expect("carrier")
+}
+
+/// One agent, one lead, DTMF result entry with results 1 and 2, 120 s of ACW.
+pub fn result_entry_spec() -> FloorSpec {
+    FloorSpec {
+        agents: 1,
+        leads: vec!["0310000001".into()],
+        dtmf_result_entry: true,
+        acw_s: 120,
+        result_codes: vec![(1, "見込みなし"), (2, "成約")],
+        ..FloorSpec::default()
+    }
+}
+
+impl Floor {
+    /// The tenant's one recording, read (customer and agent channels decoded to linear).
+    pub async fn the_recording(&self) -> (Vec<i16>, Vec<i16>) {
+        until("the recording indexed", Duration::from_secs(10), || async {
+            self.scalar("SELECT COUNT(*) FROM recordings WHERE tenant_id = $1").await == 1
+        })
+        .await;
+        let path: String = sqlx::query_scalar("SELECT path FROM recordings WHERE tenant_id = $1")
+            .bind(self.tenant as i64)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("the recording's path");
+        let rec = media::recording::read_recording(&std::fs::read(&path).expect("the recording")).expect("readable");
+        let (mut customer, mut agent) = (Vec::new(), Vec::new());
+        rec.codec.decode_into(&rec.customer, &mut customer);
+        rec.codec.decode_into(&rec.agent, &mut agent);
+        (customer, agent)
     }
 }

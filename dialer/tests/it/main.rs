@@ -1,11 +1,13 @@
 //! Integration tests of the dialer (one binary per crate).
 
 mod baresip;
+mod browser;
 mod calls;
 mod core;
 mod digest;
 mod engine;
 mod floor;
+mod leases;
 mod metrics;
 mod net;
 mod outage;

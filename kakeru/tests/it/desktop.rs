@@ -7,7 +7,9 @@
 //! with an earlier contact by another agent, hang-up, a record with a recall to itself, the next
 //! customer offered; the push channel cut for 10 s mid-call), dial (an unknown number becomes a
 //! lead; a do-not-call number gets 発信規制 and never reaches the carrier), standard (search and
-//! pick), preview (skip, dial) and distribute (自動割当). Afterwards the records, the recall, the
+//! pick), preview (skip, dial) and distribute (自動割当); a callback a manager registered, taken
+//! and dialled back from 折り返し呼一覧; then, in ja and en, a manager stops a job
+//! (the seed's dialog) and the agent's phone hangs up its leg (logged off). Afterwards the records, the recall, the
 //! transitions and the carrier's log are checked in SQL. Screenshots under `target/tmp/browser/`.
 
 use std::path::PathBuf;
@@ -352,6 +354,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
         "jobs": {"progressive": progressive.name, "dial": dial.name, "standard": standard.name,
                  "preview": preview.name, "distribute": distribute.name},
         "dnc": dnc, "unknown": "0355550001", "colleague": "佐藤 花子",
+        "callback": "0322220003", "callbackName": "既存 顧客",
     });
     let proxy = Proxy::start(&base).await;
     let mut child = tokio::process::Command::new("node")
@@ -388,6 +391,8 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
                     let env = Envelope::new(t as u64, 0, &c).expect("encode");
                     bus.publish(&streams::control_commands(t as u64), &env).await.expect("publish");
                 }
+                // The agent's phone hangs up its nailed-up leg (the agent is logged off).
+                "phone_hangs_up" => phones[0].command(sim::phone::PhoneCommand::HangUp).await,
                 "cut" => proxy.cut(),
                 "restore" => proxy.restore(),
                 other => panic!("the browser asked for an unknown step {other}"),
@@ -455,6 +460,12 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
         assert!(log.iter().any(|e| e.tel == tel), "{tel} was not dialled: {log:?}");
     }
     assert!(!log.iter().any(|e| e.tel == "0344440002"), "the skipped preview lead was dialled");
+    // The callback dialled from the desktop: its call is linked, and it reached the carrier.
+    assert!(log.iter().any(|e| e.tel == "0322220003"), "the callback was not dialled: {log:?}");
+    let linked = n("SELECT COUNT(*) FROM callbacks c JOIN call_records r ON r.lead_id = c.dialled_lead_id AND r.started_at >= c.dialled_at
+                    WHERE c.number = '0322220003' AND c.dialled_by IS NOT NULL".into())
+    .await;
+    assert_eq!(linked, 1, "the callback's call");
 
     let _ = engine_stop.send(true);
     let _ = engine.await;

@@ -480,3 +480,91 @@ async fn a_wallboard_follower_without_redis_at_boot_retries() {
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), running).await.expect("node stops").unwrap().unwrap();
 }
+
+/// The active control on leases and a standby: kill -9 of the active one, and the standby applies
+/// the commands sent after the kill within 5 s (it takes the tenant's lease, rebuilds from SQL and
+/// reads the pending entries first); the killed one comes back as the standby, and it goes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_control_takes_over_within_5_s_of_the_active_one_dying() {
+    let redis = redis_url();
+    let prefix = format!("{}:", unique("test:standby:"));
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite:{}/kakeru.db", dir.path().display());
+    let env = [("DATABASE_URL", db.as_str())];
+    let (mut p, api, mgr) = start_api(&["--redis-url", &redis, "--redis-prefix", &prefix], &env).await;
+    p.wait_line("bus on Redis");
+    let start = |name: &str| {
+        let a = ["control", "--redis-url", &redis, "--redis-prefix", &prefix, "--consumer", name];
+        let mut r = Role::start(&a, &env);
+        r.wait_line("serving every tenant");
+        r
+    };
+    let mut one = Some(start("control-one"));
+    let mut two = Some(start("control-two"));
+    let (op, op_id, job) = api.floor("demo", &mgr).await;
+    let sql_db = store::Db::connect(&db).await.expect("db");
+    let tenant = tenant_id(&api, &mgr).await;
+    let mut bus_cfg = RedisBusConfig::new(redis.clone());
+    bus_cfg.prefix = prefix.clone();
+    let bus = RedisBus::connect(bus_cfg).await.expect("redis");
+    let holder = || {
+        let pool = sql_db.pool.clone();
+        async move {
+            store::sqlx::query("SELECT holder FROM leases WHERE kind = 'control' AND tenant_id = $1")
+                .bind(tenant as i64)
+                .fetch_optional(&pool)
+                .await
+                .expect("lease")
+                .map(|r| store::sqlx::Row::try_get::<String, _>(&r, 0).expect("holder"))
+        }
+    };
+    api.ok(Some(&op), "POST", "/agent/session", Some(json!({"call_job_id": job})), 202).await;
+    api.until_state(&op, op_id, "ringing").await;
+    let reason =
+        api.ok(Some(&mgr), "GET", "/pause-reasons", None, 200).await["items"][0]["id"].as_i64().expect("reason");
+    for round in 0..2 {
+        let active = holder().await.expect("one control holds the tenant");
+        // kill -9 of the active control.
+        if active.starts_with("control-one") {
+            drop(one.take());
+        } else {
+            drop(two.take());
+        }
+        let t0 = Instant::now();
+        // A command right after the kill: the standby applies it.
+        let want = if round == 0 {
+            shard_event(&bus, tenant, ShardEvent::AgentLegUp { agent_id: AgentId(op_id as u64), shard: 0 }).await;
+            "ready"
+        } else {
+            api.ok(Some(&op), "POST", "/agent/pause", Some(json!({"reason_id": reason})), 202).await;
+            "paused"
+        };
+        api.until_state(&op, op_id, want).await;
+        let took = t0.elapsed();
+        eprintln!("control fail-over {round}: {took:?}");
+        assert!(took <= Duration::from_secs(5), "the standby applied the command after {took:?}");
+        let now_active = holder().await.expect("held");
+        assert_ne!(now_active, active, "the standby holds the tenant");
+        // The killed one comes back and stands by.
+        if one.is_none() {
+            one = Some(start("control-one"));
+        } else {
+            two = Some(start("control-two"));
+        }
+    }
+    // Each command applied once: login, leg up, pause.
+    let n: i64 = store::sqlx::Row::try_get(
+        &store::sqlx::query("SELECT COUNT(*) FROM agent_transitions WHERE agent_user_id = $1")
+            .bind(op_id)
+            .fetch_one(&sql_db.pool)
+            .await
+            .expect("count"),
+        0,
+    )
+    .expect("n");
+    assert_eq!(n, 3, "one transition per command, none twice");
+    drop(one);
+    drop(two);
+    drop(p);
+    delete_prefix(&prefix).await;
+}

@@ -2,3 +2,4 @@
 
 mod ring;
 mod shard;
+mod webrtc;

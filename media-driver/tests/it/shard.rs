@@ -56,7 +56,7 @@ fn addr(s: &UdpSocket) -> SocketAddr {
     s.local_addr().expect("invariant: bound socket has an address")
 }
 
-fn leg(socket: SocketId, remote: SocketAddr, ssrc: u32, initial_seq: u16) -> Box<LegConfig> {
+pub(crate) fn leg(socket: SocketId, remote: SocketAddr, ssrc: u32, initial_seq: u16) -> Box<LegConfig> {
     Box::new(LegConfig {
         rtp_socket: socket,
         rtcp_socket: None,

@@ -101,6 +101,8 @@ export async function renderRecordings(view, qs) {
 
 // ------------------------------------------------------------------------ unsaved wrap-up records
 const SYSTEM_RESULTS = ['busy', 'no_entry', 'timeout', 'cancel', 'error'];
+// CALLTREE's default statuses: fixed in every tenant (store::results).
+const DEFAULT_RESULTS = ['no_contact', 'fax', 'not_in_service', 'prospect', 'recall', 'complaint'];
 
 export async function renderUnsaved(view, id) {
   if (id) return renderUnsavedOne(view, id);
@@ -151,6 +153,7 @@ async function renderUnsavedOne(view, id) {
   const who = field('interlocutor', tt('wr.interlocutor'), el('select', null, ['self', 'other'].map((v) => opt(v, enumLabel('wrapup-records', 'interlocutor', v), rec.interlocutor === v))));
   const result = field('result', tt('wr.result'), el('select', { required: true },
     codes.length ? el('optgroup', { label: tt('wr.campaign_results') }, codes.map((c) => opt(String(c.number), `${c.number} ${c.label}`, false))) : null,
+    el('optgroup', { label: tt('wr.default_results') }, DEFAULT_RESULTS.map((r) => opt(r, enumLabel('wrapup-records', 'result', r), r === rec.result))),
     el('optgroup', { label: tt('wr.system_results') }, SYSTEM_RESULTS.map((r) => opt(r, enumLabel('wrapup-records', 'result', r), r === rec.result)))));
   const other = field('other_tel', tt('wr.other_tel'), el('input', { type: 'tel', maxlength: 60 }));
   const next = field('next_action', tt('wr.next_action'), el('select', null, ['continue', 'recall', 'complete'].map((v) => opt(v, enumLabel('wrapup-records', 'next_action', v), false))));

@@ -1,0 +1,137 @@
+//! `kakeru sim`: the simulated carrier and simulated agents (with their phones) as a process of
+//! their own, to try a layout of real hosts without a carrier or a floor of people (the layout
+//! test and operators). The same peers as `kakeru demo` ([`sim::carrier`], [`sim::phone`],
+//! [`sim::agent`]), over real SIP, RTP and HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use tokio::sync::watch;
+
+/// What `kakeru sim` runs.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SimArgs {
+    /// Run the simulated carrier with its SIP on this address (e.g. 127.0.0.1:5070).
+    #[arg(long)]
+    pub carrier_listen: Option<SocketAddr>,
+    /// Share of calls the simulated customers answer.
+    #[arg(long, default_value_t = 0.3)]
+    pub answer_prob: f64,
+    /// Mean talk time of an answered customer, seconds (lognormal).
+    #[arg(long, default_value_t = 60.0)]
+    pub talk_mean_s: f64,
+    /// The API the simulated agents work through (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    pub api: Option<String>,
+    /// The agents' tenant (its code).
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
+    /// The agents' logins (comma-separated); each logs in with --password and registers its phone
+    /// (SIP user name = login) with --sip-password.
+    #[arg(long, value_delimiter = ',')]
+    pub agents: Vec<String>,
+    #[arg(long, env = "KAKERU_SIM_PASSWORD", hide_env_values = true, default_value = "")]
+    pub password: String,
+    #[arg(long, env = "KAKERU_SIM_SIP_PASSWORD", hide_env_values = true, default_value = "")]
+    pub sip_password: String,
+    /// The SIP realm of the tenant's phones (its code followed by `.kakeru` unless set otherwise).
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// Where the phones register (a dialer host's SIP address).
+    #[arg(long)]
+    pub registrar: Option<SocketAddr>,
+    /// The call job the agents work.
+    #[arg(long)]
+    pub call_job: Option<i64>,
+    /// Mean time an agent keeps a customer, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub agent_talk_mean_s: f64,
+    /// The address the phones bind (their RTP too).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_ip: std::net::IpAddr,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Runs what `args` asks for until `shutdown` turns true; prints what it did on the way out.
+pub async fn run(args: SimArgs, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let (stop_tx, stop) = watch::channel(false);
+    let carrier = match args.carrier_listen {
+        Some(addr) => {
+            let cfg = sim::carrier::CarrierConfig {
+                answer_prob: args.answer_prob.clamp(0.0, 1.0),
+                talk_mean_ms: args.talk_mean_s.max(0.1) * 1000.0,
+                seed: args.seed,
+                ..sim::carrier::CarrierConfig::default()
+            };
+            let c = sim::carrier::start_at(addr, cfg, stop.clone()).await.context("--carrier-listen")?;
+            eprintln!("kakeru sim: carrier SIP on {}", c.sip_addr);
+            Some(c)
+        }
+        None => None,
+    };
+    let mut agents = None;
+    let mut phones = Vec::new();
+    if let Some(api) = &args.api {
+        let registrar = args.registrar.context("--registrar: where the agents' phones register")?;
+        let job = args.call_job.context("--call-job: the job the agents work")?;
+        anyhow::ensure!(!args.agents.is_empty(), "--agents: the agents' logins");
+        let realm = args.realm.clone().unwrap_or_else(|| format!("{}.kakeru", args.tenant));
+        let accounts = args
+            .agents
+            .iter()
+            .map(|a| sim::phone::PhoneAccount {
+                username: a.clone(),
+                password: args.sip_password.clone(),
+                domain: realm.clone(),
+            })
+            .collect();
+        let pcfg = sim::phone::PhoneConfig {
+            registrar,
+            bind_ip: args.bind_ip,
+            expires_s: 300,
+            answer_after: Duration::from_millis(100),
+        };
+        phones = sim::phone::start(accounts, pcfg, stop.clone()).await.context("the agents' phones")?;
+        eprintln!("kakeru sim: {} phone(s) registering at {registrar}", phones.len());
+        let http = reqwest::Client::new();
+        let counts = Arc::new(sim::agent::Counts::default());
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, login) in args.agents.iter().enumerate() {
+            let me = sim::agent::Api::login(&http, api, &args.tenant, login, &args.password).await?;
+            let user_id = me.get("/me").await?["id"].as_i64().context("the agent's id")?;
+            let cfg = sim::agent::AgentConfig {
+                base: api.clone(),
+                tenant: args.tenant.clone(),
+                login: login.clone(),
+                password: args.password.clone(),
+                user_id,
+                call_job_id: job,
+                result_codes: Vec::new(),
+                talk_mean_ms: args.agent_talk_mean_s.max(0.1) * 1000.0,
+                wrapup_mean_ms: 3_000.0,
+                manager_token: None,
+                saves_records: true,
+            };
+            let rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
+            tasks.spawn(sim::agent::run(cfg, counts.clone(), rng, http.clone(), stop.clone()));
+        }
+        eprintln!("kakeru sim: {} agent(s) working call job {job} through {api}", args.agents.len());
+        agents = Some((tasks, counts));
+    }
+    anyhow::ensure!(carrier.is_some() || agents.is_some(), "nothing to run: give --carrier-listen and/or --api");
+    let _ = shutdown.wait_for(|s| *s).await;
+    let _ = stop_tx.send(true);
+    if let Some((mut tasks, counts)) = agents {
+        while tasks.join_next().await.is_some() {}
+        eprintln!("kakeru sim: agents stopped ({counts:?})");
+    }
+    if let Some(c) = carrier {
+        eprintln!("kakeru sim: carrier stopped ({:?})", c.stats());
+    }
+    drop(phones);
+    Ok(())
+}

@@ -1,0 +1,627 @@
+//! WebRTC agent legs (the browser phone, ブラウザフォン) beside the RTP core.
+//!
+//! A [`WebRtcLeg`] is an adapter in front of a [`media::Call`]'s agent leg: the leg's datagrams
+//! (STUN, DTLS, SRTP, SRTCP on one socket, RFC 8445 ICE-lite, RFC 5764 DTLS-SRTP) go through a
+//! str0m [`Rtc`] in RTP mode, which hands plain RTP to the call as if it came from an RTP leg at
+//! [`WEBRTC_PEER`]; the call's packets to that leg are handed back and leave through str0m as
+//! SRTP. The call never learns the difference: bridging, hold audio, the beep, recording and
+//! DTMF work on a browser phone as on a SIP phone.
+//!
+//! The call carries G.711 (PCMU) and RFC 4733 events at 8 kHz ([`CALL_TELEPHONE_EVENT_PT`]).
+//! A leg that negotiated PCMU relays its payloads unchanged; one that negotiated Opus (only in a
+//! build with `media/opus`) is transcoded here, one 20 ms packet at a time
+//! ([`media::voice::OpusTranscoder`]), and its 48 kHz telephone events are rescaled to 8 kHz.
+//! str0m writes its own RTCP (SR/RR) to the browser, so the call's RTCP to the leg is dropped.
+//!
+//! Sans-IO like the rest of the shard: `now` comes in, datagrams go out through
+//! [`WebRtcLeg::poll_transmit`], and every mutation of the `Rtc` is followed by a full drain of
+//! its outputs (str0m's contract). Every queue is bounded; an overflow is a counted drop.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use media::call::{SocketId, Transmit};
+use media::g711::Codec as G711;
+use media::voice::{opus_available, OpusTranscoder, OPUS_TICKS_PER_G711_TICK};
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Frequency, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+/// The address a [`media::Call`] sees a WebRTC leg's packets come from (TEST-NET-1, never
+/// routed): the leg's `remote_rtp`.
+pub const WEBRTC_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 9);
+/// The RFC 4733 payload type the call uses for a WebRTC leg's digits (8 kHz clock).
+pub const CALL_TELEPHONE_EVENT_PT: u8 = 101;
+/// Bound of each of a leg's queues (packets for the call, datagrams out, events).
+pub const MAX_QUEUE: usize = 256;
+/// Payload types offered to the browser (those Chrome and Firefox use).
+const PT_TELEPHONE_EVENT_48K: u8 = 110;
+const PT_TELEPHONE_EVENT_8K: u8 = 126;
+const RTP_HEADER: usize = 12;
+
+/// Why an offer was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebRtcError {
+    #[error("the offer is not SDP str0m accepts: {0}")]
+    BadOffer(String),
+    #[error("the offer has no audio in a codec we take (PCMU{})", if opus_available() { " or Opus" } else { "" })]
+    NoAudio,
+}
+
+/// A change of a leg's connection, for the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebRtcEvent {
+    /// ICE connected and DTLS established: media flows.
+    Connected,
+    /// ICE lost the browser (consent freshness failed); an ICE restart may bring it back.
+    Disconnected,
+    /// The browser closed the connection (DTLS close), or str0m failed.
+    Closed,
+}
+
+/// The audio codec a leg negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegCodec {
+    Pcmu,
+    Opus,
+}
+
+/// Counters of one leg.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebRtcStats {
+    /// RTP packets from the browser handed to the call, and from the call written to the browser.
+    pub to_call: u64,
+    pub to_browser: u64,
+    /// Packets dropped: a full queue, an unknown payload type, a packet libopus refused.
+    pub drops: u64,
+}
+
+/// One browser phone's leg (see the module docs).
+pub struct WebRtcLeg {
+    rtc: Rtc,
+    socket: SocketId,
+    local: SocketAddr,
+    mid: Mid,
+    codec: LegCodec,
+    audio_pt: u8,
+    /// The browser's telephone-event payload type for our codec's clock, if it offered one.
+    tele_pt: Option<u8>,
+    transcoder: Option<OpusTranscoder>,
+    /// Extended sequence number of the next packet to the browser.
+    next_seq: u64,
+    to_call: VecDeque<Vec<u8>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<WebRtcEvent>,
+    timeout: Instant,
+    connected: bool,
+    closed: bool,
+    stats: WebRtcStats,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for WebRtcLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcLeg")
+            .field("socket", &self.socket)
+            .field("local", &self.local)
+            .field("codec", &self.codec)
+            .field("connected", &self.connected)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn rtc_config() -> str0m::RtcConfig {
+    let mut cfg = Rtc::builder()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .clear_codecs();
+    // Opus first where we can transcode it: the browser then sends it (better on a lossy path).
+    if opus_available() {
+        cfg = cfg.enable_opus(true, false);
+    }
+    cfg = cfg.enable_pcmu(true, false);
+    let codecs = cfg.codec_config();
+    for (pt, clock) in [(PT_TELEPHONE_EVENT_48K, Frequency::FORTY_EIGHT_KHZ), (PT_TELEPHONE_EVENT_8K, Frequency::EIGHT_KHZ)]
+    {
+        codecs.add_config(
+            pt.into(),
+            None,
+            Codec::Tele,
+            clock,
+            Some(1),
+            str0m::format::FormatParams::default(),
+        );
+    }
+    cfg
+}
+
+impl WebRtcLeg {
+    /// Accepts a browser's SDP offer on `socket` (bound at `local`, our ICE-lite host
+    /// candidate): the leg and our SDP answer.
+    pub fn accept(now: Instant, socket: SocketId, local: SocketAddr, offer: &str) -> Result<(WebRtcLeg, String), WebRtcError> {
+        let mut rtc = rtc_config().build(now);
+        let candidate = Candidate::host(local, "udp").map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let mut leg = WebRtcLeg {
+            rtc,
+            socket,
+            local,
+            mid: Mid::from("0"),
+            codec: LegCodec::Pcmu,
+            audio_pt: 0,
+            tele_pt: None,
+            transcoder: None,
+            next_seq: 1,
+            to_call: VecDeque::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            timeout: now,
+            connected: false,
+            closed: false,
+            stats: WebRtcStats::default(),
+            scratch: Vec::with_capacity(1500),
+        };
+        let answer = leg.negotiate(now, offer)?;
+        Ok((leg, answer))
+    }
+
+    /// A new offer from the same browser (an ICE restart, a rejoin after a network change): the
+    /// same leg, our new answer.
+    pub fn reoffer(&mut self, now: Instant, offer: &str) -> Result<String, WebRtcError> {
+        self.negotiate(now, offer)
+    }
+
+    fn negotiate(&mut self, now: Instant, offer: &str) -> Result<String, WebRtcError> {
+        let mid = offer_audio_mid(offer).ok_or(WebRtcError::NoAudio)?;
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
+        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| WebRtcError::BadOffer(e.to_string()));
+        self.drain(now);
+        let answer = answer?;
+        // The codec the answer chose for the audio m-line: the browser's first that we take.
+        let media = self.rtc.media(mid).ok_or(WebRtcError::NoAudio)?;
+        let mut chosen: Option<(LegCodec, u8)> = None;
+        let mut tele48 = None;
+        let mut tele8 = None;
+        for p in media.remote_pts().iter().filter_map(|pt| self.rtc.codec_config().find(|c| c.pt() == *pt)) {
+            let spec = p.spec();
+            match spec.codec {
+                Codec::Opus if chosen.is_none() && opus_available() => chosen = Some((LegCodec::Opus, *p.pt())),
+                Codec::PCMU if chosen.is_none() => chosen = Some((LegCodec::Pcmu, *p.pt())),
+                Codec::Tele if spec.clock_rate == Frequency::FORTY_EIGHT_KHZ => tele48 = Some(*p.pt()),
+                Codec::Tele if spec.clock_rate == Frequency::EIGHT_KHZ => tele8 = Some(*p.pt()),
+                _ => {}
+            }
+        }
+        let (codec, pt) = chosen.ok_or(WebRtcError::NoAudio)?;
+        self.mid = mid;
+        self.codec = codec;
+        self.audio_pt = pt;
+        self.tele_pt = match codec {
+            LegCodec::Opus => tele48,
+            LegCodec::Pcmu => tele8,
+        };
+        if codec == LegCodec::Opus && self.transcoder.is_none() {
+            self.transcoder = Some(OpusTranscoder::new().ok_or(WebRtcError::NoAudio)?);
+        }
+        Ok(answer.to_sdp_string())
+    }
+
+    /// The local socket the leg's datagrams use.
+    pub fn socket(&self) -> SocketId {
+        self.socket
+    }
+
+    pub fn codec(&self) -> LegCodec {
+        self.codec
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Whether the leg is over (closed by the browser or failed): the shard drops it.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    pub fn stats(&self) -> WebRtcStats {
+        self.stats
+    }
+
+    /// A datagram from the browser on the leg's socket.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Ok(contents) = data.try_into() else {
+            self.stats.drops += 1;
+            return;
+        };
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: self.local, contents });
+        if self.rtc.accepts(&input) {
+            if let Err(e) = self.rtc.handle_input(input) {
+                tracing::debug!(error = %e, "webrtc input refused");
+                self.stats.drops += 1;
+            }
+        } else {
+            self.stats.drops += 1;
+        }
+        self.drain(now);
+    }
+
+    /// The leg's deadline has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(error = %e, "webrtc timeout failed");
+        }
+        self.drain(now);
+    }
+
+    /// A packet of the call to this leg (RTP to the browser; its RTCP is str0m's to write).
+    pub fn send_from_call(&mut self, now: Instant, packet: &[u8]) {
+        if packet.len() < RTP_HEADER || packet[0] >> 6 != 2 {
+            return;
+        }
+        let pt = packet[1] & 0x7f;
+        if (72..=79).contains(&pt) {
+            return; // RTCP (RFC 5761 §4): str0m reports for itself
+        }
+        if !self.connected {
+            return;
+        }
+        let Some(header) = rtp_header(packet) else {
+            self.stats.drops += 1;
+            return;
+        };
+        let marker = packet[1] & 0x80 != 0;
+        let payload = &packet[header..];
+        let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        let (out_pt, time, body): (u8, u32, Vec<u8>) = if pt == CALL_TELEPHONE_EVENT_PT {
+            let Some(tele) = self.tele_pt else { return };
+            match self.codec {
+                LegCodec::Pcmu => (tele, ts, payload.to_vec()),
+                LegCodec::Opus => (tele, ts.wrapping_mul(OPUS_TICKS_PER_G711_TICK), scale_event(payload, true)),
+            }
+        } else if let Some(g711) = G711::from_payload_type(pt) {
+            match (self.codec, self.transcoder.as_mut()) {
+                (LegCodec::Pcmu, _) if g711 == G711::Pcmu => (self.audio_pt, ts, payload.to_vec()),
+                (LegCodec::Opus, Some(t)) => {
+                    if t.encode(g711, payload, &mut self.scratch).is_err() {
+                        self.stats.drops += 1;
+                        return;
+                    }
+                    (self.audio_pt, ts.wrapping_mul(OPUS_TICKS_PER_G711_TICK), self.scratch.clone())
+                }
+                _ => {
+                    self.stats.drops += 1;
+                    return;
+                }
+            }
+        } else {
+            return; // comfort noise and the like: nothing the browser negotiated
+        };
+        let seq = SeqNo::from(self.next_seq);
+        self.next_seq += 1;
+        let mut direct = self.rtc.direct_api();
+        let Some(tx) = direct.stream_tx_by_mid(self.mid, None) else {
+            self.stats.drops += 1;
+            return;
+        };
+        tx.write_rtp(RtpWrite::new(out_pt.into(), seq, time, now, body).marker(marker));
+        self.stats.to_browser += 1;
+        self.drain(now);
+    }
+
+    /// The next plain RTP packet for the call (from [`WEBRTC_PEER`]).
+    pub fn poll_to_call(&mut self) -> Option<Vec<u8>> {
+        self.to_call.pop_front()
+    }
+
+    /// The next datagram to send from the leg's socket.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<WebRtcEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`WebRtcLeg::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.timeout
+    }
+
+    /// Drains str0m until its next timeout (its contract after every mutation).
+    fn drain(&mut self, now: Instant) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    // str0m answers a far future when nothing is due; the leg's own clock needs
+                    // no tick faster than ICE's consent checks.
+                    self.timeout = at.min(now + Duration::from_secs(1)).max(now);
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let payload = t.contents.to_vec();
+                    push(&mut self.transmits, Transmit { socket: self.socket, destination: t.destination, payload }, &mut self.stats);
+                }
+                Ok(Output::Event(e)) => self.on_event(e),
+                Err(e) => {
+                    tracing::info!(error = %e, "webrtc leg failed");
+                    self.fail();
+                    self.timeout = now + Duration::from_secs(1);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.connected = false;
+            if self.events.len() < MAX_QUEUE {
+                self.events.push_back(WebRtcEvent::Closed);
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                if self.events.len() < MAX_QUEUE {
+                    self.events.push_back(WebRtcEvent::Connected);
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                if self.connected && self.events.len() < MAX_QUEUE {
+                    self.events.push_back(WebRtcEvent::Disconnected);
+                }
+                self.connected = false;
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed) => {
+                if !self.connected && self.rtc.is_connected() {
+                    self.connected = true;
+                    if self.events.len() < MAX_QUEUE {
+                        self.events.push_back(WebRtcEvent::Connected);
+                    }
+                }
+            }
+            Event::Closed => self.fail(),
+            Event::RtpPacket(p) => self.from_browser(p),
+            _ => {}
+        }
+    }
+
+    /// A packet of the browser, made plain RTP for the call: PCMU as is, Opus decoded to PCMU,
+    /// telephone events on [`CALL_TELEPHONE_EVENT_PT`] at 8 kHz.
+    fn from_browser(&mut self, p: RtpPacket) {
+        let pt = *p.header.payload_type;
+        let ts = p.header.timestamp;
+        let (out_pt, out_ts, body): (u8, u32, &[u8]) = if Some(pt) == self.tele_pt {
+            match self.codec {
+                LegCodec::Pcmu => (CALL_TELEPHONE_EVENT_PT, ts, &p.payload),
+                LegCodec::Opus => {
+                    self.scratch = scale_event(&p.payload, false);
+                    (CALL_TELEPHONE_EVENT_PT, ts / OPUS_TICKS_PER_G711_TICK, &self.scratch)
+                }
+            }
+        } else if pt == self.audio_pt {
+            match (self.codec, self.transcoder.as_mut()) {
+                (LegCodec::Pcmu, _) => (0, ts, &p.payload),
+                (LegCodec::Opus, Some(t)) => {
+                    if t.decode(G711::Pcmu, &p.payload, &mut self.scratch).is_err() {
+                        self.stats.drops += 1;
+                        return;
+                    }
+                    (0, ts / OPUS_TICKS_PER_G711_TICK, &self.scratch)
+                }
+                (LegCodec::Opus, None) => {
+                    self.stats.drops += 1;
+                    return;
+                }
+            }
+        } else {
+            self.stats.drops += 1;
+            return;
+        };
+        let mut packet = Vec::with_capacity(RTP_HEADER + body.len());
+        packet.push(0x80);
+        packet.push(out_pt | if p.header.marker { 0x80 } else { 0 });
+        packet.extend_from_slice(&p.header.sequence_number.to_be_bytes());
+        packet.extend_from_slice(&out_ts.to_be_bytes());
+        packet.extend_from_slice(&(*p.header.ssrc).to_be_bytes());
+        packet.extend_from_slice(body);
+        if self.to_call.len() < MAX_QUEUE {
+            self.to_call.push_back(packet);
+            self.stats.to_call += 1;
+        } else {
+            self.stats.drops += 1;
+        }
+    }
+}
+
+fn push(q: &mut VecDeque<Transmit>, t: Transmit, stats: &mut WebRtcStats) {
+    if q.len() < MAX_QUEUE {
+        q.push_back(t);
+    } else {
+        stats.drops += 1;
+    }
+}
+
+/// The length of an RTP packet's header (CSRCs and extension included), if it is whole.
+fn rtp_header(p: &[u8]) -> Option<usize> {
+    let mut len = RTP_HEADER + 4 * usize::from(p[0] & 0x0f);
+    if p[0] & 0x10 != 0 {
+        let ext = p.get(len + 2..len + 4)?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    (len <= p.len()).then_some(len)
+}
+
+/// An RFC 4733 event's duration rescaled between the 8 kHz and 48 kHz clocks.
+fn scale_event(payload: &[u8], up: bool) -> Vec<u8> {
+    let mut out = payload.to_vec();
+    if out.len() >= 4 {
+        let d = u32::from(u16::from_be_bytes([out[2], out[3]]));
+        let d = if up { d * OPUS_TICKS_PER_G711_TICK } else { d / OPUS_TICKS_PER_G711_TICK };
+        out[2..4].copy_from_slice(&(d.min(u32::from(u16::MAX)) as u16).to_be_bytes());
+    }
+    out
+}
+
+/// The mid of the offer's first audio m-line (RFC 8843 `a=mid`).
+fn offer_audio_mid(offer: &str) -> Option<Mid> {
+    let mut in_audio = false;
+    for line in offer.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            in_audio = m.starts_with("audio ");
+        } else if let Some(mid) = line.strip_prefix("a=mid:").filter(|_| in_audio) {
+            return Some(Mid::from(mid.trim()));
+        }
+    }
+    None
+}
+
+/// A shard's WebRTC legs by their socket, with their deadlines (the shard's hooks call these).
+#[derive(Debug, Default)]
+pub struct WebRtcLegs {
+    slots: std::collections::HashMap<SocketId, Slot>,
+    timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, SocketId)>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    leg: WebRtcLeg,
+    call: media::shard::CallId,
+    deadline: Option<Instant>,
+}
+
+/// What a leg told the shard while it was driven.
+#[derive(Debug, Default)]
+pub struct Pumped {
+    /// Plain RTP for the call, from [`WEBRTC_PEER`] on the leg's socket.
+    pub to_call: Vec<Vec<u8>>,
+    pub events: Vec<WebRtcEvent>,
+}
+
+impl WebRtcLegs {
+    pub fn insert(&mut self, call: media::shard::CallId, leg: WebRtcLeg) {
+        self.slots.insert(leg.socket, Slot { leg, call, deadline: None });
+    }
+
+    /// Forgets the leg on `socket` (its call leg left).
+    pub fn remove(&mut self, socket: SocketId) -> Option<WebRtcLeg> {
+        self.slots.remove(&socket).map(|s| s.leg)
+    }
+
+    pub fn contains(&self, socket: SocketId) -> bool {
+        self.slots.contains_key(&socket)
+    }
+
+    /// The call of the leg on `socket`.
+    pub fn call_of(&self, socket: SocketId) -> Option<media::shard::CallId> {
+        self.slots.get(&socket).map(|s| s.call)
+    }
+
+    /// The leg of a call (its agent leg), by the call.
+    pub fn of_call_mut(&mut self, call: media::shard::CallId) -> Option<&mut WebRtcLeg> {
+        self.slots.values_mut().find(|s| s.call == call).map(|s| &mut s.leg)
+    }
+
+    pub fn get(&self, socket: SocketId) -> Option<&WebRtcLeg> {
+        self.slots.get(&socket).map(|s| &s.leg)
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// A datagram on a leg's socket; `None` if no leg has it.
+    pub fn handle_datagram(&mut self, now: Instant, socket: SocketId, from: SocketAddr, data: &[u8], out: &mut Vec<Transmit>) -> Option<Pumped> {
+        let slot = self.slots.get_mut(&socket)?;
+        slot.leg.handle_datagram(now, from, data);
+        Some(self.pump(socket, out))
+    }
+
+    /// A call's packet to a leg's socket; false if no leg has it.
+    pub fn send_from_call(&mut self, now: Instant, socket: SocketId, packet: &[u8], out: Option<&mut Vec<Transmit>>) -> bool {
+        let Some(slot) = self.slots.get_mut(&socket) else { return false };
+        slot.leg.send_from_call(now, packet);
+        match out {
+            Some(out) => {
+                let _ = self.pump(socket, out);
+            }
+            None => while slot.leg.poll_transmit().is_some() {},
+        }
+        true
+    }
+
+    /// A new offer for the leg of `call`: its answer.
+    #[allow(clippy::type_complexity)]
+    pub fn reoffer(
+        &mut self,
+        now: Instant,
+        call: media::shard::CallId,
+        offer: &str,
+        out: &mut Vec<Transmit>,
+    ) -> Option<(SocketId, Result<String, WebRtcError>, Pumped)> {
+        let socket = self.slots.iter().find(|(_, s)| s.call == call).map(|(k, _)| *k)?;
+        let answer = self.slots.get_mut(&socket)?.leg.reoffer(now, offer);
+        Some((socket, answer, self.pump(socket, out)))
+    }
+
+    /// Runs the legs whose deadline passed: each one's socket and what it told.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) -> Vec<(SocketId, Pumped)> {
+        let mut pumped = Vec::new();
+        while let Some(&std::cmp::Reverse((at, socket))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.slots.get_mut(&socket) else { continue };
+            if slot.deadline != Some(at) {
+                continue; // rescheduled
+            }
+            slot.deadline = None;
+            slot.leg.handle_timeout(now);
+            pumped.push((socket, self.pump(socket, out)));
+        }
+        pumped
+    }
+
+    /// The earliest deadline of the legs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|std::cmp::Reverse((at, _))| *at)
+    }
+
+    /// Collects a leg's datagrams into `out` and its packets and events, and queues its deadline.
+    fn pump(&mut self, socket: SocketId, out: &mut Vec<Transmit>) -> Pumped {
+        let mut p = Pumped::default();
+        let Some(slot) = self.slots.get_mut(&socket) else { return p };
+        while let Some(t) = slot.leg.poll_transmit() {
+            out.push(t);
+        }
+        while let Some(packet) = slot.leg.poll_to_call() {
+            p.to_call.push(packet);
+        }
+        while let Some(e) = slot.leg.poll_event() {
+            p.events.push(e);
+        }
+        let at = slot.leg.poll_timeout();
+        if slot.deadline != Some(at) {
+            slot.deadline = Some(at);
+            self.timers.push(std::cmp::Reverse((at, socket)));
+        }
+        p
+    }
+}

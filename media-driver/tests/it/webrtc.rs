@@ -1,0 +1,232 @@
+//! The browser phone's leg on a real shard over loopback: a str0m peer as the browser (full ICE,
+//! DTLS-SRTP, Opus or PCMU), a plain RTP peer as the customer, bridged in one call. Tones both
+//! ways are checked by frequency, the recording holds both channels, RFC 4733 digits from the
+//! browser reach the call, and an ICE restart keeps the leg.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use media::dtmf::goertzel_power;
+use media::recording::read_recording;
+use media::rtp::{self, HeaderFields};
+use media::shard::{CallId, Control, Report};
+use media::voice::{opus_available, OpusTranscoder};
+use media::{CallConfig, Codec, DtmfKind, Event, LegConfig, RecordingId, Role, SocketId};
+use media_driver::{self as driver, DriverChoice, ShardConfig, ShardHandle};
+use sim::browser::{Browser, PT_OPUS, PT_PCMU, PT_TELEPHONE_EVENT_48K, PT_TELEPHONE_EVENT_8K};
+
+const CUSTOMER_SOCKET: SocketId = SocketId(21);
+const AGENT_SOCKET: SocketId = SocketId(22);
+const CALL: CallId = CallId(9);
+const AGENT_HZ: f32 = 440.0;
+const CUSTOMER_HZ: f32 = 1000.0;
+const BOUND: Duration = Duration::from_secs(10);
+
+fn bind() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").expect("invariant: loopback bind")
+}
+
+/// A PCMU leg with RFC 4733 digits on payload type 101.
+fn leg(socket: SocketId, remote: SocketAddr, ssrc: u32) -> Box<LegConfig> {
+    let mut l = crate::shard::leg(socket, remote, ssrc, 100);
+    l.telephone_event_pt = Some(101);
+    l
+}
+
+/// 20 ms of a tone at 8 kHz, frame `n`.
+fn tone(hz: f32, n: u32) -> Vec<i16> {
+    (0..160)
+        .map(|i| {
+            let t = (n * 160 + i) as f32 / 8000.0;
+            (6000.0 * (2.0 * std::f32::consts::PI * hz * t).sin()) as i16
+        })
+        .collect()
+}
+
+fn pcmu(samples: &[i16]) -> Vec<u8> {
+    samples.iter().map(|&s| Codec::Pcmu.encode(s)).collect()
+}
+
+fn assert_tone(samples: &[i16], hz: f32, other: f32, what: &str) {
+    assert!(samples.len() >= 4000, "{what}: only {} samples", samples.len());
+    let (p, q) = (goertzel_power(samples, hz, 8000.0), goertzel_power(samples, other, 8000.0));
+    assert!(p > 1e5 && p > 20.0 * q, "{what}: {hz} Hz power {p}, {other} Hz power {q}");
+}
+
+struct Run {
+    shard: ShardHandle,
+    reports: Vec<Report>,
+}
+
+impl Run {
+    fn pump(&mut self) {
+        while let Ok(r) = self.shard.reports().try_recv() {
+            self.reports.push(r);
+        }
+    }
+
+    fn wait(&mut self, what: &str, mut f: impl FnMut(&Report) -> bool) -> Report {
+        let end = Instant::now() + BOUND;
+        loop {
+            if let Some(i) = self.reports.iter().position(&mut f) {
+                return self.reports.remove(i);
+            }
+            let r = self.shard.reports().recv_timeout(end.saturating_duration_since(Instant::now()));
+            self.reports.push(r.unwrap_or_else(|_| panic!("{what} within {BOUND:?}; reports: {:?}", self.reports)));
+        }
+    }
+}
+
+/// The browser phone on a shard, bridged to an RTP customer, talking for `secs` seconds.
+fn talk(opus_offered: bool) {
+    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
+    let mut run = Run { shard, reports: Vec::new() };
+    let (sc, sa) = (bind(), bind());
+    let shard_customer = sc.local_addr().unwrap();
+    let shard_agent = sa.local_addr().unwrap();
+    let customer = bind();
+    customer.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    run.shard.try_send(Control::AddSocket { id: CUSTOMER_SOCKET, socket: sc }).unwrap();
+    run.shard.try_send(Control::AddSocket { id: AGENT_SOCKET, socket: sa }).unwrap();
+    run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
+
+    let now = Instant::now();
+    let (mut browser, offer) = Browser::offer(now, "127.0.0.1:0".parse().unwrap(), opus_offered).expect("browser offers");
+    assert!(offer.contains("opus") == opus_offered && offer.contains("PCMU"), "{offer}");
+    run.shard
+        .try_send(Control::SetWebRtcAgent { call: CALL, leg: leg(AGENT_SOCKET, shard_agent, 0xA6E7), local: shard_agent, offer })
+        .unwrap();
+    let Report::WebRtcAnswer { sdp, .. } = run.wait("the answer", |r| matches!(r, Report::WebRtcAnswer { .. } | Report::WebRtcFailed { .. })) else {
+        panic!("offer refused: {:?}", run.reports)
+    };
+    assert!(sdp.contains("a=ice-lite"), "ICE-lite answer: {sdp}");
+    assert!(sdp.contains(&format!("{}", shard_agent.port())), "our host candidate: {sdp}");
+    browser.answer(&sdp).expect("answer accepted");
+    let opus = opus_offered && opus_available();
+    let (audio_pt, tele_pt, ticks) = if opus { (PT_OPUS, PT_TELEPHONE_EVENT_48K, 960) } else { (PT_PCMU, PT_TELEPHONE_EVENT_8K, 160) };
+
+    let until = Instant::now() + BOUND;
+    while !browser.is_connected() {
+        assert!(Instant::now() < until, "ICE and DTLS connect within {BOUND:?}");
+        browser.step(Instant::now()).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    run.wait("the leg connected", |r| *r == Report::WebRtcConnection { call: CALL, connected: true });
+    assert_eq!(browser.audio_pt(), Some(audio_pt), "the shard's answer chose {}", if opus { "Opus" } else { "PCMU" });
+
+    // The customer joins and the call is recorded.
+    let rec_dir = tempfile::tempdir().unwrap();
+    let rec_path = rec_dir.path().join("call.wav");
+    run.shard.try_send(Control::SetCustomer { call: CALL, leg: leg(CUSTOMER_SOCKET, customer.local_addr().unwrap(), 0xC0C0) }).unwrap();
+    run.shard
+        .try_send(Control::StartRecording { call: CALL, id: RecordingId(1), path: rec_path.clone(), codec: Codec::Pcmu })
+        .unwrap();
+
+    let mut encoder = OpusTranscoder::new();
+    let mut decoder = OpusTranscoder::new();
+    let (mut at_customer, mut at_browser) = (Vec::new(), Vec::new());
+    let mut scratch = Vec::new();
+    let mut buf = [0u8; 1500];
+    let start = Instant::now();
+    let frames = 150u32; // 3 s
+    for n in 0..frames {
+        let due = start + Duration::from_millis(20 * u64::from(n));
+        while Instant::now() < due {
+            browser.step(Instant::now()).unwrap();
+            while let Ok((len, from)) = customer.recv_from(&mut buf) {
+                assert_eq!(from, shard_customer);
+                let p = rtp::parse(&buf[..len]).expect("RTP to the customer");
+                if p.payload_type == 0 && n > 50 {
+                    Codec::Pcmu.decode_into(p.payload, &mut at_customer);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let now = Instant::now();
+        // The browser speaks 440 Hz; in the middle it keys digit 5 (RFC 4733, 3 packets + 3 ends).
+        let g711 = pcmu(&tone(AGENT_HZ, n));
+        let ts = n * ticks;
+        if opus {
+            encoder.as_mut().unwrap().encode(Codec::Pcmu, &g711, &mut scratch).unwrap();
+            browser.send(now, audio_pt, ts, n == 0, &scratch).unwrap();
+        } else {
+            browser.send(now, audio_pt, ts, n == 0, &g711).unwrap();
+        }
+        if (100..106).contains(&n) {
+            let end = n >= 103;
+            let duration = ((n - 99) * ticks) as u16;
+            let event = [5u8, if end { 0x80 | 10 } else { 10 }, (duration >> 8) as u8, duration as u8];
+            browser.send(now, tele_pt, 100 * ticks, n == 100, &event).unwrap();
+        }
+        // The customer speaks 1000 Hz.
+        let h = HeaderFields { marker: n == 0, payload_type: 0, sequence: n as u16, timestamp: n * 160, ssrc: 0x5555 };
+        customer.send_to(&rtp::build(h, &pcmu(&tone(CUSTOMER_HZ, n))), shard_customer).unwrap();
+        while let Some(p) = browser.poll_packet() {
+            if n <= 50 {
+                continue;
+            }
+            if p.pt == PT_PCMU {
+                Codec::Pcmu.decode_into(&p.payload, &mut at_browser);
+            } else if p.pt == PT_OPUS {
+                decoder.as_mut().unwrap().decode(Codec::Pcmu, &p.payload, &mut scratch).unwrap();
+                Codec::Pcmu.decode_into(&scratch, &mut at_browser);
+            }
+        }
+    }
+    assert_tone(&at_customer, AGENT_HZ, CUSTOMER_HZ, "the customer hears the browser");
+    assert_tone(&at_browser, CUSTOMER_HZ, AGENT_HZ, "the browser hears the customer");
+    run.wait("the browser's digit", |r| {
+        matches!(r, Report::Event { event: Event::Dtmf { role: Role::Agent, digit: '5', kind: DtmfKind::Rfc4733 }, .. })
+    });
+
+    // An ICE restart (a rejoin) keeps the leg and the call.
+    let offer = browser.restart().unwrap();
+    run.shard.try_send(Control::WebRtcOffer { call: CALL, offer }).unwrap();
+    let Report::WebRtcAnswer { sdp, .. } = run.wait("the restart's answer", |r| matches!(r, Report::WebRtcAnswer { .. } | Report::WebRtcFailed { .. })) else {
+        panic!("restart refused: {:?}", run.reports)
+    };
+    browser.answer(&sdp).unwrap();
+
+    run.shard.try_send(Control::EndCall { call: CALL }).unwrap();
+    let Report::CallEnded { agent, customer: cust, .. } = run.wait("the end", |r| matches!(r, Report::CallEnded { .. })) else { unreachable!() };
+    assert!(agent.unwrap().received.packets > 100, "{agent:?}");
+    assert!(cust.unwrap().received.packets > 100, "{cust:?}");
+    run.wait("the recording closed", |r| matches!(r, Report::RecordingClosed { .. }));
+    let rec = read_recording(&std::fs::read(&rec_path).unwrap()).expect("recording reads");
+    let decode = |ch: &[u8]| -> Vec<i16> { ch.iter().map(|&b| rec.codec.decode(b)).collect() };
+    let (cust, agent) = (decode(&rec.customer), decode(&rec.agent));
+    assert_tone(&cust[cust.len() / 2..], CUSTOMER_HZ, AGENT_HZ, "the recording's customer channel");
+    assert_tone(&agent[agent.len() / 2..], AGENT_HZ, CUSTOMER_HZ, "the recording's agent channel");
+    run.pump();
+}
+
+#[test]
+fn browser_phone_with_opus_talks_both_ways_and_is_recorded() {
+    assert!(opus_available(), "this test needs libopus: run with --features media/opus (scripts/test.sh does)");
+    talk(true);
+}
+
+#[test]
+fn browser_phone_with_pcmu_talks_both_ways_and_is_recorded() {
+    talk(false);
+}
+
+#[test]
+fn an_offer_without_audio_we_take_is_refused_by_name() {
+    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
+    let mut run = Run { shard, reports: Vec::new() };
+    let sa = bind();
+    let local = sa.local_addr().unwrap();
+    run.shard.try_send(Control::AddSocket { id: AGENT_SOCKET, socket: sa }).unwrap();
+    run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
+    for offer in ["v=0\r\nnot sdp", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"] {
+        run.shard
+            .try_send(Control::SetWebRtcAgent { call: CALL, leg: leg(AGENT_SOCKET, local, 1), local, offer: offer.into() })
+            .unwrap();
+        let r = run.wait("a refusal", |r| matches!(r, Report::WebRtcFailed { .. } | Report::WebRtcAnswer { .. }));
+        assert!(matches!(r, Report::WebRtcFailed { call: CALL, .. }), "{r:?}");
+    }
+    run.shard.try_send(Control::WebRtcOffer { call: CallId(77), offer: String::new() }).unwrap();
+    let r = run.wait("a refusal", |r| matches!(r, Report::WebRtcFailed { .. }));
+    assert_eq!(r, Report::WebRtcFailed { call: CallId(77), error: "no browser phone on this call".into() });
+}
