@@ -328,6 +328,9 @@ pub async fn run(
     let mut node = node;
     node.spawn_api(listener);
     node.spawn_control();
+    if cfg.recordings_dir.is_some() {
+        node.spawn_archiver();
+    }
     step(format!("API on {base}, control service in this process (in-process bus)"));
 
     // The simulated edges stop after the dialer, so that its last calls end the real way.

@@ -302,8 +302,12 @@ impl Node {
     }
 
     /// The dialer engine on this host's media shards (`kakeru dialer`): every tenant's call jobs,
-    /// unless `cfg.tenants` names some. Each tenant's `agent:events` reader gets its own bus handle.
+    /// unless `cfg.tenants` names some; the recordings' archive beside it when it records. Each
+    /// tenant's `agent:events` reader gets its own bus handle.
     pub fn spawn_dialer(&mut self, cfg: dialer::engine::EngineConfig) {
+        if cfg.recordings_dir.is_some() {
+            self.spawn_archiver();
+        }
         self.spawn_role("dialer", move |ctx| async move {
             let bus = ctx.bus.clone();
             let readers: dialer::engine::ReaderFactory<AnyBus> = Arc::new(move || {
@@ -317,6 +321,31 @@ impl Node {
             tracing::info!(?stats, "dialer stopped");
             Ok(())
         });
+    }
+
+    /// The recordings' archive (`media-archive`): finished WAV recordings become Ogg Opus and each
+    /// tenant's quota deletes the oldest first, on one encoder thread beside the shards. Started
+    /// with the dialer wherever it records (`kakeru dialer --recordings-dir`, `kakeru demo`).
+    /// Without the `opus` feature the recordings stay WAV and no quota is kept: said in a warning.
+    pub fn spawn_archiver(&mut self) {
+        #[cfg(feature = "opus")]
+        self.spawn_role("archiver", |ctx| async move {
+            let archiver = media_archive::Archiver::new(ctx.db.clone(), media_archive::ArchiveConfig::default());
+            let mut stop = ctx.shutdown.clone();
+            let stats = archiver
+                .run_until(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+                .context("the recordings' archive")?;
+            tracing::info!(?stats, "recordings' archive stopped");
+            Ok(())
+        });
+        #[cfg(not(feature = "opus"))]
+        tracing::warn!(
+            "built without the opus feature: recordings stay WAV and no tenant's recording quota is kept \
+             (build with --features opus)"
+        );
     }
 
     /// Asks every role to stop.

@@ -183,6 +183,7 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
     assert!(rows.len() >= 10, "{} call records", rows.len());
     let mut bridged = 0;
     let mut recorded_1s = 0;
+    let mut archived = 0;
     for r in &rows {
         let result: String = r.try_get("result").expect("result");
         assert_ne!(result, "pending", "a call without a result");
@@ -191,6 +192,16 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
             let path: Option<String> = r.try_get("recording_path").expect("recording_path");
             let path = demo.dir().join(path.expect("a connected call is recorded"));
             let len = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).len();
+            if path.extension().is_some_and(|e| e == "opus") {
+                // Archived by the demo's encoder: Ogg Opus (about 4 kB per second of the two channels).
+                let ogg = std::fs::read(&path).expect("opus file");
+                assert!(ogg.starts_with(b"OggS"), "{}: an Ogg stream", path.display());
+                archived += 1;
+                if len > 3_000 {
+                    recorded_1s += 1;
+                }
+                continue;
+            }
             // A WAV header and audio (16 kB per second of stereo G.711; calls cut by the stop are short).
             assert!(len > 44, "{}: {len} bytes", path.display());
             if len > 44 + 16_000 {
@@ -200,6 +211,31 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
     }
     assert!(bridged >= 5, "{bridged} connected calls");
     assert!(recorded_1s * 2 >= bridged, "{recorded_1s} of {bridged} recordings hold a second of audio");
+    // The archive ran in the demo: finished recordings became Ogg Opus while the floor worked.
+    assert!(archived >= 1, "none of {bridged} recordings was archived to Opus");
+    // GET /recordings/usage's figures are the files on disk: every live recording's bytes are its file's.
+    let tenant: i64 = sqlx::query("SELECT tenant_id FROM call_jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("tenant")
+        .try_get("tenant_id")
+        .expect("tenant_id");
+    let live = sqlx::query("SELECT path, bytes FROM recordings WHERE tenant_id = $1 AND deleted_at IS NULL")
+        .bind(tenant)
+        .fetch_all(&db.pool)
+        .await
+        .expect("recordings");
+    let mut on_disk = 0i64;
+    for r in &live {
+        let path = demo.dir().join(r.try_get::<String, _>("path").expect("path"));
+        let len = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).len() as i64;
+        assert_eq!(r.try_get::<i64, _>("bytes").expect("bytes"), len, "{}", path.display());
+        on_disk += len;
+    }
+    let usage = store::recordings::usage(&db, tenant).await.expect("usage");
+    assert_eq!(usage.bytes, on_disk, "{usage:?}");
+    println!("{archived} of {bridged} recordings archived to Opus; {on_disk} bytes of recordings on disk");
     let saved: i64 = sqlx::query("SELECT COUNT(*) AS n FROM wrapup_records WHERE saved_at IS NOT NULL")
         .fetch_one(&db.pool)
         .await
