@@ -395,23 +395,23 @@ impl WebRtcLeg {
                 }
                 self.connected = false;
             }
-            Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed) => {
-                if !self.connected && self.rtc.is_connected() {
-                    self.connected = true;
-                    if self.events.len() < MAX_QUEUE {
-                        self.events.push_back(WebRtcEvent::Connected);
-                    }
+            Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed)
+                if !self.connected && self.rtc.is_connected() =>
+            {
+                self.connected = true;
+                if self.events.len() < MAX_QUEUE {
+                    self.events.push_back(WebRtcEvent::Connected);
                 }
             }
             Event::Closed => self.fail(),
-            Event::RtpPacket(p) => self.from_browser(p),
+            Event::RtpPacket(p) => self.on_browser_packet(p),
             _ => {}
         }
     }
 
     /// A packet of the browser, made plain RTP for the call: PCMU as is, Opus decoded to PCMU,
     /// telephone events on [`CALL_TELEPHONE_EVENT_PT`] at 8 kHz.
-    fn from_browser(&mut self, p: RtpPacket) {
+    fn on_browser_packet(&mut self, p: RtpPacket) {
         let pt = *p.header.payload_type;
         let ts = p.header.timestamp;
         // The stream's clock is the audio codec's: 48 kHz beside Opus, whatever the event's rate.

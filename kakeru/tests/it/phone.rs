@@ -24,22 +24,16 @@ fn write_tone(path: &Path, hz: f64, seconds: u32) {
     let rate = 48_000u32;
     let n = rate * seconds;
     let mut b = Vec::with_capacity(44 + 2 * n as usize);
-    for (tag, v) in [(b"RIFF", 36 + 2 * n)] {
-        b.extend_from_slice(tag);
-        b.extend_from_slice(&v.to_le_bytes());
-    }
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + 2 * n).to_le_bytes());
     b.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [1u16, 1] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
     b.extend_from_slice(&rate.to_le_bytes());
     b.extend_from_slice(&(2 * rate).to_le_bytes());
-    for v in [2u16, 16] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
     b.extend_from_slice(b"data");
     b.extend_from_slice(&(2 * n).to_le_bytes());
     for i in 0..n {
