@@ -338,12 +338,16 @@ async fn start_session(
             "call_job_id: you are not an agent of this call job's dialing group or campaign",
         ));
     }
-    let phone = sqlx::query("SELECT id FROM phones WHERE user_id = $1 AND tenant_id = $2")
-        .bind(auth.user())
-        .bind(t)
-        .fetch_optional(pool)
-        .await?
-        .is_some();
+    // A browser phone (ブラウザフォン) needs no SIP account: its page offers WebRTC instead.
+    let phone = sqlx::query(
+        "SELECT 1 AS one FROM users WHERE id = $1 AND tenant_id = $2 AND phone_kind = 'browser'
+         UNION SELECT 1 AS one FROM phones WHERE user_id = $1 AND tenant_id = $2",
+    )
+    .bind(auth.user())
+    .bind(t)
+    .fetch_optional(pool)
+    .await?
+    .is_some();
     if !phone {
         return Err(ApiError::invalid(
             "phone",

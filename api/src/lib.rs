@@ -19,6 +19,7 @@ pub mod import;
 pub mod notify;
 pub mod openapi;
 pub mod pages;
+pub mod phone;
 pub mod phonebook;
 pub mod recordings;
 pub mod reports;
@@ -169,6 +170,7 @@ fn registry() -> Registry {
     desk::mount(&mut reg);
     phonebook::mount(&mut reg);
     callbacks::mount(&mut reg);
+    phone::mount(&mut reg);
     reg
 }
 

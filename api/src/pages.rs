@@ -6,7 +6,8 @@
 //!   reports (`/ui/reports`).
 //! - `/ui/agent`: the agent desktop (SPEC 12): the call jobs, the waiting screen, the screen pop,
 //!   the wrap-up form, the list modes, the recall list, presence. It works through the agents'
-//!   endpoints with the agent's own token and follows `GET /agent/stream` (see `desk`).
+//!   endpoints with the agent's own token and follows `GET /agent/stream` (see `desk`). Its browser
+//!   phone (ブラウザフォン, `ui/phone.js`, an ES module) is the agent's WebRTC leg (see `phone`).
 
 use axum::routing::get;
 use axum::Router;
@@ -19,6 +20,7 @@ const LOGIN_CSS: &str = include_str!("ui/login.css");
 const AGENT_HTML: &str = include_str!("ui/agent.html");
 const AGENT_JS: &str = include_str!("ui/agent.js");
 const AGENT_CSS: &str = include_str!("ui/agent.css");
+const PHONE_JS: &str = include_str!("ui/phone.js");
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -33,4 +35,5 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/ui/agent", get(|| async { asset(HTML, AGENT_HTML) }))
         .route("/ui/agent.js", get(|| async { asset(JS, AGENT_JS) }))
         .route("/ui/agent.css", get(|| async { asset(CSS, AGENT_CSS) }))
+        .route("/ui/phone.js", get(|| async { asset(JS, PHONE_JS) }))
 }

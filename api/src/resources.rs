@@ -351,6 +351,12 @@ pub static USERS: Spec = Spec {
         .req()
         .write_only(),
         Field::new("disabled", Ty::Bool, "A disabled user cannot log in; disabling ends its sessions for good. Default false.").filter(),
+        Field::new(
+            "phone_kind",
+            Ty::Enum(&["sip", "browser"]),
+            "The agent's phone: sip (a SIP phone, assigned in /phones) or browser (ブラウザフォン: WebRTC in the agent desktop, no SIP account). Default sip.",
+        )
+        .filter(),
         Field::new("locked_at", Ty::Instant, "ログインロック: when the account was locked after repeated wrong passwords (null: not locked). POST /users/{id}/unlock lifts it.")
             .null()
             .read_only()

@@ -344,6 +344,7 @@ pub async fn run(
             // The agents hang up (after their drawn talk time); a customer never does first.
             hang_up: false,
             seed: cfg.seed,
+            voice: Some(customer_voice()),
             ..sim::carrier::CarrierConfig::default()
         },
         sim_rx.clone(),
@@ -410,9 +411,14 @@ pub async fn run(
         admin.tenant, admin.login, admin.password
     );
     println!("  desktop:    {base}/   (the agent desktop: log in, start the call job, take calls)");
-    for person in &floor.agents[..cfg.people] {
+    for (i, person) in floor.agents[..cfg.people].iter().enumerate() {
+        let phone = if i == 0 {
+            "its phone is the browser phone: allow the microphone, start the call job, talk with the customers"
+        } else {
+            "its phone answers by itself"
+        };
         println!(
-            "  operator:   tenant {}  login {}  password {}   (an OP beside the {} simulated agents; its phone answers by itself)",
+            "  operator:   tenant {}  login {}  password {}   (an OP beside the {} simulated agents; {phone})",
             admin.tenant,
             person.login,
             person.password,
@@ -596,6 +602,13 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
                     id
                 }
             };
+        // op000, the person's, works with the browser phone (ブラウザフォン): the desktop alone.
+        sqlx::query("UPDATE users SET phone_kind = $1 WHERE id = $2 AND tenant_id = $3")
+            .bind(if i == 0 && cfg.people > 0 { "browser" } else { "sip" })
+            .bind(user_id)
+            .bind(tenant_id)
+            .execute(pool)
+            .await?;
         sqlx::query(
             "INSERT INTO dialing_group_agents (tenant_id, group_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -760,4 +773,13 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
         .await?;
     tx.commit().await?;
     Ok(Floor { tenant_id, tenant_code, job, leads, agents, result_codes })
+}
+
+/// What the simulated customers say, looped on every answered call (PCMU): a short clip made with
+/// Debian's espeak-ng (`espeak-ng -v ja "もしもし、山田です。"`, resampled to 8 kHz), so that a person
+/// at the browser phone hears them.
+fn customer_voice() -> std::sync::Arc<[u8]> {
+    const CLIP: &[u8] = include_bytes!("demo-customer.wav");
+    let samples = media::wav::read_pcm16_mono_8k(CLIP).unwrap_or_default();
+    samples.into_iter().map(|x| media::Codec::Pcmu.encode(x)).collect::<Vec<u8>>().into()
 }

@@ -89,8 +89,12 @@ pub struct WebRtcLeg {
     mid: Mid,
     codec: LegCodec,
     audio_pt: u8,
-    /// The browser's telephone-event payload type for our codec's clock, if it offered one.
+    /// The browser's telephone-event payload type we send on (the codec's clock when offered).
     tele_pt: Option<u8>,
+    /// Its telephone-event payload types at 48 and 8 kHz: a browser may key on either (Chromium
+    /// sends 8 kHz events beside Opus).
+    tele48: Option<u8>,
+    tele8: Option<u8>,
     transcoder: Option<OpusTranscoder>,
     /// Extended sequence number of the next packet to the browser.
     next_seq: u64,
@@ -156,6 +160,8 @@ impl WebRtcLeg {
             codec: LegCodec::Pcmu,
             audio_pt: 0,
             tele_pt: None,
+            tele48: None,
+            tele8: None,
             transcoder: None,
             next_seq: 1,
             to_call: VecDeque::new(),
@@ -203,9 +209,11 @@ impl WebRtcLeg {
         self.codec = codec;
         self.audio_pt = pt;
         self.tele_pt = match codec {
-            LegCodec::Opus => tele48,
+            LegCodec::Opus => tele48.or(tele8),
             LegCodec::Pcmu => tele8,
         };
+        self.tele48 = tele48;
+        self.tele8 = tele8;
         if codec == LegCodec::Opus && self.transcoder.is_none() {
             self.transcoder = Some(OpusTranscoder::new().ok_or(WebRtcError::NoAudio)?);
         }
@@ -284,7 +292,10 @@ impl WebRtcLeg {
             let Some(tele) = self.tele_pt else { return };
             match self.codec {
                 LegCodec::Pcmu => (tele, ts, payload.to_vec()),
-                LegCodec::Opus => (tele, ts.wrapping_mul(OPUS_TICKS_PER_G711_TICK), scale_event(payload, true)),
+                LegCodec::Opus if Some(tele) == self.tele48 => {
+                    (tele, ts.wrapping_mul(OPUS_TICKS_PER_G711_TICK), scale_event(payload, true))
+                }
+                LegCodec::Opus => (tele, ts.wrapping_mul(OPUS_TICKS_PER_G711_TICK), payload.to_vec()),
             }
         } else if let Some(g711) = G711::from_payload_type(pt) {
             match (self.codec, self.transcoder.as_mut()) {
@@ -388,33 +399,35 @@ impl WebRtcLeg {
                 }
                 self.connected = false;
             }
-            Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed) => {
-                if !self.connected && self.rtc.is_connected() {
-                    self.connected = true;
-                    if self.events.len() < MAX_QUEUE {
-                        self.events.push_back(WebRtcEvent::Connected);
-                    }
+            Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed)
+                if !self.connected && self.rtc.is_connected() =>
+            {
+                self.connected = true;
+                if self.events.len() < MAX_QUEUE {
+                    self.events.push_back(WebRtcEvent::Connected);
                 }
             }
             Event::Closed => self.fail(),
-            Event::RtpPacket(p) => self.from_browser(p),
+            Event::RtpPacket(p) => self.on_browser_packet(p),
             _ => {}
         }
     }
 
     /// A packet of the browser, made plain RTP for the call: PCMU as is, Opus decoded to PCMU,
     /// telephone events on [`CALL_TELEPHONE_EVENT_PT`] at 8 kHz.
-    fn from_browser(&mut self, p: RtpPacket) {
+    fn on_browser_packet(&mut self, p: RtpPacket) {
         let pt = *p.header.payload_type;
         let ts = p.header.timestamp;
-        let (out_pt, out_ts, body): (u8, u32, &[u8]) = if Some(pt) == self.tele_pt {
-            match self.codec {
-                LegCodec::Pcmu => (CALL_TELEPHONE_EVENT_PT, ts, &p.payload),
-                LegCodec::Opus => {
-                    self.scratch = scale_event(&p.payload, false);
-                    (CALL_TELEPHONE_EVENT_PT, ts / OPUS_TICKS_PER_G711_TICK, &self.scratch)
-                }
-            }
+        // The stream's clock is the audio codec's: 48 kHz beside Opus, whatever the event's rate.
+        let stream_ts = match self.codec {
+            LegCodec::Pcmu => ts,
+            LegCodec::Opus => ts / OPUS_TICKS_PER_G711_TICK,
+        };
+        let (out_pt, out_ts, body): (u8, u32, &[u8]) = if Some(pt) == self.tele48 && self.codec == LegCodec::Opus {
+            self.scratch = scale_event(&p.payload, false);
+            (CALL_TELEPHONE_EVENT_PT, stream_ts, &self.scratch)
+        } else if Some(pt) == self.tele48 || Some(pt) == self.tele8 {
+            (CALL_TELEPHONE_EVENT_PT, stream_ts, &p.payload)
         } else if pt == self.audio_pt {
             match (self.codec, self.transcoder.as_mut()) {
                 (LegCodec::Pcmu, _) => (0, ts, &p.payload),

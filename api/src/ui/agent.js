@@ -77,6 +77,15 @@
       res_pending: '発信待機中', res_busy: 'ビジー', res_no_entry: '未入力', res_timeout: '制限時間', res_cancel: 'キャンセル',
       res_error: 'エラー', res_not_in_service: '現アナ', res_channel_limit: 'チャンネル制限', res_restricted: '発信規制', res_stopped: '停止', res_abandoned: '破棄呼',
       res_no_contact: '不通', res_fax: 'FAX', res_prospect: '見込', res_recall: '再コール', res_complaint: 'クレーム', default_results: 'デフォルト',
+      // ブラウザフォン (ui/phone.js)
+      phone_title: 'ブラウザフォン', phone_mic: 'マイク', phone_level: 'マイク音量', phone_mute: 'ミュート', phone_unmute: 'ミュート解除',
+      phone_check: '通話品質チェック', phone_rejoin: '再接続', phone_pad: 'ダイヤルパッド',
+      phone_off: '未接続', phone_connecting: '接続中…', phone_on: '接続済み', phone_rtt: '往復遅延 {ms} ms', phone_loss: '損失 {pct}%',
+      phone_mic_ok: 'マイク入力あり', phone_mic_silent: 'マイクの音が入っていません',
+      phone_err_blocked: 'マイクが許可されていません。ブラウザの設定でマイクを許可してください。',
+      phone_err_ice: '接続できませんでした (ICE失敗)。ネットワークを確認して「再接続」を押してください。',
+      phone_err_silence: '5秒間音声が届いていません。「再接続」を押してください。',
+      phone_err_failed: 'ブラウザフォンを接続できませんでした: {why}', phone_not_healthy: '通話品質チェックが終わるまで待機にできません。',
     },
     en: {
       title: 'Agent desktop', language: 'Language', menu: 'Menu', logout: 'Log out',
@@ -143,6 +152,14 @@
       res_pending: 'Pending', res_busy: 'Busy', res_no_entry: 'No entry', res_timeout: 'No answer', res_cancel: 'Cancelled',
       res_error: 'Error', res_not_in_service: 'Not in service', res_channel_limit: 'Channel limit', res_restricted: 'Do-not-call', res_stopped: 'Stopped', res_abandoned: 'Abandoned',
       res_no_contact: 'No contact', res_fax: 'Fax', res_prospect: 'Prospect', res_recall: 'Recall', res_complaint: 'Complaint', default_results: 'Default statuses',
+      phone_title: 'Browser phone', phone_mic: 'Microphone', phone_level: 'Microphone level', phone_mute: 'Mute', phone_unmute: 'Unmute',
+      phone_check: 'Call quality check', phone_rejoin: 'Reconnect', phone_pad: 'Dial pad',
+      phone_off: 'Not connected', phone_connecting: 'Connecting…', phone_on: 'Connected', phone_rtt: 'Round trip {ms} ms', phone_loss: 'Loss {pct}%',
+      phone_mic_ok: 'Microphone heard', phone_mic_silent: 'No sound from the microphone',
+      phone_err_blocked: 'The microphone is blocked. Allow it in the browser\'s settings.',
+      phone_err_ice: 'Could not connect (ICE failed). Check the network and press Reconnect.',
+      phone_err_silence: 'No audio has arrived for 5 seconds. Press Reconnect.',
+      phone_err_failed: 'The browser phone could not connect: {why}', phone_not_healthy: 'You can go ready once the call quality check has passed.',
     },
   };
   // The wallboard's colours.
@@ -271,6 +288,12 @@
     sessionStorage.removeItem('kakeru.token');
     location.assign('/');
   }
+
+  // The browser phone (ui/phone.js, a module) works through these: the one catalogue, the API with
+  // the agent's token, the job; it hears the push channel's notices and the agent's states as
+  // `kakeru:*` events, and answers `window.kakeruPhone.beforeStart()` / `.readyAllowed()`.
+  window.kakeruDesk = { t, api, job: () => S.job, state: () => stateName(), render: () => render() };
+  const tell = (name, detail) => document.dispatchEvent(new CustomEvent(`kakeru:${name}`, { detail }));
 
   // ---------------------------------------------------------------------------------------- dialogs
   /** A message or a confirmation (the seeds' 保存しますか? / 切断しますか?); resolves true on OK. */
@@ -428,6 +451,7 @@
     if (to === 'ready' && before !== 'ready') enterWaiting();
     render();
     flushMessages();
+    tell('state', { state: to, cause });
   }
 
   function onBridge(d) {
@@ -447,6 +471,7 @@
   }
 
   function onNotice(d) {
+    tell('notice', d);
     if (d.notice === 'business_end') message('msg_business_end');
     else if (d.notice === 'job_stopped') message('msg_job_stopped');
     else if (d.notice === 'recall_assigned') loadRecalls();
@@ -534,6 +559,8 @@
 
   async function startJob(job) {
     if (!(await dialog(t('confirm_start', { job: job.name }), true))) return;
+    // A browser phone offers its leg first (the dialer keeps the offer for the job's leg).
+    if (window.kakeruPhone && !(await window.kakeruPhone.beforeStart(job))) return;
     await act(async () => {
       await api('POST', '/agent/session', { call_job_id: job.id });
       S.job = job;
@@ -670,7 +697,7 @@
     $('me-state-label').textContent = stateLabel(S.state);
     const st = stateName();
     const inSession = S.job && st !== 'offline' && st !== 'unknown';
-    $('b-ready').disabled = !(inSession && (st === 'paused' || st === 'wrap_up'));
+    $('b-ready').disabled = !(inSession && (st === 'paused' || st === 'wrap_up')) || !!(window.kakeruPhone && !window.kakeruPhone.readyAllowed());
     $('b-pause').disabled = !inSession || S.reasons.size === 0;
     $('pause-reason').disabled = !inSession || S.reasons.size === 0;
   }
@@ -1346,6 +1373,7 @@
     for (const e of document.querySelectorAll('[data-i18n-label]')) e.setAttribute('aria-label', t(e.dataset.i18nLabel));
     for (const b of document.querySelectorAll('[data-lang]')) b.setAttribute('aria-pressed', String(b.dataset.lang === S.lang));
     setConn($('conn').dataset.state);
+    tell('lang', S.lang);
     fillReasons();
     render();
     renderPresence();

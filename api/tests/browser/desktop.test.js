@@ -22,8 +22,10 @@ async function launch() {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
     headless: true,
+    // The demo's op000 works with the browser phone: a fake microphone, allowed.
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
     viewport: { width: 1440, height: 960 },
     locale: 'ja-JP',
   });

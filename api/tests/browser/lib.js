@@ -36,7 +36,7 @@ async function step(name, arg) {
 }
 const log = (...a) => process.stdout.write(`${a.join(' ')}\n`);
 
-async function launch() {
+async function launch(extraArgs = []) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'kakeru-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
@@ -44,6 +44,7 @@ async function launch() {
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...extraArgs,
     ],
     viewport: { width: 1440, height: 1000 },
     locale: 'ja-JP',

@@ -179,6 +179,7 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
         ("post", p) if p.ends_with("/report") => json!({"reported": true}),
         ("post", "/agent/session") => json!({"call_job_id": fx["/call-jobs"]}),
         ("post", "/agent/pause") => json!({"reason_id": fx["/pause-reasons"]}),
+        ("post", "/agent/phone") => json!({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"}),
         ("post", "/agent/preview/dial" | "/agent/preview/skip") => json!({"lead_id": fx["/leads"]}),
         ("post", p) if p.starts_with("/agents/") && p.ends_with("/state") => json!({"to": "ready"}),
         ("post", "/auth/login") => return None,

@@ -107,11 +107,9 @@ impl CallControl {
                 let sdp = sdp.clone();
                 self.emit(CallEvent::BrowserAnswer { agent, sdp });
             }
-            Report::WebRtcConnection { connected: true, .. } => {
-                if a.state == AgentState::Inviting {
-                    a.state = AgentState::Up;
-                    self.emit(CallEvent::AgentLegUp { agent });
-                }
+            Report::WebRtcConnection { connected: true, .. } if a.state == AgentState::Inviting => {
+                a.state = AgentState::Up;
+                self.emit(CallEvent::AgentLegUp { agent });
             }
             // ICE lost the browser: the leg is down (the agent is 未確認 until the page rejoins).
             Report::WebRtcConnection { connected: false, .. } => self.drop_agent(now, agent, None, false),

@@ -75,11 +75,11 @@ impl Proxy {
     }
 }
 
-fn browser_dir() -> PathBuf {
+pub(crate) fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api/tests/browser")
 }
 
-async fn insert(db: &store::Db, sql: &str, binds: &[Value]) -> i64 {
+pub(crate) async fn insert(db: &store::Db, sql: &str, binds: &[Value]) -> i64 {
     let mut q = sqlx::query(sql);
     for b in binds {
         q = match b {
@@ -96,13 +96,13 @@ async fn scalar(db: &store::Db, sql: &str) -> i64 {
     sqlx::query(sql).fetch_one(&db.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}")).try_get(0).expect("column")
 }
 
-struct Job {
-    id: i64,
-    name: &'static str,
+pub(crate) struct Job {
+    pub id: i64,
+    pub name: &'static str,
 }
 
 /// A campaign of `mode` with a batch, a list of `leads` (name, tel) and a running call job.
-async fn campaign(
+pub(crate) async fn campaign(
     db: &store::Db,
     t: i64,
     group: i64,
@@ -176,6 +176,67 @@ async fn campaign(
     (Job { id: j, name }, c, ids)
 }
 
+/// Makes `user` an agent of dialing group `group`.
+pub(crate) async fn join_group(db: &store::Db, t: i64, group: i64, user: i64) {
+    sqlx::query("INSERT INTO dialing_group_agents (tenant_id, group_id, user_id) VALUES ($1, $2, $3)")
+        .bind(t)
+        .bind(group)
+        .bind(user)
+        .execute(&db.pool)
+        .await
+        .expect("member");
+}
+
+/// A node's API and control service on a fresh listener, and the dialer engine of tenant `t`
+/// against `carrier` (recording into `recordings`, if given).
+pub(crate) struct Floor {
+    pub base: String,
+    pub bus: control::bus::AnyBus,
+    pub info: dialer::engine::EngineInfo,
+    engine_stop: watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<Result<dialer::engine::EngineStats, dialer::engine::EngineError>>,
+    node_stop: tokio::sync::oneshot::Sender<()>,
+    node_task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Floor {
+    pub(crate) async fn start(
+        mut node: Node,
+        t: i64,
+        carrier: std::net::SocketAddr,
+        name: &str,
+        recordings: Option<PathBuf>,
+    ) -> Floor {
+        let db = node.db().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        node.spawn_api(listener);
+        node.spawn_control();
+        let mut ecfg = dialer::engine::EngineConfig::new(carrier);
+        ecfg.tenants = Some(vec![t as u64]);
+        ecfg.instance = format!("{name}-test-{}", store::now_ms());
+        ecfg.instance_prefix = format!("{name}-test-");
+        ecfg.recordings_dir = recordings;
+        let (engine_stop, engine_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let bus = node.bus().clone();
+        let engine = tokio::spawn(dialer::engine::run(db, bus.clone(), ecfg, engine_rx, Some(ready_tx)));
+        let info = ready_rx.await.expect("the engine starts");
+        let (node_stop, node_rx) = tokio::sync::oneshot::channel::<()>();
+        let node_task = tokio::spawn(node.run(async {
+            let _ = node_rx.await;
+        }));
+        Floor { base, bus, info, engine_stop, engine, node_stop, node_task }
+    }
+
+    pub(crate) async fn stop(self) {
+        let _ = self.engine_stop.send(true);
+        let _ = self.engine.await;
+        let _ = self.node_stop.send(());
+        let _ = self.node_task.await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_works_every_list_mode_from_the_desktop() {
     assert!(
@@ -185,7 +246,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     );
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite:{}/kakeru.db", dir.path().display());
-    let mut node = Node::open(NodeConfig::new(&url)).await.expect("node");
+    let node = Node::open(NodeConfig::new(&url)).await.expect("node");
     let db = node.db().clone();
     let now = store::now_ms();
     let t = store::tenancy::create_tenant(&db, "desk", "デスク株式会社", "Asia/Tokyo", now).await.expect("tenant");
@@ -220,13 +281,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     )
     .await;
     for u in [tanaka, sato] {
-        sqlx::query("INSERT INTO dialing_group_agents (tenant_id, group_id, user_id) VALUES ($1, $2, $3)")
-            .bind(t)
-            .bind(group)
-            .bind(u)
-            .execute(&db.pool)
-            .await
-            .expect("member");
+        join_group(&db, t, group, u).await;
     }
     for (name, color) in [("休憩", "#f2c94c"), ("離席", "#9b51e0")] {
         insert(
@@ -312,19 +367,8 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     )
     .await
     .expect("carrier");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    node.spawn_api(listener);
-    node.spawn_control();
-    let mut ecfg = dialer::engine::EngineConfig::new(carrier.sip_addr);
-    ecfg.tenants = Some(vec![t as u64]);
-    ecfg.instance = format!("desk-test-{}", store::now_ms());
-    ecfg.instance_prefix = "desk-test-".into();
-    let (engine_stop, engine_rx) = watch::channel(false);
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let bus = node.bus().clone();
-    let engine = tokio::spawn(dialer::engine::run(db.clone(), bus.clone(), ecfg, engine_rx, Some(ready_tx)));
-    let info = ready_rx.await.expect("the engine starts");
+    let floor = Floor::start(node, t, carrier.sip_addr, "desk", None).await;
+    let (base, bus, info) = (floor.base.clone(), floor.bus.clone(), floor.info.clone());
     let phones = sim::phone::start(
         vec![sim::phone::PhoneAccount {
             username: "tanaka".into(),
@@ -341,10 +385,6 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     )
     .await
     .expect("phone");
-    let (node_stop, node_rx) = tokio::sync::oneshot::channel::<()>();
-    let node_task = tokio::spawn(node.run(async {
-        let _ = node_rx.await;
-    }));
 
     // The page.
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
@@ -467,10 +507,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     .await;
     assert_eq!(linked, 1, "the callback's call");
 
-    let _ = engine_stop.send(true);
-    let _ = engine.await;
-    let _ = node_stop.send(());
-    let _ = node_task.await;
+    floor.stop().await;
     let _ = sim_stop.send(true);
     drop(phones);
 }

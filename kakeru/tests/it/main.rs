@@ -9,6 +9,7 @@ mod desktop;
 mod dialer;
 mod metrics;
 mod node;
+mod phone;
 mod process;
 mod reports;
 mod security;

@@ -1,7 +1,8 @@
 //! The browser phone's leg on a real shard over loopback: a str0m peer as the browser (full ICE,
 //! DTLS-SRTP, Opus or PCMU), a plain RTP peer as the customer, bridged in one call. Tones both
 //! ways are checked by frequency, the recording holds both channels, RFC 4733 digits from the
-//! browser reach the call, and an ICE restart keeps the leg.
+//! browser reach the call, and after a 3 s network cut an ICE restart brings the audio back on
+//! the same leg.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -198,7 +199,15 @@ fn talk(opus_offered: bool) {
         matches!(r, Report::Event { event: Event::Dtmf { role: Role::Agent, digit: '5', kind: DtmfKind::Rfc4733 }, .. })
     });
 
-    // An ICE restart (a rejoin) keeps the leg and the call.
+    // The network cut for 3 s, then an ICE restart (the page's 再接続): the same leg and call, and
+    // the browser's audio reaches the customer again.
+    browser.set_cut(true);
+    let cut_end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < cut_end {
+        browser.step(Instant::now()).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    browser.set_cut(false);
     let offer = browser.restart().unwrap();
     run.shard.try_send(Control::WebRtcOffer { call: CALL, offer }).unwrap();
     let Report::WebRtcAnswer { sdp, .. } =
@@ -207,6 +216,32 @@ fn talk(opus_offered: bool) {
         panic!("restart refused: {:?}", run.reports)
     };
     browser.answer(&sdp).unwrap();
+    while customer.recv_from(&mut buf).is_ok() {} // what the shard sent before and during the cut
+    let mut after = Vec::new();
+    let restart = Instant::now();
+    for n in 0..100u32 {
+        let due = restart + Duration::from_millis(20 * u64::from(n));
+        while Instant::now() < due {
+            browser.step(Instant::now()).unwrap();
+            while let Ok((len, _)) = customer.recv_from(&mut buf) {
+                let p = rtp::parse(&buf[..len]).expect("RTP to the customer");
+                if p.payload_type == 0 && n > 25 {
+                    Codec::Pcmu.decode_into(p.payload, &mut after);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let g711 = pcmu(&tone(AGENT_HZ, frames + n));
+        let ts = (frames + 100 + n) * ticks;
+        if opus {
+            encoder.as_mut().unwrap().encode(Codec::Pcmu, &g711, &mut scratch).unwrap();
+            browser.send(Instant::now(), audio_pt, ts, false, &scratch).unwrap();
+        } else {
+            browser.send(Instant::now(), audio_pt, ts, false, &g711).unwrap();
+        }
+    }
+    assert!(browser.is_connected(), "the browser is connected after the restart");
+    assert_tone(&after, AGENT_HZ, CUSTOMER_HZ, "the customer hears the browser after the cut and the ICE restart");
 
     run.shard.try_send(Control::EndCall { call: CALL }).unwrap();
     let Report::CallEnded { agent, customer: cust, .. } =
@@ -220,8 +255,10 @@ fn talk(opus_offered: bool) {
     let rec = read_recording(&std::fs::read(&rec_path).unwrap()).expect("recording reads");
     let decode = |ch: &[u8]| -> Vec<i16> { ch.iter().map(|&b| rec.codec.decode(b)).collect() };
     let (cust, agent) = (decode(&rec.customer), decode(&rec.agent));
-    assert_tone(&cust[cust.len() / 2..], CUSTOMER_HZ, AGENT_HZ, "the recording's customer channel");
-    assert_tone(&agent[agent.len() / 2..], AGENT_HZ, CUSTOMER_HZ, "the recording's agent channel");
+    // Its second second, while both talked (the cut and the restart come after the third).
+    assert!(cust.len() >= 16_000 && agent.len() >= 16_000, "{} and {} samples", cust.len(), agent.len());
+    assert_tone(&cust[8_000..16_000], CUSTOMER_HZ, AGENT_HZ, "the recording's customer channel");
+    assert_tone(&agent[8_000..16_000], AGENT_HZ, CUSTOMER_HZ, "the recording's agent channel");
     run.pump();
 }
 

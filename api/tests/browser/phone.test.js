@@ -1,0 +1,75 @@
+// ブラウザフォン in a real headless Chromium (issue 24). Started by kakeru/tests/it/phone.rs, which
+// runs the whole floor (API, control, the dialer engine with its media shard, the carrier whose
+// customers say a 1,000 Hz tone) and checks in SQL what the page did. Chromium's fake microphone
+// plays a 440 Hz WAV (--use-file-for-fake-audio-capture).
+//
+// The agent (a browser phone, no SIP account) logs in, starts the job: the microphone is heard,
+// the WebRTC leg comes up (ICE-lite on the shard, DTLS-SRTP), the agent goes 待機; a customer is
+// bridged and the page hears the customer's 1,000 Hz; the customer hangs up and the agent keys the
+// result 2# on the page's dial pad (RFC 4733): DTMF result entry saves it. Screenshots ja and en.
+'use strict';
+
+const path = require('node:path');
+const { assert, BASE, OUT, FIX, log, launch, until, login } = require('./lib.js');
+
+async function shots(page, name) {
+  for (const lang of ['ja', 'en']) {
+    await page.click(`[data-lang="${lang}"]`);
+    await until(page, `lang ${lang}`, (l) => document.documentElement.lang === l, lang);
+    const file = path.join(OUT, `phone-${name}-${lang}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    log(`SCREENSHOT ${file}`);
+  }
+  await page.click('[data-lang="ja"]');
+}
+
+(async () => {
+  const { context, page, problems } = await launch([
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${FIX.tone}`, '--autoplay-policy=no-user-gesture-required',
+  ]);
+  try {
+    await page.goto(`${BASE}/`);
+    await login(page, FIX.tenant, FIX.login, FIX.password);
+    await until(page, 'the desktop', () => location.pathname === '/ui/agent');
+    await until(page, 'the browser phone shown', () => !document.getElementById('phone').hidden);
+    await until(page, 'the microphone heard', () => window.__phone.micHeard());
+    for (const k of ['phone-mute', 'phone-rejoin', 'phone-mic']) {
+      const name = await page.$eval(`#${k}`, (e) => e.getAttribute('aria-label') || (e.labels && e.labels[0] && e.labels[0].textContent) || e.textContent);
+      assert.ok(name && name.trim(), `#${k} has an accessible name`);
+    }
+    assert.equal(await page.$$eval('#phone-pad button', (bs) => bs.filter((b) => b.getAttribute('aria-label')).length), 12, 'the dial pad');
+    await shots(page, 'jobs');
+
+    // 発信開始: the offer goes first, the leg comes up, the agent is ready.
+    await until(page, 'the job listed', () => !document.getElementById('jobs-table').hidden);
+    await page.getByRole('button', { name: `発信開始 ${FIX.job}` }).click();
+    await page.getByRole('button', { name: 'OK', exact: true }).click();
+    await until(page, 'the leg connected', () => window.__phone.state() === 'on', undefined, 20000);
+    await until(page, 'the agent ready', () => document.getElementById('me-state').dataset.state === 'ready', undefined, 20000);
+    await until(page, 'the health check passed', () => window.__phone.healthy(), undefined, 10000);
+    await shots(page, 'ready');
+
+    // The customer (answering after 3 s): the page hears the customer's 1,000 Hz.
+    await until(page, 'talking', () => document.getElementById('me-state').dataset.state === 'talking', undefined, 30000);
+    await until(page, 'the customer heard at 1,000 Hz', () => Math.abs(window.__phone.peakHz() - 1000) < 30, undefined, 10000);
+    log(`PEAK ${await page.evaluate(() => window.__phone.peakHz())}`);
+    log(`SDP ${(await page.evaluate(() => window.__phone.sdp())).split('\n').filter((l) => /rtpmap|m=audio|fmtp|a=group|candidate/.test(l)).join(' | ')}`);
+    await shots(page, 'talking');
+
+    // The customer hangs up; the result keyed on the dial pad: 2#.
+    await until(page, 'wrap-up', () => document.getElementById('me-state').dataset.state === 'wrap_up', undefined, 30000);
+    await page.waitForTimeout(500);
+    for (const d of ['2', '#']) {
+      await page.click(`#phone-pad [data-digit="${d}"]`);
+      log(`DTMF ${d} ${JSON.stringify(await page.evaluate(() => window.__phone.dtmf()))}`);
+      await page.waitForTimeout(600);
+    }
+    await until(page, 'the keyed result ends ACW', () => document.getElementById('me-state').dataset.state === 'ready', undefined, 15000);
+    await shots(page, 'keyed');
+    assert.deepEqual(problems, [], `page problems: ${problems.join('\n')}`);
+    log('BROWSER OK');
+  } finally {
+    await context.close();
+  }
+})().then(() => process.exit(0), (e) => { log(`FAILED ${e.stack || e}`); process.exit(1); });
