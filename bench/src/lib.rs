@@ -2,6 +2,7 @@ pub mod agents;
 pub mod callbacks;
 pub mod control;
 pub mod failover;
+pub mod hosts;
 pub mod logins;
 pub mod media;
 pub mod opus;
