@@ -99,7 +99,8 @@ pub async fn run(args: &FailoverArgs) -> anyhow::Result<()> {
     let prefix = format!("kakeru-bench-failover-{}-{}:", std::process::id(), rand::random::<u32>());
     rc.prefix = prefix.clone();
     let bus = RedisBus::connect(rc).await.context("--redis-url")?;
-    let mut controls = vec![start(args, &scratch.url, &prefix, "bench-a")?, start(args, &scratch.url, &prefix, "bench-b")?];
+    let mut controls =
+        vec![start(args, &scratch.url, &prefix, "bench-a")?, start(args, &scratch.url, &prefix, "bench-b")?];
     let tu = t as u64;
     let publish = |c: ApiCommand| {
         let bus = bus.clone();

@@ -108,7 +108,12 @@ impl Floor {
 
 /// Builds the floor: tenant, group, campaigns with a running job and a large list each, two agents
 /// per campaign with their phones.
-async fn floor(db: store::Db, bus: AnyBus, campaigns: usize, carrier: SocketAddr) -> anyhow::Result<(Floor, Vec<(i64, i64, i64, String)>)> {
+async fn floor(
+    db: store::Db,
+    bus: AnyBus,
+    campaigns: usize,
+    carrier: SocketAddr,
+) -> anyhow::Result<(Floor, Vec<(i64, i64, i64, String)>)> {
     let now = store::now_ms();
     let t = store::tenancy::create_tenant(&db, "hosts", "hosts", "Asia/Tokyo", now).await?;
     store::tenancy::set_national_holidays(&db, t, false).await?;
@@ -116,7 +121,8 @@ async fn floor(db: store::Db, bus: AnyBus, campaigns: usize, carrier: SocketAddr
     let mut ids = Vec::new();
     let mut agents = Vec::new();
     for c in 0..campaigns {
-        let sql = format!("INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, 'g{c}', 0) RETURNING id");
+        let sql =
+            format!("INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, 'g{c}', 0) RETURNING id");
         let group = id(&db, &sql, &[t]).await?;
         let sql = format!(
             "INSERT INTO campaigns (tenant_id, name, mode, dial_ratio, max_channels, ring_timeout_s, business_start,
@@ -269,7 +275,11 @@ pub async fn run(args: &HostsArgs) -> anyhow::Result<()> {
         let c = ApiCommand::StartCallJob {
             agent_id: AgentId(*user as u64),
             campaign_id: CampaignId(*campaign as u64),
-            config: AgentConfig { leg_setup_timeout_ms: 20_000, idle_logoff_ms: 24 * 3_600_000, ..AgentConfig::default() },
+            config: AgentConfig {
+                leg_setup_timeout_ms: 20_000,
+                idle_logoff_ms: 24 * 3_600_000,
+                ..AgentConfig::default()
+            },
             call_job_id: Some(CallJobId(*job as u64)),
             dialing_group_id: None,
         };
@@ -296,11 +306,26 @@ pub async fn run(args: &HostsArgs) -> anyhow::Result<()> {
         let mut in_flight = Vec::new();
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(args.seconds) {
-            in_flight.push(count(&db, "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending' AND $2 = $2", t, 0).await?);
+            in_flight.push(
+                count(
+                    &db,
+                    "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending' AND $2 = $2",
+                    t,
+                    0,
+                )
+                .await?,
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let dials = count(&db, "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND started_at >= $2", t, since).await?;
-        let holders: i64 = count(&db, "SELECT COUNT(DISTINCT holder) FROM leases WHERE tenant_id = $1 AND kind = 'dialer' AND expires_at > $2", t, store::now_ms()).await?;
+        let dials =
+            count(&db, "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND started_at >= $2", t, since).await?;
+        let holders: i64 = count(
+            &db,
+            "SELECT COUNT(DISTINCT holder) FROM leases WHERE tenant_id = $1 AND kind = 'dialer' AND expires_at > $2",
+            t,
+            store::now_ms(),
+        )
+        .await?;
         let secs = t0.elapsed().as_secs_f64();
         let mean_in_flight = in_flight.iter().sum::<i64>() as f64 / in_flight.len().max(1) as f64;
         println!(
@@ -329,12 +354,13 @@ pub async fn run(args: &HostsArgs) -> anyhow::Result<()> {
     }
     let mut took = Vec::new();
     for k in 0..args.kills {
-        let holder: String = sqlx::query("SELECT holder FROM leases WHERE kind = 'dialer' AND tenant_id = $1 AND resource_id = $2")
-            .bind(t)
-            .bind(first)
-            .fetch_one(&db.pool)
-            .await?
-            .try_get(0)?;
+        let holder: String =
+            sqlx::query("SELECT holder FROM leases WHERE kind = 'dialer' AND tenant_id = $1 AND resource_id = $2")
+                .bind(t)
+                .bind(first)
+                .fetch_one(&db.pool)
+                .await?
+                .try_get(0)?;
         let i = hosts.iter().position(|h| holder.starts_with(&format!("{}:", h.name))).context("the holder is ours")?;
         let dead = hosts.remove(i);
         dead.task.abort();

@@ -500,8 +500,9 @@ async fn control_on_leases(
             let step = async {
                 match action {
                     Action::Renew { key: (t, _), token } => {
-                        let held = leases::renew(&ctx.db, Kind::Control, t as i64, 0, &cfg.member, token as i64, now_ms, ttl)
-                            .await?;
+                        let held =
+                            leases::renew(&ctx.db, Kind::Control, t as i64, 0, &cfg.member, token as i64, now_ms, ttl)
+                                .await?;
                         if placement.on_renewed((t, 0), token, held, sent) {
                             stop_service(&mut services, t);
                         }
@@ -512,10 +513,15 @@ async fn control_on_leases(
                         placement.on_released((t, 0));
                     }
                     Action::Acquire { key: (t, _) } => {
-                        let token = leases::acquire(&ctx.db, Kind::Control, t as i64, 0, &cfg.member, now_ms, ttl).await?;
+                        let token =
+                            leases::acquire(&ctx.db, Kind::Control, t as i64, 0, &cfg.member, now_ms, ttl).await?;
                         placement.on_acquired((t, 0), token.map(|x| x as u64), sent);
                         if let Some(token) = token {
-                            tracing::info!(tenant = t, token, "control lease taken: this control is the tenant's active one");
+                            tracing::info!(
+                                tenant = t,
+                                token,
+                                "control lease taken: this control is the tenant's active one"
+                            );
                             let (stop, stop_rx) = watch::channel(false);
                             let mut svc = ServiceConfig::new(t, format!("control-t{t}"));
                             svc.mirror_wallboard = ctx.bus.is_shared();
@@ -525,7 +531,11 @@ async fn control_on_leases(
                             let buses = move || {
                                 let bus = bus.clone();
                                 async move {
-                                    Ok::<_, BusError>([bus.another().await?, bus.another().await?, bus.another().await?])
+                                    Ok::<_, BusError>([
+                                        bus.another().await?,
+                                        bus.another().await?,
+                                        bus.another().await?,
+                                    ])
                                 }
                             };
                             let task = tokio::spawn(supervise(buses, db, svc, feed, stop_rx));

@@ -457,7 +457,13 @@ async fn write_results(db: &Db, tenant_id: i64, results: &[CallResult], holder: 
 /// The calls of a campaign placed under another lease than `token` (an earlier holder's) and still
 /// pending: the new holder gives each `error` and an end time, their leads too, as the orphans of a
 /// restarted host. Returns their call ids.
-pub async fn fail_campaign_orphans(db: &Db, tenant_id: i64, campaign_id: i64, token: i64, now_ms: i64) -> Result<Vec<i64>> {
+pub async fn fail_campaign_orphans(
+    db: &Db,
+    tenant_id: i64,
+    campaign_id: i64,
+    token: i64,
+    now_ms: i64,
+) -> Result<Vec<i64>> {
     let rows = sqlx::query(
         "SELECT dialer_call_id FROM call_records
          WHERE tenant_id = $1 AND campaign_id = $2 AND result = 'pending' AND dialer_call_id IS NOT NULL

@@ -131,7 +131,9 @@ fn held_by<'q>(
 
 /// Gives a lease up (it expires now; the token stays, so the next holder's is greater).
 pub async fn release(db: &Db, kind: Kind, tenant_id: i64, resource_id: i64, holder: &str, token: i64) -> Result<()> {
-    held_by(held!("UPDATE leases SET expires_at = 0"), kind, tenant_id, resource_id, holder, token).execute(&db.pool).await?;
+    held_by(held!("UPDATE leases SET expires_at = 0"), kind, tenant_id, resource_id, holder, token)
+        .execute(&db.pool)
+        .await?;
     Ok(())
 }
 
@@ -206,11 +208,10 @@ pub async fn leave(db: &Db, kind: Kind, member: &str) -> Result<()> {
 
 /// The members of a kind alive at `now_ms`, sorted.
 pub async fn members(db: &Db, kind: Kind, now_ms: i64) -> Result<Vec<String>> {
-    let rows =
-        sqlx::query("SELECT member FROM lease_members WHERE kind = $1 AND expires_at > $2 ORDER BY member")
-            .bind(kind.as_str())
-            .bind(now_ms)
-            .fetch_all(&db.pool)
-            .await?;
+    let rows = sqlx::query("SELECT member FROM lease_members WHERE kind = $1 AND expires_at > $2 ORDER BY member")
+        .bind(kind.as_str())
+        .bind(now_ms)
+        .fetch_all(&db.pool)
+        .await?;
     rows.into_iter().map(|r| Ok(r.try_get("member")?)).collect()
 }

@@ -30,6 +30,9 @@
 //! - Preview (プレビュー): control's `dial_preview` places one lead for one agent through the same
 //!   prepare step and checks (do-not-call, number in flight, channel limits, business hours, the job
 //!   running, once per run), served before paced dials.
+//! - On leases (`CoreConfig::on_leases`, several hosts): only the campaigns [`Input::Leases`] names
+//!   are paced, dialled, previewed and get their agents' legs; each prepare carries its campaign's
+//!   fencing token; a campaign lost ends its calls here at once, one gained sets its agents' legs up.
 //! - Stop: no more dials; ringing calls CANCELled (停止), answered ones hung up; then the agents'
 //!   legs; whatever has not ended after the grace periods still gets a result. Leads prepared when
 //!   the stop began are not dialled and get `stopped`.
@@ -958,7 +961,10 @@ impl Engine {
             }
             CtlCommand::HangUpAgentLeg { agent_id } => {
                 let agent = agent_id.0;
-                let here = self.agents.get(&agent).is_some_and(|a| a.leg_shard.is_some() || a.campaign.is_some_and(|c| self.holds(c)));
+                let here = self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|a| a.leg_shard.is_some() || a.campaign.is_some_and(|c| self.holds(c)));
                 if !here && self.held.is_some() {
                     return;
                 }

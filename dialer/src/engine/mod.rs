@@ -607,12 +607,14 @@ impl<B: Bus + Clone + 'static> Driver<B> {
             let mut outcomes = Vec::with_capacity(actions.len());
             for action in actions {
                 let sent = Instant::now();
-                let mut o = Outcome { action: action.clone(), sent, result: Ok(None), orphans: vec![], contacts: vec![] };
+                let mut o =
+                    Outcome { action: action.clone(), sent, result: Ok(None), orphans: vec![], contacts: vec![] };
                 let now_ms = store::now_ms();
                 let step = async {
                     match action {
                         Action::Renew { key: (t, c), token } => {
-                            let held = store::leases::renew(&db, kind, i(t), i(c), &cfg.member, i(token), now_ms, ttl).await?;
+                            let held =
+                                store::leases::renew(&db, kind, i(t), i(c), &cfg.member, i(token), now_ms, ttl).await?;
                             Ok::<_, store::StoreError>(held.then_some(token))
                         }
                         Action::Release { key: (t, c), token } => {
@@ -620,7 +622,8 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                             Ok(None)
                         }
                         Action::Acquire { key: (t, c) } => {
-                            let Some(token) = store::leases::acquire(&db, kind, i(t), i(c), &cfg.member, now_ms, ttl).await?
+                            let Some(token) =
+                                store::leases::acquire(&db, kind, i(t), i(c), &cfg.member, now_ms, ttl).await?
                             else {
                                 return Ok(None);
                             };

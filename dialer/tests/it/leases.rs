@@ -113,7 +113,11 @@ async fn a_taken_lease_fences_its_old_holders_writes_and_leads_and_channels_hold
         let b_call = ids[0].expect("placed");
         assert!(dialing::end_calls_fenced(db, t, &[result(b_call)], "host-b").await.expect("b result").is_empty());
         // The campaign's channel limit too.
-        sqlx::query("UPDATE campaigns SET max_channels = 1 WHERE id = $1").bind(c).execute(&db.pool).await.expect("limit");
+        sqlx::query("UPDATE campaigns SET max_channels = 1 WHERE id = $1")
+            .bind(c)
+            .execute(&db.pool)
+            .await
+            .expect("limit");
         let two = [call(&floor, &l[4], None), call(&floor, &l[5], None)];
         let ids = dialing::begin_calls(db, t, "host-b", later, &two, &[], Some(&fence_b)).await.expect("b dials");
         assert!(ids[0].is_some() && ids[1].is_none(), "one channel of the campaign: {ids:?}");
@@ -285,7 +289,8 @@ async fn two_hosts_on_redis_hold_a_campaign_once_and_the_survivor_takes_it_over_
                 )
                 .await;
             assert_eq!(twice, 0, "a lead in two calls at once");
-            let busy = floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending'").await;
+            let busy =
+                floor.scalar("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND result = 'pending'").await;
             assert!(busy <= 4, "the campaign's 4 channels exceeded: {busy}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
