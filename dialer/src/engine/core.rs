@@ -611,7 +611,8 @@ impl Engine {
     /// The leases changed: a campaign lost stops here at once (its calls are ended without a word
     /// to anyone: the new holder gave them their results and a stale write would be refused
     /// anyway; its agents' legs are let go); a campaign gained gets the legs of its agents set up
-    /// from this host.
+    /// from this host, control told first that their old legs are down (未確認 until the new
+    /// legs are up).
     fn on_leases(&mut self, now: Now, held: HashMap<u64, u64>) {
         let before: HashSet<u64> = self.held.as_ref().map(|h| h.keys().copied().collect()).unwrap_or_default();
         let lost: HashSet<u64> = before.iter().copied().filter(|c| !held.contains_key(c)).collect();
@@ -651,6 +652,10 @@ impl Engine {
                 .map(|(id, _)| *id)
                 .collect();
             for agent in agents {
+                self.publish(ShardEvent::AgentLegDown {
+                    agent_id: AgentId(agent),
+                    shard: self.shard_of(campaign) as u32,
+                });
                 self.dial_agent_leg(now, agent);
             }
         }
