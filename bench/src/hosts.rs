@@ -237,12 +237,8 @@ pub async fn run(args: &HostsArgs) -> anyhow::Result<()> {
     let t = floor.tenant;
     // Control, then the first host; the agents' phones register at it, then log in.
     let (control_stop, control_rx) = watch::channel(false);
-    let b = bus.clone();
-    let control = tokio::spawn(control::service::supervise(
-        move || {
-            let b = b.clone();
-            async move { Ok::<_, control::bus::BusError>([b.another().await?, b.another().await?, b]) }
-        },
+    let control = tokio::spawn(control::service::supervise_on(
+        bus.clone(),
         db.clone(),
         ServiceConfig::new(t as u64, "bench-hosts"),
         Arc::new(Feed::default()),
