@@ -1,6 +1,8 @@
 pub mod agents;
 pub mod callbacks;
 pub mod control;
+pub mod failover;
+pub mod hosts;
 pub mod logins;
 pub mod media;
 pub mod opus;

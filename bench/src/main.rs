@@ -32,6 +32,12 @@ enum Bench {
     /// The control service over Redis on the database given: state changes per second and
     /// command-to-wallboard latency.
     Control(bench::control::ControlArgs),
+    /// Control's fail-over on leases: kill -9 of the active `kakeru control` N times, the time until
+    /// the standby applies the next command (median, max).
+    Failover(bench::failover::FailoverArgs),
+    /// Dialer hosts on leases in one process: dials a second with 1, 2 and 3 hosts, and the time
+    /// until another host dials a campaign after its host died (median, max).
+    Hosts(bench::hosts::HostsArgs),
     /// The agents' push channel: N connected agents, R state changes a second in all.
     Agents(bench::agents::AgentsArgs),
     /// Issue 18's attacks on one `kakeru api` process: wrong logins from many addresses (memory,
@@ -62,6 +68,8 @@ async fn main() -> anyhow::Result<()> {
         Bench::Media(args) => tokio::task::spawn_blocking(move || bench::media::run(&args)).await??,
         Bench::Control(args) => bench::control::run(&args).await?,
         Bench::Agents(args) => bench::agents::run(&args).await?,
+        Bench::Failover(args) => bench::failover::run(&args).await?,
+        Bench::Hosts(args) => bench::hosts::run(&args).await?,
         Bench::Logins(args) => bench::logins::run(&args).await?,
         Bench::Callbacks(args) => bench::callbacks::run(&args).await?,
         Bench::Sip(args) => tokio::task::spawn_blocking(move || bench::sip::run(&args)).await??,

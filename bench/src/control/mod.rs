@@ -343,7 +343,8 @@ async fn wait_states(feed: &Feed, n: u64, state: AgentState) -> anyhow::Result<(
     }
 }
 
-async fn cleanup(url: &str, stream: &str) -> anyhow::Result<()> {
+/// Deletes a stream (and its dead letters) the bench made.
+pub async fn cleanup(url: &str, stream: &str) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
     let mut c = client.get_multiplexed_async_connection().await?;
     redis::cmd("DEL").arg(stream).arg(format!("{stream}:dead")).query_async::<()>(&mut c).await?;

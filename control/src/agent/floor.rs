@@ -540,7 +540,9 @@ impl Floor {
                 ix.command(Command::DialAgentLeg { agent_id: a.id, campaign_id: None });
             }
             Input::AgentLegUp => {
-                if !a.leg_setup() {
+                // 未確認 is also left when a leg comes up: the dialer host that took the agent's
+                // campaign over (its old host died) set the leg up again.
+                if !a.leg_setup() && a.state != S::Unknown {
                     return Err(not_allowed(a));
                 }
                 a.leg_up = true;

@@ -113,6 +113,8 @@ pub fn is_allowed(from: AgentState, to: AgentState) -> bool {
         (Offline, Unknown) => false,
         (_, Unknown) | (_, Offline) => true,
         (Offline | Unknown, Ringing) => true,
+        // The leg set up again by the dialer host that took the agent's campaign over.
+        (Unknown, Ready) => true,
         (Ringing, Ready | Talking | Paused { .. }) => true,
         (Ready, Ringing | Paused { .. }) => true,
         (Talking, Hold | WrapUp | Ready | Paused { .. }) => true,

@@ -1027,3 +1027,19 @@ pub async fn supervise<B, F, Fut>(
         }
     }
 }
+
+/// [`supervise`] on one bus handle of a process ([`crate::bus::AnyBus`]): each start opens two
+/// handles of its own for the blocking readers.
+pub async fn supervise_on(
+    bus: crate::bus::AnyBus,
+    db: store::Db,
+    cfg: ServiceConfig,
+    feed: Arc<Feed>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let buses = move || {
+        let b = bus.clone();
+        async move { Ok::<_, BusError>([b.another().await?, b.another().await?, b]) }
+    };
+    supervise(buses, db, cfg, feed, shutdown).await
+}

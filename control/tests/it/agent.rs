@@ -473,7 +473,14 @@ fn phone_unreachable_in_a_call_hangs_up_the_customer() {
     s.input(B, Input::AgentLegDown).unwrap();
     assert_eq!(s.state(B), AgentState::Unknown);
     assert_eq!(s.last(B).cause, Cause::AgentLegDown);
-    // Unknown is left by log-off.
+    // Unknown is left when a leg comes up (a dialer host that took the campaign over set it up
+    // again) ...
+    s.input(B, Input::AgentLegUp).unwrap();
+    assert_eq!(s.state(B), AgentState::Ready);
+    assert_eq!(s.last(B).cause, Cause::AgentLegUp);
+    s.input(B, Input::AgentLegDown).unwrap();
+    assert_eq!(s.state(B), AgentState::Unknown);
+    // ... or by log-off.
     s.input(B, Input::LogOff).unwrap();
     assert_eq!(s.state(B), AgentState::Offline);
 }

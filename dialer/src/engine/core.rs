@@ -30,6 +30,9 @@
 //! - Preview (プレビュー): control's `dial_preview` places one lead for one agent through the same
 //!   prepare step and checks (do-not-call, number in flight, channel limits, business hours, the job
 //!   running, once per run), served before paced dials.
+//! - On leases (`CoreConfig::on_leases`, several hosts): only the campaigns [`Input::Leases`] names
+//!   are paced, dialled, previewed and get their agents' legs; each prepare carries its campaign's
+//!   fencing token; a campaign lost ends its calls here at once, one gained sets its agents' legs up.
 //! - Stop: no more dials; ringing calls CANCELled (停止), answered ones hung up; then the agents'
 //!   legs; whatever has not ended after the grace periods still gets a result. Leads prepared when
 //!   the stop began are not dialled and get `stopped`.
@@ -645,7 +648,8 @@ impl Engine {
     /// The leases changed: a campaign lost stops here at once (its calls are ended without a word
     /// to anyone: the new holder gave them their results and a stale write would be refused
     /// anyway; its agents' legs are let go); a campaign gained gets the legs of its agents set up
-    /// from this host.
+    /// from this host, control told first that their old legs are down (未確認 until the new
+    /// legs are up).
     fn on_leases(&mut self, now: Now, held: HashMap<u64, u64>) {
         let before: HashSet<u64> = self.held.as_ref().map(|h| h.keys().copied().collect()).unwrap_or_default();
         let lost: HashSet<u64> = before.iter().copied().filter(|c| !held.contains_key(c)).collect();
@@ -685,6 +689,10 @@ impl Engine {
                 .map(|(id, _)| *id)
                 .collect();
             for agent in agents {
+                self.publish(ShardEvent::AgentLegDown {
+                    agent_id: AgentId(agent),
+                    shard: self.shard_of(campaign) as u32,
+                });
                 self.dial_agent_leg(now, agent);
             }
         }

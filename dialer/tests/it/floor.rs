@@ -247,12 +247,8 @@ impl Floor {
             None => MemoryBus::new(BusConfig::default()).into(),
         };
         let (stop, stop_rx) = watch::channel(false);
-        let b = bus.clone();
-        let control = tokio::spawn(control::service::supervise(
-            move || {
-                let b = b.clone();
-                async move { Ok::<_, control::bus::BusError>([b.another().await?, b.another().await?, b]) }
-            },
+        let control = tokio::spawn(control::service::supervise_on(
+            bus.clone(),
             db.clone(),
             ServiceConfig::new(t as u64, "control-test"),
             Arc::new(Feed::default()),

@@ -294,11 +294,23 @@ async fn two_hosts_on_redis_hold_a_campaign_once_and_the_survivor_takes_it_over_
             assert!(busy <= 4, "the campaign's 4 channels exceeded: {busy}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        // The survivor's agents: their legs were set up again from it.
+        // The survivor's agents: 未確認 until their legs were set up again from it, then back.
         until("agents ready on the survivor", Duration::from_secs(10), || async {
             floor.agents_in("ready").await + floor.agents_in("talking").await + floor.agents_in("wrap_up").await == 2
         })
         .await;
+        let back: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM agent_transitions WHERE tenant_id = $1 AND at >= $2
+               AND from_state = 'unknown' AND to_state = 'ready' AND cause = 'agent_leg_up'",
+        )
+        .bind(floor.tenant as i64)
+        .bind(since)
+        .fetch_one(&floor.db.pool)
+        .await
+        .expect("transitions")
+        .try_get(0)
+        .expect("n");
+        assert_eq!(back, 2, "each agent 未確認 while its leg moved, then ready");
         let _ = b_stop_tx.send(true);
         if let Some(b) = b {
             let _ = b.await;
