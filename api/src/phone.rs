@@ -93,7 +93,10 @@ async fn offer_post(
         return Err(ApiError::invalid("sdp", format!("sdp: longer than {MAX_SDP_BYTES} bytes")));
     }
     if !b.sdp.starts_with("v=0") || !b.sdp.contains("m=audio ") {
-        return Err(ApiError::invalid("sdp", "sdp: not an SDP offer with audio (it begins with v=0 and has an m=audio line)"));
+        return Err(ApiError::invalid(
+            "sdp",
+            "sdp: not an SDP offer with audio (it begins with v=0 and has an m=audio line)",
+        ));
     }
     if phone_kind(&st, &auth).await? != "browser" {
         return Err(ApiError::conflict(

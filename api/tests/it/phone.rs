@@ -9,7 +9,8 @@ use store::accounts::Role;
 use crate::agents::{running_job, Buses};
 use crate::harness::{expect, Backend, TestApp};
 
-const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=mid:0\r\n";
+const OFFER: &str =
+    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=mid:0\r\n";
 
 async fn signalling(backend: Backend) {
     let buses = Buses::new(false).await;
@@ -42,8 +43,11 @@ async fn signalling(backend: Backend) {
     expect(app.call(None, "post", "/agent/phone", Some(&json!({"sdp": OFFER}))).await, 401);
     let r = expect(app.call(op, "post", "/agent/phone", Some(&json!({"sdp": OFFER}))).await, 202);
     let entries = buses.bus.read_after(&streams::dialer_notices(), EntryId::default(), 100, 100).await.expect("read");
-    let offers: Vec<PhoneOffer> =
-        entries.iter().filter(|(_, e)| e.kind == PhoneOffer::KIND).map(|(_, e)| e.decode().expect("an offer")).collect();
+    let offers: Vec<PhoneOffer> = entries
+        .iter()
+        .filter(|(_, e)| e.kind == PhoneOffer::KIND)
+        .map(|(_, e)| e.decode().expect("an offer"))
+        .collect();
     assert_eq!(offers.len(), 1, "{r}");
     assert_eq!((offers[0].agent_id.0 as i64, offers[0].sdp.as_str()), (op_id, OFFER));
     assert_eq!(entries.iter().find(|(_, e)| e.kind == PhoneOffer::KIND).unwrap().1.tenant_id as i64, t.id);

@@ -71,13 +71,24 @@ async fn the_browser_phone_talks_both_ways_and_keys_the_result() {
     .await
     .expect("op");
     // The browser phone: no SIP account.
-    sqlx::query("UPDATE users SET phone_kind = 'browser' WHERE id = $1").bind(op).execute(&db.pool).await.expect("kind");
-    let group =
-        insert(&db, "INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, '第一班', 0) RETURNING id", &[json!(t)])
-            .await;
+    sqlx::query("UPDATE users SET phone_kind = 'browser' WHERE id = $1")
+        .bind(op)
+        .execute(&db.pool)
+        .await
+        .expect("kind");
+    let group = insert(
+        &db,
+        "INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, '第一班', 0) RETURNING id",
+        &[json!(t)],
+    )
+    .await;
     join_group(&db, t, group, op).await;
     let (job, c, _) = campaign(&db, t, group, "ブラウザ発信", "progressive", &[("山田 花子", "0311110001")]).await;
-    sqlx::query("UPDATE campaigns SET dtmf_result_entry = 1 WHERE id = $1").bind(c).execute(&db.pool).await.expect("dtmf");
+    sqlx::query("UPDATE campaigns SET dtmf_result_entry = 1 WHERE id = $1")
+        .bind(c)
+        .execute(&db.pool)
+        .await
+        .expect("dtmf");
 
     // The floor: the carrier's customers answer after 3 s, say 1,000 Hz for 6 s and hang up.
     let (sim_stop, sim_rx) = watch::channel(false);
@@ -131,7 +142,11 @@ async fn the_browser_phone_talks_both_ways_and_keys_the_result() {
         output.push(line);
     }
     let status = child.wait().await.expect("browser exit");
-    assert!(status.success() && output.iter().any(|l| l == "BROWSER OK"), "the browser test failed:\n{}", output.join("\n"));
+    assert!(
+        status.success() && output.iter().any(|l| l == "BROWSER OK"),
+        "the browser test failed:\n{}",
+        output.join("\n")
+    );
 
     // The result keyed on the page's dial pad, saved.
     let saved: String = sqlx::query("SELECT result FROM wrapup_records WHERE agent_user_id = $1 AND saved = 1")
