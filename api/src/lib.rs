@@ -16,6 +16,7 @@ pub mod export;
 pub mod extract;
 pub mod guard;
 pub mod import;
+pub mod monitor;
 pub mod notify;
 pub mod openapi;
 pub mod pages;
@@ -169,6 +170,7 @@ fn registry() -> Registry {
     desk::mount(&mut reg);
     phonebook::mount(&mut reg);
     callbacks::mount(&mut reg);
+    monitor::mount(&mut reg);
     reg
 }
 

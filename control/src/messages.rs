@@ -300,6 +300,41 @@ pub enum DialerNotice {
     JobsChanged,
     /// The tenant's phones changed: their SIP accounts are read again.
     PhonesChanged,
+    /// A supervisor (SV, MGR) joins the bridged customer call `call_id` from their own phone in
+    /// `mode`, or changes mode on it (added in v1). `monitor_id` is the record the API wrote; the
+    /// dialer host that has the call connects the phone and writes its start and end.
+    Supervise { monitor_id: u64, supervisor_id: u64, call_id: u64, mode: MonitorMode },
+    /// The supervisor leaves the call they are on (added in v1).
+    EndSupervision { supervisor_id: u64 },
+}
+
+/// How a supervisor takes part in an agent's call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorMode {
+    /// モニタリング: the supervisor hears both parties; nobody hears the supervisor.
+    Listen,
+    /// ささやき: the agent hears the supervisor, the customer does not.
+    Whisper,
+    /// 割込: both parties hear the supervisor.
+    Barge,
+}
+
+impl MonitorMode {
+    pub const ALL: [MonitorMode; 3] = [MonitorMode::Listen, MonitorMode::Whisper, MonitorMode::Barge];
+
+    /// The name in SQL and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorMode::Listen => "listen",
+            MonitorMode::Whisper => "whisper",
+            MonitorMode::Barge => "barge",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MonitorMode> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
 }
 
 impl Message for DialerNotice {

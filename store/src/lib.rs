@@ -16,6 +16,7 @@ pub mod desktop;
 pub mod dialing;
 pub mod leads;
 pub mod links;
+pub mod monitoring;
 pub mod preview;
 pub mod recordings;
 pub mod records;

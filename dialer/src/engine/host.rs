@@ -247,7 +247,9 @@ impl Host {
             | CallEvent::Bridged { call, .. }
             | CallEvent::BridgeFailed { call, .. }
             | CallEvent::CustomerEnded { call, .. }
-            | CallEvent::RecordingClosed { call, .. } => self.call_tenant.get(call).copied(),
+            | CallEvent::RecordingClosed { call, .. }
+            | CallEvent::SupervisorJoined { call, .. }
+            | CallEvent::SupervisorLeft { call, .. } => self.call_tenant.get(call).copied(),
             CallEvent::AgentLegUp { agent }
             | CallEvent::AgentLegDown { agent }
             | CallEvent::AgentUnreachable { agent, .. }

@@ -17,7 +17,7 @@ use store::sqlx::{self, Row};
 use tokio::sync::watch;
 
 #[path = "../../../api/tests/it/browser_proc.rs"]
-mod browser_proc;
+pub(crate) mod browser_proc;
 
 use browser_proc::{out_dir, Browser};
 
@@ -53,7 +53,7 @@ async fn count(db: &store::Db, sql: &str, id: i64) -> i64 {
 }
 
 /// Waits (at most `limit`) for `f` to hold, checking every 200 ms.
-async fn until<F, Fut>(what: &str, limit: Duration, mut f: F)
+pub(crate) async fn until<F, Fut>(what: &str, limit: Duration, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

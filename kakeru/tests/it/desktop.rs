@@ -73,11 +73,54 @@ impl Proxy {
     }
 }
 
+/// The node's API (on a loopback port) and control service, and the dialer engine serving tenant
+/// `t` towards `carrier`.
+pub(crate) struct Floor {
+    pub base: String,
+    pub engine: tokio::task::JoinHandle<Result<dialer::engine::EngineStats, dialer::engine::EngineError>>,
+    pub engine_stop: watch::Sender<bool>,
+    pub info: dialer::engine::EngineInfo,
+}
+
+pub(crate) async fn start_floor(node: &mut Node, t: i64, carrier: std::net::SocketAddr, name: &str) -> Floor {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    node.spawn_api(listener);
+    node.spawn_control();
+    let mut ecfg = dialer::engine::EngineConfig::new(carrier);
+    ecfg.tenants = Some(vec![t as u64]);
+    ecfg.instance = format!("{name}-test-{}", store::now_ms());
+    ecfg.instance_prefix = format!("{name}-test-");
+    let (engine_stop, engine_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let engine =
+        tokio::spawn(dialer::engine::run(node.db().clone(), node.bus().clone(), ecfg, engine_rx, Some(ready_tx)));
+    let info = ready_rx.await.expect("the engine starts");
+    Floor { base, engine, engine_stop, info }
+}
+
+/// A SIP phone account of `user` (digest HA1s of `password` in `realm`).
+pub(crate) async fn phone_account(db: &store::Db, t: i64, user: i64, username: &str, realm: &str, password: &str) {
+    let (md5, sha) = store::accounts::digest_ha1(username, realm, password);
+    sqlx::query(
+        "INSERT INTO phones (tenant_id, user_id, sip_username, realm, ha1_md5, ha1_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0)",
+    )
+    .bind(t)
+    .bind(user)
+    .bind(username)
+    .bind(realm)
+    .bind(md5)
+    .bind(sha)
+    .execute(&db.pool)
+    .await
+    .expect("phone");
+}
+
 fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api/tests/browser")
 }
 
-async fn insert(db: &store::Db, sql: &str, binds: &[Value]) -> i64 {
+pub(crate) async fn insert(db: &store::Db, sql: &str, binds: &[Value]) -> i64 {
     let mut q = sqlx::query(sql);
     for b in binds {
         q = match b {
@@ -94,13 +137,13 @@ async fn scalar(db: &store::Db, sql: &str) -> i64 {
     sqlx::query(sql).fetch_one(&db.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}")).try_get(0).expect("column")
 }
 
-struct Job {
-    id: i64,
-    name: &'static str,
+pub(crate) struct Job {
+    pub id: i64,
+    pub name: &'static str,
 }
 
 /// A campaign of `mode` with a batch, a list of `leads` (name, tel) and a running call job.
-async fn campaign(
+pub(crate) async fn campaign(
     db: &store::Db,
     t: i64,
     group: i64,
@@ -200,17 +243,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     let tanaka = store::accounts::create_user(&db, &user("tanaka", "田中 太郎", Role::Op), now).await.expect("op");
     let sato = store::accounts::create_user(&db, &user("sato", "佐藤 花子", Role::Op), now).await.expect("op 2");
     store::accounts::create_user(&db, &user("boss", "管理 者", Role::Mgr), now).await.expect("mgr");
-    let (md5, sha) = store::accounts::digest_ha1("tanaka", "desk", "sip-tanaka");
-    sqlx::query(
-        "INSERT INTO phones (tenant_id, user_id, sip_username, realm, ha1_md5, ha1_sha256, created_at) VALUES ($1, $2, 'tanaka', 'desk', $3, $4, 0)",
-    )
-    .bind(t)
-    .bind(tanaka)
-    .bind(md5)
-    .bind(sha)
-    .execute(&db.pool)
-    .await
-    .expect("phone");
+    phone_account(&db, t, tanaka, "tanaka", "desk", "sip-tanaka").await;
     let group = insert(
         &db,
         "INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, '第一班', 0) RETURNING id",
@@ -310,19 +343,8 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     )
     .await
     .expect("carrier");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    node.spawn_api(listener);
-    node.spawn_control();
-    let mut ecfg = dialer::engine::EngineConfig::new(carrier.sip_addr);
-    ecfg.tenants = Some(vec![t as u64]);
-    ecfg.instance = format!("desk-test-{}", store::now_ms());
-    ecfg.instance_prefix = "desk-test-".into();
-    let (engine_stop, engine_rx) = watch::channel(false);
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let Floor { base, engine, engine_stop, info } = start_floor(&mut node, t, carrier.sip_addr, "desk").await;
     let bus = node.bus().clone();
-    let engine = tokio::spawn(dialer::engine::run(db.clone(), bus.clone(), ecfg, engine_rx, Some(ready_tx)));
-    let info = ready_rx.await.expect("the engine starts");
     let phones = sim::phone::start(
         vec![sim::phone::PhoneAccount {
             username: "tanaka".into(),
@@ -334,6 +356,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
             bind_ip: loopback,
             expires_s: 300,
             answer_after: Duration::from_millis(300),
+            tone_hz: None,
         },
         sim_rx.clone(),
     )

@@ -12,3 +12,4 @@ mod node;
 mod process;
 mod reports;
 mod security;
+mod supervise;

@@ -48,6 +48,8 @@ const ja = {
   'mon.agents': 'エージェント', 'mon.no_agents': 'このジョブで発信中のエージェントはいません。', 'mon.started': '起動 {at}',
   'mon.legend': '数値の定義', 'mon.campaign_wide': '(キャンペーン全体)', 'mon.live': 'ライブ', 'mon.connecting': '接続中…',
   'mon.retry': '再接続中…', 'mon.target': '目標', 'mon.today': '本日',
+  'mon.listen': 'モニタリング', 'mon.whisper': 'ささやき', 'mon.barge': '割込', 'mon.leave': '参加を終了',
+  'mon.join_of': '{action}: {name}', 'mon.ringing': '{mode}: あなたの電話を呼び出しています', 'mon.left': '通話への参加を終了しました',
   // recordings (SPEC 8)
   'rec.title': '通話録音', 'rec.usage': '使用量', 'rec.quota': '{used} / {quota} ({pct})', 'rec.count': '{n} 件',
   'rec.pending': 'エンコード待ち {n} 件', 'rec.date': '日付', 'rec.play': '再生', 'rec.download': 'ダウンロード',
@@ -259,6 +261,8 @@ const en = {
   'mon.agents': 'Agents', 'mon.no_agents': 'No agent is working this job.', 'mon.started': 'Started {at}',
   'mon.legend': 'What the figures mean', 'mon.campaign_wide': '(whole campaign)', 'mon.live': 'Live', 'mon.connecting': 'Connecting…',
   'mon.retry': 'Reconnecting…', 'mon.target': 'target', 'mon.today': 'today',
+  'mon.listen': 'Listen', 'mon.whisper': 'Whisper', 'mon.barge': 'Barge', 'mon.leave': 'Leave the call',
+  'mon.join_of': '{action}: {name}', 'mon.ringing': '{mode}: calling your phone', 'mon.left': 'You left the call',
   'rec.title': 'Call recordings', 'rec.usage': 'Storage', 'rec.quota': '{used} of {quota} ({pct})', 'rec.count': '{n} recordings',
   'rec.pending': '{n} waiting for encoding', 'rec.date': 'Date', 'rec.play': 'Play', 'rec.download': 'Download',
   'rec.zip': "Download the day's recordings (zip)", 'rec.zip_progress': 'Downloading {bytes}', 'rec.started': 'Start',
