@@ -138,6 +138,10 @@ pub enum ApiCommand {
     Activity { agent_id: AgentId },
     /// プレビュー発信: the agent dials the lead they previewed (added in v1).
     PreviewDial { agent_id: AgentId, campaign_id: CampaignId, call_job_id: CallJobId, lead_id: LeadId },
+    /// 保留: the agent puts the customer of `call_id` on hold (added in v1).
+    Hold { agent_id: AgentId, call_id: CallId },
+    /// 保留解除: the agent takes the customer back (added in v1).
+    Unhold { agent_id: AgentId, call_id: CallId },
 }
 
 impl Message for ApiCommand {
@@ -369,6 +373,8 @@ impl ApiCommand {
             ApiCommand::PreviewDial { agent_id, campaign_id, call_job_id, lead_id } => {
                 (agent_id, Some(Input::PreviewDial { campaign_id, call_job_id, lead_id }))
             }
+            ApiCommand::Hold { agent_id, call_id } => (agent_id, Some(Input::Hold { call_id })),
+            ApiCommand::Unhold { agent_id, call_id } => (agent_id, Some(Input::Unhold { call_id })),
         }
     }
 }

@@ -529,6 +529,7 @@ impl Core {
             | Control::TakeCustomer { call }
             | Control::AddSupervisor { call, .. }
             | Control::SetSupervisorMode { call, .. }
+            | Control::SetHold { call, .. }
             | Control::TakeSupervisor { call, .. }
             | Control::StartRecording { call, .. }
             | Control::StopRecording { call }
@@ -580,6 +581,9 @@ impl Core {
                     Some(Err(_)) => self.refuse(Some(call), "the call has its most supervisors"),
                     None => {}
                 }
+            }
+            Control::SetHold { call, held } => {
+                self.with_call(call, |c| c.set_hold(now, held));
             }
             Control::SetSupervisorMode { call, id, mode } => {
                 if self.with_call(call, |c| c.set_supervisor_mode(id, mode)) == Some(false) {

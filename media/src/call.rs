@@ -583,6 +583,8 @@ pub struct Call {
     supervisors: Vec<Supervisor>,
     /// The next mixing tick, while supervisors are present.
     next_mix_at: Option<Instant>,
+    /// 保留: the parties' audio is not relayed to each other; the customer hears the hold audio.
+    held: bool,
 }
 
 /// Adds `b` into `a`, saturating.
@@ -610,6 +612,7 @@ impl Call {
             digits: Vec::new(),
             supervisors: Vec::new(),
             next_mix_at: None,
+            held: false,
         }
     }
 
@@ -692,6 +695,10 @@ impl Call {
 
     fn take(&mut self, now: Instant, role: Role) -> Option<Leg> {
         let mut leg = self.leg_mut(role).take()?;
+        if role == Role::Customer && self.held {
+            self.held = false;
+            leg.player.set_loop(None);
+        }
         leg.overlay.clear_queue();
         leg.next_frame_at = None;
         if let Some(peer) = self.leg_mut(role.peer()).as_mut() {
@@ -728,6 +735,32 @@ impl Call {
         }
         self.supervisors.push(Supervisor { id, mode, leg });
         Ok(None)
+    }
+
+    /// 保留 (`held`): the customer hears the call's hold audio and the agent nothing; `false`
+    /// relays them to each other again (each outgoing stream continues, marked). Supervisors
+    /// still hear both parties. Cleared when the customer leaves.
+    pub fn set_hold(&mut self, now: Instant, held: bool) {
+        if self.held == held {
+            return;
+        }
+        self.held = held;
+        let hold = self.config.hold_audio.clone();
+        if let Some(c) = self.customer.as_mut() {
+            c.player.clear_queue();
+            if held {
+                c.player.set_loop(hold);
+                c.activate_player(now);
+            } else {
+                c.player.set_loop(None);
+                c.next_frame_at = None;
+            }
+        }
+    }
+
+    /// The customer is on hold.
+    pub fn is_held(&self) -> bool {
+        self.held
     }
 
     /// Change a supervisor's mode (listen, whisper, barge); false when no such supervisor.
@@ -1020,7 +1053,7 @@ impl Call {
         // With supervisors present this leg's audio also goes to the mix, and a peer the mix
         // feeds gets no relay. Without, one test of an empty Vec: the relay path is unchanged.
         let mixing = !self.supervisors.is_empty();
-        let peer_mixed = mixing && self.mix_feeds(role.peer());
+        let peer_blocked = self.held || (mixing && self.mix_feeds(role.peer()));
         let mut samples = std::mem::take(&mut self.scratch);
         let mut digits = std::mem::take(&mut self.digits);
         samples.clear();
@@ -1047,7 +1080,7 @@ impl Call {
         }
         let mut result = Ok(());
         let mut prompt_done = false;
-        if let Some(peer) = peer.filter(|_| !peer_mixed) {
+        if let Some(peer) = peer.filter(|_| !peer_blocked) {
             result = if needs_transcode {
                 prompt_done = peer.overlay.mix_into(&mut samples);
                 let mut payload = Vec::with_capacity(samples.len());
@@ -1087,8 +1120,8 @@ impl Call {
         data: &[u8],
         peer_pt: impl Fn(&Leg) -> Option<u8>,
     ) -> Result<(), DropReason> {
-        if !self.supervisors.is_empty() && self.mix_feeds(role.peer()) {
-            return Ok(()); // the peer's stream carries the mix
+        if self.held || (!self.supervisors.is_empty() && self.mix_feeds(role.peer())) {
+            return Ok(()); // on hold, or the peer's stream carries the mix
         }
         let (_, peer) = self.pair_mut(role);
         let Some(peer) = peer else { return Ok(()) };
@@ -1224,7 +1257,7 @@ impl Call {
         // A party the mix feeds hears the other party and the supervisors it hears (and its
         // prompts laid over).
         for (role, mut heard, peer) in [(Role::Agent, to_agent, customer), (Role::Customer, to_customer, agent)] {
-            if !bridged || !self.mix_feeds(role) {
+            if !bridged || self.held || !self.mix_feeds(role) {
                 continue;
             }
             if let Some(l) = self.leg_mut(role).as_mut() {

@@ -36,6 +36,9 @@ pub enum Control {
     /// A supervisor's leg joins the call (or replaces their leg) in `mode`; `id` is the
     /// supervisor's (their user id). Refused when the call has its most supervisors already.
     AddSupervisor { call: CallId, id: u64, leg: Box<LegConfig>, mode: SupervisorMode },
+    /// 保留 (`held`): the customer hears the hold audio and the agent nothing; `false` relays
+    /// them to each other again.
+    SetHold { call: CallId, held: bool },
     /// Change a supervisor's mode (モニタリング, ささやき, 割込).
     SetSupervisorMode { call: CallId, id: u64, mode: SupervisorMode },
     /// The supervisor leaves the call; reported as [`Report::SupervisorReleased`].

@@ -80,6 +80,33 @@ async function monitor() {
   await shoot(page, 'wallboard-left-ja');
   await step('left');
 
+  // The agent's desktop: 保留 and 保留解除 (Alt+G), one button named by what it does now.
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(`${BASE}/`);
+  await until(page, 'the login form', () => !!document.getElementById('login-form'));
+  await page.getByLabel('テナントコード').fill(FIX.tenant);
+  await page.getByLabel('ログインID').fill(FIX.op.login);
+  await page.getByLabel('パスワード').fill(FIX.op.password);
+  await page.getByRole('button', { name: 'ログイン' }).click();
+  await page.waitForURL(`${BASE}/ui/agent`);
+  await until(page, 'the call on the desktop', () => document.getElementById('me-state')?.dataset.state === 'talking' && !document.getElementById('v-call').hidden);
+  const hold = page.getByRole('button', { name: '保留' });
+  assert.equal(await hold.getAttribute('aria-keyshortcuts'), 'Alt+G');
+  await hold.click();
+  await until(page, 'on hold', () => document.getElementById('me-state').dataset.state === 'hold');
+  await until(page, 'the button now takes back', () => document.getElementById('b-hold').textContent.startsWith('保留解除'));
+  await shoot(page, 'desktop-hold-ja');
+  await step('held');
+  await page.click('[data-lang="en"]');
+  await until(page, 'the desktop in English', () => document.documentElement.lang === 'en');
+  assert.ok(await page.getByRole('button', { name: 'Take back from hold' }).isVisible());
+  await shoot(page, 'desktop-hold-en');
+  await page.click('[data-lang="ja"]');
+  await until(page, 'the desktop in Japanese', () => document.documentElement.lang === 'ja');
+  await page.keyboard.press('Alt+G');
+  await until(page, 'talking again', () => document.getElementById('me-state').dataset.state === 'talking');
+  await step('unheld');
+
   assert.deepEqual(problems, [], 'no page errors, no request outside the API');
   log(`SCREENSHOTS ${shoot.count}`);
   await context.close();

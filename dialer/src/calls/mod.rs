@@ -238,6 +238,11 @@ pub enum Command {
     EndSupervision {
         supervisor: u64,
     },
+    /// 保留 (`held`) of a bridged customer, or back.
+    Hold {
+        call: u64,
+        held: bool,
+    },
 }
 
 /// How a customer call ended (exactly one per [`DialCustomer`]).
@@ -684,6 +689,12 @@ impl CallControl {
             Command::SetAccounts(accounts) => self.phones.set_accounts(accounts),
             Command::SetNonceKeys(keys) => self.phones.set_nonce_keys(keys),
             Command::Supervise(s) => self.supervise(now, s),
+            Command::Hold { call, held } => {
+                if let Some(CustomerState::Bridged { agent, .. }) = self.customers.get(&call).map(|c| &c.state) {
+                    let call = agent_media_call(*agent);
+                    self.control(Control::SetHold { call, held });
+                }
+            }
             Command::EndSupervision { supervisor } => {
                 self.end_supervision(now, supervisor, SupervisionEnd::Stopped, true)
             }

@@ -953,6 +953,11 @@ impl Engine {
                     self.command(shard, Command::HangUpCustomer { call: call_id.0, by: Party::Agent });
                 }
             }
+            CtlCommand::HoldCustomer { call_id, held, .. } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    self.command(shard, Command::Hold { call: call_id.0, held });
+                }
+            }
             CtlCommand::DialPreview { agent_id, campaign_id, call_job_id, lead_id } => {
                 self.on_preview_dial(now, agent_id.0, campaign_id.0, i(call_job_id.0), i(lead_id.0));
             }

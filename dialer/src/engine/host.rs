@@ -267,6 +267,7 @@ fn command_agent(c: &control::agent::Command) -> Option<u64> {
         | C::Bridge { agent_id, .. }
         | C::ReleaseCustomer { agent_id, .. }
         | C::HangUpCustomer { agent_id, .. }
+        | C::HoldCustomer { agent_id, .. }
         | C::DialPreview { agent_id, .. } => agent_id.0,
     })
 }

@@ -411,7 +411,8 @@ impl Sim {
             | Command::SetAccounts(_)
             | Command::SetNonceKeys(_)
             | Command::Supervise(_)
-            | Command::EndSupervision { .. } => {}
+            | Command::EndSupervision { .. }
+            | Command::Hold { .. } => {}
         }
     }
 

@@ -22,6 +22,8 @@ use crate::desktop::{campaign, insert, phone_account, start_floor, Floor};
 const CUSTOMER_HZ: f32 = 500.0;
 const AGENT_HZ: f32 = 1100.0;
 const SUPERVISOR_HZ: f32 = 1700.0;
+/// The built-in hold audio (`dialer::engine::Clips::builtin`).
+const HOLD_HZ: f32 = 392.0;
 /// A tone is heard with at least this share of the last second's energy; not heard below DEAF.
 const HEARS: f32 = 0.1;
 const DEAF: f32 = 0.01;
@@ -290,7 +292,8 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
 
     // The same from the pages, in Chromium: the wallboard's agent menu and the job monitor's chip.
     let fixture = json!({"tenant": "watch", "agent": agent,
-        "sv": {"login": "suzuki", "password": "watch-password-1"}});
+        "sv": {"login": "suzuki", "password": "watch-password-1"},
+        "op": {"login": "tanaka", "password": "watch-password-1"}});
     let mut browser = browser_proc::Browser::script("monitor.test.js", "monitor", &api.base, &fixture);
     while let Some(step) = browser.next_step().await {
         match step.as_str() {
@@ -329,6 +332,18 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
                 })
                 .await;
             }
+            "held" => {
+                until("the customer hears the hold audio (from the desktop)", Duration::from_secs(5), || async {
+                    carrier.heard_share(HOLD_HZ) > HEARS
+                })
+                .await;
+            }
+            "unheld" => {
+                until("they hear each other again (from the desktop)", Duration::from_secs(5), || async {
+                    carrier.heard_share(AGENT_HZ) > 0.5 && agent_phone.heard_share(CUSTOMER_HZ) > 0.5
+                })
+                .await;
+            }
             other => panic!("the browser asked for an unknown step {other}"),
         }
         browser.go(&step, None).await;
@@ -342,6 +357,46 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
         ["listen", "whisper", "barge", "listen", "whisper", "barge"],
         "the pages' joins are recorded too"
     );
+
+    // 保留: the agent is 保留, the customer hears the hold audio (the built-in 392 Hz tone) and
+    // neither party hears the other; 保留解除 brings them back.
+    let (s, _) = api.call(post.clone(), &op_token, &format!("/agent/calls/{record}/hold"), None).await;
+    assert_eq!(s, 202);
+    until("the agent is on hold", Duration::from_secs(5), || async {
+        api.call(reqwest::Method::GET, &op_token, &state_path, None).await.1["state"] == json!("hold")
+    })
+    .await;
+    until("the customer hears the hold audio", Duration::from_secs(5), || async {
+        carrier.heard_share(HOLD_HZ) > HEARS
+    })
+    .await;
+    let got = agent_phone.stats().rtp_received;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let more = agent_phone.stats().rtp_received - got;
+    assert!(more <= 2, "the agent gets no audio while the customer is held ({more} datagrams: RTCP at most)");
+    assert!(carrier.heard_share(AGENT_HZ) < DEAF, "the held customer does not hear the agent");
+    let (s, _) = api.call(post.clone(), &sv_token, &format!("/agent/calls/{record}/hold"), None).await;
+    assert_eq!(s, 404, "only the agent's own call");
+    let (s, _) = api.call(post.clone(), &op_token, &format!("/agent/calls/{record}/unhold"), None).await;
+    assert_eq!(s, 202);
+    until("the agent talks again", Duration::from_secs(5), || async {
+        api.call(reqwest::Method::GET, &op_token, &state_path, None).await.1["state"] == json!("talking")
+    })
+    .await;
+    until("they hear each other again", Duration::from_secs(5), || async {
+        carrier.heard_share(AGENT_HZ) > 0.5 && agent_phone.heard_share(CUSTOMER_HZ) > 0.5
+    })
+    .await;
+    let hold_transitions: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM agent_transitions WHERE agent_user_id = $1 AND (to_state = 'hold' OR from_state = 'hold')",
+    )
+    .bind(agent)
+    .fetch_one(&db.pool)
+    .await
+    .expect("transitions")
+    .try_get(0)
+    .expect("count");
+    assert_eq!(hold_transitions, 4, "保留 and back, from the desktop and the API, are transitions");
 
     // A listen again, then the customer hangs up: the record ends with the call.
     let again = monitor("listen").await;

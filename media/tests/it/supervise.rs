@@ -197,3 +197,45 @@ fn a_call_takes_at_most_its_supervisors_and_foreign_packets_are_dropped() {
     assert_eq!(sim.call.drops().total(), drops + 1);
     assert!(!sim.call.set_supervisor_mode(99, SupervisorMode::Barge));
 }
+
+#[test]
+fn on_hold_the_customer_hears_the_hold_audio_and_the_agent_nothing() {
+    let hold_hz = 392.0;
+    let mut sim = Sim::new(|c| c.hold_audio = Some(media::player::beep(hold_hz, 2000, 4000)));
+    let codec = Codec::Pcmu;
+    let agent = sim.leg(false, codec, false);
+    let customer = sim.leg(true, codec, false);
+    sim.call.set_agent(sim.now, agent);
+    sim.call.set_customer(sim.now, customer);
+    sim.drain();
+    let before = [count_to(&sim, customer_addr()), count_to(&sim, agent_addr())];
+    sim.call.set_hold(sim.now, true);
+    assert!(sim.call.is_held());
+    for n in 0..60u32 {
+        let at = sim.now;
+        sim.receive(true, &packet(0, false, 1000 + n as u16, n * 160, 0xC1, &tone_frame(CUSTOMER_HZ, n, codec)));
+        sim.receive(false, &packet(0, false, 2000 + n as u16, n * 160, 0xA1, &tone_frame(AGENT_HZ, n, codec)));
+        sim.advance_to(at + Duration::from_millis(20));
+    }
+    assert_eq!(count_to(&sim, agent_addr()), before[1], "the agent gets nothing while the customer is held");
+    let audio = heard(&sim, customer_addr(), codec, before[0]);
+    assert!(audio.len() >= 8000, "the customer gets the hold audio: {} samples", audio.len());
+    let tail = &audio[audio.len() - 8000..];
+    assert!(
+        tone_share(tail, hold_hz) > 0.9 && tone_share(tail, AGENT_HZ) < DEAF,
+        "the customer hears the hold audio only"
+    );
+    // Back: the parties hear each other again.
+    sim.call.set_hold(sim.now, false);
+    let before = [count_to(&sim, customer_addr()), count_to(&sim, agent_addr())];
+    for n in 60..110u32 {
+        let at = sim.now;
+        sim.receive(true, &packet(0, false, 1000 + n as u16, n * 160, 0xC1, &tone_frame(CUSTOMER_HZ, n, codec)));
+        sim.receive(false, &packet(0, false, 2000 + n as u16, n * 160, 0xA1, &tone_frame(AGENT_HZ, n, codec)));
+        sim.advance_to(at + Duration::from_millis(20));
+    }
+    let [c, a, _] = shares(&sim, customer_addr(), before[0]);
+    assert!(a > 0.9 && c < DEAF, "after the hold the customer hears the agent: {a}");
+    let [c, _, _] = shares(&sim, agent_addr(), before[1]);
+    assert!(c > 0.9, "after the hold the agent hears the customer: {c}");
+}
