@@ -37,9 +37,9 @@ fn monitor_schema() -> Value {
         "agent_user_id": {"type": "integer"}, "supervisor_user_id": {"type": "integer"},
         "supervisor": {"type": "string", "description": "The supervisor's display name."},
         "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]},
-        "requested_at": {"type": "integer", "description": "Unix ms."},
-        "started_at": {"type": ["integer", "null"], "description": "When the supervisor's phone joined (Unix ms); null if it never did."},
-        "ended_at": {"type": ["integer", "null"]},
+        "requested_at": {"type": "string", "format": "date-time", "description": "When the supervisor asked (the tenant's zone)."},
+        "started_at": {"type": ["string", "null"], "format": "date-time", "description": "When the supervisor's phone joined; null if it never did."},
+        "ended_at": {"type": ["string", "null"], "format": "date-time"},
         "end_reason": {"type": ["string", "null"], "description": "stopped, mode_changed, call_ended, phone_hung_up, unreachable, not_bridged, no_phone, full"}}})
 }
 
@@ -204,6 +204,17 @@ async fn list_monitors(State(st): State<AppState>, auth: Auth, Id(id): Id) -> Ap
         .fetch_optional(&st.db.pool)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let items = store::monitoring::of_call(&st.db, t, id, MAX_LIST).await?;
+    let tz = auth.tz();
+    let at = |ms: Option<i64>| ms.map(|v| store::tenancy::local_rfc3339(tz, v));
+    let items: Vec<Value> = store::monitoring::of_call(&st.db, t, id, MAX_LIST)
+        .await?
+        .into_iter()
+        .map(|m| {
+            json!({"id": m.id, "call_record_id": m.call_record_id, "agent_user_id": m.agent_user_id,
+                "supervisor_user_id": m.supervisor_user_id, "supervisor": m.supervisor, "mode": m.mode,
+                "requested_at": at(Some(m.requested_at)), "started_at": at(m.started_at),
+                "ended_at": at(m.ended_at), "end_reason": m.end_reason})
+        })
+        .collect();
     Ok(Json(json!({"items": items})))
 }

@@ -80,6 +80,21 @@ async function monitor() {
   await shoot(page, 'wallboard-left-ja');
   await step('left');
 
+  // The call's history shows who joined it, how and when.
+  await page.goto(`${BASE}/ui/admin`);
+  await show(page, '#/call-history');
+  const row = `tr[data-call="${FIX.call}"]`;
+  await until(page, 'the call in the history', (s) => document.querySelector(s) !== null, row);
+  await page.click(`${row} td.monitors button`);
+  await until(page, 'its supervisors listed', (s) => document.querySelectorAll(`${s} td.monitors li`).length >= 6, row);
+  assert.match(await text(page, `${row} td.monitors li`), /^モニタリング suzuki .*モード変更/);
+  await shoot(page, 'history-ja');
+  await setLang(page, 'en');
+  await page.click(`${row} td.monitors button`);
+  await until(page, 'its supervisors listed in English', (s) => document.querySelector(`${s} td.monitors li`)?.textContent.startsWith('Listen'), row);
+  await shoot(page, 'history-en');
+  await setLang(page, 'ja');
+
   // The agent's desktop: 保留 and 保留解除 (Alt+G), one button named by what it does now.
   await page.evaluate(() => sessionStorage.clear());
   await page.goto(`${BASE}/`);

@@ -273,7 +273,7 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
                 m["id"].as_i64().expect("id"),
                 m["mode"].as_str().expect("mode"),
                 m["end_reason"].as_str().expect("reason"),
-                m["started_at"].as_i64().is_some_and(|s| s <= m["ended_at"].as_i64().expect("end")),
+                m["started_at"].as_str().is_some_and(|s| s <= m["ended_at"].as_str().expect("end")),
             )
         })
         .collect();
@@ -291,7 +291,7 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
     assert_eq!(s, 403, "an OP does not read the monitoring records");
 
     // The same from the pages, in Chromium: the wallboard's agent menu and the job monitor's chip.
-    let fixture = json!({"tenant": "watch", "agent": agent,
+    let fixture = json!({"tenant": "watch", "agent": agent, "call": record,
         "sv": {"login": "suzuki", "password": "watch-password-1"},
         "op": {"login": "tanaka", "password": "watch-password-1"}});
     let mut browser = browser_proc::Browser::script("monitor.test.js", "monitor", &api.base, &fixture);
