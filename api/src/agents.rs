@@ -134,6 +134,20 @@ pub fn mount(reg: &mut Registry) {
         ),
         post(hang_up),
     );
+    reg.add(
+        op(
+            "post",
+            "/agent/calls/{id}/hold",
+            "保留: put the customer of the caller's current call on hold (the customer hears hold audio; the caller is 保留)",
+            AGENTS,
+            None,
+        ),
+        post(hold),
+    );
+    reg.add(
+        op("post", "/agent/calls/{id}/unhold", "保留解除: take the customer on hold back", AGENTS, None),
+        post(unhold),
+    );
     let mut next = op(
         "post",
         "/agent/preview",
@@ -431,16 +445,31 @@ async fn activity(State(st): State<AppState>, auth: Auth) -> ApiResult<(StatusCo
     own(&st, &auth, |agent_id| ApiCommand::Activity { agent_id }).await
 }
 
-async fn hang_up(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiResult<(StatusCode, Json<Value>)> {
+/// The caller and their current call `call` (any other id answers like a missing one).
+async fn own_call(st: &AppState, auth: &Auth, call: i64) -> ApiResult<(AgentId, CallId)> {
     auth.require(AGENTS)?;
-    let agent = me(&auth)?;
+    let agent = me(auth)?;
     let call_id = CallId(u64::try_from(call).unwrap_or(0));
-    // Only the caller's own current call: any other id answers like a missing one.
-    let v = current(&st, auth.tenant(), agent).await?;
+    let v = current(st, auth.tenant(), agent).await?;
     if v.and_then(|v| v.call_id) != Some(call_id) {
         return Err(ApiError::not_found());
     }
-    publish(&st, &auth, &ApiCommand::HangUpCustomer { agent_id: agent, call_id }).await
+    Ok((agent, call_id))
+}
+
+async fn hang_up(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (agent_id, call_id) = own_call(&st, &auth, call).await?;
+    publish(&st, &auth, &ApiCommand::HangUpCustomer { agent_id, call_id }).await
+}
+
+async fn hold(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (agent_id, call_id) = own_call(&st, &auth, call).await?;
+    publish(&st, &auth, &ApiCommand::Hold { agent_id, call_id }).await
+}
+
+async fn unhold(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (agent_id, call_id) = own_call(&st, &auth, call).await?;
+    publish(&st, &auth, &ApiCommand::Unhold { agent_id, call_id }).await
 }
 
 /// The caller's preview call job, as they work it now.

@@ -16,6 +16,7 @@ pub mod export;
 pub mod extract;
 pub mod guard;
 pub mod import;
+pub mod monitor;
 pub mod notify;
 pub mod openapi;
 pub mod pages;
@@ -171,6 +172,7 @@ fn registry() -> Registry {
     phonebook::mount(&mut reg);
     callbacks::mount(&mut reg);
     phone::mount(&mut reg);
+    monitor::mount(&mut reg);
     reg
 }
 

@@ -258,6 +258,7 @@ pub async fn run(args: &HostsArgs) -> anyhow::Result<()> {
         bind_ip: LOCALHOST,
         expires_s: 300,
         answer_after: Duration::from_millis(50),
+        tone_hz: None,
     };
     let phones = sim::phone::start(accounts, pcfg, sim_rx.clone()).await?;
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -143,6 +143,10 @@ pub enum ApiCommand {
     Activity { agent_id: AgentId },
     /// プレビュー発信: the agent dials the lead they previewed (added in v1).
     PreviewDial { agent_id: AgentId, campaign_id: CampaignId, call_job_id: CallJobId, lead_id: LeadId },
+    /// 保留: the agent puts the customer of `call_id` on hold (added in v1).
+    Hold { agent_id: AgentId, call_id: CallId },
+    /// 保留解除: the agent takes the customer back (added in v1).
+    Unhold { agent_id: AgentId, call_id: CallId },
 }
 
 impl Message for ApiCommand {
@@ -305,6 +309,41 @@ pub enum DialerNotice {
     JobsChanged,
     /// The tenant's phones changed: their SIP accounts are read again.
     PhonesChanged,
+    /// A supervisor (SV, MGR) joins the bridged customer call `call_id` from their own phone in
+    /// `mode`, or changes mode on it (added in v1). `monitor_id` is the record the API wrote; the
+    /// dialer host that has the call connects the phone and writes its start and end.
+    Supervise { monitor_id: u64, supervisor_id: u64, call_id: u64, mode: MonitorMode },
+    /// The supervisor leaves the call they are on (added in v1).
+    EndSupervision { supervisor_id: u64 },
+}
+
+/// How a supervisor takes part in an agent's call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorMode {
+    /// モニタリング: the supervisor hears both parties; nobody hears the supervisor.
+    Listen,
+    /// ささやき: the agent hears the supervisor, the customer does not.
+    Whisper,
+    /// 割込: both parties hear the supervisor.
+    Barge,
+}
+
+impl MonitorMode {
+    pub const ALL: [MonitorMode; 3] = [MonitorMode::Listen, MonitorMode::Whisper, MonitorMode::Barge];
+
+    /// The name in SQL and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorMode::Listen => "listen",
+            MonitorMode::Whisper => "whisper",
+            MonitorMode::Barge => "barge",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MonitorMode> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
 }
 
 /// ブラウザフォン: the SDP offer of an agent's page (a new leg, an ICE restart, a rejoin), from the
@@ -353,6 +392,8 @@ impl ApiCommand {
             ApiCommand::PreviewDial { agent_id, campaign_id, call_job_id, lead_id } => {
                 (agent_id, Some(Input::PreviewDial { campaign_id, call_job_id, lead_id }))
             }
+            ApiCommand::Hold { agent_id, call_id } => (agent_id, Some(Input::Hold { call_id })),
+            ApiCommand::Unhold { agent_id, call_id } => (agent_id, Some(Input::Unhold { call_id })),
         }
     }
 }

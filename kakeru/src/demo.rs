@@ -251,6 +251,7 @@ pub async fn start_phones(
             bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             expires_s: 300,
             answer_after: Duration::from_millis(300),
+            tone_hz: None,
         },
         shutdown,
     )

@@ -94,6 +94,7 @@ pub async fn run(args: SimArgs, mut shutdown: watch::Receiver<bool>) -> anyhow::
             bind_ip: args.bind_ip,
             expires_s: 300,
             answer_after: Duration::from_millis(100),
+            tone_hz: None,
         };
         phones = sim::phone::start(accounts, pcfg, stop.clone()).await.context("the agents' phones")?;
         eprintln!("kakeru sim: {} phone(s) registering at {registrar}", phones.len());

@@ -531,6 +531,10 @@ impl Core {
             | Control::SetAgent { call, .. }
             | Control::SetCustomer { call, .. }
             | Control::TakeCustomer { call }
+            | Control::AddSupervisor { call, .. }
+            | Control::SetSupervisorMode { call, .. }
+            | Control::SetHold { call, .. }
+            | Control::TakeSupervisor { call, .. }
             | Control::StartRecording { call, .. }
             | Control::StopRecording { call }
             | Control::Play { call, .. }
@@ -565,6 +569,36 @@ impl Core {
                     self.unroute(&leg);
                     self.sample_leg_end(&leg.stats());
                     self.report(Report::LegReleased { call, role: Role::Customer, stats: leg.stats() });
+                }
+            }
+            Control::AddSupervisor { call, id, leg, mode } => {
+                let sockets = [Some(leg.rtp_socket), leg.rtcp_socket];
+                match self.with_call(call, |c| c.add_supervisor(now, id, Leg::new(now, *leg), mode)) {
+                    Some(Ok(old)) => {
+                        if let Some(old) = old {
+                            self.unroute(&old);
+                            self.report(Report::SupervisorReleased { call, id, stats: old.stats() });
+                        }
+                        for s in sockets.into_iter().flatten() {
+                            self.routes.insert(s, call);
+                        }
+                    }
+                    Some(Err(_)) => self.refuse(Some(call), "the call has its most supervisors"),
+                    None => {}
+                }
+            }
+            Control::SetHold { call, held } => {
+                self.with_call(call, |c| c.set_hold(now, held));
+            }
+            Control::SetSupervisorMode { call, id, mode } => {
+                if self.with_call(call, |c| c.set_supervisor_mode(id, mode)) == Some(false) {
+                    self.refuse(Some(call), "no such supervisor");
+                }
+            }
+            Control::TakeSupervisor { call, id } => {
+                if let Some(leg) = self.with_call(call, |c| c.take_supervisor(id)).flatten() {
+                    self.unroute(&leg);
+                    self.report(Report::SupervisorReleased { call, id, stats: leg.stats() });
                 }
             }
             Control::MoveCustomer { from, to } => {
@@ -783,6 +817,15 @@ impl Core {
             return false;
         };
         slot.call.stop_recording();
+        let supervisors: Vec<u64> = slot.call.supervisors().map(|(id, _)| id).collect();
+        for id in supervisors {
+            if let Some(leg) = slot.call.take_supervisor(id) {
+                for s in [Some(leg.config().rtp_socket), leg.config().rtcp_socket].into_iter().flatten() {
+                    self.routes.remove(&s);
+                }
+                self.reports.send(Report::SupervisorReleased { call, id, stats: leg.stats() }, &mut self.stats);
+            }
+        }
         let customer = slot.call.take_customer(now);
         let agent = slot.call.take_agent(now);
         for leg in [&customer, &agent].into_iter().flatten() {

@@ -9,6 +9,16 @@
 //! sockets, statistics and outgoing streams, so a customer answered before any agent was free
 //! is bridged without a glitch.
 //!
+//! Supervisors (SV, MGR) join a call on legs of their own ([`Call::add_supervisor`]), each with a
+//! [`SupervisorMode`]: モニタリング (listen: they hear both parties, nobody hears them), ささやき
+//! (whisper: the agent hears them too, the customer does not) and 割込 (barge: both parties hear
+//! them). While a supervisor is present the legs' audio is also decoded into a short FIFO per leg
+//! (at most [`MAX_MIX_FIFO`] samples), and a 20 ms mixing tick sums (saturating) what each output
+//! gets where two sources meet: the supervisor's (customer + agent), the agent's in whisper or
+//! barge (customer + supervisors), the customer's in barge (agent + supervisors), each encoded in
+//! its leg's codec as a new source of that leg's outgoing stream. An output with one source stays
+//! a plain relay, so a call without supervisors takes exactly the relay path it always took.
+//!
 //! Sans-IO (str0m style): the driver applies one input, [`Call::handle_receive`] or
 //! [`Call::handle_timeout`] (or a change of legs, prompts or recording), then drains
 //! [`Call::poll_output`] until it answers [`Output::Timeout`], and sleeps until that instant:
@@ -34,7 +44,7 @@ use crate::dtmf::{DtmfKind, GoertzelDetector, TelephoneEventReceiver};
 use crate::g711::Codec;
 use crate::player::{Clip, Player, QueueFull, FRAME_SAMPLES};
 use crate::recording::{AppendError, FileWrite, RecordingWriter};
-use crate::rewrite::{Refused, SeqWindow, Source, StreamRewriter, FRAME};
+use crate::rewrite::{Refused, Rewritten, SeqWindow, Source, StreamRewriter, FRAME};
 use crate::rtp::{self, HeaderFields, ParseError};
 use crate::stats::{self, ReceiveStats, RtcpPacket, SenderInfo, StreamStats};
 
@@ -76,6 +86,64 @@ pub const MAX_RECORDING_WRITES: usize = 4096;
 pub const MAX_RECORDING_FIFO: usize = 1600;
 /// A player more than this many frames late skips ahead instead of bursting.
 const MAX_FRAMES_BEHIND: u32 = 5;
+/// Most supervisors on one call.
+pub const MAX_SUPERVISORS: usize = 4;
+/// Bound of each leg's mixing FIFO while supervisors are present (60 ms): older samples are
+/// dropped, so the mix never lags more than that behind what arrives.
+pub const MAX_MIX_FIFO: usize = 3 * FRAME_SAMPLES;
+
+/// How a supervisor takes part in a call (the floor's モニタリング, ささやき, 割込).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SupervisorMode {
+    /// モニタリング: the supervisor hears both parties; nobody hears the supervisor (and the agent
+    /// is not told).
+    Listen,
+    /// ささやき: the agent hears the supervisor; the customer does not.
+    Whisper,
+    /// 割込: both parties hear the supervisor.
+    Barge,
+}
+
+impl SupervisorMode {
+    pub const ALL: [SupervisorMode; 3] = [SupervisorMode::Listen, SupervisorMode::Whisper, SupervisorMode::Barge];
+
+    /// The name in SQL, JSON and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SupervisorMode::Listen => "listen",
+            SupervisorMode::Whisper => "whisper",
+            SupervisorMode::Barge => "barge",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SupervisorMode> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// The agent hears this supervisor.
+    fn to_agent(self) -> bool {
+        matches!(self, SupervisorMode::Whisper | SupervisorMode::Barge)
+    }
+
+    /// The customer hears this supervisor.
+    fn to_customer(self) -> bool {
+        self == SupervisorMode::Barge
+    }
+}
+
+/// The call already has [`MAX_SUPERVISORS`] supervisors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the call has {MAX_SUPERVISORS} supervisors already")]
+pub struct SupervisorsFull;
+
+/// A supervisor's leg in a call.
+#[derive(Debug)]
+struct Supervisor {
+    /// The driver's id of the supervisor (their user id).
+    id: u64,
+    mode: SupervisorMode,
+    leg: Leg,
+}
 
 /// How a leg is wired (from SDP offer/answer, made by the SIP side).
 #[derive(Debug, Clone)]
@@ -371,6 +439,12 @@ pub struct Leg {
     dtmf_ts: u32,
     /// Samples the player timeline skips when the queued event ends.
     dtmf_samples: u32,
+    /// Decoded audio from this leg waiting for the mixing tick (only while supervisors are
+    /// present; at most [`MAX_MIX_FIFO`]).
+    mix_fifo: VecDeque<i16>,
+    /// The mixed frames' own timeline (source [`Source::Mix`] of the outgoing stream).
+    mix_seq: u16,
+    mix_ts: u32,
 }
 
 impl Leg {
@@ -403,6 +477,9 @@ impl Leg {
             dtmf_out: VecDeque::new(),
             dtmf_ts: 0,
             dtmf_samples: 0,
+            mix_fifo: VecDeque::new(),
+            mix_seq: 0,
+            mix_ts: 0,
             config,
         }
     }
@@ -431,6 +508,54 @@ impl Leg {
         )
     }
 
+    /// Keep decoded samples for the mixing tick, dropping the oldest beyond [`MAX_MIX_FIFO`].
+    fn push_mix(&mut self, samples: &[i16]) {
+        self.mix_fifo.extend(samples.iter().copied());
+        let excess = self.mix_fifo.len().saturating_sub(MAX_MIX_FIFO);
+        self.mix_fifo.drain(..excess);
+    }
+
+    /// One frame for the mixing tick into `out` (left as it is, silence, until a whole frame has
+    /// arrived: a frame is never cut, so the FIFO settles one frame behind the packets' phase).
+    fn take_mix_frame(&mut self, out: &mut [i16; FRAME_SAMPLES]) {
+        if self.mix_fifo.len() >= FRAME_SAMPLES {
+            for (o, s) in out.iter_mut().zip(self.mix_fifo.drain(..FRAME_SAMPLES)) {
+                *o = s;
+            }
+        }
+    }
+
+    /// A mixed frame to this leg's remote, on the mix's own timeline.
+    fn mix_transmit(&mut self, now: Instant, samples: &[i16]) -> Option<Transmit> {
+        let seq = self.mix_seq;
+        let ts = self.mix_ts;
+        self.mix_seq = seq.wrapping_add(1);
+        self.mix_ts = ts.wrapping_add(FRAME_SAMPLES as u32);
+        let codec = self.config.codec;
+        let mut payload = Vec::with_capacity(FRAME_SAMPLES);
+        codec.encode_into(samples, &mut payload);
+        let rw = self.out.rewrite(now, Source::Mix, seq, ts, false, payload.len()).ok()?;
+        Some(self.packet(rw, codec.payload_type(), &payload))
+    }
+
+    /// An RTP packet of this leg's outgoing stream (header values from its rewriter) to its remote.
+    fn packet(&self, rw: Rewritten, payload_type: u8, payload: &[u8]) -> Transmit {
+        Transmit {
+            socket: self.config.rtp_socket,
+            destination: self.config.remote_rtp,
+            payload: rtp::build(
+                HeaderFields {
+                    marker: rw.marker,
+                    payload_type,
+                    sequence: rw.sequence,
+                    timestamp: rw.timestamp,
+                    ssrc: rw.ssrc,
+                },
+                payload,
+            ),
+        }
+    }
+
     /// Start feeding this leg from its player (a new source for the outgoing stream).
     fn activate_player(&mut self, now: Instant) {
         self.player_epoch = self.player_epoch.wrapping_add(1);
@@ -454,6 +579,19 @@ pub struct Call {
     recording_writes: VecDeque<(RecordingId, FileWrite)>,
     scratch: Vec<i16>,
     digits: Vec<char>,
+    /// Supervisors' legs (at most [`MAX_SUPERVISORS`]); empty on a plain call.
+    supervisors: Vec<Supervisor>,
+    /// The next mixing tick, while supervisors are present.
+    next_mix_at: Option<Instant>,
+    /// 保留: the parties' audio is not relayed to each other; the customer hears the hold audio.
+    held: bool,
+}
+
+/// Adds `b` into `a`, saturating.
+fn mix_add(a: &mut [i16; FRAME_SAMPLES], b: &[i16; FRAME_SAMPLES]) {
+    for (x, &y) in a.iter_mut().zip(b) {
+        *x = x.saturating_add(y);
+    }
 }
 
 impl Call {
@@ -472,6 +610,9 @@ impl Call {
             recording_writes: VecDeque::new(),
             scratch: Vec::with_capacity(rtp::MAX_DATAGRAM_LEN),
             digits: Vec::new(),
+            supervisors: Vec::new(),
+            next_mix_at: None,
+            held: false,
         }
     }
 
@@ -554,6 +695,10 @@ impl Call {
 
     fn take(&mut self, now: Instant, role: Role) -> Option<Leg> {
         let mut leg = self.leg_mut(role).take()?;
+        if role == Role::Customer && self.held {
+            self.held = false;
+            leg.player.set_loop(None);
+        }
         leg.overlay.clear_queue();
         leg.next_frame_at = None;
         if let Some(peer) = self.leg_mut(role.peer()).as_mut() {
@@ -562,6 +707,103 @@ impl Call {
         }
         self.stop_recording();
         Some(leg)
+    }
+
+    /// A supervisor joins (or, same `id`, replaces their leg) in `mode`; the first one starts the
+    /// mixing tick. Returns the replaced leg.
+    pub fn add_supervisor(
+        &mut self,
+        now: Instant,
+        id: u64,
+        mut leg: Leg,
+        mode: SupervisorMode,
+    ) -> Result<Option<Leg>, SupervisorsFull> {
+        leg.mix_seq = leg.config.initial_seq;
+        leg.mix_ts = leg.config.initial_timestamp;
+        if let Some(s) = self.supervisors.iter_mut().find(|s| s.id == id) {
+            s.mode = mode;
+            return Ok(Some(std::mem::replace(&mut s.leg, leg)));
+        }
+        if self.supervisors.len() >= MAX_SUPERVISORS {
+            return Err(SupervisorsFull);
+        }
+        if self.supervisors.is_empty() {
+            for l in [self.customer.as_mut(), self.agent.as_mut()].into_iter().flatten() {
+                l.mix_fifo.clear();
+            }
+            self.next_mix_at = Some(now + FRAME);
+        }
+        self.supervisors.push(Supervisor { id, mode, leg });
+        Ok(None)
+    }
+
+    /// 保留 (`held`): the customer hears the call's hold audio and the agent nothing; `false`
+    /// relays them to each other again (each outgoing stream continues, marked). Supervisors
+    /// still hear both parties. Cleared when the customer leaves.
+    pub fn set_hold(&mut self, now: Instant, held: bool) {
+        if self.held == held {
+            return;
+        }
+        self.held = held;
+        let hold = self.config.hold_audio.clone();
+        if let Some(c) = self.customer.as_mut() {
+            c.player.clear_queue();
+            if held {
+                c.player.set_loop(hold);
+                c.activate_player(now);
+            } else {
+                c.player.set_loop(None);
+                c.next_frame_at = None;
+            }
+        }
+    }
+
+    /// The customer is on hold.
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// Change a supervisor's mode (listen, whisper, barge); false when no such supervisor.
+    pub fn set_supervisor_mode(&mut self, id: u64, mode: SupervisorMode) -> bool {
+        match self.supervisors.iter_mut().find(|s| s.id == id) {
+            Some(s) => {
+                s.mode = mode;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A supervisor leaves; the last one stops the mixing tick (the parties' streams go back to
+    /// plain relay).
+    pub fn take_supervisor(&mut self, id: u64) -> Option<Leg> {
+        let i = self.supervisors.iter().position(|s| s.id == id)?;
+        let s = self.supervisors.swap_remove(i);
+        if self.supervisors.is_empty() {
+            self.next_mix_at = None;
+            for l in [self.customer.as_mut(), self.agent.as_mut()].into_iter().flatten() {
+                l.mix_fifo.clear();
+            }
+        }
+        Some(s.leg)
+    }
+
+    /// The supervisors present: (id, mode).
+    pub fn supervisors(&self) -> impl Iterator<Item = (u64, SupervisorMode)> + '_ {
+        self.supervisors.iter().map(|s| (s.id, s.mode))
+    }
+
+    /// Statistics of a supervisor's leg.
+    pub fn supervisor_stats(&self, id: u64) -> Option<LegStats> {
+        self.supervisors.iter().find(|s| s.id == id).map(|s| s.leg.stats())
+    }
+
+    /// Whether the mixing tick feeds the leg of `role` (instead of the relay from its peer).
+    fn mix_feeds(&self, role: Role) -> bool {
+        match role {
+            Role::Agent => self.supervisors.iter().any(|s| s.mode.to_agent()),
+            Role::Customer => self.supervisors.iter().any(|s| s.mode.to_customer()),
+        }
     }
 
     /// Play a prompt to a leg: queued on its player when not bridged, laid over the relayed
@@ -723,6 +965,8 @@ impl Call {
             Role::Customer
         } else if self.agent.as_ref().is_some_and(|l| l.owns(socket)) {
             Role::Agent
+        } else if let Some(i) = self.supervisors.iter().position(|s| s.leg.owns(socket)) {
+            return self.receive_supervisor(now, i, socket, from, data);
         } else {
             return Err(DropReason::UnknownSocket);
         };
@@ -806,6 +1050,10 @@ impl Call {
     ) -> Result<(), DropReason> {
         let recording = self.recording.is_some();
         let bridged = self.is_bridged();
+        // With supervisors present this leg's audio also goes to the mix, and a peer the mix
+        // feeds gets no relay. Without, one test of an empty Vec: the relay path is unchanged.
+        let mixing = !self.supervisors.is_empty();
+        let peer_blocked = self.held || (mixing && self.mix_feeds(role.peer()));
         let mut samples = std::mem::take(&mut self.scratch);
         let mut digits = std::mem::take(&mut self.digits);
         samples.clear();
@@ -816,8 +1064,11 @@ impl Call {
         };
         let codec = this.config.codec;
         let needs_transcode = peer.as_ref().is_some_and(|p| p.config.codec != codec || !p.overlay.is_idle());
-        if this.goertzel.is_some() || (recording && bridged) || needs_transcode {
+        if this.goertzel.is_some() || (recording && bridged) || needs_transcode || mixing {
             codec.decode_into(pkt.payload, &mut samples);
+        }
+        if mixing {
+            this.push_mix(&samples);
         }
         if let Some(det) = this.goertzel.as_mut() {
             det.process(&samples, &mut digits);
@@ -829,7 +1080,7 @@ impl Call {
         }
         let mut result = Ok(());
         let mut prompt_done = false;
-        if let Some(peer) = peer {
+        if let Some(peer) = peer.filter(|_| !peer_blocked) {
             result = if needs_transcode {
                 prompt_done = peer.overlay.mix_into(&mut samples);
                 let mut payload = Vec::with_capacity(samples.len());
@@ -843,20 +1094,7 @@ impl Call {
                         pkt.marker,
                         payload.len(),
                     )
-                    .map(|rw| Transmit {
-                        socket: peer.config.rtp_socket,
-                        destination: peer.config.remote_rtp,
-                        payload: rtp::build(
-                            HeaderFields {
-                                marker: rw.marker,
-                                payload_type: peer.config.codec.payload_type(),
-                                sequence: rw.sequence,
-                                timestamp: rw.timestamp,
-                                ssrc: rw.ssrc,
-                            },
-                            &payload,
-                        ),
-                    })
+                    .map(|rw| peer.packet(rw, peer.config.codec.payload_type(), &payload))
                     .map_err(DropReason::from)
             } else {
                 forward(now, peer, pkt, data, codec.payload_type())
@@ -882,6 +1120,9 @@ impl Call {
         data: &[u8],
         peer_pt: impl Fn(&Leg) -> Option<u8>,
     ) -> Result<(), DropReason> {
+        if self.held || (!self.supervisors.is_empty() && self.mix_feeds(role.peer())) {
+            return Ok(()); // on hold, or the peer's stream carries the mix
+        }
         let (_, peer) = self.pair_mut(role);
         let Some(peer) = peer else { return Ok(()) };
         let Some(pt) = peer_pt(peer) else {
@@ -889,6 +1130,46 @@ impl Call {
         };
         let t = forward(now, peer, pkt, data, pt)?;
         self.send_rtp(t);
+        Ok(())
+    }
+
+    /// A datagram from a supervisor's leg: its audio goes to the mix (its RTCP and digits are
+    /// not used).
+    fn receive_supervisor(
+        &mut self,
+        now: Instant,
+        i: usize,
+        socket: SocketId,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let mut samples = std::mem::take(&mut self.scratch);
+        samples.clear();
+        let leg = &mut self.supervisors[i].leg;
+        let is_rtcp =
+            leg.config.rtcp_socket == Some(socket) || (leg.config.rtcp_socket.is_none() && rtp::looks_like_rtcp(data));
+        if is_rtcp {
+            return Ok(());
+        }
+        if from != leg.config.remote_rtp {
+            return Err(DropReason::UnknownSource);
+        }
+        let pkt = rtp::parse(data)?;
+        if pkt.payload_type != leg.config.codec.payload_type() {
+            if Some(pkt.payload_type) == leg.config.telephone_event_pt || pkt.payload_type == PT_COMFORT_NOISE {
+                return Ok(());
+            }
+            return Err(DropReason::UnsupportedPayloadType);
+        }
+        leg.rx_window.accept(pkt.sequence)?;
+        let units = leg.units(now);
+        leg.rx.update(pkt.sequence, pkt.timestamp, units, pkt.payload.len());
+        leg.remote_ssrc = Some(pkt.ssrc);
+        leg.config.codec.decode_into(pkt.payload, &mut samples);
+        leg.push_mix(&samples);
+        self.scratch = samples;
+        self.rtp.packets_in += 1;
+        self.rtp.bytes_in += data.len() as u64;
         Ok(())
     }
 
@@ -922,7 +1203,77 @@ impl Call {
             self.play_frames(now, role);
             self.send_rtcp(now, role);
         }
+        self.mix(now);
         self.record(now);
+    }
+
+    /// The mixing tick: one frame per 20 ms to each output where two sources meet.
+    fn mix(&mut self, now: Instant) {
+        let Some(mut at) = self.next_mix_at else { return };
+        let mut frames = 0;
+        while at <= now && frames <= MAX_FRAMES_BEHIND {
+            self.mix_frame(now);
+            at += FRAME;
+            frames += 1;
+        }
+        if now.saturating_duration_since(at) > FRAME * MAX_FRAMES_BEHIND {
+            at = now + FRAME;
+        }
+        self.next_mix_at = Some(at);
+    }
+
+    fn mix_frame(&mut self, now: Instant) {
+        let mut customer = [0i16; FRAME_SAMPLES];
+        let mut agent = [0i16; FRAME_SAMPLES];
+        if let Some(l) = self.customer.as_mut() {
+            l.take_mix_frame(&mut customer);
+        }
+        if let Some(l) = self.agent.as_mut() {
+            l.take_mix_frame(&mut agent);
+        }
+        // What the agent and the customer hear of the supervisors.
+        let mut to_agent = [0i16; FRAME_SAMPLES];
+        let mut to_customer = [0i16; FRAME_SAMPLES];
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for s in &mut self.supervisors {
+            frame.fill(0);
+            s.leg.take_mix_frame(&mut frame);
+            if s.mode.to_agent() {
+                mix_add(&mut to_agent, &frame);
+            }
+            if s.mode.to_customer() {
+                mix_add(&mut to_customer, &frame);
+            }
+        }
+        let mut out = Vec::with_capacity(self.supervisors.len() + 2);
+        // Every supervisor hears both parties.
+        let mut both = customer;
+        mix_add(&mut both, &agent);
+        for s in &mut self.supervisors {
+            out.extend(s.leg.mix_transmit(now, &both));
+        }
+        let bridged = self.is_bridged();
+        let mut prompts_done = Vec::new();
+        // A party the mix feeds hears the other party and the supervisors it hears (and its
+        // prompts laid over).
+        for (role, mut heard, peer) in [(Role::Agent, to_agent, customer), (Role::Customer, to_customer, agent)] {
+            if !bridged || self.held || !self.mix_feeds(role) {
+                continue;
+            }
+            if let Some(l) = self.leg_mut(role).as_mut() {
+                mix_add(&mut heard, &peer);
+                if l.overlay.mix_into(&mut heard) {
+                    prompts_done.push(role);
+                }
+                out.extend(l.mix_transmit(now, &heard));
+            }
+        }
+        for t in out {
+            self.send_rtp(t);
+        }
+        for role in prompts_done {
+            self.emit(Event::PromptFinished { role });
+        }
     }
 
     fn play_frames(&mut self, now: Instant, role: Role) {
@@ -949,20 +1300,7 @@ impl Call {
                 let pt = leg.config.telephone_event_pt.unwrap_or(0);
                 let source = Source::Player { epoch: leg.player_epoch };
                 if let Ok(rw) = leg.out.rewrite(now, source, seq, leg.dtmf_ts, marker, event.len()) {
-                    let t = Transmit {
-                        socket: leg.config.rtp_socket,
-                        destination: leg.config.remote_rtp,
-                        payload: rtp::build(
-                            HeaderFields {
-                                marker: rw.marker,
-                                payload_type: pt,
-                                sequence: rw.sequence,
-                                timestamp: rw.timestamp,
-                                ssrc: rw.ssrc,
-                            },
-                            &event,
-                        ),
-                    };
+                    let t = leg.packet(rw, pt, &event);
                     self.send_rtp(t);
                 }
                 frames_sent += 1;
@@ -985,20 +1323,7 @@ impl Call {
             codec.encode_into(&frame, &mut payload);
             let source = Source::Player { epoch: leg.player_epoch };
             if let Ok(rw) = leg.out.rewrite(now, source, seq, ts, false, payload.len()) {
-                let t = Transmit {
-                    socket: leg.config.rtp_socket,
-                    destination: leg.config.remote_rtp,
-                    payload: rtp::build(
-                        HeaderFields {
-                            marker: rw.marker,
-                            payload_type: codec.payload_type(),
-                            sequence: rw.sequence,
-                            timestamp: rw.timestamp,
-                            ssrc: rw.ssrc,
-                        },
-                        &payload,
-                    ),
-                };
+                let t = leg.packet(rw, codec.payload_type(), &payload);
                 self.send_rtp(t);
             }
             if info.prompt_finished {
@@ -1107,7 +1432,7 @@ impl Call {
         legs.into_iter()
             .flatten()
             .flat_map(|l| [l.next_frame_at, Some(l.next_rtcp_at)])
-            .chain([self.next_record_at])
+            .chain([self.next_record_at, self.next_mix_at])
             .flatten()
             .min()
     }

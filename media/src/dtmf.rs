@@ -169,14 +169,31 @@ pub fn goertzel_power(samples: &[i16], hz: f32, sample_rate: f32) -> f32 {
         return 0.0;
     }
     let coeff = 2.0 * (2.0 * std::f32::consts::PI * hz / sample_rate).cos();
+    goertzel(coeff, samples.iter().map(|&x| f32::from(x)), samples.len()) / samples.len() as f32
+}
+
+/// Goertzel's filter over `n` samples at the frequency of `coeff` (`2 cos(2 pi f / 8000)`):
+/// |X|^2 scaled so that a sine of amplitude A over all `n` samples gives about A^2 * n / 2, the
+/// sine's energy: divided by the samples' energy, it is the share at that frequency.
+fn goertzel(coeff: f32, samples: impl Iterator<Item = f32>, n: usize) -> f32 {
     let (mut s1, mut s2) = (0f32, 0f32);
-    for &x in samples {
-        let s0 = f32::from(x) + coeff * s1 - s2;
+    for x in samples {
+        let s0 = x + coeff * s1 - s2;
         s2 = s1;
         s1 = s0;
     }
-    let n = samples.len() as f32;
-    (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2.0 / (n * n)
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2.0 / n.max(1) as f32
+}
+
+/// The share (0 to about 1) of the energy of 8 kHz `samples` that lies at `freq_hz` (Goertzel's
+/// filter): a tone by its frequency, as the tests of who hears whom check it. 0 for silence.
+pub fn tone_share(samples: &[i16], freq_hz: f32) -> f32 {
+    let energy: f32 = samples.iter().map(|&x| f32::from(x) * f32::from(x)).sum();
+    if energy <= 0.0 {
+        return 0.0;
+    }
+    let coeff = 2.0 * (2.0 * std::f32::consts::PI * freq_hz / SAMPLE_RATE).cos();
+    goertzel(coeff, samples.iter().map(|&x| f32::from(x)), samples.len()) / energy
 }
 
 /// In-band DTMF detector for one direction of one leg. Feed it linear 8 kHz samples in any
@@ -257,14 +274,7 @@ impl GoertzelDetector {
         let mut energy = 0f32;
         let mut power = [0f32; 8];
         for (p, &coeff) in power.iter_mut().zip(self.coeffs.iter()) {
-            let (mut s1, mut s2) = (0f32, 0f32);
-            for &x in &self.block {
-                let s0 = x + coeff * s1 - s2;
-                s2 = s1;
-                s1 = s0;
-            }
-            // |X|^2 scaled so a full-block sine of amplitude A gives about A^2 * N / 2.
-            *p = (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2.0 / BLOCK as f32;
+            *p = goertzel(coeff, self.block.iter().copied(), BLOCK);
         }
         for &x in &self.block {
             energy += x * x;
@@ -370,5 +380,17 @@ mod tests {
         assert_eq!(rx.receive(2000, &pkts[0].1), Some('7'));
         assert_eq!(rx.receive(3000, &[1, 2]), None);
         assert_eq!(rx.receive(3000, &[16, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn tone_share_tells_tones_apart_by_frequency() {
+        let sine = |f: f32, amp: f32| -> Vec<f32> {
+            (0..8000).map(|n| amp * (2.0 * std::f32::consts::PI * f * n as f32 / 8000.0).sin()).collect()
+        };
+        let mix: Vec<i16> = sine(500.0, 4000.0).iter().zip(sine(1100.0, 4000.0)).map(|(a, b)| (a + b) as i16).collect();
+        let (a, b, c) = (tone_share(&mix, 500.0), tone_share(&mix, 1100.0), tone_share(&mix, 1700.0));
+        assert!((0.4..0.6).contains(&a) && (0.4..0.6).contains(&b), "{a} {b}");
+        assert!(c < 0.01, "{c}");
+        assert_eq!(tone_share(&[0; 160], 500.0), 0.0);
     }
 }

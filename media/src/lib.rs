@@ -30,7 +30,7 @@ pub mod wav;
 
 pub use call::{
     Call, CallConfig, DropCounters, DropReason, Event, Leg, LegConfig, LegStats, Output, RecordingId, Role,
-    RtpCounters, SendDtmfError, SocketId, Transmit,
+    RtpCounters, SendDtmfError, SocketId, SupervisorMode, SupervisorsFull, Transmit,
 };
 pub use dtmf::DtmfKind;
 pub use g711::Codec;

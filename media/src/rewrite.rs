@@ -25,6 +25,8 @@ pub enum Source {
     Relay { ssrc: u32 },
     /// Frames from the local player; each activation of the player is a new epoch.
     Player { epoch: u32 },
+    /// Frames mixed from several legs (a supervisor's whisper or barge, what a supervisor hears).
+    Mix,
 }
 
 /// Why a packet was not rewritten.

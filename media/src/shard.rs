@@ -8,7 +8,7 @@
 use std::net::UdpSocket;
 use std::path::PathBuf;
 
-use crate::call::{CallConfig, DropCounters, Event, LegConfig, LegStats, RecordingId, Role, SocketId};
+use crate::call::{CallConfig, DropCounters, Event, LegConfig, LegStats, RecordingId, Role, SocketId, SupervisorMode};
 use crate::g711::Codec;
 
 /// Id of a call on a shard, chosen by the control plane (unique per shard).
@@ -33,6 +33,16 @@ pub enum Control {
     TakeCustomer { call: CallId },
     /// Move the customer leg, with its state, to another call on this shard.
     MoveCustomer { from: CallId, to: CallId },
+    /// A supervisor's leg joins the call (or replaces their leg) in `mode`; `id` is the
+    /// supervisor's (their user id). Refused when the call has its most supervisors already.
+    AddSupervisor { call: CallId, id: u64, leg: Box<LegConfig>, mode: SupervisorMode },
+    /// 保留 (`held`): the customer hears the hold audio and the agent nothing; `false` relays
+    /// them to each other again.
+    SetHold { call: CallId, held: bool },
+    /// Change a supervisor's mode (モニタリング, ささやき, 割込).
+    SetSupervisorMode { call: CallId, id: u64, mode: SupervisorMode },
+    /// The supervisor leaves the call; reported as [`Report::SupervisorReleased`].
+    TakeSupervisor { call: CallId, id: u64 },
     /// Start recording the call to a new file at `path` (created, truncated).
     StartRecording { call: CallId, id: RecordingId, path: PathBuf, codec: Codec },
     /// Finish the call's recording; reported as [`Report::RecordingClosed`].
@@ -64,6 +74,8 @@ pub enum Report {
     Event { call: CallId, event: Event },
     /// A leg left a call.
     LegReleased { call: CallId, role: Role, stats: LegStats },
+    /// A supervisor's leg left a call (taken, replaced or the call ended).
+    SupervisorReleased { call: CallId, id: u64, stats: LegStats },
     /// A call ended.
     CallEnded { call: CallId, drops: DropCounters, customer: Option<LegStats>, agent: Option<LegStats> },
     /// A recording file was closed; `error` if a write to it failed (the file then stops growing

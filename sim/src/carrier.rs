@@ -16,7 +16,7 @@ use sip::{Endpoint, Event, TxId};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use crate::rtp::Streams;
+use crate::rtp::{Heard, Streams};
 
 /// What the carrier does with one INVITE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct CarrierConfig {
     /// What the customers say: PCMU (8 kHz) looped on every answered call (a voice clip in the
     /// demo, a tone in tests); `None`: silence.
     pub voice: Option<std::sync::Arc<[u8]>>,
+    /// The customers send a tone at this frequency instead of silence, and the carrier keeps the
+    /// last second it heard (tests telling who hears whom: [`Carrier::heard_share`]).
+    pub tone_hz: Option<f32>,
 }
 
 impl Default for CarrierConfig {
@@ -65,6 +68,7 @@ impl Default for CarrierConfig {
             by_last_digit: None,
             seed: 1,
             voice: None,
+            tone_hz: None,
         }
     }
 }
@@ -111,9 +115,16 @@ pub struct Carrier {
     pub rtp_addr: SocketAddr,
     log: Arc<Mutex<Vec<LogEntry>>>,
     stats: Arc<Mutex<CarrierStats>>,
+    heard: Arc<Mutex<Heard>>,
 }
 
 impl Carrier {
+    /// The share of the last second the carrier heard (over all its calls) that lies at `hz`;
+    /// kept only with [`CarrierConfig::tone_hz`].
+    pub fn heard_share(&self, hz: f32) -> f32 {
+        self.heard.lock().map(|h| h.share(hz)).unwrap_or(0.0)
+    }
+
     pub fn log(&self) -> Vec<LogEntry> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
@@ -157,6 +168,7 @@ pub async fn start_at(
         rtp_addr: rtp.local_addr()?,
         log: Arc::new(Mutex::new(Vec::new())),
         stats: Arc::new(Mutex::new(CarrierStats::default())),
+        heard: Arc::default(),
     };
     let c = carrier.clone();
     tokio::spawn(async move { run(sip, rtp, cfg, c, shutdown).await });
@@ -178,6 +190,10 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
     let mut by_tx: HashMap<TxId, String> = HashMap::new();
     let mut streams = Streams::default();
     streams.voice = cfg.voice.clone();
+    if cfg.tone_hz.is_some() {
+        streams.set_tone(cfg.tone_hz);
+    }
+    let listening = cfg.tone_hz.is_some();
     let mut next_key = 1u64;
     let mut buf = vec![0u8; 65_536];
     let mut rtp_buf = vec![0u8; 2048];
@@ -203,8 +219,13 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                 }
             }
             r = rtp.recv_from(&mut rtp_buf) => {
-                if r.is_ok() {
+                if let Ok((n, _)) = r {
                     bump(&|s| s.rtp_received += 1);
+                    if listening {
+                        if let Ok(mut h) = me.heard.lock() {
+                            h.push_datagram(&rtp_buf[..n]);
+                        }
+                    }
                 }
             }
             _ = frame.tick(), if !streams.is_empty() => {

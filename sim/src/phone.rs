@@ -14,7 +14,7 @@ use sip::{Endpoint, Event};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use crate::rtp::Streams;
+use crate::rtp::{Heard, Streams};
 
 /// One phone's SIP account. Its `Debug` hides the password.
 #[derive(Clone)]
@@ -44,6 +44,8 @@ pub struct PhoneConfig {
     pub expires_s: u32,
     /// Answer the nailed-up leg after this long.
     pub answer_after: Duration,
+    /// Send a tone at this frequency instead of silence (tests telling who hears whom).
+    pub tone_hz: Option<f32>,
 }
 
 /// What a phone did.
@@ -74,11 +76,17 @@ pub struct Phone {
     pub addr: SocketAddr,
     stats: Arc<Mutex<PhoneStats>>,
     commands: mpsc::Sender<PhoneCommand>,
+    heard: Arc<Mutex<Heard>>,
 }
 
 impl Phone {
     pub fn stats(&self) -> PhoneStats {
         self.stats.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// The share of the last second the phone heard that lies at `hz` ([`Heard::share`]).
+    pub fn heard_share(&self, hz: f32) -> f32 {
+        self.heard.lock().map(|h| h.share(hz)).unwrap_or(0.0)
     }
 
     pub async fn command(&self, c: PhoneCommand) {
@@ -102,6 +110,7 @@ pub async fn start(
             addr: sip.local_addr()?,
             stats: Arc::new(Mutex::new(PhoneStats::default())),
             commands: tx,
+            heard: Arc::default(),
         };
         let p = phone.clone();
         let (cfg, shutdown) = (cfg.clone(), shutdown.clone());
@@ -146,6 +155,7 @@ async fn run(
     let mut authed = false;
     let mut current: Option<Current> = None;
     let mut streams = Streams::default();
+    streams.set_tone(cfg.tone_hz);
     let mut keys: Vec<char> = Vec::new();
     let mut next_key_at = Instant::now();
     let ssrc: u32 = rng.gen();
@@ -199,8 +209,11 @@ async fn run(
                 }
             }
             r = rtp.recv_from(&mut rtp_buf) => {
-                if r.is_ok() {
+                if let Ok((n, _)) = r {
                     bump(&|s| s.rtp_received += 1);
+                    if let Ok(mut h) = me.heard.lock() {
+                        h.push_datagram(&rtp_buf[..n]);
+                    }
                 }
             }
             c = commands.recv() => match c {

@@ -1,7 +1,7 @@
 //! G.711 RTP streams of the simulated peers: one packet per 20 ms per stream, sent from one shared
 //! socket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 /// PCMU silence.
@@ -28,9 +28,53 @@ struct Stream {
     at: usize,
 }
 
+/// Samples a peer keeps of what it heard (one second).
+pub const HEARD_SAMPLES: usize = 8000;
+
+/// What a peer heard: the last second of the PCMU audio it received, so that a test tells who
+/// hears whom by the tones' frequencies.
+#[derive(Debug, Default)]
+pub struct Heard {
+    samples: VecDeque<i16>,
+}
+
+impl Heard {
+    /// A datagram received on the peer's RTP socket (RTCP and other payload types are skipped).
+    pub fn push_datagram(&mut self, data: &[u8]) {
+        if media::rtp::looks_like_rtcp(data) {
+            return;
+        }
+        let Ok(p) = media::rtp::parse(data) else { return };
+        if p.payload_type != 0 {
+            return;
+        }
+        self.samples.extend(p.payload.iter().map(|&b| media::Codec::Pcmu.decode(b)));
+        let excess = self.samples.len().saturating_sub(HEARD_SAMPLES);
+        self.samples.drain(..excess);
+    }
+
+    /// The share of the last second's energy at `hz` (see [`media::dtmf::tone_share`]).
+    pub fn share(&self, hz: f32) -> f32 {
+        let v: Vec<i16> = self.samples.iter().copied().collect();
+        media::dtmf::tone_share(&v, hz)
+    }
+}
+
 impl Streams {
     pub fn start(&mut self, key: u64, to: SocketAddr, ssrc: u32) {
         self.streams.insert(key, Stream { to, ssrc, seq: (ssrc >> 16) as u16, ts: ssrc.rotate_left(7), at: 0 });
+    }
+
+    /// Every stream carries a sine at `hz` (amplitude 6,000) from now on (`None`: silence).
+    pub fn set_tone(&mut self, hz: Option<f32>) {
+        self.voice = hz.map(|hz| {
+            let mut out = Vec::with_capacity(8000);
+            let samples: Vec<i16> = (0..8000)
+                .map(|n| (6000.0 * (2.0 * std::f32::consts::PI * hz * n as f32 / 8000.0).sin()) as i16)
+                .collect();
+            media::Codec::Pcmu.encode_into(&samples, &mut out);
+            std::sync::Arc::from(out)
+        });
     }
 
     pub fn stop(&mut self, key: u64) {

@@ -17,6 +17,7 @@ pub mod dialing;
 pub mod leads;
 pub mod leases;
 pub mod links;
+pub mod monitoring;
 pub mod preview;
 pub mod recordings;
 pub mod records;

@@ -38,7 +38,7 @@
       nd_stopped: '停止: 発信を停止中のため発信しませんでした。', nd_number_in_call: 'この番号は通話中のため発信しませんでした。',
       nd_outside_hours: '業務時間外のため発信しませんでした。', nd_job_not_running: 'コールジョブが稼働していないため発信しませんでした。',
       nd_lead_not_dialable: 'このリードは発信できません (完了済み、または対応が終わっています)。', nd_error: '発信できませんでした。',
-      call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断',
+      call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断', hold: '保留', unhold: '保留解除',
       confirm_hang_up: '切断しますか?', confirm_save: '保存しますか?', confirm_end: '発信業務を終了しますか?',
       acw_left: '後処理 残り {t}', basic_info: '基本情報', edit_lead: '修正', update_lead: '更新', cancel: 'キャンセル',
       f_name: '名前', f_kana: 'フリガナ', f_tel: '電話番号', f_other_numbers: 'その他の電話番号', f_remarks: '備考', f_tags: 'タグ', f_attempts: '発信回数',
@@ -113,7 +113,7 @@
       nd_stopped: 'Stopped: the dialer is stopping; no call was made.', nd_number_in_call: 'The number is in a call already; no call was made.',
       nd_outside_hours: 'Outside business hours; no call was made.', nd_job_not_running: 'The call job is not running; no call was made.',
       nd_lead_not_dialable: 'This lead cannot be dialled (completed, or its turn is over).', nd_error: 'The call could not be made.',
-      call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer',
+      call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer', hold: 'Hold', unhold: 'Take back from hold',
       confirm_hang_up: 'Hang up the customer?', confirm_save: 'Save the record?', confirm_end: 'End calling for this job?',
       acw_left: 'Wrap-up {t} left', basic_info: 'Customer', edit_lead: 'Correct', update_lead: 'Update', cancel: 'Cancel',
       f_name: 'Name', f_kana: 'Kana', f_tel: 'Number', f_other_numbers: 'Other numbers', f_remarks: 'Remarks', f_tags: 'Tags', f_attempts: 'Attempts',
@@ -887,6 +887,13 @@
     const st = stateName();
     $('call-title').textContent = st === 'wrap_up' ? t('wrapup_title') : st === 'ringing' ? t('offer_title') : st === 'hold' ? t('state_hold') : t('call_title');
     $('b-hangup').disabled = !(st === 'talking' || st === 'hold');
+    // 保留 / 保留解除: one button, its name the action it does now.
+    const hold = $('b-hold');
+    hold.disabled = !(st === 'talking' || st === 'hold');
+    if (hold.dataset.i18n !== (st === 'hold' ? 'unhold' : 'hold')) {
+      hold.dataset.i18n = st === 'hold' ? 'unhold' : 'hold';
+      label(hold);
+    }
     $('acw').hidden = st !== 'wrap_up' || !(S.job && S.job.acw_seconds);
     const canSave = st === 'wrap_up' || (S.savedCall === null && st === 'ready');
     $('b-save-next').disabled = !canSave;
@@ -1425,6 +1432,9 @@
     $('b-hangup').addEventListener('click', async () => {
       if (!S.callId || !(await dialog(t('confirm_hang_up'), true))) return;
       await act(() => api('POST', `/agent/calls/${S.callId}/hang-up`));
+    });
+    $('b-hold').addEventListener('click', () => {
+      if (S.callId) act(() => api('POST', `/agent/calls/${S.callId}/${stateName() === 'hold' ? 'unhold' : 'hold'}`));
     });
     $('record-form').addEventListener('submit', (ev) => { ev.preventDefault(); saveRecord(true); });
     // 再コール is saved with a recall; a クレーム stops the lead, so its record completes it.

@@ -38,6 +38,10 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
       unknown_campaign: 'キャンペーン #{id}', unknown_group: '発信グループ #{id}', agent_n: 'エージェント #{id}',
       state_offline: 'オフライン', state_ready: '待機', state_ringing: '着信中', state_talking: '通話中',
       state_hold: '保留', state_wrap_up: '後処理', state_paused: '停止', state_unknown: '未確認',
+      monitor_heading: '通話に参加 (自分の電話で)', monitor_listen: 'モニタリング', monitor_whisper: 'ささやき',
+      monitor_barge: '割込', monitor_stop: '参加を終了', monitor_ringing: '{mode}: あなたの電話を呼び出しています',
+      monitor_stopped: '通話への参加を終了しました', monitor_not_in_call: 'このエージェントは通話中ではありません。',
+      monitor_no_phone: 'あなたには電話のアカウントがありません。',
     },
     en: {
       title: 'Wallboard', logout: 'Log out', login_title: 'Log in', tenant: 'Tenant code',
@@ -60,6 +64,10 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
       unknown_campaign: 'Campaign #{id}', unknown_group: 'Dialing group #{id}', agent_n: 'Agent #{id}',
       state_offline: 'Offline', state_ready: 'Ready', state_ringing: 'Ringing', state_talking: 'Talking',
       state_hold: 'Hold', state_wrap_up: 'Wrap-up', state_paused: 'Paused', state_unknown: 'Unknown',
+      monitor_heading: 'Join the call (on your phone)', monitor_listen: 'Listen', monitor_whisper: 'Whisper',
+      monitor_barge: 'Barge', monitor_stop: 'Leave the call', monitor_ringing: '{mode}: calling your phone',
+      monitor_stopped: 'You left the call', monitor_not_in_call: 'This agent is not in a call.',
+      monitor_no_phone: 'You have no phone account.',
     },
   };
   const STATES = ['ready', 'ringing', 'talking', 'hold', 'wrap_up', 'paused', 'unknown', 'offline'];
@@ -230,6 +238,14 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
     renderLegend();
     document.title = `kakeru ${t('title')}`;
     for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
+    // Buttons with a shortcut show it beside their name (aria-keyshortcuts announces it).
+    for (const b of document.querySelectorAll('button[data-key]')) {
+      const keys = `Alt+${b.dataset.key.toUpperCase()}`;
+      const k = el('kbd', '', keys);
+      k.setAttribute('aria-hidden', 'true');
+      b.append(k);
+      b.setAttribute('aria-keyshortcuts', keys);
+    }
     for (const b of document.querySelectorAll('[data-lang]')) b.setAttribute('aria-pressed', String(b.dataset.lang === S.lang));
     fillStateFilter();
     setConn($('conn').dataset.state);
@@ -930,6 +946,10 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
     const m = $('agent-menu');
     $('menu-title').textContent = `${agentName(id)} — ${stateLabel(S.agents.get(id).state)}`;
     $('menu-error').textContent = '';
+    $('menu-monitor-status').textContent = '';
+    // モニタリング / ささやき / 割込 join a call: only an agent in one.
+    const inCall = ['talking', 'hold'].includes(stateName(S.agents.get(id).state));
+    for (const b of m.querySelectorAll('[data-monitor]')) b.disabled = !inCall && b.dataset.monitor !== 'stop';
     m.hidden = false;
     const r = anchor.getBoundingClientRect();
     const top = Math.min(window.scrollY + r.bottom + 4, window.scrollY + window.innerHeight - m.offsetHeight - 8);
@@ -956,6 +976,27 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
     } catch (e) {
       if (e.status === 401) return loggedOut();
       $('menu-error').textContent = e.status ? e.message : t('network_error');
+    }
+  }
+
+  // -------------------------------------- SV: listen to, whisper to or barge into an agent's call
+  async function monitorCall(mode) {
+    const id = S.menuAgent;
+    if (id === null) return;
+    $('menu-error').textContent = '';
+    try {
+      if (mode === 'stop') {
+        await api('DELETE', `/agents/${id}/monitor`);
+        $('menu-monitor-status').textContent = t('monitor_stopped');
+      } else {
+        await api('POST', `/agents/${id}/monitor`, { mode });
+        $('menu-monitor-status').textContent = t('monitor_ringing', { mode: t(`monitor_${mode}`) });
+      }
+    } catch (e) {
+      if (e.status === 401) return loggedOut();
+      const code = e.body && e.body.error && e.body.error.code;
+      const known = { not_in_call: 'monitor_not_in_call', no_phone: 'monitor_no_phone' }[code];
+      $('menu-error').textContent = known ? t(known) : e.status ? e.message : t('network_error');
     }
   }
 
@@ -986,7 +1027,17 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
     });
     for (const b of $('agent-menu').querySelectorAll('[data-to]')) b.addEventListener('click', () => changeState(b.dataset.to));
     $('menu-close').addEventListener('click', closeMenu);
-    document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeMenu(); });
+    for (const b of $('agent-menu').querySelectorAll('[data-monitor]')) b.addEventListener('click', () => monitorCall(b.dataset.monitor));
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') closeMenu();
+      if (ev.altKey && S.menuAgent !== null) {
+        const b = $('agent-menu').querySelector(`[data-key="${ev.key.toLowerCase()}"]`);
+        if (b && !b.disabled) {
+          ev.preventDefault();
+          b.click();
+        }
+      }
+    });
     new ResizeObserver((entries) => {
       const w = entries[entries.length - 1].contentRect.width;
       if (w > 0 && w !== S.gridWidth) {

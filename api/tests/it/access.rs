@@ -102,6 +102,7 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
         .expect("an audit event");
     fx.insert("/audit-events", audit);
     fx.insert("/agents", t.user(Role::Op));
+    fx.insert("/calls", fx["/call-records"]);
     fx.insert("/agent", lead);
     // Held for the OP's next manual dial (the sweep's saves end its recall and record).
     store::sqlx::query("UPDATE leads SET preview_user_id = $1, preview_until = $2 WHERE id = $3")
@@ -182,6 +183,7 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
         ("post", "/agent/phone") => json!({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"}),
         ("post", "/agent/preview/dial" | "/agent/preview/skip") => json!({"lead_id": fx["/leads"]}),
         ("post", p) if p.starts_with("/agents/") && p.ends_with("/state") => json!({"to": "ready"}),
+        ("post", p) if p.starts_with("/agents/") && p.ends_with("/monitor") => json!({"mode": "listen"}),
         ("post", "/auth/login") => return None,
         _ => return None,
     })

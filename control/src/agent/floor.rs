@@ -631,6 +631,7 @@ impl Floor {
                 }
                 check_call(a, call_id)?;
                 ix.enter(a, S::Hold, Cause::Hold, now_ms);
+                ix.command(Command::HoldCustomer { agent_id: a.id, call_id, held: true });
             }
             Input::Unhold { call_id } => {
                 if a.state != S::Hold {
@@ -638,6 +639,7 @@ impl Floor {
                 }
                 check_call(a, call_id)?;
                 ix.enter(a, S::Talking, Cause::Unhold, now_ms);
+                ix.command(Command::HoldCustomer { agent_id: a.id, call_id, held: false });
             }
             Input::WrapUpSaved { call_id, after } => {
                 if let AfterWrapUp::Pause { reason_id } = after {

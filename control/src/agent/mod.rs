@@ -217,6 +217,9 @@ pub enum Command {
     ReleaseCustomer { agent_id: AgentId, call_id: CallId },
     /// Hang up the customer (the agent's leg is gone); a call still ringing is cancelled.
     HangUpCustomer { agent_id: AgentId, call_id: CallId },
+    /// 保留 (`held`) or back (unhold): the customer hears hold audio and the agent nothing, or
+    /// they hear each other again (added in v1).
+    HoldCustomer { agent_id: AgentId, call_id: CallId, held: bool },
     /// Preview: dial this lead of the agent's call job for the agent (who waits in `Ringing`).
     DialPreview {
         agent_id: AgentId,

@@ -907,6 +907,7 @@ fn command_agent(c: &Command) -> AgentId {
         | Command::Bridge { agent_id, .. }
         | Command::ReleaseCustomer { agent_id, .. }
         | Command::HangUpCustomer { agent_id, .. }
+        | Command::HoldCustomer { agent_id, .. }
         | Command::DialPreview { agent_id, .. } => agent_id,
     }
 }

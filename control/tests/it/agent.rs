@@ -194,7 +194,12 @@ fn talk_hold_and_acw_ends_after_the_campaign_seconds() {
     s.input(A, Input::Hold { call_id: C1 }).unwrap();
     assert_eq!(s.state(A), AgentState::Hold);
     assert!(matches!(s.input(A, Input::Hold { call_id: C1 }), Err(AgentError::NotAllowed { .. })));
+    assert!(
+        s.commands().contains(&Command::HoldCustomer { agent_id: A, call_id: C1, held: true }),
+        "the shard is told"
+    );
     s.input(A, Input::Unhold { call_id: C1 }).unwrap();
+    assert!(s.commands().contains(&Command::HoldCustomer { agent_id: A, call_id: C1, held: false }));
     assert!(matches!(s.input(A, Input::CustomerEnded { call_id: C2 }), Err(AgentError::WrongCall { .. })));
     s.input(A, Input::CustomerEnded { call_id: C1 }).unwrap();
     let ended = s.now;

@@ -31,6 +31,7 @@
 pub mod browser;
 pub mod dtmf_entry;
 pub mod phones;
+pub mod supervise;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -50,6 +51,7 @@ use sip::{Endpoint, Event as SipEvent, TxId};
 pub use browser::DialBrowser;
 pub use dtmf_entry::{DtmfEntry, EntryError, EntryParser};
 pub use phones::{Account, AuthStats, DigestChallenges, PhoneSettings, Phones};
+pub use supervise::{Supervise, SupervisionEnd};
 
 /// Payload type we offer for RFC 4733 telephone-event.
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -233,6 +235,18 @@ pub enum Command {
     SetAccounts(Vec<Account>),
     /// The nonce secrets (a rotation: the new one first, the old ones still verifying).
     SetNonceKeys(NonceKeys),
+    /// A supervisor joins a bridged call from their phone, or changes mode on it
+    /// ([`supervise`]).
+    Supervise(Supervise),
+    /// The supervisor's leg ends.
+    EndSupervision {
+        supervisor: u64,
+    },
+    /// 保留 (`held`) of a bridged customer, or back.
+    Hold {
+        call: u64,
+        held: bool,
+    },
 }
 
 /// How a customer call ended (exactly one per [`DialCustomer`]).
@@ -360,6 +374,18 @@ pub enum CallEvent {
         bytes: u64,
         error: Option<String>,
     },
+    /// A supervisor's phone answered and their leg joined `call` in `mode`, or changed mode.
+    SupervisorJoined {
+        supervisor: u64,
+        call: u64,
+        mode: media::SupervisorMode,
+    },
+    /// A supervisor's leg ended (or never joined).
+    SupervisorLeft {
+        supervisor: u64,
+        call: u64,
+        reason: SupervisionEnd,
+    },
 }
 
 /// What the driver must do to the shard.
@@ -393,6 +419,16 @@ pub struct Stats {
 enum Owner {
     Customer(u64),
     Agent(u64),
+    /// A supervisor's leg, by the supervisor's user id.
+    Supervisor(u64),
+}
+
+/// A phone INVITEd by [`CallControl::invite_phone`].
+struct PhoneInvite {
+    tx: TxId,
+    invite: Request,
+    port: (SocketId, SocketAddr),
+    local_sdp: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -463,6 +499,7 @@ pub struct CallControl {
     rng: Box<dyn RngCore + Send>,
     customers: HashMap<u64, Customer>,
     agents: HashMap<u64, Agent>,
+    supervisors: HashMap<u64, supervise::SupervisorLeg>,
     /// Client transactions we started, to their call.
     tx_owner: HashMap<TxId, Owner>,
     /// SIP Call-ID of every dialog, to its call (in-dialog requests).
@@ -517,6 +554,7 @@ impl CallControl {
             rng,
             customers: HashMap::new(),
             agents: HashMap::new(),
+            supervisors: HashMap::new(),
             tx_owner: HashMap::new(),
             call_ids: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -667,6 +705,16 @@ impl CallControl {
             Command::HangUpAgent { agent } => self.hang_up_agent(now, agent),
             Command::SetAccounts(accounts) => self.phones.set_accounts(accounts),
             Command::SetNonceKeys(keys) => self.phones.set_nonce_keys(keys),
+            Command::Supervise(s) => self.supervise(now, s),
+            Command::Hold { call, held } => {
+                if let Some(CustomerState::Bridged { agent, .. }) = self.customers.get(&call).map(|c| &c.state) {
+                    let call = agent_media_call(*agent);
+                    self.control(Control::SetHold { call, held });
+                }
+            }
+            Command::EndSupervision { supervisor } => {
+                self.end_supervision(now, supervisor, SupervisionEnd::Stopped, true)
+            }
         }
         self.drain_sip(now);
     }
@@ -723,7 +771,7 @@ impl CallControl {
     }
 
     fn at_capacity(&self) -> bool {
-        self.customers.len() + self.agents.len() >= self.cfg.max_calls
+        self.customers.len() + self.agents.len() + self.supervisors.len() >= self.cfg.max_calls
     }
 
     fn end_unsent(&mut self, call: u64, cause: EndCause, reason: &str) {
@@ -977,6 +1025,7 @@ impl CallControl {
         let answered_at = c.answered.unwrap_or(now.mono);
         let wait_ms = elapsed_ms(answered_at, c.wait_end.unwrap_or(now.mono));
         if let CustomerState::Bridged { agent: a, at } = c.state {
+            self.end_supervisions_of(now, call);
             agent = Some(a);
             talk_ms = elapsed_ms(at, now.mono);
             // The recording file is closed (and reported) with the customer's leaving.
@@ -1092,6 +1141,8 @@ impl CallControl {
         let Some(c) = self.customers.get_mut(&call) else { return };
         let CustomerState::Bridged { agent, .. } = c.state else { return };
         c.state = CustomerState::Waiting;
+        self.end_supervisions_of(now, call);
+        let Some(c) = self.customers.get_mut(&call) else { return };
         c.wait_end = None;
         let waiting = c.cmd.waiting_audio.clone();
         // The wait limit counts from the answer; a released customer gets at least a second more.
@@ -1111,41 +1162,51 @@ impl CallControl {
 
     // ---------------------------------------------------------------- agent legs
 
+    /// INVITEs a phone (an agent's nailed-up leg, a supervisor's leg) from a free RTP port, its
+    /// transaction and dialog owned by `owner`. `Err(503)`: the shard is full, has no port, or the
+    /// request could not be sent.
+    fn invite_phone(&mut self, now: Now, target: &str, dest: SocketAddr, owner: Owner) -> Result<PhoneInvite, u16> {
+        if self.at_capacity() {
+            return Err(503);
+        }
+        let port = self.take_port().ok_or(503u16)?;
+        let local = self.local_media(port.1);
+        let local_sdp = sdp::offer(&local);
+        let call_id = format!("{}@{}", self.token(16), self.cfg.local_sip.ip());
+        let from_tag = self.token(10);
+        let invite = dialog::invite(&InviteParams {
+            request_uri: target.to_string(),
+            from: format!("\"kakeru\" <sip:kakeru@{}>", self.cfg.domain),
+            to: target.to_string(),
+            contact: format!("sip:kakeru@{}", self.cfg.local_sip),
+            call_id: call_id.clone(),
+            from_tag,
+            sdp: Some(local_sdp.clone()),
+        });
+        let tx = match self.endpoint.send_request(now.mono, dest, invite.clone()) {
+            Ok(tx) => tx,
+            Err(_) => {
+                self.ports.push(port);
+                return Err(503);
+            }
+        };
+        self.tx_owner.insert(tx, owner);
+        self.call_ids.insert(call_id, owner);
+        Ok(PhoneInvite { tx, invite, port, local_sdp })
+    }
+
     fn dial_agent(&mut self, now: Now, cmd: DialAgent) {
         let agent = cmd.agent;
         if self.agents.contains_key(&agent) {
             tracing::debug!(agent, "agent leg already up or being set up");
             return;
         }
-        if self.at_capacity() {
-            return self.emit(CallEvent::AgentUnreachable { agent, status: 503 });
-        }
-        let Some(port) = self.take_port() else {
-            return self.emit(CallEvent::AgentUnreachable { agent, status: 503 });
-        };
-        let local = self.local_media(port.1);
-        let local_sdp = sdp::offer(&local);
-        let call_id = format!("{}@{}", self.token(16), self.cfg.local_sip.ip());
-        let from_tag = self.token(10);
-        let invite = dialog::invite(&InviteParams {
-            request_uri: cmd.target.clone(),
-            from: format!("\"kakeru\" <sip:kakeru@{}>", self.cfg.domain),
-            to: cmd.target.clone(),
-            contact: format!("sip:kakeru@{}", self.cfg.local_sip),
-            call_id: call_id.clone(),
-            from_tag,
-            sdp: Some(local_sdp.clone()),
-        });
-        let tx = match self.endpoint.send_request(now.mono, cmd.dest, invite.clone()) {
-            Ok(tx) => tx,
-            Err(_) => {
-                self.ports.push(port);
-                return self.emit(CallEvent::AgentUnreachable { agent, status: 503 });
-            }
-        };
+        let PhoneInvite { tx, invite, port, local_sdp } =
+            match self.invite_phone(now, &cmd.target.clone(), cmd.dest, Owner::Agent(agent)) {
+                Ok(p) => p,
+                Err(status) => return self.emit(CallEvent::AgentUnreachable { agent, status }),
+            };
         self.stats.agent_legs += 1;
-        self.tx_owner.insert(tx, Owner::Agent(agent));
-        self.call_ids.insert(call_id, Owner::Agent(agent));
         self.agents.insert(
             agent,
             Agent {
@@ -1277,6 +1338,7 @@ impl CallControl {
                 SipEvent::Response { tx, response } => match self.tx_owner.get(&tx).copied() {
                     Some(Owner::Customer(call)) => self.on_customer_response(now, call, tx, response),
                     Some(Owner::Agent(agent)) => self.on_agent_response(now, agent, tx, response),
+                    Some(Owner::Supervisor(sup)) => self.on_supervisor_response(now, sup, tx, response),
                     None => {}
                 },
                 SipEvent::Timeout { tx } => match self.tx_owner.remove(&tx) {
@@ -1290,6 +1352,9 @@ impl CallControl {
                     Some(Owner::Agent(agent)) if self.agents.get(&agent).is_some_and(|a| a.tx == tx) => {
                         self.drop_agent(now, agent, Some(408), false);
                     }
+                    Some(Owner::Supervisor(sup)) if self.is_supervisor_invite(sup, tx) => {
+                        self.end_supervision(now, sup, SupervisionEnd::Unreachable(408), false);
+                    }
                     _ => {}
                 },
                 SipEvent::Terminated { tx } => {
@@ -1297,6 +1362,7 @@ impl CallControl {
                     let live = match self.tx_owner.get(&tx) {
                         Some(Owner::Customer(c)) => self.customers.get(c).is_some_and(|x| x.tx == tx),
                         Some(Owner::Agent(a)) => self.agents.get(a).is_some_and(|x| x.tx == tx),
+                        Some(Owner::Supervisor(s)) => self.is_supervisor_invite(*s, tx),
                         None => false,
                     };
                     if !live {
@@ -1327,6 +1393,7 @@ impl CallControl {
             match owner {
                 Some(Owner::Customer(call)) => self.customer_request(now, call, tx, req),
                 Some(Owner::Agent(agent)) => self.agent_request(now, agent, tx, req),
+                Some(Owner::Supervisor(sup)) => self.supervisor_request(now, sup, tx, req),
                 None => {
                     self.stats.stray_requests += 1;
                     self.respond(now, tx, response_to(&req, 481, None));

@@ -167,6 +167,11 @@ pub enum Input {
     ///
     /// [`PhoneOffer`]: control::messages::PhoneOffer
     PhoneOffer { agent: u64, sdp: String },
+    /// A supervisor asks to join an agent's bridged call (the API wrote monitoring record
+    /// `monitor` and published the notice), or to change mode on the call they are on.
+    Supervise { monitor: i64, supervisor: u64, call: u64, mode: media::SupervisorMode },
+    /// The supervisor stops.
+    EndSupervision { supervisor: u64 },
     /// Begin the stop (see the module docs).
     Stop,
 }
@@ -204,6 +209,18 @@ pub enum Write {
     /// Call records of leads prepared when the stop began, with the recall each was to answer: not
     /// dialled (`stopped`, the attempt taken back).
     NotDialled(Vec<(i64, Option<i64>)>),
+    /// A monitoring record's supervisor leg joined (the phone answered; the mode took effect).
+    MonitorStarted {
+        monitor: i64,
+        at_ms: i64,
+    },
+    /// A monitoring record ended, and why (`stopped`, `mode_changed`, `call_ended`,
+    /// `phone_hung_up`, `unreachable`, `not_bridged`, `no_phone`, `full`).
+    MonitorEnded {
+        monitor: i64,
+        at_ms: i64,
+        reason: &'static str,
+    },
 }
 
 /// A lead selection the driver runs against the database.
@@ -405,6 +422,17 @@ pub struct Engine {
     next_status: Option<Instant>,
     out: VecDeque<Output>,
     stats: EngineStats,
+    /// Supervisors on a call (or being connected to one), by their user id.
+    supervising: HashMap<u64, Supervising>,
+}
+
+/// A supervisor's monitoring of one call: the record it writes to and where its leg is.
+#[derive(Debug, Clone, Copy)]
+struct Supervising {
+    call: u64,
+    monitor: i64,
+    shard: usize,
+    started: bool,
 }
 
 impl Engine {
@@ -432,6 +460,7 @@ impl Engine {
             next_status: None,
             out: VecDeque::new(),
             stats: EngineStats::default(),
+            supervising: HashMap::new(),
         }
     }
 
@@ -486,6 +515,14 @@ impl Engine {
             Input::Recovered { agents, contacts, orphans } => self.on_recovered(agents, contacts, orphans),
             Input::Prepared(p) => self.on_prepared(now, p),
             Input::PrepareFailed { id, error } => self.on_prepare_failed(now, id, &error),
+            Input::Supervise { monitor, supervisor, call, mode } => {
+                self.on_supervise(now, monitor, supervisor, call, mode)
+            }
+            Input::EndSupervision { supervisor } => {
+                if let Some(s) = self.supervising.get(&supervisor) {
+                    self.command(s.shard, Command::EndSupervision { supervisor });
+                }
+            }
             Input::Stop => self.begin_stop(now),
         }
     }
@@ -829,6 +866,21 @@ impl Engine {
                 let notice = control::messages::AgentNotice::PhoneFailed { agent_id: AgentId(agent), error };
                 self.push(Output::Notice { tenant: self.tenant, notice });
             }
+            CallEvent::SupervisorJoined { supervisor, call, .. } => {
+                if let Some(s) = self.supervising.get_mut(&supervisor).filter(|s| s.call == call && !s.started) {
+                    s.started = true;
+                    let monitor = s.monitor;
+                    self.write(Write::MonitorStarted { monitor, at_ms: i(now.unix_ms) });
+                }
+            }
+            CallEvent::SupervisorLeft { supervisor, call, reason } => {
+                if self.supervising.get(&supervisor).is_some_and(|s| s.call == call) {
+                    if let Some(s) = self.supervising.remove(&supervisor) {
+                        let at_ms = i(now.unix_ms);
+                        self.write(Write::MonitorEnded { monitor: s.monitor, at_ms, reason: reason.as_str() });
+                    }
+                }
+            }
             CallEvent::RecordingClosed { call, path, bytes, error } => {
                 if let Some(e) = error {
                     tracing::warn!(call, error = %e, "recording failed");
@@ -1045,6 +1097,11 @@ impl Engine {
                     self.command(shard, Command::HangUpCustomer { call: call_id.0, by: Party::Agent });
                 }
             }
+            CtlCommand::HoldCustomer { call_id, held, .. } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    self.command(shard, Command::Hold { call: call_id.0, held });
+                }
+            }
             CtlCommand::DialPreview { agent_id, campaign_id, call_job_id, lead_id } => {
                 if !self.holds(campaign_id.0) {
                     // The holder of the campaign answers it.
@@ -1090,6 +1147,36 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A supervisor joins `call` in `mode` from their registered phone, on the call's shard; a
+    /// supervisor already on it changes mode (the earlier record ends `mode_changed`), one on
+    /// another call leaves that first.
+    fn on_supervise(&mut self, now: Now, monitor: i64, supervisor: u64, call: u64, mode: media::SupervisorMode) {
+        let at_ms = i(now.unix_ms);
+        let Some((shard, _agent)) = self.calls.get(&call).and_then(|c| Some((c.shard, c.bridged?))) else {
+            return self.write(Write::MonitorEnded { monitor, at_ms, reason: "not_bridged" });
+        };
+        let contact = self.contacts.get(&supervisor).filter(|c| c.expires_at_ms > now.unix_ms).cloned();
+        let Some(contact) = contact else {
+            return self.write(Write::MonitorEnded { monitor, at_ms, reason: "no_phone" });
+        };
+        if let Some(old) = self.supervising.remove(&supervisor) {
+            let reason = match (old.call == call, old.started) {
+                (true, true) => "mode_changed",
+                _ => "stopped",
+            };
+            self.write(Write::MonitorEnded { monitor: old.monitor, at_ms, reason });
+            if old.shard != shard {
+                self.command(old.shard, Command::EndSupervision { supervisor });
+            }
+        }
+        let started = false;
+        self.supervising.insert(supervisor, Supervising { call, monitor, shard, started });
+        let dest = calls::uri_addr(&contact.uri).filter(|a| !a.ip().is_unspecified()).unwrap_or(contact.source);
+        let tenant_id = self.tenant;
+        let cmd = calls::Supervise { supervisor, tenant_id, call, mode, target: contact.uri, dest };
+        self.command(shard, Command::Supervise(cmd));
     }
 
     /// An agent's preview dial: the engine's checks (job running, business hours, channel limits),

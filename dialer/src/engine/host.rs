@@ -250,7 +250,9 @@ impl Host {
             | CallEvent::Bridged { call, .. }
             | CallEvent::BridgeFailed { call, .. }
             | CallEvent::CustomerEnded { call, .. }
-            | CallEvent::RecordingClosed { call, .. } => self.call_tenant.get(call).copied(),
+            | CallEvent::RecordingClosed { call, .. }
+            | CallEvent::SupervisorJoined { call, .. }
+            | CallEvent::SupervisorLeft { call, .. } => self.call_tenant.get(call).copied(),
             CallEvent::AgentLegUp { agent }
             | CallEvent::AgentLegDown { agent }
             | CallEvent::AgentUnreachable { agent, .. }
@@ -270,6 +272,7 @@ fn command_agent(c: &control::agent::Command) -> Option<u64> {
         | C::Bridge { agent_id, .. }
         | C::ReleaseCustomer { agent_id, .. }
         | C::HangUpCustomer { agent_id, .. }
+        | C::HoldCustomer { agent_id, .. }
         | C::DialPreview { agent_id, .. } => agent_id.0,
     })
 }

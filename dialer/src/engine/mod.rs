@@ -1048,6 +1048,25 @@ async fn read_agent_events<B: Bus>(
     }
 }
 
+/// The engine's input for a supervisor's notice (`None` for the other notices).
+fn supervision_input(n: DialerNotice) -> Option<Input> {
+    use control::messages::MonitorMode;
+    Some(match n {
+        DialerNotice::Supervise { monitor_id, supervisor_id, call_id, mode } => Input::Supervise {
+            monitor: i64::try_from(monitor_id).unwrap_or(i64::MAX),
+            supervisor: supervisor_id,
+            call: call_id,
+            mode: match mode {
+                MonitorMode::Listen => media::SupervisorMode::Listen,
+                MonitorMode::Whisper => media::SupervisorMode::Whisper,
+                MonitorMode::Barge => media::SupervisorMode::Barge,
+            },
+        },
+        DialerNotice::EndSupervision { supervisor_id } => Input::EndSupervision { supervisor: supervisor_id },
+        DialerNotice::JobsChanged | DialerNotice::PhonesChanged => return None,
+    })
+}
+
 async fn read_notices<B: Bus>(bus: B, stream: String, mut after: EntryId, tx: mpsc::Sender<Inbox>) {
     let mut backoff = 10u64;
     loop {
@@ -1073,6 +1092,13 @@ async fn read_notices<B: Bus>(bus: B, stream: String, mut after: EntryId, tx: mp
                     let (jobs, phones) = match env.decode::<DialerNotice>() {
                         Ok(DialerNotice::JobsChanged) => (true, false),
                         Ok(DialerNotice::PhonesChanged) => (false, true),
+                        Ok(n) => {
+                            let Some(input) = supervision_input(n) else { continue };
+                            if tx.send(Inbox::Host(HostInput::Tenant { tenant, input })).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "dialer notice not understood");
                             continue;

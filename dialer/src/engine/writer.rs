@@ -240,6 +240,8 @@ fn kind(w: &Write) -> &'static str {
         Write::Registration(_) => "registration",
         Write::EndJob { .. } => "end_job",
         Write::NotDialled(_) => "not_dialled",
+        Write::MonitorStarted { .. } => "monitor_started",
+        Write::MonitorEnded { .. } => "monitor_ended",
     }
 }
 
@@ -249,6 +251,10 @@ fn payload(w: &Write) -> String {
         Write::Recording(r) => serde_json::to_value(r),
         Write::Registration(r) => serde_json::to_value(r),
         Write::EndJob { job, status } => Ok(serde_json::json!({ "job": job, "status": status })),
+        Write::MonitorStarted { monitor, at_ms } => Ok(serde_json::json!({ "monitor": monitor, "at": at_ms })),
+        Write::MonitorEnded { monitor, at_ms, reason } => {
+            Ok(serde_json::json!({ "monitor": monitor, "at": at_ms, "reason": reason }))
+        }
         Write::NotDialled(c) => Ok(serde_json::json!(c
             .iter()
             .map(|(call, recall)| serde_json::json!({"call": call, "recall": recall}))
@@ -276,5 +282,9 @@ async fn apply(db: &Db, holder: Option<&str>, job: &Job) -> Result<(), StoreErro
         Write::Registration(r) => store::dialing::save_registration(db, r, now).await,
         Write::EndJob { job, status } => store::dialing::end_job(db, tenant, *job, status, now).await,
         Write::NotDialled(calls) => store::dialing::not_dialled_at_stop(db, tenant, calls, now).await,
+        Write::MonitorStarted { monitor, at_ms } => store::monitoring::started(db, tenant, *monitor, *at_ms).await,
+        Write::MonitorEnded { monitor, at_ms, reason } => {
+            store::monitoring::ended(db, tenant, *monitor, *at_ms, reason).await
+        }
     }
 }

@@ -429,3 +429,86 @@ fn garbage_datagrams_are_counted_drops_never_panics() {
     assert!(net.cc.sip_stats().total_dropped() >= 3, "{:?}", net.cc.sip_stats());
     assert!(net.take_events().is_empty());
 }
+
+fn supervise(supervisor: u64, call: u64, mode: media::SupervisorMode) -> Command {
+    Command::Supervise(dialer::calls::Supervise {
+        supervisor,
+        tenant_id: 1,
+        call,
+        mode,
+        target: format!("sip:sv{supervisor}@{PHONE}"),
+        dest: addr(PHONE),
+    })
+}
+
+#[test]
+fn a_supervisor_joins_changes_mode_and_leaves_with_the_customer() {
+    use dialer::calls::SupervisionEnd;
+    use media::SupervisorMode;
+    let mut net = Net::new(Script::Answer { after: Duration::from_millis(300) });
+    agent_up(&mut net, 7);
+    net.command(dial(60, "0312340060"));
+    net.run_for(Duration::from_secs(1));
+    // Not bridged yet: refused, nothing rings.
+    let invites = net.phone.invites.len();
+    net.command(supervise(42, 60, SupervisorMode::Listen));
+    assert!(net.take_events().contains(&CallEvent::SupervisorLeft {
+        supervisor: 42,
+        call: 60,
+        reason: SupervisionEnd::NotBridged
+    }));
+    assert_eq!(net.phone.invites.len(), invites);
+    net.command(Command::Bridge { call: 60, agent: 7 });
+    net.take_events();
+    net.take_media();
+
+    // The supervisor's phone is rung and joins the agent's media call in its mode.
+    net.command(supervise(42, 60, SupervisorMode::Listen));
+    net.run_for(Duration::from_secs(1));
+    assert!(net.take_events().contains(&CallEvent::SupervisorJoined {
+        supervisor: 42,
+        call: 60,
+        mode: SupervisorMode::Listen
+    }));
+    let m = net.take_media();
+    assert!(m.iter().any(|c| matches!(c, Control::AddSupervisor { call, id: 42, mode: SupervisorMode::Listen, .. }
+        if *call == agent_media_call(7))));
+    assert_eq!(net.cc.supervisor_legs(), 1);
+    // A mode change is no new INVITE.
+    let invites = net.phone.invites.len();
+    net.command(supervise(42, 60, SupervisorMode::Barge));
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.phone.invites.len(), invites);
+    assert!(net.take_events().contains(&CallEvent::SupervisorJoined {
+        supervisor: 42,
+        call: 60,
+        mode: SupervisorMode::Barge
+    }));
+    assert!(net
+        .take_media()
+        .iter()
+        .any(|c| matches!(c, Control::SetSupervisorMode { id: 42, mode: SupervisorMode::Barge, .. })));
+
+    // A phone that refuses: the supervisor is unreachable.
+    net.phone.answers.insert("sv43".into(), Script::Reject { status: 486, after: Duration::from_millis(100) });
+    net.command(supervise(43, 60, SupervisorMode::Listen));
+    net.run_for(Duration::from_secs(1));
+    assert!(net.take_events().contains(&CallEvent::SupervisorLeft {
+        supervisor: 43,
+        call: 60,
+        reason: SupervisionEnd::Unreachable(486)
+    }));
+
+    // The customer hangs up: the supervisor's leg ends with the call, its phone gets a BYE.
+    let byes = net.phone.byes;
+    let call_id = net.carrier.dialogs.keys().next().expect("dialog").clone();
+    let now = net.now;
+    net.carrier.bye(now, &call_id, addr(SHARD));
+    net.run_for(Duration::from_millis(200));
+    let ev = net.take_events();
+    assert!(ev.contains(&CallEvent::SupervisorLeft { supervisor: 42, call: 60, reason: SupervisionEnd::CallEnded }));
+    let m = net.take_media();
+    assert!(m.iter().any(|c| matches!(c, Control::TakeSupervisor { id: 42, .. })));
+    assert_eq!(net.phone.byes, byes + 1, "the supervisor's phone got our BYE");
+    assert_eq!(net.cc.supervisor_legs(), 0);
+}

@@ -408,8 +408,13 @@ impl Sim {
                 self.shard(CallEvent::AgentLegUp { agent: d.agent });
             }
             Command::HangUpAgent { agent } => self.shard(CallEvent::AgentLegDown { agent }),
-            Command::Unbridge { .. } | Command::SetAccounts(_) | Command::SetNonceKeys(_) | Command::DialBrowser(_) => {
-            }
+            Command::Unbridge { .. }
+            | Command::SetAccounts(_)
+            | Command::SetNonceKeys(_)
+            | Command::Supervise(_)
+            | Command::EndSupervision { .. }
+            | Command::Hold { .. }
+            | Command::DialBrowser(_) => {}
         }
     }
 

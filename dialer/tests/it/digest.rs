@@ -125,6 +125,7 @@ async fn a_thousand_wrong_digests_from_one_address_are_refused_after_a_few() {
             bind_ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
             expires_s: 300,
             answer_after: Duration::from_millis(100),
+            tone_hz: None,
         },
         stop.clone(),
     )

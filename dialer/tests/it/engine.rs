@@ -47,7 +47,13 @@ pub async fn carrier(rules: [Behaviour; 10], stop: &watch::Receiver<bool>) -> si
 pub async fn phones(floor: &Floor, answer_after: Duration, stop: &watch::Receiver<bool>) -> Vec<sim::phone::Phone> {
     let phones = sim::phone::start(
         floor.phone_accounts(),
-        PhoneConfig { registrar: floor.info.sip_addrs[0], bind_ip: LOCALHOST, expires_s: 300, answer_after },
+        PhoneConfig {
+            registrar: floor.info.sip_addrs[0],
+            bind_ip: LOCALHOST,
+            expires_s: 300,
+            answer_after,
+            tone_hz: None,
+        },
         stop.clone(),
     )
     .await

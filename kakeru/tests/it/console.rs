@@ -17,7 +17,7 @@ use store::sqlx::{self, Row};
 use tokio::sync::watch;
 
 #[path = "../../../api/tests/it/browser_proc.rs"]
-mod browser_proc;
+pub(crate) mod browser_proc;
 
 use browser_proc::{out_dir, Browser};
 

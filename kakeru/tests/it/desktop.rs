@@ -75,6 +75,23 @@ impl Proxy {
     }
 }
 
+/// A SIP phone account of `user` (digest HA1s of `password` in `realm`).
+pub(crate) async fn phone_account(db: &store::Db, t: i64, user: i64, username: &str, realm: &str, password: &str) {
+    let (md5, sha) = store::accounts::digest_ha1(username, realm, password);
+    sqlx::query(
+        "INSERT INTO phones (tenant_id, user_id, sip_username, realm, ha1_md5, ha1_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0)",
+    )
+    .bind(t)
+    .bind(user)
+    .bind(username)
+    .bind(realm)
+    .bind(md5)
+    .bind(sha)
+    .execute(&db.pool)
+    .await
+    .expect("phone");
+}
+
 pub(crate) fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api/tests/browser")
 }
@@ -263,17 +280,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     let tanaka = store::accounts::create_user(&db, &user("tanaka", "田中 太郎", Role::Op), now).await.expect("op");
     let sato = store::accounts::create_user(&db, &user("sato", "佐藤 花子", Role::Op), now).await.expect("op 2");
     store::accounts::create_user(&db, &user("boss", "管理 者", Role::Mgr), now).await.expect("mgr");
-    let (md5, sha) = store::accounts::digest_ha1("tanaka", "desk", "sip-tanaka");
-    sqlx::query(
-        "INSERT INTO phones (tenant_id, user_id, sip_username, realm, ha1_md5, ha1_sha256, created_at) VALUES ($1, $2, 'tanaka', 'desk', $3, $4, 0)",
-    )
-    .bind(t)
-    .bind(tanaka)
-    .bind(md5)
-    .bind(sha)
-    .execute(&db.pool)
-    .await
-    .expect("phone");
+    phone_account(&db, t, tanaka, "tanaka", "desk", "sip-tanaka").await;
     let group = insert(
         &db,
         "INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, '第一班', 0) RETURNING id",
@@ -380,6 +387,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
             bind_ip: loopback,
             expires_s: 300,
             answer_after: Duration::from_millis(300),
+            tone_hz: None,
         },
         sim_rx.clone(),
     )

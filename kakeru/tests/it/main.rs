@@ -14,3 +14,4 @@ mod process;
 mod reports;
 mod security;
 mod sim;
+mod supervise;

@@ -212,7 +212,8 @@ function paintCard(card, job, M) {
       const name = el('span', { class: 'name' }, M.names.get(a.agent_id) || `#${a.agent_id}`);
       const state = el('span', { class: 'state' });
       const time = el('span', { class: 'time' });
-      chip = { el: el('div', { class: 'agent-chip', role: 'listitem', dataset: { agent: a.agent_id } }, name, state, time), state, time, since: 0 };
+      const tools = monitorTools(a.agent_id, M);
+      chip = { el: el('div', { class: 'agent-chip', role: 'listitem', dataset: { agent: a.agent_id } }, name, state, time, tools), state, time, tools, since: 0 };
       card.chips.set(a.agent_id, chip);
       card.agents.append(chip.el);
     }
@@ -223,6 +224,8 @@ function paintCard(card, job, M) {
     chip.el.dataset.state = st;
     chip.state.textContent = `${STATE_WORDS[S.lang][st] || st}${reason ? `: ${reason.name}` : ''}`;
     chip.since = a.since_ms;
+    // A supervisor joins only a call in progress.
+    if (chip.tools) chip.tools.hidden = !['talking', 'hold'].includes(st);
   }
   if (!mine.length) {
     if (!card.agents.querySelector('.empty')) card.agents.replaceChildren(el('p', { class: 'empty' }, tt('mon.no_agents')));
@@ -231,6 +234,34 @@ function paintCard(card, job, M) {
     if (empty) empty.remove();
   }
   tickAgents(card, M);
+}
+
+/**
+ * モニタリング / ささやき / 割込 on an agent's call, from the supervisor's own phone (shown only to
+ * the roles the server lets join calls; the server checks again).
+ */
+function monitorTools(agentId, M) {
+  if (!S.ops.has('post /agents/{id}/monitor')) return null;
+  const name = () => M.names.get(agentId) || `#${agentId}`;
+  const act = async (mode) => {
+    try {
+      if (mode === 'leave') {
+        await api('DELETE', `/agents/${agentId}/monitor`);
+        notice(tt('mon.left'));
+      } else {
+        await api('POST', `/agents/${agentId}/monitor`, { mode });
+        notice(tt('mon.ringing', { mode: tt(`mon.${mode}`) }));
+      }
+    } catch (e) { notice(errorText(e), 'error'); }
+  };
+  const tools = el('span', { class: 'monitor-tools', role: 'group', 'aria-label': tt('mon.join_of', { action: tt('mon.listen'), name: name() }) });
+  for (const mode of ['listen', 'whisper', 'barge', 'leave']) {
+    const b = button(tt(`mon.${mode}`), () => act(mode), { class: 'small', dataset: { monitor: mode } });
+    b.setAttribute('aria-label', tt('mon.join_of', { action: tt(`mon.${mode}`), name: name() }));
+    tools.append(b);
+  }
+  tools.hidden = true;
+  return tools;
 }
 
 function tickAgents(card, M) {

@@ -286,6 +286,7 @@ export async function renderHistory(view, qs) {
   onLeave(() => urls.forEach((u) => URL.revokeObjectURL(u)));
   const canCallback = may('post', '/callbacks');
   const canReport = may('post', '/wrapup-records/{id}/report');
+  const canMonitors = may('get', '/calls/{id}/monitors');
   const rows = page.items.map((r) => {
     const player = r.audio_url ? playerCell(r.audio_url, r.started_at, r.id, urls) : el('td', { class: 'player' }, '—');
     const cb = el('td', { class: 'callback', dataset: { callback: r.id } });
@@ -324,9 +325,11 @@ export async function renderHistory(view, qs) {
       el('td', { class: 'num' }, duration(r.talk_ms)),
       player,
       rep,
-      cb);
+      cb,
+      canMonitors ? monitorsCell(r) : null);
   });
   const heads = ['started_at', 'direction', 'tel', 'caller_id', 'campaign', 'group', 'agent', 'customer', 'result', 'talk', 'recording', 'reported', 'callback'];
+  if (canMonitors) heads.push('monitors');
   out.replaceChildren(
     el('div', { class: 'table-box' }, el('table', { class: 'records', id: 'hist-table', 'aria-label': tt('m.call-history') },
       el('thead', null, el('tr', null, heads.map((h) => el('th', { scope: 'col' }, tt(`hist.col.${h}`))))),
@@ -334,6 +337,27 @@ export async function renderHistory(view, qs) {
     el('div', { class: 'pager' },
       before ? button(tt('hist.newest'), () => { const x = filled(); go(`#/call-history?${x}`); }) : null,
       page.next ? button(tt('next'), () => { const x = filled(); x.set('before', page.next); go(`#/call-history?${x}`); }, { dataset: { next: page.next } }) : null));
+}
+
+/** `HH:MM:SS` of an RFC 3339 time of the API (already in the tenant's zone), or `—`. */
+const clock = (at) => (at ? at.slice(11, 19) : '—');
+
+/** The call's supervisors (モニタリング, ささやき, 割込: who, when, how it ended), on demand. */
+function monitorsCell(r) {
+  const cell = el('td', { class: 'monitors', dataset: { monitors: r.id } });
+  const show = button(tt('hist.show_monitors'), async () => {
+    show.disabled = true;
+    try {
+      const { items } = await api('GET', `/calls/${r.id}/monitors`);
+      if (!items.length) { cell.replaceChildren('—'); return; }
+      cell.replaceChildren(el('ul', { class: 'monitor-list' }, items.map((m) => el('li', null,
+        // The times of day in the tenant's zone (the call's row gives the date).
+        `${tt(`hist.mode.${m.mode}`)} ${m.supervisor} ${clock(m.started_at)}–${clock(m.ended_at)}${m.end_reason ? ` (${tt(`hist.end.${m.end_reason}`)})` : ''}`))));
+    } catch (e) { notice(errorText(e), 'error'); show.disabled = false; }
+  }, { class: 'small' });
+  show.setAttribute('aria-label', `${tt('hist.show_monitors')} ${r.tel}`);
+  cell.append(show);
+  return cell;
 }
 
 function resultLabel(r) {

@@ -1,0 +1,220 @@
+//! Supervisors on agents' calls (issue 24): モニタリング (listen), ささやき (whisper) and 割込
+//! (barge), from the supervisor's own phone.
+//!
+//! - `POST /agents/{id}/monitor` (MGR, SV) `{"mode"}`: join the agent's current call (or change
+//!   mode on it). The API checks the role, that the agent is in a bridged call of the tenant, and
+//!   that the caller has a phone; writes the monitoring record (`store::monitoring`) and publishes
+//!   `supervise` on the dialer notices, answering `202 {"id", "call_id", "mode"}`. The dialer host
+//!   that has the call rings the supervisor's phone and records when it joined and when it ended.
+//!   The agent is not told of a listen: nothing goes to the agents' channel.
+//! - `DELETE /agents/{id}/monitor`: the caller leaves (`end_supervision`).
+//! - `GET /calls/{id}/monitors` (MGR, SV): the call's monitoring records, for its history (`id`:
+//!   the call record's id, as `GET /call-history` names it).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Json;
+use control::bus::Envelope;
+use control::messages::{streams, DialerNotice, MonitorMode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::sqlx::{self, Row};
+
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Id};
+use crate::resources::MGR_SV;
+use crate::{AppState, Op, Registry};
+
+/// Most records `GET /calls/{id}/monitors` lists.
+const MAX_LIST: i64 = 1_000;
+
+fn monitor_schema() -> Value {
+    json!({"type": "object", "required": ["id", "call_record_id", "agent_user_id", "supervisor_user_id", "supervisor", "mode", "requested_at"],
+        "properties": {
+        "id": {"type": "integer"}, "call_record_id": {"type": "integer"},
+        "agent_user_id": {"type": "integer"}, "supervisor_user_id": {"type": "integer"},
+        "supervisor": {"type": "string", "description": "The supervisor's display name."},
+        "mode": {"type": "string", "enum": ["listen", "whisper", "barge"]},
+        "requested_at": {"type": "string", "format": "date-time", "description": "When the supervisor asked (the tenant's zone)."},
+        "started_at": {"type": ["string", "null"], "format": "date-time", "description": "When the supervisor's phone joined; null if it never did."},
+        "ended_at": {"type": ["string", "null"], "format": "date-time"},
+        "end_reason": {"type": ["string", "null"], "description": "stopped, mode_changed, call_ended, phone_hung_up, unreachable, not_bridged, no_phone, full"}}})
+}
+
+/// Registers the endpoints.
+pub fn mount(reg: &mut Registry) {
+    let body = json!({"type": "object", "required": ["mode"], "additionalProperties": false, "properties": {
+        "mode": {"type": "string", "enum": ["listen", "whisper", "barge"],
+                 "description": "listen (モニタリング): hear both parties; whisper (ささやき): the agent hears you, the customer does not; barge (割込): both hear you."}}});
+    let start = Op {
+        method: "post",
+        path: "/agents/{id}/monitor".into(),
+        summary:
+            "モニタリング / ささやき / 割込: join the agent's current call from your own phone (or change mode on it)"
+                .into(),
+        tag: "agents",
+        roles: Some(MGR_SV.to_vec()),
+        request: Some(("application/json", body)),
+        response: (
+            202,
+            "application/json",
+            json!({"type": "object", "required": ["id", "call_id", "mode"], "properties": {
+                "id": {"type": "integer", "description": "The monitoring record."},
+                "call_id": {"type": "integer", "description": "The call joined (the call record's id)."},
+                "mode": {"type": "string"}}}),
+        ),
+        errors: vec![400, 401, 403, 404, 409, 415, 422, 503],
+        query: vec![],
+    };
+    reg.add(start, post(start_monitor).delete(stop_monitor));
+    reg.ops.push(Op {
+        method: "delete",
+        path: "/agents/{id}/monitor".into(),
+        summary: "Leave the agent's call you monitor".into(),
+        tag: "agents",
+        roles: Some(MGR_SV.to_vec()),
+        request: None,
+        response: (202, "application/json", json!({"type": "object"})),
+        errors: vec![401, 403, 404, 503],
+        query: vec![],
+    });
+    reg.add(
+        Op {
+            method: "get",
+            path: "/calls/{id}/monitors".into(),
+            summary: "The call's monitoring records (who listened, whispered or barged, when)".into(),
+            tag: "agents",
+            roles: Some(MGR_SV.to_vec()),
+            request: None,
+            response: (
+                200,
+                "application/json",
+                json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": monitor_schema()}}}),
+            ),
+            errors: vec![401, 403, 404],
+            query: vec![],
+        },
+        get(list_monitors),
+    );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    mode: String,
+}
+
+/// The agent of the tenant (404 for anyone else).
+async fn agent_of_tenant(st: &AppState, tenant: i64, id: i64) -> ApiResult<()> {
+    sqlx::query("SELECT id FROM users WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&st.db.pool)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(())
+}
+
+async fn notify(st: &AppState, tenant: i64, notice: &DialerNotice) -> ApiResult<()> {
+    let t = u64::try_from(tenant).map_err(|_| ApiError::internal())?;
+    let now = u64::try_from(store::now_ms()).unwrap_or(0);
+    let env = Envelope::new(t, now, notice).map_err(|e| {
+        tracing::error!(error = %e, "encoding a dialer notice");
+        ApiError::internal()
+    })?;
+    st.config.commands.publish(&streams::dialer_notices(), &env).await.map(|_| ()).map_err(|e| {
+        tracing::error!(error = %e, "publishing a supervision notice");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable", "the dialer cannot be reached; retry")
+    })
+}
+
+async fn start_monitor(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(id): Id,
+    Body(b): Body<StartBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(MGR_SV)?;
+    let t = auth.tenant();
+    let mode =
+        MonitorMode::parse(&b.mode).ok_or_else(|| ApiError::invalid("mode", "mode: one of listen, whisper, barge"))?;
+    agent_of_tenant(&st, t, id).await?;
+    if id == auth.user() {
+        return Err(ApiError::invalid("id", "id: you cannot monitor your own call"));
+    }
+    let call = sqlx::query(
+        "SELECT id, dialer_call_id FROM call_records
+         WHERE tenant_id = $1 AND agent_user_id = $2 AND bridged_at IS NOT NULL AND ended_at IS NULL
+         ORDER BY bridged_at DESC LIMIT 1",
+    )
+    .bind(t)
+    .bind(id)
+    .fetch_optional(&st.db.pool)
+    .await?
+    .ok_or_else(|| ApiError::conflict("not_in_call", "the agent is not talking with a customer"))?;
+    let (record, dialer_call): (i64, Option<i64>) = (call.try_get("id")?, call.try_get("dialer_call_id")?);
+    let phone = sqlx::query("SELECT id FROM phones WHERE tenant_id = $1 AND user_id = $2")
+        .bind(t)
+        .bind(auth.user())
+        .fetch_optional(&st.db.pool)
+        .await?;
+    if phone.is_none() {
+        return Err(ApiError::conflict("no_phone", "you have no phone account to listen with"));
+    }
+    let request = store::monitoring::Request {
+        tenant_id: t,
+        call_record_id: record,
+        agent_user_id: id,
+        supervisor_user_id: auth.user(),
+        mode: mode.as_str(),
+        at_ms: store::now_ms(),
+    };
+    let monitor = store::monitoring::requested(&st.db, &request).await?;
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    let notice = DialerNotice::Supervise {
+        monitor_id: u(monitor),
+        supervisor_id: u(auth.user()),
+        call_id: u(dialer_call.unwrap_or(record)),
+        mode,
+    };
+    if let Err(e) = notify(&st, t, &notice).await {
+        store::monitoring::ended(&st.db, t, monitor, store::now_ms(), "unreachable").await?;
+        return Err(e);
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": monitor, "call_id": record, "mode": mode.as_str()}))))
+}
+
+async fn stop_monitor(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require(MGR_SV)?;
+    let t = auth.tenant();
+    agent_of_tenant(&st, t, id).await?;
+    let supervisor_id = u64::try_from(auth.user()).unwrap_or(0);
+    notify(&st, t, &DialerNotice::EndSupervision { supervisor_id }).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({}))))
+}
+
+async fn list_monitors(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    auth.require(MGR_SV)?;
+    let t = auth.tenant();
+    sqlx::query("SELECT id FROM call_records WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(t)
+        .fetch_optional(&st.db.pool)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let tz = auth.tz();
+    let at = |ms: Option<i64>| ms.map(|v| store::tenancy::local_rfc3339(tz, v));
+    let items: Vec<Value> = store::monitoring::of_call(&st.db, t, id, MAX_LIST)
+        .await?
+        .into_iter()
+        .map(|m| {
+            json!({"id": m.id, "call_record_id": m.call_record_id, "agent_user_id": m.agent_user_id,
+                "supervisor_user_id": m.supervisor_user_id, "supervisor": m.supervisor, "mode": m.mode,
+                "requested_at": at(Some(m.requested_at)), "started_at": at(m.started_at),
+                "ended_at": at(m.ended_at), "end_reason": m.end_reason})
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}

@@ -1,0 +1,138 @@
+// A supervisor joins an agent's call from the pages, in a real headless Chromium (driven by
+// playwright-core; started by kakeru/tests/it/supervise.rs, which runs the whole floor with real SIP
+// phones and checks by the tones' frequencies who hears whom after each step).
+//
+// KAKERU_MODE=monitor: on the wallboard, the talking agent's menu offers モニタリング, ささやき, 割込 and
+// 参加を終了 (with Alt shortcuts); モニタリング from the menu, then ささやき and 割込 from the job
+// monitor's agent chip in the admin console, then 参加を終了 by its shortcut on the wallboard.
+// Screenshots of each screen, ja and en.
+'use strict';
+
+const { assert, BASE, MODE, FIX, step, log, launch, until, text, login, show, setLang, shooter } = require('./lib.js');
+
+async function monitor() {
+  const { context, page, problems } = await launch();
+  const shoot = shooter('monitor');
+  const agent = FIX.agent;
+  await page.goto(`${BASE}/ui/wallboard`);
+  await until(page, 'the login form', () => !document.getElementById('login').hidden);
+  await login(page, FIX.tenant, FIX.sv.login, FIX.sv.password);
+  await until(page, 'the live board', () => !document.getElementById('board').hidden && document.getElementById('conn').dataset.state === 'live');
+  await until(page, 'the agent talking', (id) => document.querySelector(`[data-agent="${id}"]`)?.dataset.state === 'talking', agent);
+
+  // The agent's menu: the three ways to join, with their shortcuts shown.
+  await page.click(`[data-agent="${agent}"]`);
+  await until(page, 'the agent menu', () => !document.getElementById('agent-menu').hidden);
+  const listen = page.getByRole('button', { name: 'モニタリング' });
+  assert.equal(await listen.getAttribute('aria-keyshortcuts'), 'Alt+L');
+  assert.ok(await listen.isEnabled(), 'listen is offered for an agent in a call');
+  assert.ok(await page.getByRole('button', { name: 'ささやき' }).isVisible());
+  assert.ok(await page.getByRole('button', { name: '割込' }).isVisible());
+  await shoot(page, 'wallboard-menu-ja');
+  await page.keyboard.press('Escape');
+  await page.click('[data-lang="en"]');
+  await until(page, 'the page in English', () => document.documentElement.lang === 'en');
+  await page.click(`[data-agent="${agent}"]`);
+  await until(page, 'the agent menu', () => !document.getElementById('agent-menu').hidden);
+  assert.ok(await page.getByRole('button', { name: 'Whisper' }).isVisible());
+  await shoot(page, 'wallboard-menu-en');
+  await page.keyboard.press('Escape');
+  await page.click('[data-lang="ja"]');
+  await until(page, 'the page in Japanese', () => document.documentElement.lang === 'ja');
+  await page.click(`[data-agent="${agent}"]`);
+  await until(page, 'the agent menu', () => !document.getElementById('agent-menu').hidden);
+
+  // モニタリング.
+  await page.getByRole('button', { name: 'モニタリング' }).click();
+  await until(page, 'the phone being called', () => document.getElementById('menu-monitor-status').textContent.includes('モニタリング'));
+  await shoot(page, 'wallboard-listening-ja');
+  await step('listening');
+
+  // The job monitor in the console: the agent's chip carries the same buttons.
+  await page.goto(`${BASE}/ui/admin`);
+  await show(page, '#/monitor');
+  const chip = `[data-agent="${agent}"] .monitor-tools`;
+  await until(page, 'the chip with its buttons', (s) => { const t = document.querySelector(s); return t && !t.hidden; }, chip);
+  await shoot(page, 'job-monitor-ja');
+  // Each chip's buttons are named with the agent: `ささやき: <name>`.
+  const whisper = page.locator(`${chip} [data-monitor="whisper"]`);
+  assert.match(await whisper.getAttribute('aria-label'), /^ささやき: ./);
+  await whisper.click();
+  await step('whispering');
+  const barge = page.locator(`${chip} [data-monitor="barge"]`);
+  assert.match(await barge.getAttribute('aria-label'), /^割込: ./);
+  await barge.click();
+  await step('barging');
+  await setLang(page, 'en');
+  await until(page, 'the chip in English', (s) => document.querySelector(`${s} [data-monitor="barge"]`)?.textContent.startsWith('Barge'), chip);
+  await shoot(page, 'job-monitor-en');
+  await setLang(page, 'ja');
+
+  // 参加を終了 by its shortcut, from the wallboard's menu.
+  await page.goto(`${BASE}/ui/wallboard`);
+  await until(page, 'the live board', () => !document.getElementById('board').hidden && document.getElementById('conn').dataset.state === 'live');
+  await until(page, 'the agent talking', (id) => document.querySelector(`[data-agent="${id}"]`)?.dataset.state === 'talking', agent);
+  await page.click(`[data-agent="${agent}"]`);
+  await until(page, 'the agent menu', () => !document.getElementById('agent-menu').hidden);
+  await page.keyboard.press('Alt+X');
+  await until(page, 'left the call', () => document.getElementById('menu-monitor-status').textContent === '通話への参加を終了しました');
+  assert.equal(await text(page, '#menu-error'), '');
+  await shoot(page, 'wallboard-left-ja');
+  await step('left');
+
+  // The call's history shows who joined it, how and when.
+  await page.goto(`${BASE}/ui/admin`);
+  await show(page, '#/call-history');
+  const row = `tr[data-call="${FIX.call}"]`;
+  await until(page, 'the call in the history', (s) => document.querySelector(s) !== null, row);
+  await page.click(`${row} td.monitors button`);
+  await until(page, 'its supervisors listed', (s) => document.querySelectorAll(`${s} td.monitors li`).length >= 6, row);
+  assert.match(await text(page, `${row} td.monitors li`), /^モニタリング suzuki .*モード変更/);
+  await shoot(page, 'history-ja');
+  await setLang(page, 'en');
+  await page.click(`${row} td.monitors button`);
+  await until(page, 'its supervisors listed in English', (s) => document.querySelector(`${s} td.monitors li`)?.textContent.startsWith('Listen'), row);
+  await shoot(page, 'history-en');
+  await setLang(page, 'ja');
+
+  // The agent's desktop: 保留 and 保留解除 (Alt+G), one button named by what it does now.
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(`${BASE}/`);
+  await until(page, 'the login form', () => !!document.getElementById('login-form'));
+  await page.getByLabel('テナントコード').fill(FIX.tenant);
+  await page.getByLabel('ログインID').fill(FIX.op.login);
+  await page.getByLabel('パスワード').fill(FIX.op.password);
+  await page.getByRole('button', { name: 'ログイン' }).click();
+  await page.waitForURL(`${BASE}/ui/agent`);
+  await until(page, 'the call on the desktop', () => document.getElementById('me-state')?.dataset.state === 'talking' && !document.getElementById('v-call').hidden);
+  const hold = page.getByRole('button', { name: '保留' });
+  assert.equal(await hold.getAttribute('aria-keyshortcuts'), 'Alt+G');
+  await hold.click();
+  await until(page, 'on hold', () => document.getElementById('me-state').dataset.state === 'hold');
+  await until(page, 'the button now takes back', () => document.getElementById('b-hold').textContent.startsWith('保留解除'));
+  await shoot(page, 'desktop-hold-ja');
+  await step('held');
+  await page.click('[data-lang="en"]');
+  await until(page, 'the desktop in English', () => document.documentElement.lang === 'en');
+  assert.ok(await page.getByRole('button', { name: 'Take back from hold' }).isVisible());
+  await shoot(page, 'desktop-hold-en');
+  await page.click('[data-lang="ja"]');
+  await until(page, 'the desktop in Japanese', () => document.documentElement.lang === 'ja');
+  await page.keyboard.press('Alt+G');
+  await until(page, 'talking again', () => document.getElementById('me-state').dataset.state === 'talking');
+  await step('unheld');
+
+  assert.deepEqual(problems, [], 'no page errors, no request outside the API');
+  log(`SCREENSHOTS ${shoot.count}`);
+  await context.close();
+}
+
+(async () => {
+  if (MODE === 'monitor') await monitor();
+  else throw new Error(`unknown mode ${MODE}`);
+  log('BROWSER OK');
+  process.exit(0);
+})().catch((e) => {
+  log(`BROWSER FAILED ${e.stack || e}`);
+  process.exit(1);
+});

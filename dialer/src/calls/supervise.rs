@@ -1,0 +1,204 @@
+//! Supervisors' legs: a supervisor (SV, MGR) joins an agent's bridged call from their own phone,
+//! in one of three modes ([`SupervisorMode`]: モニタリング listen, ささやき whisper, 割込 barge). The
+//! shard INVITEs the supervisor's phone like an agent's nailed-up leg; once it answers, its leg
+//! joins the agent's media call ([`Control::AddSupervisor`]), where the media core mixes what each
+//! side hears. A mode change on the same call is one [`Control::SetSupervisorMode`], no new
+//! INVITE. The leg ends when the supervisor stops, their phone hangs up, or the customer leaves
+//! the agent (hung up or unbridged); every join and end is one [`CallEvent`] for the records.
+
+use media::SupervisorMode;
+
+use super::*;
+
+/// A supervisor asks to join `call` (or to change mode on it).
+#[derive(Clone, Debug)]
+pub struct Supervise {
+    /// The supervisor's user id.
+    pub supervisor: u64,
+    pub tenant_id: u64,
+    /// The customer call (bridged to an agent on this shard).
+    pub call: u64,
+    pub mode: SupervisorMode,
+    /// The supervisor's registered contact URI (Request-URI).
+    pub target: String,
+    /// Where the INVITE goes.
+    pub dest: SocketAddr,
+}
+
+/// Why a supervisor's leg ended (or never joined).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SupervisionEnd {
+    /// The supervisor stopped (or moved to another call).
+    Stopped,
+    /// The customer left the agent (hung up, or was unbridged).
+    CallEnded,
+    /// The supervisor's phone hung up.
+    PhoneHungUp,
+    /// The supervisor's phone refused or did not answer (SIP status; 503: no room on the shard).
+    Unreachable(u16),
+    /// The call is not bridged to an agent on this shard.
+    NotBridged,
+    /// The call has its most supervisors already.
+    Full,
+}
+
+impl SupervisionEnd {
+    /// The name in SQL and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SupervisionEnd::Stopped => "stopped",
+            SupervisionEnd::CallEnded => "call_ended",
+            SupervisionEnd::PhoneHungUp => "phone_hung_up",
+            SupervisionEnd::Unreachable(_) => "unreachable",
+            SupervisionEnd::NotBridged => "not_bridged",
+            SupervisionEnd::Full => "full",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct SupervisorLeg {
+    cmd: Supervise,
+    agent: u64,
+    up: bool,
+    tx: TxId,
+    invite: Request,
+    dialog: Option<Dialog>,
+    port: (SocketId, SocketAddr),
+    local_sdp: Vec<u8>,
+}
+
+impl CallControl {
+    pub(super) fn supervise(&mut self, now: Now, cmd: Supervise) {
+        let (sup, call) = (cmd.supervisor, cmd.call);
+        let agent = match self.customers.get(&call).map(|c| &c.state) {
+            Some(CustomerState::Bridged { agent, .. }) => *agent,
+            _ => {
+                return self.emit(CallEvent::SupervisorLeft {
+                    supervisor: sup,
+                    call,
+                    reason: SupervisionEnd::NotBridged,
+                })
+            }
+        };
+        if let Some(s) = self.supervisors.get_mut(&sup) {
+            if s.cmd.call == call {
+                s.cmd.mode = cmd.mode;
+                if s.up {
+                    let mode = cmd.mode;
+                    self.control(Control::SetSupervisorMode { call: agent_media_call(agent), id: sup, mode });
+                    self.emit(CallEvent::SupervisorJoined { supervisor: sup, call, mode });
+                }
+                return;
+            }
+            self.end_supervision(now, sup, SupervisionEnd::Stopped, true);
+        }
+        if self.supervisors.values().filter(|s| s.cmd.call == call).count() >= media::call::MAX_SUPERVISORS {
+            return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason: SupervisionEnd::Full });
+        }
+        let PhoneInvite { tx, invite, port, local_sdp } =
+            match self.invite_phone(now, &cmd.target.clone(), cmd.dest, Owner::Supervisor(sup)) {
+                Ok(p) => p,
+                Err(status) => {
+                    let reason = SupervisionEnd::Unreachable(status);
+                    return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason });
+                }
+            };
+        self.supervisors
+            .insert(sup, SupervisorLeg { cmd, agent, up: false, tx, invite, dialog: None, port, local_sdp });
+    }
+
+    pub(super) fn on_supervisor_response(&mut self, now: Now, sup: u64, tx: TxId, resp: Response) {
+        let Some(s) = self.supervisors.get_mut(&sup) else { return };
+        if resp.cseq().map(|c| c.method) != Some(Method::Invite) || tx != s.tx || resp.status < 200 {
+            return;
+        }
+        let dest = s.cmd.dest;
+        if !resp.is_success() {
+            return self.end_supervision(now, sup, SupervisionEnd::Unreachable(resp.status), false);
+        }
+        if let Some(d) = &s.dialog {
+            let ack = d.ack(d.invite_seq, None);
+            self.endpoint.send_ack(dest, ack);
+            return;
+        }
+        let Some(d) = Dialog::uac(&s.invite, &resp) else {
+            return self.end_supervision(now, sup, SupervisionEnd::Unreachable(500), false);
+        };
+        let ack = d.ack(d.invite_seq, None);
+        self.endpoint.send_ack(dest, ack);
+        s.dialog = Some(d);
+        let Some(n) = negotiate(s.port.1, &resp.body) else {
+            return self.end_supervision(now, sup, SupervisionEnd::Unreachable(488), true);
+        };
+        s.up = true;
+        let (port, agent, call, mode) = (s.port.0, s.agent, s.cmd.call, s.cmd.mode);
+        let leg = self.leg(port, &n, false);
+        self.control(Control::AddSupervisor { call: agent_media_call(agent), id: sup, leg: Box::new(leg), mode });
+        self.emit(CallEvent::SupervisorJoined { supervisor: sup, call, mode });
+    }
+
+    /// Ends a supervisor's leg (`send_bye`: we end it, the phone did not), reported once.
+    pub(super) fn end_supervision(&mut self, now: Now, sup: u64, reason: SupervisionEnd, send_bye: bool) {
+        let Some(mut s) = self.supervisors.remove(&sup) else { return };
+        self.tx_owner.remove(&s.tx);
+        if let Some(cid) = s.invite.call_id() {
+            self.call_ids.remove(cid);
+        }
+        if s.up {
+            if send_bye {
+                if let Some(d) = s.dialog.as_mut() {
+                    let bye = d.request(Method::Bye);
+                    let _ = self.endpoint.send_request(now.mono, s.cmd.dest, bye);
+                }
+            }
+            self.control(Control::TakeSupervisor { call: agent_media_call(s.agent), id: sup });
+            self.media.push_back(MediaOp::ClosePort(s.port.0));
+        } else {
+            if send_bye {
+                if let Ok(Some(cancel)) = self.endpoint.cancel(now.mono, s.tx) {
+                    self.tx_owner.insert(cancel, Owner::Supervisor(sup));
+                }
+            }
+            self.ports.push(s.port);
+        }
+        self.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
+    }
+
+    /// The customer `call` left its agent: its supervisors' legs end with it.
+    pub(super) fn end_supervisions_of(&mut self, now: Now, call: u64) {
+        if self.supervisors.is_empty() {
+            return;
+        }
+        let ids: Vec<u64> = self.supervisors.iter().filter(|(_, s)| s.cmd.call == call).map(|(id, _)| *id).collect();
+        for sup in ids {
+            self.end_supervision(now, sup, SupervisionEnd::CallEnded, true);
+        }
+    }
+
+    /// An in-dialog request from a supervisor's phone (its BYE ends the leg).
+    pub(super) fn supervisor_request(&mut self, now: Now, sup: u64, tx: TxId, req: Request) {
+        let Some(s) = self.supervisors.get_mut(&sup) else { return };
+        let sdp = s.local_sdp.clone();
+        let Some(d) = s.dialog.as_mut().filter(|d| d.matches_request(&req)) else {
+            return self.respond(now, tx, response_to(&req, 481, None));
+        };
+        if let Some(r) = d.handle_request(&req, Some(&sdp)) {
+            let ok_bye = req.method == Method::Bye && r.status == 200;
+            self.respond(now, tx, r);
+            if ok_bye {
+                self.end_supervision(now, sup, SupervisionEnd::PhoneHungUp, false);
+            }
+        }
+    }
+
+    /// Whether `tx` is the live INVITE of a supervisor's leg.
+    pub(super) fn is_supervisor_invite(&self, sup: u64, tx: TxId) -> bool {
+        self.supervisors.get(&sup).is_some_and(|s| s.tx == tx)
+    }
+
+    /// Supervisors' legs on this shard (up or being set up).
+    pub fn supervisor_legs(&self) -> usize {
+        self.supervisors.len()
+    }
+}
