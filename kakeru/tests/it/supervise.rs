@@ -63,7 +63,7 @@ impl Api {
 async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite:{}/kakeru.db", dir.path().display());
-    let mut node = Node::open(NodeConfig::new(&url)).await.expect("node");
+    let node = Node::open(NodeConfig::new(&url)).await.expect("node");
     let db = node.db().clone();
     let now = store::now_ms();
     let t = store::tenancy::create_tenant(&db, "watch", "見守り株式会社", "Asia/Tokyo", now).await.expect("tenant");
