@@ -28,6 +28,7 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     let list = post("/lists", json!({"batch_id": batch, "name": "fx"})).await;
     post("/custom-fields", json!({"key": "fx", "label": "fx", "kind": "text"})).await;
     let lead = post("/leads", json!({"list_id": list, "name": "fx", "kana": "フィクス", "tel": "0311112222"})).await;
+    post("/lead-numbers", json!({"lead_id": lead, "tel": "09011112222", "label": "fx"})).await;
     post("/call-jobs", json!({"campaign_id": campaign, "dialing_group_id": group, "name": "fx", "list_ids": [list]}))
         .await;
     post("/dnc-numbers", json!({"number": "0399998888"})).await;
@@ -142,6 +143,8 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
         ("post", "/lists") => json!({"batch_id": fx["/batches"], "name": name}),
         ("post", "/custom-fields") => json!({"key": name, "label": name, "kind": "number"}),
         ("post", "/leads") => json!({"list_id": fx["/lists"], "name": name, "kana": "カナ", "tel": tel}),
+        ("post", "/lead-numbers") => json!({"lead_id": fx["/leads"], "tel": tel}),
+        ("patch", p) if p.starts_with("/lead-numbers/") => json!({"label": name}),
         ("post", "/call-jobs") => {
             json!({"campaign_id": fx["/campaigns"], "dialing_group_id": fx["/dialing-groups"], "name": name, "list_ids": [fx["/lists"]]})
         }

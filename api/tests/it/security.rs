@@ -227,9 +227,28 @@ pub async fn bodies_are_limited_and_json_needs_its_type(app: TestApp) {
     let t = app.tenant("body").await;
     let mgr = t.mgr().expect("mgr");
     // A JSON body over 1 MiB: 413, not 400.
+    // The server answers from the Content-Length and closes without reading the body, so a
+    // client still sending may see the connection close before it reads the 413: it tries again.
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(2 << 20));
-    let (s, b) = app.raw(mgr, "POST", "/campaigns", "application/json", big.into_bytes()).await;
-    assert_eq!(s.as_u16(), 413, "{}", String::from_utf8_lossy(&b));
+    let mut answered = None;
+    for _ in 0..5 {
+        let sent = app
+            .http
+            .post(format!("{}/campaigns", app.base))
+            .bearer_auth(mgr)
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(r) => {
+                answered = Some(r.status().as_u16());
+                break;
+            }
+            Err(e) => assert!(e.is_request(), "only a closed connection may stop the request: {e}"),
+        }
+    }
+    assert_eq!(answered, Some(413));
     // JSON without a JSON content type: 415.
     let (s, b) = app.raw(mgr, "POST", "/campaigns", "text/plain", b"{\"name\": \"c\"}".to_vec()).await;
     assert_eq!(s.as_u16(), 415, "{}", String::from_utf8_lossy(&b));
