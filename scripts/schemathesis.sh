@@ -24,10 +24,11 @@ password=$(grep -o '"password":"[^"]*"' "$work/api.out" | cut -d'"' -f4)
 token=$(curl -sf -XPOST "http://127.0.0.1:$port/auth/login" -H 'content-type: application/json' \
   -d "{\"tenant\":\"demo\",\"login\":\"admin\",\"password\":\"$password\"}" | python3 -c 'import sys,json;print(json.load(sys.stdin)["token"])')
 
+me=$(curl -sf "http://127.0.0.1:$port/me" -H "Authorization: Bearer $token" | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')
 echo "schemathesis: up to ${seconds}s, ${examples} examples per operation"
 set +e
 curl -sf "http://127.0.0.1:$port/openapi.json" -o "$work/openapi.json"
-PYTHONPATH=scripts SCHEMATHESIS_HOOKS=schemathesis_hooks SCHEMATHESIS_STATUS_LOG="$work/status.log" timeout --signal=INT "$seconds" "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+SCHEMATHESIS_KEEP_USER="$me" PYTHONPATH=scripts SCHEMATHESIS_HOOKS=schemathesis_hooks SCHEMATHESIS_STATUS_LOG="$work/status.log" timeout --signal=INT "$seconds" "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   -H "Authorization: Bearer $token" --checks not_a_server_error --show-trace \
   --hypothesis-max-examples "$examples" --hypothesis-seed 1 --hypothesis-derandomize \
   --experimental=openapi-3.1 --exclude-path-regex '/auth/logout' --workers 1 > "$work/st.out" 2>&1

@@ -943,6 +943,7 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
   function openMenu(id, anchor) {
     if (!S.me || !SV_ROLES.includes(S.me.role)) return;
     S.menuAgent = id;
+    fillReasons(); // in the page's language now
     const m = $('agent-menu');
     $('menu-title').textContent = `${agentName(id)} — ${stateLabel(S.agents.get(id).state)}`;
     $('menu-error').textContent = '';
