@@ -56,11 +56,15 @@ use crate::pacer::{
     PredictiveConfig, PredictivePacer, PreviewPacer, ProgressivePacer,
 };
 
-/// The 72-hour rule for predictive campaigns.
 /// How long a browser phone's offer waits for its agent's leg (the page offers, then starts the job).
 pub const PHONE_OFFER_TTL_MS: u64 = 60_000;
-/// Browser phone offers one engine keeps waiting at most.
+/// How long an agent's leg with neither a registered phone nor an offer waits for the page's offer
+/// before the agent is unreachable: the offer (on the dialer notices) and the job's start (through
+/// control) travel apart, and either may arrive first.
+pub const LEG_WAITS_FOR_OFFER_MS: u64 = 5_000;
+/// Browser phone offers (and legs waiting for one) one engine keeps at most.
 pub const MAX_PHONE_OFFERS: usize = 10_000;
+/// The 72-hour rule for predictive campaigns.
 pub const NO_REDIAL_AFTER_ABANDON_MS: i64 = 72 * 3_600_000;
 /// Most dials one prepare step asks for.
 pub const MAX_PREPARE: u32 = 500;
@@ -404,6 +408,9 @@ pub struct Engine {
     contacts: HashMap<u64, Contact>,
     /// Browser phones' offers waiting for their agent's next leg, with when they came.
     phone_offers: HashMap<u64, (u64, String)>,
+    /// Agents' legs asked for with neither a registered phone nor an offer: until when they wait
+    /// for the page's offer ([`LEG_WAITS_FOR_OFFER_MS`]).
+    legs_awaiting_offer: HashMap<u64, u64>,
     phones: HashMap<String, i64>,
     campaigns: HashMap<u64, Campaign>,
     caller_limits: HashMap<String, i64>,
@@ -445,6 +452,7 @@ impl Engine {
             agents: HashMap::new(),
             contacts: HashMap::new(),
             phone_offers: HashMap::new(),
+            legs_awaiting_offer: HashMap::new(),
             phones: HashMap::new(),
             campaigns: HashMap::new(),
             caller_limits: HashMap::new(),
@@ -529,6 +537,7 @@ impl Engine {
 
     pub fn handle_timeout(&mut self, now: Now) {
         self.arm(now);
+        self.expire_leg_waits(now);
         let tick = self.next_tick.is_some_and(|t| t <= now.mono);
         if tick {
             self.next_tick = Some(now.mono + self.cfg.tick);
@@ -602,7 +611,32 @@ impl Engine {
     /// A browser phone's offer: to the shard of the leg the agent has (set up or up), else kept
     /// for the agent's next leg ([`PHONE_OFFER_TTL_MS`]; one per agent, at most
     /// [`MAX_PHONE_OFFERS`]).
+    /// Legs that waited for an offer in vain: the agent is unreachable (no phone).
+    fn expire_leg_waits(&mut self, now: Now) {
+        if self.legs_awaiting_offer.is_empty() {
+            return;
+        }
+        let mut gone: Vec<u64> = Vec::new();
+        self.legs_awaiting_offer.retain(|agent, until| {
+            let keep = *until > now.unix_ms;
+            if !keep {
+                gone.push(*agent);
+            }
+            keep
+        });
+        for agent in gone {
+            tracing::info!(agent, "no registered phone and no browser phone offer for the agent");
+            self.publish(ShardEvent::AgentUnreachable { agent_id: AgentId(agent), sip_status: 404 });
+        }
+    }
+
     fn on_phone_offer(&mut self, now: Now, agent: u64, sdp: String) {
+        // A leg already asked for, waiting for this offer: set it up now.
+        if self.legs_awaiting_offer.remove(&agent).is_some() {
+            let shard = self.agents.get(&agent).map_or(0, |a| shard_of(a.campaign.unwrap_or(0), self.cfg.shards));
+            let tenant_id = self.tenant;
+            return self.command(shard, Command::DialBrowser(calls::DialBrowser { agent, tenant_id, offer: sdp }));
+        }
         let leg = self.agents.get(&agent).filter(|a| !matches!(a.state, CtlState::Offline | CtlState::Unknown));
         if let Some(a) = leg {
             let shard = a.leg_shard.unwrap_or_else(|| shard_of(a.campaign.unwrap_or(0), self.cfg.shards));
@@ -1063,6 +1097,7 @@ impl Engine {
             }
             CtlCommand::HangUpAgentLeg { agent_id } => {
                 let agent = agent_id.0;
+                self.legs_awaiting_offer.remove(&agent);
                 let here = self
                     .agents
                     .get(&agent)
@@ -1139,6 +1174,10 @@ impl Engine {
                             shard,
                             Command::DialAgent(DialAgent { agent, tenant_id, target: contact.uri, dest }),
                         );
+                    }
+                    None if self.legs_awaiting_offer.len() < MAX_PHONE_OFFERS => {
+                        // Maybe a browser phone whose offer is still on its way.
+                        self.legs_awaiting_offer.insert(agent, now.unix_ms + LEG_WAITS_FOR_OFFER_MS);
                     }
                     None => {
                         tracing::info!(agent, "no registered phone for the agent");

@@ -151,10 +151,8 @@ async fn the_browser_phone_works_a_call_end_to_end() {
             Envelope::new(floor.tenant, store::now_ms() as u64, &PhoneOffer { agent_id: AgentId(agent), sdp: offer })
                 .expect("encode");
         floor.bus.publish(&streams::dialer_notices(), &env).await.expect("publish");
-        // The engine reads the notices on a reader of their own, and nothing acknowledges an offer
-        // kept for a leg to come: give it time on a loaded machine before the job starts (300 ms
-        // was not always enough under the whole suite).
-        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        // The job starts at once: whichever of the two reaches the engine first, the leg is set up
+        // from the offer (a leg with no phone waits for it, `LEG_WAITS_FOR_OFFER_MS`).
         floor.log_in_agents(Some(120_000)).await;
 
         // The shard's answer comes on agent:events, as the page's stream delivers it.

@@ -900,3 +900,40 @@ fn a_recall_an_agent_owns_in_a_paced_job_goes_to_that_agent_only() {
     assert_eq!(due(&sim).first(), Some(&(2, 77, 1)), "to its owner, for its job");
     assert!(due(&sim).iter().all(|(a, _, _)| *a == 2));
 }
+
+/// A browser phone's offer and the job's start travel apart (the dialer notices; control): an
+/// agent's leg asked for with no registered phone waits for the page's offer, then is set up from
+/// it; with no offer at all the agent is unreachable once the wait is over.
+#[test]
+fn a_leg_without_a_phone_waits_for_the_pages_offer() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "progressive", 5), 0)]);
+    let unreachable = |sim: &Sim, agent: u64| {
+        sim.published.iter().any(|e| matches!(e, ShardEvent::AgentUnreachable { agent_id, .. } if agent_id.0 == agent))
+    };
+    let dial_leg = |sim: &mut Sim, agent: u64| {
+        sim.input(Input::Agent(Event::Command(Ctl::DialAgentLeg {
+            agent_id: AgentId(agent),
+            campaign_id: Some(CampaignId(10)),
+        })));
+    };
+    // The job starts before the offer arrives: no SIP dial, not unreachable yet.
+    dial_leg(&mut sim, 7);
+    sim.run_for(1_000);
+    assert!(!unreachable(&sim, 7));
+    assert!(!sim.commands.iter().any(|c| matches!(c, Command::DialAgent(_))), "no phone to dial");
+    // The page's offer: its WebRTC leg is set up at once.
+    sim.input(Input::PhoneOffer { agent: 7, sdp: "v=0".into() });
+    assert!(sim.commands.iter().any(|c| matches!(c, Command::DialBrowser(d) if d.agent == 7)));
+    // No phone and no offer: unreachable when the wait is over, and only then.
+    dial_leg(&mut sim, 8);
+    sim.run_for(dialer::engine::core::LEG_WAITS_FOR_OFFER_MS - 1_000);
+    assert!(!unreachable(&sim, 8));
+    sim.run_for(2_000);
+    assert!(unreachable(&sim, 8), "the agent with no phone is told unreachable");
+    assert!(!unreachable(&sim, 7), "the browser phone's agent never was");
+    // An agent logged off while waiting is not reported later.
+    dial_leg(&mut sim, 9);
+    sim.input(Input::Agent(Event::Command(Ctl::HangUpAgentLeg { agent_id: AgentId(9) })));
+    sim.run_for(dialer::engine::core::LEG_WAITS_FOR_OFFER_MS + 1_000);
+    assert!(!unreachable(&sim, 9));
+}
