@@ -1147,16 +1147,11 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     .collect::<Result<_, store::sqlx::Error>>()?;
     // Hourly live and abandons from 30 days before `from` (the rolling windows), per campaign.
     let wide_from = from - chrono::Duration::days(31);
-    let f =
-        Filter { from_day: wide_from.to_string(), to_day: to.to_string(), campaign_id: campaign, ..Default::default() };
-    let hourly = store::reports::sum_calls(db, t, RollupTable::Calls, &f, &[By::Campaign, By::HourAt]).await?;
     let mut by_campaign: HashMap<i64, Vec<(i64, i64, i64)>> = HashMap::new();
-    for r in &hourly {
-        by_campaign.entry(r.keys[0].parse().unwrap_or(0)).or_default().push((
-            r.keys[1].parse().unwrap_or(0),
-            r.m.0[2],
-            r.m.0[4] + r.m.0[5],
-        ));
+    for (c, hour_at, live, abandons) in
+        store::reports::live_abandons_by_hour(db, t, &wide_from.to_string(), &to.to_string(), campaign).await?
+    {
+        by_campaign.entry(c).or_default().push((hour_at, live, abandons));
     }
     let f = Filter { from_day: from.to_string(), to_day: to.to_string(), campaign_id: campaign, ..Default::default() };
     let daily: HashMap<(String, String), Measures> =

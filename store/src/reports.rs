@@ -206,6 +206,39 @@ pub async fn sum_calls(db: &Db, tenant_id: i64, table: Table, f: &Filter, by: &[
     Ok(out)
 }
 
+/// Live answers and abandons (abandoned + released at the wait limit) per campaign and hour over
+/// the local days `from_day..=to_day`, in (campaign, hour_at) order: the rolling abandon rates of the
+/// outbound report read only these two measures over two months, so they are summed alone.
+pub async fn live_abandons_by_hour(
+    db: &Db,
+    tenant_id: i64,
+    from_day: &str,
+    to_day: &str,
+    campaign_id: Option<i64>,
+) -> Result<Vec<(i64, i64, i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT campaign_id, hour_at, CAST(SUM(live) AS BIGINT) AS live, CAST(SUM(abandoned + timeouts) AS BIGINT) AS abandons
+         FROM rollup_calls WHERE tenant_id = $1 AND day >= $2 AND day <= $3 AND ($4 = 0 OR campaign_id = $4)
+         GROUP BY campaign_id, hour_at ORDER BY campaign_id, hour_at",
+    )
+    .bind(tenant_id)
+    .bind(from_day)
+    .bind(to_day)
+    .bind(campaign_id.unwrap_or(0))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("campaign_id")?,
+                r.try_get("hour_at")?,
+                r.try_get::<Option<i64>, _>("live")?.unwrap_or(0),
+                r.try_get::<Option<i64>, _>("abandons")?.unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
 /// One summed row of `rollup_states`: keys, ms, entries.
 #[derive(Debug, Clone)]
 pub struct StateRow {

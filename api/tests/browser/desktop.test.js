@@ -102,8 +102,59 @@ async function hangUpAndSave(page, result, memo) {
   await stateIs(page, 'ready');
 }
 
+/** A person's own browser context (as each has a browser) signed in at / to the desktop. */
+async function signIn(browser, watch, login, password) {
+  const own = await browser.newContext({ viewport: { width: 1440, height: 960 }, locale: 'ja-JP' });
+  const page = await own.newPage();
+  watch(page);
+  await page.goto(`${BASE}/`);
+  await page.getByLabel('テナントコード').fill(FIX.tenant);
+  await page.getByLabel('ログインID').fill(login);
+  await page.getByLabel('パスワード').fill(password);
+  await page.getByRole('button', { name: 'ログイン' }).click();
+  await page.waitForURL(`${BASE}/ui/agent`, { timeout: 120000 });
+  return { own, page };
+}
+
+/**
+ * Business end (業務終了時間, BIZTEL §3.2): agents of another group wait in a job whose hours end at
+ * `FIX.businessEnd.at_ms`, one page in each language; each is told by the seed's dialog, in its
+ * language. Runs beside the main walk, which outlasts the wait.
+ */
+async function businessEnd(watch) {
+  const E = FIX.businessEnd;
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const agent = async (a) => {
+    const { own, page } = await signIn(browser, watch, a.login, FIX.password);
+    await startJob(page, E.job);
+    if (a.lang === 'en') {
+      await page.getByRole('button', { name: 'English', exact: true }).click();
+      await until(page, 'lang en', () => document.documentElement.lang === 'en');
+    }
+    const wait = Math.max(0, E.at_ms - Date.now()) + 30000;
+    const says = a.lang === 'ja' ? '業務終了時間になりました。コールジョブは停止しました。' : 'Business hours have ended. The call job has stopped.';
+    await until(page, 'the business-end dialog', (src) => document.getElementById('dlg').open && document.getElementById('dlg-text').textContent.includes(src), says, wait);
+    const file = path.join(OUT, `desktop-business-end-${a.lang}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    log(`SCREENSHOT ${file}`);
+    await ok(page);
+    await until(page, 'the dialog closed', () => !document.getElementById('dlg').open);
+    await own.close();
+  };
+  await Promise.all(E.agents.map(agent));
+  await browser.close();
+}
+
 async function desktop() {
-  const { context, page, problems } = await launch();
+  const { context, page, problems, watch } = await launch();
+  const evening = businessEnd(watch);
+  // A failure there is reported at the end, with the rest (never as an unhandled rejection).
+  evening.catch(() => {});
   const J = FIX.jobs;
   // ------------------------------------------------------------------------------ the login page
   await page.goto(`${BASE}/`);
@@ -343,6 +394,7 @@ async function desktop() {
   }
   await page.getByRole('button', { name: '日本語', exact: true }).click();
 
+  await evening;
   const pops = await page.evaluate(() => window.__desk.pops);
   log(`POPS ${JSON.stringify(pops)}`);
   assert.deepEqual(problems, [], problems.join('\n'));
@@ -365,15 +417,7 @@ async function pop() {
   // Logins one after another (argon2 on a loaded machine), then every tab takes calls at once.
   const pages = [];
   for (const a of FIX.agents) {
-    const own = await browser.newContext({ viewport: { width: 1440, height: 960 }, locale: 'ja-JP' });
-    const page = await own.newPage();
-    watch(page);
-    await page.goto(`${BASE}/`);
-    await page.getByLabel('テナントコード').fill(FIX.tenant);
-    await page.getByLabel('ログインID').fill(a.login);
-    await page.getByLabel('パスワード').fill(a.password);
-    await page.getByRole('button', { name: 'ログイン' }).click();
-    await page.waitForURL(`${BASE}/ui/agent`, { timeout: 120000 });
+    const { page } = await signIn(browser, watch, a.login, a.password);
     await until(page, 'jobs', () => document.querySelectorAll('#jobs-body tr').length > 0, undefined, 120000);
     pages.push(page);
   }

@@ -331,6 +331,40 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     )
     .await;
     let (distribute, _, _) = campaign(&db, t, group, "配布発信", "distribute", &[("中村 六子", "0366660001")]).await;
+    // Business end (業務終了時間) while two agents of another group wait, one page in Japanese and
+    // one in English: a job whose hours end at the first whole minute at least 45 s away (the two
+    // agents' logins come first) in the tenant's zone (Tokyo, +09:00), 45-105 s from now, beside a
+    // main walk of about 70 s; the hours are whole minutes, so the test cannot end them sooner
+    // without a clock of its own. Near midnight it waits for the new day (at most 3 minutes, a run
+    // in 480).
+    let tokyo_minute = |ms: i64| (ms / 60_000 + 540).rem_euclid(1440);
+    while tokyo_minute(store::now_ms()) >= 1437 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let evening_group = insert(
+        &db,
+        "INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, '夕方班', 0) RETURNING id",
+        &[json!(t)],
+    )
+    .await;
+    let kimura = store::accounts::create_user(&db, &user("kimura", "木村 次郎", Role::Op), now).await.expect("op 3");
+    let suzuki = store::accounts::create_user(&db, &user("suzuki", "Suzuki Ken", Role::Op), now).await.expect("op 4");
+    for (u, login) in [(kimura, "kimura"), (suzuki, "suzuki")] {
+        phone_account(&db, t, u, login, "desk", &format!("sip-{login}")).await;
+        join_group(&db, t, evening_group, u).await;
+    }
+    let (evening, evening_campaign, _) =
+        campaign(&db, t, evening_group, "夕方発信", "dial", &[("夕方 顧客", "0377770001")]).await;
+    let at = store::now_ms();
+    let ahead = if 60_000 - at % 60_000 >= 45_000 { 1 } else { 2 };
+    let end_minute = tokyo_minute(at) + ahead;
+    let business_end_at = (at / 60_000 + ahead) * 60_000;
+    sqlx::query("UPDATE campaigns SET business_end = $1 WHERE id = $2")
+        .bind(format!("{:02}:{:02}", end_minute / 60, end_minute % 60))
+        .bind(evening_campaign)
+        .execute(&db.pool)
+        .await
+        .expect("business end");
     // An earlier contact with 山田 花子 by the other agent (佐藤 花子), two days ago.
     let two_days = now - 2 * 86_400_000;
     let call = insert(
@@ -377,11 +411,14 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     let floor = Floor::start(node, t, carrier.sip_addr, "desk", None).await;
     let (base, bus, info) = (floor.base.clone(), floor.bus.clone(), floor.info.clone());
     let phones = sim::phone::start(
-        vec![sim::phone::PhoneAccount {
-            username: "tanaka".into(),
-            password: "sip-tanaka".into(),
-            domain: "desk".into(),
-        }],
+        ["tanaka", "kimura", "suzuki"]
+            .into_iter()
+            .map(|u| sim::phone::PhoneAccount {
+                username: u.into(),
+                password: format!("sip-{u}"),
+                domain: "desk".into(),
+            })
+            .collect(),
         sim::phone::PhoneConfig {
             registrar: info.sip_addrs[0],
             bind_ip: loopback,
@@ -403,6 +440,8 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
                  "preview": preview.name, "distribute": distribute.name},
         "dnc": dnc, "unknown": "0355550001", "colleague": "佐藤 花子",
         "callback": "0322220003", "callbackName": "既存 顧客",
+        "businessEnd": {"job": evening.name, "at_ms": business_end_at,
+                        "agents": [{"login": "kimura", "lang": "ja"}, {"login": "suzuki", "lang": "en"}]},
     });
     let proxy = Proxy::start(&base).await;
     let mut child = tokio::process::Command::new("node")
@@ -514,6 +553,9 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
                     WHERE c.number = '0322220003' AND c.dialled_by IS NOT NULL".into())
     .await;
     assert_eq!(linked, 1, "the callback's call");
+    // Business end stopped the evening job (the engine), and both agents were told (the page).
+    let stopped = n(format!("SELECT COUNT(*) FROM call_jobs WHERE id = {} AND status = 'stopped'", evening.id)).await;
+    assert_eq!(stopped, 1, "the job stops at business end");
 
     floor.stop().await;
     let _ = sim_stop.send(true);
