@@ -21,6 +21,12 @@ agents=$(grep "operator:" demo.out | awk '{print "{\"login\":\"" $5 "\",\"passwo
 fixture="{\"tenant\":\"demo\",\"calls\":$calls,\"agents\":[${agents}]}"
 cd "$root/api/tests/browser"
 KAKERU_MODE=pop KAKERU_BASE="http://127.0.0.1:$port" KAKERU_OUT="$work" KAKERU_FIXTURE="$fixture" node desktop.test.js < /dev/null | tee "$work/pop.out" | grep -E "^(POPS|BROWSER)"
+# Every call the people took has its saved wrap-up record (the demo's SQLite file, read beside it).
+logins=$(grep "operator:" "$work/demo.out" | awk '{print "'"'"'" $5 "'"'"'"}' | paste -sd, -)
+sqlite3 "$work/kakeru.db" "SELECT 'calls taken by the people: ' || COUNT(*) || ', with a saved record: ' || COUNT(w.id)
+  FROM call_records r JOIN users u ON u.id = r.agent_user_id
+  LEFT JOIN wrapup_records w ON w.call_record_id = r.id AND w.saved = 1
+  WHERE u.login IN ($logins) AND r.bridged_at IS NOT NULL"
 grep "^POPS" "$work/pop.out" | sed 's/^POPS //' | node -e '
   const v = JSON.parse(require("fs").readFileSync(0, "utf8")).sort((a, b) => a - b);
   const q = (p) => v[Math.round((v.length - 1) * p)];
