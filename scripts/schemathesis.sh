@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Property-based run over /openapi.json against a running `kakeru api` (SQLite file), bounded in
-# time: every operation gets generated inputs, valid and invalid; no answer may be a 5xx, and every
+# time: records of every collection are seeded first (scripts/schemathesis_seed.py) and the hooks
+# point generated ids at them; every operation gets generated inputs, valid and invalid; no answer may be a 5xx, and every
 # operation must answer some input with a 2xx (scripts/schemathesis_reach.py; the operations not yet
 # reached are listed in scripts/schemathesis_unreached.txt, which may only shrink).
 set -euo pipefail
@@ -25,10 +26,11 @@ token=$(curl -sf -XPOST "http://127.0.0.1:$port/auth/login" -H 'content-type: ap
   -d "{\"tenant\":\"demo\",\"login\":\"admin\",\"password\":\"$password\"}" | python3 -c 'import sys,json;print(json.load(sys.stdin)["token"])')
 
 me=$(curl -sf "http://127.0.0.1:$port/me" -H "Authorization: Bearer $token" | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')
+python3 scripts/schemathesis_seed.py "http://127.0.0.1:$port" "$token" > "$work/seed.json"
 echo "schemathesis: up to ${seconds}s, ${examples} examples per operation"
 set +e
 curl -sf "http://127.0.0.1:$port/openapi.json" -o "$work/openapi.json"
-SCHEMATHESIS_KEEP_USER="$me" PYTHONPATH=scripts SCHEMATHESIS_HOOKS=schemathesis_hooks SCHEMATHESIS_STATUS_LOG="$work/status.log" timeout --signal=INT "$seconds" "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+SCHEMATHESIS_KEEP_USER="$me" SCHEMATHESIS_SEED="$work/seed.json" PYTHONPATH=scripts SCHEMATHESIS_HOOKS=schemathesis_hooks SCHEMATHESIS_STATUS_LOG="$work/status.log" timeout --signal=INT "$seconds" "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   -H "Authorization: Bearer $token" --checks not_a_server_error --show-trace \
   --hypothesis-max-examples "$examples" --hypothesis-seed 1 --hypothesis-derandomize \
   --experimental=openapi-3.1 --exclude-path-regex '/auth/logout' --workers 1 > "$work/st.out" 2>&1
