@@ -30,7 +30,7 @@ python3 scripts/schemathesis_seed.py "http://127.0.0.1:$port" "$token" > "$work/
 echo "schemathesis: up to ${seconds}s, ${examples} examples per operation"
 set +e
 curl -sf "http://127.0.0.1:$port/openapi.json" -o "$work/openapi.json"
-SCHEMATHESIS_KEEP_USER="$me" SCHEMATHESIS_SEED="$work/seed.json" PYTHONPATH=scripts SCHEMATHESIS_HOOKS=schemathesis_hooks SCHEMATHESIS_STATUS_LOG="$work/status.log" timeout --signal=INT "$seconds" "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+SCHEMATHESIS_KEEP_USER="$me" SCHEMATHESIS_SEED="$work/seed.json" SCHEMATHESIS_BASE_URL="http://127.0.0.1:$port" SCHEMATHESIS_TOKEN="$token" PYTHONPATH=scripts SCHEMATHESIS_HOOKS=schemathesis_hooks SCHEMATHESIS_STATUS_LOG="$work/status.log" timeout --signal=INT "$seconds" "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   -H "Authorization: Bearer $token" --checks not_a_server_error --show-trace \
   --hypothesis-max-examples "$examples" --hypothesis-seed 1 --hypothesis-derandomize \
   --experimental=openapi-3.1 --exclude-path-regex '/auth/logout' --workers 1 > "$work/st.out" 2>&1

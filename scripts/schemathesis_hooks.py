@@ -3,6 +3,8 @@ status class of every answer per operation (SCHEMATHESIS_STATUS_LOG), so that th
 operation reached with a 2xx from one that only ever refused its inputs."""
 import json
 import os
+import urllib.error
+import urllib.request
 
 import schemathesis
 
@@ -44,7 +46,8 @@ def before_call(context, case):
 # Records seeded before the run (scripts/schemathesis_seed.py, SCHEMATHESIS_SEED): most generated
 # ids of a path's `{id}` and of a body's reference fields become ids of records that exist, so
 # that the handlers past the lookup run; every fourth value is left as generated (a missing record
-# still gets its 404 or 422). A delete gets the collection's spare record, the rest its kept one.
+# still gets its 404 or 422). A delete gets the collection's spare record, the rest its kept one;
+# a seeded record that an earlier operation removed (a bulk delete) is made again from its body.
 _seed_path = os.environ.get("SCHEMATHESIS_SEED")
 _seed = json.load(open(_seed_path, encoding="utf-8")) if _seed_path else {}
 # Paths whose `{id}` names a record of another collection.
@@ -69,6 +72,36 @@ def _ids(collection, spare=False):
     return (spare and entry.get("spare")) or entry.get("keep") or []
 
 
+def _api(method, path, body=None):
+    req = urllib.request.Request(
+        os.environ["SCHEMATHESIS_BASE_URL"] + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {os.environ['SCHEMATHESIS_TOKEN']}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def _present(collection, spare):
+    """The seeded ids of `collection`, each made again if it is gone."""
+    collection = _ALIAS.get(collection, collection)
+    entry = _seed.get(collection) or {}
+    kind = "spare" if spare and entry.get("spare") else "keep"
+    ids = entry.get(kind) or []
+    bodies = entry.get("bodies")
+    if bodies and os.environ.get("SCHEMATHESIS_BASE_URL"):
+        for n, i in enumerate(ids):
+            if _api("GET", f"{collection}/{i}")[0] == 404:
+                status, made = _api("POST", collection, bodies[kind == "spare"])
+                if status == 201:
+                    ids[n] = made["id"]
+    return ids
+
+
 def _existing(value, ids):
     if isinstance(value, bool) or not isinstance(value, int) or not ids or value % 4 == 3:
         return value
@@ -81,7 +114,7 @@ def before_generate_path_parameters(context, strategy):
     if "/{id}" not in path:
         return strategy
     collection = path.split("/{id}")[0]
-    ids = _ids(collection, spare=context.operation.method.upper() == "DELETE" and path.endswith("/{id}"))
+    ids = _present(collection, spare=context.operation.method.upper() == "DELETE" and path.endswith("/{id}"))
     if not ids:
         return strategy
     return strategy.map(lambda p: {**p, "id": _existing(p.get("id"), ids)} if isinstance(p, dict) else p)
@@ -113,16 +146,26 @@ def before_generate_body(context, strategy):
     if not refs:
         return strategy
 
-    def existing(body):
-        if not isinstance(body, dict):
-            return body
-        body = dict(body)
-        for name, ids in refs.items():
-            value = body.get(name)
-            if isinstance(value, list):
-                body[name] = [_existing(v, ids) for v in value]
-            elif name in body:
-                body[name] = _existing(value, ids)
-        return body
+    return strategy.map(lambda body: _with_existing(body, refs))
 
-    return strategy.map(existing)
+
+def _with_existing(body, refs):
+    if not isinstance(body, dict):
+        return body
+    body = dict(body)
+    for name, ids in refs.items():
+        value = body.get(name)
+        if isinstance(value, list):
+            body[name] = [_existing(v, ids) for v in value]
+        elif name in body:
+            body[name] = _existing(value, ids)
+    return body
+
+
+# The document's examples (sent first): their reference fields name seeded records too.
+@schemathesis.hook
+def before_add_examples(context, examples):
+    refs = _body_refs(context.operation) if _seed else {}
+    for case in examples:
+        if refs and isinstance(case.body, dict):
+            case.body = _with_existing(case.body, refs)

@@ -1,7 +1,8 @@
 """Seeds the records the schemathesis run addresses, through the API itself: two records of every
 collection that can be created (`keep`, for reads, updates and actions; `spare`, for the delete,
 so that a delete run before the reads of its path leaves them something to read), and an import.
-Prints {collection path: {"keep": [ids], "spare": [ids]}} as JSON for scripts/schemathesis_hooks.py.
+Prints {collection path: {"keep": [ids], "spare": [ids], "bodies": [keep's, spare's]}} as JSON for
+scripts/schemathesis_hooks.py (which makes a record again from its body when the run deleted it).
 
 usage: schemathesis_seed.py BASE_URL TOKEN
 """
@@ -37,8 +38,9 @@ def main(base, token):
 
     def pair(path, make):
         """Creates two records of `path` from make(n) (n = 0 keep, 1 spare); returns the keep id."""
-        ids = [api.call("POST", path, make(n))["id"] for n in range(2)]
-        out[path] = {"keep": [ids[0]], "spare": [ids[1]]}
+        bodies = [make(n) for n in range(2)]
+        ids = [api.call("POST", path, b)["id"] for b in bodies]
+        out[path] = {"keep": [ids[0]], "spare": [ids[1]], "bodies": bodies}
         return ids[0]
 
     reason = pair("/pause-reasons", lambda n: {"name": f"seed-reason-{n}"})

@@ -278,7 +278,7 @@ pub fn mount(reg: &mut Registry) {
             spec.tag,
             Some(spec.write),
         );
-        o.request = Some(("text/csv", json!({"type": "string"})));
+        o.request = Some(("text/csv", json!({"type": "string", "examples": ["0312345678,Sample\n"]})));
         o.response = (200, "application/json", schema_ref("NumberUploadReply"));
         o.errors = vec![400, 401, 403, 408, 413, 415];
         reg.add(
