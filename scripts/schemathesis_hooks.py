@@ -46,8 +46,9 @@ def before_call(context, case):
 # Records seeded before the run (scripts/schemathesis_seed.py, SCHEMATHESIS_SEED): most generated
 # ids of a path's `{id}` and of a body's reference fields become ids of records that exist, so
 # that the handlers past the lookup run; every fourth value is left as generated (a missing record
-# still gets its 404 or 422). A delete gets the collection's spare record, the rest its kept one;
-# a seeded record that an earlier operation removed (a bulk delete) is made again from its body.
+# still gets its 404 or 422). A delete gets the collection's spare record, a read its kept one, any
+# other write or action its record to edit; a seeded record that an earlier operation removed (a
+# bulk delete) is made again from its body.
 _seed_path = os.environ.get("SCHEMATHESIS_SEED")
 _seed = json.load(open(_seed_path, encoding="utf-8")) if _seed_path else {}
 # Paths whose `{id}` names a record of another collection.
@@ -86,17 +87,20 @@ def _api(method, path, body=None):
         return e.code, None
 
 
-def _present(collection, spare):
-    """The seeded ids of `collection`, each made again if it is gone."""
+_KINDS = ("keep", "edit", "spare")
+
+
+def _present(collection, kind):
+    """The seeded ids of `collection` of that kind (or the kept ones), each made again if it is gone."""
     collection = _ALIAS.get(collection, collection)
     entry = _seed.get(collection) or {}
-    kind = "spare" if spare and entry.get("spare") else "keep"
+    kind = kind if entry.get(kind) else "keep"
     ids = entry.get(kind) or []
     bodies = entry.get("bodies")
     if bodies and os.environ.get("SCHEMATHESIS_BASE_URL"):
         for n, i in enumerate(ids):
             if _api("GET", f"{collection}/{i}")[0] == 404:
-                status, made = _api("POST", collection, bodies[kind == "spare"])
+                status, made = _api("POST", collection, bodies[_KINDS.index(kind)])
                 if status == 201:
                     ids[n] = made["id"]
     return ids
@@ -114,7 +118,14 @@ def before_generate_path_parameters(context, strategy):
     if "/{id}" not in path:
         return strategy
     collection = path.split("/{id}")[0]
-    ids = _present(collection, spare=context.operation.method.upper() == "DELETE" and path.endswith("/{id}"))
+    method = context.operation.method.upper()
+    if method == "DELETE" and path.endswith("/{id}"):
+        kind = "spare"
+    elif method == "GET":
+        kind = "keep"
+    else:
+        kind = "edit"
+    ids = _present(collection, kind)
     if not ids:
         return strategy
     return strategy.map(lambda p: {**p, "id": _existing(p.get("id"), ids)} if isinstance(p, dict) else p)

@@ -1,11 +1,15 @@
-"""Seeds the records the schemathesis run addresses, through the API itself: two records of every
-collection that can be created (`keep`, for reads, updates and actions; `spare`, for the delete,
-so that a delete run before the reads of its path leaves them something to read), and an import.
-Prints {collection path: {"keep": [ids], "spare": [ids], "bodies": [keep's, spare's]}} as JSON for
-scripts/schemathesis_hooks.py (which makes a record again from its body when the run deleted it).
+"""Seeds the records the schemathesis run addresses, through the API itself: three records of every
+collection that can be created (`keep`, for reads and the run's references; `edit`, for updates and
+actions; `spare`, for the delete, so that a delete or an update run before the reads of its path
+leaves them their record), an import with a refused row, and a running call job the run's user may
+join (its dialing group, a phone, business hours all day).
+Prints {collection path: {"keep": [id], "edit": [id], "spare": [id], "bodies": [keep's, edit's, spare's]}}
+as JSON for scripts/schemathesis_hooks.py (which makes a record again from its body when the run
+deleted it).
 
 usage: schemathesis_seed.py BASE_URL TOKEN
 """
+import datetime
 import json
 import sys
 import urllib.error
@@ -32,44 +36,57 @@ class Api:
         return json.loads(text) if text else None
 
 
+KINDS = ("keep", "edit", "spare")
+
+
 def main(base, token):
     api = Api(base, token)
     out = {}
+    me = api.call("GET", "/me")["id"]
 
-    def pair(path, make):
-        """Creates two records of `path` from make(n) (n = 0 keep, 1 spare); returns the keep id."""
-        bodies = [make(n) for n in range(2)]
+    def seed(path, make):
+        """Creates a keep, an edit and a spare record of `path` from make(n); returns the keep id."""
+        bodies = [make(n) for n in range(len(KINDS))]
         ids = [api.call("POST", path, b)["id"] for b in bodies]
-        out[path] = {"keep": [ids[0]], "spare": [ids[1]], "bodies": bodies}
+        out[path] = {kind: [i] for kind, i in zip(KINDS, ids)}
+        out[path]["bodies"] = bodies
         return ids[0]
 
-    reason = pair("/pause-reasons", lambda n: {"name": f"seed-reason-{n}"})
-    campaign = pair("/campaigns", lambda n: {"name": f"seed-campaign-{n}", "mode": "preview"})
-    pair("/result-codes", lambda n: {"campaign_id": campaign, "number": 90 + n, "label": f"seed-{n}"})
-    group = pair("/dialing-groups", lambda n: {"name": f"seed-group-{n}", "no_answer_pause_reason_id": reason})
-    pair("/closed-days", lambda n: {"day": f"2031-01-0{n + 2}", "name": f"seed-{n}"})
-    user = pair(
+    # Dates in the tenant's zone (Asia/Tokyo) are at most a day ahead of UTC.
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    reason = seed("/pause-reasons", lambda n: {"name": f"seed-reason-{n}"})
+    campaign = seed("/campaigns", lambda n: {"name": f"seed-campaign-{n}", "mode": "preview",
+                                             "business_start": "00:00", "business_end": "23:59"})
+    seed("/result-codes", lambda n: {"campaign_id": campaign, "number": 90 + n, "label": f"seed-{n}"})
+    group = seed("/dialing-groups", lambda n: {"name": f"seed-group-{n}", "no_answer_pause_reason_id": reason})
+    seed("/closed-days", lambda n: {"day": f"2031-01-0{n + 2}", "name": f"seed-{n}"})
+    user = seed(
         "/users",
         lambda n: {"login": f"seedop{n}", "display_name": f"Seed {n}", "role": "OP", "password": "seed-Passw0rd-long"},
     )
-    pair("/phones", lambda n: {"sip_username": f"seed{n}", "password": "seed-sip-password", "user_id": None})
-    pair("/caller-ids", lambda n: {"number": f"0312340{n}00", "label": f"seed-{n}"})
-    pair("/custom-fields", lambda n: {"key": f"seed_{n}", "label": f"Seed {n}", "kind": "text"})
-    pair("/dnc-numbers", lambda n: {"number": f"0900001000{n}"})
-    pair("/inbound-blocks", lambda n: {"number": f"0900002000{n}"})
-    pair("/phone-book", lambda n: {"number": f"0900003000{n}", "name": f"Seed {n}"})
-    batch = pair("/batches", lambda n: {"campaign_id": campaign, "name": f"seed-batch-{n}", "start_date": "2026-01-01"})
-    lst = pair("/lists", lambda n: {"batch_id": batch, "name": f"seed-list-{n}", "allow_duplicates": True})
-    pair("/grants", lambda n: {"resource_kind": "list", "resource_id": lst, "user_id": user} if n == 0
-         else {"resource_kind": "campaign", "resource_id": campaign, "user_id": user})
-    lead = pair("/leads", lambda n: {"list_id": lst, "name": f"Seed {n}", "kana": "シード", "tel": f"0900004000{n}"})
-    pair("/lead-numbers", lambda n: {"lead_id": lead, "tel": f"0900005000{n}"})
-    pair("/recalls", lambda n: {"lead_id": lead, "due_at": "2031-01-10T10:00:00Z", "note": f"seed-{n}"})
-    pair("/call-jobs", lambda n: {"campaign_id": campaign, "dialing_group_id": group, "name": f"seed-job-{n}",
-                                  "list_ids": [lst]})
-    csv = "name,kana,tel\nSeed Import,シード,09000060001\n"
+    seed("/phones", lambda n: {"sip_username": f"seed{n}", "password": "seed-sip-password", "user_id": me if n == 0 else None})
+    seed("/caller-ids", lambda n: {"number": f"0312340{n}00", "label": f"seed-{n}"})
+    seed("/custom-fields", lambda n: {"key": f"seed_{n}", "label": f"Seed {n}", "kind": "text"})
+    seed("/dnc-numbers", lambda n: {"number": f"0900001000{n}"})
+    seed("/inbound-blocks", lambda n: {"number": f"0900002000{n}"})
+    seed("/phone-book", lambda n: {"number": f"0900003000{n}", "name": f"Seed {n}"})
+    batch = seed("/batches", lambda n: {"campaign_id": campaign, "name": f"seed-batch-{n}",
+                                        "start_date": (today - datetime.timedelta(days=1)).isoformat()})
+    lst = seed("/lists", lambda n: {"batch_id": batch, "name": f"seed-list-{n}", "allow_duplicates": True})
+    seed("/grants", lambda n: [{"resource_kind": "list", "resource_id": lst, "user_id": user},
+                               {"resource_kind": "campaign", "resource_id": campaign, "user_id": user},
+                               {"resource_kind": "list", "resource_id": lst, "group_id": group}][n])
+    lead = seed("/leads", lambda n: {"list_id": lst, "name": f"Seed {n}", "kana": "シード", "tel": f"0900004000{n}"})
+    seed("/lead-numbers", lambda n: {"lead_id": lead, "tel": f"0900005000{n}"})
+    seed("/recalls", lambda n: {"lead_id": lead, "due_at": "2031-01-10T10:00:00Z", "note": f"seed-{n}"})
+    job = seed("/call-jobs", lambda n: {"campaign_id": campaign, "dialing_group_id": group, "name": f"seed-job-{n}",
+                                        "list_ids": [lst]})
+    # The run's user may join the kept job (POST /agent/session): an agent of its group, with a phone.
+    api.call("PUT", f"/dialing-groups/{group}/agents", {"user_ids": [me, user]})
+    api.call("POST", f"/call-jobs/{job}/start")
+    csv = "name,kana,tel\nSeed Import,シード,09000060001\nSeed Refused,シード,12\n"
     imp = api.call("POST", f"/lists/{lst}/imports", csv, "text/csv")
-    out["/imports"] = {"keep": [imp["id"]], "spare": []}
+    out["/imports"] = {"keep": [imp["id"]]}
     json.dump(out, sys.stdout)
     print()
 
