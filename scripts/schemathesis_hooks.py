@@ -180,3 +180,6 @@ def before_add_examples(context, examples):
     for case in examples:
         if refs and isinstance(case.body, dict):
             case.body = _with_existing(case.body, refs)
+    # The seeded user's login, first: the one input the document cannot give.
+    if _seed.get("login") and context.operation.method.upper() == "POST" and context.operation.path == "/auth/login":
+        examples.insert(0, context.operation.make_case(body=dict(_seed["login"]), media_type="application/json"))

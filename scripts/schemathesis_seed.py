@@ -2,7 +2,7 @@
 collection that can be created (`keep`, for reads and the run's references; `edit`, for updates and
 actions; `spare`, for the delete, so that a delete or an update run before the reads of its path
 leaves them their record), an import with a refused row, and a running call job the run's user may
-join (its dialing group, a phone, business hours all day).
+join (its dialing group, the browser phone, business hours all day, holidays open), and a login.
 Prints {collection path: {"keep": [id], "edit": [id], "spare": [id], "bodies": [keep's, edit's, spare's]}}
 as JSON for scripts/schemathesis_hooks.py (which makes a record again from its body when the run
 deleted it).
@@ -64,7 +64,7 @@ def main(base, token):
         "/users",
         lambda n: {"login": f"seedop{n}", "display_name": f"Seed {n}", "role": "OP", "password": "seed-Passw0rd-long"},
     )
-    seed("/phones", lambda n: {"sip_username": f"seed{n}", "password": "seed-sip-password", "user_id": me if n == 0 else None})
+    seed("/phones", lambda n: {"sip_username": f"seed{n}", "password": "seed-sip-password", "user_id": None})
     seed("/caller-ids", lambda n: {"number": f"0312340{n}00", "label": f"seed-{n}"})
     seed("/custom-fields", lambda n: {"key": f"seed_{n}", "label": f"Seed {n}", "kind": "text"})
     seed("/dnc-numbers", lambda n: {"number": f"0900001000{n}"})
@@ -81,12 +81,19 @@ def main(base, token):
     seed("/recalls", lambda n: {"lead_id": lead, "due_at": "2031-01-10T10:00:00Z", "note": f"seed-{n}"})
     job = seed("/call-jobs", lambda n: {"campaign_id": campaign, "dialing_group_id": group, "name": f"seed-job-{n}",
                                         "list_ids": [lst]})
-    # The run's user may join the kept job (POST /agent/session): an agent of its group, with a phone.
+    # The run's user may join the kept job (POST /agent/session): an agent of its group, with the
+    # browser phone (POST /agent/phone), on any day.
     api.call("PUT", f"/dialing-groups/{group}/agents", {"user_ids": [me, user]})
+    api.call("PATCH", f"/users/{me}", {"phone_kind": "browser"})
+    api.call("PATCH", "/tenant", {"closed_on_national_holidays": False})
     api.call("POST", f"/call-jobs/{job}/start")
     csv = "name,kana,tel\nSeed Import,シード,09000060001\nSeed Refused,シード,12\n"
     imp = api.call("POST", f"/lists/{lst}/imports", csv, "text/csv")
     out["/imports"] = {"keep": [imp["id"]]}
+    # A login the run may make (POST /auth/login): the kept user's, whom the run never edits.
+    tenant = api.call("GET", "/tenant")["code"]
+    out["login"] = {"tenant": tenant, "login": out["/users"]["bodies"][0]["login"],
+                    "password": out["/users"]["bodies"][0]["password"]}
     json.dump(out, sys.stdout)
     print()
 
