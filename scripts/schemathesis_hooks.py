@@ -68,9 +68,9 @@ _REF_FIELDS = {
 }
 
 
-def _ids(collection, spare=False):
-    entry = _seed.get(_ALIAS.get(collection, collection)) or {}
-    return (spare and entry.get("spare")) or entry.get("keep") or []
+def _ids(collection):
+    """The kept seeded ids of `collection` (what a body's reference names)."""
+    return (_seed.get(_ALIAS.get(collection, collection)) or {}).get("keep") or []
 
 
 def _api(method, path, body=None):
@@ -156,7 +156,6 @@ def before_generate_body(context, strategy):
     refs = _body_refs(context.operation)
     if not refs:
         return strategy
-
     return strategy.map(lambda body: _with_existing(body, refs))
 
 
