@@ -52,7 +52,7 @@ def before_call(context, case):
 _seed_path = os.environ.get("SCHEMATHESIS_SEED")
 _seed = json.load(open(_seed_path, encoding="utf-8")) if _seed_path else {}
 # Paths whose `{id}` names a record of another collection.
-_ALIAS = {"/agents": "/users", "/agent/leads": "/leads", "/agent/callbacks": "/callbacks"}
+_ALIAS = {"/agents": "/users", "/agent/leads": "/leads", "/agent/callbacks": "/callbacks", "/calls": "/call-records"}
 # Reference fields of hand-written bodies that the document does not mark with x-collection.
 _REF_FIELDS = {
     "call_job_id": "/call-jobs",

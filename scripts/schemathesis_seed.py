@@ -7,7 +7,10 @@ Prints {collection path: {"keep": [id], "edit": [id], "spare": [id], "bodies": [
 as JSON for scripts/schemathesis_hooks.py (which makes a record again from its body when the run
 deleted it).
 
-usage: schemathesis_seed.py BASE_URL TOKEN
+With --calls, seeds nothing: against `kakeru demo` (a dialer, a simulated carrier and agents) it waits
+until calls have left their records and prints the ids of those records and of the agents working.
+
+usage: schemathesis_seed.py [--calls] BASE_URL TOKEN
 """
 import datetime
 import time
@@ -120,5 +123,27 @@ def main(base, token):
     print()
 
 
+def calls(base, token):
+    """The records the demo floor's calls left, once there are some (at most 90 s)."""
+    api = Api(base, token)
+    wanted = ("/call-records", "/recordings", "/wrapup-records")
+    deadline = time.monotonic() + 90
+    while True:
+        found = {path: [r["id"] for r in api.call("GET", f"{path}?limit=20")["items"]] for path in wanted}
+        if all(found.values()):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"schemathesis seed: the demo floor left no records in 90 s: {found}")
+        time.sleep(1)
+    out = {path: {"keep": ids} for path, ids in found.items()}
+    working = [a["id"] for a in api.call("GET", "/agents?limit=50")["items"] if a.get("call_job_id")]
+    out["/users"] = {"keep": working}
+    json.dump(out, sys.stdout)
+    print()
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if sys.argv[1] == "--calls":
+        calls(*sys.argv[2:4])
+    else:
+        main(*sys.argv[1:3])
