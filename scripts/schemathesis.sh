@@ -67,8 +67,9 @@ echo "schemathesis: up to ${seconds}s in all, ${examples} examples per operation
 pass api "$url" "$token" "$work/seed.json" $((seconds - 40)) --exclude-path-regex '/auth/logout'
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 
-# Pass 2: the operations on calls and their records need calls: against `kakeru demo` (the dialer, a
-# simulated carrier and simulated agents), on the records its first calls leave; the rest of the time.
+# Passes 2 and 3: the operations of an agent working a job, and those on calls and their records, need
+# calls: against `kakeru demo` (the dialer, a simulated carrier and simulated agents), on the records
+# its first calls leave; the rest of the time.
 port=$((20000 + RANDOM % 20000))
 DATABASE_URL="sqlite:$work/demo.db" "$bin" demo --listen "127.0.0.1:$port" --agents 3 --talk-mean-s 3 \
   --wrapup-mean-s 2 --answer-prob 0.9 --seed 1 --recordings-dir "$work/recordings" > "$work/calls.out" 2> "$work/calls.err" &
@@ -78,6 +79,10 @@ url="http://127.0.0.1:$port"
 token=$(login "$url" "$(grep -o 'login admin  password [^ ]*' "$work/calls.out" | awk '{print $4}')")
 me=$(curl -sf "$url/me" -H "Authorization: Bearer $token" | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')
 python3 scripts/schemathesis_seed.py --calls "$url" "$token" > "$work/calls.json"
+# The agent's own operations, as a simulated agent working the demo's job (before the supervisor's
+# operations of the next pass can log it off).
+agent_token=$(python3 -c 'import sys,json;print(json.load(open(sys.argv[1]))["agent_token"])' "$work/calls.json")
+pass agent "$url" "$agent_token" "$work/calls.json" 30 --include-path-regex '^/agent/'
 left=$((seconds - ($(date +%s) - started)))
 pass calls "$url" "$token" "$work/calls.json" $((left > 30 ? left : 30)) \
   --include-path-regex '^/(agents|call-records|calls|recordings|wrapup-records)/\{id\}'

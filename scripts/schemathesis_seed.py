@@ -8,7 +8,8 @@ as JSON for scripts/schemathesis_hooks.py (which makes a record again from its b
 deleted it).
 
 With --calls, seeds nothing: against `kakeru demo` (a dialer, a simulated carrier and agents) it waits
-until calls have left their records and prints the ids of those records and of the agents working.
+until calls have left their records and prints the ids of those records, of the demo's leads, pause
+reasons, jobs and recalls, of the agents working, and a token of one of them ("agent_token").
 
 usage: schemathesis_seed.py [--calls] BASE_URL TOKEN
 """
@@ -136,8 +137,19 @@ def calls(base, token):
             raise SystemExit(f"schemathesis seed: the demo floor left no records in 90 s: {found}")
         time.sleep(1)
     out = {path: {"keep": ids} for path, ids in found.items()}
-    working = [a["id"] for a in api.call("GET", "/agents?limit=50")["items"] if a.get("call_job_id")]
-    out["/users"] = {"keep": working}
+    for path in ("/leads", "/pause-reasons", "/call-jobs", "/recalls"):
+        out[path] = {"keep": [r["id"] for r in api.call("GET", f"{path}?limit=20")["items"]]}
+    working = [a for a in api.call("GET", "/agents?limit=50")["items"] if a.get("call_job_id")]
+    out["/users"] = {"keep": [a["id"] for a in working]}
+    # One simulated agent working the job lends the run its session: a new password (which ends the
+    # simulated agent's own API session, not its place in the job) and a login as it.
+    if working:
+        agent = working[0]
+        password = "Seed-Agent-Passw0rd"
+        api.call("PATCH", f"/users/{agent['id']}", {"password": password})
+        tenant = api.call("GET", "/tenant")["code"]
+        out["agent_token"] = Api(base, "").call(
+            "POST", "/auth/login", {"tenant": tenant, "login": agent["login"], "password": password})["token"]
     json.dump(out, sys.stdout)
     print()
 
