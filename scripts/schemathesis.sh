@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Property-based run over /openapi.json, bounded in time: against a running `kakeru api` (SQLite file)
-# with records of every collection seeded first (scripts/schemathesis_seed.py), then the operations
-# on calls against `kakeru demo`, whose calls leave records; the hooks point generated ids at seeded
+# with records of every collection seeded first (scripts/schemathesis_seed.py), then the agent's own
+# operations (as a simulated agent) and those on calls against `kakeru demo`, whose calls leave
+# records; the hooks point generated ids at seeded
 # records; every operation gets generated inputs, valid and invalid; no answer may be a 5xx, and every
 # operation must answer some input with a 2xx (scripts/schemathesis_reach.py; the operations not yet
 # reached are listed in scripts/schemathesis_unreached.txt, which may only shrink).
