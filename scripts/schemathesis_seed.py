@@ -9,7 +9,8 @@ deleted it).
 
 With --calls, seeds nothing: against `kakeru demo` (a dialer, a simulated carrier and agents) it waits
 until calls have left their records and prints the ids of those records, of the demo's leads, pause
-reasons, jobs and recalls, of the agents working, and a token of one of them ("agent_token").
+reasons, jobs and recalls, of the agents working, and a token of one of them ("agent_token"), whose
+campaign it then turns to preview mode (a lead held for that agent is the kept lead).
 
 usage: schemathesis_seed.py [--calls] BASE_URL TOKEN
 """
@@ -150,6 +151,12 @@ def calls(base, token):
         tenant = api.call("GET", "/tenant")["code"]
         out["agent_token"] = Api(base, "").call(
             "POST", "/auth/login", {"tenant": tenant, "login": agent["login"], "password": password})["token"]
+        # Its campaign now in preview mode (the calls so far have left their records): the agent
+        # holds a lead, which the run's preview operations name.
+        api.call("PATCH", f"/campaigns/{agent['campaign_id']}", {"mode": "preview"})
+        held = Api(base, out["agent_token"]).call("POST", "/agent/preview", refused_ok=True)
+        if held and held.get("lead"):
+            out["/leads"] = {"keep": [held["lead"]["lead_id"]]}
     json.dump(out, sys.stdout)
     print()
 
