@@ -105,14 +105,14 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             "WrapupSave",
             json!({"type": "object", "required": ["result", "next_action", "state_after"], "additionalProperties": false, "properties": {
                 "interlocutor": {"type": ["string", "null"], "enum": ["self", "other", null], "description": "本人 or その他."},
-                "result": {"type": "string", "description": "A system result or a campaign result number, e.g. \"3\"."},
+                "result": {"type": "string", "description": "A system result or a campaign result number, e.g. \"3\".", "examples": ["no_contact"]},
                 "other_tel": {"type": ["string", "null"]},
-                "next_action": {"type": "string", "enum": ["continue", "recall", "complete"]},
+                "next_action": {"type": "string", "enum": ["continue", "recall", "complete"], "examples": ["continue"]},
                 "recall_at": {"type": ["string", "null"], "format": "date-time", "description": "Required when next_action is recall."},
                 "recall_to_agent": {"type": "boolean", "description": "The recall goes to the agent's own recall list."},
                 "memo": {"type": "string", "maxLength": 5000},
-                "state_after": {"type": "string", "enum": ["continue", "break", "away", "end_job"], "description": "Applied to the record's agent by the control service: saving ends the ACW."},
-                "keep_state": {"type": "boolean", "description": "保存のみ: save the record and leave the agent's state as it is (the ACW runs on until its end or 待機)."},
+                "state_after": {"type": "string", "enum": ["continue", "break", "away", "end_job"], "description": "Applied to the record's agent by the control service: saving ends the ACW.", "examples": ["continue"]},
+                "keep_state": {"type": "boolean", "description": "保存のみ: save the record and leave the agent's state as it is (the ACW runs on until its end or 待機).", "examples": [true]},
                 "pause_reason_id": {"type": ["integer", "null"], "minimum": 1, "description": "The pause reason for break or away; default: the tenant's reason named break/休憩 or away/離席, else its first."}}}),
         ),
         (
@@ -278,7 +278,7 @@ pub fn mount(reg: &mut Registry) {
             spec.tag,
             Some(spec.write),
         );
-        o.request = Some(("text/csv", json!({"type": "string"})));
+        o.request = Some(("text/csv", json!({"type": "string", "examples": ["0312345678,Sample\n"]})));
         o.response = (200, "application/json", schema_ref("NumberUploadReply"));
         o.errors = vec![400, 401, 403, 408, 413, 415];
         reg.add(

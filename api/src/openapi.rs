@@ -33,9 +33,20 @@ pub fn ty_schema(ty: Ty, nullable: bool) -> Value {
         Ty::Instant => json!({"type": "string", "format": "date-time"}),
         Ty::JsonArray => json!({"type": "array"}),
         Ty::JsonObject => json!({"type": "object"}),
-        Ty::Ref(t) => json!({"type": "integer", "format": "int64", "minimum": 1, "description": format!("id in {t}")}),
-        Ty::RefList(t) => json!({"type": "array", "maxItems": crate::resource::REF_LIST_MAX,
-            "items": {"type": "integer", "format": "int64", "minimum": 1}, "description": format!("ids in {t}")}),
+        Ty::Ref(t) => {
+            let mut s = json!({"type": "integer", "format": "int64", "minimum": 1, "description": format!("id in {t}")});
+            if let Some(path) = collection_of(t) {
+                s["x-collection"] = json!(path);
+            }
+            s
+        }
+        Ty::RefList(t) => {
+            let mut items = json!({"type": "integer", "format": "int64", "minimum": 1});
+            if let Some(path) = collection_of(t) {
+                items["x-collection"] = json!(path);
+            }
+            json!({"type": "array", "maxItems": crate::resource::REF_LIST_MAX, "items": items, "description": format!("ids in {t}")})
+        }
     };
     if nullable {
         if let Some(t) = s.get("type").cloned() {
@@ -45,6 +56,55 @@ pub fn ty_schema(ty: Ty, nullable: bool) -> Value {
             e.push(Value::Null);
         }
     }
+    s
+}
+
+/// The path of the collection whose records live in `table` (the document's `x-collection` on a
+/// reference: where a client finds the ids it may send).
+fn collection_of(table: &str) -> Option<&'static str> {
+    crate::resources::ALL_SPECS.iter().find(|s| s.table == table).map(|s| s.path)
+}
+
+/// A value of the type that the type's own checks accept (the document's `examples`).
+fn ty_example(ty: Ty) -> Value {
+    match ty {
+        Ty::Int { min, max } => json!(1.clamp(min, max)),
+        Ty::Real { min, max } => json!(1f64.clamp(min, max)),
+        Ty::Text { min, max } => {
+            let mut t = String::from("Sample");
+            while t.chars().count() < min {
+                t.push('x');
+            }
+            json!(t.chars().take(max).collect::<String>())
+        }
+        Ty::Ident { max } => json!("sample".chars().take(max).collect::<String>()),
+        Ty::Bool => json!(false),
+        Ty::Enum(v) => json!(v[0]),
+        Ty::Date => json!("2026-12-01"),
+        Ty::TimeOfDay => json!("09:00"),
+        Ty::Color => json!("#336699"),
+        Ty::Tel | Ty::LeadTel => json!("0312345678"),
+        Ty::Instant => json!("2026-12-01T09:00:00+09:00"),
+        Ty::JsonArray => json!([]),
+        Ty::JsonObject => json!({}),
+        Ty::Ref(_) => json!(1),
+        Ty::RefList(_) => json!([1]),
+    }
+}
+
+/// JSON Schema of a resource's field: its type's, with the field's pattern and one example that
+/// the field's rules accept (null for a nullable field, unless the field names one).
+pub fn field_schema(f: &Field) -> Value {
+    let mut s = with_doc(ty_schema(f.ty, f.nullable), f.doc);
+    if let Some(p) = f.pattern {
+        s["pattern"] = json!(p);
+    }
+    let example = match f.example {
+        Some(text) => serde_json::from_str(text).expect("a field's example is JSON"),
+        None if f.nullable => Value::Null,
+        None => ty_example(f.ty),
+    };
+    s["examples"] = json!([example]);
     s
 }
 
@@ -69,7 +129,7 @@ pub fn spec_schemas(spec: &Spec) -> Vec<(String, Value)> {
     out_props.insert("id".into(), json!({"type": "integer", "format": "int64"}));
     let mut out_req = vec!["id"];
     for f in spec.fields.iter().filter(|f| f.io != Io::WriteOnly) {
-        out_props.insert(f.name.into(), with_doc(ty_schema(f.ty, f.nullable), f.doc));
+        out_props.insert(f.name.into(), field_schema(f));
         if f.column {
             out_req.push(f.name);
         }
@@ -94,13 +154,13 @@ pub fn spec_schemas(spec: &Spec) -> Vec<(String, Value)> {
     let mut update = Map::new();
     for f in spec.fields {
         if writable(&f, true) {
-            create.insert(f.name.into(), with_doc(ty_schema(f.ty, f.nullable), f.doc));
+            create.insert(f.name.into(), field_schema(f));
             if f.required {
                 create_req.push(f.name);
             }
         }
         if writable(&f, false) {
-            update.insert(f.name.into(), with_doc(ty_schema(f.ty, f.nullable), f.doc));
+            update.insert(f.name.into(), field_schema(f));
         }
     }
     vec![
@@ -311,4 +371,50 @@ pub fn document(ops: &[Op]) -> Value {
 /// A docs page that renders /openapi.json with no external assets.
 pub async fn docs_page() -> Html<&'static str> {
     Html(include_str!("docs.html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::validate;
+
+    /// Every example the document gives for a resource's field passes the field's own check on
+    /// the server.
+    #[test]
+    fn field_examples_pass_the_fields_checks() {
+        let mut checked = 0;
+        for spec in crate::resources::ALL_SPECS {
+            for f in spec.fields.iter().filter(|f| f.io != Io::ReadOnly) {
+                let s = field_schema(f);
+                let example = &s["examples"][0];
+                if example.is_null() {
+                    assert!(f.nullable, "{}.{}: null example for a field that is not nullable", spec.schema, f.name);
+                    continue;
+                }
+                if let Err(e) = validate(f, example) {
+                    panic!("{}.{}: example {example} refused: {e:?}", spec.schema, f.name);
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 60, "only {checked} examples checked");
+    }
+
+    /// The login's example is one the server's login rule accepts.
+    #[test]
+    fn login_example_is_a_valid_login() {
+        let f = crate::resources::USERS.fields.iter().find(|f| f.name == "login").unwrap();
+        let s = field_schema(f);
+        assert!(store::accounts::login_id_ok(s["examples"][0].as_str().unwrap()));
+        assert_eq!(s["pattern"], "^[A-Za-z0-9]{3,15}$");
+    }
+
+    /// A reference names the collection its ids come from.
+    #[test]
+    fn references_name_their_collection() {
+        let s = ty_schema(Ty::Ref("customer_lists"), false);
+        assert_eq!(s["x-collection"], "/lists");
+        let s = ty_schema(Ty::RefList("users"), false);
+        assert_eq!(s["items"]["x-collection"], "/users");
+    }
 }

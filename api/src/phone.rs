@@ -30,13 +30,25 @@ use crate::{AppState, Op, Registry};
 const AGENTS: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
 /// The largest offer taken (a browser's audio offer is 3 to 6 KiB).
 pub const MAX_SDP_BYTES: usize = 32 * 1024;
+/// A browser's audio offer as the document shows it (RFC 8866, RFC 8829: ICE, DTLS, Opus).
+const OFFER_EXAMPLE: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+    m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\n\
+    a=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:\
+    00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\na=setup:actpass\r\na=sendrecv\r\na=rtcp-mux\r\n\
+    a=rtpmap:111 opus/48000/2\r\n";
+
+/// What the endpoint takes for an offer: an SDP session with an audio stream.
+fn is_audio_offer(sdp: &str) -> bool {
+    sdp.starts_with("v=0") && sdp.contains("m=audio ")
+}
 
 /// Registers the endpoints.
 pub fn mount(reg: &mut Registry) {
     let kind = json!({"type": "object", "required": ["phone_kind"], "properties": {
         "phone_kind": {"type": "string", "enum": ["sip", "browser"], "description": "The caller's phone: a SIP phone, or the browser phone of the agent desktop."}}});
     let offer = json!({"type": "object", "required": ["sdp"], "additionalProperties": false, "properties": {
-        "sdp": {"type": "string", "minLength": 1, "maxLength": MAX_SDP_BYTES, "description": "The page's WebRTC SDP offer (RFC 8866; audio, ICE, DTLS fingerprint)."}}});
+        "sdp": {"type": "string", "minLength": 1, "maxLength": MAX_SDP_BYTES, "description": "The page's WebRTC SDP offer (RFC 8866; audio, ICE, DTLS fingerprint).",
+        "examples": [OFFER_EXAMPLE]}}});
     let accepted = json!({"type": "object", "required": ["message_id"], "properties": {
         "message_id": {"type": "string", "description": "The id of the offer published to the dialer hosts; the answer comes on GET /agent/stream as a notice phone_answer (or phone_failed)."}}});
     let op = |method, summary: &str, request, response| Op {
@@ -92,7 +104,7 @@ async fn offer_post(
     if b.sdp.len() > MAX_SDP_BYTES {
         return Err(ApiError::invalid("sdp", format!("sdp: longer than {MAX_SDP_BYTES} bytes")));
     }
-    if !b.sdp.starts_with("v=0") || !b.sdp.contains("m=audio ") {
+    if !is_audio_offer(&b.sdp) {
         return Err(ApiError::invalid(
             "sdp",
             "sdp: not an SDP offer with audio (it begins with v=0 and has an m=audio line)",
@@ -120,4 +132,15 @@ async fn offer_post(
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable", "the dialer cannot be reached; retry")
     })?;
     Ok((StatusCode::ACCEPTED, Json(json!({"message_id": env.id.to_string()}))))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The document's example offer is one the endpoint takes.
+    #[test]
+    fn the_documented_offer_is_taken() {
+        assert!(super::is_audio_offer(super::OFFER_EXAMPLE));
+        assert!(super::OFFER_EXAMPLE.len() <= super::MAX_SDP_BYTES);
+        assert!(!super::is_audio_offer("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"));
+    }
 }

@@ -46,7 +46,7 @@ pub fn mount(reg: &mut Registry) {
         summary: "Import names for numbers from a CSV (header name,tel[,remarks]; UTF-8 or Shift_JIS (CP932)); a bad row is reported, the others imported".into(),
         tag: PHONE_BOOK.tag,
         roles: Some(PHONE_BOOK.write.to_vec()),
-        request: Some(("text/csv", json!({"type": "string"}))),
+        request: Some(("text/csv", json!({"type": "string", "examples": ["name,tel,remarks\nSample,0312345678,\n"]}))),
         response: (200, "application/json", crate::openapi::schema_ref("PhoneBookUploadReply")),
         errors: vec![401, 403, 413, 422],
         query: vec![],

@@ -95,6 +95,11 @@ pub struct Field {
     /// A virtual [`Ty::RefList`] read from this link table (its hook writes it).
     pub link: Option<Link>,
     pub doc: &'static str,
+    /// A valid value (JSON text) for the OpenAPI document, where the type's own example would be
+    /// refused by a rule of the resource (see `openapi::field_schema`).
+    pub example: Option<&'static str>,
+    /// A pattern the server enforces beyond the type (documented, not checked from here).
+    pub pattern: Option<&'static str>,
 }
 
 impl Field {
@@ -111,7 +116,17 @@ impl Field {
             search: false,
             link: None,
             doc,
+            example: None,
+            pattern: None,
         }
+    }
+    pub const fn example(mut self, json: &'static str) -> Field {
+        self.example = Some(json);
+        self
+    }
+    pub const fn pattern(mut self, pattern: &'static str) -> Field {
+        self.pattern = Some(pattern);
+        self
     }
     pub const fn search(mut self) -> Field {
         self.search = true;

@@ -89,7 +89,7 @@ pub static CAMPAIGNS: Spec = Spec {
         Field::new("acw_seconds", Ty::Int { min: 0, max: 3600 }, "ACW length in seconds. Default 30."),
         Field::new("dtmf_result_entry", Ty::Bool, "Agents may key results by DTMF. Default false."),
         Field::new("business_start", Ty::TimeOfDay, "予約 From (HH:MM, tenant zone). Default 09:00."),
-        Field::new("business_end", Ty::TimeOfDay, "予約 To (HH:MM, tenant zone). Default 18:00."),
+        Field::new("business_end", Ty::TimeOfDay, "予約 To (HH:MM, tenant zone). Default 18:00.").example("\"18:00\""),
         Field::new(
             "abandon_target_pct",
             Ty::Real { min: 0.0, max: 100.0 },
@@ -336,6 +336,8 @@ pub static USERS: Spec = Spec {
     doc: "The tenant's users and their roles (MGR, SV, OP, BIZ, BY). An SV manages OP, BIZ and BY users only.",
     fields: &[
         Field::new("login", Ty::Text { min: 1, max: 64 }, "Login ID, unique in the tenant: 3 to 15 half-width letters and digits.")
+            .pattern("^[A-Za-z0-9]{3,15}$")
+            .example("\"sample01\"")
             .req()
             .create_only()
             .filter()
@@ -348,6 +350,7 @@ pub static USERS: Spec = Spec {
             Ty::Text { min: 1, max: 128 },
             "Password (write-only; stored as an argon2 hash): at least 8 characters with half-width digits, upper-case and lower-case letters. Setting it ends the user's other sessions.",
         )
+        .example("\"Sample-Passw0rd\"")
         .req()
         .write_only(),
         Field::new("disabled", Ty::Bool, "A disabled user cannot log in; disabling ends its sessions for good. Default false.").filter(),
@@ -482,7 +485,7 @@ pub static GRANTS: Spec = Spec {
     tag: "accounts",
     doc: "A campaign or customer list granted to a user or to a dialing group. OP, BIZ and BY users see campaigns and lists only through grants; MGR and SV see the whole tenant.",
     fields: &[
-        Field::new("user_id", Ty::Ref("users"), "Grantee user (or group_id).").null().create_only().filter(),
+        Field::new("user_id", Ty::Ref("users"), "Grantee user (or group_id).").example("1").null().create_only().filter(),
         Field::new("group_id", Ty::Ref("dialing_groups"), "Grantee dialing group (or user_id).").null().create_only().filter(),
         Field::new("resource_kind", Ty::Enum(&["campaign", "list"]), "What is granted.").req().create_only().filter(),
         Field::new("resource_id", Ty::Int { min: 1, max: i64::MAX }, "The campaign or list id.").req().create_only().filter(),
@@ -942,6 +945,7 @@ pub static CALL_JOBS: Spec = Spec {
         Field::new("last_attempt_band_from", Ty::TimeOfDay, "前回発信時間帯 from (HH:MM, tenant zone): leads last called in the band, on any day; with last_attempt_band_to.").null(),
         Field::new("last_attempt_band_to", Ty::TimeOfDay, "前回発信時間帯 to (HH:MM, exclusive; before from wraps past midnight).").null(),
         Field::new("list_ids", Ty::RefList("customer_lists"), "Customer lists of the job's campaign.")
+            .req()
             .link("call_job_lists", "job_id", "list_id"),
         Field::new("notes", Ty::Text { min: 0, max: 500 }, "連絡事項: up to 500 characters, shown to admins and to the job's agents."),
         Field::new("status", Ty::Enum(&["stopped", "running", "finished"]), "State.").read_only().filter(),
@@ -1031,9 +1035,6 @@ hook!(job_write, |ctx, id, v| {
             ));
         }
     }
-    if id.is_none() && !v.input.contains_key("list_ids") {
-        return Err(ApiError::invalid("list_ids", "list_ids: required"));
-    }
     Ok(())
 });
 
@@ -1110,7 +1111,7 @@ pub static RECALLS: Spec = Spec {
     fields: &[
         Field::new("lead_id", Ty::Ref("leads"), "The lead.").req().create_only().filter(),
         Field::new("campaign_id", Ty::Ref("campaigns"), "The lead's campaign.").read_only().filter(),
-        Field::new("due_at", Ty::Instant, "When to call.").null().sort(),
+        Field::new("due_at", Ty::Instant, "When to call (or agent_user_id, or both).").example("\"2026-12-01T09:00:00+09:00\"").null().sort(),
         Field::new("agent_user_id", Ty::Ref("users"), "Agent who owns the recall.").null().filter(),
         Field::new("status", Ty::Enum(&["open", "done", "cancelled"]), "State. Default open.").filter(),
         Field::new("note", Ty::Text { min: 0, max: 1000 }, "Note.").search(),
