@@ -317,33 +317,42 @@ fn lead_json(auth: &Auth, l: &desk::LeadCard) -> Value {
 }
 
 async fn lead_get(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    screen_pop(&st, &auth, id).await.map(Json)
+}
+
+/// The screen pop of lead `id` for the caller (`GET /agent/leads/{id}`; also sent on the push
+/// channel right after a `bridge`). Its reads run at once: they are independent.
+pub(super) async fn screen_pop(st: &AppState, auth: &Auth, id: i64) -> ApiResult<Value> {
     auth.require(AGENTS)?;
-    may_read(&st, &auth, id).await?;
+    may_read(st, auth, id).await?;
     let t = auth.tenant();
-    let lead = desk::lead_card(&st.db, t, id).await?.ok_or_else(ApiError::not_found)?;
-    let contacts: Vec<Value> = desk::contacts(&st.db, t, id, MAX_CONTACTS)
-        .await?
+    let (lead, contacts, history, fields) = futures::try_join!(
+        desk::lead_card(&st.db, t, id),
+        desk::contacts(&st.db, t, id, MAX_CONTACTS),
+        desk::lead_history(&st.db, t, id, 100),
+        desk::custom_fields(&st.db, t),
+    )?;
+    let lead = lead.ok_or_else(ApiError::not_found)?;
+    let contacts: Vec<Value> = contacts
         .iter()
         .map(|c| {
             json!({
-                "call_id": c.dialer_call_id, "started_at": tz_time(&auth, Some(c.started_at)),
-                "saved_at": tz_time(&auth, c.saved_at), "tel": c.tel, "interlocutor": c.interlocutor,
-                "result": c.result, "next_action": c.next_action, "recall_at": tz_time(&auth, c.recall_at),
+                "call_id": c.dialer_call_id, "started_at": tz_time(auth, Some(c.started_at)),
+                "saved_at": tz_time(auth, c.saved_at), "tel": c.tel, "interlocutor": c.interlocutor,
+                "result": c.result, "next_action": c.next_action, "recall_at": tz_time(auth, c.recall_at),
                 "talk_ms": c.talk_ms, "agent": c.agent_name, "memo": c.memo,
             })
         })
         .collect();
-    let history: Vec<Value> = desk::lead_history(&st.db, t, id, 100)
-        .await?
+    let history: Vec<Value> = history
         .iter()
-        .map(|h| json!({"text": h.text, "user": h.user_name, "created_at": tz_time(&auth, Some(h.created_at))}))
+        .map(|h| json!({"text": h.text, "user": h.user_name, "created_at": tz_time(auth, Some(h.created_at))}))
         .collect();
-    let fields = desk::custom_fields(&st.db, t).await?;
     let codes = desk::result_codes(&st.db, t, lead.campaign_id).await?;
-    Ok(Json(json!({
-        "lead": lead_json(&auth, &lead), "custom_fields": fields, "result_codes": codes,
+    Ok(json!({
+        "lead": lead_json(auth, &lead), "custom_fields": fields, "result_codes": codes,
         "default_results": default_results(), "contacts": contacts, "history": history,
-    })))
+    }))
 }
 
 #[derive(Deserialize)]

@@ -13,6 +13,10 @@
 //! - `state` (id): a transition of the agent: `from`, `to`, `at_ms`, `cause`, `call_id`, `lead_id`,
 //!   `not_dialled` (why a manual dial was refused);
 //! - `bridge` (id): a customer is being bridged to the agent: `call_id`, `lead_id`, `at_ms`;
+//! - `pop` (no id), right after a `bridge` with a lead (live, or the last one of a replay): the
+//!   screen pop, `{call_id, lead_id, pop}` with `pop` as `GET /agent/leads/{id}` answers, or `null`
+//!   when it could not be read (the page then asks for it), so the page shows the customer without
+//!   a request of its own;
 //! - `notice` (id): `{"notice": "recall_assigned", ...}` or `{"notice": "job_stopped", ...}`;
 //!   `{"notice": "business_end"}` (no id) when the campaign's business hours end;
 //! - `remaining` (no id): the campaign's remaining leads (the dialer's figure);
@@ -86,12 +90,27 @@ impl Streamer {
         self.queued.push_back(to_sse(e));
     }
 
+    /// Queues the screen pop for a `bridge` event that names a lead.
+    async fn queue_pop(&mut self, e: &DeskEvent) {
+        if e.name != "bridge" {
+            return;
+        }
+        let Ok(b) = serde_json::from_str::<serde_json::Value>(&e.data) else { return };
+        let Some(lead) = b["lead_id"].as_i64() else { return };
+        let pop = super::screen_pop(&self.st, &self.auth, lead).await.ok();
+        let data = json!({"call_id": b["call_id"], "lead_id": lead, "pop": pop});
+        self.queued.push_back(Event::default().event("pop").data(data.to_string()));
+    }
+
     /// Queues what a subscription starts with: the replay, or the desk afresh and recent events.
     async fn start(&mut self, start: Start) -> ApiResult<()> {
         match start {
             Start::Replay(evs) => {
                 for e in &evs {
                     self.queue(e);
+                }
+                if let Some(b) = evs.iter().rev().find(|e| e.name == "bridge") {
+                    self.queue_pop(b).await;
                 }
             }
             Start::Fresh { position, recent } => {
@@ -178,6 +197,7 @@ async fn stream(
                             continue;
                         }
                         s.queue(&e);
+                        s.queue_pop(&e).await;
                     }
                     None if s.sub.lagged.load(Ordering::Relaxed) => {
                         // Cut from live delivery for falling behind: resume from the ring.
@@ -207,7 +227,7 @@ pub(super) fn mount(reg: &mut Registry) {
     let mut o = Op {
         method: "get",
         path: "/agent/stream".into(),
-        summary: "The caller's push channel (server-sent events: desk, state, bridge, notice, remaining, presence). Resumes after Last-Event-ID (header) or last_event_id (query); authenticate with a bearer or a ticket from POST /agent/tickets. Without Accept: text/event-stream the response is the start only."
+        summary: "The caller's push channel (server-sent events: desk, state, bridge, pop, notice, remaining, presence). Resumes after Last-Event-ID (header) or last_event_id (query); authenticate with a bearer or a ticket from POST /agent/tickets. Without Accept: text/event-stream the response is the start only."
             .into(),
         tag: "agents",
         roles: Some(AGENTS.to_vec()),

@@ -183,6 +183,8 @@
     leadId: null,
     lead: null, // GET /agent/leads/{id}
     bridgeAt: null,
+    // The lead whose screen pop the stream is to send next (after a `bridge`).
+    awaitPop: null,
     job: null,
     remaining: null,
     jobs: null,
@@ -342,6 +344,7 @@
 
   async function connect() {
     stopStream();
+    awaitedPopByRequest();
     setConn(S.lastId ? 'retry' : 'connecting');
     let ticket;
     try {
@@ -366,6 +369,7 @@
     on('desk', onDesk);
     on('state', onState);
     on('bridge', onBridge);
+    on('pop', onPop);
     on('notice', onNotice);
     on('remaining', (d) => { if (S.job && d.campaign_id === S.job.campaign_id) { S.remaining = d.remaining; render(); } });
     on('presence', (d) => { for (const a of d.agents) { const p = S.presence.get(a.agent_id); if (p) { p.state = { ...a }; p.since_ms = a.since_ms; } } renderPresence(); });
@@ -461,12 +465,45 @@
       return;
     }
     S.bridgeAt = d.at_ms;
-    if (d.lead_id) loadLead(d.lead_id);
+    if (d.lead_id) {
+      // The stream sends the screen pop right after (`pop`): no request of the page's own.
+      S.leadId = d.lead_id;
+      S.loadingLead = d.lead_id;
+      S.awaitPop = d.lead_id;
+    }
     else {
       api('GET', '/agent/desk').then((x) => {
         if (x.lead_id) loadLead(x.lead_id);
         else { S.caller = x.caller || null; render(); }
       }).catch(() => {});
+    }
+  }
+
+  function onPop(d) {
+    if (S.awaitPop !== d.lead_id) return;
+    S.awaitPop = null;
+    S.loadingLead = null;
+    if (!d.pop) { loadLead(d.lead_id); return; }
+    if (S.leadId !== d.lead_id) return;
+    S.lead = d.pop;
+    render();
+    popShown();
+  }
+
+  /** A pop awaited from a stream that dropped: asked for instead. */
+  function awaitedPopByRequest() {
+    if (!S.awaitPop) return;
+    const id = S.awaitPop;
+    S.awaitPop = null;
+    S.loadingLead = null;
+    loadLead(id);
+  }
+
+  function popShown() {
+    if (S.bridgeAt) {
+      // The screen pop's time, from control's bridge to the lead on screen (bench/RESULTS.md).
+      S.stats.pops.push(Date.now() - S.bridgeAt);
+      S.bridgeAt = null;
     }
   }
 
@@ -488,11 +525,7 @@
       if (S.leadId !== id) return;
       S.lead = r;
       render();
-      if (S.bridgeAt) {
-        // The screen pop's time, from control's bridge to the lead on screen (bench/RESULTS.md).
-        S.stats.pops.push(Date.now() - S.bridgeAt);
-        S.bridgeAt = null;
-      }
+      popShown();
     } catch (e) {
       $('banner').hidden = false;
       $('banner').textContent = e.message;
