@@ -24,6 +24,7 @@ use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
 use control::messages::{streams, DialerNotice};
 use store::sqlx::{self, Row};
 
+use crate::node::{Api, Sse};
 use crate::process::{run, Role};
 
 const HUB_IP: &str = "10.27.0.1";
@@ -102,44 +103,86 @@ impl Drop for Net {
     }
 }
 
-/// Binds `addr` inside the namespace `ns` (a thread of its own enters it for the bind only).
+/// Moves the calling thread into the network namespace `ns` (for good: callers are threads of
+/// their own).
 #[allow(unsafe_code)]
+fn enter(ns: &str) {
+    let target = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("the namespace's file");
+    // SAFETY: setns on this thread only, with a namespace file kept open for the call.
+    let r = unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns into {ns}: {}", std::io::Error::last_os_error());
+}
+
+/// Binds `addr` inside the namespace `ns` (a thread of its own enters it for the bind only; the
+/// socket stays in the namespace it was made in).
 fn bind_in(ns: &str, addr: String) -> TcpListener {
     let ns = ns.to_string();
     std::thread::spawn(move || {
-        let target = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("the hub's namespace");
-        // SAFETY: setns on this thread only, with a namespace file kept open for the call.
-        let r = unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns into {ns}: {}", std::io::Error::last_os_error());
-        // The thread ends after the bind; the socket stays in the namespace it was made in.
+        enter(&ns);
         TcpListener::bind(&addr).unwrap_or_else(|e| panic!("bind {addr} in {ns}: {e}"))
     })
     .join()
     .expect("bind thread")
 }
 
-/// Relays connections to `listener` (in the hub) to `upstream` (127.0.0.1 here), byte for byte.
+/// Copies bytes both ways between two connections until either side closes.
+fn pipe(down: TcpStream, up: TcpStream) {
+    let _ = down.set_nodelay(true);
+    let _ = up.set_nodelay(true);
+    let (Ok(d2), Ok(u2)) = (down.try_clone(), up.try_clone()) else { return };
+    for (mut from, mut to) in [(d2, u2), (up, down)] {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Both);
+            let _ = from.shutdown(std::net::Shutdown::Both);
+        });
+    }
+}
+
+/// Relays connections to `listener` (in the hub) to `upstream` (127.0.0.1 here).
 fn relay(listener: TcpListener, upstream: &'static str) {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(down) = conn else { continue };
             let Ok(up) = TcpStream::connect(upstream) else { continue };
-            let _ = down.set_nodelay(true);
-            let _ = up.set_nodelay(true);
-            for (mut from, mut to) in [(down.try_clone().expect("clone"), up.try_clone().expect("clone")), (up, down)] {
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16 * 1024];
-                    while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 || to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to.shutdown(std::net::Shutdown::Both);
-                    let _ = from.shutdown(std::net::Shutdown::Both);
-                });
+            pipe(down, up);
+        }
+    });
+}
+
+/// Serves `target` (an address inside the namespaces) on 127.0.0.1 here, so that the test's own
+/// HTTP client reaches the API as a browser would: a thread that entered the hub makes the
+/// connections to `target`.
+fn relay_from_root(hub: &str, target: String) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener");
+    let addr = listener.local_addr().expect("address");
+    type Reply = std::sync::mpsc::Sender<std::io::Result<TcpStream>>;
+    let (ask, asked) = std::sync::mpsc::channel::<Reply>();
+    let hub = hub.to_string();
+    std::thread::spawn(move || {
+        enter(&hub);
+        for reply in asked {
+            let _ = reply.send(TcpStream::connect(&target));
+        }
+    });
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(down) = conn else { continue };
+            let (tx, rx) = std::sync::mpsc::channel();
+            if ask.send(tx).is_err() {
+                return;
+            }
+            if let Ok(Ok(up)) = rx.recv() {
+                pipe(down, up);
             }
         }
     });
+    addr
 }
 
 /// The Redis keys of this run's prefix, deleted when dropped.
@@ -214,6 +257,15 @@ async fn seed(db: &store::Db) -> Floor {
     )
     .await
     .expect("first agent");
+    // A manager who watches the wallboard.
+    sqlx::query(
+        "INSERT INTO users (tenant_id, login, display_name, role, password_hash, disabled, created_at, updated_at)
+         SELECT tenant_id, 'mgr1', 'mgr1', 'MGR', password_hash, 0, created_at, updated_at FROM users WHERE id = $1",
+    )
+    .bind(first)
+    .execute(&db.pool)
+    .await
+    .expect("manager");
     let mut floor = Floor { tenant: t, campaigns: Vec::new(), jobs: Vec::new(), logins: Vec::new() };
     for c in 0..CAMPAIGNS {
         let group = one(
@@ -558,6 +610,23 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
         sims.push(s);
     }
 
+    // A manager's wallboard stream through the API, as a browser's: when each event arrived.
+    let api_here = relay_from_root(&hub, format!("{API_IP}:8080"));
+    let wallboard: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+    let watcher = {
+        let seen = wallboard.clone();
+        let api = Api { base: format!("http://{api_here}"), http: reqwest::Client::new() };
+        rt.spawn(async move {
+            let token = api.login("faults", "mgr1", PASSWORD).await;
+            let mut sse = Sse::open(&api, &token, None).await;
+            while let Some(_event) = sse.next(Duration::from_secs(60)).await {
+                if let Ok(mut s) = seen.lock() {
+                    s.push(Instant::now());
+                }
+            }
+        })
+    };
+
     // Channels in use, sampled every 100 ms from SQL (the pending calls the hosts count).
     let stop_sampling = Arc::new(AtomicBool::new(false));
     let worst_campaign = Arc::new(AtomicI64::new(0));
@@ -659,6 +728,11 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
             && floor.campaigns.iter().all(|c| dials_since(*c, t1, "none") > 0)
     });
     took.push(("kill -9 of the active control", d));
+    // The wallboard follows whichever control is active: its stream keeps delivering.
+    let took_over = Instant::now();
+    until_ok(Duration::from_secs(10), "the wallboard's stream delivers after the take-over", || {
+        wallboard.lock().is_ok_and(|s| s.iter().any(|at| *at > took_over + Duration::from_millis(500)))
+    });
     // The new control works the floor: agents are offered answered customers again.
     until_ok(Duration::from_secs(20), "the new control bridges a customer", || {
         count(
@@ -691,22 +765,29 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
     let rest = Duration::from_secs(10).saturating_sub(Duration::from_millis((store::now_ms() - t2) as u64));
     std::thread::sleep(rest);
     net.set_link(&cut_name, true);
-    let back = store::now_ms();
     // The host that came back runs on: it rejoins, and writes nothing for the campaigns it lost.
     std::thread::sleep(Duration::from_secs(6));
     eprintln!("faults done at {:?}; took {took:?}", started.elapsed());
 
-    // Every agent in a sane state: none left 未確認 (unknown) once the legs are set up again.
-    let unknown = || {
+    // Every agent in a sane state: logged in, its leg up again, none left 未確認 (unknown).
+    let insane = || {
         count(
             &rt,
             &db,
-            "SELECT COUNT(*) FROM control_agents WHERE tenant_id = $1 AND view LIKE $2",
+            "SELECT COUNT(*) FROM control_agents WHERE tenant_id = $1 AND (view LIKE $2 OR view LIKE '%\"offline\"%'
+                OR view NOT LIKE '%\"leg_up\":true%')",
             &[floor.tenant],
             Some("%\"unknown\"%".into()),
         )
     };
-    until_ok(Duration::from_secs(20), "no agent left unknown (未確認)", || unknown() == 0);
+    until_ok(Duration::from_secs(20), "every agent logged in with its leg up, none unknown (未確認)", || {
+        insane() == 0
+    });
+    let agents = count(&rt, &db, "SELECT COUNT(*) FROM control_agents WHERE tenant_id = $1", &[floor.tenant], None);
+    assert_eq!(agents, (CAMPAIGNS * AGENTS_PER_CAMPAIGN) as i64, "every agent is on the floor");
+    // The host cut off learnt it had lost its campaigns (its own clock) before anything else.
+    let cut_role = dialers[cut].as_mut().expect("the host cut off runs");
+    cut_role.wait_line("campaign leases lost: dialling for them stops");
 
     // The end: the agents and the hosts stop (a host's SIGINT ends its calls), then the carrier.
     for s in &mut sims {
@@ -726,6 +807,7 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
     carrier.interrupt();
     let (ok, out) = carrier.wait_exit(Duration::from_secs(20));
     assert!(ok, "the carrier: {}", out.join("\n"));
+    watcher.abort();
     stop_sampling.store(true, Ordering::Relaxed);
     let samples = rt.block_on(sampler).expect("sampler");
 
@@ -793,7 +875,6 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
         &[floor.tenant, t2],
         Some(format!("{cut_name}:%")),
     );
-    let _ = back;
     assert_eq!(stale_rows, 0, "call records of the host cut off, written after it was cut");
 
     // 0 call records without a result.
