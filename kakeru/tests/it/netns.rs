@@ -756,6 +756,21 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
     net.set_link(&format!("d{cut}"), false);
     let t2 = store::now_ms();
     let cut_name = format!("d{cut}");
+    // Its calls in progress: the host that takes its campaigns gives them their results; the
+    // results the host cut off would write when it returns are refused.
+    let stranded: Vec<i64> = rt.block_on(async {
+        sqlx::query(
+            "SELECT id FROM call_records WHERE tenant_id = $1 AND result = 'pending' AND dialer_instance LIKE $2",
+        )
+        .bind(floor.tenant)
+        .bind(format!("{cut_name}:%"))
+        .fetch_all(&db.pool)
+        .await
+        .expect("stranded calls")
+        .into_iter()
+        .map(|r| r.try_get(0).expect("id"))
+        .collect()
+    });
     let d = until_ok(Duration::from_secs(15), "another host dials the cut host's campaigns", || {
         before.iter().all(|(c, _, _)| dials_since(*c, t2, &cut_name) > 0)
     });
@@ -876,6 +891,19 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
         Some(format!("{cut_name}:%")),
     );
     assert_eq!(stale_rows, 0, "call records of the host cut off, written after it was cut");
+    for id in &stranded {
+        let r: String = rt.block_on(async {
+            sqlx::query("SELECT result FROM call_records WHERE id = $1")
+                .bind(*id)
+                .fetch_one(&db.pool)
+                .await
+                .expect("a stranded call")
+                .try_get(0)
+                .expect("result")
+        });
+        assert_eq!(r, "error", "call {id} of the host cut off: the taker's result stands, the stale host's is refused");
+    }
+    eprintln!("{} call(s) in progress on the host cut off got the taker's result", stranded.len());
 
     // 0 call records without a result.
     let pending = count(
