@@ -554,7 +554,7 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
         )
     };
     until_ok(Duration::from_secs(30), "three dialer hosts are members", || members() >= 3);
-    rt.block_on(async {
+    let bus = rt.block_on(async {
         for job in &floor.jobs {
             sqlx::query("UPDATE call_jobs SET status = 'running', started_at = $1 WHERE id = $2")
                 .bind(store::now_ms())
@@ -571,6 +571,7 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
         let env =
             Envelope::new(floor.tenant as u64, store::now_ms() as u64, &DialerNotice::JobsChanged).expect("notice");
         bus.publish(&streams::dialer_notices(), &env).await.expect("publish");
+        bus
     });
     // The agents: one `kakeru sim` per campaign, their phones registered at the hosts in turn.
     let ns_agents = net.role("agents", AGENTS_IP);
@@ -818,6 +819,24 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
     for d in dialers.iter_mut().flatten() {
         let (ok, out) = d.wait_exit(Duration::from_secs(30));
         assert!(ok, "a dialer host's exit: {}", out.join("\n"));
+    }
+    // Nothing lost on the bus: the active control has taken and acknowledged every command and
+    // shard event (the lag and pending entries of its group drain to 0) and dead-lettered none.
+    let t = floor.tenant as u64;
+    until_ok(Duration::from_secs(15), "the control's group has every entry and acknowledged it", || {
+        rt.block_on(async {
+            let mut drained = true;
+            for s in [streams::control_commands(t), streams::shard_events(t)] {
+                let lag = bus.lag(&s, "control").await.expect("lag");
+                let pending = bus.pending(&s, "control").await.expect("pending");
+                drained &= lag == Some(0) && pending == 0;
+            }
+            drained
+        })
+    });
+    for s in [streams::control_commands(t), streams::shard_events(t), streams::agent_events(t)] {
+        let dead = rt.block_on(bus.dead_letters(&s, 10)).expect("dead letters");
+        assert!(dead.is_empty(), "dead-lettered on {s}: {dead:?}");
     }
     carrier.interrupt();
     let (ok, out) = carrier.wait_exit(Duration::from_secs(20));
