@@ -577,6 +577,31 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                     let _ = tx.send(Inbox::Host(HostInput::Tenant { tenant, input })).await;
                 });
             }
+            Output::ReadRegistrations { tenant } => {
+                // At most once a second per tenant (the engine asks no more often).
+                let (db, tx) = (self.db.clone(), self.inbox_tx.clone());
+                tokio::spawn(async move {
+                    let now_ms = store::now_ms();
+                    let rows = match store::dialing::registrations(&db, now_ms).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(tenant, error = %e, "could not read the registrations again");
+                            return;
+                        }
+                    };
+                    let contacts = rows
+                        .into_iter()
+                        .filter(|r| r.tenant_id == i(tenant))
+                        .filter_map(|r| {
+                            let source = r.source.parse::<SocketAddr>().ok()?;
+                            let contact = core::Contact { uri: r.contact, source, expires_at_ms: r.expires_at as u64 };
+                            Some((r.user_id? as u64, contact))
+                        })
+                        .collect();
+                    let input = Input::Recovered { agents: Vec::new(), contacts, orphans: Vec::new() };
+                    let _ = tx.send(Inbox::Host(HostInput::Tenant { tenant, input })).await;
+                });
+            }
             Output::Timeout(_) => {}
         }
     }

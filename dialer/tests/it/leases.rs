@@ -345,7 +345,6 @@ async fn the_consumer_group_of_a_host_gone_for_good_is_deleted_after_the_grace()
             let got = floor.bus.read(&stream, group, consumer, 10, 1).await.expect("read");
             assert_eq!(got.len(), 1, "{group} reads the entry");
         }
-        let read_at = Instant::now();
         leases::heartbeat(&floor.db, Kind::Dialer, "quiet:1:1", store::now_ms(), 60_000).await.expect("member");
         let (stop_tx, stop) = watch::channel(false);
         let (sweeper, _, _) = floor
@@ -365,7 +364,7 @@ async fn the_consumer_group_of_a_host_gone_for_good_is_deleted_after_the_grace()
         rest.sort();
         let quiet_until = store::now_ms() + 55_000;
         until("the dead host's group is deleted", Duration::from_secs(10), || async { names().await == rest }).await;
-        assert!(read_at.elapsed() >= Duration::from_millis(1_000), "deleted within the grace: {:?}", read_at.elapsed());
+        // (The grace itself, idle against the members, is the core's: engine::groups::tests.)
         // Sweeps go on; the live hosts' groups and the member's stay.
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         assert!(store::now_ms() < quiet_until);

@@ -472,20 +472,20 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
     let t = floor.tenant.to_string();
     // 6 processes on one PostgreSQL (shared with the rest of the suite): a few connections each.
     let env = [("DATABASE_URL", db_url.as_str()), ("RUST_LOG", "warn"), ("KAKERU_DATABASE_POOL", "6")];
-    let bus = ["--redis-url", redis_url.as_str(), "--redis-prefix", prefix.as_str()];
+    let bus_args = ["--redis-url", redis_url.as_str(), "--redis-prefix", prefix.as_str()];
 
     // The roles, each in its namespace.
     let ns_api = net.role("api", API_IP);
     let api_listen = format!("{API_IP}:8080");
     let mut args = vec!["api", "--listen", api_listen.as_str()];
-    args.extend_from_slice(&bus);
+    args.extend_from_slice(&bus_args);
     let mut api = Role::start_in(Some(&ns_api), &args, &env).labelled("api");
     let mut controls = Vec::new();
     for (i, addr) in CONTROL_IPS.iter().enumerate() {
         let name = format!("c{i}");
         let ns = net.role(&name, addr);
         let mut args = vec!["control", "--tenants", t.as_str(), "--consumer", name.as_str()];
-        args.extend_from_slice(&bus);
+        args.extend_from_slice(&bus_args);
         controls.push(Role::start_in(Some(&ns), &args, &env).labelled(&name));
     }
     let ns_carrier = net.role("carrier", CARRIER_IP);
@@ -511,11 +511,10 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
     )
     .labelled("carrier");
     carrier.wait_line("carrier SIP on");
-    let mut dialers: Vec<Option<Role>> = Vec::new();
     let sip: Vec<String> = DIALER_IPS.iter().map(|a| format!("{a}:5060")).collect();
-    for (i, addr) in DIALER_IPS.iter().enumerate() {
+    let dialer_ns: Vec<String> = (0..DIALER_IPS.len()).map(|i| net.role(&format!("d{i}"), DIALER_IPS[i])).collect();
+    let start_dialer = |i: usize| {
         let name = format!("d{i}");
-        let ns = net.role(&name, addr);
         let mut args = vec![
             "dialer",
             "--carrier",
@@ -523,7 +522,7 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
             "--sip-listen",
             sip[i].as_str(),
             "--media-ip",
-            addr,
+            DIALER_IPS[i],
             "--shards",
             "1",
             "--tenants",
@@ -533,9 +532,10 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
             "--sip-nonce-secret",
             "faults-27-nonce-secret-0123456789",
         ];
-        args.extend_from_slice(&bus);
-        dialers.push(Some(Role::start_in(Some(&ns), &args, &env).labelled(&name)));
-    }
+        args.extend_from_slice(&bus_args);
+        Role::start_in(Some(&dialer_ns[i]), &args, &env).labelled(&name)
+    };
+    let mut dialers: Vec<Option<Role>> = (0..DIALER_IPS.len()).map(|i| Some(start_dialer(i))).collect();
     api.wait_line("listening on");
     for c in &mut controls {
         c.wait_line("kakeru control: serving");
@@ -573,7 +573,34 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
         bus.publish(&streams::dialer_notices(), &env).await.expect("publish");
         bus
     });
-    // The agents: one `kakeru sim` per campaign, their phones registered at the hosts in turn.
+    let holders = |kind: &str| -> Vec<(i64, String, i64)> {
+        rt.block_on(async {
+            sqlx::query(
+                "SELECT resource_id, holder, token FROM leases WHERE kind = $1 AND tenant_id = $2 ORDER BY resource_id",
+            )
+            .bind(kind)
+            .bind(floor.tenant)
+            .fetch_all(&db.pool)
+            .await
+            .expect("leases")
+            .into_iter()
+            .map(|r| (r.try_get(0).expect("id"), r.try_get(1).expect("holder"), r.try_get(2).expect("token")))
+            .collect()
+        })
+    };
+    let host_index =
+        |holder: &str| holder.split(':').next().and_then(|h| h.strip_prefix('d')).and_then(|i| i.parse::<usize>().ok());
+    until_ok(Duration::from_secs(30), "every campaign is held", || holders("dialer").len() == CAMPAIGNS);
+    let holder_of: Vec<usize> = floor
+        .campaigns
+        .iter()
+        .map(|c| {
+            let l = holders("dialer");
+            l.iter().find(|(x, _, _)| x == c).and_then(|(_, h, _)| host_index(h)).expect("a held campaign")
+        })
+        .collect();
+    // The agents: one `kakeru sim` per campaign, their phones registered at a host that does not
+    // hold their campaign (phones may register at any host; the holder calls them).
     let ns_agents = net.role("agents", AGENTS_IP);
     let api_url = format!("http://{API_IP}:8080");
     let mut sims = Vec::new();
@@ -594,7 +621,7 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
                 "--agents",
                 &agents,
                 "--registrar",
-                &sip[c % DIALER_IPS.len()],
+                &sip[(holder_of[c] + 1) % DIALER_IPS.len()],
                 "--call-job",
                 &job,
                 "--bind-ip",
@@ -677,23 +704,6 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
     until_ok(Duration::from_secs(30), "every campaign dials", || {
         floor.campaigns.iter().all(|c| dials_since(*c, warm, "none") > 0)
     });
-    let holders = |kind: &str| -> Vec<(i64, String, i64)> {
-        rt.block_on(async {
-            sqlx::query(
-                "SELECT resource_id, holder, token FROM leases WHERE kind = $1 AND tenant_id = $2 ORDER BY resource_id",
-            )
-            .bind(kind)
-            .bind(floor.tenant)
-            .fetch_all(&db.pool)
-            .await
-            .expect("leases")
-            .into_iter()
-            .map(|r| (r.try_get(0).expect("id"), r.try_get(1).expect("holder"), r.try_get(2).expect("token")))
-            .collect()
-        })
-    };
-    let host_index =
-        |holder: &str| holder.split(':').next().and_then(|h| h.strip_prefix('d')).and_then(|i| i.parse::<usize>().ok());
     let spread: HashSet<usize> = holders("dialer").iter().filter_map(|(_, h, _)| host_index(h)).collect();
     eprintln!("leases after start: {:?} ({:?} in)", holders("dialer"), started.elapsed());
     assert!(spread.len() >= 2, "the campaigns are dealt over the hosts: {:?}", holders("dialer"));
@@ -717,6 +727,16 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
     });
     took.push(("kill -9 of a dialer host", d));
     dead.drain();
+    // The dead host comes back (as its unit restarts it): it rejoins, and the campaigns held by
+    // the others stay where they are.
+    let held = holders("dialer");
+    let mut back = start_dialer(victim);
+    back.wait_line("kakeru dialer:");
+    dialers[victim] = Some(back);
+    until_ok(Duration::from_secs(10), "the host that came back is a member again", || members() >= 3);
+    let moved: Vec<_> =
+        holders("dialer").into_iter().filter(|l| !held.iter().any(|h| h.0 == l.0 && h.1 == l.1)).collect();
+    assert!(moved.is_empty(), "held campaigns moved when a host rejoined: {moved:?}");
 
     // Fault 2: kill -9 the active control.
     let active = holders("control").first().map(|(_, h, _)| h.clone()).expect("a control holds the tenant");
