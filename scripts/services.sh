@@ -49,6 +49,8 @@ fi
 redis_ready || { echo "services: Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
 
 # --- Tools ---------------------------------------------------------------------------------------
+# iproute2's `ip`: the fault test of the production layout makes network namespaces and veth pairs.
+command -v ip >/dev/null || { echo "services: installing iproute2"; apt_install iproute2; }
 command -v python3 >/dev/null || apt_install python3 python3-venv
 # cmake: the opus crate builds libopus from source (the media plane's Opus pool).
 command -v cmake >/dev/null || { echo "services: installing cmake"; apt_install cmake; }

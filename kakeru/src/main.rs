@@ -18,6 +18,10 @@ struct Cli {
     /// postgres://... (production) or sqlite:FILE (embedded default).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
+    /// Database connections the process keeps open at most (default 16 on PostgreSQL): keep the
+    /// sum over every api, control and dialer process under PostgreSQL's `max_connections`.
+    #[arg(long, env = "KAKERU_DATABASE_POOL", global = true, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    database_pool: Option<u32>,
     /// Serve Prometheus metrics at http://ADDR/metrics (the API also serves them on its own listener).
     #[arg(long, env = "KAKERU_METRICS_LISTEN", global = true)]
     metrics_listen: Option<String>,
@@ -191,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.role {
         Role::Control { redis_url, tenants, consumer, redis_prefix } => {
             let mut cfg = NodeConfig::new(&cli.database_url);
+            cfg.database_pool = cli.database_pool;
             cfg.redis_url = Some(redis_url);
             cfg.redis_prefix = redis_prefix;
             cfg.tenants = tenants;
@@ -290,6 +295,7 @@ async fn main() -> anyhow::Result<()> {
             ecfg.phones.default_expires_s = sip_max_expires;
             tracing::info!(phones = ?ecfg.phones, nonce_key_file = ?ecfg.nonce_key_file, "the agents' phones' SIP settings");
             let mut cfg = NodeConfig::new(&cli.database_url);
+            cfg.database_pool = cli.database_pool;
             cfg.redis_url = Some(redis_url);
             cfg.redis_prefix = redis_prefix;
             cfg.tenants = tenants;
@@ -369,6 +375,7 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(max_connections_per_source >= 1, "--max-connections-per-source: at least 1");
             anyhow::ensure!((1..=300).contains(&header_timeout_s), "--header-timeout-s: 1 to 300");
             let mut cfg = NodeConfig::new(&cli.database_url);
+            cfg.database_pool = cli.database_pool;
             cfg.api_limits.max_connections_per_source = max_connections_per_source;
             cfg.api_limits.header_read_timeout = std::time::Duration::from_secs(header_timeout_s);
             cfg.api_limits.trusted_proxies = trusted_proxies;

@@ -48,6 +48,8 @@ pub struct NodeConfig {
     pub api_limits: api::serve::ServeLimits,
     /// The API's login limits and lockout.
     pub login_limits: api::guard::LoginLimits,
+    /// Database connections this process keeps open at most (`None`: the store's default).
+    pub database_pool: Option<u32>,
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("tenant_poll", &self.tenant_poll)
             .field("api_limits", &self.api_limits)
             .field("login_limits", &self.login_limits)
+            .field("database_pool", &self.database_pool)
             .finish()
     }
 }
@@ -82,6 +85,7 @@ impl NodeConfig {
             tenant_poll: Duration::from_secs(3),
             api_limits: api::serve::ServeLimits::default(),
             login_limits: api::guard::LoginLimits::default(),
+            database_pool: None,
         }
     }
 }
@@ -109,7 +113,10 @@ pub struct Node {
 impl Node {
     /// Opens the database (migrating it) and the bus.
     pub async fn open(config: NodeConfig) -> anyhow::Result<Node> {
-        let db = store::Db::connect(&config.database_url).await.context("opening the database")?;
+        store::migrate(&config.database_url).await.context("opening the database")?;
+        let db = store::Db::connect_pooled(&config.database_url, config.database_pool)
+            .await
+            .context("opening the database")?;
         let bus = match &config.redis_url {
             None => AnyBus::Memory(MemoryBus::default()),
             Some(url) => {

@@ -23,6 +23,14 @@ pub struct SimArgs {
     /// Mean talk time of an answered customer, seconds (lognormal).
     #[arg(long, default_value_t = 60.0)]
     pub talk_mean_s: f64,
+    /// Mean time a customer who answers lets the phone ring first, seconds (lognormal).
+    #[arg(long, default_value_t = 8.0)]
+    pub answer_delay_mean_s: f64,
+    /// On the way out, write the carrier's log here: one JSON object a line per call it was asked
+    /// to place (`tel`, `caller`, `from`, `outcome`, `start_ms`, `end_ms` in Unix ms; `end_ms`
+    /// null while the call still held its channel).
+    #[arg(long)]
+    pub carrier_log: Option<std::path::PathBuf>,
     /// The API the simulated agents work through (e.g. http://127.0.0.1:8080).
     #[arg(long)]
     pub api: Option<String>,
@@ -64,6 +72,7 @@ pub async fn run(args: SimArgs, mut shutdown: watch::Receiver<bool>) -> anyhow::
             let cfg = sim::carrier::CarrierConfig {
                 answer_prob: args.answer_prob.clamp(0.0, 1.0),
                 talk_mean_ms: args.talk_mean_s.max(0.1) * 1000.0,
+                answer_delay_mean_ms: args.answer_delay_mean_s.max(0.0) * 1000.0,
                 seed: args.seed,
                 ..sim::carrier::CarrierConfig::default()
             };
@@ -98,6 +107,16 @@ pub async fn run(args: SimArgs, mut shutdown: watch::Receiver<bool>) -> anyhow::
         };
         phones = sim::phone::start(accounts, pcfg, stop.clone()).await.context("the agents' phones")?;
         eprintln!("kakeru sim: {} phone(s) registering at {registrar}", phones.len());
+        // As people do, the agents log in once their phones are registered (a leg set up for an
+        // agent whose phone is not registered yet finds the agent unreachable).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !phones.iter().all(|p| p.stats().registered) {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the phones did not register at {registrar} within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let http = reqwest::Client::new();
         let counts = Arc::new(sim::agent::Counts::default());
         let mut tasks = tokio::task::JoinSet::new();
@@ -131,8 +150,33 @@ pub async fn run(args: SimArgs, mut shutdown: watch::Receiver<bool>) -> anyhow::
         eprintln!("kakeru sim: agents stopped ({counts:?})");
     }
     if let Some(c) = carrier {
+        if let Some(path) = &args.carrier_log {
+            write_carrier_log(&c, path).with_context(|| format!("--carrier-log {}", path.display()))?;
+        }
         eprintln!("kakeru sim: carrier stopped ({:?})", c.stats());
     }
     drop(phones);
+    Ok(())
+}
+
+/// The carrier's log as JSON lines, its instants in Unix ms.
+fn write_carrier_log(c: &sim::carrier::Carrier, path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let now = std::time::Instant::now();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let ms = |at: std::time::Instant| now_ms - now.saturating_duration_since(at).as_millis() as i64;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for e in c.log() {
+        let line = serde_json::json!({
+            "tel": e.tel,
+            "caller": e.caller,
+            "from": e.from.to_string(),
+            "outcome": e.outcome,
+            "start_ms": ms(e.at),
+            "end_ms": e.ended_at.map(ms),
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
     Ok(())
 }

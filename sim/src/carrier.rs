@@ -85,6 +85,11 @@ pub struct LogEntry {
     pub at: Instant,
     /// The call was answered and then ended (by either side).
     pub ended: bool,
+    /// Where the INVITE came from (the dialer host's SIP address).
+    pub from: SocketAddr,
+    /// When the call stopped holding a channel here (final failure, CANCEL, BYE either way);
+    /// `None` while it rings or is up.
+    pub ended_at: Option<Instant>,
 }
 
 /// Counters.
@@ -254,6 +259,7 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                                 r.headers.push("Content-Type", "application/sdp");
                                 let Some((answer, to)) = answer_sdp(&c.invite.body, local_rtp) else {
                                     let _ = ep.send_response(now, tx, c.dialog.respond(&c.invite, 488));
+                                    mark_released(&me, c.log_index);
                                     calls.remove(&call_id);
                                     by_tx.remove(&tx);
                                     let n = calls.len() as u64;
@@ -296,6 +302,7 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                                 if let Ok(mut l) = me.log.lock() {
                                     if let Some(e) = l.get_mut(c.log_index) {
                                         e.outcome = format!("failed:{status}");
+                                        e.ended_at = Some(now);
                                     }
                                 }
                             }
@@ -350,6 +357,8 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                             outcome: "ringing".into(),
                             at: now,
                             ended: false,
+                            from,
+                            ended_at: None,
                         });
                         l.len() - 1
                     } else {
@@ -419,6 +428,7 @@ async fn run(sip: UdpSocket, rtp: UdpSocket, cfg: CarrierConfig, me: Carrier, mu
                             if let Ok(mut l) = me.log.lock() {
                                 if let Some(e) = l.get_mut(c.log_index) {
                                     e.outcome = "cancelled".into();
+                                    e.ended_at = Some(now);
                                 }
                             }
                             let n = calls.len() as u64;
@@ -442,6 +452,16 @@ fn mark_ended(me: &Carrier, index: usize) {
     if let Ok(mut l) = me.log.lock() {
         if let Some(e) = l.get_mut(index) {
             e.ended = true;
+            e.ended_at.get_or_insert_with(Instant::now);
+        }
+    }
+}
+
+/// The call of log line `index` no longer holds a channel (it failed, or was cancelled).
+fn mark_released(me: &Carrier, index: usize) {
+    if let Ok(mut l) = me.log.lock() {
+        if let Some(e) = l.get_mut(index) {
+            e.ended_at.get_or_insert_with(Instant::now);
         }
     }
 }

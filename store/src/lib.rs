@@ -244,13 +244,20 @@ impl Db {
     }
 
     pub async fn connect_no_migrate(url: &str) -> Result<Db> {
+        Self::connect_pooled(url, None).await
+    }
+
+    /// [`Db::connect_no_migrate`] with at most `max` connections open at once (default 16 on
+    /// PostgreSQL, 4 on SQLite): a layout of many processes on one PostgreSQL sizes it so that
+    /// their sum stays under the server's `max_connections`.
+    pub async fn connect_pooled(url: &str, max: Option<u32>) -> Result<Db> {
         let backend = Backend::from_url(url)?;
         sqlx::any::install_default_drivers();
-        let max = match backend {
+        let max = max.unwrap_or(match backend {
             Backend::Postgres => 16,
             // One writer at a time in SQLite; a few readers beside it.
             Backend::Sqlite => 4,
-        };
+        });
         let mut options = AnyPoolOptions::new().max_connections(max);
         if backend == Backend::Sqlite {
             // Per connection: WAL (set once, in the file, by `migrate`) is crash-safe with NORMAL,

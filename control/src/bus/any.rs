@@ -98,6 +98,12 @@ impl Bus for AnyBus {
     async fn lag(&self, stream: &str, group: &str) -> Result<Option<u64>, BusError> {
         delegate!(self, b => b.lag(stream, group))
     }
+    async fn groups(&self, stream: &str) -> Result<Vec<(String, Option<u64>)>, BusError> {
+        delegate!(self, b => b.groups(stream))
+    }
+    async fn destroy_group(&self, stream: &str, group: &str) -> Result<bool, BusError> {
+        delegate!(self, b => b.destroy_group(stream, group))
+    }
     async fn publish_many(&self, stream: &str, envs: &[Envelope]) -> Result<Vec<EntryId>, BusError> {
         delegate!(self, b => b.publish_many(stream, envs))
     }

@@ -30,6 +30,9 @@ struct Pending {
 struct Group {
     last_delivered: EntryId,
     pending: BTreeMap<EntryId, Pending>,
+    /// When a consumer last read; as on Redis, a group has a consumer once one was delivered an
+    /// entry, and every read of it after counts.
+    last_read: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -178,6 +181,9 @@ impl Bus for MemoryBus {
                     if let Some(env) = &stored.env {
                         out.push(Delivery { entry_id: *id, envelope: env.clone(), deliveries: 1 });
                     }
+                }
+                if !out.is_empty() || g.last_read.is_some() {
+                    g.last_read = Some(now);
                 }
                 if !out.is_empty() || block_ms == 0 {
                     return Ok(out);
@@ -351,6 +357,24 @@ impl Bus for MemoryBus {
         let mut st = self.lock();
         let s = st.group(stream, group)?;
         Ok(s.groups.get(group).map_or(0, |g| g.pending.len() as u64))
+    }
+
+    async fn groups(&self, stream: &str) -> Result<Vec<(String, Option<u64>)>, BusError> {
+        let st = self.lock();
+        let Some(s) = st.streams.get(stream) else { return Ok(Vec::new()) };
+        let now = Instant::now();
+        let mut out: Vec<(String, Option<u64>)> = s
+            .groups
+            .iter()
+            .map(|(name, g)| (name.clone(), g.last_read.map(|t| now.saturating_duration_since(t).as_millis() as u64)))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn destroy_group(&self, stream: &str, group: &str) -> Result<bool, BusError> {
+        let mut st = self.lock();
+        Ok(st.streams.get_mut(stream).is_some_and(|s| s.groups.remove(group).is_some()))
     }
 
     async fn lag(&self, stream: &str, group: &str) -> Result<Option<u64>, BusError> {

@@ -291,6 +291,14 @@ pub trait Bus: Send + Sync {
 
     /// The value under `key`, if set and not expired.
     fn get_value(&self, key: &str) -> impl Future<Output = Result<Option<String>, BusError>> + Send;
+
+    /// The consumer groups of `stream` (none when it does not exist), each with how long ago one
+    /// of its consumers last read (the least `idle` of `XINFO CONSUMERS`, ms); `None` for a group
+    /// without consumers (Redis makes a consumer when it first delivers it an entry).
+    fn groups(&self, stream: &str) -> impl Future<Output = Result<Vec<(String, Option<u64>)>, BusError>> + Send;
+
+    /// Deletes a consumer group with its pending entries (`XGROUP DESTROY`); whether it existed.
+    fn destroy_group(&self, stream: &str, group: &str) -> impl Future<Output = Result<bool, BusError>> + Send;
 }
 
 /// Largest value [`Bus::set_value`] stores.

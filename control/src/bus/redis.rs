@@ -567,6 +567,41 @@ impl Bus for RedisBus {
         }
     }
 
+    async fn groups(&self, stream: &str) -> Result<Vec<(String, Option<u64>)>, BusError> {
+        let stream = &self.name(stream);
+        let mut c = redis::cmd("XINFO");
+        c.arg("GROUPS").arg(stream);
+        let reply: redis::streams::StreamInfoGroupsReply = match self.query("groups", &c).await {
+            Ok(r) => r,
+            Err(e) if e.to_string().contains("no such key") => return Ok(Vec::new()),
+            Err(e) => return Err(self.fail(e)),
+        };
+        let mut out = Vec::with_capacity(reply.groups.len());
+        for g in reply.groups {
+            let mut c = redis::cmd("XINFO");
+            c.arg("CONSUMERS").arg(stream).arg(&g.name);
+            let consumers: Value = match self.query("groups", &c).await {
+                Ok(r) => r,
+                // Destroyed meanwhile.
+                Err(e) if is_nogroup(&e) => continue,
+                Err(e) => return Err(self.fail(e)),
+            };
+            out.push((g.name, least_idle(&consumers)));
+        }
+        Ok(out)
+    }
+
+    async fn destroy_group(&self, stream: &str, group: &str) -> Result<bool, BusError> {
+        let stream = &self.name(stream);
+        let mut c = redis::cmd("XGROUP");
+        c.arg("DESTROY").arg(stream).arg(group);
+        match self.query::<i64>("destroy_group", &c).await {
+            Ok(n) => Ok(n > 0),
+            Err(e) if e.to_string().contains("no such key") => Ok(false),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
     async fn lag(&self, stream: &str, group: &str) -> Result<Option<u64>, BusError> {
         let stream = &self.name(stream);
         let mut c = redis::cmd("XINFO");
@@ -577,6 +612,30 @@ impl Bus for RedisBus {
             None => Err(BusError::NoGroup { stream: stream.to_owned(), group: group.to_owned() }),
         }
     }
+}
+
+/// The least `idle` (ms) among the consumers of an `XINFO CONSUMERS` reply (RESP2 arrays of
+/// pairs or RESP3 maps); `None` without consumers.
+fn least_idle(reply: &Value) -> Option<u64> {
+    let Value::Array(consumers) = reply else { return None };
+    consumers
+        .iter()
+        .filter_map(|c| {
+            let pairs: Vec<(&Value, &Value)> = match c {
+                Value::Array(kv) => kv.chunks_exact(2).map(|p| (&p[0], &p[1])).collect(),
+                Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
+                _ => return None,
+            };
+            pairs.into_iter().find_map(|(k, v)| {
+                let key: String = redis::from_redis_value(k).ok()?;
+                if key == "idle" {
+                    redis::from_redis_value::<u64>(v).ok()
+                } else {
+                    None
+                }
+            })
+        })
+        .min()
 }
 
 impl RedisBus {

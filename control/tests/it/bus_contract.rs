@@ -118,6 +118,28 @@ contract! {
     publish_many_and_fan_out_reads => cfg();
     values_are_set_read_and_expire => cfg();
     lag_counts_entries_not_yet_delivered_to_the_group => cfg();
+    groups_are_listed_with_their_idle_time_and_destroyed => cfg();
+}
+
+/// What the dialer hosts' sweep of dead consumer groups reads and does.
+async fn groups_are_listed_with_their_idle_time_and_destroyed<B: Bus>(bus: B, s: String) {
+    assert!(bus.groups(&s).await.unwrap().is_empty(), "no stream, no groups");
+    bus.ensure_group(&s, "a").await.unwrap();
+    bus.ensure_group(&s, "b").await.unwrap();
+    let mut g = bus.groups(&s).await.unwrap();
+    g.sort();
+    assert_eq!(g, vec![("a".to_string(), None), ("b".to_string(), None)], "no consumer yet");
+    bus.publish(&s, &env(1)).await.unwrap();
+    assert_eq!(bus.read(&s, "a", "c1", 10, 0).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let g = bus.groups(&s).await.unwrap();
+    let idle = g.iter().find(|(n, _)| n == "a").and_then(|(_, i)| *i).expect("a has a consumer");
+    assert!((50..10_000).contains(&idle), "idle {idle} ms");
+    assert!(bus.destroy_group(&s, "b").await.unwrap());
+    assert!(!bus.destroy_group(&s, "b").await.unwrap(), "already gone");
+    let names: Vec<String> = bus.groups(&s).await.unwrap().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, vec!["a".to_string()]);
+    assert!(matches!(bus.read(&s, "b", "c1", 1, 0).await, Err(BusError::NoGroup { .. })), "a destroyed group");
 }
 
 /// The lag the control service samples for `kakeru_bus_stream_lag_entries`.

@@ -62,6 +62,8 @@ pub const PHONE_OFFER_TTL_MS: u64 = 60_000;
 /// before the agent is unreachable: the offer (on the dialer notices) and the job's start (through
 /// control) travel apart, and either may arrive first.
 pub const LEG_WAITS_FOR_OFFER_MS: u64 = 5_000;
+/// How often at most an engine whose agents' legs wait for a phone reads the stored registrations.
+pub const REGISTRATIONS_READ_EVERY_MS: u64 = 1_000;
 /// Browser phone offers (and legs waiting for one) one engine keeps at most.
 pub const MAX_PHONE_OFFERS: usize = 10_000;
 /// The 72-hour rule for predictive campaigns.
@@ -194,6 +196,10 @@ pub enum Output {
     Prepare(Box<PrepareRequest>),
     /// A notice for an agent's page, on the tenant's `agent:events` (the browser phone's answer).
     Notice { tenant: u64, notice: control::messages::AgentNotice },
+    /// Read the tenant's stored registrations again and answer with [`Input::Recovered`] (its
+    /// contacts only): an agent's leg waits for a phone this host has not seen register (phones
+    /// register at any host; the registrations are in the database).
+    ReadRegistrations { tenant: u64 },
     /// Nothing more now: call `handle_timeout` at this instant (or on the next input).
     Timeout(Instant),
 }
@@ -411,6 +417,8 @@ pub struct Engine {
     /// Agents' legs asked for with neither a registered phone nor an offer: until when they wait
     /// for the page's offer ([`LEG_WAITS_FOR_OFFER_MS`]).
     legs_awaiting_offer: HashMap<u64, u64>,
+    /// When the stored registrations were last asked for ([`Output::ReadRegistrations`]), Unix ms.
+    registrations_asked_ms: u64,
     phones: HashMap<String, i64>,
     campaigns: HashMap<u64, Campaign>,
     caller_limits: HashMap<String, i64>,
@@ -453,6 +461,7 @@ impl Engine {
             contacts: HashMap::new(),
             phone_offers: HashMap::new(),
             legs_awaiting_offer: HashMap::new(),
+            registrations_asked_ms: 0,
             phones: HashMap::new(),
             campaigns: HashMap::new(),
             caller_limits: HashMap::new(),
@@ -520,7 +529,7 @@ impl Engine {
             Input::CallerLimits(l) => self.caller_limits = l,
             Input::Phones(p) => self.phones = p,
             Input::PhoneOffer { agent, sdp } => self.on_phone_offer(now, agent, sdp),
-            Input::Recovered { agents, contacts, orphans } => self.on_recovered(agents, contacts, orphans),
+            Input::Recovered { agents, contacts, orphans } => self.on_recovered(now, agents, contacts, orphans),
             Input::Prepared(p) => self.on_prepared(now, p),
             Input::PrepareFailed { id, error } => self.on_prepare_failed(now, id, &error),
             Input::Supervise { monitor, supervisor, call, mode } => {
@@ -628,6 +637,17 @@ impl Engine {
             tracing::info!(agent, "no registered phone and no browser phone offer for the agent");
             self.publish(ShardEvent::AgentUnreachable { agent_id: AgentId(agent), sip_status: 404 });
         }
+        if !self.legs_awaiting_offer.is_empty() {
+            self.ask_registrations(now);
+        }
+    }
+
+    /// Asks for the stored registrations again, at most once a second.
+    fn ask_registrations(&mut self, now: Now) {
+        if now.unix_ms >= self.registrations_asked_ms + REGISTRATIONS_READ_EVERY_MS {
+            self.registrations_asked_ms = now.unix_ms;
+            self.push(Output::ReadRegistrations { tenant: self.tenant });
+        }
     }
 
     fn on_phone_offer(&mut self, now: Now, agent: u64, sdp: String) {
@@ -671,7 +691,13 @@ impl Engine {
 
     // ------------------------------------------------------------------ recovery and configuration
 
-    fn on_recovered(&mut self, agents: Vec<RecoveredAgent>, contacts: Vec<(u64, Contact)>, orphans: Vec<u64>) {
+    fn on_recovered(
+        &mut self,
+        now: Now,
+        agents: Vec<RecoveredAgent>,
+        contacts: Vec<(u64, Contact)>,
+        orphans: Vec<u64>,
+    ) {
         for a in agents {
             self.agents.insert(
                 a.agent,
@@ -686,6 +712,17 @@ impl Engine {
             );
         }
         self.contacts.extend(contacts);
+        // Legs that waited for a phone registered at another host: dial it now.
+        let found: Vec<u64> = self
+            .legs_awaiting_offer
+            .keys()
+            .copied()
+            .filter(|a| self.contacts.get(a).is_some_and(|c| c.expires_at_ms > now.unix_ms))
+            .collect();
+        for agent in found {
+            self.legs_awaiting_offer.remove(&agent);
+            self.dial_agent_leg(now, agent);
+        }
         self.stats.orphans_failed += orphans.len() as u64;
         for call in orphans {
             let outcome =
@@ -1178,6 +1215,8 @@ impl Engine {
                     None if self.legs_awaiting_offer.len() < MAX_PHONE_OFFERS => {
                         // Maybe a browser phone whose offer is still on its way.
                         self.legs_awaiting_offer.insert(agent, now.unix_ms + LEG_WAITS_FOR_OFFER_MS);
+                        // Or a phone that registered at another host.
+                        self.ask_registrations(now);
                     }
                     None => {
                         tracing::info!(agent, "no registered phone for the agent");

@@ -22,6 +22,7 @@
 //!   calls its previous run left pending the result `error` and tells the control service.
 
 pub mod core;
+pub mod groups;
 pub mod host;
 pub mod instruments;
 pub mod prepare;
@@ -136,6 +137,10 @@ pub struct EngineConfig {
     /// (`<group>:<instance_prefix>`), so every host sees every agent event and acts on those of
     /// the campaigns it holds.
     pub placement: Option<PlacementConfig>,
+    /// On leases: how long a dialer host's consumer group on `agent:events` may go unread, its
+    /// host absent, before another host deletes it ([`groups`]), and how often hosts look.
+    pub dead_group_grace: Duration,
+    pub dead_group_every: Duration,
 }
 
 impl EngineConfig {
@@ -162,6 +167,8 @@ impl EngineConfig {
             tenants: None,
             clips: Clips::builtin(),
             reconcile_every: Duration::from_secs(60),
+            dead_group_grace: Duration::from_secs(300),
+            dead_group_every: Duration::from_secs(60),
             placement: None,
         }
     }
@@ -327,11 +334,14 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
         Placement::new(p)
     });
     let mut cfg = cfg;
+    let group_prefix = format!("{}:", cfg.group);
     if placement.is_some() {
-        cfg.group = format!("{}:{}", cfg.group, cfg.instance_prefix.trim_end_matches(':'));
+        cfg.group = format!("{group_prefix}{}", cfg.instance_prefix.trim_end_matches(':'));
     }
     let started_ms = u64::try_from(store::now_ms()).unwrap_or(0);
     let mut d = Driver {
+        group_prefix,
+        sweeping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         placement,
         round_in_flight: false,
         stopping: false,
@@ -383,6 +393,10 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
 }
 
 struct Driver<B: Bus + Clone + 'static> {
+    /// On leases, every host's group on `agent:events` is `<group_prefix><host>`.
+    group_prefix: String,
+    /// A sweep of dead consumer groups is under way.
+    sweeping: Arc<std::sync::atomic::AtomicBool>,
     /// On leases: the campaigns this host holds.
     placement: Option<Placement>,
     /// A placement round is being read or carried out.
@@ -436,6 +450,9 @@ impl<B: Bus + Clone + 'static> Driver<B> {
         let mut placement_tick =
             tokio::time::interval(self.placement.as_ref().map_or(Duration::from_secs(3600), |p| p.config().every));
         placement_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dead_groups = tokio::time::interval(self.cfg.dead_group_every);
+        dead_groups.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        dead_groups.tick().await;
         let mut stop_deadline: Option<Instant> = None;
         loop {
             let deadline = self.drain();
@@ -475,6 +492,7 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                     self.spawn_nonce_keys();
                 }
                 _ = placement_tick.tick(), if self.placement.is_some() => self.placement_round(),
+                _ = dead_groups.tick(), if self.placement.is_some() && stop_deadline.is_none() => self.spawn_sweep(),
                 _ = reconcile.tick(), if stop_deadline.is_none() => {
                     for t in self.host.tenants().collect::<Vec<_>>() {
                         self.spawn_reload(t, true, true);
@@ -487,6 +505,21 @@ impl<B: Bus + Clone + 'static> Driver<B> {
             *s = self.host.stats();
         }
         Ok(())
+    }
+
+    /// On leases: deletes the consumer groups of dialer hosts gone for good (one sweep at a time).
+    fn spawn_sweep(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (bus, db, sweeping) = (self.bus.clone(), self.db.clone(), self.sweeping.clone());
+        let tenants: Vec<u64> = self.readers.keys().copied().collect();
+        let (prefix, mine, grace) = (self.group_prefix.clone(), self.cfg.group.clone(), self.cfg.dead_group_grace);
+        tokio::spawn(async move {
+            groups::sweep(&bus, &db, &tenants, &prefix, &mine, grace).await;
+            sweeping.store(false, Ordering::Release);
+        });
     }
 
     /// Carries out the host's outputs until it has none; returns its next deadline.
@@ -541,6 +574,31 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                         Ok(p) => Input::Prepared(p),
                         Err(e) => Input::PrepareFailed { id, error: e.to_string() },
                     };
+                    let _ = tx.send(Inbox::Host(HostInput::Tenant { tenant, input })).await;
+                });
+            }
+            Output::ReadRegistrations { tenant } => {
+                // At most once a second per tenant (the engine asks no more often).
+                let (db, tx) = (self.db.clone(), self.inbox_tx.clone());
+                tokio::spawn(async move {
+                    let now_ms = store::now_ms();
+                    let rows = match store::dialing::registrations(&db, now_ms).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(tenant, error = %e, "could not read the registrations again");
+                            return;
+                        }
+                    };
+                    let contacts = rows
+                        .into_iter()
+                        .filter(|r| r.tenant_id == i(tenant))
+                        .filter_map(|r| {
+                            let source = r.source.parse::<SocketAddr>().ok()?;
+                            let contact = core::Contact { uri: r.contact, source, expires_at_ms: r.expires_at as u64 };
+                            Some((r.user_id? as u64, contact))
+                        })
+                        .collect();
+                    let input = Input::Recovered { agents: Vec::new(), contacts, orphans: Vec::new() };
                     let _ = tx.send(Inbox::Host(HostInput::Tenant { tenant, input })).await;
                 });
             }

@@ -255,6 +255,7 @@ impl Sim {
                     self.writes.push(write);
                 }
                 Output::Notice { tenant, .. } => assert_eq!(tenant, TENANT),
+                Output::ReadRegistrations { tenant } => assert_eq!(tenant, TENANT),
                 Output::Prepare(req) => {
                     assert_eq!(req.tenant, TENANT);
                     assert!(self.pending_prepares.is_empty(), "two prepares at once for one tenant");

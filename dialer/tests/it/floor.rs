@@ -301,11 +301,23 @@ impl Floor {
         carrier: SocketAddr,
         stop: watch::Receiver<bool>,
     ) -> (tokio::task::JoinHandle<Result<EngineStats, engine::EngineError>>, EngineInfo, String) {
+        self.spawn_host_with(name, carrier, stop, |_| {}).await
+    }
+
+    /// [`Floor::spawn_host`] with its configuration changed by `tweak` last.
+    pub async fn spawn_host_with(
+        &self,
+        name: &str,
+        carrier: SocketAddr,
+        stop: watch::Receiver<bool>,
+        tweak: impl FnOnce(&mut EngineConfig),
+    ) -> (tokio::task::JoinHandle<Result<EngineStats, engine::EngineError>>, EngineInfo, String) {
         let mut cfg = EngineConfig::new(carrier);
         cfg.instance = format!("{name}:{}", store::now_ms());
         cfg.instance_prefix = format!("{name}:");
         cfg.tenants = Some(vec![self.tenant]);
         cfg.placement = Some(engine::PlacementConfig::new(""));
+        tweak(&mut cfg);
         let instance = cfg.instance.clone();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let r = self.bus.clone();

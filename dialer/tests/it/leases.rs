@@ -319,3 +319,58 @@ async fn two_hosts_on_redis_hold_a_campaign_once_and_the_survivor_takes_it_over_
         let _ = stop_tx.send(true);
     }
 }
+
+/// A dialer host gone for good leaves its consumer group on `agent:events` behind: another host
+/// deletes it once the group has gone unread for the grace and no member of that host is alive;
+/// the groups of the hosts alive stay, and so does the group of a host still a member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_group_of_a_host_gone_for_good_is_deleted_after_the_grace() {
+    use control::bus::Bus;
+    let redis = std::env::var("REDIS_URL").expect("REDIS_URL names the real Redis these tests need");
+    for backend in backends() {
+        let spec = FloorSpec { agents: 1, redis_url: Some(redis.clone()), placement: true, ..FloorSpec::default() };
+        let floor = Floor::start(backend, &spec, dummy_carrier()).await;
+        let stream = control::messages::streams::agent_events(floor.tenant);
+        // What a host killed with SIGKILL leaves: its group, read by its consumer, and no member
+        // row any more; and a host that reads nothing now but is still a member (its lease rows
+        // renewed elsewhere, e.g. a host whose reader restarts).
+        for (group, _) in [("dialer:gone", "gone"), ("dialer:quiet", "quiet")] {
+            floor.bus.ensure_group(&stream, group).await.expect("group");
+        }
+        // An entry for them to read (Redis makes a group's consumer when it first gets an entry).
+        let note = control::messages::DialerNotice::PhonesChanged;
+        let env = control::bus::Envelope::new(floor.tenant, store::now_ms() as u64, &note).expect("envelope");
+        floor.bus.publish(&stream, &env).await.expect("publish");
+        for (group, consumer) in [("dialer:gone", "gone"), ("dialer:quiet", "quiet")] {
+            let got = floor.bus.read(&stream, group, consumer, 10, 1).await.expect("read");
+            assert_eq!(got.len(), 1, "{group} reads the entry");
+        }
+        leases::heartbeat(&floor.db, Kind::Dialer, "quiet:1:1", store::now_ms(), 60_000).await.expect("member");
+        let (stop_tx, stop) = watch::channel(false);
+        let (sweeper, _, _) = floor
+            .spawn_host_with("sweeper", dummy_carrier(), stop, |cfg| {
+                cfg.dead_group_grace = Duration::from_millis(1_000);
+                cfg.dead_group_every = Duration::from_millis(200);
+            })
+            .await;
+        let names = || async {
+            let mut g: Vec<String> =
+                floor.bus.groups(&stream).await.expect("groups").into_iter().map(|(n, _)| n).collect();
+            g.sort();
+            g
+        };
+        let own = format!("dialer:{}", floor.instance.split(':').next().expect("host"));
+        let mut rest = vec!["dialer:quiet".to_string(), "dialer:sweeper".to_string(), own.clone()];
+        rest.sort();
+        let quiet_until = store::now_ms() + 55_000;
+        until("the dead host's group is deleted", Duration::from_secs(10), || async { names().await == rest }).await;
+        // (The grace itself, idle against the members, is the core's: engine::groups::tests.)
+        // Sweeps go on; the live hosts' groups and the member's stay.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(store::now_ms() < quiet_until);
+        assert_eq!(names().await, rest, "the groups of hosts alive are kept");
+        let _ = stop_tx.send(true);
+        let _ = sweeper.await;
+        floor.stop().await;
+    }
+}

@@ -8,6 +8,7 @@ mod deploy;
 mod desktop;
 mod dialer;
 mod metrics;
+mod netns;
 mod node;
 mod phone;
 mod process;

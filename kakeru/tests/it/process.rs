@@ -12,13 +12,28 @@ pub struct Role {
     pub seen: Vec<String>,
     database_url: String,
     _dir: tempfile::TempDir,
+    /// Printed with the last lines of output when the test fails.
+    label: Option<String>,
 }
 
 impl Role {
     /// `kakeru ARGS` with `DATABASE_URL` on a fresh SQLite file in a temporary directory.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Role {
+        Role::start_in(None, args, env)
+    }
+
+    /// [`Role::start`] inside the network namespace `netns` (`ip netns exec`, which execs the
+    /// binary: the child's pid is the role's).
+    pub fn start_in(netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Role {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kakeru"));
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_kakeru")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_kakeru")),
+        };
         let database_url = env
             .iter()
             .find(|(k, _)| *k == "DATABASE_URL")
@@ -51,7 +66,7 @@ impl Role {
                 }
             });
         }
-        Role { child, lines, seen: Vec::new(), database_url, _dir: dir }
+        Role { child, lines, seen: Vec::new(), database_url, _dir: dir, label: None }
     }
 
     /// The database the role runs on.
@@ -125,6 +140,20 @@ impl Role {
         }
     }
 
+    /// Names the role: a failing test prints its last lines of output under this name.
+    pub fn labelled(mut self, label: &str) -> Role {
+        self.label = Some(label.to_string());
+        self
+    }
+
+    /// The lines printed so far (without waiting).
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        &self.seen
+    }
+
     /// The directory the process runs in.
     pub fn dir(&self) -> &std::path::Path {
         self._dir.path()
@@ -133,6 +162,11 @@ impl Role {
 
 impl Drop for Role {
     fn drop(&mut self) {
+        if let Some(label) = self.label.take().filter(|_| std::thread::panicking()) {
+            let seen = self.drain();
+            let tail = &seen[seen.len().saturating_sub(40)..];
+            eprintln!("--- {label}: the last {} lines\n{}", tail.len(), tail.join("\n"));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
