@@ -117,6 +117,9 @@ pub struct Run {
     /// The shard thread's CPU while the generator played, % of one core, and per call.
     pub relay_cpu_pct: f64,
     pub relay_cpu_pct_per_call: f64,
+    /// The shard thread's CPU time per packet it delivered (either way), µs: the cost that still
+    /// compares when a starved shard falls behind (what it never read, it never paid for).
+    pub relay_cpu_us_per_packet: f64,
     /// How late the generator's sends were (its own overload: past one period the run does
     /// not count).
     pub send_lag_p99_us: u64,
@@ -489,6 +492,8 @@ fn play(
     let pct = 100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9);
     lags.sort_unstable();
     let lag_p99 = lags.get((lags.len() * 99).div_ceil(100).saturating_sub(1)).copied().map_or(0, u64::from);
+    let delivered = tally.received[0] + tally.received[1];
+    let us_per_packet = cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64;
     Ok(Run {
         legs: kind,
         calls,
@@ -497,6 +502,7 @@ fn play(
         customer_to_agent: tally.direction(1, sent[1]),
         relay_cpu_pct: (pct * 10.0).round() / 10.0,
         relay_cpu_pct_per_call: (pct / calls as f64 * 1000.0).round() / 1000.0,
+        relay_cpu_us_per_packet: (us_per_packet * 100.0).round() / 100.0,
         send_lag_p99_us: lag_p99,
         scheduled: 2 * calls as u64 * u64::from(ticks),
         connect_ms: 0,
@@ -597,14 +603,17 @@ struct Output<'a> {
     searches: &'a [Search],
     /// Each kind's relay CPU per call over the RTP legs' (same N, same run).
     cpu_per_call_ratio_to_rtp: HashMap<LegKind, f64>,
+    /// Each kind's relay CPU per delivered packet over the RTP legs'.
+    cpu_per_packet_ratio_to_rtp: HashMap<LegKind, f64>,
 }
 
-fn ratios(runs: &[Run]) -> HashMap<LegKind, f64> {
-    let rtp = runs.iter().find(|r| r.legs == LegKind::Rtp).map(|r| r.relay_cpu_pct_per_call);
+/// Each kind's `figure` over the RTP legs'.
+fn ratios(runs: &[Run], figure: fn(&Run) -> f64) -> HashMap<LegKind, f64> {
+    let rtp = runs.iter().find(|r| r.legs == LegKind::Rtp).map(figure);
     runs.iter()
         .filter_map(|r| {
             let base = rtp.filter(|b| *b > 0.0)?;
-            Some((r.legs, (r.relay_cpu_pct_per_call / base * 100.0).round() / 100.0))
+            Some((r.legs, (figure(r) / base * 100.0).round() / 100.0))
         })
         .collect()
 }
@@ -633,7 +642,8 @@ pub fn run(args: &WebRtcArgs) -> anyhow::Result<()> {
             runs.push(r);
         }
     }
-    let ratio = ratios(&runs);
+    let ratio = ratios(&runs, |r| r.relay_cpu_pct_per_call);
+    let per_packet = ratios(&runs, |r| r.relay_cpu_us_per_packet);
     if args.json {
         let report = Output {
             machine: crate::media::machine(),
@@ -641,6 +651,7 @@ pub fn run(args: &WebRtcArgs) -> anyhow::Result<()> {
             runs: &runs,
             searches: &searches,
             cpu_per_call_ratio_to_rtp: ratio,
+            cpu_per_packet_ratio_to_rtp: per_packet,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -655,11 +666,13 @@ pub fn run(args: &WebRtcArgs) -> anyhow::Result<()> {
     }
     for r in &runs {
         println!(
-            "{:<5} calls {:>5}  {}  cpu/call vs RTP {}",
+            "{:<5} calls {:>5}  {}  cpu/call vs RTP {}  cpu/packet {:.1} µs, vs RTP {}",
             format!("{:?}", r.legs),
             r.calls,
             summary(r),
-            ratio.get(&r.legs).map_or("n/a".into(), |x| format!("{x:.2}x"))
+            ratio.get(&r.legs).map_or("n/a".into(), |x| format!("{x:.2}x")),
+            r.relay_cpu_us_per_packet,
+            per_packet.get(&r.legs).map_or("n/a".into(), |x| format!("{x:.2}x"))
         );
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! The browser phone's leg on a real shard over loopback: a str0m peer as the browser (full ICE,
 //! DTLS-SRTP, Opus or PCMU), a plain RTP peer as the customer, bridged in one call. Tones both
 //! ways are checked by frequency, the recording holds both channels, RFC 4733 digits from the
-//! browser reach the call, and after a 3 s network cut an ICE restart brings the audio back on
-//! the same leg.
+//! browser reach the call, and a 3 s network cut is reported (the leg down within
+//! `MEDIA_SILENCE`) and an ICE restart brings the audio back on the same leg.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -208,6 +208,10 @@ fn talk(opus_offered: bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
     browser.set_cut(false);
+    // The shard noticed the silent path within the cut (`MEDIA_SILENCE`), long before ICE-lite's
+    // 15 s: the control plane takes the agent off the floor while the leg is down.
+    let down = run.wait("the leg reported down", |r| matches!(r, Report::WebRtcConnection { connected: false, .. }));
+    assert_eq!(down, Report::WebRtcConnection { call: CALL, connected: false });
     let offer = browser.restart().unwrap();
     run.shard.try_send(Control::WebRtcOffer { call: CALL, offer }).unwrap();
     let Report::WebRtcAnswer { sdp, .. } =
@@ -241,6 +245,7 @@ fn talk(opus_offered: bool) {
         }
     }
     assert!(browser.is_connected(), "the browser is connected after the restart");
+    run.wait("the leg reported up again", |r| *r == Report::WebRtcConnection { call: CALL, connected: true });
     assert_tone(&after, AGENT_HZ, CUSTOMER_HZ, "the customer hears the browser after the cut and the ICE restart");
 
     run.shard.try_send(Control::EndCall { call: CALL }).unwrap();
