@@ -455,7 +455,11 @@ fn play(
             (Instant::now() + Duration::from_millis(5)).min(end)
         };
         let wait = next.saturating_duration_since(Instant::now()).min(Duration::from_millis(5));
-        poll.poll(&mut events, Some(wait))?;
+        match poll.poll(&mut events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => events.clear(),
+            Err(e) => return Err(e.into()),
+        }
         ready.clear();
         ready.extend(events.iter().map(|e| e.token().0));
         let now = Instant::now();

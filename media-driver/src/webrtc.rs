@@ -108,6 +108,8 @@ pub struct WebRtcLeg {
     transmits: VecDeque<Transmit>,
     events: VecDeque<WebRtcEvent>,
     timeout: Instant,
+    /// str0m's own next deadline (the leg's `timeout` may come sooner, for [`MEDIA_SILENCE`]).
+    rtc_timeout: Instant,
     connected: bool,
     /// When a datagram of the browser last arrived, and whether the leg went down for lack of it.
     last_heard: Instant,
@@ -177,6 +179,7 @@ impl WebRtcLeg {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             timeout: now,
+            rtc_timeout: now,
             connected: false,
             last_heard: now,
             silenced: false,
@@ -296,10 +299,15 @@ impl WebRtcLeg {
 
     /// The leg's deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
-            tracing::debug!(error = %e, "webrtc timeout failed");
+        if now >= self.rtc_timeout {
+            if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!(error = %e, "webrtc timeout failed");
+            }
+            self.drain(now);
+        } else {
+            // Only the leg's own tick: str0m has nothing due.
+            self.timeout = self.rtc_timeout.min(now + TICK);
         }
-        self.drain(now);
         if self.connected && now.saturating_duration_since(self.last_heard) >= MEDIA_SILENCE {
             self.silenced = true;
             self.set_disconnected();
@@ -390,6 +398,7 @@ impl WebRtcLeg {
                 Ok(Output::Timeout(at)) => {
                     // str0m answers a far future when nothing is due; the leg's own clock
                     // looks at the browser's silence every TICK.
+                    self.rtc_timeout = at;
                     self.timeout = at.min(now + TICK).max(now);
                     return;
                 }
@@ -672,8 +681,10 @@ impl WebRtcLegs {
         while let Some(e) = slot.leg.poll_event() {
             p.events.push(e);
         }
+        // A later deadline leaves the earlier one queued (the leg is driven then, a little early,
+        // and queues its next): one heap entry per leg and tick, not one per packet.
         let at = slot.leg.poll_timeout();
-        if slot.deadline != Some(at) {
+        if slot.deadline.is_none_or(|d| at < d) {
             slot.deadline = Some(at);
             self.timers.push(std::cmp::Reverse((at, socket)));
         }
