@@ -11,3 +11,4 @@ pub mod reports;
 pub mod scratch;
 pub mod sip;
 pub mod storage;
+pub mod webrtc;

@@ -49,6 +49,9 @@ enum Bench {
     Sip(bench::sip::SipArgs),
     /// The Opus archive pool: call-minutes of recordings encoded per core-second (needs `--features opus`).
     Opus(bench::opus::OpusArgs),
+    /// Browser phones' WebRTC agent legs (PCMU, Opus) on one pinned shard beside plain RTP legs:
+    /// loss, relay CPU per call and latency (`--features media/opus` for Opus).
+    Webrtc(bench::webrtc::WebRtcArgs),
 }
 
 #[tokio::main]
@@ -74,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Callbacks(args) => bench::callbacks::run(&args).await?,
         Bench::Sip(args) => tokio::task::spawn_blocking(move || bench::sip::run(&args)).await??,
         Bench::Opus(args) => tokio::task::spawn_blocking(move || bench::opus::run(&args)).await??,
+        Bench::Webrtc(args) => tokio::task::spawn_blocking(move || bench::webrtc::run(&args)).await??,
     }
     Ok(())
 }

@@ -39,6 +39,12 @@ pub const WEBRTC_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192
 pub const CALL_TELEPHONE_EVENT_PT: u8 = 101;
 /// Bound of each of a leg's queues (packets for the call, datagrams out, events).
 pub const MAX_QUEUE: usize = 256;
+/// A connected leg that hears nothing from the browser this long is down: a browser sends audio
+/// every 20 ms (silence included) and its ICE consent checks every few seconds, so this is a cut
+/// path, not a quiet agent. ICE-lite alone would notice only after 15 s without a binding request.
+pub const MEDIA_SILENCE: Duration = Duration::from_secs(2);
+/// The leg's own clock: how often it looks at [`MEDIA_SILENCE`] at the latest.
+const TICK: Duration = Duration::from_millis(250);
 /// Payload types offered to the browser (those Chrome and Firefox use).
 const PT_TELEPHONE_EVENT_48K: u8 = 110;
 const PT_TELEPHONE_EVENT_8K: u8 = 126;
@@ -102,7 +108,12 @@ pub struct WebRtcLeg {
     transmits: VecDeque<Transmit>,
     events: VecDeque<WebRtcEvent>,
     timeout: Instant,
+    /// str0m's own next deadline (the leg's `timeout` may come sooner, for [`MEDIA_SILENCE`]).
+    rtc_timeout: Instant,
     connected: bool,
+    /// When a datagram of the browser last arrived, and whether the leg went down for lack of it.
+    last_heard: Instant,
+    silenced: bool,
     closed: bool,
     stats: WebRtcStats,
     scratch: Vec<u8>,
@@ -168,7 +179,10 @@ impl WebRtcLeg {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             timeout: now,
+            rtc_timeout: now,
             connected: false,
+            last_heard: now,
+            silenced: false,
             closed: false,
             stats: WebRtcStats::default(),
             scratch: Vec::with_capacity(1500),
@@ -251,6 +265,7 @@ impl WebRtcLeg {
         let input =
             Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: self.local, contents });
         if self.rtc.accepts(&input) {
+            self.last_heard = now;
             if let Err(e) = self.rtc.handle_input(input) {
                 tracing::debug!(error = %e, "webrtc input refused");
                 self.stats.drops += 1;
@@ -259,14 +274,44 @@ impl WebRtcLeg {
             self.stats.drops += 1;
         }
         self.drain(now);
+        // The path is back (the same ICE session, or after an ICE restart).
+        if self.silenced && !self.closed && self.rtc.is_connected() {
+            self.silenced = false;
+            self.set_connected();
+        }
+    }
+
+    fn set_connected(&mut self) {
+        if !self.connected {
+            self.connected = true;
+            if self.events.len() < MAX_QUEUE {
+                self.events.push_back(WebRtcEvent::Connected);
+            }
+        }
+    }
+
+    fn set_disconnected(&mut self) {
+        if self.connected && self.events.len() < MAX_QUEUE {
+            self.events.push_back(WebRtcEvent::Disconnected);
+        }
+        self.connected = false;
     }
 
     /// The leg's deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
-            tracing::debug!(error = %e, "webrtc timeout failed");
+        if now >= self.rtc_timeout {
+            if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!(error = %e, "webrtc timeout failed");
+            }
+            self.drain(now);
+        } else {
+            // Only the leg's own tick: str0m has nothing due.
+            self.timeout = self.rtc_timeout.min(now + TICK);
         }
-        self.drain(now);
+        if self.connected && now.saturating_duration_since(self.last_heard) >= MEDIA_SILENCE {
+            self.silenced = true;
+            self.set_disconnected();
+        }
     }
 
     /// A packet of the call to this leg (RTP to the browser; its RTCP is str0m's to write).
@@ -351,9 +396,10 @@ impl WebRtcLeg {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(at)) => {
-                    // str0m answers a far future when nothing is due; the leg's own clock needs
-                    // no tick faster than ICE's consent checks.
-                    self.timeout = at.min(now + Duration::from_secs(1)).max(now);
+                    // str0m answers a far future when nothing is due; the leg's own clock
+                    // looks at the browser's silence every TICK.
+                    self.rtc_timeout = at;
+                    self.timeout = at.min(now + TICK).max(now);
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
@@ -387,25 +433,13 @@ impl WebRtcLeg {
 
     fn on_event(&mut self, e: Event) {
         match e {
-            Event::Connected => {
-                self.connected = true;
-                if self.events.len() < MAX_QUEUE {
-                    self.events.push_back(WebRtcEvent::Connected);
-                }
-            }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                if self.connected && self.events.len() < MAX_QUEUE {
-                    self.events.push_back(WebRtcEvent::Disconnected);
-                }
-                self.connected = false;
-            }
+            Event::Connected => self.set_connected(),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.set_disconnected(),
             Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed)
                 if !self.connected && self.rtc.is_connected() =>
             {
-                self.connected = true;
-                if self.events.len() < MAX_QUEUE {
-                    self.events.push_back(WebRtcEvent::Connected);
-                }
+                self.silenced = false;
+                self.set_connected();
             }
             Event::Closed => self.fail(),
             Event::RtpPacket(p) => self.on_browser_packet(p),
@@ -647,8 +681,10 @@ impl WebRtcLegs {
         while let Some(e) = slot.leg.poll_event() {
             p.events.push(e);
         }
+        // A later deadline leaves the earlier one queued (the leg is driven then, a little early,
+        // and queues its next): one heap entry per leg and tick, not one per packet.
         let at = slot.leg.poll_timeout();
-        if slot.deadline != Some(at) {
+        if slot.deadline.is_none_or(|d| at < d) {
             slot.deadline = Some(at);
             self.timers.push(std::cmp::Reverse((at, socket)));
         }

@@ -138,6 +138,11 @@ impl Browser {
         self.local
     }
 
+    /// The peer's socket, to wait on with a poller ([`Browser::step`] reads it).
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
     pub fn is_connected(&self) -> bool {
         self.connected
     }

@@ -85,6 +85,7 @@
       phone_err_blocked: 'マイクが許可されていません。ブラウザの設定でマイクを許可してください。',
       phone_err_ice: '接続できませんでした (ICE失敗)。ネットワークを確認して「再接続」を押してください。',
       phone_err_silence: '5秒間音声が届いていません。「再接続」を押してください。',
+      phone_err_down: '音声の経路が途切れました (ネットワーク切断)。自動で再接続しています。戻らないときは「再接続」を押してください。',
       phone_err_failed: 'ブラウザフォンを接続できませんでした: {why}', phone_not_healthy: '通話品質チェックが終わるまで待機にできません。',
     },
     en: {
@@ -159,6 +160,7 @@
       phone_err_blocked: 'The microphone is blocked. Allow it in the browser\'s settings.',
       phone_err_ice: 'Could not connect (ICE failed). Check the network and press Reconnect.',
       phone_err_silence: 'No audio has arrived for 5 seconds. Press Reconnect.',
+      phone_err_down: 'The audio path was cut (network). Reconnecting by itself; if it does not come back, press Reconnect.',
       phone_err_failed: 'The browser phone could not connect: {why}', phone_not_healthy: 'You can go ready once the call quality check has passed.',
     },
   };
@@ -449,7 +451,9 @@
     }
     if (to === 'offline' || to === 'unknown') {
       S.legUp = false;
-      if (cause === 'idle_timeout' || cause === 'agent_leg_down' || cause === 'phone_unreachable') message('msg_logged_off');
+      // A browser phone's leg that went down is rejoined by the page itself, which says so (phone.js).
+      const rejoins = cause === 'agent_leg_down' && window.kakeruPhone && window.kakeruPhone.rejoinsItself();
+      if ((cause === 'idle_timeout' || cause === 'agent_leg_down' || cause === 'phone_unreachable') && !rejoins) message('msg_logged_off');
       if (to === 'offline') { S.job = null; S.mode.lead = null; loadJobs(); }
     }
     if (to === 'ready' && before !== 'ready') enterWaiting();

@@ -9,8 +9,10 @@
 // Media: the microphone (the device chosen) to the shard, the shard's audio to an <audio>;
 // digits from the dial pad as RFC 4733 (RTCDTMFSender). The health check (microphone heard,
 // round trip and loss from getStats) must pass before the agent may go 待機; a failure is said in
-// words (microphone blocked, ICE failed, no audio for 5 s) and 再接続 rejoins without losing
-// the job (an ICE restart while the leg is up; a new leg and the same job when it is down).
+// words (microphone blocked, ICE failed, no audio for 5 s, the path cut) and 再接続 rejoins
+// without losing the job (an ICE restart while the leg is up; a new leg and the same job when it
+// is down). A leg the shard found down (no datagram for 2 s: the agent is 未確認) is rejoined by
+// the page itself after 3 s, the failure said meanwhile.
 
 const desk = window.kakeruDesk;
 const $ = (id) => document.getElementById(id);
@@ -20,6 +22,10 @@ const t = (k, v) => desk.t(k, v);
 const SILENCE_MS = 5000;
 /** A microphone level (RMS, 0..1) that counts as heard. */
 const MIC_HEARD = 0.01;
+/** When the leg went down (the agent 未確認): the page rejoins by itself after this long (the
+ * failure stays said meanwhile), and tries this many times before it waits for 再接続. */
+const AUTO_REJOIN_MS = 3000;
+const AUTO_REJOIN_TRIES = 10;
 
 const P = {
   on: false, // the caller's phone is the browser phone
@@ -29,6 +35,8 @@ const P = {
   muted: false,
   state: 'off', // off | connecting | on | failed
   error: '',
+  errorKey: null, // a failure said in the page's language, whichever it is when drawn
+  rejoining: false,
   micHeard: false,
   rttMs: null,
   lossPct: null,
@@ -41,7 +49,7 @@ const P = {
 
 function setState(state, error) {
   P.state = state;
-  if (error !== undefined) P.error = error;
+  if (error !== undefined) { P.error = error; P.errorKey = null; }
   draw();
   desk.render();
 }
@@ -50,7 +58,7 @@ function draw() {
   const s = $('phone-state');
   s.dataset.state = P.state;
   s.textContent = t(`phone_${P.state === 'failed' ? 'off' : P.state}`);
-  $('phone-error').textContent = P.error;
+  $('phone-error').textContent = P.errorKey ? t(P.errorKey) : P.error;
   const parts = [t(P.micHeard ? 'phone_mic_ok' : 'phone_mic_silent')];
   if (P.rttMs !== null) parts.push(t('phone_rtt', { ms: Math.round(P.rttMs) }));
   if (P.lossPct !== null) parts.push(t('phone_loss', { pct: P.lossPct.toFixed(1) }));
@@ -143,7 +151,8 @@ function newPeer() {
   pc.oniceconnectionstatechange = () => {
     if (P.pc !== pc) return;
     const s = pc.iceConnectionState;
-    if (s === 'connected' || s === 'completed') setState('on', '');
+    if ((s === 'connected' || s === 'completed') && desk.state() === 'unknown' && P.errorKey) setState('on');
+    else if (s === 'connected' || s === 'completed') setState('on', '');
     else if (s === 'failed') setState('failed', t('phone_err_ice'));
     else if (s === 'disconnected') setState('connecting');
   };
@@ -206,6 +215,24 @@ async function rejoin() {
     if (job && (st === 'unknown' || st === 'offline')) await desk.api('POST', '/agent/session', { call_job_id: job.id });
   } catch (e) {
     setState('failed', t('phone_err_failed', { why: e.message }));
+  }
+}
+
+/** The leg went down while the job runs (the agent is 未確認): say so, and rejoin by itself
+ * every AUTO_REJOIN_MS until the leg is up again or AUTO_REJOIN_TRIES ran out (then 再接続). */
+async function autoRejoin() {
+  if (P.rejoining) return;
+  P.rejoining = true;
+  try {
+    for (let i = 0; i < AUTO_REJOIN_TRIES; i++) {
+      await new Promise((r) => setTimeout(r, AUTO_REJOIN_MS));
+      if (!P.on || P.state === 'on' || desk.state() !== 'unknown') return;
+      await rejoin();
+      // Still down: the cut said again, unless the rejoin's own failure is the better word.
+      if (P.state !== 'on' && !P.error) { P.errorKey = 'phone_err_down'; draw(); }
+    }
+  } finally {
+    P.rejoining = false;
   }
 }
 
@@ -283,8 +310,18 @@ async function start() {
   });
   document.addEventListener('kakeru:state', (ev) => {
     const s = ev.detail && ev.detail.state;
-    // The leg is down: the agent is 未確認 until 再接続.
-    if ((s === 'unknown' || s === 'offline') && P.state === 'on') setState('off');
+    if (s === 'unknown' && P.state !== 'off') {
+      // The leg is down (the media path was cut): the agent is 未確認 until the page rejoins.
+      setState('failed');
+      P.errorKey = 'phone_err_down';
+      draw();
+      autoRejoin();
+    } else if (s === 'offline' && P.state === 'on') {
+      setState('off');
+    } else if (P.errorKey && P.state === 'on' && s !== 'unknown') {
+      P.errorKey = null;
+      draw();
+    }
   });
   document.addEventListener('kakeru:lang', () => { pad(); draw(); });
   document.addEventListener('keydown', (ev) => {
@@ -303,10 +340,10 @@ async function start() {
   setInterval(() => { stats().catch(() => {}); }, 1000);
 }
 
-window.kakeruPhone = { beforeStart, readyAllowed, rejoin };
+window.kakeruPhone = { beforeStart, readyAllowed, rejoin, rejoinsItself: () => P.on };
 // For the tests: what the agent hears and how the check stands.
 window.__phone = {
-  peakHz: farPeakHz, state: () => P.state,
+  peakHz: farPeakHz, state: () => P.state, error: () => $('phone-error').textContent,
   dtmf: () => ({ can: !!(P.sender && P.sender.dtmf && P.sender.dtmf.canInsertDTMF), buffer: P.sender && P.sender.dtmf ? P.sender.dtmf.toneBuffer : null, state: P.state }), healthy: readyAllowed, micHeard: () => P.micHeard,
   sdp: () => (P.pc ? `${P.pc.localDescription && P.pc.localDescription.sdp}\n----\n${P.pc.remoteDescription && P.pc.remoteDescription.sdp}` : ''),
 };

@@ -6,11 +6,33 @@
 // The agent (a browser phone, no SIP account) logs in, starts the job: the microphone is heard,
 // the WebRTC leg comes up (ICE-lite on the shard, DTLS-SRTP), the agent goes 待機; a customer is
 // bridged and the page hears the customer's 1,000 Hz; the customer hangs up and the agent keys the
-// result 2# on the page's dial pad (RFC 4733): DTMF result entry saves it. Screenshots ja and en.
+// result 2# on the page's dial pad (RFC 4733): DTMF result entry saves it. Then the network cut
+// for 3 s (Chromium's network service stopped): the agent is 未確認 and the page says why, then
+// rejoins by itself and the agent is 待機 again. Screenshots ja and en.
 'use strict';
 
 const path = require('node:path');
 const { assert, BASE, OUT, FIX, log, launch, until, login } = require('./lib.js');
+
+/** Chromium's network service processes under this test (by /proc: parent chains to us). */
+function networkService() {
+  const fs = require('node:fs');
+  const parent = (pid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch (_) { return 0; }
+  };
+  const ours = (pid) => {
+    for (let p = pid, n = 0; p > 1 && n < 20; p = parent(p), n++) if (p === process.pid) return true;
+    return false;
+  };
+  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('network.mojom.NetworkService') && ours(pid);
+    } catch (_) { return false; }
+  });
+}
 
 async function shots(page, name) {
   for (const lang of ['ja', 'en']) {
@@ -67,6 +89,28 @@ async function shots(page, name) {
     }
     await until(page, 'the keyed result ends ACW', () => document.getElementById('me-state').dataset.state === 'ready', undefined, 15000);
     await shots(page, 'keyed');
+
+    // The network cut for 3 s: Chromium's network service (the process that owns the page's
+    // sockets, WebRTC's UDP among them) stopped, then resumed. The shard hears nothing for 2 s,
+    // the leg is down and the agent 未確認; the page says so in words and rejoins by itself.
+    const net = networkService();
+    assert.ok(net.length > 0, "Chromium's network service process");
+    net.forEach((pid) => process.kill(pid, 'SIGSTOP'));
+    await new Promise((r) => setTimeout(r, 3000));
+    net.forEach((pid) => process.kill(pid, 'SIGCONT'));
+    log(`CUT ${net.join(',')} for 3 s`);
+    await until(page, 'the agent 未確認 and the failure said', () => document.getElementById('me-state').dataset.state === 'unknown' && window.__phone.error() !== '', undefined, 15000);
+    log(`CUT SAID ${await page.evaluate(() => window.__phone.error())}`);
+    await shots(page, 'cut');
+    try {
+      await until(page, 'the leg back after the cut', () => window.__phone.state() === 'on', undefined, 30000);
+    } catch (e) {
+      log(`AFTER CUT ${JSON.stringify(await page.evaluate(() => ({ phone: window.__phone.state(), error: window.__phone.error(), agent: document.getElementById('me-state').dataset.state })))}`);
+      throw e;
+    }
+    await until(page, 'the agent ready after the cut', () => document.getElementById('me-state').dataset.state === 'ready', undefined, 30000);
+    assert.equal(await page.evaluate(() => window.__phone.error()), '', 'the failure is cleared once the leg is back');
+    await shots(page, 'rejoined');
     assert.deepEqual(problems, [], `page problems: ${problems.join('\n')}`);
     log('BROWSER OK');
   } finally {

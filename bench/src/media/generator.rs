@@ -62,18 +62,9 @@ pub struct Sides {
 
 impl Sides {
     pub fn bind() -> anyhow::Result<Sides> {
-        let mk = || -> anyhow::Result<UdpSocket> {
-            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
-            // Capped by net.core.rmem_max / wmem_max; the relay's burst must fit.
-            let _ = s.set_recv_buffer_size(4 << 20);
-            let _ = s.set_send_buffer_size(4 << 20);
-            s.bind(&"127.0.0.1:0".parse::<SocketAddr>()?.into())?;
-            s.set_nonblocking(true)?;
-            Ok(s.into())
-        };
         Ok(Sides {
-            a: (0..SOCKETS_PER_SIDE).map(|_| mk()).collect::<anyhow::Result<_>>()?,
-            b: (0..SOCKETS_PER_SIDE).map(|_| mk()).collect::<anyhow::Result<_>>()?,
+            a: (0..SOCKETS_PER_SIDE).map(|_| bind_udp()).collect::<anyhow::Result<_>>()?,
+            b: (0..SOCKETS_PER_SIDE).map(|_| bind_udp()).collect::<anyhow::Result<_>>()?,
         })
     }
 
@@ -85,6 +76,17 @@ impl Sides {
     pub fn b_addr(&self, i: usize) -> SocketAddr {
         self.b[i % SOCKETS_PER_SIDE].local_addr().expect("invariant: bound")
     }
+}
+
+/// A non-blocking UDP socket on loopback with 4 MB buffers.
+pub fn bind_udp() -> anyhow::Result<UdpSocket> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    // Capped by net.core.rmem_max / wmem_max; the relay's burst must fit.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>()?.into())?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
 }
 
 /// What one run measured.

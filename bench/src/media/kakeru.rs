@@ -17,7 +17,8 @@ pub struct Relay {
     recordings: Option<tempfile::TempDir>,
 }
 
-fn leg(socket: SocketId, remote: SocketAddr, i: usize, customer: bool) -> Box<LegConfig> {
+/// A PCMU leg of call `i` (the customer's, or the agent's) with its own SSRC, sequence and timestamp.
+pub(crate) fn leg(socket: SocketId, remote: SocketAddr, i: usize, customer: bool) -> Box<LegConfig> {
     let salt = if customer { 0xC000_0000 } else { 0xA000_0000 };
     Box::new(LegConfig {
         rtp_socket: socket,
@@ -33,7 +34,7 @@ fn leg(socket: SocketId, remote: SocketAddr, i: usize, customer: bool) -> Box<Le
     })
 }
 
-fn send(shard: &ShardHandle, control: Control) -> anyhow::Result<()> {
+pub(crate) fn send(shard: &ShardHandle, control: Control) -> anyhow::Result<()> {
     // The control queue is bounded: wait for the shard to catch up rather than fail set-up.
     shard.send_timeout(control, Duration::from_secs(30)).map_err(|e| anyhow::anyhow!("shard refused set-up: {e}"))
 }
@@ -92,11 +93,7 @@ impl Relay {
 
     /// CPU time the shard's thread has used so far.
     pub fn cpu(&self) -> std::time::Duration {
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Duration::ZERO };
-        tasks
-            .filter_map(|t| t.ok())
-            .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "media-shard-0"))
-            .map_or(Duration::ZERO, |t| super::cpu_of(&t.path().join("stat")))
+        shard_cpu()
     }
 
     /// Stop the shard; returns its counters and the bytes recorded.
@@ -110,7 +107,8 @@ impl Relay {
     }
 }
 
-fn barrier(shard: &ShardHandle, token: u64) -> anyhow::Result<()> {
+/// Waits until the shard has applied every control sent before (a set-up refused fails).
+pub(crate) fn barrier(shard: &ShardHandle, token: u64) -> anyhow::Result<()> {
     send(shard, Control::Ping { token })?;
     loop {
         match shard.reports().recv_timeout(Duration::from_secs(30)) {
@@ -121,4 +119,13 @@ fn barrier(shard: &ShardHandle, token: u64) -> anyhow::Result<()> {
             Err(_) => bail!("shard did not answer within 30 s"),
         }
     }
+}
+
+/// CPU time the thread of shard 0 of this process has used so far.
+pub(crate) fn shard_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Duration::ZERO };
+    tasks
+        .filter_map(|t| t.ok())
+        .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "media-shard-0"))
+        .map_or(Duration::ZERO, |t| super::cpu_of(&t.path().join("stat")))
 }

@@ -55,6 +55,20 @@ impl From<Driver> for DriverChoice {
     }
 }
 
+/// Where a media bench runs: the shard's driver and the cores of the relay and the generator.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Placement {
+    /// The shard's I/O driver.
+    #[arg(long, value_enum, default_value_t = Driver::Auto)]
+    pub driver: Driver,
+    /// Core the relay (kakeru's shard, or rtpengine) is pinned to.
+    #[arg(long, default_value_t = 0)]
+    pub shard_core: usize,
+    /// Core the generator is pinned to.
+    #[arg(long, default_value_t = 1)]
+    pub generator_core: usize,
+}
+
 /// Arguments of `kakeru-bench media`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MediaArgs {
@@ -83,15 +97,8 @@ pub struct MediaArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// The shard's I/O driver.
-    #[arg(long, value_enum, default_value_t = Driver::Auto)]
-    pub driver: Driver,
-    /// Core the relay (kakeru's shard, or rtpengine) is pinned to.
-    #[arg(long, default_value_t = 0)]
-    pub shard_core: usize,
-    /// Core the generator is pinned to.
-    #[arg(long, default_value_t = 1)]
-    pub generator_core: usize,
+    #[command(flatten)]
+    pub placement: Placement,
     /// The rtpengine daemon binary.
     #[arg(long, default_value = "rtpengine")]
     pub rtpengine_bin: String,
@@ -185,7 +192,7 @@ impl From<Peer> for Target {
 /// Play on a thread of its own, pinned to the generator core (the caller's affinity is kept).
 fn play(args: &MediaArgs, sides: Sides, ports: &[generator::CallPorts]) -> anyhow::Result<Measurement> {
     std::thread::scope(|s| {
-        s.spawn(|| generator::play(sides, ports, args.seconds, Some(args.generator_core), args.seed))
+        s.spawn(|| generator::play(sides, ports, args.seconds, Some(args.placement.generator_core), args.seed))
             .join()
             .map_err(|_| anyhow::anyhow!("generator thread panicked"))?
     })
@@ -195,8 +202,13 @@ fn run_once(args: &MediaArgs, target: Target, calls: usize) -> anyhow::Result<Ru
     let sides = Sides::bind().context("bind generator sockets")?;
     match target {
         Target::Kakeru => {
-            let (relay, ports) =
-                kakeru::Relay::start(&sides, calls, args.driver.into(), Some(args.shard_core), args.record)?;
+            let (relay, ports) = kakeru::Relay::start(
+                &sides,
+                calls,
+                args.placement.driver.into(),
+                Some(args.placement.shard_core),
+                args.record,
+            )?;
             let name = format!("kakeru {}", relay.driver().label());
             let (cpu0, t0) = (relay.cpu(), std::time::Instant::now());
             let m = play(args, sides, &ports)?;
@@ -213,7 +225,8 @@ fn run_once(args: &MediaArgs, target: Target, calls: usize) -> anyhow::Result<Ru
             })
         }
         Target::Rtpengine => {
-            let (relay, ports) = rtpengine::Relay::start(&sides, calls, Some(args.shard_core), &args.rtpengine_bin)?;
+            let (relay, ports) =
+                rtpengine::Relay::start(&sides, calls, Some(args.placement.shard_core), &args.rtpengine_bin)?;
             let (cpu0, t0) = (relay.cpu(), std::time::Instant::now());
             let m = play(args, sides, &ports)?;
             let (cpu, wall) = (relay.cpu().saturating_sub(cpu0), t0.elapsed());
@@ -257,6 +270,16 @@ pub struct Search {
     pub runs: Vec<Run>,
 }
 
+/// The next call count of a binary search whose `lo` had zero loss (0: none yet) and whose
+/// `hi` lost packets, to a resolution of `step`; `None` when the search is over.
+pub(crate) fn next_probe(lo: usize, hi: usize, step: usize) -> Option<usize> {
+    if lo == 0 || hi - lo <= step {
+        return None;
+    }
+    let n = ((lo + hi) / 2 / step * step).max(lo + step);
+    (n < hi).then_some(n)
+}
+
 fn find_max(args: &MediaArgs, target: Target) -> anyhow::Result<Search> {
     let step = args.resolution.max(1);
     let mut runs = Vec::new();
@@ -285,12 +308,9 @@ fn find_max(args: &MediaArgs, target: Target) -> anyhow::Result<Search> {
             limited_by = Some(if r.generator_kept_up() { Limit::Relay } else { Limit::Generator });
         }
         runs.push(r);
-        if lo == 0 || hi - lo <= step {
-            break;
-        }
-        n = ((lo + hi) / 2 / step * step).max(lo + step);
-        if n >= hi {
-            break;
+        match next_probe(lo, hi, step) {
+            Some(next) => n = next,
+            None => break,
         }
     }
     let at_80pct = if lo > 0 { Some(run_once(args, target, (lo * 4 / 5).max(1))?) } else { None };
@@ -326,7 +346,7 @@ struct PeerOut<'a> {
     ratio: Option<f64>,
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     // Read before any pinning: available_parallelism follows the thread's affinity.
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -375,7 +395,7 @@ pub fn run(args: &MediaArgs) -> anyhow::Result<()> {
         if args.json {
             let report = Report {
                 machine: machine(),
-                driver: args.driver,
+                driver: args.placement.driver,
                 record: args.record,
                 top: k.at_max.as_ref().map(|r| &r.m),
                 kakeru: KakeruOut::Search(&k),
@@ -402,7 +422,7 @@ pub fn run(args: &MediaArgs) -> anyhow::Result<()> {
     if args.json {
         let report = Report {
             machine: machine(),
-            driver: args.driver,
+            driver: args.placement.driver,
             record: args.record,
             top: Some(&k.m),
             kakeru: KakeruOut::Run(&k),

@@ -47,3 +47,38 @@ fn media_bench_refuses_a_wrong_flag_by_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--peer") && err.contains("rtpengine") && err.contains("loopback"), "{err}");
 }
+
+/// `kakeru-bench webrtc`: browser peers (str0m: ICE, DTLS-SRTP) connect to the shard and their
+/// calls relay beside plain RTP legs in the same run, each direction counted, the shard's CPU
+/// per call set against the RTP legs'.
+#[test]
+fn webrtc_bench_relays_browser_legs_beside_rtp_legs() {
+    let legs = if media::voice::opus_available() { "rtp,pcmu,opus" } else { "rtp,pcmu" };
+    let out = Command::new(env!("CARGO_BIN_EXE_kakeru-bench"))
+        .args(["webrtc", "--calls", "10", "--seconds", "1", "--json", "--legs", legs])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("kakeru-bench webrtc");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let runs = v["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), legs.split(',').count(), "{v}");
+    for run in runs {
+        let kind = run["legs"].as_str().expect("legs");
+        for dir in ["agent_to_customer", "customer_to_agent"] {
+            let n = |k: &str| run[dir][k].as_u64().unwrap_or_else(|| panic!("{kind} {dir}: no {k} in {run}"));
+            // 10 calls, 50 frames a second, one second.
+            assert_eq!(n("sent"), 500, "{kind} {dir}");
+            assert_eq!(n("received") + n("lost"), n("sent"), "{kind} {dir}: every frame counted once");
+            assert!(n("received") >= 450, "{kind} {dir}: the shard relays the frames: {run}");
+            assert_eq!(n("duplicates"), 0, "{kind} {dir}");
+            assert!(n("latency_p50_us") <= n("latency_p99_us"), "{kind} {dir}: {run}");
+        }
+        assert!(run["relay_cpu_pct"].as_f64().is_some_and(|c| c > 0.0), "{kind}: the shard's CPU: {run}");
+        if kind != "rtp" {
+            assert!(run["connect_ms"].as_u64().is_some_and(|ms| ms > 0), "{kind}: the browsers connected: {run}");
+        }
+    }
+    assert_eq!(v["cpu_per_call_ratio_to_rtp"]["rtp"], 1.0, "{v}");
+    assert!(v["cpu_per_call_ratio_to_rtp"]["pcmu"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+}

@@ -1,8 +1,8 @@
 //! The browser phone's leg on a real shard over loopback: a str0m peer as the browser (full ICE,
 //! DTLS-SRTP, Opus or PCMU), a plain RTP peer as the customer, bridged in one call. Tones both
 //! ways are checked by frequency, the recording holds both channels, RFC 4733 digits from the
-//! browser reach the call, and after a 3 s network cut an ICE restart brings the audio back on
-//! the same leg.
+//! browser reach the call, and a 3 s network cut is reported (the leg down within
+//! `MEDIA_SILENCE`) and an ICE restart brings the audio back on the same leg.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -78,19 +78,9 @@ impl Run {
     }
 }
 
-/// The browser phone on a shard, bridged to an RTP customer, talking for `secs` seconds.
-fn talk(opus_offered: bool) {
-    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
-    let mut run = Run { shard, reports: Vec::new() };
-    let (sc, sa) = (bind(), bind());
-    let shard_customer = sc.local_addr().unwrap();
-    let shard_agent = sa.local_addr().unwrap();
-    let customer = bind();
-    customer.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
-    run.shard.try_send(Control::AddSocket { id: CUSTOMER_SOCKET, socket: sc }).unwrap();
-    run.shard.try_send(Control::AddSocket { id: AGENT_SOCKET, socket: sa }).unwrap();
-    run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
-
+/// A browser (str0m) offering Opus when `opus_offered` and PCMU, set up as the agent leg of
+/// [`CALL`] on the shard's `shard_agent` socket and connected (ICE, DTLS); whether Opus was chosen.
+fn browser_leg(run: &mut Run, shard_agent: SocketAddr, opus_offered: bool) -> (Browser, bool) {
     let now = Instant::now();
     let (mut browser, offer) =
         Browser::offer(now, "127.0.0.1:0".parse().unwrap(), opus_offered).expect("browser offers");
@@ -112,9 +102,6 @@ fn talk(opus_offered: bool) {
     assert!(sdp.contains(&format!("{}", shard_agent.port())), "our host candidate: {sdp}");
     browser.answer(&sdp).expect("answer accepted");
     let opus = opus_offered && opus_available();
-    let (audio_pt, tele_pt, ticks) =
-        if opus { (PT_OPUS, PT_TELEPHONE_EVENT_48K, 960) } else { (PT_PCMU, PT_TELEPHONE_EVENT_8K, 160) };
-
     let until = Instant::now() + BOUND;
     while !browser.is_connected() {
         assert!(Instant::now() < until, "ICE and DTLS connect within {BOUND:?}");
@@ -122,7 +109,27 @@ fn talk(opus_offered: bool) {
         std::thread::sleep(Duration::from_millis(2));
     }
     run.wait("the leg connected", |r| *r == Report::WebRtcConnection { call: CALL, connected: true });
+    let audio_pt = if opus { PT_OPUS } else { PT_PCMU };
     assert_eq!(browser.audio_pt(), Some(audio_pt), "the shard's answer chose {}", if opus { "Opus" } else { "PCMU" });
+    (browser, opus)
+}
+
+/// The browser phone on a shard, bridged to an RTP customer, talking for `secs` seconds.
+fn talk(opus_offered: bool) {
+    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
+    let mut run = Run { shard, reports: Vec::new() };
+    let (sc, sa) = (bind(), bind());
+    let shard_customer = sc.local_addr().unwrap();
+    let shard_agent = sa.local_addr().unwrap();
+    let customer = bind();
+    customer.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    run.shard.try_send(Control::AddSocket { id: CUSTOMER_SOCKET, socket: sc }).unwrap();
+    run.shard.try_send(Control::AddSocket { id: AGENT_SOCKET, socket: sa }).unwrap();
+    run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
+
+    let (mut browser, opus) = browser_leg(&mut run, shard_agent, opus_offered);
+    let (audio_pt, tele_pt, ticks) =
+        if opus { (PT_OPUS, PT_TELEPHONE_EVENT_48K, 960) } else { (PT_PCMU, PT_TELEPHONE_EVENT_8K, 160) };
 
     // The customer joins and the call is recorded.
     let rec_dir = tempfile::tempdir().unwrap();
@@ -208,6 +215,10 @@ fn talk(opus_offered: bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
     browser.set_cut(false);
+    // The shard noticed the silent path within the cut (`MEDIA_SILENCE`), long before ICE-lite's
+    // 15 s: the control plane takes the agent off the floor while the leg is down.
+    let down = run.wait("the leg reported down", |r| matches!(r, Report::WebRtcConnection { connected: false, .. }));
+    assert_eq!(down, Report::WebRtcConnection { call: CALL, connected: false });
     let offer = browser.restart().unwrap();
     run.shard.try_send(Control::WebRtcOffer { call: CALL, offer }).unwrap();
     let Report::WebRtcAnswer { sdp, .. } =
@@ -241,6 +252,7 @@ fn talk(opus_offered: bool) {
         }
     }
     assert!(browser.is_connected(), "the browser is connected after the restart");
+    run.wait("the leg reported up again", |r| *r == Report::WebRtcConnection { call: CALL, connected: true });
     assert_tone(&after, AGENT_HZ, CUSTOMER_HZ, "the customer hears the browser after the cut and the ICE restart");
 
     run.shard.try_send(Control::EndCall { call: CALL }).unwrap();
@@ -296,4 +308,129 @@ fn an_offer_without_audio_we_take_is_refused_by_name() {
     run.shard.try_send(Control::WebRtcOffer { call: CallId(77), offer: String::new() }).unwrap();
     let r = run.wait("a refusal", |r| matches!(r, Report::WebRtcFailed { .. }));
     assert_eq!(r, Report::WebRtcFailed { call: CallId(77), error: "no browser phone on this call".into() });
+}
+
+const SUPERVISOR_SOCKET: SocketId = SocketId(23);
+const SUPERVISOR_HZ: f32 = 1700.0;
+
+/// What each party heard in one phase of [`a_supervisor_whispers_barges_and_listens_on_a_browser_phones_call`].
+#[derive(Default)]
+struct Heard {
+    browser: Vec<i16>,
+    customer: Vec<i16>,
+    supervisor: Vec<i16>,
+}
+
+/// Whether `hz` is in `samples` (strong), or absent (far under the strongest of `others`).
+fn has(samples: &[i16], hz: f32, others: &[f32]) -> bool {
+    let p = goertzel_power(samples, hz, 8000.0);
+    let o = others.iter().map(|&f| goertzel_power(samples, f, 8000.0)).fold(0.0f32, f32::max);
+    assert!(p > 1e5 || p < o / 100.0, "{hz} Hz neither clearly present nor absent: {p} beside {o}");
+    p > 1e5
+}
+
+/// A supervisor (an RTP leg saying 1,700 Hz) on a call whose agent is a browser phone (Opus): in
+/// ささやき the browser hears the supervisor and the customer does not, in 割込 both do, in
+/// モニタリング neither does and the supervisor hears both parties.
+#[test]
+fn a_supervisor_whispers_barges_and_listens_on_a_browser_phones_call() {
+    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
+    let mut run = Run { shard, reports: Vec::new() };
+    let (sc, sa, ss) = (bind(), bind(), bind());
+    let (shard_customer, shard_agent, shard_supervisor) =
+        (sc.local_addr().unwrap(), sa.local_addr().unwrap(), ss.local_addr().unwrap());
+    let (customer, supervisor) = (bind(), bind());
+    customer.set_nonblocking(true).unwrap();
+    supervisor.set_nonblocking(true).unwrap();
+    run.shard.try_send(Control::AddSocket { id: CUSTOMER_SOCKET, socket: sc }).unwrap();
+    run.shard.try_send(Control::AddSocket { id: AGENT_SOCKET, socket: sa }).unwrap();
+    run.shard.try_send(Control::AddSocket { id: SUPERVISOR_SOCKET, socket: ss }).unwrap();
+    run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
+    let (mut browser, opus) = browser_leg(&mut run, shard_agent, opus_available());
+    run.shard
+        .try_send(Control::SetCustomer {
+            call: CALL,
+            leg: leg(CUSTOMER_SOCKET, customer.local_addr().unwrap(), 0xC0C0),
+        })
+        .unwrap();
+    let sv_leg = leg(SUPERVISOR_SOCKET, supervisor.local_addr().unwrap(), 0x5005);
+    run.shard
+        .try_send(Control::AddSupervisor { call: CALL, id: 7, leg: sv_leg, mode: media::SupervisorMode::Whisper })
+        .unwrap();
+
+    let (mut enc, mut dec) = (OpusTranscoder::new(), OpusTranscoder::new());
+    let (audio_pt, ticks) = if opus { (PT_OPUS, 960) } else { (PT_PCMU, 160) };
+    let mut scratch = Vec::new();
+    let mut buf = [0u8; 1500];
+    let modes = [media::SupervisorMode::Whisper, media::SupervisorMode::Barge, media::SupervisorMode::Listen];
+    let mut heard: Vec<Heard> = modes.iter().map(|_| Heard::default()).collect();
+    let start = Instant::now();
+    let per_phase = 75u32; // 1.5 s; the first 25 frames of each settle
+    for n in 0..per_phase * 3 {
+        let phase = (n / per_phase) as usize;
+        if n % per_phase == 0 && phase > 0 {
+            run.shard.try_send(Control::SetSupervisorMode { call: CALL, id: 7, mode: modes[phase] }).unwrap();
+        }
+        let counted = n % per_phase > 25;
+        let due = start + Duration::from_millis(20 * u64::from(n));
+        while Instant::now() < due {
+            browser.step(Instant::now()).unwrap();
+            for (sock, into) in [(&customer, 0), (&supervisor, 1)] {
+                while let Ok((len, _)) = sock.recv_from(&mut buf) {
+                    let Ok(p) = rtp::parse(&buf[..len]) else { continue };
+                    if p.payload_type == 0 && counted {
+                        let h = &mut heard[phase];
+                        Codec::Pcmu.decode_into(p.payload, if into == 0 { &mut h.customer } else { &mut h.supervisor });
+                    }
+                }
+            }
+            while let Some(p) = browser.poll_packet() {
+                if !counted {
+                    continue;
+                }
+                if p.pt == PT_OPUS {
+                    dec.as_mut().unwrap().decode(Codec::Pcmu, &p.payload, &mut scratch).unwrap();
+                    Codec::Pcmu.decode_into(&scratch, &mut heard[phase].browser);
+                } else if p.pt == PT_PCMU {
+                    Codec::Pcmu.decode_into(&p.payload, &mut heard[phase].browser);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let g711 = pcmu(&tone(AGENT_HZ, n));
+        if opus {
+            enc.as_mut().unwrap().encode(Codec::Pcmu, &g711, &mut scratch).unwrap();
+            browser.send(Instant::now(), audio_pt, n * ticks, n == 0, &scratch).unwrap();
+        } else {
+            browser.send(Instant::now(), audio_pt, n * ticks, n == 0, &g711).unwrap();
+        }
+        for (sock, to, hz, ssrc) in
+            [(&customer, shard_customer, CUSTOMER_HZ, 0x5555), (&supervisor, shard_supervisor, SUPERVISOR_HZ, 0x7777)]
+        {
+            let h = HeaderFields { marker: n == 0, payload_type: 0, sequence: n as u16, timestamp: n * 160, ssrc };
+            sock.send_to(&rtp::build(h, &pcmu(&tone(hz, n))), to).unwrap();
+        }
+    }
+    let all = [AGENT_HZ, CUSTOMER_HZ, SUPERVISOR_HZ];
+    for (mode, h) in modes.iter().zip(&heard) {
+        let (agent_hears, customer_hears) =
+            (has(&h.browser, SUPERVISOR_HZ, &all), has(&h.customer, SUPERVISOR_HZ, &all));
+        let expected = match mode {
+            media::SupervisorMode::Whisper => (true, false),
+            media::SupervisorMode::Barge => (true, true),
+            media::SupervisorMode::Listen => (false, false),
+        };
+        assert_eq!(
+            (agent_hears, customer_hears),
+            expected,
+            "{mode:?}: (the browser, the customer) hear the supervisor"
+        );
+        assert!(has(&h.browser, CUSTOMER_HZ, &all), "{mode:?}: the browser hears the customer");
+        assert!(has(&h.customer, AGENT_HZ, &all), "{mode:?}: the customer hears the browser");
+        if *mode == media::SupervisorMode::Listen {
+            assert!(has(&h.supervisor, AGENT_HZ, &all), "listen: the supervisor hears the browser");
+            assert!(has(&h.supervisor, CUSTOMER_HZ, &all), "listen: the supervisor hears the customer");
+        }
+    }
+    run.pump();
 }
