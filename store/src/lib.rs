@@ -29,6 +29,7 @@ pub mod search;
 pub mod seed;
 pub mod stream_tickets;
 pub mod tenancy;
+pub mod transfers;
 #[cfg(feature = "testing")]
 pub mod testing;
 

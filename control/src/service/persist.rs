@@ -97,6 +97,7 @@ fn cause_name(c: &Cause) -> (&'static str, Option<i64>) {
         Cause::CustomerEnded => ("customer_ended", None),
         Cause::Hold => ("hold", None),
         Cause::Unhold => ("unhold", None),
+        Cause::Transferred => ("transferred", None),
         Cause::WrapUpSaved => ("wrap_up_saved", None),
         Cause::AcwTimeout => ("acw_timeout", None),
         Cause::GoReady => ("go_ready", None),

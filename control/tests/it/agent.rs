@@ -544,7 +544,7 @@ const JOB: control::messages::CallJobId = control::messages::CallJobId(70);
 const LEAD: control::messages::LeadId = control::messages::LeadId(700);
 
 fn preview_dial() -> Input {
-    Input::PreviewDial { campaign_id: CAMPAIGN, call_job_id: JOB, lead_id: LEAD }
+    Input::PreviewDial { campaign_id: CAMPAIGN, call_job_id: JOB, lead_id: LEAD, caller_id: None }
 }
 
 #[test]
@@ -560,7 +560,8 @@ fn preview_dial_holds_the_agent_then_bridges_the_answer_to_them() {
         agent_id: A,
         campaign_id: CAMPAIGN,
         call_job_id: JOB,
-        lead_id: LEAD
+        lead_id: LEAD,
+        caller_id: None
     }));
     assert!(s.floor.agent(A).unwrap().dialling);
     // While A's own call is being placed, no other customer goes to A: B (idle shorter) gets it.
