@@ -39,6 +39,7 @@
       nd_outside_hours: '業務時間外のため発信しませんでした。', nd_job_not_running: 'コールジョブが稼働していないため発信しませんでした。',
       nd_lead_not_dialable: 'このリードは発信できません (完了済み、または対応が終わっています)。', nd_error: '発信できませんでした。',
       nd_caller_id_unknown: 'この発番号は使えません。別の発番号を選んでください。',
+      transfer: '転送', transfer_to: '転送先', transfer_none: '(待機中のエージェント)', confirm_transfer: '{name} さんに転送しますか?',
       caller_id: '発番号', caller_id_job: 'コールジョブの番号 ({n})', caller_id_withheld: '非通知 (184)',
       call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断', hold: '保留', unhold: '保留解除',
       confirm_hang_up: '切断しますか?', confirm_save: '保存しますか?', confirm_end: '発信業務を終了しますか?',
@@ -116,6 +117,7 @@
       nd_outside_hours: 'Outside business hours; no call was made.', nd_job_not_running: 'The call job is not running; no call was made.',
       nd_lead_not_dialable: 'This lead cannot be dialled (completed, or its turn is over).', nd_error: 'The call could not be made.',
       nd_caller_id_unknown: 'This caller ID cannot be used. Choose another caller ID.',
+      transfer: 'Transfer', transfer_to: 'Transfer to', transfer_none: '(a ready agent)', confirm_transfer: 'Transfer the customer to {name}?',
       caller_id: 'Caller ID', caller_id_job: "The call job's number ({n})", caller_id_withheld: 'Withheld (184)',
       call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer', hold: 'Hold', unhold: 'Take back from hold',
       confirm_hang_up: 'Hang up the customer?', confirm_save: 'Save the record?', confirm_end: 'End calling for this job?',
@@ -937,6 +939,19 @@
       hold.dataset.i18n = st === 'hold' ? 'unhold' : 'hold';
       label(hold);
     }
+    // 転送: to a colleague who is ready now (the server checks again).
+    const to = $('transfer-to');
+    const ready = [...S.presence.values()].filter((a) => a.state && a.state.state === 'ready');
+    const toSig = JSON.stringify([ready.map((a) => [a.agent_id, a.display_name]), S.lang]);
+    if (to.dataset.sig !== toSig) {
+      to.dataset.sig = toSig;
+      const keep = to.value;
+      const none = el('option', '', t('transfer_none'));
+      none.value = '';
+      to.replaceChildren(none, ...ready.map((a) => { const o = el('option', '', a.display_name); o.value = String(a.agent_id); return o; }));
+      if (ready.some((a) => String(a.agent_id) === keep)) to.value = keep;
+    }
+    $('b-transfer').disabled = !(st === 'talking' || st === 'hold') || !to.value;
     $('acw').hidden = st !== 'wrap_up' || !(S.job && S.job.acw_seconds);
     const canSave = st === 'wrap_up' || (S.savedCall === null && st === 'ready');
     $('b-save-next').disabled = !canSave;
@@ -1119,6 +1134,8 @@
       li.append(sw, el('span', 'pname', a.display_name), el('span', 'pstate', stateLabel(a.state)));
       return li;
     }));
+    // The transfer's choice follows who is ready.
+    if (!$('v-call').hidden) renderCall();
   }
 
   /** Clocks, once a second (display only: no request). */
@@ -1475,6 +1492,13 @@
     $('b-hangup').addEventListener('click', async () => {
       if (!S.callId || !(await dialog(t('confirm_hang_up'), true))) return;
       await act(() => api('POST', `/agent/calls/${S.callId}/hang-up`));
+    });
+    $('transfer-to').addEventListener('change', render);
+    $('b-transfer').addEventListener('click', async () => {
+      const to = $('transfer-to');
+      if (!S.callId || !to.value) return;
+      if (!(await dialog(t('confirm_transfer', { name: to.selectedOptions[0].textContent }), true))) return;
+      await act(() => api('POST', `/agent/calls/${S.callId}/transfer`, { agent_id: Number(to.value) }));
     });
     $('b-hold').addEventListener('click', () => {
       if (S.callId) act(() => api('POST', `/agent/calls/${S.callId}/${stateName() === 'hold' ? 'unhold' : 'hold'}`));

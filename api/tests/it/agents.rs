@@ -466,6 +466,7 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
             campaign_id: CampaignId(campaign as u64),
             call_job_id: control::messages::CallJobId(job as u64),
             lead_id: LeadId(lead_id as u64),
+            caller_id: None,
         }
     );
     let e = expect(app.call(op, "post", "/agent/preview/dial", Some(&json!({"lead_id": lead_id}))).await, 409);
