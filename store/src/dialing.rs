@@ -156,10 +156,11 @@ pub struct CallerIdChoice {
 
 /// The tenant's caller IDs, by number (at most 1000: the agent's choice and the dialer's lookup).
 pub async fn caller_id_choices(db: &Db, tenant_id: i64) -> Result<Vec<CallerIdChoice>> {
-    let rows = sqlx::query("SELECT id, number, label FROM caller_ids WHERE tenant_id = $1 ORDER BY number, id LIMIT 1000")
-        .bind(tenant_id)
-        .fetch_all(&db.pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT id, number, label FROM caller_ids WHERE tenant_id = $1 ORDER BY number, id LIMIT 1000")
+            .bind(tenant_id)
+            .fetch_all(&db.pool)
+            .await?;
     rows.into_iter()
         .map(|r| Ok(CallerIdChoice { id: r.try_get("id")?, number: r.try_get("number")?, label: r.try_get("label")? }))
         .collect()

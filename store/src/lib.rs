@@ -29,9 +29,9 @@ pub mod search;
 pub mod seed;
 pub mod stream_tickets;
 pub mod tenancy;
-pub mod transfers;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transfers;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -17,7 +17,14 @@ pub struct Transfer {
 
 /// Records that `from_user_id` handed the customer of call `call_record_id` to the agent
 /// `to_user_id`; the row's id.
-pub async fn to_agent(db: &Db, tenant_id: i64, call_record_id: i64, from_user_id: i64, to_user_id: i64, at_ms: i64) -> Result<i64> {
+pub async fn to_agent(
+    db: &Db,
+    tenant_id: i64,
+    call_record_id: i64,
+    from_user_id: i64,
+    to_user_id: i64,
+    at_ms: i64,
+) -> Result<i64> {
     let row = sqlx::query(
         "INSERT INTO call_transfers (tenant_id, call_record_id, from_user_id, to_user_id, requested_at)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",

@@ -578,7 +578,10 @@ async fn dial_now(
         Some(c) => {
             let ours = store::dialing::caller_id_choices(&st.db, t).await?.iter().any(|x| x.id == c);
             if !ours {
-                return Err(ApiError::invalid("caller_id", "caller_id: not one of your caller IDs (GET /agent/caller-ids)"));
+                return Err(ApiError::invalid(
+                    "caller_id",
+                    "caller_id: not one of your caller IDs (GET /agent/caller-ids)",
+                ));
             }
             Some(CallerIdId(u64::try_from(c).unwrap_or(0)))
         }

@@ -21,7 +21,8 @@ async fn a_transfer_hands_the_talking_customer_to_a_ready_colleague() {
         // Every number answers and talks 8 s, then hangs up.
         let carrier = carrier([Behaviour::Answer { after_ms: 300, talk_ms: Some(8_000) }; 10], &stop).await;
         let leads = vec!["0317000001".to_string()];
-        let spec = FloorSpec { agents: 2, leads: leads.clone(), mode: "preview", ring_timeout_s: 5, ..FloorSpec::default() };
+        let spec =
+            FloorSpec { agents: 2, leads: leads.clone(), mode: "preview", ring_timeout_s: 5, ..FloorSpec::default() };
         let floor = Floor::start(backend, &spec, carrier.sip_addr).await;
         let phones = phones(&floor, Duration::from_millis(200), &stop).await;
         floor.start_job().await;
@@ -47,7 +48,9 @@ async fn a_transfer_hands_the_talking_customer_to_a_ready_colleague() {
         })
         .await;
         let call: CallId = floor.agent_view(a).await.and_then(|v| v.call_id).expect("A's call");
-        floor.command(ApiCommand::Transfer { agent_id: AgentId(a as u64), call_id: call, to_agent: AgentId(b as u64) }).await;
+        floor
+            .command(ApiCommand::Transfer { agent_id: AgentId(a as u64), call_id: call, to_agent: AgentId(b as u64) })
+            .await;
         until("B talking with the same customer", Duration::from_secs(10), || async {
             floor.agent_view(b).await.is_some_and(|v| v.state == AgentState::Talking && v.call_id == Some(call))
         })
@@ -55,7 +58,11 @@ async fn a_transfer_hands_the_talking_customer_to_a_ready_colleague() {
         let va = floor.agent_view(a).await.expect("A");
         assert_eq!((va.state, va.call_id), (AgentState::WrapUp, Some(call)), "A wraps up its part");
         let rec = format!("SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND dialer_call_id = {}", call.0);
-        assert_eq!(floor.scalar(&format!("{rec} AND agent_user_id = {b}")).await, 1, "the record follows the call to B");
+        assert_eq!(
+            floor.scalar(&format!("{rec} AND agent_user_id = {b}")).await,
+            1,
+            "the record follows the call to B"
+        );
         // The customer stayed on the line: one call only, and it ends with B.
         until("the customer hung up on B", Duration::from_secs(15), || async {
             floor.agent_view(b).await.is_some_and(|v| v.state == AgentState::WrapUp)

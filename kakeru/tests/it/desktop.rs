@@ -527,7 +527,8 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     // The manual dial went out with the caller ID the agent picked: the carrier saw it, the record says it.
     let picked = log.iter().find(|e| e.tel == "0355550001").expect("the dial-mode call");
     assert!(picked.caller.contains(&format!("sip:{picked_cid}@")), "From: {}", picked.caller);
-    let recorded = n(format!("SELECT COUNT(*) FROM call_records WHERE tel = '0355550001' AND caller_id = '{picked_cid}'")).await;
+    let recorded =
+        n(format!("SELECT COUNT(*) FROM call_records WHERE tel = '0355550001' AND caller_id = '{picked_cid}'")).await;
     assert_eq!(recorded, 1, "the call record's caller ID");
     let other = log.iter().find(|e| e.tel == "0333330002").expect("the standard-mode call");
     assert!(other.withheld, "the job's (none: withheld) by default: {}", other.caller);
