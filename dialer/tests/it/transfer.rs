@@ -18,8 +18,8 @@ use crate::floor::{backends, until, Floor, FloorSpec};
 async fn a_transfer_hands_the_talking_customer_to_a_ready_colleague() {
     for backend in backends() {
         let (stop_tx, stop) = watch::channel(false);
-        // Every number answers and talks 8 s, then hangs up.
-        let carrier = carrier([Behaviour::Answer { after_ms: 300, talk_ms: Some(8_000) }; 10], &stop).await;
+        // Every number answers and talks 12 s, then hangs up.
+        let carrier = carrier([Behaviour::Answer { after_ms: 300, talk_ms: Some(12_000) }; 10], &stop).await;
         let leads = vec!["0317000001".to_string()];
         let spec =
             FloorSpec { agents: 2, leads: leads.clone(), mode: "preview", ring_timeout_s: 5, ..FloorSpec::default() };
@@ -64,7 +64,7 @@ async fn a_transfer_hands_the_talking_customer_to_a_ready_colleague() {
             "the record follows the call to B"
         );
         // The customer stayed on the line: one call only, and it ends with B.
-        until("the customer hung up on B", Duration::from_secs(15), || async {
+        until("the customer hung up on B", Duration::from_secs(20), || async {
             floor.agent_view(b).await.is_some_and(|v| v.state == AgentState::WrapUp)
         })
         .await;
