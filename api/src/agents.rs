@@ -148,6 +148,17 @@ pub fn mount(reg: &mut Registry) {
         op("post", "/agent/calls/{id}/unhold", "保留解除: take the customer on hold back", AGENTS, None),
         post(unhold),
     );
+    reg.add(
+        op(
+            "post",
+            "/agent/calls/{id}/transfer",
+            "転送 (blind): hand the customer of the caller's current call to agent_id (ready, working the same campaign), who gets the call with its lead's screen pop; the caller goes to wrap-up. Recorded in the call's history",
+            AGENTS,
+            Some(json!({"type": "object", "required": ["agent_id"], "additionalProperties": false, "properties": {
+                "agent_id": {"type": "integer", "minimum": 1, "description": "The agent to hand the customer to (GET /agent/presence)."}}})),
+        ),
+        post(transfer),
+    );
     let mut next = op(
         "post",
         "/agent/preview",
@@ -472,6 +483,32 @@ async fn unhold(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiResu
     publish(&st, &auth, &ApiCommand::Unhold { agent_id, call_id }).await
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    agent_id: i64,
+}
+
+async fn transfer(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(call): Id,
+    Body(b): Body<TransferBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (agent_id, call_id) = own_call(&st, &auth, call).await?;
+    let t = auth.tenant();
+    if b.agent_id == auth.user() || !store::transfers::ready_colleague(&st.db, t, auth.user(), b.agent_id).await? {
+        return Err(ApiError::invalid(
+            "agent_id",
+            "agent_id: not a ready agent working your campaign (GET /agent/presence)",
+        ));
+    }
+    let to_agent = AgentId(u64::try_from(b.agent_id).unwrap_or(0));
+    let out = publish(&st, &auth, &ApiCommand::Transfer { agent_id, call_id, to_agent }).await?;
+    store::transfers::to_agent(&st.db, t, call, auth.user(), b.agent_id, store::now_ms()).await?;
+    Ok(out)
+}
+
 /// The caller's preview call job, as they work it now.
 struct PreviewSession {
     agent: AgentId,
@@ -569,6 +606,7 @@ async fn preview_dial(
         campaign_id: CampaignId(id(p.campaign)),
         call_job_id: CallJobId(id(p.job)),
         lead_id: LeadId(id(b.lead_id)),
+        caller_id: None,
     };
     publish(&st, &auth, &cmd).await
 }

@@ -883,7 +883,7 @@ async fn dial(ctx: &Ctx, id: i64) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut tx = ctx.st.db.begin_write().await?;
     mark(Some(lead), Some(now), Some(me)).execute(&mut *tx).await?;
     tx.commit().await?;
-    match crate::desk::place(&ctx.st, &ctx.auth, &w, &job, lead, true).await {
+    match crate::desk::place(&ctx.st, &ctx.auth, &w, &job, lead, true, None).await {
         Ok((status, Json(mut v))) => {
             v["callback_id"] = Value::from(id);
             Ok((status, Json(v)))

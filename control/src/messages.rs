@@ -40,6 +40,11 @@ pub struct DialingGroupId(pub u64);
 #[serde(transparent)]
 pub struct LeadId(pub u64);
 
+/// A caller ID (発番号): a row of the tenant's caller IDs, by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CallerIdId(pub u64);
+
 /// Why the dialer did not place an agent's preview dial: the `result` of
 /// [`ShardEvent::PreviewNotDialled`], typed (an unknown text reads as `Error`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,6 +64,8 @@ pub enum NotDialledReason {
     JobNotRunning,
     /// The lead is no longer dialable by the job (done, not held for the agent, already called).
     LeadNotDialable,
+    /// The caller ID (発番号) the agent chose is not (or no longer) one of the tenant's.
+    CallerIdUnknown,
     /// Anything else (the dialer's prepare step failed).
     Error,
 }
@@ -74,6 +81,7 @@ impl NotDialledReason {
             "outside_hours" => NotDialledReason::OutsideHours,
             "job_not_running" => NotDialledReason::JobNotRunning,
             "lead_not_dialable" => NotDialledReason::LeadNotDialable,
+            "caller_id_unknown" => NotDialledReason::CallerIdUnknown,
             _ => NotDialledReason::Error,
         }
     }
@@ -141,12 +149,23 @@ pub enum ApiCommand {
     HangUpCustomer { agent_id: AgentId, call_id: CallId },
     /// UI keep-alive: restarts the idle timer.
     Activity { agent_id: AgentId },
-    /// プレビュー発信: the agent dials the lead they previewed (added in v1).
-    PreviewDial { agent_id: AgentId, campaign_id: CampaignId, call_job_id: CallJobId, lead_id: LeadId },
+    /// プレビュー発信: the agent dials the lead they previewed (added in v1), from the caller ID it
+    /// chose (発番号; `None`: the call job's).
+    PreviewDial {
+        agent_id: AgentId,
+        campaign_id: CampaignId,
+        call_job_id: CallJobId,
+        lead_id: LeadId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller_id: Option<CallerIdId>,
+    },
     /// 保留: the agent puts the customer of `call_id` on hold (added in v1).
     Hold { agent_id: AgentId, call_id: CallId },
     /// 保留解除: the agent takes the customer back (added in v1).
     Unhold { agent_id: AgentId, call_id: CallId },
+    /// 転送: the agent hands the customer of `call_id` to `to_agent` (ready, in a call job of the
+    /// same campaign), who is offered it with its lead; the agent goes to wrap-up (added in v1).
+    Transfer { agent_id: AgentId, call_id: CallId, to_agent: AgentId },
 }
 
 impl Message for ApiCommand {
@@ -389,11 +408,12 @@ impl ApiCommand {
             }
             ApiCommand::HangUpCustomer { agent_id, .. } => (agent_id, None),
             ApiCommand::Activity { agent_id } => (agent_id, Some(Input::Activity)),
-            ApiCommand::PreviewDial { agent_id, campaign_id, call_job_id, lead_id } => {
-                (agent_id, Some(Input::PreviewDial { campaign_id, call_job_id, lead_id }))
+            ApiCommand::PreviewDial { agent_id, campaign_id, call_job_id, lead_id, caller_id } => {
+                (agent_id, Some(Input::PreviewDial { campaign_id, call_job_id, lead_id, caller_id }))
             }
             ApiCommand::Hold { agent_id, call_id } => (agent_id, Some(Input::Hold { call_id })),
             ApiCommand::Unhold { agent_id, call_id } => (agent_id, Some(Input::Unhold { call_id })),
+            ApiCommand::Transfer { agent_id, call_id, .. } => (agent_id, Some(Input::TransferOut { call_id })),
         }
     }
 }
@@ -411,7 +431,7 @@ impl ShardEvent {
             ShardEvent::CallEnded { call_id, agent_id, .. } => agent_id.map(|a| (a, Input::CustomerEnded { call_id })),
             ShardEvent::DialerStatus { .. } => None,
             ShardEvent::RecallDue { agent_id, campaign_id, call_job_id, lead_id } => {
-                Some((agent_id, Input::PreviewDial { campaign_id, call_job_id, lead_id }))
+                Some((agent_id, Input::PreviewDial { campaign_id, call_job_id, lead_id, caller_id: None }))
             }
             ShardEvent::ResultKeyed { agent_id, call_id, .. } => {
                 Some((agent_id, Input::WrapUpSaved { call_id, after: AfterWrapUp::Continue }))

@@ -146,6 +146,46 @@ pub async fn caller_id_limits(db: &Db, tenant_id: i64) -> Result<HashMap<String,
     rows.into_iter().map(|r| Ok((r.try_get("number")?, r.try_get("max_channels")?))).collect()
 }
 
+/// A caller ID (発番号) an agent may choose for a manual dial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdChoice {
+    pub id: i64,
+    pub number: String,
+    pub label: String,
+}
+
+/// The tenant's caller IDs, by number (at most 1000: the agent's choice and the dialer's lookup).
+pub async fn caller_id_choices(db: &Db, tenant_id: i64) -> Result<Vec<CallerIdChoice>> {
+    let rows =
+        sqlx::query("SELECT id, number, label FROM caller_ids WHERE tenant_id = $1 ORDER BY number, id LIMIT 1000")
+            .bind(tenant_id)
+            .fetch_all(&db.pool)
+            .await?;
+    rows.into_iter()
+        .map(|r| Ok(CallerIdChoice { id: r.try_get("id")?, number: r.try_get("number")?, label: r.try_get("label")? }))
+        .collect()
+}
+
+/// The caller ID a call job's dials go out with unless the agent chooses one: the job's, else its
+/// campaign's; `None` when the campaign withholds it (184) or has none.
+pub async fn job_caller_id(db: &Db, tenant_id: i64, job_id: i64) -> Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT j.caller_id AS job_cid, c.caller_id AS campaign_cid, c.withhold_caller_id
+         FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
+         WHERE j.tenant_id = $1 AND j.id = $2",
+    )
+    .bind(tenant_id)
+    .bind(job_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    if r.try_get::<i64, _>("withhold_caller_id")? != 0 {
+        return Ok(None);
+    }
+    let job: Option<String> = r.try_get("job_cid")?;
+    Ok(job.or(r.try_get("campaign_cid")?))
+}
+
 /// Which of `numbers` are on the tenant's do-not-call list (発信規制).
 pub async fn dnc_hits(db: &Db, tenant_id: i64, numbers: &[String]) -> Result<HashSet<String>> {
     let mut hits = HashSet::new();

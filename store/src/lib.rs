@@ -31,6 +31,7 @@ pub mod stream_tickets;
 pub mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transfers;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -16,6 +16,8 @@
 //!   lead of a list of the job), `POST /agent/dial` (dial a lead or one of the agent's recalls now:
 //!   held for the agent, then placed by the dialer through every check of a paced dial: control's
 //!   `preview_dial`). Distribute hands leads out through `POST /agent/preview` (the preview hold).
+//! - `GET /agent/caller-ids` (発番号: the caller IDs a manual dial may go out with; `POST
+//!   /agent/dial`'s `caller_id`, counted against that number's channel limit).
 //! - `GET /agent/recalls` (再コール一覧), `GET /agent/presence` (the colleagues of the agent's
 //!   dialing groups and their states).
 
@@ -30,7 +32,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
 use control::agent::{AgentId, AgentState, AgentView};
-use control::messages::{ApiCommand, CallJobId, CampaignId, LeadId};
+use control::messages::{ApiCommand, CallJobId, CallerIdId, CampaignId, LeadId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
@@ -145,10 +147,21 @@ pub fn mount(reg: &mut Registry) {
     dial.request = Some((
         "application/json",
         json!({"type": "object", "additionalProperties": false, "properties": {
-            "lead_id": {"type": "integer", "minimum": 1}, "recall_id": {"type": "integer", "minimum": 1}}}),
+            "lead_id": {"type": "integer", "minimum": 1}, "recall_id": {"type": "integer", "minimum": 1},
+            "caller_id": {"type": "integer", "minimum": 1}}}),
     ));
     dial.response.0 = 202;
     reg.add(dial, post(dial_now));
+    reg.add(
+        op(
+            "get",
+            "/agent/caller-ids",
+            "発番号: the caller IDs the caller may dial from (the tenant's), and the one its call job uses unless it picks one (null: withheld, 184)",
+            json!({"type": "object", "required": ["items", "default"], "properties": {
+                "items": {"type": "array"}, "default": {"type": ["string", "null"]}}}),
+        ),
+        get(caller_ids),
+    );
     reg.add(
         op("get", "/agent/recalls", "再コール一覧: the caller's open recalls, the earliest due first", obj()),
         get(recalls),
@@ -558,6 +571,7 @@ async fn create_lead(
 struct DialBody {
     lead_id: Option<i64>,
     recall_id: Option<i64>,
+    caller_id: Option<i64>,
 }
 
 async fn dial_now(
@@ -567,8 +581,21 @@ async fn dial_now(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require(AGENTS)?;
     let b: DialBody = json_body(req).await?;
-    let (w, job) = session_job(&st, &auth).await?;
     let t = auth.tenant();
+    let caller_id = match b.caller_id {
+        None => None,
+        Some(c) => {
+            let ours = store::dialing::caller_id_choices(&st.db, t).await?.iter().any(|x| x.id == c);
+            if !ours {
+                return Err(ApiError::invalid(
+                    "caller_id",
+                    "caller_id: not one of your caller IDs (GET /agent/caller-ids)",
+                ));
+            }
+            Some(CallerIdId(u64::try_from(c).unwrap_or(0)))
+        }
+    };
+    let (w, job) = session_job(&st, &auth).await?;
     let lead = match (b.lead_id, b.recall_id) {
         (Some(_), Some(_)) | (None, None) => {
             return Err(ApiError::invalid("lead_id", "lead_id: give exactly one of lead_id and recall_id"))
@@ -588,13 +615,30 @@ async fn dial_now(
         }
         (Some(l), None) => l,
     };
-    place(&st, &auth, &w, &job, lead, b.recall_id.is_some()).await
+    place(&st, &auth, &w, &job, lead, b.recall_id.is_some(), caller_id).await
+}
+
+/// 発番号: the tenant's caller IDs an agent may dial from, and its call job's (the default).
+async fn caller_ids(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+    auth.require(AGENTS)?;
+    let t = auth.tenant();
+    let w = working(&st, &auth).await?;
+    let default = match &w.job {
+        Some(j) => store::dialing::job_caller_id(&st.db, t, j.id).await?,
+        None => None,
+    };
+    let items: Vec<Value> = store::dialing::caller_id_choices(&st.db, t)
+        .await?
+        .into_iter()
+        .map(|c| json!({"id": c.id, "number": c.number, "label": c.label}))
+        .collect();
+    Ok(Json(json!({"total": items.len(), "items": items, "default": default})))
 }
 
 /// Holds `lead` for the caller and has control dial it (`preview_dial`: the dialer places it through
-/// every check of a paced dial). `own`: a lead of the caller's own (its recall, its callback), which
-/// it may dial in any mode; otherwise in standard and dial modes any lead of the job, and in the
-/// others only a lead already held for it.
+/// every check of a paced dial) from `caller_id` (the agent's 発番号; `None`: the job's). `own`: a
+/// lead of the caller's own (its recall, its callback), which it may dial in any mode; otherwise in
+/// standard and dial modes any lead of the job, and in the others only a lead already held for it.
 pub(crate) async fn place(
     st: &AppState,
     auth: &Auth,
@@ -602,6 +646,7 @@ pub(crate) async fn place(
     job: &desk::DeskJob,
     lead: i64,
     own: bool,
+    caller_id: Option<CallerIdId>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let t = auth.tenant();
     if w.view.map(|v| v.state) != Some(AgentState::Ready) {
@@ -636,6 +681,7 @@ pub(crate) async fn place(
         campaign_id: CampaignId(id(job.campaign_id)),
         call_job_id: CallJobId(id(job.id)),
         lead_id: LeadId(id(lead)),
+        caller_id,
     };
     let (status, Json(mut v)) = crate::agents::publish(st, auth, &cmd).await?;
     v["lead_id"] = Value::from(lead);

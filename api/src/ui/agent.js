@@ -38,6 +38,9 @@
       nd_stopped: '停止: 発信を停止中のため発信しませんでした。', nd_number_in_call: 'この番号は通話中のため発信しませんでした。',
       nd_outside_hours: '業務時間外のため発信しませんでした。', nd_job_not_running: 'コールジョブが稼働していないため発信しませんでした。',
       nd_lead_not_dialable: 'このリードは発信できません (完了済み、または対応が終わっています)。', nd_error: '発信できませんでした。',
+      nd_caller_id_unknown: 'この発番号は使えません。別の発番号を選んでください。',
+      transfer: '転送', transfer_to: '転送先', transfer_none: '(待機中のエージェント)', confirm_transfer: '{name} さんに転送しますか?',
+      caller_id: '発番号', caller_id_job: 'コールジョブの番号 ({n})', caller_id_withheld: '非通知 (184)',
       call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断', hold: '保留', unhold: '保留解除',
       confirm_hang_up: '切断しますか?', confirm_save: '保存しますか?', confirm_end: '発信業務を終了しますか?',
       acw_left: '後処理 残り {t}', basic_info: '基本情報', edit_lead: '修正', update_lead: '更新', cancel: 'キャンセル',
@@ -114,6 +117,9 @@
       nd_stopped: 'Stopped: the dialer is stopping; no call was made.', nd_number_in_call: 'The number is in a call already; no call was made.',
       nd_outside_hours: 'Outside business hours; no call was made.', nd_job_not_running: 'The call job is not running; no call was made.',
       nd_lead_not_dialable: 'This lead cannot be dialled (completed, or its turn is over).', nd_error: 'The call could not be made.',
+      nd_caller_id_unknown: 'This caller ID cannot be used. Choose another caller ID.',
+      transfer: 'Transfer', transfer_to: 'Transfer to', transfer_none: '(a ready agent)', confirm_transfer: 'Transfer the customer to {name}?',
+      caller_id: 'Caller ID', caller_id_job: "The call job's number ({n})", caller_id_withheld: 'Withheld (184)',
       call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer', hold: 'Hold', unhold: 'Take back from hold',
       confirm_hang_up: 'Hang up the customer?', confirm_save: 'Save the record?', confirm_end: 'End calling for this job?',
       acw_left: 'Wrap-up {t} left', basic_info: 'Customer', edit_lead: 'Correct', update_lead: 'Update', cancel: 'Cancel',
@@ -198,6 +204,9 @@
     },
     presence: new Map(),
     mode: { lead: null, results: null, searched: '', notice: '' },
+    // 発番号: GET /agent/caller-ids (loaded with the job), and the one the agent chose ('' = the job's).
+    callerIds: null,
+    callerId: '',
     messages: [],
     savedCall: null,
     editing: false,
@@ -605,6 +614,8 @@
       S.menu = 'work';
       // A new job starts with an empty search (a name searched in standard mode is no number to dial).
       S.mode = { lead: null, results: null, searched: '', notice: '' };
+      S.callerIds = null;
+      S.callerId = '';
       // The stream's scope (the job's notices, its remaining leads) follows the session.
       connect();
     }, 'jobs-error');
@@ -774,6 +785,36 @@
     return box;
   }
 
+  /** 発番号: the caller ID the next manual dial goes out with (the job's unless the agent picks one). */
+  function callerIdPicker() {
+    const row = el('div', 'search-row');
+    const lab = el('label', '', t('caller_id'));
+    const sel = el('select');
+    sel.id = 'caller-id';
+    lab.htmlFor = 'caller-id';
+    sel.dataset.key = KEYS.caller_id;
+    sel.setAttribute('aria-keyshortcuts', `Alt+${KEYS.caller_id.toUpperCase()}`);
+    const kbd = el('kbd', '', `Alt+${KEYS.caller_id.toUpperCase()}`);
+    kbd.setAttribute('aria-hidden', 'true');
+    const c = S.callerIds;
+    const def = el('option', '', c && c.default ? t('caller_id_job', { n: c.default }) : t('caller_id_withheld'));
+    def.value = '';
+    sel.append(def);
+    for (const x of (c ? c.items : [])) {
+      const o = el('option', '', x.label ? `${x.number} (${x.label})` : x.number);
+      o.value = String(x.id);
+      sel.append(o);
+    }
+    sel.value = S.callerId;
+    sel.addEventListener('change', () => { S.callerId = sel.value; });
+    row.append(lab, sel, kbd);
+    if (!c) {
+      S.callerIds = { items: [], default: null };
+      api('GET', '/agent/caller-ids').then((r) => { S.callerIds = r; render(); }).catch(() => { S.callerIds = null; });
+    }
+    return row;
+  }
+
   function button(key, onClick, cls = 'act') {
     const b = el('button', cls);
     b.type = 'button';
@@ -801,7 +842,7 @@
     const refused = S.mode.refused;
     if (refused && S.mode.lead && (S.mode.lead.id || S.mode.lead.lead_id) === refused.lead) S.mode.lead = null;
     // Rebuilt only when what it shows changes, so that what the agent is typing stays.
-    const key = JSON.stringify([S.lang, mode, st, S.dialling, S.mode.lead, S.mode.results, S.mode.notice, refused]);
+    const key = JSON.stringify([S.lang, mode, st, S.dialling, S.mode.lead, S.mode.results, S.mode.notice, refused, S.callerIds]);
     if (panel.dataset.key === key) return;
     panel.dataset.key = key;
     const box = el('div', 'mode-box');
@@ -863,9 +904,13 @@
       box.append(form, err);
       if (S.mode.lead) {
         box.append(leadPreview(S.mode.lead));
-        const d = button('dial', () => dialLead({ lead_id: S.mode.lead.id }, false), 'act primary');
+        const d = button('dial', () => {
+          const body = { lead_id: S.mode.lead.id };
+          if (S.callerId) body.caller_id = Number(S.callerId);
+          dialLead(body, false);
+        }, 'act primary');
         d.disabled = !ready;
-        box.append(d);
+        box.append(callerIdPicker(), d);
       } else if (S.mode.results && S.mode.results.length) {
         const table = el('table', 'grid');
         const head = el('tr');
@@ -931,6 +976,19 @@
       hold.dataset.i18n = st === 'hold' ? 'unhold' : 'hold';
       label(hold);
     }
+    // 転送: to a colleague who is ready now (the server checks again).
+    const to = $('transfer-to');
+    const ready = [...S.presence.values()].filter((a) => a.state && a.state.state === 'ready');
+    const toSig = JSON.stringify([ready.map((a) => [a.agent_id, a.display_name]), S.lang]);
+    if (to.dataset.sig !== toSig) {
+      to.dataset.sig = toSig;
+      const keep = to.value;
+      const none = el('option', '', t('transfer_none'));
+      none.value = '';
+      to.replaceChildren(none, ...ready.map((a) => { const o = el('option', '', a.display_name); o.value = String(a.agent_id); return o; }));
+      if (ready.some((a) => String(a.agent_id) === keep)) to.value = keep;
+    }
+    $('b-transfer').disabled = !(st === 'talking' || st === 'hold') || !to.value;
     $('acw').hidden = st !== 'wrap_up' || !(S.job && S.job.acw_seconds);
     const canSave = st === 'wrap_up' || (S.savedCall === null && st === 'ready');
     $('b-save-next').disabled = !canSave;
@@ -1113,6 +1171,8 @@
       li.append(sw, el('span', 'pname', a.display_name), el('span', 'pstate', stateLabel(a.state)));
       return li;
     }));
+    // The transfer's choice follows who is ready.
+    if (!$('v-call').hidden) renderCall();
   }
 
   /** Clocks, once a second (display only: no request). */
@@ -1393,7 +1453,7 @@
   }
 
   // ---------------------------------------------------------------------------------- keys, language
-  const KEYS = { ready: 'r', pause: 'p', resume: 'r', end: 'e', hang_up: 'h', dial: 'd', skip: 'k', assign: 'a', save_next: 'n', save_only: 'o' };
+  const KEYS = { caller_id: 'c', ready: 'r', pause: 'p', resume: 'r', end: 'e', hang_up: 'h', dial: 'd', skip: 'k', assign: 'a', save_next: 'n', save_only: 'o' };
 
   /** A button's label in the current language, with its shortcut (Alt+key) shown beside it. */
   function label(b) {
@@ -1435,7 +1495,7 @@
     if (!ev.altKey || ev.ctrlKey || ev.metaKey) return;
     const k = ev.key.toLowerCase();
     const b = [...document.querySelectorAll(`[data-key="${k}"]`)].find((x) => !x.disabled && x.offsetParent !== null);
-    if (b) { ev.preventDefault(); b.click(); }
+    if (b) { ev.preventDefault(); if (b.tagName === 'SELECT') b.focus(); else b.click(); }
   }
 
   // ------------------------------------------------------------------------------------------ start
@@ -1469,6 +1529,13 @@
     $('b-hangup').addEventListener('click', async () => {
       if (!S.callId || !(await dialog(t('confirm_hang_up'), true))) return;
       await act(() => api('POST', `/agent/calls/${S.callId}/hang-up`));
+    });
+    $('transfer-to').addEventListener('change', render);
+    $('b-transfer').addEventListener('click', async () => {
+      const to = $('transfer-to');
+      if (!S.callId || !to.value) return;
+      if (!(await dialog(t('confirm_transfer', { name: to.selectedOptions[0].textContent }), true))) return;
+      await act(() => api('POST', `/agent/calls/${S.callId}/transfer`, { agent_id: Number(to.value) }));
     });
     $('b-hold').addEventListener('click', () => {
       if (S.callId) act(() => api('POST', `/agent/calls/${S.callId}/${stateName() === 'hold' ? 'unhold' : 'hold'}`));

@@ -283,6 +283,13 @@ async function desktop() {
   await shots(page, 'dial-unknown');
   await page.getByRole('button', { name: 'リード作成' }).click();
   await until(page, 'the new lead', () => document.getElementById('mode-panel').textContent.includes('新規 太郎'));
+  // 発番号: the job's number is the default; the agent picks the tenant's other one (Alt+C focuses it).
+  await until(page, 'the caller IDs', () => document.querySelectorAll('#caller-id option').length > 1);
+  assert.match(await text(page, '#caller-id'), new RegExp(`コールジョブの番号 \\(${FIX.jobCallerId}\\)`));
+  await page.keyboard.press('Alt+C');
+  await until(page, 'the caller ID focused', () => document.activeElement && document.activeElement.id === 'caller-id');
+  await page.getByLabel('発番号').selectOption({ label: `${FIX.callerId} (テスト番号)` });
+  await shots(page, 'dial-caller-id');
   await page.getByRole('button', { name: '発信', exact: true }).click();
   await visible(page, 'v-call');
   await until(page, 'the dialled lead', () => document.getElementById('lead-dl').textContent.includes('新規 太郎'));

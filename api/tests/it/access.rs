@@ -105,6 +105,8 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     fx.insert("/agents", t.user(Role::Op));
     fx.insert("/calls", fx["/call-records"]);
     fx.insert("/agent", lead);
+    // 発番号: the agent's list of caller IDs holds the fixture's.
+    fx.insert("/agent/caller-ids", fx["/caller-ids"]);
     // Held for the OP's next manual dial (the sweep's saves end its recall and record).
     store::sqlx::query("UPDATE leads SET preview_user_id = $1, preview_until = $2 WHERE id = $3")
         .bind(t.user(Role::Op))
@@ -185,6 +187,7 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
         ("post", "/agent/pause") => json!({"reason_id": fx["/pause-reasons"]}),
         ("post", "/agent/phone") => json!({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"}),
         ("post", "/agent/preview/dial" | "/agent/preview/skip") => json!({"lead_id": fx["/leads"]}),
+        ("post", p) if p.starts_with("/agent/calls/") && p.ends_with("/transfer") => json!({"agent_id": fx["/agents"]}),
         ("post", p) if p.starts_with("/agents/") && p.ends_with("/state") => json!({"to": "ready"}),
         ("post", p) if p.starts_with("/agents/") && p.ends_with("/monitor") => json!({"mode": "listen"}),
         ("post", "/auth/login") => return None,
@@ -291,6 +294,12 @@ pub async fn foreign_ids_answer_404(app: TestApp) {
     let body = json!({"user_id": b.user(Role::Op), "resource_kind": "campaign", "resource_id": fx["/campaigns"]});
     let e = expect(app.call(b_mgr, "post", "/grants", Some(&body)).await, 422);
     assert_eq!(e["error"]["field"], "resource_id");
+    // 発番号: another tenant's caller ID is no caller ID of B's agents.
+    let body = json!({"lead_id": fx["/leads"], "caller_id": fx["/caller-ids"]});
+    let e = expect(app.call(b_mgr, "post", "/agent/dial", Some(&body)).await, 422);
+    assert_eq!(e["error"]["field"], "caller_id");
+    let own = expect(app.call(a.mgr(), "get", "/agent/caller-ids", None).await, 200);
+    assert!(own["items"].as_array().expect("items").iter().any(|c| c["id"] == fx["/caller-ids"]), "{own}");
     // B's user list holds B's users and none of A's.
     let users = expect(app.call(b_mgr, "get", "/users?limit=500", None).await, 200);
     let a_users: Vec<i64> = a.users.values().map(|(id, _)| *id).chain([fx["/users"]]).collect();

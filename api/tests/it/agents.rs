@@ -466,6 +466,7 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
             campaign_id: CampaignId(campaign as u64),
             call_job_id: control::messages::CallJobId(job as u64),
             lead_id: LeadId(lead_id as u64),
+            caller_id: None,
         }
     );
     let e = expect(app.call(op, "post", "/agent/preview/dial", Some(&json!({"lead_id": lead_id}))).await, 409);
@@ -490,6 +491,16 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
     assert_eq!(c, Command::Bridge { agent_id: agent, call_id: call });
     shard_event(&bus, t.id, ShardEvent::Bridged { call_id: call, agent_id: agent }).await;
     until_agent(&app, op, op_id, "talking", state_is("talking")).await;
+    // 転送: only to a ready agent of the same campaign (a BIZ user is none), only the caller's call.
+    let to = |a: i64| json!({"agent_id": a});
+    let e = expect(
+        app.call(op, "post", &format!("/agent/calls/{}/transfer", call.0), Some(&to(t.user(Role::Biz)))).await,
+        422,
+    );
+    assert_eq!(field(&e), "agent_id");
+    let e = expect(app.call(op, "post", &format!("/agent/calls/{}/transfer", call.0), Some(&to(op_id))).await, 422);
+    assert_eq!(field(&e), "agent_id", "not to oneself");
+    expect(app.call(op, "post", &format!("/agent/calls/{}/transfer", call.0 + 1), Some(&to(op_id))).await, 404);
     let outcome = SipOutcome { status: 200, reason: "BYE".into(), ended_by: Party::Customer, talk_ms: 3_000 };
     let ended = ShardEvent::CallEnded { call_id: call, agent_id: Some(agent), outcome, result: SystemResult::NoEntry };
     shard_event(&bus, t.id, ended).await;

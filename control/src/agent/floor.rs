@@ -625,6 +625,23 @@ impl Floor {
                 }
                 _ => return Err(not_allowed(a)),
             },
+            Input::TransferOut { call_id } => {
+                if !matches!(a.state, S::Talking | S::Hold) {
+                    return Err(not_allowed(a));
+                }
+                check_call(a, call_id)?;
+                // The customer waits (waiting audio) for whom it goes to; the call stays the
+                // agent's for its wrap-up record only.
+                ix.calls.remove(&call_id);
+                ix.command(Command::ReleaseCustomer { agent_id: a.id, call_id });
+                match a.config.acw_ms {
+                    Some(acw) if acw > 0 => {
+                        ix.enter(a, S::WrapUp, Cause::Transferred, now_ms);
+                        a.acw_deadline = Some(now_ms.saturating_add(acw));
+                    }
+                    _ => ix.after_call(a, S::Ready, Cause::Transferred, now_ms),
+                }
+            }
             Input::Hold { call_id } => {
                 if a.state != S::Talking {
                     return Err(not_allowed(a));
@@ -681,14 +698,14 @@ impl Floor {
                 }
                 touch(a, now_ms);
             }
-            Input::PreviewDial { campaign_id, call_job_id, lead_id } => {
+            Input::PreviewDial { campaign_id, call_job_id, lead_id, caller_id } => {
                 if a.state != S::Ready {
                     return Err(not_allowed(a));
                 }
                 ix.enter(a, S::Ringing, Cause::PreviewDial, now_ms);
                 a.dialling = true;
                 a.ring_deadline = Some(now_ms.saturating_add(a.config.preview_timeout_ms));
-                ix.command(Command::DialPreview { agent_id: a.id, campaign_id, call_job_id, lead_id });
+                ix.command(Command::DialPreview { agent_id: a.id, campaign_id, call_job_id, lead_id, caller_id });
             }
             Input::PreviewPlaced { call_id } => {
                 if !a.awaiting_placement() {

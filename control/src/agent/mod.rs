@@ -155,6 +155,8 @@ pub enum Cause {
     /// Hold / unhold by the agent.
     Hold,
     Unhold,
+    /// 転送: the agent handed its customer to another agent (added in v1).
+    Transferred,
     /// The wrap-up record was saved.
     WrapUpSaved,
     /// The campaign's ACW seconds ran out.
@@ -220,12 +222,15 @@ pub enum Command {
     /// 保留 (`held`) or back (unhold): the customer hears hold audio and the agent nothing, or
     /// they hear each other again (added in v1).
     HoldCustomer { agent_id: AgentId, call_id: CallId, held: bool },
-    /// Preview: dial this lead of the agent's call job for the agent (who waits in `Ringing`).
+    /// Preview: dial this lead of the agent's call job for the agent (who waits in `Ringing`), from
+    /// the caller ID it chose (`None`: the call job's).
     DialPreview {
         agent_id: AgentId,
         campaign_id: crate::messages::CampaignId,
         call_job_id: crate::messages::CallJobId,
         lead_id: crate::messages::LeadId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller_id: Option<crate::messages::CallerIdId>,
     },
 }
 
@@ -344,6 +349,11 @@ pub enum Input {
     Unhold {
         call_id: CallId,
     },
+    /// 転送 (blind): the agent hands its customer on (to another agent, whom control offers it);
+    /// the agent goes to wrap-up for its part of the call (added in v1).
+    TransferOut {
+        call_id: CallId,
+    },
     /// The wrap-up record of the call was saved.
     WrapUpSaved {
         call_id: CallId,
@@ -366,6 +376,7 @@ pub enum Input {
         campaign_id: crate::messages::CampaignId,
         call_job_id: crate::messages::CallJobId,
         lead_id: crate::messages::LeadId,
+        caller_id: Option<crate::messages::CallerIdId>,
     },
     /// The dialer placed the agent's preview call: this is its call id.
     PreviewPlaced {
@@ -430,6 +441,7 @@ impl Input {
             Input::CustomerEnded { .. } => "customer_ended",
             Input::Hold { .. } => "hold",
             Input::Unhold { .. } => "unhold",
+            Input::TransferOut { .. } => "transfer_out",
             Input::WrapUpSaved { .. } => "wrap_up_saved",
             Input::Pause { .. } => "pause",
             Input::LogOff => "log_off",

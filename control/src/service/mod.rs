@@ -716,12 +716,38 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     })
                 }
             }
+            (ApiCommand::Transfer { call_id, to_agent, .. }, Some(input)) => {
+                self.transfer(now, agent_id, *call_id, *to_agent, input)
+            }
             (_, Some(input)) => self.floor.handle_input(now, agent_id, input),
             (_, None) => Ok(()),
         };
         if let Err(e) = r {
             self.refused(agent_id, "api_command", &e);
         }
+    }
+
+    /// 転送 (blind) of `agent_id`'s customer to `to`: only to a ready agent of a call job of the
+    /// same campaign; the agent lets go ([`Input::TransferOut`]: the customer waits), then `to` is
+    /// offered the call (ringing, its screen pop the call's lead) as in a match.
+    fn transfer(
+        &mut self,
+        now: u64,
+        agent_id: AgentId,
+        call_id: CallId,
+        to: AgentId,
+        input: Input,
+    ) -> Result<(), AgentError> {
+        let campaign = self.jobs.get(&agent_id).map(|j| j.campaign_id);
+        let to_state = self.floor.agent(to).map_or(AgentState::Offline, |a| a.state);
+        if to == agent_id || campaign.is_none() || self.jobs.get(&to).map(|j| j.campaign_id) != campaign {
+            return Err(AgentError::NotAllowed { state: to_state, input: "transfer_out" });
+        }
+        if to_state != AgentState::Ready {
+            return Err(AgentError::OfferRefused(OfferRefused::NotReady { state: to_state }));
+        }
+        self.floor.handle_input(now, agent_id, input)?;
+        self.floor.handle_input(now, to, Input::Offer { call_id })
     }
 
     fn refused(&mut self, agent_id: AgentId, what: &str, e: &AgentError) {

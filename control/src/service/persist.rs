@@ -20,8 +20,9 @@ const ROWS_PER_INSERT: usize = 1_000;
 /// One call-record (or wrap-up-record) change, in apply order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CallOp {
-    /// The customer was bridged to the agent: the call record's `bridged_at` and `agent_user_id`
-    /// (control's columns; the dialer writes the rest of the row).
+    /// The customer was bridged to the agent: the call record's `bridged_at` (the first bridge: a
+    /// transferred call keeps it) and `agent_user_id` (the last agent) (control's columns; the
+    /// dialer writes the rest of the row).
     Bridged { call_id: CallId, agent_id: AgentId, at_ms: u64 },
     /// A bridged call ended: its wrap-up record, unsaved, result 未入力 (`no_entry`).
     WrapUpRow { call_id: CallId, agent_id: AgentId, at_ms: u64 },
@@ -97,6 +98,7 @@ fn cause_name(c: &Cause) -> (&'static str, Option<i64>) {
         Cause::CustomerEnded => ("customer_ended", None),
         Cause::Hold => ("hold", None),
         Cause::Unhold => ("unhold", None),
+        Cause::Transferred => ("transferred", None),
         Cause::WrapUpSaved => ("wrap_up_saved", None),
         Cause::AcwTimeout => ("acw_timeout", None),
         Cause::GoReady => ("go_ready", None),
@@ -164,7 +166,7 @@ pub async fn commit(
         match op {
             CallOp::Bridged { call_id, agent_id, at_ms } => {
                 sqlx::query(
-                    "UPDATE call_records SET bridged_at = $1, agent_user_id = $2 WHERE tenant_id = $3 AND dialer_call_id = $4",
+                    "UPDATE call_records SET bridged_at = COALESCE(bridged_at, $1), agent_user_id = $2 WHERE tenant_id = $3 AND dialer_call_id = $4",
                 )
                 .bind(i(*at_ms))
                 .bind(i(agent_id.0))

@@ -187,6 +187,32 @@ fn offer_goes_to_the_longest_idle_ready_agent() {
 }
 
 #[test]
+fn a_transfer_hands_the_customer_to_a_ready_colleague_and_the_agent_wraps_up() {
+    let mut s = Sim::new(&[A, B]);
+    s.ready(A, acw(30));
+    s.ready(B, acw(30));
+    // Only the agent's own call, only while talking or on hold.
+    assert!(matches!(s.input(B, Input::TransferOut { call_id: C1 }), Err(AgentError::NotAllowed { .. })));
+    s.talking(A, C1);
+    assert!(matches!(s.input(A, Input::TransferOut { call_id: C2 }), Err(AgentError::WrongCall { .. })));
+    s.input(A, Input::Hold { call_id: C1 }).unwrap();
+    s.input(A, Input::TransferOut { call_id: C1 }).unwrap();
+    // A lets go (the customer waits) and writes its record; the call is no longer A's.
+    assert_eq!(s.state(A), AgentState::WrapUp);
+    assert_eq!(s.last(A).cause, Cause::Transferred);
+    assert_eq!(s.last(A).call_id, Some(C1));
+    assert!(s.commands().contains(&Command::ReleaseCustomer { agent_id: A, call_id: C1 }));
+    assert_eq!(s.floor.call_owner(C1), None);
+    // B is offered the same call and talks with the customer; A's wrap-up is untouched.
+    s.input(B, Input::Offer { call_id: C1 }).unwrap();
+    assert!(s.commands().contains(&Command::Bridge { agent_id: B, call_id: C1 }));
+    s.input(B, Input::Bridged { call_id: C1 }).unwrap();
+    assert_eq!(s.floor.call_owner(C1), Some(B));
+    s.input(B, Input::CustomerEnded { call_id: C1 }).unwrap();
+    assert_eq!((s.state(A), s.state(B)), (AgentState::WrapUp, AgentState::WrapUp));
+}
+
+#[test]
 fn talk_hold_and_acw_ends_after_the_campaign_seconds() {
     let mut s = Sim::new(&[A]);
     s.ready(A, acw(30));
@@ -544,7 +570,7 @@ const JOB: control::messages::CallJobId = control::messages::CallJobId(70);
 const LEAD: control::messages::LeadId = control::messages::LeadId(700);
 
 fn preview_dial() -> Input {
-    Input::PreviewDial { campaign_id: CAMPAIGN, call_job_id: JOB, lead_id: LEAD }
+    Input::PreviewDial { campaign_id: CAMPAIGN, call_job_id: JOB, lead_id: LEAD, caller_id: None }
 }
 
 #[test]
@@ -560,7 +586,8 @@ fn preview_dial_holds_the_agent_then_bridges_the_answer_to_them() {
         agent_id: A,
         campaign_id: CAMPAIGN,
         call_job_id: JOB,
-        lead_id: LEAD
+        lead_id: LEAD,
+        caller_id: None
     }));
     assert!(s.floor.agent(A).unwrap().dialling);
     // While A's own call is being placed, no other customer goes to A: B (idle shorter) gets it.

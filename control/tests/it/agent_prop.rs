@@ -58,7 +58,12 @@ fn input() -> impl Strategy<Value = Input> {
         Just(Input::LogOff),
         force.prop_map(|to| Input::Force { supervisor_id: SupervisorId(5), to }),
         Just(Input::Activity),
-        Just(Input::PreviewDial { campaign_id: CampaignId(1), call_job_id: CallJobId(1), lead_id: LeadId(1) }),
+        Just(Input::PreviewDial {
+            campaign_id: CampaignId(1),
+            call_job_id: CallJobId(1),
+            lead_id: LeadId(1),
+            caller_id: None
+        }),
         call.clone().prop_map(|call_id| Input::PreviewPlaced { call_id }),
         Just(Input::PreviewNotDialled),
         call.clone().prop_map(|call_id| Input::PreviewAnswered { call_id }),

@@ -154,6 +154,8 @@ pub enum Input {
     Jobs(Vec<JobConfig>),
     /// The channel limit (最大チャンネル) of each of the tenant's caller ID numbers.
     CallerLimits(HashMap<String, i64>),
+    /// The tenant's caller IDs: id → number (an agent's manual dial names its 発番号 by id).
+    CallerIds(HashMap<u64, String>),
     /// The tenant's phone accounts: username → phone id (registrations are written by phone).
     Phones(HashMap<String, i64>),
     /// What an earlier run left: control's agents, the stored registrations, and the calls still
@@ -422,6 +424,7 @@ pub struct Engine {
     phones: HashMap<String, i64>,
     campaigns: HashMap<u64, Campaign>,
     caller_limits: HashMap<String, i64>,
+    caller_ids: HashMap<u64, String>,
     numbers: HashSet<String>,
     previews: VecDeque<PreviewAsk>,
     preparing: Option<InFlight>,
@@ -465,6 +468,7 @@ impl Engine {
             phones: HashMap::new(),
             campaigns: HashMap::new(),
             caller_limits: HashMap::new(),
+            caller_ids: HashMap::new(),
             numbers: HashSet::new(),
             previews: VecDeque::new(),
             preparing: None,
@@ -527,6 +531,7 @@ impl Engine {
             }
             Input::Leases(held) => self.on_leases(now, held),
             Input::CallerLimits(l) => self.caller_limits = l,
+            Input::CallerIds(ids) => self.caller_ids = ids,
             Input::Phones(p) => self.phones = p,
             Input::PhoneOffer { agent, sdp } => self.on_phone_offer(now, agent, sdp),
             Input::Recovered { agents, contacts, orphans } => self.on_recovered(now, agents, contacts, orphans),
@@ -1174,12 +1179,13 @@ impl Engine {
                     self.command(shard, Command::Hold { call: call_id.0, held });
                 }
             }
-            CtlCommand::DialPreview { agent_id, campaign_id, call_job_id, lead_id } => {
+            CtlCommand::DialPreview { agent_id, campaign_id, call_job_id, lead_id, caller_id } => {
                 if !self.holds(campaign_id.0) {
                     // The holder of the campaign answers it.
                     return;
                 }
-                self.on_preview_dial(now, agent_id.0, campaign_id.0, i(call_job_id.0), i(lead_id.0));
+                let ask = (agent_id.0, campaign_id.0, i(call_job_id.0), i(lead_id.0));
+                self.on_preview_dial(now, ask, caller_id.map(|c| c.0));
             }
         }
     }
@@ -1257,14 +1263,23 @@ impl Engine {
         self.command(shard, Command::Supervise(cmd));
     }
 
-    /// An agent's preview dial: the engine's checks (job running, business hours, channel limits),
-    /// then the tenant's prepare step does the rest (the lead, its number, do-not-call).
-    fn on_preview_dial(&mut self, now: Now, agent: u64, campaign: u64, job_id: i64, lead: i64) {
+    /// An agent's preview dial (agent, campaign, job, lead), from the caller ID it chose (`None`:
+    /// the job's): the engine's checks (job running, business hours, the channel limits of the
+    /// campaign and of the caller ID it goes out with), then the tenant's prepare step does the
+    /// rest (the lead, its number, do-not-call).
+    fn on_preview_dial(&mut self, now: Now, (agent, campaign, job_id, lead): (u64, u64, i64, i64), cid: Option<u64>) {
         self.stats.preview_asked += 1;
         let job = self.campaigns.get(&campaign).and_then(|st| st.jobs.iter().find(|j| j.job_id == job_id).cloned());
-        let Some(job) = job.filter(|j| j.campaign_enabled) else {
+        let Some(mut job) = job.filter(|j| j.campaign_enabled) else {
             return self.not_dialled(agent, lead, "job_not_running");
         };
+        if let Some(cid) = cid {
+            // The agent's 発番号: the call goes out with it and counts against its limit.
+            let Some(number) = self.caller_ids.get(&cid) else {
+                return self.not_dialled(agent, lead, "caller_id_unknown");
+            };
+            job.caller_id = Some(number.clone());
+        }
         if self.phase != Phase::Running {
             return self.not_dialled(agent, lead, "job_not_running");
         }

@@ -114,9 +114,8 @@ impl Host {
                             }
                         }
                     }
-                    if let CallEvent::RecordingClosed { call, .. } = &event {
-                        self.call_tenant.remove(call);
-                    }
+                    // A recording closes also mid-call (a transfer moves the customer to another
+                    // agent's leg): the call is forgotten with the recently ended ones only.
                     self.route_input(now, tenant, Input::Shard { shard, event });
                 }
                 None => {

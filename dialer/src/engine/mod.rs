@@ -983,10 +983,11 @@ async fn load(
             let running = store::dialing::running_jobs_of(db, i(tenant)).await?;
             let results = store::dialing::result_numbers(db, i(tenant)).await?;
             let limits = store::dialing::caller_id_limits(db, i(tenant)).await?;
-            Ok::<_, store::StoreError>((running, results, limits))
+            let ids = store::dialing::caller_id_choices(db, i(tenant)).await?;
+            Ok::<_, store::StoreError>((running, results, limits, ids))
         };
         match loaded.await {
-            Ok((running, results, limits)) => {
+            Ok((running, results, limits, ids)) => {
                 let jobs: Vec<JobConfig> = running
                     .into_iter()
                     .map(|job| JobConfig {
@@ -996,6 +997,8 @@ async fn load(
                     })
                     .collect();
                 out.push(HostInput::Tenant { tenant, input: Input::CallerLimits(limits) });
+                let ids = ids.into_iter().map(|c| (c.id as u64, c.number)).collect();
+                out.push(HostInput::Tenant { tenant, input: Input::CallerIds(ids) });
                 out.push(HostInput::Tenant { tenant, input: Input::Jobs(jobs) });
             }
             Err(e) => tracing::warn!(tenant, error = %e, "could not load the running call jobs"),

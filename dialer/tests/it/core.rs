@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control::agent::{AgentId, AgentState, CallId, Cause, Command as Ctl, Event, Transition};
-use control::messages::{CallJobId, CampaignId, Keyed, LeadId, ShardEvent, SystemResult};
+use control::messages::{CallJobId, CallerIdId, CampaignId, Keyed, LeadId, ShardEvent, SystemResult};
 use dialer::calls::{CallEnd, CallEvent, CancelReason, Command, DtmfEntry, EndCause, Now, Party};
 use dialer::engine::core::{
     CoreConfig, Engine, Input, JobConfig, Output, PrepareKind, PrepareRequest, Prepared, PreparedDial, RecoveredAgent,
@@ -698,6 +698,7 @@ fn preview_dials_only_what_the_agent_asks() {
             campaign_id: CampaignId(10),
             call_job_id: CallJobId(1),
             lead_id: LeadId(lead),
+            caller_id: None,
         }))
     };
     sim.input(ask(1));
@@ -721,6 +722,7 @@ fn preview_dials_only_what_the_agent_asks() {
         campaign_id: CampaignId(10),
         call_job_id: CallJobId(7),
         lead_id: LeadId(3),
+        caller_id: None,
     })));
     assert!(sim.published.iter().any(
         |e| matches!(e, ShardEvent::PreviewNotDialled { lead_id: LeadId(3), result, .. } if result == "job_not_running")
@@ -739,6 +741,7 @@ fn preview_outside_business_hours_and_at_the_channel_limit() {
             campaign_id: CampaignId(10),
             call_job_id: CallJobId(1),
             lead_id: LeadId(lead),
+            caller_id: None,
         }))
     };
     sim.input(ask(1, 1));
@@ -760,6 +763,53 @@ fn preview_outside_business_hours_and_at_the_channel_limit() {
         PrepareKind::Preview { ask, .. } => assert!(ask.limit_reached, "the channel was counted while being prepared"),
         k => panic!("{k:?}"),
     }
+}
+
+#[test]
+fn a_manual_dial_goes_out_with_the_caller_id_the_agent_chose_under_that_numbers_limit() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "preview", 10), 20)]);
+    sim.input(Input::CallerLimits(HashMap::from([("0399990000".to_string(), 1)])));
+    sim.input(Input::CallerIds(HashMap::from([(5, "0399990000".to_string())])));
+    sim.agents_ready(10, &[1, 2, 3]);
+    let ask = |agent: u64, lead: u64, cid: Option<u64>| {
+        Input::Agent(Event::Command(Ctl::DialPreview {
+            agent_id: AgentId(agent),
+            campaign_id: CampaignId(10),
+            call_job_id: CallJobId(1),
+            lead_id: LeadId(lead),
+            caller_id: cid.map(CallerIdId),
+        }))
+    };
+    let from = |sim: &Sim, tel: &str| {
+        sim.commands.iter().find_map(|c| match c {
+            Command::DialCustomer(d) if d.tel == tel => Some(d.caller_id.clone()),
+            _ => None,
+        })
+    };
+    let refused = |sim: &Sim, lead: u64| {
+        sim.published.iter().find_map(|e| match e {
+            ShardEvent::PreviewNotDialled { lead_id, result, .. } if *lead_id == LeadId(lead) => Some(result.clone()),
+            _ => None,
+        })
+    };
+    // Agent 1 dials lead 7 (it rings on) from caller ID 5: the carrier is offered that number.
+    sim.input(ask(1, 7, Some(5)));
+    sim.run_for(1);
+    assert_eq!(from(&sim, "09000000007"), Some(Some("0399990000".to_string())));
+    // Agent 2 picks the same number: its one channel is in use, so no dial (チャンネル制限).
+    sim.input(ask(2, 17, Some(5)));
+    sim.run_for(1);
+    assert_eq!(refused(&sim, 17).as_deref(), Some("channel_limit"));
+    assert_eq!(from(&sim, "09000000017"), None, "dialled past the caller ID's limit");
+    // From the job's own number instead, the same lead goes out.
+    sim.input(ask(2, 17, None));
+    sim.run_for(1);
+    assert_eq!(from(&sim, "09000000017"), Some(Some("0312345678".to_string())));
+    // A caller ID the engine does not know (deleted since the page listed it): no dial, said why.
+    sim.input(ask(3, 8, Some(9)));
+    sim.run_for(1);
+    assert_eq!(refused(&sim, 8).as_deref(), Some("caller_id_unknown"));
+    assert_eq!(from(&sim, "09000000008"), None);
 }
 
 #[test]

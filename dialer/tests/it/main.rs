@@ -14,4 +14,5 @@ mod outage;
 mod phones;
 mod preview;
 mod sipp;
+mod transfer;
 mod writer;

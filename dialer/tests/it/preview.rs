@@ -44,6 +44,7 @@ fn dial(floor: &Floor, agent: i64, lead: i64) -> ApiCommand {
         campaign_id: CampaignId(floor.campaign as u64),
         call_job_id: CallJobId(floor.job as u64),
         lead_id: LeadId(lead as u64),
+        caller_id: None,
     }
 }
 

@@ -317,7 +317,22 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
         &[("山田 花子", "0311110001"), ("鈴木 一郎", "0311110002")],
     )
     .await;
-    let (dial, _, _) = campaign(&db, t, group, "ダイヤル発信", "dial", &[("既存 顧客", "0322220003")]).await;
+    let (dial, dial_campaign, _) =
+        campaign(&db, t, group, "ダイヤル発信", "dial", &[("既存 顧客", "0322220003")]).await;
+    // 発番号: the dial job goes out with its campaign's number unless the agent picks the other one.
+    let (job_cid, picked_cid) = ("0312340000", "0501230000");
+    sqlx::query("UPDATE campaigns SET caller_id = $1 WHERE id = $2")
+        .bind(job_cid)
+        .bind(dial_campaign)
+        .execute(&db.pool)
+        .await
+        .expect("the campaign's caller ID");
+    insert(
+        &db,
+        "INSERT INTO caller_ids (tenant_id, number, label, max_channels, created_at) VALUES ($1, $2, 'テスト番号', 2, 0) RETURNING id",
+        &[json!(t), json!(picked_cid)],
+    )
+    .await;
     let (standard, _, _) =
         campaign(&db, t, group, "標準発信", "standard", &[("佐藤 次郎", "0333330002"), ("高橋 三郎", "0333330003")])
             .await;
@@ -439,6 +454,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
         "jobs": {"progressive": progressive.name, "dial": dial.name, "standard": standard.name,
                  "preview": preview.name, "distribute": distribute.name},
         "dnc": dnc, "unknown": "0355550001", "colleague": "佐藤 花子",
+        "jobCallerId": job_cid, "callerId": picked_cid,
         "callback": "0322220003", "callbackName": "既存 顧客",
         "businessEnd": {"job": evening.name, "at_ms": business_end_at,
                         "agents": [{"login": "kimura", "lang": "ja"}, {"login": "suzuki", "lang": "en"}]},
@@ -547,6 +563,14 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
         assert!(log.iter().any(|e| e.tel == tel), "{tel} was not dialled: {log:?}");
     }
     assert!(!log.iter().any(|e| e.tel == "0344440002"), "the skipped preview lead was dialled");
+    // The manual dial went out with the caller ID the agent picked: the carrier saw it, the record says it.
+    let picked = log.iter().find(|e| e.tel == "0355550001").expect("the dial-mode call");
+    assert!(picked.caller.contains(&format!("sip:{picked_cid}@")), "From: {}", picked.caller);
+    let recorded =
+        n(format!("SELECT COUNT(*) FROM call_records WHERE tel = '0355550001' AND caller_id = '{picked_cid}'")).await;
+    assert_eq!(recorded, 1, "the call record's caller ID");
+    let other = log.iter().find(|e| e.tel == "0333330002").expect("the standard-mode call");
+    assert!(other.withheld, "the job's (none: withheld) by default: {}", other.caller);
     // The callback dialled from the desktop: its call is linked, and it reached the carrier.
     assert!(log.iter().any(|e| e.tel == "0322220003"), "the callback was not dialled: {log:?}");
     let linked = n("SELECT COUNT(*) FROM callbacks c JOIN call_records r ON r.lead_id = c.dialled_lead_id AND r.started_at >= c.dialled_at
