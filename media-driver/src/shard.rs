@@ -311,6 +311,22 @@ struct OpenRecording {
     error: Option<String>,
 }
 
+/// Whole frames already in the recording at `path` when it is one of ours in `codec` (0 when
+/// there is none, or it is not: then it is written anew).
+fn earlier_frames(path: &std::path::Path, codec: media::Codec) -> u64 {
+    use std::io::Read;
+    let Ok(mut f) = File::open(path) else { return 0 };
+    let Ok(len) = f.metadata().map(|m| m.len()) else { return 0 };
+    let mut head = [0u8; media::recording::HEADER_LEN];
+    if len <= head.len() as u64 || f.read_exact(&mut head).is_err() {
+        return 0;
+    }
+    match media::recording::read_recording(&head) {
+        Ok(r) if r.codec == codec => (len - head.len() as u64) / 2,
+        _ => 0,
+    }
+}
+
 /// One shard's calls, routes, timers and recordings (see module docs), and its app.
 pub struct Shard<A: ShardApp = NoApp> {
     core: Core,
@@ -616,7 +632,14 @@ impl Core {
                 } else if self.recordings.contains_key(&id) {
                     self.refuse(Some(call), "recording id already open");
                 } else {
-                    let (file, error) = match File::create(&path) {
+                    // A call bridged again (a transfer) goes on in the file of its earlier part.
+                    let earlier = earlier_frames(&path, codec);
+                    let opened = if earlier > 0 {
+                        std::fs::OpenOptions::new().write(true).open(&path)
+                    } else {
+                        File::create(&path)
+                    };
+                    let (file, error) = match opened {
                         Ok(f) => (Some(f), None),
                         Err(e) => {
                             self.stats.recording_errors += 1;
@@ -625,7 +648,7 @@ impl Core {
                     };
                     self.close_recordings_of(call);
                     self.recordings.insert(id, OpenRecording { call, path, file, bytes: 0, error });
-                    self.with_call(call, |c| c.start_recording(now, id, codec));
+                    self.with_call(call, |c| c.resume_recording(now, id, codec, earlier));
                 }
             }
             Control::StopRecording { call } => {

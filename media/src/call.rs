@@ -868,8 +868,16 @@ impl Call {
 
     /// Start recording (customer = channel 1, agent = channel 2), replacing any recording.
     pub fn start_recording(&mut self, now: Instant, id: RecordingId, codec: Codec) {
+        self.resume_recording(now, id, codec, 0);
+    }
+
+    /// Go on recording into a file that already holds `frames` frames of this call (its earlier
+    /// part, with another agent), replacing any recording of this media call.
+    pub fn resume_recording(&mut self, now: Instant, id: RecordingId, codec: Codec, frames: u64) {
         self.stop_recording();
-        let mut w = RecordingWriter::new(codec, self.config.recording_header_every_ms);
+        let every = self.config.recording_header_every_ms;
+        let mut w =
+            if frames == 0 { RecordingWriter::new(codec, every) } else { RecordingWriter::resume(codec, every, frames) };
         Self::drain_writer(&mut self.recording_writes, id, &mut w);
         for leg in [self.customer.as_mut(), self.agent.as_mut()].into_iter().flatten() {
             leg.rec_fifo.clear();

@@ -117,6 +117,19 @@ impl RecordingWriter {
         }
     }
 
+    /// Go on with a recording whose file already holds `frames` frames (a call bridged to a second
+    /// agent: one file for the whole call). Its audio continues after theirs; the header is
+    /// rewritten to count both.
+    pub fn resume(codec: Codec, header_every_ms: u32, frames: u64) -> Self {
+        let mut w = Self::new(codec, header_every_ms);
+        let frames = frames.min(MAX_FRAMES);
+        w.frames = frames;
+        w.frames_in_header = frames;
+        w.pending.clear();
+        w.pending.push_back(FileWrite { offset: 0, bytes: header(codec, frames).to_vec() });
+        w
+    }
+
     /// The channel codec.
     pub fn codec(&self) -> Codec {
         self.codec
@@ -269,5 +282,25 @@ mod tests {
         assert_eq!(r.customer.len(), 1600);
         assert_eq!((r.customer[1599], r.agent[1599]), (9, 109));
         assert_eq!(file.get_ref().len(), HEADER_LEN + 3200);
+    }
+
+    #[test]
+    fn a_resumed_recording_goes_on_after_the_earlier_part() {
+        let mut file = std::io::Cursor::new(Vec::new());
+        let mut write = |w: &mut RecordingWriter, blocks: std::ops::Range<u8>| {
+            for i in blocks {
+                w.append(&[i; 160], &[i + 100; 160]).unwrap();
+            }
+            w.finish();
+            while let Some(op) = w.poll_write() {
+                apply(&mut file, &op).unwrap();
+            }
+        };
+        write(&mut RecordingWriter::new(Codec::Pcmu, 40), 0..4);
+        // The second part, with another agent: the file holds 640 frames.
+        write(&mut RecordingWriter::resume(Codec::Pcmu, 40, 640), 4..10);
+        let r = read_recording(file.get_ref()).unwrap();
+        assert_eq!((r.declared_frames, r.customer.len()), (1600, 1600));
+        assert_eq!((r.customer[0], r.customer[639], r.customer[640], r.agent[1599]), (0, 3, 4, 109));
     }
 }

@@ -330,7 +330,8 @@ pub async fn usage(db: &Db, tenant_id: i64) -> Result<Usage> {
 pub const MAX_ENCODE_ATTEMPTS: i64 = 3;
 
 /// Takes up to `limit` recordings not yet encoded for the encoder named `encoder`, oldest closed
-/// first, across tenants (the pool is a system role). A claim is a lease: one older than
+/// first, across tenants (the pool is a system role), once their call has ended (a call bridged to a
+/// second agent goes on in the same file). A claim is a lease: one older than
 /// `lease_ms` (its encoder died) is taken again, so a crash mid-encode only delays the recording.
 pub async fn claim_for_encoding(
     db: &Db,
@@ -343,6 +344,7 @@ pub async fn claim_for_encoding(
     let sql = format!(
         "{SELECT} WHERE r.encoded_at IS NULL AND r.deleted_at IS NULL AND r.encode_attempts < $1
            AND (r.encode_claimed_at IS NULL OR r.encode_claimed_at < $2)
+           AND NOT EXISTS (SELECT 1 FROM call_records c WHERE c.id = r.call_record_id AND c.ended_at IS NULL)
          ORDER BY r.closed_at, r.id LIMIT {}",
         limit.clamp(1, 1000)
     );

@@ -2,7 +2,7 @@
 //! real SIP and RTP on loopback against the built-in carrier, SQLite and PostgreSQL. The customer
 //! waits (the call stays up), the colleague is offered the same call with its lead and talks with
 //! the customer; the first agent wraps up its part. The transfer is recorded by the API (its own
-//! test); here the call record follows the call to the colleague.
+//! test); here the call record and the call's one recording follow the call to the colleague.
 
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ async fn a_transfer_hands_the_talking_customer_to_a_ready_colleague() {
         })
         .await;
         let call: CallId = floor.agent_view(a).await.and_then(|v| v.call_id).expect("A's call");
+        // A's part of the call: 3 s of the 12 s the customer talks.
+        tokio::time::sleep(Duration::from_secs(3)).await;
         floor
             .command(ApiCommand::Transfer { agent_id: AgentId(a as u64), call_id: call, to_agent: AgentId(b as u64) })
             .await;
@@ -69,6 +71,14 @@ async fn a_transfer_hands_the_talking_customer_to_a_ready_colleague() {
         })
         .await;
         assert_eq!(carrier.log().len(), 1, "one customer call: {:?}", carrier.log());
+        // One recording for the whole call: A's part, then B's in the same file (the customer's
+        // wait between them is not recorded). B's part alone would be under 9 s.
+        until("the recording holds both parts", Duration::from_secs(10), || async {
+            floor.scalar("SELECT COUNT(*) FROM recordings WHERE tenant_id = $1 AND duration_ms >= 10000").await == 1
+        })
+        .await;
+        let (customer, agent) = floor.the_recording().await;
+        assert!(customer.len() >= 80_000 && agent.len() == customer.len(), "{} samples", customer.len());
         assert_eq!(floor.scalar(&format!("{rec} AND result = 'abandoned'")).await, 0);
         floor.stop().await;
         let _ = stop_tx.send(true);
