@@ -125,6 +125,34 @@ fn bind_in(ns: &str, addr: String) -> TcpListener {
     .expect("bind thread")
 }
 
+/// Waits (at most 20 s) until PostgreSQL answers at `url` from inside the namespace `ns`, so that
+/// the roles start on a path that works; says what failed when it does not.
+fn reaches_the_database(ns: &str, url: &str) {
+    let (inside, url) = (ns.to_string(), url.to_string());
+    let tried = std::thread::spawn(move || {
+        enter(&inside);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answered = rt.block_on(async {
+                use sqlx::Connection;
+                let mut c = sqlx::postgres::PgConnection::connect(&url).await?;
+                sqlx::query("SELECT 1").execute(&mut c).await.map(|_| ())
+            });
+            match answered {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(e.to_string()),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    })
+    .join()
+    .expect("the probe's thread");
+    if let Err(e) = tried {
+        panic!("PostgreSQL through the hub's relay, from {ns}: {e}");
+    }
+}
+
 /// Copies bytes both ways between two connections until either side closes.
 fn pipe(down: TcpStream, up: TcpStream) {
     let _ = down.set_nodelay(true);
@@ -479,6 +507,7 @@ fn the_floor_rides_out_a_dead_host_a_dead_control_and_a_cut_host() {
     let api_listen = format!("{API_IP}:8080");
     let mut args = vec!["api", "--listen", api_listen.as_str()];
     args.extend_from_slice(&bus_args);
+    reaches_the_database(&ns_api, &db_url);
     let mut api = Role::start_in(Some(&ns_api), &args, &env).labelled("api");
     let mut controls = Vec::new();
     for (i, addr) in CONTROL_IPS.iter().enumerate() {
