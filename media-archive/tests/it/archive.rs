@@ -141,13 +141,14 @@ async fn fixture(backend: Backend) -> Fixture {
 }
 
 impl Fixture {
-    /// A call record with `dialer_call_id`, and its recording closed as the dialer would.
+    /// An ended call record with `dialer_call_id`, and its recording closed as the dialer would.
     async fn recorded_call(&self, dialer_call_id: i64, started_at_ms: i64, seconds: usize) -> (i64, PathBuf) {
         sqlx::query(
-            "INSERT INTO call_records (tenant_id, tel, started_at, result, dialer_call_id) VALUES ($1, '0311112222', $2, 'pending', $3)",
+            "INSERT INTO call_records (tenant_id, tel, started_at, ended_at, result, dialer_call_id) VALUES ($1, '0311112222', $2, $3, 'no_entry', $4)",
         )
         .bind(self.tenant)
         .bind(started_at_ms)
+        .bind(started_at_ms + i64::try_from(seconds).unwrap() * 1000)
         .bind(dialer_call_id)
         .execute(&self.db.pool)
         .await
@@ -227,6 +228,24 @@ async fn pool_encodes_what_the_dialer_recorded(backend: Backend) {
     assert_channels_separate(&d);
     // Nothing left to do.
     assert_eq!(f.archiver("enc-a").run_until_idle().await.unwrap().encoded, 0);
+}
+
+async fn a_call_in_progress_is_encoded_once_it_ends(backend: Backend) {
+    let f = fixture(backend).await;
+    let (id, _) = f.recorded_call(9004, T0, 1).await;
+    // Transferred: its first part closed, the call goes on with a colleague (more may be appended).
+    let ongoing = |ended: Option<i64>| {
+        sqlx::query("UPDATE call_records SET ended_at = $1 WHERE tenant_id = $2 AND dialer_call_id = 9004")
+            .bind(ended)
+            .bind(f.tenant)
+            .execute(&f.db.pool)
+    };
+    ongoing(None).await.unwrap();
+    assert_eq!(f.archiver("enc-a").run_until_idle().await.unwrap().encoded, 0, "not while the call goes on");
+    assert_eq!(recs::get(&f.db, f.tenant, id).await.unwrap().format, Format::Wav);
+    ongoing(Some(T0 + 5_000)).await.unwrap();
+    assert_eq!(f.archiver("enc-a").run_until_idle().await.unwrap().encoded, 1, "once it has ended");
+    assert_eq!(recs::get(&f.db, f.tenant, id).await.unwrap().format, Format::Opus);
 }
 
 async fn a_pool_killed_mid_encode_loses_nothing(backend: Backend) {
@@ -321,6 +340,7 @@ macro_rules! both {
 
 both!(
     pool_encodes_what_the_dialer_recorded,
+    a_call_in_progress_is_encoded_once_it_ends,
     a_pool_killed_mid_encode_loses_nothing,
     past_the_quota_the_oldest_recordings_go_first
 );
