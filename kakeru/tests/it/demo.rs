@@ -4,20 +4,15 @@
 //! and the page in a real headless Chromium) shows its figures change, `/metrics` counts its calls,
 //! and Ctrl-C stops it cleanly with every call given a result and its recordings closed.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::desktop::{browser_dir, browser_test};
 use crate::metrics::{parse, value};
 use crate::process::Role;
 
 const AGENTS: usize = 50;
-
-fn browser_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api/tests/browser")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
@@ -120,22 +115,9 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
             && browser_dir().join("node_modules/playwright-core").exists(),
         "Chromium and playwright-core are missing: run `bash scripts/services.sh`"
     );
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&out_dir).expect("screenshot directory");
     let fixture =
         json!({"tenant": tenant, "login": user, "password": password, "campaign": campaign, "agents": AGENTS});
-    let browser = tokio::process::Command::new("node")
-        .arg("wallboard.test.js")
-        .current_dir(browser_dir())
-        .env("KAKERU_MODE", "demo")
-        .env("KAKERU_BASE", &base)
-        .env("KAKERU_OUT", &out_dir)
-        .env("KAKERU_FIXTURE", fixture.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .output();
+    let browser = browser_test("wallboard.test.js", "demo", &base, &fixture).output();
     let out =
         tokio::time::timeout(Duration::from_secs(300), browser).await.expect("the browser test hung").expect("node");
     let text = String::from_utf8_lossy(&out.stdout).to_string();

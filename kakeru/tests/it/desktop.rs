@@ -96,6 +96,26 @@ pub(crate) fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../api/tests/browser")
 }
 
+/// `node SCRIPT` of api/tests/browser in `mode` against `base` with `fixture`: its stdout piped
+/// (the script's lines), stderr inherited, killed when dropped, screenshots to the target's
+/// `browser` directory.
+pub(crate) fn browser_test(script: &str, mode: &str, base: &str, fixture: &Value) -> tokio::process::Command {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&out_dir).expect("screenshot directory");
+    let mut c = tokio::process::Command::new("node");
+    c.arg(script)
+        .current_dir(browser_dir())
+        .env("KAKERU_MODE", mode)
+        .env("KAKERU_BASE", base)
+        .env("KAKERU_OUT", &out_dir)
+        .env("KAKERU_FIXTURE", fixture.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    c
+}
+
 pub(crate) async fn insert(db: &store::Db, sql: &str, binds: &[Value]) -> i64 {
     let mut q = sqlx::query(sql);
     for b in binds {
@@ -447,8 +467,6 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
     .expect("phone");
 
     // The page.
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&out_dir).expect("screenshot directory");
     let fixture = json!({
         "tenant": "desk", "login": "tanaka", "password": "desk-password-1", "agent": tanaka,
         "jobs": {"progressive": progressive.name, "dial": dial.name, "standard": standard.name,
@@ -460,19 +478,8 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
                         "agents": [{"login": "kimura", "lang": "ja"}, {"login": "suzuki", "lang": "en"}]},
     });
     let proxy = Proxy::start(&base).await;
-    let mut child = tokio::process::Command::new("node")
-        .arg("desktop.test.js")
-        .current_dir(browser_dir())
-        .env("KAKERU_MODE", "desktop")
-        .env("KAKERU_BASE", &proxy.base)
-        .env("KAKERU_OUT", &out_dir)
-        .env("KAKERU_FIXTURE", fixture.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node");
+    let mut child =
+        browser_test("desktop.test.js", "desktop", &proxy.base, &fixture).stdin(Stdio::piped()).spawn().expect("node");
     let mut stdin = child.stdin.take().expect("stdin");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut output = Vec::new();

@@ -7,8 +7,7 @@
 //! the page says why and rejoins by itself, and no call is left without a result.
 //! Screenshots under `target/tmp/browser/phone-*.png`, ja and en.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use kakeru::node::{Node, NodeConfig};
@@ -19,7 +18,7 @@ use store::sqlx::{self, Row};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
-use crate::desktop::{browser_dir, campaign, insert, join_group, Floor};
+use crate::desktop::{browser_dir, browser_test, campaign, insert, join_group, Floor};
 
 /// A 48 kHz 16-bit mono WAV of a sine (Chromium's fake microphone loops it).
 fn write_tone(path: &Path, hz: f64, seconds: u32) {
@@ -127,25 +126,11 @@ async fn the_browser_phone_talks_both_ways_and_keys_the_result() {
     let base = floor.base.clone();
 
     // The page.
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&out_dir).expect("screenshot directory");
     let tone = dir.path().join("agent-440.wav");
     write_tone(&tone, 440.0, 10);
     let fixture = json!({"tenant": "phone", "login": "suzuki", "password": "phone-password-1", "job": job.name,
                          "tone": tone.display().to_string()});
-    let mut child = tokio::process::Command::new("node")
-        .arg("phone.test.js")
-        .current_dir(browser_dir())
-        .env("KAKERU_MODE", "phone")
-        .env("KAKERU_BASE", &base)
-        .env("KAKERU_OUT", &out_dir)
-        .env("KAKERU_FIXTURE", fixture.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node");
+    let mut child = browser_test("phone.test.js", "phone", &base, &fixture).spawn().expect("node");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut output = Vec::new();
     while let Some(line) = tokio::time::timeout(Duration::from_secs(180), lines.next_line())
