@@ -84,8 +84,7 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
             // Refused without reading the body: the connection closes after this answer, and
             // saying so keeps a client from sending its next request down it.
-            r.headers_mut()
-                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            r.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         }
         r
     }

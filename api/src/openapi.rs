@@ -34,7 +34,8 @@ pub fn ty_schema(ty: Ty, nullable: bool) -> Value {
         Ty::JsonArray => json!({"type": "array"}),
         Ty::JsonObject => json!({"type": "object"}),
         Ty::Ref(t) => {
-            let mut s = json!({"type": "integer", "format": "int64", "minimum": 1, "description": format!("id in {t}")});
+            let mut s =
+                json!({"type": "integer", "format": "int64", "minimum": 1, "description": format!("id in {t}")});
             if let Some(path) = collection_of(t) {
                 s["x-collection"] = json!(path);
             }

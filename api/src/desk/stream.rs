@@ -13,7 +13,8 @@
 //! - `state` (id): a transition of the agent: `from`, `to`, `at_ms`, `cause`, `call_id`, `lead_id`,
 //!   `not_dialled` (why a manual dial was refused);
 //! - `bridge` (id): a customer is being bridged to the agent: `call_id`, `lead_id`, `at_ms`;
-//! - `pop` (no id), right after a `bridge` with a lead (live, or the last one of a replay): the
+//! - `pop` (no id), for a client that asks with `?pop=1` (the desktop; simulated agents do not read
+//!   leads), right after a `bridge` with a lead (live, or the last one of a replay): the
 //!   screen pop, `{call_id, lead_id, pop}` with `pop` as `GET /agent/leads/{id}` answers, or `null`
 //!   when it could not be read (the page then asks for it), so the page shows the customer without
 //!   a request of its own;
@@ -77,6 +78,8 @@ struct Streamer {
     queued: VecDeque<Event>,
     last: Option<EntryId>,
     live: bool,
+    /// Whether the client asked for the screen pop with each bridge (`?pop=1`).
+    pop: bool,
     /// When the campaign's business hours end (Unix ms), if the job runs inside them now.
     business_end: Option<i64>,
     _gauge: Option<telemetry::GaugeGuard>,
@@ -92,7 +95,7 @@ impl Streamer {
 
     /// Queues the screen pop for a `bridge` event that names a lead.
     async fn queue_pop(&mut self, e: &DeskEvent) {
-        if e.name != "bridge" {
+        if !self.pop || e.name != "bridge" {
             return;
         }
         let Ok(b) = serde_json::from_str::<serde_json::Value>(&e.data) else { return };
@@ -169,9 +172,10 @@ async fn stream(
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/event-stream"));
+    let pop = p.get("pop").is_some_and(|v| v == "1");
     let _gauge = live.then(|| telemetry::GaugeGuard::new(STREAM_CLIENTS));
     let mut s =
-        Streamer { st, auth, hub, agent, scope, sub, queued: VecDeque::new(), last, live, business_end, _gauge };
+        Streamer { st, auth, hub, agent, scope, sub, queued: VecDeque::new(), last, live, pop, business_end, _gauge };
     let start = std::mem::replace(&mut s.sub.start, Start::Replay(Vec::new()));
     s.start(start).await?;
     let body = futures::stream::unfold(s, |mut s| async move {
@@ -227,7 +231,7 @@ pub(super) fn mount(reg: &mut Registry) {
     let mut o = Op {
         method: "get",
         path: "/agent/stream".into(),
-        summary: "The caller's push channel (server-sent events: desk, state, bridge, pop, notice, remaining, presence). Resumes after Last-Event-ID (header) or last_event_id (query); authenticate with a bearer or a ticket from POST /agent/tickets. Without Accept: text/event-stream the response is the start only."
+        summary: "The caller's push channel (server-sent events: desk, state, bridge, pop with ?pop=1, notice, remaining, presence). Resumes after Last-Event-ID (header) or last_event_id (query); authenticate with a bearer or a ticket from POST /agent/tickets. Without Accept: text/event-stream the response is the start only."
             .into(),
         tag: "agents",
         roles: Some(AGENTS.to_vec()),
@@ -246,6 +250,11 @@ pub(super) fn mount(reg: &mut Registry) {
             "ticket".to_string(),
             json!({"type": "string", "maxLength": 256}),
             "A stream ticket from POST /agent/tickets (single-use, 30 s), for an EventSource.".to_string(),
+        ),
+        (
+            "pop".to_string(),
+            json!({"type": "string", "enum": ["0", "1"]}),
+            "1: the screen pop (as GET /agent/leads/{id} answers) right after each bridge, as a pop event.".to_string(),
         ),
     ];
     reg.add(o, get(stream));

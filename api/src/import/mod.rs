@@ -120,7 +120,10 @@ pub fn mount(reg: &mut Registry) {
                 .into(),
         tag: "lists",
         roles: Some(IMPORTERS.to_vec()),
-        request: Some(("text/csv", json!({"type": "string", "examples": ["name,kana,tel,remarks\nSample,サンプル,0312345678,\n"]}))),
+        request: Some((
+            "text/csv",
+            json!({"type": "string", "examples": ["name,kana,tel,remarks\nSample,サンプル,0312345678,\n"]}),
+        )),
         response: (202, "application/json", schema_ref("ImportJob")),
         errors: vec![400, 401, 403, 404, 413, 422],
         query: vec![],

@@ -363,7 +363,8 @@
     } catch (e) {
       return retry();
     }
-    const q = new URLSearchParams({ ticket });
+    // pop=1: the stream sends the screen pop right after each bridge.
+    const q = new URLSearchParams({ ticket, pop: '1' });
     if (S.lastId) q.set('last_event_id', S.lastId);
     const es = new EventSource(`/agent/stream?${q}`);
     S.es = es;
