@@ -308,9 +308,10 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
     }
     drop(shard_tx);
     let stats = Arc::new(std::sync::Mutex::new(EngineStats::default()));
-    if let Some(r) = ready {
-        let _ = r.send(EngineInfo { sip_addrs: sip_addrs.clone(), stats: stats.clone() });
-    }
+    // Ready once the host listens (in `Driver::run`, after its readers started), not when its
+    // shards are up: a browser phone's offer published in between would be missed by a reader
+    // that starts after it.
+    let ready = ready.map(|r| (r, EngineInfo { sip_addrs: sip_addrs.clone(), stats: stats.clone() }));
     tracing::info!(shards = handles.len(), sip = ?sip_addrs, "dialer shards up");
     let core_cfg = CoreConfig {
         shards: handles.len(),
@@ -361,7 +362,7 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
         clip_cache: HashMap::new(),
         stats: stats.clone(),
     };
-    let r = d.run(shard_rx, inbox_rx, shutdown).await;
+    let r = d.run(shard_rx, inbox_rx, shutdown, ready).await;
     let stats = d.host.stats();
     let Driver { write_tx, publish_tx, shards, readers, notices, placement, db, .. } = d;
     for (_, h) in readers {
@@ -427,6 +428,7 @@ impl<B: Bus + Clone + 'static> Driver<B> {
         mut shard_rx: mpsc::Receiver<ShardOutput>,
         mut inbox_rx: mpsc::Receiver<Inbox>,
         mut shutdown: watch::Receiver<bool>,
+        ready: Option<(tokio::sync::oneshot::Sender<EngineInfo>, EngineInfo)>,
     ) -> Result<(), EngineError> {
         // Readers first, so that nothing published while the host loads is missed.
         self.start_notices().await?;
@@ -436,6 +438,9 @@ impl<B: Bus + Clone + 'static> Driver<B> {
         };
         for t in &tenants {
             self.ensure_reader(*t).await?;
+        }
+        if let Some((r, info)) = ready {
+            let _ = r.send(info);
         }
         self.recover(&tenants).await?;
         for t in &tenants {
