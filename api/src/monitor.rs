@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
 use control::bus::Envelope;
-use control::messages::{streams, DialerNotice, MonitorMode};
+use control::messages::{streams, AgentNotice, DialerNotice, MonitorMode, SupervisorOffer};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::sqlx::{self, Row};
@@ -47,7 +47,9 @@ fn monitor_schema() -> Value {
 pub fn mount(reg: &mut Registry) {
     let body = json!({"type": "object", "required": ["mode"], "additionalProperties": false, "properties": {
         "mode": {"type": "string", "enum": ["listen", "whisper", "barge"],
-                 "description": "listen (モニタリング): hear both parties; whisper (ささやき): the agent hears you, the customer does not; barge (割込): both hear you."}}});
+                 "description": "listen (モニタリング): hear both parties; whisper (ささやき): the agent hears you, the customer does not; barge (割込): both hear you."},
+        "sdp": {"type": "string", "maxLength": 65536,
+                "description": "Your browser phone's SDP offer (WebRTC): the call is joined from this page instead of your SIP phone, and the answer comes back as `sdp`."}}});
     let start = Op {
         method: "post",
         path: "/agents/{id}/monitor".into(),
@@ -63,7 +65,8 @@ pub fn mount(reg: &mut Registry) {
             json!({"type": "object", "required": ["id", "call_id", "mode"], "properties": {
                 "id": {"type": "integer", "description": "The monitoring record."},
                 "call_id": {"type": "integer", "description": "The call joined (the call record's id)."},
-                "mode": {"type": "string"}}}),
+                "mode": {"type": "string"},
+                "sdp": {"type": "string", "description": "The media shard's SDP answer, when an offer was sent."}}}),
         ),
         errors: vec![400, 401, 403, 404, 409, 415, 422, 503],
         query: vec![],
@@ -104,7 +107,14 @@ pub fn mount(reg: &mut Registry) {
 #[serde(deny_unknown_fields)]
 struct StartBody {
     mode: String,
+    /// The supervisor's browser phone: the page's SDP offer (else their SIP phone).
+    sdp: Option<String>,
 }
+
+/// How long `POST /agents/{id}/monitor` with a browser phone's offer waits for the shard's answer.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest offer taken (a browser's offer is a few kB).
+const MAX_SDP: usize = 64 * 1024;
 
 /// The agent of the tenant (404 for anyone else).
 async fn agent_of_tenant(st: &AppState, tenant: i64, id: i64) -> ApiResult<()> {
@@ -155,13 +165,19 @@ async fn start_monitor(
     .await?
     .ok_or_else(|| ApiError::conflict("not_in_call", "the agent is not talking with a customer"))?;
     let (record, dialer_call): (i64, Option<i64>) = (call.try_get("id")?, call.try_get("dialer_call_id")?);
-    let phone = sqlx::query("SELECT id FROM phones WHERE tenant_id = $1 AND user_id = $2")
-        .bind(t)
-        .bind(auth.user())
-        .fetch_optional(&st.db.pool)
-        .await?;
-    if phone.is_none() {
-        return Err(ApiError::conflict("no_phone", "you have no phone account to listen with"));
+    if let Some(sdp) = &b.sdp {
+        if sdp.len() > MAX_SDP || !sdp.starts_with("v=0") {
+            return Err(ApiError::invalid("sdp", "sdp: the browser's SDP offer (v=0 ..., at most 64 kB)"));
+        }
+    } else {
+        let phone = sqlx::query("SELECT id FROM phones WHERE tenant_id = $1 AND user_id = $2")
+            .bind(t)
+            .bind(auth.user())
+            .fetch_optional(&st.db.pool)
+            .await?;
+        if phone.is_none() {
+            return Err(ApiError::conflict("no_phone", "you have no phone account to listen with"));
+        }
     }
     let request = store::monitoring::Request {
         tenant_id: t,
@@ -173,6 +189,25 @@ async fn start_monitor(
     };
     let monitor = store::monitoring::requested(&st.db, &request).await?;
     let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    if let Some(sdp) = b.sdp {
+        let offer = SupervisorOffer {
+            monitor_id: u(monitor),
+            supervisor_id: u(auth.user()),
+            call_id: u(dialer_call.unwrap_or(record)),
+            mode,
+            sdp,
+        };
+        let answer = browser_join(&st, t, u(auth.user()), &offer).await;
+        let sdp = match answer {
+            Ok(sdp) => sdp,
+            Err(e) => {
+                store::monitoring::ended(&st.db, t, monitor, store::now_ms(), "unreachable").await?;
+                return Err(e);
+            }
+        };
+        let body = json!({"id": monitor, "call_id": record, "mode": mode.as_str(), "sdp": sdp});
+        return Ok((StatusCode::ACCEPTED, Json(body)));
+    }
     let notice = DialerNotice::Supervise {
         monitor_id: u(monitor),
         supervisor_id: u(auth.user()),
@@ -184,6 +219,49 @@ async fn start_monitor(
         return Err(e);
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"id": monitor, "call_id": record, "mode": mode.as_str()}))))
+}
+
+/// Publishes a supervisor's browser phone offer and waits for the shard's answer on the
+/// supervisor's own events (this process's agent hub follows the tenant's `agent:events`).
+async fn browser_join(st: &AppState, tenant: i64, me: u64, offer: &SupervisorOffer) -> ApiResult<String> {
+    let t = u64::try_from(tenant).map_err(|_| ApiError::internal())?;
+    let hub = st.config.agents.tenant(t).ok_or_else(ApiError::internal)?;
+    // Subscribed before publishing: the answer cannot slip past.
+    let mut sub = hub.subscribe(me, None, crate::desk::hub::ClientScope::default());
+    let now = u64::try_from(store::now_ms()).unwrap_or(0);
+    let env = Envelope::new(t, now, offer).map_err(|e| {
+        tracing::error!(error = %e, "encoding a supervisor's offer");
+        ApiError::internal()
+    })?;
+    st.config.commands.publish(&streams::dialer_notices(), &env).await.map_err(|e| {
+        tracing::error!(error = %e, "publishing a supervisor's offer");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable", "the dialer cannot be reached; retry")
+    })?;
+    let unanswered = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_answer",
+            "the dialer did not answer the browser phone; retry",
+        )
+    };
+    let wait = async {
+        while let Some(e) = sub.rx.recv().await {
+            if e.name != "notice" {
+                continue;
+            }
+            match serde_json::from_str::<AgentNotice>(&e.data) {
+                Ok(AgentNotice::MonitorAnswer { monitor_id, sdp, .. }) if monitor_id == offer.monitor_id => {
+                    return Ok(sdp);
+                }
+                Ok(AgentNotice::MonitorFailed { monitor_id, error, .. }) if monitor_id == offer.monitor_id => {
+                    return Err(ApiError::invalid("sdp", &format!("sdp: the browser phone could not join: {error}")));
+                }
+                _ => {}
+            }
+        }
+        Err(unanswered())
+    };
+    tokio::time::timeout(ANSWER_WAIT, wait).await.unwrap_or_else(|_| Err(unanswered()))
 }
 
 async fn stop_monitor(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<(StatusCode, Json<Value>)> {

@@ -110,6 +110,11 @@ pub enum AgentNotice {
     PhoneAnswer { agent_id: AgentId, sdp: String },
     /// ブラウザフォン: the agent's offer was refused or the leg failed, in words for the page.
     PhoneFailed { agent_id: AgentId, error: String },
+    /// A supervisor's browser phone ([`SupervisorOffer`]): the media shard's SDP answer, for the
+    /// supervisor's page (`agent_id`: the supervisor; `monitor_id`: the monitoring record).
+    MonitorAnswer { agent_id: AgentId, monitor_id: u64, sdp: String },
+    /// A supervisor's browser phone was refused or failed, in words for the page.
+    MonitorFailed { agent_id: AgentId, monitor_id: u64, error: String },
 }
 
 impl Message for AgentNotice {
@@ -372,6 +377,24 @@ impl MonitorMode {
 pub struct PhoneOffer {
     pub agent_id: AgentId,
     pub sdp: String,
+}
+
+/// モニタリング / ささやき / 割込 from a supervisor's browser phone: the SDP offer of the
+/// supervisor's page with the join it asks for ([`DialerNotice::Supervise`] with the page as the
+/// phone), from the API to the dialer hosts on [`streams::dialer_notices`]. Answered by
+/// [`AgentNotice::MonitorAnswer`] or [`AgentNotice::MonitorFailed`] on `agent:events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupervisorOffer {
+    pub monitor_id: u64,
+    pub supervisor_id: u64,
+    pub call_id: u64,
+    pub mode: MonitorMode,
+    pub sdp: String,
+}
+
+impl Message for SupervisorOffer {
+    const KIND: &'static str = "supervisor_offer";
+    const SCHEMA: u16 = 1;
 }
 
 impl Message for PhoneOffer {

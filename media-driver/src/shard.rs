@@ -32,7 +32,7 @@ use media::call::{Call, Leg, LegStats, Output, RecordingId, Role, RtpCounters, S
 use media::recording::FileWrite;
 
 use crate::webrtc::{Pumped, WebRtcEvent, WebRtcLeg, WebRtcLegs, WEBRTC_PEER};
-pub use media::shard::{CallId, Control, Report};
+pub use media::shard::{CallId, Control, Report, WebRtcSupervisorEvent};
 
 /// Bound of the report channel a shard writes to.
 pub const MAX_REPORTS: usize = 4096;
@@ -555,7 +555,8 @@ impl Core {
             | Control::StopRecording { call }
             | Control::Play { call, .. }
             | Control::SetLoop { call, .. }
-            | Control::SetWebRtcAgent { call, .. } => Some(*call),
+            | Control::SetWebRtcAgent { call, .. }
+            | Control::AddWebRtcSupervisor { call, .. } => Some(*call),
             Control::MoveCustomer { to, .. } => Some(*to),
             _ => None,
         };
@@ -667,6 +668,9 @@ impl Core {
             Control::SetWebRtcAgent { call, leg, local, offer } => {
                 self.set_webrtc_agent(now, call, *leg, local, &offer, out)
             }
+            Control::AddWebRtcSupervisor { call, id, leg, local, offer, mode } => {
+                self.add_webrtc_supervisor(now, call, id, *leg, local, &offer, mode, out)
+            }
             Control::WebRtcOffer { call, offer } => match self.webrtc.reoffer(now, call, &offer, out) {
                 Some((socket, answer, pumped)) => {
                     match answer {
@@ -777,13 +781,70 @@ impl Core {
         }
     }
 
+    /// Adds a supervisor's browser phone to the call (see [`Control::AddWebRtcSupervisor`]).
+    #[allow(clippy::too_many_arguments)]
+    fn add_webrtc_supervisor(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        id: u64,
+        mut leg: media::call::LegConfig,
+        local: SocketAddr,
+        offer: &str,
+        mode: media::SupervisorMode,
+        out: &mut Vec<Transmit>,
+    ) {
+        let failed = |error: String| Report::SupervisorWebRtc { call, id, event: WebRtcSupervisorEvent::Failed(error) };
+        if !self.calls.contains_key(&call) {
+            return self.report(failed("no such call".into()));
+        }
+        let w = match WebRtcLeg::accept(now, leg.rtp_socket, local, offer) {
+            Ok(w) => w,
+            Err(e) => return self.report(failed(e.to_string())),
+        };
+        let (w, sdp) = w;
+        leg.remote_rtp = WEBRTC_PEER;
+        leg.remote_rtcp = None;
+        leg.rtcp_socket = None;
+        leg.codec = media::g711::Codec::Pcmu;
+        leg.telephone_event_pt = Some(crate::webrtc::CALL_TELEPHONE_EVENT_PT);
+        let socket = leg.rtp_socket;
+        match self.with_call(call, |c| c.add_supervisor(now, id, Leg::new(now, leg), mode)) {
+            Some(Ok(old)) => {
+                if let Some(old) = old {
+                    self.unroute(&old);
+                    self.report(Report::SupervisorReleased { call, id, stats: old.stats() });
+                }
+                self.routes.insert(socket, call);
+                self.webrtc.insert_supervisor(call, id, w);
+                self.report(Report::SupervisorWebRtc { call, id, event: WebRtcSupervisorEvent::Answer(sdp) });
+                self.webrtc_pumped(now, call, socket, Pumped::default(), out);
+            }
+            Some(Err(_)) => self.report(failed("the call has its most supervisors".into())),
+            None => {}
+        }
+    }
+
     /// Feeds a WebRTC leg's packets to its call and reports its events.
     fn webrtc_pumped(&mut self, now: Instant, call: CallId, socket: SocketId, pumped: Pumped, out: &mut Vec<Transmit>) {
+        let supervisor = self.webrtc.supervisor_of(socket);
         for e in pumped.events {
-            let report = match e {
-                WebRtcEvent::Connected => Report::WebRtcConnection { call, connected: true },
-                WebRtcEvent::Disconnected => Report::WebRtcConnection { call, connected: false },
-                WebRtcEvent::Closed => Report::WebRtcFailed { call, error: "the browser closed the connection".into() },
+            let report = match (e, supervisor) {
+                (WebRtcEvent::Connected, None) => Report::WebRtcConnection { call, connected: true },
+                (WebRtcEvent::Disconnected, None) => Report::WebRtcConnection { call, connected: false },
+                (WebRtcEvent::Closed, None) => {
+                    Report::WebRtcFailed { call, error: "the browser closed the connection".into() }
+                }
+                (e, Some(id)) => {
+                    let event = match e {
+                        WebRtcEvent::Connected => WebRtcSupervisorEvent::Connected(true),
+                        WebRtcEvent::Disconnected => WebRtcSupervisorEvent::Connected(false),
+                        WebRtcEvent::Closed => {
+                            WebRtcSupervisorEvent::Failed("the browser closed the connection".into())
+                        }
+                    };
+                    Report::SupervisorWebRtc { call, id, event }
+                }
             };
             self.report(report);
         }
@@ -845,6 +906,7 @@ impl Core {
             if let Some(leg) = slot.call.take_supervisor(id) {
                 for s in [Some(leg.config().rtp_socket), leg.config().rtcp_socket].into_iter().flatten() {
                     self.routes.remove(&s);
+                    self.webrtc.remove(s);
                 }
                 self.reports.send(Report::SupervisorReleased { call, id, stats: leg.stats() }, &mut self.stats);
             }

@@ -550,6 +550,8 @@ pub struct WebRtcLegs {
 struct Slot {
     leg: WebRtcLeg,
     call: media::shard::CallId,
+    /// A supervisor's browser phone on the call (their id), not the agent's leg.
+    supervisor: Option<u64>,
     deadline: Option<Instant>,
 }
 
@@ -563,7 +565,17 @@ pub struct Pumped {
 
 impl WebRtcLegs {
     pub fn insert(&mut self, call: media::shard::CallId, leg: WebRtcLeg) {
-        self.slots.insert(leg.socket, Slot { leg, call, deadline: None });
+        self.slots.insert(leg.socket, Slot { leg, call, supervisor: None, deadline: None });
+    }
+
+    /// A supervisor's browser phone on `call`.
+    pub fn insert_supervisor(&mut self, call: media::shard::CallId, id: u64, leg: WebRtcLeg) {
+        self.slots.insert(leg.socket, Slot { leg, call, supervisor: Some(id), deadline: None });
+    }
+
+    /// The supervisor whose browser phone is on `socket`, if it is one.
+    pub fn supervisor_of(&self, socket: SocketId) -> Option<u64> {
+        self.slots.get(&socket).and_then(|s| s.supervisor)
     }
 
     /// Forgets the leg on `socket` (its call leg left).
@@ -582,7 +594,7 @@ impl WebRtcLegs {
 
     /// The leg of a call (its agent leg), by the call.
     pub fn of_call_mut(&mut self, call: media::shard::CallId) -> Option<&mut WebRtcLeg> {
-        self.slots.values_mut().find(|s| s.call == call).map(|s| &mut s.leg)
+        self.slots.values_mut().find(|s| s.call == call && s.supervisor.is_none()).map(|s| &mut s.leg)
     }
 
     pub fn get(&self, socket: SocketId) -> Option<&WebRtcLeg> {
@@ -639,7 +651,7 @@ impl WebRtcLegs {
         offer: &str,
         out: &mut Vec<Transmit>,
     ) -> Option<(SocketId, Result<String, WebRtcError>, Pumped)> {
-        let socket = self.slots.iter().find(|(_, s)| s.call == call).map(|(k, _)| *k)?;
+        let socket = self.slots.iter().find(|(_, s)| s.call == call && s.supervisor.is_none()).map(|(k, _)| *k)?;
         let answer = self.slots.get_mut(&socket)?.leg.reoffer(now, offer);
         Some((socket, answer, self.pump(socket, out)))
     }

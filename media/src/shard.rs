@@ -61,6 +61,17 @@ pub enum Control {
     /// A new offer from the browser on the call's WebRTC agent leg (an ICE restart, a rejoin):
     /// answered like [`Control::SetWebRtcAgent`].
     WebRtcOffer { call: CallId, offer: String },
+    /// A supervisor's browser phone joins the call in `mode` (see [`Control::AddSupervisor`]):
+    /// `offer` is the supervisor's page's SDP offer, `leg.rtp_socket` a socket added to the shard,
+    /// bound at `local`. Answered by [`Report::SupervisorWebRtc`].
+    AddWebRtcSupervisor {
+        call: CallId,
+        id: u64,
+        leg: Box<LegConfig>,
+        local: std::net::SocketAddr,
+        offer: String,
+        mode: SupervisorMode,
+    },
     /// Answered by [`Report::Pong`] once every earlier message is applied (a barrier).
     Ping { token: u64 },
     /// Stop the shard's driver after ending every call.
@@ -91,6 +102,19 @@ pub enum Report {
     WebRtcFailed { call: CallId, error: String },
     /// A browser phone's media path came up (ICE and DTLS) or went down (ICE lost it).
     WebRtcConnection { call: CallId, connected: bool },
+    /// What became of a supervisor's browser phone on a call ([`Control::AddWebRtcSupervisor`]).
+    SupervisorWebRtc { call: CallId, id: u64, event: WebRtcSupervisorEvent },
     /// Answer to [`Control::Ping`].
     Pong { token: u64 },
+}
+
+/// A supervisor's browser phone, as [`Report::SupervisorWebRtc`] tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebRtcSupervisorEvent {
+    /// The SDP answer to the supervisor's page.
+    Answer(String),
+    /// The offer was refused (nothing joined), or the leg failed.
+    Failed(String),
+    /// The media path came up (ICE and DTLS) or went down.
+    Connected(bool),
 }

@@ -51,7 +51,7 @@ use sip::{Endpoint, Event as SipEvent, TxId};
 pub use browser::DialBrowser;
 pub use dtmf_entry::{DtmfEntry, EntryError, EntryParser};
 pub use phones::{Account, AuthStats, DigestChallenges, PhoneSettings, Phones};
-pub use supervise::{Supervise, SupervisionEnd};
+pub use supervise::{Supervise, SupervisionEnd, SupervisorPhone};
 
 /// Payload type we offer for RFC 4733 telephone-event.
 pub const TELEPHONE_EVENT_PT: u8 = 101;
@@ -379,6 +379,19 @@ pub enum CallEvent {
         supervisor: u64,
         call: u64,
         mode: media::SupervisorMode,
+    },
+    /// The shard's SDP answer to a supervisor's browser phone (for the supervisor's page).
+    SupervisorBrowserAnswer {
+        supervisor: u64,
+        call: u64,
+        sdp: String,
+    },
+    /// A supervisor's browser phone was refused or failed (for the page, in words); its
+    /// [`CallEvent::SupervisorLeft`] follows.
+    SupervisorBrowserFailed {
+        supervisor: u64,
+        call: u64,
+        error: String,
     },
     /// A supervisor's leg ended (or never joined).
     SupervisorLeft {
@@ -725,6 +738,7 @@ impl CallControl {
             return self.drain_sip(now);
         }
         match report {
+            Report::SupervisorWebRtc { id, event, .. } => self.on_supervisor_webrtc(now, *id, event),
             Report::Event { call, event: media::Event::Dtmf { role: Role::Agent, digit, .. } } => {
                 if let Some(agent) = self.agent_of_media(*call) {
                     self.agent_key(now, agent, *digit);

@@ -6,7 +6,8 @@
 //! INVITE. The leg ends when the supervisor stops, their phone hangs up, or the customer leaves
 //! the agent (hung up or unbridged); every join and end is one [`CallEvent`] for the records.
 
-use media::SupervisorMode;
+use media::shard::WebRtcSupervisorEvent;
+use media::{LegConfig, SupervisorMode};
 
 use super::*;
 
@@ -19,10 +20,22 @@ pub struct Supervise {
     /// The customer call (bridged to an agent on this shard).
     pub call: u64,
     pub mode: SupervisorMode,
-    /// The supervisor's registered contact URI (Request-URI).
-    pub target: String,
-    /// Where the INVITE goes.
-    pub dest: SocketAddr,
+    /// The supervisor's phone.
+    pub phone: SupervisorPhone,
+}
+
+/// The phone a supervisor joins from.
+#[derive(Clone, Debug)]
+pub enum SupervisorPhone {
+    /// Their registered SIP phone: the shard INVITEs it.
+    Sip {
+        /// The registered contact URI (Request-URI).
+        target: String,
+        /// Where the INVITE goes.
+        dest: SocketAddr,
+    },
+    /// Their browser phone: the page's SDP offer, answered by [`CallEvent::SupervisorBrowserAnswer`].
+    Browser { offer: String },
 }
 
 /// Why a supervisor's leg ended (or never joined).
@@ -60,9 +73,11 @@ impl SupervisionEnd {
 pub(super) struct SupervisorLeg {
     cmd: Supervise,
     agent: u64,
+    /// Joined: the SIP phone answered, or the browser phone's media path is up.
     up: bool,
-    tx: TxId,
-    invite: Request,
+    /// The SIP phone's INVITE (`None`: a browser phone, whose leg is on the media call from the
+    /// start and joins once connected).
+    sip: Option<(TxId, Request)>,
     dialog: Option<Dialog>,
     port: (SocketId, SocketAddr),
     local_sdp: Vec<u8>,
@@ -81,8 +96,10 @@ impl CallControl {
                 })
             }
         };
+        let browser = matches!(cmd.phone, SupervisorPhone::Browser { .. });
         if let Some(s) = self.supervisors.get_mut(&sup) {
-            if s.cmd.call == call {
+            // A browser phone's new offer is a new leg (the page made a new connection).
+            if s.cmd.call == call && !browser {
                 s.cmd.mode = cmd.mode;
                 if s.up {
                     let mode = cmd.mode;
@@ -96,24 +113,89 @@ impl CallControl {
         if self.supervisors.values().filter(|s| s.cmd.call == call).count() >= media::call::MAX_SUPERVISORS {
             return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason: SupervisionEnd::Full });
         }
+        let (target, dest) = match &cmd.phone {
+            SupervisorPhone::Sip { target, dest } => (target.clone(), *dest),
+            SupervisorPhone::Browser { offer } => {
+                return self.supervise_from_browser(now, cmd.clone(), agent, offer.clone())
+            }
+        };
         let PhoneInvite { tx, invite, port, local_sdp } =
-            match self.invite_phone(now, &cmd.target.clone(), cmd.dest, Owner::Supervisor(sup)) {
+            match self.invite_phone(now, &target, dest, Owner::Supervisor(sup)) {
                 Ok(p) => p,
                 Err(status) => {
                     let reason = SupervisionEnd::Unreachable(status);
                     return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason });
                 }
             };
-        self.supervisors
-            .insert(sup, SupervisorLeg { cmd, agent, up: false, tx, invite, dialog: None, port, local_sdp });
+        let sip = Some((tx, invite));
+        self.supervisors.insert(sup, SupervisorLeg { cmd, agent, up: false, sip, dialog: None, port, local_sdp });
+    }
+
+    /// A supervisor's browser phone: its leg goes on the agent's media call at once, as a WebRTC
+    /// peer answering the page's offer; it counts as joined once its media path is up.
+    fn supervise_from_browser(&mut self, _now: Now, cmd: Supervise, agent: u64, offer: String) {
+        let (sup, call, mode) = (cmd.supervisor, cmd.call, cmd.mode);
+        let port = match self.take_port() {
+            Some(p) if !self.at_capacity() => p,
+            other => {
+                if let Some(p) = other {
+                    self.ports.push(p);
+                }
+                let reason = SupervisionEnd::Unreachable(503);
+                return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason });
+            }
+        };
+        let leg = LegConfig {
+            rtp_socket: port.0,
+            rtcp_socket: None,
+            remote_rtp: port.1, // the shard puts the WebRTC leg's own address here
+            remote_rtcp: None,
+            codec: media::Codec::Pcmu,
+            telephone_event_pt: Some(TELEPHONE_EVENT_PT),
+            ssrc: self.rng.next_u32(),
+            initial_seq: self.rng.next_u32() as u16,
+            initial_timestamp: self.rng.next_u32(),
+            inband_dtmf: false,
+        };
+        let m = agent_media_call(agent);
+        self.control(Control::AddWebRtcSupervisor { call: m, id: sup, leg: Box::new(leg), local: port.1, offer, mode });
+        let leg = SupervisorLeg { cmd, agent, up: false, sip: None, dialog: None, port, local_sdp: Vec::new() };
+        self.supervisors.insert(sup, leg);
+    }
+
+    /// The shard's reports about a supervisor's browser phone.
+    pub(super) fn on_supervisor_webrtc(&mut self, now: Now, id: u64, event: &WebRtcSupervisorEvent) {
+        let Some(s) = self.supervisors.get_mut(&id).filter(|s| s.sip.is_none()) else { return };
+        let (call, mode) = (s.cmd.call, s.cmd.mode);
+        match event {
+            WebRtcSupervisorEvent::Answer(sdp) => {
+                self.emit(CallEvent::SupervisorBrowserAnswer { supervisor: id, call, sdp: sdp.clone() });
+            }
+            WebRtcSupervisorEvent::Connected(true) => {
+                if !s.up {
+                    s.up = true;
+                    self.emit(CallEvent::SupervisorJoined { supervisor: id, call, mode });
+                }
+            }
+            // ICE lost the page: the leg ends (the page joins again with a new offer).
+            WebRtcSupervisorEvent::Connected(false) => {
+                self.end_supervision(now, id, SupervisionEnd::PhoneHungUp, false)
+            }
+            WebRtcSupervisorEvent::Failed(error) => {
+                let reason = if s.up { SupervisionEnd::PhoneHungUp } else { SupervisionEnd::Unreachable(488) };
+                self.emit(CallEvent::SupervisorBrowserFailed { supervisor: id, call, error: error.clone() });
+                self.end_supervision(now, id, reason, false);
+            }
+        }
     }
 
     pub(super) fn on_supervisor_response(&mut self, now: Now, sup: u64, tx: TxId, resp: Response) {
         let Some(s) = self.supervisors.get_mut(&sup) else { return };
-        if resp.cseq().map(|c| c.method) != Some(Method::Invite) || tx != s.tx || resp.status < 200 {
+        let Some((invite_tx, invite)) = &s.sip else { return };
+        if resp.cseq().map(|c| c.method) != Some(Method::Invite) || tx != *invite_tx || resp.status < 200 {
             return;
         }
-        let dest = s.cmd.dest;
+        let SupervisorPhone::Sip { dest, .. } = s.cmd.phone else { return };
         if !resp.is_success() {
             return self.end_supervision(now, sup, SupervisionEnd::Unreachable(resp.status), false);
         }
@@ -122,7 +204,7 @@ impl CallControl {
             self.endpoint.send_ack(dest, ack);
             return;
         }
-        let Some(d) = Dialog::uac(&s.invite, &resp) else {
+        let Some(d) = Dialog::uac(invite, &resp) else {
             return self.end_supervision(now, sup, SupervisionEnd::Unreachable(500), false);
         };
         let ack = d.ack(d.invite_seq, None);
@@ -141,22 +223,32 @@ impl CallControl {
     /// Ends a supervisor's leg (`send_bye`: we end it, the phone did not), reported once.
     pub(super) fn end_supervision(&mut self, now: Now, sup: u64, reason: SupervisionEnd, send_bye: bool) {
         let Some(mut s) = self.supervisors.remove(&sup) else { return };
-        self.tx_owner.remove(&s.tx);
-        if let Some(cid) = s.invite.call_id() {
+        let Some((tx, invite)) = s.sip.take() else {
+            // A browser phone's leg is on the media call from the start.
+            self.control(Control::TakeSupervisor { call: agent_media_call(s.agent), id: sup });
+            self.media.push_back(MediaOp::ClosePort(s.port.0));
+            return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
+        };
+        let dest = match &s.cmd.phone {
+            SupervisorPhone::Sip { dest, .. } => *dest,
+            SupervisorPhone::Browser { .. } => s.port.1,
+        };
+        self.tx_owner.remove(&tx);
+        if let Some(cid) = invite.call_id() {
             self.call_ids.remove(cid);
         }
         if s.up {
             if send_bye {
                 if let Some(d) = s.dialog.as_mut() {
                     let bye = d.request(Method::Bye);
-                    let _ = self.endpoint.send_request(now.mono, s.cmd.dest, bye);
+                    let _ = self.endpoint.send_request(now.mono, dest, bye);
                 }
             }
             self.control(Control::TakeSupervisor { call: agent_media_call(s.agent), id: sup });
             self.media.push_back(MediaOp::ClosePort(s.port.0));
         } else {
             if send_bye {
-                if let Ok(Some(cancel)) = self.endpoint.cancel(now.mono, s.tx) {
+                if let Ok(Some(cancel)) = self.endpoint.cancel(now.mono, tx) {
                     self.tx_owner.insert(cancel, Owner::Supervisor(sup));
                 }
             }
@@ -194,7 +286,7 @@ impl CallControl {
 
     /// Whether `tx` is the live INVITE of a supervisor's leg.
     pub(super) fn is_supervisor_invite(&self, sup: u64, tx: TxId) -> bool {
-        self.supervisors.get(&sup).is_some_and(|s| s.tx == tx)
+        self.supervisors.get(&sup).is_some_and(|s| s.sip.as_ref().is_some_and(|(t, _)| *t == tx))
     }
 
     /// Supervisors' legs on this shard (up or being set up).

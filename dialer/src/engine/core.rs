@@ -177,7 +177,8 @@ pub enum Input {
     PhoneOffer { agent: u64, sdp: String },
     /// A supervisor asks to join an agent's bridged call (the API wrote monitoring record
     /// `monitor` and published the notice), or to change mode on the call they are on.
-    Supervise { monitor: i64, supervisor: u64, call: u64, mode: media::SupervisorMode },
+    /// `offer`: the supervisor's browser phone's SDP offer (else their registered SIP phone).
+    Supervise { monitor: i64, supervisor: u64, call: u64, mode: media::SupervisorMode, offer: Option<String> },
     /// The supervisor stops.
     EndSupervision { supervisor: u64 },
     /// Begin the stop (see the module docs).
@@ -537,8 +538,8 @@ impl Engine {
             Input::Recovered { agents, contacts, orphans } => self.on_recovered(now, agents, contacts, orphans),
             Input::Prepared(p) => self.on_prepared(now, p),
             Input::PrepareFailed { id, error } => self.on_prepare_failed(now, id, &error),
-            Input::Supervise { monitor, supervisor, call, mode } => {
-                self.on_supervise(now, monitor, supervisor, call, mode)
+            Input::Supervise { monitor, supervisor, call, mode, offer } => {
+                self.on_supervise(now, monitor, supervisor, call, mode, offer)
             }
             Input::EndSupervision { supervisor } => {
                 if let Some(s) = self.supervising.get(&supervisor) {
@@ -949,6 +950,26 @@ impl Engine {
                     self.write(Write::MonitorStarted { monitor, at_ms: i(now.unix_ms) });
                 }
             }
+            CallEvent::SupervisorBrowserAnswer { supervisor, call, sdp } => {
+                if let Some(s) = self.supervising.get(&supervisor).filter(|s| s.call == call) {
+                    let notice = control::messages::AgentNotice::MonitorAnswer {
+                        agent_id: AgentId(supervisor),
+                        monitor_id: u64::try_from(s.monitor).unwrap_or(0),
+                        sdp,
+                    };
+                    self.push(Output::Notice { tenant: self.tenant, notice });
+                }
+            }
+            CallEvent::SupervisorBrowserFailed { supervisor, call, error } => {
+                if let Some(s) = self.supervising.get(&supervisor).filter(|s| s.call == call) {
+                    let notice = control::messages::AgentNotice::MonitorFailed {
+                        agent_id: AgentId(supervisor),
+                        monitor_id: u64::try_from(s.monitor).unwrap_or(0),
+                        error,
+                    };
+                    self.push(Output::Notice { tenant: self.tenant, notice });
+                }
+            }
             CallEvent::SupervisorLeft { supervisor, call, reason } => {
                 if self.supervising.get(&supervisor).is_some_and(|s| s.call == call) {
                     if let Some(s) = self.supervising.remove(&supervisor) {
@@ -1236,14 +1257,29 @@ impl Engine {
     /// A supervisor joins `call` in `mode` from their registered phone, on the call's shard; a
     /// supervisor already on it changes mode (the earlier record ends `mode_changed`), one on
     /// another call leaves that first.
-    fn on_supervise(&mut self, now: Now, monitor: i64, supervisor: u64, call: u64, mode: media::SupervisorMode) {
+    fn on_supervise(
+        &mut self,
+        now: Now,
+        monitor: i64,
+        supervisor: u64,
+        call: u64,
+        mode: media::SupervisorMode,
+        offer: Option<String>,
+    ) {
         let at_ms = i(now.unix_ms);
         let Some((shard, _agent)) = self.calls.get(&call).and_then(|c| Some((c.shard, c.bridged?))) else {
             return self.write(Write::MonitorEnded { monitor, at_ms, reason: "not_bridged" });
         };
-        let contact = self.contacts.get(&supervisor).filter(|c| c.expires_at_ms > now.unix_ms).cloned();
-        let Some(contact) = contact else {
-            return self.write(Write::MonitorEnded { monitor, at_ms, reason: "no_phone" });
+        let phone = match offer {
+            Some(offer) => calls::SupervisorPhone::Browser { offer },
+            None => {
+                let contact = self.contacts.get(&supervisor).filter(|c| c.expires_at_ms > now.unix_ms).cloned();
+                let Some(contact) = contact else {
+                    return self.write(Write::MonitorEnded { monitor, at_ms, reason: "no_phone" });
+                };
+                let dest = calls::uri_addr(&contact.uri).filter(|a| !a.ip().is_unspecified()).unwrap_or(contact.source);
+                calls::SupervisorPhone::Sip { target: contact.uri, dest }
+            }
         };
         if let Some(old) = self.supervising.remove(&supervisor) {
             let reason = match (old.call == call, old.started) {
@@ -1257,9 +1293,8 @@ impl Engine {
         }
         let started = false;
         self.supervising.insert(supervisor, Supervising { call, monitor, shard, started });
-        let dest = calls::uri_addr(&contact.uri).filter(|a| !a.ip().is_unspecified()).unwrap_or(contact.source);
         let tenant_id = self.tenant;
-        let cmd = calls::Supervise { supervisor, tenant_id, call, mode, target: contact.uri, dest };
+        let cmd = calls::Supervise { supervisor, tenant_id, call, mode, phone };
         self.command(shard, Command::Supervise(cmd));
     }
 

@@ -251,6 +251,8 @@ impl Host {
             | CallEvent::CustomerEnded { call, .. }
             | CallEvent::RecordingClosed { call, .. }
             | CallEvent::SupervisorJoined { call, .. }
+            | CallEvent::SupervisorBrowserAnswer { call, .. }
+            | CallEvent::SupervisorBrowserFailed { call, .. }
             | CallEvent::SupervisorLeft { call, .. } => self.call_tenant.get(call).copied(),
             CallEvent::AgentLegUp { agent }
             | CallEvent::AgentLegDown { agent }

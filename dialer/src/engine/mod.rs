@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use control::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope};
-use control::messages::{streams, DialerNotice, PhoneOffer, ShardEvent};
+use control::messages::{streams, DialerNotice, PhoneOffer, ShardEvent, SupervisorOffer};
 use media::Clip;
 use media_driver::shard::Input as ShardInput;
 use media_driver::{self as driver, ShardConfig, ShardHandle};
@@ -1114,19 +1114,24 @@ async fn read_agent_events<B: Bus>(
     }
 }
 
+fn supervisor_mode(mode: control::messages::MonitorMode) -> media::SupervisorMode {
+    use control::messages::MonitorMode;
+    match mode {
+        MonitorMode::Listen => media::SupervisorMode::Listen,
+        MonitorMode::Whisper => media::SupervisorMode::Whisper,
+        MonitorMode::Barge => media::SupervisorMode::Barge,
+    }
+}
+
 /// The engine's input for a supervisor's notice (`None` for the other notices).
 fn supervision_input(n: DialerNotice) -> Option<Input> {
-    use control::messages::MonitorMode;
     Some(match n {
         DialerNotice::Supervise { monitor_id, supervisor_id, call_id, mode } => Input::Supervise {
             monitor: i64::try_from(monitor_id).unwrap_or(i64::MAX),
             supervisor: supervisor_id,
             call: call_id,
-            mode: match mode {
-                MonitorMode::Listen => media::SupervisorMode::Listen,
-                MonitorMode::Whisper => media::SupervisorMode::Whisper,
-                MonitorMode::Barge => media::SupervisorMode::Barge,
-            },
+            mode: supervisor_mode(mode),
+            offer: None,
         },
         DialerNotice::EndSupervision { supervisor_id } => Input::EndSupervision { supervisor: supervisor_id },
         DialerNotice::JobsChanged | DialerNotice::PhonesChanged => return None,
@@ -1142,6 +1147,26 @@ async fn read_notices<B: Bus>(bus: B, stream: String, mut after: EntryId, tx: mp
                 for (id, env) in entries {
                     after = id;
                     let tenant = env.tenant_id;
+                    if env.kind == <SupervisorOffer as control::messages::Message>::KIND {
+                        let o = match env.decode::<SupervisorOffer>() {
+                            Ok(o) => o,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "supervisor's browser phone offer not understood");
+                                continue;
+                            }
+                        };
+                        let input = Input::Supervise {
+                            monitor: i64::try_from(o.monitor_id).unwrap_or(i64::MAX),
+                            supervisor: o.supervisor_id,
+                            call: o.call_id,
+                            mode: supervisor_mode(o.mode),
+                            offer: Some(o.sdp),
+                        };
+                        if tx.send(Inbox::Host(HostInput::Tenant { tenant, input })).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                     if env.kind == <PhoneOffer as control::messages::Message>::KIND {
                         let input = match env.decode::<PhoneOffer>() {
                             Ok(o) => Input::PhoneOffer { agent: o.agent_id.0, sdp: o.sdp },

@@ -436,8 +436,7 @@ fn supervise(supervisor: u64, call: u64, mode: media::SupervisorMode) -> Command
         tenant_id: 1,
         call,
         mode,
-        target: format!("sip:sv{supervisor}@{PHONE}"),
-        dest: addr(PHONE),
+        phone: dialer::calls::SupervisorPhone::Sip { target: format!("sip:sv{supervisor}@{PHONE}"), dest: addr(PHONE) },
     })
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use media::dtmf::goertzel_power;
 use media::recording::read_recording;
 use media::rtp::{self, HeaderFields};
-use media::shard::{CallId, Control, Report};
+use media::shard::{CallId, Control, Report, WebRtcSupervisorEvent};
 use media::voice::{opus_available, OpusTranscoder};
 use media::{CallConfig, Codec, DtmfKind, Event, LegConfig, RecordingId, Role, SocketId};
 use media_driver::{self as driver, DriverChoice, ShardConfig, ShardHandle};
@@ -433,4 +433,143 @@ fn a_supervisor_whispers_barges_and_listens_on_a_browser_phones_call() {
         }
     }
     run.pump();
+}
+
+/// A supervisor's own browser phone (str0m, Opus when built with it) on a call between a SIP
+/// phone's agent leg (RTP, 440 Hz) and a customer (RTP, 1,000 Hz): the page's offer is answered
+/// from the shard, the leg connects, and in each mode the browser (saying 1,700 Hz) is heard as
+/// the mode says while it hears both parties; when it leaves, its leg is released.
+#[test]
+fn a_supervisors_browser_phone_listens_whispers_and_barges() {
+    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
+    let mut run = Run { shard, reports: Vec::new() };
+    let (sc, sa, ss) = (bind(), bind(), bind());
+    let (shard_customer, shard_agent, shard_supervisor) =
+        (sc.local_addr().unwrap(), sa.local_addr().unwrap(), ss.local_addr().unwrap());
+    let (customer, agent) = (bind(), bind());
+    customer.set_nonblocking(true).unwrap();
+    agent.set_nonblocking(true).unwrap();
+    run.shard.try_send(Control::AddSocket { id: CUSTOMER_SOCKET, socket: sc }).unwrap();
+    run.shard.try_send(Control::AddSocket { id: AGENT_SOCKET, socket: sa }).unwrap();
+    run.shard.try_send(Control::AddSocket { id: SUPERVISOR_SOCKET, socket: ss }).unwrap();
+    run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
+    run.shard
+        .try_send(Control::SetAgent { call: CALL, leg: leg(AGENT_SOCKET, agent.local_addr().unwrap(), 0xA6E7) })
+        .unwrap();
+    run.shard
+        .try_send(Control::SetCustomer {
+            call: CALL,
+            leg: leg(CUSTOMER_SOCKET, customer.local_addr().unwrap(), 0xC0C0),
+        })
+        .unwrap();
+
+    // The supervisor's page offers; the shard answers from the supervisor's socket.
+    let (mut browser, offer) =
+        Browser::offer(Instant::now(), "127.0.0.1:0".parse().unwrap(), opus_available()).expect("browser offers");
+    let listen = media::SupervisorMode::Listen;
+    let sv_leg = leg(SUPERVISOR_SOCKET, shard_supervisor, 0x5005);
+    run.shard
+        .try_send(Control::AddWebRtcSupervisor {
+            call: CALL,
+            id: 7,
+            leg: sv_leg,
+            local: shard_supervisor,
+            offer,
+            mode: listen,
+        })
+        .unwrap();
+    let answered = run.wait("the supervisor's answer", |r| matches!(r, Report::SupervisorWebRtc { .. }));
+    let Report::SupervisorWebRtc { call: CALL, id: 7, event: WebRtcSupervisorEvent::Answer(sdp) } = answered else {
+        panic!("offer refused: {answered:?}")
+    };
+    assert!(sdp.contains("a=ice-lite") && sdp.contains(&shard_supervisor.port().to_string()), "{sdp}");
+    browser.answer(&sdp).expect("answer accepted");
+    let until = Instant::now() + BOUND;
+    while !browser.is_connected() {
+        assert!(Instant::now() < until, "ICE and DTLS connect within {BOUND:?}");
+        browser.step(Instant::now()).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let up = Report::SupervisorWebRtc { call: CALL, id: 7, event: WebRtcSupervisorEvent::Connected(true) };
+    run.wait("the supervisor's leg connected", |r| *r == up);
+    let opus = browser.audio_pt() == Some(PT_OPUS);
+    assert_eq!(opus, opus_available(), "Opus chosen when offered");
+
+    let (mut enc, mut dec) = (OpusTranscoder::new(), OpusTranscoder::new());
+    let (audio_pt, ticks) = if opus { (PT_OPUS, 960) } else { (PT_PCMU, 160) };
+    let mut scratch = Vec::new();
+    let mut buf = [0u8; 1500];
+    let modes = [listen, media::SupervisorMode::Whisper, media::SupervisorMode::Barge];
+    // Here `browser` is the supervisor's page and `supervisor` what the agent's phone heard.
+    let mut heard: Vec<Heard> = modes.iter().map(|_| Heard::default()).collect();
+    let start = Instant::now();
+    let per_phase = 75u32;
+    for n in 0..per_phase * 3 {
+        let phase = (n / per_phase) as usize;
+        if n % per_phase == 0 && phase > 0 {
+            run.shard.try_send(Control::SetSupervisorMode { call: CALL, id: 7, mode: modes[phase] }).unwrap();
+        }
+        let counted = n % per_phase > 25;
+        let due = start + Duration::from_millis(20 * u64::from(n));
+        while Instant::now() < due {
+            browser.step(Instant::now()).unwrap();
+            for (sock, into) in [(&customer, 0), (&agent, 1)] {
+                while let Ok((len, _)) = sock.recv_from(&mut buf) {
+                    let Ok(p) = rtp::parse(&buf[..len]) else { continue };
+                    if p.payload_type == 0 && counted {
+                        let h = &mut heard[phase];
+                        Codec::Pcmu.decode_into(p.payload, if into == 0 { &mut h.customer } else { &mut h.supervisor });
+                    }
+                }
+            }
+            while let Some(p) = browser.poll_packet() {
+                if !counted {
+                    continue;
+                }
+                if p.pt == PT_OPUS {
+                    dec.as_mut().unwrap().decode(Codec::Pcmu, &p.payload, &mut scratch).unwrap();
+                    Codec::Pcmu.decode_into(&scratch, &mut heard[phase].browser);
+                } else if p.pt == PT_PCMU {
+                    Codec::Pcmu.decode_into(&p.payload, &mut heard[phase].browser);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let g711 = pcmu(&tone(SUPERVISOR_HZ, n));
+        if opus {
+            enc.as_mut().unwrap().encode(Codec::Pcmu, &g711, &mut scratch).unwrap();
+            browser.send(Instant::now(), audio_pt, n * ticks, n == 0, &scratch).unwrap();
+        } else {
+            browser.send(Instant::now(), audio_pt, n * ticks, n == 0, &g711).unwrap();
+        }
+        for (sock, to, hz, ssrc) in
+            [(&customer, shard_customer, CUSTOMER_HZ, 0x5555), (&agent, shard_agent, AGENT_HZ, 0x7777)]
+        {
+            let h = HeaderFields { marker: n == 0, payload_type: 0, sequence: n as u16, timestamp: n * 160, ssrc };
+            sock.send_to(&rtp::build(h, &pcmu(&tone(hz, n))), to).unwrap();
+        }
+    }
+    let all = [AGENT_HZ, CUSTOMER_HZ, SUPERVISOR_HZ];
+    for (mode, h) in modes.iter().zip(&heard) {
+        let (agent_hears, customer_hears) =
+            (has(&h.supervisor, SUPERVISOR_HZ, &all), has(&h.customer, SUPERVISOR_HZ, &all));
+        let expected = match mode {
+            media::SupervisorMode::Whisper => (true, false),
+            media::SupervisorMode::Barge => (true, true),
+            media::SupervisorMode::Listen => (false, false),
+        };
+        assert_eq!((agent_hears, customer_hears), expected, "{mode:?}: (the agent, the customer) hear the supervisor");
+        assert!(has(&h.browser, AGENT_HZ, &all), "{mode:?}: the supervisor's page hears the agent");
+        assert!(has(&h.browser, CUSTOMER_HZ, &all), "{mode:?}: the supervisor's page hears the customer");
+        assert!(has(&h.supervisor, CUSTOMER_HZ, &all), "{mode:?}: the agent hears the customer");
+    }
+    run.shard.try_send(Control::TakeSupervisor { call: CALL, id: 7 }).unwrap();
+    run.wait("the supervisor's leg released", |r| matches!(r, Report::SupervisorReleased { call: CALL, id: 7, .. }));
+    // The agent's and customer's own talk goes on untouched.
+    run.pump();
+    assert!(
+        !run.reports.iter().any(|r| matches!(r, Report::WebRtcConnection { .. } | Report::WebRtcFailed { .. })),
+        "the supervisor's leg is never reported as an agent's browser phone: {:?}",
+        run.reports
+    );
 }
