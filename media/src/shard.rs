@@ -117,4 +117,6 @@ pub enum WebRtcSupervisorEvent {
     Failed(String),
     /// The media path came up (ICE and DTLS) or went down.
     Connected(bool),
+    /// The page closed the connection (it left).
+    Closed,
 }

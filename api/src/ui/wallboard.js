@@ -38,10 +38,14 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
       unknown_campaign: 'キャンペーン #{id}', unknown_group: '発信グループ #{id}', agent_n: 'エージェント #{id}',
       state_offline: 'オフライン', state_ready: '待機', state_ringing: '着信中', state_talking: '通話中',
       state_hold: '保留', state_wrap_up: '後処理', state_paused: '停止', state_unknown: '未確認',
-      monitor_heading: '通話に参加 (自分の電話で)', monitor_listen: 'モニタリング', monitor_whisper: 'ささやき',
+      monitor_heading: '通話に参加', monitor_listen: 'モニタリング', monitor_whisper: 'ささやき',
       monitor_barge: '割込', monitor_stop: '参加を終了', monitor_ringing: '{mode}: あなたの電話を呼び出しています',
       monitor_stopped: '通話への参加を終了しました', monitor_not_in_call: 'このエージェントは通話中ではありません。',
       monitor_no_phone: 'あなたには電話のアカウントがありません。',
+      monitor_browser: 'このブラウザで参加 (マイクとスピーカー)', monitor_connecting: '{mode}: このブラウザをつないでいます…',
+      monitor_on_browser: '{mode}: このブラウザで参加しています', monitor_fallback: '電話のアカウントがないため',
+      monitor_mic_blocked: 'マイクが使えません。ブラウザの設定でこのページにマイクを許可してください。',
+      monitor_browser_failed: 'このブラウザをつなげませんでした: {error}', monitor_browser_cut: 'このブラウザの音声経路が切れました。もう一度参加してください。',
     },
     en: {
       title: 'Wallboard', logout: 'Log out', login_title: 'Log in', tenant: 'Tenant code',
@@ -64,10 +68,14 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
       unknown_campaign: 'Campaign #{id}', unknown_group: 'Dialing group #{id}', agent_n: 'Agent #{id}',
       state_offline: 'Offline', state_ready: 'Ready', state_ringing: 'Ringing', state_talking: 'Talking',
       state_hold: 'Hold', state_wrap_up: 'Wrap-up', state_paused: 'Paused', state_unknown: 'Unknown',
-      monitor_heading: 'Join the call (on your phone)', monitor_listen: 'Listen', monitor_whisper: 'Whisper',
+      monitor_heading: 'Join the call', monitor_listen: 'Listen', monitor_whisper: 'Whisper',
       monitor_barge: 'Barge', monitor_stop: 'Leave the call', monitor_ringing: '{mode}: calling your phone',
       monitor_stopped: 'You left the call', monitor_not_in_call: 'This agent is not in a call.',
       monitor_no_phone: 'You have no phone account.',
+      monitor_browser: 'Join from this browser (microphone and speaker)', monitor_connecting: '{mode}: connecting this browser…',
+      monitor_on_browser: '{mode}: joined from this browser', monitor_fallback: 'you have no phone account',
+      monitor_mic_blocked: 'The microphone is blocked: allow it for this page in the browser\'s settings.',
+      monitor_browser_failed: 'This browser could not join: {error}', monitor_browser_cut: 'This browser\'s audio path was cut. Join again.',
     },
   };
   const STATES = ['ready', 'ringing', 'talking', 'hold', 'wrap_up', 'paused', 'unknown', 'offline'];
@@ -981,25 +989,127 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
   }
 
   // -------------------------------------- SV: listen to, whisper to or barge into an agent's call
+  // From the supervisor's SIP phone (the dialer rings it), or from this page (WebRTC: the offer goes
+  // with the request and the media shard's answer comes back in the reply). Without a phone
+  // account the page joins from the browser by itself.
+  const SVP = { pc: null, stream: null, ctx: null, analyser: null };
+
+  function closeBrowserPhone() {
+    if (SVP.pc) SVP.pc.close();
+    SVP.pc = null;
+    $('monitor-audio').srcObject = null;
+  }
+
+  /** A new connection for this page, its offer with every host candidate (at most 2 s). The one
+   * in use stays up until the new one is answered (a change of mode is a new connection). */
+  async function browserOffer() {
+    if (!SVP.stream) SVP.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    pc.addTrack(SVP.stream.getAudioTracks()[0], SVP.stream);
+    pc.ontrack = (ev) => {
+      if (SVP.pc !== pc) return;
+      const far = ev.streams[0] || new MediaStream([ev.track]);
+      $('monitor-audio').srcObject = far;
+      SVP.ctx = SVP.ctx || new AudioContext();
+      const a = SVP.ctx.createAnalyser();
+      a.fftSize = 4096;
+      SVP.ctx.createMediaStreamSource(far).connect(a);
+      SVP.analyser = a;
+    };
+    pc.oniceconnectionstatechange = () => {
+      if (SVP.pc !== pc) return;
+      if (['failed', 'disconnected', 'closed'].includes(pc.iceConnectionState)) {
+        $('menu-monitor-status').textContent = '';
+        $('menu-error').textContent = t('monitor_browser_cut');
+      }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') resolve(); });
+      setTimeout(resolve, 2000);
+    });
+    return pc;
+  }
+
+  async function joinFromBrowser(id, mode, fallback) {
+    const label = t(`monitor_${mode}`);
+    $('menu-monitor-status').textContent = t('monitor_connecting', { mode: label });
+    let pc;
+    try {
+      pc = await browserOffer();
+    } catch (e) {
+      closeBrowserPhone();
+      throw Object.assign(new Error(t('monitor_mic_blocked')), { said: true });
+    }
+    let r;
+    try {
+      r = await api('POST', `/agents/${id}/monitor`, { mode, sdp: pc.localDescription.sdp });
+    } catch (e) {
+      pc.close();
+      throw e;
+    }
+    closeBrowserPhone();
+    SVP.pc = pc;
+    await pc.setRemoteDescription({ type: 'answer', sdp: r.sdp });
+    const said = t('monitor_on_browser', { mode: label });
+    $('menu-monitor-status').textContent = fallback ? `${said} — ${t('monitor_fallback')}` : said;
+  }
+
   async function monitorCall(mode) {
     const id = S.menuAgent;
     if (id === null) return;
     $('menu-error').textContent = '';
+    const browser = $('monitor-browser');
     try {
       if (mode === 'stop') {
         await api('DELETE', `/agents/${id}/monitor`);
+        closeBrowserPhone();
         $('menu-monitor-status').textContent = t('monitor_stopped');
+      } else if (browser.checked) {
+        await joinFromBrowser(id, mode);
       } else {
-        await api('POST', `/agents/${id}/monitor`, { mode });
-        $('menu-monitor-status').textContent = t('monitor_ringing', { mode: t(`monitor_${mode}`) });
+        try {
+          await api('POST', `/agents/${id}/monitor`, { mode });
+          closeBrowserPhone();
+          $('menu-monitor-status').textContent = t('monitor_ringing', { mode: t(`monitor_${mode}`) });
+        } catch (e) {
+          if (!(e.body && e.body.error && e.body.error.code === 'no_phone')) throw e;
+          browser.checked = true;
+          localStorage.setItem('kakeru.monitorBrowser', '1');
+          await joinFromBrowser(id, mode, true);
+        }
       }
     } catch (e) {
       if (e.status === 401) return loggedOut();
+      if (e.said) {
+        $('menu-error').textContent = e.message;
+        $('menu-monitor-status').textContent = '';
+        return;
+      }
       const code = e.body && e.body.error && e.body.error.code;
       const known = { not_in_call: 'monitor_not_in_call', no_phone: 'monitor_no_phone' }[code];
+      if (browser.checked && !known && e.status) {
+        closeBrowserPhone();
+        $('menu-monitor-status').textContent = '';
+        $('menu-error').textContent = t('monitor_browser_failed', { error: e.message });
+        return;
+      }
       $('menu-error').textContent = known ? t(known) : e.status ? e.message : t('network_error');
     }
   }
+
+  /** The strongest frequency the page hears from the call (Hz), for the tests. */
+  function monitorPeakHz() {
+    const a = SVP.analyser;
+    if (!a) return 0;
+    const bins = new Float32Array(a.frequencyBinCount);
+    a.getFloatFrequencyData(bins);
+    let best = 1;
+    for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
+    return (best * SVP.ctx.sampleRate) / a.fftSize;
+  }
+  window.__monitor = { peakHz: monitorPeakHz, connected: () => !!SVP.pc && ['connected', 'completed'].includes(SVP.pc.iceConnectionState) };
 
   // ------------------------------------------------------------------------------------------ wiring
   function init() {
@@ -1029,6 +1139,8 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
     for (const b of $('agent-menu').querySelectorAll('[data-to]')) b.addEventListener('click', () => changeState(b.dataset.to));
     $('menu-close').addEventListener('click', closeMenu);
     for (const b of $('agent-menu').querySelectorAll('[data-monitor]')) b.addEventListener('click', () => monitorCall(b.dataset.monitor));
+    $('monitor-browser').checked = localStorage.getItem('kakeru.monitorBrowser') === '1';
+    $('monitor-browser').addEventListener('change', (ev) => localStorage.setItem('kakeru.monitorBrowser', ev.target.checked ? '1' : '0'));
     document.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape') closeMenu();
       if (ev.altKey && S.menuAgent !== null) {

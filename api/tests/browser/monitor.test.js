@@ -127,8 +127,65 @@ async function monitor() {
   await context.close();
 }
 
+// KAKERU_MODE=monitor-browser: a manager without a phone account joins from the wallboard itself
+// (the browser phone: Chromium's fake microphone plays FIX.tone): モニタリング falls back to this
+// browser and the page hears the call; 割込 (English page) is heard by both parties; 参加を終了.
+async function monitorFromBrowser() {
+  const { context, page, problems } = await launch([
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${FIX.tone}`, '--autoplay-policy=no-user-gesture-required',
+  ]);
+  const shoot = shooter('monitor-browser');
+  const agent = FIX.agent;
+  await page.goto(`${BASE}/ui/wallboard`);
+  await until(page, 'the login form', () => !document.getElementById('login').hidden);
+  await login(page, FIX.tenant, FIX.mgr.login, FIX.mgr.password);
+  await until(page, 'the live board', () => !document.getElementById('board').hidden && document.getElementById('conn').dataset.state === 'live');
+  await until(page, 'the agent talking', (id) => document.querySelector(`[data-agent="${id}"]`)?.dataset.state === 'talking', agent);
+  await page.click(`[data-agent="${agent}"]`);
+  await until(page, 'the agent menu', () => !document.getElementById('agent-menu').hidden);
+  const box = page.getByLabel('このブラウザで参加 (マイクとスピーカー)');
+  assert.ok(!(await box.isChecked()), 'the SIP phone is tried first');
+
+  // モニタリング: no phone account, so the page joins from the browser by itself and says so.
+  await page.getByRole('button', { name: 'モニタリング' }).click();
+  await until(page, 'joined from this browser', () => document.getElementById('menu-monitor-status').textContent === 'モニタリング: このブラウザで参加しています — 電話のアカウントがないため', undefined, 15000);
+  assert.equal(await text(page, '#menu-error'), '');
+  assert.ok(await box.isChecked(), 'the browser is kept for the next join');
+  await until(page, 'the media path up', () => window.__monitor.connected(), undefined, 10000);
+  // The page hears the call: the customer (500 Hz) and the agent (1,100 Hz), mixed.
+  await until(page, 'the call heard', () => [500, 1100].some((hz) => Math.abs(window.__monitor.peakHz() - hz) < 30), undefined, 10000);
+  log(`PEAK ${await page.evaluate(() => window.__monitor.peakHz())}`);
+  await shoot(page, 'wallboard-browser-listening-ja');
+  await step('browser-listening');
+
+  // 割込 from the English page: both parties hear the browser's microphone.
+  await page.keyboard.press('Escape');
+  await page.click('[data-lang="en"]');
+  await until(page, 'the page in English', () => document.documentElement.lang === 'en');
+  await page.click(`[data-agent="${agent}"]`);
+  await until(page, 'the agent menu', () => !document.getElementById('agent-menu').hidden);
+  assert.ok(await page.getByLabel('Join from this browser (microphone and speaker)').isChecked());
+  await page.getByRole('button', { name: 'Barge' }).click();
+  await until(page, 'barged from this browser', () => document.getElementById('menu-monitor-status').textContent === 'Barge: joined from this browser', undefined, 15000);
+  await until(page, 'the media path up', () => window.__monitor.connected(), undefined, 10000);
+  assert.equal(await text(page, '#menu-error'), '');
+  await shoot(page, 'wallboard-browser-barging-en');
+  await step('browser-barging');
+
+  await page.getByRole('button', { name: 'Leave the call' }).click();
+  await until(page, 'left the call', () => document.getElementById('menu-monitor-status').textContent === 'You left the call');
+  assert.ok(!(await page.evaluate(() => window.__monitor.connected())), 'the connection is closed');
+  await step('browser-left');
+
+  assert.deepEqual(problems, [], 'no page errors, no request outside the API');
+  log(`SCREENSHOTS ${shoot.count}`);
+  await context.close();
+}
+
 (async () => {
   if (MODE === 'monitor') await monitor();
+  else if (MODE === 'monitor-browser') await monitorFromBrowser();
   else throw new Error(`unknown mode ${MODE}`);
   log('BROWSER OK');
   process.exit(0);

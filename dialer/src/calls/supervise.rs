@@ -108,7 +108,10 @@ impl CallControl {
                 }
                 return;
             }
-            self.end_supervision(now, sup, SupervisionEnd::Stopped, true);
+            // The engine already ended the record of the leg a new one on the same call replaces
+            // (`mode_changed`): its end is not told again, or it would end the new record.
+            let replaced = s.cmd.call == call;
+            self.end_supervision_told(now, sup, SupervisionEnd::Stopped, true, !replaced);
         }
         if self.supervisors.values().filter(|s| s.cmd.call == call).count() >= media::call::MAX_SUPERVISORS {
             return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason: SupervisionEnd::Full });
@@ -181,6 +184,8 @@ impl CallControl {
             WebRtcSupervisorEvent::Connected(false) => {
                 self.end_supervision(now, id, SupervisionEnd::PhoneHungUp, false)
             }
+            // The page closed its connection: the supervisor left (as by 参加を終了).
+            WebRtcSupervisorEvent::Closed => self.end_supervision(now, id, SupervisionEnd::Stopped, false),
             WebRtcSupervisorEvent::Failed(error) => {
                 let reason = if s.up { SupervisionEnd::PhoneHungUp } else { SupervisionEnd::Unreachable(488) };
                 self.emit(CallEvent::SupervisorBrowserFailed { supervisor: id, call, error: error.clone() });
@@ -222,12 +227,20 @@ impl CallControl {
 
     /// Ends a supervisor's leg (`send_bye`: we end it, the phone did not), reported once.
     pub(super) fn end_supervision(&mut self, now: Now, sup: u64, reason: SupervisionEnd, send_bye: bool) {
+        self.end_supervision_told(now, sup, reason, send_bye, true)
+    }
+
+    /// [`Self::end_supervision`], its [`CallEvent::SupervisorLeft`] only when `tell`.
+    fn end_supervision_told(&mut self, now: Now, sup: u64, reason: SupervisionEnd, send_bye: bool, tell: bool) {
         let Some(mut s) = self.supervisors.remove(&sup) else { return };
         let Some((tx, invite)) = s.sip.take() else {
             // A browser phone's leg is on the media call from the start.
             self.control(Control::TakeSupervisor { call: agent_media_call(s.agent), id: sup });
             self.media.push_back(MediaOp::ClosePort(s.port.0));
-            return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
+            if tell {
+                self.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
+            }
+            return;
         };
         let dest = match &s.cmd.phone {
             SupervisorPhone::Sip { dest, .. } => *dest,
@@ -254,7 +267,9 @@ impl CallControl {
             }
             self.ports.push(s.port);
         }
-        self.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
+        if tell {
+            self.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
+        }
     }
 
     /// The customer `call` left its agent: its supervisors' legs end with it.

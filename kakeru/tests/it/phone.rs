@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use crate::desktop::{browser_dir, browser_test, campaign, insert, join_group, Floor};
 
 /// A 48 kHz 16-bit mono WAV of a sine (Chromium's fake microphone loops it).
-fn write_tone(path: &Path, hz: f64, seconds: u32) {
+pub(crate) fn write_tone(path: &Path, hz: f64, seconds: u32) {
     let rate = 48_000u32;
     let n = rate * seconds;
     let mut b = Vec::with_capacity(44 + 2 * n as usize);

@@ -24,6 +24,8 @@ const AGENT_HZ: f32 = 1100.0;
 const SUPERVISOR_HZ: f32 = 1700.0;
 /// The built-in hold audio (`dialer::engine::Clips::builtin`).
 const HOLD_HZ: f32 = 392.0;
+/// The manager's browser phone (Chromium's fake microphone).
+const BROWSER_HZ: f32 = 2300.0;
 /// A tone is heard with at least this share of the last second's energy; not heard below DEAF.
 const HEARS: f32 = 0.1;
 const DEAF: f32 = 0.01;
@@ -354,6 +356,58 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
         ["listen", "whisper", "barge", "listen", "whisper", "barge"],
         "the pages' joins are recorded too"
     );
+
+    // A manager without a phone account joins from the wallboard itself (the browser phone, its
+    // fake microphone saying 2,300 Hz): listen (the page hears the call, nobody hears the page),
+    // barge (both parties hear it), leave.
+    let tone = dir.path().join("manager-2300.wav");
+    crate::phone::write_tone(&tone, f64::from(BROWSER_HZ), 10);
+    let fixture = json!({"tenant": "watch", "agent": agent, "call": record, "tone": tone.display().to_string(),
+        "mgr": {"login": "boss", "password": "watch-password-1"}});
+    let mut browser = browser_proc::Browser::script("monitor.test.js", "monitor-browser", &api.base, &fixture);
+    while let Some(step) = browser.next_step().await {
+        match step.as_str() {
+            "browser-listening" => {
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                let (a, c, _) = shares(BROWSER_HZ);
+                assert!(a < DEAF && c < DEAF, "listen from the browser phone: agent {a}, customer {c}");
+            }
+            "browser-barging" => {
+                until("both parties hear the manager's browser", Duration::from_secs(10), || async {
+                    carrier.heard_share(BROWSER_HZ) > HEARS && agent_phone.heard_share(BROWSER_HZ) > HEARS
+                })
+                .await;
+            }
+            "browser-left" => {
+                until("the browser's voice is gone", Duration::from_secs(10), || async {
+                    carrier.heard_share(BROWSER_HZ) < DEAF && agent_phone.heard_share(BROWSER_HZ) < DEAF
+                })
+                .await;
+            }
+            other => panic!("the browser asked for an unknown step {other}"),
+        }
+        browser.go(&step, None).await;
+    }
+    browser.finish().await;
+    until("the manager's records are written", Duration::from_secs(5), || async {
+        let (_, b) = api.call(reqwest::Method::GET, &sv_token, &format!("/calls/{record}/monitors"), None).await;
+        b["items"].as_array().is_some_and(|i| {
+            i.iter().filter(|m| m["supervisor"] == json!("boss") && !m["ended_at"].is_null()).count() == 2
+        })
+    })
+    .await;
+    let (_, b) = api.call(reqwest::Method::GET, &sv_token, &format!("/calls/{record}/monitors"), None).await;
+    let boss: Vec<(&str, &str, bool)> = b["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|m| m["supervisor"] == json!("boss"))
+        .map(|m| {
+            let started = m["started_at"].as_str().is_some_and(|s| s <= m["ended_at"].as_str().expect("end"));
+            (m["mode"].as_str().expect("mode"), m["end_reason"].as_str().expect("reason"), started)
+        })
+        .collect();
+    assert_eq!(boss, [("listen", "mode_changed", true), ("barge", "stopped", true)], "{b}");
 
     // 保留: the agent is 保留, the customer hears the hold audio (the built-in 392 Hz tone) and
     // neither party hears the other; 保留解除 brings them back.
