@@ -84,7 +84,7 @@ async function shots(page, name) {
     if (tcp) {
       const remote = (await page.evaluate(() => window.__phone.sdp())).split('----')[1];
       assert.ok(!/a=candidate:\S+ \d+ udp /i.test(remote), 'no UDP candidate reached Chromium');
-      assert.match(await page.$eval('#phone-health', (e) => e.textContent), /経路 TCP/);
+      await until(page, 'the health line says TCP', () => document.getElementById('phone-health').textContent.includes('経路 TCP'));
     }
     await shots(page, name('ready'));
 
