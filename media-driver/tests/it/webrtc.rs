@@ -82,14 +82,9 @@ impl Run {
 }
 
 /// A shard whose browser phones get a TCP candidate (a listener on a free loopback port).
-fn shard_with_tcp() -> ShardHandle {
-    driver::spawn(ShardConfig {
-        index: 0,
-        core: None,
-        driver: DriverChoice::Auto,
-        webrtc_tcp: Some("127.0.0.1:0".parse().unwrap()),
-    })
-    .expect("shard starts")
+fn shard_with_tcp(driver: DriverChoice, index: usize) -> ShardHandle {
+    driver::spawn(ShardConfig { index, core: None, driver, webrtc_tcp: Some("127.0.0.1:0".parse().unwrap()) })
+        .expect("shard starts")
 }
 
 /// A browser (str0m) offering Opus when `opus_offered` and PCMU, set up as the agent leg of
@@ -215,7 +210,7 @@ fn converse(
 /// The browser phone on a shard, bridged to an RTP customer, talking for `secs` seconds. The
 /// shard offers its TCP candidate too: the browser, with UDP, pairs over UDP.
 fn talk(opus_offered: bool) {
-    let shard = shard_with_tcp();
+    let shard = shard_with_tcp(DriverChoice::Auto, 0);
     let mut run = Run { shard, reports: Vec::new() };
     let (sc, sa) = (bind(), bind());
     let shard_customer = sc.local_addr().unwrap();
@@ -377,10 +372,10 @@ fn framed(frame: &[u8]) -> Vec<u8> {
 /// The browser phone over TCP alone (its peer drops the answer's UDP candidates): ICE, DTLS and
 /// audio both ways through the shard to an RTP customer over RFC 6544's passive candidate. Then
 /// garbage, a frame over the limit and a connection naming no leg on the same port are closed and
-/// counted, and the call goes on.
-#[test]
-fn browser_phone_over_tcp_alone_talks_both_ways_and_bad_connections_are_closed() {
-    let shard = shard_with_tcp();
+/// counted (the shard's counters and its metrics), and the call goes on.
+fn over_tcp_alone(driver: DriverChoice, index: usize) {
+    let metrics = telemetry::install("media-tcp-test").expect("recorder");
+    let shard = shard_with_tcp(driver, index);
     let mut run = Run { shard, reports: Vec::new() };
     let (sc, sa) = (bind(), bind());
     let (shard_customer, shard_agent) = (sc.local_addr().unwrap(), sa.local_addr().unwrap());
@@ -423,6 +418,31 @@ fn browser_phone_over_tcp_alone_talks_both_ways_and_bad_connections_are_closed()
     assert_eq!((tcp.garbage, tcp.oversized, tcp.unrouted), (1, 1, 1), "each bad connection counted once: {tcp:?}");
     assert_eq!(tcp.accepted, 4, "the browser's and three bad ones: {tcp:?}");
     assert!(tcp.frames_in > 200 && tcp.frames_out > 200, "the call's media went over TCP: {tcp:?}");
+
+    let text = metrics.render();
+    let shard = format!("shard=\"{index}\"");
+    let sample = |name: &str, label: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&shard) && l.contains(label))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    for reason in ["garbage", "oversized", "unrouted"] {
+        let n = sample("kakeru_media_tcp_closed_total", &format!("reason=\"{reason}\""));
+        assert_eq!(n, 1.0, "kakeru_media_tcp_closed_total {reason}: {text}");
+    }
+    assert_eq!(sample("kakeru_media_tcp_connections_total", "outcome=\"accepted\""), 4.0, "{text}");
+    assert_eq!(sample("kakeru_media_tcp_frames_total", "direction=\"in\""), tcp.frames_in as f64, "{text}");
+}
+
+#[test]
+fn browser_phone_over_tcp_alone_on_io_uring_talks_and_bad_connections_are_closed() {
+    over_tcp_alone(DriverChoice::Uring, 31);
+}
+
+#[test]
+fn browser_phone_over_tcp_alone_on_epoll_talks_and_bad_connections_are_closed() {
+    over_tcp_alone(DriverChoice::Epoll, 32);
 }
 
 #[test]
