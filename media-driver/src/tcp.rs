@@ -533,8 +533,13 @@ impl Thread {
                         bump(&self.counters.dropped);
                         continue;
                     };
+                    if c.written > 0 {
+                        // What was written goes: the buffer holds only what waits.
+                        c.pending.drain(..c.written);
+                        c.written = 0;
+                    }
                     let len = match u16::try_from(data.len()) {
-                        Ok(l) if c.pending.len() - c.written + 2 + data.len() <= MAX_WRITE_BUFFER => l,
+                        Ok(l) if c.pending.len() + 2 + data.len() <= MAX_WRITE_BUFFER => l,
                         _ => {
                             bump(&self.counters.dropped);
                             continue;

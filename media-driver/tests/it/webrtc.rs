@@ -393,6 +393,10 @@ fn over_tcp_alone(driver: DriverChoice, index: usize) {
         })
         .unwrap();
 
+    // A connection that never says anything: closed after `FIRST_FRAME_WITHIN` (checked below).
+    let port = browser.tcp_server().expect("the browser's TCP connection");
+    let mut idle = TcpStream::connect(port).expect("connects");
+    let idle_since = Instant::now();
     let heard = converse(&mut browser, &customer, shard_customer, opus, 0, 150);
     assert_tone(&heard.at_customer, AGENT_HZ, CUSTOMER_HZ, "over TCP, the customer hears the browser");
     assert_tone(&heard.at_browser, CUSTOMER_HZ, AGENT_HZ, "over TCP, the browser hears the customer");
@@ -401,7 +405,6 @@ fn over_tcp_alone(driver: DriverChoice, index: usize) {
     });
 
     // Bad connections on the same port, each closed; the call goes on meanwhile.
-    let port = browser.tcp_server().expect("the browser's TCP connection");
     closed_after(port, &framed(&[1, 2, 3, 4]), "a first frame that is not STUN");
     closed_after(port, &[0xFF, 0xFF, 0, 0, 0], "a frame over the limit");
     closed_after(port, &framed(&binding_request("nobody:x")), "a binding request naming no leg");
@@ -409,14 +412,26 @@ fn over_tcp_alone(driver: DriverChoice, index: usize) {
     assert_tone(&heard.at_customer, AGENT_HZ, CUSTOMER_HZ, "after the bad connections, the customer hears the browser");
     assert_tone(&heard.at_browser, CUSTOMER_HZ, AGENT_HZ, "after the bad connections, the browser hears the customer");
     assert!(browser.is_connected(), "the browser's own connection stayed up");
+    idle.set_read_timeout(Some(BOUND)).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(matches!(idle.read(&mut byte), Ok(0) | Err(_)), "the silent connection is closed");
+    let waited = idle_since.elapsed();
+    assert!(
+        waited >= driver::tcp::FIRST_FRAME_WITHIN && waited < driver::tcp::FIRST_FRAME_WITHIN + Duration::from_secs(3),
+        "closed {waited:?} after it was opened"
+    );
 
     run.shard.try_send(Control::EndCall { call: CALL }).unwrap();
     run.wait("the end", |r| matches!(r, Report::CallEnded { .. }));
     let Run { shard, .. } = run;
     let tcp = shard.shutdown().expect("the shard stops").tcp;
     println!("{tcp:?}");
-    assert_eq!((tcp.garbage, tcp.oversized, tcp.unrouted), (1, 1, 1), "each bad connection counted once: {tcp:?}");
-    assert_eq!(tcp.accepted, 4, "the browser's and three bad ones: {tcp:?}");
+    assert_eq!(
+        (tcp.garbage, tcp.oversized, tcp.unrouted, tcp.idle),
+        (1, 1, 1, 1),
+        "each bad connection counted once: {tcp:?}"
+    );
+    assert_eq!(tcp.accepted, 5, "the browser's and four bad ones: {tcp:?}");
     assert!(tcp.frames_in > 200 && tcp.frames_out > 200, "the call's media went over TCP: {tcp:?}");
 
     let text = metrics.render();
@@ -427,11 +442,11 @@ fn over_tcp_alone(driver: DriverChoice, index: usize) {
             .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
             .sum()
     };
-    for reason in ["garbage", "oversized", "unrouted"] {
+    for reason in ["garbage", "oversized", "unrouted", "idle"] {
         let n = sample("kakeru_media_tcp_closed_total", &format!("reason=\"{reason}\""));
         assert_eq!(n, 1.0, "kakeru_media_tcp_closed_total {reason}: {text}");
     }
-    assert_eq!(sample("kakeru_media_tcp_connections_total", "outcome=\"accepted\""), 4.0, "{text}");
+    assert_eq!(sample("kakeru_media_tcp_connections_total", "outcome=\"accepted\""), 5.0, "{text}");
     assert_eq!(sample("kakeru_media_tcp_frames_total", "direction=\"in\""), tcp.frames_in as f64, "{text}");
 }
 
