@@ -12,6 +12,9 @@
 //! same generator loop for every kind of leg, so the kinds compare); the agent-to-customer
 //! direction is the browser's packet through the shard to the customer's leg.
 //!
+//! `--tcp`: the browsers reach the shard over its passive TCP candidate alone (RFC 6544, RFC 4571
+//! framing through the shard's TCP thread), the RTP legs unchanged.
+//!
 //! A run reports loss both ways, latency p50/p99 each way, and the shard thread's CPU while the
 //! generator played; the CPU per call of each kind is set against the RTP legs'. `--find-max`
 //! searches each kind's largest zero-loss N and measures latency at 80 % of it.
@@ -91,6 +94,9 @@ pub struct WebRtcArgs {
     /// Seed of the calls' random phases.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The browsers over the shard's TCP candidate alone (RFC 6544), not UDP.
+    #[arg(long)]
+    pub tcp: bool,
 }
 
 /// One direction of a run.
@@ -282,6 +288,7 @@ fn run_once(args: &WebRtcArgs, kind: LegKind, calls: usize) -> anyhow::Result<Ru
         index: 0,
         core: Some(args.placement.shard_core),
         driver: args.placement.driver.into(),
+        webrtc_tcp: args.tcp.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
     })
     .context("start media shard")?;
     let customers: Vec<UdpSocket> =
@@ -309,7 +316,12 @@ fn run_once(args: &WebRtcArgs, kind: LegKind, calls: usize) -> anyhow::Result<Ru
                 agents.push(Agent::Rtp { relay: aa });
             }
             LegKind::Pcmu | LegKind::Opus => {
-                let (browser, offer) = Browser::offer(Instant::now(), "127.0.0.1:0".parse()?, kind == LegKind::Opus)?;
+                let opus = kind == LegKind::Opus;
+                let (browser, offer) = if args.tcp {
+                    Browser::offer_tcp(Instant::now(), opus)?
+                } else {
+                    Browser::offer(Instant::now(), "127.0.0.1:0".parse()?, opus)?
+                };
                 send(&shard, Control::SetWebRtcAgent { call, leg: agent_leg, local: aa, offer })?;
                 agents.push(Agent::Browser(Box::new(browser)));
             }
@@ -388,7 +400,7 @@ fn play(
     }
     for (i, a) in agents.iter().enumerate() {
         if let Agent::Browser(b) = a {
-            let fd = b.socket().as_raw_fd();
+            let fd = b.readable_fd();
             poll.registry().register(&mut SourceFd(&fd), Token(2 * SHARED_SOCKETS + i), Interest::READABLE)?;
         }
     }

@@ -107,6 +107,10 @@ enum Role {
         /// Where RTP ports are bound.
         #[arg(long, env = "KAKERU_MEDIA_IP", default_value = "0.0.0.0")]
         media_ip: std::net::IpAddr,
+        /// The browser phones' TCP candidate (RFC 6544, for networks that let no UDP through):
+        /// shard i listens on the media address, this port + i (default 0: any free port).
+        #[arg(long, env = "KAKERU_WEBRTC_TCP_PORT", default_value_t = 0)]
+        webrtc_tcp_port: u16,
         /// Media shards (default: one per core), each pinned to its core.
         #[arg(long, env = "KAKERU_SHARDS")]
         shards: Option<usize>,
@@ -231,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
             sip_listen,
             advertise_ip,
             media_ip,
+            webrtc_tcp_port,
             shards,
             recordings_dir,
             tenants,
@@ -250,6 +255,7 @@ async fn main() -> anyhow::Result<()> {
             ecfg.pin_cores = true;
             ecfg.sip_listen = sip_listen;
             ecfg.media_ip = media_ip;
+            ecfg.webrtc_tcp_port = Some(webrtc_tcp_port);
             if let Some(ip) = advertise_ip {
                 ecfg.advertise_ip = ip;
             } else if !sip_listen.ip().is_unspecified() {

@@ -11,6 +11,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::meter::Meter;
 use crate::shard::{Input, Report, Shard, ShardApp, ShardStats, SocketOp, SocketTable};
+use crate::tcp::TcpSide;
 use crate::Wake;
 use media::call::{SocketId, Transmit};
 use media::rtp::MAX_DATAGRAM_LEN;
@@ -24,6 +25,7 @@ pub(crate) fn run<A: ShardApp>(
     control: Receiver<Input<A::Message>>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
+    tcp: Option<std::net::SocketAddr>,
     app: Option<A>,
 ) -> io::Result<ShardStats> {
     let setup = Poll::new().and_then(|p| Waker::new(p.registry(), WAKER).map(|w| (p, w)));
@@ -38,16 +40,17 @@ pub(crate) fn run<A: ShardApp>(
     let wake: Wake = Arc::new(move || {
         let _ = waker.wake();
     });
+    let mut shard = Shard::maybe_with_app(reports, app);
+    let mut tcp = TcpSide::start(index, tcp, &wake, &mut shard, &wake_tx)?;
     let _ = wake_tx.send(Ok(wake));
 
-    let mut shard = Shard::maybe_with_app(reports, app);
     let mut sockets: SocketTable<UdpSocket> = SocketTable::default();
     let mut events = Events::with_capacity(1024);
     let mut out: Vec<Transmit> = Vec::with_capacity(64);
     let mut buf = vec![0u8; MAX_DATAGRAM_LEN + 1];
     let mut meter = Meter::new(index, Instant::now());
     loop {
-        let timeout = if control.is_empty() {
+        let timeout = if control.is_empty() && !tcp.has_input() {
             let at = shard.poll_timeout().map_or(meter.next_at(), |at| at.min(meter.next_at()));
             Some(at.saturating_duration_since(Instant::now()))
         } else {
@@ -82,11 +85,16 @@ pub(crate) fn run<A: ShardApp>(
                 }
             }
         }
+        tcp.feed(&mut shard, &mut out);
+        socket_ops(&poll, &mut shard, &mut sockets);
+        flush(&mut shard, &sockets, &mut out);
         for _ in 0..CONTROLS_PER_TURN {
             let Ok(c) = control.try_recv() else { break };
             let op = shard.handle_input(Instant::now(), c, &mut out);
             if let Some(SocketOp::Shutdown) = op {
                 flush(&mut shard, &sockets, &mut out);
+                tcp.flush(&mut shard);
+                tcp.count(&mut shard);
                 meter.flush(&mut shard);
                 return Ok(shard.stats());
             }
@@ -99,6 +107,10 @@ pub(crate) fn run<A: ShardApp>(
         shard.handle_timeout(Instant::now(), &mut out);
         socket_ops(&poll, &mut shard, &mut sockets);
         flush(&mut shard, &sockets, &mut out);
+        tcp.flush(&mut shard);
+        if Instant::now() >= meter.next_at() {
+            tcp.count(&mut shard);
+        }
         meter.maybe_flush(Instant::now(), &mut shard);
     }
 }

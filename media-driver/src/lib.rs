@@ -13,6 +13,10 @@
 //!
 //! [`DriverChoice::Auto`] runs the relay bench's winner (bench/RESULTS.md).
 //!
+//! A shard given [`ShardConfig::webrtc_tcp`] also listens on TCP for the browser phones' TCP
+//! candidate: a small thread of the driver's (`tcp`) owns the listener and its connections and
+//! trades RFC 4571 frames with the shard's loop over bounded channels.
+//!
 //! The control plane reaches a shard only through its [`ShardHandle`]: bounded crossbeam
 //! channels of [`Input`]s in (a [`Control`] for the calls, or a message of the hosted app's own
 //! type) and [`Report`]s out, plus a wake-up of the driver's event loop.
@@ -22,6 +26,7 @@ mod epoll;
 pub mod meter;
 pub mod ring;
 pub mod shard;
+pub mod tcp;
 mod uring;
 pub mod webrtc;
 
@@ -77,6 +82,10 @@ pub struct ShardConfig {
     /// Core to pin the shard's thread to (`None`: not pinned).
     pub core: Option<usize>,
     pub driver: DriverChoice,
+    /// Where the browser phones' TCP listener binds (port 0: any free port): each WebRTC leg then
+    /// offers a passive TCP host candidate on its port (`tcp`). `None`: UDP candidates only. The
+    /// compio driver has none.
+    pub webrtc_tcp: Option<std::net::SocketAddr>,
 }
 
 /// Wakes a driver's event loop from another thread.
@@ -181,9 +190,13 @@ pub fn compio_available() -> bool {
 /// Start a shard on its own thread with the chosen driver.
 pub fn spawn(config: ShardConfig) -> io::Result<ShardHandle> {
     let kind = resolve(config.driver);
+    let tcp = config.webrtc_tcp;
+    if tcp.is_some() && kind == DriverKind::Compio {
+        tracing::warn!("the compio driver has no TCP listener: the browser phones get UDP candidates only");
+    }
     spawn_thread(config, kind, move |index, input, reports, wake| match kind {
-        DriverKind::Epoll => epoll::run(index, input, reports, wake, None::<NoApp>),
-        DriverKind::Uring => uring::run(index, input, reports, wake, None::<NoApp>),
+        DriverKind::Epoll => epoll::run(index, input, reports, wake, tcp, None::<NoApp>),
+        DriverKind::Uring => uring::run(index, input, reports, wake, tcp, None::<NoApp>),
         DriverKind::Compio => compio::run(index, input, reports, wake),
     })
 }
@@ -195,9 +208,10 @@ pub fn spawn_with_app<A: ShardApp>(config: ShardConfig, app: A) -> io::Result<Sh
         DriverKind::Compio => resolve(DriverChoice::Auto),
         k => k,
     };
+    let tcp = config.webrtc_tcp;
     spawn_thread(config, kind, move |index, input, reports, wake| match kind {
-        DriverKind::Uring => uring::run(index, input, reports, wake, Some(app)),
-        DriverKind::Epoll | DriverKind::Compio => epoll::run(index, input, reports, wake, Some(app)),
+        DriverKind::Uring => uring::run(index, input, reports, wake, tcp, Some(app)),
+        DriverKind::Epoll | DriverKind::Compio => epoll::run(index, input, reports, wake, tcp, Some(app)),
     })
 }
 

@@ -16,6 +16,10 @@ pub const BYTES_TOTAL: &str = "kakeru_media_rtp_bytes_total";
 pub const LOST_TOTAL: &str = "kakeru_media_rtp_lost_packets_total";
 pub const JITTER_SECONDS: &str = "kakeru_media_rtp_jitter_seconds";
 pub const RECORDING_ERRORS_TOTAL: &str = "kakeru_media_recording_errors_total";
+pub const TCP_CONNECTIONS_TOTAL: &str = "kakeru_media_tcp_connections_total";
+pub const TCP_CLOSED_TOTAL: &str = "kakeru_media_tcp_closed_total";
+pub const TCP_FRAMES_TOTAL: &str = "kakeru_media_tcp_frames_total";
+pub const TCP_DROPPED_TOTAL: &str = "kakeru_media_tcp_dropped_frames_total";
 
 /// Registers the help texts (idempotent; the recorder must be installed).
 pub fn describe() {
@@ -32,6 +36,23 @@ pub fn describe() {
     metrics::describe_counter!(
         RECORDING_ERRORS_TOTAL,
         "Recordings that stopped on a file error (disk full, directory gone); the call goes on unrecorded."
+    );
+    metrics::describe_counter!(
+        TCP_CONNECTIONS_TOTAL,
+        "Browser phones' TCP connections (RFC 6544 candidate) accepted, or refused at the shard's limit, by shard."
+    );
+    metrics::describe_counter!(
+        TCP_CLOSED_TOTAL,
+        "TCP connections closed for what their peer sent: a frame over the limit, garbage, no first frame in time, \
+         a first frame naming no leg; by shard and reason."
+    );
+    metrics::describe_counter!(
+        TCP_FRAMES_TOTAL,
+        "RFC 4571 frames received and written on TCP, by shard and direction."
+    );
+    metrics::describe_counter!(
+        TCP_DROPPED_TOTAL,
+        "TCP frames dropped (a full queue or write buffer, a connection gone), by shard."
     );
     metrics::describe_histogram!(
         JITTER_SECONDS,
@@ -81,6 +102,24 @@ impl Meter {
         metrics::counter!(LOST_TOTAL, "shard" => shard_label()).increment(s.rtp_lost - f.rtp_lost);
         metrics::counter!(RECORDING_ERRORS_TOTAL, "shard" => shard_label())
             .increment(s.recording_errors - f.recording_errors);
+        let (t, ft) = (s.tcp, f.tcp);
+        if t != ft {
+            for (outcome, n) in [("accepted", t.accepted - ft.accepted), ("refused", t.refused - ft.refused)] {
+                metrics::counter!(TCP_CONNECTIONS_TOTAL, "shard" => shard_label(), "outcome" => outcome).increment(n);
+            }
+            for (reason, n) in [
+                ("oversized", t.oversized - ft.oversized),
+                ("garbage", t.garbage - ft.garbage),
+                ("idle", t.idle - ft.idle),
+                ("unrouted", t.unrouted - ft.unrouted),
+            ] {
+                metrics::counter!(TCP_CLOSED_TOTAL, "shard" => shard_label(), "reason" => reason).increment(n);
+            }
+            for (dir, n) in [("in", t.frames_in - ft.frames_in), ("out", t.frames_out - ft.frames_out)] {
+                metrics::counter!(TCP_FRAMES_TOTAL, "shard" => shard_label(), "direction" => dir).increment(n);
+            }
+            metrics::counter!(TCP_DROPPED_TOTAL, "shard" => shard_label()).increment(t.dropped - ft.dropped);
+        }
         let jitter = metrics::histogram!(JITTER_SECONDS, "shard" => shard_label());
         for j in shard.drain_jitter_samples() {
             jitter.record(f64::from(j) / CLOCK_RATE);

@@ -31,6 +31,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use media::call::{Call, Leg, LegStats, Output, RecordingId, Role, RtpCounters, SocketId, Transmit};
 use media::recording::FileWrite;
 
+use crate::tcp::{TcpIn, TcpOut, TcpStats};
 use crate::webrtc::{Pumped, WebRtcEvent, WebRtcLeg, WebRtcLegs, WEBRTC_PEER};
 pub use media::shard::{CallId, Control, Report, WebRtcSupervisorEvent};
 
@@ -68,6 +69,9 @@ pub struct ShardStats {
     pub rtp_packets_out: u64,
     pub rtp_bytes_out: u64,
     pub rtp_lost: u64,
+    /// The browser phones' TCP listener (`crate::tcp`): connections, frames and what was
+    /// closed or dropped.
+    pub tcp: TcpStats,
 }
 
 impl ShardStats {
@@ -353,6 +357,9 @@ struct Core {
     socket_ops: VecDeque<SocketOp>,
     /// Browser phones' agent legs, in front of their calls (`crate::webrtc`).
     webrtc: WebRtcLegs,
+    /// The port of the driver's TCP listener: each WebRTC leg offers a passive TCP candidate on
+    /// it, at its UDP candidate's address.
+    tcp_port: Option<u16>,
 }
 
 impl Shard<NoApp> {
@@ -486,6 +493,36 @@ impl<A: ShardApp> Shard<A> {
         }
     }
 
+    /// The port of the driver's TCP listener, whose passive TCP candidate every WebRTC leg set up
+    /// from now on offers (`None`: UDP only).
+    pub fn set_tcp_port(&mut self, port: Option<u16>) {
+        self.core.tcp_port = port;
+    }
+
+    /// A frame (or a closing) from the driver's TCP thread.
+    pub fn handle_tcp(&mut self, now: Instant, input: TcpIn, out: &mut Vec<Transmit>) {
+        if let Some((socket, pumped)) = self.core.webrtc.handle_tcp(now, input, out) {
+            self.core.stats.received += 1;
+            if let Some(call) = self.core.webrtc.call_of(socket) {
+                self.core.webrtc_pumped(now, call, socket, pumped, out);
+            }
+        }
+        if self.app.is_some() {
+            self.deliver_to_app(now, out);
+        }
+    }
+
+    /// The next frame or closing for the driver's TCP thread.
+    pub fn poll_tcp_out(&mut self) -> Option<TcpOut> {
+        self.core.webrtc.poll_tcp_out()
+    }
+
+    /// The TCP thread's counters, to which the shard adds its own (see [`ShardStats::tcp`]).
+    pub fn set_tcp_stats(&mut self, thread: TcpStats) {
+        let (unrouted, dropped) = self.core.webrtc.tcp_counts();
+        self.core.stats.tcp = TcpStats { unrouted, dropped: thread.dropped + dropped, ..thread };
+    }
+
     /// Run every call whose deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Transmit>) {
         self.core.handle_timeout(now, out);
@@ -517,6 +554,7 @@ impl Core {
             app_sockets: HashSet::new(),
             socket_ops: VecDeque::new(),
             webrtc: WebRtcLegs::default(),
+            tcp_port: None,
         }
     }
 
@@ -764,7 +802,8 @@ impl Core {
         if !self.calls.contains_key(&call) {
             return self.refuse(Some(call), "no such call");
         }
-        match WebRtcLeg::accept(now, leg.rtp_socket, local, offer) {
+        let tcp = self.tcp_port.map(|port| SocketAddr::new(local.ip(), port));
+        match WebRtcLeg::accept(now, leg.rtp_socket, local, tcp, offer) {
             Ok((w, sdp)) => {
                 leg.remote_rtp = WEBRTC_PEER;
                 leg.remote_rtcp = None;

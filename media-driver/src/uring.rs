@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::meter::Meter;
 use crate::ring::{Completion, RingConfig, UdpRing, MAX_TOKEN};
 use crate::shard::{Input, Report, Shard, ShardApp, ShardStats, SocketOp};
+use crate::tcp::TcpSide;
 use crate::Wake;
 use media::call::{SocketId, Transmit};
 
@@ -35,6 +36,7 @@ pub(crate) fn run<A: ShardApp>(
     control: Receiver<Input<A::Message>>,
     reports: Sender<Report>,
     wake_tx: SyncSender<io::Result<Wake>>,
+    tcp: Option<std::net::SocketAddr>,
     app: Option<A>,
 ) -> io::Result<ShardStats> {
     let setup = UdpRing::new(RingConfig::default()).and_then(|r| r.waker().map(|w| (r, w)));
@@ -46,14 +48,15 @@ pub(crate) fn run<A: ShardApp>(
         }
     };
     let wake: Wake = Arc::new(move || waker.wake());
+    let mut shard = Shard::maybe_with_app(reports, app);
+    let mut tcp = TcpSide::start(index, tcp, &wake, &mut shard, &wake_tx)?;
     let _ = wake_tx.send(Ok(wake));
 
-    let mut shard = Shard::maybe_with_app(reports, app);
     let mut d = Driver { ring, sockets: HashMap::new(), next_generation: 0 };
     let mut meter = Meter::new(index, Instant::now());
     let mut out: Vec<Transmit> = Vec::with_capacity(256);
     loop {
-        let timeout = if control.is_empty() {
+        let timeout = if control.is_empty() && !tcp.has_input() {
             let at = shard.poll_timeout().map_or(meter.next_at(), |at| at.min(meter.next_at()));
             at.saturating_duration_since(Instant::now()) + TIMER_SLACK
         } else {
@@ -62,12 +65,16 @@ pub(crate) fn run<A: ShardApp>(
         d.ring.submit_and_wait(timeout)?;
         d.complete(&mut shard, &mut out);
         d.after_input(&mut shard, &mut out);
+        tcp.feed(&mut shard, &mut out);
+        d.after_input(&mut shard, &mut out);
         for _ in 0..CONTROLS_PER_TURN {
             let Ok(c) = control.try_recv() else { break };
             let op = shard.handle_input(Instant::now(), c, &mut out);
             if let Some(SocketOp::Shutdown) = op {
                 d.after_input(&mut shard, &mut out);
                 d.ring.submit_and_wait(Duration::ZERO)?;
+                tcp.flush(&mut shard);
+                tcp.count(&mut shard);
                 meter.flush(&mut shard);
                 return Ok(shard.stats());
             }
@@ -78,6 +85,10 @@ pub(crate) fn run<A: ShardApp>(
         }
         shard.handle_timeout(Instant::now(), &mut out);
         d.after_input(&mut shard, &mut out);
+        tcp.flush(&mut shard);
+        if Instant::now() >= meter.next_at() {
+            tcp.count(&mut shard);
+        }
         meter.maybe_flush(Instant::now(), &mut shard);
     }
 }

@@ -13,6 +13,12 @@
 //! ([`media::voice::OpusTranscoder`]), and its 48 kHz telephone events are rescaled to 8 kHz.
 //! str0m writes its own RTCP (SR/RR) to the browser, so the call's RTCP to the leg is dropped.
 //!
+//! Beside its UDP host candidate a leg may offer a passive TCP host candidate (RFC 6544) on the
+//! shard's TCP listener (`crate::tcp`, RFC 4571 framing): [`WebRtcLegs::handle_tcp`] routes a
+//! connection to its leg by the ICE username of its first frame (a STUN binding request naming the
+//! leg's ufrag), and the leg's datagrams for a TCP pair leave as [`TcpOut`] frames on that
+//! connection ([`WebRtcLegs::poll_tcp_out`]).
+//!
 //! Sans-IO like the rest of the shard: `now` comes in, datagrams go out through
 //! [`WebRtcLeg::poll_transmit`], and every mutation of the `Rtc` is followed by a full drain of
 //! its outputs (str0m's contract). Every queue is bounded; an overflow is a counted drop.
@@ -27,10 +33,13 @@ use media::g711::Codec as G711;
 use media::voice::{opus_available, OpusTranscoder, OPUS_TICKS_PER_G711_TICK};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
+use str0m::ice::StunMessage;
 use str0m::media::{Frequency, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::tcp::{is_stun, ConnId, TcpIn, TcpOut};
 
 /// The address a [`media::Call`] sees a WebRTC leg's packets come from (TEST-NET-1, never
 /// routed): the leg's `remote_rtp`.
@@ -43,6 +52,9 @@ pub const MAX_QUEUE: usize = 256;
 /// every 20 ms (silence included) and its ICE consent checks every few seconds, so this is a cut
 /// path, not a quiet agent. ICE-lite alone would notice only after 15 s without a binding request.
 pub const MEDIA_SILENCE: Duration = Duration::from_secs(2);
+/// TCP connections one leg keeps (a browser opens a new one on an ICE restart): the oldest is
+/// closed for a newer one.
+pub const MAX_TCP_PER_LEG: usize = 4;
 /// The leg's own clock: how often it looks at [`MEDIA_SILENCE`] at the latest.
 const TICK: Duration = Duration::from_millis(250);
 /// Payload types offered to the browser (those Chrome and Firefox use).
@@ -106,6 +118,12 @@ pub struct WebRtcLeg {
     next_seq: u64,
     to_call: VecDeque<Vec<u8>>,
     transmits: VecDeque<Transmit>,
+    /// Datagrams for a TCP pair: the peer's address (its connection's) and the payload.
+    tcp_transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Our passive TCP host candidate, when the shard has a TCP listener.
+    tcp_local: Option<SocketAddr>,
+    /// Our ICE username fragment (a TCP connection's first frame names it).
+    ufrag: String,
     events: VecDeque<WebRtcEvent>,
     timeout: Instant,
     /// str0m's own next deadline (the leg's `timeout` may come sooner, for [`MEDIA_SILENCE`]).
@@ -153,16 +171,22 @@ fn rtc_config() -> str0m::RtcConfig {
 
 impl WebRtcLeg {
     /// Accepts a browser's SDP offer on `socket` (bound at `local`, our ICE-lite host
-    /// candidate): the leg and our SDP answer.
+    /// candidate; with `tcp`, the shard's TCP listener as a passive TCP host candidate too): the
+    /// leg and our SDP answer.
     pub fn accept(
         now: Instant,
         socket: SocketId,
         local: SocketAddr,
+        tcp: Option<SocketAddr>,
         offer: &str,
     ) -> Result<(WebRtcLeg, String), WebRtcError> {
         let mut rtc = rtc_config().build(now);
-        let candidate = Candidate::host(local, "udp").map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        let bad = |e: str0m::error::IceError| WebRtcError::BadOffer(e.to_string());
+        rtc.add_local_candidate(Candidate::host(local, "udp").map_err(bad)?);
+        if let Some(tcp) = tcp {
+            let c = Candidate::builder().tcp().host(tcp).tcptype(TcpType::Passive).build().map_err(bad)?;
+            rtc.add_local_candidate(c);
+        }
         let mut leg = WebRtcLeg {
             rtc,
             socket,
@@ -177,6 +201,9 @@ impl WebRtcLeg {
             next_seq: 1,
             to_call: VecDeque::new(),
             transmits: VecDeque::new(),
+            tcp_transmits: VecDeque::new(),
+            tcp_local: tcp,
+            ufrag: String::new(),
             events: VecDeque::new(),
             timeout: now,
             rtc_timeout: now,
@@ -228,6 +255,7 @@ impl WebRtcLeg {
         };
         self.tele48 = tele48;
         self.tele8 = tele8;
+        self.ufrag = self.rtc.direct_api().local_ice_credentials().ufrag;
         if codec == LegCodec::Opus && self.transcoder.is_none() {
             self.transcoder = Some(OpusTranscoder::new().ok_or(WebRtcError::NoAudio)?);
         }
@@ -258,12 +286,33 @@ impl WebRtcLeg {
 
     /// A datagram from the browser on the leg's socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.receive(now, Protocol::Udp, from, self.local, data);
+    }
+
+    /// A frame from the browser on one of the leg's TCP connections (`from`: its peer address).
+    pub fn handle_tcp_frame(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        match self.tcp_local {
+            Some(local) => self.receive(now, Protocol::Tcp, from, local, data),
+            None => self.stats.drops += 1,
+        }
+    }
+
+    /// Our ICE username fragment.
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    /// Our passive TCP candidate's address, if the leg has one.
+    pub fn tcp_local(&self) -> Option<SocketAddr> {
+        self.tcp_local
+    }
+
+    fn receive(&mut self, now: Instant, proto: Protocol, from: SocketAddr, destination: SocketAddr, data: &[u8]) {
         let Ok(contents) = data.try_into() else {
             self.stats.drops += 1;
             return;
         };
-        let input =
-            Input::Receive(now, Receive { proto: Protocol::Udp, source: from, destination: self.local, contents });
+        let input = Input::Receive(now, Receive { proto, source: from, destination, contents });
         if self.rtc.accepts(&input) {
             self.last_heard = now;
             if let Err(e) = self.rtc.handle_input(input) {
@@ -382,6 +431,11 @@ impl WebRtcLeg {
         self.transmits.pop_front()
     }
 
+    /// The next datagram for a TCP pair: the peer (its connection's address) and the payload.
+    pub fn poll_tcp_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.tcp_transmits.pop_front()
+    }
+
     pub fn poll_event(&mut self) -> Option<WebRtcEvent> {
         self.events.pop_front()
     }
@@ -401,6 +455,13 @@ impl WebRtcLeg {
                     self.rtc_timeout = at;
                     self.timeout = at.min(now + TICK).max(now);
                     return;
+                }
+                Ok(Output::Transmit(t)) if t.proto == Protocol::Tcp => {
+                    if self.tcp_transmits.len() < MAX_QUEUE {
+                        self.tcp_transmits.push_back((t.destination, t.contents.to_vec()));
+                    } else {
+                        self.stats.drops += 1;
+                    }
                 }
                 Ok(Output::Transmit(t)) => {
                     let payload = t.contents.to_vec();
@@ -539,11 +600,73 @@ fn offer_audio_mid(offer: &str) -> Option<Mid> {
     None
 }
 
-/// A shard's WebRTC legs by their socket, with their deadlines (the shard's hooks call these).
+/// A shard's WebRTC legs by their socket, with their deadlines (the shard's hooks call these),
+/// and the routes of the shard's TCP connections to them.
 #[derive(Debug, Default)]
 pub struct WebRtcLegs {
     slots: std::collections::HashMap<SocketId, Slot>,
     timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, SocketId)>>,
+    tcp: TcpRoutes,
+}
+
+/// Which leg each TCP connection belongs to, and the frames for the driver's TCP thread.
+#[derive(Debug, Default)]
+struct TcpRoutes {
+    /// A connection's leg (by its socket) and its peer address.
+    conns: std::collections::HashMap<ConnId, (SocketId, SocketAddr)>,
+    by_peer: std::collections::HashMap<SocketAddr, ConnId>,
+    out: VecDeque<TcpOut>,
+    /// Connections closed because their first frame named no leg.
+    unrouted: u64,
+    /// Frames dropped: the queue to the thread full, or no connection to the browser's address.
+    dropped: u64,
+}
+
+/// Bound of the frames queued for the TCP thread.
+pub const MAX_TCP_OUT: usize = 4096;
+
+impl TcpRoutes {
+    fn push(&mut self, o: TcpOut) {
+        if self.out.len() < MAX_TCP_OUT {
+            self.out.push_back(o);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        if let Some((_, peer)) = self.conns.remove(&conn) {
+            self.by_peer.remove(&peer);
+        }
+        self.push(TcpOut::Close { conn });
+    }
+
+    /// Binds `conn` to the leg on `socket`, closing that leg's oldest connection beyond
+    /// [`MAX_TCP_PER_LEG`].
+    fn bind(&mut self, conn: ConnId, socket: SocketId, peer: SocketAddr) {
+        let mut of_leg: Vec<ConnId> = self.conns.iter().filter(|(_, (s, _))| *s == socket).map(|(c, _)| *c).collect();
+        of_leg.sort();
+        while of_leg.len() >= MAX_TCP_PER_LEG {
+            let oldest = of_leg.remove(0);
+            self.close(oldest);
+        }
+        if let Some(old) = self.by_peer.insert(peer, conn) {
+            self.conns.remove(&old);
+        }
+        self.conns.insert(conn, (socket, peer));
+    }
+}
+
+/// The local ufrag a STUN binding request names (RFC 8445 §7.2.2: `ours:theirs`).
+fn binding_request_ufrag(data: &[u8]) -> Option<&str> {
+    if !is_stun(data) {
+        return None;
+    }
+    let m = StunMessage::parse(data).ok()?;
+    if !m.is_binding_request() {
+        return None;
+    }
+    m.username().map(|u| u.split(':').next().unwrap_or(u))
 }
 
 #[derive(Debug)]
@@ -578,9 +701,63 @@ impl WebRtcLegs {
         self.slots.get(&socket).and_then(|s| s.supervisor)
     }
 
-    /// Forgets the leg on `socket` (its call leg left).
+    /// Forgets the leg on `socket` (its call leg left), closing its TCP connections.
     pub fn remove(&mut self, socket: SocketId) -> Option<WebRtcLeg> {
-        self.slots.remove(&socket).map(|s| s.leg)
+        let leg = self.slots.remove(&socket).map(|s| s.leg)?;
+        let conns: Vec<ConnId> = self.tcp.conns.iter().filter(|(_, (s, _))| *s == socket).map(|(c, _)| *c).collect();
+        for conn in conns {
+            self.tcp.close(conn);
+        }
+        Some(leg)
+    }
+
+    /// What the shard's TCP thread handed in: a frame goes to the leg its connection belongs to
+    /// (a new connection's first frame must be a STUN binding request naming a leg's ufrag, or
+    /// the connection is closed, counted); returns that leg's socket and what it told.
+    pub fn handle_tcp(&mut self, now: Instant, input: TcpIn, out: &mut Vec<Transmit>) -> Option<(SocketId, Pumped)> {
+        let (conn, peer, data) = match input {
+            TcpIn::Frame { conn, peer, data } => (conn, peer, data),
+            TcpIn::Closed { conn } => {
+                if let Some((_, peer)) = self.tcp.conns.remove(&conn) {
+                    if self.tcp.by_peer.get(&peer) == Some(&conn) {
+                        self.tcp.by_peer.remove(&peer);
+                    }
+                }
+                return None;
+            }
+        };
+        let socket = match self.tcp.conns.get(&conn) {
+            Some((socket, _)) => *socket,
+            None => {
+                let found = binding_request_ufrag(&data).and_then(|ufrag| {
+                    self.slots
+                        .iter()
+                        .find(|(_, s)| s.leg.tcp_local.is_some() && !s.leg.ufrag.is_empty() && s.leg.ufrag == ufrag)
+                        .map(|(socket, _)| *socket)
+                });
+                let Some(socket) = found else {
+                    self.tcp.unrouted += 1;
+                    self.tcp.push(TcpOut::Close { conn });
+                    return None;
+                };
+                self.tcp.bind(conn, socket, peer);
+                socket
+            }
+        };
+        let slot = self.slots.get_mut(&socket)?;
+        slot.leg.handle_tcp_frame(now, peer, &data);
+        Some((socket, self.pump(socket, out)))
+    }
+
+    /// The next frame or closing for the shard's TCP thread.
+    pub fn poll_tcp_out(&mut self) -> Option<TcpOut> {
+        self.tcp.out.pop_front()
+    }
+
+    /// Connections closed because their first frame named no leg, and frames dropped on the way
+    /// to the TCP thread.
+    pub fn tcp_counts(&self) -> (u64, u64) {
+        (self.tcp.unrouted, self.tcp.dropped)
     }
 
     pub fn contains(&self, socket: SocketId) -> bool {
@@ -637,7 +814,10 @@ impl WebRtcLegs {
             Some(out) => {
                 let _ = self.pump(socket, out);
             }
-            None => while slot.leg.poll_transmit().is_some() {},
+            None => {
+                while slot.leg.poll_transmit().is_some() {}
+                while slot.leg.poll_tcp_transmit().is_some() {}
+            }
         }
         true
     }
@@ -686,6 +866,14 @@ impl WebRtcLegs {
         let Some(slot) = self.slots.get_mut(&socket) else { return p };
         while let Some(t) = slot.leg.poll_transmit() {
             out.push(t);
+        }
+        while let Some((peer, data)) = slot.leg.poll_tcp_transmit() {
+            match self.tcp.by_peer.get(&peer) {
+                Some(&conn) if self.tcp.conns.get(&conn).is_some_and(|(s, _)| *s == socket) => {
+                    self.tcp.push(TcpOut::Frame { conn, data });
+                }
+                _ => self.tcp.dropped += 1,
+            }
         }
         while let Some(packet) = slot.leg.poll_to_call() {
             p.to_call.push(packet);

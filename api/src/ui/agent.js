@@ -83,7 +83,7 @@
       // ブラウザフォン (ui/phone.js)
       phone_title: 'ブラウザフォン', phone_mic: 'マイク', phone_level: 'マイク音量', phone_mute: 'ミュート', phone_unmute: 'ミュート解除',
       phone_check: '通話品質チェック', phone_rejoin: '再接続', phone_pad: 'ダイヤルパッド',
-      phone_off: '未接続', phone_connecting: '接続中…', phone_on: '接続済み', phone_rtt: '往復遅延 {ms} ms', phone_loss: '損失 {pct}%',
+      phone_off: '未接続', phone_connecting: '接続中…', phone_on: '接続済み', phone_rtt: '往復遅延 {ms} ms', phone_path: '経路 {proto}', phone_loss: '損失 {pct}%',
       phone_mic_ok: 'マイク入力あり', phone_mic_silent: 'マイクの音が入っていません',
       phone_err_blocked: 'マイクが許可されていません。ブラウザの設定でマイクを許可してください。',
       phone_err_ice: '接続できませんでした (ICE失敗)。ネットワークを確認して「再接続」を押してください。',
@@ -161,7 +161,7 @@
       res_no_contact: 'No contact', res_fax: 'Fax', res_prospect: 'Prospect', res_recall: 'Recall', res_complaint: 'Complaint', default_results: 'Default statuses',
       phone_title: 'Browser phone', phone_mic: 'Microphone', phone_level: 'Microphone level', phone_mute: 'Mute', phone_unmute: 'Unmute',
       phone_check: 'Call quality check', phone_rejoin: 'Reconnect', phone_pad: 'Dial pad',
-      phone_off: 'Not connected', phone_connecting: 'Connecting…', phone_on: 'Connected', phone_rtt: 'Round trip {ms} ms', phone_loss: 'Loss {pct}%',
+      phone_off: 'Not connected', phone_connecting: 'Connecting…', phone_on: 'Connected', phone_rtt: 'Round trip {ms} ms', phone_path: 'Path {proto}', phone_loss: 'Loss {pct}%',
       phone_mic_ok: 'Microphone heard', phone_mic_silent: 'No sound from the microphone',
       phone_err_blocked: 'The microphone is blocked. Allow it in the browser\'s settings.',
       phone_err_ice: 'Could not connect (ICE failed). Check the network and press Reconnect.',

@@ -11,7 +11,8 @@
 // round trip and loss from getStats) must pass before the agent may go 待機; a failure is said in
 // words (microphone blocked, ICE failed, no audio for 5 s, the path cut) and 再接続 rejoins
 // without losing the job (an ICE restart while the leg is up; a new leg and the same job when it
-// is down). A leg the shard found down (no datagram for 2 s: the agent is 未確認) is rejoined by
+// is down). The health line names the media path's transport (UDP, or TCP: the shard's RFC 6544
+// candidate where the network lets no UDP through), for support staff. A leg the shard found down (no datagram for 2 s: the agent is 未確認) is rejoined by
 // the page itself after 3 s, the failure said meanwhile.
 
 const desk = window.kakeruDesk;
@@ -40,6 +41,7 @@ const P = {
   micHeard: false,
   rttMs: null,
   lossPct: null,
+  path: null, // 'UDP' | 'TCP': the selected candidate pair's transport
   lastInbound: { packets: 0, at: 0 },
   audio: null, // AudioContext, analysers
   micAnalyser: null,
@@ -62,6 +64,7 @@ function draw() {
   const parts = [t(P.micHeard ? 'phone_mic_ok' : 'phone_mic_silent')];
   if (P.rttMs !== null) parts.push(t('phone_rtt', { ms: Math.round(P.rttMs) }));
   if (P.lossPct !== null) parts.push(t('phone_loss', { pct: P.lossPct.toFixed(1) }));
+  if (P.path) parts.push(t('phone_path', { proto: P.path }));
   $('phone-health').textContent = parts.join(' / ');
   const mute = $('phone-mute');
   mute.setAttribute('aria-pressed', String(P.muted));
@@ -176,6 +179,9 @@ async function offer(restart) {
 
 async function onAnswer(sdp) {
   if (!P.pc || P.pc.signalingState !== 'have-local-offer') return;
+  // Tests only (set before the page loads): the shard's UDP candidates dropped, so that the page
+  // must reach it over its TCP candidate, as behind a firewall that lets no UDP through.
+  if (window.__phoneTcpOnly) sdp = sdp.split('\r\n').filter((l) => !/^a=candidate:\S+ \d+ udp /i.test(l)).join('\r\n');
   try {
     await P.pc.setRemoteDescription({ type: 'answer', sdp });
   } catch (e) {
@@ -241,6 +247,11 @@ async function stats() {
   if (!P.pc || P.state !== 'on') return;
   const r = await P.pc.getStats();
   let inbound = null;
+  let pairId = null;
+  r.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+  const pair = pairId && r.get(pairId);
+  const local = pair && r.get(pair.localCandidateId);
+  P.path = local && local.protocol ? local.protocol.toUpperCase() : null;
   r.forEach((s) => {
     if (s.type === 'remote-inbound-rtp' && s.kind === 'audio') {
       if (typeof s.roundTripTime === 'number') P.rttMs = s.roundTripTime * 1000;
@@ -343,7 +354,7 @@ async function start() {
 window.kakeruPhone = { beforeStart, readyAllowed, rejoin, rejoinsItself: () => P.on };
 // For the tests: what the agent hears and how the check stands.
 window.__phone = {
-  peakHz: farPeakHz, state: () => P.state, error: () => $('phone-error').textContent,
+  peakHz: farPeakHz, state: () => P.state, error: () => $('phone-error').textContent, path: () => P.path,
   dtmf: () => ({ can: !!(P.sender && P.sender.dtmf && P.sender.dtmf.canInsertDTMF), buffer: P.sender && P.sender.dtmf ? P.sender.dtmf.toneBuffer : null, state: P.state }), healthy: readyAllowed, micHeard: () => P.micHeard,
   sdp: () => (P.pc ? `${P.pc.localDescription && P.pc.localDescription.sdp}\n----\n${P.pc.remoteDescription && P.pc.remoteDescription.sdp}` : ''),
 };

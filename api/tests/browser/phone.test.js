@@ -9,10 +9,14 @@
 // result 2# on the page's dial pad (RFC 4733): DTMF result entry saves it. Then the network cut
 // for 3 s (Chromium's network service stopped): the agent is 未確認 and the page says why, then
 // rejoins by itself and the agent is 待機 again. Screenshots ja and en.
+//
+// Mode `tcp`: the same call with the shard's UDP candidates dropped from its answer before
+// setRemoteDescription (the page's test hook window.__phoneTcpOnly), so Chromium must reach the
+// shard over its passive TCP candidate (RFC 6544); the health line says the path is TCP.
 'use strict';
 
 const path = require('node:path');
-const { assert, BASE, OUT, FIX, log, launch, until, login } = require('./lib.js');
+const { assert, BASE, OUT, MODE, FIX, log, launch, until, login } = require('./lib.js');
 
 /** Chromium's network service processes under this test (by /proc: parent chains to us). */
 function networkService() {
@@ -50,7 +54,10 @@ async function shots(page, name) {
     '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
     `--use-file-for-fake-audio-capture=${FIX.tone}`, '--autoplay-policy=no-user-gesture-required',
   ]);
+  const tcp = MODE === 'tcp';
+  const name = (n) => (tcp ? `tcp-${n}` : n);
   try {
+    if (tcp) await page.addInitScript(() => { window.__phoneTcpOnly = true; });
     await page.goto(`${BASE}/`);
     await login(page, FIX.tenant, FIX.login, FIX.password);
     await until(page, 'the desktop', () => location.pathname === '/ui/agent');
@@ -61,7 +68,7 @@ async function shots(page, name) {
       assert.ok(name && name.trim(), `#${k} has an accessible name`);
     }
     assert.equal(await page.$$eval('#phone-pad button', (bs) => bs.filter((b) => b.getAttribute('aria-label')).length), 12, 'the dial pad');
-    await shots(page, 'jobs');
+    if (!tcp) await shots(page, 'jobs');
 
     // 発信開始: the offer goes first, the leg comes up, the agent is ready.
     await until(page, 'the job listed', () => !document.getElementById('jobs-table').hidden);
@@ -70,14 +77,23 @@ async function shots(page, name) {
     await until(page, 'the leg connected', () => window.__phone.state() === 'on', undefined, 20000);
     await until(page, 'the agent ready', () => document.getElementById('me-state').dataset.state === 'ready', undefined, 20000);
     await until(page, 'the health check passed', () => window.__phone.healthy(), undefined, 10000);
-    await shots(page, 'ready');
+    await until(page, 'the path named', () => window.__phone.path() !== null, undefined, 10000);
+    const pathSaid = await page.evaluate(() => window.__phone.path());
+    log(`PATH ${pathSaid} ${await page.$eval('#phone-health', (e) => e.textContent)}`);
+    assert.equal(pathSaid, tcp ? 'TCP' : 'UDP', 'the media path');
+    if (tcp) {
+      const remote = (await page.evaluate(() => window.__phone.sdp())).split('----')[1];
+      assert.ok(!/a=candidate:\S+ \d+ udp /i.test(remote), 'no UDP candidate reached Chromium');
+      await until(page, 'the health line says TCP', () => document.getElementById('phone-health').textContent.includes('経路 TCP'));
+    }
+    await shots(page, name('ready'));
 
     // The customer (answering after 3 s): the page hears the customer's 1,000 Hz.
     await until(page, 'talking', () => document.getElementById('me-state').dataset.state === 'talking', undefined, 30000);
     await until(page, 'the customer heard at 1,000 Hz', () => Math.abs(window.__phone.peakHz() - 1000) < 30, undefined, 10000);
     log(`PEAK ${await page.evaluate(() => window.__phone.peakHz())}`);
     log(`SDP ${(await page.evaluate(() => window.__phone.sdp())).split('\n').filter((l) => /rtpmap|m=audio|fmtp|a=group|candidate/.test(l)).join(' | ')}`);
-    await shots(page, 'talking');
+    await shots(page, name('talking'));
 
     // The customer hangs up; the result keyed on the dial pad: 2#.
     await until(page, 'wrap-up', () => document.getElementById('me-state').dataset.state === 'wrap_up', undefined, 30000);
@@ -88,7 +104,12 @@ async function shots(page, name) {
       await page.waitForTimeout(600);
     }
     await until(page, 'the keyed result ends ACW', () => document.getElementById('me-state').dataset.state === 'ready', undefined, 15000);
-    await shots(page, 'keyed');
+    await shots(page, name('keyed'));
+    if (tcp) {
+      assert.deepEqual(problems, [], `page problems: ${problems.join('\n')}`);
+      log('BROWSER OK');
+      return;
+    }
 
     // The network cut for 3 s: Chromium's network service (the process that owns the page's
     // sockets, WebRTC's UDP among them) stopped, then resumed. The shard hears nothing for 2 s,

@@ -56,7 +56,8 @@ impl Relay {
         core: Option<usize>,
         record: bool,
     ) -> anyhow::Result<(Relay, Vec<CallPorts>)> {
-        let shard = driver::spawn(ShardConfig { index: 0, core, driver }).context("start media shard")?;
+        let shard =
+            driver::spawn(ShardConfig { index: 0, core, driver, webrtc_tcp: None }).context("start media shard")?;
         let recordings = if record { Some(tempfile::tempdir().context("recording dir")?) } else { None };
         let mut ports = Vec::with_capacity(calls);
         let now = Instant::now();

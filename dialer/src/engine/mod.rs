@@ -111,6 +111,9 @@ pub struct EngineConfig {
     pub advertise_ip: IpAddr,
     /// Where RTP ports are bound.
     pub media_ip: IpAddr,
+    /// The browser phones' TCP candidate (RFC 6544): shard i listens on `media_ip`, this port + i
+    /// (0: any free ports); `None`: UDP candidates only.
+    pub webrtc_tcp_port: Option<u16>,
     pub carrier: SocketAddr,
     pub carrier_domain: Option<String>,
     pub carrier_credentials: Option<sip::auth::Credentials>,
@@ -154,6 +157,7 @@ impl EngineConfig {
             sip_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_ip: IpAddr::from([127, 0, 0, 1]),
             media_ip: IpAddr::from([127, 0, 0, 1]),
+            webrtc_tcp_port: Some(0),
             carrier,
             carrier_domain: None,
             carrier_credentials: None,
@@ -300,7 +304,10 @@ pub async fn run_with_readers<B: Bus + Clone + 'static>(
         );
         let app = SipShard::new(i, cc, socket, cfg.media_ip, shard_tx.clone());
         let core = cfg.pin_cores.then_some(i);
-        let h = driver::spawn_with_app(ShardConfig { index: i, core, ..ShardConfig::default() }, app)?;
+        let webrtc_tcp = cfg
+            .webrtc_tcp_port
+            .map(|p| SocketAddr::new(cfg.media_ip, if p == 0 { 0 } else { p.saturating_add(i as u16) }));
+        let h = driver::spawn_with_app(ShardConfig { index: i, core, driver: Default::default(), webrtc_tcp }, app)?;
         // Registers the SIP socket and binds the first RTP ports.
         let _ = h.try_send(ShardInput::App(Command::SetAccounts(Vec::new())));
         handles.push(h);

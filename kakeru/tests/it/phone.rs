@@ -5,6 +5,8 @@
 //! frequency), and the result keyed on the page's dial pad (RFC 4733) is saved by DTMF result entry.
 //! Then the page's network cut for 3 s (Chromium's network service stopped): the agent is 未確認,
 //! the page says why and rejoins by itself, and no call is left without a result.
+//! Over TCP alone (the shard's UDP candidates dropped from its answer in the page, RFC 6544's
+//! passive candidate left) the same call talks both ways and the health line says TCP.
 //! Screenshots under `target/tmp/browser/phone-*.png`, ja and en.
 
 use std::path::Path;
@@ -46,6 +48,16 @@ pub(crate) fn write_tone(path: &Path, hz: f64, seconds: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_phone_talks_both_ways_and_keys_the_result() {
+    browser_phone("phone").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_phone_talks_over_tcp_alone() {
+    browser_phone("tcp").await;
+}
+
+/// The floor and the page in `mode` (`phone`: with the network cut; `tcp`: the page over TCP).
+async fn browser_phone(mode: &str) {
     assert!(
         Path::new("/usr/bin/chromium").exists() && browser_dir().join("node_modules/playwright-core").exists(),
         "Chromium and playwright-core are missing: run `bash scripts/services.sh`"
@@ -130,7 +142,7 @@ async fn the_browser_phone_talks_both_ways_and_keys_the_result() {
     write_tone(&tone, 440.0, 10);
     let fixture = json!({"tenant": "phone", "login": "suzuki", "password": "phone-password-1", "job": job.name,
                          "tone": tone.display().to_string()});
-    let mut child = browser_test("phone.test.js", "phone", &base, &fixture).spawn().expect("node");
+    let mut child = browser_test("phone.test.js", mode, &base, &fixture).spawn().expect("node");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut output = Vec::new();
     while let Some(line) = tokio::time::timeout(Duration::from_secs(180), lines.next_line())
@@ -178,7 +190,7 @@ async fn the_browser_phone_talks_both_ways_and_keys_the_result() {
     // The call ringing through the network cut (the second lead) ends with a result (its ring
     // timeout is 10 s).
     let end = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    while mode == "phone" {
         let results: Vec<String> =
             sqlx::query("SELECT result FROM call_records WHERE tenant_id = $1 AND tel = '0311110002'")
                 .bind(t)

@@ -101,7 +101,7 @@ fn wired(driver: DriverChoice) -> Wired {
 
 /// [`wired`] on the shard numbered `index` (its metrics' `shard` label).
 fn wired_at(driver: DriverChoice, index: usize) -> Wired {
-    let shard = driver::spawn(ShardConfig { index, core: None, driver }).expect("shard starts");
+    let shard = driver::spawn(ShardConfig { index, core: None, driver, webrtc_tcp: None }).expect("shard starts");
     let (sc, sa) = (bind(), bind());
     let (customer, agent) = (bind(), bind());
     let (shard_customer, shard_agent) = (addr(&sc), addr(&sa));

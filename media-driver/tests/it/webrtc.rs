@@ -2,9 +2,12 @@
 //! DTLS-SRTP, Opus or PCMU), a plain RTP peer as the customer, bridged in one call. Tones both
 //! ways are checked by frequency, the recording holds both channels, RFC 4733 digits from the
 //! browser reach the call, and a 3 s network cut is reported (the leg down within
-//! `MEDIA_SILENCE`) and an ICE restart brings the audio back on the same leg.
+//! `MEDIA_SILENCE`) and an ICE restart brings the audio back on the same leg. Over TCP alone
+//! (RFC 6544's passive candidate, RFC 4571 framing) the same call talks both ways, and garbage, a
+//! frame over the limit and a connection naming no leg are closed and counted while it goes on.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use media::dtmf::goertzel_power;
@@ -14,7 +17,7 @@ use media::shard::{CallId, Control, Report, WebRtcSupervisorEvent};
 use media::voice::{opus_available, OpusTranscoder};
 use media::{CallConfig, Codec, DtmfKind, Event, LegConfig, RecordingId, Role, SocketId};
 use media_driver::{self as driver, DriverChoice, ShardConfig, ShardHandle};
-use sim::browser::{Browser, PT_OPUS, PT_PCMU, PT_TELEPHONE_EVENT_48K, PT_TELEPHONE_EVENT_8K};
+use sim::browser::{passive_tcp_candidate, Browser, PT_OPUS, PT_PCMU, PT_TELEPHONE_EVENT_48K, PT_TELEPHONE_EVENT_8K};
 
 const CUSTOMER_SOCKET: SocketId = SocketId(21);
 const AGENT_SOCKET: SocketId = SocketId(22);
@@ -78,12 +81,26 @@ impl Run {
     }
 }
 
+/// A shard whose browser phones get a TCP candidate (a listener on a free loopback port).
+fn shard_with_tcp(driver: DriverChoice, index: usize) -> ShardHandle {
+    driver::spawn(ShardConfig { index, core: None, driver, webrtc_tcp: Some("127.0.0.1:0".parse().unwrap()) })
+        .expect("shard starts")
+}
+
 /// A browser (str0m) offering Opus when `opus_offered` and PCMU, set up as the agent leg of
 /// [`CALL`] on the shard's `shard_agent` socket and connected (ICE, DTLS); whether Opus was chosen.
 fn browser_leg(run: &mut Run, shard_agent: SocketAddr, opus_offered: bool) -> (Browser, bool) {
+    browser_leg_on(run, shard_agent, opus_offered, false)
+}
+
+/// [`browser_leg`], the browser reaching the shard over TCP alone when `tcp`.
+fn browser_leg_on(run: &mut Run, shard_agent: SocketAddr, opus_offered: bool, tcp: bool) -> (Browser, bool) {
     let now = Instant::now();
-    let (mut browser, offer) =
-        Browser::offer(now, "127.0.0.1:0".parse().unwrap(), opus_offered).expect("browser offers");
+    let (mut browser, offer) = if tcp {
+        Browser::offer_tcp(now, opus_offered).expect("browser offers")
+    } else {
+        Browser::offer(now, "127.0.0.1:0".parse().unwrap(), opus_offered).expect("browser offers")
+    };
     assert!(offer.contains("opus") == opus_offered && offer.contains("PCMU"), "{offer}");
     run.shard
         .try_send(Control::SetWebRtcAgent {
@@ -100,6 +117,10 @@ fn browser_leg(run: &mut Run, shard_agent: SocketAddr, opus_offered: bool) -> (B
     };
     assert!(sdp.contains("a=ice-lite"), "ICE-lite answer: {sdp}");
     assert!(sdp.contains(&format!("{}", shard_agent.port())), "our host candidate: {sdp}");
+    if tcp {
+        let at = passive_tcp_candidate(&sdp).expect("our passive TCP candidate");
+        assert_eq!(at.ip(), shard_agent.ip(), "the TCP candidate is at the UDP one's address: {sdp}");
+    }
     browser.answer(&sdp).expect("answer accepted");
     let opus = opus_offered && opus_available();
     let until = Instant::now() + BOUND;
@@ -114,9 +135,82 @@ fn browser_leg(run: &mut Run, shard_agent: SocketAddr, opus_offered: bool) -> (B
     (browser, opus)
 }
 
-/// The browser phone on a shard, bridged to an RTP customer, talking for `secs` seconds.
+/// What the customer and the browser heard while [`converse`] ran.
+struct Conversation {
+    at_customer: Vec<i16>,
+    at_browser: Vec<i16>,
+}
+
+/// The browser says [`AGENT_HZ`] (keying digit 5 in the middle, RFC 4733) and the customer
+/// [`CUSTOMER_HZ`] for `frames` 20 ms frames; what each heard after the first second.
+fn converse(
+    browser: &mut Browser,
+    customer: &UdpSocket,
+    shard_customer: SocketAddr,
+    opus: bool,
+    first: u32,
+    frames: u32,
+) -> Conversation {
+    let (audio_pt, tele_pt, ticks) =
+        if opus { (PT_OPUS, PT_TELEPHONE_EVENT_48K, 960) } else { (PT_PCMU, PT_TELEPHONE_EVENT_8K, 160) };
+    let mut encoder = OpusTranscoder::new();
+    let mut decoder = OpusTranscoder::new();
+    let (mut at_customer, mut at_browser) = (Vec::new(), Vec::new());
+    let mut scratch = Vec::new();
+    let mut buf = [0u8; 1500];
+    let start = Instant::now();
+    for i in 0..frames {
+        let n = first + i;
+        let due = start + Duration::from_millis(20 * u64::from(i));
+        while Instant::now() < due {
+            browser.step(Instant::now()).unwrap();
+            while let Ok((len, from)) = customer.recv_from(&mut buf) {
+                assert_eq!(from, shard_customer);
+                let p = rtp::parse(&buf[..len]).expect("RTP to the customer");
+                if p.payload_type == 0 && i > 50 {
+                    Codec::Pcmu.decode_into(p.payload, &mut at_customer);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let now = Instant::now();
+        // The browser speaks 440 Hz; in the middle it keys digit 5 (RFC 4733, 3 packets + 3 ends).
+        let g711 = pcmu(&tone(AGENT_HZ, n));
+        let ts = n * ticks;
+        if opus {
+            encoder.as_mut().unwrap().encode(Codec::Pcmu, &g711, &mut scratch).unwrap();
+            browser.send(now, audio_pt, ts, i == 0, &scratch).unwrap();
+        } else {
+            browser.send(now, audio_pt, ts, i == 0, &g711).unwrap();
+        }
+        if (100..106).contains(&i) {
+            let end = i >= 103;
+            let duration = ((i - 99) * ticks) as u16;
+            let event = [5u8, if end { 0x80 | 10 } else { 10 }, (duration >> 8) as u8, duration as u8];
+            browser.send(now, tele_pt, (first + 100) * ticks, i == 100, &event).unwrap();
+        }
+        // The customer speaks 1000 Hz.
+        let h = HeaderFields { marker: n == 0, payload_type: 0, sequence: n as u16, timestamp: n * 160, ssrc: 0x5555 };
+        customer.send_to(&rtp::build(h, &pcmu(&tone(CUSTOMER_HZ, n))), shard_customer).unwrap();
+        while let Some(p) = browser.poll_packet() {
+            if i <= 50 {
+                continue;
+            }
+            if p.pt == PT_PCMU {
+                Codec::Pcmu.decode_into(&p.payload, &mut at_browser);
+            } else if p.pt == PT_OPUS {
+                decoder.as_mut().unwrap().decode(Codec::Pcmu, &p.payload, &mut scratch).unwrap();
+                Codec::Pcmu.decode_into(&scratch, &mut at_browser);
+            }
+        }
+    }
+    Conversation { at_customer, at_browser }
+}
+
+/// The browser phone on a shard, bridged to an RTP customer, talking for `secs` seconds. The
+/// shard offers its TCP candidate too: the browser, with UDP, pairs over UDP.
 fn talk(opus_offered: bool) {
-    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
+    let shard = shard_with_tcp(DriverChoice::Auto, 0);
     let mut run = Run { shard, reports: Vec::new() };
     let (sc, sa) = (bind(), bind());
     let shard_customer = sc.local_addr().unwrap();
@@ -128,8 +222,7 @@ fn talk(opus_offered: bool) {
     run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
 
     let (mut browser, opus) = browser_leg(&mut run, shard_agent, opus_offered);
-    let (audio_pt, tele_pt, ticks) =
-        if opus { (PT_OPUS, PT_TELEPHONE_EVENT_48K, 960) } else { (PT_PCMU, PT_TELEPHONE_EVENT_8K, 160) };
+    let (audio_pt, ticks) = if opus { (PT_OPUS, 960) } else { (PT_PCMU, 160) };
 
     // The customer joins and the call is recorded.
     let rec_dir = tempfile::tempdir().unwrap();
@@ -149,57 +242,12 @@ fn talk(opus_offered: bool) {
         })
         .unwrap();
 
+    let frames = 150u32; // 3 s
+    let heard = converse(&mut browser, &customer, shard_customer, opus, 0, frames);
+    let (at_customer, at_browser) = (heard.at_customer, heard.at_browser);
     let mut encoder = OpusTranscoder::new();
-    let mut decoder = OpusTranscoder::new();
-    let (mut at_customer, mut at_browser) = (Vec::new(), Vec::new());
     let mut scratch = Vec::new();
     let mut buf = [0u8; 1500];
-    let start = Instant::now();
-    let frames = 150u32; // 3 s
-    for n in 0..frames {
-        let due = start + Duration::from_millis(20 * u64::from(n));
-        while Instant::now() < due {
-            browser.step(Instant::now()).unwrap();
-            while let Ok((len, from)) = customer.recv_from(&mut buf) {
-                assert_eq!(from, shard_customer);
-                let p = rtp::parse(&buf[..len]).expect("RTP to the customer");
-                if p.payload_type == 0 && n > 50 {
-                    Codec::Pcmu.decode_into(p.payload, &mut at_customer);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let now = Instant::now();
-        // The browser speaks 440 Hz; in the middle it keys digit 5 (RFC 4733, 3 packets + 3 ends).
-        let g711 = pcmu(&tone(AGENT_HZ, n));
-        let ts = n * ticks;
-        if opus {
-            encoder.as_mut().unwrap().encode(Codec::Pcmu, &g711, &mut scratch).unwrap();
-            browser.send(now, audio_pt, ts, n == 0, &scratch).unwrap();
-        } else {
-            browser.send(now, audio_pt, ts, n == 0, &g711).unwrap();
-        }
-        if (100..106).contains(&n) {
-            let end = n >= 103;
-            let duration = ((n - 99) * ticks) as u16;
-            let event = [5u8, if end { 0x80 | 10 } else { 10 }, (duration >> 8) as u8, duration as u8];
-            browser.send(now, tele_pt, 100 * ticks, n == 100, &event).unwrap();
-        }
-        // The customer speaks 1000 Hz.
-        let h = HeaderFields { marker: n == 0, payload_type: 0, sequence: n as u16, timestamp: n * 160, ssrc: 0x5555 };
-        customer.send_to(&rtp::build(h, &pcmu(&tone(CUSTOMER_HZ, n))), shard_customer).unwrap();
-        while let Some(p) = browser.poll_packet() {
-            if n <= 50 {
-                continue;
-            }
-            if p.pt == PT_PCMU {
-                Codec::Pcmu.decode_into(&p.payload, &mut at_browser);
-            } else if p.pt == PT_OPUS {
-                decoder.as_mut().unwrap().decode(Codec::Pcmu, &p.payload, &mut scratch).unwrap();
-                Codec::Pcmu.decode_into(&scratch, &mut at_browser);
-            }
-        }
-    }
     assert_tone(&at_customer, AGENT_HZ, CUSTOMER_HZ, "the customer hears the browser");
     assert_tone(&at_browser, CUSTOMER_HZ, AGENT_HZ, "the browser hears the customer");
     run.wait("the browser's digit", |r| {
@@ -285,9 +333,137 @@ fn browser_phone_with_pcmu_talks_both_ways_and_is_recorded() {
     talk(false);
 }
 
+/// A connection to the shard's TCP port that sends `bytes` and is then closed by the shard (a read
+/// ends or fails within a bound).
+fn closed_after(to: SocketAddr, bytes: &[u8], what: &str) {
+    let mut c = TcpStream::connect(to).expect("connects to the TCP candidate");
+    c.write_all(bytes).expect("written");
+    c.set_read_timeout(Some(BOUND)).unwrap();
+    let mut buf = [0u8; 64];
+    match c.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("{what}: the shard closes the connection, got {other:?}"),
+    }
+}
+
+/// A STUN binding request (RFC 5389) whose USERNAME names `ufrag` (no integrity: no leg has it).
+fn binding_request(ufrag: &str) -> Vec<u8> {
+    let user = ufrag.as_bytes();
+    let padded = user.len().div_ceil(4) * 4;
+    let mut m = vec![0x00, 0x01];
+    m.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    m.extend_from_slice(&[7; 12]);
+    m.extend_from_slice(&[0x00, 0x06]);
+    m.extend_from_slice(&(user.len() as u16).to_be_bytes());
+    m.extend_from_slice(user);
+    m.resize(20 + 4 + padded, 0);
+    m
+}
+
+/// RFC 4571: the 2-byte length, then the frame.
+fn framed(frame: &[u8]) -> Vec<u8> {
+    let mut f = (frame.len() as u16).to_be_bytes().to_vec();
+    f.extend_from_slice(frame);
+    f
+}
+
+/// The browser phone over TCP alone (its peer drops the answer's UDP candidates): ICE, DTLS and
+/// audio both ways through the shard to an RTP customer over RFC 6544's passive candidate. Then
+/// garbage, a frame over the limit and a connection naming no leg on the same port are closed and
+/// counted (the shard's counters and its metrics), and the call goes on.
+fn over_tcp_alone(driver: DriverChoice, index: usize) {
+    let metrics = telemetry::install("media-tcp-test").expect("recorder");
+    let shard = shard_with_tcp(driver, index);
+    let mut run = Run { shard, reports: Vec::new() };
+    let (sc, sa) = (bind(), bind());
+    let (shard_customer, shard_agent) = (sc.local_addr().unwrap(), sa.local_addr().unwrap());
+    let customer = bind();
+    customer.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    run.shard.try_send(Control::AddSocket { id: CUSTOMER_SOCKET, socket: sc }).unwrap();
+    run.shard.try_send(Control::AddSocket { id: AGENT_SOCKET, socket: sa }).unwrap();
+    run.shard.try_send(Control::AddCall { call: CALL, config: Box::new(CallConfig::new(Instant::now(), 0)) }).unwrap();
+    let (mut browser, opus) = browser_leg_on(&mut run, shard_agent, opus_available(), true);
+    assert!(browser.is_tcp());
+    run.shard
+        .try_send(Control::SetCustomer {
+            call: CALL,
+            leg: leg(CUSTOMER_SOCKET, customer.local_addr().unwrap(), 0xC0C0),
+        })
+        .unwrap();
+
+    // A connection that never says anything: closed after `FIRST_FRAME_WITHIN` (checked below).
+    let port = browser.tcp_server().expect("the browser's TCP connection");
+    let mut idle = TcpStream::connect(port).expect("connects");
+    let idle_since = Instant::now();
+    let heard = converse(&mut browser, &customer, shard_customer, opus, 0, 150);
+    assert_tone(&heard.at_customer, AGENT_HZ, CUSTOMER_HZ, "over TCP, the customer hears the browser");
+    assert_tone(&heard.at_browser, CUSTOMER_HZ, AGENT_HZ, "over TCP, the browser hears the customer");
+    run.wait("the browser's digit over TCP", |r| {
+        matches!(r, Report::Event { event: Event::Dtmf { role: Role::Agent, digit: '5', kind: DtmfKind::Rfc4733 }, .. })
+    });
+
+    // Bad connections on the same port, each closed; the call goes on meanwhile.
+    closed_after(port, &framed(&[1, 2, 3, 4]), "a first frame that is not STUN");
+    closed_after(port, &[0xFF, 0xFF, 0, 0, 0], "a frame over the limit");
+    closed_after(port, &framed(&binding_request("nobody:x")), "a binding request naming no leg");
+    let heard = converse(&mut browser, &customer, shard_customer, opus, 150, 100);
+    assert_tone(&heard.at_customer, AGENT_HZ, CUSTOMER_HZ, "after the bad connections, the customer hears the browser");
+    assert_tone(&heard.at_browser, CUSTOMER_HZ, AGENT_HZ, "after the bad connections, the browser hears the customer");
+    assert!(browser.is_connected(), "the browser's own connection stayed up");
+    idle.set_read_timeout(Some(BOUND)).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(matches!(idle.read(&mut byte), Ok(0) | Err(_)), "the silent connection is closed");
+    let waited = idle_since.elapsed();
+    assert!(
+        waited >= driver::tcp::FIRST_FRAME_WITHIN && waited < driver::tcp::FIRST_FRAME_WITHIN + Duration::from_secs(3),
+        "closed {waited:?} after it was opened"
+    );
+
+    run.shard.try_send(Control::EndCall { call: CALL }).unwrap();
+    run.wait("the end", |r| matches!(r, Report::CallEnded { .. }));
+    let Run { shard, .. } = run;
+    let tcp = shard.shutdown().expect("the shard stops").tcp;
+    println!("{tcp:?}");
+    assert_eq!(
+        (tcp.garbage, tcp.oversized, tcp.unrouted, tcp.idle),
+        (1, 1, 1, 1),
+        "each bad connection counted once: {tcp:?}"
+    );
+    assert_eq!(tcp.accepted, 5, "the browser's and four bad ones: {tcp:?}");
+    assert!(tcp.frames_in > 200 && tcp.frames_out > 200, "the call's media went over TCP: {tcp:?}");
+
+    let text = metrics.render();
+    let shard = format!("shard=\"{index}\"");
+    let sample = |name: &str, label: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&shard) && l.contains(label))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    for reason in ["garbage", "oversized", "unrouted", "idle"] {
+        let n = sample("kakeru_media_tcp_closed_total", &format!("reason=\"{reason}\""));
+        assert_eq!(n, 1.0, "kakeru_media_tcp_closed_total {reason}: {text}");
+    }
+    assert_eq!(sample("kakeru_media_tcp_connections_total", "outcome=\"accepted\""), 5.0, "{text}");
+    assert_eq!(sample("kakeru_media_tcp_frames_total", "direction=\"in\""), tcp.frames_in as f64, "{text}");
+}
+
+#[test]
+fn browser_phone_over_tcp_alone_on_io_uring_talks_and_bad_connections_are_closed() {
+    over_tcp_alone(DriverChoice::Uring, 31);
+}
+
+#[test]
+fn browser_phone_over_tcp_alone_on_epoll_talks_and_bad_connections_are_closed() {
+    over_tcp_alone(DriverChoice::Epoll, 32);
+}
+
 #[test]
 fn an_offer_without_audio_we_take_is_refused_by_name() {
-    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
+    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto, webrtc_tcp: None })
+        .expect("shard starts");
     let mut run = Run { shard, reports: Vec::new() };
     let sa = bind();
     let local = sa.local_addr().unwrap();
@@ -334,7 +510,8 @@ fn has(samples: &[i16], hz: f32, others: &[f32]) -> bool {
 /// モニタリング neither does and the supervisor hears both parties.
 #[test]
 fn a_supervisor_whispers_barges_and_listens_on_a_browser_phones_call() {
-    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
+    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto, webrtc_tcp: None })
+        .expect("shard starts");
     let mut run = Run { shard, reports: Vec::new() };
     let (sc, sa, ss) = (bind(), bind(), bind());
     let (shard_customer, shard_agent, shard_supervisor) =
