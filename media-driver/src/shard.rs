@@ -837,7 +837,8 @@ impl Core {
         if !self.calls.contains_key(&call) {
             return self.report(failed("no such call".into()));
         }
-        let w = match WebRtcLeg::accept(now, leg.rtp_socket, local, offer) {
+        let tcp = self.tcp_port.map(|port| SocketAddr::new(local.ip(), port));
+        let w = match WebRtcLeg::accept(now, leg.rtp_socket, local, tcp, offer) {
             Ok(w) => w,
             Err(e) => return self.report(failed(e.to_string())),
         };

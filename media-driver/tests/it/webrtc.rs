@@ -618,7 +618,8 @@ fn a_supervisor_whispers_barges_and_listens_on_a_browser_phones_call() {
 /// the mode says while it hears both parties; when it leaves, its leg is released.
 #[test]
 fn a_supervisors_browser_phone_listens_whispers_and_barges() {
-    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto }).expect("shard starts");
+    let shard = driver::spawn(ShardConfig { index: 0, core: None, driver: DriverChoice::Auto, webrtc_tcp: None })
+        .expect("shard starts");
     let mut run = Run { shard, reports: Vec::new() };
     let (sc, sa, ss) = (bind(), bind(), bind());
     let (shard_customer, shard_agent, shard_supervisor) =
