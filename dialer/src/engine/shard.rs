@@ -143,6 +143,13 @@ impl SipShard {
         while self.cc.free_ports() + added.len() < PORT_POOL {
             match UdpSocket::bind(SocketAddr::new(self.media_ip, 0)).and_then(|s| s.local_addr().map(|a| (s, a))) {
                 Ok((socket, addr)) => {
+                    // Bound on every address (KAKERU_MEDIA_IP=0.0.0.0): the SDP and the browser
+                    // phones' ICE candidates name the address the SIP socket advertises.
+                    let addr = if addr.ip().is_unspecified() {
+                        SocketAddr::new(self.cc.config().local_sip.ip(), addr.port())
+                    } else {
+                        addr
+                    };
                     let id = SocketId(self.next_socket);
                     self.next_socket = self.next_socket.wrapping_add(1).max(1);
                     ctx.add_socket(id, socket);
