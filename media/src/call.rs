@@ -876,8 +876,11 @@ impl Call {
     pub fn resume_recording(&mut self, now: Instant, id: RecordingId, codec: Codec, frames: u64) {
         self.stop_recording();
         let every = self.config.recording_header_every_ms;
-        let mut w =
-            if frames == 0 { RecordingWriter::new(codec, every) } else { RecordingWriter::resume(codec, every, frames) };
+        let mut w = if frames == 0 {
+            RecordingWriter::new(codec, every)
+        } else {
+            RecordingWriter::resume(codec, every, frames)
+        };
         Self::drain_writer(&mut self.recording_writes, id, &mut w);
         for leg in [self.customer.as_mut(), self.agent.as_mut()].into_iter().flatten() {
             leg.rec_fifo.clear();
