@@ -80,12 +80,17 @@ pub async fn claim(db: &Db, tenant_id: i64, number: i64, agent: i64, at_ms: i64)
     if let Some(r) = won {
         return Ok(Claim::Won { dialer_call_id: r.try_get("dialer_call_id")? });
     }
-    let open = sqlx::query("SELECT 1 AS x FROM parked_calls WHERE tenant_id = $1 AND number = $2 AND ended_at IS NULL")
+    Ok(if is_open(db, tenant_id, number).await? { Claim::Taken } else { Claim::Unknown })
+}
+
+/// Whether the tenant has an open park under `number` (claimed or not).
+pub async fn is_open(db: &Db, tenant_id: i64, number: i64) -> Result<bool> {
+    let r = sqlx::query("SELECT 1 AS x FROM parked_calls WHERE tenant_id = $1 AND number = $2 AND ended_at IS NULL")
         .bind(tenant_id)
         .bind(number)
         .fetch_optional(&db.pool)
         .await?;
-    Ok(if open.is_some() { Claim::Taken } else { Claim::Unknown })
+    Ok(r.is_some())
 }
 
 /// A park of the call's history (who parked it, when, how it ended).

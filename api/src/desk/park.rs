@@ -98,6 +98,10 @@ async fn pick_up(State(st): State<AppState>, auth: Auth, Id(number): Id) -> ApiR
     if !(first..first + store::parked::MAX_PARKED as i64).contains(&number) {
         return Err(ApiError::not_found());
     }
+    // Another tenant's park number answers like a missing one, whatever the caller's state.
+    if !store::parked::is_open(&st.db, auth.tenant(), number).await? {
+        return Err(ApiError::not_found());
+    }
     let w = working(&st, &auth).await?;
     if !w.in_session() {
         return Err(ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session"));
