@@ -115,6 +115,25 @@ pub enum AgentNotice {
     MonitorAnswer { agent_id: AgentId, monitor_id: u64, sdp: String },
     /// A supervisor's browser phone was refused or failed, in words for the page.
     MonitorFailed { agent_id: AgentId, monitor_id: u64, error: String },
+    /// パーク保留: the tenant's parked calls changed (published by the control service): a call was
+    /// parked under `number` (`parked`), or its park ended (`picked_up` by `agent_id`, `hung_up`,
+    /// `returned` after the limit). Every agent's list shows it.
+    ParkChanged { number: u16, call_id: CallId, change: ParkChange, agent_id: AgentId, at_ms: u64 },
+}
+
+/// What happened to a park ([`AgentNotice::ParkChanged`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParkChange {
+    /// Parked (`agent_id`: who parked it).
+    Parked,
+    /// Picked up (`agent_id`: who took it).
+    PickedUp,
+    /// The customer hung up while parked.
+    HungUp,
+    /// Nobody took it within the limit: offered back to whoever parked it, else queued for the
+    /// campaign's agents.
+    Returned,
 }
 
 impl Message for AgentNotice {
@@ -171,6 +190,12 @@ pub enum ApiCommand {
     /// 転送: the agent hands the customer of `call_id` to `to_agent` (ready, in a call job of the
     /// same campaign), who is offered it with its lead; the agent goes to wrap-up (added in v1).
     Transfer { agent_id: AgentId, call_id: CallId, to_agent: AgentId },
+    /// パーク保留: the agent parks the customer of `call_id` under the tenant's lowest free park
+    /// number; the agent goes to wrap-up (added in v1).
+    Park { agent_id: AgentId, call_id: CallId },
+    /// パーク応答: the agent (ready) picks up the call parked under `number` on its own phone (the
+    /// API claimed the park for it first) (added in v1).
+    PickUp { agent_id: AgentId, number: u16 },
 }
 
 impl Message for ApiCommand {
@@ -305,6 +330,11 @@ pub enum ShardEvent {
     /// v2: a due recall an agent owns in a progressive or predictive job, held for that agent:
     /// control dials it for the agent (a preview dial) if the agent is still ready for the job.
     RecallDue { agent_id: AgentId, campaign_id: CampaignId, call_job_id: CallJobId, lead_id: LeadId },
+    /// パーク保留 (added in v2): the agent keyed `#72` on its phone while talking with `call_id`.
+    ParkKeyed { agent_id: AgentId, call_id: CallId },
+    /// パーク応答 (added in v2): the agent keyed a park number (9001..) on its phone while on no
+    /// call: it picks that parked call up.
+    PickUpKeyed { agent_id: AgentId, number: u16 },
     /// About once a second per campaign with a running call job: what the dialer is doing, for the
     /// wallboard. Integers keep the schema exact: the dial level in thousandths, the predicted
     /// abandon share in parts per million.
@@ -437,6 +467,9 @@ impl ApiCommand {
             ApiCommand::Hold { agent_id, call_id } => (agent_id, Some(Input::Hold { call_id })),
             ApiCommand::Unhold { agent_id, call_id } => (agent_id, Some(Input::Unhold { call_id })),
             ApiCommand::Transfer { agent_id, call_id, .. } => (agent_id, Some(Input::TransferOut { call_id })),
+            ApiCommand::Park { agent_id, call_id } => (agent_id, Some(Input::Park { call_id })),
+            // An offer of the parked call, made by the control service.
+            ApiCommand::PickUp { agent_id, .. } => (agent_id, None),
         }
     }
 }
@@ -453,6 +486,9 @@ impl ShardEvent {
             ShardEvent::Bridged { call_id, agent_id } => Some((agent_id, Input::Bridged { call_id })),
             ShardEvent::CallEnded { call_id, agent_id, .. } => agent_id.map(|a| (a, Input::CustomerEnded { call_id })),
             ShardEvent::DialerStatus { .. } => None,
+            ShardEvent::ParkKeyed { agent_id, call_id } => Some((agent_id, Input::Park { call_id })),
+            // An offer of the parked call, made by the control service.
+            ShardEvent::PickUpKeyed { .. } => None,
             ShardEvent::RecallDue { agent_id, campaign_id, call_job_id, lead_id } => {
                 Some((agent_id, Input::PreviewDial { campaign_id, call_job_id, lead_id, caller_id: None }))
             }

@@ -18,6 +18,7 @@ pub mod leads;
 pub mod leases;
 pub mod links;
 pub mod monitoring;
+pub mod parked;
 pub mod preview;
 pub mod recordings;
 pub mod records;

@@ -505,7 +505,7 @@ fn apply_notice(agents: &mut HashMap<u64, AgentSlot>, started: EntryId, id: Entr
         // For the wallboard (taken by `TenantHub::apply`).
         AgentNotice::CallbacksOpen { .. } => {}
         // Every agent with a screen open; others find it in their list when they open it.
-        AgentNotice::CallbackRegistered { .. } => {
+        AgentNotice::CallbackRegistered { .. } | AgentNotice::ParkChanged { .. } => {
             for slot in agents.values_mut().filter(|s| !s.clients.is_empty()) {
                 deliver(slot, DeskEvent { id: Some(id), name: "notice", data: data.clone() });
             }

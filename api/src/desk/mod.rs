@@ -20,8 +20,11 @@
 //!   /agent/dial`'s `caller_id`, counted against that number's channel limit).
 //! - `GET /agent/recalls` (再コール一覧), `GET /agent/presence` (the colleagues of the agent's
 //!   dialing groups and their states).
+//! - パーク保留: `POST /agent/calls/{id}/park`, `GET /agent/parked`, `POST /agent/parked/{id}/pick-up`
+//!   ([`park`]).
 
 pub mod hub;
+mod park;
 mod stream;
 
 use std::collections::HashSet;
@@ -72,6 +75,7 @@ fn obj() -> Value {
 /// Registers the endpoints.
 pub fn mount(reg: &mut Registry) {
     stream::mount(reg);
+    park::mount(reg);
     reg.add(
         op(
             "get",

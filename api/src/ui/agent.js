@@ -40,6 +40,10 @@
       nd_lead_not_dialable: 'このリードは発信できません (完了済み、または対応が終わっています)。', nd_error: '発信できませんでした。',
       nd_caller_id_unknown: 'この発番号は使えません。別の発番号を選んでください。',
       transfer: '転送', transfer_to: '転送先', transfer_none: '(待機中のエージェント)', confirm_transfer: '{name} さんに転送しますか?',
+      park: 'パーク保留', confirm_park: 'お客様をパーク保留にしますか? (電話機の #72 と同じ)', parked_title: 'パーク保留',
+      parked_number: '保留番号', parked_tel: '相手の電話番号', parked_time: '保留時間', parked_none: 'パーク保留中の呼はありません',
+      parked_by: '{name} さんが保留', pick_up: 'コールバック', confirm_pick_up: '保留番号 {number} ({tel}) をコールバックしますか? 電話機につながります',
+      pick_up_not_ready: '待機中にコールバックできます',
       caller_id: '発番号', caller_id_job: 'コールジョブの番号 ({n})', caller_id_withheld: '非通知 (184)',
       call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断', hold: '保留', unhold: '保留解除',
       confirm_hang_up: '切断しますか?', confirm_save: '保存しますか?', confirm_end: '発信業務を終了しますか?',
@@ -119,6 +123,10 @@
       nd_lead_not_dialable: 'This lead cannot be dialled (completed, or its turn is over).', nd_error: 'The call could not be made.',
       nd_caller_id_unknown: 'This caller ID cannot be used. Choose another caller ID.',
       transfer: 'Transfer', transfer_to: 'Transfer to', transfer_none: '(a ready agent)', confirm_transfer: 'Transfer the customer to {name}?',
+      park: 'Park', confirm_park: 'Park the customer? (the same as #72 on the phone)', parked_title: 'Parked calls',
+      parked_number: 'Park number', parked_tel: 'Customer number', parked_time: 'Parked for', parked_none: 'No parked calls',
+      parked_by: 'parked by {name}', pick_up: 'Call back', confirm_pick_up: 'Take park number {number} ({tel}) on your phone?',
+      pick_up_not_ready: 'Calls are picked up while ready',
       caller_id: 'Caller ID', caller_id_job: "The call job's number ({n})", caller_id_withheld: 'Withheld (184)',
       call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer', hold: 'Hold', unhold: 'Take back from hold',
       confirm_hang_up: 'Hang up the customer?', confirm_save: 'Save the record?', confirm_end: 'End calling for this job?',
@@ -203,6 +211,7 @@
       fresh: new Set(), mine: new Set(), editing: null, problem: null, loaded: false, audio: null,
     },
     presence: new Map(),
+    parked: [],
     mode: { lead: null, results: null, searched: '', notice: '' },
     // 発番号: GET /agent/caller-ids (loaded with the job), and the one the agent chose ('' = the job's).
     callerIds: null,
@@ -420,6 +429,7 @@
     if (!S.job || stateName() === 'offline') loadJobs();
     loadRecalls();
     loadPresence();
+    loadParked();
     enterWaiting();
     render();
   }
@@ -526,6 +536,7 @@
     if (d.notice === 'business_end') message('msg_business_end');
     else if (d.notice === 'job_stopped') message('msg_job_stopped');
     else if (d.notice === 'recall_assigned') loadRecalls();
+    else if (d.notice === 'park_changed') parkChanged(d);
     else if (d.notice === 'callback_registered' || d.notice === 'callback_assigned') callbackPushed(d);
   }
 
@@ -566,6 +577,67 @@
       $('recalls-error').textContent = e.message;
     }
     render();
+  }
+
+  // ------------------------------------------------------------------------------ パーク保留 (parked)
+  async function loadParked() {
+    try {
+      S.parked = (await api('GET', '/agent/parked')).items;
+      $('parked-error').textContent = '';
+    } catch (e) {
+      $('parked-error').textContent = e.message;
+    }
+    renderParked();
+  }
+
+  /** A park made or ended (the push channel): the list is read again; a park the read does not
+   * show yet (its commit follows the notice) is shown from the notice until the next read. */
+  async function parkChanged(d) {
+    await loadParked();
+    if (d.change === 'parked' && !S.parked.some((p) => p.number === d.number)) {
+      S.parked = [...S.parked, { number: d.number, call_id: d.call_id, tel: null, parked_by: d.agent_id, parked_at_ms: d.at_ms }]
+        .sort((a, b) => a.number - b.number);
+      renderParked();
+      setTimeout(loadParked, 1000);
+    } else if (d.change !== 'parked' && S.parked.some((p) => p.number === d.number && p.call_id === d.call_id)) {
+      S.parked = S.parked.filter((p) => p.call_id !== d.call_id);
+      renderParked();
+      setTimeout(loadParked, 1000);
+    }
+  }
+
+  function renderParked() {
+    const now = Date.now();
+    $('parked-count').textContent = String(S.parked.length);
+    $('parked-table').hidden = S.parked.length === 0;
+    $('parked-empty').hidden = S.parked.length > 0;
+    $('parked-body').replaceChildren(...S.parked.map((p) => {
+      const tr = el('tr');
+      tr.dataset.number = String(p.number);
+      const b = el('button', 'link', String(p.number));
+      b.type = 'button';
+      b.title = p.parked_by_name ? t('parked_by', { name: p.parked_by_name }) : '';
+      b.setAttribute('aria-label', `${t('pick_up')} ${p.number}`);
+      b.addEventListener('click', () => pickUp(p));
+      const time = el('td', 'parked-time', duration(now - p.parked_at_ms));
+      time.dataset.since = String(p.parked_at_ms);
+      const num = el('td');
+      num.append(b);
+      tr.append(num, el('td', '', p.tel || '-'), time);
+      return tr;
+    }));
+  }
+
+  async function pickUp(p) {
+    if (stateName() !== 'ready') { $('parked-error').textContent = t('pick_up_not_ready'); return; }
+    if (!(await dialog(t('confirm_pick_up', { number: p.number, tel: p.tel || '-' }), true))) return;
+    try {
+      await api('POST', `/agent/parked/${p.number}/pick-up`);
+      $('parked-error').textContent = '';
+    } catch (e) {
+      $('parked-error').textContent = e.message;
+      loadParked();
+    }
   }
 
   async function loadPresence() {
@@ -973,6 +1045,7 @@
     // 保留 / 保留解除: one button, its name the action it does now.
     const hold = $('b-hold');
     hold.disabled = !(st === 'talking' || st === 'hold');
+    $('b-park').disabled = !(st === 'talking' || st === 'hold');
     if (hold.dataset.i18n !== (st === 'hold' ? 'unhold' : 'hold')) {
       hold.dataset.i18n = st === 'hold' ? 'unhold' : 'hold';
       label(hold);
@@ -1183,6 +1256,7 @@
     $('wait-time').textContent = duration(now - S.since);
     $('setup-elapsed').textContent = duration(now - S.since);
     $('call-timer').textContent = duration(now - S.since);
+    for (const td of document.querySelectorAll('#parked-body .parked-time')) td.textContent = duration(now - Number(td.dataset.since));
     if (stateName() === 'wrap_up' && S.job && S.job.acw_seconds) {
       $('acw').textContent = t('acw_left', { t: duration(S.job.acw_seconds * 1000 - (now - S.since)) });
     }
@@ -1537,6 +1611,10 @@
       if (!S.callId || !to.value) return;
       if (!(await dialog(t('confirm_transfer', { name: to.selectedOptions[0].textContent }), true))) return;
       await act(() => api('POST', `/agent/calls/${S.callId}/transfer`, { agent_id: Number(to.value) }));
+    });
+    $('b-park').addEventListener('click', async () => {
+      if (!S.callId || !(await dialog(t('confirm_park'), true))) return;
+      await act(() => api('POST', `/agent/calls/${S.callId}/park`));
     });
     $('b-hold').addEventListener('click', () => {
       if (S.callId) act(() => api('POST', `/agent/calls/${S.callId}/${stateName() === 'hold' ? 'unhold' : 'hold'}`));

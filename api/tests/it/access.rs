@@ -107,6 +107,18 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     fx.insert("/agent", lead);
     // 発番号: the agent's list of caller IDs holds the fixture's.
     fx.insert("/agent/caller-ids", fx["/caller-ids"]);
+    // パーク保留: a call parked under 9001 (picked up by no one: no agent works a call job here).
+    store::sqlx::query(
+        "INSERT INTO parked_calls (tenant_id, dialer_call_id, number, parked_by, parked_at) VALUES ($1, $2, 9001, $3, $4)",
+    )
+    .bind(t.id)
+    .bind(fx["/call-records"])
+    .bind(t.user(Role::Op))
+    .bind(store::now_ms())
+    .execute(&app.db.pool)
+    .await
+    .expect("park a call");
+    fx.insert("/agent/parked", 9001);
     // Held for the OP's next manual dial (the sweep's saves end its recall and record).
     store::sqlx::query("UPDATE leads SET preview_user_id = $1, preview_until = $2 WHERE id = $3")
         .bind(t.user(Role::Op))
@@ -122,6 +134,9 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
 fn fill(path: &str, fx: &HashMap<&'static str, i64>) -> Option<String> {
     if !path.contains("{id}") {
         return Some(path.to_string());
+    }
+    if path.starts_with("/agent/parked/") {
+        return Some(path.replace("{id}", &fx.get("/agent/parked")?.to_string()));
     }
     let first = path.split('/').nth(1)?;
     let id = fx.iter().find(|(k, _)| k.trim_start_matches('/') == first).map(|(_, v)| *v)?;

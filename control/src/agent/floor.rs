@@ -642,6 +642,23 @@ impl Floor {
                     _ => ix.after_call(a, S::Ready, Cause::Transferred, now_ms),
                 }
             }
+            Input::Park { call_id } => {
+                if !matches!(a.state, S::Talking | S::Hold) {
+                    return Err(not_allowed(a));
+                }
+                check_call(a, call_id)?;
+                // As after a transfer: the customer waits, now under a park number (the control
+                // service keeps it), and the call stays the agent's for its wrap-up record only.
+                ix.calls.remove(&call_id);
+                ix.command(Command::ParkCustomer { agent_id: a.id, call_id, hold_ms: 0 });
+                match a.config.acw_ms {
+                    Some(acw) if acw > 0 => {
+                        ix.enter(a, S::WrapUp, Cause::Parked, now_ms);
+                        a.acw_deadline = Some(now_ms.saturating_add(acw));
+                    }
+                    _ => ix.after_call(a, S::Ready, Cause::Parked, now_ms),
+                }
+            }
             Input::Hold { call_id } => {
                 if a.state != S::Talking {
                     return Err(not_allowed(a));

@@ -31,8 +31,12 @@
 //!   customer yet (so no other customer is offered) while the dialer places the call; the call is
 //!   attached when placed, the answered customer is bridged to that agent only, and a call that is not
 //!   placed (do-not-call, a channel limit, ...) or not answered gives the agent back to `Ready`.
+//! - park (パーク保留): a talking agent parks its customer ([`Input::Park`]: to wrap-up as after a
+//!   transfer, [`Command::ParkCustomer`]); the tenant's [`parking::Parking`] keeps the call under a
+//!   park number until any ready agent is offered it ([`Input::Offer`]: the pick-up).
 
 mod floor;
+pub mod parking;
 
 pub use floor::{Floor, FloorLimits};
 
@@ -157,6 +161,9 @@ pub enum Cause {
     Unhold,
     /// 転送: the agent handed its customer to another agent (added in v1).
     Transferred,
+    /// パーク保留: the agent parked its customer (#72 or the desktop) for any agent to pick up
+    /// (added in v1).
+    Parked,
     /// The wrap-up record was saved.
     WrapUpSaved,
     /// The campaign's ACW seconds ran out.
@@ -222,6 +229,15 @@ pub enum Command {
     /// 保留 (`held`) or back (unhold): the customer hears hold audio and the agent nothing, or
     /// they hear each other again (added in v1).
     HoldCustomer { agent_id: AgentId, call_id: CallId, held: bool },
+    /// パーク保留: the agent let go of its customer, who waits (waiting audio) under a park number
+    /// for any agent to pick up; `hold_ms`, filled in by the control service, is the tenant's park
+    /// limit (added in v1).
+    ParkCustomer {
+        agent_id: AgentId,
+        call_id: CallId,
+        #[serde(default)]
+        hold_ms: u64,
+    },
     /// Preview: dial this lead of the agent's call job for the agent (who waits in `Ringing`), from
     /// the caller ID it chose (`None`: the call job's).
     DialPreview {
@@ -354,6 +370,11 @@ pub enum Input {
     TransferOut {
         call_id: CallId,
     },
+    /// パーク保留: the agent parks its customer (any agent may pick it up); the agent goes to
+    /// wrap-up for its part of the call, as after a transfer (added in v1).
+    Park {
+        call_id: CallId,
+    },
     /// The wrap-up record of the call was saved.
     WrapUpSaved {
         call_id: CallId,
@@ -442,6 +463,7 @@ impl Input {
             Input::Hold { .. } => "hold",
             Input::Unhold { .. } => "unhold",
             Input::TransferOut { .. } => "transfer_out",
+            Input::Park { .. } => "park",
             Input::WrapUpSaved { .. } => "wrap_up_saved",
             Input::Pause { .. } => "pause",
             Input::LogOff => "log_off",

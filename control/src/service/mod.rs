@@ -50,12 +50,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::committer::{Applied, CommitJob, Committer};
 
+use crate::agent::parking::Parking;
 use crate::agent::{
     AgentError, AgentId, AgentState, CallId, Command, Event, Floor, FloorLimits, Input, OfferRefused, PauseReasonId,
 };
 use crate::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope, MessageId};
 use crate::messages::{
-    streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, LeadId, NotDialledReason, ShardEvent, SystemResult,
+    streams, AgentNotice, ApiCommand, CallJobId, CampaignId, DialingGroupId, LeadId, NotDialledReason, ParkChange,
+    ShardEvent, SystemResult,
 };
 use crate::wallboard::mirror::MirrorWriter;
 use crate::wallboard::{Feed, Wallboard};
@@ -88,6 +90,9 @@ pub struct ServiceConfig {
     /// fencing token. Every commit first checks both in its transaction; a commit of a holder
     /// whose lease was taken is refused ([`persist::PersistError::Fenced`]) and the service stops.
     pub fence: Option<(String, i64)>,
+    /// パーク保留: how long a parked call waits for a pick-up before it is returned (offered to the
+    /// agent who parked it if ready, else queued for its campaign's agents). Default 5 minutes.
+    pub park_limit_ms: u64,
 }
 
 impl ServiceConfig {
@@ -105,6 +110,7 @@ impl ServiceConfig {
             applied_retention_ms: 7 * 86_400_000,
             mirror_wallboard: false,
             fence: None,
+            park_limit_ms: 300_000,
         }
     }
 }
@@ -204,6 +210,10 @@ pub struct Service<B: Bus> {
     not_dialled: HashMap<AgentId, NotDialledReason>,
     /// Leads of calls that ended in the batch being applied (cleared after it).
     ended_lead: HashMap<CallId, LeadId>,
+    /// パーク保留: the tenant's parked calls by park number.
+    parking: Parking,
+    /// Notices for the agents' screens made while applying, published with the floor's events.
+    notices: Vec<AgentNotice>,
     dedup: Deduper,
     wallboard: Wallboard,
     /// Commands control issues itself (hang up on the agent's request, release when the queue is
@@ -290,6 +300,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
             }
         }
         let call_lead = persist::load_open_call_leads(&db, t, cfg.max_waiting + cfg.floor.max_agents).await?;
+        let mut parking = Parking::new(cfg.park_limit_ms);
+        parking.restore(persist::load_parked(&db, t).await?);
         let inputs = InputStreams::new(t);
         let cfg_group = cfg.group.clone();
         for source in [Source::Commands, Source::ShardEvents] {
@@ -311,6 +323,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
             preview_lead: HashMap::new(),
             not_dialled: HashMap::new(),
             ended_lead: HashMap::new(),
+            parking,
+            notices: Vec::new(),
             dedup,
             wallboard,
             pending_commands: VecDeque::new(),
@@ -413,7 +427,10 @@ impl<B: Bus + Clone + 'static> Service<B> {
         // committer's error).
         let commits = self.commits.clone().ok_or(ServiceError::CommitterGone("not running".into()))?;
         let result = loop {
-            let timer = self.floor.poll_timeout();
+            let timer = match (self.floor.poll_timeout(), self.parking.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = async {
                 match timer {
                     Some(t) => tokio::time::sleep(Duration::from_millis(t.saturating_sub(now_ms()))).await,
@@ -520,6 +537,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
         let mut dead: Vec<(Source, Delivery, String)> = Vec::new();
         // Timers first: they are due already.
         self.floor.handle_timeout(now);
+        self.return_parked(now, &mut w);
         self.drain(now, None, &mut w, &mut out)?;
         for b in batches {
             for d in b.deliveries {
@@ -535,7 +553,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 let r = match b.source {
                     Source::Commands => match d.envelope.decode::<ApiCommand>() {
                         Ok(c) => {
-                            self.apply_command(now, &c);
+                            self.apply_command(now, &c, &mut w);
                             Ok(())
                         }
                         Err(e) => Err(e.to_string()),
@@ -605,6 +623,9 @@ impl<B: Bus + Clone + 'static> Service<B> {
             if let Event::Command(Command::DialAgentLeg { agent_id, campaign_id }) = &mut ev {
                 *campaign_id = self.jobs.get(agent_id).map(|j| j.campaign_id);
             }
+            if let Event::Command(Command::ParkCustomer { hold_ms, .. }) = &mut ev {
+                *hold_ms = self.cfg.park_limit_ms;
+            }
             if let Event::Transition(t) = &mut ev {
                 self.fill_in(t);
             }
@@ -626,6 +647,15 @@ impl<B: Bus + Clone + 'static> Service<B> {
             }
             let mut env = Envelope::new(self.cfg.tenant_id, now, &ev)
                 .map_err(|e| ServiceError::Bus(BusError::Protocol(format!("encoding an agent event: {e}"))))?;
+            if let Some(s) = src {
+                env.id = derived_id(s, n);
+            }
+            n += 1;
+            out.push(env);
+        }
+        for notice in std::mem::take(&mut self.notices) {
+            let mut env = Envelope::new(self.cfg.tenant_id, now, &notice)
+                .map_err(|e| ServiceError::Bus(BusError::Protocol(format!("encoding an agent notice: {e}"))))?;
             if let Some(s) = src {
                 env.id = derived_id(s, n);
             }
@@ -665,7 +695,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
         }
     }
 
-    fn apply_command(&mut self, now: u64, c: &ApiCommand) {
+    fn apply_command(&mut self, now: u64, c: &ApiCommand, w: &mut BatchWrites) {
         let (agent_id, input) = c.to_input();
         let r = match (c, input) {
             (ApiCommand::StartCallJob { campaign_id, call_job_id, dialing_group_id, .. }, Some(input)) => {
@@ -719,6 +749,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
             (ApiCommand::Transfer { call_id, to_agent, .. }, Some(input)) => {
                 self.transfer(now, agent_id, *call_id, *to_agent, input)
             }
+            (ApiCommand::Park { call_id, .. }, _) => self.park(now, agent_id, *call_id, w),
+            (ApiCommand::PickUp { number, .. }, _) => self.pick_up(now, agent_id, *number, w),
             (_, Some(input)) => self.floor.handle_input(now, agent_id, input),
             (_, None) => Ok(()),
         };
@@ -748,6 +780,82 @@ impl<B: Bus + Clone + 'static> Service<B> {
         }
         self.floor.handle_input(now, agent_id, input)?;
         self.floor.handle_input(now, to, Input::Offer { call_id })
+    }
+
+    /// パーク保留: the agent lets go of its customer ([`Input::Park`]: to wrap-up, the customer
+    /// waits with the waiting audio) and the call is parked under the tenant's lowest free number,
+    /// written to `parked_calls` and told to every agent's screen.
+    fn park(&mut self, now: u64, agent_id: AgentId, call_id: CallId, w: &mut BatchWrites) -> Result<(), AgentError> {
+        if self.parking.next_number().is_none() || self.parking.number_of(call_id).is_some() {
+            let state = self.floor.agent(agent_id).map_or(AgentState::Offline, |a| a.state);
+            return Err(AgentError::NotAllowed { state, input: "park" });
+        }
+        self.floor.handle_input(now, agent_id, Input::Park { call_id })?;
+        let Ok(number) = self.parking.park(now, call_id, agent_id) else {
+            return Ok(()); // checked above
+        };
+        w.calls.push(CallOp::Parked { call_id, number, agent_id, at_ms: now });
+        self.notices.push(AgentNotice::ParkChanged {
+            number,
+            call_id,
+            change: ParkChange::Parked,
+            agent_id,
+            at_ms: now,
+        });
+        Ok(())
+    }
+
+    /// パーク応答: the call parked under `number` is offered to `agent_id` (ready) as in a match:
+    /// bridged into its own phone's leg, its screen pop the call's lead. Refused (the park stays,
+    /// and a claim the API made for it is undone) when the agent is not ready.
+    fn pick_up(&mut self, now: u64, agent_id: AgentId, number: u16, w: &mut BatchWrites) -> Result<(), AgentError> {
+        let Some(p) = self.parking.get(number) else {
+            let state = self.floor.agent(agent_id).map_or(AgentState::Offline, |a| a.state);
+            return Err(AgentError::NotAllowed { state, input: "pick_up" });
+        };
+        if let Err(e) = self.floor.handle_input(now, agent_id, Input::Offer { call_id: p.call_id }) {
+            w.calls.push(CallOp::ParkUnclaimed { number });
+            let (change, call_id) = (ParkChange::Parked, p.call_id);
+            self.notices.push(AgentNotice::ParkChanged { number, call_id, change, agent_id: p.by, at_ms: p.at_ms });
+            return Err(e);
+        }
+        self.parking.take(number);
+        w.calls.push(CallOp::ParkEnded { number, outcome: ParkChange::PickedUp, agent_id: Some(agent_id), at_ms: now });
+        let (change, call_id) = (ParkChange::PickedUp, p.call_id);
+        self.notices.push(AgentNotice::ParkChanged { number, call_id, change, agent_id, at_ms: now });
+        Ok(())
+    }
+
+    /// The park of `call_id` (if parked) ends because its customer hung up.
+    fn park_hung_up(&mut self, now: u64, call_id: CallId, w: &mut BatchWrites) {
+        let Some((number, p)) = self.parking.take_call(call_id) else { return };
+        w.calls.push(CallOp::ParkEnded { number, outcome: ParkChange::HungUp, agent_id: None, at_ms: now });
+        let change = ParkChange::HungUp;
+        self.notices.push(AgentNotice::ParkChanged { number, call_id, change, agent_id: p.by, at_ms: now });
+    }
+
+    /// Parks nobody picked up within the limit are returned: offered to the agent who parked it
+    /// if it is ready, else queued first in line for the agents of its campaign (whose wait limit
+    /// then applies: the dialer abandons it with the campaign's message after that).
+    fn return_parked(&mut self, now: u64, w: &mut BatchWrites) {
+        for (number, p) in self.parking.due(now) {
+            w.calls.push(CallOp::ParkEnded { number, outcome: ParkChange::Returned, agent_id: None, at_ms: now });
+            let (change, call_id) = (ParkChange::Returned, p.call_id);
+            self.notices.push(AgentNotice::ParkChanged { number, call_id, change, agent_id: p.by, at_ms: now });
+            if self.floor.handle_input(now, p.by, Input::Offer { call_id }).is_ok() {
+                continue;
+            }
+            if let Some(&campaign_id) = self.call_campaign.get(&call_id) {
+                if self.waiting_set.insert(call_id) {
+                    self.waiting.push_front(Waiting { call_id, campaign_id });
+                }
+            }
+        }
+    }
+
+    /// The tenant's parked calls now (tests).
+    pub fn parking(&self) -> &Parking {
+        &self.parking
     }
 
     fn refused(&mut self, agent_id: AgentId, what: &str, e: &AgentError) {
@@ -810,6 +918,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 if self.waiting_set.remove(&call_id) {
                     self.waiting.retain(|x| x.call_id != call_id);
                 }
+                self.park_hung_up(now, call_id, w);
                 if let Some(a) = owner {
                     if view.is_some_and(|v| v.call_id == Some(call_id)) {
                         if let Err(e) = self.floor.handle_input(now, a, Input::CustomerEnded { call_id }) {
@@ -870,6 +979,16 @@ impl<B: Bus + Clone + 'static> Service<B> {
                         self.refused(agent_id, "preview_placed", &e);
                         self.pending_commands.push_back(Command::HangUpCustomer { agent_id, call_id });
                     }
+                }
+            }
+            ShardEvent::ParkKeyed { agent_id, call_id } => {
+                if let Err(e) = self.park(now, agent_id, call_id, w) {
+                    self.refused(agent_id, "park_keyed", &e);
+                }
+            }
+            ShardEvent::PickUpKeyed { agent_id, number } => {
+                if let Err(e) = self.pick_up(now, agent_id, number, w) {
+                    self.refused(agent_id, "pick_up_keyed", &e);
                 }
             }
             ShardEvent::PreviewNotDialled { agent_id, ref result, .. } => {
@@ -934,6 +1053,7 @@ fn command_agent(c: &Command) -> AgentId {
         | Command::ReleaseCustomer { agent_id, .. }
         | Command::HangUpCustomer { agent_id, .. }
         | Command::HoldCustomer { agent_id, .. }
+        | Command::ParkCustomer { agent_id, .. }
         | Command::DialPreview { agent_id, .. } => agent_id,
     }
 }

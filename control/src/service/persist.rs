@@ -9,7 +9,7 @@ use store::Db;
 
 use crate::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, Transition};
 use crate::bus::MessageId;
-use crate::messages::{CallJobId, CampaignId, DialingGroupId, Keyed, LeadId};
+use crate::messages::{CallJobId, CampaignId, DialingGroupId, Keyed, LeadId, ParkChange};
 use crate::wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
 
 /// Rows per multi-row INSERT (at 11 columns, well under SQLite's 32,766 and PostgreSQL's 65,535
@@ -29,6 +29,12 @@ pub enum CallOp {
     /// The agent keyed a result or a recall on the phone (DTMF result entry): the call's unsaved
     /// wrap-up record is saved with it.
     Keyed { call_id: CallId, agent_id: AgentId, keyed: Keyed, at_ms: u64 },
+    /// パーク保留: the call was parked under `number` by `agent_id` (a `parked_calls` row).
+    Parked { call_id: CallId, number: u16, agent_id: AgentId, at_ms: u64 },
+    /// The open park `number` ended: picked up (by `agent_id`), hung up, or returned.
+    ParkEnded { number: u16, outcome: ParkChange, agent_id: Option<AgentId>, at_ms: u64 },
+    /// A pick-up control refused: the API's claim of the open park `number` is undone.
+    ParkUnclaimed { number: u16 },
 }
 
 /// An agent's row in `control_agents`: their call job and state.
@@ -99,6 +105,7 @@ fn cause_name(c: &Cause) -> (&'static str, Option<i64>) {
         Cause::Hold => ("hold", None),
         Cause::Unhold => ("unhold", None),
         Cause::Transferred => ("transferred", None),
+        Cause::Parked => ("parked", None),
         Cause::WrapUpSaved => ("wrap_up_saved", None),
         Cause::AcwTimeout => ("acw_timeout", None),
         Cause::GoReady => ("go_ready", None),
@@ -188,6 +195,47 @@ pub async fn commit(
                 .bind(i(call_id.0))
                 .bind(t)
                 .bind(i(call_id.0))
+                .execute(&mut *tx)
+                .await?;
+            }
+            CallOp::Parked { call_id, number, agent_id, at_ms } => {
+                sqlx::query(
+                    "INSERT INTO parked_calls (tenant_id, dialer_call_id, number, parked_by, parked_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(t)
+                .bind(i(call_id.0))
+                .bind(i64::from(*number))
+                .bind(i(agent_id.0))
+                .bind(i(*at_ms))
+                .execute(&mut *tx)
+                .await?;
+            }
+            CallOp::ParkEnded { number, outcome, agent_id, at_ms } => {
+                let outcome = match outcome {
+                    ParkChange::PickedUp => "picked_up",
+                    ParkChange::HungUp => "hung_up",
+                    ParkChange::Returned | ParkChange::Parked => "returned",
+                };
+                sqlx::query(
+                    "UPDATE parked_calls SET ended_at = $1, outcome = $2, picked_by = COALESCE($3, picked_by),
+                        picked_at = COALESCE(picked_at, $4)
+                     WHERE tenant_id = $5 AND number = $6 AND ended_at IS NULL",
+                )
+                .bind(i(*at_ms))
+                .bind(outcome)
+                .bind(agent_id.map(|a| i(a.0)))
+                .bind(agent_id.map(|_| i(*at_ms)))
+                .bind(t)
+                .bind(i64::from(*number))
+                .execute(&mut *tx)
+                .await?;
+            }
+            CallOp::ParkUnclaimed { number } => {
+                sqlx::query(
+                    "UPDATE parked_calls SET picked_by = NULL, picked_at = NULL WHERE tenant_id = $1 AND number = $2 AND ended_at IS NULL",
+                )
+                .bind(t)
+                .bind(i64::from(*number))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -406,6 +454,37 @@ pub async fn load_waiting(
             CampaignId(campaign.and_then(|c| u64::try_from(c).ok()).unwrap_or(0)),
             at.and_then(|a| u64::try_from(a).ok()).unwrap_or(0),
         ));
+    }
+    Ok(out)
+}
+
+/// パーク保留: the open parks (a restarted service keeps them, numbers and limits).
+pub async fn load_parked(
+    db: &Db,
+    tenant_id: u64,
+) -> Result<BTreeMap<u16, crate::agent::parking::ParkedCall>, PersistError> {
+    let rows = sqlx::query(
+        "SELECT CAST(number AS BIGINT) AS number, dialer_call_id, parked_by, parked_at FROM parked_calls
+         WHERE tenant_id = $1 AND ended_at IS NULL ORDER BY number LIMIT 200",
+    )
+    .bind(i(tenant_id))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        let number: i64 = r.try_get("number")?;
+        let call: i64 = r.try_get("dialer_call_id")?;
+        let by: i64 = r.try_get("parked_by")?;
+        let at: i64 = r.try_get("parked_at")?;
+        let (Ok(number), Ok(call), Ok(by)) = (u16::try_from(number), u64::try_from(call), u64::try_from(by)) else {
+            continue;
+        };
+        let p = crate::agent::parking::ParkedCall {
+            call_id: CallId(call),
+            by: AgentId(by),
+            at_ms: u64::try_from(at).unwrap_or(0),
+        };
+        out.insert(number, p);
     }
     Ok(out)
 }

@@ -99,7 +99,7 @@ impl Sim {
     }
 }
 
-fn acw(secs: u64) -> AgentConfig {
+pub fn acw(secs: u64) -> AgentConfig {
     AgentConfig { acw_ms: Some(secs * 1000), ..AgentConfig::default() }
 }
 

@@ -4,6 +4,7 @@ mod agent;
 mod agent_prop;
 mod bus_contract;
 mod messages;
+mod park;
 mod redis_faults;
 mod service;
 mod service_crash;

@@ -87,6 +87,7 @@ impl CallControl {
                 customer: None,
                 entry: None,
                 parser: EntryParser::new(self.cfg.dtmf_digit_timeout),
+                park_keys: super::ParkKeyParser::new(self.cfg.dtmf_digit_timeout),
                 browser: true,
             },
         );

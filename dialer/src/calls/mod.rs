@@ -30,6 +30,7 @@
 
 pub mod browser;
 pub mod dtmf_entry;
+pub mod park_keys;
 pub mod phones;
 pub mod supervise;
 
@@ -50,6 +51,7 @@ use sip::{Endpoint, Event as SipEvent, TxId};
 
 pub use browser::DialBrowser;
 pub use dtmf_entry::{DtmfEntry, EntryError, EntryParser};
+pub use park_keys::{ParkKeyParser, ParkKeys};
 pub use phones::{Account, AuthStats, DigestChallenges, PhoneSettings, Phones};
 pub use supervise::{Supervise, SupervisionEnd, SupervisorPhone};
 
@@ -247,6 +249,12 @@ pub enum Command {
         call: u64,
         held: bool,
     },
+    /// パーク保留: the bridged customer waits (waiting audio, as when put back to waiting) under a
+    /// park number for `hold` (the park limit), then the call's own wait limit.
+    Park {
+        call: u64,
+        hold: Duration,
+    },
 }
 
 /// How a customer call ended (exactly one per [`DialCustomer`]).
@@ -366,6 +374,16 @@ pub enum CallEvent {
         agent: u64,
         call: u64,
         entry: DtmfEntry,
+    },
+    /// パーク保留: the agent keyed `#72` while talking with `call`.
+    ParkKeyed {
+        agent: u64,
+        call: u64,
+    },
+    /// パーク応答: the agent keyed a park number while on no call.
+    PickUpKeyed {
+        agent: u64,
+        number: u16,
     },
     /// A recording file was closed.
     RecordingClosed {
@@ -496,6 +514,8 @@ struct Agent {
     /// The call whose result the agent may key, until the deadline.
     entry: Option<(u64, Instant)>,
     parser: EntryParser,
+    /// `#72` in a call, a park number out of one ([`park_keys`]).
+    park_keys: ParkKeyParser,
     /// A browser phone's leg (WebRTC on the shard, no SIP dialog: `browser`).
     browser: bool,
 }
@@ -725,6 +745,7 @@ impl CallControl {
                     self.control(Control::SetHold { call, held });
                 }
             }
+            Command::Park { call, hold } => self.park(now, call, hold),
             Command::EndSupervision { supervisor } => {
                 self.end_supervision(now, supervisor, SupervisionEnd::Stopped, true)
             }
@@ -1174,6 +1195,17 @@ impl CallControl {
         }
     }
 
+    /// パーク保留: the customer goes back to waiting (as [`Self::unbridge`]) for the park limit and
+    /// then its own wait limit (the control service returns it to an agent at the park limit).
+    fn park(&mut self, now: Now, call: u64, hold: Duration) {
+        self.unbridge(now, call);
+        let Some(c) = self.customers.get(&call) else { return };
+        if matches!(c.state, CustomerState::Waiting) {
+            let deadline = now.mono + hold + c.cmd.wait_limit;
+            self.set_deadline(call, Some(deadline));
+        }
+    }
+
     // ---------------------------------------------------------------- agent legs
 
     /// INVITEs a phone (an agent's nailed-up leg, a supervisor's leg) from a free RTP port, its
@@ -1234,6 +1266,7 @@ impl CallControl {
                 customer: None,
                 entry: None,
                 parser: EntryParser::new(self.cfg.dtmf_digit_timeout),
+                park_keys: ParkKeyParser::new(self.cfg.dtmf_digit_timeout),
                 browser: false,
             },
         );
@@ -1325,6 +1358,17 @@ impl CallControl {
 
     fn agent_key(&mut self, now: Now, agent: u64, key: char) {
         let Some(a) = self.agents.get_mut(&agent) else { return };
+        // パーク保留 / パーク応答: `#72` with a customer, a park number with none (and no result
+        // entry open: those keys are the entry's).
+        if a.customer.is_some() || a.entry.is_none() {
+            let customer = a.customer;
+            match (a.park_keys.push(now.mono, key, customer.is_some()), customer) {
+                (Some(ParkKeys::Park), Some(call)) => self.emit(CallEvent::ParkKeyed { agent, call }),
+                (Some(ParkKeys::PickUp { number }), None) => self.emit(CallEvent::PickUpKeyed { agent, number }),
+                _ => {}
+            }
+            return;
+        }
         let Some((call, until)) = a.entry else { return };
         if now.mono > until {
             a.entry = None;

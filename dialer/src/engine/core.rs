@@ -935,6 +935,12 @@ impl Engine {
                 }
             }
             CallEvent::DtmfEntry { agent, call, entry } => self.on_dtmf_entry(agent, call, entry),
+            CallEvent::ParkKeyed { agent, call } => {
+                self.publish(ShardEvent::ParkKeyed { agent_id: AgentId(agent), call_id: CallId(call) });
+            }
+            CallEvent::PickUpKeyed { agent, number } => {
+                self.publish(ShardEvent::PickUpKeyed { agent_id: AgentId(agent), number });
+            }
             CallEvent::BrowserAnswer { agent, sdp } => {
                 let notice = control::messages::AgentNotice::PhoneAnswer { agent_id: AgentId(agent), sdp };
                 self.push(Output::Notice { tenant: self.tenant, notice });
@@ -1193,6 +1199,12 @@ impl Engine {
             CtlCommand::HangUpCustomer { call_id, .. } => {
                 if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
                     self.command(shard, Command::HangUpCustomer { call: call_id.0, by: Party::Agent });
+                }
+            }
+            CtlCommand::ParkCustomer { call_id, hold_ms, .. } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    let hold = std::time::Duration::from_millis(hold_ms);
+                    self.command(shard, Command::Park { call: call_id.0, hold });
                 }
             }
             CtlCommand::HoldCustomer { call_id, held, .. } => {

@@ -258,6 +258,8 @@ impl Host {
             | CallEvent::AgentLegDown { agent }
             | CallEvent::AgentUnreachable { agent, .. }
             | CallEvent::DtmfEntry { agent, .. }
+            | CallEvent::ParkKeyed { agent, .. }
+            | CallEvent::PickUpKeyed { agent, .. }
             | CallEvent::BrowserAnswer { agent, .. }
             | CallEvent::BrowserFailed { agent, .. } => self.agent_tenant.get(agent).copied(),
             CallEvent::Registered { tenant_id, .. } => Some(*tenant_id).filter(|t| self.serves(*t)),
@@ -274,6 +276,7 @@ fn command_agent(c: &control::agent::Command) -> Option<u64> {
         | C::ReleaseCustomer { agent_id, .. }
         | C::HangUpCustomer { agent_id, .. }
         | C::HoldCustomer { agent_id, .. }
+        | C::ParkCustomer { agent_id, .. }
         | C::DialPreview { agent_id, .. } => agent_id.0,
     })
 }

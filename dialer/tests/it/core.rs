@@ -415,6 +415,7 @@ impl Sim {
             | Command::Supervise(_)
             | Command::EndSupervision { .. }
             | Command::Hold { .. }
+            | Command::Park { .. }
             | Command::DialBrowser(_) => {}
         }
     }

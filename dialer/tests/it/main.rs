@@ -11,6 +11,7 @@ mod leases;
 mod metrics;
 mod net;
 mod outage;
+mod park;
 mod phones;
 mod preview;
 mod sipp;
