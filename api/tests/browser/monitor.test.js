@@ -105,7 +105,7 @@ async function monitor() {
   await page.getByRole('button', { name: 'ログイン' }).click();
   await page.waitForURL(`${BASE}/ui/agent`);
   await until(page, 'the call on the desktop', () => document.getElementById('me-state')?.dataset.state === 'talking' && !document.getElementById('v-call').hidden);
-  const hold = page.getByRole('button', { name: '保留' });
+  const hold = page.getByRole('button', { name: '保留', exact: true });
   assert.equal(await hold.getAttribute('aria-keyshortcuts'), 'Alt+G');
   await hold.click();
   await until(page, 'on hold', () => document.getElementById('me-state').dataset.state === 'hold');
