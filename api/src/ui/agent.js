@@ -56,6 +56,8 @@
       memo: 'メモ', state_after: '保存後のステータス', after_continue: '発信業務を継続する', after_break: '休憩', after_away: '離席',
       after_end: '発信業務を終了する', save_next: '保存して次へ', save_only: '保存のみ', saved: '保存しました',
       save_after_call: '通話が終わってから保存できます。', recall_required: '再発信日時を入力してください',
+      handed_on: 'この通話は引き継がれました。記録は引き継いだ担当者が保存します。保存で後処理を終えます。',
+      no_pause_reasons: '停止理由がありません',
       contacts: '応対履歴', c_started: '発信日時', c_saved: '登録日時', c_tel: '相手先番号', c_interlocutor: '対話者',
       c_result: '対話結果', c_next: '次のアクション', c_talk: '通話時間', c_agent: '発信・登録担当者', c_memo: 'メモ',
       no_contacts: '応対履歴はありません', current_call: '(この通話)',
@@ -139,6 +141,8 @@
       memo: 'Memo', state_after: 'State after saving', after_continue: 'Continue calling', after_break: 'Break', after_away: 'Away',
       after_end: 'End calling', save_next: 'Save and next', save_only: 'Save only', saved: 'Saved',
       save_after_call: 'The record can be saved once the call has ended.', recall_required: 'Enter the recall date and time',
+      handed_on: 'This call went on with a colleague, who saves its record. Saving ends your wrap-up.',
+      no_pause_reasons: 'No pause reasons',
       contacts: 'Earlier contacts', c_started: 'Dialled', c_saved: 'Saved', c_tel: 'Number', c_interlocutor: 'Spoke with',
       c_result: 'Result', c_next: 'Next action', c_talk: 'Talk time', c_agent: 'Agent', c_memo: 'Memo',
       no_contacts: 'No earlier contact', current_call: '(this call)',
@@ -185,6 +189,8 @@
   };
 
   // ------------------------------------------------------------------------------------------ state
+  /** The causes of an agent's wrap-up whose call went on with a colleague. */
+  const HANDED_ON = ['transferred', 'parked'];
   const S = {
     lang: localStorage.getItem('kakeru.lang') === 'en' ? 'en' : 'ja',
     token: sessionStorage.getItem('kakeru.token'),
@@ -435,6 +441,7 @@
   }
 
   function clearCall() {
+    S.handedOn = false;
     S.caller = null;
     S.callId = null;
     S.leadId = null;
@@ -462,6 +469,12 @@
     }
     if (to === 'talking' || to === 'hold' || to === 'wrap_up' || (to === 'ringing' && d.call_id)) {
       if (d.call_id && d.call_id !== S.callId) { clearCall(); S.callId = d.call_id; }
+      // 転送 or パーク保留: the call and its record went on with a colleague.
+      if (to === 'wrap_up' && HANDED_ON.includes(cause)) {
+        S.handedOn = true;
+        $('saved-note').dataset.i18n = 'handed_on';
+        $('saved-note').textContent = t('handed_on');
+      }
       if (to === 'talking') { S.dialling = false; S.mode.lead = null; S.mode.results = null; S.mode.refused = null; }
       if (d.lead_id && d.lead_id !== S.leadId) loadLead(d.lead_id);
     }
@@ -731,6 +744,7 @@
     }
     if (!next) body.keep_state = true;
     if (!(await dialog(t('confirm_save'), true))) return;
+    if (S.handedOn && stateName() === 'wrap_up') return act(() => endHandedOnWrapUp(body.state_after), 'record-error');
     await act(async () => {
       // The record is made when the call ends (control commits it a moment after the event).
       let rec = null;
@@ -748,6 +762,21 @@
       resetRecordForm();
       render();
     }, 'record-error');
+  }
+
+  /** The wrap-up of a call handed on (its record is the colleague's): the state chosen after it. */
+  async function endHandedOnWrapUp(after) {
+    if (after === 'end_job') await api('DELETE', '/agent/session');
+    else if (after === 'continue') await api('POST', '/agent/ready');
+    else {
+      const names = after === 'break' ? ['break', '休憩'] : ['away', '離席'];
+      const reasons = [...S.reasons];
+      const named = reasons.find(([, r]) => names.some((n) => r.name.trim().toLowerCase() === n));
+      const pick = named || reasons[0];
+      if (!pick) throw new HttpError(422, { error: { message: t('no_pause_reasons') } });
+      await api('POST', '/agent/pause', { reason_id: pick[0] });
+    }
+    resetRecordForm();
   }
 
   function resetRecordForm() {
