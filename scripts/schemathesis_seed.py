@@ -142,23 +142,55 @@ def calls(base, token):
         out[path] = {"keep": [r["id"] for r in api.call("GET", f"{path}?limit=20")["items"]]}
     working = [a for a in api.call("GET", "/agents?limit=50")["items"] if a.get("call_job_id")]
     out["/users"] = {"keep": [a["id"] for a in working]}
-    # One simulated agent working the job lends the run its session: a new password (which ends the
-    # simulated agent's own API session, not its place in the job) and a login as it.
     if working:
-        agent = working[0]
-        password = "Seed-Agent-Passw0rd"
-        api.call("PATCH", f"/users/{agent['id']}", {"password": password})
-        tenant = api.call("GET", "/tenant")["code"]
-        out["agent_token"] = Api(base, "").call(
-            "POST", "/auth/login", {"tenant": tenant, "login": agent["login"], "password": password})["token"]
-        # Its campaign now in preview mode (the calls so far have left their records): the agent
-        # holds a lead, which the run's preview operations name.
-        api.call("PATCH", f"/campaigns/{agent['campaign_id']}", {"mode": "preview"})
-        held = Api(base, out["agent_token"]).call("POST", "/agent/preview", refused_ok=True)
-        if held and held.get("lead"):
-            out["/leads"] = {"keep": [held["lead"]["lead_id"]]}
+        out.update(floor(api, base, working))
     json.dump(out, sys.stdout)
     print()
+
+
+def floor(api, base, working):
+    """One simulated agent working the job lends the run its session (a new password, which ends
+    the simulated agent's own API session, not its place in the job), taken while it is ready, its
+    campaign first turned to preview mode so that no paced call reaches it meanwhile: the agent's
+    operations then find it ready (a call it is left on would never end: the simulated customers
+    wait for the agent to hang up). The agent holds a lead (the kept lead of the preview
+    operations), has a callback assigned (from a recorded call: its audio is served), and the
+    run's supervisor a phone account to monitor with. The hooks (scripts/schemathesis_hooks.py)
+    set the floor up per operation from what this returns as "floor"."""
+    out = {}
+    campaign = working[0]["campaign_id"]
+    api.call("PATCH", f"/campaigns/{campaign}", {"mode": "preview"})
+    deadline = time.monotonic() + 60
+    while True:
+        ready = [a for a in api.call("GET", "/agents?limit=50")["items"]
+                 if a.get("campaign_id") == campaign and a.get("state") == "ready"]
+        if ready:
+            agent = ready[0]
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("schemathesis seed: no agent of the demo's campaign got ready within 60 s")
+        time.sleep(0.5)
+    password = "Seed-Agent-Passw0rd"
+    api.call("PATCH", f"/users/{agent['id']}", {"password": password})
+    tenant = api.call("GET", "/tenant")["code"]
+    token = Api(base, "").call("POST", "/auth/login", {"tenant": tenant, "login": agent["login"], "password": password})["token"]
+    out["agent_token"] = token
+    held = Api(base, token).call("POST", "/agent/preview", refused_ok=True)
+    if held and held.get("lead"):
+        out["/leads"] = {"keep": [held["lead"]["lead_id"]]}
+    job = api.call("GET", f"/call-jobs/{agent['call_job_id']}")
+    leads = api.call("GET", f"/leads?list_id={job['list_ids'][0]}&state=open&limit=40")["items"]
+    # A callback from a recorded call, assigned to the agent.
+    recorded = [r for r in api.call("GET", "/recordings?limit=50")["items"] if r.get("call_record_id")]
+    if recorded:
+        cb = api.call("POST", "/callbacks", {"call_id": recorded[0]["call_record_id"],
+                                             "assignee_user_id": agent["id"], "memo": "seed"})
+        out["/callbacks"] = {"keep": [cb["id"]]}
+    me = api.call("GET", "/me")["id"]
+    api.call("POST", "/phones", {"sip_username": "seed-supervisor", "password": "seed-sip-password", "user_id": me})
+    out["floor"] = {"agent_id": agent["id"], "campaign_id": campaign,
+                    "lead_ids": [l["id"] for l in leads if l["id"] not in out.get("/leads", {}).get("keep", [])]}
+    return out
 
 
 if __name__ == "__main__":

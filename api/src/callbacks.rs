@@ -202,7 +202,7 @@ pub fn mount(reg: &mut Registry) {
     let mut o =
         op("get", "/callbacks/{id}/audio", "The recording of the call a callback was registered from (録音再生)", READ);
     o.response = (200, "audio/*", json!({"type": "string", "format": "binary"}));
-    o.errors = vec![401, 403, 404];
+    o.errors = vec![401, 403, 404, 410];
     reg.add(
         o,
         get(|State(st): State<AppState>, auth: Auth, Id(id): Id| async move { audio(&Ctx { st, auth }, id).await }),

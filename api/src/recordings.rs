@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 
 use axum::body::{Body as HttpBody, Bytes};
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
@@ -147,7 +147,7 @@ pub fn mount(reg: &mut Registry) {
             "Download a recording (audio/wav or audio/ogg: customer left channel, agent right)",
             READ,
             (200, "audio/*", json!({"type": "string", "format": "binary"})),
-            vec![401, 403, 404],
+            vec![401, 403, 404, 410],
         ),
         get(audio),
     );
@@ -226,14 +226,35 @@ async fn one(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Js
     Ok(Json(json_of(&auth, &r)))
 }
 
+/// The audio of a recording the caller may see; one deleted (past the tenant's quota, by the
+/// retention, or its file lost) answers 410 with why, never the file or a 5xx.
 async fn audio(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Response> {
     auth.require(READ)?;
-    let r = visible(&st, &auth, id).await?;
+    let r = recs::get(&st.db, auth.tenant(), id).await?;
+    if own(&auth).is_some_and(|me| r.agent_user_id != Some(me)) {
+        return Err(ApiError::not_found());
+    }
     serve(&r).await
 }
 
-/// The recording's file as a download (404 when the file is gone).
+/// 410 saying why, for a recording that was deleted.
+fn deleted(r: &Recording) -> ApiError {
+    let why = match r.deleted_reason.as_deref() {
+        Some("quota") => {
+            "録音の保存容量を超えたため、古い順に削除されました (deleted, oldest first, past the tenant's recording quota)"
+        }
+        Some("missing") => "録音ファイルが見つかりません (the recording's file was lost)",
+        _ => "録音は削除されました (the recording was deleted)",
+    };
+    ApiError::new(StatusCode::GONE, "recording_deleted", why)
+}
+
+/// The recording's file as a download (410 when the recording was deleted, 404 when its file is
+/// gone).
 pub(crate) async fn serve(r: &Recording) -> ApiResult<Response> {
+    if r.deleted_at.is_some() {
+        return Err(deleted(r));
+    }
     let id = r.id;
     let file = match tokio::fs::File::open(&r.path).await {
         Ok(f) => f,

@@ -183,6 +183,7 @@ pub struct Extra {
 }
 
 pub type WriteHook = for<'a> fn(&'a Ctx, Option<i64>, &'a mut Values) -> BoxFut<'a, ApiResult<()>>;
+pub type TxHook = for<'a> fn(&'a Ctx, Option<i64>, &'a Values, &'a mut store::WriteTx) -> BoxFut<'a, ApiResult<()>>;
 pub type AfterHook = for<'a> fn(&'a Ctx, i64, &'a Map<String, Value>) -> BoxFut<'a, ApiResult<()>>;
 pub type DeleteHook = for<'a> fn(&'a Ctx, i64) -> BoxFut<'a, ApiResult<()>>;
 pub type Decorate = fn(&Ctx, &mut Map<String, Value>);
@@ -192,6 +193,10 @@ pub struct Hooks {
     /// After field validation on create (`None`) and update (`Some(id)`): cross-field rules,
     /// derived columns.
     pub before_write: Option<WriteHook>,
+    /// Inside the write's own transaction (`Db::begin_write`), just before the row is written:
+    /// rules checked against what is committed under a lock, so that no other writer passes
+    /// between the check and the write (a lead's duplicate rule and its list's cap).
+    pub in_write: Option<TxHook>,
     /// After the row is written: virtual fields stored elsewhere.
     pub after_write: Option<AfterHook>,
     /// Guards a delete.
@@ -771,7 +776,16 @@ pub async fn create(ctx: &Ctx, spec: &'static Spec, body: Value) -> ApiResult<(S
     for (_, v) in vals.cols.iter().cloned() {
         q = v.bind(q);
     }
-    let id: i64 = q.fetch_one(&ctx.st.db.pool).await?.try_get("id")?;
+    let id: i64 = match spec.hooks.in_write {
+        Some(h) => {
+            let mut tx = ctx.st.db.begin_write().await?;
+            h(ctx, None, &vals, &mut tx).await?;
+            let id = q.fetch_one(&mut *tx).await?.try_get("id")?;
+            tx.commit().await?;
+            id
+        }
+        None => q.fetch_one(&ctx.st.db.pool).await?.try_get("id")?,
+    };
     if let Some(h) = spec.hooks.after_write {
         h(ctx, id, &input).await?;
     }
@@ -799,7 +813,17 @@ pub async fn update(ctx: &Ctx, spec: &'static Spec, id: i64, body: Value) -> Api
         for (_, v) in vals.cols.iter().cloned() {
             q = v.bind(q);
         }
-        q.execute(&ctx.st.db.pool).await?;
+        match spec.hooks.in_write {
+            Some(h) => {
+                let mut tx = ctx.st.db.begin_write().await?;
+                h(ctx, Some(id), &vals, &mut tx).await?;
+                q.execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            None => {
+                q.execute(&ctx.st.db.pool).await?;
+            }
+        }
     }
     if let Some(h) = spec.hooks.after_write {
         h(ctx, id, &input).await?;

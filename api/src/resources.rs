@@ -108,7 +108,7 @@ pub static CAMPAIGNS: Spec = Spec {
     updatable: true,
     hooks: Hooks {
         before_write: Some(campaign_write),
-        after_write: None,
+        in_write: None, after_write: None,
         before_delete: Some(campaign_delete),
         decorate: None,
     },
@@ -171,7 +171,7 @@ pub static RESULT_CODES: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 // ------------------------------------------------------------------------------------ agents, floor
@@ -210,7 +210,7 @@ pub static DIALING_GROUPS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: Some(group_delete), decorate: None },
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: Some(group_delete), decorate: None },
 };
 
 guard!(group_delete, |ctx, id| {
@@ -246,7 +246,7 @@ pub static PAUSE_REASONS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 pub static CLOSED_DAYS: Spec = Spec {
@@ -268,7 +268,7 @@ pub static CLOSED_DAYS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 pub static PHONES: Spec = Spec {
@@ -298,7 +298,7 @@ pub static PHONES: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(phone_write), after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: Some(phone_write), in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 hook!(phone_write, |ctx, id, v| {
@@ -377,7 +377,7 @@ pub static USERS: Spec = Spec {
     updatable: true,
     hooks: Hooks {
         before_write: Some(user_write),
-        after_write: Some(user_after),
+        in_write: None, after_write: Some(user_after),
         before_delete: Some(user_delete),
         decorate: None,
     },
@@ -499,7 +499,7 @@ pub static GRANTS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: false,
-    hooks: Hooks { before_write: Some(grant_write), after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: Some(grant_write), in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 hook!(grant_write, |ctx, _id, v| {
@@ -538,7 +538,7 @@ pub static CALLER_IDS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 macro_rules! number_list {
@@ -562,7 +562,7 @@ macro_rules! number_list {
             own: None,
             creatable: true,
             updatable: true,
-            hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+            hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
         };
     };
 }
@@ -595,7 +595,7 @@ pub static PHONE_BOOK: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 // --------------------------------------------------------------------------------- batches, lists
@@ -624,7 +624,7 @@ pub static BATCHES: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(batch_write), after_write: None, before_delete: Some(batch_delete), decorate: Some(batch_decorate) },
+    hooks: Hooks { before_write: Some(batch_write), in_write: None, after_write: None, before_delete: Some(batch_delete), decorate: Some(batch_decorate) },
 };
 
 fn date_of(v: &Values, col: &str) -> Option<NaiveDate> {
@@ -730,7 +730,13 @@ pub static LISTS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: Some(list_delete), decorate: None },
+    hooks: Hooks {
+        before_write: None,
+        in_write: None,
+        after_write: None,
+        before_delete: Some(list_delete),
+        decorate: None,
+    },
 };
 
 guard!(list_delete, |ctx, id| {
@@ -771,7 +777,13 @@ pub static CUSTOM_FIELDS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(custom_field_write), after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks {
+        before_write: Some(custom_field_write),
+        in_write: None,
+        after_write: None,
+        before_delete: None,
+        decorate: None,
+    },
 };
 
 hook!(custom_field_write, |ctx, id, v| {
@@ -840,7 +852,13 @@ pub static LEADS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(lead_write), after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks {
+        before_write: Some(lead_write),
+        in_write: Some(lead_in_write),
+        after_write: None,
+        before_delete: None,
+        decorate: None,
+    },
 };
 
 pub static LEAD_NUMBERS: Spec = Spec {
@@ -867,7 +885,7 @@ pub static LEAD_NUMBERS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(lead_number_write), after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: Some(lead_number_write), in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 hook!(lead_number_write, |_ctx, _id, v| {
@@ -878,49 +896,58 @@ hook!(lead_number_write, |_ctx, _id, v| {
 });
 
 hook!(lead_write, |ctx, id, v| {
-    let (list_id, batch_id, allow) = {
-        let sql =
-            "SELECT c.id, c.batch_id, c.allow_duplicates FROM customer_lists c WHERE c.tenant_id = $2 AND c.id = ";
-        let (cond, bound) = match (id, v.get("list_id").and_then(SqlVal::as_i64)) {
-            (_, Some(list)) => ("$1", list),
-            (Some(id), None) => ("(SELECT list_id FROM leads WHERE id = $1)", id),
-            (None, None) => return Err(ApiError::invalid("list_id", "list_id: required")),
-        };
-        let full = format!("{sql}{cond}");
-        let row = sqlx::query(&full).bind(bound).bind(ctx.tenant()).fetch_one(&ctx.st.db.pool).await?;
-        (
-            row.try_get::<i64, _>("id")?,
-            row.try_get::<i64, _>("batch_id")?,
-            row.try_get::<i64, _>("allow_duplicates")? != 0,
-        )
-    };
     if id.is_none() {
-        v.set("batch_id", SqlVal::I(batch_id));
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1")
-            .bind(list_id)
+        let list = v
+            .get("list_id")
+            .and_then(SqlVal::as_i64)
+            .ok_or_else(|| ApiError::invalid("list_id", "list_id: required"))?;
+        let batch = sqlx::query("SELECT batch_id FROM customer_lists WHERE id = $1 AND tenant_id = $2")
+            .bind(list)
+            .bind(ctx.tenant())
             .fetch_one(&ctx.st.db.pool)
             .await?
-            .try_get("n")?;
-        if n >= MAX_LEADS_PER_LIST {
-            return Err(ApiError::conflict("list_full", format!("a list holds at most {MAX_LEADS_PER_LIST} leads")));
-        }
+            .try_get::<i64, _>("batch_id")?;
+        v.set("batch_id", SqlVal::I(batch));
     }
     if let Some(tel) = v.get("tel").and_then(SqlVal::as_str).map(str::to_string) {
         v.set("phone_type", SqlVal::S(PhoneType::of(&tel).as_str().to_string()));
-        if !allow {
-            let dup = sqlx::query("SELECT id FROM leads WHERE batch_id = $1 AND tel = $2 AND id <> $3")
-                .bind(batch_id)
-                .bind(&tel)
-                .bind(id.unwrap_or(0))
-                .fetch_optional(&ctx.st.db.pool)
-                .await?;
-            if dup.is_some() {
-                return Err(ApiError::conflict("duplicate_tel", DUPLICATE_IN_BATCH).with_field("tel"));
-            }
-        }
     }
     Ok(())
 });
+
+/// A lead's list cap and its batch's duplicate rule, checked in the write's transaction under the
+/// batch's lock, the lock an import's publication takes (`store::leads::check_new_lead`).
+fn lead_in_write<'a>(
+    ctx: &'a Ctx,
+    id: Option<i64>,
+    v: &'a Values,
+    tx: &'a mut store::WriteTx,
+) -> BoxFut<'a, ApiResult<()>> {
+    Box::pin(async move {
+        let tel = v.get("tel").and_then(SqlVal::as_str);
+        let list = match (id, v.get("list_id").and_then(SqlVal::as_i64)) {
+            (_, Some(list)) => list,
+            (Some(_), None) if tel.is_none() => return Ok(()), // neither the number nor the list changes
+            (Some(id), None) => sqlx::query("SELECT list_id FROM leads WHERE id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(ctx.tenant())
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get::<i64, _>("list_id")?,
+            (None, None) => return Err(ApiError::invalid("list_id", "list_id: required")),
+        };
+        match store::leads::check_new_lead(&ctx.st.db, tx, ctx.tenant(), list, id, tel, MAX_LEADS_PER_LIST).await? {
+            Ok(()) => Ok(()),
+            Err(store::leads::CreateRefused::DuplicateTel) => {
+                Err(ApiError::conflict("duplicate_tel", DUPLICATE_IN_BATCH).with_field("tel"))
+            }
+            Err(store::leads::CreateRefused::ListFull) => {
+                Err(ApiError::conflict("list_full", format!("a list holds at most {MAX_LEADS_PER_LIST} leads"))
+                    .with_field("list_id"))
+            }
+        }
+    })
+}
 
 // -------------------------------------------------------------------------------------- call jobs
 
@@ -1002,7 +1029,7 @@ pub static CALL_JOBS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(job_write), after_write: Some(job_lists), before_delete: Some(job_delete), decorate: None },
+    hooks: Hooks { before_write: Some(job_write), in_write: None, after_write: Some(job_lists), before_delete: Some(job_delete), decorate: None },
 };
 
 hook!(job_write, |ctx, id, v| {
@@ -1126,7 +1153,7 @@ pub static RECALLS: Spec = Spec {
     own: Some(("agent_user_id", &[Role::Op])),
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(recall_write), after_write: Some(recall_assigned), before_delete: None, decorate: None },
+    hooks: Hooks { before_write: Some(recall_write), in_write: None, after_write: Some(recall_assigned), before_delete: None, decorate: None },
 };
 
 /// A recall given to an agent is pushed to that agent's screen (its recall list's badge).
@@ -1239,7 +1266,7 @@ pub static CALL_RECORDS: Spec = Spec {
     own: Some(("agent_user_id", &[Role::Op])),
     creatable: false,
     updatable: false,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 pub static WRAPUP_RECORDS: Spec = Spec {
@@ -1272,7 +1299,7 @@ pub static WRAPUP_RECORDS: Spec = Spec {
     own: Some(("agent_user_id", &[Role::Op])),
     creatable: false,
     updatable: false,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 pub static AUDIT_EVENTS: Spec = Spec {
@@ -1312,7 +1339,7 @@ pub static AUDIT_EVENTS: Spec = Spec {
     own: None,
     creatable: false,
     updatable: false,
-    hooks: Hooks { before_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
 /// Every generic resource, in the order of the OpenAPI document.

@@ -615,14 +615,7 @@ pub async fn job_lists(db: &Db, tenant_id: i64, job_id: i64) -> Result<Vec<JobLi
         .collect()
 }
 
-/// Why a lead was not created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreateRefused {
-    /// The batch has this number already (SPEC 4's text: 指定したバッチ内に同一の電話番号が既に登録されています).
-    DuplicateTel,
-    /// The list holds its maximum.
-    ListFull,
-}
+pub use crate::leads::CreateRefused;
 
 /// Creates a lead (dial mode: a number nobody has) in `list`, held for `user_id` until
 /// `now_ms + hold_ms` so that the agent dials it next. Returns its id.
@@ -640,25 +633,10 @@ pub async fn create_lead(
     max_per_list: i64,
 ) -> Result<std::result::Result<i64, CreateRefused>> {
     let mut tx = db.begin_write().await?;
-    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1 AND tenant_id = $2")
-        .bind(list.id)
-        .bind(tenant_id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
-    if n >= max_per_list {
-        return Ok(Err(CreateRefused::ListFull));
-    }
-    if !list.allow_duplicates {
-        let dup = sqlx::query("SELECT id FROM leads WHERE batch_id = $1 AND tel = $2 AND tenant_id = $3")
-            .bind(list.batch_id)
-            .bind(tel)
-            .bind(tenant_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if dup.is_some() {
-            return Ok(Err(CreateRefused::DuplicateTel));
-        }
+    if let Err(refused) =
+        crate::leads::check_new_lead(db, &mut tx, tenant_id, list.id, None, Some(tel), max_per_list).await?
+    {
+        return Ok(Err(refused));
     }
     let id: i64 = sqlx::query(
         "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, preview_user_id, preview_until, created_at)

@@ -3,7 +3,85 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::{Db, Result};
+use crate::{Db, Result, WriteTx};
+
+/// Why a lead was not written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateRefused {
+    /// The batch has this number already (SPEC 4's text: 指定したバッチ内に同一の電話番号が既に登録されています).
+    DuplicateTel,
+    /// The list holds its maximum.
+    ListFull,
+}
+
+/// Locks a batch's numbers and its lists' counts for the rest of `tx` against every other writer
+/// of them (imports' publications, single leads): on PostgreSQL the batch's row `FOR UPDATE`; on
+/// SQLite the write gate that `tx` holds already orders them. Statements after it see what the
+/// writers before it committed.
+pub async fn lock_batch(db: &Db, tx: &mut WriteTx, tenant_id: i64, batch_id: i64) -> Result<()> {
+    if db.is_postgres() {
+        sqlx::query("SELECT id FROM batches WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
+            .bind(batch_id)
+            .bind(tenant_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Checks a lead about to be written into `list_id` (a new one, or `lead_id` given a new number)
+/// against what is committed, under its batch's lock ([`lock_batch`], taken here for the rest of
+/// `tx`): the list's cap `max_per_list` for a new lead, and the batch's duplicate rule for `tel`
+/// when the list forbids duplicates. A list that is gone is `NotFound`.
+#[allow(clippy::too_many_arguments)]
+pub async fn check_new_lead(
+    db: &Db,
+    tx: &mut WriteTx,
+    tenant_id: i64,
+    list_id: i64,
+    lead_id: Option<i64>,
+    tel: Option<&str>,
+    max_per_list: i64,
+) -> Result<std::result::Result<(), CreateRefused>> {
+    let batch_id: i64 = sqlx::query("SELECT batch_id FROM customer_lists WHERE id = $1 AND tenant_id = $2")
+        .bind(list_id)
+        .bind(tenant_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("batch_id")?;
+    lock_batch(db, tx, tenant_id, batch_id).await?;
+    // Read again under the lock: the rule may have changed while it was waited for.
+    let allow: i64 = sqlx::query("SELECT allow_duplicates FROM customer_lists WHERE id = $1 AND tenant_id = $2")
+        .bind(list_id)
+        .bind(tenant_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("allow_duplicates")?;
+    if lead_id.is_none() {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1 AND tenant_id = $2")
+            .bind(list_id)
+            .bind(tenant_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("n")?;
+        if n >= max_per_list {
+            return Ok(Err(CreateRefused::ListFull));
+        }
+    }
+    if let (Some(tel), 0) = (tel, allow) {
+        let dup = sqlx::query("SELECT id FROM leads WHERE batch_id = $1 AND tel = $2 AND tenant_id = $3 AND id <> $4")
+            .bind(batch_id)
+            .bind(tel)
+            .bind(tenant_id)
+            .bind(lead_id.unwrap_or(0))
+            .fetch_optional(&mut **tx)
+            .await?;
+        if dup.is_some() {
+            return Ok(Err(CreateRefused::DuplicateTel));
+        }
+    }
+    Ok(Ok(()))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -591,9 +591,9 @@ enum Published {
 }
 
 /// Moves an import's staged rows into the list in one write transaction, after checking the
-/// batch's duplicate rule and the list's cap against what is committed now. On PostgreSQL the
-/// batch's row is locked first, so publications into one batch (one list or several) run one
-/// after the other; on SQLite the write gate already orders them.
+/// batch's duplicate rule and the list's cap against what is committed now, under the batch's
+/// lock (`store::leads::lock_batch`, which single leads take too): publications and single
+/// creates into one batch (one list or several) run one after the other.
 async fn publish(
     db: &store::Db,
     tenant: i64,
@@ -602,13 +602,7 @@ async fn publish(
     staged: u64,
 ) -> Result<Published, store::StoreError> {
     let mut tx = db.begin_bulk_write().await?;
-    if db.is_postgres() {
-        sqlx::query("SELECT id FROM batches WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
-            .bind(req.batch_id)
-            .bind(tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
-    }
+    store::leads::lock_batch(db, &mut tx, tenant, req.batch_id).await?;
     let allow = sqlx::query("SELECT allow_duplicates FROM customer_lists WHERE id = $1 AND tenant_id = $2")
         .bind(req.list_id)
         .bind(tenant)

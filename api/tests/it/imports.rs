@@ -278,6 +278,161 @@ pub async fn parallel_imports_keep_the_list_cap(app: TestApp) {
     }
 }
 
+/// Single leads (`POST /leads`, and the desktop's dial mode `POST /agent/leads`) created while an
+/// import publishes into the same list: they take the batch's lock the import takes, so the batch
+/// never holds a number twice and the list never passes its cap; the refused side is told so (a
+/// 409 naming `tel` or `list_id`, or the import's error CSV naming the row).
+pub async fn single_creates_race_an_import(backend: crate::harness::Backend) {
+    use crate::agents::{phone_for, running_job, shard_event, until_agent, Buses, Control};
+    let buses = Buses::new(false).await;
+    let bus = buses.bus.clone();
+    let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
+    let wallboards = config.wallboards.clone();
+    let app = TestApp::start_with(backend, config).await;
+    let t = app.tenant("race").await;
+    let (mgr, op) = (t.mgr(), t.token(Role::Op));
+    let op_id = t.user(Role::Op);
+    // A dial-mode job over a list that forbids duplicates; the operator works it.
+    let (_, _, job) = running_job(&app, &t, &[op_id], json!({"mode": "dial"})).await;
+    let l =
+        expect(app.call(mgr, "get", &format!("/call-jobs/{job}"), None).await, 200)["list_ids"][0].as_i64().unwrap();
+    let batch = expect(app.call(mgr, "get", &format!("/lists/{l}"), None).await, 200)["batch_id"].as_i64().unwrap();
+    phone_for(&app, &t, op_id).await;
+    let control = Control::start(&bus, &app, &wallboards, t.id).await;
+    expect(app.call(op, "post", "/agent/session", Some(&json!({"call_job_id": job}))).await, 202);
+    until_agent(&app, op, op_id, "ringing", |v| v["state"] == "ringing").await;
+    let agent = control::agent::AgentId(op_id as u64);
+    shard_event(&bus, t.id, control::messages::ShardEvent::AgentLegUp { agent_id: agent, shard: 0 }).await;
+    until_agent(&app, op, op_id, "ready", |v| v["state"] == "ready").await;
+    let before = lead_count(&app, l).await;
+
+    // Singles of the file's numbers, through both endpoints, from before the upload until after its end.
+    const ROWS: usize = 20_000;
+    let (status, body) =
+        app.raw(mgr.unwrap(), "POST", &format!("/lists/{l}/imports"), "text/csv", numbers_file(ROWS, "06")).await;
+    assert_eq!(status.as_u16(), 202, "{}", String::from_utf8_lossy(&body));
+    let import = serde_json::from_slice::<Value>(&body).unwrap()["id"].as_i64().unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let single = |agent: bool, lane: usize| {
+        let done = &done;
+        let app = &app;
+        let (path, token) = if agent { ("/agent/leads", op) } else { ("/leads", mgr) };
+        async move {
+            let (mut created, mut refused) = (0i64, 0i64);
+            let mut i = lane;
+            let mut after_end = 0;
+            while after_end < 20 {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    after_end += 1;
+                }
+                let tel = format!("06{:08}", (i * 7919) % ROWS);
+                i += 4;
+                match single_lead(app, token, path, l, &tel, ("duplicate_tel", "tel")).await {
+                    true => created += 1,
+                    false => refused += 1,
+                }
+            }
+            (created, refused)
+        }
+    };
+    let mgr_s = mgr.unwrap();
+    let waiter = async {
+        let j = wait(&app, mgr_s, import).await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        j
+    };
+    let (j, a, b, c, d) = tokio::join!(waiter, single(false, 0), single(false, 1), single(true, 2), single(true, 3));
+    let created = a.0 + b.0 + c.0 + d.0;
+    let refused = a.1 + b.1 + c.1 + d.1;
+    let dups: i64 = store::sqlx::Row::try_get(
+        &store::sqlx::query(
+            "SELECT COUNT(*) AS n FROM (SELECT tel FROM leads WHERE batch_id = $1 GROUP BY tel HAVING COUNT(*) > 1) d",
+        )
+        .bind(batch)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap(),
+        "n",
+    )
+    .unwrap();
+    println!("{backend:?}: import {j}; singles created {created}, refused {refused}");
+    assert_eq!(dups, 0, "a number twice in the batch: import {j}, singles created {created}, refused {refused}");
+    assert_eq!(j["status"], "done", "{j}");
+    let (imported, rejected) = (j["imported_rows"].as_i64().unwrap(), j["rejected_rows"].as_i64().unwrap());
+    assert_eq!(imported + created, ROWS as i64, "each number once: {j}, singles {created}");
+    assert_eq!(lead_count(&app, l).await, before + ROWS as i64);
+    assert_eq!(rejected, created, "the import refuses the rows the singles took: {j}");
+    assert!(refused > 0, "the singles after the import are refused");
+    if rejected > 0 {
+        let (status, bytes) = app.raw(mgr_s, "GET", &format!("/imports/{import}/errors.csv"), "text/csv", vec![]).await;
+        assert_eq!(status.as_u16(), 200);
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.lines().count() as i64, 1 + rejected);
+        assert!(
+            text.lines().nth(1).unwrap().ends_with("指定したバッチ内に同一の電話番号が既に登録されています"),
+            "{text}"
+        );
+    }
+
+    // The cap: the list 30 short of it; an import of 20 new numbers and 60 single creates race.
+    let max = api::resources::MAX_LEADS_PER_LIST;
+    let n = lead_count(&app, l).await;
+    fill(&app, t.id, l, batch, max - 30 - n).await;
+    let (status, body) =
+        app.raw(mgr_s, "POST", &format!("/lists/{l}/imports"), "text/csv", numbers_file(20, "07")).await;
+    assert_eq!(status.as_u16(), 202, "{}", String::from_utf8_lossy(&body));
+    let import = serde_json::from_slice::<Value>(&body).unwrap()["id"].as_i64().unwrap();
+    let capped = |agent: bool, lane: usize| {
+        let app = &app;
+        let (path, token) = if agent { ("/agent/leads", op) } else { ("/leads", mgr) };
+        async move {
+            let (mut created, mut full) = (0i64, 0i64);
+            for k in 0..15 {
+                match single_lead(app, token, path, l, &format!("08{lane}{k:08}"), ("list_full", "list_id")).await {
+                    true => created += 1,
+                    false => full += 1,
+                }
+            }
+            (created, full)
+        }
+    };
+    let (j, a, b, c, d) =
+        tokio::join!(wait(&app, mgr_s, import), capped(false, 0), capped(false, 1), capped(true, 2), capped(true, 3));
+    let count = lead_count(&app, l).await;
+    assert!(count <= max, "over the cap: {count}; import {j}");
+    let created = a.0 + b.0 + c.0 + d.0;
+    let imported = if j["status"] == "done" { j["imported_rows"].as_i64().unwrap() } else { 0 };
+    if j["status"] != "done" {
+        assert_eq!(j["error_code"], "list_full", "{j}");
+    }
+    assert_eq!(count, max - 30 + created + imported, "{j}");
+    assert!(a.1 + b.1 + c.1 + d.1 > 0, "60 singles and 20 rows into 30 places: some refused");
+    control.stop().await;
+}
+
+/// Creates one lead through `path`: `true` when created, `false` when refused with the 409 `refusal`
+/// (its code and the field it names); any other answer fails the test.
+async fn single_lead(
+    app: &TestApp,
+    token: Option<&str>,
+    path: &str,
+    list: i64,
+    tel: &str,
+    refusal: (&str, &str),
+) -> bool {
+    let body = json!({"list_id": list, "name": "single", "kana": "カナ", "tel": tel});
+    let (st, v) = app.call(token, "post", path, Some(&body)).await;
+    match st.as_u16() {
+        201 => true,
+        409 => {
+            let got = (v["error"]["code"].as_str(), v["error"]["field"].as_str());
+            assert_eq!(got, (Some(refusal.0), Some(refusal.1)), "{path}: {v}");
+            false
+        }
+        s => panic!("{path}: {s} {v}"),
+    }
+}
+
 /// Puts `n` leads into a list straight in SQL.
 async fn fill(app: &TestApp, tenant: i64, list: i64, batch: i64, n: i64) {
     let fill = match app.backend {
@@ -302,3 +457,14 @@ crate::both!(
     header_only_and_limits_import_nothing,
     generic_import_maps_custom_fields
 );
+
+mod single_creates_race_an_import {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::single_creates_race_an_import(crate::harness::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::single_creates_race_an_import(crate::harness::Backend::Postgres).await
+    }
+}

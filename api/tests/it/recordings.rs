@@ -128,6 +128,20 @@ pub async fn recordings_by_role_date_and_call(app: TestApp) {
         assert_eq!(e["error"]["field"], field, "{q}");
     }
     expect(app.call(t.mgr(), "get", "/recordings/abc", None).await, 404);
+
+    // A recording deleted past the quota: its audio answers 410 saying why (an OP's other agent's: 404 still).
+    store::sqlx::query("UPDATE recordings SET deleted_at = $1, deleted_reason = 'quota' WHERE id = $2")
+        .bind(T0)
+        .bind(r1)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let e = expect(app.call(t.mgr(), "get", &format!("/recordings/{r1}/audio"), None).await, 410);
+    assert_eq!(e["error"]["code"], "recording_deleted", "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("quota"), "{e}");
+    expect(app.call(t.mgr(), "get", &format!("/recordings/{r1}"), None).await, 404);
+    let (s, _, _) = get_bytes(&app, t.token(Role::Op).unwrap(), &format!("/recordings/{r2}/audio")).await;
+    assert_eq!(s, 404);
 }
 
 pub async fn another_tenants_recording_is_404(app: TestApp) {

@@ -137,6 +137,11 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // A day of recordings against a quota smaller than them: the quota set to half of what the
+    // run has recorded so far, then the job stopped and its last calls left to end and be encoded.
+    let db = store::Db::connect(&demo.database_url()).await.expect("the demo's database");
+    let quota = recordings_past_the_quota(&http, &base, &token, &db, campaign, demo.dir()).await;
+
     // Ctrl-C: the job stops, every call gets its result, the recordings are closed.
     demo.interrupt();
     let (ok, lines) = demo.wait_exit(Duration::from_secs(60));
@@ -149,7 +154,6 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
 
     // The database after the stop: the job stopped, no call left pending, every connected call
     // with a recording file that exists and holds audio.
-    let db = store::Db::connect(&demo.database_url()).await.expect("the demo's database");
     use store::sqlx::{self, Row};
     let job = sqlx::query("SELECT id, status FROM call_jobs ORDER BY id DESC LIMIT 1")
         .fetch_one(&db.pool)
@@ -157,13 +161,23 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
         .expect("job");
     assert_eq!(job.try_get::<String, _>("status").expect("status"), "stopped");
     let job_id: i64 = job.try_get("id").expect("id");
-    let rows = sqlx::query("SELECT result, bridged_at, recording_path FROM call_records WHERE call_job_id = $1")
+    let rows = sqlx::query("SELECT id, result, bridged_at, recording_path FROM call_records WHERE call_job_id = $1")
         .bind(job_id)
         .fetch_all(&db.pool)
         .await
         .expect("records");
     assert!(rows.len() >= 10, "{} call records", rows.len());
+    let deleted: std::collections::HashSet<i64> = sqlx::query(
+        "SELECT call_record_id FROM recordings WHERE deleted_at IS NOT NULL AND call_record_id IS NOT NULL",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("deleted recordings")
+    .iter()
+    .map(|r| r.try_get("call_record_id").expect("call_record_id"))
+    .collect();
     let mut bridged = 0;
+    let mut kept = 0;
     let mut recorded_1s = 0;
     let mut archived = 0;
     for r in &rows {
@@ -173,6 +187,11 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
             bridged += 1;
             let path: Option<String> = r.try_get("recording_path").expect("recording_path");
             let path = demo.dir().join(path.expect("a connected call is recorded"));
+            if deleted.contains(&r.try_get::<i64, _>("id").expect("id")) {
+                assert!(!path.exists(), "{}: deleted past the quota, still on disk", path.display());
+                continue;
+            }
+            kept += 1;
             let len = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).len();
             if path.extension().is_some_and(|e| e == "opus") {
                 // Archived by the demo's encoder: Ogg Opus (about 4 kB per second of the two channels).
@@ -192,7 +211,7 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
         }
     }
     assert!(bridged >= 5, "{bridged} connected calls");
-    assert!(recorded_1s * 2 >= bridged, "{recorded_1s} of {bridged} recordings hold a second of audio");
+    assert!(recorded_1s * 2 >= kept, "{recorded_1s} of {kept} recordings kept hold a second of audio");
     // The archive ran in the demo: finished recordings became Ogg Opus while the floor worked.
     assert!(archived >= 1, "none of {bridged} recordings was archived to Opus");
     // GET /recordings/usage's figures are the files on disk: every live recording's bytes are its file's.
@@ -217,7 +236,8 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
     }
     let usage = store::recordings::usage(&db, tenant).await.expect("usage");
     assert_eq!(usage.bytes, on_disk, "{usage:?}");
-    println!("{archived} of {bridged} recordings archived to Opus; {on_disk} bytes of recordings on disk");
+    assert!(usage.accounted_bytes <= quota, "{usage:?} past the quota {quota}");
+    println!("{archived} of {kept} recordings kept archived to Opus ({bridged} connected); {on_disk} bytes of recordings on disk");
     let saved: i64 = sqlx::query("SELECT COUNT(*) AS n FROM wrapup_records WHERE saved_at IS NOT NULL")
         .fetch_one(&db.pool)
         .await
@@ -226,4 +246,108 @@ async fn demo_floor_runs_on_the_wallboard_and_stops_cleanly() {
         .expect("n");
     assert!(saved >= 1, "the agents saved no wrap-up record");
     println!("{} call records, {bridged} connected and recorded, {saved} wrap-up records saved", rows.len());
+}
+
+/// Sets the demo tenant's recording quota to half of what its calls have recorded so far, stops
+/// the call job and waits until its last calls have ended and every recording is encoded. Then:
+/// every recording left is Ogg Opus, the oldest were deleted first until the rest fit the quota,
+/// `GET /recordings/usage` is the bytes on disk, and a deleted recording's audio answers 410 with
+/// why. Returns the quota.
+async fn recordings_past_the_quota(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    db: &store::Db,
+    campaign: i64,
+    dir: &std::path::Path,
+) -> i64 {
+    use store::sqlx::{self, Row};
+    let get = |path: String| async move {
+        let r = http.get(format!("{base}{path}")).bearer_auth(token).send().await.expect("GET");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json::<Value>().await.expect("JSON")
+    };
+    let before = get("/recordings/usage".into()).await;
+    let quota = before["accounted_bytes"].as_i64().expect("accounted_bytes") / 2;
+    assert!(quota > 0, "nothing recorded yet: {before}");
+    let r = http.patch(format!("{base}/tenant")).bearer_auth(token).json(&json!({"recording_quota_bytes": quota}));
+    assert!(r.send().await.expect("PATCH /tenant").status().is_success());
+    let jobs = get(format!("/call-jobs?campaign_id={campaign}&status=running")).await;
+    let job = jobs["items"][0]["id"].as_i64().unwrap_or_else(|| panic!("no running job: {jobs}"));
+    let stop = http.post(format!("{base}/call-jobs/{job}/stop")).bearer_auth(token).send().await.expect("stop");
+    assert!(stop.status().is_success(), "stopping the job: {}", stop.status());
+    // The job's last calls end (the agents hang up after their talk) and their recordings are
+    // encoded: twice in a row no call in progress and nothing waiting for the encoder.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut settled = 0;
+    let usage = loop {
+        let pending: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM call_records WHERE call_job_id = $1 AND result = 'pending'")
+                .bind(job)
+                .fetch_one(&db.pool)
+                .await
+                .expect("pending calls")
+                .try_get("n")
+                .expect("n");
+        let u = get("/recordings/usage".into()).await;
+        settled = if pending == 0 && u["pending_encoding"] == 0 { settled + 1 } else { 0 };
+        if settled == 2 {
+            break u;
+        }
+        assert!(Instant::now() < deadline, "the job's calls did not end and get encoded: {pending} calls, {u}");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    };
+    let rows = sqlx::query(
+        "SELECT id, path, format, bytes, deleted_at, deleted_reason FROM recordings
+         WHERE tenant_id = (SELECT tenant_id FROM call_jobs WHERE id = $1) ORDER BY started_at, id",
+    )
+    .bind(job)
+    .fetch_all(&db.pool)
+    .await
+    .expect("recordings");
+    let (mut live, mut gone) = (Vec::new(), Vec::new());
+    let mut on_disk = 0i64;
+    for r in &rows {
+        let id: i64 = r.try_get("id").expect("id");
+        let path = dir.join(r.try_get::<String, _>("path").expect("path"));
+        let path = path.display().to_string();
+        if r.try_get::<Option<i64>, _>("deleted_at").expect("deleted_at").is_some() {
+            assert_eq!(r.try_get::<Option<String>, _>("deleted_reason").expect("reason").as_deref(), Some("quota"));
+            assert!(!std::path::Path::new(&path).exists(), "{path}: deleted, still on disk");
+            assert!(!std::path::Path::new(&path).with_extension("wav").exists(), "{path}: its WAV is still on disk");
+            gone.push(id);
+            continue;
+        }
+        // Every ended call's recording is Ogg Opus.
+        assert_eq!(r.try_get::<String, _>("format").expect("format"), "opus", "{path}");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(bytes.starts_with(b"OggS"), "{path}: not an Ogg stream");
+        assert_eq!(r.try_get::<i64, _>("bytes").expect("bytes"), bytes.len() as i64, "{path}");
+        on_disk += bytes.len() as i64;
+        live.push(id);
+    }
+    // Oldest first: in (started_at, id) order, every deleted recording comes before every live one.
+    let order: Vec<bool> =
+        rows.iter().map(|r| r.try_get::<Option<i64>, _>("deleted_at").expect("d").is_some()).collect();
+    assert!(order.windows(2).all(|w| w[0] || !w[1]), "a newer recording deleted before an older one: {order:?}");
+    assert!(!gone.is_empty(), "the quota ({quota} bytes, half the run's recordings) deleted nothing: {usage}");
+    assert!(!live.is_empty(), "every recording deleted: {usage}");
+    assert_eq!(usage["bytes"].as_i64(), Some(on_disk), "usage against the files: {usage}");
+    assert_eq!(usage["recordings"].as_i64(), Some(live.len() as i64), "{usage}");
+    assert!(on_disk <= quota, "{on_disk} bytes on disk past the quota {quota}");
+    // A deleted recording's audio: 410, saying why; a live one's: its Ogg Opus.
+    let r = http.get(format!("{base}/recordings/{}/audio", gone[0])).bearer_auth(token).send().await.expect("audio");
+    assert_eq!(r.status().as_u16(), 410);
+    let e: Value = r.json().await.expect("error body");
+    assert_eq!(e["error"]["code"], "recording_deleted", "{e}");
+    let last = live[live.len() - 1];
+    let r = http.get(format!("{base}/recordings/{last}/audio")).bearer_auth(token).send().await.expect("audio");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "audio/ogg; codecs=opus");
+    println!(
+        "quota {quota} bytes: {} recordings deleted oldest first, {} kept ({on_disk} bytes of Ogg Opus on disk)",
+        gone.len(),
+        live.len()
+    );
+    quota
 }
