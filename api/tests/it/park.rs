@@ -111,6 +111,17 @@ async fn parked_park_and_pick_up(app: TestApp) {
             .await
             .expect("picked_by");
     assert_eq!(picked, winner);
+    // The call's history holds the park (MGR, SV).
+    let record: i64 =
+        store::sqlx::query_scalar("SELECT id FROM call_records WHERE tenant_id = $1 AND dialer_call_id = 7001")
+            .bind(a.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("record");
+    let h = expect(app.call(a.token(Role::Sv), "get", &format!("/calls/{record}/parks"), None).await, 200);
+    assert_eq!((h["items"][0]["number"].as_i64(), h["items"][0]["parked_by"].as_i64()), (Some(9001), Some(mgr)), "{h}");
+    expect(app.call(a.token(Role::Op), "get", &format!("/calls/{record}/parks"), None).await, 403);
+    expect(app.call(b.token(Role::Mgr), "get", &format!("/calls/{record}/parks"), None).await, 404);
     // A claimed park is off the list.
     let list = expect(app.call(a.token(Role::Sv), "get", "/agent/parked", None).await, 200);
     assert_eq!(list["total"], 0, "{list}");
