@@ -3,6 +3,9 @@
 //! customer's number, since when, who parked it) and any of them picks one up on its own phone
 //! (`POST /agent/parked/{id}/pick-up`, id the park number, or the number keyed on the phone).
 //!
+//! A call's parks are part of its history: `GET /calls/{id}/parks` (MGR, SV): who parked it, when,
+//! under which number, and how the park ended (picked up by whom, hung up, returned).
+//!
 //! The control service owns the parks (numbers, limit, `parked_calls`); a pick-up first claims the
 //! park in SQL, so of two agents picking up the same call at once exactly one gets 202 and the
 //! other 409.
@@ -52,6 +55,38 @@ pub(super) fn mount(reg: &mut Registry) {
     );
     pick.response.0 = 202;
     reg.add(pick, post(pick_up));
+    let mut history = op(
+        "get",
+        "/calls/{id}/parks",
+        "The call's parks (パーク保留), for its history: number, who parked it and when, who picked it up and how the park ended (picked_up, hung_up, returned)",
+        json!({"type": "object", "required": ["items"], "properties": {"items": {"type": "array"}}}),
+    );
+    history.roles = Some(crate::resources::MGR_SV.to_vec());
+    reg.add(history, get(parks_of_call));
+}
+
+async fn parks_of_call(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Json<Value>> {
+    auth.require(crate::resources::MGR_SV)?;
+    let t = auth.tenant();
+    let call: Option<i64> =
+        store::sqlx::query_scalar("SELECT dialer_call_id FROM call_records WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(t)
+            .fetch_optional(&st.db.pool)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+    let parks = match call {
+        Some(c) => store::parked::of_call(&st.db, t, c).await?,
+        None => Vec::new(),
+    };
+    let items: Vec<Value> = parks
+        .into_iter()
+        .map(|p| {
+            json!({"number": p.number, "parked_by": p.parked_by, "parked_at": tz_time(&auth, Some(p.parked_at)),
+                "picked_by": p.picked_by, "ended_at": tz_time(&auth, p.ended_at), "outcome": p.outcome})
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
 }
 
 async fn park_call(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiResult<(StatusCode, Json<Value>)> {

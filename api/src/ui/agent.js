@@ -126,7 +126,7 @@
       nd_caller_id_unknown: 'This caller ID cannot be used. Choose another caller ID.',
       transfer: 'Transfer', transfer_to: 'Transfer to', transfer_none: '(a ready agent)', confirm_transfer: 'Transfer the customer to {name}?',
       park: 'Park', confirm_park: 'Park the customer? (the same as #72 on the phone)', parked_title: 'Parked calls',
-      parked_number: 'Park number', parked_tel: 'Customer number', parked_time: 'Parked for', parked_none: 'No parked calls',
+      parked_number: 'Park no.', parked_tel: 'Customer', parked_time: 'Parked', parked_none: 'No parked calls',
       parked_by: 'parked by {name}', pick_up: 'Call back', confirm_pick_up: 'Take park number {number} ({tel}) on your phone?',
       pick_up_not_ready: 'Calls are picked up while ready',
       caller_id: 'Caller ID', caller_id_job: "The call job's number ({n})", caller_id_withheld: 'Withheld (184)',

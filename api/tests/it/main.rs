@@ -11,6 +11,7 @@ mod console_ui;
 mod harness;
 mod imports;
 mod model;
+mod park;
 mod phone;
 mod recordings;
 mod reports;

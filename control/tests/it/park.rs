@@ -4,6 +4,7 @@
 
 use control::agent::parking::{ParkError, Parking, FIRST_PARK_NUMBER, LAST_PARK_NUMBER, MAX_PARKED};
 use control::agent::{AgentConfig, AgentError, AgentId, AgentState, CallId, Cause, Command, Input};
+use control::service::{Service, ServiceConfig, ServiceError, ServiceStats};
 
 use crate::agent::{acw, Sim};
 
@@ -105,4 +106,92 @@ fn parks_reach_the_limit_in_order_under_virtual_time() {
     q.restore([(9005, kept), (42, kept)]);
     assert_eq!(q.iter().map(|(n, _)| n).collect::<Vec<_>>(), vec![9005]);
     assert_eq!(q.park(t0, C2, B), Ok(9001));
+}
+
+/// The running control service with a short park limit, over the in-process bus.
+async fn service_with_park_limit(
+    bus: &control::bus::MemoryBus,
+    db: &store::Db,
+    tenant: u64,
+    limit_ms: u64,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<ServiceStats, ServiceError>>) {
+    let mut cfg = ServiceConfig::new(tenant, "c1");
+    cfg.block_ms = 50;
+    cfg.park_limit_ms = limit_ms;
+    let feed = std::sync::Arc::new(control::wallboard::Feed::default());
+    let svc = Service::open(bus.clone(), db.clone(), cfg, feed).await.expect("open");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let b = bus.clone();
+    let task = tokio::spawn(svc.run([b.clone(), b], async move {
+        let _ = rx.await;
+    }));
+    (stop, task)
+}
+
+/// The control service on SQLite and PostgreSQL: parks by the API and by `#72`, numbered from 9001;
+/// a pick-up keyed on the phone; a park nobody took within the limit goes back (its agent is busy:
+/// to the campaign's ready agent); every park written to `parked_calls`.
+#[tokio::test]
+async fn the_service_parks_picks_up_and_returns_a_park_at_the_limit() {
+    use crate::service::{agent_state, answered, backends, cmd, count, ev, fixture, login_ready, placed, until};
+    use control::messages::{ApiCommand, ShardEvent};
+    for backend in backends() {
+        let (_url, db, t, _reason, _dir) = fixture(backend).await;
+        let bus = control::bus::MemoryBus::new(control::bus::BusConfig::default());
+        let (stop, task) = service_with_park_limit(&bus, &db, t, 4_000).await;
+        login_ready(&bus, &db, t, &[1, 2], 7, None).await;
+        let talking = |agent: u64| {
+            let db = db.clone();
+            async move {
+                until("talking", || async { agent_state(&db, t, agent).await == Some(AgentState::Talking) }).await;
+            }
+        };
+        for (call, agent) in [(100, 1), (101, 2)] {
+            placed(&db, t, call, 7).await;
+            ev(&bus, t, answered(call, 7)).await;
+            until("offered", || async { agent_state(&db, t, agent).await == Some(AgentState::Ringing) }).await;
+            ev(&bus, t, ShardEvent::Bridged { call_id: CallId(call), agent_id: AgentId(agent) }).await;
+            talking(agent).await;
+        }
+        let open = "SELECT COUNT(*) FROM parked_calls WHERE tenant_id = $1 AND ended_at IS NULL";
+        // Agent 1 parks from the desktop, agent 2 with #72: 9001 and 9002, both agents free.
+        cmd(&bus, t, ApiCommand::Park { agent_id: AgentId(1), call_id: CallId(100) }).await;
+        until("the first park", || async { count(&db, open, t).await == 1 }).await;
+        ev(&bus, t, ShardEvent::ParkKeyed { agent_id: AgentId(2), call_id: CallId(101) }).await;
+        until("two parks", || async { count(&db, open, t).await == 2 }).await;
+        let numbered = "SELECT COUNT(*) FROM parked_calls WHERE tenant_id = $1 AND ((number = 9001 AND dialer_call_id = 100 AND parked_by = 1) OR (number = 9002 AND dialer_call_id = 101 AND parked_by = 2))";
+        assert_eq!(count(&db, numbered, t).await, 2, "{backend:?}");
+        for a in [1, 2] {
+            until("ready after parking", || async { agent_state(&db, t, a).await == Some(AgentState::Ready) }).await;
+        }
+        // Agent 2 keys 9001 on its phone: offered call 100, then talking with it.
+        ev(&bus, t, ShardEvent::PickUpKeyed { agent_id: AgentId(2), number: 9001 }).await;
+        until("offered the parked call", || async { agent_state(&db, t, 2).await == Some(AgentState::Ringing) }).await;
+        ev(&bus, t, ShardEvent::Bridged { call_id: CallId(100), agent_id: AgentId(2) }).await;
+        talking(2).await;
+        let picked = "SELECT COUNT(*) FROM parked_calls WHERE tenant_id = $1 AND number = 9001 AND outcome = 'picked_up' AND picked_by = 2";
+        assert_eq!(count(&db, picked, t).await, 1);
+        let record =
+            "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND dialer_call_id = 100 AND agent_user_id = 2";
+        assert_eq!(count(&db, record, t).await, 1, "the record follows the call");
+        // 9002's limit passes; the agent who parked it (2) is talking: the campaign's ready agent
+        // (1) is offered it.
+        until("9002 returned", || async {
+            count(
+                &db,
+                "SELECT COUNT(*) FROM parked_calls WHERE tenant_id = $1 AND number = 9002 AND outcome = 'returned'",
+                t,
+            )
+            .await
+                == 1
+        })
+        .await;
+        until("agent 1 offered the returned call", || async {
+            agent_state(&db, t, 1).await == Some(AgentState::Ringing)
+        })
+        .await;
+        assert_eq!(count(&db, open, t).await, 0);
+        let _ = stop.send(());
+        task.await.expect("join").expect("service ran");
+    }
 }

@@ -165,7 +165,7 @@ impl Running {
     }
 }
 
-async fn login_ready(bus: &MemoryBus, db: &Db, tenant: u64, agents: &[u64], campaign: u64, acw: Option<u64>) {
+pub async fn login_ready(bus: &MemoryBus, db: &Db, tenant: u64, agents: &[u64], campaign: u64, acw: Option<u64>) {
     for &a in agents {
         cmd(
             bus,

@@ -116,6 +116,49 @@ pub(crate) fn browser_test(script: &str, mode: &str, base: &str, fixture: &Value
     c
 }
 
+/// Fails the test unless Chromium and playwright-core are there.
+pub(crate) fn require_browser() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists()
+            && browser_dir().join("node_modules/playwright-core").exists(),
+        "Chromium and playwright-core are missing: run `bash scripts/services.sh`"
+    );
+}
+
+/// Runs a browser test that needs no step from the Rust side: its lines printed and kept, and it
+/// must end with `BROWSER OK` (each line within `silence`).
+pub(crate) async fn run_browser(mut c: tokio::process::Command, silence: Duration) -> Vec<String> {
+    let mut child = c.spawn().expect("node");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut output = Vec::new();
+    while let Some(line) = tokio::time::timeout(silence, lines.next_line())
+        .await
+        .expect("the browser went silent")
+        .expect("browser output")
+    {
+        println!("browser: {line}");
+        output.push(line);
+    }
+    let status = child.wait().await.expect("browser exit");
+    assert!(
+        status.success() && output.iter().any(|l| l == "BROWSER OK"),
+        "the browser test failed:\n{}",
+        output.join("\n")
+    );
+    output
+}
+
+/// A node on a fresh SQLite file (in the returned directory) with tenant `code` (Tokyo, no national
+/// holidays: the test runs on any day).
+pub(crate) async fn fresh_node(code: &str, name: &str) -> (tempfile::TempDir, Node, i64) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite:{}/kakeru.db", dir.path().display());
+    let node = Node::open(NodeConfig::new(&url)).await.expect("node");
+    let t = store::tenancy::create_tenant(node.db(), code, name, "Asia/Tokyo", store::now_ms()).await.expect("tenant");
+    store::tenancy::set_national_holidays(node.db(), t, false).await.expect("holidays");
+    (dir, node, t)
+}
+
 pub(crate) async fn insert(db: &store::Db, sql: &str, binds: &[Value]) -> i64 {
     let mut q = sqlx::query(sql);
     for b in binds {

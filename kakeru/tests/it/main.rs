@@ -10,6 +10,7 @@ mod dialer;
 mod metrics;
 mod netns;
 mod node;
+mod park;
 mod phone;
 mod process;
 mod reports;
