@@ -107,6 +107,14 @@ async function startJob(page) {
       && document.querySelectorAll('#parked-body tr').length === 0);
   }
   await shots(b, 'picked-up');
+  // The first agent's wrap-up: the record went on with the call, and saving ends the wrap-up.
+  await until(a, 'told the call went on', () => document.getElementById('saved-note').textContent.startsWith('この通話は引き継がれました'));
+  await shots(a, 'handed-on');
+  await a.getByRole('button', { name: '保存して次へ' }).click();
+  await until(a, 'the save confirmation', () => document.getElementById('dlg').open);
+  await ok(a);
+  await stateIs(a, 'ready');
+  assert.equal(await a.$eval('#record-error', (e) => e.textContent), '');
   assert.deepEqual(problems, [], problems.join('\n'));
   await browser.close();
   log('BROWSER OK');
