@@ -795,9 +795,16 @@ async fn assign(ctx: &Ctx, id: i64, b: AssignBody) -> ApiResult<Value> {
     let now = store::now_ms();
     let won = if ctx.st.db.backend == store::Backend::Postgres {
         // One round trip: the claim and, for a lost one, whether the callback is there at all.
+        // The row is taken with SKIP LOCKED: of agents claiming at once, the one holding the row
+        // wins and the others are answered 409 at once, instead of each waiting in turn for the
+        // winner's commit to find the row taken (the queue that made the claims' p99).
         let sql = format!(
-            "WITH w AS ({sql} RETURNING 1) SELECT (SELECT COUNT(*) FROM w) AS won,
+            "WITH c AS (SELECT id FROM callbacks WHERE {} FOR UPDATE SKIP LOCKED),
+               w AS (UPDATE callbacks SET assignee_user_id = $2, version = version + 1, updated_at = $3
+                     WHERE id IN (SELECT id FROM c) RETURNING 1)
+             SELECT (SELECT COUNT(*) FROM w) AS won,
                (SELECT COUNT(*) FROM callbacks WHERE {}) AS present",
+            conds.join(" AND "),
             visible_id(ctx)
         );
         let r = sqlx::query(&sql).bind(id).bind(target).bind(now).fetch_one(&ctx.st.db.pool).await?;
