@@ -159,6 +159,18 @@ pub fn mount(reg: &mut Registry) {
         ),
         post(transfer),
     );
+    reg.add(
+        op(
+            "post",
+            "/agent/calls/{id}/transfer-outside",
+            "外線転送: hand the customer of the caller's current call (talking, not on hold) to an outside number. The dialer places a second carrier leg from the call's caller ID within the channel limits of the campaign and the caller ID; the customer hears the waiting audio meanwhile. When the outside party answers, the two talk (recorded in the call's recording) and the caller goes to wrap-up; when it does not (busy, no answer within 30 s, refused), the customer comes back to the caller. The outcome reaches the caller's page on the push channel (notice outside_transfer). Recorded in the call's history",
+            AGENTS,
+            Some(json!({"type": "object", "required": ["number"], "additionalProperties": false, "properties": {
+                "number": {"type": "string", "minLength": 1, "maxLength": 40, "example": "0312345678",
+                    "description": "The outside number (digits; separators, full-width digits and +81 are accepted), not on the tenant's do-not-call list."}}})),
+        ),
+        post(transfer_outside),
+    );
     let mut next = op(
         "post",
         "/agent/preview",
@@ -506,6 +518,31 @@ async fn transfer(
     let to_agent = AgentId(u64::try_from(b.agent_id).unwrap_or(0));
     let out = publish(&st, &auth, &ApiCommand::Transfer { agent_id, call_id, to_agent }).await?;
     store::transfers::to_agent(&st.db, t, call, auth.user(), b.agent_id, store::now_ms()).await?;
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferOutsideBody {
+    number: String,
+}
+
+async fn transfer_outside(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(call): Id,
+    Body(b): Body<TransferOutsideBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (agent_id, call_id) = own_call(&st, &auth, call).await?;
+    let t = auth.tenant();
+    let number = crate::resource::tel("number", &b.number)?;
+    let tel = control::messages::Tel::new(&number)
+        .ok_or_else(|| ApiError::invalid("number", "number: 1 to 30 digits starting with 0"))?;
+    if !store::dialing::dnc_hits(&st.db, t, std::slice::from_ref(&number)).await?.is_empty() {
+        return Err(ApiError::invalid("number", "number: on the do-not-call list (発信規制)"));
+    }
+    let out = publish(&st, &auth, &ApiCommand::TransferOutside { agent_id, call_id, tel }).await?;
+    store::transfers::to_outside(&st.db, t, call, auth.user(), &number, store::now_ms()).await?;
     Ok(out)
 }
 

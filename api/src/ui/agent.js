@@ -40,6 +40,13 @@
       nd_lead_not_dialable: 'このリードは発信できません (完了済み、または対応が終わっています)。', nd_error: '発信できませんでした。',
       nd_caller_id_unknown: 'この発番号は使えません。別の発番号を選んでください。',
       transfer: '転送', transfer_to: '転送先', transfer_none: '(待機中のエージェント)', confirm_transfer: '{name} さんに転送しますか?',
+      transfer_outside: '外線転送', outside_number: '外線転送番号', confirm_outside: '{number} に外線転送しますか?',
+      outside_calling: '{number} を呼び出しています。お客様には保留音が流れています。',
+      outside_busy: '転送先が話し中でした。お客様との通話に戻りました。',
+      outside_no_answer: '転送先が30秒以内に応答しませんでした。お客様との通話に戻りました。',
+      outside_refused: '転送先につながりませんでした。お客様との通話に戻りました。',
+      outside_not_placed: '外線転送を発信できませんでした。お客様との通話に戻りました。',
+      outside_channel_limit: 'チャンネル数の上限に達しているため外線転送できません。',
       caller_id: '発番号', caller_id_job: 'コールジョブの番号 ({n})', caller_id_withheld: '非通知 (184)',
       call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断', hold: '保留', unhold: '保留解除',
       confirm_hang_up: '切断しますか?', confirm_save: '保存しますか?', confirm_end: '発信業務を終了しますか?',
@@ -119,6 +126,13 @@
       nd_lead_not_dialable: 'This lead cannot be dialled (completed, or its turn is over).', nd_error: 'The call could not be made.',
       nd_caller_id_unknown: 'This caller ID cannot be used. Choose another caller ID.',
       transfer: 'Transfer', transfer_to: 'Transfer to', transfer_none: '(a ready agent)', confirm_transfer: 'Transfer the customer to {name}?',
+      transfer_outside: 'Outside transfer', outside_number: 'Outside number', confirm_outside: 'Transfer the customer to {number}?',
+      outside_calling: 'Calling {number}. The customer hears the waiting audio.',
+      outside_busy: 'The number was busy. You are back with the customer.',
+      outside_no_answer: 'Nobody answered within 30 seconds. You are back with the customer.',
+      outside_refused: 'The number could not be reached. You are back with the customer.',
+      outside_not_placed: 'The outside transfer could not be placed. You are back with the customer.',
+      outside_channel_limit: 'The channel limit is reached: no outside transfer now.',
       caller_id: 'Caller ID', caller_id_job: "The call job's number ({n})", caller_id_withheld: 'Withheld (184)',
       call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer', hold: 'Hold', unhold: 'Take back from hold',
       confirm_hang_up: 'Hang up the customer?', confirm_save: 'Save the record?', confirm_end: 'End calling for this job?',
@@ -527,7 +541,21 @@
     else if (d.notice === 'job_stopped') message('msg_job_stopped');
     else if (d.notice === 'recall_assigned') loadRecalls();
     else if (d.notice === 'callback_registered' || d.notice === 'callback_assigned') callbackPushed(d);
+    else if (d.notice === 'outside_transfer') outsideDone(d);
   }
+
+  /** 外線転送's outcome: answered (the state goes to wrap-up on its own), or why the customer is back. */
+  function outsideDone(d) {
+    if (S.outsideCall === d.call_id) S.outsideCall = null;
+    if (d.outcome === 'answered') { S.outsideMsg = null; $('banner').hidden = true; render(); return; }
+    const key = `outside_${d.outcome}`;
+    outsideSay(I18N.ja[key] ? key : 'outside_refused', {}, d.call_id);
+  }
+
+  /** 外線転送's news in the banner, in the page's language (kept while that call is on screen). */
+  function outsideSay(key, vars, call) {
+    S.outsideMsg = { key, vars, call };
+    render();  }
 
   // ------------------------------------------------------------------------------------------ loads
   async function loadLead(id) {
@@ -990,6 +1018,13 @@
       if (ready.some((a) => String(a.agent_id) === keep)) to.value = keep;
     }
     $('b-transfer').disabled = !(st === 'talking' || st === 'hold') || !to.value;
+    // 外線転送: of the customer one talks with (not on hold), once a number is typed; not twice.
+    $('b-outside').disabled = st !== 'talking' || !$('outside-number').value.trim() || S.outsideCall === S.callId;
+    if (S.outsideMsg) {
+      const b = $('banner');
+      if (S.outsideMsg.call !== S.callId || st !== 'talking') { S.outsideMsg = null; b.hidden = true; }
+      else { b.hidden = false; b.textContent = t(S.outsideMsg.key, S.outsideMsg.vars); }
+    }
     $('acw').hidden = st !== 'wrap_up' || !(S.job && S.job.acw_seconds);
     const canSave = st === 'wrap_up' || (S.savedCall === null && st === 'ready');
     $('b-save-next').disabled = !canSave;
@@ -1537,6 +1572,23 @@
       if (!S.callId || !to.value) return;
       if (!(await dialog(t('confirm_transfer', { name: to.selectedOptions[0].textContent }), true))) return;
       await act(() => api('POST', `/agent/calls/${S.callId}/transfer`, { agent_id: Number(to.value) }));
+    });
+    $('outside-number').addEventListener('input', render);
+    $('b-outside').addEventListener('click', async () => {
+      const number = $('outside-number').value.trim();
+      if (!S.callId || !number) return;
+      if (!(await dialog(t('confirm_outside', { number }), true))) return;
+      const call = S.callId;
+      try {
+        await api('POST', `/agent/calls/${call}/transfer-outside`, { number });
+        S.outsideCall = call;
+        outsideSay('outside_calling', { number }, call);
+        return;
+      } catch (e) {
+        $('banner').hidden = false;
+        $('banner').textContent = e.message;
+      }
+      render();
     });
     $('b-hold').addEventListener('click', () => {
       if (S.callId) act(() => api('POST', `/agent/calls/${S.callId}/${stateName() === 'hold' ? 'unhold' : 'hold'}`));

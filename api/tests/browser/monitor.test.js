@@ -122,6 +122,27 @@ async function monitor() {
   await until(page, 'talking again', () => document.getElementById('me-state').dataset.state === 'talking');
   await step('unheld');
 
+  // 外線転送 (Alt+X) to a busy number: the customer waits, then comes back; the page says why.
+  const outside = page.getByRole('button', { name: '外線転送', exact: true });
+  assert.equal(await outside.getAttribute('aria-keyshortcuts'), 'Alt+X');
+  assert.ok(await outside.isDisabled(), 'no number typed yet');
+  await page.getByLabel('外線転送番号').fill(FIX.busyNumber);
+  await page.keyboard.press('Alt+X');
+  await until(page, 'the confirmation', () => document.getElementById('dlg').open);
+  assert.match(await text(page, '#dlg-text'), new RegExp(`${FIX.busyNumber} に外線転送しますか`));
+  await page.getByRole('button', { name: 'OK', exact: true }).click();
+  await until(page, 'told why the customer is back', () => document.getElementById('banner').textContent.includes('話し中'));
+  assert.equal(await page.evaluate(() => document.getElementById('me-state').dataset.state), 'talking');
+  await shoot(page, 'desktop-outside-busy-ja');
+  await page.click('[data-lang="en"]');
+  await until(page, 'the desktop in English', () => document.documentElement.lang === 'en');
+  await until(page, 'the reason in English', () => document.getElementById('banner').textContent.includes('busy'));
+  assert.ok(await page.getByRole('button', { name: 'Outside transfer' }).isVisible());
+  await shoot(page, 'desktop-outside-busy-en');
+  await page.click('[data-lang="ja"]');
+  await until(page, 'the desktop in Japanese', () => document.documentElement.lang === 'ja');
+  await step('outside_busy');
+
   assert.deepEqual(problems, [], 'no page errors, no request outside the API');
   log(`SCREENSHOTS ${shoot.count}`);
   await context.close();

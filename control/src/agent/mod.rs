@@ -232,6 +232,9 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         caller_id: Option<crate::messages::CallerIdId>,
     },
+    /// 外線転送: place a second carrier leg to `tel` and hand the customer of `call_id` to it when
+    /// it answers (the agent's, still talking; added in v1).
+    TransferOutside { agent_id: AgentId, call_id: CallId, tel: crate::messages::Tel },
 }
 
 /// Output of the state machine.

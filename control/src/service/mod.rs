@@ -700,6 +700,24 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     })
                 }
             }
+            (ApiCommand::TransferOutside { call_id, tel, .. }, _) => {
+                // 外線転送: only of the customer the agent talks with (not on hold); the agent stays
+                // on the call until the outside party answers (ShardEvent::OutsideTransferred).
+                let talking = self.floor.agent(agent_id).is_some_and(|a| a.state == AgentState::Talking);
+                if self.floor.call_owner(*call_id) == Some(agent_id) && talking {
+                    self.pending_commands.push_back(Command::TransferOutside {
+                        agent_id,
+                        call_id: *call_id,
+                        tel: *tel,
+                    });
+                    Ok(())
+                } else {
+                    Err(AgentError::NotAllowed {
+                        state: self.floor.agent(agent_id).map_or(AgentState::Offline, |a| a.state),
+                        input: "transfer_outside",
+                    })
+                }
+            }
             (ApiCommand::PreviewDial { campaign_id, call_job_id, lead_id, .. }, Some(input)) => {
                 // Only for the call job the agent works (the API checked it; a change since is a race).
                 let job = self.jobs.get(&agent_id);
@@ -934,7 +952,8 @@ fn command_agent(c: &Command) -> AgentId {
         | Command::ReleaseCustomer { agent_id, .. }
         | Command::HangUpCustomer { agent_id, .. }
         | Command::HoldCustomer { agent_id, .. }
-        | Command::DialPreview { agent_id, .. } => agent_id,
+        | Command::DialPreview { agent_id, .. }
+        | Command::TransferOutside { agent_id, .. } => agent_id,
     }
 }
 

@@ -251,7 +251,9 @@ impl Host {
             | CallEvent::CustomerEnded { call, .. }
             | CallEvent::RecordingClosed { call, .. }
             | CallEvent::SupervisorJoined { call, .. }
-            | CallEvent::SupervisorLeft { call, .. } => self.call_tenant.get(call).copied(),
+            | CallEvent::SupervisorLeft { call, .. }
+            | CallEvent::OutsideAnswered { call, .. }
+            | CallEvent::OutsideFailed { call, .. } => self.call_tenant.get(call).copied(),
             CallEvent::AgentLegUp { agent }
             | CallEvent::AgentLegDown { agent }
             | CallEvent::AgentUnreachable { agent, .. }
@@ -272,6 +274,7 @@ fn command_agent(c: &control::agent::Command) -> Option<u64> {
         | C::ReleaseCustomer { agent_id, .. }
         | C::HangUpCustomer { agent_id, .. }
         | C::HoldCustomer { agent_id, .. }
-        | C::DialPreview { agent_id, .. } => agent_id.0,
+        | C::DialPreview { agent_id, .. }
+        | C::TransferOutside { agent_id, .. } => agent_id.0,
     })
 }

@@ -415,7 +415,8 @@ impl Sim {
             | Command::Supervise(_)
             | Command::EndSupervision { .. }
             | Command::Hold { .. }
-            | Command::DialBrowser(_) => {}
+            | Command::DialBrowser(_)
+            | Command::TransferOutside(_) => {}
         }
     }
 
