@@ -162,6 +162,10 @@ pub enum AgentNotice {
     /// customer came back to the agent (`busy`, `no_answer`, `refused`, `not_placed`,
     /// `channel_limit`).
     OutsideTransfer { agent_id: AgentId, call_id: CallId, outcome: String },
+    /// 電話会議: the agent's third party `joined` the call, or left it (`dropped`,
+    /// `party_hung_up`, `call_ended`, `agent_left`) or never came (`busy`, `no_answer`, `refused`,
+    /// `not_placed`, `channel_limit`).
+    Conference { agent_id: AgentId, call_id: CallId, outcome: String },
 }
 
 impl Message for AgentNotice {
@@ -221,6 +225,12 @@ pub enum ApiCommand {
     /// 外線転送: the agent hands the customer of `call_id` to the outside number `tel`; the agent
     /// stays on the call until the outside party answers (added in v1).
     TransferOutside { agent_id: AgentId, call_id: CallId, tel: Tel },
+    /// 電話会議: the agent calls `tel` as the third party of `call_id` (added in v1).
+    Conference { agent_id: AgentId, call_id: CallId, tel: Tel },
+    /// 電話会議: the agent drops the third party (added in v1).
+    EndConference { agent_id: AgentId, call_id: CallId },
+    /// 電話会議: the agent leaves; the customer and the third party go on (added in v1).
+    LeaveConference { agent_id: AgentId, call_id: CallId },
 }
 
 impl Message for ApiCommand {
@@ -472,7 +482,10 @@ impl ApiCommand {
             ApiCommand::Hold { agent_id, call_id } => (agent_id, Some(Input::Hold { call_id })),
             ApiCommand::Unhold { agent_id, call_id } => (agent_id, Some(Input::Unhold { call_id })),
             ApiCommand::Transfer { agent_id, call_id, .. } => (agent_id, Some(Input::TransferOut { call_id })),
-            ApiCommand::TransferOutside { agent_id, .. } => (agent_id, None),
+            ApiCommand::TransferOutside { agent_id, .. }
+            | ApiCommand::Conference { agent_id, .. }
+            | ApiCommand::EndConference { agent_id, .. }
+            | ApiCommand::LeaveConference { agent_id, .. } => (agent_id, None),
         }
     }
 }

@@ -40,7 +40,17 @@
       nd_lead_not_dialable: 'このリードは発信できません (完了済み、または対応が終わっています)。', nd_error: '発信できませんでした。',
       nd_caller_id_unknown: 'この発番号は使えません。別の発番号を選んでください。',
       transfer: '転送', transfer_to: '転送先', transfer_none: '(待機中のエージェント)', confirm_transfer: '{name} さんに転送しますか?',
-      transfer_outside: '外線転送', outside_number: '外線転送番号', confirm_outside: '{number} に外線転送しますか?',
+      transfer_outside: '外線転送', outside_number: '外線番号',
+      conference: '電話会議', conf_drop: '会議を終了', conf_leave: '会議から退出',
+      confirm_conference: '{number} を電話会議に加えますか?',
+      conf_calling: '{number} を呼び出しています。お客様との通話は続いています。',
+      conf_joined: '3者通話中です。',
+      conf_busy: '相手が話し中でした。お客様との通話は続いています。',
+      conf_no_answer: '相手が30秒以内に応答しませんでした。お客様との通話は続いています。',
+      conf_refused: '相手につながりませんでした。お客様との通話は続いています。',
+      conf_not_placed: '電話会議の発信ができませんでした。',
+      conf_channel_limit: 'チャンネル数の上限に達しているため電話会議を始められません。',
+      conf_party_hung_up: '相手が電話を切りました。お客様との通話は続いています。', confirm_outside: '{number} に外線転送しますか?',
       outside_calling: '{number} を呼び出しています。お客様には保留音が流れています。',
       outside_busy: '転送先が話し中でした。お客様との通話に戻りました。',
       outside_no_answer: '転送先が30秒以内に応答しませんでした。お客様との通話に戻りました。',
@@ -126,7 +136,17 @@
       nd_lead_not_dialable: 'This lead cannot be dialled (completed, or its turn is over).', nd_error: 'The call could not be made.',
       nd_caller_id_unknown: 'This caller ID cannot be used. Choose another caller ID.',
       transfer: 'Transfer', transfer_to: 'Transfer to', transfer_none: '(a ready agent)', confirm_transfer: 'Transfer the customer to {name}?',
-      transfer_outside: 'Outside transfer', outside_number: 'Outside number', confirm_outside: 'Transfer the customer to {number}?',
+      transfer_outside: 'Outside transfer', outside_number: 'Outside number',
+      conference: 'Conference', conf_drop: 'End conference', conf_leave: 'Leave conference',
+      confirm_conference: 'Add {number} to the call?',
+      conf_calling: 'Calling {number}. You are still talking with the customer.',
+      conf_joined: 'Three-party call.',
+      conf_busy: 'The number was busy. You are still talking with the customer.',
+      conf_no_answer: 'Nobody answered within 30 seconds. You are still talking with the customer.',
+      conf_refused: 'The number could not be reached. You are still talking with the customer.',
+      conf_not_placed: 'The conference call could not be placed.',
+      conf_channel_limit: 'The channel limit is reached: no conference now.',
+      conf_party_hung_up: 'The third party hung up. You are still talking with the customer.', confirm_outside: 'Transfer the customer to {number}?',
       outside_calling: 'Calling {number}. The customer hears the waiting audio.',
       outside_busy: 'The number was busy. You are back with the customer.',
       outside_no_answer: 'Nobody answered within 30 seconds. You are back with the customer.',
@@ -542,6 +562,21 @@
     else if (d.notice === 'recall_assigned') loadRecalls();
     else if (d.notice === 'callback_registered' || d.notice === 'callback_assigned') callbackPushed(d);
     else if (d.notice === 'outside_transfer') outsideDone(d);
+    else if (d.notice === 'conference') conferenceNews(d);
+  }
+
+  /** 電話会議's news: joined, or why the third party left or never came. */
+  function conferenceNews(d) {
+    if (d.outcome === 'joined') {
+      if (S.callId === d.call_id) S.conf = { call: d.call_id, state: 'joined' };
+      return outsideSay('conf_joined', {}, d.call_id);
+    }
+    if (S.conf && S.conf.call === d.call_id) S.conf = null;
+    const key = `conf_${d.outcome}`;
+    if (I18N.ja[key]) return outsideSay(key, {}, d.call_id);
+    S.outsideMsg = null;
+    $('banner').hidden = true;
+    render();
   }
 
   /** 外線転送's outcome: answered (the state goes to wrap-up on its own), or why the customer is back. */
@@ -555,7 +590,8 @@
   /** 外線転送's news in the banner, in the page's language (kept while that call is on screen). */
   function outsideSay(key, vars, call) {
     S.outsideMsg = { key, vars, call };
-    render();  }
+    render();
+  }
 
   // ------------------------------------------------------------------------------------------ loads
   async function loadLead(id) {
@@ -1019,7 +1055,15 @@
     }
     $('b-transfer').disabled = !(st === 'talking' || st === 'hold') || !to.value;
     // 外線転送: of the customer one talks with (not on hold), once a number is typed; not twice.
-    $('b-outside').disabled = st !== 'talking' || !$('outside-number').value.trim() || S.outsideCall === S.callId;
+    const inConf = !!S.conf && S.conf.call === S.callId && st === 'talking';
+    if (S.conf && !inConf) S.conf = null;
+    $('b-outside').disabled = st !== 'talking' || !$('outside-number').value.trim() || S.outsideCall === S.callId || inConf;
+    // 電話会議: a third party from the same number field; then drop it or leave the two together.
+    $('b-conf').hidden = inConf;
+    $('b-conf').disabled = st !== 'talking' || !$('outside-number').value.trim() || S.outsideCall === S.callId;
+    $('b-conf-drop').hidden = !inConf;
+    $('b-conf-leave').hidden = !inConf;
+    $('b-conf-leave').disabled = !inConf || S.conf.state !== 'joined';
     if (S.outsideMsg) {
       const b = $('banner');
       if (S.outsideMsg.call !== S.callId || st !== 'talking') { S.outsideMsg = null; b.hidden = true; }
@@ -1589,6 +1633,26 @@
         $('banner').textContent = e.message;
       }
       render();
+    });
+    $('b-conf').addEventListener('click', async () => {
+      const number = $('outside-number').value.trim();
+      if (!S.callId || !number) return;
+      if (!(await dialog(t('confirm_conference', { number }), true))) return;
+      const call = S.callId;
+      try {
+        await api('POST', `/agent/calls/${call}/conference`, { number });
+        S.conf = { call, state: 'calling' };
+        outsideSay('conf_calling', { number }, call);
+      } catch (e) {
+        $('banner').hidden = false;
+        $('banner').textContent = e.message;
+      }
+    });
+    $('b-conf-drop').addEventListener('click', () => {
+      if (S.callId) act(() => api('DELETE', `/agent/calls/${S.callId}/conference`));
+    });
+    $('b-conf-leave').addEventListener('click', () => {
+      if (S.callId) act(() => api('POST', `/agent/calls/${S.callId}/conference/leave`));
     });
     $('b-hold').addEventListener('click', () => {
       if (S.callId) act(() => api('POST', `/agent/calls/${S.callId}/${stateName() === 'hold' ? 'unhold' : 'hold'}`));

@@ -535,6 +535,32 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
         vec![(op_id, Some("0312345678".to_string()))]
     );
     until_agent(&app, op, op_id, "still talking until the outside party answers", state_is("talking")).await;
+    // 電話会議: the same checks; control forwards the ask, the drop and the leave to the dialer.
+    let conf = format!("/agent/calls/{}/conference", call.0);
+    let e = expect(app.call(op, "post", &conf, Some(&outside("x"))).await, 422);
+    assert_eq!(field(&e), "number");
+    let e = expect(app.call(op, "post", &conf, Some(&outside("0399990000"))).await, 422);
+    assert_eq!(field(&e), "number", "on the do-not-call list");
+    expect(
+        app.call(op, "post", &format!("/agent/calls/{}/conference", call.0 + 1), Some(&outside("0312345678"))).await,
+        404,
+    );
+    expect(app.call(op, "post", &conf, Some(&outside("0312345679"))).await, 202);
+    let c = command(&bus, t.id, |c| matches!(c, Command::Conference { .. })).await;
+    let tel = control::messages::Tel::new("0312345679").expect("tel");
+    assert_eq!(c, Command::Conference { agent_id: agent, call_id: call, tel });
+    let rows = store::conferences::of_call(&app.db, t.id, call.0 as i64).await.expect("conferences");
+    assert_eq!(
+        rows.iter().map(|r| (r.agent_user_id, r.to_tel.as_str())).collect::<Vec<_>>(),
+        vec![(op_id, "0312345679")]
+    );
+    expect(app.call(op, "delete", &conf, None).await, 202);
+    let c = command(&bus, t.id, |c| matches!(c, Command::EndConference { .. })).await;
+    assert_eq!(c, Command::EndConference { agent_id: agent, call_id: call });
+    expect(app.call(op, "post", &format!("{conf}/leave"), None).await, 202);
+    let c = command(&bus, t.id, |c| matches!(c, Command::LeaveConference { .. })).await;
+    assert_eq!(c, Command::LeaveConference { agent_id: agent, call_id: call });
+    expect(app.call(biz, "delete", &conf, None).await, 403);
     let outcome = SipOutcome { status: 200, reason: "BYE".into(), ended_by: Party::Customer, talk_ms: 3_000 };
     let ended = ShardEvent::CallEnded { call_id: call, agent_id: Some(agent), outcome, result: SystemResult::NoEntry };
     shard_event(&bus, t.id, ended).await;

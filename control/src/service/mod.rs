@@ -700,16 +700,27 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     })
                 }
             }
-            (ApiCommand::TransferOutside { call_id, tel, .. }, _) => {
-                // 外線転送: only of the customer the agent talks with (not on hold); the agent stays
-                // on the call until the outside party answers (ShardEvent::OutsideTransferred).
+            (
+                ApiCommand::TransferOutside { call_id, .. }
+                | ApiCommand::Conference { call_id, .. }
+                | ApiCommand::EndConference { call_id, .. }
+                | ApiCommand::LeaveConference { call_id, .. },
+                _,
+            ) => {
+                // 外線転送 and 電話会議: only of the customer the agent talks with (not on hold); the
+                // agent stays on the call until the outside party answers, or until it leaves the
+                // conference (ShardEvent::OutsideTransferred).
                 let talking = self.floor.agent(agent_id).is_some_and(|a| a.state == AgentState::Talking);
-                if self.floor.call_owner(*call_id) == Some(agent_id) && talking {
-                    self.pending_commands.push_back(Command::TransferOutside {
-                        agent_id,
-                        call_id: *call_id,
-                        tel: *tel,
-                    });
+                let call_id = *call_id;
+                let cmd = match *c {
+                    ApiCommand::Conference { tel, .. } => Command::Conference { agent_id, call_id, tel },
+                    ApiCommand::EndConference { .. } => Command::EndConference { agent_id, call_id },
+                    ApiCommand::LeaveConference { .. } => Command::LeaveConference { agent_id, call_id },
+                    ApiCommand::TransferOutside { tel, .. } => Command::TransferOutside { agent_id, call_id, tel },
+                    _ => return,
+                };
+                if self.floor.call_owner(call_id) == Some(agent_id) && talking {
+                    self.pending_commands.push_back(cmd);
                     Ok(())
                 } else {
                     Err(AgentError::NotAllowed {
@@ -953,7 +964,10 @@ fn command_agent(c: &Command) -> AgentId {
         | Command::HangUpCustomer { agent_id, .. }
         | Command::HoldCustomer { agent_id, .. }
         | Command::DialPreview { agent_id, .. }
-        | Command::TransferOutside { agent_id, .. } => agent_id,
+        | Command::TransferOutside { agent_id, .. }
+        | Command::Conference { agent_id, .. }
+        | Command::EndConference { agent_id, .. }
+        | Command::LeaveConference { agent_id, .. } => agent_id,
     }
 }
 

@@ -51,7 +51,7 @@ use sip::{Endpoint, Event as SipEvent, TxId};
 
 pub use browser::DialBrowser;
 pub use dtmf_entry::{DtmfEntry, EntryError, EntryParser};
-pub use outside::{OutsideFailure, TransferOutside};
+pub use outside::{conference_leg_id, ConferenceEnd, OutsideFailure, TransferOutside};
 pub use phones::{Account, AuthStats, DigestChallenges, PhoneSettings, Phones};
 pub use supervise::{Supervise, SupervisionEnd};
 
@@ -251,6 +251,16 @@ pub enum Command {
     },
     /// 外線転送 of a bridged customer to an outside number ([`outside`]).
     TransferOutside(TransferOutside),
+    /// 電話会議: call an outside number as the third party of the agent's call ([`outside`]).
+    Conference(TransferOutside),
+    /// Drop the conference's third party (or stop calling it).
+    EndConference {
+        call: u64,
+    },
+    /// The agent leaves the conference: the customer and the third party go on.
+    LeaveConference {
+        call: u64,
+    },
 }
 
 /// How a customer call ended (exactly one per [`DialCustomer`]).
@@ -402,6 +412,17 @@ pub enum CallEvent {
         agent: u64,
         status: u16,
         reason: OutsideFailure,
+    },
+    /// 電話会議: the third party answered; the three hear each other.
+    ConferenceJoined {
+        call: u64,
+        agent: u64,
+    },
+    /// 電話会議: the third party left (or never came), and why.
+    ConferenceEnded {
+        call: u64,
+        agent: u64,
+        reason: ConferenceEnd,
     },
 }
 
@@ -742,7 +763,10 @@ impl CallControl {
             Command::EndSupervision { supervisor } => {
                 self.end_supervision(now, supervisor, SupervisionEnd::Stopped, true)
             }
-            Command::TransferOutside(t) => self.transfer_outside(now, t),
+            Command::TransferOutside(t) => self.transfer_outside(now, t, false),
+            Command::Conference(t) => self.transfer_outside(now, t, true),
+            Command::EndConference { call } => self.end_conference(now, call, ConferenceEnd::Dropped),
+            Command::LeaveConference { call } => self.leave_conference(now, call),
         }
         self.drain_sip(now);
     }
@@ -1061,6 +1085,7 @@ impl CallControl {
         let wait_ms = elapsed_ms(answered_at, c.wait_end.unwrap_or(now.mono));
         if let CustomerState::Bridged { agent: a, at } = c.state {
             self.end_supervisions_of(now, call);
+            self.end_conference(now, call, ConferenceEnd::CallEnded);
             agent = Some(a);
             talk_ms = elapsed_ms(at, now.mono);
             // The recording file is closed (and reported) with the customer's leaving.

@@ -8,6 +8,13 @@
 //! back onto the agent's leg as before ([`CallEvent::OutsideFailed`], with why). Once the two are
 //! bridged, either one hanging up hangs up the other; the customer call's one
 //! [`CallEvent::CustomerEnded`] ends both.
+//!
+//! 電話会議 (three-party conference) places the same outside leg but leaves the customer with the
+//! agent: once it answers, the outside party joins the agent's media call as a third leg mixed like
+//! a barging supervisor (each of the three hears the other two; the two-party relay of other calls
+//! is untouched). The agent may drop the third party ([`Command::EndConference`]) or leave
+//! ([`Command::LeaveConference`], an attended transfer): the outside party then takes the agent's
+//! place in the customer's own media call exactly as after an outside transfer.
 
 use super::*;
 
@@ -21,6 +28,40 @@ pub struct TransferOutside {
     pub caller_id: Option<String>,
     /// CANCEL the outside leg when not answered by then; the customer goes back to the agent.
     pub ring_timeout: Duration,
+}
+
+/// The outside leg's id among the agent media call's mixed legs (supervisors are user ids, far
+/// below).
+pub fn conference_leg_id(call: u64) -> u64 {
+    (1 << 63) | call
+}
+
+/// Why a three-party conference ended (or never began).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConferenceEnd {
+    /// The agent dropped the third party.
+    Dropped,
+    /// The third party hung up.
+    PartyHungUp,
+    /// The customer or the agent's leg ended the call.
+    CallEnded,
+    /// The agent left: the customer and the third party go on (an attended transfer).
+    AgentLeft,
+    /// The third party never answered.
+    NotAnswered(OutsideFailure),
+}
+
+impl ConferenceEnd {
+    /// The name in SQL and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConferenceEnd::Dropped => "dropped",
+            ConferenceEnd::PartyHungUp => "party_hung_up",
+            ConferenceEnd::CallEnded => "call_ended",
+            ConferenceEnd::AgentLeft => "agent_left",
+            ConferenceEnd::NotAnswered(f) => f.as_str(),
+        }
+    }
 }
 
 /// Why an outside transfer did not reach the outside party.
@@ -69,10 +110,14 @@ pub(super) struct OutsideLeg {
     /// CANCELled (ring timeout): its final answer only tidies up.
     cancelled: bool,
     deadline: Instant,
+    /// A conference's third party (mixed into the agent's media call while `up`).
+    conference: bool,
+    /// Its leg once answered (moved to the customer's media call when the agent leaves).
+    leg: Option<LegConfig>,
 }
 
 impl CallControl {
-    pub(super) fn transfer_outside(&mut self, now: Now, cmd: TransferOutside) {
+    pub(super) fn transfer_outside(&mut self, now: Now, cmd: TransferOutside, conference: bool) {
         let call = cmd.call;
         let (agent, at) = match self.customers.get(&call).map(|c| &c.state) {
             Some(CustomerState::Bridged { agent, at }) => (*agent, *at),
@@ -81,16 +126,24 @@ impl CallControl {
                 return;
             }
         };
+        let not_placed = |s: &mut Self| match conference {
+            true => s.emit(CallEvent::ConferenceEnded {
+                call,
+                agent,
+                reason: ConferenceEnd::NotAnswered(OutsideFailure::NotPlaced),
+            }),
+            false => s.emit(CallEvent::OutsideFailed { call, agent, status: 503, reason: OutsideFailure::NotPlaced }),
+        };
         if self.outside.contains_key(&call) || self.at_capacity() {
-            return self.emit(CallEvent::OutsideFailed { call, agent, status: 503, reason: OutsideFailure::NotPlaced });
+            return not_placed(self);
         }
         let Some(port) = self.take_port() else {
-            return self.emit(CallEvent::OutsideFailed { call, agent, status: 503, reason: OutsideFailure::NotPlaced });
+            return not_placed(self);
         };
         let (invite, call_id, local_sdp) = self.carrier_invite(port.1, &cmd.tel, cmd.caller_id.as_deref());
         let Ok(tx) = self.endpoint.send_request(now.mono, self.cfg.carrier, invite.clone()) else {
             self.ports.push(port);
-            return self.emit(CallEvent::OutsideFailed { call, agent, status: 503, reason: OutsideFailure::NotPlaced });
+            return not_placed(self);
         };
         self.tx_owner.insert(tx, Owner::Outside(call));
         self.call_ids.insert(call_id, Owner::Outside(call));
@@ -98,8 +151,24 @@ impl CallControl {
         self.schedule(TimerKey::Outside(call), deadline);
         self.outside.insert(
             call,
-            OutsideLeg { agent, tx, invite, dialog: None, port, local_sdp, up: false, cancelled: false, deadline },
+            OutsideLeg {
+                agent,
+                tx,
+                invite,
+                dialog: None,
+                port,
+                local_sdp,
+                up: false,
+                cancelled: false,
+                deadline,
+                conference,
+                leg: None,
+            },
         );
+        if conference {
+            // The customer and the agent talk on while the third party's phone rings.
+            return;
+        }
         // The customer leaves the agent's leg for its own media call and its waiting audio.
         self.end_supervisions_of(now, call);
         let c = self.customers.get_mut(&call).expect("invariant: looked up above");
@@ -130,6 +199,10 @@ impl CallControl {
                 return;
             }
             let Some(d) = Dialog::uac(&o.invite, &resp) else {
+                if o.conference {
+                    self.drop_outside(now, call, true);
+                    return self.conference_failed(call, OutsideFailure::Refused);
+                }
                 return self.outside_failed(now, call, 500, OutsideFailure::Refused);
             };
             let ack = d.ack(d.invite_seq, None);
@@ -140,10 +213,17 @@ impl CallControl {
                 return self.drop_outside(now, call, true);
             }
             let Some(n) = negotiate(o.port.1, &resp.body) else {
+                let conference = o.conference;
                 self.drop_outside(now, call, true);
+                if conference {
+                    return self.conference_failed(call, OutsideFailure::Refused);
+                }
                 return self.return_to_agent(now, call, 488, OutsideFailure::Refused);
             };
             o.up = true;
+            if o.conference {
+                return self.conference_answered(now, call, &n);
+            }
             let (port, agent) = (o.port.0, o.agent);
             let still = matches!(
                 self.customers.get(&call).map(|c| &c.state),
@@ -177,8 +257,11 @@ impl CallControl {
         if o.cancelled {
             return self.drop_outside(now, call, false);
         }
-        let status = resp.status;
+        let (status, conference) = (resp.status, o.conference);
         self.drop_outside(now, call, false);
+        if conference {
+            return self.conference_failed(call, OutsideFailure::of_status(status));
+        }
         self.return_to_agent(now, call, status, OutsideFailure::of_status(status));
     }
 
@@ -231,7 +314,12 @@ impl CallControl {
             }
         }
         if o.up {
-            // Its leg is the customer media call's agent: released with that call.
+            if o.conference {
+                // A third party: mixed into the agent's media call until now.
+                let id = conference_leg_id(call);
+                self.control(Control::TakeSupervisor { call: agent_media_call(o.agent), id });
+            }
+            // Else its leg is the customer media call's agent, released with that call.
             self.media.push_back(MediaOp::ClosePort(o.port.0));
         } else {
             self.ports.push(o.port);
@@ -259,6 +347,9 @@ impl CallControl {
             o.deadline = grace;
         }
         self.schedule(TimerKey::Outside(call), grace);
+        if self.outside.get(&call).is_some_and(|o| o.conference) {
+            return self.conference_failed(call, OutsideFailure::NoAnswer);
+        }
         self.return_to_agent(now, call, 408, OutsideFailure::NoAnswer);
     }
 
@@ -268,9 +359,11 @@ impl CallControl {
         if o.tx != tx {
             return;
         }
-        let cancelled = o.cancelled;
+        let (cancelled, conference) = (o.cancelled, o.conference);
         self.drop_outside(now, call, false);
-        if !cancelled {
+        if conference && !cancelled {
+            self.conference_failed(call, OutsideFailure::NoAnswer);
+        } else if !cancelled {
             self.return_to_agent(now, call, 408, OutsideFailure::NoAnswer);
         }
     }
@@ -285,12 +378,95 @@ impl CallControl {
         if let Some(r) = d.handle_request(&req, Some(&sdp)) {
             let ok_bye = req.method == Method::Bye && r.status == 200;
             self.respond(now, tx, r);
+            if ok_bye && self.outside.get(&call).is_some_and(|o| o.conference) {
+                // A third party hanging up leaves the customer with the agent.
+                let agent = self.outside.get(&call).map_or(0, |o| o.agent);
+                self.drop_outside(now, call, false);
+                return self.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::PartyHungUp });
+            }
             if ok_bye {
                 // The outside party took the agent's place: it ends the call as the agent would.
                 self.drop_outside(now, call, false);
                 self.end_answered(now, call, Party::Agent, EndCause::Completed);
             }
         }
+    }
+
+    /// The conference's third party answered: mixed into the agent's media call with the customer
+    /// (each of the three hears the other two).
+    fn conference_answered(&mut self, now: Now, call: u64, n: &Negotiated) {
+        let Some(o) = self.outside.get(&call) else { return };
+        let (port, agent) = (o.port.0, o.agent);
+        let with_agent = matches!(
+            self.customers.get(&call).map(|c| &c.state),
+            Some(CustomerState::Bridged { agent: a, .. }) if *a == agent
+        );
+        if !with_agent {
+            // The customer left the agent meanwhile: nothing to join.
+            if let Some(o) = self.outside.get_mut(&call) {
+                o.up = false;
+            }
+            self.drop_outside(now, call, true);
+            return self.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::CallEnded });
+        }
+        let leg = self.leg(port, n, false);
+        if let Some(o) = self.outside.get_mut(&call) {
+            o.leg = Some(leg.clone());
+        }
+        let (id, mode) = (conference_leg_id(call), media::SupervisorMode::Barge);
+        self.control(Control::AddSupervisor { call: agent_media_call(agent), id, leg: Box::new(leg), mode });
+        self.emit(CallEvent::ConferenceJoined { call, agent });
+    }
+
+    fn conference_failed(&mut self, call: u64, reason: OutsideFailure) {
+        let agent = match self.customers.get(&call).map(|c| &c.state) {
+            Some(CustomerState::Bridged { agent, .. }) => *agent,
+            _ => 0,
+        };
+        self.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::NotAnswered(reason) });
+    }
+
+    /// The agent drops the conference's third party (or stops calling it).
+    pub(super) fn end_conference(&mut self, now: Now, call: u64, reason: ConferenceEnd) {
+        let Some(o) = self.outside.get(&call).filter(|o| o.conference) else { return };
+        let agent = o.agent;
+        self.drop_outside(now, call, true);
+        self.emit(CallEvent::ConferenceEnded { call, agent, reason });
+    }
+
+    /// The agent leaves the conference: the customer and the third party go on without it, in the
+    /// customer's own media call (the attended transfer), and the agent is free.
+    pub(super) fn leave_conference(&mut self, now: Now, call: u64) {
+        let Some(o) = self.outside.get(&call).filter(|o| o.conference && o.up) else { return };
+        let Some(leg) = o.leg.clone() else { return };
+        let agent = o.agent;
+        let Some(c) = self.customers.get_mut(&call) else { return };
+        let CustomerState::Bridged { agent: a, at } = c.state else { return };
+        if a != agent {
+            return;
+        }
+        c.state = CustomerState::Outside { agent: None, at };
+        let recording = c.cmd.recording.clone();
+        if let Some(o) = self.outside.get_mut(&call) {
+            o.conference = false;
+        }
+        if let Some(ag) = self.agents.get_mut(&agent) {
+            if ag.customer == Some(call) {
+                ag.customer = None;
+            }
+        }
+        self.end_supervisions_of(now, call);
+        let (am, cm) = (agent_media_call(agent), customer_media_call(call));
+        self.control(Control::TakeSupervisor { call: am, id: conference_leg_id(call) });
+        self.control(Control::StopRecording { call: am });
+        self.control(Control::MoveCustomer { from: am, to: cm });
+        self.control(Control::SetLoop { call: cm, role: Role::Customer, clip: None });
+        self.control(Control::SetAgent { call: cm, leg: Box::new(leg) });
+        if let Some(path) = recording {
+            self.control(Control::StartRecording { call: cm, id: RecordingId(call), path, codec: media::Codec::Pcmu });
+        }
+        self.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::AgentLeft });
+        self.emit(CallEvent::OutsideAnswered { call, agent });
     }
 
     /// Whether `tx` is the live INVITE of an outside leg.

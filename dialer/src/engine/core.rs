@@ -233,6 +233,17 @@ pub enum Write {
         at_ms: i64,
         reason: &'static str,
     },
+    /// 電話会議: the open conference of call `call` began (its third party answered).
+    ConferenceStarted {
+        call: i64,
+        at_ms: i64,
+    },
+    /// 電話会議: the open conference of call `call` ended, and why ([`crate::calls::ConferenceEnd`]).
+    ConferenceEnded {
+        call: i64,
+        at_ms: i64,
+        reason: &'static str,
+    },
 }
 
 /// A lead selection the driver runs against the database.
@@ -912,6 +923,18 @@ impl Engine {
                 self.publish(ShardEvent::OutsideTransferred { call_id: CallId(call), agent_id: AgentId(agent) });
                 self.outside_notice(agent, call, "answered");
             }
+            CallEvent::ConferenceJoined { call, agent } => {
+                self.write(Write::ConferenceStarted { call: i(call), at_ms: i(now.unix_ms) });
+                self.conference_notice(agent, call, "joined");
+            }
+            CallEvent::ConferenceEnded { call, agent, reason } => {
+                // A conference the agent left goes on as an outside transfer: its leg stays counted.
+                if reason != crate::calls::ConferenceEnd::AgentLeft {
+                    self.outside.remove(&call);
+                }
+                self.write(Write::ConferenceEnded { call: i(call), at_ms: i(now.unix_ms), reason: reason.as_str() });
+                self.conference_notice(agent, call, reason.as_str());
+            }
             CallEvent::OutsideFailed { call, agent, status, reason } => {
                 tracing::info!(call, agent, status, reason = reason.as_str(), "outside transfer not answered");
                 self.outside.remove(&call);
@@ -1205,7 +1228,22 @@ impl Engine {
                     self.command(shard, Command::Hold { call: call_id.0, held });
                 }
             }
-            CtlCommand::TransferOutside { agent_id, call_id, tel } => self.transfer_outside(agent_id.0, call_id.0, tel),
+            CtlCommand::TransferOutside { agent_id, call_id, tel } => {
+                self.transfer_outside(now, agent_id.0, call_id.0, tel, false)
+            }
+            CtlCommand::Conference { agent_id, call_id, tel } => {
+                self.transfer_outside(now, agent_id.0, call_id.0, tel, true)
+            }
+            CtlCommand::EndConference { call_id, .. } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    self.command(shard, Command::EndConference { call: call_id.0 });
+                }
+            }
+            CtlCommand::LeaveConference { call_id, .. } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    self.command(shard, Command::LeaveConference { call: call_id.0 });
+                }
+            }
             CtlCommand::DialPreview { agent_id, campaign_id, call_job_id, lead_id, caller_id } => {
                 if !self.holds(campaign_id.0) {
                     // The holder of the campaign answers it.
@@ -1217,10 +1255,10 @@ impl Engine {
         }
     }
 
-    /// 外線転送 of the customer of `call` to `tel`: a second channel of the call's campaign and
-    /// caller ID, placed only within their channel limits (the API refused numbers on the
-    /// do-not-call list), from the call's own caller ID.
-    fn transfer_outside(&mut self, agent: u64, call: u64, tel: control::messages::Tel) {
+    /// 外線転送 of the customer of `call` to `tel` (or 電話会議 with `tel` as the third party): a
+    /// second channel of the call's campaign and caller ID, placed only within their channel limits
+    /// (the API refused numbers on the do-not-call list), from the call's own caller ID.
+    fn transfer_outside(&mut self, now: Now, agent: u64, call: u64, tel: control::messages::Tel, conference: bool) {
         let Some(c) = self.calls.get(&call) else { return };
         if c.bridged != Some(agent) || self.outside.contains_key(&call) {
             return;
@@ -1231,6 +1269,11 @@ impl Engine {
             j.caller_id = caller_id.clone();
             self.free_channels(campaign, &j)
         });
+        if free == 0 && conference {
+            let at_ms = i(now.unix_ms);
+            self.write(Write::ConferenceEnded { call: i(call), at_ms, reason: "channel_limit" });
+            return self.conference_notice(agent, call, "channel_limit");
+        }
         if free == 0 {
             return self.outside_notice(agent, call, "channel_limit");
         }
@@ -1241,7 +1284,17 @@ impl Engine {
             caller_id,
             ring_timeout: OUTSIDE_RING_TIMEOUT,
         };
-        self.command(shard, Command::TransferOutside(cmd));
+        self.command(shard, if conference { Command::Conference(cmd) } else { Command::TransferOutside(cmd) });
+    }
+
+    /// Tells the agent's page how its conference goes.
+    fn conference_notice(&mut self, agent: u64, call: u64, outcome: &str) {
+        let notice = control::messages::AgentNotice::Conference {
+            agent_id: AgentId(agent),
+            call_id: CallId(call),
+            outcome: outcome.to_string(),
+        };
+        self.push(Output::Notice { tenant: self.tenant, notice });
     }
 
     /// Tells the agent's page how its outside transfer went.

@@ -253,7 +253,9 @@ impl Host {
             | CallEvent::SupervisorJoined { call, .. }
             | CallEvent::SupervisorLeft { call, .. }
             | CallEvent::OutsideAnswered { call, .. }
-            | CallEvent::OutsideFailed { call, .. } => self.call_tenant.get(call).copied(),
+            | CallEvent::OutsideFailed { call, .. }
+            | CallEvent::ConferenceJoined { call, .. }
+            | CallEvent::ConferenceEnded { call, .. } => self.call_tenant.get(call).copied(),
             CallEvent::AgentLegUp { agent }
             | CallEvent::AgentLegDown { agent }
             | CallEvent::AgentUnreachable { agent, .. }
@@ -275,6 +277,9 @@ fn command_agent(c: &control::agent::Command) -> Option<u64> {
         | C::HangUpCustomer { agent_id, .. }
         | C::HoldCustomer { agent_id, .. }
         | C::DialPreview { agent_id, .. }
-        | C::TransferOutside { agent_id, .. } => agent_id.0,
+        | C::TransferOutside { agent_id, .. }
+        | C::Conference { agent_id, .. }
+        | C::EndConference { agent_id, .. }
+        | C::LeaveConference { agent_id, .. } => agent_id.0,
     })
 }

@@ -416,7 +416,10 @@ impl Sim {
             | Command::EndSupervision { .. }
             | Command::Hold { .. }
             | Command::DialBrowser(_)
-            | Command::TransferOutside(_) => {}
+            | Command::TransferOutside(_)
+            | Command::Conference(_)
+            | Command::EndConference { .. }
+            | Command::LeaveConference { .. } => {}
         }
     }
 

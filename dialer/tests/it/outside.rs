@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use dialer::calls::{
-    agent_media_call, customer_media_call, CallEvent, Command, EndCause, OutsideFailure, Party, TransferOutside,
+    agent_media_call, conference_leg_id, customer_media_call, CallEvent, Command, ConferenceEnd, EndCause,
+    OutsideFailure, Party, TransferOutside,
 };
 use media::shard::Control;
 use media::{RecordingId, Role};
@@ -14,13 +15,17 @@ use media::{RecordingId, Role};
 use crate::calls::{agent_up, dial, ended};
 use crate::net::{addr, Net, Script, SHARD};
 
-fn outside(call: u64, tel: &str) -> Command {
-    Command::TransferOutside(TransferOutside {
+fn to(call: u64, tel: &str) -> TransferOutside {
+    TransferOutside {
         call,
         tel: tel.to_string(),
         caller_id: Some("0312345678".into()),
         ring_timeout: Duration::from_secs(30),
-    })
+    }
+}
+
+fn outside(call: u64, tel: &str) -> Command {
+    Command::TransferOutside(to(call, tel))
 }
 
 /// The Call-ID of the carrier's confirmed dialog with `tel`.
@@ -149,4 +154,101 @@ fn a_refused_or_unanswered_outside_leg_brings_the_customer_back_to_the_agent() {
     // A call not bridged here is not transferred.
     net.command(outside(99, "0399998888"));
     assert!(net.take_events().is_empty());
+}
+
+#[test]
+fn a_conference_mixes_the_third_party_in_and_the_agent_may_drop_it_or_leave() {
+    let mut net = Net::new(Script::Answer { after: Duration::from_millis(500) });
+    net.carrier.answers.insert("0399990486".into(), Script::Reject { status: 486, after: Duration::from_secs(1) });
+    talking(&mut net, 5);
+    let (am, cm, id) = (agent_media_call(7), customer_media_call(5), conference_leg_id(5));
+    // A busy third party: the customer never left the agent.
+    net.command(Command::Conference(to(5, "0399990486")));
+    net.run_for(Duration::from_secs(2));
+    let ev = net.take_events();
+    let busy = ConferenceEnd::NotAnswered(OutsideFailure::Busy);
+    assert_eq!(ev, vec![CallEvent::ConferenceEnded { call: 5, agent: 7, reason: busy }]);
+    assert!(!net.take_media().iter().any(|c| matches!(c, Control::MoveCustomer { .. })), "the customer stays");
+    // The third party answers: mixed into the agent's call as a barging leg (each hears the others).
+    net.command(Command::Conference(to(5, "0399998888")));
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.take_events(), vec![CallEvent::ConferenceJoined { call: 5, agent: 7 }]);
+    let m = net.take_media();
+    assert!(m
+        .iter()
+        .any(|c| matches!(c, Control::AddSupervisor { call, id: i, mode: media::SupervisorMode::Barge, .. }
+        if *call == am && *i == id)));
+    assert!(!m.iter().any(|c| matches!(c, Control::MoveCustomer { .. })));
+    // Dropped: the third party gets a BYE and leaves the mix.
+    let byes = net.carrier.byes;
+    net.command(Command::EndConference { call: 5 });
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(
+        net.take_events(),
+        vec![CallEvent::ConferenceEnded { call: 5, agent: 7, reason: ConferenceEnd::Dropped }]
+    );
+    assert!(net
+        .take_media()
+        .iter()
+        .any(|c| matches!(c, Control::TakeSupervisor { call, id: i } if *call == am && *i == id)));
+    assert_eq!((net.carrier.byes, net.cc.outside_legs()), (byes + 1, 0));
+    // Again, and the agent leaves: the customer and the third party go on in the customer's call.
+    net.command(Command::Conference(to(5, "0399998888")));
+    net.run_for(Duration::from_secs(1));
+    net.take_events();
+    net.take_media();
+    net.command(Command::LeaveConference { call: 5 });
+    let ev = net.take_events();
+    assert_eq!(
+        ev,
+        vec![
+            CallEvent::ConferenceEnded { call: 5, agent: 7, reason: ConferenceEnd::AgentLeft },
+            CallEvent::OutsideAnswered { call: 5, agent: 7 }
+        ]
+    );
+    let m = net.take_media();
+    let order: Vec<&str> = m
+        .iter()
+        .filter_map(|c| match c {
+            Control::TakeSupervisor { call, .. } if *call == am => Some("take"),
+            Control::MoveCustomer { from, to } if *from == am && *to == cm => Some("move"),
+            Control::SetAgent { call, .. } if *call == cm => Some("set"),
+            Control::StartRecording { call, .. } if *call == cm => Some("record"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["take", "move", "set", "record"]);
+    // The agent is free; the customer hangs up: the third party is hung up too.
+    net.command(dial(6, "0311113333"));
+    net.run_for(Duration::from_secs(1));
+    net.command(Command::Bridge { call: 6, agent: 7 });
+    assert!(net.take_events().contains(&CallEvent::Bridged { call: 6, agent: 7 }));
+    let customer = dialog_with(&net, "0311112222");
+    let byes = net.carrier.byes;
+    let now = net.now;
+    net.carrier.bye(now, &customer, addr(SHARD));
+    net.run_for(Duration::from_millis(200));
+    let e = ended(&net.take_events(), 5);
+    assert_eq!((e.len(), e[0].agent, e[0].cause), (1, None, EndCause::Completed));
+    assert_eq!((net.carrier.byes, net.cc.outside_legs()), (byes + 1, 0));
+}
+
+#[test]
+fn the_customer_leaving_a_conference_ends_it() {
+    let mut net = Net::new(Script::Answer { after: Duration::from_millis(500) });
+    talking(&mut net, 8);
+    net.command(Command::Conference(to(8, "0399998888")));
+    net.run_for(Duration::from_secs(1));
+    net.take_events();
+    let customer = dialog_with(&net, "0311112222");
+    let byes = net.carrier.byes;
+    let now = net.now;
+    net.carrier.bye(now, &customer, addr(SHARD));
+    net.run_for(Duration::from_millis(200));
+    let ev = net.take_events();
+    assert!(ev.contains(&CallEvent::ConferenceEnded { call: 8, agent: 7, reason: ConferenceEnd::CallEnded }), "{ev:?}");
+    assert_eq!(ended(&ev, 8)[0].agent, Some(7), "the agent was still on the call");
+    assert_eq!((net.carrier.byes, net.cc.outside_legs()), (byes + 1, 0), "the third party got a BYE");
+    let m = net.take_media();
+    assert!(m.iter().any(|c| matches!(c, Control::TakeSupervisor { id, .. } if *id == conference_leg_id(8))));
 }

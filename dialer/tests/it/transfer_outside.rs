@@ -45,7 +45,7 @@ struct Talking {
     call: CallId,
 }
 
-/// [`Talking`]: the agent dialled its lead and talks with the customer.
+/// [`Talking`]: the agent dialled its lead and talks with the customer (they hear each other).
 async fn talking(backend: Backend) -> Talking {
     let (stop, rx) = watch::channel(false);
     let cfg = CarrierConfig { by_last_digit: Some(rules()), tone_hz: Some(CARRIER_HZ), ..CarrierConfig::default() };
@@ -70,6 +70,11 @@ async fn talking(backend: Backend) -> Talking {
     })
     .await;
     let call = floor.agent_view(agent).await.and_then(|v| v.call_id).expect("the call");
+    let phone = &phones[0];
+    until("agent and customer hear each other", Duration::from_secs(5), || async {
+        phone.heard_share(CARRIER_HZ) > HEARS && carrier.heard_share(AGENT_HZ) > HEARS
+    })
+    .await;
     Talking { stop, carrier, floor, phones, agent, call }
 }
 
@@ -90,10 +95,6 @@ async fn an_outside_transfer_bridges_the_customer_to_the_outside_party() {
     for backend in backends() {
         let t = talking(backend).await;
         let (floor, carrier, phone, a, call) = (&t.floor, &t.carrier, &t.phones[0], t.agent, t.call);
-        until("agent and customer hear each other", Duration::from_secs(5), || async {
-            phone.heard_share(CARRIER_HZ) > HEARS && carrier.heard_share(AGENT_HZ) > HEARS
-        })
-        .await;
         // The agent's part: 3 s.
         tokio::time::sleep(Duration::from_secs(2)).await;
         floor.command(transfer(a, call, "0317000002")).await;
@@ -165,6 +166,62 @@ async fn a_busy_outside_number_brings_the_customer_back_to_the_agent() {
         assert_eq!((v.state, v.call_id), (AgentState::Talking, Some(call)));
         until("the customer hung up on the agent", Duration::from_secs(20), || async {
             floor.agent_view(a).await.is_some_and(|v| v.state == AgentState::WrapUp)
+        })
+        .await;
+        assert_eq!(carrier.log().len(), 2, "{:?}", carrier.log());
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conference_lets_the_three_hear_each_other_and_the_two_go_on_when_the_agent_leaves() {
+    for backend in backends() {
+        let t = talking(backend).await;
+        let (floor, carrier, phone, a, call) = (&t.floor, &t.carrier, &t.phones[0], t.agent, t.call);
+        assert!(carrier.heard_share(CARRIER_HZ) < DEAF, "nobody relays the carrier's tone back to it yet");
+        // The API records the ask; the dialer its start and end.
+        let (tenant, record) = (floor.tenant as i64, call.0 as i64);
+        store::conferences::requested(&floor.db, tenant, record, a, "0317000002", store::now_ms()).await.expect("ask");
+        let tel = Tel::new("0317000002").expect("tel");
+        floor.command(ApiCommand::Conference { agent_id: AgentId(a as u64), call_id: call, tel }).await;
+        // Three parties: the customer and the third party hear the agent and each other (the
+        // carrier's own tone comes back to it), the agent hears them.
+        until("each hears the other two", Duration::from_secs(10), || async {
+            carrier.heard_share(CARRIER_HZ) > 0.2
+                && carrier.heard_share(AGENT_HZ) > 0.2
+                && phone.heard_share(CARRIER_HZ) > HEARS
+        })
+        .await;
+        let v = floor.agent_view(a).await.expect("the agent");
+        assert_eq!((v.state, v.call_id), (AgentState::Talking, Some(call)), "the agent is in the call");
+        until("the conference's start is recorded", Duration::from_secs(5), || async {
+            let c = store::conferences::of_call(&floor.db, tenant, record).await.expect("conferences");
+            c.len() == 1 && c[0].started_at.is_some()
+        })
+        .await;
+        // The agent leaves: the two go on without it, the agent wraps up and hears neither.
+        floor.command(ApiCommand::LeaveConference { agent_id: AgentId(a as u64), call_id: call }).await;
+        until("the agent wraps up", Duration::from_secs(10), || async {
+            floor.agent_view(a).await.is_some_and(|v| v.state == AgentState::WrapUp)
+        })
+        .await;
+        until("the customer and the third party hear each other alone", Duration::from_secs(5), || async {
+            carrier.heard_share(CARRIER_HZ) > 0.8 && carrier.heard_share(AGENT_HZ) < DEAF
+        })
+        .await;
+        until("the agent hears neither after leaving", Duration::from_secs(5), || async {
+            phone.heard_share(CARRIER_HZ) < DEAF
+        })
+        .await;
+        let c = store::conferences::of_call(&floor.db, tenant, record).await.expect("conferences");
+        until("the conference's end is recorded", Duration::from_secs(5), || async {
+            let c = store::conferences::of_call(&floor.db, tenant, record).await.expect("conferences");
+            c[0].end_reason.as_deref() == Some("agent_left")
+        })
+        .await;
+        assert_eq!((c[0].agent_user_id, c[0].to_tel.as_str()), (a, "0317000002"));
+        until("both carrier calls ended with the customer", Duration::from_secs(20), || async {
+            carrier.log().iter().all(|e| e.ended_at.is_some())
         })
         .await;
         assert_eq!(carrier.log().len(), 2, "{:?}", carrier.log());

@@ -28,6 +28,8 @@ const HOLD_HZ: f32 = 392.0;
 const HEARS: f32 = 0.1;
 /// 外線転送 from the desktop to this number: busy (486).
 const BUSY_NUMBER: &str = "0399990004";
+/// 電話会議 from the desktop with this number: it answers.
+const CONF_NUMBER: &str = "0399990002";
 const DEAF: f32 = 0.01;
 
 struct Api {
@@ -291,7 +293,8 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
     // The same from the pages, in Chromium: the wallboard's agent menu and the job monitor's chip.
     let fixture = json!({"tenant": "watch", "agent": agent, "call": record,
         "sv": {"login": "suzuki", "password": "watch-password-1"},
-        "op": {"login": "tanaka", "password": "watch-password-1"}, "busyNumber": BUSY_NUMBER});
+        "op": {"login": "tanaka", "password": "watch-password-1"}, "busyNumber": BUSY_NUMBER,
+        "confNumber": CONF_NUMBER});
     let mut browser = browser_proc::Browser::script("monitor.test.js", "monitor", &api.base, &fixture);
     while let Some(step) = browser.next_step().await {
         match step.as_str() {
@@ -348,6 +351,33 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
                 assert!(carrier.log().iter().any(|e| e.tel == BUSY_NUMBER && e.outcome == "failed:486"));
                 until("back with the agent after the busy outside number", Duration::from_secs(5), || async {
                     carrier.heard_share(AGENT_HZ) > 0.5 && agent_phone.heard_share(CUSTOMER_HZ) > 0.5
+                })
+                .await;
+            }
+            "conference" => {
+                // The third party (the carrier, as the customer) hears the agent and the customer:
+                // the carrier's own tone comes back to it; the agent hears the customer still.
+                until("each of the three hears the other two", Duration::from_secs(10), || async {
+                    carrier.heard_share(CUSTOMER_HZ) > 0.2 && carrier.heard_share(AGENT_HZ) > 0.2
+                })
+                .await;
+                assert!(agent_phone.heard_share(CUSTOMER_HZ) > 0.5, "the agent hears the others");
+                assert!(carrier.log().iter().any(|e| e.tel == CONF_NUMBER && e.outcome == "answered"));
+            }
+            "conference_dropped" => {
+                until("the third party is gone", Duration::from_secs(5), || async {
+                    carrier.log().iter().any(|e| e.tel == CONF_NUMBER && e.ended_at.is_some())
+                })
+                .await;
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                assert!(carrier.heard_share(CUSTOMER_HZ) < DEAF, "the customer no longer hears a third party");
+                assert!(carrier.heard_share(AGENT_HZ) > 0.5, "the customer hears the agent");
+                let rows = store::conferences::of_call(&db, t, record).await.expect("conferences");
+                assert_eq!(rows.len(), 1, "{rows:?}");
+                assert!(rows[0].started_at.is_some(), "{rows:?}");
+                until("the conference's end is recorded", Duration::from_secs(5), || async {
+                    let rows = store::conferences::of_call(&db, t, record).await.expect("conferences");
+                    rows[0].end_reason.as_deref() == Some("dropped")
                 })
                 .await;
             }
