@@ -739,21 +739,24 @@ fn preview_dials_only_what_the_agent_asks() {
     ));
 }
 
+/// Agent `agent` of campaign 10 dials lead `lead` of job 1 (its preview).
+fn preview_ask(agent: u64, lead: u64) -> Input {
+    Input::Agent(Event::Command(Ctl::DialPreview {
+        agent_id: AgentId(agent),
+        campaign_id: CampaignId(10),
+        call_job_id: CallJobId(1),
+        lead_id: LeadId(lead),
+        caller_id: None,
+    }))
+}
+
 #[test]
 fn preview_outside_business_hours_and_at_the_channel_limit() {
     let mut job = running_job(1, 10, "preview", 1);
     job.business_start = "11:00".into();
     let mut sim = Sim::new(vec![(job, 10)]);
     sim.agents_ready(10, &[1, 2]);
-    let ask = |agent: u64, lead: u64| {
-        Input::Agent(Event::Command(Ctl::DialPreview {
-            agent_id: AgentId(agent),
-            campaign_id: CampaignId(10),
-            call_job_id: CallJobId(1),
-            lead_id: LeadId(lead),
-            caller_id: None,
-        }))
-    };
+    let ask = preview_ask;
     sim.input(ask(1, 1));
     assert!(sim
         .published
@@ -1005,15 +1008,7 @@ fn a_leg_without_a_phone_waits_for_the_pages_offer() {
 fn an_outside_leg_is_a_channel_of_the_call_and_is_refused_at_the_limit() {
     let mut sim = Sim::new(vec![(running_job(1, 10, "preview", 2), 20)]);
     sim.agents_ready(10, &[1, 2]);
-    let ask = |agent: u64, lead: u64| {
-        Input::Agent(Event::Command(Ctl::DialPreview {
-            agent_id: AgentId(agent),
-            campaign_id: CampaignId(10),
-            call_job_id: CallJobId(1),
-            lead_id: LeadId(lead),
-            caller_id: None,
-        }))
-    };
+    let ask = preview_ask;
     // Agent 1 talks with lead 1's customer (answered after 2 s, bridged at once).
     sim.input(ask(1, 1));
     sim.run_for(2_500);
