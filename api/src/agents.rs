@@ -159,6 +159,46 @@ pub fn mount(reg: &mut Registry) {
         ),
         post(transfer),
     );
+    reg.add(
+        op(
+            "post",
+            "/agent/calls/{id}/transfer-outside",
+            "外線転送: hand the customer of the caller's current call (talking, not on hold) to an outside number. The dialer places a second carrier leg from the call's caller ID within the channel limits of the campaign and the caller ID; the customer hears the waiting audio meanwhile. When the outside party answers, the two talk (recorded in the call's recording) and the caller goes to wrap-up; when it does not (busy, no answer within 30 s, refused), the customer comes back to the caller. The outcome reaches the caller's page on the push channel (notice outside_transfer). Recorded in the call's history",
+            AGENTS,
+            Some(outside_number_body()),
+        ),
+        post(transfer_outside),
+    );
+    reg.add(
+        op(
+            "post",
+            "/agent/calls/{id}/conference",
+            "電話会議 (3者通話): call an outside number as the third party of the caller's current call (talking, not on hold), from the call's caller ID within the channel limits of the campaign and the caller ID; the customer and the caller talk on while it rings. Once it answers, each of the three hears the other two. The outcome reaches the caller's page on the push channel (notice conference: joined, or why not). Recorded with its start and end (call_conferences)",
+            AGENTS,
+            Some(outside_number_body()),
+        ),
+        post(conference),
+    );
+    reg.add(
+        op(
+            "delete",
+            "/agent/calls/{id}/conference",
+            "電話会議: drop the third party (or stop calling it); the customer and the caller talk on",
+            AGENTS,
+            None,
+        ),
+        axum::routing::delete(end_conference),
+    );
+    reg.add(
+        op(
+            "post",
+            "/agent/calls/{id}/conference/leave",
+            "電話会議: the caller leaves the conference; the customer and the third party talk on (an attended transfer: the call's record and recording follow them) and the caller goes to wrap-up",
+            AGENTS,
+            None,
+        ),
+        post(leave_conference),
+    );
     let mut next = op(
         "post",
         "/agent/preview",
@@ -507,6 +547,84 @@ async fn transfer(
     let out = publish(&st, &auth, &ApiCommand::Transfer { agent_id, call_id, to_agent }).await?;
     store::transfers::to_agent(&st.db, t, call, auth.user(), b.agent_id, store::now_ms()).await?;
     Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferOutsideBody {
+    number: String,
+}
+
+/// The body of an outside number (外線転送, 電話会議).
+fn outside_number_body() -> Value {
+    json!({"type": "object", "required": ["number"], "additionalProperties": false, "properties": {
+        "number": {"type": "string", "minLength": 1, "maxLength": 40, "example": "0312345678",
+            "description": "The outside number (digits; separators, full-width digits and +81 are accepted), not on the tenant's do-not-call list."}}})
+}
+
+/// An outside number the dialer may call: a number (422 naming `number`), not on the tenant's
+/// do-not-call list.
+async fn outside_number(st: &AppState, tenant: i64, raw: &str) -> ApiResult<(String, control::messages::Tel)> {
+    let number = crate::resource::tel("number", raw)?;
+    let tel = control::messages::Tel::new(&number)
+        .ok_or_else(|| ApiError::invalid("number", "number: 1 to 30 digits starting with 0"))?;
+    if !store::dialing::dnc_hits(&st.db, tenant, std::slice::from_ref(&number)).await?.is_empty() {
+        return Err(ApiError::invalid("number", "number: on the do-not-call list (発信規制)"));
+    }
+    Ok((number, tel))
+}
+
+async fn transfer_outside(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(call): Id,
+    Body(b): Body<TransferOutsideBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    outside_ask(&st, &auth, call, &b.number, false).await
+}
+
+async fn conference(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(call): Id,
+    Body(b): Body<TransferOutsideBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    outside_ask(&st, &auth, call, &b.number, true).await
+}
+
+/// 外線転送 (or 電話会議 when `conference`) of the caller's call `call` to the outside number `raw`:
+/// checked, recorded, and asked of control.
+async fn outside_ask(
+    st: &AppState,
+    auth: &Auth,
+    call: i64,
+    raw: &str,
+    conference: bool,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (agent_id, call_id) = own_call(st, auth, call).await?;
+    let (number, tel) = outside_number(st, auth.tenant(), raw).await?;
+    let (t, me, now) = (auth.tenant(), auth.user(), store::now_ms());
+    if conference {
+        store::conferences::requested(&st.db, t, call, me, &number, now).await?;
+        return publish(st, auth, &ApiCommand::Conference { agent_id, call_id, tel }).await;
+    }
+    let out = publish(st, auth, &ApiCommand::TransferOutside { agent_id, call_id, tel }).await?;
+    store::transfers::to_outside(&st.db, t, call, me, &number, now).await?;
+    Ok(out)
+}
+
+async fn end_conference(State(st): State<AppState>, auth: Auth, Id(call): Id) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (agent_id, call_id) = own_call(&st, &auth, call).await?;
+    publish(&st, &auth, &ApiCommand::EndConference { agent_id, call_id }).await
+}
+
+async fn leave_conference(
+    State(st): State<AppState>,
+    auth: Auth,
+    Id(call): Id,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (agent_id, call_id) = own_call(&st, &auth, call).await?;
+    publish(&st, &auth, &ApiCommand::LeaveConference { agent_id, call_id }).await
 }
 
 /// The caller's preview call job, as they work it now.

@@ -40,6 +40,53 @@ pub struct DialingGroupId(pub u64);
 #[serde(transparent)]
 pub struct LeadId(pub u64);
 
+/// A telephone number as the dialer dials it (digits only, at most [`Tel::MAX`]), kept inline so
+/// that the commands carrying it stay `Copy`; a JSON string on the bus.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tel {
+    len: u8,
+    digits: [u8; Tel::MAX],
+}
+
+impl Tel {
+    /// The most digits a number has (the lead CSV's rule).
+    pub const MAX: usize = 30;
+
+    /// `None` unless `s` is 1 to [`Tel::MAX`] ASCII digits.
+    pub fn new(s: &str) -> Option<Tel> {
+        if s.is_empty() || s.len() > Tel::MAX || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let mut digits = [0u8; Tel::MAX];
+        digits[..s.len()].copy_from_slice(s.as_bytes());
+        Some(Tel { len: s.len() as u8, digits })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits are ever stored.
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Tel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tel({})", self.as_str())
+    }
+}
+
+impl Serialize for Tel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Tel, D::Error> {
+        let s = String::deserialize(d)?;
+        Tel::new(&s).ok_or_else(|| serde::de::Error::custom("a number of 1 to 30 digits"))
+    }
+}
+
 /// A caller ID (発番号): a row of the tenant's caller IDs, by id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -119,6 +166,15 @@ pub enum AgentNotice {
     /// parked under `number` (`parked`), or its park ended (`picked_up` by `agent_id`, `hung_up`,
     /// `returned` after the limit). Every agent's list shows it.
     ParkChanged { number: u16, call_id: CallId, change: ParkChange, agent_id: AgentId, at_ms: u64 },
+    /// 外線転送: how the agent's transfer of `call_id` to an outside number went: `outcome`
+    /// `answered` (the customer talks with the outside party; the agent wraps up), or why the
+    /// customer came back to the agent (`busy`, `no_answer`, `refused`, `not_placed`,
+    /// `channel_limit`).
+    OutsideTransfer { agent_id: AgentId, call_id: CallId, outcome: String },
+    /// 電話会議: the agent's third party `joined` the call, or left it (`dropped`,
+    /// `party_hung_up`, `call_ended`, `agent_left`) or never came (`busy`, `no_answer`, `refused`,
+    /// `not_placed`, `channel_limit`).
+    Conference { agent_id: AgentId, call_id: CallId, outcome: String },
 }
 
 /// What happened to a park ([`AgentNotice::ParkChanged`]).
@@ -196,6 +252,15 @@ pub enum ApiCommand {
     /// パーク応答: the agent (ready) picks up the call parked under `number` on its own phone (the
     /// API claimed the park for it first) (added in v1).
     PickUp { agent_id: AgentId, number: u16 },
+    /// 外線転送: the agent hands the customer of `call_id` to the outside number `tel`; the agent
+    /// stays on the call until the outside party answers (added in v1).
+    TransferOutside { agent_id: AgentId, call_id: CallId, tel: Tel },
+    /// 電話会議: the agent calls `tel` as the third party of `call_id` (added in v1).
+    Conference { agent_id: AgentId, call_id: CallId, tel: Tel },
+    /// 電話会議: the agent drops the third party (added in v1).
+    EndConference { agent_id: AgentId, call_id: CallId },
+    /// 電話会議: the agent leaves; the customer and the third party go on (added in v1).
+    LeaveConference { agent_id: AgentId, call_id: CallId },
 }
 
 impl Message for ApiCommand {
@@ -324,6 +389,9 @@ pub enum ShardEvent {
     /// when a call record was written (`restricted`, `channel_limit`, `stopped`), else why not
     /// (`number_in_call`, `outside_hours`, `job_not_running`, `lead_not_dialable`).
     PreviewNotDialled { agent_id: AgentId, lead_id: LeadId, result: String },
+    /// 外線転送 (added in v2): the outside party answered the agent's transfer of `call_id`; the
+    /// agent lets go of the call and wraps up its part.
+    OutsideTransferred { call_id: CallId, agent_id: AgentId },
     /// DTMF result entry (v2): the agent keyed a result or a recall for `call_id` after it ended;
     /// control saves the call's wrap-up record and ends the agent's ACW.
     ResultKeyed { call_id: CallId, agent_id: AgentId, keyed: Keyed },
@@ -470,6 +538,10 @@ impl ApiCommand {
             ApiCommand::Park { agent_id, call_id } => (agent_id, Some(Input::Park { call_id })),
             // An offer of the parked call, made by the control service.
             ApiCommand::PickUp { agent_id, .. } => (agent_id, None),
+            ApiCommand::TransferOutside { agent_id, .. }
+            | ApiCommand::Conference { agent_id, .. }
+            | ApiCommand::EndConference { agent_id, .. }
+            | ApiCommand::LeaveConference { agent_id, .. } => (agent_id, None),
         }
     }
 }
@@ -497,6 +569,7 @@ impl ShardEvent {
             }
             ShardEvent::PreviewPlaced { call_id, agent_id, .. } => Some((agent_id, Input::PreviewPlaced { call_id })),
             ShardEvent::PreviewNotDialled { agent_id, .. } => Some((agent_id, Input::PreviewNotDialled)),
+            ShardEvent::OutsideTransferred { call_id, agent_id } => Some((agent_id, Input::TransferOut { call_id })),
         }
     }
 }

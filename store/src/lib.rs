@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod audit;
 pub mod batch_dates;
 pub mod calendar;
+pub mod conferences;
 pub mod desktop;
 pub mod dialing;
 pub mod leads;

@@ -25,14 +25,39 @@ pub async fn to_agent(
     to_user_id: i64,
     at_ms: i64,
 ) -> Result<i64> {
+    insert(db, (tenant_id, call_record_id, from_user_id), Some(to_user_id), None, at_ms).await
+}
+
+/// Records that `from_user_id` handed the customer of call `call_record_id` to the outside number
+/// `to_tel` (外線転送); the row's id.
+pub async fn to_outside(
+    db: &Db,
+    tenant_id: i64,
+    call_record_id: i64,
+    from_user_id: i64,
+    to_tel: &str,
+    at_ms: i64,
+) -> Result<i64> {
+    insert(db, (tenant_id, call_record_id, from_user_id), None, Some(to_tel), at_ms).await
+}
+
+/// One transfer of (tenant, call record, from user) to an agent or an outside number.
+async fn insert(
+    db: &Db,
+    (tenant_id, call, from): (i64, i64, i64),
+    to_user: Option<i64>,
+    to_tel: Option<&str>,
+    at_ms: i64,
+) -> Result<i64> {
     let row = sqlx::query(
-        "INSERT INTO call_transfers (tenant_id, call_record_id, from_user_id, to_user_id, requested_at)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO call_transfers (tenant_id, call_record_id, from_user_id, to_user_id, to_tel, requested_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(tenant_id)
-    .bind(call_record_id)
-    .bind(from_user_id)
-    .bind(to_user_id)
+    .bind(call)
+    .bind(from)
+    .bind(to_user)
+    .bind(to_tel)
     .bind(at_ms)
     .fetch_one(&db.pool)
     .await?;

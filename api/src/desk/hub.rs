@@ -489,7 +489,9 @@ fn apply_notice(agents: &mut HashMap<u64, AgentSlot>, started: EntryId, id: Entr
         | AgentNotice::PhoneAnswer { agent_id, .. }
         | AgentNotice::PhoneFailed { agent_id, .. }
         | AgentNotice::MonitorAnswer { agent_id, .. }
-        | AgentNotice::MonitorFailed { agent_id, .. } => {
+        | AgentNotice::MonitorFailed { agent_id, .. }
+        | AgentNotice::OutsideTransfer { agent_id, .. }
+        | AgentNotice::Conference { agent_id, .. } => {
             if let Some(slot) = slot_of(agents, started, agent_id.0) {
                 deliver(slot, DeskEvent { id: Some(id), name: "notice", data });
             }

@@ -44,6 +44,23 @@
       parked_number: '保留番号', parked_tel: '相手の電話番号', parked_time: '保留時間', parked_none: 'パーク保留中の呼はありません',
       parked_by: '{name} さんが保留', pick_up: 'コールバック', confirm_pick_up: '保留番号 {number} ({tel}) をコールバックしますか? 電話機につながります',
       pick_up_not_ready: '待機中にコールバックできます',
+      transfer_outside: '外線転送', outside_number: '外線番号',
+      conference: '電話会議', conf_drop: '会議を終了', conf_leave: '会議から退出',
+      confirm_conference: '{number} を電話会議に加えますか?',
+      conf_calling: '{number} を呼び出しています。お客様との通話は続いています。',
+      conf_joined: '3者通話中です。',
+      conf_busy: '相手が話し中でした。お客様との通話は続いています。',
+      conf_no_answer: '相手が30秒以内に応答しませんでした。お客様との通話は続いています。',
+      conf_refused: '相手につながりませんでした。お客様との通話は続いています。',
+      conf_not_placed: '電話会議の発信ができませんでした。',
+      conf_channel_limit: 'チャンネル数の上限に達しているため電話会議を始められません。',
+      conf_party_hung_up: '相手が電話を切りました。お客様との通話は続いています。', confirm_outside: '{number} に外線転送しますか?',
+      outside_calling: '{number} を呼び出しています。お客様には保留音が流れています。',
+      outside_busy: '転送先が話し中でした。お客様との通話に戻りました。',
+      outside_no_answer: '転送先が30秒以内に応答しませんでした。お客様との通話に戻りました。',
+      outside_refused: '転送先につながりませんでした。お客様との通話に戻りました。',
+      outside_not_placed: '外線転送を発信できませんでした。お客様との通話に戻りました。',
+      outside_channel_limit: 'チャンネル数の上限に達しているため外線転送できません。',
       caller_id: '発番号', caller_id_job: 'コールジョブの番号 ({n})', caller_id_withheld: '非通知 (184)',
       call_title: '通話中', offer_title: '接続中', wrapup_title: '後処理', hang_up: 'お客様通話切断', hold: '保留', unhold: '保留解除',
       confirm_hang_up: '切断しますか?', confirm_save: '保存しますか?', confirm_end: '発信業務を終了しますか?',
@@ -129,6 +146,23 @@
       parked_number: 'Park no.', parked_tel: 'Customer', parked_time: 'Parked', parked_none: 'No parked calls',
       parked_by: 'parked by {name}', pick_up: 'Call back', confirm_pick_up: 'Take park number {number} ({tel}) on your phone?',
       pick_up_not_ready: 'Calls are picked up while ready',
+      transfer_outside: 'Outside transfer', outside_number: 'Outside number',
+      conference: 'Conference', conf_drop: 'End conference', conf_leave: 'Leave conference',
+      confirm_conference: 'Add {number} to the call?',
+      conf_calling: 'Calling {number}. You are still talking with the customer.',
+      conf_joined: 'Three-party call.',
+      conf_busy: 'The number was busy. You are still talking with the customer.',
+      conf_no_answer: 'Nobody answered within 30 seconds. You are still talking with the customer.',
+      conf_refused: 'The number could not be reached. You are still talking with the customer.',
+      conf_not_placed: 'The conference call could not be placed.',
+      conf_channel_limit: 'The channel limit is reached: no conference now.',
+      conf_party_hung_up: 'The third party hung up. You are still talking with the customer.', confirm_outside: 'Transfer the customer to {number}?',
+      outside_calling: 'Calling {number}. The customer hears the waiting audio.',
+      outside_busy: 'The number was busy. You are back with the customer.',
+      outside_no_answer: 'Nobody answered within 30 seconds. You are back with the customer.',
+      outside_refused: 'The number could not be reached. You are back with the customer.',
+      outside_not_placed: 'The outside transfer could not be placed. You are back with the customer.',
+      outside_channel_limit: 'The channel limit is reached: no outside transfer now.',
       caller_id: 'Caller ID', caller_id_job: "The call job's number ({n})", caller_id_withheld: 'Withheld (184)',
       call_title: 'Talking', offer_title: 'Connecting', wrapup_title: 'Wrap-up', hang_up: 'Hang up customer', hold: 'Hold', unhold: 'Take back from hold',
       confirm_hang_up: 'Hang up the customer?', confirm_save: 'Save the record?', confirm_end: 'End calling for this job?',
@@ -551,6 +585,36 @@
     else if (d.notice === 'recall_assigned') loadRecalls();
     else if (d.notice === 'park_changed') parkChanged(d);
     else if (d.notice === 'callback_registered' || d.notice === 'callback_assigned') callbackPushed(d);
+    else if (d.notice === 'outside_transfer') outsideDone(d);
+    else if (d.notice === 'conference') conferenceNews(d);
+  }
+
+  /** 電話会議's news: joined, or why the third party left or never came. */
+  function conferenceNews(d) {
+    if (d.outcome === 'joined') {
+      if (S.callId === d.call_id) S.conf = { call: d.call_id, state: 'joined' };
+      return outsideSay('conf_joined', {}, d.call_id);
+    }
+    if (S.conf && S.conf.call === d.call_id) S.conf = null;
+    const key = `conf_${d.outcome}`;
+    if (I18N.ja[key]) return outsideSay(key, {}, d.call_id);
+    S.outsideMsg = null;
+    $('banner').hidden = true;
+    render();
+  }
+
+  /** 外線転送's outcome: answered (the state goes to wrap-up on its own), or why the customer is back. */
+  function outsideDone(d) {
+    if (S.outsideCall === d.call_id) S.outsideCall = null;
+    if (d.outcome === 'answered') { S.outsideMsg = null; $('banner').hidden = true; render(); return; }
+    const key = `outside_${d.outcome}`;
+    outsideSay(I18N.ja[key] ? key : 'outside_refused', {}, d.call_id);
+  }
+
+  /** 外線転送's news in the banner, in the page's language (kept while that call is on screen). */
+  function outsideSay(key, vars, call) {
+    S.outsideMsg = { key, vars, call };
+    render();
   }
 
   // ------------------------------------------------------------------------------------------ loads
@@ -1092,6 +1156,21 @@
       if (ready.some((a) => String(a.agent_id) === keep)) to.value = keep;
     }
     $('b-transfer').disabled = !(st === 'talking' || st === 'hold') || !to.value;
+    // 外線転送: of the customer one talks with (not on hold), once a number is typed; not twice.
+    const inConf = !!S.conf && S.conf.call === S.callId && st === 'talking';
+    if (S.conf && !inConf) S.conf = null;
+    $('b-outside').disabled = st !== 'talking' || !$('outside-number').value.trim() || S.outsideCall === S.callId || inConf;
+    // 電話会議: a third party from the same number field; then drop it or leave the two together.
+    $('b-conf').hidden = inConf;
+    $('b-conf').disabled = st !== 'talking' || !$('outside-number').value.trim() || S.outsideCall === S.callId;
+    $('b-conf-drop').hidden = !inConf;
+    $('b-conf-leave').hidden = !inConf;
+    $('b-conf-leave').disabled = !inConf || S.conf.state !== 'joined';
+    if (S.outsideMsg) {
+      const b = $('banner');
+      if (S.outsideMsg.call !== S.callId || st !== 'talking') { S.outsideMsg = null; b.hidden = true; }
+      else { b.hidden = false; b.textContent = t(S.outsideMsg.key, S.outsideMsg.vars); }
+    }
     $('acw').hidden = st !== 'wrap_up' || !(S.job && S.job.acw_seconds);
     const canSave = st === 'wrap_up' || (S.savedCall === null && st === 'ready');
     $('b-save-next').disabled = !canSave;
@@ -1644,6 +1723,43 @@
     $('b-park').addEventListener('click', async () => {
       if (!S.callId || !(await dialog(t('confirm_park'), true))) return;
       await act(() => api('POST', `/agent/calls/${S.callId}/park`));
+    });
+    $('outside-number').addEventListener('input', render);
+    $('b-outside').addEventListener('click', async () => {
+      const number = $('outside-number').value.trim();
+      if (!S.callId || !number) return;
+      if (!(await dialog(t('confirm_outside', { number }), true))) return;
+      const call = S.callId;
+      try {
+        await api('POST', `/agent/calls/${call}/transfer-outside`, { number });
+        S.outsideCall = call;
+        outsideSay('outside_calling', { number }, call);
+        return;
+      } catch (e) {
+        $('banner').hidden = false;
+        $('banner').textContent = e.message;
+      }
+      render();
+    });
+    $('b-conf').addEventListener('click', async () => {
+      const number = $('outside-number').value.trim();
+      if (!S.callId || !number) return;
+      if (!(await dialog(t('confirm_conference', { number }), true))) return;
+      const call = S.callId;
+      try {
+        await api('POST', `/agent/calls/${call}/conference`, { number });
+        S.conf = { call, state: 'calling' };
+        outsideSay('conf_calling', { number }, call);
+      } catch (e) {
+        $('banner').hidden = false;
+        $('banner').textContent = e.message;
+      }
+    });
+    $('b-conf-drop').addEventListener('click', () => {
+      if (S.callId) act(() => api('DELETE', `/agent/calls/${S.callId}/conference`));
+    });
+    $('b-conf-leave').addEventListener('click', () => {
+      if (S.callId) act(() => api('POST', `/agent/calls/${S.callId}/conference/leave`));
     });
     $('b-hold').addEventListener('click', () => {
       if (S.callId) act(() => api('POST', `/agent/calls/${S.callId}/${stateName() === 'hold' ? 'unhold' : 'hold'}`));

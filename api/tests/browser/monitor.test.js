@@ -122,6 +122,50 @@ async function monitor() {
   await until(page, 'talking again', () => document.getElementById('me-state').dataset.state === 'talking');
   await step('unheld');
 
+  // 外線転送 (Alt+X) to a busy number: the customer waits, then comes back; the page says why.
+  const outside = page.getByRole('button', { name: '外線転送', exact: true });
+  assert.equal(await outside.getAttribute('aria-keyshortcuts'), 'Alt+X');
+  assert.ok(await outside.isDisabled(), 'no number typed yet');
+  await page.getByLabel('外線番号').fill(FIX.busyNumber);
+  await page.keyboard.press('Alt+X');
+  await until(page, 'the confirmation', () => document.getElementById('dlg').open);
+  assert.match(await text(page, '#dlg-text'), new RegExp(`${FIX.busyNumber} に外線転送しますか`));
+  await page.getByRole('button', { name: 'OK', exact: true }).click();
+  await until(page, 'told why the customer is back', () => document.getElementById('banner').textContent.includes('話し中'));
+  assert.equal(await page.evaluate(() => document.getElementById('me-state').dataset.state), 'talking');
+  await shoot(page, 'desktop-outside-busy-ja');
+  await page.click('[data-lang="en"]');
+  await until(page, 'the desktop in English', () => document.documentElement.lang === 'en');
+  await until(page, 'the reason in English', () => document.getElementById('banner').textContent.includes('busy'));
+  assert.ok(await page.getByRole('button', { name: 'Outside transfer' }).isVisible());
+  await shoot(page, 'desktop-outside-busy-en');
+  await page.click('[data-lang="ja"]');
+  await until(page, 'the desktop in Japanese', () => document.documentElement.lang === 'ja');
+  await step('outside_busy');
+
+  // 電話会議 (Alt+F) with a number that answers: three parties; then 会議を終了 drops the third party.
+  await page.getByLabel('外線番号').fill(FIX.confNumber);
+  const conf = page.getByRole('button', { name: '電話会議', exact: true });
+  assert.equal(await conf.getAttribute('aria-keyshortcuts'), 'Alt+F');
+  await page.keyboard.press('Alt+F');
+  await until(page, 'the confirmation', () => document.getElementById('dlg').open);
+  assert.match(await text(page, '#dlg-text'), new RegExp(`${FIX.confNumber} を電話会議に加えますか`));
+  await page.getByRole('button', { name: 'OK', exact: true }).click();
+  await until(page, 'three parties', () => document.getElementById('banner').textContent.includes('3者通話中'));
+  await until(page, 'the leave button', () => !document.getElementById('b-conf-leave').hidden && !document.getElementById('b-conf-leave').disabled);
+  await shoot(page, 'desktop-conference-ja');
+  await page.click('[data-lang="en"]');
+  await until(page, 'the desktop in English', () => document.documentElement.lang === 'en');
+  assert.ok(await page.getByRole('button', { name: 'End conference' }).isVisible());
+  await shoot(page, 'desktop-conference-en');
+  await page.click('[data-lang="ja"]');
+  await until(page, 'the desktop in Japanese', () => document.documentElement.lang === 'ja');
+  await step('conference');
+  await page.getByRole('button', { name: '会議を終了' }).click();
+  await until(page, 'back to two', () => document.getElementById('b-conf-drop').hidden && !document.getElementById('b-conf').hidden);
+  assert.equal(await page.evaluate(() => document.getElementById('me-state').dataset.state), 'talking');
+  await step('conference_dropped');
+
   assert.deepEqual(problems, [], 'no page errors, no request outside the API');
   log(`SCREENSHOTS ${shoot.count}`);
   await context.close();

@@ -203,6 +203,11 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
         ("post", "/agent/phone") => json!({"sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"}),
         ("post", "/agent/preview/dial" | "/agent/preview/skip") => json!({"lead_id": fx["/leads"]}),
         ("post", p) if p.starts_with("/agent/calls/") && p.ends_with("/transfer") => json!({"agent_id": fx["/agents"]}),
+        ("post", p)
+            if p.starts_with("/agent/calls/") && (p.ends_with("/transfer-outside") || p.ends_with("/conference")) =>
+        {
+            json!({"number": "0312345678"})
+        }
         ("post", p) if p.starts_with("/agents/") && p.ends_with("/state") => json!({"to": "ready"}),
         ("post", p) if p.starts_with("/agents/") && p.ends_with("/monitor") => json!({"mode": "listen"}),
         ("post", "/auth/login") => return None,

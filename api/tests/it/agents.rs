@@ -501,6 +501,66 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
     let e = expect(app.call(op, "post", &format!("/agent/calls/{}/transfer", call.0), Some(&to(op_id))).await, 422);
     assert_eq!(field(&e), "agent_id", "not to oneself");
     expect(app.call(op, "post", &format!("/agent/calls/{}/transfer", call.0 + 1), Some(&to(op_id))).await, 404);
+    // 外線転送: the number is checked (422 naming it), the do-not-call list too, only the caller's
+    // call (404); then control asks the dialer for the outside leg and the transfer is recorded.
+    let outside = |n: &str| json!({"number": n});
+    let path = format!("/agent/calls/{}/transfer-outside", call.0);
+    let e = expect(app.call(op, "post", &path, Some(&outside("03-12ab"))).await, 422);
+    assert_eq!(field(&e), "number");
+    let e = expect(app.call(op, "post", &path, Some(&outside("31234567"))).await, 422);
+    assert_eq!(field(&e), "number", "a number starts with 0");
+    store::sqlx::query("INSERT INTO dnc_numbers (tenant_id, number, created_at) VALUES ($1, '0399990000', 0)")
+        .bind(t.id)
+        .execute(&app.db.pool)
+        .await
+        .expect("a do-not-call number");
+    let e = expect(app.call(op, "post", &path, Some(&outside("03-9999-0000"))).await, 422);
+    assert_eq!(field(&e), "number", "on the do-not-call list: {e}");
+    let other = format!("/agent/calls/{}/transfer-outside", call.0 + 1);
+    expect(app.call(op, "post", &other, Some(&outside("0312345678"))).await, 404);
+    expect(app.call(biz, "post", &path, Some(&outside("0312345678"))).await, 403);
+    store::sqlx::query("INSERT INTO call_records (id, tenant_id, tel, started_at) VALUES ($1, $2, '0311110001', 0)")
+        .bind(call.0 as i64)
+        .bind(t.id)
+        .execute(&app.db.pool)
+        .await
+        .expect("the call's record");
+    expect(app.call(op, "post", &path, Some(&outside("03-1234-5678"))).await, 202);
+    let c = command(&bus, t.id, |c| matches!(c, Command::TransferOutside { .. })).await;
+    let tel = control::messages::Tel::new("0312345678").expect("tel");
+    assert_eq!(c, Command::TransferOutside { agent_id: agent, call_id: call, tel });
+    let rows = store::transfers::of_call(&app.db, t.id, call.0 as i64).await.expect("transfers");
+    assert_eq!(
+        rows.iter().map(|r| (r.from_user_id, r.to_tel.clone())).collect::<Vec<_>>(),
+        vec![(op_id, Some("0312345678".to_string()))]
+    );
+    until_agent(&app, op, op_id, "still talking until the outside party answers", state_is("talking")).await;
+    // 電話会議: the same checks; control forwards the ask, the drop and the leave to the dialer.
+    let conf = format!("/agent/calls/{}/conference", call.0);
+    let e = expect(app.call(op, "post", &conf, Some(&outside("x"))).await, 422);
+    assert_eq!(field(&e), "number");
+    let e = expect(app.call(op, "post", &conf, Some(&outside("0399990000"))).await, 422);
+    assert_eq!(field(&e), "number", "on the do-not-call list");
+    expect(
+        app.call(op, "post", &format!("/agent/calls/{}/conference", call.0 + 1), Some(&outside("0312345678"))).await,
+        404,
+    );
+    expect(app.call(op, "post", &conf, Some(&outside("0312345679"))).await, 202);
+    let c = command(&bus, t.id, |c| matches!(c, Command::Conference { .. })).await;
+    let tel = control::messages::Tel::new("0312345679").expect("tel");
+    assert_eq!(c, Command::Conference { agent_id: agent, call_id: call, tel });
+    let rows = store::conferences::of_call(&app.db, t.id, call.0 as i64).await.expect("conferences");
+    assert_eq!(
+        rows.iter().map(|r| (r.agent_user_id, r.to_tel.as_str())).collect::<Vec<_>>(),
+        vec![(op_id, "0312345679")]
+    );
+    expect(app.call(op, "delete", &conf, None).await, 202);
+    let c = command(&bus, t.id, |c| matches!(c, Command::EndConference { .. })).await;
+    assert_eq!(c, Command::EndConference { agent_id: agent, call_id: call });
+    expect(app.call(op, "post", &format!("{conf}/leave"), None).await, 202);
+    let c = command(&bus, t.id, |c| matches!(c, Command::LeaveConference { .. })).await;
+    assert_eq!(c, Command::LeaveConference { agent_id: agent, call_id: call });
+    expect(app.call(biz, "delete", &conf, None).await, 403);
     let outcome = SipOutcome { status: 200, reason: "BYE".into(), ended_by: Party::Customer, talk_ms: 3_000 };
     let ended = ShardEvent::CallEnded { call_id: call, agent_id: Some(agent), outcome, result: SystemResult::NoEntry };
     shard_event(&bus, t.id, ended).await;

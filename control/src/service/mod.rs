@@ -730,6 +730,35 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     })
                 }
             }
+            (
+                ApiCommand::TransferOutside { call_id, .. }
+                | ApiCommand::Conference { call_id, .. }
+                | ApiCommand::EndConference { call_id, .. }
+                | ApiCommand::LeaveConference { call_id, .. },
+                _,
+            ) => {
+                // 外線転送 and 電話会議: only of the customer the agent talks with (not on hold); the
+                // agent stays on the call until the outside party answers, or until it leaves the
+                // conference (ShardEvent::OutsideTransferred).
+                let talking = self.floor.agent(agent_id).is_some_and(|a| a.state == AgentState::Talking);
+                let call_id = *call_id;
+                let cmd = match *c {
+                    ApiCommand::Conference { tel, .. } => Command::Conference { agent_id, call_id, tel },
+                    ApiCommand::EndConference { .. } => Command::EndConference { agent_id, call_id },
+                    ApiCommand::LeaveConference { .. } => Command::LeaveConference { agent_id, call_id },
+                    ApiCommand::TransferOutside { tel, .. } => Command::TransferOutside { agent_id, call_id, tel },
+                    _ => return,
+                };
+                if self.floor.call_owner(call_id) == Some(agent_id) && talking {
+                    self.pending_commands.push_back(cmd);
+                    Ok(())
+                } else {
+                    Err(AgentError::NotAllowed {
+                        state: self.floor.agent(agent_id).map_or(AgentState::Offline, |a| a.state),
+                        input: "transfer_outside",
+                    })
+                }
+            }
             (ApiCommand::PreviewDial { campaign_id, call_job_id, lead_id, .. }, Some(input)) => {
                 // Only for the call job the agent works (the API checked it; a change since is a race).
                 let job = self.jobs.get(&agent_id);
@@ -1054,7 +1083,11 @@ fn command_agent(c: &Command) -> AgentId {
         | Command::HangUpCustomer { agent_id, .. }
         | Command::HoldCustomer { agent_id, .. }
         | Command::ParkCustomer { agent_id, .. }
-        | Command::DialPreview { agent_id, .. } => agent_id,
+        | Command::DialPreview { agent_id, .. }
+        | Command::TransferOutside { agent_id, .. }
+        | Command::Conference { agent_id, .. }
+        | Command::EndConference { agent_id, .. }
+        | Command::LeaveConference { agent_id, .. } => agent_id,
     }
 }
 

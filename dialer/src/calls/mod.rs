@@ -31,6 +31,7 @@
 pub mod browser;
 pub mod dtmf_entry;
 pub mod park_keys;
+pub mod outside;
 pub mod phones;
 pub mod supervise;
 
@@ -52,6 +53,7 @@ use sip::{Endpoint, Event as SipEvent, TxId};
 pub use browser::DialBrowser;
 pub use dtmf_entry::{DtmfEntry, EntryError, EntryParser};
 pub use park_keys::{ParkKeyParser, ParkKeys};
+pub use outside::{conference_leg_id, ConferenceEnd, OutsideFailure, TransferOutside};
 pub use phones::{Account, AuthStats, DigestChallenges, PhoneSettings, Phones};
 pub use supervise::{Supervise, SupervisionEnd, SupervisorPhone};
 
@@ -255,6 +257,18 @@ pub enum Command {
         call: u64,
         hold: Duration,
     },
+    /// 外線転送 of a bridged customer to an outside number ([`outside`]).
+    TransferOutside(TransferOutside),
+    /// 電話会議: call an outside number as the third party of the agent's call ([`outside`]).
+    Conference(TransferOutside),
+    /// Drop the conference's third party (or stop calling it).
+    EndConference {
+        call: u64,
+    },
+    /// The agent leaves the conference: the customer and the third party go on.
+    LeaveConference {
+        call: u64,
+    },
 }
 
 /// How a customer call ended (exactly one per [`DialCustomer`]).
@@ -417,6 +431,30 @@ pub enum CallEvent {
         call: u64,
         reason: SupervisionEnd,
     },
+    /// 外線転送: the outside party answered and talks with the customer; `agent` is free.
+    OutsideAnswered {
+        call: u64,
+        agent: u64,
+    },
+    /// 外線転送: the outside party did not answer (final `status`, or 408/503 of ours): the customer
+    /// is back with `agent` (or hung up, when the agent's leg is gone).
+    OutsideFailed {
+        call: u64,
+        agent: u64,
+        status: u16,
+        reason: OutsideFailure,
+    },
+    /// 電話会議: the third party answered; the three hear each other.
+    ConferenceJoined {
+        call: u64,
+        agent: u64,
+    },
+    /// 電話会議: the third party left (or never came), and why.
+    ConferenceEnded {
+        call: u64,
+        agent: u64,
+        reason: ConferenceEnd,
+    },
 }
 
 /// What the driver must do to the shard.
@@ -452,6 +490,8 @@ enum Owner {
     Agent(u64),
     /// A supervisor's leg, by the supervisor's user id.
     Supervisor(u64),
+    /// The outside leg of a customer call (外線転送), by the customer call.
+    Outside(u64),
 }
 
 /// A phone INVITEd by [`CallControl::invite_phone`].
@@ -472,6 +512,9 @@ enum CustomerState {
     Bridged { agent: u64, at: Instant },
     /// Hearing the abandon message; BYE when it ends.
     Abandoning,
+    /// 外線転送: off the agent's leg (waiting audio) while the outside leg rings (`agent`: whom it
+    /// goes back to), then with the outside party (`agent` `None`); `at`: when first bridged.
+    Outside { agent: Option<u64>, at: Instant },
 }
 
 #[derive(Debug)]
@@ -523,6 +566,7 @@ struct Agent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKey {
     Customer(u64),
+    Outside(u64),
 }
 
 /// The call control of one shard. See the module docs.
@@ -533,6 +577,8 @@ pub struct CallControl {
     customers: HashMap<u64, Customer>,
     agents: HashMap<u64, Agent>,
     supervisors: HashMap<u64, supervise::SupervisorLeg>,
+    /// Outside legs (外線転送), by their customer call.
+    outside: HashMap<u64, outside::OutsideLeg>,
     /// Client transactions we started, to their call.
     tx_owner: HashMap<TxId, Owner>,
     /// SIP Call-ID of every dialog, to its call (in-dialog requests).
@@ -588,6 +634,7 @@ impl CallControl {
             customers: HashMap::new(),
             agents: HashMap::new(),
             supervisors: HashMap::new(),
+            outside: HashMap::new(),
             tx_owner: HashMap::new(),
             call_ids: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -715,6 +762,7 @@ impl CallControl {
             self.timers.pop();
             match key {
                 TimerKey::Customer(call) => self.customer_deadline(now, call, at),
+                TimerKey::Outside(call) => self.outside_deadline(now, call, at),
             }
         }
         if self.phones.poll_timeout().is_some_and(|at| at <= now.mono) {
@@ -749,6 +797,10 @@ impl CallControl {
             Command::EndSupervision { supervisor } => {
                 self.end_supervision(now, supervisor, SupervisionEnd::Stopped, true)
             }
+            Command::TransferOutside(t) => self.transfer_outside(now, t, false),
+            Command::Conference(t) => self.transfer_outside(now, t, true),
+            Command::EndConference { call } => self.end_conference(now, call, ConferenceEnd::Dropped),
+            Command::LeaveConference { call } => self.leave_conference(now, call),
         }
         self.drain_sip(now);
     }
@@ -806,7 +858,7 @@ impl CallControl {
     }
 
     fn at_capacity(&self) -> bool {
-        self.customers.len() + self.agents.len() + self.supervisors.len() >= self.cfg.max_calls
+        self.customers.len() + self.agents.len() + self.supervisors.len() + self.outside.len() >= self.cfg.max_calls
     }
 
     fn end_unsent(&mut self, call: u64, cause: EndCause, reason: &str) {
@@ -825,26 +877,7 @@ impl CallControl {
         let Some(port) = self.take_port() else {
             return self.end_unsent(call, EndCause::Capacity, "no RTP port");
         };
-        let local = self.local_media(port.1);
-        let local_sdp = sdp::offer(&local);
-        let (uri_user, from) = match &cmd.caller_id {
-            Some(cid) => (cmd.tel.clone(), format!("<sip:{cid}@{}>", self.cfg.domain)),
-            None => (format!("{WITHHOLD_PREFIX}{}", cmd.tel), "\"Anonymous\" <sip:anonymous@anonymous.invalid>".into()),
-        };
-        let call_id = format!("{}@{}", self.token(16), self.cfg.local_sip.ip());
-        let from_tag = self.token(10);
-        let mut invite = dialog::invite(&InviteParams {
-            request_uri: format!("sip:{uri_user}@{}", self.cfg.carrier_domain),
-            from,
-            to: format!("sip:{}@{}", cmd.tel, self.cfg.carrier_domain),
-            contact: format!("sip:kakeru@{}", self.cfg.local_sip),
-            call_id: call_id.clone(),
-            from_tag,
-            sdp: Some(local_sdp.clone()),
-        });
-        if cmd.caller_id.is_none() {
-            invite.headers.push("Privacy", "id");
-        }
+        let (invite, call_id, local_sdp) = self.carrier_invite(port.1, &cmd.tel, cmd.caller_id.as_deref());
         let tx = match self.endpoint.send_request(now.mono, self.cfg.carrier, invite.clone()) {
             Ok(tx) => tx,
             Err(e) => {
@@ -879,6 +912,32 @@ impl CallControl {
         );
     }
 
+    /// An INVITE to the carrier for `tel` from RTP address `port`, from `caller_id` (`None`
+    /// withholds it: 184 and Privacy), with its Call-ID and our SDP offer.
+    fn carrier_invite(&mut self, port: SocketAddr, tel: &str, caller_id: Option<&str>) -> (Request, String, Vec<u8>) {
+        let local = self.local_media(port);
+        let local_sdp = sdp::offer(&local);
+        let (uri_user, from) = match caller_id {
+            Some(cid) => (tel.to_string(), format!("<sip:{cid}@{}>", self.cfg.domain)),
+            None => (format!("{WITHHOLD_PREFIX}{tel}"), "\"Anonymous\" <sip:anonymous@anonymous.invalid>".into()),
+        };
+        let call_id = format!("{}@{}", self.token(16), self.cfg.local_sip.ip());
+        let from_tag = self.token(10);
+        let mut invite = dialog::invite(&InviteParams {
+            request_uri: format!("sip:{uri_user}@{}", self.cfg.carrier_domain),
+            from,
+            to: format!("sip:{tel}@{}", self.cfg.carrier_domain),
+            contact: format!("sip:kakeru@{}", self.cfg.local_sip),
+            call_id: call_id.clone(),
+            from_tag,
+            sdp: Some(local_sdp.clone()),
+        });
+        if caller_id.is_none() {
+            invite.headers.push("Privacy", "id");
+        }
+        (invite, call_id, local_sdp)
+    }
+
     fn customer_deadline(&mut self, now: Now, call: u64, at: Instant) {
         let Some(c) = self.customers.get(&call) else { return };
         if c.deadline != Some(at) {
@@ -896,7 +955,7 @@ impl CallControl {
             }
             CustomerState::Waiting => self.abandon(now, call),
             CustomerState::Abandoning => self.end_answered(now, call, Party::System, EndCause::Abandoned),
-            CustomerState::Bridged { .. } => {}
+            CustomerState::Bridged { .. } | CustomerState::Outside { .. } => {}
         }
     }
 
@@ -1061,6 +1120,7 @@ impl CallControl {
         let wait_ms = elapsed_ms(answered_at, c.wait_end.unwrap_or(now.mono));
         if let CustomerState::Bridged { agent: a, at } = c.state {
             self.end_supervisions_of(now, call);
+            self.end_conference(now, call, ConferenceEnd::CallEnded);
             agent = Some(a);
             talk_ms = elapsed_ms(at, now.mono);
             // The recording file is closed (and reported) with the customer's leaving.
@@ -1076,6 +1136,12 @@ impl CallControl {
                     }
                 }
             }
+        }
+        if let CustomerState::Outside { agent: a, at } = c.state {
+            // 外線転送: the outside leg ends with the customer (BYE, or CANCEL while it rings).
+            self.drop_outside(now, call, true);
+            agent = a;
+            talk_ms = elapsed_ms(at, now.mono);
         }
         if c.media_up {
             self.control(Control::EndCall { call: customer_media_call(call) });
@@ -1132,7 +1198,7 @@ impl CallControl {
         match c.state {
             CustomerState::Inviting => self.cancel_customer(now, call, CancelReason::HungUp),
             _ => {
-                let cause = if matches!(c.state, CustomerState::Bridged { .. }) {
+                let cause = if matches!(c.state, CustomerState::Bridged { .. } | CustomerState::Outside { .. }) {
                     EndCause::Completed
                 } else {
                     EndCause::Abandoned
@@ -1397,6 +1463,7 @@ impl CallControl {
                     Some(Owner::Customer(call)) => self.on_customer_response(now, call, tx, response),
                     Some(Owner::Agent(agent)) => self.on_agent_response(now, agent, tx, response),
                     Some(Owner::Supervisor(sup)) => self.on_supervisor_response(now, sup, tx, response),
+                    Some(Owner::Outside(call)) => self.on_outside_response(now, call, tx, response),
                     None => {}
                 },
                 SipEvent::Timeout { tx } => match self.tx_owner.remove(&tx) {
@@ -1413,6 +1480,7 @@ impl CallControl {
                     Some(Owner::Supervisor(sup)) if self.is_supervisor_invite(sup, tx) => {
                         self.end_supervision(now, sup, SupervisionEnd::Unreachable(408), false);
                     }
+                    Some(Owner::Outside(call)) => self.outside_timed_out(now, call, tx),
                     _ => {}
                 },
                 SipEvent::Terminated { tx } => {
@@ -1421,6 +1489,7 @@ impl CallControl {
                         Some(Owner::Customer(c)) => self.customers.get(c).is_some_and(|x| x.tx == tx),
                         Some(Owner::Agent(a)) => self.agents.get(a).is_some_and(|x| x.tx == tx),
                         Some(Owner::Supervisor(s)) => self.is_supervisor_invite(*s, tx),
+                        Some(Owner::Outside(c)) => self.is_outside_invite(*c, tx),
                         None => false,
                     };
                     if !live {
@@ -1452,6 +1521,7 @@ impl CallControl {
                 Some(Owner::Customer(call)) => self.customer_request(now, call, tx, req),
                 Some(Owner::Agent(agent)) => self.agent_request(now, agent, tx, req),
                 Some(Owner::Supervisor(sup)) => self.supervisor_request(now, sup, tx, req),
+                Some(Owner::Outside(call)) => self.outside_request(now, call, tx, req),
                 None => {
                     self.stats.stray_requests += 1;
                     self.respond(now, tx, response_to(&req, 481, None));
@@ -1554,7 +1624,7 @@ fn negotiate(port: SocketAddr, answer: &[u8]) -> Option<Negotiated> {
 
 /// Whether the customer call is bridged (`None`: no such call).
 fn c_state(customers: &HashMap<u64, Customer>, call: u64) -> Option<bool> {
-    customers.get(&call).map(|c| matches!(c.state, CustomerState::Bridged { .. }))
+    customers.get(&call).map(|c| matches!(c.state, CustomerState::Bridged { .. } | CustomerState::Outside { .. }))
 }
 
 /// The address a SIP URI names when its host is an IP literal (`sip:a@127.0.0.1:5062` ->

@@ -234,6 +234,17 @@ pub enum Write {
         at_ms: i64,
         reason: &'static str,
     },
+    /// 電話会議: the open conference of call `call` began (its third party answered).
+    ConferenceStarted {
+        call: i64,
+        at_ms: i64,
+    },
+    /// 電話会議: the open conference of call `call` ended, and why ([`crate::calls::ConferenceEnd`]).
+    ConferenceEnded {
+        call: i64,
+        at_ms: i64,
+        reason: &'static str,
+    },
 }
 
 /// A lead selection the driver runs against the database.
@@ -353,6 +364,16 @@ struct LiveCall {
     bridged: Option<u64>,
 }
 
+/// An outside leg (外線転送) the engine placed: what it counts against.
+#[derive(Debug)]
+struct OutsideLeg {
+    campaign: u64,
+    caller_id: Option<String>,
+}
+
+/// How long an outside leg of a transfer rings before the customer goes back to the agent.
+pub const OUTSIDE_RING_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Copy)]
 struct AgentInfo {
     campaign: Option<u64>,
@@ -413,6 +434,9 @@ pub struct Engine {
     tenant: u64,
     cfg: Arc<CoreConfig>,
     calls: HashMap<u64, LiveCall>,
+    /// 外線転送: the outside legs placed for calls (by the customer call), each a channel of the
+    /// call's campaign and caller ID until it fails or the call ends.
+    outside: HashMap<u64, OutsideLeg>,
     agents: HashMap<u64, AgentInfo>,
     contacts: HashMap<u64, Contact>,
     /// Browser phones' offers waiting for their agent's next leg, with when they came.
@@ -461,6 +485,7 @@ impl Engine {
             tenant,
             cfg,
             calls: HashMap::new(),
+            outside: HashMap::new(),
             agents: HashMap::new(),
             contacts: HashMap::new(),
             phone_offers: HashMap::new(),
@@ -891,7 +916,31 @@ impl Engine {
             CallEvent::BridgeFailed { call, agent, reason } => {
                 tracing::info!(call, agent, reason, "bridge not made");
             }
-            CallEvent::CustomerEnded { call, end } => self.on_call_ended(now, call, end),
+            CallEvent::CustomerEnded { call, end } => {
+                self.outside.remove(&call);
+                self.on_call_ended(now, call, end)
+            }
+            CallEvent::OutsideAnswered { call, agent } => {
+                self.publish(ShardEvent::OutsideTransferred { call_id: CallId(call), agent_id: AgentId(agent) });
+                self.outside_notice(agent, call, "answered");
+            }
+            CallEvent::ConferenceJoined { call, agent } => {
+                self.write(Write::ConferenceStarted { call: i(call), at_ms: i(now.unix_ms) });
+                self.conference_notice(agent, call, "joined");
+            }
+            CallEvent::ConferenceEnded { call, agent, reason } => {
+                // A conference the agent left goes on as an outside transfer: its leg stays counted.
+                if reason != crate::calls::ConferenceEnd::AgentLeft {
+                    self.outside.remove(&call);
+                }
+                self.write(Write::ConferenceEnded { call: i(call), at_ms: i(now.unix_ms), reason: reason.as_str() });
+                self.conference_notice(agent, call, reason.as_str());
+            }
+            CallEvent::OutsideFailed { call, agent, status, reason } => {
+                tracing::info!(call, agent, status, reason = reason.as_str(), "outside transfer not answered");
+                self.outside.remove(&call);
+                self.outside_notice(agent, call, reason.as_str());
+            }
             CallEvent::AgentLegUp { agent } => {
                 let Some(a) = self.agents.get_mut(&agent) else { return };
                 a.leg_shard = Some(shard);
@@ -1212,6 +1261,22 @@ impl Engine {
                     self.command(shard, Command::Hold { call: call_id.0, held });
                 }
             }
+            CtlCommand::TransferOutside { agent_id, call_id, tel } => {
+                self.transfer_outside(now, agent_id.0, call_id.0, tel, false)
+            }
+            CtlCommand::Conference { agent_id, call_id, tel } => {
+                self.transfer_outside(now, agent_id.0, call_id.0, tel, true)
+            }
+            CtlCommand::EndConference { call_id, .. } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    self.command(shard, Command::EndConference { call: call_id.0 });
+                }
+            }
+            CtlCommand::LeaveConference { call_id, .. } => {
+                if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
+                    self.command(shard, Command::LeaveConference { call: call_id.0 });
+                }
+            }
             CtlCommand::DialPreview { agent_id, campaign_id, call_job_id, lead_id, caller_id } => {
                 if !self.holds(campaign_id.0) {
                     // The holder of the campaign answers it.
@@ -1221,6 +1286,58 @@ impl Engine {
                 self.on_preview_dial(now, ask, caller_id.map(|c| c.0));
             }
         }
+    }
+
+    /// 外線転送 of the customer of `call` to `tel` (or 電話会議 with `tel` as the third party): a
+    /// second channel of the call's campaign and caller ID, placed only within their channel limits
+    /// (the API refused numbers on the do-not-call list), from the call's own caller ID.
+    fn transfer_outside(&mut self, now: Now, agent: u64, call: u64, tel: control::messages::Tel, conference: bool) {
+        let Some(c) = self.calls.get(&call) else { return };
+        if c.bridged != Some(agent) || self.outside.contains_key(&call) {
+            return;
+        }
+        let (campaign, shard, caller_id) = (c.campaign, c.shard, c.caller_id.clone());
+        let job = self.campaigns.get(&campaign).and_then(|st| st.jobs.iter().find(|j| j.job_id == c.job).cloned());
+        let free = job.map_or(0, |mut j| {
+            j.caller_id = caller_id.clone();
+            self.free_channels(campaign, &j)
+        });
+        if free == 0 && conference {
+            let at_ms = i(now.unix_ms);
+            self.write(Write::ConferenceEnded { call: i(call), at_ms, reason: "channel_limit" });
+            return self.conference_notice(agent, call, "channel_limit");
+        }
+        if free == 0 {
+            return self.outside_notice(agent, call, "channel_limit");
+        }
+        self.outside.insert(call, OutsideLeg { campaign, caller_id: caller_id.clone() });
+        let cmd = crate::calls::TransferOutside {
+            call,
+            tel: tel.as_str().to_string(),
+            caller_id,
+            ring_timeout: OUTSIDE_RING_TIMEOUT,
+        };
+        self.command(shard, if conference { Command::Conference(cmd) } else { Command::TransferOutside(cmd) });
+    }
+
+    /// Tells the agent's page how its conference goes.
+    fn conference_notice(&mut self, agent: u64, call: u64, outcome: &str) {
+        let notice = control::messages::AgentNotice::Conference {
+            agent_id: AgentId(agent),
+            call_id: CallId(call),
+            outcome: outcome.to_string(),
+        };
+        self.push(Output::Notice { tenant: self.tenant, notice });
+    }
+
+    /// Tells the agent's page how its outside transfer went.
+    fn outside_notice(&mut self, agent: u64, call: u64, outcome: &str) {
+        let notice = control::messages::AgentNotice::OutsideTransfer {
+            agent_id: AgentId(agent),
+            call_id: CallId(call),
+            outcome: outcome.to_string(),
+        };
+        self.push(Output::Notice { tenant: self.tenant, notice });
     }
 
     /// Dials the agent's nailed-up leg to its registered phone, on its campaign's shard.
@@ -1386,11 +1503,14 @@ impl Engine {
     /// being prepared (`reserved`), and its caller ID's limit less that number's live calls.
     fn free_channels(&self, campaign: u64, job: &RunningJob) -> i64 {
         let reserved = self.campaigns.get(&campaign).map_or(0, |st| st.reserved);
-        let in_use = self.calls.values().filter(|c| c.campaign == campaign).count() as i64 + i64::from(reserved);
+        let outside = self.outside.values().filter(|o| o.campaign == campaign).count() as i64;
+        let in_use =
+            self.calls.values().filter(|c| c.campaign == campaign).count() as i64 + i64::from(reserved) + outside;
         let mut free = (job.max_channels - in_use).max(0);
         if let Some(cid) = &job.caller_id {
             if let Some(limit) = self.caller_limits.get(cid) {
-                let used = self.calls.values().filter(|c| c.caller_id.as_ref() == Some(cid)).count() as i64;
+                let used = self.calls.values().filter(|c| c.caller_id.as_ref() == Some(cid)).count() as i64
+                    + self.outside.values().filter(|o| o.caller_id.as_ref() == Some(cid)).count() as i64;
                 let reserved_here: i64 = self
                     .campaigns
                     .values()

@@ -253,7 +253,11 @@ impl Host {
             | CallEvent::SupervisorJoined { call, .. }
             | CallEvent::SupervisorBrowserAnswer { call, .. }
             | CallEvent::SupervisorBrowserFailed { call, .. }
-            | CallEvent::SupervisorLeft { call, .. } => self.call_tenant.get(call).copied(),
+            | CallEvent::SupervisorLeft { call, .. }
+            | CallEvent::OutsideAnswered { call, .. }
+            | CallEvent::OutsideFailed { call, .. }
+            | CallEvent::ConferenceJoined { call, .. }
+            | CallEvent::ConferenceEnded { call, .. } => self.call_tenant.get(call).copied(),
             CallEvent::AgentLegUp { agent }
             | CallEvent::AgentLegDown { agent }
             | CallEvent::AgentUnreachable { agent, .. }
@@ -277,6 +281,10 @@ fn command_agent(c: &control::agent::Command) -> Option<u64> {
         | C::HangUpCustomer { agent_id, .. }
         | C::HoldCustomer { agent_id, .. }
         | C::ParkCustomer { agent_id, .. }
-        | C::DialPreview { agent_id, .. } => agent_id.0,
+        | C::DialPreview { agent_id, .. }
+        | C::TransferOutside { agent_id, .. }
+        | C::Conference { agent_id, .. }
+        | C::EndConference { agent_id, .. }
+        | C::LeaveConference { agent_id, .. } => agent_id.0,
     })
 }

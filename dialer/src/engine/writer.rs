@@ -242,6 +242,8 @@ fn kind(w: &Write) -> &'static str {
         Write::NotDialled(_) => "not_dialled",
         Write::MonitorStarted { .. } => "monitor_started",
         Write::MonitorEnded { .. } => "monitor_ended",
+        Write::ConferenceStarted { .. } => "conference_started",
+        Write::ConferenceEnded { .. } => "conference_ended",
     }
 }
 
@@ -254,6 +256,10 @@ fn payload(w: &Write) -> String {
         Write::MonitorStarted { monitor, at_ms } => Ok(serde_json::json!({ "monitor": monitor, "at": at_ms })),
         Write::MonitorEnded { monitor, at_ms, reason } => {
             Ok(serde_json::json!({ "monitor": monitor, "at": at_ms, "reason": reason }))
+        }
+        Write::ConferenceStarted { call, at_ms } => Ok(serde_json::json!({ "call": call, "at": at_ms })),
+        Write::ConferenceEnded { call, at_ms, reason } => {
+            Ok(serde_json::json!({ "call": call, "at": at_ms, "reason": reason }))
         }
         Write::NotDialled(c) => Ok(serde_json::json!(c
             .iter()
@@ -285,6 +291,10 @@ async fn apply(db: &Db, holder: Option<&str>, job: &Job) -> Result<(), StoreErro
         Write::MonitorStarted { monitor, at_ms } => store::monitoring::started(db, tenant, *monitor, *at_ms).await,
         Write::MonitorEnded { monitor, at_ms, reason } => {
             store::monitoring::ended(db, tenant, *monitor, *at_ms, reason).await
+        }
+        Write::ConferenceStarted { call, at_ms } => store::conferences::started(db, tenant, *call, *at_ms).await,
+        Write::ConferenceEnded { call, at_ms, reason } => {
+            store::conferences::ended(db, tenant, *call, *at_ms, reason).await
         }
     }
 }

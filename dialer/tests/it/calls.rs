@@ -13,7 +13,7 @@ use sip::message::{Method, Request};
 
 use crate::net::{addr, keys, Net, Script, CARRIER, PHONE, SHARD};
 
-fn dial(call: u64, tel: &str) -> Command {
+pub(crate) fn dial(call: u64, tel: &str) -> Command {
     Command::DialCustomer(Box::new(DialCustomer {
         call,
         tenant_id: 1,
@@ -28,7 +28,7 @@ fn dial(call: u64, tel: &str) -> Command {
     }))
 }
 
-fn ended(events: &[CallEvent], call: u64) -> Vec<CallEnd> {
+pub(crate) fn ended(events: &[CallEvent], call: u64) -> Vec<CallEnd> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -38,7 +38,7 @@ fn ended(events: &[CallEvent], call: u64) -> Vec<CallEnd> {
         .collect()
 }
 
-fn agent_up(net: &mut Net, agent: u64) {
+pub(crate) fn agent_up(net: &mut Net, agent: u64) {
     net.command(Command::DialAgent(DialAgent {
         agent,
         tenant_id: 1,

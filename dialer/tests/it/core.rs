@@ -83,6 +83,8 @@ struct Sim {
     auto_prepare: bool,
     pending_prepares: Vec<PrepareRequest>,
     published: Vec<ShardEvent>,
+    /// What the agents' pages were told.
+    notices: Vec<control::messages::AgentNotice>,
     writes: Vec<Write>,
     commands: Vec<Command>,
     max_in_flight: HashMap<u64, usize>,
@@ -166,6 +168,7 @@ impl Sim {
             auto_prepare: true,
             pending_prepares: Vec::new(),
             published: Vec::new(),
+            notices: Vec::new(),
             writes: Vec::new(),
             commands: Vec::new(),
             max_in_flight: HashMap::new(),
@@ -254,7 +257,10 @@ impl Sim {
                     assert_eq!(tenant, TENANT);
                     self.writes.push(write);
                 }
-                Output::Notice { tenant, .. } => assert_eq!(tenant, TENANT),
+                Output::Notice { tenant, notice } => {
+                    assert_eq!(tenant, TENANT);
+                    self.notices.push(notice);
+                }
                 Output::ReadRegistrations { tenant } => assert_eq!(tenant, TENANT),
                 Output::Prepare(req) => {
                     assert_eq!(req.tenant, TENANT);
@@ -416,7 +422,11 @@ impl Sim {
             | Command::EndSupervision { .. }
             | Command::Hold { .. }
             | Command::Park { .. }
-            | Command::DialBrowser(_) => {}
+            | Command::DialBrowser(_)
+            | Command::TransferOutside(_)
+            | Command::Conference(_)
+            | Command::EndConference { .. }
+            | Command::LeaveConference { .. } => {}
         }
     }
 
@@ -730,21 +740,24 @@ fn preview_dials_only_what_the_agent_asks() {
     ));
 }
 
+/// Agent `agent` of campaign 10 dials lead `lead` of job 1 (its preview).
+fn preview_ask(agent: u64, lead: u64) -> Input {
+    Input::Agent(Event::Command(Ctl::DialPreview {
+        agent_id: AgentId(agent),
+        campaign_id: CampaignId(10),
+        call_job_id: CallJobId(1),
+        lead_id: LeadId(lead),
+        caller_id: None,
+    }))
+}
+
 #[test]
 fn preview_outside_business_hours_and_at_the_channel_limit() {
     let mut job = running_job(1, 10, "preview", 1);
     job.business_start = "11:00".into();
     let mut sim = Sim::new(vec![(job, 10)]);
     sim.agents_ready(10, &[1, 2]);
-    let ask = |agent: u64, lead: u64| {
-        Input::Agent(Event::Command(Ctl::DialPreview {
-            agent_id: AgentId(agent),
-            campaign_id: CampaignId(10),
-            call_job_id: CallJobId(1),
-            lead_id: LeadId(lead),
-            caller_id: None,
-        }))
-    };
+    let ask = preview_ask;
     sim.input(ask(1, 1));
     assert!(sim
         .published
@@ -988,4 +1001,55 @@ fn a_leg_without_a_phone_waits_for_the_pages_offer() {
     sim.input(Input::Agent(Event::Command(Ctl::HangUpAgentLeg { agent_id: AgentId(9) })));
     sim.run_for(dialer::engine::core::LEG_WAITS_FOR_OFFER_MS + 1_000);
     assert!(!unreachable(&sim, 9));
+}
+
+/// 外線転送: the outside leg goes out from the call's caller ID and is a channel of its campaign
+/// until it fails; at the limit the agent is told and no leg is placed.
+#[test]
+fn an_outside_leg_is_a_channel_of_the_call_and_is_refused_at_the_limit() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "preview", 2), 20)]);
+    sim.agents_ready(10, &[1, 2]);
+    let ask = preview_ask;
+    // Agent 1 talks with lead 1's customer (answered after 2 s, bridged at once).
+    sim.input(ask(1, 1));
+    sim.run_for(2_500);
+    let call = sim.calls.iter().find(|(_, c)| c.3 == Some(1)).map(|(id, _)| *id).expect("agent 1's call");
+    let tel = control::messages::Tel::new("0399998888").expect("tel");
+    let transfer = Ctl::TransferOutside { agent_id: AgentId(1), call_id: CallId(call), tel };
+    sim.input(Input::Agent(Event::Command(transfer)));
+    let placed: Vec<_> = sim
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::TransferOutside(t) => Some((t.call, t.tel.clone(), t.caller_id.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, vec![(call, "0399998888".to_string(), Some("0312345678".to_string()))]);
+    // Two channels in use (the call and its outside leg): agent 2's dial is refused.
+    sim.input(ask(2, 2));
+    sim.run_for(1);
+    let refused = |sim: &Sim| {
+        sim.published
+            .iter()
+            .any(|e| matches!(e, ShardEvent::PreviewNotDialled { result, .. } if result == "channel_limit"))
+    };
+    assert!(refused(&sim), "the outside leg holds a channel");
+    // The outside number was busy: the channel is free again, and the page was told why.
+    let reason = dialer::calls::OutsideFailure::Busy;
+    sim.shard(CallEvent::OutsideFailed { call, agent: 1, status: 486, reason });
+    assert!(sim.notices.iter().any(|n| matches!(n,
+        control::messages::AgentNotice::OutsideTransfer { outcome, .. } if outcome == "busy")));
+    sim.published.clear();
+    sim.input(ask(2, 3));
+    sim.run_for(1);
+    assert!(!refused(&sim), "the channel came back with the leg");
+    // Both channels busy again (two calls): a transfer now is refused before any leg is placed.
+    sim.run_for(2_500);
+    let before = sim.commands.iter().filter(|c| matches!(c, Command::TransferOutside(_))).count();
+    sim.input(Input::Agent(Event::Command(transfer)));
+    let after = sim.commands.iter().filter(|c| matches!(c, Command::TransferOutside(_))).count();
+    assert_eq!(before, after, "no leg past the campaign's limit");
+    assert!(sim.notices.iter().any(|n| matches!(n,
+        control::messages::AgentNotice::OutsideTransfer { outcome, .. } if outcome == "channel_limit")));
 }

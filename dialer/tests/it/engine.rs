@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::floor::{backends, scalar, until, Floor, FloorSpec};
 
-const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+pub const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 /// The carrier's rules by last digit: 0-3 answer (talk 1.5 s), 4 busy, 5 decline, 6 not found,
 /// 7 rings until our timeout, 8 server error, 9 answer.
@@ -45,15 +45,19 @@ pub async fn carrier(rules: [Behaviour; 10], stop: &watch::Receiver<bool>) -> si
 
 /// The floor's agents' phones, answering after `answer_after`, once all have registered.
 pub async fn phones(floor: &Floor, answer_after: Duration, stop: &watch::Receiver<bool>) -> Vec<sim::phone::Phone> {
+    phones_with_tone(floor, answer_after, None, stop).await
+}
+
+/// [`phones`] sending a tone at `tone_hz` (tests telling who hears whom).
+pub async fn phones_with_tone(
+    floor: &Floor,
+    answer_after: Duration,
+    tone_hz: Option<f32>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<sim::phone::Phone> {
     let phones = sim::phone::start(
         floor.phone_accounts(),
-        PhoneConfig {
-            registrar: floor.info.sip_addrs[0],
-            bind_ip: LOCALHOST,
-            expires_s: 300,
-            answer_after,
-            tone_hz: None,
-        },
+        PhoneConfig { registrar: floor.info.sip_addrs[0], bind_ip: LOCALHOST, expires_s: 300, answer_after, tone_hz },
         stop.clone(),
     )
     .await

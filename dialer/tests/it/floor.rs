@@ -394,6 +394,23 @@ impl Floor {
         scalar(&self.db, self.tenant, sql).await
     }
 
+    /// Agent `a` dials the lead held for it in the preview job (none held: a test's mistake).
+    pub async fn preview_dial(&self, a: i64) {
+        let (t, now) = (self.tenant as i64, store::now_ms());
+        let lead = store::preview::reserve(&self.db, t, self.job, a, now, store::preview::HOLD_MS)
+            .await
+            .expect("reserve")
+            .expect("a lead for the agent");
+        self.command(ApiCommand::PreviewDial {
+            agent_id: control::agent::AgentId(a as u64),
+            campaign_id: CampaignId(self.campaign as u64),
+            call_job_id: CallJobId(self.job as u64),
+            lead_id: control::messages::LeadId(lead.lead_id as u64),
+            caller_id: None,
+        })
+        .await;
+    }
+
     /// (tel, attempts, last_result) of every lead.
     pub async fn leads(&self) -> Vec<(String, i64, Option<String>)> {
         sqlx::query("SELECT tel, attempts, last_result FROM leads WHERE tenant_id = $1 ORDER BY id")

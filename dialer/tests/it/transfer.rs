@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use control::agent::{AgentId, AgentState, CallId};
-use control::messages::{ApiCommand, CallJobId, CampaignId, LeadId};
+use control::messages::ApiCommand;
 use sim::carrier::Behaviour;
 use tokio::sync::watch;
 
@@ -29,20 +29,7 @@ async fn a_transfer_hands_the_talking_customer_to_a_ready_colleague() {
         let (b, a) = (floor.agents[0], floor.agents[1]);
         floor.log_in_agents(Some(60_000)).await;
         until("agents ready", Duration::from_secs(15), || async { floor.agents_in("ready").await == 2 }).await;
-        let (t, now) = (floor.tenant as i64, store::now_ms());
-        let lead = store::preview::reserve(&floor.db, t, floor.job, a, now, store::preview::HOLD_MS)
-            .await
-            .expect("reserve")
-            .expect("a lead for A");
-        floor
-            .command(ApiCommand::PreviewDial {
-                agent_id: AgentId(a as u64),
-                campaign_id: CampaignId(floor.campaign as u64),
-                call_job_id: CallJobId(floor.job as u64),
-                lead_id: LeadId(lead.lead_id as u64),
-                caller_id: None,
-            })
-            .await;
+        floor.preview_dial(a).await;
         until("A talking", Duration::from_secs(15), || async {
             floor.agent_view(a).await.is_some_and(|v| v.state == AgentState::Talking)
         })

@@ -28,6 +28,10 @@ const HOLD_HZ: f32 = 392.0;
 const BROWSER_HZ: f32 = 2300.0;
 /// A tone is heard with at least this share of the last second's energy; not heard below DEAF.
 const HEARS: f32 = 0.1;
+/// 外線転送 from the desktop to this number: busy (486).
+const BUSY_NUMBER: &str = "0399990004";
+/// 電話会議 from the desktop with this number: it answers.
+const CONF_NUMBER: &str = "0399990002";
 const DEAF: f32 = 0.01;
 
 struct Api {
@@ -102,13 +106,12 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
     // The floor.
     let (sim_stop, sim_rx) = watch::channel(false);
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    // Every number answers and talks until hung up, but 外線転送's busy number.
+    let mut rules = [Behaviour::Answer { after_ms: 300, talk_ms: None }; 10];
+    rules[4] = Behaviour::Fail { status: 486, after_ms: 500 };
     let carrier = sim::carrier::start(
         loopback,
-        CarrierConfig {
-            by_last_digit: Some([Behaviour::Answer { after_ms: 300, talk_ms: None }; 10]),
-            tone_hz: Some(CUSTOMER_HZ),
-            ..CarrierConfig::default()
-        },
+        CarrierConfig { by_last_digit: Some(rules), tone_hz: Some(CUSTOMER_HZ), ..CarrierConfig::default() },
         sim_rx.clone(),
     )
     .await
@@ -292,7 +295,8 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
     // The same from the pages, in Chromium: the wallboard's agent menu and the job monitor's chip.
     let fixture = json!({"tenant": "watch", "agent": agent, "call": record,
         "sv": {"login": "suzuki", "password": "watch-password-1"},
-        "op": {"login": "tanaka", "password": "watch-password-1"}});
+        "op": {"login": "tanaka", "password": "watch-password-1"}, "busyNumber": BUSY_NUMBER,
+        "confNumber": CONF_NUMBER});
     let mut browser = browser_proc::Browser::script("monitor.test.js", "monitor", &api.base, &fixture);
     while let Some(step) = browser.next_step().await {
         match step.as_str() {
@@ -340,6 +344,42 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
             "unheld" => {
                 until("they hear each other again (from the desktop)", Duration::from_secs(5), || async {
                     carrier.heard_share(AGENT_HZ) > 0.5 && agent_phone.heard_share(CUSTOMER_HZ) > 0.5
+                })
+                .await;
+            }
+            "outside_busy" => {
+                // The busy outside number was called from the call's caller ID, and the customer
+                // is back with the agent: they hear each other again.
+                assert!(carrier.log().iter().any(|e| e.tel == BUSY_NUMBER && e.outcome == "failed:486"));
+                until("back with the agent after the busy outside number", Duration::from_secs(5), || async {
+                    carrier.heard_share(AGENT_HZ) > 0.5 && agent_phone.heard_share(CUSTOMER_HZ) > 0.5
+                })
+                .await;
+            }
+            "conference" => {
+                // The third party (the carrier, as the customer) hears the agent and the customer:
+                // the carrier's own tone comes back to it; the agent hears the customer still.
+                until("each of the three hears the other two", Duration::from_secs(10), || async {
+                    carrier.heard_share(CUSTOMER_HZ) > 0.2 && carrier.heard_share(AGENT_HZ) > 0.2
+                })
+                .await;
+                assert!(agent_phone.heard_share(CUSTOMER_HZ) > 0.5, "the agent hears the others");
+                assert!(carrier.log().iter().any(|e| e.tel == CONF_NUMBER && e.outcome == "answered"));
+            }
+            "conference_dropped" => {
+                until("the third party is gone", Duration::from_secs(5), || async {
+                    carrier.log().iter().any(|e| e.tel == CONF_NUMBER && e.ended_at.is_some())
+                })
+                .await;
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                assert!(carrier.heard_share(CUSTOMER_HZ) < DEAF, "the customer no longer hears a third party");
+                assert!(carrier.heard_share(AGENT_HZ) > 0.5, "the customer hears the agent");
+                let rows = store::conferences::of_call(&db, t, record).await.expect("conferences");
+                assert_eq!(rows.len(), 1, "{rows:?}");
+                assert!(rows[0].started_at.is_some(), "{rows:?}");
+                until("the conference's end is recorded", Duration::from_secs(5), || async {
+                    let rows = store::conferences::of_call(&db, t, record).await.expect("conferences");
+                    rows[0].end_reason.as_deref() == Some("dropped")
                 })
                 .await;
             }
