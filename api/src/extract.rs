@@ -67,9 +67,29 @@ pub fn refuse_declared_length(headers: &HeaderMap, limit: u64) -> Result<(), Api
     }
 }
 
+/// The most bytes of a refused upload read and thrown away before its 413 ([`read_limited`]).
+const DRAIN_MAX: usize = 16 << 20;
+/// How long a refused upload is read before its 413.
+const DRAIN_WITHIN: Duration = Duration::from_secs(5);
+
 /// The whole body, at most `limit` bytes (refused by its declared length first), within `within`.
 pub async fn read_limited(req: Request, limit: usize, within: Duration) -> Result<Bytes, ApiError> {
-    refuse_declared_length(req.headers(), limit as u64)?;
+    if let Err(e) = refuse_declared_length(req.headers(), limit as u64) {
+        // A file a little over the limit (an upload, not an attack) is read to its end and thrown
+        // away before the refusal, so that the client, still sending it, gets the 413 rather than
+        // a broken pipe; anything larger, or slower than a few seconds, is cut.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        if declared <= limit.saturating_mul(2).min(DRAIN_MAX) {
+            let drain = axum::body::to_bytes(req.into_body(), declared);
+            let _ = tokio::time::timeout(DRAIN_WITHIN, drain).await;
+        }
+        return Err(e);
+    }
     let read = axum::body::to_bytes(req.into_body(), limit);
     match tokio::time::timeout(within, read).await {
         Err(_) => {

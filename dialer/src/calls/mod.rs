@@ -30,8 +30,8 @@
 
 pub mod browser;
 pub mod dtmf_entry;
-pub mod park_keys;
 pub mod outside;
+pub mod park_keys;
 pub mod phones;
 pub mod supervise;
 
@@ -52,8 +52,8 @@ use sip::{Endpoint, Event as SipEvent, TxId};
 
 pub use browser::DialBrowser;
 pub use dtmf_entry::{DtmfEntry, EntryError, EntryParser};
-pub use park_keys::{ParkKeyParser, ParkKeys};
 pub use outside::{conference_leg_id, ConferenceEnd, OutsideFailure, TransferOutside};
+pub use park_keys::{ParkKeyParser, ParkKeys};
 pub use phones::{Account, AuthStats, DigestChallenges, PhoneSettings, Phones};
 pub use supervise::{Supervise, SupervisionEnd, SupervisorPhone};
 
