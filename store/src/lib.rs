@@ -283,6 +283,18 @@ impl Db {
                 })
             });
         }
+        if backend == Backend::Postgres {
+            // A process cut off from the database in the middle of a transaction (its COMMIT never
+            // arrives) would keep that transaction's row locks until TCP noticed, minutes later:
+            // a lease it was renewing could not be taken over. No transaction of ours waits 10 s
+            // between its statements, so one that does is ended by the server.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET idle_in_transaction_session_timeout = '10s'").await?;
+                    Ok(())
+                })
+            });
+        }
         let pool = options.connect(url).await?;
         let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
         let _checkpointer = write_gate.as_ref().map(|gate| Arc::new(Checkpointer::start(pool.clone(), gate.clone())));

@@ -994,10 +994,13 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
   // account the page joins from the browser by itself.
   const SVP = { pc: null, stream: null, ctx: null, analyser: null };
 
-  function closeBrowserPhone() {
-    if (SVP.pc) SVP.pc.close();
+  function closeBrowserPhone(later) {
+    const pc = SVP.pc;
     SVP.pc = null;
     $('monitor-audio').srcObject = null;
+    // On 参加を終了 the dialer ends the leg first (it records that the supervisor left); the
+    // connection is closed a moment later, not raced against that.
+    if (pc) setTimeout(() => pc.close(), later ? 3000 : 0);
   }
 
   /** A new connection for this page, its offer with every host candidate (at most 2 s). The one
@@ -1064,7 +1067,7 @@ import { FIGURES, figure, STATE_COLORS } from '/ui/figures.js';
     try {
       if (mode === 'stop') {
         await api('DELETE', `/agents/${id}/monitor`);
-        closeBrowserPhone();
+        closeBrowserPhone(true);
         $('menu-monitor-status').textContent = t('monitor_stopped');
       } else if (browser.checked) {
         await joinFromBrowser(id, mode);
