@@ -56,18 +56,7 @@ impl CallControl {
         cfg.hold_audio = self.cfg.hold_audio.clone();
         cfg.bridge_beep = self.cfg.bridge_beep.clone();
         self.control(Control::AddCall { call: m, config: Box::new(cfg) });
-        let leg = LegConfig {
-            rtp_socket: port.0,
-            rtcp_socket: None,
-            remote_rtp: port.1, // the shard puts the WebRTC leg's own address here
-            remote_rtcp: None,
-            codec: media::Codec::Pcmu,
-            telephone_event_pt: Some(TELEPHONE_EVENT_PT),
-            ssrc: self.rng.next_u32(),
-            initial_seq: self.rng.next_u32() as u16,
-            initial_timestamp: self.rng.next_u32(),
-            inband_dtmf: false,
-        };
+        let leg = self.webrtc_leg(port);
         self.control(Control::SetWebRtcAgent { call: m, leg: Box::new(leg), local: port.1, offer: cmd.offer });
         self.agents.insert(
             agent,
@@ -91,6 +80,23 @@ impl CallControl {
                 browser: true,
             },
         );
+    }
+
+    /// The media call's side of a browser phone's leg (the agent's or a supervisor's) on `port`:
+    /// PCMU with RFC 4733 digits; the shard puts the WebRTC leg's own address as its remote.
+    pub(super) fn webrtc_leg(&mut self, port: (media::SocketId, std::net::SocketAddr)) -> LegConfig {
+        LegConfig {
+            rtp_socket: port.0,
+            rtcp_socket: None,
+            remote_rtp: port.1,
+            remote_rtcp: None,
+            codec: media::Codec::Pcmu,
+            telephone_event_pt: Some(TELEPHONE_EVENT_PT),
+            ssrc: self.rng.next_u32(),
+            initial_seq: self.rng.next_u32() as u16,
+            initial_timestamp: self.rng.next_u32(),
+            inband_dtmf: false,
+        }
     }
 
     /// The shard's reports about a browser leg; true if the report was one.

@@ -7,7 +7,7 @@
 //! the agent (hung up or unbridged); every join and end is one [`CallEvent`] for the records.
 
 use media::shard::WebRtcSupervisorEvent;
-use media::{LegConfig, SupervisorMode};
+use media::SupervisorMode;
 
 use super::*;
 
@@ -148,18 +148,7 @@ impl CallControl {
                 return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason });
             }
         };
-        let leg = LegConfig {
-            rtp_socket: port.0,
-            rtcp_socket: None,
-            remote_rtp: port.1, // the shard puts the WebRTC leg's own address here
-            remote_rtcp: None,
-            codec: media::Codec::Pcmu,
-            telephone_event_pt: Some(TELEPHONE_EVENT_PT),
-            ssrc: self.rng.next_u32(),
-            initial_seq: self.rng.next_u32() as u16,
-            initial_timestamp: self.rng.next_u32(),
-            inband_dtmf: false,
-        };
+        let leg = self.webrtc_leg(port);
         let m = agent_media_call(agent);
         self.control(Control::AddWebRtcSupervisor { call: m, id: sup, leg: Box::new(leg), local: port.1, offer, mode });
         let leg = SupervisorLeg { cmd, agent, up: false, sip: None, dialog: None, port, local_sdp: Vec::new() };

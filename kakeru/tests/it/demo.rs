@@ -308,7 +308,8 @@ async fn recordings_past_the_quota(
             let rows: Vec<String> = rows
                 .iter()
                 .map(|r| {
-                    let g = |c: &str| r.try_get::<Option<i64>, _>(c).ok().flatten().map_or("-".into(), |v| v.to_string());
+                    let g =
+                        |c: &str| r.try_get::<Option<i64>, _>(c).ok().flatten().map_or("-".into(), |v| v.to_string());
                     ["id", "dialer_call_id", "agent_user_id", "answered_at", "bridged_at", "ended_at", "created_at"]
                         .map(|c| format!("{c}={}", g(c)))
                         .join(" ")
