@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod auth;
 pub mod callbacks;
+pub mod conferences;
 pub mod console;
 pub mod custom;
 pub mod desk;
@@ -173,6 +174,7 @@ fn registry() -> Registry {
     callbacks::mount(&mut reg);
     phone::mount(&mut reg);
     monitor::mount(&mut reg);
+    conferences::mount(&mut reg);
     reg
 }
 

@@ -598,6 +598,31 @@ pub static PHONE_BOOK: Spec = Spec {
     hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
 };
 
+// ------------------------------------------------------------------------------- outside transfers
+
+pub static OUTSIDE_TRANSFERS: Spec = Spec {
+    schema: "OutsideTransfer",
+    path: "/outside-transfers",
+    table: "outside_transfers",
+    tag: "agents",
+    doc: "外線転送: the tenant's saved outside numbers (a branch office, a partner's line) an agent transfers a call to (POST /agent/calls/{id}/transfer-outside) or calls into it as a third party (/conference), chosen by name on the desktop instead of typed. One name per entry.",
+    fields: &[
+        Field::new("name", NAME, "The name agents choose it by (名称), unique in the tenant.").req().sort().search(),
+        Field::new("number", Ty::Tel, "The outside number (外線転送番号).").req().filter().sort().search(),
+        CREATED,
+        UPDATED,
+    ],
+    extra: &[],
+    read: &[Role::Mgr, Role::Sv, Role::Op],
+    write: MGR,
+    delete: MGR,
+    scope: None,
+    own: None,
+    creatable: true,
+    updatable: true,
+    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+};
+
 // --------------------------------------------------------------------------------- batches, lists
 
 pub static BATCHES: Spec = Spec {
@@ -1362,6 +1387,7 @@ pub static ALL_SPECS: &[&Spec] = &[
     &DNC_NUMBERS,
     &INBOUND_BLOCKS,
     &PHONE_BOOK,
+    &OUTSIDE_TRANSFERS,
     &RECALLS,
     &CALL_RECORDS,
     &WRAPUP_RECORDS,

@@ -82,17 +82,52 @@ pub async fn of_call(db: &Db, tenant_id: i64, call_record_id: i64) -> Result<Vec
     .bind(call_record_id)
     .fetch_all(&db.pool)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Conference {
-                id: r.try_get("id")?,
-                agent_user_id: r.try_get("agent_user_id")?,
-                to_tel: r.try_get("to_tel")?,
-                requested_at: r.try_get("requested_at")?,
-                started_at: r.try_get("started_at")?,
-                ended_at: r.try_get("ended_at")?,
-                end_reason: r.try_get("end_reason")?,
-            })
-        })
-        .collect()
+    rows.iter().map(conference_of).collect()
+}
+
+fn conference_of(r: &sqlx::any::AnyRow) -> Result<Conference> {
+    Ok(Conference {
+        id: r.try_get("id")?,
+        agent_user_id: r.try_get("agent_user_id")?,
+        to_tel: r.try_get("to_tel")?,
+        requested_at: r.try_get("requested_at")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        end_reason: r.try_get("end_reason")?,
+    })
+}
+
+/// A conference as the call's history lists it: with the name of the agent who asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceEntry {
+    pub conference: Conference,
+    /// The agent's display name ("" once the user is deleted).
+    pub agent: String,
+}
+
+/// The conferences of the tenant's call record `call_record_id`, oldest first; `None` when the
+/// tenant has no such call (another tenant's call reads as missing).
+pub async fn history(db: &Db, tenant_id: i64, call_record_id: i64) -> Result<Option<Vec<ConferenceEntry>>> {
+    let exists = sqlx::query("SELECT id FROM call_records WHERE id = $1 AND tenant_id = $2")
+        .bind(call_record_id)
+        .bind(tenant_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT c.id, c.agent_user_id, c.to_tel, c.requested_at, c.started_at, c.ended_at, c.end_reason,
+                COALESCE(u.display_name, '') AS agent
+         FROM call_conferences c LEFT JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.agent_user_id
+         WHERE c.tenant_id = $1 AND c.call_record_id = $2 ORDER BY c.requested_at, c.id LIMIT 100",
+    )
+    .bind(tenant_id)
+    .bind(call_record_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(ConferenceEntry { conference: conference_of(r)?, agent: r.try_get("agent")? }))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }

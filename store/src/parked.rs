@@ -98,8 +98,11 @@ pub async fn is_open(db: &Db, tenant_id: i64, number: i64) -> Result<bool> {
 pub struct ParkRecord {
     pub number: i64,
     pub parked_by: i64,
+    /// The display names of who parked it and who picked it up ("" once the user is deleted).
+    pub parked_by_name: String,
     pub parked_at: i64,
     pub picked_by: Option<i64>,
+    pub picked_by_name: Option<String>,
     pub ended_at: Option<i64>,
     pub outcome: Option<String>,
 }
@@ -107,8 +110,12 @@ pub struct ParkRecord {
 /// The parks of a call (dialer call id), oldest first.
 pub async fn of_call(db: &Db, tenant_id: i64, dialer_call_id: i64) -> Result<Vec<ParkRecord>> {
     let rows = sqlx::query(
-        "SELECT CAST(number AS BIGINT) AS number, parked_by, parked_at, picked_by, ended_at, outcome FROM parked_calls
-         WHERE tenant_id = $1 AND dialer_call_id = $2 ORDER BY parked_at, id LIMIT 100",
+        "SELECT CAST(p.number AS BIGINT) AS number, p.parked_by, COALESCE(a.display_name, '') AS parked_by_name,
+                p.parked_at, p.picked_by, b.display_name AS picked_by_name, p.ended_at, p.outcome
+         FROM parked_calls p
+         LEFT JOIN users a ON a.tenant_id = p.tenant_id AND a.id = p.parked_by
+         LEFT JOIN users b ON b.tenant_id = p.tenant_id AND b.id = p.picked_by
+         WHERE p.tenant_id = $1 AND p.dialer_call_id = $2 ORDER BY p.parked_at, p.id LIMIT 100",
     )
     .bind(tenant_id)
     .bind(dialer_call_id)
@@ -119,8 +126,10 @@ pub async fn of_call(db: &Db, tenant_id: i64, dialer_call_id: i64) -> Result<Vec
             Ok(ParkRecord {
                 number: r.try_get("number")?,
                 parked_by: r.try_get("parked_by")?,
+                parked_by_name: r.try_get("parked_by_name")?,
                 parked_at: r.try_get("parked_at")?,
                 picked_by: r.try_get("picked_by")?,
+                picked_by_name: r.try_get("picked_by_name")?,
                 ended_at: r.try_get("ended_at")?,
                 outcome: r.try_get("outcome")?,
             })

@@ -82,8 +82,9 @@ async fn parks_of_call(State(st): State<AppState>, auth: Auth, Id(id): Id) -> Ap
     let items: Vec<Value> = parks
         .into_iter()
         .map(|p| {
-            json!({"number": p.number, "parked_by": p.parked_by, "parked_at": tz_time(&auth, Some(p.parked_at)),
-                "picked_by": p.picked_by, "ended_at": tz_time(&auth, p.ended_at), "outcome": p.outcome})
+            json!({"number": p.number, "parked_by": p.parked_by, "parked_by_name": p.parked_by_name,
+                "parked_at": tz_time(&auth, Some(p.parked_at)), "picked_by": p.picked_by,
+                "picked_by_name": p.picked_by_name, "ended_at": tz_time(&auth, p.ended_at), "outcome": p.outcome})
         })
         .collect();
     Ok(Json(json!({"items": items})))

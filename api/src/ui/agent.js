@@ -44,7 +44,7 @@
       parked_number: '保留番号', parked_tel: '相手の電話番号', parked_time: '保留時間', parked_none: 'パーク保留中の呼はありません',
       parked_by: '{name} さんが保留', pick_up: 'コールバック', confirm_pick_up: '保留番号 {number} ({tel}) をコールバックしますか? 電話機につながります',
       pick_up_not_ready: '待機中にコールバックできます',
-      transfer_outside: '外線転送', outside_number: '外線番号',
+      transfer_outside: '外線転送', outside_number: '外線番号', outside_saved: '登録済みの外線転送先', outside_saved_none: '登録先から選ぶ',
       conference: '電話会議', conf_drop: '会議を終了', conf_leave: '会議から退出',
       confirm_conference: '{number} を電話会議に加えますか?',
       conf_calling: '{number} を呼び出しています。お客様との通話は続いています。',
@@ -146,7 +146,7 @@
       parked_number: 'Park no.', parked_tel: 'Customer', parked_time: 'Parked', parked_none: 'No parked calls',
       parked_by: 'parked by {name}', pick_up: 'Call back', confirm_pick_up: 'Take park number {number} ({tel}) on your phone?',
       pick_up_not_ready: 'Calls are picked up while ready',
-      transfer_outside: 'Outside transfer', outside_number: 'Outside number',
+      transfer_outside: 'Outside transfer', outside_number: 'Outside number', outside_saved: 'Saved outside numbers', outside_saved_none: 'Choose a saved number',
       conference: 'Conference', conf_drop: 'End conference', conf_leave: 'Leave conference',
       confirm_conference: 'Add {number} to the call?',
       conf_calling: 'Calling {number}. You are still talking with the customer.',
@@ -255,6 +255,8 @@
     mode: { lead: null, results: null, searched: '', notice: '' },
     // 発番号: GET /agent/caller-ids (loaded with the job), and the one the agent chose ('' = the job's).
     callerIds: null,
+    // 外線転送's saved numbers (GET /outside-transfers), read once a session.
+    outsideSaved: null,
     callerId: '',
     messages: [],
     savedCall: null,
@@ -470,6 +472,7 @@
     loadRecalls();
     loadPresence();
     loadParked();
+    if (!S.outsideSaved) loadOutsideSaved();
     enterWaiting();
     render();
   }
@@ -652,6 +655,18 @@
       S.recalls = (await api('GET', '/agent/recalls')).items;
     } catch (e) {
       $('recalls-error').textContent = e.message;
+    }
+    render();
+  }
+
+  /** 外線転送: the tenant's saved outside numbers (the console's 外線転送), read once a session;
+   * choosing one fills the number field. None saved: the list stays hidden. */
+  async function loadOutsideSaved() {
+    S.outsideSaved = [];
+    try {
+      S.outsideSaved = (await api('GET', '/outside-transfers?sort=name&limit=200')).items;
+    } catch (e) {
+      S.outsideSaved = null; // read again with the next state
     }
     render();
   }
@@ -1159,6 +1174,17 @@
     // 外線転送: of the customer one talks with (not on hold), once a number is typed; not twice.
     const inConf = !!S.conf && S.conf.call === S.callId && st === 'talking';
     if (S.conf && !inConf) S.conf = null;
+    const saved = $('outside-saved');
+    const savedSig = JSON.stringify([S.outsideSaved, S.lang]);
+    if (saved.dataset.sig !== savedSig) {
+      saved.dataset.sig = savedSig;
+      const none = el('option', '', t('outside_saved_none'));
+      none.value = '';
+      const items = S.outsideSaved || [];
+      saved.replaceChildren(none, ...items.map((x) => { const o = el('option', '', `${x.name} (${x.number})`); o.value = x.number; return o; }));
+      saved.hidden = !items.length;
+    }
+    saved.disabled = st !== 'talking' || S.outsideCall === S.callId;
     $('b-outside').disabled = st !== 'talking' || !$('outside-number').value.trim() || S.outsideCall === S.callId || inConf;
     // 電話会議: a third party from the same number field; then drop it or leave the two together.
     $('b-conf').hidden = inConf;
@@ -1724,7 +1750,12 @@
       if (!S.callId || !(await dialog(t('confirm_park'), true))) return;
       await act(() => api('POST', `/agent/calls/${S.callId}/park`));
     });
-    $('outside-number').addEventListener('input', render);
+    $('outside-number').addEventListener('input', () => { $('outside-saved').value = ''; render(); });
+    $('outside-saved').addEventListener('change', () => {
+      const v = $('outside-saved').value;
+      if (v) $('outside-number').value = v;
+      render();
+    });
     $('b-outside').addEventListener('click', async () => {
       const number = $('outside-number').value.trim();
       if (!S.callId || !number) return;

@@ -143,8 +143,10 @@ async function monitor() {
   await until(page, 'the desktop in Japanese', () => document.documentElement.lang === 'ja');
   await step('outside_busy');
 
-  // 電話会議 (Alt+F) with a number that answers: three parties; then 会議を終了 drops the third party.
-  await page.getByLabel('外線番号').fill(FIX.confNumber);
+  // 電話会議 (Alt+F) with a number that answers, chosen among the saved ones (外線転送): three
+  // parties; then 会議を終了 drops the third party.
+  await page.getByLabel('登録済みの外線転送先').selectOption({ label: `本社 (${FIX.confNumber})` });
+  assert.equal(await page.getByLabel('外線番号').inputValue(), FIX.confNumber);
   const conf = page.getByRole('button', { name: '電話会議', exact: true });
   assert.equal(await conf.getAttribute('aria-keyshortcuts'), 'Alt+F');
   await page.keyboard.press('Alt+F');

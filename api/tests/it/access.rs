@@ -34,6 +34,7 @@ pub async fn fixtures(app: &TestApp, t: &Tenant) -> HashMap<&'static str, i64> {
     post("/dnc-numbers", json!({"number": "0399998888"})).await;
     post("/inbound-blocks", json!({"number": "0399997777"})).await;
     post("/phone-book", json!({"number": "0399996666", "name": "fx"})).await;
+    post("/outside-transfers", json!({"name": "fx", "number": "0399995555"})).await;
     post("/closed-days", json!({"day": "2030-12-31", "name": "fx"})).await;
     post(
         "/recalls",
@@ -165,7 +166,7 @@ fn body_for(method: &str, path: &str, fx: &HashMap<&'static str, i64>) -> Option
         ("post", "/call-jobs") => {
             json!({"campaign_id": fx["/campaigns"], "dialing_group_id": fx["/dialing-groups"], "name": name, "list_ids": [fx["/lists"]]})
         }
-        ("post", "/phone-book") => json!({"number": tel, "name": name}),
+        ("post", "/phone-book") | ("post", "/outside-transfers") => json!({"number": tel, "name": name}),
         ("post", "/closed-days") => {
             let day = chrono::NaiveDate::from_ymd_opt(2031, 1, 1).unwrap() + chrono::Days::new(n);
             json!({"day": day.to_string(), "name": name})

@@ -415,6 +415,8 @@ struct InFlight {
     id: u64,
     campaign: u64,
     asked: u32,
+    /// The caller ID its dials were counted against ([`Engine::reserve`]).
+    caller_id: Option<String>,
     /// The preview dial it serves.
     preview: Option<(u64, i64)>,
 }
@@ -450,6 +452,9 @@ pub struct Engine {
     campaigns: HashMap<u64, Campaign>,
     caller_limits: HashMap<String, i64>,
     caller_ids: HashMap<u64, String>,
+    /// Dials being prepared, by the caller ID they go out with (a preview dial's may be the one the
+    /// agent chose, not its campaign's): counted against that number's limit.
+    reserved_by_cid: HashMap<String, u32>,
     numbers: HashSet<String>,
     previews: VecDeque<PreviewAsk>,
     preparing: Option<InFlight>,
@@ -495,6 +500,7 @@ impl Engine {
             campaigns: HashMap::new(),
             caller_limits: HashMap::new(),
             caller_ids: HashMap::new(),
+            reserved_by_cid: HashMap::new(),
             numbers: HashSet::new(),
             previews: VecDeque::new(),
             preparing: None,
@@ -1454,9 +1460,7 @@ impl Engine {
             return self.not_dialled(agent, lead, "busy");
         }
         let limit_reached = self.free_channels(campaign, &job) == 0;
-        if let Some(st) = self.campaigns.get_mut(&campaign) {
-            st.reserved += 1;
-        }
+        self.reserve(campaign, job.caller_id.clone(), 1);
         self.previews.push_back(PreviewAsk { agent, campaign, job, lead, limit_reached });
         self.start_preview();
     }
@@ -1479,7 +1483,13 @@ impl Engine {
         let Some(ask) = self.previews.pop_front() else { return };
         let all_jobs = self.campaigns.get(&ask.campaign).map(|st| st.jobs.clone()).unwrap_or_default();
         let id = self.next_prepare_id();
-        self.preparing = Some(InFlight { id, campaign: ask.campaign, asked: 1, preview: Some((ask.agent, ask.lead)) });
+        self.preparing = Some(InFlight {
+            id,
+            campaign: ask.campaign,
+            asked: 1,
+            caller_id: ask.job.caller_id.clone(),
+            preview: Some((ask.agent, ask.lead)),
+        });
         let req = PrepareRequest {
             id,
             tenant: self.tenant,
@@ -1489,6 +1499,31 @@ impl Engine {
             kind: PrepareKind::Preview { ask: Box::new(ask), all_jobs },
         };
         self.push(Output::Prepare(Box::new(req)));
+    }
+
+    /// Counts `k` dials being prepared against the campaign's channels and the caller ID they go
+    /// out with, until [`Engine::release`].
+    fn reserve(&mut self, campaign: u64, caller_id: Option<String>, k: u32) {
+        if let Some(st) = self.campaigns.get_mut(&campaign) {
+            st.reserved += k;
+        }
+        if let Some(cid) = caller_id {
+            *self.reserved_by_cid.entry(cid).or_default() += k;
+        }
+    }
+
+    fn release(&mut self, campaign: u64, caller_id: Option<&String>, k: u32) {
+        if let Some(st) = self.campaigns.get_mut(&campaign) {
+            st.reserved = st.reserved.saturating_sub(k);
+        }
+        if let Some(cid) = caller_id {
+            if let Some(n) = self.reserved_by_cid.get_mut(cid) {
+                *n = n.saturating_sub(k);
+                if *n == 0 {
+                    self.reserved_by_cid.remove(cid);
+                }
+            }
+        }
     }
 
     fn next_prepare_id(&mut self) -> u64 {
@@ -1511,12 +1546,7 @@ impl Engine {
             if let Some(limit) = self.caller_limits.get(cid) {
                 let used = self.calls.values().filter(|c| c.caller_id.as_ref() == Some(cid)).count() as i64
                     + self.outside.values().filter(|o| o.caller_id.as_ref() == Some(cid)).count() as i64;
-                let reserved_here: i64 = self
-                    .campaigns
-                    .values()
-                    .filter(|st| st.first().is_some_and(|j| j.caller_id.as_ref() == Some(cid)))
-                    .map(|st| i64::from(st.reserved))
-                    .sum();
+                let reserved_here = i64::from(self.reserved_by_cid.get(cid).copied().unwrap_or(0));
                 free = free.min((limit - used - reserved_here).max(0));
             }
         }
@@ -1581,7 +1611,7 @@ impl Engine {
             return false;
         }
         let id = self.next_prepare_id();
-        self.preparing = Some(InFlight { id, campaign, asked: 0, preview: None });
+        self.preparing = Some(InFlight { id, campaign, asked: 0, caller_id: None, preview: None });
         let req = PrepareRequest {
             id,
             tenant: self.tenant,
@@ -1645,13 +1675,17 @@ impl Engine {
     fn start_paced(&mut self, campaign: u64, k: u32) {
         let id = self.next_prepare_id();
         let numbers = self.numbers.clone();
+        // Paced dials count against the caller ID of the campaign's first job, the one
+        // `free_channels` capped them by.
+        let Some(st) = self.campaigns.get(&campaign) else { return };
+        let cid = st.first().and_then(|j| j.caller_id.clone());
+        self.reserve(campaign, cid.clone(), k);
         let Some(st) = self.campaigns.get_mut(&campaign) else { return };
-        st.reserved += k;
         let jobs: Vec<RunningJob> = st.jobs.iter().filter(|j| !st.exhausted.contains(&j.job_id)).cloned().collect();
         let start = st.next_job;
         st.next_job = st.next_job.wrapping_add(1);
         let predictive = st.mode == "predictive";
-        self.preparing = Some(InFlight { id, campaign, asked: k, preview: None });
+        self.preparing = Some(InFlight { id, campaign, asked: k, caller_id: cid, preview: None });
         let req = PrepareRequest {
             id,
             tenant: self.tenant,
@@ -1667,9 +1701,7 @@ impl Engine {
         let Some(f) = self.preparing.take_if(|f| f.id == id) else { return };
         self.stats.prepare_failures += 1;
         tracing::warn!(tenant = self.tenant, campaign = f.campaign, error, "could not prepare dials");
-        if let Some(st) = self.campaigns.get_mut(&f.campaign) {
-            st.reserved = st.reserved.saturating_sub(f.asked);
-        }
+        self.release(f.campaign, f.caller_id.as_ref(), f.asked);
         if let Some((agent, lead)) = f.preview {
             self.not_dialled(agent, lead, "error");
         }
@@ -1685,8 +1717,8 @@ impl Engine {
             return;
         };
         self.stats.restricted += p.restricted as u64;
+        self.release(f.campaign, f.caller_id.as_ref(), f.asked);
         if let Some(st) = self.campaigns.get_mut(&f.campaign) {
-            st.reserved = st.reserved.saturating_sub(f.asked);
             st.remaining = p.remaining;
         }
         if self.phase != Phase::Running {
@@ -1831,9 +1863,7 @@ impl Engine {
         // Not placed: the agents are given back (their leads stay held for them, unattempted).
         let asks: Vec<PreviewAsk> = self.previews.drain(..).collect();
         for ask in asks {
-            if let Some(st) = self.campaigns.get_mut(&ask.campaign) {
-                st.reserved = st.reserved.saturating_sub(1);
-            }
+            self.release(ask.campaign, ask.job.caller_id.as_ref(), 1);
             self.not_dialled(ask.agent, ask.lead, "job_not_running");
         }
         self.end_calls_where(|_| true);

@@ -742,13 +742,7 @@ fn preview_dials_only_what_the_agent_asks() {
 
 /// Agent `agent` of campaign 10 dials lead `lead` of job 1 (its preview).
 fn preview_ask(agent: u64, lead: u64) -> Input {
-    Input::Agent(Event::Command(Ctl::DialPreview {
-        agent_id: AgentId(agent),
-        campaign_id: CampaignId(10),
-        call_job_id: CallJobId(1),
-        lead_id: LeadId(lead),
-        caller_id: None,
-    }))
+    manual_dial(agent, lead, None)
 }
 
 #[test]
@@ -779,21 +773,25 @@ fn preview_outside_business_hours_and_at_the_channel_limit() {
     }
 }
 
+/// Agent `agent` of campaign 10 dials lead `lead` of job 1 from caller ID `cid` (its 発番号; `None`:
+/// the job's own).
+fn manual_dial(agent: u64, lead: u64, cid: Option<u64>) -> Input {
+    Input::Agent(Event::Command(Ctl::DialPreview {
+        agent_id: AgentId(agent),
+        campaign_id: CampaignId(10),
+        call_job_id: CallJobId(1),
+        lead_id: LeadId(lead),
+        caller_id: cid.map(CallerIdId),
+    }))
+}
+
 #[test]
 fn a_manual_dial_goes_out_with_the_caller_id_the_agent_chose_under_that_numbers_limit() {
     let mut sim = Sim::new(vec![(running_job(1, 10, "preview", 10), 20)]);
     sim.input(Input::CallerLimits(HashMap::from([("0399990000".to_string(), 1)])));
     sim.input(Input::CallerIds(HashMap::from([(5, "0399990000".to_string())])));
     sim.agents_ready(10, &[1, 2, 3]);
-    let ask = |agent: u64, lead: u64, cid: Option<u64>| {
-        Input::Agent(Event::Command(Ctl::DialPreview {
-            agent_id: AgentId(agent),
-            campaign_id: CampaignId(10),
-            call_job_id: CallJobId(1),
-            lead_id: LeadId(lead),
-            caller_id: cid.map(CallerIdId),
-        }))
-    };
+    let ask = manual_dial;
     let from = |sim: &Sim, tel: &str| {
         sim.commands.iter().find_map(|c| match c {
             Command::DialCustomer(d) if d.tel == tel => Some(d.caller_id.clone()),
@@ -824,6 +822,36 @@ fn a_manual_dial_goes_out_with_the_caller_id_the_agent_chose_under_that_numbers_
     sim.run_for(1);
     assert_eq!(refused(&sim, 8).as_deref(), Some("caller_id_unknown"));
     assert_eq!(from(&sim, "09000000008"), None);
+}
+
+/// Two agents choose the same 発番号 at once: the first dial, still being prepared, counts against
+/// that number's limit (not against the campaign's own caller ID), so the second is refused
+/// `channel_limit` by the engine rather than placed past the limit.
+#[test]
+fn two_manual_dials_from_one_chosen_caller_id_at_once_keep_its_limit() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "preview", 10), 20)]);
+    sim.input(Input::CallerLimits(HashMap::from([("0399990000".to_string(), 1)])));
+    sim.input(Input::CallerIds(HashMap::from([(5, "0399990000".to_string())])));
+    sim.agents_ready(10, &[1, 2, 3]);
+    sim.auto_prepare = false;
+    let ask = manual_dial;
+    sim.input(ask(1, 7, Some(5)));
+    sim.input(ask(2, 17, Some(5)));
+    sim.input(ask(3, 27, None));
+    let limit_reached = |p: &PrepareRequest| match &p.kind {
+        PrepareKind::Preview { ask, .. } => ask.limit_reached,
+        k => panic!("{k:?}"),
+    };
+    let mut seen = Vec::new();
+    while !sim.pending_prepares.is_empty() {
+        let p = sim.pending_prepares.remove(0);
+        seen.push(limit_reached(&p));
+        let answer = sim.answer(&p);
+        sim.input(Input::Prepared(answer));
+    }
+    // The first takes the number's one channel; the second, asked while the first was being
+    // prepared, finds it taken; the third goes out with the job's own number, under no such limit.
+    assert_eq!(seen, [false, true, false]);
 }
 
 #[test]

@@ -267,7 +267,19 @@ async fn recordings_past_the_quota(
         assert!(r.status().is_success(), "{path}: {}", r.status());
         r.json::<Value>().await.expect("JSON")
     };
-    let before = get("/recordings/usage".into()).await;
+    // The quota is half of what some 20 recordings hold: a quota of one or two (CI once set it
+    // from a single 17,902-byte recording) is smaller than the last call's own recording, and
+    // would rightly delete every one. With 20, the last recording alone passes half of them
+    // about once in 1,400 runs (lognormal talk times, cv 1).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let before = loop {
+        let u = get("/recordings/usage".into()).await;
+        if u["recordings"].as_i64().unwrap_or(0) >= 20 {
+            break u;
+        }
+        assert!(Instant::now() < deadline, "20 recordings not encoded in 120 s: {u}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let quota = before["accounted_bytes"].as_i64().expect("accounted_bytes") / 2;
     assert!(quota > 0, "nothing recorded yet: {before}");
     let r = http.patch(format!("{base}/tenant")).bearer_auth(token).json(&json!({"recording_quota_bytes": quota}));

@@ -292,6 +292,19 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
     let (s, _) = api.call(reqwest::Method::GET, &op_token, &format!("/calls/{record}/monitors"), None).await;
     assert_eq!(s, 403, "an OP does not read the monitoring records");
 
+    // 外線転送's saved numbers: the manager saves one (an agent may read them, not write them);
+    // the desktop's conference below picks it by name instead of typing the number.
+    let (s, b) = api
+        .call(post.clone(), &mgr_token, "/outside-transfers", Some(json!({"name": "本社", "number": CONF_NUMBER})))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = api
+        .call(post.clone(), &op_token, "/outside-transfers", Some(json!({"name": "x", "number": BUSY_NUMBER})))
+        .await;
+    assert_eq!(s, 403, "an OP does not save outside numbers: {b}");
+    let (s, b) = api.call(reqwest::Method::GET, &op_token, "/outside-transfers", None).await;
+    assert_eq!((s, b["total"].as_i64()), (200, Some(1)), "{b}");
+
     // The same from the pages, in Chromium: the wallboard's agent menu and the job monitor's chip.
     let fixture = json!({"tenant": "watch", "agent": agent, "call": record,
         "sv": {"login": "suzuki", "password": "watch-password-1"},
@@ -382,6 +395,20 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
                     rows[0].end_reason.as_deref() == Some("dropped")
                 })
                 .await;
+                // The call's history reads it (MGR, SV; not an OP; another call id is missing).
+                let path = format!("/calls/{record}/conferences");
+                let (s, b) = api.call(reqwest::Method::GET, &sv_token, &path, None).await;
+                assert_eq!(s, 200, "{b}");
+                let c = &b["items"][0];
+                assert_eq!(
+                    (c["number"].as_str(), c["end_reason"].as_str()),
+                    (Some(CONF_NUMBER), Some("dropped")),
+                    "{b}"
+                );
+                assert!(c["agent"].as_str().is_some_and(|a| !a.is_empty()) && c["started_at"].is_string(), "{b}");
+                assert_eq!(api.call(reqwest::Method::GET, &op_token, &path, None).await.0, 403);
+                let missing = format!("/calls/{}/conferences", record + 1_000_000);
+                assert_eq!(api.call(reqwest::Method::GET, &sv_token, &missing, None).await.0, 404);
             }
             other => panic!("the browser asked for an unknown step {other}"),
         }

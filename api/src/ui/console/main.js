@@ -34,7 +34,7 @@ const $ = (id) => document.getElementById(id);
 const MENU = [
   ['g.outbound', ['r:campaigns', 'r:result-codes', 'r:batches', 'r:lists', 's:import', 'r:leads', 'r:lead-numbers', 'r:call-jobs', 's:monitor', 's:unsaved', 'r:recalls', 's:callbacks']],
   ['g.agents', ['s:agents', 'r:dialing-groups', 'r:phones', 'r:pause-reasons']],
-  ['g.settings', ['r:caller-ids', 'r:custom-fields', 'r:dnc-numbers', 'r:inbound-blocks', 'r:closed-days', 'r:phone-book', 'r:users', 'r:grants', 's:tenant', 'r:audit-events']],
+  ['g.settings', ['r:caller-ids', 'r:custom-fields', 'r:dnc-numbers', 'r:inbound-blocks', 'r:closed-days', 'r:phone-book', 'r:outside-transfers', 'r:users', 'r:grants', 's:tenant', 'r:audit-events']],
   ['g.records', ['s:reports', 's:call-history', 'r:call-records', 'r:wrapup-records', 's:recordings', 'x:wallboard']],
 ];
 

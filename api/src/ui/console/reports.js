@@ -342,17 +342,25 @@ export async function renderHistory(view, qs) {
 /** `HH:MM:SS` of an RFC 3339 time of the API (already in the tenant's zone), or `—`. */
 const clock = (at) => (at ? at.slice(11, 19) : '—');
 
-/** The call's supervisors (モニタリング, ささやき, 割込: who, when, how it ended), on demand. */
+/** What happened on the call beside its two parties, on demand: its supervisors (モニタリング,
+ * ささやき, 割込), its parks (パーク保留) and its third parties (電話会議): who, when, how each ended. */
 function monitorsCell(r) {
   const cell = el('td', { class: 'monitors', dataset: { monitors: r.id } });
   const show = button(tt('hist.show_monitors'), async () => {
     show.disabled = true;
+    const read = (path) => (may('get', path) ? api('GET', path.replace('{id}', r.id)).then((b) => b.items) : Promise.resolve([]));
+    // The times of day in the tenant's zone (the call's row gives the date).
+    const ended = (why, words) => (why ? ` (${t(`${words}.${why}`) ?? why})` : '');
     try {
-      const { items } = await api('GET', `/calls/${r.id}/monitors`);
-      if (!items.length) { cell.replaceChildren('—'); return; }
-      cell.replaceChildren(el('ul', { class: 'monitor-list' }, items.map((m) => el('li', null,
-        // The times of day in the tenant's zone (the call's row gives the date).
-        `${tt(`hist.mode.${m.mode}`)} ${m.supervisor} ${clock(m.started_at)}–${clock(m.ended_at)}${m.end_reason ? ` (${tt(`hist.end.${m.end_reason}`)})` : ''}`))));
+      const [monitors, parks, confs] = await Promise.all(
+        [read('/calls/{id}/monitors'), read('/calls/{id}/parks'), read('/calls/{id}/conferences')]);
+      const lines = [
+        ...monitors.map((m) => `${tt(`hist.mode.${m.mode}`)} ${m.supervisor} ${clock(m.started_at)}–${clock(m.ended_at)}${ended(m.end_reason, 'hist.end')}`),
+        ...parks.map((p) => `${tt('hist.park')} ${p.number} ${p.parked_by_name} ${clock(p.parked_at)}–${clock(p.ended_at)}${ended(p.outcome, 'hist.park_end')}${p.picked_by_name ? ` → ${p.picked_by_name}` : ''}`),
+        ...confs.map((c) => `${tt('hist.conference')} ${c.number} ${c.agent} ${clock(c.started_at ?? c.requested_at)}–${clock(c.ended_at)}${ended(c.end_reason, 'hist.conf_end')}`),
+      ];
+      if (!lines.length) { cell.replaceChildren('—'); return; }
+      cell.replaceChildren(el('ul', { class: 'monitor-list' }, lines.map((l) => el('li', null, l))));
     } catch (e) { notice(errorText(e), 'error'); show.disabled = false; }
   }, { class: 'small' });
   show.setAttribute('aria-label', `${tt('hist.show_monitors')} ${r.tel}`);
