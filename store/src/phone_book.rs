@@ -1,4 +1,4 @@
-//! The tenant's phone book (電話帳): names for the numbers the floor calls and is called from.
+//! The tenant's phone book (共通電話帳): names for the numbers the floor calls and is called from.
 
 use sqlx::Row;
 
