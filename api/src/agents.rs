@@ -27,7 +27,6 @@ use control::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroup
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
-use store::sqlx::{self, Row};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -317,14 +316,8 @@ pub async fn publish(st: &AppState, auth: &Auth, cmd: &ApiCommand) -> ApiResult<
 
 /// The agent's committed state (`None`: never logged in).
 async fn current(st: &AppState, tenant: i64, agent: AgentId) -> ApiResult<Option<AgentView>> {
-    let r = sqlx::query("SELECT view FROM control_agents WHERE tenant_id = $1 AND agent_user_id = $2")
-        .bind(tenant)
-        .bind(i64::try_from(agent.0).unwrap_or(0))
-        .fetch_optional(&st.db.pool)
-        .await?;
-    let Some(r) = r else { return Ok(None) };
-    let v: String = r.try_get("view")?;
-    Ok(serde_json::from_str(&v).ok())
+    let v = store::agents::view_of(&st.db, tenant, i64::try_from(agent.0).unwrap_or(0)).await?;
+    Ok(v.and_then(|v| serde_json::from_str(&v).ok()))
 }
 
 /// Refuses with 409 unless the agent works a call job.
@@ -337,12 +330,7 @@ async fn in_session(st: &AppState, tenant: i64, agent: AgentId) -> ApiResult<Age
 
 /// A pause reason of the tenant, or 422 naming `field`.
 async fn pause_reason(st: &AppState, tenant: i64, field: &str, id: i64) -> ApiResult<PauseReasonId> {
-    let found = sqlx::query("SELECT id FROM pause_reasons WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(&st.db.pool)
-        .await?
-        .is_some();
+    let found = store::agents::pause_reason_exists(&st.db, tenant, id).await?;
     match u32::try_from(id) {
         Ok(r) if found => Ok(PauseReasonId(r)),
         _ => Err(ApiError::invalid(field, format!("{field}: not one of the tenant's pause reasons"))),
@@ -363,57 +351,23 @@ async fn start_session(
     auth.require(AGENTS)?;
     let t = auth.tenant();
     let agent = me(&auth)?;
-    let pool = &st.db.pool;
-    let job = sqlx::query(
-        "SELECT j.status, j.campaign_id, j.dialing_group_id, c.acw_enabled, c.acw_seconds, c.agent_wait_timeout_s,
-                c.ring_timeout_s,
-                (SELECT p.id FROM dialing_groups g JOIN pause_reasons p ON p.id = g.no_answer_pause_reason_id AND p.tenant_id = g.tenant_id
-                  WHERE g.id = j.dialing_group_id AND g.tenant_id = j.tenant_id) AS no_answer_reason,
-                (SELECT g.no_answer_pause_release_s FROM dialing_groups g
-                  WHERE g.id = j.dialing_group_id AND g.tenant_id = j.tenant_id) AS no_answer_release_s
-         FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
-         WHERE j.id = $1 AND j.tenant_id = $2",
-    )
-    .bind(b.call_job_id)
-    .bind(t)
-    .fetch_optional(pool)
-    .await?
-    .ok_or_else(|| ApiError::invalid("call_job_id", "call_job_id: no such call job"))?;
-    if job.try_get::<String, _>("status")? != "running" {
+    let job = store::agents::session_job(&st.db, t, b.call_job_id)
+        .await?
+        .ok_or_else(|| ApiError::invalid("call_job_id", "call_job_id: no such call job"))?;
+    if job.status != "running" {
         return Err(
             ApiError::conflict("job_not_running", "call_job_id: the call job is not running").with_field("call_job_id")
         );
     }
-    let campaign: i64 = job.try_get("campaign_id")?;
-    let group: i64 = job.try_get("dialing_group_id")?;
-    let member = sqlx::query(
-        "SELECT 1 AS one FROM dialing_group_agents WHERE group_id = $1 AND user_id = $2 AND tenant_id = $3
-         UNION SELECT 1 AS one FROM campaign_agents WHERE campaign_id = $4 AND user_id = $2 AND tenant_id = $3",
-    )
-    .bind(group)
-    .bind(auth.user())
-    .bind(t)
-    .bind(campaign)
-    .fetch_optional(pool)
-    .await?
-    .is_some();
-    if !member {
+    let (campaign, group) = (job.campaign_id, job.dialing_group_id);
+    if !store::agents::works_for(&st.db, t, auth.user(), group, campaign).await? {
         return Err(ApiError::invalid(
             "call_job_id",
             "call_job_id: you are not an agent of this call job's dialing group or campaign",
         ));
     }
     // A browser phone (ブラウザフォン) needs no SIP account: its page offers WebRTC instead.
-    let phone = sqlx::query(
-        "SELECT 1 AS one FROM users WHERE id = $1 AND tenant_id = $2 AND phone_kind = 'browser'
-         UNION SELECT 1 AS one FROM phones WHERE user_id = $1 AND tenant_id = $2",
-    )
-    .bind(auth.user())
-    .bind(t)
-    .fetch_optional(pool)
-    .await?
-    .is_some();
-    if !phone {
+    if !store::agents::has_phone(&st.db, t, auth.user()).await? {
         return Err(ApiError::invalid(
             "phone",
             "phone: you have no phone (SIP account); an MGR assigns one in /phones",
@@ -427,21 +381,15 @@ async fn start_session(
             format!("already working a call job (state {}); end it with DELETE /agent/session", v.state.name()),
         ));
     }
-    let acw_enabled: i64 = job.try_get("acw_enabled")?;
-    let acw_seconds: i64 = job.try_get("acw_seconds")?;
-    let wait_s: i64 = job.try_get("agent_wait_timeout_s")?;
-    let ring_s: i64 = job.try_get("ring_timeout_s")?;
+    let (acw_seconds, wait_s, ring_s) = (job.acw_seconds, job.agent_wait_timeout_s, job.ring_timeout_s);
     let config = AgentConfig {
-        acw_ms: (acw_enabled != 0 && acw_seconds > 0).then(|| u64::try_from(acw_seconds).unwrap_or(0) * 1000),
+        acw_ms: (job.acw_enabled && acw_seconds > 0).then(|| u64::try_from(acw_seconds).unwrap_or(0) * 1000),
         idle_logoff_ms: IDLE_LOGOFF_MS,
         offer_timeout_ms: u64::try_from(wait_s.max(1)).unwrap_or(20) * 1000,
         leg_setup_timeout_ms: LEG_SETUP_TIMEOUT_MS,
-        no_answer_pause: job
-            .try_get::<Option<i64>, _>("no_answer_reason")?
-            .and_then(|r| u32::try_from(r).ok())
-            .map(PauseReasonId),
+        no_answer_pause: job.no_answer_reason.and_then(|r| u32::try_from(r).ok()).map(PauseReasonId),
         no_answer_release_ms: job
-            .try_get::<Option<i64>, _>("no_answer_release_s")?
+            .no_answer_release_s
             .and_then(|s| u64::try_from(s).ok())
             .filter(|&s| s > 0)
             .map(|s| s * 1000),
@@ -641,27 +589,17 @@ async fn preview_session(st: &AppState, auth: &Auth) -> ApiResult<PreviewSession
     let agent = me(auth)?;
     let t = auth.tenant();
     let view = in_session(st, t, agent).await?;
-    let job = sqlx::query(
-        "SELECT j.id, j.status, j.campaign_id, c.mode FROM control_agents ca
-         JOIN call_jobs j ON j.id = ca.call_job_id AND j.tenant_id = ca.tenant_id
-         JOIN campaigns c ON c.id = j.campaign_id AND c.tenant_id = j.tenant_id
-         WHERE ca.tenant_id = $1 AND ca.agent_user_id = $2",
-    )
-    .bind(t)
-    .bind(auth.user())
-    .fetch_optional(&st.db.pool)
-    .await?
-    .ok_or_else(|| {
+    let job = store::agents::worked_job(&st.db, t, auth.user()).await?.ok_or_else(|| {
         ApiError::conflict("not_in_session", "not working a call job: start one with POST /agent/session")
     })?;
     // Distribute (配布) hands leads out the same way: the next lead, held for one agent only.
-    if !matches!(job.try_get::<String, _>("mode")?.as_str(), "preview" | "distribute") {
+    if !matches!(job.mode.as_str(), "preview" | "distribute") {
         return Err(ApiError::conflict("not_preview", "the call job's campaign is not in preview or distribute mode"));
     }
-    if job.try_get::<String, _>("status")? != "running" {
+    if job.status != "running" {
         return Err(ApiError::conflict("job_not_running", "the call job is not running"));
     }
-    Ok(PreviewSession { agent, view, job: job.try_get("id")?, campaign: job.try_get("campaign_id")? })
+    Ok(PreviewSession { agent, view, job: job.id, campaign: job.campaign_id })
 }
 
 fn preview_json(auth: &Auth, l: &store::preview::PreviewLead) -> Value {
@@ -752,13 +690,7 @@ async fn force_state(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require(MGR_SV)?;
     let t = auth.tenant();
-    let role = sqlx::query("SELECT role FROM users WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(t)
-        .fetch_optional(&st.db.pool)
-        .await?
-        .ok_or_else(ApiError::not_found)?
-        .try_get::<String, _>("role")?;
+    let role = store::accounts::role_of(&st.db, t, id).await?.ok_or_else(ApiError::not_found)?;
     if role != "OP" && role != "SV" {
         return Err(ApiError::not_found());
     }
@@ -783,30 +715,18 @@ async fn force_state(
 async fn group_ready(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require(MGR_SV)?;
     let t = auth.tenant();
-    sqlx::query("SELECT id FROM dialing_groups WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(t)
-        .fetch_optional(&st.db.pool)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let rows = sqlx::query(
-        "SELECT a.agent_user_id, a.view FROM control_agents a
-           JOIN dialing_group_agents g ON g.user_id = a.agent_user_id AND g.tenant_id = a.tenant_id
-         WHERE g.group_id = $1 AND a.tenant_id = $2 ORDER BY a.agent_user_id",
-    )
-    .bind(id)
-    .bind(t)
-    .fetch_all(&st.db.pool)
-    .await?;
+    if !store::agents::dialing_group_exists(&st.db, t, id).await? {
+        return Err(ApiError::not_found());
+    }
+    let rows = store::agents::group_views(&st.db, t, id).await?;
     let supervisor = SupervisorId(u64::try_from(auth.user()).unwrap_or(0));
     let mut sent = Vec::new();
     for r in rows {
-        let view: Option<AgentView> =
-            r.try_get::<Option<String>, _>("view")?.and_then(|v| serde_json::from_str(&v).ok());
+        let view: Option<AgentView> = r.view.and_then(|v| serde_json::from_str(&v).ok());
         if !view.is_some_and(|v| matches!(v.state, AgentState::Paused { .. })) {
             continue;
         }
-        let user: i64 = r.try_get("agent_user_id")?;
+        let user = r.user_id;
         let agent_id = AgentId(u64::try_from(user).unwrap_or(0));
         let cmd = ApiCommand::SupervisorForce { agent_id, supervisor_id: supervisor, to: ForceTarget::Ready };
         let _accepted = publish(&st, &auth, &cmd).await?;
@@ -826,49 +746,40 @@ fn pending_json(p: &Option<Pending>) -> Value {
     }
 }
 
-fn agent_json(auth: &Auth, r: &store::sqlx::any::AnyRow, now: i64) -> ApiResult<Value> {
+fn agent_json(auth: &Auth, r: &store::agents::Agent, now: i64) -> Value {
     let tz = auth.tz();
-    let view: Option<String> = r.try_get("view")?;
-    let view: Option<AgentView> = view.and_then(|v| serde_json::from_str(&v).ok());
+    let view: Option<AgentView> = r.view.as_deref().and_then(|v| serde_json::from_str(v).ok());
     let state = view.map_or(AgentState::Offline, |v| v.state);
     let reason = match state {
         AgentState::Paused { reason_id } => Some(reason_id.0),
         _ => None,
     };
     let since = view.map(|v| i64::try_from(v.since_ms).unwrap_or(0));
-    let updated: Option<i64> = r.try_get("updated_at")?;
-    Ok(json!({
-        "id": r.try_get::<i64, _>("id")?,
-        "login": r.try_get::<String, _>("login")?,
-        "display_name": r.try_get::<String, _>("display_name")?,
-        "role": r.try_get::<String, _>("role")?,
+    json!({
+        "id": r.id,
+        "login": r.login,
+        "display_name": r.display_name,
+        "role": r.role,
         "state": state.name(),
         "reason_id": reason,
         "since": since.map(|s| store::tenancy::local_rfc3339(tz, s)),
         "seconds_in_state": since.map(|s| (now - s).max(0) / 1000),
         "call_id": view.and_then(|v| v.call_id).map(|c| c.0),
         "leg_up": view.is_some_and(|v| v.leg_up),
-        "campaign_id": r.try_get::<Option<i64>, _>("campaign_id")?,
-        "call_job_id": r.try_get::<Option<i64>, _>("call_job_id")?,
-        "dialing_group_id": r.try_get::<Option<i64>, _>("dialing_group_id")?,
+        "campaign_id": r.campaign_id,
+        "call_job_id": r.call_job_id,
+        "dialing_group_id": r.dialing_group_id,
         "pending": pending_json(&view.and_then(|v| v.pending)),
-        "updated_at": updated.map(|u| store::tenancy::local_rfc3339(tz, u)),
-    }))
+        "updated_at": r.updated_at.map(|u| store::tenancy::local_rfc3339(tz, u)),
+    })
 }
-
-/// The agents of the tenant: OP and SV users, and anyone else who worked a call job.
-const AGENTS_SQL: &str = "SELECT u.id, u.login, u.display_name, u.role, ca.view, ca.campaign_id, ca.call_job_id,
-        ca.dialing_group_id, ca.updated_at
-     FROM users u LEFT JOIN control_agents ca ON ca.tenant_id = u.tenant_id AND ca.agent_user_id = u.id
-     WHERE u.tenant_id = $1 AND (u.role IN ('OP', 'SV') OR ca.id IS NOT NULL) AND ($2 = 0 OR u.id = $2)
-     ORDER BY u.id LIMIT $3";
 
 async fn list_agents(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
     auth.require(AGENTS)?;
-    let only = if auth.role() == Role::Op { auth.user() } else { 0 };
-    let rows = sqlx::query(AGENTS_SQL).bind(auth.tenant()).bind(only).bind(MAX_LIST).fetch_all(&st.db.pool).await?;
+    let only = (auth.role() == Role::Op).then(|| auth.user());
+    let rows = store::agents::list(&st.db, auth.tenant(), only, MAX_LIST).await?;
     let now = store::now_ms();
-    let items = rows.iter().map(|r| agent_json(&auth, r, now)).collect::<ApiResult<Vec<_>>>()?;
+    let items: Vec<Value> = rows.iter().map(|r| agent_json(&auth, r, now)).collect();
     Ok(Json(json!({"total": items.len(), "items": items})))
 }
 
@@ -877,14 +788,12 @@ async fn get_agent(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiRes
     if auth.role() == Role::Op && id != auth.user() {
         return Err(ApiError::not_found());
     }
-    let row = sqlx::query(AGENTS_SQL)
-        .bind(auth.tenant())
-        .bind(id)
-        .bind(1i64)
-        .fetch_optional(&st.db.pool)
+    let row = store::agents::list(&st.db, auth.tenant(), Some(id), 1)
         .await?
+        .into_iter()
+        .next()
         .ok_or_else(ApiError::not_found)?;
-    Ok(Json(agent_json(&auth, &row, store::now_ms())?))
+    Ok(Json(agent_json(&auth, &row, store::now_ms())))
 }
 
 /// What a saved wrap-up record asks of its agent (SPEC 5 "state after saving"): continue (ready),
@@ -908,16 +817,9 @@ pub async fn after_wrap_up(
         ("break" | "away", None) if !resolve => Ok(AfterWrapUp::Pause { reason_id: PauseReasonId(0) }),
         ("break" | "away", None) => {
             let names: &[&str] = if state_after == "break" { &["break", "休憩"] } else { &["away", "離席"] };
-            let rows =
-                sqlx::query("SELECT id, name FROM pause_reasons WHERE tenant_id = $1 ORDER BY position, id LIMIT 1000")
-                    .bind(tenant)
-                    .fetch_all(&st.db.pool)
-                    .await?;
             let mut first = None;
             let mut named = None;
-            for r in &rows {
-                let id: i64 = r.try_get("id")?;
-                let name: String = r.try_get("name")?;
+            for store::agents::PauseReason { id, name } in store::agents::pause_reasons(&st.db, tenant).await? {
                 first = first.or(Some(id));
                 if named.is_none() && names.iter().any(|n| name.trim().eq_ignore_ascii_case(n)) {
                     named = Some(id);
@@ -941,13 +843,7 @@ pub async fn after_wrap_up(
 /// The agent and the dialer's call of a wrap-up record, when it has both (a record of a call the
 /// control service saw: its agent's state follows the save).
 pub async fn record_call(st: &AppState, tenant: i64, record_id: i64) -> ApiResult<Option<(AgentId, CallId)>> {
-    let r = sqlx::query("SELECT agent_user_id, dialer_call_id FROM wrapup_records WHERE id = $1 AND tenant_id = $2")
-        .bind(record_id)
-        .bind(tenant)
-        .fetch_one(&st.db.pool)
-        .await?;
-    let agent: Option<i64> = r.try_get("agent_user_id")?;
-    let call: Option<i64> = r.try_get("dialer_call_id")?;
+    let (agent, call) = store::records::agent_and_call_of(&st.db, tenant, record_id).await?;
     let id = |v: i64| u64::try_from(v).unwrap_or(0);
     Ok(agent.zip(call).map(|(a, c)| (AgentId(id(a)), CallId(id(c)))))
 }

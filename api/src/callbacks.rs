@@ -16,17 +16,16 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use store::accounts::Role;
-use store::sqlx::any::AnyRow;
-use store::sqlx::{self, Row};
+use store::callbacks::SORTS;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Id, Params};
 use crate::openapi::schema_ref;
 use crate::recordings::{parse_date, parse_int};
-use crate::resource::{self, check_ref, Ctx, SqlVal};
+use crate::resource::{self, check_ref, Ctx};
 use crate::{AppState, Op, Registry};
 
 /// The seed's text for a record someone else changed first (BIZTEL 折り返し呼 4.2).
@@ -35,24 +34,10 @@ pub const CONFLICT_TEXT: &str = "このレコードは既に更新されてい�
 pub const READ: &[Role] = &[Role::Mgr, Role::Sv, Role::Op];
 /// Who assigns anyone, relabels, and registers by hand.
 pub const ADMINS: &[Role] = &[Role::Mgr, Role::Sv];
-pub const STATUSES: &[&str] = &["open", "done"];
+pub use store::callbacks::STATUSES;
 const MEMO_MAX: usize = 5000;
 const LABEL_MAX: usize = 255;
 const LIMIT_MAX: i64 = 500;
-
-/// Columns a list may sort by (the page's columns).
-const SORTS: &[&str] = &[
-    "id",
-    "registered_at",
-    "number",
-    "name",
-    "campaign_name",
-    "label",
-    "assignee_name",
-    "memo",
-    "status",
-    "updated_at",
-];
 
 fn conflict() -> ApiError {
     ApiError::conflict("conflict", CONFLICT_TEXT)
@@ -243,65 +228,30 @@ pub fn mount(reg: &mut Registry) {
 
 // ------------------------------------------------------------------------------------------ reads
 
-fn select_sql(ctx: &Ctx) -> String {
-    let t = ctx.tenant();
-    format!(
-        "SELECT c.id, c.number, c.campaign_id, c.label, c.call_record_id, c.memo, c.status, c.assignee_user_id,
-                c.registered_at, c.registered_by, c.updated_at, c.completed_at, c.version, c.dialled_at,
-                (SELECT MIN(d.id) FROM call_records d WHERE d.tenant_id = c.tenant_id AND d.lead_id = c.dialled_lead_id
-                   AND d.started_at >= c.dialled_at) AS dialled_call_id,
-                cp.name AS campaign_name, u.display_name AS assignee_name,
-                (SELECT p.name FROM phone_book p WHERE p.tenant_id = c.tenant_id AND p.number = c.number) AS name,
-                (SELECT r.id FROM recordings r WHERE r.tenant_id = c.tenant_id AND r.dialer_call_id = cr.dialer_call_id
-                   AND r.deleted_at IS NULL) AS recording_id
-         FROM callbacks c
-         LEFT JOIN campaigns cp ON cp.id = c.campaign_id AND cp.tenant_id = c.tenant_id
-         LEFT JOIN users u ON u.id = c.assignee_user_id AND u.tenant_id = c.tenant_id
-         LEFT JOIN call_records cr ON cr.id = c.call_record_id AND cr.tenant_id = c.tenant_id
-         WHERE {}",
-        visibility(&ctx.auth, t)
-    )
-}
-
-/// The rows the caller may see: the tenant's (a callback is the floor's work, handed between
-/// agents whatever campaign the call was of; BIZ and BY see none).
-fn visibility(_auth: &Auth, tenant: i64) -> String {
-    format!("c.tenant_id = {tenant}")
-}
-
-fn row_json(ctx: &Ctx, r: &AnyRow) -> ApiResult<Value> {
+fn row_json(ctx: &Ctx, c: &store::callbacks::Callback) -> Value {
     let tz = ctx.auth.tz();
-    let instant = |name: &str| -> ApiResult<Value> {
-        Ok(r.try_get::<Option<i64>, _>(name)?
-            .map(|ms| Value::from(store::tenancy::local_rfc3339(tz, ms)))
-            .unwrap_or(Value::Null))
-    };
-    let int = |name: &str| -> ApiResult<Value> {
-        Ok(r.try_get::<Option<i64>, _>(name)?.map(Value::from).unwrap_or(Value::Null))
-    };
-    let text = |name: &str| -> ApiResult<Value> {
-        Ok(r.try_get::<Option<String>, _>(name)?.map(Value::from).unwrap_or(Value::Null))
-    };
-    let mut m = Map::new();
-    for name in [
-        "id",
-        "campaign_id",
-        "call_record_id",
-        "assignee_user_id",
-        "registered_by",
-        "version",
-        "recording_id",
-        "dialled_call_id",
-    ] {
-        m.insert(name.into(), int(name)?);
-    }
-    for name in ["number", "name", "campaign_name", "label", "memo", "status", "assignee_name"] {
-        m.insert(name.into(), text(name)?);
-    }
-    for name in ["registered_at", "updated_at", "completed_at", "dialled_at"] {
-        m.insert(name.into(), instant(name)?);
-    }
-    Ok(Value::Object(m))
+    let instant = |ms: Option<i64>| json!(ms.map(|ms| store::tenancy::local_rfc3339(tz, ms)));
+    json!({
+        "id": c.id,
+        "campaign_id": c.campaign_id,
+        "call_record_id": c.call_record_id,
+        "assignee_user_id": c.assignee_user_id,
+        "registered_by": c.registered_by,
+        "version": c.version,
+        "recording_id": c.recording_id,
+        "dialled_call_id": c.dialled_call_id,
+        "number": c.number,
+        "name": c.name,
+        "campaign_name": c.campaign_name,
+        "label": c.label,
+        "memo": c.memo,
+        "status": c.status,
+        "assignee_name": c.assignee_name,
+        "registered_at": instant(Some(c.registered_at)),
+        "updated_at": instant(Some(c.updated_at)),
+        "completed_at": instant(c.completed_at),
+        "dialled_at": instant(c.dialled_at),
+    })
 }
 
 /// Anyone who sees the callback hears its call (an OP too, though the call was a colleague's).
@@ -314,18 +264,16 @@ async fn audio(ctx: &Ctx, id: i64) -> ApiResult<axum::response::Response> {
 }
 
 pub async fn fetch(ctx: &Ctx, id: i64) -> ApiResult<Value> {
-    let sql = format!("{} AND c.id = $1", select_sql(ctx));
-    let row = sqlx::query(&sql).bind(id).fetch_optional(&ctx.st.db.pool).await?.ok_or_else(ApiError::not_found)?;
-    row_json(ctx, &row)
+    let c = store::callbacks::get(&ctx.st.db, ctx.tenant(), id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(row_json(ctx, &c))
 }
 
 async fn list(ctx: &Ctx, p: &Params) -> ApiResult<Value> {
     ctx.auth.require(READ)?;
+    use store::callbacks::{Assignee, Condition};
     let (mut limit, mut offset) = (50i64, 0i64);
-    let mut order = "x.id DESC".to_string();
-    // Conditions over the visible rows, with their joined names (`x`).
-    let mut conds: Vec<String> = Vec::new();
-    let mut binds: Vec<SqlVal> = Vec::new();
+    let mut sort = None;
+    let mut conds: Vec<Condition> = Vec::new();
     let tz = ctx.auth.tz();
     let mut q = None;
     for (k, v) in &p.0 {
@@ -342,52 +290,44 @@ async fn list(ctx: &Ctx, p: &Params) -> ApiResult<Value> {
                     let Some(known) = STATUSES.iter().find(|k| **k == s) else {
                         return Err(ApiError::bad_request("status", "status: open, done, or both comma-separated"));
                     };
-                    ors.push(format!("x.status = '{known}'"));
+                    ors.push(*known);
                 }
-                if !ors.is_empty() {
-                    conds.push(format!("({})", ors.join(" OR ")));
-                }
+                conds.push(Condition::Status(ors));
             }
             "assignee" => {
                 let mut ors = Vec::new();
                 for a in v.split(',').map(str::trim).filter(|s| !s.is_empty()).take(100) {
                     match a {
-                        "none" => ors.push("x.assignee_user_id IS NULL".to_string()),
-                        "me" => ors.push(format!("x.assignee_user_id = {}", ctx.auth.user())),
-                        "others" => ors.push(format!("x.assignee_user_id <> {}", ctx.auth.user())),
-                        n => ors.push(format!("x.assignee_user_id = {}", parse_int("assignee", n, 1, i64::MAX)?)),
+                        "none" => ors.push(Assignee::Nobody),
+                        "me" => ors.push(Assignee::Is(ctx.auth.user())),
+                        "others" => ors.push(Assignee::IsNot(ctx.auth.user())),
+                        n => ors.push(Assignee::Is(parse_int("assignee", n, 1, i64::MAX)?)),
                     }
                 }
-                if !ors.is_empty() {
-                    conds.push(format!("({})", ors.join(" OR ")));
-                }
+                conds.push(Condition::Assignee(ors));
             }
             "number" => {
                 let digits: String = v.chars().filter(char::is_ascii_digit).collect();
                 if digits.is_empty() || digits.len() > 30 {
                     return Err(ApiError::bad_request("number", "number: 1 to 30 digits"));
                 }
-                conds.push(format!("x.number LIKE '%{digits}%'"));
+                conds.push(Condition::NumberContains(digits));
             }
             "label" => {
                 if v.chars().count() > LABEL_MAX || v.contains('\0') {
                     return Err(ApiError::bad_request("label", "label: at most 255 characters"));
                 }
-                let col = [store::search::Column { expr: "x.label", tel: false }];
-                if let Some(c) = store::search::condition(&col, v, binds.len() + 1) {
-                    conds.push(format!("({})", c.sql));
-                    binds.extend(c.binds.into_iter().map(SqlVal::S));
-                }
+                conds.push(Condition::Label(v.clone()));
             }
-            "campaign_id" => conds.push(format!("x.campaign_id = {}", parse_int("campaign_id", v, 1, i64::MAX)?)),
+            "campaign_id" => conds.push(Condition::Campaign(parse_int("campaign_id", v, 1, i64::MAX)?)),
             "date_from" | "date_to" => {
                 let bad = || ApiError::bad_request(k.as_str(), format!("{k}: a date YYYY-MM-DD"));
                 let d: chrono::NaiveDate = parse_date(k, v)?.parse().map_err(|_| bad())?;
                 if k == "date_from" {
-                    conds.push(format!("x.registered_at >= {}", store::tenancy::local_midnight_ms(tz, d)));
+                    conds.push(Condition::RegisteredFrom(store::tenancy::local_midnight_ms(tz, d)));
                 } else {
                     let next = d.succ_opt().ok_or_else(bad)?;
-                    conds.push(format!("x.registered_at < {}", store::tenancy::local_midnight_ms(tz, next)));
+                    conds.push(Condition::RegisteredBefore(store::tenancy::local_midnight_ms(tz, next)));
                 }
             }
             "sort" => {
@@ -398,44 +338,17 @@ async fn list(ctx: &Ctx, p: &Params) -> ApiResult<Value> {
                         format!("sort: one of {} (prefix - for descending)", SORTS.join(", ")),
                     ));
                 };
-                let dir = if desc { "DESC" } else { "ASC" };
-                // Rows without a value (no name, no assignee) last either way, on both backends.
-                order = format!("(x.{col} IS NULL), x.{col} {dir}, x.id {dir}");
+                sort = Some((*col, desc));
             }
             "limit" => limit = parse_int("limit", v, 1, LIMIT_MAX)?,
             "offset" => offset = parse_int("offset", v, 0, 1_000_000_000)?,
             other => return Err(ApiError::bad_request(other, format!("{other}: not a filter of this list"))),
         }
     }
-    if let Some(c) = q.as_deref().and_then(|q| {
-        let cols = ["x.number", "x.name", "x.campaign_name", "x.label", "x.assignee_name", "x.memo"]
-            .map(|expr| store::search::Column { expr, tel: expr == "x.number" });
-        store::search::condition(&cols, q, binds.len() + 1)
-    }) {
-        conds.push(format!("({})", c.sql));
-        binds.extend(c.binds.into_iter().map(SqlVal::S));
-    }
-    let newest: Option<i64> =
-        sqlx::query(&format!("SELECT MAX(c.id) AS n FROM callbacks c WHERE {}", visibility(&ctx.auth, ctx.tenant())))
-            .fetch_one(&ctx.st.db.pool)
-            .await?
-            .try_get("n")?;
-    let where_ = if conds.is_empty() { "1 = 1".to_string() } else { conds.join(" AND ") };
-    let rows_sql = format!("SELECT * FROM ({}) x WHERE {where_}", select_sql(ctx));
-    let count_sql = format!("SELECT COUNT(*) AS n FROM ({rows_sql}) y");
-    let mut cq = sqlx::query(&count_sql);
-    for b in binds.iter().cloned() {
-        cq = b.bind(cq);
-    }
-    let total: i64 = cq.fetch_one(&ctx.st.db.pool).await?.try_get("n")?;
-    let sql = format!("{rows_sql} ORDER BY {order} LIMIT {limit} OFFSET {offset}");
-    let mut lq = sqlx::query(&sql);
-    for b in binds {
-        lq = b.bind(lq);
-    }
-    let rows = lq.fetch_all(&ctx.st.db.pool).await?;
-    let items = rows.iter().map(|r| row_json(ctx, r)).collect::<ApiResult<Vec<_>>>()?;
-    Ok(json!({"items": items, "total": total, "limit": limit, "offset": offset, "newest_id": newest}))
+    let query = store::callbacks::ListQuery { conditions: conds, text: q, sort, limit, offset };
+    let page = store::callbacks::list(&ctx.st.db, ctx.tenant(), &query).await?;
+    let items: Vec<Value> = page.items.iter().map(|c| row_json(ctx, c)).collect();
+    Ok(json!({"items": items, "total": page.total, "limit": limit, "offset": offset, "newest_id": page.newest_id}))
 }
 
 // ----------------------------------------------------------------------------------------- writes
@@ -507,15 +420,7 @@ fn admin(auth: &Auth) -> bool {
 
 /// Someone who may be assigned: an enabled MGR, SV or OP of the tenant.
 async fn check_assignee(ctx: &Ctx, field: &str, user: i64) -> ApiResult<()> {
-    let ok = sqlx::query(
-        "SELECT 1 AS one FROM users WHERE id = $1 AND tenant_id = $2 AND disabled = 0 AND role IN ('MGR', 'SV', 'OP')",
-    )
-    .bind(user)
-    .bind(ctx.tenant())
-    .fetch_optional(&ctx.st.db.pool)
-    .await?
-    .is_some();
-    if ok {
+    if store::callbacks::is_assignable(&ctx.st.db, ctx.tenant(), user).await? {
         Ok(())
     } else {
         Err(ApiError::invalid(field, format!("{field}: no agent, supervisor or manager with this id")))
@@ -535,11 +440,7 @@ async fn announce_open(ctx: &Ctx) {
 
 /// The tenant's open callbacks now.
 pub async fn open_count(st: &AppState, tenant: i64) -> ApiResult<u64> {
-    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM callbacks WHERE tenant_id = $1 AND status = 'open'")
-        .bind(tenant)
-        .fetch_one(&st.db.pool)
-        .await?
-        .try_get("n")?;
+    let n = store::callbacks::open_count(&st.db, tenant).await?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -567,22 +468,14 @@ async fn create(ctx: &Ctx, b: CreateBody) -> ApiResult<(StatusCode, Value)> {
                 return Err(ApiError::invalid("campaign_id", "campaign_id: taken from the call"));
             }
             // The call as the caller's call history shows it (an OP's own calls).
-            let own = if ctx.auth.role() == Role::Op {
-                format!(" AND agent_user_id = {}", ctx.auth.user())
-            } else {
-                String::new()
-            };
-            let sql = format!("SELECT tel, campaign_id FROM call_records WHERE id = $1 AND tenant_id = $2{own}");
-            let row = sqlx::query(&sql)
-                .bind(call)
-                .bind(ctx.tenant())
-                .fetch_optional(&ctx.st.db.pool)
+            let own = (ctx.auth.role() == Role::Op).then(|| ctx.auth.user());
+            let (tel, campaign) = store::callbacks::call_to_return(&ctx.st.db, ctx.tenant(), call, own)
                 .await?
                 .ok_or_else(|| ApiError::invalid("call_id", "call_id: no such call"))?;
             if let Some(existing) = registered(ctx, call).await? {
                 return Ok((StatusCode::OK, fetch(ctx, existing).await?));
             }
-            (row.try_get::<String, _>("tel")?, row.try_get::<Option<i64>, _>("campaign_id")?, Some(call))
+            (tel, campaign, Some(call))
         }
         (None, Some(n)) => {
             ctx.auth.require(ADMINS).map_err(|e| e.with_field("number"))?;
@@ -601,38 +494,20 @@ async fn create(ctx: &Ctx, b: CreateBody) -> ApiResult<(StatusCode, Value)> {
         check_assignee(ctx, "assignee_user_id", u).await?;
     }
     let now = store::now_ms();
-    let mut tx = ctx.st.db.begin_write().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO callbacks (tenant_id, number, campaign_id, call_record_id, label, memo, assignee_user_id, registered_by, registered_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
-    )
-    .bind(ctx.tenant())
-    .bind(&number)
-    .bind(campaign)
-    .bind(call)
-    .bind(label.as_deref())
-    .bind(&memo)
-    .bind(b.assignee_user_id)
-    .bind(ctx.auth.user())
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await;
-    let id: i64 = match inserted {
-        Ok(r) => {
-            let id = r.try_get("id")?;
-            tx.commit().await?;
-            id
-        }
+    let new = store::callbacks::NewCallback {
+        tenant_id: ctx.tenant(),
+        number: &number,
+        campaign_id: campaign,
+        call_record_id: call,
+        label: label.as_deref(),
+        memo: &memo,
+        assignee_user_id: b.assignee_user_id,
+        registered_by: ctx.auth.user(),
+    };
+    let Some(id) = store::callbacks::create(&ctx.st.db, &new, now).await? else {
         // The same call registered at the same moment by someone else: theirs is the callback.
-        Err(e)
-            if call.is_some()
-                && matches!(e.as_database_error().map(|d| d.kind()), Some(sqlx::error::ErrorKind::UniqueViolation)) =>
-        {
-            drop(tx);
-            let existing = registered(ctx, call.unwrap_or(0)).await?.ok_or_else(conflict)?;
-            return Ok((StatusCode::OK, fetch(ctx, existing).await?));
-        }
-        Err(e) => return Err(e.into()),
+        let existing = registered(ctx, call.unwrap_or(0)).await?.ok_or_else(conflict)?;
+        return Ok((StatusCode::OK, fetch(ctx, existing).await?));
     };
     push(ctx, id, b.assignee_user_id).await;
     announce_open(ctx).await;
@@ -641,47 +516,11 @@ async fn create(ctx: &Ctx, b: CreateBody) -> ApiResult<(StatusCode, Value)> {
 
 /// The callback registered from `call`, if any.
 async fn registered(ctx: &Ctx, call: i64) -> ApiResult<Option<i64>> {
-    let row = sqlx::query("SELECT id FROM callbacks WHERE tenant_id = $1 AND call_record_id = $2")
-        .bind(ctx.tenant())
-        .bind(call)
-        .fetch_optional(&ctx.st.db.pool)
-        .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get("id")?),
-        None => None,
-    })
+    Ok(store::callbacks::registered(&ctx.st.db, ctx.tenant(), call).await?)
 }
 
-/// The callback `$1`, if the caller may see it (its tenant's; see [`visibility`]).
-fn visible_id(ctx: &Ctx) -> String {
-    format!("id = $1 AND tenant_id = {}", ctx.tenant())
-}
-
-/// One statement that writes: rows affected. On PostgreSQL a statement of its own (one round trip, its
-/// row lock orders the writers); on SQLite in a writing transaction (the process's write gate).
-async fn write_one(ctx: &Ctx, sql: &str, binds: Vec<SqlVal>) -> ApiResult<u64> {
-    let mut q = sqlx::query(sql);
-    for v in binds {
-        q = v.bind(q);
-    }
-    if ctx.st.db.backend == store::Backend::Postgres {
-        return Ok(q.execute(&ctx.st.db.pool).await?.rows_affected());
-    }
-    let mut tx = ctx.st.db.begin_write().await?;
-    let n = q.execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
-    Ok(n)
-}
-
-struct Current {
-    assignee: Option<i64>,
-    version: i64,
-}
-
-async fn current(ctx: &Ctx, id: i64) -> ApiResult<Current> {
-    let sql = format!("SELECT assignee_user_id, version FROM callbacks WHERE {}", visible_id(ctx));
-    let r = sqlx::query(&sql).bind(id).fetch_optional(&ctx.st.db.pool).await?.ok_or_else(ApiError::not_found)?;
-    Ok(Current { assignee: r.try_get("assignee_user_id")?, version: r.try_get("version")? })
+async fn current(ctx: &Ctx, id: i64) -> ApiResult<store::callbacks::Current> {
+    store::callbacks::current(&ctx.st.db, ctx.tenant(), id).await?.ok_or_else(ApiError::not_found)
 }
 
 async fn update(ctx: &Ctx, id: i64, b: UpdateBody) -> ApiResult<Value> {
@@ -723,36 +562,18 @@ async fn update(ctx: &Ctx, id: i64, b: UpdateBody) -> ApiResult<Value> {
             _ => {}
         }
     }
-    let now = store::now_ms();
-    let mut sets: Vec<String> = vec!["version = version + 1".into(), format!("updated_at = {now}")];
-    let mut binds: Vec<SqlVal> = vec![SqlVal::I(id), SqlVal::I(expected.unwrap_or(cur.version))];
-    let mut set = |sets: &mut Vec<String>, col: &str, v: SqlVal| {
-        binds.push(v);
-        sets.push(format!("{col} = ${}", binds.len()));
+    let change = store::callbacks::Change {
+        memo,
+        label,
+        assignee_user_id: b.assignee_user_id.map(|_| assignee),
+        status: status.clone(),
     };
-    if let Some(m) = memo {
-        set(&mut sets, "memo", SqlVal::S(m));
-    }
-    if let Some(l) = label {
-        set(&mut sets, "label", l.map(SqlVal::S).unwrap_or(SqlVal::NullS));
-    }
-    if b.assignee_user_id.is_some() {
-        set(&mut sets, "assignee_user_id", assignee.map(SqlVal::I).unwrap_or(SqlVal::NullI));
-    }
-    if let Some(s) = &status {
-        set(&mut sets, "status", SqlVal::S(s.clone()));
-        sets.push(if s == "done" {
-            format!("completed_at = COALESCE(completed_at, {now})")
-        } else {
-            "completed_at = NULL".into()
-        });
-    }
-    if sets.len() == 2 {
+    if change.is_empty() {
         // Nothing to change.
         return fetch(ctx, id).await;
     }
-    let sql = format!("UPDATE callbacks SET {} WHERE {} AND version = $2", sets.join(", "), visible_id(ctx));
-    if write_one(ctx, &sql, binds).await? == 0 {
+    let version = expected.unwrap_or(cur.version);
+    if !store::callbacks::update(&ctx.st.db, ctx.tenant(), id, version, change, store::now_ms()).await? {
         return Err(conflict());
     }
     if let (Some(_), Some(a)) = (b.assignee_user_id, assignee) {
@@ -780,44 +601,12 @@ async fn assign(ctx: &Ctx, id: i64, b: AssignBody) -> ApiResult<Value> {
     } else if ctx.auth.role() != Role::Op {
         check_assignee(ctx, "user_id", target).await?;
     }
-    let mut conds = vec![visible_id(ctx)];
-    if let Some(v) = expected {
-        conds.push(format!("version = {v}"));
-    }
-    if !admin {
-        // An agent takes only a callback no one has.
-        conds.push("assignee_user_id IS NULL".into());
-    }
-    let sql = format!(
-        "UPDATE callbacks SET assignee_user_id = $2, version = version + 1, updated_at = $3 WHERE {}",
-        conds.join(" AND ")
-    );
-    let now = store::now_ms();
-    let won = if ctx.st.db.backend == store::Backend::Postgres {
-        // One round trip: the claim and, for a lost one, whether the callback is there at all.
-        // The row is taken with SKIP LOCKED: of agents claiming at once, the one holding the row
-        // wins and the others are answered 409 at once, instead of each waiting in turn for the
-        // winner's commit to find the row taken (the queue that made the claims' p99).
-        let sql = format!(
-            "WITH c AS (SELECT id FROM callbacks WHERE {} FOR UPDATE SKIP LOCKED),
-               w AS (UPDATE callbacks SET assignee_user_id = $2, version = version + 1, updated_at = $3
-                     WHERE id IN (SELECT id FROM c) RETURNING 1)
-             SELECT (SELECT COUNT(*) FROM w) AS won,
-               (SELECT COUNT(*) FROM callbacks WHERE {}) AS present",
-            conds.join(" AND "),
-            visible_id(ctx)
-        );
-        let r = sqlx::query(&sql).bind(id).bind(target).bind(now).fetch_one(&ctx.st.db.pool).await?;
-        if r.try_get::<i64, _>("present")? == 0 {
-            return Err(ApiError::not_found());
-        }
-        r.try_get::<i64, _>("won")? > 0
-    } else {
-        let n = write_one(ctx, &sql, vec![SqlVal::I(id), SqlVal::I(target), SqlVal::I(now)]).await?;
-        if n == 0 {
-            current(ctx, id).await?;
-        }
-        n > 0
+    // An agent takes only a callback no one has.
+    let claim =
+        store::callbacks::assign(&ctx.st.db, ctx.tenant(), id, target, expected, !admin, store::now_ms()).await?;
+    let won = match claim {
+        store::callbacks::Claim::Missing => return Err(ApiError::not_found()),
+        claim => claim == store::callbacks::Claim::Won,
     };
     if !won {
         // There, but changed by someone else (a missing one, or another tenant's, is 404 above).
@@ -873,34 +662,16 @@ async fn dial(ctx: &Ctx, id: i64) -> ApiResult<(StatusCode, Json<Value>)> {
         }
     };
     // Recorded before the dial: the dialer spares a callback's lead the once-per-run rule.
-    let mark = |lead: Option<i64>, at: Option<i64>, by: Option<i64>| {
-        sqlx::query("UPDATE callbacks SET dialled_lead_id = $1, dialled_at = $2, dialled_by = $3 WHERE id = $4 AND tenant_id = $5")
-            .bind(lead)
-            .bind(at)
-            .bind(by)
-            .bind(id)
-            .bind(t)
-    };
-    let before =
-        sqlx::query("SELECT dialled_lead_id, dialled_at, dialled_by FROM callbacks WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(t)
-            .fetch_one(&ctx.st.db.pool)
-            .await?;
-    let mut tx = ctx.st.db.begin_write().await?;
-    mark(Some(lead), Some(now), Some(me)).execute(&mut *tx).await?;
-    tx.commit().await?;
+    let before = store::callbacks::dialled(&ctx.st.db, t, id).await?;
+    let dial = store::callbacks::Dialled { lead_id: Some(lead), at: Some(now), by: Some(me) };
+    store::callbacks::set_dialled(&ctx.st.db, t, id, dial).await?;
     match crate::desk::place(&ctx.st, &ctx.auth, &w, &job, lead, true, None).await {
         Ok((status, Json(mut v))) => {
             v["callback_id"] = Value::from(id);
             Ok((status, Json(v)))
         }
         Err(e) => {
-            let mut tx = ctx.st.db.begin_write().await?;
-            mark(before.try_get("dialled_lead_id")?, before.try_get("dialled_at")?, before.try_get("dialled_by")?)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            store::callbacks::set_dialled(&ctx.st.db, t, id, before).await?;
             Err(e)
         }
     }

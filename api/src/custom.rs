@@ -11,13 +11,14 @@ use control::messages::AgentNotice;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
-use store::sqlx::{self, Row};
+use store::membership::Members;
+use store::number_lists::{Chosen, NumberList};
 
 use crate::auth::{self, Auth};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, Id};
 use crate::openapi::schema_ref;
-use crate::resource::{self, visible, Ctx, Spec, SqlVal};
+use crate::resource::{self, visible, Ctx, Spec};
 use crate::resources::{self, ALL, MGR, MGR_SV};
 use crate::{AppState, Op, Registry};
 
@@ -170,20 +171,20 @@ pub fn mount(reg: &mut Registry) {
     o.errors = vec![401, 403, 404];
     reg.add(o, post(unlock_user));
 
-    for (path, parent, table, col) in [
-        ("/dialing-groups/{id}/agents", &resources::DIALING_GROUPS, "dialing_group_agents", "group_id"),
-        ("/campaigns/{id}/agents", &resources::CAMPAIGNS, "campaign_agents", "campaign_id"),
+    for (path, parent, of) in [
+        ("/dialing-groups/{id}/agents", &resources::DIALING_GROUPS, Members::DialingGroup),
+        ("/campaigns/{id}/agents", &resources::CAMPAIGNS, Members::Campaign),
     ] {
         let o =
             with_response(op("get", path, "Member agents", parent.tag, Some(parent.read)), 200, schema_ref("Members"));
         reg.add(
             o,
             get(move |State(st): State<AppState>, auth: Auth, Id(id): Id| async move {
-                members_get(&Ctx { st, auth }, parent, table, col, id).await.map(Json)
+                members_get(&Ctx { st, auth }, parent, of, id).await.map(Json)
             })
             .put(
                 move |State(st): State<AppState>, auth: Auth, Id(id): Id, Body(b): Body<MembersBody>| async move {
-                    members_put(&Ctx { st, auth }, parent, table, col, id, b).await.map(Json)
+                    members_put(&Ctx { st, auth }, parent, of, id, b).await.map(Json)
                 },
             ),
         );
@@ -270,7 +271,9 @@ pub fn mount(reg: &mut Registry) {
         }),
     );
 
-    for spec in [&resources::DNC_NUMBERS, &resources::INBOUND_BLOCKS] {
+    for (spec, list) in
+        [(&resources::DNC_NUMBERS, NumberList::DoNotCall), (&resources::INBOUND_BLOCKS, NumberList::InboundBlocks)]
+    {
         let mut o = op(
             "post",
             &format!("{}/upload", spec.path),
@@ -288,7 +291,7 @@ pub fn mount(reg: &mut Registry) {
                 let body =
                     crate::extract::read_limited(req, NUMBER_UPLOAD_MAX_BYTES, crate::extract::UPLOAD_READ_TIMEOUT)
                         .await?;
-                numbers_upload(&Ctx { st, auth }, spec, body).await.map(Json)
+                numbers_upload(&Ctx { st, auth }, spec, list, body).await.map(Json)
             }),
         );
         let o = with_response(
@@ -308,7 +311,7 @@ pub fn mount(reg: &mut Registry) {
         reg.add(
             o,
             post(move |State(st): State<AppState>, auth: Auth, Body(b): Body<BulkDeleteBody>| async move {
-                numbers_delete(&Ctx { st, auth }, spec, b).await.map(Json)
+                numbers_delete(&Ctx { st, auth }, spec, list, b).await.map(Json)
             }),
         );
     }
@@ -338,46 +341,34 @@ async fn patch_tenant(
 ) -> ApiResult<Json<store::tenancy::Tenant>> {
     auth.require(MGR)?;
     let t = auth.tenant();
-    let pool = &st.db.pool;
+    use store::tenancy::{set, TenantSetting};
     if let Some(name) = b.name {
         if name.is_empty() || name.chars().count() > 255 || name.contains('\0') {
             return Err(ApiError::invalid("name", "name: 1 to 255 characters"));
         }
-        sqlx::query("UPDATE tenants SET name = $1 WHERE id = $2").bind(name).bind(t).execute(pool).await?;
+        set(&st.db, t, TenantSetting::Name(name)).await?;
     }
     if let Some(tz) = b.time_zone {
         if store::tenancy::parse_tz(&tz).is_none() {
             return Err(ApiError::invalid("time_zone", "time_zone: an IANA zone such as Asia/Tokyo"));
         }
-        sqlx::query("UPDATE tenants SET time_zone = $1 WHERE id = $2").bind(tz).bind(t).execute(pool).await?;
+        set(&st.db, t, TenantSetting::TimeZone(tz)).await?;
     }
     if let Some(on) = b.closed_on_national_holidays {
-        sqlx::query("UPDATE tenants SET closed_on_national_holidays = $1 WHERE id = $2")
-            .bind(i64::from(on))
-            .bind(t)
-            .execute(pool)
-            .await?;
+        set(&st.db, t, TenantSetting::ClosedOnNationalHolidays(on)).await?;
     }
     if let Some(r) = b.history_retention_days {
         use store::tenancy::{RETENTION_MAX_DAYS as MAX, RETENTION_MIN_DAYS as MIN};
         if !(MIN..=MAX).contains(&r) {
             return Err(ApiError::invalid("history_retention_days", format!("history_retention_days: {MIN} to {MAX}")));
         }
-        sqlx::query("UPDATE tenants SET history_retention_days = $1 WHERE id = $2")
-            .bind(r)
-            .bind(t)
-            .execute(pool)
-            .await?;
+        set(&st.db, t, TenantSetting::HistoryRetentionDays(r)).await?;
     }
     if let Some(q) = b.recording_quota_bytes {
         if q < 0 {
             return Err(ApiError::invalid("recording_quota_bytes", "recording_quota_bytes: not negative"));
         }
-        sqlx::query("UPDATE tenants SET recording_quota_bytes = $1 WHERE id = $2")
-            .bind(q)
-            .bind(t)
-            .execute(pool)
-            .await?;
+        set(&st.db, t, TenantSetting::RecordingQuotaBytes(q)).await?;
     }
     if let Some(m) = b.session_ttl_minutes {
         use store::tenancy::{SESSION_TTL_MAX_MINUTES as MAX, SESSION_TTL_MIN_MINUTES as MIN};
@@ -387,7 +378,7 @@ async fn patch_tenant(
                 format!("session_ttl_minutes: must be between {MIN} and {MAX}"),
             ));
         }
-        sqlx::query("UPDATE tenants SET session_ttl_minutes = $1 WHERE id = $2").bind(m).bind(t).execute(pool).await?;
+        set(&st.db, t, TenantSetting::SessionTtlMinutes(m)).await?;
     }
     Ok(Json(store::tenancy::get_tenant(&st.db, t).await?))
 }
@@ -426,27 +417,14 @@ pub struct MembersBody {
     user_ids: Vec<i64>,
 }
 
-async fn members_get(ctx: &Ctx, parent: &'static Spec, table: &str, col: &str, id: i64) -> ApiResult<Value> {
+async fn members_get(ctx: &Ctx, parent: &'static Spec, of: Members, id: i64) -> ApiResult<Value> {
     ctx.auth.require(parent.read)?;
     visible(ctx, parent, id).await?;
-    let rows =
-        sqlx::query(&format!("SELECT user_id FROM {table} WHERE {col} = $1 AND tenant_id = $2 ORDER BY user_id"))
-            .bind(id)
-            .bind(ctx.tenant())
-            .fetch_all(&ctx.st.db.pool)
-            .await?;
-    let ids = rows.iter().map(|r| r.try_get::<i64, _>("user_id")).collect::<Result<Vec<_>, _>>()?;
+    let ids = store::membership::members(&ctx.st.db, ctx.tenant(), of, id).await?;
     Ok(json!({ "user_ids": ids }))
 }
 
-async fn members_put(
-    ctx: &Ctx,
-    parent: &'static Spec,
-    table: &str,
-    col: &str,
-    id: i64,
-    b: MembersBody,
-) -> ApiResult<Value> {
+async fn members_put(ctx: &Ctx, parent: &'static Spec, of: Members, id: i64, b: MembersBody) -> ApiResult<Value> {
     ctx.auth.require(parent.write)?;
     visible(ctx, parent, id).await?;
     if b.user_ids.len() > 10_000 {
@@ -458,21 +436,7 @@ async fn members_put(
     for u in &ids {
         resource::check_ref(ctx, "user_ids", "users", *u).await?;
     }
-    let mut tx = ctx.st.db.begin_write().await?;
-    sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1 AND tenant_id = $2"))
-        .bind(id)
-        .bind(ctx.tenant())
-        .execute(&mut *tx)
-        .await?;
-    for u in &ids {
-        sqlx::query(&format!("INSERT INTO {table} (tenant_id, {col}, user_id) VALUES ($1, $2, $3)"))
-            .bind(ctx.tenant())
-            .bind(id)
-            .bind(*u)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
+    store::membership::replace(&ctx.st.db, ctx.tenant(), of, id, &ids).await?;
     Ok(json!({ "user_ids": ids }))
 }
 
@@ -491,44 +455,26 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
     ctx.auth.require(MGR_SV)?;
     visible(ctx, &resources::CALL_JOBS, id).await?;
     let now = store::now_ms();
-    let pool = &ctx.st.db.pool;
     let local_now = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&ctx.auth.tz());
     let (local, today) = (local_now.time(), local_now.date_naive());
     if start {
-        let row = sqlx::query(
-            "SELECT j.status, c.business_start, c.business_end, (SELECT COUNT(*) FROM call_job_lists jl WHERE jl.job_id = j.id) AS lists,
-                    (SELECT COUNT(*) FROM result_codes r WHERE r.campaign_id = j.campaign_id AND r.tenant_id = j.tenant_id) AS results,
-                    (SELECT COUNT(*) FROM wrapup_records w JOIN leads l ON l.id = w.lead_id JOIN call_job_lists jl ON jl.list_id = l.list_id
-                      WHERE jl.job_id = j.id AND w.tenant_id = j.tenant_id AND w.saved_at IS NULL) AS unsaved,
-                    (SELECT MIN(b.start_date) FROM call_job_lists jl JOIN customer_lists cl ON cl.id = jl.list_id JOIN batches b ON b.id = cl.batch_id
-                      WHERE jl.job_id = j.id) AS period_start,
-                    (SELECT MAX(b.end_date) FROM call_job_lists jl JOIN customer_lists cl ON cl.id = jl.list_id JOIN batches b ON b.id = cl.batch_id
-                      WHERE jl.job_id = j.id) AS period_end,
-                    (SELECT COUNT(*) FROM call_job_lists jl JOIN customer_lists cl ON cl.id = jl.list_id JOIN batches b ON b.id = cl.batch_id
-                      WHERE jl.job_id = j.id AND b.start_date <= $3 AND b.end_date >= $3) AS lists_in_period
-             FROM call_jobs j JOIN campaigns c ON c.id = j.campaign_id WHERE j.id = $1 AND j.tenant_id = $2",
-        )
-        .bind(id)
-        .bind(ctx.tenant())
-        .bind(today.to_string())
-        .fetch_one(pool)
-        .await?;
-        if row.try_get::<String, _>("status")? == "running" {
+        let row = store::call_jobs::start_check(&ctx.st.db, ctx.tenant(), id, &today.to_string()).await?;
+        if row.status == "running" {
             return Err(ApiError::conflict("job_running", "the job is already running"));
         }
-        if row.try_get::<i64, _>("lists")? == 0 {
+        if row.lists == 0 {
             return Err(ApiError::conflict("no_lists", "the job has no customer list"));
         }
         // BIZTEL §3.1: no job starts while its campaign has no results (対話結果) or while
         // 応対記録(未保存) holds records of its lists. The default statuses every tenant has
         // (store::results) do not count: the campaign's own outcomes (成約 and the like) are its own.
-        if row.try_get::<i64, _>("results")? == 0 {
+        if row.results == 0 {
             return Err(ApiError::conflict(
                 "no_results",
                 "the campaign has no results (対話結果): add them to the campaign before starting the job",
             ));
         }
-        let unsaved = row.try_get::<i64, _>("unsaved")?;
+        let unsaved = row.unsaved;
         if unsaved > 0 {
             return Err(ApiError::conflict(
                 "unsaved_records",
@@ -536,9 +482,8 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
             ));
         }
         // BIZTEL §1.2: a job is started and stopped within its batch's period (実施期間).
-        if row.try_get::<i64, _>("lists_in_period")? == 0 {
-            let (from, to): (Option<String>, Option<String>) =
-                (row.try_get("period_start")?, row.try_get("period_end")?);
+        if row.lists_in_period == 0 {
+            let (from, to) = (row.period_start, row.period_end);
             return Err(ApiError::conflict(
                 "outside_batch_period",
                 format!(
@@ -552,7 +497,7 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
         if let Some(why) = store::tenancy::closed_day(&ctx.st.db, ctx.tenant(), today).await? {
             return Err(ApiError::conflict("closed_day", format!("today ({today}) is a closed day: {why}")));
         }
-        let (bs, be): (String, String) = (row.try_get("business_start")?, row.try_get("business_end")?);
+        let (bs, be) = (row.business_start, row.business_end);
         if !may_start(local, &bs, &be) {
             return Err(ApiError::conflict(
                 "outside_business_hours",
@@ -560,31 +505,14 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
             ));
         }
         // The count and the switch in one statement, so two starts at once cannot both pass.
-        let done = sqlx::query(
-            "UPDATE call_jobs SET status = 'running', started_at = $1 WHERE id = $2 AND tenant_id = $3 AND status <> 'running'
-               AND (SELECT COUNT(*) FROM call_jobs r WHERE r.tenant_id = $3 AND r.status = 'running') < $4",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(ctx.tenant())
-        .bind(resources::MAX_RUNNING_JOBS)
-        .execute(pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        if !store::call_jobs::start(&ctx.st.db, ctx.tenant(), id, now, resources::MAX_RUNNING_JOBS).await? {
             return Err(ApiError::conflict(
                 "too_many_running_jobs",
                 format!("at most {} call jobs run at once", resources::MAX_RUNNING_JOBS),
             ));
         }
     } else {
-        let stopped = sqlx::query("UPDATE call_jobs SET status = 'stopped', stopped_at = $1 WHERE id = $2 AND tenant_id = $3 AND status = 'running'")
-            .bind(now)
-            .bind(id)
-            .bind(ctx.tenant())
-            .execute(pool)
-            .await?
-            .rows_affected();
-        if stopped > 0 {
+        if store::call_jobs::stop(&ctx.st.db, ctx.tenant(), id, now).await? {
             let n =
                 AgentNotice::JobStopped { call_job_id: control::messages::CallJobId(u64::try_from(id).unwrap_or(0)) };
             crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
@@ -623,21 +551,14 @@ pub struct HistoryBody {
 async fn history_get(ctx: &Ctx, id: i64) -> ApiResult<Value> {
     ctx.auth.require(resources::LEADS.read)?;
     visible(ctx, &resources::LEADS, id).await?;
-    let rows = sqlx::query(
-        "SELECT id, user_id, text, created_at FROM lead_history WHERE lead_id = $1 AND tenant_id = $2 ORDER BY id",
-    )
-    .bind(id)
-    .bind(ctx.tenant())
-    .fetch_all(&ctx.st.db.pool)
-    .await?;
     let tz = ctx.auth.tz();
     let mut items = Vec::new();
-    for r in rows {
+    for n in store::lead_history::notes(&ctx.st.db, ctx.tenant(), id).await? {
         items.push(json!({
-            "id": r.try_get::<i64, _>("id")?,
-            "user_id": r.try_get::<Option<i64>, _>("user_id")?,
-            "text": r.try_get::<String, _>("text")?,
-            "created_at": store::tenancy::local_rfc3339(tz, r.try_get("created_at")?),
+            "id": n.id,
+            "user_id": n.user_id,
+            "text": n.text,
+            "created_at": store::tenancy::local_rfc3339(tz, n.created_at),
         }));
     }
     Ok(json!({ "items": items }))
@@ -650,15 +571,7 @@ async fn history_post(ctx: &Ctx, id: i64, b: HistoryBody) -> ApiResult<Value> {
         return Err(ApiError::invalid("text", "text: 1 to 5000 characters"));
     }
     let now = store::now_ms();
-    let new_id: i64 = sqlx::query("INSERT INTO lead_history (tenant_id, lead_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
-        .bind(ctx.tenant())
-        .bind(id)
-        .bind(ctx.auth.user())
-        .bind(&b.text)
-        .bind(now)
-        .fetch_one(&ctx.st.db.pool)
-        .await?
-        .try_get("id")?;
+    let new_id = store::lead_history::add(&ctx.st.db, ctx.tenant(), id, ctx.auth.user(), &b.text, now).await?;
     Ok(
         json!({"id": new_id, "user_id": ctx.auth.user(), "text": b.text, "created_at": store::tenancy::local_rfc3339(ctx.auth.tz(), now)}),
     )
@@ -733,15 +646,7 @@ async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
         _ => {}
     }
     let numbered = match (b.result.parse::<i64>(), rc.campaign_id) {
-        (Ok(n), Some(c)) => {
-            sqlx::query("SELECT 1 AS one FROM result_codes WHERE campaign_id = $1 AND number = $2 AND tenant_id = $3")
-                .bind(c)
-                .bind(n)
-                .bind(ctx.tenant())
-                .fetch_optional(&ctx.st.db.pool)
-                .await?
-                .is_some()
-        }
+        (Ok(n), Some(c)) => store::results::campaign_has_number(&ctx.st.db, ctx.tenant(), c, n).await?,
         _ => false,
     };
     if !system && !numbered {
@@ -781,11 +686,7 @@ async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
 /// A number list's file is at most 5 MB (cloudcallcenter-manual §10.13: "csvの容量が5MBを超えている"
 /// files are refused), counted in bytes as the manual's MB.
 pub const NUMBER_UPLOAD_MAX_BYTES: usize = 5_000_000;
-/// Numbers per INSERT statement of an upload, per backend (as the lead import's).
-const NUMBER_ROWS_SQLITE: usize = 64;
-const NUMBER_ROWS_POSTGRES: usize = 400;
-
-async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, body: Bytes) -> ApiResult<Value> {
+async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, list: NumberList, body: Bytes) -> ApiResult<Value> {
     ctx.auth.require(spec.write)?;
     if body.len() > NUMBER_UPLOAD_MAX_BYTES {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "a number list's file is at most 5 MB")
@@ -825,28 +726,10 @@ async fn numbers_upload(ctx: &Ctx, spec: &'static Spec, body: Bytes) -> ApiResul
         let note: String = rec.get(1).unwrap_or("").trim().chars().take(255).collect();
         numbers.push((tel, note));
     }
-    let now = store::now_ms();
-    let mut added = 0i64;
     let total = numbers.len() as i64;
-    // Many rows a statement; the unique (tenant_id, number) key skips a number already listed (or
-    // repeated in the file: the first one's note is kept), so what a statement did not insert is a
-    // duplicate. One transaction: the file is added whole or not at all.
-    let per_statement = if ctx.st.db.is_postgres() { NUMBER_ROWS_POSTGRES } else { NUMBER_ROWS_SQLITE };
-    let tenant = ctx.tenant();
-    let mut tx = ctx.st.db.begin_bulk_write().await?;
-    for chunk in numbers.chunks(per_statement) {
-        let sql = format!(
-            "INSERT INTO {} (tenant_id, number, note, created_at) VALUES {} ON CONFLICT (tenant_id, number) DO NOTHING",
-            spec.table,
-            store::placeholders(ctx.st.db.backend, chunk.len(), 4)
-        );
-        let mut q = sqlx::query(&sql);
-        for (tel, note) in chunk {
-            q = q.bind(tenant).bind(tel.as_str()).bind(note.as_str()).bind(now);
-        }
-        added += q.execute(&mut *tx).await?.rows_affected() as i64;
-    }
-    tx.commit().await?;
+    // A number already listed (or repeated in the file) is a duplicate; the file is added whole or
+    // not at all.
+    let added = store::number_lists::add(&ctx.st.db, ctx.tenant(), list, &numbers, store::now_ms()).await?;
     Ok(json!({"added": added, "duplicates": total - added, "errors": errors}))
 }
 
@@ -860,41 +743,25 @@ pub struct BulkDeleteBody {
     all: Option<bool>,
 }
 
-async fn numbers_delete(ctx: &Ctx, spec: &'static Spec, b: BulkDeleteBody) -> ApiResult<Value> {
+async fn numbers_delete(ctx: &Ctx, spec: &'static Spec, list: NumberList, b: BulkDeleteBody) -> ApiResult<Value> {
     ctx.auth.require(spec.delete)?;
-    let mut deleted = 0u64;
-    let chosen = [b.ids.is_some(), b.numbers.is_some(), b.all == Some(true)].iter().filter(|x| **x).count();
-    if chosen != 1 {
-        return Err(ApiError::invalid("ids", "ids: give exactly one of ids, numbers or all: true"));
-    }
-    let mut tx = ctx.st.db.begin_write().await?;
-    if b.all == Some(true) {
-        deleted = sqlx::query(&format!("DELETE FROM {} WHERE tenant_id = $1", spec.table))
-            .bind(ctx.tenant())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-    }
-    let numbers =
-        b.numbers.unwrap_or_default().iter().map(|n| resource::tel("numbers", n)).collect::<ApiResult<Vec<_>>>()?;
-    let ids: Vec<SqlVal> = b.ids.unwrap_or_default().into_iter().map(SqlVal::I).collect();
-    let numbers: Vec<SqlVal> = numbers.into_iter().map(SqlVal::S).collect();
-    for (column, values) in [("id", ids), ("number", numbers)] {
-        if values.len() > BULK_MAX {
-            return Err(ApiError::invalid(column, format!("{column}: at most {BULK_MAX} per request")));
+    let chosen = match (b.ids, b.numbers, b.all == Some(true)) {
+        (None, None, true) => Chosen::All,
+        (Some(ids), None, false) => Chosen::Ids(ids),
+        (None, Some(numbers), false) => {
+            Chosen::Numbers(numbers.iter().map(|n| resource::tel("numbers", n)).collect::<ApiResult<Vec<_>>>()?)
         }
-        // A few hundred values a statement rather than one statement a value.
-        for chunk in values.chunks(500) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND {column} IN ({})", spec.table, marks.join(", "));
-            let mut q = sqlx::query(&sql).bind(ctx.tenant());
-            for v in chunk.iter().cloned() {
-                q = v.bind(q);
-            }
-            deleted += q.execute(&mut *tx).await?.rows_affected();
-        }
+        _ => return Err(ApiError::invalid("ids", "ids: give exactly one of ids, numbers or all: true")),
+    };
+    let too_many = match &chosen {
+        Chosen::Ids(ids) if ids.len() > BULK_MAX => Some("id"),
+        Chosen::Numbers(numbers) if numbers.len() > BULK_MAX => Some("number"),
+        _ => None,
+    };
+    if let Some(column) = too_many {
+        return Err(ApiError::invalid(column, format!("{column}: at most {BULK_MAX} per request")));
     }
-    tx.commit().await?;
+    let deleted = store::number_lists::delete(&ctx.st.db, ctx.tenant(), list, &chosen).await?;
     Ok(json!({ "deleted": deleted }))
 }
 

@@ -19,7 +19,6 @@ use control::bus::Envelope;
 use control::messages::{streams, AgentNotice, DialerNotice, MonitorMode, SupervisorOffer};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use store::sqlx::{self, Row};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -118,13 +117,11 @@ const MAX_SDP: usize = 64 * 1024;
 
 /// The agent of the tenant (404 for anyone else).
 async fn agent_of_tenant(st: &AppState, tenant: i64, id: i64) -> ApiResult<()> {
-    sqlx::query("SELECT id FROM users WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(&st.db.pool)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(())
+    if store::accounts::user_exists(&st.db, tenant, id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
 }
 
 async fn notify(st: &AppState, tenant: i64, notice: &DialerNotice) -> ApiResult<()> {
@@ -154,28 +151,16 @@ async fn start_monitor(
     if id == auth.user() {
         return Err(ApiError::invalid("id", "id: you cannot monitor your own call"));
     }
-    let call = sqlx::query(
-        "SELECT id, dialer_call_id FROM call_records
-         WHERE tenant_id = $1 AND agent_user_id = $2 AND bridged_at IS NOT NULL AND ended_at IS NULL
-         ORDER BY bridged_at DESC LIMIT 1",
-    )
-    .bind(t)
-    .bind(id)
-    .fetch_optional(&st.db.pool)
-    .await?
-    .ok_or_else(|| ApiError::conflict("not_in_call", "the agent is not talking with a customer"))?;
-    let (record, dialer_call): (i64, Option<i64>) = (call.try_get("id")?, call.try_get("dialer_call_id")?);
+    let call = store::call_records::talking_call_of_agent(&st.db, t, id)
+        .await?
+        .ok_or_else(|| ApiError::conflict("not_in_call", "the agent is not talking with a customer"))?;
+    let (record, dialer_call) = (call.call_record_id, call.dialer_call_id);
     if let Some(sdp) = &b.sdp {
         if sdp.len() > MAX_SDP || !sdp.starts_with("v=0") {
             return Err(ApiError::invalid("sdp", "sdp: the browser's SDP offer (v=0 ..., at most 64 kB)"));
         }
     } else {
-        let phone = sqlx::query("SELECT id FROM phones WHERE tenant_id = $1 AND user_id = $2")
-            .bind(t)
-            .bind(auth.user())
-            .fetch_optional(&st.db.pool)
-            .await?;
-        if phone.is_none() {
+        if !store::accounts::has_phone(&st.db, t, auth.user()).await? {
             return Err(ApiError::conflict("no_phone", "you have no phone account to listen with"));
         }
     }
@@ -276,12 +261,9 @@ async fn stop_monitor(State(st): State<AppState>, auth: Auth, Id(id): Id) -> Api
 async fn list_monitors(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Json<Value>> {
     auth.require(MGR_SV)?;
     let t = auth.tenant();
-    sqlx::query("SELECT id FROM call_records WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(t)
-        .fetch_optional(&st.db.pool)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    if !store::call_records::exists(&st.db, t, id).await? {
+        return Err(ApiError::not_found());
+    }
     let tz = auth.tz();
     let at = |ms: Option<i64>| ms.map(|v| store::tenancy::local_rfc3339(tz, v));
     let items: Vec<Value> = store::monitoring::of_call(&st.db, t, id, MAX_LIST)

@@ -19,7 +19,6 @@ use control::messages::{streams, PhoneOffer};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
-use store::sqlx::{self, Row};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -76,12 +75,7 @@ pub fn mount(reg: &mut Registry) {
 
 /// The caller's phone kind.
 async fn phone_kind(st: &AppState, auth: &Auth) -> ApiResult<String> {
-    let row = sqlx::query("SELECT phone_kind FROM users WHERE id = $1 AND tenant_id = $2")
-        .bind(auth.user())
-        .bind(auth.tenant())
-        .fetch_one(&st.db.pool)
-        .await?;
-    Ok(row.try_get("phone_kind")?)
+    store::accounts::phone_kind_of(&st.db, auth.tenant(), auth.user()).await?.ok_or_else(ApiError::not_found)
 }
 
 async fn kind_get(State(st): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {

@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Json;
 use serde_json::{json, Value};
-use store::sqlx::{self, Row};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -68,12 +67,7 @@ fn file_error(e: FileError) -> ApiError {
 }
 
 /// An accepted row of the phone book's CSV.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub number: String,
-    pub name: String,
-    pub remarks: Option<String>,
-}
+pub use store::phone_book::Entry;
 
 /// A row the import refused: its line (header = 1) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,43 +116,15 @@ async fn upload(ctx: &Ctx, body: Bytes) -> ApiResult<Value> {
     ctx.auth.require(PHONE_BOOK.write)?;
     let (entries, problems) = read(&body).map_err(file_error)?;
     let now = store::now_ms();
-    let (mut added, mut updated) = (0i64, 0i64);
-    let mut tx = ctx.st.db.begin_write().await?;
-    for e in &entries {
-        // The UPDATE and the INSERT bind the same values, $1 to $5.
-        let write = |sql: &'static str| {
-            sqlx::query(sql).bind(ctx.tenant()).bind(&e.number).bind(&e.name).bind(e.remarks.as_deref()).bind(now)
-        };
-        let n = write(
-            "UPDATE phone_book SET name = $3, remarks = $4, updated_at = $5 WHERE tenant_id = $1 AND number = $2",
-        )
-        .execute(&mut *tx)
-        .await?;
-        if n.rows_affected() > 0 {
-            updated += 1;
-            continue;
-        }
-        write("INSERT INTO phone_book (tenant_id, number, name, remarks, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
-            .execute(&mut *tx)
-            .await?;
-        added += 1;
-    }
-    tx.commit().await?;
+    let store::phone_book::Upserted { added, updated } =
+        store::phone_book::upsert(&ctx.st.db, ctx.tenant(), &entries, now).await?;
     let errors: Vec<Value> = problems.iter().map(|p| json!({"row": p.row, "message": p.message})).collect();
     Ok(json!({"added": added, "updated": updated, "errors": errors}))
 }
 
 /// The phone book's name for `number` in the tenant, if any.
 pub async fn name_of(st: &AppState, tenant: i64, number: &str) -> ApiResult<Option<String>> {
-    let row = sqlx::query("SELECT name FROM phone_book WHERE tenant_id = $1 AND number = $2")
-        .bind(tenant)
-        .bind(number)
-        .fetch_optional(&st.db.pool)
-        .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get("name")?),
-        None => None,
-    })
+    Ok(store::phone_book::name_of(&st.db, tenant, number).await?)
 }
 
 #[cfg(test)]

@@ -255,13 +255,6 @@ async fn checked_ref(st: &AppState, auth: &Auth, table: &str, field: &str, id: O
     Ok(())
 }
 
-/// `(a, b)` integer pairs of a query over one tenant.
-async fn pairs(st: &AppState, sql: &str, tenant_id: i64) -> ApiResult<Vec<(i64, i64)>> {
-    use store::sqlx::Row;
-    let rows = store::sqlx::query(sql).bind(tenant_id).fetch_all(&st.db.pool).await?;
-    Ok(rows.iter().map(|r| Ok((r.try_get("a")?, r.try_get("b")?))).collect::<Result<_, store::sqlx::Error>>()?)
-}
-
 fn names_map(v: Vec<(i64, String)>) -> HashMap<String, String> {
     v.into_iter().map(|(id, n)| (id.to_string(), n)).collect()
 }
@@ -717,18 +710,9 @@ fn add(into: &mut Measures, m: &Measures) {
 
 /// Result columns: the campaign's result codes (by number), then the system results that occur.
 async fn result_labels(st: &AppState, t: i64, campaign: Option<i64>) -> ApiResult<Vec<(String, String, String)>> {
-    let rows = store::sqlx::query(
-        "SELECT number, label FROM result_codes WHERE tenant_id = $1 AND ($2 = 0 OR campaign_id = $2) ORDER BY number, id",
-    )
-    .bind(t)
-    .bind(campaign.unwrap_or(0))
-    .fetch_all(&st.db.pool)
-    .await?;
     let mut out: Vec<(String, String, String)> = Vec::new();
-    for r in rows {
-        use store::sqlx::Row;
-        let n: i64 = r.try_get("number")?;
-        let label: String = r.try_get("label")?;
+    for r in store::results::numbered(&st.db, t, campaign).await? {
+        let (n, label) = (r.number, r.label);
         if !out.iter().any(|(k, _, _)| *k == n.to_string()) {
             out.push((n.to_string(), label.clone(), label));
         }
@@ -940,14 +924,13 @@ async fn member_agents(
     group: Option<i64>,
     campaign: Option<i64>,
 ) -> ApiResult<Option<Vec<i64>>> {
-    use store::sqlx::Row;
-    let (sql, id) = match (group, campaign) {
-        (Some(g), _) => ("SELECT user_id FROM dialing_group_agents WHERE tenant_id = $1 AND group_id = $2", g),
-        (None, Some(c)) => ("SELECT user_id FROM campaign_agents WHERE tenant_id = $1 AND campaign_id = $2", c),
+    use store::membership::Members;
+    let (of, id) = match (group, campaign) {
+        (Some(g), _) => (Members::DialingGroup, g),
+        (None, Some(c)) => (Members::Campaign, c),
         (None, None) => return Ok(None),
     };
-    let rows = store::sqlx::query(sql).bind(t).bind(id).fetch_all(&st.db.pool).await?;
-    Ok(Some(rows.iter().map(|r| r.try_get("user_id")).collect::<Result<_, _>>()?))
+    Ok(Some(store::membership::members(&st.db, t, of, id).await?))
 }
 
 async fn states(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
@@ -1062,26 +1045,14 @@ async fn states(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
 // ------------------------------------------------------------------------------------------ lists
 
 async fn lists(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
-    use store::sqlx::Row;
     let q = Q::new(&p, &["date", "campaign_id"])?;
     let tz = auth.tz();
     let day = q.date("date", store::tenancy::local_date(tz, store::now_ms()))?;
     let campaign = q.id("campaign_id")?;
     checked_ref(&st, &auth, "campaigns", "campaign_id", campaign).await?;
     let (t, db) = (auth.tenant(), &st.db);
-    let lists = store::sqlx::query(
-        "SELECT l.id, l.name, b.campaign_id FROM customer_lists l JOIN batches b ON b.id = l.batch_id
-         WHERE l.tenant_id = $1 AND ($2 = 0 OR b.campaign_id = $2) ORDER BY l.id",
-    )
-    .bind(t)
-    .bind(campaign.unwrap_or(0))
-    .fetch_all(&db.pool)
-    .await?;
-    let registered: HashMap<i64, i64> =
-        pairs(&st, "SELECT list_id AS a, COUNT(*) AS b FROM leads WHERE tenant_id = $1 GROUP BY list_id", t)
-            .await?
-            .into_iter()
-            .collect();
+    let lists = store::reports::lists(db, t, campaign).await?;
+    let registered: HashMap<i64, i64> = store::reports::leads_per_list(db, t).await?.into_iter().collect();
     let today = Filter { from_day: day.to_string(), to_day: day.to_string(), ..Default::default() };
     let day_sums: HashMap<String, Measures> = store::reports::sum_calls(db, t, RollupTable::Calls, &today, &[By::List])
         .await?
@@ -1106,8 +1077,7 @@ async fn lists(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     let mut rows = Vec::new();
     let mut tot = [0_i64; 4];
     for l in lists {
-        let id: i64 = l.try_get("id")?;
-        let name: String = l.try_get("name")?;
+        let (id, name) = (l.id, l.name);
         let reg = registered.get(&id).copied().unwrap_or(0);
         let w = work.get(&id.to_string()).copied().unwrap_or(0);
         let m = day_sums.get(&id.to_string()).copied().unwrap_or_default();
@@ -1127,7 +1097,6 @@ fn list_row(label: Value, v: &[i64; 4]) -> Vec<Value> {
 // ------------------------------------------------------------------------------------------ outbound
 
 async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
-    use store::sqlx::Row;
     let q = Q::new(&p, &["from", "to", "campaign_id"])?;
     let tz = auth.tz();
     let (from, to) = q.days(tz)?;
@@ -1135,16 +1104,11 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     checked_ref(&st, &auth, "campaigns", "campaign_id", campaign).await?;
     let (t, db) = (auth.tenant(), &st.db);
     let now = store::now_ms();
-    let camps: Vec<(i64, String, f64)> = store::sqlx::query(
-        "SELECT id, name, abandon_target_pct FROM campaigns WHERE tenant_id = $1 AND ($2 = 0 OR id = $2) ORDER BY id",
-    )
-    .bind(t)
-    .bind(campaign.unwrap_or(0))
-    .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("id")?, r.try_get("name")?, r.try_get("abandon_target_pct")?)))
-    .collect::<Result<_, store::sqlx::Error>>()?;
+    let camps: Vec<(i64, String, f64)> = store::reports::campaigns(db, t, campaign)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name, c.abandon_target_pct))
+        .collect();
     // Hourly live and abandons from 30 days before `from` (the rolling windows), per campaign.
     let wide_from = from - chrono::Duration::days(31);
     let mut by_campaign: HashMap<i64, Vec<(i64, i64, i64)>> = HashMap::new();
@@ -1233,7 +1197,6 @@ async fn outbound(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
 }
 
 async fn abandons(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
-    use store::sqlx::Row;
     let q = Q::new(&p, &["from", "to", "campaign_id"])?;
     let tz = auth.tz();
     let (from, to) = q.days(tz)?;
@@ -1242,14 +1205,11 @@ async fn abandons(st: AppState, auth: Auth, p: Params) -> ApiResult<Report> {
     let t = auth.tenant();
     let (start, _) = store::rollups::day_bounds(tz, from);
     let (_, end) = store::rollups::day_bounds(tz, to);
-    let camps: HashMap<i64, (String, i64)> =
-        store::sqlx::query("SELECT id, name, agent_wait_timeout_s FROM campaigns WHERE tenant_id = $1")
-            .bind(t)
-            .fetch_all(&st.db.pool)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("id")?, (r.try_get("name")?, r.try_get::<i64, _>("agent_wait_timeout_s")? * 1000))))
-            .collect::<Result<_, store::sqlx::Error>>()?;
+    let camps: HashMap<i64, (String, i64)> = store::reports::campaigns(&st.db, t, None)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, (c.name, c.agent_wait_timeout_s * 1000)))
+        .collect();
     let list = store::reports::abandons(&st.db, t, campaign, start, end, MAX_ABANDONS).await?;
     let columns = vec![
         col("answered_at", "応答日時", "Answered at", Kind::Text),

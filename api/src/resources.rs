@@ -4,8 +4,8 @@ use chrono::NaiveDate;
 use serde_json::{Map, Value};
 use store::accounts::Role;
 use store::batch_dates;
+use store::call_jobs::InUse;
 use store::leads::PhoneType;
-use store::sqlx::{self, Row};
 
 use crate::error::{ApiError, ApiResult};
 use crate::resource::{check_ref, BoxFut, Ctx, Extra, Field, Hooks, Spec, SqlVal, Ty, Values};
@@ -43,9 +43,9 @@ macro_rules! guard {
     };
 }
 
-/// `true` when the query returns a row.
-pub async fn exists(ctx: &Ctx, sql: &str, id: i64) -> ApiResult<bool> {
-    Ok(sqlx::query(sql).bind(id).bind(ctx.tenant()).fetch_optional(&ctx.st.db.pool).await?.is_some())
+/// Whether a running call job of the caller's tenant is, or uses, the record.
+async fn running_job_uses(ctx: &Ctx, what: InUse) -> ApiResult<bool> {
+    Ok(store::call_jobs::running_job_uses(&ctx.st.db, ctx.tenant(), what).await?)
 }
 
 // ---------------------------------------------------------------------------------------- campaigns
@@ -117,13 +117,7 @@ pub static CAMPAIGNS: Spec = Spec {
 hook!(campaign_write, |ctx, id, v| {
     let (mut start, mut end) = ("09:00".to_string(), "18:00".to_string());
     if let Some(id) = id {
-        let r = sqlx::query("SELECT business_start, business_end FROM campaigns WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(ctx.tenant())
-            .fetch_one(&ctx.st.db.pool)
-            .await?;
-        start = r.try_get("business_start")?;
-        end = r.try_get("business_end")?;
+        (start, end) = store::campaigns::business_hours(&ctx.st.db, ctx.tenant(), id).await?;
     }
     if let Some(s) = v.get("business_start").and_then(SqlVal::as_str) {
         start = s.to_string();
@@ -138,13 +132,7 @@ hook!(campaign_write, |ctx, id, v| {
 });
 
 guard!(campaign_delete, |ctx, id| {
-    if exists(
-        ctx,
-        "SELECT 1 AS one FROM call_jobs WHERE campaign_id = $1 AND tenant_id = $2 AND status = 'running'",
-        id,
-    )
-    .await?
-    {
+    if running_job_uses(ctx, InUse::Campaign(id)).await? {
         return Err(ApiError::conflict("job_running", "a call job of this campaign is running"));
     }
     Ok(())
@@ -214,13 +202,7 @@ pub static DIALING_GROUPS: Spec = Spec {
 };
 
 guard!(group_delete, |ctx, id| {
-    if exists(
-        ctx,
-        "SELECT 1 AS one FROM call_jobs WHERE dialing_group_id = $1 AND tenant_id = $2 AND status = 'running'",
-        id,
-    )
-    .await?
-    {
+    if running_job_uses(ctx, InUse::DialingGroup(id)).await? {
         return Err(ApiError::conflict("job_running", "a running call job uses this group"));
     }
     Ok(())
@@ -302,19 +284,12 @@ pub static PHONES: Spec = Spec {
 };
 
 hook!(phone_write, |ctx, id, v| {
-    let realm: String = sqlx::query("SELECT code FROM tenants WHERE id = $1")
-        .bind(ctx.tenant())
-        .fetch_one(&ctx.st.db.pool)
-        .await?
-        .try_get("code")?;
+    let realm = store::tenancy::get_tenant(&ctx.st.db, ctx.tenant()).await?.code;
     let username = match (id, v.get("sip_username").and_then(SqlVal::as_str)) {
         (_, Some(u)) => u.to_string(),
-        (Some(id), None) => sqlx::query("SELECT sip_username FROM phones WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(ctx.tenant())
-            .fetch_one(&ctx.st.db.pool)
-            .await?
-            .try_get("sip_username")?,
+        (Some(id), None) => {
+            store::accounts::sip_username_of(&ctx.st.db, ctx.tenant(), id).await?.ok_or_else(ApiError::not_found)?
+        }
         (None, None) => return Err(ApiError::invalid("sip_username", "sip_username: required")),
     };
     if let Some(pw) = v.input.get("password").and_then(Value::as_str) {
@@ -392,12 +367,8 @@ hook!(user_write, |ctx, id, v| {
             }
         }
         if let Some(id) = id {
-            let current: String = sqlx::query("SELECT role FROM users WHERE id = $1 AND tenant_id = $2")
-                .bind(id)
-                .bind(ctx.tenant())
-                .fetch_one(&ctx.st.db.pool)
-                .await?
-                .try_get("role")?;
+            let current =
+                store::accounts::role_of(&ctx.st.db, ctx.tenant(), id).await?.ok_or_else(ApiError::not_found)?;
             if !lower(&current) {
                 return Err(ApiError::forbidden());
             }
@@ -450,12 +421,7 @@ fn user_after<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFu
         if kinds.is_empty() {
             return Ok(());
         }
-        let login: String = sqlx::query("SELECT login FROM users WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(ctx.tenant())
-            .fetch_one(&db.pool)
-            .await?
-            .try_get("login")?;
+        let login = store::accounts::login_of(db, ctx.tenant(), id).await?.ok_or_else(ApiError::not_found)?;
         for kind in kinds {
             let e = AuditEvent {
                 tenant_id: ctx.tenant(),
@@ -661,17 +627,11 @@ hook!(batch_write, |ctx, id, v| {
     let tz = ctx.auth.tz();
     let (mut start, mut end, mut first, mut last) = (None, None, None, None);
     if let Some(id) = id {
-        let row = sqlx::query(
-            "SELECT start_date, end_date, first_call_at, last_call_at FROM batches WHERE id = $1 AND tenant_id = $2",
-        )
-        .bind(id)
-        .bind(ctx.tenant())
-        .fetch_one(&ctx.st.db.pool)
-        .await?;
-        start = row.try_get::<String, _>("start_date")?.parse().ok();
-        end = row.try_get::<String, _>("end_date")?.parse().ok();
-        first = row.try_get::<Option<i64>, _>("first_call_at")?.map(|ms| store::tenancy::local_date(tz, ms));
-        last = row.try_get::<Option<i64>, _>("last_call_at")?.map(|ms| store::tenancy::local_date(tz, ms));
+        let row = store::batches::dates(&ctx.st.db, ctx.tenant(), id).await?;
+        start = row.start_date.parse().ok();
+        end = row.end_date.parse().ok();
+        first = row.first_call_at.map(|ms| store::tenancy::local_date(tz, ms));
+        last = row.last_call_at.map(|ms| store::tenancy::local_date(tz, ms));
     }
     let start =
         date_of(v, "start_date").or(start).ok_or_else(|| ApiError::invalid("start_date", "start_date: required"))?;
@@ -698,33 +658,13 @@ fn batch_decorate(ctx: &Ctx, m: &mut Map<String, Value>) {
 }
 
 guard!(batch_delete, |ctx, id| {
-    if exists(
-        ctx,
-        "SELECT 1 AS one FROM batches b WHERE b.id = $1 AND b.tenant_id = $2 AND b.first_call_at IS NOT NULL
-           AND EXISTS (SELECT 1 FROM customer_lists c WHERE c.batch_id = b.id)",
-        id,
-    )
-    .await?
-    {
+    if store::batches::has_calls_and_lists(&ctx.st.db, ctx.tenant(), id).await? {
         return Err(ApiError::conflict("batch_has_calls", "the batch has calls and lists: delete its lists first"));
     }
-    if exists(
-        ctx,
-        "SELECT 1 AS one FROM call_jobs j JOIN call_job_lists jl ON jl.job_id = j.id JOIN customer_lists c ON c.id = jl.list_id
-         WHERE c.batch_id = $1 AND j.tenant_id = $2 AND j.status = 'running'",
-        id,
-    )
-    .await?
-    {
+    if running_job_uses(ctx, InUse::Batch(id)).await? {
         return Err(ApiError::conflict("job_running", "a call job over this batch is running"));
     }
-    if exists(
-        ctx,
-        "SELECT 1 AS one FROM wrapup_records w JOIN leads l ON l.id = w.lead_id WHERE l.batch_id = $1 AND w.tenant_id = $2 AND w.saved_at IS NULL",
-        id,
-    )
-    .await?
-    {
+    if store::batches::has_unsaved_records(&ctx.st.db, ctx.tenant(), id).await? {
         return Err(ApiError::conflict("unsaved_records", "the batch has unsaved wrap-up records"));
     }
     Ok(())
@@ -765,13 +705,7 @@ pub static LISTS: Spec = Spec {
 };
 
 guard!(list_delete, |ctx, id| {
-    if exists(
-        ctx,
-        "SELECT 1 AS one FROM call_jobs j JOIN call_job_lists jl ON jl.job_id = j.id WHERE jl.list_id = $1 AND j.tenant_id = $2 AND j.status = 'running'",
-        id,
-    )
-    .await?
-    {
+    if running_job_uses(ctx, InUse::CustomerList(id)).await? {
         return Err(ApiError::conflict("job_running", "a running call job uses this list"));
     }
     Ok(())
@@ -814,12 +748,7 @@ pub static CUSTOM_FIELDS: Spec = Spec {
 hook!(custom_field_write, |ctx, id, v| {
     let kind = match (v.get("kind").and_then(SqlVal::as_str), id) {
         (Some(k), _) => k.to_string(),
-        (None, Some(id)) => sqlx::query("SELECT kind FROM custom_fields WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(ctx.tenant())
-            .fetch_one(&ctx.st.db.pool)
-            .await?
-            .try_get("kind")?,
+        (None, Some(id)) => store::leads::custom_field_kind(&ctx.st.db, ctx.tenant(), id).await?,
         (None, None) => String::new(),
     };
     let options = v.input.get("options");
@@ -926,12 +855,8 @@ hook!(lead_write, |ctx, id, v| {
             .get("list_id")
             .and_then(SqlVal::as_i64)
             .ok_or_else(|| ApiError::invalid("list_id", "list_id: required"))?;
-        let batch = sqlx::query("SELECT batch_id FROM customer_lists WHERE id = $1 AND tenant_id = $2")
-            .bind(list)
-            .bind(ctx.tenant())
-            .fetch_one(&ctx.st.db.pool)
-            .await?
-            .try_get::<i64, _>("batch_id")?;
+        let batch =
+            store::batches::of_list(&ctx.st.db, ctx.tenant(), list).await?.ok_or_else(ApiError::not_found)?.batch_id;
         v.set("batch_id", SqlVal::I(batch));
     }
     if let Some(tel) = v.get("tel").and_then(SqlVal::as_str).map(str::to_string) {
@@ -953,12 +878,7 @@ fn lead_in_write<'a>(
         let list = match (id, v.get("list_id").and_then(SqlVal::as_i64)) {
             (_, Some(list)) => list,
             (Some(_), None) if tel.is_none() => return Ok(()), // neither the number nor the list changes
-            (Some(id), None) => sqlx::query("SELECT list_id FROM leads WHERE id = $1 AND tenant_id = $2")
-                .bind(id)
-                .bind(ctx.tenant())
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get::<i64, _>("list_id")?,
+            (Some(id), None) => store::leads::list_of_lead_in(&mut **tx, ctx.tenant(), id).await?,
             (None, None) => return Err(ApiError::invalid("list_id", "list_id: required")),
         };
         match store::leads::check_new_lead(&ctx.st.db, tx, ctx.tenant(), list, id, tel, MAX_LEADS_PER_LIST).await? {
@@ -1059,9 +979,7 @@ pub static CALL_JOBS: Spec = Spec {
 
 hook!(job_write, |ctx, id, v| {
     if let Some(id) = id {
-        if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE id = $1 AND tenant_id = $2 AND status = 'running'", id)
-            .await?
-        {
+        if running_job_uses(ctx, InUse::Job(id)).await? {
             return Err(ApiError::conflict("job_running", "stop the job before changing it"));
         }
     }
@@ -1096,12 +1014,7 @@ fn job_lists<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut
         if items.is_empty() || items.len() > 100 {
             return Err(ApiError::invalid("list_ids", "list_ids: 1 to 100 list ids"));
         }
-        let campaign: i64 = sqlx::query("SELECT campaign_id FROM call_jobs WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(ctx.tenant())
-            .fetch_one(&ctx.st.db.pool)
-            .await?
-            .try_get("campaign_id")?;
+        let campaign = store::call_jobs::campaign_of(&ctx.st.db, ctx.tenant(), id).await?;
         let mut ids = Vec::new();
         for item in items {
             let list = item
@@ -1109,13 +1022,7 @@ fn job_lists<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut
                 .filter(|n| *n > 0)
                 .ok_or_else(|| ApiError::invalid("list_ids", "list_ids: must hold list ids"))?;
             check_ref(ctx, "list_ids", "customer_lists", list).await?;
-            let in_campaign = sqlx::query("SELECT 1 AS one FROM customer_lists c JOIN batches b ON b.id = c.batch_id WHERE c.id = $1 AND b.campaign_id = $2")
-                .bind(list)
-                .bind(campaign)
-                .fetch_optional(&ctx.st.db.pool)
-                .await?
-                .is_some();
-            if !in_campaign {
+            if !store::call_jobs::list_in_campaign(&ctx.st.db, ctx.tenant(), list, campaign).await? {
                 return Err(ApiError::invalid(
                     "list_ids",
                     format!("list_ids: list {list} is not in the job's campaign"),
@@ -1125,28 +1032,13 @@ fn job_lists<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut
                 ids.push(list);
             }
         }
-        let mut tx = ctx.st.db.begin_write().await?;
-        sqlx::query("DELETE FROM call_job_lists WHERE job_id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(ctx.tenant())
-            .execute(&mut *tx)
-            .await?;
-        for list in ids {
-            sqlx::query("INSERT INTO call_job_lists (tenant_id, job_id, list_id) VALUES ($1, $2, $3)")
-                .bind(ctx.tenant())
-                .bind(id)
-                .bind(list)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        store::call_jobs::replace_lists(&ctx.st.db, ctx.tenant(), id, &ids).await?;
         Ok(())
     })
 }
 
 guard!(job_delete, |ctx, id| {
-    if exists(ctx, "SELECT 1 AS one FROM call_jobs WHERE id = $1 AND tenant_id = $2 AND status = 'running'", id).await?
-    {
+    if running_job_uses(ctx, InUse::Job(id)).await? {
         return Err(ApiError::conflict("job_running", "stop the job before deleting it"));
     }
     Ok(())
@@ -1187,20 +1079,14 @@ fn recall_assigned<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> 
         if input.get("agent_user_id").is_none_or(Value::is_null) {
             return Ok(());
         }
-        let r =
-            sqlx::query("SELECT agent_user_id, lead_id, due_at, status FROM recalls WHERE id = $1 AND tenant_id = $2")
-                .bind(id)
-                .bind(ctx.tenant())
-                .fetch_one(&ctx.st.db.pool)
-                .await?;
-        let agent: Option<i64> = r.try_get("agent_user_id")?;
-        if let (Some(agent), "open") = (agent, r.try_get::<String, _>("status")?.as_str()) {
+        let r = store::records::recall(&ctx.st.db, ctx.tenant(), id).await?;
+        if let (Some(agent), "open") = (r.agent_user_id, r.status.as_str()) {
             let u = |v: i64| u64::try_from(v).unwrap_or(0);
             let n = control::messages::AgentNotice::RecallAssigned {
                 agent_id: control::agent::AgentId(u(agent)),
                 recall_id: u(id),
-                lead_id: control::messages::LeadId(u(r.try_get("lead_id")?)),
-                due_at_ms: r.try_get::<Option<i64>, _>("due_at")?.map(u),
+                lead_id: control::messages::LeadId(u(r.lead_id)),
+                due_at_ms: r.due_at.map(u),
             };
             crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
         }
@@ -1211,22 +1097,12 @@ fn recall_assigned<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> 
 hook!(recall_write, |ctx, id, v| {
     let (mut due, mut agent) = (None, None);
     if let Some(id) = id {
-        let r = sqlx::query("SELECT due_at, agent_user_id FROM recalls WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(ctx.tenant())
-            .fetch_one(&ctx.st.db.pool)
-            .await?;
-        due = r.try_get::<Option<i64>, _>("due_at")?;
-        agent = r.try_get::<Option<i64>, _>("agent_user_id")?;
+        let r = store::records::recall(&ctx.st.db, ctx.tenant(), id).await?;
+        (due, agent) = (r.due_at, r.agent_user_id);
     } else {
         v.set("created_by", SqlVal::I(ctx.auth.user()));
         let lead = v.get("lead_id").and_then(SqlVal::as_i64).unwrap_or(0);
-        let campaign: i64 = sqlx::query("SELECT b.campaign_id FROM leads l JOIN batches b ON b.id = l.batch_id WHERE l.id = $1 AND l.tenant_id = $2")
-            .bind(lead)
-            .bind(ctx.tenant())
-            .fetch_one(&ctx.st.db.pool)
-            .await?
-            .try_get("campaign_id")?;
+        let campaign = store::leads::campaign_of_lead(&ctx.st.db, ctx.tenant(), lead).await?;
         check_ref(ctx, "lead_id", "campaigns", campaign)
             .await
             .map_err(|_| ApiError::invalid("lead_id", "lead_id: no such record"))?;

@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use sim::agent::{Api, Counts};
-use store::sqlx::{self, Row};
+use sim::agent::Api;
 use store::Db;
 use tokio::sync::watch;
 
@@ -136,140 +135,9 @@ impl DemoArgs {
     }
 }
 
-/// One agent's accounts: the API login and the SIP password of the phone (its user name is the
-/// login).
-#[derive(Clone)]
-pub struct DemoAgent {
-    pub user_id: i64,
-    pub login: String,
-    pub password: String,
-    pub sip_password: String,
-}
-
-impl std::fmt::Debug for DemoAgent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DemoAgent")
-            .field("user_id", &self.user_id)
-            .field("login", &self.login)
-            .field("password", &"***")
-            .field("sip_password", &"***")
-            .finish()
-    }
-}
-
-/// How the simulated agents work.
-#[derive(Clone, Debug)]
-pub struct AgentWork {
-    /// The campaign's result numbers they save.
-    pub result_codes: Vec<i64>,
-    /// Mean talk time (lognormal, cv 1), ms.
-    pub talk_mean_ms: f64,
-    /// Mean time to save the wrap-up record, ms.
-    pub wrapup_mean_ms: f64,
-    /// Agents (the last ones) who never save their records, as if their browser had closed: their
-    /// calls stay in 応対記録(未保存) until someone saves them.
-    pub forgetful: usize,
-    pub seed: u64,
-}
-
-/// Simulated agents working a call job through the API (`start_agents`).
-pub struct SimAgents {
-    pub counts: Arc<Counts>,
-    tasks: tokio::task::JoinSet<Result<(), sim::agent::AgentError>>,
-    stop: watch::Sender<bool>,
-}
-
-impl SimAgents {
-    /// The next agent that stopped, with how (while they run, only one that failed stops).
-    pub async fn join_next(&mut self) -> Option<Result<Result<(), sim::agent::AgentError>, tokio::task::JoinError>> {
-        self.tasks.join_next().await
-    }
-
-    /// Each agent ends its session and logs out.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        while self.tasks.join_next().await.is_some() {}
-    }
-}
-
-/// Starts one simulated agent ([`sim::agent`]) per account on `job`, each working through the API
-/// at `base` and its push channel as an agent's own screen does. `manager_token` (a logged-in MGR or
-/// SV) logs off an agent still in a session of an earlier run.
-pub fn start_agents(
-    http: &reqwest::Client,
-    base: &str,
-    tenant: &str,
-    agents: &[DemoAgent],
-    job: i64,
-    work: &AgentWork,
-    manager_token: Option<String>,
-) -> SimAgents {
-    let counts = Arc::new(Counts::default());
-    let (stop, rx) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, a) in agents.iter().enumerate() {
-        let acfg = sim::agent::AgentConfig {
-            base: base.to_owned(),
-            tenant: tenant.to_owned(),
-            login: a.login.clone(),
-            password: a.password.clone(),
-            user_id: a.user_id,
-            call_job_id: job,
-            result_codes: work.result_codes.clone(),
-            talk_mean_ms: work.talk_mean_ms,
-            wrapup_mean_ms: work.wrapup_mean_ms,
-            manager_token: manager_token.clone(),
-            saves_records: i + work.forgetful < agents.len(),
-        };
-        let rng = rand_chacha::ChaCha8Rng::seed_from_u64(work.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
-        tasks.spawn(sim::agent::run(acfg, counts.clone(), rng, http.clone(), rx.clone()));
-    }
-    SimAgents { counts, tasks, stop }
-}
-
-/// Starts the agents' simulated phones and waits until all have registered (at most 30 s);
-/// `progress(registered, all)` is called as they do.
-pub async fn start_phones(
-    agents: &[DemoAgent],
-    realm: &str,
-    registrar: std::net::SocketAddr,
-    shutdown: watch::Receiver<bool>,
-    mut progress: impl FnMut(usize, usize),
-) -> anyhow::Result<Vec<sim::phone::Phone>> {
-    let accounts = agents
-        .iter()
-        .map(|a| sim::phone::PhoneAccount {
-            username: a.login.clone(),
-            password: a.sip_password.clone(),
-            domain: realm.to_owned(),
-        })
-        .collect();
-    let phones = sim::phone::start(
-        accounts,
-        sim::phone::PhoneConfig {
-            registrar,
-            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            expires_s: 300,
-            answer_after: Duration::from_millis(300),
-            tone_hz: None,
-        },
-        shutdown,
-    )
-    .await
-    .context("starting the agents' phones")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = phones.iter().filter(|p| p.stats().registered).count();
-        progress(n, phones.len());
-        if n == phones.len() {
-            return Ok(phones);
-        }
-        if Instant::now() > deadline {
-            bail!("only {n} of {} phones registered within 30 s", phones.len());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// One agent's accounts (the demo's agents are [`sim::floor`]'s).
+pub use sim::floor::AgentAccount as DemoAgent;
+pub use sim::floor::{start_agents, start_phones, AgentWork, SimAgents};
 
 /// The floor in the database.
 struct Floor {
@@ -464,11 +332,7 @@ pub async fn run(
     let agents_stopped = sims.stop();
     if let Err(e) = manager.post(&format!("/call-jobs/{}/stop", floor.job), &json!({})).await {
         tracing::warn!(error = %format!("{e:#}"), "stopping the call job through the API failed");
-        let _ = sqlx::query("UPDATE call_jobs SET status = 'stopped' WHERE id = $1 AND tenant_id = $2")
-            .bind(floor.job)
-            .bind(floor.tenant_id)
-            .execute(&db.pool)
-            .await;
+        let _ = store::call_jobs::stop(&db, floor.tenant_id, floor.job, store::now_ms()).await;
     }
     agents_stopped.await;
     let _ = engine_stop.send(true);
@@ -479,13 +343,7 @@ pub async fn run(
     };
     let _ = sim_stop.send(true);
     node.run(async {}).await?;
-    let pending: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM call_records WHERE call_job_id = $1 AND result = 'pending'")
-            .bind(floor.job)
-            .fetch_one(&db.pool)
-            .await
-            .and_then(|r| r.try_get("n"))
-            .unwrap_or(-1);
+    let pending = store::call_jobs::calls_without_result(&db, floor.tenant_id, floor.job).await.unwrap_or(-1);
     println!(
         "kakeru demo: stopped. {} calls dialled, {} answered, {} connected, {} abandoned; {} wrap-up records saved by the agents; calls without a result: {pending}",
         stats.launched, stats.answered, stats.bridged, stats.abandoned, counts.saved.load(Ordering::Relaxed)
@@ -497,127 +355,18 @@ pub async fn run(
 /// fresh list and call job for this run.
 async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
     let now = store::now_ms();
-    let pool = &db.pool;
-    let tenant = sqlx::query("SELECT id, code, time_zone FROM tenants WHERE code = $1")
-        .bind(store::seed::DEMO_TENANT)
-        .fetch_one(pool)
-        .await?;
-    let tenant_id: i64 = tenant.try_get("id")?;
-    let tenant_code: String = tenant.try_get("code")?;
-    let tz = store::tenancy::parse_tz(&tenant.try_get::<String, _>("time_zone")?).unwrap_or(chrono_tz::Asia::Tokyo);
-    // Jobs an earlier run left running (it was killed): stopped, so that only this run's dials.
-    sqlx::query("UPDATE call_jobs SET status = 'stopped' WHERE tenant_id = $1 AND status = 'running'")
-        .bind(tenant_id)
-        .execute(pool)
-        .await?;
-
-    let group = match sqlx::query("SELECT id FROM dialing_groups WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
-        .bind(GROUP_NAME)
-        .fetch_optional(pool)
-        .await?
-    {
-        Some(r) => r.try_get::<i64, _>("id")?,
-        None => {
-            sqlx::query("INSERT INTO dialing_groups (tenant_id, name, created_at) VALUES ($1, $2, $3) RETURNING id")
-                .bind(tenant_id)
-                .bind(GROUP_NAME)
-                .bind(now)
-                .fetch_one(pool)
-                .await?
-                .try_get("id")?
-        }
-    };
-    let campaign = match sqlx::query("SELECT id FROM campaigns WHERE tenant_id = $1 AND name = $2")
-        .bind(tenant_id)
-        .bind(CAMPAIGN_NAME)
-        .fetch_optional(pool)
-        .await?
-    {
-        Some(r) => r.try_get::<i64, _>("id")?,
-        None => sqlx::query(
-            "INSERT INTO campaigns (tenant_id, name, mode, created_at, updated_at) VALUES ($1, $2, 'predictive', $3, $3) RETURNING id",
-        )
-        .bind(tenant_id)
-        .bind(CAMPAIGN_NAME)
-        .bind(now)
-        .fetch_one(pool)
-        .await?
-        .try_get("id")?,
-    };
-    // The campaign as this run wants it (the pacing simulator's ring timeout; dials all day).
-    sqlx::query(
-        "UPDATE campaigns SET mode = 'predictive', enabled = 1, max_channels = $1, ring_timeout_s = 20, agent_wait_timeout_s = 20,
-            acw_enabled = 1, acw_seconds = 60, business_start = '00:00', business_end = '23:59', abandon_target_pct = 3.0,
-            updated_at = $2
-         WHERE id = $3 AND tenant_id = $4",
-    )
-    .bind(i64::from(cfg.channels))
-    .bind(now)
-    .bind(campaign)
-    .bind(tenant_id)
-    .execute(pool)
-    .await?;
-    let mut result_codes = Vec::new();
-    for (n, label) in [(1, "アポ獲得"), (2, "検討中"), (3, "不要"), (4, "再架電")] {
-        sqlx::query(
-            "INSERT INTO result_codes (tenant_id, campaign_id, number, label, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (campaign_id, number) DO NOTHING",
-        )
-        .bind(tenant_id)
-        .bind(campaign)
-        .bind(n)
-        .bind(label)
-        .bind(now)
-        .execute(pool)
-        .await?;
-        result_codes.push(n);
-    }
+    let base = store::seed::demo_floor(db, GROUP_NAME, CAMPAIGN_NAME, i64::from(cfg.channels), now).await?;
+    let tz = store::tenancy::parse_tz(&base.time_zone).unwrap_or(chrono_tz::Asia::Tokyo);
 
     // Agents: op000 (the person's) and op001... (simulated), each with a SIP phone, members of the
     // group; fresh passwords every run.
     let mut agents = Vec::with_capacity(cfg.agents + cfg.people);
     for i in 0..cfg.agents + cfg.people {
         let login = format!("op{i:03}");
-        let existing = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND login = $2")
-            .bind(tenant_id)
-            .bind(&login)
-            .fetch_optional(pool)
-            .await?;
-        let user_id =
-            match existing {
-                Some(r) => r.try_get::<i64, _>("id")?,
-                None => {
-                    // A placeholder hash: the real one is set below with every other password.
-                    let id: i64 = sqlx::query(
-                    "INSERT INTO users (tenant_id, login, display_name, role, password_hash, created_at, updated_at)
-                     VALUES ($1, $2, $3, 'OP', '-', $4, $4) RETURNING id",
-                )
-                .bind(tenant_id)
-                .bind(&login)
-                .bind(if i < cfg.people { format!("デモ担当者{i:03}") } else { format!("オペレーター{i:03}") })
-                .bind(now)
-                .fetch_one(pool)
-                .await?
-                .try_get("id")?;
-                    id
-                }
-            };
+        let name = if i < cfg.people { format!("デモ担当者{i:03}") } else { format!("オペレーター{i:03}") };
         // op000, the person's, works with the browser phone (ブラウザフォン): the desktop alone.
-        sqlx::query("UPDATE users SET phone_kind = $1 WHERE id = $2 AND tenant_id = $3")
-            .bind(if i == 0 && cfg.people > 0 { "browser" } else { "sip" })
-            .bind(user_id)
-            .bind(tenant_id)
-            .execute(pool)
-            .await?;
-        sqlx::query(
-            "INSERT INTO dialing_group_agents (tenant_id, group_id, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant_id)
-        .bind(group)
-        .bind(user_id)
-        .execute(pool)
-        .await?;
+        let phone_kind = if i == 0 && cfg.people > 0 { "browser" } else { "sip" };
+        let user_id = store::seed::demo_agent(db, &base, &login, &name, phone_kind, now).await?;
         agents.push(DemoAgent {
             user_id,
             login,
@@ -648,44 +397,22 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
     if hashed.len() != agents.len() {
         bail!("hashing the agents' passwords failed");
     }
-    let mut tx = db.begin_write().await?;
-    for (id, hash) in &hashed {
-        sqlx::query(
-            "UPDATE users SET password_hash = $1, disabled = 0, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
-        )
-        .bind(hash)
-        .bind(now)
-        .bind(*id)
-        .bind(tenant_id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for a in &agents {
-        let (md5, sha) = store::accounts::digest_ha1(&a.login, &tenant_code, &a.sip_password);
-        let updated =
-            sqlx::query("UPDATE phones SET ha1_md5 = $1, ha1_sha256 = $2 WHERE tenant_id = $3 AND user_id = $4")
-                .bind(&md5)
-                .bind(&sha)
-                .bind(tenant_id)
-                .bind(a.user_id)
-                .execute(&mut *tx)
-                .await?;
-        if updated.rows_affected() == 0 {
-            sqlx::query(
-                "INSERT INTO phones (tenant_id, user_id, sip_username, realm, ha1_md5, ha1_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(tenant_id)
-            .bind(a.user_id)
-            .bind(&a.login)
-            .bind(&tenant_code)
-            .bind(&md5)
-            .bind(&sha)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    tx.commit().await?;
+    let tenant_code = base.tenant_code.clone();
+    let ha1: Vec<(String, String)> =
+        agents.iter().map(|a| store::accounts::digest_ha1(&a.login, &tenant_code, &a.sip_password)).collect();
+    let credentials: Vec<store::seed::DemoCredentials<'_>> = agents
+        .iter()
+        .zip(&hashed)
+        .zip(&ha1)
+        .map(|((a, (_, hash)), (md5, sha))| store::seed::DemoCredentials {
+            user_id: a.user_id,
+            login: &a.login,
+            password_hash: hash,
+            ha1_md5: md5,
+            ha1_sha256: sha,
+        })
+        .collect();
+    store::seed::demo_credentials(db, &base, &credentials, now).await?;
 
     // This run's list: mobile numbers, a few of them on the do-not-call list (発信規制).
     let leads = if cfg.leads == 0 { (cfg.agents * 200).max(2_000) } else { cfg.leads };
@@ -693,87 +420,23 @@ async fn prepare_floor(db: &Db, cfg: &DemoConfig) -> anyhow::Result<Floor> {
     let stamp = chrono::DateTime::from_timestamp_millis(now)
         .map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default();
-    let batch: i64 = sqlx::query(
-        "INSERT INTO batches (tenant_id, campaign_id, name, start_date, end_date, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(tenant_id)
-    .bind(campaign)
-    .bind(format!("デモ {stamp}"))
-    .bind(today.to_string())
-    .bind((today + chrono::Days::new(365)).to_string())
-    .bind(now)
-    .fetch_one(pool)
-    .await?
-    .try_get("id")?;
-    let list: i64 = sqlx::query(
-        "INSERT INTO customer_lists (tenant_id, batch_id, name, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-    )
-    .bind(tenant_id)
-    .bind(batch)
-    .bind(format!("デモリスト {stamp}"))
-    .bind(now)
-    .fetch_one(pool)
-    .await?
-    .try_get("id")?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut numbers = std::collections::BTreeSet::new();
     while numbers.len() < leads {
         numbers.insert(format!("090{:08}", rng.gen_range(0..100_000_000u32)));
     }
-    let mut tx = db.begin_write().await?;
-    // Many rows per INSERT: 64 leads are 512 parameters, within SQLite's 999.
-    const ROWS: usize = 64;
-    let numbers: Vec<&String> = numbers.iter().collect();
-    for (c, chunk) in numbers.chunks(ROWS).enumerate() {
-        let sql = format!(
-            "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, created_at) VALUES {}",
-            store::placeholders(db.backend, chunk.len(), 8)
-        );
-        let mut q = sqlx::query(&sql);
-        for (r, tel) in chunk.iter().enumerate() {
-            let n = c * ROWS + r + 1;
-            q = q
-                .bind(tenant_id)
-                .bind(list)
-                .bind(batch)
-                .bind(format!("顧客{n:05}"))
-                .bind(format!("コキャク{n:05}"))
-                .bind(tel.as_str())
-                .bind("mobile")
-                .bind(now);
-        }
-        q.execute(&mut *tx).await?;
-    }
+    let numbers: Vec<String> = numbers.into_iter().collect();
+    let (start_date, end_date) = (today.to_string(), (today + chrono::Days::new(365)).to_string());
     // One number in a hundred is on the do-not-call list.
-    for tel in numbers.iter().skip(99).step_by(100) {
-        sqlx::query(
-            "INSERT INTO dnc_numbers (tenant_id, number, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant_id)
-        .bind(tel.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let job: i64 = sqlx::query(
-        "INSERT INTO call_jobs (tenant_id, campaign_id, dialing_group_id, name, status, created_at) VALUES ($1, $2, $3, $4, 'stopped', $5) RETURNING id",
-    )
-    .bind(tenant_id)
-    .bind(campaign)
-    .bind(group)
-    .bind(format!("デモ {stamp}"))
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get("id")?;
-    sqlx::query("INSERT INTO call_job_lists (tenant_id, job_id, list_id) VALUES ($1, $2, $3)")
-        .bind(tenant_id)
-        .bind(job)
-        .bind(list)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Floor { tenant_id, tenant_code, job, leads, agents, result_codes })
+    let run = store::seed::DemoRun {
+        stamp: &stamp,
+        start_date: &start_date,
+        end_date: &end_date,
+        numbers: &numbers,
+        dnc_every: 100,
+    };
+    let job = store::seed::demo_run(db, &base, &run, now).await?;
+    Ok(Floor { tenant_id: base.tenant_id, tenant_code, job, leads, agents, result_codes: base.result_codes })
 }
 
 /// What the simulated customers say, looped on every answered call (PCMU): a short clip made with

@@ -4,11 +4,9 @@
 //! [`sim::agent`]), over real SIP, RTP and HTTP.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rand::SeedableRng;
 use tokio::sync::watch;
 
 /// What `kakeru sim` runs.
@@ -118,35 +116,33 @@ pub async fn run(args: SimArgs, mut shutdown: watch::Receiver<bool>) -> anyhow::
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let http = reqwest::Client::new();
-        let counts = Arc::new(sim::agent::Counts::default());
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, login) in args.agents.iter().enumerate() {
+        let mut accounts = Vec::with_capacity(args.agents.len());
+        for login in &args.agents {
             let me = sim::agent::Api::login(&http, api, &args.tenant, login, &args.password).await?;
             let user_id = me.get("/me").await?["id"].as_i64().context("the agent's id")?;
-            let cfg = sim::agent::AgentConfig {
-                base: api.clone(),
-                tenant: args.tenant.clone(),
+            accounts.push(sim::floor::AgentAccount {
+                user_id,
                 login: login.clone(),
                 password: args.password.clone(),
-                user_id,
-                call_job_id: job,
-                result_codes: Vec::new(),
-                talk_mean_ms: args.agent_talk_mean_s.max(0.1) * 1000.0,
-                wrapup_mean_ms: 3_000.0,
-                manager_token: None,
-                saves_records: true,
-            };
-            let rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9));
-            tasks.spawn(sim::agent::run(cfg, counts.clone(), rng, http.clone(), stop.clone()));
+                sip_password: args.sip_password.clone(),
+            });
         }
+        let work = sim::floor::AgentWork {
+            result_codes: Vec::new(),
+            talk_mean_ms: args.agent_talk_mean_s.max(0.1) * 1000.0,
+            wrapup_mean_ms: 3_000.0,
+            forgetful: 0,
+            seed: args.seed,
+        };
+        agents = Some(sim::floor::start_agents(&http, api, &args.tenant, &accounts, job, &work, None));
         eprintln!("kakeru sim: {} agent(s) working call job {job} through {api}", args.agents.len());
-        agents = Some((tasks, counts));
     }
     anyhow::ensure!(carrier.is_some() || agents.is_some(), "nothing to run: give --carrier-listen and/or --api");
     let _ = shutdown.wait_for(|s| *s).await;
     let _ = stop_tx.send(true);
-    if let Some((mut tasks, counts)) = agents {
-        while tasks.join_next().await.is_some() {}
+    if let Some(agents) = agents {
+        let counts = agents.counts.clone();
+        agents.stop().await;
         eprintln!("kakeru sim: agents stopped ({counts:?})");
     }
     if let Some(c) = carrier {

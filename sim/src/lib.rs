@@ -12,10 +12,12 @@
 //! - [`browser`]: a browser's WebRTC peer (str0m) for the browser phone's tests and bench.
 //! - [`agent`]: agents working a call job through the API and its push channel, as the agent
 //!   desktop does ([`sse`] is their server-sent events client).
+//! - [`floor`]: a floor of them: their phones registered, then one agent each on a call job.
 
 pub mod agent;
 pub mod browser;
 pub mod carrier;
+pub mod floor;
 pub mod phone;
 mod rtp;
 pub mod sse;

@@ -408,3 +408,57 @@ mod tests {
         assert_eq!(sha.len(), 64);
     }
 }
+
+/// One column of a user of the tenant, `None` for no such user.
+async fn user_column(db: &Db, tenant_id: i64, user_id: i64, column: UserColumn) -> Result<Option<String>> {
+    let sql = match column {
+        UserColumn::Role => "SELECT role AS v FROM users WHERE id = $1 AND tenant_id = $2",
+        UserColumn::Login => "SELECT login AS v FROM users WHERE id = $1 AND tenant_id = $2",
+        UserColumn::PhoneKind => "SELECT phone_kind AS v FROM users WHERE id = $1 AND tenant_id = $2",
+    };
+    let r = sqlx::query(sql).bind(user_id).bind(tenant_id).fetch_optional(&db.pool).await?;
+    Ok(match r {
+        Some(r) => Some(r.try_get("v")?),
+        None => None,
+    })
+}
+
+enum UserColumn {
+    Role,
+    Login,
+    PhoneKind,
+}
+
+/// Whether the user is the tenant's.
+pub async fn user_exists(db: &Db, tenant_id: i64, user_id: i64) -> Result<bool> {
+    crate::found(db, "SELECT id FROM users WHERE id = $1 AND tenant_id = $2", user_id, tenant_id).await
+}
+
+/// A user's role as stored (`MGR`, `SV`, `OP`, ...), `None` for no such user of the tenant.
+pub async fn role_of(db: &Db, tenant_id: i64, user_id: i64) -> Result<Option<String>> {
+    user_column(db, tenant_id, user_id, UserColumn::Role).await
+}
+
+/// A user's login, `None` for no such user of the tenant.
+pub async fn login_of(db: &Db, tenant_id: i64, user_id: i64) -> Result<Option<String>> {
+    user_column(db, tenant_id, user_id, UserColumn::Login).await
+}
+
+/// A user's phone kind (`sip` or `browser`), `None` for no such user of the tenant.
+pub async fn phone_kind_of(db: &Db, tenant_id: i64, user_id: i64) -> Result<Option<String>> {
+    user_column(db, tenant_id, user_id, UserColumn::PhoneKind).await
+}
+
+/// Whether the user has a phone account (SIP) of the tenant.
+pub async fn has_phone(db: &Db, tenant_id: i64, user_id: i64) -> Result<bool> {
+    crate::found(db, "SELECT id FROM phones WHERE tenant_id = $1 AND user_id = $2", tenant_id, user_id).await
+}
+
+/// A phone account's SIP user name, `None` for no such phone of the tenant.
+pub async fn sip_username_of(db: &Db, tenant_id: i64, phone_id: i64) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT sip_username FROM phones WHERE id = $1 AND tenant_id = $2")
+        .bind(phone_id)
+        .bind(tenant_id)
+        .fetch_optional(&db.pool)
+        .await?)
+}

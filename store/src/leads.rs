@@ -528,3 +528,35 @@ mod tests {
         assert_eq!(PhoneType::of("0120123456"), PhoneType::Fixed);
     }
 }
+
+/// The lead's customer list, in the write's transaction; `NotFound` for no such lead of the tenant.
+pub async fn list_of_lead_in(conn: &mut sqlx::AnyConnection, tenant_id: i64, lead_id: i64) -> Result<i64> {
+    Ok(sqlx::query("SELECT list_id FROM leads WHERE id = $1 AND tenant_id = $2")
+        .bind(lead_id)
+        .bind(tenant_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get::<i64, _>("list_id")?)
+}
+
+/// The campaign of the lead's batch; `NotFound` for no such lead of the tenant.
+pub async fn campaign_of_lead(db: &Db, tenant_id: i64, lead_id: i64) -> Result<i64> {
+    Ok(sqlx::query(
+        "SELECT b.campaign_id FROM leads l JOIN batches b ON b.id = l.batch_id WHERE l.id = $1 AND l.tenant_id = $2",
+    )
+    .bind(lead_id)
+    .bind(tenant_id)
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("campaign_id")?)
+}
+
+/// A custom field's type; `NotFound` for no such field of the tenant.
+pub async fn custom_field_kind(db: &Db, tenant_id: i64, id: i64) -> Result<String> {
+    Ok(sqlx::query("SELECT kind FROM custom_fields WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("kind")?)
+}

@@ -9,17 +9,29 @@
 //! Invariant: every query that reads or writes a tenant's rows filters on `tenant_id`.
 
 pub mod accounts;
+pub mod agents;
 pub mod audit;
 pub mod batch_dates;
+pub mod batches;
 pub mod calendar;
+pub mod call_jobs;
+pub mod call_records;
+pub mod callbacks;
+pub mod campaigns;
 pub mod conferences;
+pub mod control;
 pub mod desktop;
 pub mod dialing;
+pub mod imports;
+pub mod lead_history;
 pub mod leads;
 pub mod leases;
 pub mod links;
+pub mod membership;
 pub mod monitoring;
+pub mod number_lists;
 pub mod parked;
+pub mod phone_book;
 pub mod preview;
 pub mod recordings;
 pub mod records;
@@ -133,6 +145,12 @@ pub fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Whether the statement, given its two integer parameters, finds a row (the checks that a record
+/// is the tenant's, or is in use).
+pub(crate) async fn found(db: &Db, sql: &'static str, first: i64, second: i64) -> Result<bool> {
+    Ok(sqlx::query(sql).bind(first).bind(second).fetch_optional(&db.pool).await?.is_some())
+}
 
 /// A connection pool on either backend.
 #[derive(Clone, Debug)]

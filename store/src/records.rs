@@ -218,3 +218,38 @@ pub async fn set_reported(db: &Db, tenant_id: i64, id: i64, reported: bool, now_
     tx.commit().await?;
     Ok(())
 }
+
+/// The agent and the dialer call of a wrap-up record; `NotFound` for no such record of the tenant.
+pub async fn agent_and_call_of(db: &Db, tenant_id: i64, id: i64) -> Result<(Option<i64>, Option<i64>)> {
+    let r = sqlx::query("SELECT agent_user_id, dialer_call_id FROM wrapup_records WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok((r.try_get("agent_user_id")?, r.try_get("dialer_call_id")?))
+}
+
+/// A recall (再コール) as the API checks a change of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recall {
+    pub agent_user_id: Option<i64>,
+    pub lead_id: i64,
+    pub due_at: Option<i64>,
+    /// `open`, `done`, ...
+    pub status: String,
+}
+
+/// `NotFound` for no such recall of the tenant.
+pub async fn recall(db: &Db, tenant_id: i64, id: i64) -> Result<Recall> {
+    let r = sqlx::query("SELECT agent_user_id, lead_id, due_at, status FROM recalls WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(Recall {
+        agent_user_id: r.try_get("agent_user_id")?,
+        lead_id: r.try_get("lead_id")?,
+        due_at: r.try_get("due_at")?,
+        status: r.try_get("status")?,
+    })
+}

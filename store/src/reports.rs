@@ -555,3 +555,70 @@ pub async fn abandons(
     }
     Ok(out)
 }
+
+/// The count of leads of each customer list of the tenant: `(list_id, leads)`.
+pub async fn leads_per_list(db: &Db, tenant_id: i64) -> Result<Vec<(i64, i64)>> {
+    let rows = sqlx::query("SELECT list_id AS a, COUNT(*) AS b FROM leads WHERE tenant_id = $1 GROUP BY list_id")
+        .bind(tenant_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("a")?, r.try_get("b")?))).collect()
+}
+
+/// A customer list as the list report names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListName {
+    pub id: i64,
+    pub name: String,
+    pub campaign_id: i64,
+}
+
+/// The customer lists of one campaign, or of every campaign of the tenant, by id.
+pub async fn lists(db: &Db, tenant_id: i64, campaign_id: Option<i64>) -> Result<Vec<ListName>> {
+    let rows = sqlx::query(
+        "SELECT l.id, l.name, b.campaign_id FROM customer_lists l JOIN batches b ON b.id = l.batch_id
+         WHERE l.tenant_id = $1 AND ($2 = 0 OR b.campaign_id = $2) ORDER BY l.id",
+    )
+    .bind(tenant_id)
+    .bind(campaign_id.unwrap_or(0))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ListName { id: r.try_get("id")?, name: r.try_get("name")?, campaign_id: r.try_get("campaign_id")? })
+        })
+        .collect()
+}
+
+/// A campaign as the outbound and abandon reports name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignTargets {
+    pub id: i64,
+    pub name: String,
+    /// The abandon rate aimed at (放棄呼率の目標), percent.
+    pub abandon_target_pct: f64,
+    /// How long an answered call waits for an agent before it is released (待ち呼タイムアウト), seconds.
+    pub agent_wait_timeout_s: i64,
+}
+
+/// One campaign, or every campaign of the tenant, by id.
+pub async fn campaigns(db: &Db, tenant_id: i64, campaign_id: Option<i64>) -> Result<Vec<CampaignTargets>> {
+    let rows = sqlx::query(
+        "SELECT id, name, abandon_target_pct, agent_wait_timeout_s FROM campaigns
+         WHERE tenant_id = $1 AND ($2 = 0 OR id = $2) ORDER BY id",
+    )
+    .bind(tenant_id)
+    .bind(campaign_id.unwrap_or(0))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CampaignTargets {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                abandon_target_pct: r.try_get("abandon_target_pct")?,
+                agent_wait_timeout_s: r.try_get("agent_wait_timeout_s")?,
+            })
+        })
+        .collect()
+}

@@ -90,3 +90,34 @@ mod tests {
         assert!(FIXED.iter().all(|f| seen.insert(f.key)), "keys are unique");
     }
 }
+
+/// Whether `number` is a result number (番号) of the campaign.
+pub async fn campaign_has_number(db: &crate::Db, tenant_id: i64, campaign_id: i64, number: i64) -> crate::Result<bool> {
+    Ok(sqlx::query("SELECT 1 AS one FROM result_codes WHERE campaign_id = $1 AND number = $2 AND tenant_id = $3")
+        .bind(campaign_id)
+        .bind(number)
+        .bind(tenant_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .is_some())
+}
+
+/// A numbered result of a campaign: its number and label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbered {
+    pub number: i64,
+    pub label: String,
+}
+
+/// The numbered results of one campaign, or of every campaign of the tenant, by number.
+pub async fn numbered(db: &crate::Db, tenant_id: i64, campaign_id: Option<i64>) -> crate::Result<Vec<Numbered>> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT number, label FROM result_codes WHERE tenant_id = $1 AND ($2 = 0 OR campaign_id = $2) ORDER BY number, id",
+    )
+    .bind(tenant_id)
+    .bind(campaign_id.unwrap_or(0))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(|r| Ok(Numbered { number: r.try_get("number")?, label: r.try_get("label")? })).collect()
+}

@@ -161,3 +161,44 @@ mod tests {
         assert!(parse_tz("Mars/Olympus").is_none());
     }
 }
+
+/// One setting of a tenant an MGR changes (`PATCH /tenant`), already checked by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantSetting {
+    Name(String),
+    TimeZone(String),
+    ClosedOnNationalHolidays(bool),
+    HistoryRetentionDays(i64),
+    RecordingQuotaBytes(i64),
+    SessionTtlMinutes(i64),
+}
+
+/// Changes one setting of the tenant.
+pub async fn set(db: &Db, tenant_id: i64, setting: TenantSetting) -> Result<()> {
+    let (sql, q) = match setting {
+        TenantSetting::Name(name) => ("UPDATE tenants SET name = $1 WHERE id = $2", Value::Text(name)),
+        TenantSetting::TimeZone(tz) => ("UPDATE tenants SET time_zone = $1 WHERE id = $2", Value::Text(tz)),
+        TenantSetting::ClosedOnNationalHolidays(on) => return set_national_holidays(db, tenant_id, on).await,
+        TenantSetting::HistoryRetentionDays(d) => {
+            ("UPDATE tenants SET history_retention_days = $1 WHERE id = $2", Value::Int(d))
+        }
+        TenantSetting::RecordingQuotaBytes(b) => {
+            ("UPDATE tenants SET recording_quota_bytes = $1 WHERE id = $2", Value::Int(b))
+        }
+        TenantSetting::SessionTtlMinutes(m) => {
+            ("UPDATE tenants SET session_ttl_minutes = $1 WHERE id = $2", Value::Int(m))
+        }
+    };
+    let query = sqlx::query(sql);
+    let query = match q {
+        Value::Text(s) => query.bind(s),
+        Value::Int(i) => query.bind(i),
+    };
+    query.bind(tenant_id).execute(&db.pool).await?;
+    Ok(())
+}
+
+enum Value {
+    Text(String),
+    Int(i64),
+}

@@ -68,13 +68,7 @@ pub(super) fn mount(reg: &mut Registry) {
 async fn parks_of_call(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Json<Value>> {
     auth.require(crate::resources::MGR_SV)?;
     let t = auth.tenant();
-    let call: Option<i64> =
-        store::sqlx::query_scalar("SELECT dialer_call_id FROM call_records WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(t)
-            .fetch_optional(&st.db.pool)
-            .await?
-            .ok_or_else(ApiError::not_found)?;
+    let call = store::call_records::dialer_call_of(&st.db, t, id).await?.ok_or_else(ApiError::not_found)?;
     let parks = match call {
         Some(c) => store::parked::of_call(&st.db, t, c).await?,
         None => Vec::new(),

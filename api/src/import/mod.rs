@@ -22,7 +22,7 @@ use axum::Json;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use store::accounts::Role;
-use store::sqlx::{self, Row};
+use store::imports::Published;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
@@ -47,14 +47,6 @@ const STALE_MS: i64 = 60_000;
 /// Rows staged per write transaction: on SQLite each holds the write gate for tens of milliseconds
 /// (bench/RESULTS.md, "Imports beside other tenants' writes").
 const STAGE_TX_ROWS: usize = 2_000;
-/// Staged rows deleted per write transaction once an import ends.
-const DISCARD_ROWS: i64 = 5_000;
-/// Rows per INSERT statement when staging, per backend. Measured on 50,000 rows
-/// (`kakeru-bench import`): SQLite's cost per statement grows faster than its parameters (inserts took
-/// 0.8 s at 10 rows, 0.9 s at 20, 1.9 s at 100, 5.1 s at 400 per statement); PostgreSQL: whole import
-/// medians of 2.21 s and 2.64 s at 400 rows, 3.07-3.71 s at 1,000.
-const INSERT_ROWS_SQLITE: usize = 16;
-const INSERT_ROWS_POSTGRES: usize = 400;
 
 /// Live progress of the imports running in this process (the database row holds the final
 /// figures). Each is a watch channel: `GET /imports/{id}/stream` follows it, and sees it close when
@@ -309,15 +301,11 @@ async fn parse_request(ctx: &Ctx, list_id: i64, params: &Params) -> ApiResult<Re
             "header: a file without a header row needs kind=generic and a mapping",
         ));
     }
-    let row = sqlx::query("SELECT batch_id, allow_duplicates FROM customer_lists WHERE id = $1 AND tenant_id = $2")
-        .bind(list_id)
-        .bind(ctx.tenant())
-        .fetch_one(&ctx.st.db.pool)
-        .await?;
+    let list = store::batches::of_list(&ctx.st.db, ctx.tenant(), list_id).await?.ok_or_else(ApiError::not_found)?;
     Ok(Request {
         list_id,
-        batch_id: row.try_get("batch_id")?,
-        allow_duplicates: row.try_get::<i64, _>("allow_duplicates")? != 0,
+        batch_id: list.batch_id,
+        allow_duplicates: list.allow_duplicates,
         mapping,
         tags,
         delimiter,
@@ -368,24 +356,19 @@ async fn start_import(
 
     let now = store::now_ms();
     let kind = if req.mapping.is_some() { "generic" } else { "standard" };
-    let id: i64 = sqlx::query(
-        "INSERT INTO import_jobs (tenant_id, list_id, user_id, kind, status, bytes_total, created_at, heartbeat_at)
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $6) RETURNING id",
-    )
-    .bind(ctx.tenant())
-    .bind(list_id)
-    .bind(ctx.auth.user())
-    .bind(kind)
-    .bind(total as i64)
-    .bind(now)
-    .fetch_one(&ctx.st.db.pool)
-    .await?
-    .try_get("id")?;
+    let new = store::imports::NewImport {
+        tenant_id: ctx.tenant(),
+        list_id,
+        user_id: ctx.auth.user(),
+        kind,
+        bytes_total: total as i64,
+    };
+    let id = store::imports::create(&ctx.st.db, &new, now).await?;
     let st = ctx.st.clone();
     let tenant = ctx.tenant();
     st.imports.set(id, Progress::default());
     tokio::spawn(async move {
-        let beat = tokio::spawn(heartbeat(st.db.clone(), id));
+        let beat = tokio::spawn(heartbeat(st.db.clone(), tenant, id));
         // The temporary file is removed when `path` drops at the end of the job.
         run_import(&st, tenant, id, &path, req).await;
         beat.abort();
@@ -394,16 +377,12 @@ async fn start_import(
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, format!("/imports/{id}"))], Json(status)).into_response())
 }
 
-async fn heartbeat(db: store::Db, id: i64) {
+async fn heartbeat(db: store::Db, tenant: i64, id: i64) {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(HEARTBEAT_MS));
     loop {
         tick.tick().await;
         // Best effort: on SQLite the import's own transaction may hold the write lock for a moment.
-        let _ = sqlx::query("UPDATE import_jobs SET heartbeat_at = $1 WHERE id = $2")
-            .bind(store::now_ms())
-            .bind(id)
-            .execute(&db.pool)
-            .await;
+        let _ = store::imports::heartbeat(&db, tenant, id, store::now_ms()).await;
     }
 }
 
@@ -422,7 +401,7 @@ struct Outcome {
 }
 
 async fn run_import(st: &AppState, tenant: i64, id: i64, path: &tempfile::TempPath, req: Request) {
-    let _ = sqlx::query("UPDATE import_jobs SET status = 'running' WHERE id = $1").bind(id).execute(&st.db.pool).await;
+    let _ = store::imports::mark_running(&st.db, tenant, id).await;
     let outcome = match import_file(st, tenant, id, path, &req).await {
         Ok(o) => o,
         Err(e) => {
@@ -442,23 +421,18 @@ async fn run_import(st: &AppState, tenant: i64, id: i64, path: &tempfile::TempPa
     let (code, message) = outcome.fatal.map(|(c, m)| (Some(c), Some(m))).unwrap_or((None, None));
     let status = if code.is_some() { "failed" } else { "done" };
     let imported = if code.is_some() { 0 } else { outcome.imported as i64 };
-    let res = sqlx::query(
-        "UPDATE import_jobs SET status = $1, encoding = $2, bytes_read = $3, rows_read = $4, imported_rows = $5, rejected_rows = $6,
-            error_code = $7, error_message = $8, error_csv = $9, finished_at = $10 WHERE id = $11",
-    )
-    .bind(status)
-    .bind(outcome.encoding.map(encoding_name))
-    .bind(progress.bytes_read as i64)
-    .bind(progress.rows_read as i64)
-    .bind(imported)
-    .bind(outcome.rejected.len() as i64)
-    .bind(code)
-    .bind(message)
-    .bind(errors_csv)
-    .bind(store::now_ms())
-    .bind(id)
-    .execute(&st.db.pool)
-    .await;
+    let finished = store::imports::Finished {
+        status,
+        encoding: outcome.encoding.map(encoding_name),
+        bytes_read: progress.bytes_read as i64,
+        rows_read: progress.rows_read as i64,
+        imported_rows: imported,
+        rejected_rows: outcome.rejected.len() as i64,
+        error_code: code,
+        error_message: message,
+        error_csv: errors_csv,
+    };
+    let res = store::imports::finish(&st.db, tenant, id, finished, store::now_ms()).await;
     if let Err(e) = res {
         tracing::error!(error = %e, import = id, "could not record the import's outcome");
     }
@@ -485,19 +459,11 @@ async fn import_file(
     req: &Request,
 ) -> Result<Outcome, store::StoreError> {
     let mut outcome = Outcome { encoding: None, imported: 0, rejected: vec![], header: vec![], fatal: None };
-    let pool = &st.db.pool;
     // An early look at the batch's numbers refuses most duplicates as the file is read; the
     // publication checks again against what is committed then.
     let mut in_batch: HashSet<String> = HashSet::new();
     if !req.allow_duplicates {
-        let rows = sqlx::query("SELECT tel FROM leads WHERE batch_id = $1 AND tenant_id = $2")
-            .bind(req.batch_id)
-            .bind(tenant)
-            .fetch_all(pool)
-            .await?;
-        for r in rows {
-            in_batch.insert(r.try_get("tel")?);
-        }
+        in_batch.extend(store::imports::batch_tels(&st.db, tenant, req.batch_id).await?);
     }
     let opts = read_options(req);
     let file = std::fs::File::open(path).map_err(|e| store::StoreError::Config(e.to_string()))?;
@@ -530,7 +496,7 @@ async fn import_file(
                 // Fatal midway (too many rows, undecodable bytes): nothing of this upload stays.
                 outcome.fatal = Some(fatal_of(&e));
                 outcome.encoding = Some(reader.encoding());
-                discard_staged(&st.db, id).await?;
+                store::imports::discard_staged(&st.db, tenant, id).await?;
                 return Ok(outcome);
             }
         }
@@ -545,9 +511,11 @@ async fn import_file(
     drop(reader);
     staged += stage(&st.db, tenant, id, &mut pending).await?;
     let t = std::time::Instant::now();
-    let published = publish(&st.db, tenant, id, req, staged).await;
+    let to =
+        store::imports::Target { list_id: req.list_id, batch_id: req.batch_id, max_leads_per_list: MAX_LEADS_PER_LIST };
+    let published = store::imports::publish(&st.db, tenant, id, to, staged, store::now_ms()).await;
     let publish_ms = t.elapsed().as_millis() as u64;
-    discard_staged(&st.db, id).await?;
+    store::imports::discard_staged(&st.db, tenant, id).await?;
     match published? {
         Published::Done { imported, refused } => {
             outcome.imported = imported;
@@ -556,7 +524,16 @@ async fn import_file(
                 outcome.rejected.sort_by_key(|e| e.row);
             }
         }
-        Published::Refused(code, message) => outcome.fatal = Some((code, message)),
+        Published::ListGone => {
+            outcome.fatal =
+                Some(("list_gone", "リストが削除されました (the list was deleted; nothing was imported)".into()))
+        }
+        Published::ListFull { existing } => {
+            outcome.fatal = Some((
+                "list_full",
+                format!("1つのリストは{MAX_LEADS_PER_LIST}件までです (a list holds at most {MAX_LEADS_PER_LIST} leads; it has {existing})"),
+            ))
+        }
     }
     tracing::info!(
         import = id,
@@ -579,95 +556,6 @@ fn read_options(req: &Request) -> Options {
         has_header: req.has_header,
         ..Options::default()
     }
-}
-
-/// How the publication of an import's staged rows ended.
-enum Published {
-    /// `imported` rows are in the list; `refused` (line, number) were refused because the batch
-    /// got their numbers after the file was read (a parallel import).
-    Done { imported: u64, refused: Vec<(u64, String)> },
-    /// Nothing was imported (list full, list deleted meanwhile).
-    Refused(&'static str, String),
-}
-
-/// Moves an import's staged rows into the list in one write transaction, after checking the
-/// batch's duplicate rule and the list's cap against what is committed now, under the batch's
-/// lock (`store::leads::lock_batch`, which single leads take too): publications and single
-/// creates into one batch (one list or several) run one after the other.
-async fn publish(
-    db: &store::Db,
-    tenant: i64,
-    id: i64,
-    req: &Request,
-    staged: u64,
-) -> Result<Published, store::StoreError> {
-    let mut tx = db.begin_bulk_write().await?;
-    store::leads::lock_batch(db, &mut tx, tenant, req.batch_id).await?;
-    let allow = sqlx::query("SELECT allow_duplicates FROM customer_lists WHERE id = $1 AND tenant_id = $2")
-        .bind(req.list_id)
-        .bind(tenant)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(allow) = allow else {
-        return Ok(Published::Refused(
-            "list_gone",
-            "リストが削除されました (the list was deleted; nothing was imported)".into(),
-        ));
-    };
-    let mut refused = Vec::new();
-    if allow.try_get::<i64, _>("allow_duplicates")? == 0 {
-        if db.is_postgres() {
-            // Right after an import the planner's statistics still say the batch is empty, and it
-            // picks a nested loop over the whole batch for every staged row (minutes at 49,000
-            // rows); a hash join reads the batch once.
-            sqlx::query("SET LOCAL enable_nestloop = off").execute(&mut *tx).await?;
-        }
-        sqlx::query(
-            "UPDATE import_staged_leads SET refused = 1 WHERE import_id = $1 AND EXISTS
-               (SELECT 1 FROM leads l WHERE l.batch_id = $2 AND l.tenant_id = $3 AND l.tel = import_staged_leads.tel)",
-        )
-        .bind(id)
-        .bind(req.batch_id)
-        .bind(tenant)
-        .execute(&mut *tx)
-        .await?;
-        for r in sqlx::query(
-            "SELECT row_no, tel FROM import_staged_leads WHERE import_id = $1 AND refused = 1 ORDER BY row_no",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            refused.push((r.try_get::<i64, _>("row_no")? as u64, r.try_get::<String, _>("tel")?));
-        }
-    }
-    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM leads WHERE list_id = $1 AND tenant_id = $2")
-        .bind(req.list_id)
-        .bind(tenant)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
-    let accepted = staged - refused.len() as u64;
-    if existing + accepted as i64 > MAX_LEADS_PER_LIST {
-        return Ok(Published::Refused(
-            "list_full",
-            format!("1つのリストは{MAX_LEADS_PER_LIST}件までです (a list holds at most {MAX_LEADS_PER_LIST} leads; it has {existing})"),
-        ));
-    }
-    let imported = sqlx::query(
-        "INSERT INTO leads (tenant_id, list_id, batch_id, name, kana, tel, phone_type, remarks, custom, tags, state, attempts, created_at)
-         SELECT tenant_id, $1, $2, name, kana, tel, phone_type, remarks, custom, tags, 'open', 0, $3
-         FROM import_staged_leads WHERE import_id = $4 AND refused = 0 ORDER BY row_no",
-    )
-    .bind(req.list_id)
-    .bind(req.batch_id)
-    .bind(store::now_ms())
-    .bind(id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(Published::Done { imported, refused })
 }
 
 /// The refused rows as the file has them, for the error CSV: the file is read again, each
@@ -694,26 +582,6 @@ fn refused_rows(
     Ok(out)
 }
 
-/// Deletes an import's staged rows, `DISCARD_ROWS` a transaction.
-async fn discard_staged(db: &store::Db, id: i64) -> Result<(), store::StoreError> {
-    loop {
-        let mut tx = db.begin_bulk_write().await?;
-        let n = sqlx::query(
-            "DELETE FROM import_staged_leads WHERE import_id = $1 AND row_no IN
-               (SELECT row_no FROM import_staged_leads WHERE import_id = $1 ORDER BY row_no LIMIT $2)",
-        )
-        .bind(id)
-        .bind(DISCARD_ROWS)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        if n == 0 {
-            return Ok(());
-        }
-    }
-}
-
 fn fatal_of(e: &FileError) -> (&'static str, String) {
     let code = match e {
         FileError::Empty => "empty",
@@ -728,77 +596,52 @@ fn fatal_of(e: &FileError) -> (&'static str, String) {
     (code, e.to_string())
 }
 
-/// Stages `rows` in one short write transaction, in multi-row INSERTs of the backend's size.
+/// Stages `rows` in one short write transaction (`store::imports::stage`), and empties `rows`.
 async fn stage(db: &store::Db, tenant: i64, id: i64, rows: &mut Vec<LeadRow>) -> Result<u64, store::StoreError> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    const COLS: usize = 10;
-    let per_statement = if db.is_postgres() { INSERT_ROWS_POSTGRES } else { INSERT_ROWS_SQLITE };
-    let mut tx = db.begin_bulk_write().await?;
-    let mut n = 0;
-    for chunk in rows.chunks(per_statement) {
-        let sql = format!(
-            "INSERT INTO import_staged_leads (import_id, row_no, tenant_id, name, kana, tel, phone_type, remarks, custom, tags) VALUES {}",
-            store::placeholders(db.backend, chunk.len(), COLS)
-        );
-        let mut q = sqlx::query(&sql);
-        for r in chunk {
-            q = q
-                .bind(id)
-                .bind(r.row as i64)
-                .bind(tenant)
-                .bind(r.name.clone())
-                .bind(r.kana.clone())
-                .bind(r.tel.clone())
-                .bind(store::leads::PhoneType::of(&r.tel).as_str())
-                .bind(r.remarks.clone())
-                .bind(serde_json::Value::Object(r.custom.clone()).to_string())
-                .bind(serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".into()));
-        }
-        n += q.execute(&mut *tx).await?.rows_affected();
-    }
-    tx.commit().await?;
+    let json: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            let custom = serde_json::Value::Object(r.custom.clone()).to_string();
+            (custom, serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".into()))
+        })
+        .collect();
+    let staged: Vec<store::imports::StagedLead<'_>> = rows
+        .iter()
+        .zip(&json)
+        .map(|(r, (custom, tags))| store::imports::StagedLead {
+            row: r.row,
+            name: &r.name,
+            kana: &r.kana,
+            tel: &r.tel,
+            remarks: r.remarks.as_deref(),
+            custom,
+            tags,
+        })
+        .collect();
+    let n = store::imports::stage(db, tenant, id, &staged).await?;
+    drop(staged);
     rows.clear();
     Ok(n)
 }
 
-async fn read_job(ctx: &Ctx, id: i64) -> ApiResult<sqlx::any::AnyRow> {
-    sqlx::query(
-        "SELECT id, list_id, kind, status, encoding, bytes_total, bytes_read, rows_read, imported_rows, rejected_rows,
-                error_code, error_message, created_at, heartbeat_at, finished_at
-         FROM import_jobs WHERE id = $1 AND tenant_id = $2",
-    )
-    .bind(id)
-    .bind(ctx.tenant())
-    .fetch_optional(&ctx.st.db.pool)
-    .await?
-    .ok_or_else(ApiError::not_found)
+async fn read_job(ctx: &Ctx, id: i64) -> ApiResult<store::imports::ImportJob> {
+    store::imports::job(&ctx.st.db, ctx.tenant(), id).await?.ok_or_else(ApiError::not_found)
 }
 
 async fn import_json(ctx: &Ctx, id: i64) -> ApiResult<Value> {
     let mut r = read_job(ctx, id).await?;
-    let list_id: i64 = r.try_get("list_id")?;
+    let list_id = r.list_id;
     visible(ctx, &resources::LISTS, list_id).await?;
     // An unfinished job that no live process is running was interrupted: say so once, durably.
     // (Only then does this read write: on SQLite a running import holds the write lock.)
     let now = store::now_ms();
-    let unfinished = matches!(r.try_get::<String, _>("status")?.as_str(), "queued" | "running");
-    if unfinished && r.try_get::<i64, _>("heartbeat_at")? < now - STALE_MS && ctx.st.imports.get(id).is_none() {
-        sqlx::query(
-            "UPDATE import_jobs SET status = 'failed', error_code = 'interrupted',
-                error_message = 'the import was interrupted; nothing was imported', finished_at = $1
-             WHERE id = $2 AND tenant_id = $3 AND status IN ('queued', 'running')",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(ctx.tenant())
-        .execute(&ctx.st.db.pool)
-        .await?;
+    let unfinished = matches!(r.status.as_str(), "queued" | "running");
+    if unfinished && r.heartbeat_at < now - STALE_MS && ctx.st.imports.get(id).is_none() {
+        store::imports::mark_interrupted(&ctx.st.db, ctx.tenant(), id, now).await?;
         // What the dead process staged goes too (in the background: up to 50,000 rows).
-        let db = ctx.st.db.clone();
+        let (db, tenant) = (ctx.st.db.clone(), ctx.tenant());
         tokio::spawn(async move {
-            if let Err(e) = discard_staged(&db, id).await {
+            if let Err(e) = store::imports::discard_staged(&db, tenant, id).await {
                 tracing::warn!(error = %e, import = id, "could not discard an interrupted import's rows");
             }
         });
@@ -806,23 +649,23 @@ async fn import_json(ctx: &Ctx, id: i64) -> ApiResult<Value> {
     }
     let live = ctx.st.imports.get(id);
     let tz = ctx.auth.tz();
-    let rejected: i64 = r.try_get("rejected_rows")?;
+    let rejected = r.rejected_rows;
     Ok(json!({
         "id": id,
         "list_id": list_id,
-        "kind": r.try_get::<String, _>("kind")?,
-        "status": r.try_get::<String, _>("status")?,
-        "encoding": r.try_get::<Option<String>, _>("encoding")?,
-        "bytes_total": r.try_get::<i64, _>("bytes_total")?,
-        "bytes_read": live.map(|p| p.bytes_read as i64).unwrap_or(r.try_get("bytes_read")?),
-        "rows_read": live.map(|p| p.rows_read as i64).unwrap_or(r.try_get("rows_read")?),
-        "imported_rows": r.try_get::<i64, _>("imported_rows")?,
+        "kind": r.kind,
+        "status": r.status,
+        "encoding": r.encoding,
+        "bytes_total": r.bytes_total,
+        "bytes_read": live.map(|p| p.bytes_read as i64).unwrap_or(r.bytes_read),
+        "rows_read": live.map(|p| p.rows_read as i64).unwrap_or(r.rows_read),
+        "imported_rows": r.imported_rows,
         "rejected_rows": rejected,
-        "error_code": r.try_get::<Option<String>, _>("error_code")?,
-        "error_message": r.try_get::<Option<String>, _>("error_message")?,
+        "error_code": r.error_code,
+        "error_message": r.error_message,
         "errors_csv": (rejected > 0).then(|| format!("/imports/{id}/errors.csv")),
-        "created_at": store::tenancy::local_rfc3339(tz, r.try_get("created_at")?),
-        "finished_at": r.try_get::<Option<i64>, _>("finished_at")?.map(|ms| store::tenancy::local_rfc3339(tz, ms)),
+        "created_at": store::tenancy::local_rfc3339(tz, r.created_at),
+        "finished_at": r.finished_at.map(|ms| store::tenancy::local_rfc3339(tz, ms)),
     }))
 }
 
@@ -836,14 +679,9 @@ async fn import_errors(State(st): State<AppState>, auth: Auth, Id(id): Id) -> Ap
     let ctx = Ctx { st, auth };
     ctx.auth.require(IMPORTERS)?;
     import_json(&ctx, id).await?;
-    let r = sqlx::query("SELECT encoding, error_csv FROM import_jobs WHERE id = $1 AND tenant_id = $2")
-        .bind(id)
-        .bind(ctx.tenant())
-        .fetch_one(&ctx.st.db.pool)
-        .await?;
-    let bytes: Option<Vec<u8>> = r.try_get("error_csv")?;
+    let (encoding, bytes) = store::imports::error_csv(&ctx.st.db, ctx.tenant(), id).await?;
     let bytes = bytes.ok_or_else(ApiError::not_found)?;
-    let charset = match r.try_get::<Option<String>, _>("encoding")?.as_deref() {
+    let charset = match encoding.as_deref() {
         Some("shift_jis") => "Shift_JIS",
         _ => "UTF-8",
     };

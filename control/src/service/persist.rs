@@ -1,21 +1,16 @@
 //! What the control service writes to SQL, as one transaction per applied batch (group commit):
 //! the message ids applied, the agent transitions, call-record and wrap-up-record changes, and the
-//! state of every agent the batch touched. And what a restarted service reads back.
+//! state of every agent the batch touched. And what a restarted service reads back. The statements
+//! are `store::control`'s; this module turns the service's types into its rows and back.
 
 use std::collections::{BTreeMap, HashMap};
 
-use store::sqlx::{self, Row};
 use store::Db;
 
 use crate::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, Transition};
 use crate::bus::MessageId;
 use crate::messages::{CallJobId, CampaignId, DialingGroupId, Keyed, LeadId, ParkChange};
 use crate::wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
-
-/// Rows per multi-row INSERT (at 11 columns, well under SQLite's 32,766 and PostgreSQL's 65,535
-/// parameters). Each statement is a round trip to the database's thread or server; at 200 rows a
-/// merged batch of 5,000 messages took 75 of them, at 1,000 rows 15.
-const ROWS_PER_INSERT: usize = 1_000;
 
 /// One call-record (or wrap-up-record) change, in apply order.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,8 +61,6 @@ impl BatchWrites {
 /// Persistence errors (the service stops on them: crash-only, it restarts from what was committed).
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
-    #[error("sql: {0}")]
-    Sql(#[from] sqlx::Error),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
     #[error("bad stored row: {0}")]
@@ -127,181 +120,102 @@ pub async fn commit(
     w: &BatchWrites,
     fence: Option<&(String, i64)>,
 ) -> Result<(), PersistError> {
-    let t = i(tenant_id);
-    let mut tx = db.begin_write().await?;
-    if let Some((holder, token)) = fence {
-        if !store::leases::lock_held(&mut tx, store::leases::Kind::Control, t, 0, holder, *token).await? {
-            return Err(PersistError::Fenced);
+    use store::control::{AgentRow as Row, Batch, CallWrite, Committed, Fence, TransitionRow};
+    let applied: Vec<String> = w.applied.iter().map(ToString::to_string).collect();
+    let transitions: Vec<TransitionRow<'_>> = w
+        .transitions
+        .iter()
+        .map(|(tr, msg)| {
+            let (cause, supervisor_id) = cause_name(&tr.cause);
+            TransitionRow {
+                agent_user_id: i(tr.agent_id.0),
+                from_state: tr.from.name(),
+                to_state: tr.to.name(),
+                from_reason_id: reason(&tr.from),
+                to_reason_id: reason(&tr.to),
+                cause,
+                supervisor_id,
+                dialer_call_id: tr.call_id.map(|c| i(c.0)),
+                at_ms: i(tr.at_ms),
+                message_id: msg.as_str(),
+            }
+        })
+        .collect();
+    let calls: Vec<CallWrite> = w.calls.iter().map(call_write).collect();
+    let agents = w
+        .agents
+        .iter()
+        .map(|(id, a)| {
+            Ok(Row {
+                agent_user_id: i(id.0),
+                campaign_id: a.campaign_id.map(|c| i(c.0)),
+                call_job_id: a.call_job_id.map(|c| i(c.0)),
+                dialing_group_id: a.dialing_group_id.map(|c| i(c.0)),
+                view: serde_json::to_string(&a.view)?,
+                config: serde_json::to_string(&a.config)?,
+            })
+        })
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
+    let batch = Batch { applied: &applied, transitions: &transitions, calls: &calls, agents: &agents };
+    let fence = fence.map(|(holder, token)| Fence { holder, token: *token });
+    match store::control::commit(db, i(tenant_id), i(now_ms), batch, fence).await? {
+        Committed::Done => Ok(()),
+        Committed::Fenced => Err(PersistError::Fenced),
+    }
+}
+
+fn call_write(op: &CallOp) -> store::control::CallWrite {
+    use store::control::CallWrite;
+    match *op {
+        CallOp::Bridged { call_id, agent_id, at_ms } => {
+            CallWrite::Bridged { dialer_call_id: i(call_id.0), agent_user_id: i(agent_id.0), at_ms: i(at_ms) }
+        }
+        CallOp::WrapUpRow { call_id, agent_id, at_ms } => {
+            CallWrite::WrapUpRow { dialer_call_id: i(call_id.0), agent_user_id: i(agent_id.0), at_ms: i(at_ms) }
+        }
+        CallOp::Parked { call_id, number, agent_id, at_ms } => CallWrite::Parked {
+            dialer_call_id: i(call_id.0),
+            number: i64::from(number),
+            parked_by: i(agent_id.0),
+            at_ms: i(at_ms),
+        },
+        CallOp::ParkEnded { number, outcome, agent_id, at_ms } => CallWrite::ParkEnded {
+            number: i64::from(number),
+            outcome: match outcome {
+                ParkChange::PickedUp => "picked_up",
+                ParkChange::HungUp => "hung_up",
+                ParkChange::Returned | ParkChange::Parked => "returned",
+            },
+            picked_by: agent_id.map(|a| i(a.0)),
+            at_ms: i(at_ms),
+        },
+        CallOp::ParkUnclaimed { number } => CallWrite::ParkUnclaimed { number: i64::from(number) },
+        CallOp::Keyed { call_id, agent_id, keyed, at_ms } => {
+            let save = match keyed {
+                Keyed::Result { number } => store::records::WrapupSave {
+                    interlocutor: None,
+                    result: number.to_string(),
+                    other_tel: None,
+                    next_action: "continue".into(),
+                    recall_at: None,
+                    recall_to_agent: false,
+                    memo: String::new(),
+                    state_after: "continue".into(),
+                },
+                Keyed::Recall { after_ms } => store::records::WrapupSave {
+                    interlocutor: None,
+                    result: "no_entry".into(),
+                    other_tel: None,
+                    next_action: "recall".into(),
+                    recall_at: Some(i(at_ms.saturating_add(after_ms))),
+                    recall_to_agent: false,
+                    memo: String::new(),
+                    state_after: "continue".into(),
+                },
+            };
+            CallWrite::Keyed { dialer_call_id: i(call_id.0), agent_user_id: i(agent_id.0), save, at_ms: i(at_ms) }
         }
     }
-    for chunk in w.applied.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO control_applied (tenant_id, message_id, applied_at) VALUES {}",
-            store::placeholders(db.backend, chunk.len(), 3)
-        );
-        let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
-        for id in chunk {
-            q = q.bind(t).bind(id.to_string()).bind(i(now_ms));
-        }
-        q.execute(&mut *tx).await?;
-    }
-    for chunk in w.transitions.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO agent_transitions (tenant_id, agent_user_id, from_state, to_state, from_reason_id, to_reason_id,
-                cause, supervisor_id, call_id, at, message_id) VALUES {}",
-            store::placeholders(db.backend, chunk.len(), 11)
-        );
-        let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
-        for (tr, msg) in chunk {
-            let (cause, sv) = cause_name(&tr.cause);
-            q = q
-                .bind(t)
-                .bind(i(tr.agent_id.0))
-                .bind(tr.from.name())
-                .bind(tr.to.name())
-                .bind(reason(&tr.from))
-                .bind(reason(&tr.to))
-                .bind(cause)
-                .bind(sv)
-                .bind(tr.call_id.map(|c| i(c.0)))
-                .bind(i(tr.at_ms))
-                .bind(msg.as_str());
-        }
-        q.execute(&mut *tx).await?;
-    }
-    for op in &w.calls {
-        match op {
-            CallOp::Bridged { call_id, agent_id, at_ms } => {
-                sqlx::query(
-                    "UPDATE call_records SET bridged_at = COALESCE(bridged_at, $1), agent_user_id = $2 WHERE tenant_id = $3 AND dialer_call_id = $4",
-                )
-                .bind(i(*at_ms))
-                .bind(i(agent_id.0))
-                .bind(t)
-                .bind(i(call_id.0))
-                .execute(&mut *tx)
-                .await?;
-            }
-            CallOp::WrapUpRow { call_id, agent_id, at_ms } => {
-                sqlx::query(
-                    "INSERT INTO wrapup_records (tenant_id, call_record_id, lead_id, agent_user_id, result, saved, created_at, dialer_call_id)
-                     SELECT $1, c.id, c.lead_id, $2, 'no_entry', 0, $3, $4 FROM call_records c
-                     WHERE c.tenant_id = $5 AND c.dialer_call_id = $6
-                     ON CONFLICT (tenant_id, dialer_call_id) DO NOTHING",
-                )
-                .bind(t)
-                .bind(i(agent_id.0))
-                .bind(i(*at_ms))
-                .bind(i(call_id.0))
-                .bind(t)
-                .bind(i(call_id.0))
-                .execute(&mut *tx)
-                .await?;
-            }
-            CallOp::Parked { call_id, number, agent_id, at_ms } => {
-                sqlx::query(
-                    "INSERT INTO parked_calls (tenant_id, dialer_call_id, number, parked_by, parked_at) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(t)
-                .bind(i(call_id.0))
-                .bind(i64::from(*number))
-                .bind(i(agent_id.0))
-                .bind(i(*at_ms))
-                .execute(&mut *tx)
-                .await?;
-            }
-            CallOp::ParkEnded { number, outcome, agent_id, at_ms } => {
-                let outcome = match outcome {
-                    ParkChange::PickedUp => "picked_up",
-                    ParkChange::HungUp => "hung_up",
-                    ParkChange::Returned | ParkChange::Parked => "returned",
-                };
-                sqlx::query(
-                    "UPDATE parked_calls SET ended_at = $1, outcome = $2, picked_by = COALESCE($3, picked_by),
-                        picked_at = COALESCE(picked_at, $4)
-                     WHERE tenant_id = $5 AND number = $6 AND ended_at IS NULL",
-                )
-                .bind(i(*at_ms))
-                .bind(outcome)
-                .bind(agent_id.map(|a| i(a.0)))
-                .bind(agent_id.map(|_| i(*at_ms)))
-                .bind(t)
-                .bind(i64::from(*number))
-                .execute(&mut *tx)
-                .await?;
-            }
-            CallOp::ParkUnclaimed { number } => {
-                sqlx::query(
-                    "UPDATE parked_calls SET picked_by = NULL, picked_at = NULL WHERE tenant_id = $1 AND number = $2 AND ended_at IS NULL",
-                )
-                .bind(t)
-                .bind(i64::from(*number))
-                .execute(&mut *tx)
-                .await?;
-            }
-            CallOp::Keyed { call_id, agent_id, keyed, at_ms } => {
-                let Some(record) = store::records::unsaved_record_of_call_in(&mut tx, t, i(call_id.0)).await? else {
-                    tracing::info!(call = call_id.0, "a result was keyed for a call with no unsaved record");
-                    continue;
-                };
-                let save = match *keyed {
-                    Keyed::Result { number } => store::records::WrapupSave {
-                        interlocutor: None,
-                        result: number.to_string(),
-                        other_tel: None,
-                        next_action: "continue".into(),
-                        recall_at: None,
-                        recall_to_agent: false,
-                        memo: String::new(),
-                        state_after: "continue".into(),
-                    },
-                    Keyed::Recall { after_ms } => store::records::WrapupSave {
-                        interlocutor: None,
-                        result: "no_entry".into(),
-                        other_tel: None,
-                        next_action: "recall".into(),
-                        recall_at: Some(i(at_ms.saturating_add(after_ms))),
-                        recall_to_agent: false,
-                        memo: String::new(),
-                        state_after: "continue".into(),
-                    },
-                };
-                match store::records::save_wrapup_in(&mut tx, t, record, &save, i(agent_id.0), i(*at_ms)).await {
-                    // Saved by someone else in between: the agent's keys come too late.
-                    Err(store::StoreError::NotFound) => {
-                        tracing::info!(call = call_id.0, "a keyed result found its record saved already");
-                    }
-                    r => r?,
-                }
-            }
-        }
-    }
-    let agents: Vec<_> = w.agents.iter().collect();
-    for chunk in agents.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO control_agents (tenant_id, agent_user_id, campaign_id, call_job_id, dialing_group_id, view, config, updated_at)
-             VALUES {}
-             ON CONFLICT (tenant_id, agent_user_id) DO UPDATE SET campaign_id = excluded.campaign_id,
-                call_job_id = excluded.call_job_id, dialing_group_id = excluded.dialing_group_id,
-                view = excluded.view, config = excluded.config, updated_at = excluded.updated_at",
-            store::placeholders(db.backend, chunk.len(), 8)
-        );
-        let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
-        for (id, a) in chunk {
-            q = q
-                .bind(t)
-                .bind(i(id.0))
-                .bind(a.campaign_id.map(|c| i(c.0)))
-                .bind(a.call_job_id.map(|c| i(c.0)))
-                .bind(a.dialing_group_id.map(|c| i(c.0)))
-                .bind(serde_json::to_string(&a.view)?)
-                .bind(serde_json::to_string(&a.config)?)
-                .bind(i(now_ms));
-        }
-        q.execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 fn id_of(v: Option<i64>) -> Option<u64> {
@@ -310,24 +224,15 @@ fn id_of(v: Option<i64>) -> Option<u64> {
 
 /// The tenant's agents, as committed.
 pub async fn load_agents(db: &Db, tenant_id: u64, limit: usize) -> Result<Vec<AgentRow>, PersistError> {
-    let rows = sqlx::query(
-        "SELECT campaign_id, call_job_id, dialing_group_id, view, config FROM control_agents WHERE tenant_id = $1
-         ORDER BY agent_user_id LIMIT $2",
-    )
-    .bind(i(tenant_id))
-    .bind(i(limit as u64))
-    .fetch_all(&db.pool)
-    .await?;
+    let rows = store::control::agents(db, i(tenant_id), i(limit as u64)).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let view: String = r.try_get("view")?;
-        let config: String = r.try_get("config")?;
         out.push(AgentRow {
-            campaign_id: id_of(r.try_get("campaign_id")?).map(CampaignId),
-            call_job_id: id_of(r.try_get("call_job_id")?).map(CallJobId),
-            dialing_group_id: id_of(r.try_get("dialing_group_id")?).map(DialingGroupId),
-            view: serde_json::from_str(&view)?,
-            config: serde_json::from_str(&config)?,
+            campaign_id: id_of(r.campaign_id).map(CampaignId),
+            call_job_id: id_of(r.call_job_id).map(CallJobId),
+            dialing_group_id: id_of(r.dialing_group_id).map(DialingGroupId),
+            view: serde_json::from_str(&r.view)?,
+            config: serde_json::from_str(&r.config)?,
         });
     }
     Ok(out)
@@ -343,52 +248,29 @@ pub async fn load_wallboard_counts(
 ) -> Result<Vec<StoredCounts>, PersistError> {
     let mut out = Vec::new();
     for (fine, bucket, since) in [(true, BUCKET_24H_MS, fine_since_ms), (false, BUCKET_30D_MS, coarse_since_ms)] {
-        let rows = sqlx::query(
-            "SELECT campaign_id, answered_at / $1 AS bucket, COUNT(*) AS answered,
-                SUM(CASE WHEN bridged_at IS NOT NULL THEN 1 ELSE 0 END) AS connected,
-                SUM(CASE WHEN bridged_at IS NULL AND ended_at IS NOT NULL THEN 1 ELSE 0 END) AS abandoned
-             FROM call_records WHERE tenant_id = $2 AND answered_at >= $3 AND campaign_id IS NOT NULL
-             GROUP BY 1, 2",
-        )
-        .bind(i(bucket))
-        .bind(i(tenant_id))
-        .bind(i(since))
-        .fetch_all(&db.pool)
-        .await?;
-        for r in rows {
-            let n = |col: &str| -> Result<u64, PersistError> {
-                let v: Option<i64> = r.try_get(col)?;
-                Ok(id_of(v).unwrap_or(0))
-            };
-            let Some(campaign) = id_of(r.try_get("campaign_id")?) else { continue };
+        for r in store::control::answered_by_bucket(db, i(tenant_id), i(bucket), i(since)).await? {
+            let n = |v: i64| id_of(Some(v)).unwrap_or(0);
+            let Some(campaign) = id_of(Some(r.campaign_id)) else { continue };
             out.push(StoredCounts {
                 campaign_id: CampaignId(campaign),
-                at_ms: n("bucket")? * bucket,
+                at_ms: n(r.bucket) * bucket,
                 fine,
-                counts: Counts { answered: n("answered")?, connected: n("connected")?, abandoned: n("abandoned")? },
+                counts: Counts { answered: n(r.answered), connected: n(r.connected), abandoned: n(r.abandoned) },
             });
         }
     }
     Ok(out)
 }
 
-/// `(key, n)` rows of a `SELECT k, COUNT(*) AS n ... GROUP BY k` over one tenant since a time.
-async fn counts_since(db: &Db, sql: &str, tenant_id: u64, since_ms: u64) -> Result<Vec<(u64, u64)>, PersistError> {
-    let rows = sqlx::query(sql).bind(i(tenant_id)).bind(i(since_ms)).fetch_all(&db.pool).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        if let Some(k) = id_of(r.try_get("k")?) {
-            out.push((k, id_of(r.try_get("n")?).unwrap_or(0)));
-        }
-    }
-    Ok(out)
+/// `(key, n)` pairs of the store as unsigned ids and counts (a negative key is no id: skipped).
+fn counted(rows: Vec<(i64, i64)>) -> impl Iterator<Item = (u64, u64)> {
+    rows.into_iter().filter_map(|(k, n)| Some((id_of(Some(k))?, id_of(Some(n)).unwrap_or(0))))
 }
 
 /// Answered calls ended since `since_ms`, per campaign.
 pub async fn load_calls_since(db: &Db, tenant_id: u64, since_ms: u64) -> Result<Vec<(CampaignId, u64)>, PersistError> {
-    let sql = "SELECT campaign_id AS k, COUNT(*) AS n FROM call_records WHERE tenant_id = $1 AND ended_at >= $2
-        AND bridged_at IS NOT NULL AND campaign_id IS NOT NULL GROUP BY campaign_id";
-    Ok(counts_since(db, sql, tenant_id, since_ms).await?.into_iter().map(|(k, n)| (CampaignId(k), n)).collect())
+    let rows = store::control::calls_since(db, i(tenant_id), i(since_ms)).await?;
+    Ok(counted(rows).map(|(k, n)| (CampaignId(k), n)).collect())
 }
 
 /// Conversations (bridged calls that ended) since `since_ms`, per agent.
@@ -397,35 +279,23 @@ pub async fn load_agent_calls_since(
     tenant_id: u64,
     since_ms: u64,
 ) -> Result<Vec<(AgentId, u64)>, PersistError> {
-    let sql = "SELECT agent_user_id AS k, COUNT(*) AS n FROM call_records WHERE tenant_id = $1 AND ended_at >= $2
-        AND bridged_at IS NOT NULL AND agent_user_id IS NOT NULL GROUP BY agent_user_id";
-    Ok(counts_since(db, sql, tenant_id, since_ms).await?.into_iter().map(|(k, n)| (AgentId(k), n)).collect())
+    let rows = store::control::agent_calls_since(db, i(tenant_id), i(since_ms)).await?;
+    Ok(counted(rows).map(|(k, n)| (AgentId(k), n)).collect())
 }
 
 /// The tenant's time zone name.
 pub async fn load_time_zone(db: &Db, tenant_id: u64) -> Result<String, PersistError> {
-    let r =
-        sqlx::query("SELECT time_zone FROM tenants WHERE id = $1").bind(i(tenant_id)).fetch_optional(&db.pool).await?;
-    Ok(match r {
-        Some(r) => r.try_get("time_zone")?,
-        None => "UTC".to_owned(),
-    })
+    Ok(store::control::time_zone(db, i(tenant_id)).await?.unwrap_or_else(|| "UTC".to_owned()))
 }
 
 /// The newest applied message ids (the dedup window of a restarted service).
 pub async fn load_applied(db: &Db, tenant_id: u64, limit: usize) -> Result<Vec<MessageId>, PersistError> {
-    let rows = sqlx::query("SELECT message_id FROM control_applied WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2")
-        .bind(i(tenant_id))
-        .bind(i(limit as u64))
-        .fetch_all(&db.pool)
-        .await?;
+    let rows = store::control::applied(db, i(tenant_id), i(limit as u64)).await?;
     let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let s: String = r.try_get("message_id")?;
+    for s in rows {
         let id = s.parse::<ulid::Ulid>().map_err(|e| PersistError::BadRow(format!("message id {s:?}: {e}")))?;
         out.push(MessageId(id));
     }
-    out.reverse();
     Ok(out)
 }
 
@@ -435,27 +305,17 @@ pub async fn load_waiting(
     tenant_id: u64,
     limit: usize,
 ) -> Result<Vec<(CallId, CampaignId, u64)>, PersistError> {
-    let rows = sqlx::query(
-        "SELECT dialer_call_id, campaign_id, answered_at FROM call_records WHERE tenant_id = $1
-            AND dialer_call_id IS NOT NULL AND answered_at IS NOT NULL AND bridged_at IS NULL AND ended_at IS NULL
-         ORDER BY answered_at LIMIT $2",
-    )
-    .bind(i(tenant_id))
-    .bind(i(limit as u64))
-    .fetch_all(&db.pool)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let call: i64 = r.try_get("dialer_call_id")?;
-        let campaign: Option<i64> = r.try_get("campaign_id")?;
-        let at: Option<i64> = r.try_get("answered_at")?;
-        out.push((
-            CallId(u64::try_from(call).unwrap_or(0)),
-            CampaignId(campaign.and_then(|c| u64::try_from(c).ok()).unwrap_or(0)),
-            at.and_then(|a| u64::try_from(a).ok()).unwrap_or(0),
-        ));
-    }
-    Ok(out)
+    let rows = store::control::waiting(db, i(tenant_id), i(limit as u64)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|w| {
+            (
+                CallId(u64::try_from(w.dialer_call_id).unwrap_or(0)),
+                CampaignId(id_of(w.campaign_id).unwrap_or(0)),
+                id_of(w.answered_at).unwrap_or(0),
+            )
+        })
+        .collect())
 }
 
 /// パーク保留: the open parks (a restarted service keeps them, numbers and limits).
@@ -463,26 +323,17 @@ pub async fn load_parked(
     db: &Db,
     tenant_id: u64,
 ) -> Result<BTreeMap<u16, crate::agent::parking::ParkedCall>, PersistError> {
-    let rows = sqlx::query(
-        "SELECT CAST(number AS BIGINT) AS number, dialer_call_id, parked_by, parked_at FROM parked_calls
-         WHERE tenant_id = $1 AND ended_at IS NULL ORDER BY number LIMIT 200",
-    )
-    .bind(i(tenant_id))
-    .fetch_all(&db.pool)
-    .await?;
     let mut out = BTreeMap::new();
-    for r in rows {
-        let number: i64 = r.try_get("number")?;
-        let call: i64 = r.try_get("dialer_call_id")?;
-        let by: i64 = r.try_get("parked_by")?;
-        let at: i64 = r.try_get("parked_at")?;
-        let (Ok(number), Ok(call), Ok(by)) = (u16::try_from(number), u64::try_from(call), u64::try_from(by)) else {
+    for r in store::control::open_parks(db, i(tenant_id)).await? {
+        let (Ok(number), Ok(call), Ok(by)) =
+            (u16::try_from(r.number), u64::try_from(r.dialer_call_id), u64::try_from(r.parked_by))
+        else {
             continue;
         };
         let p = crate::agent::parking::ParkedCall {
             call_id: CallId(call),
             by: AgentId(by),
-            at_ms: u64::try_from(at).unwrap_or(0),
+            at_ms: u64::try_from(r.parked_at).unwrap_or(0),
         };
         out.insert(number, p);
     }
@@ -496,61 +347,26 @@ pub async fn load_open_call_leads(
     tenant_id: u64,
     limit: usize,
 ) -> Result<HashMap<CallId, LeadId>, PersistError> {
-    let rows = sqlx::query(
-        "SELECT dialer_call_id, lead_id FROM call_records WHERE tenant_id = $1
-            AND dialer_call_id IS NOT NULL AND lead_id IS NOT NULL AND ended_at IS NULL
-         ORDER BY id DESC LIMIT $2",
-    )
-    .bind(i(tenant_id))
-    .bind(i(limit as u64))
-    .fetch_all(&db.pool)
-    .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for r in rows {
-        let call: i64 = r.try_get("dialer_call_id")?;
-        let lead: i64 = r.try_get("lead_id")?;
-        out.insert(CallId(u64::try_from(call).unwrap_or(0)), LeadId(u64::try_from(lead).unwrap_or(0)));
-    }
-    Ok(out)
+    let rows = store::control::open_call_leads(db, i(tenant_id), i(limit as u64)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(call, lead)| (CallId(u64::try_from(call).unwrap_or(0)), LeadId(u64::try_from(lead).unwrap_or(0))))
+        .collect())
 }
 
 /// The tenant's pause reasons.
 pub async fn load_pause_reasons(db: &Db, tenant_id: u64) -> Result<Vec<u32>, PersistError> {
-    let rows = sqlx::query("SELECT id FROM pause_reasons WHERE tenant_id = $1 LIMIT 10000")
-        .bind(i(tenant_id))
-        .fetch_all(&db.pool)
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id: i64 = r.try_get("id")?;
-        if let Ok(id) = u32::try_from(id) {
-            out.push(id);
-        }
-    }
-    Ok(out)
+    let rows = store::control::pause_reason_ids(db, i(tenant_id)).await?;
+    Ok(rows.into_iter().filter_map(|id| u32::try_from(id).ok()).collect())
 }
 
 /// Deletes applied ids older than `before_ms` (they can no longer be redelivered: the entries were
 /// acked long ago). Keeps the table bounded.
 pub async fn prune_applied(db: &Db, tenant_id: u64, before_ms: u64) -> Result<u64, PersistError> {
-    let r = sqlx::query("DELETE FROM control_applied WHERE tenant_id = $1 AND applied_at < $2")
-        .bind(i(tenant_id))
-        .bind(i(before_ms))
-        .execute(&db.pool)
-        .await?;
-    Ok(r.rows_affected())
+    Ok(store::control::prune_applied(db, i(tenant_id), i(before_ms)).await?)
 }
 
 /// Tenant ids, ascending.
 pub async fn tenant_ids(db: &Db, limit: usize) -> Result<Vec<u64>, PersistError> {
-    let rows =
-        sqlx::query("SELECT id FROM tenants ORDER BY id LIMIT $1").bind(i(limit as u64)).fetch_all(&db.pool).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let id: i64 = r.try_get("id")?;
-        if let Ok(id) = u64::try_from(id) {
-            out.push(id);
-        }
-    }
-    Ok(out)
+    Ok(store::dialing::tenant_ids(db, i(limit as u64)).await?)
 }

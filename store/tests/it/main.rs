@@ -1,0 +1,3 @@
+//! Tests of the store crate's place in the workspace.
+
+mod sql_in_store;
