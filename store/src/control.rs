@@ -381,13 +381,17 @@ pub struct OpenPark {
     pub dialer_call_id: i64,
     pub parked_by: i64,
     pub parked_at: i64,
+    /// The call's campaign (where a park nobody takes goes back to when its agent is busy).
+    pub campaign_id: Option<i64>,
 }
 
 /// The open parks, by number (at most 200).
 pub async fn open_parks(db: &Db, tenant_id: i64) -> Result<Vec<OpenPark>> {
     let rows = sqlx::query(
-        "SELECT CAST(number AS BIGINT) AS number, dialer_call_id, parked_by, parked_at FROM parked_calls
-         WHERE tenant_id = $1 AND ended_at IS NULL ORDER BY number LIMIT 200",
+        "SELECT CAST(p.number AS BIGINT) AS number, p.dialer_call_id, p.parked_by, p.parked_at, c.campaign_id
+         FROM parked_calls p
+         LEFT JOIN call_records c ON c.tenant_id = p.tenant_id AND c.dialer_call_id = p.dialer_call_id
+         WHERE p.tenant_id = $1 AND p.ended_at IS NULL ORDER BY p.number LIMIT 200",
     )
     .bind(tenant_id)
     .fetch_all(&db.pool)
@@ -399,6 +403,7 @@ pub async fn open_parks(db: &Db, tenant_id: i64) -> Result<Vec<OpenPark>> {
                 dialer_call_id: r.try_get("dialer_call_id")?,
                 parked_by: r.try_get("parked_by")?,
                 parked_at: r.try_get("parked_at")?,
+                campaign_id: r.try_get("campaign_id")?,
             })
         })
         .collect()

@@ -301,7 +301,14 @@ impl<B: Bus + Clone + 'static> Service<B> {
         }
         let call_lead = persist::load_open_call_leads(&db, t, cfg.max_waiting + cfg.floor.max_agents).await?;
         let mut parking = Parking::new(cfg.park_limit_ms);
-        parking.restore(persist::load_parked(&db, t).await?);
+        let parked = persist::load_parked(&db, t).await?;
+        for (_, p, campaign) in &parked {
+            // A park that reaches its limit while its agent is busy goes to its campaign's queue.
+            if let Some(c) = campaign {
+                call_campaign.insert(p.call_id, *c);
+            }
+        }
+        parking.restore(parked.into_iter().map(|(n, p, _)| (n, p)));
         let inputs = InputStreams::new(t);
         let cfg_group = cfg.group.clone();
         for source in [Source::Commands, Source::ShardEvents] {

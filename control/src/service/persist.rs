@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use store::Db;
 
+use crate::agent::parking::ParkedCall;
 use crate::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, Transition};
 use crate::bus::MessageId;
 use crate::messages::{CallJobId, CampaignId, DialingGroupId, Keyed, LeadId, ParkChange};
@@ -318,24 +319,18 @@ pub async fn load_waiting(
         .collect())
 }
 
-/// パーク保留: the open parks (a restarted service keeps them, numbers and limits).
-pub async fn load_parked(
-    db: &Db,
-    tenant_id: u64,
-) -> Result<BTreeMap<u16, crate::agent::parking::ParkedCall>, PersistError> {
-    let mut out = BTreeMap::new();
+/// パーク保留: the open parks (a restarted service keeps them, numbers and limits), with each
+/// parked call's campaign (where it goes back when nobody took it and its agent is busy).
+pub async fn load_parked(db: &Db, tenant_id: u64) -> Result<Vec<(u16, ParkedCall, Option<CampaignId>)>, PersistError> {
+    let mut out = Vec::new();
     for r in store::control::open_parks(db, i(tenant_id)).await? {
         let (Ok(number), Ok(call), Ok(by)) =
             (u16::try_from(r.number), u64::try_from(r.dialer_call_id), u64::try_from(r.parked_by))
         else {
             continue;
         };
-        let p = crate::agent::parking::ParkedCall {
-            call_id: CallId(call),
-            by: AgentId(by),
-            at_ms: u64::try_from(r.parked_at).unwrap_or(0),
-        };
-        out.insert(number, p);
+        let p = ParkedCall { call_id: CallId(call), by: AgentId(by), at_ms: u64::try_from(r.parked_at).unwrap_or(0) };
+        out.push((number, p, id_of(r.campaign_id).map(CampaignId)));
     }
     Ok(out)
 }

@@ -195,3 +195,49 @@ async fn the_service_parks_picks_up_and_returns_a_park_at_the_limit() {
         task.await.expect("join").expect("service ran");
     }
 }
+
+/// A park outlives a restart of the control service: its number and limit are kept, and when the
+/// limit passes while the agent who parked it is busy (paused here), the call goes to its
+/// campaign's ready agent as it would have without the restart (the call's campaign is read back
+/// with the park), on SQLite and PostgreSQL.
+#[tokio::test]
+async fn a_park_returned_after_a_restart_goes_to_its_campaign_when_its_agent_is_busy() {
+    use crate::service::{agent_state, answered, backends, cmd, count, ev, fixture, login_ready, placed, until};
+    use control::agent::PauseReasonId;
+    use control::messages::{ApiCommand, ShardEvent};
+    for backend in backends() {
+        let (_url, db, t, reason, _dir) = fixture(backend).await;
+        let bus = control::bus::MemoryBus::new(control::bus::BusConfig::default());
+        let (stop, task) = service_with_park_limit(&bus, &db, t, 5_000).await;
+        login_ready(&bus, &db, t, &[1, 2], 7, None).await;
+        placed(&db, t, 100, 7).await;
+        ev(&bus, t, answered(100, 7)).await;
+        until("offered", || async { agent_state(&db, t, 1).await == Some(AgentState::Ringing) }).await;
+        ev(&bus, t, ShardEvent::Bridged { call_id: CallId(100), agent_id: AgentId(1) }).await;
+        until("talking", || async { agent_state(&db, t, 1).await == Some(AgentState::Talking) }).await;
+        cmd(&bus, t, ApiCommand::Park { agent_id: AgentId(1), call_id: CallId(100) }).await;
+        let open = "SELECT COUNT(*) FROM parked_calls WHERE tenant_id = $1 AND ended_at IS NULL";
+        until("parked", || async { count(&db, open, t).await == 1 }).await;
+        until("ready after parking", || async { agent_state(&db, t, 1).await == Some(AgentState::Ready) }).await;
+        // Control restarts; then the agent who parked the call takes a break.
+        let _ = stop.send(());
+        task.await.expect("join").expect("service ran");
+        let (stop, task) = service_with_park_limit(&bus, &db, t, 5_000).await;
+        cmd(&bus, t, ApiCommand::Pause { agent_id: AgentId(1), reason_id: PauseReasonId(reason) }).await;
+        until("paused", || async { matches!(agent_state(&db, t, 1).await, Some(AgentState::Paused { .. })) }).await;
+        // The limit passes: agent 1 is busy, so the campaign's ready agent (2) is offered the call.
+        let returned = "SELECT COUNT(*) FROM parked_calls WHERE tenant_id = $1 AND outcome = 'returned'";
+        until("returned at the limit", || async { count(&db, returned, t).await == 1 }).await;
+        until("the campaign's ready agent offered it", || async {
+            agent_state(&db, t, 2).await == Some(AgentState::Ringing)
+        })
+        .await;
+        ev(&bus, t, ShardEvent::Bridged { call_id: CallId(100), agent_id: AgentId(2) }).await;
+        until("talking with it", || async { agent_state(&db, t, 2).await == Some(AgentState::Talking) }).await;
+        let record =
+            "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND dialer_call_id = 100 AND agent_user_id = 2";
+        assert_eq!(count(&db, record, t).await, 1, "{backend:?}: the record follows the call");
+        let _ = stop.send(());
+        task.await.expect("join").expect("service ran");
+    }
+}
