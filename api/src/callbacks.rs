@@ -604,16 +604,14 @@ async fn assign(ctx: &Ctx, id: i64, b: AssignBody) -> ApiResult<Value> {
     // An agent takes only a callback no one has.
     let claim =
         store::callbacks::assign(&ctx.st.db, ctx.tenant(), id, target, expected, !admin, store::now_ms()).await?;
-    let won = match claim {
+    let now = match claim {
+        store::callbacks::Claim::Won(c) => c,
         store::callbacks::Claim::Missing => return Err(ApiError::not_found()),
-        claim => claim == store::callbacks::Claim::Won,
-    };
-    if !won {
         // There, but changed by someone else (a missing one, or another tenant's, is 404 above).
-        return Err(conflict());
-    }
+        store::callbacks::Claim::Lost => return Err(conflict()),
+    };
     push(ctx, id, Some(target)).await;
-    fetch(ctx, id).await
+    Ok(row_json(ctx, &now))
 }
 
 // ------------------------------------------------------------------------------------------ dial
