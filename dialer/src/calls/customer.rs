@@ -55,8 +55,9 @@ impl Ending {
         Some(Ending::Unanswered { status, reason: reason.to_string(), cause })
     }
 
-    fn answered(by: Party, cause: EndCause) -> Option<Ending> {
-        Some(Ending::Answered { by, cause, send_bye: true })
+    /// Answered, and we hang up (BYE).
+    pub fn bye(by: Party, cause: EndCause) -> Ending {
+        Ending::Answered { by, cause, send_bye: true }
     }
 }
 
@@ -175,7 +176,7 @@ impl CustomerCall {
                 }
             },
             Phase::Waiting => self.abandon(io, now),
-            Phase::Abandoning => Ending::answered(Party::System, EndCause::Abandoned),
+            Phase::Abandoning => Some(Ending::bye(Party::System, EndCause::Abandoned)),
             Phase::Bridged { .. } | Phase::Outside { .. } => None,
         }
     }
@@ -234,10 +235,10 @@ impl CustomerCall {
             self.ring_ms = elapsed_ms(self.launched, now.mono);
             if let Some(reason) = self.cancel {
                 // Answered despite our CANCEL: hang up at once.
-                return Ending::answered(Party::System, EndCause::Cancelled(reason));
+                return Some(Ending::bye(Party::System, EndCause::Cancelled(reason)));
             }
             let Some(n) = negotiate(self.port.1, &resp.body) else {
-                return Ending::answered(Party::System, EndCause::Media);
+                return Some(Ending::bye(Party::System, EndCause::Media));
             };
             self.phase = Phase::Waiting;
             self.media_up = true;
@@ -315,17 +316,13 @@ impl CustomerCall {
                 self.set_deadline(io, Some(now.mono + len + Duration::from_secs(1)));
                 None
             }
-            _ => Ending::answered(Party::System, EndCause::Abandoned),
+            _ => Some(Ending::bye(Party::System, EndCause::Abandoned)),
         }
     }
 
     /// The abandon message ended: release the customer.
     pub fn prompt_finished(&self) -> Option<Ending> {
-        (self.phase == Phase::Abandoning).then_some(Ending::Answered {
-            by: Party::System,
-            cause: EndCause::Abandoned,
-            send_bye: true,
-        })
+        (self.phase == Phase::Abandoning).then_some(Ending::bye(Party::System, EndCause::Abandoned))
     }
 
     /// Hang up (お客様通話切断, or the system): CANCEL while it rings.
@@ -335,7 +332,7 @@ impl CustomerCall {
             return None;
         }
         let cause = if self.talking() { EndCause::Completed } else { EndCause::Abandoned };
-        Ending::answered(by, cause)
+        Some(Ending::bye(by, cause))
     }
 
     /// Onto `agent`'s media call from waiting (the demux checked both sides): the beep, the

@@ -17,7 +17,7 @@ use sip::message::{response_to, Method, Request};
 use sip::{Event as SipEvent, TxId};
 
 use super::agent_leg::{AgentLeg, LegDown};
-use super::customer::{CustomerCall, Ending};
+use super::customer::{CustomerCall, Ending, Phase};
 use super::io::{Io, Owner, PhoneInvite};
 use super::{
     agent_media_call, agent_of_media, customer_of_media, outside, supervise, CallEvent, Command, ConferenceEnd, Config,
@@ -281,7 +281,7 @@ impl CallControl {
                     c.send_bye(&mut self.io, now);
                 }
                 match c.phase() {
-                    super::customer::Phase::Bridged { agent, .. } => {
+                    Phase::Bridged { agent, .. } => {
                         self.end_supervisions_of(now, call);
                         self.end_conference(now, call, ConferenceEnd::CallEnded);
                         c.leave_agent(&mut self.io, agent);
@@ -292,7 +292,7 @@ impl CallControl {
                         }
                     }
                     // 外線転送: the outside leg ends with the customer (BYE, or CANCEL while it rings).
-                    super::customer::Phase::Outside { .. } => self.drop_outside(now, call, true),
+                    Phase::Outside { .. } => self.drop_outside(now, call, true),
                     _ => {}
                 }
                 c.close_answered(&mut self.io, now, by, cause)
@@ -305,8 +305,8 @@ impl CallControl {
         let fail = |io: &mut Io, reason: &'static str| io.emit(CallEvent::BridgeFailed { call, agent, reason });
         let Some(c) = self.customers.get_mut(&call) else { return fail(&mut self.io, "no such customer call") };
         match c.phase() {
-            super::customer::Phase::Waiting => {}
-            super::customer::Phase::Bridged { agent: a, .. } if a == agent => return, // again: done already
+            Phase::Waiting => {}
+            Phase::Bridged { agent: a, .. } if a == agent => return, // again: done already
             _ => return fail(&mut self.io, "customer not waiting"),
         }
         match self.agents.get_mut(&agent) {
@@ -370,8 +370,7 @@ impl CallControl {
             a.send_bye(&mut self.io, now);
         }
         if let Some(call) = a.customer() {
-            let ending = Ending::Answered { by: Party::Agent, cause: EndCause::Completed, send_bye: true };
-            self.end_customer(now, call, ending);
+            self.end_customer(now, call, Ending::bye(Party::Agent, EndCause::Completed));
         }
         a.close(&mut self.io, down.unreachable);
     }

@@ -262,8 +262,7 @@ impl CallControl {
             }
             None => {
                 self.io.emit(CallEvent::OutsideFailed { call, agent, status, reason });
-                let ending = Ending::Answered { by: Party::System, cause: EndCause::Completed, send_bye: true };
-                self.end_customer(now, call, ending);
+                self.end_customer(now, call, Ending::bye(Party::System, EndCause::Completed));
             }
         }
     }
@@ -348,8 +347,7 @@ impl CallControl {
             return self.io.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::PartyHungUp });
         }
         // The outside party took the agent's place: it ends the call as the agent would.
-        let ending = Ending::Answered { by: Party::Agent, cause: EndCause::Completed, send_bye: true };
-        self.end_customer(now, call, ending);
+        self.end_customer(now, call, Ending::bye(Party::Agent, EndCause::Completed));
     }
 
     /// The conference's third party answered: mixed into the agent's media call with the customer
