@@ -16,7 +16,18 @@
 //! ([`Command::LeaveConference`], an attended transfer): the outside party then takes the agent's
 //! place in the customer's own media call exactly as after an outside transfer.
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use media::shard::Control;
+use media::LegConfig;
+use sip::dialog::Dialog;
+use sip::message::{response_to, Method, Request, Response};
+use sip::sdp::Negotiated;
+use sip::TxId;
+
+use super::customer::{Ending, Phase, CANCEL_GRACE};
+use super::io::{Owner, Port};
+use super::{agent_media_call, negotiate, CallControl, CallEvent, EndCause, Now, Party};
 
 /// Transfer the bridged customer `call` to the outside number `tel`.
 #[derive(Clone, Debug)]
@@ -104,7 +115,7 @@ pub(super) struct OutsideLeg {
     tx: TxId,
     invite: Request,
     dialog: Option<Dialog>,
-    port: (SocketId, SocketAddr),
+    port: Port,
     local_sdp: Vec<u8>,
     up: bool,
     /// CANCELled (ring timeout): its final answer only tidies up.
@@ -119,36 +130,35 @@ pub(super) struct OutsideLeg {
 impl CallControl {
     pub(super) fn transfer_outside(&mut self, now: Now, cmd: TransferOutside, conference: bool) {
         let call = cmd.call;
-        let (agent, at) = match self.customers.get(&call).map(|c| &c.state) {
-            Some(CustomerState::Bridged { agent, at }) => (*agent, *at),
-            _ => {
-                tracing::debug!(call, "outside transfer of a call not bridged here");
-                return;
-            }
+        let Some(agent) = self.customers.get(&call).and_then(|c| c.agent()) else {
+            tracing::debug!(call, "outside transfer of a call not bridged here");
+            return;
         };
         let not_placed = |s: &mut Self| match conference {
-            true => s.emit(CallEvent::ConferenceEnded {
+            true => s.io.emit(CallEvent::ConferenceEnded {
                 call,
                 agent,
                 reason: ConferenceEnd::NotAnswered(OutsideFailure::NotPlaced),
             }),
-            false => s.emit(CallEvent::OutsideFailed { call, agent, status: 503, reason: OutsideFailure::NotPlaced }),
+            false => {
+                s.io.emit(CallEvent::OutsideFailed { call, agent, status: 503, reason: OutsideFailure::NotPlaced })
+            }
         };
         if self.outside.contains_key(&call) || self.at_capacity() {
             return not_placed(self);
         }
-        let Some(port) = self.take_port() else {
+        let Some(port) = self.io.take_port() else {
             return not_placed(self);
         };
-        let (invite, call_id, local_sdp) = self.carrier_invite(port.1, &cmd.tel, cmd.caller_id.as_deref());
-        let Ok(tx) = self.endpoint.send_request(now.mono, self.cfg.carrier, invite.clone()) else {
-            self.ports.push(port);
+        let (invite, call_id, local_sdp) = self.io.carrier_invite(port.1, &cmd.tel, cmd.caller_id.as_deref());
+        let carrier = self.io.cfg.carrier;
+        let Ok(tx) = self.io.send_routed(now.mono, carrier, invite.clone(), Owner::Outside(call)) else {
+            self.io.put_port(port);
             return not_placed(self);
         };
-        self.tx_owner.insert(tx, Owner::Outside(call));
-        self.call_ids.insert(call_id, Owner::Outside(call));
+        self.io.route_call_id(call_id, Owner::Outside(call));
         let deadline = now.mono + cmd.ring_timeout;
-        self.schedule(TimerKey::Outside(call), deadline);
+        self.io.arm(Owner::Outside(call), deadline);
         self.outside.insert(
             call,
             OutsideLeg {
@@ -171,19 +181,11 @@ impl CallControl {
         }
         // The customer leaves the agent's leg for its own media call and its waiting audio.
         self.end_supervisions_of(now, call);
-        let c = self.customers.get_mut(&call).expect("invariant: looked up above");
-        c.state = CustomerState::Outside { agent: Some(agent), at };
-        let waiting = c.cmd.waiting_audio.clone();
         if let Some(a) = self.agents.get_mut(&agent) {
-            if a.customer == Some(call) {
-                a.customer = None;
-            }
+            a.customer_left(call, None);
         }
-        let (am, cm) = (agent_media_call(agent), customer_media_call(call));
-        self.control(Control::StopRecording { call: am });
-        self.control(Control::MoveCustomer { from: am, to: cm });
-        if waiting.is_some() {
-            self.control(Control::SetLoop { call: cm, role: Role::Customer, clip: waiting });
+        if let Some(c) = self.customers.get_mut(&call) {
+            c.leave_for_outside(&mut self.io);
         }
     }
 
@@ -193,9 +195,9 @@ impl CallControl {
             return;
         }
         if resp.is_success() {
+            let carrier = self.io.cfg.carrier;
             if let Some(d) = &o.dialog {
-                let ack = d.ack(d.invite_seq, None);
-                self.endpoint.send_ack(self.cfg.carrier, ack);
+                self.io.endpoint.send_ack(carrier, d.ack(d.invite_seq, None));
                 return;
             }
             let Some(d) = Dialog::uac(&o.invite, &resp) else {
@@ -205,8 +207,7 @@ impl CallControl {
                 }
                 return self.outside_failed(now, call, 500, OutsideFailure::Refused);
             };
-            let ack = d.ack(d.invite_seq, None);
-            self.endpoint.send_ack(self.cfg.carrier, ack);
+            self.io.endpoint.send_ack(carrier, d.ack(d.invite_seq, None));
             o.dialog = Some(d);
             if o.cancelled {
                 // Answered despite our CANCEL: the customer is back with its agent; hang up.
@@ -225,34 +226,12 @@ impl CallControl {
                 return self.conference_answered(now, call, &n);
             }
             let (port, agent) = (o.port.0, o.agent);
-            let still = matches!(
-                self.customers.get(&call).map(|c| &c.state),
-                Some(CustomerState::Outside { agent: Some(_), .. })
-            );
-            if !still {
+            let Some(c) = self.customers.get_mut(&call).filter(|c| c.awaits_outside()) else {
                 return self.drop_outside(now, call, true);
-            }
-            let leg = self.leg(port, &n, false);
-            let cm = customer_media_call(call);
-            let c = self.customers.get_mut(&call).expect("invariant: checked above");
-            let at = match c.state {
-                CustomerState::Outside { at, .. } => at,
-                _ => now.mono,
             };
-            c.state = CustomerState::Outside { agent: None, at };
-            let recording = c.cmd.recording.clone();
-            self.control(Control::SetLoop { call: cm, role: Role::Customer, clip: None });
-            self.control(Control::SetAgent { call: cm, leg: Box::new(leg) });
-            if let Some(path) = recording {
-                // The call's one recording goes on (customer left, the outside party right).
-                self.control(Control::StartRecording {
-                    call: cm,
-                    id: RecordingId(call),
-                    path,
-                    codec: media::Codec::Pcmu,
-                });
-            }
-            return self.emit(CallEvent::OutsideAnswered { call, agent });
+            let leg = self.io.leg(port, &n, false);
+            c.join_outside(&mut self.io, now, leg, None);
+            return self.io.emit(CallEvent::OutsideAnswered { call, agent });
         }
         if o.cancelled {
             return self.drop_outside(now, call, false);
@@ -274,55 +253,42 @@ impl CallControl {
     /// leg is gone, is hung up).
     fn return_to_agent(&mut self, now: Now, call: u64, status: u16, reason: OutsideFailure) {
         let Some(c) = self.customers.get_mut(&call) else { return };
-        let CustomerState::Outside { agent: Some(agent), at } = c.state else { return };
-        let recording = c.cmd.recording.clone();
-        let free = self.agents.get(&agent).is_some_and(|a| a.state == AgentState::Up && a.customer.is_none());
-        if !free {
-            self.emit(CallEvent::OutsideFailed { call, agent, status, reason });
-            return self.end_answered(now, call, Party::System, EndCause::Completed);
+        let Phase::Outside { agent: Some(agent), .. } = c.phase() else { return };
+        match self.agents.get_mut(&agent).filter(|a| a.is_free()) {
+            Some(a) => {
+                a.take_back(call);
+                c.back_to_agent(&mut self.io);
+                self.io.emit(CallEvent::OutsideFailed { call, agent, status, reason });
+            }
+            None => {
+                self.io.emit(CallEvent::OutsideFailed { call, agent, status, reason });
+                self.end_customer(now, call, Ending::bye(Party::System, EndCause::Completed));
+            }
         }
-        let c = self.customers.get_mut(&call).expect("invariant: looked up above");
-        c.state = CustomerState::Bridged { agent, at };
-        if let Some(a) = self.agents.get_mut(&agent) {
-            a.customer = Some(call);
-        }
-        let am = agent_media_call(agent);
-        self.control(Control::MoveCustomer { from: customer_media_call(call), to: am });
-        if let Some(path) = recording {
-            self.control(Control::StartRecording { call: am, id: RecordingId(call), path, codec: media::Codec::Pcmu });
-        }
-        self.emit(CallEvent::OutsideFailed { call, agent, status, reason });
     }
 
     /// Ends the outside leg of `call` (`hang_up`: BYE when up, CANCEL while it rings).
     pub(super) fn drop_outside(&mut self, now: Now, call: u64, hang_up: bool) {
         let Some(mut o) = self.outside.remove(&call) else { return };
-        self.tx_owner.remove(&o.tx);
-        if let Some(cid) = o.invite.call_id() {
-            self.call_ids.remove(cid);
-        }
+        self.io.unroute(o.tx, &o.invite);
         if hang_up {
             if let Some(d) = o.dialog.as_mut() {
-                let bye = d.request(Method::Bye);
-                if let Ok(tx) = self.endpoint.send_request(now.mono, self.cfg.carrier, bye) {
-                    self.tx_owner.insert(tx, Owner::Outside(call));
-                }
+                let carrier = self.io.cfg.carrier;
+                let _ = self.io.send_routed(now.mono, carrier, d.request(Method::Bye), Owner::Outside(call));
             } else if !o.cancelled {
-                if let Ok(Some(cancel)) = self.endpoint.cancel(now.mono, o.tx) {
-                    self.tx_owner.insert(cancel, Owner::Outside(call));
-                }
+                self.io.cancel(now.mono, o.tx, Owner::Outside(call));
             }
         }
         if o.up {
             if o.conference {
                 // A third party: mixed into the agent's media call until now.
                 let id = conference_leg_id(call);
-                self.control(Control::TakeSupervisor { call: agent_media_call(o.agent), id });
+                self.io.control(Control::TakeSupervisor { call: agent_media_call(o.agent), id });
             }
             // Else its leg is the customer media call's agent, released with that call.
-            self.media.push_back(MediaOp::ClosePort(o.port.0));
+            self.io.close_port(o.port.0);
         } else {
-            self.ports.push(o.port);
+            self.io.put_port(o.port);
         }
     }
 
@@ -337,17 +303,11 @@ impl CallControl {
             return self.drop_outside(now, call, false);
         }
         o.cancelled = true;
-        let tx = o.tx;
-        if let Ok(Some(cancel)) = self.endpoint.cancel(now.mono, tx) {
-            self.tx_owner.insert(cancel, Owner::Outside(call));
-        }
+        self.io.cancel(now.mono, o.tx, Owner::Outside(call));
         // Kept (cancelled) until its final answer, bounded by the INVITE's timer B.
-        let grace = now.mono + CANCEL_GRACE;
-        if let Some(o) = self.outside.get_mut(&call) {
-            o.deadline = grace;
-        }
-        self.schedule(TimerKey::Outside(call), grace);
-        if self.outside.get(&call).is_some_and(|o| o.conference) {
+        o.deadline = now.mono + CANCEL_GRACE;
+        self.io.arm(Owner::Outside(call), o.deadline);
+        if o.conference {
             return self.conference_failed(call, OutsideFailure::NoAnswer);
         }
         self.return_to_agent(now, call, 408, OutsideFailure::NoAnswer);
@@ -371,25 +331,23 @@ impl CallControl {
     /// An in-dialog request from the outside party (its BYE ends the whole call).
     pub(super) fn outside_request(&mut self, now: Now, call: u64, tx: TxId, req: Request) {
         let Some(o) = self.outside.get_mut(&call) else { return };
-        let sdp = o.local_sdp.clone();
         let Some(d) = o.dialog.as_mut().filter(|d| d.matches_request(&req)) else {
-            return self.respond(now, tx, response_to(&req, 481, None));
+            return self.io.respond(now.mono, tx, response_to(&req, 481, None));
         };
-        if let Some(r) = d.handle_request(&req, Some(&sdp)) {
-            let ok_bye = req.method == Method::Bye && r.status == 200;
-            self.respond(now, tx, r);
-            if ok_bye && self.outside.get(&call).is_some_and(|o| o.conference) {
-                // A third party hanging up leaves the customer with the agent.
-                let agent = self.outside.get(&call).map_or(0, |o| o.agent);
-                self.drop_outside(now, call, false);
-                return self.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::PartyHungUp });
-            }
-            if ok_bye {
-                // The outside party took the agent's place: it ends the call as the agent would.
-                self.drop_outside(now, call, false);
-                self.end_answered(now, call, Party::Agent, EndCause::Completed);
-            }
+        let Some(r) = d.handle_request(&req, Some(&o.local_sdp)) else { return };
+        let ok_bye = req.method == Method::Bye && r.status == 200;
+        self.io.respond(now.mono, tx, r);
+        if !ok_bye {
+            return;
         }
+        let (conference, agent) = (o.conference, o.agent);
+        self.drop_outside(now, call, false);
+        if conference {
+            // A third party hanging up leaves the customer with the agent.
+            return self.io.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::PartyHungUp });
+        }
+        // The outside party took the agent's place: it ends the call as the agent would.
+        self.end_customer(now, call, Ending::bye(Party::Agent, EndCause::Completed));
     }
 
     /// The conference's third party answered: mixed into the agent's media call with the customer
@@ -397,33 +355,27 @@ impl CallControl {
     fn conference_answered(&mut self, now: Now, call: u64, n: &Negotiated) {
         let Some(o) = self.outside.get(&call) else { return };
         let (port, agent) = (o.port.0, o.agent);
-        let with_agent = matches!(
-            self.customers.get(&call).map(|c| &c.state),
-            Some(CustomerState::Bridged { agent: a, .. }) if *a == agent
-        );
+        let with_agent = self.customers.get(&call).and_then(|c| c.agent()) == Some(agent);
         if !with_agent {
             // The customer left the agent meanwhile: nothing to join.
             if let Some(o) = self.outside.get_mut(&call) {
                 o.up = false;
             }
             self.drop_outside(now, call, true);
-            return self.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::CallEnded });
+            return self.io.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::CallEnded });
         }
-        let leg = self.leg(port, n, false);
+        let leg = self.io.leg(port, n, false);
         if let Some(o) = self.outside.get_mut(&call) {
             o.leg = Some(leg.clone());
         }
         let (id, mode) = (conference_leg_id(call), media::SupervisorMode::Barge);
-        self.control(Control::AddSupervisor { call: agent_media_call(agent), id, leg: Box::new(leg), mode });
-        self.emit(CallEvent::ConferenceJoined { call, agent });
+        self.io.control(Control::AddSupervisor { call: agent_media_call(agent), id, leg: Box::new(leg), mode });
+        self.io.emit(CallEvent::ConferenceJoined { call, agent });
     }
 
     fn conference_failed(&mut self, call: u64, reason: OutsideFailure) {
-        let agent = match self.customers.get(&call).map(|c| &c.state) {
-            Some(CustomerState::Bridged { agent, .. }) => *agent,
-            _ => 0,
-        };
-        self.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::NotAnswered(reason) });
+        let agent = self.customers.get(&call).and_then(|c| c.agent()).unwrap_or(0);
+        self.io.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::NotAnswered(reason) });
     }
 
     /// The agent drops the conference's third party (or stops calling it).
@@ -431,7 +383,7 @@ impl CallControl {
         let Some(o) = self.outside.get(&call).filter(|o| o.conference) else { return };
         let agent = o.agent;
         self.drop_outside(now, call, true);
-        self.emit(CallEvent::ConferenceEnded { call, agent, reason });
+        self.io.emit(CallEvent::ConferenceEnded { call, agent, reason });
     }
 
     /// The agent leaves the conference: the customer and the third party go on without it, in the
@@ -440,33 +392,23 @@ impl CallControl {
         let Some(o) = self.outside.get(&call).filter(|o| o.conference && o.up) else { return };
         let Some(leg) = o.leg.clone() else { return };
         let agent = o.agent;
-        let Some(c) = self.customers.get_mut(&call) else { return };
-        let CustomerState::Bridged { agent: a, at } = c.state else { return };
-        if a != agent {
+        if self.customers.get(&call).and_then(|c| c.agent()) != Some(agent) {
             return;
         }
-        c.state = CustomerState::Outside { agent: None, at };
-        let recording = c.cmd.recording.clone();
         if let Some(o) = self.outside.get_mut(&call) {
             o.conference = false;
         }
-        if let Some(ag) = self.agents.get_mut(&agent) {
-            if ag.customer == Some(call) {
-                ag.customer = None;
-            }
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.customer_left(call, None);
         }
         self.end_supervisions_of(now, call);
-        let (am, cm) = (agent_media_call(agent), customer_media_call(call));
-        self.control(Control::TakeSupervisor { call: am, id: conference_leg_id(call) });
-        self.control(Control::StopRecording { call: am });
-        self.control(Control::MoveCustomer { from: am, to: cm });
-        self.control(Control::SetLoop { call: cm, role: Role::Customer, clip: None });
-        self.control(Control::SetAgent { call: cm, leg: Box::new(leg) });
-        if let Some(path) = recording {
-            self.control(Control::StartRecording { call: cm, id: RecordingId(call), path, codec: media::Codec::Pcmu });
+        let am = agent_media_call(agent);
+        self.io.control(Control::TakeSupervisor { call: am, id: conference_leg_id(call) });
+        if let Some(c) = self.customers.get_mut(&call) {
+            c.join_outside(&mut self.io, now, leg, Some(agent));
         }
-        self.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::AgentLeft });
-        self.emit(CallEvent::OutsideAnswered { call, agent });
+        self.io.emit(CallEvent::ConferenceEnded { call, agent, reason: ConferenceEnd::AgentLeft });
+        self.io.emit(CallEvent::OutsideAnswered { call, agent });
     }
 
     /// Whether `tx` is the live INVITE of an outside leg.

@@ -9,7 +9,15 @@
 use media::shard::WebRtcSupervisorEvent;
 use media::SupervisorMode;
 
-use super::*;
+use std::net::SocketAddr;
+
+use media::shard::Control;
+use sip::dialog::Dialog;
+use sip::message::{response_to, Method, Request, Response};
+use sip::TxId;
+
+use super::io::{Owner, PhoneInvite, Port};
+use super::{agent_media_call, negotiate, CallControl, CallEvent, Now};
 
 /// A supervisor asks to join `call` (or to change mode on it).
 #[derive(Clone, Debug)]
@@ -79,22 +87,16 @@ pub(super) struct SupervisorLeg {
     /// start and joins once connected).
     sip: Option<(TxId, Request)>,
     dialog: Option<Dialog>,
-    port: (SocketId, SocketAddr),
+    port: Port,
     local_sdp: Vec<u8>,
 }
 
 impl CallControl {
     pub(super) fn supervise(&mut self, now: Now, cmd: Supervise) {
         let (sup, call) = (cmd.supervisor, cmd.call);
-        let agent = match self.customers.get(&call).map(|c| &c.state) {
-            Some(CustomerState::Bridged { agent, .. }) => *agent,
-            _ => {
-                return self.emit(CallEvent::SupervisorLeft {
-                    supervisor: sup,
-                    call,
-                    reason: SupervisionEnd::NotBridged,
-                })
-            }
+        let Some(agent) = self.customers.get(&call).and_then(|c| c.agent()) else {
+            let reason = SupervisionEnd::NotBridged;
+            return self.io.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason });
         };
         let browser = matches!(cmd.phone, SupervisorPhone::Browser { .. });
         if let Some(s) = self.supervisors.get_mut(&sup) {
@@ -103,8 +105,8 @@ impl CallControl {
                 s.cmd.mode = cmd.mode;
                 if s.up {
                     let mode = cmd.mode;
-                    self.control(Control::SetSupervisorMode { call: agent_media_call(agent), id: sup, mode });
-                    self.emit(CallEvent::SupervisorJoined { supervisor: sup, call, mode });
+                    self.io.control(Control::SetSupervisorMode { call: agent_media_call(agent), id: sup, mode });
+                    self.io.emit(CallEvent::SupervisorJoined { supervisor: sup, call, mode });
                 }
                 return;
             }
@@ -114,7 +116,7 @@ impl CallControl {
             self.end_supervision_told(now, sup, SupervisionEnd::Stopped, true, !replaced);
         }
         if self.supervisors.values().filter(|s| s.cmd.call == call).count() >= media::call::MAX_SUPERVISORS {
-            return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason: SupervisionEnd::Full });
+            return self.io.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason: SupervisionEnd::Full });
         }
         let (target, dest) = match &cmd.phone {
             SupervisorPhone::Sip { target, dest } => (target.clone(), *dest),
@@ -127,7 +129,7 @@ impl CallControl {
                 Ok(p) => p,
                 Err(status) => {
                     let reason = SupervisionEnd::Unreachable(status);
-                    return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason });
+                    return self.io.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason });
                 }
             };
         let sip = Some((tx, invite));
@@ -138,19 +140,26 @@ impl CallControl {
     /// peer answering the page's offer; it counts as joined once its media path is up.
     fn supervise_from_browser(&mut self, _now: Now, cmd: Supervise, agent: u64, offer: String) {
         let (sup, call, mode) = (cmd.supervisor, cmd.call, cmd.mode);
-        let port = match self.take_port() {
+        let port = match self.io.take_port() {
             Some(p) if !self.at_capacity() => p,
             other => {
                 if let Some(p) = other {
-                    self.ports.push(p);
+                    self.io.put_port(p);
                 }
                 let reason = SupervisionEnd::Unreachable(503);
-                return self.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason });
+                return self.io.emit(CallEvent::SupervisorLeft { supervisor: sup, call, reason });
             }
         };
-        let leg = self.webrtc_leg(port);
+        let leg = self.io.webrtc_leg(port);
         let m = agent_media_call(agent);
-        self.control(Control::AddWebRtcSupervisor { call: m, id: sup, leg: Box::new(leg), local: port.1, offer, mode });
+        self.io.control(Control::AddWebRtcSupervisor {
+            call: m,
+            id: sup,
+            leg: Box::new(leg),
+            local: port.1,
+            offer,
+            mode,
+        });
         let leg = SupervisorLeg { cmd, agent, up: false, sip: None, dialog: None, port, local_sdp: Vec::new() };
         self.supervisors.insert(sup, leg);
     }
@@ -161,12 +170,12 @@ impl CallControl {
         let (call, mode) = (s.cmd.call, s.cmd.mode);
         match event {
             WebRtcSupervisorEvent::Answer(sdp) => {
-                self.emit(CallEvent::SupervisorBrowserAnswer { supervisor: id, call, sdp: sdp.clone() });
+                self.io.emit(CallEvent::SupervisorBrowserAnswer { supervisor: id, call, sdp: sdp.clone() });
             }
             WebRtcSupervisorEvent::Connected(true) => {
                 if !s.up {
                     s.up = true;
-                    self.emit(CallEvent::SupervisorJoined { supervisor: id, call, mode });
+                    self.io.emit(CallEvent::SupervisorJoined { supervisor: id, call, mode });
                 }
             }
             // ICE lost the page: the leg ends (the page joins again with a new offer).
@@ -177,7 +186,7 @@ impl CallControl {
             WebRtcSupervisorEvent::Closed => self.end_supervision(now, id, SupervisionEnd::Stopped, false),
             WebRtcSupervisorEvent::Failed(error) => {
                 let reason = if s.up { SupervisionEnd::PhoneHungUp } else { SupervisionEnd::Unreachable(488) };
-                self.emit(CallEvent::SupervisorBrowserFailed { supervisor: id, call, error: error.clone() });
+                self.io.emit(CallEvent::SupervisorBrowserFailed { supervisor: id, call, error: error.clone() });
                 self.end_supervision(now, id, reason, false);
             }
         }
@@ -195,23 +204,23 @@ impl CallControl {
         }
         if let Some(d) = &s.dialog {
             let ack = d.ack(d.invite_seq, None);
-            self.endpoint.send_ack(dest, ack);
+            self.io.endpoint.send_ack(dest, ack);
             return;
         }
         let Some(d) = Dialog::uac(invite, &resp) else {
             return self.end_supervision(now, sup, SupervisionEnd::Unreachable(500), false);
         };
         let ack = d.ack(d.invite_seq, None);
-        self.endpoint.send_ack(dest, ack);
+        self.io.endpoint.send_ack(dest, ack);
         s.dialog = Some(d);
         let Some(n) = negotiate(s.port.1, &resp.body) else {
             return self.end_supervision(now, sup, SupervisionEnd::Unreachable(488), true);
         };
         s.up = true;
         let (port, agent, call, mode) = (s.port.0, s.agent, s.cmd.call, s.cmd.mode);
-        let leg = self.leg(port, &n, false);
-        self.control(Control::AddSupervisor { call: agent_media_call(agent), id: sup, leg: Box::new(leg), mode });
-        self.emit(CallEvent::SupervisorJoined { supervisor: sup, call, mode });
+        let leg = self.io.leg(port, &n, false);
+        self.io.control(Control::AddSupervisor { call: agent_media_call(agent), id: sup, leg: Box::new(leg), mode });
+        self.io.emit(CallEvent::SupervisorJoined { supervisor: sup, call, mode });
     }
 
     /// Ends a supervisor's leg (`send_bye`: we end it, the phone did not), reported once.
@@ -224,10 +233,10 @@ impl CallControl {
         let Some(mut s) = self.supervisors.remove(&sup) else { return };
         let Some((tx, invite)) = s.sip.take() else {
             // A browser phone's leg is on the media call from the start.
-            self.control(Control::TakeSupervisor { call: agent_media_call(s.agent), id: sup });
-            self.media.push_back(MediaOp::ClosePort(s.port.0));
+            self.io.control(Control::TakeSupervisor { call: agent_media_call(s.agent), id: sup });
+            self.io.close_port(s.port.0);
             if tell {
-                self.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
+                self.io.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
             }
             return;
         };
@@ -235,29 +244,24 @@ impl CallControl {
             SupervisorPhone::Sip { dest, .. } => *dest,
             SupervisorPhone::Browser { .. } => s.port.1,
         };
-        self.tx_owner.remove(&tx);
-        if let Some(cid) = invite.call_id() {
-            self.call_ids.remove(cid);
-        }
+        self.io.unroute(tx, &invite);
         if s.up {
             if send_bye {
                 if let Some(d) = s.dialog.as_mut() {
                     let bye = d.request(Method::Bye);
-                    let _ = self.endpoint.send_request(now.mono, dest, bye);
+                    let _ = self.io.endpoint.send_request(now.mono, dest, bye);
                 }
             }
-            self.control(Control::TakeSupervisor { call: agent_media_call(s.agent), id: sup });
-            self.media.push_back(MediaOp::ClosePort(s.port.0));
+            self.io.control(Control::TakeSupervisor { call: agent_media_call(s.agent), id: sup });
+            self.io.close_port(s.port.0);
         } else {
             if send_bye {
-                if let Ok(Some(cancel)) = self.endpoint.cancel(now.mono, tx) {
-                    self.tx_owner.insert(cancel, Owner::Supervisor(sup));
-                }
+                self.io.cancel(now.mono, tx, Owner::Supervisor(sup));
             }
-            self.ports.push(s.port);
+            self.io.put_port(s.port);
         }
         if tell {
-            self.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
+            self.io.emit(CallEvent::SupervisorLeft { supervisor: sup, call: s.cmd.call, reason });
         }
     }
 
@@ -275,13 +279,12 @@ impl CallControl {
     /// An in-dialog request from a supervisor's phone (its BYE ends the leg).
     pub(super) fn supervisor_request(&mut self, now: Now, sup: u64, tx: TxId, req: Request) {
         let Some(s) = self.supervisors.get_mut(&sup) else { return };
-        let sdp = s.local_sdp.clone();
         let Some(d) = s.dialog.as_mut().filter(|d| d.matches_request(&req)) else {
-            return self.respond(now, tx, response_to(&req, 481, None));
+            return self.io.respond(now.mono, tx, response_to(&req, 481, None));
         };
-        if let Some(r) = d.handle_request(&req, Some(&sdp)) {
+        if let Some(r) = d.handle_request(&req, Some(&s.local_sdp)) {
             let ok_bye = req.method == Method::Bye && r.status == 200;
-            self.respond(now, tx, r);
+            self.io.respond(now.mono, tx, r);
             if ok_bye {
                 self.end_supervision(now, sup, SupervisionEnd::PhoneHungUp, false);
             }
