@@ -878,7 +878,7 @@ fn lead_in_write<'a>(
         let list = match (id, v.get("list_id").and_then(SqlVal::as_i64)) {
             (_, Some(list)) => list,
             (Some(_), None) if tel.is_none() => return Ok(()), // neither the number nor the list changes
-            (Some(id), None) => store::leads::list_of_lead_in(&mut **tx, ctx.tenant(), id).await?,
+            (Some(id), None) => store::leads::list_of_lead_in(tx, ctx.tenant(), id).await?,
             (None, None) => return Err(ApiError::invalid("list_id", "list_id: required")),
         };
         match store::leads::check_new_lead(&ctx.st.db, tx, ctx.tenant(), list, id, tel, MAX_LEADS_PER_LIST).await? {

@@ -387,28 +387,6 @@ pub fn digest_ha1(username: &str, realm: &str, password: &str) -> (String, Strin
     (hex::encode(Md5::digest(input.as_bytes())), hex::encode(Sha256::digest(input.as_bytes())))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argon2_round_trip() {
-        let h = hash_password("s3cret");
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("s3cret", &h));
-        assert!(!verify_password("s3creT", &h));
-        assert!(!verify_password("s3cret", "not a hash"));
-    }
-
-    #[test]
-    fn ha1_known_value() {
-        // RFC 2617 3.5 example: Mufasa / testrealm@host.com / Circle Of Life.
-        let (md5, sha) = digest_ha1("Mufasa", "testrealm@host.com", "Circle Of Life");
-        assert_eq!(md5, "939e7578ed9e3c518a452acee763bce9");
-        assert_eq!(sha.len(), 64);
-    }
-}
-
 /// One column of a user of the tenant, `None` for no such user.
 async fn user_column(db: &Db, tenant_id: i64, user_id: i64, column: UserColumn) -> Result<Option<String>> {
     let sql = match column {
@@ -461,4 +439,26 @@ pub async fn sip_username_of(db: &Db, tenant_id: i64, phone_id: i64) -> Result<O
         .bind(tenant_id)
         .fetch_optional(&db.pool)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2_round_trip() {
+        let h = hash_password("s3cret");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("s3cret", &h));
+        assert!(!verify_password("s3creT", &h));
+        assert!(!verify_password("s3cret", "not a hash"));
+    }
+
+    #[test]
+    fn ha1_known_value() {
+        // RFC 2617 3.5 example: Mufasa / testrealm@host.com / Circle Of Life.
+        let (md5, sha) = digest_ha1("Mufasa", "testrealm@host.com", "Circle Of Life");
+        assert_eq!(md5, "939e7578ed9e3c518a452acee763bce9");
+        assert_eq!(sha.len(), 64);
+    }
 }

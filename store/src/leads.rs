@@ -515,20 +515,6 @@ pub async fn export_page(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::PhoneType;
-
-    #[test]
-    fn phone_types() {
-        assert_eq!(PhoneType::of("09012345678"), PhoneType::Mobile);
-        assert_eq!(PhoneType::of("07012345678"), PhoneType::Mobile);
-        assert_eq!(PhoneType::of("08012345678"), PhoneType::Mobile);
-        assert_eq!(PhoneType::of("0312345678"), PhoneType::Fixed);
-        assert_eq!(PhoneType::of("0120123456"), PhoneType::Fixed);
-    }
-}
-
 /// The lead's customer list, in the write's transaction; `NotFound` for no such lead of the tenant.
 pub async fn list_of_lead_in(conn: &mut sqlx::AnyConnection, tenant_id: i64, lead_id: i64) -> Result<i64> {
     Ok(sqlx::query("SELECT list_id FROM leads WHERE id = $1 AND tenant_id = $2")
@@ -559,4 +545,18 @@ pub async fn custom_field_kind(db: &Db, tenant_id: i64, id: i64) -> Result<Strin
         .fetch_one(&db.pool)
         .await?
         .try_get("kind")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PhoneType;
+
+    #[test]
+    fn phone_types() {
+        assert_eq!(PhoneType::of("09012345678"), PhoneType::Mobile);
+        assert_eq!(PhoneType::of("07012345678"), PhoneType::Mobile);
+        assert_eq!(PhoneType::of("08012345678"), PhoneType::Mobile);
+        assert_eq!(PhoneType::of("0312345678"), PhoneType::Fixed);
+        assert_eq!(PhoneType::of("0120123456"), PhoneType::Fixed);
+    }
 }

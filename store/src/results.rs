@@ -75,22 +75,6 @@ pub fn is_no_connect(result: &str) -> bool {
     fixed(result).is_some_and(|f| f.default_status && !f.connect)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn calltree_defaults_are_six_and_three_are_not_connects() {
-        let keys: Vec<_> = default_statuses().map(|f| f.ja).collect();
-        assert_eq!(keys, ["不通", "FAX", "現アナ", "見込", "再コール", "クレーム"]);
-        let no: Vec<_> = FIXED.iter().filter(|f| is_no_connect(f.key)).map(|f| f.ja).collect();
-        assert_eq!(no, ["不通", "FAX", "現アナ"]);
-        assert!(!is_no_connect("busy") && !is_no_connect("7") && !is_fixed("7"));
-        let mut seen = std::collections::HashSet::new();
-        assert!(FIXED.iter().all(|f| seen.insert(f.key)), "keys are unique");
-    }
-}
-
 /// Whether `number` is a result number (番号) of the campaign.
 pub async fn campaign_has_number(db: &crate::Db, tenant_id: i64, campaign_id: i64, number: i64) -> crate::Result<bool> {
     Ok(sqlx::query("SELECT 1 AS one FROM result_codes WHERE campaign_id = $1 AND number = $2 AND tenant_id = $3")
@@ -120,4 +104,20 @@ pub async fn numbered(db: &crate::Db, tenant_id: i64, campaign_id: Option<i64>) 
     .fetch_all(&db.pool)
     .await?;
     rows.iter().map(|r| Ok(Numbered { number: r.try_get("number")?, label: r.try_get("label")? })).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calltree_defaults_are_six_and_three_are_not_connects() {
+        let keys: Vec<_> = default_statuses().map(|f| f.ja).collect();
+        assert_eq!(keys, ["不通", "FAX", "現アナ", "見込", "再コール", "クレーム"]);
+        let no: Vec<_> = FIXED.iter().filter(|f| is_no_connect(f.key)).map(|f| f.ja).collect();
+        assert_eq!(no, ["不通", "FAX", "現アナ"]);
+        assert!(!is_no_connect("busy") && !is_no_connect("7") && !is_fixed("7"));
+        let mut seen = std::collections::HashSet::new();
+        assert!(FIXED.iter().all(|f| seen.insert(f.key)), "keys are unique");
+    }
 }

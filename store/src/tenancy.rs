@@ -144,24 +144,6 @@ pub fn local_midnight_ms(tz: Tz, date: NaiveDate) -> i64 {
     tz.from_local_datetime(&naive).earliest().map(|d| d.timestamp_millis()).unwrap_or(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokyo_edges() {
-        let tz = parse_tz("Asia/Tokyo").unwrap();
-        // 2026-11-21T15:30:00Z is 2026-11-22 00:30 in Tokyo.
-        let at = DateTime::parse_from_rfc3339("2026-11-21T15:30:00Z").unwrap().timestamp_millis();
-        assert_eq!(local_date(tz, at).to_string(), "2026-11-22");
-        assert_eq!(local_rfc3339(tz, at), "2026-11-22T00:30:00+09:00");
-        assert_eq!(utc_offset_ms(tz, at), 9 * 3_600_000);
-        let midnight = local_midnight_ms(tz, NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
-        assert_eq!(midnight, DateTime::parse_from_rfc3339("2026-11-21T15:00:00Z").unwrap().timestamp_millis());
-        assert!(parse_tz("Mars/Olympus").is_none());
-    }
-}
-
 /// One setting of a tenant an MGR changes (`PATCH /tenant`), already checked by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantSetting {
@@ -201,4 +183,22 @@ pub async fn set(db: &Db, tenant_id: i64, setting: TenantSetting) -> Result<()> 
 enum Value {
     Text(String),
     Int(i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokyo_edges() {
+        let tz = parse_tz("Asia/Tokyo").unwrap();
+        // 2026-11-21T15:30:00Z is 2026-11-22 00:30 in Tokyo.
+        let at = DateTime::parse_from_rfc3339("2026-11-21T15:30:00Z").unwrap().timestamp_millis();
+        assert_eq!(local_date(tz, at).to_string(), "2026-11-22");
+        assert_eq!(local_rfc3339(tz, at), "2026-11-22T00:30:00+09:00");
+        assert_eq!(utc_offset_ms(tz, at), 9 * 3_600_000);
+        let midnight = local_midnight_ms(tz, NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
+        assert_eq!(midnight, DateTime::parse_from_rfc3339("2026-11-21T15:00:00Z").unwrap().timestamp_millis());
+        assert!(parse_tz("Mars/Olympus").is_none());
+    }
 }
