@@ -1171,10 +1171,10 @@ fn recall_assigned<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> 
         let agent: Option<i64> = r.try_get("agent_user_id")?;
         if let (Some(agent), "open") = (agent, r.try_get::<String, _>("status")?.as_str()) {
             let u = |v: i64| u64::try_from(v).unwrap_or(0);
-            let n = control::messages::AgentNotice::RecallAssigned {
-                agent_id: control::agent::AgentId(u(agent)),
+            let n = wire::AgentNotice::RecallAssigned {
+                agent_id: wire::AgentId(u(agent)),
                 recall_id: u(id),
-                lead_id: control::messages::LeadId(u(r.try_get("lead_id")?)),
+                lead_id: wire::LeadId(u(r.try_get("lead_id")?)),
                 due_at_ms: r.try_get::<Option<i64>, _>("due_at")?.map(u),
             };
             crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;

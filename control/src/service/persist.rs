@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use store::sqlx::{self, Row};
 use store::Db;
 
-use crate::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, Transition};
-use crate::bus::MessageId;
-use crate::messages::{CallJobId, CampaignId, DialingGroupId, Keyed, LeadId, ParkChange};
-use crate::wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
+use crate::agent::{AgentId, AgentState, CallId, Cause, Transition};
+use bus::MessageId;
+use wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
+use wire::agent::{AgentConfig, AgentView};
+use wire::{CallJobId, CampaignId, DialingGroupId, Keyed, LeadId, ParkChange};
 
 /// Rows per multi-row INSERT (at 11 columns, well under SQLite's 32,766 and PostgreSQL's 65,535
 /// parameters). Each statement is a round trip to the database's thread or server; at 200 rows a
