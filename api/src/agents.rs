@@ -20,13 +20,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
-use control::agent::{AfterWrapUp, AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, ForceTarget};
-use control::agent::{PauseReasonId, Pending, SupervisorId};
-use control::bus::Envelope;
-use control::messages::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, LeadId};
+use bus::Envelope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
+use wire::agent::{AfterWrapUp, AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, ForceTarget};
+use wire::agent::{PauseReasonId, Pending, SupervisorId};
+use wire::{streams, ApiCommand, CallJobId, CampaignId, DialingGroupId, LeadId};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -512,10 +512,10 @@ fn outside_number_body() -> Value {
 
 /// An outside number the dialer may call: a number (422 naming `number`), not on the tenant's
 /// do-not-call list.
-async fn outside_number(st: &AppState, tenant: i64, raw: &str) -> ApiResult<(String, control::messages::Tel)> {
+async fn outside_number(st: &AppState, tenant: i64, raw: &str) -> ApiResult<(String, wire::Tel)> {
     let number = crate::resource::tel("number", raw)?;
-    let tel = control::messages::Tel::new(&number)
-        .ok_or_else(|| ApiError::invalid("number", "number: 1 to 30 digits starting with 0"))?;
+    let tel =
+        wire::Tel::new(&number).ok_or_else(|| ApiError::invalid("number", "number: 1 to 30 digits starting with 0"))?;
     if !store::dialing::dnc_hits(&st.db, tenant, std::slice::from_ref(&number)).await?.is_empty() {
         return Err(ApiError::invalid("number", "number: on the do-not-call list (発信規制)"));
     }

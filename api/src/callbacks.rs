@@ -431,7 +431,7 @@ async fn check_assignee(ctx: &Ctx, field: &str, user: i64) -> ApiResult<()> {
 async fn announce_open(ctx: &Ctx) {
     match open_count(&ctx.st, ctx.tenant()).await {
         Ok(open) => {
-            let n = control::messages::AgentNotice::CallbacksOpen { open };
+            let n = wire::AgentNotice::CallbacksOpen { open };
             crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
         }
         Err(e) => tracing::warn!(error = %e.message, "counting open callbacks"),
@@ -448,11 +448,10 @@ pub async fn open_count(st: &AppState, tenant: i64) -> ApiResult<u64> {
 async fn push(ctx: &Ctx, callback: i64, assignee: Option<i64>) {
     let callback_id = u64::try_from(callback).unwrap_or(0);
     let n = match assignee {
-        Some(a) => control::messages::AgentNotice::CallbackAssigned {
-            agent_id: control::agent::AgentId(u64::try_from(a).unwrap_or(0)),
-            callback_id,
-        },
-        None => control::messages::AgentNotice::CallbackRegistered { callback_id },
+        Some(a) => {
+            wire::AgentNotice::CallbackAssigned { agent_id: wire::AgentId(u64::try_from(a).unwrap_or(0)), callback_id }
+        }
+        None => wire::AgentNotice::CallbackRegistered { callback_id },
     };
     crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
 }

@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
 use chrono::{NaiveTime, Timelike};
-use control::messages::AgentNotice;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
 use store::membership::Members;
 use store::number_lists::{Chosen, NumberList};
+use wire::AgentNotice;
 
 use crate::auth::{self, Auth};
 use crate::error::{ApiError, ApiResult};
@@ -513,12 +513,11 @@ async fn job_switch(ctx: &Ctx, id: i64, start: bool) -> ApiResult<Value> {
         }
     } else {
         if store::call_jobs::stop(&ctx.st.db, ctx.tenant(), id, now).await? {
-            let n =
-                AgentNotice::JobStopped { call_job_id: control::messages::CallJobId(u64::try_from(id).unwrap_or(0)) };
+            let n = AgentNotice::JobStopped { call_job_id: wire::CallJobId(u64::try_from(id).unwrap_or(0)) };
             crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;
         }
     }
-    crate::notify::dialers(&ctx.st, ctx.tenant(), control::messages::DialerNotice::JobsChanged).await;
+    crate::notify::dialers(&ctx.st, ctx.tenant(), wire::DialerNotice::JobsChanged).await;
     resource::get(ctx, &resources::CALL_JOBS, id).await
 }
 
@@ -667,9 +666,9 @@ async fn wrapup_save(ctx: &Ctx, id: i64, b: WrapupBody) -> ApiResult<Value> {
     if let (Some(agent), Some(lead)) = (recall_to, rc.lead_id) {
         if let Some(r) = store::records::open_recall_of(&ctx.st.db, ctx.tenant(), lead).await? {
             let n = AgentNotice::RecallAssigned {
-                agent_id: control::agent::AgentId(u64::try_from(agent).unwrap_or(0)),
+                agent_id: wire::AgentId(u64::try_from(agent).unwrap_or(0)),
                 recall_id: u64::try_from(r.0).unwrap_or(0),
-                lead_id: control::messages::LeadId(u64::try_from(lead).unwrap_or(0)),
+                lead_id: wire::LeadId(u64::try_from(lead).unwrap_or(0)),
                 due_at_ms: r.1.and_then(|d| u64::try_from(d).ok()),
             };
             crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;

@@ -52,7 +52,7 @@ pub struct Config {
     pub wallboards: wallboard::Wallboards,
     /// Where commands for the control service go (see `agents`): the node's bus (Redis, or the
     /// in-process bus shared with the control services of the embedded default).
-    pub commands: control::bus::Publisher,
+    pub commands: bus::Publisher,
     /// The agents' push channels of this process, fed by a follower of each tenant's
     /// `agent:events` (started by the node, see `desk::hub`).
     pub agents: desk::hub::AgentHub,
@@ -63,7 +63,7 @@ impl Default for Config {
         Config {
             logins: guard::LoginGuard::default(),
             wallboards: wallboard::Wallboards::default(),
-            commands: control::bus::Publisher::new(control::bus::MemoryBus::default()),
+            commands: bus::Publisher::new(bus::MemoryBus::default()),
             agents: desk::hub::AgentHub::default(),
         }
     }

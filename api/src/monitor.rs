@@ -15,10 +15,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
-use control::bus::Envelope;
-use control::messages::{streams, AgentNotice, DialerNotice, MonitorMode, SupervisorOffer};
+use bus::Envelope;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use wire::{streams, AgentNotice, CallId, DialerNotice, MonitorMode, SupervisorId, SupervisorOffer};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -177,8 +177,8 @@ async fn start_monitor(
     if let Some(sdp) = b.sdp {
         let offer = SupervisorOffer {
             monitor_id: u(monitor),
-            supervisor_id: u(auth.user()),
-            call_id: u(dialer_call.unwrap_or(record)),
+            supervisor_id: SupervisorId(u(auth.user())),
+            call_id: CallId(u(dialer_call.unwrap_or(record))),
             mode,
             sdp,
         };
@@ -195,8 +195,8 @@ async fn start_monitor(
     }
     let notice = DialerNotice::Supervise {
         monitor_id: u(monitor),
-        supervisor_id: u(auth.user()),
-        call_id: u(dialer_call.unwrap_or(record)),
+        supervisor_id: SupervisorId(u(auth.user())),
+        call_id: CallId(u(dialer_call.unwrap_or(record))),
         mode,
     };
     if let Err(e) = notify(&st, t, &notice).await {
@@ -253,7 +253,7 @@ async fn stop_monitor(State(st): State<AppState>, auth: Auth, Id(id): Id) -> Api
     auth.require(MGR_SV)?;
     let t = auth.tenant();
     agent_of_tenant(&st, t, id).await?;
-    let supervisor_id = u64::try_from(auth.user()).unwrap_or(0);
+    let supervisor_id = SupervisorId(u64::try_from(auth.user()).unwrap_or(0));
     notify(&st, t, &DialerNotice::EndSupervision { supervisor_id }).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
 }

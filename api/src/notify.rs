@@ -4,8 +4,8 @@
 //! rather than poll for it. A notice that cannot be published is logged, not an error: the write
 //! is committed, and the hosts' periodic reconcile picks it up.
 
-use control::bus::Envelope;
-use control::messages::{streams, DialerNotice};
+use bus::Envelope;
+use wire::{streams, DialerNotice};
 
 use crate::AppState;
 

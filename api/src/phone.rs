@@ -14,11 +14,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Json;
-use control::bus::Envelope;
-use control::messages::{streams, PhoneOffer};
+use bus::Envelope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
+use wire::{streams, PhoneOffer};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -116,7 +116,7 @@ async fn offer_post(
         _ => return Err(ApiError::internal()),
     };
     let now = u64::try_from(store::now_ms()).unwrap_or(0);
-    let offer = PhoneOffer { agent_id: control::agent::AgentId(agent), sdp: b.sdp };
+    let offer = PhoneOffer { agent_id: wire::AgentId(agent), sdp: b.sdp };
     let env = Envelope::new(tenant, now, &offer).map_err(|e| {
         tracing::error!(error = %e, "encoding a phone offer");
         ApiError::internal()

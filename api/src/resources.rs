@@ -1082,10 +1082,10 @@ fn recall_assigned<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> 
         let r = store::records::recall(&ctx.st.db, ctx.tenant(), id).await?;
         if let (Some(agent), "open") = (r.agent_user_id, r.status.as_str()) {
             let u = |v: i64| u64::try_from(v).unwrap_or(0);
-            let n = control::messages::AgentNotice::RecallAssigned {
-                agent_id: control::agent::AgentId(u(agent)),
+            let n = wire::AgentNotice::RecallAssigned {
+                agent_id: wire::AgentId(u(agent)),
                 recall_id: u(id),
-                lead_id: control::messages::LeadId(u(r.lead_id)),
+                lead_id: wire::LeadId(u(r.lead_id)),
                 due_at_ms: r.due_at.map(u),
             };
             crate::desk::notify(&ctx.st, ctx.tenant(), &n).await;

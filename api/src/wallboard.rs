@@ -1,5 +1,5 @@
 //! The live wallboard (SPEC 6): `GET /wallboard` (a snapshot) and `GET /wallboard/stream`
-//! (server-sent events), both over the tenant's [`control::wallboard::Feed`].
+//! (server-sent events), both over the tenant's [`wallboard::Feed`].
 //!
 //! Stream protocol: every event has an `id` (the feed sequence number). `event: snapshot` carries
 //! the whole board (`{"seq", "agents", "campaigns", "groups", "tenant"}`); `event: change` carries one
@@ -17,7 +17,7 @@
 //! `null` (keep the last value).
 //!
 //! Where the feed comes from: in one process (the embedded default) the control services write the
-//! API's feeds directly; with control in another process, `control::wallboard::mirror::follow` keeps
+//! API's feeds directly; with control in another process, `wallboard::mirror::follow` keeps
 //! each feed in step with control's mirror on Redis (started by the node, see `kakeru::node`).
 //!
 //! Roles: MGR and SV see every tile; OP sees only their own agent tile; BIZ and BY get 403.
@@ -42,12 +42,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Json;
-use control::wallboard::{Change, Feed, FeedLimits, Push, Snapshot, Start, Tile};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use store::accounts::Role;
 use tokio::sync::broadcast::error::RecvError;
+use wallboard::{Change, Feed, FeedLimits, Push, Snapshot, Start, Tile};
 
 use crate::auth::{bearer, Auth};
 use crate::error::{ApiError, ApiResult};

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use control::agent::{AgentConfig, AgentId, PauseReasonId};
-use control::bus::{Bus, BusConfig, Envelope, MemoryBus};
-use control::messages::{streams, ApiCommand, CampaignId, ShardEvent};
+use bus::{Bus, BusConfig, Envelope, MemoryBus};
 use control::service::ServiceConfig;
-use control::wallboard::Feed;
+use wallboard::Feed;
+use wire::agent::{AgentConfig, AgentId, PauseReasonId};
+use wire::{streams, ApiCommand, CampaignId, ShardEvent};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AgentsArgs {
@@ -37,12 +37,7 @@ fn now_ms() -> u64 {
     u64::try_from(store::now_ms()).unwrap_or(0)
 }
 
-async fn publish<M: control::messages::Message>(
-    bus: &MemoryBus,
-    stream: &str,
-    tenant: u64,
-    m: &M,
-) -> anyhow::Result<()> {
+async fn publish<M: wire::Message>(bus: &MemoryBus, stream: &str, tenant: u64, m: &M) -> anyhow::Result<()> {
     let env = Envelope::new(tenant, now_ms(), m).context("encode")?;
     bus.publish(stream, &env).await.context("publish")?;
     Ok(())
@@ -80,7 +75,7 @@ pub async fn run(args: &AgentsArgs) -> anyhow::Result<()> {
     let control = tokio::spawn(control::service::supervise(
         move || {
             let b = b.clone();
-            async move { Ok::<_, control::bus::BusError>([b.clone(), b.clone(), b]) }
+            async move { Ok::<_, bus::BusError>([b.clone(), b.clone(), b]) }
         },
         db.clone(),
         ServiceConfig::new(t, "bench-agents"),
@@ -90,11 +85,8 @@ pub async fn run(args: &AgentsArgs) -> anyhow::Result<()> {
     let hub = api::desk::hub::AgentHub::default();
     let h2 = (hub.clone(), bus.clone(), stop.clone());
     let follower = tokio::spawn(async move { h2.0.follow(h2.1, t, None, h2.2).await });
-    let config = api::Config {
-        commands: control::bus::Publisher::new(bus.clone()),
-        agents: hub.clone(),
-        ..api::Config::default()
-    };
+    let config =
+        api::Config { commands: bus::Publisher::new(bus.clone()), agents: hub.clone(), ..api::Config::default() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let app = api::build(db.clone(), config);

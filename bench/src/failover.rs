@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use control::agent::{AgentConfig, AgentId, PauseReasonId};
-use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
-use control::messages::{streams, ApiCommand, CampaignId, ShardEvent};
+use bus::{Bus, Envelope, RedisBus, RedisBusConfig};
 use store::sqlx::{self, Row};
+use wire::agent::{AgentConfig, AgentId, PauseReasonId};
+use wire::{streams, ApiCommand, CampaignId, ShardEvent};
 
 use crate::scratch::Scratch;
 

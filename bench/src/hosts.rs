@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use control::agent::{AgentConfig, AgentId};
-use control::bus::{AnyBus, Bus, Envelope, RedisBus, RedisBusConfig};
-use control::messages::{streams, ApiCommand, CallJobId, CampaignId, DialerNotice};
+use bus::{AnyBus, Bus, Envelope, RedisBus, RedisBusConfig};
 use control::service::ServiceConfig;
-use control::wallboard::Feed;
 use dialer::engine::{self, EngineConfig, PlacementConfig};
 use sim::carrier::{Behaviour, CarrierConfig};
 use store::sqlx::{self, Row};
 use tokio::sync::watch;
+use wallboard::Feed;
+use wire::agent::{AgentConfig, AgentId};
+use wire::{streams, ApiCommand, CallJobId, CampaignId, DialerNotice};
 
 use crate::scratch::Scratch;
 

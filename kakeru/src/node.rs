@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use control::bus::{AnyBus, BusError, MemoryBus, RedisBus, RedisBusConfig};
+use bus::{AnyBus, BusError, MemoryBus, RedisBus, RedisBusConfig};
 use control::service::{supervise, ServiceConfig};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -70,7 +70,7 @@ impl std::fmt::Debug for NodeConfig {
 
 /// A URL with the password of its user info replaced by `***` (`postgres://u:***@host/db`).
 pub fn redact_url(url: &str) -> String {
-    control::bus::redact_url(url)
+    bus::redact_url(url)
 }
 
 impl NodeConfig {
@@ -176,7 +176,7 @@ impl Node {
     pub fn spawn_api(&mut self, listener: tokio::net::TcpListener) {
         let config = api::Config {
             wallboards: self.wallboards.clone(),
-            commands: control::bus::Publisher::new(self.ctx.bus.clone()),
+            commands: bus::Publisher::new(self.ctx.bus.clone()),
             agents: self.agents.clone(),
             logins: api::guard::LoginGuard::new(self.ctx.config.login_limits.clone()),
             ..api::Config::default()
@@ -300,7 +300,7 @@ impl Node {
                 async move {
                     let feed = wallboards.feed(tenant).context("too many tenants for one process")?;
                     let bus = ctx.bus.another().await.context("a bus connection for the wallboard")?;
-                    let stats = control::wallboard::mirror::follow(bus, tenant, feed, ctx.shutdown.clone()).await;
+                    let stats = wallboard::mirror::follow(bus, tenant, feed, ctx.shutdown.clone()).await;
                     tracing::info!(tenant, ?stats, "wallboard follower stopped");
                     Ok(())
                 }

@@ -20,12 +20,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use control::agent::{AgentId, AgentState, CallId, Command, Event};
-use control::bus::{Bus, BusError, DedupState, Deduper, EntryId, Envelope};
-use control::messages::{streams, AgentNotice, LeadId, Message};
-use control::wallboard::{Feed, Push, Tile};
+use bus::{Bus, BusError, DedupState, Deduper, EntryId, Envelope};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
+use wallboard::{Feed, Push, Tile};
+use wire::agent::{AgentId, AgentState, CallId, Command, Event};
+use wire::{streams, AgentNotice, LeadId, Message};
 
 /// Events kept per agent for resuming.
 pub const RING_PER_AGENT: usize = 256;
@@ -229,11 +229,11 @@ struct StateData {
     from: AgentState,
     to: AgentState,
     at_ms: u64,
-    cause: control::agent::Cause,
+    cause: wire::agent::Cause,
     call_id: Option<CallId>,
     lead_id: Option<LeadId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    not_dialled: Option<control::messages::NotDialledReason>,
+    not_dialled: Option<wire::NotDialledReason>,
 }
 
 #[derive(Serialize)]

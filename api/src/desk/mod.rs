@@ -34,12 +34,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
-use control::agent::{AgentId, AgentState, AgentView};
-use control::messages::{ApiCommand, CallJobId, CallerIdId, CampaignId, LeadId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::accounts::Role;
 use store::desktop::{self as desk, Mode};
+use wire::agent::{AgentId, AgentState, AgentView};
+use wire::{ApiCommand, CallJobId, CallerIdId, CampaignId, LeadId};
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -733,19 +733,19 @@ pub(crate) async fn colleague_ids(st: &AppState, auth: &Auth) -> ApiResult<HashS
 }
 
 /// Publishes a notice for agents' screens on the tenant's `agent:events` (see
-/// [`control::messages::AgentNotice`]). A notice that cannot be published is logged: the state
+/// [`wire::AgentNotice`]). A notice that cannot be published is logged: the state
 /// it announces is in SQL and shows on the agent's next (re)load.
-pub(crate) async fn notify(st: &AppState, tenant: i64, n: &control::messages::AgentNotice) {
+pub(crate) async fn notify(st: &AppState, tenant: i64, n: &wire::AgentNotice) {
     let t = u64::try_from(tenant).unwrap_or(0);
     let now = u64::try_from(store::now_ms()).unwrap_or(0);
-    let env = match control::bus::Envelope::new(t, now, n) {
+    let env = match bus::Envelope::new(t, now, n) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "encoding an agent notice");
             return;
         }
     };
-    if let Err(e) = st.config.commands.publish(&control::messages::streams::agent_events(t), &env).await {
+    if let Err(e) = st.config.commands.publish(&wire::streams::agent_events(t), &env).await {
         tracing::warn!(error = %e, "publishing an agent notice");
     }
 }

@@ -14,10 +14,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Json;
-use control::agent::{AgentId, AgentState, CallId};
-use control::messages::ApiCommand;
 use serde_json::{json, Value};
 use store::parked::Claim;
+use wire::agent::{AgentId, AgentState, CallId};
+use wire::ApiCommand;
 
 use super::{op, tz_time, working, AGENTS};
 use crate::agents::publish;

@@ -39,8 +39,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
+use bus::EntryId;
 use chrono::TimeZone;
-use control::bus::EntryId;
 use futures::Stream;
 use serde_json::json;
 

@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use control::agent::{AgentId, CallId, Command, Event};
-use control::bus::{AnyBus, Bus, EntryId, Envelope, MemoryBus, RedisBus, RedisBusConfig};
-use control::messages::{streams, CampaignId, LeadId, Party, ShardEvent, SipOutcome, SystemResult};
+use bus::{AnyBus, Bus, EntryId, Envelope, MemoryBus, RedisBus, RedisBusConfig};
 use control::service::{Service, ServiceConfig};
 use serde_json::{json, Value};
 use store::accounts::Role;
+use wire::agent::{AgentId, CallId, Command, Event};
+use wire::{streams, CampaignId, LeadId, Party, ShardEvent, SipOutcome, SystemResult};
 
 use crate::harness::{expect, scaffold, unique, Backend, Tenant, TestApp};
 
@@ -175,7 +175,7 @@ async fn command(bus: &AnyBus, tenant: i64, want: impl Fn(&Command) -> bool) -> 
 async fn session_pause_force_and_end(backend: Backend, redis: bool) {
     let buses = Buses::new(redis).await;
     let bus = buses.bus.clone();
-    let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
+    let config = api::Config { commands: bus::Publisher::new(bus.clone()), ..Default::default() };
     let wallboards = config.wallboards.clone();
     let app = TestApp::start_with(backend, config).await;
     let t = app.tenant("floor").await;
@@ -335,7 +335,7 @@ async fn session_pause_force_and_end(backend: Backend, redis: bool) {
 
 async fn refusals_name_the_field(backend: Backend, redis: bool) {
     let buses = Buses::new(redis).await;
-    let config = api::Config { commands: control::bus::Publisher::new(buses.bus.clone()), ..Default::default() };
+    let config = api::Config { commands: bus::Publisher::new(buses.bus.clone()), ..Default::default() };
     let app = TestApp::start_with(backend, config).await;
     let t = app.tenant("one").await;
     let other = app.tenant("two").await;
@@ -404,7 +404,7 @@ async fn refusals_name_the_field(backend: Backend, redis: bool) {
 async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
     let buses = Buses::new(redis).await;
     let bus = buses.bus.clone();
-    let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
+    let config = api::Config { commands: bus::Publisher::new(bus.clone()), ..Default::default() };
     let wallboards = config.wallboards.clone();
     let app = TestApp::start_with(backend, config).await;
     let t = app.tenant("preview").await;
@@ -464,7 +464,7 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
         Command::DialPreview {
             agent_id: agent,
             campaign_id: CampaignId(campaign as u64),
-            call_job_id: control::messages::CallJobId(job as u64),
+            call_job_id: wire::CallJobId(job as u64),
             lead_id: LeadId(lead_id as u64),
             caller_id: None,
         }
@@ -527,7 +527,7 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
         .expect("the call's record");
     expect(app.call(op, "post", &path, Some(&outside("03-1234-5678"))).await, 202);
     let c = command(&bus, t.id, |c| matches!(c, Command::TransferOutside { .. })).await;
-    let tel = control::messages::Tel::new("0312345678").expect("tel");
+    let tel = wire::Tel::new("0312345678").expect("tel");
     assert_eq!(c, Command::TransferOutside { agent_id: agent, call_id: call, tel });
     let rows = store::transfers::of_call(&app.db, t.id, call.0 as i64).await.expect("transfers");
     assert_eq!(
@@ -547,7 +547,7 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
     );
     expect(app.call(op, "post", &conf, Some(&outside("0312345679"))).await, 202);
     let c = command(&bus, t.id, |c| matches!(c, Command::Conference { .. })).await;
-    let tel = control::messages::Tel::new("0312345679").expect("tel");
+    let tel = wire::Tel::new("0312345679").expect("tel");
     assert_eq!(c, Command::Conference { agent_id: agent, call_id: call, tel });
     let rows = store::conferences::of_call(&app.db, t.id, call.0 as i64).await.expect("conferences");
     assert_eq!(
@@ -605,7 +605,7 @@ macro_rules! flavours {
 async fn no_answer_pauses_with_the_groups_reason(backend: Backend, redis: bool) {
     let buses = Buses::new(redis).await;
     let bus = buses.bus.clone();
-    let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
+    let config = api::Config { commands: bus::Publisher::new(bus.clone()), ..Default::default() };
     let wallboards = config.wallboards.clone();
     let app = TestApp::start_with(backend, config).await;
     let t = app.tenant("noans").await;

@@ -11,15 +11,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use control::agent::{AgentConfig, AgentId, AgentState, CallId, Command, Event, PauseReasonId};
-use control::bus::{Bus, BusConfig, Envelope, MemoryBus};
-use control::messages::{
-    streams, ApiCommand, CampaignId, DialingGroupId, LeadId, Party, ShardEvent, SipOutcome, SystemResult,
-};
+use bus::{Bus, BusConfig, Envelope, MemoryBus};
 use control::service::{Service, ServiceConfig};
-use control::wallboard::{AgentTile, CampaignTile, Counts, Figures, Rates, Tile};
 use serde_json::{json, Value};
 use store::accounts::Role;
+use wallboard::{AgentTile, CampaignTile, Counts, Figures, Rates, Tile};
+use wire::agent::{AgentConfig, AgentId, AgentState, CallId, Command, Event, PauseReasonId};
+use wire::{streams, ApiCommand, CampaignId, DialingGroupId, LeadId, Party, ShardEvent, SipOutcome, SystemResult};
 
 use crate::browser_proc::Browser;
 use crate::harness::{expect, Backend, Tenant, TestApp};
@@ -112,7 +110,7 @@ async fn until_state(app: &TestApp, tenant: u64, agent: u64, want: fn(&AgentStat
             .expect("query");
         if let Some(r) = row {
             let v: String = store::sqlx::Row::try_get(&r, "view").expect("view");
-            let view: control::agent::AgentView = serde_json::from_str(&v).expect("json");
+            let view: wire::agent::AgentView = serde_json::from_str(&v).expect("json");
             if want(&view.state) {
                 return;
             }
@@ -142,7 +140,7 @@ async fn wallboard_in_chromium_follows_the_floor() {
     let wallboards = api::wallboard::Wallboards::default();
     let config = api::Config {
         wallboards: wallboards.clone(),
-        commands: control::bus::Publisher::new(bus.clone()),
+        commands: bus::Publisher::new(bus.clone()),
         ..api::Config::default()
     };
     let app = TestApp::start_with(Backend::Sqlite, config).await;

@@ -316,7 +316,7 @@ crate::both!(
 /// embedded default's wiring).
 pub struct Pushed {
     stop: tokio::sync::watch::Sender<bool>,
-    follower: tokio::task::JoinHandle<Result<(), control::bus::BusError>>,
+    follower: tokio::task::JoinHandle<Result<(), bus::BusError>>,
 }
 
 impl Pushed {
@@ -328,14 +328,11 @@ impl Pushed {
 
 /// An API with the push channel, and a tenant `code` with one user per role.
 pub async fn with_push(backend: crate::harness::Backend, code: &str) -> (TestApp, Tenant, Pushed) {
-    use control::bus::{BusConfig, MemoryBus};
+    use bus::{BusConfig, MemoryBus};
     let bus = MemoryBus::new(BusConfig::default());
     let hub = api::desk::hub::AgentHub::default();
-    let config = api::Config {
-        commands: control::bus::Publisher::new(bus.clone()),
-        agents: hub.clone(),
-        ..api::Config::default()
-    };
+    let config =
+        api::Config { commands: bus::Publisher::new(bus.clone()), agents: hub.clone(), ..api::Config::default() };
     let app = TestApp::start_with(backend, config).await;
     let t = app.tenant(code).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -286,7 +286,7 @@ pub async fn single_creates_race_an_import(backend: crate::harness::Backend) {
     use crate::agents::{phone_for, running_job, shard_event, until_agent, Buses, Control};
     let buses = Buses::new(false).await;
     let bus = buses.bus.clone();
-    let config = api::Config { commands: control::bus::Publisher::new(bus.clone()), ..Default::default() };
+    let config = api::Config { commands: bus::Publisher::new(bus.clone()), ..Default::default() };
     let wallboards = config.wallboards.clone();
     let app = TestApp::start_with(backend, config).await;
     let t = app.tenant("race").await;
@@ -301,8 +301,8 @@ pub async fn single_creates_race_an_import(backend: crate::harness::Backend) {
     let control = Control::start(&bus, &app, &wallboards, t.id).await;
     expect(app.call(op, "post", "/agent/session", Some(&json!({"call_job_id": job}))).await, 202);
     until_agent(&app, op, op_id, "ringing", |v| v["state"] == "ringing").await;
-    let agent = control::agent::AgentId(op_id as u64);
-    shard_event(&bus, t.id, control::messages::ShardEvent::AgentLegUp { agent_id: agent, shard: 0 }).await;
+    let agent = wire::AgentId(op_id as u64);
+    shard_event(&bus, t.id, wire::ShardEvent::AgentLegUp { agent_id: agent, shard: 0 }).await;
     until_agent(&app, op, op_id, "ready", |v| v["state"] == "ready").await;
     let before = lead_count(&app, l).await;
 

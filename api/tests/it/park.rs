@@ -3,9 +3,9 @@
 //! other 409); another tenant's park numbers answer 404 and are not listed; a pick-up needs a ready
 //! agent; an agent parks only its own current call.
 
-use control::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId};
 use serde_json::Value;
 use store::accounts::Role;
+use wire::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId};
 
 use crate::harness::{expect, TestApp};
 

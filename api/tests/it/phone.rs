@@ -1,10 +1,10 @@
 //! ブラウザフォン's signalling (issue 24): the phone kind in /users, `GET /agent/phone`, the page's
 //! offer checked and published to the dialer hosts, and 発信開始 with no SIP account.
 
-use control::bus::{Bus, EntryId};
-use control::messages::{streams, Message, PhoneOffer};
+use bus::{Bus, EntryId};
 use serde_json::json;
 use store::accounts::Role;
+use wire::{streams, Message, PhoneOffer};
 
 use crate::agents::{running_job, Buses};
 use crate::harness::{expect, Backend, TestApp};
@@ -14,7 +14,7 @@ const OFFER: &str =
 
 async fn signalling(backend: Backend) {
     let buses = Buses::new(false).await;
-    let config = api::Config { commands: control::bus::Publisher::new(buses.bus.clone()), ..Default::default() };
+    let config = api::Config { commands: bus::Publisher::new(buses.bus.clone()), ..Default::default() };
     let app = TestApp::start_with(backend, config).await;
     let t = app.tenant("one").await;
     let (op, sv, mgr) = (t.token(Role::Op), t.token(Role::Sv), t.mgr());

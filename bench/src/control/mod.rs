@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use control::agent::{AgentConfig, AgentId, AgentState, PauseReasonId};
-use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
-use control::messages::{streams, ApiCommand, CampaignId, ShardEvent};
+use bus::{Bus, Envelope, RedisBus, RedisBusConfig};
 use control::service::{Service, ServiceConfig, ServiceStats};
-use control::wallboard::{Feed, FeedLimits, Push, Tile};
 use store::sqlx::{self, Row};
+use wallboard::{Feed, FeedLimits, Push, Tile};
+use wire::agent::{AgentConfig, AgentId, AgentState, PauseReasonId};
+use wire::{streams, ApiCommand, CampaignId, ShardEvent};
 
 use crate::scratch::Scratch;
 

@@ -12,6 +12,10 @@
 //! }
 //! ```
 //!
+//! The types here are the core's own, with no serde: what crosses the bus or `control_agents` is
+//! `wire::agent`'s, converted in `edge` (which also maps the messages to [`Input`]s), so the core
+//! can change without changing the JSON other processes read.
+//!
 //! Rules (each is tested in `tests/it/agent.rs`):
 //! - log in = start a call job: the system dials the agent's phone (nailed-up leg): `Ringing` until the
 //!   leg is up, then `Ready`; a leg that does not come up in time makes the agent `Unknown`.
@@ -35,36 +39,18 @@
 //!   transfer, [`Command::ParkCustomer`]); the tenant's [`parking::Parking`] keeps the call under a
 //!   park number until any ready agent is offered it ([`Input::Offer`]: the pick-up).
 
+mod edge;
 mod floor;
 pub mod parking;
 
+pub use edge::{command_input, shard_input};
 pub use floor::{Floor, FloorLimits};
 
-use serde::{Deserialize, Serialize};
-
-/// An agent (operator) of the tenant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct AgentId(pub u64);
-
-/// A supervisor (SV) user, recorded as the cause of forced changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SupervisorId(pub u64);
-
-/// A customer call, numbered by the dialer (unique per tenant).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CallId(pub u64);
-
-/// A tenant-defined pause reason (lunch, away, training, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PauseReasonId(pub u32);
+/// The ids the agent core shares with the messages (`wire`'s, one definition for every process).
+pub use wire::{AgentId, CallId, PauseReasonId, SupervisorId};
 
 /// Agent states (SPEC 5). The Japanese floor word is in each variant's doc.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AgentState {
     /// オフライン: logged off, no phone leg.
     Offline,
@@ -87,16 +73,8 @@ pub enum AgentState {
 impl AgentState {
     /// A short lowercase name, for logs and statistics keys.
     pub fn name(&self) -> &'static str {
-        match self {
-            AgentState::Offline => "offline",
-            AgentState::Ready => "ready",
-            AgentState::Ringing => "ringing",
-            AgentState::Talking => "talking",
-            AgentState::Hold => "hold",
-            AgentState::WrapUp => "wrap_up",
-            AgentState::Paused { .. } => "paused",
-            AgentState::Unknown => "unknown",
-        }
+        // One name per state, the wire's (statistics keys and logs read the same as the bus).
+        wire::agent::AgentState::from(*self).name()
     }
 
     /// States counted as idle for the 60-minute log-off.
@@ -130,8 +108,7 @@ pub fn is_allowed(from: AgentState, to: AgentState) -> bool {
 }
 
 /// Why a transition happened. Status statistics group by this.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "cause", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {
     /// The agent started a call job (log in): the system dials the agent's phone.
     Login,
@@ -185,7 +162,7 @@ pub enum Cause {
 }
 
 /// One recorded state change: the unit of status statistics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transition {
     pub agent_id: AgentId,
     pub from: AgentState,
@@ -198,26 +175,19 @@ pub struct Transition {
     /// The lead of that call, or of the preview dial the agent asked for (added in v1). The state
     /// machine leaves it `None`; the control service fills it in before publishing, so that an
     /// agent's screen shows the customer the moment the transition arrives.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lead_id: Option<crate::messages::LeadId>,
+    pub lead_id: Option<wire::LeadId>,
     /// Cause `not_dialled` only: why the dialer did not place the preview dial (added in v1; filled
     /// in by the control service from `preview_not_dialled`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_dialled: Option<crate::messages::NotDialledReason>,
+    pub not_dialled: Option<wire::NotDialledReason>,
 }
 
 /// Commands for the media / dialer shards, produced by the state machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Dial the agent's phone (nailed-up leg). `campaign_id` is the campaign of the agent's call job:
     /// the state machine leaves it `None`; the control service fills it in before publishing, so
     /// that the dialer places the leg on the campaign's shard.
-    DialAgentLeg {
-        agent_id: AgentId,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        campaign_id: Option<crate::messages::CampaignId>,
-    },
+    DialAgentLeg { agent_id: AgentId, campaign_id: Option<wire::CampaignId> },
     /// Hang up the agent's phone leg.
     HangUpAgentLeg { agent_id: AgentId },
     /// Bridge the offered customer to the agent's leg (beep, then audio).
@@ -232,27 +202,21 @@ pub enum Command {
     /// パーク保留: the agent let go of its customer, who waits (waiting audio) under a park number
     /// for any agent to pick up; `hold_ms`, filled in by the control service, is the tenant's park
     /// limit (added in v1).
-    ParkCustomer {
-        agent_id: AgentId,
-        call_id: CallId,
-        #[serde(default)]
-        hold_ms: u64,
-    },
+    ParkCustomer { agent_id: AgentId, call_id: CallId, hold_ms: u64 },
     /// Preview: dial this lead of the agent's call job for the agent (who waits in `Ringing`), from
     /// the caller ID it chose (`None`: the call job's).
     DialPreview {
         agent_id: AgentId,
-        campaign_id: crate::messages::CampaignId,
-        call_job_id: crate::messages::CallJobId,
-        lead_id: crate::messages::LeadId,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        caller_id: Option<crate::messages::CallerIdId>,
+        campaign_id: wire::CampaignId,
+        call_job_id: wire::CallJobId,
+        lead_id: wire::LeadId,
+        caller_id: Option<wire::CallerIdId>,
     },
     /// 外線転送: place a second carrier leg to `tel` and hand the customer of `call_id` to it when
     /// it answers (the agent's, still talking; added in v1).
-    TransferOutside { agent_id: AgentId, call_id: CallId, tel: crate::messages::Tel },
+    TransferOutside { agent_id: AgentId, call_id: CallId, tel: wire::Tel },
     /// 電話会議: call `tel` as the third party of the agent's call `call_id` (added in v1).
-    Conference { agent_id: AgentId, call_id: CallId, tel: crate::messages::Tel },
+    Conference { agent_id: AgentId, call_id: CallId, tel: wire::Tel },
     /// 電話会議: drop the third party (added in v1).
     EndConference { agent_id: AgentId, call_id: CallId },
     /// 電話会議: the agent leaves; the customer and the third party go on (added in v1).
@@ -260,8 +224,7 @@ pub enum Command {
 }
 
 /// Output of the state machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     Transition(Transition),
     Command(Command),
@@ -274,8 +237,7 @@ pub enum Event {
 }
 
 /// What the agent wants after the wrap-up record is saved (SPEC 5 "state after saving").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "after", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AfterWrapUp {
     /// Continue auto-dial: ready.
     Continue,
@@ -286,8 +248,7 @@ pub enum AfterWrapUp {
 }
 
 /// States a supervisor may force.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "to", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForceTarget {
     Ready,
     Paused { reason_id: PauseReasonId },
@@ -295,7 +256,7 @@ pub enum ForceTarget {
 }
 
 /// Per-agent settings, from the campaign of the agent's call job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AgentConfig {
     /// ACW seconds of the campaign, in ms; `None` = no ACW (straight to the next state),
     /// `Some(0)` is treated as no ACW as well.
@@ -310,11 +271,9 @@ pub struct AgentConfig {
     pub no_answer_pause: Option<PauseReasonId>,
     /// 無応答自動停止時間: that pause ends by itself after this long (`None` or 0: it lasts until
     /// the agent or a supervisor ends it).
-    #[serde(default)]
     pub no_answer_release_ms: Option<u64>,
     /// Preview: how long the agent's own call may take from the dial to the answer (the campaign's
     /// ring timeout and a margin); past it the call is hung up and the agent is ready again.
-    #[serde(default = "default_preview_timeout_ms")]
     pub preview_timeout_ms: u64,
 }
 
@@ -337,8 +296,7 @@ impl Default for AgentConfig {
 }
 
 /// Inputs for one agent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "input", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Input {
     /// Start a call job: dial the agent's phone. From offline or unknown.
     Login {
@@ -403,10 +361,10 @@ pub enum Input {
     /// Preview: the agent dials the lead they see. From ready; the agent is `Ringing` with no
     /// customer until the dialer attaches the call ([`Input::PreviewPlaced`]).
     PreviewDial {
-        campaign_id: crate::messages::CampaignId,
-        call_job_id: crate::messages::CallJobId,
-        lead_id: crate::messages::LeadId,
-        caller_id: Option<crate::messages::CallerIdId>,
+        campaign_id: wire::CampaignId,
+        call_job_id: wire::CallJobId,
+        lead_id: wire::LeadId,
+        caller_id: Option<wire::CallerIdId>,
     },
     /// The dialer placed the agent's preview call: this is its call id.
     PreviewPlaced {
@@ -421,8 +379,7 @@ pub enum Input {
 }
 
 /// Why an offer was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OfferRefused {
     /// The agent is not ready (in this state).
     NotReady { state: AgentState },
@@ -487,15 +444,14 @@ impl Input {
 }
 
 /// A change asked for during a call, applied when the call's wrap-up ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "pending", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pending {
     Pause { reason_id: PauseReasonId, cause: Cause },
     LogOff { cause: Cause },
 }
 
 /// Read-only view of one agent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AgentView {
     pub agent_id: AgentId,
     pub state: AgentState,
@@ -505,9 +461,7 @@ pub struct AgentView {
     pub leg_up: bool,
     pub pending: Option<Pending>,
     /// Preview: the agent's own call is being placed or rings (not answered yet).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dialling: bool,
     /// 無応答自動停止時間: when a pause for an offer not taken ends by itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_at_ms: Option<u64>,
 }

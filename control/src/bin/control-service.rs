@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use control::bus::{BusError, RedisBus, RedisBusConfig};
+use bus::{BusError, RedisBus, RedisBusConfig};
 use control::service::{supervise, ServiceConfig};
-use control::wallboard::Feed;
+use wallboard::Feed;
 
 fn var(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} is not set"))

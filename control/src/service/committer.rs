@@ -11,9 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::persist::{self, BatchWrites};
 use super::{InputStreams, ServiceError, Source};
-use crate::bus::{Bus, Delivery, EntryId, Envelope};
-use crate::wallboard::mirror::MirrorWriter;
-use crate::wallboard::{Feed, Tile};
+use bus::{Bus, Delivery, EntryId, Envelope};
+use wallboard::mirror::MirrorWriter;
+use wallboard::{Feed, Tile};
 
 /// Most batches merged into one commit.
 const MAX_MERGED: usize = 64;
@@ -182,9 +182,9 @@ pub(super) async fn show<B: Bus>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::{AgentConfig, AgentId, AgentState, AgentView};
-    use crate::bus::MessageId;
     use crate::service::AgentRow;
+    use bus::MessageId;
+    use wire::agent::{AgentConfig, AgentId, AgentState, AgentView};
 
     fn row(agent: u64, state: AgentState, since_ms: u64) -> AgentRow {
         AgentRow {

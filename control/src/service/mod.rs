@@ -52,15 +52,16 @@ use self::committer::{Applied, CommitJob, Committer};
 
 use crate::agent::parking::Parking;
 use crate::agent::{
-    AgentError, AgentId, AgentState, CallId, Command, Event, Floor, FloorLimits, Input, OfferRefused, PauseReasonId,
+    command_input, shard_input, AgentError, AgentId, AgentState, CallId, Command, Event, Floor, FloorLimits, Input,
+    OfferRefused, PauseReasonId,
 };
-use crate::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope, MessageId};
-use crate::messages::{
+use bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope, MessageId};
+use wallboard::mirror::MirrorWriter;
+use wallboard::{Feed, Wallboard};
+use wire::{
     streams, AgentNotice, ApiCommand, CallJobId, CampaignId, DialingGroupId, LeadId, NotDialledReason, ParkChange,
     ShardEvent, SystemResult,
 };
-use crate::wallboard::mirror::MirrorWriter;
-use crate::wallboard::{Feed, Wallboard};
 
 /// Settings of one tenant's control service.
 #[derive(Clone, Debug)]
@@ -84,7 +85,7 @@ pub struct ServiceConfig {
     /// Applied ids older than this are pruned from `control_applied`.
     pub applied_retention_ms: u64,
     /// Mirror the wallboard feed on the bus (stream and snapshot key, see
-    /// [`crate::wallboard::mirror`]) for API processes elsewhere. Needed when the bus is shared.
+    /// [`wallboard::mirror`]) for API processes elsewhere. Needed when the bus is shared.
     pub mirror_wallboard: bool,
     /// The tenant's control lease this service runs under (`kakeru control` on leases): holder and
     /// fencing token. Every commit first checks both in its transaction; a commit of a holder
@@ -265,7 +266,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
         wallboard.set_utc_offset_ms(offset);
         let mut jobs = HashMap::new();
         for a in persist::load_agents(&db, t, cfg.floor.max_agents).await? {
-            floor.restore(a.view, a.config)?;
+            floor.restore(a.view.into(), a.config.into())?;
             if let Some(campaign_id) = a.campaign_id {
                 jobs.insert(
                     a.view.agent_id,
@@ -610,8 +611,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
             campaign_id: job.map(|j| j.campaign_id),
             call_job_id: job.and_then(|j| j.call_job_id),
             dialing_group_id: job.and_then(|j| j.dialing_group_id),
-            view,
-            config,
+            view: view.into(),
+            config: config.into(),
         })
     }
 
@@ -640,7 +641,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 Event::Transition(t) => {
                     let msg = src.map(|s| s.to_string()).unwrap_or_else(|| format!("timer:{now}"));
                     w.transitions.push((*t, msg));
-                    self.wallboard.transition(t);
+                    self.wallboard.transition(&(*t).into());
                     t.agent_id
                 }
                 Event::Command(c) => {
@@ -652,7 +653,8 @@ impl<B: Bus + Clone + 'static> Service<B> {
             if let Some(row) = self.agent_row(agent_id) {
                 w.agents.insert(agent_id, row);
             }
-            let mut env = Envelope::new(self.cfg.tenant_id, now, &ev)
+            // The core's event leaves as the wire's (`agent::edge`).
+            let mut env = Envelope::new(self.cfg.tenant_id, now, &wire::agent::Event::from(ev))
                 .map_err(|e| ServiceError::Bus(BusError::Protocol(format!("encoding an agent event: {e}"))))?;
             if let Some(s) = src {
                 env.id = derived_id(s, n);
@@ -703,7 +705,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
     }
 
     fn apply_command(&mut self, now: u64, c: &ApiCommand, w: &mut BatchWrites) {
-        let (agent_id, input) = c.to_input();
+        let (agent_id, input) = command_input(c);
         let r = match (c, input) {
             (ApiCommand::StartCallJob { campaign_id, call_job_id, dialing_group_id, .. }, Some(input)) => {
                 if self.floor.agent(agent_id).is_none() {
@@ -721,7 +723,13 @@ impl<B: Bus + Clone + 'static> Service<B> {
                     };
                     self.jobs.insert(agent_id, job);
                     if let Some(a) = self.floor.agent(agent_id) {
-                        self.wallboard.set_agent(agent_id, a.state, a.since_ms, Some(*campaign_id), *dialing_group_id);
+                        self.wallboard.set_agent(
+                            agent_id,
+                            a.state.into(),
+                            a.since_ms,
+                            Some(*campaign_id),
+                            *dialing_group_id,
+                        );
                     }
                 }
                 self.floor.handle_input(now, agent_id, input)
@@ -981,7 +989,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 // is ready (else it waits for the dialer's next look, held for the agent).
                 let job = self.jobs.get(&agent_id);
                 if job.is_some_and(|j| j.campaign_id == campaign_id && j.call_job_id == Some(call_job_id)) {
-                    if let Some((agent_id, input)) = e.to_input() {
+                    if let Some((agent_id, input)) = shard_input(e) {
                         if let Err(err) = self.floor.handle_input(now, agent_id, input) {
                             self.refused(agent_id, "recall_due", &err);
                         }
@@ -991,7 +999,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
             ShardEvent::ResultKeyed { call_id, agent_id, keyed } => {
                 // The record was written when the call ended (an earlier entry of this stream).
                 w.calls.push(CallOp::Keyed { call_id, agent_id, keyed, at_ms: now });
-                if let Some((agent_id, input)) = e.to_input() {
+                if let Some((agent_id, input)) = shard_input(e) {
                     if let Err(err) = self.floor.handle_input(now, agent_id, input) {
                         self.refused(agent_id, "result_keyed", &err);
                     }
@@ -1036,7 +1044,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 }
             }
             _ => {
-                if let Some((agent_id, input)) = e.to_input() {
+                if let Some((agent_id, input)) = shard_input(e) {
                     if let Err(err) = self.floor.handle_input(now, agent_id, input) {
                         self.refused(agent_id, "shard_event", &err);
                     }
@@ -1215,10 +1223,10 @@ pub async fn supervise<B, F, Fut>(
     }
 }
 
-/// [`supervise`] on one bus handle of a process ([`crate::bus::AnyBus`]): each start opens two
+/// [`supervise`] on one bus handle of a process ([`bus::AnyBus`]): each start opens two
 /// handles of its own for the blocking readers.
 pub async fn supervise_on(
-    bus: crate::bus::AnyBus,
+    bus: bus::AnyBus,
     db: store::Db,
     cfg: ServiceConfig,
     feed: Arc<Feed>,

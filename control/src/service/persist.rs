@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, HashMap};
 use store::Db;
 
 use crate::agent::parking::ParkedCall;
-use crate::agent::{AgentConfig, AgentId, AgentState, AgentView, CallId, Cause, Transition};
-use crate::bus::MessageId;
-use crate::messages::{CallJobId, CampaignId, DialingGroupId, Keyed, LeadId, ParkChange};
-use crate::wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
+use crate::agent::{AgentId, AgentState, CallId, Cause, Transition};
+use bus::MessageId;
+use wallboard::{Counts, StoredCounts, BUCKET_24H_MS, BUCKET_30D_MS};
+use wire::agent::{AgentConfig, AgentView};
+use wire::{CallJobId, CampaignId, DialingGroupId, Keyed, LeadId, ParkChange};
 
 /// One call-record (or wrap-up-record) change, in apply order.
 #[derive(Clone, Debug, PartialEq)]

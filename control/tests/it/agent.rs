@@ -565,9 +565,9 @@ fn timer_heap_stays_bounded_under_many_rearms() {
 
 // ---------------------------------------------------------------- preview (プレビュー)
 
-const CAMPAIGN: control::messages::CampaignId = control::messages::CampaignId(7);
-const JOB: control::messages::CallJobId = control::messages::CallJobId(70);
-const LEAD: control::messages::LeadId = control::messages::LeadId(700);
+const CAMPAIGN: wire::CampaignId = wire::CampaignId(7);
+const JOB: wire::CallJobId = wire::CallJobId(70);
+const LEAD: wire::LeadId = wire::LeadId(700);
 
 fn preview_dial() -> Input {
     Input::PreviewDial { campaign_id: CAMPAIGN, call_job_id: JOB, lead_id: LEAD, caller_id: None }
@@ -678,9 +678,10 @@ fn preview_state_survives_a_restore() {
     s.input(A, preview_dial()).unwrap();
     s.input(A, Input::PreviewPlaced { call_id: C1 }).unwrap();
     let view = s.floor.agent(A).unwrap();
-    // The view as control stores it (JSON), read back by a restarted control service.
-    let json = serde_json::to_string(&view).unwrap();
-    let back: control::agent::AgentView = serde_json::from_str(&json).unwrap();
+    // The view as control stores it (JSON, the wire's), read back by a restarted control service.
+    let json = serde_json::to_string(&wire::agent::AgentView::from(view)).unwrap();
+    let back: wire::agent::AgentView = serde_json::from_str(&json).unwrap();
+    let back = control::agent::AgentView::from(back);
     assert_eq!(back, view);
     let mut r = Sim::new(&[]);
     r.now = s.now;

@@ -6,8 +6,8 @@ use control::agent::{
     is_allowed, AfterWrapUp, AgentConfig, AgentId, AgentState, CallId, Event, Floor, FloorLimits, ForceTarget, Input,
     PauseReasonId, SupervisorId,
 };
-use control::messages::{CallJobId, CampaignId, LeadId};
 use proptest::prelude::*;
+use wire::{CallJobId, CampaignId, LeadId};
 
 const AGENTS: u64 = 4;
 const CALLS: u64 = 6;

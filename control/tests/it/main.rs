@@ -2,10 +2,9 @@
 
 mod agent;
 mod agent_prop;
-mod bus_contract;
-mod messages;
+mod boundary;
+mod edge;
 mod park;
-mod redis_faults;
 mod service;
 mod service_crash;
 mod wallboard;

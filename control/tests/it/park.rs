@@ -110,7 +110,7 @@ fn parks_reach_the_limit_in_order_under_virtual_time() {
 
 /// The running control service with a short park limit, over the in-process bus.
 async fn service_with_park_limit(
-    bus: &control::bus::MemoryBus,
+    bus: &bus::MemoryBus,
     db: &store::Db,
     tenant: u64,
     limit_ms: u64,
@@ -118,7 +118,7 @@ async fn service_with_park_limit(
     let mut cfg = ServiceConfig::new(tenant, "c1");
     cfg.block_ms = 50;
     cfg.park_limit_ms = limit_ms;
-    let feed = std::sync::Arc::new(control::wallboard::Feed::default());
+    let feed = std::sync::Arc::new(wallboard::Feed::default());
     let svc = Service::open(bus.clone(), db.clone(), cfg, feed).await.expect("open");
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let b = bus.clone();
@@ -134,22 +134,26 @@ async fn service_with_park_limit(
 #[tokio::test]
 async fn the_service_parks_picks_up_and_returns_a_park_at_the_limit() {
     use crate::service::{agent_state, answered, backends, cmd, count, ev, fixture, login_ready, placed, until};
-    use control::messages::{ApiCommand, ShardEvent};
+    use wire::{ApiCommand, ShardEvent};
     for backend in backends() {
         let (_url, db, t, _reason, _dir) = fixture(backend).await;
-        let bus = control::bus::MemoryBus::new(control::bus::BusConfig::default());
+        let bus = bus::MemoryBus::new(bus::BusConfig::default());
         let (stop, task) = service_with_park_limit(&bus, &db, t, 4_000).await;
         login_ready(&bus, &db, t, &[1, 2], 7, None).await;
         let talking = |agent: u64| {
             let db = db.clone();
             async move {
-                until("talking", || async { agent_state(&db, t, agent).await == Some(AgentState::Talking) }).await;
+                until("talking", || async {
+                    agent_state(&db, t, agent).await == Some(wire::agent::AgentState::Talking)
+                })
+                .await;
             }
         };
         for (call, agent) in [(100, 1), (101, 2)] {
             placed(&db, t, call, 7).await;
             ev(&bus, t, answered(call, 7)).await;
-            until("offered", || async { agent_state(&db, t, agent).await == Some(AgentState::Ringing) }).await;
+            until("offered", || async { agent_state(&db, t, agent).await == Some(wire::agent::AgentState::Ringing) })
+                .await;
             ev(&bus, t, ShardEvent::Bridged { call_id: CallId(call), agent_id: AgentId(agent) }).await;
             talking(agent).await;
         }
@@ -162,11 +166,17 @@ async fn the_service_parks_picks_up_and_returns_a_park_at_the_limit() {
         let numbered = "SELECT COUNT(*) FROM parked_calls WHERE tenant_id = $1 AND ((number = 9001 AND dialer_call_id = 100 AND parked_by = 1) OR (number = 9002 AND dialer_call_id = 101 AND parked_by = 2))";
         assert_eq!(count(&db, numbered, t).await, 2, "{backend:?}");
         for a in [1, 2] {
-            until("ready after parking", || async { agent_state(&db, t, a).await == Some(AgentState::Ready) }).await;
+            until("ready after parking", || async {
+                agent_state(&db, t, a).await == Some(wire::agent::AgentState::Ready)
+            })
+            .await;
         }
         // Agent 2 keys 9001 on its phone: offered call 100, then talking with it.
         ev(&bus, t, ShardEvent::PickUpKeyed { agent_id: AgentId(2), number: 9001 }).await;
-        until("offered the parked call", || async { agent_state(&db, t, 2).await == Some(AgentState::Ringing) }).await;
+        until("offered the parked call", || async {
+            agent_state(&db, t, 2).await == Some(wire::agent::AgentState::Ringing)
+        })
+        .await;
         ev(&bus, t, ShardEvent::Bridged { call_id: CallId(100), agent_id: AgentId(2) }).await;
         talking(2).await;
         let picked = "SELECT COUNT(*) FROM parked_calls WHERE tenant_id = $1 AND number = 9001 AND outcome = 'picked_up' AND picked_by = 2";
@@ -187,7 +197,7 @@ async fn the_service_parks_picks_up_and_returns_a_park_at_the_limit() {
         })
         .await;
         until("agent 1 offered the returned call", || async {
-            agent_state(&db, t, 1).await == Some(AgentState::Ringing)
+            agent_state(&db, t, 1).await == Some(wire::agent::AgentState::Ringing)
         })
         .await;
         assert_eq!(count(&db, open, t).await, 0);
@@ -203,11 +213,11 @@ async fn the_service_parks_picks_up_and_returns_a_park_at_the_limit() {
 #[tokio::test]
 async fn a_park_returned_after_a_restart_goes_to_its_campaign_when_its_agent_is_busy() {
     use crate::service::{agent_state, answered, backends, cmd, count, ev, fixture, login_ready, placed, until};
-    use control::agent::PauseReasonId;
-    use control::messages::{ApiCommand, ShardEvent};
+    use wire::agent::{AgentState, PauseReasonId};
+    use wire::{ApiCommand, ShardEvent};
     for backend in backends() {
         let (_url, db, t, reason, _dir) = fixture(backend).await;
-        let bus = control::bus::MemoryBus::new(control::bus::BusConfig::default());
+        let bus = bus::MemoryBus::new(bus::BusConfig::default());
         let (stop, task) = service_with_park_limit(&bus, &db, t, 5_000).await;
         login_ready(&bus, &db, t, &[1, 2], 7, None).await;
         placed(&db, t, 100, 7).await;

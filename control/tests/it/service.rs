@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control::agent::{AfterWrapUp, AgentConfig, AgentId, AgentState, CallId, Command, Event, PauseReasonId};
-use control::bus::{Bus, BusConfig, Envelope, MemoryBus};
-use control::messages::{streams, ApiCommand, CampaignId, LeadId, Party, ShardEvent, SipOutcome, SystemResult};
+use bus::{Bus, BusConfig, Envelope, MemoryBus};
 use control::service::{Service, ServiceConfig};
-use control::wallboard::{Feed, Start, Tile};
 use store::sqlx::{self, Connection, Row};
 use store::{Backend, Db};
+use wallboard::{Feed, Start, Tile};
+use wire::agent::{AfterWrapUp, AgentConfig, AgentId, AgentState, CallId, Command, Event, PauseReasonId};
+use wire::{streams, ApiCommand, CampaignId, LeadId, Party, ShardEvent, SipOutcome, SystemResult};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -102,7 +102,7 @@ pub async fn agent_state(db: &Db, tenant: u64, agent: u64) -> Option<AgentState>
         .await
         .expect("query")?;
     let v: String = r.try_get("view").expect("view");
-    let view: control::agent::AgentView = serde_json::from_str(&v).expect("json");
+    let view: wire::agent::AgentView = serde_json::from_str(&v).expect("json");
     Some(view.state)
 }
 
@@ -389,8 +389,8 @@ async fn match_latency_over_the_memory_bus() {
 
 #[tokio::test]
 async fn wallboard_feed_resumes_after_last_id_and_skips_a_slow_client_to_a_snapshot() {
-    let feed = Feed::new(control::wallboard::FeedLimits { replay: 10, per_client: 8 });
-    let mut wb = control::wallboard::Wallboard::new();
+    let feed = Feed::new(wallboard::FeedLimits { replay: 10, per_client: 8 });
+    let mut wb = wallboard::Wallboard::new();
     for i in 0..10 {
         wb.set_agent(AgentId(i), AgentState::Ready, i, Some(CampaignId(1)), None);
         feed.publish(i, wb.take_changes(i));
@@ -439,7 +439,7 @@ async fn a_stale_owners_commit_is_refused_once_its_control_lease_was_taken() {
         let now = store::now_ms();
         assert_eq!(leases::acquire(&db, Kind::Control, t, 0, "control-a", now, 2_000).await.expect("a"), Some(1));
         let a = ("control-a".to_string(), 1i64);
-        let ids: Vec<control::bus::MessageId> = (0..3).map(|_| control::bus::MessageId::new()).collect();
+        let ids: Vec<bus::MessageId> = (0..3).map(|_| bus::MessageId::new()).collect();
         let batch = |i: usize| BatchWrites { applied: vec![ids[i]], ..BatchWrites::default() };
         commit(&db, tenant, now as u64, &batch(0), Some(&a)).await.expect("the holder commits");
         // Control A is cut off; its lease runs out and B takes it.

@@ -7,13 +7,13 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use control::agent::{AgentId, AgentState, PauseReasonId};
-use control::bus::{BusConfig, RedisBus, RedisBusConfig};
-use control::messages::{streams, ApiCommand, CampaignId, ShardEvent};
+use bus::{BusConfig, RedisBus, RedisBusConfig};
 use store::Backend;
+use wire::agent::{AgentId, AgentState, PauseReasonId};
+use wire::{streams, ApiCommand, CampaignId, ShardEvent};
 
-use crate::bus_contract::{cleanup, redis_bus, redis_url};
 use crate::service::{agent_state, cmd, config, count, ev, fixture, until};
+use bus::testing::{cleanup, redis_bus, redis_url};
 
 fn spawn(db_url: &str, tenant: u64) -> Child {
     Command::new(env!("CARGO_BIN_EXE_control-service"))

@@ -7,17 +7,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control::agent::{AgentId, AgentState, CallId, PauseReasonId};
-use control::bus::{AnyBus, BusConfig, MemoryBus, RedisBus, RedisBusConfig};
-use control::messages::{ApiCommand, CampaignId, DialingGroupId, Party, ShardEvent, SipOutcome, SystemResult};
+use bus::{AnyBus, BusConfig, MemoryBus, RedisBus, RedisBusConfig};
 use control::service::{Service, ServiceConfig, ServiceStats};
-use control::wallboard::mirror::{self, MirrorWriter};
-use control::wallboard::{Feed, Figures, Push, Snapshot, Tile, Wallboard};
 use store::sqlx;
 use store::{Backend, Db};
+use wallboard::mirror::{self, MirrorWriter};
+use wallboard::{Feed, Figures, Push, Snapshot, Tile, Wallboard};
+use wire::agent::{AgentId, AgentState, CallId, PauseReasonId};
+use wire::{ApiCommand, CampaignId, DialingGroupId, Party, ShardEvent, SipOutcome, SystemResult};
 
-use crate::bus_contract::redis_url;
 use crate::service::{answered, backends, config, ev, fixture, until};
+use bus::testing::redis_url;
 
 struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -53,7 +53,7 @@ fn login(agent: u64, campaign: u64, group: u64) -> ApiCommand {
         agent_id: AgentId(agent),
         campaign_id: CampaignId(campaign),
         config: config(None),
-        call_job_id: Some(control::messages::CallJobId(campaign * 10)),
+        call_job_id: Some(wire::CallJobId(campaign * 10)),
         dialing_group_id: Some(DialingGroupId(group)),
     }
 }

@@ -43,11 +43,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Timelike;
-use control::agent::{AgentId, AgentState as CtlState, CallId, Command as CtlCommand, Event as CtlEvent};
-use control::messages::{CampaignId, LeadId, Party as MsgParty, ShardEvent, SipOutcome};
 use media::Clip;
 use store::dialing::{CallResult, RunningJob};
 use store::leads::Candidate;
+use wire::agent::{AgentId, AgentState as CtlState, CallId, Command as CtlCommand, Event as CtlEvent};
+use wire::{CampaignId, LeadId, Party as MsgParty, ShardEvent, SipOutcome};
 
 use super::results;
 use crate::calls::{self, CallEnd, CallEvent, CancelReason, Command, DialAgent, DialCustomer, DtmfEntry, Now, Party};
@@ -173,7 +173,7 @@ pub enum Input {
     /// ブラウザフォン: the SDP offer of an agent's page (the API's [`PhoneOffer`]): kept for the
     /// agent's next leg, or handed to the shard of the leg the agent has (an ICE restart).
     ///
-    /// [`PhoneOffer`]: control::messages::PhoneOffer
+    /// [`PhoneOffer`]: wire::PhoneOffer
     PhoneOffer { agent: u64, sdp: String },
     /// A supervisor asks to join an agent's bridged call (the API wrote monitoring record
     /// `monitor` and published the notice), or to change mode on the call they are on.
@@ -198,7 +198,7 @@ pub enum Output {
     /// [`Input::PrepareFailed`] carrying the same `id`.
     Prepare(Box<PrepareRequest>),
     /// A notice for an agent's page, on the tenant's `agent:events` (the browser phone's answer).
-    Notice { tenant: u64, notice: control::messages::AgentNotice },
+    Notice { tenant: u64, notice: wire::AgentNotice },
     /// Read the tenant's stored registrations again and answer with [`Input::Recovered`] (its
     /// contacts only): an agent's leg waits for a phone this host has not seen register (phones
     /// register at any host; the registrations are in the database).
@@ -703,7 +703,7 @@ impl Engine {
         self.phone_offers.retain(|_, (at, _)| *at + PHONE_OFFER_TTL_MS > now.unix_ms);
         if self.phone_offers.len() >= MAX_PHONE_OFFERS && !self.phone_offers.contains_key(&agent) {
             tracing::warn!(agent, "too many browser phone offers waiting; refused");
-            let notice = control::messages::AgentNotice::PhoneFailed {
+            let notice = wire::AgentNotice::PhoneFailed {
                 agent_id: AgentId(agent),
                 error: "the dialer is busy; try again".into(),
             };
@@ -768,7 +768,7 @@ impl Engine {
                 call_id: CallId(call),
                 agent_id: None,
                 outcome,
-                result: control::messages::SystemResult::Error,
+                result: wire::SystemResult::Error,
             });
         }
     }
@@ -997,11 +997,11 @@ impl Engine {
                 self.publish(ShardEvent::PickUpKeyed { agent_id: AgentId(agent), number });
             }
             CallEvent::BrowserAnswer { agent, sdp } => {
-                let notice = control::messages::AgentNotice::PhoneAnswer { agent_id: AgentId(agent), sdp };
+                let notice = wire::AgentNotice::PhoneAnswer { agent_id: AgentId(agent), sdp };
                 self.push(Output::Notice { tenant: self.tenant, notice });
             }
             CallEvent::BrowserFailed { agent, error } => {
-                let notice = control::messages::AgentNotice::PhoneFailed { agent_id: AgentId(agent), error };
+                let notice = wire::AgentNotice::PhoneFailed { agent_id: AgentId(agent), error };
                 self.push(Output::Notice { tenant: self.tenant, notice });
             }
             CallEvent::SupervisorJoined { supervisor, call, .. } => {
@@ -1013,7 +1013,7 @@ impl Engine {
             }
             CallEvent::SupervisorBrowserAnswer { supervisor, call, sdp } => {
                 if let Some(s) = self.supervising.get(&supervisor).filter(|s| s.call == call) {
-                    let notice = control::messages::AgentNotice::MonitorAnswer {
+                    let notice = wire::AgentNotice::MonitorAnswer {
                         agent_id: AgentId(supervisor),
                         monitor_id: u64::try_from(s.monitor).unwrap_or(0),
                         sdp,
@@ -1023,7 +1023,7 @@ impl Engine {
             }
             CallEvent::SupervisorBrowserFailed { supervisor, call, error } => {
                 if let Some(s) = self.supervising.get(&supervisor).filter(|s| s.call == call) {
-                    let notice = control::messages::AgentNotice::MonitorFailed {
+                    let notice = wire::AgentNotice::MonitorFailed {
                         agent_id: AgentId(supervisor),
                         monitor_id: u64::try_from(s.monitor).unwrap_or(0),
                         error,
@@ -1073,9 +1073,9 @@ impl Engine {
                     tracing::info!(call, number, "DTMF result number is not one of the campaign's");
                     return;
                 }
-                control::messages::Keyed::Result { number }
+                wire::Keyed::Result { number }
             }
-            DtmfEntry::Recall { after_ms } => control::messages::Keyed::Recall { after_ms },
+            DtmfEntry::Recall { after_ms } => wire::Keyed::Recall { after_ms },
         };
         self.publish(ShardEvent::ResultKeyed { call_id: CallId(call), agent_id: AgentId(agent), keyed });
     }
@@ -1084,7 +1084,7 @@ impl Engine {
         let Some(c) = self.calls.remove(&call) else { return };
         self.stats.ended += 1;
         let result = results::result_of(&end);
-        if result == control::messages::SystemResult::Abandoned {
+        if result == wire::SystemResult::Abandoned {
             self.stats.abandoned += 1;
         }
         metrics::counter!("kakeru_dialer_calls_total", "result" => result.as_str()).increment(1);
@@ -1297,7 +1297,7 @@ impl Engine {
     /// 外線転送 of the customer of `call` to `tel` (or 電話会議 with `tel` as the third party): a
     /// second channel of the call's campaign and caller ID, placed only within their channel limits
     /// (the API refused numbers on the do-not-call list), from the call's own caller ID.
-    fn transfer_outside(&mut self, now: Now, agent: u64, call: u64, tel: control::messages::Tel, conference: bool) {
+    fn transfer_outside(&mut self, now: Now, agent: u64, call: u64, tel: wire::Tel, conference: bool) {
         let Some(c) = self.calls.get(&call) else { return };
         if c.bridged != Some(agent) || self.outside.contains_key(&call) {
             return;
@@ -1328,7 +1328,7 @@ impl Engine {
 
     /// Tells the agent's page how its conference goes.
     fn conference_notice(&mut self, agent: u64, call: u64, outcome: &str) {
-        let notice = control::messages::AgentNotice::Conference {
+        let notice = wire::AgentNotice::Conference {
             agent_id: AgentId(agent),
             call_id: CallId(call),
             outcome: outcome.to_string(),
@@ -1338,7 +1338,7 @@ impl Engine {
 
     /// Tells the agent's page how its outside transfer went.
     fn outside_notice(&mut self, agent: u64, call: u64, outcome: &str) {
-        let notice = control::messages::AgentNotice::OutsideTransfer {
+        let notice = wire::AgentNotice::OutsideTransfer {
             agent_id: AgentId(agent),
             call_id: CallId(call),
             outcome: outcome.to_string(),
@@ -1739,7 +1739,7 @@ impl Engine {
             self.publish(ShardEvent::RecallDue {
                 agent_id: AgentId(agent),
                 campaign_id: CampaignId(f.campaign),
-                call_job_id: control::messages::CallJobId(job as u64),
+                call_job_id: wire::CallJobId(job as u64),
                 lead_id: LeadId(lead as u64),
             });
         }

@@ -6,9 +6,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use control::bus::Bus;
-use control::messages::streams;
+use bus::Bus;
 use store::Db;
+use wire::streams;
 
 /// Groups deleted at most in one sweep of one tenant's stream (the next sweep takes the rest).
 pub const DEAD_GROUPS_PER_SWEEP: usize = 16;

@@ -209,7 +209,7 @@ impl Host {
                 self.agent_tenant.insert(a.agent, tenant);
             }
         }
-        if let Input::Agent(control::agent::Event::Command(c)) = &input {
+        if let Input::Agent(wire::agent::Event::Command(c)) = &input {
             if let Some(agent) = command_agent(c) {
                 self.agent_tenant.insert(agent, tenant);
             }
@@ -271,8 +271,8 @@ impl Host {
     }
 }
 
-fn command_agent(c: &control::agent::Command) -> Option<u64> {
-    use control::agent::Command as C;
+fn command_agent(c: &wire::agent::Command) -> Option<u64> {
+    use wire::agent::Command as C;
     Some(match c {
         C::DialAgentLeg { agent_id, .. }
         | C::HangUpAgentLeg { agent_id }

@@ -36,13 +36,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control::bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope};
-use control::messages::{streams, DialerNotice, PhoneOffer, ShardEvent, SupervisorOffer};
+use bus::{Bus, BusError, DedupState, Deduper, Delivery, EntryId, Envelope};
 use media::Clip;
 use media_driver::shard::Input as ShardInput;
 use media_driver::{self as driver, ShardConfig, ShardHandle};
 use store::Db;
 use tokio::sync::{mpsc, watch};
+use wire::{streams, DialerNotice, PhoneOffer, ShardEvent, SupervisorOffer};
 
 use self::core::{CoreConfig, Input, JobConfig, Output, RecoveredAgent};
 use self::host::{Host, HostInput};
@@ -837,10 +837,10 @@ impl<B: Bus + Clone + 'static> Driver<B> {
                     }
                     self.dedup.mark_applied(d.envelope.id);
                     // The stream also carries the API's notices for agents' screens.
-                    if d.envelope.kind != <control::agent::Event as control::messages::Message>::KIND {
+                    if d.envelope.kind != <wire::agent::Event as wire::Message>::KIND {
                         continue;
                     }
-                    match d.envelope.decode::<control::agent::Event>() {
+                    match d.envelope.decode::<wire::agent::Event>() {
                         Ok(ev) => self.host.handle_input(now(), HostInput::Tenant { tenant, input: Input::Agent(ev) }),
                         Err(e) => tracing::warn!(error = %e, "agent event not understood"),
                     }
@@ -897,7 +897,7 @@ impl<B: Bus + Clone + 'static> Driver<B> {
             by_tenant.entry(tenant as u64).or_default().orphans.push(call as u64);
         }
         for (tenant, agent, campaign, view) in store::dialing::control_agents(&self.db).await? {
-            let Ok(v) = serde_json::from_str::<control::agent::AgentView>(&view) else { continue };
+            let Ok(v) = serde_json::from_str::<wire::agent::AgentView>(&view) else { continue };
             by_tenant.entry(tenant as u64).or_default().agents.push(RecoveredAgent {
                 agent: agent as u64,
                 campaign: campaign.map(|c| c as u64),
@@ -1121,8 +1121,8 @@ async fn read_agent_events<B: Bus>(
     }
 }
 
-fn supervisor_mode(mode: control::messages::MonitorMode) -> media::SupervisorMode {
-    use control::messages::MonitorMode;
+fn supervisor_mode(mode: wire::MonitorMode) -> media::SupervisorMode {
+    use wire::MonitorMode;
     match mode {
         MonitorMode::Listen => media::SupervisorMode::Listen,
         MonitorMode::Whisper => media::SupervisorMode::Whisper,
@@ -1135,12 +1135,12 @@ fn supervision_input(n: DialerNotice) -> Option<Input> {
     Some(match n {
         DialerNotice::Supervise { monitor_id, supervisor_id, call_id, mode } => Input::Supervise {
             monitor: i64::try_from(monitor_id).unwrap_or(i64::MAX),
-            supervisor: supervisor_id,
-            call: call_id,
+            supervisor: supervisor_id.0,
+            call: call_id.0,
             mode: supervisor_mode(mode),
             offer: None,
         },
-        DialerNotice::EndSupervision { supervisor_id } => Input::EndSupervision { supervisor: supervisor_id },
+        DialerNotice::EndSupervision { supervisor_id } => Input::EndSupervision { supervisor: supervisor_id.0 },
         DialerNotice::JobsChanged | DialerNotice::PhonesChanged => return None,
     })
 }
@@ -1154,7 +1154,7 @@ async fn read_notices<B: Bus>(bus: B, stream: String, mut after: EntryId, tx: mp
                 for (id, env) in entries {
                     after = id;
                     let tenant = env.tenant_id;
-                    if env.kind == <SupervisorOffer as control::messages::Message>::KIND {
+                    if env.kind == <SupervisorOffer as wire::Message>::KIND {
                         let o = match env.decode::<SupervisorOffer>() {
                             Ok(o) => o,
                             Err(e) => {
@@ -1164,8 +1164,8 @@ async fn read_notices<B: Bus>(bus: B, stream: String, mut after: EntryId, tx: mp
                         };
                         let input = Input::Supervise {
                             monitor: i64::try_from(o.monitor_id).unwrap_or(i64::MAX),
-                            supervisor: o.supervisor_id,
-                            call: o.call_id,
+                            supervisor: o.supervisor_id.0,
+                            call: o.call_id.0,
                             mode: supervisor_mode(o.mode),
                             offer: Some(o.sdp),
                         };
@@ -1174,7 +1174,7 @@ async fn read_notices<B: Bus>(bus: B, stream: String, mut after: EntryId, tx: mp
                         }
                         continue;
                     }
-                    if env.kind == <PhoneOffer as control::messages::Message>::KIND {
+                    if env.kind == <PhoneOffer as wire::Message>::KIND {
                         let input = match env.decode::<PhoneOffer>() {
                             Ok(o) => Input::PhoneOffer { agent: o.agent_id.0, sdp: o.sdp },
                             Err(e) => {

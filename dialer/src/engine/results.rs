@@ -21,7 +21,7 @@
 //! | preview: the number already in a call, outside business hours, the job not running, the lead no longer dialable | not dialled | none (no record; the agent is ready again) |
 //! | the dialer process died with the call | - | `error` (set when it restarts) |
 
-use control::messages::SystemResult;
+use wire::SystemResult;
 
 use crate::calls::{CallEnd, CancelReason, EndCause};
 use crate::pacer::PacerEvent;

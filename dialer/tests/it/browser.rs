@@ -10,14 +10,14 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use control::agent::AgentId;
-use control::bus::{Bus, EntryId, Envelope};
-use control::messages::{streams, AgentNotice, Message, PhoneOffer};
+use bus::{Bus, EntryId, Envelope};
 use media::dtmf::goertzel_power;
 use media::voice::OpusTranscoder;
 use media::Codec;
 use sim::browser::{Browser, PT_OPUS, PT_TELEPHONE_EVENT_48K, PT_TELEPHONE_EVENT_8K};
 use tokio::sync::watch;
+use wire::AgentId;
+use wire::{streams, AgentNotice, Message, PhoneOffer};
 
 use crate::floor::{backends, result_entry_spec, talking_carrier, until, Floor};
 

@@ -9,8 +9,6 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control::agent::{AgentId, AgentState, CallId, Cause, Command as Ctl, Event, Transition};
-use control::messages::{CallJobId, CallerIdId, CampaignId, Keyed, LeadId, ShardEvent, SystemResult};
 use dialer::calls::{CallEnd, CallEvent, CancelReason, Command, DtmfEntry, EndCause, Now, Party};
 use dialer::engine::core::{
     CoreConfig, Engine, Input, JobConfig, Output, PrepareKind, PrepareRequest, Prepared, PreparedDial, RecoveredAgent,
@@ -18,6 +16,8 @@ use dialer::engine::core::{
 };
 use store::dialing::RunningJob;
 use store::leads::{Candidate, JobFilter};
+use wire::agent::{AgentId, AgentState, CallId, Cause, Command as Ctl, Event, Transition};
+use wire::{CallJobId, CallerIdId, CampaignId, Keyed, LeadId, ShardEvent, SystemResult};
 
 const TENANT: u64 = 1;
 /// 2026-12-07 10:00 in Tokyo (01:00 UTC).
@@ -84,7 +84,7 @@ struct Sim {
     pending_prepares: Vec<PrepareRequest>,
     published: Vec<ShardEvent>,
     /// What the agents' pages were told.
-    notices: Vec<control::messages::AgentNotice>,
+    notices: Vec<wire::AgentNotice>,
     writes: Vec<Write>,
     commands: Vec<Command>,
     max_in_flight: HashMap<u64, usize>,
@@ -966,7 +966,7 @@ fn an_agent_pausing_after_the_call_is_counted_as_not_coming_back() {
     // Still in the call through wrap-up; cleared once the break begins.
     sim.transition(1, AgentState::WrapUp, Some(900));
     assert!(sim.engine.pacer_agents(sim.now(), 10).iter().any(|a| a.pause_after_call && a.state == P::WrapUp));
-    sim.transition(1, AgentState::Paused { reason_id: control::agent::PauseReasonId(1) }, None);
+    sim.transition(1, AgentState::Paused { reason_id: wire::PauseReasonId(1) }, None);
     assert!(sim.engine.pacer_agents(sim.now(), 10).iter().all(|a| !a.pause_after_call));
 }
 
@@ -1042,7 +1042,7 @@ fn an_outside_leg_is_a_channel_of_the_call_and_is_refused_at_the_limit() {
     sim.input(ask(1, 1));
     sim.run_for(2_500);
     let call = sim.calls.iter().find(|(_, c)| c.3 == Some(1)).map(|(id, _)| *id).expect("agent 1's call");
-    let tel = control::messages::Tel::new("0399998888").expect("tel");
+    let tel = wire::Tel::new("0399998888").expect("tel");
     let transfer = Ctl::TransferOutside { agent_id: AgentId(1), call_id: CallId(call), tel };
     sim.input(Input::Agent(Event::Command(transfer)));
     let placed: Vec<_> = sim
@@ -1067,7 +1067,7 @@ fn an_outside_leg_is_a_channel_of_the_call_and_is_refused_at_the_limit() {
     let reason = dialer::calls::OutsideFailure::Busy;
     sim.shard(CallEvent::OutsideFailed { call, agent: 1, status: 486, reason });
     assert!(sim.notices.iter().any(|n| matches!(n,
-        control::messages::AgentNotice::OutsideTransfer { outcome, .. } if outcome == "busy")));
+        wire::AgentNotice::OutsideTransfer { outcome, .. } if outcome == "busy")));
     sim.published.clear();
     sim.input(ask(2, 3));
     sim.run_for(1);
@@ -1079,5 +1079,5 @@ fn an_outside_leg_is_a_channel_of_the_call_and_is_refused_at_the_limit() {
     let after = sim.commands.iter().filter(|c| matches!(c, Command::TransferOutside(_))).count();
     assert_eq!(before, after, "no leg past the campaign's limit");
     assert!(sim.notices.iter().any(|n| matches!(n,
-        control::messages::AgentNotice::OutsideTransfer { outcome, .. } if outcome == "channel_limit")));
+        wire::AgentNotice::OutsideTransfer { outcome, .. } if outcome == "channel_limit")));
 }

@@ -233,7 +233,7 @@ async fn each_phone_account_is_challenged_as_its_row_says() {
                 .expect("set the phone's digest algorithms");
         }
         // As the API does after a write to phones.
-        floor.notify(control::messages::DialerNotice::PhonesChanged).await;
+        floor.notify(wire::DialerNotice::PhonesChanged).await;
         let registrar = floor.info.sip_addrs[0];
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind");
         let accounts = floor.phone_accounts();

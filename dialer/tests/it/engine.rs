@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use control::messages::DialerNotice;
 use sim::carrier::{Behaviour, CarrierConfig};
 use sim::phone::PhoneConfig;
 use tokio::sync::watch;
+use wire::DialerNotice;
 
 use crate::floor::{backends, scalar, until, Floor, FloorSpec};
 

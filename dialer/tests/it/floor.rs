@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control::agent::{AgentConfig, AgentId};
-use control::bus::{AnyBus, Bus, BusConfig, Envelope, MemoryBus, RedisBus, RedisBusConfig};
-use control::messages::{streams, ApiCommand, CallJobId, CampaignId, DialerNotice};
+use bus::{AnyBus, Bus, BusConfig, Envelope, MemoryBus, RedisBus, RedisBusConfig};
 use control::service::ServiceConfig;
-use control::wallboard::Feed;
 use dialer::engine::{self, EngineConfig, EngineInfo, EngineStats};
 use store::sqlx::{self, Row};
 use store::{Backend, Db};
 use tokio::sync::watch;
+use wallboard::Feed;
+use wire::agent::{AgentConfig, AgentId};
+use wire::{streams, ApiCommand, CallJobId, CampaignId, DialerNotice};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -402,10 +402,10 @@ impl Floor {
             .expect("reserve")
             .expect("a lead for the agent");
         self.command(ApiCommand::PreviewDial {
-            agent_id: control::agent::AgentId(a as u64),
+            agent_id: wire::AgentId(a as u64),
             campaign_id: CampaignId(self.campaign as u64),
             call_job_id: CallJobId(self.job as u64),
-            lead_id: control::messages::LeadId(lead.lead_id as u64),
+            lead_id: wire::LeadId(lead.lead_id as u64),
             caller_id: None,
         })
         .await;
@@ -430,7 +430,7 @@ impl Floor {
     }
 
     /// One agent's view as the control service committed it (`None`: never logged in).
-    pub async fn agent_view(&self, agent: i64) -> Option<control::agent::AgentView> {
+    pub async fn agent_view(&self, agent: i64) -> Option<wire::agent::AgentView> {
         let r = sqlx::query("SELECT view FROM control_agents WHERE tenant_id = $1 AND agent_user_id = $2")
             .bind(self.tenant as i64)
             .bind(agent)

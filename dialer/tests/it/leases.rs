@@ -325,12 +325,12 @@ async fn two_hosts_on_redis_hold_a_campaign_once_and_the_survivor_takes_it_over_
 /// the groups of the hosts alive stay, and so does the group of a host still a member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_group_of_a_host_gone_for_good_is_deleted_after_the_grace() {
-    use control::bus::Bus;
+    use bus::Bus;
     let redis = std::env::var("REDIS_URL").expect("REDIS_URL names the real Redis these tests need");
     for backend in backends() {
         let spec = FloorSpec { agents: 1, redis_url: Some(redis.clone()), placement: true, ..FloorSpec::default() };
         let floor = Floor::start(backend, &spec, dummy_carrier()).await;
-        let stream = control::messages::streams::agent_events(floor.tenant);
+        let stream = wire::streams::agent_events(floor.tenant);
         // What a host killed with SIGKILL leaves: its group, read by its consumer, and no member
         // row any more; and a host that reads nothing now but is still a member (its lease rows
         // renewed elsewhere, e.g. a host whose reader restarts).
@@ -338,8 +338,8 @@ async fn the_consumer_group_of_a_host_gone_for_good_is_deleted_after_the_grace()
             floor.bus.ensure_group(&stream, group).await.expect("group");
         }
         // An entry for them to read (Redis makes a group's consumer when it first gets an entry).
-        let note = control::messages::DialerNotice::PhonesChanged;
-        let env = control::bus::Envelope::new(floor.tenant, store::now_ms() as u64, &note).expect("envelope");
+        let note = wire::DialerNotice::PhonesChanged;
+        let env = bus::Envelope::new(floor.tenant, store::now_ms() as u64, &note).expect("envelope");
         floor.bus.publish(&stream, &env).await.expect("publish");
         for (group, consumer) in [("dialer:gone", "gone"), ("dialer:quiet", "quiet")] {
             let got = floor.bus.read(&stream, group, consumer, 10, 1).await.expect("read");

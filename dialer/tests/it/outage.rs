@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use control::bus::{Bus, EntryId};
-use control::messages::{streams, ShardEvent};
+use bus::{Bus, EntryId};
 use sim::carrier::Behaviour;
 use tokio::sync::watch;
+use wire::{streams, ShardEvent};
 
 use crate::engine::{carrier, phones};
 use crate::floor::{scalar, until, Floor, FloorSpec};

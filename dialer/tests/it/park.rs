@@ -8,11 +8,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use control::agent::{AgentId, AgentState, CallId};
-use control::messages::{ApiCommand, CallJobId, CampaignId, LeadId};
 use sim::carrier::{Behaviour, CarrierConfig};
 use sim::phone::PhoneCommand;
 use tokio::sync::watch;
+use wire::agent::{AgentId, AgentState, CallId};
+use wire::{ApiCommand, CallJobId, CampaignId, LeadId};
 
 use crate::engine::phones;
 use crate::floor::{backends, until, Floor, FloorSpec};

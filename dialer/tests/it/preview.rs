@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use control::agent::{AgentId, AgentState};
-use control::messages::{ApiCommand, CallJobId, CampaignId, LeadId};
 use sim::carrier::Behaviour;
 use store::sqlx::{self, Row};
 use tokio::sync::watch;
+use wire::agent::{AgentId, AgentState};
+use wire::{ApiCommand, CallJobId, CampaignId, LeadId};
 
 use crate::engine::{carrier, phones};
 use crate::floor::{backends, until, Floor, FloorSpec};

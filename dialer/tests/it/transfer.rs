@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use control::agent::{AgentId, AgentState, CallId};
-use control::messages::ApiCommand;
 use sim::carrier::Behaviour;
 use tokio::sync::watch;
+use wire::agent::{AgentId, AgentState, CallId};
+use wire::ApiCommand;
 
 use crate::engine::{carrier, phones};
 use crate::floor::{backends, until, Floor, FloorSpec};

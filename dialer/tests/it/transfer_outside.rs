@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use control::agent::{AgentId, AgentState, CallId};
-use control::messages::{ApiCommand, Tel};
 use sim::carrier::{Behaviour, CarrierConfig};
 use store::Backend;
 use tokio::sync::watch;
+use wire::agent::{AgentId, AgentState, CallId};
+use wire::{ApiCommand, Tel};
 
 use crate::engine::phones_with_tone;
 use crate::floor::{backends, until, Floor, FloorSpec};

@@ -18,15 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use control::agent::{AgentId, CallId};
-use control::bus::{Bus, Envelope};
-use control::messages::{streams, ApiCommand};
+use bus::{Bus, Envelope};
 use kakeru::node::{Node, NodeConfig};
 use serde_json::{json, Value};
 use sim::carrier::{Behaviour, CarrierConfig};
 use store::sqlx::{self, Row};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
+use wire::agent::{AgentId, CallId};
+use wire::{streams, ApiCommand};
 
 /// Forwards the browser's connections to the API; [`Proxy::cut`] closes every open one and refuses
 /// new ones until [`Proxy::restore`] (the network gone for a while).
@@ -271,7 +271,7 @@ pub(crate) async fn join_group(db: &store::Db, t: i64, group: i64, user: i64) {
 /// against `carrier` (recording into `recordings`, if given).
 pub(crate) struct Floor {
     pub base: String,
-    pub bus: control::bus::AnyBus,
+    pub bus: bus::AnyBus,
     pub info: dialer::engine::EngineInfo,
     engine_stop: watch::Sender<bool>,
     engine: tokio::task::JoinHandle<Result<dialer::engine::EngineStats, dialer::engine::EngineError>>,

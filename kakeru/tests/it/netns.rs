@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
-use control::messages::{streams, DialerNotice};
+use bus::{Bus, Envelope, RedisBus, RedisBusConfig};
 use store::sqlx::{self, Row};
+use wire::{streams, DialerNotice};
 
 use crate::node::{Api, Sse};
 use crate::process::{run, Role};

@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use control::agent::AgentId;
-use control::bus::{Bus, Envelope, RedisBus, RedisBusConfig};
-use control::messages::{streams, ShardEvent};
+use bus::{Bus, Envelope, RedisBus, RedisBusConfig};
 use serde_json::{json, Value};
+use wire::AgentId;
+use wire::{streams, ShardEvent};
 
 use crate::console::until;
 use crate::process::Role;
@@ -384,7 +384,7 @@ async fn a_failing_tenant_task_restarts_with_backoff() {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let ctx = kakeru::node::RoleCtx {
         db,
-        bus: control::bus::AnyBus::Memory(control::bus::MemoryBus::default()),
+        bus: bus::AnyBus::Memory(bus::MemoryBus::default()),
         shutdown,
         config: Arc::new(cfg),
     };
@@ -460,7 +460,7 @@ async fn a_wallboard_follower_without_redis_at_boot_retries() {
     (bus_cfg.retry_max_attempts, bus_cfg.retry_max_ms) = (2, 50);
     let bus = RedisBus::connect(bus_cfg).await.expect("Redis up");
     let db = store::Db::connect(&cfg.database_url).await.unwrap();
-    let mut node = kakeru::node::Node::with(db, control::bus::AnyBus::Redis(bus), cfg);
+    let mut node = kakeru::node::Node::with(db, bus::AnyBus::Redis(bus), cfg);
     // Redis goes away before the follower starts.
     drop(server);
     node.spawn_wallboard_follower();
@@ -474,8 +474,8 @@ async fn a_wallboard_follower_without_redis_at_boot_retries() {
     let _server = redis();
     until("redis-server answers again", Duration::from_secs(10), || up(url.clone())).await;
     let bus = RedisBus::connect(RedisBusConfig::new(url.clone())).await.unwrap();
-    let control_feed = control::wallboard::Feed::starting_at(Default::default(), 4242);
-    control::wallboard::mirror::MirrorWriter::new(5).write_snapshot(&bus, &control_feed).await.unwrap();
+    let control_feed = wallboard::Feed::starting_at(Default::default(), 4242);
+    wallboard::mirror::MirrorWriter::new(5).write_snapshot(&bus, &control_feed).await.unwrap();
     until("the follower follows", Duration::from_secs(20), || async { feed.seq() == 4242 }).await;
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), running).await.expect("node stops").unwrap().unwrap();

@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Change, Feed, Snapshot};
-use crate::bus::{Bus, BusError, EntryId, Envelope};
-use crate::messages::Message;
+use bus::{Bus, BusError, EntryId, Envelope};
+use wire::Message;
 
 /// Changes per stream entry.
 pub const CHUNK: usize = 256;

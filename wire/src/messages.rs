@@ -1,4 +1,4 @@
-//! Versioned message schemas carried on the bus (documented in `control/MESSAGES.md`).
+//! Versioned message schemas carried on the bus (documented in `wire/MESSAGES.md`).
 //!
 //! Each message type has a `KIND` (the envelope's `kind`) and a `SCHEMA` version (the envelope's
 //! `schema`). Rules: within one schema version changes are additive only (new optional fields, new
@@ -9,88 +9,19 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{AfterWrapUp, AgentConfig, AgentId, CallId, Event, ForceTarget, Input, PauseReasonId, SupervisorId};
-use crate::bus::{Envelope, MessageId, Payload};
+use crate::agent::{AfterWrapUp, AgentConfig, ForceTarget};
+use crate::ids::{
+    AgentId, CallId, CallJobId, CallerIdId, CampaignId, DialingGroupId, LeadId, PauseReasonId, SupervisorId, Tel,
+};
 
-/// A message type carried in an [`Envelope`].
+/// A message type carried in a bus envelope (`bus::Envelope::new` writes `KIND` and `SCHEMA`,
+/// `bus::Envelope::decode` checks them).
 pub trait Message: Serialize + DeserializeOwned {
     /// The envelope `kind`.
     const KIND: &'static str;
     /// The schema version this code writes and the newest it reads.
     const SCHEMA: u16;
 }
-
-/// A campaign (キャンペーン).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CampaignId(pub u64);
-
-/// A call job (コールジョブ).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CallJobId(pub u64);
-
-/// A dialing group (発信グループ): the agents a call job dials for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DialingGroupId(pub u64);
-
-/// A lead (a row of a call list).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct LeadId(pub u64);
-
-/// A telephone number as the dialer dials it (digits only, at most [`Tel::MAX`]), kept inline so
-/// that the commands carrying it stay `Copy`; a JSON string on the bus.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Tel {
-    len: u8,
-    digits: [u8; Tel::MAX],
-}
-
-impl Tel {
-    /// The most digits a number has (the lead CSV's rule).
-    pub const MAX: usize = 30;
-
-    /// `None` unless `s` is 1 to [`Tel::MAX`] ASCII digits.
-    pub fn new(s: &str) -> Option<Tel> {
-        if s.is_empty() || s.len() > Tel::MAX || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let mut digits = [0u8; Tel::MAX];
-        digits[..s.len()].copy_from_slice(s.as_bytes());
-        Some(Tel { len: s.len() as u8, digits })
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only ASCII digits are ever stored.
-        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Debug for Tel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tel({})", self.as_str())
-    }
-}
-
-impl Serialize for Tel {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Tel {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Tel, D::Error> {
-        let s = String::deserialize(d)?;
-        Tel::new(&s).ok_or_else(|| serde::de::Error::custom("a number of 1 to 30 digits"))
-    }
-}
-
-/// A caller ID (発番号): a row of the tenant's caller IDs, by id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CallerIdId(pub u64);
 
 /// Why the dialer did not place an agent's preview dial: the `result` of
 /// [`ShardEvent::PreviewNotDialled`], typed (an unknown text reads as `Error`).
@@ -434,9 +365,9 @@ pub enum DialerNotice {
     /// A supervisor (SV, MGR) joins the bridged customer call `call_id` from their own phone in
     /// `mode`, or changes mode on it (added in v1). `monitor_id` is the record the API wrote; the
     /// dialer host that has the call connects the phone and writes its start and end.
-    Supervise { monitor_id: u64, supervisor_id: u64, call_id: u64, mode: MonitorMode },
+    Supervise { monitor_id: u64, supervisor_id: SupervisorId, call_id: CallId, mode: MonitorMode },
     /// The supervisor leaves the call they are on (added in v1).
-    EndSupervision { supervisor_id: u64 },
+    EndSupervision { supervisor_id: SupervisorId },
 }
 
 /// How a supervisor takes part in an agent's call.
@@ -484,8 +415,8 @@ pub struct PhoneOffer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupervisorOffer {
     pub monitor_id: u64,
-    pub supervisor_id: u64,
-    pub call_id: u64,
+    pub supervisor_id: SupervisorId,
+    pub call_id: CallId,
     pub mode: MonitorMode,
     pub sdp: String,
 }
@@ -505,75 +436,6 @@ impl Message for DialerNotice {
     const SCHEMA: u16 = 1;
 }
 
-/// Outputs of the control service: agent transitions (for statistics and the wallboard) and commands
-/// for the shards (stream [`streams::agent_events`]).
-impl Message for Event {
-    const KIND: &'static str = "agent_event";
-    const SCHEMA: u16 = 1;
-}
-
-impl ApiCommand {
-    /// The agent and the state-machine input this command maps to (`None` for a command the state
-    /// machine does not take, e.g. hanging up the customer, which goes to the shard first).
-    pub fn to_input(&self) -> (AgentId, Option<Input>) {
-        match *self {
-            ApiCommand::StartCallJob { agent_id, config, .. } => (agent_id, Some(Input::Login { config })),
-            ApiCommand::StopCallJob { agent_id } | ApiCommand::LogOff { agent_id } => (agent_id, Some(Input::LogOff)),
-            ApiCommand::GoReady { agent_id } => (agent_id, Some(Input::GoReady)),
-            ApiCommand::Pause { agent_id, reason_id } => (agent_id, Some(Input::Pause { reason_id })),
-            ApiCommand::SupervisorForce { agent_id, supervisor_id, to } => {
-                (agent_id, Some(Input::Force { supervisor_id, to }))
-            }
-            ApiCommand::SaveWrapUp { agent_id, call_id, after } => {
-                (agent_id, Some(Input::WrapUpSaved { call_id, after }))
-            }
-            ApiCommand::HangUpCustomer { agent_id, .. } => (agent_id, None),
-            ApiCommand::Activity { agent_id } => (agent_id, Some(Input::Activity)),
-            ApiCommand::PreviewDial { agent_id, campaign_id, call_job_id, lead_id, caller_id } => {
-                (agent_id, Some(Input::PreviewDial { campaign_id, call_job_id, lead_id, caller_id }))
-            }
-            ApiCommand::Hold { agent_id, call_id } => (agent_id, Some(Input::Hold { call_id })),
-            ApiCommand::Unhold { agent_id, call_id } => (agent_id, Some(Input::Unhold { call_id })),
-            ApiCommand::Transfer { agent_id, call_id, .. } => (agent_id, Some(Input::TransferOut { call_id })),
-            ApiCommand::Park { agent_id, call_id } => (agent_id, Some(Input::Park { call_id })),
-            // An offer of the parked call, made by the control service.
-            ApiCommand::PickUp { agent_id, .. } => (agent_id, None),
-            ApiCommand::TransferOutside { agent_id, .. }
-            | ApiCommand::Conference { agent_id, .. }
-            | ApiCommand::EndConference { agent_id, .. }
-            | ApiCommand::LeaveConference { agent_id, .. } => (agent_id, None),
-        }
-    }
-}
-
-impl ShardEvent {
-    /// The agent and the state-machine input this event maps to. `CustomerAnswered` has no agent
-    /// yet: the control service matches it ([`crate::agent::Floor::offer_to_longest_ready`]).
-    pub fn to_input(&self) -> Option<(AgentId, Input)> {
-        match *self {
-            ShardEvent::AgentLegUp { agent_id, .. } => Some((agent_id, Input::AgentLegUp)),
-            ShardEvent::AgentLegDown { agent_id, .. } => Some((agent_id, Input::AgentLegDown)),
-            ShardEvent::AgentUnreachable { agent_id, .. } => Some((agent_id, Input::PhoneUnreachable)),
-            ShardEvent::CustomerAnswered { .. } => None,
-            ShardEvent::Bridged { call_id, agent_id } => Some((agent_id, Input::Bridged { call_id })),
-            ShardEvent::CallEnded { call_id, agent_id, .. } => agent_id.map(|a| (a, Input::CustomerEnded { call_id })),
-            ShardEvent::DialerStatus { .. } => None,
-            ShardEvent::ParkKeyed { agent_id, call_id } => Some((agent_id, Input::Park { call_id })),
-            // An offer of the parked call, made by the control service.
-            ShardEvent::PickUpKeyed { .. } => None,
-            ShardEvent::RecallDue { agent_id, campaign_id, call_job_id, lead_id } => {
-                Some((agent_id, Input::PreviewDial { campaign_id, call_job_id, lead_id, caller_id: None }))
-            }
-            ShardEvent::ResultKeyed { agent_id, call_id, .. } => {
-                Some((agent_id, Input::WrapUpSaved { call_id, after: AfterWrapUp::Continue }))
-            }
-            ShardEvent::PreviewPlaced { call_id, agent_id, .. } => Some((agent_id, Input::PreviewPlaced { call_id })),
-            ShardEvent::PreviewNotDialled { agent_id, .. } => Some((agent_id, Input::PreviewNotDialled)),
-            ShardEvent::OutsideTransferred { call_id, agent_id } => Some((agent_id, Input::TransferOut { call_id })),
-        }
-    }
-}
-
 /// Why an envelope could not be decoded into a message. The consumer counts it and dead-letters
 /// the entry; it never panics.
 #[derive(Debug, thiserror::Error)]
@@ -584,31 +446,6 @@ pub enum DecodeError {
     NewerSchema { known: u16, got: u16 },
     #[error("payload: {0}")]
     Payload(#[from] serde_json::Error),
-}
-
-impl Envelope {
-    /// Wraps a message, with a fresh id.
-    pub fn new<M: Message>(tenant_id: u64, at_ms: u64, msg: &M) -> Result<Envelope, DecodeError> {
-        Ok(Envelope {
-            schema: M::SCHEMA,
-            id: MessageId::new(),
-            kind: M::KIND.to_owned(),
-            tenant_id,
-            at_ms,
-            payload: Payload::encode(msg)?,
-        })
-    }
-
-    /// Decodes the payload as `M`, checking kind and schema.
-    pub fn decode<M: Message>(&self) -> Result<M, DecodeError> {
-        if self.kind != M::KIND {
-            return Err(DecodeError::WrongKind { expected: M::KIND, got: self.kind.clone() });
-        }
-        if self.schema > M::SCHEMA {
-            return Err(DecodeError::NewerSchema { known: M::SCHEMA, got: self.schema });
-        }
-        Ok(serde_json::from_str(self.payload.text())?)
-    }
 }
 
 /// Stream names. One stream per tenant and direction keeps tenants apart and lets a control
@@ -622,7 +459,8 @@ pub mod streams {
     pub fn shard_events(tenant_id: u64) -> String {
         format!("kakeru:t{tenant_id}:shard:events")
     }
-    /// Control service -> statistics, wallboard and shards: [`crate::agent::Event`].
+    /// Control service -> statistics, wallboard and shards: [`crate::agent::Event`], and the admin
+    /// API's [`super::AgentNotice`].
     pub fn agent_events(tenant_id: u64) -> String {
         format!("kakeru:t{tenant_id}:agent:events")
     }

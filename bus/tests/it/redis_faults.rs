@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use control::bus::{Bus, BusConfig, Consumer, ConsumerConfig, RedisBus, RedisBusConfig};
+use bus::{Bus, BusConfig, Consumer, ConsumerConfig, RedisBus, RedisBusConfig};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::bus_contract::{cleanup, env, redis_bus, redis_url, stream, Store};
+use bus::testing::{cleanup, redis_bus, redis_url};
+
+use crate::contract::{env, stream, Store};
 
 struct Proxy {
     addr: SocketAddr,

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::{AgentTile, CampaignTile, GroupTile, TenantTile, Tile};
-use crate::agent::AgentId;
-use crate::messages::{CampaignId, DialingGroupId};
+use wire::AgentId;
+use wire::{CampaignId, DialingGroupId};
 
 /// One change in the feed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

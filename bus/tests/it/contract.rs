@@ -1,43 +1,18 @@
-//! One contract suite, run against [`MemoryBus`] and [`RedisBus`] (real Redis at `REDIS_URL`,
+//! One contract suite, run against [`MemoryBus`] and [`bus::RedisBus`] (real Redis at `REDIS_URL`,
 //! default redis://127.0.0.1:6379; each test uses its own stream names and deletes them after).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use control::agent::AgentId;
-use control::bus::{
-    Bus, BusConfig, BusError, Consumer, ConsumerConfig, DedupState, Envelope, HandlerError, MemoryBus, MessageId,
-    RedisBus, RedisBusConfig,
+use bus::testing::{cleanup, redis_bus};
+use bus::{
+    Bus, BusConfig, BusError, Consumer, ConsumerConfig, DedupState, EntryId, Envelope, HandlerError, MemoryBus,
+    MessageId,
 };
-use control::messages::ApiCommand;
-
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// A Redis bus; a missing Redis fails the test (it never skips).
-pub async fn redis_bus(bus: BusConfig) -> RedisBus {
-    let mut cfg = RedisBusConfig::new(redis_url());
-    cfg.bus = bus;
-    cfg.retry_max_attempts = 2;
-    match RedisBus::connect(cfg).await {
-        Ok(b) => b,
-        Err(e) => panic!("no Redis at {} (scripts/services.sh starts one): {e}", redis_url()),
-    }
-}
-
-/// Deletes a test's streams.
-pub async fn cleanup(stream: &str) {
-    if let Ok(client) = ::redis::Client::open(redis_url()) {
-        if let Ok(mut c) = client.get_multiplexed_async_connection().await {
-            let _: Result<(), _> =
-                ::redis::cmd("DEL").arg(stream).arg(format!("{stream}:dead")).query_async(&mut c).await;
-        }
-    }
-}
+use wire::{AgentId, ApiCommand};
 
 pub fn stream(name: &str) -> String {
-    format!("test:control:{name}:{}", MessageId::new())
+    format!("test:bus:{name}:{}", MessageId::new())
 }
 
 pub fn env(i: u64) -> Envelope {
@@ -365,7 +340,7 @@ async fn publish_many_and_fan_out_reads<B: Bus + Clone + 'static>(bus: B, s: Str
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order");
     assert_eq!(bus.last_entry_id(&s).await.unwrap(), Some(ids[4]));
     // Two readers without a group each see everything, from where they are.
-    let all = bus.read_after(&s, control::bus::EntryId::default(), 100, 0).await.unwrap();
+    let all = bus.read_after(&s, EntryId::default(), 100, 0).await.unwrap();
     assert_eq!(all.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(), sent);
     assert_eq!(all.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids);
     let rest = bus.read_after(&s, ids[2], 100, 0).await.unwrap();

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{AgentId, AgentState, CallId, Transition};
-use crate::messages::{CampaignId, DialingGroupId};
+use wire::agent::{AgentId, AgentState, CallId, Transition};
+use wire::{CampaignId, DialingGroupId};
 
 const DAY_MS: u64 = 86_400_000;
 /// Rolling 24 h in 5-minute buckets (also the 5-minute answer-rate series of SPEC 6).

@@ -18,10 +18,15 @@
 //! before every group read it is lost, so `maxlen` must exceed the largest consumer lag (alert on the
 //! group's lag). Reads and claims return at most [`BusConfig::max_batch`] entries and block at most
 //! [`BusConfig::max_block_ms`].
+//!
+//! What the envelopes carry is the `wire` crate's: [`Envelope::new`] wraps a [`wire::Message`] with
+//! its kind and schema version, [`Envelope::decode`] checks both. The bus itself knows no message.
 
 mod any;
 mod memory;
 mod redis;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use self::any::{AnyBus, Publisher};
 pub use self::memory::MemoryBus;
@@ -33,6 +38,7 @@ use std::future::Future;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use wire::{DecodeError, Message};
 
 /// The unique id of a message (a ULID: sortable by creation time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -65,7 +71,7 @@ pub struct Envelope {
     /// Schema version of `payload` for this `kind`.
     pub schema: u16,
     pub id: MessageId,
-    /// Message type, e.g. `api_command` (see `crate::messages`).
+    /// Message type, e.g. `api_command` (see [`wire::Message::KIND`]).
     pub kind: String,
     pub tenant_id: u64,
     /// When the message was made (Unix ms, the publisher's clock).
@@ -100,6 +106,31 @@ impl Payload {
 impl PartialEq for Payload {
     fn eq(&self, other: &Self) -> bool {
         self.text() == other.text()
+    }
+}
+
+impl Envelope {
+    /// Wraps a message, with a fresh id.
+    pub fn new<M: Message>(tenant_id: u64, at_ms: u64, msg: &M) -> Result<Envelope, DecodeError> {
+        Ok(Envelope {
+            schema: M::SCHEMA,
+            id: MessageId::new(),
+            kind: M::KIND.to_owned(),
+            tenant_id,
+            at_ms,
+            payload: Payload::encode(msg)?,
+        })
+    }
+
+    /// Decodes the payload as `M`, checking kind and schema.
+    pub fn decode<M: Message>(&self) -> Result<M, DecodeError> {
+        if self.kind != M::KIND {
+            return Err(DecodeError::WrongKind { expected: M::KIND, got: self.kind.clone() });
+        }
+        if self.schema > M::SCHEMA {
+            return Err(DecodeError::NewerSchema { known: M::SCHEMA, got: self.schema });
+        }
+        Ok(serde_json::from_str(self.payload.text())?)
     }
 }
 

@@ -1,0 +1,5 @@
+//! One integration-test binary for the bus crate.
+
+mod contract;
+mod envelope;
+mod redis_faults;
