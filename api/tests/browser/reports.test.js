@@ -130,7 +130,7 @@ async function reports() {
   await show(page, `#/call-history?from=${y}&to=${y}`);
   assert.equal(await page.$$eval('#hist-table tbody tr', (r) => r.length), 50);
   const heads = await page.$$eval('#hist-table thead th', (h) => h.map((x) => x.textContent));
-  assert.deepEqual(heads.slice(-2), ['折り返し呼ID', 'モニタリング'], 'a manager also sees who monitored each call');
+  assert.deepEqual(heads.slice(-2), ['折り返し呼ID', 'モニタリング・保留・会議'], 'a manager also sees who monitored each call, the parks and the conferences');
   // The manager may register callbacks: the + on 折り返し呼ID registers the call as one, and the
   // history names it from then on.
   const plus = await page.$('[data-add-callback]');
