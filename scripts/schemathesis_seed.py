@@ -94,6 +94,7 @@ def main(base, token):
     seed("/dnc-numbers", lambda n: {"number": f"0900001000{n}"})
     seed("/inbound-blocks", lambda n: {"number": f"0900002000{n}"})
     seed("/phone-book", lambda n: {"number": f"0900003000{n}", "name": f"Seed {n}"})
+    seed("/outside-transfers", lambda n: {"name": f"seed-outside-{n}", "number": f"0900004000{n}"})
     batch = seed("/batches", lambda n: {"campaign_id": campaign, "name": f"seed-batch-{n}",
                                         "start_date": (today - datetime.timedelta(days=1)).isoformat()})
     lst = seed("/lists", lambda n: {"batch_id": batch, "name": f"seed-list-{n}", "allow_duplicates": True})
