@@ -603,14 +603,16 @@ async fn assign(ctx: &Ctx, id: i64, b: AssignBody) -> ApiResult<Value> {
     // An agent takes only a callback no one has.
     let claim =
         store::callbacks::assign(&ctx.st.db, ctx.tenant(), id, target, expected, !admin, store::now_ms()).await?;
-    let now = match claim {
-        store::callbacks::Claim::Won(c) => c,
+    let won = match claim {
         store::callbacks::Claim::Missing => return Err(ApiError::not_found()),
-        // There, but changed by someone else (a missing one, or another tenant's, is 404 above).
-        store::callbacks::Claim::Lost => return Err(conflict()),
+        claim => claim == store::callbacks::Claim::Won,
     };
+    if !won {
+        // There, but changed by someone else (a missing one, or another tenant's, is 404 above).
+        return Err(conflict());
+    }
     push(ctx, id, Some(target)).await;
-    Ok(row_json(ctx, &now))
+    fetch(ctx, id).await
 }
 
 // ------------------------------------------------------------------------------------------ dial

@@ -52,12 +52,6 @@ pub struct Callback {
 }
 
 fn select_sql(tenant_id: i64) -> String {
-    format!("{} WHERE {}", select_from("callbacks"), visibility(tenant_id))
-}
-
-/// A callback's columns as the pages read them, of the rows of `source` (the table, or a
-/// statement's `RETURNING *`) named `c`.
-fn select_from(source: &str) -> String {
     format!(
         "SELECT c.id, c.number, c.campaign_id, c.label, c.call_record_id, c.memo, c.status, c.assignee_user_id,
                 c.registered_at, c.registered_by, c.updated_at, c.completed_at, c.version, c.dialled_at,
@@ -67,10 +61,12 @@ fn select_from(source: &str) -> String {
                 (SELECT p.name FROM phone_book p WHERE p.tenant_id = c.tenant_id AND p.number = c.number) AS name,
                 (SELECT r.id FROM recordings r WHERE r.tenant_id = c.tenant_id AND r.dialer_call_id = cr.dialer_call_id
                    AND r.deleted_at IS NULL) AS recording_id
-         FROM {source} c
+         FROM callbacks c
          LEFT JOIN campaigns cp ON cp.id = c.campaign_id AND cp.tenant_id = c.tenant_id
          LEFT JOIN users u ON u.id = c.assignee_user_id AND u.tenant_id = c.tenant_id
-         LEFT JOIN call_records cr ON cr.id = c.call_record_id AND cr.tenant_id = c.tenant_id"
+         LEFT JOIN call_records cr ON cr.id = c.call_record_id AND cr.tenant_id = c.tenant_id
+         WHERE {}",
+        visibility(tenant_id)
     )
 }
 
@@ -422,10 +418,9 @@ async fn write_one(db: &Db, sql: &str, binds: Vec<Bind>) -> Result<u64> {
 }
 
 /// How a claim of a callback ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// The callback as it is now, the caller's.
-    Won(Box<Callback>),
+    Won,
     /// There, but changed by someone else (another version, or someone has it).
     Lost,
     /// No such callback of the tenant.
@@ -451,29 +446,24 @@ pub async fn assign(
         conds.push("assignee_user_id IS NULL".into());
     }
     if db.backend == Backend::Postgres {
-        // One round trip: the claim, the won row as the page reads it, and for a lost one
-        // whether the callback is there at all. The row is taken with SKIP LOCKED: of agents
-        // claiming at once, the one holding the row wins and the others are answered at once,
-        // instead of each waiting in turn for the winner's commit to find the row taken (the
-        // queue that made the claims' p99).
+        // One round trip: the claim and, for a lost one, whether the callback is there at all.
+        // The row is taken with SKIP LOCKED: of agents claiming at once, the one holding the row
+        // wins and the others are answered at once, instead of each waiting in turn for the
+        // winner's commit to find the row taken (the queue that made the claims' p99).
         let sql = format!(
-            "WITH t AS (SELECT id FROM callbacks WHERE {} FOR UPDATE SKIP LOCKED),
+            "WITH c AS (SELECT id FROM callbacks WHERE {} FOR UPDATE SKIP LOCKED),
                w AS (UPDATE callbacks SET assignee_user_id = $2, version = version + 1, updated_at = $3
-                     WHERE id IN (SELECT id FROM t) RETURNING *)
-             SELECT x.*, pr.present FROM (SELECT COUNT(*) AS present FROM callbacks WHERE {}) pr
-               LEFT JOIN ({}) x ON TRUE",
+                     WHERE id IN (SELECT id FROM c) RETURNING 1)
+             SELECT (SELECT COUNT(*) FROM w) AS won,
+               (SELECT COUNT(*) FROM callbacks WHERE {}) AS present",
             conds.join(" AND "),
-            visible_id(tenant_id),
-            select_from("w")
+            visible_id(tenant_id)
         );
         let r = sqlx::query(&sql).bind(id).bind(user_id).bind(now_ms).fetch_one(&db.pool).await?;
         if r.try_get::<i64, _>("present")? == 0 {
             return Ok(Claim::Missing);
         }
-        return Ok(match r.try_get::<Option<i64>, _>("id")? {
-            Some(_) => Claim::Won(Box::new(callback_of(&r)?)),
-            None => Claim::Lost,
-        });
+        return Ok(if r.try_get::<i64, _>("won")? > 0 { Claim::Won } else { Claim::Lost });
     }
     let sql = format!(
         "UPDATE callbacks SET assignee_user_id = $2, version = version + 1, updated_at = $3 WHERE {}",
@@ -481,8 +471,7 @@ pub async fn assign(
     );
     let n = write_one(db, &sql, vec![Bind::Int(Some(id)), Bind::Int(Some(user_id)), Bind::Int(Some(now_ms))]).await?;
     if n > 0 {
-        let c = get(db, tenant_id, id).await?.ok_or(crate::StoreError::NotFound)?;
-        Ok(Claim::Won(Box::new(c)))
+        Ok(Claim::Won)
     } else if current(db, tenant_id, id).await?.is_some() {
         Ok(Claim::Lost)
     } else {
