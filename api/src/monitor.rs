@@ -239,7 +239,7 @@ async fn browser_join(st: &AppState, tenant: i64, me: u64, offer: &SupervisorOff
                     return Ok(sdp);
                 }
                 Ok(AgentNotice::MonitorFailed { monitor_id, error, .. }) if monitor_id == offer.monitor_id => {
-                    return Err(ApiError::invalid("sdp", &format!("sdp: the browser phone could not join: {error}")));
+                    return Err(ApiError::invalid("sdp", format!("sdp: the browser phone could not join: {error}")));
                 }
                 _ => {}
             }

@@ -74,7 +74,7 @@ pub fn is_closed(d: NaiveDate, national_holidays: bool, own: &[String]) -> Optio
         }
     }
     let day = d.to_string();
-    own.iter().any(|o| *o == day).then(|| day)
+    own.contains(&day).then_some(day)
 }
 
 #[cfg(test)]

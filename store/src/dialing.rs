@@ -71,13 +71,13 @@ async fn running_jobs_where(db: &Db, tenant_id: Option<i64>) -> Result<Vec<Runni
     for r in rows {
         let tenant: i64 = r.try_get("tenant_id")?;
         let zone: String = r.try_get("time_zone")?;
-        if !closed.contains_key(&tenant) {
+        if let std::collections::hash_map::Entry::Vacant(e) = closed.entry(tenant) {
             let today = crate::tenancy::local_date(
                 crate::tenancy::parse_tz(&zone).unwrap_or(chrono_tz::Asia::Tokyo),
                 crate::now_ms(),
             );
             let (from, to) = (today - chrono::Days::new(1), today + chrono::Days::new(8));
-            closed.insert(tenant, crate::tenancy::closing(db, tenant, from, to).await?.1);
+            e.insert(crate::tenancy::closing(db, tenant, from, to).await?.1);
         }
         let withhold = r.try_get::<i64, _>("withhold_caller_id")? != 0;
         let job_cid: Option<String> = r.try_get("job_caller_id")?;

@@ -13,8 +13,7 @@ use store::sqlx::{self, Row};
 
 // The browser driver is shared with the console's test; this one needs no steps.
 #[allow(dead_code)]
-#[path = "../../../api/tests/it/browser_proc.rs"]
-mod browser_proc;
+use crate::console::browser_proc;
 
 use browser_proc::Browser;
 
