@@ -74,12 +74,14 @@ impl Role {
         self.database_url.clone()
     }
 
-    /// The first line (already seen or still to come, within 60 s) containing `needle`.
+    /// The first line (already seen or still to come, within 120 s) containing `needle`. (60 s
+    /// once ran out for a `kakeru control` in the fault test's network namespace that had printed
+    /// nothing yet, under the whole suite's load; alone it serves in a few seconds.)
     pub fn wait_line(&mut self, needle: &str) -> String {
         if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
             return l.clone();
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
