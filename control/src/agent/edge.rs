@@ -11,158 +11,93 @@ use super::{
     Transition,
 };
 
-impl From<AgentState> for w::AgentState {
-    fn from(v: AgentState) -> Self {
-        match v {
-            AgentState::Offline => w::AgentState::Offline,
-            AgentState::Ready => w::AgentState::Ready,
-            AgentState::Ringing => w::AgentState::Ringing,
-            AgentState::Talking => w::AgentState::Talking,
-            AgentState::Hold => w::AgentState::Hold,
-            AgentState::WrapUp => w::AgentState::WrapUp,
-            AgentState::Unknown => w::AgentState::Unknown,
-            AgentState::Paused { reason_id } => w::AgentState::Paused { reason_id },
-        }
-    }
-}
-
-impl From<w::AgentState> for AgentState {
-    fn from(v: w::AgentState) -> Self {
-        match v {
-            w::AgentState::Offline => AgentState::Offline,
-            w::AgentState::Ready => AgentState::Ready,
-            w::AgentState::Ringing => AgentState::Ringing,
-            w::AgentState::Talking => AgentState::Talking,
-            w::AgentState::Hold => AgentState::Hold,
-            w::AgentState::WrapUp => AgentState::WrapUp,
-            w::AgentState::Unknown => AgentState::Unknown,
-            w::AgentState::Paused { reason_id } => AgentState::Paused { reason_id },
-        }
-    }
-}
-
-impl From<Cause> for w::Cause {
-    fn from(v: Cause) -> Self {
-        match v {
-            Cause::Login => w::Cause::Login,
-            Cause::AgentLegUp => w::Cause::AgentLegUp,
-            Cause::AgentLegDown => w::Cause::AgentLegDown,
-            Cause::PhoneUnreachable => w::Cause::PhoneUnreachable,
-            Cause::Offer => w::Cause::Offer,
-            Cause::Declined => w::Cause::Declined,
-            Cause::PreviewDial => w::Cause::PreviewDial,
-            Cause::NotDialled => w::Cause::NotDialled,
-            Cause::NoAnswer => w::Cause::NoAnswer,
-            Cause::Bridged => w::Cause::Bridged,
-            Cause::CustomerEnded => w::Cause::CustomerEnded,
-            Cause::Hold => w::Cause::Hold,
-            Cause::Unhold => w::Cause::Unhold,
-            Cause::Transferred => w::Cause::Transferred,
-            Cause::Parked => w::Cause::Parked,
-            Cause::WrapUpSaved => w::Cause::WrapUpSaved,
-            Cause::AcwTimeout => w::Cause::AcwTimeout,
-            Cause::GoReady => w::Cause::GoReady,
-            Cause::PauseRequested => w::Cause::PauseRequested,
-            Cause::LogOffRequested => w::Cause::LogOffRequested,
-            Cause::IdleTimeout => w::Cause::IdleTimeout,
-            Cause::PauseReleased => w::Cause::PauseReleased,
-            Cause::Supervisor { supervisor_id } => w::Cause::Supervisor { supervisor_id },
-        }
-    }
-}
-
-impl From<w::Cause> for Cause {
-    fn from(v: w::Cause) -> Self {
-        match v {
-            w::Cause::Login => Cause::Login,
-            w::Cause::AgentLegUp => Cause::AgentLegUp,
-            w::Cause::AgentLegDown => Cause::AgentLegDown,
-            w::Cause::PhoneUnreachable => Cause::PhoneUnreachable,
-            w::Cause::Offer => Cause::Offer,
-            w::Cause::Declined => Cause::Declined,
-            w::Cause::PreviewDial => Cause::PreviewDial,
-            w::Cause::NotDialled => Cause::NotDialled,
-            w::Cause::NoAnswer => Cause::NoAnswer,
-            w::Cause::Bridged => Cause::Bridged,
-            w::Cause::CustomerEnded => Cause::CustomerEnded,
-            w::Cause::Hold => Cause::Hold,
-            w::Cause::Unhold => Cause::Unhold,
-            w::Cause::Transferred => Cause::Transferred,
-            w::Cause::Parked => Cause::Parked,
-            w::Cause::WrapUpSaved => Cause::WrapUpSaved,
-            w::Cause::AcwTimeout => Cause::AcwTimeout,
-            w::Cause::GoReady => Cause::GoReady,
-            w::Cause::PauseRequested => Cause::PauseRequested,
-            w::Cause::LogOffRequested => Cause::LogOffRequested,
-            w::Cause::IdleTimeout => Cause::IdleTimeout,
-            w::Cause::PauseReleased => Cause::PauseReleased,
-            w::Cause::Supervisor { supervisor_id } => Cause::Supervisor { supervisor_id },
-        }
-    }
-}
-
-impl From<w::AfterWrapUp> for AfterWrapUp {
-    fn from(v: w::AfterWrapUp) -> Self {
-        match v {
-            w::AfterWrapUp::Continue => AfterWrapUp::Continue,
-            w::AfterWrapUp::EndJob => AfterWrapUp::EndJob,
-            w::AfterWrapUp::Pause { reason_id } => AfterWrapUp::Pause { reason_id },
-        }
-    }
-}
-
-impl From<w::ForceTarget> for ForceTarget {
-    fn from(v: w::ForceTarget) -> Self {
-        match v {
-            w::ForceTarget::Ready => ForceTarget::Ready,
-            w::ForceTarget::Offline => ForceTarget::Offline,
-            w::ForceTarget::Paused { reason_id } => ForceTarget::Paused { reason_id },
-        }
-    }
-}
-
-impl From<Pending> for w::Pending {
-    fn from(v: Pending) -> Self {
-        match v {
-            Pending::Pause { reason_id, cause } => w::Pending::Pause { reason_id, cause: cause.into() },
-            Pending::LogOff { cause } => w::Pending::LogOff { cause: cause.into() },
-        }
-    }
-}
-
-impl From<w::Pending> for Pending {
-    fn from(v: w::Pending) -> Self {
-        match v {
-            w::Pending::Pause { reason_id, cause } => Pending::Pause { reason_id, cause: cause.into() },
-            w::Pending::LogOff { cause } => Pending::LogOff { cause: cause.into() },
-        }
-    }
-}
-
-impl From<Command> for w::Command {
-    fn from(v: Command) -> Self {
-        match v {
-            Command::DialAgentLeg { agent_id, campaign_id } => w::Command::DialAgentLeg { agent_id, campaign_id },
-            Command::HangUpAgentLeg { agent_id } => w::Command::HangUpAgentLeg { agent_id },
-            Command::Bridge { agent_id, call_id } => w::Command::Bridge { agent_id, call_id },
-            Command::ReleaseCustomer { agent_id, call_id } => w::Command::ReleaseCustomer { agent_id, call_id },
-            Command::HangUpCustomer { agent_id, call_id } => w::Command::HangUpCustomer { agent_id, call_id },
-            Command::HoldCustomer { agent_id, call_id, held } => w::Command::HoldCustomer { agent_id, call_id, held },
-            Command::ParkCustomer { agent_id, call_id, hold_ms } => {
-                w::Command::ParkCustomer { agent_id, call_id, hold_ms }
+/// `From` between an enum of the core and its wire twin, variant by variant (same names, each field
+/// converted with `Into`); `both` writes the two directions from one list of variants.
+macro_rules! enum_map {
+    (one $from:ty, $to:ty, { $($v:ident $({ $($f:ident),* })?),* $(,)? }) => {
+        impl From<$from> for $to {
+            fn from(v: $from) -> Self {
+                type Source = $from;
+                match v {
+                    $(Source::$v $({ $($f),* })? => Self::$v $({ $($f: $f.into()),* })?,)*
+                }
             }
-            Command::DialPreview { agent_id, campaign_id, call_job_id, lead_id, caller_id } => {
-                w::Command::DialPreview { agent_id, campaign_id, call_job_id, lead_id, caller_id }
-            }
-            Command::TransferOutside { agent_id, call_id, tel } => {
-                w::Command::TransferOutside { agent_id, call_id, tel }
-            }
-            Command::Conference { agent_id, call_id, tel } => w::Command::Conference { agent_id, call_id, tel },
-            Command::EndConference { agent_id, call_id } => w::Command::EndConference { agent_id, call_id },
-            Command::LeaveConference { agent_id, call_id } => w::Command::LeaveConference { agent_id, call_id },
         }
-    }
+    };
+    (both $a:ty, $b:ty, $variants:tt) => {
+        enum_map!(one $a, $b, $variants);
+        enum_map!(one $b, $a, $variants);
+    };
 }
+
+enum_map!(both AgentState, w::AgentState, {
+    Offline,
+    Ready,
+    Ringing,
+    Talking,
+    Hold,
+    WrapUp,
+    Unknown,
+    Paused { reason_id },
+});
+
+enum_map!(both Cause, w::Cause, {
+    Login,
+    AgentLegUp,
+    AgentLegDown,
+    PhoneUnreachable,
+    Offer,
+    Declined,
+    PreviewDial,
+    NotDialled,
+    NoAnswer,
+    Bridged,
+    CustomerEnded,
+    Hold,
+    Unhold,
+    Transferred,
+    Parked,
+    WrapUpSaved,
+    AcwTimeout,
+    GoReady,
+    PauseRequested,
+    LogOffRequested,
+    IdleTimeout,
+    PauseReleased,
+    Supervisor { supervisor_id },
+});
+
+enum_map!(one w::AfterWrapUp, AfterWrapUp, {
+    Continue,
+    EndJob,
+    Pause { reason_id },
+});
+
+enum_map!(one w::ForceTarget, ForceTarget, {
+    Ready,
+    Offline,
+    Paused { reason_id },
+});
+
+enum_map!(both Pending, w::Pending, {
+    Pause { reason_id, cause },
+    LogOff { cause },
+});
+
+enum_map!(one Command, w::Command, {
+    DialAgentLeg { agent_id, campaign_id },
+    HangUpAgentLeg { agent_id },
+    Bridge { agent_id, call_id },
+    ReleaseCustomer { agent_id, call_id },
+    HangUpCustomer { agent_id, call_id },
+    HoldCustomer { agent_id, call_id, held },
+    ParkCustomer { agent_id, call_id, hold_ms },
+    DialPreview { agent_id, campaign_id, call_job_id, lead_id, caller_id },
+    TransferOutside { agent_id, call_id, tel },
+    Conference { agent_id, call_id, tel },
+    EndConference { agent_id, call_id },
+    LeaveConference { agent_id, call_id },
+});
 
 impl From<Event> for w::Event {
     fn from(v: Event) -> Self {
