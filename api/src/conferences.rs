@@ -48,7 +48,10 @@ pub fn mount(reg: &mut Registry) {
 
 async fn list(State(st): State<AppState>, auth: Auth, Id(id): Id) -> ApiResult<Json<Value>> {
     auth.require(MGR_SV)?;
-    let entries = store::conferences::history(&st.db, auth.tenant(), id).await?.ok_or_else(ApiError::not_found)?;
+    if !store::call_records::exists(&st.db, auth.tenant(), id).await? {
+        return Err(ApiError::not_found());
+    }
+    let entries = store::conferences::history(&st.db, auth.tenant(), id).await?;
     let at = |ms: Option<i64>| ms.map(|v| store::tenancy::local_rfc3339(auth.tz(), v));
     let items: Vec<Value> = entries
         .into_iter()

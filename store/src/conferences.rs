@@ -105,17 +105,9 @@ pub struct ConferenceEntry {
     pub agent: String,
 }
 
-/// The conferences of the tenant's call record `call_record_id`, oldest first; `None` when the
-/// tenant has no such call (another tenant's call reads as missing).
-pub async fn history(db: &Db, tenant_id: i64, call_record_id: i64) -> Result<Option<Vec<ConferenceEntry>>> {
-    let exists = sqlx::query("SELECT id FROM call_records WHERE id = $1 AND tenant_id = $2")
-        .bind(call_record_id)
-        .bind(tenant_id)
-        .fetch_optional(&db.pool)
-        .await?;
-    if exists.is_none() {
-        return Ok(None);
-    }
+/// The conferences of the tenant's call record `call_record_id`, oldest first, with the names of
+/// the agents who asked for them.
+pub async fn history(db: &Db, tenant_id: i64, call_record_id: i64) -> Result<Vec<ConferenceEntry>> {
     let rows = sqlx::query(
         "SELECT c.id, c.agent_user_id, c.to_tel, c.requested_at, c.started_at, c.ended_at, c.end_reason,
                 COALESCE(u.display_name, '') AS agent
@@ -126,8 +118,5 @@ pub async fn history(db: &Db, tenant_id: i64, call_record_id: i64) -> Result<Opt
     .bind(call_record_id)
     .fetch_all(&db.pool)
     .await?;
-    rows.iter()
-        .map(|r| Ok(ConferenceEntry { conference: conference_of(r)?, agent: r.try_get("agent")? }))
-        .collect::<Result<Vec<_>>>()
-        .map(Some)
+    rows.iter().map(|r| Ok(ConferenceEntry { conference: conference_of(r)?, agent: r.try_get("agent")? })).collect()
 }

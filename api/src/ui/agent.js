@@ -1178,11 +1178,13 @@
     const savedSig = JSON.stringify([S.outsideSaved, S.lang]);
     if (saved.dataset.sig !== savedSig) {
       saved.dataset.sig = savedSig;
+      const keep = saved.value;
       const none = el('option', '', t('outside_saved_none'));
       none.value = '';
       const items = S.outsideSaved || [];
       saved.replaceChildren(none, ...items.map((x) => { const o = el('option', '', `${x.name} (${x.number})`); o.value = x.number; return o; }));
       saved.hidden = !items.length;
+      if (items.some((x) => x.number === keep)) saved.value = keep;
     }
     saved.disabled = st !== 'talking' || S.outsideCall === S.callId;
     $('b-outside').disabled = st !== 'talking' || !$('outside-number').value.trim() || S.outsideCall === S.callId || inConf;

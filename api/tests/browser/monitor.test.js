@@ -168,6 +168,29 @@ async function monitor() {
   assert.equal(await page.evaluate(() => document.getElementById('me-state').dataset.state), 'talking');
   await step('conference_dropped');
 
+  // The call's history, read by the supervisor: its supervisors and now its conference too.
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(`${BASE}/`);
+  await until(page, 'the login form', () => !!document.getElementById('login-form'));
+  await page.getByLabel('テナントコード').fill(FIX.tenant);
+  await page.getByLabel('ログインID').fill(FIX.sv.login);
+  await page.getByLabel('パスワード').fill(FIX.sv.password);
+  await page.getByRole('button', { name: 'ログイン' }).click();
+  await page.waitForURL(/\/ui\//);
+  await page.goto(`${BASE}/ui/admin`);
+  await show(page, '#/call-history');
+  await until(page, 'the call in the history', (s) => document.querySelector(s) !== null, row);
+  await page.click(`${row} td.monitors button`);
+  await until(page, 'its conference listed', (s) => [...document.querySelectorAll(`${s} td.monitors li`)].some((li) => li.textContent.startsWith('電話会議')), row);
+  assert.match(await page.evaluate((s) => [...document.querySelectorAll(`${s} td.monitors li`)].map((li) => li.textContent).find((t) => t.startsWith('電話会議')), row),
+    new RegExp(`^電話会議 ${FIX.confNumber} .*\\(会議を終了\\)$`));
+  await shoot(page, 'history-conference-ja');
+  await setLang(page, 'en');
+  await page.click(`${row} td.monitors button`);
+  await until(page, 'its conference listed in English', (s) => [...document.querySelectorAll(`${s} td.monitors li`)].some((li) => li.textContent.startsWith('Conference')), row);
+  await shoot(page, 'history-conference-en');
+  await setLang(page, 'ja');
+
   assert.deepEqual(problems, [], 'no page errors, no request outside the API');
   log(`SCREENSHOTS ${shoot.count}`);
   await context.close();
