@@ -49,8 +49,16 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        match accounts::authenticate(&state.db, token, store::now_ms()).await? {
-            Some(p) => Ok(Auth(p)),
+        let hash = accounts::token_hash(token);
+        let cache = &state.config.sessions;
+        if let Some(p) = cache.get(&hash, std::time::Instant::now()) {
+            return Ok(Auth(p));
+        }
+        match accounts::authenticate_session(&state.db, &hash, store::now_ms()).await? {
+            Some(p) => {
+                cache.put(hash, p.clone(), std::time::Instant::now());
+                Ok(Auth(p))
+            }
             None => Err(ApiError::unauthorized()),
         }
     }
@@ -210,6 +218,7 @@ pub async fn login(
 pub async fn logout(State(st): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult<axum::http::StatusCode> {
     let token = bearer(&headers).ok_or_else(ApiError::unauthorized)?;
     accounts::logout(&st.db, token).await?;
+    st.config.sessions.clear();
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -380,6 +380,8 @@ async fn patch_tenant(
         }
         set(&st.db, t, TenantSetting::SessionTtlMinutes(m)).await?;
     }
+    // The zone and retention ride on every principal (see `sessions`).
+    st.config.sessions.clear();
     Ok(Json(store::tenancy::get_tenant(&st.db, t).await?))
 }
 

@@ -28,6 +28,7 @@ pub mod reports;
 pub mod resource;
 pub mod resources;
 pub mod serve;
+pub mod sessions;
 pub mod ui;
 pub mod wallboard;
 
@@ -56,6 +57,8 @@ pub struct Config {
     /// The agents' push channels of this process, fed by a follower of each tenant's
     /// `agent:events` (started by the node, see `desk::hub`).
     pub agents: desk::hub::AgentHub,
+    /// Bearer sessions resolved in the last second (see `sessions`).
+    pub sessions: sessions::SessionCache,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             wallboards: wallboard::Wallboards::default(),
             commands: bus::Publisher::new(bus::MemoryBus::default()),
             agents: desk::hub::AgentHub::default(),
+            sessions: sessions::SessionCache::default(),
         }
     }
 }

@@ -848,6 +848,10 @@ pub async fn delete(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Status
     }
     let sql = format!("DELETE FROM {} WHERE id = $1 AND tenant_id = $2", spec.table);
     store::sqlx::query(&sql).bind(id).bind(ctx.tenant()).execute(&ctx.st.db.pool).await?;
+    if spec.table == "users" {
+        // A deleted user's sessions go with it (see `sessions`).
+        ctx.st.config.sessions.clear();
+    }
     notify(ctx, spec).await;
     Ok(StatusCode::NO_CONTENT)
 }

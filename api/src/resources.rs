@@ -403,6 +403,8 @@ pub const PASSWORD_RULE: &str =
 fn user_after<'a>(ctx: &'a Ctx, id: i64, input: &'a Map<String, Value>) -> BoxFut<'a, ApiResult<()>> {
     Box::pin(async move {
         use store::audit::{AuditEvent, AuditKind};
+        // A role, a password or disabling: who may do what changed (see `sessions`).
+        ctx.st.config.sessions.clear();
         // `login` is create-only and required: its presence means a new user, with no sessions yet.
         if input.contains_key("login") {
             return Ok(());

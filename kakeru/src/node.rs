@@ -179,6 +179,7 @@ impl Node {
             commands: bus::Publisher::new(self.ctx.bus.clone()),
             agents: self.agents.clone(),
             logins: api::guard::LoginGuard::new(self.ctx.config.login_limits.clone()),
+            sessions: api::sessions::SessionCache::default(),
         };
         let (hub, wallboards) = (self.agents.clone(), self.wallboards.clone());
         self.spawn_role("agent-events", move |ctx| {

@@ -169,6 +169,10 @@ pub async fn a_password_change_and_a_disable_end_sessions(app: TestApp) {
     expect(app.call(Some(&other), "get", "/me", None).await, 401);
     // A disable ends the sessions for good: re-enabling brings none back.
     let op_token = login(&app, "sess", "op", "Another1pw").await;
+    // A new role holds from the next request, though the session was just read (and cached).
+    assert_eq!(expect(app.call(Some(&op_token), "get", "/me", None).await, 200)["role"], "OP");
+    expect(app.call(mgr, "patch", &format!("/users/{op}"), Some(&json!({"role": "SV"}))).await, 200);
+    assert_eq!(expect(app.call(Some(&op_token), "get", "/me", None).await, 200)["role"], "SV");
     expect(app.call(mgr, "patch", &format!("/users/{op}"), Some(&json!({"disabled": true}))).await, 200);
     expect(app.call(Some(&op_token), "get", "/me", None).await, 401);
     expect(app.call(mgr, "patch", &format!("/users/{op}"), Some(&json!({"disabled": false}))).await, 200);

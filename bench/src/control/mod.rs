@@ -55,6 +55,11 @@ pub struct ControlArgs {
     /// Most commands being published at once (the API's concurrent requests).
     #[arg(long, default_value_t = 4_096)]
     pub in_flight: usize,
+    /// Keep the reports' rollups beside the service while it runs, as a node does
+    /// (`store::rollups::refresh` every 20 s on the bench's tenant, the first at the start): what
+    /// keeping them costs the control service is this run against one without.
+    #[arg(long)]
+    pub rollups: bool,
 }
 
 async fn publish(bus: &RedisBus, stream: &str, env: &Envelope) -> anyhow::Result<()> {
@@ -157,6 +162,22 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
             send_tx.send((a, true)).await?;
         }
     }
+    let refreshes: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let rollups = args.rollups.then(|| {
+        let (db, refreshes) = (db.clone(), refreshes.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(store::rollups::REFRESH_EVERY_MS));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let began = Instant::now();
+                if let Err(e) = store::rollups::refresh(&db, t as i64, store::now_ms()).await {
+                    return Err::<(), _>(e);
+                }
+                refreshes.lock().unwrap_or_else(|p| p.into_inner()).push(began.elapsed().as_secs_f64() * 1000.0);
+            }
+        })
+    });
     let start = Instant::now();
     let end = start + Duration::from_secs(args.seconds);
     let mut lat_us: Vec<u64> = Vec::with_capacity(1 << 20);
@@ -221,6 +242,15 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
         }
     }
     let elapsed = Instant::now().min(end).duration_since(start).as_secs_f64();
+    if let Some(r) = rollups {
+        if r.is_finished() {
+            // It ended before being stopped: a refresh failed.
+            r.await?.context("rollup refresh")?;
+        } else {
+            r.abort();
+        }
+    }
+    let refreshes = std::mem::take(&mut *refreshes.lock().unwrap_or_else(|p| p.into_inner()));
     drop(send_tx);
     sender.await?;
     // Drain: every published command applied.
@@ -258,6 +288,8 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
         "deferred": deferred,
         "store": scratch.backend_name(),
         "bus": "redis",
+        "rollups": args.rollups,
+        "rollup_refresh_ms": refreshes,
     });
     for s in [commands, shard, streams::agent_events(t)] {
         let _ = cleanup(&args.redis_url, &format!("{}{s}", rc.prefix)).await;
