@@ -2,8 +2,8 @@
 //! and its OpenAPI document, so that list/get/create/update/delete behave alike everywhere
 //! (tenant filter, role checks, grants, pagination, sorting, filtering, errors naming the field).
 //!
-//! Invariant: every statement built here filters on the caller's tenant; a record of another
-//! tenant is indistinguishable from a missing one (404).
+//! Invariant: every statement (`store::resource` makes them from the `Spec`) filters on the
+//! caller's tenant; a record of another tenant is indistinguishable from a missing one (404).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,9 +12,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use serde_json::{Map, Value};
 use store::accounts::Role;
-use store::sqlx::any::{AnyArguments, AnyRow};
-use store::sqlx::query::Query;
-use store::sqlx::{Any, Row};
+use store::resource::{Cond, Sight, Table};
+use store::sqlx::any::AnyRow;
+use store::sqlx::Row;
 
 use store::links::Link;
 
@@ -240,44 +240,7 @@ impl Ctx {
 }
 
 /// A value bound to a statement, typed for both backends (a NULL keeps its column's type).
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlVal {
-    I(i64),
-    F(f64),
-    S(String),
-    B(bool),
-    NullI,
-    NullF,
-    NullS,
-    NullB,
-}
-
-impl SqlVal {
-    pub fn bind<'q>(self, q: Query<'q, Any, AnyArguments<'q>>) -> Query<'q, Any, AnyArguments<'q>> {
-        match self {
-            SqlVal::I(v) => q.bind(v),
-            SqlVal::F(v) => q.bind(v),
-            SqlVal::S(v) => q.bind(v),
-            SqlVal::B(v) => q.bind(v as i64),
-            SqlVal::NullI => q.bind(None::<i64>),
-            SqlVal::NullF => q.bind(None::<f64>),
-            SqlVal::NullS => q.bind(None::<String>),
-            SqlVal::NullB => q.bind(None::<i64>),
-        }
-    }
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            SqlVal::I(v) => Some(*v),
-            _ => None,
-        }
-    }
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            SqlVal::S(v) => Some(v),
-            _ => None,
-        }
-    }
-}
+pub use store::resource::Val as SqlVal;
 
 /// The validated columns of a write, and the raw body for hooks.
 pub struct Values {
@@ -453,31 +416,21 @@ impl Spec {
         self.fields.iter().find(|f| f.name == name)
     }
 
-    fn select_list(&self) -> String {
-        let mut cols = vec!["t.id AS id".to_string()];
-        for f in self.fields.iter().filter(|f| f.column) {
-            cols.push(format!("t.{0} AS {0}", f.name));
-        }
-        for e in self.extra {
-            cols.push(format!("({}) AS {}", e.expr, e.name));
-        }
-        cols.join(", ")
+    /// The columns read (besides `id`) and the values computed in SQL.
+    fn read_list(&self) -> (Vec<&'static str>, Vec<(&'static str, &'static str)>) {
+        let cols = self.fields.iter().filter(|f| f.column).map(|f| f.name).collect();
+        (cols, self.extra.iter().map(|e| (e.name, e.expr)).collect())
     }
 
-    /// The `WHERE` conditions that make a row visible to the caller.
-    pub fn visibility(&self, auth: &Auth) -> String {
-        let mut w = format!("t.tenant_id = {}", auth.tenant());
-        if let Some((col, table)) = self.scope {
-            if let Some(ids) = visible_ids(table, auth) {
-                w.push_str(&format!(" AND t.{col} IN ({ids})"));
-            }
-        }
-        if let Some((col, roles)) = self.own {
-            if roles.contains(&auth.role()) {
-                w.push_str(&format!(" AND t.{col} = {}", auth.user()));
-            }
-        }
-        w
+    /// The rows visible to the caller: its tenant's; of them, through the grants on the scope's
+    /// table for a role without tenant-wide sight, and its own for the roles of `own`.
+    pub fn sight(&self, auth: &Auth) -> Sight<'static> {
+        let granted = match (self.scope, granted_to(auth)) {
+            (Some((col, table)), Some(user)) => Some((col, table, user)),
+            _ => None,
+        };
+        let own = self.own.filter(|(_, roles)| roles.contains(&auth.role())).map(|(col, _)| (col, auth.user()));
+        Sight { tenant_id: auth.tenant(), granted, own }
     }
 
     /// The searched columns as `(t.column, is a phone number)`.
@@ -487,15 +440,6 @@ impl Spec {
             .filter(|f| f.search && f.column)
             .map(|f| (format!("t.{}", f.name), matches!(f.ty, Ty::Tel | Ty::LeadTel)))
             .collect()
-    }
-
-    /// The list's free-text condition over the fields marked [`Field::search`], its parameters
-    /// numbered from `$first`.
-    pub fn search_condition(&self, q: &str, first: usize) -> Option<store::search::Condition> {
-        let exprs = self.search_columns();
-        let columns: Vec<store::search::Column<'_>> =
-            exprs.iter().map(|(expr, tel)| store::search::Column { expr, tel: *tel }).collect();
-        store::search::condition(&columns, q, first)
     }
 
     /// Adds the virtual [`Ty::RefList`] fields to records read (one query per link for them all).
@@ -528,44 +472,18 @@ impl Spec {
     }
 }
 
-/// Ids of `table` the caller may see through grants, as a subquery; `None` when the caller's role
-/// sees the whole tenant (MGR, SV).
-pub fn visible_ids(table: &str, auth: &Auth) -> Option<String> {
-    if matches!(auth.role(), Role::Mgr | Role::Sv) {
-        return None;
-    }
-    let (t, u) = (auth.tenant(), auth.user());
-    let granted = |kind: &str| {
-        format!(
-            "SELECT resource_id FROM grants WHERE tenant_id = {t} AND resource_kind = '{kind}' AND (user_id = {u} OR group_id IN (SELECT group_id FROM dialing_group_agents WHERE user_id = {u}))"
-        )
-    };
-    match table {
-        "campaigns" => Some(granted("campaign")),
-        "batches" => Some(format!("SELECT id FROM batches WHERE tenant_id = {t} AND campaign_id IN ({})", granted("campaign"))),
-        "customer_lists" => Some(format!(
-            "{} UNION SELECT cl.id FROM customer_lists cl JOIN batches b ON b.id = cl.batch_id WHERE cl.tenant_id = {t} AND b.campaign_id IN ({})",
-            granted("list"),
-            granted("campaign")
-        )),
-        "leads" => Some(format!(
-            "SELECT id FROM leads WHERE tenant_id = {t} AND list_id IN ({})",
-            visible_ids("customer_lists", auth).unwrap_or_default()
-        )),
-        _ => None,
-    }
+/// The user whose grants scope what the caller sees; `None` when the caller's role sees the
+/// whole tenant (MGR, SV).
+pub fn granted_to(auth: &Auth) -> Option<i64> {
+    (!matches!(auth.role(), Role::Mgr | Role::Sv)).then(|| auth.user())
 }
 
 /// Checks that a referenced id exists in the caller's tenant and is visible to the caller.
 pub async fn check_ref(ctx: &Ctx, field: &str, table: &str, id: i64) -> ApiResult<()> {
-    let mut sql = format!("SELECT 1 AS one FROM {table} WHERE id = $1 AND tenant_id = $2");
-    if let Some(ids) = visible_ids(table, &ctx.auth) {
-        sql.push_str(&format!(" AND id IN ({ids})"));
-    }
-    let found = store::sqlx::query(&sql).bind(id).bind(ctx.tenant()).fetch_optional(&ctx.st.db.pool).await?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(ApiError::invalid(field, format!("{field}: no such record"))),
+    if store::resource::referable(&ctx.st.db, table, ctx.tenant(), granted_to(&ctx.auth), id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, format!("{field}: no such record")))
     }
 }
 
@@ -575,9 +493,8 @@ const LIMIT_MAX: i64 = 500;
 pub async fn list(ctx: &Ctx, spec: &'static Spec, params: &Params) -> ApiResult<Value> {
     ctx.auth.require(spec.read)?;
     let (mut limit, mut offset) = (50i64, 0i64);
-    let mut order = "t.id".to_string();
-    let mut conds = vec![spec.visibility(&ctx.auth)];
-    let mut binds = Vec::new();
+    let mut order = None;
+    let mut conds = Vec::new();
     let mut search = None;
     for (k, v) in &params.0 {
         match k.as_str() {
@@ -610,7 +527,7 @@ pub async fn list(ctx: &Ctx, spec: &'static Spec, params: &Params) -> ApiResult<
                         format!("sort: one of id, {} (prefix - for descending)", names.join(", ")),
                     ));
                 }
-                order = format!("t.{name} {}, t.id", if desc { "DESC" } else { "ASC" });
+                order = Some((name, desc));
             }
             name => {
                 let f = spec
@@ -628,32 +545,20 @@ pub async fn list(ctx: &Ctx, spec: &'static Spec, params: &Params) -> ApiResult<
                 };
                 let strict = Field { nullable: false, ..*f };
                 let val = validate(&strict, &json).map_err(|e| ApiError::bad_request(name, e.message))?;
-                binds.push(val);
-                conds.push(format!("t.{name} = ${}", binds.len()));
+                conds.push(Cond::Eq(f.name, val));
             }
         }
     }
-    if let Some(c) = search.as_deref().and_then(|q| spec.search_condition(q, binds.len() + 1)) {
-        conds.push(format!("({})", c.sql));
-        binds.extend(c.binds.into_iter().map(SqlVal::S));
+    let searched = spec.search_columns();
+    let columns: Vec<store::search::Column<'_>> =
+        searched.iter().map(|(expr, tel)| store::search::Column { expr, tel: *tel }).collect();
+    if let Some(q) = search.as_deref() {
+        conds.push(Cond::Search(&columns, q));
     }
-    let where_ = conds.join(" AND ");
-    let count_sql = format!("SELECT COUNT(*) AS n FROM {} t WHERE {where_}", spec.table);
-    let mut q = store::sqlx::query(&count_sql);
-    for b in binds.iter().cloned() {
-        q = b.bind(q);
-    }
-    let total: i64 = q.fetch_one(&ctx.st.db.pool).await?.try_get("n")?;
-    let sql = format!(
-        "SELECT {} FROM {} t WHERE {where_} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
-        spec.select_list(),
-        spec.table
-    );
-    let mut q = store::sqlx::query(&sql);
-    for b in binds {
-        q = b.bind(q);
-    }
-    let rows = q.fetch_all(&ctx.st.db.pool).await?;
+    let (cols, computed) = spec.read_list();
+    let table = Table { name: spec.table, columns: &cols, computed: &computed };
+    let (total, rows) =
+        store::resource::list(&ctx.st.db, table, spec.sight(&ctx.auth), conds, order, limit, offset).await?;
     let mut items = rows.iter().map(|r| spec.row_json(ctx, r)).collect::<ApiResult<Vec<_>>>()?;
     spec.read_links(ctx, &mut items).await?;
     Ok(serde_json::json!({ "items": items, "total": total, "limit": limit, "offset": offset }))
@@ -666,14 +571,10 @@ pub async fn get(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Value> {
 }
 
 async fn fetch(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Value> {
-    let sql = format!(
-        "SELECT {} FROM {} t WHERE t.id = $1 AND {}",
-        spec.select_list(),
-        spec.table,
-        spec.visibility(&ctx.auth)
-    );
+    let (cols, computed) = spec.read_list();
+    let table = Table { name: spec.table, columns: &cols, computed: &computed };
     let row =
-        store::sqlx::query(&sql).bind(id).fetch_optional(&ctx.st.db.pool).await?.ok_or_else(ApiError::not_found)?;
+        store::resource::one(&ctx.st.db, table, spec.sight(&ctx.auth), id).await?.ok_or_else(ApiError::not_found)?;
     let mut items = [spec.row_json(ctx, &row)?];
     spec.read_links(ctx, &mut items).await?;
     let [item] = items;
@@ -682,8 +583,11 @@ async fn fetch(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Value> {
 
 /// Whether the record exists and the caller may see it.
 pub async fn visible(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<()> {
-    let sql = format!("SELECT t.id AS id FROM {} t WHERE t.id = $1 AND {}", spec.table, spec.visibility(&ctx.auth));
-    store::sqlx::query(&sql).bind(id).fetch_optional(&ctx.st.db.pool).await?.map(|_| ()).ok_or_else(ApiError::not_found)
+    if store::resource::visible(&ctx.st.db, spec.table, spec.sight(&ctx.auth), id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found())
+    }
 }
 
 fn body_object(body: Value) -> ApiResult<Map<String, Value>> {
@@ -764,27 +668,15 @@ pub async fn create(ctx: &Ctx, spec: &'static Spec, body: Value) -> ApiResult<(S
             vals.set(stamp, SqlVal::I(now));
         }
     }
-    let mut names = vec!["tenant_id"];
-    let mut placeholders = vec!["$1".to_string()];
-    for (i, (c, _)) in vals.cols.iter().enumerate() {
-        names.push(c);
-        placeholders.push(format!("${}", i + 2));
-    }
-    let sql =
-        format!("INSERT INTO {} ({}) VALUES ({}) RETURNING id", spec.table, names.join(", "), placeholders.join(", "));
-    let mut q = store::sqlx::query(&sql).bind(ctx.tenant());
-    for (_, v) in vals.cols.iter().cloned() {
-        q = v.bind(q);
-    }
     let id: i64 = match spec.hooks.in_write {
         Some(h) => {
             let mut tx = ctx.st.db.begin_write().await?;
             h(ctx, None, &vals, &mut tx).await?;
-            let id = q.fetch_one(&mut *tx).await?.try_get("id")?;
+            let id = store::resource::insert_in(&mut tx, spec.table, ctx.tenant(), &vals.cols).await?;
             tx.commit().await?;
             id
         }
-        None => q.fetch_one(&ctx.st.db.pool).await?.try_get("id")?,
+        None => store::resource::insert(&ctx.st.db, spec.table, ctx.tenant(), &vals.cols).await?,
     };
     if let Some(h) = spec.hooks.after_write {
         h(ctx, id, &input).await?;
@@ -807,22 +699,14 @@ pub async fn update(ctx: &Ctx, spec: &'static Spec, id: i64, body: Value) -> Api
         vals.set("updated_at", SqlVal::I(store::now_ms()));
     }
     if !vals.cols.is_empty() {
-        let sets: Vec<String> = vals.cols.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 3)).collect();
-        let sql = format!("UPDATE {} SET {} WHERE id = $1 AND tenant_id = $2", spec.table, sets.join(", "));
-        let mut q = store::sqlx::query(&sql).bind(id).bind(ctx.tenant());
-        for (_, v) in vals.cols.iter().cloned() {
-            q = v.bind(q);
-        }
         match spec.hooks.in_write {
             Some(h) => {
                 let mut tx = ctx.st.db.begin_write().await?;
                 h(ctx, Some(id), &vals, &mut tx).await?;
-                q.execute(&mut *tx).await?;
+                store::resource::update_in(&mut tx, spec.table, ctx.tenant(), id, &vals.cols).await?;
                 tx.commit().await?;
             }
-            None => {
-                q.execute(&ctx.st.db.pool).await?;
-            }
+            None => store::resource::update(&ctx.st.db, spec.table, ctx.tenant(), id, &vals.cols).await?,
         }
     }
     if let Some(h) = spec.hooks.after_write {
@@ -846,8 +730,7 @@ pub async fn delete(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Status
     if let Some(h) = spec.hooks.before_delete {
         h(ctx, id).await?;
     }
-    let sql = format!("DELETE FROM {} WHERE id = $1 AND tenant_id = $2", spec.table);
-    store::sqlx::query(&sql).bind(id).bind(ctx.tenant()).execute(&ctx.st.db.pool).await?;
+    store::resource::delete(&ctx.st.db, spec.table, ctx.tenant(), id).await?;
     if spec.table == "users" {
         // A deleted user's sessions go with it (see `sessions`).
         ctx.st.config.sessions.clear();

@@ -36,6 +36,7 @@ pub mod preview;
 pub mod recordings;
 pub mod records;
 pub mod reports;
+pub mod resource;
 pub mod results;
 pub mod retention;
 pub mod rollups;
@@ -268,14 +269,20 @@ impl Db {
         Self::connect_pooled(url, None).await
     }
 
-    /// [`Db::connect_no_migrate`] with at most `max` connections open at once (default 16 on
+    /// [`Db::connect_no_migrate`] with at most `max` connections open at once (default 8 on
     /// PostgreSQL, 4 on SQLite): a layout of many processes on one PostgreSQL sizes it so that
     /// their sum stays under the server's `max_connections`.
+    ///
+    /// Why 8 and not more: a server runs as many statements at once as it has cores, and more
+    /// connections only queue inside it, where they contend for locks and the CPU, instead of in the
+    /// pool. Measured (bench/RESULTS.md, issue 26): 100 agents claiming callbacks through the API on a
+    /// 2-core PostgreSQL had a claim p99 of 36-40 ms with 4 or 8 connections, 48-56 ms with 16 and
+    /// 65-75 ms with 32. A bigger server takes about twice its cores per busy process.
     pub async fn connect_pooled(url: &str, max: Option<u32>) -> Result<Db> {
         let backend = Backend::from_url(url)?;
         sqlx::any::install_default_drivers();
         let max = max.unwrap_or(match backend {
-            Backend::Postgres => 16,
+            Backend::Postgres => 8,
             // One writer at a time in SQLite; a few readers beside it.
             Backend::Sqlite => 4,
         });

@@ -23,6 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
+use futures::TryStreamExt;
 use sqlx::{FromRow, Row};
 
 use crate::tenancy::{local_date, local_midnight_ms, parse_tz};
@@ -33,8 +34,6 @@ use crate::{placeholders, Db, Result, StoreError};
 pub const SLACK_MS: i64 = 5 * 60_000;
 /// How often the job runs (so a figure is at most this plus one recount behind its facts).
 pub const REFRESH_EVERY_MS: u64 = 20_000;
-/// Facts read per page while counting a day.
-const PAGE: i64 = 10_000;
 /// Rows per multi-row INSERT.
 const ROWS_PER_INSERT: usize = 500;
 /// How far before a day's midnight an agent's last transition is looked for (an agent with none
@@ -188,9 +187,9 @@ pub async fn count_day(db: &Db, tenant_id: i64, tz: Tz, day: NaiveDate, now_ms: 
     let mut out = DayCounts::default();
     // lead -> (started_at, id, call key, agent key) of its last call of the day
     let mut last: HashMap<i64, (i64, i64, CallKey, Option<AgentKey>)> = HashMap::new();
-    let (mut after_at, mut after_id) = (i64::MIN, 0_i64);
-    loop {
-        let rows = sqlx::query(
+    // One statement streamed in order (not keyset pages: each page re-walked the day's range).
+    {
+        let mut rows = sqlx::query(
             "SELECT c.id, c.started_at, c.campaign_id, c.lead_id, c.agent_user_id, c.caller_id, c.direction,
                 c.answered_at, c.bridged_at, c.ended_at, c.result, COALESCE(c.list_id, l.list_id) AS list_id,
                 j.dialing_group_id, w.saved, w.result AS wresult, w.reported,
@@ -204,23 +203,17 @@ pub async fn count_day(db: &Db, tenant_id: i64, tz: Tz, day: NaiveDate, now_ms: 
              LEFT JOIN wrapup_records w ON w.tenant_id = c.tenant_id AND w.call_record_id = c.id
              WHERE c.tenant_id = $1 AND c.started_at >= $2 AND c.started_at < $3 AND c.result <> 'pending'
                AND c.ended_at IS NOT NULL AND c.ended_at <= $4
-               AND (c.started_at > $5 OR (c.started_at = $5 AND c.id > $6))
-             ORDER BY c.started_at, c.id LIMIT $7",
+             ORDER BY c.started_at, c.id",
         )
         .bind(tenant_id)
         .bind(start)
         .bind(end)
         .bind(now_ms)
-        .bind(after_at)
-        .bind(after_id)
-        .bind(PAGE)
-        .fetch_all(&db.pool)
-        .await?;
-        let n = rows.len();
-        for r in &rows {
+        .fetch(&db.pool);
+        while let Some(r) = rows.try_next().await? {
+            let r = &r;
             let id: i64 = r.try_get("id")?;
             let started: i64 = r.try_get("started_at")?;
-            (after_at, after_id) = (started, id);
             let campaign = r.try_get::<Option<i64>, _>("campaign_id")?.unwrap_or(0);
             let answered: Option<i64> = r.try_get("answered_at")?;
             let bridged: Option<i64> = r.try_get("bridged_at")?;
@@ -298,9 +291,6 @@ pub async fn count_day(db: &Db, tenant_id: i64, tz: Tz, day: NaiveDate, now_ms: 
                 }
             }
         }
-        if n < PAGE as usize {
-            break;
-        }
     }
     let mut lead_count = Measures::default();
     lead_count.0[13] = 1;
@@ -351,29 +341,20 @@ async fn count_states(
             add_interval(tz, states, *agent, state, *reason, (*since).max(start), until.min(end));
         }
     };
-    let (mut a_agent, mut a_at, mut a_id) = (i64::MIN, i64::MIN, 0_i64);
-    loop {
-        let rows = sqlx::query(
-            "SELECT id, agent_user_id, to_state, to_reason_id, at FROM agent_transitions
+    // One statement streamed in order (not keyset pages: each page re-walked the day's range).
+    {
+        let mut rows = sqlx::query(
+            "SELECT agent_user_id, to_state, to_reason_id, at FROM agent_transitions
              WHERE tenant_id = $1 AND at >= $2 AND at < $3
-               AND (agent_user_id > $4 OR (agent_user_id = $4 AND (at > $5 OR (at = $5 AND id > $6))))
-             ORDER BY agent_user_id, at, id LIMIT $7",
+             ORDER BY agent_user_id, at, id",
         )
         .bind(tenant_id)
         .bind(start - STATE_LOOKBACK_MS)
         .bind(end)
-        .bind(a_agent)
-        .bind(a_at)
-        .bind(a_id)
-        .bind(PAGE)
-        .fetch_all(&db.pool)
-        .await?;
-        let n = rows.len();
-        for r in &rows {
-            let id: i64 = r.try_get("id")?;
+        .fetch(&db.pool);
+        while let Some(r) = rows.try_next().await? {
             let agent: i64 = r.try_get("agent_user_id")?;
             let at: i64 = r.try_get("at")?;
-            (a_agent, a_at, a_id) = (agent, at, id);
             match &cur {
                 Some((a, ..)) if *a == agent => close(&cur, at, states),
                 _ => close(&cur, end, states),
@@ -386,9 +367,6 @@ async fn count_states(
                 states.entry(key).or_default().1 += 1;
             }
             cur = Some((agent, state, reason, at));
-        }
-        if n < PAGE as usize {
-            break;
         }
     }
     close(&cur, end, states);
