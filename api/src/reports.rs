@@ -1431,19 +1431,30 @@ async fn history_csv(State(st): State<AppState>, auth: Auth, p: Params) -> ApiRe
         if tx.send(Ok(Bytes::from(encoding.encode(&first)))).await.is_err() {
             return;
         }
-        loop {
-            let rows = match store::reports::call_history(&db, tenant, &f).await {
-                Ok(r) => r,
-                Err(e) => {
+        // The next page is read while this one is encoded and sent.
+        let page = |f: store::reports::HistoryFilter| {
+            let db = db.clone();
+            tokio::spawn(async move { store::reports::call_history(&db, tenant, &f).await })
+        };
+        let mut next = Some(page(f.clone()));
+        while let Some(reading) = next.take() {
+            let rows = match reading.await {
+                Ok(Ok(r)) => r,
+                failed => {
+                    let e =
+                        failed.map_or_else(|e| e.to_string(), |r| r.err().map(|e| e.to_string()).unwrap_or_default());
                     tracing::error!(error = %e, "call history export");
                     let _ = tx.send(Err(std::io::Error::other("the export failed"))).await;
                     return;
                 }
             };
             let Some(last) = rows.last() else { return };
-            f.before = Some((last.started_at, last.id));
+            if rows.len() as i64 >= f.limit {
+                f.before = Some((last.started_at, last.id));
+                next = Some(page(f.clone()));
+            }
             let text = crate::export::csv_lines(rows.iter().map(|r| history_cells(tz, r)));
-            if tx.send(Ok(Bytes::from(encoding.encode(&text)))).await.is_err() || (rows.len() as i64) < f.limit {
+            if tx.send(Ok(Bytes::from(encoding.encode(&text)))).await.is_err() {
                 return;
             }
         }

@@ -465,9 +465,9 @@ pub async fn call_history(db: &Db, tenant_id: i64, f: &HistoryFilter) -> Result<
         args.push(Arg::Int(at));
         let n = args.len() + 1;
         args.push(Arg::Int(id));
-        // A row value, not `a < x OR (a = x AND id < y)`: both backends take a row value as the
-        // index's range, where the OR form made every page scan the range from its start.
-        sql.push_str(&format!(" AND (c.started_at, c.id) < (${n}, ${})", n + 1));
+        // A row value, not `a < x OR (a = x AND id < y)`, which made every page walk the range
+        // from its start; the bound on `started_at` alone is what SQLite's index range takes.
+        sql.push_str(&format!(" AND c.started_at <= ${n} AND (c.started_at, c.id) < (${n}, ${})", n + 1));
     }
     args.push(Arg::Int(f.limit));
     sql.push_str(&format!(" ORDER BY c.started_at DESC, c.id DESC LIMIT ${}", args.len() + 1));

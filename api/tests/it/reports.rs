@@ -638,11 +638,64 @@ pub async fn default_statuses_count_as_calltree_counts_them(app: TestApp) {
     assert!(col.to_string().contains("クレーム"), "{col}");
 }
 
+/// The CSV reads the history page by page (5,000 rows) newest first, the next page while it writes
+/// one: across pages of many calls started at the same instant every call comes exactly once, in
+/// order.
+pub async fn the_call_history_csv_pages_through_calls_started_at_once(app: TestApp) {
+    let t = app.tenant("csvpages").await;
+    let f = floor(&app, &t).await;
+    let sv = t.token(Role::Sv);
+    let n: i64 = 12_345;
+    let noon = at(TOKYO, "2026-12-01 12:00:00");
+    // Seven instants: each page ends inside a run of calls started at one instant.
+    sqlx::query(
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $1)
+         INSERT INTO call_records (tenant_id, campaign_id, call_job_id, lead_id, tel, caller_id, direction, started_at,
+            ended_at, result, list_id)
+         SELECT $2, $3, $4, $5, '0900000000', '0312345678', 'outbound', $6 + (i % 7) * 1000, $6 + (i % 7) * 1000 + 5000,
+            'busy', $7 FROM s",
+    )
+    .bind(n)
+    .bind(t.id)
+    .bind(f.campaign)
+    .bind(f.job)
+    .bind(f.leads[0])
+    .bind(noon)
+    .bind(f.list)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let r = app
+        .http
+        .get(format!("{}/call-history.csv?from=2026-12-01&to=2026-12-01&lang=en", app.base))
+        .bearer_auth(sv.unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body = r.bytes().await.unwrap();
+    let text = String::from_utf8(body[3..].to_vec()).unwrap();
+    let ids: Vec<i64> =
+        text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().trim().parse().expect("the id column")).collect();
+    assert_eq!(ids.len() as i64, n, "every call once");
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len() as i64, n, "no call twice");
+    // Newest first: by start time (the first column, to the second; the instants are a second
+    // apart), then by id, both descending.
+    let keys: Vec<(String, i64)> =
+        text.lines().skip(1).zip(&ids).map(|(l, id)| (l.split(',').next().unwrap().to_string(), *id)).collect();
+    assert!(keys.windows(2).all(|w| w[0] > w[1]), "in order");
+    assert_eq!(keys.iter().map(|k| &k.0).collect::<std::collections::BTreeSet<_>>().len(), 7, "seven instants");
+}
+
 crate::both!(
     default_statuses_count_as_calltree_counts_them,
     retention_deletes_on_its_dates_and_the_figures_stay,
     roles_limit_the_figures,
     figures_match_the_hand_computed_ones,
     call_history_filters_pages_and_exports,
-    days_cut_at_the_tenants_midnight_across_dst
+    days_cut_at_the_tenants_midnight_across_dst,
+    the_call_history_csv_pages_through_calls_started_at_once
 );
