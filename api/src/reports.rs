@@ -47,6 +47,10 @@ const MAX_DAYS: i64 = 400;
 const MAX_PAGE: i64 = 500;
 /// Pages of CSV in flight to the client.
 const PAGES_IN_FLIGHT: usize = 4;
+/// The call-history CSV reads its range in slices of this long, newest first ...
+const SLICE_MS: i64 = 24 * 3_600_000;
+/// ... this many at once.
+const SLICES_IN_FLIGHT: usize = 2;
 /// Abandons the ledger lists at most per request.
 const MAX_ABANDONS: i64 = 10_000;
 
@@ -1431,32 +1435,57 @@ async fn history_csv(State(st): State<AppState>, auth: Auth, p: Params) -> ApiRe
         if tx.send(Ok(Bytes::from(encoding.encode(&first)))).await.is_err() {
             return;
         }
-        // The next page is read while this one is encoded and sent.
-        let page = |f: store::reports::HistoryFilter| {
+        // The range in slices of a day, newest first, each read page by page by a task of its own,
+        // [`SLICES_IN_FLIGHT`] at once (each reads ahead of this writer by at most two pages): on
+        // SQLite a statement runs on its connection's thread, so two slices use two cores.
+        let mut slices = Vec::new();
+        let mut end = f.to_ms;
+        while end > f.from_ms {
+            let start = (end - SLICE_MS).max(f.from_ms);
+            slices.push(store::reports::HistoryFilter { from_ms: start, to_ms: end, ..f.clone() });
+            end = start;
+        }
+        let read = |mut f: store::reports::HistoryFilter| {
             let db = db.clone();
-            tokio::spawn(async move { store::reports::call_history(&db, tenant, &f).await })
+            let (out, pages) = tokio::sync::mpsc::channel::<Result<Vec<store::reports::HistoryRow>, String>>(2);
+            tokio::spawn(async move {
+                loop {
+                    let rows = match store::reports::call_history(&db, tenant, &f).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = out.send(Err(e.to_string())).await;
+                            return;
+                        }
+                    };
+                    let more = rows.len() as i64 >= f.limit;
+                    if let Some(last) = rows.last() {
+                        f.before = Some((last.started_at, last.id));
+                    }
+                    if out.send(Ok(rows)).await.is_err() || !more {
+                        return;
+                    }
+                }
+            });
+            pages
         };
-        let mut next = Some(page(f.clone()));
-        while let Some(reading) = next.take() {
-            let rows = match reading.await {
-                Ok(Ok(r)) => r,
-                failed => {
-                    let e =
-                        failed.map_or_else(|e| e.to_string(), |r| r.err().map(|e| e.to_string()).unwrap_or_default());
-                    tracing::error!(error = %e, "call history export");
-                    let _ = tx.send(Err(std::io::Error::other("the export failed"))).await;
+        let mut slices = slices.into_iter();
+        let mut reading: std::collections::VecDeque<_> = slices.by_ref().take(SLICES_IN_FLIGHT).map(read).collect();
+        while let Some(mut pages) = reading.pop_front() {
+            while let Some(page) = pages.recv().await {
+                let rows = match page {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::error!(error = %e, "call history export");
+                        let _ = tx.send(Err(std::io::Error::other("the export failed"))).await;
+                        return;
+                    }
+                };
+                let text = crate::export::csv_lines(rows.iter().map(|r| history_cells(tz, r)));
+                if tx.send(Ok(Bytes::from(encoding.encode(&text)))).await.is_err() {
                     return;
                 }
-            };
-            let Some(last) = rows.last() else { return };
-            if rows.len() as i64 >= f.limit {
-                f.before = Some((last.started_at, last.id));
-                next = Some(page(f.clone()));
             }
-            let text = crate::export::csv_lines(rows.iter().map(|r| history_cells(tz, r)));
-            if tx.send(Ok(Bytes::from(encoding.encode(&text)))).await.is_err() {
-                return;
-            }
+            reading.extend(slices.next().map(read));
         }
     });
     let body = HttpBody::from_stream(crate::recordings::stream_of(rx));

@@ -638,21 +638,23 @@ pub async fn default_statuses_count_as_calltree_counts_them(app: TestApp) {
     assert!(col.to_string().contains("クレーム"), "{col}");
 }
 
-/// The CSV reads the history page by page (5,000 rows) newest first, the next page while it writes
-/// one: across pages of many calls started at the same instant every call comes exactly once, in
-/// order.
+/// The CSV reads the history a day at a time (two at once) and page by page (5,000 rows), newest
+/// first: across days and across pages of many calls started at one instant every call comes
+/// exactly once, in order.
 pub async fn the_call_history_csv_pages_through_calls_started_at_once(app: TestApp) {
     let t = app.tenant("csvpages").await;
     let f = floor(&app, &t).await;
     let sv = t.token(Role::Sv);
     let n: i64 = 12_345;
     let noon = at(TOKYO, "2026-12-01 12:00:00");
-    // Seven instants: each page ends inside a run of calls started at one instant.
+    // Fourteen instants over two days (the export reads a day at a time, two days at once): each
+    // page ends inside a run of calls started at one instant.
     sqlx::query(
         "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $1)
          INSERT INTO call_records (tenant_id, campaign_id, call_job_id, lead_id, tel, caller_id, direction, started_at,
             ended_at, result, list_id)
-         SELECT $2, $3, $4, $5, '0900000000', '0312345678', 'outbound', $6 + (i % 7) * 1000, $6 + (i % 7) * 1000 + 5000,
+         SELECT $2, $3, $4, $5, '0900000000', '0312345678', 'outbound', $6 - (i % 2) * 86400000 + (i % 7) * 1000,
+            $6 - (i % 2) * 86400000 + (i % 7) * 1000 + 5000,
             'busy', $7 FROM s",
     )
     .bind(n)
@@ -667,7 +669,7 @@ pub async fn the_call_history_csv_pages_through_calls_started_at_once(app: TestA
     .unwrap();
     let r = app
         .http
-        .get(format!("{}/call-history.csv?from=2026-12-01&to=2026-12-01&lang=en", app.base))
+        .get(format!("{}/call-history.csv?from=2026-11-30&to=2026-12-01&lang=en", app.base))
         .bearer_auth(sv.unwrap())
         .send()
         .await
@@ -687,7 +689,7 @@ pub async fn the_call_history_csv_pages_through_calls_started_at_once(app: TestA
     let keys: Vec<(String, i64)> =
         text.lines().skip(1).zip(&ids).map(|(l, id)| (l.split(',').next().unwrap().to_string(), *id)).collect();
     assert!(keys.windows(2).all(|w| w[0] > w[1]), "in order");
-    assert_eq!(keys.iter().map(|k| &k.0).collect::<std::collections::BTreeSet<_>>().len(), 7, "seven instants");
+    assert_eq!(keys.iter().map(|k| &k.0).collect::<std::collections::BTreeSet<_>>().len(), 14, "fourteen instants");
 }
 
 crate::both!(
