@@ -1322,7 +1322,6 @@ async fn history_filter(st: &AppState, auth: &Auth, p: &Params) -> ApiResult<His
         result,
         reported_only: auth.role() == Role::Biz,
         before,
-        for_export: false,
         limit: q.int("limit", 1, MAX_PAGE)?.unwrap_or(100),
     };
     let mut f = f;
@@ -1422,7 +1421,6 @@ async fn history_csv(State(st): State<AppState>, auth: Auth, p: Params) -> ApiRe
     }
     let mut f = history_filter(&st, &auth, &rest).await?;
     f.limit = 5_000;
-    f.for_export = true;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(PAGES_IN_FLIGHT);
     let (db, tenant, tz) = (st.db.clone(), auth.tenant(), auth.tz());
     tokio::spawn(async move {

@@ -374,9 +374,6 @@ pub struct HistoryFilter {
     pub reported_only: bool,
     /// Keyset: rows strictly before (started_at, id) in newest-first order.
     pub before: Option<(i64, i64)>,
-    /// For the CSV: the row without what only the page shows (its recording and callback are
-    /// `None`), two lookups a row fewer.
-    pub for_export: bool,
     pub limit: i64,
 }
 
@@ -413,21 +410,13 @@ pub struct HistoryRow {
 /// The call history, newest first, one keyset page. The one place its SQL lives: a column from
 /// another table (a callback's id) joins here.
 pub async fn call_history(db: &Db, tenant_id: i64, f: &HistoryFilter) -> Result<Vec<HistoryRow>> {
-    let (recording, callback, recordings) = if f.for_export {
-        ("CAST(NULL AS BIGINT)", "CAST(NULL AS BIGINT)", "")
-    } else {
-        (
-            "r.id",
-            "(SELECT MIN(cb.id) FROM callbacks cb WHERE cb.tenant_id = c.tenant_id AND cb.call_record_id = c.id)",
-            "LEFT JOIN recordings r ON r.tenant_id = c.tenant_id AND r.dialer_call_id = c.dialer_call_id AND r.deleted_at IS NULL",
-        )
-    };
-    let mut sql = format!(
+    let mut sql = String::from(
         "SELECT c.id, c.dialer_call_id, c.started_at, c.answered_at, c.bridged_at, c.ended_at, c.direction, c.tel,
             c.caller_id, c.campaign_id, cp.name AS campaign, j.dialing_group_id AS group_id, g.name AS grp,
             c.agent_user_id, u.display_name AS agent, c.lead_id, l.name AS lead_name, c.result AS system_result,
-            CASE WHEN w.saved = 1 THEN w.result ELSE c.result END AS result, {recording} AS recording_id,
-            w.id AS wrapup_id, COALESCE(w.reported, 0) AS reported, {callback} AS callback_id
+            CASE WHEN w.saved = 1 THEN w.result ELSE c.result END AS result, r.id AS recording_id,
+            w.id AS wrapup_id, COALESCE(w.reported, 0) AS reported,
+            (SELECT MIN(cb.id) FROM callbacks cb WHERE cb.tenant_id = c.tenant_id AND cb.call_record_id = c.id) AS callback_id
          FROM call_records c
          LEFT JOIN campaigns cp ON cp.id = c.campaign_id AND cp.tenant_id = c.tenant_id
          LEFT JOIN call_jobs j ON j.id = c.call_job_id AND j.tenant_id = c.tenant_id
@@ -435,7 +424,7 @@ pub async fn call_history(db: &Db, tenant_id: i64, f: &HistoryFilter) -> Result<
          LEFT JOIN users u ON u.id = c.agent_user_id AND u.tenant_id = c.tenant_id
          LEFT JOIN leads l ON l.id = c.lead_id AND l.tenant_id = c.tenant_id
          LEFT JOIN wrapup_records w ON w.tenant_id = c.tenant_id AND w.call_record_id = c.id
-         {recordings}
+         LEFT JOIN recordings r ON r.tenant_id = c.tenant_id AND r.dialer_call_id = c.dialer_call_id AND r.deleted_at IS NULL
          WHERE c.tenant_id = $1 AND c.started_at >= $2 AND c.started_at < $3",
     );
     let mut args: Vec<Arg> = vec![Arg::Int(f.from_ms), Arg::Int(f.to_ms)];
