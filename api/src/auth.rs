@@ -54,9 +54,10 @@ impl FromRequestParts<AppState> for Auth {
         if let Some(p) = cache.get(&hash, std::time::Instant::now()) {
             return Ok(Auth(p));
         }
+        let generation = cache.generation();
         match accounts::authenticate_session(&state.db, &hash, store::now_ms()).await? {
             Some(p) => {
-                cache.put(hash, p.clone(), std::time::Instant::now());
+                cache.put(hash, p.clone(), generation, std::time::Instant::now());
                 Ok(Auth(p))
             }
             None => Err(ApiError::unauthorized()),

@@ -8,6 +8,7 @@
 //! within the age. A session that expires on its own is refused at most that age late.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct SessionCache {
     ttl: Duration,
     entries: Arc<Mutex<HashMap<String, (Principal, Instant)>>>,
+    /// Bumped by every [`SessionCache::clear`]: a session read before a clear is not kept after it.
+    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SessionCache {
@@ -40,7 +43,7 @@ impl Default for SessionCache {
 impl SessionCache {
     /// A cache whose entries live `ttl` (zero: nothing is kept, every request reads SQL).
     pub fn new(ttl: Duration) -> Self {
-        SessionCache { ttl, entries: Arc::new(Mutex::new(HashMap::new())) }
+        SessionCache { ttl, entries: Arc::new(Mutex::new(HashMap::new())), generation: Arc::default() }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -54,11 +57,21 @@ impl SessionCache {
         (now.saturating_duration_since(*at) < self.ttl).then(|| p.clone())
     }
 
-    pub fn put(&self, hash: String, p: Principal, now: Instant) {
+    /// Take before reading a session from SQL, and hand to [`SessionCache::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps a session read from SQL, unless the cache was cleared since `generation` was taken
+    /// (the read may be older than the change that cleared it).
+    pub fn put(&self, hash: String, p: Principal, generation: u64, now: Instant) {
         if self.ttl.is_zero() {
             return;
         }
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
         if map.len() >= MAX_ENTRIES {
             map.retain(|_, (_, at)| now.saturating_duration_since(*at) < self.ttl);
             if map.len() >= MAX_ENTRIES {
@@ -70,7 +83,9 @@ impl SessionCache {
 
     /// Forgets every session: called on every change this process makes to who may do what.
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
     }
 }
 
@@ -95,23 +110,27 @@ mod tests {
     fn an_entry_lives_its_age_and_a_change_forgets_all() {
         let c = SessionCache::new(Duration::from_millis(1000));
         let t0 = Instant::now();
-        c.put("h".into(), principal(), t0);
+        c.put("h".into(), principal(), c.generation(), t0);
         assert_eq!(c.get("h", t0 + Duration::from_millis(999)).map(|p| p.user_id), Some(2));
         assert!(c.get("h", t0 + Duration::from_millis(1000)).is_none(), "past its age");
         assert!(c.get("other", t0).is_none());
+        let before = c.generation();
         c.clear();
         assert!(c.get("h", t0).is_none(), "cleared");
+        // Read before the clear, kept after it: not kept.
+        c.put("h".into(), principal(), before, t0);
+        assert!(c.get("h", t0).is_none(), "a read older than the clear is not kept");
     }
 
     #[test]
     fn zero_age_keeps_nothing_and_the_map_is_bounded() {
         let off = SessionCache::new(Duration::ZERO);
         let t0 = Instant::now();
-        off.put("h".into(), principal(), t0);
+        off.put("h".into(), principal(), off.generation(), t0);
         assert!(off.get("h", t0).is_none());
         let c = SessionCache::new(Duration::from_secs(1));
         for i in 0..MAX_ENTRIES + 10 {
-            c.put(format!("h{i}"), principal(), t0);
+            c.put(format!("h{i}"), principal(), 0, t0);
         }
         let n = c.entries.lock().unwrap().len();
         assert!(n <= MAX_ENTRIES, "{n} entries");
