@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{json, Value};
 use store::leads::{ExportFilter, ExportRow};
-use store::search::Column;
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -169,8 +168,7 @@ async fn export(State(st): State<AppState>, auth: Auth, Id(list_id): Id, params:
         if tx.send(Ok(Bytes::from(encoding.encode(&first)))).await.is_err() {
             return;
         }
-        let exprs = LEADS.search_columns();
-        let columns: Vec<Column<'_>> = exprs.iter().map(|(expr, tel)| Column { expr, tel: *tel }).collect();
+        let columns = LEADS.search_columns();
         let filter = ExportFilter { attempts, search: q.as_deref().map(|q| (q, &columns[..])) };
         let mut after = 0;
         loop {

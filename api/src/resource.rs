@@ -201,8 +201,22 @@ pub struct Hooks {
     pub after_write: Option<AfterHook>,
     /// Guards a delete.
     pub before_delete: Option<DeleteHook>,
+    /// After the row is deleted.
+    pub after_delete: Option<DeleteHook>,
     /// Adds computed fields to the JSON of a record.
     pub decorate: Option<Decorate>,
+}
+
+impl Hooks {
+    /// No hook (for a resource's `hooks: Hooks { ..., ..Hooks::NONE }`).
+    pub const NONE: Hooks = Hooks {
+        before_write: None,
+        in_write: None,
+        after_write: None,
+        before_delete: None,
+        after_delete: None,
+        decorate: None,
+    };
 }
 
 pub struct Spec {
@@ -416,10 +430,13 @@ impl Spec {
         self.fields.iter().find(|f| f.name == name)
     }
 
-    /// The columns read (besides `id`) and the values computed in SQL.
-    fn read_list(&self) -> (Vec<&'static str>, Vec<(&'static str, &'static str)>) {
-        let cols = self.fields.iter().filter(|f| f.column).map(|f| f.name).collect();
-        (cols, self.extra.iter().map(|e| (e.name, e.expr)).collect())
+    /// What is read of the resource's table: its columns (besides `id`) and the values computed in SQL.
+    fn table(&self) -> Table<'static> {
+        Table {
+            name: self.table,
+            columns: self.fields.iter().filter(|f| f.column).map(|f| f.name).collect(),
+            computed: self.extra.iter().map(|e| (e.name, e.expr)).collect(),
+        }
     }
 
     /// The rows visible to the caller: its tenant's; of them, through the grants on the scope's
@@ -433,12 +450,13 @@ impl Spec {
         Sight { tenant_id: auth.tenant(), granted, own }
     }
 
-    /// The searched columns as `(t.column, is a phone number)`.
-    pub fn search_columns(&self) -> Vec<(String, bool)> {
+    /// The columns the list's free text searches (those marked [`Field::search`]), by their
+    /// names: the statements that search them read the one table.
+    pub fn search_columns(&self) -> Vec<store::search::Column<'static>> {
         self.fields
             .iter()
             .filter(|f| f.search && f.column)
-            .map(|f| (format!("t.{}", f.name), matches!(f.ty, Ty::Tel | Ty::LeadTel)))
+            .map(|f| store::search::Column { expr: f.name, tel: matches!(f.ty, Ty::Tel | Ty::LeadTel) })
             .collect()
     }
 
@@ -549,16 +567,12 @@ pub async fn list(ctx: &Ctx, spec: &'static Spec, params: &Params) -> ApiResult<
             }
         }
     }
-    let searched = spec.search_columns();
-    let columns: Vec<store::search::Column<'_>> =
-        searched.iter().map(|(expr, tel)| store::search::Column { expr, tel: *tel }).collect();
+    let columns = spec.search_columns();
     if let Some(q) = search.as_deref() {
         conds.push(Cond::Search(&columns, q));
     }
-    let (cols, computed) = spec.read_list();
-    let table = Table { name: spec.table, columns: &cols, computed: &computed };
     let (total, rows) =
-        store::resource::list(&ctx.st.db, table, spec.sight(&ctx.auth), conds, order, limit, offset).await?;
+        store::resource::list(&ctx.st.db, &spec.table(), spec.sight(&ctx.auth), conds, order, limit, offset).await?;
     let mut items = rows.iter().map(|r| spec.row_json(ctx, r)).collect::<ApiResult<Vec<_>>>()?;
     spec.read_links(ctx, &mut items).await?;
     Ok(serde_json::json!({ "items": items, "total": total, "limit": limit, "offset": offset }))
@@ -571,10 +585,9 @@ pub async fn get(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Value> {
 }
 
 async fn fetch(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Value> {
-    let (cols, computed) = spec.read_list();
-    let table = Table { name: spec.table, columns: &cols, computed: &computed };
-    let row =
-        store::resource::one(&ctx.st.db, table, spec.sight(&ctx.auth), id).await?.ok_or_else(ApiError::not_found)?;
+    let row = store::resource::one(&ctx.st.db, &spec.table(), spec.sight(&ctx.auth), id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let mut items = [spec.row_json(ctx, &row)?];
     spec.read_links(ctx, &mut items).await?;
     let [item] = items;
@@ -731,9 +744,8 @@ pub async fn delete(ctx: &Ctx, spec: &'static Spec, id: i64) -> ApiResult<Status
         h(ctx, id).await?;
     }
     store::resource::delete(&ctx.st.db, spec.table, ctx.tenant(), id).await?;
-    if spec.table == "users" {
-        // A deleted user's sessions go with it (see `sessions`).
-        ctx.st.config.sessions.clear();
+    if let Some(h) = spec.hooks.after_delete {
+        h(ctx, id).await?;
     }
     notify(ctx, spec).await;
     Ok(StatusCode::NO_CONTENT)

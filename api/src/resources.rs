@@ -106,12 +106,7 @@ pub static CAMPAIGNS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks {
-        before_write: Some(campaign_write),
-        in_write: None, after_write: None,
-        before_delete: Some(campaign_delete),
-        decorate: None,
-    },
+    hooks: Hooks { before_write: Some(campaign_write), before_delete: Some(campaign_delete), ..Hooks::NONE },
 };
 
 hook!(campaign_write, |ctx, id, v| {
@@ -159,7 +154,7 @@ pub static RESULT_CODES: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks::NONE,
 };
 
 // ------------------------------------------------------------------------------------ agents, floor
@@ -198,7 +193,7 @@ pub static DIALING_GROUPS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: Some(group_delete), decorate: None },
+    hooks: Hooks { before_delete: Some(group_delete), ..Hooks::NONE },
 };
 
 guard!(group_delete, |ctx, id| {
@@ -228,7 +223,7 @@ pub static PAUSE_REASONS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks::NONE,
 };
 
 pub static CLOSED_DAYS: Spec = Spec {
@@ -250,7 +245,7 @@ pub static CLOSED_DAYS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks::NONE,
 };
 
 pub static PHONES: Spec = Spec {
@@ -280,7 +275,7 @@ pub static PHONES: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(phone_write), in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: Some(phone_write), ..Hooks::NONE },
 };
 
 hook!(phone_write, |ctx, id, v| {
@@ -350,12 +345,7 @@ pub static USERS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks {
-        before_write: Some(user_write),
-        in_write: None, after_write: Some(user_after),
-        before_delete: Some(user_delete),
-        decorate: None,
-    },
+    hooks: Hooks { before_write: Some(user_write), after_write: Some(user_after), before_delete: Some(user_delete), after_delete: Some(user_deleted), ..Hooks::NONE },
 };
 
 hook!(user_write, |ctx, id, v| {
@@ -446,6 +436,12 @@ guard!(user_delete, |ctx, id| {
     Ok(())
 });
 
+// A deleted user's sessions go with it (see `sessions`).
+guard!(user_deleted, |ctx, _id| {
+    ctx.st.config.sessions.clear();
+    Ok(())
+});
+
 pub static GRANTS: Spec = Spec {
     schema: "Grant",
     path: "/grants",
@@ -467,7 +463,7 @@ pub static GRANTS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: false,
-    hooks: Hooks { before_write: Some(grant_write), in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: Some(grant_write), ..Hooks::NONE },
 };
 
 hook!(grant_write, |ctx, _id, v| {
@@ -506,7 +502,7 @@ pub static CALLER_IDS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks::NONE,
 };
 
 macro_rules! number_list {
@@ -530,7 +526,7 @@ macro_rules! number_list {
             own: None,
             creatable: true,
             updatable: true,
-            hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+            hooks: Hooks::NONE,
         };
     };
 }
@@ -563,7 +559,7 @@ pub static PHONE_BOOK: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks::NONE,
 };
 
 // ------------------------------------------------------------------------------- outside transfers
@@ -588,7 +584,7 @@ pub static OUTSIDE_TRANSFERS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks::NONE,
 };
 
 // --------------------------------------------------------------------------------- batches, lists
@@ -617,7 +613,7 @@ pub static BATCHES: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(batch_write), in_write: None, after_write: None, before_delete: Some(batch_delete), decorate: Some(batch_decorate) },
+    hooks: Hooks { before_write: Some(batch_write), before_delete: Some(batch_delete), decorate: Some(batch_decorate), ..Hooks::NONE },
 };
 
 fn date_of(v: &Values, col: &str) -> Option<NaiveDate> {
@@ -697,13 +693,7 @@ pub static LISTS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks {
-        before_write: None,
-        in_write: None,
-        after_write: None,
-        before_delete: Some(list_delete),
-        decorate: None,
-    },
+    hooks: Hooks { before_delete: Some(list_delete), ..Hooks::NONE },
 };
 
 guard!(list_delete, |ctx, id| {
@@ -738,13 +728,7 @@ pub static CUSTOM_FIELDS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks {
-        before_write: Some(custom_field_write),
-        in_write: None,
-        after_write: None,
-        before_delete: None,
-        decorate: None,
-    },
+    hooks: Hooks { before_write: Some(custom_field_write), ..Hooks::NONE },
 };
 
 hook!(custom_field_write, |ctx, id, v| {
@@ -808,13 +792,7 @@ pub static LEADS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks {
-        before_write: Some(lead_write),
-        in_write: Some(lead_in_write),
-        after_write: None,
-        before_delete: None,
-        decorate: None,
-    },
+    hooks: Hooks { before_write: Some(lead_write), in_write: Some(lead_in_write), ..Hooks::NONE },
 };
 
 pub static LEAD_NUMBERS: Spec = Spec {
@@ -841,7 +819,7 @@ pub static LEAD_NUMBERS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(lead_number_write), in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks { before_write: Some(lead_number_write), ..Hooks::NONE },
 };
 
 hook!(lead_number_write, |_ctx, _id, v| {
@@ -976,7 +954,7 @@ pub static CALL_JOBS: Spec = Spec {
     own: None,
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(job_write), in_write: None, after_write: Some(job_lists), before_delete: Some(job_delete), decorate: None },
+    hooks: Hooks { before_write: Some(job_write), after_write: Some(job_lists), before_delete: Some(job_delete), ..Hooks::NONE },
 };
 
 hook!(job_write, |ctx, id, v| {
@@ -1072,7 +1050,7 @@ pub static RECALLS: Spec = Spec {
     own: Some(("agent_user_id", &[Role::Op])),
     creatable: true,
     updatable: true,
-    hooks: Hooks { before_write: Some(recall_write), in_write: None, after_write: Some(recall_assigned), before_delete: None, decorate: None },
+    hooks: Hooks { before_write: Some(recall_write), after_write: Some(recall_assigned), ..Hooks::NONE },
 };
 
 /// A recall given to an agent is pushed to that agent's screen (its recall list's badge).
@@ -1169,7 +1147,7 @@ pub static CALL_RECORDS: Spec = Spec {
     own: Some(("agent_user_id", &[Role::Op])),
     creatable: false,
     updatable: false,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks::NONE,
 };
 
 pub static WRAPUP_RECORDS: Spec = Spec {
@@ -1202,7 +1180,7 @@ pub static WRAPUP_RECORDS: Spec = Spec {
     own: Some(("agent_user_id", &[Role::Op])),
     creatable: false,
     updatable: false,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks::NONE,
 };
 
 pub static AUDIT_EVENTS: Spec = Spec {
@@ -1242,7 +1220,7 @@ pub static AUDIT_EVENTS: Spec = Spec {
     own: None,
     creatable: false,
     updatable: false,
-    hooks: Hooks { before_write: None, in_write: None, after_write: None, before_delete: None, decorate: None },
+    hooks: Hooks::NONE,
 };
 
 /// Every generic resource, in the order of the OpenAPI document.

@@ -1,14 +1,12 @@
 //! The bearer sessions this process resolved in the last second, so that a burst of requests
 //! with one token reads its session from SQL once, not once per request.
 //!
-//! What a cached entry can get wrong is bounded by its age ([`SessionCache::ttl`], 1 s by
-//! default): every change this process makes to users, sessions or the tenant's settings empties
+//! What a cached entry can get wrong is bounded by its age (1 s by default): every change this process makes to users, sessions or the tenant's settings empties
 //! the cache at once (logout, a new password, disabling, a role, the time zone), so on this process
 //! such a change holds from the next request; on another API process of the same tenant it holds
 //! within the age. A session that expires on its own is refused at most that age late.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,15 +19,20 @@ const MAX_ENTRIES: usize = 100_000;
 #[derive(Clone)]
 pub struct SessionCache {
     ttl: Duration,
-    entries: Arc<Mutex<HashMap<String, (Principal, Instant)>>>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, (Principal, Instant)>,
     /// Bumped by every [`SessionCache::clear`]: a session read before a clear is not kept after it.
-    generation: Arc<AtomicU64>,
+    generation: u64,
 }
 
 impl std::fmt::Debug for SessionCache {
     /// The age and the count only: the keys are token hashes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.entries.lock().map_or(0, |m| m.len());
+        let n = self.inner.lock().map_or(0, |m| m.entries.len());
         f.debug_struct("SessionCache").field("ttl", &self.ttl).field("entries", &n).finish()
     }
 }
@@ -43,23 +46,23 @@ impl Default for SessionCache {
 impl SessionCache {
     /// A cache whose entries live `ttl` (zero: nothing is kept, every request reads SQL).
     pub fn new(ttl: Duration) -> Self {
-        SessionCache { ttl, entries: Arc::new(Mutex::new(HashMap::new())), generation: Arc::default() }
+        SessionCache { ttl, inner: Arc::default() }
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The principal of the session whose token hash is `hash`, if resolved within the age.
     pub fn get(&self, hash: &str, now: Instant) -> Option<Principal> {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (p, at) = map.get(hash)?;
+        let inner = self.lock();
+        let (p, at) = inner.entries.get(hash)?;
         (now.saturating_duration_since(*at) < self.ttl).then(|| p.clone())
     }
 
     /// Take before reading a session from SQL, and hand to [`SessionCache::put`].
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.lock().generation
     }
 
     /// Keeps a session read from SQL, unless the cache was cleared since `generation` was taken
@@ -68,10 +71,11 @@ impl SessionCache {
         if self.ttl.is_zero() {
             return;
         }
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if self.generation.load(Ordering::Acquire) != generation {
+        let mut inner = self.lock();
+        if inner.generation != generation {
             return;
         }
+        let map = &mut inner.entries;
         if map.len() >= MAX_ENTRIES {
             map.retain(|_, (_, at)| now.saturating_duration_since(*at) < self.ttl);
             if map.len() >= MAX_ENTRIES {
@@ -83,9 +87,9 @@ impl SessionCache {
 
     /// Forgets every session: called on every change this process makes to who may do what.
     pub fn clear(&self) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        map.clear();
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.entries.clear();
     }
 }
 
@@ -132,7 +136,7 @@ mod tests {
         for i in 0..MAX_ENTRIES + 10 {
             c.put(format!("h{i}"), principal(), 0, t0);
         }
-        let n = c.entries.lock().unwrap().len();
+        let n = c.lock().entries.len();
         assert!(n <= MAX_ENTRIES, "{n} entries");
         assert!(c.get(&format!("h{}", MAX_ENTRIES + 9), t0).is_some(), "the newest is kept");
     }

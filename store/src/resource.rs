@@ -56,11 +56,11 @@ impl Val {
 
 /// What is read of a table: its columns (besides `id`) and values computed in SQL, each an
 /// expression over the table's alias `t`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Table<'a> {
     pub name: &'a str,
-    pub columns: &'a [&'a str],
-    pub computed: &'a [(&'a str, &'a str)],
+    pub columns: Vec<&'a str>,
+    pub computed: Vec<(&'a str, &'a str)>,
 }
 
 impl Table<'_> {
@@ -140,7 +140,7 @@ pub type Order<'a> = Option<(&'a str, bool)>;
 /// A page of the rows `sight` sees that meet every condition, and how many there are in all.
 pub async fn list(
     db: &Db,
-    table: Table<'_>,
+    table: &Table<'_>,
     sight: Sight<'_>,
     conds: Vec<Cond<'_>>,
     order: Order<'_>,
@@ -187,7 +187,7 @@ pub async fn list(
 }
 
 /// One row, if `sight` sees it.
-pub async fn one(db: &Db, table: Table<'_>, sight: Sight<'_>, id: i64) -> Result<Option<AnyRow>> {
+pub async fn one(db: &Db, table: &Table<'_>, sight: Sight<'_>, id: i64) -> Result<Option<AnyRow>> {
     let sql = format!("SELECT {} FROM {} t WHERE t.id = $1 AND {}", table.select_list(), table.name, sight.sql());
     Ok(sqlx::query(&sql).bind(id).fetch_optional(&db.pool).await?)
 }

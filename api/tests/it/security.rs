@@ -177,6 +177,13 @@ pub async fn a_password_change_and_a_disable_end_sessions(app: TestApp) {
     expect(app.call(Some(&op_token), "get", "/me", None).await, 401);
     expect(app.call(mgr, "patch", &format!("/users/{op}"), Some(&json!({"disabled": false}))).await, 200);
     expect(app.call(Some(&op_token), "get", "/me", None).await, 401);
+    // A deleted user's session ends with it, though it was just read (and cached).
+    let body = json!({"login": "gone", "display_name": "gone", "role": "OP", "password": "Gone-pass-1"});
+    let gone = expect(app.call(mgr, "post", "/users", Some(&body)).await, 201)["id"].as_i64().expect("id");
+    let gone_token = login(&app, "sess", "gone", "Gone-pass-1").await;
+    expect(app.call(Some(&gone_token), "get", "/me", None).await, 200);
+    assert_eq!(app.call(mgr, "delete", &format!("/users/{gone}"), None).await.0.as_u16(), 204);
+    expect(app.call(Some(&gone_token), "get", "/me", None).await, 401);
     let kinds: Vec<String> = audit(&app, mgr, "limit=500")
         .await
         .iter()
