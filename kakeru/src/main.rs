@@ -18,8 +18,9 @@ struct Cli {
     /// postgres://... (production) or sqlite:FILE (embedded default).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
-    /// Database connections the process keeps open at most (default 8 on PostgreSQL; about twice the database server's cores for a busy api): keep the
-    /// sum over every api, control and dialer process under PostgreSQL's `max_connections`.
+    /// Database connections the process keeps open at most (default 8 on PostgreSQL; about twice
+    /// the database server's cores for a busy api): keep the sum over every api, control and
+    /// dialer process under PostgreSQL's `max_connections`.
     #[arg(long, env = "KAKERU_DATABASE_POOL", global = true, value_parser = clap::value_parser!(u32).range(1..=1000))]
     database_pool: Option<u32>,
     /// Serve Prometheus metrics at http://ADDR/metrics (the API also serves them on its own listener).

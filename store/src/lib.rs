@@ -275,9 +275,9 @@ impl Db {
     ///
     /// Why 8 and not more: a server runs as many statements at once as it has cores, and more
     /// connections only queue inside it, where they contend for locks and the CPU, instead of in the
-    /// pool. Measured (bench/RESULTS.md, issue 26): 100 agents claiming callbacks through the API on a
-    /// 2-core PostgreSQL had a claim p99 of 36-40 ms with 4 or 8 connections, 48-56 ms with 16 and
-    /// 65-75 ms with 32. A bigger server takes about twice its cores per busy process.
+    /// pool. Measured (bench/RESULTS.md, "Callbacks"): 100 agents claiming callbacks through the API
+    /// on a 2-core PostgreSQL, the claim's p99 (median of runs) 38 ms with 4 or 8 connections, 53 ms
+    /// with 16, 70 ms with 32. A bigger server takes about twice its cores per busy process.
     pub async fn connect_pooled(url: &str, max: Option<u32>) -> Result<Db> {
         let backend = Backend::from_url(url)?;
         sqlx::any::install_default_drivers();
