@@ -15,7 +15,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 // The protocol with the Rust side and the fixture: shared with the other pages' tests.
-const { assert, BASE, OUT, MODE, FIX, step, log } = require('./lib.js');
+const { assert, BASE, OUT, MODE, FIX, step, log, loginPage } = require('./lib.js');
 
 async function launch() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'kakeru-chromium-'));
@@ -107,12 +107,7 @@ async function signIn(browser, watch, login, password) {
   const own = await browser.newContext({ viewport: { width: 1440, height: 960 }, locale: 'ja-JP' });
   const page = await own.newPage();
   watch(page);
-  await page.goto(`${BASE}/`);
-  await page.getByLabel('テナントコード').fill(FIX.tenant);
-  await page.getByLabel('ログインID').fill(login);
-  await page.getByLabel('パスワード').fill(password);
-  await page.getByRole('button', { name: 'ログイン' }).click();
-  await page.waitForURL(`${BASE}/ui/agent`, { timeout: 120000 });
+  await loginPage(page, login, password, `${BASE}/ui/agent`);
   return { own, page };
 }
 

@@ -76,6 +76,18 @@ async function until(page, what, fn, arg, timeout = 20000) {
 
 const agentState = (page, id) => page.$eval(`[data-agent="${id}"]`, (e) => e.dataset.state);
 const text = (page, sel) => page.$eval(sel, (e) => e.textContent.trim());
+/** A person signing in at / (the fields found by their labels, as a screen reader finds them),
+ *  then waiting for `landing` (a URL or a pattern). */
+async function loginPage(page, login, password, landing, timeout = 120000) {
+  await page.goto(`${BASE}/`);
+  await until(page, 'the login form', () => !!document.getElementById('login-form'));
+  await page.getByLabel('テナントコード').fill(FIX.tenant);
+  await page.getByLabel('ログインID').fill(login);
+  await page.getByLabel('パスワード').fill(password);
+  await page.getByRole('button', { name: 'ログイン' }).click();
+  await page.waitForURL(landing, { timeout });
+}
+
 async function login(page, tenant, user, password) {
   await page.fill('#f-tenant', tenant);
   await page.fill('#f-login', user);
@@ -110,4 +122,4 @@ function shooter(prefix) {
   return shoot;
 }
 
-module.exports = { assert, BASE, OUT, MODE, FIX, step, log, launch, until, text, login, show, setLang, shooter };
+module.exports = { assert, BASE, OUT, MODE, FIX, step, log, launch, until, text, login, loginPage, show, setLang, shooter };

@@ -8,7 +8,7 @@
 // Screenshots of each screen, ja and en.
 'use strict';
 
-const { assert, BASE, MODE, FIX, step, log, launch, until, text, login, show, setLang, shooter } = require('./lib.js');
+const { assert, BASE, MODE, FIX, step, log, launch, until, text, login, loginPage, show, setLang, shooter } = require('./lib.js');
 
 async function monitor() {
   const { context, page, problems } = await launch();
@@ -97,13 +97,7 @@ async function monitor() {
 
   // The agent's desktop: 保留 and 保留解除 (Alt+G), one button named by what it does now.
   await page.evaluate(() => sessionStorage.clear());
-  await page.goto(`${BASE}/`);
-  await until(page, 'the login form', () => !!document.getElementById('login-form'));
-  await page.getByLabel('テナントコード').fill(FIX.tenant);
-  await page.getByLabel('ログインID').fill(FIX.op.login);
-  await page.getByLabel('パスワード').fill(FIX.op.password);
-  await page.getByRole('button', { name: 'ログイン' }).click();
-  await page.waitForURL(`${BASE}/ui/agent`);
+  await loginPage(page, FIX.op.login, FIX.op.password, `${BASE}/ui/agent`);
   await until(page, 'the call on the desktop', () => document.getElementById('me-state')?.dataset.state === 'talking' && !document.getElementById('v-call').hidden);
   const hold = page.getByRole('button', { name: '保留', exact: true });
   assert.equal(await hold.getAttribute('aria-keyshortcuts'), 'Alt+G');
@@ -170,13 +164,7 @@ async function monitor() {
 
   // The call's history, read by the supervisor: its supervisors and now its conference too.
   await page.evaluate(() => sessionStorage.clear());
-  await page.goto(`${BASE}/`);
-  await until(page, 'the login form', () => !!document.getElementById('login-form'));
-  await page.getByLabel('テナントコード').fill(FIX.tenant);
-  await page.getByLabel('ログインID').fill(FIX.sv.login);
-  await page.getByLabel('パスワード').fill(FIX.sv.password);
-  await page.getByRole('button', { name: 'ログイン' }).click();
-  await page.waitForURL(/\/ui\//);
+  await loginPage(page, FIX.sv.login, FIX.sv.password, /\/ui\//);
   await page.goto(`${BASE}/ui/admin`);
   await show(page, '#/call-history');
   await until(page, 'the call in the history', (s) => document.querySelector(s) !== null, row);

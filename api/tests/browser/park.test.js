@@ -8,7 +8,7 @@
 
 const path = require('node:path');
 const { chromium } = require('playwright-core');
-const { assert, BASE, OUT, FIX, log } = require('./lib.js');
+const { assert, BASE, OUT, FIX, log, loginPage } = require('./lib.js');
 
 async function until(page, what, fn, arg, timeout = 30000) {
   try {
@@ -43,12 +43,7 @@ async function signIn(browser, problems, login) {
   page.on('console', (m) => {
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
   });
-  await page.goto(`${BASE}/`);
-  await page.getByLabel('テナントコード').fill(FIX.tenant);
-  await page.getByLabel('ログインID').fill(login);
-  await page.getByLabel('パスワード').fill(FIX.password);
-  await page.getByRole('button', { name: 'ログイン' }).click();
-  await page.waitForURL(`${BASE}/ui/agent`, { timeout: 120000 });
+  await loginPage(page, login, FIX.password, `${BASE}/ui/agent`);
   return page;
 }
 
