@@ -208,7 +208,8 @@ pub async fn sum_calls(db: &Db, tenant_id: i64, table: Table, f: &Filter, by: &[
 
 /// Live answers and abandons (abandoned + released at the wait limit) per campaign and hour over
 /// the local days `from_day..=to_day`, in (campaign, hour_at) order: the rolling abandon rates of the
-/// outbound report read only these two measures over two months, so they are summed alone.
+/// outbound report read only these two measures over two months, from their own rollup
+/// (`rollup_campaign_hours`, one row per campaign and hour).
 pub async fn live_abandons_by_hour(
     db: &Db,
     tenant_id: i64,
@@ -217,9 +218,9 @@ pub async fn live_abandons_by_hour(
     campaign_id: Option<i64>,
 ) -> Result<Vec<(i64, i64, i64, i64)>> {
     let rows = sqlx::query(
-        "SELECT campaign_id, hour_at, CAST(SUM(live) AS BIGINT) AS live, CAST(SUM(abandoned + timeouts) AS BIGINT) AS abandons
-         FROM rollup_calls WHERE tenant_id = $1 AND day >= $2 AND day <= $3 AND ($4 = 0 OR campaign_id = $4)
-         GROUP BY campaign_id, hour_at ORDER BY campaign_id, hour_at",
+        "SELECT campaign_id, hour_at, live, abandons FROM rollup_campaign_hours
+         WHERE tenant_id = $1 AND day >= $2 AND day <= $3 AND ($4 = 0 OR campaign_id = $4)
+         ORDER BY campaign_id, hour_at",
     )
     .bind(tenant_id)
     .bind(from_day)

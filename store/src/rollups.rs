@@ -19,7 +19,7 @@
 //! - `connects` (コネクト数): connected calls whose result is not a no-connect one (不通, FAX, 現アナ:
 //!   the default statuses of `crate::results`, or a campaign code with `result_codes.connected = 0`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
@@ -430,7 +430,7 @@ pub async fn stored_day(db: &Db, tenant_id: i64, day: NaiveDate) -> Result<DayCo
 pub async fn store_day(db: &Db, tenant_id: i64, day: NaiveDate, counts: &DayCounts) -> Result<()> {
     let d = day.to_string();
     let mut tx = db.begin_write().await?;
-    for table in ["rollup_calls", "rollup_agent_days", "rollup_states"] {
+    for table in ["rollup_calls", "rollup_campaign_hours", "rollup_agent_days", "rollup_states"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND day = $2"))
             .bind(tenant_id)
             .bind(&d)
@@ -462,6 +462,18 @@ pub async fn store_day(db: &Db, tenant_id: i64, day: NaiveDate, counts: &DayCoun
             for v in m.0 {
                 q = q.bind(v);
             }
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let hours: Vec<_> = campaign_hours(counts).into_iter().collect();
+    for chunk in hours.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO rollup_campaign_hours (tenant_id, day, campaign_id, hour_at, live, abandons) VALUES {}",
+            placeholders(db.backend, chunk.len(), 6)
+        );
+        let mut q = sqlx::query(&sql);
+        for ((campaign_id, hour_at), (live, abandons)) in chunk {
+            q = q.bind(tenant_id).bind(&d).bind(*campaign_id).bind(*hour_at).bind(*live).bind(*abandons);
         }
         q.execute(&mut *tx).await?;
     }
@@ -504,6 +516,37 @@ pub async fn store_day(db: &Db, tenant_id: i64, day: NaiveDate, counts: &DayCoun
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// A day's live answers and abandons (abandoned + timeouts) per campaign and hour, summed from its
+/// call rollups: the rows of `rollup_campaign_hours` (in key order).
+fn campaign_hours(counts: &DayCounts) -> BTreeMap<(i64, i64), (i64, i64)> {
+    let at = |name: &str| MEASURES.iter().position(|m| *m == name).unwrap_or(0);
+    let (live, abandoned, timeouts) = (at("live"), at("abandoned"), at("timeouts"));
+    let mut out: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
+    for (k, m) in &counts.calls {
+        let e = out.entry((k.campaign_id, k.hour_at)).or_default();
+        e.0 += m.0[live];
+        e.1 += m.0[abandoned] + m.0[timeouts];
+    }
+    out
+}
+
+/// A day's stored `rollup_campaign_hours`, as [`campaign_hours`] counts them (rows of nothing
+/// are not stored: a day without calls has none).
+async fn stored_campaign_hours(db: &Db, tenant_id: i64, day: NaiveDate) -> Result<BTreeMap<(i64, i64), (i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT campaign_id, hour_at, live, abandons FROM rollup_campaign_hours WHERE tenant_id = $1 AND day = $2",
+    )
+    .bind(tenant_id)
+    .bind(day.to_string())
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        out.insert((r.try_get("campaign_id")?, r.try_get("hour_at")?), (r.try_get("live")?, r.try_get("abandons")?));
+    }
+    Ok(out)
 }
 
 /// The job's state of a tenant: (refreshed_at, facts_from_day).
@@ -673,7 +716,9 @@ pub async fn verify(db: &Db, tenant_id: i64, now_ms: i64) -> Result<Vec<NaiveDat
     let mut bad = Vec::new();
     for d in fact_days(db, tenant_id, tz, as_of).await? {
         let counted = count_day(db, tenant_id, tz, d, as_of).await?;
-        if stored_day(db, tenant_id, d).await? != counted {
+        if stored_day(db, tenant_id, d).await? != counted
+            || stored_campaign_hours(db, tenant_id, d).await? != campaign_hours(&counted)
+        {
             bad.push(d);
         }
     }
