@@ -500,14 +500,48 @@ async fn transfer(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TransferOutsideBody {
-    number: String,
+    number: Option<String>,
+    outside_transfer_id: Option<i64>,
 }
 
 /// The body of an outside number (外線転送, 電話会議).
 fn outside_number_body() -> Value {
-    json!({"type": "object", "required": ["number"], "additionalProperties": false, "properties": {
+    json!({"type": "object", "additionalProperties": false, "properties": {
         "number": {"type": "string", "minLength": 1, "maxLength": 40, "example": "0312345678",
-            "description": "The outside number (digits; separators, full-width digits and +81 are accepted), not on the tenant's do-not-call list."}}})
+            "description": "The outside number typed (digits; separators, full-width digits and +81 are accepted), not on the tenant's do-not-call list; called from the call's own caller ID. Give this or outside_transfer_id, not both."},
+        "outside_transfer_id": {"type": "integer", "minimum": 1, "example": 3,
+            "description": "A saved outside number (GET /outside-transfers): its number, called from its own 発信者番号 (the call's when it has none)."}}})
+}
+
+/// What an outside leg calls: the number and the caller ID it is called from (`None`: the call's).
+struct OutsideTarget {
+    number: String,
+    tel: wire::Tel,
+    caller_id: Option<wire::Tel>,
+}
+
+/// The body's outside number: typed, or a saved 外線転送 of the caller's tenant with its own caller
+/// ID (422 naming the field: neither or both given, an unknown entry).
+async fn outside_target(st: &AppState, tenant: i64, b: &TransferOutsideBody) -> ApiResult<OutsideTarget> {
+    match (&b.number, b.outside_transfer_id) {
+        (Some(raw), None) => {
+            let (number, tel) = outside_number(st, tenant, raw).await?;
+            Ok(OutsideTarget { number, tel, caller_id: None })
+        }
+        (None, Some(id)) => {
+            let saved = store::transfers::saved_outside(&st.db, tenant, id).await?.ok_or_else(|| {
+                ApiError::invalid("outside_transfer_id", "outside_transfer_id: no such saved outside number")
+            })?;
+            let (number, tel) = outside_number(st, tenant, &saved.number).await?;
+            let caller_id = saved.caller_id.as_deref().and_then(wire::Tel::new);
+            Ok(OutsideTarget { number, tel, caller_id })
+        }
+        (None, None) => Err(ApiError::invalid("number", "number: required (or outside_transfer_id)")),
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "outside_transfer_id",
+            "outside_transfer_id: give number or outside_transfer_id, not both",
+        )),
+    }
 }
 
 /// An outside number the dialer may call: a number (422 naming `number`), not on the tenant's
@@ -528,7 +562,7 @@ async fn transfer_outside(
     Id(call): Id,
     Body(b): Body<TransferOutsideBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    outside_ask(&st, &auth, call, &b.number, false).await
+    outside_ask(&st, &auth, call, &b, false).await
 }
 
 async fn conference(
@@ -537,26 +571,26 @@ async fn conference(
     Id(call): Id,
     Body(b): Body<TransferOutsideBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    outside_ask(&st, &auth, call, &b.number, true).await
+    outside_ask(&st, &auth, call, &b, true).await
 }
 
-/// 外線転送 (or 電話会議 when `conference`) of the caller's call `call` to the outside number `raw`:
-/// checked, recorded, and asked of control.
+/// 外線転送 (or 電話会議 when `conference`) of the caller's call `call` to the body's outside
+/// number: checked, recorded, and asked of control.
 async fn outside_ask(
     st: &AppState,
     auth: &Auth,
     call: i64,
-    raw: &str,
+    b: &TransferOutsideBody,
     conference: bool,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (agent_id, call_id) = own_call(st, auth, call).await?;
-    let (number, tel) = outside_number(st, auth.tenant(), raw).await?;
+    let OutsideTarget { number, tel, caller_id } = outside_target(st, auth.tenant(), b).await?;
     let (t, me, now) = (auth.tenant(), auth.user(), store::now_ms());
     if conference {
         store::conferences::requested(&st.db, t, call, me, &number, now).await?;
-        return publish(st, auth, &ApiCommand::Conference { agent_id, call_id, tel }).await;
+        return publish(st, auth, &ApiCommand::Conference { agent_id, call_id, tel, caller_id }).await;
     }
-    let out = publish(st, auth, &ApiCommand::TransferOutside { agent_id, call_id, tel }).await?;
+    let out = publish(st, auth, &ApiCommand::TransferOutside { agent_id, call_id, tel, caller_id }).await?;
     store::transfers::to_outside(&st.db, t, call, me, &number, now).await?;
     Ok(out)
 }

@@ -569,10 +569,11 @@ pub static OUTSIDE_TRANSFERS: Spec = Spec {
     path: "/outside-transfers",
     table: "outside_transfers",
     tag: "agents",
-    doc: "外線転送: the tenant's saved outside numbers (a branch office, a partner's line) an agent transfers a call to (POST /agent/calls/{id}/transfer-outside) or calls into it as a third party (/conference), chosen by name on the desktop instead of typed. One name per entry.",
+    doc: "外線転送: the tenant's saved outside numbers (a branch office, a partner's line) an agent transfers a call to (POST /agent/calls/{id}/transfer-outside) or calls into it as a third party (/conference), chosen by name on the desktop instead of typed (the desktop then sends `outside_transfer_id`, so the entry's own 発信者番号 is used). One name per entry.",
     fields: &[
         Field::new("name", NAME, "The name agents choose it by (名称), unique in the tenant.").req().sort().search(),
         Field::new("number", Ty::Tel, "The outside number (外線転送番号).").req().filter().sort().search(),
+        Field::new("caller_id", Ty::Tel, "発信者番号 the outside number is called from; null: the call's own (the number the customer was called from).").null(),
         CREATED,
         UPDATED,
     ],

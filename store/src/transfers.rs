@@ -1,5 +1,6 @@
 //! 転送: an agent hands its customer to another agent (blind) — one row per transfer in
-//! `call_transfers` (migration 0036), written by the API when the agent asks.
+//! `call_transfers` (migration 0036), written by the API when the agent asks; and the saved outside
+//! numbers (外線転送, `outside_transfers`) an agent transfers to.
 
 use sqlx::Row;
 
@@ -104,4 +105,22 @@ pub async fn ready_colleague(db: &Db, tenant_id: i64, from_user_id: i64, to_user
     let view: String = r.try_get("view")?;
     let v: serde_json::Value = serde_json::from_str(&view).unwrap_or_default();
     Ok(v["state"]["state"] == "ready" || v["state"] == "ready")
+}
+
+/// A saved outside number (外線転送, `outside_transfers`): what an agent's choice of it calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedOutside {
+    pub number: String,
+    /// 発信者番号 it is called from; `None`: the call's own.
+    pub caller_id: Option<String>,
+}
+
+/// The tenant's saved outside number `id`, if it has one.
+pub async fn saved_outside(db: &Db, tenant_id: i64, id: i64) -> Result<Option<SavedOutside>> {
+    let row = sqlx::query("SELECT number, caller_id FROM outside_transfers WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| Ok(SavedOutside { number: r.try_get("number")?, caller_id: r.try_get("caller_id")? })).transpose()
 }

@@ -185,9 +185,23 @@ pub enum ApiCommand {
     PickUp { agent_id: AgentId, number: u16 },
     /// 外線転送: the agent hands the customer of `call_id` to the outside number `tel`; the agent
     /// stays on the call until the outside party answers (added in v1).
-    TransferOutside { agent_id: AgentId, call_id: CallId, tel: Tel },
+    TransferOutside {
+        agent_id: AgentId,
+        call_id: CallId,
+        tel: Tel,
+        /// 発信者番号 of the outside leg (a saved 外線転送's own; optional, added to v1); `None`: the call's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller_id: Option<Tel>,
+    },
     /// 電話会議: the agent calls `tel` as the third party of `call_id` (added in v1).
-    Conference { agent_id: AgentId, call_id: CallId, tel: Tel },
+    Conference {
+        agent_id: AgentId,
+        call_id: CallId,
+        tel: Tel,
+        /// 発信者番号 of the outside leg (a saved 外線転送's own; optional, added to v1); `None`: the call's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller_id: Option<Tel>,
+    },
     /// 電話会議: the agent drops the third party (added in v1).
     EndConference { agent_id: AgentId, call_id: CallId },
     /// 電話会議: the agent leaves; the customer and the third party go on (added in v1).

@@ -43,7 +43,7 @@
       park: 'パーク保留', confirm_park: 'お客様をパーク保留にしますか? (電話機の #72 と同じ)', parked_title: 'パーク保留',
       parked_number: '保留番号', parked_tel: '相手の電話番号', parked_time: '保留時間', parked_none: 'パーク保留中の呼はありません',
       parked_by: '{name} さんが保留', pick_up: 'コールバック', confirm_pick_up: '保留番号 {number} ({tel}) をコールバックしますか? 電話機につながります',
-      pick_up_not_ready: '待機中にコールバックできます',
+      pick_up_not_ready: '待機中にコールバックできます', pick_up_taken: '保留番号 {number} は他のエージェントが先にコールバックしました。',
       transfer_outside: '外線転送', outside_number: '外線番号', outside_saved: '登録済みの外線転送先', outside_saved_none: '登録先から選ぶ',
       conference: '電話会議', conf_drop: '会議を終了', conf_leave: '会議から退出',
       confirm_conference: '{number} を電話会議に加えますか?',
@@ -145,7 +145,7 @@
       park: 'Park', confirm_park: 'Park the customer? (the same as #72 on the phone)', parked_title: 'Parked calls',
       parked_number: 'Park no.', parked_tel: 'Customer', parked_time: 'Parked', parked_none: 'No parked calls',
       parked_by: 'parked by {name}', pick_up: 'Call back', confirm_pick_up: 'Take park number {number} ({tel}) on your phone?',
-      pick_up_not_ready: 'Calls are picked up while ready',
+      pick_up_not_ready: 'Calls are picked up while ready', pick_up_taken: 'Another agent picked up park number {number} first.',
       transfer_outside: 'Outside transfer', outside_number: 'Outside number', outside_saved: 'Saved outside numbers', outside_saved_none: 'Choose a saved number',
       conference: 'Conference', conf_drop: 'End conference', conf_leave: 'Leave conference',
       confirm_conference: 'Add {number} to the call?',
@@ -356,7 +356,9 @@
   // The browser phone (ui/phone.js, a module) works through these: the one catalogue, the API with
   // the agent's token, the job; it hears the push channel's notices and the agent's states as
   // `kakeru:*` events, and answers `window.kakeruPhone.beforeStart()` / `.readyAllowed()`.
-  window.kakeruDesk = { t, api, job: () => S.job, state: () => stateName(), render: () => render() };
+  // sessionStarted: the phone started the job's session again itself (a rejoin): the stream follows
+  // it as after 発信開始 (its scope, the job's remaining leads and business end, a fresh snapshot).
+  window.kakeruDesk = { t, api, job: () => S.job, state: () => stateName(), render: () => render(), sessionStarted: () => connect() };
   const tell = (name, detail) => document.dispatchEvent(new CustomEvent(`kakeru:${name}`, { detail }));
 
   // ---------------------------------------------------------------------------------------- dialogs
@@ -457,6 +459,7 @@
     S.legUp = !!d.leg_up;
     S.dialling = !!d.dialling;
     S.job = d.job;
+    S.agentId = d.agent_id;
     S.remaining = d.remaining;
     S.deskCodes = d.result_codes || [];
     S.deskDefaults = d.default_results || [];
@@ -685,7 +688,11 @@
   /** A park made or ended (the push channel): the list is read again; a park the read does not
    * show yet (its commit follows the notice) is shown from the notice until the next read. */
   async function parkChanged(d) {
+    // The park this page asked for went to a colleague (a pick-up keyed on a phone came first).
+    const lost = d.change === 'picked_up' && S.pickingUp === d.number && d.agent_id !== S.agentId;
+    if (d.change !== 'parked' && S.pickingUp === d.number) S.pickingUp = null;
     await loadParked();
+    if (lost) $('parked-error').textContent = t('pick_up_taken', { number: d.number });
     if (d.change === 'parked' && !S.parked.some((p) => p.number === d.number)) {
       S.parked = [...S.parked, { number: d.number, call_id: d.call_id, tel: null, parked_by: d.agent_id, parked_at_ms: d.at_ms }]
         .sort((a, b) => a.number - b.number);
@@ -726,6 +733,8 @@
     try {
       await api('POST', `/agent/parked/${p.number}/pick-up`);
       $('parked-error').textContent = '';
+      // Accepted; a pick-up keyed on a colleague's phone at the same moment may still come first.
+      S.pickingUp = p.number;
     } catch (e) {
       $('parked-error').textContent = e.message;
       loadParked();
@@ -1182,9 +1191,9 @@
       const none = el('option', '', t('outside_saved_none'));
       none.value = '';
       const items = S.outsideSaved || [];
-      saved.replaceChildren(none, ...items.map((x) => { const o = el('option', '', `${x.name} (${x.number})`); o.value = x.number; return o; }));
+      saved.replaceChildren(none, ...items.map((x) => { const o = el('option', '', `${x.name} (${x.number})`); o.value = String(x.id); return o; }));
       saved.hidden = !items.length;
-      if (items.some((x) => x.number === keep)) saved.value = keep;
+      if (items.some((x) => String(x.id) === keep)) saved.value = keep;
     }
     saved.disabled = st !== 'talking' || S.outsideCall === S.callId;
     $('b-outside').disabled = st !== 'talking' || !$('outside-number').value.trim() || S.outsideCall === S.callId || inConf;
@@ -1754,17 +1763,27 @@
     });
     $('outside-number').addEventListener('input', () => { $('outside-saved').value = ''; render(); });
     $('outside-saved').addEventListener('change', () => {
-      const v = $('outside-saved').value;
-      if (v) $('outside-number').value = v;
+      const x = savedOutside();
+      if (x) $('outside-number').value = x.number;
       render();
     });
+    /** The saved outside number chosen (its own caller ID goes with it), or null for a typed one. */
+    function savedOutside() {
+      const v = $('outside-saved').value;
+      return (v && (S.outsideSaved || []).find((x) => String(x.id) === v)) || null;
+    }
+    /** The body that calls the number field's number: a saved entry by its id, else the number. */
+    function outsideBody(number) {
+      const x = savedOutside();
+      return x && x.number === number ? { outside_transfer_id: x.id } : { number };
+    }
     $('b-outside').addEventListener('click', async () => {
       const number = $('outside-number').value.trim();
       if (!S.callId || !number) return;
       if (!(await dialog(t('confirm_outside', { number }), true))) return;
       const call = S.callId;
       try {
-        await api('POST', `/agent/calls/${call}/transfer-outside`, { number });
+        await api('POST', `/agent/calls/${call}/transfer-outside`, outsideBody(number));
         S.outsideCall = call;
         outsideSay('outside_calling', { number }, call);
         return;
@@ -1780,7 +1799,7 @@
       if (!(await dialog(t('confirm_conference', { number }), true))) return;
       const call = S.callId;
       try {
-        await api('POST', `/agent/calls/${call}/conference`, { number });
+        await api('POST', `/agent/calls/${call}/conference`, outsideBody(number));
         S.conf = { call, state: 'calling' };
         outsideSay('conf_calling', { number }, call);
       } catch (e) {

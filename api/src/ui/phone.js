@@ -218,7 +218,10 @@ async function rejoin() {
     const job = desk.job() || P.job;
     newPeer();
     await offer(false);
-    if (job && (st === 'unknown' || st === 'offline')) await desk.api('POST', '/agent/session', { call_job_id: job.id });
+    if (job && (st === 'unknown' || st === 'offline')) {
+      await desk.api('POST', '/agent/session', { call_job_id: job.id });
+      desk.sessionStarted();
+    }
   } catch (e) {
     setState('failed', t('phone_err_failed', { why: e.message }));
   }

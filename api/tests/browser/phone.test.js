@@ -131,6 +131,17 @@ async function shots(page, name) {
     }
     await until(page, 'the agent ready after the cut', () => document.getElementById('me-state').dataset.state === 'ready', undefined, 30000);
     assert.equal(await page.evaluate(() => window.__phone.error()), '', 'the failure is cleared once the leg is back');
+    // The waiting screen after the rejoin: the job and its remaining leads, as the server counts them.
+    // (Read a few times: the dialer may take a lead between the two reads.)
+    let same = false;
+    for (let i = 0; i < 10 && !same; i++) {
+      const jobs = await page.evaluate(async () => (await window.kakeruDesk.api('GET', '/agent/jobs')).items);
+      const shown = await page.evaluate(() => document.getElementById('wait-remaining').textContent);
+      log(`REMAINING shown ${shown}, server ${JSON.stringify(jobs.map((j) => [j.id, j.remaining]))}`);
+      same = jobs.some((j) => String(j.remaining) === shown.replace(/[^0-9]/g, ''));
+      if (!same) await page.waitForTimeout(300);
+    }
+    assert.ok(same, "the waiting screen shows the job's remaining leads after the rejoin");
     await shots(page, 'rejoined');
     assert.deepEqual(problems, [], `page problems: ${problems.join('\n')}`);
     log('BROWSER OK');

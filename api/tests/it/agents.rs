@@ -528,7 +528,7 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
     expect(app.call(op, "post", &path, Some(&outside("03-1234-5678"))).await, 202);
     let c = command(&bus, t.id, |c| matches!(c, Command::TransferOutside { .. })).await;
     let tel = wire::Tel::new("0312345678").expect("tel");
-    assert_eq!(c, Command::TransferOutside { agent_id: agent, call_id: call, tel });
+    assert_eq!(c, Command::TransferOutside { agent_id: agent, call_id: call, tel, caller_id: None });
     let rows = store::transfers::of_call(&app.db, t.id, call.0 as i64).await.expect("transfers");
     assert_eq!(
         rows.iter().map(|r| (r.from_user_id, r.to_tel.clone())).collect::<Vec<_>>(),
@@ -548,12 +548,31 @@ async fn preview_next_dial_and_skip(backend: Backend, redis: bool) {
     expect(app.call(op, "post", &conf, Some(&outside("0312345679"))).await, 202);
     let c = command(&bus, t.id, |c| matches!(c, Command::Conference { .. })).await;
     let tel = wire::Tel::new("0312345679").expect("tel");
-    assert_eq!(c, Command::Conference { agent_id: agent, call_id: call, tel });
+    assert_eq!(c, Command::Conference { agent_id: agent, call_id: call, tel, caller_id: None });
     let rows = store::conferences::of_call(&app.db, t.id, call.0 as i64).await.expect("conferences");
     assert_eq!(
         rows.iter().map(|r| (r.agent_user_id, r.to_tel.as_str())).collect::<Vec<_>>(),
         vec![(op_id, "0312345679")]
     );
+    // A saved outside number (外線転送) chosen by its id: its number, called from its own
+    // 発信者番号; an unknown id, or a number and an id at once, is refused naming the field.
+    let saved: i64 = store::sqlx::query_scalar(
+        "INSERT INTO outside_transfers (tenant_id, name, number, caller_id, created_at, updated_at)
+         VALUES ($1, '本社', '0312340000', '0355550100', 0, 0) RETURNING id",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("a saved outside number");
+    let e = expect(app.call(op, "post", &conf, Some(&json!({"outside_transfer_id": saved + 1000}))).await, 422);
+    assert_eq!(field(&e), "outside_transfer_id");
+    let both = json!({"outside_transfer_id": saved, "number": "0312345678"});
+    assert_eq!(field(&expect(app.call(op, "post", &conf, Some(&both)).await, 422)), "outside_transfer_id");
+    assert_eq!(field(&expect(app.call(op, "post", &conf, Some(&json!({}))).await, 422)), "number");
+    expect(app.call(op, "post", &conf, Some(&json!({"outside_transfer_id": saved}))).await, 202);
+    let c = command(&bus, t.id, |c| matches!(c, Command::Conference { caller_id: Some(_), .. })).await;
+    let (tel, caller_id) = (wire::Tel::new("0312340000").expect("tel"), wire::Tel::new("0355550100"));
+    assert_eq!(c, Command::Conference { agent_id: agent, call_id: call, tel, caller_id });
     expect(app.call(op, "delete", &conf, None).await, 202);
     let c = command(&bus, t.id, |c| matches!(c, Command::EndConference { .. })).await;
     assert_eq!(c, Command::EndConference { agent_id: agent, call_id: call });

@@ -93,8 +93,8 @@ enum_map!(one Command, w::Command, {
     HoldCustomer { agent_id, call_id, held },
     ParkCustomer { agent_id, call_id, hold_ms },
     DialPreview { agent_id, campaign_id, call_job_id, lead_id, caller_id },
-    TransferOutside { agent_id, call_id, tel },
-    Conference { agent_id, call_id, tel },
+    TransferOutside { agent_id, call_id, tel, caller_id },
+    Conference { agent_id, call_id, tel, caller_id },
     EndConference { agent_id, call_id },
     LeaveConference { agent_id, call_id },
 });

@@ -214,9 +214,9 @@ pub enum Command {
     },
     /// 外線転送: place a second carrier leg to `tel` and hand the customer of `call_id` to it when
     /// it answers (the agent's, still talking; added in v1).
-    TransferOutside { agent_id: AgentId, call_id: CallId, tel: wire::Tel },
+    TransferOutside { agent_id: AgentId, call_id: CallId, tel: wire::Tel, caller_id: Option<wire::Tel> },
     /// 電話会議: call `tel` as the third party of the agent's call `call_id` (added in v1).
-    Conference { agent_id: AgentId, call_id: CallId, tel: wire::Tel },
+    Conference { agent_id: AgentId, call_id: CallId, tel: wire::Tel, caller_id: Option<wire::Tel> },
     /// 電話会議: drop the third party (added in v1).
     EndConference { agent_id: AgentId, call_id: CallId },
     /// 電話会議: the agent leaves; the customer and the third party go on (added in v1).

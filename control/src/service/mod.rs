@@ -189,6 +189,14 @@ struct Waiting {
     campaign_id: CampaignId,
 }
 
+/// Who asked for a パーク応答: the API (it claimed the park in `parked_calls` first) or the
+/// agent's phone (keys, no claim).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PickUpBy {
+    Api,
+    Keys,
+}
+
 /// One tenant's control service. See the module docs.
 pub struct Service<B: Bus> {
     cfg: ServiceConfig,
@@ -758,10 +766,14 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 let talking = self.floor.agent(agent_id).is_some_and(|a| a.state == AgentState::Talking);
                 let call_id = *call_id;
                 let cmd = match *c {
-                    ApiCommand::Conference { tel, .. } => Command::Conference { agent_id, call_id, tel },
+                    ApiCommand::Conference { tel, caller_id, .. } => {
+                        Command::Conference { agent_id, call_id, tel, caller_id }
+                    }
                     ApiCommand::EndConference { .. } => Command::EndConference { agent_id, call_id },
                     ApiCommand::LeaveConference { .. } => Command::LeaveConference { agent_id, call_id },
-                    ApiCommand::TransferOutside { tel, .. } => Command::TransferOutside { agent_id, call_id, tel },
+                    ApiCommand::TransferOutside { tel, caller_id, .. } => {
+                        Command::TransferOutside { agent_id, call_id, tel, caller_id }
+                    }
                     _ => return,
                 };
                 if self.floor.call_owner(call_id) == Some(agent_id) && talking {
@@ -794,7 +806,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 self.transfer(now, agent_id, *call_id, *to_agent, input)
             }
             (ApiCommand::Park { call_id, .. }, _) => self.park(now, agent_id, *call_id, w),
-            (ApiCommand::PickUp { number, .. }, _) => self.pick_up(now, agent_id, *number, w),
+            (ApiCommand::PickUp { number, .. }, _) => self.pick_up(now, agent_id, *number, PickUpBy::Api, w),
             (_, Some(input)) => self.floor.handle_input(now, agent_id, input),
             (_, None) => Ok(()),
         };
@@ -850,15 +862,27 @@ impl<B: Bus + Clone + 'static> Service<B> {
     }
 
     /// パーク応答: the call parked under `number` is offered to `agent_id` (ready) as in a match:
-    /// bridged into its own phone's leg, its screen pop the call's lead. Refused (the park stays,
-    /// and a claim the API made for it is undone) when the agent is not ready.
-    fn pick_up(&mut self, now: u64, agent_id: AgentId, number: u16, w: &mut BatchWrites) -> Result<(), AgentError> {
+    /// bridged into its own phone's leg, its screen pop the call's lead. Refused when the agent is
+    /// not ready: the park stays, and the API's claim is undone when the refused pick-up was the
+    /// API's (a refused keyed pick-up leaves a colleague's claim alone). Of an API pick-up and a
+    /// keyed one at once, the first this service applies wins; the other finds no park (refused),
+    /// and the park's row and notice name the winner.
+    fn pick_up(
+        &mut self,
+        now: u64,
+        agent_id: AgentId,
+        number: u16,
+        by: PickUpBy,
+        w: &mut BatchWrites,
+    ) -> Result<(), AgentError> {
         let Some(p) = self.parking.get(number) else {
             let state = self.floor.agent(agent_id).map_or(AgentState::Offline, |a| a.state);
             return Err(AgentError::NotAllowed { state, input: "pick_up" });
         };
         if let Err(e) = self.floor.handle_input(now, agent_id, Input::Offer { call_id: p.call_id }) {
-            w.calls.push(CallOp::ParkUnclaimed { number });
+            if by == PickUpBy::Api {
+                w.calls.push(CallOp::ParkUnclaimed { number });
+            }
             let (change, call_id) = (ParkChange::Parked, p.call_id);
             self.notices.push(AgentNotice::ParkChanged { number, call_id, change, agent_id: p.by, at_ms: p.at_ms });
             return Err(e);
@@ -1031,7 +1055,7 @@ impl<B: Bus + Clone + 'static> Service<B> {
                 }
             }
             ShardEvent::PickUpKeyed { agent_id, number } => {
-                if let Err(e) = self.pick_up(now, agent_id, number, w) {
+                if let Err(e) = self.pick_up(now, agent_id, number, PickUpBy::Keys, w) {
                     self.refused(agent_id, "pick_up_keyed", &e);
                 }
             }

@@ -251,3 +251,94 @@ async fn a_park_returned_after_a_restart_goes_to_its_campaign_when_its_agent_is_
         task.await.expect("join").expect("service ran");
     }
 }
+
+/// A pick-up from the desktop (the API claims the park, then asks control) racing one keyed on a
+/// phone, on SQLite and PostgreSQL: whichever control applies first wins, the other is refused and
+/// its agent stays as it was; the park's row names the winner; and a keyed pick-up refused (its
+/// agent busy) leaves a colleague's claim standing, so that colleague's pick-up still goes through.
+#[tokio::test]
+async fn a_keyed_pick_up_and_one_from_the_desktop_at_once_give_the_call_to_one_agent() {
+    use crate::service::{agent_state, answered, backends, cmd, count, ended, ev, fixture, login_ready, placed, until};
+    use store::parked::Claim;
+    use wire::agent::{AgentState, PauseReasonId};
+    use wire::{ApiCommand, ShardEvent};
+    for backend in backends() {
+        let (_url, db, t, reason, _dir) = fixture(backend).await;
+        let bus = bus::MemoryBus::new(bus::BusConfig::default());
+        let (stop, task) = service_with_park_limit(&bus, &db, t, 600_000).await;
+        login_ready(&bus, &db, t, &[1, 2, 3, 4], 7, None).await;
+        let state = |a: u64| {
+            let db = db.clone();
+            async move { agent_state(&db, t, a).await }
+        };
+        // Agents 1 and 2 talk with calls 100 and 101 and park them: 9001 and 9002.
+        for (call, agent) in [(100, 1), (101, 2)] {
+            placed(&db, t, call, 7).await;
+            ev(&bus, t, answered(call, 7)).await;
+            until("offered", || async { state(agent).await == Some(AgentState::Ringing) }).await;
+            ev(&bus, t, ShardEvent::Bridged { call_id: CallId(call), agent_id: AgentId(agent) }).await;
+            until("talking", || async { state(agent).await == Some(AgentState::Talking) }).await;
+            cmd(&bus, t, ApiCommand::Park { agent_id: AgentId(agent), call_id: CallId(call) }).await;
+            until("ready after parking", || async { state(agent).await == Some(AgentState::Ready) }).await;
+        }
+        let picked_by = |number: i64| {
+            let db = db.clone();
+            async move {
+                let q = format!(
+                    "SELECT COALESCE(picked_by, 0) FROM parked_calls WHERE tenant_id = $1 AND number = {number}"
+                );
+                count(&db, &q, t).await
+            }
+        };
+        let ended_as = |number: i64, by: i64| {
+            let db = db.clone();
+            async move {
+                let q = format!("SELECT COUNT(*) FROM parked_calls WHERE tenant_id = $1 AND number = {number} AND outcome = 'picked_up' AND picked_by = {by} AND ended_at IS NOT NULL");
+                count(&db, &q, t).await == 1
+            }
+        };
+
+        // 9001: agent 3 clicks it on the desktop (the API's claim wins in SQL), but agent 4's keys
+        // reach control first: agent 4 is offered the call; agent 3's ask finds no park.
+        let claim = store::parked::claim(&db, t as i64, 9001, 3, store::now_ms()).await.expect("claim");
+        assert!(matches!(claim, Claim::Won { dialer_call_id: 100 }), "{backend:?}: {claim:?}");
+        ev(&bus, t, ShardEvent::PickUpKeyed { agent_id: AgentId(4), number: 9001 }).await;
+        until("agent 4 offered 9001", || async { state(4).await == Some(AgentState::Ringing) }).await;
+        cmd(&bus, t, ApiCommand::PickUp { agent_id: AgentId(3), number: 9001 }).await;
+        // (Control applies its commands in order: once the pause after it holds, the pick-up was
+        // applied, and refused: a ringing agent would not have paused.)
+        cmd(&bus, t, ApiCommand::Pause { agent_id: AgentId(3), reason_id: PauseReasonId(reason) }).await;
+        until("agent 3 paused, not offered", || async { matches!(state(3).await, Some(AgentState::Paused { .. })) })
+            .await;
+        assert!(ended_as(9001, 4).await, "{backend:?}: 9001's row names agent 4, who took it");
+        ev(&bus, t, ShardEvent::Bridged { call_id: CallId(100), agent_id: AgentId(4) }).await;
+        until("agent 4 talking with 100", || async { state(4).await == Some(AgentState::Talking) }).await;
+        cmd(&bus, t, ApiCommand::GoReady { agent_id: AgentId(3) }).await;
+        until("agent 3 ready again", || async { state(3).await == Some(AgentState::Ready) }).await;
+
+        // 9002: agent 1 claims it from the desktop; agent 4 (talking) keys it: refused, and agent
+        // 1's claim stands (the park is not offered to a third clicker meanwhile).
+        let claim = store::parked::claim(&db, t as i64, 9002, 1, store::now_ms()).await.expect("claim");
+        assert!(matches!(claim, Claim::Won { dialer_call_id: 101 }), "{backend:?}: {claim:?}");
+        ev(&bus, t, ShardEvent::PickUpKeyed { agent_id: AgentId(4), number: 9002 }).await;
+        // (Shard events are applied in order too: once agent 4's call ended, its keys were.)
+        ev(&bus, t, ended(100, Some(4))).await;
+        until("agent 4 done with 100", || async { state(4).await != Some(AgentState::Talking) }).await;
+        assert_eq!(picked_by(9002).await, 1, "{backend:?}: a refused keyed pick-up leaves agent 1's claim");
+        let taken = store::parked::claim(&db, t as i64, 9002, 3, store::now_ms()).await.expect("claim");
+        assert_eq!(taken, Claim::Taken, "{backend:?}");
+        // Agent 1's ask reaches control now: offered; then agent 3 keys 9002 too late: refused.
+        cmd(&bus, t, ApiCommand::PickUp { agent_id: AgentId(1), number: 9002 }).await;
+        until("agent 1 offered 9002", || async { state(1).await == Some(AgentState::Ringing) }).await;
+        ev(&bus, t, ShardEvent::PickUpKeyed { agent_id: AgentId(3), number: 9002 }).await;
+        ev(&bus, t, ShardEvent::Bridged { call_id: CallId(101), agent_id: AgentId(1) }).await;
+        until("agent 1 talking with 101", || async { state(1).await == Some(AgentState::Talking) }).await;
+        assert_eq!(state(3).await, Some(AgentState::Ready), "{backend:?}: agent 3's late keys change nothing");
+        assert!(ended_as(9002, 1).await, "{backend:?}: 9002's row names agent 1");
+        let record = "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND ((dialer_call_id = 100 AND agent_user_id = 4) OR (dialer_call_id = 101 AND agent_user_id = 1))";
+        assert_eq!(count(&db, record, t).await, 2, "{backend:?}: each record follows its call to the winner");
+        let _ = stop.send(());
+        let stats = task.await.expect("join").expect("service ran");
+        assert_eq!(stats.refused, 3, "{backend:?}: the three losing asks were refused: {stats:?}");
+    }
+}

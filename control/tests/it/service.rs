@@ -215,7 +215,7 @@ pub async fn placed(db: &Db, tenant: u64, call: u64, campaign: u64) {
     .expect("the dialer's call record");
 }
 
-fn ended(call: u64, agent: Option<u64>) -> ShardEvent {
+pub fn ended(call: u64, agent: Option<u64>) -> ShardEvent {
     ShardEvent::CallEnded {
         call_id: CallId(call),
         agent_id: agent.map(AgentId),

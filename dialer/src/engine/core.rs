@@ -1267,11 +1267,11 @@ impl Engine {
                     self.command(shard, Command::Hold { call: call_id.0, held });
                 }
             }
-            CtlCommand::TransferOutside { agent_id, call_id, tel } => {
-                self.transfer_outside(now, agent_id.0, call_id.0, tel, false)
+            CtlCommand::TransferOutside { agent_id, call_id, tel, caller_id } => {
+                self.transfer_outside(now, agent_id.0, call_id.0, tel, caller_id, false)
             }
-            CtlCommand::Conference { agent_id, call_id, tel } => {
-                self.transfer_outside(now, agent_id.0, call_id.0, tel, true)
+            CtlCommand::Conference { agent_id, call_id, tel, caller_id } => {
+                self.transfer_outside(now, agent_id.0, call_id.0, tel, caller_id, true)
             }
             CtlCommand::EndConference { call_id, .. } => {
                 if let Some(shard) = self.calls.get(&call_id.0).map(|c| c.shard) {
@@ -1296,13 +1296,23 @@ impl Engine {
 
     /// 外線転送 of the customer of `call` to `tel` (or 電話会議 with `tel` as the third party): a
     /// second channel of the call's campaign and caller ID, placed only within their channel limits
-    /// (the API refused numbers on the do-not-call list), from the call's own caller ID.
-    fn transfer_outside(&mut self, now: Now, agent: u64, call: u64, tel: wire::Tel, conference: bool) {
+    /// (the API refused numbers on the do-not-call list), from `from` (a saved 外線転送's own
+    /// 発信者番号) or else the call's own caller ID.
+    fn transfer_outside(
+        &mut self,
+        now: Now,
+        agent: u64,
+        call: u64,
+        tel: wire::Tel,
+        from: Option<wire::Tel>,
+        conference: bool,
+    ) {
         let Some(c) = self.calls.get(&call) else { return };
         if c.bridged != Some(agent) || self.outside.contains_key(&call) {
             return;
         }
-        let (campaign, shard, caller_id) = (c.campaign, c.shard, c.caller_id.clone());
+        let caller_id = from.map_or_else(|| c.caller_id.clone(), |f| Some(f.as_str().to_string()));
+        let (campaign, shard) = (c.campaign, c.shard);
         let job = self.campaigns.get(&campaign).and_then(|st| st.jobs.iter().find(|j| j.job_id == c.job).cloned());
         let free = job.map_or(0, |mut j| {
             j.caller_id = caller_id.clone();

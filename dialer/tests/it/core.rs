@@ -1031,6 +1031,30 @@ fn a_leg_without_a_phone_waits_for_the_pages_offer() {
     assert!(!unreachable(&sim, 9));
 }
 
+/// 外線転送 to a saved outside number with its own 発信者番号: the outside leg goes out from that
+/// number, not the call's, and holds a channel of it.
+#[test]
+fn a_saved_outside_numbers_caller_id_is_the_outside_legs() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "preview", 5), 20)]);
+    sim.agents_ready(10, &[1]);
+    sim.input(preview_ask(1, 1));
+    sim.run_for(2_500);
+    let call = sim.calls.iter().find(|(_, c)| c.3 == Some(1)).map(|(id, _)| *id).expect("agent 1's call");
+    let tel = wire::Tel::new("0399998888").expect("tel");
+    let caller_id = Some(wire::Tel::new("0355550100").expect("tel"));
+    let conference = Ctl::Conference { agent_id: AgentId(1), call_id: CallId(call), tel, caller_id };
+    sim.input(Input::Agent(Event::Command(conference)));
+    let placed: Vec<_> = sim
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Conference(t) => Some((t.call, t.tel.clone(), t.caller_id.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, vec![(call, "0399998888".to_string(), Some("0355550100".to_string()))]);
+}
+
 /// 外線転送: the outside leg goes out from the call's caller ID and is a channel of its campaign
 /// until it fails; at the limit the agent is told and no leg is placed.
 #[test]
@@ -1043,7 +1067,7 @@ fn an_outside_leg_is_a_channel_of_the_call_and_is_refused_at_the_limit() {
     sim.run_for(2_500);
     let call = sim.calls.iter().find(|(_, c)| c.3 == Some(1)).map(|(id, _)| *id).expect("agent 1's call");
     let tel = wire::Tel::new("0399998888").expect("tel");
-    let transfer = Ctl::TransferOutside { agent_id: AgentId(1), call_id: CallId(call), tel };
+    let transfer = Ctl::TransferOutside { agent_id: AgentId(1), call_id: CallId(call), tel, caller_id: None };
     sim.input(Input::Agent(Event::Command(transfer)));
     let placed: Vec<_> = sim
         .commands

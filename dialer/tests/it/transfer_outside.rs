@@ -87,7 +87,8 @@ impl Talking {
 }
 
 fn transfer(a: i64, call: CallId, tel: &str) -> ApiCommand {
-    ApiCommand::TransferOutside { agent_id: AgentId(a as u64), call_id: call, tel: Tel::new(tel).expect("tel") }
+    let tel = Tel::new(tel).expect("tel");
+    ApiCommand::TransferOutside { agent_id: AgentId(a as u64), call_id: call, tel, caller_id: None }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +184,9 @@ async fn a_conference_lets_the_three_hear_each_other_and_the_two_go_on_when_the_
         let (tenant, record) = (floor.tenant as i64, call.0 as i64);
         store::conferences::requested(&floor.db, tenant, record, a, "0317000002", store::now_ms()).await.expect("ask");
         let tel = Tel::new("0317000002").expect("tel");
-        floor.command(ApiCommand::Conference { agent_id: AgentId(a as u64), call_id: call, tel }).await;
+        floor
+            .command(ApiCommand::Conference { agent_id: AgentId(a as u64), call_id: call, tel, caller_id: None })
+            .await;
         // Three parties: the customer and the third party hear the agent and each other (the
         // carrier's own tone comes back to it), the agent hears them.
         until("each hears the other two", Duration::from_secs(10), || async {

@@ -32,6 +32,8 @@ const HEARS: f32 = 0.1;
 const BUSY_NUMBER: &str = "0399990004";
 /// 電話会議 from the desktop with this number: it answers.
 const CONF_NUMBER: &str = "0399990002";
+/// The saved outside number's own 発信者番号 (not the campaign's).
+const SAVED_CALLER_ID: &str = "0355550100";
 const DEAF: f32 = 0.01;
 
 struct Api {
@@ -292,11 +294,11 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
     let (s, _) = api.call(reqwest::Method::GET, &op_token, &format!("/calls/{record}/monitors"), None).await;
     assert_eq!(s, 403, "an OP does not read the monitoring records");
 
-    // 外線転送's saved numbers: the manager saves one (an agent may read them, not write them);
-    // the desktop's conference below picks it by name instead of typing the number.
-    let (s, b) = api
-        .call(post.clone(), &mgr_token, "/outside-transfers", Some(json!({"name": "本社", "number": CONF_NUMBER})))
-        .await;
+    // 外線転送's saved numbers: the manager saves one with its own 発信者番号 (an agent may read
+    // them, not write them); the desktop's conference below picks it by name instead of typing the
+    // number, and the third party is called from that caller ID.
+    let saved = json!({"name": "本社", "number": CONF_NUMBER, "caller_id": SAVED_CALLER_ID});
+    let (s, b) = api.call(post.clone(), &mgr_token, "/outside-transfers", Some(saved)).await;
     assert_eq!(s, 201, "{b}");
     let (s, b) = api
         .call(post.clone(), &op_token, "/outside-transfers", Some(json!({"name": "x", "number": BUSY_NUMBER})))
@@ -363,7 +365,13 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
             "outside_busy" => {
                 // The busy outside number was called from the call's caller ID, and the customer
                 // is back with the agent: they hear each other again.
-                assert!(carrier.log().iter().any(|e| e.tel == BUSY_NUMBER && e.outcome == "failed:486"));
+                let log = carrier.log();
+                let busy = log.iter().find(|e| e.tel == BUSY_NUMBER && e.outcome == "failed:486").expect("called");
+                assert!(
+                    !busy.caller.contains(SAVED_CALLER_ID),
+                    "a typed number: the call's caller ID: {}",
+                    busy.caller
+                );
                 until("back with the agent after the busy outside number", Duration::from_secs(5), || async {
                     carrier.heard_share(AGENT_HZ) > 0.5 && agent_phone.heard_share(CUSTOMER_HZ) > 0.5
                 })
@@ -377,7 +385,10 @@ async fn a_supervisor_listens_whispers_and_barges_from_their_phone() {
                 })
                 .await;
                 assert!(agent_phone.heard_share(CUSTOMER_HZ) > 0.5, "the agent hears the others");
-                assert!(carrier.log().iter().any(|e| e.tel == CONF_NUMBER && e.outcome == "answered"));
+                let log = carrier.log();
+                let third = log.iter().find(|e| e.tel == CONF_NUMBER && e.outcome == "answered").expect("called");
+                let from = format!("sip:{SAVED_CALLER_ID}@");
+                assert!(third.caller.contains(&from), "called from the saved number's caller ID: {}", third.caller);
             }
             "conference_dropped" => {
                 until("the third party is gone", Duration::from_secs(5), || async {

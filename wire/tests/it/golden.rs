@@ -161,8 +161,12 @@ fn cases(c: &mut Checker) {
     case!(c, ApiCommand::Transfer { agent_id: AgentId(7), call_id: CallId(11), to_agent: AgentId(8) });
     case!(c, ApiCommand::Park { agent_id: AgentId(7), call_id: CallId(11) });
     case!(c, ApiCommand::PickUp { agent_id: AgentId(7), number: 9001 });
-    case!(c, ApiCommand::TransferOutside { agent_id: AgentId(7), call_id: CallId(11), tel });
-    case!(c, ApiCommand::Conference { agent_id: AgentId(7), call_id: CallId(11), tel });
+    case!(c, ApiCommand::TransferOutside { agent_id: AgentId(7), call_id: CallId(11), tel, caller_id: None });
+    case!(c, ApiCommand::Conference { agent_id: AgentId(7), call_id: CallId(11), tel, caller_id: None });
+    // A saved 外線転送's own caller ID (optional: the lines above are what earlier writers sent).
+    let caller_id = Some(Tel::new("0355550100").expect("tel"));
+    case!(c, ApiCommand::TransferOutside { agent_id: AgentId(7), call_id: CallId(11), tel, caller_id });
+    case!(c, ApiCommand::Conference { agent_id: AgentId(7), call_id: CallId(11), tel, caller_id });
     case!(c, ApiCommand::EndConference { agent_id: AgentId(7), call_id: CallId(11) });
     case!(c, ApiCommand::LeaveConference { agent_id: AgentId(7), call_id: CallId(11) });
     // kind shard_event
@@ -457,8 +461,14 @@ fn cases(c: &mut Checker) {
             caller_id: None
         })
     );
-    case!(c, Event::Command(Command::TransferOutside { agent_id: AgentId(7), call_id: CallId(11), tel }));
-    case!(c, Event::Command(Command::Conference { agent_id: AgentId(7), call_id: CallId(11), tel }));
+    case!(
+        c,
+        Event::Command(Command::TransferOutside { agent_id: AgentId(7), call_id: CallId(11), tel, caller_id: None })
+    );
+    case!(c, Event::Command(Command::Conference { agent_id: AgentId(7), call_id: CallId(11), tel, caller_id: None }));
+    let caller_id = Some(Tel::new("0355550100").expect("tel"));
+    case!(c, Event::Command(Command::TransferOutside { agent_id: AgentId(7), call_id: CallId(11), tel, caller_id }));
+    case!(c, Event::Command(Command::Conference { agent_id: AgentId(7), call_id: CallId(11), tel, caller_id }));
     case!(c, Event::Command(Command::EndConference { agent_id: AgentId(7), call_id: CallId(11) }));
     case!(c, Event::Command(Command::LeaveConference { agent_id: AgentId(7), call_id: CallId(11) }));
     case!(c, Event::Deferred { agent_id: AgentId(7), after_call: true });
@@ -533,6 +543,8 @@ const GOLDEN: &[&str] = &[
     r#"{"type":"pick_up","agent_id":7,"number":9001}"#,
     r#"{"type":"transfer_outside","agent_id":7,"call_id":11,"tel":"0312345678"}"#,
     r#"{"type":"conference","agent_id":7,"call_id":11,"tel":"0312345678"}"#,
+    r#"{"type":"transfer_outside","agent_id":7,"call_id":11,"tel":"0312345678","caller_id":"0355550100"}"#,
+    r#"{"type":"conference","agent_id":7,"call_id":11,"tel":"0312345678","caller_id":"0355550100"}"#,
     r#"{"type":"end_conference","agent_id":7,"call_id":11}"#,
     r#"{"type":"leave_conference","agent_id":7,"call_id":11}"#,
     r#"{"type":"agent_leg_up","agent_id":7,"shard":1}"#,
@@ -619,6 +631,8 @@ const GOLDEN: &[&str] = &[
     r#"{"event":"command","command":"dial_preview","agent_id":7,"campaign_id":3,"call_job_id":9,"lead_id":100}"#,
     r#"{"event":"command","command":"transfer_outside","agent_id":7,"call_id":11,"tel":"0312345678"}"#,
     r#"{"event":"command","command":"conference","agent_id":7,"call_id":11,"tel":"0312345678"}"#,
+    r#"{"event":"command","command":"transfer_outside","agent_id":7,"call_id":11,"tel":"0312345678","caller_id":"0355550100"}"#,
+    r#"{"event":"command","command":"conference","agent_id":7,"call_id":11,"tel":"0312345678","caller_id":"0355550100"}"#,
     r#"{"event":"command","command":"end_conference","agent_id":7,"call_id":11}"#,
     r#"{"event":"command","command":"leave_conference","agent_id":7,"call_id":11}"#,
     r#"{"event":"deferred","agent_id":7,"after_call":true}"#,
