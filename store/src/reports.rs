@@ -296,8 +296,13 @@ pub async fn sum_states(db: &Db, tenant_id: i64, f: &Filter, by: &[By]) -> Resul
     Ok(out)
 }
 
+// The partial indexes of migration 0043 name these values: the statements here write them as
+// literals so that the planners choose those indexes.
+const _: () = assert!(crate::rollups::DAY_TOTAL == -1 && crate::rollups::ALL_AGENTS == 0);
+
 /// Time per state of each campaign's member agents, per day: (campaign, day, state, ms), summed in
-/// the database from the agents' whole-day rows.
+/// the database from the agents' whole-day rows (`hour = -1`, `rollups::DAY_TOTAL`, written as a
+/// literal so that the partial index of those rows, migration 0043, is chosen).
 pub async fn campaign_states(
     db: &Db,
     tenant_id: i64,
@@ -308,14 +313,13 @@ pub async fn campaign_states(
     let rows = sqlx::query(
         "SELECT ca.campaign_id, r.day, r.state, CAST(SUM(r.ms) AS BIGINT) AS ms
          FROM rollup_states r JOIN campaign_agents ca ON ca.tenant_id = r.tenant_id AND ca.user_id = 0 - r.agent_user_id
-         WHERE r.tenant_id = $1 AND r.day >= $2 AND r.day <= $3 AND r.agent_user_id < 0 AND r.hour = $4
-           AND ($5 = 0 OR ca.campaign_id = $5)
+         WHERE r.tenant_id = $1 AND r.day >= $2 AND r.day <= $3 AND r.agent_user_id < 0 AND r.hour = -1
+           AND ($4 = 0 OR ca.campaign_id = $4)
          GROUP BY ca.campaign_id, r.day, r.state",
     )
     .bind(tenant_id)
     .bind(from_day)
     .bind(to_day)
-    .bind(crate::rollups::DAY_TOTAL)
     .bind(campaign_id.unwrap_or(0))
     .fetch_all(&db.pool)
     .await?;

@@ -393,7 +393,7 @@ async fn count_states(
 }
 
 /// `rollup_states.hour` of an agent's whole-day row; its `agent_user_id` is the agent's id
-/// negated, so that the (tenant, day, agent) index finds a day's whole-day rows without the hours.
+/// negated; the partial index `rollup_states_day_totals` (migration 0043) holds just these rows.
 pub const DAY_TOTAL: i64 = -1;
 /// `rollup_states.agent_user_id` of the every-agent hour rows.
 pub const ALL_AGENTS: i64 = 0;
