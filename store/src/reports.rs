@@ -302,7 +302,7 @@ const _: () = assert!(crate::rollups::DAY_TOTAL == -1 && crate::rollups::ALL_AGE
 
 /// Time per state of each campaign's member agents, per day: (campaign, day, state, ms), summed in
 /// the database from the agents' whole-day rows (`hour = -1`, `rollups::DAY_TOTAL`, written as a
-/// literal so that the partial index of those rows, migration 0043, is chosen).
+/// literal so that SQLite chooses the partial index of those rows, migration 0043).
 pub async fn campaign_states(
     db: &Db,
     tenant_id: i64,

@@ -689,8 +689,10 @@
    * show yet (its commit follows the notice) is shown from the notice until the next read. */
   async function parkChanged(d) {
     // The park this page asked for went to a colleague (a pick-up keyed on a phone came first).
-    const lost = d.change === 'picked_up' && S.pickingUp === d.number && d.agent_id !== S.agentId;
-    if (d.change !== 'parked' && S.pickingUp === d.number) S.pickingUp = null;
+    // (Only just after the ask: a pick-up control refused for another reason leaves no notice.)
+    const asked = S.pickingUp && S.pickingUp.number === d.number && Date.now() - S.pickingUp.at < 10000;
+    const lost = d.change === 'picked_up' && asked && d.agent_id !== S.agentId;
+    if (d.change !== 'parked' && asked) S.pickingUp = null;
     await loadParked();
     if (lost) $('parked-error').textContent = t('pick_up_taken', { number: d.number });
     if (d.change === 'parked' && !S.parked.some((p) => p.number === d.number)) {
@@ -734,7 +736,7 @@
       await api('POST', `/agent/parked/${p.number}/pick-up`);
       $('parked-error').textContent = '';
       // Accepted; a pick-up keyed on a colleague's phone at the same moment may still come first.
-      S.pickingUp = p.number;
+      S.pickingUp = { number: p.number, at: Date.now() };
     } catch (e) {
       $('parked-error').textContent = e.message;
       loadParked();
