@@ -1,8 +1,9 @@
 //! The bearer sessions this process resolved in the last second, so that a burst of requests
 //! with one token reads its session from SQL once, not once per request.
 //!
-//! What a cached entry can get wrong is bounded by its age (1 s by default): every change this process makes to users, sessions or the tenant's settings empties
-//! the cache at once (logout, a new password, disabling, a role, the time zone), so on this process
+//! What a cached entry can get wrong is bounded by its age (1 s by default): every change this
+//! process makes to users, sessions or the tenant's settings empties the cache at once (logout, a
+//! new password, disabling, a role, the time zone, a deleted user), so on this process
 //! such a change holds from the next request; on another API process of the same tenant it holds
 //! within the age. A session that expires on its own is refused at most that age late.
 
