@@ -217,8 +217,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Role::Sim(args) => {
             let (tx, rx) = tokio::sync::watch::channel(false);
+            let stop = terminated();
             tokio::spawn(async move {
-                terminated().await;
+                stop.await;
                 let _ = tx.send(true);
             });
             kakeru::sim::run(args, rx).await?;
@@ -436,18 +437,24 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-async fn terminated() {
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    match term {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled: a role prints that it is ready before it first awaits this (the sim role's task
+/// may not have run yet), and a signal arriving in between would otherwise kill the process
+/// without its orderly stop (seen in CI: `kill -INT` right after the carrier's first answer).
+fn terminated() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (int, term) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    async move {
+        match (int, term) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
