@@ -300,9 +300,8 @@ pub async fn sum_states(db: &Db, tenant_id: i64, f: &Filter, by: &[By]) -> Resul
 // literals so that the planners choose those indexes.
 const _: () = assert!(crate::rollups::DAY_TOTAL == -1 && crate::rollups::ALL_AGENTS == 0);
 
-/// Time per state of each campaign's member agents, per day: (campaign, day, state, ms), summed in
-/// the database from the agents' whole-day rows (`hour = -1`, `rollups::DAY_TOTAL`, written as a
-/// literal so that SQLite chooses the partial index of those rows, migration 0043).
+/// Time per state of each campaign's member agents, per day: (campaign, day, state, ms), from
+/// `rollup_campaign_states` (the members as they were when the day was counted).
 pub async fn campaign_states(
     db: &Db,
     tenant_id: i64,
@@ -311,11 +310,8 @@ pub async fn campaign_states(
     campaign_id: Option<i64>,
 ) -> Result<Vec<(i64, String, String, i64)>> {
     let rows = sqlx::query(
-        "SELECT ca.campaign_id, r.day, r.state, CAST(SUM(r.ms) AS BIGINT) AS ms
-         FROM rollup_states r JOIN campaign_agents ca ON ca.tenant_id = r.tenant_id AND ca.user_id = 0 - r.agent_user_id
-         WHERE r.tenant_id = $1 AND r.day >= $2 AND r.day <= $3 AND r.agent_user_id < 0 AND r.hour = -1
-           AND ($4 = 0 OR ca.campaign_id = $4)
-         GROUP BY ca.campaign_id, r.day, r.state",
+        "SELECT campaign_id, day, state, ms FROM rollup_campaign_states
+         WHERE tenant_id = $1 AND day >= $2 AND day <= $3 AND ($4 = 0 OR campaign_id = $4)",
     )
     .bind(tenant_id)
     .bind(from_day)

@@ -429,8 +429,11 @@ pub async fn stored_day(db: &Db, tenant_id: i64, day: NaiveDate) -> Result<DayCo
 /// Replaces a day's rollups with `counts`, in one transaction.
 pub async fn store_day(db: &Db, tenant_id: i64, day: NaiveDate, counts: &DayCounts) -> Result<()> {
     let d = day.to_string();
+    let members = campaign_members(db, tenant_id).await?;
     let mut tx = db.begin_write().await?;
-    for table in ["rollup_calls", "rollup_campaign_hours", "rollup_agent_days", "rollup_states"] {
+    for table in
+        ["rollup_calls", "rollup_campaign_hours", "rollup_campaign_states", "rollup_agent_days", "rollup_states"]
+    {
         sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND day = $2"))
             .bind(tenant_id)
             .bind(&d)
@@ -474,6 +477,18 @@ pub async fn store_day(db: &Db, tenant_id: i64, day: NaiveDate, counts: &DayCoun
         let mut q = sqlx::query(&sql);
         for ((campaign_id, hour_at), (live, abandons)) in chunk {
             q = q.bind(tenant_id).bind(&d).bind(*campaign_id).bind(*hour_at).bind(*live).bind(*abandons);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let occupancy: Vec<_> = campaign_states(counts, &members).into_iter().collect();
+    for chunk in occupancy.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO rollup_campaign_states (tenant_id, day, campaign_id, state, ms) VALUES {}",
+            placeholders(db.backend, chunk.len(), 5)
+        );
+        let mut q = sqlx::query(&sql);
+        for ((campaign_id, state), ms) in chunk {
+            q = q.bind(tenant_id).bind(&d).bind(*campaign_id).bind(state).bind(*ms);
         }
         q.execute(&mut *tx).await?;
     }
@@ -545,6 +560,50 @@ async fn stored_campaign_hours(db: &Db, tenant_id: i64, day: NaiveDate) -> Resul
     let mut out = BTreeMap::new();
     for r in rows {
         out.insert((r.try_get("campaign_id")?, r.try_get("hour_at")?), (r.try_get("live")?, r.try_get("abandons")?));
+    }
+    Ok(out)
+}
+
+/// Each agent's campaigns (`campaign_agents`): agent -> campaigns.
+async fn campaign_members(db: &Db, tenant_id: i64) -> Result<HashMap<i64, Vec<i64>>> {
+    let rows = sqlx::query("SELECT campaign_id, user_id FROM campaign_agents WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_all(&db.pool)
+        .await?;
+    let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
+    for r in rows {
+        out.entry(r.try_get("user_id")?).or_default().push(r.try_get("campaign_id")?);
+    }
+    Ok(out)
+}
+
+/// A day's time per state of each campaign's member agents (`members`: agent -> campaigns), summed
+/// from the agents' whole-day state rows: the rows of `rollup_campaign_states` (the outbound
+/// report's occupancy and agent wait).
+fn campaign_states(counts: &DayCounts, members: &HashMap<i64, Vec<i64>>) -> BTreeMap<(i64, String), i64> {
+    let mut out: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    for (k, (ms, _)) in &counts.states {
+        if k.hour != DAY_TOTAL || *ms == 0 {
+            continue;
+        }
+        for c in members.get(&-k.agent_user_id).into_iter().flatten() {
+            *out.entry((*c, k.state.clone())).or_default() += ms;
+        }
+    }
+    out
+}
+
+/// A day's stored `rollup_campaign_states`, as [`campaign_states`] counts them.
+async fn stored_campaign_states(db: &Db, tenant_id: i64, day: NaiveDate) -> Result<BTreeMap<(i64, String), i64>> {
+    let rows =
+        sqlx::query("SELECT campaign_id, state, ms FROM rollup_campaign_states WHERE tenant_id = $1 AND day = $2")
+            .bind(tenant_id)
+            .bind(day.to_string())
+            .fetch_all(&db.pool)
+            .await?;
+    let mut out = BTreeMap::new();
+    for r in rows {
+        out.insert((r.try_get("campaign_id")?, r.try_get("state")?), r.try_get("ms")?);
     }
     Ok(out)
 }
@@ -709,15 +768,18 @@ pub async fn rebuild(db: &Db, tenant_id: i64, now_ms: i64) -> Result<Refreshed> 
 
 /// Compares every day's stored rollups with a recount as of their last refresh (an agent's open
 /// state grows with the clock; `now_ms` if never refreshed) (`kakeru rollups verify`): the days
-/// that differ.
+/// that differ. The campaigns' occupancy is recounted with their members of now, so a day counted
+/// before an agent joined or left a campaign differs until `rebuild` recounts it.
 pub async fn verify(db: &Db, tenant_id: i64, now_ms: i64) -> Result<Vec<NaiveDate>> {
     let tz = tenant_tz(db, tenant_id).await?;
+    let members = campaign_members(db, tenant_id).await?;
     let as_of = job_state(db, tenant_id).await?.map_or(now_ms, |(at, _)| at);
     let mut bad = Vec::new();
     for d in fact_days(db, tenant_id, tz, as_of).await? {
         let counted = count_day(db, tenant_id, tz, d, as_of).await?;
         if stored_day(db, tenant_id, d).await? != counted
             || stored_campaign_hours(db, tenant_id, d).await? != campaign_hours(&counted)
+            || stored_campaign_states(db, tenant_id, d).await? != campaign_states(&counted, &members)
         {
             bad.push(d);
         }

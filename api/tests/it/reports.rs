@@ -358,6 +358,24 @@ pub async fn figures_match_the_hand_computed_ones(app: TestApp) {
     let c = expect(app.call(sv, "get", &format!("/reports/campaigns?{day}"), None).await, 200);
     assert_eq!(cells(&c, "2026-12-01")[column(&c, "result:1")], 1);
     assert!(store::rollups::verify(&app.db, t.id, store::now_ms()).await.unwrap().is_empty());
+
+    // The campaign's occupancy counts its agents as they were when the day was counted: an agent
+    // who leaves the campaign later does not move that day's figures (the job recounts only days
+    // whose facts changed); `verify` names the day, and `rebuild` recounts it with today's members.
+    sqlx::query("DELETE FROM campaign_agents WHERE tenant_id = $1 AND user_id = $2")
+        .bind(t.id)
+        .bind(f.agent1)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let o = expect(app.call(sv, "get", &format!("/reports/outbound?{day}"), None).await, 200);
+    assert_eq!(o["rows"][0][12], 2_608_000 / 3, "{o}");
+    let day1 = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    assert!(store::rollups::verify(&app.db, t.id, store::now_ms()).await.unwrap().contains(&day1));
+    store::rollups::rebuild(&app.db, t.id, store::now_ms()).await.unwrap();
+    let o = expect(app.call(sv, "get", &format!("/reports/outbound?{day}"), None).await, 200);
+    assert_eq!(o["rows"][0][12], 0, "agent 2's ready time on that day: none; {o}");
+    assert!(store::rollups::verify(&app.db, t.id, store::now_ms()).await.unwrap().is_empty());
 }
 
 pub async fn call_history_filters_pages_and_exports(app: TestApp) {
