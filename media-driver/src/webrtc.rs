@@ -418,6 +418,12 @@ impl WebRtcLeg {
         };
         tx.write_rtp(RtpWrite::new(out_pt.into(), seq, time, now, body).marker(marker));
         self.stats.to_browser += 1;
+        // str0m's send queue hands out what was queued when its clock last moved: without this
+        // the packet waited for the leg's next deadline (which str0m set to "now"), one more
+        // pass of the shard's loop per packet, and on a coarser timer grid, a later packet.
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(error = %e, "webrtc timeout failed");
+        }
         self.drain(now);
     }
 

@@ -369,6 +369,9 @@ impl Browser {
         let mut direct = self.rtc.direct_api();
         let tx = direct.stream_tx_by_mid(self.mid, None).ok_or_else(|| BrowserError::Rtc("no send stream".into()))?;
         tx.write_rtp(RtpWrite::new(pt.into(), seq, timestamp, now, payload.to_vec()).marker(marker));
+        // str0m's send queue hands out what was queued when its clock last moved: the packet
+        // leaves now, not at the next pump.
+        self.rtc.handle_input(Input::Timeout(now)).map_err(rtc_err)?;
         self.drain()
     }
 
