@@ -1427,14 +1427,19 @@
     return q;
   }
 
-  /** Loads the page of the list; the arrivals counted since the last load are then on it. */
+  /** Loads the page of the list; the arrivals counted since the last load are then on it. Only
+   *  the newest load is shown: an earlier one answered late (a filter changed, then the next
+   *  page asked) must not put its page back. */
+  let cbLoads = 0;
   async function loadCallbacks() {
     const q = callbackQuery();
+    const load = ++cbLoads;
     $('cb-error').textContent = '';
     try {
       let r;
       if (q.get('assignee') === 'nobody') r = { items: [], total: 0, newest_id: S.cb.newest };
       else r = await api('GET', `/callbacks?${q}`);
+      if (load !== cbLoads) return;
       S.cb.items = r.items;
       S.cb.total = r.total;
       S.cb.newest = r.newest_id;
@@ -1442,9 +1447,11 @@
       S.cb.loaded = true;
       if (S.cb.sel) {
         const again = r.items.find((c) => c.id === S.cb.sel.id) || (await api('GET', `/callbacks/${S.cb.sel.id}`).catch(() => null));
+        if (load !== cbLoads) return;
         S.cb.sel = again;
       }
     } catch (e) {
+      if (load !== cbLoads) return;
       $('cb-error').textContent = e.message;
     }
     render();

@@ -141,6 +141,7 @@ async function shots(page, name) {
       same = jobs.some((j) => String(j.remaining) === shown.replace(/[^0-9]/g, ''));
       if (!same) await page.waitForTimeout(300);
     }
+    if (!same) log(`EVENTS ${(await page.evaluate(() => window.__desk.trail)).join('\n')}`);
     assert.ok(same, "the waiting screen shows the job's remaining leads after the rejoin");
     await shots(page, 'rejoined');
     assert.deepEqual(problems, [], `page problems: ${problems.join('\n')}`);

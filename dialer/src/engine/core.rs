@@ -301,8 +301,9 @@ pub struct Prepared {
     pub restricted: usize,
     /// Jobs with no dialable lead left in this run.
     pub exhausted: Vec<i64>,
-    /// Dialable leads left over the campaign's jobs.
-    pub remaining: u64,
+    /// Dialable leads left over the campaign's jobs; `None` when this prepare did not count them
+    /// (a look for agents' owned recalls): the campaign keeps its last count.
+    pub remaining: Option<u64>,
     /// Where the calls' recordings go (`None`: not recorded).
     pub recording_dir: Option<PathBuf>,
     /// A preview dial that was not placed, and why (`None` when placed, or not a preview).
@@ -1729,7 +1730,9 @@ impl Engine {
         self.stats.restricted += p.restricted as u64;
         self.release(f.campaign, f.caller_id.as_ref(), f.asked);
         if let Some(st) = self.campaigns.get_mut(&f.campaign) {
-            st.remaining = p.remaining;
+            if let Some(n) = p.remaining {
+                st.remaining = n;
+            }
         }
         if self.phase != Phase::Running {
             let calls: Vec<(i64, Option<i64>)> = p.dials.iter().map(|d| (i(d.call), d.lead.recall_id)).collect();

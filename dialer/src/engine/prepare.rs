@@ -147,7 +147,13 @@ async fn paced(
     remaining = remaining.saturating_sub(dials.len() as u64);
     Ok(Step {
         time_zone: jobs.first().map(|j| j.time_zone.clone()).unwrap_or_default(),
-        prepared: Prepared { restricted: not_dialled.len(), dials, exhausted, remaining, ..Prepared::default() },
+        prepared: Prepared {
+            restricted: not_dialled.len(),
+            dials,
+            exhausted,
+            remaining: Some(remaining),
+            ..Prepared::default()
+        },
     })
 }
 
@@ -172,7 +178,10 @@ async fn preview(
         f.period_day = Some(store::tenancy::local_day(&j.time_zone, now));
         remaining += store::leads::count_dialable(db, i(tenant), j.job_id, &f).await?.max(0) as u64;
     }
-    let mut p = Step { time_zone: job.time_zone.clone(), prepared: Prepared { remaining, ..Prepared::default() } };
+    let mut p = Step {
+        time_zone: job.time_zone.clone(),
+        prepared: Prepared { remaining: Some(remaining), ..Prepared::default() },
+    };
     let cand =
         store::preview::candidate(db, i(tenant), job.job_id, i(ask.agent), ask.lead, job.started_at, now).await?;
     let Some(c) = cand else {
@@ -221,7 +230,7 @@ async fn preview(
             caller_id: call.caller_id.clone(),
         })
         .collect();
-    p.remaining = p.remaining.saturating_sub(1);
+    p.remaining = p.remaining.map(|n| n.saturating_sub(1));
     Ok(p)
 }
 

@@ -331,6 +331,14 @@ impl Sim {
                         p.exhausted.push(rj.job_id);
                     }
                 }
+                // As the store counts them after the dials began: the jobs' leads not attempted.
+                let left = jobs
+                    .iter()
+                    .filter_map(|rj| self.jobs.iter().find(|j| j.job.job_id == rj.job_id))
+                    .flat_map(|j| j.leads.iter())
+                    .filter(|(id, _)| !self.attempted.contains(id))
+                    .count();
+                p.remaining = Some(left as u64);
             }
             PrepareKind::OwnedRecalls { job_ids, agents } => {
                 p.owned_recalls =
@@ -992,6 +1000,37 @@ fn a_recall_an_agent_owns_in_a_paced_job_goes_to_that_agent_only() {
     sim.run_for(6_000);
     assert_eq!(due(&sim).first(), Some(&(2, 77, 1)), "to its owner, for its job");
     assert!(due(&sim).iter().all(|(a, _, _)| *a == 2));
+}
+
+/// The campaign's remaining leads (its dialer figure, the agents' 残件数) come from the paced
+/// prepares' counts; the look for agents' owned recalls every few seconds counts none and leaves
+/// the figure alone (it used to reset it to 0).
+#[test]
+fn the_remaining_leads_figure_survives_the_looks_for_owned_recalls() {
+    let mut sim = Sim::new(vec![(running_job(1, 10, "progressive", 5), 30)]);
+    sim.agents_ready(10, &[1]);
+    sim.run_for(1_000);
+    let last = |sim: &Sim| {
+        sim.published.iter().rev().find_map(|e| match e {
+            ShardEvent::DialerStatus { remaining_leads, .. } => Some(*remaining_leads),
+            _ => None,
+        })
+    };
+    let counted = last(&sim).expect("a status");
+    assert!(counted > 0 && counted < 30, "{counted}");
+    // One agent: its call rings; the engine looks for owned recalls every 5 s meanwhile.
+    sim.published.clear();
+    sim.run_for(12_000);
+    let statuses: Vec<u64> = sim
+        .published
+        .iter()
+        .filter_map(|e| match e {
+            ShardEvent::DialerStatus { remaining_leads, .. } => Some(*remaining_leads),
+            _ => None,
+        })
+        .collect();
+    assert!(statuses.len() >= 10, "{statuses:?}");
+    assert!(statuses.iter().all(|n| *n > 0), "the figure fell to 0 with leads left: {statuses:?}");
 }
 
 /// A browser phone's offer and the job's start travel apart (the dialer notices; control): an
