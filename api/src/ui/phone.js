@@ -42,7 +42,8 @@ const P = {
   rttMs: null,
   lossPct: null,
   path: null, // 'UDP' | 'TCP': the selected candidate pair's transport
-  lastInbound: { packets: 0, at: 0 },
+  lastInbound: { packets: 0, at: 0 }, // of the current peer connection (its counters start at 0)
+  silent: false, // no audio from the shard for SILENCE_MS: said in the page's language when drawn
   audio: null, // AudioContext, analysers
   micAnalyser: null,
   farAnalyser: null,
@@ -60,7 +61,7 @@ function draw() {
   const s = $('phone-state');
   s.dataset.state = P.state;
   s.textContent = t(`phone_${P.state === 'failed' ? 'off' : P.state}`);
-  $('phone-error').textContent = P.errorKey ? t(P.errorKey) : P.error;
+  $('phone-error').textContent = P.errorKey ? t(P.errorKey) : P.error || (P.silent ? t('phone_err_silence') : '');
   const parts = [t(P.micHeard ? 'phone_mic_ok' : 'phone_mic_silent')];
   if (P.rttMs !== null) parts.push(t('phone_rtt', { ms: Math.round(P.rttMs) }));
   if (P.lossPct !== null) parts.push(t('phone_loss', { pct: P.lossPct.toFixed(1) }));
@@ -141,6 +142,8 @@ function newPeer() {
   if (P.pc) P.pc.close();
   const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
   P.pc = pc;
+  P.lastInbound = { packets: 0, at: 0 };
+  P.silent = false;
   P.sender = pc.addTrack(P.stream.getAudioTracks()[0], P.stream);
   pc.ontrack = (ev) => {
     const far = ev.streams[0] || new MediaStream([ev.track]);
@@ -269,8 +272,7 @@ async function stats() {
     const got = inbound.packetsReceived || 0;
     if (P.lossPct === null && got + lost > 0) P.lossPct = (100 * lost) / (got + lost);
     if (got > P.lastInbound.packets) P.lastInbound = { packets: got, at: now };
-    else if (P.lastInbound.at && now - P.lastInbound.at > SILENCE_MS && !P.error) P.error = t('phone_err_silence');
-    if (got > P.lastInbound.packets - 1 && P.error === t('phone_err_silence') && now - P.lastInbound.at < 1000) P.error = '';
+    P.silent = !!P.lastInbound.at && now - P.lastInbound.at > SILENCE_MS;
   }
 }
 
@@ -284,7 +286,7 @@ function tick() {
 /** The health check: the leg up, the microphone heard, audio arriving, loss under 5 %. */
 function readyAllowed() {
   if (!P.on) return true;
-  return P.state === 'on' && P.micHeard && !P.error && (P.lossPct === null || P.lossPct < 5);
+  return P.state === 'on' && P.micHeard && !P.error && !P.silent && (P.lossPct === null || P.lossPct < 5);
 }
 
 // -------------------------------------------------------------------------------------- dial pad

@@ -144,6 +144,9 @@ async function shots(page, name) {
     if (!same) log(`EVENTS ${(await page.evaluate(() => window.__desk.trail)).join('\n')}`);
     assert.ok(same, "the waiting screen shows the job's remaining leads after the rejoin");
     await shots(page, 'rejoined');
+    // The new peer's audio counters start at 0: the silence of the old one is not said again (it
+    // was, in the page's language of the moment, once 5 s had passed since the cut).
+    assert.equal(await page.evaluate(() => window.__phone.error()), '', 'no failure said after the rejoin');
     assert.deepEqual(problems, [], `page problems: ${problems.join('\n')}`);
     log('BROWSER OK');
   } finally {
