@@ -78,8 +78,8 @@ const agentState = (page, id) => page.$eval(`[data-agent="${id}"]`, (e) => e.dat
 const text = (page, sel) => page.$eval(sel, (e) => e.textContent.trim());
 /** A person signing in at / (the fields found by their labels, as a screen reader finds them),
  *  then waiting for `landing` (a URL or a pattern). */
-async function loginPage(page, login, password, landing, timeout = 120000) {
-  await page.goto(`${BASE}/`);
+async function loginPage(page, login, password, landing, timeout = 120000, base = BASE) {
+  await page.goto(`${base}/`);
   await until(page, 'the login form', () => !!document.getElementById('login-form'));
   await page.getByLabel('テナントコード').fill(FIX.tenant);
   await page.getByLabel('ログインID').fill(login);

@@ -517,7 +517,7 @@ async fn an_agent_works_every_list_mode_from_the_desktop() {
         "dnc": dnc, "unknown": "0355550001", "colleague": "佐藤 花子",
         "jobCallerId": job_cid, "callerId": picked_cid,
         "callback": "0322220003", "callbackName": "既存 顧客",
-        "businessEnd": {"job": evening.name, "at_ms": business_end_at,
+        "businessEnd": {"job": evening.name, "at_ms": business_end_at, "base": base,
                         "agents": [{"login": "kimura", "lang": "ja"}, {"login": "suzuki", "lang": "en"}]},
     });
     let proxy = Proxy::start(&base).await;
