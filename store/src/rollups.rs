@@ -334,19 +334,20 @@ async fn count_states(
     if end <= start {
         return Ok(());
     }
-    // The agent's current (state, reason, since) while walking its transitions in order.
-    let mut cur: Option<(i64, String, i64, i64)> = None;
-    let close = |cur: &Option<(i64, String, i64, i64)>, until: i64, states: &mut HashMap<StateKey, (i64, i64)>| {
-        if let Some((agent, state, reason, since)) = cur {
-            add_interval(tz, states, *agent, state, *reason, (*since).max(start), until.min(end));
-        }
+    // Each agent's current (state, reason, since) while walking the transitions in time order:
+    // the order of the `(tenant_id, at)` index, so that neither backend sorts the day's rows (in
+    // each agent's order by `(agent_user_id, at, id)` PostgreSQL sorted a million rows a refresh).
+    let mut cur: HashMap<i64, (String, i64, i64)> = HashMap::new();
+    let close = |states: &mut HashMap<StateKey, (i64, i64)>, agent: i64, open: &(String, i64, i64), until: i64| {
+        let (state, reason, since) = open;
+        add_interval(tz, states, agent, state, *reason, (*since).max(start), until.min(end));
     };
     // One statement streamed in order (not keyset pages: each page re-walked the day's range).
     {
         let mut rows = sqlx::query(
             "SELECT agent_user_id, to_state, to_reason_id, at FROM agent_transitions
              WHERE tenant_id = $1 AND at >= $2 AND at < $3
-             ORDER BY agent_user_id, at, id",
+             ORDER BY at, id",
         )
         .bind(tenant_id)
         .bind(start - STATE_LOOKBACK_MS)
@@ -355,10 +356,6 @@ async fn count_states(
         while let Some(r) = rows.try_next().await? {
             let agent: i64 = r.try_get("agent_user_id")?;
             let at: i64 = r.try_get("at")?;
-            match &cur {
-                Some((a, ..)) if *a == agent => close(&cur, at, states),
-                _ => close(&cur, end, states),
-            }
             let state: String = r.try_get("to_state")?;
             let reason = r.try_get::<Option<i64>, _>("to_reason_id")?.unwrap_or(0);
             if at >= start {
@@ -366,10 +363,14 @@ async fn count_states(
                 let key = StateKey { hour_at, hour, agent_user_id: agent, state: state.clone(), reason_id: reason };
                 states.entry(key).or_default().1 += 1;
             }
-            cur = Some((agent, state, reason, at));
+            if let Some(before) = cur.insert(agent, (state, reason, at)) {
+                close(states, agent, &before, at);
+            }
+        }
+        for (agent, open) in &cur {
+            close(states, *agent, open, end);
         }
     }
-    close(&cur, end, states);
     states.retain(|_, (ms, n)| *ms > 0 || *n > 0);
     // Offline time is kept only in hours the agent was also online: an agent off for days would
     // otherwise cost a row every hour.
