@@ -323,6 +323,38 @@ fn add_interval(
     }
 }
 
+/// Each agent's state at `at` (its last transition in the [`STATE_LOOKBACK_MS`] before): one
+/// index probe per agent of the tenant (the agents found by skipping through the agents' index), so
+/// that counting a day does not read the day before it (a large floor's day is millions of
+/// transitions; bench/RESULTS.md). The probe is a join, not `IN`: PostgreSQL ran an `IN`
+/// subquery's probe twice per agent.
+async fn states_at(db: &Db, tenant_id: i64, at: i64) -> Result<HashMap<i64, (String, i64, i64)>> {
+    let mut rows = sqlx::query(
+        "WITH RECURSIVE agents(id) AS (
+             SELECT MIN(agent_user_id) FROM agent_transitions WHERE tenant_id = $1
+             UNION ALL
+             SELECT (SELECT MIN(agent_user_id) FROM agent_transitions WHERE tenant_id = $1 AND agent_user_id > agents.id)
+             FROM agents WHERE agents.id IS NOT NULL
+         )
+         SELECT t.agent_user_id, t.to_state, t.to_reason_id, t.at FROM (
+             SELECT (SELECT x.id FROM agent_transitions x
+                     WHERE x.tenant_id = $1 AND x.agent_user_id = agents.id AND x.at >= $2 AND x.at < $3
+                     ORDER BY x.at DESC, x.id DESC LIMIT 1) AS last
+             FROM agents WHERE agents.id IS NOT NULL) p
+         JOIN agent_transitions t ON t.id = p.last",
+    )
+    .bind(tenant_id)
+    .bind(at - STATE_LOOKBACK_MS)
+    .bind(at)
+    .fetch(&db.pool);
+    let mut out = HashMap::new();
+    while let Some(r) = rows.try_next().await? {
+        let reason = r.try_get::<Option<i64>, _>("to_reason_id")?.unwrap_or(0);
+        out.insert(r.try_get::<i64, _>("agent_user_id")?, (r.try_get::<String, _>("to_state")?, reason, r.try_get::<i64, _>("at")?));
+    }
+    Ok(out)
+}
+
 async fn count_states(
     db: &Db,
     tenant_id: i64,
@@ -334,10 +366,11 @@ async fn count_states(
     if end <= start {
         return Ok(());
     }
-    // Each agent's current (state, reason, since) while walking the transitions in time order:
-    // the order of the `(tenant_id, at)` index, so that neither backend sorts the day's rows (in
-    // each agent's order by `(agent_user_id, at, id)` PostgreSQL sorted a million rows a refresh).
-    let mut cur: HashMap<i64, (String, i64, i64)> = HashMap::new();
+    // Each agent's current (state, reason, since): as the day starts, then while walking the
+    // day's transitions in time order, the order of the `(tenant_id, at)` index, so that neither
+    // backend sorts the day's rows (in each agent's order PostgreSQL sorted a million rows a
+    // refresh).
+    let mut cur = states_at(db, tenant_id, start).await?;
     let close = |states: &mut HashMap<StateKey, (i64, i64)>, agent: i64, open: &(String, i64, i64), until: i64| {
         let (state, reason, since) = open;
         add_interval(tz, states, agent, state, *reason, (*since).max(start), until.min(end));
@@ -350,7 +383,7 @@ async fn count_states(
              ORDER BY at, id",
         )
         .bind(tenant_id)
-        .bind(start - STATE_LOOKBACK_MS)
+        .bind(start)
         .bind(end)
         .fetch(&db.pool);
         while let Some(r) = rows.try_next().await? {
@@ -358,11 +391,9 @@ async fn count_states(
             let at: i64 = r.try_get("at")?;
             let state: String = r.try_get("to_state")?;
             let reason = r.try_get::<Option<i64>, _>("to_reason_id")?.unwrap_or(0);
-            if at >= start {
-                let (hour_at, hour) = hour_of(tz, at);
-                let key = StateKey { hour_at, hour, agent_user_id: agent, state: state.clone(), reason_id: reason };
-                states.entry(key).or_default().1 += 1;
-            }
+            let (hour_at, hour) = hour_of(tz, at);
+            let key = StateKey { hour_at, hour, agent_user_id: agent, state: state.clone(), reason_id: reason };
+            states.entry(key).or_default().1 += 1;
             if let Some(before) = cur.insert(agent, (state, reason, at)) {
                 close(states, agent, &before, at);
             }

@@ -487,6 +487,13 @@ pub async fn days_cut_at_the_tenants_midnight_across_dst(app: TestApp) {
     // Ready from 00:00 EDT to 03:00 EST: four hours, two of them 01:00.
     transition(&app, &t, f.agent1, "offline", "ready", None, utc("2026-11-01T04:00:00Z")).await;
     transition(&app, &t, f.agent1, "ready", "offline", None, utc("2026-11-01T08:00:00Z")).await;
+    // Agent 2 carries a break over midnight: ready at 16:00 EDT, paused at 21:00 EDT the day
+    // before (its state as the day starts is its last transition before, not its first), ready at
+    // 00:30 EDT, off at 01:00 EDT (the first).
+    transition(&app, &t, f.agent2, "offline", "ready", None, utc("2026-10-31T20:00:00Z")).await;
+    transition(&app, &t, f.agent2, "ready", "paused", Some(f.reason), utc("2026-11-01T01:00:00Z")).await;
+    transition(&app, &t, f.agent2, "paused", "ready", None, utc("2026-11-01T04:30:00Z")).await;
+    transition(&app, &t, f.agent2, "ready", "offline", None, utc("2026-11-01T05:00:00Z")).await;
     store::rollups::rebuild(&app.db, t.id, store::now_ms()).await.unwrap();
     let sv = t.token(Role::Sv);
     let c = expect(app.call(sv, "get", "/reports/campaigns?from=2026-10-31&to=2026-11-02", None).await, 200);
@@ -501,9 +508,25 @@ pub async fn days_cut_at_the_tenants_midnight_across_dst(app: TestApp) {
         app.call(sv, "get", "/reports/states?from=2026-11-01&to=2026-11-01&by=hour&hours=4&show=seconds", None).await,
         200,
     );
-    let ready: Vec<i64> =
-        s["rows"].as_array().unwrap().iter().map(|r| r[column(&s, "ready")].as_i64().unwrap() / 1000).collect();
-    assert_eq!(ready, [3600, 7200, 3600, 0]);
+    let secs = |key: &str| -> Vec<i64> {
+        s["rows"].as_array().unwrap().iter().map(|r| r[column(&s, key)].as_i64().unwrap() / 1000).collect()
+    };
+    assert_eq!(secs("ready"), [3600 + 1800, 7200, 3600, 0]);
+    assert_eq!(secs(&format!("reason:{}", f.reason)), [1800, 0, 0, 0], "the break carried over midnight");
+    let n = expect(
+        app.call(sv, "get", "/reports/states?from=2026-11-01&to=2026-11-01&by=hour&hours=4&show=count", None).await,
+        200,
+    );
+    let entries: Vec<i64> =
+        n["rows"].as_array().unwrap().iter().map(|r| r[column(&n, &format!("reason:{}", f.reason))].as_i64().unwrap()).collect();
+    assert_eq!(entries, [0, 0, 0, 0], "a break entered the day before is not entered again");
+    let before = expect(
+        app.call(sv, "get", "/reports/states?from=2026-10-31&to=2026-10-31&show=seconds", None).await,
+        200,
+    );
+    let reason = column(&before, &format!("reason:{}", f.reason));
+    let total: i64 = before["rows"].as_array().unwrap().iter().filter_map(|r| r[reason].as_i64()).sum();
+    assert!(total >= 3 * 3_600_000, "the day before holds its three hours of the break: {before}");
 }
 
 pub async fn roles_limit_the_figures(app: TestApp) {
