@@ -386,9 +386,9 @@ async fn count_states(
         return Ok(());
     }
     // Each agent's current (state, reason, since): as the day starts, then while walking the
-    // day's transitions in time order, the order of the `(tenant_id, at)` index, so that neither
-    // backend sorts the day's rows (in each agent's order PostgreSQL sorted a million rows a
-    // refresh).
+    // day's transitions in time order, the order of the `(tenant_id, at)` index and of the rows
+    // on disk (in each agent's order PostgreSQL walked the agents' index and read each row from
+    // another page).
     let probe = std::time::Instant::now();
     let mut cur = states_at(db, tenant_id, start).await?;
     tracing::debug!(tenant_id, agents = cur.len(), probe_ms = probe.elapsed().as_millis() as u64, "rollups: states at the day's start");
