@@ -300,44 +300,25 @@ pub async fn count_day(db: &Db, tenant_id: i64, tz: Tz, day: NaiveDate, now_ms: 
             out.agents.entry(a).or_default().add(&lead_count);
         }
     }
-    let began = std::time::Instant::now();
     count_states(db, tenant_id, tz, start, end.min(now_ms), &mut out.states).await?;
-    tracing::debug!(tenant_id, states_ms = began.elapsed().as_millis() as u64, "rollups: states counted");
     Ok(out)
 }
 
-/// [`hour_of`] remembered by the minute: the day's millions of instants fall in at most 1,500
-/// minutes, and every instant of a minute is in the same local hour (the zones' offsets are whole
-/// minutes), so each minute asks the zone once.
-struct Hours {
-    tz: Tz,
-    memo: HashMap<i64, (i64, i64)>,
-}
-
-impl Hours {
-    fn of(&mut self, at_ms: i64) -> (i64, i64) {
-        let minute = at_ms.div_euclid(60_000);
-        *self.memo.entry(minute).or_insert_with(|| hour_of(self.tz, minute * 60_000))
-    }
-}
-
-/// A state counted inside [`count_states`]: (hour_at, agent, state's index, reason).
-type Slot = (i64, i64, u16, i64);
-
 /// Adds the time of `[from, to)` in a state to its local hours.
 fn add_interval(
-    hours: &mut Hours,
-    states: &mut HashMap<Slot, (i64, i64, i64)>,
+    tz: Tz,
+    states: &mut HashMap<StateKey, (i64, i64)>,
     agent: i64,
-    (state, reason): (u16, i64),
+    state: &str,
+    reason: i64,
     mut from: i64,
     to: i64,
 ) {
     while from < to {
-        let (hour_at, hour) = hours.of(from);
+        let (hour_at, hour) = hour_of(tz, from);
         let next = (hour_at + HOUR_MS).min(to);
-        let e = states.entry((hour_at, agent, state, reason)).or_insert((0, 0, hour));
-        e.0 += next - from;
+        let key = StateKey { hour_at, hour, agent_user_id: agent, state: state.to_owned(), reason_id: reason };
+        states.entry(key).or_default().0 += next - from;
         from = next;
     }
 }
@@ -392,24 +373,9 @@ async fn count_states(
     let probe = std::time::Instant::now();
     let mut cur = states_at(db, tenant_id, start).await?;
     tracing::debug!(tenant_id, agents = cur.len(), probe_ms = probe.elapsed().as_millis() as u64, "rollups: states at the day's start");
-    // The states' names once each (a handful), the counts keyed by their index.
-    let mut names: Vec<String> = Vec::new();
-    let mut intern = |name: &str| -> u16 {
-        match names.iter().position(|n| n == name) {
-            Some(i) => i as u16,
-            None => {
-                names.push(name.to_owned());
-                (names.len() - 1) as u16
-            }
-        }
-    };
-    let mut cur: HashMap<i64, (u16, i64, i64)> =
-        cur.drain().map(|(agent, (state, reason, since))| (agent, (intern(&state), reason, since))).collect();
-    let mut hours = Hours { tz, memo: HashMap::new() };
-    let mut counted: HashMap<Slot, (i64, i64, i64)> = HashMap::new();
-    let close = |hours: &mut Hours, counted: &mut HashMap<Slot, (i64, i64, i64)>, agent: i64, open: (u16, i64, i64), until: i64| {
+    let close = |states: &mut HashMap<StateKey, (i64, i64)>, agent: i64, open: &(String, i64, i64), until: i64| {
         let (state, reason, since) = open;
-        add_interval(hours, counted, agent, (state, reason), since.max(start), until.min(end));
+        add_interval(tz, states, agent, state, *reason, (*since).max(start), until.min(end));
     };
     // One statement streamed in order (not keyset pages: each page re-walked the day's range).
     {
@@ -425,23 +391,18 @@ async fn count_states(
         while let Some(r) = rows.try_next().await? {
             let agent: i64 = r.try_get("agent_user_id")?;
             let at: i64 = r.try_get("at")?;
-            let state = intern(r.try_get::<&str, _>("to_state")?);
+            let state: String = r.try_get("to_state")?;
             let reason = r.try_get::<Option<i64>, _>("to_reason_id")?.unwrap_or(0);
-            let (hour_at, hour) = hours.of(at);
-            counted.entry((hour_at, agent, state, reason)).or_insert((0, 0, hour)).1 += 1;
+            let (hour_at, hour) = hour_of(tz, at);
+            let key = StateKey { hour_at, hour, agent_user_id: agent, state: state.clone(), reason_id: reason };
+            states.entry(key).or_default().1 += 1;
             if let Some(before) = cur.insert(agent, (state, reason, at)) {
-                close(&mut hours, &mut counted, agent, before, at);
+                close(states, agent, &before, at);
             }
         }
         for (agent, open) in &cur {
-            close(&mut hours, &mut counted, *agent, *open, end);
+            close(states, *agent, open, end);
         }
-    }
-    for ((hour_at, agent, state, reason), (ms, n, hour)) in counted {
-        let key = StateKey { hour_at, hour, agent_user_id: agent, state: names[usize::from(state)].clone(), reason_id: reason };
-        let e = states.entry(key).or_default();
-        e.0 += ms;
-        e.1 += n;
     }
     states.retain(|_, (ms, n)| *ms > 0 || *n > 0);
     // Offline time is kept only in hours the agent was also online: an agent off for days would
@@ -895,21 +856,6 @@ mod tests {
         }
         assert_eq!(hours, [0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]);
         assert_eq!(hour_of(tz, start + 90 * 60_000), (start + HOUR_MS, 1));
-    }
-
-    #[test]
-    fn hours_remembered_by_the_minute_are_the_zones_hours() {
-        // New York's fall-back day, Lord Howe's half-hour daylight saving, India's half-hour offset.
-        for (zone, day) in [("America/New_York", (2026, 11, 1)), ("Australia/Lord_Howe", (2026, 4, 5)), ("Asia/Kolkata", (2026, 12, 1))] {
-            let tz = parse_tz(zone).unwrap();
-            let (start, end) = day_bounds(tz, NaiveDate::from_ymd_opt(day.0, day.1, day.2).unwrap());
-            let mut hours = Hours { tz, memo: HashMap::new() };
-            let mut t = start - HOUR_MS;
-            while t < end + HOUR_MS {
-                assert_eq!(hours.of(t), hour_of(tz, t), "{zone} at {t}");
-                t += 7_919; // a prime number of ms: every second and ms of the minute in turn
-            }
-        }
     }
 
     #[test]
