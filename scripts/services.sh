@@ -37,6 +37,13 @@ if ! pg_ready; then
   su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
 fi
 pg_ready || { echo "services: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+# kakeru's settings for its primary (deploy/postgresql), so that tests and benches run on what production
+# runs: into the newest cluster's conf.d (Debian's postgresql.conf includes it), then a reload.
+pgconfd=$(ls -d /etc/postgresql/*/main/conf.d 2>/dev/null | sort -V | tail -1)
+if [ -n "$pgconfd" ] && ! cmp -s deploy/postgresql/kakeru-postgresql.conf "$pgconfd/kakeru-postgresql.conf"; then
+  install -m 0644 deploy/postgresql/kakeru-postgresql.conf "$pgconfd/"
+  su postgres -c "psql -qtc 'SELECT pg_reload_conf()'" >/dev/null
+fi
 
 # --- Redis (127.0.0.1:6379) ----------------------------------------------------------------------
 redis_ready() { (command -v redis-cli >/dev/null && [ "$(redis-cli -h 127.0.0.1 ping 2>/dev/null)" = PONG ]); }

@@ -3,10 +3,10 @@
 //! state of every agent the batch touched; and what a restarted service reads back. The rows are
 //! plain values here: the control service owns their types (agent states, causes, views as JSON).
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::records::WrapupSave;
-use crate::{placeholders, Db, Result, StoreError};
+use crate::{placeholders, Backend, Db, Result, StoreError};
 
 /// Rows per multi-row INSERT (at 11 columns, well under SQLite's 32,766 and PostgreSQL's 65,535
 /// parameters). Each statement is a round trip to the database's thread or server; at 200 rows a
@@ -93,39 +93,12 @@ pub async fn commit(db: &Db, tenant_id: i64, now_ms: i64, w: Batch<'_>, fence: O
             return Ok(Committed::Fenced);
         }
     }
-    for chunk in w.applied.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO control_applied (tenant_id, message_id, applied_at) VALUES {}",
-            placeholders(db.backend, chunk.len(), 3)
-        );
-        let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
-        for id in chunk {
-            q = q.bind(t).bind(id.as_str()).bind(now_ms);
+    match db.backend {
+        Backend::Postgres => write_batch_pg(&mut tx, t, now_ms, &w).await?,
+        Backend::Sqlite => {
+            insert_applied_values(db, &mut tx, t, now_ms, w.applied).await?;
+            insert_transitions_values(db, &mut tx, t, w.transitions).await?;
         }
-        q.execute(&mut *tx).await?;
-    }
-    for chunk in w.transitions.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO agent_transitions (tenant_id, agent_user_id, from_state, to_state, from_reason_id, to_reason_id,
-                cause, supervisor_id, call_id, at, message_id) VALUES {}",
-            placeholders(db.backend, chunk.len(), 11)
-        );
-        let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
-        for tr in chunk {
-            q = q
-                .bind(t)
-                .bind(tr.agent_user_id)
-                .bind(tr.from_state)
-                .bind(tr.to_state)
-                .bind(tr.from_reason_id)
-                .bind(tr.to_reason_id)
-                .bind(tr.cause)
-                .bind(tr.supervisor_id)
-                .bind(tr.dialer_call_id)
-                .bind(tr.at_ms)
-                .bind(tr.message_id);
-        }
-        q.execute(&mut *tx).await?;
     }
     for op in w.calls {
         match op {
@@ -207,7 +180,161 @@ pub async fn commit(db: &Db, tenant_id: i64, now_ms: i64, w: Batch<'_>, fence: O
             }
         }
     }
-    for chunk in w.agents.chunks(ROWS_PER_INSERT) {
+    if db.backend == Backend::Sqlite {
+        upsert_agents_values(db, &mut tx, t, now_ms, w.agents).await?;
+    }
+    tx.commit().await?;
+    Ok(Committed::Done)
+}
+
+/// One transition as a record of `json_to_recordset` (short keys: the text is the payload).
+#[derive(serde::Serialize)]
+struct TransitionJson<'a> {
+    a: i64,
+    f: &'a str,
+    t: &'a str,
+    fr: Option<i64>,
+    tr: Option<i64>,
+    c: &'a str,
+    s: Option<i64>,
+    k: Option<i64>,
+    at: i64,
+    m: &'a str,
+}
+
+/// One agent row as a record of `json_to_recordset`.
+#[derive(serde::Serialize)]
+struct AgentJson<'a> {
+    a: i64,
+    c: Option<i64>,
+    j: Option<i64>,
+    g: Option<i64>,
+    v: &'a str,
+    k: &'a str,
+}
+
+/// The batch's message ids, transitions and agent rows on PostgreSQL: one statement of fixed text
+/// (prepared once per connection, one round trip) over three JSON arrays. A multi-row VALUES per
+/// table was a statement of its own for every batch size, parsed and planned again for each commit,
+/// and three round trips (bench/RESULTS.md, "Control service throughput", 2026-12-08). The
+/// transitions are inserted in the batch's order: their ids follow it, and a day's transitions are
+/// read back by `(at, id)`.
+async fn write_batch_pg(tx: &mut AnyConnection, t: i64, now_ms: i64, w: &Batch<'_>) -> Result<()> {
+    if w.applied.is_empty() && w.transitions.is_empty() && w.agents.is_empty() {
+        return Ok(());
+    }
+    let transitions: Vec<TransitionJson<'_>> = w
+        .transitions
+        .iter()
+        .map(|r| TransitionJson {
+            a: r.agent_user_id,
+            f: r.from_state,
+            t: r.to_state,
+            fr: r.from_reason_id,
+            tr: r.to_reason_id,
+            c: r.cause,
+            s: r.supervisor_id,
+            k: r.dialer_call_id,
+            at: r.at_ms,
+            m: r.message_id,
+        })
+        .collect();
+    let agents: Vec<AgentJson<'_>> = w
+        .agents
+        .iter()
+        .map(|r| AgentJson {
+            a: r.agent_user_id,
+            c: r.campaign_id,
+            j: r.call_job_id,
+            g: r.dialing_group_id,
+            v: &r.view,
+            k: &r.config,
+        })
+        .collect();
+    sqlx::query(
+        "WITH applied AS (
+            INSERT INTO control_applied (tenant_id, message_id, applied_at)
+            SELECT $1, m, $2 FROM json_array_elements_text($3::json) AS m
+         ), transitions AS (
+            INSERT INTO agent_transitions (tenant_id, agent_user_id, from_state, to_state, from_reason_id,
+                to_reason_id, cause, supervisor_id, call_id, at, message_id)
+            SELECT $1, r.a, r.f, r.t, r.fr, r.tr, r.c, r.s, r.k, r.at, r.m
+            FROM ROWS FROM (json_to_recordset($4::json)
+                AS (a bigint, f text, t text, fr bigint, tr bigint, c text, s bigint, k bigint, at bigint, m text))
+                WITH ORDINALITY AS r(a, f, t, fr, tr, c, s, k, at, m, n)
+            ORDER BY r.n
+         )
+         INSERT INTO control_agents (tenant_id, agent_user_id, campaign_id, call_job_id, dialing_group_id, view,
+            config, updated_at)
+         SELECT $1, r.a, r.c, r.j, r.g, r.v, r.k, $2
+         FROM json_to_recordset($5::json) AS r(a bigint, c bigint, j bigint, g bigint, v text, k text)
+         WHERE true
+         ON CONFLICT (tenant_id, agent_user_id) DO UPDATE SET campaign_id = excluded.campaign_id,
+            call_job_id = excluded.call_job_id, dialing_group_id = excluded.dialing_group_id,
+            view = excluded.view, config = excluded.config, updated_at = excluded.updated_at",
+    )
+    .bind(t)
+    .bind(now_ms)
+    .bind(json(w.applied)?)
+    .bind(json(&transitions)?)
+    .bind(json(&agents)?)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Config(format!("a batch as JSON: {e}")))
+}
+
+/// The batch's message ids, on SQLite: multi-row VALUES of [`ROWS_PER_INSERT`] rows (SQLite parses
+/// a statement in process, and keeps the full-size one prepared).
+async fn insert_applied_values(db: &Db, tx: &mut AnyConnection, t: i64, now_ms: i64, ids: &[String]) -> Result<()> {
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO control_applied (tenant_id, message_id, applied_at) VALUES {}",
+            placeholders(db.backend, chunk.len(), 3)
+        );
+        let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
+        for id in chunk {
+            q = q.bind(t).bind(id.as_str()).bind(now_ms);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// The batch's transitions, on SQLite (see [`insert_applied_values`]).
+async fn insert_transitions_values(db: &Db, tx: &mut AnyConnection, t: i64, rows: &[TransitionRow<'_>]) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO agent_transitions (tenant_id, agent_user_id, from_state, to_state, from_reason_id, to_reason_id,
+                cause, supervisor_id, call_id, at, message_id) VALUES {}",
+            placeholders(db.backend, chunk.len(), 11)
+        );
+        let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
+        for tr in chunk {
+            q = q
+                .bind(t)
+                .bind(tr.agent_user_id)
+                .bind(tr.from_state)
+                .bind(tr.to_state)
+                .bind(tr.from_reason_id)
+                .bind(tr.to_reason_id)
+                .bind(tr.cause)
+                .bind(tr.supervisor_id)
+                .bind(tr.dialer_call_id)
+                .bind(tr.at_ms)
+                .bind(tr.message_id);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// The batch's agents, on SQLite (see [`insert_applied_values`]).
+async fn upsert_agents_values(db: &Db, tx: &mut AnyConnection, t: i64, now_ms: i64, rows: &[AgentRow]) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO control_agents (tenant_id, agent_user_id, campaign_id, call_job_id, dialing_group_id, view, config, updated_at)
              VALUES {}
@@ -230,8 +357,7 @@ pub async fn commit(db: &Db, tenant_id: i64, now_ms: i64, w: Batch<'_>, fence: O
         }
         q.execute(&mut *tx).await?;
     }
-    tx.commit().await?;
-    Ok(Committed::Done)
+    Ok(())
 }
 
 /// The tenant's agents as committed, by user id (at most `limit`).

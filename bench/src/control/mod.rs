@@ -181,6 +181,8 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let end = start + Duration::from_secs(args.seconds);
     let mut lat_us: Vec<u64> = Vec::with_capacity(1 << 20);
+    // The same latencies by the 5-s window they arrived in: where in a run its tail is.
+    let mut windows: Vec<Vec<u64>> = Vec::new();
     let mut running = true;
     let (mut offered, mut deferred) = (0u64, 0u64);
     let mut pace = tokio::time::interval(Duration::from_millis(1));
@@ -229,7 +231,13 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
         let id = a.agent_id.0;
         let t0 = sent.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         if let Some(t0) = t0 {
-            lat_us.push(t0.elapsed().as_micros() as u64);
+            let us = t0.elapsed().as_micros() as u64;
+            lat_us.push(us);
+            let w = (start.elapsed().as_secs() / WINDOW_S) as usize;
+            if windows.len() <= w {
+                windows.resize_with(w + 1, Vec::new);
+            }
+            windows[w].push(us);
             if running && Instant::now() < end {
                 if args.rate.is_some() {
                     idle.push_back((id, a.state == AgentState::Ready));
@@ -272,12 +280,21 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
             as f64
             / 1000.0
     };
+    let p99_per_window: Vec<f64> = windows
+        .iter_mut()
+        .map(|w| {
+            w.sort_unstable();
+            w.get(((w.len() as f64 * 0.99) as usize).min(w.len().saturating_sub(1))).copied().unwrap_or(0) as f64
+                / 1000.0
+        })
+        .collect();
     let out = serde_json::json!({
         "agents": n,
         "seconds": args.seconds,
         "events_per_s": lat_us.len() as f64 / elapsed,
         "latency_p50_ms": pct(0.50),
         "latency_p99_ms": pct(0.99),
+        "latency_p99_ms_per_5s": p99_per_window,
         "published": published,
         "applied": applied,
         "transitions": transitions,
@@ -343,6 +360,9 @@ async fn spawn_service(
     opened.await?.map_err(|e| anyhow::anyhow!("opening the control service: {e}"))?;
     Ok(thread)
 }
+
+/// The width of the windows of `latency_p99_ms_per_5s`, in seconds.
+const WINDOW_S: u64 = 5;
 
 /// Worker threads of the service's runtime (as `kakeru control` has on this machine's two cores).
 const SERVICE_THREADS: usize = 2;

@@ -3,6 +3,7 @@
 mod agent;
 mod agent_prop;
 mod boundary;
+mod commit;
 mod edge;
 mod park;
 mod service;

@@ -152,3 +152,44 @@ fn redis_starts_with_the_bus_persistence() {
     assert!(policy.contains("noeviction"), "{policy}");
     assert!(fsync.contains("everysec"), "{fsync}");
 }
+
+/// The PostgreSQL settings file, as the test server (where `scripts/services.sh` installs it) read
+/// it: every setting in the file parsed and applied, none refused.
+#[test]
+fn postgresql_applies_the_kakeru_settings() {
+    let conf = std::fs::read_to_string(deploy().join("postgresql/kakeru-postgresql.conf")).expect("conf");
+    let want: BTreeSet<(String, String)> = conf
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("name = value");
+            (k.trim().to_string(), v.trim().to_string())
+        })
+        .collect();
+    assert!(!want.is_empty(), "no settings in kakeru-postgresql.conf");
+    let url =
+        std::env::var("KAKERU_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (ok, out) = run(
+        "psql",
+        &[
+            &url,
+            "-tA",
+            "-F",
+            "|",
+            "-c",
+            "SELECT name, setting, applied, COALESCE(error, '') FROM pg_file_settings
+             WHERE sourcefile LIKE '%/kakeru-postgresql.conf'",
+        ],
+        None,
+    );
+    assert!(ok, "psql: {out}");
+    let mut got = BTreeSet::new();
+    for row in out.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = row.split('|').collect();
+        assert_eq!(f.len(), 4, "{row}");
+        assert_eq!((f[2], f[3]), ("t", ""), "{}: not applied by the server ({row})", f[0]);
+        got.insert((f[0].to_string(), f[1].to_string()));
+    }
+    assert_eq!(got, want, "the server's kakeru-postgresql.conf is not this one: run scripts/services.sh");
+}
