@@ -8,24 +8,35 @@ use sqlx::{AnyConnection, Row};
 use crate::records::WrapupSave;
 use crate::{placeholders, Backend, Db, Result, StoreError};
 
-/// Rows per multi-row INSERT (at 11 columns, well under SQLite's 32,766 and PostgreSQL's 65,535
-/// parameters). Each statement is a round trip to the database's thread or server; at 200 rows a
-/// merged batch of 5,000 messages took 75 of them, at 1,000 rows 15.
+/// Rows per multi-row INSERT on SQLite (at 11 columns, well under its 32,766 parameters). Each
+/// statement is a round trip to the database's thread; at 200 rows a merged batch of 5,000 messages
+/// took 75 of them, at 1,000 rows 15.
 const ROWS_PER_INSERT: usize = 1_000;
 
-/// One agent transition (`agent_transitions`).
-#[derive(Debug, Clone, Copy)]
+/// One agent transition (`agent_transitions`). Serialized as a record of PostgreSQL's
+/// `json_to_recordset` in [`commit`] (short keys: the text is the payload).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct TransitionRow<'a> {
+    #[serde(rename = "a")]
     pub agent_user_id: i64,
+    #[serde(rename = "f")]
     pub from_state: &'a str,
+    #[serde(rename = "t")]
     pub to_state: &'a str,
+    #[serde(rename = "fr")]
     pub from_reason_id: Option<i64>,
+    #[serde(rename = "tr")]
     pub to_reason_id: Option<i64>,
+    #[serde(rename = "c")]
     pub cause: &'a str,
+    #[serde(rename = "s")]
     pub supervisor_id: Option<i64>,
+    #[serde(rename = "k")]
     pub dialer_call_id: Option<i64>,
+    #[serde(rename = "at")]
     pub at_ms: i64,
     /// The bus message that caused it.
+    #[serde(rename = "m")]
     pub message_id: &'a str,
 }
 
@@ -49,13 +60,20 @@ pub enum CallWrite {
 }
 
 /// An agent's row in `control_agents`: their call job and state (`view`, `config`: JSON).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialized as a record of `json_to_recordset`, as [`TransitionRow`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AgentRow {
+    #[serde(rename = "a")]
     pub agent_user_id: i64,
+    #[serde(rename = "c")]
     pub campaign_id: Option<i64>,
+    #[serde(rename = "j")]
     pub call_job_id: Option<i64>,
+    #[serde(rename = "g")]
     pub dialing_group_id: Option<i64>,
+    #[serde(rename = "v")]
     pub view: String,
+    #[serde(rename = "k")]
     pub config: String,
 }
 
@@ -95,10 +113,7 @@ pub async fn commit(db: &Db, tenant_id: i64, now_ms: i64, w: Batch<'_>, fence: O
     }
     match db.backend {
         Backend::Postgres => write_batch_pg(&mut tx, t, now_ms, &w).await?,
-        Backend::Sqlite => {
-            insert_applied_values(db, &mut tx, t, now_ms, w.applied).await?;
-            insert_transitions_values(db, &mut tx, t, w.transitions).await?;
-        }
+        Backend::Sqlite => write_batch_values(&mut tx, t, now_ms, &w).await?,
     }
     for op in w.calls {
         match op {
@@ -180,37 +195,8 @@ pub async fn commit(db: &Db, tenant_id: i64, now_ms: i64, w: Batch<'_>, fence: O
             }
         }
     }
-    if db.backend == Backend::Sqlite {
-        upsert_agents_values(db, &mut tx, t, now_ms, w.agents).await?;
-    }
     tx.commit().await?;
     Ok(Committed::Done)
-}
-
-/// One transition as a record of `json_to_recordset` (short keys: the text is the payload).
-#[derive(serde::Serialize)]
-struct TransitionJson<'a> {
-    a: i64,
-    f: &'a str,
-    t: &'a str,
-    fr: Option<i64>,
-    tr: Option<i64>,
-    c: &'a str,
-    s: Option<i64>,
-    k: Option<i64>,
-    at: i64,
-    m: &'a str,
-}
-
-/// One agent row as a record of `json_to_recordset`.
-#[derive(serde::Serialize)]
-struct AgentJson<'a> {
-    a: i64,
-    c: Option<i64>,
-    j: Option<i64>,
-    g: Option<i64>,
-    v: &'a str,
-    k: &'a str,
 }
 
 /// The batch's message ids, transitions and agent rows on PostgreSQL: one statement of fixed text
@@ -223,34 +209,6 @@ async fn write_batch_pg(tx: &mut AnyConnection, t: i64, now_ms: i64, w: &Batch<'
     if w.applied.is_empty() && w.transitions.is_empty() && w.agents.is_empty() {
         return Ok(());
     }
-    let transitions: Vec<TransitionJson<'_>> = w
-        .transitions
-        .iter()
-        .map(|r| TransitionJson {
-            a: r.agent_user_id,
-            f: r.from_state,
-            t: r.to_state,
-            fr: r.from_reason_id,
-            tr: r.to_reason_id,
-            c: r.cause,
-            s: r.supervisor_id,
-            k: r.dialer_call_id,
-            at: r.at_ms,
-            m: r.message_id,
-        })
-        .collect();
-    let agents: Vec<AgentJson<'_>> = w
-        .agents
-        .iter()
-        .map(|r| AgentJson {
-            a: r.agent_user_id,
-            c: r.campaign_id,
-            j: r.call_job_id,
-            g: r.dialing_group_id,
-            v: &r.view,
-            k: &r.config,
-        })
-        .collect();
     sqlx::query(
         "WITH applied AS (
             INSERT INTO control_applied (tenant_id, message_id, applied_at)
@@ -276,24 +234,26 @@ async fn write_batch_pg(tx: &mut AnyConnection, t: i64, now_ms: i64, w: &Batch<'
     .bind(t)
     .bind(now_ms)
     .bind(json(w.applied)?)
-    .bind(json(&transitions)?)
-    .bind(json(&agents)?)
+    .bind(json(w.transitions)?)
+    .bind(json(w.agents)?)
     .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
+/// A bound value as JSON text (of plain numbers and strings: it cannot fail in practice).
 fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Config(format!("a batch as JSON: {e}")))
+    serde_json::to_string(v).map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))
 }
 
-/// The batch's message ids, on SQLite: multi-row VALUES of [`ROWS_PER_INSERT`] rows (SQLite parses
-/// a statement in process, and keeps the full-size one prepared).
-async fn insert_applied_values(db: &Db, tx: &mut AnyConnection, t: i64, now_ms: i64, ids: &[String]) -> Result<()> {
-    for chunk in ids.chunks(ROWS_PER_INSERT) {
+/// The batch's message ids, transitions and agent rows on SQLite: multi-row VALUES of
+/// [`ROWS_PER_INSERT`] rows (SQLite parses a statement in process, and keeps the full-size one
+/// prepared).
+async fn write_batch_values(tx: &mut AnyConnection, t: i64, now_ms: i64, w: &Batch<'_>) -> Result<()> {
+    for chunk in w.applied.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO control_applied (tenant_id, message_id, applied_at) VALUES {}",
-            placeholders(db.backend, chunk.len(), 3)
+            placeholders(Backend::Sqlite, chunk.len(), 3)
         );
         let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
         for id in chunk {
@@ -301,16 +261,11 @@ async fn insert_applied_values(db: &Db, tx: &mut AnyConnection, t: i64, now_ms: 
         }
         q.execute(&mut *tx).await?;
     }
-    Ok(())
-}
-
-/// The batch's transitions, on SQLite (see [`insert_applied_values`]).
-async fn insert_transitions_values(db: &Db, tx: &mut AnyConnection, t: i64, rows: &[TransitionRow<'_>]) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in w.transitions.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO agent_transitions (tenant_id, agent_user_id, from_state, to_state, from_reason_id, to_reason_id,
                 cause, supervisor_id, call_id, at, message_id) VALUES {}",
-            placeholders(db.backend, chunk.len(), 11)
+            placeholders(Backend::Sqlite, chunk.len(), 11)
         );
         let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
         for tr in chunk {
@@ -329,19 +284,14 @@ async fn insert_transitions_values(db: &Db, tx: &mut AnyConnection, t: i64, rows
         }
         q.execute(&mut *tx).await?;
     }
-    Ok(())
-}
-
-/// The batch's agents, on SQLite (see [`insert_applied_values`]).
-async fn upsert_agents_values(db: &Db, tx: &mut AnyConnection, t: i64, now_ms: i64, rows: &[AgentRow]) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
+    for chunk in w.agents.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO control_agents (tenant_id, agent_user_id, campaign_id, call_job_id, dialing_group_id, view, config, updated_at)
              VALUES {}
              ON CONFLICT (tenant_id, agent_user_id) DO UPDATE SET campaign_id = excluded.campaign_id,
                 call_job_id = excluded.call_job_id, dialing_group_id = excluded.dialing_group_id,
                 view = excluded.view, config = excluded.config, updated_at = excluded.updated_at",
-            placeholders(db.backend, chunk.len(), 8)
+            placeholders(Backend::Sqlite, chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_INSERT);
         for a in chunk {

@@ -275,17 +275,12 @@ pub async fn run(args: &ControlArgs) -> anyhow::Result<()> {
         .await?
         .map_err(|_| anyhow::anyhow!("the control service's thread panicked"))??;
     lat_us.sort_unstable();
-    let pct = |p: f64| {
-        lat_us.get(((lat_us.len() as f64 * p) as usize).min(lat_us.len().saturating_sub(1))).copied().unwrap_or(0)
-            as f64
-            / 1000.0
-    };
+    let pct = |p: f64| ms_at(&lat_us, p);
     let p99_per_window: Vec<f64> = windows
         .iter_mut()
         .map(|w| {
             w.sort_unstable();
-            w.get(((w.len() as f64 * 0.99) as usize).min(w.len().saturating_sub(1))).copied().unwrap_or(0) as f64
-                / 1000.0
+            ms_at(w, 0.99)
         })
         .collect();
     let out = serde_json::json!({
@@ -359,6 +354,12 @@ async fn spawn_service(
     })?;
     opened.await?.map_err(|e| anyhow::anyhow!("opening the control service: {e}"))?;
     Ok(thread)
+}
+
+/// The latency at rank `p` of `sorted` (µs), in ms; 0 when empty.
+fn ms_at(sorted: &[u64], p: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0) as f64
+        / 1000.0
 }
 
 /// The width of the windows of `latency_p99_ms_per_5s`, in seconds.
